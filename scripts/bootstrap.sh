@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs figsearch and everything it needs into ./.venv on a fresh Debian/Ubuntu machine.
+# Idempotent: a second run only checks. Used by scripts/run.sh and scripts/test.sh.
+#   WITH_BROWSER=1  also install Chromium and its driver (for the end-to-end web test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_wanted=()
+[ -e /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || [ -n "$(ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata 2>/dev/null)" ] \
+  || apt_wanted+=(tesseract-ocr tesseract-ocr-eng)
+if [ "${WITH_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null || apt_wanted+=(chromium)
+  command -v chromedriver >/dev/null || apt_wanted+=(chromium-driver)
+fi
+if [ ${#apt_wanted[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing ${apt_wanted[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_wanted[@]}" >/dev/null
+  elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_wanted[@]}" >/dev/null
+  else
+    echo "bootstrap: warning: please install ${apt_wanted[*]} with your system's package manager" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first and pinned: its CPU build; an unpinned torch (asked for by another package) is a multi-GB CUDA build.
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e '.[all,test]'
+echo "bootstrap: figsearch installed in .venv ($(.venv/bin/figsearch --version))"

@@ -1,0 +1,3 @@
+from figsearch.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""CLI commands of the ingest stage (see figsearch.cli)."""

@@ -1,0 +1,1 @@
+"""CLI commands of the ocr stage (see figsearch.cli)."""

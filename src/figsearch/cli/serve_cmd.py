@@ -1,0 +1,1 @@
+"""CLI commands of the serve stage (see figsearch.cli)."""

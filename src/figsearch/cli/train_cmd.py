@@ -1,0 +1,1 @@
+"""CLI commands of the train stage (see figsearch.cli)."""

@@ -1,0 +1,33 @@
+"""What a search asks for. The CLI, the HTTP API and the evaluation build these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: fusion modes; "visual" and "text" use one modality only
+MODES = ("visual", "text", "avg", "max", "rrf")
+
+
+@dataclass
+class Filters:
+    date_from: str | None = None  # ISO date, inclusive, on the publication date
+    date_to: str | None = None
+    office: str | None = None  # "US", "EP", ...
+    classification_prefix: str | None = None  # matched against any scheme's codes
+    exclude_patents: tuple[str, ...] = ()
+
+
+@dataclass
+class Query:
+    """At least one of figure_id, image, text. ``image`` is a PIL image or the bytes of a file."""
+
+    figure_id: str | None = None
+    image: object | None = None
+    text: str | None = None
+    mode: str = "avg"
+    #: 0..1; when set, fused score = (1-w)*visual + w*text instead of the mode's rule
+    text_weight: float | None = None
+    k: int = 10
+    offset: int = 0
+    exclude_query_patent: bool = False
+    filters: Filters = field(default_factory=Filters)
