@@ -405,10 +405,11 @@ class Collection:
         """
         pub = patent.publication_number
         with self.transaction() as db:
-            old = {
-                r["figure_id"]: r["image_sha256"]
-                for r in db.execute("SELECT figure_id, image_sha256 FROM figures WHERE publication_number=?", (pub,))
-            }
+            rows = db.execute(
+                "SELECT figure_id, image_sha256, parent_id FROM figures WHERE publication_number=?", (pub,)
+            ).fetchall()
+            # figures cut from a sheet later (by OCR) are not in an ingest's list: they belong to their sheet
+            old = {r["figure_id"]: r["image_sha256"] for r in rows if r["parent_id"] is None}
             db.execute(
                 """INSERT INTO patents (publication_number, office, number, kind, title, publication_date,
                        filing_date, language, abstract, claims_json, source_path, source_format, ingested_at)
@@ -436,13 +437,14 @@ class Collection:
                 [(pub, i, p.number, p.section.value, p.heading, p.text) for i, p in enumerate(patent.paragraphs)],
             )
             new_ids = {f.figure_id for f in figures}
-            for gone in set(old) - new_ids:
-                db.execute("DELETE FROM figures WHERE figure_id=?", (gone,))
+            stale = set(old) - new_ids
+            stale |= {f.figure_id for f in figures if f.figure_id in old and old[f.figure_id] != f.image_sha256}
+            for sheet in stale:
+                # the image changed or vanished: what was derived from it (cut figures included) is stale
+                db.execute("DELETE FROM figures WHERE parent_id=?", (sheet,))
+                db.execute("DELETE FROM figures WHERE figure_id=?", (sheet,))
             for figure in figures:
                 sha = figure.image_sha256
-                if figure.figure_id in old and old[figure.figure_id] != sha:
-                    # the image changed: what was derived from the old one is stale
-                    db.execute("DELETE FROM figures WHERE figure_id=?", (figure.figure_id,))
                 db.execute(
                     """INSERT INTO figures (figure_id, publication_number, label, role, sequence, source_file,
                            page, description, image_path, thumbnail_path, width, height, image_sha256,
