@@ -49,8 +49,9 @@ def extract(path: Path, name: str, stack: contextlib.ExitStack, collection_root:
     scratch_parent = Path(collection_root) / SCRATCH
     scratch_parent.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="unpack-", dir=scratch_parent))
-    stack.callback(shutil.rmtree, root, True)
+    # callbacks run last-in first-out: the scratch folder goes after what is in it
     stack.callback(_remove_if_empty, scratch_parent)
+    stack.callback(shutil.rmtree, root, True)
     extracted = Extracted(root)
     with open(path, "rb") as handle:
         head = handle.read(512)

@@ -32,8 +32,10 @@ _VERB = re.compile(
     r"diagrammatically|gives|displays?|views?|a\b|an\b|the\b)",
     re.I,
 )
+# Hague-system designs number "reproductions" instead: "1.1 : Perspective", "reproduction 1.2 is a front view"
+_HAGUE = re.compile(r"^\s*(?:reproductions?\s+)?(?P<num>\d{1,2}\.\d{1,3})\s*(?::\s*\S|\s+(?:is|are|shows?)\b)", re.I)
 # where one figure's sentence ends and the next begins inside a paragraph
-_SPLIT = re.compile(r"(?:;|\.)\s+(?:and,?\s+)?(?=(?:the\s+)?FIG(?:URE)?S?\b)", re.I)
+_SPLIT = re.compile(r"(?:;|\.)\s+(?:and,?\s+)?(?=(?:the\s+)?FIG(?:URE)?S?\b|reproductions?\s+\d)", re.I)
 # the end of the first sentence (not the dot of "FIG." or "No.")
 _SENTENCE_END = re.compile(r"(?<!\bFIG)(?<!\bFIGS)(?<!\bNo)(?<!\bNos)(?<!\be\.g)(?<!\bi\.e)\.\s+(?=[A-Z(\[])")
 _TRAILER = re.compile(r"(?:[\s;,.]|\band\b|\bor\b)+$", re.I)
@@ -83,6 +85,11 @@ def sentences_of(text: str) -> list[FigureSentence]:
     """The figure-describing sentences of one paragraph, in order."""
     out: list[FigureSentence] = []
     for part in _SPLIT.split(text):
+        hague = _HAGUE.match(part)
+        if hague:
+            sentence = _TRAILER.sub("", _SENTENCE_END.split(part.strip(), maxsplit=1)[0]) + "."
+            out.append(FigureSentence(hague.group("num"), sentence))
+            continue
         match = _START.match(part)
         if not match or not _VERB.match(match.group("rest") or ""):
             continue

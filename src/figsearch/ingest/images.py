@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +74,14 @@ def open_pages(
     handle = io.BytesIO(data) if data is not None else open(path, "rb")
     try:
         try:
-            image = Image.open(handle, formats=FORMATS)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Pillow warns about damaged metadata; we report the damage
+                image = Image.open(handle, formats=FORMATS)
         except UnidentifiedImageError:
+            handle.seek(0)
+            known = _format_from_magic(handle.read(16))
+            if known:
+                raise CorruptInput(f"{source}: corrupt or truncated {known} file (its header cannot be read)") from None
             raise UnsupportedFormat(f"{source}: not an image Pillow can read (TIFF, PNG, JPEG, GIF, BMP, WebP)") from None
         pages = getattr(image, "n_frames", 1) or 1
         if pages > MAX_PAGES:
@@ -87,7 +94,9 @@ def open_pages(
                 if image.format == "JPEG":
                     # decode JPEGs straight at a reduced scale when they are far bigger than needed
                     image.draft("L", (MAX_SIDE, MAX_SIDE))
-                image.load()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    image.load()
                 yield index + 1, pages, image
             except CorruptInput:
                 raise
@@ -98,6 +107,14 @@ def open_pages(
         raise CorruptInput(f"{source}: cannot decode image ({_why(exc)})") from None
     finally:
         handle.close()
+
+
+def _format_from_magic(head: bytes) -> str | None:
+    for magic, name in ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"),
+                        (b"GIF8", "GIF"), (b"BM", "BMP")):
+        if head.startswith(magic):
+            return name
+    return None
 
 
 def _why(exc: BaseException) -> str:

@@ -28,7 +28,8 @@ from figsearch.records import Document, FigureRole, Paragraph, Patent, Section, 
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 2000
-_SHEET = re.compile(r"Sheet\s*\d+\s*of\s*\d+", re.I)
+# the header of a drawing sheet, also as OCR text layers garble it ("Sheet S of 6", "Sheet Sheet 6 6 of of 8 8")
+_SHEET = re.compile(r"\bSheet\b.{0,24}?\bof\b|^\s*U\s*\.\s*S\s*\.\s*Patent\b", re.I | re.S)
 _USPTO_TITLE = re.compile(r"US0*(D\d{6,7}|PP\d+|RE\d+|\d{7,8})([A-Z]\d?)(\d{8})?")
 _PATENT_NO = re.compile(r"Patent\s*No\s*\.?\s*:?\s*(US\s*[A-Z]{0,2}\s*[\d,\s]{6,12}\s*[A-Z]\d?)", re.I)
 _PUB_NO = re.compile(r"Pub\s*\.?\s*No\s*\.?\s*:?\s*(US\s*\d{4}\s*/\s*\d{7}\s*A\d)", re.I)
@@ -50,7 +51,7 @@ class PdfReader(Reader):
         try:
             pdf = pdfium.PdfDocument(str(unit.path))
         except pdfium.PdfiumError as exc:
-            raise CorruptInput(f"{unit.source}: cannot open PDF ({exc})") from None
+            raise CorruptInput(f"{unit.source}: {_open_error(unit.path, exc)}") from None
         try:
             yield self._document(pdf, unit)
         finally:
@@ -77,12 +78,15 @@ class PdfReader(Reader):
             source_format="pdf",
         )
         images: list[SourceImage] = []
+        # USPTO prints "Sheet n of m" on every drawing sheet: where the text layer has it, pages
+        # without it are prose (continued references, description, claims)
+        marked = any(_SHEET.search(text) for text in texts[1:])
         for index, text in enumerate(texts):
-            is_sheet = bool(_SHEET.search(text))
-            if index and not is_sheet and len(text.strip()) > 400:
-                # a page of prose (description, claims, continued references): text, not a figure
-                patent.paragraphs.append(Paragraph(text=_clean(text), number=None, section=Section.DESCRIPTION,
-                                                   heading=f"PDF page {index + 1}"))
+            is_prose = (not _SHEET.search(text) and len(text.strip()) > 50) if marked else len(text.strip()) > 400
+            if index and is_prose:
+                if text.strip():
+                    patent.paragraphs.append(Paragraph(text=_clean(text), section=Section.DESCRIPTION,
+                                                       heading=f"PDF page {index + 1}"))
                 continue
             if index == 0 and text.strip():
                 patent.paragraphs.append(Paragraph(text=_clean(text), section=Section.DESCRIPTION,
@@ -122,6 +126,15 @@ class PdfReader(Reader):
             f"{unit.source}: no patent number in the file name, the PDF's metadata or its text layer"
             + ("" if _ocr_available() else " (install figsearch[ocr] to read it from the front page)")
         )
+
+
+def _open_error(path: Path, exc) -> str:
+    code = getattr(exc, "err_code", None)
+    if code == 0 or re.search(rb"/Count\s*0\b", path.read_bytes()[-65536:]):
+        return "PDF has no pages"
+    reasons = {2: "cannot read the file", 3: "not a valid PDF (damaged or truncated)",
+               4: "PDF is password-protected", 5: "PDF uses an unsupported security handler"}
+    return f"cannot open PDF: {reasons.get(code, exc)}"
 
 
 def _page_text(pdf, index: int) -> str:

@@ -9,7 +9,9 @@ reported as a failure ("not a patent document"), except READMEs and licences.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import mmap
 import os
 import re
 from collections.abc import Iterator
@@ -52,8 +54,11 @@ class Namer:
 
     def __call__(self, path: Path) -> str:
         if self.real_root is None:
-            return os.path.abspath(path)
-        return f"{self.logical_root}!{path.relative_to(self.real_root).as_posix()}"
+            name = os.path.abspath(path)
+        else:
+            name = f"{self.logical_root}!{path.relative_to(self.real_root).as_posix()}"
+        # file names that are not UTF-8 reach us with surrogate escapes; SQLite wants real text
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def plan_paths(paths: list[Path], namer: Namer | None = None) -> Plan:
@@ -149,36 +154,40 @@ def _plan_directory(folder: Path, files: list[Path], subdirs: list[str], plan: P
 
 
 def _plan_xml(path: Path, reader_name: str, plan: Plan, namer: Namer, claimed: set[Path]) -> None:
-    reader = readers.create(reader_name)
-    data = path.read_bytes()
-    ranges = xmlsafe.document_ranges(data)
-    documents = [data[a:b] for a, b in ranges]
-    for index, ((start, end), doc) in enumerate(zip(ranges, documents)):
-        files = [path]
-        for name in reader.referenced_files(doc):
-            if "/" in name or "\\" in name or name.startswith("."):
-                continue  # a drawing reference never leaves the document's folder
-            image = path.parent / name
-            claimed.add(image)
-            if image.is_file():
-                files.append(image)
-        multi = len(documents) > 1
-        plan.units.append(Unit(
-            source=f"{namer(path)}#{index + 1}" if multi else namer(path),
-            reader=_reader_of(doc, reader_name) if multi else reader_name,
-            path=path,
-            files=files,
-            byte_range=(start, end) if multi else None,
-            options={"namer": namer},
-        ))
+    """One unit per document: a weekly bulk file becomes one unit per ``<?xml`` document in it."""
+    with open(path, "rb") as handle, contextlib.ExitStack() as stack:
+        try:
+            data = stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+        except ValueError:  # an empty file cannot be mapped (classify reported it already)
+            return
+        ranges = xmlsafe.document_ranges(data)
+        multi = len(ranges) > 1
+        for index, (start, end) in enumerate(ranges):
+            head = data[start:min(end, start + HEAD_BYTES)]
+            name = _xml_reader(head) or reader_name
+            files = [path]
+            for ref in readers.create(name).referenced_files(data[start:end]):
+                if "/" in ref or "\\" in ref or ref.startswith("."):
+                    continue  # a drawing reference never leaves the document's folder
+                image = path.parent / ref
+                claimed.add(image)
+                if image.is_file():
+                    files.append(image)
+            plan.units.append(Unit(
+                source=f"{namer(path)}#{index + 1}" if multi else namer(path),
+                reader=name,
+                path=path,
+                files=files,
+                byte_range=(start, end) if multi else None,
+                options={"namer": namer},
+            ))
 
 
-def _reader_of(doc: bytes, default: str) -> str:
-    root = xmlsafe._root_name(doc)
+def _xml_reader(head: bytes) -> str | None:
     for name in _XML_READERS:
-        if readers.create(name).sniff(doc[:HEAD_BYTES], Path("x.xml")):
+        if readers.create(name).sniff(head, Path("document.xml")):
             return name
-    return default if root else default
+    return None
 
 
 def _is_sidecar(path: Path, kinds: dict[Path, Kind]) -> bool:

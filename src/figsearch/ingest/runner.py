@@ -182,7 +182,9 @@ def _run(todo: list[tuple[Unit, str]], collection: Collection, jobs: int | None)
 
     # spawn, not fork: the parent holds an SQLite connection and maybe a progress thread
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    level = logging.getLogger().getEffectiveLevel()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(level,)) as pool:
         try:
             yield from pool.map(process_unit, [u for u, _ in todo], [root] * len(todo), chunksize=1)
         except BaseException:
@@ -190,7 +192,15 @@ def _run(todo: list[tuple[Unit, str]], collection: Collection, jobs: int | None)
             raise
 
 
+def _init_worker(level: int) -> None:
+    """Workers log like the parent (the CLI's -v), so their warnings look the same."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
 def _fail(collection: Collection, summary: IngestSummary, progress: Progress, failure: Failure) -> None:
+    # domain errors name their input; the failure line names it already
+    if failure.reason.startswith(f"{failure.source}: "):
+        failure = Failure(failure.source, failure.reason[len(failure.source) + 2:])
     summary.failures.append(failure)
     collection.record_failure(failure)
     progress.failure(failure)

@@ -16,7 +16,6 @@ from figsearch.errors import CorruptInput
 
 log = logging.getLogger(__name__)
 
-_DECL = re.compile(rb"^\s*(?:\xef\xbb\xbf)?<\?xml[^>]*\?>", re.S)
 _ROOT_TAG = re.compile(rb"<([A-Za-z][\w.\-]*)[\s>/]")
 _DOCTYPE_ENTITY = re.compile(rb"<!DOCTYPE[^\[>]*\[(?P<subset>.*?)\]\s*>", re.S)
 
@@ -37,11 +36,36 @@ def _parser(recover: bool = False):
 
 
 def _root_name(data: bytes) -> str | None:
-    body = _DECL.sub(b"", data[:8192], count=1)
-    # skip comments, the doctype and processing instructions before the root element
-    body = re.sub(rb"<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>|<\?.*?\?>", b"", body, flags=re.S)
-    match = _ROOT_TAG.search(body)
-    return match.group(1).decode("ascii", "replace") if match else None
+    """The root element's name when ``data`` starts as an XML document does, else None.
+
+    Only a prolog (declaration, comments, doctype, processing instructions) may come
+    first, so XML text stored inside another file (an uncompressed zip) is not mistaken
+    for a document.
+    """
+    body = bytes(data[:65536])
+    for bom in (b"\xef\xbb\xbf",):
+        body = body.removeprefix(bom)
+    position = 0
+    while True:
+        while position < len(body) and body[position:position + 1] in b" \t\r\n":
+            position += 1
+        rest = body[position:]
+        if rest.startswith(b"<?"):
+            end = rest.find(b"?>")
+            skip = end + 2
+        elif rest.startswith(b"<!--"):
+            end = rest.find(b"-->")
+            skip = end + 3
+        elif rest[:9].upper() == b"<!DOCTYPE":
+            match = re.match(rb"<!DOCTYPE[^\[>]*(?:\[.*?\]\s*)?>", rest, re.S)
+            end = match.end() if match else -1
+            skip = end
+        else:
+            match = _ROOT_TAG.match(rest)
+            return match.group(1).decode("ascii", "replace") if match else None
+        if end < 0:
+            return None
+        position += skip
 
 
 def _refuse_entity_declarations(data: bytes, source: str) -> None:
@@ -61,6 +85,15 @@ def _refuse_entity_declarations(data: bytes, source: str) -> None:
             )
 
 
+#: libxml2 errors that leave the rest of a complete document intact: an unescaped "&" or "<" in a
+#: name, an attribute without a value, an undeclared entity, a stray invalid byte
+RECOVERABLE = frozenset({
+    "ERR_NAME_REQUIRED", "ERR_ATTRIBUTE_WITHOUT_VALUE", "ERR_SPACE_REQUIRED", "ERR_GT_REQUIRED",
+    "ERR_UNDECLARED_ENTITY", "ERR_ENTITYREF_SEMICOL_MISSING", "ERR_INVALID_CHAR", "ERR_LT_IN_ATTRIBUTE",
+    "WAR_UNDECLARED_ENTITY",
+})
+
+
 def parse(data: bytes, source: str):
     """Parse one XML document safely; returns the root element or raises CorruptInput."""
     from lxml import etree
@@ -72,17 +105,51 @@ def parse(data: bytes, source: str):
         return etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         first_error = str(exc)
-    root_name = _root_name(data)
-    tail = data.rstrip()[-200:]
-    if root_name and re.search(rb"</" + re.escape(root_name.encode()) + rb">\s*$", tail):
+        wrong_encoding = "encoding" in first_error.lower() or "utf-8" in first_error.lower()
+    if wrong_encoding:
+        # declared (or defaulted to) UTF-8 but written in a legacy 8-bit encoding
+        recoded = _as_cp1252(data)
+        if recoded is not None:
+            try:
+                root = etree.fromstring(recoded, _parser())
+            except etree.XMLSyntaxError:
+                root = None
+            if root is not None:
+                log.warning("%s: not valid UTF-8; read as Windows-1252 (%s)", source, first_error)
+                return root
+    # "Kador & Partner": a bare ampersand in a name is by far the commonest fault in EPO files
+    escaped = _BARE_AMP.sub(b"&amp;", data)
+    if escaped != data:
         try:
-            root = etree.fromstring(data, _parser(recover=True))
+            root = etree.fromstring(escaped, _parser())
+            log.warning("%s: unescaped '&' read as text (%s)", source, first_error)
+            return root
+        except etree.XMLSyntaxError:
+            data = escaped
+    root_name = _root_name(data)
+    if root_name and re.search(rb"</" + re.escape(root_name.encode()) + rb">\s*$", data.rstrip()[-200:]):
+        parser = _parser(recover=True)
+        try:
+            root = etree.fromstring(data, parser)
         except etree.XMLSyntaxError:
             root = None
-        if root is not None and root.tag == root_name:
+        kinds = {entry.type_name for entry in parser.error_log}
+        if root is not None and root.tag == root_name and kinds <= RECOVERABLE:
             log.warning("%s: malformed XML read in recovery mode (%s)", source, first_error)
             return root
     raise CorruptInput(f"{source}: malformed XML: {first_error}")
+
+
+_BARE_AMP = re.compile(rb"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z_][\w.\-]*;)")
+
+
+def _as_cp1252(data: bytes) -> bytes | None:
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    text = re.sub(r"^(\s*<\?xml[^>]*?encoding\s*=\s*)([\"'])[^\"']*\2", r"\1\2UTF-8\2", text, count=1)
+    return text.encode("utf-8")
 
 
 def document_ranges(data: bytes) -> list[tuple[int, int]]:
