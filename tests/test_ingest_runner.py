@@ -212,8 +212,9 @@ def test_archives_are_unpacked_safely(tmp_path, collection_dir, monkeypatch):
         sheet = collection.figure("US20250204297A1-D00001")
         assert sheet.source_file == f"{bundle}!docs/US20250204297A1-20250626-D00001.TIF"
     assert not (collection_dir / archives.SCRATCH).exists()
-    again, counts2, _ = run(collection_dir, bundle)
-    assert counts2 == counts and again.documents == 0
+    again, counts2, failures2 = run(collection_dir, bundle)
+    assert counts2 == counts and failures2 == failures
+    assert again.documents == 0 and again.skipped_archives == 1  # not even unpacked
 
 
 def test_nested_tar_gz_with_link(tmp_path, collection_dir):
@@ -277,3 +278,16 @@ def test_unreadable_data_in_memory_is_not_written_outside(tmp_path, collection_d
             assert collection.path(figure.image_path).is_relative_to(collection_dir.resolve())
     stray = io.BytesIO()
     assert stray.getvalue() == b""
+
+
+def test_single_bad_image_named_by_its_patent_stays_failed_on_rerun(tmp_path, collection_dir):
+    folder = tmp_path / "designs"
+    folder.mkdir()
+    data = write_tiff(tmp_path / "whole.tif", size=(1200, 1600)).read_bytes()
+    (folder / "USD0534331.tif").write_bytes(data[: len(data) // 2])
+    png(folder / "USD0534332.png")
+    first, counts1, failures1 = run(collection_dir, folder)
+    second, counts2, failures2 = run(collection_dir, folder)
+    assert list(failures1) == [str(folder / "USD0534331.tif")]
+    assert failures2 == failures1 and counts2 == counts1 and counts1["patents"] == 1
+    assert second.skipped_unchanged == 2

@@ -71,6 +71,9 @@ _NDATA = re.compile(rb"""<!ENTITY\s+\S+\s+SYSTEM\s+["']([^"'<>]{1,255})["']\s+ND
 
 def xml_file_references(data: bytes) -> list[str]:
     """``file="imgf0001.tif"`` attributes and NDATA entities: the drawings an XML document uses."""
+    from figsearch.ingest.xmlsafe import as_utf8
+
+    data = as_utf8(bytes(data))
     names: list[str] = []
     for regex in (_FILE_ATTR, _NDATA):
         for match in regex.finditer(data):

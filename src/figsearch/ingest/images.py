@@ -31,6 +31,10 @@ MAX_PAGES = 500
 FORMATS = ("TIFF", "PNG", "JPEG", "GIF", "BMP", "WEBP")
 
 
+#: area averaging: antialiases thin lines when shrinking, ~3× faster than Lanczos on sheets
+_DOWN = 4  # PIL.Image.Resampling.BOX, without importing Pillow here
+
+
 @dataclass
 class Normalised:
     image: object  # PIL.Image, mode "L"
@@ -157,7 +161,7 @@ def normalise(image, *, max_side: int = MAX_SIDE, thumb_side: int = THUMB_SIDE) 
             grey = grey.reduce(factor)
         if max(grey.size) > max_side:
             grey = grey.copy()
-            grey.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+            grey.thumbnail((max_side, max_side), _DOWN, reducing_gap=2.0)
     thumb = grey.copy()
-    thumb.thumbnail((thumb_side, thumb_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    thumb.thumbnail((thumb_side, thumb_side), _DOWN, reducing_gap=2.0)
     return Normalised(grey, thumb, original)

@@ -93,9 +93,7 @@ def _plan_directory(folder: Path, files: list[Path], subdirs: list[str], plan: P
                     inherited: dict[str, MetaRecord], standalone: bool = False) -> dict[str, MetaRecord]:
     kinds: dict[Path, Kind] = {}
     for path in files:
-        if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
-            plan.failures.append(Failure(namer(path), "symbolic link leading outside its folder; not followed"))
-            continue
+        # linked files are read like files (the user chose them); linked folders are not walked
         try:
             kinds[path] = classify(path)
         except OSError as exc:
@@ -144,6 +142,8 @@ def _plan_directory(folder: Path, files: list[Path], subdirs: list[str], plan: P
         elif kind.name == "xml-other":
             plan.failures.append(Failure(source, f"not a patent document: XML root <{kind.detail or '?'}> "
                                                  f"(expected one of {PATENT_ROOTS})"))
+        elif kind.name == "refused":
+            plan.failures.append(Failure(source, kind.detail))
         elif kind.name == "image":
             pass  # reported by _plan_images
         else:

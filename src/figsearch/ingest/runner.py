@@ -57,6 +57,8 @@ class IngestSummary:
     figures: int = 0
     failures: list[Failure] = field(default_factory=list)
     skipped_unchanged: int = 0
+    #: archives whose bytes are unchanged since a completed run: not even unpacked
+    skipped_archives: int = 0
     units: int = 0
     ignored_files: int = 0
     metadata_files: int = 0
@@ -70,6 +72,7 @@ class IngestSummary:
             "figures": self.figures,
             "failures": len(self.failures),
             "skipped_unchanged": self.skipped_unchanged,
+            "skipped_archives": self.skipped_archives,
             "units": self.units,
             "ignored_files": self.ignored_files,
             "metadata_files": self.metadata_files,
@@ -98,7 +101,7 @@ def ingest_paths(
     started = time.perf_counter()
     summary = IngestSummary()
     with contextlib.ExitStack() as stack:
-        plan = _plan_with_archives([Path(p) for p in paths], stack, collection)
+        plan, opened = _plan_with_archives([Path(p) for p in paths], stack, collection, summary, force)
         summary.ignored_files = len(plan.ignored)
         summary.metadata_files = len(plan.metadata_files)
         summary.unreferenced_images = len(plan.orphans)
@@ -118,18 +121,27 @@ def ingest_paths(
         for (unit, digest), result in zip(todo, _run(todo, collection, jobs)):
             _commit(collection, unit, digest, result, summary, progress)
             progress.advance(unit, result)
+        # every unit of these archives is committed: next time, an unchanged archive is not even unpacked
+        for name, digest in opened:
+            collection.mark_source_done(name, digest, [])
     summary.seconds = time.perf_counter() - started
     log.info("ingest: %s", summary.as_dict())
     return summary
 
 
-def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collection: Collection) -> Plan:
+def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collection: Collection,
+                        summary: IngestSummary, force: bool) -> tuple[Plan, list[tuple[str, str]]]:
     plan = plan_paths(paths)
     pending = list(plan.archives)
     plan.archives = []
+    opened: list[tuple[str, str]] = []
     depth = {name: 1 for _, name in pending}
     while pending:
         path, name = pending.pop(0)
+        digest = _file_digest(path)
+        if not force and collection.source_sha256(name) == digest:
+            summary.skipped_archives += 1
+            continue
         try:
             extracted = archives.extract(path, name, stack, collection.root)
         except FigsearchError as exc:
@@ -149,7 +161,16 @@ def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collecti
                 continue
             depth[inner_name] = level
             pending.append((inner_path, inner_name))
-    return plan
+        opened.append((name, digest))
+    return plan, opened
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def unit_digest(unit: Unit) -> str:
@@ -197,20 +218,31 @@ def _init_worker(level: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _fail(collection: Collection, summary: IngestSummary, progress: Progress, failure: Failure) -> None:
+def _clean_failure(failure: Failure) -> Failure:
     # domain errors name their input; the failure line names it already
     if failure.reason.startswith(f"{failure.source}: "):
-        failure = Failure(failure.source, failure.reason[len(failure.source) + 2:])
-    summary.failures.append(failure)
+        return Failure(failure.source, failure.reason[len(failure.source) + 2:])
+    return failure
+
+
+def _fail(collection: Collection, summary: IngestSummary, progress: Progress, failure: Failure) -> None:
+    failure = _clean_failure(failure)
     collection.record_failure(failure)
+    _report(summary, progress, failure)
+
+
+def _report(summary: IngestSummary, progress: Progress, failure: Failure) -> None:
+    summary.failures.append(failure)
     progress.failure(failure)
 
 
 def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult, summary: IngestSummary,
             progress: Progress) -> None:
+    """Records, failures and the done-mark of one unit, in one transaction (all or nothing)."""
     summary.missing_images += len(result.missing_images)
-    if result.missing_images and len(result.missing_images) < sum(1 for _ in unit.files):
-        log.info("%s: %d referenced image(s) not found beside it", unit.source, len(result.missing_images))
+    if result.missing_images:
+        log.info("%s: %d referenced image(s) not present beside it", unit.source, len(result.missing_images))
+    failures = [_clean_failure(f) for f in ([result.fatal] if result.fatal else []) + result.failures]
     with collection.transaction() as db:
         # failures of an earlier try of this unit are replaced by this try's outcome
         db.execute("DELETE FROM failures WHERE source = ? OR source LIKE ? ESCAPE '\\'",
@@ -220,12 +252,14 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
         for ingested in result.documents:
             patent, figures = _merge_existing(collection, ingested, unit)
             collection.upsert_patent(patent, figures)
-            summary.documents += 1
-            summary.figures += len(figures)
         if result.fatal is None:
             collection.mark_source_done(unit.source, digest, [d.patent.publication_number for d in result.documents])
-    for failure in ([result.fatal] if result.fatal else []) + result.failures:
-        _fail(collection, summary, progress, failure)
+        for failure in failures:  # after the done-mark, which clears the unit's own failure row
+            collection.record_failure(failure)
+    summary.documents += len(result.documents)
+    summary.figures += sum(len(d.figures) for d in result.documents)
+    for failure in failures:
+        _report(summary, progress, failure)
 
 
 def _file_names(unit: Unit) -> set[str]:
