@@ -291,3 +291,11 @@ def test_single_bad_image_named_by_its_patent_stays_failed_on_rerun(tmp_path, co
     assert list(failures1) == [str(folder / "USD0534331.tif")]
     assert failures2 == failures1 and counts2 == counts1 and counts1["patents"] == 1
     assert second.skipped_unchanged == 2
+
+
+def test_collection_inside_the_input_is_not_ingested_again(tmp_path):
+    write_us_document(tmp_path / "doc", sheets=1)
+    collection = tmp_path / "collection"
+    first, counts1, _ = run(collection, tmp_path)
+    second, counts2, failures = run(collection, tmp_path, force=True)
+    assert counts1 == counts2 and counts1["patents"] == 1 and not failures

@@ -61,12 +61,17 @@ class Namer:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def plan_paths(paths: list[Path], namer: Namer | None = None) -> Plan:
+def plan_paths(paths: list[Path], namer: Namer | None = None, exclude: Path | None = None) -> Plan:
+    """Units for ``paths``; ``exclude`` (the collection being written) is never walked into."""
     plan = Plan()
     namer = namer or Namer()
+    excluded = exclude.resolve() if exclude is not None else None
     for path in paths:
+        if excluded is not None and path.resolve().is_relative_to(excluded):
+            log.warning("%s is inside the collection being written; not ingested", path)
+            continue
         if path.is_dir():
-            _walk(path, plan, namer)
+            _walk(path, plan, namer, excluded)
         elif path.is_file():
             _plan_directory(path.parent, [path], [], plan, namer, {}, standalone=True)
         else:
@@ -74,11 +79,14 @@ def plan_paths(paths: list[Path], namer: Namer | None = None) -> Plan:
     return plan
 
 
-def _walk(root: Path, plan: Plan, namer: Namer) -> None:
+def _walk(root: Path, plan: Plan, namer: Namer, excluded: Path | None = None) -> None:
     scopes: dict[Path, dict[str, MetaRecord]] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         folder = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and (excluded is None or (folder / d).resolve() != excluded)
+        )
         inherited = scopes.get(folder.parent, {}) if folder != root else {}
         files = [folder / f for f in sorted(filenames)]
         scopes[folder] = _plan_directory(folder, files, dirnames, plan, namer, inherited)

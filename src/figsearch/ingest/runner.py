@@ -131,7 +131,7 @@ def ingest_paths(
 
 def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collection: Collection,
                         summary: IngestSummary, force: bool) -> tuple[Plan, list[tuple[str, str]]]:
-    plan = plan_paths(paths)
+    plan = plan_paths(paths, exclude=collection.root)
     pending = list(plan.archives)
     plan.archives = []
     opened: list[tuple[str, str]] = []
