@@ -299,3 +299,43 @@ def test_collection_inside_the_input_is_not_ingested_again(tmp_path):
     first, counts1, _ = run(collection, tmp_path)
     second, counts2, failures = run(collection, tmp_path, force=True)
     assert counts1 == counts2 and counts1["patents"] == 1 and not failures
+
+
+def test_unwritable_collection_stops_the_run_with_a_clear_error(tmp_path, collection_dir, monkeypatch):
+    from figsearch.errors import CollectionError
+    from figsearch.ingest import process
+
+    write_us_document(tmp_path / "doc", sheets=1)
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(process, "atomic_write_bytes", disk_full)
+    with pytest.raises(CollectionError, match="No space left on device"):
+        run(collection_dir, tmp_path / "doc")
+    with Collection.open(collection_dir) as collection:  # still opens, nothing half-written
+        assert collection.counts()["patents"] == 0 and not collection.failures()
+
+
+def crash_on_poison(unit, root):
+    """A process_unit that kills its worker on one file, as a segfaulting decoder would."""
+    import os
+
+    from figsearch.ingest.process import process_unit
+
+    if "poison" in unit.source:
+        os._exit(139)
+    return process_unit(unit, root)
+
+
+def test_worker_crash_fails_one_document_only(tmp_path, collection_dir, monkeypatch):
+    from figsearch.ingest import workers
+
+    for i in range(3):
+        png(tmp_path / "in" / f"USD053433{i}.png")
+    png(tmp_path / "in" / "poison" / "USD0534339.png")
+    monkeypatch.setattr(workers, "process_unit", crash_on_poison)
+    summary, counts, failures = run(collection_dir, tmp_path / "in", jobs=2)
+    assert counts["patents"] == 3
+    [(source, reason)] = failures.items()
+    assert "poison" in source and "crashed" in reason

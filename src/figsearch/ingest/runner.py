@@ -13,17 +13,19 @@ import contextlib
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from figsearch.errors import FigsearchError
+from figsearch.errors import CollectionError, FigsearchError
 from figsearch.ingest import archives
 from figsearch.ingest.base import Unit
 from figsearch.ingest.plan import Namer, Plan, plan_paths
-from figsearch.ingest.process import Ingested, UnitResult, process_unit
+from figsearch.ingest.process import Ingested, UnitResult
+from figsearch.ingest.workers import run_units
 from figsearch.records import Failure, Figure, Patent
 from figsearch.store import Collection
 
@@ -193,29 +195,7 @@ def unit_digest(unit: Unit) -> str:
 
 def _run(todo: list[tuple[Unit, str]], collection: Collection, jobs: int | None) -> Iterator[UnitResult]:
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    root = str(collection.root)
-    if jobs == 1 or len(todo) < 2:
-        for unit, _ in todo:
-            yield process_unit(unit, root)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawn, not fork: the parent holds an SQLite connection and maybe a progress thread
-    context = multiprocessing.get_context("spawn")
-    level = logging.getLogger().getEffectiveLevel()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(level,)) as pool:
-        try:
-            yield from pool.map(process_unit, [u for u, _ in todo], [root] * len(todo), chunksize=1)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _init_worker(level: int) -> None:
-    """Workers log like the parent (the CLI's -v), so their warnings look the same."""
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    yield from run_units([unit for unit, _ in todo], str(collection.root), jobs)
 
 
 def _clean_failure(failure: Failure) -> Failure:
@@ -243,6 +223,17 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
     if result.missing_images:
         log.info("%s: %d referenced image(s) not present beside it", unit.source, len(result.missing_images))
     failures = [_clean_failure(f) for f in ([result.fatal] if result.fatal else []) + result.failures]
+    try:
+        _write(collection, unit, digest, result, failures)
+    except sqlite3.OperationalError as exc:
+        raise CollectionError(f"cannot write to collection {collection.root}: {exc}") from None
+    summary.documents += len(result.documents)
+    summary.figures += sum(len(d.figures) for d in result.documents)
+    for failure in failures:
+        _report(summary, progress, failure)
+
+
+def _write(collection: Collection, unit: Unit, digest: str, result: UnitResult, failures: list[Failure]) -> None:
     with collection.transaction() as db:
         # failures of an earlier try of this unit are replaced by this try's outcome
         db.execute("DELETE FROM failures WHERE source = ? OR source LIKE ? ESCAPE '\\'",
@@ -256,10 +247,6 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
             collection.mark_source_done(unit.source, digest, [d.patent.publication_number for d in result.documents])
         for failure in failures:  # after the done-mark, which clears the unit's own failure row
             collection.record_failure(failure)
-    summary.documents += len(result.documents)
-    summary.figures += sum(len(d.figures) for d in result.documents)
-    for failure in failures:
-        _report(summary, progress, failure)
 
 
 def _file_names(unit: Unit) -> set[str]:
