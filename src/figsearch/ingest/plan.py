@@ -14,7 +14,6 @@ import logging
 import mmap
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from figsearch.errors import InputError
 from figsearch.ingest import xmlsafe
 from figsearch.ingest.base import Unit, readers
 from figsearch.ingest.detect import HEAD_BYTES, Kind, classify
-from figsearch.ingest.image_folder import IMAGE_SUFFIXES
 from figsearch.ingest.metadata import MAX_METADATA_BYTES, MetaRecord, load_json, read_json_metadata, read_table
 from figsearch.ingest.numbers import from_file_stem
 from figsearch.records import Failure
@@ -289,7 +287,3 @@ def _number_from_sidecar(path: Path, kinds: dict[Path, Kind]) -> str | None:
 
 def _natural(key: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", key)]
-
-
-def iter_units(plan: Plan) -> Iterator[Unit]:
-    yield from plan.units
