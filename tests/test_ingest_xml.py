@@ -222,3 +222,14 @@ def test_aps_text_refused_with_reason(tmp_path):
     path.write_bytes(b"PATN\nWKU  039305347\nSRC  5\n")
     kind = classify(path)
     assert kind.name == "refused" and "APS" in kind.detail
+
+
+def test_drawing_reference_cannot_leave_the_folder(tmp_path):
+    secret = tmp_path / "secret.tif"
+    secret.write_bytes(b"II*\x00not really")
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    text = ep_xml(figures=1).replace('file="imgf0001.tif"', 'file="../secret.tif"')
+    [doc] = read(inner, text)
+    assert all(image.path.parent == inner for image in doc.images)
+    assert "f0001" not in {image.key for image in doc.images}

@@ -83,5 +83,15 @@ def xml_file_references(data: bytes) -> list[str]:
     return names
 
 
+def reference(folder: Path, name: str) -> Path | None:
+    """The drawing file ``name`` next to its document, or None when the name would leave that folder.
+
+    Names come from the document itself (``file="../../etc/passwd"`` is an attack, not a drawing).
+    """
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        return None
+    return folder / name
+
+
 def reader_for(name: str) -> Reader:
     return readers.create(name)
