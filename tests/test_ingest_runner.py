@@ -212,8 +212,9 @@ def test_archives_are_unpacked_safely(tmp_path, collection_dir, monkeypatch):
         sheet = collection.figure("US20250204297A1-D00001")
         assert sheet.source_file == f"{bundle}!docs/US20250204297A1-20250626-D00001.TIF"
     assert not (collection_dir / archives.SCRATCH).exists()
-    again, counts2, _ = run(collection_dir, bundle)
-    assert counts2 == counts and again.documents == 0
+    again, counts2, failures2 = run(collection_dir, bundle)
+    assert counts2 == counts and failures2 == failures
+    assert again.documents == 0 and again.skipped_archives == 1  # not even unpacked
 
 
 def test_nested_tar_gz_with_link(tmp_path, collection_dir):
@@ -277,3 +278,64 @@ def test_unreadable_data_in_memory_is_not_written_outside(tmp_path, collection_d
             assert collection.path(figure.image_path).is_relative_to(collection_dir.resolve())
     stray = io.BytesIO()
     assert stray.getvalue() == b""
+
+
+def test_single_bad_image_named_by_its_patent_stays_failed_on_rerun(tmp_path, collection_dir):
+    folder = tmp_path / "designs"
+    folder.mkdir()
+    data = write_tiff(tmp_path / "whole.tif", size=(1200, 1600)).read_bytes()
+    (folder / "USD0534331.tif").write_bytes(data[: len(data) // 2])
+    png(folder / "USD0534332.png")
+    first, counts1, failures1 = run(collection_dir, folder)
+    second, counts2, failures2 = run(collection_dir, folder)
+    assert list(failures1) == [str(folder / "USD0534331.tif")]
+    assert failures2 == failures1 and counts2 == counts1 and counts1["patents"] == 1
+    assert second.skipped_unchanged == 2
+
+
+def test_collection_inside_the_input_is_not_ingested_again(tmp_path):
+    write_us_document(tmp_path / "doc", sheets=1)
+    collection = tmp_path / "collection"
+    first, counts1, _ = run(collection, tmp_path)
+    second, counts2, failures = run(collection, tmp_path, force=True)
+    assert counts1 == counts2 and counts1["patents"] == 1 and not failures
+
+
+def test_unwritable_collection_stops_the_run_with_a_clear_error(tmp_path, collection_dir, monkeypatch):
+    from figsearch.errors import CollectionError
+    from figsearch.ingest import process
+
+    write_us_document(tmp_path / "doc", sheets=1)
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(process, "atomic_write_bytes", disk_full)
+    with pytest.raises(CollectionError, match="No space left on device"):
+        run(collection_dir, tmp_path / "doc")
+    with Collection.open(collection_dir) as collection:  # still opens, nothing half-written
+        assert collection.counts()["patents"] == 0 and not collection.failures()
+
+
+def crash_on_poison(unit, root):
+    """A process_unit that kills its worker on one file, as a segfaulting decoder would."""
+    import os
+
+    from figsearch.ingest.process import process_unit
+
+    if "poison" in unit.source:
+        os._exit(139)
+    return process_unit(unit, root)
+
+
+def test_worker_crash_fails_one_document_only(tmp_path, collection_dir, monkeypatch):
+    from figsearch.ingest import workers
+
+    for i in range(3):
+        png(tmp_path / "in" / f"USD053433{i}.png")
+    png(tmp_path / "in" / "poison" / "USD0534339.png")
+    monkeypatch.setattr(workers, "process_unit", crash_on_poison)
+    summary, counts, failures = run(collection_dir, tmp_path / "in", jobs=2)
+    assert counts["patents"] == 3
+    [(source, reason)] = failures.items()
+    assert "poison" in source and "crashed" in reason

@@ -195,3 +195,41 @@ def test_damaged_xml_never_crashes(tmp_path, cut, junk):
     except CorruptInput:
         return
     assert root is not None
+
+
+def test_deep_nesting_refused(tmp_path):
+    deep = '<?xml version="1.0"?><us-patent-grant>' + "<a>" * 3000 + "</a>" * 3000 + "</us-patent-grant>"
+    with pytest.raises(CorruptInput, match="nested more than 256"):
+        read(tmp_path, deep, reader="us-xml")
+
+
+def test_utf16_document(tmp_path):
+    data = ep_xml(number="7654321").replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+    path = tmp_path / "utf16.xml"
+    path.write_bytes(data)
+    assert classify(path).name == "ep-xml"
+    [doc] = read(tmp_path, data, name="utf16.xml")
+    assert doc.patent.publication_number == "EP7654321A1" and len(doc.images) == 4
+
+
+def test_root_found_after_prolog_only(tmp_path):
+    assert xmlsafe._root_name(b'<!-- EPO --><!DOCTYPE x [<!ENTITY a SYSTEM "a.tif" NDATA TIF>]><?pi?>\n<PATDOC>') == "PATDOC"
+    assert xmlsafe._root_name(b"PK\x03\x04....<ep-patent-document>") is None
+
+
+def test_aps_text_refused_with_reason(tmp_path):
+    path = tmp_path / "pftaps19760106.txt"
+    path.write_bytes(b"PATN\nWKU  039305347\nSRC  5\n")
+    kind = classify(path)
+    assert kind.name == "refused" and "APS" in kind.detail
+
+
+def test_drawing_reference_cannot_leave_the_folder(tmp_path):
+    secret = tmp_path / "secret.tif"
+    secret.write_bytes(b"II*\x00not really")
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    text = ep_xml(figures=1).replace('file="imgf0001.tif"', 'file="../secret.tif"')
+    [doc] = read(inner, text)
+    assert all(image.path.parent == inner for image in doc.images)
+    assert "f0001" not in {image.key for image in doc.images}

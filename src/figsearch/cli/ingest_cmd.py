@@ -29,6 +29,8 @@ class _Bar:
             self.bar.update(1)
 
     def failure(self, failure) -> None:
+        if self.quiet:
+            return
         line = f"figsearch: failed: {failure.source}: {failure.reason}"
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)

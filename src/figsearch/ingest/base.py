@@ -71,6 +71,9 @@ _NDATA = re.compile(rb"""<!ENTITY\s+\S+\s+SYSTEM\s+["']([^"'<>]{1,255})["']\s+ND
 
 def xml_file_references(data: bytes) -> list[str]:
     """``file="imgf0001.tif"`` attributes and NDATA entities: the drawings an XML document uses."""
+    from figsearch.ingest.xmlsafe import as_utf8
+
+    data = as_utf8(bytes(data))
     names: list[str] = []
     for regex in (_FILE_ATTR, _NDATA):
         for match in regex.finditer(data):
@@ -78,6 +81,16 @@ def xml_file_references(data: bytes) -> list[str]:
             if name and name not in names:
                 names.append(name)
     return names
+
+
+def reference(folder: Path, name: str) -> Path | None:
+    """The drawing file ``name`` next to its document, or None when the name would leave that folder.
+
+    Names come from the document itself (``file="../../etc/passwd"`` is an attack, not a drawing).
+    """
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        return None
+    return folder / name
 
 
 def reader_for(name: str) -> Reader:

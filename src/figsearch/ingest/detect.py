@@ -3,7 +3,8 @@
 Kinds: a registered reader's name (``ep-xml``, ``us-xml``, ``us-xml-old``, ``pdf``);
 ``image``; ``archive``; ``json`` and ``text`` (sidecars or metadata tables); ``ignore``
 (READMEs, licences, hidden files: skipped quietly); ``empty``; ``xml-other`` (XML that is
-not a patent document); ``unknown``.
+not a patent document); ``refused`` (a known patent format that is not read, with the
+reason); ``unknown``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def classify(path: Path, head: bytes | None = None) -> Kind:
     if is_archive(head, path):
         return Kind("archive")
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if re.match(rb"PATN\r?\n(?:WKU|SRC|APN)", stripped):
+        return Kind("refused", "USPTO APS \"Green Book\" text (grants 1976-2001) is not supported; "
+                               "use the XML full text (PATDOC/v4) of those grants instead")
     if stripped.startswith(b"<"):
         root = xmlsafe._root_name(head)
         return Kind("xml-other", root or "")

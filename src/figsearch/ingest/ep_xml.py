@@ -8,15 +8,19 @@ A figure's key is its image file's stem without ``img`` (``f0001``, ``af001``, `
 
 from __future__ import annotations
 
+import logging
+
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from figsearch.errors import CorruptInput
 from figsearch.ingest import figtext, xmlsafe
-from figsearch.ingest.base import Reader, Unit, readers, xml_file_references
+from figsearch.ingest.base import Reader, Unit, readers, reference, xml_file_references
 from figsearch.ingest.numbers import normalise
 from figsearch.records import Classification, Document, FigureRole, Paragraph, Patent, Section, SourceImage
+
+log = logging.getLogger(__name__)
 
 ROOT = "ep-patent-document"
 _PARA_TAGS = ("p", "heading")
@@ -182,5 +186,9 @@ def _images(root, folder: Path) -> list[SourceImage]:
             num = (figure.get("num") or "").strip()
             if num:
                 label = f"FIG. {num.lstrip('0') or num}"
-        images.append(SourceImage(key=key, path=folder / name, role=role, label=label))
+        path = reference(folder, name)
+        if path is None:
+            log.warning("%s: drawing reference %r leaves the document's folder; ignored", folder, name)
+            continue
+        images.append(SourceImage(key=key, path=path, role=role, label=label))
     return images

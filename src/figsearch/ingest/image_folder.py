@@ -22,7 +22,8 @@ from figsearch.records import Document, Failure, FigureRole, Paragraph, Patent, 
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", ".webp")
+#: sidecar figure descriptions are stored as the brief description of the drawings
+_BRIEF = "BRIEF DESCRIPTION OF THE DRAWINGS"
 
 
 @readers.register("image-folder", help="folders of PNG/JPEG/TIFF images with optional sidecar JSON/TXT")
@@ -66,7 +67,7 @@ class ImageFolderReader(Reader):
             source_format="image-folder",
         )
         patent.paragraphs = [
-            Paragraph(text=t, section=Section.DESCRIPTION, heading=figtext_heading) for t in meta.figure_descriptions
+            Paragraph(text=t, section=Section.DESCRIPTION, heading=_BRIEF) for t in meta.figure_descriptions
         ] + [Paragraph(text=t, section=Section.DESCRIPTION) for t in meta.paragraphs]
         images: list[SourceImage] = []
         for key, path in options["images"]:
@@ -83,5 +84,3 @@ class ImageFolderReader(Reader):
         yield from failures
         yield Document(patent=patent, images=images)
 
-
-figtext_heading = "BRIEF DESCRIPTION OF THE DRAWINGS"

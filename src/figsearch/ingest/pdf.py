@@ -33,9 +33,11 @@ _SHEET = re.compile(r"\bSheet\b.{0,24}?\bof\b|^\s*U\s*\.\s*S\s*\.\s*Patent\b", r
 _USPTO_TITLE = re.compile(r"US0*(D\d{6,7}|PP\d+|RE\d+|\d{7,8})([A-Z]\d?)(\d{8})?")
 _PATENT_NO = re.compile(r"Patent\s*No\s*\.?\s*:?\s*(US\s*[A-Z]{0,2}\s*[\d,\s]{6,12}\s*[A-Z]\d?)", re.I)
 _PUB_NO = re.compile(r"Pub\s*\.?\s*No\s*\.?\s*:?\s*(US\s*\d{4}\s*/\s*\d{7}\s*A\d)", re.I)
-_DATE = re.compile(r"Date of Patent\s*:?\s*\**\s*([A-Z][a-z]{2})\s*\.?\s*(\d{1,2})\s*,\s*(\d{4})")
+_DATE = re.compile(r"Date of Patent.{0,80}?\b([A-Z][a-z]{2})[a-z]*\s*\.?\s*(\d{1,2})\s*,\s*(\d{4})", re.S)
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
-_TITLE = re.compile(r"\(54\)\s*(.+?)\s*\((?:71|72|75|76|73)\)", re.S)
+_TITLE = re.compile(r"\(\s*54\s*\)\s*([^\r\n]+)")
+# a design's claim names the article: "The ornamental design for a toy scale, as shown and described."
+_DESIGN_CLAIM = re.compile(r"ornamental design for (?:an?\s+|the\s+)?(.+?)\s*,?\s*as shown", re.I | re.S)
 _TESSDATA = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata", "/usr/share/tessdata")
 
 
@@ -154,6 +156,9 @@ def _page_text(pdf, index: int) -> str:
 def _render(pdf, index: int, source: str):
     page = pdf[index]
     try:
+        scanned = _scanned_image(page, f"{source} page {index + 1}")
+        if scanned is not None:
+            return scanned
         width, height = page.get_size()
         if width <= 0 or height <= 0:
             raise CorruptInput(f"{source} page {index + 1}: page has no size")
@@ -167,16 +172,61 @@ def _render(pdf, index: int, source: str):
         page.close()
 
 
+def _scanned_image(page, where: str):
+    """The page's one image, decoded as stored, when the page is a scan and nothing else.
+
+    USPTO and most archive PDFs are one scanned image per page (plus invisible OCR text);
+    decoding that image is ~4× faster than rendering the page and keeps its resolution.
+    Any visible text, vector path, rotation or partial cover sends the page to the renderer.
+    """
+    raw = require("pypdfium2.raw")
+    images = []
+    for obj in page.get_objects():
+        if obj.type == raw.FPDF_PAGEOBJ_IMAGE:
+            images.append(obj)
+        elif obj.type != raw.FPDF_PAGEOBJ_TEXT or raw.FPDFTextObj_GetTextRenderMode(obj.raw) != 3:
+            return None  # something visible besides the scan
+        if len(images) > 1:
+            return None
+    if len(images) != 1 or page.get_rotation() != 0:
+        return None
+    image = images[0]
+    matrix = image.get_matrix()
+    if matrix.b or matrix.c or matrix.a <= 0 or matrix.d <= 0:
+        return None
+    left, bottom, right, top = image.get_bounds()
+    width, height = page.get_size()
+    if (right - left) * (top - bottom) < 0.8 * width * height:
+        return None
+    _check_size(tuple(image.get_px_size()), where)
+    try:
+        bitmap = image.get_bitmap(render=False)
+        pil = bitmap.to_pil()
+    except Exception:  # an encoding pdfium cannot hand out raw: render instead
+        return None
+    return pil
+
+
 def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
 def _title(front: str) -> str | None:
+    claim = _DESIGN_CLAIM.search(_clean(front))
+    if claim and len(claim.group(1)) < 200:
+        article = claim.group(1).strip()
+        return article[:1].upper() + article[1:]
     match = _TITLE.search(front)
     if not match:
         return None
-    title = _clean(match.group(1))
-    return title[:300] or None
+    # two-column front pages run the right column into the title line: keep the capitalised run
+    words = []
+    for word in _clean(match.group(1)).split():
+        if not (word.isupper() or not word.isalpha()) or word in ("FOREIGN", "U.S.", "OTHER", "PATENT"):
+            break
+        words.append(word)
+    title = " ".join(words).strip(" ,;")
+    return title.capitalize()[:300] if title else None
 
 
 def _date(front: str) -> str | None:

@@ -14,7 +14,6 @@ import logging
 import mmap
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from figsearch.errors import InputError
 from figsearch.ingest import xmlsafe
 from figsearch.ingest.base import Unit, readers
 from figsearch.ingest.detect import HEAD_BYTES, Kind, classify
-from figsearch.ingest.image_folder import IMAGE_SUFFIXES
 from figsearch.ingest.metadata import MAX_METADATA_BYTES, MetaRecord, load_json, read_json_metadata, read_table
 from figsearch.ingest.numbers import from_file_stem
 from figsearch.records import Failure
@@ -61,12 +59,17 @@ class Namer:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def plan_paths(paths: list[Path], namer: Namer | None = None) -> Plan:
+def plan_paths(paths: list[Path], namer: Namer | None = None, exclude: Path | None = None) -> Plan:
+    """Units for ``paths``; ``exclude`` (the collection being written) is never walked into."""
     plan = Plan()
     namer = namer or Namer()
+    excluded = exclude.resolve() if exclude is not None else None
     for path in paths:
+        if excluded is not None and path.resolve().is_relative_to(excluded):
+            log.warning("%s is inside the collection being written; not ingested", path)
+            continue
         if path.is_dir():
-            _walk(path, plan, namer)
+            _walk(path, plan, namer, excluded)
         elif path.is_file():
             _plan_directory(path.parent, [path], [], plan, namer, {}, standalone=True)
         else:
@@ -74,11 +77,14 @@ def plan_paths(paths: list[Path], namer: Namer | None = None) -> Plan:
     return plan
 
 
-def _walk(root: Path, plan: Plan, namer: Namer) -> None:
+def _walk(root: Path, plan: Plan, namer: Namer, excluded: Path | None = None) -> None:
     scopes: dict[Path, dict[str, MetaRecord]] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         folder = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and (excluded is None or (folder / d).resolve() != excluded)
+        )
         inherited = scopes.get(folder.parent, {}) if folder != root else {}
         files = [folder / f for f in sorted(filenames)]
         scopes[folder] = _plan_directory(folder, files, dirnames, plan, namer, inherited)
@@ -93,9 +99,7 @@ def _plan_directory(folder: Path, files: list[Path], subdirs: list[str], plan: P
                     inherited: dict[str, MetaRecord], standalone: bool = False) -> dict[str, MetaRecord]:
     kinds: dict[Path, Kind] = {}
     for path in files:
-        if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
-            plan.failures.append(Failure(namer(path), "symbolic link leading outside its folder; not followed"))
-            continue
+        # linked files are read like files (the user chose them); linked folders are not walked
         try:
             kinds[path] = classify(path)
         except OSError as exc:
@@ -144,6 +148,8 @@ def _plan_directory(folder: Path, files: list[Path], subdirs: list[str], plan: P
         elif kind.name == "xml-other":
             plan.failures.append(Failure(source, f"not a patent document: XML root <{kind.detail or '?'}> "
                                                  f"(expected one of {PATENT_ROOTS})"))
+        elif kind.name == "refused":
+            plan.failures.append(Failure(source, kind.detail))
         elif kind.name == "image":
             pass  # reported by _plan_images
         else:
@@ -281,7 +287,3 @@ def _number_from_sidecar(path: Path, kinds: dict[Path, Kind]) -> str | None:
 
 def _natural(key: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", key)]
-
-
-def iter_units(plan: Plan) -> Iterator[Unit]:
-    yield from plan.units

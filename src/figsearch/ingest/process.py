@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figsearch.errors import FigsearchError
+from figsearch.errors import CollectionError, FigsearchError
 from figsearch.ingest import images as imaging
 from figsearch.ingest.base import Unit, readers
 from figsearch.records import Document, Failure, Figure, Patent, SourceImage
@@ -56,6 +56,8 @@ def process_unit(unit: Unit, root: str) -> UnitResult:
             ingested = _store_document(item, unit, Path(root), result)
             if ingested is not None:
                 result.documents.append(ingested)
+    except CollectionError:
+        raise  # the collection cannot be written (disk full, read-only): the run stops, not this unit
     except FigsearchError as exc:
         result.fatal = Failure(unit.source, str(exc))
     except MemoryError:
@@ -89,6 +91,8 @@ def _store_document(document: Document, unit: Unit, root: Path, result: UnitResu
         name = source_file if source_image.path is not None else f"{unit.source} page {source_image.page}"
         try:
             figures.extend(_store_image(source_image, pub, name, source_file, root, start=len(figures)))
+        except CollectionError:
+            raise
         except FigsearchError as exc:
             image_failures += 1
             result.failures.append(Failure(name, str(exc)))
@@ -139,5 +143,8 @@ def _save(root: Path, folder: str, pub: str, key: str, image, level: int) -> tup
     image.save(buffer, format="PNG", compress_level=level)
     data = buffer.getvalue()
     relative = png_relpath(folder, pub, key)
-    atomic_write_bytes(root / relative, data)
+    try:
+        atomic_write_bytes(root / relative, data)
+    except OSError as exc:
+        raise CollectionError(f"cannot write {relative} in collection {root}: {exc.strerror or exc}") from None
     return relative, sha256_bytes(data)

@@ -13,17 +13,19 @@ import contextlib
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from figsearch.errors import FigsearchError
+from figsearch.errors import CollectionError, FigsearchError
 from figsearch.ingest import archives
 from figsearch.ingest.base import Unit
 from figsearch.ingest.plan import Namer, Plan, plan_paths
-from figsearch.ingest.process import Ingested, UnitResult, process_unit
+from figsearch.ingest.process import Ingested, UnitResult
+from figsearch.ingest.workers import run_units
 from figsearch.records import Failure, Figure, Patent
 from figsearch.store import Collection
 
@@ -57,6 +59,8 @@ class IngestSummary:
     figures: int = 0
     failures: list[Failure] = field(default_factory=list)
     skipped_unchanged: int = 0
+    #: archives whose bytes are unchanged since a completed run: not even unpacked
+    skipped_archives: int = 0
     units: int = 0
     ignored_files: int = 0
     metadata_files: int = 0
@@ -70,6 +74,7 @@ class IngestSummary:
             "figures": self.figures,
             "failures": len(self.failures),
             "skipped_unchanged": self.skipped_unchanged,
+            "skipped_archives": self.skipped_archives,
             "units": self.units,
             "ignored_files": self.ignored_files,
             "metadata_files": self.metadata_files,
@@ -98,7 +103,7 @@ def ingest_paths(
     started = time.perf_counter()
     summary = IngestSummary()
     with contextlib.ExitStack() as stack:
-        plan = _plan_with_archives([Path(p) for p in paths], stack, collection)
+        plan, opened = _plan_with_archives([Path(p) for p in paths], stack, collection, summary, force)
         summary.ignored_files = len(plan.ignored)
         summary.metadata_files = len(plan.metadata_files)
         summary.unreferenced_images = len(plan.orphans)
@@ -118,18 +123,27 @@ def ingest_paths(
         for (unit, digest), result in zip(todo, _run(todo, collection, jobs)):
             _commit(collection, unit, digest, result, summary, progress)
             progress.advance(unit, result)
+        # every unit of these archives is committed: next time, an unchanged archive is not even unpacked
+        for name, digest in opened:
+            collection.mark_source_done(name, digest, [])
     summary.seconds = time.perf_counter() - started
     log.info("ingest: %s", summary.as_dict())
     return summary
 
 
-def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collection: Collection) -> Plan:
-    plan = plan_paths(paths)
+def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collection: Collection,
+                        summary: IngestSummary, force: bool) -> tuple[Plan, list[tuple[str, str]]]:
+    plan = plan_paths(paths, exclude=collection.root)
     pending = list(plan.archives)
     plan.archives = []
+    opened: list[tuple[str, str]] = []
     depth = {name: 1 for _, name in pending}
     while pending:
         path, name = pending.pop(0)
+        digest = _file_digest(path)
+        if not force and collection.source_sha256(name) == digest:
+            summary.skipped_archives += 1
+            continue
         try:
             extracted = archives.extract(path, name, stack, collection.root)
         except FigsearchError as exc:
@@ -149,7 +163,16 @@ def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collecti
                 continue
             depth[inner_name] = level
             pending.append((inner_path, inner_name))
-    return plan
+        opened.append((name, digest))
+    return plan, opened
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def unit_digest(unit: Unit) -> str:
@@ -172,45 +195,45 @@ def unit_digest(unit: Unit) -> str:
 
 def _run(todo: list[tuple[Unit, str]], collection: Collection, jobs: int | None) -> Iterator[UnitResult]:
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    root = str(collection.root)
-    if jobs == 1 or len(todo) < 2:
-        for unit, _ in todo:
-            yield process_unit(unit, root)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawn, not fork: the parent holds an SQLite connection and maybe a progress thread
-    context = multiprocessing.get_context("spawn")
-    level = logging.getLogger().getEffectiveLevel()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(level,)) as pool:
-        try:
-            yield from pool.map(process_unit, [u for u, _ in todo], [root] * len(todo), chunksize=1)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    yield from run_units([unit for unit, _ in todo], str(collection.root), jobs)
 
 
-def _init_worker(level: int) -> None:
-    """Workers log like the parent (the CLI's -v), so their warnings look the same."""
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+def _clean_failure(failure: Failure) -> Failure:
+    # domain errors name their input; the failure line names it already
+    if failure.reason.startswith(f"{failure.source}: "):
+        return Failure(failure.source, failure.reason[len(failure.source) + 2:])
+    return failure
 
 
 def _fail(collection: Collection, summary: IngestSummary, progress: Progress, failure: Failure) -> None:
-    # domain errors name their input; the failure line names it already
-    if failure.reason.startswith(f"{failure.source}: "):
-        failure = Failure(failure.source, failure.reason[len(failure.source) + 2:])
-    summary.failures.append(failure)
+    failure = _clean_failure(failure)
     collection.record_failure(failure)
+    _report(summary, progress, failure)
+
+
+def _report(summary: IngestSummary, progress: Progress, failure: Failure) -> None:
+    summary.failures.append(failure)
     progress.failure(failure)
 
 
 def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult, summary: IngestSummary,
             progress: Progress) -> None:
+    """Records, failures and the done-mark of one unit, in one transaction (all or nothing)."""
     summary.missing_images += len(result.missing_images)
-    if result.missing_images and len(result.missing_images) < sum(1 for _ in unit.files):
-        log.info("%s: %d referenced image(s) not found beside it", unit.source, len(result.missing_images))
+    if result.missing_images:
+        log.info("%s: %d referenced image(s) not present beside it", unit.source, len(result.missing_images))
+    failures = [_clean_failure(f) for f in ([result.fatal] if result.fatal else []) + result.failures]
+    try:
+        _write(collection, unit, digest, result, failures)
+    except sqlite3.OperationalError as exc:
+        raise CollectionError(f"cannot write to collection {collection.root}: {exc}") from None
+    summary.documents += len(result.documents)
+    summary.figures += sum(len(d.figures) for d in result.documents)
+    for failure in failures:
+        _report(summary, progress, failure)
+
+
+def _write(collection: Collection, unit: Unit, digest: str, result: UnitResult, failures: list[Failure]) -> None:
     with collection.transaction() as db:
         # failures of an earlier try of this unit are replaced by this try's outcome
         db.execute("DELETE FROM failures WHERE source = ? OR source LIKE ? ESCAPE '\\'",
@@ -220,12 +243,10 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
         for ingested in result.documents:
             patent, figures = _merge_existing(collection, ingested, unit)
             collection.upsert_patent(patent, figures)
-            summary.documents += 1
-            summary.figures += len(figures)
         if result.fatal is None:
             collection.mark_source_done(unit.source, digest, [d.patent.publication_number for d in result.documents])
-    for failure in ([result.fatal] if result.fatal else []) + result.failures:
-        _fail(collection, summary, progress, failure)
+        for failure in failures:  # after the done-mark, which clears the unit's own failure row
+            collection.record_failure(failure)
 
 
 def _file_names(unit: Unit) -> set[str]:

@@ -9,15 +9,19 @@ A figure's key is the tail of its file name (``D00003``, ``C00001``).
 
 from __future__ import annotations
 
+import logging
+
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from figsearch.errors import CorruptInput
 from figsearch.ingest import figtext, xmlsafe
-from figsearch.ingest.base import Reader, Unit, readers, xml_file_references
+from figsearch.ingest.base import Reader, Unit, readers, reference, xml_file_references
 from figsearch.ingest.numbers import normalise
 from figsearch.records import Classification, Document, FigureRole, Paragraph, Patent, Section, SourceImage
+
+log = logging.getLogger(__name__)
 
 ROOTS = ("us-patent-grant", "us-patent-application")
 _SKIP = ("maths", "chemistry", "tables", "img", "table-external-doc")
@@ -203,5 +207,9 @@ def _images(root, folder: Path) -> list[SourceImage]:
             role = FigureRole.DRAWING
         else:
             role = FigureRole.NON_DRAWING
-        images.append(SourceImage(key=key, path=folder / name, role=role))
+        path = reference(folder, name)
+        if path is None:
+            log.warning("%s: drawing reference %r leaves the document's folder; ignored", folder, name)
+            continue
+        images.append(SourceImage(key=key, path=path, role=role))
     return images

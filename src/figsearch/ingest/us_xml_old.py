@@ -15,7 +15,7 @@ from pathlib import Path
 
 from figsearch.errors import CorruptInput
 from figsearch.ingest import figtext, xmlsafe
-from figsearch.ingest.base import Reader, Unit, readers, xml_file_references
+from figsearch.ingest.base import Reader, Unit, readers, reference, xml_file_references
 from figsearch.ingest.numbers import normalise
 from figsearch.ingest.us_xml import image_key, ipc_from_text, locarno, uspc
 from figsearch.records import Classification, Document, FigureRole, Paragraph, Patent, Section, SourceImage
@@ -90,7 +90,7 @@ def _patdoc(root, source: str, folder: Path) -> Document:
         if name and name.upper().endswith((".TIF", ".TIFF", ".PNG", ".JPG")):
             in_drawings = any(a.tag == "SDODR" for a in emi.iterancestors())
             images.append(_image(name, folder, in_drawings))
-    images = list({i.key: i for i in images}.values())
+    images = list({i.key: i for i in images if i is not None}.values())
     figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
     return Document(patent=patent, images=images)
 
@@ -172,7 +172,7 @@ def _pap(root, source: str, folder: Path) -> Document:
         if name:
             in_drawings = any(a.tag == "subdoc-drawings" for a in image.iterancestors())
             images.append(_image(name, folder, in_drawings))
-    images = list({i.key: i for i in images}.values())
+    images = list({i.key: i for i in images if i is not None}.values())
     figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
     return Document(patent=patent, images=images)
 
@@ -212,7 +212,7 @@ def _pap_paragraphs(description) -> Iterator[Paragraph]:
             yield Paragraph(text=text, number=number or None, section=Section.DESCRIPTION, heading=heading)
 
 
-def _image(name: str, folder: Path, in_drawings: bool) -> SourceImage:
+def _image(name: str, folder: Path, in_drawings: bool) -> SourceImage | None:
     key = image_key(name)
     if key == "D00000":
         role = FigureRole.FRONT_PAGE
@@ -220,4 +220,5 @@ def _image(name: str, folder: Path, in_drawings: bool) -> SourceImage:
         role = FigureRole.DRAWING
     else:
         role = FigureRole.NON_DRAWING
-    return SourceImage(key=key, path=folder / name, role=role)
+    path = reference(folder, name)
+    return SourceImage(key=key, path=path, role=role) if path is not None else None

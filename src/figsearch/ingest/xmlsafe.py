@@ -35,6 +35,16 @@ def _parser(recover: bool = False):
     )
 
 
+def as_utf8(data: bytes) -> bytes:
+    """UTF-16/32 text (by its byte-order mark) as UTF-8, for sniffing and regex scans; else unchanged."""
+    for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                       (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            usable = len(data) - (len(data) - len(bom)) % (4 if codec == "utf-32" else 2)
+            return data[:usable].decode(codec, errors="ignore").encode("utf-8")
+    return data
+
+
 def _root_name(data: bytes) -> str | None:
     """The root element's name when ``data`` starts as an XML document does, else None.
 
@@ -42,9 +52,7 @@ def _root_name(data: bytes) -> str | None:
     first, so XML text stored inside another file (an uncompressed zip) is not mistaken
     for a document.
     """
-    body = bytes(data[:65536])
-    for bom in (b"\xef\xbb\xbf",):
-        body = body.removeprefix(bom)
+    body = as_utf8(bytes(data[:65536])).removeprefix(b"\xef\xbb\xbf")
     position = 0
     while True:
         while position < len(body) and body[position:position + 1] in b" \t\r\n":
@@ -74,7 +82,7 @@ def _refuse_entity_declarations(data: bytes, source: str) -> None:
     lxml would not expand them (resolve_entities=False), but a document that declares
     text entities is either an attack (billion laughs, XXE) or not a patent publication.
     """
-    match = _DOCTYPE_ENTITY.search(data[:1 << 20])
+    match = _DOCTYPE_ENTITY.search(as_utf8(data[:1 << 20]))
     if not match:
         return
     for decl in re.findall(rb"<!ENTITY[^>]*>", match.group("subset")):
@@ -105,6 +113,8 @@ def parse(data: bytes, source: str):
         return etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         first_error = str(exc)
+        if "excessive depth" in first_error.lower():
+            raise CorruptInput(f"{source}: XML nested more than 256 levels deep; refused") from None
         wrong_encoding = "encoding" in first_error.lower() or "utf-8" in first_error.lower()
     if wrong_encoding:
         # declared (or defaulted to) UTF-8 but written in a legacy 8-bit encoding
