@@ -270,3 +270,30 @@ class FakeBackend:
 
     def close(self) -> None:
         self.closed = True
+
+
+def make_client(root: Path, backend=None, **app_options):
+    """A TestClient over the real app; server errors come back as responses, as a browser sees them."""
+    from fastapi.testclient import TestClient
+
+    from figsearch.server.app import create_app
+
+    backend = backend or FakeBackend(root)
+    app = create_app(backend, root, **app_options)
+    return TestClient(app, raise_server_exceptions=False), backend
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The one error shape: {"error": {"code", "message", "status"[, "details"]}} and nothing else."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) <= {"code", "message", "status", "details"} and {"code", "message", "status"} <= set(error), error
+    assert error["status"] == status
+    assert isinstance(error["message"], str) and error["message"], error
+    assert isinstance(error["code"], str) and error["code"], error
+    if code is not None:
+        assert error["code"] == code, error
+    return error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import logging
 import socket
@@ -10,7 +11,7 @@ from pathlib import Path
 import click
 
 from figsearch.cli import collection_option, main
-from figsearch.errors import FigsearchError, InputError
+from figsearch.errors import FigsearchError, InputError, MissingDependency
 
 
 def is_loopback(host: str) -> bool:
@@ -62,11 +63,17 @@ def serve(collection: str, host: str, port: int, max_upload_mb: int) -> None:
 
     require("fastapi", "the web server")
     uvicorn = require("uvicorn", "the web server")
-    require("multipart", "file uploads")
+    if importlib.util.find_spec("python_multipart") is None and importlib.util.find_spec("multipart") is None:
+        raise MissingDependency(
+            "python-multipart is needed for uploads but is not installed; install it with: "
+            "pip install 'figsearch[server]'"
+        )
     from figsearch.server.app import create_app
     from figsearch.server.uploads import Limits
+    from figsearch.store import Collection
 
     root = Path(collection)
+    Collection.open(root).close()  # a missing or foreign collection fails here, with its own message
     backend = load_backend(root)
     app = create_app(backend, root, limits=Limits(max_upload_bytes=max_upload_mb * 1024 * 1024))
     sock = open_listener(host, port)

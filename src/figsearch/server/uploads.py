@@ -102,7 +102,8 @@ def _decode_raster(data: bytes, kind: str, page: int, limits: Limits, name: str)
     except (InputError, PayloadTooLarge):
         raise
     except Image.DecompressionBombError as exc:
-        raise PayloadTooLarge(f"{name}: {exc}") from exc
+        # Pillow refuses at open what is far over its own limit, before ours can look
+        raise PayloadTooLarge(f"{name} has more than {limits.max_pixels} pixels ({exc})") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise CorruptInput(f"{name} looks like {kind.upper()} but cannot be decoded: {exc}") from exc
 
