@@ -250,7 +250,17 @@ def test_preview_decodes_a_tiff_to_png(client, root):
     data = encoded(sheet(root).convert("1"), "TIFF", compression="group4")
     response = client.post("/api/preview", files={"image": ("x.tif", data, "image/tiff")})
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.headers["x-page-count"] == "1"
     assert Image.open(io.BytesIO(response.content)).size == (400, 560)
+
+
+def test_preview_of_a_pdf_page_says_how_many_pages(client, root):
+    buffer = io.BytesIO()
+    sheet(root).save(buffer, format="PDF", save_all=True, append_images=[sheet(root, "USD0900001S-D00001")])
+    response = client.post("/api/preview", files={"image": ("x.pdf", buffer.getvalue(), "application/pdf")},
+                           data={"page": "2"})
+    assert response.status_code == 200 and response.headers["x-page-count"] == "2"
+    assert Image.open(io.BytesIO(response.content)).mode == "L"
 
 
 # -- figures and their files ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ from figsearch.search.query import Query as SearchQuery
 from figsearch.server import schemas
 from figsearch.server.app import ServerState
 from figsearch.server.errors import error_responses
-from figsearch.server.uploads import apply_crop, decode_upload, parse_crop
+from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_page, parse_crop
 
 router = APIRouter(prefix="/api", responses=error_responses(500))
 
@@ -156,7 +156,8 @@ async def search_post(request: Request, form: Annotated[SearchForm, Form()]) -> 
 @router.post(
     "/preview",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "the decoded page as PNG"}}
+    responses={200: {"content": {"image/png": {}}, "description": "the decoded page as PNG; "
+                     "header X-Page-Count says how many pages the file has"}}
     | error_responses(400, 413, 415, 422),
     tags=["search"],
 )
@@ -170,14 +171,15 @@ async def preview(
     data = await image.read(state.limits.max_upload_bytes + 1)
     name = f"uploaded file {image.filename!r}" if image.filename else "uploaded image"
 
-    def render() -> bytes:
-        decoded = decode_upload(data, state.limits, page=page, name=name)
+    def render() -> tuple[bytes, int]:
+        decoded, pages = decode_upload_page(data, state.limits, page=page, name=name)
         buffer = io.BytesIO()
         decoded.save(buffer, format="PNG")
-        return buffer.getvalue()
+        return buffer.getvalue(), pages
 
     # decoding needs no backend: not through the gate, but off the event loop
-    return Response(await run_in_threadpool(render), media_type="image/png", headers={"Cache-Control": "no-store"})
+    png, pages = await run_in_threadpool(render)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store", "X-Page-Count": str(pages)})
 
 
 @router.get(

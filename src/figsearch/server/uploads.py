@@ -67,20 +67,25 @@ def sniff(data: bytes) -> str:
 
 def decode_upload(data: bytes, limits: Limits, *, page: int = 1, name: str = "upload") -> Image.Image:
     """The ``page``-th image (1-based) of an uploaded PNG, JPEG, TIFF or PDF, grey, bounded in size."""
+    return decode_upload_page(data, limits, page=page, name=name)[0]
+
+
+def decode_upload_page(data: bytes, limits: Limits, *, page: int = 1, name: str = "upload") -> tuple[Image.Image, int]:
+    """Like decode_upload, and how many pages the file has."""
     if len(data) > limits.max_upload_bytes:
         raise PayloadTooLarge(f"{name} is {len(data)} bytes; the limit is {limits.max_upload_bytes}")
     kind = sniff(data)
     if kind == "pdf":
-        image = _render_pdf_page(data, page, limits, name)
+        image, pages = _render_pdf_page(data, page, limits, name)
     else:
-        image = _decode_raster(data, kind, page, limits, name)
+        image, pages = _decode_raster(data, kind, page, limits, name)
     image = to_grey(image)
     if max(image.size) > limits.max_side:
         image.thumbnail((limits.max_side, limits.max_side), Image.Resampling.BOX)
-    return image
+    return image, pages
 
 
-def _decode_raster(data: bytes, kind: str, page: int, limits: Limits, name: str) -> Image.Image:
+def _decode_raster(data: bytes, kind: str, page: int, limits: Limits, name: str) -> tuple[Image.Image, int]:
     try:
         with warnings.catch_warnings():
             # our own limit below is the check; Pillow's bomb warning would only add noise
@@ -98,7 +103,7 @@ def _decode_raster(data: bytes, kind: str, page: int, limits: Limits, name: str)
                 )
             image.load()
             # a phone photo's EXIF orientation is what the user saw
-            return ImageOps.exif_transpose(image) if kind == "jpeg" else image
+            return (ImageOps.exif_transpose(image) if kind == "jpeg" else image), frames
     except (InputError, PayloadTooLarge):
         raise
     except Image.DecompressionBombError as exc:
@@ -108,7 +113,7 @@ def _decode_raster(data: bytes, kind: str, page: int, limits: Limits, name: str)
         raise CorruptInput(f"{name} looks like {kind.upper()} but cannot be decoded: {exc}") from exc
 
 
-def _render_pdf_page(data: bytes, page: int, limits: Limits, name: str) -> Image.Image:
+def _render_pdf_page(data: bytes, page: int, limits: Limits, name: str) -> tuple[Image.Image, int]:
     pdfium = require("pypdfium2", "reading PDF uploads")
     with _PDF_LOCK:
         try:
@@ -128,7 +133,7 @@ def _render_pdf_page(data: bytes, page: int, limits: Limits, name: str) -> Image
             scale = min(scale, limits.max_side / max(width_pt, height_pt))
             scale = min(scale, (limits.max_pixels / (width_pt * height_pt)) ** 0.5)
             bitmap = pdf_page.render(scale=scale, grayscale=True)
-            return bitmap.to_pil().copy()
+            return bitmap.to_pil().copy(), pages
         except pdfium.PdfiumError as exc:
             raise CorruptInput(f"{name}: page {page} cannot be rendered: {exc}") from exc
         finally:

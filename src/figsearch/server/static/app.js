@@ -37,7 +37,7 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-async function api(path, options = {}) {
+async function api(path, options = {}, withHeaders = false) {
   let response;
   try {
     response = await fetch(`${API}/${path}`, options);
@@ -52,7 +52,7 @@ async function api(path, options = {}) {
     error.status = response.status;
     throw error;
   }
-  return body;
+  return withHeaders ? { body, headers: response.headers } : body;
 }
 
 function setBusy(on) {
@@ -99,7 +99,7 @@ function setQueryFile(file, name) {
   state.figure = null;
   state.crop = null;
   $("page-input").value = 1;
-  $("page-field").hidden = !/pdf|tiff?$/i.test(file.type || state.fileName);
+  $("page-field").hidden = true;
   showPreview();
   runSearch(0);
 }
@@ -138,7 +138,11 @@ async function showPreview() {
       const form = new FormData();
       form.append("image", file, state.fileName);
       form.append("page", $("page-input").value || "1");
-      blob = await api("preview", { method: "POST", body: form });
+      const preview = await api("preview", { method: "POST", body: form }, true);
+      blob = preview.body;
+      const pages = Number(preview.headers.get("X-Page-Count") || 1);
+      $("page-field").hidden = pages < 2;
+      $("page-input").max = pages;
     } catch (err) {
       showNotice(err.message);
       return;
