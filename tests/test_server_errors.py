@@ -309,3 +309,40 @@ def test_json_body_instead_of_a_form_is_4xx(client):
 def test_preview_without_a_file_is_422(client):
     error = assert_error(client.post("/api/preview", data={"page": "1"}), 422, "invalid_request")
     assert error["details"][0]["field"] == "image"
+
+
+# -- never a 500 for what a client sends -------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_field_values = st.one_of(st.text(max_size=30), st.sampled_from(["", "0", "-1", "1e309", "nan", "0,0,1,1", "1,1,0,0"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["figure_id", "text", "mode", "text_weight", "k", "offset", "date_from", "office",
+                         "classification", "crop", "page", "exclude_patents", "exclude_query_patent"]),
+        _field_values, max_size=5),
+    data=st.one_of(st.none(), st.binary(max_size=64), st.sampled_from([b"\x89PNG\r\n\x1a\n", b"%PDF-", b"II*\x00"])),
+)
+def test_whatever_the_client_sends_the_answer_is_never_a_500(client, fields, data):
+    files = {"image": ("f", data, "application/octet-stream")} if data is not None else None
+    response = client.post("/api/search", data=fields, files=files)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert_error(response, response.status_code)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(min_size=1, max_size=40).filter(lambda s: "/" not in s and s not in (".", "..")))
+def test_any_figure_or_patent_name_is_answered_without_a_500(client, name):
+    from urllib.parse import quote
+
+    for path in (f"/api/figures/{quote(name, safe='')}", f"/api/figures/{quote(name, safe='')}/image",
+                 f"/api/patents/{quote(name, safe='')}"):
+        response = client.get(path)
+        assert response.status_code in (200, 404), (path, response.text)
+        if response.status_code == 404:
+            assert_error(response, 404)
