@@ -146,6 +146,11 @@ def test_upload_browse_open_crop_and_more_like_this(browser, site, screenshot_di
     assert hits(d)[0][0] == opened
     assert opened.split("-")[0] in d.find_element(By.ID, "query-source").text
 
+    # that search lives in the address: a reload (or a shared link) shows it again
+    assert f"figure_id={opened}" in d.current_url
+    d.refresh()
+    wait(d, lambda d: hits(d) and hits(d)[0][0] == opened, what="the search restored from the address")
+
     severe = [entry for entry in d.get_log("browser") if entry["level"] == "SEVERE"]
     assert not severe, severe
     print(f"screenshots in {screenshot_dir}")

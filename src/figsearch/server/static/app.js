@@ -157,6 +157,7 @@ async function showPreview() {
 }
 
 function clearQueryImage() {
+  history.replaceState(null, "", location.pathname + location.search);
   state.file = null;
   state.figure = null;
   state.crop = null;
@@ -321,12 +322,46 @@ async function runSearch(offset) {
     state.total = result.total;
     state.lastQueryPatent = state.figure ? state.figure.patent : null;
     renderResults(result);
+    rememberInUrl(offset);
     if (result.notes && result.notes.length) showNotice(result.notes.join(" "), "info");
   } catch (err) {
     if (seq === searchSeq) showNotice(err.message);
   } finally {
     setBusy(false);
   }
+}
+
+// a search without an upload is kept in the address, so it can be bookmarked and shared
+function rememberInUrl(offset) {
+  if (state.file) { history.replaceState(null, "", location.pathname + location.search); return; }
+  const { form } = buildForm(offset);
+  const params = new URLSearchParams();
+  for (const [k, v] of form.entries()) if (k !== "k" && !(k === "offset" && v === "0") && !(k === "mode" && v === "avg")) params.append(k, v);
+  history.replaceState(null, "", `#${params}`);
+}
+
+async function restoreFromUrl() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  if (![...params.keys()].length) return;
+  const set = (id, key) => { if (params.has(key)) $(id).value = params.get(key); };
+  set("text-input", "text");
+  set("date-from", "date_from");
+  set("date-to", "date_to");
+  set("office", "office");
+  set("classification", "classification");
+  const mode = document.querySelector(`input[name=mode][value="${CSS.escape(params.get("mode") || "avg")}"]`);
+  if (mode) mode.checked = true;
+  if (params.has("text_weight")) { $("use-weight").checked = true; $("text-weight").value = params.get("text_weight"); $("use-weight").dispatchEvent(new Event("change")); }
+  $("exclude-own").checked = params.get("exclude_query_patent") === "true";
+  if (params.has("figure_id")) {
+    const id = params.get("figure_id");
+    try {
+      const d = await api(`figures/${encodeURIComponent(id)}`);
+      setQueryFigure({ id, patent: d.figure.patent, label: d.figure.label });
+    } catch (err) { showNotice(err.message); return; }
+  }
+  if (params.has("crop")) { state.crop = params.get("crop").split(",").map(Number); drawCrop(); }
+  runSearch(Number(params.get("offset") || 0));
 }
 
 function describeQuery(result) {
@@ -544,4 +579,4 @@ initDropzone();
 initCrop();
 initControls();
 initDialog();
-loadInfo();
+loadInfo().then(restoreFromUrl);
