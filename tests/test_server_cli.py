@@ -44,6 +44,7 @@ def test_binds_loopback_by_default_and_says_so(served):
     assert "warning" not in result.output
     # the app it serves is figsearch's, with the default upload limit
     assert seen["app"].state.figsearch.limits.max_upload_bytes == 20 * 1024 * 1024
+    assert any(m.cls.__name__ == "HostCheck" for m in seen["app"].user_middleware)
 
 
 def test_warns_when_listening_beyond_loopback(served):
@@ -52,6 +53,7 @@ def test_warns_when_listening_beyond_loopback(served):
     assert seen["address"][0] == "0.0.0.0"
     assert "warning: listening on 0.0.0.0" in result.output and "no authentication" in result.output
     assert seen["app"].state.figsearch.limits.max_upload_bytes == 5 * 1024 * 1024
+    assert not any(m.cls.__name__ == "HostCheck" for m in seen["app"].user_middleware)
 
 
 def test_a_busy_port_is_a_clear_error(served):

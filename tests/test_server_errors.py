@@ -346,3 +346,16 @@ def test_any_figure_or_patent_name_is_answered_without_a_500(client, name):
         assert response.status_code in (200, 404), (path, response.text)
         if response.status_code == 404:
             assert_error(response, 404)
+
+
+# -- host names --------------------------------------------------------------------------------------
+
+
+def test_a_loopback_server_refuses_foreign_host_names(root):
+    from figsearch.server.app import LOOPBACK_HOSTS
+
+    client, _ = make_client(root, allowed_hosts=LOOPBACK_HOSTS)
+    for host in ("127.0.0.1:8000", "localhost", "[::1]:8000"):
+        assert client.get("/api/health", headers={"host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", ""):
+        assert_error(client.get("/api/health", headers={"host": host}), 400, "bad_host")

@@ -68,14 +68,20 @@ def serve(collection: str, host: str, port: int, max_upload_mb: int) -> None:
             "python-multipart is needed for uploads but is not installed; install it with: "
             "pip install 'figsearch[server]'"
         )
-    from figsearch.server.app import create_app
+    from figsearch.server.app import LOOPBACK_HOSTS, create_app
     from figsearch.server.uploads import Limits
     from figsearch.store import Collection
 
     root = Path(collection)
     Collection.open(root).close()  # a missing or foreign collection fails here, with its own message
     backend = load_backend(root)
-    app = create_app(backend, root, limits=Limits(max_upload_bytes=max_upload_mb * 1024 * 1024))
+    app = create_app(
+        backend,
+        root,
+        limits=Limits(max_upload_bytes=max_upload_mb * 1024 * 1024),
+        # on loopback, only this machine's own names: a rebound foreign name is refused
+        allowed_hosts=LOOPBACK_HOSTS if is_loopback(host) else None,
+    )
     sock = open_listener(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

@@ -148,14 +148,45 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
+class HostCheck:
+    """Answers only requests addressed to one of ``allowed`` host names.
+
+    A server on loopback is still reachable from a web page the user visits, through DNS
+    rebinding (evil.example resolving to 127.0.0.1); such requests carry the foreign name
+    in their Host header and are refused here.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
+        self.app = app
+        self.allowed = {h.lower().strip("[]") for h in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name.strip("[]") not in self.allowed:
+                await BodyLimit._refuse(send, 400, "bad_host", f"host {host!r} is not served here")
+                return
+        await self.app(scope, receive, send)
+
+
+#: the names a loopback-bound server answers to
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"]
+
+
 def create_app(
     backend: SearchBackend,
     collection_root: str | Path,
     *,
     limits: Limits | None = None,
     concurrency: int = 1,
+    allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
-    """The figsearch web application over ``backend``, serving the files of ``collection_root``."""
+    """The figsearch web application over ``backend``, serving the files of ``collection_root``.
+
+    ``allowed_hosts``: when given, requests for other Host names are refused (``figsearch serve``
+    passes the loopback names when it listens on loopback).
+    """
     from figsearch.server.routes import router
 
     state = ServerState(backend, Path(collection_root), limits or Limits(), concurrency)
@@ -188,4 +219,6 @@ def create_app(
 
     # the body limit sits outside everything, so an oversized upload is refused before it is parsed
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_upload_bytes + 64 * 1024)
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=allowed_hosts)
     return app
