@@ -393,6 +393,11 @@ function renderResults(result) {
   }
 }
 
+// "USD0907293S1-D00002" -> "D00002": the image's own key when the sheet has no printed label
+function figureKey(figureId, patent) {
+  return figureId.startsWith(`${patent}-`) ? figureId.slice(patent.length + 1) : figureId;
+}
+
 function fmtScore(v) { return Number(v).toFixed(3); }
 
 function hitCard(hit, index) {
@@ -406,7 +411,7 @@ function hitCard(hit, index) {
       own ? h("span", { class: "own" }, "same patent") : null),
     h("div", { class: "hit-body" },
       h("div", { class: "hit-pn" }, hit.patent),
-      h("div", { class: "hit-label" }, hit.label || hit.figure_id),
+      h("div", { class: "hit-label" }, hit.label || figureKey(hit.figure_id, hit.patent)),
       h("div", { class: "hit-title", title: hit.title || "" }, hit.title || ""),
       h("div", { class: "score", title: detail || "score" },
         h("div", { class: "score-bar" }, h("i", { style: `width:${width}%` })),
@@ -449,7 +454,7 @@ async function showFigure(figureId) {
 
 function renderFigure(d) {
   const f = d.figure;
-  $("fd-eyebrow").textContent = `${f.patent}${f.label ? " · " + f.label : ""}`;
+  $("fd-eyebrow").textContent = `${f.patent} · ${f.label || figureKey(f.figure_id, f.patent)}`;
   $("fd-title").textContent = d.patent_title || f.patent;
   const dialog = $("figure-dialog");
   dialog.dataset.figureId = f.figure_id;
