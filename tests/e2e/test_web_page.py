@@ -14,6 +14,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
+from pagehelpers import hits, results_meta, wait  # noqa: E402
 from server_fake import FakeBackend, build_collection  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -59,25 +60,6 @@ def site(tmp_path_factory):
         upload = tmp_path_factory.mktemp("upload") / "EP1000003A1-sheet2.tif"
         sheet.save(upload, compression="group4")
         yield server.url, upload
-
-
-def wait(driver, condition, timeout=20, what="the page"):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(condition, message=f"timed out waiting for {what}")
-
-
-def hits(driver):
-    from selenium.webdriver.common.by import By
-
-    return [(e.get_attribute("data-figure-id"), e.get_attribute("data-patent"))
-            for e in driver.find_elements(By.CSS_SELECTOR, "#grid .hit")]
-
-
-def results_meta(driver) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.ID, "results-meta").text
 
 
 def test_upload_browse_open_crop_and_more_like_this(browser, site, screenshot_dir: Path):

@@ -323,7 +323,8 @@ async function runSearch(offset) {
     state.lastQueryPatent = state.figure ? state.figure.patent : null;
     renderResults(result);
     rememberInUrl(offset);
-    if (result.notes && result.notes.length) showNotice(result.notes.join(" "), "info");
+    $("results-notes").textContent = (result.notes || []).join(" · ");
+    $("results-notes").hidden = !(result.notes && result.notes.length);
   } catch (err) {
     if (seq === searchSeq) showNotice(err.message);
   } finally {
@@ -553,6 +554,7 @@ async function loadFilmstrip(figure, seq) {
     if (p.figures.length < 2) return;
     for (const other of p.figures) {
       strip.append(h("button", { type: "button", class: other.figure_id === figure.figure_id ? "current" : "", title: other.label || other.figure_id,
+        dataset: { figureId: other.figure_id },
         onclick: () => { state.openIndex = state.hits.findIndex((x) => x.figure_id === other.figure_id); showFigure(other.figure_id); } },
         h("img", { src: other.thumbnail_url, alt: other.label || other.figure_id, loading: "lazy" })));
     }
