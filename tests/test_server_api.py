@@ -180,7 +180,7 @@ def test_crop_of_a_collection_figure_becomes_an_image_query(client, backend):
     assert response.status_code == 200
     query = backend.calls[-1]
     assert query.figure_id is None and query.image.size == (200, 280)
-    assert query.filters.exclude_patents == (EP,)
+    assert query.filters.exclude_patents == (EP,) and query.exclude_query_patent is False
     assert all(h["patent"] != EP for h in response.json()["hits"])
 
 

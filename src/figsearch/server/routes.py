@@ -79,6 +79,7 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
     crop = parse_crop(params.crop)
     exclude = [p.strip() for p in (params.exclude_patents or "").split(",") if p.strip()]
     figure_id = params.figure_id
+    exclude_query_patent = params.exclude_query_patent
     image = None
     if upload is not None:
         image = apply_crop(decode_upload(upload, state.limits, page=params.page, name=upload_name), crop)
@@ -90,9 +91,10 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
         with open(path, "rb") as handle:
             data = handle.read()
         image = apply_crop(decode_upload(data, state.limits, name=f"figure {figure_id}"), crop)
-        if params.exclude_query_patent:
+        if exclude_query_patent:
             exclude.append(figure.patent)
-        figure_id = None
+        # the service sees an image query; its patent is already in the exclusions
+        figure_id, exclude_query_patent = None, False
     text = params.text.strip() if params.text else None
     if figure_id is None and image is None and not text:
         raise InputError("nothing to search with: give an image, a figure_id or a text")
@@ -113,7 +115,7 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
         text_weight=params.text_weight,
         k=params.k,
         offset=params.offset,
-        exclude_query_patent=params.exclude_query_patent,
+        exclude_query_patent=exclude_query_patent,
         filters=filters,
     )
 
