@@ -46,7 +46,7 @@ def load_backend(collection: Path):
         if exc.name != "figsearch.search.service":
             raise
         raise FigsearchError("this figsearch has no search service (figsearch.search.service is missing)") from exc
-    return SearchService(collection)
+    return SearchService.open(collection)
 
 
 @main.command("serve")
