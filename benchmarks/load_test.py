@@ -95,9 +95,15 @@ async def run(base: str, queries, clients: int, duration: float, mix: dict, seed
     results: list = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        # one search first, so model loading is not counted as latency
-        warm = await http.get(f"{base}api/search", params={"figure_id": queries[0][0], "k": "12"})
-        print(f"  warm-up search: {warm.status_code}")
+        # one search of each kind first, so loading the encoders is not counted as latency
+        figure_ids, images, words = queries
+        warm = [await http.get(f"{base}api/search", params={"figure_id": figure_ids[0], "k": "12"})]
+        if images and mix.get("image"):
+            warm.append(await http.post(f"{base}api/search", files={"image": ("q.png", images[0], "image/png")},
+                                        data={"k": "12", "mode": "visual"}))
+        if mix.get("text"):
+            warm.append(await http.get(f"{base}api/search", params={"text": words[0], "k": "12", "mode": "text"}))
+        print(f"  warm-up searches: {[r.status_code for r in warm]}")
         deadline = time.perf_counter() + duration
         await asyncio.gather(*[
             client(http, base, deadline, random.Random(seed + i), queries, mix, results) for i in range(clients)
