@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -66,11 +67,18 @@ def load_truth(data: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
 
 
 def label_truth(data: Path) -> dict[Path, set[str]]:
+    """The JSON files are OCR lines of the sheets; a sideways label shows up as a "FIG." line and a
+    separate number line, so numbers standing alone (or next to a FIG word) are labels when the sheet
+    has FIG words at all."""
     out = {}
     for js in sorted((data / "figure-labels").glob("*.json")):
-        lines = [d for d in json.loads(js.read_text()) if d.get("Type") == "LINE"]
-        labels = {normalise_label(d["DetectedText"]) for d in lines}
-        out[js.with_suffix(".png")] = {x for x in labels if x}
+        lines = [d["DetectedText"] for d in json.loads(js.read_text()) if d.get("Type") == "LINE"]
+        labels = {normalise_label(t) for t in lines} - {None}
+        if any(re.search(r"\b(FIG|Fig|Figure)\b", t) for t in lines):
+            for t in lines:
+                if re.fullmatch(r"\s*\d{1,2}\s*", t) or re.search(r"\b(FIG|Fig|Figure)\b", t):
+                    labels |= {f"FIG. {int(n)}" for n in re.findall(r"(?<![\w.])\d{1,2}(?![\w])", t)}
+        out[js.with_suffix(".png")] = labels
     return out
 
 
@@ -136,7 +144,8 @@ def run(engine_name: str, data: Path, truth, vocab, labels, verbose: bool) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="tesseract", help="comma-separated engine names")
-    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
+    default_data = Path(os.environ.get("FIGSEARCH_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=default_data, help="../shared/data or $FIGSEARCH_SHARED_DATA")
     parser.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args()
     if not args.data.is_dir():

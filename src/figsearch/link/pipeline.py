@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from figsearch.link import storage
 from figsearch.link.glossary import brief_descriptions, glossary, label_keys, label_mentions
-from figsearch.link.mentions import Mention, find_mentions, split_sign
+from figsearch.link.mentions import Mention, find_mentions
 from figsearch.link.sentences import description_sentences
 from figsearch.link.storage import Link
 from figsearch.records import Figure, FigureRole, Patent, ReferenceSign, Section, Sentence
@@ -29,11 +29,12 @@ NUMBER = "number"  # a numeral read in a drawing that the description does not u
 
 
 def cited(sign: str, vocabulary: set[str]) -> bool:
-    """Whether the description uses ``sign`` (or, for ``14a``, its base ``14``) as a reference sign."""
-    if sign in vocabulary:
-        return True
-    number, suffix = split_sign(sign)
-    return bool(suffix) and str(number) in vocabulary
+    """Whether the description uses ``sign`` as a reference sign.
+
+    Exact on purpose: a drawing's ``504a`` that the text never names is not one of its signs
+    (the text's ``504`` still links to sentences about 504 through the numeral ``504``).
+    """
+    return sign in vocabulary
 
 
 @dataclass

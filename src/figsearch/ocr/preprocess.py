@@ -63,7 +63,9 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     slices = ndimage.find_objects(labels)
     heights = np.array([s[0].stop - s[0].start for s in slices])
     widths = np.array([s[1].stop - s[1].start for s in slices])
-    limit = max(12, max_glyph * max(grey.size))
+    # relative to the sheet, but never below what it is on a full-size sheet at working scale:
+    # a small image (a cropped figure, a test drawing) has relatively larger text
+    limit = max(max_glyph * max(grey.size), max_glyph * 1800)
     keep = (heights <= limit) & (widths <= limit) & (heights * widths >= MIN_GLYPH_AREA)
     # digits are at least a third of the largest glyph; smaller bits are dots and hatching
     digit_like = keep & (np.maximum(heights, widths) >= limit * 0.3)

@@ -18,11 +18,12 @@ FIGURE_LABEL = "figure_label"
 
 _PRIMES = "'′’`´"
 _NUMERAL = re.compile(r"^(?P<num>[1-9]\d{0,3})(?P<suffix>[a-z]|['′’`´]{1,2}|-[1-9]\d?)?$")
-_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig)\.?$")
+_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig)[.,]?$")
 _LABEL_MERGED = re.compile(
-    r"^(?:FIG|FIGURE|Fig|Figure)\.?\s?(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$"
+    r"^(?:FIG|FIGURE|Fig|Figure)[.,]?\s?(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$"
 )
 _LABEL_NUMBER = re.compile(r"^(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$")
+_DECIMAL = re.compile(r"^[-+]?\d+[.,]\d+%?$|^[-+]?\d+%$")
 _COUNTER = re.compile(r"^\d{1,3}/\d{1,3}$")
 _DATE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$")
 _HEADER_WORDS = re.compile(r"^(sheet|patent|publication|application|pub\.?|jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)\.?,?$", re.I)
@@ -108,6 +109,11 @@ def parse_signs(words: list[TextBox], min_confidence: float = 0.4) -> list[Refer
         numeral = normalise_numeral(text)
         if numeral is not None:
             signs.append(ReferenceSign(numeral, NUMERAL, tuple(word.box), round(word.confidence, 3)))
+    # a sheet full of decimals and percentages is a table or a chart: its integers are data, not signs
+    decimals = sum(bool(_DECIMAL.match(w.text.strip())) for w in words)
+    numerals = sum(s.kind == NUMERAL for s in signs)
+    if decimals >= 5 and decimals >= 0.3 * numerals:
+        signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if s.kind == NUMERAL else s for s in signs]
     return signs
 
 

@@ -125,6 +125,8 @@ class TesseractEngine(OcrEngine):
             api.SetImage(mosaic)
             api.Recognize()
             for result in tesserocr.iterate_level(api.GetIterator(), level):
+                if result is None:  # nothing recognised at all
+                    break
                 try:
                     text = result.GetUTF8Text(level)
                 except RuntimeError:  # tesserocr raises on an empty word
