@@ -66,6 +66,10 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     # relative to the sheet, but never below what it is on a full-size sheet at working scale:
     # a small image (a cropped figure, a test drawing) has relatively larger text
     limit = max(max_glyph * max(grey.size), max_glyph * 1800)
+    text_height = _typical_glyph(heights, widths, limit * 2.5)
+    if text_height:
+        # sheets lettered larger than usual (small landscape pages): follow the lettering
+        limit = max(limit, 1.6 * text_height)
     keep = (heights <= limit) & (widths <= limit) & (heights * widths >= MIN_GLYPH_AREA)
     # digits are at least a third of the largest glyph; smaller bits are dots and hatching
     digit_like = keep & (np.maximum(heights, widths) >= limit * 0.3)
@@ -73,6 +77,18 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     lookup = np.concatenate([[False], keep])
     out = np.where(lookup[labels], 0, 255).astype(np.uint8)
     return GlyphLayer(Image.fromarray(out), int(keep.sum()), aspect)
+
+
+def _typical_glyph(heights: np.ndarray, widths: np.ndarray, ceiling: float) -> float | None:
+    """The most common long side of glyph-shaped components (digits and letters are 1.1-3.5 times
+    longer than wide, whichever way up), or None when too few are found to say."""
+    long, short = np.maximum(heights, widths), np.maximum(1, np.minimum(heights, widths))
+    ratio = long / short
+    glyphish = (ratio >= 1.1) & (ratio <= 3.5) & (long >= 12) & (long <= ceiling)
+    if glyphish.sum() < 8:
+        return None
+    counts = np.bincount((long[glyphish] // 4).astype(np.int64))
+    return float(np.argmax(counts) * 4 + 2)
 
 
 def rotations_for(aspect: float, allowed: tuple[int, ...]) -> tuple[int, ...]:

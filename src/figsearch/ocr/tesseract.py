@@ -54,23 +54,29 @@ def find_tessdata(lang: str = "eng") -> str:
 MOSAIC_HEIGHT = 36
 
 
-def _mosaic(image: Image.Image, words: list[WordBox]) -> tuple[Image.Image, list[float]]:
-    """Stack the word crops in one column; returns the image and each slot's top y."""
+def _mosaic(image: Image.Image, words: list[WordBox]) -> tuple[Image.Image, list[tuple[float, float, int, int]]]:
+    """Stack the word crops in one column.
+
+    Returns the image and, per slot, (top y in the mosaic, scale, crop x0, crop y0) so that what
+    tesseract reads in a slot maps back to the sheet's pixels.
+    """
     pad = 3
     crops = []
     for word in words:
         x0, y0, x1, y1 = word.box
-        crop = image.crop((max(0, x0 - pad), max(0, y0 - pad), x1 + pad, y1 + pad))
+        origin = (max(0, x0 - pad), max(0, y0 - pad))
+        crop = image.crop((*origin, x1 + pad, y1 + pad))
         scale = min(3.0, max(0.4, MOSAIC_HEIGHT / max(1, y1 - y0)))
-        crops.append(crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))), Image.Resampling.BILINEAR))
+        size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
+        crops.append((crop.resize(size, Image.Resampling.BILINEAR), scale, origin))
     gap = MOSAIC_HEIGHT // 2
-    width = max(c.width for c in crops) + 2 * gap
-    height = sum(c.height for c in crops) + gap * (len(crops) + 1)
+    width = max(c[0].width for c in crops) + 2 * gap
+    height = sum(c[0].height for c in crops) + gap * (len(crops) + 1)
     canvas = Image.new("L", (width, height), 255)
-    slots: list[float] = []
+    slots = []
     y = gap
-    for crop in crops:
-        slots.append(y - gap / 2)
+    for crop, scale, origin in crops:
+        slots.append((y - gap / 2, scale, origin[0] - gap / scale, origin[1] - y / scale))
         canvas.paste(crop, (gap, y))
         y += crop.height + gap
     return canvas, slots
@@ -117,9 +123,10 @@ class TesseractEngine(OcrEngine):
         if not words:
             return []
         mosaic, slots = _mosaic(image, words)
+        tops = [slot[0] for slot in slots]
         tesserocr = self._tesserocr
         level = tesserocr.RIL.WORD
-        read: dict[int, list[tuple[int, str, float]]] = {}
+        read: list[tuple[tuple[int, int], TextBox]] = []
         with self._lock:
             api = self._api
             api.SetImage(mosaic)
@@ -134,18 +141,19 @@ class TesseractEngine(OcrEngine):
                 box = result.BoundingBox(level)
                 if not text or not text.strip() or box is None:
                     continue
-                slot = bisect.bisect_right(slots, (box[1] + box[3]) / 2) - 1
-                if 0 <= slot < len(words):
-                    read.setdefault(slot, []).append((box[0], text.strip(), result.Confidence(level) / 100.0))
+                slot = bisect.bisect_right(tops, (box[1] + box[3]) / 2) - 1
+                if not 0 <= slot < len(words):
+                    continue
+                _, scale, dx, dy = slots[slot]
+                word = words[slot]
+                # back to the sheet's pixels, clipped to the detected word
+                x0 = max(word.box[0], int(box[0] / scale + dx))
+                x1 = min(word.box[2], int(round(box[2] / scale + dx)))
+                sheet_box = (x0, word.box[1], max(x0 + 1, x1), word.box[3])
+                read.append(((word.line, x0), TextBox(text.strip(), sheet_box, result.Confidence(level) / 100.0, line=word.line)))
             api.Clear()
-        out = []
         # reading order (line, then left to right) so that "FIG." and "3" follow each other
-        for slot, parts in sorted(read.items(), key=lambda kv: (words[kv[0]].line, words[kv[0]].box[0])):
-            parts.sort()
-            word = words[slot]
-            text = " ".join(p[1] for p in parts)
-            out.append(TextBox(text, word.box, min(p[2] for p in parts), line=word.line))
-        return out
+        return [box for _, box in sorted(read, key=lambda item: item[0])]
 
     def close(self) -> None:
         self._api.End()
