@@ -61,6 +61,8 @@ _FUNCTION_WORDS = frozenset(
     first second third fourth fifth one two three four five six seven eight nine ten
     more less fewer other another such same further additional respective corresponding""".split()
 )
+# ordinals end no name ("first guide roller 22") although a number right after one is no sign
+_ORDINALS = frozenset("first second third fourth fifth".split())
 _CONNECTORS = frozenset({",", "and", "or", "&", "as well as", "/", ", and", ", or", "and/or"})
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]*")
 
@@ -125,7 +127,7 @@ def _term(words: list[str]) -> str | None:
     """The noun phrase among ``words`` (nearest first): letters only, stopping at a function word."""
     phrase: list[str] = []
     for word in words:
-        if not _WORD.fullmatch(word) or word.lower() in _FUNCTION_WORDS:
+        if not _WORD.fullmatch(word) or (word.lower() in _FUNCTION_WORDS and word.lower() not in _ORDINALS):
             break
         phrase.append(word)
     if not phrase:
