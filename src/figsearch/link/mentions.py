@@ -41,6 +41,13 @@ _UNITS = frozenset(
     rpm dpi ppi lpi bit bits byte bytes kb mb gb tb db l ml ul µl cc mol mmol wt vol ppm ppb px pixel pixels dot dots
     times fold x × mesh gauge awg cal kcal lm lx cd ohm ohms ω kω mω f µf uf nf pf hp nmi mph kmh kph""".split()
 )
+# counted things: "2 rows", "12 teeth" are quantities (a sign follows the noun it names, never precedes it)
+_COUNT_NOUNS = frozenset(
+    """rows columns layers lines pixels dots steps parts pieces teeth blades rotors sides revolutions
+    cycles stages levels bits channels elements units holes slots pairs sheets pages colors
+    colours frames rollers wheels pins screws bolts legs arms plates members segments sections
+    portions regions zones areas times""".split()
+)
 # words after which a number is a quantity, an ordinal position or a citation, never a sign
 _FUNCTION_WORDS = frozenset(
     """a an the said this that these those each every any all some many several no both either neither
@@ -136,11 +143,12 @@ def _term(words: list[str]) -> str | None:
 
 
 def _followed_by_unit(text: str, end: int) -> bool:
-    rest = text[end:end + 12]
+    rest = text[end:end + 16]
     if re.match(r"\s*(%|°|‰|″|\"|×|x\s*\d)", rest):
         return True
     match = re.match(r"\s*([^\s,.;:()]+)", rest)
-    return bool(match and match.group(1).lower().rstrip(".") in _UNITS)
+    word = match.group(1).lower().rstrip(".") if match else ""
+    return word in _UNITS or word in _COUNT_NOUNS
 
 
 def find_mentions(sentence: str) -> list[Mention]:

@@ -278,8 +278,10 @@ def spot_and_link(
     redo: bool = False,
 ) -> SpotLinkReport:
     """Read and link every figure whose ``ocr_done_at`` is NULL (all of them with ``redo``)."""
-    from figsearch.ocr import create_engine
+    from figsearch.ocr import OCR_ENGINES, create_engine
 
+    if engine is not None and engine not in OCR_ENGINES:
+        OCR_ENGINES.create(engine)  # raises the error that lists the valid names
     if redo:
         reset(collection)
     report = SpotLinkReport()
