@@ -10,7 +10,7 @@ Two precisions are printed:
 - ``cited``: the numerals the pipeline stores as reference signs, i.e. those the description's
   sign vocabulary (figsearch.link) contains; this is what ``figsearch ocr`` keeps as kind "numeral".
 
-Time: CPU seconds of this thread per sheet (robust on a shared machine) and wall seconds.
+Time: CPU seconds of the process per sheet (all threads; robust on a shared machine) and wall seconds.
 
     PYTHONPATH=src OMP_THREAD_LIMIT=1 python benchmarks/ocr_benchmark.py --engines tesseract,craft
 """
@@ -95,9 +95,9 @@ def run(engine_name: str, data: Path, truth, vocab, labels, verbose: bool) -> di
     for sheet, relevant in truth.items():
         image = Image.open(data / sheet)
         image.load()
-        t_cpu, t_wall = time.thread_time(), time.perf_counter()
+        t_cpu, t_wall = time.process_time(), time.perf_counter()
         signs = parse_signs(engine.read(image))
-        cpu, wall = time.thread_time() - t_cpu, time.perf_counter() - t_wall
+        cpu, wall = time.process_time() - t_cpu, time.perf_counter() - t_wall
         raw = {s.text for s in signs if s.kind == NUMERAL}
         kept = {s for s in raw if cited(s, vocab[sheet])}
         for key, found in (("raw", raw), ("cited", kept)):
@@ -118,9 +118,9 @@ def run(engine_name: str, data: Path, truth, vocab, labels, verbose: bool) -> di
     for png, expected in labels.items():
         image = Image.open(png)
         image.load()
-        t_cpu = time.thread_time()
+        t_cpu = time.process_time()
         found = {s.text for s in parse_signs(engine.read(image)) if s.kind == FIGURE_LABEL}
-        label_cpu += time.thread_time() - t_cpu
+        label_cpu += time.process_time() - t_cpu
         label_tp += len(found & expected)
         label_pred += len(found)
         label_rel += len(expected)

@@ -10,7 +10,7 @@ from figsearch.ocr.base import DEFAULT_ENGINE, OCR_ENGINES, OcrEngine, TextBox
 from figsearch.ocr.signs import FIGURE_LABEL, NUMERAL, parse_signs, sign_texts
 
 # built-in engines register themselves exactly like plugins would; their heavy imports are lazy
-from figsearch.ocr import tesseract as _tesseract  # noqa: E402,F401
+from figsearch.ocr import craft as _craft, tesseract as _tesseract  # noqa: E402,F401
 
 __all__ = [
     "DEFAULT_ENGINE", "FIGURE_LABEL", "NUMERAL", "OCR_ENGINES", "OcrEngine", "TextBox",

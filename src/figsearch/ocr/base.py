@@ -86,19 +86,14 @@ class OcrEngine(abc.ABC):
     def identity(self) -> dict:
         return {"name": self.name, "working_side": self.working_side}
 
-    def read(self, image: Image.Image) -> list[TextBox]:
-        """Read ``image`` (any mode, any size); boxes are in ``image``'s pixels."""
-        from figsearch.embed.preprocess import to_grey
+    def _read_oriented(self, prepared: Image.Image, rotations: tuple[int, ...]) -> list[TextBox]:
+        """Read ``prepared`` under each rotation; keep the one whose words look most like signs.
 
-        grey = to_grey(image)
-        scale = min(1.0, self.working_side / max(grey.size)) if max(grey.size) else 1.0
-        if scale < 1.0:
-            size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
-            grey = grey.resize(size, Image.Resampling.BOX)
-        prepared = self.prepare(grey)
+        Boxes come back in ``prepared``'s (unrotated) pixels.
+        """
         best: list[TextBox] = []
         best_score = -1.0
-        for rotation in self.candidate_rotations(prepared):
+        for rotation in rotations:
             view = prepared.rotate(rotation, expand=True) if rotation else prepared
             words = self._read(view)
             score = sign_score(words)
@@ -111,6 +106,19 @@ class OcrEngine(abc.ABC):
             signs = [w for w in words if _SIGN_LIKE.match(w.text.strip())]
             if len(signs) >= 3 and score >= self.confident * len(signs):
                 break  # the right way up reads clearly; the wrong ones would read noise
+        return best
+
+    def read(self, image: Image.Image) -> list[TextBox]:
+        """Read ``image`` (any mode, any size); boxes are in ``image``'s pixels."""
+        from figsearch.embed.preprocess import to_grey
+
+        grey = to_grey(image)
+        scale = min(1.0, self.working_side / max(grey.size)) if max(grey.size) else 1.0
+        if scale < 1.0:
+            size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+            grey = grey.resize(size, Image.Resampling.BOX)
+        prepared = self.prepare(grey)
+        best = self._read_oriented(prepared, self.candidate_rotations(prepared))
         inverse = 1.0 / scale
         w0, h0 = image.size
         return [

@@ -29,7 +29,7 @@ _DATE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$")
 _HEADER_WORDS = re.compile(r"^(sheet|patent|publication|application|pub\.?|jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)\.?,?$", re.I)
 # OCR confusions that turn digits into letters inside an otherwise numeric word
 _DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "S": "5", "B": "8", "Z": "2"})
-_STRIP = "()[]{}.,;:\"“”"
+_STRIP = "()[]{}.,;:\"“”~_|-—–"
 
 
 def normalise_numeral(text: str) -> str | None:
