@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from figsearch.link.glossary import brief_descriptions, expand_label_list, glossary, label_keys
+from figsearch.link.glossary import brief_clause, brief_descriptions, expand_label_list, glossary, label_keys
 from figsearch.link.mentions import Mention, find_mentions, mentioned_signs
 from figsearch.link.sentences import split_sentences
 from figsearch.records import Sentence
@@ -106,3 +106,10 @@ def test_brief_descriptions_and_labels():
     assert found == {"1": 1, "3A": 2, "3B": 2, "4": 4}
     assert label_keys("FIG. 3a") == ["3A"] and label_keys("FIGS. 8, 9") == ["8", "9"] and label_keys(None) == []
     assert expand_label_list("1-3") == ["1", "2", "3"] and expand_label_list("5A to 5C") == ["5A", "5B", "5C"]
+
+
+def test_brief_clause_cuts_a_sentence_that_describes_every_figure():
+    text = "FIG. 1 is a side view of a printer; FIG. 2 is a block diagram; and FIGS. 3A and 3B show the head."
+    assert brief_clause(text, "1") == "FIG. 1 is a side view of a printer."
+    assert brief_clause(text, "3B") == "FIGS. 3A and 3B show the head."
+    assert brief_clause("FIG. 4 is a section along IV-IV of FIG. 1.", "4") == "FIG. 4 is a section along IV-IV of FIG. 1."

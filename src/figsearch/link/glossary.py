@@ -84,6 +84,23 @@ def brief_descriptions(sentences: list[Sentence]) -> dict[str, int]:
     return found
 
 
+def brief_clause(text: str, key: str) -> str:
+    """The part of a brief-description sentence about figure ``key``.
+
+    EPO texts often put every figure in one sentence ("FIG. 1 is ...; FIG. 2 is ..."): the clause
+    that starts at this figure's label, up to the next semicolon, describes it alone.
+    """
+    clauses = [c.strip() for c in re.split(r";\s*(?=(?:and\s+)?(?:FIGS?|Figs?|FIGURES?|Figures?)\.?\s*\d)", text)]
+    if len(clauses) == 1:
+        return text
+    for clause in clauses:
+        clause = re.sub(r"^and\s+", "", clause)
+        match = _LABEL_ANYWHERE.match(clause)
+        if match and key in expand_label_list(match.group("list")):
+            return clause.rstrip(".;") + "."
+    return text
+
+
 def label_mentions(sentences: list[Sentence]) -> dict[str, list[int]]:
     """Figure number -> indexes of the sentences that refer to it anywhere ("as shown in FIG. 3")."""
     found: dict[str, list[int]] = defaultdict(list)

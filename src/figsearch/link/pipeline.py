@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from PIL import Image, UnidentifiedImageError
 
 from figsearch.link import storage
-from figsearch.link.glossary import brief_descriptions, glossary, label_keys, label_mentions
+from figsearch.link.glossary import brief_clause, brief_descriptions, glossary, label_keys, label_mentions
 from figsearch.link.mentions import Mention, find_mentions
 from figsearch.link.sentences import description_sentences
 from figsearch.link.storage import Link
@@ -165,7 +165,7 @@ def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, pa
         child = Figure(
             figure_id=f"{sheet.figure_id}-fig{key}", patent=sheet.patent, label=label, role=FigureRole.DRAWING,
             source_file=sheet.source_file, page=sheet.page,
-            description=text.sentences[brief].text if brief is not None else None,
+            description=brief_clause(text.sentences[brief].text, label_keys(label)[0]) if brief is not None else None,
             sequence=sheet.sequence, image_path=image_path, thumbnail_path=thumb_path,
             width=crop.width, height=crop.height, image_sha256=sha, parent_id=sheet.figure_id, box=box,
         )
@@ -220,7 +220,7 @@ def process_figure(collection: Collection, figure: Figure, engine, text: PatentT
     if label and not description:
         keys = label_keys(label)
         if len(keys) == 1 and keys[0] in text.brief:
-            description = text.sentences[text.brief[keys[0]]].text
+            description = brief_clause(text.sentences[text.brief[keys[0]]].text, keys[0])
     if children:
         role = FigureRole.SPLIT_SHEET
         if not label:
