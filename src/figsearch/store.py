@@ -383,7 +383,7 @@ class Collection:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", optimize=False)
         data = buffer.getvalue()
-        relative = f"{folder}/{_safe_name(patent)}/{_safe_name(key)}.png"
+        relative = png_relpath(folder, patent, key)
         atomic_write_bytes(self.root / relative, data)
         return relative, sha256_bytes(data)
 
@@ -570,6 +570,11 @@ def _figure_from_row(row: sqlite3.Row) -> Figure:
         image_sha256=row["image_sha256"],
         box=tuple(json.loads(row["box_json"])) if row["box_json"] else None,
     )
+
+
+def png_relpath(folder: str, patent: str, key: str) -> str:
+    """Where ``save_png`` puts an image, relative to the collection (ingest workers write there too)."""
+    return f"{folder}/{_safe_name(patent)}/{_safe_name(key)}.png"
 
 
 def _safe_name(name: str) -> str:
