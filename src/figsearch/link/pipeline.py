@@ -224,7 +224,8 @@ def process_figure(collection: Collection, figure: Figure, engine, text: PatentT
     if children:
         role = FigureRole.SPLIT_SHEET
         if not label:
-            label = ", ".join(labels)
+            keys = sorted((k for lab in labels for k in label_keys(lab)), key=lambda k: (len(k), k))
+            label = "FIGS. " + ", ".join(keys)
     links = text.links(label, signs)
     with collection.transaction() as db:
         db.execute("DELETE FROM figures WHERE parent_id=?", (figure.figure_id,))
