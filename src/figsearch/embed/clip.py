@@ -64,6 +64,7 @@ class ClipEncoder(VisualEncoder):
         self._torch = torch
         self.device = device
         self.model_name = OPENAI_WEIGHTS.get(model, model)
+        transformers.utils.logging.disable_progress_bar()  # library code draws no bars
         mean, std, size = OPENAI_MEAN, OPENAI_STD, 224
         if self.model_name == RANDOM:
             torch.manual_seed(seed)

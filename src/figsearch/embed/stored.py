@@ -82,9 +82,19 @@ def delete_vectors(collection: Collection, modality: str, key: str, figure_ids: 
 
 
 def vector_state(collection: Collection, modality: str, key: str) -> dict:
-    """Count and highest rowid of the stored drawing vectors: changes whenever they change."""
-    count, top = collection.db.execute(f"SELECT COUNT(*), COALESCE(MAX(e.rowid), 0) {_DRAWINGS}", (modality, key)).fetchone()
+    """Count and highest rowid of an encoder's stored vectors: changes whenever they change.
+
+    Cheap (it reads only the ``embeddings_by_encoder`` index), so searches can check it often;
+    it counts all rows, drawings or not, since roles are checked again on every hit.
+    """
+    count, top = collection.db.execute(
+        "SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM embeddings WHERE encoder=? AND modality=?", (key, modality)
+    ).fetchone()
     return {"count": int(count), "max_rowid": int(top)}
+
+
+def drawing_count(collection: Collection, modality: str, key: str) -> int:
+    return int(collection.db.execute(f"SELECT COUNT(*) {_DRAWINGS}", (modality, key)).fetchone()[0])
 
 
 def count_up_to(collection: Collection, modality: str, key: str, max_rowid: int) -> int:

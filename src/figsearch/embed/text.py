@@ -34,6 +34,16 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
 
 
+def _quiet_loading() -> None:
+    """Library code draws no progress bars (transformers shows one while loading weights)."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 class SentenceTransformerEncoder(TextEncoder):
     batch_size = 64
 
@@ -42,6 +52,7 @@ class SentenceTransformerEncoder(TextEncoder):
         self.name = name
         self.model_name = model
         source = path or model
+        _quiet_loading()
         try:
             self._model = st.SentenceTransformer(source, device=device)
         except Exception as exc:  # hub, cache and file errors all mean "not available here"

@@ -58,10 +58,13 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     atomic_write_bytes(directory / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
-def update_entry(directory: Path, modality: str, entry: dict) -> list[str]:
-    """Set one modality's entry in the manifest; returns the file names no entry points to any more."""
+def update_entry(directory: Path, modality: str, entry: dict | None) -> list[str]:
+    """Set (or with None drop) one modality's entry; returns the file names no entry points to any more."""
     manifest = read_manifest(directory)
-    manifest["modalities"][modality] = entry
+    if entry is None:
+        manifest["modalities"].pop(modality, None)
+    else:
+        manifest["modalities"][modality] = entry
     write_manifest(directory, manifest)
     referenced = {name for e in manifest["modalities"].values() for name in e.get("files", {}).values() if name}
     return [p.name for p in directory.iterdir() if p.name.startswith(f"{modality}.g") and p.name not in referenced]
