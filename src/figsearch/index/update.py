@@ -28,7 +28,8 @@ NO_TEXT = "none"
 
 def encoder_settings(collection: Collection, modality: str) -> dict | None:
     """{"spec", "key", "identity"} of the encoder a modality was indexed with, or None."""
-    return collection.get_setting(f"{modality}_encoder")
+    settings = collection.get_setting(f"{modality}_encoder")
+    return settings if settings and settings.get("spec") != NO_TEXT else None
 
 
 def factory_setting(collection: Collection, modality: str) -> str | None:
@@ -64,8 +65,8 @@ def update_collection(
     applies to both modalities and is remembered.
     """
     report = UpdateReport()
-    stored_visual = encoder_settings(collection, "visual")
-    stored_text = encoder_settings(collection, "text")
+    stored_visual = collection.get_setting("visual_encoder")
+    stored_text = collection.get_setting("text_encoder")  # {"spec": "none"} once text was left out
     visual_spec = visual_model or (stored_visual or {}).get("spec") or DEFAULT_VISUAL_ENCODER
     text_spec = text_model or (stored_text or {}).get("spec") or DEFAULT_TEXT_ENCODER
     if index_factory is not None:
@@ -76,7 +77,7 @@ def update_collection(
     if text_spec != NO_TEXT:
         jobs.append(("text", text_spec, create_text))
     else:
-        collection.set_setting("text_encoder", None)
+        collection.set_setting("text_encoder", {"spec": NO_TEXT})
         report.notes.append("text left out (--text-model none): searches use the drawings only")
     for modality, spec, create in jobs:
         encoder = create(spec)
