@@ -23,8 +23,23 @@ ADD_CHUNK = 50_000
 Chunks = Iterable[tuple[list[str], np.ndarray, int]]
 
 
+_threads_set = False
+
+
 def _faiss():
-    return require("faiss", "vector indexes")
+    """FAISS, with its thread count set once (FIGSEARCH_FAISS_THREADS, default 1).
+
+    FAISS's OpenMP threads and its bundled OpenBLAS spin while they wait for each other; on a
+    machine whose cores are busy with other work that turned a one-second IVF-PQ build into
+    minutes. One thread is never slower than ~cores× on an idle machine, and searches (one
+    query at a time) gain nothing from more; set the variable for big builds on a free machine.
+    """
+    global _threads_set
+    faiss = require("faiss", "vector indexes")
+    if not _threads_set:
+        faiss.omp_set_num_threads(max(1, int(os.environ.get("FIGSEARCH_FAISS_THREADS", "1"))))
+        _threads_set = True
+    return faiss
 
 
 def _id_width(ids: list[str]) -> int:

@@ -15,7 +15,7 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   which the figure appears, rank 1-based in each list; absent from a list, it adds 0 for it.
 - ``text_weight`` w, when given, replaces the mode's rule by (1 − w)·v + w·t, missing = 0 as avg.
 
-Ties are broken by figure id, so rankings are deterministic.
+Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def fuse(
         else:
             raise ValueError(f"unknown fusion mode {mode!r}")
         fused.append(Fused(figure_id, float(score), scores))
-    fused.sort(key=lambda f: (-f.score, f.figure_id))
+    # scores equal to 1e-9 tie (float sums differ in the last bits), then the figure id decides
+    fused.sort(key=lambda f: (-round(f.score, 9), f.figure_id))
     return fused
 
