@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 
+from figsearch.errors import InputError
 from figsearch.embed.base import TEXT_ENCODERS, VISUAL_ENCODERS, TextEncoder, VisualEncoder, _Encoder
 
 #: The visual encoder a new collection is indexed with. It must work offline; switch it to the
@@ -50,12 +51,22 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name.strip(), (argument.strip() or None)
 
 
+def _create(registry, name: str, spec: str, options: dict):
+    try:
+        return registry.create(name, **options)
+    except TypeError as exc:  # e.g. "hog:something": that encoder takes no model argument
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise InputError(f"{registry.kind} {spec!r}: {name} does not take these options ({exc})") from None
+
+
 def create_visual(spec: str | None = None, **options) -> VisualEncoder:
     load_builtins()
-    name, argument = parse_spec(spec or DEFAULT_VISUAL_ENCODER)
+    spec = spec or DEFAULT_VISUAL_ENCODER
+    name, argument = parse_spec(spec)
     if argument is not None:
         options["model"] = argument
-    return VISUAL_ENCODERS.create(name, **options)
+    return _create(VISUAL_ENCODERS, name, spec, options)
 
 
 def create_text(spec: str | None = None, **options) -> TextEncoder:
@@ -67,7 +78,7 @@ def create_text(spec: str | None = None, **options) -> TextEncoder:
         return TEXT_ENCODERS.create("sbert", model=spec, **options)
     if argument is not None:
         options["model"] = argument
-    return TEXT_ENCODERS.create(name, **options)
+    return _create(TEXT_ENCODERS, name, spec, options)
 
 
 def encoder_key(encoder: _Encoder | dict) -> str:

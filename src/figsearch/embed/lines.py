@@ -11,8 +11,8 @@ the first three measured at a fixed stroke width (figsearch.embed.inkstats). The
 centred and weighted, and a PCA fitted once on unrelated design drawings (the 1,087 US design
 patents of 2007; ``scripts/fit_lines_projection.py``) projects them to 256 dimensions with
 half-whitening (eigenvalues^-½ ... ^-¼), which evens out the directions that every drawing shares.
-The fitted statistics ship in ``figsearch/models/lines_v1.npz``; ``projection=None`` keeps the
-raw, centred blocks instead.
+The fitted statistics ship in ``figsearch/models/lines_v1.npz`` (``lines:PATH`` takes another
+file); ``model=None`` keeps the raw, uncentred blocks instead.
 """
 
 from __future__ import annotations
@@ -113,7 +113,9 @@ class LinesEncoder(VisualEncoder):
     name = "lines"
     batch_size = 16
 
-    def __init__(self, projection: str | Path | None = DEFAULT_PROJECTION) -> None:
+    def __init__(self, model: str | Path | None = DEFAULT_PROJECTION) -> None:
+        """``model``: the fitted statistics (a path or a packaged file name); None keeps raw blocks."""
+        projection = model
         self._projection_name = str(projection) if projection is not None else None
         if projection is None:
             self._means = None

@@ -18,6 +18,13 @@ MAX_QUERY_SIDE = 3000
 PDF_DPI = 150
 
 
+_MAGIC = {b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG"}
+
+
+def _known_kind(data: bytes) -> str | None:
+    return next((kind for magic, kind in _MAGIC.items() if data.startswith(magic)), None)
+
+
 def _render_pdf(data: bytes, name: str) -> Image.Image:
     pdfium = require("pypdfium2", "PDF query images")
     try:
@@ -48,10 +55,14 @@ def load_query_image(image: object, name: str = "query image") -> Image.Image:
         else:
             try:
                 with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # PIL's notes on damaged metadata
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
                     picture = Image.open(io.BytesIO(data))
                     picture.load()  # the first frame of a multi-page TIFF
             except UnidentifiedImageError as exc:
+                kind = _known_kind(data)
+                if kind:
+                    raise CorruptInput(f"{name} starts like a {kind} file but cannot be decoded (truncated or damaged)") from exc
                 raise UnsupportedFormat(f"{name} is not an image figsearch reads (TIFF, PNG, JPEG or PDF)") from exc
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
                 raise CorruptInput(f"{name} is too large to decode safely: {exc}") from exc
