@@ -16,8 +16,9 @@ def test_small_collections_are_exact_large_ones_compressed_within_budget():
     assert plan.factory == "IVF4096,PQ128x8np" and plan.rerank and plan.nprobe == 64
     # code bytes + list id + share of the centroids stay within 150 bytes per vector
     assert 128 + 8 + 4096 * 512 * 4 / 1_000_000 <= 150
-    assert choose_plan(1_000_000, 256, bytes_per_vector=80).factory == "IVF4096,PQ64x8np"
-    assert choose_plan(200_000, 256).factory.startswith("IVF2048,")
+    assert choose_plan(1_000_000, 256).factory == "IVF4096,PQ64x8np"
+    assert choose_plan(1_000_000, 256, bytes_per_vector=50).factory == "IVF4096,PQ32x8np"
+    assert choose_plan(200_000, 384).factory.startswith("IVF2048,PQ96x8np")
 
 
 def test_factory_override():

@@ -5,8 +5,8 @@
 - Above: ``IVF{nlist},PQ{m}x8np`` — an inverted file over ~4·√n lists, each vector compressed to
   ``m`` bytes — whose candidates are re-ranked with the exact vectors, which stay on disk
   (memory-mapped) rather than in memory. In memory a vector then costs its ``m`` code bytes, the
-  8-byte id of the inverted list, and a share of the coarse centroids; ``m`` is the largest
-  that keeps this within the budget (150 bytes per vector by default).
+  8-byte id of the inverted list, and a share of the coarse centroids: ``m`` is one byte per
+  four dimensions, or less where that would exceed the budget (150 bytes per vector by default).
 
 Any FAISS index-factory string overrides the choice; non-flat ones are re-ranked the same way.
 """
@@ -54,9 +54,11 @@ def _nlist(n: int) -> int:
 
 
 def _pq_bytes(dim: int, n: int, nlist: int, budget: float) -> int:
+    """Code bytes per vector: one byte per 4 dimensions (finer codes cost training time for
+    nothing once candidates are re-ranked exactly), fewer when the memory budget says so."""
     overhead = 8 + nlist * dim * 4 / max(n, 1)  # inverted-list id + this vector's share of the centroids
     for m in _PQ_SIZES:
-        if dim % m == 0 and m + overhead <= budget and m <= dim:
+        if dim % m == 0 and m <= max(dim // 4, 4) and m + overhead <= budget:
             return m
     return min((m for m in _PQ_SIZES if dim % m == 0), default=dim)
 
@@ -80,7 +82,7 @@ def choose_plan(n: int, dim: int, bytes_per_vector: float = DEFAULT_BYTES_PER_VE
     # "np": no polysemous training, which only serves Hamming pre-filtering (not used here)
     # and multiplied the training time by ~15
     return IndexPlan(
-        f"IVF{nlist},PQ{m}x8np", rerank=True, auto=True, nprobe=min(64, nlist // 8), train_size=min(n, nlist * 40)
+        f"IVF{nlist},PQ{m}x8np", rerank=True, auto=True, nprobe=min(64, nlist // 8), train_size=min(n, nlist * 32)
     )
 
 
