@@ -3,8 +3,9 @@
     PYTHONPATH=src python benchmarks/index_benchmark.py --sizes 10000 100000 1000000 --dim 256
 
 Synthetic vectors with the structure of real embeddings (uniform random vectors are the worst
-case for product quantization and say nothing about real data): points around 2,000 cluster
-centres in a 48-dimensional subspace, plus isotropic noise, L2-normalised. Queries are fresh
+case for product quantization and say nothing about real data): points around ``--centres``
+cluster centres (2,000; 20,000 is harder) in a 48-dimensional subspace, plus isotropic noise,
+L2-normalised. Queries are fresh
 draws from the same distribution. For each size the figsearch index (the automatic plan, or
 ``--factory``) is built exactly as ``figsearch index`` builds it (files on disk, exact vectors
 memory-mapped for re-ranking) and searched one query at a time through ``ModalityIndex.search``
@@ -46,10 +47,10 @@ def percentiles(samples):
     return np.percentile(np.asarray(samples) * 1000, [50, 95])
 
 
-def run(n: int, dim: int, k: int, queries: int, factory: str | None, workdir: Path) -> None:
+def run(n: int, dim: int, k: int, queries: int, factory: str | None, workdir: Path, centres: int) -> None:
     faiss = _faiss()
-    data = np.concatenate(list(synthetic(n, dim, seed=1)))
-    q = np.concatenate(list(synthetic(queries, dim, seed=2)))
+    data = np.concatenate(list(synthetic(n, dim, seed=1, centres=centres)))
+    q = np.concatenate(list(synthetic(queries, dim, seed=2, centres=centres)))
     ids = [f"US{i:09d}-D00001" for i in range(n)]
 
     start = time.perf_counter()
@@ -87,7 +88,8 @@ def run(n: int, dim: int, k: int, queries: int, factory: str | None, workdir: Pa
     print(
         f"n={n:>9,} dim={dim}  exact Flat: build {flat_build:6.1f} s, p50 {f50:7.2f} ms, p95 {f95:7.2f} ms, "
         f"{4 * dim} B/vector, recall 1.000\n"
-        f"{'':>19}figsearch {plan.factory}{' +rerank' if plan.rerank else ''} (nprobe {plan.nprobe}): "
+        f"{'':>19}figsearch {plan.factory}{' +rerank' if plan.rerank else ''} (nprobe {entry.get('nprobe')}, "
+        f"calibrated recall {entry.get('calibrated_recall') or 1:.3f}): "
         f"build {build_time:6.1f} s, p50 {a50:7.2f} ms, p95 {a95:7.2f} ms, {in_memory:6.1f} B/vector in memory "
         f"({on_disk:.0f} B on disk), recall@{k} {np.mean(recalls):.3f}, speed-up p50 {f50 / a50:5.1f}x",
         flush=True,
@@ -105,11 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--factory", default=None, help="FAISS factory string instead of the automatic plan")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--centres", type=int, default=2000, help="cluster centres of the synthetic data (more is harder)")
     args = parser.parse_args(argv)
-    print(f"threads {os.environ.get('FIGSEARCH_FAISS_THREADS', '1')}, k={args.k}, {args.queries} queries")
+    print(f"threads {os.environ.get('FIGSEARCH_FAISS_THREADS', '1')}, k={args.k}, {args.queries} queries, "
+          f"{args.centres} cluster centres")
     start = time.perf_counter()
     for n in args.sizes:
-        run(n, args.dim, args.k, args.queries, args.factory, args.workdir)
+        run(n, args.dim, args.k, args.queries, args.factory, args.workdir, args.centres)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"total {time.perf_counter() - start:.0f} s, peak RSS {peak:.0f} MiB")
     return 0

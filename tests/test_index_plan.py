@@ -13,12 +13,12 @@ def test_small_collections_are_exact_large_ones_compressed_within_budget():
     assert choose_plan(1000, 512).factory == "Flat"
     assert choose_plan(EXACT_MAX, 512).exact
     plan = choose_plan(1_000_000, 512)
-    assert plan.factory == "IVF4096,PQ128x8np" and plan.rerank and plan.nprobe == 64
-    # code bytes + list id + share of the centroids stay within 150 bytes per vector
-    assert 128 + 8 + 4096 * 512 * 4 / 1_000_000 <= 150
-    assert choose_plan(1_000_000, 256).factory == "IVF4096,PQ64x8np"
-    assert choose_plan(1_000_000, 256, bytes_per_vector=50).factory == "IVF4096,PQ32x8np"
-    assert choose_plan(200_000, 384).factory.startswith("IVF2048,PQ96x8np")
+    assert plan.factory == "IVF4096,PQ128x4fs" and plan.rerank and plan.nprobe == 64
+    # half-byte codes + list id + share of the centroids stay within 150 bytes per vector
+    assert 128 / 2 + 8 + 4096 * 512 * 4 / 1_000_000 <= 150
+    assert choose_plan(1_000_000, 256).factory == "IVF4096,PQ64x4fs"
+    assert choose_plan(1_000_000, 256, bytes_per_vector=30).factory == "IVF4096,PQ32x4fs"
+    assert choose_plan(200_000, 384).factory.startswith("IVF2048,PQ96x4fs")
 
 
 def test_factory_override():
@@ -44,6 +44,8 @@ def test_ivfpq_with_exact_reranking_matches_flat(tmp_path):
     entry = build(tmp_path, "visual", key="k", identity={}, dim=dim, plan=plan, chunks=chunks, generation=1)
     approximate = ModalityIndex.open(tmp_path, "visual", entry)
     assert approximate.vectors is not None and approximate.count == n
+    # nprobe was calibrated on the stored vectors (with its safety doubling)
+    assert 8 <= entry["nprobe"] <= 32 and entry["calibrated_recall"] >= 0.95
     queries = _clustered(30, dim, seed=1)
     recall = []
     for q in queries:

@@ -12,6 +12,7 @@ import numpy as np
 
 from figsearch.errors import CollectionError
 from figsearch.extras import require
+from figsearch.index.calibrate import CALIBRATION_K, calibrate_nprobe
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
 from figsearch.store import utcnow
@@ -52,13 +53,30 @@ def _new_index(plan: IndexPlan, dim: int):
     return faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
 
 
-def _set_search_params(index, plan: IndexPlan) -> None:
-    if plan.nprobe:
-        faiss = _faiss()
+def _set_nprobe(index, nprobe: int) -> None:
+    if nprobe:
         try:
-            faiss.ParameterSpace().set_index_parameter(index, "nprobe", plan.nprobe)
+            _faiss().ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
         except RuntimeError:
-            log.debug("index %s has no nprobe", plan.factory)
+            log.debug("this index has no nprobe")
+
+
+def reranked_positions(index, vectors: np.ndarray | None, query: np.ndarray, k: int) -> list[int]:
+    """Positions of the ``k`` nearest vectors: approximate candidates re-scored with the exact vectors."""
+    q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+    wanted = min(index.ntotal, max(k * RERANK_FACTOR, MIN_CANDIDATES))
+    _, candidates = index.search(q, wanted)
+    positions = np.unique(candidates[0][candidates[0] >= 0])  # sorted: kinder to the memory map
+    scores = np.asarray(vectors[positions], dtype=np.float32) @ q[0]
+    best = np.argsort(-scores, kind="stable")[:k]
+    return positions[best].tolist()
+
+
+def _nlist_of(index) -> int:
+    try:
+        return int(_faiss().extract_index_ivf(index).nlist)
+    except (RuntimeError, AttributeError):
+        return 0
 
 
 def _write_faiss(index, path: Path) -> None:
@@ -95,6 +113,10 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
     for start in range(0, n, ADD_CHUNK):
         index.add(np.ascontiguousarray(vectors[start : start + ADD_CHUNK], dtype=np.float32))
+    nprobe, recall = plan.nprobe, None
+    nlist = _nlist_of(index)
+    if nlist and plan.rerank and n > CALIBRATION_K:
+        nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions)
     width = _id_width(all_ids)
     ids_tmp = temp_path(ids_path)
     np.array(all_ids, dtype=f"S{width}").tofile(ids_tmp) if n else open(ids_tmp, "wb").close()
@@ -116,6 +138,8 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         "id_width": width,
         "max_rowid": max_rowid,
         "built_count": n,
+        "nprobe": nprobe,
+        "calibrated_recall": recall,
         "files": {"index": index_name, "ids": ids_path.name, "vectors": vec_path.name if plan.rerank else None},
         "built_at": utcnow(),
     }
@@ -126,7 +150,6 @@ def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, ma
     if any(len(i.encode("utf-8")) > entry["id_width"] for i in ids):
         return None
     faiss = _faiss()
-    plan = IndexPlan.from_dict(entry["plan"])
     files = entry["files"]
     index = faiss.read_index(str(directory / files["index"]))
     n, dim, width = entry["count"], entry["dim"], entry["id_width"]
@@ -177,8 +200,7 @@ class ModalityIndex:
         index = faiss.read_index(str(directory / files["index"]))
         if index.ntotal != n or index.d != dim:
             raise CollectionError(f"{modality} index holds {index.ntotal}×{index.d}, manifest says {n}×{dim}")
-        plan = IndexPlan.from_dict(entry["plan"])
-        _set_search_params(index, plan)
+        _set_nprobe(index, entry.get("nprobe") or IndexPlan.from_dict(entry["plan"]).nprobe)
         ids = np.memmap(directory / files["ids"], dtype=f"S{width}", mode="r", shape=(n,)) if n else np.zeros(0, f"S{width}")
         vectors = None
         if files.get("vectors") and n:
@@ -213,12 +235,8 @@ class ModalityIndex:
         if q.shape[1] != self.dim:
             raise CollectionError(f"query vector has dimension {q.shape[1]}, the {self.modality} index {self.dim}")
         if self.vectors is not None:
-            wanted = min(self.count, max(k * RERANK_FACTOR, MIN_CANDIDATES))
-            _, candidates = self.index.search(q, wanted)
-            positions = np.unique(candidates[0][candidates[0] >= 0])  # sorted: kinder to the memory map
+            positions = np.asarray(reranked_positions(self.index, self.vectors, q, k), dtype=np.int64)
             scores = np.asarray(self.vectors[positions], dtype=np.float32) @ q[0]
-            best = np.argsort(-scores, kind="stable")[:k]
-            positions, scores = positions[best], scores[best]
         else:
             scores, found = self.index.search(q, k)
             keep = found[0] >= 0
