@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.text != "none":
         encoder = create_text(args.text)
         with tempfile.TemporaryDirectory() as tmp:
-            c = collection(Path(tmp) / "c", images[:1] * 1 + images[1:])
+            c = collection(Path(tmp) / "c", images)
             plan = plan_text(c, encoder)
             sentences = list(dict.fromkeys(s for _, ss, _ in plan[0] for s in ss))
             encoder.encode(sentences[:4])

@@ -63,6 +63,8 @@ def index_command(collection, visual_model, text_model, index_factory, bytes_per
             click.echo(f"  failed {figure_id}: {reason}", err=True)
     for item in report.indexes:
         detail = f" ({item.reason})" if item.reason else ""
+        if item.calibrated_recall is not None:
+            detail += f", nprobe {item.nprobe}, recall@50 {item.calibrated_recall:.3f} on stored vectors"
         click.echo(f"{item.modality:6} index: {item.action}{detail}, {item.count} vectors, {item.factory or '-'}, {item.seconds:.1f} s")
     for note in report.notes:
         click.echo(f"note: {note}")

@@ -6,9 +6,10 @@ a build takes a sample of the stored vectors as queries, finds their exact neigh
 force, and picks the smallest ``nprobe`` (doubling from 8) whose re-ranked results reach
 ``RECALL_TARGET`` at k = 50 — then doubles it once more, because stored vectors are kinder
 queries than new drawings (the lists were trained on them: on clustered test data held-out
-queries reached 0.93 where the stored ones reached 1.0 at the same nprobe). It is capped at a
-quarter of the lists (at least 32) to bound query time. The recall reached is kept in the
-manifest, so ``figsearch index`` and ``info`` can say it.
+queries reached 0.93 where the stored ones reached 1.0 at the same nprobe). It is capped so
+that a query scans at most ``MAX_SCANNED_CODES`` codes (~5 ms of 4-bit fast scan on one core)
+and half of the lists. The recall reached is kept in the manifest, so ``figsearch index`` and
+``info`` can say it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CALIBRATION_K = 50
 CALIBRATION_QUERIES = 100
 #: brute-force neighbours are computed over this many stored vectors at a time
 EXACT_CHUNK = 100_000
+MAX_SCANNED_CODES = 250_000
 
 
 def exact_neighbours(faiss, vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -51,7 +53,7 @@ def calibrate_nprobe(faiss, index, vectors: np.ndarray, nlist: int, search, *, s
     queries = np.ascontiguousarray(vectors[sample], dtype=np.float32)
     # each query is itself in the index: ask for one more and leave it out on both sides
     truth = exact_neighbours(faiss, vectors, queries, k + 1)
-    cap = max(min(nlist, 32), nlist // 4)
+    cap = max(min(nlist, 32), min(nlist // 2, MAX_SCANNED_CODES * nlist // n))
     nprobe, recall = 8, 0.0
     space = faiss.ParameterSpace()
     while True:

@@ -38,6 +38,9 @@ class IndexReport:
     factory: str | None = None
     reason: str = ""
     seconds: float = 0.0
+    #: for approximate indexes: lists probed per query and the recall@50 measured at build time
+    nprobe: int | None = None
+    calibrated_recall: float | None = None
 
 
 def _stored_dim(collection: Collection, modality: str, key: str) -> int:
@@ -120,7 +123,8 @@ def sync_index(
         stale = update_entry(directory, modality, new_entry)
         remove_files(directory, stale)
         return IndexReport(modality, key, "rebuilt", new_entry["count"], added=new_entry["count"], factory=plan.factory,
-                           reason=reason, seconds=time.perf_counter() - start)
+                           reason=reason, seconds=time.perf_counter() - start, nprobe=new_entry.get("nprobe") or None,
+                           calibrated_recall=new_entry.get("calibrated_recall"))
 
 
 def open_index(

@@ -315,6 +315,8 @@ class SearchService:
                 "indexed": entry.get("count") if entry and entry.get("encoder") == settings["key"] else 0,
                 "factory": entry["plan"]["factory"] if entry else None,
                 "rerank": entry["plan"]["rerank"] if entry else None,
+                "nprobe": entry.get("nprobe") if entry else None,
+                "calibrated_recall": entry.get("calibrated_recall") if entry else None,
                 "built_at": entry.get("built_at") if entry else None,
             }
         return {
