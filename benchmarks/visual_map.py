@@ -1,6 +1,7 @@
 """Visual retrieval quality on the 50 US design grants, read straight from their TIFF sheets.
 
     PYTHONPATH=src python benchmarks/visual_map.py --encoder lines --max-side 1600
+    PYTHONPATH=src python benchmarks/visual_map.py --collection DIR   # through the service, all modes
 
 Same-patent rule (DeepPatent): for a query sheet, the other drawing sheets of its patent are
 relevant; front pages (``-D00000``) are neither queries nor results; the query itself is not a
@@ -59,13 +60,43 @@ def mean_ap(vectors: np.ndarray, patents: list[str], k: int = 50) -> tuple[float
     return float(np.mean(aps)), len(aps)
 
 
+def collection_map(root: Path, modes: list[str], k: int) -> None:
+    """The same measure through the search service on an indexed collection (queries by figure id)."""
+    from figsearch.records import FigureRole
+    from figsearch.search.query import Query
+    from figsearch.search.service import SearchService
+
+    with SearchService.open(root) as service:
+        drawings = service.collection.figures(roles=(FigureRole.DRAWING,))
+        by_patent: dict[str, set[str]] = {}
+        for figure in drawings:
+            by_patent.setdefault(figure.patent, set()).add(figure.figure_id)
+        for mode in modes:
+            aps, start = [], time.perf_counter()
+            for figure in drawings:
+                relevant = by_patent[figure.patent] - {figure.figure_id}
+                if not relevant:
+                    continue
+                hits = service.search(Query(figure_id=figure.figure_id, mode=mode, k=k)).hits
+                found = [h.figure_id in relevant for h in hits]
+                precision = np.cumsum(found) / np.arange(1, len(found) + 1)
+                aps.append(float((precision * found).sum() / len(relevant)))
+            took = (time.perf_counter() - start) / max(len(aps), 1) * 1000
+            print(f"{mode:>7}: mAP@{k} {np.mean(aps):.4f} over {len(aps)} queries ({took:.0f} ms/query)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--encoder", action="append", help="visual encoder spec (repeatable); default: lines and hog")
     parser.add_argument("--max-side", type=int, default=1600)
     parser.add_argument("-k", type=int, default=50)
+    parser.add_argument("--collection", type=Path, help="measure through the search service on this indexed collection")
+    parser.add_argument("--modes", nargs="+", default=["visual", "text", "avg", "max", "rrf"])
     args = parser.parse_args(argv)
+    if args.collection:
+        collection_map(args.collection, args.modes, args.k)
+        return 0
     if not args.data.is_dir():
         print(f"no data at {args.data}", file=sys.stderr)
         return 2
