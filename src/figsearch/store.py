@@ -159,6 +159,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
     input_sha256 TEXT,
     PRIMARY KEY (figure_id, modality, encoder)
 );
+-- per-encoder scans (what is stored, has it changed) without reading the vectors
+CREATE INDEX IF NOT EXISTS embeddings_by_encoder ON embeddings (encoder, modality);
 CREATE TABLE IF NOT EXISTS models (
     name TEXT PRIMARY KEY,
     modality TEXT NOT NULL,

@@ -1,0 +1,88 @@
+"""Encoders by specification string, the defaults, and the keys their vectors are stored under.
+
+A specification is a registered name, optionally followed by ``:`` and a model argument:
+``lines``, ``hog``, ``clip``, ``clip:ViT-B-32``, ``clip:/models/my-clip``, ``minilm``,
+``stsb-roberta-base``, ``sbert:/models/my-sbert``. For text, any other string is taken as a
+sentence-transformers model name or path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+
+from figsearch.errors import InputError
+from figsearch.embed.base import TEXT_ENCODERS, VISUAL_ENCODERS, TextEncoder, VisualEncoder, _Encoder
+
+#: The visual encoder a new collection is indexed with. It must work offline; switch it to the
+#: learned ``drawing`` encoder once that scores better on the design-grant benchmark.
+DEFAULT_VISUAL_ENCODER = "lines"
+DEFAULT_TEXT_ENCODER = "minilm"
+
+# Built-in backends register on import, exactly like plugins; "drawing" lives in its own
+# module that may be absent from a checkout.
+_BUILTIN_MODULES = (
+    "figsearch.embed.hog",
+    "figsearch.embed.lines",
+    "figsearch.embed.clip",
+    "figsearch.embed.text",
+    "figsearch.embed.drawing",
+)
+_OPTIONAL = {"figsearch.embed.drawing"}
+_loaded = False
+
+
+def load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for module in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if module not in _OPTIONAL or exc.name != module:
+                raise
+    _loaded = True
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    name, _, argument = spec.partition(":")
+    return name.strip(), (argument.strip() or None)
+
+
+def _create(registry, name: str, spec: str, options: dict):
+    try:
+        return registry.create(name, **options)
+    except TypeError as exc:  # e.g. "hog:something": that encoder takes no model argument
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise InputError(f"{registry.kind} {spec!r}: {name} does not take these options ({exc})") from None
+
+
+def create_visual(spec: str | None = None, **options) -> VisualEncoder:
+    load_builtins()
+    spec = spec or DEFAULT_VISUAL_ENCODER
+    name, argument = parse_spec(spec)
+    if argument is not None:
+        options["model"] = argument
+    return _create(VISUAL_ENCODERS, name, spec, options)
+
+
+def create_text(spec: str | None = None, **options) -> TextEncoder:
+    load_builtins()
+    spec = spec or DEFAULT_TEXT_ENCODER
+    name, argument = parse_spec(spec)
+    if name not in TEXT_ENCODERS:
+        # a sentence-transformers model name or path given directly
+        return TEXT_ENCODERS.create("sbert", model=spec, **options)
+    if argument is not None:
+        options["model"] = argument
+    return _create(TEXT_ENCODERS, name, spec, options)
+
+
+def encoder_key(encoder: _Encoder | dict) -> str:
+    """Short stable key of an encoder identity: its name and a digest of everything that shapes its vectors."""
+    identity = encoder if isinstance(encoder, dict) else encoder.identity
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{identity['name']}:{digest}"

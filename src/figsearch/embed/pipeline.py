@@ -1,0 +1,174 @@
+"""Embed what is new: the drawings of a collection whose stored vector is missing or stale.
+
+Images are decoded in a background thread while the encoder works on the previous batch, and
+each batch is committed on its own, so an interrupted run keeps what it finished. Progress goes
+to an optional callback (the CLI draws a bar with it); library code only logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from figsearch.embed.base import TextEncoder, VisualEncoder, l2_normalise
+from figsearch.embed.catalog import encoder_key
+from figsearch.embed.stored import delete_vectors, save_vectors, stored_inputs, text_digest
+from figsearch.link.text import figure_sentences
+from figsearch.records import Figure, FigureRole
+from figsearch.store import Collection, sha256_file
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class EmbedReport:
+    modality: str
+    encoder: str
+    embedded: int = 0
+    unchanged: int = 0
+    #: figures whose text vector was dropped because they have no text any more
+    removed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def drawings(collection: Collection) -> list[Figure]:
+    return collection.figures(roles=(FigureRole.DRAWING,))
+
+
+def _image_digest(collection: Collection, figure: Figure) -> str | None:
+    if figure.image_sha256:
+        return figure.image_sha256
+    try:
+        return sha256_file(collection.path(figure.image_path))
+    except OSError:
+        return None
+
+
+def plan_visual(collection: Collection, encoder: VisualEncoder) -> tuple[list[tuple[Figure, str]], int]:
+    """(figures to embed with their image digests, number already up to date)."""
+    stored = stored_inputs(collection, "visual", encoder_key(encoder))
+    todo, unchanged = [], 0
+    for figure in drawings(collection):
+        if not figure.image_path:
+            continue
+        digest = _image_digest(collection, figure)
+        if digest is not None and stored.get(figure.figure_id) == digest:
+            unchanged += 1
+        else:
+            todo.append((figure, digest))
+    return todo, unchanged
+
+
+def _load(collection: Collection, figure: Figure) -> Image.Image:
+    with Image.open(collection.path(figure.image_path)) as image:
+        image.load()
+        return image.convert("L") if image.mode not in ("L", "RGB") else image.copy()
+
+
+def _prefetch(collection: Collection, items: Sequence, batch_size: int) -> Iterator[list]:
+    """Batches of (figure, digest, image or exception), decoded one batch ahead in a thread."""
+    batches: queue.Queue = queue.Queue(maxsize=2)
+
+    def work() -> None:
+        for start in range(0, len(items), batch_size):
+            batch = []
+            for figure, digest in items[start : start + batch_size]:
+                try:
+                    batch.append((figure, digest, _load(collection, figure)))
+                except Exception as exc:  # a missing or corrupt stored image: report it, go on
+                    batch.append((figure, digest, exc))
+            batches.put(batch)
+        batches.put(None)
+
+    thread = threading.Thread(target=work, name="figsearch-image-loader", daemon=True)
+    thread.start()
+    while (batch := batches.get()) is not None:
+        yield batch
+    thread.join()
+
+
+def embed_visual(
+    collection: Collection,
+    encoder: VisualEncoder,
+    todo: list[tuple[Figure, str]] | None = None,
+    *,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> EmbedReport:
+    key = encoder_key(encoder)
+    unchanged = 0
+    if todo is None:
+        todo, unchanged = plan_visual(collection, encoder)
+    report = EmbedReport("visual", key, unchanged=unchanged)
+    for batch in _prefetch(collection, todo, batch_size):
+        good = [(f, d, img) for f, d, img in batch if not isinstance(img, Exception)]
+        for figure, _, exc in (item for item in batch if isinstance(item[2], Exception)):
+            reason = f"cannot read stored image {figure.image_path}: {exc}"
+            log.warning("figure %s: %s", figure.figure_id, reason)
+            report.failed.append((figure.figure_id, reason))
+        if good:
+            vectors = encoder.encode([img for _, _, img in good])
+            save_vectors(collection, "visual", key, [(f.figure_id, v, d) for (f, d, _), v in zip(good, vectors)])
+            report.embedded += len(good)
+        if progress:
+            progress(len(batch))
+    return report
+
+
+def plan_text(collection: Collection, encoder: TextEncoder) -> tuple[list[tuple[Figure, list[str], str]], list[str], int]:
+    """(figures to embed with their sentences and digest, figures whose text vector must go, unchanged)."""
+    stored = stored_inputs(collection, "text", encoder_key(encoder))
+    todo, drop, unchanged = [], [], 0
+    for figure in drawings(collection):
+        sentences = [s.strip() for s in figure_sentences(collection, figure) if s and s.strip()]
+        if not sentences:
+            # no text, no text vector: a zero vector would match everything equally
+            if figure.figure_id in stored:
+                drop.append(figure.figure_id)
+            continue
+        digest = text_digest(sentences)
+        if stored.get(figure.figure_id) == digest:
+            unchanged += 1
+        else:
+            todo.append((figure, sentences, digest))
+    return todo, drop, unchanged
+
+
+def embed_text(
+    collection: Collection,
+    encoder: TextEncoder,
+    plan: tuple | None = None,
+    *,
+    batch_size: int = 256,
+    progress: Progress | None = None,
+) -> EmbedReport:
+    """Text vector of a figure = mean of its sentences' embeddings, normalised again."""
+    key = encoder_key(encoder)
+    todo, drop, unchanged = plan if plan is not None else plan_text(collection, encoder)
+    report = EmbedReport("text", key, unchanged=unchanged)
+    report.removed = delete_vectors(collection, "text", key, drop)
+    cache: dict[str, np.ndarray] = {}  # titles and shared sentences are embedded once
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        if len(cache) > 200_000:  # bound memory on huge collections; only reuse is lost
+            cache.clear()
+        new = list(dict.fromkeys(s for _, sentences, _ in batch for s in sentences if s not in cache))
+        if new:
+            cache.update(zip(new, encoder.encode(new)))
+        rows = []
+        for figure, sentences, digest in batch:
+            mean = np.mean([cache[s] for s in sentences], axis=0, keepdims=True)
+            rows.append((figure.figure_id, l2_normalise(mean)[0], digest))
+        save_vectors(collection, "text", key, rows)
+        report.embedded += len(batch)
+        if progress:
+            progress(len(batch))
+    return report

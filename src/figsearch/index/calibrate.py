@@ -1,0 +1,79 @@
+"""How many inverted lists an IVF index must probe: measured on the collection's own vectors.
+
+How much of an IVF index a query has to visit for a given recall depends on the data: on
+well-clustered embeddings a few lists suffice, on diffuse ones many more. Rather than guess,
+a build takes a sample of the stored vectors as queries, finds their exact neighbours by brute
+force, and picks the smallest ``nprobe`` (doubling from 8) whose re-ranked results reach
+``RECALL_TARGET`` at k = 50 — then doubles it once more, because stored vectors are kinder
+queries than new drawings (the lists were trained on them: on clustered test data held-out
+queries reached 0.93 where the stored ones reached 1.0 at the same nprobe). It is capped so
+that a query scans at most ``MAX_SCANNED_CODES`` codes (~5 ms of 4-bit fast scan on one core)
+and half of the lists. The recall reached is kept in the manifest, so ``figsearch index`` and
+``info`` can say it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RECALL_TARGET = 0.95
+CALIBRATION_K = 50
+CALIBRATION_QUERIES = 100
+#: brute-force neighbours are computed over this many stored vectors at a time
+EXACT_CHUNK = 100_000
+MAX_SCANNED_CODES = 250_000
+
+
+def exact_neighbours(faiss, vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k best inner products, best first, streaming over the (memory-mapped) vectors."""
+    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
+    best_ids = np.zeros((len(queries), 0), np.int64)
+    for start in range(0, len(vectors), EXACT_CHUNK):
+        chunk = np.ascontiguousarray(vectors[start : start + EXACT_CHUNK], dtype=np.float32)
+        scores, ids = faiss.knn(queries, chunk, min(k, len(chunk)), metric=faiss.METRIC_INNER_PRODUCT)
+        best_scores = np.hstack([best_scores, scores])
+        best_ids = np.hstack([best_ids, ids + start])
+        keep = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
+        best_scores = np.take_along_axis(best_scores, keep, axis=1)
+        best_ids = np.take_along_axis(best_ids, keep, axis=1)
+    return best_ids
+
+
+def calibrate_nprobe(faiss, index, vectors: np.ndarray, nlist: int, search, *, seed: int = 7) -> tuple[int, float]:
+    """(nprobe, recall@50 it reached) for ``index``; ``search(index, vectors, query, k)`` is the
+    re-ranking search the service uses, returning positions best first."""
+    n = len(vectors)
+    k = min(CALIBRATION_K, n - 1)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=min(CALIBRATION_QUERIES, n), replace=False))
+    queries = np.ascontiguousarray(vectors[sample], dtype=np.float32)
+    # each query is itself in the index: ask for one more and leave it out on both sides
+    truth = exact_neighbours(faiss, vectors, queries, k + 1)
+    cap = max(min(nlist, 32), min(nlist // 2, MAX_SCANNED_CODES * nlist // n))
+    nprobe, recall = 8, 0.0
+    space = faiss.ParameterSpace()
+    while True:
+        nprobe = min(nprobe, cap)
+        space.set_index_parameter(index, "nprobe", nprobe)
+        found = 0
+        for row, own, expected in zip(queries, sample, truth):
+            got = [p for p in search(index, vectors, row, k + 1) if p != own][:k]
+            found += len(set(got) & (set(expected.tolist()) - {own}))
+        recall = found / (k * len(sample))
+        log.info("nprobe %d of %d lists: recall@%d %.3f", nprobe, nlist, k, recall)
+        if recall >= RECALL_TARGET or nprobe >= cap:
+            break
+        nprobe *= 2
+    if recall >= RECALL_TARGET:
+        nprobe = min(nprobe * 2, cap)  # the margin for queries from outside the collection
+    else:
+        log.warning(
+            "the index reaches recall@%d %.3f at most (nprobe capped at %d of %d lists): these vectors are "
+            "hard to partition; an exact index (--index-factory Flat) is slower but exact",
+            k, recall, nprobe, nlist,
+        )
+    return nprobe, recall

@@ -1,0 +1,102 @@
+"""The index directory of a collection: one FAISS index per modality, tied together by a manifest.
+
+    COLLECTION/index/
+      manifest.json            per modality: encoder key and identity, plan, count, files,
+                               and the state of the stored vectors it was built from
+      visual.g3.a0.faiss       the FAISS index (generation 3, after 0 appends)
+      visual.g3.ids            figure ids, fixed-width bytes, position = FAISS id (memory-mapped)
+      visual.g3.f32            exact float32 vectors for re-ranking (approximate indexes only;
+                               memory-mapped, so they stay on disk)
+
+Every file is written under a temporary name and renamed; the manifest is renamed last, so a
+reader sees either the old index or the new one. Ids and vectors files only grow within a
+generation and the manifest's count says how much of them is valid, so a crash mid-append
+leaves a tail that the next append cuts off. A rebuild starts a new generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from figsearch.errors import CollectionError
+from figsearch.store import atomic_write_bytes, utcnow
+
+log = logging.getLogger(__name__)
+
+INDEX_DIR = "index"
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+def index_dir(collection_root: Path) -> Path:
+    return Path(collection_root) / INDEX_DIR
+
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / MANIFEST
+    if not path.exists():
+        return {"format": FORMAT, "modalities": {}}
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        log.warning("index manifest %s is unreadable (%s); indexes will be rebuilt from stored vectors", path, exc)
+        return {"format": FORMAT, "modalities": {}}
+    if manifest.get("format") != FORMAT:
+        log.warning("index manifest %s has format %s, not %s; rebuilding", path, manifest.get("format"), FORMAT)
+        return {"format": FORMAT, "modalities": {}}
+    return manifest
+
+
+def write_manifest(directory: Path, manifest: dict) -> None:
+    manifest = dict(manifest, format=FORMAT, written_at=utcnow())
+    atomic_write_bytes(directory / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+
+
+def update_entry(directory: Path, modality: str, entry: dict | None) -> list[str]:
+    """Set (or with None drop) one modality's entry; returns the file names no entry points to any more."""
+    manifest = read_manifest(directory)
+    if entry is None:
+        manifest["modalities"].pop(modality, None)
+    else:
+        manifest["modalities"][modality] = entry
+    write_manifest(directory, manifest)
+    referenced = {name for e in manifest["modalities"].values() for name in e.get("files", {}).values() if name}
+    return [p.name for p in directory.iterdir() if p.name.startswith(f"{modality}.g") and p.name not in referenced]
+
+
+def remove_files(directory: Path, names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(OSError):
+            (directory / name).unlink()
+
+
+def temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def commit(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def index_lock(directory: Path) -> Iterator[None]:
+    """One process at a time builds or updates the indexes of a collection (searches are not blocked)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = open(directory / ".lock", "a+")
+    except OSError as exc:
+        raise CollectionError(f"cannot write indexes under {directory}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()

@@ -1,0 +1,244 @@
+"""One modality's FAISS index: build, append, open, search (inner product on normalised vectors)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from figsearch.errors import CollectionError
+from figsearch.extras import require
+from figsearch.index.calibrate import CALIBRATION_K, calibrate_nprobe
+from figsearch.index.files import commit, temp_path
+from figsearch.index.plan import MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
+from figsearch.store import utcnow
+
+log = logging.getLogger(__name__)
+
+#: vectors added to FAISS per call while building (bounds the memory of a build)
+ADD_CHUNK = 50_000
+Chunks = Iterable[tuple[list[str], np.ndarray, int]]
+
+
+_threads_set = False
+
+
+def _faiss():
+    """FAISS, with its thread count set once (FIGSEARCH_FAISS_THREADS, default 1).
+
+    FAISS's OpenMP threads and its bundled OpenBLAS spin while they wait for each other; on a
+    machine whose cores are busy with other work that turned a one-second IVF-PQ build into
+    minutes. One thread is never slower than ~cores× on an idle machine, and searches (one
+    query at a time) gain nothing from more; set the variable for big builds on a free machine.
+    """
+    global _threads_set
+    faiss = require("faiss", "vector indexes")
+    if not _threads_set:
+        faiss.omp_set_num_threads(max(1, int(os.environ.get("FIGSEARCH_FAISS_THREADS", "1"))))
+        _threads_set = True
+    return faiss
+
+
+def _id_width(ids: list[str]) -> int:
+    longest = max((len(i.encode("utf-8")) for i in ids), default=1)
+    return max(32, -(-longest // 16) * 16)  # room for longer ids without a rebuild
+
+
+def _new_index(plan: IndexPlan, dim: int):
+    faiss = _faiss()
+    return faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+
+
+def _set_nprobe(index, nprobe: int) -> None:
+    if nprobe:
+        try:
+            _faiss().ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
+        except RuntimeError:
+            log.debug("this index has no nprobe")
+
+
+def reranked_positions(index, vectors: np.ndarray | None, query: np.ndarray, k: int) -> list[int]:
+    """Positions of the ``k`` nearest vectors: approximate candidates re-scored with the exact vectors."""
+    q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+    wanted = min(index.ntotal, max(k * RERANK_FACTOR, MIN_CANDIDATES))
+    _, candidates = index.search(q, wanted)
+    positions = np.unique(candidates[0][candidates[0] >= 0])  # sorted: kinder to the memory map
+    scores = np.asarray(vectors[positions], dtype=np.float32) @ q[0]
+    best = np.argsort(-scores, kind="stable")[:k]
+    return positions[best].tolist()
+
+
+def _nlist_of(index) -> int:
+    try:
+        return int(_faiss().extract_index_ivf(index).nlist)
+    except (RuntimeError, AttributeError):
+        return 0
+
+
+def _write_faiss(index, path: Path) -> None:
+    tmp = temp_path(path)
+    _faiss().write_index(index, str(tmp))
+    commit(tmp, path)
+
+
+def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int, plan: IndexPlan,
+          chunks: Chunks, generation: int, seed: int = 1234) -> dict:
+    """Write a new generation of ``modality``'s index from (ids, vectors, max rowid) chunks; returns its manifest entry."""
+    faiss = _faiss()
+    stem = f"{modality}.g{generation}"
+    vec_path, ids_path = directory / f"{stem}.f32", directory / f"{stem}.ids"
+    vec_tmp = temp_path(vec_path)
+    all_ids: list[str] = []
+    max_rowid = 0
+    with open(vec_tmp, "wb") as out:  # stream to disk: a big collection need not fit in memory twice
+        for ids, vectors, top in chunks:
+            if vectors.shape[1] != dim:
+                raise CollectionError(f"stored {modality} vectors have dimension {vectors.shape[1]}, expected {dim}")
+            out.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+            all_ids.extend(ids)
+            max_rowid = max(max_rowid, top)
+    n = len(all_ids)
+    vectors = np.memmap(vec_tmp, dtype="<f4", mode="r", shape=(n, dim)) if n else np.zeros((0, dim), np.float32)
+    index = _new_index(plan, dim)
+    if not index.is_trained:
+        if n == 0:
+            raise CollectionError(f"cannot train a {plan.factory} index without vectors")
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(n, size=min(n, plan.train_size or n), replace=False))
+        log.info("training %s on %d of %d %s vectors", plan.factory, len(sample), n, modality)
+        index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    for start in range(0, n, ADD_CHUNK):
+        index.add(np.ascontiguousarray(vectors[start : start + ADD_CHUNK], dtype=np.float32))
+    nprobe, recall = plan.nprobe, None
+    nlist = _nlist_of(index)
+    if nlist and plan.rerank and n > CALIBRATION_K:
+        nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions)
+    width = _id_width(all_ids)
+    ids_tmp = temp_path(ids_path)
+    np.array(all_ids, dtype=f"S{width}").tofile(ids_tmp) if n else open(ids_tmp, "wb").close()
+    index_name = f"{stem}.a0.faiss"
+    _write_faiss(index, directory / index_name)
+    commit(ids_tmp, ids_path)
+    if plan.rerank:
+        commit(vec_tmp, vec_path)
+    else:
+        vec_tmp.unlink()  # a flat index holds the exact vectors itself
+    return {
+        "encoder": key,
+        "identity": identity,
+        "dim": dim,
+        "plan": plan.to_dict(),
+        "generation": generation,
+        "appends": 0,
+        "count": n,
+        "id_width": width,
+        "max_rowid": max_rowid,
+        "built_count": n,
+        "nprobe": nprobe,
+        "calibrated_recall": recall,
+        "files": {"index": index_name, "ids": ids_path.name, "vectors": vec_path.name if plan.rerank else None},
+        "built_at": utcnow(),
+    }
+
+
+def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, max_rowid: int) -> dict | None:
+    """Add vectors to an existing generation; None when it cannot (an id too long): rebuild instead."""
+    if any(len(i.encode("utf-8")) > entry["id_width"] for i in ids):
+        return None
+    faiss = _faiss()
+    files = entry["files"]
+    index = faiss.read_index(str(directory / files["index"]))
+    n, dim, width = entry["count"], entry["dim"], entry["id_width"]
+    if index.ntotal != n:
+        return None
+    vectors = np.ascontiguousarray(vectors, dtype="<f4")
+    # cut what a crashed append may have left beyond the valid count, then grow the files
+    with open(directory / files["ids"], "rb+") as handle:
+        handle.truncate(n * width)
+        handle.seek(0, os.SEEK_END)
+        handle.write(np.array(ids, dtype=f"S{width}").tobytes())
+        os.fsync(handle.fileno())
+    if files.get("vectors"):
+        with open(directory / files["vectors"], "rb+") as handle:
+            handle.truncate(n * dim * 4)
+            handle.seek(0, os.SEEK_END)
+            handle.write(vectors.tobytes())
+            os.fsync(handle.fileno())
+    index.add(np.asarray(vectors, dtype=np.float32))
+    appends = entry.get("appends", 0) + 1
+    index_name = f"{files['index'].split('.a')[0]}.a{appends}.faiss"
+    _write_faiss(index, directory / index_name)
+    return dict(
+        entry,
+        count=n + len(ids),
+        appends=appends,
+        max_rowid=max(entry["max_rowid"], max_rowid),
+        files=dict(files, index=index_name),
+        updated_at=utcnow(),
+    )
+
+
+@dataclass
+class ModalityIndex:
+    """An open, read-only index of one modality."""
+
+    modality: str
+    entry: dict
+    index: object
+    ids: np.ndarray
+    vectors: np.ndarray | None
+
+    @classmethod
+    def open(cls, directory: Path, modality: str, entry: dict) -> ModalityIndex:
+        faiss = _faiss()
+        files = entry["files"]
+        n, dim, width = entry["count"], entry["dim"], entry["id_width"]
+        index = faiss.read_index(str(directory / files["index"]))
+        if index.ntotal != n or index.d != dim:
+            raise CollectionError(f"{modality} index holds {index.ntotal}×{index.d}, manifest says {n}×{dim}")
+        _set_nprobe(index, entry.get("nprobe") or IndexPlan.from_dict(entry["plan"]).nprobe)
+        ids = np.memmap(directory / files["ids"], dtype=f"S{width}", mode="r", shape=(n,)) if n else np.zeros(0, f"S{width}")
+        vectors = None
+        if files.get("vectors") and n:
+            vectors = np.memmap(directory / files["vectors"], dtype="<f4", mode="r", shape=(n, dim))
+        return cls(modality, entry, index, ids, vectors)
+
+    @property
+    def count(self) -> int:
+        return int(self.entry["count"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.entry["dim"])
+
+    @property
+    def encoder(self) -> str:
+        return self.entry["encoder"]
+
+    @property
+    def plan(self) -> IndexPlan:
+        return IndexPlan.from_dict(self.entry["plan"])
+
+    def figure_id(self, position: int) -> str:
+        return bytes(self.ids[position]).decode("utf-8")
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` nearest figures to one normalised query vector, best first, as (figure id, cosine)."""
+        k = min(k, self.count)
+        if k <= 0:
+            return []
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        if q.shape[1] != self.dim:
+            raise CollectionError(f"query vector has dimension {q.shape[1]}, the {self.modality} index {self.dim}")
+        if self.vectors is not None:
+            positions = np.asarray(reranked_positions(self.index, self.vectors, q, k), dtype=np.int64)
+            scores = np.asarray(self.vectors[positions], dtype=np.float32) @ q[0]
+        else:
+            scores, found = self.index.search(q, k)
+            keep = found[0] >= 0
+            positions, scores = found[0][keep], scores[0][keep]
+        return [(self.figure_id(int(p)), float(s)) for p, s in zip(positions, scores)]

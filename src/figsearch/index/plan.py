@@ -1,0 +1,94 @@
+"""Which FAISS index a modality gets, chosen by collection size and a memory budget.
+
+- Up to ``EXACT_MAX`` vectors: ``Flat`` (exact inner product; vectors are L2-normalised, so
+  this is cosine). A flat scan of 50k × 512 floats takes ~10 ms on two cores.
+- Above: ``IVF{nlist},PQ{m}x4fs`` — an inverted file over ~4·√n lists, each vector compressed to
+  ``m`` 4-bit codes — whose candidates are re-ranked with the exact vectors, which stay on disk
+  (memory-mapped) rather than in memory. In memory a vector then costs its ``m/2`` code bytes,
+  the 8-byte id of the inverted list, and a share of the coarse centroids: ``m`` is one code per
+  four dimensions, or fewer where that would exceed the budget (150 bytes per vector by default).
+  How many lists a query probes (``nprobe``) is calibrated on the collection's own vectors when
+  the index is built (figsearch.index.calibrate).
+
+Any FAISS index-factory string overrides the choice; non-flat ones are re-ranked the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+EXACT_MAX = 50_000
+DEFAULT_BYTES_PER_VECTOR = 150
+#: candidates fetched from an approximate index per requested hit, re-ranked exactly
+RERANK_FACTOR = 8
+MIN_CANDIDATES = 200
+_PQ_SIZES = (256, 192, 128, 96, 64, 48, 32, 24, 16, 8, 4)
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    factory: str
+    #: exact vectors are kept on disk and used to re-rank the approximate candidates
+    rerank: bool
+    #: the plan came from the size rule (and is re-chosen as the collection grows)
+    auto: bool
+    nprobe: int = 0
+    #: vectors sampled to train an IVF/PQ index
+    train_size: int = 0
+
+    @property
+    def exact(self) -> bool:
+        return not self.rerank
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> IndexPlan:
+        return cls(**{k: data[k] for k in ("factory", "rerank", "auto", "nprobe", "train_size") if k in data})
+
+
+def _nlist(n: int) -> int:
+    # a power of two near 4·sqrt(n): re-chosen (and rebuilt) only when the size changes ~4-fold
+    return max(64, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))
+
+
+def _pq_subquantizers(dim: int, n: int, nlist: int, budget: float) -> int:
+    """4-bit sub-quantizers (half a byte each): one per four dimensions, fewer where that
+    would exceed the memory budget. Candidates are re-ranked exactly, so coarse codes suffice."""
+    overhead = 8 + nlist * dim * 4 / max(n, 1)  # inverted-list id + this vector's share of the centroids
+    for m in _PQ_SIZES:
+        if dim % m == 0 and m <= max(dim // 4, 4) and m / 2 + overhead <= budget:
+            return m
+    return min((m for m in _PQ_SIZES if dim % m == 0), default=dim)
+
+
+def choose_plan(n: int, dim: int, bytes_per_vector: float = DEFAULT_BYTES_PER_VECTOR, factory: str | None = None) -> IndexPlan:
+    """The index for ``n`` vectors of ``dim`` dimensions (``factory`` overrides the rule)."""
+    if factory:
+        flat = factory.replace(" ", "") in ("Flat", "IDMap,Flat")
+        nlist = _factory_nlist(factory)
+        return IndexPlan(
+            factory=factory,
+            rerank=not flat,
+            auto=False,
+            nprobe=min(64, nlist) if nlist else 0,
+            train_size=min(n, max(nlist * 40, 20_000)) if not flat else 0,
+        )
+    if n <= EXACT_MAX or dim * 4 <= bytes_per_vector:
+        return IndexPlan("Flat", rerank=False, auto=True)
+    nlist = _nlist(n)
+    m = _pq_subquantizers(dim, n, nlist, bytes_per_vector)
+    # "x4fs": 4-bit codes scanned with SIMD ("fast scan"), several times faster per probed list
+    # than 8-bit PQ; recall comes from probing enough lists (calibrated at build time) and
+    # from re-ranking, not from finer codes.
+    return IndexPlan(
+        f"IVF{nlist},PQ{m}x4fs", rerank=True, auto=True, nprobe=min(64, nlist // 8), train_size=min(n, nlist * 40)
+    )
+
+
+def _factory_nlist(factory: str) -> int:
+    match = re.search(r"(?:^|,)\s*IVF(\d+)", factory)
+    return int(match.group(1)) if match else 0

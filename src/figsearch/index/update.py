@@ -1,0 +1,106 @@
+"""``figsearch index``: embed what is new, then bring each modality's index up to date.
+
+The encoders a collection was indexed with are stored in its settings (spec, key and
+identity per modality), so that a search encodes its query with the same ones and a later
+``index`` run without options keeps them. Changing an encoder keeps the old vectors in the
+``embeddings`` table (switching back costs nothing) but builds a new index: indexes never
+mix encoders.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from figsearch.embed.catalog import DEFAULT_TEXT_ENCODER, DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
+from figsearch.embed.pipeline import EmbedReport, embed_text, embed_visual, plan_text, plan_visual
+from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR
+from figsearch.index.sync import IndexReport, sync_index
+from figsearch.store import Collection
+
+log = logging.getLogger(__name__)
+
+#: progress(stage, total) -> advance(n); the CLI draws bars with it
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+NO_TEXT = "none"
+
+
+def encoder_settings(collection: Collection, modality: str) -> dict | None:
+    """{"spec", "key", "identity"} of the encoder a modality was indexed with, or None."""
+    settings = collection.get_setting(f"{modality}_encoder")
+    return settings if settings and settings.get("spec") != NO_TEXT else None
+
+
+def factory_setting(collection: Collection, modality: str) -> str | None:
+    return (collection.get_setting("index_factory") or {}).get(modality)
+
+
+@dataclass
+class UpdateReport:
+    embedded: list[EmbedReport] = field(default_factory=list)
+    indexes: list[IndexReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _remember(collection: Collection, modality: str, spec: str, encoder) -> None:
+    key = encoder_key(encoder)
+    collection.set_setting(f"{modality}_encoder", {"spec": spec, "key": key, "identity": encoder.identity})
+    collection.register_model(key, modality, {"spec": spec, **encoder.identity})
+
+
+def update_collection(
+    collection: Collection,
+    *,
+    visual_model: str | None = None,
+    text_model: str | None = None,
+    index_factory: str | None = None,
+    bytes_per_vector: float = DEFAULT_BYTES_PER_VECTOR,
+    progress: ProgressFactory | None = None,
+    rebuild: bool = False,
+) -> UpdateReport:
+    """Embed new/changed drawings with the chosen (or stored, or default) encoders and sync the indexes.
+
+    ``text_model="none"`` leaves text out. ``index_factory`` ("auto" clears an earlier one)
+    applies to both modalities and is remembered.
+    """
+    report = UpdateReport()
+    stored_visual = collection.get_setting("visual_encoder")
+    stored_text = collection.get_setting("text_encoder")  # {"spec": "none"} once text was left out
+    visual_spec = visual_model or (stored_visual or {}).get("spec") or DEFAULT_VISUAL_ENCODER
+    text_spec = text_model or (stored_text or {}).get("spec") or DEFAULT_TEXT_ENCODER
+    if index_factory is not None:
+        value = None if index_factory == "auto" else index_factory
+        collection.set_setting("index_factory", {"visual": value, "text": value})
+
+    jobs = [("visual", visual_spec, create_visual)]
+    if text_spec != NO_TEXT:
+        jobs.append(("text", text_spec, create_text))
+    else:
+        collection.set_setting("text_encoder", {"spec": NO_TEXT})
+        report.notes.append("text left out (--text-model none): searches use the drawings only")
+    for modality, spec, create in jobs:
+        encoder = create(spec)
+        if modality == "visual":
+            todo, unchanged = plan_visual(collection, encoder)
+            advance = progress(f"embedding drawings ({spec})", len(todo)) if progress else None
+            embedded = embed_visual(collection, encoder, todo, progress=advance)
+            embedded.unchanged = unchanged
+        else:
+            plan = plan_text(collection, encoder)
+            advance = progress(f"embedding figure texts ({spec})", len(plan[0])) if progress else None
+            embedded = embed_text(collection, encoder, plan, progress=advance)
+        report.embedded.append(embedded)
+        _remember(collection, modality, spec, encoder)
+        report.indexes.append(
+            sync_index(
+                collection,
+                modality,
+                encoder_key(encoder),
+                encoder.identity,
+                factory=factory_setting(collection, modality),
+                bytes_per_vector=bytes_per_vector,
+                force=rebuild,
+            )
+        )
+    return report

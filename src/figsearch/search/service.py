@@ -1,0 +1,327 @@
+"""The one search service that the CLI, the HTTP API, the web page and the evaluation call.
+
+Query → per-modality nearest neighbours (FAISS, filtered) → fusion (figsearch.search.fusion)
+→ hits with their explanations. Query vectors come from the stored vectors (search by figure)
+or from the encoders the collection was indexed with (image, text), never from others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from figsearch.embed.catalog import create_text, create_visual, encoder_key
+from figsearch.embed.stored import MODALITIES, fetch_vectors, vector_state
+from figsearch.errors import CollectionError, EmptyCollection, InputError
+from figsearch.index.files import index_dir, read_manifest
+from figsearch.index.sync import open_index
+from figsearch.index.update import encoder_settings, factory_setting
+from figsearch.records import Hit
+from figsearch.search import explain
+from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
+from figsearch.search.filters import check_filters, passing
+from figsearch.search.fusion import Fused, fuse
+from figsearch.search.inputs import load_query_image
+from figsearch.search.query import MODES, Query
+from figsearch.store import Collection
+
+log = logging.getLogger(__name__)
+
+MAX_K = 1000
+MAX_OFFSET = 10_000
+#: each modality's candidate list holds this many times the hits asked for (at least MIN_LIST)
+LIST_FACTOR = 4
+MIN_LIST = 100
+#: an uploaded drawing is matched in these orientations too (its best one counts): sheets are
+#: often drawn in landscape on a portrait page, and a scan may come in any quarter turn. On the
+#: design grants this costs no precision (mAP@50 0.530 -> 0.533 over all four).
+QUERY_ROTATIONS = (0, 90, 180, 270)
+STATE_CHECK_SECONDS = 2.0
+
+
+class SearchService:
+    def __init__(self, collection: Collection, *, owns: bool = False, query_rotations=QUERY_ROTATIONS) -> None:
+        self.collection = collection
+        self.query_rotations = tuple(query_rotations) or (0,)
+        self._owns = owns
+        self._lock = threading.RLock()
+        self._indexes: dict = {}
+        self._encoders: dict = {}
+
+    @classmethod
+    def open(cls, root: str | Path) -> SearchService:
+        return cls(Collection.open(root), owns=True)
+
+    def close(self) -> None:
+        if self._owns:
+            self.collection.close()
+
+    def __enter__(self) -> SearchService:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- what the collection was indexed with -------------------------------------------------
+
+    def _settings(self, modality: str) -> dict | None:
+        return encoder_settings(self.collection, modality)
+
+    def _index(self, modality: str):
+        """The modality's open index, or None when it has no indexed vectors.
+
+        Whether the stored vectors changed (an ``index`` run, an ingest) is checked at most every
+        STATE_CHECK_SECONDS; a changed index is reopened (and first updated from the stored vectors).
+        """
+        with self._lock:
+            settings = self._settings(modality)
+            if settings is None:
+                return None
+            key, now = settings["key"], time.monotonic()
+            cached = self._indexes.get(modality)
+            if cached and cached[1] == key:
+                if now - cached[2] < STATE_CHECK_SECONDS:
+                    return cached[0]
+                state = vector_state(self.collection, modality, key)
+                if (cached[0] is None and state["count"] == 0) or (
+                    cached[0] is not None and cached[0].entry.get("db_state") == state
+                ):
+                    self._indexes[modality] = (cached[0], key, now)
+                    return cached[0]
+            index = open_index(
+                self.collection, modality, key, settings["identity"], factory=factory_setting(self.collection, modality)
+            )
+            self._indexes[modality] = (index, key, now)
+            return index
+
+    def _encoder(self, modality: str):
+        with self._lock:
+            if modality in self._encoders:
+                return self._encoders[modality]
+            settings = self._settings(modality)
+            if settings is None:
+                root = self.collection.root
+                if modality == "text":
+                    raise EmptyCollection(
+                        f"collection {root} has no text vectors (it was indexed without a text model); "
+                        f"run: figsearch index --collection {root} --text-model minilm"
+                    )
+                raise EmptyCollection(f"collection {root} has no indexed drawings; run: figsearch index --collection {root}")
+            encoder = (create_visual if modality == "visual" else create_text)(settings["spec"])
+            if encoder_key(encoder) != settings["key"]:
+                raise CollectionError(
+                    f"the {modality} encoder {settings['spec']!r} here is not the one collection "
+                    f"{self.collection.root} was indexed with (its identity changed: {encoder.identity} vs "
+                    f"{settings['identity']}); re-run: figsearch index --collection {self.collection.root}"
+                )
+            self._encoders[modality] = encoder
+            return encoder
+
+    # -- search ----------------------------------------------------------------------------------
+
+    def _check(self, query: Query) -> None:
+        if query.mode not in MODES:
+            raise InputError(f"unknown mode {query.mode!r}; choose one of: {', '.join(MODES)}")
+        if not 1 <= query.k <= MAX_K:
+            raise InputError(f"k={query.k} is out of range: ask for 1 to {MAX_K} hits")
+        if not 0 <= query.offset <= MAX_OFFSET:
+            raise InputError(f"offset={query.offset} is out of range (0 to {MAX_OFFSET})")
+        if query.text_weight is not None and not 0.0 <= query.text_weight <= 1.0:
+            raise InputError(f"text_weight={query.text_weight} must lie between 0 and 1")
+        if query.figure_id and query.image is not None:
+            raise InputError("give a figure id or an image as the query drawing, not both")
+        if not (query.figure_id or query.image is not None or (query.text and query.text.strip())):
+            raise InputError("a query needs at least one of: a figure id, an image, a text")
+        check_filters(query.filters)
+
+    def _query_vectors(self, query: Query, notes: list[str]) -> tuple[dict[str, np.ndarray], str | None]:
+        """Per modality, one or more query vectors (rows); a figure scores its best match among them."""
+        vectors: dict[str, np.ndarray] = {}
+        patent = None
+        if query.figure_id:
+            figure = self.collection.figure(query.figure_id)
+            patent = figure.patent
+            for modality in MODALITIES:
+                settings = self._settings(modality)
+                if settings is None or (modality == "text" and query.text):
+                    continue
+                stored = fetch_vectors(self.collection, modality, settings["key"], [figure.figure_id])
+                if figure.figure_id in stored:
+                    vectors[modality] = stored[figure.figure_id][None, :]
+                elif modality == "visual" and figure.image_path:
+                    # a figure not indexed yet (or a front page): encode its stored image
+                    image = load_query_image(self.collection.path(figure.image_path), figure.figure_id)
+                    vectors[modality] = self._encoder("visual").encode([image])
+                elif modality == "text":
+                    notes.append(f"figure {figure.figure_id} has no text vector: its text takes no part")
+        if query.image is not None:
+            name = getattr(query.image, "name", None) or "query image"
+            image = load_query_image(query.image, name)
+            turned = [image.rotate(a, expand=True, fillcolor=255) if a else image for a in self.query_rotations]
+            vectors["visual"] = self._encoder("visual").encode(turned)
+        if query.text and query.text.strip():
+            vectors["text"] = self._encoder("text").encode([query.text.strip()])
+        return vectors, patent
+
+    def _modalities(self, query: Query, vectors: dict, notes: list[str]) -> dict:
+        """The indexes that take part, by modality."""
+        root = self.collection.root
+        if query.mode in ("visual", "text"):
+            wanted = [query.mode]
+            if query.mode not in vectors:
+                need = "an image or a figure id" if query.mode == "visual" else "a text, or a figure that has text"
+                raise InputError(f"mode {query.mode!r} needs {need}")
+        else:
+            wanted = [m for m in MODALITIES if m in vectors]
+        usable = {}
+        for modality in wanted:
+            index = self._index(modality)
+            if index is None:
+                if len(wanted) == 1:
+                    what = "text vectors (no figure has text, or text was left out)" if modality == "text" else "indexed drawings"
+                    raise EmptyCollection(
+                        f"collection {root} has no {what}; run: figsearch index --collection {root}"
+                        + (" --text-model minilm" if modality == "text" else "")
+                    )
+                notes.append(f"the collection has no {modality} index: {modality} takes no part")
+                continue
+            usable[modality] = index
+        if query.mode not in ("visual", "text") and len(usable) == 1:
+            notes.append(f"mode {query.mode!r} has only the {next(iter(usable))} modality to work with")
+        return usable
+
+    def _candidates(self, index, vector: np.ndarray, length: int, query: Query,
+                    exclude_patents: set[str], exclude_figures: set[str]) -> list[tuple[str, float]]:
+        """The best ``length`` figures of one index that pass the filters, best first."""
+        depth = length + len(exclude_figures)
+        while True:
+            found = self._search_rows(index, vector, depth)
+            allowed = passing(self.collection, [f for f, _ in found], query.filters, exclude_patents, exclude_figures)
+            candidates = [(f, s) for f, s in found if f in allowed]
+            if len(candidates) >= length or depth >= index.count:
+                return candidates[:length]
+            depth *= 4  # filters took too many: look deeper
+
+    @staticmethod
+    def _search_rows(index, rows: np.ndarray, depth: int) -> list[tuple[str, float]]:
+        """Nearest figures to any of the query rows, each with its best score."""
+        if len(rows) == 1:
+            return index.search(rows[0], depth)
+        best: dict[str, float] = {}
+        for row in rows:
+            for figure_id, score in index.search(row, depth):
+                if score > best.get(figure_id, -np.inf):
+                    best[figure_id] = score
+        return sorted(best.items(), key=lambda item: -item[1])[:depth]
+
+    def search(self, query: Query) -> SearchResult:
+        start = time.perf_counter()
+        self._check(query)
+        notes: list[str] = []
+        vectors, query_patent = self._query_vectors(query, notes)
+        indexes = self._modalities(query, vectors, notes)
+        modalities = list(indexes)
+        exclude_patents = set(query.filters.exclude_patents)
+        if query.exclude_query_patent:
+            if query_patent:
+                exclude_patents.add(query_patent)
+            else:
+                notes.append("exclude_query_patent: the query is not a figure of the collection, nothing to exclude")
+        exclude_figures = {query.figure_id} if query.figure_id else set()
+        length = max(LIST_FACTOR * (query.k + query.offset), MIN_LIST)
+        lists = {
+            m: self._candidates(indexes[m], vectors[m], length, query, exclude_patents, exclude_figures) for m in modalities
+        }
+        exact: dict[str, dict[str, float]] = {}
+        if len(modalities) == 2:
+            union = {f for candidates in lists.values() for f, _ in candidates}
+            for modality in modalities:
+                missing = union - {f for f, _ in lists[modality]}
+                stored = fetch_vectors(self.collection, modality, self._settings(modality)["key"], missing)
+                exact[modality] = {f: float(np.max(vectors[modality] @ v)) for f, v in stored.items()}
+        mode = query.mode if len(modalities) == 2 or query.mode in ("visual", "text") else modalities[0]
+        weight = query.text_weight if len(modalities) == 2 else None
+        if query.text_weight is not None and weight is None:
+            notes.append("text_weight ignored: only one modality takes part")
+        fused = fuse(lists, exact, mode=mode, text_weight=weight)
+        page = fused[query.offset : query.offset + query.k]
+        hits = self._hits(page, query.offset)
+        return SearchResult(
+            hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,
+            took_ms=(time.perf_counter() - start) * 1000.0,
+        )
+
+    def _hits(self, page: list[Fused], offset: int) -> list[Hit]:
+        titles: dict[str, str | None] = {}
+        hits = []
+        for rank, item in enumerate(page, start=offset + 1):
+            figure = self.collection.figure(item.figure_id)
+            if figure.patent not in titles:
+                row = self.collection.db.execute("SELECT title FROM patents WHERE publication_number=?", (figure.patent,)).fetchone()
+                titles[figure.patent] = row[0] if row else None
+            hits.append(
+                Hit(
+                    figure_id=figure.figure_id,
+                    patent=figure.patent,
+                    score=item.score,
+                    rank=rank,
+                    label=figure.label,
+                    scores=dict(item.scores),
+                    sentences=explain.hit_sentences(self.collection, figure),
+                    reference_signs=explain.numerals(self.collection, figure.figure_id),
+                    title=titles[figure.patent],
+                    thumbnail_path=figure.thumbnail_path,
+                )
+            )
+        return hits
+
+    # -- details and info ------------------------------------------------------------------------
+
+    def figure_details(self, figure_id: str) -> FigureDetails:
+        figure = self.collection.figure(figure_id)
+        row = self.collection.db.execute("SELECT title FROM patents WHERE publication_number=?", (figure.patent,)).fetchone()
+        return FigureDetails(
+            figure=figure,
+            patent_title=row[0] if row else None,
+            reference_signs=explain.reference_signs(self.collection, figure_id),
+            sentences=explain.linked_sentences(self.collection, figure),
+            glossary=explain.glossary(self.collection, figure.patent),
+        )
+
+    def patent_details(self, publication_number: str) -> PatentDetails:
+        patent = self.collection.patent(publication_number)
+        return PatentDetails(
+            patent=patent,
+            figures=self.collection.figures(patent=publication_number),
+            glossary=explain.glossary(self.collection, publication_number),
+        )
+
+    def info(self) -> dict:
+        manifest = read_manifest(index_dir(self.collection.root))["modalities"]
+        encoders, indexes = {}, {}
+        for modality in MODALITIES:
+            settings = self._settings(modality)
+            if settings is None:
+                continue
+            encoders[modality] = {"spec": settings["spec"], "key": settings["key"], "identity": settings["identity"]}
+            entry = manifest.get(modality)
+            state = vector_state(self.collection, modality, settings["key"])
+            indexes[modality] = {
+                "vectors": state["count"],
+                "indexed": entry.get("count") if entry and entry.get("encoder") == settings["key"] else 0,
+                "factory": entry["plan"]["factory"] if entry else None,
+                "rerank": entry["plan"]["rerank"] if entry else None,
+                "nprobe": entry.get("nprobe") if entry else None,
+                "calibrated_recall": entry.get("calibrated_recall") if entry else None,
+                "built_at": entry.get("built_at") if entry else None,
+            }
+        return {
+            **self.collection.counts(),
+            "encoders": encoders,
+            "indexes": indexes,
+            "modes": list(MODES),
+        }

@@ -1,0 +1,57 @@
+"""CLIP (real architecture, random weights) and sentence-transformers encoders, offline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from figsearch.embed.catalog import create_text, create_visual, encoder_key
+from figsearch.errors import InputError, ModelUnavailable
+
+
+def sheet(width=300, height=500):
+    image = Image.new("1", (width, height), 1)
+    ImageDraw.Draw(image).rectangle((50, 60, width - 50, height - 90), outline=0, width=3)
+    return image
+
+
+@pytest.mark.slow  # ~10-30 s: torch, transformers and 88M randomly initialised weights
+def test_clip_random_weights_runs_the_real_code_path():
+    encoder = create_visual("clip:random")
+    assert encoder.dim == 512 and encoder.size == 224
+    vectors = encoder.encode([sheet(), sheet(900, 400).convert("RGB")])
+    assert vectors.shape == (2, 512) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.identity["weights"] == "random-seed0" and encoder.identity["model"] == "random"
+    # pad, not stretch: the pixels CLIP sees keep the drawing's aspect ratio
+    pixels = encoder._pixels([sheet(100, 400)])
+    assert pixels.shape == (1, 3, 224, 224)
+    column_has_ink = (pixels[0, 0] < pixels[0, 0].max() - 0.1).any(axis=0)
+    assert column_has_ink[:40].sum() == 0 and column_has_ink[100:124].any()
+
+
+def test_clip_without_weights_says_what_to_do(tmp_path):
+    with pytest.raises(ModelUnavailable, match=r"huggingface-cli download openai/clip-vit-base-patch32.*--visual-model lines"):
+        create_visual("clip")
+    with pytest.raises(ModelUnavailable, match="not a readable CLIP checkpoint directory"):
+        create_visual(f"clip:{tmp_path}")
+
+
+def test_minilm_is_packaged_and_works_offline():
+    encoder = create_text("minilm")
+    vectors = encoder.encode(["a rotor blade mounted on a hub", "the blade of a wind rotor", "a shoe sole"])
+    assert vectors.shape == (3, 384)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    assert encoder_key(encoder).startswith("minilm:") and encoder.identity["model"] == "all-MiniLM-L6-v2"
+
+
+def test_reference_roberta_model_is_selectable_and_explains_itself_offline():
+    with pytest.raises(ModelUnavailable, match=r"stsb-roberta-base.*--text-model minilm"):
+        create_text("stsb-roberta-base")
+    with pytest.raises(ModelUnavailable, match="sentence-transformers/all-mpnet-base-v2"):
+        create_text("sentence-transformers/all-mpnet-base-v2")  # any other name: a sentence-transformers model
+    with pytest.raises(InputError, match="needs a model"):
+        create_text("sbert")
+    with pytest.raises(InputError, match="does not take"):
+        create_visual("hog:big")

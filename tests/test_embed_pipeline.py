@@ -1,0 +1,66 @@
+"""Embedding what is new: stored vectors, input digests, figures without text, unreadable images."""
+
+from __future__ import annotations
+
+import numpy as np
+from _search_helpers import CALLS, add_patent, hand_collection
+
+from figsearch.embed.catalog import create_text, create_visual, encoder_key
+from figsearch.embed.pipeline import embed_text, embed_visual, plan_visual
+from figsearch.embed.stored import fetch_vectors, stored_inputs, text_digest
+from figsearch.store import Collection
+
+
+def test_only_new_or_changed_drawings_are_embedded(collection_dir):
+    hand_collection(collection_dir)
+    encoder = create_visual("fake-angle")
+    key = encoder_key(encoder)
+    with Collection.open(collection_dir, write=True) as c:
+        seen = []
+        report = embed_visual(c, encoder, progress=seen.append)
+        assert report.embedded == 5 and sum(seen) == 5  # drawings only: the front page is not embedded
+        stored = stored_inputs(c, "visual", key)
+        assert "US1-F0" not in stored and stored["US1-A"] == c.figure("US1-A").image_sha256
+        calls = CALLS["visual"]
+        assert embed_visual(c, encoder).embedded == 0 and CALLS["visual"] == calls
+        add_patent(c, "US2", [("C", 61, "rotor"), ("D", 90, "rotor blade hub")])  # C's image changed
+        todo, unchanged = plan_visual(c, encoder)
+        assert [f.figure_id for f, _ in todo] == ["US2-C"] and unchanged == 4
+        embed_visual(c, encoder, todo)
+        vector = fetch_vectors(c, "visual", key, ["US2-C"])["US2-C"]
+        np.testing.assert_allclose(vector, [np.cos(np.radians(61)), np.sin(np.radians(61))], atol=1e-6)
+
+
+def test_text_vector_is_the_normalised_mean_and_absent_without_text(collection_dir):
+    hand_collection(collection_dir)
+    encoder = create_text("fake-words")
+    key = encoder_key(encoder)
+    with Collection.open(collection_dir, write=True) as c:
+        report = embed_text(c, encoder)
+        assert report.embedded == 4  # E has neither sentences, description nor title
+        # two linked sentences beside its description "rotor": mean of (1,0,0,0), (1,0,0,0), (0,0,1,0)
+        c.db.execute("INSERT INTO sentences VALUES ('US2', 0, NULL, 'The rotor turns.')")
+        c.db.execute("INSERT INTO sentences VALUES ('US2', 1, NULL, 'A hub holds it.')")
+        c.db.executemany("INSERT INTO figure_sentences VALUES ('US2-C', 'US2', ?, 'sign', '12')", [(0,), (1,)])
+        again = embed_text(c, encoder)
+        assert again.embedded == 1 and again.unchanged == 3
+        vectors = fetch_vectors(c, "text", key, ["US2-C", "EP3-E"])
+        assert "EP3-E" not in vectors  # no text, no vector (never a zero vector)
+        np.testing.assert_allclose(vectors["US2-C"], np.array([2, 0, 1, 0]) / 5 ** 0.5, atol=1e-6)
+        assert stored_inputs(c, "text", key)["US2-C"] == text_digest(["rotor", "The rotor turns.", "A hub holds it."])
+        # the figure loses its text: its text vector goes
+        add_patent(c, "US2", [("C", 60, None), ("D", 90, "rotor blade hub")], title=None)
+        c.db.execute("DELETE FROM figure_sentences")
+        assert embed_text(c, encoder).removed == 1
+        assert "US2-C" not in stored_inputs(c, "text", key)
+
+
+def test_unreadable_stored_image_is_reported_and_retried_later(collection_dir):
+    hand_collection(collection_dir)
+    encoder = create_visual("fake-angle")
+    with Collection.open(collection_dir, write=True) as c:
+        c.path(c.figure("US1-B").image_path).write_bytes(b"not a png")
+        report = embed_visual(c, encoder)
+        assert report.embedded == 4 and [f for f, _ in report.failed] == ["US1-B"]
+        assert "cannot read stored image" in report.failed[0][1]
+        assert [f.figure_id for f, _ in plan_visual(c, encoder)[0]] == ["US1-B"]

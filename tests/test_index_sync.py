@@ -1,0 +1,151 @@
+"""Index building, appends, rebuilds from stored vectors, and the encoder guard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _search_helpers import CALLS, add_patent, hand_collection
+
+from figsearch.embed.catalog import create_visual, encoder_key
+from figsearch.embed.stored import save_vectors, vector_state
+from figsearch.index.files import index_dir, read_manifest
+from figsearch.index.sync import open_index, sync_index
+from figsearch.index.update import update_collection
+from figsearch.search.query import Query
+from figsearch.search.service import SearchService
+from figsearch.store import Collection
+
+
+def _index_files(root):
+    return sorted(p.name for p in index_dir(root).iterdir() if not p.name.startswith("."))
+
+
+def test_first_run_builds_then_nothing_to_do(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        first = update_collection(c, visual_model="fake-angle", text_model="fake-words")
+        assert [(e.modality, e.embedded) for e in first.embedded] == [("visual", 5), ("text", 4)]
+        assert [(r.modality, r.action, r.count, r.factory) for r in first.indexes] == [
+            ("visual", "rebuilt", 5, "Flat"), ("text", "rebuilt", 4, "Flat")]
+        calls = dict(CALLS)
+        again = update_collection(c)  # the stored encoders are used again
+        assert [(e.embedded, e.unchanged) for e in again.embedded] == [(0, 5), (0, 4)]
+        assert [r.action for r in again.indexes] == ["unchanged", "unchanged"]
+        assert CALLS == calls
+    manifest = read_manifest(index_dir(collection_dir))
+    entry = manifest["modalities"]["visual"]
+    assert entry["identity"]["name"] == "fake-angle" and entry["count"] == 5
+    assert _index_files(collection_dir) == ["manifest.json", "text.g1.a0.faiss", "text.g1.ids", "visual.g1.a0.faiss", "visual.g1.ids"]
+
+
+def test_new_figures_are_appended_changed_ones_rebuild(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+        add_patent(c, "US4", [("G", 45, "hub hub")])
+        report = update_collection(c)
+        assert [(r.action, r.added, r.count) for r in report.indexes] == [("appended", 1, 6), ("appended", 1, 5)]
+        # a re-ingested sheet with a new image: its old vector is replaced, so the index is rebuilt
+        add_patent(c, "US4", [("G", 50, "hub hub")])
+        report = update_collection(c)
+        assert [r.action for r in report.indexes] == ["rebuilt", "rebuilt"]
+        assert "replaced or deleted" in report.indexes[0].reason
+    assert _index_files(collection_dir)[1:3] == ["text.g2.a0.faiss", "text.g2.ids"]
+    with SearchService.open(collection_dir) as s:
+        hit = s.search(Query(image=__import__("_search_helpers").angle_image(50), mode="visual", k=1)).hits[0]
+        assert hit.figure_id == "US4-G" and hit.scores["visual"] == pytest.approx(1.0)
+
+
+def test_changing_encoder_never_mixes_vectors(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="none")
+        report = update_collection(c, visual_model="fake-angle:2")  # another identity, same name
+        assert report.indexes[0].action == "rebuilt" and "encoder changed" in report.indexes[0].reason
+        keys = {r[0] for r in c.db.execute("SELECT DISTINCT encoder FROM embeddings")}
+        assert len(keys) == 2  # the old vectors stay: switching back costs no model run
+        entry = read_manifest(index_dir(collection_dir))["modalities"]["visual"]
+        assert entry["encoder"] == encoder_key(create_visual("fake-angle:2")) and entry["count"] == 5
+        calls = dict(CALLS)
+        back = update_collection(c, visual_model="fake-angle")
+        assert back.embedded[0].embedded == 0 and back.indexes[0].action == "rebuilt" and CALLS == calls
+
+
+def test_stale_index_is_rebuilt_from_stored_vectors_without_models(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+        key = encoder_key(create_visual("fake-angle"))
+        # the stored vectors change behind the index's back (e.g. another process embedded)
+        save_vectors(c, "visual", key, [("US2-D", np.array([1.0, 0.0], np.float32), "x")])
+    calls = dict(CALLS)
+    with SearchService.open(collection_dir) as s:
+        hits = s.search(Query(figure_id="US1-A", mode="visual", k=1)).hits
+        assert hits[0].figure_id == "US2-D" and hits[0].score == pytest.approx(1.0)
+    assert CALLS == calls
+    entry = read_manifest(index_dir(collection_dir))["modalities"]["visual"]
+    assert entry["generation"] == 2
+
+
+def test_missing_or_corrupt_index_files_are_rebuilt(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="none")
+    (index_dir(collection_dir) / "visual.g1.a0.faiss").unlink()
+    with SearchService.open(collection_dir) as s:
+        assert len(s.search(Query(figure_id="US1-A", mode="visual", k=10)).hits) == 4
+    (index_dir(collection_dir) / "manifest.json").write_text("{not json")
+    with SearchService.open(collection_dir) as s:
+        assert len(s.search(Query(figure_id="US1-A", mode="visual", k=10)).hits) == 4
+    assert json.loads((index_dir(collection_dir) / "manifest.json").read_text())["format"] == 1
+
+
+def test_crash_leftovers_beyond_the_count_are_cut(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="none", index_factory="IVF4,Flat")
+        ids = index_dir(collection_dir) / "visual.g1.ids"
+        with open(ids, "ab") as handle:  # an append that died before its manifest was written
+            handle.write(b"garbage" * 10)
+        add_patent(c, "US4", [("G", 45, None)])
+        report = update_collection(c)
+        assert report.indexes[0].action == "appended"
+    with SearchService.open(collection_dir) as s:
+        ids_found = {h.figure_id for h in s.search(Query(figure_id="US1-A", mode="visual", k=10)).hits}
+        assert ids_found == {"US1-B", "US2-C", "US2-D", "EP3-E", "US4-G"}
+
+
+def test_read_only_collection_rebuilds_privately(collection_dir, monkeypatch):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="none")
+    (index_dir(collection_dir) / "visual.g1.a0.faiss").unlink()
+    import figsearch.index.sync as sync
+
+    def refuse(*args, **kwargs):
+        if "directory" not in kwargs:
+            raise OSError(13, "Permission denied")
+        return original(*args, **kwargs)
+
+    original = sync.sync_index
+    monkeypatch.setattr(sync, "sync_index", refuse)
+    with Collection.open(collection_dir) as c:
+        key = encoder_key(create_visual("fake-angle"))
+        index = open_index(c, "visual", key, create_visual("fake-angle").identity)
+        assert index.count == 5 and not (index_dir(collection_dir) / "visual.g1.a0.faiss").exists()
+
+
+def test_vector_state_tracks_changes(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        key = "k:1"
+        assert vector_state(c, "visual", key) == {"count": 0, "max_rowid": 0}
+        save_vectors(c, "visual", key, [("US1-A", np.ones(2, np.float32), "a")])
+        first = vector_state(c, "visual", key)
+        save_vectors(c, "visual", key, [("US1-A", np.ones(2, np.float32), "b")])  # replaced: new rowid
+        second = vector_state(c, "visual", key)
+        assert first["count"] == second["count"] == 1 and second["max_rowid"] > first["max_rowid"]
+        report = sync_index(c, "visual", key, {"name": "k"})
+        assert report.action == "rebuilt" and report.count == 1

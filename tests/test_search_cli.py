@@ -1,0 +1,110 @@
+"""``figsearch index`` and ``figsearch search`` end to end (fake encoders, and the offline ``lines``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _search_helpers import angle_image, hand_collection
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+from figsearch.cli import main
+from figsearch.records import Figure, Patent
+from figsearch.store import Collection
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def indexed(collection_dir):
+    hand_collection(collection_dir)
+    code, out = run("index", "-c", collection_dir, "--visual-model", "fake-angle", "--text-model", "fake-words")
+    assert code == 0, out
+    assert "visual fake-angle:" in out and "5 embedded" in out and "index: rebuilt (no index yet), 5 vectors, Flat" in out
+    return collection_dir
+
+
+def test_search_json_shape(indexed):
+    code, out = run("search", "-c", indexed, "--figure", "US1-A", "--mode", "avg", "-k", "2", "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert [h["figure_id"] for h in data["hits"]] == ["US2-C", "EP3-E"]
+    first = data["hits"][0]
+    assert {"figure_id", "patent", "figure", "score", "scores"} <= set(first)
+    assert first["patent"] == "US2" and first["figure"] == "FIG. 0" and set(first["scores"]) == {"visual", "text"}
+    assert data["mode"] == "avg" and data["modalities"] == ["visual", "text"]
+
+
+def test_search_table_and_image_query(indexed, tmp_path):
+    path = tmp_path / "query.png"
+    angle_image(31).save(path)
+    code, out = run("search", "-c", indexed, "--image", path, "--text", "hub", "-k", "3")
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:4] == ["#", "score", "visual", "text"]
+    assert lines[1].split()[4] == "US1-B" and "hub" in lines[1]
+    assert lines[-1].startswith("3 of ")
+
+
+def test_errors_are_one_line_with_exit_status_2(indexed, tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00garbage")
+    for args, message in [
+        (("--figure", "NOPE"), "unknown figure id 'NOPE'"),
+        (("--image", bad), f"{bad} starts like a TIFF file but cannot be decoded"),
+        (("--image", tmp_path / "missing.png"), "does not exist"),
+        ((), "at least one of --figure, --image, --text"),
+        (("--figure", "US1-A", "--text-weight", "2"), "text_weight=2.0"),
+    ]:
+        code, out = run("search", "-c", indexed, *args)
+        assert code == 2 and out.startswith("figsearch: error: ") and message in out, (args, out)
+        assert "Traceback" not in out
+    code, out = run("search", "-c", indexed.parent / "nothing", "--text", "x")
+    assert code == 2 and "no collection" in out
+
+
+def test_text_only_collection_without_text_vectors(collection_dir):
+    hand_collection(collection_dir)
+    assert run("index", "-c", collection_dir, "--visual-model", "fake-angle", "--text-model", "none")[0] == 0
+    code, out = run("search", "-c", collection_dir, "--text", "rotor")
+    assert code == 2 and "no text vectors" in out and "--text-model minilm" in out
+
+
+def _shape(kind: int) -> Image.Image:
+    """Eight drawings of distinct shapes and drafting styles on portrait sheets."""
+    image = Image.new("L", (500, 700), 255)
+    d = ImageDraw.Draw(image)
+    if kind % 2:
+        d.ellipse((80, 120 + 10 * kind, 420, 560), outline=0, width=3)
+    else:
+        d.rectangle((60 + 8 * kind, 100, 440, 600 - 12 * kind), outline=0, width=3)
+    spacing = 8 + 5 * kind
+    for y in range(140, 560, spacing):
+        if kind % 4 < 2:
+            d.line((120, y, 380, y + 2 * kind), fill=0, width=1)
+        else:
+            for x in range(120, 380, spacing):
+                d.point((x, y), fill=0)
+    return image
+
+
+def test_rotated_or_cropped_copy_finds_its_original_with_lines(collection_dir, tmp_path):
+    with Collection.open(collection_dir, create=True) as c:
+        for kind in range(8):
+            path, sha = c.save_png("images", f"US{kind}", "D1", _shape(kind))
+            c.upsert_patent(Patent(f"US{kind}", "US", str(kind)), [Figure(f"US{kind}-D1", f"US{kind}", image_path=path, image_sha256=sha)])
+    code, out = run("index", "-c", collection_dir, "--text-model", "none")
+    assert code == 0 and "lines:" in out, out
+    for kind in (2, 5):
+        rotated = _shape(kind).rotate(90, expand=True, fillcolor=255)
+        cropped = _shape(kind).crop((30, 50, 480, 650))
+        for name, image in (("rotated", rotated), ("cropped", cropped)):
+            path = tmp_path / f"{name}{kind}.jpg"
+            image.save(path, quality=85)
+            code, out = run("search", "-c", collection_dir, "--image", path, "--mode", "visual", "-k", "3", "--json")
+            assert code == 0, out
+            assert json.loads(out)["hits"][0]["figure_id"] == f"US{kind}-D1", (name, kind, out)
