@@ -8,38 +8,14 @@ from figsearch.errors import EmptyCollection, InputError, NotFound
 from figsearch.evaluate.classes import levels, shared_depth
 from figsearch.evaluate.qrels import check_ids, format_qrels, parse_qrels, read_qrels, without_self, write_qrels
 from figsearch.evaluate.rules import build_qrels, load_pool, parse_rule
-from figsearch.records import Classification, Figure, FigureRole, Patent
 from figsearch.store import Collection
 
-
-def _patent(pub: str, classes: list[tuple[str, str]]) -> Patent:
-    return Patent(pub, pub[:2], pub[2:], classifications=[Classification(s, c) for s, c in classes])
-
-
-def _fig(fid: str, pub: str, seq: int, role=FigureRole.DRAWING, parent=None) -> Figure:
-    return Figure(figure_id=fid, patent=pub, role=role, sequence=seq, parent_id=parent)
+from evaluate_fakes import build_tiny
 
 
 @pytest.fixture
 def tiny(collection_dir):
-    """P1: front page, 3 sheets, a figure cut from sheet 3; P2: 2 sheets and a formula; P3: 1 sheet."""
-    with Collection.open(collection_dir, create=True) as c:
-        c.upsert_patent(
-            _patent("US1S", [("USPC", "D28 47"), ("CPC", "B26B 21/4068")]),
-            [
-                _fig("P1-D0", "US1S", 0, FigureRole.FRONT_PAGE),
-                _fig("P1-D1", "US1S", 1),
-                _fig("P1-D2", "US1S", 2),
-                _fig("P1-D3", "US1S", 3),
-                _fig("P1-D3a", "US1S", 4, parent="P1-D3"),
-            ],
-        )
-        c.upsert_patent(
-            _patent("US2S", [("USPC", "D28/50"), ("CPC", "B26B 21/00")]),
-            [_fig("P2-D1", "US2S", 1), _fig("P2-D2", "US2S", 2), _fig("P2-F1", "US2S", 3, FigureRole.NON_DRAWING)],
-        )
-        c.upsert_patent(_patent("US3S", [("USPC", "D12-1")]), [_fig("P3-D1", "US3S", 1)])
-    with Collection.open(collection_dir) as c:
+    with Collection.open(build_tiny(collection_dir)) as c:
         yield c
 
 

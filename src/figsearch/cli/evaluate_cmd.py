@@ -95,15 +95,16 @@ def evaluate_command(
         seed=seed,
     )
     progress = _Progress(enabled=not as_json)
-    out_dir = experiment.output_dir(out or Path(collection) / "eval")
     try:
         if compare_dir:
             result = experiment.compare(collection, compare_dir, judgments, progress=progress, **options)
+            out_dir = experiment.output_dir(out or Path(collection) / "eval")
             written = report.write_comparison(result, out_dir)
             payload = {"A": report.summary(result.a), "B": report.summary(result.b)}
-            text = report.to_markdown(result.a) + "\n" + report.to_markdown(result.b) + "\n" + report.comparison_markdown(result)
+            text = report.comparison_markdown(result)
         else:
             result = experiment.evaluate(collection, judgments, progress=progress, **options)
+            out_dir = experiment.output_dir(out or Path(collection) / "eval")
             written = report.write(result, out_dir)
             payload = report.summary(result)
             text = report.to_markdown(result)

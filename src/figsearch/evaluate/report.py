@@ -109,14 +109,17 @@ def comparison_markdown(cmp: Comparison) -> str:
     parts += ["| mode | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
     for mode, test in cmp.tests.items():
         ma, mb = a.scores.modes[mode].means, b.scores.modes[mode].means
-        cells = [_f(ma[primary]), _f(mb[primary]), f"{-test.diff:+.3f}", _p(test.p_holm)]
+        gain = mb[primary] - ma[primary] + 0.0  # + 0.0 turns -0.0 into 0.0
+        cells = [_f(ma[primary]), _f(mb[primary]), f"{gain:+.3f}", _p(test.p_holm)]
         for measure in a.scores.measures[1:]:
             cells += [_f(ma[measure]), _f(mb[measure])]
         parts.append(f"| {mode} | " + " | ".join(cells) + " |")
     only = sorted(set(a.scores.modes) ^ set(b.scores.modes))
     if only:
         parts += ["", f"Modes evaluated on one side only (see each report): {', '.join(only)}"]
-    parts += ["", f"p: two-sided paired randomisation test of A against B on {primary}, Holm-adjusted over modes.", ""]
+    parts += ["", f"p: two-sided paired randomisation test of A against B on {primary}, Holm-adjusted over modes."]
+    parts += [f"Note (A): {n}" for n in a.notes] + [f"Note (B): {n}" for n in b.notes]
+    parts += ["", f"Definitions: {a.definition}", ""]
     return "\n".join(parts)
 
 
