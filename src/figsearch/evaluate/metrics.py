@@ -70,48 +70,68 @@ def mean(values: Mapping[str, float]) -> float:
 
 def bootstrap_ci(values: Sequence[float], *, level: float = 0.95, samples: int = 10000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean over queries (queries resampled with replacement)."""
+    return bootstrap_cis([values], level=level, samples=samples, seed=seed)[0]
+
+
+def bootstrap_cis(
+    columns: Sequence[Sequence[float]], *, level: float = 0.95, samples: int = 10000, seed: int = 0
+) -> list[tuple[float, float]]:
+    """Bootstrap intervals for several score lists over the same queries, from the same resamples."""
     np = require("numpy")
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
+    data = np.asarray(columns, dtype=float).reshape(len(columns), -1).T  # queries x columns
+    size = data.shape[0]
+    if size == 0:
         raise InputError("cannot bootstrap an empty query set")
     rng = np.random.default_rng(seed)
-    means = np.empty(samples)
-    step = max(1, 2_000_000 // data.size)  # bound memory: chunks of at most ~2M draws
-    for start in range(0, samples, step):
-        stop = min(samples, start + step)
-        means[start:stop] = data[rng.integers(0, data.size, size=(stop - start, data.size))].mean(axis=1)
+    means = np.empty((samples, data.shape[1]))
+    for start, count in _chunks(samples, size):
+        # how often each query is drawn in each resample, then one matrix product for every column
+        drawn = rng.integers(0, size, size=(count, size)) + (np.arange(count) * size)[:, None]
+        counts = np.bincount(drawn.ravel(), minlength=count * size).reshape(count, size)
+        means[start:start + count] = counts @ data / size
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    bounds = np.percentile(means, [tail, 100 - tail], axis=0)
+    return [(float(low), float(high)) for low, high in bounds.T]
 
 
 def randomization_test(a: Sequence[float], b: Sequence[float], *, samples: int = 10000, seed: int = 0) -> float:
-    """Two-sided paired randomisation (sign-flip) test of mean(a) == mean(b) over the same queries.
+    """Two-sided paired randomisation (sign-flip) test of mean(a) == mean(b) over the same queries."""
+    if len(a) != len(b):
+        raise InputError(f"paired test needs the same queries on both sides ({len(a)} vs {len(b)})")
+    return randomization_tests([[x - y for x, y in zip(a, b)]], samples=samples, seed=seed)[0]
 
-    Exact (all 2^n sign patterns) for up to 16 queries; otherwise ``samples`` random patterns, with
+
+def randomization_tests(diffs: Sequence[Sequence[float]], *, samples: int = 10000, seed: int = 0) -> list[float]:
+    """p-values of several paired differences (each over the same queries), from the same sign patterns.
+
+    Exact (all 2^n sign patterns) for up to 16 queries; otherwise ``samples`` random patterns with
     the observed one counted, so p is never 0.
     """
     np = require("numpy")
-    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if diff.size == 0:
+    data = np.asarray(diffs, dtype=float).reshape(len(diffs), -1).T  # queries x pairs
+    size = data.shape[0]
+    if size == 0:
         raise InputError("cannot test an empty query set")
-    if len(a) != len(b):
-        raise InputError(f"paired test needs the same queries on both sides ({len(a)} vs {len(b)})")
-    observed = abs(diff.mean())
-    tolerance = 1e-12
-    if not np.any(diff):
-        return 1.0
-    if diff.size <= 16:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=diff.size)))
-        return float(np.mean(np.abs(signs @ diff / diff.size) >= observed - tolerance))
-    rng = np.random.default_rng(seed)
-    hits = 0
-    step = max(1, 2_000_000 // diff.size)
+    observed = np.abs(data.mean(axis=0)) - 1e-12
+    if size <= 16:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=size)))
+        p = np.mean(np.abs(signs @ data / size) >= observed, axis=0)
+    else:
+        rng = np.random.default_rng(seed)
+        hits = np.zeros(data.shape[1])
+        for _start, count in _chunks(samples, size):
+            signs = rng.integers(0, 2, size=(count, size)) * 2.0 - 1.0
+            hits += np.sum(np.abs(signs @ data / size) >= observed, axis=0)
+        p = (hits + 1) / (samples + 1)
+    # identical lists: no evidence of a difference at all
+    return [1.0 if not np.any(data[:, j]) else float(p[j]) for j in range(data.shape[1])]
+
+
+def _chunks(samples: int, size: int):
+    """(start, count) blocks of resamples that keep each block near 2M draws."""
+    step = max(1, 2_000_000 // size)
     for start in range(0, samples, step):
-        count = min(samples, start + step) - start
-        signs = rng.choice((-1.0, 1.0), size=(count, diff.size))
-        hits += int(np.sum(np.abs(signs @ diff / diff.size) >= observed - tolerance))
-    return (hits + 1) / (samples + 1)
+        yield start, min(samples, start + step) - start
 
 
 def holm(pvalues: Mapping[str, float]) -> dict[str, float]:

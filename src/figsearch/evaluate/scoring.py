@@ -65,11 +65,13 @@ def score_runs(
     for mode, run in runs.items():
         values = metrics.per_query(qrels, run, measures, queries)
         means = {name: metrics.mean(per) for name, per in values.items()}
-        ci = {
-            name: metrics.bootstrap_ci([per[q] for q in queries], samples=samples, seed=seed)
-            for name, per in values.items()
-        }
-        modes[mode] = ModeScores(mode, means, values, ci)
+        modes[mode] = ModeScores(mode, means, values)
+    columns = [(s, name) for s in modes.values() for name in s.per_query]
+    intervals = metrics.bootstrap_cis(
+        [[s.per_query[name][q] for q in queries] for s, name in columns], samples=samples, seed=seed
+    ) if columns else []
+    for (s, name), interval in zip(columns, intervals):
+        s.ci[name] = interval
     names = list(next(iter(modes.values())).means) if modes else measures
     scores = Scores(measures=names, queries=list(queries), modes=modes)
     scores.tests = paired_tests(
@@ -84,12 +86,13 @@ def score_runs(
 def paired_tests(values: dict[str, list[float]], measure: str, *, samples: int = 10000, seed: int = 0) -> list[PairedTest]:
     """Every pair of ``values`` tested, Holm-adjusted over the pairs."""
     names = list(values)
-    tests = [
-        PairedTest(a, b, measure, _mean(values[a]) - _mean(values[b]),
-                   metrics.randomization_test(values[a], values[b], samples=samples, seed=seed))
-        for i, a in enumerate(names)
-        for b in names[i + 1:]
-    ]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    if not pairs:
+        return []
+    pvalues = metrics.randomization_tests(
+        [[x - y for x, y in zip(values[a], values[b])] for a, b in pairs], samples=samples, seed=seed
+    )
+    tests = [PairedTest(a, b, measure, _mean(values[a]) - _mean(values[b]), p) for (a, b), p in zip(pairs, pvalues)]
     adjusted = metrics.holm({f"{t.a}|{t.b}": t.p for t in tests})
     for t in tests:
         t.p_holm = adjusted[f"{t.a}|{t.b}"]
