@@ -73,6 +73,7 @@ def test_compare_side_by_side(tiny_dir, tmp_path):
     "extra, message",
     [
         ((), "no judgments: give --qrels FILE or --rule same-patent"),
+        (("--rule", "same-patent", "--qrels", "x.qrels"), "give either --qrels FILE or --rule, not both"),
         (("--rule", "same-class:USPC:9"), "depth 9 for USPC is out of range"),
         (("--rule", "same-patent", "--modes", "visual,fused"), "unknown mode 'fused'"),
         (("--rule", "same-patent", "--measures", "AP@50,Bogus"), "unknown measure 'Bogus'"),

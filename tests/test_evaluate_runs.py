@@ -88,6 +88,7 @@ def test_runner_drops_the_query_its_family_and_ineligible_hits(judged):
     )
     assert result.runs["visual"]["P1-D3"] == [("P2-D1", 0.7), ("P1-D1", 0.6), ("P1-D2", 0.4)]
     assert result.runs["max"]["P1-D3"] == [("P1-D1", 1.0), ("P1-D2", 0.8)]  # a duplicate counts once
+    assert result.dropped_hits == 3  # the front page, the formula, the duplicate
     asked = backend.asked[0]
     # k + the query and its family + the margin, never excluding the query's own patent
     assert (asked.figure_id, asked.mode, asked.k, asked.exclude_query_patent) == ("P1-D3", "visual", 3 + 2 + 2, False)
@@ -186,3 +187,16 @@ def test_compare_two_collections(tiny_dir, tmp_path):
     assert test.diff == pytest.approx(4 / 6)  # A - B: four P1 queries lost AP 1 each
     table = report.comparison_markdown(cmp)
     assert "| visual | 0.889 | 0.222 | -0.667 |" in table
+
+
+def test_scores_rising_down_the_ranking_are_flagged():
+    class Rising(FakeBackend):
+        def search(self, query):
+            found = super().search(query)
+            for hit in found.hits:
+                hit.score = float(hit.rank)
+            return found
+
+    result = run_modes(Rising({"avg": {"P1-D1": ["P1-D2", "P1-D3"], "P1-D2": ["P1-D1"]}}), ["P1-D1", "P1-D2"],
+                       modes=["avg"], k=5)
+    assert result.unordered == {"avg": 1}

@@ -198,6 +198,12 @@ def _run(prepared, judgments, chosen, k, modes, measures, backend_factory, progr
     scores = score_runs(prepared.qrels, runset.runs, chosen, measures, samples=samples, seed=seed)
     notes = [f"mode {m} not evaluated: {why}" for m, why in runset.skipped.items()]
     notes += [f"{n} of {len(chosen)} queries returned no hit in mode {m} (scored 0)" for m, n in runset.empty.items() if n]
+    notes += [
+        f"{n} quer(ies) in mode {m} have scores that rise down the ranking; they are scored in score order"
+        for m, n in runset.unordered.items() if n
+    ]
+    if runset.dropped_hits:
+        notes.append(f"{runset.dropped_hits} hit(s) on front pages, non-drawings or repeated figures were dropped")
     unjudged = [q for q in chosen if not any(r > 0 for r in prepared.qrels.get(q, {}).values())]
     if unjudged:
         notes.append(f"{len(unjudged)} quer(ies) have no relevant item (scored 0)")

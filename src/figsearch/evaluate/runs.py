@@ -94,7 +94,10 @@ class RunSet:
     skipped: dict[str, str] = field(default_factory=dict)
     #: mode -> number of queries that returned no hit at all
     empty: dict[str, int] = field(default_factory=dict)
+    #: hits on figures outside the pool (front pages, non-drawings) or repeated, dropped
     dropped_hits: int = 0
+    #: mode -> queries whose hits' scores rise somewhere down the ranking (trec_eval ranks by score)
+    unordered: dict[str, int] = field(default_factory=dict)
 
 
 def run_modes(
@@ -140,6 +143,9 @@ def run_modes(
             continue
         result.runs[mode] = run
         result.empty[mode] = sum(1 for hits in run.values() if not hits)
+        result.unordered[mode] = sum(
+            1 for hits in run.values() if any(a[1] < b[1] for a, b in zip(hits, hits[1:]))
+        )
     return result
 
 
@@ -153,8 +159,10 @@ def _one(backend, qid, mode, k, skip, allowed, margin, result: RunSet) -> list[t
     seen: set[str] = set()
     for hit in sorted(found.hits, key=lambda h: h.rank) if _ranked(found.hits) else found.hits:
         doc = hit.figure_id
-        if doc in skip or doc in seen or (allowed is not None and doc not in allowed):
-            result.dropped_hits += doc not in skip
+        if doc in skip:
+            continue
+        if doc in seen or (allowed is not None and doc not in allowed):
+            result.dropped_hits += 1
             continue
         seen.add(doc)
         hits.append((doc, float(hit.score)))
