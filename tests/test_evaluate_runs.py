@@ -200,3 +200,15 @@ def test_scores_rising_down_the_ranking_are_flagged():
     result = run_modes(Rising({"avg": {"P1-D1": ["P1-D2", "P1-D3"], "P1-D2": ["P1-D1"]}}), ["P1-D1", "P1-D2"],
                        modes=["avg"], k=5)
     assert result.unordered == {"avg": 1}
+
+
+def test_a_query_the_service_refuses_scores_zero_and_is_counted():
+    class NoText(FakeBackend):
+        def search(self, query):
+            if query.mode == "text" and query.figure_id == "P1-D2":
+                raise InputError("figure P1-D2 has no text to search with")
+            return super().search(query)
+
+    result = run_modes(NoText({"text": {"P1-D1": ["P1-D2"]}}), ["P1-D1", "P1-D2"], modes=["text"], k=5)
+    assert result.runs["text"] == {"P1-D1": [("P1-D2", 1.0)], "P1-D2": []}
+    assert result.refused == {"text": (1, "P1-D2: figure P1-D2 has no text to search with")}

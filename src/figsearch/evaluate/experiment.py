@@ -202,6 +202,10 @@ def _run(prepared, judgments, chosen, k, modes, measures, backend_factory, progr
         f"{n} quer(ies) in mode {m} have scores that rise down the ranking; they are scored in score order"
         for m, n in runset.unordered.items() if n
     ]
+    notes += [
+        f"{n} quer(ies) were refused by the service in mode {m} and score 0 (first: {first})"
+        for m, (n, first) in runset.refused.items()
+    ]
     if runset.dropped_hits:
         notes.append(f"{runset.dropped_hits} hit(s) on front pages, non-drawings or repeated figures were dropped")
     unjudged = [q for q in chosen if not any(r > 0 for r in prepared.qrels.get(q, {}).values())]

@@ -98,6 +98,8 @@ class RunSet:
     dropped_hits: int = 0
     #: mode -> queries whose hits' scores rise somewhere down the ranking (trec_eval ranks by score)
     unordered: dict[str, int] = field(default_factory=dict)
+    #: mode -> (how many queries the service refused, its first message); they score 0
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 def run_modes(
@@ -155,6 +157,11 @@ def _one(backend, qid, mode, k, skip, allowed, margin, result: RunSet) -> list[t
         found = backend.search(query)
     except NotFound as exc:
         raise NotFound(f"query figure {qid!r} ({mode}): {exc}") from exc
+    except InputError as exc:
+        # e.g. a figure without text searched in text mode: the query returns nothing and scores 0
+        count, first = result.refused.get(mode, (0, f"{qid}: {exc}"))
+        result.refused[mode] = (count + 1, first)
+        return []
     hits: list[tuple[str, float]] = []
     seen: set[str] = set()
     for hit in sorted(found.hits, key=lambda h: h.rank) if _ranked(found.hits) else found.hits:
