@@ -36,7 +36,10 @@ SOURCES = ("us-design-grants", "us-design-pdfs", "us-design-2007", "upair-querie
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("FIGSEARCH_SHARED_DATA", REPO.parent / "shared" / "data")),
+        help="The shared data folder [default: $FIGSEARCH_SHARED_DATA or ../shared/data].",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/figsearch-eval"))
     parser.add_argument("--reuse", action="store_true", help="Keep an existing collection in WORK (skip the build).")
     parser.add_argument("-k", type=int, default=50)
