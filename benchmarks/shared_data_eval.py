@@ -98,21 +98,22 @@ def main() -> int:
     query_file = args.work / "design-grant-queries.txt"
     query_file.write_text("".join(f + "\n" for f in design_grant_figures))
 
-    judgments = experiment.Judgments(rules=("same-patent",))
-    results = {}
-    for name, queries in (("all", "all"), ("design-grants", str(query_file))):
-        start = time.perf_counter()
-        if name == "design-grants" and not design_grant_figures:
-            print("no figure of the collection comes from us-design-grants: second table skipped", file=sys.stderr)
-            continue
-        ev = experiment.evaluate(collection, judgments, queries=queries, k=args.k)
-        timings[f"evaluate ({name})"] = time.perf_counter() - start
-        report.write(ev, experiment.output_dir(args.work / f"eval-{name}"))
-        results[name] = ev
+    start = time.perf_counter()
+    ev = experiment.evaluate(collection, experiment.Judgments(rules=("same-patent",)), queries="all", k=args.k)
+    timings["evaluate"] = time.perf_counter() - start
+    results = {"all": ev}
+    commands.append(f"figsearch evaluate --collection {collection} --rule same-patent -k {args.k} --out {args.work / 'eval-all'}")
+    if design_grant_figures:
+        # the same runs re-scored on the design grants' sheets (identical to --queries FILE, without searching again)
+        results["design-grants"] = experiment.restrict(ev, design_grant_figures)
         commands.append(
-            f"figsearch evaluate --collection {collection} --rule same-patent --queries {queries} -k {args.k} "
-            f"--out {args.work / f'eval-{name}'}"
+            f"figsearch evaluate --collection {collection} --rule same-patent --queries {query_file} -k {args.k} "
+            f"--out {args.work / 'eval-design-grants'}"
         )
+    else:
+        print("no figure of the collection comes from us-design-grants: second table skipped", file=sys.stderr)
+    for name, result in results.items():
+        report.write(result, experiment.output_dir(args.work / f"eval-{name}"))
 
     print("# figsearch on the shared data: same-patent retrieval\n")
     print("Commands:\n")

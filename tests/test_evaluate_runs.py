@@ -142,6 +142,14 @@ def test_evaluate_end_to_end_with_a_fake_service(tiny_dir, tmp_path):
         samples=500,
     )
     assert backend.closed
+    # re-scored on a subset from the same runs: no new search
+    asked = len(backend.asked)
+    part = experiment.restrict(ev, ["P2-D1", "P2-D2", "not-evaluated"], samples=500)
+    assert len(backend.asked) == asked and part.queries == ["P2-D1", "P2-D2"]
+    assert part.scores.modes["visual"].means["AP@3"] == pytest.approx((1 + 1 / 3) / 2)
+    assert any("2 of 2 queries returned no hit in mode avg" in n for n in part.notes)
+    with pytest.raises(InputError, match="none of the 1 given queries"):
+        experiment.restrict(ev, ["P3-D1"])
     assert ev.queries == sorted(P1 + P2)
     visual = ev.scores.modes["visual"]
     # P1-D3 and P1-D3a: their other sheet (the family) is dropped, the two real ones found: AP 1
@@ -211,4 +219,6 @@ def test_a_query_the_service_refuses_scores_zero_and_is_counted():
 
     result = run_modes(NoText({"text": {"P1-D1": ["P1-D2"]}}), ["P1-D1", "P1-D2"], modes=["text"], k=5)
     assert result.runs["text"] == {"P1-D1": [("P1-D2", 1.0)], "P1-D2": []}
-    assert result.refused == {"text": (1, "P1-D2: figure P1-D2 has no text to search with")}
+    assert result.refused == {"text": {"P1-D2": "figure P1-D2 has no text to search with"}}
+    assert result.empty == {"text": 1}
+    assert result.restrict(["P1-D1"]).refused == {"text": {}}

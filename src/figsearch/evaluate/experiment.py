@@ -195,7 +195,20 @@ def _run(prepared, judgments, chosen, k, modes, measures, backend_factory, progr
     if not runset.runs:
         reasons = "; ".join(f"{m}: {why}" for m, why in runset.skipped.items())
         raise InputError(f"no mode could be evaluated on {prepared.path} ({reasons})")
-    scores = score_runs(prepared.qrels, runset.runs, chosen, measures, samples=samples, seed=seed)
+    return _assemble(prepared.path, judgments.describe(), prepared.qrels, runset, measures, settings, samples, seed)
+
+
+def restrict(ev: Evaluation, queries: Sequence[str], *, samples: int = 10000, seed: int = 0) -> Evaluation:
+    """The evaluation re-scored on a subset of its queries, from the same runs (no new search)."""
+    runset = ev.runset.restrict(queries)
+    if not runset.queries:
+        raise InputError(f"none of the {len(queries)} given queries is among the {len(ev.queries)} evaluated")
+    return _assemble(ev.label, ev.judgments, ev.qrels, runset, ev.scores.measures, ev.settings, samples, seed)
+
+
+def _assemble(label, judged_by, qrels, runset: RunSet, measures, settings, samples, seed) -> Evaluation:
+    chosen = runset.queries
+    scores = score_runs(qrels, runset.runs, chosen, measures, samples=samples, seed=seed)
     notes = [f"mode {m} not evaluated: {why}" for m, why in runset.skipped.items()]
     notes += [f"{n} of {len(chosen)} queries returned no hit in mode {m} (scored 0)" for m, n in runset.empty.items() if n]
     notes += [
@@ -203,24 +216,29 @@ def _run(prepared, judgments, chosen, k, modes, measures, backend_factory, progr
         for m, n in runset.unordered.items() if n
     ]
     notes += [
-        f"{n} quer(ies) were refused by the service in mode {m} and score 0 (first: {first})"
-        for m, (n, first) in runset.refused.items()
+        f"{len(r)} quer(ies) were refused by the service in mode {m} and score 0 (first: {_first(r)})"
+        for m, r in runset.refused.items() if r
     ]
     if runset.dropped_hits:
         notes.append(f"{runset.dropped_hits} hit(s) on front pages, non-drawings or repeated figures were dropped")
-    unjudged = [q for q in chosen if not any(r > 0 for r in prepared.qrels.get(q, {}).values())]
+    unjudged = [q for q in chosen if not any(r > 0 for r in qrels.get(q, {}).values())]
     if unjudged:
         notes.append(f"{len(unjudged)} quer(ies) have no relevant item (scored 0)")
     return Evaluation(
-        label=prepared.path,
-        judgments=judgments.describe(),
-        k=k,
-        qrels=prepared.qrels,
+        label=label,
+        judgments=judged_by,
+        k=runset.k,
+        qrels=qrels,
         runset=runset,
         scores=scores,
         settings=settings,
         notes=notes,
     )
+
+
+def _first(refused: dict[str, str]) -> str:
+    query, message = next(iter(refused.items()))
+    return f"{query}: {message}"
 
 
 def _info(backend) -> dict:

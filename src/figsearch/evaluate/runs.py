@@ -92,14 +92,40 @@ class RunSet:
     runs: dict[str, Run] = field(default_factory=dict)
     #: mode -> why it could not run (e.g. no text vectors in the collection)
     skipped: dict[str, str] = field(default_factory=dict)
-    #: mode -> number of queries that returned no hit at all
-    empty: dict[str, int] = field(default_factory=dict)
-    #: hits on figures outside the pool (front pages, non-drawings) or repeated, dropped
-    dropped_hits: int = 0
-    #: mode -> queries whose hits' scores rise somewhere down the ranking (trec_eval ranks by score)
-    unordered: dict[str, int] = field(default_factory=dict)
-    #: mode -> (how many queries the service refused, its first message); they score 0
-    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: mode -> {query: the service's message} for queries it refused; they score 0
+    refused: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: query -> hits on figures outside the pool (front pages, non-drawings) or repeated, dropped
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> dict[str, int]:
+        """mode -> number of queries that returned no hit at all."""
+        return {mode: sum(1 for hits in run.values() if not hits) for mode, run in self.runs.items()}
+
+    @property
+    def unordered(self) -> dict[str, int]:
+        """mode -> queries whose scores rise somewhere down the ranking (trec_eval ranks by score)."""
+        return {
+            mode: sum(1 for hits in run.values() if any(a[1] < b[1] for a, b in zip(hits, hits[1:])))
+            for mode, run in self.runs.items()
+        }
+
+    @property
+    def dropped_hits(self) -> int:
+        return sum(self.dropped.values())
+
+    def restrict(self, queries: Iterable[str]) -> RunSet:
+        """The same runs on a subset of the queries (no new search)."""
+        keep = [q for q in queries if q in set(self.queries)]
+        wanted = set(keep)
+        return RunSet(
+            k=self.k,
+            queries=keep,
+            runs={m: {q: h for q, h in run.items() if q in wanted} for m, run in self.runs.items()},
+            skipped=dict(self.skipped),
+            refused={m: {q: why for q, why in r.items() if q in wanted} for m, r in self.refused.items()},
+            dropped={q: n for q, n in self.dropped.items() if q in wanted},
+        )
 
 
 def run_modes(
@@ -144,10 +170,6 @@ def run_modes(
                 progress(len(queries) - len(run))
             continue
         result.runs[mode] = run
-        result.empty[mode] = sum(1 for hits in run.values() if not hits)
-        result.unordered[mode] = sum(
-            1 for hits in run.values() if any(a[1] < b[1] for a, b in zip(hits, hits[1:]))
-        )
     return result
 
 
@@ -159,8 +181,7 @@ def _one(backend, qid, mode, k, skip, allowed, margin, result: RunSet) -> list[t
         raise NotFound(f"query figure {qid!r} ({mode}): {exc}") from exc
     except InputError as exc:
         # e.g. a figure without text searched in text mode: the query returns nothing and scores 0
-        count, first = result.refused.get(mode, (0, f"{qid}: {exc}"))
-        result.refused[mode] = (count + 1, first)
+        result.refused.setdefault(mode, {})[qid] = str(exc)
         return []
     hits: list[tuple[str, float]] = []
     seen: set[str] = set()
@@ -169,7 +190,7 @@ def _one(backend, qid, mode, k, skip, allowed, margin, result: RunSet) -> list[t
         if doc in skip:
             continue
         if doc in seen or (allowed is not None and doc not in allowed):
-            result.dropped_hits += 1
+            result.dropped[qid] = result.dropped.get(qid, 0) + 1
             continue
         seen.add(doc)
         hits.append((doc, float(hit.score)))
