@@ -62,12 +62,13 @@ class FakeBackend:
             raise NotFound(f"unknown figure id {query.figure_id!r}")
         if query.mode in self.unavailable:
             raise EmptyCollection(f"no {query.mode} vectors in this collection")
-        ids = self.table.get(query.mode, {}).get(query.figure_id, [])[: query.k]
+        ranked = self.table.get(query.mode, {}).get(query.figure_id, [])
         hits = [
             Hit(figure_id=fid, patent=fid.split("-")[0], score=round(1.0 - 0.1 * i, 6), rank=i + 1)
-            for i, fid in enumerate(ids)
+            for i, fid in enumerate(ranked[: query.k])
         ]
-        return SearchResult(hits=hits, total=len(ids), mode=query.mode)
+        # total: every candidate before paging, as the service counts it
+        return SearchResult(hits=hits, total=len(ranked), mode=query.mode)
 
     def info(self) -> dict:
         return {"visual_encoder": "fake", "text_encoder": "fake"}

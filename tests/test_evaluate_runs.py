@@ -83,15 +83,16 @@ def test_runner_drops_the_query_its_family_and_ineligible_hits(judged):
         "max": {"P1-D3": ["P1-D1", "P1-D1", "P1-D2"]},
     }
     backend = FakeBackend(table)
-    result = run_modes(
-        backend, ["P1-D3"], modes=["visual", "max"], k=3, never=pool.family, allowed=set(pool.figures), margin=2
-    )
+    result = run_modes(backend, ["P1-D3"], modes=["visual", "max"], k=3, never=pool.family, allowed=set(pool.figures))
     assert result.runs["visual"]["P1-D3"] == [("P2-D1", 0.7), ("P1-D1", 0.6), ("P1-D2", 0.4)]
     assert result.runs["max"]["P1-D3"] == [("P1-D1", 1.0), ("P1-D2", 0.8)]  # a duplicate counts once
     assert result.dropped_hits == 3  # the front page, the formula, the duplicate
-    asked = backend.asked[0]
-    # k + the query and its family + the margin, never excluding the query's own patent
-    assert (asked.figure_id, asked.mode, asked.k, asked.exclude_query_patent) == ("P1-D3", "visual", 3 + 2 + 2, False)
+    # k + the query and its family; never excluding the query's own patent
+    first, again = backend.asked[:2]
+    assert (first.figure_id, first.mode, first.k, first.exclude_query_patent) == ("P1-D3", "visual", 3 + 2, False)
+    # the front page took a place among the first 5: asked again, twice as deep
+    assert (again.mode, again.k) == ("visual", 10)
+    assert [q.mode for q in backend.asked] == ["visual", "visual", "max"]
 
 
 def test_unavailable_mode_is_skipped_and_empty_results_counted():

@@ -184,7 +184,6 @@ def _run(prepared, judgments, chosen, k, modes, measures, backend_factory, progr
             k=k,
             never=prepared.pool.family,
             allowed=set(prepared.pool.figures),
-            margin=min(len(prepared.pool.excluded), k),
             progress=progress,
         )
         settings = _info(backend)

@@ -142,8 +142,9 @@ def run_modes(
     """Search every query in every mode with ``backend`` (any object with ``search(Query)``).
 
     ``never[qid]`` are ids that must not count for that query (beyond the query itself);
-    ``allowed`` (when given) is the set of ids that may be results at all. ``margin`` extra hits
-    are asked for so that dropping them still leaves ``k``.
+    ``allowed`` (when given) is the set of ids that may be results at all. Each query asks for
+    ``k`` plus what it must skip (plus ``margin``); when dropped hits leave fewer than ``k`` and the
+    service has more, it asks again twice as deep.
     """
     modes = list(modes)
     for mode in modes:
@@ -173,30 +174,48 @@ def run_modes(
     return result
 
 
+#: the most hits asked of the service for one query (its own limit is 1000)
+MAX_ASK = 1000
+
+
 def _one(backend, qid, mode, k, skip, allowed, margin, result: RunSet) -> list[tuple[str, float]]:
-    query = Query(figure_id=qid, mode=mode, k=k + len(skip) + margin, exclude_query_patent=False)
-    try:
-        found = backend.search(query)
-    except NotFound as exc:
-        raise NotFound(f"query figure {qid!r} ({mode}): {exc}") from exc
-    except InputError as exc:
-        # e.g. a figure without text searched in text mode: the query returns nothing and scores 0
-        result.refused.setdefault(mode, {})[qid] = str(exc)
-        return []
+    ask = min(k + len(skip) + margin, MAX_ASK)
+    while True:
+        try:
+            found = backend.search(Query(figure_id=qid, mode=mode, k=ask, exclude_query_patent=False))
+        except NotFound as exc:
+            raise NotFound(f"query figure {qid!r} ({mode}): {exc}") from exc
+        except InputError as exc:
+            # e.g. a figure without text searched in text mode: the query returns nothing and scores 0
+            result.refused.setdefault(mode, {})[qid] = str(exc)
+            return []
+        hits, dropped = _keep(found.hits, k, skip, allowed)
+        more = len(found.hits) >= ask and found.total > len(found.hits)
+        if len(hits) >= k or not more or ask >= MAX_ASK:
+            break
+        # front pages or repeats took places: ask again, deeper, rather than always asking for extra
+        ask = min(ask * 2, MAX_ASK)
+    if dropped:
+        result.dropped[qid] = result.dropped.get(qid, 0) + dropped
+    return hits
+
+
+def _keep(found, k, skip, allowed) -> tuple[list[tuple[str, float]], int]:
     hits: list[tuple[str, float]] = []
     seen: set[str] = set()
-    for hit in sorted(found.hits, key=lambda h: h.rank) if _ranked(found.hits) else found.hits:
+    dropped = 0
+    for hit in sorted(found, key=lambda h: h.rank) if _ranked(found) else found:
         doc = hit.figure_id
         if doc in skip:
             continue
         if doc in seen or (allowed is not None and doc not in allowed):
-            result.dropped[qid] = result.dropped.get(qid, 0) + 1
+            dropped += 1
             continue
         seen.add(doc)
         hits.append((doc, float(hit.score)))
         if len(hits) == k:
             break
-    return hits
+    return hits, dropped
 
 
 def _ranked(hits) -> bool:
