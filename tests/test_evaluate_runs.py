@@ -10,7 +10,7 @@ from figsearch.errors import InputError, NotFound
 from figsearch.evaluate import experiment, report
 from figsearch.evaluate.qrels import parse_qrels
 from figsearch.evaluate.rules import build_qrels, load_pool, parse_rule
-from figsearch.evaluate.runs import choose_queries, format_run, parse_run, run_modes
+from figsearch.evaluate.runs import RunSet, choose_queries, format_run, parse_run, run_modes
 from figsearch.store import Collection
 
 from evaluate_fakes import FakeBackend, build_tiny
@@ -209,6 +209,8 @@ def test_scores_rising_down_the_ranking_are_flagged():
     result = run_modes(Rising({"avg": {"P1-D1": ["P1-D2", "P1-D3"], "P1-D2": ["P1-D1"]}}), ["P1-D1", "P1-D2"],
                        modes=["avg"], k=5)
     assert result.unordered == {"avg": 1}
+    ulp = RunSet(k=5, queries=["q"], runs={"rrf": {"q": [("a", 0.013888888888888888), ("b", 0.01388888888888889)]}})
+    assert ulp.unordered == {"rrf": 0}
 
 
 def test_a_query_the_service_refuses_scores_zero_and_is_counted():

@@ -105,10 +105,7 @@ class RunSet:
     @property
     def unordered(self) -> dict[str, int]:
         """mode -> queries whose scores rise somewhere down the ranking (trec_eval ranks by score)."""
-        return {
-            mode: sum(1 for hits in run.values() if any(a[1] < b[1] for a, b in zip(hits, hits[1:])))
-            for mode, run in self.runs.items()
-        }
+        return {mode: sum(1 for hits in run.values() if _rises(hits)) for mode, run in self.runs.items()}
 
     @property
     def dropped_hits(self) -> int:
@@ -172,6 +169,11 @@ def run_modes(
             continue
         result.runs[mode] = run
     return result
+
+
+def _rises(hits: list[tuple[str, float]]) -> bool:
+    # a last-bit difference is a tie summed in another order (rrf), not a disordered ranking
+    return any(b[1] - a[1] > 1e-9 * max(1.0, abs(a[1])) for a, b in zip(hits, hits[1:]))
 
 
 #: the most hits asked of the service for one query (its own limit is 1000)
