@@ -1,0 +1,295 @@
+"""Training of the drawing encoder on (drawing, patent) samples.
+
+Positives of a drawing are its augmented copies and the other drawings of the same patent;
+negatives are the rest of the batch (multi-positive InfoNCE). Held-out patents give a
+validation mAP@50 after every epoch; the best model is kept and training stops early when it
+no longer improves. Checkpoints are written periodically and a run resumes from its last one,
+taking exactly the path the uninterrupted run would have taken (all randomness is derived from
+seed, epoch and batch). The core knows nothing of collections: ``trainset`` reads those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from figsearch.embed.augment import AugmentConfig, augment
+from figsearch.embed.drawing_model import DrawingModel, ink_tensor
+from figsearch.embed.train_parts import batch_generator, epoch_batches, lr_at, same_group_map, split_groups, supcon_loss
+from figsearch.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 64
+    #: sheets of one patent placed together in a batch
+    per_group: int = 4
+    #: augmented views of every drawing in a batch (2: each drawing is also its own positive)
+    views: int = 2
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    temperature: float = 0.1
+    #: share of the multi-drawing patents held out for validation
+    val_fraction: float = 0.12
+    #: epochs without a better validation mAP before stopping (0: never stop early)
+    patience: int = 8
+    seed: int = 0
+    #: seconds of training before stopping (None: no limit); counted across resumes
+    time_budget: float | None = None
+    #: seconds between mid-epoch checkpoints
+    checkpoint_every: float = 300.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["augment"] = self.augment.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["augment"] = AugmentConfig.from_dict(d.get("augment", {}))
+        return cls(**d)
+
+
+@dataclass
+class Samples:
+    """Prepared training data: uint8 ink maps (N, S, S) with their patent, and an id for each."""
+
+    maps: np.ndarray
+    groups: list[str]
+    ids: list[str]
+
+    def __post_init__(self) -> None:
+        if not (len(self.maps) == len(self.groups) == len(self.ids)):
+            raise InputError("samples: maps, groups and ids differ in length")
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for sample_id, group in zip(self.ids, self.groups):
+            digest.update(f"{sample_id}\t{group}\n".encode())
+        digest.update(self.maps.shape.__repr__().encode())
+        return digest.hexdigest()[:16]
+
+
+def prepare_samples(model: DrawingModel, items: Sequence[tuple[str, str, Callable]], progress=None) -> Samples:
+    """``items``: (sample id, patent, loader returning a PIL image). Drawings are prepared once."""
+    maps, groups, ids = [], [], []
+    for sample_id, group, load in items:
+        maps.append(model.prepare(load()))
+        groups.append(group)
+        ids.append(sample_id)
+        if progress:
+            progress(1)
+    size = model.image_size
+    array = np.stack(maps) if maps else np.zeros((0, size, size), dtype=np.uint8)
+    return Samples(array, groups, ids)
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    loss: float
+    val_map: float | None
+    seconds: float
+    lr: float
+    best: bool
+
+
+class Trainer:
+    """Runs training of ``model`` on ``samples``; ``fit`` returns the history of epochs."""
+
+    def __init__(
+        self,
+        model: DrawingModel,
+        samples: Samples,
+        config: TrainConfig,
+        checkpoint: str | Path | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model.to(self.device)
+        self.val_groups = split_groups(samples.groups, config.val_fraction, config.seed)
+        names = sorted(set(samples.groups))
+        index = {g: i for i, g in enumerate(names)}
+        is_val = np.array([g in self.val_groups for g in samples.groups], dtype=bool)
+        self.train_maps = samples.maps[~is_val]
+        self.train_labels = np.array([index[g] for g, v in zip(samples.groups, is_val) if not v], dtype=np.int64)
+        self.val_maps = samples.maps[is_val]
+        self.val_labels = [g for g, v in zip(samples.groups, is_val) if v]
+        if len(self.train_maps) < 2:
+            raise InputError(f"encoder training needs at least 2 training drawings, got {len(self.train_maps)}")
+        self.fingerprint = samples.fingerprint()
+        self.steps_per_epoch = len(self._batches(0))
+        self.optimizer = torch.optim.AdamW(model.module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.epoch, self.batch, self.elapsed = 0, 0, 0.0
+        self.history: list[dict] = []
+        self.best_map, self.best_state, self.stale = -1.0, None, 0
+        self._epoch_loss: list[float] = []
+
+    # -- data ------------------------------------------------------------------------------
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        c = self.config
+        return epoch_batches(self.train_labels, c.batch_size, c.per_group, c.seed, epoch)
+
+    def _train_step(self, idx: np.ndarray, epoch: int, batch: int) -> tuple[float, float]:
+        c = self.config
+        step = epoch * self.steps_per_epoch + batch
+        lr = lr_at(step, c.epochs * self.steps_per_epoch, int(c.warmup_epochs * self.steps_per_epoch), c.lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        gen = batch_generator(c.seed, epoch, batch, self.device)
+        x = ink_tensor(self.train_maps[idx], self.device)
+        views = torch.cat([augment(x, c.augment, gen) for _ in range(max(1, c.views))])
+        labels = torch.from_numpy(self.train_labels[idx]).to(self.device).repeat(max(1, c.views))
+        self.model.module.train()
+        loss = supcon_loss(self.model.module(views), labels, c.temperature)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach()), lr
+
+    def validate(self) -> float | None:
+        if len(self.val_maps) < 2:
+            return None
+        vectors = np.concatenate(
+            [self.model.encode(self.val_maps[i : i + 128]) for i in range(0, len(self.val_maps), 128)]
+        )
+        return same_group_map(vectors, self.val_labels, k=50)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        if not self.checkpoint:
+            return
+        from figsearch.store import atomic_write_bytes
+
+        state = {
+            "model": self.model.state(),
+            "optimizer": self.optimizer.state_dict(),
+            "config": self.config.to_dict(),
+            "fingerprint": self.fingerprint,
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "elapsed": self.elapsed,
+            "history": self.history,
+            "best_map": self.best_map,
+            "best_state": self.best_state,
+            "stale": self.stale,
+            "epoch_loss": self._epoch_loss,
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.checkpoint, buffer.getvalue())
+        log.info("checkpoint %s at epoch %d batch %d", self.checkpoint, self.epoch, self.batch)
+
+    def resume(self) -> bool:
+        """Load the checkpoint when there is one; False when training starts afresh."""
+        if not self.checkpoint or not self.checkpoint.exists():
+            return False
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise InputError(f"cannot read checkpoint {self.checkpoint}: {exc}") from exc
+        if state.get("fingerprint") != self.fingerprint:
+            raise InputError(
+                f"checkpoint {self.checkpoint} was made on other training data; delete it or train without --resume"
+            )
+        ours, theirs = self.config.to_dict(), dict(state["config"])
+        ours.pop("time_budget"), theirs.pop("time_budget", None)
+        if ours != theirs:
+            changed = sorted(k for k in ours if ours[k] != theirs.get(k))
+            raise InputError(f"checkpoint {self.checkpoint} was made with other settings ({', '.join(changed)})")
+        restored = DrawingModel.from_state(state["model"], str(self.checkpoint))
+        self.model.module.load_state_dict(restored.module.state_dict())
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.batch, self.elapsed = state["epoch"], state["batch"], state["elapsed"]
+        self.history, self.best_map, self.best_state = state["history"], state["best_map"], state["best_state"]
+        self.stale, self._epoch_loss = state["stale"], state["epoch_loss"]
+        log.info("resumed from %s at epoch %d batch %d", self.checkpoint, self.epoch, self.batch)
+        return True
+
+    # -- the loop --------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        c = self.config
+        return self.epoch >= c.epochs or (c.patience > 0 and self.stale >= c.patience)
+
+    def fit(
+        self,
+        on_batch: Callable[[int, int, int, float], None] | None = None,
+        on_epoch: Callable[[EpochStats], None] | None = None,
+    ) -> list[dict]:
+        """Train until the epochs, the patience or the time budget run out. Leaves the best model in ``model``."""
+        c = self.config
+        started, last_save = time.monotonic(), time.monotonic()
+        base_elapsed = self.elapsed
+        while not self.finished:
+            batches = self._batches(self.epoch)
+            epoch_started = time.monotonic()
+            lr = 0.0
+            while self.batch < len(batches):
+                loss, lr = self._train_step(batches[self.batch], self.epoch, self.batch)
+                self._epoch_loss.append(loss)
+                self.batch += 1
+                self.elapsed = base_elapsed + time.monotonic() - started
+                if on_batch:
+                    on_batch(self.epoch + 1, self.batch, len(batches), loss)
+                if c.time_budget is not None and self.elapsed >= c.time_budget:
+                    log.info("time budget of %.0f s used up in epoch %d", c.time_budget, self.epoch + 1)
+                    self.save_checkpoint()
+                    self._restore_best()
+                    return self.history
+                if time.monotonic() - last_save >= c.checkpoint_every:
+                    self.save_checkpoint()
+                    last_save = time.monotonic()
+            self._end_epoch(epoch_started, lr, on_epoch)
+            self.save_checkpoint()
+            last_save = time.monotonic()
+        self._restore_best()
+        return self.history
+
+    def _end_epoch(self, epoch_started: float, lr: float, on_epoch) -> None:
+        val = self.validate()
+        # without held-out patents the last epoch counts as the best
+        score = val if val is not None else float(self.epoch)
+        best = score > self.best_map + 1e-6
+        if best:
+            self.best_map, self.stale = score, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.module.state_dict().items()}
+        else:
+            self.stale += 1
+        stats = EpochStats(
+            epoch=self.epoch + 1,
+            loss=float(np.mean(self._epoch_loss)) if self._epoch_loss else float("nan"),
+            val_map=val,
+            seconds=time.monotonic() - epoch_started,
+            lr=lr,
+            best=best,
+        )
+        self.history.append(asdict(stats))
+        self.epoch, self.batch, self._epoch_loss = self.epoch + 1, 0, []
+        if on_epoch:
+            on_epoch(stats)
+
+    def _restore_best(self) -> None:
+        if self.best_state is not None:
+            self.model.module.load_state_dict(self.best_state)
+        self.model.module.eval()
