@@ -206,3 +206,34 @@ def test_train_encoder_command_writes_a_loadable_model_and_record(tmp_path):
     assert Path(str(out) + ".ckpt").exists()
     model = DrawingModel.load(out)
     assert model.metadata["seed"] == 3
+
+
+def test_clip_fine_tuning_code_path_with_random_weights(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        image_size=32, patch_size=8, projection_dim=16,
+    )
+    weights = tmp_path / "tiny-clip"
+    transformers.CLIPVisionModelWithProjection(config).save_pretrained(weights)
+    collection = _build_collection(tmp_path / "coll", patents=6, sheets=2)
+    out = tmp_path / "clip-ft.pt"
+    args = ["train-encoder", "-c", str(collection), "--out", str(out), "--arch", "clip", "--clip-model", str(weights),
+            "--epochs", "1", "--batch-size", "8", "--val-fraction", "0.34", "--threads", "1"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    model = DrawingModel.load(out)
+    assert model.kind == "clip" and model.image_size == 32 and model.dim == 16
+    before = transformers.CLIPVisionModelWithProjection.from_pretrained(weights).state_dict()
+    after = model.module.clip.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the tower itself was fine-tuned
+
+
+def test_clip_without_weights_gives_a_clear_error(tmp_path):
+    pytest.importorskip("transformers")
+    collection = _build_collection(tmp_path / "coll", patents=4, sheets=2)
+    args = ["train-encoder", "-c", str(collection), "--out", str(tmp_path / "m.pt"), "--arch", "clip",
+            "--clip-model", str(tmp_path / "no-such-folder")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "cannot load CLIP weights" in result.output
