@@ -15,13 +15,15 @@ torch = pytest.importorskip("torch")
 from figsearch.cli import main  # noqa: E402
 from figsearch.embed.drawing_model import DrawingModel  # noqa: E402
 from figsearch.embed.drawing_net import NetConfig  # noqa: E402
-from figsearch.embed.train import Samples, Trainer, TrainConfig  # noqa: E402
+from figsearch.embed.train import Samples, Trainer, TrainConfig, samples_from_prepared  # noqa: E402
 from figsearch.embed.train_parts import epoch_batches, same_group_map, split_groups, supcon_loss  # noqa: E402
 from figsearch.embed.trainset import strip_running_header  # noqa: E402
 from figsearch.records import Figure, FigureRole, Patent  # noqa: E402
 from figsearch.store import Collection  # noqa: E402
 
 TINY_NET = NetConfig(widths=(4, 8, 8, 8), depths=(1, 1, 1, 1), dim=8)
+TINY_STYLE = NetConfig(widths=(4, 8, 8, 8), depths=(1, 1, 1, 1), dim=8, stem="conv2")
+TINY_STYLE_OPTIONS = {"patch": 16, "max_patches": 6, "train_patches": 2}
 
 
 def _sheet(patent: int, sheet: int, size: int = 96) -> Image.Image:
@@ -51,19 +53,19 @@ def _build_collection(root: Path, patents: int = 8, sheets: int = 3) -> Path:
 
 
 def _samples(n_groups: int = 8, per: int = 3, size: int = 32) -> Samples:
-    model = DrawingModel.create_cnn(TINY_NET, size, 1)
-    maps, groups, ids = [], [], []
+    model = _model()
+    prepared, groups, ids = [], [], []
     for g in range(n_groups):
         for s in range(per):
-            maps.append(model.prepare(_sheet(g, s)))
+            prepared.append(model.prepare(_sheet(g, s)))
             groups.append(f"p{g}")
             ids.append(f"p{g}-{s}")
-    return Samples(np.stack(maps), groups, ids)
+    return samples_from_prepared(prepared, groups, ids)
 
 
 def _model(seed: int = 0, size: int = 32) -> DrawingModel:
     torch.manual_seed(seed)
-    return DrawingModel.create_cnn(TINY_NET, size, 1)
+    return DrawingModel.create_cnn(TINY_NET, size, 1, style=TINY_STYLE, style_options=TINY_STYLE_OPTIONS)
 
 
 def _weights(model: DrawingModel) -> np.ndarray:

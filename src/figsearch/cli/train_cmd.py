@@ -49,6 +49,8 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt).")
 @click.option("--arch", type=click.Choice(["cnn", "clip"]), default="cnn", show_default=True,
               help="Compact CNN trained from scratch, or a CLIP vision tower fine-tuned.")
+@click.option("--branches", default="layout,style", show_default=True,
+              help="cnn branches: layout (the whole drawing), style (stroke-scale patches), or both.")
 @click.option("--clip-model", default=None, help="With --arch clip: local folder (or hub name) of a transformers CLIP.")
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--time-budget", default=None, help="Stop after this much training time (e.g. 3600, 45m, 2h).")
@@ -66,7 +68,7 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 … [cuda when present].")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 @click.option("--keep-headers", is_flag=True, help="Do not whiten the running headers of PDF sheets.")
-def train_encoder(collections, out, arch, clip_model, epochs, time_budget, seed, image_size, input_scale, batch_size,
+def train_encoder(collections, out, arch, branches, clip_model, epochs, time_budget, seed, image_size, input_scale, batch_size,
                   lr, val_fraction, patience, resume, device, threads, keep_headers) -> None:
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
@@ -79,7 +81,8 @@ def train_encoder(collections, out, arch, clip_model, epochs, time_budget, seed,
     from figsearch.embed.train_run import RunSettings, run_training
 
     settings = RunSettings(
-        collections=list(collections), out=out, arch=arch, clip_model=clip_model, epochs=epochs,
+        collections=list(collections), out=out, arch=arch, clip_model=clip_model,
+        branches=tuple(b.strip() for b in branches.split(",") if b.strip()), epochs=epochs,
         time_budget=_seconds(time_budget), seed=seed, image_size=image_size, input_scale=input_scale,
         batch_size=batch_size, lr=lr, val_fraction=val_fraction, patience=patience, resume=resume, device=device,
         threads=threads, strip_headers=not keep_headers, command=_canonical_command(click.get_current_context()),

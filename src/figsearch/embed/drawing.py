@@ -79,14 +79,14 @@ class DrawingEncoder(VisualEncoder):
             "dim": self.dim,
             "model_sha256": self._digest,
             "kind": self.model.kind,
+            "branches": self.model.branches,
             "image_size": self.model.image_size,
             "input_scale": self.model.input_scale,
             "flip_average": self.flip_average,
         }
 
     def _encode_batch(self, images: Sequence) -> np.ndarray:
-        maps = np.stack([self.model.prepare(image) for image in images])
-        return self.model.encode(maps, flip_average=self.flip_average)
+        return self.model.encode([self.model.prepare(image) for image in images], flip_average=self.flip_average)
 
 
 @VISUAL_ENCODERS.register("drawing", help="CNN trained on patent drawings (offline; model=PATH for your own)")

@@ -27,6 +27,8 @@ class NetConfig:
     stem: str = "patch4"
     #: initial GeM exponent (learned)
     gem_p: float = 3.0
+    #: stages whose pooled features feed the head (1: the last; 2-3 add earlier, finer ones: line style, shading)
+    pool_levels: int = 1
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -92,9 +94,40 @@ class DrawingNet(nn.Module):
             blocks += [_Block(width, width, 1) for _ in range(depth - 1)]
             stages.append(nn.Sequential(*blocks))
             cin = width
-        self.stages = nn.Sequential(*stages)
-        self.pool = GeM(config.gem_p)
-        self.head = nn.Linear(cin, config.dim)
+        self.stages = nn.ModuleList(stages)
+        levels = max(1, min(config.pool_levels, len(stages)))
+        self.pooled = list(range(len(stages) - levels, len(stages)))
+        self.pools = nn.ModuleList(GeM(config.gem_p) for _ in self.pooled)
+        self.head = nn.Linear(sum(config.widths[i] for i in self.pooled), config.dim)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features before the head."""
+        x = self.stem(x)
+        features = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.pooled:
+                features.append(self.pools[self.pooled.index(i)](x))
+        return torch.cat(features, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.head(self.pool(self.stages(self.stem(x)))), dim=1)
+        return F.normalize(self.head(self.features(x)), dim=1)
+
+
+class StyleNet(nn.Module):
+    """Orderless style descriptor: a small CNN on each stroke-scale patch, features averaged per drawing.
+
+    Averaging local features over the patches of a drawing is a learned version of the texture
+    histograms (binary patterns, run lengths) that describe drafting style.
+    """
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.body = DrawingNet(config)
+
+    def forward(self, patches: torch.Tensor, segments: torch.Tensor, n: int) -> torch.Tensor:
+        """``patches`` (M, 1, P, P); ``segments`` (M,) the drawing (0..n-1) each patch belongs to."""
+        features = self.body.features(patches)
+        sums = features.new_zeros((n, features.shape[1])).index_add_(0, segments, features)
+        counts = torch.bincount(segments, minlength=n).clamp(min=1).to(features.dtype)
+        return F.normalize(self.body.head(sums / counts[:, None]), dim=1)

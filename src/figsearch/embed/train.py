@@ -22,11 +22,16 @@ import numpy as np
 import torch
 
 from figsearch.embed.augment import AugmentConfig, augment
-from figsearch.embed.drawing_model import DrawingModel, ink_tensor
+from figsearch.embed.drawing_model import DrawingModel, Inputs, Prepared, ink_tensor
 from figsearch.embed.train_parts import batch_generator, epoch_batches, lr_at, same_group_map, split_groups, supcon_loss
 from figsearch.errors import InputError
 
 log = logging.getLogger(__name__)
+
+STYLE_AUGMENT = AugmentConfig(
+    rotate_deg=5.0, p_quarter_turn=0.0, p_hflip=0.5, p_vflip=0.5, scale=(0.87, 1.15), aspect=0.05, shift=0.1,
+    p_dilate=0.05, p_erode=0.05, p_blur=0.1, p_noise=0.15, noise_density=0.01, p_binarise=0.05, p_gamma=0.3, p_erase=0.0,
+)
 
 
 @dataclass
@@ -51,51 +56,88 @@ class TrainConfig:
     #: seconds between mid-epoch checkpoints
     checkpoint_every: float = 300.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    #: augmentation of style patches: framing and scan noise, but line weight (the style) left alone
+    style_augment: AugmentConfig = field(default_factory=lambda: STYLE_AUGMENT)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["augment"] = self.augment.to_dict()
+        d["style_augment"] = self.style_augment.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         d["augment"] = AugmentConfig.from_dict(d.get("augment", {}))
+        d["style_augment"] = AugmentConfig.from_dict(d.get("style_augment", {}))
         return cls(**d)
 
 
 @dataclass
 class Samples:
-    """Prepared training data: uint8 ink maps (N, S, S) with their patent, and an id for each."""
+    """Prepared training data, with the patent and an id of each drawing: layout ink maps (N, S, S)
+    and/or style patches (M, P, P), those of drawing i at ``patches[offsets[i]:offsets[i + 1]]``."""
 
-    maps: np.ndarray
+    maps: np.ndarray | None
     groups: list[str]
     ids: list[str]
+    patches: np.ndarray | None = None
+    offsets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if not (len(self.maps) == len(self.groups) == len(self.ids)):
+        if len(self.groups) != len(self.ids) or (self.maps is not None and len(self.maps) != len(self.ids)):
             raise InputError("samples: maps, groups and ids differ in length")
+        if self.patches is not None and (self.offsets is None or len(self.offsets) != len(self.ids) + 1):
+            raise InputError("samples: style patches need one offset per drawing plus one")
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
         for sample_id, group in zip(self.ids, self.groups):
             digest.update(f"{sample_id}\t{group}\n".encode())
-        digest.update(self.maps.shape.__repr__().encode())
+        for array in (self.maps, self.patches):
+            digest.update(repr(None if array is None else array.shape).encode())
         return digest.hexdigest()[:16]
+
+    def subset(self, index: np.ndarray) -> Samples:
+        index = np.asarray(index, dtype=np.int64)
+        maps = self.maps[index] if self.maps is not None else None
+        patches = offsets = None
+        if self.patches is not None:
+            parts = [self.patches[self.offsets[i] : self.offsets[i + 1]] for i in index]
+            patches = np.concatenate(parts) if parts else self.patches[:0]
+            offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+        return Samples(maps, [self.groups[i] for i in index], [self.ids[i] for i in index], patches, offsets)
+
+    def prepared(self, i: int) -> Prepared:
+        maps = self.maps[i] if self.maps is not None else None
+        patches = self.patches[self.offsets[i] : self.offsets[i + 1]] if self.patches is not None else None
+        return Prepared(maps, patches)
+
+
+def samples_from_prepared(prepared: Sequence[Prepared], groups: list[str], ids: list[str]) -> Samples:
+    maps = np.stack([p.map for p in prepared]) if prepared and prepared[0].map is not None else None
+    patches = offsets = None
+    if prepared and prepared[0].patches is not None:
+        patches = np.concatenate([p.patches for p in prepared])
+        offsets = np.concatenate([[0], np.cumsum([len(p.patches) for p in prepared])]).astype(np.int64)
+    return Samples(maps, list(groups), list(ids), patches, offsets)
 
 
 def prepare_samples(model: DrawingModel, items: Sequence[tuple[str, str, Callable]], progress=None) -> Samples:
     """``items``: (sample id, patent, loader returning a PIL image). Drawings are prepared once."""
-    maps, groups, ids = [], [], []
+    prepared, groups, ids = [], [], []
     for sample_id, group, load in items:
-        maps.append(model.prepare(load()))
+        prepared.append(model.prepare(load()))
         groups.append(group)
         ids.append(sample_id)
         if progress:
             progress(1)
-    size = model.image_size
-    array = np.stack(maps) if maps else np.zeros((0, size, size), dtype=np.uint8)
-    return Samples(array, groups, ids)
+    if not prepared:
+        raise InputError("no drawings to train on")
+    return samples_from_prepared(prepared, groups, ids)
 
 
 @dataclass
@@ -128,12 +170,11 @@ class Trainer:
         names = sorted(set(samples.groups))
         index = {g: i for i, g in enumerate(names)}
         is_val = np.array([g in self.val_groups for g in samples.groups], dtype=bool)
-        self.train_maps = samples.maps[~is_val]
-        self.train_labels = np.array([index[g] for g, v in zip(samples.groups, is_val) if not v], dtype=np.int64)
-        self.val_maps = samples.maps[is_val]
-        self.val_labels = [g for g, v in zip(samples.groups, is_val) if v]
-        if len(self.train_maps) < 2:
-            raise InputError(f"encoder training needs at least 2 training drawings, got {len(self.train_maps)}")
+        self.train = samples.subset(np.flatnonzero(~is_val))
+        self.val = samples.subset(np.flatnonzero(is_val))
+        self.train_labels = np.array([index[g] for g in self.train.groups], dtype=np.int64)
+        if len(self.train) < 2:
+            raise InputError(f"encoder training needs at least 2 training drawings, got {len(self.train)}")
         self.fingerprint = samples.fingerprint()
         self.steps_per_epoch = len(self._batches(0))
         self.optimizer = torch.optim.AdamW(model.module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -155,23 +196,49 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         gen = batch_generator(c.seed, epoch, batch, self.device)
-        x = ink_tensor(self.train_maps[idx], self.device)
-        views = torch.cat([augment(x, c.augment, gen) for _ in range(max(1, c.views))])
-        labels = torch.from_numpy(self.train_labels[idx]).to(self.device).repeat(max(1, c.views))
+        rng = np.random.default_rng([c.seed, epoch, batch, 2])
+        views = max(1, c.views)
+        outputs: dict[str, list[torch.Tensor]] = {}
         self.model.module.train()
-        loss = supcon_loss(self.model.module(views), labels, c.temperature)
+        for _ in range(views):
+            for branch, vectors in self.model.module(self._view(idx, gen, rng)).items():
+                outputs.setdefault(branch, []).append(vectors)
+        labels = torch.from_numpy(self.train_labels[idx]).to(self.device).repeat(views)
+        # each branch learns on its own, so that neither leans on the other
+        loss = sum(supcon_loss(torch.cat(v), labels, c.temperature) for v in outputs.values())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return float(loss.detach()), lr
 
+    def _view(self, idx: np.ndarray, gen: torch.Generator, rng: np.random.Generator) -> Inputs:
+        """One augmented view of the drawings ``idx``: a random subset of each one's style patches."""
+        c, train = self.config, self.train
+        inputs = Inputs(len(idx))
+        if train.maps is not None:
+            inputs.maps = augment(ink_tensor(train.maps[idx], self.device), c.augment, gen)
+        if train.patches is not None:
+            k = int(self.model.style_options.get("train_patches", 4))
+            picks = []
+            for i in idx:
+                start, end = train.offsets[i], train.offsets[i + 1]
+                picks.append(start + rng.choice(end - start, size=k, replace=bool(end - start < k)))
+            patches = ink_tensor(train.patches[np.concatenate(picks)], self.device)
+            inputs.patches = augment(patches, c.style_augment, gen)
+            inputs.segments = torch.arange(len(idx), device=self.device).repeat_interleave(k)
+        return inputs
+
+    def embed(self, samples: Samples, batch: int = 64) -> np.ndarray:
+        parts = [
+            self.model.encode([samples.prepared(i) for i in range(start, min(start + batch, len(samples)))])
+            for start in range(0, len(samples), batch)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, self.model.dim), np.float32)
+
     def validate(self) -> float | None:
-        if len(self.val_maps) < 2:
+        if len(self.val) < 2:
             return None
-        vectors = np.concatenate(
-            [self.model.encode(self.val_maps[i : i + 128]) for i in range(0, len(self.val_maps), 128)]
-        )
-        return same_group_map(vectors, self.val_labels, k=50)
+        return same_group_map(self.embed(self.val), self.val.groups, k=50)
 
     # -- checkpoints -----------------------------------------------------------------------
 

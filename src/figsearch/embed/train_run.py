@@ -24,6 +24,8 @@ class RunSettings:
     collections: list[str]
     out: str
     arch: str = "cnn"
+    #: branches of the cnn: "layout", "style" or both
+    branches: tuple[str, ...] = ("layout", "style")
     clip_model: str | None = None
     epochs: int = 40
     time_budget: float | None = None
@@ -42,6 +44,8 @@ class RunSettings:
     #: overrides of TrainConfig / NetConfig fields (research and tests)
     train_overrides: dict = field(default_factory=dict)
     net_overrides: dict = field(default_factory=dict)
+    style_net_overrides: dict = field(default_factory=dict)
+    style_options: dict = field(default_factory=dict)
 
 
 def metadata_path(out: str | Path) -> Path:
@@ -55,13 +59,22 @@ def checkpoint_path(out: str | Path) -> Path:
 def build_model(settings: RunSettings):
     import torch
 
-    from figsearch.embed.drawing_model import DrawingModel
+    from dataclasses import replace
+
+    from figsearch.embed.drawing_model import STYLE_NET, DrawingModel
     from figsearch.embed.drawing_net import NetConfig
     from figsearch.errors import InputError
 
     torch.manual_seed(settings.seed)  # weight initialisation is part of the seeded run
     if settings.arch == "cnn":
-        return DrawingModel.create_cnn(NetConfig(**settings.net_overrides), settings.image_size, settings.input_scale)
+        unknown = set(settings.branches) - {"layout", "style"}
+        if unknown or not settings.branches:
+            raise InputError(f"--branches {','.join(settings.branches)}: choose layout, style or layout,style")
+        layout = NetConfig(**settings.net_overrides) if "layout" in settings.branches else None
+        style = replace(STYLE_NET, **settings.style_net_overrides) if "style" in settings.branches else None
+        return DrawingModel.create_cnn(
+            layout, settings.image_size, settings.input_scale, style=style, style_options=settings.style_options
+        )
     if settings.arch == "clip":
         if not settings.clip_model:
             raise InputError("--arch clip needs --clip-model: a local folder (or hub name) of a transformers CLIP")
@@ -103,8 +116,8 @@ def run_training(
         trainer.checkpoint.unlink()
     resumed = trainer.resume()
     on_message(
-        f"{'resuming' if resumed else 'training'} on {len(trainer.train_maps)} drawings; validating on "
-        f"{len(trainer.val_maps)} drawings of {len(trainer.val_groups)} held-out patents "
+        f"{'resuming' if resumed else 'training'} on {len(trainer.train)} drawings; validating on "
+        f"{len(trainer.val)} drawings of {len(trainer.val_groups)} held-out patents "
         f"({patents} patents in all; device {trainer.device})"
         + (f"; from epoch {trainer.epoch + 1} batch {trainer.batch + 1}" if resumed else "")
     )
@@ -116,12 +129,13 @@ def run_training(
         "figsearch_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "arch": settings.arch,
+        "branches": model.branches,
         "seed": settings.seed,
         "data": {
             "collections": [str(Path(c)) for c in settings.collections],
             "drawings": len(samples.ids),
             "patents": patents,
-            "train_drawings": len(trainer.train_maps),
+            "train_drawings": len(trainer.train),
             "validation_patents": sorted(trainer.val_groups),
             "fingerprint": trainer.fingerprint,
             "strip_headers": settings.strip_headers,
