@@ -239,3 +239,22 @@ def test_clip_without_weights_gives_a_clear_error(tmp_path):
             "--clip-model", str(tmp_path / "no-such-folder")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "cannot load CLIP weights" in result.output
+
+
+def test_interrupted_command_resumes_from_its_checkpoint(tmp_path):
+    collection = _build_collection(tmp_path / "coll", patents=6, sheets=2)
+    out = tmp_path / "model.pt"
+    args = ["train-encoder", "-c", str(collection), "--out", str(out), "--epochs", "2", "--image-size", "32",
+            "--input-scale", "1", "--batch-size", "8", "--val-fraction", "0.34", "--threads", "1", "--branches", "layout"]
+    first = CliRunner().invoke(main, args + ["--time-budget", "0s"], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["complete"] is False and record["epochs_done"] == 0
+    prepared = Path(str(out) + ".ckpt.samples.npz")
+    stamp = prepared.stat().st_mtime_ns
+    second = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert second.exit_code == 0, second.output
+    assert "resuming" in second.output and "from epoch 1 batch 2" in second.output
+    assert prepared.stat().st_mtime_ns == stamp  # drawings prepared by the first run are reused
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["complete"] is True and record["epochs_done"] == 2 and record["branches"] == ["layout"]

@@ -126,10 +126,10 @@ def samples_from_prepared(prepared: Sequence[Prepared], groups: list[str], ids: 
     return Samples(maps, list(groups), list(ids), patches, offsets)
 
 
-def prepare_samples(model: DrawingModel, items: Sequence[tuple[str, str, Callable]], progress=None) -> Samples:
-    """``items``: (sample id, patent, loader returning a PIL image). Drawings are prepared once."""
+def prepare_samples(model: DrawingModel, items: Sequence[tuple], progress=None) -> Samples:
+    """``items``: (sample id, patent, loader returning a PIL image, ...). Drawings are prepared once."""
     prepared, groups, ids = [], [], []
-    for sample_id, group, load in items:
+    for sample_id, group, load, *_ in items:
         prepared.append(model.prepare(load()))
         groups.append(group)
         ids.append(sample_id)
@@ -138,6 +138,30 @@ def prepare_samples(model: DrawingModel, items: Sequence[tuple[str, str, Callabl
     if not prepared:
         raise InputError("no drawings to train on")
     return samples_from_prepared(prepared, groups, ids)
+
+
+def save_samples(samples: Samples, path: Path, key: str) -> None:
+    from figsearch.store import atomic_write_bytes
+
+    arrays = {"key": np.array(key), "groups": np.array(samples.groups), "ids": np.array(samples.ids)}
+    for name in ("maps", "patches", "offsets"):
+        if getattr(samples, name) is not None:
+            arrays[name] = getattr(samples, name)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_samples(path: Path, key: str) -> Samples | None:
+    """Samples prepared by an earlier run on the same drawings with the same input settings, else None."""
+    try:
+        with np.load(path) as data:
+            if str(data["key"]) != key:
+                return None
+            get = (lambda name: data[name] if name in data.files else None)
+            return Samples(get("maps"), data["groups"].tolist(), data["ids"].tolist(), get("patches"), get("offsets"))
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 @dataclass

@@ -8,6 +8,7 @@ how it was made (command, data, seed, settings, validation curve, time, hardware
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
 import platform
@@ -92,7 +93,7 @@ def run_training(
     import torch
 
     from figsearch import __version__
-    from figsearch.embed.train import Trainer, TrainConfig, prepare_samples
+    from figsearch.embed.train import Trainer, TrainConfig, load_samples, prepare_samples, save_samples
     from figsearch.embed.trainset import collection_items
 
     if settings.threads:
@@ -108,8 +109,16 @@ def run_training(
         **({"weight_decay": 0.01, "warmup_epochs": 0.5} if settings.arch == "clip" else {}),
         **settings.train_overrides,
     )
-    progress = on_prepare(len(items)) if on_prepare else None
-    samples = prepare_samples(model, items, progress)
+    # preparing drawings (stroke scale, patches) is slow: a resumed run reuses what the first one prepared
+    digest = hashlib.sha256(json.dumps([model.image_size, model.input_scale, model.settings]).encode())
+    for sample_id, patent, _, image_digest in items:
+        digest.update(f"{sample_id}\t{patent}\t{image_digest}\n".encode())
+    cache = Path(str(checkpoint_path(out)) + ".samples.npz")
+    samples = load_samples(cache, digest.hexdigest()) if settings.resume else None
+    if samples is None:
+        progress = on_prepare(len(items)) if on_prepare else None
+        samples = prepare_samples(model, items, progress)
+        save_samples(samples, cache, digest.hexdigest())
     patents = len(set(samples.groups))
     trainer = Trainer(model, samples, config, checkpoint=checkpoint_path(out), device=settings.device)
     if not settings.resume and trainer.checkpoint.exists():

@@ -55,8 +55,8 @@ def _load(path: str, strip_header: bool) -> Image.Image:
 
 def collection_items(
     paths: Sequence[str | os.PathLike], strip_header: bool = True
-) -> list[tuple[str, str, Callable[[], Image.Image]]]:
-    """(figure id, patent, image loader) for every drawing of the collections, deduplicated by image."""
+) -> list[tuple[str, str, Callable[[], Image.Image], str]]:
+    """(figure id, patent, image loader, image digest) for every drawing of the collections, deduplicated by image."""
     from figsearch.records import FigureRole
     from figsearch.store import Collection
 
@@ -71,7 +71,8 @@ def collection_items(
                     continue
                 seen.add(figure.image_sha256)
                 image_path = str(collection.path(figure.image_path))
-                items.append((figure.figure_id, figure.patent, partial(_load, image_path, strip_header)))
+                loader = partial(_load, image_path, strip_header)
+                items.append((figure.figure_id, figure.patent, loader, figure.image_sha256 or image_path))
         log.info("collection %s: %d drawings so far", path, len(items))
     if not items:
         raise InputError(
