@@ -136,6 +136,19 @@ CREATE TABLE IF NOT EXISTS glossary (
     sentence_idx INTEGER,
     PRIMARY KEY (publication_number, sign)
 );
+-- why a figure has no signs or no links ("blank sheet", "image unreadable", "no description")
+CREATE TABLE IF NOT EXISTS figure_notes (
+    figure_id TEXT NOT NULL REFERENCES figures ON DELETE CASCADE,
+    stage TEXT NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (figure_id, stage, note)
+);
+-- the description text the sentences, glossary and links of a patent were built from
+CREATE TABLE IF NOT EXISTS link_state (
+    publication_number TEXT PRIMARY KEY REFERENCES patents ON DELETE CASCADE,
+    text_sha256 TEXT NOT NULL,
+    linked_at TEXT NOT NULL
+);
 -- vectors are kept so that an index can be rebuilt without running a model again
 CREATE TABLE IF NOT EXISTS embeddings (
     figure_id TEXT NOT NULL REFERENCES figures ON DELETE CASCADE,
@@ -370,7 +383,7 @@ class Collection:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", optimize=False)
         data = buffer.getvalue()
-        relative = f"{folder}/{_safe_name(patent)}/{_safe_name(key)}.png"
+        relative = png_relpath(folder, patent, key)
         atomic_write_bytes(self.root / relative, data)
         return relative, sha256_bytes(data)
 
@@ -451,8 +464,11 @@ class Collection:
                            parent_id, box_json)
                        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                        ON CONFLICT(figure_id) DO UPDATE SET
-                           label=excluded.label, role=excluded.role, sequence=excluded.sequence,
-                           source_file=excluded.source_file, page=excluded.page, description=excluded.description,
+                           label=COALESCE(excluded.label, figures.label),
+                           role=CASE WHEN figures.role='split_sheet' AND excluded.role='drawing'
+                                     THEN figures.role ELSE excluded.role END,
+                           sequence=excluded.sequence, source_file=excluded.source_file, page=excluded.page,
+                           description=COALESCE(excluded.description, figures.description),
                            image_path=excluded.image_path, thumbnail_path=excluded.thumbnail_path,
                            width=excluded.width, height=excluded.height, parent_id=excluded.parent_id,
                            box_json=excluded.box_json""",
@@ -554,6 +570,11 @@ def _figure_from_row(row: sqlite3.Row) -> Figure:
         image_sha256=row["image_sha256"],
         box=tuple(json.loads(row["box_json"])) if row["box_json"] else None,
     )
+
+
+def png_relpath(folder: str, patent: str, key: str) -> str:
+    """Where ``save_png`` puts an image, relative to the collection (ingest workers write there too)."""
+    return f"{folder}/{_safe_name(patent)}/{_safe_name(key)}.png"
 
 
 def _safe_name(name: str) -> str:

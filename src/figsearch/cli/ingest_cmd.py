@@ -1,1 +1,115 @@
-"""CLI commands of the ingest stage (see figsearch.cli)."""
+"""CLI commands of the ingest stage: ``figsearch ingest`` and ``figsearch info``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from figsearch.cli import collection_option, json_option, main
+
+
+class _Bar:
+    """tqdm progress for the runner; failure lines go above the bar, one per file."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if self.quiet or total == 0:
+            return
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="doc", desc="ingest", file=sys.stderr, disable=None, dynamic_ncols=True)
+
+    def advance(self, unit, result) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def failure(self, failure) -> None:
+        if self.quiet:
+            return
+        line = f"figsearch: failed: {failure.source}: {failure.reason}"
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            click.echo(line, err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@collection_option
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+              help="Worker processes for decoding images and PDFs (default: CPUs, at most 4).")
+@click.option("--force", is_flag=True, help="Re-read sources even when they are unchanged since the last run.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any document failed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no failure lines (the summary stays).")
+@json_option
+def ingest_command(paths, collection, jobs, force, strict, quiet, as_json):
+    """Read patent documents (EP/US XML, PDFs, image folders, archives) into a collection.
+
+    PATHS are files, folders (walked recursively) and .zip/.tar archives. Documents that
+    cannot be read are reported, one line each, and skipped; everything else goes in.
+    Unchanged sources are skipped on a rerun.
+    """
+    from figsearch.ingest.runner import ingest_paths
+    from figsearch.store import Collection
+
+    bar = _Bar(quiet)
+    with Collection.open(collection, create=True) as store:
+        try:
+            summary = ingest_paths(store, list(paths), bar, jobs=jobs, force=force)
+        finally:
+            bar.close()
+    result = summary.as_dict()
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        click.echo(
+            f"ingested {result['documents']} documents with {result['figures']} figures in {result['seconds']:.1f} s; "
+            f"{result['skipped_unchanged']} unchanged skipped; {result['failures']} failed"
+            + (f"; {result['ignored_files']} ignored (README/licence)" if result["ignored_files"] else "")
+            + (f"; {result['metadata_files']} metadata files" if result["metadata_files"] else "")
+            + (f"; {result['missing_images']} referenced images not present" if result["missing_images"] else "")
+        )
+    if strict and result["failures"]:
+        sys.exit(1)
+
+
+@main.command("info")
+@collection_option
+@json_option
+@click.option("--failures", "show_failures", type=int, default=20, show_default=True,
+              help="How many failures to list in the table view (all in --json).")
+def info_command(collection, as_json, show_failures):
+    """Counts of what a collection holds: patents, figures, formats, failures."""
+    from figsearch.ingest.report import collection_info
+    from figsearch.store import Collection
+
+    with Collection.open(collection) as store:
+        info = collection_info(store)
+    if as_json:
+        click.echo(json.dumps(info, sort_keys=True))
+        return
+    click.echo(f"collection  {info['collection']}")
+    click.echo(f"patents     {info['patents']}  ({_pairs(info['offices'])})")
+    click.echo(f"figures     {info['figures']}  ({_pairs(info['figures_by_role'])}); "
+               f"{info['figures_with_description']} with a description")
+    click.echo(f"paragraphs  {info['paragraphs']}  (patents with text: {info['patents_with_text']})")
+    click.echo(f"formats     {_pairs(info['formats'])}")
+    click.echo(f"classes     {_pairs(info['classifications'])}")
+    click.echo(f"failures    {info['failures']}")
+    for item in info["failed"][:show_failures]:
+        click.echo(f"  {item['source']}: {item['reason']}")
+    if info["failures"] > show_failures:
+        click.echo(f"  ... and {info['failures'] - show_failures} more (figsearch info --json lists all)")
+
+
+def _pairs(mapping: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(mapping.items())) or "-"

@@ -1,0 +1,277 @@
+"""Patent PDFs (front page + drawing sheets, with or without a text layer), via pypdfium2.
+
+The patent number comes from, in order: the file name (``103-USD528368.pdf``), the PDF's
+title metadata (USPTO's ``US0000D0906013S120201229``), the front page's text layer
+("Patent No.: US D528,368 S") and, when the ``ocr`` extra is installed and nothing else
+worked, OCR of the front page's header. Page 1 is the front page (``FRONT_PAGE``); later
+pages are drawing sheets, except pages whose text layer is plain prose without the
+"Sheet n of m" header of a drawing sheet, which are text and not rendered.
+Figure keys are ``p001``, ``p002``, ...
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from figsearch.errors import CorruptInput, MissingDependency
+from figsearch.extras import require
+from figsearch.ingest import figtext
+from figsearch.ingest.base import Reader, Unit, readers
+from figsearch.ingest.images import MAX_SIDE, _check_size
+from figsearch.ingest.numbers import PubNumber, find_in_text, from_file_stem, normalise
+from figsearch.records import Document, FigureRole, Paragraph, Patent, Section, SourceImage
+
+log = logging.getLogger(__name__)
+
+MAX_PAGES = 2000
+# the header of a drawing sheet, also as OCR text layers garble it ("Sheet S of 6", "Sheet Sheet 6 6 of of 8 8")
+_SHEET = re.compile(r"\bSheet\b.{0,24}?\bof\b|^\s*U\s*\.\s*S\s*\.\s*Patent\b", re.I | re.S)
+_USPTO_TITLE = re.compile(r"US0*(D\d{6,7}|PP\d+|RE\d+|\d{7,8})([A-Z]\d?)(\d{8})?")
+_PATENT_NO = re.compile(r"Patent\s*No\s*\.?\s*:?\s*(US\s*[A-Z]{0,2}\s*[\d,\s]{6,12}\s*[A-Z]\d?)", re.I)
+_PUB_NO = re.compile(r"Pub\s*\.?\s*No\s*\.?\s*:?\s*(US\s*\d{4}\s*/\s*\d{7}\s*A\d)", re.I)
+_DATE = re.compile(r"Date of Patent.{0,80}?\b([A-Z][a-z]{2})[a-z]*\s*\.?\s*(\d{1,2})\s*,\s*(\d{4})", re.S)
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_TITLE = re.compile(r"\(\s*54\s*\)\s*([^\r\n]+)")
+# a design's claim names the article: "The ornamental design for a toy scale, as shown and described."
+_DESIGN_CLAIM = re.compile(r"ornamental design for (?:an?\s+|the\s+)?(.+?)\s*,?\s*as shown", re.I | re.S)
+_TESSDATA = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata", "/usr/share/tessdata")
+
+
+@readers.register("pdf", help="patent PDFs: front page + drawing sheets (pypdfium2), text layer when present")
+class PdfReader(Reader):
+    name = "pdf"
+
+    def sniff(self, head: bytes, path: Path) -> bool:
+        return head[:1024].lstrip().startswith(b"%PDF")
+
+    def read(self, unit: Unit) -> Iterator[Document]:
+        pdfium = require("pypdfium2", "reading patent PDFs")
+        try:
+            pdf = pdfium.PdfDocument(str(unit.path))
+        except pdfium.PdfiumError as exc:
+            raise CorruptInput(f"{unit.source}: {_open_error(unit.path, exc)}") from None
+        try:
+            yield self._document(pdf, unit)
+        finally:
+            pdf.close()
+
+    def _document(self, pdf, unit: Unit) -> Document:
+        pages = len(pdf)
+        if pages == 0:
+            raise CorruptInput(f"{unit.source}: PDF has no pages")
+        if pages > MAX_PAGES:
+            raise CorruptInput(f"{unit.source}: PDF has {pages} pages; refused (limit {MAX_PAGES})")
+        texts = [_page_text(pdf, i) for i in range(pages)]
+        front = texts[0]
+        pub = self._number(pdf, unit, front)
+        patent = Patent(
+            publication_number=pub.publication_number,
+            office=pub.office,
+            number=pub.number,
+            kind=pub.kind,
+            title=_title(front),
+            publication_date=_date(front) or _metadata_date(pdf),
+            language="en",
+            source_path=unit.source,
+            source_format="pdf",
+        )
+        images: list[SourceImage] = []
+        # USPTO prints "Sheet n of m" on every drawing sheet: where the text layer has it, pages
+        # without it are prose (continued references, description, claims)
+        marked = any(_SHEET.search(text) for text in texts[1:])
+        for index, text in enumerate(texts):
+            is_prose = (not _SHEET.search(text) and len(text.strip()) > 50) if marked else len(text.strip()) > 400
+            if index and is_prose:
+                if text.strip():
+                    patent.paragraphs.append(Paragraph(text=_clean(text), section=Section.DESCRIPTION,
+                                                       heading=f"PDF page {index + 1}"))
+                continue
+            if index == 0 and text.strip():
+                patent.paragraphs.append(Paragraph(text=_clean(text), section=Section.DESCRIPTION,
+                                                   heading="FRONT PAGE"))
+            role = FigureRole.FRONT_PAGE if index == 0 else FigureRole.DRAWING
+            images.append(SourceImage(key=f"p{index + 1:03d}", page=index + 1, role=role,
+                                      image=_render(pdf, index, unit.source)))
+        figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
+        return Document(patent=patent, images=images)
+
+    def _number(self, pdf, unit: Unit, front_text: str) -> PubNumber:
+        named = from_file_stem(Path(unit.source).stem)
+        if named:
+            return named[0]
+        title = (pdf.get_metadata_dict().get("Title") or "").strip()
+        match = _USPTO_TITLE.search(title.upper())
+        if match:
+            return normalise("US", match.group(1), match.group(2))
+        if title:
+            tail = re.search(r"(?:^|[-_\s])(D\d{6,7})$", title)
+            if tail:
+                return normalise("US", tail.group(1), None)
+            found = find_in_text(title)
+            if found:
+                return found
+        for text in (front_text, _ocr_header(pdf, unit.source)):
+            for regex in (_PATENT_NO, _PUB_NO):
+                match = regex.search(text or "")
+                if match:
+                    found = find_in_text(match.group(1))
+                    if found:
+                        return found
+            found = find_in_text(text or "")
+            if found:
+                return found
+        raise CorruptInput(
+            f"{unit.source}: no patent number in the file name, the PDF's metadata or its text layer"
+            + ("" if _ocr_available() else " (install figsearch[ocr] to read it from the front page)")
+        )
+
+
+def _open_error(path: Path, exc) -> str:
+    code = getattr(exc, "err_code", None)
+    if code == 0 or re.search(rb"/Count\s*0\b", path.read_bytes()[-65536:]):
+        return "PDF has no pages"
+    reasons = {2: "cannot read the file", 3: "not a valid PDF (damaged or truncated)",
+               4: "PDF is password-protected", 5: "PDF uses an unsupported security handler"}
+    return f"cannot open PDF: {reasons.get(code, exc)}"
+
+
+def _page_text(pdf, index: int) -> str:
+    page = pdf[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            return textpage.get_text_range() or ""
+        finally:
+            textpage.close()
+    except Exception:  # a page without a usable text layer is just an image
+        return ""
+    finally:
+        page.close()
+
+
+def _render(pdf, index: int, source: str):
+    page = pdf[index]
+    try:
+        scanned = _scanned_image(page, f"{source} page {index + 1}")
+        if scanned is not None:
+            return scanned
+        width, height = page.get_size()
+        if width <= 0 or height <= 0:
+            raise CorruptInput(f"{source} page {index + 1}: page has no size")
+        scale = min(MAX_SIDE / max(width, height), 600 / 72)
+        _check_size((int(width * scale), int(height * scale)), f"{source} page {index + 1}")
+        bitmap = page.render(scale=scale, grayscale=True)
+        image = bitmap.to_pil().convert("L")
+        bitmap.close()
+        return image
+    finally:
+        page.close()
+
+
+def _scanned_image(page, where: str):
+    """The page's one image, decoded as stored, when the page is a scan and nothing else.
+
+    USPTO and most archive PDFs are one scanned image per page (plus invisible OCR text);
+    decoding that image is ~4× faster than rendering the page and keeps its resolution.
+    Any visible text, vector path, rotation or partial cover sends the page to the renderer.
+    """
+    raw = require("pypdfium2.raw")
+    images = []
+    for obj in page.get_objects():
+        if obj.type == raw.FPDF_PAGEOBJ_IMAGE:
+            images.append(obj)
+        elif obj.type != raw.FPDF_PAGEOBJ_TEXT or raw.FPDFTextObj_GetTextRenderMode(obj.raw) != 3:
+            return None  # something visible besides the scan
+        if len(images) > 1:
+            return None
+    if len(images) != 1 or page.get_rotation() != 0:
+        return None
+    image = images[0]
+    matrix = image.get_matrix()
+    if matrix.b or matrix.c or matrix.a <= 0 or matrix.d <= 0:
+        return None
+    left, bottom, right, top = image.get_bounds()
+    width, height = page.get_size()
+    if (right - left) * (top - bottom) < 0.8 * width * height:
+        return None
+    _check_size(tuple(image.get_px_size()), where)
+    try:
+        bitmap = image.get_bitmap(render=False)
+        pil = bitmap.to_pil()
+    except Exception:  # an encoding pdfium cannot hand out raw: render instead
+        return None
+    return pil
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _title(front: str) -> str | None:
+    claim = _DESIGN_CLAIM.search(_clean(front))
+    if claim and len(claim.group(1)) < 200:
+        article = claim.group(1).strip()
+        return article[:1].upper() + article[1:]
+    match = _TITLE.search(front)
+    if not match:
+        return None
+    # two-column front pages run the right column into the title line: keep the capitalised run
+    words = []
+    for word in _clean(match.group(1)).split():
+        if not (word.isupper() or not word.isalpha()) or word in ("FOREIGN", "U.S.", "OTHER", "PATENT"):
+            break
+        words.append(word)
+    title = " ".join(words).strip(" ,;")
+    return title.capitalize()[:300] if title else None
+
+
+def _date(front: str) -> str | None:
+    match = _DATE.search(front)
+    if not match or match.group(1) not in _MONTHS:
+        return None
+    return f"{match.group(3)}-{_MONTHS[match.group(1)]:02d}-{int(match.group(2)):02d}"
+
+
+def _metadata_date(pdf) -> str | None:
+    title = (pdf.get_metadata_dict().get("Title") or "").upper()
+    match = _USPTO_TITLE.search(title)
+    if match and match.group(3):
+        d = match.group(3)
+        return f"{d[:4]}-{d[4:6]}-{d[6:]}"
+    return None
+
+
+def _ocr_available() -> bool:
+    try:
+        require("tesserocr")
+        return True
+    except MissingDependency:
+        return False
+
+
+def _ocr_header(pdf, source: str) -> str:
+    """OCR of the front page's top band, where the patent number is printed (needs tesserocr)."""
+    if not _ocr_available():
+        return ""
+    tesserocr = require("tesserocr")
+    page = pdf[0]
+    try:
+        width, height = page.get_size()
+        image = page.render(scale=300 / 72, grayscale=True, crop=(0, height * 0.75, 0, 0)).to_pil()
+    finally:
+        page.close()
+    candidates = [os.environ.get("TESSDATA_PREFIX")] + list(_TESSDATA)
+    for path in [c for c in candidates if c] + [None]:
+        try:
+            if path is None:
+                return tesserocr.image_to_text(image)
+            if Path(path).is_dir():
+                return tesserocr.image_to_text(image, path=path)
+        except RuntimeError:
+            continue
+    log.info("%s: tesseract could not read the front page header", source)
+    return ""

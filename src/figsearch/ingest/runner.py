@@ -1,0 +1,295 @@
+"""Running an ingest: plan units, skip unchanged ones, process the rest, write the store.
+
+``ingest_paths`` is what the CLI and the pipeline call. One bad document never aborts a
+run: it becomes a ``Failure`` (stored, reported, retried next time). A unit is marked done
+in the ``sources`` table with the sha256 of everything it read, in the same transaction as
+its records, so an interrupted run resumes where it stopped and an unchanged unit is
+skipped without decoding anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from figsearch.errors import CollectionError, FigsearchError
+from figsearch.ingest import archives
+from figsearch.ingest.base import Unit
+from figsearch.ingest.plan import Namer, Plan, plan_paths
+from figsearch.ingest.process import Ingested, UnitResult
+from figsearch.ingest.workers import run_units
+from figsearch.records import Failure, Figure, Patent
+from figsearch.store import Collection
+
+log = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    """What a caller (the CLI's progress bar) is told while a run goes on."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, unit: Unit, result: UnitResult | None) -> None: ...
+
+    def failure(self, failure: Failure) -> None: ...
+
+
+class _Silent:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, unit: Unit, result: UnitResult | None) -> None:
+        pass
+
+    def failure(self, failure: Failure) -> None:
+        pass
+
+
+@dataclass
+class IngestSummary:
+    documents: int = 0
+    figures: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    skipped_unchanged: int = 0
+    #: archives whose bytes are unchanged since a completed run: not even unpacked
+    skipped_archives: int = 0
+    units: int = 0
+    ignored_files: int = 0
+    metadata_files: int = 0
+    missing_images: int = 0
+    unreferenced_images: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "documents": self.documents,
+            "figures": self.figures,
+            "failures": len(self.failures),
+            "skipped_unchanged": self.skipped_unchanged,
+            "skipped_archives": self.skipped_archives,
+            "units": self.units,
+            "ignored_files": self.ignored_files,
+            "metadata_files": self.metadata_files,
+            "missing_images": self.missing_images,
+            "unreferenced_images": self.unreferenced_images,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def default_jobs() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def ingest_paths(
+    collection: Collection,
+    paths: Iterable[str | os.PathLike],
+    progress: Progress | None = None,
+    *,
+    jobs: int | None = None,
+    force: bool = False,
+) -> IngestSummary:
+    """Ingest files, folders and archives into ``collection`` (opened for writing)."""
+    if not collection.writable:
+        raise FigsearchError(f"collection {collection.root} is open read-only; ingest needs write access")
+    progress = progress or _Silent()
+    started = time.perf_counter()
+    summary = IngestSummary()
+    with contextlib.ExitStack() as stack:
+        plan, opened = _plan_with_archives([Path(p) for p in paths], stack, collection, summary, force)
+        summary.ignored_files = len(plan.ignored)
+        summary.metadata_files = len(plan.metadata_files)
+        summary.unreferenced_images = len(plan.orphans)
+        for orphan in plan.orphans:
+            log.warning("%s: image not referenced by the patent document(s) in its folder; skipped", orphan)
+        for failure in plan.failures:
+            _fail(collection, summary, progress, failure)
+        todo: list[tuple[Unit, str]] = []
+        summary.units = len(plan.units)
+        for unit in plan.units:
+            digest = unit_digest(unit)
+            if not force and collection.source_sha256(unit.source) == digest:
+                summary.skipped_unchanged += 1
+                continue
+            todo.append((unit, digest))
+        progress.start(len(todo))
+        for (unit, digest), result in zip(todo, _run(todo, collection, jobs)):
+            _commit(collection, unit, digest, result, summary, progress)
+            progress.advance(unit, result)
+        # every unit of these archives is committed: next time, an unchanged archive is not even unpacked
+        for name, digest in opened:
+            collection.mark_source_done(name, digest, [])
+    summary.seconds = time.perf_counter() - started
+    log.info("ingest: %s", summary.as_dict())
+    return summary
+
+
+def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collection: Collection,
+                        summary: IngestSummary, force: bool) -> tuple[Plan, list[tuple[str, str]]]:
+    plan = plan_paths(paths, exclude=collection.root)
+    pending = list(plan.archives)
+    plan.archives = []
+    opened: list[tuple[str, str]] = []
+    depth = {name: 1 for _, name in pending}
+    while pending:
+        path, name = pending.pop(0)
+        digest = _file_digest(path)
+        if not force and collection.source_sha256(name) == digest:
+            summary.skipped_archives += 1
+            continue
+        try:
+            extracted = archives.extract(path, name, stack, collection.root)
+        except FigsearchError as exc:
+            plan.failures.append(Failure(name, str(exc)))
+            continue
+        inner = plan_paths([extracted.root], Namer(extracted.root, name))
+        plan.units.extend(inner.units)
+        plan.failures.extend(extracted.failures + inner.failures)
+        plan.ignored.extend(inner.ignored)
+        plan.metadata_files.extend(inner.metadata_files)
+        plan.orphans.extend(inner.orphans)
+        for inner_path, inner_name in inner.archives:
+            level = depth[name] + 1
+            if level > archives.MAX_NESTING:
+                plan.failures.append(Failure(inner_name, f"archive nested more than {archives.MAX_NESTING} deep; "
+                                                         "not opened"))
+                continue
+            depth[inner_name] = level
+            pending.append((inner_path, inner_name))
+        opened.append((name, digest))
+    return plan, opened
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unit_digest(unit: Unit) -> str:
+    """sha256 of everything a unit reads, so that a changed drawing re-ingests its patent."""
+    digest = hashlib.sha256()
+    digest.update(f"{unit.reader}\0{unit.byte_range}\0".encode())
+    for index, path in enumerate(unit.files):
+        digest.update(f"{path.name}\0".encode())
+        try:
+            if index == 0 and unit.byte_range is not None:
+                digest.update(unit.read_bytes())
+                continue
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            digest.update(f"unreadable:{exc.errno}".encode())
+    return digest.hexdigest()
+
+
+def _run(todo: list[tuple[Unit, str]], collection: Collection, jobs: int | None) -> Iterator[UnitResult]:
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    yield from run_units([unit for unit, _ in todo], str(collection.root), jobs)
+
+
+def _clean_failure(failure: Failure) -> Failure:
+    # domain errors name their input; the failure line names it already
+    if failure.reason.startswith(f"{failure.source}: "):
+        return Failure(failure.source, failure.reason[len(failure.source) + 2:])
+    return failure
+
+
+def _fail(collection: Collection, summary: IngestSummary, progress: Progress, failure: Failure) -> None:
+    failure = _clean_failure(failure)
+    collection.record_failure(failure)
+    _report(summary, progress, failure)
+
+
+def _report(summary: IngestSummary, progress: Progress, failure: Failure) -> None:
+    summary.failures.append(failure)
+    progress.failure(failure)
+
+
+def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult, summary: IngestSummary,
+            progress: Progress) -> None:
+    """Records, failures and the done-mark of one unit, in one transaction (all or nothing)."""
+    summary.missing_images += len(result.missing_images)
+    if result.missing_images:
+        log.info("%s: %d referenced image(s) not present beside it", unit.source, len(result.missing_images))
+    failures = [_clean_failure(f) for f in ([result.fatal] if result.fatal else []) + result.failures]
+    try:
+        _write(collection, unit, digest, result, failures)
+    except sqlite3.OperationalError as exc:
+        raise CollectionError(f"cannot write to collection {collection.root}: {exc}") from None
+    summary.documents += len(result.documents)
+    summary.figures += sum(len(d.figures) for d in result.documents)
+    for failure in failures:
+        _report(summary, progress, failure)
+
+
+def _write(collection: Collection, unit: Unit, digest: str, result: UnitResult, failures: list[Failure]) -> None:
+    with collection.transaction() as db:
+        # failures of an earlier try of this unit are replaced by this try's outcome
+        db.execute("DELETE FROM failures WHERE source = ? OR source LIKE ? ESCAPE '\\'",
+                   (unit.source, _like_prefix(unit.source + "#")))
+        for name in _file_names(unit):
+            db.execute("DELETE FROM failures WHERE source = ?", (name,))
+        for ingested in result.documents:
+            patent, figures = _merge_existing(collection, ingested, unit)
+            collection.upsert_patent(patent, figures)
+        if result.fatal is None:
+            collection.mark_source_done(unit.source, digest, [d.patent.publication_number for d in result.documents])
+        for failure in failures:  # after the done-mark, which clears the unit's own failure row
+            collection.record_failure(failure)
+
+
+def _file_names(unit: Unit) -> set[str]:
+    namer = unit.options.get("namer")
+    return {namer(path) if namer else str(path) for path in unit.files}
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _merge_existing(collection: Collection, ingested: Ingested, unit: Unit) -> tuple[Patent, list[Figure]]:
+    """A patent already read from another source (its XML and a PDF of it): keep both sets of figures.
+
+    Text and bibliographic fields missing from the new source are kept from the stored one.
+    """
+    patent, figures = ingested.patent, list(ingested.figures)
+    row = collection.db.execute(
+        "SELECT source_path FROM patents WHERE publication_number=?", (patent.publication_number,)
+    ).fetchone()
+    if row is None or row["source_path"] == patent.source_path:
+        return patent, figures
+    stored = collection.patent(patent.publication_number)
+    for name in ("title", "publication_date", "filing_date", "language", "abstract", "kind"):
+        if not getattr(patent, name) and getattr(stored, name):
+            setattr(patent, name, getattr(stored, name))
+    if len(stored.paragraphs) > len(patent.paragraphs):
+        patent.paragraphs = stored.paragraphs
+    if len(stored.claims) > len(patent.claims):
+        patent.claims = stored.claims
+    patent.classifications = list(dict.fromkeys(stored.classifications + patent.classifications))
+    if _richness(stored) > _richness(patent):
+        patent.source_path, patent.source_format = stored.source_path, stored.source_format
+    new_ids = {f.figure_id for f in figures}
+    ours = _file_names(unit) | {unit.source}
+    kept = [f for f in collection.figures(patent=patent.publication_number)
+            if f.parent_id is None and f.figure_id not in new_ids and f.source_file not in ours]
+    for offset, figure in enumerate(kept):
+        figure.sequence = len(figures) + offset
+    log.info("%s: also read from %s; figures of both kept", patent.publication_number, stored.source_path)
+    return patent, figures + kept
+
+
+def _richness(patent: Patent) -> int:
+    return len(patent.paragraphs) + len(patent.claims) + (patent.source_format in ("ep-xml", "us-xml", "us-xml-old"))
+
