@@ -205,9 +205,13 @@ def test_train_encoder_command_writes_a_loadable_model_and_record(tmp_path):
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["seed"] == 3 and record["data"]["drawings"] == 24 and record["data"]["patents"] == 8
     assert "train-encoder" in record["command"] and len(record["history"]) == 2
+    # the layout/style balance is measured on the held-out patents and travels with the model
+    assert record["branches"] == ["layout", "style"]
+    assert record["branch_weights"]["layout"] == record["calibration"]["layout_weight"]
+    assert len(record["calibration"]["val_map_by_weight"]) == 7
     assert Path(str(out) + ".ckpt").exists()
     model = DrawingModel.load(out)
-    assert model.metadata["seed"] == 3
+    assert model.metadata["seed"] == 3 and model.settings["weights"] == record["branch_weights"]
 
 
 def test_clip_fine_tuning_code_path_with_random_weights(tmp_path):

@@ -55,8 +55,8 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--time-budget", default=None, help="Stop after this much training time (e.g. 3600, 45m, 2h).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--image-size", type=int, default=128, show_default=True, help="Network input size in pixels.")
-@click.option("--input-scale", type=int, default=2, show_default=True,
+@click.option("--image-size", type=int, default=64, show_default=True, help="Layout-branch input size in pixels.")
+@click.option("--input-scale", type=int, default=4, show_default=True,
               help="Drawings are prepared at image-size × this, then max-pooled (keeps thin lines).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=None, help="Peak learning rate [cnn 2e-3, clip 1e-5].")

@@ -42,7 +42,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 #: style branch defaults: stroke width (px), patch side, patches per drawing at inference / per view in training
-STYLE_DEFAULTS = {"stroke": 2.0, "patch": 64, "max_patches": 48, "train_patches": 4}
+STYLE_DEFAULTS = {"stroke": 2.0, "patch": 64, "max_patches": 192, "train_patches": 4}
 STYLE_NET = NetConfig(widths=(24, 48, 96, 192), depths=(1, 1, 1, 1), dim=256, stem="conv2")
 
 
@@ -154,8 +154,8 @@ class DrawingModel:
     def create_cnn(
         cls,
         layout: NetConfig | None = None,
-        image_size: int = 128,
-        input_scale: int = 2,
+        image_size: int = 64,
+        input_scale: int = 4,
         style: NetConfig | None = None,
         style_options: dict | None = None,
         weights: dict | None = None,

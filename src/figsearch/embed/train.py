@@ -205,6 +205,7 @@ class Trainer:
         self.epoch, self.batch, self.elapsed = 0, 0, 0.0
         self.history: list[dict] = []
         self.best_map, self.best_state, self.stale = -1.0, None, 0
+        self.calibration: dict | None = None
         self._epoch_loss: list[float] = []
 
     # -- data ------------------------------------------------------------------------------
@@ -384,3 +385,29 @@ class Trainer:
         if self.best_state is not None:
             self.model.module.load_state_dict(self.best_state)
         self.model.module.eval()
+        self.calibrate_weights()
+
+    def calibrate_weights(self, grid=(0.0, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4)) -> dict | None:
+        """Weight of the layout branch against the style branch, chosen on the held-out patents.
+
+        The branches are trained apart; how much each should count in the joint vector is a
+        property of the data, so it is measured where nothing was trained.
+        """
+        branches = self.model.branches
+        if len(branches) < 2 or len(self.val) < 2:
+            return None
+        saved = dict(self.model.settings["weights"])
+        vectors = {}
+        for branch in branches:
+            self.model.settings["weights"] = {b: float(b == branch) for b in branches}
+            vectors[branch] = self.embed(self.val)
+        scores = {}
+        for w in grid:
+            joint = np.hstack([vectors["layout"] * w, vectors["style"]])
+            joint /= np.maximum(np.linalg.norm(joint, axis=1, keepdims=True), 1e-12)
+            scores[w] = same_group_map(joint, self.val.groups)
+        best = max(grid, key=lambda w: (round(scores[w], 6), -abs(w - 0.5)))
+        self.model.settings["weights"] = {**saved, "layout": float(best), "style": 1.0}
+        self.calibration = {"layout_weight": float(best), "val_map_by_weight": {str(w): round(v, 4) for w, v in scores.items()}}
+        log.info("layout weight %.2f (validation mAP@50 %s)", best, self.calibration["val_map_by_weight"])
+        return self.calibration

@@ -31,8 +31,8 @@ class RunSettings:
     epochs: int = 40
     time_budget: float | None = None
     seed: int = 0
-    image_size: int = 128
-    input_scale: int = 2
+    image_size: int = 64
+    input_scale: int = 4
     batch_size: int = 64
     lr: float | None = None
     val_fraction: float = 0.12
@@ -154,6 +154,8 @@ def run_training(
         "input_scale": model.input_scale,
         "history": history,
         "best_val_map50": best,
+        "branch_weights": model.settings.get("weights"),
+        "calibration": trainer.calibration,
         "epochs_done": trainer.epoch,
         "stopped_early": trainer.finished and trainer.epoch < config.epochs,
         "train_seconds": round(trainer.elapsed, 1),
