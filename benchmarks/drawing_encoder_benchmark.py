@@ -1,6 +1,7 @@
 """Drawing encoder vs its baselines: same-patent mAP@50 on the design grants, and images/s.
 
     PYTHONPATH=src python benchmarks/drawing_encoder_benchmark.py [--model MODEL.pt] [--data ../shared/data]
+    PYTHONPATH=src python benchmarks/drawing_encoder_benchmark.py --collection GRANTS   # built by figsearch ingest
 
 Protocol (DeepPatent's, as in ../shared/data/README.md): the drawing sheets (D00001 onwards; the
 front page D00000 is excluded) of the 50 grants in ``us-design-grants`` are both the queries and the
@@ -60,17 +61,35 @@ class SimpleHog(VisualEncoder):
 
 
 def load_grants(data: Path) -> tuple[list[Image.Image], list[str], list[str]]:
-    Image.MAX_IMAGE_PIXELS = None
+    """The sheets as ingest stores them (grey, bounded size), read from the TIFFs."""
+    from figsearch.ingest.images import normalise
+
     images, patents, ids = [], [], []
     for path in sorted((data / "us-design-grants").glob("*/*.TIF")):
         if path.stem.endswith("-D00000"):
             continue
         with Image.open(path) as image:
-            images.append(image.convert("L"))
+            images.append(normalise(image).image)
         patents.append(path.stem.split("-")[0])
         ids.append(path.stem)
     if not images:
         raise SystemExit(f"no design-grant sheets under {data / 'us-design-grants'}")
+    return images, patents, ids
+
+
+def load_collection(root: Path) -> tuple[list[Image.Image], list[str], list[str]]:
+    """The drawings of a collection (front pages excluded by their role), grouped by patent."""
+    from figsearch.records import FigureRole
+    from figsearch.store import Collection
+
+    images, patents, ids = [], [], []
+    with Collection.open(root) as collection:
+        for figure in collection.figures(roles=(FigureRole.DRAWING,)):
+            if figure.parent_id is None and figure.image_path:
+                with Image.open(collection.path(figure.image_path)) as image:
+                    images.append(image.convert("L"))
+                patents.append(figure.patent)
+                ids.append(figure.figure_id)
     return images, patents, ids
 
 
@@ -100,6 +119,7 @@ def timed(encoder: VisualEncoder, images) -> tuple[np.ndarray, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--collection", type=Path, default=None, help="a collection of the grants (figsearch ingest)")
     parser.add_argument("--model", default=None, help="drawing-encoder model file [the shipped one]")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-flip", action="store_true", help="drawing encoder without flip averaging")
@@ -111,7 +131,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     import figsearch.embed  # noqa: F401  registers the built-in encoders
 
-    images, patents, ids = load_grants(args.data)
+    images, patents, ids = load_collection(args.collection) if args.collection else load_grants(args.data)
     options = {"device": "cpu"} | ({"model": args.model} if args.model else {})
     if args.no_flip:
         options["flip_average"] = False
@@ -133,7 +153,7 @@ def main() -> None:
         print(f"{name:<12} {results[name][0]:7.4f} {rate:17.1f}")
 
     # the network alone, on inputs prepared once, at the encoder's batch size
-    maps = np.stack([drawing.model.prepare(im) for im in images])
+    maps = [drawing.model.prepare(im) for im in images]
     drawing.model.encode(maps[:8])
     start = time.perf_counter()
     for i in range(0, len(maps), drawing.batch_size):

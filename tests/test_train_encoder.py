@@ -208,7 +208,9 @@ def test_train_encoder_command_writes_a_loadable_model_and_record(tmp_path):
     # the layout/style balance is measured on the held-out patents and travels with the model
     assert record["branches"] == ["layout", "style"]
     assert record["branch_weights"]["layout"] == record["calibration"]["layout_weight"]
-    assert len(record["calibration"]["val_map_by_weight"]) == 7
+    assert len(record["calibration"]["by_layout_weight"]) == 7
+    assert set(record["calibration"]["branches"]) == {"layout", "style"}
+    assert "layout weight" in result.output
     assert Path(str(out) + ".ckpt").exists()
     model = DrawingModel.load(out)
     assert model.metadata["seed"] == 3 and model.settings["weights"] == record["branch_weights"]

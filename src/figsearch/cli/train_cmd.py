@@ -60,9 +60,9 @@ def _canonical_command(ctx: click.Context) -> str:
               help="Drawings are prepared at image-size × this, then max-pooled (keeps thin lines).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=None, help="Peak learning rate [cnn 2e-3, clip 1e-5].")
-@click.option("--val-fraction", type=float, default=0.12, show_default=True,
+@click.option("--val-fraction", type=float, default=0.2, show_default=True,
               help="Share of multi-drawing patents held out for validation.")
-@click.option("--patience", type=int, default=8, show_default=True, help="Epochs without a better validation mAP.")
+@click.option("--patience", type=int, default=10, show_default=True, help="Epochs without a better validation mAP.")
 @click.option("--resume/--restart", default=True, show_default=True,
               help="Continue from the checkpoint of an interrupted run (MODEL.ckpt), or start over.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 … [cuda when present].")
@@ -108,8 +108,14 @@ def train_encoder(collections, out, arch, branches, clip_model, epochs, time_bud
         if bars.get("epoch") is not None:
             bars.pop("epoch").close()
         val = "n/a" if stats.val_map is None else f"{stats.val_map:.4f}"
+        detail = stats.val_detail or {}
+        parts = "".join(f"  {b} {v:.4f}" for b, v in detail.get("branches", {}).items())
+        weight = f"  (layout weight {detail['layout_weight']})" if "layout_weight" in detail else ""
         mark = "  best" if stats.best else ""
-        click.echo(f"epoch {stats.epoch:3d}/{epochs}  loss {stats.loss:.4f}  val mAP@50 {val}  {stats.seconds:.0f} s{mark}")
+        click.echo(
+            f"epoch {stats.epoch:3d}/{epochs}  loss {stats.loss:.4f}  val mAP@50 {val}{weight}{parts}"
+            f"  {stats.seconds:.0f} s{mark}"
+        )
 
     def on_message(text: str) -> None:
         if "prep" in bars:

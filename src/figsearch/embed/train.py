@@ -28,6 +28,9 @@ from figsearch.errors import InputError
 
 log = logging.getLogger(__name__)
 
+#: layout-branch weights (style weight 1) tried on the validation patents
+WEIGHT_GRID = (0.0, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4)
+
 STYLE_AUGMENT = AugmentConfig(
     rotate_deg=5.0, p_quarter_turn=0.0, p_hflip=0.5, p_vflip=0.5, scale=(0.87, 1.15), aspect=0.05, shift=0.1,
     p_dilate=0.05, p_erode=0.05, p_blur=0.1, p_noise=0.15, noise_density=0.01, p_binarise=0.05, p_gamma=0.3, p_erase=0.0,
@@ -47,9 +50,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     temperature: float = 0.1
     #: share of the multi-drawing patents held out for validation
-    val_fraction: float = 0.12
+    val_fraction: float = 0.2
     #: epochs without a better validation mAP before stopping (0: never stop early)
-    patience: int = 8
+    patience: int = 10
     seed: int = 0
     #: seconds of training before stopping (None: no limit); counted across resumes
     time_budget: float | None = None
@@ -169,6 +172,7 @@ class EpochStats:
     epoch: int
     loss: float
     val_map: float | None
+    val_detail: dict | None
     seconds: float
     lr: float
     best: bool
@@ -260,10 +264,38 @@ class Trainer:
         ]
         return np.concatenate(parts) if parts else np.zeros((0, self.model.dim), np.float32)
 
-    def validate(self) -> float | None:
+    def validate(self) -> dict | None:
+        """Validation mAP@50 on the held-out patents: per branch, and for the joint vector at each
+        layout weight of ``WEIGHT_GRID``; ``map`` is the best joint score and ``layout_weight`` its weight.
+
+        The branches are trained apart; how much each should count in the joint vector is a property
+        of the data, so it is measured where nothing was trained, every epoch.
+        """
         if len(self.val) < 2:
             return None
-        return same_group_map(self.embed(self.val), self.val.groups, k=50)
+        branches = self.model.branches
+        if len(branches) < 2:
+            return {"map": same_group_map(self.embed(self.val), self.val.groups)}
+        saved = dict(self.model.settings["weights"])
+        vectors = {}
+        try:
+            for branch in branches:
+                self.model.settings["weights"] = {b: float(b == branch) for b in branches}
+                vectors[branch] = self.embed(self.val)
+        finally:
+            self.model.settings["weights"] = saved
+        by_weight = {}
+        for w in WEIGHT_GRID:
+            joint = np.hstack([vectors["layout"] * w, vectors["style"]])
+            joint /= np.maximum(np.linalg.norm(joint, axis=1, keepdims=True), 1e-12)
+            by_weight[w] = same_group_map(joint, self.val.groups)
+        best = max(WEIGHT_GRID, key=lambda w: (round(by_weight[w], 6), -abs(w - 0.5)))
+        return {
+            "map": by_weight[best],
+            "layout_weight": best,
+            "branches": {b: round(same_group_map(v, self.val.groups), 4) for b, v in vectors.items()},
+            "by_layout_weight": {str(w): round(v, 4) for w, v in by_weight.items()},
+        }
 
     # -- checkpoints -----------------------------------------------------------------------
 
@@ -283,6 +315,7 @@ class Trainer:
             "history": self.history,
             "best_map": self.best_map,
             "best_state": self.best_state,
+            "calibration": self.calibration,
             "stale": self.stale,
             "epoch_loss": self._epoch_loss,
         }
@@ -314,6 +347,7 @@ class Trainer:
         self.epoch, self.batch, self.elapsed = state["epoch"], state["batch"], state["elapsed"]
         self.history, self.best_map, self.best_state = state["history"], state["best_map"], state["best_state"]
         self.stale, self._epoch_loss = state["stale"], state["epoch_loss"]
+        self.calibration = state.get("calibration")
         log.info("resumed from %s at epoch %d batch %d", self.checkpoint, self.epoch, self.batch)
         return True
 
@@ -359,12 +393,13 @@ class Trainer:
         return self.history
 
     def _end_epoch(self, epoch_started: float, lr: float, on_epoch) -> None:
-        val = self.validate()
+        detail = self.validate()
+        val = None if detail is None else detail["map"]
         # without held-out patents the last epoch counts as the best
         score = val if val is not None else float(self.epoch)
         best = score > self.best_map + 1e-6
         if best:
-            self.best_map, self.stale = score, 0
+            self.best_map, self.stale, self.calibration = score, 0, detail
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.module.state_dict().items()}
         else:
             self.stale += 1
@@ -372,6 +407,7 @@ class Trainer:
             epoch=self.epoch + 1,
             loss=float(np.mean(self._epoch_loss)) if self._epoch_loss else float("nan"),
             val_map=val,
+            val_detail=detail,
             seconds=time.monotonic() - epoch_started,
             lr=lr,
             best=best,
@@ -385,29 +421,5 @@ class Trainer:
         if self.best_state is not None:
             self.model.module.load_state_dict(self.best_state)
         self.model.module.eval()
-        self.calibrate_weights()
-
-    def calibrate_weights(self, grid=(0.0, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4)) -> dict | None:
-        """Weight of the layout branch against the style branch, chosen on the held-out patents.
-
-        The branches are trained apart; how much each should count in the joint vector is a
-        property of the data, so it is measured where nothing was trained.
-        """
-        branches = self.model.branches
-        if len(branches) < 2 or len(self.val) < 2:
-            return None
-        saved = dict(self.model.settings["weights"])
-        vectors = {}
-        for branch in branches:
-            self.model.settings["weights"] = {b: float(b == branch) for b in branches}
-            vectors[branch] = self.embed(self.val)
-        scores = {}
-        for w in grid:
-            joint = np.hstack([vectors["layout"] * w, vectors["style"]])
-            joint /= np.maximum(np.linalg.norm(joint, axis=1, keepdims=True), 1e-12)
-            scores[w] = same_group_map(joint, self.val.groups)
-        best = max(grid, key=lambda w: (round(scores[w], 6), -abs(w - 0.5)))
-        self.model.settings["weights"] = {**saved, "layout": float(best), "style": 1.0}
-        self.calibration = {"layout_weight": float(best), "val_map_by_weight": {str(w): round(v, 4) for w, v in scores.items()}}
-        log.info("layout weight %.2f (validation mAP@50 %s)", best, self.calibration["val_map_by_weight"])
-        return self.calibration
+        if self.calibration and "layout_weight" in self.calibration:
+            self.model.settings["weights"] = {**self.model.settings["weights"], "layout": self.calibration["layout_weight"]}

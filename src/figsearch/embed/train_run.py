@@ -35,8 +35,8 @@ class RunSettings:
     input_scale: int = 4
     batch_size: int = 64
     lr: float | None = None
-    val_fraction: float = 0.12
-    patience: int = 8
+    val_fraction: float = 0.2
+    patience: int = 10
     resume: bool = True
     device: str | None = None
     threads: int | None = None
@@ -114,7 +114,7 @@ def run_training(
     for sample_id, patent, _, image_digest in items:
         digest.update(f"{sample_id}\t{patent}\t{image_digest}\n".encode())
     cache = Path(str(checkpoint_path(out)) + ".samples.npz")
-    samples = load_samples(cache, digest.hexdigest()) if settings.resume else None
+    samples = load_samples(cache, digest.hexdigest())
     if samples is None:
         progress = on_prepare(len(items)) if on_prepare else None
         samples = prepare_samples(model, items, progress)
