@@ -45,7 +45,7 @@ class DrawingEncoder(VisualEncoder):
         self,
         model: str | os.PathLike | None = None,
         device: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = 16,
         flip_average: bool | None = None,
         threads: int | None = None,
     ) -> None:

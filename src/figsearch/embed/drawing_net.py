@@ -121,13 +121,19 @@ class StyleNet(nn.Module):
     histograms (binary patterns, run lengths) that describe drafting style.
     """
 
+    #: patches per forward pass at inference (bounds memory: a drawing brings up to ~200 patches)
+    chunk = 512
+
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         self.body = DrawingNet(config)
 
     def forward(self, patches: torch.Tensor, segments: torch.Tensor, n: int) -> torch.Tensor:
         """``patches`` (M, 1, P, P); ``segments`` (M,) the drawing (0..n-1) each patch belongs to."""
-        features = self.body.features(patches)
+        if self.training or len(patches) <= self.chunk:
+            features = self.body.features(patches)
+        else:
+            features = torch.cat([self.body.features(part) for part in torch.split(patches, self.chunk)])
         sums = features.new_zeros((n, features.shape[1])).index_add_(0, segments, features)
         counts = torch.bincount(segments, minlength=n).clamp(min=1).to(features.dtype)
         return F.normalize(self.body.head(sums / counts[:, None]), dim=1)
