@@ -1,1 +1,129 @@
-"""CLI commands of the train stage (see figsearch.cli)."""
+"""CLI commands of the train stage: ``figsearch train-encoder``."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import click
+
+from figsearch.cli import main
+from figsearch.errors import InputError
+
+
+def _seconds(text: str | None) -> float | None:
+    """'90', '90s', '45m', '2h', '1h30m' -> seconds."""
+    if text is None:
+        return None
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise InputError(f"--time-budget {text!r}: expected seconds or a duration such as 45m, 2h, 1h30m")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def _canonical_command(ctx: click.Context) -> str:
+    """The command with every setting spelled out, so that the record reproduces the run."""
+    words = ["figsearch", ctx.command.name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or value is None:
+            continue
+        if param.is_flag and param.secondary_opts:
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.is_flag:
+            if value:
+                words.append(param.opts[0])
+        else:
+            long = max(param.opts, key=len)
+            for v in value if param.multiple else [value]:
+                words += [long, shlex.quote(str(v))]
+    return " ".join(words)
+
+
+@main.command("train-encoder")
+@click.option(
+    "--collection", "-c", "collections", multiple=True, required=True, type=click.Path(file_okay=False),
+    help="Collection to train on (repeatable); its drawings grouped by patent.",
+)
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt).")
+@click.option("--arch", type=click.Choice(["cnn", "clip"]), default="cnn", show_default=True,
+              help="Compact CNN trained from scratch, or a CLIP vision tower fine-tuned.")
+@click.option("--branches", default="layout,style", show_default=True,
+              help="cnn branches: layout (the whole drawing), style (stroke-scale patches), or both.")
+@click.option("--clip-model", default=None, help="With --arch clip: local folder (or hub name) of a transformers CLIP.")
+@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--time-budget", default=None, help="Stop after this much training time (e.g. 3600, 45m, 2h).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--image-size", type=int, default=64, show_default=True, help="Layout-branch input size in pixels.")
+@click.option("--input-scale", type=int, default=4, show_default=True,
+              help="Drawings are prepared at image-size × this, then max-pooled (keeps thin lines).")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=None, help="Peak learning rate [cnn 2e-3, clip 1e-5].")
+@click.option("--val-fraction", type=float, default=0.2, show_default=True,
+              help="Share of multi-drawing patents held out for validation.")
+@click.option("--patience", type=int, default=10, show_default=True, help="Epochs without a better validation mAP.")
+@click.option("--resume/--restart", default=True, show_default=True,
+              help="Continue from the checkpoint of an interrupted run (MODEL.ckpt), or start over.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 … [cuda when present].")
+@click.option("--threads", type=int, default=None, help="CPU threads for torch.")
+@click.option("--keep-headers", is_flag=True, help="Do not whiten the running headers of PDF sheets.")
+def train_encoder(collections, out, arch, branches, clip_model, epochs, time_budget, seed, image_size, input_scale, batch_size,
+                  lr, val_fraction, patience, resume, device, threads, keep_headers) -> None:
+    """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
+
+    Prints the validation mAP@50 of held-out patents after every epoch and keeps the best model
+    in OUT, with its training record in OUT's .json twin; use it with the `drawing` visual
+    encoder (model=OUT).
+    """
+    from tqdm import tqdm
+
+    from figsearch.embed.train_run import RunSettings, run_training
+
+    settings = RunSettings(
+        collections=list(collections), out=out, arch=arch, clip_model=clip_model,
+        branches=tuple(b.strip() for b in branches.split(",") if b.strip()), epochs=epochs,
+        time_budget=_seconds(time_budget), seed=seed, image_size=image_size, input_scale=input_scale,
+        batch_size=batch_size, lr=lr, val_fraction=val_fraction, patience=patience, resume=resume, device=device,
+        threads=threads, strip_headers=not keep_headers, command=_canonical_command(click.get_current_context()),
+    )
+    bars: dict = {}
+
+    def on_prepare(total: int):
+        bars["prep"] = tqdm(total=total, desc="preparing drawings", unit="img", leave=False)
+        return lambda n: bars["prep"].update(n)
+
+    def on_batch(epoch: int, done: int, total: int, loss: float) -> None:
+        bar = bars.get("epoch")
+        if bar is None or bars.get("epoch_no") != epoch:
+            if bar is not None:
+                bar.close()
+            bar = bars["epoch"] = tqdm(total=total, desc=f"epoch {epoch}", unit="batch", leave=False)
+            bars["epoch_no"] = epoch
+            bar.update(done - 1)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    def on_epoch(stats) -> None:
+        if bars.get("epoch") is not None:
+            bars.pop("epoch").close()
+        val = "n/a" if stats.val_map is None else f"{stats.val_map:.4f}"
+        detail = stats.val_detail or {}
+        parts = "".join(f"  {b} {v:.4f}" for b, v in detail.get("branches", {}).items())
+        weight = f"  (layout weight {detail['layout_weight']})" if "layout_weight" in detail else ""
+        mark = "  best" if stats.best else ""
+        click.echo(
+            f"epoch {stats.epoch:3d}/{epochs}  loss {stats.loss:.4f}  val mAP@50 {val}{weight}{parts}"
+            f"  {stats.seconds:.0f} s{mark}"
+        )
+
+    def on_message(text: str) -> None:
+        if "prep" in bars:
+            bars.pop("prep").close()
+        click.echo(text)
+
+    result = run_training(settings, on_prepare=on_prepare, on_batch=on_batch, on_epoch=on_epoch, on_message=on_message)
+    click.echo(
+        f"wrote {result['out']} (best validation mAP@50 {result['best_val_map']}, "
+        f"{result['epochs_done']} epochs, {result['train_seconds']:.0f} s); record in {result['metadata_path']}"
+    )

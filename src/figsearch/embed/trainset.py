@@ -1,0 +1,81 @@
+"""Training samples for the drawing encoder, read from collections: the thin layer above ``train``.
+
+Only drawings count (front pages, abstract images and non-drawings are left out), one per stored
+image (figures cut from a sheet by OCR repeat it and are skipped), grouped by patent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import numpy as np
+from PIL import Image
+
+from figsearch.errors import CorruptInput, InputError
+
+log = logging.getLogger(__name__)
+
+
+def strip_running_header(image: Image.Image, top: float = 0.12, max_band: float = 0.03, min_gap: float = 0.02):
+    """Whiten a running header ("U.S. Patent  Sep. 4, 2007  Sheet 2 of 7  US D528,368 S").
+
+    Sheets printed from PDFs carry one; the bulk-data TIFFs do not. Its patent number is the same
+    on every sheet of a patent: left in, it teaches the encoder to read the header instead of
+    looking at the drawing. A header is a thin band of ink near the top followed by a wide gap.
+    """
+    grey = image.convert("L")
+    ink = np.asarray(grey) < 128
+    height = ink.shape[0]
+    rows = np.flatnonzero(ink.any(axis=1))
+    if rows.size == 0 or rows[0] > top * height:
+        return image
+    gaps = np.flatnonzero(np.diff(rows) > min_gap * height)
+    if gaps.size == 0:
+        return image
+    end = rows[gaps[0]]
+    if end - rows[0] > max_band * height:
+        return image
+    pixels = np.array(grey)
+    pixels[: end + 1] = 255
+    return Image.fromarray(pixels)
+
+
+def _load(path: str, strip_header: bool) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            out = image.convert("L")
+    except (OSError, ValueError) as exc:
+        raise CorruptInput(f"cannot read training image {path}: {exc}") from exc
+    return strip_running_header(out) if strip_header else out
+
+
+def collection_items(
+    paths: Sequence[str | os.PathLike], strip_header: bool = True
+) -> list[tuple[str, str, Callable[[], Image.Image], str]]:
+    """(figure id, patent, image loader, image digest) for every drawing of the collections, deduplicated by image."""
+    from figsearch.records import FigureRole
+    from figsearch.store import Collection
+
+    items, seen = [], set()
+    for path in paths:
+        with Collection.open(path) as collection:
+            figures = collection.figures(roles=(FigureRole.DRAWING,))
+            for figure in figures:
+                if figure.parent_id is not None or not figure.image_path:
+                    continue
+                if figure.image_sha256 and figure.image_sha256 in seen:
+                    continue
+                seen.add(figure.image_sha256)
+                image_path = str(collection.path(figure.image_path))
+                loader = partial(_load, image_path, strip_header)
+                items.append((figure.figure_id, figure.patent, loader, figure.image_sha256 or image_path))
+        log.info("collection %s: %d drawings so far", path, len(items))
+    if not items:
+        raise InputError(
+            f"no drawings to train on in {', '.join(map(str, paths))}; ingest patents with drawings first"
+        )
+    return items
