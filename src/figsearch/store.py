@@ -9,6 +9,8 @@ Layout::
       thumbs/PUB/KEY.png    thumbnail for display
       index/                FAISS indexes and their manifest (written by figsearch.index)
       .writer.lock          held by the one process allowed to write
+      .tmp/                 files being written (renamed into place when complete) and archive
+                            scratch; whatever a killed writer left there is removed by the next one
 
 SQLite runs in WAL mode so that searches keep reading the last committed state
 while an ingest writes. Stage-specific queries (OCR, linking, embeddings) live
@@ -26,6 +28,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 
 DB_NAME = "figsearch.sqlite"
 LOCK_NAME = ".writer.lock"
+#: scratch space of the writer; only the lock holder uses it, so it empties it on opening
+TMP_DIR = ".tmp"
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -171,10 +176,16 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary name and rename, so a crash never leaves half a file."""
+def atomic_write_bytes(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
+    """Write to a temporary name and rename, so a crash never leaves half a file.
+
+    ``tmp_dir`` (on the same file system) holds the temporary file instead of ``path``'s folder,
+    so that a killed writer's leftovers are found in one place, not all over a collection.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if tmp_dir is not None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = (tmp_dir or path.parent) / f".{path.name}.{os.getpid()}.tmp"
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -185,6 +196,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def fsync_directories(paths) -> None:
+    """Make renames into these folders durable (a power cut must not undo them after a commit)."""
+    for folder in paths:
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 class WriterLock:
@@ -262,6 +284,7 @@ class Collection:
         collection = cls(root, db, lock)
         if write:
             collection._migrate()
+            collection._sweep_temporaries()
         else:
             collection._check_version()
         return collection
@@ -299,6 +322,13 @@ class Collection:
                     )
         except sqlite3.OperationalError as exc:
             raise CollectionError(f"cannot write to collection {self.root}: {exc}") from exc
+
+    def _sweep_temporaries(self) -> None:
+        """Remove what a killed writer left in the scratch folder (we hold the lock: nobody else uses it)."""
+        scratch = self.root / TMP_DIR
+        if scratch.is_dir():
+            log.info("removing temporary files left by an interrupted run in %s", scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _check_version(self) -> None:
         try:
@@ -371,7 +401,7 @@ class Collection:
         image.save(buffer, format="PNG", optimize=False)
         data = buffer.getvalue()
         relative = png_relpath(folder, patent, key)
-        atomic_write_bytes(self.root / relative, data)
+        atomic_write_bytes(self.root / relative, data, tmp_dir=self.root / TMP_DIR)
         return relative, sha256_bytes(data)
 
     # -- sources and failures ----------------------------------------------------------------
