@@ -341,6 +341,8 @@ class Collection:
     def close(self) -> None:
         self.db.close()
         if self._lock:
+            with contextlib.suppress(OSError):
+                (self.root / TMP_DIR).rmdir()  # only when empty: a clean run leaves no scratch folder
             self._lock.release()
 
     def __enter__(self) -> Collection:
