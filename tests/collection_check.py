@@ -19,8 +19,6 @@ from pathlib import Path
 _TIMES = {"ingested_at", "at", "registered_at", "ocr_done_at"}
 #: meta rows that differ between runs by design
 _META_SKIP = {"created_at"}
-#: temporary names a writer uses (atomic writes, archive scratch); none may survive a finished run
-TEMP_MARKERS = (".tmp", ".ingest-tmp", "unpack-")
 
 
 @dataclass

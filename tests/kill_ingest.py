@@ -25,6 +25,7 @@ by default, removed unless ``--keep``). Runtime: about 2.5 × one full ingest (s
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -39,6 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from collection_check import check_consistent, compare, leftovers, snapshot  # noqa: E402
+
+print = functools.partial(print, flush=True)  # progress shows when the output goes to a log file
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path(os.environ.get("FIGSEARCH_SHARED_DATA", REPO.parent / "shared" / "data"))

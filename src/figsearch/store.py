@@ -282,11 +282,15 @@ class Collection:
                 lock.release()
             raise
         collection = cls(root, db, lock)
-        if write:
-            collection._migrate()
-            collection._sweep_temporaries()
-        else:
-            collection._check_version()
+        try:
+            if write:
+                collection._migrate()
+                collection._sweep_temporaries()
+            else:
+                collection._check_version()
+        except BaseException:
+            collection.close()  # a refused open must not keep the writer lock
+            raise
         return collection
 
     @staticmethod
@@ -296,9 +300,7 @@ class Collection:
                 db = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
             else:
-                db = sqlite3.connect(
-                    f"file:{db_path}?mode=ro", uri=True, timeout=30, check_same_thread=False, isolation_level=None
-                )
+                db = _connect_read_only(db_path)
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
             db.row_factory = sqlite3.Row
@@ -307,21 +309,28 @@ class Collection:
         return db
 
     def _migrate(self) -> None:
+        # every statement is CREATE ... IF NOT EXISTS, so running the script again is harmless; one
+        # transaction, so that a full disk or a kill leaves all of the schema and its version or none
+        script = (
+            "BEGIN IMMEDIATE;\n" + _SCHEMA
+            + f"\nINSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+            + f"\nINSERT OR IGNORE INTO meta VALUES ('created_at', '{utcnow()}');\nCOMMIT;"
+        )
         try:
-            # every statement is CREATE ... IF NOT EXISTS, so running the script again is harmless
-            self.db.executescript(_SCHEMA)
-            with self.transaction():
-                row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row is None:
-                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                    self.db.execute("INSERT INTO meta VALUES ('created_at', ?)", (utcnow(),))
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise CollectionError(
-                        f"collection {self.root} has schema version {row[0]}, newer than this figsearch "
-                        f"({SCHEMA_VERSION}); upgrade figsearch"
-                    )
+            try:
+                self.db.executescript(script)
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.OperationalError as exc:
             raise CollectionError(f"cannot write to collection {self.root}: {exc}") from exc
+        if int(row[0]) > SCHEMA_VERSION:
+            raise CollectionError(
+                f"collection {self.root} has schema version {row[0]}, newer than this figsearch "
+                f"({SCHEMA_VERSION}); upgrade figsearch"
+            )
 
     def _sweep_temporaries(self) -> None:
         """Remove what a killed writer left in the scratch folder (we hold the lock: nobody else uses it)."""
@@ -332,6 +341,12 @@ class Collection:
 
     def _check_version(self) -> None:
         try:
+            tables = self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if tables == 0:
+                raise CollectionError(
+                    f"collection {self.root} is empty: its creation did not finish (interrupted, or the disk was "
+                    f"full); run figsearch ingest on it again"
+                )
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"{self.root / DB_NAME} is not a figsearch collection database: {exc}") from exc
@@ -566,6 +581,28 @@ class Collection:
             "formats": formats,
             "failures": scalar("SELECT COUNT(*) FROM failures"),
         }
+
+
+def _connect_read_only(db_path: Path) -> sqlite3.Connection:
+    """A read-only connection, also to a collection on a read-only file system.
+
+    SQLite opens a WAL database only if it can create the ``-shm`` file beside it; where nothing
+    can be created (a read-only mount) and no ``-wal`` holds uncheckpointed commits, the file
+    cannot change under us, so it is opened as immutable.
+    """
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30, check_same_thread=False,
+                         isolation_level=None)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        wal = db_path.with_name(db_path.name + "-wal")
+        if os.access(db_path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
+            raise
+        db.close()
+    log.info("%s is on a read-only file system; opened as immutable", db_path)
+    return sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True, check_same_thread=False,
+                           isolation_level=None)
 
 
 def _figure_from_row(row: sqlite3.Row) -> Figure:
