@@ -7,13 +7,17 @@ collection must then be consistent, and after a final run equal an uninterrupted
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import time
 
 import pytest
 from collection_check import check_consistent, compare, leftovers, snapshot
 from ingest_helpers import write_us_document
-from kill_ingest import info, run_to_end, start
-from reliability_helpers import FAILURES, PATENTS, kill_when, make_inputs
+from kill_ingest import _env, info, ingest_command, run_to_end, start
+from reliability_helpers import FAILURES, PATENTS, committed_patents, kill_when, make_inputs
 
 from figsearch.store import TMP_DIR, Collection
 
@@ -73,3 +77,33 @@ def test_no_temporary_name_outside_the_scratch_folder(tmp_path, monkeypatch):
         ingest_paths(collection, [tmp_path / "doc"], jobs=1)
     assert seen and all(t == tmp_path / "c" / TMP_DIR for t in seen)
     assert leftovers(tmp_path / "c") == []
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_parent_killed_alone(tmp_path):
+    """`kill -9 PID` hits the CLI only: its decoding workers must not live on, writing into the collection."""
+    data = make_inputs(tmp_path / "data", documents=4)
+    collection = tmp_path / "c"
+    process = subprocess.Popen(ingest_command([data], collection, 2), env=_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until = time.monotonic() + 120
+        while committed_patents(collection) < 1 and process.poll() is None and time.monotonic() < wait_until:
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 15
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(process.pid), "worker processes outlived their killed parent"
+    finally:
+        if _group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
