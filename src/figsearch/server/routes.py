@@ -1,0 +1,261 @@
+"""The API routes. Each one translates HTTP into one call of the search backend and back;
+what a search means lives in the backend, not here."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from figsearch.errors import InputError
+from figsearch.search.query import MODES, Filters
+from figsearch.search.query import Query as SearchQuery
+from figsearch.server import schemas
+from figsearch.server.app import ServerState
+from figsearch.server.errors import error_responses
+from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_page, parse_crop
+
+router = APIRouter(prefix="/api", responses=error_responses(500))
+
+Mode = Literal["visual", "text", "avg", "max", "rrf"]
+
+
+class SearchParams(BaseModel):
+    """The fields of a search, as query parameters (GET) or form fields (POST, beside an image)."""
+
+    figure_id: str | None = Field(None, max_length=300, description="search with this figure of the collection")
+    text: str | None = Field(None, max_length=2000, description="words, alone or beside an image")
+    mode: Mode = Field("avg", description="visual or text alone, or how both are fused: avg, max, rrf (rank fusion)")
+    text_weight: float | None = Field(
+        None, ge=0.0, le=1.0, description="0..1; when given, score = (1-w)*visual + w*text instead of the mode's rule"
+    )
+    k: int = Field(12, ge=1, le=100, description="hits per page")
+    offset: int = Field(0, ge=0, le=10_000, description="hits to skip (paging)")
+    date_from: _dt.date | None = Field(None, description="publication date from (inclusive)")
+    date_to: _dt.date | None = Field(None, description="publication date to (inclusive)")
+    office: str | None = Field(None, pattern=r"^[A-Za-z]{2}$", description="publishing office, e.g. US, EP")
+    classification: str | None = Field(
+        None, max_length=40, description="classification prefix (IPC, CPC, Locarno or USPC), e.g. D14 or G06F"
+    )
+    exclude_query_patent: bool = Field(False, description="leave out the figures of the query figure's patent")
+    exclude_patents: str | None = Field(None, max_length=2000, description="comma-separated publication numbers to leave out")
+    crop: str | None = Field(
+        None, description="x0,y0,x1,y1 as fractions (0..1) of the image: search with that part only"
+    )
+    page: int = Field(1, ge=1, le=10_000, description="page of an uploaded PDF or multi-page TIFF (1-based)")
+
+    model_config = {"extra": "forbid"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data):
+        # an HTML form sends "" for an empty input: that means "not given", not "invalid"
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
+
+
+class SearchForm(SearchParams):
+    """A search as a multipart form: the fields of SearchParams beside an optional uploaded image."""
+
+    image: UploadFile | None = Field(None, description="PNG, JPEG, TIFF or PDF (one page of it)")
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.figsearch
+
+
+def _prefix(request: Request) -> str:
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def _build_query(state: ServerState, params: SearchParams, upload: bytes | None, upload_name: str) -> SearchQuery:
+    crop = parse_crop(params.crop)
+    exclude = [p.strip() for p in (params.exclude_patents or "").split(",") if p.strip()]
+    figure_id = params.figure_id
+    exclude_query_patent = params.exclude_query_patent
+    image = None
+    if upload is not None:
+        image = apply_crop(decode_upload(upload, state.limits, page=params.page, name=upload_name), crop)
+    elif crop is not None:
+        if not figure_id:
+            raise InputError("crop needs an image to cut from: upload one or give figure_id")
+        # a crop of a collection figure is an image query; the figure's patent stays excludable
+        figure, path = state.figure_file(figure_id, "image")
+        with open(path, "rb") as handle:
+            data = handle.read()
+        image = apply_crop(decode_upload(data, state.limits, name=f"figure {figure_id}"), crop)
+        if exclude_query_patent:
+            exclude.append(figure.patent)
+        # the service sees an image query; its patent is already in the exclusions
+        figure_id, exclude_query_patent = None, False
+    text = params.text.strip() if params.text else None
+    if figure_id is None and image is None and not text:
+        raise InputError("nothing to search with: give an image, a figure_id or a text")
+    if params.date_from and params.date_to and params.date_from > params.date_to:
+        raise InputError(f"date_from {params.date_from} is after date_to {params.date_to}")
+    filters = Filters(
+        date_from=params.date_from.isoformat() if params.date_from else None,
+        date_to=params.date_to.isoformat() if params.date_to else None,
+        office=params.office.upper() if params.office else None,
+        classification_prefix=params.classification.strip() if params.classification else None,
+        exclude_patents=tuple(dict.fromkeys(exclude)),
+    )
+    return SearchQuery(
+        figure_id=figure_id,
+        image=image,
+        text=text,
+        mode=params.mode,
+        text_weight=params.text_weight,
+        k=params.k,
+        offset=params.offset,
+        exclude_query_patent=exclude_query_patent,
+        filters=filters,
+    )
+
+
+async def _search(request: Request, params: SearchParams, upload: UploadFile | None) -> schemas.SearchOut:
+    state = _state(request)
+    data = None
+    name = "uploaded image"
+    if upload is not None:
+        name = f"uploaded file {upload.filename!r}" if upload.filename else name
+        # one byte over the limit is enough to know it is too large
+        data = await upload.read(state.limits.max_upload_bytes + 1)
+    query = await state.call(_build_query, state, params, data, name)
+    started = time.perf_counter()
+    result = await state.call(state.backend.search, query)
+    if not result.took_ms:
+        # the service's own timing when it gives one; else the call as seen from here
+        result.took_ms = (time.perf_counter() - started) * 1000
+    echo = schemas.QueryEcho(
+        figure_id=params.figure_id,
+        text=query.text,
+        image=data is not None,
+        crop=list(parse_crop(params.crop) or []) or None,
+        mode=params.mode,
+        text_weight=params.text_weight,
+    )
+    return schemas.search_out(result, k=params.k, offset=params.offset, query=echo, prefix=_prefix(request))
+
+
+_SEARCH_ERRORS = error_responses(400, 404, 409, 413, 415, 422, 501, 503)
+
+
+@router.get("/search", response_model=schemas.SearchOut, responses=_SEARCH_ERRORS, tags=["search"])
+async def search_get(request: Request, params: Annotated[SearchParams, Query()]) -> schemas.SearchOut:
+    """Search by a figure of the collection, by words, or both (no upload)."""
+    return await _search(request, params, None)
+
+
+@router.post("/search", response_model=schemas.SearchOut, responses=_SEARCH_ERRORS, tags=["search"])
+async def search_post(request: Request, form: Annotated[SearchForm, Form()]) -> schemas.SearchOut:
+    """Search by an uploaded drawing (multipart form), optionally with words, a crop and filters."""
+    return await _search(request, form, form.image)
+
+
+@router.post(
+    "/preview",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "the decoded page as PNG; "
+                     "header X-Page-Count says how many pages the file has"}}
+    | error_responses(400, 413, 415, 422),
+    tags=["search"],
+)
+async def preview(
+    request: Request,
+    image: Annotated[UploadFile, File(description="PNG, JPEG, TIFF or PDF")],
+    page: Annotated[int, Form(ge=1, le=10_000)] = 1,
+) -> Response:
+    """The uploaded file decoded as the search would see it (a TIFF or PDF page as PNG), for display and cropping."""
+    state = _state(request)
+    data = await image.read(state.limits.max_upload_bytes + 1)
+    name = f"uploaded file {image.filename!r}" if image.filename else "uploaded image"
+
+    def render() -> tuple[bytes, int]:
+        decoded, pages = decode_upload_page(data, state.limits, page=page, name=name)
+        buffer = io.BytesIO()
+        decoded.save(buffer, format="PNG")
+        return buffer.getvalue(), pages
+
+    # decoding needs no backend: not through the gate, but off the event loop
+    png, pages = await run_in_threadpool(render)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store", "X-Page-Count": str(pages)})
+
+
+@router.get(
+    "/figures/{figure_id}",
+    response_model=schemas.FigureDetailsOut,
+    responses=error_responses(404, 422),
+    tags=["figures"],
+)
+async def figure(request: Request, figure_id: str) -> schemas.FigureDetailsOut:
+    """A figure: its metadata, the reference signs read in it (with boxes) and the sentences linked to it."""
+    state = _state(request)
+    details = await state.call(state.backend.figure_details, figure_id)
+    return schemas.figure_details_out(details, _prefix(request))
+
+
+async def _figure_file(request: Request, figure_id: str, which: str) -> FileResponse:
+    _, path = await run_in_threadpool(_state(request).figure_file, figure_id, which)
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
+
+
+_IMAGE_RESPONSES = {200: {"content": {"image/png": {}}, "description": "PNG"}} | error_responses(404, 422)
+
+
+@router.get("/figures/{figure_id}/image", response_class=FileResponse, responses=_IMAGE_RESPONSES, tags=["figures"])
+async def figure_image(request: Request, figure_id: str) -> FileResponse:
+    """The figure's normalised image (PNG, grey)."""
+    return await _figure_file(request, figure_id, "image")
+
+
+@router.get("/figures/{figure_id}/thumbnail", response_class=FileResponse, responses=_IMAGE_RESPONSES, tags=["figures"])
+async def figure_thumbnail(request: Request, figure_id: str) -> FileResponse:
+    """The figure's thumbnail (PNG), or its image when it has none."""
+    return await _figure_file(request, figure_id, "thumbnail")
+
+
+@router.get(
+    "/patents/{publication_number}",
+    response_model=schemas.PatentDetailsOut,
+    responses=error_responses(404, 422),
+    tags=["patents"],
+)
+async def patent(request: Request, publication_number: str) -> schemas.PatentDetailsOut:
+    """A patent: bibliographic data, its figures and its glossary of reference signs."""
+    state = _state(request)
+    details = await state.call(state.backend.patent_details, publication_number)
+    return schemas.patent_details_out(details, _prefix(request))
+
+
+@router.get("/info", tags=["collection"])
+async def info(request: Request) -> dict:
+    """The collection: counts, encoders and index types in use, and this server's limits and modes."""
+    state = _state(request)
+    data = schemas.jsonable(await state.call(state.backend.info))
+    data.setdefault("modes", list(MODES))
+    data["limits"] = {
+        "max_upload_bytes": state.limits.max_upload_bytes,
+        "max_pixels": state.limits.max_pixels,
+        "formats": ["png", "jpeg", "tiff", "pdf"],
+    }
+    return data
+
+
+@router.get("/health", response_model=schemas.HealthOut, responses=error_responses(409), tags=["collection"])
+async def health(request: Request) -> schemas.HealthOut:
+    """Answers quickly, beside running searches: the collection's database can be read."""
+    state = _state(request)
+
+    def check() -> None:
+        state.collection().db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
+
+    await run_in_threadpool(check)
+    return schemas.HealthOut(status="ok", collection=state.root.name)

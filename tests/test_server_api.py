@@ -1,0 +1,342 @@
+"""The HTTP API over a fake backend and a tiny synthetic collection: every endpoint, what it
+passes to the backend and what it answers. Error statuses are in test_server_errors.py."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+
+from server_fake import PATENTS, FakeBackend, build_collection, make_client  # noqa: E402
+
+from figsearch.server.schemas import register_links  # noqa: E402
+
+EP = "EP1000003A1"
+EP_SHEET2 = f"{EP}-D00002"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return build_collection(tmp_path_factory.mktemp("server") / "collection")
+
+
+@pytest.fixture(scope="module")
+def served(root):
+    client, backend = make_client(root)
+    with client:
+        yield client, backend
+
+
+@pytest.fixture
+def client(served):
+    return served[0]
+
+
+@pytest.fixture
+def backend(served):
+    served[1].calls.clear()
+    served[1].fail_with = None
+    return served[1]
+
+
+def sheet(root, figure_id: str = EP_SHEET2) -> Image.Image:
+    pub, key = figure_id.rsplit("-", 1)
+    return Image.open(root / "images" / pub / f"{key}.png").convert("L")
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+# -- health, info, page, schema ----------------------------------------------------------------
+
+
+def test_health_and_info(client):
+    assert client.get("/api/health").json() == {"status": "ok", "collection": "collection"}
+    info = client.get("/api/info").json()
+    assert info["patents"] == 4 and info["figures"] == 12
+    assert info["modes"] == ["visual", "text", "avg", "max", "rrf"]
+    assert info["limits"]["formats"] == ["png", "jpeg", "tiff", "pdf"]
+    assert info["encoders"]["visual"] == "fake-pixels-24"
+
+
+def test_page_and_its_files_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="dropzone"' in page.text and "static/app.js" in page.text
+    for asset, kind in (("app.js", "javascript"), ("style.css", "text/css")):
+        response = client.get(f"/static/{asset}")
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+
+
+def test_openapi_schema_lists_every_endpoint_with_the_error_shape(client):
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    for path in ("/api/search", "/api/preview", "/api/figures/{figure_id}", "/api/figures/{figure_id}/image",
+                 "/api/figures/{figure_id}/thumbnail", "/api/patents/{publication_number}", "/api/info", "/api/health"):
+        assert path in paths, path
+    assert set(paths["/api/search"]) == {"get", "post"}
+    responses = paths["/api/search"]["post"]["responses"]
+    for status in ("400", "404", "413", "415", "422", "500"):
+        assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    assert "HTTPValidationError" not in str(paths["/api/search"])
+    assert client.get("/docs").status_code == 200
+
+
+# -- search ------------------------------------------------------------------------------------
+
+
+def test_search_by_figure_id_finds_the_other_sheets_of_its_patent_first(client, backend):
+    body = client.get("/api/search", params={"figure_id": EP_SHEET2, "mode": "visual", "k": 3}).json()
+    assert [h["figure_id"] for h in body["hits"]] == [EP_SHEET2, f"{EP}-D00003", f"{EP}-D00001"]
+    first = body["hits"][0]
+    assert first["rank"] == 1 and first["patent"] == EP and first["label"] == "FIG. 2"
+    assert first["score"] == pytest.approx(1.0, abs=1e-5)
+    assert first["thumbnail_url"] == f"/api/figures/{EP_SHEET2}/thumbnail"
+    assert first["image_url"] == f"/api/figures/{EP_SHEET2}/image"
+    assert first["links"]["espacenet"].endswith("pn%3DEP1000003A1")
+    assert body["total"] == 12 and body["k"] == 3 and body["offset"] == 0 and body["next_offset"] == 3
+    query = backend.calls[-1]
+    assert query.figure_id == EP_SHEET2 and query.image is None and query.mode == "visual" and query.k == 3
+
+
+def test_paging_walks_the_whole_ranking_once(client):
+    seen, offset = [], 0
+    while offset is not None:
+        body = client.get("/api/search", params={"figure_id": EP_SHEET2, "k": 5, "offset": offset}).json()
+        assert [h["rank"] for h in body["hits"]] == list(range(offset + 1, offset + 1 + len(body["hits"])))
+        seen += [h["figure_id"] for h in body["hits"]]
+        offset = body["next_offset"]
+    assert len(seen) == 12 and len(set(seen)) == 12
+
+
+@pytest.mark.parametrize(
+    "fmt,options,filename",
+    [
+        ("PNG", {}, "sheet.png"),
+        ("JPEG", {"quality": 95}, "sheet.jpg"),
+        ("TIFF", {"compression": "group4"}, "sheet.tif"),
+        ("PDF", {"resolution": 72}, "sheet.pdf"),
+    ],
+)
+def test_search_by_uploaded_sheet_in_each_format(client, backend, root, fmt, options, filename):
+    image = sheet(root)
+    if fmt == "TIFF":
+        image = image.point(lambda v: 255 if v > 128 else 0).convert("1")
+    data = encoded(image, fmt, **options)
+    response = client.post("/api/search", files={"image": (filename, data, "application/octet-stream")},
+                           data={"mode": "visual", "k": "4"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["query"]["image"] is True
+    # the sheet itself and its siblings come first, whatever the format carried it
+    assert [h["patent"] for h in body["hits"][:3]] == [EP] * 3
+    sent = backend.calls[-1].image
+    assert isinstance(sent, Image.Image) and sent.mode == "L"
+    if fmt == "PDF":
+        # rendered at 200 dpi from a 72 dpi page
+        assert sent.size[0] == pytest.approx(400 * 200 / 72, abs=2)
+    else:
+        assert sent.size == (400, 560)
+
+
+def test_format_is_sniffed_not_taken_from_the_name(client, backend, root):
+    data = encoded(sheet(root), "PNG")
+    response = client.post("/api/search", files={"image": ("drawing.pdf", data, "application/pdf")},
+                           data={"mode": "visual"})
+    assert response.status_code == 200
+    assert response.json()["hits"][0]["figure_id"] == EP_SHEET2
+
+
+def test_page_of_a_multipage_tiff(client, backend, root):
+    first, second = sheet(root, "USD0900001S-D00001"), sheet(root, EP_SHEET2)
+    buffer = io.BytesIO()
+    first.save(buffer, format="TIFF", save_all=True, append_images=[second])
+    files = {"image": ("two.tif", buffer.getvalue(), "image/tiff")}
+    body = client.post("/api/search", files=files, data={"mode": "visual", "page": "2"}).json()
+    assert body["hits"][0]["figure_id"] == EP_SHEET2
+
+
+def test_crop_of_an_upload_reaches_the_backend_cut(client, backend, root):
+    data = encoded(sheet(root), "PNG")
+    response = client.post("/api/search", files={"image": ("s.png", data, "image/png")},
+                           data={"crop": "0.25,0.5,0.75,1", "mode": "visual"})
+    assert response.status_code == 200
+    assert backend.calls[-1].image.size == (200, 280)
+    assert response.json()["query"]["crop"] == [0.25, 0.5, 0.75, 1.0]
+
+
+def test_crop_of_a_collection_figure_becomes_an_image_query(client, backend):
+    response = client.post("/api/search", data={"figure_id": EP_SHEET2, "crop": "0,0,0.5,0.5",
+                                                "exclude_query_patent": "true", "mode": "visual"})
+    assert response.status_code == 200
+    query = backend.calls[-1]
+    assert query.figure_id is None and query.image.size == (200, 280)
+    assert query.filters.exclude_patents == (EP,) and query.exclude_query_patent is False
+    assert all(h["patent"] != EP for h in response.json()["hits"])
+
+
+def test_text_search_with_fusion_options_and_filters(client, backend):
+    params = {
+        "text": "  the rim and spoke ", "mode": "rrf", "text_weight": "0.25", "k": "7", "offset": "2",
+        "date_from": "2020-01-01", "date_to": "2021-12-31", "office": "us", "classification": "12-",
+        "exclude_patents": "EP1000003A1, USD0900002S", "exclude_query_patent": "false",
+    }
+    body = client.get("/api/search", params=params).json()
+    query = backend.calls[-1]
+    assert query.text == "the rim and spoke" and query.mode == "rrf" and query.text_weight == 0.25
+    assert (query.k, query.offset) == (7, 2)
+    f = query.filters
+    assert (f.date_from, f.date_to, f.office, f.classification_prefix) == ("2020-01-01", "2021-12-31", "US", "12-")
+    assert f.exclude_patents == ("EP1000003A1", "USD0900002S")
+    # only the wheel patent (US, 2021, Locarno 12-16) passes: three sheets, the first two skipped
+    assert body["total"] == 3 and [h["rank"] for h in body["hits"]] == [3]
+    assert body["hits"][0]["patent"] == "USD0900001S"
+
+
+def test_image_and_text_together_in_one_form(client, backend, root):
+    data = encoded(sheet(root), "PNG")
+    body = client.post("/api/search", files={"image": ("s.png", data, "image/png")},
+                       data={"text": "bracket", "mode": "avg"}).json()
+    query = backend.calls[-1]
+    assert query.image is not None and query.text == "bracket"
+    assert body["modalities"] == ["text", "visual"] and set(body["hits"][0]["scores"]) == {"text", "visual"}
+
+
+def test_blank_form_fields_mean_absent(client, backend):
+    response = client.post("/api/search", data={"text": "coil", "date_from": "", "office": " ", "crop": ""})
+    assert response.status_code == 200
+    assert backend.calls[-1].filters.date_from is None and backend.calls[-1].filters.office is None
+
+
+def test_backend_calls_go_through_the_gate_one_at_a_time(root):
+    class Slow(FakeBackend):
+        active = peak = 0
+        lock = threading.Lock()
+
+        def search(self, query):
+            with self.lock:
+                Slow.active += 1
+                Slow.peak = max(Slow.peak, Slow.active)
+            time.sleep(0.05)
+            with self.lock:
+                Slow.active -= 1
+            return super().search(query)
+
+    client, _ = make_client(root, Slow(root))
+    with client:
+        statuses = []
+        threads = [threading.Thread(target=lambda: statuses.append(
+            client.get("/api/search", params={"text": "rim"}).status_code)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert statuses == [200] * 6 and Slow.peak == 1
+
+
+# -- preview -----------------------------------------------------------------------------------
+
+
+def test_preview_decodes_a_tiff_to_png(client, root):
+    data = encoded(sheet(root).convert("1"), "TIFF", compression="group4")
+    response = client.post("/api/preview", files={"image": ("x.tif", data, "image/tiff")})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.headers["x-page-count"] == "1"
+    assert Image.open(io.BytesIO(response.content)).size == (400, 560)
+
+
+def test_preview_of_a_pdf_page_says_how_many_pages(client, root):
+    buffer = io.BytesIO()
+    sheet(root).save(buffer, format="PDF", save_all=True, append_images=[sheet(root, "USD0900001S-D00001")])
+    response = client.post("/api/preview", files={"image": ("x.pdf", buffer.getvalue(), "application/pdf")},
+                           data={"page": "2"})
+    assert response.status_code == 200 and response.headers["x-page-count"] == "2"
+    assert Image.open(io.BytesIO(response.content)).mode == "L"
+
+
+# -- figures and their files ---------------------------------------------------------------------
+
+
+def test_figure_details_carry_signs_with_boxes_and_linked_sentences(client):
+    body = client.get(f"/api/figures/{EP_SHEET2}").json()
+    assert body["figure"]["figure_id"] == EP_SHEET2 and body["figure"]["label"] == "FIG. 2"
+    assert (body["figure"]["width"], body["figure"]["height"]) == (400, 560)
+    assert body["patent_title"] == "Mounting bracket"
+    signs = {s["text"]: s for s in body["reference_signs"]}
+    assert set(signs) == {"30", "32", "FIG. 2"}
+    x0, y0, x1, y1 = signs["30"]["box"]
+    assert 35 <= x0 < x1 <= 80 and 55 <= y0 < y1 <= 95
+    assert [(s["text"], s["reason"], s["signs"]) for s in body["sentences"]] == [
+        ("The bracket 30 is part of the mounting bracket.", "sign", ["30"]),
+        ("The bolt hole 32 is part of the mounting bracket.", "sign", ["32"]),
+    ]
+    assert {g["sign"]: g["term"] for g in body["glossary"]} == {"30": "bracket", "32": "bolt hole"}
+    assert body["links"]["google_patents"] == "https://patents.google.com/patent/EP1000003A1/en"
+
+
+def test_figure_image_and_thumbnail_are_the_stored_files(client, root):
+    image = client.get(f"/api/figures/{EP_SHEET2}/image")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content == (root / "images" / EP / "D00002.png").read_bytes()
+    thumb = client.get(f"/api/figures/{EP_SHEET2}/thumbnail")
+    assert thumb.content == (root / "thumbs" / EP / "D00002.png").read_bytes()
+    assert max(Image.open(io.BytesIO(thumb.content)).size) <= 200
+
+
+def test_thumbnail_falls_back_to_the_image(tmp_path):
+    root = build_collection(tmp_path / "c", sheets_per_patent=1)
+    from figsearch.store import Collection
+
+    with Collection.open(root, write=True) as collection, collection.transaction() as db:
+        db.execute("UPDATE figures SET thumbnail_path=NULL WHERE figure_id=?", (f"{EP}-D00001",))
+    client, _ = make_client(root)
+    response = client.get(f"/api/figures/{EP}-D00001/thumbnail")
+    assert response.status_code == 200
+    assert response.content == (root / "images" / EP / "D00001.png").read_bytes()
+
+
+# -- patents -----------------------------------------------------------------------------------
+
+
+def test_patent_details(client):
+    body = client.get(f"/api/patents/{EP}").json()
+    patent = body["patent"]
+    assert patent["publication_number"] == EP and patent["office"] == "EP" and patent["kind"] == "A1"
+    assert patent["title"] == "Mounting bracket" and patent["publication_date"] == "2019-11-20"
+    assert patent["classifications"] == [{"scheme": "IPC", "code": "F16M 13/02"}]
+    assert patent["claims"] == 1
+    assert [f["figure_id"] for f in body["figures"]] == [f"{EP}-D0000{n}" for n in (1, 2, 3)]
+    assert body["figures"][0]["thumbnail_url"] == f"/api/figures/{EP}-D00001/thumbnail"
+    assert [g["sign"] for g in body["glossary"]] == sorted(PATENTS[EP]["signs"])
+
+
+@pytest.mark.parametrize(
+    "number,expected",
+    [
+        ("USD0528368S", "USD528368S"),
+        ("US07123456B2", "US7123456B2"),
+        ("US20250204297A1", "US20250204297A1"),
+        ("EP1667425A1", "EP1667425A1"),
+        ("WO2020123456A1", "WO2020123456A1"),
+    ],
+)
+def test_register_links_drop_bulk_data_zero_padding(number, expected):
+    links = register_links(number)
+    assert links.google_patents == f"https://patents.google.com/patent/{expected}/en"
+    assert links.espacenet == f"https://worldwide.espacenet.com/patent/search?q=pn%3D{expected}"
+
+
+def test_backend_is_closed_when_the_app_stops(root):
+    client, backend = make_client(root)
+    with client:
+        client.get("/api/health")
+    assert backend.closed
