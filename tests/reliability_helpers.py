@@ -13,12 +13,13 @@ from pathlib import Path
 from ingest_helpers import write_ep_document, write_pdf, write_tiff, write_us_document
 from kill_ingest import _reap_group
 
-#: patents and failures in make_inputs(documents=8)
-PATENTS = 11
+#: US documents that make_inputs writes by default, and what the collection then holds
+DOCUMENTS = 6
+PATENTS = DOCUMENTS + 3  # and the EP document, the PDF, the zipped US document
 FAILURES = 1
 
 
-def make_inputs(root: Path, documents: int = 8) -> Path:
+def make_inputs(root: Path, documents: int = DOCUMENTS) -> Path:
     """US documents with big-ish sheets (so a run takes a few seconds), EP, PDF, an archive, a bad file."""
     for i in range(documents):
         folder = root / "us" / f"doc{i}"
