@@ -238,6 +238,13 @@ def _(folder: Path, outside: Path) -> None:
     (folder / "DOC00001.xml").write_text(text)
 
 
+@case("xml-long-drawing-name", "a drawing named with 300 characters (longer than any file name may be)", "ingested")
+def _(folder: Path, outside: Path) -> None:
+    # found by atheris: pathlib raised ENAMETOOLONG from is_file() and the whole run stopped
+    text = ep_xml(number="1600007", figures=1).replace('file="imgf0001.tif"', f'file="{"é" * 150}.tif"')
+    (folder / "DOC00001.xml").write_text(text)
+
+
 @case("xml-latin1-as-utf8", "XML declared UTF-8 but written in Latin-1", "ingested")
 def _(folder: Path, outside: Path) -> None:
     text = us_xml(number="20256000007").replace("Seeding machine", "Sämaschine für Böden")

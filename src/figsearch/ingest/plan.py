@@ -19,7 +19,7 @@ from pathlib import Path
 
 from figsearch.errors import InputError
 from figsearch.ingest import xmlsafe
-from figsearch.ingest.base import Unit, readers
+from figsearch.ingest.base import Unit, is_file, readers
 from figsearch.ingest.detect import HEAD_BYTES, Kind, classify
 from figsearch.ingest.metadata import MAX_METADATA_BYTES, MetaRecord, load_json, read_json_metadata, read_table
 from figsearch.ingest.numbers import from_file_stem
@@ -192,7 +192,7 @@ def _plan_xml(path: Path, reader_name: str, plan: Plan, namer: Namer, claimed: s
                     continue  # a drawing reference never leaves the document's folder
                 image = path.parent / ref
                 claimed.add(image)
-                if image.is_file():
+                if is_file(image):
                     files.append(image)
             plan.units.append(Unit(
                 source=f"{namer(path)}#{index + 1}" if multi else namer(path),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from figsearch.errors import CollectionError, FigsearchError
 from figsearch.ingest import images as imaging
-from figsearch.ingest.base import Unit, readers
+from figsearch.ingest.base import Unit, is_file, readers
 from figsearch.records import Document, Failure, Figure, Patent, SourceImage
 from figsearch.store import TMP_DIR, atomic_write_bytes, fsync_directories, png_relpath, sha256_bytes
 
@@ -84,7 +84,7 @@ def _store_document(document: Document, unit: Unit, root: Path, result: UnitResu
     figures: list[Figure] = []
     image_failures = 0
     for source_image in document.images:
-        if source_image.path is not None and source_image.data is None and not source_image.path.is_file():
+        if source_image.path is not None and source_image.data is None and not is_file(source_image.path):
             result.missing_images.append(_display(unit, source_image.path))
             continue
         source_file = _display(unit, source_image.path) or unit.source
