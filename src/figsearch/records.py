@@ -22,6 +22,9 @@ class FigureRole(str, enum.Enum):
     FRONT_PAGE = "front_page"
     #: not a drawing at all (a formula, a table, a chemical structure)
     NON_DRAWING = "non_drawing"
+    #: a sheet that OCR split into its figures (children with ``parent_id`` = this sheet):
+    #: kept for display and provenance, never a query or a hit, so nothing is searched twice
+    SPLIT_SHEET = "split_sheet"
 
 
 class Section(str, enum.Enum):
@@ -144,7 +147,10 @@ class ReferenceSign:
     """Text read in a drawing: a reference numeral ("14a") or a figure label ("FIG. 3")."""
 
     text: str
-    kind: str  # "numeral" or "figure_label"
+    #: "numeral" (a reference numeral; cited by the description when the patent has one),
+    #: "figure_label", or "number" (read in the drawing but not a sign the description uses:
+    #: axis ticks, table values)
+    kind: str
     box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in the normalised image
     confidence: float | None = None
 

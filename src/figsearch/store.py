@@ -141,6 +141,19 @@ CREATE TABLE IF NOT EXISTS glossary (
     sentence_idx INTEGER,
     PRIMARY KEY (publication_number, sign)
 );
+-- why a figure has no signs or no links ("blank sheet", "image unreadable", "no description")
+CREATE TABLE IF NOT EXISTS figure_notes (
+    figure_id TEXT NOT NULL REFERENCES figures ON DELETE CASCADE,
+    stage TEXT NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (figure_id, stage, note)
+);
+-- the description text the sentences, glossary and links of a patent were built from
+CREATE TABLE IF NOT EXISTS link_state (
+    publication_number TEXT PRIMARY KEY REFERENCES patents ON DELETE CASCADE,
+    text_sha256 TEXT NOT NULL,
+    linked_at TEXT NOT NULL
+);
 -- vectors are kept so that an index can be rebuilt without running a model again
 CREATE TABLE IF NOT EXISTS embeddings (
     figure_id TEXT NOT NULL REFERENCES figures ON DELETE CASCADE,
@@ -498,8 +511,11 @@ class Collection:
                            parent_id, box_json)
                        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                        ON CONFLICT(figure_id) DO UPDATE SET
-                           label=excluded.label, role=excluded.role, sequence=excluded.sequence,
-                           source_file=excluded.source_file, page=excluded.page, description=excluded.description,
+                           label=COALESCE(excluded.label, figures.label),
+                           role=CASE WHEN figures.role='split_sheet' AND excluded.role='drawing'
+                                     THEN figures.role ELSE excluded.role END,
+                           sequence=excluded.sequence, source_file=excluded.source_file, page=excluded.page,
+                           description=COALESCE(excluded.description, figures.description),
                            image_path=excluded.image_path, thumbnail_path=excluded.thumbnail_path,
                            width=excluded.width, height=excluded.height, parent_id=excluded.parent_id,
                            box_json=excluded.box_json""",

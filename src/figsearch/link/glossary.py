@@ -1,0 +1,112 @@
+"""A patent's reference-sign glossary ("14 -> thermal head") and its figures' brief descriptions."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+
+from figsearch.link.mentions import find_mentions, split_sign
+from figsearch.records import GlossaryEntry, Sentence
+
+_LABEL_IN_TEXT = re.compile(
+    r"^\s*(?:FIGS?|Figs?|FIGURES?|Figures?)\.?\s*(?P<list>\d+[A-Za-z'′]?(?:\s*(?:,|and|to|-|–|through|&)\s*\d+[A-Za-z'′]?)*)"
+)
+_LABEL_VERB = re.compile(
+    r"\s*(?:is|are|shows?|illustrates?|depicts?|represents?|presents?|schematically|respectively|provides?|"
+    r"a|an|the|,|:|\()",
+    re.IGNORECASE,
+)
+_LABEL_ANYWHERE = re.compile(
+    r"\b(?:FIGS?|Figs?|FIGURES?|Figures?)\.?\s*(?P<list>\d+[A-Za-z'′]?(?:\s*(?:,|and|to|-|–|through|&)\s*\d+[A-Za-z'′]?)*)"
+)
+
+
+def glossary(patent: str, sentences: list[Sentence]) -> list[GlossaryEntry]:
+    """Each sign's name: the phrase most often printed before it (ties: the earliest)."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    first_seen: dict[tuple[str, str], int] = {}
+    spelled: dict[tuple[str, str], str] = {}
+    for sentence in sentences:
+        for mention in find_mentions(sentence.text):
+            if mention.term is None or mention.last is not None:
+                continue
+            key = mention.term.lower()
+            counts[mention.sign][key] += 1
+            first_seen.setdefault((mention.sign, key), sentence.index)
+            spelled.setdefault((mention.sign, key), mention.term)
+    entries = []
+    for sign in sorted(counts, key=lambda s: split_sign(s)):
+        term, _ = min(counts[sign].items(), key=lambda kv: (-kv[1], first_seen[(sign, kv[0])]))
+        entries.append(GlossaryEntry(patent, sign, spelled[(sign, term)], first_seen[(sign, term)]))
+    return entries
+
+
+def expand_label_list(text: str) -> list[str]:
+    """``"3A and 3B"`` -> ``["3A", "3B"]``; ``"1-3"`` -> ``["1", "2", "3"]`` (upper-cased suffixes)."""
+    parts = re.split(r"\s*(?:,|and|&)\s*", text.strip())
+    out: list[str] = []
+    for part in parts:
+        if not part:
+            continue
+        span = re.fullmatch(r"(\d+)([A-Za-z]?)\s*(?:to|-|–|through)\s*(\d+)([A-Za-z]?)", part)
+        if span:
+            a, sa, b, sb = int(span.group(1)), span.group(2).upper(), int(span.group(3)), span.group(4).upper()
+            if a == b and sa and sb:
+                out += [f"{a}{chr(c)}" for c in range(ord(sa), ord(sb) + 1)]
+            elif a < b <= a + 30:
+                out += [str(n) for n in range(a, b + 1)]
+            continue
+        single = re.fullmatch(r"(\d+)([A-Za-z'′]?)", part)
+        if single:
+            out.append(f"{int(single.group(1))}{single.group(2).upper()}")
+    return out
+
+
+def label_keys(label: str | None) -> list[str]:
+    """The figure numbers a label names: ``"FIG. 3A"`` -> ``["3A"]``, ``"FIGS. 8, 9"`` -> ``["8", "9"]``."""
+    if not label:
+        return []
+    match = _LABEL_ANYWHERE.search(label)
+    if match is None:
+        match = re.match(r"\s*(?P<list>\d+[A-Za-z'′]?(?:\s*(?:,|and|to|-|&)\s*\d+[A-Za-z'′]?)*)", label)
+    return expand_label_list(match.group("list")) if match else []
+
+
+def brief_descriptions(sentences: list[Sentence]) -> dict[str, int]:
+    """Figure number -> index of the sentence that introduces it ("FIG. 3 is a section along III-III")."""
+    found: dict[str, int] = {}
+    for sentence in sentences:
+        match = _LABEL_IN_TEXT.match(sentence.text)
+        if match is None or not _LABEL_VERB.match(sentence.text[match.end():]):
+            continue
+        for key in expand_label_list(match.group("list")):
+            found.setdefault(key, sentence.index)
+    return found
+
+
+def brief_clause(text: str, key: str) -> str:
+    """The part of a brief-description sentence about figure ``key``.
+
+    EPO texts often put every figure in one sentence ("FIG. 1 is ...; FIG. 2 is ..."): the clause
+    that starts at this figure's label, up to the next semicolon, describes it alone.
+    """
+    clauses = [c.strip() for c in re.split(r";\s*(?=(?:and\s+)?(?:FIGS?|Figs?|FIGURES?|Figures?)\.?\s*\d)", text)]
+    if len(clauses) == 1:
+        return text
+    for clause in clauses:
+        clause = re.sub(r"^and\s+", "", clause)
+        match = _LABEL_ANYWHERE.match(clause)
+        if match and key in expand_label_list(match.group("list")):
+            return clause.rstrip(".;") + "."
+    return text
+
+
+def label_mentions(sentences: list[Sentence]) -> dict[str, list[int]]:
+    """Figure number -> indexes of the sentences that refer to it anywhere ("as shown in FIG. 3")."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for sentence in sentences:
+        for match in _LABEL_ANYWHERE.finditer(sentence.text):
+            for key in expand_label_list(match.group("list")):
+                if not found[key] or found[key][-1] != sentence.index:
+                    found[key].append(sentence.index)
+    return dict(found)

@@ -1,0 +1,141 @@
+"""The OCR-engine interface: a drawing in, words with boxes and confidences out.
+
+Backends implement one method, ``_read``, on an already prepared image (grey, at the
+working scale, upright for the orientation being tried). Everything drawings need and
+plain OCR lacks lives here, once: scaling to a working resolution, the orientation
+search (patent sheets are often printed sideways), and mapping boxes back into the
+pixels of the image the caller gave.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import re
+from dataclasses import dataclass, replace
+
+from PIL import Image
+
+from figsearch.registry import Registry
+
+log = logging.getLogger(__name__)
+
+#: a word that could be a reference numeral: what the orientation search counts
+_SIGN_LIKE = re.compile(r"^\(?\d{1,4}[a-z]?['′]?\)?[.,]?$|^(fig|figure)s?\.?\d*[a-z]?$", re.IGNORECASE)
+
+
+@dataclass
+class TextBox:
+    """One word (or short line) read in an image."""
+
+    text: str
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the caller's image
+    confidence: float  # 0..1
+    #: words of one text line share a line number (used to join "FIG." and "3")
+    line: int = 0
+    #: the rotation (degrees counter-clockwise) under which the word was read upright
+    rotation: int = 0
+
+
+def rotate_box(box, rotation: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Map a box from an image rotated by ``rotation`` (PIL ``rotate(expand=True)``) back to
+    the unrotated image of ``size`` (w, h)."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    if rotation % 360 == 0:
+        return (x0, y0, x1, y1)
+    if rotation % 360 == 90:  # rotated image is h wide: x' = y, y' = w - x
+        return (w - y1, x0, w - y0, x1)
+    if rotation % 360 == 270:  # x' = h - y, y' = x
+        return (y0, h - x1, y1, h - x0)
+    if rotation % 360 == 180:
+        return (w - x1, h - y1, w - x0, h - y0)
+    raise ValueError(f"rotation {rotation} is not a multiple of 90 degrees")
+
+
+def sign_score(words: list[TextBox]) -> float:
+    """How much of what was read looks like reference signs: decides the orientation."""
+    return sum(w.confidence for w in words if _SIGN_LIKE.match(w.text.strip()) and w.confidence >= 0.5)
+
+
+class OcrEngine(abc.ABC):
+    """Image in, ``TextBox`` list out. Subclasses implement ``_read``."""
+
+    #: registry name
+    name: str = ""
+    #: the long side of the image the backend works on; larger images are scaled down
+    working_side: int = 1800
+    #: rotations tried when the sheet's glyph shapes say it may be sideways
+    rotations: tuple[int, ...] = (0, 270, 90)
+    #: a rotation whose sign-like words reach this mean confidence ends the search early
+    confident: float = 0.85
+
+    @abc.abstractmethod
+    def _read(self, image: Image.Image) -> list[TextBox]:
+        """Read an upright, grey image at working scale; boxes in its own pixels."""
+
+    def prepare(self, image: Image.Image) -> Image.Image:
+        """Backend-specific clean-up of the scaled grey sheet (default: none)."""
+        return image
+
+    def candidate_rotations(self, prepared: Image.Image) -> tuple[int, ...]:
+        """Rotations worth trying for this sheet (default: all of ``rotations``)."""
+        return self.rotations
+
+    @property
+    def identity(self) -> dict:
+        return {"name": self.name, "working_side": self.working_side}
+
+    def _read_oriented(self, prepared: Image.Image, rotations: tuple[int, ...]) -> list[TextBox]:
+        """Read ``prepared`` under each rotation; keep the one whose words look most like signs.
+
+        Boxes come back in ``prepared``'s (unrotated) pixels.
+        """
+        best: list[TextBox] = []
+        best_score = -1.0
+        for rotation in rotations:
+            view = prepared.rotate(rotation, expand=True) if rotation else prepared
+            words = self._read(view)
+            score = sign_score(words)
+            log.debug("%s: rotation %d scores %.1f (%d words)", self.name, rotation, score, len(words))
+            if score > best_score:
+                best_score = score
+                best = [
+                    replace(w, box=rotate_box(w.box, rotation, prepared.size), rotation=rotation) for w in words
+                ]
+            signs = [w for w in words if _SIGN_LIKE.match(w.text.strip())]
+            if len(signs) >= 3 and score >= self.confident * len(signs):
+                break  # the right way up reads clearly; the wrong ones would read noise
+        return best
+
+    def read(self, image: Image.Image) -> list[TextBox]:
+        """Read ``image`` (any mode, any size); boxes are in ``image``'s pixels."""
+        from figsearch.embed.preprocess import to_grey
+
+        grey = to_grey(image)
+        scale = min(1.0, self.working_side / max(grey.size)) if max(grey.size) else 1.0
+        if scale < 1.0:
+            size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+            grey = grey.resize(size, Image.Resampling.BOX)
+        prepared = self.prepare(grey)
+        best = self._read_oriented(prepared, self.candidate_rotations(prepared))
+        inverse = 1.0 / scale
+        w0, h0 = image.size
+        return [
+            replace(
+                w,
+                box=(
+                    max(0, int(w.box[0] * inverse)),
+                    max(0, int(w.box[1] * inverse)),
+                    min(w0, int(round(w.box[2] * inverse))),
+                    min(h0, int(round(w.box[3] * inverse))),
+                ),
+            )
+            for w in best
+        ]
+
+
+OCR_ENGINES: Registry[OcrEngine] = Registry("OCR engine")
+
+#: the engine used when none is named; chosen by benchmarks/ocr_benchmark.py (see docs/ocr.md)
+DEFAULT_ENGINE = "tesseract"

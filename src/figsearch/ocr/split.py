@@ -1,0 +1,110 @@
+"""Split a drawing sheet that holds several figures, by the positions of its figure labels.
+
+Conservative on purpose (a wrong cut hurts retrieval more than an unsplit sheet): the sheet
+is cut only along straight white gutters (recursive XY-cut) such that every part holds exactly
+one label and a real share of the drawing's ink. Any doubt — a duplicate label, a part with
+two labels and no clean gutter, a part that is only its label — and the sheet stays whole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from figsearch.records import ReferenceSign
+
+#: a gutter must be at least this fraction of the sheet's side, and never less than 4 px
+MIN_GUTTER = 0.006
+#: each part must hold this share of the sheet's ink outside the label boxes
+MIN_INK_SHARE = 0.08
+
+
+def _gutters(profile: np.ndarray, start: int, min_gap: int) -> list[tuple[int, int]]:
+    """Runs of empty rows (or columns) of at least ``min_gap``, as (begin, end) offsets."""
+    empty = np.concatenate([[False], profile == 0, [False]])
+    edges = np.flatnonzero(np.diff(empty.astype(np.int8)))
+    runs = edges.reshape(-1, 2)
+    return [(start + a, start + b) for a, b in runs if b - a >= min_gap and a > 0 and b < len(profile)]
+
+
+def _cut(ink: np.ndarray, box, labels, total_ink: float, min_gap: int):
+    """Recursive XY-cut of ``box`` until each part holds one label; None when impossible."""
+    x0, y0, x1, y1 = box
+    if len(labels) == 1:
+        return [(labels[0], box)]
+    region = ink[y0:y1, x0:x1]
+    best = None
+    for axis in (0, 1):  # 0: horizontal gutters (cut between rows), 1: vertical gutters
+        profile = region.sum(axis=1 - axis)
+        offset = y0 if axis == 0 else x0
+        for a, b in _gutters(profile, offset, min_gap):
+            middle = (a + b) // 2
+            low = [s for s in labels if (s.box[3] if axis == 0 else s.box[2]) <= middle]
+            high = [s for s in labels if (s.box[1] if axis == 0 else s.box[0]) >= middle]
+            if not low or not high or len(low) + len(high) != len(labels):
+                continue
+            if axis == 0:
+                parts = ((x0, y0, x1, middle), (x0, middle, x1, y1))
+            else:
+                parts = ((x0, y0, middle, y1), (middle, y0, x1, y1))
+            if any(_drawing_ink(ink, p, labels) < MIN_INK_SHARE * total_ink for p in parts):
+                continue  # a part that is (nearly) only its label: the gutter separates a label from its figure
+            width = b - a
+            if best is None or width > best[0]:
+                best = (width, parts, (low, high))
+    if best is None:
+        return None
+    out = []
+    for part, group in zip(best[1], best[2]):
+        sub = _cut(ink, part, group, total_ink, min_gap)
+        if sub is None:
+            return None
+        out += sub
+    return out
+
+
+def _drawing_ink(ink: np.ndarray, box, labels) -> float:
+    x0, y0, x1, y1 = box
+    total = float(ink[y0:y1, x0:x1].sum())
+    for s in labels:
+        lx0, ly0, lx1, ly1 = s.box
+        ix0, iy0, ix1, iy1 = max(x0, lx0), max(y0, ly0), min(x1, lx1), min(y1, ly1)
+        if ix1 > ix0 and iy1 > iy0:
+            total -= float(ink[iy0:iy1, ix0:ix1].sum())
+    return total
+
+
+def split_sheet(image: Image.Image, signs: list[ReferenceSign]) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """(label, box) of each figure on the sheet, or [] when it holds one figure or cannot be split safely."""
+    labels = [s for s in signs if s.kind == "figure_label" and s.box]
+    texts = [s.text for s in labels]
+    if len(labels) < 2 or len(set(texts)) != len(texts):
+        return []
+    ink = np.asarray(image.convert("L")) < 128
+    total = float(ink.sum())
+    if total == 0:
+        return []
+    h, w = ink.shape
+    min_gap = max(4, int(MIN_GUTTER * max(w, h)))
+    parts = _cut(ink, (0, 0, w, h), labels, total, min_gap)
+    if not parts:
+        return []
+    out = []
+    for label, (x0, y0, x1, y1) in parts:
+        sub = ink[y0:y1, x0:x1]
+        rows, cols = np.flatnonzero(sub.any(axis=1)), np.flatnonzero(sub.any(axis=0))
+        if rows.size == 0:
+            return []
+        margin = min_gap // 2
+        tight = (
+            max(0, x0 + int(cols[0]) - margin), max(0, y0 + int(rows[0]) - margin),
+            min(w, x0 + int(cols[-1]) + 1 + margin), min(h, y0 + int(rows[-1]) + 1 + margin),
+        )
+        out.append((label.text, tuple(int(v) for v in tight)))
+    return out
+
+
+def inside(box, part, slack: int = 2) -> bool:
+    """Whether the centre of ``box`` lies in ``part``."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return part[0] - slack <= cx <= part[2] + slack and part[1] - slack <= cy <= part[3] + slack

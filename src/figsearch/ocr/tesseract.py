@@ -1,0 +1,164 @@
+"""Tesseract (through tesserocr, in process) on the glyph layer of a sheet.
+
+Detection is the connected-component filter of ``preprocess`` plus tesseract's own
+sparse-text layout analysis; recognition is tesseract's LSTM.
+"""
+
+from __future__ import annotations
+
+import bisect
+import glob
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from figsearch.errors import ModelUnavailable
+from figsearch.extras import require
+from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox
+from figsearch.ocr.preprocess import WordBox, detect_words, glyph_layer, rotations_for
+
+log = logging.getLogger(__name__)
+
+_TESSDATA_GLOBS = (
+    "/usr/share/tesseract-ocr/*/tessdata",
+    "/usr/share/tesseract-ocr/tessdata",
+    "/usr/share/tessdata",
+    "/usr/local/share/tessdata",
+    "/usr/local/share/tesseract-ocr/*/tessdata",
+    "/opt/homebrew/share/tessdata",
+)
+
+
+def find_tessdata(lang: str = "eng") -> str:
+    """The folder holding ``{lang}.traineddata``: $TESSDATA_PREFIX, then the usual system places."""
+    candidates: list[str] = []
+    if os.environ.get("TESSDATA_PREFIX"):
+        prefix = os.environ["TESSDATA_PREFIX"]
+        candidates += [prefix, os.path.join(prefix, "tessdata")]
+    for pattern in _TESSDATA_GLOBS:
+        candidates += sorted(glob.glob(pattern), reverse=True)  # newest version first
+    for folder in candidates:
+        if (Path(folder) / f"{lang}.traineddata").is_file():
+            return folder
+    raise ModelUnavailable(
+        f"tesseract language data {lang}.traineddata not found (looked in {', '.join(candidates) or 'nowhere'}); "
+        "install it (Debian: apt-get install tesseract-ocr-eng) or set TESSDATA_PREFIX to its folder"
+    )
+
+
+#: every word of the mosaic is scaled to this height (tesseract reads best at 30-40 px)
+MOSAIC_HEIGHT = 36
+
+
+def _mosaic(image: Image.Image, words: list[WordBox]) -> tuple[Image.Image, list[tuple[float, float, int, int]]]:
+    """Stack the word crops in one column.
+
+    Returns the image and, per slot, (top y in the mosaic, scale, crop x0, crop y0) so that what
+    tesseract reads in a slot maps back to the sheet's pixels.
+    """
+    pad = 3
+    crops = []
+    for word in words:
+        x0, y0, x1, y1 = word.box
+        origin = (max(0, x0 - pad), max(0, y0 - pad))
+        crop = image.crop((*origin, x1 + pad, y1 + pad))
+        scale = min(3.0, max(0.4, MOSAIC_HEIGHT / max(1, y1 - y0)))
+        size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
+        crops.append((crop.resize(size, Image.Resampling.BILINEAR), scale, origin))
+    gap = MOSAIC_HEIGHT // 2
+    width = max(c[0].width for c in crops) + 2 * gap
+    height = sum(c[0].height for c in crops) + gap * (len(crops) + 1)
+    canvas = Image.new("L", (width, height), 255)
+    slots = []
+    y = gap
+    for crop, scale, origin in crops:
+        slots.append((y - gap / 2, scale, origin[0] - gap / scale, origin[1] - y / scale))
+        canvas.paste(crop, (gap, y))
+        y += crop.height + gap
+    return canvas, slots
+
+
+class TesseractEngine(OcrEngine):
+    """Tesseract LSTM on the glyph layer (lines and frames removed), with an orientation search."""
+
+    name = "tesseract"
+    working_side = 1800
+
+    def __init__(self, lang: str = "eng", tessdata: str | None = None) -> None:
+        tesserocr = require("tesserocr", "the tesseract OCR engine")
+        self._tesserocr = tesserocr
+        self._path = tessdata or find_tessdata(lang)
+        # one API per engine; tesserocr's API is not safe to share between threads
+        self._api = tesserocr.PyTessBaseAPI(path=self._path, lang=lang, psm=tesserocr.PSM.SINGLE_BLOCK)
+        self._lock = threading.Lock()
+        self.lang = lang
+
+    @property
+    def identity(self) -> dict:
+        return {**super().identity, "lang": self.lang, "version": self._tesserocr.tesseract_version().split()[1]}
+
+    def prepare(self, image: Image.Image) -> Image.Image:
+        layer = glyph_layer(image)
+        self._aspect = layer.aspect
+        self._glyphs = layer.glyphs
+        return layer.image
+
+    def candidate_rotations(self, prepared: Image.Image) -> tuple[int, ...]:
+        if self._glyphs == 0:
+            return (0,)
+        return rotations_for(self._aspect, self.rotations)
+
+    def _read(self, image: Image.Image) -> list[TextBox]:
+        """Detect word boxes in the glyph layer, then recognise them all in one tesseract call.
+
+        Tesseract's own layout analysis drops isolated single digits as noise, which is what most
+        reference numerals are; so every detected word is cut out, scaled to one text height and
+        stacked in a column ("mosaic"), which tesseract reads as a block of short lines.
+        """
+        words = detect_words(np.asarray(image) < 128)
+        if not words:
+            return []
+        mosaic, slots = _mosaic(image, words)
+        tops = [slot[0] for slot in slots]
+        tesserocr = self._tesserocr
+        level = tesserocr.RIL.WORD
+        read: list[tuple[tuple[int, int], TextBox]] = []
+        with self._lock:
+            api = self._api
+            api.SetImage(mosaic)
+            api.Recognize()
+            for result in tesserocr.iterate_level(api.GetIterator(), level):
+                if result is None:  # nothing recognised at all
+                    break
+                try:
+                    text = result.GetUTF8Text(level)
+                except RuntimeError:  # tesserocr raises on an empty word
+                    continue
+                box = result.BoundingBox(level)
+                if not text or not text.strip() or box is None:
+                    continue
+                slot = bisect.bisect_right(tops, (box[1] + box[3]) / 2) - 1
+                if not 0 <= slot < len(words):
+                    continue
+                _, scale, dx, dy = slots[slot]
+                word = words[slot]
+                # back to the sheet's pixels, clipped to the detected word
+                x0 = max(word.box[0], int(box[0] / scale + dx))
+                x1 = min(word.box[2], int(round(box[2] / scale + dx)))
+                sheet_box = (x0, word.box[1], max(x0 + 1, x1), word.box[3])
+                read.append(((word.line, x0), TextBox(text.strip(), sheet_box, result.Confidence(level) / 100.0, line=word.line)))
+            api.Clear()
+        # reading order (line, then left to right) so that "FIG." and "3" follow each other
+        return [box for _, box in sorted(read, key=lambda item: item[0])]
+
+    def close(self) -> None:
+        self._api.End()
+
+
+@OCR_ENGINES.register("tesseract", "Tesseract LSTM on the glyph layer of the sheet (fast; default)")
+def _tesseract(**options) -> OcrEngine:
+    return TesseractEngine(**options)

@@ -1,0 +1,115 @@
+"""Reference signs in hand-written sentences: suffixes, lists, ranges, quantities, years, claims."""
+
+from __future__ import annotations
+
+import pytest
+
+from figsearch.link.glossary import brief_clause, brief_descriptions, expand_label_list, glossary, label_keys
+from figsearch.link.mentions import Mention, find_mentions, mentioned_signs
+from figsearch.link.sentences import split_sentences
+from figsearch.records import Sentence
+
+
+def signs(sentence: str) -> list[str]:
+    return [m.sign if m.last is None else f"{m.sign}..{m.last}" for m in find_mentions(sentence)]
+
+
+@pytest.mark.parametrize(
+    "sentence, expected",
+    [
+        ("The thermal head 14 presses the ribbon 18 onto the platen roller 16.", ["14", "18", "16"]),
+        ("The arms 14a and 14b and the arm 14' carry the frame 102-1.", ["14a", "14b", "14'", "102-1"]),
+        ("The rollers 22, 24 and 26 feed the body (12).", ["22", "24", "26", "12"]),
+        ("The rollers 22, 24, and 26 or the guide 28 are driven.", ["22", "24", "26", "28"]),
+        ("The blades 12-16 and the vanes 20 to 24 sit on the hub 10.", ["12..16", "20..24", "10"]),
+        ("The sub-arms 14a-14d are joined.", ["14a..14d"]),
+        ("The hub 10 is 12 mm thick and turns at 300 rpm, i.e. 45 % or 30° faster.", ["10"]),
+        ("The frame has 2 rotors, a width of about 5 and comprises 3 layers.", []),
+        ("The device was developed in 2005 and filed on Jun. 14, 2005 or 2005-06-14.", []),
+        ("A method according to claim 1, or claims 3 to 5, wherein the rotor 12 turns.", ["12"]),
+        ("As shown in FIG. 3 and FIGS. 4A-4C, and in Table 2, the shaft 30 turns.", ["30"]),
+        ("See U.S. Pat. No. 5,123,456 and JP 2003-123456; a ratio of 1:2 and 2.5 mm.", []),
+        ("The value x = 12 and the pressure p < 40 are kept.", []),
+        ("The turbine engine 10 defines an axial direction A and a radial direction R.", ["10"]),
+        ("A range of 400 psi to 800 psi and of 500° F. to 700° F. is kept by the method 700.", ["700"]),
+        ("At step 705 the controller 604 reads the sensor 80.", ["705", "604", "80"]),
+        ("The fan section 14 and the fuel supply lines 102 are shown.", ["14", "102"]),
+    ],
+)
+def test_signs_in_sentences(sentence, expected):
+    assert signs(sentence) == expected
+
+
+def test_terms_name_what_precedes_a_sign_and_lists_share_them():
+    mentions = find_mentions("A first guide roller 22 and the feed rollers 24 and 26 support the thermal head 14.")
+    assert [(m.sign, m.term) for m in mentions] == [
+        ("22", "first guide roller"), ("24", "feed rollers"), ("26", "feed rollers"), ("14", "thermal head"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "mention, sign, covers",
+    [
+        (Mention("14", 0, 2), "14", True),
+        (Mention("14", 0, 2), "14a", True),
+        (Mention("14a", 0, 3), "14", True),
+        (Mention("14a", 0, 3), "14b", False),
+        (Mention("14", 0, 2), "140", False),
+        (Mention("12", 0, 5, last="16"), "14", True),
+        (Mention("12", 0, 5, last="16"), "18", False),
+        (Mention("14a", 0, 7, last="14d"), "14c", True),
+        (Mention("14a", 0, 7, last="14d"), "14e", False),
+    ],
+)
+def test_what_a_mention_covers(mention, sign, covers):
+    assert mention.covers(sign) is covers
+
+
+def test_sentence_splitter_knows_patent_abbreviations():
+    text = (
+        "As shown in FIG. 1, the head 14 is pressed. FIGS. 2 and 3 are views. The roller (e.g. 16) turns "
+        "approx. 5 mm. See U.S. Pat. No. 5,123,456. It is 2.5 mm wide! Done? Yes."
+    )
+    assert split_sentences(text) == [
+        "As shown in FIG. 1, the head 14 is pressed.",
+        "FIGS. 2 and 3 are views.",
+        "The roller (e.g. 16) turns approx. 5 mm.",
+        "See U.S. Pat. No. 5,123,456.",
+        "It is 2.5 mm wide!",
+        "Done?",
+        "Yes.",
+    ]
+    assert split_sentences("") == [] and split_sentences("   ") == []
+
+
+def test_glossary_takes_the_most_frequent_name():
+    texts = [
+        "The thermal head 14 is arranged opposite to a platen roller 16.",
+        "The head 14 moves.",
+        "The thermal head 14 heats the ink ribbon 18.",
+    ]
+    sentences = [Sentence("EP1", i, t) for i, t in enumerate(texts)]
+    entries = {e.sign: (e.term, e.sentence_index) for e in glossary("EP1", sentences)}
+    assert entries == {"14": ("thermal head", 0), "16": ("platen roller", 0), "18": ("ink ribbon", 2)}
+    assert mentioned_signs(texts) == {"14", "16", "18"}
+
+
+def test_brief_descriptions_and_labels():
+    texts = [
+        "BRIEF DESCRIPTION OF THE DRAWINGS",
+        "FIG. 1 is a side view of a printer; FIG. 2 is a block diagram.",
+        "FIGS. 3A and 3B show the head.",
+        "As shown in FIG. 4, the roller turns.",
+        "FIG. 4 is a section along IV-IV of FIG. 1.",
+    ]
+    found = brief_descriptions([Sentence("X", i, t) for i, t in enumerate(texts)])
+    assert found == {"1": 1, "3A": 2, "3B": 2, "4": 4}
+    assert label_keys("FIG. 3a") == ["3A"] and label_keys("FIGS. 8, 9") == ["8", "9"] and label_keys(None) == []
+    assert expand_label_list("1-3") == ["1", "2", "3"] and expand_label_list("5A to 5C") == ["5A", "5B", "5C"]
+
+
+def test_brief_clause_cuts_a_sentence_that_describes_every_figure():
+    text = "FIG. 1 is a side view of a printer; FIG. 2 is a block diagram; and FIGS. 3A and 3B show the head."
+    assert brief_clause(text, "1") == "FIG. 1 is a side view of a printer."
+    assert brief_clause(text, "3B") == "FIGS. 3A and 3B show the head."
+    assert brief_clause("FIG. 4 is a section along IV-IV of FIG. 1.", "4") == "FIG. 4 is a section along IV-IV of FIG. 1."

@@ -1,0 +1,86 @@
+"""The tesseract engine on small drawings: numerals found, also on a sheet turned sideways."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from ocr_drawings import drawing, two_figures
+
+pytest.importorskip("tesserocr")
+
+from figsearch.errors import InputError  # noqa: E402
+from figsearch.ocr import OCR_ENGINES, create_engine, read_signs, sign_texts  # noqa: E402
+from figsearch.ocr.base import rotate_box  # noqa: E402
+from figsearch.ocr.split import split_sheet  # noqa: E402
+
+NUMERALS = ["12", "14a", "16", "102", "7", "38"]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return create_engine("tesseract")
+
+
+def test_reads_the_numerals_of_a_line_drawing(engine):
+    signs = read_signs(engine, drawing(NUMERALS, "FIG. 3"))
+    assert set(sign_texts(signs)) == set(NUMERALS)
+    assert sign_texts(signs, "figure_label") == ["FIG. 3"]
+    for sign in signs:
+        x0, y0, x1, y1 = sign.box
+        assert 0 <= x0 < x1 <= 1000 and 0 <= y0 < y1 <= 1300
+
+
+@pytest.mark.parametrize("angle", [90, 270])
+def test_a_sheet_turned_sideways_gives_the_same_signs(engine, angle):
+    upright = drawing(NUMERALS)
+    turned = upright.rotate(angle, expand=True)
+    assert set(sign_texts(read_signs(engine, turned))) == set(sign_texts(read_signs(engine, upright)))
+
+
+def test_boxes_are_in_the_callers_pixels_for_a_turned_and_large_sheet(engine):
+    upright = drawing(["12"]).resize((2000, 2600))  # above the working size: scaled down and back
+    turned = upright.rotate(90, expand=True)
+    (sign,) = [s for s in read_signs(engine, turned) if s.text == "12"]
+    x0, y0, x1, y1 = sign.box
+    # "12" was drawn at (40, 300) in the 1000x1300 drawing: in the turned 2600x2000 sheet it sits
+    # near the left of the bottom edge
+    assert y0 > 2000 - 2 * 140 and x0 > 2 * 290 and x1 < 2 * 400
+
+
+def test_blank_and_tiny_images_give_no_signs(engine):
+    assert read_signs(engine, Image.new("L", (800, 1000), 255)) == []
+    assert read_signs(engine, Image.new("L", (1, 1), 0)) == []
+    assert read_signs(engine, Image.new("RGBA", (300, 300), (0, 0, 0, 0))) == []
+
+
+def test_rotate_box_inverts_pil_rotation():
+    w, h = 100, 60
+    image = Image.new("L", (w, h), 255)
+    image.putpixel((10, 5), 0)
+    for angle in (90, 180, 270):
+        turned = image.rotate(angle, expand=True)
+        x, y = next((x, y) for x in range(turned.width) for y in range(turned.height) if turned.getpixel((x, y)) == 0)
+        assert rotate_box((x, y, x + 1, y + 1), angle, (w, h)) == (10, 5, 11, 6)
+
+
+def test_unknown_engine_names_the_valid_ones():
+    with pytest.raises(InputError, match="tesseract"):
+        OCR_ENGINES.create("no-such-engine")
+
+
+def test_a_sheet_with_two_labelled_figures_is_split_between_them(engine):
+    sheet = two_figures(["12", "14"], ["22", "24"])
+    signs = read_signs(engine, sheet)
+    parts = dict(split_sheet(sheet, signs))
+    assert set(parts) == {"FIG. 1", "FIG. 2"}
+    assert parts["FIG. 1"][2] <= 1100 <= parts["FIG. 2"][0]
+
+
+def test_one_labelled_figure_or_duplicate_labels_are_not_split(engine):
+    one = drawing(NUMERALS, "FIG. 3")
+    assert split_sheet(one, read_signs(engine, one)) == []
+    same = Image.new("L", (2100, 1300), 255)
+    same.paste(drawing(["12"], "FIG. 1"), (0, 0))
+    same.paste(drawing(["14"], "FIG. 1"), (1100, 0))
+    assert split_sheet(same, read_signs(engine, same)) == []

@@ -1,0 +1,51 @@
+"""Parsing words read in a drawing into reference signs."""
+
+from __future__ import annotations
+
+import pytest
+
+from figsearch.ocr.base import TextBox
+from figsearch.ocr.signs import normalise_label, normalise_numeral, parse_signs
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("12", "12"), ("14a", "14a"), ("14'", "14'"), ("14’", "14'"), ("102-1", "102-1"), ("(16)", "16"),
+     ("S06b", "506b"), ("1O2", "102"), ("0", None), ("12345", None), ("2/7", None), ("abc", None),
+     ("2.5", None), ("FIG", None)],
+)
+def test_normalise_numeral(text, expected):
+    assert normalise_numeral(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("FIG. 3", "FIG. 3"), ("Fig.3a", "FIG. 3A"), ("FIGURE 12", "FIG. 12"), ("Figure 7", "FIG. 7"),
+     ("FIG, 2", "FIG. 2"), ("FIGS", None), ("Fig", None)],
+)
+def test_normalise_label(text, expected):
+    assert normalise_label(text) == expected
+
+
+def word(text, x, line, conf=0.95):
+    return TextBox(text, (x, line * 50, x + 40, line * 50 + 30), conf, line=line)
+
+
+def test_labels_numerals_and_what_is_dropped():
+    words = [
+        word("Patent", 0, 1), word("Application", 50, 1), word("Publication", 100, 1), word("Jun.", 150, 1),
+        word("26,", 200, 1), word("2025", 250, 1), word("Sheet", 300, 1), word("3", 350, 1), word("of", 400, 1),
+        word("14", 450, 1),
+        word("FIG.", 0, 2), word("5", 50, 2),
+        word("12", 0, 3), word("14a", 100, 3), word("2/7", 200, 3), word("2005-06-14", 300, 3),
+        word("noise", 400, 3), word("16", 500, 3, conf=0.2),
+    ]
+    signs = parse_signs(words)
+    assert [(s.text, s.kind) for s in signs] == [("FIG. 5", "figure_label"), ("12", "numeral"), ("14a", "numeral")]
+    label = signs[0]
+    assert label.box == (0, 100, 90, 130)  # the union of "FIG." and "5"
+
+
+def test_a_sheet_of_decimals_is_a_table_not_signs():
+    words = [word(t, i * 50, 1) for i, t in enumerate(["12", "0,98", "7,1", "83,5", "2,25", "45%", "30"])]
+    assert {s.kind for s in parse_signs(words)} == {"number"}
