@@ -16,6 +16,10 @@
 4. A final run completes; its collection must equal the reference: every row of every table
    (timestamps aside) and every stored image byte for byte; no temporary file may be left;
    a further rerun must skip everything.
+5. When the search stage is installed (figsearch.search.service), both collections are indexed
+   (``figsearch index``); the killed collection's index run is itself killed ``--index-kills``
+   times. Then stored vectors, index sizes (the manifest's counts) and the top-10 results of
+   ``--queries`` figure queries (seeded sample) must be equal. ``--no-index`` skips this.
 
 Prints one line per kill and a summary with the kills survived and the records lost (must be 0);
 exits 1 when anything was lost or inconsistent. Collections go to ``--work`` (a temporary folder
@@ -31,6 +35,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -96,6 +101,84 @@ def _reap_group(pgid: int, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def have_search() -> bool:
+    import importlib.util
+
+    sys.path.insert(0, str(REPO / "src"))
+    try:
+        return importlib.util.find_spec("figsearch.search.service") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def index_command(collection: Path) -> list[str]:
+    return [sys.executable, "-m", "figsearch", "index", "-c", str(collection), "--json"]
+
+
+def run_index(collection: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(index_command(collection), env=_env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"index failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+    return time.perf_counter() - started
+
+
+def index_sizes(collection: Path) -> dict:
+    """Per modality: the encoder and the number of vectors the manifest says the index holds."""
+    manifest = json.loads((collection / "index" / "manifest.json").read_text())
+    return {modality: (entry.get("encoder"), entry.get("count"))
+            for modality, entry in sorted(manifest.get("modalities", {}).items())}
+
+
+def search_results(collection: Path, figure_ids: list[str], k: int = 10) -> dict[str, list[tuple[str, float]]]:
+    from figsearch.search.query import Query
+    from figsearch.search.service import SearchService
+
+    out = {}
+    with SearchService.open(collection) as service:
+        for figure_id in figure_ids:
+            result = service.search(Query(figure_id=figure_id, k=k))
+            out[figure_id] = [(hit.figure_id, round(hit.score, 4)) for hit in result.hits]
+    return out
+
+
+def same_results(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
+    """Equal hits; figures with equal scores may come in either order."""
+    return sorted(a, key=lambda h: (-h[1], h[0])) == sorted(b, key=lambda h: (-h[1], h[0]))
+
+
+def index_stage(reference: Path, killed: Path, *, kills: int, queries: int, seed: int) -> dict:
+    """Index both collections (killing the second's runs), then compare vectors, sizes and results."""
+    ref_seconds = run_index(reference)
+    print(f"index: reference indexed in {ref_seconds:.1f} s: {index_sizes(reference)}")
+    rng = random.Random(seed + 1)
+    delivered = 0
+    for number in range(1, kills + 1):
+        delay = rng.uniform(1.0, max(2.0, ref_seconds))
+        process = subprocess.Popen(index_command(killed), env=_env(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, start_new_session=True)
+        was_killed = kill_after(process, delay)
+        delivered += was_killed
+        problems = check_consistent(killed)
+        print(f"index kill {number}: after {delay:6.2f} s, {'killed' if was_killed else 'finished first'}; "
+              f"{'consistent' if not problems else 'PROBLEMS: ' + '; '.join(problems[:3])}")
+    run_index(killed)
+    sizes = (index_sizes(reference), index_sizes(killed))
+    vectors = compare(snapshot(reference), snapshot(killed))
+    db = sqlite3.connect(f"file:{reference / 'figsearch.sqlite'}?mode=ro", uri=True)
+    ids = sorted(r[0] for r in db.execute("SELECT figure_id FROM figures"))
+    db.close()
+    sample = random.Random(seed).sample(ids, min(queries, len(ids)))
+    ref_hits, got_hits = search_results(reference, sample), search_results(killed, sample)
+    differing = [q for q in sample if not same_results(ref_hits[q], got_hits[q])]
+    print(f"index sizes: reference {sizes[0]}, after kills {sizes[1]}")
+    print(f"stored vectors and rows after indexing: {vectors}")
+    print(f"search results: {len(sample) - len(differing)} of {len(sample)} figure queries give the same top 10"
+          + (f"; differ: {differing[:5]}" if differing else ""))
+    return {"ok": sizes[0] == sizes[1] and vectors.equal and not differing, "kills": delivered,
+            "lost": vectors.records_lost}
+
+
 def info(collection: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "figsearch", "info", "-c", str(collection), "--json"],
                           env=_env(), capture_output=True, text=True)
@@ -153,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, help="reuse this reference collection (built from the same inputs "
                                                        "by this code) instead of building one")
     parser.add_argument("--keep", action="store_true", help="keep the collections")
+    parser.add_argument("--work-seconds", type=float, default=60.0,
+                        help="with --reference: how long the reference's ingest took (spreads the kills)")
+    parser.add_argument("--no-index", action="store_true", help="compare the ingest only, not indexes and searches")
+    parser.add_argument("--index-kills", type=int, default=3, help="kills of the index run (default 3)")
+    parser.add_argument("--queries", type=int, default=50, help="figure queries to compare (default 50)")
     args = parser.parse_args(argv)
     paths = [p.resolve() for p in (args.paths or [DEFAULT_DATA])]
     for path in paths:
@@ -176,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.reference is None:
             work_seconds = max(seconds - startup, 1.0)
         else:
-            work_seconds = float(os.environ.get("KILL_WORK_SECONDS", 60))
+            work_seconds = args.work_seconds
         ref = snapshot(reference)
         outcomes = kill_run(paths, killed, kills=args.kills, seed=args.seed, jobs=args.jobs, startup=startup,
                             work=work_seconds)
@@ -198,8 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"temporary files left: {len(left)}" + (f" ({', '.join(left[:5])})" if left else ""))
         print(f"kills survived: {survived}/{delivered} (of {args.kills} scheduled)")
         print(f"records lost: {diff.records_lost}")
-        print(f"total time: {time.perf_counter() - began:.0f} s")
         ok = diff.equal and not left and not inconsistent and survived == delivered and again["documents"] == 0
+        lost = diff.records_lost
+        if not args.no_index and have_search():
+            stage = index_stage(reference, killed, kills=args.index_kills, queries=args.queries, seed=args.seed)
+            ok = ok and stage["ok"]
+            lost += stage["lost"]
+            print(f"records lost after indexing: {stage['lost']}")
+        elif not args.no_index:
+            print("index and search: not compared (figsearch.search.service is not installed in this checkout)")
+        print(f"total records lost: {lost}")
+        print(f"total time: {time.perf_counter() - began:.0f} s")
         print("RESULT: " + ("PASS" if ok else "FAIL"))
         return 0 if ok else 1
     finally:
