@@ -176,6 +176,14 @@ def _(folder: Path, outside: Path) -> None:
     (folder / "USD0600018.pdf").write_bytes(pdf_with_image(30_000, 30_000, extra_text=True))
 
 
+@case("pdf-bad-page", "PDF whose second page object is the number 42", "failed", r"damaged PDF")
+def _(folder: Path, outside: Path) -> None:
+    # found by atheris: pdfium's "Failed to load page." came out as an unexpected error
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>", b"42"]
+    (folder / "USD0600041.pdf").write_bytes(_pdf(objects))
+
+
 # -- XML -------------------------------------------------------------------------------------
 
 def _ep(number: str) -> str:
@@ -485,7 +493,7 @@ def pdf_with_image(width: int, height: int, *, extra_text: bool) -> bytes:
     content = b"q 612 0 0 792 0 0 cm /Im1 Do Q"
     if extra_text:
         content += b" BT /F1 12 Tf 72 72 Td (FIG. 1) Tj ET"
-    objects = [
+    return _pdf([
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
@@ -494,7 +502,11 @@ def pdf_with_image(width: int, height: int, *, extra_text: bool) -> bytes:
         b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 1 "
         b"/Filter /FlateDecode /Length %d >>\nstream\n" % (width, height, len(stream)) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
+    ])
+
+
+def _pdf(objects: list[bytes]) -> bytes:
+    """A PDF of these objects (numbered from 1; the first is the catalog) with a correct xref table."""
     out = bytearray(b"%PDF-1.7\n")
     offsets = []
     for number, body in enumerate(objects, 1):

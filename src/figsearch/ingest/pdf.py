@@ -55,9 +55,13 @@ class PdfReader(Reader):
         except pdfium.PdfiumError as exc:
             raise CorruptInput(f"{unit.source}: {_open_error(unit.path, exc)}") from None
         try:
-            yield self._document(pdf, unit)
+            document = self._document(pdf, unit)
+        except pdfium.PdfiumError as exc:
+            # a page that opens in no viewer either (found by fuzzing: "Failed to load page.")
+            raise CorruptInput(f"{unit.source}: damaged PDF ({exc})") from None
         finally:
             pdf.close()
+        yield document
 
     def _document(self, pdf, unit: Unit) -> Document:
         pages = len(pdf)
