@@ -171,7 +171,8 @@ def outcome_table(root: Path) -> str:
                         f"{r}" for s, r in sorted(failures.items()))
         if patents:
             did = (did + "; " if did else "") + f"ingested {', '.join(sorted(patents))}"
-        rows.append(f"| {case.what} | {case.expect} | {did.replace('|', '/')} | {kept} |")
+        did = " ".join(did.replace(str(root), "TMP").replace("|", "/").split())
+        rows.append(f"| {case.what} | {case.expect} | {did} | {kept} |")
     outside = str(run.outside) + os.sep
     rows.append("")
     rows.append(f"opens under the outside folder: {sum(p.startswith(outside) for p, _ in run.opened)}; "
