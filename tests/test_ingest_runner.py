@@ -307,7 +307,7 @@ def test_unwritable_collection_stops_the_run_with_a_clear_error(tmp_path, collec
 
     write_us_document(tmp_path / "doc", sheets=1)
 
-    def disk_full(path, data):
+    def disk_full(path, data, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(process, "atomic_write_bytes", disk_full)

@@ -9,6 +9,8 @@ Layout::
       thumbs/PUB/KEY.png    thumbnail for display
       index/                FAISS indexes and their manifest (written by figsearch.index)
       .writer.lock          held by the one process allowed to write
+      .tmp/                 files being written (renamed into place when complete) and archive
+                            scratch; whatever a killed writer left there is removed by the next one
 
 SQLite runs in WAL mode so that searches keep reading the last committed state
 while an ingest writes. Stage-specific queries (OCR, linking, embeddings) live
@@ -26,6 +28,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 
 DB_NAME = "figsearch.sqlite"
 LOCK_NAME = ".writer.lock"
+#: scratch space of the writer; only the lock holder uses it, so it empties it on opening
+TMP_DIR = ".tmp"
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -186,10 +191,16 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary name and rename, so a crash never leaves half a file."""
+def atomic_write_bytes(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
+    """Write to a temporary name and rename, so a crash never leaves half a file.
+
+    ``tmp_dir`` (on the same file system) holds the temporary file instead of ``path``'s folder,
+    so that a killed writer's leftovers are found in one place, not all over a collection.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if tmp_dir is not None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = (tmp_dir or path.parent) / f".{path.name}.{os.getpid()}.tmp"
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -200,6 +211,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def fsync_directories(paths) -> None:
+    """Make renames into these folders durable (a power cut must not undo them after a commit)."""
+    for folder in paths:
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 class WriterLock:
@@ -275,10 +297,15 @@ class Collection:
                 lock.release()
             raise
         collection = cls(root, db, lock)
-        if write:
-            collection._migrate()
-        else:
-            collection._check_version()
+        try:
+            if write:
+                collection._migrate()
+                collection._sweep_temporaries()
+            else:
+                collection._check_version()
+        except BaseException:
+            collection.close()  # a refused open must not keep the writer lock
+            raise
         return collection
 
     @staticmethod
@@ -288,9 +315,7 @@ class Collection:
                 db = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
             else:
-                db = sqlite3.connect(
-                    f"file:{db_path}?mode=ro", uri=True, timeout=30, check_same_thread=False, isolation_level=None
-                )
+                db = _connect_read_only(db_path)
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
             db.row_factory = sqlite3.Row
@@ -299,24 +324,44 @@ class Collection:
         return db
 
     def _migrate(self) -> None:
+        # every statement is CREATE ... IF NOT EXISTS, so running the script again is harmless; one
+        # transaction, so that a full disk or a kill leaves all of the schema and its version or none
+        script = (
+            "BEGIN IMMEDIATE;\n" + _SCHEMA
+            + f"\nINSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
+            + f"\nINSERT OR IGNORE INTO meta VALUES ('created_at', '{utcnow()}');\nCOMMIT;"
+        )
         try:
-            # every statement is CREATE ... IF NOT EXISTS, so running the script again is harmless
-            self.db.executescript(_SCHEMA)
-            with self.transaction():
-                row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row is None:
-                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                    self.db.execute("INSERT INTO meta VALUES ('created_at', ?)", (utcnow(),))
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise CollectionError(
-                        f"collection {self.root} has schema version {row[0]}, newer than this figsearch "
-                        f"({SCHEMA_VERSION}); upgrade figsearch"
-                    )
+            try:
+                self.db.executescript(script)
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.OperationalError as exc:
             raise CollectionError(f"cannot write to collection {self.root}: {exc}") from exc
+        if int(row[0]) > SCHEMA_VERSION:
+            raise CollectionError(
+                f"collection {self.root} has schema version {row[0]}, newer than this figsearch "
+                f"({SCHEMA_VERSION}); upgrade figsearch"
+            )
+
+    def _sweep_temporaries(self) -> None:
+        """Remove what a killed writer left in the scratch folder (we hold the lock: nobody else uses it)."""
+        scratch = self.root / TMP_DIR
+        if scratch.is_dir():
+            log.info("removing temporary files left by an interrupted run in %s", scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _check_version(self) -> None:
         try:
+            tables = self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if tables == 0:
+                raise CollectionError(
+                    f"collection {self.root} is empty: its creation did not finish (interrupted, or the disk was "
+                    f"full); run figsearch ingest on it again"
+                )
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise CollectionError(f"{self.root / DB_NAME} is not a figsearch collection database: {exc}") from exc
@@ -326,6 +371,8 @@ class Collection:
     def close(self) -> None:
         self.db.close()
         if self._lock:
+            with contextlib.suppress(OSError):
+                (self.root / TMP_DIR).rmdir()  # only when empty: a clean run leaves no scratch folder
             self._lock.release()
 
     def __enter__(self) -> Collection:
@@ -386,7 +433,7 @@ class Collection:
         image.save(buffer, format="PNG", optimize=False)
         data = buffer.getvalue()
         relative = png_relpath(folder, patent, key)
-        atomic_write_bytes(self.root / relative, data)
+        atomic_write_bytes(self.root / relative, data, tmp_dir=self.root / TMP_DIR)
         return relative, sha256_bytes(data)
 
     # -- sources and failures ----------------------------------------------------------------
@@ -552,6 +599,28 @@ class Collection:
             "formats": formats,
             "failures": scalar("SELECT COUNT(*) FROM failures"),
         }
+
+
+def _connect_read_only(db_path: Path) -> sqlite3.Connection:
+    """A read-only connection, also to a collection on a read-only file system.
+
+    SQLite opens a WAL database only if it can create the ``-shm`` file beside it; where nothing
+    can be created (a read-only mount) and no ``-wal`` holds uncheckpointed commits, the file
+    cannot change under us, so it is opened as immutable.
+    """
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30, check_same_thread=False,
+                         isolation_level=None)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        wal = db_path.with_name(db_path.name + "-wal")
+        if os.access(db_path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
+            raise
+        db.close()
+    log.info("%s is on a read-only file system; opened as immutable", db_path)
+    return sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True, check_same_thread=False,
+                           isolation_level=None)
 
 
 def _figure_from_row(row: sqlite3.Row) -> Figure:

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from figsearch.errors import CorruptInput
 from figsearch.records import Failure
+from figsearch.store import TMP_DIR
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ MAX_RATIO = 200
 MIN_RATIO_BYTES = 16 << 20
 MAX_MEMBER_BYTES = 8 << 30
 MAX_TOTAL_BYTES = 64 << 30
-SCRATCH = ".ingest-tmp"
+#: inside the writer's scratch folder, which the next writer empties if this run is killed
+SCRATCH = TMP_DIR
 
 
 @dataclass

@@ -93,5 +93,17 @@ def reference(folder: Path, name: str) -> Path | None:
     return folder / name
 
 
+def is_file(path: Path) -> bool:
+    """``path.is_file()`` that says no instead of raising for names no file can have.
+
+    A document may name a drawing longer than the file system allows (ENAMETOOLONG), which
+    pathlib raises rather than answers (found by fuzzing: it stopped a whole run).
+    """
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def reader_for(name: str) -> Reader:
     return readers.create(name)

@@ -37,17 +37,18 @@ class ImageFolderReader(Reader):
             raise CorruptInput(f"{unit.source}: {options['publication']!r} is not a publication number")
         meta = MetaRecord()
         failures: list[Failure] = []
+        namer = options.get("namer") or str  # failures name a file as the user knows it, even inside an archive
         for path in options.get("folder_sidecars", []):
             try:
                 meta.merge(read_sidecar(Path(path)))
             except InputError as exc:
-                failures.append(Failure(path, str(exc)))
+                failures.append(Failure(namer(Path(path)), str(exc)))
         own: dict[str, MetaRecord] = {}
         for key, path in options.get("sidecars", {}).items():
             try:
                 own[key] = read_sidecar(Path(path))
             except InputError as exc:
-                failures.append(Failure(path, str(exc)))
+                failures.append(Failure(namer(Path(path)), str(exc)))
                 continue
             meta.merge(own[key])
         if options.get("metadata") is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import struct
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,13 +93,17 @@ def open_pages(
             if known:
                 raise CorruptInput(f"{source}: corrupt or truncated {known} file (its header cannot be read)") from None
             raise UnsupportedFormat(f"{source}: not an image Pillow can read (TIFF, PNG, JPEG, GIF, BMP, WebP)") from None
-        pages = getattr(image, "n_frames", 1) or 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pages = getattr(image, "n_frames", 1) or 1  # walks every page's header: may meet the damage
         if pages > MAX_PAGES:
             raise CorruptInput(f"{source}: {pages} pages in one image file; refused (limit {MAX_PAGES})")
         for index in range(pages):
             try:
                 if index:
-                    image.seek(index)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        image.seek(index)
                 _check_size(image.size, source if pages == 1 else f"{source} page {index + 1}")
                 if image.format == "JPEG":
                     # decode JPEGs straight at a reduced scale when they are far bigger than needed
@@ -109,13 +114,18 @@ def open_pages(
                 yield index + 1, pages, image
             except CorruptInput:
                 raise
-            except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+            except (*_DECODE_ERRORS, MemoryError) as exc:
                 where = source if pages == 1 else f"{source} page {index + 1}"
                 raise CorruptInput(f"{where}: cannot decode image ({_why(exc)})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except _DECODE_ERRORS as exc:
         raise CorruptInput(f"{source}: cannot decode image ({_why(exc)})") from None
     finally:
         handle.close()
+
+
+#: what Pillow raises on malformed files (found by fuzzing: a damaged second TIFF page gives TypeError)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error,
+                  ZeroDivisionError)
 
 
 def _format_from_magic(head: bytes) -> str | None:

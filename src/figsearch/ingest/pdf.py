@@ -55,9 +55,13 @@ class PdfReader(Reader):
         except pdfium.PdfiumError as exc:
             raise CorruptInput(f"{unit.source}: {_open_error(unit.path, exc)}") from None
         try:
-            yield self._document(pdf, unit)
+            document = self._document(pdf, unit)
+        except pdfium.PdfiumError as exc:
+            # a page that opens in no viewer either (found by fuzzing: "Failed to load page.")
+            raise CorruptInput(f"{unit.source}: damaged PDF ({exc})") from None
         finally:
             pdf.close()
+        yield document
 
     def _document(self, pdf, unit: Unit) -> Document:
         pages = len(pdf)
@@ -163,7 +167,12 @@ def _render(pdf, index: int, source: str):
         if width <= 0 or height <= 0:
             raise CorruptInput(f"{source} page {index + 1}: page has no size")
         scale = min(MAX_SIDE / max(width, height), 600 / 72)
-        _check_size((int(width * scale), int(height * scale)), f"{source} page {index + 1}")
+        where = f"{source} page {index + 1}"
+        _check_size((int(width * scale), int(height * scale)), where)
+        # pdfium decodes an embedded image whole before scaling it: a 1 MB PDF can hold a 400 MP image
+        raw = require("pypdfium2.raw")
+        for obj in page.get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE]):
+            _check_size(tuple(obj.get_px_size()), f"{where}: embedded image")
         bitmap = page.render(scale=scale, grayscale=True)
         image = bitmap.to_pil().convert("L")
         bitmap.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from figsearch.errors import InputError
 from figsearch.ingest import xmlsafe
-from figsearch.ingest.base import Unit, readers
+from figsearch.ingest.base import Unit, is_file, readers
 from figsearch.ingest.detect import HEAD_BYTES, Kind, classify
 from figsearch.ingest.metadata import MAX_METADATA_BYTES, MetaRecord, load_json, read_json_metadata, read_table
 from figsearch.ingest.numbers import from_file_stem
@@ -56,7 +56,7 @@ class Namer:
         else:
             name = f"{self.logical_root}!{path.relative_to(self.real_root).as_posix()}"
         # file names that are not UTF-8 reach us with surrogate escapes; SQLite wants real text
-        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return _text(name)
 
 
 def plan_paths(paths: list[Path], namer: Namer | None = None, exclude: Path | None = None) -> Plan:
@@ -73,8 +73,19 @@ def plan_paths(paths: list[Path], namer: Namer | None = None, exclude: Path | No
         elif path.is_file():
             _plan_directory(path.parent, [path], [], plan, namer, {}, standalone=True)
         else:
-            plan.failures.append(Failure(namer(path), "no such file or directory"))
+            plan.failures.append(Failure(namer(path), _not_regular(path)))
     return plan
+
+
+def _text(name: str) -> str:
+    """A file name as storable text: bytes that are not UTF-8 become U+FFFD (SQLite refuses surrogates)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _not_regular(path: Path) -> str:
+    if not path.exists():
+        return "no such file or directory" + (" (a broken symbolic link)" if path.is_symlink() else "")
+    return "not a regular file (a named pipe, device or socket); not read"
 
 
 def _walk(root: Path, plan: Plan, namer: Namer, excluded: Path | None = None) -> None:
@@ -100,6 +111,10 @@ def _plan_directory(folder: Path, files: list[Path], subdirs: list[str], plan: P
     kinds: dict[Path, Kind] = {}
     for path in files:
         # linked files are read like files (the user chose them); linked folders are not walked
+        if not path.is_file():
+            # a named pipe would block the run forever, a device never ends: only regular files are read
+            plan.failures.append(Failure(namer(path), _not_regular(path)))
+            continue
         try:
             kinds[path] = classify(path)
         except OSError as exc:
@@ -177,7 +192,7 @@ def _plan_xml(path: Path, reader_name: str, plan: Plan, namer: Namer, claimed: s
                     continue  # a drawing reference never leaves the document's folder
                 image = path.parent / ref
                 claimed.add(image)
-                if image.is_file():
+                if is_file(image):
                     files.append(image)
             plan.units.append(Unit(
                 source=f"{namer(path)}#{index + 1}" if multi else namer(path),
@@ -227,11 +242,11 @@ def _plan_images(folder: Path, images: list[Path], kinds: dict[Path, Kind], clai
         claimed.add(path)
         named = from_file_stem(path.stem)
         if named:
-            pub, key = named[0].publication_number, named[1] or path.stem
+            pub, key = named[0].publication_number, named[1] or _text(path.stem)
         elif folder_number:
-            pub, key = folder_number[0].publication_number, path.stem
+            pub, key = folder_number[0].publication_number, _text(path.stem)
         else:
-            pub, key = _number_from_sidecar(path, kinds), path.stem
+            pub, key = _number_from_sidecar(path, kinds), _text(path.stem)
             if pub is None:
                 plan.failures.append(Failure(namer(path), "image without a patent number: none in its file name, "
                                                           "its folder's name or a sidecar JSON"))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from figsearch.errors import CollectionError, FigsearchError
 from figsearch.ingest import images as imaging
-from figsearch.ingest.base import Unit, readers
+from figsearch.ingest.base import Unit, is_file, readers
 from figsearch.records import Document, Failure, Figure, Patent, SourceImage
-from figsearch.store import atomic_write_bytes, png_relpath, sha256_bytes
+from figsearch.store import TMP_DIR, atomic_write_bytes, fsync_directories, png_relpath, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _store_document(document: Document, unit: Unit, root: Path, result: UnitResu
     figures: list[Figure] = []
     image_failures = 0
     for source_image in document.images:
-        if source_image.path is not None and source_image.data is None and not source_image.path.is_file():
+        if source_image.path is not None and source_image.data is None and not is_file(source_image.path):
             result.missing_images.append(_display(unit, source_image.path))
             continue
         source_file = _display(unit, source_image.path) or unit.source
@@ -101,6 +101,8 @@ def _store_document(document: Document, unit: Unit, root: Path, result: UnitResu
             result.failures.append(Failure(name, "out of memory while decoding the image"))
     if document.images and not figures and image_failures and not patent.paragraphs and not patent.abstract:
         return None  # nothing usable: the failures above say why
+    # the runner commits these figures next: their files must survive a power cut that the commit survives
+    fsync_directories({(root / path).parent for f in figures for path in (f.image_path, f.thumbnail_path) if path})
     return Ingested(patent, figures)
 
 
@@ -144,7 +146,7 @@ def _save(root: Path, folder: str, pub: str, key: str, image, level: int) -> tup
     data = buffer.getvalue()
     relative = png_relpath(folder, pub, key)
     try:
-        atomic_write_bytes(root / relative, data)
+        atomic_write_bytes(root / relative, data, tmp_dir=root / TMP_DIR)
     except OSError as exc:
         raise CollectionError(f"cannot write {relative} in collection {root}: {exc.strerror or exc}") from None
     return relative, sha256_bytes(data)

@@ -180,7 +180,7 @@ def unit_digest(unit: Unit) -> str:
     digest = hashlib.sha256()
     digest.update(f"{unit.reader}\0{unit.byte_range}\0".encode())
     for index, path in enumerate(unit.files):
-        digest.update(f"{path.name}\0".encode())
+        digest.update(os.fsencode(path.name) + b"\0")  # file names need not be UTF-8
         try:
             if index == 0 and unit.byte_range is not None:
                 digest.update(unit.read_bytes())
@@ -199,10 +199,18 @@ def _run(todo: list[tuple[Unit, str]], collection: Collection, jobs: int | None)
 
 
 def _clean_failure(failure: Failure) -> Failure:
-    # domain errors name their input; the failure line names it already
-    if failure.reason.startswith(f"{failure.source}: "):
-        return Failure(failure.source, failure.reason[len(failure.source) + 2:])
-    return failure
+    source, reason = _storable(failure.source), _storable(failure.reason)
+    # domain errors name their input; the failure line names it already ("SOURCE: why", "SOURCE page 3: why")
+    if reason.startswith(f"{source}: "):
+        reason = reason[len(source) + 2:]
+    elif reason.startswith(f"{source} page "):
+        reason = reason[len(source) + 1:]
+    return Failure(source, reason)
+
+
+def _storable(text: str) -> str:
+    # a file name that is not UTF-8 carries surrogate escapes, which SQLite refuses
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _fail(collection: Collection, summary: IngestSummary, progress: Progress, failure: Failure) -> None:
@@ -227,6 +235,12 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
         _write(collection, unit, digest, result, failures)
     except sqlite3.OperationalError as exc:
         raise CollectionError(f"cannot write to collection {collection.root}: {exc}") from None
+    except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError) as exc:
+        # records this code could not store (rolled back): one document fails, the run goes on
+        log.exception("cannot store what was read from %s", unit.source)
+        result.documents = []
+        failures = [_clean_failure(Failure(unit.source, f"read, but cannot be stored ({type(exc).__name__}: {exc})"))]
+        _write(collection, unit, digest, UnitResult(unit, fatal=failures[0]), failures)
     summary.documents += len(result.documents)
     summary.figures += sum(len(d.figures) for d in result.documents)
     for failure in failures:

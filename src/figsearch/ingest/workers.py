@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import threading
+import time
 from collections.abc import Iterator
 
 from figsearch.ingest.base import Unit
@@ -75,9 +78,19 @@ def _pool(jobs: int):
     # spawn, not fork: the parent holds an SQLite connection and maybe a progress thread
     context = multiprocessing.get_context("spawn")
     level = logging.getLogger().getEffectiveLevel()
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(level,))
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                               initargs=(level, os.getpid()))
 
 
-def _init_worker(level: int) -> None:
-    """Workers log like the parent (the CLI's -v), so their warnings look the same."""
+def _init_worker(level: int, parent: int) -> None:
+    """Workers log like the parent (the CLI's -v), so their warnings look the same, and die with it."""
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int, interval: float = 0.5) -> None:
+    # a parent killed alone (kill -9 PID, an OOM kill) leaves its workers waiting on the task queue
+    # forever, writing into the collection the next run uses; they notice by being re-parented
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)

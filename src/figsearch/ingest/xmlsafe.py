@@ -38,9 +38,12 @@ def _parser(recover: bool = False):
 def as_utf8(data: bytes) -> bytes:
     """UTF-16/32 text (by its byte-order mark) as UTF-8, for sniffing and regex scans; else unchanged."""
     for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
-                       (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+                       (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"),
+                       # no byte-order mark: the XML spec (appendix F) tells UTF-16 by how "<?" is spelt
+                       (b"<\x00?\x00", "utf-16-le"), (b"\x00<\x00?", "utf-16-be")):
         if data.startswith(bom):
-            usable = len(data) - (len(data) - len(bom)) % (4 if codec == "utf-32" else 2)
+            skip = 0 if codec.endswith(("-le", "-be")) else len(bom)
+            usable = len(data) - (len(data) - skip) % (4 if codec == "utf-32" else 2)
             return data[:usable].decode(codec, errors="ignore").encode("utf-8")
     return data
 
