@@ -86,16 +86,27 @@ def commit(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+class IndexBusy(CollectionError):
+    """Another process is building or updating the indexes right now."""
+
+
 @contextlib.contextmanager
-def index_lock(directory: Path) -> Iterator[None]:
-    """One process at a time builds or updates the indexes of a collection (searches are not blocked)."""
+def index_lock(directory: Path, wait: bool = True) -> Iterator[None]:
+    """One process at a time builds or updates the indexes of a collection (searches are not blocked).
+
+    ``wait=False`` raises IndexBusy at once when another process holds the lock.
+    """
     try:
         directory.mkdir(parents=True, exist_ok=True)
         handle = open(directory / ".lock", "a+")
     except OSError as exc:
         raise CollectionError(f"cannot write indexes under {directory}: {exc.strerror or exc}") from exc
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise IndexBusy(f"the indexes under {directory} are being updated by another process") from None
+    try:
         yield
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)

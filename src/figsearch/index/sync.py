@@ -19,7 +19,7 @@ import numpy as np
 
 from figsearch.errors import CollectionError
 from figsearch.embed.stored import count_up_to, drawing_count, iter_vectors, vector_state
-from figsearch.index.files import index_dir, index_lock, read_manifest, remove_files, update_entry
+from figsearch.index.files import IndexBusy, index_dir, index_lock, read_manifest, remove_files, update_entry
 from figsearch.index.modality import ModalityIndex, append, build
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR, IndexPlan, choose_plan
 from figsearch.store import Collection
@@ -82,11 +82,15 @@ def sync_index(
     bytes_per_vector: float = DEFAULT_BYTES_PER_VECTOR,
     directory: Path | None = None,
     force: bool = False,
+    wait: bool = True,
 ) -> IndexReport:
-    """Make ``directory`` (default COLLECTION/index) hold an up-to-date index of ``modality`` for encoder ``key``."""
+    """Make ``directory`` (default COLLECTION/index) hold an up-to-date index of ``modality`` for encoder ``key``.
+
+    ``wait=False``: raise IndexBusy instead of waiting for another process's index run.
+    """
     start = time.perf_counter()
     directory = directory or index_dir(collection.root)
-    with index_lock(directory):
+    with index_lock(directory, wait=wait):
         manifest = read_manifest(directory)
         entry = manifest["modalities"].get(modality)
         state = vector_state(collection, modality, key)
@@ -144,7 +148,18 @@ def open_index(
     if not is_current(directory, entry, state, key):
         log.warning("the %s index of %s does not match its stored vectors; updating it from them", modality, collection.root)
         try:
-            sync_index(collection, modality, key, identity, factory=factory)
+            sync_index(collection, modality, key, identity, factory=factory, wait=False)
+        except IndexBusy:
+            # an index run is writing: a search never waits for it; it answers from the last index
+            if entry and entry.get("encoder") == key and all(
+                (directory / name).exists() for name in entry.get("files", {}).values() if name
+            ):
+                log.warning("an index run is updating %s; answering from the last %s index (%d vectors)",
+                            directory, modality, entry["count"])
+                return ModalityIndex.open(directory, modality, entry)
+            directory = Path(tempfile.mkdtemp(prefix="figsearch-index-"))
+            log.warning("an index run is updating %s; using a temporary index in %s", index_dir(collection.root), directory)
+            sync_index(collection, modality, key, identity, factory=factory, directory=directory)
         except (OSError, CollectionError) as exc:  # read-only collection: keep a private copy instead
             directory = Path(tempfile.mkdtemp(prefix="figsearch-index-"))
             log.warning("cannot write %s (%s); using a temporary index in %s", index_dir(collection.root), exc, directory)
