@@ -165,3 +165,30 @@ def test_ocr_command_reports_and_is_resumable(tmp_path):
     assert "read 1 figures" in redo.output
     bad = runner.invoke(main, ["ocr", "-c", str(root), "--engine", "nope"])
     assert bad.exit_code == 2 and "tesseract" in bad.output
+
+
+def _stored_reading(root) -> list[tuple]:
+    with Collection.open(root) as coll:
+        signs = coll.db.execute("SELECT figure_id, text, kind FROM reference_signs ORDER BY 1, 2, 3").fetchall()
+        links = coll.db.execute("SELECT figure_id, sentence_idx FROM figure_sentences ORDER BY 1, 2").fetchall()
+        figures = coll.db.execute("SELECT figure_id, label, role FROM figures ORDER BY 1").fetchall()
+    return [tuple(r) for r in signs + links + figures]
+
+
+def test_worker_processes_store_exactly_what_one_process_stores(tmp_path, monkeypatch):
+    from figsearch.link import pipeline
+
+    monkeypatch.setattr(pipeline, "_MIN_PER_WORKER", 1)  # workers even for a handful of drawings
+    images = {f"f{i:04d}": drawing([str(10 + 2 * i), "12"], f"FIG. {i}") for i in range(1, 5)}
+    images["f0005"] = two_figures(["12", "38"], ["14a", "102"])
+    images["f0006"] = b"not a png at all"
+    roots = []
+    for jobs in (1, 2):
+        root = tmp_path / f"jobs{jobs}"
+        with Collection.open(root, create=True) as coll:
+            add(coll, "EP1000003A1", DESCRIPTION, images)
+            report = spot_and_link(coll, jobs=jobs)
+        assert report.figures == 6 and report.split_sheets == 1
+        roots.append(root)
+    assert _stored_reading(roots[0]) == _stored_reading(roots[1])
+    assert ("EP1000003A1-f0002", "12", "numeral") in _stored_reading(roots[1])  # read by a worker

@@ -15,37 +15,53 @@ from figsearch.errors import NotFound
 @collection_option
 @click.option("--engine", default=None, help="OCR engine (default: the benchmarked default, 'tesseract').")
 @click.option("--redo", is_flag=True, help="Forget earlier results (and cut figures) and read every figure again.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+              help="Worker processes that read drawings (default: CPUs, at most 4).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def ocr_command(collection: str, engine: str | None, redo: bool, no_progress: bool) -> None:
+def ocr_command(collection: str, engine: str | None, redo: bool, jobs: int | None, no_progress: bool) -> None:
     """Read the reference signs of figures not yet done and link them to their sentences (resumable)."""
-    from tqdm import tqdm
-
-    from figsearch.link.pipeline import spot_and_link
     from figsearch.store import Collection
 
     with Collection.open(collection, write=True) as coll:
-        bar = None
+        report = run_spot_and_link(coll, engine=engine, redo=redo, jobs=jobs, progress_bar=not no_progress)
+    echo_report(report)
 
-        def progress(done: int, total: int) -> None:
-            nonlocal bar
-            if no_progress:
-                return
-            if bar is None:
-                bar = tqdm(total=total, unit="figure", desc="ocr")
-            bar.update(1)
 
-        try:
-            report = spot_and_link(coll, engine=engine, progress=progress, redo=redo)
-        finally:
-            if bar is not None:
-                bar.close()
+def run_spot_and_link(coll, engine=None, redo=False, jobs=None, progress_bar=True):
+    """spot_and_link with a tqdm bar on stderr (shared by ``ocr``, ``ingest`` and ``build``)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from figsearch.link.pipeline import spot_and_link
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if not progress_bar:
+            return
+        if bar is None:
+            bar = tqdm(total=total, unit="figure", desc="ocr", file=sys.stderr)
+        bar.update(1)
+
+    try:
+        return spot_and_link(coll, engine=engine, progress=progress, redo=redo, jobs=jobs)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def echo_report(report, notes: bool = True) -> None:
     click.echo(
         f"read {report.figures} figures: {report.signs} reference signs, {report.links} sentence links, "
         f"{report.split_sheets} sheets split into {report.new_figures} figures"
         + (f", {report.relinked_patents} patents relinked" if report.relinked_patents else "")
     )
-    for figure_id, notes in sorted(report.notes.items()):
-        for note in notes:
+    if not notes:
+        return
+    for figure_id, figure_notes in sorted(report.notes.items()):
+        for note in figure_notes:
             click.echo(f"  {figure_id}: {note}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -189,8 +190,14 @@ def _insert_child(db, child: Figure) -> None:
     )
 
 
-def process_figure(collection: Collection, figure: Figure, engine, text: PatentText, report: SpotLinkReport) -> None:
-    """Read one figure, split it if it holds several labelled figures, link it; one transaction."""
+def process_figure(
+    collection: Collection, figure: Figure, engine, text: PatentText, report: SpotLinkReport, boxes=None
+) -> None:
+    """Read one figure, split it if it holds several labelled figures, link it; one transaction.
+
+    ``boxes``: the figure's text already read by a worker (``_read_in_worker``), so only the
+    writing happens here.
+    """
     from figsearch.ocr import parse_signs
     from figsearch.ocr.split import split_sheet
 
@@ -206,7 +213,7 @@ def process_figure(collection: Collection, figure: Figure, engine, text: PatentT
             notes.append(f"image unreadable ({figure.image_path}): {exc}")
             log.warning("figure %s: image unreadable: %s", figure.figure_id, exc)
     if image is not None:
-        signs = text.classify(parse_signs(engine.read(image)))
+        signs = text.classify(parse_signs(boxes if boxes is not None else engine.read(image)))
         if not signs:
             notes.append("no reference signs or labels found in the drawing")
     if not text.sentences:
@@ -277,8 +284,13 @@ def spot_and_link(
     engine: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     redo: bool = False,
+    jobs: int | None = None,
 ) -> SpotLinkReport:
-    """Read and link every figure whose ``ocr_done_at`` is NULL (all of them with ``redo``)."""
+    """Read and link every figure whose ``ocr_done_at`` is NULL (all of them with ``redo``).
+
+    ``jobs`` worker processes read the drawings (default: the CPUs, at most 4); this process
+    alone writes, one transaction per figure, so an interrupted run keeps what it finished.
+    """
     from figsearch.ocr import OCR_ENGINES, create_engine
 
     if engine is not None and engine not in OCR_ENGINES:
@@ -291,10 +303,83 @@ def spot_and_link(
     for number in collection.patent_numbers():  # text changes are relinked even when no figure is pending
         if storage.stored_text_sha(collection.db, number) != _text_digest(collection, number):
             _ensure_text(collection, number, texts, report)
-    ocr = create_engine(engine) if any(f.role == FigureRole.DRAWING for f in todo) else None
-    for done, figure in enumerate(todo, 1):
-        text = _ensure_text(collection, figure.patent, texts, report)
-        process_figure(collection, figure, ocr, text, report)
-        if progress:
-            progress(done, len(todo))
+    drawings = [f for f in todo if f.role == FigureRole.DRAWING]
+    ocr = create_engine(engine) if drawings else None
+    jobs = min(jobs or default_jobs(), max(len(drawings) // _MIN_PER_WORKER, 1))
+    with _ReadAhead(collection, drawings, ocr, jobs) as read_ahead:
+        for done, figure in enumerate(todo, 1):
+            text = _ensure_text(collection, figure.patent, texts, report)
+            process_figure(collection, figure, ocr, text, report, read_ahead.boxes(figure))
+            if progress:
+                progress(done, len(todo))
     return report
+
+
+#: below this many drawings per worker, starting workers costs more than it saves
+_MIN_PER_WORKER = 8
+
+
+def default_jobs() -> int:
+    """OCR worker processes: the CPUs this process may use, at most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+_worker_engine = None
+
+
+def _start_worker(engine_name: str) -> None:
+    global _worker_engine
+    from figsearch.ocr import create_engine
+
+    _worker_engine = create_engine(engine_name)
+
+
+def _read_in_worker(path: str):
+    """The text boxes of one stored drawing, or None when it cannot be read (the parent says why)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _worker_engine.read(image)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
+        return None
+
+
+class _ReadAhead:
+    """Reads drawings in worker processes ahead of the parent, which alone writes the collection.
+
+    With one job nothing is read ahead and the parent reads each figure itself. Results come back
+    in order, so the parent's writes (and the collection) are the same as a sequential run's.
+    """
+
+    def __init__(self, collection: Collection, drawings: list[Figure], engine, jobs: int) -> None:
+        self.results = None
+        self.pool = None
+        if jobs <= 1 or engine is None:
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        paths = [str(collection.path(f.image_path)) if f.image_path else "" for f in drawings]
+        self.ids = iter([f.figure_id for f in drawings])
+        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                        initargs=(engine.name,))
+        self.results = self.pool.map(_read_in_worker, paths, chunksize=2)
+
+    def boxes(self, figure: Figure):
+        if self.results is None or figure.role != FigureRole.DRAWING:
+            return None
+        expected = next(self.ids)
+        assert expected == figure.figure_id, (expected, figure.figure_id)
+        return next(self.results)
+
+    def __enter__(self) -> _ReadAhead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
