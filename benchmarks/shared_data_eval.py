@@ -63,7 +63,7 @@ def main() -> int:
         collection.parent.mkdir(parents=True, exist_ok=True)
         steps = [
             ("ingest", ["ingest", *[str(args.data / s) for s in SOURCES], "--collection", str(collection),
-                        *shlex.split(args.ingest_args)]),
+                        "--skip-ocr", *shlex.split(args.ingest_args)]),  # OCR timed as its own step
             ("ocr+link", ["ocr", "--collection", str(collection), *shlex.split(args.ocr_args)]),
             ("index", ["index", "--collection", str(collection), *shlex.split(args.index_args)]),
         ]

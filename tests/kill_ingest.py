@@ -60,7 +60,7 @@ def _env() -> dict:
 
 def ingest_command(paths: list[Path], collection: Path, jobs: int) -> list[str]:
     return [sys.executable, "-m", "figsearch", "ingest", *map(str, paths), "-c", str(collection),
-            "-j", str(jobs), "--quiet", "--json"]
+            "-j", str(jobs), "--quiet", "--json", "--skip-ocr"]  # the ingest stage alone
 
 
 def run_to_end(paths: list[Path], collection: Path, jobs: int) -> tuple[float, dict]:

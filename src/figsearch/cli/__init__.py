@@ -51,4 +51,4 @@ collection_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 
 # Commands register themselves on ``main`` when their module is imported.
-from figsearch.cli import ingest_cmd, ocr_cmd, search_cmd, evaluate_cmd, serve_cmd, train_cmd  # noqa: E402,F401
+from figsearch.cli import ingest_cmd, ocr_cmd, search_cmd, build_cmd, evaluate_cmd, serve_cmd, train_cmd  # noqa: E402,F401

@@ -50,13 +50,17 @@ class _Bar:
 @click.option("--force", is_flag=True, help="Re-read sources even when they are unchanged since the last run.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any document failed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no failure lines (the summary stays).")
+@click.option("--skip-ocr", is_flag=True,
+              help="Only read the documents; spot reference signs later with 'figsearch ocr'.")
+@click.option("--ocr-engine", default=None, help="OCR engine for the reference signs (default: tesseract).")
 @json_option
-def ingest_command(paths, collection, jobs, force, strict, quiet, as_json):
+def ingest_command(paths, collection, jobs, force, strict, quiet, skip_ocr, ocr_engine, as_json):
     """Read patent documents (EP/US XML, PDFs, image folders, archives) into a collection.
 
     PATHS are files, folders (walked recursively) and .zip/.tar archives. Documents that
     cannot be read are reported, one line each, and skipped; everything else goes in.
-    Unchanged sources are skipped on a rerun.
+    Unchanged sources are skipped on a rerun. Then the reference signs of the new drawings
+    are read and linked to their sentences (as 'figsearch ocr' does) unless --skip-ocr.
     """
     from figsearch.ingest.runner import ingest_paths
     from figsearch.store import Collection
@@ -68,6 +72,9 @@ def ingest_command(paths, collection, jobs, force, strict, quiet, as_json):
         finally:
             bar.close()
     result = summary.as_dict()
+    ocr = None if skip_ocr else _spot_and_link(collection, ocr_engine, jobs, quiet or as_json)
+    if ocr is not None:
+        result["ocr"] = ocr
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     else:
@@ -78,8 +85,30 @@ def ingest_command(paths, collection, jobs, force, strict, quiet, as_json):
             + (f"; {result['metadata_files']} metadata files" if result["metadata_files"] else "")
             + (f"; {result['missing_images']} referenced images not present" if result["missing_images"] else "")
         )
+        if ocr is not None:
+            click.echo(ocr["summary"])
     if strict and result["failures"]:
         sys.exit(1)
+
+
+def _spot_and_link(collection: str, engine: str | None, jobs: int | None, quiet: bool) -> dict:
+    """The ocr stage after an ingest; a missing OCR engine is a note, not a failed ingest."""
+    from figsearch.cli.ocr_cmd import run_spot_and_link
+    from figsearch.errors import MissingDependency, ModelUnavailable
+    from figsearch.store import Collection
+
+    try:
+        with Collection.open(collection, write=True) as store:
+            report = run_spot_and_link(store, engine=engine, jobs=jobs, progress_bar=not quiet)
+    except (MissingDependency, ModelUnavailable) as exc:
+        return {"skipped": str(exc), "summary": f"reference signs not read: {exc}; then run 'figsearch ocr'"}
+    return {
+        "figures": report.figures, "reference_signs": report.signs, "sentence_links": report.links,
+        "split_sheets": report.split_sheets, "new_figures": report.new_figures,
+        "summary": f"read {report.figures} figures: {report.signs} reference signs, {report.links} sentence links, "
+                   f"{report.split_sheets} sheets split into {report.new_figures} figures "
+                   f"('figsearch show' prints a figure's signs and sentences)",
+    }
 
 
 @main.command("info")

@@ -1,0 +1,33 @@
+"""``figsearch build``: the whole pipeline in one command (ingest, reference signs, indexes)."""
+
+from __future__ import annotations
+
+import click
+
+from figsearch.cli import collection_option, main
+
+
+@main.command("build")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@collection_option
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+              help="Worker processes for decoding and OCR (default: CPUs, at most 4).")
+@click.option("--skip-ocr", is_flag=True, help="Leave out reference-sign spotting (text then comes from captions and titles).")
+@click.option("--ocr-engine", default=None, help="OCR engine (default: tesseract).")
+@click.option("--visual-model", default=None, metavar="NAME", help="Visual encoder (default: the offline 'lines').")
+@click.option("--text-model", default=None, metavar="NAME", help="Text encoder (default: minilm; 'none' leaves text out).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no failure lines (summaries stay).")
+@click.pass_context
+def build_command(ctx, paths, collection, jobs, skip_ocr, ocr_engine, visual_model, text_model, quiet):
+    """Build or update a searchable collection from patent documents: ingest, read the reference
+    signs and link them to their sentences, embed, and index. Rerunning it only does what is new.
+
+    Then 'figsearch serve -c DIR' opens it in the browser, 'figsearch search' on the command line.
+    """
+    from figsearch.cli.ingest_cmd import ingest_command
+    from figsearch.cli.search_cmd import index_command
+
+    ctx.invoke(ingest_command, paths=paths, collection=collection, jobs=jobs, quiet=quiet,
+               skip_ocr=skip_ocr, ocr_engine=ocr_engine)
+    ctx.invoke(index_command, collection=collection, visual_model=visual_model, text_model=text_model)
+    click.echo(f"collection {collection} is ready: figsearch serve --collection {collection}")
