@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: columns that record when something happened, not what: they differ between any two runs
-_TIMES = {"ingested_at", "at", "registered_at", "ocr_done_at"}
+_TIMES = {"ingested_at", "at", "registered_at", "ocr_done_at", "linked_at"}
 #: meta rows that differ between runs by design
 _META_SKIP = {"created_at"}
 

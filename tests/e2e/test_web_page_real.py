@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
-# until the search branch is merged, this branch has no search service to serve (nor `figsearch index`)
-pytest.importorskip("figsearch.search.service", reason="figsearch.search.service is not in this checkout yet")
 
 from pagehelpers import hits, results_meta, wait  # noqa: E402
 
