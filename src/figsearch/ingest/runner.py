@@ -27,7 +27,7 @@ from figsearch.ingest.plan import Namer, Plan, plan_paths
 from figsearch.ingest.process import Ingested, UnitResult
 from figsearch.ingest.workers import run_units
 from figsearch.records import Failure, Figure, Patent
-from figsearch.store import Collection
+from figsearch.store import Collection, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collecti
     depth = {name: 1 for _, name in pending}
     while pending:
         path, name = pending.pop(0)
-        digest = _file_digest(path)
+        digest = sha256_file(path)
         if not force and collection.source_sha256(name) == digest:
             summary.skipped_archives += 1
             continue
@@ -165,14 +165,6 @@ def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collecti
             pending.append((inner_path, inner_name))
         opened.append((name, digest))
     return plan, opened
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unit_digest(unit: Unit) -> str:
