@@ -54,7 +54,7 @@ def _canonical_command(ctx: click.Context) -> str:
               help="cnn branches: layout (the whole drawing), style (stroke-scale patches), or both.")
 @click.option("--clip-model", default=None, help="With --arch clip: local folder (or hub name) of a transformers CLIP.")
 @click.option("--copies", type=int, default=None,
-              help="lines-head: augmented copies of each drawing described before training [2].")
+              help="lines-head: augmented copies of each drawing described before training [0: they lowered validation mAP].")
 @click.option("--hidden", type=int, default=None,
               help="lines-head: width of a residual MLP after the linear map (0: linear only) [0].")
 @click.option("--epochs", type=int, default=40, show_default=True)
@@ -64,7 +64,7 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--input-scale", type=int, default=4, show_default=True,
               help="Drawings are prepared at image-size × this, then max-pooled (keeps thin lines).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=None, help="Peak learning rate [cnn 2e-3, clip 1e-5, lines-head 1e-3].")
+@click.option("--lr", type=float, default=None, help="Peak learning rate [cnn 2e-3, clip 1e-5, lines-head 1e-5].")
 @click.option("--val-fraction", type=float, default=0.2, show_default=True,
               help="Share of multi-drawing patents held out for validation.")
 @click.option("--patience", type=int, default=10, show_default=True, help="Epochs without a better validation mAP.")

@@ -4,13 +4,15 @@ Its input is the four raw histogram blocks of ``figsearch.embed.lines`` (2,395 v
 The network first does what the ``lines`` encoder does (square roots, centring by the block means
 of ``lines_v1``, per-block L2 normalisation and weights), then a linear map to ``dim`` dimensions
 that starts as the shipped half-whitening PCA of ``lines_v1``: an untrained head *is* the ``lines``
-encoder. Training with same-patent positives (other sheets of the patent and augmented copies)
+encoder. Training with same-patent positives (the other sheets of the patent, batch negatives)
 turns that unsupervised projection into one that keeps what the sheets of a design share. An
 optional residual MLP (``hidden`` > 0, its output layer zero-initialised) adds a non-linear part.
 
-Augmented copies are made on the sheet itself (crop, small rotation, rescaling, thicker lines,
-scan specks) and described once before training, because the descriptor is too slow to compute
-per batch; every copy is seeded by the drawing's index, so the prepared data are reproducible.
+Augmented copies (``copies`` > 0) can join the positives: made on the sheet itself (crop, small
+rotation, rescaling, thicker lines, scan specks) and described once before training, because the
+descriptor is too slow to compute per batch, each seeded by the drawing's index. They are off by
+default: on held-out patents they lowered mAP@50 (the descriptor is built to ignore those changes,
+so they teach the head little, and the easy positives crowd out the same-patent ones).
 
 Imports torch: load it lazily.
 """
@@ -26,7 +28,7 @@ from torch.nn import functional as F
 from figsearch.embed.lines import BLOCK_WEIGHTS, DEFAULT_PROJECTION, _load_projection, raw_blocks
 
 #: lines-head defaults: output dims, hidden width of the residual MLP (0: linear), augmented copies per drawing
-LINES_HEAD_DEFAULTS = {"dim": 256, "hidden": 0, "copies": 2, "projection": DEFAULT_PROJECTION}
+LINES_HEAD_DEFAULTS = {"dim": 256, "hidden": 0, "copies": 0, "projection": DEFAULT_PROJECTION}
 
 
 def lines_features(image: Image.Image) -> np.ndarray:

@@ -52,8 +52,8 @@ class RunSettings:
 
 
 #: peak learning rate and TrainConfig changes per architecture; the lines head starts from a good
-#: projection, so it learns gently and needs no warm-up, and its steps are cheap enough for big batches
-DEFAULT_LR = {"cnn": 2e-3, "clip": 1e-5, "lines-head": 1e-3}
+#: projection, so it learns gently (1e-3 wrecks the projection within an epoch) and needs no warm-up
+DEFAULT_LR = {"cnn": 2e-3, "clip": 1e-5, "lines-head": 1e-5}
 ARCH_TRAIN_DEFAULTS = {
     "clip": {"weight_decay": 0.01, "warmup_epochs": 0.5},
     "lines-head": {"warmup_epochs": 0.0},
