@@ -107,7 +107,7 @@ def run_training(
 
     from figsearch import __version__
     from figsearch.embed.train import Trainer, TrainConfig, load_samples, prepare_samples, save_samples
-    from figsearch.embed.trainset import collection_items
+    from figsearch.embed.trainset import collection_items, source_folders
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -155,6 +155,7 @@ def run_training(
         "seed": settings.seed,
         "data": {
             "collections": [str(Path(c)) for c in settings.collections],
+            "source_folders": source_folders(settings.collections),
             "drawings": len(samples.ids),
             "patents": patents,
             "train_drawings": len(trainer.train),
