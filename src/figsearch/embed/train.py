@@ -104,8 +104,10 @@ class Samples:
         digest = hashlib.sha256()
         for sample_id, group in zip(self.ids, self.groups):
             digest.update(f"{sample_id}\t{group}\n".encode())
-        for array in (self.maps, self.patches, self.features):
+        for array in (self.maps, self.patches):
             digest.update(repr(None if array is None else array.shape).encode())
+        if self.features is not None:  # only then: checkpoints of cnn runs keep their fingerprint
+            digest.update(repr(self.features.shape).encode())
         return digest.hexdigest()[:16]
 
     def subset(self, index: np.ndarray) -> Samples:
