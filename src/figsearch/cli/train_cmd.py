@@ -47,11 +47,16 @@ def _canonical_command(ctx: click.Context) -> str:
     help="Collection to train on (repeatable); its drawings grouped by patent.",
 )
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt).")
-@click.option("--arch", type=click.Choice(["cnn", "clip"]), default="cnn", show_default=True,
-              help="Compact CNN trained from scratch, or a CLIP vision tower fine-tuned.")
+@click.option("--arch", type=click.Choice(["cnn", "clip", "lines-head"]), default="cnn", show_default=True,
+              help="Compact CNN trained from scratch, a CLIP vision tower fine-tuned, or a metric head on the "
+                   "lines descriptor (started as the lines encoder).")
 @click.option("--branches", default="layout,style", show_default=True,
               help="cnn branches: layout (the whole drawing), style (stroke-scale patches), or both.")
 @click.option("--clip-model", default=None, help="With --arch clip: local folder (or hub name) of a transformers CLIP.")
+@click.option("--copies", type=int, default=None,
+              help="lines-head: augmented copies of each drawing described before training [0: they lowered validation mAP].")
+@click.option("--hidden", type=int, default=None,
+              help="lines-head: width of a residual MLP after the linear map (0: linear only) [0].")
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--time-budget", default=None, help="Stop after this much training time (e.g. 3600, 45m, 2h).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -59,7 +64,7 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--input-scale", type=int, default=4, show_default=True,
               help="Drawings are prepared at image-size × this, then max-pooled (keeps thin lines).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=None, help="Peak learning rate [cnn 2e-3, clip 1e-5].")
+@click.option("--lr", type=float, default=None, help="Peak learning rate [cnn 2e-3, clip 1e-5, lines-head 1e-5].")
 @click.option("--val-fraction", type=float, default=0.2, show_default=True,
               help="Share of multi-drawing patents held out for validation.")
 @click.option("--patience", type=int, default=10, show_default=True, help="Epochs without a better validation mAP.")
@@ -68,7 +73,7 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 … [cuda when present].")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 @click.option("--keep-headers", is_flag=True, help="Do not whiten the running headers of PDF sheets.")
-def train_encoder(collections, out, arch, branches, clip_model, epochs, time_budget, seed, image_size, input_scale, batch_size,
+def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, epochs, time_budget, seed, image_size, input_scale, batch_size,
                   lr, val_fraction, patience, resume, device, threads, keep_headers) -> None:
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
@@ -86,7 +91,10 @@ def train_encoder(collections, out, arch, branches, clip_model, epochs, time_bud
         time_budget=_seconds(time_budget), seed=seed, image_size=image_size, input_scale=input_scale,
         batch_size=batch_size, lr=lr, val_fraction=val_fraction, patience=patience, resume=resume, device=device,
         threads=threads, strip_headers=not keep_headers, command=_canonical_command(click.get_current_context()),
+        head_options={k: v for k, v in {"copies": copies, "hidden": hidden}.items() if v is not None},
     )
+    if arch != "lines-head" and (copies is not None or hidden is not None):
+        raise InputError("--copies and --hidden apply to --arch lines-head only")
     bars: dict = {}
 
     def on_prepare(total: int):

@@ -10,6 +10,8 @@ Two kinds:
   fixed stroke width (``strokes.style_patches``), described one by one and averaged. The vector is
   the weighted concatenation of the two normalised branch vectors.
 - ``clip``: a CLIP vision tower (transformers) on the layout input, for fine-tuning.
+- ``lines-head``: a metric head on the handcrafted ``lines`` descriptor (``embed.lines_head``),
+  started from the ``lines`` projection and trained with the same-patent positives.
 
 Imports torch: load it lazily.
 """
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "figsearch-drawing-encoder"
 FORMAT_VERSION = 1
-KINDS = ("cnn", "clip")
+KINDS = ("cnn", "clip", "lines-head")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -64,24 +66,29 @@ def ink_tensor(maps, device="cpu") -> torch.Tensor:
 
 @dataclass
 class Prepared:
-    """One drawing ready for the network: its layout ink map and its style patches (either may be None)."""
+    """One drawing ready for the network: its layout ink map, its style patches, its lines features
+    (each None when the model has no use for it; features (F,), or (views, F) when prepared for training)."""
 
     map: np.ndarray | None
     patches: np.ndarray | None
+    features: np.ndarray | None = None
 
 
 @dataclass
 class Inputs:
-    """A batch on the device: layout maps (B, 1, S, S), style patches (M, 1, P, P) with their drawing index."""
+    """A batch on the device: layout maps (B, 1, S, S), style patches (M, 1, P, P) with their drawing
+    index, lines features (B, F)."""
 
     n: int
     maps: torch.Tensor | None = None
     patches: torch.Tensor | None = None
     segments: torch.Tensor | None = None
+    features: torch.Tensor | None = None
 
     def flipped(self) -> Inputs:
+        # lines features come from the unflipped sheet: they stay as they are
         flip = (lambda t: None if t is None else torch.flip(t, dims=[3]))
-        return Inputs(self.n, flip(self.maps), flip(self.patches), self.segments)
+        return Inputs(self.n, flip(self.maps), flip(self.patches), self.segments, self.features)
 
 
 def batch_inputs(prepared: list[Prepared], device="cpu") -> Inputs:
@@ -92,7 +99,10 @@ def batch_inputs(prepared: list[Prepared], device="cpu") -> Inputs:
         patches = ink_tensor(np.concatenate([p.patches for p in prepared]), device)
         counts = [len(p.patches) for p in prepared]
         segments = torch.repeat_interleave(torch.arange(len(prepared)), torch.tensor(counts)).to(device)
-    return Inputs(len(prepared), maps, patches, segments)
+    features = None
+    if prepared and prepared[0].features is not None:
+        features = torch.from_numpy(np.stack([p.features for p in prepared]).astype(np.float32)).to(device)
+    return Inputs(len(prepared), maps, patches, segments, features)
 
 
 class DrawingNets(nn.Module):
@@ -144,7 +154,8 @@ class DrawingModel:
         self.image_size = image_size
         self.input_scale = input_scale
         #: architecture and input settings: {"layout": NetConfig dict | None, "style": {...} | None,
-        #: "weights": {branch: weight}} for cnn; the CLIP vision config dict under "clip" for clip
+        #: "weights": {branch: weight}} for cnn; the CLIP vision config dict under "clip" for clip;
+        #: {"lines": head settings, "weights": {"lines": 1}} for lines-head
         self.settings = settings
         self.metadata: dict = {}
 
@@ -188,12 +199,28 @@ class DrawingModel:
         settings = {"clip": clip.config.to_dict(), "weights": {"layout": 1.0}}
         return cls("clip", ClipOnInk(clip), size, 1, settings)
 
+    @classmethod
+    def create_lines_head(
+        cls, dim: int | None = None, hidden: int | None = None, copies: int | None = None, projection: str | None = None
+    ) -> DrawingModel:
+        """A head on the lines descriptor, initialised as the lines encoder's projection (``projection``)."""
+        from figsearch.embed.lines import BLOCK_WEIGHTS
+        from figsearch.embed.lines_head import LINES_HEAD_DEFAULTS, LinesHead, block_sizes
+
+        given = {"dim": dim, "hidden": hidden, "copies": copies, "projection": projection}
+        head = {**LINES_HEAD_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+        head.update(sizes=block_sizes(), block_weights=dict(BLOCK_WEIGHTS))
+        settings = {"lines": head, "weights": {"lines": 1.0}}
+        return cls("lines-head", LinesHead(head, init_from_projection=True), 0, 1, settings)
+
     # -- inputs ------------------------------------------------------------------------------
 
     @property
     def branches(self) -> list[str]:
         if self.kind == "clip":
             return ["layout"]
+        if self.kind == "lines-head":
+            return ["lines"]
         return [b for b in ("layout", "style") if self.settings.get(b)]
 
     @property
@@ -204,16 +231,30 @@ class DrawingModel:
     def dim(self) -> int:
         if self.kind == "clip":
             return int(self.settings["clip"].get("projection_dim", 512))
+        if self.kind == "lines-head":
+            return int(self.settings["lines"]["dim"])
         return sum(int((self.settings[b] if b == "layout" else self.settings[b]["net"])["dim"]) for b in self.branches)
 
     def prepare(self, image) -> Prepared:
         """The network input of one PIL drawing; identical in training and inference."""
+        if self.kind == "lines-head":
+            from figsearch.embed.lines_head import lines_features
+
+            return Prepared(None, None, lines_features(image))
         layout = ink_map(image, self.image_size, self.input_scale) if "layout" in self.branches else None
         patches = None
         if "style" in self.branches:
             o = self.style_options
             patches = style_patches(image, stroke=o["stroke"], size=o["patch"], max_patches=o["max_patches"])
         return Prepared(layout, patches)
+
+    def prepare_for_training(self, image, key: int) -> Prepared:
+        """``prepare``, plus for lines-head the features of augmented copies seeded by ``key`` (views, F)."""
+        if self.kind != "lines-head":
+            return self.prepare(image)
+        from figsearch.embed.lines_head import training_features
+
+        return Prepared(None, None, training_features(image, int(self.settings["lines"]["copies"]), key))
 
     @property
     def device(self) -> torch.device:
@@ -277,6 +318,10 @@ class DrawingModel:
             elif kind == "clip":
                 vision_cls, config_cls = _clip_classes()
                 module = ClipOnInk(vision_cls(config_cls.from_dict(settings["clip"])))
+            elif kind == "lines-head":
+                from figsearch.embed.lines_head import LinesHead
+
+                module = LinesHead(settings["lines"])
             else:
                 raise InputError(f"{source}: unknown drawing-encoder kind {kind!r}")
             module.load_state_dict(state["state_dict"])

@@ -79,19 +79,23 @@ class TrainConfig:
 @dataclass
 class Samples:
     """Prepared training data, with the patent and an id of each drawing: layout ink maps (N, S, S)
-    and/or style patches (M, P, P), those of drawing i at ``patches[offsets[i]:offsets[i + 1]]``."""
+    and/or style patches (M, P, P), those of drawing i at ``patches[offsets[i]:offsets[i + 1]]``;
+    or lines features (N, views, F), view 0 the drawing itself and the others augmented copies."""
 
     maps: np.ndarray | None
     groups: list[str]
     ids: list[str]
     patches: np.ndarray | None = None
     offsets: np.ndarray | None = None
+    features: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.groups) != len(self.ids) or (self.maps is not None and len(self.maps) != len(self.ids)):
             raise InputError("samples: maps, groups and ids differ in length")
         if self.patches is not None and (self.offsets is None or len(self.offsets) != len(self.ids) + 1):
             raise InputError("samples: style patches need one offset per drawing plus one")
+        if self.features is not None and len(self.features) != len(self.ids):
+            raise InputError("samples: features and ids differ in length")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -102,6 +106,8 @@ class Samples:
             digest.update(f"{sample_id}\t{group}\n".encode())
         for array in (self.maps, self.patches):
             digest.update(repr(None if array is None else array.shape).encode())
+        if self.features is not None:  # only then: checkpoints of cnn runs keep their fingerprint
+            digest.update(repr(self.features.shape).encode())
         return digest.hexdigest()[:16]
 
     def subset(self, index: np.ndarray) -> Samples:
@@ -112,12 +118,14 @@ class Samples:
             parts = [self.patches[self.offsets[i] : self.offsets[i + 1]] for i in index]
             patches = np.concatenate(parts) if parts else self.patches[:0]
             offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-        return Samples(maps, [self.groups[i] for i in index], [self.ids[i] for i in index], patches, offsets)
+        features = self.features[index] if self.features is not None else None
+        return Samples(maps, [self.groups[i] for i in index], [self.ids[i] for i in index], patches, offsets, features)
 
     def prepared(self, i: int) -> Prepared:
         maps = self.maps[i] if self.maps is not None else None
         patches = self.patches[self.offsets[i] : self.offsets[i + 1]] if self.patches is not None else None
-        return Prepared(maps, patches)
+        features = self.features[i, 0] if self.features is not None else None  # the drawing, not a copy
+        return Prepared(maps, patches, features)
 
 
 def samples_from_prepared(prepared: Sequence[Prepared], groups: list[str], ids: list[str]) -> Samples:
@@ -126,14 +134,17 @@ def samples_from_prepared(prepared: Sequence[Prepared], groups: list[str], ids: 
     if prepared and prepared[0].patches is not None:
         patches = np.concatenate([p.patches for p in prepared])
         offsets = np.concatenate([[0], np.cumsum([len(p.patches) for p in prepared])]).astype(np.int64)
-    return Samples(maps, list(groups), list(ids), patches, offsets)
+    features = None
+    if prepared and prepared[0].features is not None:
+        features = np.stack([np.atleast_2d(p.features) for p in prepared]).astype(np.float32)
+    return Samples(maps, list(groups), list(ids), patches, offsets, features)
 
 
 def prepare_samples(model: DrawingModel, items: Sequence[tuple], progress=None) -> Samples:
     """``items``: (sample id, patent, loader returning a PIL image, ...). Drawings are prepared once."""
     prepared, groups, ids = [], [], []
     for sample_id, group, load, *_ in items:
-        prepared.append(model.prepare(load()))
+        prepared.append(model.prepare_for_training(load(), len(prepared)))
         groups.append(group)
         ids.append(sample_id)
         if progress:
@@ -147,7 +158,7 @@ def save_samples(samples: Samples, path: Path, key: str) -> None:
     from figsearch.store import atomic_write_bytes
 
     arrays = {"key": np.array(key), "groups": np.array(samples.groups), "ids": np.array(samples.ids)}
-    for name in ("maps", "patches", "offsets"):
+    for name in ("maps", "patches", "offsets", "features"):
         if getattr(samples, name) is not None:
             arrays[name] = getattr(samples, name)
     buffer = io.BytesIO()
@@ -162,7 +173,9 @@ def load_samples(path: Path, key: str) -> Samples | None:
             if str(data["key"]) != key:
                 return None
             get = (lambda name: data[name] if name in data.files else None)
-            return Samples(get("maps"), data["groups"].tolist(), data["ids"].tolist(), get("patches"), get("offsets"))
+            return Samples(
+                get("maps"), data["groups"].tolist(), data["ids"].tolist(), get("patches"), get("offsets"), get("features")
+            )
     except (OSError, KeyError, ValueError):
         return None
 
@@ -229,8 +242,8 @@ class Trainer:
         views = max(1, c.views)
         outputs: dict[str, list[torch.Tensor]] = {}
         self.model.module.train()
-        for _ in range(views):
-            for branch, vectors in self.model.module(self._view(idx, gen, rng)).items():
+        for view in range(views):
+            for branch, vectors in self.model.module(self._view(idx, gen, rng, (epoch, batch, view))).items():
                 outputs.setdefault(branch, []).append(vectors)
         labels = torch.from_numpy(self.train_labels[idx]).to(self.device).repeat(views)
         # each branch learns on its own, so that neither leans on the other
@@ -240,10 +253,18 @@ class Trainer:
         self.optimizer.step()
         return float(loss.detach()), lr
 
-    def _view(self, idx: np.ndarray, gen: torch.Generator, rng: np.random.Generator) -> Inputs:
-        """One augmented view of the drawings ``idx``: a random subset of each one's style patches."""
+    def _view(self, idx: np.ndarray, gen: torch.Generator, rng: np.random.Generator, at: tuple) -> Inputs:
+        """One augmented view of the drawings ``idx``: a random subset of each one's style patches, or
+        one of each drawing's prepared copies (``at``: epoch, batch, view number)."""
         c, train = self.config, self.train
         inputs = Inputs(len(idx))
+        if train.features is not None:
+            # view v of drawing i: copy (offset_i + v) mod copies, so the two views of a drawing differ
+            epoch, batch, view = at
+            copies = train.features.shape[1]
+            offsets = np.random.default_rng([c.seed, epoch, batch, 3]).integers(copies, size=len(idx))
+            pick = (offsets + view) % copies
+            inputs.features = torch.from_numpy(train.features[idx, pick]).to(self.device)
         if train.maps is not None:
             inputs.maps = augment(ink_tensor(train.maps[idx], self.device), c.augment, gen)
         if train.patches is not None:

@@ -47,6 +47,17 @@ class RunSettings:
     net_overrides: dict = field(default_factory=dict)
     style_net_overrides: dict = field(default_factory=dict)
     style_options: dict = field(default_factory=dict)
+    #: lines-head settings (dim, hidden, copies, projection); unset ones take LINES_HEAD_DEFAULTS
+    head_options: dict = field(default_factory=dict)
+
+
+#: peak learning rate and TrainConfig changes per architecture; the lines head starts from a good
+#: projection, so it learns gently (1e-3 wrecks the projection within an epoch) and needs no warm-up
+DEFAULT_LR = {"cnn": 2e-3, "clip": 1e-5, "lines-head": 1e-5}
+ARCH_TRAIN_DEFAULTS = {
+    "clip": {"weight_decay": 0.01, "warmup_epochs": 0.5},
+    "lines-head": {"warmup_epochs": 0.0},
+}
 
 
 def metadata_path(out: str | Path) -> Path:
@@ -80,7 +91,9 @@ def build_model(settings: RunSettings):
         if not settings.clip_model:
             raise InputError("--arch clip needs --clip-model: a local folder (or hub name) of a transformers CLIP")
         return DrawingModel.create_clip(settings.clip_model, image_size=None)
-    raise InputError(f"unknown --arch {settings.arch!r}; choose cnn or clip")
+    if settings.arch == "lines-head":
+        return DrawingModel.create_lines_head(**settings.head_options)
+    raise InputError(f"unknown --arch {settings.arch!r}; choose cnn, clip or lines-head")
 
 
 def run_training(
@@ -94,7 +107,7 @@ def run_training(
 
     from figsearch import __version__
     from figsearch.embed.train import Trainer, TrainConfig, load_samples, prepare_samples, save_samples
-    from figsearch.embed.trainset import collection_items
+    from figsearch.embed.trainset import collection_items, source_folders
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -102,11 +115,11 @@ def run_training(
     out.parent.mkdir(parents=True, exist_ok=True)
     items = collection_items(settings.collections, strip_header=settings.strip_headers)
     model = build_model(settings)
-    lr = settings.lr if settings.lr is not None else (2e-3 if settings.arch == "cnn" else 1e-5)
+    lr = settings.lr if settings.lr is not None else DEFAULT_LR[settings.arch]
     config = TrainConfig(
         epochs=settings.epochs, batch_size=settings.batch_size, lr=lr, val_fraction=settings.val_fraction,
         patience=settings.patience, seed=settings.seed, time_budget=settings.time_budget,
-        **({"weight_decay": 0.01, "warmup_epochs": 0.5} if settings.arch == "clip" else {}),
+        **ARCH_TRAIN_DEFAULTS.get(settings.arch, {}),
         **settings.train_overrides,
     )
     # preparing drawings (stroke scale, patches) is slow: a resumed run reuses what the first one prepared
@@ -142,6 +155,7 @@ def run_training(
         "seed": settings.seed,
         "data": {
             "collections": [str(Path(c)) for c in settings.collections],
+            "source_folders": source_folders(settings.collections),
             "drawings": len(samples.ids),
             "patents": patents,
             "train_drawings": len(trainer.train),

@@ -79,3 +79,24 @@ def collection_items(
             f"no drawings to train on in {', '.join(map(str, paths))}; ingest patents with drawings first"
         )
     return items
+
+
+def source_folders(paths: Sequence[str | os.PathLike]) -> dict[str, int]:
+    """Drawings per source folder of the collections (the first folder below the sources' common
+    parent, e.g. ``us-design-pdfs``), so that a model's record names the data it learned from."""
+    from figsearch.records import FigureRole
+    from figsearch.store import Collection
+
+    sources = []
+    for path in paths:
+        with Collection.open(path) as collection:
+            sources += [f.source_file for f in collection.figures(roles=(FigureRole.DRAWING,)) if f.source_file]
+    if not sources:
+        return {}
+    parents = [os.path.dirname(s) for s in sources]
+    root = os.path.commonpath(parents) if len(set(parents)) > 1 else os.path.dirname(parents[0])
+    counts: dict[str, int] = {}
+    for source in sources:
+        top = os.path.relpath(source, root).split(os.sep)[0]
+        counts[top] = counts.get(top, 0) + 1
+    return dict(sorted(counts.items()))
