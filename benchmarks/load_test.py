@@ -104,11 +104,15 @@ async def run(base: str, queries, clients: int, duration: float, mix: dict, seed
         if mix.get("text"):
             warm.append(await http.get(f"{base}api/search", params={"text": words[0], "k": "12", "mode": "text"}))
         print(f"  warm-up searches: {[r.status_code for r in warm]}")
+        # baseline in the same run: one client alone, so the report can say what concurrency costs
+        alone: list = []
+        await client(http, base, time.perf_counter() + min(10.0, duration / 3), random.Random(seed - 1), queries,
+                     mix, alone)
         deadline = time.perf_counter() + duration
         await asyncio.gather(*[
             client(http, base, deadline, random.Random(seed + i), queries, mix, results) for i in range(clients)
         ])
-    return results
+    return results, alone
 
 
 def report(results: list, clients: int, duration: float) -> dict:
@@ -165,23 +169,30 @@ def main() -> int:
     print(f"load test: {args.clients} clients for {args.duration:.0f} s against {base} (mix {args.mix}, "
           f"{len(queries[0])} figure ids, {len(queries[1])} images, {len(queries[2])} words)")
     try:
-        results = asyncio.run(run(base, queries, args.clients, args.duration, mix, args.seed))
+        results, alone = asyncio.run(run(base, queries, args.clients, args.duration, mix, args.seed))
     finally:
         if process is not None:
             process.terminate()
             process.wait(15)
     summary = report(results, args.clients, args.duration)
+    baseline = report(alone, 1, min(10.0, args.duration / 3))
+    summary["baseline_one_client"] = {k: baseline[k] for k in ("requests", "errors", "throughput_rps", "p50_ms", "p95_ms")}
+    print(f"baseline, one client alone: {baseline['requests']} requests  throughput {baseline['throughput_rps']}/s  "
+          f"p50 {baseline['p50_ms']} ms  p95 {baseline['p95_ms']} ms")
     print(f"requests {summary['requests']}  errors {summary['errors']}  throughput {summary['throughput_rps']}/s  "
           f"p50 {summary['p50_ms']} ms  p95 {summary['p95_ms']} ms  p99 {summary['p99_ms']} ms  max {summary['max_ms']} ms")
     for kind, row in summary["by_kind"].items():
         print(f"  {kind:7s} {row['requests']:6d} requests  {row['errors']} errors  "
               f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean {row['mean_ms']} ms")
-    if summary["errors"]:
-        print(f"ERRORS: {summary['error_statuses']}")
+    print(f"ratios against one client: throughput {summary['throughput_rps'] / max(baseline['throughput_rps'], 1e-9):.2f}x, "
+          f"p50 latency {summary['p50_ms'] / max(baseline['p50_ms'], 1e-9):.1f}x, "
+          f"p95 latency {summary['p95_ms'] / max(baseline['p95_ms'], 1e-9):.1f}x")
+    if summary["errors"] or baseline["errors"]:
+        print(f"ERRORS: {summary['error_statuses'] + baseline['error_statuses']}")
     print(json.dumps(summary))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
-    return 1 if summary["errors"] else 0
+    return 1 if summary["errors"] or baseline["errors"] else 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from figsearch.search.query import MODES, Filters, Query
 @main.command("index")
 @collection_option
 @click.option("--visual-model", default=None, metavar="NAME",
-              help="Visual encoder: lines (default, offline), hog, clip, clip:MODEL_OR_PATH, drawing, ...")
+              help="Visual encoder: drawing (default, offline, learned), lines, hog, clip, clip:MODEL_OR_PATH, drawing:MODEL_FILE")
 @click.option("--text-model", default=None, metavar="NAME",
               help="Text encoder: minilm (default, offline), stsb-roberta-base, sbert:MODEL_OR_PATH; 'none' leaves text out.")
 @click.option("--index-factory", default=None, metavar="STR",
