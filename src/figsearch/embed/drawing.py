@@ -7,7 +7,6 @@ CLIP. torch is imported when an encoder is built, not when this module is import
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ import numpy as np
 
 from figsearch.embed.base import VISUAL_ENCODERS, VisualEncoder
 from figsearch.errors import ModelUnavailable
+from figsearch.store import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,6 @@ DEFAULT_MODEL = "drawing-encoder.pt"
 
 def default_model_path() -> Path:
     return Path(str(resources.files("figsearch") / "models" / DEFAULT_MODEL))
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class DrawingEncoder(VisualEncoder):
@@ -70,7 +62,7 @@ class DrawingEncoder(VisualEncoder):
         self.batch_size = batch_size
         # a model file says whether it was evaluated with flip averaging; the caller may override
         self.flip_average = bool(self.model.metadata.get("flip_average", False) if flip_average is None else flip_average)
-        self._digest = _file_digest(path)[:16]
+        self._digest = sha256_file(path)[:16]
 
     @property
     def identity(self) -> dict:
