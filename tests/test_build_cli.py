@@ -50,3 +50,10 @@ def test_build_makes_a_searchable_collection_and_a_rerun_does_nothing_new(tmp_pa
     assert again.exit_code == 0, again.output
     assert "1 unchanged skipped" in again.output and "read 0 figures" in again.output
     assert "0 embedded" in again.output
+
+
+def test_an_unknown_ocr_engine_is_refused_before_anything_is_read(tmp_path):
+    write_ep_document(tmp_path / "docs" / "EP1234567A1", figures=1)
+    done = CliRunner().invoke(main, ["ingest", str(tmp_path / "docs"), "-c", str(tmp_path / "c"), "--ocr-engine", "nope"])
+    assert done.exit_code == 2 and "tesseract" in done.output, done.output
+    assert not (tmp_path / "c" / "figsearch.sqlite").exists()

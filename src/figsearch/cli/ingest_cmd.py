@@ -65,6 +65,11 @@ def ingest_command(paths, collection, jobs, force, strict, quiet, skip_ocr, ocr_
     from figsearch.ingest.runner import ingest_paths
     from figsearch.store import Collection
 
+    if ocr_engine and not skip_ocr:  # a wrong name is said before the ingest, not after it
+        from figsearch.ocr import OCR_ENGINES
+
+        if ocr_engine not in OCR_ENGINES:
+            OCR_ENGINES.create(ocr_engine)  # raises the error that lists the valid names
     bar = _Bar(quiet)
     with Collection.open(collection, create=True) as store:
         try:
