@@ -29,5 +29,5 @@ def build_command(ctx, paths, collection, jobs, skip_ocr, ocr_engine, visual_mod
 
     ctx.invoke(ingest_command, paths=paths, collection=collection, jobs=jobs, quiet=quiet,
                skip_ocr=skip_ocr, ocr_engine=ocr_engine)
-    ctx.invoke(index_command, collection=collection, visual_model=visual_model, text_model=text_model)
+    ctx.invoke(index_command, collection=collection, visual_model=visual_model, text_model=text_model, quiet=quiet)
     click.echo(f"collection {collection} is ready: figsearch serve --collection {collection}")

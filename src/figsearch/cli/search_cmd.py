@@ -23,8 +23,9 @@ from figsearch.search.query import MODES, Filters, Query
               help="FAISS index-factory string for both indexes (e.g. 'IVF4096,PQ64x8'); 'auto' returns to the size rule.")
 @click.option("--bytes-per-vector", default=150.0, show_default=True, help="Memory budget per vector for the automatic choice.")
 @click.option("--rebuild", is_flag=True, help="Rebuild the indexes from the stored vectors even when they are current.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars (the summary stays).")
 @json_option
-def index_command(collection, visual_model, text_model, index_factory, bytes_per_vector, rebuild, as_json):
+def index_command(collection, visual_model, text_model, index_factory, bytes_per_vector, rebuild, quiet, as_json):
     """Embed the drawings (and their texts) that are new or changed, and build or update the indexes."""
     from tqdm import tqdm
 
@@ -36,7 +37,7 @@ def index_command(collection, visual_model, text_model, index_factory, bytes_per
     def progress(stage: str, total: int):
         for done in bars:  # one stage at a time
             done.close()
-        bar = tqdm(total=total, desc=stage, unit="fig", file=sys.stderr, disable=as_json or total == 0, leave=True)
+        bar = tqdm(total=total, desc=stage, unit="fig", file=sys.stderr, disable=as_json or quiet or total == 0, leave=True)
         bars.append(bar)
         return bar.update
 
