@@ -98,7 +98,7 @@ def ingest_command(paths, collection, jobs, force, strict, quiet, skip_ocr, ocr_
 
 def _spot_and_link(collection: str, engine: str | None, jobs: int | None, quiet: bool) -> dict:
     """The ocr stage after an ingest; a missing OCR engine is a note, not a failed ingest."""
-    from figsearch.cli.ocr_cmd import run_spot_and_link
+    from figsearch.cli.ocr_cmd import run_spot_and_link, summary_line
     from figsearch.errors import MissingDependency, ModelUnavailable
     from figsearch.store import Collection
 
@@ -110,9 +110,7 @@ def _spot_and_link(collection: str, engine: str | None, jobs: int | None, quiet:
     return {
         "figures": report.figures, "reference_signs": report.signs, "sentence_links": report.links,
         "split_sheets": report.split_sheets, "new_figures": report.new_figures,
-        "summary": f"read {report.figures} figures: {report.signs} reference signs, {report.links} sentence links, "
-                   f"{report.split_sheets} sheets split into {report.new_figures} figures "
-                   f"('figsearch show' prints a figure's signs and sentences)",
+        "summary": summary_line(report) + " ('figsearch show' prints a figure's signs and sentences)",
     }
 
 

@@ -52,14 +52,16 @@ def run_spot_and_link(coll, engine=None, redo=False, jobs=None, progress_bar=Tru
             bar.close()
 
 
-def echo_report(report, notes: bool = True) -> None:
-    click.echo(
+def summary_line(report) -> str:
+    return (
         f"read {report.figures} figures: {report.signs} reference signs, {report.links} sentence links, "
         f"{report.split_sheets} sheets split into {report.new_figures} figures"
         + (f", {report.relinked_patents} patents relinked" if report.relinked_patents else "")
     )
-    if not notes:
-        return
+
+
+def echo_report(report) -> None:
+    click.echo(summary_line(report))
     for figure_id, figure_notes in sorted(report.notes.items()):
         for note in figure_notes:
             click.echo(f"  {figure_id}: {note}")
