@@ -61,7 +61,7 @@ def test_killed_writer_leftovers_are_swept_by_the_next_writer(tmp_path):
 def test_no_temporary_name_outside_the_scratch_folder(tmp_path, monkeypatch):
     """Images are written via the scratch folder, so a kill never strands a half file among them."""
     from figsearch.ingest.runner import ingest_paths
-    from figsearch.store import atomic_write_bytes
+    from figsearch.fsutil import atomic_write_bytes
 
     seen = []
 

@@ -20,10 +20,8 @@ in their stages' modules and use ``Collection.db`` and ``Collection.transaction`
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import fcntl
-import hashlib
 import io
 import json
 import logging
@@ -34,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from figsearch.errors import CollectionError, CollectionLocked, NotFound
+from figsearch.fsutil import atomic_write_bytes, sha256_bytes, utcnow
 from figsearch.records import Classification, Failure, Figure, FigureRole, Paragraph, Patent, Section
 
 log = logging.getLogger(__name__)
@@ -173,55 +172,6 @@ CREATE TABLE IF NOT EXISTS models (
     registered_at TEXT NOT NULL
 );
 """
-
-
-def utcnow() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
-    """Write to a temporary name and rename, so a crash never leaves half a file.
-
-    ``tmp_dir`` (on the same file system) holds the temporary file instead of ``path``'s folder,
-    so that a killed writer's leftovers are found in one place, not all over a collection.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if tmp_dir is not None:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = (tmp_dir or path.parent) / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def fsync_directories(paths) -> None:
-    """Make renames into these folders durable (a power cut must not undo them after a commit)."""
-    for folder in paths:
-        with contextlib.suppress(OSError):
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
 
 class WriterLock:

@@ -17,7 +17,7 @@ import numpy as np
 
 from figsearch.embed.base import VISUAL_ENCODERS, VisualEncoder
 from figsearch.errors import ModelUnavailable
-from figsearch.store import sha256_file
+from figsearch.fsutil import sha256_file
 
 log = logging.getLogger(__name__)
 

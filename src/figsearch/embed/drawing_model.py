@@ -297,7 +297,7 @@ class DrawingModel:
         }
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
-        from figsearch.store import atomic_write_bytes
+        from figsearch.fsutil import atomic_write_bytes
 
         buffer = io.BytesIO()
         torch.save(self.state(metadata), buffer)

@@ -21,7 +21,8 @@ from figsearch.embed.catalog import encoder_key
 from figsearch.embed.stored import delete_vectors, save_vectors, stored_inputs, text_digest
 from figsearch.link.text import figure_sentences
 from figsearch.records import Figure, FigureRole
-from figsearch.store import Collection, sha256_file
+from figsearch.store import Collection
+from figsearch.fsutil import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -155,7 +155,7 @@ def prepare_samples(model: DrawingModel, items: Sequence[tuple], progress=None) 
 
 
 def save_samples(samples: Samples, path: Path, key: str) -> None:
-    from figsearch.store import atomic_write_bytes
+    from figsearch.fsutil import atomic_write_bytes
 
     arrays = {"key": np.array(key), "groups": np.array(samples.groups), "ids": np.array(samples.ids)}
     for name in ("maps", "patches", "offsets", "features"):
@@ -323,7 +323,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         if not self.checkpoint:
             return
-        from figsearch.store import atomic_write_bytes
+        from figsearch.fsutil import atomic_write_bytes
 
         state = {
             "model": self.model.state(),

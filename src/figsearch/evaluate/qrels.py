@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from figsearch.errors import InputError, NotFound
-from figsearch.store import atomic_write_bytes
+from figsearch.fsutil import atomic_write_bytes
 
 #: {query_id: {doc_id: grade}}
 Qrels = dict[str, dict[str, int]]

@@ -9,7 +9,7 @@ from pathlib import Path
 from figsearch.evaluate.experiment import Comparison, Evaluation
 from figsearch.evaluate.qrels import format_qrels
 from figsearch.evaluate.runs import format_run
-from figsearch.store import atomic_write_bytes
+from figsearch.fsutil import atomic_write_bytes
 
 
 def summary(ev: Evaluation) -> dict[str, dict[str, float]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from figsearch.errors import EmptyCollection, InputError, NotFound
 from figsearch.evaluate.qrels import Qrels
 from figsearch.search.query import MODES, Query
-from figsearch.store import atomic_write_bytes
+from figsearch.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

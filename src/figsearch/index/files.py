@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from figsearch.errors import CollectionError
-from figsearch.store import atomic_write_bytes, utcnow
+from figsearch.fsutil import atomic_write_bytes, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from figsearch.extras import require
 from figsearch.index.calibrate import CALIBRATION_K, calibrate_nprobe
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
-from figsearch.store import utcnow
+from figsearch.fsutil import utcnow
 
 log = logging.getLogger(__name__)
 

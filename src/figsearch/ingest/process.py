@@ -18,7 +18,8 @@ from figsearch.errors import CollectionError, FigsearchError
 from figsearch.ingest import images as imaging
 from figsearch.ingest.base import Unit, is_file, readers
 from figsearch.records import Document, Failure, Figure, Patent, SourceImage
-from figsearch.store import TMP_DIR, atomic_write_bytes, fsync_directories, png_relpath, sha256_bytes
+from figsearch.store import TMP_DIR, png_relpath
+from figsearch.fsutil import atomic_write_bytes, fsync_directories, sha256_bytes
 
 log = logging.getLogger(__name__)
 

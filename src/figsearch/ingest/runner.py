@@ -27,7 +27,8 @@ from figsearch.ingest.plan import Namer, Plan, plan_paths
 from figsearch.ingest.process import Ingested, UnitResult
 from figsearch.ingest.workers import run_units
 from figsearch.records import Failure, Figure, Patent
-from figsearch.store import Collection, sha256_file
+from figsearch.store import Collection
+from figsearch.fsutil import sha256_file
 
 log = logging.getLogger(__name__)
 

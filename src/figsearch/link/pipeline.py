@@ -22,7 +22,8 @@ from figsearch.link.mentions import Mention, find_mentions
 from figsearch.link.sentences import description_sentences
 from figsearch.link.storage import Link
 from figsearch.records import Figure, FigureRole, Patent, ReferenceSign, Section, Sentence
-from figsearch.store import Collection, sha256_bytes
+from figsearch.store import Collection
+from figsearch.fsutil import sha256_bytes
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ import sqlite3
 from dataclasses import dataclass
 
 from figsearch.records import GlossaryEntry, ReferenceSign, Sentence
-from figsearch.store import Collection, utcnow
+from figsearch.store import Collection
+from figsearch.fsutil import utcnow
 
 STAGE = "ocr"
 
