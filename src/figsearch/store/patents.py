@@ -184,7 +184,7 @@ class PatentRepository(Repository):
         if date_to:
             clauses.append("substr(p.publication_date, 1, ?) <= ?")
             args.extend([len(date_to), date_to])
-        if office:
+        if office is not None:
             clauses.append("p.office = ?")
             args.append(office)
         if classification_prefix:

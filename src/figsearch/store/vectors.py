@@ -104,6 +104,15 @@ class VectorRepository(Repository):
             self.db.execute(f"SELECT COUNT(*) {_DRAWINGS} AND e.rowid > ?", (modality, key, max_rowid)).fetchone()[0]
         )
 
+    def unembedded_drawings(self, modality: str, key: str) -> int:
+        """Drawings with a stored image but no vector of this encoder (ingested since the last embedding)."""
+        return int(self.db.execute(
+            f"""SELECT COUNT(*) FROM figures f WHERE f.role = '{FigureRole.DRAWING.value}' AND f.image_path IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.figure_id = f.figure_id AND e.modality = ?
+                                AND e.encoder = ?)""",
+            (modality, key),
+        ).fetchone()[0])
+
     def iterate(
         self, modality: str, key: str, *, after_rowid: int = 0, chunk: int = 20000
     ) -> Iterator[tuple[list[str], np.ndarray, int]]:
