@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from figsearch.cli import collection_option, main
+from figsearch.cli.base import collection_option, main
 
 
 @main.command("build")

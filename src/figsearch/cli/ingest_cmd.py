@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from figsearch.cli import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main
 
 
 class _Bar:

@@ -7,7 +7,7 @@ import re
 
 import click
 
-from figsearch.cli import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main
 from figsearch.errors import NotFound
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from figsearch.cli import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main
 from figsearch.search.query import MODES, Filters, Query
 
 
