@@ -58,6 +58,8 @@ class SearchService:
         #: guards the swap of the snapshot and the caches below (never held while searching)
         self._lock = threading.Lock()
         self._snapshot: IndexSnapshot | None = None
+        #: guards the encoder cache (loading a model takes seconds: not under ``_lock``)
+        self._encoder_lock = threading.Lock()
         self._encoders: dict = {}
         self._encode_locks: dict[str, threading.Lock] = {m: threading.Lock() for m in MODALITIES}
         #: modality -> (snapshot token, encoder key, checked at, Freshness)
@@ -149,7 +151,7 @@ class SearchService:
             return encoder.encode(inputs)
 
     def _encoder(self, modality: str):
-        with self._lock:
+        with self._encoder_lock:
             if modality in self._encoders:
                 return self._encoders[modality]
             settings = self._settings(modality)

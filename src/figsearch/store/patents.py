@@ -126,6 +126,10 @@ class PatentRepository(Repository):
         ).fetchone()
         return (row is not None, row[0] if row else None)
 
+    def source_paths(self) -> dict[str, str | None]:
+        """publication number -> the source it was read from, for every patent."""
+        return {r[0]: r[1] for r in self.db.execute("SELECT publication_number, source_path FROM patents")}
+
     def numbers(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT publication_number FROM patents ORDER BY publication_number")]
 
