@@ -1,4 +1,4 @@
-"""``figsearch index``: embed what is new, then bring each modality's index up to date.
+"""The embed-and-index stage (``figsearch index``): embed what is new, then bring each modality's index up to date.
 
 The encoders a collection was indexed with are stored in its settings (spec, key and
 identity per modality), so that a search encodes its query with the same ones and a later
