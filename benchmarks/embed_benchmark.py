@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from figsearch.embed.catalog import create_text, create_visual
-from figsearch.embed.pipeline import embed_text, embed_visual, plan_text, plan_visual
+from figsearch.pipeline.embed import embed_text, embed_visual, plan_text, plan_visual
 from figsearch.records import Figure, Patent
 from figsearch.store import Collection
 

@@ -36,7 +36,7 @@ from figsearch.link.mentions import mentioned_signs  # noqa: E402
 from figsearch.link.sentences import split_sentences  # noqa: E402
 from figsearch.ocr import create_engine, parse_signs  # noqa: E402
 from figsearch.ocr.signs import FIGURE_LABEL, NUMERAL, normalise_label  # noqa: E402
-from figsearch.link.pipeline import cited  # noqa: E402
+from figsearch.link.patent_text import cited  # noqa: E402
 
 
 def description_text(xml: Path) -> str:

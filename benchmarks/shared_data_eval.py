@@ -90,8 +90,8 @@ def main() -> int:
         judged = build_qrels(c, [parse_rule("same-patent")], pool=pool)
         grants = (args.data / "us-design-grants").resolve()
         from_grants = {
-            r[0] for r in c.db.execute("SELECT publication_number, source_path FROM patents")
-            if r[1] and Path(r[1]).resolve().is_relative_to(grants)
+            pub for pub, source in c.patents.source_paths().items()
+            if source and Path(source).resolve().is_relative_to(grants)
         }
         # the design grants' sheets that have another sheet of their patent to find
         design_grant_figures = sorted(f for f in judged if pool.figures[f].patent in from_grants)

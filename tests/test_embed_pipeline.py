@@ -6,8 +6,7 @@ import numpy as np
 from _search_helpers import CALLS, add_patent, hand_collection
 
 from figsearch.embed.catalog import create_text, create_visual, encoder_key
-from figsearch.embed.pipeline import embed_text, embed_visual, plan_visual
-from figsearch.embed.stored import fetch_vectors, stored_inputs, text_digest
+from figsearch.pipeline.embed import embed_text, embed_visual, plan_visual, text_digest
 from figsearch.store import Collection
 
 
@@ -19,7 +18,7 @@ def test_only_new_or_changed_drawings_are_embedded(collection_dir):
         seen = []
         report = embed_visual(c, encoder, progress=seen.append)
         assert report.embedded == 5 and sum(seen) == 5  # drawings only: the front page is not embedded
-        stored = stored_inputs(c, "visual", key)
+        stored = c.vectors.inputs("visual", key)
         assert "US1-F0" not in stored and stored["US1-A"] == c.figure("US1-A").image_sha256
         calls = CALLS["visual"]
         assert embed_visual(c, encoder).embedded == 0 and CALLS["visual"] == calls
@@ -27,7 +26,7 @@ def test_only_new_or_changed_drawings_are_embedded(collection_dir):
         todo, unchanged = plan_visual(c, encoder)
         assert [f.figure_id for f, _ in todo] == ["US2-C"] and unchanged == 4
         embed_visual(c, encoder, todo)
-        vector = fetch_vectors(c, "visual", key, ["US2-C"])["US2-C"]
+        vector = c.vectors.fetch("visual", key, ["US2-C"])["US2-C"]
         np.testing.assert_allclose(vector, [np.cos(np.radians(61)), np.sin(np.radians(61))], atol=1e-6)
 
 
@@ -44,17 +43,17 @@ def test_text_vector_is_the_normalised_mean_and_absent_without_text(collection_d
         c.db.executemany("INSERT INTO figure_sentences VALUES ('US2-C', 'US2', ?, 'sign', '12')", [(0,), (1,)])
         again = embed_text(c, encoder)
         assert again.embedded == 1 and again.unchanged == 3
-        vectors = fetch_vectors(c, "text", key, ["US2-C", "EP3-E"])
+        vectors = c.vectors.fetch("text", key, ["US2-C", "EP3-E"])
         assert "EP3-E" not in vectors  # no text, no vector (never a zero vector)
         np.testing.assert_allclose(vectors["US2-C"], np.array([2, 0, 1, 0]) / 5 ** 0.5, atol=1e-6)
-        assert stored_inputs(c, "text", key)["US2-C"] == text_digest(["rotor", "The rotor turns.", "A hub holds it."])
+        assert c.vectors.inputs("text", key)["US2-C"] == text_digest(["rotor", "The rotor turns.", "A hub holds it."])
         # the figure loses its text: its text vector goes (re-ingesting an unchanged sheet keeps the
         # description that reading it derived, so the description is cleared by hand)
         add_patent(c, "US2", [("C", 60, None), ("D", 90, "rotor blade hub")], title=None)
         c.db.execute("UPDATE figures SET description=NULL WHERE figure_id='US2-C'")
         c.db.execute("DELETE FROM figure_sentences")
         assert embed_text(c, encoder).removed == 1
-        assert "US2-C" not in stored_inputs(c, "text", key)
+        assert "US2-C" not in c.vectors.inputs("text", key)
 
 
 def test_unreadable_stored_image_is_reported_and_retried_later(collection_dir):

@@ -9,10 +9,10 @@ import pytest
 from _search_helpers import CALLS, add_patent, hand_collection
 
 from figsearch.embed.catalog import create_visual, encoder_key
-from figsearch.embed.stored import save_vectors, vector_state
+from figsearch.errors import EmptyCollection
 from figsearch.index.files import index_dir, read_manifest
-from figsearch.index.sync import open_index, sync_index
-from figsearch.index.update import update_collection
+from figsearch.index.sync import sync_index
+from figsearch.pipeline.index import update_collection
 from figsearch.search.query import Query
 from figsearch.search.service import SearchService
 from figsearch.store import Collection
@@ -73,33 +73,53 @@ def test_changing_encoder_never_mixes_vectors(collection_dir):
         assert back.embedded[0].embedded == 0 and back.indexes[0].action == "rebuilt" and CALLS == calls
 
 
-def test_stale_index_is_rebuilt_from_stored_vectors_without_models(collection_dir):
+def test_changed_vectors_give_a_stale_note_until_the_index_run_rebuilds(collection_dir):
+    """A search answers from the last index (no rebuild inside a search) and says it is stale;
+    the next index run rebuilds from the stored vectors without running a model."""
     hand_collection(collection_dir)
     with Collection.open(collection_dir, write=True) as c:
         update_collection(c, visual_model="fake-angle", text_model="fake-words")
         key = encoder_key(create_visual("fake-angle"))
         # the stored vectors change behind the index's back (e.g. another process embedded)
-        save_vectors(c, "visual", key, [("US2-D", np.array([1.0, 0.0], np.float32), "x")])
+        # (with its image's digest, so that the index run takes it as up to date and does not embed again)
+        c.vectors.save("visual", key, [("US2-D", np.array([1.0, 0.0], np.float32), c.figure("US2-D").image_sha256)])
     calls = dict(CALLS)
     with SearchService.open(collection_dir) as s:
-        hits = s.search(Query(figure_id="US1-A", mode="visual", k=1)).hits
-        assert hits[0].figure_id == "US2-D" and hits[0].score == pytest.approx(1.0)
+        result = s.search(Query(figure_id="US1-A", mode="visual", k=1))
+        assert result.hits[0].figure_id == "EP3-E"  # the index still holds D's old vector
+        assert result.notes == ["the visual index is stale: stored vectors of 1 figure(s) changed since the last "
+                                "`figsearch index` (they are found by their old ones); run it to update them"]
+        with Collection.open(collection_dir, write=True) as c:
+            report = update_collection(c)
+            assert report.indexes[0].action == "rebuilt" and "replaced or deleted" in report.indexes[0].reason
+        result = s.search(Query(figure_id="US1-A", mode="visual", k=1))  # the same service sees the new index
+        assert result.hits[0].figure_id == "US2-D" and result.hits[0].score == pytest.approx(1.0)
+        assert not any("stale" in n for n in result.notes)
     assert CALLS == calls
-    entry = read_manifest(index_dir(collection_dir))["modalities"]["visual"]
-    assert entry["generation"] == 2
+    assert read_manifest(index_dir(collection_dir))["modalities"]["visual"]["generation"] == 2
 
 
-def test_missing_or_corrupt_index_files_are_rebuilt(collection_dir):
+def test_missing_or_corrupt_index_files_are_reported_then_rebuilt_by_the_index_run(collection_dir):
     hand_collection(collection_dir)
     with Collection.open(collection_dir, write=True) as c:
         update_collection(c, visual_model="fake-angle", text_model="none")
     (index_dir(collection_dir) / "visual.g1.a0.faiss").unlink()
     with SearchService.open(collection_dir) as s:
+        with pytest.raises(EmptyCollection, match="index cannot be opened.*figsearch index"):
+            s.search(Query(figure_id="US1-A", mode="visual", k=10))
+    with Collection.open(collection_dir, write=True) as c:
+        assert update_collection(c).indexes[0].reason == "index files are missing"
+    with SearchService.open(collection_dir) as s:
         assert len(s.search(Query(figure_id="US1-A", mode="visual", k=10)).hits) == 4
     (index_dir(collection_dir) / "manifest.json").write_text("{not json")
     with SearchService.open(collection_dir) as s:
-        assert len(s.search(Query(figure_id="US1-A", mode="visual", k=10)).hits) == 4
+        with pytest.raises(EmptyCollection, match="no indexed drawings; run: figsearch index"):
+            s.search(Query(figure_id="US1-A", mode="visual", k=10))
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c)
     assert json.loads((index_dir(collection_dir) / "manifest.json").read_text())["format"] == 1
+    with SearchService.open(collection_dir) as s:
+        assert len(s.search(Query(figure_id="US1-A", mode="visual", k=10)).hits) == 4
 
 
 def test_crash_leftovers_beyond_the_count_are_cut(collection_dir):
@@ -117,35 +137,54 @@ def test_crash_leftovers_beyond_the_count_are_cut(collection_dir):
         assert ids_found == {"US1-B", "US2-C", "US2-D", "EP3-E", "US4-G"}
 
 
-def test_read_only_collection_rebuilds_privately(collection_dir, monkeypatch):
-    hand_collection(collection_dir)
-    with Collection.open(collection_dir, write=True) as c:
-        update_collection(c, visual_model="fake-angle", text_model="none")
-    (index_dir(collection_dir) / "visual.g1.a0.faiss").unlink()
+def test_a_search_never_builds_trains_or_writes(collection_dir, monkeypatch):
+    """Stale, missing or half-missing indexes: the search path never reaches index building and
+    leaves the index directory (and the temporary directory) as it found them."""
+    import tempfile
+
+    import figsearch.index.modality as modality
     import figsearch.index.sync as sync
 
-    def refuse(*args, **kwargs):
-        if "directory" not in kwargs:
-            raise OSError(13, "Permission denied")
-        return original(*args, **kwargs)
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+        add_patent(c, "US4", [("G", 45, "hub hub")])  # ingested after the index run: no vector, not indexed
 
-    original = sync.sync_index
-    monkeypatch.setattr(sync, "sync_index", refuse)
-    with Collection.open(collection_dir) as c:
-        key = encoder_key(create_visual("fake-angle"))
-        index = open_index(c, "visual", key, create_visual("fake-angle").identity)
-        assert index.count == 5 and not (index_dir(collection_dir) / "visual.g1.a0.faiss").exists()
+    def refuse(*args, **kwargs):
+        raise AssertionError("a search reached index building")
+
+    for module, name in ((sync, "sync_index"), (sync, "build"), (sync, "append"), (modality, "build"),
+                         (modality, "calibrate_nprobe")):
+        monkeypatch.setattr(module, name, refuse)
+    before = {p.name: p.stat().st_mtime_ns for p in index_dir(collection_dir).iterdir()}
+    temporary = set(__import__("os").listdir(tempfile.gettempdir()))
+    with SearchService.open(collection_dir) as s:
+        result = s.search(Query(figure_id="US1-A", k=10))
+        assert {h.figure_id for h in result.hits} == {"US1-B", "US2-C", "US2-D", "EP3-E"}
+        assert "the visual index is stale: 1 figure(s) added since the last `figsearch index` cannot be found yet; " \
+               "run it to include them" in result.notes
+        (index_dir(collection_dir) / "text.g1.a0.faiss").unlink()
+        before.pop("text.g1.a0.faiss")
+        with Collection.open(collection_dir, write=True) as c:  # a touched manifest makes the service reopen it
+            c.set_setting("unrelated", 1)
+        (index_dir(collection_dir) / "manifest.json").touch()
+        before["manifest.json"] = (index_dir(collection_dir) / "manifest.json").stat().st_mtime_ns
+        result = s.search(Query(figure_id="US1-A", k=10))
+        assert result.modalities == ["visual"]
+        assert any("text index cannot be opened" in n for n in result.notes)
+    assert {p.name: p.stat().st_mtime_ns for p in index_dir(collection_dir).iterdir()} == before
+    assert not {n for n in __import__("os").listdir(tempfile.gettempdir()) if n.startswith("figsearch-index-")} - temporary
 
 
 def test_vector_state_tracks_changes(collection_dir):
     hand_collection(collection_dir)
     with Collection.open(collection_dir, write=True) as c:
         key = "k:1"
-        assert vector_state(c, "visual", key) == {"count": 0, "max_rowid": 0}
-        save_vectors(c, "visual", key, [("US1-A", np.ones(2, np.float32), "a")])
-        first = vector_state(c, "visual", key)
-        save_vectors(c, "visual", key, [("US1-A", np.ones(2, np.float32), "b")])  # replaced: new rowid
-        second = vector_state(c, "visual", key)
+        assert c.vectors.state("visual", key) == {"count": 0, "max_rowid": 0}
+        c.vectors.save("visual", key, [("US1-A", np.ones(2, np.float32), "a")])
+        first = c.vectors.state("visual", key)
+        c.vectors.save("visual", key, [("US1-A", np.ones(2, np.float32), "b")])  # replaced: new rowid
+        second = c.vectors.state("visual", key)
         assert first["count"] == second["count"] == 1 and second["max_rowid"] > first["max_rowid"]
         report = sync_index(c, "visual", key, {"name": "k"})
         assert report.action == "rebuilt" and report.count == 1

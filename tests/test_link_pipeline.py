@@ -13,8 +13,7 @@ from ocr_drawings import drawing, two_figures
 pytest.importorskip("tesserocr")
 
 from figsearch.cli import main  # noqa: E402
-from figsearch.link import storage  # noqa: E402
-from figsearch.link.pipeline import spot_and_link  # noqa: E402
+from figsearch.pipeline.signs import spot_and_link  # noqa: E402
 from figsearch.link.text import figure_sentences  # noqa: E402
 from figsearch.records import Figure, FigureRole, Paragraph, Patent  # noqa: E402
 from figsearch.store import Collection  # noqa: E402
@@ -68,16 +67,16 @@ def test_signs_links_and_glossary_are_stored(built):
     root, report = built
     with Collection.open(root) as coll:
         fig = coll.figure("EP1000001A1-f0001")
-        numerals = {s.text for s in storage.signs_of(coll, fig.figure_id) if s.kind == "numeral"}
+        numerals = {s.text for s in coll.signs.of(fig.figure_id) if s.kind == "numeral"}
         assert numerals == {"10", "12", "16", "22", "24", "7"}
         assert fig.label == "FIG. 1" and fig.description == "FIG. 1 is a side view of a printer."
-        links = storage.links_of(coll, fig.figure_id)
+        links = coll.links.links_of(fig.figure_id)
         by_reason = {(link.reason, link.sign) for link, _ in links}
         assert ("brief_description", "") in by_reason and ("sign", "12") in by_reason
         texts = {text for _, text in links}
         assert "In FIG. 1, a thermal printer 10 has a thermal head 12 arranged opposite to a platen roller 16." in texts
         assert "The axis 7 of the roller 16 is set in 2005." in texts
-        glossary = storage.glossary_of(coll, "EP1000001A1")
+        glossary = {g.sign: g for g in coll.links.glossary("EP1000001A1")}
         assert glossary["12"].term == "thermal head" and glossary["16"].term == "platen roller"
         assert "2005" not in glossary and "2" not in glossary
         assert figure_sentences(coll, fig)[0] == "FIG. 1 is a side view of a printer."
@@ -93,8 +92,8 @@ def test_a_sheet_with_two_figures_is_split_and_not_searched_twice(built):
         assert set(children) == {"EP1000001A1-f0002-fig1", "EP1000001A1-f0002-fig2"}
         one, two = children["EP1000001A1-f0002-fig1"], children["EP1000001A1-f0002-fig2"]
         assert one.role == FigureRole.DRAWING and one.label == "FIG. 1" and two.description.startswith("FIG. 2 is")
-        assert {s.text for s in storage.signs_of(coll, one.figure_id) if s.kind == "numeral"} == {"12", "38"}
-        signs_two = [s for s in storage.signs_of(coll, two.figure_id) if s.kind == "numeral"]
+        assert {s.text for s in coll.signs.of(one.figure_id) if s.kind == "numeral"} == {"12", "38"}
+        signs_two = [s for s in coll.signs.of(two.figure_id) if s.kind == "numeral"]
         assert {s.text for s in signs_two} == {"14a", "102"}
         assert all(0 <= s.box[0] < s.box[2] <= two.width for s in signs_two)  # in the cut figure's own pixels
         assert coll.path(two.image_path).is_file()
@@ -105,15 +104,15 @@ def test_a_sheet_with_two_figures_is_split_and_not_searched_twice(built):
 def test_blank_unreadable_and_textless_give_notes_not_crashes(built):
     root, report = built
     with Collection.open(root) as coll:
-        assert storage.signs_of(coll, "EP1000001A1-f0003") == []
-        assert storage.links_of(coll, "EP1000001A1-f0003") == []
-        assert storage.notes_of(coll, "EP1000001A1-f0003") == ["no reference signs or labels found in the drawing"]
-        assert storage.links_of(coll, "EP1000001A1-f0004") == []
-        assert storage.notes_of(coll, "EP1000001A1-f0004")[0].startswith("image unreadable")
+        assert coll.signs.of("EP1000001A1-f0003") == []
+        assert coll.links.links_of("EP1000001A1-f0003") == []
+        assert coll.signs.notes_of("EP1000001A1-f0003") == ["no reference signs or labels found in the drawing"]
+        assert coll.links.links_of("EP1000001A1-f0004") == []
+        assert coll.signs.notes_of("EP1000001A1-f0004")[0].startswith("image unreadable")
         us = "US2000001A1-D00001"
-        assert {s.text for s in storage.signs_of(coll, us)} == {"12", "16"}  # nothing to check them against
-        assert storage.links_of(coll, us) == []
-        assert storage.notes_of(coll, us) == ["patent has no description: no sentences to link"]
+        assert {s.text for s in coll.signs.of(us)} == {"12", "16"}  # nothing to check them against
+        assert coll.links.links_of(us) == []
+        assert coll.signs.notes_of(us) == ["patent has no description: no sentences to link"]
     assert set(report.notes) >= {"EP1000001A1-f0003", "EP1000001A1-f0004", "US2000001A1-D00001"}
 
 
@@ -129,7 +128,7 @@ def test_a_rerun_reads_nothing_and_a_changed_text_is_relinked(built, tmp_path):
                                            "f0003": Image.new("L", (900, 1200), 255), "f0004": b"not a png at all"})
         report = spot_and_link(coll)
         assert report.relinked_patents == 1
-        texts = {t for _, t in storage.links_of(coll, "EP1000001A1-f0001")}
+        texts = {t for _, t in coll.links.links_of("EP1000001A1-f0001")}
         assert "The platen roller 16 is made of rubber." in texts
         # the unchanged split sheet keeps its role and its cut figures
         assert coll.figure("EP1000001A1-f0002").role == FigureRole.SPLIT_SHEET
@@ -176,7 +175,7 @@ def _stored_reading(root) -> list[tuple]:
 
 
 def test_worker_processes_store_exactly_what_one_process_stores(tmp_path, monkeypatch):
-    from figsearch.link import pipeline
+    from figsearch.pipeline import signs as pipeline
 
     monkeypatch.setattr(pipeline, "_MIN_PER_WORKER", 1)  # workers even for a handful of drawings
     images = {f"f{i:04d}": drawing([str(10 + 2 * i), "12"], f"FIG. {i}") for i in range(1, 5)}

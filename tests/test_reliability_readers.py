@@ -171,6 +171,9 @@ def _wait_rows(process: subprocess.Popen, collection, sql: str, at_least: int, t
 
 @pytest.mark.slow
 def test_searches_answer_from_the_last_index_while_ingest_and_index_write(tmp_path):
+    import json
+
+    from figsearch.search.query import Query
     from figsearch.search.service import SearchService
 
     first, more = make_inputs(tmp_path / "first", documents=2), tmp_path / "more"
@@ -196,6 +199,8 @@ def test_searches_answer_from_the_last_index_while_ingest_and_index_write(tmp_pa
         os.killpg(writer.pid, signal.SIGSTOP)
         with SearchService.open(collection) as service:
             assert _top(service, query) == before
+            notes = service.search(Query(figure_id=query, k=5)).notes
+            assert any("visual index is stale" in n and "added since the last `figsearch index`" in n for n in notes)
     finally:
         os.killpg(writer.pid, signal.SIGCONT)
     assert writer.wait(timeout=300) == 0
@@ -209,6 +214,8 @@ def test_searches_answer_from_the_last_index_while_ingest_and_index_write(tmp_pa
                                  query, "-k", "5", "--json"], env=_env(), capture_output=True, text=True,
                                 timeout=SEARCH_PATIENCE)
         assert search.returncode == 0, search.stderr[-2000:]
+        # it answered from the last index run's snapshot (a search never builds one) and said it is behind
+        assert any("index is stale" in n for n in json.loads(search.stdout)["notes"]), search.stdout[-2000:]
         second = subprocess.run(index, env=_env(), capture_output=True, text=True, timeout=120)
         assert second.returncode == 2 and "is being written by pid" in second.stderr
     except subprocess.TimeoutExpired:

@@ -9,7 +9,7 @@ import pytest
 from _search_helpers import CALLS, angle_image, hand_collection
 
 from figsearch.errors import CorruptInput, EmptyCollection, InputError, NotFound, UnsupportedFormat
-from figsearch.index.update import update_collection
+from figsearch.pipeline.index import update_collection
 from figsearch.search.query import Filters, Query
 from figsearch.search.service import SearchService
 from figsearch.store import Collection

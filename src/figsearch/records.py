@@ -50,6 +50,8 @@ class Paragraph:
     section: Section = Section.DESCRIPTION
     #: the heading it stands under, e.g. "BRIEF DESCRIPTION OF THE DRAWINGS"
     heading: str | None = None
+    #: the language of the paragraph's text (ISO 639-1), when known
+    lang: str | None = None
 
 
 @dataclass
@@ -105,6 +107,8 @@ class Patent:
     #: the file or folder it was read from, and the name of the reader
     source_path: str | None = None
     source_format: str | None = None
+    #: the language of the patent's text (ISO 639-1), when known
+    lang: str | None = None
 
 
 @dataclass
@@ -163,6 +167,15 @@ class Sentence:
     index: int
     text: str
     paragraph_number: str | None = None
+
+
+@dataclass(frozen=True)
+class SentenceLink:
+    """Why a sentence of the description belongs to a figure."""
+
+    sentence_index: int
+    reason: str  # 'sign', 'brief_description', 'label'
+    sign: str = ""
 
 
 @dataclass

@@ -1,54 +1,11 @@
 """The ``figsearch`` command line.
 
-Each pipeline stage adds its commands in its own module below; this one holds
-the group, logging set-up and the one place where domain errors become exit codes.
+Each pipeline stage adds its commands in its own module below; ``base`` holds the group,
+logging set-up and the one place where domain errors become exit codes. Importing this
+package registers every command on ``main``.
 """
 
-from __future__ import annotations
-
-import logging
-import sys
-
-import click
-
-from figsearch import __version__
-from figsearch.errors import FigsearchError
-
-EXIT_ERROR = 2
-
-
-class _Group(click.Group):
-    """Turns FigsearchError into one readable line on stderr and exit status 2, never a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except FigsearchError as exc:
-            click.echo(f"figsearch: error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-        except KeyboardInterrupt:
-            click.echo("figsearch: interrupted; what was committed is kept, rerun to continue", err=True)
-            sys.exit(130)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="figsearch")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def main(verbose: int) -> None:
-    """figsearch: find similar patent figures by drawing, by text, or both."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-
-
-collection_option = click.option(
-    "--collection",
-    "-c",
-    "collection",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Collection directory.",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+from figsearch.cli.base import EXIT_ERROR, collection_option, json_option, main  # noqa: F401
 
 # Commands register themselves on ``main`` when their module is imported.
 from figsearch.cli import ingest_cmd, ocr_cmd, search_cmd, build_cmd, evaluate_cmd, serve_cmd, train_cmd  # noqa: E402,F401

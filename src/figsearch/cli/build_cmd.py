@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from figsearch.cli import collection_option, main
+from figsearch.cli.base import collection_option, main
 
 
 @main.command("build")
@@ -17,17 +17,18 @@ from figsearch.cli import collection_option, main
 @click.option("--visual-model", default=None, metavar="NAME", help="Visual encoder (default: the offline, learned 'drawing'; 'lines', 'hog', 'clip', ...).")
 @click.option("--text-model", default=None, metavar="NAME", help="Text encoder (default: minilm; 'none' leaves text out).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no failure lines (summaries stay).")
-@click.pass_context
-def build_command(ctx, paths, collection, jobs, skip_ocr, ocr_engine, visual_model, text_model, quiet):
+def build_command(paths, collection, jobs, skip_ocr, ocr_engine, visual_model, text_model, quiet):
     """Build or update a searchable collection from patent documents: ingest, read the reference
     signs and link them to their sentences, embed, and index. Rerunning it only does what is new.
 
     Then 'figsearch serve -c DIR' opens it in the browser, 'figsearch search' on the command line.
     """
-    from figsearch.cli.ingest_cmd import ingest_command
-    from figsearch.cli.search_cmd import index_command
+    from figsearch.cli.ingest_cmd import echo_ingest_summary, ingest_stage
+    from figsearch.cli.search_cmd import echo_index_report, index_stage
 
-    ctx.invoke(ingest_command, paths=paths, collection=collection, jobs=jobs, quiet=quiet,
-               skip_ocr=skip_ocr, ocr_engine=ocr_engine)
-    ctx.invoke(index_command, collection=collection, visual_model=visual_model, text_model=text_model, quiet=quiet)
+    # the pipeline's stages in turn (figsearch.pipeline), printed as 'ingest' and 'index' print them
+    result, ocr = ingest_stage(collection, paths, jobs=jobs, quiet=quiet, skip_ocr=skip_ocr, ocr_engine=ocr_engine)
+    echo_ingest_summary(result, ocr)
+    report = index_stage(collection, visual_model=visual_model, text_model=text_model, quiet=quiet)
+    echo_index_report(report)
     click.echo(f"collection {collection} is ready: figsearch serve --collection {collection}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from figsearch.cli import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main
 from figsearch.search.query import MODES
 
 _MODE_HELP = ", ".join(MODES)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from figsearch.cli import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main
 
 
 class _Bar:
@@ -62,38 +62,47 @@ def ingest_command(paths, collection, jobs, force, strict, quiet, skip_ocr, ocr_
     Unchanged sources are skipped on a rerun. Then the reference signs of the new drawings
     are read and linked to their sentences (as 'figsearch ocr' does) unless --skip-ocr.
     """
-    from figsearch.ingest.runner import ingest_paths
+    result, ocr = ingest_stage(collection, paths, jobs=jobs, force=force, quiet=quiet, skip_ocr=skip_ocr,
+                               ocr_engine=ocr_engine, as_json=as_json)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        echo_ingest_summary(result, ocr)
+    if strict and result["failures"]:
+        sys.exit(1)
+
+
+def ingest_stage(collection: str, paths, *, jobs=None, force=False, quiet=False, skip_ocr=False, ocr_engine=None,
+                 as_json=False) -> tuple[dict, dict | None]:
+    """The pipeline's ingest (then its OCR stage) with a progress bar: (summary dict, OCR summary or None)."""
+    from figsearch import pipeline
     from figsearch.store import Collection
 
-    if ocr_engine and not skip_ocr:  # a wrong name is said before the ingest, not after it
-        from figsearch.ocr import OCR_ENGINES
-
-        if ocr_engine not in OCR_ENGINES:
-            OCR_ENGINES.create(ocr_engine)  # raises the error that lists the valid names
+    if not skip_ocr:  # a wrong engine name is said before the ingest, not after it
+        pipeline.check_ocr_engine(ocr_engine)
     bar = _Bar(quiet)
     with Collection.open(collection, create=True) as store:
         try:
-            summary = ingest_paths(store, list(paths), bar, jobs=jobs, force=force)
+            summary = pipeline.ingest(store, list(paths), bar, jobs=jobs, force=force)
         finally:
             bar.close()
     result = summary.as_dict()
     ocr = None if skip_ocr else _spot_and_link(collection, ocr_engine, jobs, quiet or as_json)
     if ocr is not None:
         result["ocr"] = ocr
-    if as_json:
-        click.echo(json.dumps(result, sort_keys=True))
-    else:
-        click.echo(
-            f"ingested {result['documents']} documents with {result['figures']} figures in {result['seconds']:.1f} s; "
-            f"{result['skipped_unchanged']} unchanged skipped; {result['failures']} failed"
-            + (f"; {result['ignored_files']} ignored (README/licence)" if result["ignored_files"] else "")
-            + (f"; {result['metadata_files']} metadata files" if result["metadata_files"] else "")
-            + (f"; {result['missing_images']} referenced images not present" if result["missing_images"] else "")
-        )
-        if ocr is not None:
-            click.echo(ocr["summary"])
-    if strict and result["failures"]:
-        sys.exit(1)
+    return result, ocr
+
+
+def echo_ingest_summary(result: dict, ocr: dict | None) -> None:
+    click.echo(
+        f"ingested {result['documents']} documents with {result['figures']} figures in {result['seconds']:.1f} s; "
+        f"{result['skipped_unchanged']} unchanged skipped; {result['failures']} failed"
+        + (f"; {result['ignored_files']} ignored (README/licence)" if result["ignored_files"] else "")
+        + (f"; {result['metadata_files']} metadata files" if result["metadata_files"] else "")
+        + (f"; {result['missing_images']} referenced images not present" if result["missing_images"] else "")
+    )
+    if ocr is not None:
+        click.echo(ocr["summary"])
 
 
 def _spot_and_link(collection: str, engine: str | None, jobs: int | None, quiet: bool) -> dict:

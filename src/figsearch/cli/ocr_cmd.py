@@ -7,7 +7,7 @@ import re
 
 import click
 
-from figsearch.cli import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main
 from figsearch.errors import NotFound
 
 
@@ -33,7 +33,7 @@ def run_spot_and_link(coll, engine=None, redo=False, jobs=None, progress_bar=Tru
 
     from tqdm import tqdm
 
-    from figsearch.link.pipeline import spot_and_link
+    from figsearch.pipeline.signs import spot_and_link
 
     bar = None
 
@@ -100,15 +100,14 @@ def show_command(collection: str, figure: str, as_json: bool) -> None:
 
     FIGURE is a figure id (EP1667425A1-f0001) or a readable reference ("EP1667425A1 FIG. 1").
     """
-    from figsearch.link import storage
     from figsearch.store import Collection
 
     with Collection.open(collection) as coll:
         fig = resolve_figure(coll, figure)
-        signs = storage.signs_of(coll, fig.figure_id)
-        glossary = storage.glossary_of(coll, fig.patent)
-        links = storage.links_of(coll, fig.figure_id)
-        notes = storage.notes_of(coll, fig.figure_id)
+        signs = coll.signs.of(fig.figure_id)
+        glossary = {entry.sign: entry for entry in coll.links.glossary(fig.patent)}
+        links = coll.links.links_of(fig.figure_id)
+        notes = coll.signs.notes_of(fig.figure_id)
         children = [f.figure_id for f in coll.figures(patent=fig.patent) if f.parent_id == fig.figure_id]
     from figsearch.ocr.signs import sign_texts
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from figsearch.cli import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main
 from figsearch.search.query import MODES, Filters, Query
 
 
@@ -27,9 +27,19 @@ from figsearch.search.query import MODES, Filters, Query
 @json_option
 def index_command(collection, visual_model, text_model, index_factory, bytes_per_vector, rebuild, quiet, as_json):
     """Embed the drawings (and their texts) that are new or changed, and build or update the indexes."""
+    report = index_stage(collection, visual_model=visual_model, text_model=text_model, index_factory=index_factory,
+                         bytes_per_vector=bytes_per_vector, rebuild=rebuild, quiet=quiet or as_json)
+    if as_json:
+        click.echo(json.dumps(asdict(report), indent=1))
+        return
+    echo_index_report(report)
+
+
+def index_stage(collection: str, *, quiet: bool = False, **options):
+    """The pipeline's embed-and-index stage with one progress bar per step (``options``: see update_collection)."""
     from tqdm import tqdm
 
-    from figsearch.index.update import update_collection
+    from figsearch import pipeline
     from figsearch.store import Collection
 
     bars = []
@@ -37,22 +47,19 @@ def index_command(collection, visual_model, text_model, index_factory, bytes_per
     def progress(stage: str, total: int):
         for done in bars:  # one stage at a time
             done.close()
-        bar = tqdm(total=total, desc=stage, unit="fig", file=sys.stderr, disable=as_json or quiet or total == 0, leave=True)
+        bar = tqdm(total=total, desc=stage, unit="fig", file=sys.stderr, disable=quiet or total == 0, leave=True)
         bars.append(bar)
         return bar.update
 
     with Collection.open(collection, write=True) as store:
         try:
-            report = update_collection(
-                store, visual_model=visual_model, text_model=text_model, index_factory=index_factory,
-                bytes_per_vector=bytes_per_vector, progress=progress, rebuild=rebuild,
-            )
+            return pipeline.embed_and_index(store, progress=progress, **options)
         finally:
             for bar in bars:
                 bar.close()
-    if as_json:
-        click.echo(json.dumps(asdict(report), indent=1))
-        return
+
+
+def echo_index_report(report) -> None:
     for item in report.embedded:
         line = f"{item.modality:6} {item.encoder}: {item.embedded} embedded, {item.unchanged} unchanged"
         if item.removed:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from figsearch.cli import collection_option, main
+from figsearch.cli.base import collection_option, main
 from figsearch.errors import FigsearchError, InputError, MissingDependency
 
 

@@ -7,7 +7,7 @@ import shlex
 
 import click
 
-from figsearch.cli import main
+from figsearch.cli.base import main
 from figsearch.errors import InputError
 
 

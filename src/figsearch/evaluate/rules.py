@@ -107,16 +107,16 @@ class SameClass(Rule):
     def _patent_codes(self, collection: Collection) -> dict[str, list[tuple[str, ...]]]:
         codes: dict[str, list[tuple[str, ...]]] = defaultdict(list)
         unreadable = 0
-        for row in collection.db.execute("SELECT publication_number, scheme, code FROM classifications"):
+        for publication_number, stored_scheme, code in collection.patents.all_classifications():
             try:
-                scheme = canonical_scheme(row["scheme"])
+                scheme = canonical_scheme(stored_scheme)
             except InputError:
                 continue
             if scheme != self.scheme:
                 continue
-            cut = levels(scheme, row["code"])
+            cut = levels(scheme, code)
             if len(cut) >= self.depth:
-                codes[row["publication_number"]].append(cut)
+                codes[publication_number].append(cut)
             elif not cut:
                 unreadable += 1
         if unreadable:

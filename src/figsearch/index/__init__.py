@@ -1,11 +1,12 @@
 """FAISS indexes, one per modality, in the collection's ``index/`` directory.
 
-``sync_index`` brings an index in line with the stored vectors (append or rebuild);
-``open_index`` opens the current one for searching; ``choose_plan`` picks the index type.
-FAISS itself is imported only when an index is built or opened.
+Write side: ``sync_index`` brings an index in line with the stored vectors (append or rebuild);
+``choose_plan`` picks the index type. Read side: ``IndexSnapshot`` opens what the last index run
+wrote, read-only. FAISS itself is imported only when an index is built or opened.
 """
 
 from figsearch.index.plan import IndexPlan, choose_plan
-from figsearch.index.sync import IndexReport, open_index, sync_index
+from figsearch.index.snapshot import IndexSnapshot
+from figsearch.index.sync import IndexReport, sync_index
 
-__all__ = ["IndexPlan", "IndexReport", "choose_plan", "open_index", "sync_index"]
+__all__ = ["IndexPlan", "IndexReport", "IndexSnapshot", "choose_plan", "sync_index"]

@@ -5,22 +5,22 @@ new plan (the collection outgrew the last one, or another factory string was ask
 stored vectors that were replaced or deleted since the build all lead to a rebuild — always
 from the ``embeddings`` table, never by running a model. Rows added since the build (their
 rowids are above the highest one indexed) are appended.
+
+This is the write path's only way into an index (``figsearch index`` and the build call it);
+searches open what it last wrote (figsearch.index.snapshot) and never come here.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from figsearch.errors import CollectionError
-from figsearch.embed.stored import count_up_to, drawing_count, iter_vectors, vector_state
-from figsearch.index.files import IndexBusy, index_dir, index_lock, read_manifest, remove_files, update_entry
-from figsearch.index.modality import ModalityIndex, append, build
+from figsearch.index.files import index_dir, index_lock, read_manifest, remove_files, update_entry
+from figsearch.index.modality import append, build
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR, IndexPlan, choose_plan
 from figsearch.store import Collection
 
@@ -41,11 +41,6 @@ class IndexReport:
     #: for approximate indexes: lists probed per query and the recall@50 measured at build time
     nprobe: int | None = None
     calibrated_recall: float | None = None
-
-
-def _stored_dim(collection: Collection, modality: str, key: str) -> int:
-    row = collection.db.execute("SELECT dim FROM embeddings WHERE modality=? AND encoder=? LIMIT 1", (modality, key)).fetchone()
-    return int(row[0]) if row else 0
 
 
 def is_current(directory: Path, entry: dict | None, state: dict, key: str) -> bool:
@@ -93,21 +88,21 @@ def sync_index(
     with index_lock(directory, wait=wait):
         manifest = read_manifest(directory)
         entry = manifest["modalities"].get(modality)
-        state = vector_state(collection, modality, key)
-        if drawing_count(collection, modality, key) == 0:
+        state = collection.vectors.state(modality, key)
+        if collection.vectors.drawing_count(modality, key) == 0:
             if entry is not None:
                 # nothing of this encoder to search: an index of another one must not answer instead
                 remove_files(directory, update_entry(directory, modality, None))
             return IndexReport(modality, key, "empty", 0, seconds=time.perf_counter() - start)
-        dim = _stored_dim(collection, modality, key)
+        dim = collection.vectors.dim(modality, key)
         plan = choose_plan(state["count"], dim, bytes_per_vector, factory)
         reason = "rebuild asked for" if force else _rebuild_reason(collection, directory, entry, key, dim, plan)
         if not reason and is_current(directory, entry, state, key):
             return IndexReport(modality, key, "unchanged", entry["count"], factory=plan.factory, seconds=time.perf_counter() - start)
-        if not reason and count_up_to(collection, modality, key, entry["max_rowid"]) != entry["count"]:
+        if not reason and collection.vectors.count_up_to(modality, key, entry["max_rowid"]) != entry["count"]:
             reason = "stored vectors were replaced or deleted since the last build"
         if not reason:
-            new = list(iter_vectors(collection, modality, key, after_rowid=entry["max_rowid"]))
+            new = list(collection.vectors.iterate(modality, key, after_rowid=entry["max_rowid"]))
             ids = [i for part in new for i in part[0]]
             vectors = np.concatenate([part[1] for part in new]) if new else np.zeros((0, dim), np.float32)
             updated = append(directory, entry, ids, vectors, max(part[2] for part in new)) if ids else None
@@ -122,49 +117,10 @@ def sync_index(
         log.info("%s index: rebuilding from stored vectors (%s)", modality, reason)
         generation = (entry or {}).get("generation", 0) + 1
         new_entry = build(directory, modality, key=key, identity=identity, dim=dim, plan=plan,
-                          chunks=iter_vectors(collection, modality, key), generation=generation)
+                          chunks=collection.vectors.iterate(modality, key), generation=generation)
         new_entry["db_state"] = state
         stale = update_entry(directory, modality, new_entry)
         remove_files(directory, stale)
         return IndexReport(modality, key, "rebuilt", new_entry["count"], added=new_entry["count"], factory=plan.factory,
                            reason=reason, seconds=time.perf_counter() - start, nprobe=new_entry.get("nprobe") or None,
                            calibrated_recall=new_entry.get("calibrated_recall"))
-
-
-def open_index(
-    collection: Collection, modality: str, key: str, identity: dict, *, factory: str | None = None
-) -> ModalityIndex | None:
-    """The current index of ``modality`` for encoder ``key`` (None when there are no such vectors).
-
-    An index that does not match the stored vectors (they changed since it was built, or its files
-    are gone) is rebuilt from them first; where the collection cannot be written, in a temporary
-    directory for this process only.
-    """
-    directory = index_dir(collection.root)
-    state = vector_state(collection, modality, key)
-    if state["count"] == 0:
-        return None
-    entry = read_manifest(directory)["modalities"].get(modality)
-    if not is_current(directory, entry, state, key):
-        log.warning("the %s index of %s does not match its stored vectors; updating it from them", modality, collection.root)
-        try:
-            sync_index(collection, modality, key, identity, factory=factory, wait=False)
-        except IndexBusy:
-            # an index run is writing: a search never waits for it; it answers from the last index
-            if entry and entry.get("encoder") == key and all(
-                (directory / name).exists() for name in entry.get("files", {}).values() if name
-            ):
-                log.warning("an index run is updating %s; answering from the last %s index (%d vectors)",
-                            directory, modality, entry["count"])
-                return ModalityIndex.open(directory, modality, entry)
-            directory = Path(tempfile.mkdtemp(prefix="figsearch-index-"))
-            log.warning("an index run is updating %s; using a temporary index in %s", index_dir(collection.root), directory)
-            sync_index(collection, modality, key, identity, factory=factory, directory=directory)
-        except (OSError, CollectionError) as exc:  # read-only collection: keep a private copy instead
-            directory = Path(tempfile.mkdtemp(prefix="figsearch-index-"))
-            log.warning("cannot write %s (%s); using a temporary index in %s", index_dir(collection.root), exc, directory)
-            sync_index(collection, modality, key, identity, factory=factory, directory=directory)
-        entry = read_manifest(directory)["modalities"].get(modality)
-        if entry is None:  # stored vectors, but none of a drawing
-            return None
-    return ModalityIndex.open(directory, modality, entry)

@@ -241,12 +241,9 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
 
 
 def _write(collection: Collection, unit: Unit, digest: str, result: UnitResult, failures: list[Failure]) -> None:
-    with collection.transaction() as db:
+    with collection.transaction():
         # failures of an earlier try of this unit are replaced by this try's outcome
-        db.execute("DELETE FROM failures WHERE source = ? OR source LIKE ? ESCAPE '\\'",
-                   (unit.source, _like_prefix(unit.source + "#")))
-        for name in _file_names(unit):
-            db.execute("DELETE FROM failures WHERE source = ?", (name,))
+        collection.ledger.clear_failures(unit.source, members_of=unit.source + "#", names=sorted(_file_names(unit)))
         for ingested in result.documents:
             patent, figures = _merge_existing(collection, ingested, unit)
             collection.upsert_patent(patent, figures)
@@ -261,20 +258,14 @@ def _file_names(unit: Unit) -> set[str]:
     return {namer(path) if namer else str(path) for path in unit.files}
 
 
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def _merge_existing(collection: Collection, ingested: Ingested, unit: Unit) -> tuple[Patent, list[Figure]]:
     """A patent already read from another source (its XML and a PDF of it): keep both sets of figures.
 
     Text and bibliographic fields missing from the new source are kept from the stored one.
     """
     patent, figures = ingested.patent, list(ingested.figures)
-    row = collection.db.execute(
-        "SELECT source_path FROM patents WHERE publication_number=?", (patent.publication_number,)
-    ).fetchone()
-    if row is None or row["source_path"] == patent.source_path:
+    stored_before, stored_source = collection.patents.stored_source(patent.publication_number)
+    if not stored_before or stored_source == patent.source_path:
         return patent, figures
     stored = collection.patent(patent.publication_number)
     for name in ("title", "publication_date", "filing_date", "language", "abstract", "kind"):

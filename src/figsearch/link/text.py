@@ -13,19 +13,11 @@ from figsearch.store import Collection
 
 def figure_sentences(collection: Collection, figure: Figure) -> list[str]:
     """The sentences whose mean embedding is the figure's text vector (may be empty)."""
-    rows = collection.db.execute(
-        """SELECT DISTINCT s.idx, s.text FROM figure_sentences fs
-           JOIN sentences s ON s.publication_number = fs.publication_number AND s.idx = fs.sentence_idx
-           WHERE fs.figure_id = ? ORDER BY s.idx""",
-        (figure.figure_id,),
-    ).fetchall()
-    texts = [r["text"] for r in rows]
+    texts = collection.links.linked_texts(figure.figure_id)
     if figure.description and figure.description not in texts:
         texts.insert(0, figure.description)
     if not texts:
-        title = collection.db.execute(
-            "SELECT title FROM patents WHERE publication_number=?", (figure.patent,)
-        ).fetchone()
-        if title and title[0]:
-            texts.append(title[0])
+        title = collection.patents.title(figure.patent)
+        if title:
+            texts.append(title)
     return texts

@@ -3,6 +3,13 @@
 Query → per-modality nearest neighbours (FAISS, filtered) → fusion (figsearch.search.fusion)
 → hits with their explanations. Query vectors come from the stored vectors (search by figure)
 or from the encoders the collection was indexed with (image, text), never from others.
+
+The read path: a search only reads. It answers from the snapshot of indexes that the last
+``figsearch index`` (or build) wrote and never builds, trains, calibrates or writes one; when
+vectors were stored since that run, the result's notes say how many figures it cannot find yet.
+A new snapshot is picked up whole on the next search. One service may be called from several
+threads at once: each thread reads the collection through its own read-only connection, a
+snapshot is never changed once opened, and each encoder runs one call at a time.
 """
 
 from __future__ import annotations
@@ -15,11 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from figsearch.embed.catalog import create_text, create_visual, encoder_key
-from figsearch.embed.stored import MODALITIES, fetch_vectors, vector_state
 from figsearch.errors import CollectionError, EmptyCollection, InputError
 from figsearch.index.files import index_dir, read_manifest
-from figsearch.index.sync import open_index
-from figsearch.index.update import encoder_settings, factory_setting
+from figsearch.index.settings import encoder_settings
+from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
 from figsearch.records import Hit
 from figsearch.search import explain
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
@@ -27,7 +33,7 @@ from figsearch.search.filters import check_filters, passing
 from figsearch.search.fusion import Fused, fuse
 from figsearch.search.inputs import load_query_image
 from figsearch.search.query import MODES, Query
-from figsearch.store import Collection
+from figsearch.store import MODALITIES, Collection
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,7 @@ MIN_LIST = 100
 #: often drawn in landscape on a portrait page, and a scan may come in any quarter turn. On the
 #: design grants this costs no precision (mAP@50 0.530 -> 0.533 over all four).
 QUERY_ROTATIONS = (0, 90, 180, 270)
+#: how long a modality's freshness (stored vectors vs the index) is trusted before it is counted again
 STATE_CHECK_SECONDS = 2.0
 
 
@@ -48,9 +55,15 @@ class SearchService:
         self.collection = collection
         self.query_rotations = tuple(query_rotations) or (0,)
         self._owns = owns
-        self._lock = threading.RLock()
-        self._indexes: dict = {}
+        #: guards the swap of the snapshot and the caches below (never held while searching)
+        self._lock = threading.Lock()
+        self._snapshot: IndexSnapshot | None = None
+        #: guards the encoder cache (loading a model takes seconds: not under ``_lock``)
+        self._encoder_lock = threading.Lock()
         self._encoders: dict = {}
+        self._encode_locks: dict[str, threading.Lock] = {m: threading.Lock() for m in MODALITIES}
+        #: modality -> (snapshot token, encoder key, checked at, Freshness)
+        self._freshness: dict[str, tuple] = {}
 
     @classmethod
     def open(cls, root: str | Path) -> SearchService:
@@ -71,35 +84,74 @@ class SearchService:
     def _settings(self, modality: str) -> dict | None:
         return encoder_settings(self.collection, modality)
 
-    def _index(self, modality: str):
-        """The modality's open index, or None when it has no indexed vectors.
-
-        Whether the stored vectors changed (an ``index`` run, an ingest) is checked at most every
-        STATE_CHECK_SECONDS; a changed index is reopened (and first updated from the stored vectors).
-        """
+    def snapshot(self) -> IndexSnapshot:
+        """The indexes the last index run wrote; a newer run's are opened whole and swapped in."""
+        directory = index_dir(self.collection.root)
+        current = self._snapshot
+        if current is not None and current.token == manifest_token(directory):
+            return current
         with self._lock:
-            settings = self._settings(modality)
-            if settings is None:
-                return None
-            key, now = settings["key"], time.monotonic()
-            cached = self._indexes.get(modality)
-            if cached and cached[1] == key:
-                if now - cached[2] < STATE_CHECK_SECONDS:
-                    return cached[0]
-                state = vector_state(self.collection, modality, key)
-                if (cached[0] is None and state["count"] == 0) or (
-                    cached[0] is not None and cached[0].entry.get("db_state") == state
-                ):
-                    self._indexes[modality] = (cached[0], key, now)
-                    return cached[0]
-            index = open_index(
-                self.collection, modality, key, settings["identity"], factory=factory_setting(self.collection, modality)
-            )
-            self._indexes[modality] = (index, key, now)
-            return index
+            current = self._snapshot
+            if current is None or current.token != manifest_token(directory):
+                current = IndexSnapshot.open(directory)
+                self._snapshot = current
+                self._freshness.clear()
+            return current
+
+    def _index(self, snapshot: IndexSnapshot, modality: str, notes: list[str]):
+        """The modality's index in ``snapshot``, or None (with a note) when there is none to use."""
+        settings = self._settings(modality)
+        if settings is None:
+            return None
+        root = self.collection.root
+        index = snapshot.indexes.get(modality)
+        if index is None:
+            if modality in snapshot.broken:
+                notes.append(f"the {modality} index cannot be opened ({snapshot.broken[modality]}); "
+                             f"rebuild it: figsearch index --collection {root} --rebuild")
+            return None
+        if index.encoder != settings["key"]:
+            notes.append(f"the {modality} index was built with another encoder than the collection's "
+                         f"({settings['spec']}); run: figsearch index --collection {root}")
+            return None
+        freshness = self._fresh(snapshot, modality, index)
+        if freshness.missing:
+            notes.append(f"the {modality} index is stale: {freshness.missing} figure(s) added since the last "
+                         f"`figsearch index` cannot be found yet; run it to include them")
+        if freshness.changed:
+            notes.append(f"the {modality} index is stale: stored vectors of {freshness.changed} figure(s) changed "
+                         f"since the last `figsearch index` (they are found by their old ones); run it to update them")
+        return index
+
+    def _fresh(self, snapshot: IndexSnapshot, modality: str, index) -> Freshness:
+        """How the index compares with the stored vectors (counted at most every STATE_CHECK_SECONDS)."""
+        key, now = index.encoder, time.monotonic()
+        cached = self._freshness.get(modality)
+        if cached and cached[0] == snapshot.token and cached[1] == key and now - cached[2] < STATE_CHECK_SECONDS:
+            return cached[3]
+        vectors = self.collection.vectors
+        entry = index.entry
+        missing, changed = 0, 0
+        if vectors.state(modality, key) != entry.get("db_state"):
+            top = entry.get("max_rowid", 0)
+            # a replaced vector gets a new rowid: it leaves the indexed range and shows up above it
+            changed = max(index.count - vectors.count_up_to(modality, key, top), 0)
+            missing = max(vectors.count_after(modality, key, top) - changed, 0)
+        if modality == "visual":  # drawings ingested since: no vector yet (a text vector needs text, so not counted)
+            missing += vectors.unembedded_drawings(modality, key)
+        freshness = Freshness(missing=missing, changed=changed)
+        with self._lock:
+            self._freshness[modality] = (snapshot.token, key, now, freshness)
+        return freshness
+
+    def _encode(self, modality: str, inputs) -> np.ndarray:
+        """Encoders are not all safe to call from two threads at once (tokenisers, torch modules)."""
+        encoder = self._encoder(modality)
+        with self._encode_locks[modality]:
+            return encoder.encode(inputs)
 
     def _encoder(self, modality: str):
-        with self._lock:
+        with self._encoder_lock:
             if modality in self._encoders:
                 return self._encoders[modality]
             settings = self._settings(modality)
@@ -149,26 +201,26 @@ class SearchService:
                 settings = self._settings(modality)
                 if settings is None or (modality == "text" and query.text):
                     continue
-                stored = fetch_vectors(self.collection, modality, settings["key"], [figure.figure_id])
+                stored = self.collection.vectors.fetch(modality, settings["key"], [figure.figure_id])
                 if figure.figure_id in stored:
                     vectors[modality] = stored[figure.figure_id][None, :]
                 elif modality == "visual" and figure.image_path:
                     # a figure not indexed yet (or a front page): encode its stored image
                     image = load_query_image(self.collection.path(figure.image_path), figure.figure_id)
-                    vectors[modality] = self._encoder("visual").encode([image])
+                    vectors[modality] = self._encode("visual", [image])
                 elif modality == "text":
                     notes.append(f"figure {figure.figure_id} has no text vector: its text takes no part")
         if query.image is not None:
             name = getattr(query.image, "name", None) or "query image"
             image = load_query_image(query.image, name)
             turned = [image.rotate(a, expand=True, fillcolor=255) if a else image for a in self.query_rotations]
-            vectors["visual"] = self._encoder("visual").encode(turned)
+            vectors["visual"] = self._encode("visual", turned)
         if query.text and query.text.strip():
-            vectors["text"] = self._encoder("text").encode([query.text.strip()])
+            vectors["text"] = self._encode("text", [query.text.strip()])
         return vectors, patent
 
-    def _modalities(self, query: Query, vectors: dict, notes: list[str]) -> dict:
-        """The indexes that take part, by modality."""
+    def _modalities(self, snapshot: IndexSnapshot, query: Query, vectors: dict, notes: list[str]) -> dict:
+        """The indexes of ``snapshot`` that take part, by modality."""
         root = self.collection.root
         if query.mode in ("visual", "text"):
             wanted = [query.mode]
@@ -179,16 +231,20 @@ class SearchService:
             wanted = [m for m in MODALITIES if m in vectors]
         usable = {}
         for modality in wanted:
-            index = self._index(modality)
+            reasons: list[str] = []
+            index = self._index(snapshot, modality, reasons)
             if index is None:
                 if len(wanted) == 1:
                     what = "text vectors (no figure has text, or text was left out)" if modality == "text" else "indexed drawings"
                     raise EmptyCollection(
+                        reasons[0] if reasons else
                         f"collection {root} has no {what}; run: figsearch index --collection {root}"
                         + (" --text-model minilm" if modality == "text" else "")
                     )
+                notes.extend(reasons)
                 notes.append(f"the collection has no {modality} index: {modality} takes no part")
                 continue
+            notes.extend(reasons)
             usable[modality] = index
         if query.mode not in ("visual", "text") and len(usable) == 1:
             notes.append(f"mode {query.mode!r} has only the {next(iter(usable))} modality to work with")
@@ -222,8 +278,9 @@ class SearchService:
         start = time.perf_counter()
         self._check(query)
         notes: list[str] = []
+        snapshot = self.snapshot()  # one snapshot for the whole search, even if a newer one lands meanwhile
         vectors, query_patent = self._query_vectors(query, notes)
-        indexes = self._modalities(query, vectors, notes)
+        indexes = self._modalities(snapshot, query, vectors, notes)
         modalities = list(indexes)
         exclude_patents = set(query.filters.exclude_patents)
         if query.exclude_query_patent:
@@ -241,7 +298,7 @@ class SearchService:
             union = {f for candidates in lists.values() for f, _ in candidates}
             for modality in modalities:
                 missing = union - {f for f, _ in lists[modality]}
-                stored = fetch_vectors(self.collection, modality, self._settings(modality)["key"], missing)
+                stored = self.collection.vectors.fetch(modality, indexes[modality].encoder, missing)
                 exact[modality] = {f: float(np.max(vectors[modality] @ v)) for f, v in stored.items()}
         mode = query.mode if len(modalities) == 2 or query.mode in ("visual", "text") else modalities[0]
         weight = query.text_weight if len(modalities) == 2 else None
@@ -261,8 +318,7 @@ class SearchService:
         for rank, item in enumerate(page, start=offset + 1):
             figure = self.collection.figure(item.figure_id)
             if figure.patent not in titles:
-                row = self.collection.db.execute("SELECT title FROM patents WHERE publication_number=?", (figure.patent,)).fetchone()
-                titles[figure.patent] = row[0] if row else None
+                titles[figure.patent] = self.collection.patents.title(figure.patent)
             hits.append(
                 Hit(
                     figure_id=figure.figure_id,
@@ -283,10 +339,9 @@ class SearchService:
 
     def figure_details(self, figure_id: str) -> FigureDetails:
         figure = self.collection.figure(figure_id)
-        row = self.collection.db.execute("SELECT title FROM patents WHERE publication_number=?", (figure.patent,)).fetchone()
         return FigureDetails(
             figure=figure,
-            patent_title=row[0] if row else None,
+            patent_title=self.collection.patents.title(figure.patent),
             reference_signs=explain.reference_signs(self.collection, figure_id),
             sentences=explain.linked_sentences(self.collection, figure),
             glossary=explain.glossary(self.collection, figure.patent),
@@ -309,7 +364,7 @@ class SearchService:
                 continue
             encoders[modality] = {"spec": settings["spec"], "key": settings["key"], "identity": settings["identity"]}
             entry = manifest.get(modality)
-            state = vector_state(self.collection, modality, settings["key"])
+            state = self.collection.vectors.state(modality, settings["key"])
             indexes[modality] = {
                 "vectors": state["count"],
                 "indexed": entry.get("count") if entry and entry.get("encoder") == settings["key"] else 0,

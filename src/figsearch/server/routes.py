@@ -17,8 +17,8 @@ from figsearch.errors import InputError
 from figsearch.search.query import MODES, Filters
 from figsearch.search.query import Query as SearchQuery
 from figsearch.server import schemas
-from figsearch.server.app import ServerState
 from figsearch.server.errors import error_responses
+from figsearch.server.state import ServerState
 from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_page, parse_crop
 
 router = APIRouter(prefix="/api", responses=error_responses(500))
@@ -255,7 +255,7 @@ async def health(request: Request) -> schemas.HealthOut:
     state = _state(request)
 
     def check() -> None:
-        state.collection().db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
+        state.collection().settings.meta("schema_version")
 
     await run_in_threadpool(check)
     return schemas.HealthOut(status="ok", collection=state.root.name)

@@ -7,10 +7,11 @@ to an optional callback (the CLI draws a bar with it); library code only logs.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,11 +19,10 @@ from PIL import Image
 
 from figsearch.embed.base import TextEncoder, VisualEncoder, l2_normalise
 from figsearch.embed.catalog import encoder_key
-from figsearch.embed.stored import delete_vectors, save_vectors, stored_inputs, text_digest
+from figsearch.fsutil import sha256_file
 from figsearch.link.text import figure_sentences
 from figsearch.records import Figure, FigureRole
 from figsearch.store import Collection
-from figsearch.fsutil import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,11 @@ class EmbedReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
+def text_digest(sentences: Iterable[str]) -> str:
+    """Digest of the sentences a text vector is computed from: the vector is redone when it changes."""
+    return hashlib.sha256("\x1f".join(sentences).encode("utf-8")).hexdigest()
+
+
 def drawings(collection: Collection) -> list[Figure]:
     return collection.figures(roles=(FigureRole.DRAWING,))
 
@@ -55,7 +60,7 @@ def _image_digest(collection: Collection, figure: Figure) -> str | None:
 
 def plan_visual(collection: Collection, encoder: VisualEncoder) -> tuple[list[tuple[Figure, str]], int]:
     """(figures to embed with their image digests, number already up to date)."""
-    stored = stored_inputs(collection, "visual", encoder_key(encoder))
+    stored = collection.vectors.inputs("visual", encoder_key(encoder))
     todo, unchanged = [], 0
     for figure in drawings(collection):
         if not figure.image_path:
@@ -117,7 +122,7 @@ def embed_visual(
             report.failed.append((figure.figure_id, reason))
         if good:
             vectors = encoder.encode([img for _, _, img in good])
-            save_vectors(collection, "visual", key, [(f.figure_id, v, d) for (f, d, _), v in zip(good, vectors)])
+            collection.vectors.save("visual", key, [(f.figure_id, v, d) for (f, d, _), v in zip(good, vectors)])
             report.embedded += len(good)
         if progress:
             progress(len(batch))
@@ -126,7 +131,7 @@ def embed_visual(
 
 def plan_text(collection: Collection, encoder: TextEncoder) -> tuple[list[tuple[Figure, list[str], str]], list[str], int]:
     """(figures to embed with their sentences and digest, figures whose text vector must go, unchanged)."""
-    stored = stored_inputs(collection, "text", encoder_key(encoder))
+    stored = collection.vectors.inputs("text", encoder_key(encoder))
     todo, drop, unchanged = [], [], 0
     for figure in drawings(collection):
         sentences = [s.strip() for s in figure_sentences(collection, figure) if s and s.strip()]
@@ -155,7 +160,7 @@ def embed_text(
     key = encoder_key(encoder)
     todo, drop, unchanged = plan if plan is not None else plan_text(collection, encoder)
     report = EmbedReport("text", key, unchanged=unchanged)
-    report.removed = delete_vectors(collection, "text", key, drop)
+    report.removed = collection.vectors.delete("text", key, drop)
     cache: dict[str, np.ndarray] = {}  # titles and shared sentences are embedded once
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
@@ -168,7 +173,7 @@ def embed_text(
         for figure, sentences, digest in batch:
             mean = np.mean([cache[s] for s in sentences], axis=0, keepdims=True)
             rows.append((figure.figure_id, l2_normalise(mean)[0], digest))
-        save_vectors(collection, "text", key, rows)
+        collection.vectors.save("text", key, rows)
         report.embedded += len(batch)
         if progress:
             progress(len(batch))

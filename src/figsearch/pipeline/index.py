@@ -1,4 +1,4 @@
-"""``figsearch index``: embed what is new, then bring each modality's index up to date.
+"""The embed-and-index stage (``figsearch index``): embed what is new, then bring each modality's index up to date.
 
 The encoders a collection was indexed with are stored in its settings (spec, key and
 identity per modality), so that a search encodes its query with the same ones and a later
@@ -14,26 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from figsearch.embed.catalog import DEFAULT_TEXT_ENCODER, DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
-from figsearch.embed.pipeline import EmbedReport, embed_text, embed_visual, plan_text, plan_visual
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR
+from figsearch.index.settings import NO_TEXT, factory_setting
 from figsearch.index.sync import IndexReport, sync_index
+from figsearch.pipeline.embed import EmbedReport, embed_text, embed_visual, plan_text, plan_visual
 from figsearch.store import Collection
 
 log = logging.getLogger(__name__)
 
 #: progress(stage, total) -> advance(n); the CLI draws bars with it
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
-NO_TEXT = "none"
-
-
-def encoder_settings(collection: Collection, modality: str) -> dict | None:
-    """{"spec", "key", "identity"} of the encoder a modality was indexed with, or None."""
-    settings = collection.get_setting(f"{modality}_encoder")
-    return settings if settings and settings.get("spec") != NO_TEXT else None
-
-
-def factory_setting(collection: Collection, modality: str) -> str | None:
-    return (collection.get_setting("index_factory") or {}).get(modality)
 
 
 @dataclass

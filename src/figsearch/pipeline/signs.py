@@ -1,14 +1,16 @@
-"""Spotting and linking for a collection: OCR every drawing not yet done, then link it to its sentences.
+"""Read the reference signs of the drawings not read yet, then link each to its sentences.
 
 ``spot_and_link(collection)`` is what ``figsearch ocr`` (and ingest, after it) runs. It is
 resumable: each figure is committed on its own with ``ocr_done_at`` set, and a rerun takes up the
 figures whose ``ocr_done_at`` is still NULL. A patent whose description changed since its sentences
 were built is relinked from the signs already stored, without OCR.
+
+Here lives the scheduling (the engine, worker processes reading ahead, sheet cutting, the PNGs of
+cut figures); what the signs mean for the text is figsearch.link's.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -16,87 +18,12 @@ from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
-from figsearch.link import storage
-from figsearch.link.glossary import brief_clause, brief_descriptions, glossary, label_keys, label_mentions
-from figsearch.link.mentions import Mention, find_mentions
-from figsearch.link.sentences import description_sentences
-from figsearch.link.storage import Link
-from figsearch.records import Figure, FigureRole, Patent, ReferenceSign, Section, Sentence
+from figsearch.link.glossary import brief_clause, glossary, label_keys
+from figsearch.link.patent_text import PatentText, as_numerals, text_digest
+from figsearch.records import Figure, FigureRole, ReferenceSign, Section
 from figsearch.store import Collection
-from figsearch.fsutil import sha256_bytes
 
 log = logging.getLogger(__name__)
-
-NUMBER = "number"  # a numeral read in a drawing that the description does not use as a sign
-
-
-def cited(sign: str, vocabulary: set[str]) -> bool:
-    """Whether the description uses ``sign`` as a reference sign.
-
-    Exact on purpose: a drawing's ``504a`` that the text never names is not one of its signs
-    (the text's ``504`` still links to sentences about 504 through the numeral ``504``).
-    """
-    return sign in vocabulary
-
-
-@dataclass
-class PatentText:
-    """What linking needs from one patent's description, computed once per patent."""
-
-    sentences: list[Sentence]
-    mentions: list[list[Mention]]
-    vocabulary: set[str]
-    brief: dict[str, int]  # figure number -> brief-description sentence index
-    label_refs: dict[str, list[int]]  # figure number -> sentences that refer to it
-    text_sha256: str
-
-    @classmethod
-    def of(cls, patent: Patent) -> PatentText:
-        description = [p for p in patent.paragraphs if p.section == Section.DESCRIPTION]
-        digest = _digest([(p.number, p.text) for p in description])
-        sentences = description_sentences(patent.publication_number, description)
-        mentions = [find_mentions(s.text) for s in sentences]
-        vocabulary = {m.sign for ms in mentions for m in ms if m.last is None}
-        return cls(sentences, mentions, vocabulary, brief_descriptions(sentences), label_mentions(sentences), digest)
-
-    def classify(self, signs: list[ReferenceSign]) -> list[ReferenceSign]:
-        """Numerals the description does not use become kind ``number`` (axis ticks, table values)."""
-        if not self.vocabulary:
-            return signs  # nothing to check against: keep what was read
-        return [
-            ReferenceSign(s.text, NUMBER, s.box, s.confidence)
-            if s.kind == "numeral" and not cited(s.text, self.vocabulary) else s
-            for s in signs
-        ]
-
-    def links(self, label: str | None, signs: list[ReferenceSign]) -> list[Link]:
-        numerals = sorted({s.text for s in signs if s.kind == "numeral"})
-        labels = set(label_keys(label))
-        for s in signs:
-            if s.kind == "figure_label":
-                labels.update(label_keys(s.text))
-        out: list[Link] = []
-        for key in sorted(labels):
-            if key in self.brief:
-                out.append(Link(self.brief[key], "brief_description"))
-            out += [Link(i, "label") for i in self.label_refs.get(key, []) if i != self.brief.get(key)]
-        for sentence, mentions in zip(self.sentences, self.mentions):
-            for sign in numerals:
-                if any(m.covers(sign) for m in mentions):
-                    out.append(Link(sentence.index, "sign", sign))
-        return out
-
-
-def _digest(paragraphs: list[tuple]) -> str:
-    return sha256_bytes(json.dumps([list(p) for p in paragraphs]).encode())
-
-
-def _text_digest(collection: Collection, patent: str) -> str:
-    rows = collection.db.execute(
-        "SELECT number, text FROM paragraphs WHERE publication_number=? AND section=? ORDER BY seq",
-        (patent, Section.DESCRIPTION.value),
-    ).fetchall()
-    return _digest([(r[0], r[1]) for r in rows])
 
 
 @dataclass
@@ -110,35 +37,27 @@ class SpotLinkReport:
     notes: dict[str, list[str]] = field(default_factory=dict)
 
 
+def _stored_digest(collection: Collection, patent: str) -> str:
+    return text_digest(collection.patents.section_paragraphs(patent, Section.DESCRIPTION))
+
+
 def _ensure_text(collection: Collection, patent_number: str, cache: dict, report: SpotLinkReport) -> PatentText:
     if patent_number in cache:
         return cache[patent_number]
     text = PatentText.of(collection.patent(patent_number))
     cache[patent_number] = text
-    if storage.stored_text_sha(collection.db, patent_number) != text.text_sha256:
-        with collection.transaction() as db:
-            storage.write_patent_text(db, patent_number, text.sentences,
-                                      glossary(patent_number, text.sentences), text.text_sha256)
-            done = db.execute(
-                "SELECT figure_id, label FROM figures WHERE publication_number=? AND ocr_done_at IS NOT NULL",
-                (patent_number,),
-            ).fetchall()
-            for row in done:  # the text changed under figures already read: relink them from their signs
-                signs = text.classify(_as_numerals(storage.signs_of(collection, row["figure_id"])))
-                storage.write_signs(db, row["figure_id"], signs, _engine_of(db, row["figure_id"]))
-                storage.write_links(db, row["figure_id"], patent_number, text.links(row["label"], signs))
+    if collection.links.text_sha(patent_number) != text.text_sha256:
+        with collection.transaction():
+            collection.links.write_patent_text(patent_number, text.sentences,
+                                               glossary(patent_number, text.sentences), text.text_sha256)
+            done = collection.signs.read_figures(patent_number)
+            for figure_id, label in done:  # the text changed under figures already read: relink them from their signs
+                signs = text.classify(as_numerals(collection.signs.of(figure_id)))
+                collection.signs.write(figure_id, signs, collection.signs.engine_of(figure_id))
+                collection.links.write_links(figure_id, patent_number, text.links(label, signs))
         if done:
             report.relinked_patents += 1
     return text
-
-
-def _as_numerals(signs: list[ReferenceSign]) -> list[ReferenceSign]:
-    return [ReferenceSign(s.text, "numeral", s.box, s.confidence) if s.kind == NUMBER else s for s in signs]
-
-
-def _engine_of(db, figure_id: str) -> str:
-    row = db.execute("SELECT engine FROM reference_signs WHERE figure_id=? LIMIT 1", (figure_id,)).fetchone()
-    return row[0] if row and row[0] else ""
 
 
 def _load(collection: Collection, figure: Figure) -> Image.Image:
@@ -151,7 +70,7 @@ def _load(collection: Collection, figure: Figure) -> Image.Image:
 
 
 def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, parts, signs, text: PatentText):
-    """Store the figures cut from ``sheet``; returns (figure, its signs in its own pixels) pairs."""
+    """Store the images of the figures cut from ``sheet``; returns (figure, its signs in its own pixels) pairs."""
     from figsearch.ocr.split import inside
 
     sheet_key = sheet.figure_id.removeprefix(f"{sheet.patent}-")
@@ -159,10 +78,7 @@ def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, pa
     for label, box in parts:
         key = "".join(label_keys(label)).lower() or "x"
         crop = image.crop(box)
-        image_path, sha = collection.save_png("images", sheet.patent, f"{sheet_key}-fig{key}", crop)
-        thumb = crop.copy()
-        thumb.thumbnail((256, 256))
-        thumb_path, _ = collection.save_png("thumbs", sheet.patent, f"{sheet_key}-fig{key}", thumb)
+        image_path, thumb_path, sha = collection.files.save_figure_images(sheet.patent, f"{sheet_key}-fig{key}", crop)
         brief = text.brief.get(label_keys(label)[0]) if label_keys(label) else None
         child = Figure(
             figure_id=f"{sheet.figure_id}-fig{key}", patent=sheet.patent, label=label, role=FigureRole.DRAWING,
@@ -178,17 +94,6 @@ def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, pa
         ]
         out.append((child, own))
     return out
-
-
-def _insert_child(db, child: Figure) -> None:
-    db.execute(
-        """INSERT OR REPLACE INTO figures (figure_id, publication_number, label, role, sequence, source_file, page,
-               description, image_path, thumbnail_path, width, height, image_sha256, parent_id, box_json, ocr_done_at)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL)""",
-        (child.figure_id, child.patent, child.label, child.role.value, child.sequence, child.source_file, child.page,
-         child.description, child.image_path, child.thumbnail_path, child.width, child.height, child.image_sha256,
-         child.parent_id, json.dumps(child.box)),
-    )
 
 
 def process_figure(
@@ -235,21 +140,20 @@ def process_figure(
             keys = sorted((k for lab in labels for k in label_keys(lab)), key=lambda k: (len(k), k))
             label = "FIGS. " + ", ".join(keys)
     links = text.links(label, signs)
-    with collection.transaction() as db:
-        db.execute("DELETE FROM figures WHERE parent_id=?", (figure.figure_id,))
-        db.execute("UPDATE figures SET label=?, description=?, role=? WHERE figure_id=?",
-                   (label, description, role.value, figure.figure_id))
-        storage.write_signs(db, figure.figure_id, signs, engine.name if engine else "")
-        storage.write_links(db, figure.figure_id, figure.patent, links)
-        storage.write_notes(db, figure.figure_id, notes)
-        storage.mark_done(db, figure.figure_id)
+    signs_repo, links_repo = collection.signs, collection.links
+    with collection.transaction():
+        signs_repo.set_reading(figure.figure_id, label, description, role)
+        signs_repo.write(figure.figure_id, signs, engine.name if engine else "")
+        links_repo.write_links(figure.figure_id, figure.patent, links)
+        signs_repo.write_notes(figure.figure_id, notes)
+        signs_repo.mark_done(figure.figure_id)
         for child, own in children:
-            _insert_child(db, child)
+            signs_repo.insert_cut_figure(child)
             child_links = text.links(child.label, own)
-            storage.write_signs(db, child.figure_id, own, engine.name)
-            storage.write_links(db, child.figure_id, child.patent, child_links)
-            storage.write_notes(db, child.figure_id, [f"cut from sheet {figure.figure_id} by its labels"])
-            storage.mark_done(db, child.figure_id)
+            signs_repo.write(child.figure_id, own, engine.name)
+            links_repo.write_links(child.figure_id, child.patent, child_links)
+            signs_repo.write_notes(child.figure_id, [f"cut from sheet {figure.figure_id} by its labels"])
+            signs_repo.mark_done(child.figure_id)
             report.links += len(child_links)
     report.figures += 1
     report.signs += sum(s.kind == "numeral" for s in signs)
@@ -262,22 +166,12 @@ def process_figure(
 
 
 def pending(collection: Collection) -> list[Figure]:
-    ids = [r[0] for r in collection.db.execute(
-        "SELECT figure_id FROM figures WHERE ocr_done_at IS NULL AND parent_id IS NULL "
-        "ORDER BY publication_number, sequence, figure_id"
-    )]
-    return [collection.figure(i) for i in ids]
+    return [collection.figure(i) for i in collection.signs.pending()]
 
 
 def reset(collection: Collection, patent: str | None = None) -> None:
     """Forget OCR results (cut figures included) so that the next run reads everything again."""
-    clause, args = ("publication_number=?", (patent,)) if patent else ("1=1", ())
-    with collection.transaction() as db:
-        # only OCR cuts figures from sheets, so every figure with a parent is ours to remove
-        db.execute(f"DELETE FROM figures WHERE {clause} AND parent_id IS NOT NULL", args)
-        db.execute(f"UPDATE figures SET role='drawing' WHERE {clause} AND role='split_sheet'", args)
-        db.execute(f"UPDATE figures SET ocr_done_at=NULL WHERE {clause}", args)
-        db.execute(f"DELETE FROM link_state WHERE {clause}", args)
+    collection.signs.reset(patent)
 
 
 def spot_and_link(
@@ -302,7 +196,7 @@ def spot_and_link(
     todo = pending(collection)
     texts: dict[str, PatentText] = {}
     for number in collection.patent_numbers():  # text changes are relinked even when no figure is pending
-        if storage.stored_text_sha(collection.db, number) != _text_digest(collection, number):
+        if collection.links.text_sha(number) != _stored_digest(collection, number):
             _ensure_text(collection, number, texts, report)
     drawings = [f for f in todo if f.role == FigureRole.DRAWING]
     ocr = create_engine(engine) if drawings else None
@@ -375,7 +269,8 @@ class _ReadAhead:
         if self.results is None or figure.role != FigureRole.DRAWING:
             return None
         expected = next(self.ids)
-        assert expected == figure.figure_id, (expected, figure.figure_id)
+        if expected != figure.figure_id:  # the order of reads and writes is this module's own invariant
+            raise RuntimeError(f"read-ahead out of order: {expected} read, {figure.figure_id} written")
         return next(self.results)
 
     def __enter__(self) -> _ReadAhead:

@@ -1,0 +1,90 @@
+"""What linking needs from one patent's description, and the links of a figure's signs and label.
+
+``PatentText.of(patent)`` splits the description into sentences, finds the reference signs they
+mention, the brief description of each figure and the sentences that name a figure; ``links``
+then says which sentences belong to a figure read with these signs. Reading the drawings and
+storing the results is the pipeline's job (figsearch.pipeline.signs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from figsearch.fsutil import sha256_bytes
+from figsearch.link.glossary import brief_descriptions, label_keys, label_mentions
+from figsearch.link.mentions import Mention, find_mentions
+from figsearch.link.sentences import description_sentences
+from figsearch.records import Patent, ReferenceSign, Section, Sentence
+from figsearch.records import SentenceLink
+
+NUMBER = "number"  # a numeral read in a drawing that the description does not use as a sign
+
+
+def cited(sign: str, vocabulary: set[str]) -> bool:
+    """Whether the description uses ``sign`` as a reference sign.
+
+    Exact on purpose: a drawing's ``504a`` that the text never names is not one of its signs
+    (the text's ``504`` still links to sentences about 504 through the numeral ``504``).
+    """
+    return sign in vocabulary
+
+
+@dataclass
+class PatentText:
+    """What linking needs from one patent's description, computed once per patent."""
+
+    sentences: list[Sentence]
+    mentions: list[list[Mention]]
+    vocabulary: set[str]
+    brief: dict[str, int]  # figure number -> brief-description sentence index
+    label_refs: dict[str, list[int]]  # figure number -> sentences that refer to it
+    text_sha256: str
+
+    @classmethod
+    def of(cls, patent: Patent) -> PatentText:
+        description = [p for p in patent.paragraphs if p.section == Section.DESCRIPTION]
+        digest = text_digest([(p.number, p.text) for p in description])
+        sentences = description_sentences(patent.publication_number, description)
+        mentions = [find_mentions(s.text) for s in sentences]
+        vocabulary = {m.sign for ms in mentions for m in ms if m.last is None}
+        return cls(sentences, mentions, vocabulary, brief_descriptions(sentences), label_mentions(sentences), digest)
+
+    def classify(self, signs: list[ReferenceSign]) -> list[ReferenceSign]:
+        """Numerals the description does not use become kind ``number`` (axis ticks, table values)."""
+        if not self.vocabulary:
+            return signs  # nothing to check against: keep what was read
+        return [
+            ReferenceSign(s.text, NUMBER, s.box, s.confidence)
+            if s.kind == "numeral" and not cited(s.text, self.vocabulary) else s
+            for s in signs
+        ]
+
+    def links(self, label: str | None, signs: list[ReferenceSign]) -> list[SentenceLink]:
+        numerals = sorted({s.text for s in signs if s.kind == "numeral"})
+        labels = set(label_keys(label))
+        for s in signs:
+            if s.kind == "figure_label":
+                labels.update(label_keys(s.text))
+        out: list[SentenceLink] = []
+        for key in sorted(labels):
+            if key in self.brief:
+                out.append(SentenceLink(self.brief[key], "brief_description"))
+            out += [SentenceLink(i, "label") for i in self.label_refs.get(key, []) if i != self.brief.get(key)]
+        for sentence, mentions in zip(self.sentences, self.mentions):
+            for sign in numerals:
+                if any(m.covers(sign) for m in mentions):
+                    out.append(SentenceLink(sentence.index, "sign", sign))
+        return out
+
+
+def text_digest(paragraphs: list[tuple]) -> str:
+    """Digest of a description's (number, text) paragraphs: the sentences are rebuilt when it changes."""
+    return sha256_bytes(json.dumps([list(p) for p in paragraphs]).encode())
+
+
+def as_numerals(signs: list[ReferenceSign]) -> list[ReferenceSign]:
+    """Signs as read, before ``classify`` set aside the numbers the description does not use."""
+    return [ReferenceSign(s.text, "numeral", s.box, s.confidence) if s.kind == NUMBER else s for s in signs]
+
+
