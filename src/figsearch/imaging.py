@@ -15,7 +15,6 @@ under ``PDFIUM_LOCK``.
 from __future__ import annotations
 
 import io
-import logging
 import re
 import struct
 import threading
@@ -26,8 +25,6 @@ from pathlib import Path
 
 from figsearch.errors import CorruptInput, ImageTooLarge, InputError, NotFound, UnsupportedFormat
 from figsearch.extras import require
-
-log = logging.getLogger(__name__)
 
 #: refuse images above this many pixels (a 600 dpi A3 sheet is ~70 MP); just under Pillow's own
 #: hard limit (2 × Image.MAX_IMAGE_PIXELS), which is left as it is for the rest of the process
