@@ -62,7 +62,7 @@ class SimpleHog(VisualEncoder):
 
 def load_grants(data: Path) -> tuple[list[Image.Image], list[str], list[str]]:
     """The sheets as ingest stores them (grey, bounded size), read from the TIFFs."""
-    from figsearch.ingest.images import normalise
+    from figsearch.imaging import normalise
 
     images, patents, ids = [], [], []
     for path in sorted((data / "us-design-grants").glob("*/*.TIF")):

@@ -12,7 +12,7 @@ from ingest_helpers import drawing, write_tiff
 from PIL import Image
 
 from figsearch.errors import CorruptInput, InputError, UnsupportedFormat
-from figsearch.ingest import images
+from figsearch import imaging as images
 from figsearch.ingest.detect import classify
 
 

@@ -70,7 +70,7 @@ def test_every_design_pdf_has_a_number_and_drawing_pages(shared_data, monkeypatc
     """All 104 PDFs, read without rendering pixels (rendering is covered by the benchmark)."""
     import figsearch.ingest.pdf as pdf_module
 
-    monkeypatch.setattr(pdf_module, "_render", lambda pdf, index, source: None)
+    monkeypatch.setattr(pdf_module.imaging, "render_pdf_page", lambda pdf, index, source: None)
     reader = pdf_module.PdfReader()
     numbers, drawings = set(), 0
     paths = sorted((shared_data / "us-design-pdfs").glob("*.pdf"))

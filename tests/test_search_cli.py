@@ -55,7 +55,7 @@ def test_errors_are_one_line_with_exit_status_2(indexed, tmp_path):
     bad.write_bytes(b"II*\x00garbage")
     for args, message in [
         (("--figure", "NOPE"), "unknown figure id 'NOPE'"),
-        (("--image", bad), f"{bad} starts like a TIFF file but cannot be decoded"),
+        (("--image", bad), f"{bad}: corrupt or truncated TIFF file"),
         (("--image", tmp_path / "missing.png"), "does not exist"),
         ((), "at least one of --figure, --image, --text"),
         (("--figure", "US1-A", "--text-weight", "2"), "text_weight=2.0"),

@@ -106,7 +106,7 @@ def test_clear_errors(service, collection_dir, tmp_path):
         service.search(Query(image=b"this is not an image at all"))
     png = io.BytesIO()
     angle_image(5, size=64).save(png, format="PNG")
-    with pytest.raises(CorruptInput, match="cannot be decoded"):
+    with pytest.raises(CorruptInput, match="query image: cannot decode image .truncated"):
         service.search(Query(image=png.getvalue()[:80]))
     with pytest.raises(CorruptInput, match="PDF"):
         service.search(Query(image=b"%PDF-1.4 broken"))

@@ -244,12 +244,24 @@ def test_decompression_bomb_header_is_refused_without_decoding(client):
         assert "'bomb.png'" in error["message"] and "pixels" in error["message"]
 
 
-def test_pdf_page_is_rendered_under_the_pixel_limit(strict, backend):
-    buffer = io.BytesIO()
-    # a 100 x 100 inch page: at 200 dpi it would be 400 million pixels
-    Image.new("L", (7200, 7200), 255).resize((720, 720)).save(buffer, format="PDF", resolution=7.2)
-    response = upload(strict, buffer.getvalue(), name="huge.pdf", text="rim")
+def test_huge_pdf_page_is_rendered_at_the_stored_size(client):
+    """A 100 x 100 inch page is rendered by ingest's one PDF policy (longest side 2400 px), not at a dpi."""
+    from test_imaging import vector_pdf
+
+    from figsearch.imaging import MAX_SIDE
+
+    response = client.post("/api/preview", files={"image": ("huge.pdf", vector_pdf([(7200, 7200)]))})
     assert response.status_code == 200, response.text
+    assert Image.open(io.BytesIO(response.content)).size == (MAX_SIDE, MAX_SIDE)
+
+
+def test_pdf_scan_over_the_pixel_limit_is_413(strict):
+    # moved from "rendered under the pixel limit": a scanned page is decoded as stored, as ingest
+    # stores it (so that an upload is the same pixels), hence refused when the scan is over the limit
+    buffer = io.BytesIO()
+    Image.new("L", (720, 720), 255).save(buffer, format="PDF", resolution=7.2)
+    error = assert_error(upload(strict, buffer.getvalue(), name="huge.pdf", text="rim"), 413, "too_large")
+    assert "720x720" in error["message"] and "'huge.pdf'" in error["message"]
 
 
 # -- 415 -----------------------------------------------------------------------------------------

@@ -36,6 +36,18 @@ class CorruptInput(InputError):
     code = "corrupt_input"
 
 
+class ImageTooLarge(CorruptInput):
+    """An image (or a PDF page, or an image inside one) over the pixel limit: a possible bomb.
+
+    ``size`` is (width, height) when the header told it, ``limit`` the pixel limit it broke.
+    """
+
+    def __init__(self, message: str, *, size: tuple[int, int] | None = None, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 class NotFound(FigsearchError):
     """An unknown figure id, patent number or collection."""
 

@@ -9,19 +9,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
+from figsearch.imaging import to_grey
+
 #: grey levels above this count as paper when trimming margins
 PAPER_THRESHOLD = 235
-
-
-def to_grey(image: Image.Image) -> Image.Image:
-    if image.mode == "L":
-        return image
-    if image.mode in ("RGBA", "LA", "P"):
-        # transparent areas are paper, not black
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        background.alpha_composite(image.convert("RGBA"))
-        image = background
-    return image.convert("L")
 
 
 def ink_box(image: Image.Image, threshold: int = PAPER_THRESHOLD, margin: int = 2) -> tuple[int, int, int, int] | None:

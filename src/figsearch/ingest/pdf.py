@@ -17,11 +17,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from figsearch import imaging
 from figsearch.errors import CorruptInput, MissingDependency
 from figsearch.extras import require
 from figsearch.ingest import figtext
 from figsearch.ingest.base import Reader, Unit, readers
-from figsearch.ingest.images import MAX_SIDE, _check_size
 from figsearch.ingest.numbers import PubNumber, find_in_text, from_file_stem, normalise
 from figsearch.records import Document, FigureRole, Paragraph, Patent, Section, SourceImage
 
@@ -50,17 +50,19 @@ class PdfReader(Reader):
 
     def read(self, unit: Unit) -> Iterator[Document]:
         pdfium = require("pypdfium2", "reading patent PDFs")
-        try:
-            pdf = pdfium.PdfDocument(str(unit.path))
-        except pdfium.PdfiumError as exc:
-            raise CorruptInput(f"{unit.source}: {_open_error(unit.path, exc)}") from None
-        try:
-            document = self._document(pdf, unit)
-        except pdfium.PdfiumError as exc:
-            # a page that opens in no viewer either (found by fuzzing: "Failed to load page.")
-            raise CorruptInput(f"{unit.source}: damaged PDF ({exc})") from None
-        finally:
-            pdf.close()
+        # pdfium is not thread-safe: the whole document (open, text, rendering, close) under the one lock
+        with imaging.PDFIUM_LOCK:
+            try:
+                pdf = pdfium.PdfDocument(str(unit.path))
+            except pdfium.PdfiumError as exc:
+                raise CorruptInput(f"{unit.source}: {_open_error(unit.path, exc)}") from None
+            try:
+                document = self._document(pdf, unit)
+            except pdfium.PdfiumError as exc:
+                # a page that opens in no viewer either (found by fuzzing: "Failed to load page.")
+                raise CorruptInput(f"{unit.source}: damaged PDF ({exc})") from None
+            finally:
+                pdf.close()
         yield document
 
     def _document(self, pdf, unit: Unit) -> Document:
@@ -99,7 +101,7 @@ class PdfReader(Reader):
                                                    heading="FRONT PAGE"))
             role = FigureRole.FRONT_PAGE if index == 0 else FigureRole.DRAWING
             images.append(SourceImage(key=f"p{index + 1:03d}", page=index + 1, role=role,
-                                      image=_render(pdf, index, unit.source)))
+                                      image=imaging.render_pdf_page(pdf, index, unit.source)))
         figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
         return Document(patent=patent, images=images)
 
@@ -135,12 +137,9 @@ class PdfReader(Reader):
 
 
 def _open_error(path: Path, exc) -> str:
-    code = getattr(exc, "err_code", None)
-    if code == 0 or re.search(rb"/Count\s*0\b", path.read_bytes()[-65536:]):
+    if getattr(exc, "err_code", None) == 0 or re.search(rb"/Count\s*0\b", path.read_bytes()[-65536:]):
         return "PDF has no pages"
-    reasons = {2: "cannot read the file", 3: "not a valid PDF (damaged or truncated)",
-               4: "PDF is password-protected", 5: "PDF uses an unsupported security handler"}
-    return f"cannot open PDF: {reasons.get(code, exc)}"
+    return imaging.pdf_open_error(exc)
 
 
 def _page_text(pdf, index: int) -> str:
@@ -155,65 +154,6 @@ def _page_text(pdf, index: int) -> str:
         return ""
     finally:
         page.close()
-
-
-def _render(pdf, index: int, source: str):
-    page = pdf[index]
-    try:
-        scanned = _scanned_image(page, f"{source} page {index + 1}")
-        if scanned is not None:
-            return scanned
-        width, height = page.get_size()
-        if width <= 0 or height <= 0:
-            raise CorruptInput(f"{source} page {index + 1}: page has no size")
-        scale = min(MAX_SIDE / max(width, height), 600 / 72)
-        where = f"{source} page {index + 1}"
-        _check_size((int(width * scale), int(height * scale)), where)
-        # pdfium decodes an embedded image whole before scaling it: a 1 MB PDF can hold a 400 MP image
-        raw = require("pypdfium2.raw")
-        for obj in page.get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE]):
-            _check_size(tuple(obj.get_px_size()), f"{where}: embedded image")
-        bitmap = page.render(scale=scale, grayscale=True)
-        image = bitmap.to_pil().convert("L")
-        bitmap.close()
-        return image
-    finally:
-        page.close()
-
-
-def _scanned_image(page, where: str):
-    """The page's one image, decoded as stored, when the page is a scan and nothing else.
-
-    USPTO and most archive PDFs are one scanned image per page (plus invisible OCR text);
-    decoding that image is ~4× faster than rendering the page and keeps its resolution.
-    Any visible text, vector path, rotation or partial cover sends the page to the renderer.
-    """
-    raw = require("pypdfium2.raw")
-    images = []
-    for obj in page.get_objects():
-        if obj.type == raw.FPDF_PAGEOBJ_IMAGE:
-            images.append(obj)
-        elif obj.type != raw.FPDF_PAGEOBJ_TEXT or raw.FPDFTextObj_GetTextRenderMode(obj.raw) != 3:
-            return None  # something visible besides the scan
-        if len(images) > 1:
-            return None
-    if len(images) != 1 or page.get_rotation() != 0:
-        return None
-    image = images[0]
-    matrix = image.get_matrix()
-    if matrix.b or matrix.c or matrix.a <= 0 or matrix.d <= 0:
-        return None
-    left, bottom, right, top = image.get_bounds()
-    width, height = page.get_size()
-    if (right - left) * (top - bottom) < 0.8 * width * height:
-        return None
-    _check_size(tuple(image.get_px_size()), where)
-    try:
-        bitmap = image.get_bitmap(render=False)
-        pil = bitmap.to_pil()
-    except Exception:  # an encoding pdfium cannot hand out raw: render instead
-        return None
-    return pil
 
 
 def _clean(text: str) -> str:

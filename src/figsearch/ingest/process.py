@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from figsearch.errors import CollectionError, FigsearchError
-from figsearch.ingest import images as imaging
+from figsearch import imaging
 from figsearch.ingest.base import Unit, is_file, readers
 from figsearch.records import Document, Failure, Figure, Patent, SourceImage
 from figsearch.store import TMP_DIR, png_relpath

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
+from figsearch.imaging import to_grey
 from figsearch.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,6 @@ class OcrEngine(abc.ABC):
 
     def read(self, image: Image.Image) -> list[TextBox]:
         """Read ``image`` (any mode, any size); boxes are in ``image``'s pixels."""
-        from figsearch.embed.preprocess import to_grey
-
         grey = to_grey(image)
         scale = min(1.0, self.working_side / max(grey.size)) if max(grey.size) else 1.0
         if scale < 1.0:

@@ -24,6 +24,7 @@ from PIL import Image
 
 from figsearch.errors import ModelUnavailable
 from figsearch.extras import require
+from figsearch.imaging import to_grey
 from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox
 from figsearch.ocr.preprocess import glyph_layer, rotations_for
 
@@ -210,7 +211,7 @@ class CraftEngine(OcrEngine):
         w, h = image.size
         pw, ph = math.ceil(w / 32) * 32, math.ceil(h / 32) * 32
         grey = np.full((ph, pw), 255, dtype=np.float32)
-        grey[:h, :w] = np.asarray(image.convert("L"), dtype=np.float32)
+        grey[:h, :w] = np.asarray(to_grey(image), dtype=np.float32)
         mean = np.array([0.485, 0.456, 0.406], dtype=np.float32)[:, None, None] * 255
         std = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None] * 255
         x = (np.repeat(grey[None], 3, axis=0) - mean) / std

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from figsearch.imaging import to_grey
 from figsearch.records import ReferenceSign
 
 #: a gutter must be at least this fraction of the sheet's side, and never less than 4 px
@@ -80,7 +81,7 @@ def split_sheet(image: Image.Image, signs: list[ReferenceSign]) -> list[tuple[st
     texts = [s.text for s in labels]
     if len(labels) < 2 or len(set(texts)) != len(texts):
         return []
-    ink = np.asarray(image.convert("L")) < 128
+    ink = np.asarray(to_grey(image)) < 128
     total = float(ink.sum())
     if total == 0:
         return []

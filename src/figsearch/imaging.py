@@ -1,0 +1,385 @@
+"""The one image decoder: every file becomes pixels here, whether it is ingested, searched with or uploaded.
+
+Real drawing sheets are CCITT G4 TIFFs (1-bit, often 2,500 × 3,300 px and more, sometimes
+multi-page), PNGs, JPEGs and PDF pages. Ingest stores each image once, ``normalise``-d: 8-bit grey,
+its longest side bounded by ``MAX_SIDE``, plus a thumbnail. A query file (CLI or HTTP upload) goes
+through the same ``decode`` and the same ``normalise`` (see ``load_drawing``), so a file searched
+with is pixel for pixel the figure it would be if it were ingested, and so gets the same vector.
+
+Pillow's own bomb check only warns below 2× its limit, so the pixel count is checked here,
+from the header, before any pixel is decoded; a PDF page's embedded images are checked the same
+way before pdfium decodes them. pdfium is not thread-safe: every pdfium call in the process runs
+under ``PDFIUM_LOCK``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from figsearch.errors import CorruptInput, ImageTooLarge, InputError, NotFound, UnsupportedFormat
+from figsearch.extras import require
+
+#: refuse images above this many pixels (a 600 dpi A3 sheet is ~70 MP); just under Pillow's own
+#: hard limit (2 × Image.MAX_IMAGE_PIXELS), which is left as it is for the rest of the process
+MAX_PIXELS = 178_000_000
+#: longest side of the stored, normalised image: enough for OCR of small reference numerals
+#: (a letter sheet at ~220 dpi), while the encoders work far below it. Every collection so far was
+#: built with 2400, so changing it would change stored pixels and every published number.
+MAX_SIDE = 2400
+THUMB_SIDE = 256
+#: more pages than this in one TIFF is not a patent sheet
+MAX_PAGES = 500
+#: The one PDF policy: a page is rendered so that its longest side is ``MAX_SIDE`` (a US letter
+#: sheet comes out at ~218 dpi), but never above ``PDF_MAX_DPI`` (tiny pages stay small). Rendering
+#: straight to the stored size means normalise() has nothing left to shrink, and a scanned page
+#: (one image, nothing else) is decoded as stored instead, which keeps the scan's own pixels.
+PDF_MAX_DPI = 600
+#: raster formats Pillow may open (sniffed from the content, never from the file name)
+FORMATS = ("TIFF", "PNG", "JPEG", "GIF", "BMP", "WEBP")
+
+#: pdfium is not thread-safe (the server decodes uploads in a thread pool): one lock for the process.
+#: Re-entrant, so that a reader holding it for a whole document may call render_pdf_page.
+PDFIUM_LOCK = threading.RLock()
+
+#: area averaging: antialiases thin lines when shrinking, ~3× faster than Lanczos on sheets
+_DOWN = 4  # PIL.Image.Resampling.BOX, without importing Pillow here
+_ORIENTATION = 0x0112  # the EXIF/TIFF Orientation tag
+
+
+@dataclass
+class Normalised:
+    image: object  # PIL.Image, mode "L"
+    thumbnail: object
+    original_size: tuple[int, int]
+
+
+def _pil():
+    from PIL import Image
+
+    return Image
+
+
+def check_size(size: tuple[int, int], source: str, max_pixels: int = MAX_PIXELS) -> None:
+    """ImageTooLarge when ``size`` holds more than ``max_pixels``; CorruptInput when it holds none."""
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise CorruptInput(f"{source}: image has no pixels ({width}×{height})")
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"{source}: image of {width}×{height} pixels ({width * height / 1e6:.0f} MP) exceeds the "
+            f"{max_pixels / 1e6:.0f} MP limit; refused as a possible decompression bomb",
+            size=(width, height),
+            limit=max_pixels,
+        )
+
+
+def is_pdf(head: bytes) -> bool:
+    """PDF by content: the header may follow some junk within the first 1024 bytes (PDF 1.7, 7.5.2)."""
+    return b"%PDF-" in head[:1024]
+
+
+# -- raster files ---------------------------------------------------------------------------------
+
+
+def open_pages(
+    path: Path | None = None,
+    data: bytes | None = None,
+    *,
+    source: str,
+    only: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> Iterator[tuple[int, int, object]]:
+    """Yield (1-based page, page count, decoded PIL image) per page of a raster file.
+
+    ``only`` decodes that one page (InputError when the file has fewer). Pages are decoded one at a
+    time into the same image object: use each before asking for the next. EXIF/TIFF orientation is
+    applied. Raises CorruptInput (ImageTooLarge for bombs) or UnsupportedFormat on bad files.
+    """
+    Image = _pil()
+    from PIL import UnidentifiedImageError
+
+    if data is None and path is not None and path.stat().st_size == 0:
+        raise CorruptInput(f"{source}: empty file (0 bytes)")
+    if data is not None and not data:
+        raise CorruptInput(f"{source}: empty image data")
+    handle = io.BytesIO(data) if data is not None else open(path, "rb")
+    try:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Pillow warns about damaged metadata; we report the damage
+                image = Image.open(handle, formats=FORMATS)
+        except Image.DecompressionBombError as exc:
+            pixels = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f" of {int(pixels.group(1)) / 1e6:.0f} MP" if pixels else ""
+            raise ImageTooLarge(f"{source}: image{size} exceeds the {max_pixels / 1e6:.0f} MP limit; refused as a "
+                                "possible decompression bomb", size=None, limit=max_pixels) from None
+        except UnidentifiedImageError:
+            handle.seek(0)
+            known = _format_from_magic(handle.read(16))
+            if known:
+                raise CorruptInput(f"{source}: corrupt or truncated {known} file (its header cannot be read)") from None
+            raise UnsupportedFormat(f"{source}: not an image figsearch can read (TIFF, PNG, JPEG, GIF, BMP, WebP, "
+                                    "or a PDF)") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pages = getattr(image, "n_frames", 1) or 1  # walks every page's header: may meet the damage
+        if pages > MAX_PAGES:
+            raise CorruptInput(f"{source}: {pages} pages in one image file; refused (limit {MAX_PAGES})")
+        if only is not None and not 1 <= only <= pages:
+            raise InputError(f"{source} has {pages} page(s); page {only} was asked for")
+        for index in range(pages) if only is None else (only - 1,):
+            where = source if pages == 1 else f"{source} page {index + 1}"
+            try:
+                if index:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        image.seek(index)
+                check_size(image.size, where, max_pixels)
+                if image.format == "JPEG":
+                    # decode JPEGs straight at a reduced scale when they are far bigger than needed
+                    image.draft("L", (MAX_SIDE, MAX_SIDE))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    image.load()
+                    page = _upright(image)
+            except CorruptInput:
+                raise
+            except (*_DECODE_ERRORS, MemoryError) as exc:
+                raise CorruptInput(f"{where}: cannot decode image ({_why(exc)})") from None
+            yield index + 1, pages, page
+    except _DECODE_ERRORS as exc:
+        raise CorruptInput(f"{source}: cannot decode image ({_why(exc)})") from None
+    finally:
+        handle.close()
+
+
+def _upright(image):
+    """The image as it is meant to be seen: a phone photo's (or a TIFF's) orientation tag applied.
+
+    Only a tag other than 1 (upright) costs a copy; patent TIFFs carry 1 or nothing, so the sheets
+    already in collections decode exactly as before.
+    """
+    orientation = image.getexif().get(_ORIENTATION, 1)
+    if orientation not in (2, 3, 4, 5, 6, 7, 8):
+        return image
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(image)
+
+
+#: what Pillow raises on malformed files (found by fuzzing: a damaged second TIFF page gives TypeError)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error,
+                  ZeroDivisionError)
+
+
+def _format_from_magic(head: bytes) -> str | None:
+    for magic, name in ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"),
+                        (b"GIF8", "GIF"), (b"BM", "BMP")):
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "truncated" in text.lower() or isinstance(exc, EOFError):
+        return f"truncated or incomplete file: {text}"
+    return text
+
+
+# -- PDF pages ------------------------------------------------------------------------------------
+
+
+def render_pdf_page(pdf, index: int, source: str, max_pixels: int = MAX_PIXELS):
+    """Page ``index`` (0-based) of an open pypdfium2 document as a PIL image, by the one PDF policy.
+
+    The caller holds ``PDFIUM_LOCK`` (for the document's whole life: opening and closing are pdfium
+    calls too).
+    """
+    page = pdf[index]
+    where = f"{source} page {index + 1}"
+    try:
+        scanned = _scanned_image(page, where, max_pixels)
+        if scanned is not None:
+            return scanned
+        width, height = page.get_size()
+        if width <= 0 or height <= 0:
+            raise CorruptInput(f"{where}: page has no size")
+        scale = min(MAX_SIDE / max(width, height), PDF_MAX_DPI / 72)
+        check_size((int(width * scale), int(height * scale)), where, max_pixels)
+        # pdfium decodes an embedded image whole before scaling it: a 1 MB PDF can hold a 400 MP image
+        raw = require("pypdfium2.raw")
+        for obj in page.get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE]):
+            check_size(tuple(obj.get_px_size()), f"{where}: embedded image", max_pixels)
+        bitmap = page.render(scale=scale, grayscale=True)
+        image = bitmap.to_pil().convert("L")
+        bitmap.close()
+        return image
+    finally:
+        page.close()
+
+
+def _scanned_image(page, where: str, max_pixels: int):
+    """The page's one image, decoded as stored, when the page is a scan and nothing else.
+
+    USPTO and most archive PDFs are one scanned image per page (plus invisible OCR text);
+    decoding that image is ~4× faster than rendering the page and keeps its resolution.
+    Any visible text, vector path, rotation or partial cover sends the page to the renderer.
+    """
+    raw = require("pypdfium2.raw")
+    images = []
+    for obj in page.get_objects():
+        if obj.type == raw.FPDF_PAGEOBJ_IMAGE:
+            images.append(obj)
+        elif obj.type != raw.FPDF_PAGEOBJ_TEXT or raw.FPDFTextObj_GetTextRenderMode(obj.raw) != 3:
+            return None  # something visible besides the scan
+        if len(images) > 1:
+            return None
+    if len(images) != 1 or page.get_rotation() != 0:
+        return None
+    image = images[0]
+    matrix = image.get_matrix()
+    if matrix.b or matrix.c or matrix.a <= 0 or matrix.d <= 0:
+        return None
+    left, bottom, right, top = image.get_bounds()
+    width, height = page.get_size()
+    if (right - left) * (top - bottom) < 0.8 * width * height:
+        return None
+    check_size(tuple(image.get_px_size()), where, max_pixels)
+    try:
+        bitmap = image.get_bitmap(render=False)
+        pil = bitmap.to_pil()
+    except Exception:  # an encoding pdfium cannot hand out raw: render instead
+        return None
+    return pil
+
+
+_PDF_OPEN_ERRORS = {2: "cannot read the file", 3: "not a valid PDF (damaged or truncated)",
+                    4: "PDF is password-protected", 5: "PDF uses an unsupported security handler"}
+
+
+def pdf_open_error(exc) -> str:
+    """Why pdfium could not open a document, in words."""
+    code = getattr(exc, "err_code", None)
+    return f"cannot open PDF: {_PDF_OPEN_ERRORS.get(code, exc)}"
+
+
+def _pdf_page(data: bytes, page: int, source: str, max_pixels: int) -> tuple[object, int]:
+    pdfium = require("pypdfium2", "reading PDF files")
+    with PDFIUM_LOCK:
+        try:
+            document = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            raise CorruptInput(f"{source}: {pdf_open_error(exc)}") from None
+        try:
+            pages = len(document)
+            if pages == 0:
+                raise CorruptInput(f"{source}: PDF has no pages")
+            if not 1 <= page <= pages:
+                raise InputError(f"{source} has {pages} page(s); page {page} was asked for")
+            image = render_pdf_page(document, page - 1, source, max_pixels)
+            # the pixels must outlive the document
+            return image.copy(), pages
+        except pdfium.PdfiumError as exc:
+            raise CorruptInput(f"{source} page {page}: damaged PDF ({exc})") from None
+        finally:
+            document.close()
+
+
+# -- one file, one page -----------------------------------------------------------------------------
+
+
+def decode(source: object, *, page: int = 1, name: str | None = None,
+           max_pixels: int = MAX_PIXELS) -> tuple[object, int]:
+    """(page ``page`` of a file as decoded, its page count): a path, the file's bytes, or a PIL image.
+
+    TIFF/PNG/JPEG/... and PDF are told apart by their content. A PDF page is rendered exactly as
+    ingest renders it; a raster page is decoded exactly as ingest decodes it. The image is not yet
+    grey nor bounded: ``load_drawing`` does both, as ingest does.
+    """
+    Image = _pil()
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        name = name or str(path)
+        if not path.is_file():
+            raise NotFound(f"{name}: no such file")
+        source = path.read_bytes()
+    name = name or "image"
+    if isinstance(source, Image.Image):
+        if page != 1:
+            raise InputError(f"{name} is one image; page {page} was asked for")
+        return source, 1
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        raise InputError(f"{name} must be an image or the bytes of an image file, not {type(source).__name__}")
+    data = bytes(source)
+    if not data:
+        raise CorruptInput(f"{name}: empty file (0 bytes)")
+    if is_pdf(data):
+        return _pdf_page(data, page, name, max_pixels)
+    for _, count, image in open_pages(data=data, source=name, only=page, max_pixels=max_pixels):
+        return image, count
+    raise CorruptInput(f"{name}: no image in the file")  # unreachable: open_pages yields the page or raises
+
+
+def load_drawing(source: object, *, page: int = 1, name: str | None = None,
+                 max_pixels: int = MAX_PIXELS) -> tuple[object, int]:
+    """(the page as ingest would store it: grey, bounded by MAX_SIDE; the file's page count).
+
+    What every query path (CLI, Python, HTTP) uses, so a query file and the same file ingested
+    are the same pixels.
+    """
+    image, pages = decode(source, page=page, name=name, max_pixels=max_pixels)
+    return bound(to_grey(image)), pages
+
+
+# -- normalisation ----------------------------------------------------------------------------------
+
+
+def to_grey(image):
+    """8-bit grey; transparent areas become paper (white), not black; 16-bit and float greys scaled."""
+    Image = _pil()
+    if image.mode == "L":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        background.alpha_composite(rgba)
+        return background.convert("L")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit and float greys: scale into 0..255 rather than clip
+        import numpy as np
+
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) * (255.0 / (high - low)) if high > low else np.full_like(array, 255.0)
+        return Image.fromarray(scaled.astype("uint8"), "L")
+    return image.convert("L")
+
+
+def bound(grey, max_side: int = MAX_SIDE):
+    """``grey`` with its longest side at most ``max_side`` (the image itself when it already is)."""
+    if max(grey.size) > max_side:
+        # an integer box reduction first (fast, and kind to thin 1-bit lines), then the exact size
+        factor = max(grey.size) // max_side
+        if factor >= 2:
+            grey = grey.reduce(factor)
+        if max(grey.size) > max_side:
+            grey = grey.copy()
+            grey.thumbnail((max_side, max_side), _DOWN, reducing_gap=2.0)
+    return grey
+
+
+def normalise(image, *, max_side: int = MAX_SIDE, thumb_side: int = THUMB_SIDE) -> Normalised:
+    """Grey, longest side at most ``max_side``, and a thumbnail of ``thumb_side``."""
+    original = image.size
+    grey = bound(to_grey(image), max_side)
+    thumb = grey.copy()
+    thumb.thumbnail((thumb_side, thumb_side), _DOWN, reducing_gap=2.0)
+    return Normalised(grey, thumb, original)
