@@ -3,7 +3,7 @@
 ``hog`` is the plain multi-scale HOG of the patent-image retrieval literature before deep
 features: the drawing, margins trimmed and padded to a square, is cut into 1×1, 2×2, 4×4 and
 8×8 cells, each with a 9-bin, magnitude-weighted orientation histogram. It is the baseline
-that the ``lines`` descriptor (figsearch.embed.lines) builds on.
+that the ``lines`` descriptor (figsearch.embed.encoders.lines) builds on.
 """
 
 from __future__ import annotations
