@@ -12,7 +12,8 @@ what a model file stores under ``"kind"``, and ``DrawingModel.load`` picks the c
 A new kind is one subclass of ``DrawingModel`` (``build_module``, ``branches``, ``dim``, ``prepare``)
 decorated with ``@DRAWING_KINDS.register("name")`` in a module listed in ``BUILTIN_KINDS`` (or
 imported by a plugin before the model file is loaded). Building and training a *fresh* model
-lives in ``figsearch.train``; this module only loads, runs and saves.
+lives in ``figsearch.train`` (to make a kind trainable, register an ``Architecture`` in
+``figsearch.train.architectures``); this module only loads, runs and saves.
 
 Imports torch: load it lazily.
 """
