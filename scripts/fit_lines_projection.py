@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from figsearch.embed.lines import PROJECTION_DIMS, WHITENING, fit_projection
+from figsearch.embed.encoders.lines import PROJECTION_DIMS, WHITENING, fit_projection
 
 SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg"}
 

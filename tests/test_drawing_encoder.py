@@ -9,9 +9,10 @@ from PIL import Image, ImageDraw
 torch = pytest.importorskip("torch")
 
 from figsearch.embed import VISUAL_ENCODERS  # noqa: E402
-from figsearch.embed.drawing import DrawingEncoder, default_model_path  # noqa: E402
-from figsearch.embed.drawing_model import DrawingModel, ink_map  # noqa: E402
-from figsearch.embed.drawing_net import NetConfig  # noqa: E402
+from figsearch.embed.encoders.drawing import DrawingEncoder, default_model_path  # noqa: E402
+from figsearch.embed.encoders.drawing.model import DrawingModel, ink_map  # noqa: E402
+from figsearch.embed.encoders.drawing.net import NetConfig  # noqa: E402
+from figsearch.train.architectures import create_clip, create_cnn  # noqa: E402
 from figsearch.embed.preprocess import prepare_drawing  # noqa: E402
 from figsearch.errors import InputError, ModelUnavailable  # noqa: E402
 
@@ -32,7 +33,7 @@ def _drawing(seed: int, size=(300, 420)) -> Image.Image:
 @pytest.fixture
 def model_file(tmp_path):
     torch.manual_seed(0)
-    model = DrawingModel.create_cnn(TINY, image_size=32, input_scale=2, style=TINY_STYLE, style_options={"patch": 16})
+    model = create_cnn(TINY, image_size=32, input_scale=2, style=TINY_STYLE, style_options={"patch": 16})
     path = tmp_path / "tiny.pt"
     model.save(path, metadata={"note": "test"})
     return path
@@ -70,7 +71,7 @@ def test_flip_average_makes_the_layout_branch_mirror_invariant(tmp_path):
     # (style patches sit on a grid anchored at the drawing's corner, so they are only nearly invariant)
     torch.manual_seed(0)
     path = tmp_path / "layout.pt"
-    DrawingModel.create_cnn(TINY, image_size=32, input_scale=2).save(path)
+    create_cnn(TINY, image_size=32, input_scale=2).save(path)
     encoder = DrawingEncoder(path, device="cpu", flip_average=True)
     image = _drawing(4)
     mirrored = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -115,7 +116,7 @@ def test_clip_code_path_with_random_weights(tmp_path):
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
         image_size=32, patch_size=8, projection_dim=16,
     )
-    model = DrawingModel.create_clip(config)
+    model = create_clip(config)
     path = tmp_path / "clip.pt"
     model.save(path)
     encoder = DrawingEncoder(path, device="cpu")

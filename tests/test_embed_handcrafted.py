@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from figsearch.embed.catalog import create_visual, encoder_key
-from figsearch.embed.inkstats import local_binary_patterns, run_length_histograms, stroke_width
-from figsearch.embed.lines import LinesEncoder
+from figsearch.embed.encoders.inkstats import local_binary_patterns, run_length_histograms, stroke_width
+from figsearch.embed.encoders.lines import LinesEncoder
 
 
 def drawing(kind: int, size=(360, 480), line=3) -> Image.Image:

@@ -14,10 +14,12 @@ torch = pytest.importorskip("torch")
 
 from figsearch.cli import main  # noqa: E402
 from figsearch.embed import VISUAL_ENCODERS  # noqa: E402
-from figsearch.embed.drawing import DrawingEncoder  # noqa: E402
-from figsearch.embed.drawing_model import DrawingModel  # noqa: E402
-from figsearch.embed.lines import LinesEncoder  # noqa: E402
-from figsearch.embed.train import Trainer, TrainConfig, prepare_samples  # noqa: E402
+from figsearch.embed.encoders.drawing import DrawingEncoder  # noqa: E402
+from figsearch.embed.encoders.drawing.model import DrawingModel  # noqa: E402
+from figsearch.embed.encoders.lines import LinesEncoder  # noqa: E402
+from figsearch.train.architectures import create_lines_head  # noqa: E402
+from figsearch.train.samples import prepare_samples  # noqa: E402
+from figsearch.train.trainer import Trainer, TrainConfig  # noqa: E402
 from figsearch.errors import ModelUnavailable  # noqa: E402
 from figsearch.records import Figure, FigureRole, Patent  # noqa: E402
 from figsearch.store import Collection  # noqa: E402
@@ -44,13 +46,13 @@ def _items(patents: int = 8, sheets: int = 3) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def samples():
-    return prepare_samples(DrawingModel.create_lines_head(dim=32, copies=1), _items())
+    return prepare_samples(create_lines_head(dim=32, copies=1), _items())
 
 
 def _train(samples, tmp_path, name, seed=0, epochs=3, budget=None, resume=False):
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    model = DrawingModel.create_lines_head(dim=32, copies=1, hidden=16)
+    model = create_lines_head(dim=32, copies=1, hidden=16)
     config = TrainConfig(epochs=epochs, batch_size=12, lr=5e-3, warmup_epochs=0.0, seed=seed, val_fraction=0.25,
                          time_budget=budget, patience=0)
     trainer = Trainer(model, samples, config, checkpoint=tmp_path / f"{name}.ckpt", device="cpu")
@@ -66,7 +68,7 @@ def _weights(model: DrawingModel) -> np.ndarray:
 
 def test_untrained_head_is_the_lines_encoder():
     images = [_sheet(p, 0) for p in range(3)]
-    model = DrawingModel.create_lines_head()
+    model = create_lines_head()
     ours = model.encode([model.prepare(image) for image in images])
     assert ours.shape == (3, 256)
     assert np.allclose(ours, LinesEncoder().encode(images), atol=1e-5)
@@ -75,7 +77,7 @@ def test_untrained_head_is_the_lines_encoder():
 def test_training_samples_hold_the_drawing_and_its_augmented_copies(samples):
     assert samples.features.shape == (24, 2, 2395)
     assert not np.array_equal(samples.features[0, 0], samples.features[0, 1])
-    again = prepare_samples(DrawingModel.create_lines_head(dim=32, copies=1), _items()[:2])
+    again = prepare_samples(create_lines_head(dim=32, copies=1), _items()[:2])
     assert np.array_equal(again.features, samples.features[:2])  # copies are seeded, not random
 
 
@@ -101,7 +103,7 @@ def test_interrupted_run_resumes_to_the_same_result(samples, tmp_path):
 
 
 def test_model_file_loads_as_the_drawing_encoder(tmp_path):
-    model = DrawingModel.create_lines_head(dim=16, hidden=8)
+    model = create_lines_head(dim=16, hidden=8)
     with torch.no_grad():
         model.module.mlp[2].weight.normal_()  # a trained head differs from the lines projection
     path = tmp_path / "head.pt"
@@ -118,7 +120,7 @@ def test_model_file_loads_as_the_drawing_encoder(tmp_path):
 def test_missing_model_file_is_model_unavailable(tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailable, match="absent.pt"):
         DrawingEncoder(tmp_path / "absent.pt")
-    import figsearch.embed.drawing as drawing
+    import figsearch.embed.encoders.drawing as drawing
 
     monkeypatch.setattr(drawing, "default_model_path", lambda: tmp_path / "drawing-encoder.pt")
     with pytest.raises(ModelUnavailable, match="lacks the shipped default model"):

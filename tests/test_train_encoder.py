@@ -13,11 +13,14 @@ from PIL import Image, ImageDraw
 torch = pytest.importorskip("torch")
 
 from figsearch.cli import main  # noqa: E402
-from figsearch.embed.drawing_model import DrawingModel  # noqa: E402
-from figsearch.embed.drawing_net import NetConfig  # noqa: E402
-from figsearch.embed.train import Samples, Trainer, TrainConfig, samples_from_prepared  # noqa: E402
-from figsearch.embed.train_parts import epoch_batches, same_group_map, split_groups, supcon_loss  # noqa: E402
-from figsearch.embed.trainset import strip_running_header  # noqa: E402
+from figsearch.embed.encoders.drawing.model import DrawingModel  # noqa: E402
+from figsearch.embed.encoders.drawing.net import NetConfig  # noqa: E402
+from figsearch.train.architectures import create_cnn  # noqa: E402
+from figsearch.train.metric import same_group_map  # noqa: E402
+from figsearch.train.parts import epoch_batches, split_groups, supcon_loss  # noqa: E402
+from figsearch.train.samples import Samples, samples_from_prepared  # noqa: E402
+from figsearch.train.trainer import Trainer, TrainConfig  # noqa: E402
+from figsearch.train.trainset import strip_running_header  # noqa: E402
 from figsearch.records import Figure, FigureRole, Patent  # noqa: E402
 from figsearch.store import Collection  # noqa: E402
 
@@ -65,7 +68,7 @@ def _samples(n_groups: int = 8, per: int = 3, size: int = 32) -> Samples:
 
 def _model(seed: int = 0, size: int = 32) -> DrawingModel:
     torch.manual_seed(seed)
-    return DrawingModel.create_cnn(TINY_NET, size, 1, style=TINY_STYLE, style_options=TINY_STYLE_OPTIONS)
+    return create_cnn(TINY_NET, size, 1, style=TINY_STYLE, style_options=TINY_STYLE_OPTIONS)
 
 
 def _weights(model: DrawingModel) -> np.ndarray:
@@ -113,6 +116,14 @@ def test_same_group_map_agrees_with_ir_measures():
                 run.append(ir_measures.ScoredDoc(str(q), str(d), float(sims[q, d])))
     expected = ir_measures.calc_aggregate([ir_measures.AP @ 5], qrels, run)[ir_measures.AP @ 5]
     assert same_group_map(vectors, groups, k=5) == pytest.approx(expected, abs=1e-9)
+
+
+def test_same_group_map_ranks_equal_scores_in_index_order():
+    pytest.importorskip("ir_measures")
+    # all four vectors equal: each query's first hit is the lowest other index, so only query 2
+    # (first hit 0, same group) finds a relevant item at rank 1; trec_eval's doc-id tie rule would differ
+    vectors = np.ones((4, 3), np.float32)
+    assert same_group_map(vectors, ["a", "b", "a", "b"], k=1) == pytest.approx(0.25)
 
 
 def test_epoch_batches_cover_each_image_once_and_keep_patents_together():

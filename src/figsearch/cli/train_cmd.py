@@ -9,6 +9,7 @@ import click
 
 from figsearch.cli.base import main
 from figsearch.errors import InputError
+from figsearch.train.architectures import ARCHITECTURES
 
 
 def _seconds(text: str | None) -> float | None:
@@ -47,7 +48,7 @@ def _canonical_command(ctx: click.Context) -> str:
     help="Collection to train on (repeatable); its drawings grouped by patent.",
 )
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt).")
-@click.option("--arch", type=click.Choice(["cnn", "clip", "lines-head"]), default="cnn", show_default=True,
+@click.option("--arch", type=click.Choice(ARCHITECTURES.names()), default="cnn", show_default=True,
               help="Compact CNN trained from scratch, a CLIP vision tower fine-tuned, or a metric head on the "
                    "lines descriptor (started as the lines encoder).")
 @click.option("--branches", default="layout,style", show_default=True,
@@ -83,7 +84,7 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
     """
     from tqdm import tqdm
 
-    from figsearch.embed.train_run import RunSettings, run_training
+    from figsearch.train.run import RunSettings, run_training
 
     settings = RunSettings(
         collections=list(collections), out=out, arch=arch, clip_model=clip_model,

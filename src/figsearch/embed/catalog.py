@@ -23,15 +23,15 @@ DEFAULT_VISUAL_ENCODER = "drawing"
 DEFAULT_TEXT_ENCODER = "minilm"
 
 # Built-in backends register on import, exactly like plugins; "drawing" lives in its own
-# module that may be absent from a checkout.
+# package that may be absent from a checkout.
 _BUILTIN_MODULES = (
-    "figsearch.embed.hog",
-    "figsearch.embed.lines",
-    "figsearch.embed.clip",
-    "figsearch.embed.text",
-    "figsearch.embed.drawing",
+    "figsearch.embed.encoders.hog",
+    "figsearch.embed.encoders.lines",
+    "figsearch.embed.encoders.clip",
+    "figsearch.embed.encoders.text",
+    "figsearch.embed.encoders.drawing",
 )
-_OPTIONAL = {"figsearch.embed.drawing"}
+_OPTIONAL = {"figsearch.embed.encoders.drawing"}
 _loaded = False
 
 

@@ -76,22 +76,29 @@ def bootstrap_ci(values: Sequence[float], *, level: float = 0.95, samples: int =
 def bootstrap_cis(
     columns: Sequence[Sequence[float]], *, level: float = 0.95, samples: int = 10000, seed: int = 0
 ) -> list[tuple[float, float]]:
-    """Bootstrap intervals for several score lists over the same queries, from the same resamples."""
+    """Bootstrap intervals for several score lists over the same queries, from the same resamples.
+
+    scipy.stats.bootstrap (percentile method), one resample of the queries shared by every column.
+    Batches of about 2M drawn values bound memory (~35 MB); the batch size does not change the
+    draws, and the intervals equal those of figsearch's former numpy bootstrap to 1e-15 for the same
+    seed (measured on 12-1,337 queries x 1-25 columns), so the intervals quoted in the docs hold.
+    It is slower than that code was (12.5 s vs 2.5 s for 1,337 queries x 25 columns on 2 busy cores),
+    which an evaluation run, minutes of searching, can afford.
+    """
     np = require("numpy")
-    data = np.asarray(columns, dtype=float).reshape(len(columns), -1).T  # queries x columns
-    size = data.shape[0]
+    stats = require("scipy.stats", "bootstrap intervals")
+    data = np.asarray(columns, dtype=float).reshape(len(columns), -1)  # columns x queries
+    size = data.shape[1]
     if size == 0:
         raise InputError("cannot bootstrap an empty query set")
-    rng = np.random.default_rng(seed)
-    means = np.empty((samples, data.shape[1]))
-    for start, count in _chunks(samples, size):
-        # how often each query is drawn in each resample, then one matrix product for every column
-        drawn = rng.integers(0, size, size=(count, size)) + (np.arange(count) * size)[:, None]
-        counts = np.bincount(drawn.ravel(), minlength=count * size).reshape(count, size)
-        means[start:start + count] = counts @ data / size
-    tail = (1 - level) / 2 * 100
-    bounds = np.percentile(means, [tail, 100 - tail], axis=0)
-    return [(float(low), float(high)) for low, high in bounds.T]
+    if size == 1:  # every resample is the one query (scipy refuses a single observation)
+        return [(float(v), float(v)) for v in data[:, 0]]
+    result = stats.bootstrap(
+        (data,), np.mean, n_resamples=samples, batch=max(1, 2_000_000 // (size * len(columns))),
+        vectorized=True, axis=-1, confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
+    )
+    low, high = np.atleast_1d(result.confidence_interval.low), np.atleast_1d(result.confidence_interval.high)
+    return [(float(lo), float(hi)) for lo, hi in zip(low, high)]
 
 
 def randomization_test(a: Sequence[float], b: Sequence[float], *, samples: int = 10000, seed: int = 0) -> float:
@@ -106,6 +113,13 @@ def randomization_tests(diffs: Sequence[Sequence[float]], *, samples: int = 1000
 
     Exact (all 2^n sign patterns) for up to 16 queries; otherwise ``samples`` random patterns with
     the observed one counted, so p is never 0.
+
+    Kept rather than scipy.stats.permutation_test (permutation_type="samples"), measured with 10,000
+    resamples: exact cases agree, but sampled p-values differ (scipy draws other sign patterns and
+    doubles the smaller one-sided p, so its smallest p is 2/10001, which after Holm over 10 pairs no
+    longer backs the README's "adjusted p < 0.001"), and it took 13 s vs 0.3 s (385 queries x 9 pairs)
+    and 158 s vs 1.5 s (1,337 queries x 24 pairs) on 2 cores: it resamples each pair separately where
+    this shares one matrix of sign patterns.
     """
     np = require("numpy")
     data = np.asarray(diffs, dtype=float).reshape(len(diffs), -1).T  # queries x pairs

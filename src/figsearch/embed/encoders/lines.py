@@ -7,7 +7,7 @@ Four blocks, each a histogram, square-rooted (Hellinger) and L2-normalised:
 - ``orient``: global edge-orientation histograms at three scales,
 - ``hog``: the plain HOG pyramid of the whole drawing (its layout),
 
-the first three measured at a fixed stroke width (figsearch.embed.inkstats). The blocks are
+the first three measured at a fixed stroke width (figsearch.embed.encoders.inkstats). The blocks are
 centred and weighted, and a PCA fitted once on unrelated design drawings (the 1,087 US design
 patents of 2007; ``scripts/fit_lines_projection.py``) projects them to 256 dimensions with
 half-whitening (eigenvalues^-½ ... ^-¼), which evens out the directions that every drawing shares.
@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 
 from figsearch.embed.base import VISUAL_ENCODERS, VisualEncoder
-from figsearch.embed.hog import hog_of_drawing, orientation_histogram
-from figsearch.embed.inkstats import (
+from figsearch.embed.encoders.hog import hog_of_drawing, orientation_histogram
+from figsearch.embed.encoders.inkstats import (
     INK_THRESHOLD,
     LBP_RADII,
     at_stroke_scale,
@@ -93,7 +93,7 @@ def fit_projection(images: Iterable[Image.Image], dims: int = PROJECTION_DIMS, w
     return arrays
 
 
-def _load_projection(source: str | Path) -> tuple[dict[str, np.ndarray], str]:
+def load_projection(source: str | Path) -> tuple[dict[str, np.ndarray], str]:
     path = Path(source)
     if not path.is_file():
         packaged = resources.files("figsearch") / "models" / str(source)
@@ -123,7 +123,7 @@ class LinesEncoder(VisualEncoder):
             self._digest = "raw"
             self.dim = 512 * len(LBP_RADII) + 40 + 54 + 765
         else:
-            arrays, self._digest = _load_projection(projection)
+            arrays, self._digest = load_projection(projection)
             self._means = {name: arrays[f"mean_{name}"] for name in BLOCK_WEIGHTS}
             self._mean = arrays["mean"]
             self._matrix = arrays["projection"].astype(np.float32)

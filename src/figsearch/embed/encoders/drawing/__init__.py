@@ -3,6 +3,9 @@
 Without options it loads the model shipped in the package (``figsearch/models/drawing-encoder.pt``);
 ``model=PATH`` loads another model file, e.g. one trained on your own collections or a fine-tuned
 CLIP. torch is imported when an encoder is built, not when this module is imported.
+
+The model file says which kind of network it holds (``cnn``, ``clip``, ``lines-head``, ...); the
+class registered for that kind in ``model.DRAWING_KINDS`` rebuilds and runs it.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class DrawingEncoder(VisualEncoder):
         from figsearch.extras import require
 
         torch = require("torch", "the drawing encoder")
-        from figsearch.embed.drawing_model import DrawingModel
+        from figsearch.embed.encoders.drawing.model import DrawingModel
 
         path = Path(model) if model else default_model_path()
         if not path.is_file():

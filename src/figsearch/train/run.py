@@ -51,15 +51,6 @@ class RunSettings:
     head_options: dict = field(default_factory=dict)
 
 
-#: peak learning rate and TrainConfig changes per architecture; the lines head starts from a good
-#: projection, so it learns gently (1e-3 wrecks the projection within an epoch) and needs no warm-up
-DEFAULT_LR = {"cnn": 2e-3, "clip": 1e-5, "lines-head": 1e-5}
-ARCH_TRAIN_DEFAULTS = {
-    "clip": {"weight_decay": 0.01, "warmup_epochs": 0.5},
-    "lines-head": {"warmup_epochs": 0.0},
-}
-
-
 def metadata_path(out: str | Path) -> Path:
     return Path(out).with_suffix(".json")
 
@@ -69,31 +60,14 @@ def checkpoint_path(out: str | Path) -> Path:
 
 
 def build_model(settings: RunSettings):
+    """A fresh, seeded model of ``settings.arch``."""
     import torch
 
-    from dataclasses import replace
+    from figsearch.train.architectures import architecture
 
-    from figsearch.embed.drawing_model import STYLE_NET, DrawingModel
-    from figsearch.embed.drawing_net import NetConfig
-    from figsearch.errors import InputError
-
+    arch = architecture(settings.arch)
     torch.manual_seed(settings.seed)  # weight initialisation is part of the seeded run
-    if settings.arch == "cnn":
-        unknown = set(settings.branches) - {"layout", "style"}
-        if unknown or not settings.branches:
-            raise InputError(f"--branches {','.join(settings.branches)}: choose layout, style or layout,style")
-        layout = NetConfig(**settings.net_overrides) if "layout" in settings.branches else None
-        style = replace(STYLE_NET, **settings.style_net_overrides) if "style" in settings.branches else None
-        return DrawingModel.create_cnn(
-            layout, settings.image_size, settings.input_scale, style=style, style_options=settings.style_options
-        )
-    if settings.arch == "clip":
-        if not settings.clip_model:
-            raise InputError("--arch clip needs --clip-model: a local folder (or hub name) of a transformers CLIP")
-        return DrawingModel.create_clip(settings.clip_model, image_size=None)
-    if settings.arch == "lines-head":
-        return DrawingModel.create_lines_head(**settings.head_options)
-    raise InputError(f"unknown --arch {settings.arch!r}; choose cnn, clip or lines-head")
+    return arch.build(settings)
 
 
 def run_training(
@@ -106,8 +80,10 @@ def run_training(
     import torch
 
     from figsearch import __version__
-    from figsearch.embed.train import Trainer, TrainConfig, load_samples, prepare_samples, save_samples
-    from figsearch.embed.trainset import collection_items, source_folders
+    from figsearch.train.architectures import architecture
+    from figsearch.train.samples import load_samples, prepare_samples, save_samples
+    from figsearch.train.trainer import Trainer, TrainConfig
+    from figsearch.train.trainset import collection_items, source_folders
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -115,11 +91,12 @@ def run_training(
     out.parent.mkdir(parents=True, exist_ok=True)
     items = collection_items(settings.collections, strip_header=settings.strip_headers)
     model = build_model(settings)
-    lr = settings.lr if settings.lr is not None else DEFAULT_LR[settings.arch]
+    arch = architecture(settings.arch)
+    lr = settings.lr if settings.lr is not None else arch.lr
     config = TrainConfig(
         epochs=settings.epochs, batch_size=settings.batch_size, lr=lr, val_fraction=settings.val_fraction,
         patience=settings.patience, seed=settings.seed, time_budget=settings.time_budget,
-        **ARCH_TRAIN_DEFAULTS.get(settings.arch, {}),
+        **arch.train_defaults,
         **settings.train_overrides,
     )
     # preparing drawings (stroke scale, patches) is slow: a resumed run reuses what the first one prepared

@@ -1,4 +1,4 @@
-"""Training samples for the drawing encoder, read from collections: the thin layer above ``train``.
+"""Training samples for the drawing encoder, read from collections: the thin layer above ``trainer``.
 
 Only drawings count (front pages, abstract images and non-drawings are left out), one per stored
 image (figures cut from a sheet by OCR repeat it and are skipped), grouped by patent.

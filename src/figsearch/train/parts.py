@@ -1,4 +1,5 @@
-"""Pieces of encoder training that need no model: the split, the batches, the loss, the metric.
+"""Pieces of encoder training that need no model: the split, the batches, the loss (the metric is
+``figsearch.train.metric``).
 
 Every random choice is derived from (seed, epoch, batch), never from a running generator, so a
 run resumed from a checkpoint takes exactly the path the uninterrupted run would have taken.
@@ -67,30 +68,6 @@ def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: flo
         return embeddings.sum() * 0.0
     pos_log_prob = torch.where(positives, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
     return -(pos_log_prob[has_pos] / n_pos[has_pos]).mean()
-
-
-def same_group_map(vectors: np.ndarray, groups, k: int = 50) -> float:
-    """Mean AP@k where the other items of a query's group are relevant (the query itself excluded).
-
-    AP follows trec_eval: precision at each relevant item retrieved within k, divided by *all*
-    relevant items; queries without any relevant item are left out (they have no qrels).
-    """
-    vectors = np.asarray(vectors, dtype=np.float32)
-    groups = np.asarray(groups)
-    if len(vectors) < 2:
-        return 0.0
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    aps = []
-    for q in range(len(vectors)):
-        n_rel = int((groups == groups[q]).sum()) - 1
-        if n_rel == 0:
-            continue
-        rel = groups[order[q]] == groups[q]
-        precision = np.cumsum(rel) / np.arange(1, len(rel) + 1)
-        aps.append(float(precision[rel].sum() / n_rel))
-    return float(np.mean(aps)) if aps else 0.0
 
 
 def lr_at(step: int, total: int, warmup: int, base: float, floor: float = 0.02) -> float:

@@ -50,7 +50,14 @@ def at_stroke_scale(image: Image.Image) -> Image.Image:
 
 
 def local_binary_patterns(ink: np.ndarray, radius: int) -> np.ndarray:
-    """Histogram of the 3×3 (spaced by ``radius``) binary ink patterns, 512 bins, blank bin dropped."""
+    """Histogram of the 3×3 (spaced by ``radius``) binary ink patterns, 512 bins, blank bin dropped.
+
+    Not skimage.feature.local_binary_pattern: that is another descriptor (8 neighbours on a circle,
+    diagonals interpolated, each compared with the centre, no centre bit), where this one reads
+    the raw 3×3 ink pattern at square offsets, centre included; the shipped ``drawing`` model was
+    trained on this one. skimage's also took 5.6 s/sheet vs 0.35 s here (radii 1, 2, 4, 20
+    design-grant sheets at stroke scale).
+    """
     h, w = ink.shape
     padded = np.pad(ink, radius)
     code = ink.astype(np.uint16)
