@@ -85,7 +85,7 @@ def collection_map(root: Path, modes: list[str], k: int) -> None:
             }
             took = (time.perf_counter() - start) / max(len(rankings), 1) * 1000
             value = float(np.mean(ranked_aps(rankings, relevant, k)))
-            base = base or (value, took)
+            base = base or (max(value, 1e-12), max(took, 1e-9))
             print(f"{mode:>7}: mAP@{k} {value:.4f} ({value / base[0]:.2f}x {modes[0]}) over {len(rankings)} queries "
                   f"({took:.0f} ms/query, {took / base[1]:.2f}x {modes[0]})", flush=True)
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         vectors = encoder.encode(images)
         rate = len(images) / (time.perf_counter() - start)
         value, queries = mean_ap(vectors, patents, args.k)
-        base = base or (value, rate)
+        base = base or (max(value, 1e-12), rate)
         print(f"{spec:>10}: mAP@{args.k} {value:.4f} ({value / base[0]:.2f}x hog) over {queries} queries "
               f"({rate:.1f} images/s, {rate / base[1]:.2f}x hog)", flush=True)
     return 0

@@ -1,9 +1,10 @@
-"""Fresh drawing models to train, one ``Architecture`` per ``--arch`` name.
+"""Fresh drawing models to train, one ``Architecture`` per ``--arch`` name (the kind it makes).
 
 Loading a model file needs only the kind's class in ``figsearch.embed.encoders.drawing``; making a
-new, untrained one (random or pretrained starting weights, an initial projection) and the training
-defaults that suit it live here. A trainable kind is one ``Architecture`` registered by name;
-torch is imported when a model is built, not when this module is imported.
+new, untrained one (random or pretrained starting weights, an initial projection), the training
+defaults that suit it and, where they differ from ``model.prepare``, its training inputs live here.
+A trainable kind is one ``Architecture`` registered under the kind's name; torch is imported when a
+model is built, not when this module is imported.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from figsearch.errors import InputError
 from figsearch.registry import Registry
 
 if TYPE_CHECKING:
-    from figsearch.embed.encoders.drawing.model import DrawingModel
+    from figsearch.embed.encoders.drawing.model import DrawingModel, Prepared
     from figsearch.embed.encoders.drawing.net import NetConfig
     from figsearch.train.run import RunSettings
 
@@ -94,6 +95,10 @@ class Architecture:
     def build(self, settings: RunSettings) -> DrawingModel:
         raise NotImplementedError
 
+    def prepare_for_training(self, model: DrawingModel, image, key: int) -> Prepared:
+        """A drawing's training input; ``key`` (its index) seeds anything random. Default: ``model.prepare``."""
+        return model.prepare(image)
+
 
 ARCHITECTURES: Registry[Architecture] = Registry("encoder architecture")
 
@@ -134,6 +139,13 @@ class LinesHeadArchitecture(Architecture):
 
     def build(self, settings: RunSettings) -> DrawingModel:
         return create_lines_head(**settings.head_options)
+
+    def prepare_for_training(self, model: DrawingModel, image, key: int) -> Prepared:
+        """(1 + copies, F): the drawing's lines features, then those of its augmented copies."""
+        from figsearch.embed.encoders.drawing.model import Prepared
+        from figsearch.train.lines_head import training_features
+
+        return Prepared(None, None, training_features(image, int(model.settings["lines"]["copies"]), key))
 
 
 def architecture(name: str) -> Architecture:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,20 +18,14 @@ from figsearch.embed.encoders.drawing.model import DrawingModel, Prepared
 from figsearch.errors import InputError
 
 
-def _lines_head_views(model: DrawingModel, image, key: int) -> Prepared:
-    from figsearch.train.lines_head import training_features
-
-    return Prepared(None, None, training_features(image, int(model.settings["lines"]["copies"]), key))
-
-
-#: kind -> how to prepare a drawing for training when that differs from ``model.prepare``
-#: (``lines-head``: the features of augmented copies seeded by the drawing's index, (views, F))
-TRAINING_PREPARERS: dict[str, Callable[[DrawingModel, object, int], Prepared]] = {"lines-head": _lines_head_views}
-
-
 def prepare_for_training(model: DrawingModel, image, key: int) -> Prepared:
-    preparer = TRAINING_PREPARERS.get(model.kind)
-    return preparer(model, image, key) if preparer else model.prepare(image)
+    """``model.prepare``, unless the architecture of the model's kind prepares training views its own way
+    (``lines-head``: the features of augmented copies seeded by ``key``, the drawing's index)."""
+    from figsearch.train.architectures import ARCHITECTURES
+
+    if model.kind in ARCHITECTURES:
+        return ARCHITECTURES.create(model.kind).prepare_for_training(model, image, key)
+    return model.prepare(image)
 
 
 @dataclass
