@@ -188,3 +188,26 @@ def test_vector_state_tracks_changes(collection_dir):
         assert first["count"] == second["count"] == 1 and second["max_rowid"] > first["max_rowid"]
         report = sync_index(c, "visual", key, {"name": "k"})
         assert report.action == "rebuilt" and report.count == 1
+
+
+def test_one_index_run_publishes_both_indexes_in_one_manifest_write(collection_dir, monkeypatch):
+    """A search opens what one manifest names: the run's visual and text indexes appear together."""
+    import figsearch.index.sync as sync
+
+    hand_collection(collection_dir)
+    writes = []
+    original = sync.write_manifest
+
+    def counting(directory, manifest):
+        writes.append(sorted(manifest["modalities"]))
+        return original(directory, manifest)
+
+    monkeypatch.setattr(sync, "write_manifest", counting)
+    with Collection.open(collection_dir, write=True) as c:
+        report = update_collection(c, visual_model="fake-angle", text_model="fake-words")
+        assert [r.action for r in report.indexes] == ["rebuilt", "rebuilt"] and writes == [["text", "visual"]]
+        add_patent(c, "US4", [("G", 45, "hub hub")])
+        assert [r.action for r in update_collection(c).indexes] == ["appended", "appended"]
+        assert len(writes) == 2
+        assert [r.action for r in update_collection(c).indexes] == ["unchanged", "unchanged"]
+        assert len(writes) == 2  # nothing changed, nothing written

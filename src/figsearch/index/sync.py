@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figsearch.index.files import index_dir, index_lock, read_manifest, remove_files, update_entry
+from figsearch.index.files import index_dir, index_lock, read_manifest, remove_files, write_manifest
 from figsearch.index.modality import append, build
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR, IndexPlan, choose_plan
 from figsearch.store import Collection
@@ -67,6 +67,21 @@ def _rebuild_reason(collection: Collection, directory: Path, entry: dict | None,
     return ""
 
 
+@dataclass(frozen=True)
+class IndexRequest:
+    """One modality's index to bring up to date: the encoder whose stored vectors it holds."""
+
+    modality: str
+    key: str
+    identity: dict
+    #: an index-factory string asked for (None: the size rule chooses)
+    factory: str | None = None
+
+
+#: what ``_sync_one`` returns when the manifest entry stays as it is
+_KEEP = object()
+
+
 def sync_index(
     collection: Collection,
     modality: str,
@@ -83,44 +98,90 @@ def sync_index(
 
     ``wait=False``: raise IndexBusy instead of waiting for another process's index run.
     """
-    start = time.perf_counter()
+    return sync_indexes(collection, [IndexRequest(modality, key, identity, factory)], bytes_per_vector=bytes_per_vector,
+                        directory=directory, force=force, wait=wait)[0]
+
+
+def sync_indexes(
+    collection: Collection,
+    requests: list[IndexRequest],
+    *,
+    bytes_per_vector: float = DEFAULT_BYTES_PER_VECTOR,
+    directory: Path | None = None,
+    force: bool = False,
+    wait: bool = True,
+) -> list[IndexReport]:
+    """Bring several modalities' indexes up to date and publish them together.
+
+    Every new file is written first and the manifest once, at the end, so a search (which opens
+    what one manifest names) sees the indexes of the last run or of this one, never this run's
+    visual index beside the last run's text index. Files no entry names any more go afterwards.
+    """
     directory = directory or index_dir(collection.root)
     with index_lock(directory, wait=wait):
         manifest = read_manifest(directory)
-        entry = manifest["modalities"].get(modality)
-        state = collection.vectors.state(modality, key)
-        if collection.vectors.drawing_count(modality, key) == 0:
-            if entry is not None:
-                # nothing of this encoder to search: an index of another one must not answer instead
-                remove_files(directory, update_entry(directory, modality, None))
-            return IndexReport(modality, key, "empty", 0, seconds=time.perf_counter() - start)
-        dim = collection.vectors.dim(modality, key)
-        plan = choose_plan(state["count"], dim, bytes_per_vector, factory)
-        reason = "rebuild asked for" if force else _rebuild_reason(collection, directory, entry, key, dim, plan)
-        if not reason and is_current(directory, entry, state, key):
-            return IndexReport(modality, key, "unchanged", entry["count"], factory=plan.factory, seconds=time.perf_counter() - start)
-        if not reason and collection.vectors.count_up_to(modality, key, entry["max_rowid"]) != entry["count"]:
-            reason = "stored vectors were replaced or deleted since the last build"
-        if not reason:
-            new = list(collection.vectors.iterate(modality, key, after_rowid=entry["max_rowid"]))
-            ids = [i for part in new for i in part[0]]
-            vectors = np.concatenate([part[1] for part in new]) if new else np.zeros((0, dim), np.float32)
-            updated = append(directory, entry, ids, vectors, max(part[2] for part in new)) if ids else None
-            if updated is not None:
-                updated["db_state"] = state
-                stale = update_entry(directory, modality, updated)
-                remove_files(directory, stale)
-                log.info("%s index: appended %d vectors (%d in all)", modality, len(ids), updated["count"])
-                return IndexReport(modality, key, "appended", updated["count"], added=len(ids), factory=plan.factory,
-                                   seconds=time.perf_counter() - start)
-            reason = "the new figure ids do not fit the id file"
-        log.info("%s index: rebuilding from stored vectors (%s)", modality, reason)
-        generation = (entry or {}).get("generation", 0) + 1
-        new_entry = build(directory, modality, key=key, identity=identity, dim=dim, plan=plan,
-                          chunks=collection.vectors.iterate(modality, key), generation=generation)
-        new_entry["db_state"] = state
-        stale = update_entry(directory, modality, new_entry)
-        remove_files(directory, stale)
-        return IndexReport(modality, key, "rebuilt", new_entry["count"], added=new_entry["count"], factory=plan.factory,
-                           reason=reason, seconds=time.perf_counter() - start, nprobe=new_entry.get("nprobe") or None,
-                           calibrated_recall=new_entry.get("calibrated_recall"))
+        reports, changes = [], {}
+        for request in requests:
+            report, entry = _sync_one(collection, directory, manifest["modalities"].get(request.modality), request,
+                                      bytes_per_vector=bytes_per_vector, force=force)
+            reports.append(report)
+            if entry is not _KEEP:
+                changes[request.modality] = entry
+        if changes:
+            remove_files(directory, _publish(directory, changes))
+    return reports
+
+
+def _publish(directory: Path, changes: dict[str, dict | None]) -> list[str]:
+    """Write the manifest with the changed entries (None drops one); returns the files nothing names any more."""
+    manifest = read_manifest(directory)
+    for modality, entry in changes.items():
+        if entry is None:
+            manifest["modalities"].pop(modality, None)
+        else:
+            manifest["modalities"][modality] = entry
+    write_manifest(directory, manifest)
+    referenced = {name for e in manifest["modalities"].values() for name in e.get("files", {}).values() if name}
+    return [p.name for p in directory.iterdir()
+            if any(p.name.startswith(f"{m}.g") for m in changes) and p.name not in referenced]
+
+
+def _sync_one(collection: Collection, directory: Path, entry: dict | None, request: IndexRequest, *,
+              bytes_per_vector: float, force: bool):
+    """Write what one modality's index needs (an append or a new generation); returns its report and
+    the manifest entry to publish (None: drop it; _KEEP: leave it)."""
+    start = time.perf_counter()
+    modality, key, identity = request.modality, request.key, request.identity
+    state = collection.vectors.state(modality, key)
+    if collection.vectors.drawing_count(modality, key) == 0:
+        # nothing of this encoder to search: an index of another one must not answer instead
+        return IndexReport(modality, key, "empty", 0, seconds=time.perf_counter() - start), (
+            None if entry is not None else _KEEP)
+    dim = collection.vectors.dim(modality, key)
+    plan = choose_plan(state["count"], dim, bytes_per_vector, request.factory)
+    reason = "rebuild asked for" if force else _rebuild_reason(collection, directory, entry, key, dim, plan)
+    if not reason and is_current(directory, entry, state, key):
+        report = IndexReport(modality, key, "unchanged", entry["count"], factory=plan.factory,
+                             seconds=time.perf_counter() - start)
+        return report, _KEEP
+    if not reason and collection.vectors.count_up_to(modality, key, entry["max_rowid"]) != entry["count"]:
+        reason = "stored vectors were replaced or deleted since the last build"
+    if not reason:
+        new = list(collection.vectors.iterate(modality, key, after_rowid=entry["max_rowid"]))
+        ids = [i for part in new for i in part[0]]
+        vectors = np.concatenate([part[1] for part in new]) if new else np.zeros((0, dim), np.float32)
+        updated = append(directory, entry, ids, vectors, max(part[2] for part in new)) if ids else None
+        if updated is not None:
+            updated["db_state"] = state
+            log.info("%s index: appended %d vectors (%d in all)", modality, len(ids), updated["count"])
+            return IndexReport(modality, key, "appended", updated["count"], added=len(ids), factory=plan.factory,
+                               seconds=time.perf_counter() - start), updated
+        reason = "the new figure ids do not fit the id file"
+    log.info("%s index: rebuilding from stored vectors (%s)", modality, reason)
+    generation = (entry or {}).get("generation", 0) + 1
+    new_entry = build(directory, modality, key=key, identity=identity, dim=dim, plan=plan,
+                      chunks=collection.vectors.iterate(modality, key), generation=generation)
+    new_entry["db_state"] = state
+    return IndexReport(modality, key, "rebuilt", new_entry["count"], added=new_entry["count"], factory=plan.factory,
+                       reason=reason, seconds=time.perf_counter() - start, nprobe=new_entry.get("nprobe") or None,
+                       calibrated_recall=new_entry.get("calibrated_recall")), new_entry

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from figsearch.embed.catalog import DEFAULT_TEXT_ENCODER, DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR
 from figsearch.index.settings import NO_TEXT, factory_setting
-from figsearch.index.sync import IndexReport, sync_index
+from figsearch.index.sync import IndexReport, IndexRequest, sync_indexes
 from figsearch.pipeline.embed import EmbedReport, embed_text, embed_visual, plan_text, plan_visual
 from figsearch.store import Collection
 
@@ -69,6 +69,7 @@ def update_collection(
     else:
         collection.set_setting("text_encoder", {"spec": NO_TEXT})
         report.notes.append("text left out (--text-model none): searches use the drawings only")
+    requests = []
     for modality, spec, create in jobs:
         encoder = create(spec)
         if modality == "visual":
@@ -82,15 +83,7 @@ def update_collection(
             embedded = embed_text(collection, encoder, plan, progress=advance)
         report.embedded.append(embedded)
         _remember(collection, modality, spec, encoder)
-        report.indexes.append(
-            sync_index(
-                collection,
-                modality,
-                encoder_key(encoder),
-                encoder.identity,
-                factory=factory_setting(collection, modality),
-                bytes_per_vector=bytes_per_vector,
-                force=rebuild,
-            )
-        )
+        requests.append(IndexRequest(modality, encoder_key(encoder), encoder.identity, factory_setting(collection, modality)))
+    # both indexes are published by one manifest write: a search sees this run's pair or the last one's
+    report.indexes = sync_indexes(collection, requests, bytes_per_vector=bytes_per_vector, force=rebuild)
     return report
