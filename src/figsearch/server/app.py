@@ -2,7 +2,8 @@
 
 ``create_app`` takes the search backend (``figsearch.search.service.SearchService`` in
 ``figsearch serve``; any object of the ``SearchBackend`` protocol in tests) and the collection
-directory whose image files it serves. Routes only translate HTTP to the backend's calls.
+directory whose image files it serves. Routes only translate HTTP to the backend's calls, which
+run in bounded thread pools (figsearch.server.state).
 """
 
 from __future__ import annotations
@@ -10,71 +11,24 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from figsearch import __version__
-from figsearch.errors import NotFound
-from figsearch.records import Figure
 from figsearch.search.api import SearchBackend
+from figsearch.server.auth import TokenAuth, hide_tokens_in_logs
 from figsearch.server.errors import error_body, install_error_handlers
+from figsearch.server.routes import router
+from figsearch.server.state import DEFAULT_QUEUE, ServerState
 from figsearch.server.uploads import Limits
-from figsearch.store import Collection
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-T = TypeVar("T")
-
-
-class ServerState:
-    """What the routes share: the backend (behind a gate), the collection's files, the limits."""
-
-    def __init__(self, backend: SearchBackend, collection_root: Path, limits: Limits, concurrency: int) -> None:
-        self.backend = backend
-        self.root = Path(collection_root)
-        self.limits = limits
-        # the service's thread safety is not part of its contract: by default one call at a time
-        self._gate = threading.BoundedSemaphore(max(1, concurrency))
-        self._local = threading.local()
-
-    async def call(self, fn: Callable[..., T], *args) -> T:
-        """Run a blocking backend call in the thread pool, through the gate."""
-
-        def gated() -> T:
-            with self._gate:
-                return fn(*args)
-
-        return await run_in_threadpool(gated)
-
-    def collection(self) -> Collection:
-        # one read-only connection per worker thread; SQLite's WAL lets them read while an ingest writes
-        collection = getattr(self._local, "collection", None)
-        if collection is None:
-            collection = Collection.open(self.root)
-            self._local.collection = collection
-        return collection
-
-    def figure_file(self, figure_id: str, which: str) -> tuple[Figure, Path]:
-        """The stored image (``which`` = "image") or thumbnail of a figure, never a path outside the collection."""
-        collection = self.collection()
-        figure = collection.figure(figure_id)
-        relative = figure.thumbnail_path if which == "thumbnail" else None
-        relative = relative or figure.image_path
-        if not relative:
-            raise NotFound(f"figure {figure_id!r} has no stored image")
-        path = collection.path(relative)
-        if not path.is_file():
-            raise NotFound(f"the image file of figure {figure_id!r} ({relative}) is missing from the collection")
-        return figure, path
 
 
 class BodyLimit:
@@ -179,21 +133,27 @@ def create_app(
     collection_root: str | Path,
     *,
     limits: Limits | None = None,
-    concurrency: int = 1,
+    threads: int | None = None,
+    queue: int = DEFAULT_QUEUE,
     allowed_hosts: list[str] | None = None,
+    token_digest: bytes | None = None,
 ) -> FastAPI:
     """The figsearch web application over ``backend``, serving the files of ``collection_root``.
 
+    ``threads``: backend calls run at once (default: from the machine's cores); ``queue``: calls
+    that may wait beyond those before the server answers 503 with Retry-After.
     ``allowed_hosts``: when given, requests for other Host names are refused (``figsearch serve``
     passes the loopback names when it listens on loopback).
+    ``token_digest``: when given (figsearch.server.auth.token_digest of the access token), every
+    route but /api/health and the page's own files needs the token.
     """
-    from figsearch.server.routes import router
-
-    state = ServerState(backend, Path(collection_root), limits or Limits(), concurrency)
+    state = ServerState(backend, Path(collection_root), limits or Limits(), threads=threads, queue=queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        state.open()
         yield
+        state.close()
         close = getattr(backend, "close", None)
         if callable(close):
             close()
@@ -219,6 +179,10 @@ def create_app(
 
     # the body limit sits outside everything, so an oversized upload is refused before it is parsed
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_upload_bytes + 64 * 1024)
+    if token_digest is not None:
+        hide_tokens_in_logs()
+        app.add_middleware(TokenAuth, digest=token_digest)
+    # the host check is the outermost layer: a rebound foreign name learns nothing, not even a 401
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=allowed_hosts)
     return app
