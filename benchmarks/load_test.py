@@ -86,7 +86,7 @@ def _png(side: int) -> bytes:
     return buffer.getvalue()
 
 
-def start_server(collection: Path, extra: list[str], token: str | None) -> tuple[subprocess.Popen, str, list[str]]:
+def start_server(collection: Path, extra: list[str], token: str | None, log: list[str]) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env.pop("FIGSEARCH_TOKEN", None)
     if token:
@@ -95,7 +95,7 @@ def start_server(collection: Path, extra: list[str], token: str | None) -> tuple
         [sys.executable, "-m", "figsearch", "serve", "--collection", str(collection), "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
-    lines: list[str] = []
+    lines = log
     url = None
     deadline = time.monotonic() + 120
     for line in process.stdout:
@@ -104,9 +104,10 @@ def start_server(collection: Path, extra: list[str], token: str | None) -> tuple
         match = re.search(r" at (http://[^\s?]+/)", line)
         url = url or (match.group(1) if match else None)
         if url and "Ctrl+C" in line:
-            # keep draining the server's output so that it never blocks on a full pipe
-            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-            return process, url, lines
+            # keep reading the server's output (so that it never blocks on a full pipe), for the report
+            threading.Thread(target=lambda: [lines.append(line.rstrip()) for line in process.stdout],
+                             daemon=True).start()
+            return process, url
         if time.monotonic() > deadline:
             break
     process.kill()
@@ -189,21 +190,35 @@ async def phase(base: str, headers: dict, queries: dict, kinds: list[str], clien
     return results, elapsed
 
 
-async def warm_up(base: str, headers: dict, queries: dict, connections: int) -> list[int]:
-    """One search of each kind on several connections, so that every worker loads its encoders
-    before the clock runs (which worker takes a connection is the kernel's choice)."""
+WARM_ROUNDS = 6
+WARM_ENOUGH_S = 3.0
+
+
+async def warm_up(base: str, headers: dict, queries: dict, connections: int) -> list[tuple[int, float]]:
+    """Searches of each kind on several new connections at once, so that every worker loads its
+    encoders before the clock runs (which worker takes a connection is the kernel's choice):
+    rounds until one has no search slower than WARM_ENOUGH_S (WARM_ROUNDS at most)."""
     import httpx
 
-    statuses = []
+    rounds = []
     rng = random.Random(0)
-    async with httpx.AsyncClient(timeout=300, headers=headers) as http:
+    for _ in range(WARM_ROUNDS):
+        timings: list[tuple[int, float]] = []
+        # a client per request: each opens its own connection, which any worker may accept
         async def one(kind):
-            response = await one_request(http, base, kind, rng, queries)
-            statuses.append(response.status_code)
+            async with httpx.AsyncClient(timeout=300, headers=headers) as http:
+                start = time.perf_counter()
+                response = await one_request(http, base, kind, rng, queries)
+                timings.append((response.status_code, round(time.perf_counter() - start, 2)))
 
         for kind in ("figure", "text", "image"):
             await asyncio.gather(*[one(kind) for _ in range(connections)])
-    return statuses
+        rounds.append(max(t for _, t in timings))
+        if any(status != 200 for status, _ in timings):
+            raise SystemExit(f"warm-up searches failed: {timings}")
+        if rounds[-1] < WARM_ENOUGH_S and len(rounds) >= 2:
+            break
+    return rounds
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -319,19 +334,21 @@ def print_phase(name: str, summary: dict) -> None:
 
 
 async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -> dict:
-    warm = await warm_up(base, headers, queries, max(2, 2 * (args.workers or 1)))
-    print(f"  warm-up searches: {warm}")
-    out: dict = {}
-    alone, elapsed = await phase(base, headers, queries, kinds, 1, args.baseline_duration, args.seed - 1)
-    out["one_client"] = summarise(alone, 1, elapsed)
-    print_phase("one client alone", out["one_client"])
-
+    warm = await warm_up(base, headers, queries, max(4, 4 * (args.workers or 2)))
+    print(f"  warm-up: slowest search of each round {warm} s")
+    out: dict = {"warm_up_rounds_s": warm}
+    if args.server_pid:
+        out["worker_pids_at_start"] = server_processes(args.server_pid)
     context = multiprocessing.get_context("spawn")
     stop, samples = context.Event(), context.Queue()
-    seconds = args.duration + args.burst_duration + 60
+    seconds = args.baseline_duration + args.duration + args.burst_duration + 120
     prober = context.Process(target=probe_health, args=(base, 0.1, seconds, stop, samples), daemon=True)
     prober.start()
     try:
+        tb = time.time()
+        alone, elapsed = await phase(base, headers, queries, kinds, 1, args.baseline_duration, args.seed - 1)
+        out["one_client"] = summarise(alone, 1, elapsed)
+        print_phase("one client alone", out["one_client"])
         t0 = time.time()
         loaded, elapsed = await phase(base, headers, queries, kinds, args.clients, args.duration, args.seed)
         t1 = time.time()
@@ -347,10 +364,11 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
         stop.set()
         health = samples.get(timeout=60)
         prober.join(10)
+    out["health_during_one_client"] = health_summary(health, tb, t0)
     out["health_during_clients"] = health_summary(health, t0, t1)
     if args.burst_duration > 0:
         out["health_during_burst"] = health_summary(health, t1, t2)
-    for key in ("health_during_clients", "health_during_burst"):
+    for key in ("health_during_one_client", "health_during_clients", "health_during_burst"):
         if key in out:
             h = out[key]
             print(f"/api/health {key[len('health_during_'):]}: {h['samples']} samples, {h['failures']} failures, "
@@ -428,7 +446,7 @@ def main() -> int:
         for option in ("workers", "threads", "queue"):
             if getattr(args, option):
                 extra += [f"--{option}", str(getattr(args, option))]
-        process, base, server_lines = start_server(args.collection, extra, token)
+        process, base = start_server(args.collection, extra, token, server_lines)
     host = urlparse(base).hostname or ""
     if not is_loopback(host):
         if process is not None:
@@ -440,10 +458,16 @@ def main() -> int:
           f"{os.cpu_count()} CPUs on this machine, shared with whatever else runs on it)")
     memory = []
     try:
+        args.server_pid = process.pid if process is not None else None
         out = asyncio.run(run(args, base, headers, queries, kinds))
         if process is not None:
             index_dir = (args.collection / "index").resolve()
-            memory = [memory_of(pid, index_dir) for pid in server_processes(process.pid)]
+            pids = server_processes(process.pid)
+            memory = [memory_of(pid, index_dir) for pid in pids]
+            replaced = sorted(set(out["worker_pids_at_start"]) - set(pids))
+            out["workers_replaced_during_load"] = replaced
+            print(f"worker processes: {out['worker_pids_at_start']} after the warm-up, {pids} at the end"
+                  + (f" ({len(replaced)} died or were killed and replaced)" if replaced else " (none replaced)"))
     finally:
         if process is not None:
             process.terminate()
@@ -452,6 +476,13 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
     out["server"] = [line for line in server_lines if "worker process" in line]
+    # a worker that died or was killed, a traceback: what the server said beyond its start
+    trouble = [line for line in server_lines if re.search(r"died|kill|Traceback|ERROR|Error|WARNING", line)]
+    out["server_trouble"] = trouble[:50]
+    if trouble:
+        print(f"the server logged {len(trouble)} line(s) of trouble, the first ones:")
+        for line in trouble[:10]:
+            print(f"  server: {line}")
     out["memory_per_worker"] = memory
     for row in memory:
         print(f"worker {row['pid']}: RSS {row['rss_mb']} MB (anonymous {row['rss_anon_mb']}, file-backed "

@@ -28,10 +28,12 @@ def root(tmp_path_factory):
 
 
 class Blocking(FakeBackend):
-    """Searches block until ``release`` is set; ``started`` counts the searches running."""
+    """Searches block until ``release`` is set; ``started`` counts the searches running.
+    ``only``: "images" blocks only searches with an image, "words" only those without."""
 
-    def __init__(self, root) -> None:
+    def __init__(self, root, only: str | None = None) -> None:
         super().__init__(root)
+        self.only = only
         self.release = threading.Event()
         self.lock = threading.Lock()
         self.running = 0
@@ -39,6 +41,8 @@ class Blocking(FakeBackend):
         self.started = threading.Semaphore(0)
 
     def search(self, query):
+        if self.only and (query.image is not None) != (self.only == "images"):
+            return super().search(query)
         with self.lock:
             self.running += 1
             self.peak = max(self.peak, self.running)
@@ -84,15 +88,46 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(root):
             error = assert_error(refused, 503, "busy")
             assert int(refused.headers["retry-after"]) >= 1
             assert "busy" in error["message"]
-        # uploads' decoding waits in the same pool
-        png = client.get("/api/figures/EP1000003A1-D00001/image").content
-        assert_error(client.post("/api/preview", files={"image": ("q.png", png, "image/png")}), 503, "busy")
         backend.release.set()
         assert [f.result(timeout=WAIT_S).status_code for f in admitted] == [200] * 3
     assert backend.peak == 2
     # once drained, the pool takes searches again
     with client:
         assert client.get("/api/search", params={"text": "rim"}).status_code == 200
+
+
+def _upload(client, **fields):
+    png = client.get("/api/figures/EP1000003A1-D00001/image").content
+    return client.post("/api/search", files={"image": ("q.png", png, "image/png")}, data={"mode": "visual", **fields})
+
+
+def test_uploads_and_searches_by_figure_or_words_do_not_wait_for_each_other(root):
+    # uploads saturate their pool: searches by words or figure still answer, and vice versa
+    backend = Blocking(root, only="images")
+    client, _ = make_client(root, backend, threads=1, queue=0)
+    with client, ThreadPoolExecutor(1) as pool:
+        stuck = pool.submit(_upload, client)
+        _wait_started(backend, 1)
+        assert_error(_upload(client), 503, "busy")
+        # a crop of a collection figure is an image to encode too, and so is an upload's preview
+        assert_error(client.get("/api/search", params={"figure_id": "EP1000003A1-D00001", "crop": "0,0,0.5,0.5"}),
+                     503, "busy")
+        png = client.get("/api/figures/EP1000003A1-D00001/image").content
+        assert_error(client.post("/api/preview", files={"image": ("q.png", png, "image/png")}), 503, "busy")
+        assert client.get("/api/search", params={"figure_id": "EP1000003A1-D00001"}).status_code == 200
+        assert client.get("/api/search", params={"text": "rim"}).status_code == 200
+        backend.release.set()
+        assert stuck.result(timeout=WAIT_S).status_code == 200
+
+    backend = Blocking(root, only="words")
+    client, _ = make_client(root, backend, threads=1, queue=0)
+    with client, ThreadPoolExecutor(1) as pool:
+        stuck = pool.submit(client.get, "/api/search", params={"text": "rim"})
+        _wait_started(backend, 1)
+        assert_error(client.get("/api/search", params={"figure_id": "EP1000003A1-D00001"}), 503, "busy")
+        assert _upload(client).status_code == 200
+        backend.release.set()
+        assert stuck.result(timeout=WAIT_S).status_code == 200
 
 
 def test_health_lookups_and_static_files_answer_while_searches_saturate_the_pool(root):
@@ -128,3 +163,41 @@ def test_pool_bounds_are_checked():
     with pytest.raises(ValueError, match="threads must be >= 1"):
         BoundedPool("x", 0, 1)
     assert machine_cores() >= 1 and default_threads() >= 2 and default_threads(workers=64) >= 2
+
+
+def test_bad_uploads_are_refused_at_once_even_when_the_upload_queue_is_full(root):
+    backend = Blocking(root, only="images")
+    client, _ = make_client(root, backend, threads=1, queue=0)
+    limit = client.app.state.figsearch.limits.max_upload_bytes
+    with client, ThreadPoolExecutor(1) as pool:
+        stuck = pool.submit(_upload, client)
+        _wait_started(backend, 1)
+        # what needs no decoding to refuse is refused on the spot, not queued (nor answered 503)
+        not_an_image = client.post("/api/search", files={"image": ("a.png", b"%!PS-Adobe-3.0\n" * 10, "image/png")})
+        assert_error(not_an_image, 415, "unsupported_format")
+        oversized = b"\x89PNG\r\n\x1a\n" + bytes(limit + 100)
+        assert_error(client.post("/api/search", files={"image": ("big.png", oversized, "image/png")}), 413, "too_large")
+        assert_error(client.post("/api/preview", files={"image": ("a.gif", b"GIF89a" + bytes(50), "image/gif")}),
+                     415, "unsupported_format")
+        backend.release.set()
+        assert stuck.result(timeout=WAIT_S).status_code == 200
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="thread priorities need os.setpriority")
+def test_upload_threads_run_at_a_lower_priority():
+    import asyncio
+    import os
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def both():
+        plain, nicer = BoundedPool("plain", 1, 0), BoundedPool("nicer", 1, 0, niceness=3)
+        try:
+            return await plain.run(niceness), await nicer.run(niceness)
+        finally:
+            plain.shutdown()
+            nicer.shutdown()
+
+    plain, nicer = asyncio.run(both())
+    assert nicer == min(19, plain + 3)

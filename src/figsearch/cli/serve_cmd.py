@@ -188,7 +188,10 @@ def serve(collection: str, host: str, port: int, max_upload_mb: int, workers: in
                f"{settings['queue']} waiting at most")
     click.echo(f"figsearch: API reference at {url}docs; press Ctrl+C to stop")
     verbose = logging.getLogger().level <= logging.INFO
-    log_options = dict(log_level="info" if verbose else "warning", access_log=verbose, timeout_graceful_shutdown=5)
+    # a worker busy with searches on a loaded machine may take seconds to answer the supervisor's
+    # ping; uvicorn's 5 s default then kills it as hung, dropping its connections
+    log_options = dict(log_level="info" if verbose else "warning", access_log=verbose, timeout_graceful_shutdown=5,
+                       timeout_worker_healthcheck=60)
     try:
         if workers == 1:
             uvicorn.Server(uvicorn.Config(app, **log_options)).run(sockets=[sock])

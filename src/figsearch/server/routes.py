@@ -18,7 +18,8 @@ from figsearch.search.query import Query as SearchQuery
 from figsearch.server import schemas
 from figsearch.server.errors import error_responses
 from figsearch.server.state import ServerState
-from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_page, parse_crop
+from figsearch.server.errors import PayloadTooLarge
+from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_page, parse_crop, sniff
 
 router = APIRouter(prefix="/api", responses=error_responses(500))
 
@@ -74,6 +75,14 @@ def _prefix(request: Request) -> str:
     return request.scope.get("root_path", "").rstrip("/")
 
 
+def _check_upload(data: bytes, state: ServerState, name: str) -> None:
+    """What can be refused without decoding, refused on the spot (413, 415, 400) rather than after
+    waiting in the upload queue: the size, and a format from the first bytes."""
+    if len(data) > state.limits.max_upload_bytes:
+        raise PayloadTooLarge(f"{name} is {len(data)} bytes; the limit is {state.limits.max_upload_bytes}")
+    sniff(data)
+
+
 def _build_query(state: ServerState, params: SearchParams, upload: bytes | None, upload_name: str) -> SearchQuery:
     crop = parse_crop(params.crop)
     exclude = [p.strip() for p in (params.exclude_patents or "").split(",") if p.strip()]
@@ -127,6 +136,7 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
         name = f"uploaded file {upload.filename!r}" if upload.filename else name
         # one byte over the limit is enough to know it is too large
         data = await upload.read(state.limits.max_upload_bytes + 1)
+        _check_upload(data, state, name)
 
     def run() -> tuple[SearchQuery, object]:
         # decoding and searching are one call of the pool: admitted once, never 503 half-way
@@ -138,7 +148,9 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
             result.took_ms = (time.perf_counter() - started) * 1000
         return query, result
 
-    query, result = await state.search(run)
+    # an image to decode and encode (an upload, or a crop of a collection figure) is an upload's work
+    heavy = data is not None or bool(params.crop and params.crop.strip())
+    query, result = await (state.upload(run) if heavy else state.search(run))
     echo = schemas.QueryEcho(
         figure_id=params.figure_id,
         text=query.text,
@@ -182,6 +194,7 @@ async def preview(
     state = _state(request)
     data = await image.read(state.limits.max_upload_bytes + 1)
     name = f"uploaded file {image.filename!r}" if image.filename else "uploaded image"
+    _check_upload(data, state, name)
 
     def render() -> tuple[bytes, int]:
         decoded, pages = decode_upload_page(data, state.limits, page=page, name=name)
@@ -189,8 +202,8 @@ async def preview(
         decoded.save(buffer, format="PNG")
         return buffer.getvalue(), pages
 
-    # decoding is as heavy as a search's: it waits in the same pool
-    png, pages = await state.search(render)
+    # decoding is an upload's work: it waits with the uploads
+    png, pages = await state.upload(render)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store", "X-Page-Count": str(pages)})
 
 
@@ -260,5 +273,5 @@ async def health(request: Request) -> schemas.HealthOut:
     """Answers quickly, beside running searches (on a thread of its own), and without the access
     token: the collection's database can be read."""
     state = _state(request)
-    await state.health()
+    state.health()
     return schemas.HealthOut(status="ok", collection=state.root.name)

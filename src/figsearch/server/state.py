@@ -4,10 +4,16 @@ that backend calls run in.
 Backend calls block (SQLite, FAISS, the encoders), so they run off the event loop, in pools of
 our own rather than in Starlette's shared one:
 
-* ``searches``: searches and upload decoding, the CPU-heavy calls; ``threads`` at once.
-* ``lookups``: figure and patent details, info, the paths of figure files; short store reads
-  that must not wait behind a queue of image uploads.
-* ``health``: one thread of its own, so ``/api/health`` answers while both are saturated.
+* ``uploads``: what decodes and encodes an image (a search with an uploaded or cropped drawing,
+  the preview of an upload), the slowest calls; ``threads`` at once, at a lower CPU priority
+  (Linux niceness is per thread) so that the event loop and the quick searches get the cores
+  first when uploads saturate them.
+* ``searches``: searches by a figure of the collection or by words (stored vectors, the text
+  encoder, FAISS): milliseconds each, so they get threads of their own rather than waiting in
+  line behind uploads that take hundreds of milliseconds (head-of-line blocking).
+* ``lookups``: figure and patent details, info, the paths of figure files; short store reads.
+* ``/api/health`` runs no thread at all: one ``SELECT 1`` on a connection of the event loop's
+  own, which WAL-mode SQLite answers in microseconds, so it answers while every pool is full.
 
 Each pool admits at most ``threads + queue`` calls (running or waiting). One more is refused at
 once with ``ServerBusy`` (503 with ``Retry-After``): a client waits a bounded time or is told to
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -41,8 +48,10 @@ T = TypeVar("T")
 
 #: waiting calls admitted per pool beyond the running ones, unless told otherwise
 DEFAULT_QUEUE = 32
-#: a health check slower than this answers 503: the database is not answering
-HEALTH_TIMEOUT_S = 2.0
+#: the health check's connection waits at most this long for a lock (it runs on the event loop)
+HEALTH_BUSY_TIMEOUT_MS = 200
+#: upload threads run this much nicer than the rest of the server
+UPLOAD_NICENESS = 5
 
 
 def machine_cores() -> int:
@@ -67,10 +76,11 @@ class BoundedPool:
     its bound.
     """
 
-    def __init__(self, name: str, threads: int, queue: int) -> None:
+    def __init__(self, name: str, threads: int, queue: int, *, niceness: int = 0) -> None:
         if threads < 1 or queue < 0:
             raise ValueError(f"pool {name}: threads must be >= 1 and queue >= 0, not {threads} and {queue}")
         self.name = name
+        self.niceness = niceness
         self.threads = threads
         self.capacity = threads + queue
         self._executor = self._new_executor()
@@ -120,7 +130,8 @@ class BoundedPool:
         return await asyncio.wrap_future(future)
 
     def _new_executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(self.threads, thread_name_prefix=f"figsearch-{self.name}")
+        return ThreadPoolExecutor(self.threads, thread_name_prefix=f"figsearch-{self.name}",
+                                  initializer=_lower_priority, initargs=(self.niceness,))
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -131,8 +142,15 @@ class BoundedPool:
             self._executor = self._new_executor()
 
 
-def _health_executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(1, thread_name_prefix="figsearch-health")
+def _lower_priority(niceness: int) -> None:
+    """Makes the calling thread ``niceness`` nicer (Linux: niceness is per thread; elsewhere a no-op)."""
+    if niceness <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+    except OSError:
+        pass  # not allowed here: the thread keeps the process's priority
 
 
 class ServerState:
@@ -151,43 +169,51 @@ class ServerState:
         self.root = Path(collection_root)
         self.limits = limits
         threads = threads or default_threads()
+        self.uploads = BoundedPool("uploads", threads, queue, niceness=UPLOAD_NICENESS)
         self.searches = BoundedPool("searches", threads, queue)
         # lookups are short reads: twice the threads, so a burst of thumbnails is not serialised
         self.lookups = BoundedPool("lookups", max(2, 2 * threads), 2 * queue)
-        self._health = _health_executor()
+        self._health_collection: Collection | None = None
         self._local = threading.local()
 
     async def search(self, fn: Callable[..., T], *args) -> T:
-        """A CPU-heavy call (a search, an upload's decoding) in the search pool."""
+        """A search without an image to encode, in the search pool."""
         return await self.searches.run(fn, *args)
+
+    async def upload(self, fn: Callable[..., T], *args) -> T:
+        """A call that decodes or encodes an image, in the upload pool."""
+        return await self.uploads.run(fn, *args)
 
     async def lookup(self, fn: Callable[..., T], *args) -> T:
         """A short store read in the lookup pool."""
         return await self.lookups.run(fn, *args)
 
-    async def health(self) -> None:
-        """The collection's database answers, checked on a thread no search uses."""
-
-        def check() -> None:
-            self.collection().db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
-
-        loop = asyncio.get_running_loop()
+    def health(self) -> None:
+        """The collection's database answers: checked on the calling (event loop) thread, with a
+        connection of its own whose lock wait is bounded, never behind a pool's queue."""
+        if self._health_collection is None:
+            collection = Collection.open(self.root)
+            collection.db.execute(f"PRAGMA busy_timeout = {HEALTH_BUSY_TIMEOUT_MS}")
+            self._health_collection = collection
         try:
-            await asyncio.wait_for(loop.run_in_executor(self._health, check), HEALTH_TIMEOUT_S)
-        except TimeoutError:
-            raise ServerBusy(f"the collection's database did not answer within {HEALTH_TIMEOUT_S:g} s",
-                             retry_after=5) from None
+            self._health_collection.db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
+        except sqlite3.OperationalError as exc:
+            raise ServerBusy(f"the collection's database does not answer: {exc}", retry_after=5) from None
+
+    @property
+    def pools(self) -> tuple[BoundedPool, ...]:
+        return (self.uploads, self.searches, self.lookups)
 
     def open(self) -> None:
-        for pool in (self.searches, self.lookups):
+        for pool in self.pools:
             pool.reopen()
-        if self._health._shutdown:
-            self._health = _health_executor()
 
     def close(self) -> None:
-        for pool in (self.searches, self.lookups):
+        for pool in self.pools:
             pool.shutdown()
-        self._health.shutdown(wait=False, cancel_futures=True)
+        if self._health_collection is not None:
+            self._health_collection.close()
+            self._health_collection = None
 
     def collection(self) -> Collection:
         # one read-only connection per thread; SQLite's WAL lets them read while an ingest writes
