@@ -142,7 +142,7 @@ async def client(http, base: str, deadline: float, rng: random.Random, queries: 
             ok = status == EXPECTED[kind] and (status != 200 or "hits" in response.json())
         except Exception as exc:  # a refused or dropped connection is an error, not a crash of the test
             ok, status = False, type(exc).__name__
-        results.append((kind, time.perf_counter() - start, ok, status, retry_after))
+        results.append((kind, time.perf_counter() - start, ok, status, retry_after, time.perf_counter()))
         if retry_after is not None:
             await asyncio.sleep(min(MAX_BACKOFF_S, float(retry_after) if retry_after.isdigit() else MAX_BACKOFF_S))
 
@@ -175,7 +175,7 @@ def probe_health(base: str, interval: float, seconds: float, stop, out) -> None:
 
 
 async def phase(base: str, headers: dict, queries: dict, kinds: list[str], clients: int, duration: float,
-                seed: int) -> tuple[list, float]:
+                seed: int) -> tuple[list, float, list]:
     import httpx
 
     results: list = []
@@ -186,18 +186,21 @@ async def phase(base: str, headers: dict, queries: dict, kinds: list[str], clien
         await asyncio.gather(*[
             client(http, base, deadline, random.Random(seed + i), queries, kinds, results) for i in range(clients)
         ])
-        elapsed = time.perf_counter() - started
-    return results, elapsed
+    # throughput counts what completed inside the window; requests still running at its end are
+    # waited for (an error among them still counts) but not counted as throughput
+    window = [r for r in results if r[5] <= deadline]
+    return results, duration, window
 
 
-WARM_ROUNDS = 6
-WARM_ENOUGH_S = 3.0
+WARM_ROUNDS = 4
 
 
 async def warm_up(base: str, headers: dict, queries: dict, connections: int) -> list[tuple[int, float]]:
     """Searches of each kind on several new connections at once, so that every worker loads its
     encoders before the clock runs (which worker takes a connection is the kernel's choice):
-    rounds until one has no search slower than WARM_ENOUGH_S (WARM_ROUNDS at most)."""
+    rounds until the slowest search of a round is no longer much faster than the round before's
+    (loading is done; what is left is the queueing of the warm-up's own concurrency), WARM_ROUNDS
+    at most."""
     import httpx
 
     rounds = []
@@ -216,7 +219,7 @@ async def warm_up(base: str, headers: dict, queries: dict, connections: int) -> 
         rounds.append(max(t for _, t in timings))
         if any(status != 200 for status, _ in timings):
             raise SystemExit(f"warm-up searches failed: {timings}")
-        if rounds[-1] < WARM_ENOUGH_S and len(rounds) >= 2:
+        if len(rounds) >= 2 and rounds[-1] > 0.7 * rounds[-2]:
             break
     return rounds
 
@@ -228,7 +231,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def summarise(results: list, clients: int, elapsed: float) -> dict:
+def summarise(results: list, clients: int, elapsed: float, window: list) -> dict:
     answered = [r for r in results if r[2]]
     refused = [r for r in results if r[3] == 503 and r[4] is not None]
     errors = [r for r in results if not r[2] and not (r[3] == 503 and r[4] is not None)]
@@ -241,7 +244,8 @@ def summarise(results: list, clients: int, elapsed: float) -> dict:
         "refused_503_with_retry_after": len(refused),
         "errors": len(errors),
         "error_statuses": sorted({str(r[3]) for r in errors}),
-        "throughput_rps": round(len(answered) / elapsed, 2) if elapsed else 0.0,
+        "answered_in_window": sum(1 for r in window if r[2]),
+        "throughput_rps": round(sum(1 for r in window if r[2]) / elapsed, 2) if elapsed else 0.0,
         "p50_ms": round(percentile(latencies, 50), 1),
         "p95_ms": round(percentile(latencies, 95), 1),
         "max_ms": round(max(latencies, default=float("nan")), 1),
@@ -324,13 +328,19 @@ def health_summary(samples: list, start: float, end: float) -> dict:
 
 
 def print_phase(name: str, summary: dict) -> None:
-    print(f"{name}: {summary['clients']} client(s), {summary['seconds']} s: {summary['answered']} answered, "
+    print(f"{name}: {summary['clients']} client(s), {summary['seconds']} s: {summary['answered']} answered "
+          f"({summary['answered_in_window']} inside the window), "
           f"{summary['refused_503_with_retry_after']} refused (503 + Retry-After), {summary['errors']} errors "
           f"{summary['error_statuses'] or ''}; throughput {summary['throughput_rps']}/s; "
           f"p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms, max {summary['max_ms']} ms")
     for kind, row in summary["by_kind"].items():
         print(f"    {kind:9s} {row['answered']:6d} answered  {row['refused']:5d} refused  {row['errors']} errors  "
               f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean {row['mean_ms']} ms")
+
+
+def _one(measured: tuple[list, float, list], clients: int) -> tuple[list, int, float, list]:
+    results, duration, window = measured
+    return results, clients, duration, window
 
 
 async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -> dict:
@@ -346,18 +356,18 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
     prober.start()
     try:
         tb = time.time()
-        alone, elapsed = await phase(base, headers, queries, kinds, 1, args.baseline_duration, args.seed - 1)
-        out["one_client"] = summarise(alone, 1, elapsed)
+        out["one_client"] = summarise(*_one(await phase(base, headers, queries, kinds, 1, args.baseline_duration,
+                                                        args.seed - 1), 1))
         print_phase("one client alone", out["one_client"])
         t0 = time.time()
-        loaded, elapsed = await phase(base, headers, queries, kinds, args.clients, args.duration, args.seed)
+        loaded = await phase(base, headers, queries, kinds, args.clients, args.duration, args.seed)
         t1 = time.time()
-        out["clients"] = summarise(loaded, args.clients, elapsed)
+        out["clients"] = summarise(*_one(loaded, args.clients))
         print_phase(f"{args.clients} clients", out["clients"])
         if args.burst_duration > 0:
-            burst, elapsed = await phase(base, headers, queries, kinds, args.burst_clients, args.burst_duration,
-                                         args.seed + 1000)
-            out["burst"] = summarise(burst, args.burst_clients, elapsed)
+            burst = await phase(base, headers, queries, kinds, args.burst_clients, args.burst_duration,
+                                args.seed + 1000)
+            out["burst"] = summarise(*_one(burst, args.burst_clients))
             print_phase(f"{args.burst_clients} clients", out["burst"])
         t2 = time.time()
     finally:
