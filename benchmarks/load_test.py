@@ -86,8 +86,9 @@ def _png(side: int) -> bytes:
     return buffer.getvalue()
 
 
-def start_server(collection: Path, extra: list[str], token: str | None, log: list[str]) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+def start_server(collection: Path, extra: list[str], token: str | None, log: list[str],
+                 source: Path | None = None) -> tuple[subprocess.Popen, str]:
+    env = dict(os.environ, PYTHONPATH=str(source or REPO / "src"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env.pop("FIGSEARCH_TOKEN", None)
     if token:
         env["FIGSEARCH_TOKEN"] = token
@@ -431,6 +432,8 @@ def main() -> int:
     parser.add_argument("--queue", type=int, help="serve --queue")
     parser.add_argument("--max-upload-mb", type=int, default=1, help="serve --max-upload-mb (the oversized upload "
                         "is a little over it)")
+    parser.add_argument("--server-source", type=Path, help="serve with the figsearch package under this src/ "
+                        "directory (e.g. an older commit's, from git archive) to compare it on the same machine")
     parser.add_argument("--token", action="store_true", help="serve with an access token; clients send it as a bearer")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the summary here")
@@ -456,7 +459,7 @@ def main() -> int:
         for option in ("workers", "threads", "queue"):
             if getattr(args, option):
                 extra += [f"--{option}", str(getattr(args, option))]
-        process, base = start_server(args.collection, extra, token, server_lines)
+        process, base = start_server(args.collection, extra, token, server_lines, args.server_source)
     host = urlparse(base).hostname or ""
     if not is_loopback(host):
         if process is not None:
