@@ -13,12 +13,12 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, model_validator
 
 from figsearch.errors import InputError
+from figsearch.search.api import SearchResult
 from figsearch.search.query import MODES, Filters
 from figsearch.search.query import Query as SearchQuery
 from figsearch.server import schemas
-from figsearch.server.errors import error_responses
+from figsearch.server.errors import PayloadTooLarge, error_responses
 from figsearch.server.state import ServerState
-from figsearch.server.errors import PayloadTooLarge
 from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_page, parse_crop, sniff
 
 router = APIRouter(prefix="/api", responses=error_responses(500))
@@ -138,7 +138,7 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
         data = await upload.read(state.limits.max_upload_bytes + 1)
         _check_upload(data, state, name)
 
-    def run() -> tuple[SearchQuery, object]:
+    def run() -> tuple[SearchQuery, SearchResult]:
         # decoding and searching are one call of the pool: admitted once, never 503 half-way
         query = _build_query(state, params, data, name)
         started = time.perf_counter()
