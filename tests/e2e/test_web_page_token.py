@@ -66,7 +66,9 @@ def test_the_page_asks_for_the_token_once_then_works(browser, guarded):
         what="the first thumbnail")
     d.find_elements(By.CSS_SELECTOR, "#grid .hit .hit-thumb")[0].click()
     wait(d, lambda d: d.find_element(By.ID, "figure-dialog").get_attribute("data-loaded") == "1", what="figure view")
-    assert d.execute_script("return document.getElementById('fd-img').naturalWidth") == 400
+    # the details arrive first (data-loaded); the image is a request of its own, on a busy machine later
+    wait(d, lambda d: d.execute_script("return document.getElementById('fd-img').naturalWidth") == 400,
+         what="the figure image")
     severe = [e for e in d.get_log("browser") if e["level"] == "SEVERE" and "401" not in e["message"]]
     assert not severe, severe
 
