@@ -1,26 +1,40 @@
-"""Load test of the figsearch HTTP API: N concurrent clients searching for T seconds.
+"""Load test of the figsearch HTTP API, in three phases of one run against one server:
 
-Starts ``figsearch serve`` on a collection (or uses a server already running on this machine),
-then every client loops over a mix of searches by figure id, by uploaded image and by words,
-and the script reports requests, errors (the target is 0) and latency percentiles.
+1. one client alone (the baseline the ratios are measured against, in the same run);
+2. ``--clients`` (20) concurrent clients for ``--duration`` (30 s): the target is 0 errors;
+3. ``--burst-clients`` (100) for ``--burst-duration``: 0 errors other than 503 with Retry-After.
+
+Every client loops over the same mix: searches by figure id, by words, by an uploaded drawing, and
+bad uploads (over the byte limit, truncated, not an image) that must get their 4xx (413, 400,
+415) without stalling the others. During phases 2 and 3 a separate process asks /api/health every
+100 ms on its own connection (so its latency is the server's, not this client's event loop's).
+At the end, the resident memory of each server worker (RSS, and PSS, which shares pages between
+processes; the part mapped from the collection's index files).
 
     PYTHONPATH=src python benchmarks/load_test.py --collection /tmp/me/collection
+    PYTHONPATH=src python benchmarks/load_test.py --collection DIR --workers 2 --token
     PYTHONPATH=src python benchmarks/load_test.py --collection DIR --url http://127.0.0.1:8000/
 
-Loopback only: the script refuses to load any other host.
+Loopback only: the script refuses to load any other host. Every loop is bounded in time and in
+count. On a machine shared with other work the absolute numbers are pessimistic; the ratios
+against the one-client baseline of the same run are what to compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
+import multiprocessing
 import os
 import random
 import re
+import secrets
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -32,9 +46,19 @@ from figsearch.cli.serve_cmd import is_loopback  # noqa: E402
 from figsearch.records import FigureRole  # noqa: E402
 from figsearch.store import Collection  # noqa: E402
 
+#: what each kind of request must answer; anything else is an error (a 503 is counted apart)
+EXPECTED = {"figure": 200, "text": 200, "image": 200, "oversized": 413, "truncated": 400, "nonimage": 415}
+SEARCHES = ("figure", "text")
+UPLOADS = ("image",)
+#: no client sends more than this many requests in a phase, whatever the duration
+MAX_REQUESTS_PER_CLIENT = 100_000
+#: a 503's Retry-After is honoured up to this many seconds
+MAX_BACKOFF_S = 2.0
+TARGETS = {"search_p50_ms": 100.0, "upload_p50_ms": 1000.0, "throughput_ratio": 1.8, "health_max_ms": 50.0}
 
-def load_queries(collection: Path, limit: int, seed: int) -> tuple[list[str], list[bytes], list[str]]:
-    """Figure ids, image files and title words of the collection to search with."""
+
+def load_queries(collection: Path, limit: int, seed: int, max_upload: int) -> dict:
+    """Figure ids, image files and title words of the collection to search with, and the bad uploads."""
     with Collection.open(collection) as store:
         figures = store.figures(roles=(FigureRole.DRAWING,))
         titles = [store.patent(p).title or "" for p in store.patent_numbers()]
@@ -42,44 +66,163 @@ def load_queries(collection: Path, limit: int, seed: int) -> tuple[list[str], li
         rng.shuffle(figures)
         figures = figures[:limit]
         images = [store.path(f.image_path).read_bytes() for f in figures[:20] if f.image_path]
+    images = [i for i in images if len(i) < max_upload]
     words = sorted({w for t in titles for w in re.findall(r"[a-z]{4,}", t.lower())}) or ["drawing"]
-    return [f.figure_id for f in figures], images, words
+    sample = images[0] if images else _png(64)
+    bad = {
+        # a little over the byte limit: the body is read, the upload refused (413), the connection kept
+        "oversized": b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(max_upload + 1000 - 8),
+        "truncated": sample[: max(16, len(sample) // 2)],
+        "nonimage": b"%!PS-Adobe-3.0\n% not a drawing at all\n" * 20,
+    }
+    return {"figure_ids": [f.figure_id for f in figures], "images": images, "words": words, "bad": bad}
 
 
-def start_server(collection: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+def _png(side: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (side, side), 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def start_server(collection: Path, extra: list[str], token: str | None, log: list[str],
+                 source: Path | None = None) -> tuple[subprocess.Popen, str]:
+    env = dict(os.environ, PYTHONPATH=str(source or REPO / "src"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.pop("FIGSEARCH_TOKEN", None)
+    if token:
+        env["FIGSEARCH_TOKEN"] = token
     process = subprocess.Popen(
         [sys.executable, "-m", "figsearch", "serve", "--collection", str(collection), "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
+    lines = log
+    url = None
+    deadline = time.monotonic() + 120
     for line in process.stdout:
+        lines.append(line.rstrip())
         print(f"  server: {line.rstrip()}")
-        match = re.search(r"at (http://\S+/)", line)
-        if match:
-            return process, match.group(1)
+        match = re.search(r" at (http://[^\s?]+/)", line)
+        url = url or (match.group(1) if match else None)
+        if url and "Ctrl+C" in line:
+            # keep reading the server's output (so that it never blocks on a full pipe), for the report
+            threading.Thread(target=lambda: [lines.append(line.rstrip()) for line in process.stdout],
+                             daemon=True).start()
+            return process, url
+        if time.monotonic() > deadline:
+            break
+    process.kill()
     raise SystemExit(f"figsearch serve exited ({process.wait()}) before it listened")
 
 
-async def client(http, base: str, deadline: float, rng: random.Random, queries, mix, results: list) -> None:
-    figure_ids, images, words = queries
-    kinds = [k for k, weight in mix.items() for _ in range(weight)]
-    while time.perf_counter() < deadline:
+async def one_request(http, base: str, kind: str, rng: random.Random, queries: dict):
+    if kind == "figure":
+        return await http.get(f"{base}api/search", params={"figure_id": rng.choice(queries["figure_ids"]), "k": "12"})
+    if kind == "text":
+        words = queries["words"]
+        text = " ".join(rng.sample(words, min(2, len(words))))
+        return await http.get(f"{base}api/search", params={"text": text, "k": "12", "mode": "text"})
+    data = rng.choice(queries["images"]) if kind == "image" else queries["bad"][kind]
+    files = {"image": (f"{kind}.png", data, "image/png")}
+    return await http.post(f"{base}api/search", files=files, data={"k": "12", "mode": "visual"})
+
+
+async def client(http, base: str, deadline: float, rng: random.Random, queries: dict, kinds: list[str],
+                 results: list) -> None:
+    for _ in range(MAX_REQUESTS_PER_CLIENT):
+        if time.perf_counter() >= deadline:
+            return
         kind = rng.choice(kinds)
         start = time.perf_counter()
+        retry_after = None
         try:
-            if kind == "image" and images:
-                files = {"image": ("query.png", rng.choice(images), "image/png")}
-                response = await http.post(f"{base}api/search", files=files, data={"k": "12", "mode": "visual"})
-            elif kind == "text":
-                text = " ".join(rng.sample(words, min(2, len(words))))
-                response = await http.get(f"{base}api/search", params={"text": text, "k": "12", "mode": "text"})
-            else:
-                response = await http.get(f"{base}api/search", params={"figure_id": rng.choice(figure_ids), "k": "12"})
-            ok = response.status_code == 200 and "hits" in response.json()
+            response = await one_request(http, base, kind, rng, queries)
             status = response.status_code
+            if status == 503:
+                retry_after = response.headers.get("retry-after")
+            ok = status == EXPECTED[kind] and (status != 200 or "hits" in response.json())
         except Exception as exc:  # a refused or dropped connection is an error, not a crash of the test
             ok, status = False, type(exc).__name__
-        results.append((kind, time.perf_counter() - start, ok, status))
+        results.append((kind, time.perf_counter() - start, ok, status, retry_after, time.perf_counter()))
+        if retry_after is not None:
+            await asyncio.sleep(min(MAX_BACKOFF_S, float(retry_after) if retry_after.isdigit() else MAX_BACKOFF_S))
+
+
+def probe_health(base: str, interval: float, seconds: float, stop, out) -> None:
+    """In a process of its own: GET /api/health every ``interval`` s on one kept-alive connection."""
+    import http.client
+
+    parsed = urlparse(base)
+    samples = []
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    end = time.monotonic() + seconds
+    for _ in range(int(seconds / interval) + 10):
+        if stop.is_set() or time.monotonic() > end:
+            break
+        start = time.perf_counter()
+        try:
+            connection.request("GET", "/api/health")
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+        except Exception as exc:  # noqa: BLE001 - a failure is a sample too
+            status = type(exc).__name__
+            connection.close()
+            connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        samples.append((time.time(), (time.perf_counter() - start) * 1000, status))
+        time.sleep(max(0.0, interval - (time.perf_counter() - start)))
+    connection.close()
+    out.put(samples)
+
+
+async def phase(base: str, headers: dict, queries: dict, kinds: list[str], clients: int, duration: float,
+                seed: int) -> tuple[list, float, list]:
+    import httpx
+
+    results: list = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits, headers=headers) as http:
+        started = time.perf_counter()
+        deadline = started + duration
+        await asyncio.gather(*[
+            client(http, base, deadline, random.Random(seed + i), queries, kinds, results) for i in range(clients)
+        ])
+    # throughput counts what completed inside the window; requests still running at its end are
+    # waited for (an error among them still counts) but not counted as throughput
+    window = [r for r in results if r[5] <= deadline]
+    return results, duration, window
+
+
+WARM_ROUNDS = 4
+
+
+async def warm_up(base: str, headers: dict, queries: dict, connections: int) -> list[tuple[int, float]]:
+    """Searches of each kind on several new connections at once, so that every worker loads its
+    encoders before the clock runs (which worker takes a connection is the kernel's choice):
+    rounds until the slowest search of a round is no longer much faster than the round before's
+    (loading is done; what is left is the queueing of the warm-up's own concurrency), WARM_ROUNDS
+    at most."""
+    import httpx
+
+    rounds = []
+    rng = random.Random(0)
+    for _ in range(WARM_ROUNDS):
+        timings: list[tuple[int, float]] = []
+        # a client per request: each opens its own connection, which any worker may accept
+        async def one(kind):
+            async with httpx.AsyncClient(timeout=300, headers=headers) as http:
+                start = time.perf_counter()
+                response = await one_request(http, base, kind, rng, queries)
+                timings.append((response.status_code, round(time.perf_counter() - start, 2)))
+
+        for kind in ("figure", "text", "image"):
+            await asyncio.gather(*[one(kind) for _ in range(connections)])
+        rounds.append(max(t for _, t in timings))
+        if any(status != 200 for status, _ in timings):
+            raise SystemExit(f"warm-up searches failed: {timings}")
+        if len(rounds) >= 2 and rounds[-1] > 0.7 * rounds[-2]:
+            break
+    return rounds
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -89,58 +232,188 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-async def run(base: str, queries, clients: int, duration: float, mix: dict, seed: int) -> list:
-    import httpx
-
-    results: list = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        # one search of each kind first, so loading the encoders is not counted as latency
-        figure_ids, images, words = queries
-        warm = [await http.get(f"{base}api/search", params={"figure_id": figure_ids[0], "k": "12"})]
-        if images and mix.get("image"):
-            warm.append(await http.post(f"{base}api/search", files={"image": ("q.png", images[0], "image/png")},
-                                        data={"k": "12", "mode": "visual"}))
-        if mix.get("text"):
-            warm.append(await http.get(f"{base}api/search", params={"text": words[0], "k": "12", "mode": "text"}))
-        print(f"  warm-up searches: {[r.status_code for r in warm]}")
-        # baseline in the same run: one client alone, so the report can say what concurrency costs
-        alone: list = []
-        await client(http, base, time.perf_counter() + min(10.0, duration / 3), random.Random(seed - 1), queries,
-                     mix, alone)
-        deadline = time.perf_counter() + duration
-        await asyncio.gather(*[
-            client(http, base, deadline, random.Random(seed + i), queries, mix, results) for i in range(clients)
-        ])
-    return results, alone
-
-
-def report(results: list, clients: int, duration: float) -> dict:
-    latencies = [r[1] * 1000 for r in results]
-    errors = [r for r in results if not r[2]]
+def summarise(results: list, clients: int, elapsed: float, window: list) -> dict:
+    answered = [r for r in results if r[2]]
+    refused = [r for r in results if r[3] == 503 and r[4] is not None]
+    errors = [r for r in results if not r[2] and not (r[3] == 503 and r[4] is not None)]
+    latencies = [r[1] * 1000 for r in answered]
     summary = {
         "clients": clients,
-        "duration_s": duration,
+        "seconds": round(elapsed, 1),
         "requests": len(results),
+        "answered": len(answered),
+        "refused_503_with_retry_after": len(refused),
         "errors": len(errors),
         "error_statuses": sorted({str(r[3]) for r in errors}),
-        "throughput_rps": round(len(results) / duration, 2),
+        "answered_in_window": sum(1 for r in window if r[2]),
+        "throughput_rps": round(sum(1 for r in window if r[2]) / elapsed, 2) if elapsed else 0.0,
         "p50_ms": round(percentile(latencies, 50), 1),
         "p95_ms": round(percentile(latencies, 95), 1),
-        "p99_ms": round(percentile(latencies, 99), 1),
         "max_ms": round(max(latencies, default=float("nan")), 1),
         "by_kind": {},
     }
-    for kind in sorted({r[0] for r in results}):
-        own = [r[1] * 1000 for r in results if r[0] == kind]
+    for kind in EXPECTED:
+        own = [r[1] * 1000 for r in answered if r[0] == kind]
+        if not any(r[0] == kind for r in results):
+            continue
         summary["by_kind"][kind] = {
-            "requests": len(own),
-            "errors": sum(1 for r in results if r[0] == kind and not r[2]),
+            "answered": len(own),
+            "refused": sum(1 for r in refused if r[0] == kind),
+            "errors": sum(1 for r in errors if r[0] == kind),
             "p50_ms": round(percentile(own, 50), 1),
             "p95_ms": round(percentile(own, 95), 1),
-            "mean_ms": round(statistics.fmean(own), 1),
+            "mean_ms": round(statistics.fmean(own), 1) if own else float("nan"),
         }
     return summary
+
+
+def _kinds_p50(summary: dict, kinds) -> float:
+    values = [summary["by_kind"][k]["p50_ms"] for k in kinds if k in summary["by_kind"]]
+    return max(values) if values else float("nan")
+
+
+def server_processes(pid: int) -> list[int]:
+    """The processes that serve: the workers under ``pid`` (uvicorn's spawned children), else ``pid``."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        children += [int(c) for c in task.read_text().split()]
+    workers = []
+    for child in children:
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "resource_tracker" not in cmdline:
+            workers.append(child)
+    return workers or [pid]
+
+
+def memory_of(pid: int, index_dir: Path) -> dict:
+    """RSS and PSS of one process (kB), and how much of it is mapped from the index files."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(re.findall(r"^(\w+):\s+(\d+) kB", status, re.M))
+    rollup = dict(re.findall(r"^(\w+):\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M))
+    index_rss = index_pss = 0
+    current = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            current = head[5] if len(head) > 5 else None
+        elif current and current.startswith(str(index_dir)) and head[0] in ("Rss:", "Pss:"):
+            if head[0] == "Rss:":
+                index_rss += int(head[1])
+            else:
+                index_pss += int(head[1])
+    return {
+        "pid": pid,
+        "rss_mb": round(int(fields.get("VmRSS", 0)) / 1024, 1),
+        "rss_anon_mb": round(int(fields.get("RssAnon", 0)) / 1024, 1),
+        "rss_file_mb": round(int(fields.get("RssFile", 0)) / 1024, 1),
+        "pss_mb": round(int(rollup.get("Pss", 0)) / 1024, 1),
+        "index_files_rss_mb": round(index_rss / 1024, 2),
+        "index_files_pss_mb": round(index_pss / 1024, 2),
+    }
+
+
+def health_summary(samples: list, start: float, end: float) -> dict:
+    inside = [s for s in samples if start <= s[0] <= end]
+    latencies = [s[1] for s in inside if s[2] == 200]
+    return {
+        "samples": len(inside),
+        "failures": sum(1 for s in inside if s[2] != 200),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(max(latencies, default=float("nan")), 1),
+        "over_50ms": sum(1 for v in latencies if v > 50),
+    }
+
+
+def print_phase(name: str, summary: dict) -> None:
+    print(f"{name}: {summary['clients']} client(s), {summary['seconds']} s: {summary['answered']} answered "
+          f"({summary['answered_in_window']} inside the window), "
+          f"{summary['refused_503_with_retry_after']} refused (503 + Retry-After), {summary['errors']} errors "
+          f"{summary['error_statuses'] or ''}; throughput {summary['throughput_rps']}/s; "
+          f"p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms, max {summary['max_ms']} ms")
+    for kind, row in summary["by_kind"].items():
+        print(f"    {kind:9s} {row['answered']:6d} answered  {row['refused']:5d} refused  {row['errors']} errors  "
+              f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean {row['mean_ms']} ms")
+
+
+def _one(measured: tuple[list, float, list], clients: int) -> tuple[list, int, float, list]:
+    results, duration, window = measured
+    return results, clients, duration, window
+
+
+async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -> dict:
+    warm = await warm_up(base, headers, queries, max(4, 4 * (args.workers or 2)))
+    print(f"  warm-up: slowest search of each round {warm} s")
+    out: dict = {"warm_up_rounds_s": warm}
+    if args.server_pid:
+        out["worker_pids_at_start"] = server_processes(args.server_pid)
+    context = multiprocessing.get_context("spawn")
+    stop, samples = context.Event(), context.Queue()
+    seconds = args.baseline_duration + args.duration + args.burst_duration + 120
+    prober = context.Process(target=probe_health, args=(base, 0.1, seconds, stop, samples), daemon=True)
+    prober.start()
+    try:
+        tb = time.time()
+        out["one_client"] = summarise(*_one(await phase(base, headers, queries, kinds, 1, args.baseline_duration,
+                                                        args.seed - 1), 1))
+        print_phase("one client alone", out["one_client"])
+        t0 = time.time()
+        loaded = await phase(base, headers, queries, kinds, args.clients, args.duration, args.seed)
+        t1 = time.time()
+        out["clients"] = summarise(*_one(loaded, args.clients))
+        print_phase(f"{args.clients} clients", out["clients"])
+        if args.burst_duration > 0:
+            burst = await phase(base, headers, queries, kinds, args.burst_clients, args.burst_duration,
+                                args.seed + 1000)
+            out["burst"] = summarise(*_one(burst, args.burst_clients))
+            print_phase(f"{args.burst_clients} clients", out["burst"])
+        t2 = time.time()
+    finally:
+        stop.set()
+        health = samples.get(timeout=60)
+        prober.join(10)
+    out["health_during_one_client"] = health_summary(health, tb, t0)
+    out["health_during_clients"] = health_summary(health, t0, t1)
+    if args.burst_duration > 0:
+        out["health_during_burst"] = health_summary(health, t1, t2)
+    for key in ("health_during_one_client", "health_during_clients", "health_during_burst"):
+        if key in out:
+            h = out[key]
+            print(f"/api/health {key[len('health_during_'):]}: {h['samples']} samples, {h['failures']} failures, "
+                  f"p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms, max {h['max_ms']} ms, {h['over_50ms']} over 50 ms")
+    return out
+
+
+def verdicts(out: dict) -> list[tuple[str, bool, str]]:
+    clients, alone = out["clients"], out["one_client"]
+    ratio = clients["throughput_rps"] / max(alone["throughput_rps"], 1e-9)
+    search_p50 = _kinds_p50(clients, SEARCHES)
+    upload_p50 = _kinds_p50(clients, UPLOADS)
+    rows = [
+        (f"{clients['clients']} clients: 0 errors (503s included)",
+         clients["errors"] == 0 and clients["refused_503_with_retry_after"] == 0,
+         f"{clients['errors']} errors, {clients['refused_503_with_retry_after']} refused"),
+        ("searches by figure id / text p50 <= 100 ms", search_p50 <= TARGETS["search_p50_ms"], f"{search_p50} ms"),
+        ("uploads p50 <= 1 s", upload_p50 <= TARGETS["upload_p50_ms"], f"{upload_p50} ms"),
+        ("throughput >= 1.8x one client", ratio >= TARGETS["throughput_ratio"], f"{ratio:.2f}x"),
+        ("bad uploads get their 4xx", all(clients["by_kind"].get(k, {}).get("errors", 0) == 0
+                                          for k in ("oversized", "truncated", "nonimage")), ""),
+    ]
+    h = out["health_during_clients"]
+    rows.append((f"health <= 50 ms during {clients['clients']} clients",
+                 h["failures"] == 0 and h["max_ms"] <= TARGETS["health_max_ms"], f"max {h['max_ms']} ms"))
+    if "burst" in out:
+        burst = out["burst"]
+        rows.append((f"{burst['clients']} clients: 0 errors but 503 + Retry-After", burst["errors"] == 0,
+                     f"{burst['errors']} errors {burst['error_statuses']}, "
+                     f"{burst['refused_503_with_retry_after']} refused"))
+        h = out["health_during_burst"]
+        rows.append((f"health <= 50 ms during {burst['clients']} clients",
+                     h["failures"] == 0 and h["max_ms"] <= TARGETS["health_max_ms"], f"max {h['max_ms']} ms"))
+    return rows
 
 
 def main() -> int:
@@ -148,51 +421,98 @@ def main() -> int:
     parser.add_argument("--collection", required=True, type=Path, help="collection to serve and take queries from")
     parser.add_argument("--url", help="a figsearch server already running on this machine (else one is started)")
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
-    parser.add_argument("--mix", default="figure=3,image=1,text=1", help="relative weights of the query kinds")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load with --clients")
+    parser.add_argument("--burst-clients", type=int, default=100)
+    parser.add_argument("--burst-duration", type=float, default=30.0, help="seconds with --burst-clients (0: skip)")
+    parser.add_argument("--baseline-duration", type=float, default=10.0, help="seconds of the one-client baseline")
+    parser.add_argument("--mix", default="figure=9,text=3,image=3,oversized=1,truncated=1,nonimage=1",
+                        help="relative weights of the request kinds: " + ", ".join(EXPECTED))
+    parser.add_argument("--workers", type=int, help="serve --workers (a started server only)")
+    parser.add_argument("--threads", type=int, help="serve --threads")
+    parser.add_argument("--queue", type=int, help="serve --queue")
+    parser.add_argument("--max-upload-mb", type=int, default=1, help="serve --max-upload-mb (the oversized upload "
+                        "is a little over it)")
+    parser.add_argument("--server-source", type=Path, help="serve with the figsearch package under this src/ "
+                        "directory (e.g. an older commit's, from git archive) to compare it on the same machine")
+    parser.add_argument("--token", action="store_true", help="serve with an access token; clients send it as a bearer")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
 
     mix = {k: int(v) for k, v in (part.split("=") for part in args.mix.split(","))}
-    queries = load_queries(args.collection, 500, args.seed)
-    if not queries[0]:
+    unknown = set(mix) - set(EXPECTED)
+    if unknown:
+        raise SystemExit(f"unknown request kinds in --mix: {sorted(unknown)}; expected some of {list(EXPECTED)}")
+    kinds = [k for k, weight in mix.items() for _ in range(weight)]
+    queries = load_queries(args.collection, 500, args.seed, args.max_upload_mb * 1024 * 1024)
+    if not queries["figure_ids"]:
         raise SystemExit(f"no drawings in {args.collection} to search with")
+    if not queries["images"]:
+        kinds = [k for k in kinds if k != "image"]
+    token = secrets.token_urlsafe(32) if args.token else None
     process = None
+    server_lines: list[str] = []
     if args.url:
         base = args.url if args.url.endswith("/") else args.url + "/"
     else:
-        process, base = start_server(args.collection, [])
+        extra = ["--max-upload-mb", str(args.max_upload_mb)]
+        for option in ("workers", "threads", "queue"):
+            if getattr(args, option):
+                extra += [f"--{option}", str(getattr(args, option))]
+        process, base = start_server(args.collection, extra, token, server_lines, args.server_source)
     host = urlparse(base).hostname or ""
     if not is_loopback(host):
+        if process is not None:
+            process.terminate()
         raise SystemExit(f"refusing to load {host}: this script only targets a server on this machine (loopback)")
-    print(f"load test: {args.clients} clients for {args.duration:.0f} s against {base} (mix {args.mix}, "
-          f"{len(queries[0])} figure ids, {len(queries[1])} images, {len(queries[2])} words)")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    print(f"load test against {base} (mix {args.mix}; {len(queries['figure_ids'])} figure ids, "
+          f"{len(queries['images'])} images, {len(queries['words'])} words; token: {'yes' if token else 'no'}; "
+          f"{os.cpu_count()} CPUs on this machine, shared with whatever else runs on it)")
+    memory = []
     try:
-        results, alone = asyncio.run(run(base, queries, args.clients, args.duration, mix, args.seed))
+        args.server_pid = process.pid if process is not None else None
+        out = asyncio.run(run(args, base, headers, queries, kinds))
+        if process is not None:
+            index_dir = (args.collection / "index").resolve()
+            pids = server_processes(process.pid)
+            memory = [memory_of(pid, index_dir) for pid in pids]
+            replaced = sorted(set(out["worker_pids_at_start"]) - set(pids))
+            out["workers_replaced_during_load"] = replaced
+            print(f"worker processes: {out['worker_pids_at_start']} after the warm-up, {pids} at the end"
+                  + (f" ({len(replaced)} died or were killed and replaced)" if replaced else " (none replaced)"))
     finally:
         if process is not None:
             process.terminate()
-            process.wait(15)
-    summary = report(results, args.clients, args.duration)
-    baseline = report(alone, 1, min(10.0, args.duration / 3))
-    summary["baseline_one_client"] = {k: baseline[k] for k in ("requests", "errors", "throughput_rps", "p50_ms", "p95_ms")}
-    print(f"baseline, one client alone: {baseline['requests']} requests  throughput {baseline['throughput_rps']}/s  "
-          f"p50 {baseline['p50_ms']} ms  p95 {baseline['p95_ms']} ms")
-    print(f"requests {summary['requests']}  errors {summary['errors']}  throughput {summary['throughput_rps']}/s  "
-          f"p50 {summary['p50_ms']} ms  p95 {summary['p95_ms']} ms  p99 {summary['p99_ms']} ms  max {summary['max_ms']} ms")
-    for kind, row in summary["by_kind"].items():
-        print(f"  {kind:7s} {row['requests']:6d} requests  {row['errors']} errors  "
-              f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean {row['mean_ms']} ms")
-    print(f"ratios against one client: throughput {summary['throughput_rps'] / max(baseline['throughput_rps'], 1e-9):.2f}x, "
-          f"p50 latency {summary['p50_ms'] / max(baseline['p50_ms'], 1e-9):.1f}x, "
-          f"p95 latency {summary['p95_ms'] / max(baseline['p95_ms'], 1e-9):.1f}x")
-    if summary["errors"] or baseline["errors"]:
-        print(f"ERRORS: {summary['error_statuses'] + baseline['error_statuses']}")
-    print(json.dumps(summary))
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    out["server"] = [line for line in server_lines if "worker process" in line]
+    # a worker that died or was killed, a traceback: what the server said beyond its start
+    trouble = [line for line in server_lines if re.search(r"died|kill|Traceback|ERROR|Error|WARNING", line)]
+    out["server_trouble"] = trouble[:50]
+    if trouble:
+        print(f"the server logged {len(trouble)} line(s) of trouble, the first ones:")
+        for line in trouble[:10]:
+            print(f"  server: {line}")
+    out["memory_per_worker"] = memory
+    for row in memory:
+        print(f"worker {row['pid']}: RSS {row['rss_mb']} MB (anonymous {row['rss_anon_mb']}, file-backed "
+              f"{row['rss_file_mb']}), PSS {row['pss_mb']} MB; mapped from the index files: RSS "
+              f"{row['index_files_rss_mb']} MB, PSS {row['index_files_pss_mb']} MB")
+    ratio = out["clients"]["throughput_rps"] / max(out["one_client"]["throughput_rps"], 1e-9)
+    print(f"ratios against one client: throughput {ratio:.2f}x, p50 latency "
+          f"{out['clients']['p50_ms'] / max(out['one_client']['p50_ms'], 1e-9):.1f}x")
+    rows = verdicts(out)
+    out["targets"] = [{"target": name, "met": met, "measured": measured} for name, met, measured in rows]
+    print("targets:")
+    for name, met, measured in rows:
+        print(f"  [{'met' if met else 'MISSED'}] {name}: {measured}")
+    print(json.dumps(out))
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
-    return 1 if summary["errors"] or baseline["errors"] else 0
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0 if all(met for _, met, _ in rows) else 1
 
 
 if __name__ == "__main__":

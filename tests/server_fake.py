@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -139,10 +140,15 @@ def _words(text: str) -> set[str]:
 
 
 class FakeBackend:
-    """A SearchBackend over a collection, computed exactly; records its calls for the tests."""
+    """A SearchBackend over a collection, computed exactly; records its calls for the tests.
+
+    Safe to call from several threads at once, as the server does: one read-only store
+    connection per thread, everything else read-only after construction.
+    """
 
     def __init__(self, root: Path) -> None:
-        self.collection = Collection.open(root)
+        self.root = Path(root)
+        self._local = threading.local()
         self.calls: list[Query] = []
         self.closed = False
         self.fail_with: Exception | None = None
@@ -158,6 +164,13 @@ class FakeBackend:
                 " AND s.idx=fs.sentence_idx WHERE fs.figure_id=?", (fid,)).fetchall()
             self.texts[fid] = _words(" ".join(r[0] for r in rows) + " " + (f.description or ""))
         self.patents = {p: self.collection.patent(p) for p in self.collection.patent_numbers()}
+
+    @property
+    def collection(self) -> Collection:
+        collection = getattr(self._local, "collection", None)
+        if collection is None:
+            collection = self._local.collection = Collection.open(self.root)
+        return collection
 
     def search(self, query: Query) -> SearchResult:
         self.calls.append(query)

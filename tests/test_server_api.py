@@ -4,8 +4,6 @@ passes to the backend and what it answers. Error statuses are in test_server_err
 from __future__ import annotations
 
 import io
-import threading
-import time
 
 import pytest
 from PIL import Image
@@ -212,32 +210,6 @@ def test_blank_form_fields_mean_absent(client, backend):
     response = client.post("/api/search", data={"text": "coil", "date_from": "", "office": " ", "crop": ""})
     assert response.status_code == 200
     assert backend.calls[-1].filters.date_from is None and backend.calls[-1].filters.office is None
-
-
-def test_backend_calls_go_through_the_gate_one_at_a_time(root):
-    class Slow(FakeBackend):
-        active = peak = 0
-        lock = threading.Lock()
-
-        def search(self, query):
-            with self.lock:
-                Slow.active += 1
-                Slow.peak = max(Slow.peak, Slow.active)
-            time.sleep(0.05)
-            with self.lock:
-                Slow.active -= 1
-            return super().search(query)
-
-    client, _ = make_client(root, Slow(root))
-    with client:
-        statuses = []
-        threads = [threading.Thread(target=lambda: statuses.append(
-            client.get("/api/search", params={"text": "rim"}).status_code)) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert statuses == [200] * 6 and Slow.peak == 1
 
 
 # -- preview -----------------------------------------------------------------------------------

@@ -92,7 +92,9 @@ def test_upload_browse_open_crop_and_more_like_this(browser, site, screenshot_di
     wait(d, lambda d: d.find_element(By.ID, "figure-dialog").get_attribute("data-loaded") == "1", what="figure view")
     boxes = d.find_elements(By.CSS_SELECTOR, "#fd-signs rect.sign-box")
     assert sorted(b.get_attribute("data-sign") for b in boxes) == ["30", "32"]
-    assert d.execute_script("return document.getElementById('fd-img').naturalWidth") == 400
+    # the details arrive first (data-loaded); the image is a request of its own, on a busy machine later
+    wait(d, lambda d: d.execute_script("return document.getElementById('fd-img').naturalWidth") == 400,
+         what="the figure image")
     chips = d.find_element(By.ID, "fd-chips").text
     assert "bracket" in chips and "bolt hole" in chips
     sentences = d.find_elements(By.CSS_SELECTOR, "#fd-sentences li")

@@ -2,7 +2,8 @@
 
 ``create_app`` takes the search backend (``figsearch.search.service.SearchService`` in
 ``figsearch serve``; any object of the ``SearchBackend`` protocol in tests) and the collection
-directory whose image files it serves. Routes only translate HTTP to the backend's calls.
+directory whose image files it serves. Routes only translate HTTP to the backend's calls, which
+run in bounded thread pools (figsearch.server.state).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from figsearch import __version__
 from figsearch.search.api import SearchBackend
+from figsearch.server.auth import TokenAuth, hide_tokens_in_logs
 from figsearch.server.errors import error_body, install_error_handlers
 from figsearch.server.routes import router
-from figsearch.server.state import ServerState
+from figsearch.server.state import DEFAULT_QUEUE, ServerState
 from figsearch.server.uploads import Limits
 
 log = logging.getLogger(__name__)
@@ -131,19 +133,27 @@ def create_app(
     collection_root: str | Path,
     *,
     limits: Limits | None = None,
-    concurrency: int = 1,
+    threads: int | None = None,
+    queue: int = DEFAULT_QUEUE,
     allowed_hosts: list[str] | None = None,
+    token_digest: bytes | None = None,
 ) -> FastAPI:
     """The figsearch web application over ``backend``, serving the files of ``collection_root``.
 
+    ``threads``: backend calls run at once (default: from the machine's cores); ``queue``: calls
+    that may wait beyond those before the server answers 503 with Retry-After.
     ``allowed_hosts``: when given, requests for other Host names are refused (``figsearch serve``
     passes the loopback names when it listens on loopback).
+    ``token_digest``: when given (figsearch.server.auth.token_digest of the access token), every
+    route but /api/health and the page's own files needs the token.
     """
-    state = ServerState(backend, Path(collection_root), limits or Limits(), concurrency)
+    state = ServerState(backend, Path(collection_root), limits or Limits(), threads=threads, queue=queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        state.open()
         yield
+        state.close()
         close = getattr(backend, "close", None)
         if callable(close):
             close()
@@ -169,6 +179,10 @@ def create_app(
 
     # the body limit sits outside everything, so an oversized upload is refused before it is parsed
     app.add_middleware(BodyLimit, max_bytes=state.limits.max_upload_bytes + 64 * 1024)
+    if token_digest is not None:
+        hide_tokens_in_logs()
+        app.add_middleware(TokenAuth, digest=token_digest)
+    # the host check is the outermost layer: a rebound foreign name learns nothing, not even a 401
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=allowed_hosts)
     return app

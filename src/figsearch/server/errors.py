@@ -6,12 +6,20 @@ Validation errors add ``"details": [{"field": "k", "problem": "..."}]``. Domain 
 (figsearch.errors) carry their own status and code; FastAPI's and Starlette's own errors
 (422 validation, 404 unknown route, 405 wrong method) and unexpected exceptions (500, logged,
 never shown to the client) are turned into the same shape here, in one place.
+
+Messages never name the server's directories: library messages do (``unknown patent 'X' in
+collection /srv/data/coll``, for the CLI's sake), so every message is passed through
+``redact_paths`` on its way out, which puts the collection's name where its path was.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import tempfile
 from http import HTTPStatus
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +45,24 @@ class UnsupportedMediaType(UnsupportedFormat):
     http_status = 415
 
 
+class ServerBusy(FigsearchError):
+    """Every thread of a pool is busy and its queue is full: come back after ``retry_after`` seconds."""
+
+    http_status = 503
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unauthorized(FigsearchError):
+    """A request without this server's access token (or with another one)."""
+
+    http_status = 401
+    code = "unauthorized"
+
+
 #: codes for Starlette's own HTTP errors; anything else falls back to the status phrase
 _HTTP_CODES = {
     400: "bad_request",
@@ -46,6 +72,36 @@ _HTTP_CODES = {
     415: "unsupported_format",
     422: "invalid_request",
 }
+
+
+def _server_directories(collection_root: Path | None) -> list[tuple[str, str]]:
+    """(path, what to show instead), longest first, so a path's deepest known prefix is the one replaced."""
+    pairs: list[tuple[str, str]] = []
+    if collection_root is not None:
+        name = collection_root.name or "collection"
+        for form in {str(collection_root), str(collection_root.absolute()), str(collection_root.resolve())}:
+            pairs.append((form, name))
+    package = Path(__file__).resolve().parent.parent
+    for directory, shown in ((package, "figsearch"), (Path(sys.prefix), "python"),
+                             (Path(tempfile.gettempdir()), "tmp"), (Path.home(), "~"), (Path.cwd(), ".")):
+        pairs.append((str(directory), shown))
+    # "/" or a one-letter prefix would blank out ordinary text
+    pairs = [(p, s) for p, s in pairs if len(p) > 3 and p != os.sep]
+    return sorted(set(pairs), key=lambda pair: -len(pair[0]))
+
+
+def redact_paths(message: str, collection_root: Path | None = None) -> str:
+    """``message`` with the server's directories (the collection's, the installation's, the home
+    and temporary directories) replaced by short names."""
+    for path, shown in _server_directories(collection_root):
+        if path in message:
+            message = message.replace(path, shown)
+    return message
+
+
+def _root_of(request: Request) -> Path | None:
+    state = getattr(request.app.state, "figsearch", None)
+    return getattr(state, "root", None)
 
 
 def error_body(status: int, code: str, message: str, details: list[dict] | None = None) -> dict:
@@ -71,9 +127,14 @@ def validation_details(exc: RequestValidationError) -> list[dict]:
 
 async def _figsearch_error(request: Request, exc: FigsearchError) -> JSONResponse:
     status = exc.http_status
-    if status >= 500:
+    if status >= 500 and status != 503:
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
-    return error_response(status, exc.code, str(exc))
+    headers = None
+    if isinstance(exc, ServerBusy):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="figsearch"'}
+    return error_response(status, exc.code, redact_paths(str(exc), _root_of(request)), headers=headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -86,6 +147,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     status = exc.status_code
     code = _HTTP_CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    message = redact_paths(message, _root_of(request))
     if status == 404 and message == "Not Found":
         message = f"no such resource: {request.method} {request.url.path}"
     elif status == 405:

@@ -11,15 +11,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, model_validator
-from starlette.concurrency import run_in_threadpool
 
 from figsearch.errors import InputError
+from figsearch.search.api import SearchResult
 from figsearch.search.query import MODES, Filters
 from figsearch.search.query import Query as SearchQuery
 from figsearch.server import schemas
-from figsearch.server.errors import error_responses
+from figsearch.server.errors import PayloadTooLarge, error_responses
 from figsearch.server.state import ServerState
-from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_page, parse_crop
+from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_page, parse_crop, sniff
 
 router = APIRouter(prefix="/api", responses=error_responses(500))
 
@@ -75,6 +75,14 @@ def _prefix(request: Request) -> str:
     return request.scope.get("root_path", "").rstrip("/")
 
 
+def _check_upload(data: bytes, state: ServerState, name: str) -> None:
+    """What can be refused without decoding, refused on the spot (413, 415, 400) rather than after
+    waiting in the upload queue: the size, and a format from the first bytes."""
+    if len(data) > state.limits.max_upload_bytes:
+        raise PayloadTooLarge(f"{name} is {len(data)} bytes; the limit is {state.limits.max_upload_bytes}")
+    sniff(data)
+
+
 def _build_query(state: ServerState, params: SearchParams, upload: bytes | None, upload_name: str) -> SearchQuery:
     crop = parse_crop(params.crop)
     exclude = [p.strip() for p in (params.exclude_patents or "").split(",") if p.strip()]
@@ -128,12 +136,21 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
         name = f"uploaded file {upload.filename!r}" if upload.filename else name
         # one byte over the limit is enough to know it is too large
         data = await upload.read(state.limits.max_upload_bytes + 1)
-    query = await state.call(_build_query, state, params, data, name)
-    started = time.perf_counter()
-    result = await state.call(state.backend.search, query)
-    if not result.took_ms:
-        # the service's own timing when it gives one; else the call as seen from here
-        result.took_ms = (time.perf_counter() - started) * 1000
+        _check_upload(data, state, name)
+
+    def run() -> tuple[SearchQuery, SearchResult]:
+        # decoding and searching are one call of the pool: admitted once, never 503 half-way
+        query = _build_query(state, params, data, name)
+        started = time.perf_counter()
+        result = state.backend.search(query)
+        if not result.took_ms:
+            # the service's own timing when it gives one; else the call as seen from here
+            result.took_ms = (time.perf_counter() - started) * 1000
+        return query, result
+
+    # an image to decode and encode (an upload, or a crop of a collection figure) is an upload's work
+    heavy = data is not None or bool(params.crop and params.crop.strip())
+    query, result = await (state.upload(run) if heavy else state.search(run))
     echo = schemas.QueryEcho(
         figure_id=params.figure_id,
         text=query.text,
@@ -145,7 +162,7 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
     return schemas.search_out(result, k=params.k, offset=params.offset, query=echo, prefix=_prefix(request))
 
 
-_SEARCH_ERRORS = error_responses(400, 404, 409, 413, 415, 422, 501, 503)
+_SEARCH_ERRORS = error_responses(400, 401, 404, 409, 413, 415, 422, 501, 503)
 
 
 @router.get("/search", response_model=schemas.SearchOut, responses=_SEARCH_ERRORS, tags=["search"])
@@ -165,7 +182,7 @@ async def search_post(request: Request, form: Annotated[SearchForm, Form()]) -> 
     response_class=Response,
     responses={200: {"content": {"image/png": {}}, "description": "the decoded page as PNG; "
                      "header X-Page-Count says how many pages the file has"}}
-    | error_responses(400, 413, 415, 422),
+    | error_responses(400, 401, 413, 415, 422, 503),
     tags=["search"],
 )
 async def preview(
@@ -177,6 +194,7 @@ async def preview(
     state = _state(request)
     data = await image.read(state.limits.max_upload_bytes + 1)
     name = f"uploaded file {image.filename!r}" if image.filename else "uploaded image"
+    _check_upload(data, state, name)
 
     def render() -> tuple[bytes, int]:
         decoded, pages = decode_upload_page(data, state.limits, page=page, name=name)
@@ -184,30 +202,31 @@ async def preview(
         decoded.save(buffer, format="PNG")
         return buffer.getvalue(), pages
 
-    # decoding needs no backend: not through the gate, but off the event loop
-    png, pages = await run_in_threadpool(render)
+    # decoding is an upload's work: it waits with the uploads
+    png, pages = await state.upload(render)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store", "X-Page-Count": str(pages)})
 
 
 @router.get(
     "/figures/{figure_id}",
     response_model=schemas.FigureDetailsOut,
-    responses=error_responses(404, 422),
+    responses=error_responses(401, 404, 422, 503),
     tags=["figures"],
 )
 async def figure(request: Request, figure_id: str) -> schemas.FigureDetailsOut:
     """A figure: its metadata, the reference signs read in it (with boxes) and the sentences linked to it."""
     state = _state(request)
-    details = await state.call(state.backend.figure_details, figure_id)
+    details = await state.lookup(state.backend.figure_details, figure_id)
     return schemas.figure_details_out(details, _prefix(request))
 
 
 async def _figure_file(request: Request, figure_id: str, which: str) -> FileResponse:
-    _, path = await run_in_threadpool(_state(request).figure_file, figure_id, which)
+    state = _state(request)
+    _, path = await state.lookup(state.figure_file, figure_id, which)
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
 
 
-_IMAGE_RESPONSES = {200: {"content": {"image/png": {}}, "description": "PNG"}} | error_responses(404, 422)
+_IMAGE_RESPONSES = {200: {"content": {"image/png": {}}, "description": "PNG"}} | error_responses(401, 404, 422, 503)
 
 
 @router.get("/figures/{figure_id}/image", response_class=FileResponse, responses=_IMAGE_RESPONSES, tags=["figures"])
@@ -225,21 +244,21 @@ async def figure_thumbnail(request: Request, figure_id: str) -> FileResponse:
 @router.get(
     "/patents/{publication_number}",
     response_model=schemas.PatentDetailsOut,
-    responses=error_responses(404, 422),
+    responses=error_responses(401, 404, 422, 503),
     tags=["patents"],
 )
 async def patent(request: Request, publication_number: str) -> schemas.PatentDetailsOut:
     """A patent: bibliographic data, its figures and its glossary of reference signs."""
     state = _state(request)
-    details = await state.call(state.backend.patent_details, publication_number)
+    details = await state.lookup(state.backend.patent_details, publication_number)
     return schemas.patent_details_out(details, _prefix(request))
 
 
-@router.get("/info", tags=["collection"])
+@router.get("/info", responses=error_responses(401, 503), tags=["collection"])
 async def info(request: Request) -> dict:
     """The collection: counts, encoders and index types in use, and this server's limits and modes."""
     state = _state(request)
-    data = schemas.jsonable(await state.call(state.backend.info))
+    data = schemas.jsonable(await state.lookup(state.backend.info))
     data.setdefault("modes", list(MODES))
     data["limits"] = {
         "max_upload_bytes": state.limits.max_upload_bytes,
@@ -249,13 +268,10 @@ async def info(request: Request) -> dict:
     return data
 
 
-@router.get("/health", response_model=schemas.HealthOut, responses=error_responses(409), tags=["collection"])
+@router.get("/health", response_model=schemas.HealthOut, responses=error_responses(409, 503), tags=["collection"])
 async def health(request: Request) -> schemas.HealthOut:
-    """Answers quickly, beside running searches: the collection's database can be read."""
+    """Answers quickly, beside running searches (on a thread of its own), and without the access
+    token: the collection's database can be read."""
     state = _state(request)
-
-    def check() -> None:
-        state.collection().settings.meta("schema_version")
-
-    await run_in_threadpool(check)
+    state.health()
     return schemas.HealthOut(status="ok", collection=state.root.name)

@@ -109,6 +109,15 @@ class Collection:
             log.info("removing temporary files left by an interrupted run in %s", scratch)
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def ping(self, busy_timeout_ms: int) -> None:
+        """Check that this thread's connection can read the database, waiting at most
+        ``busy_timeout_ms`` for a lock (a health check must answer fast, never queue)."""
+        try:
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self.db.execute("SELECT 1 FROM meta LIMIT 1").fetchone()
+        except sqlite3.OperationalError as exc:
+            raise CollectionError(f"the collection's database does not answer: {exc}") from None
+
     @property
     def db(self) -> sqlite3.Connection:
         """This thread's connection: the writer's one, or a reader's own read-only one."""

@@ -46,6 +46,7 @@ async function api(path, options = {}, withHeaders = false) {
   }
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : await response.blob();
+  if (response.status === 401) askForToken();
   if (!response.ok) {
     const message = body && body.error ? body.error.message : `${response.status} ${response.statusText}`;
     const error = new Error(message);
@@ -66,6 +67,46 @@ function showNotice(message, kind = "error") {
   box.textContent = message || "";
   box.className = `notice ${kind}`;
   box.hidden = !message;
+}
+
+// -- access token ----------------------------------------------------------------------------
+// A server that others can reach needs its token. The page never stores it: it checks it once with
+// a bearer request, then opens ./?token=..., which the server trades for an HttpOnly session
+// cookie (sent with every request, the figure images' too) and a redirect that drops it from the URL.
+function askForToken() {
+  const dialog = $("token-dialog");
+  if (dialog.open) return;
+  $("token-error").hidden = true;
+  dialog.showModal();
+  $("token-input").focus();
+}
+
+async function submitToken(event) {
+  event.preventDefault();
+  const token = $("token-input").value.trim();
+  if (!token) return;
+  const error = $("token-error");
+  try {
+    const response = await fetch(`${API}/info`, { headers: { Authorization: `Bearer ${token}` } });
+    if (response.status === 401) {
+      error.textContent = "That is not this server's token.";
+      error.hidden = false;
+      return;
+    }
+  } catch (err) {
+    error.textContent = "The figsearch server cannot be reached. Is it still running?";
+    error.hidden = false;
+    return;
+  }
+  const params = new URLSearchParams(location.search);
+  params.set("token", token);
+  location.replace(`./?${params}`);
+}
+
+function initToken() {
+  $("token-form").addEventListener("submit", submitToken);
+  // Esc must not leave the page half-open without its token
+  $("token-dialog").addEventListener("cancel", (e) => e.preventDefault());
 }
 
 // -- collection info -------------------------------------------------------------------------
@@ -582,6 +623,7 @@ function initDialog() {
   $("fd-show-signs").addEventListener("change", (e) => { $("fd-signs").hidden = !e.target.checked; });
 }
 
+initToken();
 initDropzone();
 initCrop();
 initControls();
