@@ -50,6 +50,7 @@ class Paragraph:
     section: Section = Section.DESCRIPTION
     #: the heading it stands under, e.g. "BRIEF DESCRIPTION OF THE DRAWINGS"
     heading: str | None = None
+    lang: str | None = None
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Patent:
     #: the file or folder it was read from, and the name of the reader
     source_path: str | None = None
     source_format: str | None = None
+    lang: str | None = None
 
 
 @dataclass

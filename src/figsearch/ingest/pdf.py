@@ -19,7 +19,7 @@ from pathlib import Path
 
 from figsearch.errors import CorruptInput, MissingDependency
 from figsearch.extras import require
-from figsearch.ingest import figtext
+from figsearch.ingest import figtext, language
 from figsearch.ingest.base import Reader, Unit, readers
 from figsearch.ingest.images import MAX_SIDE, _check_size
 from figsearch.ingest.numbers import PubNumber, find_in_text, from_file_stem, normalise
@@ -100,6 +100,7 @@ class PdfReader(Reader):
             role = FigureRole.FRONT_PAGE if index == 0 else FigureRole.DRAWING
             images.append(SourceImage(key=f"p{index + 1:03d}", page=index + 1, role=role,
                                       image=_render(pdf, index, unit.source)))
+        language.annotate(patent)  # a PDF does not say its language: its text decides
         figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
         return Document(patent=patent, images=images)
 
