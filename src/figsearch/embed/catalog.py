@@ -29,6 +29,7 @@ _BUILTIN_MODULES = (
     "figsearch.embed.lines",
     "figsearch.embed.clip",
     "figsearch.embed.text",
+    "figsearch.embed.multilingual",
     "figsearch.embed.drawing",
 )
 _OPTIONAL = {"figsearch.embed.drawing"}
