@@ -160,25 +160,42 @@ _OTHER_NUMBERS_DE_FR = re.compile(
 _LIST_RANGE = {"de": r"bis", "fr": r"à"}
 
 
+# German texts often print a suffix apart: "Abschnitt 4 a" is the sign 4a ("d. h.", "z. B." are not suffixes)
+_NUM_DE = r"[1-9]\d{0,3}(?:[a-z]|'{1,2}|′| [a-h](?![\w'’]|\.\s?[a-zA-Z]\.))?"
+
+
 def _candidate(lang: str) -> re.Pattern:
+    number = _NUM_DE if lang == "de" else _NUM
     return re.compile(
-        rf"(?<![\w.,/+-])(?P<first>{_NUM})(?:\s*(?P<dash>-|–|{_LIST_RANGE[lang]})\s*(?P<last>{_NUM}))?"
+        rf"(?<![\w.,/+-])(?P<first>{number})(?:\s*(?P<dash>-|–|{_LIST_RANGE[lang]})\s*(?P<last>{number}))?"
         r"(?![\w/]|[.,:]\d|-\d)"
     )
 
 
-_UNITS_DE_FR = _UNITS | frozenset(
-    """stück stk grad prozent promille sekunde sekunden minute minuten stunde stunden tag tage tagen woche wochen
-    monat monate monaten jahr jahre jahren umdrehungen u/min upm mal fach schritte mikrometer millimeter zentimeter
-    meter kilogramm gramm liter bar volt watt ampere
-    pièce pièces degré degrés pour pourcent seconde secondes heure heures jour jours semaine semaines mois an ans
-    année années tour tours tr/min fois micromètres millimètres centimètres mètres kilogrammes grammes litre litres""".split()
+# "Umlenkeinrichtung 7,18": two signs printed with a bare comma, which a decimal comma also is; it is
+# a list when a name precedes it, the numbers rise and no unit follows (then "2,5 mm" stays a quantity)
+_BARE_COMMA_LIST = re.compile(rf"(?<=[^\W\d_]{{2}} )(?P<a>[1-9]\d{{0,2}}[a-z]?),(?P<b>[1-9]\d{{0,2}}[a-z]?)(?![\w,.]\d?)")
+_LIST_MARK = "\x1f"
+
+
+# English unit words that are common words here: German "in", "um", French "a" ("le rouleau 14 a une surface")
+_UNITS_DE = (_UNITS - {"in", "inch", "um"}) | frozenset(
+    """hpa stück stk grad prozent promille sekunde sekunden minute minuten stunde stunden tag tage tagen woche wochen
+    monat monate monaten jahr jahre jahren umdrehungen u/min upm mal fach mikrometer millimeter zentimeter
+    meter kilogramm gramm liter volt watt ampere""".split()
 )
-_COUNT_NOUNS_DE_FR = _COUNT_NOUNS | frozenset(
+_UNITS_FR = (_UNITS - {"a"}) | frozenset(
+    """hpa pièce pièces degré degrés pourcent seconde secondes heure heures jour jours semaine semaines mois an ans
+    année années tour tours tr/min fois micromètres millimètres centimètres mètres kilogrammes grammes litre
+    litres""".split()
+)
+_COUNT_NOUNS_DE = _COUNT_NOUNS | frozenset(
     """reihen spalten schichten lagen linien zeilen pixel punkte schritte teile zähne schaufeln seiten stufen ebenen
     kanäle elemente einheiten löcher bohrungen schlitze paare blätter bögen farben rollen walzen räder stifte
-    schrauben bolzen beine arme platten segmente abschnitte bereiche zonen flächen male stück exemplare
-    rangées colonnes couches lignes pixels points étapes pièces dents pales côtés tours cycles étages niveaux canaux
+    schrauben bolzen beine arme platten segmente abschnitte bereiche zonen flächen male exemplare""".split()
+)
+_COUNT_NOUNS_FR = _COUNT_NOUNS | frozenset(
+    """rangées colonnes couches lignes pixels points étapes pièces dents pales côtés tours cycles étages niveaux canaux
     éléments unités trous fentes paires feuilles pages couleurs rouleaux roues broches vis boulons pieds bras
     plaques segments sections parties régions zones surfaces fois exemplaires""".split()
 )
@@ -236,16 +253,16 @@ def rules_for(lang: str | None) -> _Rules:
     """The rules for ``lang``: English's for "en", None and every language without rules of its own."""
     if lang == "de":
         return _Rules(
-            _keyword_lists("de"), _dates("de"), _OTHER_NUMBERS_DE_FR, _candidate("de"), _UNITS_DE_FR,
-            _COUNT_NOUNS_DE_FR, _FUNCTION_WORDS_DE, _ORDINALS_DE,
-            frozenset({",", "und", "oder", "&", "sowie", "/", ", und", ", oder", "bzw.", "bzw", "und/oder"}),
+            _keyword_lists("de"), _dates("de"), _OTHER_NUMBERS_DE_FR, _candidate("de"), _UNITS_DE,
+            _COUNT_NOUNS_DE, _FUNCTION_WORDS_DE, _ORDINALS_DE,
+            frozenset({",", "und", "oder", "&", "sowie", "/", ", und", ", oder", "bzw.", "bzw", "und/oder", ";", _LIST_MARK}),
             _UWORD, _UTOKEN, frozenset({"in", "im", "seit", "bis", "jahr", "jahre", "jahres", "von", "ab"}),
         )
     if lang == "fr":
         return _Rules(
-            _keyword_lists("fr"), _dates("fr"), _OTHER_NUMBERS_DE_FR, _candidate("fr"), _UNITS_DE_FR,
-            _COUNT_NOUNS_DE_FR, _FUNCTION_WORDS_FR, _ORDINALS_FR,
-            frozenset({",", "et", "ou", "&", "ainsi que", "/", ", et", ", ou", "et/ou"}),
+            _keyword_lists("fr"), _dates("fr"), _OTHER_NUMBERS_DE_FR, _candidate("fr"), _UNITS_FR,
+            _COUNT_NOUNS_FR, _FUNCTION_WORDS_FR, _ORDINALS_FR,
+            frozenset({",", "et", "ou", "&", "ainsi que", "/", ", et", ", ou", "et/ou", ";", _LIST_MARK}),
             _UWORD, _UTOKEN, frozenset({"en", "depuis", "année", "an", "jusqu", "dès"}),
             inner=frozenset({"de", "d", "du", "des", "à", "au", "aux", "en"}), words_limit=8,
         )
@@ -276,6 +293,18 @@ class Mention:
         if first_number == last_number:  # "14a-14d"
             return number == first_number and (not suffix or first_suffix <= suffix <= last_suffix)
         return first_number <= number <= last_number
+
+
+def named_signs(mention: Mention) -> list[str]:
+    """The single signs a mention names: itself, or every sign of its range ("2a-2d" -> 2a, 2b, 2c, 2d)."""
+    if mention.last is None:
+        return [mention.sign]
+    (n1, s1), (n2, s2) = split_sign(mention.sign), split_sign(mention.last)
+    if n1 == n2 and len(s1) == len(s2) == 1 and s1 < s2:
+        return [f"{n1}{chr(c)}" for c in range(ord(s1), ord(s2) + 1)]
+    if n1 < n2 and not s1 and not s2:
+        return [str(n) for n in range(n1, n2 + 1)]
+    return [mention.sign, mention.last]
 
 
 def split_sign(sign: str) -> tuple[int, str]:
@@ -341,11 +370,25 @@ def _term(words: list[str], rules: _Rules = _ENGLISH) -> str | None:
 
 def _followed_by_unit(text: str, end: int, rules: _Rules = _ENGLISH) -> bool:
     rest = text[end:end + 16]
+    if rules is not _ENGLISH and re.match(r"\s+[\"“„«]\s?[^\W\d_]", rest):
+        return False  # an opening quote ('Raum 170 "erzeugten"'), not inches
     if re.match(r"\s*(%|°|‰|″|\"|×|x\s*\d)", rest):
         return True
     match = re.match(r"\s*([^\s,.;:()]+)", rest)
     word = match.group(1).lower().rstrip(".") if match else ""
     return word in rules.units or word in rules.count_nouns
+
+
+def _mark_bare_comma_lists(sentence: str, rules: _Rules) -> str:
+    def mark(match: re.Match) -> str:
+        words, _ = _words_before(sentence, match.start(), 1, rules)
+        (n1, _s1), (n2, _s2) = split_sign(match.group("a")), split_sign(match.group("b"))
+        if not words or words[0].lower() in rules.function_words or not n1 < n2 or \
+                _followed_by_unit(sentence, match.end(), rules):
+            return match.group()
+        return f"{match.group('a')}{_LIST_MARK}{match.group('b')}"
+
+    return _BARE_COMMA_LIST.sub(mark, sentence)
 
 
 def find_mentions(sentence: str, lang: str | None = "en") -> list[Mention]:
@@ -355,6 +398,8 @@ def find_mentions(sentence: str, lang: str | None = "en") -> list[Mention]:
     language (and None) is read with the English ones.
     """
     rules = rules_for(lang)
+    if rules is not _ENGLISH:
+        sentence = _mark_bare_comma_lists(sentence, rules)
     text = _mask(_mask(_mask(sentence, rules.dates), rules.keyword_lists), rules.other_numbers)
     mentions: list[Mention] = []
     chain_term: str | None = None
@@ -382,11 +427,15 @@ def find_mentions(sentence: str, lang: str | None = "en") -> list[Mention]:
         elif len(previous) > 1 and rules.word.fullmatch(words[0]) and previous not in rules.function_words:
             # (a single letter before a number is a variable or an axis: "H 2", "X 1")
             term = _term(words, rules)
+        elif rules is not _ENGLISH and previous in rules.ordinals and text[:start].rstrip().endswith("("):
+            term = None  # "les premier (122) et deuxième (123) faisceaux": a sign in brackets after an ordinal
         else:
             chain_term, chain_end = None, -1
             continue
         if len(first) == 4 and first[:2] in ("19", "20") and previous in rules.year_words:
             continue
+        if rules is not _ENGLISH:
+            first, last = first.replace(" ", ""), last.replace(" ", "") if last else last
         mentions.append(Mention(first, start, end, last, term))
         chain_term, chain_end = term, end
     return mentions
