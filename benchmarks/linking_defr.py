@@ -2,8 +2,10 @@
 
 For every sentence the truth lists the reference signs it names; figsearch's ``find_mentions`` with
 the sentence's language gives its own list (ranges written out). A link is a (sentence, sign)
-pair; precision and recall are over all pairs (micro), per language and in all. English rules on
-the same sentences are printed as the baseline: what linking did before it knew these languages.
+pair; precision and recall are over all pairs (micro), per language and in all, for each split of
+the truth ("development": the rules were written while reading these sentences; "held-out":
+annotated after the rules were frozen). English rules on the same sentences are printed as the
+baseline: what linking did before it knew these languages.
 
     PYTHONPATH=src python benchmarks/linking_defr.py [--show-errors]
 """
@@ -44,14 +46,18 @@ def main() -> None:
     items = data["sentences"]
     print(f"{len(items)} hand-checked sentences, {sum(len(i['signs']) for i in items)} sign mentions "
           f"({data['header']['how'][:60]}...)")
-    own = scores(items)
-    english = scores(items, lambda item: "en")
-    print("language  rules      precision  recall   (links found correct / found / true)")
-    for key in sorted(own):
-        for name, result in (("own", own[key]), ("English", english[key])):
-            p, r, tp, found, true = result
-            print(f"{key:8}  {name:9}  {p:9.3f}  {r:6.3f}   ({tp} / {found} / {true})")
-    print(f"recall ratio own / English rules (all): {own['all'][1] / max(english['all'][1], 1e-9):.2f}x")
+    for split in ("held-out", "development", None):
+        chosen = [i for i in items if split is None or i.get("split") == split]
+        print(f"\n{split or 'all sentences'}: {len(chosen)} sentences, {sum(len(i['signs']) for i in chosen)} signs")
+        own = scores(chosen)
+        english = scores(chosen, lambda item: "en")
+        print("language  rules      precision  recall   (links found correct / found / true)")
+        for key in sorted(own):
+            for name, result in (("own", own[key]), ("English", english[key])):
+                p, r, tp, found, true = result
+                print(f"{key:8}  {name:9}  {p:9.3f}  {r:6.3f}   ({tp} / {found} / {true})")
+        print(f"recall ratio own / English rules (all): {own['all'][1] / max(english['all'][1], 1e-9):.2f}x; "
+              f"precision ratio {own['all'][0] / max(english['all'][0], 1e-9):.2f}x")
     if args.show_errors:
         for item in items:
             truth, found = set(item["signs"]), predicted(item["text"], item["lang"])
