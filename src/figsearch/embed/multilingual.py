@@ -105,3 +105,21 @@ def choose_text_model(document_languages: Mapping[str, int]) -> TextModelChoice:
         MULTILINGUAL_MODEL,
         f"{sum(others.values())} of {english + sum(others.values())} documents are not in English ({listed})",
     )
+
+
+def text_model_for(given: str | None, stored: str | None, document_languages: Mapping[str, int]) -> TextModelChoice:
+    """The text encoder ``figsearch index`` uses, and why: the one given, else the collection's, else the default.
+
+    A collection keeps the encoder it was indexed with (changing it re-embeds every text); when
+    its languages now call for the other default, the reason says how to switch.
+    """
+    if given:
+        return TextModelChoice(given, "given by --text-model")
+    choice = choose_text_model(document_languages)
+    if stored:
+        reason = "the model this collection was indexed with"
+        if stored != choice.spec and stored in (ENGLISH_MODEL, MULTILINGUAL_MODEL):
+            reason += (f"; the default for its languages would be {choice.spec} ({choice.reason}): "
+                       f"figsearch index --text-model {choice.spec} switches")
+        return TextModelChoice(stored, reason)
+    return TextModelChoice(choice.spec, f"default, {choice.reason}")

@@ -218,3 +218,24 @@ def count_languages(documents: Iterable[tuple[str | None, Iterable[str | None]]]
 def language_counts(patents: Iterable[Patent]) -> LanguageCounts:
     """Count the languages of ``patents`` (as annotated) and of their paragraphs."""
     return count_languages((p.lang or p.language, [q.lang for q in p.paragraphs]) for p in patents)
+
+
+def collection_language_counts(db) -> LanguageCounts:
+    """The languages of a collection's documents and paragraphs, read from its SQLite database.
+
+    Documents count by the ``lang`` column of ``patents`` where the store has one, else by the
+    language the reader recorded (``patents.language``); paragraphs by ``paragraphs.lang`` where
+    it exists. Read only.
+    """
+    def columns(table: str) -> set[str]:
+        return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+    counts = LanguageCounts()
+    patent_columns = columns("patents")
+    column = "COALESCE(lang, language)" if "lang" in patent_columns else "language"
+    for lang, n in db.execute(f"SELECT {column}, COUNT(*) FROM patents GROUP BY 1"):
+        counts.documents[normalise_code(lang) or "unknown"] += n
+    if "lang" in columns("paragraphs"):
+        for lang, n in db.execute("SELECT lang, COUNT(*) FROM paragraphs GROUP BY 1"):
+            counts.paragraphs[normalise_code(lang) or "unknown"] += n
+    return counts
