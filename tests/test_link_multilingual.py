@@ -145,3 +145,11 @@ def test_hand_checked_german_and_french_links():
             assert true >= 20, (split, lang)
             assert true_positives / found >= 0.90 and true_positives / true >= 0.90, (split, lang, true_positives,
                                                                                       found, true)
+
+
+def test_text_in_a_language_without_rules_never_fails():
+    japanese = "本発明は、サーマルヘッド１２及びプラテンローラ１４に関する。図１は実施形態を示す。"
+    assert split_sentences(japanese, "ja") == [japanese]
+    assert find_mentions(japanese, "ja") == [] and glossary("JP1", [Sentence("JP1", 0, japanese)], "ja") == []
+    spanish = "El rodillo 14 presiona el cabezal térmico 12 con 2,5 mm de juego."
+    assert [m.sign for m in find_mentions(spanish, "es")] == ["14", "12"]
