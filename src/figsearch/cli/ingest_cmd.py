@@ -143,6 +143,7 @@ def info_command(collection, as_json, show_failures):
     click.echo(f"figures     {info['figures']}  ({_pairs(info['figures_by_role'])}); "
                f"{info['figures_with_description']} with a description")
     click.echo(f"paragraphs  {info['paragraphs']}  (patents with text: {info['patents_with_text']})")
+    click.echo(f"languages   {info['languages_text']}")
     click.echo(f"formats     {_pairs(info['formats'])}")
     click.echo(f"classes     {_pairs(info['classifications'])}")
     click.echo(f"failures    {info['failures']}")

@@ -18,7 +18,7 @@ from figsearch.search.query import MODES, Filters, Query
 @click.option("--visual-model", default=None, metavar="NAME",
               help="Visual encoder: drawing (default, offline, learned), lines, hog, clip, clip:MODEL_OR_PATH, drawing:MODEL_FILE")
 @click.option("--text-model", default=None, metavar="NAME",
-              help="Text encoder: minilm (default, offline), stsb-roberta-base, sbert:MODEL_OR_PATH; 'none' leaves text out.")
+              help="Text encoder: minilm (offline; the default for English collections), use-multilingual (offline; the default when documents in other languages are present), stsb-roberta-base, sbert:MODEL_OR_PATH; 'none' leaves text out.")
 @click.option("--index-factory", default=None, metavar="STR",
               help="FAISS index-factory string for both indexes (e.g. 'IVF4096,PQ64x8'); 'auto' returns to the size rule.")
 @click.option("--bytes-per-vector", default=150.0, show_default=True, help="Memory budget per vector for the automatic choice.")

@@ -29,6 +29,7 @@ _BUILTIN_MODULES = (
     "figsearch.embed.encoders.lines",
     "figsearch.embed.encoders.clip",
     "figsearch.embed.encoders.text",
+    "figsearch.embed.encoders.multilingual",
     "figsearch.embed.encoders.drawing",
 )
 _OPTIONAL = {"figsearch.embed.encoders.drawing"}

@@ -4,6 +4,11 @@ Drawings are ``<drawings><figure><img file="imgf0001.tif">``; the abstract figur
 (``imgaf001.tif``) repeats a drawing and is a front-page image; images inside the text
 (``img-content`` math, chem, table, e.g. ``imgb0001.tif`` formulae) are not drawings.
 A figure's key is its image file's stem without ``img`` (``f0001``, ``af001``, ``b0001``).
+
+Languages: the root's ``lang`` is the document's; ``description`` and each ``claims`` block
+carry their own (a B1 grant prints its claims in English, German and French). Every claims
+block is kept as CLAIMS paragraphs with its language; ``Patent.claims`` keeps the one block
+of the working language (English if present, else the document's) as before.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from figsearch.errors import CorruptInput
-from figsearch.ingest import figtext, xmlsafe
+from figsearch.ingest import figtext, language as languages, xmlsafe
 from figsearch.ingest.base import Reader, Unit, readers, reference, xml_file_references
 from figsearch.ingest.numbers import normalise
 from figsearch.records import Classification, Document, FigureRole, Paragraph, Patent, Section, SourceImage
@@ -65,19 +70,37 @@ def parse_document(root, source: str, folder: Path) -> Document:
         classifications=_classifications(root),
         source_path=source,
         source_format="ep-xml",
+        lang=language,
     )
     abstract = _pick_language(root.findall("abstract"), language)
     if abstract is not None:
         patent.abstract = " ".join(xmlsafe.text_of(p, _SKIP) for p in abstract.iter("p")) or None
     description = root.find("description")
     if description is not None:
-        patent.paragraphs = list(_paragraphs(description))
-    claims = _pick_language(root.findall("claims"), language)
+        patent.paragraphs = list(_paragraphs(description, _lang_of(description) or language))
+    described = list(patent.paragraphs)
+    blocks = root.findall("claims")
+    claims = _pick_language(blocks, language)
     if claims is not None:
         patent.claims = [t for t in (xmlsafe.text_of(c, _SKIP) for c in claims.iter("claim")) if t]
+    for block in blocks:
+        patent.paragraphs.extend(_claim_paragraphs(block, _lang_of(block) or language))
+    languages.annotate(patent, language)
     images = _images(root, folder)
-    figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
+    figtext.assign(images, figtext.figure_sentences(described))
     return Document(patent=patent, images=images)
+
+
+def _lang_of(element) -> str | None:
+    return languages.normalise_code(element.get("lang"))
+
+
+def _claim_paragraphs(block, lang: str | None) -> Iterator[Paragraph]:
+    for claim in block.iter("claim"):
+        text = xmlsafe.text_of(claim, _SKIP)
+        if text:
+            yield Paragraph(text=text, number=(claim.get("num") or "").strip() or None, section=Section.CLAIMS,
+                            lang=lang)
 
 
 def _title(root, language: str | None) -> str | None:
@@ -138,7 +161,7 @@ def _ipc_code(text: str | None) -> str | None:
     return f"{match.group(1)} {match.group(2)}/{match.group(3)}"
 
 
-def _paragraphs(description) -> Iterator[Paragraph]:
+def _paragraphs(description, lang: str | None) -> Iterator[Paragraph]:
     heading = None
     for element in description.iter("heading", "p"):
         if element.tag == "heading":
@@ -149,7 +172,7 @@ def _paragraphs(description) -> Iterator[Paragraph]:
         text = xmlsafe.text_of(element, _SKIP)
         if text:
             yield Paragraph(text=_spread_list(element) or text, number=element.get("num") or None,
-                            section=Section.DESCRIPTION, heading=heading)
+                            section=Section.DESCRIPTION, heading=heading, lang=lang)
 
 
 def _spread_list(element) -> str | None:

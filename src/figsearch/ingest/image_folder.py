@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from figsearch.errors import CorruptInput, InputError
-from figsearch.ingest import figtext
+from figsearch.ingest import figtext, language
 from figsearch.ingest.base import Reader, Unit, readers
 from figsearch.ingest.metadata import MetaRecord, read_sidecar
 from figsearch.ingest.numbers import find_in_text
@@ -70,6 +70,7 @@ class ImageFolderReader(Reader):
         patent.paragraphs = [
             Paragraph(text=t, section=Section.DESCRIPTION, heading=_BRIEF) for t in meta.figure_descriptions
         ] + [Paragraph(text=t, section=Section.DESCRIPTION) for t in meta.paragraphs]
+        language.annotate(patent)  # sidecar text does not say its language: the text decides
         images: list[SourceImage] = []
         for key, path in options["images"]:
             role = FigureRole.FRONT_PAGE if key == "D00000" else FigureRole.DRAWING

@@ -20,7 +20,7 @@ from pathlib import Path
 from figsearch import imaging
 from figsearch.errors import CorruptInput, MissingDependency
 from figsearch.extras import require
-from figsearch.ingest import figtext
+from figsearch.ingest import figtext, language
 from figsearch.ingest.base import Reader, Unit, readers
 from figsearch.ingest.numbers import PubNumber, find_in_text, from_file_stem, normalise
 from figsearch.records import Document, FigureRole, Paragraph, Patent, Section, SourceImage
@@ -102,6 +102,7 @@ class PdfReader(Reader):
             role = FigureRole.FRONT_PAGE if index == 0 else FigureRole.DRAWING
             images.append(SourceImage(key=f"p{index + 1:03d}", page=index + 1, role=role,
                                       image=imaging.render_pdf_page(pdf, index, unit.source)))
+        language.annotate(patent)  # a PDF does not say its language: its text decides
         figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
         return Document(patent=patent, images=images)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from figsearch.ingest.language import collection_language_counts
 from figsearch.store import Collection
 
 
@@ -13,4 +14,7 @@ def collection_info(collection: Collection, *, failure_limit: int | None = None)
     failures = collection.ledger.failures()
     shown = failures if failure_limit is None else failures[:failure_limit]
     info["failed"] = [{"source": f.source, "reason": f.reason} for f in shown]
+    languages = collection_language_counts(collection)
+    info["languages"] = languages.as_dict()
+    info["languages_text"] = languages.describe()
     return info

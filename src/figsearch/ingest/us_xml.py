@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from figsearch.errors import CorruptInput
-from figsearch.ingest import figtext, xmlsafe
+from figsearch.ingest import figtext, language, xmlsafe
 from figsearch.ingest.base import Reader, Unit, readers, reference, xml_file_references
 from figsearch.ingest.numbers import normalise
 from figsearch.records import Classification, Document, FigureRole, Paragraph, Patent, Section, SourceImage
@@ -81,6 +81,7 @@ def parse_document(root, source: str, folder: Path) -> Document:
     if claims is not None:
         patent.claims = [t for t in (xmlsafe.text_of(c, _SKIP) for c in claims.iter("claim")) if t]
     images = _images(root, folder)
+    language.annotate(patent, patent.language)  # US documents state their language on the root
     figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
     return Document(patent=patent, images=images)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from figsearch.errors import CorruptInput
-from figsearch.ingest import figtext, xmlsafe
+from figsearch.ingest import figtext, language, xmlsafe
 from figsearch.ingest.base import Reader, Unit, readers, reference, xml_file_references
 from figsearch.ingest.numbers import normalise
 from figsearch.ingest.us_xml import image_key, ipc_from_text, locarno, uspc
@@ -91,6 +91,7 @@ def _patdoc(root, source: str, folder: Path) -> Document:
             in_drawings = any(a.tag == "SDODR" for a in emi.iterancestors())
             images.append(_image(name, folder, in_drawings))
     images = list({i.key: i for i in images if i is not None}.values())
+    language.annotate(patent, "en")
     figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
     return Document(patent=patent, images=images)
 
@@ -173,6 +174,7 @@ def _pap(root, source: str, folder: Path) -> Document:
             in_drawings = any(a.tag == "subdoc-drawings" for a in image.iterancestors())
             images.append(_image(name, folder, in_drawings))
     images = list({i.key: i for i in images if i is not None}.values())
+    language.annotate(patent, "en")
     figtext.assign(images, figtext.figure_sentences(patent.paragraphs))
     return Document(patent=patent, images=images)
 

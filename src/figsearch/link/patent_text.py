@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 from figsearch.fsutil import sha256_bytes
+from figsearch.ingest.language import description_language, linking_language, normalise_code
 from figsearch.link.glossary import brief_descriptions, label_keys, label_mentions
 from figsearch.link.mentions import Mention, find_mentions
 from figsearch.link.sentences import description_sentences
@@ -40,15 +41,21 @@ class PatentText:
     brief: dict[str, int]  # figure number -> brief-description sentence index
     label_refs: dict[str, list[int]]  # figure number -> sentences that refer to it
     text_sha256: str
+    #: the language the description is read in (its paragraphs' most common one): "en", "de", "fr", ...
+    lang: str = "en"
 
     @classmethod
     def of(cls, patent: Patent) -> PatentText:
         description = [p for p in patent.paragraphs if p.section == Section.DESCRIPTION]
-        digest = text_digest([(p.number, p.text) for p in description])
-        sentences = description_sentences(patent.publication_number, description)
-        mentions = [find_mentions(s.text) for s in sentences]
+        lang = linking_language(description_language(description, normalise_code(patent.lang or patent.language)))
+        # the language is part of the digest (German text is relinked by German rules), except
+        # English's, so that collections linked before languages were read keep their links
+        digest = text_digest([(p.number, p.text) for p in description] + ([("lang", lang)] if lang != "en" else []))
+        sentences = description_sentences(patent.publication_number, description, lang)
+        mentions = [find_mentions(s.text, lang) for s in sentences]
         vocabulary = {m.sign for ms in mentions for m in ms if m.last is None}
-        return cls(sentences, mentions, vocabulary, brief_descriptions(sentences), label_mentions(sentences), digest)
+        return cls(sentences, mentions, vocabulary, brief_descriptions(sentences, lang),
+                   label_mentions(sentences, lang), digest, lang)
 
     def classify(self, signs: list[ReferenceSign]) -> list[ReferenceSign]:
         """Numerals the description does not use become kind ``number`` (axis ticks, table values)."""

@@ -13,11 +13,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from figsearch.embed.catalog import DEFAULT_TEXT_ENCODER, DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
+from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR
 from figsearch.index.settings import NO_TEXT, factory_setting
 from figsearch.index.sync import IndexReport, IndexRequest, sync_indexes
 from figsearch.pipeline.embed import EmbedReport, embed_text, embed_visual, plan_text, plan_visual
+from figsearch.embed.encoders.multilingual import text_model_for
+from figsearch.ingest.language import collection_language_counts
 from figsearch.store import Collection
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,12 @@ def update_collection(
     stored_visual = collection.get_setting("visual_encoder")
     stored_text = collection.get_setting("text_encoder")  # {"spec": "none"} once text was left out
     visual_spec = visual_model or (stored_visual or {}).get("spec") or DEFAULT_VISUAL_ENCODER
-    text_spec = text_model or (stored_text or {}).get("spec") or DEFAULT_TEXT_ENCODER
+    # the default text model follows the collection's languages (minilm for English, else use-multilingual)
+    text_choice = text_model_for(text_model, (stored_text or {}).get("spec"),
+                                 collection_language_counts(collection).documents)
+    text_spec = text_choice.spec
+    if text_spec != NO_TEXT:
+        report.notes.append(f"text model {text_spec}: {text_choice.reason}")
     if index_factory is not None:
         value = None if index_factory == "auto" else index_factory
         collection.set_setting("index_factory", {"visual": value, "text": value})

@@ -49,7 +49,7 @@ def _ensure_text(collection: Collection, patent_number: str, cache: dict, report
     if collection.links.text_sha(patent_number) != text.text_sha256:
         with collection.transaction():
             collection.links.write_patent_text(patent_number, text.sentences,
-                                               glossary(patent_number, text.sentences), text.text_sha256)
+                                               glossary(patent_number, text.sentences, text.lang), text.text_sha256)
             done = collection.signs.read_figures(patent_number)
             for figure_id, label in done:  # the text changed under figures already read: relink them from their signs
                 signs = text.classify(as_numerals(collection.signs.of(figure_id)))
@@ -83,7 +83,7 @@ def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, pa
         child = Figure(
             figure_id=f"{sheet.figure_id}-fig{key}", patent=sheet.patent, label=label, role=FigureRole.DRAWING,
             source_file=sheet.source_file, page=sheet.page,
-            description=brief_clause(text.sentences[brief].text, label_keys(label)[0]) if brief is not None else None,
+            description=brief_clause(text.sentences[brief].text, label_keys(label)[0], text.lang) if brief is not None else None,
             sequence=sheet.sequence, image_path=image_path, thumbnail_path=thumb_path,
             width=crop.width, height=crop.height, image_sha256=sha, parent_id=sheet.figure_id, box=box,
         )
@@ -133,7 +133,7 @@ def process_figure(
     if label and not description:
         keys = label_keys(label)
         if len(keys) == 1 and keys[0] in text.brief:
-            description = brief_clause(text.sentences[text.brief[keys[0]]].text, keys[0])
+            description = brief_clause(text.sentences[text.brief[keys[0]]].text, keys[0], text.lang)
     if children:
         role = FigureRole.SPLIT_SHEET
         if not label:

@@ -133,6 +133,20 @@ class PatentRepository(Repository):
     def numbers(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT publication_number FROM patents ORDER BY publication_number")]
 
+    def language_rows(self) -> tuple[list[tuple[str | None, int]], list[tuple[str | None, int]]]:
+        """(language, count) of documents and of paragraphs: a patent's ``lang``, else the language
+        its reader recorded. A reader of a collection not yet upgraded (no ``lang`` columns) gets
+        the recorded languages and no paragraph rows."""
+        def has_lang(table: str) -> bool:
+            return any(row[1] == "lang" for row in self.db.execute(f"PRAGMA table_info({table})"))
+
+        column = "COALESCE(lang, language)" if has_lang("patents") else "language"
+        documents = [(lang, n) for lang, n in self.db.execute(f"SELECT {column}, COUNT(*) FROM patents GROUP BY 1")]
+        paragraphs = []
+        if has_lang("paragraphs"):
+            paragraphs = [(lang, n) for lang, n in self.db.execute("SELECT lang, COUNT(*) FROM paragraphs GROUP BY 1")]
+        return documents, paragraphs
+
     def section_paragraphs(self, publication_number: str, section: Section) -> list[tuple[str | None, str]]:
         """(number, text) of a patent's paragraphs of one section, in order."""
         rows = self.db.execute(

@@ -548,7 +548,8 @@ function renderFigure(d) {
     const li = h("li", { dataset: { signs: (s.signs || []).join(" ") },
       onmouseenter: () => s.signs.forEach((x) => highlight(x, true)), onmouseleave: () => s.signs.forEach((x) => highlight(x, false)) },
       markSigns(s.text, s.signs || []),
-      h("span", { class: "sentence-meta" }, reasons[s.reason] || s.reason));
+      // the sentence's language, where the API gives one (EP documents in German or French)
+      h("span", { class: "sentence-meta" }, (s.lang ? `${s.lang.toUpperCase()} · ` : "") + (reasons[s.reason] || s.reason)));
     list.append(li);
   }
   if (!d.sentences.length) list.append(h("li", { class: "empty-note" }, "No description sentences are linked to this figure."));
