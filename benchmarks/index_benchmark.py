@@ -26,15 +26,24 @@ from pathlib import Path
 
 import numpy as np
 
-from figsearch.index.modality import ModalityIndex, _faiss, build
+from figsearch.index import modality
+from figsearch.index.modality import ModalityIndex, _faiss, append, build
 from figsearch.index.plan import choose_plan
 
 
-def synthetic(n: int, dim: int, seed: int, centres: int = 2000, latent: int = 48, chunk: int = 100_000):
-    """Yield (n, dim) float32 unit vectors in chunks: clustered in a low-dimensional subspace."""
+def synthetic(n: int, dim: int, seed: int, centres: int = 2000, latent: int = 48, chunk: int = 100_000,
+              new_kinds: bool = False):
+    """Yield (n, dim) float32 unit vectors in chunks: clustered in a low-dimensional subspace.
+
+    ``new_kinds``: half of the vectors come from other cluster centres than the base data's
+    (drawings of kinds the index was not trained on), as later appends bring."""
     rng = np.random.default_rng(12345)  # the same space and centres for data and queries
     basis = np.linalg.qr(rng.standard_normal((dim, latent)))[0].T.astype(np.float32)
     middles = rng.standard_normal((centres, latent)).astype(np.float32)
+    if new_kinds:
+        fresh = np.random.default_rng(54321).standard_normal((centres, latent)).astype(np.float32) * 1.3
+        middles = np.concatenate([middles, fresh])
+        centres = len(middles)
     draw = np.random.default_rng(seed)
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
@@ -47,7 +56,8 @@ def percentiles(samples):
     return np.percentile(np.asarray(samples) * 1000, [50, 95])
 
 
-def run(n: int, dim: int, k: int, queries: int, factory: str | None, workdir: Path, centres: int) -> None:
+def run(n: int, dim: int, k: int, queries: int, factory: str | None, workdir: Path, centres: int,
+        appends: list[float] | None = None) -> None:
     faiss = _faiss()
     data = np.concatenate(list(synthetic(n, dim, seed=1, centres=centres)))
     q = np.concatenate(list(synthetic(queries, dim, seed=2, centres=centres)))
@@ -94,9 +104,62 @@ def run(n: int, dim: int, k: int, queries: int, factory: str | None, workdir: Pa
         f"({on_disk:.0f} B on disk), recall@{k} {np.mean(recalls):.3f}, speed-up p50 {f50 / a50:5.1f}x",
         flush=True,
     )
+    if appends:
+        measure_appends(directory, entry, n, dim, k, q, centres, appends)
     for p in directory.iterdir():
         p.unlink()
     directory.rmdir()
+
+
+def _recall(index: ModalityIndex, data: np.ndarray, queries: np.ndarray, k: int) -> float:
+    faiss = _faiss()
+    flat = faiss.IndexFlatIP(data.shape[1])
+    flat.add(data)
+    _, truth = flat.search(queries, k)
+    found = 0
+    for row, expected in zip(queries, truth):
+        got = {int(f[2:11]) for f, _ in index.search(row, k)}
+        found += len(got & set(expected.tolist()))
+    return found / (k * len(queries))
+
+
+def measure_appends(directory: Path, entry: dict, n: int, dim: int, k: int, base_queries: np.ndarray,
+                    centres: int, fractions: list[float]) -> None:
+    """Recall after appending vectors of new kinds, with the build's nprobe and after re-calibration."""
+    if not entry["files"].get("vectors"):
+        print(f"{'':>19}appends: exact index, nothing to calibrate")
+        return
+    base = np.concatenate(list(synthetic(n, dim, seed=1, centres=centres)))
+    queries = np.concatenate([base_queries[: len(base_queries) // 2],
+                              np.concatenate(list(synthetic(len(base_queries) // 2, dim, seed=4, centres=centres,
+                                                            new_kinds=True)))])
+    growth = modality.RECALIBRATE_GROWTH_PERCENT
+    done = 0
+    for fraction in fractions:
+        target = int(n * fraction)
+        extra = np.concatenate(list(synthetic(target - done, dim, seed=3 + target, centres=centres, new_kinds=True)))
+        ids = [f"US{i:09d}-D00001" for i in range(n + done, n + target)]
+        modality.RECALIBRATE_GROWTH_PERCENT = 10**9  # first as the index was calibrated at build time
+        try:
+            stale = append(directory, entry, ids, extra, entry["max_rowid"] + len(ids))
+        finally:
+            modality.RECALIBRATE_GROWTH_PERCENT = growth
+        base = np.concatenate([base, extra])
+        done = target
+        stale_recall = _recall(ModalityIndex.open(directory, "visual", stale), base, queries, k)
+        faiss = _faiss()
+        index = faiss.read_index(str(directory / stale["files"]["index"]))
+        fresh = modality._recalibrate_after_append(directory, dict(stale, count=stale["count"] - len(ids)), index,
+                                                   stale["count"])
+        if fresh is False:
+            verdict = "recalibration misses the bar: figsearch index retrains (rebuilds)"
+            entry = stale
+        else:
+            entry = dict(stale, **(fresh or {}))
+            recal = _recall(ModalityIndex.open(directory, "visual", entry), base, queries, k)
+            verdict = f"recalibrated nprobe {entry['nprobe']} (calibration recall {entry['calibrated_recall']:.3f}): recall@{k} {recal:.3f}"
+        print(f"{'':>19}+{fraction:.0%} appended (half of new kinds): nprobe before {stale['nprobe']}: "
+              f"recall@{k} {stale_recall:.3f}; {verdict}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,12 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factory", default=None, help="FAISS factory string instead of the automatic plan")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--centres", type=int, default=2000, help="cluster centres of the synthetic data (more is harder)")
+    parser.add_argument("--appends", type=float, nargs="*", default=[],
+                        help="after the build, append these fractions of n (cumulative, half of new kinds) and "
+                             "measure recall with the build's nprobe and after re-calibration, e.g. 0.1 0.5 1.0")
     args = parser.parse_args(argv)
     print(f"threads {os.environ.get('FIGSEARCH_FAISS_THREADS', '1')}, k={args.k}, {args.queries} queries, "
           f"{args.centres} cluster centres")
     start = time.perf_counter()
     for n in args.sizes:
-        run(n, args.dim, args.k, args.queries, args.factory, args.workdir, args.centres)
+        run(n, args.dim, args.k, args.queries, args.factory, args.workdir, args.centres, args.appends)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"total {time.perf_counter() - start:.0f} s, peak RSS {peak:.0f} MiB")
     return 0

@@ -12,7 +12,7 @@ import numpy as np
 
 from figsearch.errors import CollectionError
 from figsearch.extras import require
-from figsearch.index.calibrate import CALIBRATION_K, calibrate_nprobe
+from figsearch.index.calibrate import CALIBRATION_K, RECALL_TARGET, calibrate_nprobe
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
 from figsearch.fsutil import utcnow
@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: vectors added to FAISS per call while building (bounds the memory of a build)
 ADD_CHUNK = 50_000
+#: an IVF index is re-calibrated when appends have grown it by this many percent since its last calibration
+RECALIBRATE_GROWTH_PERCENT = 10
 Chunks = Iterable[tuple[list[str], np.ndarray, int]]
 
 
@@ -140,6 +142,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         "built_count": n,
         "nprobe": nprobe,
         "calibrated_recall": recall,
+        "calibrated_count": n,
         "files": {"index": index_name, "ids": ids_path.name, "vectors": vec_path.name if plan.rerank else None},
         "built_at": utcnow(),
     }
@@ -169,17 +172,49 @@ def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, ma
             handle.write(vectors.tobytes())
             os.fsync(handle.fileno())
     index.add(np.asarray(vectors, dtype=np.float32))
+    total = n + len(ids)
+    calibration = _recalibrate_after_append(directory, entry, index, total)
+    if calibration is False:
+        return None  # the trained lists no longer fit the data: rebuild (retrain) instead
     appends = entry.get("appends", 0) + 1
     index_name = f"{files['index'].split('.a')[0]}.a{appends}.faiss"
     _write_faiss(index, directory / index_name)
     return dict(
         entry,
-        count=n + len(ids),
+        count=total,
         appends=appends,
         max_rowid=max(entry["max_rowid"], max_rowid),
         files=dict(files, index=index_name),
         updated_at=utcnow(),
+        **(calibration or {}),
     )
+
+
+def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -> dict | None | bool:
+    """New nprobe fields for an IVF index that appends have grown by RECALIBRATE_GROWTH_PERCENT or more.
+
+    Appended vectors go to lists trained without them; where they are unlike the training sample,
+    the calibrated nprobe no longer reaches the recall target (measured: benchmarks/index_benchmark.py
+    --appends). None: nothing to change; False: even the largest nprobe allowed misses the target,
+    so the lists must be retrained (the caller rebuilds).
+    """
+    nlist = _nlist_of(index)
+    files = entry["files"]
+    if not nlist or not files.get("vectors") or total <= CALIBRATION_K:
+        return None
+    calibrated = entry.get("calibrated_count") or entry.get("built_count") or entry["count"]
+    if (total - calibrated) * 100 < RECALIBRATE_GROWTH_PERCENT * calibrated:
+        return None
+    vectors = np.memmap(directory / files["vectors"], dtype="<f4", mode="r", shape=(total, entry["dim"]))
+    nprobe, recall = calibrate_nprobe(_faiss(), index, vectors, nlist, reranked_positions,
+                                      newest=total - entry.get("built_count", entry["count"]))
+    # the build's own recall is the bar where the data never reached the target (hard to partition)
+    bar = min(RECALL_TARGET, (entry.get("calibrated_recall") or RECALL_TARGET) - 0.01)
+    if recall < bar:
+        log.info("after appends the index reaches recall %.3f at most (bar %.3f): retraining its lists", recall, bar)
+        return False
+    _set_nprobe(index, nprobe)
+    return {"nprobe": nprobe, "calibrated_recall": recall, "calibrated_count": total}
 
 
 @dataclass
