@@ -4,8 +4,8 @@ Starts ``figsearch serve`` on a collection (or uses a server already running on 
 then every client loops over a mix of searches by figure id, by uploaded image and by words,
 and the script reports requests, errors (the target is 0) and latency percentiles.
 
-    PYTHONPATH=src python benchmarks/load_test.py --collection /tmp/me/collection
-    PYTHONPATH=src python benchmarks/load_test.py --collection DIR --url http://127.0.0.1:8000/
+    python benchmarks/load_test.py --collection /tmp/me/collection
+    python benchmarks/load_test.py --collection DIR --url http://127.0.0.1:8000/
 
 Loopback only: the script refuses to load any other host.
 """
@@ -25,12 +25,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
-
-from figsearch.cli.serve_cmd import is_loopback  # noqa: E402
-from figsearch.records import FigureRole  # noqa: E402
-from figsearch.store import Collection  # noqa: E402
+from figsearch.cli.serve_cmd import is_loopback
+from figsearch.records import FigureRole
+from figsearch.store import Collection
 
 
 def load_queries(collection: Path, limit: int, seed: int) -> tuple[list[str], list[bytes], list[str]]:
@@ -47,7 +44,7 @@ def load_queries(collection: Path, limit: int, seed: int) -> tuple[list[str], li
 
 
 def start_server(collection: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "figsearch", "serve", "--collection", str(collection), "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
