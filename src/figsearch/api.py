@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from figsearch.pipeline.building import BuildReport
     from figsearch.search.service import SearchService
 
+
 def build(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     collection: str | os.PathLike,
