@@ -12,7 +12,7 @@ process on the same claims; the ratios compare them.
 Data: ``../shared/data/xml-text-only/ep/*B1.xml``, ``*B2.xml`` and every
 ``../shared/data/ep-documents/*/*.xml`` with three claims blocks.
 
-    PYTHONPATH=src python benchmarks/crosslingual_benchmark.py [--data ../shared/data] [--models use-multilingual,minilm]
+    python benchmarks/crosslingual_benchmark.py [--data ../shared/data] [--models use-multilingual,minilm]
 """
 
 from __future__ import annotations

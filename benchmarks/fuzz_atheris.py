@@ -1,9 +1,9 @@
 """Coverage-guided fuzzing (atheris / libFuzzer) of what ingest reads: XML documents, images, PDFs.
 
     pip install atheris        # optional; the CI fuzzing is tests/test_reliability_fuzz.py (hypothesis)
-    PYTHONPATH=src:tests python benchmarks/fuzz_atheris.py --target xml -- -max_total_time=300 -rss_limit_mb=2048 -timeout=30
-    PYTHONPATH=src:tests python benchmarks/fuzz_atheris.py --target image -- -max_total_time=300
-    PYTHONPATH=src:tests python benchmarks/fuzz_atheris.py --target pdf -- -max_total_time=300
+    python benchmarks/fuzz_atheris.py --target xml -- -max_total_time=300 -rss_limit_mb=2048 -timeout=30
+    python benchmarks/fuzz_atheris.py --target image -- -max_total_time=300
+    python benchmarks/fuzz_atheris.py --target pdf -- -max_total_time=300
 
 Each input is written as a file of the target's kind into an empty folder, which is planned and
 processed exactly as ``figsearch ingest`` would (plan_paths, then process_unit per unit). Success
@@ -11,6 +11,7 @@ and domain errors (figsearch.errors, recorded as failures) are fine; any other e
 "unexpected error" failure (a reader bug), a timeout or a memory blow-up is a finding, which
 libFuzzer reports and saves as ``crash-*`` / ``timeout-*`` / ``oom-*``. Seeds are the small
 fixtures of the tests plus real files of ../shared/data when FIGSEARCH_SHARED_DATA points there.
+A fuzzer, not a benchmark: it reports findings, not timings, so it prints no ratios.
 """
 
 from __future__ import annotations
@@ -26,18 +27,28 @@ from pathlib import Path
 import atheris
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
 with atheris.instrument_imports(include=["figsearch"]):
     from figsearch.errors import FigsearchError
     from figsearch.ingest.plan import plan_paths
     from figsearch.ingest.process import process_unit
 
+def _test_helpers():
+    """The tests' document builders (tests/ingest_helpers.py), loaded from their file: seeds only."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ingest_helpers", HERE.parent / "tests" / "ingest_helpers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 NAMES = {"xml": "DOC00001.xml", "image": "USD0534331.tif", "pdf": "USD0534331.pdf"}
 
 
 def seeds(target: str) -> list[bytes]:
-    from ingest_helpers import drawing, ep_xml, us_xml, write_pdf
+    helpers = _test_helpers()
+    drawing, ep_xml, us_xml, write_pdf = helpers.drawing, helpers.ep_xml, helpers.us_xml, helpers.write_pdf
     from test_ingest_xml import PAP, PATDOC
 
     out: list[bytes] = []

@@ -1,6 +1,6 @@
 """Index build time, query latency, recall and memory per vector, against exact search in the same run.
 
-    PYTHONPATH=src python benchmarks/index_benchmark.py --sizes 10000 100000 1000000 --dim 256
+    python benchmarks/index_benchmark.py --sizes 10000 100000 1000000 --dim 256
 
 Synthetic vectors with the structure of real embeddings (uniform random vectors are the worst
 case for product quantization and say nothing about real data): points around ``--centres``

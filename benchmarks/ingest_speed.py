@@ -1,6 +1,6 @@
 """Ingest speed: one worker against N workers, and an unchanged rerun, in the same run.
 
-    PYTHONPATH=src python benchmarks/ingest_speed.py ../shared/data --jobs 2
+    python benchmarks/ingest_speed.py ../shared/data --jobs 2
 
 Prints wall and CPU seconds per configuration and the ratios against the one-worker
 baseline measured here (never against a number from another machine). Collections are
@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "src"
 
 
 def cpu_seconds() -> float:
@@ -30,11 +29,10 @@ def cpu_seconds() -> float:
 
 def measure(collection: Path, paths: list[Path], jobs: int) -> tuple[float, float, dict]:
     """One ``figsearch ingest`` in a subprocess, so its workers' CPU time is counted too."""
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     command = [sys.executable, "-m", "figsearch", "ingest", *map(str, paths), "-c", str(collection),
                "-j", str(jobs), "--json", "--quiet", "--skip-ocr"]
     wall, cpu = time.perf_counter(), cpu_seconds()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
     return time.perf_counter() - wall, cpu_seconds() - cpu, json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -7,7 +7,7 @@ the truth ("development": the rules were written while reading these sentences; 
 annotated after the rules were frozen). English rules on the same sentences are printed as the
 baseline: what linking did before it knew these languages.
 
-    PYTHONPATH=src python benchmarks/linking_defr.py [--show-errors]
+    python benchmarks/linking_defr.py [--show-errors]
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ bad uploads (over the byte limit, truncated, not an image) that must get their 4
 At the end, the resident memory of each server worker (RSS, and PSS, which shares pages between
 processes; the part mapped from the collection's index files).
 
-    PYTHONPATH=src python benchmarks/load_test.py --collection /tmp/me/collection
-    PYTHONPATH=src python benchmarks/load_test.py --collection DIR --workers 2 --token
-    PYTHONPATH=src python benchmarks/load_test.py --collection DIR --url http://127.0.0.1:8000/
+    python benchmarks/load_test.py --collection /tmp/me/collection
+    python benchmarks/load_test.py --collection DIR --workers 2 --token
+    python benchmarks/load_test.py --collection DIR --url http://127.0.0.1:8000/
 
 Loopback only: the script refuses to load any other host. Every loop is bounded in time and in
 count. On a machine shared with other work the absolute numbers are pessimistic; the ratios
@@ -39,12 +39,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
-
-from figsearch.cli.serve_cmd import is_loopback  # noqa: E402
-from figsearch.records import FigureRole  # noqa: E402
-from figsearch.store import Collection  # noqa: E402
+from figsearch.cli.serve_cmd import is_loopback
+from figsearch.records import FigureRole
+from figsearch.store import Collection
 
 #: what each kind of request must answer; anything else is an error (a 503 is counted apart)
 EXPECTED = {"figure": 200, "text": 200, "image": 200, "oversized": 413, "truncated": 400, "nonimage": 415}
@@ -88,7 +85,9 @@ def _png(side: int) -> bytes:
 
 def start_server(collection: Path, extra: list[str], token: str | None, log: list[str],
                  source: Path | None = None) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, PYTHONPATH=str(source or REPO / "src"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    if source is not None:  # serve another checkout's figsearch (--server-source)
+        env["PYTHONPATH"] = str(source)
     env.pop("FIGSEARCH_TOKEN", None)
     if token:
         env["FIGSEARCH_TOKEN"] = token

@@ -12,7 +12,7 @@ Two precisions are printed:
 
 Time: CPU seconds of the process per sheet (all threads; robust on a shared machine) and wall seconds.
 
-    PYTHONPATH=src OMP_THREAD_LIMIT=1 python benchmarks/ocr_benchmark.py --engines tesseract,craft
+    OMP_THREAD_LIMIT=1 python benchmarks/ocr_benchmark.py --engines tesseract,craft
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ from pathlib import Path
 from lxml import etree
 from PIL import Image
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
+from figsearch.link.mentions import mentioned_signs
+from figsearch.link.patent_text import cited
+from figsearch.link.sentences import split_sentences
+from figsearch.ocr import create_engine, parse_signs
+from figsearch.ocr.signs import FIGURE_LABEL, NUMERAL, normalise_label
 
-from figsearch.link.mentions import mentioned_signs  # noqa: E402
-from figsearch.link.sentences import split_sentences  # noqa: E402
-from figsearch.ocr import create_engine, parse_signs  # noqa: E402
-from figsearch.ocr.signs import FIGURE_LABEL, NUMERAL, normalise_label  # noqa: E402
-from figsearch.link.patent_text import cited  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def description_text(xml: Path) -> str:

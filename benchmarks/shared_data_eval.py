@@ -6,11 +6,12 @@ as distractors) — runs ingest, OCR + linking and indexing with the offline enc
 every mode (text, visual, max, avg, rrf) with the same-patent rule (DeepPatent protocol: the other
 drawing sheets of the query's patent are relevant; front pages and abstract images are neither
 queries nor results; AP divides by all relevant sheets) and prints the table twice: over every
-eligible query, and over the design grants' sheets only (the set the search and encoder issues quote).
+eligible query, and over the design grants' sheets only (the set the search and encoder issues quote),
+each followed by every mode's AP@k as a ratio to the best single modality (visual or text) of the run.
 
 Usage (from the repository root; about 15-30 minutes on 2 cores)::
 
-    PYTHONPATH=src nice -n 10 python benchmarks/shared_data_eval.py \\
+    nice -n 10 python benchmarks/shared_data_eval.py \\
         [--data ../shared/data] [--work /tmp/figsearch-eval] [--reuse] [-k 50] [--index-args "..."]
 
 The collection is rebuilt from scratch unless ``--reuse`` is given; every step is deterministic
@@ -49,7 +50,6 @@ def main() -> int:
     args = parser.parse_args()
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_THREAD_LIMIT="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
     collection = args.work / "collection"
     missing = [s for s in SOURCES if not (args.data / s).is_dir()]
     if missing:
@@ -78,7 +78,6 @@ def main() -> int:
                 return done.returncode
 
     # evaluation in this process, through the same code as `figsearch evaluate`
-    sys.path.insert(0, str(REPO / "src"))
     os.environ.update({k: env[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_THREAD_LIMIT")})
     from figsearch.evaluate import experiment, report
     from figsearch.evaluate.rules import build_qrels, load_pool, parse_rule
@@ -125,7 +124,18 @@ def main() -> int:
         print()
         print(f"### queries: {name}\n")
         print(report.to_markdown(ev))
+        print(ratio_line(report.summary(ev), f"AP@{args.k}"))
     return 0
+
+
+def ratio_line(means: dict[str, dict[str, float]], measure: str) -> str:
+    """Each mode's ``measure`` as a ratio to the best single modality (visual or text) of this run."""
+    single = {m: means[m][measure] for m in ("visual", "text") if m in means and measure in means[m]}
+    if not single or max(single.values()) <= 0:
+        return f"\n(no single-modality {measure} in this run to compare with)"
+    best = max(single, key=single.get)
+    ratios = ", ".join(f"{mode} {values[measure] / single[best]:.2f}x" for mode, values in means.items() if measure in values)
+    return f"\n{measure} against the best single modality of this run ({best}, {single[best]:.3f}): {ratios}"
 
 
 if __name__ == "__main__":

@@ -18,13 +18,14 @@ import figsearch
 PACKAGE = Path(figsearch.__file__).parent
 
 #: lowest first. The generic helpers are the floor; store sits below ingest because ingest's
-#: runner writes into it (the store itself knows records only); pipeline, server and cli are the
-#: three ways in from the outside.
+#: runner writes into it (the store itself knows records only); pipeline (the write path), api
+#: (the public Python API over the write path, the search service and the evaluation), server and
+#: cli are the ways in from the outside.
 ROOMS = [
     ("errors",),
     ("fsutil", "extras", "registry"),
     ("records",),
-    ("figsearch",),  # the package's own __init__: its version only
+    ("figsearch",),  # the package's own __init__: its version, and figsearch.api's names loaded lazily
     ("imaging",),
     ("store",),
     ("ingest",),
@@ -34,6 +35,7 @@ ROOMS = [
     ("evaluate",),
     ("train",),  # trains drawing encoders from a collection: uses embed, store and evaluate
     ("pipeline",),
+    ("api",),
     ("server",),
     ("cli",),
     ("__main__",),
@@ -42,7 +44,10 @@ LEVEL = {room: level for level, rooms in enumerate(ROOMS) for room in rooms}
 
 #: (importing module, imported module) -> why it is allowed for now; an entry that no longer
 #: matches an import fails the test, so the list only shrinks
-EXCEPTIONS: dict[tuple[str, str], str] = {}
+EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("figsearch", "figsearch.api"): "figsearch.open/build/...: the package re-exports the public API on first "
+    "use (PEP 562 __getattr__), so that `import figsearch` stays light; no module api imports imports the package (test_no_import_cycles)",
+}
 
 
 def _modules() -> dict[str, Path]:

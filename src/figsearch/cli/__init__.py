@@ -8,4 +8,6 @@ package registers every command on ``main``.
 from figsearch.cli.base import EXIT_ERROR, collection_option, json_option, main  # noqa: F401
 
 # Commands register themselves on ``main`` when their module is imported.
-from figsearch.cli import ingest_cmd, ocr_cmd, search_cmd, build_cmd, evaluate_cmd, serve_cmd, train_cmd  # noqa: E402,F401
+from figsearch.cli import (  # noqa: E402,F401
+    build_cmd, evaluate_cmd, index_cmd, info_cmd, ingest_cmd, ocr_cmd, search_cmd, serve_cmd, show_cmd, train_cmd,
+)

@@ -21,14 +21,19 @@ def build_command(paths, collection, jobs, skip_ocr, ocr_engine, visual_model, t
     """Build or update a searchable collection from patent documents: ingest, read the reference
     signs and link them to their sentences, embed, and index. Rerunning it only does what is new.
 
-    Then 'figsearch serve -c DIR' opens it in the browser, 'figsearch search' on the command line.
+    The same build as the Python API's ``figsearch.build(PATHS, DIR)``. Then 'figsearch serve -c DIR'
+    opens it in the browser, 'figsearch search' on the command line.
     """
-    from figsearch.cli.ingest_cmd import echo_ingest_summary, ingest_stage
-    from figsearch.cli.search_cmd import echo_index_report, index_stage
+    from figsearch.cli.index_cmd import echo_index_report
+    from figsearch.cli.ingest_cmd import echo_ingest_summary, ingest_stage, signs_summary
 
-    # the pipeline's stages in turn (figsearch.pipeline), printed as 'ingest' and 'index' print them
-    result, ocr = ingest_stage(collection, paths, jobs=jobs, quiet=quiet, skip_ocr=skip_ocr, ocr_engine=ocr_engine)
-    echo_ingest_summary(result, ocr)
-    report = index_stage(collection, visual_model=visual_model, text_model=text_model, quiet=quiet)
-    echo_index_report(report)
+    def on_stage(name: str, report) -> None:
+        # each stage's summary as soon as it is done, as 'ingest' and 'index' print them
+        if name == ("ingest" if skip_ocr else "signs"):
+            echo_ingest_summary(report.ingest.as_dict(), None if skip_ocr else signs_summary(report))
+        elif name == "index":
+            echo_index_report(report.index)
+
+    ingest_stage(collection, paths, jobs=jobs, quiet=quiet, skip_ocr=skip_ocr, ocr_engine=ocr_engine, index=True,
+                 visual_model=visual_model, text_model=text_model, on_stage=on_stage)
     click.echo(f"collection {collection} is ready: figsearch serve --collection {collection}")

@@ -1,4 +1,4 @@
-"""CLI commands of the ingest stage: ``figsearch ingest`` and ``figsearch info``."""
+"""``figsearch ingest``: read patent documents into a collection (then their reference signs)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def ingest_command(paths, collection, jobs, force, strict, quiet, skip_ocr, ocr_
     Unchanged sources are skipped on a rerun. Then the reference signs of the new drawings
     are read and linked to their sentences (as 'figsearch ocr' does) unless --skip-ocr.
     """
-    result, ocr = ingest_stage(collection, paths, jobs=jobs, force=force, quiet=quiet, skip_ocr=skip_ocr,
+    result, ocr, _ = ingest_stage(collection, paths, jobs=jobs, force=force, quiet=quiet, skip_ocr=skip_ocr,
                                ocr_engine=ocr_engine, as_json=as_json)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
@@ -73,24 +73,60 @@ def ingest_command(paths, collection, jobs, force, strict, quiet, skip_ocr, ocr_
 
 
 def ingest_stage(collection: str, paths, *, jobs=None, force=False, quiet=False, skip_ocr=False, ocr_engine=None,
-                 as_json=False) -> tuple[dict, dict | None]:
-    """The pipeline's ingest (then its OCR stage) with a progress bar: (summary dict, OCR summary or None)."""
-    from figsearch import pipeline
-    from figsearch.store import Collection
+                 as_json=False, index: bool = False, on_stage=None, **index_options):
+    """The pipeline's build (figsearch.pipeline.building.build) with progress bars on stderr.
 
-    if not skip_ocr:  # a wrong engine name is said before the ingest, not after it
-        pipeline.check_ocr_engine(ocr_engine)
+    ``index=False`` (``figsearch ingest``) stops after the reference signs. Returns (the ingest
+    summary as a dict with the OCR summary under "ocr", the OCR summary or None, the BuildReport).
+    """
+    from figsearch import pipeline
+    from figsearch.cli.index_cmd import IndexBars
+    from figsearch.cli.ocr_cmd import SignsBar
+
     bar = _Bar(quiet)
-    with Collection.open(collection, create=True) as store:
-        try:
-            summary = pipeline.ingest(store, list(paths), bar, jobs=jobs, force=force)
-        finally:
+    signs_bar = SignsBar(enabled=not (quiet or as_json))
+    index_bars = IndexBars(quiet=quiet or as_json)
+
+    def stage_done(name: str, stage_report) -> None:
+        if name == "ingest":
             bar.close()
-    result = summary.as_dict()
-    ocr = None if skip_ocr else _spot_and_link(collection, ocr_engine, jobs, quiet or as_json)
+        elif name == "signs":
+            signs_bar.close()
+        elif name == "index":
+            index_bars.close()
+        if on_stage is not None:
+            on_stage(name, stage_report)
+
+    try:
+        report = pipeline.build(
+            list(paths), collection, jobs=jobs, force=force, skip_ocr=skip_ocr, ocr_engine=ocr_engine, index=index,
+            ingest_progress=bar, signs_progress=signs_bar, index_progress=index_bars, on_stage=stage_done,
+            **index_options,
+        )
+    finally:
+        bar.close()
+        signs_bar.close()
+        index_bars.close()
+    result = report.ingest.as_dict()
+    ocr = None if skip_ocr else signs_summary(report)
     if ocr is not None:
         result["ocr"] = ocr
-    return result, ocr
+    return result, ocr, report
+
+
+def signs_summary(report) -> dict:
+    """The OCR stage's summary for the ingest's output; a missing OCR engine is a note, not a failed ingest."""
+    from figsearch.cli.ocr_cmd import summary_line
+
+    if report.signs is None:
+        why = report.signs_skipped
+        return {"skipped": why, "summary": f"reference signs not read: {why}; then run 'figsearch ocr'"}
+    signs = report.signs
+    return {
+        "figures": signs.figures, "reference_signs": signs.signs, "sentence_links": signs.links,
+        "split_sheets": signs.split_sheets, "new_figures": signs.new_figures,
+        "summary": summary_line(signs) + " ('figsearch show' prints a figure's signs and sentences)",
+    }
 
 
 def echo_ingest_summary(result: dict, ocr: dict | None) -> None:
@@ -103,55 +139,3 @@ def echo_ingest_summary(result: dict, ocr: dict | None) -> None:
     )
     if ocr is not None:
         click.echo(ocr["summary"])
-
-
-def _spot_and_link(collection: str, engine: str | None, jobs: int | None, quiet: bool) -> dict:
-    """The ocr stage after an ingest; a missing OCR engine is a note, not a failed ingest."""
-    from figsearch.cli.ocr_cmd import run_spot_and_link, summary_line
-    from figsearch.errors import MissingDependency, ModelUnavailable
-    from figsearch.store import Collection
-
-    try:
-        with Collection.open(collection, write=True) as store:
-            report = run_spot_and_link(store, engine=engine, jobs=jobs, progress_bar=not quiet)
-    except (MissingDependency, ModelUnavailable) as exc:
-        return {"skipped": str(exc), "summary": f"reference signs not read: {exc}; then run 'figsearch ocr'"}
-    return {
-        "figures": report.figures, "reference_signs": report.signs, "sentence_links": report.links,
-        "split_sheets": report.split_sheets, "new_figures": report.new_figures,
-        "summary": summary_line(report) + " ('figsearch show' prints a figure's signs and sentences)",
-    }
-
-
-@main.command("info")
-@collection_option
-@json_option
-@click.option("--failures", "show_failures", type=int, default=20, show_default=True,
-              help="How many failures to list in the table view (all in --json).")
-def info_command(collection, as_json, show_failures):
-    """Counts of what a collection holds: patents, figures, formats, failures."""
-    from figsearch.ingest.report import collection_info
-    from figsearch.store import Collection
-
-    with Collection.open(collection) as store:
-        info = collection_info(store)
-    if as_json:
-        click.echo(json.dumps(info, sort_keys=True))
-        return
-    click.echo(f"collection  {info['collection']}")
-    click.echo(f"patents     {info['patents']}  ({_pairs(info['offices'])})")
-    click.echo(f"figures     {info['figures']}  ({_pairs(info['figures_by_role'])}); "
-               f"{info['figures_with_description']} with a description")
-    click.echo(f"paragraphs  {info['paragraphs']}  (patents with text: {info['patents_with_text']})")
-    click.echo(f"languages   {info['languages_text']}")
-    click.echo(f"formats     {_pairs(info['formats'])}")
-    click.echo(f"classes     {_pairs(info['classifications'])}")
-    click.echo(f"failures    {info['failures']}")
-    for item in info["failed"][:show_failures]:
-        click.echo(f"  {item['source']}: {item['reason']}")
-    if info["failures"] > show_failures:
-        click.echo(f"  ... and {info['failures'] - show_failures} more (figsearch info --json lists all)")
-
-
-def _pairs(mapping: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(mapping.items())) or "-"

@@ -1,81 +1,14 @@
-"""CLI commands of the search stage: ``figsearch index`` and ``figsearch search`` (see figsearch.cli)."""
+"""``figsearch search``: the figures most similar to a figure, a drawing file and/or a text."""
 
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from figsearch.cli.base import collection_option, json_option, main
-from figsearch.search.query import MODES, Filters, Query
-
-
-@main.command("index")
-@collection_option
-@click.option("--visual-model", default=None, metavar="NAME",
-              help="Visual encoder: drawing (default, offline, learned), lines, hog, clip, clip:MODEL_OR_PATH, drawing:MODEL_FILE")
-@click.option("--text-model", default=None, metavar="NAME",
-              help="Text encoder: minilm (offline; the default for English collections), use-multilingual (offline; the default when documents in other languages are present), stsb-roberta-base, sbert:MODEL_OR_PATH; 'none' leaves text out.")
-@click.option("--index-factory", default=None, metavar="STR",
-              help="FAISS index-factory string for both indexes (e.g. 'IVF4096,PQ64x8'); 'auto' returns to the size rule.")
-@click.option("--bytes-per-vector", default=150.0, show_default=True, help="Memory budget per vector for the automatic choice.")
-@click.option("--rebuild", is_flag=True, help="Rebuild the indexes from the stored vectors even when they are current.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars (the summary stays).")
-@json_option
-def index_command(collection, visual_model, text_model, index_factory, bytes_per_vector, rebuild, quiet, as_json):
-    """Embed the drawings (and their texts) that are new or changed, and build or update the indexes."""
-    report = index_stage(collection, visual_model=visual_model, text_model=text_model, index_factory=index_factory,
-                         bytes_per_vector=bytes_per_vector, rebuild=rebuild, quiet=quiet or as_json)
-    if as_json:
-        click.echo(json.dumps(asdict(report), indent=1))
-        return
-    echo_index_report(report)
-
-
-def index_stage(collection: str, *, quiet: bool = False, **options):
-    """The pipeline's embed-and-index stage with one progress bar per step (``options``: see update_collection)."""
-    from tqdm import tqdm
-
-    from figsearch import pipeline
-    from figsearch.store import Collection
-
-    bars = []
-
-    def progress(stage: str, total: int):
-        for done in bars:  # one stage at a time
-            done.close()
-        bar = tqdm(total=total, desc=stage, unit="fig", file=sys.stderr, disable=quiet or total == 0, leave=True)
-        bars.append(bar)
-        return bar.update
-
-    with Collection.open(collection, write=True) as store:
-        try:
-            return pipeline.embed_and_index(store, progress=progress, **options)
-        finally:
-            for bar in bars:
-                bar.close()
-
-
-def echo_index_report(report) -> None:
-    for item in report.embedded:
-        line = f"{item.modality:6} {item.encoder}: {item.embedded} embedded, {item.unchanged} unchanged"
-        if item.removed:
-            line += f", {item.removed} text vectors dropped (no text any more)"
-        if item.failed:
-            line += f", {len(item.failed)} failed"
-        click.echo(line)
-        for figure_id, reason in item.failed[:20]:
-            click.echo(f"  failed {figure_id}: {reason}", err=True)
-    for item in report.indexes:
-        detail = f" ({item.reason})" if item.reason else ""
-        if item.calibrated_recall is not None:
-            detail += f", nprobe {item.nprobe}, recall@50 {item.calibrated_recall:.3f} on stored vectors"
-        click.echo(f"{item.modality:6} index: {item.action}{detail}, {item.count} vectors, {item.factory or '-'}, {item.seconds:.1f} s")
-    for note in report.notes:
-        click.echo(f"note: {note}")
+from figsearch.search.query import MODES
 
 
 def _hit_json(hit) -> dict:
@@ -116,26 +49,21 @@ def _clip(text: str | None, width: int) -> str:
 @json_option
 def search_command(collection, figure_id, image, text, mode, k, offset, text_weight, exclude_own_patent,
                    date_from, date_to, office, classification, as_json):
-    """Find the figures most similar to a figure, a drawing file and/or a text."""
-    from figsearch.errors import InputError, NotFound
-    from figsearch.search.service import SearchService
+    """Find the figures most similar to a figure, a drawing file and/or a text.
+
+    The same search as the Python API's ``figsearch.open(DIR).search(...)``.
+    """
+    from figsearch.api import open as open_collection
+    from figsearch.errors import InputError
 
     if not (figure_id or image or text):
         raise InputError("give at least one of --figure, --image, --text")
-    data = None
-    if image is not None:
-        if not image.is_file():
-            raise NotFound(f"query image {image} does not exist")
-        data = image.read_bytes()
-    query = Query(
-        figure_id=figure_id, image=data, text=text, mode=mode, k=k, offset=offset, text_weight=text_weight,
-        exclude_query_patent=exclude_own_patent,
-        filters=Filters(date_from=date_from, date_to=date_to, office=office, classification_prefix=classification),
-    )
-    with SearchService.open(collection) as service:
-        if data is not None:
-            query.image = _named(data, image)
-        result = service.search(query)
+    with open_collection(collection) as coll:
+        result = coll.search(
+            figure=figure_id, image=str(image) if image is not None else None, text=text, mode=mode, k=k,
+            offset=offset, text_weight=text_weight, exclude_own_patent=exclude_own_patent,
+            date_from=date_from, date_to=date_to, office=office, classification=classification,
+        )
     if as_json:
         click.echo(json.dumps({
             "hits": [_hit_json(h) for h in result.hits], "total": result.total, "mode": result.mode,
@@ -157,15 +85,3 @@ def search_command(collection, figure_id, image, text, mode, k, offset, text_wei
             why = f"[{' '.join(hit.reference_signs[:6])}] " + why
         click.echo(f"{hit.rank:>3} {hit.score:7.3f} {per}{_clip(hit.figure_id, 34):<34} {_clip(hit.label, 9):<9} {_clip(why, 70)}")
     click.echo(f"{len(result.hits)} of {result.total} candidates, mode {result.mode}, {result.took_ms:.0f} ms")
-
-
-def _named(data: bytes, path: Path):
-    """Bytes that remember the file name, so that decoding errors can name the file."""
-    return _NamedBytes(data, str(path))
-
-
-class _NamedBytes(bytes):
-    def __new__(cls, data: bytes, name: str):
-        obj = super().__new__(cls, data)
-        obj.name = name
-        return obj

@@ -12,6 +12,8 @@ never do (they read what the last run wrote, see figsearch.search.service).
   (figsearch.pipeline.signs)
 - ``embed_and_index(collection)``: embed new or changed drawings and texts, then append to or
   rebuild each modality's index (figsearch.pipeline.embed, figsearch.pipeline.index)
+- ``build(paths, collection_dir)``: all of them in turn, returning a ``BuildReport``
+  (figsearch.pipeline.building; the public ``figsearch.build`` and ``figsearch build`` call it)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 from collections.abc import Iterable
 
 from figsearch.ingest.runner import IngestSummary, Progress, ingest_paths
+from figsearch.pipeline.building import BuildReport, build, check_ocr_engine
 from figsearch.pipeline.index import UpdateReport, update_collection
 from figsearch.pipeline.signs import SpotLinkReport, spot_and_link
 from figsearch.store import Collection
@@ -37,22 +40,12 @@ def ingest(
     return ingest_paths(collection, paths, progress, jobs=jobs, force=force)
 
 
-def check_ocr_engine(name: str | None) -> None:
-    """Raise the error that lists the valid engines when ``name`` is not one (before any work is done)."""
-    if name is None:
-        return
-    from figsearch.ocr import OCR_ENGINES
-
-    if name not in OCR_ENGINES:
-        OCR_ENGINES.create(name)
-
-
 #: the OCR-and-link stage under its pipeline name
 read_signs = spot_and_link
 #: the embed-and-index stage under its pipeline name
 embed_and_index = update_collection
 
 __all__ = [
-    "IngestSummary", "SpotLinkReport", "UpdateReport", "check_ocr_engine", "embed_and_index", "ingest",
+    "BuildReport", "IngestSummary", "SpotLinkReport", "build", "UpdateReport", "check_ocr_engine", "embed_and_index", "ingest",
     "read_signs", "spot_and_link", "update_collection",
 ]

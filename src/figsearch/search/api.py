@@ -39,6 +39,10 @@ class FigureDetails:
     reference_signs: list[ReferenceSign]
     sentences: list[LinkedSentence]
     glossary: list[GlossaryEntry]
+    #: the figures cut from this one when it is a sheet of several
+    children: list[str] = field(default_factory=list)
+    #: what the sign reader noted about the figure (blank, unreadable, no description, ...)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+from figsearch.errors import NotFound
+from figsearch.link.glossary import label_keys
 from figsearch.link.text import figure_sentences
-from figsearch.records import Figure, GlossaryEntry, ReferenceSign
+from figsearch.records import Figure, FigureRole, GlossaryEntry, ReferenceSign
 from figsearch.search.api import LinkedSentence
 from figsearch.store import Collection
 
@@ -43,3 +47,29 @@ def linked_sentences(collection: Collection, figure: Figure) -> list[LinkedSente
 
 def glossary(collection: Collection, publication_number: str) -> list[GlossaryEntry]:
     return collection.links.glossary(publication_number)
+
+
+def children(collection: Collection, figure: Figure) -> list[str]:
+    """The ids of the figures cut from ``figure`` (a sheet of several), in id order."""
+    return [f.figure_id for f in collection.figures(patent=figure.patent) if f.parent_id == figure.figure_id]
+
+
+def resolve_figure(collection: Collection, reference: str) -> Figure:
+    """A figure id, or a readable reference such as ``EP1667425A1 FIG. 1``."""
+    try:
+        return collection.figure(reference)
+    except NotFound as exc:
+        unknown = exc
+    match = re.match(r"\s*([A-Za-z]{2}\d+[A-Za-z]\d?)\s*[,:]?\s*(.+)$", reference)
+    if match is None:
+        raise NotFound(f"{unknown}; give a figure id or a reference such as 'EP1667425A1 FIG. 1'") from None
+    patent, label = match.group(1).upper(), match.group(2)
+    wanted = label_keys(label) or label_keys(f"FIG. {label}")
+    if not wanted:
+        raise NotFound(f"cannot read a figure label in {label!r} (expected e.g. 'FIG. 3')")
+    candidates = [f for f in collection.figures(patent=patent) if wanted[0] in label_keys(f.label)]
+    if not candidates:
+        raise NotFound(f"patent {patent} has no figure labelled FIG. {wanted[0]} in collection {collection.root}")
+    # a figure cut from a sheet names it more precisely than the sheet itself
+    candidates.sort(key=lambda f: (f.role == FigureRole.SPLIT_SHEET, len(label_keys(f.label)), f.figure_id))
+    return candidates[0]

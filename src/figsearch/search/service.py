@@ -345,7 +345,13 @@ class SearchService:
             reference_signs=explain.reference_signs(self.collection, figure_id),
             sentences=explain.linked_sentences(self.collection, figure),
             glossary=explain.glossary(self.collection, figure.patent),
+            children=explain.children(self.collection, figure),
+            notes=self.collection.signs.notes_of(figure_id),
         )
+
+    def resolve_figure(self, reference: str) -> str:
+        """The id of the figure that ``reference`` names: an id, or e.g. ``EP1667425A1 FIG. 1``."""
+        return explain.resolve_figure(self.collection, reference).figure_id
 
     def patent_details(self, publication_number: str) -> PatentDetails:
         patent = self.collection.patent(publication_number)
