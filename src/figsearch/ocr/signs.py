@@ -18,7 +18,7 @@ FIGURE_LABEL = "figure_label"
 
 _PRIMES = "'′’`´"
 _NUMERAL = re.compile(r"^(?P<num>[1-9]\d{0,3})(?P<suffix>[a-z]|['′’`´]{1,2}|-[1-9]\d?)?$")
-_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig)[.,]?$")
+_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig|F[1l|]G|ig|IG)[.,]?$")
 _LABEL_MERGED = re.compile(
     r"^(?:FIG|FIGURE|Fig|Figure)[.,]?\s?(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$"
 )
@@ -52,6 +52,23 @@ def normalise_numeral(text: str) -> str | None:
     return match.group("num") + suffix
 
 
+#: a label line as the label pass reads it, italic and large lettering included: "FIG. 43", "Fig.5",
+#: "ig. 2" (an italic F lost), "F1G 3A", "Figure 12", "FIG. 3 (Prior Art)"
+_LABEL_LINE = re.compile(
+    r"^[^\w]*(?:[FEP]\s?)?[Il1|!i]\s?[Gg]\s?(?:ure|URE)?\s?[.,:;·'`]*\s*(?P<num>[1-9]\d{0,2})\s?(?P<suffix>[A-Za-z](?![A-Za-z]))?"
+    r"\s*[.,]?\s*(?:\(?\s*prior\s+art\s*\)?)?[^\w]*$",
+    re.IGNORECASE,
+)
+
+
+def match_label_line(text: str) -> str | None:
+    """``FIG. n`` when a whole line of text reads as a figure label (tolerant of italic misreadings)."""
+    match = _LABEL_LINE.match(text.strip())
+    if match is None:
+        return None
+    return format_label(match.group("num"), match.group("suffix"))
+
+
 def normalise_label(text: str) -> str | None:
     """``Fig.3a`` -> ``FIG. 3A``; None when ``text`` is not a figure label."""
     match = _LABEL_MERGED.match(text.strip())
@@ -83,7 +100,13 @@ def _header_lines(words: list[TextBox]) -> set[int]:
     return headers
 
 
-def parse_signs(words: list[TextBox], min_confidence: float = 0.4) -> list[ReferenceSign]:
+#: a one-digit numeral must be read this surely: dashes, dots and strokes of a drawing are read as
+#: "1", "4" or "7" at 0.4-0.8, printed single digits at 0.9 and more (benchmarks/ocr_benchmark.py)
+MIN_SINGLE_DIGIT_CONFIDENCE = 0.85
+
+
+def parse_signs(words: list[TextBox], min_confidence: float = 0.4,
+                min_single_digit: float = MIN_SINGLE_DIGIT_CONFIDENCE) -> list[ReferenceSign]:
     """Reference numerals and figure labels among ``words``, each with its box, in reading order."""
     headers = _header_lines(words)
     signs: list[ReferenceSign] = []
@@ -107,6 +130,8 @@ def parse_signs(words: list[TextBox], min_confidence: float = 0.4) -> list[Refer
         if word.confidence < min_confidence or _COUNTER.match(text) or _DATE.match(text):
             continue
         numeral = normalise_numeral(text)
+        if numeral is not None and not numeral[1:2].isdigit() and word.confidence < min_single_digit:
+            continue  # a lone digit read unsurely: most often a dash or a stroke of the drawing
         if numeral is not None:
             signs.append(ReferenceSign(numeral, NUMERAL, tuple(word.box), round(word.confidence, 3)))
     # a sheet full of decimals and percentages is a table or a chart: its integers are data, not signs

@@ -18,8 +18,9 @@ from PIL import Image, ImageOps
 
 from figsearch.errors import ModelUnavailable
 from figsearch.extras import require
-from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox
-from figsearch.ocr.preprocess import WordBox, detect_words, glyph_layer, rotations_for
+from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox, rotate_box
+from figsearch.ocr.preprocess import WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotations_for
+from figsearch.ocr.signs import match_label_line, parse_signs
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,29 @@ def _mosaic(image: Image.Image, words: list[WordBox]) -> tuple[Image.Image, list
     return canvas, slots
 
 
+def _labels_in(words: list[TextBox]) -> list[tuple[str, tuple[int, int, int, int], float]]:
+    """(label, box, confidence) of each candidate line (words sharing ``line``) that reads as a label."""
+    lines: dict[int, list[TextBox]] = {}
+    for w in words:
+        lines.setdefault(w.line, []).append(w)
+    out = []
+    for members in lines.values():
+        label = match_label_line(" ".join(w.text for w in members))
+        if label is None:
+            continue
+        box = (min(w.box[0] for w in members), min(w.box[1] for w in members),
+               max(w.box[2] for w in members), max(w.box[3] for w in members))
+        out.append((label, box, min(w.confidence for w in members)))
+    return out
+
+
 class TesseractEngine(OcrEngine):
     """Tesseract LSTM on the glyph layer (lines and frames removed), with an orientation search."""
 
     name = "tesseract"
     working_side = 1800
 
-    def __init__(self, lang: str = "eng", tessdata: str | None = None) -> None:
+    def __init__(self, lang: str = "eng", tessdata: str | None = None, label_pass: bool = True) -> None:
         tesserocr = require("tesserocr", "the tesseract OCR engine")
         self._tesserocr = tesserocr
         self._path = tessdata or find_tessdata(lang)
@@ -96,6 +113,7 @@ class TesseractEngine(OcrEngine):
         self._api = tesserocr.PyTessBaseAPI(path=self._path, lang=lang, psm=tesserocr.PSM.SINGLE_BLOCK)
         self._lock = threading.Lock()
         self.lang = lang
+        self.label_pass = label_pass
 
     @property
     def identity(self) -> dict:
@@ -120,6 +138,10 @@ class TesseractEngine(OcrEngine):
         stacked in a column ("mosaic"), which tesseract reads as a block of short lines.
         """
         words = detect_words(np.asarray(image) < 128)
+        return self._recognise(image, words)
+
+    def _recognise(self, image: Image.Image, words: list[WordBox]) -> list[TextBox]:
+        """Read each of ``words`` (boxes in ``image``) through one mosaic; boxes in ``image``'s pixels."""
         if not words:
             return []
         mosaic, slots = _mosaic(image, words)
@@ -154,6 +176,47 @@ class TesseractEngine(OcrEngine):
             api.Clear()
         # reading order (line, then left to right) so that "FIG." and "3" follow each other
         return [box for _, box in sorted(read, key=lambda item: item[0])]
+
+    def read(self, image: Image.Image) -> list[TextBox]:
+        """The general reading, then a figure-label pass when it found no label (see ``labels``)."""
+        words = super().read(image)
+        if not self.label_pass or any(s.kind == "figure_label" for s in parse_signs(words)):
+            return words
+        return words + self.read_labels(image, words)
+
+    def read_labels(self, image: Image.Image, words: list[TextBox] | None = None) -> list[TextBox]:
+        """Figure labels that the general reading misses: lettering larger than the glyph filter's
+        limit, italic "Fig.", labels turned sideways. Lines of glyph-sized and larger components are
+        read in one mosaic per orientation; lines that read as a label ("FIG. 3", "Fig.5", "ig. 2",
+        "Figure 3A") come back as one word ``FIG. n`` each. Orientations: the general reading's
+        first, then the others of ``rotations``; the first that yields a label ends the search."""
+        from figsearch.embed.preprocess import to_grey
+
+        grey = to_grey(image)
+        scale = min(1.0, self.working_side / max(grey.size)) if max(grey.size) else 1.0
+        if scale < 1.0:
+            grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))), Image.Resampling.BOX)
+        first = words[0].rotation if words else 0
+        order = [first] + [r for r in self.rotations if r != first]
+        pixels = np.asarray(grey)
+        ink = pixels < ink_threshold(pixels)
+        for rotation in order:
+            view_ink = np.rot90(ink, k=rotation // 90) if rotation else ink
+            view = Image.fromarray(np.where(view_ink, 0, 255).astype(np.uint8))
+            candidates = label_lines(view_ink)
+            found = []
+            for tb in self._recognise(view, candidates) if candidates else []:
+                found.append(tb)
+            labels = _labels_in(found)
+            if labels:
+                inverse = 1.0 / scale
+                out = []
+                for text, box, conf in labels:
+                    x0, y0, x1, y1 = rotate_box(box, rotation, grey.size)
+                    out.append(TextBox(text, (int(x0 * inverse), int(y0 * inverse), int(round(x1 * inverse)), int(round(y1 * inverse))),
+                                       conf, line=-1, rotation=rotation))
+                return out
+        return []
 
     def close(self) -> None:
         self._api.End()
