@@ -232,7 +232,8 @@ def phantom_components(boxes: np.ndarray, length: np.ndarray, elongation: np.nda
     return out
 
 
-def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms: bool = True) -> list[WordBox]:
+def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms: bool = True,
+                 max_members: int = 16, max_aspect: float = 12.0) -> list[WordBox]:
     """Word boxes in a glyph layer (True = ink), for upright text, with text-line numbers."""
     ndimage = require("scipy.ndimage", "the drawing text filter")
     labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
@@ -263,7 +264,7 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
     w, h = gx1 - gx0, gy1 - gy0
     # reference numerals have at most 5 glyphs ("1250a"), labels up to 10 ("Figure 12A", the i's dot
     # counts); longer words are prose ("GENERATING UNIT") and only cost recognition time
-    keep = (h >= 8) & (w <= 8 * h) & (members <= 10)
+    keep = (h >= 8) & (w <= max_aspect * h) & (members <= max_members)
     # one glyph: a digit is upright-ish and solid enough; hatching strokes and dashes are not
     single = members == 1
     keep &= ~single | ((ink / np.maximum(1, w * h) >= 0.12) & (h >= 0.8 * w) & (h <= 10 * w))
