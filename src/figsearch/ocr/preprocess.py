@@ -228,12 +228,15 @@ def phantom_components(boxes: np.ndarray, length: np.ndarray, elongation: np.nda
         # stipple: dots far below the text size, among other such dots
         tiny = long < 0.3 * text_height
         near = valid & (dist <= 1.5 * text_height)
-        out |= tiny & ((near & tiny[idx]).sum(axis=1) >= 4)
+        crowd = (near & tiny[idx]).sum(axis=1)
+        out |= tiny & (crowd >= 4)
+        # clumps of stipple dots: well below the text size, in a crowd of dots
+        out |= (long < 0.6 * text_height) & (crowd >= 5)
     return out
 
 
 def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms: bool = True,
-                 max_members: int = 16, max_aspect: float = 12.0) -> list[WordBox]:
+                 max_members: int = 40, max_aspect: float = 30.0) -> list[WordBox]:
     """Word boxes in a glyph layer (True = ink), for upright text, with text-line numbers."""
     ndimage = require("scipy.ndimage", "the drawing text filter")
     labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
@@ -263,7 +266,8 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
     ink = np.bincount(groups, weights=areas, minlength=g)
     w, h = gx1 - gx0, gy1 - gy0
     # reference numerals have at most 5 glyphs ("1250a"), labels up to 10 ("Figure 12A", the i's dot
-    # counts); longer words are prose ("GENERATING UNIT") and only cost recognition time
+    # counts); longer groups are the drawing's words ("IMAGE PROCESSING UNIT", a flowchart step),
+    # read for read_drawing's words up to ``max_members`` glyphs; longer ones are paragraphs
     keep = (h >= 8) & (w <= max_aspect * h) & (members <= max_members)
     # one glyph: a digit is upright-ish and solid enough; hatching strokes and dashes are not
     single = members == 1
