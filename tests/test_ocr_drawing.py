@@ -106,3 +106,12 @@ def test_numerals_the_text_does_not_cite_are_kept_apart(engine):
     assert {s.text for s in result.unlinked} == set(NUMERALS) - cited
     design = read_drawing(engine, sheet, cited=set())  # a patent whose text cites no numeral
     assert sign_texts(design.signs) == [] and sign_texts(design.signs, "figure_label") == ["FIG. 3"]
+
+
+def test_the_engines_plain_read_leaves_the_header_out(engine):
+    """What the pipeline calls (engine.read + parse_signs) loses the header's date and sheet numbers too."""
+    sheet = published_sheet(["12", "14"])
+    words, header = engine.read_sheet(sheet)
+    assert header is not None
+    assert set(sign_texts(read_signs(engine, sheet))) == {"12", "14"}
+    assert not any("Patent" in w.text or w.text.startswith("2020") for w in engine.read(sheet))

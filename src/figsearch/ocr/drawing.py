@@ -194,11 +194,16 @@ def read_drawing(engine, image: Image.Image, cited: set[str] | None = None) -> D
     """Read ``image`` with ``engine``: see the module docstring."""
     from figsearch.ocr.signs import NUMERAL, _LABEL_WORD, normalise_label, normalise_numeral, parse_signs
 
-    words = engine.read(image)
-    header = find_header(image, words)
-    numbers = page_numbers(words, image.size, header)
-    excluded = ([header] if header else []) + [w.box for w in numbers]
-    kept = [w for w in words if not any(_inside(w.box, box) for box in excluded)]
+    if hasattr(engine, "read_sheet"):
+        kept, header = engine.read_sheet(image)
+        numbers: list[TextBox] = []
+    else:  # an engine of another kind: only ``read``
+        words = engine.read(image)
+        header = find_header(image, words)
+        numbers = page_numbers(words, image.size, header)
+        excluded = ([header] if header else []) + [w.box for w in numbers]
+        kept = [w for w in words if not any(_inside(w.box, box) for box in excluded)]
+    excluded = [header] if header else []
     signs = parse_signs(kept)
     # words that made a sign (numerals, "FIG." and its number) are not drawing words
     used = {i for i, w in enumerate(kept)

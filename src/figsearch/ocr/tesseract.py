@@ -177,9 +177,9 @@ class TesseractEngine(OcrEngine):
         # reading order (line, then left to right) so that "FIG." and "3" follow each other
         return [box for _, box in sorted(read, key=lambda item: item[0])]
 
-    def read(self, image: Image.Image) -> list[TextBox]:
-        """The general reading, then a figure-label pass when it found no label (see ``labels``)."""
-        words = super().read(image)
+    def read_words(self, image: Image.Image) -> list[TextBox]:
+        """The general reading, then a figure-label pass when it found no label (``read_labels``)."""
+        words = super().read_words(image)
         if not self.label_pass or any(s.kind == "figure_label" for s in parse_signs(words)):
             return words
         return words + self.read_labels(image, words)
