@@ -306,7 +306,7 @@ def label_lines(binary: np.ndarray, max_lines: int = 40) -> list[WordBox]:
     small = boxes[idx]
     # periods and the dot of an i are small: let them join their word afterwards
     words = _group(small, gap=0.9)
-    lines = _group(_union_by(small, words), gap=1.6)
+    lines = _group(_union_by(small, words), gap=1.1)
     word_of = words
     line_of = lines[word_of]
     g = int(line_of.max()) + 1

@@ -18,7 +18,7 @@ FIGURE_LABEL = "figure_label"
 
 _PRIMES = "'′’`´"
 _NUMERAL = re.compile(r"^(?P<num>[1-9]\d{0,3})(?P<suffix>[a-z]|['′’`´]{1,2}|-[1-9]\d?)?$")
-_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig|F[1l|]G|ig|IG)[.,]?$")
+_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig|F[1l|]G)[.,]?$")
 _LABEL_MERGED = re.compile(
     r"^(?:FIG|FIGURE|Fig|Figure)[.,]?\s?(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$"
 )

@@ -99,6 +99,10 @@ def _labels_in(words: list[TextBox]) -> list[tuple[str, tuple[int, int, int, int
     return out
 
 
+def _overlaps(a, b) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
 class TesseractEngine(OcrEngine):
     """Tesseract LSTM on the glyph layer (lines and frames removed), with an orientation search."""
 
@@ -178,18 +182,28 @@ class TesseractEngine(OcrEngine):
         return [box for _, box in sorted(read, key=lambda item: item[0])]
 
     def read_words(self, image: Image.Image) -> list[TextBox]:
-        """The general reading, then a figure-label pass when it found no label (``read_labels``)."""
+        """The general reading, then a figure-label pass (``read_labels``) whose labels join the
+        words where the general reading has no label of that number and none at that place."""
         words = super().read_words(image)
-        if not self.label_pass or any(s.kind == "figure_label" for s in parse_signs(words)):
+        if not self.label_pass:
             return words
-        return words + self.read_labels(image, words)
+        have = [s for s in parse_signs(words) if s.kind == "figure_label"]
+        extra = self.read_labels(image, words, every_rotation=not have)
+        texts = {s.text for s in have}
+        for word in extra:
+            if word.text in texts or any(_overlaps(word.box, s.box) for s in have):
+                continue
+            texts.add(word.text)
+            words.append(word)
+        return words
 
-    def read_labels(self, image: Image.Image, words: list[TextBox] | None = None) -> list[TextBox]:
+    def read_labels(self, image: Image.Image, words: list[TextBox] | None = None,
+                    every_rotation: bool = True) -> list[TextBox]:
         """Figure labels that the general reading misses: lettering larger than the glyph filter's
         limit, italic "Fig.", labels turned sideways. Lines of glyph-sized and larger components are
         read in one mosaic per orientation; lines that read as a label ("FIG. 3", "Fig.5", "ig. 2",
         "Figure 3A") come back as one word ``FIG. n`` each. Orientations: the general reading's
-        first, then the others of ``rotations``; the first that yields a label ends the search."""
+        first, then (``every_rotation``) the others of ``rotations`` until one yields a label."""
         from figsearch.embed.preprocess import to_grey
 
         grey = to_grey(image)
@@ -197,7 +211,7 @@ class TesseractEngine(OcrEngine):
         if scale < 1.0:
             grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))), Image.Resampling.BOX)
         first = words[0].rotation if words else 0
-        order = [first] + [r for r in self.rotations if r != first]
+        order = [first] + ([r for r in self.rotations if r != first] if every_rotation else [])
         pixels = np.asarray(grey)
         ink = pixels < ink_threshold(pixels)
         for rotation in order:
