@@ -149,3 +149,17 @@ def sign_texts(signs: list[ReferenceSign], kind: str = NUMERAL) -> list[str]:
         return (int(head.group()) if head else 0, text)
 
     return sorted({s.text for s in signs if s.kind == kind}, key=key)
+
+
+UNLINKED = "number"  # the pipeline's kind for a numeral that the description does not use
+
+
+def plausible_signs(signs: list[ReferenceSign], cited: set[str] | None) -> list[ReferenceSign]:
+    """Numerals that the patent's description does not cite become kind ``number`` (unlinked, lower
+    trust: shown apart, never linked). ``cited``: the description's sign vocabulary; an empty set
+    (a design patent, or a text citing no numeral) leaves no numeral linked; None (no patent text,
+    e.g. an uploaded drawing) keeps every numeral as read."""
+    if cited is None:
+        return list(signs)
+    return [ReferenceSign(s.text, UNLINKED, s.box, s.confidence) if s.kind == NUMERAL and s.text not in cited else s
+            for s in signs]
