@@ -280,7 +280,7 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
     return [WordBox(w[0], int(lines[i]) + 1, w[1]) for i, w in enumerate(words)]
 
 
-def label_lines(binary: np.ndarray, max_lines: int = 40) -> list[WordBox]:
+def label_lines(binary: np.ndarray, max_lines: int = 20) -> list[WordBox]:
     """Candidate figure-label lines of an upright sheet (True = ink), for the label pass.
 
     Labels are often lettered larger than the glyph filter's limit and set apart from the drawing:

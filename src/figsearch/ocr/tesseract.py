@@ -10,6 +10,7 @@ import bisect
 import glob
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -97,6 +98,26 @@ def _labels_in(words: list[TextBox]) -> list[tuple[str, tuple[int, int, int, int
                max(w.box[2] for w in members), max(w.box[3] for w in members))
         out.append((label, box, min(w.confidence for w in members)))
     return out
+
+
+#: text that may be part of a label ("Fig", "FIG.", "ig.", "Figure")
+_LOOSE_LABEL = re.compile(r"[FfEP]?[IiLl1|][Gg]|gure|GURE")
+
+
+def _scaled(box, scale: float):
+    return tuple(v * scale for v in box)
+
+
+def _mostly_read(box, read_boxes) -> bool:
+    """Whether words read surely cover most of ``box`` (a candidate line, working pixels)."""
+    area = max(1.0, (box[2] - box[0]) * (box[3] - box[1]))
+    covered = 0.0
+    for r in read_boxes:
+        ix = min(box[2], r[2]) - max(box[0], r[0])
+        iy = min(box[3], r[3]) - max(box[1], r[1])
+        if ix > 0 and iy > 0:
+            covered += ix * iy
+    return covered >= 0.6 * area
 
 
 def _overlaps(a, b) -> bool:
@@ -211,13 +232,27 @@ class TesseractEngine(OcrEngine):
         if scale < 1.0:
             grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))), Image.Resampling.BOX)
         first = words[0].rotation if words else 0
+        # a label may stand sideways on a sheet whose other text is upright (and the other way round)
         order = [first] + ([r for r in self.rotations if r != first] if every_rotation else [])
+        # lines the general reading read surely (numerals, words) need no second reading
+        done = [w.box for w in (words or []) if w.confidence >= 0.8 and w.rotation == first
+                and not _LOOSE_LABEL.search(w.text)]
         pixels = np.asarray(grey)
         ink = pixels < ink_threshold(pixels)
+        from figsearch.ocr.drawing import header_band
+
+        band = header_band(image)
+        band = _scaled(band, scale) if band is not None else None
         for rotation in order:
             view_ink = np.rot90(ink, k=rotation // 90) if rotation else ink
             view = Image.fromarray(np.where(view_ink, 0, 255).astype(np.uint8))
             candidates = label_lines(view_ink)
+            if band is not None:  # the header line of a published sheet holds no label
+                candidates = [c for c in candidates if not _mostly_read(rotate_box(c.box, rotation, grey.size), [band])]
+            if rotation == first and done and candidates:
+                mapped = [_scaled(b, scale) for b in done]
+                candidates = [c for c in candidates
+                              if not _mostly_read(rotate_box(c.box, rotation, grey.size), mapped)]
             found = []
             for tb in self._recognise(view, candidates) if candidates else []:
                 found.append(tb)
