@@ -77,3 +77,11 @@ def test_label_lines_in_every_common_style(line, expected):
 def test_a_lone_digit_read_unsurely_is_no_numeral():
     signs = parse_signs([word("7", 10, 1, conf=0.6), word("12", 200, 1, conf=0.6), word("4", 400, 2, conf=0.95)])
     assert [s.text for s in signs] == ["12", "4"]
+
+
+def test_axis_ticks_are_numbers_but_a_column_of_signs_is_not():
+    ticks = [TextBox(str(v), (100 + i * 160, 900, 140 + i * 160, 930), 0.96, line=1) for i, v in enumerate(range(0, 288, 32))]
+    signs = [TextBox(str(v), (1500, 100 + i * 230, 1560, 130 + i * 230), 0.96, line=2 + i) for i, v in enumerate(range(302, 318, 2))]
+    kinds = {(s.text, s.kind) for s in parse_signs(ticks + signs)}
+    assert {k for t, k in kinds if int(t) < 300} == {"number"}
+    assert {k for t, k in kinds if int(t) >= 300} == {"numeral"}
