@@ -278,6 +278,30 @@ def run_design(engine, data: Path, count: int, verbose: bool) -> dict:
             "cpu_s_per_sheet": round(cpu / n, 3)}
 
 
+def run_speed(data: Path, truth: dict, rounds: int = 2) -> dict:
+    """CPU seconds per sheet of the default engine against the same engine with issue 14's additions
+    switched off (no label pass, no phantom rejection, words of at most 10 glyphs: the reading before),
+    on the 30 sheets of ocr_ground_truth.json, alternating so that machine load hits both alike."""
+    from figsearch.ocr.tesseract import TesseractEngine
+
+    sheets = []
+    for sheet in truth:
+        image = Image.open(data / sheet)
+        image.load()
+        sheets.append(image)
+    engines = {"default": TesseractEngine(), "before": TesseractEngine(label_pass=False, reject_phantoms=False, max_word_glyphs=10)}
+    cpu = defaultdict(float)
+    for _ in range(rounds):
+        for name, engine in engines.items():
+            t = time.process_time()
+            for image in sheets:
+                engine.read(image)
+            cpu[name] += time.process_time() - t
+    n = rounds * len(sheets)
+    return {"sheets": len(sheets), "rounds": rounds, "cpu_s_per_sheet": round(cpu["default"] / n, 3),
+            "before_cpu_s_per_sheet": round(cpu["before"] / n, 3), "ratio": round(cpu["default"] / max(1e-9, cpu["before"]), 2)}
+
+
 def run_figure_labels(engine, data: Path, labels, verbose: bool) -> dict:
     from figsearch.ocr.drawing import read_drawing
 
@@ -304,7 +328,7 @@ def main() -> None:
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--design-sheets", type=int, default=200, help="design drawings sampled for false numerals")
     parser.add_argument("--only", default="legacy,truth,design,labels",
-                        help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), design, labels")
+                        help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), design, labels, speed")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"shared data not found at {args.data} (use --data)")
@@ -325,6 +349,9 @@ def main() -> None:
         if "design" in parts:
             print(f"-- design drawings ({args.design_sheets} sampled from us-design-grants)")
             print(json.dumps(run_design(engine, args.data, args.design_sheets, args.verbose), indent=1))
+        if "speed" in parts and name == "tesseract":
+            print("-- speed: default engine vs. the same engine without issue 14's additions")
+            print(json.dumps(run_speed(args.data, truth), indent=1))
         if "labels" in parts:
             print("-- figure-labels (labels of 30 design sheets)")
             print(json.dumps(run_figure_labels(engine, args.data, labels, args.verbose), indent=1))

@@ -130,7 +130,10 @@ class TesseractEngine(OcrEngine):
     name = "tesseract"
     working_side = 1800
 
-    def __init__(self, lang: str = "eng", tessdata: str | None = None, label_pass: bool = True) -> None:
+    def __init__(self, lang: str = "eng", tessdata: str | None = None, label_pass: bool = True,
+                 reject_phantoms: bool = True, max_word_glyphs: int = 40) -> None:
+        """``label_pass``, ``reject_phantoms`` and ``max_word_glyphs`` (10: numerals and labels only,
+        no drawing words) switch off what issue 14 added, for comparisons."""
         tesserocr = require("tesserocr", "the tesseract OCR engine")
         self._tesserocr = tesserocr
         self._path = tessdata or find_tessdata(lang)
@@ -139,6 +142,8 @@ class TesseractEngine(OcrEngine):
         self._lock = threading.Lock()
         self.lang = lang
         self.label_pass = label_pass
+        self.reject_phantoms = reject_phantoms
+        self.max_word_glyphs = max_word_glyphs
 
     @property
     def identity(self) -> dict:
@@ -162,7 +167,8 @@ class TesseractEngine(OcrEngine):
         reference numerals are; so every detected word is cut out, scaled to one text height and
         stacked in a column ("mosaic"), which tesseract reads as a block of short lines.
         """
-        words = detect_words(np.asarray(image) < 128)
+        words = detect_words(np.asarray(image) < 128, reject_phantoms=self.reject_phantoms,
+                             max_members=self.max_word_glyphs, max_aspect=30.0 if self.max_word_glyphs > 10 else 8.0)
         return self._recognise(image, words)
 
     def _recognise(self, image: Image.Image, words: list[WordBox]) -> list[TextBox]:
