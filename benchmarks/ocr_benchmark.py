@@ -176,12 +176,15 @@ def _part_ok(box, size, region) -> bool:
 
 
 def run_truth_set(engine, data: Path, verbose: bool) -> dict:
-    """Signs (all numerals read), labels, splitting, words and time on ocr_truth_sheets.json."""
+    """Signs (all numerals read, and those the patent's description cites: what the pipeline links),
+    labels, splitting, words and time on ocr_truth_sheets.json. us-design-grants XML cites no
+    numeral, so nothing is linked there; sheets without XML (us-utility-sheets, PDFs) keep all."""
     from figsearch.ocr.drawing import read_drawing
     from figsearch.ocr.split import split_sheet
 
     sheets = json.loads((HERE / "ocr_truth_sheets.json").read_text())["sheets"]
     t = defaultdict(float)
+    vocabularies: dict[Path, set[str] | None] = {}
     by_kind = defaultdict(lambda: defaultdict(float))
     for sheet, truth in sheets.items():
         image = load_sheet(data, sheet)
@@ -192,6 +195,13 @@ def run_truth_set(engine, data: Path, verbose: bool) -> dict:
         t["wall"] += time.perf_counter() - t_wall
         numerals = {s.text for s in result.signs if s.kind == NUMERAL}
         expected = set(truth["signs"])
+        # what the pipeline links: numerals the patent's description cites (no XML: all, as read)
+        folder = (data / sheet.split("#")[0]).parent
+        if folder not in vocabularies:
+            xmls = sorted(folder.glob("*.xml")) + sorted(folder.glob("*.XML"))
+            vocabularies[folder] = mentioned_signs(split_sentences(description_text(xmls[0]))) if xmls else None
+        vocabulary = vocabularies[folder]
+        linked = numerals if vocabulary is None else {n for n in numerals if cited(n, vocabulary)}
         labels = {s.text for s in result.signs if s.kind == FIGURE_LABEL}
         true_labels = {lab["label"] for lab in truth["labels"]}
         words = word_tokens(w.text for w in result.words)
@@ -202,6 +212,8 @@ def run_truth_set(engine, data: Path, verbose: bool) -> dict:
             acc["sign_tp"] += len(numerals & expected)
             acc["sign_pred"] += len(numerals)
             acc["sign_rel"] += len(expected)
+            acc["linked_tp"] += len(linked & expected)
+            acc["linked_pred"] += len(linked)
             acc["label_tp"] += len(labels & true_labels)
             acc["label_wrong"] += len(labels - true_labels)
             acc["label_pred"] += len(labels)
@@ -227,7 +239,9 @@ def run_truth_set(engine, data: Path, verbose: bool) -> dict:
         p, r = prf(int(acc["sign_tp"]), int(acc["sign_pred"]), int(acc["sign_rel"]))
         lp, lr = prf(int(acc["label_tp"]), int(acc["label_pred"]), int(acc["label_rel"]))
         wp, wr = prf(int(acc["word_tp"]), int(acc["word_pred"]), int(acc["word_rel"]))
+        lp_, lr_ = prf(int(acc["linked_tp"]), int(acc["linked_pred"]), int(acc["sign_rel"]))
         out[key] = {"sign_precision": round(p, 3), "sign_recall": round(r, 3), "numerals_read": int(acc["sign_pred"]),
+                    "linked_precision": round(lp_, 3), "linked_recall": round(lr_, 3), "numerals_linked": int(acc["linked_pred"]),
                     "label_recall": round(lr, 3), "label_wrong": int(acc["label_wrong"]),
                     "label_wrong_rate": round(acc["label_wrong"] / max(1, acc["label_pred"]), 3),
                     "word_precision": round(wp, 3), "word_recall": round(wr, 3)}
