@@ -367,7 +367,7 @@ def main() -> None:
             print("-- speed: default engine vs. the same engine without issue 14's additions")
             print(json.dumps(run_speed(args.data, truth), indent=1))
         if "labels" in parts:
-            print("-- figure-labels (labels of 30 design sheets)")
+            print("-- figure-labels (the labels of its 15 design sheets)")
             print(json.dumps(run_figure_labels(engine, args.data, labels, args.verbose), indent=1))
     if not results:
         return
