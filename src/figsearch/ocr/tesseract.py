@@ -120,6 +120,27 @@ def _mostly_read(box, read_boxes) -> bool:
     return covered >= 0.6 * area
 
 
+def may_hold_more_figures(image: Image.Image) -> bool:
+    """Whether a white gutter (≥ 2 % of the sheet) crosses the drawing with ≥ 10 % of its ink on
+    each side: a sheet that may hold more than one figure, so more than one label."""
+    from figsearch.ocr.drawing import _ink
+
+    ink, _ = _ink(image, side=400)
+    total = ink.sum()
+    if total == 0:
+        return False
+    for profile in (ink.sum(axis=1), ink.sum(axis=0)):
+        filled = np.flatnonzero(profile)
+        inner = profile[filled[0]: filled[-1] + 1]
+        cum = np.cumsum(inner)
+        empty = np.concatenate([[False], inner == 0, [False]])
+        edges = np.flatnonzero(np.diff(empty.astype(np.int8))).reshape(-1, 2)
+        for a, b in edges:
+            if b - a >= 0.02 * len(profile) and 0.1 * total <= cum[a - 1] <= 0.9 * total:
+                return True
+    return False
+
+
 def _overlaps(a, b) -> bool:
     return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
@@ -215,6 +236,8 @@ class TesseractEngine(OcrEngine):
         if not self.label_pass:
             return words
         have = [s for s in parse_signs(words) if s.kind == "figure_label"]
+        if have and not may_hold_more_figures(image):
+            return words  # a label found, and one figure on the sheet: nothing more to look for
         extra = self.read_labels(image, words, every_rotation=not have)
         texts = {s.text for s in have}
         for word in extra:
