@@ -140,22 +140,236 @@ def run(engine_name: str, data: Path, truth, vocab, labels, verbose: bool) -> di
     return result
 
 
+# ---------------------------------------------------------------------------------------------
+# The hand-read truth set (ocr_truth_sheets.json) and design drawings: every numeral counts.
+
+def load_sheet(data: Path, sheet: str) -> Image.Image:
+    """A sheet of the truth set: an image file, or ``file.pdf#page=N`` rendered as ingest does."""
+    if "#page=" in sheet:
+        import pypdfium2 as pdfium
+
+        from figsearch.ingest.pdf import _render
+
+        name, page = sheet.split("#page=")
+        pdf = pdfium.PdfDocument(str(data / name))
+        try:
+            return _render(pdf, int(page) - 1, name).convert("L")
+        finally:
+            pdf.close()
+    image = Image.open(data / sheet)
+    image.load()
+    return image
+
+
+_WORD_TOKEN = re.compile(r"[A-Za-z]{2,}")
+
+
+def word_tokens(texts) -> set[str]:
+    return {t.lower() for text in texts for t in _WORD_TOKEN.findall(text)}
+
+
+def _part_ok(box, size, region) -> bool:
+    w, h = size
+    cx, cy = (box[0] + box[2]) / 2 / w, (box[1] + box[3]) / 2 / h
+    return region[0] - 0.03 <= cx <= region[2] + 0.03 and region[1] - 0.03 <= cy <= region[3] + 0.03
+
+
+def run_truth_set(engine, data: Path, verbose: bool) -> dict:
+    """Signs (all numerals read, and those the patent's description cites: what the pipeline links),
+    labels, splitting, words and time on ocr_truth_sheets.json. us-design-grants XML cites no
+    numeral, so nothing is linked there; sheets without XML (us-utility-sheets, PDFs) keep all."""
+    from figsearch.ocr.drawing import read_drawing
+    from figsearch.ocr.split import split_sheet
+
+    sheets = json.loads((HERE / "ocr_truth_sheets.json").read_text())["sheets"]
+    t = defaultdict(float)
+    vocabularies: dict[Path, set[str] | None] = {}
+    by_kind = defaultdict(lambda: defaultdict(float))
+    for sheet, truth in sheets.items():
+        image = load_sheet(data, sheet)
+        t_cpu, t_wall = time.process_time(), time.perf_counter()
+        result = read_drawing(engine, image)
+        parts = split_sheet(image, result.signs)
+        t["cpu"] += time.process_time() - t_cpu
+        t["wall"] += time.perf_counter() - t_wall
+        numerals = {s.text for s in result.signs if s.kind == NUMERAL}
+        expected = set(truth["signs"])
+        # what the pipeline links: numerals the patent's description cites (no XML: all, as read)
+        folder = (data / sheet.split("#")[0]).parent
+        if folder not in vocabularies:
+            xmls = sorted(folder.glob("*.xml")) + sorted(folder.glob("*.XML"))
+            vocabularies[folder] = mentioned_signs(split_sentences(description_text(xmls[0]))) if xmls else None
+        vocabulary = vocabularies[folder]
+        linked = numerals if vocabulary is None else {n for n in numerals if cited(n, vocabulary)}
+        labels = {s.text for s in result.signs if s.kind == FIGURE_LABEL}
+        true_labels = {lab["label"] for lab in truth["labels"]}
+        words = word_tokens(w.text for w in result.words)
+        true_words = word_tokens(truth["words"])
+        k = by_kind[truth["kind"]]
+        for acc in (t, k):
+            acc["sheets"] += 1
+            acc["sign_tp"] += len(numerals & expected)
+            acc["sign_pred"] += len(numerals)
+            acc["sign_rel"] += len(expected)
+            acc["linked_tp"] += len(linked & expected)
+            acc["linked_pred"] += len(linked)
+            acc["label_tp"] += len(labels & true_labels)
+            acc["label_wrong"] += len(labels - true_labels)
+            acc["label_pred"] += len(labels)
+            acc["label_rel"] += len(true_labels)
+            acc["word_tp"] += len(words & true_words)
+            acc["word_pred"] += len(words)
+            acc["word_rel"] += len(true_words)
+        if len(true_labels) >= 2:
+            regions = {lab["label"]: lab["region"] for lab in truth["labels"]}
+            ok = (len(parts) == len(regions) and {p[0] for p in parts} == set(regions)
+                  and all(_part_ok(box, image.size, regions[label]) for label, box in parts))
+            t["multi"] += 1
+            t["multi_ok"] += ok
+        else:
+            t["single"] += 1
+            t["single_uncut"] += not parts
+        if verbose:
+            print(f"  {sheet[-48:]:48s} signs missed {sorted(expected - numerals)} extra {sorted(numerals - expected)}"
+                  f" labels {sorted(labels)} (truth {sorted(true_labels)}) parts {[p[0] for p in parts]}"
+                  f" words extra {sorted(words - true_words)[:8]}")
+    out = {"sheets": int(t["sheets"])}
+    for key, acc in [("all", t)] + sorted(by_kind.items()):
+        p, r = prf(int(acc["sign_tp"]), int(acc["sign_pred"]), int(acc["sign_rel"]))
+        lp, lr = prf(int(acc["label_tp"]), int(acc["label_pred"]), int(acc["label_rel"]))
+        wp, wr = prf(int(acc["word_tp"]), int(acc["word_pred"]), int(acc["word_rel"]))
+        lp_, lr_ = prf(int(acc["linked_tp"]), int(acc["linked_pred"]), int(acc["sign_rel"]))
+        out[key] = {"sign_precision": round(p, 3), "sign_recall": round(r, 3), "numerals_read": int(acc["sign_pred"]),
+                    "linked_precision": round(lp_, 3), "linked_recall": round(lr_, 3), "numerals_linked": int(acc["linked_pred"]),
+                    "label_recall": round(lr, 3), "label_wrong": int(acc["label_wrong"]),
+                    "label_wrong_rate": round(acc["label_wrong"] / max(1, acc["label_pred"]), 3),
+                    "word_precision": round(wp, 3), "word_recall": round(wr, 3)}
+    out["multi_figure_sheets_cut_right"] = f"{int(t['multi_ok'])}/{int(t['multi'])}"
+    out["single_figure_sheets_uncut"] = f"{int(t['single_uncut'])}/{int(t['single'])}"
+    out["cpu_s_per_sheet"] = round(t["cpu"] / t["sheets"], 3)
+    out["wall_s_per_sheet"] = round(t["wall"] / t["sheets"], 3)
+    return out
+
+
+def design_sample(data: Path, count: int, seed: int = 0) -> list[Path]:
+    """``count`` drawing sheets of us-design-grants (front pages left out), drawn at random."""
+    import random
+
+    sheets = sorted(p for p in (data / "us-design-grants").glob("*/*-D0*.TIF") if not p.stem.endswith("D00000"))
+    return sorted(random.Random(seed).sample(sheets, min(count, len(sheets))))
+
+
+def run_design(engine, data: Path, count: int, verbose: bool) -> dict:
+    """Design patents print no reference numerals: every distinct numeral read on a design drawing
+    is false (labels and sheet numbers are not numerals)."""
+    from figsearch.ocr.drawing import read_drawing
+
+    false = boxes = 0
+    with_any = 0
+    cpu = 0.0
+    sheets = design_sample(data, count)
+    for path in sheets:
+        image = Image.open(path)
+        image.load()
+        t_cpu = time.process_time()
+        # a design patent's description cites no numeral: the vocabulary is empty, not unknown
+        result = read_drawing(engine, image, cited=set())
+        cpu += time.process_time() - t_cpu
+        found = [s for s in result.signs if s.kind == NUMERAL]
+        distinct = {s.text for s in found}
+        # what the engine read before the patent's vocabulary was applied (unlinked numerals)
+        raw = distinct | {s.text for s in result.unlinked}
+        false += len(distinct)
+        boxes += len(raw)
+        with_any += bool(distinct)
+        if verbose and raw:
+            print(f"  {path.name:40s} numerals {sorted(distinct)} unlinked {sorted(raw - distinct)}")
+    n = max(1, len(sheets))
+    return {"design_sheets": len(sheets), "false_numerals_per_drawing": round(false / n, 3),
+            "drawings_with_a_false_numeral": with_any,
+            "raw_numerals_per_drawing_before_vocabulary": round(boxes / n, 3),
+            "cpu_s_per_sheet": round(cpu / n, 3)}
+
+
+def run_speed(data: Path, truth: dict, rounds: int = 2) -> dict:
+    """CPU seconds per sheet of the default engine against the same engine with issue 14's additions
+    switched off (no label pass, no phantom rejection, words of at most 10 glyphs: the reading before),
+    on the 30 sheets of ocr_ground_truth.json, alternating so that machine load hits both alike."""
+    from figsearch.ocr.tesseract import TesseractEngine
+
+    sheets = []
+    for sheet in truth:
+        image = Image.open(data / sheet)
+        image.load()
+        sheets.append(image)
+    engines = {"default": TesseractEngine(), "before": TesseractEngine(label_pass=False, reject_phantoms=False, max_word_glyphs=10)}
+    cpu = defaultdict(float)
+    for _ in range(rounds):
+        for name, engine in engines.items():
+            t = time.process_time()
+            for image in sheets:
+                engine.read(image)
+            cpu[name] += time.process_time() - t
+    n = rounds * len(sheets)
+    return {"sheets": len(sheets), "rounds": rounds, "cpu_s_per_sheet": round(cpu["default"] / n, 3),
+            "before_cpu_s_per_sheet": round(cpu["before"] / n, 3), "ratio": round(cpu["default"] / max(1e-9, cpu["before"]), 2)}
+
+
+def run_figure_labels(engine, data: Path, labels, verbose: bool) -> dict:
+    from figsearch.ocr.drawing import read_drawing
+
+    tp = wrong = pred = rel = 0
+    for png, expected in labels.items():
+        image = Image.open(png)
+        image.load()
+        found = {s.text for s in read_drawing(engine, image).signs if s.kind == FIGURE_LABEL}
+        tp += len(found & expected)
+        wrong += len(found - expected)
+        pred += len(found)
+        rel += len(expected)
+        if verbose and found != expected:
+            print(f"  {png.name:40s} labels expected {sorted(expected)} found {sorted(found)}")
+    return {"label_recall": round(tp / max(1, rel), 3), "label_wrong": wrong,
+            "label_wrong_rate": round(wrong / max(1, pred), 3), "labels": rel}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="tesseract", help="comma-separated engine names")
     default_data = Path(os.environ.get("FIGSEARCH_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
     parser.add_argument("--data", type=Path, default=default_data, help="../shared/data or $FIGSEARCH_SHARED_DATA")
     parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--design-sheets", type=int, default=200, help="design drawings sampled for false numerals")
+    parser.add_argument("--only", default="legacy,truth,design,labels",
+                        help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), design, labels, speed")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"shared data not found at {args.data} (use --data)")
+    parts = set(args.only.split(","))
     truth, vocab = load_truth(args.data)
     labels = label_truth(args.data)
     results = []
     for name in args.engines.split(","):
+        name = name.strip()
         print(f"== {name}")
-        results.append(run(name.strip(), args.data, truth, vocab, labels, args.verbose))
-        print(json.dumps(results[-1], indent=1))
+        if "legacy" in parts:
+            results.append(run(name, args.data, truth, vocab, labels, args.verbose))
+            print(json.dumps(results[-1], indent=1))
+        engine = create_engine(name)
+        if "truth" in parts:
+            print("-- truth set (ocr_truth_sheets.json): all numerals read, labels, splitting, words")
+            print(json.dumps(run_truth_set(engine, args.data, args.verbose), indent=1))
+        if "design" in parts:
+            print(f"-- design drawings ({args.design_sheets} sampled from us-design-grants)")
+            print(json.dumps(run_design(engine, args.data, args.design_sheets, args.verbose), indent=1))
+        if "speed" in parts and name == "tesseract":
+            print("-- speed: default engine vs. the same engine without issue 14's additions")
+            print(json.dumps(run_speed(args.data, truth), indent=1))
+        if "labels" in parts:
+            print("-- figure-labels (the labels of its 15 design sheets)")
+            print(json.dumps(run_figure_labels(engine, args.data, labels, args.verbose), indent=1))
+    if not results:
+        return
     baseline = results[0]
     print("\nengine       raw P/R      cited P/R    labels P/R   cpu s/sheet  wall s/sheet  cpu vs first")
     for r in results:

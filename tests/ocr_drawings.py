@@ -33,3 +33,62 @@ def two_figures(left: list[str], right: list[str]) -> Image.Image:
     sheet.paste(drawing(left, "FIG. 1"), (0, 0))
     sheet.paste(drawing(right, "FIG. 2"), (1100, 0))
     return sheet
+
+
+def dashed(draw: ImageDraw.ImageDraw, start, end, dash: float = 22, gap: float = 12, width: int = 4) -> None:
+    """A broken (dashed) line from ``start`` to ``end``: the dashes a design drawing is full of."""
+    (x0, y0), (x1, y1) = start, end
+    length = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5
+    ux, uy = (x1 - x0) / length, (y1 - y0) / length
+    t = 0.0
+    while t < length:
+        e = min(length, t + dash)
+        draw.line((x0 + ux * t, y0 + uy * t, x0 + ux * e, y0 + uy * e), fill=0, width=width)
+        t = e + gap
+
+
+def design_sheet(label: str = "FIG. 2", size=(1300, 1700), seed: int = 3) -> Image.Image:
+    """A design drawing: solid outline, broken lines (vertical, tilted, horizontal, dash-dot),
+    a stippled area and a label; no reference numerals at all."""
+    import random
+
+    rnd = random.Random(seed)
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    w, h = size
+    draw.rectangle((300, 250, w - 300, h - 450), outline=0, width=5)
+    for x in (200, 240, w - 240, w - 200):
+        dashed(draw, (x, 200), (x, h - 400))  # vertical broken lines: each dash looks like a "1"
+    dashed(draw, (120, 300), (420, h - 500))  # tilted
+    dashed(draw, (w - 120, 300), (w - 420, h - 500), dash=16, gap=10, width=3)
+    dashed(draw, (300, 180), (w - 300, 180))  # horizontal
+    for i in range(40):  # dash-dot: long dash, dot
+        x = 320 + i * 16
+        draw.line((x, h - 420, x + 9, h - 420), fill=0, width=3) if i % 2 else draw.rectangle((x, h - 421, x + 2, h - 419), fill=0)
+    for _ in range(2500):  # stipple shading
+        x, y = rnd.uniform(420, 700), rnd.uniform(400, 900)
+        draw.rectangle((x, y, x + 2, y + 2), fill=0)
+    if label:
+        draw.text((w / 2 - 90, h - 250), label, fill=0, font=ImageFont.load_default(size=56))
+    return image
+
+
+def italic(text: str, size: int = 60, shear: float = 0.25) -> Image.Image:
+    """``text`` drawn and slanted like the EPO's italic "Fig. 2"."""
+    font = ImageFont.load_default(size=size)
+    box = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=font)
+    w, h = box[2] + 40, box[3] + 30
+    image = Image.new("L", (w + int(shear * h), h), 255)
+    ImageDraw.Draw(image).text((20 + int(shear * h), 10), text, fill=0, font=font)
+    return image.transform(image.size, Image.Transform.AFFINE, (1, shear, 0, 0, 1, 0), fillcolor=255)
+
+
+def published_sheet(numerals: list[str]) -> Image.Image:
+    """A sheet as rendered from a published US PDF: the header line on top, then a drawing."""
+    sheet = Image.new("L", (1700, 2200), 255)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=34)
+    for x, text in ((200, "U.S. Patent"), (560, "Dec. 29, 2020"), (900, "Sheet 1 of 7"), (1250, "US D906,013 S")):
+        draw.text((x, 130), text, fill=0, font=font)
+    sheet.paste(drawing(numerals, "FIG. 1"), (350, 500))
+    return sheet

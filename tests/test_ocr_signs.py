@@ -49,3 +49,39 @@ def test_labels_numerals_and_what_is_dropped():
 def test_a_sheet_of_decimals_is_a_table_not_signs():
     words = [word(t, i * 50, 1) for i, t in enumerate(["12", "0,98", "7,1", "83,5", "2,25", "45%", "30"])]
     assert {s.kind for s in parse_signs(words)} == {"number"}
+
+
+def test_plausible_signs_keeps_cited_numerals_and_unlinks_the_rest():
+    from figsearch.ocr.signs import plausible_signs
+    from figsearch.records import ReferenceSign
+
+    signs = [ReferenceSign("12", "numeral"), ReferenceSign("7", "numeral"), ReferenceSign("FIG. 2", "figure_label")]
+    kinds = lambda out: [(s.text, s.kind) for s in out]  # noqa: E731
+    assert kinds(plausible_signs(signs, {"12"})) == [("12", "numeral"), ("7", "number"), ("FIG. 2", "figure_label")]
+    assert kinds(plausible_signs(signs, set())) == [("12", "number"), ("7", "number"), ("FIG. 2", "figure_label")]
+    assert kinds(plausible_signs(signs, None)) == kinds(signs)
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [("FIG. 43", "FIG. 43"), ("Fig.5", "FIG. 5"), ("ig. 2", "FIG. 2"), ("F1G 3A", "FIG. 3A"), ("Figure 12", "FIG. 12"),
+     ("FIG. 3 (Prior Art)", "FIG. 3"), ("FlG.7", "FIG. 7"), ("102", None), ("FIGS", None), ("FIG. 2 of", None),
+     ("Fuel System", None)],
+)
+def test_label_lines_in_every_common_style(line, expected):
+    from figsearch.ocr.signs import match_label_line
+
+    assert match_label_line(line) == expected
+
+
+def test_a_lone_digit_read_unsurely_is_no_numeral():
+    signs = parse_signs([word("7", 10, 1, conf=0.6), word("12", 200, 1, conf=0.6), word("4", 400, 2, conf=0.95)])
+    assert [s.text for s in signs] == ["12", "4"]
+
+
+def test_axis_ticks_are_numbers_but_a_column_of_signs_is_not():
+    ticks = [TextBox(str(v), (100 + i * 160, 900, 140 + i * 160, 930), 0.96, line=1) for i, v in enumerate(range(0, 288, 32))]
+    signs = [TextBox(str(v), (1500, 100 + i * 230, 1560, 130 + i * 230), 0.96, line=2 + i) for i, v in enumerate(range(302, 318, 2))]
+    kinds = {(s.text, s.kind) for s in parse_signs(ticks + signs)}
+    assert {k for t, k in kinds if int(t) < 300} == {"number"}
+    assert {k for t, k in kinds if int(t) >= 300} == {"numeral"}

@@ -59,8 +59,10 @@ class PatentText:
 
     def classify(self, signs: list[ReferenceSign]) -> list[ReferenceSign]:
         """Numerals the description does not use become kind ``number`` (axis ticks, table values)."""
-        if not self.vocabulary:
-            return signs  # nothing to check against: keep what was read
+        if not self.sentences:
+            return signs  # no description to check against (e.g. an image without text): keep what was read
+        # A description that cites no numeral (a design patent's) leaves every numeral unlinked:
+        # there, numerals read are the dashes of broken lines and stipple (issue 14's phantom signs).
         return [
             ReferenceSign(s.text, NUMBER, s.box, s.confidence)
             if s.kind == "numeral" and not cited(s.text, self.vocabulary) else s

@@ -1,20 +1,25 @@
 """figsearch.ocr: reading reference signs and figure labels in drawings.
 
 ``OCR_ENGINES.create(name)`` builds an engine (``tesseract``, ``craft``); ``read_signs``
-runs one on an image and parses what it read into ``ReferenceSign`` records.
+runs one on an image and parses what it read into ``ReferenceSign`` records; ``read_drawing``
+gives everything read in a sheet (signs, the drawing's words, header, content box, unlinked
+numerals).
 """
 
 from __future__ import annotations
 
 from figsearch.ocr.base import DEFAULT_ENGINE, OCR_ENGINES, OcrEngine, TextBox
-from figsearch.ocr.signs import FIGURE_LABEL, NUMERAL, parse_signs, sign_texts
+from figsearch.ocr.drawing import DrawingText, read_drawing
+from figsearch.ocr.sheet import content_box, content_mask
+from figsearch.ocr.signs import FIGURE_LABEL, NUMERAL, parse_signs, plausible_signs, sign_texts
 
 # built-in engines register themselves exactly like plugins would; their heavy imports are lazy
 from figsearch.ocr import craft as _craft, tesseract as _tesseract  # noqa: E402,F401
 
 __all__ = [
-    "DEFAULT_ENGINE", "FIGURE_LABEL", "NUMERAL", "OCR_ENGINES", "OcrEngine", "TextBox",
-    "create_engine", "parse_signs", "read_signs", "sign_texts",
+    "DEFAULT_ENGINE", "FIGURE_LABEL", "NUMERAL", "OCR_ENGINES", "DrawingText", "OcrEngine", "TextBox",
+    "content_box", "content_mask", "create_engine", "parse_signs", "plausible_signs", "read_drawing",
+    "read_signs", "sign_texts",
 ]
 
 

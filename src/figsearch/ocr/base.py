@@ -110,7 +110,28 @@ class OcrEngine(abc.ABC):
         return best
 
     def read(self, image: Image.Image) -> list[TextBox]:
-        """Read ``image`` (any mode, any size); boxes are in ``image``'s pixels."""
+        """Read ``image`` (any mode, any size); boxes are in ``image``'s pixels. The header line of
+        a published sheet and page numbers are left out (``read_sheet`` gives the header's box)."""
+        return self.read_sheet(image)[0]
+
+    def read_sheet(self, image: Image.Image) -> tuple[list[TextBox], tuple[int, int, int, int] | None]:
+        """(words, header box or None): ``read`` without dropping what ``figsearch.ocr.drawing``
+        recognises as the sheet's header and page numbers, which come back apart."""
+        from figsearch.ocr.sheet import find_header, page_numbers
+
+        words = self.read_words(image)
+        header = find_header(image, words)
+        numbers = page_numbers(words, image.size, header)
+        if header is None and not numbers:
+            return words, None
+        drop = {id(w) for w in numbers}
+        if header is not None:
+            hx0, hy0, hx1, hy1 = header
+            drop |= {id(w) for w in words if hx0 <= (w.box[0] + w.box[2]) / 2 <= hx1 and hy0 <= (w.box[1] + w.box[3]) / 2 <= hy1}
+        return [w for w in words if id(w) not in drop], header
+
+    def read_words(self, image: Image.Image) -> list[TextBox]:
+        """Every word read in ``image``, header and page numbers included; boxes in ``image``'s pixels."""
         grey = to_grey(image)
         scale = min(1.0, self.working_side / max(grey.size)) if max(grey.size) else 1.0
         if scale < 1.0:

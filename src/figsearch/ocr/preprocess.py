@@ -142,7 +142,101 @@ def _group(boxes: np.ndarray, gap: float) -> np.ndarray:
     return _components(n, pairs[same_row & near])
 
 
-def detect_words(binary: np.ndarray, max_components: int = 4000) -> list[WordBox]:
+def component_shapes(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per component (1..count): major-axis length, elongation (major/minor axis) and the unit
+    vector of its major axis, from second moments of its ink pixels (a tilted dash is elongated
+    although its bounding box is not)."""
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    n = count + 1
+    m = np.maximum(1.0, np.bincount(lab, minlength=n))
+    mx, my = np.bincount(lab, xs, n) / m, np.bincount(lab, ys, n) / m
+    dx, dy = xs - mx[lab], ys - my[lab]
+    sxx = np.bincount(lab, dx * dx, n) / m + 1 / 12
+    syy = np.bincount(lab, dy * dy, n) / m + 1 / 12
+    sxy = np.bincount(lab, dx * dy, n) / m
+    half = (sxx + syy) / 2
+    root = np.sqrt(((sxx - syy) / 2) ** 2 + sxy**2)
+    major, minor = half + root, np.maximum(1 / 12, half - root)
+    theta = 0.5 * np.arctan2(2 * sxy, sxx - syy)
+    axis = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    return np.sqrt(12 * major)[1:], np.sqrt(major / minor)[1:], axis[1:]
+
+
+def phantom_components(boxes: np.ndarray, length: np.ndarray, elongation: np.ndarray, axis: np.ndarray,
+                       text_height: float | None) -> np.ndarray:
+    """Components that are not glyphs although glyph-sized: the dashes of broken lines and the dots
+    of dotted lines (links of a chain of evenly spaced similar components, spaced further apart
+    than the letters of a word, dashes lying along the chain), and stipple (tiny dots among tiny
+    dots). ``boxes``: (n, 4) x0, y0, x1, y1; the rest from ``component_shapes``. A boolean mask."""
+    spatial = require("scipy.spatial", "the drawing text detector")
+    n = len(boxes)
+    out = np.zeros(n, dtype=bool)
+    if n < 3:
+        return out
+    x0, y0, x1, y1 = boxes.T.astype(np.float64)
+    long = np.maximum(x1 - x0, y1 - y0)
+    size = np.maximum(length, 1.0)
+    centres = np.stack([(x0 + x1) / 2, (y0 + y1) / 2], axis=1)
+    k = min(n, 9)
+    dist, idx = spatial.cKDTree(centres).query(centres, k=k, distance_upper_bound=float(4.0 * long.max() + 1))
+    dist, idx = dist[:, 1:], idx[:, 1:]  # the first neighbour is the component itself
+    valid = idx < n
+    idx = np.where(valid, idx, 0)
+    dist = np.where(valid, dist, np.inf)
+    li = size[:, None]
+    lj = size[idx]
+    dash = elongation >= 2.5
+    thick = size / np.maximum(elongation, 1.0)
+    dot = (long < 0.45 * text_height) & ~dash if text_height else np.zeros(n, dtype=bool)
+    ux = (centres[idx, 0] - centres[:, None, 0]) / np.maximum(dist, 1e-6)
+    uy = (centres[idx, 1] - centres[:, None, 1]) / np.maximum(dist, 1e-6)
+    ax, ay = axis[:, 0:1], axis[:, 1:2]
+    along = np.abs(ux * ax + uy * ay)
+    parallel = np.abs(ax * axis[idx, 0] + ay * axis[idx, 1]) >= 0.9
+    gap = dist - (li + lj) / 2
+    dash_link = (
+        dash[:, None] & dash[idx] & (along >= 0.9) & parallel
+        # dashes of one line: as thick as each other, end to end with a gap shorter than the longer dash
+        & (np.abs(thick[idx] - thick[:, None]) <= 0.5 * thick[:, None] + 1.0)
+        & (gap >= -0.1 * np.minimum(li, lj)) & (gap <= 1.5 * np.maximum(li, lj))
+    )
+    dot_link = (
+        dot[:, None] & dot[idx] & (np.abs(lj - li) <= 0.35 * li + 1.5)
+        # dots of a dotted line sit further apart than letters of a word
+        & (dist >= 0.95 * li) & (dist <= 3.5 * li + 2)
+    )
+    link = valid & (dash_link | dot_link)
+    # a glyph with a neighbour beside it (across its long side) that is not a parallel dash is a
+    # letter of a word: "1" in "100" stays, whatever lies above or below it
+    beside = valid & (dist <= 1.2 * li) & (along <= 0.6) & (lj >= 0.4 * li) & (lj <= 1.6 * li) & ~(dash[idx] & parallel)
+    text = beside.any(axis=1)
+    # two links on opposite sides at comparable distances: a chain
+    for a in range(k - 1):
+        for b in range(a + 1, k - 1):
+            both = link[:, a] & link[:, b]
+            if not both.any():
+                continue
+            opposite = ux[:, a] * ux[:, b] + uy[:, a] * uy[:, b] <= -0.8
+            with np.errstate(invalid="ignore"):
+                ratio = np.maximum(dist[:, a], dist[:, b]) / np.maximum(1e-6, np.minimum(dist[:, a], dist[:, b]))
+            out |= both & opposite & (ratio <= 1.8)
+    # the ends of a chain: linked to a chain member
+    out |= (link & out[idx]).any(axis=1)
+    out &= ~text
+    if text_height:
+        # stipple: dots far below the text size, among other such dots
+        tiny = long < 0.3 * text_height
+        near = valid & (dist <= 1.5 * text_height)
+        crowd = (near & tiny[idx]).sum(axis=1)
+        out |= tiny & (crowd >= 4)
+        # clumps of stipple dots: well below the text size, in a crowd of dots
+        out |= (long < 0.6 * text_height) & (crowd >= 5)
+    return out
+
+
+def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms: bool = True,
+                 max_members: int = 40, max_aspect: float = 30.0) -> list[WordBox]:
     """Word boxes in a glyph layer (True = ink), for upright text, with text-line numbers."""
     ndimage = require("scipy.ndimage", "the drawing text filter")
     labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
@@ -151,7 +245,14 @@ def detect_words(binary: np.ndarray, max_components: int = 4000) -> list[WordBox
     slices = ndimage.find_objects(labels)
     boxes = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
     areas = ndimage.sum_labels(binary, labels, index=np.arange(1, count + 1))
-    if count > max_components:
+    if reject_phantoms:
+        heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+        length, elongation, axis = component_shapes(labels, count)
+        phantom = phantom_components(boxes, length, elongation, axis, _typical_glyph(heights, widths, 200.0))
+        if phantom.all():
+            return []
+        boxes, areas = boxes[~phantom], areas[~phantom]
+    if len(boxes) > max_components:
         # a hatched or stippled sheet: keep the largest glyphs, which is where the digits are
         order = np.argsort(-(boxes[:, 3] - boxes[:, 1]))[:max_components]
         boxes, areas = boxes[order], areas[order]
@@ -165,8 +266,9 @@ def detect_words(binary: np.ndarray, max_components: int = 4000) -> list[WordBox
     ink = np.bincount(groups, weights=areas, minlength=g)
     w, h = gx1 - gx0, gy1 - gy0
     # reference numerals have at most 5 glyphs ("1250a"), labels up to 10 ("Figure 12A", the i's dot
-    # counts); longer words are prose ("GENERATING UNIT") and only cost recognition time
-    keep = (h >= 8) & (w <= 8 * h) & (members <= 10)
+    # counts); longer groups are the drawing's words ("IMAGE PROCESSING UNIT", a flowchart step),
+    # read for read_drawing's words up to ``max_members`` glyphs; longer ones are paragraphs
+    keep = (h >= 8) & (w <= max_aspect * h) & (members <= max_members)
     # one glyph: a digit is upright-ish and solid enough; hatching strokes and dashes are not
     single = members == 1
     keep &= ~single | ((ink / np.maximum(1, w * h) >= 0.12) & (h >= 0.8 * w) & (h <= 10 * w))
@@ -176,3 +278,54 @@ def detect_words(binary: np.ndarray, max_components: int = 4000) -> list[WordBox
     word_boxes = np.array([w[0] for w in words], dtype=np.int64)
     lines = _group(word_boxes, gap=2.0)
     return [WordBox(w[0], int(lines[i]) + 1, w[1]) for i, w in enumerate(words)]
+
+
+def label_lines(binary: np.ndarray, max_lines: int = 20) -> list[WordBox]:
+    """Candidate figure-label lines of an upright sheet (True = ink), for the label pass.
+
+    Labels are often lettered larger than the glyph filter's limit and set apart from the drawing:
+    components from about half the sheet's text height up to ~8 % of its long side are grouped
+    into words and lines; lines of 2-16 glyphs, at least as tall as the sheet's lettering, are
+    kept, tallest first. Each line gets its own line number.
+    """
+    ndimage = require("scipy.ndimage", "the figure-label pass")
+    labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return []
+    slices = ndimage.find_objects(labels)
+    boxes = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
+    heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+    side = max(binary.shape)
+    text_height = _typical_glyph(heights, widths, MAX_GLYPH * max(side, 1800) * 2.5) or 0.012 * side
+    ceiling = max(0.08 * side, 3 * text_height)
+    keep = (heights <= ceiling) & (widths <= ceiling) & (np.maximum(heights, widths) >= 0.5 * text_height)
+    keep &= heights * widths >= MIN_GLYPH_AREA
+    if keep.sum() < 2:
+        return []
+    idx = np.flatnonzero(keep)
+    small = boxes[idx]
+    # periods and the dot of an i are small: let them join their word afterwards
+    words = _group(small, gap=0.9)
+    lines = _group(_union_by(small, words), gap=1.1)
+    word_of = words
+    line_of = lines[word_of]
+    g = int(line_of.max()) + 1
+    x0 = np.full(g, np.iinfo(np.int64).max); y0 = x0.copy()
+    x1 = np.zeros(g, dtype=np.int64); y1 = x1.copy()
+    np.minimum.at(x0, line_of, small[:, 0]); np.minimum.at(y0, line_of, small[:, 1])
+    np.maximum.at(x1, line_of, small[:, 2]); np.maximum.at(y1, line_of, small[:, 3])
+    members = np.bincount(line_of, minlength=g)
+    h, w = y1 - y0, x1 - x0
+    ok = (members >= 2) & (members <= 16) & (h >= 0.8 * text_height) & (w <= 14 * h) & (w >= 1.2 * h)
+    order = [int(i) for i in np.argsort(-h) if ok[i]][:max_lines]
+    return [WordBox((int(x0[i]), int(y0[i]), int(x1[i]), int(y1[i])), n + 1, int(members[i])) for n, i in enumerate(order)]
+
+
+def _union_by(boxes: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The bounding box of each group (rows in group order)."""
+    g = int(groups.max()) + 1
+    x0 = np.full(g, np.iinfo(np.int64).max); y0 = x0.copy()
+    x1 = np.zeros(g, dtype=np.int64); y1 = x1.copy()
+    np.minimum.at(x0, groups, boxes[:, 0]); np.minimum.at(y0, groups, boxes[:, 1])
+    np.maximum.at(x1, groups, boxes[:, 2]); np.maximum.at(y1, groups, boxes[:, 3])
+    return np.stack([x0, y0, x1, y1], axis=1)

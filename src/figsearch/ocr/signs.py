@@ -18,7 +18,7 @@ FIGURE_LABEL = "figure_label"
 
 _PRIMES = "'′’`´"
 _NUMERAL = re.compile(r"^(?P<num>[1-9]\d{0,3})(?P<suffix>[a-z]|['′’`´]{1,2}|-[1-9]\d?)?$")
-_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig)[.,]?$")
+_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig|F[1l|]G)[.,]?$")
 _LABEL_MERGED = re.compile(
     r"^(?:FIG|FIGURE|Fig|Figure)[.,]?\s?(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$"
 )
@@ -52,6 +52,23 @@ def normalise_numeral(text: str) -> str | None:
     return match.group("num") + suffix
 
 
+#: a label line as the label pass reads it, italic and large lettering included: "FIG. 43", "Fig.5",
+#: "ig. 2" (an italic F lost), "F1G 3A", "Figure 12", "FIG. 3 (Prior Art)"
+_LABEL_LINE = re.compile(
+    r"^[^\w]*(?:[FEP]\s?)?[Il1|!i]\s?[Gg]\s?(?:ure|URE)?\s?[.,:;·'`]*\s*(?P<num>[1-9]\d{0,2})\s?(?P<suffix>[A-Za-z](?![A-Za-z]))?"
+    r"\s*[.,]?\s*(?:\(?\s*prior\s+art\s*\)?)?[^\w]*$",
+    re.IGNORECASE,
+)
+
+
+def match_label_line(text: str) -> str | None:
+    """``FIG. n`` when a whole line of text reads as a figure label (tolerant of italic misreadings)."""
+    match = _LABEL_LINE.match(text.strip())
+    if match is None:
+        return None
+    return format_label(match.group("num"), match.group("suffix"))
+
+
 def normalise_label(text: str) -> str | None:
     """``Fig.3a`` -> ``FIG. 3A``; None when ``text`` is not a figure label."""
     match = _LABEL_MERGED.match(text.strip())
@@ -83,7 +100,13 @@ def _header_lines(words: list[TextBox]) -> set[int]:
     return headers
 
 
-def parse_signs(words: list[TextBox], min_confidence: float = 0.4) -> list[ReferenceSign]:
+#: a one-digit numeral must be read this surely: dashes, dots and strokes of a drawing are read as
+#: "1", "4" or "7" at 0.4-0.8, printed single digits at 0.9 and more (benchmarks/ocr_benchmark.py)
+MIN_SINGLE_DIGIT_CONFIDENCE = 0.85
+
+
+def parse_signs(words: list[TextBox], min_confidence: float = 0.4,
+                min_single_digit: float = MIN_SINGLE_DIGIT_CONFIDENCE) -> list[ReferenceSign]:
     """Reference numerals and figure labels among ``words``, each with its box, in reading order."""
     headers = _header_lines(words)
     signs: list[ReferenceSign] = []
@@ -107,14 +130,78 @@ def parse_signs(words: list[TextBox], min_confidence: float = 0.4) -> list[Refer
         if word.confidence < min_confidence or _COUNTER.match(text) or _DATE.match(text):
             continue
         numeral = normalise_numeral(text)
+        if numeral is not None and not numeral[1:2].isdigit() and word.confidence < min_single_digit:
+            continue  # a lone digit read unsurely: most often a dash or a stroke of the drawing
         if numeral is not None:
             signs.append(ReferenceSign(numeral, NUMERAL, tuple(word.box), round(word.confidence, 3)))
+    # axis ticks and table entries are numbers, not signs
+    data = _data_numerals([s for s in signs if s.kind == NUMERAL])
+    if data:
+        signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if id(s) in data else s for s in signs]
     # a sheet full of decimals and percentages is a table or a chart: its integers are data, not signs
     decimals = sum(bool(_DECIMAL.match(w.text.strip())) for w in words)
     numerals = sum(s.kind == NUMERAL for s in signs)
     if decimals >= 5 and decimals >= 0.3 * numerals:
         signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if s.kind == NUMERAL else s for s in signs]
     return signs
+
+
+def _data_numerals(numerals: list[ReferenceSign]) -> set[int]:
+    """ids of numerals that are data: axis ticks (4 or more in a row or a column, evenly spaced, their
+    values an arithmetic progression with a step other than 1 or 2, which reference numerals
+    use) and table entries (a numeral with two others in its row and two in its column close by)."""
+    items = [(s, s.box) for s in numerals if s.box and s.text.isdigit()]
+    if len(items) < 4:
+        return set()
+    out: set[int] = set()
+    for axis in (0, 1):  # 0: rows (same y), 1: columns (same x)
+        groups: list[list] = []
+        for s, box in sorted(items, key=lambda it: (it[1][1] + it[1][3]) / 2 if axis == 0 else (it[1][0] + it[1][2]) / 2):
+            h = max(1, box[3] - box[1])
+            centre = (box[1] + box[3]) / 2 if axis == 0 else (box[0] + box[2]) / 2
+            right = box[2]
+            for g in groups:
+                gc, gr, gh = g[0]
+                if abs(centre - gc) <= 0.4 * gh or (axis == 1 and abs(right - gr) <= 0.4 * gh):
+                    g[1].append((s, box))
+                    break
+            else:
+                groups.append([(centre, right, h), [(s, box)]])
+        for _, members in groups:
+            if len(members) < 4:
+                continue
+            members.sort(key=lambda it: it[1][0] if axis == 0 else it[1][1])
+            values = [int(s.text) for s, _ in members]
+            pos = [(b[0] + b[2]) / 2 if axis == 0 else (b[1] + b[3]) / 2 for _, b in members]
+            for start in range(len(members) - 3):
+                run = values[start:start + 4]
+                steps = {b - a for a, b in zip(run, run[1:])}
+                gaps = [b - a for a, b in zip(pos[start:start + 4], pos[start + 1:start + 4])]
+                if len(steps) == 1 and abs(next(iter(steps))) > 2 and min(gaps) > 0 and max(gaps) <= 1.12 * min(gaps):
+                    out |= {id(s) for s, _ in members[start:start + 4]}
+    # tables: two other numerals in the same row and two in the same column, close by
+    for s, box in items:
+        h = max(1, box[3] - box[1])
+        cy, cx = (box[1] + box[3]) / 2, (box[0] + box[2]) / 2
+        row = [o for o, b in items if o is not s and abs((b[1] + b[3]) / 2 - cy) <= 0.4 * h and abs((b[0] + b[2]) / 2 - cx) <= 8 * h]
+        col = [o for o, b in items if o is not s and (abs((b[0] + b[2]) / 2 - cx) <= 0.6 * h or abs(b[2] - box[2]) <= 0.4 * h)
+               and abs((b[1] + b[3]) / 2 - cy) <= 6 * h]
+        if len(row) >= 2 and len(col) >= 2:
+            out.add(id(s))
+    # a grid of cells: two rows of three or more aligned numerals each, one above the other
+    rows: dict[int, list] = {}
+    for s, box in items:
+        h = max(1, box[3] - box[1])
+        key = next((k for k in rows if abs(k - (box[1] + box[3]) / 2) <= 0.4 * h), (box[1] + box[3]) // 2)
+        rows.setdefault(key, []).append((s, box))
+    dense = {k: v for k, v in rows.items() if len(v) >= 3
+             and max(b[2] for _, b in v) - min(b[0] for _, b in v) <= 15 * max(1, v[0][1][3] - v[0][1][1])}
+    keys = sorted(dense)
+    for a, b in zip(keys, keys[1:]):
+        h = max(1, dense[a][0][1][3] - dense[a][0][1][1])
+        if b - a <= 3 * h:
+            out |= {id(s) for s, _ in dense[a] + dense[b]}
+    return out
 
 
 def sign_texts(signs: list[ReferenceSign], kind: str = NUMERAL) -> list[str]:
@@ -124,3 +211,17 @@ def sign_texts(signs: list[ReferenceSign], kind: str = NUMERAL) -> list[str]:
         return (int(head.group()) if head else 0, text)
 
     return sorted({s.text for s in signs if s.kind == kind}, key=key)
+
+
+UNLINKED = "number"  # the pipeline's kind for a numeral that the description does not use
+
+
+def plausible_signs(signs: list[ReferenceSign], cited: set[str] | None) -> list[ReferenceSign]:
+    """Numerals that the patent's description does not cite become kind ``number`` (unlinked, lower
+    trust: shown apart, never linked). ``cited``: the description's sign vocabulary; an empty set
+    (a design patent, or a text citing no numeral) leaves no numeral linked; None (no patent text,
+    e.g. an uploaded drawing) keeps every numeral as read."""
+    if cited is None:
+        return list(signs)
+    return [ReferenceSign(s.text, UNLINKED, s.box, s.confidence) if s.kind == NUMERAL and s.text not in cited else s
+            for s in signs]

@@ -1,9 +1,12 @@
 """Split a drawing sheet that holds several figures, by the positions of its figure labels.
 
-Conservative on purpose (a wrong cut hurts retrieval more than an unsplit sheet): the sheet
-is cut only along straight white gutters (recursive XY-cut) such that every part holds exactly
-one label and a real share of the drawing's ink. Any doubt — a duplicate label, a part with
-two labels and no clean gutter, a part that is only its label — and the sheet stays whole.
+Conservative on purpose (a wrong cut hurts retrieval more than an unsplit sheet). First the
+sheet is cut along straight white gutters (recursive XY-cut) such that every part holds exactly
+one label and a real share of the drawing's ink. Where no such gutters exist (figures that
+interlock, a label far below its figure), the connected regions of the drawing (ink joined
+across small gaps) are given to the nearest label, and each figure is the box of its regions
+and its label, when those boxes do not overlap. Any doubt — a duplicate label, a label without
+ink of its own, overlapping figures — and the sheet stays whole.
 """
 
 from __future__ import annotations
@@ -82,6 +85,12 @@ def split_sheet(image: Image.Image, signs: list[ReferenceSign]) -> list[tuple[st
     if len(labels) < 2 or len(set(texts)) != len(texts):
         return []
     ink = np.asarray(to_grey(image)) < 128
+    from figsearch.ocr.sheet import header_band
+
+    band = header_band(image)
+    if band is not None:  # a published sheet's header line belongs to no figure
+        ink = ink.copy()
+        ink[band[1]:band[3], band[0]:band[2]] = False
     total = float(ink.sum())
     if total == 0:
         return []
@@ -89,7 +98,7 @@ def split_sheet(image: Image.Image, signs: list[ReferenceSign]) -> list[tuple[st
     min_gap = max(4, int(MIN_GUTTER * max(w, h)))
     parts = _cut(ink, (0, 0, w, h), labels, total, min_gap)
     if not parts:
-        return []
+        return _by_regions(ink, labels, total)
     out = []
     for label, (x0, y0, x1, y1) in parts:
         sub = ink[y0:y1, x0:x1]
@@ -109,3 +118,67 @@ def inside(box, part, slack: int = 2) -> bool:
     """Whether the centre of ``box`` lies in ``part``."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return part[0] - slack <= cx <= part[2] + slack and part[1] - slack <= cy <= part[3] + slack
+
+
+def _by_regions(ink: np.ndarray, labels: list[ReferenceSign], total: float) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """Figures as the connected regions of ink nearest to each label (see the module docstring)."""
+    from scipy import ndimage
+
+    h, w = ink.shape
+    step = max(1, int(max(h, w) / 700))  # work on a ~700 px view
+    small = ink[::step, ::step]
+    reach = max(2, int(0.012 * max(small.shape)))  # gaps inside one figure (broken lines, leaders)
+    joined = ndimage.binary_dilation(small, iterations=reach)
+    regions, count = ndimage.label(joined)
+    if count < len(labels):
+        return []
+    boxes = ndimage.find_objects(regions)
+    weight = ndimage.sum_labels(small, regions, index=np.arange(1, count + 1))
+    label_boxes = [tuple(v / step for v in s.box) for s in labels]
+    owned: dict[int, list[int]] = {i: [] for i in range(len(labels))}
+    for r, sl in enumerate(boxes):
+        if weight[r] < 0.002 * small.sum():
+            continue  # specks
+        box = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
+        if any(_covers(lb, box) for lb in label_boxes):
+            continue  # the label itself
+        nearest = min(range(len(labels)), key=lambda i: _gap(label_boxes[i], box))
+        owned[nearest].append(r)
+    out = []
+    for i, label in enumerate(labels):
+        if not owned[i] or sum(weight[r] for r in owned[i]) * step * step < MIN_INK_SHARE * total * 0.5:
+            return []
+        # the dilation widened each region by ``reach``: take it back, then add the label's box
+        x0 = (min(boxes[r][1].start for r in owned[i]) + reach) * step
+        y0 = (min(boxes[r][0].start for r in owned[i]) + reach) * step
+        x1 = (max(boxes[r][1].stop for r in owned[i]) - reach) * step
+        y1 = (max(boxes[r][0].stop for r in owned[i]) - reach) * step
+        lx0, ly0, lx1, ly1 = label.box
+        margin = 2 * step
+        box = (max(0, int(min(x0, lx0)) - margin), max(0, int(min(y0, ly0)) - margin),
+               min(w, int(max(x1, lx1)) + margin), min(h, int(max(y1, ly1)) + margin))
+        out.append((label.text, box))
+    for a in range(len(out)):
+        for b in range(a + 1, len(out)):
+            if _overlap(out[a][1], out[b][1]) > 0.1:
+                return []
+    return out
+
+
+def _covers(label_box, box, slack: float = 8) -> bool:
+    return (box[0] >= label_box[0] - slack and box[1] >= label_box[1] - slack
+            and box[2] <= label_box[2] + slack and box[3] <= label_box[3] + slack)
+
+
+def _gap(a, b) -> float:
+    dx = max(0.0, max(a[0], b[0]) - min(a[2], b[2]))
+    dy = max(0.0, max(a[1], b[1]) - min(a[3], b[3]))
+    return (dx * dx + dy * dy) ** 0.5
+
+
+def _overlap(a, b) -> float:
+    """Intersection over the smaller box."""
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 1.0

@@ -10,6 +10,7 @@ import bisect
 import glob
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from PIL import Image, ImageOps
 
 from figsearch.errors import ModelUnavailable
 from figsearch.extras import require
-from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox
-from figsearch.ocr.preprocess import WordBox, detect_words, glyph_layer, rotations_for
+from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox, rotate_box
+from figsearch.ocr.preprocess import WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotations_for
+from figsearch.ocr.signs import match_label_line, parse_signs
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +84,77 @@ def _mosaic(image: Image.Image, words: list[WordBox]) -> tuple[Image.Image, list
     return canvas, slots
 
 
+def _labels_in(words: list[TextBox]) -> list[tuple[str, tuple[int, int, int, int], float]]:
+    """(label, box, confidence) of each candidate line (words sharing ``line``) that reads as a label."""
+    lines: dict[int, list[TextBox]] = {}
+    for w in words:
+        lines.setdefault(w.line, []).append(w)
+    out = []
+    for members in lines.values():
+        label = match_label_line(" ".join(w.text for w in members))
+        if label is None:
+            continue
+        box = (min(w.box[0] for w in members), min(w.box[1] for w in members),
+               max(w.box[2] for w in members), max(w.box[3] for w in members))
+        out.append((label, box, min(w.confidence for w in members)))
+    return out
+
+
+#: text that may be part of a label ("Fig", "FIG.", "ig.", "Figure")
+_LOOSE_LABEL = re.compile(r"[FfEP]?[IiLl1|][Gg]|gure|GURE")
+
+
+def _scaled(box, scale: float):
+    return tuple(v * scale for v in box)
+
+
+def _mostly_read(box, read_boxes) -> bool:
+    """Whether words read surely cover most of ``box`` (a candidate line, working pixels)."""
+    area = max(1.0, (box[2] - box[0]) * (box[3] - box[1]))
+    covered = 0.0
+    for r in read_boxes:
+        ix = min(box[2], r[2]) - max(box[0], r[0])
+        iy = min(box[3], r[3]) - max(box[1], r[1])
+        if ix > 0 and iy > 0:
+            covered += ix * iy
+    return covered >= 0.6 * area
+
+
+def may_hold_more_figures(image: Image.Image) -> bool:
+    """Whether a white gutter (≥ 2 % of the sheet) crosses the drawing with ≥ 10 % of its ink on
+    each side: a sheet that may hold more than one figure, so more than one label."""
+    from figsearch.ocr.sheet import _ink
+
+    ink, _ = _ink(image, side=400)
+    total = ink.sum()
+    if total == 0:
+        return False
+    for profile in (ink.sum(axis=1), ink.sum(axis=0)):
+        filled = np.flatnonzero(profile)
+        inner = profile[filled[0]: filled[-1] + 1]
+        cum = np.cumsum(inner)
+        empty = np.concatenate([[False], inner == 0, [False]])
+        edges = np.flatnonzero(np.diff(empty.astype(np.int8))).reshape(-1, 2)
+        for a, b in edges:
+            if b - a >= 0.02 * len(profile) and 0.1 * total <= cum[a - 1] <= 0.9 * total:
+                return True
+    return False
+
+
+def _overlaps(a, b) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
 class TesseractEngine(OcrEngine):
     """Tesseract LSTM on the glyph layer (lines and frames removed), with an orientation search."""
 
     name = "tesseract"
     working_side = 1800
 
-    def __init__(self, lang: str = "eng", tessdata: str | None = None) -> None:
+    def __init__(self, lang: str = "eng", tessdata: str | None = None, label_pass: bool = True,
+                 reject_phantoms: bool = True, max_word_glyphs: int = 40) -> None:
+        """``label_pass``, ``reject_phantoms`` and ``max_word_glyphs`` (10: numerals and labels only,
+        no drawing words) switch off what issue 14 added, for comparisons."""
         tesserocr = require("tesserocr", "the tesseract OCR engine")
         self._tesserocr = tesserocr
         self._path = tessdata or find_tessdata(lang)
@@ -96,6 +162,9 @@ class TesseractEngine(OcrEngine):
         self._api = tesserocr.PyTessBaseAPI(path=self._path, lang=lang, psm=tesserocr.PSM.SINGLE_BLOCK)
         self._lock = threading.Lock()
         self.lang = lang
+        self.label_pass = label_pass
+        self.reject_phantoms = reject_phantoms
+        self.max_word_glyphs = max_word_glyphs
 
     @property
     def identity(self) -> dict:
@@ -119,7 +188,12 @@ class TesseractEngine(OcrEngine):
         reference numerals are; so every detected word is cut out, scaled to one text height and
         stacked in a column ("mosaic"), which tesseract reads as a block of short lines.
         """
-        words = detect_words(np.asarray(image) < 128)
+        words = detect_words(np.asarray(image) < 128, reject_phantoms=self.reject_phantoms,
+                             max_members=self.max_word_glyphs, max_aspect=30.0 if self.max_word_glyphs > 10 else 8.0)
+        return self._recognise(image, words)
+
+    def _recognise(self, image: Image.Image, words: list[WordBox]) -> list[TextBox]:
+        """Read each of ``words`` (boxes in ``image``) through one mosaic; boxes in ``image``'s pixels."""
         if not words:
             return []
         mosaic, slots = _mosaic(image, words)
@@ -154,6 +228,73 @@ class TesseractEngine(OcrEngine):
             api.Clear()
         # reading order (line, then left to right) so that "FIG." and "3" follow each other
         return [box for _, box in sorted(read, key=lambda item: item[0])]
+
+    def read_words(self, image: Image.Image) -> list[TextBox]:
+        """The general reading, then a figure-label pass (``read_labels``) whose labels join the
+        words where the general reading has no label of that number and none at that place."""
+        words = super().read_words(image)
+        if not self.label_pass:
+            return words
+        have = [s for s in parse_signs(words) if s.kind == "figure_label"]
+        if have and not may_hold_more_figures(image):
+            return words  # a label found, and one figure on the sheet: nothing more to look for
+        extra = self.read_labels(image, words, every_rotation=not have)
+        texts = {s.text for s in have}
+        for word in extra:
+            if word.text in texts or any(_overlaps(word.box, s.box) for s in have):
+                continue
+            texts.add(word.text)
+            words.append(word)
+        return words
+
+    def read_labels(self, image: Image.Image, words: list[TextBox] | None = None,
+                    every_rotation: bool = True) -> list[TextBox]:
+        """Figure labels that the general reading misses: lettering larger than the glyph filter's
+        limit, italic "Fig.", labels turned sideways. Lines of glyph-sized and larger components are
+        read in one mosaic per orientation; lines that read as a label ("FIG. 3", "Fig.5", "ig. 2",
+        "Figure 3A") come back as one word ``FIG. n`` each. Orientations: the general reading's
+        first, then (``every_rotation``) the others of ``rotations`` until one yields a label."""
+        from figsearch.imaging import to_grey
+
+        grey = to_grey(image)
+        scale = min(1.0, self.working_side / max(grey.size)) if max(grey.size) else 1.0
+        if scale < 1.0:
+            grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))), Image.Resampling.BOX)
+        first = words[0].rotation if words else 0
+        # a label may stand sideways on a sheet whose other text is upright (and the other way round)
+        order = [first] + ([r for r in self.rotations if r != first] if every_rotation else [])
+        # lines the general reading read surely (numerals, words) need no second reading
+        done = [w.box for w in (words or []) if w.confidence >= 0.8 and w.rotation == first
+                and not _LOOSE_LABEL.search(w.text)]
+        pixels = np.asarray(grey)
+        ink = pixels < ink_threshold(pixels)
+        from figsearch.ocr.sheet import header_band
+
+        band = header_band(image)
+        band = _scaled(band, scale) if band is not None else None
+        for rotation in order:
+            view_ink = np.rot90(ink, k=rotation // 90) if rotation else ink
+            view = Image.fromarray(np.where(view_ink, 0, 255).astype(np.uint8))
+            candidates = label_lines(view_ink)
+            if band is not None:  # the header line of a published sheet holds no label
+                candidates = [c for c in candidates if not _mostly_read(rotate_box(c.box, rotation, grey.size), [band])]
+            if rotation == first and done and candidates:
+                mapped = [_scaled(b, scale) for b in done]
+                candidates = [c for c in candidates
+                              if not _mostly_read(rotate_box(c.box, rotation, grey.size), mapped)]
+            found = []
+            for tb in self._recognise(view, candidates) if candidates else []:
+                found.append(tb)
+            labels = _labels_in(found)
+            if labels:
+                inverse = 1.0 / scale
+                out = []
+                for text, box, conf in labels:
+                    x0, y0, x1, y1 = rotate_box(box, rotation, grey.size)
+                    out.append(TextBox(text, (int(x0 * inverse), int(y0 * inverse), int(round(x1 * inverse)), int(round(y1 * inverse))),
+                                       conf, line=-1, rotation=rotation))
+                return out
+        return []
 
     def close(self) -> None:
         self._api.End()
