@@ -17,13 +17,17 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   (cosine − mean) / std over that modality's candidate list for this query: the two cosine
   scales (a drawing encoder's 0.8 is not a sentence encoder's 0.8) are made comparable per query.
   A figure with no vector of a modality gets that list's lowest z (ranked as the list's last).
-- ``auto`` (default of the service, see :data:`figsearch.search.query.DEFAULT_MODE`): z-scores
-  weighted per query by how informative each modality is for *this* query, w_m ∝ max(0, g_m)^γ
-  where g_m is the modality's gap — the mean z of its first GAP_TOP candidates. A modality whose
-  best candidates do not stand out of its list (a visual channel near chance, a title shared by
-  many unrelated drawings) gets little weight; when both stand out alike this is ``zavg``. When
-  neither gap is positive the weights are equal. GAP_TOP and γ were chosen on training-side data
-  only (docs/evaluation.md).
+- ``auto``: z-scores weighted per query by how informative each modality is for *this* query.
+  A modality's weight starts as max(0, g)^GAP_POWER, g its gap: the mean z of its first GAP_TOP
+  candidates (how far its best candidates stand out of its list). The text channel, when the query
+  has one, is the anchor (PRIMARY); the visual channel's weight is further multiplied by the
+  *agreement* of the two lists, the share of their first AGREE_TOP candidates that they have in
+  common (^AGREE_POWER). Visual evidence thus counts as much as the text corroborates it: where the
+  drawings' nearest neighbours are near chance for the question asked (drawings of the same kind of
+  product, measured at class level), the lists hardly overlap and ``auto`` stays with the text;
+  where both find the same figures (the other sheets of a patent), it is close to ``zavg``. A query
+  with one modality only is ranked by that modality. When no gap is positive the gap weights are
+  equal. The constants were chosen on training-side data only (docs/evaluation.md).
 - ``text_weight`` w, when given, replaces the mode's rule by (1 − w)·v + w·t, missing = 0 as avg.
 
 Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
@@ -38,13 +42,15 @@ SINGLE = ("visual", "text")
 #: every rule :func:`fuse` knows (figsearch.search.query.MODES lists the ones offered to users)
 MODES = ("visual", "text", "avg", "max", "rrf", "zavg", "auto")
 #: ``auto``: a modality's gap is the mean z-score of its first GAP_TOP candidates ...
-GAP_TOP = 10
+GAP_TOP = 3
 #: ... and its weight grows as gap ** GAP_POWER
 GAP_POWER = 2.0
-#: ``auto``: the weaker modality's weight is also multiplied by agreement ** AGREE_POWER, the share
+#: ``auto``: the non-primary modality's weight is also multiplied by agreement ** AGREE_POWER, the share
 #: of the first AGREE_TOP candidates that both lists have in common
 AGREE_TOP = 20
 AGREE_POWER = 1.0
+#: ``auto``: the modality that keeps its gap weight (None: the one with the larger gap)
+PRIMARY = "text"
 #: a list whose scores spread less than this (all equal) standardises to z = 0
 MIN_STD = 1e-6
 
@@ -67,6 +73,7 @@ def fuse(
     gap_power: float = GAP_POWER,
     agree_top: int = AGREE_TOP,
     agree_power: float = AGREE_POWER,
+    primary: str | None = PRIMARY,
 ) -> list[Fused]:
     """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list."""
     exact = exact or {}
@@ -93,7 +100,7 @@ def fuse(
     if mode in ("zavg", "auto") and text_weight is None:
         stats = {m: standardiser(c) for m, c in lists.items() if c}
         weights = (
-            auto_weights(lists, stats, gap_top, gap_power, agree_top, agree_power)
+            auto_weights(lists, stats, gap_top, gap_power, agree_top, agree_power, primary)
             if mode == "auto" else {m: 1.0 for m in stats}
         )
         total = sum(weights.values()) or 1.0
@@ -155,10 +162,14 @@ def agreement(lists, top: int) -> float:
     return len(heads[0] & heads[1]) / max(1, min(top, *(len(h) for h in heads)))
 
 
-def auto_weights(lists, stats, gap_top: int, gap_power: float, agree_top: int, agree_power: float) -> dict[str, float]:
+def auto_weights(lists, stats, gap_top: int, gap_power: float, agree_top: int, agree_power: float,
+                 primary: str | None = None) -> dict[str, float]:
     weights = gap_weights(lists, stats, gap_top, gap_power)
     if len(weights) == 2 and agree_power:
-        weaker = min(weights, key=lambda m: (weights[m], m))
+        if primary in weights:
+            weaker = next(m for m in weights if m != primary)
+        else:
+            weaker = min(weights, key=lambda m: (weights[m], m))
         weights[weaker] *= agreement(lists, agree_top) ** agree_power
         if not any(weights.values()):
             weights[max(weights, key=lambda m: (weights[m], m))] = 1.0
