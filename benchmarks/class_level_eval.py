@@ -98,6 +98,8 @@ def main() -> int:
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--modes", default="", help="Modes to evaluate (comma-separated); default: all.")
     parser.add_argument("--jobs", type=int, default=1, help="Ingest worker processes [default: 1].")
+    parser.add_argument("--rerank", action="store_true",
+                        help="Also evaluate every encoder with the visual re-ranking on (figsearch evaluate --rerank).")
     args = parser.parse_args()
 
     encoders = list(dict.fromkeys([*(e.strip() for e in args.encoders.split(",") if e.strip()), *args.encoder]))
@@ -124,6 +126,7 @@ def main() -> int:
         print(f"{count} {args.parity}-numbered drawings ingested", file=sys.stderr)
 
     results: dict[str, dict] = {}
+    per_search: dict[str, float] = {}
     for encoder in encoders:
         collection = work / f"collection-{encoder.replace(':', '_').replace('/', '_')}"
         if not args.reuse or not (collection / "figsearch.sqlite").exists():
@@ -134,15 +137,22 @@ def main() -> int:
             start = time.perf_counter()
             run(cli, env)
             timings[f"index {encoder}"] = time.perf_counter() - start
-        out = work / f"eval-{encoder.replace(':', '_').replace('/', '_')}"
-        cli = ["evaluate", "--collection", str(collection), "--rule", RULE, "-k", str(args.k), "--out", str(out), "--json"]
-        if args.modes:
-            cli += ["--modes", args.modes]
-        commands.append("figsearch " + shlex.join(cli))
-        start = time.perf_counter()
-        done = run(cli, env, capture=True)
-        timings[f"evaluate {encoder}"] = time.perf_counter() - start
-        results[encoder] = json.loads(done.stdout)
+        for rerank in (False, True) if args.rerank else (False,):
+            name = encoder.replace(":", "_").replace("/", "_") + ("-rerank" if rerank else "")
+            cli = ["evaluate", "--collection", str(collection), "--rule", RULE, "-k", str(args.k),
+                   "--out", str(work / f"eval-{name}"), "--json", "--rerank" if rerank else "--no-rerank"]
+            if args.modes:
+                cli += ["--modes", args.modes]
+            commands.append("figsearch " + shlex.join(cli))
+            start = time.perf_counter()
+            done = run(cli, env, capture=True)
+            label = f"{encoder} + rerank" if rerank else encoder
+            timings[f"evaluate {label}"] = time.perf_counter() - start
+            results[label] = json.loads(done.stdout)
+            report = json.loads((work / f"eval-{name}" / "report.json").read_text())
+            searches = int(report.get("queries", 0)) * len(results[label])
+            if searches:
+                per_search[label] = 1000 * timings[f"evaluate {label}"] / searches
 
     measure = f"AP@{args.k}"
     modes = list(dict.fromkeys(m for r in results.values() for m in r))
@@ -151,6 +161,9 @@ def main() -> int:
     for command in commands:
         print(f"    {command}")
     print("\nTime per step (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    if per_search:
+        print("Evaluation time per search, all included (ms): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in per_search.items()))
     print()
     print("| visual encoder | " + " | ".join(modes) + " |")
     print("|---|" + "---:|" * len(modes))
