@@ -19,7 +19,8 @@ Usage (from the repository root; about 10 minutes on 2 cores for the three encod
 
     PYTHONPATH=src nice -n 10 python benchmarks/class_level_eval.py \\
         [--data ../shared/data] [--work /tmp/figsearch-class] [--parity odd|even] \\
-        [--encoder NAME ...] [--encoders hog,lines,drawing] [--reuse] [-k 50] [--modes ...]
+        [--encoder NAME ...] [--encoders hog,lines,drawing] [--reuse] [-k 50] [--modes ...] \\
+        [--rerank drawing|all]
 
 Everything is deterministic (no sampling), so a rerun prints the same numbers. Reports, qrels and
 TREC runs land in WORK/PARITY/eval-ENCODER.
@@ -98,8 +99,9 @@ def main() -> int:
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--modes", default="", help="Modes to evaluate (comma-separated); default: all.")
     parser.add_argument("--jobs", type=int, default=1, help="Ingest worker processes [default: 1].")
-    parser.add_argument("--rerank", action="store_true",
-                        help="Also evaluate every encoder with the visual re-ranking on (figsearch evaluate --rerank).")
+    parser.add_argument("--rerank", default="", metavar="ENCODERS",
+                        help="Also evaluate these encoders (comma-separated, or 'all') with the visual re-ranking on "
+                             "(figsearch evaluate --rerank).")
     args = parser.parse_args()
 
     encoders = list(dict.fromkeys([*(e.strip() for e in args.encoders.split(",") if e.strip()), *args.encoder]))
@@ -137,7 +139,8 @@ def main() -> int:
             start = time.perf_counter()
             run(cli, env)
             timings[f"index {encoder}"] = time.perf_counter() - start
-        for rerank in (False, True) if args.rerank else (False,):
+        also = args.rerank == "all" or encoder in args.rerank.split(",")
+        for rerank in (False, True) if also else (False,):
             name = encoder.replace(":", "_").replace("/", "_") + ("-rerank" if rerank else "")
             cli = ["evaluate", "--collection", str(collection), "--rule", RULE, "-k", str(args.k),
                    "--out", str(work / f"eval-{name}"), "--json", "--rerank" if rerank else "--no-rerank"]

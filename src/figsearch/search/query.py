@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 #: fusion modes; "visual" and "text" use one modality only (rules in figsearch.search.fusion)
 MODES = ("visual", "text", "avg", "max", "rrf", "zavg", "auto")
 #: the mode a search uses when it names none
-DEFAULT_MODE = "avg"
+DEFAULT_MODE = "auto"
 #: whether the visual candidates are re-ranked (figsearch.search.rerank) when a query does not say
 DEFAULT_RERANK = False
 
