@@ -3,7 +3,7 @@
 Builds a collection from ``../shared/data`` — the 50 US design grants, the 104 design PDFs, the 1,087
 designs of 2007, the UPAIR utility figures and the 17 utility patents' sheets (the last three mostly
 as distractors) — runs ingest, OCR + linking and indexing with the offline encoders, then evaluates
-every mode (text, visual, max, avg, rrf) with the same-patent rule (DeepPatent protocol: the other
+every mode (text, visual, max, avg, rrf, zavg, auto) with the same-patent rule (DeepPatent protocol: the other
 drawing sheets of the query's patent are relevant; front pages and abstract images are neither
 queries nor results; AP divides by all relevant sheets) and prints the table twice: over every
 eligible query, and over the design grants' sheets only (the set the search and encoder issues quote).
@@ -11,11 +11,12 @@ eligible query, and over the design grants' sheets only (the set the search and 
 Usage (from the repository root; about 15-30 minutes on 2 cores)::
 
     PYTHONPATH=src nice -n 10 python benchmarks/shared_data_eval.py \\
-        [--data ../shared/data] [--work /tmp/figsearch-eval] [--reuse] [-k 50] [--index-args "..."]
+        [--data ../shared/data] [--work /tmp/figsearch-eval] [--reuse] [-k 50] [--index-args "..."] [--rerank]
 
 The collection is rebuilt from scratch unless ``--reuse`` is given; every step is deterministic
 (no sampling; bootstrap and randomisation tests seeded), so a rerun prints the same numbers.
-Reports, qrels and TREC runs land in WORK/eval-all and WORK/eval-design-grants.
+Reports, qrels and TREC runs land in WORK/eval-all and WORK/eval-design-grants (with ``--rerank``, the
+re-ranked runs also in WORK/eval-all-rerank and WORK/eval-design-grants-rerank).
 """
 
 from __future__ import annotations
