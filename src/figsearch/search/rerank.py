@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-#: defaults chosen on training-side data (docs/evaluation.md)
+#: defaults; their effect on training-side data (and of database augmentation alone) is in docs/evaluation.md
 QUERY_NEIGHBOURS = 2
 DB_NEIGHBOURS = 2
 ALPHA = 3.0
