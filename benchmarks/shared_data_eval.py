@@ -3,7 +3,7 @@
 Builds a collection from ``../shared/data`` — the 50 US design grants, the 104 design PDFs, the 1,087
 designs of 2007, the UPAIR utility figures and the 17 utility patents' sheets (the last three mostly
 as distractors) — runs ingest, OCR + linking and indexing with the offline encoders, then evaluates
-every mode (text, visual, max, avg, rrf) with the same-patent rule (DeepPatent protocol: the other
+every mode (text, visual, max, avg, rrf, zavg, auto) with the same-patent rule (DeepPatent protocol: the other
 drawing sheets of the query's patent are relevant; front pages and abstract images are neither
 queries nor results; AP divides by all relevant sheets) and prints the table twice: over every
 eligible query, and over the design grants' sheets only (the set the search and encoder issues quote),
@@ -12,11 +12,12 @@ each followed by every mode's AP@k as a ratio to the best single modality (visua
 Usage (from the repository root; about 15-30 minutes on 2 cores)::
 
     nice -n 10 python benchmarks/shared_data_eval.py \\
-        [--data ../shared/data] [--work /tmp/figsearch-eval] [--reuse] [-k 50] [--index-args "..."]
+        [--data ../shared/data] [--work /tmp/figsearch-eval] [--reuse] [-k 50] [--index-args "..."] [--rerank]
 
 The collection is rebuilt from scratch unless ``--reuse`` is given; every step is deterministic
 (no sampling; bootstrap and randomisation tests seeded), so a rerun prints the same numbers.
-Reports, qrels and TREC runs land in WORK/eval-all and WORK/eval-design-grants.
+Reports, qrels and TREC runs land in WORK/eval-all and WORK/eval-design-grants (with ``--rerank``, the
+re-ranked runs also in WORK/eval-all-rerank and WORK/eval-design-grants-rerank).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def main() -> int:
     parser.add_argument("--ingest-args", default="", help="Extra arguments for figsearch ingest.")
     parser.add_argument("--ocr-args", default="", help="Extra arguments for figsearch ocr.")
     parser.add_argument("--index-args", default="", help="Extra arguments for figsearch index (e.g. the encoders).")
+    parser.add_argument("--rerank", action="store_true",
+                        help="Also evaluate with the visual re-ranking on (figsearch evaluate --rerank) and print both.")
     args = parser.parse_args()
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_THREAD_LIMIT="1")
@@ -97,22 +100,33 @@ def main() -> int:
     query_file = args.work / "design-grant-queries.txt"
     query_file.write_text("".join(f + "\n" for f in design_grant_figures))
 
-    start = time.perf_counter()
-    ev = experiment.evaluate(collection, experiment.Judgments(rules=("same-patent",)), queries="all", k=args.k)
-    timings["evaluate"] = time.perf_counter() - start
-    results = {"all": ev}
-    commands.append(f"figsearch evaluate --collection {collection} --rule same-patent -k {args.k} --out {args.work / 'eval-all'}")
-    if design_grant_figures:
-        # the same runs re-scored on the design grants' sheets (identical to --queries FILE, without searching again)
-        results["design-grants"] = experiment.restrict(ev, design_grant_figures)
+    results = {}
+    per_search = {}
+    for rerank in (False, True) if args.rerank else (False,):
+        suffix = " + rerank" if rerank else ""
+        flag = " --rerank" if rerank else " --no-rerank"
+        start = time.perf_counter()
+        ev = experiment.evaluate(collection, experiment.Judgments(rules=("same-patent",)), queries="all", k=args.k,
+                                 backend_factory=experiment.reranking_factory(rerank))
+        timings["evaluate" + suffix] = time.perf_counter() - start
+        per_search["evaluate" + suffix] = 1000 * timings["evaluate" + suffix] / (len(ev.queries) * len(ev.runset.runs))
+        tag = "-rerank" if rerank else ""
+        results["all" + suffix] = (ev, f"eval-all{tag}")
         commands.append(
-            f"figsearch evaluate --collection {collection} --rule same-patent --queries {query_file} -k {args.k} "
-            f"--out {args.work / 'eval-design-grants'}"
+            f"figsearch evaluate --collection {collection} --rule same-patent -k {args.k}{flag} "
+            f"--out {args.work / ('eval-all' + tag)}"
         )
-    else:
-        print("no figure of the collection comes from us-design-grants: second table skipped", file=sys.stderr)
-    for name, result in results.items():
-        report.write(result, experiment.output_dir(args.work / f"eval-{name}"))
+        if design_grant_figures:
+            # the same runs re-scored on the design grants' sheets (identical to --queries FILE, without searching again)
+            results["design-grants" + suffix] = (experiment.restrict(ev, design_grant_figures), f"eval-design-grants{tag}")
+            commands.append(
+                f"figsearch evaluate --collection {collection} --rule same-patent --queries {query_file} -k {args.k}"
+                f"{flag} --out {args.work / ('eval-design-grants' + tag)}"
+            )
+        else:
+            print("no figure of the collection comes from us-design-grants: second table skipped", file=sys.stderr)
+    for name, (result, folder) in results.items():
+        report.write(result, experiment.output_dir(args.work / folder))
 
     print("# figsearch on the shared data: same-patent retrieval\n")
     print("Commands:\n")
@@ -120,7 +134,8 @@ def main() -> int:
         print(f"    {command}")
     print(f"\nCollection: {json.dumps(counts, sort_keys=True)}")
     print("Time per step (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
-    for name, ev in results.items():
+    print("Evaluation time per search, all included (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in per_search.items()))
+    for name, (ev, _) in results.items():
         print()
         print(f"### queries: {name}\n")
         print(report.to_markdown(ev))

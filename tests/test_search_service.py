@@ -154,3 +154,32 @@ def test_search_by_figure_runs_no_model(service):
     before = dict(CALLS)
     service.search(Query(figure_id="US1-A", mode="avg", k=3))
     assert CALLS == before
+
+
+def test_zavg_and_auto_are_the_fusion_of_the_service_lists(service):
+    from figsearch.search.fusion import fuse
+
+    # every figure is in its lists: nothing to fill
+    lists = {m: sorted(scores.items(), key=lambda x: -x[1]) for m, scores in (("visual", V), ("text", T))}
+    for mode in ("zavg", "auto"):
+        by_hand = fuse(lists, {}, mode=mode)
+        got = service.search(Query(figure_id="US1-A", mode=mode, k=10)).hits
+        assert [h.figure_id for h in got] == [f.figure_id for f in by_hand]
+        assert [h.score for h in got] == pytest.approx([f.score for f in by_hand], abs=1e-5)
+
+
+def test_rerank_rescores_the_visual_candidates_from_their_stored_vectors(service):
+    import numpy as np
+
+    from figsearch.search.rerank import rerank
+
+    ids = [f for f, _ in expect(V)]  # E B C D
+    angles = {"US1-A": 0, "US1-B": 30, "US2-C": 60, "US2-D": 90, "EP3-E": 10}
+    vector = {f: np.array([math.cos(math.radians(a)), math.sin(math.radians(a))], np.float32) for f, a in angles.items()}
+    new = rerank(vector["US1-A"], np.stack([vector[f] for f in ids]))
+    got = service.search(Query(figure_id="US1-A", mode="visual", k=10, rerank=True)).hits
+    by_hand = sorted(zip(ids, new.tolist()), key=lambda x: -x[1])
+    assert [h.figure_id for h in got] == [f for f, _ in by_hand]
+    assert [h.score for h in got] == pytest.approx([s for _, s in by_hand], abs=1e-5)
+    plain = service.search(Query(figure_id="US1-A", mode="visual", k=10, rerank=False))
+    assert ranked(plain) == expect(V) == ranked(service.search(Query(figure_id="US1-A", mode="visual", k=10)))

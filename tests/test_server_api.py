@@ -61,7 +61,7 @@ def test_health_and_info(client):
     assert client.get("/api/health").json() == {"status": "ok", "collection": "collection"}
     info = client.get("/api/info").json()
     assert info["patents"] == 4 and info["figures"] == 12
-    assert info["modes"] == ["visual", "text", "avg", "max", "rrf"]
+    assert info["modes"] == ["visual", "text", "avg", "max", "rrf", "zavg", "auto"]
     assert info["limits"]["formats"] == ["png", "jpeg", "tiff", "pdf"]
     assert info["encoders"]["visual"] == "fake-pixels-24"
 

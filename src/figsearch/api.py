@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from figsearch.records import Hit
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
-from figsearch.search.query import Filters, Query
+from figsearch.search.query import DEFAULT_MODE, MODES, Filters, Query
 
 if TYPE_CHECKING:
     from figsearch.evaluate.experiment import Evaluation
@@ -131,10 +131,11 @@ class SearchCollection:
         figure: str | None = None,
         image: Any = None,
         text: str | None = None,
-        mode: str = "avg",
+        mode: str | None = None,
         k: int = 10,
         offset: int = 0,
         text_weight: float | None = None,
+        rerank: bool | None = None,
         exclude_own_patent: bool = False,
         date_from: str | None = None,
         date_to: str | None = None,
@@ -147,7 +148,8 @@ class SearchCollection:
         ``figure``: a figure id or a readable reference ("EP1667425A1 FIG. 1"); ``image``: a
         path, the bytes of a TIFF/PNG/JPEG/PDF, or a PIL image (not together with ``figure``);
         ``text``: words. ``mode``: one of figsearch.search.query.MODES (``visual``, ``text``,
-        ``max``, ``avg``, ``rrf``, ...). Filters: publication dates (``YYYY[-MM[-DD]]``),
+        ``max``, ``avg``, ``rrf``, ``zavg``, ``auto``; default ``DEFAULT_MODE``). ``rerank``: re-rank
+        the visual candidates (query expansion; default: the service's). Filters: publication dates (``YYYY[-MM[-DD]]``),
         office, classification prefix, patents to leave out. Returns a
         :class:`~figsearch.search.api.SearchResult`: ``.hits`` (:class:`figsearch.records.Hit`:
         figure_id, patent, rank, score, per-modality ``scores``, label, title, sentences,
@@ -157,8 +159,8 @@ class SearchCollection:
         if isinstance(image, os.PathLike):
             image = str(image)
         query = Query(
-            figure_id=figure_id, image=image, text=text, mode=mode, k=k, offset=offset, text_weight=text_weight,
-            exclude_query_patent=exclude_own_patent,
+            figure_id=figure_id, image=image, text=text, mode=mode or DEFAULT_MODE, k=k, offset=offset,
+            text_weight=text_weight, rerank=rerank, exclude_query_patent=exclude_own_patent,
             filters=Filters(date_from=date_from, date_to=date_to, office=office, classification_prefix=classification,
                             exclude_patents=tuple(exclude_patents)),
         )
@@ -190,7 +192,7 @@ class SearchCollection:
         combine: str = "sum",
         queries: str = "all",
         k: int = 50,
-        modes: Sequence[str] = ("text", "visual", "max", "avg", "rrf"),
+        modes: Sequence[str] = MODES,
         measures: Sequence[str] | None = None,
         seed: int = 0,
     ) -> EvaluationResult:

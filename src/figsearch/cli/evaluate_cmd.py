@@ -39,7 +39,7 @@ class _Progress:
 
 def _modes(values: tuple[str, ...]) -> list[str]:
     modes = [m.strip() for value in values for m in value.split(",") if m.strip()]
-    return modes or ["text", "visual", "max", "avg", "rrf"]
+    return modes or list(MODES)
 
 
 @main.command("evaluate")
@@ -73,11 +73,14 @@ def _modes(values: tuple[str, ...]) -> list[str]:
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False),
               help="A second collection (other documents or other model settings) evaluated side by side.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and randomisation tests.")
+@click.option("--rerank/--no-rerank", "rerank", default=None,
+              help="Re-rank the visual candidates (alpha-query expansion with database-side augmentation) in "
+                   "every search, or not [default: the search service's default].")
 @json_option
 def evaluate_command(
-    collection, qrels_file, rules, combine, queries, k, modes, measures, out, compare_dir, seed, as_json
+    collection, qrels_file, rules, combine, queries, k, modes, measures, out, compare_dir, seed, rerank, as_json
 ):
-    """Measure retrieval quality per mode (text, visual, max, avg, rrf) against judgments.
+    """Measure retrieval quality per mode (text, visual, max, avg, rrf, zavg, auto) against judgments.
 
     Prints the table (one row per mode: AP@k with its 95% bootstrap interval, P@10, R@k, RR = MRR,
     nDCG@10, number of queries), paired tests between the modes, and writes report.md,
@@ -94,6 +97,8 @@ def evaluate_command(
         measures=[m.strip() for m in measures.split(",") if m.strip()] if measures else None,
         seed=seed,
     )
+    if rerank is not None:
+        options["backend_factory"] = experiment.reranking_factory(rerank)
     progress = _Progress(enabled=not as_json)
     try:
         if compare_dir:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from figsearch.cli.base import collection_option, json_option, main
-from figsearch.search.query import MODES
+from figsearch.search.query import DEFAULT_MODE, MODES
 
 
 def _hit_json(hit) -> dict:
@@ -37,7 +37,10 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--image", "image", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Query by a drawing file (TIFF, PNG, JPEG, or the first page of a PDF).")
 @click.option("--text", default=None, metavar="T", help="Query text (alone or with a drawing).")
-@click.option("--mode", type=click.Choice(MODES), default="avg", show_default=True, help="How visual and text scores combine.")
+@click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True, help="How visual and text scores combine.")
+@click.option("--rerank/--no-rerank", "rerank", default=None,
+              help="Re-rank the visual candidates (query expansion + database-side augmentation) "
+                   "[default: the service's default].")
 @click.option("-k", "k", default=10, show_default=True, help="Number of hits.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")
@@ -47,7 +50,7 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--office", default=None, help="Only patents of this office (US, EP, ...).")
 @click.option("--classification", default=None, metavar="PREFIX", help="Only patents with a classification code starting so.")
 @json_option
-def search_command(collection, figure_id, image, text, mode, k, offset, text_weight, exclude_own_patent,
+def search_command(collection, figure_id, image, text, mode, rerank, k, offset, text_weight, exclude_own_patent,
                    date_from, date_to, office, classification, as_json):
     """Find the figures most similar to a figure, a drawing file and/or a text.
 
@@ -61,7 +64,7 @@ def search_command(collection, figure_id, image, text, mode, k, offset, text_wei
     with open_collection(collection) as coll:
         result = coll.search(
             figure=figure_id, image=str(image) if image is not None else None, text=text, mode=mode, k=k,
-            offset=offset, text_weight=text_weight, exclude_own_patent=exclude_own_patent,
+            offset=offset, text_weight=text_weight, rerank=rerank, exclude_own_patent=exclude_own_patent,
             date_from=date_from, date_to=date_to, office=office, classification=classification,
         )
     if as_json:

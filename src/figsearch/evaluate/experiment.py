@@ -24,7 +24,7 @@ from figsearch.store import Collection
 log = logging.getLogger(__name__)
 
 #: the reference table's row order, then the rank fusion
-MODE_ORDER = ("text", "visual", "max", "avg", "rrf")
+MODE_ORDER = ("text", "visual", "max", "avg", "rrf", "zavg", "auto")
 
 
 @dataclass
@@ -89,6 +89,26 @@ def open_backend(path: str | os.PathLike):
     except ImportError as exc:
         raise MissingDependency(f"the search service is not available in this figsearch ({exc})") from exc
     return SearchService.open(path)
+
+
+class Reranking:
+    """A backend whose every search re-ranks the visual candidates (``rerank=True``) or does not."""
+
+    def __init__(self, backend, rerank: bool) -> None:
+        self.backend = backend
+        self.rerank = rerank
+
+    def search(self, query):
+        query.rerank = self.rerank
+        return self.backend.search(query)
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+
+def reranking_factory(rerank: bool, factory: Callable | None = None) -> Callable:
+    """A backend factory like ``factory`` (default: :func:`open_backend`) with re-ranking set on or off."""
+    return lambda path: Reranking((factory or open_backend)(path), rerank)
 
 
 @dataclass

@@ -13,6 +13,21 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   (so a text-less drawing scores v).
 - ``rrf`` (reciprocal rank fusion, Cormack et al. 2009): Σ 1 / (RRF_K + rank) over the lists in
   which the figure appears, rank 1-based in each list; absent from a list, it adds 0 for it.
+- ``zavg``: the mean of the two *standardised* scores, (z_v + z_t) / 2, where a modality's z is
+  (cosine − mean) / std over that modality's candidate list for this query: the two cosine
+  scales (a drawing encoder's 0.8 is not a sentence encoder's 0.8) are made comparable per query.
+  A figure with no vector of a modality gets that list's lowest z (ranked as the list's last).
+- ``auto``: z-scores weighted per query by how informative each modality is for *this* query.
+  A modality's weight starts as max(0, g)^GAP_POWER, g its gap: the mean z of its first GAP_TOP
+  candidates (how far its best candidates stand out of its list). The text channel, when the query
+  has one, is the anchor (PRIMARY); the visual channel's weight is further multiplied by the
+  *agreement* of the two lists, the share of their first AGREE_TOP candidates that they have in
+  common (^AGREE_POWER). Visual evidence thus counts as much as the text corroborates it: where the
+  drawings' nearest neighbours are near chance for the question asked (drawings of the same kind of
+  product, measured at class level), the lists hardly overlap and ``auto`` stays with the text;
+  where both find the same figures (the other sheets of a patent), it is close to ``zavg``. A query
+  with one modality only is ranked by that modality. When no gap is positive the gap weights are
+  equal. The constants were chosen on training-side data only (docs/evaluation.md).
 - ``text_weight`` w, when given, replaces the mode's rule by (1 − w)·v + w·t, missing = 0 as avg.
 
 Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
@@ -24,6 +39,20 @@ from dataclasses import dataclass, field
 
 RRF_K = 60
 SINGLE = ("visual", "text")
+#: every rule :func:`fuse` knows (figsearch.search.query.MODES lists the ones offered to users)
+MODES = ("visual", "text", "avg", "max", "rrf", "zavg", "auto")
+#: ``auto``: a modality's gap is the mean z-score of its first GAP_TOP candidates ...
+GAP_TOP = 3
+#: ... and its weight grows as gap ** GAP_POWER
+GAP_POWER = 2.0
+#: ``auto``: the non-primary modality's weight is also multiplied by agreement ** AGREE_POWER, the share
+#: of the first AGREE_TOP candidates that both lists have in common
+AGREE_TOP = 20
+AGREE_POWER = 1.0
+#: ``auto``: the modality that keeps its gap weight (None: the one with the larger gap)
+PRIMARY = "text"
+#: a list whose scores spread less than this (all equal) standardises to z = 0
+MIN_STD = 1e-6
 
 
 @dataclass
@@ -40,6 +69,11 @@ def fuse(
     mode: str,
     text_weight: float | None = None,
     rrf_k: int = RRF_K,
+    gap_top: int = GAP_TOP,
+    gap_power: float = GAP_POWER,
+    agree_top: int = AGREE_TOP,
+    agree_power: float = AGREE_POWER,
+    primary: str | None = PRIMARY,
 ) -> list[Fused]:
     """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list."""
     exact = exact or {}
@@ -63,6 +97,13 @@ def fuse(
         return found
 
     ranks = {m: {f: r for r, (f, _) in enumerate(c, start=1)} for m, c in lists.items()}
+    if mode in ("zavg", "auto") and text_weight is None:
+        stats = {m: standardiser(c) for m, c in lists.items() if c}
+        weights = (
+            auto_weights(lists, stats, gap_top, gap_power, agree_top, agree_power, primary)
+            if mode == "auto" else {m: 1.0 for m in stats}
+        )
+        total = sum(weights.values()) or 1.0
     fused = []
     for figure_id in union:
         scores = scores_of(figure_id)
@@ -76,6 +117,12 @@ def fuse(
             score = (scores.get("visual", 0.0) + scores.get("text", 0.0)) / 2
         elif mode == "max":
             score = max(scores.values())
+        elif mode in ("zavg", "auto"):
+            score = 0.0
+            for m, (centre, scale, lowest) in stats.items():
+                z = (scores[m] - centre) / scale if m in scores else lowest
+                score += weights[m] * z
+            score /= total
         elif mode == "rrf":
             score = sum(1.0 / (rrf_k + r[figure_id]) for r in ranks.values() if figure_id in r)
         else:
@@ -85,3 +132,45 @@ def fuse(
     fused.sort(key=lambda f: (-round(f.score, 9), f.figure_id))
     return fused
 
+
+
+def standardiser(candidates: list[tuple[str, float]]) -> tuple[float, float, float]:
+    """(mean, std, lowest z) of a candidate list's scores; std is at least MIN_STD."""
+    values = [s for _, s in candidates]
+    centre = sum(values) / len(values)
+    spread = (sum((v - centre) ** 2 for v in values) / len(values)) ** 0.5
+    scale = spread if spread > MIN_STD else 1.0
+    return centre, scale, (min(values) - centre) / scale
+
+
+def gap_weights(lists, stats, top: int, power: float) -> dict[str, float]:
+    """Per modality, max(0, mean z of its first ``top`` candidates) ** power; equal when none is positive."""
+    gaps = {}
+    for m, (centre, scale, _) in stats.items():
+        head = [s for _, s in lists[m][:top]]
+        gaps[m] = max(0.0, (sum(head) / len(head) - centre) / scale) ** power
+    if not any(gaps.values()):
+        return {m: 1.0 for m in stats}
+    return gaps
+
+
+def agreement(lists, top: int) -> float:
+    """The share of the first ``top`` candidates that the two lists have in common (0..1)."""
+    heads = [{f for f, _ in c[:top]} for c in lists.values() if c]
+    if len(heads) < 2:
+        return 1.0
+    return len(heads[0] & heads[1]) / max(1, min(top, *(len(h) for h in heads)))
+
+
+def auto_weights(lists, stats, gap_top: int, gap_power: float, agree_top: int, agree_power: float,
+                 primary: str | None = None) -> dict[str, float]:
+    weights = gap_weights(lists, stats, gap_top, gap_power)
+    if len(weights) == 2 and agree_power:
+        if primary in weights:
+            weaker = next(m for m in weights if m != primary)
+        else:
+            weaker = min(weights, key=lambda m: (weights[m], m))
+        weights[weaker] *= agreement(lists, agree_top) ** agree_power
+        if not any(weights.values()):
+            weights[max(weights, key=lambda m: (weights[m], m))] = 1.0
+    return weights

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: fusion modes; "visual" and "text" use one modality only
-MODES = ("visual", "text", "avg", "max", "rrf")
+#: fusion modes; "visual" and "text" use one modality only (rules in figsearch.search.fusion)
+MODES = ("visual", "text", "avg", "max", "rrf", "zavg", "auto")
+#: the mode a search uses when it names none
+DEFAULT_MODE = "auto"
+#: whether the visual candidates are re-ranked (figsearch.search.rerank) when a query does not say
+DEFAULT_RERANK = False
 
 
 @dataclass
@@ -24,9 +28,12 @@ class Query:
     figure_id: str | None = None
     image: object | None = None
     text: str | None = None
-    mode: str = "avg"
+    mode: str = DEFAULT_MODE
     #: 0..1; when set, fused score = (1-w)*visual + w*text instead of the mode's rule
     text_weight: float | None = None
+    #: re-rank the visual candidates (alpha-query expansion + database-side augmentation);
+    #: None: DEFAULT_RERANK
+    rerank: bool | None = None
     k: int = 10
     offset: int = 0
     exclude_query_patent: bool = False

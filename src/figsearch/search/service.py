@@ -27,12 +27,12 @@ from figsearch.index.files import index_dir, read_manifest
 from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
 from figsearch.records import Hit
-from figsearch.search import explain
+from figsearch.search import explain, rerank
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
 from figsearch.search.filters import check_filters, passing
 from figsearch.search.fusion import Fused, fuse
 from figsearch.search.inputs import load_query_image
-from figsearch.search.query import MODES, Query
+from figsearch.search.query import DEFAULT_RERANK, MODES, Query
 from figsearch.store import MODALITIES, Collection
 
 log = logging.getLogger(__name__)
@@ -300,6 +300,11 @@ class SearchService:
                 missing = union - {f for f, _ in lists[modality]}
                 stored = self.collection.vectors.fetch(modality, indexes[modality].encoder, missing)
                 exact[modality] = {f: float(np.max(vectors[modality] @ v)) for f, v in stored.items()}
+        if "visual" in lists and (DEFAULT_RERANK if query.rerank is None else query.rerank):
+            key = indexes["visual"].encoder
+            lists, exact = rerank.rerank_visual(
+                lists, exact, vectors["visual"], lambda ids: self.collection.vectors.fetch("visual", key, ids)
+            )
         mode = query.mode if len(modalities) == 2 or query.mode in ("visual", "text") else modalities[0]
         weight = query.text_weight if len(modalities) == 2 else None
         if query.text_weight is not None and weight is None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from figsearch.errors import InputError
 from figsearch.search.api import SearchResult
-from figsearch.search.query import MODES, Filters
+from figsearch.search.query import DEFAULT_MODE, MODES, Filters
 from figsearch.search.query import Query as SearchQuery
 from figsearch.server import schemas
 from figsearch.server.errors import PayloadTooLarge, error_responses
@@ -23,7 +23,7 @@ from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_pa
 
 router = APIRouter(prefix="/api", responses=error_responses(500))
 
-Mode = Literal["visual", "text", "avg", "max", "rrf"]
+Mode = Literal["visual", "text", "avg", "max", "rrf", "zavg", "auto"]
 
 
 class SearchParams(BaseModel):
@@ -31,7 +31,15 @@ class SearchParams(BaseModel):
 
     figure_id: str | None = Field(None, max_length=300, description="search with this figure of the collection")
     text: str | None = Field(None, max_length=2000, description="words, alone or beside an image")
-    mode: Mode = Field("avg", description="visual or text alone, or how both are fused: avg, max, rrf (rank fusion)")
+    mode: Mode = Field(
+        DEFAULT_MODE,
+        description="visual or text alone, or how both are fused: avg, max, rrf (rank fusion), zavg (mean of "
+        "per-query z-scores), auto (z-scores weighted per query by how informative each modality is)",
+    )
+    rerank: bool | None = Field(
+        None, description="re-rank the visual candidates (query expansion + database-side augmentation); "
+        "default: the service's default"
+    )
     text_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="0..1; when given, score = (1-w)*visual + w*text instead of the mode's rule"
     )
@@ -121,6 +129,7 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
         text=text,
         mode=params.mode,
         text_weight=params.text_weight,
+        rerank=params.rerank,
         k=params.k,
         offset=params.offset,
         exclude_query_patent=exclude_query_patent,

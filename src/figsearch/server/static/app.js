@@ -378,7 +378,7 @@ function rememberInUrl(offset) {
   if (state.file) { history.replaceState(null, "", location.pathname + location.search); return; }
   const { form } = buildForm(offset);
   const params = new URLSearchParams();
-  for (const [k, v] of form.entries()) if (k !== "k" && !(k === "offset" && v === "0") && !(k === "mode" && v === "avg")) params.append(k, v);
+  for (const [k, v] of form.entries()) if (k !== "k" && !(k === "offset" && v === "0") && !(k === "mode" && v === "auto")) params.append(k, v);
   history.replaceState(null, "", `#${params}`);
 }
 
@@ -391,7 +391,7 @@ async function restoreFromUrl() {
   set("date-to", "date_to");
   set("office", "office");
   set("classification", "classification");
-  const mode = document.querySelector(`input[name=mode][value="${CSS.escape(params.get("mode") || "avg")}"]`);
+  const mode = document.querySelector(`input[name=mode][value="${CSS.escape(params.get("mode") || "auto")}"]`);
   if (mode) mode.checked = true;
   if (params.has("text_weight")) { $("use-weight").checked = true; $("text-weight").value = params.get("text_weight"); $("use-weight").dispatchEvent(new Event("change")); }
   $("exclude-own").checked = params.get("exclude_query_patent") === "true";
