@@ -30,8 +30,9 @@ _BUILTIN_MODULES = (
     "figsearch.embed.clip",
     "figsearch.embed.text",
     "figsearch.embed.drawing",
+    "figsearch.embed.backbone",
 )
-_OPTIONAL = {"figsearch.embed.drawing"}
+_OPTIONAL = {"figsearch.embed.drawing", "figsearch.embed.backbone"}
 _loaded = False
 
 
