@@ -83,6 +83,7 @@ class Item:
     path: str
     text: str
     levels: tuple[str, ...]
+    source: str = ""
 
 
 def _class_levels(patent) -> tuple[str, ...]:
@@ -103,6 +104,20 @@ def _class_levels(patent) -> tuple[str, ...]:
             if cut:
                 return tuple(f"{scheme}:{x}" for x in cut)
     return ()
+
+
+def source_folders(items: Sequence[Item]) -> dict[str, int]:
+    """Drawings trained on per source folder (the first folder below the sources' common parent)."""
+    sources = [i.source for i in items if i.source]
+    if not sources:
+        return {}
+    parents = [os.path.dirname(s) for s in sources]
+    root = os.path.commonpath(parents) if len(set(parents)) > 1 else os.path.dirname(parents[0])
+    counts: dict[str, int] = {}
+    for source in sources:
+        top = os.path.relpath(source, root).split(os.sep)[0]
+        counts[top] = counts.get(top, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _excluded(patent: str, exclude: set[str]) -> bool:
@@ -135,7 +150,7 @@ def collection_items(paths: Sequence[str | os.PathLike], exclude: Sequence[str] 
                 patent = patents[figure.patent]
                 text = ". ".join(t.strip() for t in (patent.title, figure.description) if t and t.strip())
                 items.append(Item(figure.figure_id, figure.patent, str(collection.path(figure.image_path)), text,
-                                  _class_levels(patent)))
+                                  _class_levels(patent), figure.source_file or ""))
     if not items:
         raise InputError(f"no drawings to train on in {', '.join(map(str, paths))}; ingest patents with drawings first")
     return items
@@ -471,7 +486,6 @@ def run(
     """The whole ``train-encoder --arch backbone`` run: items, cached features, text vectors, head, ONNX file, record."""
     from figsearch import __version__
     from figsearch.embed.catalog import create_text
-    from figsearch.embed.trainset import source_folders
     from figsearch.fsutil import utcnow
 
     if settings.backbone not in BACKBONES:
@@ -504,7 +518,7 @@ def run(
         "settings": {k: v for k, v in asdict(settings).items() if k not in ("command", "exclude")},
         "excluded_patents": len(settings.exclude),
         "data": {"collections": [str(c) for c in settings.collections], "drawings": len(items),
-                 "patents": len({i.patent for i in items}), "source_folders": source_folders(settings.collections),
+                 "patents": len({i.patent for i in items}), "source_folders": source_folders(items),
                  "drawings_with_text": int(has_text.sum()) if has_text is not None else 0,
                  "drawings_with_class": int(sum(bool(i.levels) for i in items)),
                  "train_drawings": trained["n_train"], "val_drawings": trained["n_val"],
