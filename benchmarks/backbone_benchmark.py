@@ -71,7 +71,11 @@ def main() -> None:
     parser.add_argument("--encoder", action="append", default=[], help="other encoders in the same run (hog, drawing, ...)")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--speed-only", action="store_true", help="only the timings (no retrieval quality)")
     args = parser.parse_args()
+    if args.speed_only:
+        speed(args)
+        return
 
     sheets, patents = load_sheets(SHARED / "us-design-grants", 1600)
     images, classes, titles = odd_2007(SHARED / "us-design-2007")
@@ -91,19 +95,35 @@ def main() -> None:
     print(f"words -> drawings (odd 2007 titles): own drawing median rank {words['median_rank']:.0f} of "
           f"{words['drawings']}, recall@10 {words['recall@10']:.3f}, same-class mAP@50 {words['class_map50']:.4f}")
     if args.speed:
-        hog = encoders.get("hog") or create_visual("hog")
-        for name, encoder in (("backbone", backbone), ("hog", hog)):
-            encoder.encode(sheets[:8])
-            start = time.perf_counter()
-            encoder.encode(sheets)
-            rate = len(sheets) / (time.perf_counter() - start)
-            print(f"speed {name}: {rate:.1f} drawings/s (load average {os.getloadavg()[0]:.1f})", flush=True)
-        times = []
-        for image in sheets[:20]:
-            start = time.perf_counter()
-            backbone.encode([image])
-            times.append(time.perf_counter() - start)
-        print(f"one query image (backbone): median {1000 * np.median(times):.0f} ms (load average {os.getloadavg()[0]:.1f})")
+        speed(args, sheets, backbone, encoders.get("hog"))
+
+
+def speed(args, sheets=None, backbone=None, hog=None) -> None:
+    if sheets is None:
+        sheets, _ = load_sheets(SHARED / "us-design-grants", 1600)
+        backbone = create_visual(f"backbone:{args.model}", threads=args.threads)
+    hog = hog or create_visual("hog")
+    for name, encoder in (("backbone", backbone), ("hog", hog)):
+        encoder.encode(sheets[:8])
+        start = time.perf_counter()
+        encoder.encode(sheets)
+        rate = len(sheets) / (time.perf_counter() - start)
+        print(f"speed {name}: {rate:.1f} drawings/s (load average {os.getloadavg()[0]:.1f})", flush=True)
+    times = []
+    for image in sheets[:20]:
+        start = time.perf_counter()
+        backbone.encode([image])
+        times.append(time.perf_counter() - start)
+    print(f"one query image (backbone): median {1000 * np.median(times):.0f} ms (load average {os.getloadavg()[0]:.1f})")
+    # the network alone, on drawings already prepared (224 px grey), batches of 32
+    prepared = np.stack([backbone.prepare(image) for image in sheets[:128]])
+    backbone.encode_prepared(prepared[:32])
+    start = time.perf_counter()
+    for i in range(0, len(prepared), 32):
+        backbone.encode_prepared(prepared[i : i + 32])
+    rate = len(prepared) / (time.perf_counter() - start)
+    print(f"speed backbone network only (prepared 224 px, batches of 32): {rate:.1f} drawings/s "
+          f"(load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
