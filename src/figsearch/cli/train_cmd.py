@@ -48,9 +48,10 @@ def _canonical_command(ctx: click.Context) -> str:
     help="Collection to train on (repeatable); its drawings grouped by patent.",
 )
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt).")
-@click.option("--arch", type=click.Choice(ARCHITECTURES.names()), default="cnn", show_default=True,
-              help="Compact CNN trained from scratch, a CLIP vision tower fine-tuned, or a metric head on the "
-                   "lines descriptor (started as the lines encoder).")
+@click.option("--arch", type=click.Choice(sorted([*ARCHITECTURES.names(), "backbone"])), default="cnn", show_default=True,
+              help="Compact CNN trained from scratch, a CLIP vision tower fine-tuned, a metric head on the "
+                   "lines descriptor (started as the lines encoder), or a head on a frozen pretrained ImageNet "
+                   "backbone aligned with the drawings' text and classes (writes an .onnx model).")
 @click.option("--branches", default="layout,style", show_default=True,
               help="cnn branches: layout (the whole drawing), style (stroke-scale patches), or both.")
 @click.option("--clip-model", default=None, help="With --arch clip: local folder (or hub name) of a transformers CLIP.")
@@ -74,8 +75,12 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 … [cuda when present].")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch.")
 @click.option("--keep-headers", is_flag=True, help="Do not whiten the running headers of PDF sheets.")
+@click.option("--exclude", "exclude_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="backbone: file of patent numbers (one a line) never trained on, e.g. an evaluation set.")
+@click.option("--train-fraction", type=float, default=1.0, show_default=True,
+              help="backbone: share of the training patents used (learning curves).")
 def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, epochs, time_budget, seed, image_size, input_scale, batch_size,
-                  lr, val_fraction, patience, resume, device, threads, keep_headers) -> None:
+                  lr, val_fraction, patience, resume, device, threads, keep_headers, exclude_file, train_fraction) -> None:
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
     Prints the validation mAP@50 of held-out patents after every epoch and keeps the best model
@@ -83,6 +88,15 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
     encoder (model=OUT).
     """
     from tqdm import tqdm
+
+    if arch == "backbone":
+        from figsearch.cli.backbone_cmd import train_backbone
+
+        train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_fraction, threads, keep_headers,
+                       exclude_file, train_fraction, _canonical_command(click.get_current_context()))
+        return
+    if exclude_file or train_fraction != 1.0:
+        raise InputError("--exclude and --train-fraction apply to --arch backbone only")
 
     from figsearch.train.run import RunSettings, run_training
 

@@ -31,8 +31,9 @@ _BUILTIN_MODULES = (
     "figsearch.embed.encoders.text",
     "figsearch.embed.encoders.multilingual",
     "figsearch.embed.encoders.drawing",
+    "figsearch.embed.encoders.backbone",
 )
-_OPTIONAL = {"figsearch.embed.encoders.drawing"}
+_OPTIONAL = {"figsearch.embed.encoders.drawing", "figsearch.embed.encoders.backbone"}
 _loaded = False
 
 

@@ -48,3 +48,27 @@ def prepare_drawing(image: Image.Image, size: int) -> Image.Image:
     """Grey, margins trimmed, padded to a square, resized to ``size``×``size`` (antialiased)."""
     square = pad_to_square(trim_margins(image))
     return square.resize((size, size), Image.Resampling.LANCZOS if square.width < size else Image.Resampling.BOX)
+
+
+def strip_running_header(image: Image.Image, top: float = 0.12, max_band: float = 0.03, min_gap: float = 0.02):
+    """Whiten a running header ("U.S. Patent  Sep. 4, 2007  Sheet 2 of 7  US D528,368 S").
+
+    Sheets printed from PDFs carry one; the bulk-data TIFFs do not. Its patent number is the same
+    on every sheet of a patent: left in, it teaches the encoder to read the header instead of
+    looking at the drawing. A header is a thin band of ink near the top followed by a wide gap.
+    """
+    grey = image.convert("L")
+    ink = np.asarray(grey) < 128
+    height = ink.shape[0]
+    rows = np.flatnonzero(ink.any(axis=1))
+    if rows.size == 0 or rows[0] > top * height:
+        return image
+    gaps = np.flatnonzero(np.diff(rows) > min_gap * height)
+    if gaps.size == 0:
+        return image
+    end = rows[gaps[0]]
+    if end - rows[0] > max_band * height:
+        return image
+    pixels = np.array(grey)
+    pixels[: end + 1] = 255
+    return Image.fromarray(pixels)

@@ -11,36 +11,12 @@ import os
 from collections.abc import Callable, Sequence
 from functools import partial
 
-import numpy as np
 from PIL import Image
 
 from figsearch.errors import CorruptInput, InputError
+from figsearch.embed.preprocess import strip_running_header  # noqa: F401  (also this module's name for it)
 
 log = logging.getLogger(__name__)
-
-
-def strip_running_header(image: Image.Image, top: float = 0.12, max_band: float = 0.03, min_gap: float = 0.02):
-    """Whiten a running header ("U.S. Patent  Sep. 4, 2007  Sheet 2 of 7  US D528,368 S").
-
-    Sheets printed from PDFs carry one; the bulk-data TIFFs do not. Its patent number is the same
-    on every sheet of a patent: left in, it teaches the encoder to read the header instead of
-    looking at the drawing. A header is a thin band of ink near the top followed by a wide gap.
-    """
-    grey = image.convert("L")
-    ink = np.asarray(grey) < 128
-    height = ink.shape[0]
-    rows = np.flatnonzero(ink.any(axis=1))
-    if rows.size == 0 or rows[0] > top * height:
-        return image
-    gaps = np.flatnonzero(np.diff(rows) > min_gap * height)
-    if gaps.size == 0:
-        return image
-    end = rows[gaps[0]]
-    if end - rows[0] > max_band * height:
-        return image
-    pixels = np.array(grey)
-    pixels[: end + 1] = 255
-    return Image.fromarray(pixels)
 
 
 def _load(path: str, strip_header: bool) -> Image.Image:

@@ -1,0 +1,130 @@
+"""The ``backbone`` encoder against HOG (and other encoders) on the evaluation sets, in one run.
+
+    PYTHONPATH=src python benchmarks/backbone_benchmark.py --model src/figsearch/models/drawing-backbone.onnx \
+        [--encoder hog --encoder drawing] [--speed]
+
+- same-patent: the 50 US design grants (``us-design-grants``, never trained on), as
+  ``benchmarks/visual_map.py`` reads them (front pages excluded, longer side <= 1600 px);
+- class level: the odd-numbered 2007 designs (``us-design-2007``, never trained on), one drawing
+  each, relevant = same USPC class at depth 1 (``D2``), every drawing a query against the others;
+- words -> drawings: each odd 2007 patent's title, through the model's text adapter, searches the
+  odd 2007 drawings (which carry no text in this index): rank of the patent's own drawing, and the
+  class-level mAP@50 of those text queries;
+- ``--speed``: drawings/s of the backbone encoder and of HOG on the grants (end to end: decoding
+  excluded, preprocessing included), and the time of one query image; the 1-minute load average
+  is printed beside them because the machine is shared.
+
+AP@50 as trec_eval defines it (divided by all relevant items).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from visual_map import SHARED, load_sheets, mean_ap  # noqa: E402
+
+from figsearch.embed.catalog import create_visual  # noqa: E402
+from figsearch.evaluate.classes import levels  # noqa: E402
+
+
+def odd_2007(folder: Path) -> tuple[list[Image.Image], list[str], list[str]]:
+    images, classes, titles = [], [], []
+    for line in (folder / "metadata_2007.txt").read_text().splitlines():
+        number, code, title = line.split("\t")[:3]
+        if int(number[-1]) % 2 == 0 or not (folder / f"{number}.png").is_file():
+            continue
+        with Image.open(folder / f"{number}.png") as image:
+            images.append(image.convert("L"))
+        cut = levels("USPC", code)
+        classes.append(cut[0] if cut else f"?{number}")
+        titles.append(title)
+    return images, classes, titles
+
+
+def words_to_drawings(encoder, titles: list[str], vectors: np.ndarray, classes: list[str]) -> dict:
+    queries = encoder.encode_text_query(titles)
+    scores = queries @ vectors.T
+    own = np.diag(scores)
+    ranks = (scores > own[:, None]).sum(1) + 1
+    labels = np.array(classes)
+    aps = []
+    for q in range(len(titles)):
+        relevant = labels == labels[q]
+        top = np.argsort(-scores[q], kind="stable")[:50]
+        hits = relevant[top]
+        aps.append(float((np.cumsum(hits) / np.arange(1, 51) * hits).sum() / relevant.sum()))
+    return {"median_rank": float(np.median(ranks)), "recall@10": float((ranks <= 10).mean()),
+            "class_map50": float(np.mean(aps)), "queries": len(titles), "drawings": len(vectors)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="backbone model file (.onnx)")
+    parser.add_argument("--encoder", action="append", default=[], help="other encoders in the same run (hog, drawing, ...)")
+    parser.add_argument("--speed", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--speed-only", action="store_true", help="only the timings (no retrieval quality)")
+    args = parser.parse_args()
+    if args.speed_only:
+        speed(args)
+        return
+
+    sheets, patents = load_sheets(SHARED / "us-design-grants", 1600)
+    images, classes, titles = odd_2007(SHARED / "us-design-2007")
+    print(f"design grants: {len(sheets)} sheets; odd 2007: {len(images)} drawings; load average {os.getloadavg()[0]:.1f}")
+    backbone = create_visual(f"backbone:{args.model}", threads=args.threads)
+    encoders = {"backbone": backbone}
+    for spec in args.encoder:
+        encoders[spec] = create_visual(spec)
+    print(f"{'encoder':10s} {'grants same-patent':>20s} {'odd-2007 same-class':>20s}")
+    odd_vectors = {}
+    for name, encoder in encoders.items():
+        grants = mean_ap(encoder.encode(sheets), patents)[0]
+        odd_vectors[name] = encoder.encode(images)
+        klass = mean_ap(odd_vectors[name], classes)[0]
+        print(f"{name:10s} {grants:20.4f} {klass:20.4f}", flush=True)
+    words = words_to_drawings(backbone, titles, odd_vectors["backbone"], classes)
+    print(f"words -> drawings (odd 2007 titles): own drawing median rank {words['median_rank']:.0f} of "
+          f"{words['drawings']}, recall@10 {words['recall@10']:.3f}, same-class mAP@50 {words['class_map50']:.4f}")
+    if args.speed:
+        speed(args, sheets, backbone, encoders.get("hog"))
+
+
+def speed(args, sheets=None, backbone=None, hog=None) -> None:
+    if sheets is None:
+        sheets, _ = load_sheets(SHARED / "us-design-grants", 1600)
+        backbone = create_visual(f"backbone:{args.model}", threads=args.threads)
+    hog = hog or create_visual("hog")
+    for name, encoder in (("backbone", backbone), ("hog", hog)):
+        encoder.encode(sheets[:8])
+        start = time.perf_counter()
+        encoder.encode(sheets)
+        rate = len(sheets) / (time.perf_counter() - start)
+        print(f"speed {name}: {rate:.1f} drawings/s (load average {os.getloadavg()[0]:.1f})", flush=True)
+    times = []
+    for image in sheets[:20]:
+        start = time.perf_counter()
+        backbone.encode([image])
+        times.append(time.perf_counter() - start)
+    print(f"one query image (backbone): median {1000 * np.median(times):.0f} ms (load average {os.getloadavg()[0]:.1f})")
+    # the network alone, on drawings already prepared (224 px grey), batches of 32
+    prepared = np.stack([backbone.prepare(image) for image in sheets[:128]])
+    backbone.encode_prepared(prepared[:32])
+    start = time.perf_counter()
+    for i in range(0, len(prepared), 32):
+        backbone.encode_prepared(prepared[i : i + 32])
+    rate = len(prepared) / (time.perf_counter() - start)
+    print(f"speed backbone network only (prepared 224 px, batches of 32): {rate:.1f} drawings/s "
+          f"(load average {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""``figsearch train-encoder --arch backbone``: the CLI side of ``embed.backbone_train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from figsearch.errors import InputError
+
+
+def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_fraction, threads, keep_headers,
+                   exclude_file, train_fraction, command: str) -> None:
+    from tqdm import tqdm
+
+    from figsearch.train.backbone import BackboneSettings, run
+
+    if not str(out).endswith(".onnx"):
+        raise InputError(f"--arch backbone writes an ONNX model: give --out a name ending in .onnx (not {out})")
+    if not 0 < train_fraction <= 1:
+        raise InputError("--train-fraction must be in (0, 1]")
+    exclude = []
+    if exclude_file:
+        exclude = [line.split()[0] for line in Path(exclude_file).read_text().splitlines() if line.strip()]
+    settings = BackboneSettings(
+        collections=[str(c) for c in collections], out=str(out), hidden=hidden or 0, epochs=epochs, seed=seed,
+        batch_size=batch_size, lr=lr if lr is not None else 1e-3, val_fraction=val_fraction, threads=threads,
+        strip_headers=not keep_headers, exclude=exclude, train_fraction=train_fraction, command=command,
+    )
+    bars: dict = {}
+
+    def on_prepare(total: int):
+        bars["prep"] = tqdm(total=total, desc="backbone features", unit="img", leave=False)
+        return lambda n: bars["prep"].update(n)
+
+    def on_epoch(stats: dict) -> None:
+        if "prep" in bars:
+            bars.pop("prep").close()
+        click.echo(
+            f"epoch {stats['epoch']:3d}/{epochs}  loss {stats['loss']:.4f}  val same-patent {stats['val_same_patent']}"
+            f"  same-class {stats['val_same_class']}  words {stats['val_words']}{'  best' if stats.get('best') else ''}"
+        )
+
+    result = run(settings, on_message=click.echo, on_prepare=on_prepare, on_epoch=on_epoch)
+    click.echo(f"wrote {result['out']} (best epoch {result['best_epoch']}: {result['best']}); record in {result['record_path']}")

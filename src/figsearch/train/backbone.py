@@ -1,0 +1,553 @@
+"""Training of the ``backbone`` drawing encoder (``figsearch train-encoder --arch backbone``).
+
+The pretrained backbone stays frozen (fine-tuning it on a few thousand drawings trained the
+ImageNet semantics away, issue 13): its pooled features are computed once per drawing (cached
+beside the output), and only a head is trained on them, in seconds per epoch:
+
+- input: average-pooled last feature map, square roots, minus the training mean, L2-normalised;
+- head: a linear map to ``dim`` that starts as the PCA of the training features (an untrained head
+  keeps the backbone's neighbourhoods), plus an optional zero-initialised residual MLP;
+- loss: graded multi-positive InfoNCE over the batch — other sheets of the same patent weigh 1,
+  drawings sharing a classification code weigh ``class_weights`` by the depth they share (USPC /
+  Locarno class, subclass; CPC / IPC subclass, main group) — plus a text-alignment InfoNCE between
+  each drawing and the MiniLM vector of its text (patent title and figure description) through a
+  linear *text adapter*, which ships in the model so that words can search drawings;
+- validation: held-out patents (seeded), scored by same-patent mAP@50 and same-class mAP@50
+  relative to the untrained head; the best epoch is kept.
+
+The result is exported as one ONNX file (backbone + pooling + head) with the settings, the text
+adapter and the training record in its metadata, plus the record as a ``.json`` twin.
+Imports torch: load it lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from figsearch.embed.encoders.backbone import FORMAT, FORMAT_VERSION, METADATA_KEY, pack_array, prepare_grey
+from figsearch.embed.encoders.backbone_nets import BACKBONES, build_backbone, file_digest, normalise, weights_path
+from figsearch.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BackboneSettings:
+    collections: list[str]
+    out: str
+    backbone: str = "mobilenetv2"
+    image_size: int = 224
+    dim: int = 256
+    hidden: int = 0
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    temperature: float = 0.1
+    text_weight: float = 1.0
+    #: positive weight of drawings sharing a class at depth 1 and at depth 2 (same patent: 1)
+    class_weights: tuple[float, float] = (0.5, 1.0)
+    val_fraction: float = 0.2
+    #: share of the training patents used (learning curves)
+    train_fraction: float = 1.0
+    seed: int = 0
+    threads: int | None = None
+    strip_headers: bool = True
+    #: patents (publication numbers, or numbers) left out entirely, e.g. an evaluation set
+    exclude: list[str] = field(default_factory=list)
+    text_model: str = "minilm"
+    command: str = ""
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    figure_id: str
+    patent: str
+    path: str
+    text: str
+    levels: tuple[str, ...]
+    source: str = ""
+
+
+def _class_levels(patent) -> tuple[str, ...]:
+    """Classification levels that mean 'the same kind of thing': USPC/Locarno class and subclass,
+    CPC/IPC subclass and main group (their sections and classes are too broad)."""
+    from figsearch.evaluate.classes import levels
+
+    for scheme in ("USPC", "Locarno", "CPC", "IPC"):
+        for c in patent.classifications:
+            if c.scheme != scheme:
+                continue
+            try:
+                cut = levels(scheme, c.code)
+            except Exception:  # an unreadable code is no class
+                cut = ()
+            if scheme in ("CPC", "IPC"):
+                cut = cut[2:4]
+            if cut:
+                return tuple(f"{scheme}:{x}" for x in cut)
+    return ()
+
+
+def source_folders(items: Sequence[Item]) -> dict[str, int]:
+    """Drawings trained on per source folder (the first folder below the sources' common parent)."""
+    sources = [i.source for i in items if i.source]
+    if not sources:
+        return {}
+    parents = [os.path.dirname(s) for s in sources]
+    root = os.path.commonpath(parents) if len(set(parents)) > 1 else os.path.dirname(parents[0])
+    counts: dict[str, int] = {}
+    for source in sources:
+        top = os.path.relpath(source, root).split(os.sep)[0]
+        counts[top] = counts.get(top, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _excluded(patent: str, exclude: set[str]) -> bool:
+    if not exclude:
+        return False
+    stripped = patent.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    candidates = {patent, patent[:-2] if len(patent) > 2 else patent, stripped}
+    return bool(candidates & exclude) or any(patent.startswith(e) for e in exclude)
+
+
+def collection_items(paths: Sequence[str | os.PathLike], exclude: Sequence[str] = ()) -> list[Item]:
+    """Every drawing of the collections (deduplicated by image) with its patent, text and class levels."""
+    from figsearch.records import FigureRole
+    from figsearch.store import Collection
+
+    skip = {e.strip() for e in exclude if e.strip()}
+    items, seen = [], set()
+    for path in paths:
+        with Collection.open(path) as collection:
+            patents: dict = {}
+            for figure in collection.figures(roles=(FigureRole.DRAWING,)):
+                if figure.parent_id is not None or not figure.image_path or _excluded(figure.patent, skip):
+                    continue
+                key = figure.image_sha256 or figure.image_path
+                if key in seen:
+                    continue
+                seen.add(key)
+                if figure.patent not in patents:
+                    patents[figure.patent] = collection.patent(figure.patent)
+                patent = patents[figure.patent]
+                text = ". ".join(t.strip() for t in (patent.title, figure.description) if t and t.strip())
+                items.append(Item(figure.figure_id, figure.patent, str(collection.path(figure.image_path)), text,
+                                  _class_levels(patent), figure.source_file or ""))
+    if not items:
+        raise InputError(f"no drawings to train on in {', '.join(map(str, paths))}; ingest patents with drawings first")
+    return items
+
+
+# -- features --------------------------------------------------------------------------------
+
+
+class Pooled(nn.Module):
+    """grey (B, 1, S, S) in [0, 255] -> the backbone's average-pooled features, square-rooted (B, C)."""
+
+    def __init__(self, name: str, backbone: nn.Module) -> None:
+        super().__init__()
+        self.name = name
+        self.backbone = backbone
+
+    def forward(self, grey: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(self.backbone(normalise(self.name, grey)).mean(dim=(2, 3)).clamp_min(0) + 1e-12)
+
+
+def _load_grey(path: str, size: int, strip_headers: bool) -> np.ndarray:
+    from PIL import Image
+
+    from figsearch.embed.preprocess import prepare_drawing
+
+    with Image.open(path) as image:
+        grey = image.convert("L")
+    if strip_headers:
+        return prepare_grey(grey, size)
+    return np.asarray(prepare_drawing(grey, size), dtype=np.uint8)
+
+
+def _runner(module: nn.Module, size: int, threads: int | None):
+    """A function (B, S, S) uint8 -> (B, C) float32: onnxruntime when installed (much faster on CPU), else torch."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+    if ort is not None:
+        handle, name = tempfile.mkstemp(suffix=".onnx")
+        os.close(handle)
+        try:
+            _export(module, Path(name), size, {})
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = int(threads or min(2, os.cpu_count() or 1))
+            options.log_severity_level = 3
+            session = ort.InferenceSession(name, options, providers=["CPUExecutionProvider"])
+        finally:
+            os.unlink(name)
+        return lambda grey: session.run(None, {"grey": grey[:, None].astype(np.float32)})[0]
+
+    def run(grey: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(grey[:, None].astype(np.float32))).numpy()
+
+    return run
+
+
+def extract_features(
+    items: Sequence[Item], settings: BackboneSettings, cache: Path | None = None, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """(N, C) pooled backbone features of the items, cached in ``cache`` keyed by images and settings."""
+    digest = hashlib.sha256()
+    digest.update(f"{settings.backbone}|{settings.image_size}|{settings.strip_headers}|v1\n".encode())
+    for item in items:
+        digest.update(f"{item.figure_id}|{item.path}\n".encode())
+    key = digest.hexdigest()[:16]
+    if cache is not None and cache.is_file():
+        with np.load(cache) as stored:
+            if str(stored["key"]) == key:
+                return stored["features"]
+    module = Pooled(settings.backbone, build_backbone(settings.backbone))
+    run = _runner(module, settings.image_size, settings.threads)
+    parts = []
+    for start in range(0, len(items), 32):
+        chunk = items[start : start + 32]
+        grey = np.stack([_load_grey(i.path, settings.image_size, settings.strip_headers) for i in chunk])
+        parts.append(run(grey))
+        if progress:
+            progress(len(chunk))
+    features = np.concatenate(parts).astype(np.float32)
+    if cache is not None:
+        np.savez(cache, key=key, features=features)
+    return features
+
+
+# -- head and loss ---------------------------------------------------------------------------
+
+
+class Head(nn.Module):
+    """Centred, normalised features -> unit vectors (linear map + optional residual MLP); text adapter beside."""
+
+    def __init__(self, d_in: int, dim: int, hidden: int, text_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d_in, dim, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, dim)) if hidden else None
+        if self.mlp is not None:
+            nn.init.zeros_(self.mlp[2].weight)
+            nn.init.zeros_(self.mlp[2].bias)
+        self.text = nn.Linear(text_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.proj(x)
+        if self.mlp is not None:
+            y = y + self.mlp(x)
+        return F.normalize(y, dim=1)
+
+    def text_vectors(self, t: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text(t), dim=1)
+
+
+class Encoder(nn.Module):
+    """What the ONNX file holds: grey drawing -> unit vector."""
+
+    def __init__(self, pooled: Pooled, mean: torch.Tensor, head: Head) -> None:
+        super().__init__()
+        self.pooled = pooled
+        self.register_buffer("mean", mean.clone().float())
+        self.head = head
+
+    def forward(self, grey: torch.Tensor) -> torch.Tensor:
+        return self.head(F.normalize(self.pooled(grey) - self.mean, dim=1))
+
+
+def positive_weights(patents: np.ndarray, levels: list[tuple[str, ...]], class_weights: Sequence[float]) -> torch.Tensor:
+    """(B, B) weights of each pair as positives: 1 same patent, else class_weights[d-1] for the deepest shared level d."""
+    n = len(patents)
+    weights = (patents[:, None] == patents[None, :]).astype(np.float32)
+    for depth in range(min(len(class_weights), max((len(lv) for lv in levels), default=0)), 0, -1):
+        codes = np.array([lv[depth - 1] if len(lv) >= depth else f"\0{i}" for i, lv in enumerate(levels)])
+        shared = (codes[:, None] == codes[None, :]) & (weights == 0)
+        weights[shared] = float(class_weights[depth - 1])
+    np.fill_diagonal(weights, 0.0)
+    return torch.from_numpy(weights[:n, :n])
+
+
+def graded_infonce(z: torch.Tensor, weights: torch.Tensor, temperature: float) -> torch.Tensor:
+    has = weights.sum(1) > 0
+    if not bool(has.any()):
+        return z.sum() * 0.0
+    logits = (z @ z.T / temperature).masked_fill(torch.eye(len(z), dtype=torch.bool), -1e9)
+    logp = torch.log_softmax(logits, dim=1)
+    return -((weights * logp).sum(1)[has] / weights.sum(1)[has]).mean()
+
+
+def text_infonce(z: torch.Tensor, t: torch.Tensor, same: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE between drawings and texts; texts of the same patent are all positives."""
+    logits = z @ t.T / temperature
+    a = -((same * torch.log_softmax(logits, 1)).sum(1) / same.sum(1)).mean()
+    b = -((same * torch.log_softmax(logits.T, 1)).sum(1) / same.sum(1)).mean()
+    return (a + b) / 2
+
+
+def map_at_50(vectors: np.ndarray, labels: Sequence[str]) -> float | None:
+    """Mean AP@50 (trec_eval's: divided by all relevant) of every item against the others; None if nothing to find."""
+    labels = np.asarray(labels)
+    scores = vectors @ vectors.T
+    np.fill_diagonal(scores, -np.inf)
+    aps = []
+    for q in range(len(labels)):
+        relevant = labels == labels[q]
+        relevant[q] = False
+        if not relevant.any():
+            continue
+        top = np.argsort(-scores[q], kind="stable")[:50]
+        hits = relevant[top]
+        aps.append(float((np.cumsum(hits) / np.arange(1, len(top) + 1) * hits).sum() / relevant.sum()))
+    return float(np.mean(aps)) if aps else None
+
+
+def _query_map(queries: np.ndarray, vectors: np.ndarray, relevant: np.ndarray) -> float | None:
+    """Mean AP@50 of query vectors against item vectors, ``relevant`` (Q, N) booleans."""
+    scores = queries @ vectors.T
+    aps = []
+    for q in range(len(queries)):
+        if not relevant[q].any():
+            continue
+        top = np.argsort(-scores[q], kind="stable")[:50]
+        hits = relevant[q][top]
+        aps.append(float((np.cumsum(hits) / np.arange(1, len(top) + 1) * hits).sum() / relevant[q].sum()))
+    return float(np.mean(aps)) if aps else None
+
+
+def _split(patents: list[str], fraction: float, seed: int) -> set[str]:
+    unique = sorted(set(patents))
+    order = np.random.default_rng([seed, 7]).permutation(len(unique))
+    return {unique[i] for i in order[: int(round(fraction * len(unique)))]}
+
+
+def train_head(
+    features: np.ndarray,
+    patents: Sequence[str],
+    levels: list[tuple[str, ...]],
+    texts: np.ndarray | None,
+    has_text: np.ndarray | None,
+    settings: BackboneSettings,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train the head on cached features; returns the best head, the mean, the curve and the split sizes."""
+    torch.manual_seed(settings.seed)
+    patents = np.asarray(patents)
+    val_patents = _split(list(patents), settings.val_fraction, settings.seed) if settings.val_fraction > 0 else set()
+    val = np.array([p in val_patents for p in patents])
+    train = ~val
+    if settings.train_fraction < 1:
+        keep = _split(list(patents[train]), settings.train_fraction, settings.seed + 13)
+        train &= np.array([p in keep for p in patents])
+    if train.sum() < 2:
+        raise InputError("too few training drawings after the validation split")
+    mean = features[train].mean(0)
+    x = features - mean
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    text_dim = texts.shape[1] if texts is not None else 1
+    head = Head(x.shape[1], settings.dim, settings.hidden, text_dim)
+    centred = x[train] - x[train].mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    dim = min(settings.dim, vt.shape[0])
+    with torch.no_grad():
+        head.proj.weight.zero_()
+        head.proj.weight[:dim].copy_(torch.from_numpy(vt[:dim]))
+    xt = torch.from_numpy(x.astype(np.float32))
+    tt = torch.from_numpy(texts.astype(np.float32)) if texts is not None else None
+    vi = np.flatnonzero(val)
+    class_labels = [lv[0] if lv else f"\0{i}" for i, lv in enumerate(levels)]
+
+    def validate() -> tuple[float | None, float | None, float | None]:
+        """Validation mAP@50: same patent, same class (depth 1), and words -> drawings (each held-out
+        patent's text queries the held-out drawings; its own drawings and those of equal texts are relevant)."""
+        if vi.size == 0:
+            return None, None, None
+        head.eval()
+        with torch.no_grad():
+            v = head(xt[vi]).numpy()
+            words = None
+            if tt is not None and has_text is not None and has_text[vi].any():
+                qi = vi[has_text[vi]]
+                q = head.text_vectors(tt[qi]).numpy()
+                equal = (texts[qi] @ texts[vi].T) > 0.999
+                relevant = equal | (patents[qi][:, None] == patents[vi][None, :])
+                words = _query_map(q, v, relevant)
+        return map_at_50(v, patents[vi]), map_at_50(v, [class_labels[i] for i in vi]), words
+
+    base_sp, base_cl, _ = validate()
+    optimiser = torch.optim.AdamW(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    train_idx = np.flatnonzero(train)
+    per_epoch = int(np.ceil(len(train_idx) / settings.batch_size))
+    total, step = settings.epochs * per_epoch, 0
+    best = {"score": -np.inf, "epoch": 0, "state": {k: v.clone() for k, v in head.state_dict().items()}}
+    curve = []
+    for epoch in range(1, settings.epochs + 1):
+        head.train()
+        rng = np.random.default_rng([settings.seed, epoch])
+        groups: dict[str, list[int]] = {}
+        for i in train_idx:
+            groups.setdefault(patents[i], []).append(int(i))
+        chunks = []
+        for ids in groups.values():
+            ids = list(rng.permutation(ids))
+            chunks += [ids[k : k + 4] for k in range(0, len(ids), 4)]
+        flat = [i for c in rng.permutation(len(chunks)) for i in chunks[c]]
+        losses = []
+        for start in range(0, len(flat), settings.batch_size):
+            idx = np.array(flat[start : start + settings.batch_size])
+            lr = settings.lr * 0.5 * (1 + np.cos(np.pi * step / max(total, 1)))
+            step += 1
+            for group in optimiser.param_groups:
+                group["lr"] = lr
+            z = head(xt[idx])
+            loss = graded_infonce(z, positive_weights(patents[idx], [levels[i] for i in idx], settings.class_weights), settings.temperature)
+            if tt is not None and settings.text_weight > 0:
+                with_text = has_text[idx]
+                if with_text.sum() > 1:
+                    p = patents[idx][with_text]
+                    t = tt[idx][with_text]
+                    # texts of the same patent, and equal texts of other patents, are positives too
+                    same = ((t @ t.T) > 0.999).float().clamp_min(torch.from_numpy((p[:, None] == p[None, :]).astype(np.float32)))
+                    loss = loss + settings.text_weight * text_infonce(z[with_text], head.text_vectors(t), same, settings.temperature)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss.detach()))
+        sp, cl, words = validate()
+        # visual scores relative to the untrained head (keep what the backbone knew), plus words -> drawings
+        parts = [v / b for v, b in ((sp, base_sp), (cl, base_cl)) if v is not None and b]
+        if words is not None and settings.text_weight > 0:
+            parts.append(words)
+        score = float(np.sum(parts)) if parts else -float(np.mean(losses))
+        stats = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
+                 "val_same_patent": None if sp is None else round(sp, 4), "val_same_class": None if cl is None else round(cl, 4),
+                 "val_words": None if words is None else round(words, 4)}
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch, "state": {k: v.clone() for k, v in head.state_dict().items()}}
+            stats["best"] = True
+        curve.append(stats)
+        if on_epoch:
+            on_epoch(stats)
+    head.load_state_dict(best["state"])
+    head.eval()
+    return {"head": head, "mean": mean, "curve": curve, "best_epoch": best["epoch"],
+            "untrained": {"val_same_patent": base_sp, "val_same_class": base_cl},
+            "n_train": int(train.sum()), "n_val": int(val.sum()),
+            "train_patents": int(len(set(patents[train]))), "val_patents": int(len(val_patents))}
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+def _export(module: nn.Module, path: Path, size: int, metadata: dict) -> None:
+    import warnings
+
+    module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, torch.full((2, 1, size, size), 255.0), str(path), input_names=["grey"], output_names=["vector"],
+            dynamic_axes={"grey": {0: "batch"}, "vector": {0: "batch"}}, opset_version=17, dynamo=False,
+        )
+    if metadata:
+        import onnx
+
+        model = onnx.load(str(path))
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+        onnx.save(model, str(path))
+
+
+def run(
+    settings: BackboneSettings,
+    on_message: Callable[[str], None] = lambda text: None,
+    on_prepare: Callable[[int], Callable[[int], None]] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> dict:
+    """The whole ``train-encoder --arch backbone`` run: items, cached features, text vectors, head, ONNX file, record."""
+    from figsearch import __version__
+    from figsearch.embed.catalog import create_text
+    from figsearch.fsutil import utcnow
+
+    if settings.backbone not in BACKBONES:
+        raise InputError(f"unknown backbone {settings.backbone!r}; choose one of: {', '.join(BACKBONES)}")
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    out = Path(settings.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    items = collection_items(settings.collections, settings.exclude)
+    on_message(f"{len(items)} drawings of {len({i.patent for i in items})} patents")
+    features = extract_features(items, settings, out.with_name(out.name + ".features.npz"),
+                                on_prepare(len(items)) if on_prepare else None)
+    feature_seconds = time.time() - started
+    texts = has_text = None
+    if settings.text_weight > 0:
+        has_text = np.array([bool(i.text) for i in items])
+        encoder = create_text(settings.text_model)
+        texts = encoder.encode([i.text or "" for i in items])
+    trained = train_head(features, [i.patent for i in items], [i.levels for i in items], texts, has_text, settings, on_epoch)
+    head: Head = trained["head"]
+    pooled = Pooled(settings.backbone, build_backbone(settings.backbone))
+    encoder_module = Encoder(pooled, torch.from_numpy(trained["mean"]), head)
+    weights = weights_path(settings.backbone)
+    package, _, licence, _ = BACKBONES[settings.backbone]
+    record = {
+        "command": settings.command,
+        "figsearch_version": __version__,
+        "arch": "backbone",
+        "settings": {k: v for k, v in asdict(settings).items() if k not in ("command", "exclude")},
+        "excluded_patents": len(settings.exclude),
+        "data": {"collections": [str(c) for c in settings.collections], "drawings": len(items),
+                 "patents": len({i.patent for i in items}), "source_folders": source_folders(items),
+                 "drawings_with_text": int(has_text.sum()) if has_text is not None else 0,
+                 "drawings_with_class": int(sum(bool(i.levels) for i in items)),
+                 "train_drawings": trained["n_train"], "val_drawings": trained["n_val"],
+                 "train_patents": trained["train_patents"], "val_patents": trained["val_patents"]},
+        "seed": settings.seed,
+        "starting_weights": {"backbone": settings.backbone, "package": package, "file": weights.name,
+                             "sha256": file_digest(weights), "licence": licence, "frozen": True},
+        "untrained_validation": trained["untrained"],
+        "validation_curve": trained["curve"],
+        "best_epoch": trained["best_epoch"],
+        "seconds": {"features": round(feature_seconds, 1), "total": round(time.time() - started, 1)},
+        "hardware": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                     "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": "cpu"},
+        "date": utcnow(),
+    }
+    metadata = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "backbone", "backbone": settings.backbone,
+        "image_size": settings.image_size, "dim": settings.dim, "record": record,
+        "text_adapter": None if texts is None else {
+            "text_model": settings.text_model,
+            "weight": pack_array(head.text.weight.detach().numpy()),
+            "bias": pack_array(head.text.bias.detach().numpy()),
+        },
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    _export(encoder_module, tmp, settings.image_size, metadata)
+    os.replace(tmp, out)
+    record_path = out.with_suffix(".json")
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    best = trained["curve"][trained["best_epoch"] - 1] if trained["curve"] else {}
+    return {"out": str(out), "record_path": str(record_path), "best_epoch": trained["best_epoch"], "best": best,
+            "seconds": record["seconds"]}
