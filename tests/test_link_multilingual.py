@@ -153,3 +153,23 @@ def test_text_in_a_language_without_rules_never_fails():
     assert find_mentions(japanese, "ja") == [] and glossary("JP1", [Sentence("JP1", 0, japanese)], "ja") == []
     spanish = "El rodillo 14 presiona el cabezal térmico 12 con 2,5 mm de juego."
     assert [m.sign for m in find_mentions(spanish, "es")] == ["14", "12"]
+
+
+def test_a_figures_sentences_carry_their_language(tmp_path):
+    """What the web page shows beside each sentence: its language, detected from its words, else its patent's."""
+    from figsearch.records import Figure, Patent
+    from figsearch.search import explain
+    from figsearch.store import Collection
+
+    figures = {
+        "EP1": Figure("EP1-f1", "EP1", label="Fig. 1",
+                      description="Fig. 1 zeigt den Thermokopf, der durch eine Feder gegen die Andruckwalze gedrückt wird."),
+        "EP2": Figure("EP2-f1", "EP2", label="Fig. 1", description="Fig. 1"),  # too short to tell: the patent's
+    }
+    with Collection.open(tmp_path / "c", create=True) as collection:
+        collection.upsert_patent(Patent("EP1", "EP", "1", "A1", lang="de"), [figures["EP1"]])
+        collection.upsert_patent(Patent("EP2", "EP", "2", "A1", language="fr"), [figures["EP2"]])
+        german = explain.linked_sentences(collection, collection.figure("EP1-f1"))
+        short = explain.linked_sentences(collection, collection.figure("EP2-f1"))
+    assert [(s.reason, s.lang) for s in german] == [("brief_description", "de")]
+    assert [s.lang for s in short] == ["fr"]

@@ -30,6 +30,8 @@ class LinkedSentence:
     #: why it is linked: "sign" (mentions a sign read in the figure), "brief_description", "title"
     reason: str
     signs: list[str] = field(default_factory=list)
+    #: the sentence's language (ISO 639-1): detected from its words, else its patent's; None if unknown
+    lang: str | None = None
 
 
 @dataclass

@@ -7,6 +7,7 @@ import re
 from figsearch.errors import NotFound
 from figsearch.link.glossary import label_keys
 from figsearch.link.text import figure_sentences
+from figsearch.ingest.language import detect, normalise_code
 from figsearch.records import Figure, FigureRole, GlossaryEntry, ReferenceSign
 from figsearch.search.api import LinkedSentence
 from figsearch.store import Collection
@@ -42,6 +43,10 @@ def linked_sentences(collection: Collection, figure: Figure) -> list[LinkedSente
     result = list(by_index.values())
     if figure.description and all(s.text != figure.description for s in result):
         result.insert(0, LinkedSentence(index=-1, text=figure.description, reason="brief_description"))
+    if result:
+        patent_lang = normalise_code(collection.patents.language(figure.patent))
+        for sentence in result:
+            sentence.lang = detect(sentence.text) or patent_lang
     return result
 
 

@@ -86,6 +86,7 @@ class SentenceOut(BaseModel):
     text: str
     reason: str
     signs: list[str] = Field(default_factory=list)
+    lang: str | None = Field(None, description="the sentence's language (ISO 639-1), where known")
 
 
 class GlossaryOut(BaseModel):
@@ -216,7 +217,8 @@ def sign_out(sign: ReferenceSign) -> SignOut:
 
 
 def sentence_out(sentence: LinkedSentence) -> SentenceOut:
-    return SentenceOut(index=sentence.index, text=sentence.text, reason=sentence.reason, signs=list(sentence.signs))
+    return SentenceOut(index=sentence.index, text=sentence.text, reason=sentence.reason, signs=list(sentence.signs),
+                       lang=sentence.lang)
 
 
 def glossary_out(entry: GlossaryEntry) -> GlossaryOut:

@@ -119,6 +119,13 @@ class PatentRepository(Repository):
         row = self.db.execute("SELECT title FROM patents WHERE publication_number=?", (publication_number,)).fetchone()
         return row[0] if row else None
 
+    def language(self, publication_number: str) -> str | None:
+        """The patent's language: ``lang`` where known, else the one its reader recorded."""
+        has_lang = any(row[1] == "lang" for row in self.db.execute("PRAGMA table_info(patents)"))
+        column = "COALESCE(lang, language)" if has_lang else "language"
+        row = self.db.execute(f"SELECT {column} FROM patents WHERE publication_number=?", (publication_number,)).fetchone()
+        return row[0] if row else None
+
     def stored_source(self, publication_number: str) -> tuple[bool, str | None]:
         """(whether the patent is stored, the source it was read from)."""
         row = self.db.execute(
