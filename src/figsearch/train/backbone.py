@@ -108,16 +108,9 @@ def _class_levels(patent) -> tuple[str, ...]:
 
 def source_folders(items: Sequence[Item]) -> dict[str, int]:
     """Drawings trained on per source folder (the first folder below the sources' common parent)."""
-    sources = [i.source for i in items if i.source]
-    if not sources:
-        return {}
-    parents = [os.path.dirname(s) for s in sources]
-    root = os.path.commonpath(parents) if len(set(parents)) > 1 else os.path.dirname(parents[0])
-    counts: dict[str, int] = {}
-    for source in sources:
-        top = os.path.relpath(source, root).split(os.sep)[0]
-        counts[top] = counts.get(top, 0) + 1
-    return dict(sorted(counts.items()))
+    from figsearch.train.trainset import count_by_folder
+
+    return count_by_folder([i.source for i in items if i.source])
 
 
 def _excluded(patent: str, exclude: set[str]) -> bool:

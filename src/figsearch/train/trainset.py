@@ -67,6 +67,11 @@ def source_folders(paths: Sequence[str | os.PathLike]) -> dict[str, int]:
     for path in paths:
         with Collection.open(path) as collection:
             sources += [f.source_file for f in collection.figures(roles=(FigureRole.DRAWING,)) if f.source_file]
+    return count_by_folder(sources)
+
+
+def count_by_folder(sources: Sequence[str]) -> dict[str, int]:
+    """Source files per top folder below their common parent (``us-design-pdfs``: 709, ...)."""
     if not sources:
         return {}
     parents = [os.path.dirname(s) for s in sources]
