@@ -183,3 +183,16 @@ def test_rerank_rescores_the_visual_candidates_from_their_stored_vectors(service
     assert [h.score for h in got] == pytest.approx([s for _, s in by_hand], abs=1e-5)
     plain = service.search(Query(figure_id="US1-A", mode="visual", k=10, rerank=False))
     assert ranked(plain) == expect(V) == ranked(service.search(Query(figure_id="US1-A", mode="visual", k=10)))
+
+
+def test_a_readable_reference_names_a_design_patent_figure(tmp_path):
+    """'USD0907292S1 FIG. 2': a US design number carries the series letter D before its digits."""
+    from figsearch.records import Figure, Patent
+    from figsearch.search.explain import resolve_figure
+    from figsearch.store import Collection
+
+    figures = [Figure(f"USD0907292S1-D0000{i}", "USD0907292S1", label=f"FIG. {i}", sequence=i) for i in (1, 2)]
+    with Collection.open(tmp_path / "c", create=True) as collection:
+        collection.upsert_patent(Patent("USD0907292S1", "US", "D0907292", "S1"), figures)
+        assert resolve_figure(collection, "USD0907292S1 FIG. 2").figure_id == "USD0907292S1-D00002"
+        assert resolve_figure(collection, "usd0907292s1, Fig. 1").figure_id == "USD0907292S1-D00001"

@@ -65,7 +65,8 @@ def resolve_figure(collection: Collection, reference: str) -> Figure:
         return collection.figure(reference)
     except NotFound as exc:
         unknown = exc
-    match = re.match(r"\s*([A-Za-z]{2}\d+[A-Za-z]\d?)\s*[,:]?\s*(.+)$", reference)
+    # office, an optional series (US design "D", reissue "RE", plant "PP"), number, kind code
+    match = re.match(r"\s*([A-Za-z]{2}(?:D|RE|PP|[A-Z]{0,2})\d+[A-Za-z]\d?)\s*[,:]?\s*(.+)$", reference, re.IGNORECASE)
     if match is None:
         raise NotFound(f"{unknown}; give a figure id or a reference such as 'EP1667425A1 FIG. 1'") from None
     patent, label = match.group(1).upper(), match.group(2)
