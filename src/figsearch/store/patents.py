@@ -119,10 +119,14 @@ class PatentRepository(Repository):
         row = self.db.execute("SELECT title FROM patents WHERE publication_number=?", (publication_number,)).fetchone()
         return row[0] if row else None
 
+    def _has_lang(self, table: str) -> bool:
+        """Whether ``table`` has the ``lang`` column (schema v2); a reader of a collection not yet
+        upgraded reads it as it is."""
+        return any(row[1] == "lang" for row in self.db.execute(f"PRAGMA table_info({table})"))
+
     def language(self, publication_number: str) -> str | None:
         """The patent's language: ``lang`` where known, else the one its reader recorded."""
-        has_lang = any(row[1] == "lang" for row in self.db.execute("PRAGMA table_info(patents)"))
-        column = "COALESCE(lang, language)" if has_lang else "language"
+        column = "COALESCE(lang, language)" if self._has_lang("patents") else "language"
         row = self.db.execute(f"SELECT {column} FROM patents WHERE publication_number=?", (publication_number,)).fetchone()
         return row[0] if row else None
 
@@ -144,13 +148,10 @@ class PatentRepository(Repository):
         """(language, count) of documents and of paragraphs: a patent's ``lang``, else the language
         its reader recorded. A reader of a collection not yet upgraded (no ``lang`` columns) gets
         the recorded languages and no paragraph rows."""
-        def has_lang(table: str) -> bool:
-            return any(row[1] == "lang" for row in self.db.execute(f"PRAGMA table_info({table})"))
-
-        column = "COALESCE(lang, language)" if has_lang("patents") else "language"
+        column = "COALESCE(lang, language)" if self._has_lang("patents") else "language"
         documents = [(lang, n) for lang, n in self.db.execute(f"SELECT {column}, COUNT(*) FROM patents GROUP BY 1")]
         paragraphs = []
-        if has_lang("paragraphs"):
+        if self._has_lang("paragraphs"):
             paragraphs = [(lang, n) for lang, n in self.db.execute("SELECT lang, COUNT(*) FROM paragraphs GROUP BY 1")]
         return documents, paragraphs
 
