@@ -7,7 +7,8 @@ what a model file stores under ``"kind"``, and ``DrawingModel.load`` picks the c
 
 - ``cnn`` (``cnn.py``): a compact CNN on the whole drawing (layout) and/or on stroke-scale patches (style),
 - ``clip`` (``clip.py``): a CLIP vision tower (transformers) on the layout input,
-- ``lines-head`` (``lines_head.py``): a metric head on the handcrafted ``lines`` descriptor.
+- ``lines-head`` (``lines_head.py``): a metric head on the handcrafted ``lines`` descriptor,
+- ``lines-backbone`` (``lines_backbone.py``): a lines-head beside whitened frozen ImageNet CNN features.
 
 A new kind is one subclass of ``DrawingModel`` (``build_module``, ``branches``, ``dim``, ``prepare``)
 decorated with ``@DRAWING_KINDS.register("name")`` in a module listed in ``BUILTIN_KINDS`` (or
@@ -243,6 +244,7 @@ BUILTIN_KINDS = (
     "figsearch.embed.encoders.drawing.cnn",
     "figsearch.embed.encoders.drawing.clip",
     "figsearch.embed.encoders.drawing.lines_head",
+    "figsearch.embed.encoders.drawing.lines_backbone",
 )
 _kinds_loaded = False
 
