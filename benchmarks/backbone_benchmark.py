@@ -1,7 +1,9 @@
-"""The ``backbone`` encoder against HOG (and other encoders) on the evaluation sets, in one run.
+"""The ``backbone`` encoder, and any other visual encoder, against HOG on the evaluation sets, in one run.
 
     PYTHONPATH=src python benchmarks/backbone_benchmark.py --model src/figsearch/models/drawing-backbone.onnx \
         [--encoder hog --encoder drawing] [--speed]
+    PYTHONPATH=src python benchmarks/backbone_benchmark.py --encoder hog --encoder lines \
+        --encoder drawing --encoder drawing:MODEL.pt --speed      # no backbone model: encoders only
 
 - same-patent: the 50 US design grants (``us-design-grants``, never trained on), as
   ``benchmarks/visual_map.py`` reads them (front pages excluded, longer side <= 1600 px);
@@ -10,9 +12,10 @@
 - words -> drawings: each odd 2007 patent's title, through the model's text adapter, searches the
   odd 2007 drawings (which carry no text in this index): rank of the patent's own drawing, and the
   class-level mAP@50 of those text queries;
-- ``--speed``: drawings/s of the backbone encoder and of HOG on the grants (end to end: decoding
-  excluded, preprocessing included), and the time of one query image; the 1-minute load average
-  is printed beside them because the machine is shared.
+- ``--speed``: drawings/s of every encoder of the run on the grants (end to end: decoding
+  excluded, preprocessing included), with its ratio to ``lines`` and to ``hog`` measured in the same
+  run, and the median time of one query image; the 1-minute load average is printed beside them
+  because the machine is shared.
 
 AP@50 as trec_eval defines it (divided by all relevant items).
 """
@@ -67,35 +70,64 @@ def words_to_drawings(encoder, titles: list[str], vectors: np.ndarray, classes: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="backbone model file (.onnx)")
+    parser.add_argument("--model", help="backbone model file (.onnx); without it only the --encoder specs run")
     parser.add_argument("--encoder", action="append", default=[], help="other encoders in the same run (hog, drawing, ...)")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--speed-only", action="store_true", help="only the timings (no retrieval quality)")
     args = parser.parse_args()
     if args.speed_only:
+        if not args.model:
+            parser.error("--speed-only measures the backbone model: give --model")
         speed(args)
         return
 
     sheets, patents = load_sheets(SHARED / "us-design-grants", 1600)
     images, classes, titles = odd_2007(SHARED / "us-design-2007")
     print(f"design grants: {len(sheets)} sheets; odd 2007: {len(images)} drawings; load average {os.getloadavg()[0]:.1f}")
-    backbone = create_visual(f"backbone:{args.model}", threads=args.threads)
-    encoders = {"backbone": backbone}
+    encoders = {}
+    backbone = create_visual(f"backbone:{args.model}", threads=args.threads) if args.model else None
+    if backbone is not None:
+        encoders["backbone"] = backbone
     for spec in args.encoder:
         encoders[spec] = create_visual(spec)
+    hog_row = encoders.get("hog")
     print(f"{'encoder':10s} {'grants same-patent':>20s} {'odd-2007 same-class':>20s}")
-    odd_vectors = {}
+    odd_vectors, scores = {}, {}
     for name, encoder in encoders.items():
         grants = mean_ap(encoder.encode(sheets), patents)[0]
         odd_vectors[name] = encoder.encode(images)
         klass = mean_ap(odd_vectors[name], classes)[0]
-        print(f"{name:10s} {grants:20.4f} {klass:20.4f}", flush=True)
-    words = words_to_drawings(backbone, titles, odd_vectors["backbone"], classes)
-    print(f"words -> drawings (odd 2007 titles): own drawing median rank {words['median_rank']:.0f} of "
-          f"{words['drawings']}, recall@10 {words['recall@10']:.3f}, same-class mAP@50 {words['class_map50']:.4f}")
+        scores[name] = (grants, klass)
+        ratio = f"  ({grants / scores['hog'][0]:.2f}x / {klass / scores['hog'][1]:.2f}x hog)" if "hog" in scores else ""
+        print(f"{name:10s} {grants:20.4f} {klass:20.4f}{ratio}", flush=True)
+    if backbone is not None:
+        words = words_to_drawings(backbone, titles, odd_vectors["backbone"], classes)
+        print(f"words -> drawings (odd 2007 titles): own drawing median rank {words['median_rank']:.0f} of "
+              f"{words['drawings']}, recall@10 {words['recall@10']:.3f}, same-class mAP@50 {words['class_map50']:.4f}")
     if args.speed:
-        speed(args, sheets, backbone, encoders.get("hog"))
+        speed_of(encoders if hog_row is not None else {"hog": create_visual("hog"), **encoders}, sheets)
+
+
+def speed_of(encoders: dict, sheets) -> None:
+    """drawings/s of each encoder on the grant sheets, as a ratio to lines and hog of the same run; one query image."""
+    if "lines" not in encoders:
+        encoders = {**encoders, "lines": create_visual("lines")}
+    rates = {}
+    for name, encoder in encoders.items():
+        encoder.encode(sheets[:8])
+        start = time.perf_counter()
+        encoder.encode(sheets)
+        rates[name] = len(sheets) / (time.perf_counter() - start)
+        times = []
+        for image in sheets[:20]:
+            begin = time.perf_counter()
+            encoder.encode([image])
+            times.append(time.perf_counter() - begin)
+        print(f"speed {name}: {rates[name]:.1f} drawings/s, one query image median {1000 * np.median(times):.0f} ms"
+              f" (load average {os.getloadavg()[0]:.1f})", flush=True)
+    for name, rate in rates.items():
+        print(f"speed ratio {name}: {rate / rates['lines']:.2f}x lines, {rate / rates['hog']:.2f}x hog")
 
 
 def speed(args, sheets=None, backbone=None, hog=None) -> None:

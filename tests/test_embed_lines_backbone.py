@@ -74,6 +74,8 @@ def test_kind_is_registered_and_the_file_holds_its_record(made):
     assert record["data"]["drawings"] == 18  # 10 patents of 2 sheets, one excluded
     assert "BSD-3-Clause" in record["starting_weights"]["licence"] and len(record["starting_weights"]["sha256"]) == 64
     assert set(record["validation"]) == {"lines_head", "backbone", "joint"}
+    # the slow lines features are cached apart from the backbone's, so another backbone reuses them
+    assert (made["root"] / "model.pt.lines.npz").is_file() and (made["root"] / "model.pt.mobilenetv2-224-gem.npz").is_file()
 
 
 def test_vectors_are_deterministic_normalised_and_of_both_branches(made):

@@ -7,7 +7,8 @@ Steps (all on the training collections; the evaluation sets never enter):
 
 1. every drawing of the collections (``train.backbone.collection_items``: deduplicated, ``--exclude``
    patents left out) is read once as the encoder reads it (``lines_backbone.prepare_sheet``) and
-   described twice: raw ``lines`` blocks and the backbone's pooled features (cached beside the output);
+   described twice: raw ``lines`` blocks and the backbone's pooled features (each cached beside the
+   output, so that a rerun with another backbone describes only what changed);
 2. a seeded share of the multi-drawing patents is held out; a ``lines-head`` is trained on the rest
    exactly as ``figsearch train-encoder --arch lines-head`` does (``Trainer``, multi-positive InfoNCE,
    best epoch on the held-out patents);
@@ -114,24 +115,40 @@ def new_model(settings: LinesBackboneSettings, lines_model, mean: np.ndarray, pr
     return model
 
 
-def _describe(items, model: LinesBackboneModel, cache: Path | None, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """(lines raw features (N, F), backbone pooled features (N, C)) of the items, cached by images and settings."""
-    digest = hashlib.sha256(json.dumps([model.settings["backbone"]["name"], model.settings["backbone"]["pool"],
-                                        model.image_size, "v1"]).encode())
+def _cached(path: Path | None, key: str):
+    if path is not None and path.is_file():
+        try:
+            with np.load(path) as stored:
+                if str(stored["key"]) == key:
+                    return stored["features"]
+        except (OSError, KeyError, ValueError):
+            return None
+    return None
+
+
+def _describe(items, model: LinesBackboneModel, out: Path | None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(lines raw features (N, F), backbone pooled features (N, C)) of the items. Each is cached beside
+    ``out`` under a key of the images and of the settings it depends on, so that trying another
+    backbone reuses the (slow) lines features."""
+    images = hashlib.sha256()
     for item in items:
-        digest.update(f"{item.figure_id}|{item.path}\n".encode())
-    key = digest.hexdigest()[:16]
-    if cache is not None and cache.is_file():
-        with np.load(cache) as stored:
-            if str(stored["key"]) == key:
-                return stored["lines"], stored["pooled"]
-    lines, pooled, greys = [], [], []
+        images.update(f"{item.figure_id}|{item.path}\n".encode())
+    backbone = model.settings["backbone"]
+    lines_key = hashlib.sha256(f"lines-v1|{images.hexdigest()}".encode()).hexdigest()[:16]
+    pooled_key = hashlib.sha256(
+        f"{backbone['name']}|{backbone['pool']}|{model.image_size}|v1|{images.hexdigest()}".encode()).hexdigest()[:16]
+    lines_cache = Path(str(out) + ".lines.npz") if out is not None else None
+    pooled_cache = Path(f"{out}.{backbone['name']}-{model.image_size}-{backbone['pool']}.npz") if out is not None else None
+    lines, pooled = _cached(lines_cache, lines_key), _cached(pooled_cache, pooled_key)
+    if lines is not None and pooled is not None:
+        return lines, pooled
+    new_lines, new_pooled, greys = [], [], []
     branch = model.module.backbone
 
     def flush() -> None:
         if greys:
             with torch.inference_mode():
-                pooled.append(branch.pooled(ink_tensor(np.stack(greys))).numpy())
+                new_pooled.append(branch.pooled(ink_tensor(np.stack(greys))).numpy())
             greys.clear()
 
     for item in items:
@@ -140,17 +157,24 @@ def _describe(items, model: LinesBackboneModel, cache: Path | None, progress=Non
                 sheet = prepare_sheet(image)
         except (OSError, ValueError) as exc:
             raise CorruptInput(f"cannot read training image {item.path}: {exc}") from exc
-        lines.append(lines_features(sheet))
-        greys.append(np.asarray(prepare_drawing(sheet, model.image_size), dtype=np.uint8))
-        if len(greys) == 32:
-            flush()
+        if lines is None:
+            new_lines.append(lines_features(sheet))
+        if pooled is None:
+            greys.append(np.asarray(prepare_drawing(sheet, model.image_size), dtype=np.uint8))
+            if len(greys) == 32:
+                flush()
         if progress:
             progress(1)
     flush()
-    result = np.stack(lines).astype(np.float32), np.concatenate(pooled).astype(np.float32)
-    if cache is not None:
-        np.savez(cache, key=key, lines=result[0], pooled=result[1])
-    return result
+    if lines is None:
+        lines = np.stack(new_lines).astype(np.float32)
+        if lines_cache is not None:
+            np.savez(lines_cache, key=lines_key, features=lines)
+    if pooled is None:
+        pooled = np.concatenate(new_pooled).astype(np.float32)
+        if pooled_cache is not None:
+            np.savez(pooled_cache, key=pooled_key, features=pooled)
+    return lines, pooled
 
 
 def train_lines_head(features: np.ndarray, groups: list[str], ids: list[str], settings: LinesBackboneSettings,
@@ -186,7 +210,7 @@ def run(settings: LinesBackboneSettings, on_message=log.info) -> dict:
     probe = new_model(settings, _untrained_head(), np.zeros(BACKBONES[settings.backbone][3], np.float32),
                       np.zeros((BACKBONES[settings.backbone][3], settings.dim), np.float32))
     on_message(f"describing {len(items)} drawings (lines + {settings.backbone} at {settings.image_size} px)")
-    lines, pooled = _describe(items, probe, Path(str(out) + ".features.npz"))
+    lines, pooled = _describe(items, probe, out)
     described = time.monotonic() - started
     groups, ids = [i.patent for i in items], [i.figure_id for i in items]
     history = []
