@@ -126,55 +126,74 @@ def _cached(path: Path | None, key: str):
     return None
 
 
-def _describe(items, model: LinesBackboneModel, out: Path | None, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """(lines raw features (N, F), backbone pooled features (N, C)) of the items. Each is cached beside
-    ``out`` under a key of the images and of the settings it depends on, so that trying another
-    backbone reuses the (slow) lines features."""
+def _images_digest(items) -> str:
     images = hashlib.sha256()
     for item in items:
         images.update(f"{item.figure_id}|{item.path}\n".encode())
-    backbone = model.settings["backbone"]
-    lines_key = hashlib.sha256(f"lines-v1|{images.hexdigest()}".encode()).hexdigest()[:16]
-    pooled_key = hashlib.sha256(
-        f"{backbone['name']}|{backbone['pool']}|{model.image_size}|v1|{images.hexdigest()}".encode()).hexdigest()[:16]
-    lines_cache = Path(str(out) + ".lines.npz") if out is not None else None
-    pooled_cache = Path(f"{out}.{backbone['name']}-{model.image_size}-{backbone['pool']}.npz") if out is not None else None
-    lines, pooled = _cached(lines_cache, lines_key), _cached(pooled_cache, pooled_key)
-    if lines is not None and pooled is not None:
-        return lines, pooled
-    new_lines, new_pooled, greys = [], [], []
-    branch = model.module.backbone
+    return images.hexdigest()
+
+
+def _sheets(items):
+    for item in items:
+        try:
+            with Image.open(item.path) as image:
+                yield prepare_sheet(image)
+        except (OSError, ValueError) as exc:
+            raise CorruptInput(f"cannot read training image {item.path}: {exc}") from exc
+
+
+def describe_lines(items, out: Path | None) -> np.ndarray:
+    """Raw lines blocks (N, F) of the items, cached in ``OUT.lines.npz`` (keyed by the images)."""
+    key = hashlib.sha256(f"lines-v1|{_images_digest(items)}".encode()).hexdigest()[:16]
+    cache = Path(str(out) + ".lines.npz") if out is not None else None
+    lines = _cached(cache, key)
+    if lines is None:
+        lines = np.stack([lines_features(sheet) for sheet in _sheets(items)]).astype(np.float32)
+        if cache is not None:
+            np.savez(cache, key=key, features=lines)
+    return lines
+
+
+def describe_pooled(items, name: str, image_size: int, pool: str, out: Path | None) -> np.ndarray:
+    """Square-rooted pooled backbone features (N, C) of the items, cached per backbone, size and pooling
+    in ``OUT.NAME-SIZE-POOL.npz``; one pass fills the caches of every pooling."""
+    from figsearch.embed.encoders.drawing.lines_backbone import POOLS, BackboneBranch
+
+    digest = _images_digest(items)
+    keys = {p: hashlib.sha256(f"{name}|{p}|{image_size}|v1|{digest}".encode()).hexdigest()[:16] for p in POOLS}
+    caches = {p: Path(f"{out}.{name}-{image_size}-{p}.npz") if out is not None else None for p in POOLS}
+    pooled = _cached(caches[pool], keys[pool])
+    if pooled is not None:
+        return pooled
+    branch = BackboneBranch({"name": name, "pool": pool, "channels": BACKBONES[name][3], "dim": 1})
+    branch.features.load_state_dict(build_backbone(name).state_dict())
+    branch.eval()
+    parts: dict[str, list] = {p: [] for p in POOLS}
+    greys: list = []
 
     def flush() -> None:
         if greys:
             with torch.inference_mode():
-                new_pooled.append(branch.pooled(ink_tensor(np.stack(greys))).numpy())
+                from figsearch.embed.encoders.backbone_nets import normalise
+                from figsearch.embed.encoders.drawing.lines_backbone import pool_features
+
+                feature_map = branch.features(normalise(name, ink_tensor(np.stack(greys)) * 255.0))
+                for p in POOLS:
+                    parts[p].append(torch.sqrt(pool_features(feature_map, p) + 1e-12).numpy())
             greys.clear()
 
-    for item in items:
-        try:
-            with Image.open(item.path) as image:
-                sheet = prepare_sheet(image)
-        except (OSError, ValueError) as exc:
-            raise CorruptInput(f"cannot read training image {item.path}: {exc}") from exc
-        if lines is None:
-            new_lines.append(lines_features(sheet))
-        if pooled is None:
-            greys.append(np.asarray(prepare_drawing(sheet, model.image_size), dtype=np.uint8))
-            if len(greys) == 32:
-                flush()
-        if progress:
-            progress(1)
+    for sheet in _sheets(items):
+        greys.append(np.asarray(prepare_drawing(sheet, image_size), dtype=np.uint8))
+        if len(greys) == 32:
+            flush()
     flush()
-    if lines is None:
-        lines = np.stack(new_lines).astype(np.float32)
-        if lines_cache is not None:
-            np.savez(lines_cache, key=lines_key, features=lines)
-    if pooled is None:
-        pooled = np.concatenate(new_pooled).astype(np.float32)
-        if pooled_cache is not None:
-            np.savez(pooled_cache, key=pooled_key, features=pooled)
-    return lines, pooled
+    for p in POOLS:
+        features = np.concatenate(parts[p]).astype(np.float32)
+        if caches[p] is not None:
+            np.savez(caches[p], key=keys[p], features=features)
+        if p == pool:
+            pooled = features
+    return pooled
 
 
 def train_lines_head(features: np.ndarray, groups: list[str], ids: list[str], settings: LinesBackboneSettings,
@@ -207,10 +226,11 @@ def run(settings: LinesBackboneSettings, on_message=log.info) -> dict:
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     items = collection_items(settings.collections, settings.exclude)
-    probe = new_model(settings, _untrained_head(), np.zeros(BACKBONES[settings.backbone][3], np.float32),
-                      np.zeros((BACKBONES[settings.backbone][3], settings.dim), np.float32))
+    if settings.backbone not in BACKBONES:
+        raise InputError(f"unknown backbone {settings.backbone!r}; choose one of: {', '.join(BACKBONES)}")
     on_message(f"describing {len(items)} drawings (lines + {settings.backbone} at {settings.image_size} px)")
-    lines, pooled = _describe(items, probe, out)
+    lines = describe_lines(items, out)
+    pooled = describe_pooled(items, settings.backbone, settings.image_size, settings.pool, out)
     described = time.monotonic() - started
     groups, ids = [i.patent for i in items], [i.figure_id for i in items]
     history = []
@@ -268,12 +288,6 @@ def run(settings: LinesBackboneSettings, on_message=log.info) -> dict:
     model.save(out, metadata=record)
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     return {"out": str(out), "record": record}
-
-
-def _untrained_head():
-    from figsearch.train.architectures import create_lines_head
-
-    return create_lines_head()
 
 
 def _prepared(features: np.ndarray):
