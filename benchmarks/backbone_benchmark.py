@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--speed-only", action="store_true", help="only the timings (no retrieval quality)")
+    parser.add_argument("--speed-sheets", type=int, default=0, help="time on the first N grant sheets only (0: all)")
+    parser.add_argument("--no-quality", action="store_true", help="with --speed and --encoder: the timings of those encoders only")
     args = parser.parse_args()
     if args.speed_only:
         if not args.model:
@@ -83,6 +85,9 @@ def main() -> None:
         return
 
     sheets, patents = load_sheets(SHARED / "us-design-grants", 1600)
+    if args.no_quality:
+        speed_of({spec: create_visual(spec) for spec in ["hog", *args.encoder]}, sheets[: args.speed_sheets or None])
+        return
     images, classes, titles = odd_2007(SHARED / "us-design-2007")
     print(f"design grants: {len(sheets)} sheets; odd 2007: {len(images)} drawings; load average {os.getloadavg()[0]:.1f}")
     encoders = {}
@@ -106,7 +111,7 @@ def main() -> None:
         print(f"words -> drawings (odd 2007 titles): own drawing median rank {words['median_rank']:.0f} of "
               f"{words['drawings']}, recall@10 {words['recall@10']:.3f}, same-class mAP@50 {words['class_map50']:.4f}")
     if args.speed:
-        speed_of(encoders if hog_row is not None else {"hog": create_visual("hog"), **encoders}, sheets)
+        speed_of(encoders if hog_row is not None else {"hog": create_visual("hog"), **encoders}, sheets[: args.speed_sheets or None])
 
 
 def speed_of(encoders: dict, sheets) -> None:
@@ -120,7 +125,7 @@ def speed_of(encoders: dict, sheets) -> None:
         encoder.encode(sheets)
         rates[name] = len(sheets) / (time.perf_counter() - start)
         times = []
-        for image in sheets[:20]:
+        for image in sheets[:10]:
             begin = time.perf_counter()
             encoder.encode([image])
             times.append(time.perf_counter() - begin)
