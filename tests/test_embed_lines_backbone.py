@@ -121,3 +121,21 @@ def test_index_key_differs_from_the_shipped_drawing_model(made):
     key = encoder_key(create_visual(f"drawing:{made['out']}", threads=1))
     assert key != encoder_key(create_visual("drawing"))
     assert key != encoder_key(create_visual("lines"))
+
+
+def test_shipped_lines_backbone_model_names_its_weights_and_data():
+    from importlib import resources
+    from pathlib import Path
+
+    path = Path(str(resources.files("figsearch") / "models" / "drawing-lines-backbone.pt"))
+    if not path.is_file():
+        pytest.skip("no shipped lines-backbone model in this checkout")
+    encoder = create_visual(f"drawing:{path}", threads=1)
+    assert encoder.model.kind == "lines-backbone" and encoder.dim == 512
+    record = encoder.model.metadata
+    assert record["starting_weights"]["sha256"].startswith("b0353104") and "BSD-3" in record["starting_weights"]["licence"]
+    # the evaluation sets never entered: no design grants, the 543 odd-numbered 2007 designs excluded
+    assert "us-design-grants" not in record["data"]["source_folders"] and record["data"]["excluded_patents"] == 543
+    assert record["data"]["source_folders"]["us-design-2007"] == 544
+    vector = encoder.encode([_drawing("ring", 3)])
+    assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
