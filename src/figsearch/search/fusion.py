@@ -51,7 +51,7 @@ GAP_POWER = 2.0
 #: ``auto``: the non-primary modality's weight is also multiplied by agreement ** AGREE_POWER, the
 #: chance-corrected share of the first AGREE_TOP candidates that both lists have in common
 AGREE_TOP = 20
-AGREE_POWER = 2.0
+AGREE_POWER = 1.0
 #: ``auto``: the modality that keeps its gap weight (None: the one with the larger gap)
 PRIMARY = "text"
 #: a list whose scores spread less than this (all equal) standardises to z = 0
