@@ -76,8 +76,6 @@ class Replay:
         self.queries = sorted(q for q in self.qrels if self.qrels[q])
         self.vrow = {f: i for i, f in enumerate(self.vids)}
         self.trow = {f: i for i, f in enumerate(self.tids)}
-        #: as the service counts it: the smaller of the two indexes
-        self.population = min(len(self.vids), len(self.tids)) or None
         print(f"{path}: {len(self.queries)} queries, {len(self.vids)} visual and {len(self.tids)} text vectors",
               file=sys.stderr)
 
@@ -115,7 +113,7 @@ def evaluate(replay: Replay, settings: list[tuple[str, dict]], rr: dict | None =
             fetch = lambda ids: {f: replay.V[replay.vrow[f]] for f in ids if f in replay.vrow}  # noqa: E731
             lists, exact = rerank.rerank_visual(lists, exact, replay.V[replay.vrow[q]][None, :], fetch, **rr)
         for name, kwargs in settings:
-            fused = fusion.fuse(lists, exact, **{"population": replay.population, **kwargs})
+            fused = fusion.fuse(lists, exact, **kwargs)
             totals[name] += ap_at([f.figure_id for f in fused], replay.qrels[q], replay.k)
     return {name: total / len(replay.queries) for name, total in totals.items()}
 

@@ -101,25 +101,3 @@ def test_equal_scores_standardise_to_zero_and_text_weight_still_overrides():
     auto = fuse(flat, {}, mode="auto", gap_top=2)
     assert {f.figure_id: round(f.score, 9) for f in auto} == {"a": -0.5, "b": 0.5}
     assert scores("auto", text_weight=0.5) == scores("avg")
-
-
-def test_agreement_is_corrected_for_chance_overlap_of_the_population():
-    from figsearch.search.fusion import agreement
-
-    lists = {"visual": [(f, 1.0) for f in "abcd"], "text": [(f, 1.0) for f in "abxy"]}
-    assert agreement(lists, 4) == 0.5  # 2 shared of 4, no population: the raw share
-    # 4 of 16 figures each: chance shares 4 * 4 / 16 = 1, so (2 - 1) / (4 - 1)
-    assert agreement(lists, 4, population=16) == pytest.approx(1 / 3)
-    assert agreement(lists, 4, population=8) == 0.0  # chance shares 2: no evidence beyond it
-    assert agreement(lists, 4, population=4) == 0.0  # both lists hold every figure
-    assert agreement({"visual": lists["visual"], "text": lists["visual"]}, 4, population=16) == 1.0
-
-
-def test_auto_gives_visual_no_weight_when_the_lists_agree_only_as_chance_would():
-    # first 3: visual {a, b, c}, text {c, d}: 1 shared of 2; among 4 figures chance shares 2 * 2 / 4 = 1
-    got = scores("auto", gap_top=1, gap_power=1, agree_top=3, agree_power=1, population=4)
-    assert got == rounded(ZT)
-    # among 8 figures chance shares .5: agreement (1 - .5) / (2 - .5) = 1/3, squared by agree_power 2
-    w_visual = (0.3 / SV) * (1 / 3) ** 2
-    expected = {f: (w_visual * ZV[f] + ZT[f]) / (w_visual + 1.0) for f in ZV}
-    assert scores("auto", gap_top=1, gap_power=1, agree_top=3, agree_power=2, population=8) == rounded(expected)

@@ -162,7 +162,7 @@ def test_zavg_and_auto_are_the_fusion_of_the_service_lists(service):
     # every figure is in its lists: nothing to fill
     lists = {m: sorted(scores.items(), key=lambda x: -x[1]) for m, scores in (("visual", V), ("text", T))}
     for mode in ("zavg", "auto"):
-        by_hand = fuse(lists, {}, mode=mode, population=4)  # the smaller index (text) holds 4 figures
+        by_hand = fuse(lists, {}, mode=mode)
         got = service.search(Query(figure_id="US1-A", mode=mode, k=10)).hits
         assert [h.figure_id for h in got] == [f.figure_id for f in by_hand]
         assert [h.score for h in got] == pytest.approx([f.score for f in by_hand], abs=1e-5)

@@ -21,13 +21,10 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   A modality's weight starts as max(0, g)^GAP_POWER, g its gap: the mean z of its first GAP_TOP
   candidates (how far its best candidates stand out of its list). The text channel, when the query
   has one, is the anchor (PRIMARY); the visual channel's weight is further multiplied by the
-  *agreement* of the two lists beyond chance (^AGREE_POWER): with o the number of figures their
-  first m = AGREE_TOP candidates have in common and E = m² / N the number two unrelated lists
-  drawn from the N searchable figures would share, agreement = max(0, (o − E) / (m − E)) (the
-  chance correction of Cohen's kappa; without N, o / m). Visual evidence thus counts as much as
-  the text corroborates it beyond what chance gives: where the drawings' nearest neighbours are
-  near chance for the question asked (drawings of the same kind of product, measured at class
-  level, where a few hundred figures make chance overlaps common), ``auto`` stays with the text;
+  *agreement* of the two lists, the share of their first AGREE_TOP candidates that they have in
+  common (^AGREE_POWER). Visual evidence thus counts as much as the text corroborates it: where the
+  drawings' nearest neighbours are near chance for the question asked (drawings of the same kind of
+  product, measured at class level), the lists hardly overlap and ``auto`` stays with the text;
   where both find the same figures (the other sheets of a patent), it is close to ``zavg``. A query
   with one modality only is ranked by that modality. When no gap is positive the gap weights are
   equal. The constants were chosen on training-side data only (docs/evaluation.md).
@@ -48,8 +45,8 @@ MODES = ("visual", "text", "avg", "max", "rrf", "zavg", "auto")
 GAP_TOP = 3
 #: ... and its weight grows as gap ** GAP_POWER
 GAP_POWER = 2.0
-#: ``auto``: the non-primary modality's weight is also multiplied by agreement ** AGREE_POWER, the
-#: chance-corrected share of the first AGREE_TOP candidates that both lists have in common
+#: ``auto``: the non-primary modality's weight is also multiplied by agreement ** AGREE_POWER, the share
+#: of the first AGREE_TOP candidates that both lists have in common
 AGREE_TOP = 20
 AGREE_POWER = 1.0
 #: ``auto``: the modality that keeps its gap weight (None: the one with the larger gap)
@@ -77,13 +74,8 @@ def fuse(
     agree_top: int = AGREE_TOP,
     agree_power: float = AGREE_POWER,
     primary: str | None = PRIMARY,
-    population: int | None = None,
 ) -> list[Fused]:
-    """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list.
-
-    ``population``: how many figures the lists were drawn from (``auto`` corrects the lists'
-    agreement for chance with it; None: no correction).
-    """
+    """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list."""
     exact = exact or {}
     order: list[str] = []
     for modality in ("visual", "text"):
@@ -108,7 +100,7 @@ def fuse(
     if mode in ("zavg", "auto") and text_weight is None:
         stats = {m: standardiser(c) for m, c in lists.items() if c}
         weights = (
-            auto_weights(lists, stats, gap_top, gap_power, agree_top, agree_power, primary, population)
+            auto_weights(lists, stats, gap_top, gap_power, agree_top, agree_power, primary)
             if mode == "auto" else {m: 1.0 for m in stats}
         )
         total = sum(weights.values()) or 1.0
@@ -162,33 +154,23 @@ def gap_weights(lists, stats, top: int, power: float) -> dict[str, float]:
     return gaps
 
 
-def agreement(lists, top: int, population: int | None = None) -> float:
-    """How much more the first ``top`` candidates of the two lists overlap than chance would make them (0..1).
-
-    o shared figures among m = min(top, list lengths); two unrelated lists of m figures drawn
-    from ``population`` share E = m² / population on average, so the agreement is
-    max(0, (o − E) / (m − E)) — 0 at chance level, 1 for identical heads; o / m without a population.
-    """
+def agreement(lists, top: int) -> float:
+    """The share of the first ``top`` candidates that the two lists have in common (0..1)."""
     heads = [{f for f, _ in c[:top]} for c in lists.values() if c]
     if len(heads) < 2:
         return 1.0
-    size = max(1, min(top, *(len(h) for h in heads)))
-    shared = len(heads[0] & heads[1])
-    chance = size * size / population if population and population > 0 else 0.0
-    if chance >= size:  # the lists hold (nearly) every figure: overlap says nothing
-        return 0.0
-    return max(0.0, (shared - chance) / (size - chance))
+    return len(heads[0] & heads[1]) / max(1, min(top, *(len(h) for h in heads)))
 
 
 def auto_weights(lists, stats, gap_top: int, gap_power: float, agree_top: int, agree_power: float,
-                 primary: str | None = None, population: int | None = None) -> dict[str, float]:
+                 primary: str | None = None) -> dict[str, float]:
     weights = gap_weights(lists, stats, gap_top, gap_power)
     if len(weights) == 2 and agree_power:
         if primary in weights:
             weaker = next(m for m in weights if m != primary)
         else:
             weaker = min(weights, key=lambda m: (weights[m], m))
-        weights[weaker] *= agreement(lists, agree_top, population) ** agree_power
+        weights[weaker] *= agreement(lists, agree_top) ** agree_power
         if not any(weights.values()):
             weights[max(weights, key=lambda m: (weights[m], m))] = 1.0
     return weights

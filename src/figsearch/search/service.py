@@ -366,9 +366,7 @@ class SearchService:
         weight = query.text_weight if len(modalities) == 2 else None
         if query.text_weight is not None and weight is None:
             notes.append("text_weight ignored: only one modality takes part")
-        # the figures both lists could have been drawn from: what chance overlap is measured against
-        population = min(indexes[m].count for m in modalities) if len(modalities) == 2 else None
-        fused = fuse(lists, exact, mode=mode, text_weight=weight, population=population)
+        fused = fuse(lists, exact, mode=mode, text_weight=weight)
         page = fused[query.offset : query.offset + query.k]
         hits = self._hits(page, query.offset)
         return SearchResult(
