@@ -96,3 +96,16 @@ def test_an_adapter_that_cannot_read_the_query_refuses_visual_mode_and_falls_bac
             service.search(Query(text="propeller", mode="visual"))
         assert service.search(Query(text="rotor propeller", mode="auto", k=1)).modalities == ["visual", "text"]
         assert service.search(Query(text="propeller", mode="auto", k=1)).modalities == ["text"]
+
+
+def test_a_fused_text_query_does_not_fail_when_the_visual_model_cannot_be_loaded(tmp_path, monkeypatch):
+    build(tmp_path / "c", "fake-angle-words", "fake-words")
+    with SearchService.open(tmp_path / "c") as service:
+        def broken(*args, **kwargs):
+            raise ModelUnavailable("model file /nowhere/model.onnx is missing")
+
+        monkeypatch.setattr("figsearch.search.service.create_visual", broken)
+        result = service.search(Query(text="hub", mode="auto", k=1))
+        assert result.modalities == ["text"] and ids(result) == ["US3-D"]
+        with pytest.raises(ModelUnavailable, match="/nowhere/model.onnx"):
+            service.search(Query(text="hub", mode="visual"))

@@ -241,7 +241,14 @@ class SearchService:
             if required:
                 self._encoder("visual")  # raises: the collection has no indexed drawings
             return None
-        encoder = self._encoder("visual")
+        if required:
+            encoder = self._encoder("visual")
+        else:
+            try:  # a text search worked before without the visual model: it must not fail for want of it
+                encoder = self._encoder("visual")
+            except (ModelUnavailable, CollectionError) as error:
+                log.info("text query not mapped into the drawing space: %s", error)
+                return None
         root = self.collection.root
         refusal = (f"the visual encoder {settings['spec']!r} of collection {root} cannot search drawings by words: "
                    f"mode 'visual' with a text query needs a visual encoder with a text adapter, such as "
