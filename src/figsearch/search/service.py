@@ -257,8 +257,8 @@ class SearchService:
             if required:
                 raise InputError(refusal)
             return None
-        text_encoder, text_lock = self._adapter_text_encoder(encoder)
         try:
+            text_encoder, text_lock = self._adapter_text_encoder(encoder)
             # the visual lock first, then the text one: the only place holding both, so no deadlock
             with self._encode_locks["visual"], text_lock:
                 return np.atleast_2d(encoder.encode_text_query([words], text_encoder=text_encoder))
