@@ -22,8 +22,15 @@ Usage (from the repository root; about 10 minutes on 2 cores for the three encod
         [--encoder NAME ...] [--encoders hog,lines,drawing] [--reuse] [-k 50] [--modes ...] \\
         [--rerank drawing|all]
 
-Everything is deterministic (no sampling), so a rerun prints the same numbers. Reports, qrels and
-TREC runs land in WORK/PARITY/eval-ENCODER.
+``--words ENCODER`` (e.g. ``backbone``, whose text adapter maps words into the drawing space) also
+measures words -> drawings: a copy of the collection indexed with ``--visual-model ENCODER
+--text-model none`` (no text in the index: the drawings carry none), and each patent's title
+searching it through the search service, ``Query(text=TITLE, mode="visual", k)``. Relevant: the
+patent's own drawing (same patent), or every drawing of its USPC design class, its own included
+(same class). Against the mean of 20 seeded random rankings of the same drawings.
+
+Everything is deterministic (no sampling; the random baseline is seeded), so a rerun prints the
+same numbers. Reports, qrels and TREC runs land in WORK/PARITY/eval-ENCODER.
 """
 
 from __future__ import annotations
@@ -82,6 +89,65 @@ def run(cli: list[str], env: dict, capture: bool = False) -> subprocess.Complete
     return done
 
 
+def words_to_drawings(collection: Path, k: int) -> dict[str, float]:
+    """Titles as text queries over a visual-only collection: AP@k (same patent, same class) and random."""
+    import random
+
+    from figsearch.evaluate.metrics import mean, per_query
+    from figsearch.evaluate.rules import build_qrels, load_pool, parse_rule
+    from figsearch.search.query import Query
+    from figsearch.search.service import SearchService
+
+    measure = f"AP@{k}"
+    with SearchService.open(collection) as service:
+        pool = load_pool(service.collection)
+        same_class = build_qrels(service.collection, [parse_rule(RULE)], pool=pool)
+        titles = {p: service.collection.patents.title(p) for p in pool.by_patent}
+        queries = [f for f in sorted(pool.figures) if titles.get(pool.figures[f].patent)]
+        qrels = {
+            "same patent": {f: dict.fromkeys(pool.by_patent[pool.figures[f].patent], 1) for f in queries},
+            "same class": {f: {**same_class.get(f, {}), f: 1} for f in queries},
+        }
+        run, ranks, start = {}, [], time.perf_counter()
+        for f in queries:
+            result = service.search(Query(text=titles[pool.figures[f].patent], mode="visual", k=k))
+            run[f] = [(h.figure_id, h.score) for h in result.hits]
+            found = [h.figure_id for h in result.hits]
+            ranks.append(found.index(f) + 1 if f in found else None)
+        per_search = 1000 * (time.perf_counter() - start) / max(1, len(queries))
+    everything = sorted(pool.figures)
+    out = {"queries": len(queries), "ms per search": per_search,
+           "own drawing in the top 10": sum(1 for r in ranks if r and r <= 10) / max(1, len(queries))}
+    for name, judged in qrels.items():
+        out[name] = mean(per_query(judged, run, [measure], queries)[measure])
+        randoms = []
+        for seed in range(20):
+            order = everything[:]
+            random.Random(seed).shuffle(order)
+            shuffled = {f: [(d, float(-i)) for i, d in enumerate(order[:k])] for f in queries}
+            randoms.append(mean(per_query(judged, shuffled, [measure], queries)[measure]))
+        out[f"{name}, random"] = sum(randoms) / len(randoms)
+    return out
+
+
+def print_tables(results: dict[str, dict], modes: list[str], measure: str) -> None:
+    print("| visual encoder | " + " | ".join(modes) + " |")
+    print("|---|" + "---:|" * len(modes))
+    hog = results["hog"]
+    for encoder, result in results.items():
+        print(f"| `{encoder}` | " + " | ".join(f"{result[m][measure]:.3f}" for m in modes) + " |")
+    print()
+    print("Ratio to `hog` in the same run (same mode):\n")
+    print("| visual encoder | " + " | ".join(modes) + " |")
+    print("|---|" + "---:|" * len(modes))
+    for encoder, result in results.items():
+        cells = []
+        for m in modes:
+            base_value = hog.get(m, {}).get(measure)
+            cells.append(f"{result[m][measure] / base_value:.2f}×" if base_value else "–")
+        print(f"| `{encoder}` | " + " | ".join(cells) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -92,7 +158,8 @@ def main() -> int:
     parser.add_argument("--parity", choices=("odd", "even"), default="odd",
                         help="odd: the evaluation set (default); even: the training side, for choosing settings.")
     parser.add_argument("--encoders", default=",".join(DEFAULT_ENCODERS),
-                        help="Comma-separated visual encoders to index with [default: hog,lines,drawing].")
+                        help="Comma-separated visual encoders to index with [default: hog,lines,drawing]; "
+                             "'none' evaluates no encoder (with --words: words -> drawings only).")
     parser.add_argument("--encoder", action="append", default=[],
                         help="One more visual encoder name (repeatable), e.g. a new model's registry name.")
     parser.add_argument("--reuse", action="store_true", help="Keep existing collections in WORK (skip ingest/index).")
@@ -102,10 +169,14 @@ def main() -> int:
     parser.add_argument("--rerank", default="", metavar="ENCODERS",
                         help="Also evaluate these encoders (comma-separated, or 'all') with the visual re-ranking on "
                              "(figsearch evaluate --rerank).")
+    parser.add_argument("--words", default="", metavar="ENCODER",
+                        help="Also measure words -> drawings with this visual encoder (it needs a text adapter, "
+                             "e.g. backbone): titles search a copy indexed without text.")
     args = parser.parse_args()
 
-    encoders = list(dict.fromkeys([*(e.strip() for e in args.encoders.split(",") if e.strip()), *args.encoder]))
-    if "hog" not in encoders:
+    names = [] if args.encoders == "none" else [e.strip() for e in args.encoders.split(",") if e.strip()]
+    encoders = list(dict.fromkeys([*names, *args.encoder]))
+    if encoders and "hog" not in encoders:
         encoders.insert(0, "hog")  # the baseline every row is divided by
     if not (args.data / SOURCE / METADATA).is_file():
         print(f"shared data incomplete: {args.data / SOURCE / METADATA} is missing", file=sys.stderr)
@@ -156,6 +227,22 @@ def main() -> int:
             if searches:
                 per_search[label] = 1000 * timings[f"evaluate {label}"] / searches
 
+    words = None
+    if args.words:
+        collection = work / f"collection-words-{args.words.replace(':', '_').replace('/', '_')}"
+        if not args.reuse or not (collection / "figsearch.sqlite").exists():
+            shutil.rmtree(collection, ignore_errors=True)
+            shutil.copytree(base, collection, symlinks=True)
+            cli = ["index", "--collection", str(collection), "--visual-model", args.words, "--text-model", "none", "-q"]
+            commands.append("figsearch " + shlex.join(cli))
+            start = time.perf_counter()
+            run(cli, env)
+            timings[f"index {args.words} without text"] = time.perf_counter() - start
+        commands.append(f"words -> drawings: Query(text=TITLE, mode='visual', k={args.k}) over {collection}")
+        start = time.perf_counter()
+        words = words_to_drawings(collection, args.k)
+        timings["words -> drawings"] = time.perf_counter() - start
+
     measure = f"AP@{args.k}"
     modes = list(dict.fromkeys(m for r in results.values() for m in r))
     print(f"# figsearch class level: {args.parity}-numbered us-design-2007, rule {RULE}, {measure}\n")
@@ -167,21 +254,17 @@ def main() -> int:
         print("Evaluation time per search, all included (ms): "
               + ", ".join(f"{k} {v:.1f}" for k, v in per_search.items()))
     print()
-    print("| visual encoder | " + " | ".join(modes) + " |")
-    print("|---|" + "---:|" * len(modes))
-    hog = results["hog"]
-    for encoder, result in results.items():
-        print(f"| `{encoder}` | " + " | ".join(f"{result[m][measure]:.3f}" for m in modes) + " |")
-    print()
-    print("Ratio to `hog` in the same run (same mode):\n")
-    print("| visual encoder | " + " | ".join(modes) + " |")
-    print("|---|" + "---:|" * len(modes))
-    for encoder, result in results.items():
-        cells = []
-        for m in modes:
-            base_value = hog.get(m, {}).get(measure)
-            cells.append(f"{result[m][measure] / base_value:.2f}×" if base_value else "–")
-        print(f"| `{encoder}` | " + " | ".join(cells) + " |")
+    if results:
+        print_tables(results, modes, measure)
+    if words is not None:
+        print(f"\nWords -> drawings (`{args.words}`, no text in the index; {words['queries']} titles as queries, "
+              f"mode visual; {words['ms per search']:.0f} ms per search):\n")
+        print(f"| relevant | {measure} | random | ratio |")
+        print("|---|---:|---:|---:|")
+        for name in ("same patent", "same class"):
+            value, chance = words[name], words[f"{name}, random"]
+            print(f"| {name} | {value:.4f} | {chance:.4f} | {value / chance:.1f}× |")
+        print(f"\nThe patent's own drawing is in the first 10 for {100 * words['own drawing in the top 10']:.1f} % of the titles.")
     return 0
 
 

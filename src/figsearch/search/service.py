@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from figsearch.embed.catalog import create_text, create_visual, encoder_key
-from figsearch.errors import CollectionError, EmptyCollection, InputError
+from figsearch.errors import CollectionError, EmptyCollection, InputError, ModelUnavailable
 from figsearch.index.files import index_dir, read_manifest
 from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
@@ -216,8 +216,71 @@ class SearchService:
             turned = [image.rotate(a, expand=True, fillcolor=255) if a else image for a in self.query_rotations]
             vectors["visual"] = self._encode("visual", turned)
         if query.text and query.text.strip():
-            vectors["text"] = self._encode("text", [query.text.strip()])
+            words = query.text.strip()
+            drawn = None
+            if "visual" not in vectors and query.mode != "text":
+                # no drawing to search with: the words themselves may search the drawings
+                drawn = self._words_to_drawings(words, required=query.mode == "visual")
+                if drawn is not None:
+                    vectors["visual"] = drawn
+                    notes.append("the text also searched the drawings, mapped into the drawing space by the "
+                                 "visual encoder's text adapter")
+            if query.mode != "visual":
+                if drawn is not None and self._settings("text") is None:
+                    notes.append("the collection has no text vectors: the text searched the drawings only")
+                else:
+                    vectors["text"] = self._encode("text", [words])
         return vectors, patent
+
+    def _words_to_drawings(self, words: str, *, required: bool) -> np.ndarray | None:
+        """A text query as a vector of the visual index, when the collection's visual encoder can map words
+        (``encode_text_query``: the ``backbone`` encoder's text adapter); None when it cannot and
+        ``required`` is false (a fused search then uses the text channel alone)."""
+        settings = self._settings("visual")
+        if settings is None:
+            if required:
+                self._encoder("visual")  # raises: the collection has no indexed drawings
+            return None
+        if required:
+            encoder = self._encoder("visual")
+        else:
+            try:  # a text search worked before without the visual model: it must not fail for want of it
+                encoder = self._encoder("visual")
+            except (ModelUnavailable, CollectionError) as error:
+                log.info("text query not mapped into the drawing space: %s", error)
+                return None
+        root = self.collection.root
+        refusal = (f"the visual encoder {settings['spec']!r} of collection {root} cannot search drawings by words: "
+                   f"mode 'visual' with a text query needs a visual encoder with a text adapter, such as "
+                   f"'backbone' (figsearch index --collection {root} --visual-model backbone)")
+        if not callable(getattr(encoder, "encode_text_query", None)):
+            if required:
+                raise InputError(refusal)
+            return None
+        try:
+            text_encoder, text_lock = self._adapter_text_encoder(encoder)
+            # the visual lock first, then the text one: the only place holding both, so no deadlock
+            with self._encode_locks["visual"], text_lock:
+                return np.atleast_2d(encoder.encode_text_query([words], text_encoder=text_encoder))
+        except ModelUnavailable as error:  # a model trained without text alignment
+            if required:
+                raise InputError(f"{refusal} ({error})") from error
+            log.info("text query not mapped into the drawing space: %s", error)
+            return None
+
+    def _adapter_text_encoder(self, encoder) -> tuple[object, threading.Lock]:
+        """The sentence encoder the visual encoder's text adapter was trained on (the collection's own when
+        it is the same), with the lock that guards it."""
+        name = getattr(encoder, "text_model", None) or "minilm"
+        settings = self._settings("text")
+        if settings is not None and settings["spec"] == name:
+            return self._encoder("text"), self._encode_locks["text"]
+        with self._encoder_lock:
+            key = f"words->visual:{name}"
+            if key not in self._encoders:
+                self._encoders[key] = create_text(name)
+                self._encode_locks[key] = threading.Lock()
+            return self._encoders[key], self._encode_locks[key]
 
     def _modalities(self, snapshot: IndexSnapshot, query: Query, vectors: dict, notes: list[str]) -> dict:
         """The indexes of ``snapshot`` that take part, by modality."""
@@ -225,7 +288,8 @@ class SearchService:
         if query.mode in ("visual", "text"):
             wanted = [query.mode]
             if query.mode not in vectors:
-                need = "an image or a figure id" if query.mode == "visual" else "a text, or a figure that has text"
+                need = ("an image, a figure id, or a text with a visual encoder that reads words" if query.mode == "visual"
+                        else "a text, or a figure that has text")
                 raise InputError(f"mode {query.mode!r} needs {need}")
         else:
             wanted = [m for m in MODALITIES if m in vectors]
