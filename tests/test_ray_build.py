@@ -179,3 +179,29 @@ def test_a_local_build_does_not_import_ray(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def _build_command(paths, collection: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "figsearch", "build", *map(str, paths), "-c", str(collection), "--skip-ocr",
+            "--visual-model", "hog", "--text-model", "none", "-q", *extra]
+
+
+def test_a_killed_ray_driver_resumes_on_rerun(tmp_path):
+    """The kill test through --ray: the driver (and the Ray instance it started) killed mid-build."""
+    from kill_ingest import _env
+    from reliability_helpers import PATENTS, committed_patents, kill_when
+
+    data = make_inputs(tmp_path / "data")
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    env = {**_env(), "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(_build_command([data], reference), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    ray_build = _build_command([data], killed, "--ray", "local", "-j", "2")
+    process = subprocess.Popen(ray_build, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    assert kill_when(process, killed, 2, timeout=300)  # killed with some patents committed, not all
+    assert 2 <= committed_patents(killed) < PATENTS
+    done = subprocess.run(ray_build, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    difference = compare(snapshot(reference), snapshot(killed))
+    assert difference.equal, str(difference)
