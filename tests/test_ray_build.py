@@ -58,6 +58,7 @@ def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
                 for f, m, e, v in db.execute("SELECT figure_id, modality, encoder, vector FROM embeddings")}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not EP_DOCUMENT.is_dir(), reason="../shared/data/ep-documents is absent")
 def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     local, distributed = tmp_path / "local", tmp_path / "ray"
@@ -186,6 +187,7 @@ def _build_command(paths, collection: Path, *extra: str) -> list[str]:
             "--visual-model", "hog", "--text-model", "none", "-q", *extra]
 
 
+@pytest.mark.slow
 def test_a_killed_ray_driver_resumes_on_rerun(tmp_path):
     """The kill test through --ray: the driver (and the Ray instance it started) killed mid-build."""
     from kill_ingest import _env
