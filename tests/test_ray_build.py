@@ -149,6 +149,13 @@ def test_inputs_given_as_urls_are_read_through_fsspec(cluster, tmp_path):
     assert not any(p.name.startswith("remote-") for p in (tmp_path / "ray" / ".tmp").glob("*"))
 
 
+def test_a_worker_that_cannot_load_the_encoder_is_one_clear_error(cluster, tmp_path):
+    from figsearch.errors import FigsearchError
+
+    with pytest.raises(FigsearchError, match="nowhere"):
+        RayCluster("local", workers=2).encoder("text", f"sbert:{tmp_path / 'nowhere'}")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

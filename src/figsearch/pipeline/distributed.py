@@ -38,7 +38,7 @@ import numpy as np
 
 from figsearch.embed.base import l2_normalise
 from figsearch.embed.catalog import encoder_key
-from figsearch.errors import CollectionError, FigsearchError, InputError, MissingDependency
+from figsearch.errors import CollectionError, FigsearchError, InputError, MissingDependency, ModelUnavailable
 from figsearch.fsutil import atomic_write_bytes, fsync_directories
 from figsearch.ingest import process
 from figsearch.ingest.base import Unit
@@ -113,8 +113,8 @@ class RayCluster:
     def __init__(self, address: str | None = "auto", *, workers: int | None = None) -> None:
         self.workers = connect(address, workers=workers)
         self.ray = _ray()
-        #: how many times a task was resubmitted by this driver after its worker died (Ray retries first)
-        self.lost_workers = 0
+        #: the encoders started by ``encoder()``, by modality, until their stage ends
+        self._started: dict[str, _Actors] = {}
 
     # -- ingest ----------------------------------------------------------------------------------
 
@@ -147,9 +147,26 @@ class RayCluster:
     def embedder(self) -> RayCluster:
         return self
 
-    def _encoders(self, modality: str, spec: str) -> list:
+    def encoder(self, modality: str, spec: str) -> _RemoteEncoder:
+        """Start the workers' encoders for ``modality``; they must all be the same encoder."""
         actor = self.ray.remote(num_cpus=1, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)(_EncoderActor)
-        return [actor.remote(modality, spec) for _ in range(self.workers)]
+        actors = [actor.remote(modality, spec) for _ in range(self.workers)]
+        pool = _Actors(self, actors)
+        try:
+            identities = [identity for _, identity in pool.map("identity", ((None, ()) for _ in actors))]
+        except BaseException:
+            pool.__exit__()
+            raise
+        if any(identity != identities[0] for identity in identities):
+            pool.__exit__()
+            raise ModelUnavailable(f"the Ray workers load different {modality} encoders for {spec!r} "
+                                   f"({', '.join(sorted({encoder_key(i) for i in identities}))}): install the same "
+                                   "figsearch and model files on every node")
+        self._started[modality] = pool
+        return _RemoteEncoder(identities[0])
+
+    def _encoders(self, modality: str) -> _Actors:
+        return self._started.pop(modality)
 
     def visual(self, collection: Collection, spec: str, encoder, todo, progress) -> EmbedReport:
         """``embed_visual`` with the encoding on the cluster: same batches, same failures, same rows."""
@@ -169,7 +186,7 @@ class RayCluster:
                         unread[index] = str(exc)
                 yield (batch, unread), (blobs,)
 
-        with _Actors(self, self._encoders("visual", spec)) as actors:
+        with self._encoders("visual") as actors:
             for (batch, unread), (vectors, errors) in actors.map("images", calls(actors)):
                 errors = {**errors, **unread}
                 good = [(f, d) for index, (f, d) in enumerate(batch) if index not in errors]
@@ -193,7 +210,7 @@ class RayCluster:
         report = EmbedReport("text", key, unchanged=unchanged)
         report.removed = collection.vectors.delete("text", key, drop)
         batch_size = 256
-        with _Actors(self, self._encoders("text", spec)) as actors:
+        with self._encoders("text") as actors:
             # a round is what all workers encode at once; its vectors are then written batch by batch
             round_size = batch_size * self.workers * IN_FLIGHT_PER_WORKER * 4
             for round_start in range(0, len(todo), round_size):
@@ -237,9 +254,15 @@ def _window(calls: Iterator, size: int) -> Iterator:
 
 
 def _cause(exc) -> BaseException:
-    """The exception a task raised (a CollectionError stops the build as it does locally)."""
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, BaseException) else exc
+    """The exception a task or an actor's start raised (a CollectionError stops the build as it does locally)."""
+    for _ in range(4):  # an actor that died starting wraps its start's error, which wraps the exception
+        if isinstance(exc, FigsearchError):
+            return exc
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, BaseException):
+            break
+        exc = cause
+    return exc
 
 
 def _payload(unit: Unit) -> tuple[Unit, str, list[bytes | None]]:
@@ -399,13 +422,32 @@ class _SignReader:
         return None if data is None else signs_stage._read_in_worker(io.BytesIO(data))
 
 
+class _RemoteEncoder:
+    """The driver's stand-in for an encoder loaded by the workers: what it records is the identity."""
+
+    def __init__(self, identity: dict) -> None:
+        self.identity = identity
+        self.name, self.dim = identity.get("name", ""), identity.get("dim", 0)
+
+
 class _EncoderActor:
     """A Ray actor: one encoder, loaded once, encoding batches of stored drawings or sentences."""
 
     def __init__(self, modality: str, spec: str) -> None:
         from figsearch.embed.catalog import create_text, create_visual
 
-        self.encoder = (create_visual if modality == "visual" else create_text)(spec)
+        self.encoder, self.error = None, None
+        try:
+            self.encoder = (create_visual if modality == "visual" else create_text)(spec)
+        except FigsearchError as exc:
+            # kept for identity() to raise: an error in a method reaches the driver as itself,
+            # while an actor that dies starting reaches it as text only
+            self.error = exc
+
+    def identity(self) -> dict:
+        if self.error is not None:
+            raise self.error
+        return self.encoder.identity
 
     def images(self, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
         images, errors = [], {}

@@ -56,7 +56,8 @@ def update_collection(
 
     ``text_model="none"`` leaves text out. ``index_factory`` ("auto" clears an earlier one)
     applies to both modalities and is remembered. ``embedder`` (the Ray build's) computes the
-    vectors elsewhere: ``embedder.visual(collection, spec, encoder, todo, progress)`` and
+    vectors elsewhere: ``embedder.encoder(modality, spec)`` stands for the encoder (its identity),
+    ``embedder.visual(collection, spec, encoder, todo, progress)`` and
     ``embedder.text(collection, spec, encoder, plan, progress)`` return what embed_visual/embed_text do.
     """
     report = UpdateReport()
@@ -81,7 +82,8 @@ def update_collection(
         report.notes.append("text left out (--text-model none): searches use the drawings only")
     requests = []
     for modality, spec, create in jobs:
-        encoder = create(spec)
+        # on Ray the encoder is loaded by the workers only; the driver gets what it records (its identity)
+        encoder = create(spec) if embedder is None else embedder.encoder(modality, spec)
         if modality == "visual":
             todo, unchanged = plan_visual(collection, encoder)
             advance = progress(f"embedding drawings ({spec})", len(todo)) if progress else None
