@@ -64,8 +64,8 @@ def stage(urls: list[str], stack: contextlib.ExitStack, collection_root: Path) -
         logical = url.rstrip("/") if is_dir else url[: len(url) - len(posixpath.basename(path))].rstrip("/")
         for name in files:
             relative = posixpath.relpath(name, base)
-            if relative.startswith("..") or any(part.startswith(".") for part in relative.split("/")):
-                continue  # hidden files and folders are not walked locally either
+            if relative.startswith("..") or any(part.startswith(".") for part in relative.split("/")[:-1]):
+                continue  # hidden folders are not walked locally either
             target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
