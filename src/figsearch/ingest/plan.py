@@ -44,17 +44,18 @@ class Plan:
 
 
 class Namer:
-    """Maps real paths to the names users see: the path itself, or ``archive.zip!member``."""
+    """Maps real paths to the names users see: the path itself, ``archive.zip!member``, or a URL."""
 
-    def __init__(self, real_root: Path | None = None, logical_root: str | None = None) -> None:
+    def __init__(self, real_root: Path | None = None, logical_root: str | None = None, separator: str = "!") -> None:
         self.real_root = real_root
         self.logical_root = logical_root
+        self.separator = separator
 
     def __call__(self, path: Path) -> str:
         if self.real_root is None:
             name = os.path.abspath(path)
         else:
-            name = f"{self.logical_root}!{path.relative_to(self.real_root).as_posix()}"
+            name = f"{self.logical_root}{self.separator}{path.relative_to(self.real_root).as_posix()}"
         # file names that are not UTF-8 reach us with surrogate escapes; SQLite wants real text
         return _text(name)
 

@@ -15,13 +15,13 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from figsearch.errors import CollectionError, FigsearchError
-from figsearch.ingest import archives
+from figsearch.ingest import archives, remote
 from figsearch.ingest.base import Unit
 from figsearch.ingest.plan import Namer, Plan, plan_paths
 from figsearch.ingest.process import Ingested, UnitResult
@@ -31,6 +31,9 @@ from figsearch.store import Collection
 from figsearch.fsutil import sha256_file
 
 log = logging.getLogger(__name__)
+
+#: run_units(units, collection root, jobs) -> the UnitResult of each unit, in the order given
+RunUnits = Callable[[list[Unit], str, int], Iterator[UnitResult]]
 
 
 class Progress(Protocol):
@@ -96,15 +99,24 @@ def ingest_paths(
     *,
     jobs: int | None = None,
     force: bool = False,
+    run_units: RunUnits | None = None,
 ) -> IngestSummary:
-    """Ingest files, folders and archives into ``collection`` (opened for writing)."""
+    """Ingest files, folders and archives into ``collection`` (opened for writing).
+
+    ``paths`` may be URLs (``s3://``, ``file://``, ...): they are read through fsspec
+    (figsearch.ingest.remote). ``run_units`` replaces the local worker processes (the Ray build
+    passes its own, which yields the same ``UnitResult`` for each unit, in the same order).
+    """
     if not collection.writable:
         raise FigsearchError(f"collection {collection.root} is open read-only; ingest needs write access")
     progress = progress or _Silent()
     started = time.perf_counter()
     summary = IngestSummary()
     with contextlib.ExitStack() as stack:
-        plan, opened = _plan_with_archives([Path(p) for p in paths], stack, collection, summary, force)
+        paths = list(paths)
+        staged = remote.stage([p for p in paths if remote.is_url(p)], stack, collection.root)
+        local = [Path(p) for p in paths if not remote.is_url(p)]
+        plan, opened = _plan_with_archives(local, stack, collection, summary, force, staged)
         summary.ignored_files = len(plan.ignored)
         summary.metadata_files = len(plan.metadata_files)
         summary.unreferenced_images = len(plan.orphans)
@@ -121,7 +133,7 @@ def ingest_paths(
                 continue
             todo.append((unit, digest))
         progress.start(len(todo))
-        for (unit, digest), result in zip(todo, _run(todo, collection, jobs)):
+        for (unit, digest), result in zip(todo, _run(todo, collection, jobs, run_units)):
             _commit(collection, unit, digest, result, summary, progress)
             progress.advance(unit, result)
         # every unit of these archives is committed: next time, an unchanged archive is not even unpacked
@@ -133,8 +145,11 @@ def ingest_paths(
 
 
 def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collection: Collection,
-                        summary: IngestSummary, force: bool) -> tuple[Plan, list[tuple[str, str]]]:
+                        summary: IngestSummary, force: bool,
+                        staged: list[tuple[Path, Namer]] = ()) -> tuple[Plan, list[tuple[str, str]]]:
     plan = plan_paths(paths, exclude=collection.root)
+    for root, namer in staged:
+        _extend(plan, plan_paths([root], namer))
     pending = list(plan.archives)
     plan.archives = []
     opened: list[tuple[str, str]] = []
@@ -168,6 +183,11 @@ def _plan_with_archives(paths: list[Path], stack: contextlib.ExitStack, collecti
     return plan, opened
 
 
+def _extend(plan: Plan, other: Plan) -> None:
+    for name in ("units", "failures", "ignored", "metadata_files", "archives", "orphans"):
+        getattr(plan, name).extend(getattr(other, name))
+
+
 def unit_digest(unit: Unit) -> str:
     """sha256 of everything a unit reads, so that a changed drawing re-ingests its patent."""
     digest = hashlib.sha256()
@@ -186,9 +206,10 @@ def unit_digest(unit: Unit) -> str:
     return digest.hexdigest()
 
 
-def _run(todo: list[tuple[Unit, str]], collection: Collection, jobs: int | None) -> Iterator[UnitResult]:
+def _run(todo: list[tuple[Unit, str]], collection: Collection, jobs: int | None,
+         runner: RunUnits | None = None) -> Iterator[UnitResult]:
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    yield from run_units([unit for unit, _ in todo], str(collection.root), jobs)
+    yield from (runner or run_units)([unit for unit, _ in todo], str(collection.root), jobs)
 
 
 def _clean_failure(failure: Failure) -> Failure:

@@ -62,19 +62,23 @@ def build(
     signs_progress: Callable[[int, int], None] | None = None,
     index_progress: ProgressFactory | None = None,
     on_stage: StageDone | None = None,
+    cluster=None,
 ) -> BuildReport:
     """Build or update the collection at ``collection`` (created if missing) from ``paths``.
 
     Rerunning it only does what is new. A missing OCR engine does not fail the build: the signs
     are left out and ``signs_skipped`` says why (text then comes from captions and titles).
     ``visual_model``/``text_model`` choose the encoders (default: the collection's, else
-    drawing and minilm; ``text_model="none"`` leaves text out).
+    drawing and minilm; ``text_model="none"`` leaves text out). ``cluster`` (a
+    figsearch.pipeline.distributed.RayCluster) runs decoding, sign reading and embedding on a Ray
+    cluster; this process still writes the collection, in the same order as a local build.
     """
     if not skip_ocr:  # a wrong engine name is said before the ingest, not after it
         check_ocr_engine(ocr_engine)
     root = str(collection)
     with Collection.open(root, create=True) as store:
-        summary = ingest_paths(store, list(paths), ingest_progress, jobs=jobs, force=force)
+        summary = ingest_paths(store, list(paths), ingest_progress, jobs=jobs, force=force,
+                               run_units=cluster.run_units if cluster else None)
     report = BuildReport(collection=root, ingest=summary)
     if on_stage:
         on_stage("ingest", report)
@@ -83,7 +87,8 @@ def build(
     else:
         try:
             with Collection.open(root, write=True) as store:
-                report.signs = spot_and_link(store, engine=ocr_engine, progress=signs_progress, jobs=jobs)
+                report.signs = spot_and_link(store, engine=ocr_engine, progress=signs_progress, jobs=jobs,
+                                             read_ahead=cluster.read_ahead if cluster else None)
         except (MissingDependency, ModelUnavailable) as exc:
             report.signs_skipped = str(exc)
         if on_stage:
@@ -93,6 +98,7 @@ def build(
             report.index = update_collection(
                 store, visual_model=visual_model, text_model=text_model, index_factory=index_factory,
                 bytes_per_vector=bytes_per_vector, progress=index_progress,
+                embedder=cluster.embedder if cluster else None,
             )
         if on_stage:
             on_stage("index", report)

@@ -74,7 +74,12 @@ def plan_visual(collection: Collection, encoder: VisualEncoder) -> tuple[list[tu
 
 
 def _load(collection: Collection, figure: Figure) -> Image.Image:
-    with Image.open(collection.path(figure.image_path)) as image:
+    return decode_stored(collection.path(figure.image_path))
+
+
+def decode_stored(source) -> Image.Image:
+    """A stored figure image (a path or a file object) as the encoders take it."""
+    with Image.open(source) as image:
         image.load()
         return image.convert("L") if image.mode not in ("L", "RGB") else image.copy()
 

@@ -50,11 +50,15 @@ def update_collection(
     bytes_per_vector: float = DEFAULT_BYTES_PER_VECTOR,
     progress: ProgressFactory | None = None,
     rebuild: bool = False,
+    embedder=None,
 ) -> UpdateReport:
     """Embed new/changed drawings with the chosen (or stored, or default) encoders and sync the indexes.
 
     ``text_model="none"`` leaves text out. ``index_factory`` ("auto" clears an earlier one)
-    applies to both modalities and is remembered.
+    applies to both modalities and is remembered. ``embedder`` (the Ray build's) computes the
+    vectors elsewhere: ``embedder.encoder(modality, spec)`` stands for the encoder (its identity),
+    ``embedder.visual(collection, spec, encoder, todo, progress)`` and
+    ``embedder.text(collection, spec, encoder, plan, progress)`` return what embed_visual/embed_text do.
     """
     report = UpdateReport()
     stored_visual = collection.get_setting("visual_encoder")
@@ -78,16 +82,19 @@ def update_collection(
         report.notes.append("text left out (--text-model none): searches use the drawings only")
     requests = []
     for modality, spec, create in jobs:
-        encoder = create(spec)
+        # on Ray the encoder is loaded by the workers only; the driver gets what it records (its identity)
+        encoder = create(spec) if embedder is None else embedder.encoder(modality, spec)
         if modality == "visual":
             todo, unchanged = plan_visual(collection, encoder)
             advance = progress(f"embedding drawings ({spec})", len(todo)) if progress else None
-            embedded = embed_visual(collection, encoder, todo, progress=advance)
+            embedded = (embed_visual(collection, encoder, todo, progress=advance) if embedder is None
+                        else embedder.visual(collection, spec, encoder, todo, advance))
             embedded.unchanged = unchanged
         else:
             plan = plan_text(collection, encoder)
             advance = progress(f"embedding figure texts ({spec})", len(plan[0])) if progress else None
-            embedded = embed_text(collection, encoder, plan, progress=advance)
+            embedded = (embed_text(collection, encoder, plan, progress=advance) if embedder is None
+                        else embedder.text(collection, spec, encoder, plan, advance))
         report.embedded.append(embedded)
         _remember(collection, modality, spec, encoder)
         requests.append(IndexRequest(modality, encoder_key(encoder), encoder.identity, factory_setting(collection, modality)))

@@ -180,6 +180,7 @@ def spot_and_link(
     progress: Callable[[int, int], None] | None = None,
     redo: bool = False,
     jobs: int | None = None,
+    read_ahead=None,
 ) -> SpotLinkReport:
     """Read and link every figure whose ``ocr_done_at`` is NULL (all of them with ``redo``).
 
@@ -201,7 +202,8 @@ def spot_and_link(
     drawings = [f for f in todo if f.role == FigureRole.DRAWING]
     ocr = create_engine(engine) if drawings else None
     jobs = min(jobs or default_jobs(), max(len(drawings) // _MIN_PER_WORKER, 1))
-    with _ReadAhead(collection, drawings, ocr, jobs) as read_ahead:
+    # read_ahead(collection, drawings, engine, jobs): the Ray build's readers instead of local processes
+    with (read_ahead or _ReadAhead)(collection, drawings, ocr, jobs) as read_ahead:
         for done, figure in enumerate(todo, 1):
             text = _ensure_text(collection, figure.patent, texts, report)
             process_figure(collection, figure, ocr, text, report, read_ahead.boxes(figure))

@@ -1,0 +1,216 @@
+"""The build on Ray (figsearch.pipeline.distributed) gives the local build's collection.
+
+A local Ray instance with 2 CPUs (``ray.init(num_cpus=2)``), small inputs: one EP document of
+../shared/data with OCR and both encoders, and the reliability tests' synthetic inputs (US, EP, PDF,
+a zip, a broken TIFF) without OCR and indexes. Skipped when Ray is not installed
+(``pip install 'figsearch[ray]'``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collection_check import compare, snapshot
+from reliability_helpers import make_inputs
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'figsearch[ray]'")
+
+import figsearch  # noqa: E402
+from figsearch.pipeline.building import build  # noqa: E402
+from figsearch.pipeline.distributed import CRASHED, RayCluster, build_on_ray  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+EP_DOCUMENT = DATA / "ep-documents" / "EP1667425A1"
+TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    markers = tmp_path_factory.mktemp("crash-markers")
+    python_path = os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", runtime_env={
+        "worker_process_setup_hook": "ray_crash_hook.setup",
+        "env_vars": {"PYTHONPATH": python_path, "FIGSEARCH_TEST_CRASH_MARKERS": str(markers)},
+    })
+    try:
+        yield markers
+    finally:
+        ray.shutdown()
+
+
+def _ray_build(paths, collection, **options):
+    return build(paths, collection, cluster=RayCluster("local", workers=2), **options)
+
+
+def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
+    with sqlite3.connect(f"file:{root / 'figsearch.sqlite'}?mode=ro", uri=True) as db:
+        return {(f, m, e): np.frombuffer(v, dtype=np.float32)
+                for f, m, e, v in db.execute("SELECT figure_id, modality, encoder, vector FROM embeddings")}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not EP_DOCUMENT.is_dir(), reason="../shared/data/ep-documents is absent")
+def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    expected = build([EP_DOCUMENT], local)
+    report = _ray_build([EP_DOCUMENT], distributed)
+    assert report.ingest.as_dict() | {"seconds": 0} == expected.ingest.as_dict() | {"seconds": 0}
+    assert report.signs is not None and report.signs.signs == expected.signs.signs > 0
+    assert report.signs.links == expected.signs.links > 0
+    # same patents, figures, signs, links, sources, failures and image bytes; vectors compared below
+    reference, other = snapshot(local), snapshot(distributed)
+    vectors_local, vectors_ray = _embeddings(local), _embeddings(distributed)
+    for snap in (reference, other):
+        snap.tables.pop("embeddings")
+    difference = compare(reference, other)
+    assert difference.equal, str(difference)
+    assert vectors_local.keys() == vectors_ray.keys() and len(vectors_local) > 10
+    for key, vector in vectors_local.items():
+        np.testing.assert_allclose(vectors_ray[key], vector, atol=1e-5, err_msg=str(key))
+    with figsearch.open(local) as a, figsearch.open(distributed) as b:
+        queries = sorted({f for f, m, _ in vectors_local if m == "visual"})[:50]
+        with_text = {f for f, m, _ in vectors_local if m == "text"}
+        assert len(queries) >= 5 and with_text
+        for query in queries:
+            for mode in ("visual", "text", "avg") if query in with_text else ("visual",):
+                hits_a = [h.figure_id for h in a.search(figure=query, mode=mode, k=10).hits]
+                hits_b = [h.figure_id for h in b.search(figure=query, mode=mode, k=10).hits]
+                assert hits_b == hits_a, (query, mode)
+
+
+def test_failed_documents_are_recorded_as_in_a_local_build(cluster, tmp_path):
+    inputs = make_inputs(tmp_path / "in", documents=2)  # US, EP, PDF, a zip and a broken TIFF
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    expected = build([inputs], local, skip_ocr=True, index=False)
+    report = _ray_build([inputs], distributed, skip_ocr=True, index=False)
+    assert [(f.source, f.reason) for f in report.ingest.failures] == \
+           [(f.source, f.reason) for f in expected.ingest.failures]
+    assert len(expected.ingest.failures) == 1 and "bad.tif" in expected.ingest.failures[0].source
+    difference = compare(snapshot(local), snapshot(distributed))
+    assert difference.equal, str(difference)
+    # a rerun skips everything, as locally
+    again = _ray_build([inputs], distributed, skip_ocr=True, index=False)
+    assert again.ingest.documents == 0 and again.ingest.skipped_unchanged + again.ingest.skipped_archives >= 4
+
+
+def test_a_killed_worker_is_retried_and_nothing_is_written_twice(cluster, tmp_path):
+    inputs = make_inputs(tmp_path / "in", documents=2)
+    (inputs / "us" / "doc1").rename(inputs / "us" / "crash-once-doc1")
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    expected = build([inputs], local, skip_ocr=True, index=False)
+    report = _ray_build([inputs], distributed, skip_ocr=True, index=False)
+    assert len(list(cluster.iterdir())) == 1  # the worker really died once on that document
+    assert report.ingest.documents == expected.ingest.documents
+    assert report.ingest.figures == expected.ingest.figures
+    difference = compare(snapshot(local), snapshot(distributed))
+    assert difference.equal, str(difference)
+
+
+def test_a_document_that_kills_every_try_is_that_documents_failure(cluster, tmp_path):
+    inputs = make_inputs(tmp_path / "in", documents=2)
+    (inputs / "us" / "doc0").rename(inputs / "us" / "crash-always-doc0")
+    report = _ray_build([inputs], tmp_path / "ray", skip_ocr=True, index=False)
+    crashed = [f for f in report.ingest.failures if "crash-always" in f.source]
+    assert len(crashed) == 1 and crashed[0].reason == CRASHED
+    assert report.ingest.documents == build([inputs], tmp_path / "local", skip_ocr=True,
+                                            index=False).ingest.documents - 1
+
+
+def test_inputs_given_as_urls_are_read_through_fsspec(cluster, tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    inputs = make_inputs(tmp_path / "in", documents=1)
+    memory = fsspec.filesystem("memory")
+    for path in sorted(p for p in inputs.rglob("*") if p.is_file()):
+        memory.pipe_file(f"/ray-inputs/{path.relative_to(inputs).as_posix()}", path.read_bytes())
+    try:
+        url = "memory://ray-inputs"
+        expected = build([url], tmp_path / "local", skip_ocr=True, index=False)
+        report = _ray_build([url], tmp_path / "ray", skip_ocr=True, index=False)
+        by_file = build([inputs.as_uri()], tmp_path / "file-url", skip_ocr=True, index=False)
+    finally:
+        memory.rm("/ray-inputs", recursive=True)
+    assert expected.ingest.documents == by_file.ingest.documents > 0
+    difference = compare(snapshot(tmp_path / "local"), snapshot(tmp_path / "ray"))
+    assert difference.equal, str(difference)
+    with figsearch.open(tmp_path / "ray") as coll:
+        figures = [f for n in ("EP1234567A1",) for f in coll.patent(n).figures]
+    assert figures and all(f.source_file.startswith(f"{url}/ep/EP1234567A1/") for f in figures)
+    assert all(f.source.startswith(url + "/") for f in report.ingest.failures)
+    assert not any(p.name.startswith("remote-") for p in (tmp_path / "ray" / ".tmp").glob("*"))
+
+
+def test_a_worker_that_cannot_load_the_encoder_is_one_clear_error(cluster, tmp_path):
+    from figsearch.errors import FigsearchError
+
+    with pytest.raises(FigsearchError, match="nowhere"):
+        RayCluster("local", workers=2).encoder("text", f"sbert:{tmp_path / 'nowhere'}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "figsearch", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_a_ray_address_that_does_not_answer_is_one_error_before_any_work(tmp_path):
+    inputs = make_inputs(tmp_path / "in", documents=1)
+    done = _cli("build", str(inputs), "-c", str(tmp_path / "coll"), "--ray", f"127.0.0.1:{_free_port()}")
+    assert done.returncode != 0
+    assert "does not answer" in done.stderr and "ray start --head" in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("does not answer") == 1
+    assert not (tmp_path / "coll").exists()
+
+
+def test_a_local_build_does_not_import_ray(tmp_path):
+    inputs = make_inputs(tmp_path / "in", documents=1)
+    shutil.rmtree(inputs / "us")
+    code = ("import sys, figsearch, figsearch.cli.build_cmd, figsearch.pipeline; "
+            f"figsearch.pipeline.build([{str(inputs)!r}], {str(tmp_path / 'coll')!r}, skip_ocr=True); "
+            "print('ray' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def _build_command(paths, collection: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "figsearch", "build", *map(str, paths), "-c", str(collection), "--skip-ocr",
+            "--visual-model", "hog", "--text-model", "none", "-q", *extra]
+
+
+@pytest.mark.slow
+def test_a_killed_ray_driver_resumes_on_rerun(tmp_path):
+    """The kill test through --ray: the driver (and the Ray instance it started) killed mid-build."""
+    from kill_ingest import _env
+    from reliability_helpers import PATENTS, committed_patents, kill_when
+
+    data = make_inputs(tmp_path / "data")
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    env = {**_env(), "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(_build_command([data], reference), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    ray_build = _build_command([data], killed, "--ray", "local", "-j", "2")
+    process = subprocess.Popen(ray_build, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    assert kill_when(process, killed, 2, timeout=300)  # killed with some patents committed, not all
+    assert 2 <= committed_patents(killed) < PATENTS
+    done = subprocess.run(ray_build, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    difference = compare(snapshot(reference), snapshot(killed))
+    assert difference.equal, str(difference)
