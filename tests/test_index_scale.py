@@ -201,3 +201,15 @@ def test_recall_holds_through_appends_of_10_50_and_100_percent(tmp_path):
         assert entry["count"] == len(data)
         assert entry["calibrated_count"] == len(data)  # every step here grows the index by >= 10 %
         assert _recall(ModalityIndex.open(tmp_path, "visual", entry), data, queries, k) >= 0.93
+
+
+def test_appends_that_need_many_more_lists_ask_for_a_retrain(tmp_path, monkeypatch):
+    x = _clustered(8000, 64, seed=16)
+    directory, entry = _build_pair(tmp_path, x)["<f2"]
+    assert entry["built_nprobe"] == entry["nprobe"]
+    extra = _clustered(1000, 64, seed=17)
+    monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (entry["nprobe"] * 4, 0.99))
+    kept = append(directory, entry, _ids(8000, 9000), extra, 9000)
+    assert kept is not None and kept["nprobe"] == entry["nprobe"] * 4
+    monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (entry["nprobe"] * 4 + 1, 0.99))
+    assert append(directory, kept, _ids(9000, 10_000), _clustered(1000, 64, seed=18), 10_000) is None

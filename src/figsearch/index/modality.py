@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: an IVF index is re-calibrated when appends have grown it by this many percent since its last calibration
 RECALIBRATE_GROWTH_PERCENT = 10
+#: appends that need more than this many times the lists the build probed lead to a retrain (rebuild)
+RETRAIN_NPROBE_FACTOR = 4
 Chunks = Iterable[tuple[list[str], np.ndarray, int]]
 
 
@@ -85,7 +87,10 @@ def _read_shared(faiss, path: Path):
     then share one copy of the file in the page cache instead of each holding its own (measured:
     a 200,000 × 256 flat index took 2 MB of a process's resident memory instead of 197 MB).
     Index files are never changed in place (a new generation or append is a new file), so the
-    mapping stays valid while the index is open."""
+    mapping stays valid while the index is open. The 4-bit fast-scan lists of the automatic IVF
+    plans cannot be mapped: FAISS copies them into the process (measured at 10^6 × 256: 53 B per
+    vector of anonymous memory per search process, docs/index-scale.md), so there each worker holds
+    its own copy of the codes, and only the flat indexes and the re-ranking vectors are shared."""
     flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)
     if flag is not None:
         try:
@@ -169,6 +174,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         "nprobe": nprobe,
         "calibrated_recall": recall,
         "calibrated_count": n,
+        "built_nprobe": nprobe,
         "vector_dtype": dtype if plan.rerank else None,
         "files": {"index": index_name, "ids": ids_path.name, "vectors": vec_path.name if plan.rerank else None},
         "built_at": utcnow(),
@@ -240,6 +246,14 @@ def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -
     bar = min(RECALL_TARGET, (entry.get("calibrated_recall") or RECALL_TARGET) - 0.01)
     if recall < bar:
         log.info("after appends the index reaches recall %.3f at most (bar %.3f): retraining its lists", recall, bar)
+        return False
+    # Recall bought with many more lists is paid by every query (at 10^6 × 256, +10 % of new kinds
+    # took nprobe from 64 to 930 for recall 0.945: docs/index-scale.md); lists retrained on the
+    # data as it now is need about as few as the build did.
+    built = entry.get("built_nprobe") or entry.get("nprobe") or 0
+    if built and nprobe > RETRAIN_NPROBE_FACTOR * built:
+        log.info("after appends the index needs nprobe %d where its build needed %d: retraining its lists",
+                 nprobe, built)
         return False
     _set_nprobe(index, nprobe)
     return {"nprobe": nprobe, "calibrated_recall": recall, "calibrated_count": total}
