@@ -6,7 +6,8 @@
       visual.g3.a0.faiss       the FAISS index (generation 3, after 0 appends)
       visual.g3.ids            figure ids, fixed-width bytes, position = FAISS id (memory-mapped)
       visual.g3.f32            exact float32 vectors for re-ranking (approximate indexes only;
-                               memory-mapped, so they stay on disk)
+                               memory-mapped, so they stay on disk); visual.g3.f16 holds them
+                               as float16 from 10^6 vectors on (``vector_dtype`` in the entry)
 
 Every file is written under a temporary name and renamed; the manifest is renamed last, so a
 reader sees either the old index or the new one. Ids and vectors files only grow within a

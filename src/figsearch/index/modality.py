@@ -15,14 +15,15 @@ from figsearch.extras import require
 from figsearch.index.calibrate import CALIBRATION_K, RECALL_TARGET, calibrate_nprobe
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
+from figsearch.index.shards import MapShards, add_vectors
 from figsearch.fsutil import utcnow
 
 log = logging.getLogger(__name__)
 
-#: vectors added to FAISS per call while building (bounds the memory of a build)
-ADD_CHUNK = 50_000
 #: an IVF index is re-calibrated when appends have grown it by this many percent since its last calibration
 RECALIBRATE_GROWTH_PERCENT = 10
+#: appends that need more than this many times the lists the build probed lead to a retrain (rebuild)
+RETRAIN_NPROBE_FACTOR = 4
 Chunks = Iterable[tuple[list[str], np.ndarray, int]]
 
 
@@ -86,7 +87,10 @@ def _read_shared(faiss, path: Path):
     then share one copy of the file in the page cache instead of each holding its own (measured:
     a 200,000 × 256 flat index took 2 MB of a process's resident memory instead of 197 MB).
     Index files are never changed in place (a new generation or append is a new file), so the
-    mapping stays valid while the index is open."""
+    mapping stays valid while the index is open. The 4-bit fast-scan lists of the automatic IVF
+    plans cannot be mapped: FAISS copies them into the process (measured at 10^6 × 256: 53 B per
+    vector of anonymous memory per search process, docs/index-scale.md), so there each worker holds
+    its own copy of the codes, and only the flat indexes and the re-ranking vectors are shared."""
     flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)
     if flag is not None:
         try:
@@ -102,12 +106,25 @@ def _write_faiss(index, path: Path) -> None:
     commit(tmp, path)
 
 
+def _suffix(dtype: str) -> str:
+    return f"f{np.dtype(dtype).itemsize * 8}"
+
+
+def _vector_dtype(entry: dict) -> str:
+    return entry.get("vector_dtype") or "<f4"  # entries written before float16 existed
+
+
 def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int, plan: IndexPlan,
-          chunks: Chunks, generation: int, seed: int = 1234) -> dict:
-    """Write a new generation of ``modality``'s index from (ids, vectors, max rowid) chunks; returns its manifest entry."""
+          chunks: Chunks, generation: int, seed: int = 1234, workers: int | None = None,
+          map_shards: MapShards | None = None) -> dict:
+    """Write a new generation of ``modality``'s index from (ids, vectors, max rowid) chunks; returns its manifest entry.
+
+    ``workers`` / ``map_shards``: add the vectors in parallel shards (figsearch.index.shards).
+    """
     faiss = _faiss()
     stem = f"{modality}.g{generation}"
-    vec_path, ids_path = directory / f"{stem}.f32", directory / f"{stem}.ids"
+    dtype = plan.vector_dtype if plan.rerank else "<f4"  # a flat index is built from these: keep them exact
+    vec_path, ids_path = directory / f"{stem}.{_suffix(dtype)}", directory / f"{stem}.ids"
     vec_tmp = temp_path(vec_path)
     all_ids: list[str] = []
     max_rowid = 0
@@ -115,11 +132,11 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         for ids, vectors, top in chunks:
             if vectors.shape[1] != dim:
                 raise CollectionError(f"stored {modality} vectors have dimension {vectors.shape[1]}, expected {dim}")
-            out.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+            out.write(np.ascontiguousarray(vectors, dtype=dtype).tobytes())
             all_ids.extend(ids)
             max_rowid = max(max_rowid, top)
     n = len(all_ids)
-    vectors = np.memmap(vec_tmp, dtype="<f4", mode="r", shape=(n, dim)) if n else np.zeros((0, dim), np.float32)
+    vectors = np.memmap(vec_tmp, dtype=dtype, mode="r", shape=(n, dim)) if n else np.zeros((0, dim), np.float32)
     index = _new_index(plan, dim)
     if not index.is_trained:
         if n == 0:
@@ -128,8 +145,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         sample = np.sort(rng.choice(n, size=min(n, plan.train_size or n), replace=False))
         log.info("training %s on %d of %d %s vectors", plan.factory, len(sample), n, modality)
         index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
-    for start in range(0, n, ADD_CHUNK):
-        index.add(np.ascontiguousarray(vectors[start : start + ADD_CHUNK], dtype=np.float32))
+    add_vectors(faiss, index, vec_tmp, dtype, n, dim, workers=workers, map_shards=map_shards, scratch=directory)
     nprobe, recall = plan.nprobe, None
     nlist = _nlist_of(index)
     if nlist and plan.rerank and n > CALIBRATION_K:
@@ -158,6 +174,8 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         "nprobe": nprobe,
         "calibrated_recall": recall,
         "calibrated_count": n,
+        "built_nprobe": nprobe,
+        "vector_dtype": dtype if plan.rerank else None,
         "files": {"index": index_name, "ids": ids_path.name, "vectors": vec_path.name if plan.rerank else None},
         "built_at": utcnow(),
     }
@@ -173,7 +191,8 @@ def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, ma
     n, dim, width = entry["count"], entry["dim"], entry["id_width"]
     if index.ntotal != n:
         return None
-    vectors = np.ascontiguousarray(vectors, dtype="<f4")
+    dtype = _vector_dtype(entry)
+    vectors = np.ascontiguousarray(vectors, dtype=dtype)
     # cut what a crashed append may have left beyond the valid count, then grow the files
     with open(directory / files["ids"], "rb+") as handle:
         handle.truncate(n * width)
@@ -182,7 +201,7 @@ def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, ma
         os.fsync(handle.fileno())
     if files.get("vectors"):
         with open(directory / files["vectors"], "rb+") as handle:
-            handle.truncate(n * dim * 4)
+            handle.truncate(n * dim * np.dtype(dtype).itemsize)
             handle.seek(0, os.SEEK_END)
             handle.write(vectors.tobytes())
             os.fsync(handle.fileno())
@@ -220,13 +239,21 @@ def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -
     calibrated = entry.get("calibrated_count") or entry.get("built_count") or entry["count"]
     if (total - calibrated) * 100 < RECALIBRATE_GROWTH_PERCENT * calibrated:
         return None
-    vectors = np.memmap(directory / files["vectors"], dtype="<f4", mode="r", shape=(total, entry["dim"]))
+    vectors = np.memmap(directory / files["vectors"], dtype=_vector_dtype(entry), mode="r", shape=(total, entry["dim"]))
     nprobe, recall = calibrate_nprobe(_faiss(), index, vectors, nlist, reranked_positions,
                                       newest=total - entry.get("built_count", entry["count"]))
     # the build's own recall is the bar where the data never reached the target (hard to partition)
     bar = min(RECALL_TARGET, (entry.get("calibrated_recall") or RECALL_TARGET) - 0.01)
     if recall < bar:
         log.info("after appends the index reaches recall %.3f at most (bar %.3f): retraining its lists", recall, bar)
+        return False
+    # Recall bought with many more lists is paid by every query (at 10^6 × 256, +10 % of new kinds
+    # took nprobe from 64 to 930 for recall 0.945: docs/index-scale.md); lists retrained on the
+    # data as it now is need about as few as the build did.
+    built = entry.get("built_nprobe") or entry.get("nprobe") or 0
+    if built and nprobe > RETRAIN_NPROBE_FACTOR * built:
+        log.info("after appends the index needs nprobe %d where its build needed %d: retraining its lists",
+                 nprobe, built)
         return False
     _set_nprobe(index, nprobe)
     return {"nprobe": nprobe, "calibrated_recall": recall, "calibrated_count": total}
@@ -254,7 +281,7 @@ class ModalityIndex:
         ids = np.memmap(directory / files["ids"], dtype=f"S{width}", mode="r", shape=(n,)) if n else np.zeros(0, f"S{width}")
         vectors = None
         if files.get("vectors") and n:
-            vectors = np.memmap(directory / files["vectors"], dtype="<f4", mode="r", shape=(n, dim))
+            vectors = np.memmap(directory / files["vectors"], dtype=_vector_dtype(entry), mode="r", shape=(n, dim))
         return cls(modality, entry, index, ids, vectors)
 
     @property

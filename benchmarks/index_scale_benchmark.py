@@ -1,0 +1,322 @@
+"""Indexes at scale (issue 16): build time, memory per vector, one-thread latency and recall@50 at 10^6+.
+
+    nice -n 10 timeout 3000 python benchmarks/index_scale_benchmark.py --n 1000000 --data clustered diffuse \\
+        --workers 2 --appends 0.1 0.5 1.0
+
+For each data set, ``n`` synthetic 256-d unit vectors are generated in chunks and streamed into
+``figsearch.index.modality.build`` exactly as ``figsearch index`` builds (automatic plan: IVF-PQ
+4-bit fast scan, float16 re-ranking vectors on disk from 10^6 on, nprobe calibrated), with the
+vectors added in ``--workers`` shard processes. Nothing but the index files holds the vectors:
+ground truth is exact inner-product search over the index's own memory-mapped float16 vectors,
+in chunks.
+
+- ``clustered``: 10,000 cluster centres in a 48-d subspace, plus isotropic noise (the structure of
+  real embeddings: many kinds of drawings, each a tight group);
+- ``diffuse`` (harder): 50,000 centres in a 64-d subspace, wider clusters, more noise.
+
+Queries are fresh draws from the same distribution. Latency and memory are measured in a child
+process that opens the index the way the search service does (``IndexSnapshot.open`` on the
+manifest, memory-mapped) and searches one query at a time on one thread through
+``ModalityIndex.search`` (approximate candidates, float16 re-ranking, id decoding), after a warm-up
+pass over other queries. Memory in RAM: the child's anonymous RSS growth from before opening to
+after the queries (FAISS copies 4-bit fast-scan lists into its own memory); the resident pages of
+the memory-mapped files (index file, ids, re-ranking vectors; /proc/self/smaps) are page cache,
+shared and reclaimable, and reported apart. Baseline, same run: exact search
+(``IndexFlatIP`` over the same vectors in memory, when they fit in ``--flat-max-gib``; else the
+chunked scan of the memory-mapped file). Appends: ``--appends`` fractions of n (cumulative, half
+around cluster centres the index was not trained on) are appended; recall@50 is measured with the
+build's nprobe, then after figsearch's re-calibration, or after the rebuild it asks for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from figsearch.index import modality
+from figsearch.index.calibrate import exact_neighbours
+from figsearch.index.files import update_entry
+from figsearch.index.modality import _faiss, append, build
+from figsearch.index.plan import choose_plan
+
+DATA = {
+    # centres, latent dims, spread of a cluster (centres have unit spread), isotropic noise
+    "clustered": (10_000, 48, 0.6, 0.15),
+    "diffuse": (50_000, 64, 0.8, 0.2),
+}
+CHUNK = 100_000
+K = 50
+
+
+def stream(kind: str, n: int, dim: int, seed: int, new_kinds: bool = False):
+    """(m, dim) float32 unit vectors, ``CHUNK`` at a time; the space and centres depend on ``kind`` only."""
+    centres, latent, spread, noise = DATA[kind]
+    space = np.random.default_rng(12345)
+    basis = np.linalg.qr(space.standard_normal((dim, latent)))[0].T.astype(np.float32)
+    middles = space.standard_normal((centres, latent)).astype(np.float32)
+    if new_kinds:  # half of the vectors from centres the index was not trained on
+        fresh = np.random.default_rng(54321).standard_normal((centres, latent)).astype(np.float32) * 1.3
+        middles = np.concatenate([middles, fresh])
+    draw = np.random.default_rng(seed)
+    for start in range(0, n, CHUNK):
+        m = min(CHUNK, n - start)
+        z = middles[draw.integers(0, len(middles), m)] + spread * draw.standard_normal((m, latent)).astype(np.float32)
+        x = z @ basis + noise * draw.standard_normal((m, dim)).astype(np.float32)
+        yield x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def figure_ids(start: int, stop: int) -> list[str]:
+    return [f"V{i:010d}" for i in range(start, stop)]
+
+
+def chunks_of(kind: str, n: int, dim: int, seed: int, offset: int = 0, new_kinds: bool = False):
+    done = offset
+    for x in stream(kind, n, dim, seed, new_kinds):
+        yield figure_ids(done, done + len(x)), x, done + len(x)
+        done += len(x)
+
+
+def mapped_vectors(directory: Path, entry: dict) -> np.ndarray:
+    return np.memmap(directory / entry["files"]["vectors"], dtype=entry["vector_dtype"] or "<f4", mode="r",
+                     shape=(entry["count"], entry["dim"]))
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t.tolist())) / K for f, t in zip(found, truth)]))
+
+
+def pct(samples) -> tuple[float, float]:
+    p50, p95 = np.percentile(np.asarray(samples) * 1000, [50, 95])
+    return float(p50), float(p95)
+
+
+# ---------------------------------------------------------------- the query process
+
+
+def _rss() -> dict:
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(("RssAnon:", "RssFile:")):
+            out[line.split(":")[0]] = int(line.split()[1]) * 1024
+    return out
+
+
+def _mapped_rss(directory: Path) -> dict:
+    """Resident bytes per mapped file under ``directory``, by suffix (.faiss, .ids, .f16/.f32)."""
+    out: dict[str, int] = {}
+    current = None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        parts = line.split()
+        if parts and "-" in parts[0] and len(parts) >= 5 and ":" not in parts[0]:
+            path = parts[5] if len(parts) >= 6 else ""
+            current = Path(path).suffix if path.startswith(str(directory)) else None
+        elif current and line.startswith("Rss:"):
+            out[current] = out.get(current, 0) + int(parts[1]) * 1024
+    return out
+
+
+def query_child(directory: Path, queries_path: Path, out_path: Path) -> None:
+    from figsearch.index.snapshot import IndexSnapshot
+
+    _faiss()  # FAISS imported and its threads set before the baseline memory reading
+    queries = np.load(queries_path)
+    warm, timed = queries[: len(queries) // 4], queries[len(queries) // 4 :]
+    before = _rss()
+    snapshot = IndexSnapshot.open(directory)
+    index = snapshot.indexes["visual"]
+    opened = _rss()
+    for q in warm:  # the server's first queries: page in the lists' blocks and the quantizer
+        index.search(q, K)
+    times, found = [], []
+    for q in timed:
+        start = time.perf_counter()
+        hits = index.search(q, K)
+        times.append(time.perf_counter() - start)
+        found.append([int(f[1:]) for f, _ in hits])
+    after = _rss()
+    mapped = _mapped_rss(directory)
+    out_path.write_text(json.dumps({
+        "times": times, "found": found, "before": before, "opened": opened, "after": after, "mapped": mapped,
+        "serialized": int(_faiss().serialize_index(index.index).nbytes),
+    }))
+
+
+# ---------------------------------------------------------------- the driver
+
+
+def measure_queries(directory: Path, entry: dict, queries: np.ndarray, workdir: Path) -> dict:
+    update_entry(directory, "visual", entry)  # what a search opens: the manifest
+    qpath, opath = workdir / "queries.npy", workdir / "child.json"
+    np.save(qpath, queries)
+    env = dict(os.environ, FIGSEARCH_FAISS_THREADS="1", OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, __file__, "--query-child", str(directory), str(qpath), str(opath)], env=env,
+                   check=True)
+    return json.loads(opath.read_text())
+
+
+def exact_baseline(faiss, vectors: np.ndarray, queries: np.ndarray, flat_max_gib: float) -> tuple[np.ndarray, list, str]:
+    """Exact top-K of every query (ground truth) and one-query timings of exact search."""
+    n, dim = vectors.shape
+    if n * dim * 4 <= flat_max_gib * 2**30:
+        flat = faiss.IndexFlatIP(dim)
+        for start in range(0, n, CHUNK):
+            flat.add(np.ascontiguousarray(vectors[start : start + CHUNK], dtype=np.float32))
+        _, truth = flat.search(queries, K)
+        times = []
+        for q in queries[:30]:
+            start = time.perf_counter()
+            flat.search(q[None, :], K)
+            times.append(time.perf_counter() - start)
+        return truth, times, f"IndexFlatIP in memory ({4 * dim} B/vector)"
+    truth = exact_neighbours(faiss, vectors, queries, K)
+    times = []
+    for q in queries[:3]:
+        start = time.perf_counter()
+        exact_neighbours(faiss, vectors, q[None, :], K)
+        times.append(time.perf_counter() - start)
+    return truth, times, "chunked scan of the memory-mapped vectors"
+
+
+def run(kind: str, n: int, dim: int, queries_n: int, workers: int, workdir: Path, flat_max_gib: float,
+        appends: list[float]) -> None:
+    faiss = _faiss()
+    directory = Path(tempfile.mkdtemp(prefix=f"scale-{kind}-", dir=workdir))
+    try:
+        plan = choose_plan(n, dim)
+        start = time.perf_counter()
+        entry = build(directory, "visual", key="bench", identity={}, dim=dim, plan=plan,
+                      chunks=chunks_of(kind, n, dim, seed=1), generation=1, workers=workers)
+        build_s = time.perf_counter() - start
+        vectors = mapped_vectors(directory, entry)
+        queries = np.concatenate(list(stream(kind, queries_n, dim, seed=2)))
+        timed = queries[len(queries) // 4 :]
+        truth, flat_times, baseline = exact_baseline(faiss, vectors, timed, flat_max_gib)
+        child = measure_queries(directory, entry, queries, directory)
+        anon = child["after"]["RssAnon"] - child["before"]["RssAnon"]
+        mapped = child["mapped"]
+        # FAISS copies 4-bit fast-scan lists into its own memory even when asked to map the file
+        # (BlockInvertedLists cannot be mapped): the anonymous growth is the index in RAM, and the
+        # file's mapped pages are page cache on top (shared, reclaimable), reported apart
+        in_ram = anon
+        a50, a95 = pct(child["times"])
+        f50, f95 = pct(flat_times)
+        disk = sum(p.stat().st_size for p in directory.iterdir() if not p.name.startswith(".")) / n
+        print(
+            f"[{kind}] n={n:,} dim={dim}: {plan.factory} + {entry['vector_dtype']} re-ranking, nprobe {entry['nprobe']} "
+            f"(calibrated recall {entry['calibrated_recall']:.3f}), build {build_s:.0f} s with {workers} worker(s)\n"
+            f"  RAM {in_ram / n:.1f} B/vector (anonymous RSS growth of the search process; serialized index "
+            f"{child['serialized'] / n:.1f} B/vector); mapped files resident as page cache: index file "
+            f"{mapped.get('.faiss', 0) / n:.1f}, ids {mapped.get('.ids', 0) / n:.1f}, re-ranking vectors "
+            f"{mapped.get('.f16', mapped.get('.f32', 0)) / n:.1f} B/vector; on disk {disk:.0f} B/vector\n"
+            f"  one thread, {len(child['times'])} queries: p50 {a50:.2f} ms, p95 {a95:.2f} ms, "
+            f"recall@{K} {recall(child['found'], truth):.3f}\n"
+            f"  baseline exact ({baseline}): p50 {f50:.1f} ms, p95 {f95:.1f} ms -> "
+            f"p50 {f50 / a50:.1f}x faster, {4 * dim / (in_ram / n):.1f}x less RAM",
+            flush=True,
+        )
+        if appends:
+            measure_appends(faiss, kind, directory, entry, n, dim, queries_n, appends)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _recall_in_process(directory: Path, entry: dict, queries: np.ndarray) -> float:
+    faiss = _faiss()
+    index = modality.ModalityIndex.open(directory, "visual", entry)
+    truth = exact_neighbours(faiss, mapped_vectors(directory, entry), queries, K)
+    return recall([[int(f[1:]) for f, _ in index.search(q, K)] for q in queries], truth)
+
+
+def measure_appends(faiss, kind: str, directory: Path, entry: dict, n: int, dim: int, queries_n: int,
+                    fractions: list[float]) -> None:
+    queries = np.concatenate([
+        np.concatenate(list(stream(kind, queries_n // 4, dim, seed=2))),
+        np.concatenate(list(stream(kind, queries_n // 4, dim, seed=4, new_kinds=True))),
+    ])
+    growth, done, generation = modality.RECALIBRATE_GROWTH_PERCENT, 0, 1
+    for fraction in fractions:
+        target = int(n * fraction)
+        extra = np.concatenate(list(stream(kind, target - done, dim, seed=3 + target, new_kinds=True)))
+        ids = figure_ids(n + done, n + target)
+        modality.RECALIBRATE_GROWTH_PERCENT = 10**9  # first with the nprobe calibrated before
+        try:
+            start = time.perf_counter()
+            stale = append(directory, entry, ids, extra, n + target)
+            append_s = time.perf_counter() - start
+        finally:
+            modality.RECALIBRATE_GROWTH_PERCENT = growth
+        del extra
+        done = target
+        stale_recall = _recall_in_process(directory, stale, queries)
+        index = faiss.read_index(str(directory / stale["files"]["index"]))
+        start = time.perf_counter()
+        fresh = modality._recalibrate_after_append(directory, dict(stale, count=n), index, stale["count"])
+        if fresh is False:
+            generation += 1
+            vectors = mapped_vectors(directory, stale)
+            chunks = ((figure_ids(s, min(s + CHUNK, len(vectors))), np.asarray(vectors[s : s + CHUNK], np.float32),
+                       min(s + CHUNK, len(vectors))) for s in range(0, len(vectors), CHUNK))
+            entry = build(directory, "visual", key="bench", identity={}, dim=dim,
+                          plan=choose_plan(len(vectors), dim), chunks=chunks, generation=generation,
+                          workers=modality_workers())
+            action = f"rebuilt (lists retrained) in {time.perf_counter() - start:.0f} s, nprobe {entry['nprobe']}"
+        else:
+            entry = dict(stale, **(fresh or {}))
+            action = f"re-calibrated in {time.perf_counter() - start:.0f} s: nprobe {entry['nprobe']}"
+        after = _recall_in_process(directory, entry, queries)
+        print(f"  +{fraction:.0%} appended ({stale['count']:,} vectors, append {append_s:.0f} s): recall@{K} with "
+              f"nprobe {stale['nprobe']} {stale_recall:.3f}; {action}: recall@{K} {after:.3f}", flush=True)
+
+
+_workers = 1
+
+
+def modality_workers() -> int:
+    return _workers
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--query-child":
+        query_child(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--data", nargs="+", choices=sorted(DATA), default=sorted(DATA))
+    parser.add_argument("--queries", type=int, default=400, help="a quarter warm up the query process, the rest are timed")
+    parser.add_argument("--workers", type=int, default=2, help="shard processes that add the vectors")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--flat-max-gib", type=float, default=1.5, help="largest exact baseline held in memory")
+    parser.add_argument("--appends", type=float, nargs="*", default=[])
+    args = parser.parse_args(argv)
+    global _workers
+    _workers = args.workers
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    load = os.getloadavg()
+    print(f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; "
+          f"k={K}; query threads 1; build: FIGSEARCH_FAISS_THREADS={os.environ.get('FIGSEARCH_FAISS_THREADS', '1')}, "
+          f"{args.workers} shard worker(s)", flush=True)
+    start = time.perf_counter()
+    for n in args.n:
+        for kind in args.data:
+            run(kind, n, args.dim, args.queries, args.workers, args.workdir, args.flat_max_gib, args.appends)
+    load = os.getloadavg()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"total {time.perf_counter() - start:.0f} s, driver peak RSS {peak:.0f} MiB, "
+          f"load average at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

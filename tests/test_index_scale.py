@@ -1,0 +1,215 @@
+"""Indexes at scale (issue 16): sharded adds, float16 re-ranking vectors, recall through appends.
+
+Small data (a few thousand to 20,000 vectors); the sizes and timings are in
+benchmarks/index_scale_benchmark.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("faiss")
+
+from figsearch.index import modality, shards  # noqa: E402
+from figsearch.index.calibrate import exact_neighbours  # noqa: E402
+from figsearch.index.files import update_entry  # noqa: E402
+from figsearch.index.modality import ModalityIndex, append, build  # noqa: E402
+from figsearch.index.plan import IndexPlan, choose_plan  # noqa: E402
+from figsearch.index.snapshot import IndexSnapshot  # noqa: E402
+
+faiss = modality._faiss()  # with its thread count set: unset, OpenMP spins on a busy machine
+
+
+def _clustered(n: int, dim: int, seed: int, centres: int = 60, spread: float = 0.35, kinds_seed: int = 0):
+    middles = np.random.default_rng(kinds_seed).standard_normal((centres, dim))
+    rng = np.random.default_rng(seed)
+    x = middles[rng.integers(0, centres, n)] + spread * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _ids(start: int, stop: int) -> list[str]:
+    return [f"P{i:07d}-f1" for i in range(start, stop)]
+
+
+def _chunks(x: np.ndarray, size: int = 5000):
+    return [(_ids(s, min(s + size, len(x))), x[s : s + size], min(s + size, len(x))) for s in range(0, len(x), size)]
+
+
+def _recall(index: ModalityIndex, data: np.ndarray, queries: np.ndarray, k: int) -> float:
+    truth = exact_neighbours(faiss, data, queries, k)
+    found = 0
+    for q, expected in zip(queries, truth):
+        got = {int(f[1:8]) for f, _ in index.search(q, k)}
+        found += len(got & set(expected.tolist()))
+    return found / (k * len(queries))
+
+
+def test_plans_keep_float16_vectors_from_a_million_on():
+    assert choose_plan(10_000, 256).vector_dtype == "<f4"
+    assert choose_plan(999_999, 256).vector_dtype == "<f4"
+    assert choose_plan(1_000_000, 256).vector_dtype == "<f2"
+    assert choose_plan(10**7, 256).vector_dtype == "<f2"
+    # a flat index is built from the stored file: never rounded
+    assert choose_plan(10**7, 256, factory="Flat").vector_dtype == "<f4"
+    # entries written before the field existed read as float32
+    assert IndexPlan.from_dict({"factory": "Flat", "rerank": False, "auto": True}).vector_dtype == "<f4"
+
+
+def test_shard_ranges_cover_every_position_once():
+    assert shards.shard_ranges(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert shards.shard_ranges(2, 5) == [(0, 1), (1, 2)]
+    covered = [i for a, b in shards.shard_ranges(20_001, 7) for i in range(a, b)]
+    assert covered == list(range(20_001))
+
+
+def _trained(x: np.ndarray, factory: str):
+    index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    index.train(x[:5000])
+    return faiss.serialize_index(index)
+
+
+def test_shards_merged_in_order_equal_one_sequential_add(tmp_path, monkeypatch):
+    monkeypatch.setattr(shards, "SHARD_MIN", 1000)
+    monkeypatch.setattr(shards, "SHARD_MAX", 6000)  # 20,000 vectors: 4 shards
+    x = _clustered(20_000, 32, seed=1)
+    path = tmp_path / "v.f32"
+    x.tofile(path)
+    empty = _trained(x, "IVF64,PQ16x4fs")
+    one, sharded = faiss.deserialize_index(empty), faiss.deserialize_index(empty)
+    shards.add_vectors(faiss, one, path, "<f4", len(x), 32, workers=1)
+    seen = []
+
+    def in_process_map(fn, tasks):  # the executor hook, as a cluster would use it
+        tasks = list(tasks)
+        seen.extend(tasks)
+        return map(fn, tasks)
+
+    shards.add_vectors(faiss, sharded, path, "<f4", len(x), 32, workers=2, map_shards=in_process_map)
+    assert [(t.start, t.stop) for t in seen] == [(0, 5000), (5000, 10000), (10000, 15000), (15000, 20000)]
+    assert sharded.ntotal == one.ntotal == 20_000
+    for index in (one, sharded):
+        index.nprobe = 16
+    queries = _clustered(40, 32, seed=2)
+    d1, i1 = one.search(queries, 50)
+    d2, i2 = sharded.search(queries, 50)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(d1, d2)
+    assert not list(tmp_path.glob(".shard-*")), "shard files are removed after the merge"
+
+
+def test_a_sharded_build_in_worker_processes_finds_what_an_unsharded_one_finds(tmp_path, monkeypatch):
+    monkeypatch.setattr(shards, "SHARD_MIN", 1000)
+    x = _clustered(20_000, 32, seed=3)
+    plan = IndexPlan("IVF64,PQ32x4fs", rerank=True, auto=False, nprobe=8, train_size=5000)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain = build(tmp_path / "a", "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x),
+                  generation=1, workers=1)
+    sharded = build(tmp_path / "b", "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x),
+                    generation=1, workers=2)
+    assert sharded["count"] == plain["count"] == 20_000
+    a = ModalityIndex.open(tmp_path / "a", "visual", plain)
+    b = ModalityIndex.open(tmp_path / "b", "visual", sharded)
+    queries = _clustered(30, 32, seed=4)
+    overlap = np.mean([len({f for f, _ in a.search(q, 50)} & {f for f, _ in b.search(q, 50)}) / 50 for q in queries])
+    assert overlap >= 0.98
+    assert _recall(b, x, queries, 50) >= 0.95
+    assert not list((tmp_path / "b").glob(".shard-*"))
+
+
+def _build_pair(tmp_path, x):
+    entries = {}
+    for dtype in ("<f4", "<f2"):
+        directory = tmp_path / dtype[1:]
+        directory.mkdir()
+        plan = IndexPlan("IVF32,PQ16x4fs", rerank=True, auto=False, nprobe=8, train_size=4000, vector_dtype=dtype)
+        entries[dtype] = (directory, build(directory, "visual", key="k", identity={}, dim=64, plan=plan,
+                                           chunks=_chunks(x), generation=1))
+    return entries
+
+
+def test_float16_reranking_vectors_give_the_float32_top_k(tmp_path):
+    x = _clustered(8000, 64, seed=5)
+    entries = _build_pair(tmp_path, x)
+    directory, entry = entries["<f2"]
+    assert entry["vector_dtype"] == "<f2" and entry["files"]["vectors"] == "visual.g1.f16"
+    assert (directory / "visual.g1.f16").stat().st_size == 8000 * 64 * 2
+    full = ModalityIndex.open(*entries["<f4"][:1], "visual", entries["<f4"][1])
+    half = ModalityIndex.open(directory, "visual", entry)
+    assert half.vectors.dtype == np.float16
+    queries = _clustered(40, 64, seed=6)
+    overlaps = []
+    for q in queries:
+        a, b = full.search(q, 20), half.search(q, 20)
+        overlaps.append(len({f for f, _ in a} & {f for f, _ in b}) / 20)
+        scores_a, scores_b = dict(a), dict(b)
+        for figure in scores_a.keys() & scores_b.keys():
+            assert scores_b[figure] == pytest.approx(scores_a[figure], abs=2e-3)
+    assert np.mean(overlaps) >= 0.98
+
+
+def test_a_float16_index_grows_by_appends_and_opens_through_a_snapshot(tmp_path):
+    x = _clustered(8000, 64, seed=7)
+    directory, entry = _build_pair(tmp_path, x)["<f2"]
+    extra = _clustered(2000, 64, seed=8, centres=30, kinds_seed=9)  # 25 % more, of other kinds
+    updated = append(directory, entry, _ids(8000, 10_000), extra, 10_000)
+    assert updated is not None and updated["calibrated_count"] == 10_000
+    assert (directory / "visual.g1.f16").stat().st_size == 10_000 * 64 * 2
+    update_entry(directory, "visual", updated)
+    # the read path opens it as it opens any index: nothing there builds or converts
+    snapshot = IndexSnapshot.open(directory)
+    assert not snapshot.broken
+    index = snapshot.indexes["visual"]
+    assert index.count == 10_000 and index.vectors.dtype == np.float16
+    assert index.search(extra[17], 1)[0][0] == "P0008017-f1"
+
+
+def test_a_crashed_append_tail_is_cut_in_float16_files_too(tmp_path):
+    x = _clustered(8000, 64, seed=10)
+    directory, entry = _build_pair(tmp_path, x)["<f2"]
+    with open(directory / entry["files"]["vectors"], "ab") as handle:
+        handle.write(b"\x00" * 64 * 2 * 3)  # three vectors a crashed append wrote and never published
+    extra = _clustered(100, 64, seed=11)
+    updated = append(directory, entry, _ids(8000, 8100), extra, 8100)
+    assert (directory / "visual.g1.f16").stat().st_size == 8100 * 64 * 2
+    index = ModalityIndex.open(directory, "visual", updated)
+    assert index.search(extra[5], 1)[0][0] == "P0008005-f1"
+
+
+def test_recall_holds_through_appends_of_10_50_and_100_percent(tmp_path):
+    """Appends of new kinds of vectors re-calibrate nprobe, or ask for a rebuild that retrains the lists;
+    either way recall@50 of new queries stays at the bar after each step (benchmarks report the sizes)."""
+    n, dim, k = 6000, 32, 50
+    base = _clustered(n, dim, seed=12, centres=40)
+    plan = IndexPlan("IVF64,PQ16x4fs", rerank=True, auto=False, nprobe=8, train_size=n)
+    entry = build(tmp_path, "visual", key="k", identity={}, dim=dim, plan=plan, chunks=_chunks(base), generation=1)
+    data, done, generation = base, 0, 1
+    queries = np.concatenate([_clustered(20, dim, seed=13, centres=40),
+                              _clustered(20, dim, seed=14, centres=40, kinds_seed=15)])
+    for fraction in (0.1, 0.5, 1.0):
+        target = int(n * fraction)
+        extra = _clustered(target - done, dim, seed=20 + target, centres=40, kinds_seed=15)
+        ids = _ids(n + done, n + target)
+        data = np.concatenate([data, extra])
+        updated = append(tmp_path, entry, ids, extra, n + target)
+        if updated is None:  # what figsearch index then does: a new generation, lists retrained
+            generation += 1
+            updated = build(tmp_path, "visual", key="k", identity={}, dim=dim, plan=plan,
+                            chunks=_chunks(data), generation=generation)
+        entry, done = updated, target
+        assert entry["count"] == len(data)
+        assert entry["calibrated_count"] == len(data)  # every step here grows the index by >= 10 %
+        assert _recall(ModalityIndex.open(tmp_path, "visual", entry), data, queries, k) >= 0.93
+
+
+def test_appends_that_need_many_more_lists_ask_for_a_retrain(tmp_path, monkeypatch):
+    x = _clustered(8000, 64, seed=16)
+    directory, entry = _build_pair(tmp_path, x)["<f2"]
+    assert entry["built_nprobe"] == entry["nprobe"]
+    extra = _clustered(1000, 64, seed=17)
+    monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (entry["nprobe"] * 4, 0.99))
+    kept = append(directory, entry, _ids(8000, 9000), extra, 9000)
+    assert kept is not None and kept["nprobe"] == entry["nprobe"] * 4
+    monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (entry["nprobe"] * 4 + 1, 0.99))
+    assert append(directory, kept, _ids(9000, 10_000), _clustered(1000, 64, seed=18), 10_000) is None
