@@ -7,15 +7,18 @@ and commits what it finished, so an interrupted build goes on where it stopped w
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from figsearch.errors import MissingDependency, ModelUnavailable
-from figsearch.ingest.runner import IngestSummary, Progress, ingest_paths
+from figsearch.ingest.runner import IngestSummary, Progress, default_jobs, ingest_paths
 from figsearch.pipeline.index import DEFAULT_BYTES_PER_VECTOR, ProgressFactory, UpdateReport, update_collection
 from figsearch.pipeline.signs import SpotLinkReport, spot_and_link
 from figsearch.store import Collection
+
+log = logging.getLogger(__name__)
 
 #: called after each stage with its name ("ingest", "signs", "index") and the BuildReport so far
 StageDone = Callable[[str, "BuildReport"], None]
@@ -62,6 +65,7 @@ def build(
     signs_progress: Callable[[int, int], None] | None = None,
     index_progress: ProgressFactory | None = None,
     on_stage: StageDone | None = None,
+    overlap: bool = True,
 ) -> BuildReport:
     """Build or update the collection at ``collection`` (created if missing) from ``paths``.
 
@@ -69,12 +73,24 @@ def build(
     are left out and ``signs_skipped`` says why (text then comes from captions and titles).
     ``visual_model``/``text_model`` choose the encoders (default: the collection's, else
     drawing and minilm; ``text_model="none"`` leaves text out).
+
+    With more than one job (the default on a machine of several CPUs) and ``overlap``, the
+    ingest, the reading of the signs and the visual embedding run at the same time in worker
+    processes (figsearch.pipeline.overlapped); ``jobs=1`` runs them one after the other in this
+    process. Both give the same collection.
     """
     if not skip_ocr:  # a wrong engine name is said before the ingest, not after it
         check_ocr_engine(ocr_engine)
     root = str(collection)
-    with Collection.open(root, create=True) as store:
-        summary = ingest_paths(store, list(paths), ingest_progress, jobs=jobs, force=force)
+    streamed = None
+    if overlap and index and not skip_ocr and (jobs or default_jobs()) > 1:
+        streamed = _stream(paths, root, jobs=jobs or default_jobs(), force=force, ocr_engine=ocr_engine,
+                           visual_model=visual_model, ingest_progress=ingest_progress, progress=signs_progress)
+    if streamed is not None:
+        summary = streamed[0]
+    else:
+        with Collection.open(root, create=True) as store:
+            summary = ingest_paths(store, list(paths), ingest_progress, jobs=jobs, force=force)
     report = BuildReport(collection=root, ingest=summary)
     if on_stage:
         on_stage("ingest", report)
@@ -84,6 +100,8 @@ def build(
         try:
             with Collection.open(root, write=True) as store:
                 report.signs = spot_and_link(store, engine=ocr_engine, progress=signs_progress, jobs=jobs)
+            if streamed is not None:  # the stream read most figures; spot_and_link did what it left
+                report.signs = _merge_signs(streamed[1].signs, report.signs)
         except (MissingDependency, ModelUnavailable) as exc:
             report.signs_skipped = str(exc)
         if on_stage:
@@ -94,6 +112,37 @@ def build(
                 store, visual_model=visual_model, text_model=text_model, index_factory=index_factory,
                 bytes_per_vector=bytes_per_vector, progress=index_progress,
             )
+        if streamed is not None and streamed[1].embedded:
+            _count_streamed(report.index, streamed[1])
         if on_stage:
             on_stage("index", report)
     return report
+
+
+def _stream(paths, root: str, **options):
+    """(ingest summary, StreamReport) of the overlapped stages, or None when the OCR engine cannot
+    run (then the stages run in turn, and the signs stage says why it was skipped)."""
+    from figsearch.pipeline.overlapped import stream
+
+    with Collection.open(root, create=True) as store:
+        try:
+            return stream(store, list(paths), **options)
+        except (MissingDependency, ModelUnavailable) as exc:
+            log.info("stages in turn: %s", exc)
+            return None
+
+
+def _merge_signs(first: SpotLinkReport, then: SpotLinkReport) -> SpotLinkReport:
+    for name in ("figures", "signs", "links", "split_sheets", "new_figures", "relinked_patents"):
+        setattr(first, name, getattr(first, name) + getattr(then, name))
+    first.notes.update(then.notes)
+    return first
+
+
+def _count_streamed(index_report: UpdateReport, streamed) -> None:
+    """Vectors the stream stored count as embedded by this build, not as found unchanged."""
+    for embedded in index_report.embedded:
+        if embedded.modality == "visual" and embedded.encoder == streamed.key:
+            moved = min(streamed.embedded, embedded.unchanged)
+            embedded.embedded += moved
+            embedded.unchanged -= moved

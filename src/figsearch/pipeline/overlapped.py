@@ -1,0 +1,265 @@
+"""The build with its stages overlapped: ingest, reading and embedding at the same time.
+
+A one-process build (``jobs=1``) runs the stages one after the other, and each drawing's PNG is
+decoded twice after ingest (once to read its signs, once to embed it). Here, as soon as the
+ingest has committed a document, its drawings go to reader processes, each of which
+
+1. decodes the stored sheet once,
+2. reads its text (the OCR engine),
+3. classifies the signs against the patent's text and finds the figures a sheet holds (the same
+   ``parse_signs``/``classify``/``split_sheet`` calls that ``process_figure`` makes), and
+4. embeds the drawing, or the figures cut from it, with the visual encoder, from the same pixels.
+
+This process alone writes the collection, in a defined order (the order in which the ingest
+committed the documents, then each patent's figures in ``pending`` order), one transaction per
+figure exactly as ``spot_and_link`` does, followed by the figure's vectors. So an interrupted
+build resumes as before: a figure read but not embedded is embedded by the index stage. What
+is left after the stream (figures that are not drawings, patents whose text changed, vectors
+that could not be computed) is done by the ordinary stages, ``spot_and_link`` and
+``update_collection``, which then find the streamed work done and skip it.
+
+The per-figure work is a plain function, :func:`read_and_embed`, that any scheduler (these
+processes, a Ray task) can call.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from PIL import Image, UnidentifiedImageError
+
+from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_visual, encoder_key
+from figsearch.ingest.runner import Progress
+from figsearch.link.patent_text import PatentText
+from figsearch.pipeline.signs import SpotLinkReport, _ensure_text, process_figure
+from figsearch.records import Figure, FigureRole
+from figsearch.store import Collection
+
+log = logging.getLogger(__name__)
+
+#: (done, total) of the streamed reading-and-embedding stage; total grows as documents come in
+StreamProgress = Callable[[int, int], None]
+
+
+@dataclass
+class Reading:
+    """What a reader process found in one sheet: the text boxes, and the visual vectors of the
+    drawing (one) or of the figures cut from it (one per figure, in ``split_sheet``'s order)."""
+
+    figure_id: str
+    boxes: list | None
+    vectors: object = None  # np.ndarray (n, dim) or None when it could not be embedded
+    key: str | None = None
+
+
+@dataclass
+class StreamReport:
+    signs: SpotLinkReport = field(default_factory=SpotLinkReport)
+    #: figures whose visual vector was stored by the stream, under ``key``
+    embedded: int = 0
+    key: str | None = None
+
+
+def visual_spec(collection: Collection, visual_model: str | None) -> str:
+    """The visual encoder the index stage will use: the one asked for, else the collection's, else the default."""
+    stored = collection.get_setting("visual_encoder") or {}
+    return visual_model or stored.get("spec") or DEFAULT_VISUAL_ENCODER
+
+
+def encoder_input(image: Image.Image) -> Image.Image:
+    """A decoded stored image as the visual stage hands it to an encoder (figsearch.pipeline.embed._load)."""
+    return image.convert("L") if image.mode not in ("L", "RGB") else image
+
+
+def read_and_embed(engine, encoder, text: PatentText, figure_id: str, path: str) -> Reading:
+    """Read one stored sheet and embed it (or the figures it holds) from one decoding of its PNG.
+
+    ``encoder`` may be None (the visual encoder is not available): then only the text is read.
+    Returns boxes None when the image cannot be decoded (the writer then says why, as
+    ``process_figure`` does).
+    """
+    from figsearch.ocr import parse_signs
+    from figsearch.ocr.split import split_sheet
+
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = opened.copy()
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
+        return Reading(figure_id, None)
+    boxes = engine.read(image)
+    if encoder is None:
+        return Reading(figure_id, boxes)
+    signs = text.classify(parse_signs(boxes))
+    labels = list(dict.fromkeys(s.text for s in signs if s.kind == "figure_label"))
+    parts = split_sheet(image, signs) if len(labels) >= 2 else []
+    # the same pixels the index stage would decode from the stored PNGs (a cut figure is stored losslessly)
+    inputs = [encoder_input(image.crop(box)) for _, box in parts] if parts else [encoder_input(image)]
+    return Reading(figure_id, boxes, encoder.encode(inputs), encoder_key(encoder))
+
+
+# ---- the reader processes ---------------------------------------------------------------------
+
+_engine = None
+_encoder = None
+
+
+def _start_reader(engine_name: str, spec: str | None, threads: int) -> None:
+    global _engine, _encoder
+    from figsearch.ocr import create_engine
+
+    _engine = create_engine(engine_name)
+    if spec is None:
+        return
+    try:
+        import torch
+
+        torch.set_num_threads(threads)  # one process per core: threads of their own would only contend
+    except ImportError:
+        pass
+    try:
+        _encoder = create_visual(spec)
+    except Exception as exc:  # the index stage raises it with its own message; reading goes on
+        log.warning("visual encoder %s not available in the reader: %s", spec, exc)
+        _encoder = None
+
+
+def _read_patent(text: PatentText, items: list[tuple[str, str]]) -> list[Reading]:
+    """The readings of one patent's pending drawings, in the order given."""
+    return [read_and_embed(_engine, _encoder, text, figure_id, path) for figure_id, path in items]
+
+
+class _Readers:
+    """Reader processes fed one patent at a time; results are taken in the order submitted."""
+
+    def __init__(self, engine_name: str, spec: str | None, jobs: int, window: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_reader,
+                                        initargs=(engine_name, spec, 1))
+        self.window = window
+        self.in_flight: collections.deque = collections.deque()
+
+    def submit(self, text: PatentText, figures: list[Figure], paths: list[str]):
+        future = self.pool.submit(_read_patent, text, list(zip([f.figure_id for f in figures], paths)))
+        self.in_flight.append((text, figures, future))
+
+    def ready(self, block: bool):
+        """Finished patents at the head of the queue (all of them when ``block``); at most ``window`` wait."""
+        while self.in_flight and (block or len(self.in_flight) > self.window or self.in_flight[0][2].done()):
+            text, figures, future = self.in_flight.popleft()
+            yield text, figures, future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Feeder:
+    """The ingest's progress, which also hands each committed document's drawings to the readers
+    and writes what they have finished in between."""
+
+    def __init__(self, collection: Collection, inner: Progress | None, readers: _Readers, writer: _Writer) -> None:
+        self.collection, self.inner, self.readers, self.writer = collection, inner, readers, writer
+
+    def start(self, total: int) -> None:
+        if self.inner:
+            self.inner.start(total)
+
+    def failure(self, failure) -> None:
+        if self.inner:
+            self.inner.failure(failure)
+
+    def advance(self, unit, result) -> None:
+        if self.inner:
+            self.inner.advance(unit, result)
+        for number in dict.fromkeys(d.patent.publication_number for d in (result.documents if result else [])):
+            self.writer.submit(number)
+        self.writer.drain(block=False)
+
+
+class _Writer:
+    """This process's side: submits patents to the readers and writes their readings in order."""
+
+    def __init__(self, collection: Collection, engine, readers: _Readers, progress: StreamProgress | None) -> None:
+        self.collection, self.engine, self.readers, self.progress = collection, engine, readers, progress
+        self.report = StreamReport()
+        self.texts: dict[str, PatentText] = {}
+        self.submitted = 0
+        self.done = 0
+        self.seen: set[str] = set()
+
+    def submit(self, number: str) -> None:
+        figures = [self.collection.figure(i) for i in self.collection.signs.pending(number)]
+        figures = [f for f in figures if f.role == FigureRole.DRAWING and f.image_path and f.figure_id not in self.seen]
+        if not figures:
+            return
+        self.seen.update(f.figure_id for f in figures)
+        text = _ensure_text(self.collection, number, self.texts, self.report.signs)
+        self.readers.submit(text, figures, [str(self.collection.path(f.image_path)) for f in figures])
+        self.submitted += len(figures)
+
+    def drain(self, block: bool) -> None:
+        for text, figures, readings in self.readers.ready(block):
+            for figure, reading in zip(figures, readings):
+                self._write(figure, text, reading)
+
+    def _write(self, figure: Figure, text: PatentText, reading: Reading) -> None:
+        collection = self.collection
+        children = process_figure(collection, figure, self.engine, text, self.report.signs, reading.boxes)
+        if reading.vectors is not None and reading.key is not None:
+            if children:
+                rows = [(child.figure_id, vector, child.image_sha256) for (child, _), vector in zip(children, reading.vectors)]
+                ok = len(children) == len(reading.vectors)
+            else:
+                rows = [(figure.figure_id, reading.vectors[0], figure.image_sha256)]
+                ok = len(reading.vectors) == 1 and bool(figure.image_sha256)
+            if ok:  # otherwise the index stage embeds them from their PNGs
+                collection.vectors.save("visual", reading.key, rows)
+                self.report.embedded += len(rows)
+                self.report.key = reading.key
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.submitted)
+
+
+def stream(
+    collection: Collection,
+    paths: list,
+    *,
+    jobs: int,
+    force: bool = False,
+    ocr_engine: str | None = None,
+    visual_model: str | None = None,
+    ingest_progress: Progress | None = None,
+    progress: StreamProgress | None = None,
+    window: int | None = None,
+):
+    """Ingest ``paths`` into ``collection`` while ``jobs`` reader processes read and embed the drawings
+    of each committed document. Returns (the ingest summary, the StreamReport).
+
+    Raises MissingDependency/ModelUnavailable before any work when the OCR engine cannot run.
+    """
+    from figsearch.ingest.runner import ingest_paths
+    from figsearch.ocr import create_engine
+
+    engine = create_engine(ocr_engine)  # raises here, before the ingest, when tesseract is missing
+    spec = visual_spec(collection, visual_model)
+    readers = _Readers(engine.name, spec, jobs, window or 4 * jobs)
+    writer = _Writer(collection, engine, readers, progress)
+    try:
+        summary = ingest_paths(collection, paths, _Feeder(collection, ingest_progress, readers, writer),
+                               jobs=jobs, force=force)
+        # drawings left pending by an earlier, interrupted run: read them here too
+        for number in dict.fromkeys(collection.figure(i).patent for i in collection.signs.pending()):
+            writer.submit(number)
+            writer.drain(block=False)
+        writer.drain(block=True)
+    finally:
+        readers.close()
+    return summary, writer.report
