@@ -56,6 +56,7 @@ def both(tmp_path_factory):
         two = building.build([docs], base / "two", jobs=2)
     assert streamed and streamed[0][1].signs.figures == two.signs.figures > 0
     assert streamed[0][1].embedded == {e.modality: e for e in two.index.embedded}["visual"].embedded
+    assert streamed[0][1].texts == {e.modality: e for e in two.index.embedded}["text"].embedded > 0
     return base, one, two
 
 

@@ -85,7 +85,8 @@ def build(
     streamed = None
     if overlap and index and not skip_ocr and (jobs or default_jobs()) > 1:
         streamed = _stream(paths, root, jobs=jobs or default_jobs(), force=force, ocr_engine=ocr_engine,
-                           visual_model=visual_model, ingest_progress=ingest_progress, progress=signs_progress)
+                           visual_model=visual_model, text_model=text_model, ingest_progress=ingest_progress,
+                           progress=signs_progress)
     if streamed is not None:
         summary = streamed[0]
     else:
@@ -112,7 +113,7 @@ def build(
                 store, visual_model=visual_model, text_model=text_model, index_factory=index_factory,
                 bytes_per_vector=bytes_per_vector, progress=index_progress,
             )
-        if streamed is not None and streamed[1].embedded:
+        if streamed is not None:
             _count_streamed(report.index, streamed[1])
         if on_stage:
             on_stage("index", report)
@@ -141,8 +142,10 @@ def _merge_signs(first: SpotLinkReport, then: SpotLinkReport) -> SpotLinkReport:
 
 def _count_streamed(index_report: UpdateReport, streamed) -> None:
     """Vectors the stream stored count as embedded by this build, not as found unchanged."""
+    done = {"visual": (streamed.key, streamed.embedded), "text": (streamed.text_key, streamed.texts)}
     for embedded in index_report.embedded:
-        if embedded.modality == "visual" and embedded.encoder == streamed.key:
-            moved = min(streamed.embedded, embedded.unchanged)
+        key, count = done[embedded.modality]
+        if embedded.encoder == key:
+            moved = min(count, embedded.unchanged)
             embedded.embedded += moved
             embedded.unchanged -= moved

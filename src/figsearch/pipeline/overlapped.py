@@ -10,6 +10,10 @@ ingest has committed a document, its drawings go to reader processes, each of wh
    ``parse_signs``/``classify``/``split_sheet`` calls that ``process_figure`` makes), and
 4. embeds the drawing, or the figures cut from it, with the visual encoder, from the same pixels.
 
+Once the ingest is over (the collection's languages, which choose the text encoder, are known),
+this process also embeds the text of each patent whose drawings are all written, while the
+readers go on with the next ones; the text encoder is loaded in a thread from the start.
+
 This process alone writes the collection, in a defined order (the order in which the ingest
 committed the documents, then each patent's figures in ``pending`` order), one transaction per
 figure exactly as ``spot_and_link`` does, followed by the figure's vectors. So an interrupted
@@ -28,13 +32,19 @@ import collections
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_visual, encoder_key
+from figsearch.embed.base import l2_normalise
+from figsearch.embed.catalog import DEFAULT_TEXT_ENCODER, DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
+from figsearch.index.settings import NO_TEXT
 from figsearch.ingest.runner import Progress
 from figsearch.link.patent_text import PatentText
+from figsearch.link.text import figure_sentences
+from figsearch.pipeline.embed import text_digest
 from figsearch.pipeline.signs import SpotLinkReport, _ensure_text, process_figure
 from figsearch.records import Figure, FigureRole
 from figsearch.store import Collection
@@ -62,6 +72,9 @@ class StreamReport:
     #: figures whose visual vector was stored by the stream, under ``key``
     embedded: int = 0
     key: str | None = None
+    #: figures whose text vector was stored by the stream, under ``text_key``
+    texts: int = 0
+    text_key: str | None = None
 
 
 def visual_spec(collection: Collection, visual_model: str | None) -> str:
@@ -193,6 +206,9 @@ class _Writer:
         self.submitted = 0
         self.done = 0
         self.seen: set[str] = set()
+        self.read_patents: collections.deque = collections.deque()
+        self.text_encoder = None
+        self.sentence_cache: dict = {}
 
     def submit(self, number: str) -> None:
         figures = [self.collection.figure(i) for i in self.collection.signs.pending(number)]
@@ -208,6 +224,32 @@ class _Writer:
         for text, figures, readings in self.readers.ready(block):
             for figure, reading in zip(figures, readings):
                 self._write(figure, text, reading)
+            self.read_patents.append(figures[0].patent)
+        if self.text_encoder is not None:
+            while self.read_patents:
+                self._embed_texts(self.read_patents.popleft())
+
+    def start_texts(self, encoder) -> None:
+        """From now on, embed the texts of the patents read (those read so far first)."""
+        self.text_encoder = encoder
+        self.report.text_key = encoder_key(encoder)
+
+    def _embed_texts(self, number: str) -> None:
+        """Text vectors of one patent's drawings (figsearch.pipeline.embed.embed_text's, per patent)."""
+        rows = []
+        for figure in self.collection.figures(patent=number, roles=(FigureRole.DRAWING,)):
+            sentences = [s.strip() for s in figure_sentences(self.collection, figure) if s and s.strip()]
+            if not sentences:
+                continue  # no text, no vector (the index stage drops a stale one)
+            new = list(dict.fromkeys(s for s in sentences if s not in self.sentence_cache))
+            if new:
+                self.sentence_cache.update(zip(new, self.text_encoder.encode(new)))
+            mean = np.mean([self.sentence_cache[s] for s in sentences], axis=0, keepdims=True)
+            rows.append((figure.figure_id, l2_normalise(mean)[0], text_digest(sentences)))
+        if len(self.sentence_cache) > 200_000:  # bound memory on huge collections; only reuse is lost
+            self.sentence_cache.clear()
+        self.collection.vectors.save("text", self.report.text_key, rows)
+        self.report.texts += len(rows)
 
     def _write(self, figure: Figure, text: PatentText, reading: Reading) -> None:
         collection = self.collection
@@ -236,6 +278,7 @@ def stream(
     force: bool = False,
     ocr_engine: str | None = None,
     visual_model: str | None = None,
+    text_model: str | None = None,
     ingest_progress: Progress | None = None,
     progress: StreamProgress | None = None,
     window: int | None = None,
@@ -252,14 +295,40 @@ def stream(
     spec = visual_spec(collection, visual_model)
     readers = _Readers(engine.name, spec, jobs, window or 4 * jobs)
     writer = _Writer(collection, engine, readers, progress)
+    # the text encoder's libraries load while the ingest runs (the likely model; checked after it)
+    loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-text-encoder")
+    guess = text_model or (collection.get_setting("text_encoder") or {}).get("spec") or DEFAULT_TEXT_ENCODER
+    likely = loader.submit(create_text, guess) if guess != NO_TEXT else None
     try:
         summary = ingest_paths(collection, paths, _Feeder(collection, ingest_progress, readers, writer),
                                jobs=jobs, force=force)
+        text_encoder = _text_encoder(collection, text_model, guess, likely)
+        if text_encoder is not None:
+            writer.start_texts(text_encoder)
         # drawings left pending by an earlier, interrupted run: read them here too
         for number in dict.fromkeys(collection.figure(i).patent for i in collection.signs.pending()):
             writer.submit(number)
             writer.drain(block=False)
         writer.drain(block=True)
+        writer.drain(block=False)  # the texts of patents read meanwhile
     finally:
         readers.close()
+        loader.shutdown(wait=True)
     return summary, writer.report
+
+
+def _text_encoder(collection: Collection, text_model: str | None, guess: str, likely):
+    """The text encoder the index stage will choose (figsearch.pipeline.index), or None when there
+    is none or it cannot be loaded (the index stage then says why)."""
+    from figsearch.embed.encoders.multilingual import text_model_for
+    from figsearch.ingest.language import collection_language_counts
+
+    stored = (collection.get_setting("text_encoder") or {}).get("spec")
+    spec = text_model_for(text_model, stored, collection_language_counts(collection).documents).spec
+    if spec == NO_TEXT:
+        return None
+    try:
+        return likely.result() if likely is not None and spec == guess else create_text(spec)
+    except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
+        log.info("text encoder %s not loaded for the stream: %s", spec, exc)
+        return None
