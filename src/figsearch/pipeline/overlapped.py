@@ -141,13 +141,13 @@ def _start_reader(engine_name: str, spec: str | None, threads: int) -> None:
         _encoder = None
 
 
-def _read_patent(text: PatentText, items: list[tuple[str, str]]) -> list[Reading]:
-    """The readings of one patent's pending drawings, in the order given."""
-    return [read_and_embed(_engine, _encoder, text, figure_id, path) for figure_id, path in items]
+def _read_one(text: PatentText, figure_id: str, path: str) -> Reading:
+    return read_and_embed(_engine, _encoder, text, figure_id, path)
 
 
 class _Readers:
-    """Reader processes fed one patent at a time; results are taken in the order submitted."""
+    """Reader processes fed one drawing at a time (a patent's sheets spread over all of them);
+    results are taken patent by patent, in the order submitted."""
 
     def __init__(self, engine_name: str, spec: str | None, jobs: int, window: int) -> None:
         import multiprocessing
@@ -157,17 +157,21 @@ class _Readers:
         self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_reader,
                                         initargs=(engine_name, spec, 1))
         self.window = window
+        self.waiting = 0
         self.in_flight: collections.deque = collections.deque()
 
     def submit(self, text: PatentText, figures: list[Figure], paths: list[str]):
-        future = self.pool.submit(_read_patent, text, list(zip([f.figure_id for f in figures], paths)))
-        self.in_flight.append((text, figures, future))
+        futures = [self.pool.submit(_read_one, text, f.figure_id, path) for f, path in zip(figures, paths)]
+        self.in_flight.append((text, figures, futures))
+        self.waiting += len(futures)
 
     def ready(self, block: bool):
-        """Finished patents at the head of the queue (all of them when ``block``); at most ``window`` wait."""
-        while self.in_flight and (block or len(self.in_flight) > self.window or self.in_flight[0][2].done()):
-            text, figures, future = self.in_flight.popleft()
-            yield text, figures, future.result()
+        """Finished patents at the head of the queue (all of them when ``block``); at most ``window``
+        drawings wait, so that the ingest does not run far ahead of the readers."""
+        while self.in_flight and (block or self.waiting > self.window or all(f.done() for f in self.in_flight[0][2])):
+            text, figures, futures = self.in_flight.popleft()
+            self.waiting -= len(futures)
+            yield text, figures, [f.result() for f in futures]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -293,7 +297,7 @@ def stream(
 
     engine = create_engine(ocr_engine)  # raises here, before the ingest, when tesseract is missing
     spec = visual_spec(collection, visual_model)
-    readers = _Readers(engine.name, spec, jobs, window or 4 * jobs)
+    readers = _Readers(engine.name, spec, jobs, window or 16 * jobs)
     writer = _Writer(collection, engine, readers, progress)
     # the text encoder's libraries load while the ingest runs (the likely model; checked after it)
     loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-text-encoder")
