@@ -126,19 +126,37 @@ def _start_reader(engine_name: str, spec: str | None, threads: int) -> None:
     from figsearch.ocr import create_engine
 
     _engine = create_engine(engine_name)
+    _one_thread_each(threads)
     if spec is None:
         return
-    try:
-        import torch
-
-        torch.set_num_threads(threads)  # one process per core: threads of their own would only contend
-    except ImportError:
-        pass
     try:
         _encoder = create_visual(spec)
     except Exception as exc:  # the index stage raises it with its own message; reading goes on
         log.warning("visual encoder %s not available in the reader: %s", spec, exc)
         _encoder = None
+
+
+def _one_thread_each(threads: int) -> int:
+    """Limit BLAS (numpy's OpenBLAS) and torch to ``threads`` in this process; returns torch's
+    count before, 0 without torch. The readers already fill every core: threads of their own,
+    which spin while they wait, only took CPU from the other readers."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+    import sys
+
+    if "torch" not in sys.modules:
+        try:
+            import torch  # noqa: F401 - the encoders import it anyway; set its threads before they run
+        except ImportError:
+            return 0
+    torch = sys.modules["torch"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return before
 
 
 def _read_one(text: PatentText, figure_id: str, path: str) -> Reading:
@@ -303,11 +321,14 @@ def stream(
     loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-text-encoder")
     guess = text_model or (collection.get_setting("text_encoder") or {}).get("spec") or DEFAULT_TEXT_ENCODER
     likely = loader.submit(create_text, guess) if guess != NO_TEXT else None
+    threads_before = None
     try:
         summary = ingest_paths(collection, paths, _Feeder(collection, ingest_progress, readers, writer),
                                jobs=jobs, force=force)
         text_encoder = _text_encoder(collection, text_model, guess, likely)
         if text_encoder is not None:
+            # the texts are embedded here while the readers use the cores: one thread, as they have
+            threads_before = _one_thread_each(1)
             writer.start_texts(text_encoder)
         # drawings left pending by an earlier, interrupted run: read them here too
         for number in dict.fromkeys(collection.figure(i).patent for i in collection.signs.pending()):
@@ -318,6 +339,8 @@ def stream(
     finally:
         readers.close()
         loader.shutdown(wait=True)
+        if threads_before is not None:  # the index stage after this one has the cores to itself
+            _restore_threads(threads_before)
     return summary, writer.report
 
 
@@ -336,3 +359,16 @@ def _text_encoder(collection: Collection, text_model: str | None, guess: str, li
     except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
         log.info("text encoder %s not loaded for the stream: %s", spec, exc)
         return None
+
+
+def _restore_threads(torch_threads: int) -> None:
+    import sys
+
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(os.cpu_count() or 1)
+    except ImportError:
+        pass
+    if torch_threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(torch_threads)
