@@ -5,10 +5,10 @@
 Each configuration builds a fresh collection in its own Python process (so no configuration
 starts with another's imports warm):
 
-- ``stages in turn``: main's code path with ``--jobs`` workers (``build(..., overlap=False)``):
+- ``stages in turn``: the default build, main's code path, with ``--jobs`` workers (``build(..., overlap=False)``):
   ingest, then reading the signs, then embedding and indexing. Each stage runs alone there, so
   its time is the "stage alone" time;
-- ``overlapped``: the default build (``figsearch build -j N``): ingest, reading and embedding at once;
+- ``overlapped``: ``build(..., overlap=True)`` (figsearch.pipeline.overlapped): ingest, reading and embedding at once;
 - ``one process`` (``--serial``): ``-j 1``.
 
 Prints drawings/s end to end for each (drawings = the figures indexed, sheets cut into their

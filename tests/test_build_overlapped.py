@@ -53,7 +53,7 @@ def both(tmp_path_factory):
     real = building._stream
     with pytest.MonkeyPatch.context() as patch:  # see that the stream did the reading and the visual embedding
         patch.setattr(building, "_stream", lambda *a, **k: streamed.append(real(*a, **k)) or streamed[-1])
-        two = building.build([docs], base / "two", jobs=2)
+        two = building.build([docs], base / "two", jobs=2, overlap=True)
     assert streamed and streamed[0][1].signs.figures == two.signs.figures > 0
     assert streamed[0][1].embedded == {e.modality: e for e in two.index.embedded}["visual"].embedded
     assert streamed[0][1].texts == {e.modality: e for e in two.index.embedded}["text"].embedded > 0
@@ -91,9 +91,9 @@ def test_the_overlapped_build_gives_the_same_search_results(both):
         assert [h.figure_id for h in words.hits] == [h.figure_id for h in two.search(text="lid and base", mode="text", k=10).hits]
 
 
-def test_one_job_runs_the_stages_in_turn(tmp_path, monkeypatch):
+def test_one_job_runs_the_stages_in_turn_even_when_overlap_is_asked(tmp_path, monkeypatch):
     called = []
     monkeypatch.setattr(building, "_stream", lambda *a, **k: called.append(1))
     write_ep_document(tmp_path / "docs" / "EP1234567A1", figures=1)
-    report = building.build([tmp_path / "docs"], tmp_path / "c", jobs=1)
+    report = building.build([tmp_path / "docs"], tmp_path / "c", jobs=1, overlap=True)
     assert not called and report.signs.figures > 0

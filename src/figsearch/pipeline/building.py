@@ -65,7 +65,7 @@ def build(
     signs_progress: Callable[[int, int], None] | None = None,
     index_progress: ProgressFactory | None = None,
     on_stage: StageDone | None = None,
-    overlap: bool = True,
+    overlap: bool = False,
 ) -> BuildReport:
     """Build or update the collection at ``collection`` (created if missing) from ``paths``.
 
@@ -74,10 +74,10 @@ def build(
     ``visual_model``/``text_model`` choose the encoders (default: the collection's, else
     drawing and minilm; ``text_model="none"`` leaves text out).
 
-    With more than one job (the default on a machine of several CPUs) and ``overlap``, the
-    ingest, the reading of the signs and the visual embedding run at the same time in worker
-    processes (figsearch.pipeline.overlapped); ``jobs=1`` runs them one after the other in this
-    process. Both give the same collection.
+    With ``overlap`` and more than one job, the ingest, the reading of the signs and the
+    embedding run at the same time in worker processes (figsearch.pipeline.overlapped); it gives
+    the same collection, but was slower than the stages in turn on the shared 2-core development
+    machine (docs/performance.md), so it is not the default.
     """
     if not skip_ocr:  # a wrong engine name is said before the ingest, not after it
         check_ocr_engine(ocr_engine)
