@@ -138,8 +138,8 @@ def _start_reader(engine_name: str, spec: str | None, threads: int) -> None:
 
 def _one_thread_each(threads: int) -> int:
     """Limit BLAS (numpy's OpenBLAS) and torch to ``threads`` in this process; returns torch's
-    count before, 0 without torch. The readers already fill every core: threads of their own,
-    which spin while they wait, only took CPU from the other readers."""
+    count before, 0 without torch. The readers already fill every core, so threads of their own
+    can only contend with the other readers (measured: no gain either way, docs/performance.md)."""
     try:
         from threadpoolctl import threadpool_limits
 
