@@ -139,7 +139,7 @@ def _start_reader(engine_name: str, spec: str | None, threads: int) -> None:
 def _one_thread_each(threads: int) -> int:
     """Limit BLAS (numpy's OpenBLAS) and torch to ``threads`` in this process; returns torch's
     count before, 0 without torch. The readers already fill every core, so threads of their own
-    can only contend with the other readers (measured: no gain either way, docs/performance.md)."""
+    can only contend with the other readers (its effect alone was not measured: docs/performance.md)."""
     try:
         from threadpoolctl import threadpool_limits
 
