@@ -39,6 +39,8 @@ class SignsBar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="figure", desc="ocr", file=sys.stderr)
+        if total != self.bar.total:  # an overlapped build learns of more drawings as the ingest goes on
+            self.bar.total = total
         self.bar.update(1)
 
     def close(self) -> None:

@@ -7,15 +7,18 @@ and commits what it finished, so an interrupted build goes on where it stopped w
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from figsearch.errors import MissingDependency, ModelUnavailable
-from figsearch.ingest.runner import IngestSummary, Progress, ingest_paths
+from figsearch.ingest.runner import IngestSummary, Progress, default_jobs, ingest_paths
 from figsearch.pipeline.index import DEFAULT_BYTES_PER_VECTOR, ProgressFactory, UpdateReport, update_collection
 from figsearch.pipeline.signs import SpotLinkReport, spot_and_link
 from figsearch.store import Collection
+
+log = logging.getLogger(__name__)
 
 #: called after each stage with its name ("ingest", "signs", "index") and the BuildReport so far
 StageDone = Callable[[str, "BuildReport"], None]
@@ -63,6 +66,7 @@ def build(
     index_progress: ProgressFactory | None = None,
     on_stage: StageDone | None = None,
     cluster=None,
+    overlap: bool = False,
 ) -> BuildReport:
     """Build or update the collection at ``collection`` (created if missing) from ``paths``.
 
@@ -72,13 +76,26 @@ def build(
     drawing and minilm; ``text_model="none"`` leaves text out). ``cluster`` (a
     figsearch.pipeline.distributed.RayCluster) runs decoding, sign reading and embedding on a Ray
     cluster; this process still writes the collection, in the same order as a local build.
+
+    With ``overlap`` and more than one job (and no ``cluster``), the ingest, the reading of the
+    signs and the embedding run at the same time in worker processes
+    (figsearch.pipeline.overlapped); it gives the same collection, but was slower than the stages
+    in turn on the shared 2-core development machine (docs/performance.md), so it is not the default.
     """
     if not skip_ocr:  # a wrong engine name is said before the ingest, not after it
         check_ocr_engine(ocr_engine)
     root = str(collection)
-    with Collection.open(root, create=True) as store:
-        summary = ingest_paths(store, list(paths), ingest_progress, jobs=jobs, force=force,
-                               run_units=cluster.run_units if cluster else None)
+    streamed = None
+    if overlap and cluster is None and index and not skip_ocr and (jobs or default_jobs()) > 1:
+        streamed = _stream(paths, root, jobs=jobs or default_jobs(), force=force, ocr_engine=ocr_engine,
+                           visual_model=visual_model, text_model=text_model, ingest_progress=ingest_progress,
+                           progress=signs_progress)
+    if streamed is not None:
+        summary = streamed[0]
+    else:
+        with Collection.open(root, create=True) as store:
+            summary = ingest_paths(store, list(paths), ingest_progress, jobs=jobs, force=force,
+                                   run_units=cluster.run_units if cluster else None)
     report = BuildReport(collection=root, ingest=summary)
     if on_stage:
         on_stage("ingest", report)
@@ -89,6 +106,8 @@ def build(
             with Collection.open(root, write=True) as store:
                 report.signs = spot_and_link(store, engine=ocr_engine, progress=signs_progress, jobs=jobs,
                                              read_ahead=cluster.read_ahead if cluster else None)
+            if streamed is not None:  # the stream read most figures; spot_and_link did what it left
+                report.signs = _merge_signs(streamed[1].signs, report.signs)
         except (MissingDependency, ModelUnavailable) as exc:
             report.signs_skipped = str(exc)
         if on_stage:
@@ -100,6 +119,39 @@ def build(
                 bytes_per_vector=bytes_per_vector, progress=index_progress,
                 embedder=cluster.embedder if cluster else None,
             )
+        if streamed is not None:
+            _count_streamed(report.index, streamed[1])
         if on_stage:
             on_stage("index", report)
     return report
+
+
+def _stream(paths, root: str, **options):
+    """(ingest summary, StreamReport) of the overlapped stages, or None when the OCR engine cannot
+    run (then the stages run in turn, and the signs stage says why it was skipped)."""
+    from figsearch.pipeline.overlapped import stream
+
+    with Collection.open(root, create=True) as store:
+        try:
+            return stream(store, list(paths), **options)
+        except (MissingDependency, ModelUnavailable) as exc:
+            log.info("stages in turn: %s", exc)
+            return None
+
+
+def _merge_signs(first: SpotLinkReport, then: SpotLinkReport) -> SpotLinkReport:
+    for name in ("figures", "signs", "links", "split_sheets", "new_figures", "relinked_patents"):
+        setattr(first, name, getattr(first, name) + getattr(then, name))
+    first.notes.update(then.notes)
+    return first
+
+
+def _count_streamed(index_report: UpdateReport, streamed) -> None:
+    """Vectors the stream stored count as embedded by this build, not as found unchanged."""
+    done = {"visual": (streamed.key, streamed.embedded), "text": (streamed.text_key, streamed.texts)}
+    for embedded in index_report.embedded:
+        key, count = done[embedded.modality]
+        if embedded.encoder == key:
+            moved = min(count, embedded.unchanged)
+            embedded.embedded += moved
+            embedded.unchanged -= moved

@@ -98,11 +98,12 @@ def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, pa
 
 def process_figure(
     collection: Collection, figure: Figure, engine, text: PatentText, report: SpotLinkReport, boxes=None
-) -> None:
+) -> list[tuple[Figure, list[ReferenceSign]]]:
     """Read one figure, split it if it holds several labelled figures, link it; one transaction.
 
     ``boxes``: the figure's text already read by a worker (``_read_in_worker``), so only the
-    writing happens here.
+    writing happens here. Returns the figures cut from the sheet (with their signs), in
+    ``split_sheet``'s order; [] when it was not cut.
     """
     from figsearch.ocr import parse_signs
     from figsearch.ocr.split import split_sheet
@@ -163,6 +164,7 @@ def process_figure(
         report.new_figures += len(children)
     if notes:
         report.notes[figure.figure_id] = notes
+    return children
 
 
 def pending(collection: Collection) -> list[Figure]:

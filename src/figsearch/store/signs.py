@@ -57,8 +57,14 @@ class SignRepository(Repository):
         with self.transaction() as db:
             db.execute("UPDATE figures SET ocr_done_at=? WHERE figure_id=?", (utcnow(), figure_id))
 
-    def pending(self) -> list[str]:
-        """Ids of the figures not read yet (sheets only: cut figures are read with their sheet), in order."""
+    def pending(self, patent: str | None = None) -> list[str]:
+        """Ids of the figures not read yet (sheets only: cut figures are read with their sheet), in order;
+        only ``patent``'s when given."""
+        if patent is not None:
+            return [r[0] for r in self.db.execute(
+                "SELECT figure_id FROM figures WHERE ocr_done_at IS NULL AND parent_id IS NULL "
+                "AND publication_number=? ORDER BY sequence, figure_id", (patent,)
+            )]
         return [r[0] for r in self.db.execute(
             "SELECT figure_id FROM figures WHERE ocr_done_at IS NULL AND parent_id IS NULL "
             "ORDER BY publication_number, sequence, figure_id"

@@ -1,0 +1,99 @@
+"""The overlapped build (ingest, reading and embedding at once, figsearch.pipeline.overlapped)
+gives the collection and the search results of the one-process build (``jobs=1``)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from collection_check import compare, snapshot
+from ingest_helpers import write_ep_document
+from ocr_drawings import drawing, two_figures
+
+pytest.importorskip("tesserocr")
+pytest.importorskip("faiss")
+pytest.importorskip("torch")
+
+import figsearch  # noqa: E402
+from figsearch.pipeline import building  # noqa: E402
+
+
+def _documents(root):
+    """Three EP documents; sheets with numerals and labels, one sheet of two labelled figures."""
+    sheets = {
+        "EP1234561A1": [drawing(["10", "12", "14"], "FIG. 1"), two_figures(["12", "38"], ["14a", "102"])],
+        "EP1234562A1": [drawing(["10", "14"], "FIG. 1"), drawing(["12"], "FIG. 2"), drawing(["10"], "FIG. 3")],
+        "EP1234563A1": [drawing(["12", "14"], "FIG. 1")],
+    }
+    for number, images in sheets.items():
+        folder = root / number
+        write_ep_document(folder, figures=len(images), number=number[2:9])
+        for i, image in enumerate(images, 1):
+            image.convert("1").save(folder / f"imgf{i:04d}.tif", compression="group4")
+    return root
+
+
+def _vectors(root) -> dict:
+    db = sqlite3.connect(f"file:{root / 'figsearch.sqlite'}?mode=ro", uri=True)
+    try:
+        return {(f, m, e): np.frombuffer(v, np.float32)
+                for f, m, e, v in db.execute("SELECT figure_id, modality, encoder, vector FROM embeddings")}
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    base = tmp_path_factory.mktemp("overlap")
+    docs = _documents(base / "docs")
+    one = building.build([docs], base / "one", jobs=1)
+    streamed = []
+    real = building._stream
+    with pytest.MonkeyPatch.context() as patch:  # see that the stream did the reading and the visual embedding
+        patch.setattr(building, "_stream", lambda *a, **k: streamed.append(real(*a, **k)) or streamed[-1])
+        two = building.build([docs], base / "two", jobs=2, overlap=True)
+    assert streamed and streamed[0][1].signs.figures == two.signs.figures > 0
+    assert streamed[0][1].embedded == {e.modality: e for e in two.index.embedded}["visual"].embedded
+    assert streamed[0][1].texts == {e.modality: e for e in two.index.embedded}["text"].embedded > 0
+    return base, one, two
+
+
+def test_the_overlapped_build_streams_and_gives_the_same_collection(both, monkeypatch):
+    base, one, two = both
+    assert one.signs.split_sheets == two.signs.split_sheets == 1
+    assert one.signs.figures == two.signs.figures and one.signs.links == two.signs.links
+    visual = {e.modality: e for e in two.index.embedded}["visual"]
+    assert visual.embedded == {e.modality: e for e in one.index.embedded}["visual"].embedded > 0
+    # every table (figures, cut figures, signs, links, glossary, notes, ledger) and every stored file
+    ref, got = snapshot(base / "one"), snapshot(base / "two")
+    ref.tables.pop("embeddings"), got.tables.pop("embeddings")
+    difference = compare(ref, got)
+    assert difference.equal, str(difference)
+    # vectors: the same rows, equal to float rounding (batches and threads differ)
+    a, b = _vectors(base / "one"), _vectors(base / "two")
+    assert a.keys() == b.keys() and any(k[1] == "visual" for k in a)
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-6
+
+
+def test_the_overlapped_build_gives_the_same_search_results(both):
+    base, _, _ = both
+    queries = sorted({f for f, m, _ in _vectors(base / "one") if m == "visual"})
+    assert len(queries) >= 6
+    with figsearch.open(base / "one") as one, figsearch.open(base / "two") as two:
+        for query in queries:
+            for mode in ("visual", "text", "avg"):
+                left, right = one.search(figure=query, mode=mode, k=10), two.search(figure=query, mode=mode, k=10)
+                assert [h.figure_id for h in left.hits] == [h.figure_id for h in right.hits], (query, mode)
+                assert np.allclose([h.score for h in left.hits], [h.score for h in right.hits], atol=1e-5)
+        words = one.search(text="lid and base", mode="text", k=10)
+        assert [h.figure_id for h in words.hits] == [h.figure_id for h in two.search(text="lid and base", mode="text", k=10).hits]
+
+
+def test_one_job_runs_the_stages_in_turn_even_when_overlap_is_asked(tmp_path, monkeypatch):
+    called = []
+    monkeypatch.setattr(building, "_stream", lambda *a, **k: called.append(1))
+    write_ep_document(tmp_path / "docs" / "EP1234567A1", figures=1)
+    report = building.build([tmp_path / "docs"], tmp_path / "c", jobs=1, overlap=True)
+    assert not called and report.signs.figures > 0
