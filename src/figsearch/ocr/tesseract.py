@@ -84,6 +84,35 @@ def _mosaic(image: Image.Image, words: list[WordBox]) -> tuple[Image.Image, list
     return canvas, slots
 
 
+#: a word whose strokes are dithered (a 3 × 3 closing adds this share of its ink or more) is read
+#: closed: the checkered strokes of sheets printed in grey read as other glyphs ("1" as "4" or "E")
+DITHERED = 0.12
+
+
+def solidify_dithered(image: Image.Image, words: list[WordBox]) -> Image.Image:
+    """``image`` with the ink of each dithered word (``DITHERED``) closed by a 3 × 3 square, so that
+    its strokes are solid again; clean words are left as they are (a closing would join their letters)."""
+    from scipy import ndimage
+
+    ink = np.asarray(image) < 128
+    out = None
+    square = np.ones((3, 3), dtype=bool)
+    for word in words:
+        x0, y0, x1, y1 = word.box
+        x0, y0 = max(0, x0 - 2), max(0, y0 - 2)
+        crop = ink[y0:y1 + 2, x0:x1 + 2]
+        if crop.size == 0:
+            continue
+        closed = ndimage.binary_closing(np.pad(crop, 2), square)[2:-2, 2:-2]
+        if (closed & ~crop).sum() < DITHERED * max(1, crop.sum()):
+            continue
+        if out is None:
+            out = np.array(image)
+        region = out[y0:y1 + 2, x0:x1 + 2]
+        region[closed] = 0
+    return image if out is None else Image.fromarray(out)
+
+
 def _labels_in(words: list[TextBox]) -> list[tuple[str, tuple[int, int, int, int], float]]:
     """(label, box, confidence) of each candidate line (words sharing ``line``) that reads as a label."""
     lines: dict[int, list[TextBox]] = {}
@@ -196,7 +225,7 @@ class TesseractEngine(OcrEngine):
         """Read each of ``words`` (boxes in ``image``) through one mosaic; boxes in ``image``'s pixels."""
         if not words:
             return []
-        mosaic, slots = _mosaic(image, words)
+        mosaic, slots = _mosaic(solidify_dithered(image, words), words)
         tops = [slot[0] for slot in slots]
         tesserocr = self._tesserocr
         level = tesserocr.RIL.WORD
