@@ -36,6 +36,8 @@ class TextBox:
     line: int = 0
     #: the rotation (degrees counter-clockwise) under which the word was read upright
     rotation: int = 0
+    #: the word stands in (or at the side of) a ruled table: a value, not a reference sign
+    data: bool = False
 
 
 def rotate_box(box, rotation: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -57,6 +59,32 @@ def rotate_box(box, rotation: int, size: tuple[int, int]) -> tuple[int, int, int
 def sign_score(words: list[TextBox]) -> float:
     """How much of what was read looks like reference signs: decides the orientation."""
     return sum(w.confidence for w in words if _SIGN_LIKE.match(w.text.strip()) and w.confidence >= 0.5)
+
+
+def mark_table_words(words: list[TextBox], grey: Image.Image) -> list[TextBox]:
+    """``words`` (boxes in ``grey``'s pixels) with ``data`` set on those inside a ruled table
+    (``preprocess.table_boxes``) or standing right at its left or right side (a row's heading)."""
+    import numpy as np
+
+    from figsearch.ocr.preprocess import ink_threshold, table_boxes
+
+    pixels = np.asarray(grey)
+    tables = table_boxes(pixels < ink_threshold(pixels))
+    if not tables:
+        return words
+    out = []
+    for w in words:
+        x0, y0, x1, y1 = w.box
+        cx, cy, h = (x0 + x1) / 2, (y0 + y1) / 2, max(1, y1 - y0)
+        data = False
+        for tx0, ty0, tx1, ty1 in tables:
+            inside = tx0 <= cx <= tx1 and ty0 <= cy <= ty1
+            beside = ty0 <= cy <= ty1 and (0 <= tx0 - x1 <= 0.5 * h or 0 <= x0 - tx1 <= 0.5 * h)
+            if inside or beside:
+                data = True
+                break
+        out.append(replace(w, data=True) if data else w)
+    return out
 
 
 class OcrEngine(abc.ABC):
@@ -139,6 +167,8 @@ class OcrEngine(abc.ABC):
             grey = grey.resize(size, Image.Resampling.BOX)
         prepared = self.prepare(grey)
         best = self._read_oriented(prepared, self.candidate_rotations(prepared))
+        if best:
+            best = mark_table_words(best, grey)
         inverse = 1.0 / scale
         w0, h0 = image.size
         return [

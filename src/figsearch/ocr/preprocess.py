@@ -329,3 +329,54 @@ def _union_by(boxes: np.ndarray, groups: np.ndarray) -> np.ndarray:
     np.minimum.at(x0, groups, boxes[:, 0]); np.minimum.at(y0, groups, boxes[:, 1])
     np.maximum.at(x1, groups, boxes[:, 2]); np.maximum.at(y1, groups, boxes[:, 3])
     return np.stack([x0, y0, x1, y1], axis=1)
+
+
+def table_boxes(ink: np.ndarray, min_lines: int = 4) -> list[tuple[int, int, int, int]]:
+    """Boxes (x0, y0, x1, y1) of the tables of a sheet (True = ink): lattices of straight ruled lines,
+    at least ``min_lines`` horizontal and as many vertical ones, crossing at (nearly) every pair, so
+    that the cells form rows and columns (a 3 × 3 table or larger). A drawing's own lines cross too,
+    but not as a full lattice; numbers in a table's cells are data, not reference signs."""
+    ndimage = require("scipy.ndimage", "the table finder")
+    if ink.shape[0] < 40 or ink.shape[1] < 40:
+        return []
+    # at half resolution (2 × 2 blocks with any ink are ink): ruled lines survive, the cost is a quarter
+    h, w = ink.shape[0] // 2, ink.shape[1] // 2
+    small = ink[: 2 * h, : 2 * w].reshape(h, 2, w, 2).any(axis=(1, 3))
+    length = max(12, int(0.025 * max(h, w)))
+    solid = small.astype(np.float32)
+    # a ruled line: ``length`` pixels of ink in a row (column), grown back to its full length
+    rows = ndimage.maximum_filter1d(ndimage.uniform_filter1d(solid, length, axis=1) > 0.999, length, axis=1)
+    cols = ndimage.maximum_filter1d(ndimage.uniform_filter1d(solid, length, axis=0) > 0.999, length, axis=0)
+    if not rows.any() or not cols.any():
+        return []
+
+    def grow(mask):
+        return ndimage.maximum_filter1d(ndimage.maximum_filter1d(mask, 3, axis=0), 3, axis=1)
+
+    crossings, n = ndimage.label(grow(rows) & grow(cols))
+    if n < min_lines * min_lines:
+        return []
+    centres = np.array(ndimage.center_of_mass(crossings, crossings, np.arange(1, n + 1)))
+    network, _ = ndimage.label(rows | cols, structure=np.ones((3, 3), dtype=bool))
+    owner = network[np.clip(centres[:, 0].round().astype(int), 0, h - 1), np.clip(centres[:, 1].round().astype(int), 0, w - 1)]
+    out = []
+    tolerance = max(2.0, 0.004 * max(h, w))
+    for group in np.unique(owner[owner > 0]):
+        points = centres[owner == group]
+        if len(points) < min_lines * min_lines:
+            continue
+        ys, xs = _levels(points[:, 0], tolerance), _levels(points[:, 1], tolerance)
+        if ys < min_lines or xs < min_lines or len(points) < 0.8 * xs * ys or len(points) > 1.2 * xs * ys:
+            continue
+        y0, x0 = points.min(axis=0)
+        y1, x1 = points.max(axis=0)
+        if ink[2 * int(y0):2 * int(y1) + 2, 2 * int(x0):2 * int(x1) + 2].mean() > 0.55:
+            continue  # mostly ink (a coil spring, hatching): a drawing, not a ruled table with text in it
+        out.append((2 * int(x0), 2 * int(y0), 2 * int(x1) + 2, 2 * int(y1) + 2))
+    return out
+
+
+def _levels(values: np.ndarray, tolerance: float) -> int:
+    """How many distinct positions ``values`` take, those within ``tolerance`` counting as one."""
+    ordered = np.sort(values)
+    return int(1 + (np.diff(ordered) > tolerance).sum())
