@@ -98,6 +98,8 @@ class OcrEngine(abc.ABC):
     rotations: tuple[int, ...] = (0, 270, 90)
     #: a rotation whose sign-like words reach this mean confidence ends the search early
     confident: float = 0.85
+    #: mark words in ruled tables as data (``mark_table_words``)
+    find_tables: bool = True
 
     @abc.abstractmethod
     def _read(self, image: Image.Image) -> list[TextBox]:
@@ -165,9 +167,10 @@ class OcrEngine(abc.ABC):
         if scale < 1.0:
             size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
             grey = grey.resize(size, Image.Resampling.BOX)
+        self._working = (image, grey)  # the scaled sheet, for a second pass over the same image
         prepared = self.prepare(grey)
         best = self._read_oriented(prepared, self.candidate_rotations(prepared))
-        if best:
+        if best and self.find_tables:
             best = mark_table_words(best, grey)
         inverse = 1.0 / scale
         w0, h0 = image.size
