@@ -12,7 +12,7 @@ from figsearch.ocr.signs import normalise_label, normalise_numeral, parse_signs
     "text, expected",
     [("12", "12"), ("14a", "14a"), ("14'", "14'"), ("14’", "14'"), ("102-1", "102-1"), ("(16)", "16"),
      ("S06b", "506b"), ("1O2", "102"), ("0", None), ("12345", None), ("2/7", None), ("abc", None),
-     ("2.5", None), ("FIG", None)],
+     ("2.5", None), ("FIG", None), ("£200", "200"), ("<12", "12"), ("$5", None)],
 )
 def test_normalise_numeral(text, expected):
     assert normalise_numeral(text) == expected

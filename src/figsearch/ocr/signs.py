@@ -30,11 +30,16 @@ _HEADER_WORDS = re.compile(r"^(sheet|patent|publication|application|pub\.?|jan|f
 # OCR confusions that turn digits into letters inside an otherwise numeric word
 _DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "S": "5", "B": "8", "Z": "2"})
 _STRIP = "()[]{}.,;:\"“”~_|-—–"
+#: what tesseract makes of an arrowhead that touches a numeral
+_ARROW_READINGS = "£€$¥§«»<>^*#"
 
 
 def normalise_numeral(text: str) -> str | None:
     """The canonical form of a reference numeral read as ``text``, or None if it is not one."""
     word = text.strip().strip(_STRIP)
+    # an arrowhead touching a numeral is read as a symbol before it ("£200", "<12")
+    if len(word) >= 3 and word[0] in _ARROW_READINGS and word[1:2].isdigit():
+        word = word[1:]
     if not word or len(word) > 8:
         return None
     match = _NUMERAL.match(word)
