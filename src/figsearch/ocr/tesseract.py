@@ -94,17 +94,18 @@ def solidify_dithered(image: Image.Image, words: list[WordBox]) -> Image.Image:
     its strokes are solid again; clean words are left as they are (a closing would join their letters)."""
     from scipy import ndimage
 
-    ink = np.asarray(image) < 128
+    ink = (np.asarray(image) < 128).view(np.uint8)
     out = None
-    # one closing of the whole sheet (a glyph layer: little ink) costs less than one per word
-    solid = ndimage.binary_closing(ink, np.ones((3, 3), dtype=bool))
     for word in words:
         x0, y0, x1, y1 = word.box
         x0, y0 = max(0, x0 - 2), max(0, y0 - 2)
         crop = ink[y0:y1 + 2, x0:x1 + 2]
         if crop.size == 0:
             continue
-        closed = solid[y0:y1 + 2, x0:x1 + 2]
+        # a 3 × 3 closing: dilation, then erosion, each as two 1-d passes (binary_closing is ~10× slower)
+        grown = ndimage.maximum_filter1d(ndimage.maximum_filter1d(crop, 3, axis=0), 3, axis=1)
+        closed = ndimage.minimum_filter1d(ndimage.minimum_filter1d(grown, 3, axis=0), 3, axis=1).astype(bool)
+        crop = crop.astype(bool)
         if (closed & ~crop).sum() < DITHERED * max(1, crop.sum()):
             continue
         if out is None:
