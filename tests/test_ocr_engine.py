@@ -132,3 +132,20 @@ def test_numbers_in_a_table_are_no_signs_but_signs_beside_a_drawing_are(engine):
     signs = read_signs(engine, sheet)
     assert set(sign_texts(signs)) == {"12", "14"}
     assert {"33", "149", "183", "68", "85"} <= set(sign_texts(signs, "number"))
+
+
+def test_an_arrow_pointing_at_a_numeral_is_not_part_of_its_word():
+    import numpy as np
+    from PIL import ImageDraw, ImageFont
+
+    from figsearch.ocr.preprocess import detect_words
+
+    sheet = Image.new("L", (600, 400), 255)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((300, 150), "21", fill=0, font=ImageFont.load_default(size=40))
+    x0 = draw.textbbox((300, 150), "21", font=ImageFont.load_default(size=40))[0]
+    # a short slanting arrow shaft ending just left of the numeral ("↙21" as drawn by hand)
+    draw.line((x0 - 8, 165, x0 - 40, 195), fill=0, width=3)
+    boxes = [w.box for w in detect_words(np.asarray(sheet) < 128)]
+    assert any(b[0] >= x0 - 3 for b in boxes)  # the numeral's word starts at the numeral
+    assert not any(b[0] < x0 - 20 and b[2] > x0 + 10 for b in boxes)  # no word spans shaft and numeral
