@@ -68,6 +68,8 @@ def mark_table_words(words: list[TextBox], grey: Image.Image) -> list[TextBox]:
 
     from figsearch.ocr.preprocess import ink_threshold, table_boxes
 
+    if not any(c.isdigit() for w in words for c in w.text):
+        return words  # only numbers are changed by a table: no need to look for one
     pixels = np.asarray(grey)
     tables = table_boxes(pixels < ink_threshold(pixels))
     if not tables:
