@@ -84,3 +84,68 @@ def test_one_labelled_figure_or_duplicate_labels_are_not_split(engine):
     same.paste(drawing(["12"], "FIG. 1"), (0, 0))
     same.paste(drawing(["14"], "FIG. 1"), (1100, 0))
     assert split_sheet(same, read_signs(engine, same)) == []
+
+
+def _grid(draw, x, y, rows, cols, cell=(150, 60), width=3):
+    for r in range(rows + 1):
+        draw.line((x, y + r * cell[1], x + cols * cell[0], y + r * cell[1]), fill=0, width=width)
+    for c in range(cols + 1):
+        draw.line((x + c * cell[0], y, x + c * cell[0], y + rows * cell[1]), fill=0, width=width)
+
+
+def test_a_ruled_table_is_found_and_a_drawings_crossing_lines_are_not():
+    import numpy as np
+    from PIL import ImageDraw
+
+    from figsearch.ocr.preprocess import table_boxes
+
+    sheet = Image.new("L", (1400, 1800), 255)
+    draw = ImageDraw.Draw(sheet)
+    _grid(draw, 200, 300, 3, 3)
+    # a frame with one cross inside (2 × 2 cells) and a long line crossing a box: no table
+    draw.rectangle((200, 900, 700, 1400), outline=0, width=3)
+    draw.line((450, 900, 450, 1400), fill=0, width=3)
+    draw.line((200, 1150, 700, 1150), fill=0, width=3)
+    draw.rectangle((900, 900, 1200, 1100), outline=0, width=3)
+    draw.line((850, 1000, 1250, 1000), fill=0, width=3)
+    tables = table_boxes(np.asarray(sheet) < 128)
+    assert len(tables) == 1
+    x0, y0, x1, y1 = tables[0]
+    assert abs(x0 - 200) <= 6 and abs(y0 - 300) <= 6 and abs(x1 - 650) <= 6 and abs(y1 - 480) <= 6
+
+
+def test_numbers_in_a_table_are_no_signs_but_signs_beside_a_drawing_are(engine):
+    from PIL import ImageDraw, ImageFont
+
+    sheet = drawing(["12", "14"], "FIG. 3", size=(1000, 1800))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=36)
+    # a table of values, and small 3 × 3 grids each with the value it stands for right at its side
+    _grid(draw, 200, 1300, 3, 3, cell=(120, 60))
+    for r, row in enumerate([["33", "99", "149"], ["231", "51", "127"], ["255", "183", "75"]]):
+        for c, value in enumerate(row):
+            draw.text((210 + c * 120, 1310 + r * 60), value, fill=0, font=font)
+    _grid(draw, 720, 1300, 3, 3, cell=(40, 40))
+    draw.text((676, 1302), "68", fill=0, font=font)
+    _grid(draw, 720, 1150, 3, 3, cell=(40, 40))
+    draw.text((676, 1152), "85", fill=0, font=font)
+    signs = read_signs(engine, sheet)
+    assert set(sign_texts(signs)) == {"12", "14"}
+    assert {"33", "149", "183", "68", "85"} <= set(sign_texts(signs, "number"))
+
+
+def test_an_arrow_pointing_at_a_numeral_is_not_part_of_its_word():
+    import numpy as np
+    from PIL import ImageDraw, ImageFont
+
+    from figsearch.ocr.preprocess import detect_words
+
+    sheet = Image.new("L", (600, 400), 255)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((300, 150), "21", fill=0, font=ImageFont.load_default(size=40))
+    x0 = draw.textbbox((300, 150), "21", font=ImageFont.load_default(size=40))[0]
+    # a short slanting arrow shaft ending just left of the numeral ("↙21" as drawn by hand)
+    draw.line((x0 - 8, 165, x0 - 40, 195), fill=0, width=3)
+    boxes = [w.box for w in detect_words(np.asarray(sheet) < 128)]
+    assert any(b[0] >= x0 - 3 for b in boxes)  # the numeral's word starts at the numeral
+    assert not any(b[0] < x0 - 20 and b[2] > x0 + 10 for b in boxes)  # no word spans shaft and numeral

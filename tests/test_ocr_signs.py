@@ -12,7 +12,7 @@ from figsearch.ocr.signs import normalise_label, normalise_numeral, parse_signs
     "text, expected",
     [("12", "12"), ("14a", "14a"), ("14'", "14'"), ("14’", "14'"), ("102-1", "102-1"), ("(16)", "16"),
      ("S06b", "506b"), ("1O2", "102"), ("0", None), ("12345", None), ("2/7", None), ("abc", None),
-     ("2.5", None), ("FIG", None)],
+     ("2.5", None), ("FIG", None), ("£200", "200"), ("<12", "12"), ("$5", None)],
 )
 def test_normalise_numeral(text, expected):
     assert normalise_numeral(text) == expected
@@ -85,3 +85,12 @@ def test_axis_ticks_are_numbers_but_a_column_of_signs_is_not():
     kinds = {(s.text, s.kind) for s in parse_signs(ticks + signs)}
     assert {k for t, k in kinds if int(t) < 300} == {"number"}
     assert {k for t, k in kinds if int(t) >= 300} == {"numeral"}
+
+
+def test_table_values_and_the_range_beside_them_are_numbers():
+    # "34 ~ 51" written beside a table: "51" touches it (marked as data by the engine), "34" is its row;
+    # "14" stands too far along the row, "12" in another row
+    words = [TextBox("34", (100, 100, 140, 130), 0.96, line=1), TextBox("51", (250, 100, 290, 130), 0.97, line=2, data=True),
+             TextBox("14", (600, 100, 640, 130), 0.97, line=3), TextBox("12", (100, 400, 140, 430), 0.97, line=4)]
+    kinds = {s.text: s.kind for s in parse_signs(words)}
+    assert kinds == {"34": "number", "51": "number", "14": "numeral", "12": "numeral"}

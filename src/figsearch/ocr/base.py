@@ -36,6 +36,8 @@ class TextBox:
     line: int = 0
     #: the rotation (degrees counter-clockwise) under which the word was read upright
     rotation: int = 0
+    #: the word stands in (or at the side of) a ruled table: a value, not a reference sign
+    data: bool = False
 
 
 def rotate_box(box, rotation: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -59,6 +61,34 @@ def sign_score(words: list[TextBox]) -> float:
     return sum(w.confidence for w in words if _SIGN_LIKE.match(w.text.strip()) and w.confidence >= 0.5)
 
 
+def mark_table_words(words: list[TextBox], grey: Image.Image) -> list[TextBox]:
+    """``words`` (boxes in ``grey``'s pixels) with ``data`` set on those inside a ruled table
+    (``preprocess.table_boxes``) or standing right at its left or right side (a row's heading)."""
+    import numpy as np
+
+    from figsearch.ocr.preprocess import ink_threshold, table_boxes
+
+    if not any(c.isdigit() for w in words for c in w.text):
+        return words  # only numbers are changed by a table: no need to look for one
+    pixels = np.asarray(grey)
+    tables = table_boxes(pixels < ink_threshold(pixels))
+    if not tables:
+        return words
+    out = []
+    for w in words:
+        x0, y0, x1, y1 = w.box
+        cx, cy, h = (x0 + x1) / 2, (y0 + y1) / 2, max(1, y1 - y0)
+        data = False
+        for tx0, ty0, tx1, ty1 in tables:
+            inside = tx0 <= cx <= tx1 and ty0 <= cy <= ty1
+            beside = ty0 <= cy <= ty1 and (0 <= tx0 - x1 <= 0.5 * h or 0 <= x0 - tx1 <= 0.5 * h)
+            if inside or beside:
+                data = True
+                break
+        out.append(replace(w, data=True) if data else w)
+    return out
+
+
 class OcrEngine(abc.ABC):
     """Image in, ``TextBox`` list out. Subclasses implement ``_read``."""
 
@@ -70,6 +100,8 @@ class OcrEngine(abc.ABC):
     rotations: tuple[int, ...] = (0, 270, 90)
     #: a rotation whose sign-like words reach this mean confidence ends the search early
     confident: float = 0.85
+    #: mark words in ruled tables as data (``mark_table_words``)
+    find_tables: bool = True
 
     @abc.abstractmethod
     def _read(self, image: Image.Image) -> list[TextBox]:
@@ -137,8 +169,11 @@ class OcrEngine(abc.ABC):
         if scale < 1.0:
             size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
             grey = grey.resize(size, Image.Resampling.BOX)
+        self._working = (image, grey)  # the scaled sheet, for a second pass over the same image
         prepared = self.prepare(grey)
         best = self._read_oriented(prepared, self.candidate_rotations(prepared))
+        if best and self.find_tables:
+            best = mark_table_words(best, grey)
         inverse = 1.0 / scale
         w0, h0 = image.size
         return [

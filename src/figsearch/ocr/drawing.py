@@ -31,8 +31,9 @@ from figsearch.records import ReferenceSign
 
 #: the header band of a published sheet lies in this top share of the page
 _WORDLIKE = re.compile(r"^[(\"'“]?[A-Za-z][A-Za-z/&'’-]*[A-Za-z)]?[.,:;)\"”]*$")
-#: a drawing word must be read this surely (tesseract confidence)
-MIN_WORD_CONFIDENCE = 0.8
+#: a drawing word must be read this surely (tesseract confidence; at 0.8, pieces of split words and
+#: symbols read as letters came through: "Proce", "AO", "yi")
+MIN_WORD_CONFIDENCE = 0.9
 
 
 @dataclass

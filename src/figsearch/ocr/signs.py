@@ -30,11 +30,16 @@ _HEADER_WORDS = re.compile(r"^(sheet|patent|publication|application|pub\.?|jan|f
 # OCR confusions that turn digits into letters inside an otherwise numeric word
 _DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "S": "5", "B": "8", "Z": "2"})
 _STRIP = "()[]{}.,;:\"“”~_|-—–"
+#: what tesseract makes of an arrowhead that touches a numeral
+_ARROW_READINGS = "£€$¥§«»<>^*#"
 
 
 def normalise_numeral(text: str) -> str | None:
     """The canonical form of a reference numeral read as ``text``, or None if it is not one."""
     word = text.strip().strip(_STRIP)
+    # an arrowhead touching a numeral is read as a symbol before it ("£200", "<12")
+    if len(word) >= 3 and word[0] in _ARROW_READINGS and word[1:2].isdigit():
+        word = word[1:]
     if not word or len(word) > 8:
         return None
     match = _NUMERAL.match(word)
@@ -133,7 +138,9 @@ def parse_signs(words: list[TextBox], min_confidence: float = 0.4,
         if numeral is not None and not numeral[1:2].isdigit() and word.confidence < min_single_digit:
             continue  # a lone digit read unsurely: most often a dash or a stroke of the drawing
         if numeral is not None:
-            signs.append(ReferenceSign(numeral, NUMERAL, tuple(word.box), round(word.confidence, 3)))
+            signs.append(ReferenceSign(numeral, "number" if word.data else NUMERAL, tuple(word.box), round(word.confidence, 3)))
+    # a table's values and row headings ("0 ~ 33" beside a table) are numbers, not signs
+    signs = _table_rows(signs, [w.box for w in words if w.data and any(c.isdigit() for c in w.text)])
     # axis ticks and table entries are numbers, not signs
     data = _data_numerals([s for s in signs if s.kind == NUMERAL])
     if data:
@@ -144,6 +151,28 @@ def parse_signs(words: list[TextBox], min_confidence: float = 0.4,
     if decimals >= 5 and decimals >= 0.3 * numerals:
         signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if s.kind == NUMERAL else s for s in signs]
     return signs
+
+
+def _table_rows(signs: list[ReferenceSign], values: list) -> list[ReferenceSign]:
+    """Numerals in the row of a table value (``values``: boxes of the words with digits that
+    ``TextBox.data`` marks), of its height and within 6 heights of it, are values too: the other
+    end of a range "0 ~ 33" written beside a table."""
+    if not values:
+        return signs
+    out = []
+    for s in signs:
+        if s.kind == NUMERAL and s.box:
+            x0, y0, x1, y1 = s.box
+            h = max(1, y1 - y0)
+            for v in values:
+                vh = max(1, v[3] - v[1])
+                gap = max(v[0] - x1, x0 - v[2])
+                if (abs((v[1] + v[3]) / 2 - (y0 + y1) / 2) <= 0.4 * h and 0.7 * h <= vh <= 1.4 * h
+                        and gap <= 6 * h):
+                    s = ReferenceSign(s.text, "number", s.box, s.confidence)
+                    break
+        out.append(s)
+    return out
 
 
 def _data_numerals(numerals: list[ReferenceSign]) -> set[int]:

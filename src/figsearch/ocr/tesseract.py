@@ -84,6 +84,37 @@ def _mosaic(image: Image.Image, words: list[WordBox]) -> tuple[Image.Image, list
     return canvas, slots
 
 
+#: a word whose strokes are dithered (a 3 × 3 closing adds this share of its ink or more) is read
+#: closed: the checkered strokes of sheets printed in grey read as other glyphs ("1" as "4" or "E")
+DITHERED = 0.12
+
+
+def solidify_dithered(image: Image.Image, words: list[WordBox]) -> Image.Image:
+    """``image`` with the ink of each dithered word (``DITHERED``) closed by a 3 × 3 square, so that
+    its strokes are solid again; clean words are left as they are (a closing would join their letters)."""
+    from scipy import ndimage
+
+    ink = (np.asarray(image) < 128).view(np.uint8)
+    out = None
+    for word in words:
+        x0, y0, x1, y1 = word.box
+        x0, y0 = max(0, x0 - 2), max(0, y0 - 2)
+        crop = ink[y0:y1 + 2, x0:x1 + 2]
+        if crop.size == 0:
+            continue
+        # a 3 × 3 closing: dilation, then erosion, each as two 1-d passes (binary_closing is ~10× slower)
+        grown = ndimage.maximum_filter1d(ndimage.maximum_filter1d(crop, 3, axis=0), 3, axis=1)
+        closed = ndimage.minimum_filter1d(ndimage.minimum_filter1d(grown, 3, axis=0), 3, axis=1).astype(bool)
+        crop = crop.astype(bool)
+        if (closed & ~crop).sum() < DITHERED * max(1, crop.sum()):
+            continue
+        if out is None:
+            out = np.array(image)
+        region = out[y0:y1 + 2, x0:x1 + 2]
+        region[closed] = 0
+    return image if out is None else Image.fromarray(out)
+
+
 def _labels_in(words: list[TextBox]) -> list[tuple[str, tuple[int, int, int, int], float]]:
     """(label, box, confidence) of each candidate line (words sharing ``line``) that reads as a label."""
     lines: dict[int, list[TextBox]] = {}
@@ -152,9 +183,11 @@ class TesseractEngine(OcrEngine):
     working_side = 1800
 
     def __init__(self, lang: str = "eng", tessdata: str | None = None, label_pass: bool = True,
-                 reject_phantoms: bool = True, max_word_glyphs: int = 40) -> None:
-        """``label_pass``, ``reject_phantoms`` and ``max_word_glyphs`` (10: numerals and labels only,
-        no drawing words) switch off what issue 14 added, for comparisons."""
+                 reject_phantoms: bool = True, max_word_glyphs: int = 40, solidify: bool = True,
+                 tables: bool = True) -> None:
+        """``label_pass``, ``reject_phantoms``, ``max_word_glyphs`` (10: numerals and labels only,
+        no drawing words), ``solidify`` (dithered words read closed) and ``tables`` (numbers in
+        ruled tables are data) switch off what issue 14 added, for comparisons."""
         tesserocr = require("tesserocr", "the tesseract OCR engine")
         self._tesserocr = tesserocr
         self._path = tessdata or find_tessdata(lang)
@@ -165,6 +198,8 @@ class TesseractEngine(OcrEngine):
         self.label_pass = label_pass
         self.reject_phantoms = reject_phantoms
         self.max_word_glyphs = max_word_glyphs
+        self.solidify = solidify
+        self.find_tables = tables
 
     @property
     def identity(self) -> dict:
@@ -196,7 +231,7 @@ class TesseractEngine(OcrEngine):
         """Read each of ``words`` (boxes in ``image``) through one mosaic; boxes in ``image``'s pixels."""
         if not words:
             return []
-        mosaic, slots = _mosaic(image, words)
+        mosaic, slots = _mosaic(solidify_dithered(image, words) if self.solidify else image, words)
         tops = [slot[0] for slot in slots]
         tesserocr = self._tesserocr
         level = tesserocr.RIL.WORD
@@ -232,13 +267,16 @@ class TesseractEngine(OcrEngine):
     def read_words(self, image: Image.Image) -> list[TextBox]:
         """The general reading, then a figure-label pass (``read_labels``) whose labels join the
         words where the general reading has no label of that number and none at that place."""
-        words = super().read_words(image)
-        if not self.label_pass:
-            return words
-        have = [s for s in parse_signs(words) if s.kind == "figure_label"]
-        if have and not may_hold_more_figures(image):
-            return words  # a label found, and one figure on the sheet: nothing more to look for
-        extra = self.read_labels(image, words, every_rotation=not have)
+        try:
+            words = super().read_words(image)
+            if not self.label_pass:
+                return words
+            have = [s for s in parse_signs(words) if s.kind == "figure_label"]
+            if have and not may_hold_more_figures(image):
+                return words  # a label found, and one figure on the sheet: nothing more to look for
+            extra = self.read_labels(image, words, every_rotation=not have)
+        finally:
+            self._working = None  # the scaled sheet is kept for this one reading only
         texts = {s.text for s in have}
         for word in extra:
             if word.text in texts or any(_overlaps(word.box, s.box) for s in have):
@@ -256,10 +294,14 @@ class TesseractEngine(OcrEngine):
         first, then (``every_rotation``) the others of ``rotations`` until one yields a label."""
         from figsearch.imaging import to_grey
 
-        grey = to_grey(image)
-        scale = min(1.0, self.working_side / max(grey.size)) if max(grey.size) else 1.0
-        if scale < 1.0:
-            grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))), Image.Resampling.BOX)
+        scale = min(1.0, self.working_side / max(image.size)) if max(image.size) else 1.0
+        working = getattr(self, "_working", None)
+        if working is not None and working[0] is image:
+            grey = working[1]  # read_words scaled this very image already
+        else:
+            grey = to_grey(image)
+            if scale < 1.0:
+                grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))), Image.Resampling.BOX)
         first = words[0].rotation if words else 0
         # a label may stand sideways on a sheet whose other text is upright (and the other way round)
         order = [first] + ([r for r in self.rotations if r != first] if every_rotation else [])
