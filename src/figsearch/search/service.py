@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from figsearch.embed.base import l2_normalise
 from figsearch.embed.catalog import create_text, create_visual, encoder_key
 from figsearch.errors import CollectionError, EmptyCollection, InputError
 from figsearch.index.files import index_dir, read_manifest
 from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
+from figsearch.link.text import words_text
 from figsearch.records import Hit
 from figsearch.search import explain, rerank
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
@@ -33,6 +35,7 @@ from figsearch.search.filters import check_filters, passing
 from figsearch.search.fusion import Fused, fuse
 from figsearch.search.inputs import load_query_image
 from figsearch.search.query import DEFAULT_RERANK, MODES, Query
+from figsearch.search.words import DrawingReader
 from figsearch.store import MODALITIES, Collection
 
 log = logging.getLogger(__name__)
@@ -51,8 +54,11 @@ STATE_CHECK_SECONDS = 2.0
 
 
 class SearchService:
-    def __init__(self, collection: Collection, *, owns: bool = False, query_rotations=QUERY_ROTATIONS) -> None:
+    def __init__(self, collection: Collection, *, owns: bool = False, query_rotations=QUERY_ROTATIONS,
+                 reader: DrawingReader | None = None) -> None:
         self.collection = collection
+        #: reads the words printed in an uploaded drawing (its text, when the mode uses text)
+        self.reader = reader or DrawingReader()
         self.query_rotations = tuple(query_rotations) or (0,)
         self._owns = owns
         #: guards the swap of the snapshot and the caches below (never held while searching)
@@ -190,10 +196,17 @@ class SearchService:
             raise InputError("a query needs at least one of: a figure id, an image, a text")
         check_filters(query.filters)
 
-    def _query_vectors(self, query: Query, notes: list[str]) -> tuple[dict[str, np.ndarray], str | None]:
-        """Per modality, one or more query vectors (rows); a figure scores its best match among them."""
+    def _reads_words(self, query: Query) -> bool:
+        """Whether an uploaded drawing's words are read: the mode uses text and the collection has it."""
+        return query.read_words and query.mode != "visual" and self._settings("text") is not None
+
+    def _query_vectors(self, query: Query, notes: list[str]) -> tuple[dict[str, np.ndarray], str | None, list[str]]:
+        """Per modality, one or more query vectors (rows); a figure scores its best match among them.
+        Also the words read in the query drawing (they make or join its text)."""
         vectors: dict[str, np.ndarray] = {}
         patent = None
+        texts: list[str] = [query.text.strip()] if query.text and query.text.strip() else []
+        read: list[str] = []
         if query.figure_id:
             figure = self.collection.figure(query.figure_id)
             patent = figure.patent
@@ -215,9 +228,18 @@ class SearchService:
             image = load_query_image(query.image, name)
             turned = [image.rotate(a, expand=True, fillcolor=255) if a else image for a in self.query_rotations]
             vectors["visual"] = self._encode("visual", turned)
-        if query.text and query.text.strip():
-            vectors["text"] = self._encode("text", [query.text.strip()])
-        return vectors, patent
+            if self._reads_words(query):
+                words = self.reader.read(image)
+                read = [w.text for w in words]
+                if words:
+                    texts.append(words_text(words))
+                elif self.reader.unavailable:
+                    notes.append(f"the words of the drawing were not read: {self.reader.unavailable}")
+        if texts:
+            # typed text and the drawing's words count alike, as a figure's sentences do
+            encoded = l2_normalise(self._encode("text", texts))
+            vectors["text"] = l2_normalise(encoded.mean(axis=0, keepdims=True))
+        return vectors, patent, read
 
     def _modalities(self, snapshot: IndexSnapshot, query: Query, vectors: dict, notes: list[str]) -> dict:
         """The indexes of ``snapshot`` that take part, by modality."""
@@ -225,7 +247,10 @@ class SearchService:
         if query.mode in ("visual", "text"):
             wanted = [query.mode]
             if query.mode not in vectors:
-                need = "an image or a figure id" if query.mode == "visual" else "a text, or a figure that has text"
+                need = ("an image or a figure id" if query.mode == "visual"
+                        else "a text, a figure that has text, or a drawing with words printed in it "
+                             "(none were read in this one)" if query.image is not None
+                        else "a text, or a figure that has text")
                 raise InputError(f"mode {query.mode!r} needs {need}")
         else:
             wanted = [m for m in MODALITIES if m in vectors]
@@ -279,7 +304,7 @@ class SearchService:
         self._check(query)
         notes: list[str] = []
         snapshot = self.snapshot()  # one snapshot for the whole search, even if a newer one lands meanwhile
-        vectors, query_patent = self._query_vectors(query, notes)
+        vectors, query_patent, query_words = self._query_vectors(query, notes)
         indexes = self._modalities(snapshot, query, vectors, notes)
         modalities = list(indexes)
         exclude_patents = set(query.filters.exclude_patents)
@@ -314,7 +339,7 @@ class SearchService:
         hits = self._hits(page, query.offset)
         return SearchResult(
             hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,
-            took_ms=(time.perf_counter() - start) * 1000.0,
+            took_ms=(time.perf_counter() - start) * 1000.0, query_words=query_words,
         )
 
     def _hits(self, page: list[Fused], offset: int) -> list[Hit]:
@@ -352,6 +377,7 @@ class SearchService:
             glossary=explain.glossary(self.collection, figure.patent),
             children=explain.children(self.collection, figure),
             notes=self.collection.signs.notes_of(figure_id),
+            words=self.collection.words.of(figure_id),
         )
 
     def resolve_figure(self, reference: str) -> str:
