@@ -149,3 +149,28 @@ def test_the_real_reader_reads_a_block_diagram_upload(indexed, tmp_path):
     off = CliRunner().invoke(_main(), ["search", "-c", str(indexed), "--image", str(path), "--mode", "avg",
                                        "--no-read-words", "--json"])
     assert json.loads(off.output)["query_words"] == [] and json.loads(off.output)["modalities"] == ["visual"]
+
+
+def test_a_real_block_diagram_sheet_is_read_for_its_words(indexed, shared_data):
+    pytest.importorskip("tesserocr")
+    from PIL import Image
+
+    from figsearch.ocr import create_engine
+    from figsearch.pipeline.signs import drawing_words
+
+    sheet = shared_data / "ep-documents" / "EP1667425A1" / "imgf0002.tif"
+    with Image.open(sheet) as image:
+        image.load()
+        stored = drawing_words(image, create_engine("tesseract").read(image))  # what the sign stage stores
+    phrase = words_text(stored)
+    assert "image processing unit" in phrase and "recording control unit" in phrase
+    with SearchService(Collection.open(indexed), owns=True, reader=DrawingReader()) as s:
+        result = s.search(Query(image=sheet.read_bytes(), mode="text", k=1))
+    assert result.query_words == [w.text for w in stored]  # an upload is read as the stage reads it
+
+
+def test_the_lines_of_one_lettered_box_make_one_phrase():
+    words = [DrawingWord("RECORDING", (100, 100, 220, 120), 0.9, 1), DrawingWord("PRINTER", (600, 100, 700, 120), 0.9, 2),
+             DrawingWord("CONTROL", (90, 128, 180, 148), 0.9, 3), DrawingWord("UNIT", (185, 128, 230, 148), 0.9, 3),
+             DrawingWord("MEMORY", (100, 400, 200, 420), 0.9, 4)]
+    assert words_text(words) == "recording control unit; printer; memory"

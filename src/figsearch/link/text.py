@@ -37,17 +37,51 @@ class FigureText:
         return bool(self.sentences or self.words)
 
 
+def _blocks(lines: list[tuple[list[str], tuple | None]]) -> list[list[int]]:
+    """Lines (words, box) grouped into blocks: a label lettered over two or three lines in one box
+    ("RECORDING" over "CONTROL UNIT") is one phrase. Two lines join when they overlap horizontally
+    and the gap between them is under their height; blocks in reading order (top, then left)."""
+    parent = list(range(len(lines)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    boxed = [(i, box) for i, (_, box) in enumerate(lines) if box is not None]
+    for a, (i, p) in enumerate(boxed):
+        for j, q in boxed[a + 1:]:
+            height = max(p[3] - p[1], q[3] - q[1], 1)
+            overlap = min(p[2], q[2]) - max(p[0], q[0])
+            gap = max(q[1] - p[3], p[1] - q[3])
+            if overlap > 0 and gap < height:
+                parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(lines)):
+        groups.setdefault(root(i), []).append(i)
+    key = lambda i: (lines[i][1][1], lines[i][1][0]) if lines[i][1] else (i, 0)  # noqa: E731
+    blocks = [sorted(members, key=key) for members in groups.values()]
+    return sorted(blocks, key=lambda members: min(members))
+
+
 def words_text(words: Iterable[DrawingWord | str]) -> str | None:
-    """The words of a drawing as one text: each text line a phrase, distinct phrases in reading
-    order joined by "; ", lower-cased (drawings letter in capitals); None when there are none."""
-    lines: dict[int, list[str]] = {}
+    """The words of a drawing as one text: each text line a phrase (the lines of one lettered box
+    joined), distinct phrases in reading order joined by "; ", lower-cased (drawings letter in
+    capitals); None when there are none."""
+    lines: dict[int, tuple[list[str], list]] = {}
     for position, word in enumerate(words):
-        text, line = (word, -1 - position) if isinstance(word, str) else (word.text, word.line)
+        text, line, box = (word, -1 - position, None) if isinstance(word, str) else (word.text, word.line, word.box)
         text = " ".join(text.split())
         if text:
-            lines.setdefault(line, []).append(text.lower())
-    phrases = list(dict.fromkeys(" ".join(parts) for parts in lines.values()))
-    return "; ".join(phrases) or None
+            entry = lines.setdefault(line, ([], []))
+            entry[0].append(text.lower())
+            if box:
+                entry[1].append(box)
+    ordered = [(texts, (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                        max(b[3] for b in boxes)) if boxes else None) for texts, boxes in lines.values()]
+    phrases = [" ".join(" ".join(ordered[i][0]) for i in block) for block in _blocks(ordered)]
+    return "; ".join(dict.fromkeys(phrases)) or None
 
 
 def figure_sentences(collection: Collection, figure: Figure) -> list[str]:
