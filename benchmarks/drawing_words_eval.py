@@ -71,18 +71,25 @@ def indexed_drawings(coll):
 # -- the share sweep ------------------------------------------------------------------------------
 
 
-def sweep(coll, k: int) -> None:
+def sweep(coll, k: int, data: Path) -> None:
     from figsearch.embed.catalog import create_text, encoder_key
     from figsearch.index.settings import encoder_settings
-    from figsearch.link.text import figure_text
+    from figsearch.link.text import figure_text, words_text
     from figsearch.pipeline.embed import text_vector
 
-    settings = encoder_settings(coll, "text")
+    from figsearch.embed.catalog import create_visual
+
+    settings = encoder_settings(coll, "text") or {"spec": "minilm"}  # (recorded when an index run ends)
     encoder = create_text(settings["spec"])
-    visual = encoder_settings(coll, "visual")
+    visual = encoder_settings(coll, "visual") or {"key": encoder_key(create_visual("drawing"))}
     figures = [f for f in indexed_drawings(coll)]
     texts = {f.figure_id: figure_text(coll, f) for f in figures}
+    # uploads: a sheet's stored words are what reading it as an upload gives (the same reader;
+    # tests/test_search_words.py checks it on a real sheet); its text query is their words_text
+    uploads = {sheet.figure_id: (sheet, children, words_text(coll.words.of(sheet.figure_id)))
+               for sheet, children in upload_queries(coll, data)}
     strings = list(dict.fromkeys(s for t in texts.values() for s in [*t.sentences, *([t.words] if t.words else [])]))
+    strings += [w for _, _, w in uploads.values() if w and w not in strings]
     start = time.process_time()
     embedded = dict(zip(strings, encoder.encode(strings)))
     print(f"encoded {len(strings)} distinct texts of {len(figures)} drawings in {time.process_time() - start:.0f} s CPU "
@@ -98,8 +105,13 @@ def sweep(coll, k: int) -> None:
     V = np.array([vis[i] if i in vis else np.zeros(len(next(iter(vis.values())))) for i in ids], np.float32)
     print(f"{len(qrels)} same-patent queries ({len(with_words)} of them drawings with words); "
           f"{sum(1 for t in texts.values() if t.words)} of {len(ids)} drawings have words")
-    print(f"| words share | text mAP@{k} all | text, queries with words | avg mAP@{k} all | avg, queries with words |")
-    print("|---|---|---|---|---|")
+    up_qrels = {q: by_patent[sheet.patent] - children - {q} for q, (sheet, children, _) in uploads.items()}
+    up_qrels = {q: r for q, r in up_qrels.items() if r}
+    up_words = [q for q in up_qrels if uploads[q][2]]
+    print(f"{len(up_qrels)} uploaded utility sheets ({len(up_words)} with words): text query = their words")
+    print(f"| words share | text mAP@{k} all | text, queries with words | avg mAP@{k} all | avg, queries with words "
+          f"| uploads by their words: text mAP@{k} all | uploads with words |")
+    print("|---|---|---|---|---|---|---|")
     for share in SHARES:
         T = np.zeros((len(ids), len(next(iter(embedded.values())))), np.float32)
         has = np.zeros(len(ids), bool)
@@ -130,6 +142,17 @@ def sweep(coll, k: int) -> None:
         for mode in ("text", "avg"):
             ap = ap_at(qrels, runs[mode], k)
             cells += [mean(ap.values()), mean(ap[q] for q in with_words)]
+        up_runs = {}
+        for q in up_words:
+            sheet, children, words = uploads[q]
+            vector = embedded[words] / np.linalg.norm(embedded[words])
+            scores = T @ vector
+            scores[~has] = -np.inf
+            drop = children | {q}
+            order = [ids[j] for j in np.argsort(-scores, kind="stable") if np.isfinite(scores[j]) and ids[j] not in drop]
+            up_runs[q] = order[:k]
+        ap = ap_at(up_qrels, up_runs, k)
+        cells += [mean(ap.values()), mean(ap[q] for q in up_words)]
         print(f"| {share:g} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
 
 
@@ -152,7 +175,7 @@ def upload_queries(coll, data: Path):
     return out
 
 
-def upload(coll_path: Path, data: Path, k: int, timing_rounds: int) -> None:
+def upload(coll_path: Path, data: Path, k: int, timing_rounds: int, timing_every: int = 1) -> None:
     from figsearch.errors import InputError
     from figsearch.search.query import Query
     from figsearch.search.service import SearchService
@@ -180,7 +203,7 @@ def upload(coll_path: Path, data: Path, k: int, timing_rounds: int) -> None:
                 if mode == "text":
                     words[sheet.figure_id] = result.query_words
         with_words = [q for q in qrels if words.get(q)]
-        print(f"{len(qrels)} uploaded utility sheets of {len({indexed.get(q) or q.split('-')[0] for q in qrels})} "
+        print(f"{len(qrels)} uploaded utility sheets of {len({s.patent for s, _ in queries if s.figure_id in qrels})} "
               f"patents (from {', '.join(UPLOAD_SOURCES)}); words read in {len(with_words)}; collection of "
               f"{len(indexed)} indexed drawings")
         print(f"| queries | text (its words) mAP@{k} | visual | avg |")
@@ -188,7 +211,7 @@ def upload(coll_path: Path, data: Path, k: int, timing_rounds: int) -> None:
         for name, subset in (("all uploaded sheets", list(qrels)), ("sheets with words read", with_words)):
             cells = [mean(ap_at({q: qrels[q] for q in subset}, runs[m], k).values()) for m in ("text", "visual", "avg")]
             print(f"| {name} ({len(subset)}) | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
-        sample = [coll.path(s.image_path).read_bytes() for s, _ in queries if s.figure_id in qrels]
+        sample = [coll.path(s.image_path).read_bytes() for s, _ in queries if s.figure_id in qrels][::timing_every]
         # the milliseconds reading adds: avg with and without it, alternating, same images
         service.search(Query(image=sample[0], mode="avg", k=10))  # warm models
         spent = {True: [0.0, 0.0], False: [0.0, 0.0]}
@@ -216,6 +239,24 @@ def truth(data: Path) -> None:
 
     from figsearch.ocr import create_engine
 
+    def load_sheet(data: Path, sheet: str):
+        """ocr_benchmark's loader, with PDF pages rendered by ``figsearch.imaging`` (where ingest's
+        renderer lives now: ``ingest.pdf._render``, which ocr_benchmark imports, is gone)."""
+        if "#page=" not in sheet:
+            return original(data, sheet)
+        import pypdfium2 as pdfium
+
+        from figsearch.imaging import render_pdf_page
+
+        name, page = sheet.split("#page=")
+        pdf = pdfium.PdfDocument(str(data / name))
+        try:
+            return render_pdf_page(pdf, int(page) - 1, name).convert("L")
+        finally:
+            pdf.close()
+
+    original = ocr_benchmark.load_sheet
+    ocr_benchmark.load_sheet = load_sheet
     result = ocr_benchmark.run_truth_set(create_engine("tesseract"), data, verbose=False)
     print(f"truth set (ocr_truth_sheets.json, {result['sheets']} sheets), words precision / recall:")
     for key, value in result.items():
@@ -233,6 +274,7 @@ def main() -> int:
     parser.add_argument("--upload", action="store_true")
     parser.add_argument("--truth", action="store_true")
     parser.add_argument("--timing-rounds", type=int, default=1)
+    parser.add_argument("--timing-every", type=int, default=1, help="Time every n-th uploaded sheet only.")
     args = parser.parse_args()
     if not (args.sweep or args.upload or args.truth):
         parser.error("choose at least one of --sweep, --upload, --truth")
@@ -240,9 +282,9 @@ def main() -> int:
         from figsearch.store import Collection
 
         with Collection.open(args.collection) as coll:
-            sweep(coll, args.k)
+            sweep(coll, args.k, args.data)
     if args.upload:
-        upload(args.collection, args.data, args.k, args.timing_rounds)
+        upload(args.collection, args.data, args.k, args.timing_rounds, args.timing_every)
     if args.truth:
         truth(args.data)
     return 0
