@@ -85,7 +85,7 @@ def sweep(coll, k: int, data: Path) -> None:
     figures = [f for f in indexed_drawings(coll)]
     texts = {f.figure_id: figure_text(coll, f) for f in figures}
     # uploads: a sheet's stored words are what reading it as an upload gives (the same reader;
-    # tests/test_search_words.py checks it on a real sheet); its text query is their words_text
+    # tests/test_search_drawing_words.py checks it on a real sheet); its text query is their words_text
     uploads = {sheet.figure_id: (sheet, children, words_text(coll.words.of(sheet.figure_id)))
                for sheet, children in upload_queries(coll, data)}
     strings = list(dict.fromkeys(s for t in texts.values() for s in [*t.sentences, *([t.words] if t.words else [])]))
