@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             c = collection(Path(tmp) / "c", images)
             plan = plan_text(c, encoder)
-            sentences = list(dict.fromkeys(s for _, ss, _ in plan[0] for s in ss))
+            sentences = list(dict.fromkeys(s for _, text, _ in plan[0] for s in text.sentences))
             encoder.encode(sentences[:4])
             start = time.perf_counter()
             encoder.encode(sentences)

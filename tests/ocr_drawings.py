@@ -92,3 +92,33 @@ def published_sheet(numerals: list[str]) -> Image.Image:
         draw.text((x, 130), text, fill=0, font=font)
     sheet.paste(drawing(numerals, "FIG. 1"), (350, 500))
     return sheet
+
+
+def block_diagram(boxes: list[str], numerals=("10", "12"), label: str | None = "FIG. 1", size=(1000, 1300)) -> Image.Image:
+    """A block diagram: each of ``boxes`` a lettered box ("IMAGE PROCESSING UNIT") with a numeral beside
+    it, joined by lines, and a label: the words a drawing prints besides its signs."""
+    image = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=36)
+    y = 150
+    for i, text in enumerate(boxes):
+        box = draw.textbbox((0, 0), text, font=font)
+        x = (size[0] - (box[2] - box[0])) // 2
+        draw.rectangle((x - 40, y - 30, x + box[2] - box[0] + 40, y + 80), outline=0, width=4)
+        draw.text((x, y), text, fill=0, font=font)
+        if i < len(numerals):
+            draw.text((x + box[2] - box[0] + 80, y), numerals[i], fill=0, font=font)
+        if i + 1 < len(boxes):
+            draw.line((size[0] // 2, y + 80, size[0] // 2, y + 200), fill=0, width=3)
+        y += 230
+    if label:
+        draw.text((size[0] / 2 - 80, size[1] - 170), label, fill=0, font=ImageFont.load_default(size=50))
+    return image
+
+
+def two_block_diagrams(left: list[str], right: list[str]) -> Image.Image:
+    """FIG. 1 and FIG. 2, two block diagrams side by side with a white gutter between them."""
+    sheet = Image.new("L", (2100, 1300), 255)
+    sheet.paste(block_diagram(left, ("10",), "FIG. 1"), (0, 0))
+    sheet.paste(block_diagram(right, ("20",), "FIG. 2"), (1100, 0))
+    return sheet

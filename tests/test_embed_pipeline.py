@@ -6,7 +6,9 @@ import numpy as np
 from _search_helpers import CALLS, add_patent, hand_collection
 
 from figsearch.embed.catalog import create_text, create_visual, encoder_key
-from figsearch.pipeline.embed import embed_text, embed_visual, plan_visual, text_digest
+from figsearch.link.text import WORDS_SHARE
+from figsearch.pipeline.embed import embed_text, embed_visual, plan_visual, text_digest, text_vector
+from figsearch.records import DrawingWord
 from figsearch.store import Collection
 
 
@@ -65,3 +67,38 @@ def test_unreadable_stored_image_is_reported_and_retried_later(collection_dir):
         assert report.embedded == 4 and [f for f, _ in report.failed] == ["US1-B"]
         assert "cannot read stored image" in report.failed[0][1]
         assert [f.figure_id for f, _ in plan_visual(c, encoder)[0]] == ["US1-B"]
+
+
+def test_drawing_words_join_the_text_vector_with_their_share(collection_dir):
+    hand_collection(collection_dir)
+    encoder = create_text("fake-words")
+    key = encoder_key(encoder)
+    with Collection.open(collection_dir, write=True) as c:
+        assert embed_text(c, encoder).embedded == 4
+        before = c.vectors.inputs("text", key)
+        # C's description is "rotor"; its drawing reads "BLADE". E had no text at all; its drawing reads "HUB"
+        c.words.write("US2-C", [DrawingWord("BLADE", (0, 0, 5, 2), 0.95, 1)])
+        c.words.write("EP3-E", [DrawingWord("HUB", (0, 0, 5, 2), 0.95, 1)])
+        report = embed_text(c, encoder)
+        assert report.embedded == 2 and report.unchanged == 3  # only the figures whose words changed
+        vectors = c.vectors.fetch("text", key, ["US2-C", "EP3-E"])
+        share = WORDS_SHARE
+        expected = np.array([1 - share, share, 0, 0]) / np.hypot(1 - share, share)
+        np.testing.assert_allclose(vectors["US2-C"], expected, atol=1e-6)
+        np.testing.assert_allclose(vectors["EP3-E"], [0, 0, 1, 0], atol=1e-6)  # words alone make a text
+        after = c.vectors.inputs("text", key)
+        assert after["US2-C"] != before["US2-C"] and after["US1-A"] == before["US1-A"]
+        assert embed_text(c, encoder).embedded == 0  # nothing changed: nothing redone
+        c.words.write("US2-C", [])  # the words go: back to the sentences' vector and digest
+        assert embed_text(c, encoder).embedded == 1
+        assert c.vectors.inputs("text", key)["US2-C"] == before["US2-C"]
+
+
+def test_text_vector_mixes_normalised_parts():
+    sentences = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]], np.float32)  # mean (2,0,1,0)/3
+    words = np.array([0, 4, 0, 0], np.float32)
+    mean = np.array([2, 0, 1, 0]) / 5 ** 0.5
+    mixed = 0.5 * mean + 0.5 * np.array([0, 1, 0, 0])
+    np.testing.assert_allclose(text_vector(sentences, words, 0.5), mixed / np.linalg.norm(mixed), atol=1e-6)
+    np.testing.assert_allclose(text_vector(sentences, None, 0.5), mean, atol=1e-6)
+    np.testing.assert_allclose(text_vector(None, words, 0.5), [0, 1, 0, 0], atol=1e-6)

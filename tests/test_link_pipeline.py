@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from ocr_drawings import drawing, two_figures
+from ocr_drawings import block_diagram, drawing, two_block_diagrams, two_figures
 
 pytest.importorskip("tesserocr")
 
@@ -171,7 +171,9 @@ def _stored_reading(root) -> list[tuple]:
         signs = coll.db.execute("SELECT figure_id, text, kind FROM reference_signs ORDER BY 1, 2, 3").fetchall()
         links = coll.db.execute("SELECT figure_id, sentence_idx FROM figure_sentences ORDER BY 1, 2").fetchall()
         figures = coll.db.execute("SELECT figure_id, label, role FROM figures ORDER BY 1").fetchall()
-    return [tuple(r) for r in signs + links + figures]
+        words = [(f, w.text, w.line) for (f,) in coll.db.execute("SELECT figure_id FROM figures ORDER BY 1")
+                 for w in coll.words.of(f)]
+    return [tuple(r) for r in signs + links + figures] + words
 
 
 def test_worker_processes_store_exactly_what_one_process_stores(tmp_path, monkeypatch):
@@ -181,13 +183,61 @@ def test_worker_processes_store_exactly_what_one_process_stores(tmp_path, monkey
     images = {f"f{i:04d}": drawing([str(10 + 2 * i), "12"], f"FIG. {i}") for i in range(1, 5)}
     images["f0005"] = two_figures(["12", "38"], ["14a", "102"])
     images["f0006"] = b"not a png at all"
+    images["f0007"] = block_diagram(["IMAGE PROCESSING UNIT", "PRINTER"])
     roots = []
     for jobs in (1, 2):
         root = tmp_path / f"jobs{jobs}"
         with Collection.open(root, create=True) as coll:
             add(coll, "EP1000003A1", DESCRIPTION, images)
             report = spot_and_link(coll, jobs=jobs)
-        assert report.figures == 6 and report.split_sheets == 1
+        assert report.figures == 7 and report.split_sheets == 1
         roots.append(root)
     assert _stored_reading(roots[0]) == _stored_reading(roots[1])
     assert ("EP1000003A1-f0002", "12", "numeral") in _stored_reading(roots[1])  # read by a worker
+    assert ("EP1000003A1-f0007", "PRINTER") in {row[:2] for row in _stored_reading(roots[1])}
+
+
+def _words(coll: Collection, figure_id: str) -> list[str]:
+    return [w.text for w in coll.words.of(figure_id)]
+
+
+def test_the_words_of_a_drawing_are_stored_with_it_and_its_cut_figures(tmp_path):
+    root = tmp_path / "c"
+    with Collection.open(root, create=True) as coll:
+        add(coll, "EP1000004A1", DESCRIPTION, {
+            "f0001": block_diagram(["IMAGE PROCESSING UNIT", "PRINTER", "CONTROL CIRCUIT"]),
+            "f0002": two_block_diagrams(["SENSOR", "MEMORY"], ["DISPLAY", "CAMERA"]),
+        })
+        report = spot_and_link(coll)
+        words = _words(coll, "EP1000004A1-f0001")
+        assert words == ["IMAGE", "PROCESSING", "UNIT", "PRINTER", "CONTROL", "CIRCUIT"]
+        assert {w.line for w in coll.words.of("EP1000004A1-f0001")[:3]} == {coll.words.of("EP1000004A1-f0001")[0].line}
+        assert not {"10", "12", "FIG.", "1"} & set(words)  # signs and labels are not words
+        # the split sheet keeps all its words; each cut figure gets its own, in its own pixels
+        assert set(_words(coll, "EP1000004A1-f0002")) == {"SENSOR", "MEMORY", "DISPLAY", "CAMERA"}
+        assert _words(coll, "EP1000004A1-f0002-fig1") == ["SENSOR", "MEMORY"]
+        two = coll.figure("EP1000004A1-f0002-fig2")
+        assert _words(coll, two.figure_id) == ["DISPLAY", "CAMERA"]
+        assert all(0 <= w.box[0] < w.box[2] <= two.width for w in coll.words.of(two.figure_id))
+        assert report.words == 10
+        # a redo reads again and replaces: the same words, never doubled
+        spot_and_link(coll, redo=True)
+        assert _words(coll, "EP1000004A1-f0001") == words and coll.words.count() == 6 + 4 + 4
+
+
+def test_a_figure_whose_writing_fails_keeps_no_words_and_is_read_again(tmp_path, monkeypatch):
+    root = tmp_path / "c"
+    with Collection.open(root, create=True) as coll:
+        add(coll, "EP1000005A1", DESCRIPTION, {"f0001": block_diagram(["IMAGE PROCESSING UNIT"])})
+
+        def killed(*args, **kwargs):
+            raise KeyboardInterrupt("killed while writing")
+
+        monkeypatch.setattr(coll.signs, "mark_done", killed)  # the last write of the figure's transaction
+        with pytest.raises(KeyboardInterrupt):
+            spot_and_link(coll)
+        assert coll.words.count() == 0 and coll.signs.of("EP1000005A1-f0001") == []
+        assert coll.signs.pending() == ["EP1000005A1-f0001"]
+        monkeypatch.undo()
+        assert spot_and_link(coll).figures == 1
+        assert _words(coll, "EP1000005A1-f0001") == ["IMAGE", "PROCESSING", "UNIT"]

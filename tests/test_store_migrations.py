@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from figsearch.errors import CollectionError
-from figsearch.records import Paragraph, Patent, Section
+from figsearch.records import DrawingWord, Paragraph, Patent, Section
 from figsearch.store import DB_NAME, SCHEMA_VERSION, Collection
 from figsearch.store.schema import BASELINE, MIGRATIONS
 
@@ -221,7 +221,7 @@ def test_a_new_collection_gets_the_same_schema_as_an_upgraded_one(tmp_path):
     _release_1_collection(tmp_path / "old")
     Collection.open(tmp_path / "old", write=True).close()
     Collection.open(tmp_path / "new", create=True).close()
-    for table in ("patents", "paragraphs", "figures", "embeddings", "meta"):
+    for table in ("patents", "paragraphs", "figures", "embeddings", "meta", "figure_words"):
         assert _columns(tmp_path / "old", table) == _columns(tmp_path / "new", table)
 
 
@@ -253,3 +253,24 @@ def test_a_failed_step_leaves_the_old_version(tmp_path, monkeypatch):
     assert "lang" not in _columns(root, "patents")  # the first statements of the step were rolled back
     with Collection.open(root) as reader:
         assert reader.schema_version == 1 and reader.patent("EP1A1").title == "Rotor"
+
+
+def test_drawing_words_arrive_with_the_upgrade_and_are_replaced_not_doubled(tmp_path):
+    root = tmp_path / "c"
+    _release_1_collection(root)
+    with Collection.open(root) as reader:  # not upgraded yet: no words table, a figure reads as having none
+        assert reader.words.of("EP1A1-f1") == [] and reader.words.count() == 0
+    assert _columns(root, "figure_words") == []
+    with Collection.open(root, write=True) as c:
+        assert c.schema_version >= 3
+        assert c.words.of("EP1A1-f1") == []  # read before the step: no words until it is read again
+        words = [DrawingWord("IMAGE", (1, 2, 30, 12), 0.93, 4), DrawingWord("UNIT", (34, 2, 60, 12), 0.91, 4)]
+        c.words.write("EP1A1-f1", words)
+        c.words.write("EP1A1-f1", words)  # a rerun replaces
+        assert c.words.of("EP1A1-f1") == words and c.words.count() == 2
+        c.words.write("EP1A1-f1", [DrawingWord("PRINTER")])
+        assert [(w.text, w.box, w.line) for w in c.words.of("EP1A1-f1")] == [("PRINTER", None, 0)]
+        with c.transaction() as db:  # a figure that goes takes its words with it
+            db.execute("DELETE FROM figures WHERE figure_id='EP1A1-f1'")
+        assert c.words.count() == 0
+    assert _columns(root, "figure_words") == ["figure_id", "seq", "text", "line", "x0", "y0", "x1", "y1", "confidence"]

@@ -142,6 +142,7 @@ class SearchCollection:
         office: str | None = None,
         classification: str | None = None,
         exclude_patents: Sequence[str] = (),
+        read_words: bool = True,
     ) -> SearchResult:
         """The figures most similar to a figure of the collection, a drawing and/or a text.
 
@@ -153,14 +154,16 @@ class SearchCollection:
         office, classification prefix, patents to leave out. Returns a
         :class:`~figsearch.search.api.SearchResult`: ``.hits`` (:class:`figsearch.records.Hit`:
         figure_id, patent, rank, score, per-modality ``scores``, label, title, sentences,
-        reference_signs), ``.total``, ``.modalities``, ``.notes`` (e.g. a stale index).
+        reference_signs), ``.total``, ``.modalities``, ``.notes`` (e.g. a stale index),
+        ``.query_words`` (the words read in ``image``: with ``read_words`` and a mode that uses text,
+        they make the query's text, or join ``text``).
         """
         figure_id = self._service.resolve_figure(figure) if figure else None
         if isinstance(image, os.PathLike):
             image = str(image)
         query = Query(
             figure_id=figure_id, image=image, text=text, mode=mode or DEFAULT_MODE, k=k, offset=offset,
-            text_weight=text_weight, rerank=rerank, exclude_query_patent=exclude_own_patent,
+            text_weight=text_weight, rerank=rerank, exclude_query_patent=exclude_own_patent, read_words=read_words,
             filters=Filters(date_from=date_from, date_to=date_to, office=office, classification_prefix=classification,
                             exclude_patents=tuple(exclude_patents)),
         )

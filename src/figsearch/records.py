@@ -160,6 +160,18 @@ class ReferenceSign:
 
 
 @dataclass
+class DrawingWord:
+    """A word printed in a drawing that is not a sign: box labels ("IMAGE PROCESSING UNIT"),
+    flowchart steps, axis titles. The figure's own text."""
+
+    text: str
+    box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in the figure's image
+    confidence: float | None = None
+    #: words of one text line share a number (they are joined into a phrase in reading order)
+    line: int = 0
+
+
+@dataclass
 class Sentence:
     """A sentence of a patent's description, addressable by (patent, index)."""
 

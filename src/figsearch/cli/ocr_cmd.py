@@ -64,6 +64,7 @@ def summary_line(report) -> str:
     return (
         f"read {report.figures} figures: {report.signs} reference signs, {report.links} sentence links, "
         f"{report.split_sheets} sheets split into {report.new_figures} figures"
+        + (f", {report.words} drawing words" if getattr(report, "words", 0) else "")
         + (f", {report.relinked_patents} patents relinked" if report.relinked_patents else "")
     )
 

@@ -41,6 +41,9 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--rerank/--no-rerank", "rerank", default=None,
               help="Re-rank the visual candidates (query expansion + database-side augmentation) "
                    "[default: the service's default].")
+@click.option("--read-words/--no-read-words", "read_words", default=True, show_default=True,
+              help="Read the words printed in the --image drawing and search the text channel with them "
+                   "(with --text too) when the mode uses text.")
 @click.option("-k", "k", default=10, show_default=True, help="Number of hits.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")
@@ -50,7 +53,7 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--office", default=None, help="Only patents of this office (US, EP, ...).")
 @click.option("--classification", default=None, metavar="PREFIX", help="Only patents with a classification code starting so.")
 @json_option
-def search_command(collection, figure_id, image, text, mode, rerank, k, offset, text_weight, exclude_own_patent,
+def search_command(collection, figure_id, image, text, mode, rerank, read_words, k, offset, text_weight, exclude_own_patent,
                    date_from, date_to, office, classification, as_json):
     """Find the figures most similar to a figure, a drawing file and/or a text.
 
@@ -66,15 +69,19 @@ def search_command(collection, figure_id, image, text, mode, rerank, k, offset, 
             figure=figure_id, image=str(image) if image is not None else None, text=text, mode=mode, k=k,
             offset=offset, text_weight=text_weight, rerank=rerank, exclude_own_patent=exclude_own_patent,
             date_from=date_from, date_to=date_to, office=office, classification=classification,
+            read_words=read_words,
         )
     if as_json:
         click.echo(json.dumps({
             "hits": [_hit_json(h) for h in result.hits], "total": result.total, "mode": result.mode,
             "modalities": result.modalities, "notes": result.notes, "took_ms": round(result.took_ms, 1),
+            "query_words": list(result.query_words),
         }, indent=1, ensure_ascii=False))
         return
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    if result.query_words:
+        click.echo(f"words read in the drawing: {_clip(' '.join(result.query_words), 100)}")
     if not result.hits:
         click.echo("no hits")
         return

@@ -34,6 +34,8 @@ def details_json(details) -> dict:
         "sentences": [{"index": s.index, "text": s.text, "reason": s.reason, "signs": list(s.signs)}
                       for s in details.sentences],
         "notes": list(details.notes),
+        # the words printed in the drawing (box labels, flowchart steps): part of its text
+        "words": [w.text for w in getattr(details, "words", [])],
     }
 
 
@@ -66,6 +68,8 @@ def show_command(collection: str, figure: str, as_json: bool) -> None:
         click.echo("glossary:")
         for sign, term in data["glossary"].items():
             click.echo(f"  {sign:>6}  {term}")
+    if data["words"]:
+        click.echo(f"words in the drawing: {' '.join(data['words'])}")
     sentences = data["sentences"]
     click.echo(f"sentences ({len(sentences)}):")
     for entry in sentences:

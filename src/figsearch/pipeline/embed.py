@@ -20,7 +20,7 @@ from PIL import Image
 from figsearch.embed.base import TextEncoder, VisualEncoder, l2_normalise
 from figsearch.embed.catalog import encoder_key
 from figsearch.fsutil import sha256_file
-from figsearch.link.text import figure_sentences
+from figsearch.link.text import WORDS_SHARE, FigureText, figure_text
 from figsearch.records import Figure, FigureRole
 from figsearch.store import Collection
 
@@ -134,22 +134,44 @@ def embed_visual(
     return report
 
 
-def plan_text(collection: Collection, encoder: TextEncoder) -> tuple[list[tuple[Figure, list[str], str]], list[str], int]:
-    """(figures to embed with their sentences and digest, figures whose text vector must go, unchanged)."""
+def text_inputs_digest(text: FigureText, share: float = WORDS_SHARE) -> str:
+    """Digest of what a text vector is made of; a figure without drawing words keeps the digest of
+    its sentences alone (its vector does not change), one with words is redone when they or their
+    share change."""
+    if text.words is None:
+        return text_digest(text.sentences)
+    return text_digest([*text.sentences, f"\x1edrawing words {share:g}: {text.words}"])
+
+
+def text_vector(sentences: np.ndarray | None, words: np.ndarray | None, share: float = WORDS_SHARE) -> np.ndarray:
+    """A figure's text vector from its sentences' embeddings (rows) and its words' embedding:
+    ``(1 - share) * mean(sentences) + share * words``, each part normalised first (so that ``share``
+    is the words' share of the direction however many sentences there are), then the sum; either
+    part alone when the other is missing."""
+    if sentences is None or not len(sentences):
+        return l2_normalise(np.asarray(words)[None, :])[0]
+    mean = l2_normalise(np.mean(sentences, axis=0, keepdims=True))[0]
+    if words is None:
+        return mean
+    return l2_normalise(((1.0 - share) * mean + share * l2_normalise(np.asarray(words)[None, :])[0])[None, :])[0]
+
+
+def plan_text(collection: Collection, encoder: TextEncoder) -> tuple[list[tuple[Figure, FigureText, str]], list[str], int]:
+    """(figures to embed with their text and digest, figures whose text vector must go, unchanged)."""
     stored = collection.vectors.inputs("text", encoder_key(encoder))
     todo, drop, unchanged = [], [], 0
     for figure in drawings(collection):
-        sentences = [s.strip() for s in figure_sentences(collection, figure) if s and s.strip()]
-        if not sentences:
+        text = figure_text(collection, figure)
+        if not text:
             # no text, no text vector: a zero vector would match everything equally
             if figure.figure_id in stored:
                 drop.append(figure.figure_id)
             continue
-        digest = text_digest(sentences)
+        digest = text_inputs_digest(text)
         if stored.get(figure.figure_id) == digest:
             unchanged += 1
         else:
-            todo.append((figure, sentences, digest))
+            todo.append((figure, text, digest))
     return todo, drop, unchanged
 
 
@@ -161,7 +183,8 @@ def embed_text(
     batch_size: int = 256,
     progress: Progress | None = None,
 ) -> EmbedReport:
-    """Text vector of a figure = mean of its sentences' embeddings, normalised again."""
+    """Text vector of a figure = mean of its sentences' embeddings, mixed with its drawing's words
+    (``text_vector``), normalised again."""
     key = encoder_key(encoder)
     todo, drop, unchanged = plan if plan is not None else plan_text(collection, encoder)
     report = EmbedReport("text", key, unchanged=unchanged)
@@ -171,13 +194,15 @@ def embed_text(
         batch = todo[start : start + batch_size]
         if len(cache) > 200_000:  # bound memory on huge collections; only reuse is lost
             cache.clear()
-        new = list(dict.fromkeys(s for _, sentences, _ in batch for s in sentences if s not in cache))
+        wanted = (s for _, text, _ in batch for s in [*text.sentences, *([text.words] if text.words else [])])
+        new = list(dict.fromkeys(s for s in wanted if s not in cache))
         if new:
             cache.update(zip(new, encoder.encode(new)))
         rows = []
-        for figure, sentences, digest in batch:
-            mean = np.mean([cache[s] for s in sentences], axis=0, keepdims=True)
-            rows.append((figure.figure_id, l2_normalise(mean)[0], digest))
+        for figure, text, digest in batch:
+            sentences = np.array([cache[s] for s in text.sentences]) if text.sentences else None
+            vector = text_vector(sentences, cache[text.words] if text.words else None)
+            rows.append((figure.figure_id, vector, digest))
         collection.vectors.save("text", key, rows)
         report.embedded += len(batch)
         if progress:

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from figsearch.link.glossary import brief_clause, glossary, label_keys
 from figsearch.link.patent_text import PatentText, as_numerals, text_digest
-from figsearch.records import Figure, FigureRole, ReferenceSign, Section
+from figsearch.records import DrawingWord, Figure, FigureRole, ReferenceSign, Section
 from figsearch.store import Collection
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ class SpotLinkReport:
     split_sheets: int = 0
     new_figures: int = 0  # figures cut from split sheets
     relinked_patents: int = 0
+    words: int = 0  # words printed in the drawings (box labels, flowchart steps) stored
     notes: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -96,6 +97,35 @@ def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, pa
     return out
 
 
+class _AlreadyRead:
+    """An engine that answers with a reading done before (a worker's): ``read_drawing`` then sorts
+    those words without reading the sheet again. ``read`` already left the header out."""
+
+    def __init__(self, words) -> None:
+        self.words = words
+
+    def read_sheet(self, image):
+        return self.words, None
+
+
+def drawing_words(image: Image.Image, read) -> list[DrawingWord]:
+    """The words printed in the drawing among the words ``read`` in it (``figsearch.ocr.read_drawing``'s
+    ``words``: read surely, mostly letters, not a sign, a label or the header)."""
+    from figsearch.ocr import read_drawing
+
+    found = read_drawing(_AlreadyRead(read), image).words
+    return [DrawingWord(w.text, tuple(int(v) for v in w.box), w.confidence, w.line) for w in found]
+
+
+def _words_inside(words: list[DrawingWord], box) -> list[DrawingWord]:
+    """The words of a sheet that lie in the figure cut from it at ``box``, in its own pixels."""
+    from figsearch.ocr.split import inside
+
+    return [DrawingWord(w.text, (w.box[0] - box[0], w.box[1] - box[1], w.box[2] - box[0], w.box[3] - box[1]),
+                        w.confidence, w.line)
+            for w in words if w.box and inside(w.box, box)]
+
+
 def process_figure(
     collection: Collection, figure: Figure, engine, text: PatentText, report: SpotLinkReport, boxes=None
 ) -> list[tuple[Figure, list[ReferenceSign]]]:
@@ -119,8 +149,11 @@ def process_figure(
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
             notes.append(f"image unreadable ({figure.image_path}): {exc}")
             log.warning("figure %s: image unreadable: %s", figure.figure_id, exc)
+    words: list[DrawingWord] = []
     if image is not None:
-        signs = text.classify(parse_signs(boxes if boxes is not None else engine.read(image)))
+        read = boxes if boxes is not None else engine.read(image)
+        signs = text.classify(parse_signs(read))
+        words = drawing_words(image, read)
         if not signs:
             notes.append("no reference signs or labels found in the drawing")
     if not text.sentences:
@@ -128,6 +161,7 @@ def process_figure(
     labels = list(dict.fromkeys(s.text for s in signs if s.kind == "figure_label"))
     parts = split_sheet(image, signs) if image is not None and len(labels) >= 2 else []
     children = _child_figures(collection, figure, image, parts, signs, text) if parts else []
+    words_repo = collection.words
     label, description, role = figure.label, figure.description, figure.role
     if len(labels) == 1 and not label:
         label = labels[0]
@@ -145,6 +179,7 @@ def process_figure(
     with collection.transaction():
         signs_repo.set_reading(figure.figure_id, label, description, role)
         signs_repo.write(figure.figure_id, signs, engine.name if engine else "")
+        words_repo.write(figure.figure_id, words)
         links_repo.write_links(figure.figure_id, figure.patent, links)
         signs_repo.write_notes(figure.figure_id, notes)
         signs_repo.mark_done(figure.figure_id)
@@ -152,12 +187,14 @@ def process_figure(
             signs_repo.insert_cut_figure(child)
             child_links = text.links(child.label, own)
             signs_repo.write(child.figure_id, own, engine.name)
+            words_repo.write(child.figure_id, _words_inside(words, child.box))
             links_repo.write_links(child.figure_id, child.patent, child_links)
             signs_repo.write_notes(child.figure_id, [f"cut from sheet {figure.figure_id} by its labels"])
             signs_repo.mark_done(child.figure_id)
             report.links += len(child_links)
     report.figures += 1
     report.signs += sum(s.kind == "numeral" for s in signs)
+    report.words += len(words)
     report.links += len(links)
     if children:
         report.split_sheets += 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from figsearch.records import Figure, GlossaryEntry, Hit, Patent, ReferenceSign
+from figsearch.records import DrawingWord, Figure, GlossaryEntry, Hit, Patent, ReferenceSign
 from figsearch.search.query import Query
 
 
@@ -21,6 +21,8 @@ class SearchResult:
     modalities: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     took_ms: float = 0.0
+    #: the words read in the query drawing (an uploaded image), which made or joined its text
+    query_words: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -45,6 +47,8 @@ class FigureDetails:
     children: list[str] = field(default_factory=list)
     #: what the sign reader noted about the figure (blank, unreadable, no description, ...)
     notes: list[str] = field(default_factory=list)
+    #: the words printed in the drawing (box labels, flowchart steps), in reading order
+    words: list[DrawingWord] = field(default_factory=list)
 
 
 @dataclass

@@ -37,4 +37,7 @@ class Query:
     k: int = 10
     offset: int = 0
     exclude_query_patent: bool = False
+    #: read the words printed in the query image and search the text channel with them (when the
+    #: mode uses text); they join ``text`` when both are given
+    read_words: bool = True
     filters: Filters = field(default_factory=Filters)

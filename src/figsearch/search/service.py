@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from figsearch.embed.base import l2_normalise
 from figsearch.embed.catalog import create_text, create_visual, encoder_key
 from figsearch.errors import CollectionError, EmptyCollection, InputError, ModelUnavailable
 from figsearch.index.files import index_dir, read_manifest
 from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
+from figsearch.link.text import words_text
 from figsearch.records import Hit
 from figsearch.search import explain, rerank
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
@@ -33,6 +35,7 @@ from figsearch.search.filters import check_filters, passing
 from figsearch.search.fusion import Fused, fuse
 from figsearch.search.inputs import load_query_image
 from figsearch.search.query import DEFAULT_RERANK, MODES, Query
+from figsearch.search.words import DrawingReader
 from figsearch.store import MODALITIES, Collection
 
 log = logging.getLogger(__name__)
@@ -51,8 +54,11 @@ STATE_CHECK_SECONDS = 2.0
 
 
 class SearchService:
-    def __init__(self, collection: Collection, *, owns: bool = False, query_rotations=QUERY_ROTATIONS) -> None:
+    def __init__(self, collection: Collection, *, owns: bool = False, query_rotations=QUERY_ROTATIONS,
+                 reader: DrawingReader | None = None) -> None:
         self.collection = collection
+        #: reads the words printed in an uploaded drawing (its text, when the mode uses text)
+        self.reader = reader or DrawingReader()
         self.query_rotations = tuple(query_rotations) or (0,)
         self._owns = owns
         #: guards the swap of the snapshot and the caches below (never held while searching)
@@ -190,10 +196,17 @@ class SearchService:
             raise InputError("a query needs at least one of: a figure id, an image, a text")
         check_filters(query.filters)
 
-    def _query_vectors(self, query: Query, notes: list[str]) -> tuple[dict[str, np.ndarray], str | None]:
-        """Per modality, one or more query vectors (rows); a figure scores its best match among them."""
+    def _reads_words(self, query: Query) -> bool:
+        """Whether an uploaded drawing's words are read: the mode uses text and the collection has it."""
+        return query.read_words and query.mode != "visual" and self._settings("text") is not None
+
+    def _query_vectors(self, query: Query, notes: list[str]) -> tuple[dict[str, np.ndarray], str | None, list[str]]:
+        """Per modality, one or more query vectors (rows); a figure scores its best match among them.
+        Also the words read in the query drawing (they make or join its text)."""
         vectors: dict[str, np.ndarray] = {}
         patent = None
+        texts: list[str] = [query.text.strip()] if query.text and query.text.strip() else []
+        read: list[str] = []
         if query.figure_id:
             figure = self.collection.figure(query.figure_id)
             patent = figure.patent
@@ -215,22 +228,30 @@ class SearchService:
             image = load_query_image(query.image, name)
             turned = [image.rotate(a, expand=True, fillcolor=255) if a else image for a in self.query_rotations]
             vectors["visual"] = self._encode("visual", turned)
-        if query.text and query.text.strip():
-            words = query.text.strip()
-            drawn = None
-            if "visual" not in vectors and query.mode != "text":
-                # no drawing to search with: the words themselves may search the drawings
-                drawn = self._words_to_drawings(words, required=query.mode == "visual")
-                if drawn is not None:
-                    vectors["visual"] = drawn
-                    notes.append("the text also searched the drawings, mapped into the drawing space by the "
-                                 "visual encoder's text adapter")
-            if query.mode != "visual":
-                if drawn is not None and self._settings("text") is None:
-                    notes.append("the collection has no text vectors: the text searched the drawings only")
-                else:
-                    vectors["text"] = self._encode("text", [words])
-        return vectors, patent
+            if self._reads_words(query):
+                words = self.reader.read(image)
+                read = [w.text for w in words]
+                if words:
+                    texts.append(words_text(words))
+                elif self.reader.unavailable:
+                    notes.append(f"the words of the drawing were not read: {self.reader.unavailable}")
+        typed = query.text.strip() if query.text else ""
+        drawn = None
+        if typed and "visual" not in vectors and query.mode != "text":
+            # no drawing to search with: the words themselves may search the drawings
+            drawn = self._words_to_drawings(typed, required=query.mode == "visual")
+            if drawn is not None:
+                vectors["visual"] = drawn
+                notes.append("the text also searched the drawings, mapped into the drawing space by the "
+                             "visual encoder's text adapter")
+        if texts and query.mode != "visual":
+            if drawn is not None and self._settings("text") is None:
+                notes.append("the collection has no text vectors: the text searched the drawings only")
+            else:
+                # typed text and the drawing's words count alike, as a figure's sentences do
+                encoded = l2_normalise(self._encode("text", texts))
+                vectors["text"] = l2_normalise(encoded.mean(axis=0, keepdims=True))
+        return vectors, patent, read
 
     def _words_to_drawings(self, words: str, *, required: bool) -> np.ndarray | None:
         """A text query as a vector of the visual index, when the collection's visual encoder can map words
@@ -289,6 +310,8 @@ class SearchService:
             wanted = [query.mode]
             if query.mode not in vectors:
                 need = ("an image, a figure id, or a text with a visual encoder that reads words" if query.mode == "visual"
+                        else "a text, a figure that has text, or a drawing with words printed in it "
+                             "(none were read in this one)" if query.image is not None
                         else "a text, or a figure that has text")
                 raise InputError(f"mode {query.mode!r} needs {need}")
         else:
@@ -343,7 +366,7 @@ class SearchService:
         self._check(query)
         notes: list[str] = []
         snapshot = self.snapshot()  # one snapshot for the whole search, even if a newer one lands meanwhile
-        vectors, query_patent = self._query_vectors(query, notes)
+        vectors, query_patent, query_words = self._query_vectors(query, notes)
         indexes = self._modalities(snapshot, query, vectors, notes)
         modalities = list(indexes)
         exclude_patents = set(query.filters.exclude_patents)
@@ -378,7 +401,7 @@ class SearchService:
         hits = self._hits(page, query.offset)
         return SearchResult(
             hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,
-            took_ms=(time.perf_counter() - start) * 1000.0,
+            took_ms=(time.perf_counter() - start) * 1000.0, query_words=query_words,
         )
 
     def _hits(self, page: list[Fused], offset: int) -> list[Hit]:
@@ -416,6 +439,7 @@ class SearchService:
             glossary=explain.glossary(self.collection, figure.patent),
             children=explain.children(self.collection, figure),
             notes=self.collection.signs.notes_of(figure_id),
+            words=self.collection.words.of(figure_id),
         )
 
     def resolve_figure(self, reference: str) -> str:

@@ -57,6 +57,10 @@ class SearchParams(BaseModel):
         None, description="x0,y0,x1,y1 as fractions (0..1) of the image: search with that part only"
     )
     page: int = Field(1, ge=1, le=10_000, description="page of an uploaded PDF or multi-page TIFF (1-based)")
+    read_words: bool = Field(
+        True, description="read the words printed in the uploaded drawing and, when the mode uses text, search "
+        "the text channel with them (beside `text`); the response's query.words lists them"
+    )
 
     model_config = {"extra": "forbid"}
 
@@ -133,6 +137,7 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
         k=params.k,
         offset=params.offset,
         exclude_query_patent=exclude_query_patent,
+        read_words=params.read_words,
         filters=filters,
     )
 
@@ -167,6 +172,7 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
         crop=list(parse_crop(params.crop) or []) or None,
         mode=params.mode,
         text_weight=params.text_weight,
+        words=list(getattr(result, "query_words", [])),
     )
     return schemas.search_out(result, k=params.k, offset=params.offset, query=echo, prefix=_prefix(request))
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from figsearch.records import Figure, GlossaryEntry, Hit, Patent, ReferenceSign
+from figsearch.records import DrawingWord, Figure, GlossaryEntry, Hit, Patent, ReferenceSign
 from figsearch.search.api import FigureDetails, LinkedSentence, PatentDetails, SearchResult
 
 
@@ -59,6 +59,10 @@ class QueryEcho(BaseModel):
     crop: list[float] | None = None
     mode: str
     text_weight: float | None = None
+    words: list[str] = Field(
+        default_factory=list,
+        description="the words read in the uploaded drawing; when the mode uses text they make its text (beside `text`)",
+    )
 
 
 class SearchOut(BaseModel):
@@ -79,6 +83,13 @@ class SignOut(BaseModel):
     kind: str
     box: list[int] | None = Field(None, description="x0, y0, x1, y1 in the figure image's pixels")
     confidence: float | None = None
+
+
+class WordOut(BaseModel):
+    text: str
+    box: list[int] | None = Field(None, description="x0, y0, x1, y1 in the figure image's pixels")
+    confidence: float | None = None
+    line: int = Field(0, description="words of one text line share a number")
 
 
 class SentenceOut(BaseModel):
@@ -102,6 +113,9 @@ class FigureDetailsOut(BaseModel):
     reference_signs: list[SignOut]
     sentences: list[SentenceOut]
     glossary: list[GlossaryOut]
+    words: list[WordOut] = Field(
+        default_factory=list, description="the words printed in the drawing (box labels, flowchart steps): its own text"
+    )
 
 
 class ClassificationOut(BaseModel):
@@ -216,6 +230,11 @@ def sign_out(sign: ReferenceSign) -> SignOut:
     )
 
 
+def word_out(word: DrawingWord) -> WordOut:
+    return WordOut(text=word.text, box=[int(v) for v in word.box] if word.box else None,
+                   confidence=word.confidence, line=word.line)
+
+
 def sentence_out(sentence: LinkedSentence) -> SentenceOut:
     return SentenceOut(index=sentence.index, text=sentence.text, reason=sentence.reason, signs=list(sentence.signs),
                        lang=sentence.lang)
@@ -233,6 +252,7 @@ def figure_details_out(details: FigureDetails, prefix: str) -> FigureDetailsOut:
         reference_signs=[sign_out(s) for s in details.reference_signs],
         sentences=[sentence_out(s) for s in details.sentences],
         glossary=[glossary_out(g) for g in details.glossary],
+        words=[word_out(w) for w in getattr(details, "words", [])],
     )
 
 

@@ -2,7 +2,7 @@
 
 ``Collection`` holds the connection(s), the lock and the transaction; the tables are reached
 through one repository per table group (``patents``, ``ledger``, ``settings``, ``models``,
-``signs``, ``links``, ``vectors``) and the files through ``files``. A reader opens one
+``signs``, ``links``, ``vectors``, ``words``) and the files through ``files``. A reader opens one
 read-only SQLite connection per thread, so one open collection can serve several searches at
 once; a writer has one connection (the writer lock makes it the only one).
 """
@@ -29,6 +29,7 @@ from figsearch.store.schema import check_version, migrate
 from figsearch.store.settings import ModelRegistry, Settings
 from figsearch.store.signs import SignRepository
 from figsearch.store.vectors import VectorRepository
+from figsearch.store.words import WordRepository
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Collection:
         self.signs = SignRepository(self)
         self.links = LinkRepository(self)
         self.vectors = VectorRepository(self)
+        self.words = WordRepository(self)
 
     # -- opening ---------------------------------------------------------------------------
 

@@ -157,6 +157,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE patents ADD COLUMN lang TEXT",
         "ALTER TABLE paragraphs ADD COLUMN lang TEXT",
     ),
+    # drawing words: the words printed in each drawing (box labels, flowchart steps), as OCR read them
+    3: (
+        """CREATE TABLE IF NOT EXISTS figure_words (
+            figure_id TEXT NOT NULL REFERENCES figures ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            line INTEGER NOT NULL DEFAULT 0,
+            x0 INTEGER, y0 INTEGER, x1 INTEGER, y1 INTEGER,
+            confidence REAL,
+            PRIMARY KEY (figure_id, seq)
+        )""",
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS, default=1)

@@ -424,6 +424,7 @@ function renderResults(result) {
   const meta = $("results-meta");
   meta.replaceChildren(`Showing ${from}–${to} · ${describeQuery(result)} · ${result.query.text_weight !== null && result.query.text_weight !== undefined ? `text weight ${result.query.text_weight}` : result.mode} · ${Math.round(result.took_ms)} ms`);
   if (result.query.crop) meta.append(h("span", { class: "chip-inline" }, "cropped"));
+  if ((result.query.words || []).length) meta.append(" · words read in the drawing: ", h("span", { class: "chip-inline" }, result.query.words.join(" ")));
   result.hits.forEach((hit, i) => grid.append(hitCard(hit, i)));
   const pager = $("pager");
   pager.hidden = result.total <= result.k;
@@ -539,6 +540,13 @@ function renderFigure(d) {
       h("b", {}, sign), terms.get(sign) || "not named in the text"));
   }
   if (!numerals.length) chips.append(h("span", { class: "empty-note" }, "No reference signs were read in this figure."));
+
+  // the words printed in the drawing (box labels, flowchart steps), one text line per phrase
+  const lines = new Map();
+  for (const w of d.words || []) lines.set(w.line, [...(lines.get(w.line) || []), w.text]);
+  const phrases = [...new Set([...lines.values()].map((ws) => ws.join(" ")))];
+  $("fd-words").textContent = phrases.join(" · ");
+  $("fd-words").hidden = $("fd-words-head").hidden = !phrases.length;
 
   const list = $("fd-sentences");
   list.replaceChildren();
