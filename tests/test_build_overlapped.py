@@ -44,6 +44,12 @@ def _vectors(root) -> dict:
         db.close()
 
 
+def _thread_limits() -> dict:
+    """The thread count of each BLAS/OpenMP library loaded in this process, by file."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}
+
+
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     base = tmp_path_factory.mktemp("overlap")
@@ -97,3 +103,18 @@ def test_one_job_runs_the_stages_in_turn_even_when_overlap_is_asked(tmp_path, mo
     write_ep_document(tmp_path / "docs" / "EP1234567A1", figures=1)
     report = building.build([tmp_path / "docs"], tmp_path / "c", jobs=1, overlap=True)
     assert not called and report.signs.figures > 0
+
+
+def test_the_one_thread_limit_puts_every_pool_back_as_it_was():
+    # the build limits this process's pools while it streams texts; it once "restored" them to the core
+    # count instead, and FAISS's next training in the same process spun forever under OMP_THREAD_LIMIT=1
+    import torch
+
+    from figsearch.pipeline.overlapped import _one_thread_here
+
+    torch.set_num_threads(2)
+    before = _thread_limits()
+    with _one_thread_here():
+        assert set(_thread_limits().values()) == {1}
+    assert _thread_limits() == before
+    assert torch.get_num_threads() == 2

@@ -33,6 +33,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -321,14 +322,14 @@ def stream(
     loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-text-encoder")
     guess = text_model or (collection.get_setting("text_encoder") or {}).get("spec") or DEFAULT_TEXT_ENCODER
     likely = loader.submit(create_text, guess) if guess != NO_TEXT else None
-    threads_before = None
+    one_thread = ExitStack()
     try:
         summary = ingest_paths(collection, paths, _Feeder(collection, ingest_progress, readers, writer),
                                jobs=jobs, force=force)
         text_encoder = _text_encoder(collection, text_model, guess, likely)
         if text_encoder is not None:
             # the texts are embedded here while the readers use the cores: one thread, as they have
-            threads_before = _one_thread_each(1)
+            one_thread.enter_context(_one_thread_here())
             writer.start_texts(text_encoder)
         # drawings left pending by an earlier, interrupted run: read them here too
         for number in dict.fromkeys(collection.figure(i).patent for i in collection.signs.pending()):
@@ -339,8 +340,7 @@ def stream(
     finally:
         readers.close()
         loader.shutdown(wait=True)
-        if threads_before is not None:  # the index stage after this one has the cores to itself
-            _restore_threads(threads_before)
+        one_thread.close()  # the index stage after this one has the cores to itself
     return summary, writer.report
 
 
@@ -361,14 +361,27 @@ def _text_encoder(collection: Collection, text_model: str | None, guess: str, li
         return None
 
 
-def _restore_threads(torch_threads: int) -> None:
+@contextmanager
+def _one_thread_here():
+    """BLAS and torch limited to one thread in this process while it lasts, then put back exactly
+    as they were: setting the OpenMP pools to the core count instead (as an earlier version did)
+    left FAISS's next training spinning forever under OMP_THREAD_LIMIT=1."""
     import sys
 
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else 0  # read first: the limits below change it
     try:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(os.cpu_count() or 1)
+        limits = threadpool_limits(1)
     except ImportError:
-        pass
-    if torch_threads and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(torch_threads)
+        limits = None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if limits is not None:
+            limits.restore_original_limits()
+        if torch is not None:
+            torch.set_num_threads(before)
