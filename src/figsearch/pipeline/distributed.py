@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from figsearch.embed.base import l2_normalise
 from figsearch.embed.catalog import encoder_key
 from figsearch.errors import CollectionError, FigsearchError, InputError, MissingDependency, ModelUnavailable
 from figsearch.fsutil import atomic_write_bytes, fsync_directories
@@ -46,7 +45,7 @@ from figsearch.ingest.plan import Namer
 from figsearch.ingest.process import UnitResult
 from figsearch.pipeline import embed as embed_stage
 from figsearch.pipeline import signs as signs_stage
-from figsearch.pipeline.embed import EmbedReport
+from figsearch.pipeline.embed import EmbedReport, text_vector
 from figsearch.records import Failure, Figure, FigureRole
 from figsearch.store import TMP_DIR, Collection
 
@@ -203,8 +202,8 @@ class RayCluster:
         return report
 
     def text(self, collection: Collection, spec: str, encoder, plan, progress) -> EmbedReport:
-        """``embed_text`` with the sentences encoded on the cluster: a figure's vector is the normalised
-        mean of its sentences' vectors, each distinct sentence encoded once per round."""
+        """``embed_text`` with the sentences (and drawing words) encoded on the cluster: a figure's vector
+        is ``text_vector`` of them, as locally; each distinct text encoded once per round."""
         key = encoder_key(encoder)
         todo, drop, unchanged = plan
         report = EmbedReport("text", key, unchanged=unchanged)
@@ -215,16 +214,19 @@ class RayCluster:
             round_size = batch_size * self.workers * IN_FLIGHT_PER_WORKER * 4
             for round_start in range(0, len(todo), round_size):
                 figures = todo[round_start:round_start + round_size]
-                sentences = list(dict.fromkeys(s for _, group, _ in figures for s in group))
+                sentences = list(dict.fromkeys(s for _, text, _ in figures
+                                               for s in [*text.sentences, *([text.words] if text.words else [])]))
                 pieces = [sentences[i:i + batch_size] for i in range(0, len(sentences), batch_size)]
                 vectors = [v for _, out in actors.map("texts", ((None, (p,)) for p in pieces)) for v in out]
                 cache = dict(zip(sentences, vectors))
                 for start in range(0, len(figures), batch_size):
                     batch = figures[start:start + batch_size]
                     rows = []
-                    for figure, group, digest in batch:
-                        mean = np.mean([cache[s] for s in group], axis=0, keepdims=True)
-                        rows.append((figure.figure_id, l2_normalise(mean)[0], digest))
+                    for figure, text, digest in batch:
+                        # the same mixing of sentences and drawing words as a local build's embed_text
+                        sentences = np.array([cache[s] for s in text.sentences]) if text.sentences else None
+                        vector = text_vector(sentences, cache[text.words] if text.words else None)
+                        rows.append((figure.figure_id, vector, digest))
                     collection.vectors.save("text", key, rows)
                     report.embedded += len(batch)
                     if progress:
