@@ -45,7 +45,7 @@ from figsearch.ingest.plan import Namer
 from figsearch.ingest.process import UnitResult
 from figsearch.pipeline import embed as embed_stage
 from figsearch.pipeline import signs as signs_stage
-from figsearch.pipeline.embed import EmbedReport, text_vector
+from figsearch.pipeline.embed import EmbedReport, text_row, texts_to_encode
 from figsearch.records import Failure, Figure, FigureRole
 from figsearch.store import TMP_DIR, Collection
 
@@ -214,20 +214,14 @@ class RayCluster:
             round_size = batch_size * self.workers * IN_FLIGHT_PER_WORKER * 4
             for round_start in range(0, len(todo), round_size):
                 figures = todo[round_start:round_start + round_size]
-                sentences = list(dict.fromkeys(s for _, text, _ in figures
-                                               for s in [*text.sentences, *([text.words] if text.words else [])]))
+                sentences = list(dict.fromkeys(s for _, text, _ in figures for s in texts_to_encode(text)))
                 pieces = [sentences[i:i + batch_size] for i in range(0, len(sentences), batch_size)]
                 vectors = [v for _, out in actors.map("texts", ((None, (p,)) for p in pieces)) for v in out]
                 cache = dict(zip(sentences, vectors))
                 for start in range(0, len(figures), batch_size):
                     batch = figures[start:start + batch_size]
-                    rows = []
-                    for figure, text, digest in batch:
-                        # the same mixing of sentences and drawing words as a local build's embed_text
-                        sentences = np.array([cache[s] for s in text.sentences]) if text.sentences else None
-                        vector = text_vector(sentences, cache[text.words] if text.words else None)
-                        rows.append((figure.figure_id, vector, digest))
-                    collection.vectors.save("text", key, rows)
+                    # the same rows as a local build's embed_text
+                    collection.vectors.save("text", key, [text_row(f, text, digest, cache) for f, text, digest in batch])
                     report.embedded += len(batch)
                     if progress:
                         progress(len(batch))

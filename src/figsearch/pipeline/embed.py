@@ -156,6 +156,17 @@ def text_vector(sentences: np.ndarray | None, words: np.ndarray | None, share: f
     return l2_normalise(((1.0 - share) * mean + share * l2_normalise(np.asarray(words)[None, :])[0])[None, :])[0]
 
 
+def texts_to_encode(text: FigureText) -> list[str]:
+    """The texts whose embeddings make ``text``'s vector: its sentences, then its drawing words."""
+    return [*text.sentences, *([text.words] if text.words else [])]
+
+
+def text_row(figure: Figure, text: FigureText, digest: str, encoded: dict[str, np.ndarray]) -> tuple:
+    """The stored row (figure id, vector, digest) of a figure's text, from ``encoded`` (text -> embedding)."""
+    sentences = np.array([encoded[s] for s in text.sentences]) if text.sentences else None
+    return figure.figure_id, text_vector(sentences, encoded[text.words] if text.words else None), digest
+
+
 def plan_text(collection: Collection, encoder: TextEncoder) -> tuple[list[tuple[Figure, FigureText, str]], list[str], int]:
     """(figures to embed with their text and digest, figures whose text vector must go, unchanged)."""
     stored = collection.vectors.inputs("text", encoder_key(encoder))
@@ -194,16 +205,11 @@ def embed_text(
         batch = todo[start : start + batch_size]
         if len(cache) > 200_000:  # bound memory on huge collections; only reuse is lost
             cache.clear()
-        wanted = (s for _, text, _ in batch for s in [*text.sentences, *([text.words] if text.words else [])])
+        wanted = (s for _, text, _ in batch for s in texts_to_encode(text))
         new = list(dict.fromkeys(s for s in wanted if s not in cache))
         if new:
             cache.update(zip(new, encoder.encode(new)))
-        rows = []
-        for figure, text, digest in batch:
-            sentences = np.array([cache[s] for s in text.sentences]) if text.sentences else None
-            vector = text_vector(sentences, cache[text.words] if text.words else None)
-            rows.append((figure.figure_id, vector, digest))
-        collection.vectors.save("text", key, rows)
+        collection.vectors.save("text", key, [text_row(f, text, digest, cache) for f, text, digest in batch])
         report.embedded += len(batch)
         if progress:
             progress(len(batch))
