@@ -187,18 +187,26 @@ def truth_halves(sheets: dict) -> dict[str, str]:
     return out
 
 
-def run_truth_set(engine, data: Path, verbose: bool) -> dict:
+def truth_sheets(holdout: bool = False) -> dict:
+    """The sheets of ocr_truth_sheets.json: the 40 of the truth set, or (``holdout``) the hold-out
+    sheets marked ``"holdout": true`` (never used to choose settings; see the file's ``_holdout_how``)."""
+    sheets = json.loads((HERE / "ocr_truth_sheets.json").read_text())["sheets"]
+    return {k: v for k, v in sheets.items() if bool(v.get("holdout")) == holdout}
+
+
+def run_truth_set(engine, data: Path, verbose: bool, holdout: bool = False) -> dict:
     """Signs (all numerals read, and those the patent's description cites: what the pipeline links),
-    labels, splitting, words and time on ocr_truth_sheets.json. us-design-grants XML cites no
-    numeral, so nothing is linked there; sheets without XML (us-utility-sheets, PDFs) keep all."""
+    labels, splitting, words and time on ocr_truth_sheets.json (``holdout``: on its hold-out sheets
+    instead). us-design-grants XML cites no numeral, so nothing is linked there; sheets without XML
+    (us-utility-sheets, PDFs) keep all."""
     from figsearch.ocr.drawing import read_drawing
     from figsearch.ocr.split import split_sheet
 
-    sheets = json.loads((HERE / "ocr_truth_sheets.json").read_text())["sheets"]
+    sheets = truth_sheets(holdout)
     t = defaultdict(float)
     vocabularies: dict[Path, set[str] | None] = {}
     by_kind = defaultdict(lambda: defaultdict(float))
-    halves = truth_halves(sheets)
+    halves = {k: "hold" for k in sheets} if holdout else truth_halves(sheets)
     for sheet, truth in sheets.items():
         image = load_sheet(data, sheet)
         t_cpu, t_wall = time.process_time(), time.perf_counter()
@@ -248,7 +256,9 @@ def run_truth_set(engine, data: Path, verbose: bool) -> dict:
                   f" labels {sorted(labels)} (truth {sorted(true_labels)}) parts {[p[0] for p in parts]}"
                   f" words extra {sorted(words - true_words)[:8]}")
     out = {"sheets": int(t["sheets"])}
-    for key, acc in [("all", t)] + sorted(by_kind.items(), key=lambda kv: (kv[0] in ("dev", "test"), kv[0])):
+    for key, acc in [("all", t)] + sorted(by_kind.items(), key=lambda kv: (kv[0] in ("dev", "test", "hold"), kv[0])):
+        if key == "hold":
+            continue
         p, r = prf(int(acc["sign_tp"]), int(acc["sign_pred"]), int(acc["sign_rel"]))
         lp, lr = prf(int(acc["label_tp"]), int(acc["label_pred"]), int(acc["label_rel"]))
         wp, wr = prf(int(acc["word_tp"]), int(acc["word_pred"]), int(acc["word_rel"]))
@@ -357,7 +367,8 @@ def main() -> None:
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--design-sheets", type=int, default=200, help="design drawings sampled for false numerals")
     parser.add_argument("--only", default="legacy,truth,design,labels",
-                        help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), design, labels, speed")
+                        help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), holdout (its "
+                             "hold-out sheets), design, labels, speed")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"shared data not found at {args.data} (use --data)")
@@ -375,6 +386,9 @@ def main() -> None:
         if "truth" in parts:
             print("-- truth set (ocr_truth_sheets.json): all numerals read, labels, splitting, words")
             print(json.dumps(run_truth_set(engine, args.data, args.verbose), indent=1))
+        if "holdout" in parts:
+            print("-- hold-out sheets (ocr_truth_sheets.json, \"holdout\": true; never used for tuning)")
+            print(json.dumps(run_truth_set(engine, args.data, args.verbose, holdout=True), indent=1))
         if "design" in parts:
             print(f"-- design drawings ({args.design_sheets} sampled from us-design-grants)")
             print(json.dumps(run_design(engine, args.data, args.design_sheets, args.verbose), indent=1))
