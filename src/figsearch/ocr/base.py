@@ -149,10 +149,11 @@ class OcrEngine(abc.ABC):
     def read_sheet(self, image: Image.Image) -> tuple[list[TextBox], tuple[int, int, int, int] | None]:
         """(words, header box or None): ``read`` without dropping what ``figsearch.ocr.drawing``
         recognises as the sheet's header and page numbers, which come back apart."""
-        from figsearch.ocr.sheet import find_header, page_numbers
+        from figsearch.ocr.sheet import find_header, one_sheet, page_numbers
 
-        words = self.read_words(image)
-        header = find_header(image, words)
+        with one_sheet():
+            words = self.read_words(image)
+            header = find_header(image, words)
         numbers = page_numbers(words, image.size, header)
         if header is None and not numbers:
             return words, None

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from figsearch.ocr.base import TextBox
-from figsearch.ocr.sheet import _inside, content_box, find_header, page_numbers
+from figsearch.ocr.sheet import _inside, content_box, find_header, one_sheet, page_numbers
 from figsearch.records import ReferenceSign
 
 #: the header band of a published sheet lies in this top share of the page
@@ -70,6 +70,11 @@ def drawing_words(words: list[TextBox], signs_used: set[int], excluded: list) ->
 
 def read_drawing(engine, image: Image.Image, cited: set[str] | None = None) -> DrawingText:
     """Read ``image`` with ``engine``: see the module docstring."""
+    with one_sheet():  # the sheet's ink and header band are computed once for all the steps below
+        return _read_drawing(engine, image, cited)
+
+
+def _read_drawing(engine, image: Image.Image, cited: set[str] | None) -> DrawingText:
     from figsearch.ocr.signs import NUMERAL, _LABEL_WORD, normalise_label, normalise_numeral, parse_signs
 
     if hasattr(engine, "read_sheet"):

@@ -53,6 +53,12 @@ class GlyphLayer:
     glyphs: int  # how many components were kept
     #: median height/width of digit-sized glyphs (> 1: upright text, < 1: sideways)
     aspect: float
+    #: boxes (x0, y0, x1, y1) of every connected component of the sheet's ink (not only the kept
+    #: ones): the label pass groups them into lines without labelling the sheet again
+    boxes: np.ndarray | None = None
+    #: (labels, count, boxes) of the kept components, numbered 1..count in the order a labelling
+    #: of ``image`` itself gives: ``detect_words`` on the upright layer starts from them
+    kept: tuple[np.ndarray, int, np.ndarray] | None = None
 
 
 def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
@@ -64,8 +70,8 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     if count == 0:
         return GlyphLayer(Image.new("L", grey.size, 255), 0, 1.0)
     slices = ndimage.find_objects(labels)
-    heights = np.array([s[0].stop - s[0].start for s in slices])
-    widths = np.array([s[1].stop - s[1].start for s in slices])
+    boxes = _slice_boxes(slices)
+    heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
     # relative to the sheet, but never below what it is on a full-size sheet at working scale:
     # a small image (a cropped figure, a test drawing) has relatively larger text
     limit = max(max_glyph * max(grey.size), max_glyph * 1800)
@@ -77,9 +83,36 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     # digits are at least a third of the largest glyph; smaller bits are dots and hatching
     digit_like = keep & (np.maximum(heights, widths) >= limit * 0.3)
     aspect = float(np.median(heights[digit_like] / widths[digit_like])) if digit_like.any() else 1.0
-    lookup = np.concatenate([[False], keep])
-    out = np.where(lookup[labels], 0, 255).astype(np.uint8)
-    return GlyphLayer(Image.fromarray(out), int(keep.sum()), aspect)
+    # the kept components renumbered 1..n in their order (a labelling of the layer alone numbers them
+    # so too: removing whole components neither joins nor splits the others)
+    kept_count = int(keep.sum())
+    lookup = np.zeros(count + 1, dtype=labels.dtype)
+    lookup[1:][keep] = np.arange(1, kept_count + 1, dtype=labels.dtype)
+    kept_labels = lookup[labels]
+    out = np.where(kept_labels > 0, 0, 255).astype(np.uint8)
+    return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (kept_labels, kept_count, boxes[keep]))
+
+
+def _slice_boxes(slices) -> np.ndarray:
+    """(x0, y0, x1, y1) rows of ``ndimage.find_objects`` slices."""
+    if not slices:
+        return np.zeros((0, 4), dtype=np.int64)
+    return np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
+
+
+def rotate_boxes(boxes: np.ndarray, rotation: int, shape: tuple[int, int]) -> np.ndarray:
+    """``boxes`` of an array of ``shape`` (h, w) as boxes of ``np.rot90(array, rotation // 90)``
+    (PIL's counter-clockwise ``rotate(rotation, expand=True)``)."""
+    h, w = shape
+    x0, y0, x1, y1 = boxes.T
+    k = (rotation // 90) % 4
+    if k == 0:
+        return boxes
+    if k == 1:
+        return np.stack([y0, w - x1, y1, w - x0], axis=1)
+    if k == 2:
+        return np.stack([w - x1, h - y1, w - x0, h - y0], axis=1)
+    return np.stack([h - y1, x0, h - y0, x1], axis=1)
 
 
 def _typical_glyph(heights: np.ndarray, widths: np.ndarray, ceiling: float) -> float | None:
@@ -239,14 +272,20 @@ def phantom_components(boxes: np.ndarray, length: np.ndarray, elongation: np.nda
 
 
 def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms: bool = True,
-                 max_members: int = 40, max_aspect: float = 30.0) -> list[WordBox]:
-    """Word boxes in a glyph layer (True = ink), for upright text, with text-line numbers."""
-    ndimage = require("scipy.ndimage", "the drawing text filter")
-    labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        return []
-    slices = ndimage.find_objects(labels)
-    boxes = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
+                 max_members: int = 40, max_aspect: float = 30.0,
+                 labelled: tuple[np.ndarray, int, np.ndarray] | None = None) -> list[WordBox]:
+    """Word boxes in a glyph layer (True = ink), for upright text, with text-line numbers.
+    ``labelled``: the layer's components already labelled (``GlyphLayer.kept``), to skip doing it again."""
+    if labelled is not None:
+        labels, count, boxes = labelled
+        if count == 0:
+            return []
+    else:
+        ndimage = require("scipy.ndimage", "the drawing text filter")
+        labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
+        if count == 0:
+            return []
+        boxes = _slice_boxes(ndimage.find_objects(labels))
     areas = np.bincount(labels[binary], minlength=count + 1)[1:].astype(np.float64)  # ink per component
     if reject_phantoms:
         heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
@@ -288,20 +327,24 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
     return [WordBox(w[0], int(lines[i]) + 1, w[1]) for i, w in enumerate(words)]
 
 
-def label_lines(binary: np.ndarray, max_lines: int = 20) -> list[WordBox]:
+def label_lines(binary: np.ndarray, max_lines: int = 20, boxes: np.ndarray | None = None) -> list[WordBox]:
     """Candidate figure-label lines of an upright sheet (True = ink), for the label pass.
 
     Labels are often lettered larger than the glyph filter's limit and set apart from the drawing:
     components from about half the sheet's text height up to ~8 % of its long side are grouped
     into words and lines; lines of 2-16 glyphs, at least as tall as the sheet's lettering, are
-    kept, tallest first. Each line gets its own line number.
+    kept, tallest first. Each line gets its own line number. ``boxes``: the boxes of all of
+    ``binary``'s connected components when already known (``GlyphLayer.boxes``, turned with
+    ``rotate_boxes``), so that the sheet is not labelled again.
     """
-    ndimage = require("scipy.ndimage", "the figure-label pass")
-    labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
+    if boxes is None:
+        ndimage = require("scipy.ndimage", "the figure-label pass")
+        labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
+        if count == 0:
+            return []
+        boxes = _slice_boxes(ndimage.find_objects(labels))
+    if len(boxes) == 0:
         return []
-    slices = ndimage.find_objects(labels)
-    boxes = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
     heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
     side = max(binary.shape)
     text_height = _typical_glyph(heights, widths, MAX_GLYPH * max(side, 1800) * 2.5) or 0.012 * side
@@ -325,7 +368,9 @@ def label_lines(binary: np.ndarray, max_lines: int = 20) -> list[WordBox]:
     members = np.bincount(line_of, minlength=g)
     h, w = y1 - y0, x1 - x0
     ok = (members >= 2) & (members <= 16) & (h >= 0.8 * text_height) & (w <= 14 * h) & (w >= 1.2 * h)
-    order = [int(i) for i in np.argsort(-h) if ok[i]][:max_lines]
+    # tallest first; ties by place (top, then left), so that the choice does not hang on the order
+    # in which the components were numbered (which differs between a turned labelling and turned boxes)
+    order = [int(i) for i in np.lexsort((x0, y0, -h)) if ok[i]][:max_lines]
     return [WordBox((int(x0[i]), int(y0[i]), int(x1[i]), int(y1[i])), n + 1, int(members[i])) for n, i in enumerate(order)]
 
 

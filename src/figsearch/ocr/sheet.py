@@ -8,7 +8,9 @@ the header out of every reading without an import cycle.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 from PIL import Image
@@ -30,8 +32,45 @@ def _inside(box, area, slack: int = 4) -> bool:
     return area[0] - slack <= cx <= area[2] + slack and area[1] - slack <= cy <= area[3] + slack
 
 
+#: results computed on one sheet, reused while ``one_sheet`` is open (key: (what, id(image), arg))
+_SHEET_CACHE: ContextVar[dict | None] = ContextVar("figsearch_ocr_sheet_cache", default=None)
+
+
+@contextmanager
+def one_sheet() -> Iterator[None]:
+    """While open, ``_ink`` and ``header_band`` compute once per image and argument: a sheet's reading
+    asks for them several times (label pass, header, content box). Nested uses share the outer cache;
+    it is dropped when the outermost closes, so an image changed afterwards is never answered stale."""
+    if _SHEET_CACHE.get() is not None:
+        yield
+        return
+    token = _SHEET_CACHE.set({})
+    try:
+        yield
+    finally:
+        _SHEET_CACHE.reset(token)
+
+
+def _cached(what: str, image: Image.Image, arg, compute):
+    cache = _SHEET_CACHE.get()
+    if cache is None:
+        return compute()
+    key = (what, id(image), arg)
+    hit = cache.get(key)
+    if hit is not None and hit[0] is image:  # the image is held, so its id cannot be reused meanwhile
+        return hit[1]
+    value = compute()
+    cache[key] = (image, value)
+    return value
+
+
 def _ink(image: Image.Image, side: int = 1000) -> tuple[np.ndarray, float]:
-    """Ink mask of ``image`` scaled to at most ``side`` px, and the scale back to its pixels."""
+    """Ink mask of ``image`` scaled to at most ``side`` px, and the scale back to its pixels (the mask
+    is shared inside ``one_sheet``: do not change it in place)."""
+    return _cached("ink", image, side, lambda: _compute_ink(image, side))
+
+
+def _compute_ink(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
     from figsearch.imaging import to_grey
     from figsearch.ocr.preprocess import ink_threshold
 
@@ -40,12 +79,18 @@ def _ink(image: Image.Image, side: int = 1000) -> tuple[np.ndarray, float]:
     if scale < 1.0:
         grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))), Image.Resampling.BOX)
     pixels = np.asarray(grey)
-    return pixels < ink_threshold(pixels), 1.0 / scale
+    ink = pixels < ink_threshold(pixels)
+    ink.setflags(write=False)  # shared by the callers of one sheet
+    return ink, 1.0 / scale
 
 
 def header_band(image: Image.Image) -> tuple[int, int, int, int] | None:
     """Where a sheet header line would be: the first row of ink in the top ``HEADER_BAND`` of the page,
     one text line high, spanning most of the width in many separate pieces, with white below it."""
+    return _cached("header_band", image, None, lambda: _header_band(image))
+
+
+def _header_band(image: Image.Image) -> tuple[int, int, int, int] | None:
     ndimage = __import__("scipy.ndimage", fromlist=["label"])
     ink, back = _ink(image)
     h, w = ink.shape

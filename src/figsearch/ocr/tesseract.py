@@ -20,7 +20,8 @@ from PIL import Image, ImageOps
 from figsearch.errors import ModelUnavailable
 from figsearch.extras import require
 from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox, rotate_box
-from figsearch.ocr.preprocess import WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotations_for
+from figsearch.ocr.preprocess import (WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotate_boxes,
+                                      rotations_for)
 from figsearch.ocr.signs import match_label_line, parse_signs
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,9 @@ class TesseractEngine(OcrEngine):
         layer = glyph_layer(image)
         self._aspect = layer.aspect
         self._glyphs = layer.glyphs
+        # the components found here serve the upright word detection and the label pass (no second
+        # labelling of the sheet): kept for this one reading, tied to the images they belong to
+        self._layer = (image, layer)
         return layer.image
 
     def candidate_rotations(self, prepared: Image.Image) -> tuple[int, ...]:
@@ -223,8 +227,11 @@ class TesseractEngine(OcrEngine):
         reference numerals are; so every detected word is cut out, scaled to one text height and
         stacked in a column ("mosaic"), which tesseract reads as a block of short lines.
         """
+        layer = getattr(self, "_layer", None)
+        labelled = layer[1].kept if layer is not None and layer[1].image is image else None
         words = detect_words(np.asarray(image) < 128, reject_phantoms=self.reject_phantoms,
-                             max_members=self.max_word_glyphs, max_aspect=30.0 if self.max_word_glyphs > 10 else 8.0)
+                             max_members=self.max_word_glyphs, max_aspect=30.0 if self.max_word_glyphs > 10 else 8.0,
+                             labelled=labelled)
         return self._recognise(image, words)
 
     def _recognise(self, image: Image.Image, words: list[WordBox]) -> list[TextBox]:
@@ -276,7 +283,7 @@ class TesseractEngine(OcrEngine):
                 return words  # a label found, and one figure on the sheet: nothing more to look for
             extra = self.read_labels(image, words, every_rotation=not have)
         finally:
-            self._working = None  # the scaled sheet is kept for this one reading only
+            self._working = self._layer = None  # the scaled sheet is kept for this one reading only
         texts = {s.text for s in have}
         for word in extra:
             if word.text in texts or any(_overlaps(word.box, s.box) for s in have):
@@ -310,6 +317,9 @@ class TesseractEngine(OcrEngine):
                 and not _LOOSE_LABEL.search(w.text)]
         pixels = np.asarray(grey)
         ink = pixels < ink_threshold(pixels)
+        # the components of this very ink were found by the glyph filter (same grey, same threshold)
+        layer = getattr(self, "_layer", None)
+        boxes = layer[1].boxes if layer is not None and layer[0] is grey else None
         from figsearch.ocr.sheet import header_band
 
         band = header_band(image)
@@ -317,7 +327,7 @@ class TesseractEngine(OcrEngine):
         for rotation in order:
             view_ink = np.rot90(ink, k=rotation // 90) if rotation else ink
             view = Image.fromarray(np.where(view_ink, 0, 255).astype(np.uint8))
-            candidates = label_lines(view_ink)
+            candidates = label_lines(view_ink, boxes=None if boxes is None else rotate_boxes(boxes, rotation, ink.shape))
             if band is not None:  # the header line of a published sheet holds no label
                 candidates = [c for c in candidates if not _mostly_read(rotate_box(c.box, rotation, grey.size), [band])]
             if rotation == first and done and candidates:
