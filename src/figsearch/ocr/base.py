@@ -61,17 +61,20 @@ def sign_score(words: list[TextBox]) -> float:
     return sum(w.confidence for w in words if _SIGN_LIKE.match(w.text.strip()) and w.confidence >= 0.5)
 
 
-def mark_table_words(words: list[TextBox], grey: Image.Image) -> list[TextBox]:
+def mark_table_words(words: list[TextBox], grey: Image.Image, ink=None) -> list[TextBox]:
     """``words`` (boxes in ``grey``'s pixels) with ``data`` set on those inside a ruled table
-    (``preprocess.table_boxes``) or standing right at its left or right side (a row's heading)."""
+    (``preprocess.table_boxes``) or standing right at its left or right side (a row's heading).
+    ``ink``: ``grey``'s ink mask at ``ink_threshold`` when already computed."""
     import numpy as np
 
     from figsearch.ocr.preprocess import ink_threshold, table_boxes
 
     if not any(c.isdigit() for w in words for c in w.text):
         return words  # only numbers are changed by a table: no need to look for one
-    pixels = np.asarray(grey)
-    tables = table_boxes(pixels < ink_threshold(pixels))
+    if ink is None:
+        pixels = np.asarray(grey)
+        ink = pixels < ink_threshold(pixels)
+    tables = table_boxes(ink)
     if not tables:
         return words
     out = []
@@ -114,6 +117,10 @@ class OcrEngine(abc.ABC):
     def candidate_rotations(self, prepared: Image.Image) -> tuple[int, ...]:
         """Rotations worth trying for this sheet (default: all of ``rotations``)."""
         return self.rotations
+
+    def working_ink(self, grey: Image.Image):
+        """``grey``'s ink mask at ``ink_threshold`` if ``prepare`` kept it (default: None)."""
+        return None
 
     @property
     def identity(self) -> dict:
@@ -174,7 +181,7 @@ class OcrEngine(abc.ABC):
         prepared = self.prepare(grey)
         best = self._read_oriented(prepared, self.candidate_rotations(prepared))
         if best and self.find_tables:
-            best = mark_table_words(best, grey)
+            best = mark_table_words(best, grey, self.working_ink(grey))
         inverse = 1.0 / scale
         w0, h0 = image.size
         return [

@@ -56,9 +56,12 @@ class GlyphLayer:
     #: boxes (x0, y0, x1, y1) of every connected component of the sheet's ink (not only the kept
     #: ones): the label pass groups them into lines without labelling the sheet again
     boxes: np.ndarray | None = None
-    #: (labels, count, boxes) of the kept components, numbered 1..count in the order a labelling
-    #: of ``image`` itself gives: ``detect_words`` on the upright layer starts from them
-    kept: tuple[np.ndarray, int, np.ndarray] | None = None
+    #: the kept components as ``detect_words`` takes them (``labelled``): the sheet's labels, a
+    #: lookup from them to 1..count (0: not kept), count, and the kept components' boxes, numbered
+    #: in the order a labelling of ``image`` itself gives; the upright word detection starts from them
+    kept: tuple[np.ndarray, np.ndarray, int, np.ndarray] | None = None
+    #: the sheet's ink (True) at ``ink_threshold``: what the label pass and the table finder look at
+    ink: np.ndarray | None = None
 
 
 def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
@@ -86,11 +89,11 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     # the kept components renumbered 1..n in their order (a labelling of the layer alone numbers them
     # so too: removing whole components neither joins nor splits the others)
     kept_count = int(keep.sum())
-    lookup = np.zeros(count + 1, dtype=labels.dtype)
-    lookup[1:][keep] = np.arange(1, kept_count + 1, dtype=labels.dtype)
-    kept_labels = lookup[labels]
-    out = np.where(kept_labels > 0, 0, 255).astype(np.uint8)
-    return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (kept_labels, kept_count, boxes[keep]))
+    lookup = np.zeros(count + 1, dtype=np.int64)
+    lookup[1:][keep] = np.arange(1, kept_count + 1)
+    paint = np.concatenate([[np.uint8(255)], np.where(keep, np.uint8(0), np.uint8(255))])
+    out = paint.take(labels)  # a table lookup: ~2× the speed of boolean fancy indexing
+    return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (labels, lookup, kept_count, boxes[keep]), ink)
 
 
 def _slice_boxes(slices) -> np.ndarray:
@@ -178,12 +181,21 @@ def _group(boxes: np.ndarray, gap: float) -> np.ndarray:
     return _components(n, pairs[same_row & near])
 
 
-def component_shapes(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def component_shapes(labels: np.ndarray, count: int, mask: np.ndarray | None = None,
+                     lookup: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per component (1..count): major-axis length, elongation (major/minor axis) and the unit
     vector of its major axis, from second moments of its ink pixels (a tilted dash is elongated
-    although its bounding box is not)."""
-    ys, xs = np.nonzero(labels)
+    although its bounding box is not). ``mask``: the pixels of the components (default: labels > 0);
+    ``lookup``: maps ``labels`` to the component numbers 1..count."""
+    ys, xs = np.nonzero(labels if mask is None else mask)
     lab = labels[ys, xs]
+    if lookup is not None:
+        lab = lookup[lab]
+    return _shapes(ys, xs, lab, count)
+
+
+def _shapes(ys: np.ndarray, xs: np.ndarray, lab: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``component_shapes`` from the ink pixels' rows, columns and component numbers."""
     n = count + 1
     m = np.maximum(1.0, np.bincount(lab, minlength=n))
     mx, my = np.bincount(lab, xs, n) / m, np.bincount(lab, ys, n) / m
@@ -273,11 +285,12 @@ def phantom_components(boxes: np.ndarray, length: np.ndarray, elongation: np.nda
 
 def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms: bool = True,
                  max_members: int = 40, max_aspect: float = 30.0,
-                 labelled: tuple[np.ndarray, int, np.ndarray] | None = None) -> list[WordBox]:
+                 labelled: tuple[np.ndarray, np.ndarray, int, np.ndarray] | None = None) -> list[WordBox]:
     """Word boxes in a glyph layer (True = ink), for upright text, with text-line numbers.
     ``labelled``: the layer's components already labelled (``GlyphLayer.kept``), to skip doing it again."""
+    lookup = None
     if labelled is not None:
-        labels, count, boxes = labelled
+        labels, lookup, count, boxes = labelled
         if count == 0:
             return []
     else:
@@ -286,10 +299,12 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
         if count == 0:
             return []
         boxes = _slice_boxes(ndimage.find_objects(labels))
-    areas = np.bincount(labels[binary], minlength=count + 1)[1:].astype(np.float64)  # ink per component
+    ys, xs = np.nonzero(binary)
+    of_ink = labels[ys, xs] if lookup is None else lookup[labels[ys, xs]]
+    areas = np.bincount(of_ink, minlength=count + 1)[1:].astype(np.float64)  # ink per component
     if reject_phantoms:
         heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
-        length, elongation, axis = component_shapes(labels, count)
+        length, elongation, axis = _shapes(ys, xs, of_ink, count)
         text_height = _typical_glyph(heights, widths, 200.0)
         phantom = phantom_components(boxes, length, elongation, axis, text_height)
         # a thin slanting stroke (a leader line, an arrow's shaft) is no glyph of upright text: joined
@@ -319,12 +334,13 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
     # one glyph: a digit is upright-ish and solid enough; hatching strokes and dashes are not
     single = members == 1
     keep &= ~single | ((ink / np.maximum(1, w * h) >= 0.12) & (h >= 0.8 * w) & (h <= 10 * w))
-    words = [((int(gx0[i]), int(gy0[i]), int(gx1[i]), int(gy1[i])), int(members[i])) for i in np.flatnonzero(keep)]
-    if not words:
+    chosen = np.flatnonzero(keep)
+    if chosen.size == 0:
         return []
-    word_boxes = np.array([w[0] for w in words], dtype=np.int64)
+    word_boxes = np.stack([gx0[chosen], gy0[chosen], gx1[chosen], gy1[chosen]], axis=1)
     lines = _group(word_boxes, gap=2.0)
-    return [WordBox(w[0], int(lines[i]) + 1, w[1]) for i, w in enumerate(words)]
+    return [WordBox(tuple(box), line + 1, n)
+            for box, line, n in zip(word_boxes.tolist(), lines.tolist(), members[chosen].tolist())]
 
 
 def label_lines(binary: np.ndarray, max_lines: int = 20, boxes: np.ndarray | None = None) -> list[WordBox]:
@@ -396,7 +412,11 @@ def table_boxes(ink: np.ndarray, min_lines: int = 4) -> list[tuple[int, int, int
     # is a ninth (at a quarter, the crossings of small tables ran together)
     f = 3
     h, w = ink.shape[0] // f, ink.shape[1] // f
-    small = ink[: f * h, : f * w].reshape(h, f, w, f).any(axis=(1, 3))
+    # any ink in each 3 × 3 block, by ORs of the block's columns then rows (numpy's any over two
+    # strided axes is ~9× slower)
+    blocks = ink[: f * h, : f * w].reshape(f * h, w, f)
+    rows = np.logical_or.reduce([blocks[:, :, i] for i in range(f)]).reshape(h, f, w)
+    small = np.logical_or.reduce([rows[:, i] for i in range(f)])
     length = max(6, int(0.025 * max(h, w)))
     solid = small.astype(np.float32)
     # a ruled line: ``length`` pixels of ink in a row (column), grown back to its full length

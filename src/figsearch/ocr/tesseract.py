@@ -185,15 +185,20 @@ class TesseractEngine(OcrEngine):
 
     def __init__(self, lang: str = "eng", tessdata: str | None = None, label_pass: bool = True,
                  reject_phantoms: bool = True, max_word_glyphs: int = 40, solidify: bool = True,
-                 tables: bool = True) -> None:
+                 tables: bool = True, invert: bool = False) -> None:
         """``label_pass``, ``reject_phantoms``, ``max_word_glyphs`` (10: numerals and labels only,
         no drawing words), ``solidify`` (dithered words read closed) and ``tables`` (numbers in
-        ruled tables are data) switch off what issue 14 added, for comparisons."""
+        ruled tables are data) switch off what issue 14 added, for comparisons; ``invert``: let
+        tesseract also read low-confidence lines inverted (its default; off here, see docs/ocr.md)."""
         tesserocr = require("tesserocr", "the tesseract OCR engine")
         self._tesserocr = tesserocr
         self._path = tessdata or find_tessdata(lang)
         # one API per engine; tesserocr's API is not safe to share between threads
         self._api = tesserocr.PyTessBaseAPI(path=self._path, lang=lang, psm=tesserocr.PSM.SINGLE_BLOCK)
+        if not invert:
+            # by default tesseract reads every line of low confidence a second time, inverted (white
+            # on black): never the case in a drawing, and ~12 % of its time on the mosaics
+            self._api.SetVariable("tessedit_do_invert", "0")
         self._lock = threading.Lock()
         self.lang = lang
         self.label_pass = label_pass
@@ -214,6 +219,10 @@ class TesseractEngine(OcrEngine):
         # labelling of the sheet): kept for this one reading, tied to the images they belong to
         self._layer = (image, layer)
         return layer.image
+
+    def working_ink(self, grey: Image.Image) -> np.ndarray | None:
+        layer = getattr(self, "_layer", None)
+        return layer[1].ink if layer is not None and layer[0] is grey else None
 
     def candidate_rotations(self, prepared: Image.Image) -> tuple[int, ...]:
         if self._glyphs == 0:
@@ -315,18 +324,20 @@ class TesseractEngine(OcrEngine):
         # lines the general reading read surely (numerals, words) need no second reading
         done = [w.box for w in (words or []) if w.confidence >= 0.8 and w.rotation == first
                 and not _LOOSE_LABEL.search(w.text)]
-        pixels = np.asarray(grey)
-        ink = pixels < ink_threshold(pixels)
-        # the components of this very ink were found by the glyph filter (same grey, same threshold)
+        # the glyph filter found this very ink and its components (same grey, same threshold)
         layer = getattr(self, "_layer", None)
-        boxes = layer[1].boxes if layer is not None and layer[0] is grey else None
+        if layer is not None and layer[0] is grey and layer[1].ink is not None:
+            ink, boxes = layer[1].ink, layer[1].boxes
+        else:
+            pixels = np.asarray(grey)
+            ink, boxes = pixels < ink_threshold(pixels), None
         from figsearch.ocr.sheet import header_band
 
         band = header_band(image)
         band = _scaled(band, scale) if band is not None else None
         for rotation in order:
             view_ink = np.rot90(ink, k=rotation // 90) if rotation else ink
-            view = Image.fromarray(np.where(view_ink, 0, 255).astype(np.uint8))
+            view = Image.fromarray(np.where(view_ink, np.uint8(0), np.uint8(255)))
             candidates = label_lines(view_ink, boxes=None if boxes is None else rotate_boxes(boxes, rotation, ink.shape))
             if band is not None:  # the header line of a published sheet holds no label
                 candidates = [c for c in candidates if not _mostly_read(rotate_box(c.box, rotation, grey.size), [band])]
