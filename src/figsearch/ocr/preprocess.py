@@ -412,11 +412,7 @@ def table_boxes(ink: np.ndarray, min_lines: int = 4) -> list[tuple[int, int, int
     # is a ninth (at a quarter, the crossings of small tables ran together)
     f = 3
     h, w = ink.shape[0] // f, ink.shape[1] // f
-    # any ink in each 3 × 3 block, by ORs of the block's columns then rows (numpy's any over two
-    # strided axes is ~9× slower)
-    blocks = ink[: f * h, : f * w].reshape(f * h, w, f)
-    rows = np.logical_or.reduce([blocks[:, :, i] for i in range(f)]).reshape(h, f, w)
-    small = np.logical_or.reduce([rows[:, i] for i in range(f)])
+    small = block_any(ink, f)
     length = max(6, int(0.025 * max(h, w)))
     solid = small.astype(np.float32)
     # a ruled line: ``length`` pixels of ink in a row (column), grown back to its full length
@@ -450,6 +446,15 @@ def table_boxes(ink: np.ndarray, min_lines: int = 4) -> list[tuple[int, int, int
             continue  # mostly ink (a coil spring, hatching): a drawing, not a ruled table with text in it
         out.append(box)
     return out
+
+
+def block_any(ink: np.ndarray, f: int) -> np.ndarray:
+    """Whether each ``f`` × ``f`` block of ``ink`` holds ink (the last partial row/column of blocks
+    dropped): ORs of the blocks' columns, then rows (numpy's ``any`` over two strided axes is ~9× slower)."""
+    h, w = ink.shape[0] // f, ink.shape[1] // f
+    blocks = ink[: f * h, : f * w].reshape(f * h, w, f)
+    rows = np.logical_or.reduce([blocks[:, :, i] for i in range(f)]).reshape(h, f, w)
+    return np.logical_or.reduce([rows[:, i] for i in range(f)])
 
 
 def _levels(values: np.ndarray, tolerance: float) -> int:

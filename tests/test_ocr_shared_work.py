@@ -1,0 +1,120 @@
+"""The OCR front end computes each thing once per sheet: the shortcuts give what recomputing gives.
+
+The glyph filter's labelling serves the upright word detection and the label pass (boxes turned
+instead of the sheet labelled again per rotation); the sheet's ink and header band are computed
+once inside ``one_sheet``; the table finder's block reduction is exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from ocr_drawings import drawing
+
+pytest.importorskip("scipy")
+
+from figsearch.ocr import sheet  # noqa: E402
+from figsearch.ocr.preprocess import (block_any, detect_words, glyph_layer, ink_threshold, label_lines,
+                                      rotate_boxes, table_boxes)  # noqa: E402
+
+
+def _binary_with_components() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    ink = np.zeros((90, 130), dtype=bool)
+    for _ in range(25):
+        y, x = rng.integers(0, 80), rng.integers(0, 120)
+        ink[y:y + rng.integers(1, 10), x:x + rng.integers(1, 10)] = True
+    return ink
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_turned_boxes_are_the_boxes_of_the_turned_array(rotation):
+    from scipy import ndimage
+
+    ink = _binary_with_components()
+    def boxes_of(a):
+        labels, _ = ndimage.label(a, structure=np.ones((3, 3), dtype=bool))
+        return {(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(labels)}
+    turned = rotate_boxes(np.array(sorted(boxes_of(ink))), rotation, ink.shape)
+    assert {tuple(b) for b in turned.tolist()} == boxes_of(np.rot90(ink, k=rotation // 90))
+
+
+def _working_sheet() -> Image.Image:
+    return drawing(["12", "14a", "16", "102", "7", "38"], "FIG. 3").convert("L")
+
+
+def test_word_detection_from_the_glyph_filters_labels_equals_labelling_again():
+    layer = glyph_layer(_working_sheet())
+    binary = np.asarray(layer.image) < 128
+    again = detect_words(binary)
+    assert again  # the drawing has words to find
+    assert detect_words(binary, labelled=layer.kept) == again
+    assert detect_words(binary, labelled=layer.kept, reject_phantoms=False) == detect_words(binary, reject_phantoms=False)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 270])
+def test_label_lines_from_turned_boxes_equal_labelling_the_turned_sheet(rotation):
+    grey = _working_sheet()
+    layer = glyph_layer(grey)
+    pixels = np.asarray(grey)
+    ink = pixels < ink_threshold(pixels)
+    assert np.array_equal(ink, layer.ink)
+    view = np.rot90(ink, k=rotation // 90)
+    expected = label_lines(view)
+    assert expected or rotation  # upright, the label "FIG. 3" is a candidate line
+    assert label_lines(view, boxes=rotate_boxes(layer.boxes, rotation, ink.shape)) == expected
+
+
+@pytest.mark.parametrize("f", [2, 3, 4])
+def test_block_reduction_equals_any_over_each_block(f):
+    rng = np.random.default_rng(f)
+    ink = rng.random((301, 403)) < 0.01
+    h, w = ink.shape[0] // f, ink.shape[1] // f
+    expected = ink[: f * h, : f * w].reshape(h, f, w, f).any(axis=(1, 3))
+    assert np.array_equal(block_any(ink, f), expected)
+
+
+def test_a_ruled_lattice_is_still_found_as_a_table():
+    img = Image.new("L", (400, 301), 255)
+    d = ImageDraw.Draw(img)
+    for i in range(5):
+        d.line((40, 40 + 50 * i, 360, 40 + 50 * i), fill=0, width=2)
+        d.line((40 + 80 * i, 40, 40 + 80 * i, 240), fill=0, width=2)
+    boxes = table_boxes(np.asarray(img) < 128)
+    assert len(boxes) == 1
+    x0, y0, x1, y1 = boxes[0]
+    assert abs(x0 - 40) <= 6 and abs(y0 - 40) <= 6 and abs(x1 - 360) <= 6 and abs(y1 - 240) <= 6
+
+
+def test_one_sheet_computes_the_ink_once_and_forgets_it_afterwards(monkeypatch):
+    calls = []
+    real = sheet._compute_ink
+    monkeypatch.setattr(sheet, "_compute_ink", lambda image, side: calls.append(side) or real(image, side))
+    image = _working_sheet()
+    with sheet.one_sheet():
+        first = sheet._ink(image)
+        with sheet.one_sheet():  # nested: the same cache
+            assert sheet._ink(image) is first
+        sheet.header_band(image)
+        sheet.content_box(image)
+        sheet._ink(image, side=400)
+        assert calls == [1000, 400]
+        assert not first[0].flags.writeable  # shared: nobody may change it in place
+    sheet._ink(image)
+    sheet._ink(image)
+    assert calls == [1000, 400, 1000, 1000]  # outside one_sheet nothing is kept
+
+
+def test_reading_inside_and_outside_one_sheet_gives_the_same_words():
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr import create_engine
+    from figsearch.ocr.drawing import read_drawing
+
+    engine = create_engine("tesseract")
+    image = _working_sheet()
+    inside = read_drawing(engine, image)
+    outside = engine.read_words(image)  # no one_sheet around it
+    assert {s.text for s in inside.signs} >= {"12", "14a", "16", "102", "38", "FIG. 3"}
+    assert [w.text for w in engine.read_sheet(image)[0]] == [w.text for w in outside]
