@@ -1,22 +1,31 @@
 """Build speed: the overlapped build against the stages in turn, in the same run.
 
-    python benchmarks/build_speed.py ../shared/data/us-design-grants --jobs 2 [--serial] [--limit N]
+    python benchmarks/build_speed.py ../shared/data/us-design-grants --jobs 2 [--limit N] [--rounds R]
+        [--serial] [--visual-model NAME]
 
 Each configuration builds a fresh collection in its own Python process (so no configuration
 starts with another's imports warm):
 
-- ``stages in turn``: the default build, main's code path, with ``--jobs`` workers (``build(..., overlap=False)``):
-  ingest, then reading the signs, then embedding and indexing. Each stage runs alone there, so
-  its time is the "stage alone" time;
-- ``overlapped``: ``build(..., overlap=True)`` (figsearch.pipeline.overlapped): ingest, reading and embedding at once;
-- ``one process`` (``--serial``): ``-j 1``.
+- ``stages in turn``: ``build(..., overlap=False)`` (``figsearch build --no-overlap``) with ``--jobs``
+  workers: ingest, then reading the signs, then embedding and indexing. Each stage runs alone
+  there, so its time is the "stage alone" time;
+- ``overlapped``: ``build(..., overlap=True)`` (figsearch.pipeline.overlapped, the default of
+  ``figsearch build``): ingest, reading and embedding at once;
+- ``one process`` (``--serial``): ``-j 1``, the stages in turn.
 
-Prints drawings/s end to end for each (drawings = the figures indexed, sheets cut into their
-figures), each stage's rate alone, the ratio overlapped / slowest stage alone and the speed-up
-over the stages in turn, with the load average (``os.getloadavg``) before and after each run
-(the machine may be shared). Then checks that the overlapped build gave the same collection as
-the stages in turn (every table and stored file; vectors within 1e-6). Collections are built
-under a temporary folder and removed afterwards.
+``--rounds R`` runs the configurations R times, alternating their order (overlapped first in
+odd rounds, the stages in turn first in even ones), so that a machine whose load changes favours
+neither. For each run it prints the wall time, drawings/s end to end (drawings = the figures
+indexed, sheets cut into their figures), the **CPU seconds of the whole process tree** (the build
+and every worker, sampled from /proc every 0.2 s; Linux only) and the build's mean share of the
+CPUs (CPU seconds / wall seconds), with the load average (``os.getloadavg``) before and after.
+On a machine shared with other work the CPU seconds are the steadier number: where the kernel
+shares the CPUs between sessions (``/proc/sys/kernel/sched_autogroup_enabled``), a build gets
+about the same share however many processes it runs, and its wall time follows its CPU time.
+Then each stage's rate alone, the ratio overlapped / slowest stage alone and the speed-up over
+the stages in turn (per round), and whether the overlapped build gave the same collection as the
+stages in turn (every table and stored file; vectors within 1e-6). Collections are built under a
+temporary folder and removed afterwards.
 """
 
 from __future__ import annotations
@@ -25,48 +34,111 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 _DRIVER = r"""
 import json, os, sys, time
 from figsearch.pipeline.building import build
 marks = []
-start = time.perf_counter()
+start = time.time()
 def on_stage(name, report):
-    marks.append((name, time.perf_counter() - start))
-paths, root, jobs, overlap = json.loads(sys.argv[1])
-report = build(paths, root, jobs=jobs, overlap=overlap, on_stage=on_stage)
-total = time.perf_counter() - start
+    marks.append((name, time.time()))
+paths, root, jobs, overlap, visual_model = json.loads(sys.argv[1])
+report = build(paths, root, jobs=jobs, overlap=overlap, on_stage=on_stage, visual_model=visual_model)
 visual = [e for e in report.index.embedded if e.modality == "visual"][0]
-print(json.dumps({"marks": marks, "total": total, "drawings": visual.embedded + visual.unchanged,
+print(json.dumps({"marks": marks, "start": start, "end": time.time(), "drawings": visual.embedded + visual.unchanged,
                   "sheets": report.ingest.figures, "documents": report.ingest.documents}))
 """
 
 
-def run(paths: list[str], root: Path, jobs: int, overlap: bool) -> dict:
+class TreeCPU(threading.Thread):
+    """CPU seconds (user + system) of a process and all its descendants, sampled from /proc.
+
+    A process is counted up to its last sample, so each one that ends between samples loses at most
+    ``interval`` of CPU time. ``samples``: (time.time(), total CPU seconds so far) for each sample."""
+
+    def __init__(self, root: int, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.cpu: dict[int, float] = {}
+        self.samples: list[tuple[float, float]] = []
+        self.halt = threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.sample()
+            self.halt.wait(self.interval)
+        self.sample()
+
+    def sample(self) -> None:
+        parents, used = {}, {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            parents[int(name)] = int(fields[1])
+            used[int(name)] = (int(fields[11]) + int(fields[12])) / self.tick
+        children: dict[int, list[int]] = {}
+        for pid, parent in parents.items():
+            children.setdefault(parent, []).append(pid)
+        tree, frontier = set(), [self.root]
+        while frontier:
+            pid = frontier.pop()
+            if pid in tree:
+                continue
+            tree.add(pid)
+            frontier += children.get(pid, [])
+        for pid in tree & used.keys():
+            self.cpu[pid] = max(self.cpu.get(pid, 0.0), used[pid])
+        self.samples.append((time.time(), sum(self.cpu.values())))
+
+    def at(self, moment: float) -> float:
+        """CPU seconds used by the tree up to ``moment`` (the last sample before it)."""
+        before = [cpu for when, cpu in self.samples if when <= moment]
+        return before[-1] if before else 0.0
+
+
+def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: str | None, keep: bool = False) -> dict:
     load_before = os.getloadavg()[0]
-    done = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps([paths, str(root), jobs, overlap])],
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        sys.exit(f"build failed:\n{done.stderr[-4000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    process = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps([paths, str(root), jobs, overlap, visual_model])],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpu = TreeCPU(process.pid)
+    cpu.start()
+    out, err = process.communicate()
+    cpu.halt.set()
+    cpu.join()
+    if process.returncode:
+        sys.exit(f"build failed:\n{err[-4000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["total"] = result["end"] - result["start"]
+    result["cpu"] = cpu.samples[-1][1]
     result["load"] = (load_before, os.getloadavg()[0])
-    stages, previous = {}, 0.0
+    stages, previous = {}, result["start"]
     for name, at in result["marks"]:
-        stages[name] = at - previous
+        stages[name] = (at - previous, cpu.at(at) - cpu.at(previous))
         previous = at
     result["stages"] = stages
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
     return result
 
 
 def same_collection(reference: Path, other: Path) -> str:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    import numpy as np
     import sqlite3
 
+    import numpy as np
     from collection_check import compare, snapshot
 
     def vectors(root: Path) -> dict:
@@ -87,6 +159,13 @@ def same_collection(reference: Path, other: Path) -> str:
     return f"tables and files: {difference}; {len(a)} vectors, largest difference {worst:.1e}"
 
 
+def _autogroup() -> str:
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", type=Path)
@@ -94,6 +173,8 @@ def main() -> None:
     parser.add_argument("--serial", action="store_true", help="also the one-process build (-j 1)")
     parser.add_argument("--limit", type=int, default=0,
                         help="only the first N entries of each folder given (sorted): a quicker run")
+    parser.add_argument("--rounds", type=int, default=1, help="run the configurations this many times, alternating")
+    parser.add_argument("--visual-model", default=None, help="visual encoder of every build (default: the default)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="figsearch-build-bench-"))
     try:
@@ -104,32 +185,55 @@ def main() -> None:
                 paths += [str(p.resolve()) for p in entries]
             else:
                 paths.append(str(path.resolve()))
-        results = {}
-        results["overlapped"] = run(paths, scratch / "overlapped", args.jobs, True)
-        results["stages in turn"] = run(paths, scratch / "in-turn", args.jobs, False)
-        if args.serial:
-            results["one process"] = run(paths, scratch / "serial", 1, False)
-        drawings = results["overlapped"]["drawings"]
-        print(f"{results['overlapped']['documents']} documents, {results['overlapped']['sheets']} sheets ingested, "
-              f"{drawings} drawings indexed; {args.jobs} jobs on {os.cpu_count()} CPUs")
-        print("| build | wall s | drawings/s | load avg before → after |")
-        print("|---|---|---|---|")
-        for name, r in results.items():
-            print(f"| {name} (-j {1 if name == 'one process' else args.jobs}) | {r['total']:.1f} | "
-                  f"{r['drawings'] / r['total']:.2f} | {r['load'][0]:.1f} → {r['load'][1]:.1f} |")
-        alone = results["stages in turn"]["stages"]
-        print("| stage alone (stages in turn) | wall s | drawings/s |")
-        print("|---|---|---|")
-        for name, seconds in alone.items():
-            print(f"| {name} | {seconds:.1f} | {drawings / max(seconds, 1e-9):.2f} |")
-        slowest = max(alone, key=alone.get)
-        over = results["overlapped"]
-        print(f"overlapped stages: {', '.join(f'{k} done at {v:.1f} s' for k, v in over['marks'])}")
-        print(f"ratio overlapped / slowest stage alone ({slowest}): {over['total'] / alone[slowest]:.2f} (target ≤ 1.5)")
-        print(f"speed-up overlapped vs stages in turn: {results['stages in turn']['total'] / over['total']:.2f}×")
-        if "one process" in results:
-            print(f"speed-up overlapped vs one process: {results['one process']['total'] / over['total']:.2f}×")
-        print("same collection as the stages in turn:", same_collection(scratch / "in-turn", scratch / "overlapped"))
+        names = ["overlapped", "stages in turn"] + (["one process"] if args.serial else [])
+        runs: list[tuple[int, str, dict]] = []
+        kept = {}
+        for round_ in range(args.rounds):
+            order = names if round_ % 2 == 0 else [names[1], names[0], *names[2:]]
+            for name in order:
+                root = scratch / f"{name.replace(' ', '-')}-{round_}"
+                jobs = 1 if name == "one process" else args.jobs
+                keep = round_ == 0 and name != "one process"  # the first pair is compared at the end
+                result = run(paths, root, jobs, name == "overlapped", args.visual_model, keep=keep)
+                if keep:
+                    kept[name] = root
+                runs.append((round_, name, result))
+                print(f"round {round_ + 1} {name}: {result['total']:.1f} s wall, {result['cpu']:.1f} CPU s, "
+                      f"load {result['load'][0]:.1f} → {result['load'][1]:.1f}", file=sys.stderr, flush=True)
+        first = runs[0][2]
+        print(f"{first['documents']} documents, {first['sheets']} sheets ingested, {first['drawings']} drawings "
+              f"indexed; --jobs {args.jobs} on {os.cpu_count()} CPUs; visual encoder {args.visual_model or 'default'}; "
+              f"sched_autogroup_enabled={_autogroup()}")
+        print("| round | build | wall s | drawings/s | CPU s (all processes) | CPU share (cores) | load avg before → after |")
+        print("|---|---|---|---|---|---|---|")
+        for round_, name, r in runs:
+            jobs = 1 if name == "one process" else args.jobs
+            print(f"| {round_ + 1} | {name} (-j {jobs}) | {r['total']:.1f} | {r['drawings'] / r['total']:.2f} | "
+                  f"{r['cpu']:.1f} | {r['cpu'] / r['total']:.2f} | {r['load'][0]:.1f} → {r['load'][1]:.1f} |")
+        print("| round | stage alone (stages in turn) | wall s | drawings/s | CPU s |")
+        print("|---|---|---|---|---|")
+        for round_, name, r in runs:
+            if name == "stages in turn":
+                for stage, (seconds, cpu) in r["stages"].items():
+                    print(f"| {round_ + 1} | {stage} | {seconds:.1f} | {r['drawings'] / max(seconds, 1e-9):.2f} | {cpu:.1f} |")
+        ratios, speedups, cpu_ratios = [], [], []
+        for round_ in range(args.rounds):
+            by_name = {name: r for k, name, r in runs if k == round_}
+            over, turn = by_name["overlapped"], by_name["stages in turn"]
+            alone = {stage: seconds for stage, (seconds, _) in turn["stages"].items()}
+            slowest = max(alone, key=alone.get)
+            ratios.append(over["total"] / alone[slowest])
+            speedups.append(turn["total"] / over["total"])
+            cpu_ratios.append(over["cpu"] / turn["cpu"])
+            marks = ", ".join(f"{k} done at {v - over['start']:.1f} s" for k, v in over["marks"])
+            print(f"round {round_ + 1}: overlapped / slowest stage alone ({slowest}) {ratios[-1]:.2f} (target ≤ 1.5); "
+                  f"speed-up over the stages in turn {speedups[-1]:.2f}×; CPU s overlapped / in turn {cpu_ratios[-1]:.2f}"
+                  f"{'; speed-up over one process %.2f×' % (by_name['one process']['total'] / over['total']) if args.serial else ''}"
+                  f" (overlapped: {marks})")
+        if args.rounds > 1:
+            print(f"median of {args.rounds} rounds: overlapped / slowest stage alone {statistics.median(ratios):.2f}; "
+                  f"speed-up {statistics.median(speedups):.2f}×; CPU s overlapped / in turn {statistics.median(cpu_ratios):.2f}")
+        print("same collection as the stages in turn:", same_collection(kept["stages in turn"], kept["overlapped"]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -10,7 +10,7 @@ import pytest
 
 from collection_check import compare, snapshot
 from ingest_helpers import write_ep_document
-from ocr_drawings import drawing, two_figures
+from ocr_drawings import block_diagram, drawing, two_figures
 
 pytest.importorskip("tesserocr")
 pytest.importorskip("faiss")
@@ -21,10 +21,12 @@ from figsearch.pipeline import building  # noqa: E402
 
 
 def _documents(root):
-    """Three EP documents; sheets with numerals and labels, one sheet of two labelled figures."""
+    """Three EP documents; sheets with numerals and labels, one sheet of two labelled figures, one
+    block diagram (words printed in the drawing go into its text vector)."""
     sheets = {
         "EP1234561A1": [drawing(["10", "12", "14"], "FIG. 1"), two_figures(["12", "38"], ["14a", "102"])],
-        "EP1234562A1": [drawing(["10", "14"], "FIG. 1"), drawing(["12"], "FIG. 2"), drawing(["10"], "FIG. 3")],
+        "EP1234562A1": [drawing(["10", "14"], "FIG. 1"), drawing(["12"], "FIG. 2"),
+                        block_diagram(["PUMP CONTROL UNIT", "PRINTER"], ("10", "12"), "FIG. 3")],
         "EP1234563A1": [drawing(["12", "14"], "FIG. 1")],
     }
     for number, images in sheets.items():
@@ -83,6 +85,19 @@ def test_the_overlapped_build_streams_and_gives_the_same_collection(both, monkey
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-6
 
 
+def test_the_overlapped_build_computes_each_vector_once(both):
+    # the stream's text vectors once left out the drawing words, and the index stage computed them again
+    base, _, two = both
+    db = sqlite3.connect(f"file:{base / 'two' / 'figsearch.sqlite'}?mode=ro", uri=True)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM figure_words").fetchone()[0] > 0
+        rows = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+        saved = int(db.execute("SELECT value FROM meta WHERE key = 'setting:embeddings_rowid_seq'").fetchone()[0])
+    finally:
+        db.close()
+    assert saved == rows, f"{saved - rows} vectors computed twice"
+
+
 def test_the_overlapped_build_gives_the_same_search_results(both):
     base, _, _ = both
     queries = sorted({f for f, m, _ in _vectors(base / "one") if m == "visual"})
@@ -118,3 +133,27 @@ def test_the_one_thread_limit_puts_every_pool_back_as_it_was():
         assert set(_thread_limits().values()) == {1}
     assert _thread_limits() == before
     assert torch.get_num_threads() == 2
+
+
+def test_figsearch_build_overlaps_the_stages_only_when_asked(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from figsearch.cli import main
+
+    streamed = []
+    real = building._stream
+    monkeypatch.setattr(building, "_stream", lambda *a, **k: streamed.append(1) or real(*a, **k))
+    write_ep_document(tmp_path / "docs" / "EP1234567A1", figures=2)
+    runner = CliRunner()
+    turn = runner.invoke(main, ["build", str(tmp_path / "docs"), "-c", str(tmp_path / "a"), "-q", "-j", "2"])
+    assert turn.exit_code == 0, turn.output
+    assert not streamed
+    over = runner.invoke(main, ["build", str(tmp_path / "docs"), "-c", str(tmp_path / "b"), "-q", "-j", "2", "--overlap"])
+    assert over.exit_code == 0, over.output
+    assert streamed and "is ready" in over.output
+    # the same summaries, times aside (the ingest's line, the indexes' lines): signs read, vectors embedded
+
+    def summary(output: str, root) -> list[str]:
+        return [line.replace(str(root), "") for line in output.splitlines()[1:] if " index: " not in line]
+
+    assert summary(turn.output, tmp_path / "a") == summary(over.output, tmp_path / "b")

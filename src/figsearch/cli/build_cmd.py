@@ -17,11 +17,15 @@ from figsearch.cli.base import collection_option, main
 @click.option("--visual-model", default=None, metavar="NAME", help="Visual encoder (default: the offline, learned 'drawing'; 'lines', 'hog', 'clip', ...).")
 @click.option("--text-model", default=None, metavar="NAME", help="Text encoder (default: minilm; 'none' leaves text out).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no failure lines (summaries stay).")
+@click.option("--overlap/--no-overlap", default=False, show_default=True,
+              help="Read the signs and embed the drawings of each document while the next ones are ingested "
+                   "(with more than one job) instead of running the stages one after the other. Same collection "
+                   "either way; not yet measured faster on a shared machine (docs/performance.md).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS|auto|local]",
               help="Decode, read signs and embed on a Ray cluster (HOST:PORT; 'auto', the default: the cluster this "
                    "machine joined with 'ray start'; 'local': start one here with --jobs CPUs). This process writes "
                    "the collection, the same as a local build. See docs/cluster.md.")
-def build_command(paths, collection, jobs, skip_ocr, ocr_engine, visual_model, text_model, quiet, ray_address):
+def build_command(paths, collection, jobs, skip_ocr, ocr_engine, visual_model, text_model, quiet, overlap, ray_address):
     """Build or update a searchable collection from patent documents: ingest, read the reference
     signs and link them to their sentences, embed, and index. Rerunning it only does what is new.
 
@@ -39,7 +43,7 @@ def build_command(paths, collection, jobs, skip_ocr, ocr_engine, visual_model, t
         elif name == "index":
             echo_index_report(report.index)
 
-    options = {}
+    options = {"overlap": overlap}
     if ray_address is not None:  # Ray is imported only here: a local build never loads it
         from figsearch.pipeline.distributed import RayCluster
 

@@ -45,7 +45,7 @@ class IndexBars:
 
         for done in self.bars:  # one step at a time
             done.close()
-        bar = tqdm(total=total, desc=stage, unit="fig", file=sys.stderr, disable=self.quiet or total == 0, leave=True)
+        bar = tqdm(total=total, desc=stage, unit="drawing", file=sys.stderr, disable=self.quiet or total == 0, leave=True)
         self.bars.append(bar)
         return bar.update
 

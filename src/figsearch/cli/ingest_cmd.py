@@ -11,11 +11,13 @@ from figsearch.cli.base import collection_option, json_option, main
 
 
 class _Bar:
-    """tqdm progress for the runner; failure lines go above the bar, one per file."""
+    """tqdm progress for the runner (documents, with the drawings stored and their rate); failure
+    lines go above the bar, one per file."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bar = None
+        self.drawings = 0
 
     def start(self, total: int) -> None:
         if self.quiet or total == 0:
@@ -26,6 +28,10 @@ class _Bar:
 
     def advance(self, unit, result) -> None:
         if self.bar is not None:
+            self.drawings += sum(len(d.figures) for d in (result.documents if result else []))
+            elapsed = self.bar.format_dict["elapsed"]
+            self.bar.set_postfix_str(f"{self.drawings} drawings, {self.drawings / max(elapsed, 1e-3):.1f} drawings/s",
+                                     refresh=False)
             self.bar.update(1)
 
     def failure(self, failure) -> None:
@@ -84,7 +90,9 @@ def ingest_stage(collection: str, paths, *, jobs=None, force=False, quiet=False,
     from figsearch.cli.ocr_cmd import SignsBar
 
     bar = _Bar(quiet)
-    signs_bar = SignsBar(enabled=not (quiet or as_json))
+    # the overlapped build embeds each drawing as it writes its signs: one bar for both
+    signs_bar = SignsBar(enabled=not (quiet or as_json),
+                         desc="read signs + embed" if index and index_options.get("overlap") else "ocr")
     index_bars = IndexBars(quiet=quiet or as_json)
 
     def stage_done(name: str, stage_report) -> None:

@@ -24,10 +24,11 @@ def ocr_command(collection: str, engine: str | None, redo: bool, jobs: int | Non
 
 
 class SignsBar:
-    """A tqdm bar on stderr for the reference-sign stage, started on its first figure."""
+    """A tqdm bar on stderr for the reference-sign stage (drawings/s), started on its first figure."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, desc: str = "ocr") -> None:
         self.enabled = enabled
+        self.desc = desc
         self.bar = None
 
     def __call__(self, done: int, total: int) -> None:
@@ -38,7 +39,7 @@ class SignsBar:
 
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="figure", desc="ocr", file=sys.stderr)
+            self.bar = tqdm(total=total, unit="drawing", desc=self.desc, file=sys.stderr)
         if total != self.bar.total:  # an overlapped build learns of more drawings as the ingest goes on
             self.bar.total = total
         self.bar.update(1)

@@ -78,9 +78,10 @@ def build(
     cluster; this process still writes the collection, in the same order as a local build.
 
     With ``overlap`` and more than one job (and no ``cluster``), the ingest, the reading of the
-    signs and the embedding run at the same time in worker processes
-    (figsearch.pipeline.overlapped); it gives the same collection, but was slower than the stages
-    in turn on the shared 2-core development machine (docs/performance.md), so it is not the default.
+    signs and the embedding run at the same time (figsearch.pipeline.overlapped); it gives the same
+    collection for about the same CPU time, but was not measured faster on the shared 2-core
+    development machine, where a build gets a fixed share of the CPUs (docs/performance.md), so
+    it is not the default.
     """
     if not skip_ocr:  # a wrong engine name is said before the ingest, not after it
         check_ocr_engine(ocr_engine)

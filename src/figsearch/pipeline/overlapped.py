@@ -1,29 +1,30 @@
 """The build with its stages overlapped: ingest, reading and embedding at the same time.
 
-A one-process build (``jobs=1``) runs the stages one after the other, and each drawing's PNG is
-decoded twice after ingest (once to read its signs, once to embed it). Here, as soon as the
-ingest has committed a document, its drawings go to reader processes, each of which
+A build with the stages in turn ingests everything, then reads the signs of every drawing (OCR
+worker processes), then embeds and indexes (this process alone, on one core). Here, as soon as
+the ingest has committed a document, its drawings go to the OCR worker processes (one task per
+drawing, so one patent's sheets are spread over all of them), and this process writes each
+reading as it comes back, in order, then embeds the drawing (or the figures cut from it) with
+the visual encoder from the pixels it has just decoded to write it. Once the ingest is over (the
+collection's languages, which choose the text encoder, are known), it also embeds the text of
+each patent whose drawings are all written. The encoders load in a thread from the start.
 
-1. decodes the stored sheet once,
-2. reads its text (the OCR engine),
-3. classifies the signs against the patent's text and finds the figures a sheet holds (the same
-   ``parse_signs``/``classify``/``split_sheet`` calls that ``process_figure`` makes), and
-4. embeds the drawing, or the figures cut from it, with the visual encoder, from the same pixels.
-
-Once the ingest is over (the collection's languages, which choose the text encoder, are known),
-this process also embeds the text of each patent whose drawings are all written, while the
-readers go on with the next ones; the text encoder is loaded in a thread from the start.
+Why the OCR workers do not embed too (as an earlier version of this module had them do): every
+process that embeds must import torch and load the model (about 2.2 CPU s each here), and this
+process loads them anyway for the text; on a machine shared with other work, where the build's
+processes together get a fixed share of the CPU, the wall time follows the total CPU time, so
+the earlier version, with two more model loads, was slower than the stages in turn
+(docs/performance.md). Here the work is the same as in the stages in turn, less one decoding of
+each drawing; the readers' OCR (about 0.45 CPU s a drawing) and this process's embedding (about
+0.2 with the default encoder) share the cores.
 
 This process alone writes the collection, in a defined order (the order in which the ingest
 committed the documents, then each patent's figures in ``pending`` order), one transaction per
-figure exactly as ``spot_and_link`` does, followed by the figure's vectors. So an interrupted
-build resumes as before: a figure read but not embedded is embedded by the index stage. What
-is left after the stream (figures that are not drawings, patents whose text changed, vectors
-that could not be computed) is done by the ordinary stages, ``spot_and_link`` and
-``update_collection``, which then find the streamed work done and skip it.
-
-The per-figure work is a plain function, :func:`read_and_embed`, that any scheduler (these
-processes, a Ray task) can call.
+figure exactly as ``spot_and_link`` does; vectors follow in batches. So an interrupted build
+resumes as before: a figure read but not embedded is embedded by the index stage. What is left
+after the stream (figures that are not drawings, patents whose text changed, vectors that could
+not be computed) is done by the ordinary stages, ``spot_and_link`` and ``update_collection``,
+which then find the streamed work done and skip it.
 """
 
 from __future__ import annotations
@@ -36,17 +37,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from figsearch.embed.base import l2_normalise
 from figsearch.embed.catalog import DEFAULT_TEXT_ENCODER, DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
 from figsearch.index.settings import NO_TEXT
 from figsearch.ingest.runner import Progress
 from figsearch.link.patent_text import PatentText
-from figsearch.link.text import figure_sentences
-from figsearch.pipeline.embed import text_digest
-from figsearch.pipeline.signs import SpotLinkReport, _ensure_text, process_figure
+from figsearch.link.text import figure_text
+from figsearch.pipeline.embed import text_inputs_digest, text_row, texts_to_encode
+from figsearch.pipeline.signs import SpotLinkReport, _ensure_text, _load, _read_in_worker, _start_worker, process_figure
 from figsearch.records import Figure, FigureRole
 from figsearch.store import Collection
 
@@ -55,16 +54,8 @@ log = logging.getLogger(__name__)
 #: (done, total) of the streamed reading-and-embedding stage; total grows as documents come in
 StreamProgress = Callable[[int, int], None]
 
-
-@dataclass
-class Reading:
-    """What a reader process found in one sheet: the text boxes, and the visual vectors of the
-    drawing (one) or of the figures cut from it (one per figure, in ``split_sheet``'s order)."""
-
-    figure_id: str
-    boxes: list | None
-    vectors: object = None  # np.ndarray (n, dim) or None when it could not be embedded
-    key: str | None = None
+#: drawings embedded together (the ONNX encoders run faster in batches; the default one does not care)
+VISUAL_BATCH = 16
 
 
 @dataclass
@@ -85,112 +76,46 @@ def visual_spec(collection: Collection, visual_model: str | None) -> str:
 
 
 def encoder_input(image: Image.Image) -> Image.Image:
-    """A decoded stored image as the visual stage hands it to an encoder (figsearch.pipeline.embed._load)."""
+    """A decoded stored image as the visual stage hands it to an encoder (figsearch.pipeline.embed.decode_stored)."""
     return image.convert("L") if image.mode not in ("L", "RGB") else image
 
 
-def read_and_embed(engine, encoder, text: PatentText, figure_id: str, path: str) -> Reading:
-    """Read one stored sheet and embed it (or the figures it holds) from one decoding of its PNG.
-
-    ``encoder`` may be None (the visual encoder is not available): then only the text is read.
-    Returns boxes None when the image cannot be decoded (the writer then says why, as
-    ``process_figure`` does).
-    """
-    from figsearch.ocr import parse_signs
-    from figsearch.ocr.split import split_sheet
-
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = opened.copy()
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
-        return Reading(figure_id, None)
-    boxes = engine.read(image)
-    if encoder is None:
-        return Reading(figure_id, boxes)
-    signs = text.classify(parse_signs(boxes))
-    labels = list(dict.fromkeys(s.text for s in signs if s.kind == "figure_label"))
-    parts = split_sheet(image, signs) if len(labels) >= 2 else []
-    # the same pixels the index stage would decode from the stored PNGs (a cut figure is stored losslessly)
-    inputs = [encoder_input(image.crop(box)) for _, box in parts] if parts else [encoder_input(image)]
-    return Reading(figure_id, boxes, encoder.encode(inputs), encoder_key(encoder))
+def embedding_inputs(figure: Figure, image: Image.Image, children) -> list[tuple[str, str, Image.Image]]:
+    """(figure id, image digest, encoder input) of what the index stage would embed for a sheet just
+    written: the figures cut from it (the same pixels as their stored PNGs, which are lossless
+    crops), else the drawing itself. [] when there is no digest to store with a vector."""
+    if children:
+        return [(child.figure_id, child.image_sha256, encoder_input(image.crop(child.box)))
+                for child, _ in children if child.image_sha256]
+    return [(figure.figure_id, figure.image_sha256, encoder_input(image))] if figure.image_sha256 else []
 
 
-# ---- the reader processes ---------------------------------------------------------------------
-
-_engine = None
-_encoder = None
-
-
-def _start_reader(engine_name: str, spec: str | None, threads: int) -> None:
-    global _engine, _encoder
-    from figsearch.ocr import create_engine
-
-    _engine = create_engine(engine_name)
-    _one_thread_each(threads)
-    if spec is None:
-        return
-    try:
-        _encoder = create_visual(spec)
-    except Exception as exc:  # the index stage raises it with its own message; reading goes on
-        log.warning("visual encoder %s not available in the reader: %s", spec, exc)
-        _encoder = None
-
-
-def _one_thread_each(threads: int) -> int:
-    """Limit BLAS (numpy's OpenBLAS) and torch to ``threads`` in this process; returns torch's
-    count before, 0 without torch. The readers already fill every core, so threads of their own
-    can only contend with the other readers (its effect alone was not measured: docs/performance.md)."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(threads)
-    except ImportError:
-        pass
-    import sys
-
-    if "torch" not in sys.modules:
-        try:
-            import torch  # noqa: F401 - the encoders import it anyway; set its threads before they run
-        except ImportError:
-            return 0
-    torch = sys.modules["torch"]
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    return before
-
-
-def _read_one(text: PatentText, figure_id: str, path: str) -> Reading:
-    return read_and_embed(_engine, _encoder, text, figure_id, path)
-
+# ---- the OCR worker processes -----------------------------------------------------------------
 
 class _Readers:
-    """Reader processes fed one drawing at a time (a patent's sheets spread over all of them);
-    results are taken patent by patent, in the order submitted."""
+    """OCR worker processes (those of the stages in turn: figsearch.pipeline.signs) fed one drawing
+    at a time; results are taken in the order submitted."""
 
-    def __init__(self, engine_name: str, spec: str | None, jobs: int, window: int) -> None:
+    def __init__(self, engine_name: str, jobs: int, window: int) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_reader,
-                                        initargs=(engine_name, spec, 1))
+        self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(engine_name,))
         self.window = window
-        self.waiting = 0
+        #: (patent text, figure, future of its boxes, whether it is its patent's last drawing)
         self.in_flight: collections.deque = collections.deque()
 
-    def submit(self, text: PatentText, figures: list[Figure], paths: list[str]):
-        futures = [self.pool.submit(_read_one, text, f.figure_id, path) for f, path in zip(figures, paths)]
-        self.in_flight.append((text, figures, futures))
-        self.waiting += len(futures)
+    def submit(self, text: PatentText, figures: list[Figure], paths: list[str]) -> None:
+        for i, (figure, path) in enumerate(zip(figures, paths), 1):
+            self.in_flight.append((text, figure, self.pool.submit(_read_in_worker, path), i == len(figures)))
 
     def ready(self, block: bool):
-        """Finished patents at the head of the queue (all of them when ``block``); at most ``window``
+        """The drawings read at the head of the queue (all of them when ``block``); at most ``window``
         drawings wait, so that the ingest does not run far ahead of the readers."""
-        while self.in_flight and (block or self.waiting > self.window or all(f.done() for f in self.in_flight[0][2])):
-            text, figures, futures = self.in_flight.popleft()
-            self.waiting -= len(futures)
-            yield text, figures, [f.result() for f in futures]
+        while self.in_flight and (block or len(self.in_flight) > self.window or self.in_flight[0][2].done()):
+            text, figure, future, last = self.in_flight.popleft()
+            yield text, figure, future.result(), last
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -200,8 +125,8 @@ class _Feeder:
     """The ingest's progress, which also hands each committed document's drawings to the readers
     and writes what they have finished in between."""
 
-    def __init__(self, collection: Collection, inner: Progress | None, readers: _Readers, writer: _Writer) -> None:
-        self.collection, self.inner, self.readers, self.writer = collection, inner, readers, writer
+    def __init__(self, inner: Progress | None, writer: _Writer) -> None:
+        self.inner, self.writer = inner, writer
 
     def start(self, total: int) -> None:
         if self.inner:
@@ -220,9 +145,11 @@ class _Feeder:
 
 
 class _Writer:
-    """This process's side: submits patents to the readers and writes their readings in order."""
+    """This process's side: submits drawings to the readers, writes their readings in order and
+    embeds what it wrote."""
 
-    def __init__(self, collection: Collection, engine, readers: _Readers, progress: StreamProgress | None) -> None:
+    def __init__(self, collection: Collection, engine, readers: _Readers, progress: StreamProgress | None,
+                 visual, limit_threads: ExitStack) -> None:
         self.collection, self.engine, self.readers, self.progress = collection, engine, readers, progress
         self.report = StreamReport()
         self.texts: dict[str, PatentText] = {}
@@ -230,8 +157,10 @@ class _Writer:
         self.done = 0
         self.seen: set[str] = set()
         self.read_patents: collections.deque = collections.deque()
+        self._visual_future, self._visual, self._limit_threads = visual, None, limit_threads
+        self.to_embed: list[tuple[str, str, Image.Image]] = []
         self.text_encoder = None
-        self.sentence_cache: dict = {}
+        self.encoded: dict = {}
 
     def submit(self, number: str) -> None:
         figures = [self.collection.figure(i) for i in self.collection.signs.pending(number)]
@@ -244,11 +173,14 @@ class _Writer:
         self.submitted += len(figures)
 
     def drain(self, block: bool) -> None:
-        for text, figures, readings in self.readers.ready(block):
-            for figure, reading in zip(figures, readings):
-                self._write(figure, text, reading)
-            self.read_patents.append(figures[0].patent)
-        if self.text_encoder is not None:
+        for text, figure, boxes, last in self.readers.ready(block):
+            self._write(figure, text, boxes)
+            if last:
+                self.read_patents.append(figure.patent)
+        if block:
+            self.flush()
+        if self.text_encoder is not None and self.read_patents:
+            self.flush()  # a patent's text vectors after its visual ones, as the index stage stores them
             while self.read_patents:
                 self._embed_texts(self.read_patents.popleft())
 
@@ -257,37 +189,56 @@ class _Writer:
         self.text_encoder = encoder
         self.report.text_key = encoder_key(encoder)
 
+    def visual(self):
+        """The visual encoder, once loaded (None when it cannot be: the index stage then says why);
+        from then on this process's BLAS and torch run on one thread, as the readers fill the cores."""
+        if self._visual_future is not None:
+            future, self._visual_future = self._visual_future, None
+            try:
+                self._visual = future.result()
+            except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
+                log.warning("visual encoder not available for the stream: %s", exc)
+            self._limit_threads.enter_context(_one_thread_here())
+        return self._visual
+
+    def flush(self) -> None:
+        """Embed the drawings written so far and store their vectors."""
+        batch, self.to_embed = self.to_embed, []
+        encoder = self.visual() if batch else None
+        if encoder is None:
+            return
+        key = encoder_key(encoder)
+        vectors = encoder.encode([image for _, _, image in batch])
+        self.collection.vectors.save("visual", key, [(i, v, sha) for (i, sha, _), v in zip(batch, vectors)])
+        self.report.embedded += len(batch)
+        self.report.key = key
+
     def _embed_texts(self, number: str) -> None:
-        """Text vectors of one patent's drawings (figsearch.pipeline.embed.embed_text's, per patent)."""
+        """Text vectors of one patent's drawings, as figsearch.pipeline.embed.embed_text makes them."""
         rows = []
         for figure in self.collection.figures(patent=number, roles=(FigureRole.DRAWING,)):
-            sentences = [s.strip() for s in figure_sentences(self.collection, figure) if s and s.strip()]
-            if not sentences:
+            text = figure_text(self.collection, figure)
+            if not text:
                 continue  # no text, no vector (the index stage drops a stale one)
-            new = list(dict.fromkeys(s for s in sentences if s not in self.sentence_cache))
+            new = list(dict.fromkeys(s for s in texts_to_encode(text) if s not in self.encoded))
             if new:
-                self.sentence_cache.update(zip(new, self.text_encoder.encode(new)))
-            mean = np.mean([self.sentence_cache[s] for s in sentences], axis=0, keepdims=True)
-            rows.append((figure.figure_id, l2_normalise(mean)[0], text_digest(sentences)))
-        if len(self.sentence_cache) > 200_000:  # bound memory on huge collections; only reuse is lost
-            self.sentence_cache.clear()
+                self.encoded.update(zip(new, self.text_encoder.encode(new)))
+            rows.append(text_row(figure, text, text_inputs_digest(text), self.encoded))
+        if len(self.encoded) > 200_000:  # bound memory on huge collections; only reuse is lost
+            self.encoded.clear()
         self.collection.vectors.save("text", self.report.text_key, rows)
         self.report.texts += len(rows)
 
-    def _write(self, figure: Figure, text: PatentText, reading: Reading) -> None:
-        collection = self.collection
-        children = process_figure(collection, figure, self.engine, text, self.report.signs, reading.boxes)
-        if reading.vectors is not None and reading.key is not None:
-            if children:
-                rows = [(child.figure_id, vector, child.image_sha256) for (child, _), vector in zip(children, reading.vectors)]
-                ok = len(children) == len(reading.vectors)
-            else:
-                rows = [(figure.figure_id, reading.vectors[0], figure.image_sha256)]
-                ok = len(reading.vectors) == 1 and bool(figure.image_sha256)
-            if ok:  # otherwise the index stage embeds them from their PNGs
-                collection.vectors.save("visual", reading.key, rows)
-                self.report.embedded += len(rows)
-                self.report.key = reading.key
+    def _write(self, figure: Figure, text: PatentText, boxes) -> None:
+        try:
+            image = _load(self.collection, figure)
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
+            image = None  # process_figure tries again and notes why it cannot
+        children = process_figure(self.collection, figure, self.engine, text, self.report.signs, boxes, image=image)
+        if image is not None:
+            self.to_embed += embedding_inputs(figure, image, children)
+            if len(self.to_embed) >= VISUAL_BATCH:
+                self.flush()
         self.done += 1
         if self.progress:
             self.progress(self.done, self.submitted)
@@ -306,8 +257,9 @@ def stream(
     progress: StreamProgress | None = None,
     window: int | None = None,
 ):
-    """Ingest ``paths`` into ``collection`` while ``jobs`` reader processes read and embed the drawings
-    of each committed document. Returns (the ingest summary, the StreamReport).
+    """Ingest ``paths`` into ``collection`` while ``jobs`` OCR worker processes read the drawings of
+    each committed document and this process writes and embeds them. Returns (the ingest summary,
+    the StreamReport).
 
     Raises MissingDependency/ModelUnavailable before any work when the OCR engine cannot run.
     """
@@ -316,27 +268,26 @@ def stream(
 
     engine = create_engine(ocr_engine)  # raises here, before the ingest, when tesseract is missing
     spec = visual_spec(collection, visual_model)
-    readers = _Readers(engine.name, spec, jobs, window or 16 * jobs)
-    writer = _Writer(collection, engine, readers, progress)
-    # the text encoder's libraries load while the ingest runs (the likely model; checked after it)
-    loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-text-encoder")
+    readers = _Readers(engine.name, jobs, window or 16 * jobs)
+    # the encoders load in a thread while the ingest runs: the visual one first (the first drawings
+    # read need it), then the likely text one (the one to use is known after the ingest)
+    loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-encoders")
+    visual = loader.submit(create_visual, spec)
     guess = text_model or (collection.get_setting("text_encoder") or {}).get("spec") or DEFAULT_TEXT_ENCODER
     likely = loader.submit(create_text, guess) if guess != NO_TEXT else None
     one_thread = ExitStack()
+    writer = _Writer(collection, engine, readers, progress, visual, one_thread)
     try:
-        summary = ingest_paths(collection, paths, _Feeder(collection, ingest_progress, readers, writer),
-                               jobs=jobs, force=force)
+        summary = ingest_paths(collection, paths, _Feeder(ingest_progress, writer), jobs=jobs, force=force)
         text_encoder = _text_encoder(collection, text_model, guess, likely)
+        writer.visual()  # loaded (or failed) by now; this process on one thread from here on
         if text_encoder is not None:
-            # the texts are embedded here while the readers use the cores: one thread, as they have
-            one_thread.enter_context(_one_thread_here())
             writer.start_texts(text_encoder)
         # drawings left pending by an earlier, interrupted run: read them here too
         for number in dict.fromkeys(collection.figure(i).patent for i in collection.signs.pending()):
             writer.submit(number)
             writer.drain(block=False)
         writer.drain(block=True)
-        writer.drain(block=False)  # the texts of patents read meanwhile
     finally:
         readers.close()
         loader.shutdown(wait=True)

@@ -127,23 +127,25 @@ def _words_inside(words: list[DrawingWord], box) -> list[DrawingWord]:
 
 
 def process_figure(
-    collection: Collection, figure: Figure, engine, text: PatentText, report: SpotLinkReport, boxes=None
+    collection: Collection, figure: Figure, engine, text: PatentText, report: SpotLinkReport, boxes=None,
+    image: Image.Image | None = None,
 ) -> list[tuple[Figure, list[ReferenceSign]]]:
     """Read one figure, split it if it holds several labelled figures, link it; one transaction.
 
     ``boxes``: the figure's text already read by a worker (``_read_in_worker``), so only the
-    writing happens here. Returns the figures cut from the sheet (with their signs), in
-    ``split_sheet``'s order; [] when it was not cut.
+    writing happens here. ``image``: the stored drawing already decoded by the caller (the
+    overlapped build embeds it from the same pixels); else it is decoded here. Returns the figures
+    cut from the sheet (with their signs), in ``split_sheet``'s order; [] when it was not cut.
     """
     from figsearch.ocr import parse_signs
     from figsearch.ocr.split import split_sheet
 
     notes: list[str] = []
     signs: list[ReferenceSign] = []
-    image = None
     if figure.role != FigureRole.DRAWING:
+        image = None
         notes.append(f"not read: a {figure.role.value.replace('_', ' ')} image")
-    else:
+    elif image is None:
         try:
             image = _load(collection, figure)
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
