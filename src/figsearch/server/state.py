@@ -12,8 +12,13 @@ our own rather than in Starlette's shared one:
   encoder, FAISS): milliseconds each, so they get threads of their own rather than waiting in
   line behind uploads that take hundreds of milliseconds (head-of-line blocking).
 * ``lookups``: figure and patent details, info, the paths of figure files; short store reads.
-* ``/api/health`` runs no thread at all: one ``SELECT 1`` on a connection of the event loop's
-  own, which WAL-mode SQLite answers in microseconds, so it answers while every pool is full.
+* ``/api/health`` runs no thread and touches no pool, lock or database on the event loop: a
+  thread of its own (``HealthWatch``) reads the collection's database every half second, and
+  health answers with its last finding, so it answers while every pool is full.
+
+A busy process also delays the event loop through the GIL: a thread that computes holds it for
+the interpreter's switch interval (5 ms by default) each time the loop wants it back, and the loop
+gives it up at every socket write. While the app runs, the interval is ``SWITCH_INTERVAL_S``.
 
 Each pool admits at most ``threads + queue`` calls (running or waiting). One more is refused at
 once with ``ServerBusy`` (503 with ``Retry-After``): a client waits a bounded time or is told to
@@ -29,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,8 +53,15 @@ T = TypeVar("T")
 
 #: waiting calls admitted per pool beyond the running ones, unless told otherwise
 DEFAULT_QUEUE = 32
-#: the health check's connection waits at most this long for a lock (it runs on the event loop)
+#: the health check's connection waits at most this long for a lock
 HEALTH_BUSY_TIMEOUT_MS = 200
+#: how often the health thread reads the database
+HEALTH_INTERVAL_S = 0.5
+#: a finding older than this is no finding: health answers 503 (the health thread is stuck)
+HEALTH_STALE_S = 10.0
+#: the GIL switch interval while the app runs: the event loop gets the GIL back within this
+#: (Python's default, 5 ms, made each socket write of the loop wait up to 5 ms behind a computing thread)
+SWITCH_INTERVAL_S = 0.001
 #: upload threads run this much nicer than the rest of the server
 UPLOAD_NICENESS = 5
 
@@ -152,6 +165,67 @@ def _lower_priority(niceness: int) -> None:
         pass  # not allowed here: the thread keeps the process's priority
 
 
+class HealthWatch:
+    """Reads the collection's database from a thread of its own, every ``interval`` seconds, on a
+    connection of its own; ``problem()`` is the last finding, read without waiting for anything."""
+
+    def __init__(self, root: Path, interval: float = HEALTH_INTERVAL_S) -> None:
+        self.root = root
+        self.interval = interval
+        self._finding: tuple[float, str | None] = (0.0, "the collection's database was not read yet")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._collection: Collection | None = None
+
+    def check(self) -> None:
+        """Reads the database once (from whichever thread calls it) and keeps the finding."""
+        try:
+            if self._collection is None:
+                self._collection = Collection.open(self.root)
+            self._collection.ping(HEALTH_BUSY_TIMEOUT_MS)
+            problem = None
+        except CollectionError as exc:
+            problem = str(exc)
+        except Exception as exc:  # noqa: BLE001 - whatever fails, health must say so, not die
+            problem = f"the collection's database cannot be read: {exc}"
+        self._finding = (time.monotonic(), problem)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="figsearch-health", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.check()
+        while not self._stop.wait(self.interval):
+            self.check()
+        if self._collection is not None:
+            self._collection.close()
+            self._collection = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        elif self._collection is not None:  # read inline only (no lifespan)
+            self._collection.close()
+            self._collection = None
+
+    def problem(self) -> str | None:
+        """None when the database answered within the last HEALTH_STALE_S seconds, else why not."""
+        at, problem = self._finding
+        if problem is None and time.monotonic() - at > HEALTH_STALE_S:
+            return f"the collection's database has not been read for {time.monotonic() - at:.0f} s"
+        return problem
+
+
 class ServerState:
     """The backend, the collection's files and limits, and the pools backend calls run in."""
 
@@ -172,7 +246,8 @@ class ServerState:
         self.searches = BoundedPool("searches", threads, queue)
         # lookups are short reads: twice the threads, so a burst of thumbnails is not serialised
         self.lookups = BoundedPool("lookups", max(2, 2 * threads), 2 * queue)
-        self._health_collection: Collection | None = None
+        self.health_watch = HealthWatch(self.root)
+        self._switch_interval: float | None = None
         self._local = threading.local()
 
     async def search(self, fn: Callable[..., T], *args) -> T:
@@ -188,14 +263,14 @@ class ServerState:
         return await self.lookups.run(fn, *args)
 
     def health(self) -> None:
-        """The collection's database answers: checked on the calling (event loop) thread, with a
-        connection of its own whose lock wait is bounded, never behind a pool's queue."""
-        if self._health_collection is None:
-            self._health_collection = Collection.open(self.root)
-        try:
-            self._health_collection.ping(HEALTH_BUSY_TIMEOUT_MS)
-        except CollectionError as exc:
-            raise ServerBusy(str(exc), retry_after=5) from None
+        """The collection's database answered the health thread lately (ServerBusy when not). On the
+        event loop this reads one attribute: no database, no lock, no pool. Without the app's
+        lifespan (no health thread) the database is read here, on the calling thread."""
+        if not self.health_watch.running:
+            self.health_watch.check()
+        problem = self.health_watch.problem()
+        if problem is not None:
+            raise ServerBusy(problem, retry_after=5)
 
     @property
     def pools(self) -> tuple[BoundedPool, ...]:
@@ -204,13 +279,18 @@ class ServerState:
     def open(self) -> None:
         for pool in self.pools:
             pool.reopen()
+        self.health_watch.start()
+        if self._switch_interval is None:
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
 
     def close(self) -> None:
         for pool in self.pools:
             pool.shutdown()
-        if self._health_collection is not None:
-            self._health_collection.close()
-            self._health_collection = None
+        self.health_watch.stop()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
 
     def collection(self) -> Collection:
         # one read-only connection per thread; SQLite's WAL lets them read while an ingest writes
