@@ -59,7 +59,7 @@ STATE_CHECK_SECONDS = 2.0
 QUERY_CACHE_SIZE = 32
 
 #: reads an upload's words while its orientations are encoded: the two do not depend on each other,
-#: and the OCR engine runs outside the GIL (a subprocess or C code), so they overlap on two cores
+#: and the OCR engine (tesserocr) releases the GIL while it recognises, so they overlap on two cores
 _WORDS_POOL = ThreadPoolExecutor(2, thread_name_prefix="figsearch-words")
 
 
