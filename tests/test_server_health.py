@@ -95,3 +95,33 @@ def test_the_switch_interval_is_short_while_the_app_runs_and_restored_after(root
     with client:
         assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_S))
     assert sys.getswitchinterval() == pytest.approx(before)
+
+
+class Warmed(FakeBackend):
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.warm_threads: list[str] = []
+
+    def warm(self):
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+            on_a_loop = True
+        except RuntimeError:
+            on_a_loop = False
+        self.warm_threads.append((threading.current_thread().name, on_a_loop))
+
+
+def test_the_models_are_loaded_at_start_off_the_loop_and_the_heap_frozen(root):
+    import gc
+
+    backend = Warmed(root)
+    client, _ = make_client(root, backend)
+    frozen_before = gc.get_freeze_count()
+    with client:
+        assert len(backend.warm_threads) == 1  # once, at start, before any request
+        assert backend.warm_threads[0][1] is False  # in a thread, not on the event loop
+        assert gc.get_freeze_count() > frozen_before  # the objects alive then are not walked again
+        assert client.get("/api/health").status_code == 200
+    assert gc.get_freeze_count() == frozen_before  # given back to the collector when the app stops

@@ -133,3 +133,13 @@ def test_the_words_are_read_while_the_drawing_is_encoded(indexed):
         result = s.search(Query(image=angle_image(58), mode="avg", k=5))
         assert result.query_words == ["hub"] and result.modalities == ["visual", "text"]
         assert reader.threads and reader.threads[0].startswith("figsearch-words")
+
+
+def test_warm_loads_the_collections_encoders_and_the_words_reader(indexed):
+    class WarmReader(ThreadReader):
+        def warm(self):
+            return True
+
+    with SearchService(Collection.open(indexed), owns=True, reader=WarmReader([])) as s:
+        assert s.warm() == ["visual", "text", "words"]
+        assert set(s._encoders) == {"visual", "text"}

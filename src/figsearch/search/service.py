@@ -26,7 +26,7 @@ import numpy as np
 
 from figsearch.embed.base import l2_normalise
 from figsearch.embed.catalog import create_text, create_visual, encoder_key
-from figsearch.errors import CollectionError, EmptyCollection, InputError, ModelUnavailable
+from figsearch.errors import CollectionError, EmptyCollection, FigsearchError, InputError, ModelUnavailable
 from figsearch.index.files import index_dir, read_manifest
 from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
@@ -225,6 +225,24 @@ class SearchService:
                 )
             self._encoders[modality] = encoder
             return encoder
+
+    def warm(self) -> list[str]:
+        """Loads the encoders the collection was indexed with, and the reader of uploads' words when it
+        has text vectors, so that the first searches do not pay for it (a server calls this at start).
+        What cannot be loaded is left for the search that needs it to report; returns what was loaded."""
+        loaded = []
+        for modality in MODALITIES:
+            if self._settings(modality) is None:
+                continue
+            try:
+                self._encoder(modality)
+                loaded.append(modality)
+            except (FigsearchError, ImportError, OSError) as error:
+                log.info("the %s encoder was not loaded ahead: %s", modality, error)
+        if self._settings("text") is not None and callable(getattr(self.reader, "warm", None)):
+            if self.reader.warm():
+                loaded.append("words")
+        return loaded
 
     # -- search ----------------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ implementations are read-only and thread-safe (``figsearch.search.service``).
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import math
 import os
 import sys
@@ -183,6 +185,9 @@ def _lower_priority(niceness: int) -> None:
         pass  # not allowed here: the thread keeps the process's priority
 
 
+log = logging.getLogger(__name__)
+
+
 class HealthWatch:
     """Reads the collection's database from a thread of its own, every ``interval`` seconds, on a
     connection of its own; ``problem()`` is the last finding, read without waiting for anything."""
@@ -266,6 +271,7 @@ class ServerState:
         self.lookups = BoundedPool("lookups", max(2, 2 * threads), 2 * queue)
         self.health_watch = HealthWatch(self.root)
         self._switch_interval: float | None = None
+        self._frozen = False
         self._local = threading.local()
 
     async def search(self, fn: Callable[..., T], *args) -> T:
@@ -302,9 +308,27 @@ class ServerState:
             self._switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
 
+    async def warm(self) -> None:
+        """Loads the backend's models (``warm()``, when it has one) off the event loop, then moves every
+        object alive into the garbage collector's permanent generation (``gc.freeze``). A worker holds
+        about half a million objects once its models are loaded; a full collection walked them all,
+        holding the GIL, so every thread and the event loop stopped for it (1.7 s on a loaded 2-core
+        machine, measured; health answered in 1.1 s). Frozen objects are not walked again."""
+        warm = getattr(self.backend, "warm", None)
+        if callable(warm):
+            try:
+                await asyncio.to_thread(warm)
+            except Exception as exc:  # noqa: BLE001 - a search that needs the model reports it
+                log.warning("models not loaded ahead: %s", exc)
+        gc.freeze()
+        self._frozen = True
+
     def close(self) -> None:
         for pool in self.pools:
             pool.shutdown()
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
         self.health_watch.stop()
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
