@@ -113,15 +113,35 @@ class Warmed(FakeBackend):
         self.warm_threads.append((threading.current_thread().name, on_a_loop))
 
 
-def test_the_models_are_loaded_at_start_off_the_loop_and_the_heap_frozen(root):
+def test_the_models_are_loaded_at_start_in_a_thread_and_the_heap_frozen(root):
     import gc
 
     backend = Warmed(root)
     client, _ = make_client(root, backend)
     frozen_before = gc.get_freeze_count()
     with client:
-        assert len(backend.warm_threads) == 1  # once, at start, before any request
-        assert backend.warm_threads[0][1] is False  # in a thread, not on the event loop
+        assert client.app.state.figsearch.warmed.wait(20)
+        assert len(backend.warm_threads) == 1  # once, at start
+        assert backend.warm_threads[0] == ("figsearch-warm", False)  # in a thread, not on the event loop
         assert gc.get_freeze_count() > frozen_before  # the objects alive then are not walked again
         assert client.get("/api/health").status_code == 200
     assert gc.get_freeze_count() == frozen_before  # given back to the collector when the app stops
+
+
+def test_the_server_answers_while_its_models_load(root):
+    class SlowWarm(FakeBackend):
+        release = threading.Event()
+
+        def warm(self):
+            if not self.release.wait(20):
+                raise RuntimeError("the test never let the models load")
+
+    backend = SlowWarm(root)
+    client, _ = make_client(root, backend)
+    with client:
+        state = client.app.state.figsearch
+        assert not state.warmed.is_set()
+        assert client.get("/").status_code == 200 and client.get("/api/health").status_code == 200
+        assert client.get("/api/search", params={"text": "rim"}).status_code == 200
+        backend.release.set()
+        assert state.warmed.wait(20)

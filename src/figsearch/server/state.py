@@ -272,6 +272,10 @@ class ServerState:
         self.health_watch = HealthWatch(self.root)
         self._switch_interval: float | None = None
         self._frozen = False
+        self._closed = False
+        self._freeze_lock = threading.Lock()
+        #: set when the models were loaded at start (start_warming) and the heap frozen
+        self.warmed = threading.Event()
         self._local = threading.local()
 
     async def search(self, fn: Callable[..., T], *args) -> T:
@@ -301,6 +305,7 @@ class ServerState:
         return (self.uploads, self.searches, self.lookups)
 
     def open(self) -> None:
+        self._closed = False
         for pool in self.pools:
             pool.reopen()
         self.health_watch.start()
@@ -308,27 +313,39 @@ class ServerState:
             self._switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
 
-    async def warm(self) -> None:
-        """Loads the backend's models (``warm()``, when it has one) off the event loop, then moves every
-        object alive into the garbage collector's permanent generation (``gc.freeze``). A worker holds
-        about half a million objects once its models are loaded; a full collection walked them all,
-        holding the GIL, so every thread and the event loop stopped for it (1.7 s on a loaded 2-core
-        machine, measured; health answered in 1.1 s). Frozen objects are not walked again."""
+    def start_warming(self) -> None:
+        """Loads the backend's models (``warm()``, when it has one) in a daemon thread while the server
+        already answers (the page and health must not wait for models), then moves every object
+        alive into the garbage collector's permanent generation (``gc.freeze``). A worker holds about
+        half a million objects once its models are loaded; a full collection walked them all, holding
+        the GIL, so every thread and the event loop stopped for it (1.7 s on a loaded 2-core machine,
+        measured; health answered in 1.1 s). Frozen objects are not walked again. ``warmed`` is set
+        when it is done."""
+        self.warmed.clear()
+        threading.Thread(target=self._warm, name="figsearch-warm", daemon=True).start()
+
+    def _warm(self) -> None:
         warm = getattr(self.backend, "warm", None)
-        if callable(warm):
-            try:
-                await asyncio.to_thread(warm)
-            except Exception as exc:  # noqa: BLE001 - a search that needs the model reports it
-                log.warning("models not loaded ahead: %s", exc)
-        gc.freeze()
-        self._frozen = True
+        try:
+            if callable(warm):
+                warm()
+        except Exception as exc:  # noqa: BLE001 - a search that needs the model reports it
+            log.warning("models not loaded ahead: %s", exc)
+        finally:
+            with self._freeze_lock:
+                if not self._closed:
+                    gc.freeze()
+                    self._frozen = True
+            self.warmed.set()
 
     def close(self) -> None:
         for pool in self.pools:
             pool.shutdown()
-        if self._frozen:
-            gc.unfreeze()
-            self._frozen = False
+        with self._freeze_lock:
+            self._closed = True
+            if self._frozen:
+                gc.unfreeze()
+                self._frozen = False
         self.health_watch.stop()
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
