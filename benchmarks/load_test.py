@@ -123,7 +123,13 @@ async def one_request(http, base: str, kind: str, rng: random.Random, queries: d
         return await http.get(f"{base}api/search", params={"text": text, "k": "12", "mode": "text"})
     data = rng.choice(queries["images"]) if kind == "image" else queries["bad"][kind]
     files = {"image": (f"{kind}.png", data, "image/png")}
-    return await http.post(f"{base}api/search", files=files, data={"k": "12", "mode": "visual"})
+    form = {"k": "12", "mode": "visual"}
+    if kind == "image" and not queries.get("same_uploads"):
+        # a drawing the server has not seen: its own margins cut off (up to 2 % a side, about 160,000
+        # different crops of each file), so that its cache of recent uploads never answers for it
+        form["crop"] = ",".join(f"{v:.4f}" for v in (rng.uniform(0, 0.02), rng.uniform(0, 0.02),
+                                                        rng.uniform(0.98, 1), rng.uniform(0.98, 1)))
+    return await http.post(f"{base}api/search", files=files, data=form)
 
 
 async def client(http, base: str, deadline: float, rng: random.Random, queries: dict, kinds: list[str],
@@ -327,8 +333,14 @@ def health_summary(samples: list, start: float, end: float) -> dict:
     }
 
 
+def load_average() -> float:
+    """The machine's 1-minute load average now (other work on a shared machine shows here)."""
+    return round(os.getloadavg()[0], 2)
+
+
 def print_phase(name: str, summary: dict) -> None:
-    print(f"{name}: {summary['clients']} client(s), {summary['seconds']} s: {summary['answered']} answered "
+    print(f"{name}: {summary['clients']} client(s), {summary['seconds']} s, load average {summary.get('load_average')}: "
+          f"{summary['answered']} answered "
           f"({summary['answered_in_window']} inside the window), "
           f"{summary['refused_503_with_retry_after']} refused (503 + Retry-After), {summary['errors']} errors "
           f"{summary['error_statuses'] or ''}; throughput {summary['throughput_rps']}/s; "
@@ -358,16 +370,19 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
         tb = time.time()
         out["one_client"] = summarise(*_one(await phase(base, headers, queries, kinds, 1, args.baseline_duration,
                                                         args.seed - 1), 1))
+        out["one_client"]["load_average"] = load_average()
         print_phase("one client alone", out["one_client"])
         t0 = time.time()
         loaded = await phase(base, headers, queries, kinds, args.clients, args.duration, args.seed)
         t1 = time.time()
         out["clients"] = summarise(*_one(loaded, args.clients))
+        out["clients"]["load_average"] = load_average()
         print_phase(f"{args.clients} clients", out["clients"])
         if args.burst_duration > 0:
             burst = await phase(base, headers, queries, kinds, args.burst_clients, args.burst_duration,
                                 args.seed + 1000)
             out["burst"] = summarise(*_one(burst, args.burst_clients))
+            out["burst"]["load_average"] = load_average()
             print_phase(f"{args.burst_clients} clients", out["burst"])
         t2 = time.time()
     finally:
@@ -434,6 +449,9 @@ def main() -> int:
     parser.add_argument("--server-source", type=Path, help="serve with the figsearch package under this src/ "
                         "directory (e.g. an older commit's, from git archive) to compare it on the same machine")
     parser.add_argument("--token", action="store_true", help="serve with an access token; clients send it as a bearer")
+    parser.add_argument("--same-uploads", action="store_true", help="send the drawings as they are, so the same "
+                        "files come again (as the page's next page does) and the server's cache of recent uploads "
+                        "answers; by default each upload is a crop the server has not seen")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
@@ -444,6 +462,7 @@ def main() -> int:
         raise SystemExit(f"unknown request kinds in --mix: {sorted(unknown)}; expected some of {list(EXPECTED)}")
     kinds = [k for k, weight in mix.items() for _ in range(weight)]
     queries = load_queries(args.collection, 500, args.seed, args.max_upload_mb * 1024 * 1024)
+    queries["same_uploads"] = args.same_uploads
     if not queries["figure_ids"]:
         raise SystemExit(f"no drawings in {args.collection} to search with")
     if not queries["images"]:
@@ -466,7 +485,9 @@ def main() -> int:
         raise SystemExit(f"refusing to load {host}: this script only targets a server on this machine (loopback)")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     print(f"load test against {base} (mix {args.mix}; {len(queries['figure_ids'])} figure ids, "
-          f"{len(queries['images'])} images, {len(queries['words'])} words; token: {'yes' if token else 'no'}; "
+          f"{len(queries['images'])} images, {'sent as they are' if args.same_uploads else 'each upload a new crop'}, "
+          f"{len(queries['words'])} words; token: {'yes' if token else 'no'}; "
+          f"load average {load_average()}; "
           f"{os.cpu_count()} CPUs on this machine, shared with whatever else runs on it)")
     memory = []
     try:

@@ -201,3 +201,31 @@ def test_upload_threads_run_at_a_lower_priority():
 
     plain, nicer = asyncio.run(both())
     assert nicer == min(19, plain + 3)
+
+
+def test_a_call_that_would_wait_too_long_is_refused_at_once():
+    import asyncio
+
+    from figsearch.server.errors import ServerBusy
+
+    release = threading.Event()
+
+    async def scenario():
+        pool = BoundedPool("slow", 1, 10, max_wait_s=5.0)
+        pool._mean_s = 4.0  # the recent calls took 4 s each
+        try:
+            first = asyncio.ensure_future(pool.run(release.wait, WAIT_S))  # runs at once
+            await asyncio.sleep(0)
+            second = asyncio.ensure_future(pool.run(release.wait, WAIT_S))  # waits about 4 s: admitted
+            await asyncio.sleep(0)
+            assert pool.admitted == 2 and pool.expected_wait_s() == 8.0
+            with pytest.raises(ServerBusy) as refused:  # would wait about 8 s > 5 s, though the queue has room
+                await pool.run(release.wait, WAIT_S)
+            assert refused.value.retry_after == 3 and pool.admitted == 2
+            release.set()
+            assert await first and await second
+        finally:
+            release.set()
+            pool.shutdown()
+
+    asyncio.run(scenario())

@@ -14,16 +14,19 @@ snapshot is never changed once opened, and each encoder runs one call at a time.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from figsearch.embed.base import l2_normalise
 from figsearch.embed.catalog import create_text, create_visual, encoder_key
-from figsearch.errors import CollectionError, EmptyCollection, InputError, ModelUnavailable
+from figsearch.errors import CollectionError, EmptyCollection, FigsearchError, InputError, ModelUnavailable
 from figsearch.index.files import index_dir, read_manifest
 from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
@@ -51,11 +54,53 @@ MIN_LIST = 100
 QUERY_ROTATIONS = (0, 90, 180, 270)
 #: how long a modality's freshness (stored vectors vs the index) is trusted before it is counted again
 STATE_CHECK_SECONDS = 2.0
+#: uploaded drawings whose encodings are kept (the page sends the same file again for the next page,
+#: another mode or other filters): their orientations' vectors and the words read in them
+QUERY_CACHE_SIZE = 32
+
+#: reads an upload's words while its orientations are encoded: the two do not depend on each other,
+#: and the OCR engine (tesserocr) releases the GIL while it recognises, so they overlap on two cores
+_WORDS_POOL = ThreadPoolExecutor(2, thread_name_prefix="figsearch-words")
+
+
+class _QueryCache:
+    """A small LRU of what an uploaded drawing costs to encode, keyed by its pixels (not its file:
+    the same drawing as PNG or TIFF is one entry) and by what encoded it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(image, *parts) -> tuple:
+        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+        return (image.mode, image.size, digest.hexdigest(), *parts)
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
 
 
 class SearchService:
     def __init__(self, collection: Collection, *, owns: bool = False, query_rotations=QUERY_ROTATIONS,
-                 reader: DrawingReader | None = None) -> None:
+                 reader: DrawingReader | None = None, query_cache: int = QUERY_CACHE_SIZE) -> None:
         self.collection = collection
         #: reads the words printed in an uploaded drawing (its text, when the mode uses text)
         self.reader = reader or DrawingReader()
@@ -70,6 +115,8 @@ class SearchService:
         self._encode_locks: dict[str, threading.Lock] = {m: threading.Lock() for m in MODALITIES}
         #: modality -> (snapshot token, encoder key, checked at, Freshness)
         self._freshness: dict[str, tuple] = {}
+        #: uploaded drawings' orientation vectors and words, by pixels and encoder
+        self._query_cache = _QueryCache(query_cache)
 
     @classmethod
     def open(cls, root: str | Path) -> SearchService:
@@ -179,6 +226,24 @@ class SearchService:
             self._encoders[modality] = encoder
             return encoder
 
+    def warm(self) -> list[str]:
+        """Loads the encoders the collection was indexed with, and the reader of uploads' words when it
+        has text vectors, so that the first searches do not pay for it (a server calls this at start).
+        What cannot be loaded is left for the search that needs it to report; returns what was loaded."""
+        loaded = []
+        for modality in MODALITIES:
+            if self._settings(modality) is None:
+                continue
+            try:
+                self._encoder(modality)
+                loaded.append(modality)
+            except (FigsearchError, ImportError, OSError) as error:
+                log.info("the %s encoder was not loaded ahead: %s", modality, error)
+        if self._settings("text") is not None and callable(getattr(self.reader, "warm", None)):
+            if self.reader.warm():
+                loaded.append("words")
+        return loaded
+
     # -- search ----------------------------------------------------------------------------------
 
     def _check(self, query: Query) -> None:
@@ -200,19 +265,22 @@ class SearchService:
         """Whether an uploaded drawing's words are read: the mode uses text and the collection has it."""
         return query.read_words and query.mode != "visual" and self._settings("text") is not None
 
-    def _query_vectors(self, query: Query, notes: list[str]) -> tuple[dict[str, np.ndarray], str | None, list[str]]:
+    def _query_vectors(self, query: Query, notes: list[str],
+                       timings: dict[str, float]) -> tuple[dict[str, np.ndarray], str | None, list[str]]:
         """Per modality, one or more query vectors (rows); a figure scores its best match among them.
-        Also the words read in the query drawing (they make or join its text)."""
+        Also the words read in the query drawing (they make or join its text). What the query's mode
+        does not score with is not computed (a text-mode upload is not encoded as a drawing)."""
         vectors: dict[str, np.ndarray] = {}
         patent = None
         texts: list[str] = [query.text.strip()] if query.text and query.text.strip() else []
         read: list[str] = []
+        used = (query.mode,) if query.mode in ("visual", "text") else MODALITIES
         if query.figure_id:
             figure = self.collection.figure(query.figure_id)
             patent = figure.patent
             for modality in MODALITIES:
                 settings = self._settings(modality)
-                if settings is None or (modality == "text" and query.text):
+                if settings is None or modality not in used or (modality == "text" and query.text):
                     continue
                 stored = self.collection.vectors.fetch(modality, settings["key"], [figure.figure_id])
                 if figure.figure_id in stored:
@@ -224,12 +292,14 @@ class SearchService:
                 elif modality == "text":
                     notes.append(f"figure {figure.figure_id} has no text vector: its text takes no part")
         if query.image is not None:
+            started = time.perf_counter()
             name = getattr(query.image, "name", None) or "query image"
             image = load_query_image(query.image, name)
-            turned = [image.rotate(a, expand=True, fillcolor=255) if a else image for a in self.query_rotations]
-            vectors["visual"] = self._encode("visual", turned)
-            if self._reads_words(query):
-                words = self.reader.read(image)
+            timings["decode"] = _ms(started)
+            rows, words = self._encode_upload(image, query, timings)
+            if rows is not None:
+                vectors["visual"] = rows
+            if words is not None:
                 read = [w.text for w in words]
                 if words:
                     texts.append(words_text(words))
@@ -249,9 +319,51 @@ class SearchService:
                 notes.append("the collection has no text vectors: the text searched the drawings only")
             else:
                 # typed text and the drawing's words count alike, as a figure's sentences do
+                started = time.perf_counter()
                 encoded = l2_normalise(self._encode("text", texts))
                 vectors["text"] = l2_normalise(encoded.mean(axis=0, keepdims=True))
+                timings["text"] = _ms(started)
         return vectors, patent, read
+
+    def _encode_upload(self, image, query: Query, timings: dict[str, float]):
+        """(the visual rows of the drawing's orientations, or None in text mode, which does not use them;
+        the words read in it, or None when the query reads none). Both from the cache when this drawing
+        was encoded before; else the words are read in a thread of their own while the orientations
+        are encoded (one batch), since neither needs the other."""
+        want_visual = query.mode != "text"
+        want_words = self._reads_words(query)
+        pixels = _QueryCache.key(image)
+        visual_key = words_key = None
+        rows = words = None
+        if want_visual:
+            settings = self._settings("visual")
+            if settings is not None:  # else _encode below raises: nothing indexed to search
+                visual_key = (*pixels, "visual", settings["key"], self.query_rotations)
+                rows = self._query_cache.get(visual_key)
+        if want_words:
+            words_key = (*pixels, "words")  # one reader per service
+            words = self._query_cache.get(words_key)
+        reading = _WORDS_POOL.submit(self._read_words, image) if want_words and words is None else None
+        if want_visual and rows is None:
+            started = time.perf_counter()
+            turned = [image.rotate(a, expand=True, fillcolor=255) if a else image for a in self.query_rotations]
+            rows = self._encode("visual", turned)
+            timings["visual"] = _ms(started)
+            if visual_key is not None:
+                self._query_cache.put(visual_key, rows)
+        if reading is not None:
+            started = time.perf_counter()
+            words, timings["words"] = reading.result()
+            timings["words_wait"] = _ms(started)
+            if not self.reader.unavailable:
+                self._query_cache.put(words_key, words)
+        if (want_visual and "visual" not in timings) or (want_words and reading is None):
+            timings["cached"] = 1.0
+        return (None if rows is None else rows.copy()), (None if words is None else list(words))
+
+    def _read_words(self, image) -> tuple[list, float]:
+        started = time.perf_counter()
+        return self.reader.read(image), _ms(started)
 
     def _words_to_drawings(self, words: str, *, required: bool) -> np.ndarray | None:
         """A text query as a vector of the visual index, when the collection's visual encoder can map words
@@ -366,7 +478,9 @@ class SearchService:
         self._check(query)
         notes: list[str] = []
         snapshot = self.snapshot()  # one snapshot for the whole search, even if a newer one lands meanwhile
-        vectors, query_patent, query_words = self._query_vectors(query, notes)
+        timings: dict[str, float] = {}
+        vectors, query_patent, query_words = self._query_vectors(query, notes, timings)
+        searching = time.perf_counter()
         indexes = self._modalities(snapshot, query, vectors, notes)
         modalities = list(indexes)
         exclude_patents = set(query.filters.exclude_patents)
@@ -398,10 +512,13 @@ class SearchService:
             notes.append("text_weight ignored: only one modality takes part")
         fused = fuse(lists, exact, mode=mode, text_weight=weight)
         page = fused[query.offset : query.offset + query.k]
+        timings["search"] = _ms(searching)
+        explaining = time.perf_counter()
         hits = self._hits(page, query.offset)
+        timings["explain"] = _ms(explaining)
         return SearchResult(
             hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,
-            took_ms=(time.perf_counter() - start) * 1000.0, query_words=query_words,
+            took_ms=_ms(start), query_words=query_words, timings=timings,
         )
 
     def _hits(self, page: list[Fused], offset: int) -> list[Hit]:

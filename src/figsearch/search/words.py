@@ -43,6 +43,10 @@ class DrawingReader:
                     log.warning("drawing words of query images will not be read: %s", exc)
             return self._engine
 
+    def warm(self) -> bool:
+        """Makes the engine now rather than on the first read; whether there is one."""
+        return self._get() is not None
+
     @property
     def unavailable(self) -> str | None:
         """Why words cannot be read (no OCR engine installed), or None."""

@@ -152,6 +152,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         state.open()
+        state.start_warming()
         yield
         state.close()
         close = getattr(backend, "close", None)

@@ -14,6 +14,7 @@ collection /srv/data/coll``, for the CLI's sake), so every message is passed thr
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -74,8 +75,11 @@ _HTTP_CODES = {
 }
 
 
-def _server_directories(collection_root: Path | None) -> list[tuple[str, str]]:
-    """(path, what to show instead), longest first, so a path's deepest known prefix is the one replaced."""
+@functools.lru_cache(maxsize=16)
+def _server_directories(collection_root: Path | None) -> tuple[tuple[str, str], ...]:
+    """(path, what to show instead), longest first, so a path's deepest known prefix is the one replaced.
+    Worked out once per collection: resolving paths reads the file system, which an error answer
+    must not do on the event loop each time (py-spy found it there under load)."""
     pairs: list[tuple[str, str]] = []
     if collection_root is not None:
         name = collection_root.name or "collection"
@@ -87,7 +91,7 @@ def _server_directories(collection_root: Path | None) -> list[tuple[str, str]]:
         pairs.append((str(directory), shown))
     # "/" or a one-letter prefix would blank out ordinary text
     pairs = [(p, s) for p, s in pairs if len(p) > 3 and p != os.sep]
-    return sorted(set(pairs), key=lambda pair: -len(pair[0]))
+    return tuple(sorted(set(pairs), key=lambda pair: -len(pair[0])))
 
 
 def redact_paths(message: str, collection_root: Path | None = None) -> str:

@@ -285,8 +285,8 @@ async def info(request: Request) -> dict:
 
 @router.get("/health", response_model=schemas.HealthOut, responses=error_responses(409, 503), tags=["collection"])
 async def health(request: Request) -> schemas.HealthOut:
-    """Answers quickly, beside running searches (on a thread of its own), and without the access
-    token: the collection's database can be read."""
+    """Answers at once, beside running searches, and without the access token: the collection's
+    database answered lately (read every half second by a thread of the server's own)."""
     state = _state(request)
     state.health()
     return schemas.HealthOut(status="ok", collection=state.root.name)

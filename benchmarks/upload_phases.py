@@ -1,0 +1,132 @@
+"""What one uploaded drawing costs the search service, phase by phase, in each mode.
+
+For ``--images`` drawings of a collection (their stored PNG files, as an upload sends them), one at
+a time on an otherwise idle service:
+
+- the phases on their own, as the service before issue 15's upload work ran them one after
+  the other: decode, the visual encoding of the four orientations (one batch), reading the
+  drawing's words (the default OCR engine);
+- a whole search (``SearchService.search``) per mode (visual, text with the typed words
+  "ornamental design" beside the drawing's own, auto), each drawing first
+  sent for the first time (nothing cached) and then sent again (the page's next page or another
+  mode), with the service's own per-phase timings (``SearchResult.timings``);
+- with ``--baseline-src DIR`` (e.g. main's ``src/`` from ``git archive``), the same script runs
+  again under that checkout's figsearch, in a process of its own right after this one, and the
+  ratios of the whole-search medians are printed (same machine, same run).
+
+    python benchmarks/upload_phases.py --collection /tmp/coll --images 12
+    python benchmarks/upload_phases.py --collection /tmp/coll --baseline-src /tmp/main-src
+
+Medians in milliseconds. Timings on a machine shared with other work are pessimistic: compare the
+ratios of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODES = ("visual", "text", "auto")
+#: a text-mode upload needs words; design drawings seldom hold any, so typed ones join them
+TYPED = {"text": "ornamental design"}
+
+
+def median(values) -> float:
+    values = list(values)
+    return round(statistics.median(values), 1) if values else float("nan")
+
+
+def measure(collection: Path, count: int) -> dict:
+    from figsearch.records import FigureRole
+    from figsearch.search.inputs import load_query_image
+    from figsearch.search.query import Query
+    from figsearch.search.service import QUERY_ROTATIONS, SearchService
+    from figsearch.store import Collection
+
+    with Collection.open(collection) as store:
+        figures = [f for f in store.figures(roles=(FigureRole.DRAWING,)) if f.image_path]
+        files = [store.path(f.image_path).read_bytes() for f in figures[:count]]
+    service = SearchService.open(collection)
+    out: dict = {"images": len(files), "phases_alone": {}, "search_first": {}, "search_again": {}, "service_phases": {}}
+    try:
+        # warm: models loaded, first-call costs paid, outside the clock
+        service.search(Query(image=files[-1], mode="auto", k=12))
+        visual = service._encoder("visual")
+        reader = service.reader
+        alone: dict[str, list[float]] = {"decode": [], "visual": [], "words": []}
+        for data in files:
+            t = time.perf_counter()
+            image = load_query_image(data)
+            alone["decode"].append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            visual.encode([image.rotate(a, expand=True, fillcolor=255) if a else image for a in QUERY_ROTATIONS])
+            alone["visual"].append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            reader.read(image)
+            alone["words"].append((time.perf_counter() - t) * 1000)
+        out["phases_alone"] = {k: median(v) for k, v in alone.items()}
+        out["phases_alone"]["sum"] = round(sum(out["phases_alone"].values()), 1)
+        for mode in MODES:
+            cache = getattr(service, "_query_cache", None)
+            if cache is not None:
+                cache._items.clear()  # every mode starts with nothing cached
+            first, again, phases = [], [], {}
+            for data in files:
+                for store in (first, again):
+                    t = time.perf_counter()
+                    result = service.search(Query(image=data, mode=mode, k=12, text=TYPED.get(mode)))
+                    store.append((time.perf_counter() - t) * 1000)
+                    if store is first:
+                        for key, value in getattr(result, "timings", {}).items():
+                            phases.setdefault(key, []).append(value)
+            out["search_first"][mode] = median(first)
+            out["search_again"][mode] = median(again)
+            out["service_phases"][mode] = {k: median(v) for k, v in phases.items()}
+    finally:
+        service.close()
+    return out
+
+
+def report(label: str, out: dict) -> None:
+    print(f"{label}: {out['images']} drawings")
+    print(f"  phases alone, one after the other (ms): {out['phases_alone']}")
+    for mode in MODES:
+        phases = out["service_phases"].get(mode) or "(no per-phase timings in this version)"
+        print(f"  {mode:6s} whole search: first {out['search_first'][mode]} ms, sent again "
+              f"{out['search_again'][mode]} ms; phases {phases}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--collection", required=True, type=Path)
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--baseline-src", type=Path, help="another checkout's src/ to run the same measures with")
+    parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    out = measure(args.collection, args.images)
+    if args.json_only:
+        print(json.dumps(out))
+        return 0
+    report("this checkout", out)
+    if args.baseline_src:
+        env = dict(os.environ, PYTHONPATH=str(args.baseline_src.resolve()))
+        done = subprocess.run([sys.executable, __file__, "--collection", str(args.collection), "--images",
+                               str(args.images), "--json-only"], env=env, capture_output=True, text=True, check=True)
+        base = json.loads(done.stdout.strip().splitlines()[-1])
+        report(f"baseline ({args.baseline_src})", base)
+        for mode in MODES:
+            print(f"  {mode:6s} whole search, first upload: {base['search_first'][mode]} -> {out['search_first'][mode]} ms "
+                  f"({base['search_first'][mode] / max(out['search_first'][mode], 1e-9):.2f}x faster); sent again: "
+                  f"{base['search_again'][mode]} -> {out['search_again'][mode]} ms "
+                  f"({base['search_again'][mode] / max(out['search_again'][mode], 1e-9):.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
