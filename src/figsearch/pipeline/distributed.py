@@ -133,6 +133,8 @@ class RayCluster:
         self._drawings = 0  # drawings known to the build so far (sizes the text encoders)
         #: seconds spent in each part on the driver (for the benchmark and the logs)
         self.timings: dict[str, float] = collections.defaultdict(float)
+        #: each worker's seconds loading models and in each kind of call, kept when they are let go
+        self.worker_timings: list[dict[str, float]] = []
 
     def __enter__(self) -> RayCluster:
         return self
@@ -143,6 +145,8 @@ class RayCluster:
     def close(self) -> None:
         """Let the worker actors go (their CPUs return to the cluster)."""
         if self._pool is not None:
+            self.worker_timings = self._pool.stats()
+            log.info("Ray workers' seconds: %s; driver's waits: %s", self.worker_timings, dict(self.timings))
             self._pool.close()
             self._pool = None
 
@@ -422,6 +426,7 @@ class _Pool:
         for other in list(_POOLS):  # one build at a time per driver: an earlier one's workers hold CPUs
             other.close()
         self.ray = cluster.ray
+        self.timings = cluster.timings
         worker = self.ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=MAX_RETRIES,
                                  concurrency_groups={"probe": 1})(_Worker)
         self.actors = [worker.remote(engine, loads[n]) for n in range(cluster.workers)]
@@ -436,8 +441,11 @@ class _Pool:
     def check(self) -> None:
         """Raise the first error a worker met loading its encoders (once, then no more)."""
         probes, self.probes = self.probes, []
+        started = time.perf_counter()
         for probe in probes:
             self.get(probe)
+        if probes:
+            self.timings["wait for the encoders check"] += time.perf_counter() - started
 
     def load(self, modality: str, spec: str, workers: list[int]) -> list[int]:
         """Have ``workers`` load that encoder too (in the background); returns all that load it."""
@@ -494,6 +502,17 @@ class _Pool:
                     free.append(running.pop(ref))
             while pending and pending[0][1] not in running:
                 yield pending.popleft()
+
+    def stats(self) -> list[dict[str, float]]:
+        """Each worker's seconds loading and in each kind of call (an empty dict for one that does not answer)."""
+        refs = [actor.stats.options(concurrency_group="probe").remote() for actor in self.actors]
+        out = []
+        for ref in refs:
+            try:
+                out.append({k: round(v, 2) for k, v in self.ray.get(ref, timeout=10).items()})
+            except Exception:  # noqa: BLE001 - statistics only: a dead worker has none
+                out.append({})
+        return out
 
     def close(self) -> None:
         for actor in self.actors:  # their CPUs go back to the cluster
@@ -606,8 +625,16 @@ class _RemoteEncoder:
         self.name, self.dim = identity.get("name", ""), identity.get("dim", 0)
 
 
-def _load(kind: str, spec: str):
+def _load(kind: str, spec: str, seconds: dict[str, float]):
     """An OCR engine (kind "ocr") or an encoder (kind "visual"/"text"), on a worker, one thread each."""
+    started = time.perf_counter()
+    try:
+        return _create(kind, spec)
+    finally:
+        seconds[f"load {kind}"] += time.perf_counter() - started
+
+
+def _create(kind: str, spec: str):
     if kind == "ocr":
         from figsearch.ocr import create_engine
 
@@ -633,6 +660,8 @@ class _Worker:
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-load")
         self._loads: dict[tuple[str, str], Future] = {}
         self._lock = threading.Lock()
+        #: seconds spent loading and in each kind of call (``stats``), for the benchmark and the logs
+        self.seconds: dict[str, float] = collections.defaultdict(float)
         if engine:
             self._start("ocr", engine)
         for modality, spec in loads:
@@ -641,7 +670,7 @@ class _Worker:
     def _start(self, kind: str, spec: str) -> Future:
         with self._lock:
             if (kind, spec) not in self._loads:
-                self._loads[kind, spec] = self._loader.submit(_load, kind, spec)
+                self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds)
             return self._loads[kind, spec]
 
     def ready(self) -> list[dict]:
@@ -654,21 +683,32 @@ class _Worker:
     def load(self, modality: str, spec: str) -> None:
         self._start(modality, spec)
 
+    def stats(self) -> dict[str, float]:
+        return dict(self.seconds)
+
+    def _timed(self, what: str, call, *args):
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            self.seconds[what] += time.perf_counter() - started
+
     def identity(self, modality: str, spec: str) -> dict:
         return self._start(modality, spec).result().identity
 
     def ingest(self, unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[UnitResult, dict[str, bytes]]:
-        return _ingest_unit(unit, base, blobs)
+        return self._timed("ingest", _ingest_unit, unit, base, blobs)
 
     def read(self, engine: str, data: bytes | None):
         """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read."""
         if data is None:
             return None
-        signs_stage._worker_engine = self._start("ocr", engine).result()
-        return signs_stage._read_in_worker(io.BytesIO(data))
+        signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
+        return self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
 
     def images(self, spec: str, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
-        encoder = self._start("visual", spec).result()
+        encoder = self._timed("wait for visual", self._start("visual", spec).result)
+        started = time.perf_counter()
         images, errors = [], {}
         for index, data in enumerate(blobs):
             if data is None:
@@ -677,7 +717,10 @@ class _Worker:
                 images.append(embed_stage.decode_stored(io.BytesIO(data)))
             except Exception as exc:  # a corrupt stored image: reported like embed_visual reports it
                 errors[index] = str(exc)
-        return (encoder.encode(images) if images else None), errors
+        vectors = encoder.encode(images) if images else None
+        self.seconds["encode images"] += time.perf_counter() - started
+        return vectors, errors
 
     def texts(self, spec: str, sentences: list[str]) -> np.ndarray:
-        return self._start("text", spec).result().encode(sentences)
+        encoder = self._timed("wait for text", self._start("text", spec).result)
+        return self._timed("encode texts", encoder.encode, sentences)
