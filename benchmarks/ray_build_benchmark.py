@@ -153,7 +153,7 @@ def main() -> None:
                 for mode in modes:
                     result = run_mode(mode, documents, scratch, args.skip_ocr)
                     runs[mode].append(result)
-                    print(json.dumps({"documents": documents, **result}), flush=True)
+                    print(json.dumps({"grants": documents, **result}), flush=True)
             all_runs[documents] = runs
     for documents, runs in all_runs.items():
         report(documents, args.skip_ocr, runs)

@@ -48,9 +48,12 @@ def cluster(tmp_path_factory):
         ray.shutdown()
 
 
-def _ray_build(paths, collection, **options):
+def _ray_build(paths, collection, reads=None, **options):
     with RayCluster("local", workers=2) as cluster:
-        return build(paths, collection, cluster=cluster, **options)
+        report = build(paths, collection, cluster=cluster, **options)
+    if reads is not None:
+        reads.update(cluster.reads)
+    return report
 
 
 def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
@@ -64,7 +67,10 @@ def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
 def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     local, distributed = tmp_path / "local", tmp_path / "ray"
     expected = build([EP_DOCUMENT], local)
-    report = _ray_build([EP_DOCUMENT], distributed)
+    reads = {}
+    report = _ray_build([EP_DOCUMENT], distributed, reads=reads)
+    # the workers read the drawings' signs right after decoding them: the same signs, read earlier
+    assert reads["while ingesting"] > 0
     assert report.ingest.as_dict() | {"seconds": 0} == expected.ingest.as_dict() | {"seconds": 0}
     assert report.signs is not None and report.signs.signs == expected.signs.signs > 0
     assert report.signs.links == expected.signs.links > 0

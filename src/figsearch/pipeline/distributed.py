@@ -7,17 +7,23 @@ writer of the collection. It writes through the very functions of a local build
 (figsearch.ingest.runner, figsearch.pipeline.signs, figsearch.pipeline.index), which take the
 workers' results in the order of the plan, so a Ray build writes what a local build writes, in
 the same order, and resumes the same way after a kill: what was committed stays, a rerun does
-the rest. Only the expensive middle of each stage runs on the cluster:
+the rest. Only the expensive middle of each stage runs on the cluster, on one pool of worker
+actors (``_Worker``, one per worker CPU) started once when the build starts and kept for all its
+stages. Each worker loads its OCR engine and encoders in a background thread from the start,
+while it ingests, so no stage waits for processes to start and models to load; the driver waits
+for every worker's encoders to load before it writes the first document, so a worker without the
+model files is one error before anything is written.
 
-- ingest: one Ray task per document (unit). The driver reads the document's files anyway (it
-  hashes them for skip-unchanged) and sends their bytes; the task unpacks them in a scratch
-  folder, runs ``process_unit`` there and sends back the records and the PNG bytes of the
-  figures, which the driver stores. Workers need neither the input nor the collection on their
-  disks. A worker process that dies is retried by Ray (``max_retries``); a document that kills
-  every try is recorded as a failure of that document, as a local build records it.
-- reference signs: actors that load the OCR engine once each read the text boxes of the stored
-  drawings (sent as PNG bytes); the driver parses, splits and links them (``process_figure``).
-- embedding: actors that load the encoder once each encode batches (64 drawings, 256 sentences);
+- ingest: one document (unit) at a time per worker, given to the first free one. The driver
+  reads the document's files anyway (it hashes them for skip-unchanged) and sends their bytes; the
+  worker unpacks them in a scratch folder, runs ``process_unit`` there and sends back the records
+  and the PNG bytes of the figures, which the driver stores. Workers need neither the input nor
+  the collection on their disks. A worker process that dies is restarted by Ray and the document
+  retried; a document that kills every try is recorded as a failure of that document, as a local
+  build records it.
+- reference signs: the workers' OCR engine reads the text boxes of the stored drawings (sent as
+  PNG bytes); the driver parses, splits and links them (``process_figure``).
+- embedding: the workers that loaded the encoder encode batches cut so that each gets a share;
   the driver stores the vectors in order and builds the indexes.
 
 Nothing here is imported by a local build: ``import ray`` happens only in this module.
@@ -60,6 +66,9 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 3
 #: calls in flight per worker: enough to keep every worker busy while the driver writes
 IN_FLIGHT_PER_WORKER = 2
+#: drawings whose signs the workers read while ingesting (the driver keeps their text boxes until
+#: the signs stage); beyond it, the signs stage reads them
+PREFETCH_LIMIT = 20_000
 #: drawings in flight per worker in the signs stage: the driver's parsing and linking of one
 #: drawing then overlaps the reading of the next ones
 READS_PER_WORKER = 3
@@ -131,8 +140,13 @@ class RayCluster:
         self._specs: dict[str, str] = {}  # modality -> encoder spec the workers load
         self._last: str | None = None  # the build's last stage: the workers go after it
         self._drawings = 0  # drawings known to the build so far (sizes the text encoders)
+        #: figure id -> (image path, text boxes): the signs of drawings read by the workers right
+        #: after ingesting them, for the signs stage (``_RayReadAhead``) to take instead of reading them again
+        self._prefetched: dict[str, tuple[str, list]] = {}
         #: seconds spent in each part on the driver (for the benchmark and the logs)
         self.timings: dict[str, float] = collections.defaultdict(float)
+        #: drawings whose signs were read "while ingesting" and "in the signs stage"
+        self.reads: dict[str, int] = collections.Counter()
         #: each worker's seconds loading models and in each kind of call, kept when they are let go
         self.worker_timings: list[dict[str, float]] = []
 
@@ -187,21 +201,25 @@ class RayCluster:
         document's failure, and no other's)."""
         ray = self.ray
         pool = self._start_pool()
-        calls = ((unit, ("ingest", _payload(unit))) for unit in units)
+        # while the signs stage will take them, the workers read the signs of each document's drawings
+        # right after decoding it: that reading overlaps the ingest, and the workers' model loading
+        calls = ((unit, ("ingest", (*_payload(unit), self._engine if len(self._prefetched) < PREFETCH_LIMIT else None)))
+                 for unit in units)
         checked = False
-        for unit, ref in pool.map(calls, per_worker=1, window=self.workers * IN_FLIGHT_PER_WORKER * 2):
+        for unit, ref in pool.map(calls, per_worker=1, window=max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)):
             try:
-                result, files = ray.get(ref)
+                result, files, boxes = ray.get(ref)
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                     ray.exceptions.OutOfMemoryError):
                 log.warning("%s: its worker died on every one of %d tries", unit.source, MAX_RETRIES + 1)
-                result, files = UnitResult(unit, fatal=Failure(unit.source, CRASHED)), {}
+                result, files, boxes = UnitResult(unit, fatal=Failure(unit.source, CRASHED)), {}, {}
             except ray.exceptions.RayTaskError as exc:
                 raise _cause(exc) from None
             if not checked:  # nothing is written before every worker could load the encoders
                 pool.check()
                 checked = True
             _store_files(Path(root), files)
+            self._prefetched.update(boxes)
             result.unit = unit
             self._drawings += sum(f.role == FigureRole.DRAWING for d in result.documents for f in d.figures)
             yield result
@@ -217,7 +235,10 @@ class RayCluster:
         # the text encoder on more workers when there is much text (known now, loaded while they read)
         for modality, spec in self._specs.items():
             pool.load(modality, spec, _encoder_workers(modality, self.workers, self._drawings))
-        return _RayReadAhead(self, pool, collection, drawings, engine)
+        prefetched, self._prefetched = self._prefetched, {}
+        if engine is None or engine.name != self._engine:
+            prefetched = {}
+        return _RayReadAhead(self, pool, collection, drawings, engine, prefetched)
 
     # -- embedding -------------------------------------------------------------------------------
 
@@ -525,22 +546,30 @@ class _RayReadAhead:
     """The text boxes of each drawing, read by the workers ahead of the driver, in the order given."""
 
     def __init__(self, cluster: RayCluster, pool: _Pool, collection: Collection, drawings: list[Figure],
-                 engine) -> None:
+                 engine, prefetched: dict[str, tuple[str, list]]) -> None:
         self.cluster = cluster
         self.results = None
         if engine is None or not drawings:
             return
         self.ids = iter([f.figure_id for f in drawings])
+        # drawings a worker read right after ingesting them (the same stored bytes): not read again
+        done = {f.figure_id: prefetched[f.figure_id][1] for f in drawings
+                if f.figure_id in prefetched and prefetched[f.figure_id][0] == f.image_path}
+        todo = [f for f in drawings if f.figure_id not in done]
+        log.info("signs: %d drawings read while ingesting, %d to read", len(done), len(todo))
+        cluster.reads["while ingesting"] += len(done)
+        cluster.reads["in the signs stage"] += len(todo)
 
         def calls():
-            for figure in drawings:
+            for figure in todo:
                 try:
                     data = collection.path(figure.image_path).read_bytes() if figure.image_path else None
                 except OSError:
                     data = None  # the driver finds it unreadable too and says why
                 yield None, ("read", (engine.name, data))
 
-        self.results = (pool.get(ref) for _, ref in pool.map(calls(), per_worker=READS_PER_WORKER))
+        read = (pool.get(ref) for _, ref in pool.map(calls(), per_worker=READS_PER_WORKER))
+        self.results = (done[f.figure_id] if f.figure_id in done else next(read) for f in drawings)
 
     def boxes(self, figure: Figure):
         if self.results is None or figure.role != FigureRole.DRAWING:
@@ -696,8 +725,25 @@ class _Worker:
     def identity(self, modality: str, spec: str) -> dict:
         return self._start(modality, spec).result().identity
 
-    def ingest(self, unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[UnitResult, dict[str, bytes]]:
-        return self._timed("ingest", _ingest_unit, unit, base, blobs)
+    def ingest(self, unit: Unit, base: str, blobs: list[bytes | None], engine: str | None):
+        """The unit's result and figure files (``_ingest_unit``), and with ``engine`` the text boxes
+        of its drawings (figure id -> (image path, boxes)), read from the very bytes the driver stores."""
+        result, files = self._timed("ingest", _ingest_unit, unit, base, blobs)
+        boxes: dict[str, tuple[str, list]] = {}
+        if engine:
+            try:
+                signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
+                for document in result.documents:
+                    for figure in document.figures:
+                        data = files.get(figure.image_path) if figure.role == FigureRole.DRAWING else None
+                        if data is not None:
+                            read = self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
+                            if read is not None:
+                                boxes[figure.figure_id] = (figure.image_path, read)
+            except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
+                log.warning("%s: signs not read while ingesting: %s", unit.source, exc)
+                boxes = {}
+        return result, files, boxes
 
     def read(self, engine: str, data: bytes | None):
         """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read."""
