@@ -174,6 +174,7 @@ class RayCluster:
         self._engine = None if skip_ocr else (ocr_engine or _default_ocr_engine())
         self._specs = _encoder_specs(root, visual_model, text_model) if index else {}
         self._last = "index" if index else ("ingest" if skip_ocr else "signs")
+        self._drawings, self._prefetched = 0, {}
         self._start_pool()
 
     def _start_pool(self) -> _Pool:
