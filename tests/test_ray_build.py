@@ -48,8 +48,12 @@ def cluster(tmp_path_factory):
         ray.shutdown()
 
 
-def _ray_build(paths, collection, **options):
-    return build(paths, collection, cluster=RayCluster("local", workers=2), **options)
+def _ray_build(paths, collection, reads=None, **options):
+    with RayCluster("local", workers=2) as cluster:
+        report = build(paths, collection, cluster=cluster, **options)
+    if reads is not None:
+        reads.update(cluster.reads)
+    return report
 
 
 def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
@@ -63,7 +67,10 @@ def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
 def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     local, distributed = tmp_path / "local", tmp_path / "ray"
     expected = build([EP_DOCUMENT], local)
-    report = _ray_build([EP_DOCUMENT], distributed)
+    reads = {}
+    report = _ray_build([EP_DOCUMENT], distributed, reads=reads)
+    # the workers read the drawings' signs right after decoding them: the same signs, read earlier
+    assert reads["while ingesting"] > 0
     assert report.ingest.as_dict() | {"seconds": 0} == expected.ingest.as_dict() | {"seconds": 0}
     assert report.signs is not None and report.signs.signs == expected.signs.signs > 0
     assert report.signs.links == expected.signs.links > 0
@@ -154,6 +161,22 @@ def test_a_worker_that_cannot_load_the_encoder_is_one_clear_error(cluster, tmp_p
 
     with pytest.raises(FigsearchError, match="nowhere"):
         RayCluster("local", workers=2).encoder("text", f"sbert:{tmp_path / 'nowhere'}")
+
+
+def test_a_worker_without_the_model_files_stops_the_build_before_anything_is_written(cluster, tmp_path):
+    """The workers load the build's encoders from its start: one that cannot is the build's one error,
+    raised before the first document is committed (not after ingest and signs)."""
+    from figsearch.errors import ModelUnavailable
+    from figsearch.store import Collection
+
+    inputs = make_inputs(tmp_path / "in", documents=1)
+    with pytest.raises(ModelUnavailable, match="nowhere"):
+        _ray_build([inputs], tmp_path / "coll", skip_ocr=True, text_model=f"sbert:{tmp_path / 'nowhere'}")
+    with Collection.open(tmp_path / "coll") as collection:
+        assert collection.patent_numbers() == []
+    # the same input with the encoders there builds (the workers of the failed build were let go)
+    report = _ray_build([inputs], tmp_path / "coll", skip_ocr=True, visual_model="hog", text_model="none")
+    assert report.ingest.documents > 0 and report.index is not None
 
 
 def _free_port() -> int:

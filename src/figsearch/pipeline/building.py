@@ -86,6 +86,9 @@ def build(
     if not skip_ocr:  # a wrong engine name is said before the ingest, not after it
         check_ocr_engine(ocr_engine)
     root = str(collection)
+    if cluster is not None:  # the Ray build starts its workers, which load the models while they ingest
+        cluster.start(root, ocr_engine=ocr_engine, skip_ocr=skip_ocr, index=index, visual_model=visual_model,
+                      text_model=text_model)
     streamed = None
     if overlap and cluster is None and index and not skip_ocr and (jobs or default_jobs()) > 1:
         streamed = _stream(paths, root, jobs=jobs or default_jobs(), force=force, ocr_engine=ocr_engine,

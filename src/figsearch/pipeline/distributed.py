@@ -7,17 +7,23 @@ writer of the collection. It writes through the very functions of a local build
 (figsearch.ingest.runner, figsearch.pipeline.signs, figsearch.pipeline.index), which take the
 workers' results in the order of the plan, so a Ray build writes what a local build writes, in
 the same order, and resumes the same way after a kill: what was committed stays, a rerun does
-the rest. Only the expensive middle of each stage runs on the cluster:
+the rest. Only the expensive middle of each stage runs on the cluster, on one pool of worker
+actors (``_Worker``, one per worker CPU) started once when the build starts and kept for all its
+stages. Each worker loads its OCR engine and encoders in a background thread from the start,
+while it ingests, so no stage waits for processes to start and models to load; the driver waits
+for every worker's encoders to load before it writes the first document, so a worker without the
+model files is one error before anything is written.
 
-- ingest: one Ray task per document (unit). The driver reads the document's files anyway (it
-  hashes them for skip-unchanged) and sends their bytes; the task unpacks them in a scratch
-  folder, runs ``process_unit`` there and sends back the records and the PNG bytes of the
-  figures, which the driver stores. Workers need neither the input nor the collection on their
-  disks. A worker process that dies is retried by Ray (``max_retries``); a document that kills
-  every try is recorded as a failure of that document, as a local build records it.
-- reference signs: actors that load the OCR engine once each read the text boxes of the stored
-  drawings (sent as PNG bytes); the driver parses, splits and links them (``process_figure``).
-- embedding: actors that load the encoder once each encode batches (64 drawings, 256 sentences);
+- ingest: one document (unit) at a time per worker, given to the first free one. The driver
+  reads the document's files anyway (it hashes them for skip-unchanged) and sends their bytes; the
+  worker unpacks them in a scratch folder, runs ``process_unit`` there and sends back the records
+  and the PNG bytes of the figures, which the driver stores. Workers need neither the input nor
+  the collection on their disks. A worker process that dies is restarted by Ray and the document
+  retried; a document that kills every try is recorded as a failure of that document, as a local
+  build records it.
+- reference signs: the workers' OCR engine reads the text boxes of the stored drawings (sent as
+  PNG bytes); the driver parses, splits and links them (``process_figure``).
+- embedding: the workers that loaded the encoder encode batches cut so that each gets a share;
   the driver stores the vectors in order and builds the indexes.
 
 Nothing here is imported by a local build: ``import ray`` happens only in this module.
@@ -31,7 +37,11 @@ import logging
 import os
 import socket
 import tempfile
+import threading
+import time
+import weakref
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +49,7 @@ import numpy as np
 from figsearch.embed.catalog import encoder_key
 from figsearch.errors import CollectionError, FigsearchError, InputError, MissingDependency, ModelUnavailable
 from figsearch.fsutil import atomic_write_bytes, fsync_directories
+from figsearch.index.settings import NO_TEXT
 from figsearch.ingest import process
 from figsearch.ingest.base import Unit
 from figsearch.ingest.plan import Namer
@@ -53,8 +64,14 @@ log = logging.getLogger(__name__)
 
 #: how often Ray runs a task again whose worker process died (a kill, an OOM kill, a native crash)
 MAX_RETRIES = 3
-#: tasks in flight per worker: enough to keep every worker busy while the driver writes
+#: calls in flight per worker: enough to keep every worker busy while the driver writes
 IN_FLIGHT_PER_WORKER = 2
+#: drawings whose signs the workers read while ingesting (the driver keeps their text boxes until
+#: the signs stage); beyond it, the signs stage reads them
+PREFETCH_LIMIT = 20_000
+#: drawings in flight per worker in the signs stage: the driver's parsing and linking of one
+#: drawing then overlaps the reading of the next ones
+READS_PER_WORKER = 3
 #: the message of a document whose every try killed its worker (the local build's words)
 CRASHED = "reading it crashed the decoder (the worker process died); the file is probably damaged or hostile"
 
@@ -107,38 +124,122 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
 
 
 class RayCluster:
-    """What ``figsearch.pipeline.building.build(cluster=...)`` runs on Ray: one per build."""
+    """What ``figsearch.pipeline.building.build(cluster=...)`` runs on Ray: one per build.
+
+    Its worker actors (``_Worker``, one per worker CPU) are started once, when the build starts
+    (``start``) or at the first stage that needs them, and serve every stage: they ingest
+    documents, read signs and encode, and load their OCR engine and encoders in the background
+    from the start, while they ingest. They are let go after the build's last stage (``close``).
+    """
 
     def __init__(self, address: str | None = "auto", *, workers: int | None = None) -> None:
         self.workers = connect(address, workers=workers)
         self.ray = _ray()
-        #: the encoders started by ``encoder()``, by modality, until their stage ends
-        self._started: dict[str, _Actors] = {}
+        self._pool: _Pool | None = None
+        self._engine: str | None = None  # the OCR engine the workers load (None: none)
+        self._specs: dict[str, str] = {}  # modality -> encoder spec the workers load
+        self._last: str | None = None  # the build's last stage: the workers go after it
+        self._drawings = 0  # drawings known to the build so far (sizes the text encoders)
+        #: figure id -> (image path, text boxes): the signs of drawings read by the workers right
+        #: after ingesting them, for the signs stage (``_RayReadAhead``) to take instead of reading them again
+        self._prefetched: dict[str, tuple[str, list]] = {}
+        #: seconds spent in each part on the driver (for the benchmark and the logs)
+        self.timings: dict[str, float] = collections.defaultdict(float)
+        #: drawings whose signs were read "while ingesting" and "in the signs stage"
+        self.reads: dict[str, int] = collections.Counter()
+        #: each worker's seconds loading models and in each kind of call, kept when they are let go
+        self.worker_timings: list[dict[str, float]] = []
+
+    def __enter__(self) -> RayCluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let the worker actors go (their CPUs return to the cluster)."""
+        if self._pool is not None:
+            self.worker_timings = self._pool.stats()
+            log.info("Ray workers' seconds: %s; driver's waits: %s", self.worker_timings, dict(self.timings))
+            self._pool.close()
+            self._pool = None
+
+    # -- the build's hook ------------------------------------------------------------------------
+
+    def start(self, root: str, *, ocr_engine: str | None = None, skip_ocr: bool = False, index: bool = True,
+              visual_model: str | None = None, text_model: str | None = None) -> None:
+        """Called by ``build`` before any work: start the workers, which load the OCR engine and the
+        encoders this build will use while they ingest. A worker that cannot load an encoder stops
+        the build with that error before the first document is written (``_Pool.check``)."""
+        self._engine = None if skip_ocr else (ocr_engine or _default_ocr_engine())
+        self._specs = _encoder_specs(root, visual_model, text_model) if index else {}
+        self._last = "index" if index else ("ingest" if skip_ocr else "signs")
+        self._drawings, self._prefetched = 0, {}
+        self._start_pool()
+
+    def _start_pool(self) -> _Pool:
+        if self._pool is None:
+            started = time.perf_counter()
+            loads = {n: [] for n in range(self.workers)}
+            for modality, spec in self._specs.items():
+                for n in _encoder_workers(modality, self.workers, self._drawings):
+                    loads[n].append((modality, spec))
+            self._pool = _Pool(self, self._engine, loads)
+            self.timings["start workers"] += time.perf_counter() - started
+        return self._pool
+
+    def _done(self, stage: str) -> None:
+        if self._last == stage:
+            self.close()
 
     # -- ingest ----------------------------------------------------------------------------------
 
     def run_units(self, units: list[Unit], root: str, jobs: int) -> Iterator[UnitResult]:
-        """``figsearch.ingest.workers.run_units`` on Ray: each unit's result, in the order given."""
+        """``figsearch.ingest.workers.run_units`` on Ray: each unit's result, in the order given.
+
+        One document at a time per worker, on whichever worker is free, so that a worker that dies
+        is retried with the document it was reading only (a document that kills every try is that
+        document's failure, and no other's)."""
         ray = self.ray
-        task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_ingest_unit)
-        calls = ((unit, task.remote(*_payload(unit))) for unit in units)
-        for unit, ref in _window(calls, self.workers * IN_FLIGHT_PER_WORKER):
+        pool = self._start_pool()
+        # while the signs stage will take them, the workers read the signs of each document's drawings
+        # right after decoding it: that reading overlaps the ingest, and the workers' model loading
+        calls = ((unit, ("ingest", (*_payload(unit), self._engine if len(self._prefetched) < PREFETCH_LIMIT else None)))
+                 for unit in units)
+        checked = False
+        for unit, ref in pool.map(calls, per_worker=1, window=max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)):
             try:
-                result, files = ray.get(ref)
-            except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError):
+                result, files, boxes = ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                    ray.exceptions.OutOfMemoryError):
                 log.warning("%s: its worker died on every one of %d tries", unit.source, MAX_RETRIES + 1)
-                result, files = UnitResult(unit, fatal=Failure(unit.source, CRASHED)), {}
+                result, files, boxes = UnitResult(unit, fatal=Failure(unit.source, CRASHED)), {}, {}
             except ray.exceptions.RayTaskError as exc:
                 raise _cause(exc) from None
+            if not checked:  # nothing is written before every worker could load the encoders
+                pool.check()
+                checked = True
             _store_files(Path(root), files)
+            self._prefetched.update(boxes)
             result.unit = unit
+            self._drawings += sum(f.role == FigureRole.DRAWING for d in result.documents for f in d.figures)
             yield result
+        self._done("ingest")
 
     # -- reference signs -------------------------------------------------------------------------
 
     def read_ahead(self, collection: Collection, drawings: list[Figure], engine, jobs: int) -> _RayReadAhead:
         """``figsearch.pipeline.signs._ReadAhead`` on Ray (``jobs`` is the local build's; the cluster's CPUs count here)."""
-        return _RayReadAhead(self, collection, drawings, engine)
+        self._drawings = max(self._drawings, len(drawings))
+        pool = self._start_pool()
+        pool.check()
+        # the text encoder on more workers when there is much text (known now, loaded while they read)
+        for modality, spec in self._specs.items():
+            pool.load(modality, spec, _encoder_workers(modality, self.workers, self._drawings))
+        prefetched, self._prefetched = self._prefetched, {}
+        if engine is None or engine.name != self._engine:
+            prefetched = {}
+        return _RayReadAhead(self, pool, collection, drawings, engine, prefetched)
 
     # -- embedding -------------------------------------------------------------------------------
 
@@ -147,34 +248,36 @@ class RayCluster:
         return self
 
     def encoder(self, modality: str, spec: str) -> _RemoteEncoder:
-        """Start the workers' encoders for ``modality``; they must all be the same encoder."""
-        actor = self.ray.remote(num_cpus=1, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)(_EncoderActor)
-        actors = [actor.remote(modality, spec) for _ in range(self.workers)]
-        pool = _Actors(self, actors)
-        try:
-            identities = [identity for _, identity in pool.map("identity", ((None, ()) for _ in actors))]
-        except BaseException:
-            pool.__exit__()
-            raise
+        """The identity of the workers' encoders for ``modality``; they must all be the same encoder."""
+        pool = self._start_pool()
+        pool.check()
+        if self._specs.get(modality) != spec:  # not foreseen at the start (the collection's languages changed)
+            self._specs[modality] = spec
+        started = time.perf_counter()
+        workers = pool.load(modality, spec, _encoder_workers(modality, self.workers, self._drawings))
+        identities = pool.identities(modality, spec, workers)
+        self.timings[f"wait for {modality} encoders"] += time.perf_counter() - started
         if any(identity != identities[0] for identity in identities):
-            pool.__exit__()
             raise ModelUnavailable(f"the Ray workers load different {modality} encoders for {spec!r} "
                                    f"({', '.join(sorted({encoder_key(i) for i in identities}))}): install the same "
                                    "figsearch and model files on every node")
-        self._started[modality] = pool
         return _RemoteEncoder(identities[0])
 
-    def _encoders(self, modality: str) -> _Actors:
-        return self._started.pop(modality)
+    def _last_embedding(self, modality: str) -> None:
+        if modality == "text" or self._specs.get("text") in (None, NO_TEXT):
+            self._done("index")
 
     def visual(self, collection: Collection, spec: str, encoder, todo, progress) -> EmbedReport:
-        """``embed_visual`` with the encoding on the cluster: same batches, same failures, same rows."""
+        """``embed_visual`` with the encoding on the cluster: same failures, same rows; the batches
+        are cut so that every worker that loaded the encoder gets a share."""
+        pool = self._start_pool()
         key = encoder_key(encoder)
         report = EmbedReport("visual", key)
-        batch_size = 64
+        workers = pool.loaded("visual", spec)
+        batch_size = max(1, min(64, -(-len(todo) // max(1, len(workers)))))
         batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
 
-        def calls(actors):
+        def calls():
             for batch in batches:
                 blobs, unread = [], {}
                 for index, (figure, _) in enumerate(batch):
@@ -183,48 +286,53 @@ class RayCluster:
                     except OSError as exc:
                         blobs.append(None)
                         unread[index] = str(exc)
-                yield (batch, unread), (blobs,)
+                yield (batch, unread), ("images", (spec, blobs))
 
-        with self._encoders("visual") as actors:
-            for (batch, unread), (vectors, errors) in actors.map("images", calls(actors)):
-                errors = {**errors, **unread}
-                good = [(f, d) for index, (f, d) in enumerate(batch) if index not in errors]
-                for index in sorted(errors):
-                    figure = batch[index][0]
-                    reason = f"cannot read stored image {figure.image_path}: {errors[index]}"
-                    log.warning("figure %s: %s", figure.figure_id, reason)
-                    report.failed.append((figure.figure_id, reason))
-                if good:
-                    collection.vectors.save("visual", key, [(f.figure_id, v, d) for (f, d), v in zip(good, vectors)])
-                    report.embedded += len(good)
-                if progress:
-                    progress(len(batch))
+        for (batch, unread), ref in pool.map(calls(), workers=workers):
+            vectors, errors = pool.get(ref)
+            errors = {**errors, **unread}
+            good = [(f, d) for index, (f, d) in enumerate(batch) if index not in errors]
+            for index in sorted(errors):
+                figure = batch[index][0]
+                reason = f"cannot read stored image {figure.image_path}: {errors[index]}"
+                log.warning("figure %s: %s", figure.figure_id, reason)
+                report.failed.append((figure.figure_id, reason))
+            if good:
+                collection.vectors.save("visual", key, [(f.figure_id, v, d) for (f, d), v in zip(good, vectors)])
+                report.embedded += len(good)
+            if progress:
+                progress(len(batch))
+        self._last_embedding("visual")
         return report
 
     def text(self, collection: Collection, spec: str, encoder, plan, progress) -> EmbedReport:
         """``embed_text`` with the sentences (and drawing words) encoded on the cluster: a figure's vector
         is ``text_vector`` of them, as locally; each distinct text encoded once per round."""
+        pool = self._start_pool()
         key = encoder_key(encoder)
         todo, drop, unchanged = plan
         report = EmbedReport("text", key, unchanged=unchanged)
         report.removed = collection.vectors.delete("text", key, drop)
+        workers = pool.loaded("text", spec)
         batch_size = 256
-        with self._encoders("text") as actors:
-            # a round is what all workers encode at once; its vectors are then written batch by batch
-            round_size = batch_size * self.workers * IN_FLIGHT_PER_WORKER * 4
-            for round_start in range(0, len(todo), round_size):
-                figures = todo[round_start:round_start + round_size]
-                sentences = list(dict.fromkeys(s for _, text, _ in figures for s in texts_to_encode(text)))
-                pieces = [sentences[i:i + batch_size] for i in range(0, len(sentences), batch_size)]
-                vectors = [v for _, out in actors.map("texts", ((None, (p,)) for p in pieces)) for v in out]
-                cache = dict(zip(sentences, vectors))
-                for start in range(0, len(figures), batch_size):
-                    batch = figures[start:start + batch_size]
-                    # the same rows as a local build's embed_text
-                    collection.vectors.save("text", key, [text_row(f, text, digest, cache) for f, text, digest in batch])
-                    report.embedded += len(batch)
-                    if progress:
-                        progress(len(batch))
+        # a round is what all workers encode at once; its vectors are then written batch by batch
+        round_size = batch_size * max(1, len(workers)) * IN_FLIGHT_PER_WORKER * 4
+        for round_start in range(0, len(todo), round_size):
+            figures = todo[round_start:round_start + round_size]
+            sentences = list(dict.fromkeys(s for _, text, _ in figures for s in texts_to_encode(text)))
+            size = max(1, min(batch_size, -(-len(sentences) // max(1, len(workers)))))
+            pieces = [sentences[i:i + size] for i in range(0, len(sentences), size)]
+            vectors = [v for _, ref in pool.map(((None, ("texts", (spec, p))) for p in pieces), workers=workers)
+                       for v in pool.get(ref)]
+            cache = dict(zip(sentences, vectors))
+            for start in range(0, len(figures), batch_size):
+                batch = figures[start:start + batch_size]
+                # the same rows as a local build's embed_text
+                collection.vectors.save("text", key, [text_row(f, text, digest, cache) for f, text, digest in batch])
+                report.embedded += len(batch)
+                if progress:
+                    progress(len(batch))
+        self._last_embedding("text")
         return report
 
 
@@ -233,10 +341,55 @@ def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", w
     """``figsearch.build`` on a Ray cluster (see the module's doc); returns the same BuildReport."""
     from figsearch.pipeline.building import build
 
-    return build(paths, collection, cluster=RayCluster(address, workers=workers), **options)
+    with RayCluster(address, workers=workers) as cluster:
+        return build(paths, collection, cluster=cluster, **options)
 
 
 # -- helpers run on the driver -------------------------------------------------------------------
+
+#: text encoders: one worker per this many drawings (loading one costs as much as encoding the
+#: sentences of a few hundred figures, so a small build loads it on one worker only)
+DRAWINGS_PER_TEXT_ENCODER = 400
+#: drawing encoders: one worker per this many drawings (their model loads in a few seconds)
+DRAWINGS_PER_VISUAL_ENCODER = 16
+
+
+def _encoder_workers(modality: str, workers: int, drawings: int) -> list[int]:
+    """Which workers load the encoder of ``modality``: all of them when there is enough to encode,
+    else the first (drawings) or the last (text) few, so that both kinds load on different workers."""
+    per = DRAWINGS_PER_TEXT_ENCODER if modality == "text" else DRAWINGS_PER_VISUAL_ENCODER
+    count = max(1, min(workers, -(-drawings // per))) if drawings else (1 if modality == "text" else workers)
+    return list(range(workers - count, workers)) if modality == "text" else list(range(count))
+
+
+def _default_ocr_engine() -> str:
+    from figsearch.ocr import DEFAULT_ENGINE
+
+    return DEFAULT_ENGINE
+
+
+def _encoder_specs(root: str, visual_model: str | None, text_model: str | None) -> dict[str, str]:
+    """The encoders ``update_collection`` will choose for the collection at ``root`` (as it is now)."""
+    from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
+    from figsearch.embed.encoders.multilingual import text_model_for
+    from figsearch.ingest.language import collection_language_counts
+
+    stored_visual = stored_text = None
+    languages: dict = {}
+    if Path(root).is_dir():
+        try:
+            with Collection.open(root) as collection:
+                stored_visual = collection.get_setting("visual_encoder")
+                stored_text = collection.get_setting("text_encoder")
+                languages = collection_language_counts(collection).documents
+        except FigsearchError:
+            pass  # not a collection yet: the ingest says why
+    specs = {"visual": visual_model or (stored_visual or {}).get("spec") or DEFAULT_VISUAL_ENCODER}
+    text = text_model_for(text_model, (stored_text or {}).get("spec"), languages).spec
+    if text != NO_TEXT:
+        specs["text"] = text
+    return specs
+
 
 def _window(calls: Iterator, size: int) -> Iterator:
     """Submit lazily, at most ``size`` in flight, yield in submission order."""
@@ -283,55 +436,141 @@ def _store_files(root: Path, files: dict[str, bytes]) -> None:
     fsync_directories({(root / relative).parent for relative in files})
 
 
-class _Actors:
-    """A pool of actors fed in order: ``map(method, (key, args)...)`` yields (key, result) in order."""
+#: pools started in this process, so that a pool left behind by a build that stopped is let go
+_POOLS: weakref.WeakSet = weakref.WeakSet()
 
-    def __init__(self, cluster: RayCluster, actors: list) -> None:
+
+class _Pool:
+    """The build's worker actors, fed in order: ``map`` yields (key, result ref) in submission order,
+    giving each call to a free worker."""
+
+    def __init__(self, cluster: RayCluster, engine: str | None, loads: dict[int, list[tuple[str, str]]]) -> None:
+        for other in list(_POOLS):  # one build at a time per driver: an earlier one's workers hold CPUs
+            other.close()
         self.ray = cluster.ray
-        self.actors = actors
-        self.size = len(actors) * IN_FLIGHT_PER_WORKER
+        self.timings = cluster.timings
+        worker = self.ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=MAX_RETRIES,
+                                 concurrency_groups={"probe": 1})(_Worker)
+        self.actors = [worker.remote(engine, loads[n]) for n in range(cluster.workers)]
+        self.loading: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
+        for n, specs in loads.items():
+            for key in specs:
+                self.loading[key].append(n)
+        # each worker answers, in its own thread, once what it loads at the start is loaded (or not)
+        self.probes = [actor.ready.options(concurrency_group="probe").remote() for actor in self.actors]
+        _POOLS.add(self)
 
-    def map(self, method: str, calls: Iterable) -> Iterator:
-        submitted = ((key, getattr(self.actors[n % len(self.actors)], method).remote(*args))
-                     for n, (key, args) in enumerate(calls))
-        for key, ref in _window(submitted, self.size):
+    def check(self) -> None:
+        """Raise the first error a worker met loading its encoders (once, then no more)."""
+        probes, self.probes = self.probes, []
+        started = time.perf_counter()
+        for probe in probes:
+            self.get(probe)
+        if probes:
+            self.timings["wait for the encoders check"] += time.perf_counter() - started
+
+    def load(self, modality: str, spec: str, workers: list[int]) -> list[int]:
+        """Have ``workers`` load that encoder too (in the background); returns all that load it."""
+        key = (modality, spec)
+        for n in workers:
+            if n not in self.loading[key]:
+                self.actors[n].load.remote(modality, spec)
+                self.loading[key].append(n)
+        return sorted(self.loading[key])
+
+    def loaded(self, modality: str, spec: str) -> list[int]:
+        return sorted(self.loading.get((modality, spec)) or range(len(self.actors)))
+
+    def identities(self, modality: str, spec: str, workers: list[int]) -> list[dict]:
+        return [self.get(self.actors[n].identity.remote(modality, spec)) for n in workers]
+
+    def get(self, ref):
+        try:
+            return self.ray.get(ref)
+        except (self.ray.exceptions.RayTaskError, self.ray.exceptions.RayActorError) as exc:
+            cause = _cause(exc)
+            if isinstance(cause, FigsearchError):  # a worker without the model files, say
+                raise cause from None
+            raise
+
+    def map(self, calls: Iterable, *, per_worker: int = IN_FLIGHT_PER_WORKER, window: int | None = None,
+            workers: list[int] | None = None) -> Iterator:
+        """(key, ref) of each ``(key, (method, args))`` in ``calls``, in order; each call goes to a
+        worker of ``workers`` (default: all) with fewer than ``per_worker`` calls in flight."""
+        ray = self.ray
+        workers = list(range(len(self.actors))) if workers is None else workers
+        free = collections.deque(n for _ in range(per_worker) for n in workers)
+        window = window or len(free)
+        calls = iter(calls)
+        pending: collections.deque = collections.deque()  # (key, ref) in submission order
+        running: dict = {}  # ref -> worker, until it is done
+        more = True
+        while True:
+            while more and free and len(pending) < window:
+                try:
+                    key, (method, args) = next(calls)
+                except StopIteration:
+                    more = False
+                    break
+                n = free.popleft()
+                ref = getattr(self.actors[n], method).remote(*args)
+                running[ref] = n
+                pending.append((key, ref))
+            if not pending:
+                return
+            if pending[0][1] in running:
+                done, _ = ray.wait(list(running), num_returns=1)
+                for ref in done:
+                    free.append(running.pop(ref))
+            while pending and pending[0][1] not in running:
+                yield pending.popleft()
+
+    def stats(self) -> list[dict[str, float]]:
+        """Each worker's seconds loading and in each kind of call (an empty dict for one that does not answer)."""
+        refs = [actor.stats.options(concurrency_group="probe").remote() for actor in self.actors]
+        out = []
+        for ref in refs:
             try:
-                yield key, self.ray.get(ref)
-            except (self.ray.exceptions.RayTaskError, self.ray.exceptions.RayActorError) as exc:
-                cause = _cause(exc)
-                if isinstance(cause, FigsearchError):  # a worker without the model files, say
-                    raise cause from None
-                raise
+                out.append({k: round(v, 2) for k, v in self.ray.get(ref, timeout=10).items()})
+            except Exception:  # noqa: BLE001 - statistics only: a dead worker has none
+                out.append({})
+        return out
 
-    def __enter__(self) -> _Actors:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for actor in self.actors:  # their CPUs go to the next stage's workers
+    def close(self) -> None:
+        for actor in self.actors:  # their CPUs go back to the cluster
             self.ray.kill(actor)
+        self.actors = []
+        _POOLS.discard(self)
 
 
 class _RayReadAhead:
-    """The text boxes of each drawing, read by OCR actors ahead of the driver, in the order given."""
+    """The text boxes of each drawing, read by the workers ahead of the driver, in the order given."""
 
-    def __init__(self, cluster: RayCluster, collection: Collection, drawings: list[Figure], engine) -> None:
+    def __init__(self, cluster: RayCluster, pool: _Pool, collection: Collection, drawings: list[Figure],
+                 engine, prefetched: dict[str, tuple[str, list]]) -> None:
+        self.cluster = cluster
         self.results = None
-        self.pool = None
         if engine is None or not drawings:
             return
-        actor = cluster.ray.remote(num_cpus=1, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)(_SignReader)
-        self.pool = _Actors(cluster, [actor.remote(engine.name) for _ in range(cluster.workers)])
         self.ids = iter([f.figure_id for f in drawings])
+        # drawings a worker read right after ingesting them (the same stored bytes): not read again
+        done = {f.figure_id: prefetched[f.figure_id][1] for f in drawings
+                if f.figure_id in prefetched and prefetched[f.figure_id][0] == f.image_path}
+        todo = [f for f in drawings if f.figure_id not in done]
+        log.info("signs: %d drawings read while ingesting, %d to read", len(done), len(todo))
+        cluster.reads["while ingesting"] += len(done)
+        cluster.reads["in the signs stage"] += len(todo)
 
         def calls():
-            for figure in drawings:
+            for figure in todo:
                 try:
                     data = collection.path(figure.image_path).read_bytes() if figure.image_path else None
                 except OSError:
                     data = None  # the driver finds it unreadable too and says why
-                yield None, (data,)
+                yield None, ("read", (engine.name, data))
 
-        self.results = (boxes for _, boxes in self.pool.map("read", calls()))
+        read = (pool.get(ref) for _, ref in pool.map(calls(), per_worker=READS_PER_WORKER))
+        self.results = (done[f.figure_id] if f.figure_id in done else next(read) for f in drawings)
 
     def boxes(self, figure: Figure):
         if self.results is None or figure.role != FigureRole.DRAWING:
@@ -345,8 +584,8 @@ class _RayReadAhead:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
-            self.pool.__exit__()
+        self.results = None
+        self.cluster._done("signs")
 
 
 # -- run on the workers --------------------------------------------------------------------------
@@ -408,16 +647,6 @@ def _ingest_unit(unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[Unit
     return result, files
 
 
-class _SignReader:
-    """A Ray actor: the OCR engine, loaded once, reads the text boxes of stored drawings."""
-
-    def __init__(self, engine: str) -> None:
-        signs_stage._start_worker(engine)
-
-    def read(self, data: bytes | None):
-        return None if data is None else signs_stage._read_in_worker(io.BytesIO(data))
-
-
 class _RemoteEncoder:
     """The driver's stand-in for an encoder loaded by the workers: what it records is the identity."""
 
@@ -426,26 +655,107 @@ class _RemoteEncoder:
         self.name, self.dim = identity.get("name", ""), identity.get("dim", 0)
 
 
-class _EncoderActor:
-    """A Ray actor: one encoder, loaded once, encoding batches of stored drawings or sentences."""
+def _load(kind: str, spec: str, seconds: dict[str, float]):
+    """An OCR engine (kind "ocr") or an encoder (kind "visual"/"text"), on a worker, one thread each."""
+    started = time.perf_counter()
+    try:
+        return _create(kind, spec)
+    finally:
+        seconds[f"load {kind}"] += time.perf_counter() - started
 
-    def __init__(self, modality: str, spec: str) -> None:
-        from figsearch.embed.catalog import create_text, create_visual
 
-        self.encoder, self.error = None, None
+def _create(kind: str, spec: str):
+    if kind == "ocr":
+        from figsearch.ocr import create_engine
+
+        return create_engine(spec)
+    from figsearch.embed.catalog import create_text, create_visual
+
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(1)  # a worker is one CPU: its encoders compute on one thread
+    return (create_visual if kind == "visual" else create_text)(spec)
+
+
+class _Worker:
+    """A Ray actor, one per worker CPU for the whole build: ingests documents, reads the signs of
+    drawings and encodes them. Its OCR engine and encoders load one after the other in a background
+    thread from its start, while it ingests; a call that needs one waits for it."""
+
+    def __init__(self, engine: str | None, loads: list[tuple[str, str]]) -> None:
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per worker CPU
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-load")
+        self._loads: dict[tuple[str, str], Future] = {}
+        self._lock = threading.Lock()
+        #: seconds spent loading and in each kind of call (``stats``), for the benchmark and the logs
+        self.seconds: dict[str, float] = collections.defaultdict(float)
+        if engine:
+            self._start("ocr", engine)
+        for modality, spec in loads:
+            self._start(modality, spec)
+
+    def _start(self, kind: str, spec: str) -> Future:
+        with self._lock:
+            if (kind, spec) not in self._loads:
+                self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds)
+            return self._loads[kind, spec]
+
+    def ready(self) -> list[dict]:
+        """Wait for the encoders started so far; raise the first one's error (the OCR engine's is
+        left to the signs stage, which a local build skips when the engine is missing)."""
+        with self._lock:
+            loads = [(key, future) for key, future in self._loads.items() if key[0] != "ocr"]
+        return [future.result().identity for _, future in loads]
+
+    def load(self, modality: str, spec: str) -> None:
+        self._start(modality, spec)
+
+    def stats(self) -> dict[str, float]:
+        return dict(self.seconds)
+
+    def _timed(self, what: str, call, *args):
+        started = time.perf_counter()
         try:
-            self.encoder = (create_visual if modality == "visual" else create_text)(spec)
-        except FigsearchError as exc:
-            # kept for identity() to raise: an error in a method reaches the driver as itself,
-            # while an actor that dies starting reaches it as text only
-            self.error = exc
+            return call(*args)
+        finally:
+            self.seconds[what] += time.perf_counter() - started
 
-    def identity(self) -> dict:
-        if self.error is not None:
-            raise self.error
-        return self.encoder.identity
+    def identity(self, modality: str, spec: str) -> dict:
+        return self._start(modality, spec).result().identity
 
-    def images(self, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
+    def ingest(self, unit: Unit, base: str, blobs: list[bytes | None], engine: str | None):
+        """The unit's result and figure files (``_ingest_unit``), and with ``engine`` the text boxes
+        of its drawings (figure id -> (image path, boxes)), read from the very bytes the driver stores."""
+        result, files = self._timed("ingest", _ingest_unit, unit, base, blobs)
+        boxes: dict[str, tuple[str, list]] = {}
+        if engine:
+            try:
+                signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
+                for document in result.documents:
+                    for figure in document.figures:
+                        data = files.get(figure.image_path) if figure.role == FigureRole.DRAWING else None
+                        if data is not None:
+                            read = self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
+                            if read is not None:
+                                boxes[figure.figure_id] = (figure.image_path, read)
+            except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
+                log.warning("%s: signs not read while ingesting: %s", unit.source, exc)
+                boxes = {}
+        return result, files, boxes
+
+    def read(self, engine: str, data: bytes | None):
+        """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read."""
+        if data is None:
+            return None
+        signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
+        return self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
+
+    def images(self, spec: str, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
+        encoder = self._timed("wait for visual", self._start("visual", spec).result)
+        started = time.perf_counter()
         images, errors = [], {}
         for index, data in enumerate(blobs):
             if data is None:
@@ -454,7 +764,10 @@ class _EncoderActor:
                 images.append(embed_stage.decode_stored(io.BytesIO(data)))
             except Exception as exc:  # a corrupt stored image: reported like embed_visual reports it
                 errors[index] = str(exc)
-        return (self.encoder.encode(images) if images else None), errors
+        vectors = encoder.encode(images) if images else None
+        self.seconds["encode images"] += time.perf_counter() - started
+        return vectors, errors
 
-    def texts(self, sentences: list[str]) -> np.ndarray:
-        return self.encoder.encode(sentences)
+    def texts(self, spec: str, sentences: list[str]) -> np.ndarray:
+        encoder = self._timed("wait for text", self._start("text", spec).result)
+        return self._timed("encode texts", encoder.encode, sentences)
