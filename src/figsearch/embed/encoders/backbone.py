@@ -125,7 +125,7 @@ class BackboneEncoder(VisualEncoder):
 
     @property
     def identity(self) -> dict:
-        return {
+        identity = {
             "name": self.name,
             "dim": self.dim,
             "model_sha256": self._digest,
@@ -133,6 +133,9 @@ class BackboneEncoder(VisualEncoder):
             "image_size": self.image_size,
             "preprocess": "strip-header,trim,pad,resize",
         }
+        if self.meta.get("levels", ["f18"]) != ["f18"]:  # multi-level pooling (the first model has none)
+            identity["levels"] = list(self.meta["levels"])
+        return identity
 
     @property
     def record(self) -> dict:
