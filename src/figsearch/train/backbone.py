@@ -4,8 +4,11 @@ The pretrained backbone stays frozen (fine-tuning it on a few thousand drawings 
 ImageNet semantics away, issue 13): its pooled features are computed once per drawing (cached
 beside the output), and only a head is trained on them, in seconds per epoch:
 
-- input: average-pooled last feature map, square roots, minus the training mean, L2-normalised;
-- head: a linear map to ``dim`` that starts as the PCA of the training features (an untrained head
+- input: average-pooled last feature map, square roots, minus the training mean, L2-normalised; or
+  with ``levels`` several maps of the same forward pass (``Pooled``), each level so normalised and
+  weighted (``LevelNorm``), concatenated;
+- head: a linear map to ``dim`` that starts as the PCA of the training features, optionally
+  whitened (``whiten``: divided by the eigenvalues to that power) (an untrained head
   keeps the backbone's neighbourhoods), plus an optional zero-initialised residual MLP;
 - loss: graded multi-positive InfoNCE over the batch — other sheets of the same patent weigh 1,
   drawings sharing a classification code weigh ``class_weights`` by the depth they share (USPC /
