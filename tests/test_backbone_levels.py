@@ -101,3 +101,19 @@ def test_missing_or_corrupt_multi_level_file_is_named(multi, tmp_path):
     broken.write_bytes(multi["out"].read_bytes()[: 5000])  # truncated
     with pytest.raises(ModelUnavailable, match="drawing-backbone2.onnx"):
         create_visual(f"backbone:{broken}")
+
+
+def test_shipped_multi_level_model_loads_and_names_its_training():
+    from figsearch.embed.encoders.backbone import default_model_path
+
+    path = default_model_path().with_name("drawing-backbone2.onnx")
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this installation")
+    encoder = create_visual(f"backbone:{path}", threads=1)
+    assert encoder.meta["levels"][-1] == "f18" and len(encoder.meta["levels"]) == 17
+    record = encoder.record
+    assert "mobilenet_v2" in record["starting_weights"]["file"] and "BSD-3" in record["starting_weights"]["licence"]
+    assert "us-design-grants" not in record["data"]["source_folders"] and record["seed"] == 0
+    vectors = encoder.encode([_drawing("ring", 31), _drawing("box", 32)])
+    assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert encoder_key(encoder) != encoder_key(create_visual("backbone", threads=1))
