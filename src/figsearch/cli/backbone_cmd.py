@@ -9,8 +9,13 @@ import click
 from figsearch.errors import InputError
 
 
+def _patents(path) -> list[str]:
+    return [line.split()[0] for line in Path(path).read_text().splitlines() if line.strip()] if path else []
+
+
 def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_fraction, threads, keep_headers,
-                   exclude_file, train_fraction, command: str) -> None:
+                   exclude_file, train_fraction, command: str, levels=None, whiten=None, class_val_file=None,
+                   val_split=None) -> None:
     from tqdm import tqdm
 
     from figsearch.train.backbone import BackboneSettings, run
@@ -19,13 +24,19 @@ def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_f
         raise InputError(f"--arch backbone writes an ONNX model: give --out a name ending in .onnx (not {out})")
     if not 0 < train_fraction <= 1:
         raise InputError("--train-fraction must be in (0, 1]")
-    exclude = []
-    if exclude_file:
-        exclude = [line.split()[0] for line in Path(exclude_file).read_text().splitlines() if line.strip()]
+    exclude = _patents(exclude_file)
+    extra = {}
+    if levels:
+        extra["levels"] = tuple(level.strip() for level in levels.split(",") if level.strip())
+    if whiten is not None:
+        extra["whiten"] = whiten
+    if val_split:
+        extra["val_split"] = val_split
     settings = BackboneSettings(
         collections=[str(c) for c in collections], out=str(out), hidden=hidden or 0, epochs=epochs, seed=seed,
         batch_size=batch_size, lr=lr if lr is not None else 1e-3, val_fraction=val_fraction, threads=threads,
         strip_headers=not keep_headers, exclude=exclude, train_fraction=train_fraction, command=command,
+        class_val=_patents(class_val_file), **extra,
     )
     bars: dict = {}
 

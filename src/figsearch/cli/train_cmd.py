@@ -79,8 +79,16 @@ def _canonical_command(ctx: click.Context) -> str:
               help="backbone: file of patent numbers (one a line) never trained on, e.g. an evaluation set.")
 @click.option("--train-fraction", type=float, default=1.0, show_default=True,
               help="backbone: share of the training patents used (learning curves).")
+@click.option("--levels", default=None,
+              help="backbone: feature maps pooled in one pass, e.g. f18,h6,h10,h13,h16 (see docs/encoder.md) [f18].")
+@click.option("--whiten", type=float, default=None, help="backbone: the head starts as the PCA whitened to this power [0].")
+@click.option("--class-val", "class_val_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="backbone: file of patent numbers held out for class-level validation (never trained on).")
+@click.option("--val-split", type=click.Choice(["all", "lines"]), default=None,
+              help="backbone: hold out a share of all patents [all], or the multi-drawing patents lines-head holds out.")
 def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, epochs, time_budget, seed, image_size, input_scale, batch_size,
-                  lr, val_fraction, patience, resume, device, threads, keep_headers, exclude_file, train_fraction) -> None:
+                  lr, val_fraction, patience, resume, device, threads, keep_headers, exclude_file, train_fraction,
+                  levels, whiten, class_val_file, val_split) -> None:
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
     Prints the validation mAP@50 of held-out patents after every epoch and keeps the best model
@@ -93,10 +101,11 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
         from figsearch.cli.backbone_cmd import train_backbone
 
         train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_fraction, threads, keep_headers,
-                       exclude_file, train_fraction, _canonical_command(click.get_current_context()))
+                       exclude_file, train_fraction, _canonical_command(click.get_current_context()),
+                       levels=levels, whiten=whiten, class_val_file=class_val_file, val_split=val_split)
         return
-    if exclude_file or train_fraction != 1.0:
-        raise InputError("--exclude and --train-fraction apply to --arch backbone only")
+    if exclude_file or train_fraction != 1.0 or levels or whiten is not None or class_val_file or val_split:
+        raise InputError("--exclude, --train-fraction, --levels, --whiten, --class-val and --val-split apply to --arch backbone only")
 
     from figsearch.train.run import RunSettings, run_training
 

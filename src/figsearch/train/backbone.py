@@ -4,8 +4,11 @@ The pretrained backbone stays frozen (fine-tuning it on a few thousand drawings 
 ImageNet semantics away, issue 13): its pooled features are computed once per drawing (cached
 beside the output), and only a head is trained on them, in seconds per epoch:
 
-- input: average-pooled last feature map, square roots, minus the training mean, L2-normalised;
-- head: a linear map to ``dim`` that starts as the PCA of the training features (an untrained head
+- input: average-pooled last feature map, square roots, minus the training mean, L2-normalised; or
+  with ``levels`` several maps of the same forward pass (``Pooled``), each level so normalised and
+  weighted (``LevelNorm``), concatenated;
+- head: a linear map to ``dim`` that starts as the PCA of the training features, optionally
+  whitened (``whiten``: divided by the eigenvalues to that power) (an untrained head
   keeps the backbone's neighbourhoods), plus an optional zero-initialised residual MLP;
 - loss: graded multi-positive InfoNCE over the batch — other sheets of the same patent weigh 1,
   drawings sharing a classification code weigh ``class_weights`` by the depth they share (USPC /
@@ -70,6 +73,19 @@ class BackboneSettings:
     #: patents (publication numbers, or numbers) left out entirely, e.g. an evaluation set
     exclude: list[str] = field(default_factory=list)
     text_model: str = "minilm"
+    #: feature maps pooled in the one forward pass (``LEVELS``): ``f18`` the last 1,280-channel map
+    #: (average-pooled), ``hN`` the expanded activations inside MobileNetV2 block N (GeM-pooled)
+    levels: tuple[str, ...] = ("f18",)
+    #: weight of each level after its own centring and L2 normalisation (1 for all when empty)
+    level_weights: tuple[float, ...] = ()
+    #: the head starts as the PCA divided by the eigenvalues to this power (0: plain PCA)
+    whiten: float = 0.0
+    #: patents (one a line) held out for class-level validation (e.g. a seeded half of a labelled set):
+    #: never trained on, distractors for the same-patent validation, scored by same class at depth 1
+    class_val: list[str] = field(default_factory=list)
+    #: ``lines``: hold out the multi-drawing patents that ``--arch lines-head`` holds out (train.parts.split_groups);
+    #: ``all``: a seeded share of all patents (the first backbone model's split)
+    val_split: str = "all"
     command: str = ""
 
 
@@ -152,16 +168,100 @@ def collection_items(paths: Sequence[str | os.PathLike], exclude: Sequence[str] 
 # -- features --------------------------------------------------------------------------------
 
 
-class Pooled(nn.Module):
-    """grey (B, 1, S, S) in [0, 255] -> the backbone's average-pooled features, square-rooted (B, C)."""
+#: levels that can be pooled: the last map and the expanded activations of MobileNetV2's blocks 2-17
+LEVELS = tuple(f"h{i}" for i in range(2, 18)) + ("f18",)
 
-    def __init__(self, name: str, backbone: nn.Module) -> None:
+
+def level_channels(name: str, levels: Sequence[str]) -> list[int]:
+    """Channels of each level, in network order."""
+    if tuple(levels) == ("f18",):
+        return [BACKBONES[name][3]]
+    if name != "mobilenetv2":
+        raise InputError(f"--levels other than f18 need the mobilenetv2 backbone (not {name})")
+    from figsearch.embed.encoders.backbone_nets import MobileNetV2Features
+
+    channels, inp, index = {}, 32, 1
+    for t, c, n, _ in MobileNetV2Features.SETTINGS:
+        for _ in range(n):
+            channels[f"h{index}"] = inp * t
+            inp, index = c, index + 1
+    channels["f18"] = 1280
+    return [channels[level] for level in ordered_levels(levels)]
+
+
+def ordered_levels(levels: Sequence[str]) -> list[str]:
+    unknown = [level for level in levels if level not in LEVELS]
+    if unknown or not levels:
+        raise InputError(f"unknown backbone levels {unknown or levels}; choose from {', '.join(LEVELS)}")
+    return sorted(set(levels), key=LEVELS.index)
+
+
+class Pooled(nn.Module):
+    """grey (B, 1, S, S) in [0, 255] -> the backbone's pooled features, square-rooted (B, C).
+
+    Levels ``("f18",)``: the last map average-pooled (the first backbone model). Otherwise every
+    level of ``levels`` from the same forward pass, concatenated in network order: ``hN`` the
+    expanded activations of block N after its depthwise convolution (ReLU6, GeM p = 3), ``f18``
+    the last map (average)."""
+
+    def __init__(self, name: str, backbone: nn.Module, levels: Sequence[str] = ("f18",)) -> None:
         super().__init__()
         self.name = name
         self.backbone = backbone
+        self.levels = tuple(ordered_levels(levels))
+        if self.levels != ("f18",):
+            level_channels(name, self.levels)  # mobilenetv2 only
 
     def forward(self, grey: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt(self.backbone(normalise(self.name, grey)).mean(dim=(2, 3)).clamp_min(0) + 1e-12)
+        x = normalise(self.name, grey)
+        if self.levels == ("f18",):
+            return torch.sqrt(self.backbone(x).mean(dim=(2, 3)).clamp_min(0) + 1e-12)
+        outs = []
+        for index, layer in enumerate(self.backbone.features):
+            if f"h{index}" in self.levels:
+                split = 2 if len(layer.conv) == 4 else 1
+                hidden = layer.conv[:split](x)
+                outs.append(hidden.clamp_min(0).pow(3).mean(dim=(2, 3)).add(1e-12).pow(1.0 / 3.0))
+                y = layer.conv[split:](hidden)
+                x = x + y if layer.use_res else y
+            else:
+                x = layer(x)
+        if "f18" in self.levels:
+            outs.append(x.mean(dim=(2, 3)))
+        return torch.sqrt(torch.cat(outs, dim=1).clamp_min(0) + 1e-12)
+
+
+class LevelNorm(nn.Module):
+    """Pooled features -> each level minus its training mean, L2-normalised, weighted; concatenated.
+    One level of weight 1 is exactly the first model's ``normalize(pooled - mean)``."""
+
+    def __init__(self, mean: np.ndarray, channels: Sequence[int], weights: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)).clone())
+        self.bounds = [int(b) for b in np.cumsum([0, *channels])]
+        self.weights = [float(w) for w in weights]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x - self.mean
+        if len(self.weights) == 1 and self.weights[0] == 1.0:
+            return F.normalize(x, dim=1)
+        parts = [w * F.normalize(x[:, a:b], dim=1) for a, b, w in zip(self.bounds[:-1], self.bounds[1:], self.weights)]
+        return torch.cat(parts, dim=1)
+
+
+def level_norm_numpy(features: np.ndarray, mean: np.ndarray, channels: Sequence[int], weights: Sequence[float]) -> np.ndarray:
+    """``LevelNorm`` in numpy (training on cached features)."""
+    with torch.no_grad():
+        return LevelNorm(mean, channels, weights)(torch.from_numpy(np.asarray(features, np.float32))).numpy()
+
+
+def level_weights(settings: "BackboneSettings") -> list[float]:
+    levels = ordered_levels(settings.levels)
+    if not settings.level_weights:
+        return [1.0] * len(levels)
+    if len(settings.level_weights) != len(levels):
+        raise InputError(f"--level-weights needs one weight per level ({len(levels)}: {', '.join(levels)})")
+    return [float(w) for w in settings.level_weights]
 
 
 def _load_grey(path: str, size: int, strip_headers: bool) -> np.ndarray:
@@ -207,7 +307,9 @@ def extract_features(
 ) -> np.ndarray:
     """(N, C) pooled backbone features of the items, cached in ``cache`` keyed by images and settings."""
     digest = hashlib.sha256()
-    digest.update(f"{settings.backbone}|{settings.image_size}|{settings.strip_headers}|v1\n".encode())
+    levels = ordered_levels(settings.levels)
+    tag = "" if levels == ["f18"] else "|" + ",".join(levels)
+    digest.update(f"{settings.backbone}|{settings.image_size}|{settings.strip_headers}|v1{tag}\n".encode())
     for item in items:
         digest.update(f"{item.figure_id}|{item.path}\n".encode())
     key = digest.hexdigest()[:16]
@@ -215,7 +317,7 @@ def extract_features(
         with np.load(cache) as stored:
             if str(stored["key"]) == key:
                 return stored["features"]
-    module = Pooled(settings.backbone, build_backbone(settings.backbone))
+    module = Pooled(settings.backbone, build_backbone(settings.backbone), levels)
     run = _runner(module, settings.image_size, settings.threads)
     parts = []
     for start in range(0, len(items), 32):
@@ -258,14 +360,14 @@ class Head(nn.Module):
 class Encoder(nn.Module):
     """What the ONNX file holds: grey drawing -> unit vector."""
 
-    def __init__(self, pooled: Pooled, mean: torch.Tensor, head: Head) -> None:
+    def __init__(self, pooled: Pooled, norm: LevelNorm, head: Head) -> None:
         super().__init__()
         self.pooled = pooled
-        self.register_buffer("mean", mean.clone().float())
+        self.norm = norm
         self.head = head
 
     def forward(self, grey: torch.Tensor) -> torch.Tensor:
-        return self.head(F.normalize(self.pooled(grey) - self.mean, dim=1))
+        return self.head(self.norm(self.pooled(grey)))
 
 
 def positive_weights(patents: np.ndarray, levels: list[tuple[str, ...]], class_weights: Sequence[float]) -> torch.Tensor:
@@ -345,38 +447,63 @@ def train_head(
     """Train the head on cached features; returns the best head, the mean, the curve and the split sizes."""
     torch.manual_seed(settings.seed)
     patents = np.asarray(patents)
-    val_patents = _split(list(patents), settings.val_fraction, settings.seed) if settings.val_fraction > 0 else set()
+    if settings.val_split == "lines":
+        from figsearch.train.parts import split_groups
+
+        val_patents = split_groups(list(patents), settings.val_fraction, settings.seed)
+    elif settings.val_split == "all":
+        val_patents = _split(list(patents), settings.val_fraction, settings.seed) if settings.val_fraction > 0 else set()
+    else:
+        raise InputError(f"unknown validation split {settings.val_split!r}: choose lines or all")
     val = np.array([p in val_patents for p in patents])
-    train = ~val
+    class_set = {c.strip() for c in settings.class_val if c.strip()}
+    class_val = np.array([_excluded(p, class_set) for p in patents]) & ~val
+    train = ~val & ~class_val
     if settings.train_fraction < 1:
         keep = _split(list(patents[train]), settings.train_fraction, settings.seed + 13)
         train &= np.array([p in keep for p in patents])
     if train.sum() < 2:
         raise InputError("too few training drawings after the validation split")
+    channels = level_channels(settings.backbone, settings.levels)
+    if sum(channels) != features.shape[1]:
+        raise InputError(f"features have {features.shape[1]} values, levels {settings.levels} give {sum(channels)}")
+    weights = level_weights(settings)
     mean = features[train].mean(0)
-    x = features - mean
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = level_norm_numpy(features, mean, channels, weights)
     text_dim = texts.shape[1] if texts is not None else 1
     head = Head(x.shape[1], settings.dim, settings.hidden, text_dim)
     centred = x[train] - x[train].mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
     dim = min(settings.dim, vt.shape[0])
+    start = vt[:dim]
+    if settings.whiten:
+        eig = np.maximum(sv[:dim] ** 2 / max(int(train.sum()) - 1, 1), 1e-12)
+        start = start / np.power(eig, settings.whiten)[:, None]
+        start = start / np.linalg.norm(start, axis=1).mean()  # scale-free for the optimiser
     with torch.no_grad():
         head.proj.weight.zero_()
-        head.proj.weight[:dim].copy_(torch.from_numpy(vt[:dim]))
+        head.proj.weight[:dim].copy_(torch.from_numpy(start.astype(np.float32)))
     xt = torch.from_numpy(x.astype(np.float32))
     tt = torch.from_numpy(texts.astype(np.float32)) if texts is not None else None
     vi = np.flatnonzero(val)
+    ci = np.flatnonzero(class_val)
+    si = np.flatnonzero(val | class_val)
+    same_labels = [patents[i] if val[i] else f"\0c{i}" for i in si]
     class_labels = [lv[0] if lv else f"\0{i}" for i, lv in enumerate(levels)]
 
     def validate() -> tuple[float | None, float | None, float | None]:
-        """Validation mAP@50: same patent, same class (depth 1), and words -> drawings (each held-out
-        patent's text queries the held-out drawings; its own drawings and those of equal texts are relevant)."""
+        """Validation mAP@50: same patent (held-out patents; class-validation drawings as distractors),
+        same class at depth 1 (class-validation drawings, else the held-out ones), and words -> drawings
+        (each held-out patent's text queries the held-out drawings; its own drawings and those of equal
+        texts are relevant)."""
         if vi.size == 0:
             return None, None, None
         head.eval()
         with torch.no_grad():
             v = head(xt[vi]).numpy()
+            sp = map_at_50(head(xt[si]).numpy(), same_labels)
+            cl_index = ci if ci.size else vi
+            cl = map_at_50(head(xt[cl_index]).numpy(), [class_labels[i] for i in cl_index])
             words = None
             if tt is not None and has_text is not None and has_text[vi].any():
                 qi = vi[has_text[vi]]
@@ -384,7 +511,7 @@ def train_head(
                 equal = (texts[qi] @ texts[vi].T) > 0.999
                 relevant = equal | (patents[qi][:, None] == patents[vi][None, :])
                 words = _query_map(q, v, relevant)
-        return map_at_50(v, patents[vi]), map_at_50(v, [class_labels[i] for i in vi]), words
+        return sp, cl, words
 
     base_sp, base_cl, _ = validate()
     optimiser = torch.optim.AdamW(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -442,9 +569,9 @@ def train_head(
             on_epoch(stats)
     head.load_state_dict(best["state"])
     head.eval()
-    return {"head": head, "mean": mean, "curve": curve, "best_epoch": best["epoch"],
-            "untrained": {"val_same_patent": base_sp, "val_same_class": base_cl},
-            "n_train": int(train.sum()), "n_val": int(val.sum()),
+    return {"head": head, "mean": mean, "channels": channels, "weights": weights, "curve": curve,
+            "best_epoch": best["epoch"], "untrained": {"val_same_patent": base_sp, "val_same_class": base_cl},
+            "n_train": int(train.sum()), "n_val": int(val.sum()), "n_class_val": int(class_val.sum()),
             "train_patents": int(len(set(patents[train]))), "val_patents": int(len(val_patents))}
 
 
@@ -500,21 +627,23 @@ def run(
         texts = encoder.encode([i.text or "" for i in items])
     trained = train_head(features, [i.patent for i in items], [i.levels for i in items], texts, has_text, settings, on_epoch)
     head: Head = trained["head"]
-    pooled = Pooled(settings.backbone, build_backbone(settings.backbone))
-    encoder_module = Encoder(pooled, torch.from_numpy(trained["mean"]), head)
+    pooled = Pooled(settings.backbone, build_backbone(settings.backbone), settings.levels)
+    encoder_module = Encoder(pooled, LevelNorm(trained["mean"], trained["channels"], trained["weights"]), head)
     weights = weights_path(settings.backbone)
     package, _, licence, _ = BACKBONES[settings.backbone]
     record = {
         "command": settings.command,
         "figsearch_version": __version__,
         "arch": "backbone",
-        "settings": {k: v for k, v in asdict(settings).items() if k not in ("command", "exclude")},
+        "settings": {k: v for k, v in asdict(settings).items() if k not in ("command", "exclude", "class_val")},
+        "class_val_patents": len(settings.class_val),
         "excluded_patents": len(settings.exclude),
         "data": {"collections": [str(c) for c in settings.collections], "drawings": len(items),
                  "patents": len({i.patent for i in items}), "source_folders": source_folders(items),
                  "drawings_with_text": int(has_text.sum()) if has_text is not None else 0,
                  "drawings_with_class": int(sum(bool(i.levels) for i in items)),
                  "train_drawings": trained["n_train"], "val_drawings": trained["n_val"],
+                 "class_val_drawings": trained["n_class_val"],
                  "train_patents": trained["train_patents"], "val_patents": trained["val_patents"]},
         "seed": settings.seed,
         "starting_weights": {"backbone": settings.backbone, "package": package, "file": weights.name,
@@ -529,7 +658,8 @@ def run(
     }
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "backbone", "backbone": settings.backbone,
-        "image_size": settings.image_size, "dim": settings.dim, "record": record,
+        "image_size": settings.image_size, "dim": settings.dim, "levels": ordered_levels(settings.levels),
+        "record": record,
         "text_adapter": None if texts is None else {
             "text_model": settings.text_model,
             "weight": pack_array(head.text.weight.detach().numpy()),

@@ -2,7 +2,9 @@
 
 The model is one ONNX file (``figsearch/models/drawing-backbone.onnx``, or ``model=PATH`` for one
 written by ``figsearch train-encoder --arch backbone``): grey drawing in, unit vector out. Inside it:
-the frozen MobileNetV2 of ``embed.backbone_nets`` (ImageNet weights), average pooling, square
+the frozen MobileNetV2 of ``embed.backbone_nets`` (ImageNet weights), average pooling of its last
+map (or, for models trained with ``--levels``, several of its feature maps pooled in the same pass,
+each centred, normalised and weighted: ``train.backbone.Pooled`` / ``LevelNorm``), square
 roots, centring by the training drawings' mean and a linear head trained with same-patent
 positives, classification codes as graded positives and a text-alignment loss
 (``embed.backbone_train``). The file's metadata (``figsearch`` property) holds the settings, the
@@ -125,7 +127,7 @@ class BackboneEncoder(VisualEncoder):
 
     @property
     def identity(self) -> dict:
-        return {
+        identity = {
             "name": self.name,
             "dim": self.dim,
             "model_sha256": self._digest,
@@ -133,6 +135,9 @@ class BackboneEncoder(VisualEncoder):
             "image_size": self.image_size,
             "preprocess": "strip-header,trim,pad,resize",
         }
+        if self.meta.get("levels", ["f18"]) != ["f18"]:  # multi-level pooling (the first model has none)
+            identity["levels"] = list(self.meta["levels"])
+        return identity
 
     @property
     def record(self) -> dict:
