@@ -109,6 +109,12 @@ class BackboneEncoder(VisualEncoder):
         from figsearch.fsutil import sha256_file
 
         path = Path(model) if model else default_model_path()
+        if model and not path.is_file() and path.name == str(model):
+            # a bare file name names a model shipped in the package ("backbone:drawing-backbone2.onnx",
+            # the default visual encoder), so a collection's stored spec works on every installation
+            packaged = Path(str(resources.files("figsearch") / "models" / path.name))
+            if packaged.is_file():
+                path = packaged
         if not path.is_file():
             raise ModelUnavailable(
                 f"backbone encoder model {path} not found; train one with "
