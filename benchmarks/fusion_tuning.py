@@ -68,6 +68,8 @@ class Replay:
                     skipped.add(publication)
             allowed = set(pool.figures)
             self.vids, self.V = load(c, "visual", allowed)
+            visual = encoder_settings(c, "visual") or {}
+            self.visual_name = (visual.get("identity") or {}).get("name") or visual.get("spec")
             self.tids, self.T = load(c, "text", allowed)
         self.k = k
         self.pool = pool
@@ -128,7 +130,9 @@ def main() -> int:
     parser.add_argument("--rerank", action="append", default=[], help="n_query,n_db,alpha (repeatable)")
     args = parser.parse_args()
     replay = Replay(args.collection, args.rule, args.k, args.skip_source)
-    settings = [(m, {"mode": m}) for m in args.modes.split(",")]
+    calibration = fusion.near_thresholds(replay.visual_name)  # what the service passes for its encoder
+    settings = [(m, {"mode": m, **(calibration if m == "auto" else {})}) for m in args.modes.split(",")]
+    print(f"visual encoder {replay.visual_name}: auto calibration {calibration}", file=sys.stderr)
     result = evaluate(replay, settings)
     print("no rerank  " + "  ".join(f"{n} {v:.3f}" for n, v in result.items()))
     for spec in args.rerank:
