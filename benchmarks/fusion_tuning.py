@@ -132,14 +132,16 @@ def main() -> int:
     replay = Replay(args.collection, args.rule, args.k, args.skip_source)
     calibration = fusion.near_thresholds(replay.visual_name)  # what the service passes for its encoder
     settings = [(m, {"mode": m, **(calibration if m == "auto" else {})}) for m in args.modes.split(",")]
+    if "auto" in args.modes.split(",") and any(v is not None for v in calibration.values()):
+        settings.append(("auto-uncalibrated", {"mode": "auto"}))  # the rule before the nearness thresholds
     print(f"visual encoder {replay.visual_name}: auto calibration {calibration}", file=sys.stderr)
     result = evaluate(replay, settings)
-    print("no rerank  " + "  ".join(f"{n} {v:.3f}" for n, v in result.items()))
+    print("no rerank  " + "  ".join(f"{n} {v:.4f}" for n, v in result.items()))
     for spec in args.rerank:
         nq, nd, alpha = spec.split(",")
         rr = {"query_neighbours": int(nq), "db_neighbours": int(nd), "alpha": float(alpha)}
         result = evaluate(replay, settings, rr)
-        print(f"rerank {spec}  " + "  ".join(f"{n} {v:.3f}" for n, v in result.items()))
+        print(f"rerank {spec}  " + "  ".join(f"{n} {v:.4f}" for n, v in result.items()))
     return 0
 
 
