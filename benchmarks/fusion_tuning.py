@@ -5,7 +5,9 @@ the best ``max(4 * ask, 100)`` figures of each modality, the union filled with e
 the stored vectors, then :func:`figsearch.search.fusion.fuse`) from the stored vectors with one
 matrix product per modality, so that a grid of settings costs seconds. AP@k follows trec_eval
 (divided by all relevant items). The numbers are for choosing settings only; reported numbers
-come from ``figsearch evaluate``.
+come from ``figsearch evaluate``. Mode ``auto`` gets the collection's visual encoder calibration
+(``fusion.near_thresholds``) as the service passes it; when that encoder has one, the rule without
+it is printed beside it as ``auto-uncalibrated``.
 
 Protocol: run it only on training-side data — the even-numbered 2007 designs
 (``benchmarks/class_level_eval.py --parity even``) and, for same-patent, the shared-data collection
@@ -15,7 +17,7 @@ restricted to queries that are not design grants (``--skip-source us-design-gran
 Usage::
 
     python benchmarks/fusion_tuning.py COLLECTION --rule same-class:USPC:1 \\
-        [--skip-source DIR ...] [-k 50] [--grid]
+        [--skip-source DIR ...] [-k 50] [--modes text,visual,avg,auto] [--calibration 0.55,0.4 ...]
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class Replay:
                     skipped.add(publication)
             allowed = set(pool.figures)
             self.vids, self.V = load(c, "visual", allowed)
+            visual = encoder_settings(c, "visual") or {}
+            self.visual_name = (visual.get("identity") or {}).get("name") or visual.get("spec")
             self.tids, self.T = load(c, "text", allowed)
         self.k = k
         self.pool = pool
@@ -126,16 +130,25 @@ def main() -> int:
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--modes", default=",".join(fusion.MODES))
     parser.add_argument("--rerank", action="append", default=[], help="n_query,n_db,alpha (repeatable)")
+    parser.add_argument("--calibration", action="append", default=[],
+                        help="NEAR,FAR: also replay auto with these nearness thresholds ('-' for none; repeatable)")
     args = parser.parse_args()
     replay = Replay(args.collection, args.rule, args.k, args.skip_source)
-    settings = [(m, {"mode": m}) for m in args.modes.split(",")]
+    calibration = fusion.near_thresholds(replay.visual_name)  # what the service passes for its encoder
+    settings = [(m, {"mode": m, **(calibration if m == "auto" else {})}) for m in args.modes.split(",")]
+    if "auto" in args.modes.split(",") and any(v is not None for v in calibration.values()):
+        settings.append(("auto-uncalibrated", {"mode": "auto"}))  # the rule before the nearness thresholds
+    print(f"visual encoder {replay.visual_name}: auto calibration {calibration}", file=sys.stderr)
+    for spec in args.calibration:
+        near, far = (None if v.strip() == "-" else float(v) for v in spec.split(","))
+        settings.append((f"auto[{spec}]", {"mode": "auto", "near": near, "far": far}))
     result = evaluate(replay, settings)
-    print("no rerank  " + "  ".join(f"{n} {v:.3f}" for n, v in result.items()))
+    print("no rerank  " + "  ".join(f"{n} {v:.4f}" for n, v in result.items()))
     for spec in args.rerank:
         nq, nd, alpha = spec.split(",")
         rr = {"query_neighbours": int(nq), "db_neighbours": int(nd), "alpha": float(alpha)}
         result = evaluate(replay, settings, rr)
-        print(f"rerank {spec}  " + "  ".join(f"{n} {v:.3f}" for n, v in result.items()))
+        print(f"rerank {spec}  " + "  ".join(f"{n} {v:.4f}" for n, v in result.items()))
     return 0
 
 

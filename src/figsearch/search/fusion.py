@@ -28,6 +28,17 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   where both find the same figures (the other sheets of a patent), it is close to ``zavg``. A query
   with one modality only is ranked by that modality. When no gap is positive the gap weights are
   equal. The constants were chosen on training-side data only (docs/evaluation.md).
+
+  Calibrated by the visual encoder (``near_thresholds``, from ``fusion_calibration.json``): z-scores
+  forget how *near* the best candidates are, and a cosine's meaning depends on the encoder. The
+  visual head's *nearness* h = (mean cosine of its first NEAR_TOP candidates − the list's mean
+  cosine) / (1 − the list's mean cosine) says how far of the way from the list's background to an
+  identical drawing its best candidates stand. Per encoder, two thresholds fitted on training-side
+  collections: h ≥ ``near`` (the other sheets of the same design: near-copies) and ``auto`` ranks as
+  ``avg``, both channels on their own cosine scales, which the z-scores flatten; h < ``far`` (no
+  nearer than that encoder's neighbours of merely the same kind of product, where it measured near
+  chance) and ``auto`` ranks by the text's z-score alone; in between, the rule above. An encoder
+  without an entry (or a threshold of None) keeps the rule above for that side.
 - ``text_weight`` w, when given, replaces the mode's rule by (1 − w)·v + w·t, missing = 0 as avg.
 
 Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
@@ -35,7 +46,10 @@ Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 RRF_K = 60
 SINGLE = ("visual", "text")
@@ -53,6 +67,10 @@ AGREE_POWER = 1.0
 PRIMARY = "text"
 #: a list whose scores spread less than this (all equal) standardises to z = 0
 MIN_STD = 1e-6
+#: ``auto``: the visual head's nearness is measured over its first NEAR_TOP candidates
+NEAR_TOP = 3
+#: per visual encoder name, the nearness thresholds {"near": h, "far": h} (docs/evaluation.md)
+CALIBRATION_FILE = Path(__file__).with_name("fusion_calibration.json")
 
 
 @dataclass
@@ -74,8 +92,14 @@ def fuse(
     agree_top: int = AGREE_TOP,
     agree_power: float = AGREE_POWER,
     primary: str | None = PRIMARY,
+    near: float | None = None,
+    far: float | None = None,
+    near_top: int = NEAR_TOP,
 ) -> list[Fused]:
-    """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list."""
+    """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list.
+
+    ``near``/``far`` (mode ``auto``): the visual encoder's nearness thresholds (:func:`near_thresholds`).
+    """
     exact = exact or {}
     order: list[str] = []
     for modality in ("visual", "text"):
@@ -97,12 +121,20 @@ def fuse(
         return found
 
     ranks = {m: {f: r for r, (f, _) in enumerate(c, start=1)} for m, c in lists.items()}
-    if mode in ("zavg", "auto") and text_weight is None:
+    if mode == "auto" and text_weight is None and lists.get("visual") and lists.get("text"):
+        h = nearness(lists["visual"], near_top)
+        if near is not None and h >= near:
+            mode = "avg"
+        elif far is not None and h < far:
+            mode = "text-z"
+    if mode in ("zavg", "auto", "text-z") and text_weight is None:
         stats = {m: standardiser(c) for m, c in lists.items() if c}
-        weights = (
-            auto_weights(lists, stats, gap_top, gap_power, agree_top, agree_power, primary)
-            if mode == "auto" else {m: 1.0 for m in stats}
-        )
+        if mode == "auto":
+            weights = auto_weights(lists, stats, gap_top, gap_power, agree_top, agree_power, primary)
+        elif mode == "text-z":
+            weights = {m: float(m == "text") for m in stats}
+        else:
+            weights = {m: 1.0 for m in stats}
         total = sum(weights.values()) or 1.0
     fused = []
     for figure_id in union:
@@ -117,7 +149,7 @@ def fuse(
             score = (scores.get("visual", 0.0) + scores.get("text", 0.0)) / 2
         elif mode == "max":
             score = max(scores.values())
-        elif mode in ("zavg", "auto"):
+        elif mode in ("zavg", "auto", "text-z"):
             score = 0.0
             for m, (centre, scale, lowest) in stats.items():
                 z = (scores[m] - centre) / scale if m in scores else lowest
@@ -132,6 +164,28 @@ def fuse(
     fused.sort(key=lambda f: (-round(f.score, 9), f.figure_id))
     return fused
 
+
+
+def nearness(candidates: list[tuple[str, float]], top: int = NEAR_TOP) -> float:
+    """How far of the way from the list's mean cosine to 1 its first ``top`` candidates stand (0 when flat)."""
+    values = [s for _, s in candidates]
+    if not values:
+        return 0.0
+    centre = sum(values) / len(values)
+    head = values[:top]
+    room = 1.0 - centre
+    return (sum(head) / len(head) - centre) / room if room > MIN_STD else 0.0
+
+
+@lru_cache(maxsize=1)
+def _calibration() -> dict:
+    return json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+
+
+def near_thresholds(encoder: str | None) -> dict[str, float | None]:
+    """``{"near": h, "far": h}`` for a visual encoder name (None each when it was not calibrated)."""
+    entry = _calibration().get("encoders", {}).get(encoder or "", {})
+    return {"near": entry.get("near"), "far": entry.get("far")}
 
 
 def standardiser(candidates: list[tuple[str, float]]) -> tuple[float, float, float]:

@@ -35,6 +35,7 @@ from figsearch.records import Hit
 from figsearch.search import explain, rerank
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
 from figsearch.search.filters import check_filters, passing
+from figsearch.search import fusion
 from figsearch.search.fusion import Fused, fuse
 from figsearch.search.inputs import load_query_image
 from figsearch.search.query import DEFAULT_RERANK, MODES, Query
@@ -136,6 +137,13 @@ class SearchService:
 
     def _settings(self, modality: str) -> dict | None:
         return encoder_settings(self.collection, modality)
+
+    def _visual_name(self, indexes) -> str | None:
+        """The visual encoder's name (``drawing``, ``backbone``, ...) when the visual index takes part."""
+        if "visual" not in indexes:
+            return None
+        settings = self._settings("visual") or {}
+        return (settings.get("identity") or {}).get("name") or settings.get("spec")
 
     def snapshot(self) -> IndexSnapshot:
         """The indexes the last index run wrote; a newer run's are opened whole and swapped in."""
@@ -510,7 +518,8 @@ class SearchService:
         weight = query.text_weight if len(modalities) == 2 else None
         if query.text_weight is not None and weight is None:
             notes.append("text_weight ignored: only one modality takes part")
-        fused = fuse(lists, exact, mode=mode, text_weight=weight)
+        calibration = fusion.near_thresholds(self._visual_name(indexes)) if mode == "auto" else {}
+        fused = fuse(lists, exact, mode=mode, text_weight=weight, **calibration)
         page = fused[query.offset : query.offset + query.k]
         timings["search"] = _ms(searching)
         explaining = time.perf_counter()
