@@ -72,6 +72,7 @@ class Replay:
             self.vids, self.V = load(c, "visual", allowed)
             visual = encoder_settings(c, "visual") or {}
             self.visual_name = (visual.get("identity") or {}).get("name") or visual.get("spec")
+            self.visual_model = (visual.get("identity") or {}).get("model_sha256")
             self.tids, self.T = load(c, "text", allowed)
         self.k = k
         self.pool = pool
@@ -134,7 +135,7 @@ def main() -> int:
                         help="NEAR,FAR: also replay auto with these nearness thresholds ('-' for none; repeatable)")
     args = parser.parse_args()
     replay = Replay(args.collection, args.rule, args.k, args.skip_source)
-    calibration = fusion.near_thresholds(replay.visual_name)  # what the service passes for its encoder
+    calibration = fusion.near_thresholds(replay.visual_name, replay.visual_model)  # what the service passes for its encoder
     settings = [(m, {"mode": m, **(calibration if m == "auto" else {})}) for m in args.modes.split(",")]
     if "auto" in args.modes.split(",") and any(v is not None for v in calibration.values()):
         settings.append(("auto-uncalibrated", {"mode": "auto"}))  # the rule before the nearness thresholds

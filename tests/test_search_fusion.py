@@ -133,7 +133,12 @@ def test_calibration_file_names_the_shipped_encoders_and_unknown_ones_get_none()
 
     drawing = near_thresholds("drawing")
     assert drawing["near"] is not None and drawing["far"] is not None and drawing["far"] < drawing["near"]
-    assert near_thresholds("backbone")["near"] is not None
+    # the backbone entry holds for the first shipped backbone model only (its file's digest), not for
+    # the default multi-level model, whose cosines are on another scale
+    assert near_thresholds("backbone", "3f317a65a0a53a48")["near"] is not None
+    assert near_thresholds("backbone") == {"near": None, "far": None}
+    assert near_thresholds("backbone", "7376fce99f7f5721") == {"near": None, "far": None}
+    assert near_thresholds("drawing", "any-model-digest") == drawing
     assert near_thresholds("no-such-encoder") == {"near": None, "far": None}
     assert near_thresholds(None) == {"near": None, "far": None}
 
@@ -196,3 +201,16 @@ def test_default_mode_follows_near_copies_when_the_text_is_noise():
     assert totals["visual"] > 5 * totals["text"]
     assert totals["default"] >= 0.97 * totals["visual"]
     assert totals["uncalibrated auto"] < 0.5 * totals["visual"]
+
+
+def test_the_backbone_calibration_names_the_shipped_first_backbone_file():
+    from importlib import resources
+    from pathlib import Path
+
+    from figsearch.fsutil import sha256_file
+    from figsearch.search.fusion import near_thresholds
+
+    shipped = Path(str(resources.files("figsearch") / "models" / "drawing-backbone.onnx"))
+    if not shipped.is_file():
+        pytest.skip(f"{shipped} is not in this installation")
+    assert near_thresholds("backbone", sha256_file(shipped)[:16])["near"] is not None

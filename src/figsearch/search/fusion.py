@@ -182,9 +182,15 @@ def _calibration() -> dict:
     return json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
 
 
-def near_thresholds(encoder: str | None) -> dict[str, float | None]:
-    """``{"near": h, "far": h}`` for a visual encoder name (None each when it was not calibrated)."""
-    entry = _calibration().get("encoders", {}).get(encoder or "", {})
+def near_thresholds(encoder: str | None, model_sha256: str | None = None) -> dict[str, float | None]:
+    """``{"near": h, "far": h}`` for a visual encoder (None each when it was not calibrated).
+
+    An entry ``NAME@DIGEST`` holds for that model file only (cosine scales differ between models of one
+    encoder: the two shipped ``backbone`` models), before an entry for every model of ``NAME``."""
+    encoders = _calibration().get("encoders", {})
+    entry = encoders.get(f"{encoder}@{model_sha256}") if model_sha256 else None
+    if entry is None:
+        entry = encoders.get(encoder or "", {})
     return {"near": entry.get("near"), "far": entry.get("far")}
 
 

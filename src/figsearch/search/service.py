@@ -145,6 +145,13 @@ class SearchService:
         settings = self._settings("visual") or {}
         return (settings.get("identity") or {}).get("name") or settings.get("spec")
 
+    def _visual_model(self, indexes) -> tuple[str | None, str | None]:
+        """(encoder name, model file digest) of the visual index taking part, for fusion's calibration."""
+        if "visual" not in indexes:
+            return None, None
+        identity = (self._settings("visual") or {}).get("identity") or {}
+        return self._visual_name(indexes), identity.get("model_sha256")
+
     def snapshot(self) -> IndexSnapshot:
         """The indexes the last index run wrote; a newer run's are opened whole and swapped in."""
         directory = index_dir(self.collection.root)
@@ -518,7 +525,7 @@ class SearchService:
         weight = query.text_weight if len(modalities) == 2 else None
         if query.text_weight is not None and weight is None:
             notes.append("text_weight ignored: only one modality takes part")
-        calibration = fusion.near_thresholds(self._visual_name(indexes)) if mode == "auto" else {}
+        calibration = fusion.near_thresholds(*self._visual_model(indexes)) if mode == "auto" else {}
         fused = fuse(lists, exact, mode=mode, text_weight=weight, **calibration)
         page = fused[query.offset : query.offset + query.k]
         timings["search"] = _ms(searching)
