@@ -213,3 +213,22 @@ def test_appends_that_need_many_more_lists_ask_for_a_retrain(tmp_path, monkeypat
     assert kept is not None and kept["nprobe"] == entry["nprobe"] * 4
     monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (entry["nprobe"] * 4 + 1, 0.99))
     assert append(directory, kept, _ids(9000, 10_000), _clustered(1000, 64, seed=18), 10_000) is None
+
+
+def test_two_level_training_and_an_hnsw_quantizer_keep_recall(tmp_path, monkeypatch):
+    """The 10^7 plan (IVF…_HNSW32, centroids by two-level k-means) on small data: lists trained,
+    vectors found, recall as with the flat quantizer and one-level k-means."""
+    x = _clustered(12_000, 32, seed=3)
+    queries = _clustered(40, 32, seed=4)
+    recalls = {}
+    for factory, two_level_from in (("IVF64_HNSW32,PQ16x4fs", 64), ("IVF64,PQ16x4fs", 10**9)):
+        monkeypatch.setattr(modality, "HNSW_NLIST_MIN", two_level_from)
+        directory = tmp_path / factory.replace(",", "_")
+        directory.mkdir()
+        entry = build(directory, "visual", key="k", identity={}, dim=32,
+                      plan=choose_plan(len(x), 32, factory=factory), chunks=_chunks(x), generation=1)
+        index = ModalityIndex.open(directory, "visual", entry)
+        assert index.index.is_trained and index.count == len(x)
+        recalls[factory] = _recall(index, x, queries, 20)
+    assert recalls["IVF64_HNSW32,PQ16x4fs"] >= 0.9
+    assert recalls["IVF64_HNSW32,PQ16x4fs"] >= recalls["IVF64,PQ16x4fs"] - 0.05

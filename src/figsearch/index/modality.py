@@ -14,7 +14,7 @@ from figsearch.errors import CollectionError
 from figsearch.extras import require
 from figsearch.index.calibrate import CALIBRATION_K, RECALL_TARGET, calibrate_nprobe
 from figsearch.index.files import commit, temp_path
-from figsearch.index.plan import MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
+from figsearch.index.plan import HNSW_NLIST_MIN, MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
 from figsearch.index.shards import MapShards, add_vectors
 from figsearch.fsutil import utcnow
 
@@ -53,7 +53,40 @@ def _id_width(ids: list[str]) -> int:
 
 def _new_index(plan: IndexPlan, dim: int):
     faiss = _faiss()
-    return faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+    try:
+        # index_factory turns on polysemous training for 8-bit IVF-PQ ("PQ32"): it is for Hamming
+        # filtering, which figsearch never uses, and it took minutes where the rest took a second
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    except (RuntimeError, AttributeError):
+        ivf = None
+    if hasattr(ivf, "do_polysemous_training"):
+        ivf.do_polysemous_training = False
+    return index
+
+
+def _train(faiss, index, sample: np.ndarray) -> None:
+    """Train ``index`` on ``sample``; with many lists, the coarse centroids by two-level k-means.
+
+    Flat k-means costs sample × lists × iterations (at 10^7 vectors, 655,360 × 16,384 × 25: most of
+    an hour on one core). Two-level k-means (faiss.contrib.clustering) first clusters the sample
+    into √lists groups, then each group into its share of the lists: about √lists times cheaper,
+    and the lists come out nearly as balanced.
+    """
+    ivf = None
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except (RuntimeError, AttributeError):
+        pass
+    if ivf is not None and ivf.nlist >= HNSW_NLIST_MIN and ivf.quantizer.ntotal == 0:
+        from faiss.contrib.clustering import two_level_clustering
+
+        groups = int(np.sqrt(ivf.nlist))
+        log.info("two-level k-means: %d groups, %d lists", groups, ivf.nlist)
+        centroids, _ = two_level_clustering(sample, groups, int(ivf.nlist), clustering_niter=20)
+        ivf.quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+        log.info("coarse centroids trained; training the codes")
+    index.train(sample)
 
 
 def _set_nprobe(index, nprobe: int) -> None:
@@ -82,22 +115,34 @@ def _nlist_of(index) -> int:
         return 0
 
 
-def _read_shared(faiss, path: Path):
-    """An index opened for searching only, memory-mapped where FAISS can: server worker processes
-    then share one copy of the file in the page cache instead of each holding its own (measured:
-    a 200,000 × 256 flat index took 2 MB of a process's resident memory instead of 197 MB).
-    Index files are never changed in place (a new generation or append is a new file), so the
-    mapping stays valid while the index is open. The 4-bit fast-scan lists of the automatic IVF
-    plans cannot be mapped: FAISS copies them into the process (measured at 10^6 × 256: 53 B per
-    vector of anonymous memory per search process, docs/index-scale.md), so there each worker holds
-    its own copy of the codes, and only the flat indexes and the re-ranking vectors are shared."""
+def _read_shared(faiss, path: Path) -> tuple[object, bool]:
+    """An index opened for searching only, memory-mapped where FAISS can, and whether it was.
+
+    With ``IO_FLAG_MMAP_IFC`` (faiss >= 1.10) the codes of flat indexes and the inverted lists of
+    IVF indexes stored as plain arrays (``IVF…,Flat``, 8-bit ``IVF…,PQm``) stay pages of the file:
+    server worker processes share one copy in the page cache instead of each holding its own
+    (tests/test_index_mmap.py; numbers in docs/serving.md). Index files are never changed in place
+    (a new generation or append is a new file), so the mapping stays valid while the index is
+    open. The 4-bit fast-scan lists (``x4fs``) are read into the process whatever the flag
+    (``BlockInvertedLists`` has no mapped form in faiss 1.15): each worker holds its own copy of
+    those codes, and only the re-ranking vectors and ids files are shared."""
     flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)
     if flag is not None:
         try:
-            return faiss.read_index(str(path), flag)
+            index = faiss.read_index(str(path), flag)
+            return index, not _fast_scan(faiss, index)
         except RuntimeError:
             log.debug("%s cannot be memory-mapped; reading it into memory", path)
-    return faiss.read_index(str(path))
+    return faiss.read_index(str(path)), False
+
+
+def _fast_scan(faiss, index) -> bool:
+    kinds = tuple(getattr(faiss, name) for name in ("IndexIVFFastScan", "IndexFastScan") if hasattr(faiss, name))
+    try:
+        inner = faiss.downcast_index(faiss.extract_index_ivf(index))
+    except (RuntimeError, AttributeError):
+        inner = faiss.downcast_index(index)
+    return isinstance(inner, kinds)
 
 
 def _write_faiss(index, path: Path) -> None:
@@ -136,6 +181,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
             all_ids.extend(ids)
             max_rowid = max(max_rowid, top)
     n = len(all_ids)
+    log.info("%d %s vectors written to %s", n, modality, vec_tmp.name)
     vectors = np.memmap(vec_tmp, dtype=dtype, mode="r", shape=(n, dim)) if n else np.zeros((0, dim), np.float32)
     index = _new_index(plan, dim)
     if not index.is_trained:
@@ -144,7 +190,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.choice(n, size=min(n, plan.train_size or n), replace=False))
         log.info("training %s on %d of %d %s vectors", plan.factory, len(sample), n, modality)
-        index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+        _train(faiss, index, np.ascontiguousarray(vectors[sample], dtype=np.float32))
     add_vectors(faiss, index, vec_tmp, dtype, n, dim, workers=workers, map_shards=map_shards, scratch=directory)
     nprobe, recall = plan.nprobe, None
     nlist = _nlist_of(index)
@@ -268,13 +314,15 @@ class ModalityIndex:
     index: object
     ids: np.ndarray
     vectors: np.ndarray | None
+    #: the index's codes are pages of its file (shared between processes), not a copy in this one
+    mapped: bool = False
 
     @classmethod
     def open(cls, directory: Path, modality: str, entry: dict) -> ModalityIndex:
         faiss = _faiss()
         files = entry["files"]
         n, dim, width = entry["count"], entry["dim"], entry["id_width"]
-        index = _read_shared(faiss, directory / files["index"])
+        index, mapped = _read_shared(faiss, directory / files["index"])
         if index.ntotal != n or index.d != dim:
             raise CollectionError(f"{modality} index holds {index.ntotal}×{index.d}, manifest says {n}×{dim}")
         _set_nprobe(index, entry.get("nprobe") or IndexPlan.from_dict(entry["plan"]).nprobe)
@@ -282,7 +330,7 @@ class ModalityIndex:
         vectors = None
         if files.get("vectors") and n:
             vectors = np.memmap(directory / files["vectors"], dtype=_vector_dtype(entry), mode="r", shape=(n, dim))
-        return cls(modality, entry, index, ids, vectors)
+        return cls(modality, entry, index, ids, vectors, mapped)
 
     @property
     def count(self) -> int:
