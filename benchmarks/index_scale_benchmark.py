@@ -214,7 +214,7 @@ def run(kind: str, n: int, dim: int, queries_n: int, workers: int, workdir: Path
         disk = sum(p.stat().st_size for p in directory.iterdir() if not p.name.startswith(".")) / n
         print(
             f"[{kind}] n={n:,} dim={dim}: {plan.factory} + {entry['vector_dtype']} re-ranking, nprobe {entry['nprobe']} "
-            f"(calibrated recall {entry['calibrated_recall']:.3f}), build {build_s:.0f} s with {workers} worker(s)\n"
+            f"(calibrated recall {entry['calibrated_recall']:.3f}), re-ranking candidates {entry.get('candidates') or 'default'}, build {build_s:.0f} s with {workers} worker(s)\n"
             f"  RAM {in_ram / n:.1f} B/vector (anonymous RSS growth of the search process; serialized index "
             f"{child['serialized'] / n:.1f} B/vector); mapped files resident as page cache: index file "
             f"{mapped.get('.faiss', 0) / n:.1f}, ids {mapped.get('.ids', 0) / n:.1f}, re-ranking vectors "

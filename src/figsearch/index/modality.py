@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable
@@ -12,7 +13,7 @@ import numpy as np
 
 from figsearch.errors import CollectionError
 from figsearch.extras import require
-from figsearch.index.calibrate import CALIBRATION_K, RECALL_TARGET, calibrate_nprobe
+from figsearch.index.calibrate import CALIBRATION_K, RECALL_TARGET, calibrate_candidates, calibrate_nprobe
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import HNSW_NLIST_MIN, MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
 from figsearch.index.shards import MapShards, add_vectors
@@ -97,12 +98,20 @@ def _set_nprobe(index, nprobe: int) -> None:
             log.debug("this index has no nprobe")
 
 
-def reranked_positions(index, vectors: np.ndarray | None, query: np.ndarray, k: int) -> list[int]:
-    """Positions of the ``k`` nearest vectors: approximate candidates re-scored with the exact vectors."""
+def _default_candidates(k: int) -> int:
+    return max(k * RERANK_FACTOR, MIN_CANDIDATES)
+
+
+def reranked_positions(index, vectors: np.ndarray | None, query: np.ndarray, k: int,
+                       candidates: int | None = None) -> list[int]:
+    """Positions of the ``k`` nearest vectors: approximate candidates re-scored with the exact vectors.
+
+    ``candidates``: how many to fetch (at least the default ``max(8k, 200)``); calibrated per index
+    where the default misses the recall target (the manifest's ``candidates``)."""
     q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-    wanted = min(index.ntotal, max(k * RERANK_FACTOR, MIN_CANDIDATES))
-    _, candidates = index.search(q, wanted)
-    positions = np.unique(candidates[0][candidates[0] >= 0])  # sorted: kinder to the memory map
+    wanted = min(index.ntotal, max(_default_candidates(k), candidates or 0))
+    _, found = index.search(q, wanted)
+    positions = np.unique(found[0][found[0] >= 0])  # sorted: kinder to the memory map
     scores = np.asarray(vectors[positions], dtype=np.float32) @ q[0]
     best = np.argsort(-scores, kind="stable")[:k]
     return positions[best].tolist()
@@ -192,10 +201,14 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         log.info("training %s on %d of %d %s vectors", plan.factory, len(sample), n, modality)
         _train(faiss, index, np.ascontiguousarray(vectors[sample], dtype=np.float32))
     add_vectors(faiss, index, vec_tmp, dtype, n, dim, workers=workers, map_shards=map_shards, scratch=directory)
-    nprobe, recall = plan.nprobe, None
+    nprobe, recall, candidates = plan.nprobe, None, 0
     nlist = _nlist_of(index)
     if nlist and plan.rerank and n > CALIBRATION_K:
         nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions)
+        if recall < RECALL_TARGET:
+            _set_nprobe(index, nprobe)
+            candidates, recall = calibrate_candidates(faiss, index, vectors, reranked_positions,
+                                                      _default_candidates(CALIBRATION_K))
     width = _id_width(all_ids)
     ids_tmp = temp_path(ids_path)
     np.array(all_ids, dtype=f"S{width}").tofile(ids_tmp) if n else open(ids_tmp, "wb").close()
@@ -219,6 +232,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         "built_count": n,
         "nprobe": nprobe,
         "calibrated_recall": recall,
+        "candidates": candidates,
         "calibrated_count": n,
         "built_nprobe": nprobe,
         "vector_dtype": dtype if plan.rerank else None,
@@ -286,7 +300,8 @@ def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -
     if (total - calibrated) * 100 < RECALIBRATE_GROWTH_PERCENT * calibrated:
         return None
     vectors = np.memmap(directory / files["vectors"], dtype=_vector_dtype(entry), mode="r", shape=(total, entry["dim"]))
-    nprobe, recall = calibrate_nprobe(_faiss(), index, vectors, nlist, reranked_positions,
+    search = functools.partial(reranked_positions, candidates=entry.get("candidates") or None)
+    nprobe, recall = calibrate_nprobe(_faiss(), index, vectors, nlist, search,
                                       newest=total - entry.get("built_count", entry["count"]))
     # the build's own recall is the bar where the data never reached the target (hard to partition)
     bar = min(RECALL_TARGET, (entry.get("calibrated_recall") or RECALL_TARGET) - 0.01)
@@ -360,7 +375,8 @@ class ModalityIndex:
         if q.shape[1] != self.dim:
             raise CollectionError(f"query vector has dimension {q.shape[1]}, the {self.modality} index {self.dim}")
         if self.vectors is not None:
-            positions = np.asarray(reranked_positions(self.index, self.vectors, q, k), dtype=np.int64)
+            positions = np.asarray(reranked_positions(self.index, self.vectors, q, k, self.entry.get("candidates")),
+                                   dtype=np.int64)
             scores = np.asarray(self.vectors[positions], dtype=np.float32) @ q[0]
         else:
             scores, found = self.index.search(q, k)
