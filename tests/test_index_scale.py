@@ -246,3 +246,19 @@ def test_more_reranking_candidates_where_the_nprobe_cap_misses_the_target(tmp_pa
     narrow = ModalityIndex.open(tmp_path, "visual", dict(entry, candidates=0))
     queries = _clustered(60, 32, seed=6, centres=3000, spread=0.8)
     assert _recall(wide, x, queries, 50) >= _recall(narrow, x, queries, 50) + 0.02
+
+
+def test_with_wider_candidates_nprobe_steps_down_while_recall_keeps_its_margin(tmp_path):
+    """Few, well separated kinds (an easy partition) but coarse codes: the default candidates miss
+    neighbours at every nprobe; once wider ones reach the target, fewer lists suffice."""
+    from figsearch.index import calibrate
+
+    x = _clustered(12_000, 32, seed=7, centres=200, spread=0.6)
+    plan = choose_plan(len(x), 32, factory="IVF16,PQ4x4fs")
+    index = modality._new_index(plan, 32)
+    index.train(x)
+    index.add(x)
+    modality._set_nprobe(index, 16)
+    nprobe, candidates, recall = calibrate.calibrate_candidates(faiss, index, x, modality.reranked_positions, 400, 16)
+    assert candidates > 400 and recall >= calibrate.RECALL_TARGET + calibrate.STEP_DOWN_MARGIN
+    assert nprobe < 16

@@ -31,6 +31,8 @@ EXACT_CHUNK = 100_000
 MAX_SCANNED_CODES = 500_000
 #: multiples of the default re-ranking candidates tried when the nprobe cap misses the recall target
 WIDER_CANDIDATES = (2.5, 5)
+#: with wider candidates, nprobe steps down only while recall stays this far above the target
+STEP_DOWN_MARGIN = 0.01
 
 
 def exact_neighbours(faiss, vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -123,9 +125,10 @@ def calibrate_nprobe(faiss, index, vectors: np.ndarray, nlist: int, search, *, s
     return nprobe, recall
 
 
-def calibrate_candidates(faiss, index, vectors: np.ndarray, search, default: int, *, seed: int = 7,
-                         newest: int = 0) -> tuple[int, float]:
-    """(candidates, recall@50) for an index whose nprobe is set and short of ``RECALL_TARGET``.
+def calibrate_candidates(faiss, index, vectors: np.ndarray, search, default: int, nprobe: int, *, seed: int = 7,
+                         newest: int = 0) -> tuple[int, int, float]:
+    """(nprobe, candidates, recall@50) for an index whose calibrated ``nprobe`` (set on it) is short
+    of ``RECALL_TARGET``.
 
     When a query scans hundreds of thousands of 4-bit codes, the coarse codes' ranking noise
     pushes true neighbours out of the default ``default`` candidates even though their lists were
@@ -133,7 +136,9 @@ def calibrate_candidates(faiss, index, vectors: np.ndarray, search, default: int
     1,000, at a quarter of the lists). Re-ranking more candidates from the exact vectors costs
     about a microsecond each, far less than probing more lists; ``WIDER_CANDIDATES`` multiples of
     the default are tried and the smallest reaching the target, else the best by 0.01 or more, is
-    kept (0: the default).
+    kept (0: the default). Where the target is reached, nprobe then steps down (¾, ½) while recall
+    stays ``STEP_DOWN_MARGIN`` above the target: the margin stands in for the doubling
+    ``calibrate_nprobe`` adds for queries from outside the collection.
     """
     queries, sample, truth, k = _calibration_set(faiss, vectors, seed, newest)
     best, best_recall = 0, _measured_recall(index, vectors, search, queries, sample, truth, k)
@@ -145,4 +150,14 @@ def calibrate_candidates(faiss, index, vectors: np.ndarray, search, default: int
             best, best_recall = wanted, recall
         if recall >= RECALL_TARGET:
             break
-    return best, best_recall
+    space = faiss.ParameterSpace()
+    if best and best_recall >= RECALL_TARGET + STEP_DOWN_MARGIN:
+        for trial in (nprobe * 3 // 4, nprobe // 2):
+            space.set_index_parameter(index, "nprobe", trial)
+            recall = _measured_recall(index, vectors, search, queries, sample, truth, k, candidates=best)
+            log.info("nprobe %d with %d candidates: recall@%d %.3f", trial, best, k, recall)
+            if recall < RECALL_TARGET + STEP_DOWN_MARGIN:
+                break
+            nprobe, best_recall = trial, recall
+    space.set_index_parameter(index, "nprobe", nprobe)
+    return nprobe, best, best_recall

@@ -207,8 +207,8 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions)
         if recall < RECALL_TARGET:
             _set_nprobe(index, nprobe)
-            candidates, recall = calibrate_candidates(faiss, index, vectors, reranked_positions,
-                                                      _default_candidates(CALIBRATION_K))
+            nprobe, candidates, recall = calibrate_candidates(faiss, index, vectors, reranked_positions,
+                                                              _default_candidates(CALIBRATION_K), nprobe)
     width = _id_width(all_ids)
     ids_tmp = temp_path(ids_path)
     np.array(all_ids, dtype=f"S{width}").tofile(ids_tmp) if n else open(ids_tmp, "wb").close()
