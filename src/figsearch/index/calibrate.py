@@ -50,8 +50,9 @@ def exact_neighbours(faiss, vectors: np.ndarray, queries: np.ndarray, k: int) ->
     return best_ids
 
 
-def _calibration_set(faiss, vectors: np.ndarray, seed: int, newest: int):
-    """(queries, their own positions or -1, exact neighbours with one extra, k)."""
+def calibration_set(faiss, vectors: np.ndarray, seed: int = 7, newest: int = 0):
+    """(queries, their own positions or -1, exact neighbours with one extra, k): computed once and
+    passed to both calibrations (the exact neighbours are a scan of all vectors)."""
     n = len(vectors)
     k = min(CALIBRATION_K, n - 1)
     rng = np.random.default_rng(seed)
@@ -93,7 +94,7 @@ def _measured_recall(index, vectors, search, queries, sample, truth, k: int, **o
 
 
 def calibrate_nprobe(faiss, index, vectors: np.ndarray, nlist: int, search, *, seed: int = 7,
-                     newest: int = 0) -> tuple[int, float]:
+                     newest: int = 0, calibration=None) -> tuple[int, float]:
     """(nprobe, recall@50 it reached) for ``index``; ``search(index, vectors, query, k)`` is the
     re-ranking search the service uses, returning positions best first.
 
@@ -102,7 +103,7 @@ def calibrate_nprobe(faiss, index, vectors: np.ndarray, nlist: int, search, *, s
     drawing) are where an old partition loses recall first.
     """
     n = len(vectors)
-    queries, sample, truth, k = _calibration_set(faiss, vectors, seed, newest)
+    queries, sample, truth, k = calibration or calibration_set(faiss, vectors, seed, newest)
     cap = max(min(nlist, 32), min(nlist // 2, MAX_SCANNED_CODES * nlist // n))
     nprobe, recall = 8, 0.0
     space = faiss.ParameterSpace()
@@ -126,7 +127,7 @@ def calibrate_nprobe(faiss, index, vectors: np.ndarray, nlist: int, search, *, s
 
 
 def calibrate_candidates(faiss, index, vectors: np.ndarray, search, default: int, nprobe: int, *, seed: int = 7,
-                         newest: int = 0) -> tuple[int, int, float]:
+                         newest: int = 0, calibration=None) -> tuple[int, int, float]:
     """(nprobe, candidates, recall@50) for an index whose calibrated ``nprobe`` (set on it) is short
     of ``RECALL_TARGET``.
 
@@ -140,7 +141,7 @@ def calibrate_candidates(faiss, index, vectors: np.ndarray, search, default: int
     stays ``STEP_DOWN_MARGIN`` above the target: the margin stands in for the doubling
     ``calibrate_nprobe`` adds for queries from outside the collection.
     """
-    queries, sample, truth, k = _calibration_set(faiss, vectors, seed, newest)
+    queries, sample, truth, k = calibration or calibration_set(faiss, vectors, seed, newest)
     best, best_recall = 0, _measured_recall(index, vectors, search, queries, sample, truth, k)
     for factor in WIDER_CANDIDATES:
         wanted = int(default * factor)

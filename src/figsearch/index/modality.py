@@ -13,7 +13,13 @@ import numpy as np
 
 from figsearch.errors import CollectionError
 from figsearch.extras import require
-from figsearch.index.calibrate import CALIBRATION_K, RECALL_TARGET, calibrate_candidates, calibrate_nprobe
+from figsearch.index.calibrate import (
+    CALIBRATION_K,
+    RECALL_TARGET,
+    calibrate_candidates,
+    calibrate_nprobe,
+    calibration_set,
+)
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import HNSW_NLIST_MIN, MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
 from figsearch.index.shards import MapShards, add_vectors
@@ -204,11 +210,13 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
     nprobe, recall, candidates = plan.nprobe, None, 0
     nlist = _nlist_of(index)
     if nlist and plan.rerank and n > CALIBRATION_K:
-        nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions)
+        sample_set = calibration_set(faiss, vectors)
+        nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions, calibration=sample_set)
         if recall < RECALL_TARGET:
             _set_nprobe(index, nprobe)
             nprobe, candidates, recall = calibrate_candidates(faiss, index, vectors, reranked_positions,
-                                                              _default_candidates(CALIBRATION_K), nprobe)
+                                                              _default_candidates(CALIBRATION_K), nprobe,
+                                                              calibration=sample_set)
     width = _id_width(all_ids)
     ids_tmp = temp_path(ids_path)
     np.array(all_ids, dtype=f"S{width}").tofile(ids_tmp) if n else open(ids_tmp, "wb").close()
