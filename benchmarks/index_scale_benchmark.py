@@ -2,6 +2,14 @@
 
     nice -n 10 timeout 3000 python benchmarks/index_scale_benchmark.py --n 1000000 --data clustered diffuse \\
         --workers 2 --appends 0.1 0.5 1.0
+    nice -n 15 timeout 14400 python benchmarks/index_scale_benchmark.py --n 10000000 --data clustered \
+        --workers 2 --queries 200 --workdir DIR_WITH_8_GB_FREE
+
+At 10^7 nothing holds the vectors as float32 either: they are generated 100,000 at a time into
+the float16 file (5.1 GB), the plan (``IVF16384_HNSW32,PQ64x4fs``) trains on a 655,360-vector
+sample, and ground truth is the chunked exact scan of that file (``--flat-max-gib`` keeps the
+in-memory ``IndexFlatIP`` baseline to 10^6). The build logs each phase with a timestamp, so a run
+cut short by ``timeout`` still says how far it got.
 
 For each data set, ``n`` synthetic 256-d unit vectors are generated in chunks and streamed into
 ``figsearch.index.modality.build`` exactly as ``figsearch index`` builds (automatic plan: IVF-PQ
@@ -214,7 +222,7 @@ def run(kind: str, n: int, dim: int, queries_n: int, workers: int, workdir: Path
         disk = sum(p.stat().st_size for p in directory.iterdir() if not p.name.startswith(".")) / n
         print(
             f"[{kind}] n={n:,} dim={dim}: {plan.factory} + {entry['vector_dtype']} re-ranking, nprobe {entry['nprobe']} "
-            f"(calibrated recall {entry['calibrated_recall']:.3f}), build {build_s:.0f} s with {workers} worker(s)\n"
+            f"(calibrated recall {entry['calibrated_recall']:.3f}), re-ranking candidates {entry.get('candidates') or 'default'}, build {build_s:.0f} s with {workers} worker(s)\n"
             f"  RAM {in_ram / n:.1f} B/vector (anonymous RSS growth of the search process; serialized index "
             f"{child['serialized'] / n:.1f} B/vector); mapped files resident as page cache: index file "
             f"{mapped.get('.faiss', 0) / n:.1f}, ids {mapped.get('.ids', 0) / n:.1f}, re-ranking vectors "

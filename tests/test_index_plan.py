@@ -19,6 +19,10 @@ def test_small_collections_are_exact_large_ones_compressed_within_budget():
     assert choose_plan(1_000_000, 256).factory == "IVF4096,PQ64x4fs"
     assert choose_plan(1_000_000, 256, bytes_per_vector=30).factory == "IVF4096,PQ32x4fs"
     assert choose_plan(200_000, 384).factory.startswith("IVF2048,PQ96x4fs")
+    # from 8,192 lists on an HNSW graph assigns vectors to lists (a flat scan of 16,384 centroids per vector
+    # dominated a 10^7 build)
+    assert choose_plan(2_000_000, 256).factory == "IVF4096,PQ64x4fs"
+    assert choose_plan(10_000_000, 256).factory == "IVF16384_HNSW32,PQ64x4fs"
 
 
 def test_factory_override():

@@ -213,3 +213,52 @@ def test_appends_that_need_many_more_lists_ask_for_a_retrain(tmp_path, monkeypat
     assert kept is not None and kept["nprobe"] == entry["nprobe"] * 4
     monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (entry["nprobe"] * 4 + 1, 0.99))
     assert append(directory, kept, _ids(9000, 10_000), _clustered(1000, 64, seed=18), 10_000) is None
+
+
+def test_two_level_training_and_an_hnsw_quantizer_keep_recall(tmp_path, monkeypatch):
+    """The 10^7 plan (IVF…_HNSW32, centroids by two-level k-means) on small data: lists trained,
+    vectors found, recall as with the flat quantizer and one-level k-means."""
+    x = _clustered(12_000, 32, seed=3)
+    queries = _clustered(40, 32, seed=4)
+    recalls = {}
+    for factory, two_level_from in (("IVF64_HNSW32,PQ16x4fs", 64), ("IVF64,PQ16x4fs", 10**9)):
+        monkeypatch.setattr(modality, "HNSW_NLIST_MIN", two_level_from)
+        directory = tmp_path / factory.replace(",", "_")
+        directory.mkdir()
+        entry = build(directory, "visual", key="k", identity={}, dim=32,
+                      plan=choose_plan(len(x), 32, factory=factory), chunks=_chunks(x), generation=1)
+        index = ModalityIndex.open(directory, "visual", entry)
+        assert index.index.is_trained and index.count == len(x)
+        recalls[factory] = _recall(index, x, queries, 20)
+    assert recalls["IVF64_HNSW32,PQ16x4fs"] >= 0.9
+    assert recalls["IVF64_HNSW32,PQ16x4fs"] >= recalls["IVF64,PQ16x4fs"] - 0.05
+
+
+def test_more_reranking_candidates_where_the_nprobe_cap_misses_the_target(tmp_path):
+    """Coarse codes (4 bits × 4 for 32 dims) on diffuse data: even with every list probed (the cap
+    for 16 lists) the default 400 candidates miss true neighbours; the build keeps a wider candidate
+    count in the manifest and searches use it."""
+    x = _clustered(12_000, 32, seed=5, centres=3000, spread=0.8)
+    plan = choose_plan(len(x), 32, factory="IVF16,PQ4x4fs")
+    entry = build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1)
+    assert entry["nprobe"] == 16 and entry["candidates"] > 400
+    wide = ModalityIndex.open(tmp_path, "visual", entry)
+    narrow = ModalityIndex.open(tmp_path, "visual", dict(entry, candidates=0))
+    queries = _clustered(60, 32, seed=6, centres=3000, spread=0.8)
+    assert _recall(wide, x, queries, 50) >= _recall(narrow, x, queries, 50) + 0.02
+
+
+def test_with_wider_candidates_nprobe_steps_down_while_recall_keeps_its_margin(tmp_path):
+    """Few, well separated kinds (an easy partition) but coarse codes: the default candidates miss
+    neighbours at every nprobe; once wider ones reach the target, fewer lists suffice."""
+    from figsearch.index import calibrate
+
+    x = _clustered(12_000, 32, seed=7, centres=200, spread=0.6)
+    plan = choose_plan(len(x), 32, factory="IVF16,PQ4x4fs")
+    index = modality._new_index(plan, 32)
+    index.train(x)
+    index.add(x)
+    modality._set_nprobe(index, 16)
+    nprobe, candidates, recall = calibrate.calibrate_candidates(faiss, index, x, modality.reranked_positions, 400, 16)
+    assert candidates > 400 and recall >= calibrate.RECALL_TARGET + calibrate.STEP_DOWN_MARGIN
+    assert nprobe < 16

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable
@@ -12,9 +13,15 @@ import numpy as np
 
 from figsearch.errors import CollectionError
 from figsearch.extras import require
-from figsearch.index.calibrate import CALIBRATION_K, RECALL_TARGET, calibrate_nprobe
+from figsearch.index.calibrate import (
+    CALIBRATION_K,
+    RECALL_TARGET,
+    calibrate_candidates,
+    calibrate_nprobe,
+    calibration_set,
+)
 from figsearch.index.files import commit, temp_path
-from figsearch.index.plan import MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
+from figsearch.index.plan import HNSW_NLIST_MIN, MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
 from figsearch.index.shards import MapShards, add_vectors
 from figsearch.fsutil import utcnow
 
@@ -53,7 +60,40 @@ def _id_width(ids: list[str]) -> int:
 
 def _new_index(plan: IndexPlan, dim: int):
     faiss = _faiss()
-    return faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
+    try:
+        # index_factory turns on polysemous training for 8-bit IVF-PQ ("PQ32"): it is for Hamming
+        # filtering, which figsearch never uses, and it took minutes where the rest took a second
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    except (RuntimeError, AttributeError):
+        ivf = None
+    if hasattr(ivf, "do_polysemous_training"):
+        ivf.do_polysemous_training = False
+    return index
+
+
+def _train(faiss, index, sample: np.ndarray) -> None:
+    """Train ``index`` on ``sample``; with many lists, the coarse centroids by two-level k-means.
+
+    Flat k-means costs sample × lists × iterations (at 10^7 vectors, 655,360 × 16,384 × 25: most of
+    an hour on one core). Two-level k-means (faiss.contrib.clustering) first clusters the sample
+    into √lists groups, then each group into its share of the lists: about √lists times cheaper,
+    and the lists come out nearly as balanced.
+    """
+    ivf = None
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except (RuntimeError, AttributeError):
+        pass
+    if ivf is not None and ivf.nlist >= HNSW_NLIST_MIN and ivf.quantizer.ntotal == 0:
+        from faiss.contrib.clustering import two_level_clustering
+
+        groups = int(np.sqrt(ivf.nlist))
+        log.info("two-level k-means: %d groups, %d lists", groups, ivf.nlist)
+        centroids, _ = two_level_clustering(sample, groups, int(ivf.nlist), clustering_niter=20)
+        ivf.quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+        log.info("coarse centroids trained; training the codes")
+    index.train(sample)
 
 
 def _set_nprobe(index, nprobe: int) -> None:
@@ -64,12 +104,20 @@ def _set_nprobe(index, nprobe: int) -> None:
             log.debug("this index has no nprobe")
 
 
-def reranked_positions(index, vectors: np.ndarray | None, query: np.ndarray, k: int) -> list[int]:
-    """Positions of the ``k`` nearest vectors: approximate candidates re-scored with the exact vectors."""
+def _default_candidates(k: int) -> int:
+    return max(k * RERANK_FACTOR, MIN_CANDIDATES)
+
+
+def reranked_positions(index, vectors: np.ndarray | None, query: np.ndarray, k: int,
+                       candidates: int | None = None) -> list[int]:
+    """Positions of the ``k`` nearest vectors: approximate candidates re-scored with the exact vectors.
+
+    ``candidates``: how many to fetch (at least the default ``max(8k, 200)``); calibrated per index
+    where the default misses the recall target (the manifest's ``candidates``)."""
     q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-    wanted = min(index.ntotal, max(k * RERANK_FACTOR, MIN_CANDIDATES))
-    _, candidates = index.search(q, wanted)
-    positions = np.unique(candidates[0][candidates[0] >= 0])  # sorted: kinder to the memory map
+    wanted = min(index.ntotal, max(_default_candidates(k), candidates or 0))
+    _, found = index.search(q, wanted)
+    positions = np.unique(found[0][found[0] >= 0])  # sorted: kinder to the memory map
     scores = np.asarray(vectors[positions], dtype=np.float32) @ q[0]
     best = np.argsort(-scores, kind="stable")[:k]
     return positions[best].tolist()
@@ -82,22 +130,34 @@ def _nlist_of(index) -> int:
         return 0
 
 
-def _read_shared(faiss, path: Path):
-    """An index opened for searching only, memory-mapped where FAISS can: server worker processes
-    then share one copy of the file in the page cache instead of each holding its own (measured:
-    a 200,000 × 256 flat index took 2 MB of a process's resident memory instead of 197 MB).
-    Index files are never changed in place (a new generation or append is a new file), so the
-    mapping stays valid while the index is open. The 4-bit fast-scan lists of the automatic IVF
-    plans cannot be mapped: FAISS copies them into the process (measured at 10^6 × 256: 53 B per
-    vector of anonymous memory per search process, docs/index-scale.md), so there each worker holds
-    its own copy of the codes, and only the flat indexes and the re-ranking vectors are shared."""
+def _read_shared(faiss, path: Path) -> tuple[object, bool]:
+    """An index opened for searching only, memory-mapped where FAISS can, and whether it was.
+
+    With ``IO_FLAG_MMAP_IFC`` (faiss >= 1.10) the codes of flat indexes and the inverted lists of
+    IVF indexes stored as plain arrays (``IVF…,Flat``, 8-bit ``IVF…,PQm``) stay pages of the file:
+    server worker processes share one copy in the page cache instead of each holding its own
+    (tests/test_index_mmap.py; numbers in docs/serving.md). Index files are never changed in place
+    (a new generation or append is a new file), so the mapping stays valid while the index is
+    open. The 4-bit fast-scan lists (``x4fs``) are read into the process whatever the flag
+    (``BlockInvertedLists`` has no mapped form in faiss 1.15): each worker holds its own copy of
+    those codes, and only the re-ranking vectors and ids files are shared."""
     flag = getattr(faiss, "IO_FLAG_MMAP_IFC", None)
     if flag is not None:
         try:
-            return faiss.read_index(str(path), flag)
+            index = faiss.read_index(str(path), flag)
+            return index, not _fast_scan(faiss, index)
         except RuntimeError:
             log.debug("%s cannot be memory-mapped; reading it into memory", path)
-    return faiss.read_index(str(path))
+    return faiss.read_index(str(path)), False
+
+
+def _fast_scan(faiss, index) -> bool:
+    kinds = tuple(getattr(faiss, name) for name in ("IndexIVFFastScan", "IndexFastScan") if hasattr(faiss, name))
+    try:
+        inner = faiss.downcast_index(faiss.extract_index_ivf(index))
+    except (RuntimeError, AttributeError):
+        inner = faiss.downcast_index(index)
+    return isinstance(inner, kinds)
 
 
 def _write_faiss(index, path: Path) -> None:
@@ -136,6 +196,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
             all_ids.extend(ids)
             max_rowid = max(max_rowid, top)
     n = len(all_ids)
+    log.info("%d %s vectors written to %s", n, modality, vec_tmp.name)
     vectors = np.memmap(vec_tmp, dtype=dtype, mode="r", shape=(n, dim)) if n else np.zeros((0, dim), np.float32)
     index = _new_index(plan, dim)
     if not index.is_trained:
@@ -144,12 +205,18 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.choice(n, size=min(n, plan.train_size or n), replace=False))
         log.info("training %s on %d of %d %s vectors", plan.factory, len(sample), n, modality)
-        index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+        _train(faiss, index, np.ascontiguousarray(vectors[sample], dtype=np.float32))
     add_vectors(faiss, index, vec_tmp, dtype, n, dim, workers=workers, map_shards=map_shards, scratch=directory)
-    nprobe, recall = plan.nprobe, None
+    nprobe, recall, candidates = plan.nprobe, None, 0
     nlist = _nlist_of(index)
     if nlist and plan.rerank and n > CALIBRATION_K:
-        nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions)
+        sample_set = calibration_set(faiss, vectors)
+        nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions, calibration=sample_set)
+        if recall < RECALL_TARGET:
+            _set_nprobe(index, nprobe)
+            nprobe, candidates, recall = calibrate_candidates(faiss, index, vectors, reranked_positions,
+                                                              _default_candidates(CALIBRATION_K), nprobe,
+                                                              calibration=sample_set)
     width = _id_width(all_ids)
     ids_tmp = temp_path(ids_path)
     np.array(all_ids, dtype=f"S{width}").tofile(ids_tmp) if n else open(ids_tmp, "wb").close()
@@ -173,6 +240,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         "built_count": n,
         "nprobe": nprobe,
         "calibrated_recall": recall,
+        "candidates": candidates,
         "calibrated_count": n,
         "built_nprobe": nprobe,
         "vector_dtype": dtype if plan.rerank else None,
@@ -240,7 +308,8 @@ def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -
     if (total - calibrated) * 100 < RECALIBRATE_GROWTH_PERCENT * calibrated:
         return None
     vectors = np.memmap(directory / files["vectors"], dtype=_vector_dtype(entry), mode="r", shape=(total, entry["dim"]))
-    nprobe, recall = calibrate_nprobe(_faiss(), index, vectors, nlist, reranked_positions,
+    search = functools.partial(reranked_positions, candidates=entry.get("candidates") or None)
+    nprobe, recall = calibrate_nprobe(_faiss(), index, vectors, nlist, search,
                                       newest=total - entry.get("built_count", entry["count"]))
     # the build's own recall is the bar where the data never reached the target (hard to partition)
     bar = min(RECALL_TARGET, (entry.get("calibrated_recall") or RECALL_TARGET) - 0.01)
@@ -268,13 +337,15 @@ class ModalityIndex:
     index: object
     ids: np.ndarray
     vectors: np.ndarray | None
+    #: the index's codes are pages of its file (shared between processes), not a copy in this one
+    mapped: bool = False
 
     @classmethod
     def open(cls, directory: Path, modality: str, entry: dict) -> ModalityIndex:
         faiss = _faiss()
         files = entry["files"]
         n, dim, width = entry["count"], entry["dim"], entry["id_width"]
-        index = _read_shared(faiss, directory / files["index"])
+        index, mapped = _read_shared(faiss, directory / files["index"])
         if index.ntotal != n or index.d != dim:
             raise CollectionError(f"{modality} index holds {index.ntotal}×{index.d}, manifest says {n}×{dim}")
         _set_nprobe(index, entry.get("nprobe") or IndexPlan.from_dict(entry["plan"]).nprobe)
@@ -282,7 +353,7 @@ class ModalityIndex:
         vectors = None
         if files.get("vectors") and n:
             vectors = np.memmap(directory / files["vectors"], dtype=_vector_dtype(entry), mode="r", shape=(n, dim))
-        return cls(modality, entry, index, ids, vectors)
+        return cls(modality, entry, index, ids, vectors, mapped)
 
     @property
     def count(self) -> int:
@@ -312,7 +383,8 @@ class ModalityIndex:
         if q.shape[1] != self.dim:
             raise CollectionError(f"query vector has dimension {q.shape[1]}, the {self.modality} index {self.dim}")
         if self.vectors is not None:
-            positions = np.asarray(reranked_positions(self.index, self.vectors, q, k), dtype=np.int64)
+            positions = np.asarray(reranked_positions(self.index, self.vectors, q, k, self.entry.get("candidates")),
+                                   dtype=np.int64)
             scores = np.asarray(self.vectors[positions], dtype=np.float32) @ q[0]
         else:
             scores, found = self.index.search(q, k)

@@ -10,6 +10,12 @@
   How many lists a query probes (``nprobe``) is calibrated on the collection's own vectors when
   the index is built (figsearch.index.calibrate).
 
+From ``HNSW_NLIST_MIN`` lists on (about 3·10^6 vectors), the coarse quantizer is an HNSW graph over
+the centroids (``IVF{nlist}_HNSW32,...``) and the centroids are trained by two-level k-means
+(figsearch.index.modality): with a flat quantizer every added vector is compared with every one
+of the 16,384 centroids a 10^7 index has, and k-means on its 655,360-vector sample costs
+sample × lists × iterations — the two dominated a 10^7 build on this machine.
+
 Any FAISS index-factory string overrides the choice; non-flat ones are re-ranked the same way.
 
 From ``HALF_PRECISION_MIN`` vectors on, the exact vectors kept for re-ranking are stored as
@@ -33,6 +39,8 @@ RERANK_FACTOR = 8
 MIN_CANDIDATES = 200
 #: from this many vectors on, the re-ranking vectors are kept as float16 on disk
 HALF_PRECISION_MIN = 1_000_000
+#: from this many inverted lists on, an HNSW graph finds a vector's lists, and k-means trains in two levels
+HNSW_NLIST_MIN = 8192
 _PQ_SIZES = (256, 192, 128, 96, 64, 48, 32, 24, 16, 8, 4)
 
 
@@ -97,8 +105,9 @@ def choose_plan(n: int, dim: int, bytes_per_vector: float = DEFAULT_BYTES_PER_VE
     # "x4fs": 4-bit codes scanned with SIMD ("fast scan"), several times faster per probed list
     # than 8-bit PQ; recall comes from probing enough lists (calibrated at build time) and
     # from re-ranking, not from finer codes.
+    coarse = f"IVF{nlist}_HNSW32" if nlist >= HNSW_NLIST_MIN else f"IVF{nlist}"
     return IndexPlan(
-        f"IVF{nlist},PQ{m}x4fs", rerank=True, auto=True, nprobe=min(64, nlist // 8), train_size=min(n, nlist * 40),
+        f"{coarse},PQ{m}x4fs", rerank=True, auto=True, nprobe=min(64, nlist // 8), train_size=min(n, nlist * 40),
         vector_dtype=_vector_dtype(n),
     )
 
