@@ -19,8 +19,8 @@ from figsearch.embed.base import TEXT_ENCODERS, VISUAL_ENCODERS, TextEncoder, Vi
 #: shipped multi-level ``backbone`` model (frozen ImageNet MobileNetV2, 17 pooled feature maps, a head
 #: trained on drawings, their classes and their text; run by onnxruntime). Chosen over the ``lines-head``
 #: ``drawing`` model on training-side validation and speed: class level (even-numbered 2007 designs)
-#: 0.065 vs 0.048, same-patent (held-out training patents) 0.660 vs 0.698, about 8x the drawings per
-#: second; it also carries text (words -> drawings). docs/encoder.md has the numbers and the caveats.
+#: 0.065 vs 0.048, same-patent (held-out training patents) 0.660 vs 0.698, 5-7x the drawings per
+#: second (44-55/s vs 8/s, idle 2 cores); it also carries text (words -> drawings). docs/encoder.md has the numbers and the caveats.
 DEFAULT_VISUAL_ENCODER = "backbone:drawing-backbone2.onnx"
 DEFAULT_TEXT_ENCODER = "minilm"
 
