@@ -92,14 +92,15 @@ def _shape(kind: int) -> Image.Image:
     return image
 
 
-@pytest.mark.parametrize("encoder", [None, "lines"])  # None: the default, the learned drawing encoder
+@pytest.mark.parametrize("encoder", [None, "lines"])  # None: the default (the multi-level backbone model)
 def test_rotated_or_cropped_copy_finds_its_original(collection_dir, tmp_path, encoder):
     with Collection.open(collection_dir, create=True) as c:
         for kind in range(8):
             path, sha = c.save_png("images", f"US{kind}", "D1", _shape(kind))
             c.upsert_patent(Patent(f"US{kind}", "US", str(kind)), [Figure(f"US{kind}-D1", f"US{kind}", image_path=path, image_sha256=sha)])
     code, out = run("index", "-c", collection_dir, "--text-model", "none", *(["--visual-model", encoder] if encoder else []))
-    assert code == 0 and f"{encoder or 'drawing'}:" in out, out
+    # the index run names the encoder: "visual backbone:<key>: 8 embedded" for the default
+    assert code == 0 and f"visual {encoder or 'backbone'}:" in out, out
     for kind in (2, 5):
         rotated = _shape(kind).rotate(90, expand=True, fillcolor=255)
         cropped = _shape(kind).crop((30, 50, 480, 650))
