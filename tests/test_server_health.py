@@ -145,3 +145,15 @@ def test_the_server_answers_while_its_models_load(root):
         assert client.get("/api/search", params={"text": "rim"}).status_code == 200
         backend.release.set()
         assert state.warmed.wait(20)
+
+
+def test_the_first_finding_is_there_when_start_returns(root, pings):
+    # a probe right after start must not find "not read yet": start waits for the thread's first
+    # reading (which still happens on the health thread, not the caller's)
+    watch = HealthWatch(root, interval=60)
+    try:
+        watch.start()
+        assert watch.problem() is None
+        assert pings == ["figsearch-health"]
+    finally:
+        watch.stop()

@@ -63,6 +63,8 @@ HEALTH_BUSY_TIMEOUT_MS = 200
 HEALTH_INTERVAL_S = 0.5
 #: a finding older than this is no finding: health answers 503 (the health thread is stuck)
 HEALTH_STALE_S = 10.0
+#: how long the server's start waits for the health thread's first reading of the database
+HEALTH_FIRST_READ_WAIT_S = 5.0
 #: the GIL switch interval while the app runs: the event loop gets the GIL back within this
 #: (Python's default, 5 ms, made each socket write of the loop wait up to 5 ms behind a computing thread)
 SWITCH_INTERVAL_S = 0.001
@@ -197,6 +199,7 @@ class HealthWatch:
         self.interval = interval
         self._finding: tuple[float, str | None] = (0.0, "the collection's database was not read yet")
         self._stop = threading.Event()
+        self._first_read = threading.Event()
         self._thread: threading.Thread | None = None
         self._collection: Collection | None = None
 
@@ -221,11 +224,16 @@ class HealthWatch:
         if self.running:
             return
         self._stop.clear()
+        self._first_read.clear()
         self._thread = threading.Thread(target=self._run, name="figsearch-health", daemon=True)
         self._thread.start()
+        # wait (once, at start-up, bounded) for the thread's first reading, so that a health probe
+        # right after start does not find "not read yet" while the thread is still being scheduled
+        self._first_read.wait(HEALTH_FIRST_READ_WAIT_S)
 
     def _run(self) -> None:
         self.check()
+        self._first_read.set()
         while not self._stop.wait(self.interval):
             self.check()
         if self._collection is not None:
