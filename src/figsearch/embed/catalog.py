@@ -14,6 +14,7 @@ import json
 
 from figsearch.errors import InputError
 from figsearch.embed.base import TEXT_ENCODERS, VISUAL_ENCODERS, TextEncoder, VisualEncoder, _Encoder
+from figsearch.embed.masked import MaskedEncoder, split_mask
 
 #: The visual encoder a new collection is indexed with. It must work offline. Since stop 13 it is the
 #: shipped multi-level ``backbone`` model (frozen ImageNet MobileNetV2, 17 pooled feature maps, a head
@@ -68,11 +69,12 @@ def _create(registry, name: str, spec: str, options: dict):
 
 def create_visual(spec: str | None = None, **options) -> VisualEncoder:
     load_builtins()
-    spec = spec or DEFAULT_VISUAL_ENCODER
+    spec, mask = split_mask(spec or DEFAULT_VISUAL_ENCODER)  # "SPEC@mask=labels": cleaned before encoding
     name, argument = parse_spec(spec)
     if argument is not None:
         options["model"] = argument
-    return _create(VISUAL_ENCODERS, name, spec, options)
+    encoder = _create(VISUAL_ENCODERS, name, spec, options)
+    return MaskedEncoder(encoder, mask) if mask else encoder
 
 
 def create_text(spec: str | None = None, **options) -> TextEncoder:

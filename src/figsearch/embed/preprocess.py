@@ -6,6 +6,8 @@ to a square distorts shapes, so margins are trimmed and the drawing is padded, n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -72,3 +74,196 @@ def strip_running_header(image: Image.Image, top: float = 0.12, max_band: float 
     pixels = np.array(grey)
     pixels[: end + 1] = 255
     return Image.fromarray(pixels)
+
+
+# -- masking what is not the drawing (issue 13 item 2) -------------------------------------------
+#
+# Figure labels ("FIG. 3"), reference signs ("12", "14a") and their leader lines are found from the
+# pixels alone, so that an ingested sheet and the same drawing uploaded as a query (which runs no OCR)
+# are cleaned exactly alike. The finder is cheap (one connected-component pass, about as costly as
+# decoding the image): glyph-sized components grouped into lines of text, horizontally or vertically
+# (sheets printed sideways carry vertical labels), kept only where nothing else of the drawing is near.
+
+#: what ``mask_drawing`` can remove; ``leaders`` implies ``signs``
+MASK_PARTS = ("labels", "signs", "leaders")
+#: the finder works on the sheet scaled so that its longer side is at most this (boxes are scaled back)
+FIND_SIDE = 1200
+#: a glyph's height as a share of the sheet's longer side (12 px to 60 px on a 1200 px sheet)
+GLYPH_MIN, GLYPH_MAX = 0.01, 0.05
+#: reference signs are printed smaller than labels (about 0.015-0.02 of the sheet's longer side)
+SIGN_MAX = 0.03
+
+
+@dataclass(frozen=True)
+class Clutter:
+    """Boxes (x0, y0, x1, y1, in the image's pixels) of what is not the drawing."""
+
+    #: lines of text with four glyphs or more: figure labels, titles, axis captions
+    labels: tuple[tuple[int, int, int, int], ...] = ()
+    #: groups of one to three glyphs standing free of the drawing: reference signs
+    signs: tuple[tuple[int, int, int, int], ...] = ()
+    #: free-standing thin strokes that start next to a sign: leader lines, as small tiles along each
+    #: stroke (a slanted stroke's own box would cover drawing beside it)
+    leaders: tuple[tuple[int, int, int, int], ...] = ()
+
+    def boxes(self, parts) -> list[tuple[int, int, int, int]]:
+        parts = set(parts)
+        return [
+            *(self.labels if "labels" in parts else ()),
+            *(self.signs if parts & {"signs", "leaders"} else ()),
+            *(self.leaders if "leaders" in parts else ()),
+        ]
+
+
+def parse_mask(text: str | None) -> tuple[str, ...]:
+    """``"labels,signs"`` (or ``labels+signs``) -> ("labels", "signs") in canonical order; "" or "none" -> ()."""
+    from figsearch.errors import InputError
+
+    if not text or text.strip().lower() in ("none", "off", "0"):
+        return ()
+    asked = {p.strip().lower() for p in text.replace("+", ",").split(",") if p.strip()}
+    unknown = sorted(asked - set(MASK_PARTS))
+    if unknown:
+        raise InputError(f"unknown mask part(s) {', '.join(unknown)}: choose from {', '.join(MASK_PARTS)}")
+    if "leaders" in asked:
+        asked.add("signs")
+    return tuple(p for p in MASK_PARTS if p in asked)
+
+
+def _group_lines(boxes: np.ndarray, vertical: bool) -> list[list[int]]:
+    """Glyph indices grouped into lines of text: similar heights, overlapping rows, small gaps."""
+    if vertical:
+        boxes = boxes[:, [1, 0, 3, 2]]
+    n = len(boxes)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    order = np.argsort(boxes[:, 0], kind="stable")
+    heights = boxes[:, 3] - boxes[:, 1]
+    for a_pos, a in enumerate(order):
+        for b in order[a_pos + 1 :]:
+            gap = boxes[b, 0] - boxes[a, 2]
+            reach = 1.5 * max(heights[a], heights[b])
+            if gap > reach:
+                if boxes[b, 0] - boxes[a, 2] > 3 * reach:  # sorted by left edge: nothing further can join
+                    break
+                continue
+            h_small, h_big = sorted((heights[a], heights[b]))
+            overlap = min(boxes[a, 3], boxes[b, 3]) - max(boxes[a, 1], boxes[b, 1])
+            if h_big <= 2.0 * h_small and overlap >= 0.5 * h_small:
+                parent[find(a)] = find(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def _stroke_tiles(labels: np.ndarray, where: tuple, value: int, tile: int = 4) -> list:
+    """Boxes of the ``tile``-pixel cells that hold ink of one component (its pixels, not its box)."""
+    ys, xs = np.nonzero(labels[where] == value)
+    cells = np.unique(np.stack([(ys + where[0].start) // tile, (xs + where[1].start) // tile], axis=1), axis=0)
+    return [np.array([x * tile, y * tile, (x + 1) * tile, (y + 1) * tile]) for y, x in cells]
+
+
+def find_clutter(image: Image.Image) -> Clutter:
+    """Figure labels, reference signs and their free-standing leader lines of a drawing, from its pixels."""
+    from figsearch.extras import require
+
+    ndimage = require("scipy.ndimage", "masking labels and signs on drawings")
+    grey = to_grey(image)
+    width, height = grey.size
+    scale = min(1.0, FIND_SIDE / max(width, height))
+    small = grey.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX) if scale < 1 else grey
+    ink = np.asarray(small) < 160
+    labels, count = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return Clutter()
+    slices = ndimage.find_objects(labels)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    side = max(ink.shape)
+    lo, hi = GLYPH_MIN * side, GLYPH_MAX * side
+    boxes = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    fill = areas[1:] / np.maximum(w * h, 1)
+
+    found: dict[str, list] = {"labels": [], "signs": []}
+    leaders: list = []
+    taken: set[int] = set()
+    for vertical in (False, True):
+        tall, wide = (w, h) if vertical else (h, w)
+        candidates = np.flatnonzero((tall >= lo) & (tall <= hi) & (wide <= 1.6 * tall) & (fill >= 0.08))
+        if candidates.size == 0 or candidates.size > 4000:  # a sheet of hatching: nothing to read
+            continue
+        for group in _group_lines(boxes[candidates], vertical):
+            members = {int(candidates[i]) for i in group}
+            if members & taken:
+                continue
+            index = list(members)
+            heights = tall[index]
+            thickness = int(heights.max())
+            if len(members) >= 4:  # a line of text: a figure label, a caption
+                if heights.max() > 1.6 * heights.min():
+                    continue
+                kind, pad, allowed = "labels", 0.5, 0
+            else:  # one to three digits (or "12a"): a reference sign, with at most its leader line beside it
+                # digits are clearly taller than wide and of one size; loops of a drawing's lines seldom are
+                if (wide[index] * 1.25 > tall[index]).any() or heights.max() > 1.3 * heights.min() or thickness > SIGN_MAX * side:
+                    continue
+                kind, pad, allowed = "signs", 1.0, 1
+            box = [int(boxes[index, 0].min()), int(boxes[index, 1].min()), int(boxes[index, 2].max()), int(boxes[index, 3].max())]
+            margin = int(np.ceil(pad * thickness))
+            x0, y0 = max(box[0] - margin, 0), max(box[1] - margin, 0)
+            x1, y1 = min(box[2] + margin, ink.shape[1]), min(box[3] + margin, ink.shape[0])
+            near = {int(v) - 1 for v in np.unique(labels[y0:y1, x0:x1]) if v} - members
+            # beside a label, specks (the period of "FIG. 3") do not count as the drawing; a sign stands alone
+            specks = {o for o in near if areas[o + 1] <= 0.15 * thickness * thickness} if kind == "labels" else set()
+            others = near - specks
+            if len(others) > allowed:
+                continue
+            members |= {o for o in specks if w[o] <= thickness and h[o] <= thickness}
+            index = list(members)
+            box = [int(boxes[index, 0].min()), int(boxes[index, 1].min()), int(boxes[index, 2].max()), int(boxes[index, 3].max())]
+            taken |= members
+            found[kind].append(box)
+            for o in others:  # beside a sign: a free-standing thin stroke is its leader line
+                extent = max(w[o], h[o])
+                if o not in taken and extent <= 0.2 * side and areas[o + 1] <= 4 * extent + 8:
+                    leaders.extend(_stroke_tiles(labels, slices[o], o + 1))
+                    taken.add(o)
+
+    def back(items) -> tuple:
+        return tuple(
+            (int(b[0] / scale), int(b[1] / scale), min(int(np.ceil(b[2] / scale)), width), min(int(np.ceil(b[3] / scale)), height))
+            for b in items
+        )
+
+    return Clutter(back(found["labels"]), back(found["signs"]), back(leaders))
+
+
+def mask_boxes(image: Image.Image, boxes, fill: int = 255) -> Image.Image:
+    """The image in grey with every box painted paper white."""
+    grey = to_grey(image)
+    if not boxes:
+        return grey
+    pixels = np.array(grey)
+    for x0, y0, x1, y1 in boxes:
+        pixels[max(int(y0), 0) : max(int(y1), 0), max(int(x0), 0) : max(int(x1), 0)] = fill
+    return Image.fromarray(pixels)
+
+
+def mask_drawing(image: Image.Image, parts, clutter: Clutter | None = None) -> Image.Image:
+    """The drawing with what is not the drawing whitened: the running header of a PDF sheet always,
+    then the ``parts`` (``labels``, ``signs``, ``leaders``) of ``clutter`` (found here when not given).
+    With no parts, the image is returned unchanged (so masking off gives exactly the previous vectors)."""
+    parts = tuple(parts)
+    if not parts:
+        return image
+    grey = strip_running_header(to_grey(image))
+    if clutter is None:
+        clutter = find_clutter(grey)
+    return mask_boxes(grey, clutter.boxes(parts))
