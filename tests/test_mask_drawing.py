@@ -155,3 +155,21 @@ def test_ingest_and_query_paths_give_the_same_vector(collection_dir):
         assert hits[0].figure_id == "US1-D0" and hits[0].score == pytest.approx(1.0, abs=1e-5)
         query = service._encode("visual", [sheet("FIG. 7")])[0]
     np.testing.assert_allclose(query, stored, atol=1e-6)
+
+
+def test_changing_the_mask_rebuilds_the_index_and_says_so(collection_dir):
+    from figsearch.pipeline.index import update_collection
+    from figsearch.records import Figure, FigureRole, Patent
+    from figsearch.store import Collection
+
+    with Collection.open(collection_dir, create=True) as c:
+        path, digest = c.save_png("images", "US1", "D0", sheet())
+        c.upsert_patent(Patent("US1", "US", "1", "S1"), [Figure("US1-D0", "US1", label="FIG. 3", role=FigureRole.DRAWING,
+                                                                image_path=path, image_sha256=digest, width=640, height=800)])
+        update_collection(c, visual_model="hog", text_model="none")
+        report = update_collection(c, visual_model="hog@mask=labels", text_model="none")
+        (visual,) = [r for r in report.indexes if r.modality == "visual"]
+        assert visual.action == "rebuilt" and "encoder changed" in visual.reason
+        assert c.get_setting("visual_encoder")["spec"] == "hog@mask=labels"  # recorded with the collection
+        again = update_collection(c, text_model="none")  # a later run without options keeps the mask
+        assert [r.action for r in again.indexes if r.modality == "visual"] == ["unchanged"]
