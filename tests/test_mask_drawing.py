@@ -173,3 +173,15 @@ def test_changing_the_mask_rebuilds_the_index_and_says_so(collection_dir):
         assert c.get_setting("visual_encoder")["spec"] == "hog@mask=labels"  # recorded with the collection
         again = update_collection(c, text_model="none")  # a later run without options keeps the mask
         assert [r.action for r in again.indexes if r.modality == "visual"] == ["unchanged"]
+
+
+def test_boxes_stored_by_the_ocr_stage_mask_the_same_way():
+    from figsearch.records import DrawingWord, ReferenceSign
+
+    image = sheet(sign=True)
+    found = find_clutter(image)
+    signs = [ReferenceSign("FIG. 3", "figure_label", found.labels[0]), ReferenceSign("12", "numeral", found.signs[0])]
+    ocr = Clutter.from_ocr(signs, [DrawingWord("VALVE", None)])
+    assert ocr == Clutter(found.labels, found.signs)
+    for parts in [("labels",), ("labels", "signs")]:
+        assert np.array_equal(np.asarray(mask_drawing(image, parts, ocr)), np.asarray(mask_drawing(image, parts)))

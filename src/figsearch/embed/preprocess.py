@@ -106,6 +106,15 @@ class Clutter:
     #: stroke (a slanted stroke's own box would cover drawing beside it)
     leaders: tuple[tuple[int, int, int, int], ...] = ()
 
+    @classmethod
+    def from_ocr(cls, signs=(), words=()) -> "Clutter":
+        """The boxes the OCR stage stored for a figure (``ReferenceSign`` and ``DrawingWord`` records):
+        figure labels and printed words as labels, numerals (and other numbers) as signs. Not used by
+        default: an image uploaded in ``visual`` mode is not read, so the finder serves both paths."""
+        labels = [s.box for s in signs if s.box and s.kind == "figure_label"] + [w.box for w in words if w.box]
+        numerals = [s.box for s in signs if s.box and s.kind != "figure_label"]
+        return cls(tuple(map(tuple, labels)), tuple(map(tuple, numerals)))
+
     def boxes(self, parts) -> list[tuple[int, int, int, int]]:
         parts = set(parts)
         return [
