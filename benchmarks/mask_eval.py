@@ -57,6 +57,9 @@ def main() -> int:
     parser.add_argument("--model", default="backbone:drawing-backbone2.onnx")
     parser.add_argument("--variants", default=";".join(VARIANTS), help="';'-separated mask variants")
     parser.add_argument("--no-pdfs", action="store_true", help="skip the design-PDF same-patent set")
+    parser.add_argument("--speed-only", type=int, default=0, metavar="N",
+                        help="only time, on N design-PDF sheets: decoding, the finder, and encoding one drawing "
+                             "with and without a mask (the ratio is what masking adds to a query)")
     args = parser.parse_args()
 
     from figsearch.embed.catalog import create_visual
@@ -83,6 +86,8 @@ def main() -> int:
           file=sys.stderr)
 
     encoder = create_visual(args.model)
+    if args.speed_only:
+        return speed(items, pdfs, args, encoder)
     prepared = {v: [] for v in map(tuple, variants)}
     found = {"labels": 0, "signs": 0, "leaders": 0}
     find_s = prep_s = 0.0
@@ -136,6 +141,35 @@ def main() -> int:
     print("|---|---:|---:|---:|")
     for name, same, cls, pdf in (r[:4] for r in rows):
         print(f"| {name} | {same:.4f} | {cls:.4f} | {'' if pdf is None else f'{pdf:.4f}'} |")
+    return 0
+
+
+def speed(items, pdfs, args, encoder) -> int:
+    """Per drawing, median of N sheets: decode, find_clutter, plain encode, encode with mask=labels."""
+    import os
+
+    from figsearch.embed.catalog import create_visual
+    from figsearch.embed.masked import mask_spec
+    from figsearch.embed.preprocess import find_clutter
+    from figsearch.pipeline.embed import decode_stored
+
+    masked = create_visual(mask_spec(args.model, ["labels"]))
+    sheets = [items[i].path for i in np.flatnonzero(pdfs)[: args.speed_only]]
+    find_clutter(decode_stored(sheets[0]))  # imports and first-call costs out of the timing
+    times: dict[str, list[float]] = {"decode": [], "finder": [], "encode": [], "encode masked": []}
+    for path in sheets:
+        started = time.perf_counter()
+        image = decode_stored(path)
+        times["decode"].append(time.perf_counter() - started)
+        for name, run in (("finder", lambda: find_clutter(image)), ("encode", lambda: encoder.encode([image])),
+                          ("encode masked", lambda: masked.encode([image]))):
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    median = {k: float(np.median(v)) * 1000 for k, v in times.items()}
+    print(f"# one drawing at a time, median of {len(sheets)} design-PDF sheets, load average {os.getloadavg()[0]:.1f}")
+    print(", ".join(f"{k} {v:.1f} ms" for k, v in median.items()))
+    print(f"masked / plain encoding: {median['encode masked'] / median['encode']:.2f}x")
     return 0
 
 
