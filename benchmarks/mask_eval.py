@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+FOLDERS = ("us-design-pdfs", "us-design-2007", "us-utility-sheets", "upair-queries")
 VARIANTS = ("none", "labels", "labels,signs", "labels,signs,leaders")
 
 
@@ -63,7 +64,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from figsearch.embed.catalog import create_visual
-    from figsearch.embed.preprocess import find_clutter, mask_drawing, parse_mask
+    from figsearch.embed.preprocess import find_clutter, mask_drawing, parse_mask, strip_running_header
     from figsearch.pipeline.embed import decode_stored
     from figsearch.train.backbone import _excluded, collection_items, map_at_50
     from figsearch.train.parts import split_groups
@@ -95,7 +96,8 @@ def main() -> int:
     for n, index in enumerate(chosen):
         image = decode_stored(items[index].path)
         started = time.perf_counter()
-        clutter = find_clutter(image) if any(variants) else None
+        # as mask_drawing finds it: on the sheet with its running header whitened
+        clutter = find_clutter(strip_running_header(image.convert("L"))) if any(variants) else None
         find_s += time.perf_counter() - started
         if clutter is not None:
             found["labels"] += len(clutter.labels)
@@ -119,6 +121,7 @@ def main() -> int:
     class_labels = [items[chosen[i]].levels[0] if items[chosen[i]].levels else f"\0{i}" for i in class_idx]
     pdf_labels = [patents[chosen[i]] for i in pdf_idx]
     rows = []
+    vectors_by_variant = {}
     for variant, grey in prepared.items():
         started = time.perf_counter()
         vectors = np.concatenate([encoder.encode_prepared(np.stack(grey[s : s + 32])) for s in range(0, len(grey), 32)])
@@ -130,9 +133,18 @@ def main() -> int:
             diff = float(np.abs(wrapped.encode(check) - vectors[: len(check)]).max())
             if diff > 1e-5:
                 print(f"warning: {variant}: MaskedEncoder differs by {diff}", file=sys.stderr)
+        vectors_by_variant[variant] = vectors
         rows.append((",".join(variant) or "none", map_at_50(vectors[same_idx], same_labels),
                      map_at_50(vectors[class_idx], class_labels),
                      map_at_50(vectors[pdf_idx], pdf_labels) if pdf_idx.size else None, encode_s))
+    sources = [(items[chosen[i]].source or "").split("/") for i in same_idx]
+    sources = [next((part for part in parts if part in FOLDERS), "other") for parts in sources]
+    by_source = {}
+    for variant, grey_vectors in vectors_by_variant.items():
+        aps = per_query_ap(grey_vectors[same_idx], same_labels)
+        by_source[variant] = {src: float(np.mean([a for a, s2 in zip(aps, sources) if s2 == src and a is not None]))
+                              for src in sorted(set(sources))
+                              if any(a is not None and s2 == src for a, s2 in zip(aps, sources))}
     print(f"# masking variants, encoder {args.model}, training-side held-out data of {args.collection}\n")
     print(f"finder {find_s / len(chosen) * 1000:.0f} ms/drawing, masking+preparing all variants "
           f"{prep_s / len(chosen) * 1000:.0f} ms/drawing (machine load: see uptime)\n")
@@ -141,7 +153,31 @@ def main() -> int:
     print("|---|---:|---:|---:|")
     for name, same, cls, pdf in (r[:4] for r in rows):
         print(f"| {name} | {same:.4f} | {cls:.4f} | {'' if pdf is None else f'{pdf:.4f}'} |")
+    print("\nSame-patent, held out, by source folder of the query (mAP@50 of those queries):\n")
+    names = sorted({src for per in by_source.values() for src in per})
+    print("| mask | " + " | ".join(f"{n} ({sum(1 for x in sources if x == n)})" for n in names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for variant, per in by_source.items():
+        print(f"| {','.join(variant) or 'none'} | " + " | ".join(f"{per.get(n, float('nan')):.4f}" for n in names) + " |")
     return 0
+
+
+def per_query_ap(vectors: np.ndarray, labels) -> list:
+    """AP@50 of each item against the others (None where nothing is relevant), as map_at_50 averages them."""
+    labels = np.asarray(labels)
+    scores = vectors @ vectors.T
+    np.fill_diagonal(scores, -np.inf)
+    aps = []
+    for q in range(len(labels)):
+        relevant = labels == labels[q]
+        relevant[q] = False
+        if not relevant.any():
+            aps.append(None)
+            continue
+        top = np.argsort(-scores[q], kind="stable")[:50]
+        hits = relevant[top]
+        aps.append(float((np.cumsum(hits) / np.arange(1, len(top) + 1) * hits).sum() / relevant.sum()))
+    return aps
 
 
 def speed(items, pdfs, args, encoder) -> int:
