@@ -153,22 +153,27 @@ def _group_lines(boxes: np.ndarray, vertical: bool) -> list[list[int]]:
         return i
 
     order = np.argsort(boxes[:, 0], kind="stable")
+    boxes = boxes[order]
     heights = boxes[:, 3] - boxes[:, 1]
-    for a_pos, a in enumerate(order):
-        for b in order[a_pos + 1 :]:
-            gap = boxes[b, 0] - boxes[a, 2]
-            reach = 1.5 * max(heights[a], heights[b])
-            if gap > reach:
-                if boxes[b, 0] - boxes[a, 2] > 3 * reach:  # sorted by left edge: nothing further can join
-                    break
-                continue
-            h_small, h_big = sorted((heights[a], heights[b]))
-            overlap = min(boxes[a, 3], boxes[b, 3]) - max(boxes[a, 1], boxes[b, 1])
-            if h_big <= 2.0 * h_small and overlap >= 0.5 * h_small:
-                parent[find(a)] = find(b)
+    reach_max = 1.5 * int(heights.max()) if n else 0
+    for a in range(n):
+        # only glyphs starting before this one's right edge plus the longest reach can join it (one
+        # numpy step per glyph, so a busy sheet costs O(n * window), never a Python loop over all pairs)
+        stop = int(np.searchsorted(boxes[:, 0], boxes[a, 2] + reach_max, side="right"))
+        if stop <= a + 1:
+            continue
+        b = np.arange(a + 1, stop)
+        gap = boxes[b, 0] - boxes[a, 2]
+        big = np.maximum(heights[a], heights[b])
+        small = np.minimum(heights[a], heights[b])
+        overlap = np.minimum(boxes[a, 3], boxes[b, 3]) - np.maximum(boxes[a, 1], boxes[b, 1])
+        for j in b[(gap <= 1.5 * big) & (big <= 2.0 * small) & (overlap >= 0.5 * small)]:
+            parent[find(a)] = find(int(j))
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
     groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(i)
+    for i in range(n):  # in the caller's order of glyphs
+        groups.setdefault(find(int(position[i])), []).append(i)
     return list(groups.values())
 
 
