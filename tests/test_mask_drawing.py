@@ -185,3 +185,18 @@ def test_boxes_stored_by_the_ocr_stage_mask_the_same_way():
     assert ocr == Clutter(found.labels, found.signs)
     for parts in [("labels",), ("labels", "signs")]:
         assert np.array_equal(np.asarray(mask_drawing(image, parts, ocr)), np.asarray(mask_drawing(image, parts)))
+
+
+def test_the_masked_encoder_keeps_the_inner_encoders_other_abilities():
+    """A text query searches drawings through the inner encoder's text adapter (search.service looks it up by name)."""
+
+    class WithAdapter(type(create_visual("hog"))):
+        text_model = "minilm"
+
+        def encode_text_query(self, texts, text_encoder=None):
+            return np.ones((len(texts), self.dim), np.float32)
+
+    masked = MaskedEncoder(WithAdapter(), ("labels",))
+    assert masked.text_model == "minilm" and callable(getattr(masked, "encode_text_query", None))
+    assert masked.encode_text_query(["a shoe"]).shape == (1, masked.dim)
+    assert masked.name == "hog" and masked.identity == {**WithAdapter().identity, "mask": ["labels"]}
