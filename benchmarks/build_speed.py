@@ -11,7 +11,8 @@ starts with another's imports warm):
   there, so its time is the "stage alone" time;
 - ``overlapped``: ``build(..., overlap=True)`` (figsearch.pipeline.overlapped, the default of
   ``figsearch build``): ingest, reading and embedding at once;
-- ``one process`` (``--serial``): ``-j 1``, the stages in turn.
+- ``one process`` (``--serial``): ``-j 1``, the stages in turn; the overlapped build's collection is
+  then also compared with it (the target: the same collection as a one-process build).
 
 ``--rounds R`` runs the configurations R times, alternating their order (overlapped first in
 odd rounds, the stages in turn first in even ones), so that a machine whose load changes favours
@@ -193,7 +194,7 @@ def main() -> None:
             for name in order:
                 root = scratch / f"{name.replace(' ', '-')}-{round_}"
                 jobs = 1 if name == "one process" else args.jobs
-                keep = round_ == 0 and name != "one process"  # the first pair is compared at the end
+                keep = round_ == 0  # the first round's collections are compared at the end
                 result = run(paths, root, jobs, name == "overlapped", args.visual_model, keep=keep)
                 if keep:
                     kept[name] = root
@@ -204,12 +205,16 @@ def main() -> None:
         print(f"{first['documents']} documents, {first['sheets']} sheets ingested, {first['drawings']} drawings "
               f"indexed; --jobs {args.jobs} on {os.cpu_count()} CPUs; visual encoder {args.visual_model or 'default'}; "
               f"sched_autogroup_enabled={_autogroup()}")
-        print("| round | build | wall s | drawings/s | CPU s (all processes) | CPU share (cores) | load avg before → after |")
-        print("|---|---|---|---|---|---|---|")
+        print("| round | build | wall s | drawings/s | CPU s (all processes) | CPU s per drawing | CPU share (cores) | "
+              "load avg before → after |")
+        print("|---|---|---|---|---|---|---|---|")
         for round_, name, r in runs:
             jobs = 1 if name == "one process" else args.jobs
             print(f"| {round_ + 1} | {name} (-j {jobs}) | {r['total']:.1f} | {r['drawings'] / r['total']:.2f} | "
-                  f"{r['cpu']:.1f} | {r['cpu'] / r['total']:.2f} | {r['load'][0]:.1f} → {r['load'][1]:.1f} |")
+                  f"{r['cpu']:.1f} | {r['cpu'] / max(r['drawings'], 1):.3f} | {r['cpu'] / r['total']:.2f} | "
+                  f"{r['load'][0]:.1f} → {r['load'][1]:.1f} |")
+        # 10 drawings/s on these cores leaves this many CPU seconds per drawing for everything
+        print(f"CPU s per drawing that 10 drawings/s allows on {os.cpu_count()} cores: {os.cpu_count() / 10:.2f}")
         print("| round | stage alone (stages in turn) | wall s | drawings/s | CPU s |")
         print("|---|---|---|---|---|")
         for round_, name, r in runs:
@@ -234,6 +239,8 @@ def main() -> None:
             print(f"median of {args.rounds} rounds: overlapped / slowest stage alone {statistics.median(ratios):.2f}; "
                   f"speed-up {statistics.median(speedups):.2f}×; CPU s overlapped / in turn {statistics.median(cpu_ratios):.2f}")
         print("same collection as the stages in turn:", same_collection(kept["stages in turn"], kept["overlapped"]))
+        if args.serial:
+            print("same collection as one process:", same_collection(kept["one process"], kept["overlapped"]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

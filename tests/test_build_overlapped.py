@@ -135,7 +135,7 @@ def test_the_one_thread_limit_puts_every_pool_back_as_it_was():
     assert torch.get_num_threads() == 2
 
 
-def test_figsearch_build_overlaps_the_stages_only_when_asked(tmp_path, monkeypatch):
+def test_figsearch_build_overlaps_the_stages_unless_told_not_to(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from figsearch.cli import main
@@ -145,10 +145,10 @@ def test_figsearch_build_overlaps_the_stages_only_when_asked(tmp_path, monkeypat
     monkeypatch.setattr(building, "_stream", lambda *a, **k: streamed.append(1) or real(*a, **k))
     write_ep_document(tmp_path / "docs" / "EP1234567A1", figures=2)
     runner = CliRunner()
-    turn = runner.invoke(main, ["build", str(tmp_path / "docs"), "-c", str(tmp_path / "a"), "-q", "-j", "2"])
+    turn = runner.invoke(main, ["build", str(tmp_path / "docs"), "-c", str(tmp_path / "a"), "-q", "-j", "2", "--no-overlap"])
     assert turn.exit_code == 0, turn.output
     assert not streamed
-    over = runner.invoke(main, ["build", str(tmp_path / "docs"), "-c", str(tmp_path / "b"), "-q", "-j", "2", "--overlap"])
+    over = runner.invoke(main, ["build", str(tmp_path / "docs"), "-c", str(tmp_path / "b"), "-q", "-j", "2"])
     assert over.exit_code == 0, over.output
     assert streamed and "is ready" in over.output
     # the same summaries, times aside (the ingest's line, the indexes' lines): signs read, vectors embedded

@@ -55,3 +55,16 @@ def test_reference_roberta_model_is_selectable_and_explains_itself_offline():
         create_text("sbert")
     with pytest.raises(InputError, match="does not take"):
         create_visual("hog:big")
+
+
+def test_minilm_sorts_by_length_without_changing_vectors_or_their_order():
+    """Texts of very different lengths in one call: the model sorts them by length and batches them
+    (``inference_batch``); each vector must still be its own text's, as if encoded alone."""
+    encoder = create_text("minilm")
+    long = "a rotor blade mounted on a hub with a pitch bearing and a spinner " * 8
+    texts = ["a shoe sole", long, "the blade of a wind rotor", "x", long + "and a nacelle", "a tread pattern"] * 3
+    encoder.inference_batch = 4
+    together = encoder.encode(texts)
+    alone = np.concatenate([encoder.encode([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=2e-5)
+    assert encoder.batch_size >= 1024  # whole sets in one call, so that the sort spans them

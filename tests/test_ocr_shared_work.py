@@ -118,3 +118,37 @@ def test_reading_inside_and_outside_one_sheet_gives_the_same_words():
     outside = engine.read_words(image)  # no one_sheet around it
     assert {s.text for s in inside.signs} >= {"12", "14a", "16", "102", "38", "FIG. 3"}
     assert [w.text for w in engine.read_sheet(image)[0]] == [w.text for w in outside]
+
+
+def test_the_three_by_three_closing_equals_scipys_filters():
+    """``_close3`` (numpy shifts) is the closing that scipy's 1-d filters give, borders included."""
+    from scipy import ndimage
+
+    from figsearch.ocr.tesseract import _close3
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        mask = rng.random((int(rng.integers(1, 14)), int(rng.integers(1, 14)))) < rng.random()
+        grown = ndimage.maximum_filter1d(ndimage.maximum_filter1d(mask.view(np.uint8), 3, axis=0), 3, axis=1)
+        closed = ndimage.minimum_filter1d(ndimage.minimum_filter1d(grown, 3, axis=0), 3, axis=1).astype(bool)
+        assert np.array_equal(_close3(mask), closed)
+
+
+def test_solidify_closes_a_dithered_word_and_leaves_a_clean_one():
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr.preprocess import WordBox
+    from figsearch.ocr.tesseract import solidify_dithered
+
+    pixels = np.full((60, 120), 255, dtype=np.uint8)
+    pixels[10:30, 10:40] = 0  # a clean, solid block
+    checker = (np.add.outer(np.arange(20), np.arange(30)) % 2 == 0)
+    pixels[10:30, 70:100][checker] = 0  # a dithered one, touching nothing
+    pixels[58:60, 118:120] = 0  # ink at the sheet's corner: a word box past the border is clipped
+    image = Image.fromarray(pixels)
+    words = [WordBox((10, 10, 40, 30), 1, 1), WordBox((70, 10, 100, 30), 1, 1), WordBox((117, 57, 120, 60), 2, 1)]
+    out = np.asarray(solidify_dithered(image, words))
+    assert np.array_equal(out[:, :60], pixels[:, :60])  # the clean word is untouched
+    assert (out[11:29, 71:99] == 0).all()  # the checkered strokes are solid
+    assert np.array_equal(out[50:, 110:], pixels[50:, 110:])
+    clean = [words[0]]
+    assert solidify_dithered(image, clean) is image  # nothing dithered: the very same image

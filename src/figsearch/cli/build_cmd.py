@@ -17,10 +17,10 @@ from figsearch.cli.base import collection_option, main
 @click.option("--visual-model", default=None, metavar="NAME", help="Visual encoder (default for a new collection: the shipped 'backbone:drawing-backbone2.onnx'; 'drawing', 'lines', 'hog', 'clip', ...).")
 @click.option("--text-model", default=None, metavar="NAME", help="Text encoder (default: minilm; 'none' leaves text out).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no failure lines (summaries stay).")
-@click.option("--overlap/--no-overlap", default=False, show_default=True,
+@click.option("--overlap/--no-overlap", default=True, show_default=True,
               help="Read the signs and embed the drawings of each document while the next ones are ingested "
-                   "(with more than one job) instead of running the stages one after the other. Same collection "
-                   "either way; not yet measured faster on a shared machine (docs/performance.md).")
+                   "(with more than one job); --no-overlap runs the stages one after the other. Same collection "
+                   "either way; overlapped is faster on idle cores (docs/performance.md).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS|auto|local]",
               help="Decode, read signs and embed on a Ray cluster (HOST:PORT; 'auto', the default: the cluster this "
                    "machine joined with 'ray start'; 'local': start one here with --jobs CPUs). This process writes "

@@ -215,15 +215,15 @@ class _Writer:
 
     def _embed_texts(self, number: str) -> None:
         """Text vectors of one patent's drawings, as figsearch.pipeline.embed.embed_text makes them."""
-        rows = []
-        for figure in self.collection.figures(patent=number, roles=(FigureRole.DRAWING,)):
-            text = figure_text(self.collection, figure)
-            if not text:
-                continue  # no text, no vector (the index stage drops a stale one)
-            new = list(dict.fromkeys(s for s in texts_to_encode(text) if s not in self.encoded))
-            if new:
-                self.encoded.update(zip(new, self.text_encoder.encode(new)))
-            rows.append(text_row(figure, text, text_inputs_digest(text), self.encoded))
+        texts = [(figure, figure_text(self.collection, figure))
+                 for figure in self.collection.figures(patent=number, roles=(FigureRole.DRAWING,))]
+        texts = [(figure, text) for figure, text in texts if text]  # no text, no vector (the index stage drops a stale one)
+        # the patent's new texts in one call, which the text encoder sorts by length before batching
+        # (one call per figure padded each figure's short sentences to its longest)
+        new = list(dict.fromkeys(s for _, text in texts for s in texts_to_encode(text) if s not in self.encoded))
+        if new:
+            self.encoded.update(zip(new, self.text_encoder.encode(new)))
+        rows = [text_row(figure, text, text_inputs_digest(text), self.encoded) for figure, text in texts]
         if len(self.encoded) > 200_000:  # bound memory on huge collections; only reuse is lost
             self.encoded.clear()
         self.collection.vectors.save("text", self.report.text_key, rows)
