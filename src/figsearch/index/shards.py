@@ -208,13 +208,18 @@ def merge_shard(faiss, index, shard) -> None:
     if isinstance(lists, faiss.BlockInvertedLists):
         other = faiss.downcast_InvertedLists(faiss.extract_index_ivf(shard).invlists)
         packer = ivf.get_CodePacker()
+        moved = 0
         try:
             for number in range(lists.nlist):
                 have, extra = lists.list_size(number), other.list_size(number)
                 if have and extra and have % lists.block_size == 0:
                     _append_through_packer(faiss, lists, other, packer, number, have, extra)
+                    moved += 1
         finally:
             del packer
+        if moved:
+            log.info("%d inverted list(s) appended entry by entry (their sizes are multiples of %d, where "
+                     "FAISS's merge would overrun them)", moved, lists.block_size)
     index.merge_from(shard, 0)
 
 
