@@ -22,6 +22,7 @@ from figsearch.index.calibrate import (
     calibrate_candidates,
     calibrate_nprobe,
     calibration_set,
+    widen_candidates,
 )
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import HNSW_NLIST_MIN, MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
@@ -240,11 +241,14 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
     elif nlist and plan.rerank and n > CALIBRATION_K:
         sample_set = calibration_set(faiss, vectors)
         nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions, calibration=sample_set)
+        _set_nprobe(index, nprobe)
         if recall < RECALL_TARGET:
-            _set_nprobe(index, nprobe)
             nprobe, candidates, recall = calibrate_candidates(faiss, index, vectors, reranked_positions,
                                                               _default_candidates(CALIBRATION_K), nprobe,
                                                               calibration=sample_set)
+        else:
+            candidates, recall = widen_candidates(faiss, index, vectors, reranked_positions,
+                                                  _default_candidates(CALIBRATION_K), calibration=sample_set)
         if state:
             state.put("calibration", {"nprobe": nprobe, "recall": recall, "candidates": candidates})
         phase.done("calibrate")
