@@ -238,6 +238,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
     if calibrated:
         nprobe, recall, candidates = calibrated["nprobe"], calibrated["recall"], calibrated["candidates"]
         log.info("checkpoint: calibrated nprobe %d, recall %s, candidates %d", nprobe, recall, candidates)
+        _set_nprobe(index, nprobe)
     elif nlist and plan.rerank and n > CALIBRATION_K:
         sample_set = calibration_set(faiss, vectors)
         nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions, calibration=sample_set)
