@@ -432,3 +432,30 @@ def test_a_build_whose_nprobe_reaches_the_target_still_widens_candidates_that_ga
     narrow = ModalityIndex.open(tmp_path, "visual", dict(entry, candidates=0))
     queries = _clustered(60, 32, seed=8, centres=200, spread=0.6)
     assert _recall(wide, x, queries, 50) >= _recall(narrow, x, queries, 50) + 0.01
+
+
+def test_a_build_killed_after_calibrating_keeps_the_calibration(tmp_path, monkeypatch):
+    monkeypatch.setattr(shards, "SHARD_MIN", 1000)
+    x = _clustered(12_000, 32, seed=28)
+    plan = IndexPlan("IVF64,PQ16x4fs", rerank=True, auto=False, nprobe=8, train_size=5000, vector_dtype="<f2")
+    checkpoint = tmp_path / ".checkpoint"
+    real_write = modality._write_faiss
+
+    def killed(*args):
+        raise _Killed("killed while publishing")
+
+    monkeypatch.setattr(modality, "_write_faiss", killed)
+    with pytest.raises(_Killed):
+        build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1,
+              workers=2, checkpoint=checkpoint)
+    assert sorted(p.name for p in (checkpoint / "shards").glob("shard-*.faiss")) == [
+        "shard-0-6000.faiss", "shard-6000-12000.faiss"]
+    monkeypatch.setattr(modality, "_write_faiss", real_write)
+    monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: pytest.fail("calibrated again"))
+    phases = []
+    entry = build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1,
+                  workers=2, checkpoint=checkpoint, on_phase=lambda name, s: phases.append(name))
+    assert phases == ["add"] and entry["count"] == 12_000 and entry["nprobe"] >= 8
+    index = ModalityIndex.open(tmp_path, "visual", entry)
+    assert index.search(x[11], 1)[0][0] == "P0000011-f1"
+    assert faiss.extract_index_ivf(faiss.read_index(str(tmp_path / entry["files"]["index"]))).nprobe == entry["nprobe"]
