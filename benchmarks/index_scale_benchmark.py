@@ -2,14 +2,25 @@
 
     nice -n 10 timeout 3000 python benchmarks/index_scale_benchmark.py --n 1000000 --data clustered diffuse \\
         --workers 2 --appends 0.1 0.5 1.0
-    nice -n 15 timeout 14400 python benchmarks/index_scale_benchmark.py --n 10000000 --data clustered \
-        --workers 2 --queries 200 --workdir DIR_WITH_8_GB_FREE
+    nice -n 15 timeout 5400 python benchmarks/index_scale_benchmark.py --n 10000000 --data clustered \
+        --workers 2 --queries 200 --workdir /tmp/idx18/big      # rerun the same line to resume
 
-At 10^7 nothing holds the vectors as float32 either: they are generated 100,000 at a time into
-the float16 file (5.1 GB), the plan (``IVF16384_HNSW32,PQ64x4fs``) trains on a 655,360-vector
-sample, and ground truth is the chunked exact scan of that file (``--flat-max-gib`` keeps the
-in-memory ``IndexFlatIP`` baseline to 10^6). The build logs each phase with a timestamp, so a run
-cut short by ``timeout`` still says how far it got.
+At 10^7 nothing holds the vectors as float32 either: they are generated 100,000 at a time (per
+chunk seeded, so the data do not depend on how many processes draw them; ``--gen-workers``
+processes draw, float16 goes to the file: 5.1 GB), the plan (``IVF16384_HNSW32,PQ64x4fs``)
+trains on a 655,360-vector sample, and ground truth is the chunked exact scan of that file.
+The exact baseline holds at most ``--flat-max-gib`` in memory: above that, ``IndexFlatIP`` is
+timed on the first vectors that fit and the time scaled by n / those (exact search is a linear
+scan; the output says so), besides one query's chunked scan of the whole memory-mapped file.
+
+``--workdir DIR`` makes a run resumable: ``DIR/{data}-{n}/`` keeps the build's checkpoint (the
+vectors file, training sample, trained index, every added shard, the calibration:
+``figsearch.index.modality.build(checkpoint=...)``), then the published index, the ground truth,
+the query process's measurements and ``results.json``, where every phase is recorded with its
+time and the load average when it ended. Running the same command again skips what is finished,
+so a run cut by ``timeout`` goes on where it stopped (the time of a killed phase is lost, not
+counted); ``--clean`` removes the big files once a data set is measured. Each phase and each
+shard is logged with a timestamp as it finishes.
 
 For each data set, ``n`` synthetic 256-d unit vectors are generated in chunks and streamed into
 ``figsearch.index.modality.build`` exactly as ``figsearch index`` builds (automatic plan: IVF-PQ
@@ -26,12 +37,13 @@ Queries are fresh draws from the same distribution. Latency and memory are measu
 process that opens the index the way the search service does (``IndexSnapshot.open`` on the
 manifest, memory-mapped) and searches one query at a time on one thread through
 ``ModalityIndex.search`` (approximate candidates, float16 re-ranking, id decoding), after a warm-up
-pass over other queries. Memory in RAM: the child's anonymous RSS growth from before opening to
+pass over other queries; the process's CPU time per query is reported beside the wall time (on a
+loaded machine the two differ). Memory in RAM: the child's anonymous RSS growth from before opening to
 after the queries (FAISS copies 4-bit fast-scan lists into its own memory); the resident pages of
 the memory-mapped files (index file, ids, re-ranking vectors; /proc/self/smaps) are page cache,
 shared and reclaimable, and reported apart. Baseline, same run: exact search
-(``IndexFlatIP`` over the same vectors in memory, when they fit in ``--flat-max-gib``; else the
-chunked scan of the memory-mapped file). Appends: ``--appends`` fractions of n (cumulative, half
+(``IndexFlatIP`` over the same vectors in memory, when they fit in ``--flat-max-gib``; else scaled
+from the first vectors that fit, as above). Appends: ``--appends`` fractions of n (cumulative, half
 around cluster centres the index was not trained on) are appended; recall@50 is measured with the
 build's nprobe, then after figsearch's re-calibration, or after the rebuild it asks for.
 """
@@ -39,6 +51,7 @@ build's nprobe, then after figsearch's re-calibration, or after the rebuild it a
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -48,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +72,8 @@ from figsearch.index.files import update_entry
 from figsearch.index.modality import _faiss, append, build
 from figsearch.index.plan import choose_plan
 
+log = logging.getLogger("index_scale_benchmark")
+
 DATA = {
     # centres, latent dims, spread of a cluster (centres have unit spread), isotropic noise
     "clustered": (10_000, 48, 0.6, 0.15),
@@ -67,30 +83,54 @@ CHUNK = 100_000
 K = 50
 
 
-def stream(kind: str, n: int, dim: int, seed: int, new_kinds: bool = False):
-    """(m, dim) float32 unit vectors, ``CHUNK`` at a time; the space and centres depend on ``kind`` only."""
-    centres, latent, spread, noise = DATA[kind]
+@functools.lru_cache(maxsize=4)
+def _space(kind: str, dim: int, new_kinds: bool) -> tuple[np.ndarray, np.ndarray]:
+    centres, latent, _, _ = DATA[kind]
     space = np.random.default_rng(12345)
     basis = np.linalg.qr(space.standard_normal((dim, latent)))[0].T.astype(np.float32)
     middles = space.standard_normal((centres, latent)).astype(np.float32)
     if new_kinds:  # half of the vectors from centres the index was not trained on
         fresh = np.random.default_rng(54321).standard_normal((centres, latent)).astype(np.float32) * 1.3
         middles = np.concatenate([middles, fresh])
-    draw = np.random.default_rng(seed)
-    for start in range(0, n, CHUNK):
-        m = min(CHUNK, n - start)
-        z = middles[draw.integers(0, len(middles), m)] + spread * draw.standard_normal((m, latent)).astype(np.float32)
-        x = z @ basis + noise * draw.standard_normal((m, dim)).astype(np.float32)
-        yield x / np.linalg.norm(x, axis=1, keepdims=True)
+    return basis, middles
+
+
+def _chunk(kind: str, dim: int, seed: int, new_kinds: bool, number: int, m: int, dtype: str = "<f4") -> np.ndarray:
+    """Chunk ``number`` (m vectors) of a stream: its own generator, so any process can draw any chunk."""
+    _, latent, spread, noise = DATA[kind]
+    basis, middles = _space(kind, dim, new_kinds)
+    draw = np.random.default_rng([seed, number])
+    z = middles[draw.integers(0, len(middles), m)]
+    z += spread * draw.standard_normal((m, latent), dtype=np.float32)
+    x = z @ basis
+    x += noise * draw.standard_normal((m, dim), dtype=np.float32)  # the cost of it all: float32 draws, in place
+    x /= np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    return x.astype(dtype, copy=False)
+
+
+def _chunk_task(args) -> np.ndarray:
+    return _chunk(*args)
+
+
+def stream(kind: str, n: int, dim: int, seed: int, new_kinds: bool = False, dtype: str = "<f4", workers: int = 1):
+    """(m, dim) unit vectors, ``CHUNK`` at a time; the space and centres depend on ``kind`` only."""
+    tasks = [(kind, dim, seed, new_kinds, i, min(CHUNK, n - start), dtype) for i, start in enumerate(range(0, n, CHUNK))]
+    if workers <= 1 or len(tasks) < 4:
+        yield from map(_chunk_task, tasks)
+        return
+    # spawn: a forked child would inherit FAISS's OpenMP state; imap keeps the chunks in order
+    with get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(_chunk_task, tasks, chunksize=1)
 
 
 def figure_ids(start: int, stop: int) -> list[str]:
     return [f"V{i:010d}" for i in range(start, stop)]
 
 
-def chunks_of(kind: str, n: int, dim: int, seed: int, offset: int = 0, new_kinds: bool = False):
+def chunks_of(kind: str, n: int, dim: int, seed: int, offset: int = 0, new_kinds: bool = False, dtype: str = "<f4",
+              workers: int = 1):
     done = offset
-    for x in stream(kind, n, dim, seed, new_kinds):
+    for x in stream(kind, n, dim, seed, new_kinds, dtype, workers):
         yield figure_ids(done, done + len(x)), x, done + len(x)
         done += len(x)
 
@@ -146,16 +186,17 @@ def query_child(directory: Path, queries_path: Path, out_path: Path) -> None:
     opened = _rss()
     for q in warm:  # the server's first queries: page in the lists' blocks and the quantizer
         index.search(q, K)
-    times, found = [], []
+    times, cpu_times, found = [], [], []
     for q in timed:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         hits = index.search(q, K)
+        cpu_times.append(time.thread_time() - cpu)
         times.append(time.perf_counter() - start)
         found.append([int(f[1:]) for f, _ in hits])
     after = _rss()
     mapped = _mapped_rss(directory)
     out_path.write_text(json.dumps({
-        "times": times, "found": found, "before": before, "opened": opened, "after": after, "mapped": mapped,
+        "times": times, "cpu_times": cpu_times, "load": [round(x, 2) for x in os.getloadavg()], "found": found, "before": before, "opened": opened, "after": after, "mapped": mapped,
         "serialized": int(_faiss().serialize_index(index.index).nbytes),
     }))
 
@@ -164,6 +205,7 @@ def query_child(directory: Path, queries_path: Path, out_path: Path) -> None:
 
 
 def measure_queries(directory: Path, entry: dict, queries: np.ndarray, workdir: Path) -> dict:
+    """The query process's measurements (it opens the index from the manifest, as a server does)."""
     update_entry(directory, "visual", entry)  # what a search opens: the manifest
     qpath, opath = workdir / "queries.npy", workdir / "child.json"
     np.save(qpath, queries)
@@ -173,70 +215,172 @@ def measure_queries(directory: Path, entry: dict, queries: np.ndarray, workdir: 
     return json.loads(opath.read_text())
 
 
-def exact_baseline(faiss, vectors: np.ndarray, queries: np.ndarray, flat_max_gib: float) -> tuple[np.ndarray, list, str]:
-    """Exact top-K of every query (ground truth) and one-query timings of exact search."""
+def exact_baseline(faiss, vectors: np.ndarray, queries: np.ndarray, flat_max_gib: float) -> tuple[list, str]:
+    """One-query timings of exact search, and what was timed."""
     n, dim = vectors.shape
-    if n * dim * 4 <= flat_max_gib * 2**30:
-        flat = faiss.IndexFlatIP(dim)
-        for start in range(0, n, CHUNK):
-            flat.add(np.ascontiguousarray(vectors[start : start + CHUNK], dtype=np.float32))
-        _, truth = flat.search(queries, K)
-        times = []
-        for q in queries[:30]:
-            start = time.perf_counter()
-            flat.search(q[None, :], K)
-            times.append(time.perf_counter() - start)
-        return truth, times, f"IndexFlatIP in memory ({4 * dim} B/vector)"
-    truth = exact_neighbours(faiss, vectors, queries, K)
+    fits = min(n, int(flat_max_gib * 2**30 // (dim * 4)))
+    flat = faiss.IndexFlatIP(dim)
+    for start in range(0, fits, CHUNK):
+        flat.add(np.ascontiguousarray(vectors[start : min(start + CHUNK, fits)], dtype=np.float32))
     times = []
-    for q in queries[:3]:
+    for q in queries[:30]:
         start = time.perf_counter()
-        exact_neighbours(faiss, vectors, q[None, :], K)
+        flat.search(q[None, :], K)
         times.append(time.perf_counter() - start)
-    return truth, times, "chunked scan of the memory-mapped vectors"
+    del flat
+    if fits == n:
+        return times, f"IndexFlatIP in memory ({4 * dim} B/vector)"
+    scale = n / fits
+    start = time.perf_counter()
+    exact_neighbours(faiss, vectors, queries[:1], K)
+    scan = time.perf_counter() - start
+    return [t * scale for t in times], (
+        f"IndexFlatIP in memory over the first {fits:,} vectors ({4 * dim} B/vector; all {n:,} would need "
+        f"{n * dim * 4 / 2**30:.1f} GiB), times {scale:.1f} (a linear scan); one query's chunked scan of the "
+        f"whole float16 file took {scan:.1f} s")
+
+
+class Results:
+    """results.json of one data set: finished phases, kept across runs of the same --workdir."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path and path.exists() else {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def __getitem__(self, key: str):
+        return self.data[key]
+
+    def put(self, key: str, value) -> None:
+        self.data[key] = value
+        if self.path:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=1))
+            os.replace(tmp, self.path)
+
+    def phase(self, name: str, seconds: float, **extra) -> None:
+        load = os.getloadavg()
+        log.info("%s: %.1f s (load average %.1f %.1f %.1f)", name, seconds, *load)
+        self.put("phases", self.data.get("phases", []) + [
+            dict(phase=name, seconds=round(seconds, 1), load=[round(x, 2) for x in load],
+                 ended=time.strftime("%H:%M:%S", time.gmtime()), **extra)])
+
+
+class _ShardLog(logging.Handler):
+    """Collects the shard lines figsearch.index.shards logs (wall and CPU seconds per shard)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.shards: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("shard %d/%d (vectors %d-%d) added in"):
+            number, total, a, b, seconds, cpu, pid, rss = record.args[:8]
+            self.shards.append({"shard": number, "of": total, "start": a, "stop": b, "seconds": round(seconds, 1),
+                                "cpu_seconds": round(cpu, 1), "pid": pid, "peak_rss_mib": round(rss)})
 
 
 def run(kind: str, n: int, dim: int, queries_n: int, workers: int, workdir: Path, flat_max_gib: float,
-        appends: list[float]) -> None:
+        appends: list[float], keep: bool, clean: bool, gen_workers: int) -> None:
     faiss = _faiss()
-    directory = Path(tempfile.mkdtemp(prefix=f"scale-{kind}-", dir=workdir))
+    base = workdir / f"{kind}-{n}" if keep else Path(tempfile.mkdtemp(prefix=f"scale-{kind}-", dir=workdir))
+    directory = base / "index"
+    directory.mkdir(parents=True, exist_ok=True)
+    results = Results(base / "results.json" if keep else None)
     try:
         plan = choose_plan(n, dim)
-        start = time.perf_counter()
-        entry = build(directory, "visual", key="bench", identity={}, dim=dim, plan=plan,
-                      chunks=chunks_of(kind, n, dim, seed=1), generation=1, workers=workers)
-        build_s = time.perf_counter() - start
+        if "entry" in results:
+            entry = results["entry"]
+            log.info("[%s] index built by an earlier run: %s", kind, entry["files"])
+        else:
+            shard_log = _ShardLog()
+            logging.getLogger("figsearch.index.shards").addHandler(shard_log)
+            try:
+                entry = build(directory, "visual", key="bench", identity={}, dim=dim, plan=plan,
+                              chunks=chunks_of(kind, n, dim, seed=1, dtype=plan.vector_dtype, workers=gen_workers),
+                              generation=1, workers=workers, checkpoint=base / "checkpoint" if keep else None,
+                              on_phase=lambda name, seconds: results.phase(f"build {name}", seconds))
+            finally:
+                logging.getLogger("figsearch.index.shards").removeHandler(shard_log)
+            results.put("shards", results.data.get("shards", []) + shard_log.shards)
+            results.put("entry", entry)
         vectors = mapped_vectors(directory, entry)
         queries = np.concatenate(list(stream(kind, queries_n, dim, seed=2)))
         timed = queries[len(queries) // 4 :]
-        truth, flat_times, baseline = exact_baseline(faiss, vectors, timed, flat_max_gib)
-        child = measure_queries(directory, entry, queries, directory)
-        anon = child["after"]["RssAnon"] - child["before"]["RssAnon"]
-        mapped = child["mapped"]
-        # FAISS copies 4-bit fast-scan lists into its own memory even when asked to map the file
-        # (BlockInvertedLists cannot be mapped): the anonymous growth is the index in RAM, and the
-        # file's mapped pages are page cache on top (shared, reclaimable), reported apart
-        in_ram = anon
-        a50, a95 = pct(child["times"])
-        f50, f95 = pct(flat_times)
-        disk = sum(p.stat().st_size for p in directory.iterdir() if not p.name.startswith(".")) / n
-        print(
-            f"[{kind}] n={n:,} dim={dim}: {plan.factory} + {entry['vector_dtype']} re-ranking, nprobe {entry['nprobe']} "
-            f"(calibrated recall {entry['calibrated_recall']:.3f}), re-ranking candidates {entry.get('candidates') or 'default'}, build {build_s:.0f} s with {workers} worker(s)\n"
-            f"  RAM {in_ram / n:.1f} B/vector (anonymous RSS growth of the search process; serialized index "
-            f"{child['serialized'] / n:.1f} B/vector); mapped files resident as page cache: index file "
-            f"{mapped.get('.faiss', 0) / n:.1f}, ids {mapped.get('.ids', 0) / n:.1f}, re-ranking vectors "
-            f"{mapped.get('.f16', mapped.get('.f32', 0)) / n:.1f} B/vector; on disk {disk:.0f} B/vector\n"
-            f"  one thread, {len(child['times'])} queries: p50 {a50:.2f} ms, p95 {a95:.2f} ms, "
-            f"recall@{K} {recall(child['found'], truth):.3f}\n"
-            f"  baseline exact ({baseline}): p50 {f50:.1f} ms, p95 {f95:.1f} ms -> "
-            f"p50 {f50 / a50:.1f}x faster, {4 * dim / (in_ram / n):.1f}x less RAM",
-            flush=True,
-        )
+        truth_path = base / "truth.npy"
+        if not truth_path.exists():
+            start = time.perf_counter()
+            truth = exact_neighbours(faiss, vectors, timed, K)
+            np.save(base / "truth.tmp.npy", truth)
+            os.replace(base / "truth.tmp.npy", truth_path)
+            results.phase("ground truth (chunked exact scan)", time.perf_counter() - start)
+        truth = np.load(truth_path)
+        if "child" not in results:
+            start = time.perf_counter()
+            results.put("child", measure_queries(directory, entry, queries, base))
+            results.phase("query process", time.perf_counter() - start)
+        if "baseline" not in results:
+            start = time.perf_counter()
+            flat_times, baseline = exact_baseline(faiss, vectors, timed, flat_max_gib)
+            results.put("baseline", {"times": flat_times, "what": baseline})
+            results.phase("exact baseline", time.perf_counter() - start)
+        del vectors
+        report(kind, n, dim, plan, entry, results, truth, workers, directory)
         if appends:
             measure_appends(faiss, kind, directory, entry, n, dim, queries_n, appends)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
+        elif clean:
+            for path in list(directory.iterdir()) + [base / "checkpoint"]:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            log.info("removed the index files under %s (results.json and truth.npy kept)", base)
+
+
+def report(kind: str, n: int, dim: int, plan, entry: dict, results: Results, truth: np.ndarray, workers: int,
+           directory: Path) -> None:
+    child = results["child"]
+    anon = child["after"]["RssAnon"] - child["before"]["RssAnon"]
+    mapped = child["mapped"]
+    # FAISS copies 4-bit fast-scan lists into its own memory even when asked to map the file
+    # (BlockInvertedLists cannot be mapped): the anonymous growth is the index in RAM, and the
+    # file's mapped pages are page cache on top (shared, reclaimable), reported apart
+    in_ram = anon
+    a50, a95 = pct(child["times"])
+    f50, f95 = pct(results["baseline"]["times"])
+    cpu = child.get("cpu_times")
+    c50 = f", CPU time per query p50 {pct(cpu)[0]:.2f} ms / p95 {pct(cpu)[1]:.2f} ms" if cpu else ""
+    disk = sum(p.stat().st_size for p in directory.iterdir() if not p.name.startswith(".")) / n
+    phases = results.data.get("phases", [])
+    build_s = sum(p["seconds"] for p in phases if p["phase"].startswith("build "))
+    lines = "; ".join(f"{p['phase']} {p['seconds']:.0f} s (load {p['load'][0]:.1f})" for p in phases)
+    shards = results.data.get("shards", [])
+    add = next((p["seconds"] for p in phases if p["phase"] == "build add"), 0)
+    speed = ""
+    if shards and add:
+        own = sum(s["seconds"] for s in shards)
+        cpu_s = sum(s["cpu_seconds"] for s in shards)
+        speed = (f"\n  adding: {len(shards)} shards on {workers} worker process(es) in {add:.0f} s; the shards' own "
+                 f"times sum to {own:.0f} s ({own / add:.2f}x the phase), their CPU time to {cpu_s:.0f} s "
+                 f"({cpu_s / add:.2f}x): one process with a core to itself would need about the CPU time; "
+                 f"worker peak RSS {max(s['peak_rss_mib'] for s in shards)} MiB")
+    print(
+        f"[{kind}] n={n:,} dim={dim}: {plan.factory} + {entry['vector_dtype']} re-ranking, nprobe {entry['nprobe']} "
+        f"(calibrated recall {entry['calibrated_recall']:.3f}), re-ranking candidates "
+        f"{entry.get('candidates') or 'default'}, build {build_s:.0f} s with {workers} worker(s) (phases: {lines})"
+        f"{speed}\n"
+        f"  RAM {in_ram / n:.1f} B/vector (anonymous RSS growth of the search process; serialized index "
+        f"{child['serialized'] / n:.1f} B/vector); mapped files resident as page cache: index file "
+        f"{mapped.get('.faiss', 0) / n:.1f}, ids {mapped.get('.ids', 0) / n:.1f}, re-ranking vectors "
+        f"{mapped.get('.f16', mapped.get('.f32', 0)) / n:.1f} B/vector; on disk {disk:.0f} B/vector\n"
+        f"  one thread, {len(child['times'])} queries: p50 {a50:.2f} ms, p95 {a95:.2f} ms{c50} "
+        f"(load average {child.get('load', ['?'])[0]}), recall@{K} {recall(child['found'], truth):.3f}\n"
+        f"  baseline exact ({results['baseline']['what']}): p50 {f50:.1f} ms, p95 {f95:.1f} ms -> "
+        f"p50 {f50 / a50:.1f}x faster, {4 * dim / (in_ram / n):.1f}x less RAM",
+        flush=True,
+    )
 
 
 def _recall_in_process(directory: Path, entry: dict, queries: np.ndarray) -> float:
@@ -304,7 +448,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", nargs="+", choices=sorted(DATA), default=sorted(DATA))
     parser.add_argument("--queries", type=int, default=400, help="a quarter warm up the query process, the rest are timed")
     parser.add_argument("--workers", type=int, default=2, help="shard processes that add the vectors")
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep each data set's files and results under DIR/{data}-{n}/ and resume from them")
+    parser.add_argument("--clean", action="store_true", help="with --workdir: remove the index files once measured")
+    parser.add_argument("--gen-workers", type=int, default=2, help="processes that draw the synthetic vectors")
     parser.add_argument("--flat-max-gib", type=float, default=1.5, help="largest exact baseline held in memory")
     parser.add_argument("--appends", type=float, nargs="*", default=[])
     args = parser.parse_args(argv)
@@ -318,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for n in args.n:
         for kind in args.data:
-            run(kind, n, args.dim, args.queries, args.workers, args.workdir, args.flat_max_gib, args.appends)
+            run(kind, n, args.dim, args.queries, args.workers, args.workdir or Path(tempfile.gettempdir()),
+                args.flat_max_gib, args.appends, keep=args.workdir is not None, clean=args.clean,
+                gen_workers=args.gen_workers)
     load = os.getloadavg()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"total {time.perf_counter() - start:.0f} s, driver peak RSS {peak:.0f} MiB, "

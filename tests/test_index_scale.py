@@ -262,3 +262,200 @@ def test_with_wider_candidates_nprobe_steps_down_while_recall_keeps_its_margin(t
     nprobe, candidates, recall = calibrate.calibrate_candidates(faiss, index, x, modality.reranked_positions, 400, 16)
     assert candidates > 400 and recall >= calibrate.RECALL_TARGET + calibrate.STEP_DOWN_MARGIN
     assert nprobe < 16
+
+
+def test_resumed_shards_are_kept_and_only_the_missing_ones_added(tmp_path, monkeypatch):
+    """A build killed while adding keeps its finished shard files; the rerun adds only the others
+    and merges to the index one sequential add gives."""
+    monkeypatch.setattr(shards, "SHARD_MIN", 1000)
+    monkeypatch.setattr(shards, "SHARD_MAX", 6000)  # 20,000 vectors: 4 shards
+    x = _clustered(20_000, 32, seed=21)
+    path = tmp_path / "v.f32"
+    x.tofile(path)
+    empty = _trained(x, "IVF64,PQ16x4fs")
+    one = faiss.deserialize_index(empty)
+    shards.add_vectors(faiss, one, path, "<f4", len(x), 32, workers=1)
+    resume = tmp_path / "shards"
+    resume.mkdir()
+    ran = []
+
+    def dies_after_two(fn, tasks):
+        for task in list(tasks)[:2]:
+            ran.append((task.start, task.stop))
+            yield fn(task)
+        raise _Killed("killed")
+
+    killed = faiss.deserialize_index(empty)
+    with pytest.raises(_Killed):
+        shards.add_vectors(faiss, killed, path, "<f4", len(x), 32, workers=2, map_shards=dies_after_two,
+                           resume=resume)
+    assert sorted(p.name for p in resume.glob("shard-*.faiss")) == ["shard-0-5000.faiss", "shard-5000-10000.faiss"]
+    added = []
+
+    def counting(fn, tasks):
+        for task in tasks:
+            done = fn(task)
+            if done.seconds:
+                added.append((task.start, task.stop))
+            yield done
+
+    resumed = faiss.deserialize_index(empty)
+    shards.add_vectors(faiss, resumed, path, "<f4", len(x), 32, workers=2, map_shards=counting, resume=resume)
+    assert added == [(10000, 15000), (15000, 20000)]
+    for index in (one, resumed):
+        index.nprobe = 16
+    queries = _clustered(40, 32, seed=22)
+    d1, i1 = one.search(queries, 50)
+    d2, i2 = resumed.search(queries, 50)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(d1, d2)
+    # without a pool (one worker), a resumable build still goes shard by shard in its own process
+    again = faiss.deserialize_index(empty)
+    (resume / "shard-15000-20000.faiss").unlink()
+    shards.add_vectors(faiss, again, path, "<f4", len(x), 32, workers=1, resume=resume)
+    assert (resume / "shard-15000-20000.faiss").exists() and again.ntotal == len(x)
+
+
+def test_a_build_killed_after_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Every finished phase is kept: the rerun neither reads the chunks again nor retrains, and
+    publishes the index an uninterrupted build publishes; the checkpoint is then removed."""
+    monkeypatch.setattr(shards, "SHARD_MIN", 1000)
+    x = _clustered(12_000, 32, seed=23)
+    plan = IndexPlan("IVF64,PQ16x4fs", rerank=True, auto=False, nprobe=8, train_size=5000, vector_dtype="<f2")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "resumed").mkdir()
+    plain = build(tmp_path / "plain", "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x),
+                  generation=1, workers=1)
+    checkpoint = tmp_path / "resumed" / ".checkpoint"
+    phases = []
+
+    def killed(*args, **kwargs):
+        raise _Killed("killed while adding")
+
+    monkeypatch.setattr(modality, "add_vectors", killed)
+    with pytest.raises(_Killed):
+        build(tmp_path / "resumed", "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x),
+              generation=1, workers=1, checkpoint=checkpoint, on_phase=lambda name, s: phases.append(name))
+    assert phases == ["vectors", "train"]
+    assert (checkpoint / "trained.faiss").exists() and (checkpoint / "vectors.f16").exists()
+    monkeypatch.setattr(modality, "add_vectors", shards.add_vectors)
+    monkeypatch.setattr(modality, "_train", lambda *a: pytest.fail("trained again"))
+
+    def never_read():
+        raise AssertionError("the chunks were read again")
+        yield
+
+    phases.clear()
+    resumed = build(tmp_path / "resumed", "visual", key="k", identity={}, dim=32, plan=plan, chunks=never_read(),
+                    generation=1, workers=1, checkpoint=checkpoint, on_phase=lambda name, s: phases.append(name))
+    assert phases == ["add", "calibrate"]
+    assert not checkpoint.exists()
+    for key in ("count", "id_width", "max_rowid", "nprobe", "calibrated_recall", "candidates", "files"):
+        assert resumed[key] == plain[key]
+    a = ModalityIndex.open(tmp_path / "plain", "visual", plain)
+    b = ModalityIndex.open(tmp_path / "resumed", "visual", resumed)
+    assert (tmp_path / "resumed" / "visual.g1.f16").read_bytes() == (tmp_path / "plain" / "visual.g1.f16").read_bytes()
+    for q in _clustered(20, 32, seed=24):
+        assert a.search(q, 20) == b.search(q, 20)
+
+
+def test_a_checkpoint_of_another_build_is_not_used(tmp_path):
+    x = _clustered(6000, 32, seed=25)
+    checkpoint = tmp_path / "ck"
+    checkpoint.mkdir()
+    (checkpoint / "state.json").write_text('{"identity": {"plan": "other"}, "vectors": {"count": 5}}')
+    (checkpoint / "trained.faiss").write_bytes(b"not an index")
+    plan = IndexPlan("IVF32,PQ16x4fs", rerank=True, auto=False, nprobe=8, train_size=4000)
+    entry = build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1,
+                  checkpoint=checkpoint)
+    assert entry["count"] == 6000 and not checkpoint.exists()
+    assert ModalityIndex.open(tmp_path, "visual", entry).search(x[7], 1)[0][0] == "P0000007-f1"
+
+
+class _Killed(Exception):
+    """Stands for the signal that ends a build part way."""
+
+
+def test_merging_into_a_list_whose_size_is_a_multiple_of_the_block_bytes_is_safe():
+    """FAISS 1.15 copies a shard's fast-scan blocks over the end of a list whose entry count is a
+    multiple of the block size in bytes (256 for 16 4-bit codes): heap corruption. merge_shard
+    moves such lists itself; the merged index is the one a sequential add builds."""
+    x = _clustered(4000, 32, seed=26)
+    trained = faiss.index_factory(32, "IVF1,PQ16x4fs", faiss.METRIC_INNER_PRODUCT)  # one list: sizes known
+    trained.train(x)
+    empty = faiss.serialize_index(trained)
+    block_bytes = faiss.downcast_InvertedLists(faiss.extract_index_ivf(trained).invlists).block_size
+    assert block_bytes == 256
+    one = faiss.deserialize_index(empty)
+    one.add(x[:700])
+    merged = faiss.deserialize_index(empty)
+    for a, b in ((0, 256), (256, 512), (512, 513), (513, 700)):  # the list holds 256, then 512, entries
+        part = faiss.deserialize_index(empty)
+        part.add_with_ids(x[a:b], np.arange(a, b, dtype=np.int64))
+        shards.merge_shard(faiss, merged, part)
+    assert merged.ntotal == 700
+    queries = _clustered(30, 32, seed=27)
+    d1, i1 = one.search(queries, 100)
+    d2, i2 = merged.search(queries, 100)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(d1, d2)
+
+
+def test_wider_candidates_are_kept_at_a_calibrated_nprobe_only_when_they_gain(tmp_path):
+    """Coarse codes over tight groups: the lists are probed, but 400 candidates miss neighbours that
+    1,000 find; exact codes (IVF,Flat) gain nothing from more candidates, and keep the default."""
+    from figsearch.index import calibrate
+
+    x = _clustered(12_000, 32, seed=7, centres=200, spread=0.6)
+    for factory, wider in (("IVF16,PQ4x4fs", True), ("IVF16,Flat", False)):
+        index = modality._new_index(choose_plan(len(x), 32, factory=factory), 32)
+        index.train(x)
+        index.add(x)
+        modality._set_nprobe(index, 16)
+        cal = calibrate.calibration_set(faiss, x)
+        candidates, recall = calibrate.widen_candidates(faiss, index, x, modality.reranked_positions, 400,
+                                                        calibration=cal)
+        narrow = calibrate._measured_recall(index, x, modality.reranked_positions, *cal)
+        if wider:
+            assert candidates == 1000 and recall >= narrow + calibrate.CANDIDATE_GAIN
+        else:
+            assert candidates == 0 and recall == narrow
+
+
+def test_a_build_whose_nprobe_reaches_the_target_still_widens_candidates_that_gain(tmp_path, monkeypatch):
+    x = _clustered(12_000, 32, seed=7, centres=200, spread=0.6)
+    monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (16, 0.96))  # "reached the target"
+    plan = choose_plan(len(x), 32, factory="IVF16,PQ4x4fs")
+    entry = build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1)
+    assert entry["nprobe"] == 16 and entry["candidates"] == 1000
+    wide = ModalityIndex.open(tmp_path, "visual", entry)
+    narrow = ModalityIndex.open(tmp_path, "visual", dict(entry, candidates=0))
+    queries = _clustered(60, 32, seed=8, centres=200, spread=0.6)
+    assert _recall(wide, x, queries, 50) >= _recall(narrow, x, queries, 50) + 0.01
+
+
+def test_a_build_killed_after_calibrating_keeps_the_calibration(tmp_path, monkeypatch):
+    monkeypatch.setattr(shards, "SHARD_MIN", 1000)
+    x = _clustered(12_000, 32, seed=28)
+    plan = IndexPlan("IVF64,PQ16x4fs", rerank=True, auto=False, nprobe=8, train_size=5000, vector_dtype="<f2")
+    checkpoint = tmp_path / ".checkpoint"
+    real_write = modality._write_faiss
+
+    def killed(*args):
+        raise _Killed("killed while publishing")
+
+    monkeypatch.setattr(modality, "_write_faiss", killed)
+    with pytest.raises(_Killed):
+        build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1,
+              workers=2, checkpoint=checkpoint)
+    assert sorted(p.name for p in (checkpoint / "shards").glob("shard-*.faiss")) == [
+        "shard-0-6000.faiss", "shard-6000-12000.faiss"]
+    monkeypatch.setattr(modality, "_write_faiss", real_write)
+    monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: pytest.fail("calibrated again"))
+    phases = []
+    entry = build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1,
+                  workers=2, checkpoint=checkpoint, on_phase=lambda name, s: phases.append(name))
+    assert phases == ["add"] and entry["count"] == 12_000 and entry["nprobe"] >= 8
+    index = ModalityIndex.open(tmp_path, "visual", entry)
+    assert index.search(x[11], 1)[0][0] == "P0000011-f1"
+    assert faiss.extract_index_ivf(faiss.read_index(str(tmp_path / entry["files"]["index"]))).nprobe == entry["nprobe"]

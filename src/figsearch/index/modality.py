@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
-from collections.abc import Iterable
+import shutil
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +22,12 @@ from figsearch.index.calibrate import (
     calibrate_candidates,
     calibrate_nprobe,
     calibration_set,
+    widen_candidates,
 )
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import HNSW_NLIST_MIN, MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
 from figsearch.index.shards import MapShards, add_vectors
-from figsearch.fsutil import utcnow
+from figsearch.fsutil import atomic_write_bytes, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -176,57 +180,89 @@ def _vector_dtype(entry: dict) -> str:
 
 def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int, plan: IndexPlan,
           chunks: Chunks, generation: int, seed: int = 1234, workers: int | None = None,
-          map_shards: MapShards | None = None) -> dict:
+          map_shards: MapShards | None = None, checkpoint: Path | None = None,
+          on_phase: Callable[[str, float], None] | None = None) -> dict:
     """Write a new generation of ``modality``'s index from (ids, vectors, max rowid) chunks; returns its manifest entry.
 
     ``workers`` / ``map_shards``: add the vectors in parallel shards (figsearch.index.shards).
+    ``checkpoint``: a directory (on the same file system as ``directory``) where each finished
+    phase is kept — the written vectors and ids, the training sample, the trained index, every
+    added shard, the calibration — so that a build killed part way and run again with the same
+    arguments skips what was finished (``chunks`` is not even read once the vectors are written).
+    The caller names one directory per build (another plan or modality there starts afresh);
+    it is removed once the index is published. ``on_phase(name, seconds)`` is called after each
+    phase this call ran (``vectors``, ``train``, ``add``, ``calibrate``).
     """
     faiss = _faiss()
     stem = f"{modality}.g{generation}"
     dtype = plan.vector_dtype if plan.rerank else "<f4"  # a flat index is built from these: keep them exact
     vec_path, ids_path = directory / f"{stem}.{_suffix(dtype)}", directory / f"{stem}.ids"
-    vec_tmp = temp_path(vec_path)
-    all_ids: list[str] = []
-    max_rowid = 0
-    with open(vec_tmp, "wb") as out:  # stream to disk: a big collection need not fit in memory twice
-        for ids, vectors, top in chunks:
-            if vectors.shape[1] != dim:
-                raise CollectionError(f"stored {modality} vectors have dimension {vectors.shape[1]}, expected {dim}")
-            out.write(np.ascontiguousarray(vectors, dtype=dtype).tobytes())
-            all_ids.extend(ids)
-            max_rowid = max(max_rowid, top)
-    n = len(all_ids)
-    log.info("%d %s vectors written to %s", n, modality, vec_tmp.name)
+    phase = _PhaseClock(on_phase)
+    state = _Checkpoint(checkpoint, {"modality": modality, "dim": dim, "plan": plan.to_dict(), "dtype": dtype,
+                                     "generation": generation, "seed": seed}) if checkpoint else None
+    written = state.get("vectors") if state else None
+    if written:
+        vec_tmp, ids_tmp = state.path(f"vectors.{_suffix(dtype)}"), state.path("ids")
+        n, width, max_rowid = written["count"], written["id_width"], written["max_rowid"]
+        log.info("checkpoint: %d %s vectors already written", n, modality)
+    else:
+        vec_tmp = state.path(f"vectors.{_suffix(dtype)}") if state else temp_path(vec_path)
+        ids_tmp = state.path("ids") if state else temp_path(ids_path)
+        n, width, max_rowid = _write_vectors(chunks, modality, dim, dtype, vec_tmp, ids_tmp)
+        if state:
+            state.put("vectors", {"count": n, "id_width": width, "max_rowid": max_rowid})
+        phase.done("vectors")
     vectors = np.memmap(vec_tmp, dtype=dtype, mode="r", shape=(n, dim)) if n else np.zeros((0, dim), np.float32)
-    index = _new_index(plan, dim)
-    if not index.is_trained:
-        if n == 0:
-            raise CollectionError(f"cannot train a {plan.factory} index without vectors")
-        rng = np.random.default_rng(seed)
-        sample = np.sort(rng.choice(n, size=min(n, plan.train_size or n), replace=False))
-        log.info("training %s on %d of %d %s vectors", plan.factory, len(sample), n, modality)
-        _train(faiss, index, np.ascontiguousarray(vectors[sample], dtype=np.float32))
-    add_vectors(faiss, index, vec_tmp, dtype, n, dim, workers=workers, map_shards=map_shards, scratch=directory)
+    if state and state.path("trained.faiss").exists():
+        index = faiss.read_index(str(state.path("trained.faiss")))
+        log.info("checkpoint: trained %s read", plan.factory)
+    else:
+        index = _new_index(plan, dim)
+        if not index.is_trained:
+            if n == 0:
+                raise CollectionError(f"cannot train a {plan.factory} index without vectors")
+            rng = np.random.default_rng(seed)
+            sample = np.sort(rng.choice(n, size=min(n, plan.train_size or n), replace=False))
+            log.info("training %s on %d of %d %s vectors", plan.factory, len(sample), n, modality)
+            _train(faiss, index, _training_sample(vectors, sample, state))
+        if state:
+            state.write_index(index, "trained.faiss")
+            state.path("sample.npy").unlink(missing_ok=True)
+        phase.done("train")
+    add_vectors(faiss, index, vec_tmp, dtype, n, dim, workers=workers, map_shards=map_shards, scratch=directory,
+                resume=state.path("shards") if state else None)
+    phase.done("add")
     nprobe, recall, candidates = plan.nprobe, None, 0
     nlist = _nlist_of(index)
-    if nlist and plan.rerank and n > CALIBRATION_K:
+    calibrated = state.get("calibration") if state else None
+    if calibrated:
+        nprobe, recall, candidates = calibrated["nprobe"], calibrated["recall"], calibrated["candidates"]
+        log.info("checkpoint: calibrated nprobe %d, recall %s, candidates %d", nprobe, recall, candidates)
+        _set_nprobe(index, nprobe)
+    elif nlist and plan.rerank and n > CALIBRATION_K:
         sample_set = calibration_set(faiss, vectors)
         nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions, calibration=sample_set)
+        _set_nprobe(index, nprobe)
         if recall < RECALL_TARGET:
-            _set_nprobe(index, nprobe)
             nprobe, candidates, recall = calibrate_candidates(faiss, index, vectors, reranked_positions,
                                                               _default_candidates(CALIBRATION_K), nprobe,
                                                               calibration=sample_set)
-    width = _id_width(all_ids)
-    ids_tmp = temp_path(ids_path)
-    np.array(all_ids, dtype=f"S{width}").tofile(ids_tmp) if n else open(ids_tmp, "wb").close()
+        else:
+            candidates, recall = widen_candidates(faiss, index, vectors, reranked_positions,
+                                                  _default_candidates(CALIBRATION_K), calibration=sample_set)
+        if state:
+            state.put("calibration", {"nprobe": nprobe, "recall": recall, "candidates": candidates})
+        phase.done("calibrate")
     index_name = f"{stem}.a0.faiss"
     _write_faiss(index, directory / index_name)
+    del vectors
     commit(ids_tmp, ids_path)
     if plan.rerank:
         commit(vec_tmp, vec_path)
     else:
         vec_tmp.unlink()  # a flat index holds the exact vectors itself
+    if state:
+        state.remove()
     return {
         "encoder": key,
         "identity": identity,
@@ -247,6 +283,106 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         "files": {"index": index_name, "ids": ids_path.name, "vectors": vec_path.name if plan.rerank else None},
         "built_at": utcnow(),
     }
+
+
+def _write_vectors(chunks: Chunks, modality: str, dim: int, dtype: str, vec_out: Path,
+                   ids_out: Path) -> tuple[int, int, int]:
+    """Stream the chunks' vectors to ``vec_out`` and their ids to ``ids_out``: (count, id width, max rowid).
+
+    Nothing holds the vectors in memory (a big collection need not fit twice); the ids are kept
+    until the end, since their fixed width is that of the longest. Both files are complete once
+    this returns (written under temporary names, synced, renamed).
+    """
+    all_ids: list[str] = []
+    max_rowid = 0
+    vec_tmp = vec_out.with_name(f".{vec_out.name}.{os.getpid()}.part")
+    with open(vec_tmp, "wb") as out:
+        for ids, vectors, top in chunks:
+            if vectors.shape[1] != dim:
+                raise CollectionError(f"stored {modality} vectors have dimension {vectors.shape[1]}, expected {dim}")
+            out.write(np.ascontiguousarray(vectors, dtype=dtype).tobytes())
+            all_ids.extend(ids)
+            max_rowid = max(max_rowid, top)
+    n = len(all_ids)
+    log.info("%d %s vectors written to %s", n, modality, vec_out.name)
+    width = _id_width(all_ids)
+    ids_tmp = ids_out.with_name(f".{ids_out.name}.{os.getpid()}.part")
+    np.array(all_ids, dtype=f"S{width}").tofile(ids_tmp) if n else open(ids_tmp, "wb").close()
+    del all_ids
+    commit(vec_tmp, vec_out)
+    commit(ids_tmp, ids_out)
+    return n, width, max_rowid
+
+
+def _training_sample(vectors: np.ndarray, positions: np.ndarray, state: _Checkpoint | None) -> np.ndarray:
+    """The training rows as float32 (kept in the checkpoint: gathering them reads all of a big file)."""
+    if state and state.path("sample.npy").exists():
+        sample = np.load(state.path("sample.npy"))
+        if len(sample) == len(positions):
+            return sample
+    sample = np.ascontiguousarray(vectors[positions], dtype=np.float32)
+    if state:
+        tmp = state.path(f".sample.{os.getpid()}.npy")
+        np.save(tmp, sample)
+        os.replace(tmp, state.path("sample.npy"))
+    return sample
+
+
+class _PhaseClock:
+    def __init__(self, on_phase: Callable[[str, float], None] | None):
+        self.on_phase, self.start = on_phase, time.perf_counter()
+
+    def done(self, name: str) -> None:
+        seconds, self.start = time.perf_counter() - self.start, time.perf_counter()
+        log.info("build phase %s: %.1f s", name, seconds)
+        if self.on_phase:
+            self.on_phase(name, seconds)
+
+
+class _Checkpoint:
+    """The finished phases of one build, in a directory; a different build's leftovers there are removed."""
+
+    def __init__(self, directory: Path, identity: dict):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.directory / "state.json"
+        state = {}
+        if self.state_path.exists():
+            try:
+                state = json.loads(self.state_path.read_text())
+            except ValueError:
+                state = {}
+        if state.get("identity") != identity:
+            if state or any(self.directory.iterdir()):
+                log.info("checkpoint %s belongs to another build: starting afresh", self.directory)
+            self.remove()
+            self.directory.mkdir(parents=True)
+            state = {"identity": identity}
+            self._save(state)
+        self.state = state
+
+    def path(self, name: str) -> Path:
+        if name == "shards":
+            (self.directory / name).mkdir(exist_ok=True)
+        return self.directory / name
+
+    def get(self, phase: str):
+        return self.state.get(phase)
+
+    def put(self, phase: str, value) -> None:
+        self.state[phase] = value
+        self._save(self.state)
+
+    def write_index(self, index, name: str) -> None:
+        tmp = self.directory / f".{name}.{os.getpid()}.tmp"
+        _faiss().write_index(index, str(tmp))
+        os.replace(tmp, self.directory / name)
+
+    def _save(self, state: dict) -> None:
+        atomic_write_bytes(self.state_path, json.dumps(state, indent=1).encode())
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, max_rowid: int) -> dict | None:

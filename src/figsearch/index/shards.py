@@ -15,6 +15,11 @@ the sample, not by ``n``.
 ``map_shards`` is ``map``'s signature, so another executor (a cluster's, with the index
 directory on a shared file system) can run the same tasks; the default is a process pool of
 ``FIGSEARCH_INDEX_WORKERS`` processes (default 1: no pool, one sequential add, as before).
+
+``resume``: a directory where finished shard files are kept (``shard-{start}-{stop}.faiss``,
+each written under a temporary name and renamed); a rerun with the same trained index and
+vectors file adds only the shards that are missing, then merges all of them. Every shard is
+logged as it is merged, with its wall and CPU time and its worker's peak memory.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import resource
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -80,15 +87,33 @@ def _add_range(index, vectors: np.ndarray, start: int, stop: int, with_ids: bool
             index.add(chunk)
 
 
-def encode_shard(task: ShardTask) -> str:
-    """Worker side: fill a copy of the trained index with one shard's vectors; returns the shard file."""
+@dataclass(frozen=True)
+class ShardDone:
+    """A written shard file and what adding it cost (``seconds`` 0 for a shard kept from an earlier run)."""
+
+    out: str
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    #: peak resident memory of the process that added it (a pool worker: over all its shards so far)
+    peak_rss: int = 0
+    pid: int = 0
+
+
+def encode_shard(task: ShardTask) -> ShardDone:
+    """Worker side: fill a copy of the trained index with one shard's vectors and write the shard file."""
+    if Path(task.out).exists():  # finished by an earlier, interrupted run (files are renamed into place)
+        return ShardDone(task.out)
+    start, cpu = time.perf_counter(), time.process_time()
     faiss = require("faiss", "vector indexes")
     faiss.omp_set_num_threads(1)  # one process per core does the parallel work
     index = faiss.read_index(task.trained)
     vectors = np.memmap(task.vectors, dtype=task.dtype, mode="r", shape=(task.count, task.dim))
     _add_range(index, vectors, task.start, task.stop, with_ids=True)
-    faiss.write_index(index, task.out)
-    return task.out
+    tmp = f"{task.out}.{os.getpid()}.tmp"
+    faiss.write_index(index, tmp)
+    os.replace(tmp, task.out)
+    return ShardDone(task.out, time.perf_counter() - start, time.process_time() - cpu,
+                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, os.getpid())
 
 
 def _process_map(workers: int) -> tuple[MapShards, Callable[[], None]]:
@@ -98,42 +123,136 @@ def _process_map(workers: int) -> tuple[MapShards, Callable[[], None]]:
 
 
 def add_vectors(faiss, index, vectors_path: Path, dtype: str, n: int, dim: int, *, workers: int | None = None,
-                map_shards: MapShards | None = None, scratch: Path | None = None) -> None:
+                map_shards: MapShards | None = None, scratch: Path | None = None, resume: Path | None = None) -> None:
     """Add the ``n`` vectors of ``vectors_path`` to the trained ``index``, position i as id i.
 
     In shards when the index is an IVF index, there are enough vectors, and more than one worker
-    (or a ``map_shards``) is given; otherwise in this process, chunk by chunk.
+    (or a ``map_shards``, or a ``resume`` directory) is given; otherwise in this process, chunk by
+    chunk. With ``resume`` the shard files stay there after the merge (the caller removes the
+    directory once the index is published), and shards found there are not added again: the
+    caller guarantees they were cut from the same trained index and vectors file.
     """
     workers = index_workers() if workers is None else max(1, workers)
     vectors = np.memmap(vectors_path, dtype=dtype, mode="r", shape=(n, dim)) if n else np.zeros((0, dim), dtype)
     shardable = isinstance(index, faiss.IndexIVF) and index.ntotal == 0 and n >= SHARD_MIN
-    if not shardable or (workers == 1 and map_shards is None):
+    if not shardable or (workers == 1 and map_shards is None and resume is None):
         _add_range(index, vectors, 0, n, with_ids=False)
         return
-    scratch = Path(scratch or Path(vectors_path).parent)
-    tag = f"{os.getpid()}.{id(index):x}"
-    trained = scratch / f".shard-{tag}.trained.faiss"
-    faiss.write_index(index, str(trained))
+    if resume is not None:
+        scratch, prefix = Path(resume), "shard-"
+        trained = scratch / "shards.trained.faiss"
+        if not trained.exists():
+            _write_atomically(faiss, index, trained)
+    else:
+        scratch = Path(scratch or Path(vectors_path).parent)
+        prefix = f".shard-{os.getpid()}.{id(index):x}."
+        trained = scratch / f"{prefix}trained.faiss"
+        faiss.write_index(index, str(trained))
     ranges = shard_ranges(n, max(workers, math.ceil(n / SHARD_MAX)))
-    tasks = [ShardTask(str(trained), str(vectors_path), dtype, n, dim, a, b, str(scratch / f".shard-{tag}.{i}.faiss"))
-             for i, (a, b) in enumerate(ranges)]
-    log.info("adding %d vectors in %d shards with %s", n, len(tasks),
-             f"{workers} worker processes" if map_shards is None else "the given executor")
+    tasks = [ShardTask(str(trained), str(vectors_path), dtype, n, dim, a, b, str(scratch / f"{prefix}{a}-{b}.faiss"))
+             for a, b in ranges]
+    kept = sum(Path(t.out).exists() for t in tasks)
+    log.info("adding %d vectors in %d shards with %s%s", n, len(tasks),
+             f"{workers} worker process(es)" if map_shards is None else "the given executor",
+             f" ({kept} shards kept from an earlier run)" if kept else "")
     close = None
     if map_shards is None:
-        map_shards, close = _process_map(workers)
+        if workers == 1 or kept >= len(tasks) - 1:
+            map_shards = map  # resumable but in this process: no pool to start
+        else:
+            map_shards, close = _process_map(workers)
+    start = time.perf_counter()
     try:
         # map returns in task order: merging in that order keeps positions in sequence in every list
-        for path in map_shards(encode_shard, tasks):
-            shard = faiss.read_index(path)
-            index.merge_from(shard, 0)
+        for number, (task, done) in enumerate(zip(tasks, map_shards(encode_shard, tasks)), 1):
+            if isinstance(done, str):  # an executor's own encode_shard that returns the path only
+                done = ShardDone(done)
+            if done.seconds:
+                log.info("shard %d/%d (vectors %d-%d) added in %.1f s (CPU %.1f s, worker %d peak RSS %.0f MiB); "
+                         "%.0f s since the adding started", number, len(tasks), task.start, task.stop, done.seconds,
+                         done.cpu_seconds, done.pid, done.peak_rss / 2**20, time.perf_counter() - start)
+            else:
+                log.info("shard %d/%d (vectors %d-%d) kept from an earlier run", number, len(tasks), task.start,
+                         task.stop)
+            shard = faiss.read_index(done.out)
+            merge_shard(faiss, index, shard)
             del shard
-            Path(path).unlink()
+            if resume is None:
+                Path(done.out).unlink()
     finally:
         if close is not None:
             close()
-        for task in tasks:
-            Path(task.out).unlink(missing_ok=True)
-        trained.unlink(missing_ok=True)
+        if resume is None:
+            for task in tasks:
+                Path(task.out).unlink(missing_ok=True)
+            trained.unlink(missing_ok=True)
     if index.ntotal != n:
         raise CollectionError(f"sharded add produced {index.ntotal} vectors, expected {n}")
+
+
+def merge_shard(faiss, index, shard) -> None:
+    """``index.merge_from(shard, 0)``, safe for 4-bit fast-scan lists.
+
+    FAISS 1.15's ``BlockInvertedLists::add_entries`` (what ``merge_from`` appends a list with)
+    tests ``o % block_size == 0`` — the entries already in the list against the block size in
+    *bytes* — and, when it holds for a non-empty list, copies the new blocks as if the list
+    were empty, past the end of its buffer: heap corruption (``corrupted size vs. prev_size``,
+    an abort, or silently wrong codes), found with a 20,000-vector test whose list sizes hit a
+    multiple of 256. Those lists are moved here instead: the list's last entry is taken off and
+    put in front of the shard's entries, so FAISS appends from a count that is not a multiple
+    and takes its entry-by-entry path; the rest goes through ``merge_from`` as before. Lists
+    keep their entries in position order, so the result is still one sequential add's index.
+    """
+    ivf = faiss.extract_index_ivf(index)
+    lists = faiss.downcast_InvertedLists(ivf.invlists)
+    if isinstance(lists, faiss.BlockInvertedLists):
+        other = faiss.downcast_InvertedLists(faiss.extract_index_ivf(shard).invlists)
+        packer = ivf.get_CodePacker()
+        moved = 0
+        try:
+            for number in range(lists.nlist):
+                have, extra = lists.list_size(number), other.list_size(number)
+                if have and extra and have % lists.block_size == 0:
+                    _append_through_packer(faiss, lists, other, packer, number, have, extra)
+                    moved += 1
+        finally:
+            del packer
+        if moved:
+            log.info("%d inverted list(s) appended entry by entry (their sizes are multiples of %d, where "
+                     "FAISS's merge would overrun them)", moved, lists.block_size)
+    index.merge_from(shard, 0)
+
+
+def _unpack_list(faiss, lists, packer, number: int, count: int) -> np.ndarray:
+    """The ``count`` first codes of a block-packed list, one row per entry."""
+    per_block, size = lists.n_per_block, packer.code_size
+    blocks = -(-count // per_block)
+    packed = faiss.rev_swig_ptr(lists.get_codes(number), blocks * lists.block_size)
+    flat = np.zeros((blocks * per_block, size), np.uint8)
+    for b in range(blocks):
+        block = np.ascontiguousarray(packed[b * lists.block_size : (b + 1) * lists.block_size])
+        packer.unpack_all(faiss.swig_ptr(block), faiss.swig_ptr(flat[b * per_block :]))
+    return flat[:count]
+
+
+def _append_through_packer(faiss, lists, other, packer, number: int, have: int, extra: int) -> None:
+    per_block = lists.n_per_block
+    last = _unpack_list(faiss, lists, packer, number, have)[-1:]
+    moved = np.concatenate([last, _unpack_list(faiss, other, packer, number, extra)])
+    ids = np.concatenate([faiss.rev_swig_ptr(lists.get_ids(number), have)[-1:],
+                          faiss.rev_swig_ptr(other.get_ids(number), extra)]).astype(np.int64)
+    blocks = -(-len(moved) // per_block)
+    flat = np.zeros((blocks * per_block, packer.code_size), np.uint8)
+    flat[: len(moved)] = moved
+    packed = np.zeros(blocks * lists.block_size, np.uint8)
+    for b in range(blocks):
+        packer.pack_all(faiss.swig_ptr(flat[b * per_block :]), faiss.swig_ptr(packed[b * lists.block_size :]))
+    lists.resize(number, have - 1)
+    lists.add_entries(number, len(moved), faiss.swig_ptr(ids), faiss.swig_ptr(packed))
+    other.resize(number, 0)
+
+
+def _write_atomically(faiss, index, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    faiss.write_index(index, str(tmp))
+    os.replace(tmp, path)
