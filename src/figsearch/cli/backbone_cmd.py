@@ -15,7 +15,8 @@ def _patents(path) -> list[str]:
 
 def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_fraction, threads, keep_headers,
                    exclude_file, train_fraction, command: str, levels=None, whiten=None, class_val_file=None,
-                   val_split=None) -> None:
+                   val_split=None, distill=None, distill_weight=None, distill_temperature=None,
+                   select_distractors=False) -> None:
     from tqdm import tqdm
 
     from figsearch.train.backbone import BackboneSettings, run
@@ -32,6 +33,16 @@ def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_f
         extra["whiten"] = whiten
     if val_split:
         extra["val_split"] = val_split
+    if distill:
+        extra["distill"] = distill
+    elif distill_weight is not None or distill_temperature is not None:
+        raise InputError("--distill-weight and --distill-temperature need --distill (the teacher encoder)")
+    if distill_weight is not None:
+        extra["distill_weight"] = distill_weight
+    if distill_temperature is not None:
+        extra["distill_temperature"] = distill_temperature
+    if select_distractors:
+        extra["select_distractors"] = True
     settings = BackboneSettings(
         collections=[str(c) for c in collections], out=str(out), hidden=hidden or 0, epochs=epochs, seed=seed,
         batch_size=batch_size, lr=lr if lr is not None else 1e-3, val_fraction=val_fraction, threads=threads,
@@ -49,7 +60,8 @@ def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_f
             bars.pop("prep").close()
         click.echo(
             f"epoch {stats['epoch']:3d}/{epochs}  loss {stats['loss']:.4f}  val same-patent {stats['val_same_patent']}"
-            f"  same-class {stats['val_same_class']}  words {stats['val_words']}{'  best' if stats.get('best') else ''}"
+            f"  same-class {stats['val_same_class']}  words {stats['val_words']}"
+            f"  same-patent among all {stats.get('val_same_patent_all')}{'  best' if stats.get('best') else ''}"
         )
 
     result = run(settings, on_message=click.echo, on_prepare=on_prepare, on_epoch=on_epoch)

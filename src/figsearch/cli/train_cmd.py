@@ -86,9 +86,18 @@ def _canonical_command(ctx: click.Context) -> str:
               help="backbone: file of patent numbers held out for class-level validation (never trained on).")
 @click.option("--val-split", type=click.Choice(["all", "lines"]), default=None,
               help="backbone: hold out a share of all patents [all], or the multi-drawing patents lines-head holds out.")
+@click.option("--distill", default=None,
+              help="backbone: a visual encoder spec (e.g. drawing:lines-head.pt) whose neighbourhoods the head learns "
+                   "too (relational distillation; its vectors of the drawings are cached beside OUT).")
+@click.option("--distill-weight", type=float, default=None, help="backbone: weight of the distillation loss [1].")
+@click.option("--distill-temperature", type=float, default=None,
+              help="backbone: temperature of the distillation's similarity distributions [0.05].")
+@click.option("--select-distractors", is_flag=True,
+              help="backbone: the best epoch also counts the held-out patents' same-patent score among all drawings.")
 def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, epochs, time_budget, seed, image_size, input_scale, batch_size,
                   lr, val_fraction, patience, resume, device, threads, keep_headers, exclude_file, train_fraction,
-                  levels, whiten, class_val_file, val_split) -> None:
+                  levels, whiten, class_val_file, val_split, distill, distill_weight, distill_temperature,
+                  select_distractors) -> None:
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
     Prints the validation mAP@50 of held-out patents after every epoch and keeps the best model
@@ -102,10 +111,14 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
 
         train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_fraction, threads, keep_headers,
                        exclude_file, train_fraction, _canonical_command(click.get_current_context()),
-                       levels=levels, whiten=whiten, class_val_file=class_val_file, val_split=val_split)
+                       levels=levels, whiten=whiten, class_val_file=class_val_file, val_split=val_split,
+                       distill=distill, distill_weight=distill_weight, distill_temperature=distill_temperature,
+                       select_distractors=select_distractors)
         return
-    if exclude_file or train_fraction != 1.0 or levels or whiten is not None or class_val_file or val_split:
-        raise InputError("--exclude, --train-fraction, --levels, --whiten, --class-val and --val-split apply to --arch backbone only")
+    if (exclude_file or train_fraction != 1.0 or levels or whiten is not None or class_val_file or val_split or distill
+            or distill_weight is not None or distill_temperature is not None or select_distractors):
+        raise InputError("--exclude, --train-fraction, --levels, --whiten, --class-val, --val-split, --distill* and "
+                         "--select-distractors apply to --arch backbone only")
 
     from figsearch.train.run import RunSettings, run_training
 

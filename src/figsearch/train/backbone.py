@@ -86,6 +86,16 @@ class BackboneSettings:
     #: ``lines``: hold out the multi-drawing patents that ``--arch lines-head`` holds out (train.parts.split_groups);
     #: ``all``: a seeded share of all patents (the first backbone model's split)
     val_split: str = "all"
+    #: distillation teacher: a visual encoder spec (e.g. ``drawing:lines-head.pt``) whose vectors of the
+    #: training drawings the head's similarities are pulled towards (relational distillation); "" for none
+    distill: str = ""
+    #: weight of the distillation loss (the batch's similarity distributions, KL teacher -> head)
+    distill_weight: float = 1.0
+    #: temperature of both similarity distributions of the distillation loss
+    distill_temperature: float = 0.05
+    #: add the held-out patents' same-patent score among *all* drawings (training ones as distractors)
+    #: to the best-epoch rule
+    select_distractors: bool = False
     command: str = ""
 
 
@@ -332,6 +342,52 @@ def extract_features(
     return features
 
 
+def _teacher_encoder(spec: str):
+    from figsearch.embed.catalog import create_visual
+
+    try:
+        return create_visual(spec)
+    except Exception as exc:  # a missing or unreadable teacher model: one clear error naming it
+        raise InputError(f"cannot load the distillation teacher {spec!r}: {exc}") from exc
+
+
+def teacher_key(items: Sequence[Item], spec: str) -> str:
+    """The key of a teacher-vector cache: the teacher's spec and the drawings, in order."""
+    digest = hashlib.sha256(f"teacher|{spec}|v1\n".encode())
+    for item in items:
+        digest.update(f"{item.figure_id}|{item.path}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def teacher_vectors(items: Sequence[Item], spec: str, cache: Path | None = None,
+                    progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """(N, D) unit vectors of the items by the visual encoder ``spec`` (the distillation teacher), cached in
+    ``cache`` keyed by the spec and the images."""
+    from PIL import Image
+
+    key = teacher_key(items, spec)
+    if cache is not None and cache.is_file():
+        with np.load(cache) as stored:
+            if str(stored["key"]) == key:
+                return stored["vectors"]
+    encoder = _teacher_encoder(spec)
+    parts = []
+    for start in range(0, len(items), 16):
+        chunk = items[start : start + 16]
+        images = []
+        for item in chunk:
+            with Image.open(item.path) as image:
+                images.append(image.convert("L"))
+        parts.append(np.asarray(encoder.encode(images), np.float32))
+        if progress:
+            progress(len(chunk))
+    vectors = np.concatenate(parts)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    if cache is not None:
+        np.savez(cache, key=np.asarray(key), vectors=vectors)
+    return vectors
+
+
 # -- head and loss ---------------------------------------------------------------------------
 
 
@@ -399,6 +455,15 @@ def text_infonce(z: torch.Tensor, t: torch.Tensor, same: torch.Tensor, temperatu
     return (a + b) / 2
 
 
+def relational_kl(z: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || head) of each row's softmax over the batch's other items: the head learns the teacher's
+    neighbourhoods (which drawings look alike to it), not its coordinates."""
+    eye = torch.eye(len(z), dtype=torch.bool)
+    target = torch.softmax((teacher @ teacher.T / temperature).masked_fill(eye, -1e9), dim=1)
+    logp = torch.log_softmax((z @ z.T / temperature).masked_fill(eye, -1e9), dim=1)
+    return (target * (torch.log(target.clamp_min(1e-12)) - logp)).sum(1).mean()
+
+
 def map_at_50(vectors: np.ndarray, labels: Sequence[str]) -> float | None:
     """Mean AP@50 (trec_eval's: divided by all relevant) of every item against the others; None if nothing to find."""
     labels = np.asarray(labels)
@@ -429,6 +494,18 @@ def _query_map(queries: np.ndarray, vectors: np.ndarray, relevant: np.ndarray) -
     return float(np.mean(aps)) if aps else None
 
 
+def _ranked_map(scores: np.ndarray, relevant: np.ndarray) -> float | None:
+    """Mean AP@50 of each row of ``scores`` (Q, N) against ``relevant`` (Q, N) booleans."""
+    aps = []
+    for q in range(len(scores)):
+        if not relevant[q].any():
+            continue
+        top = np.argsort(-scores[q], kind="stable")[:50]
+        hits = relevant[q][top]
+        aps.append(float((np.cumsum(hits) / np.arange(1, len(top) + 1) * hits).sum() / relevant[q].sum()))
+    return float(np.mean(aps)) if aps else None
+
+
 def _split(patents: list[str], fraction: float, seed: int) -> set[str]:
     unique = sorted(set(patents))
     order = np.random.default_rng([seed, 7]).permutation(len(unique))
@@ -443,8 +520,10 @@ def train_head(
     has_text: np.ndarray | None,
     settings: BackboneSettings,
     on_epoch: Callable[[dict], None] | None = None,
+    teacher: np.ndarray | None = None,
 ) -> dict:
-    """Train the head on cached features; returns the best head, the mean, the curve and the split sizes."""
+    """Train the head on cached features; returns the best head, the mean, the curve and the split sizes.
+    ``teacher``: (N, D) unit vectors of a teacher encoder for relational distillation (``settings.distill_weight``)."""
     torch.manual_seed(settings.seed)
     patents = np.asarray(patents)
     if settings.val_split == "lines":
@@ -484,23 +563,35 @@ def train_head(
         head.proj.weight.zero_()
         head.proj.weight[:dim].copy_(torch.from_numpy(start.astype(np.float32)))
     xt = torch.from_numpy(x.astype(np.float32))
+    teacher_t = None
+    if teacher is not None and settings.distill_weight > 0:
+        if len(teacher) != len(x):
+            raise InputError(f"teacher vectors for {len(teacher)} drawings, features for {len(x)}")
+        teacher_t = F.normalize(torch.from_numpy(np.asarray(teacher, np.float32)), dim=1)
     tt = torch.from_numpy(texts.astype(np.float32)) if texts is not None else None
     vi = np.flatnonzero(val)
     ci = np.flatnonzero(class_val)
     si = np.flatnonzero(val | class_val)
     same_labels = [patents[i] if val[i] else f"\0c{i}" for i in si]
+    all_relevant = patents[vi][:, None] == patents[None, :]
+    all_relevant[np.arange(len(vi)), vi] = False
     class_labels = [lv[0] if lv else f"\0{i}" for i, lv in enumerate(levels)]
 
-    def validate() -> tuple[float | None, float | None, float | None]:
+    def validate() -> tuple[float | None, float | None, float | None, float | None]:
         """Validation mAP@50: same patent (held-out patents; class-validation drawings as distractors),
-        same class at depth 1 (class-validation drawings, else the held-out ones), and words -> drawings
+        same class at depth 1 (class-validation drawings, else the held-out ones), words -> drawings
         (each held-out patent's text queries the held-out drawings; its own drawings and those of equal
-        texts are relevant)."""
+        texts are relevant), and same patent among all drawings (the training ones as distractors too:
+        a collection with many drawings like those trained on)."""
         if vi.size == 0:
-            return None, None, None
+            return None, None, None, None
         head.eval()
         with torch.no_grad():
-            v = head(xt[vi]).numpy()
+            every = head(xt).numpy()
+            scores = every[vi] @ every.T
+            scores[np.arange(len(vi)), vi] = -np.inf
+            many = _ranked_map(scores, all_relevant)
+            v = every[vi]
             sp = map_at_50(head(xt[si]).numpy(), same_labels)
             cl_index = ci if ci.size else vi
             cl = map_at_50(head(xt[cl_index]).numpy(), [class_labels[i] for i in cl_index])
@@ -511,9 +602,9 @@ def train_head(
                 equal = (texts[qi] @ texts[vi].T) > 0.999
                 relevant = equal | (patents[qi][:, None] == patents[vi][None, :])
                 words = _query_map(q, v, relevant)
-        return sp, cl, words
+        return sp, cl, words, many
 
-    base_sp, base_cl, _ = validate()
+    base_sp, base_cl, _, base_many = validate()
     optimiser = torch.optim.AdamW(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     train_idx = np.flatnonzero(train)
     per_epoch = int(np.ceil(len(train_idx) / settings.batch_size))
@@ -548,19 +639,23 @@ def train_head(
                     # texts of the same patent, and equal texts of other patents, are positives too
                     same = ((t @ t.T) > 0.999).float().clamp_min(torch.from_numpy((p[:, None] == p[None, :]).astype(np.float32)))
                     loss = loss + settings.text_weight * text_infonce(z[with_text], head.text_vectors(t), same, settings.temperature)
+            if teacher_t is not None:
+                loss = loss + settings.distill_weight * relational_kl(z, teacher_t[idx], settings.distill_temperature)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             losses.append(float(loss.detach()))
-        sp, cl, words = validate()
+        sp, cl, words, many = validate()
         # visual scores relative to the untrained head (keep what the backbone knew), plus words -> drawings
-        parts = [v / b for v, b in ((sp, base_sp), (cl, base_cl)) if v is not None and b]
+        pairs = [(sp, base_sp), (cl, base_cl)] + ([(many, base_many)] if settings.select_distractors else [])
+        parts = [v / b for v, b in pairs if v is not None and b]
         if words is not None and settings.text_weight > 0:
             parts.append(words)
         score = float(np.sum(parts)) if parts else -float(np.mean(losses))
         stats = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
                  "val_same_patent": None if sp is None else round(sp, 4), "val_same_class": None if cl is None else round(cl, 4),
-                 "val_words": None if words is None else round(words, 4)}
+                 "val_words": None if words is None else round(words, 4),
+                 "val_same_patent_all": None if many is None else round(many, 4)}
         if score > best["score"]:
             best = {"score": score, "epoch": epoch, "state": {k: v.clone() for k, v in head.state_dict().items()}}
             stats["best"] = True
@@ -570,7 +665,8 @@ def train_head(
     head.load_state_dict(best["state"])
     head.eval()
     return {"head": head, "mean": mean, "channels": channels, "weights": weights, "curve": curve,
-            "best_epoch": best["epoch"], "untrained": {"val_same_patent": base_sp, "val_same_class": base_cl},
+            "best_epoch": best["epoch"],
+            "untrained": {"val_same_patent": base_sp, "val_same_class": base_cl, "val_same_patent_all": base_many},
             "n_train": int(train.sum()), "n_val": int(val.sum()), "n_class_val": int(class_val.sum()),
             "train_patents": int(len(set(patents[train]))), "val_patents": int(len(val_patents))}
 
@@ -616,6 +712,8 @@ def run(
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     items = collection_items(settings.collections, settings.exclude)
+    if settings.distill:
+        _teacher_encoder(settings.distill)  # a missing teacher model fails now, not after the features
     on_message(f"{len(items)} drawings of {len({i.patent for i in items})} patents")
     features = extract_features(items, settings, out.with_name(out.name + ".features.npz"),
                                 on_prepare(len(items)) if on_prepare else None)
@@ -625,7 +723,13 @@ def run(
         has_text = np.array([bool(i.text) for i in items])
         encoder = create_text(settings.text_model)
         texts = encoder.encode([i.text or "" for i in items])
-    trained = train_head(features, [i.patent for i in items], [i.levels for i in items], texts, has_text, settings, on_epoch)
+    teacher = None
+    if settings.distill:
+        on_message(f"distillation teacher {settings.distill}")
+        teacher = teacher_vectors(items, settings.distill, out.with_name(out.name + ".teacher.npz"),
+                                  on_prepare(len(items)) if on_prepare else None)
+    trained = train_head(features, [i.patent for i in items], [i.levels for i in items], texts, has_text, settings, on_epoch,
+                         teacher=teacher)
     head: Head = trained["head"]
     pooled = Pooled(settings.backbone, build_backbone(settings.backbone), settings.levels)
     encoder_module = Encoder(pooled, LevelNorm(trained["mean"], trained["channels"], trained["weights"]), head)
