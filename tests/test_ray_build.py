@@ -48,11 +48,13 @@ def cluster(tmp_path_factory):
         ray.shutdown()
 
 
-def _ray_build(paths, collection, reads=None, **options):
+def _ray_build(paths, collection, reads=None, encoded=None, **options):
     with RayCluster("local", workers=2) as cluster:
         report = build(paths, collection, cluster=cluster, **options)
     if reads is not None:
         reads.update(cluster.reads)
+    if encoded is not None:
+        encoded.update(cluster.encoded)
     return report
 
 
@@ -67,10 +69,12 @@ def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
 def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     local, distributed = tmp_path / "local", tmp_path / "ray"
     expected = build([EP_DOCUMENT], local)
-    reads = {}
-    report = _ray_build([EP_DOCUMENT], distributed, reads=reads)
+    reads, encoded = {}, {}
+    report = _ray_build([EP_DOCUMENT], distributed, reads=reads, encoded=encoded)
     # the workers read the drawings' signs right after decoding them: the same signs, read earlier
     assert reads["while ingesting"] > 0
+    # and encode them then once their drawing encoder is loaded (the first document may come before)
+    assert encoded["while ingesting"] + encoded["in the embedding stage"] > 10
     assert report.ingest.as_dict() | {"seconds": 0} == expected.ingest.as_dict() | {"seconds": 0}
     assert report.signs is not None and report.signs.signs == expected.signs.signs > 0
     assert report.signs.links == expected.signs.links > 0
