@@ -36,6 +36,7 @@ import importlib.util
 import io
 import logging
 import os
+import queue
 import signal
 import socket
 import sys
@@ -305,49 +306,90 @@ class RayCluster:
 
         One document at a time per worker, on whichever worker is free, so that a worker that dies
         is retried with the document it was reading only (a document that kills every try is that
-        document's failure, and no other's). Within each run of ``REORDER_WINDOW`` documents the
+        document's failure, and no other's). A thread of this process sends the documents (reading
+        their files) and collects the results, so that the workers are kept busy while this
+        thread stores files and commits. Within each run of ``REORDER_WINDOW`` documents the
         biggest are sent first, so that no worker is left alone with a big one at the end; the
         results are given back in the order of the plan. Until every worker has loaded its
         encoders nothing is given back (so nothing is written), but the workers go on ingesting."""
-        ray = None
-        pool = None
+        if not units:
+            self._done("ingest")
+            return
+        pool = self._start_pool()
+        ray = self.ray
         visual = self._specs.get("visual")
         order = _by_cost(units, REORDER_WINDOW)
+        window = max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)
+        arrived: queue.Queue = queue.Queue()
+        # results collected but not yet given back: enough for those that overtake the next one
+        room = threading.Semaphore(REORDER_WINDOW + window)
+        stop = threading.Event()
 
         def calls():
             for index in order:
+                if stop.is_set():
+                    return
                 unit = units[index]
                 engine = self._engine if len(self._prefetched) < PREFETCH_LIMIT else None
                 encode = visual if len(self._vectors) < VECTORS_LIMIT else None
                 yield index, ("ingest", (*_payload(unit), engine, encode))
 
+        def collect() -> None:
+            try:
+                for index, ref in pool.map(calls(), per_worker=1, window=window):
+                    unit = units[index]
+                    try:
+                        outcome = ray.get(ref)
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                            ray.exceptions.OutOfMemoryError):
+                        if stop.is_set():  # the build stopped and let its workers go
+                            return
+                        log.warning("%s: its worker died on every one of %d tries", unit.source, MAX_RETRIES + 1)
+                        outcome = UnitResult(unit, fatal=Failure(unit.source, CRASHED)), {}, {}, {}
+                    except ray.exceptions.RayTaskError as exc:
+                        arrived.put(_cause(exc))
+                        return
+                    while not room.acquire(timeout=1):
+                        if stop.is_set():
+                            return
+                    arrived.put((index, outcome))
+            except BaseException as exc:  # noqa: BLE001 - raised by the writer, in its thread
+                arrived.put(exc)
+            finally:
+                arrived.put(None)
+
+        collector = threading.Thread(target=collect, name="figsearch-ray-ingest", daemon=True)
+        collector.start()
         done: dict[int, tuple] = {}
         following = 0  # the next unit (in the plan's order) to give back
         checked = False
-        if units:
-            pool = self._start_pool()
-            ray = self.ray
-        for index, ref in (pool.map(calls(), per_worker=1, window=max(16, self.workers * IN_FLIGHT_PER_WORKER * 2))
-                           if units else ()):
-            unit = units[index]
-            try:
-                done[index] = ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                    ray.exceptions.OutOfMemoryError):
-                log.warning("%s: its worker died on every one of %d tries", unit.source, MAX_RETRIES + 1)
-                done[index] = UnitResult(unit, fatal=Failure(unit.source, CRASHED)), {}, {}, {}
-            except ray.exceptions.RayTaskError as exc:
-                raise _cause(exc) from None
-            if not checked:  # nothing is written before every worker could load the encoders
-                checked = pool.check(wait=False)
-            while checked and following in done:
+        try:
+            while True:
+                try:
+                    item = arrived.get(timeout=None if checked else 0.5)
+                except queue.Empty:  # (the encoders may be loaded by now)
+                    item = ()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if item:
+                    index, outcome = item
+                    done[index] = outcome
+                if not checked:  # nothing is written before every worker could load the encoders
+                    checked = pool.check(wait=False)
+                while checked and following in done:
+                    room.release()
+                    yield self._take(root, units[following], done.pop(following))
+                    following += 1
+            if not checked:
+                pool.check()
+            while following < len(units):
+                room.release()
                 yield self._take(root, units[following], done.pop(following))
                 following += 1
-        if pool is not None and not checked:
-            pool.check()
-        while following < len(units):
-            yield self._take(root, units[following], done.pop(following))
-            following += 1
+        finally:
+            stop.set()
         self._done("ingest")
 
     def _take(self, root: str, unit: Unit, outcome: tuple) -> UnitResult:
