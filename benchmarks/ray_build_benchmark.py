@@ -1,6 +1,6 @@
 """The build on Ray against the local build, on a subset of the shared data, in one run.
 
-    PYTHONPATH=src python benchmarks/ray_build_benchmark.py [--documents 6[,20]] [--rounds 1] [--skip-ocr]
+    PYTHONPATH=src python benchmarks/ray_build_benchmark.py [--documents 6[,20,all]] [--rounds 1] [--skip-ocr]
 
 Four builds of the same input, each in a fresh process and a fresh collection:
 
@@ -10,14 +10,17 @@ Four builds of the same input, each in a fresh process and a fresh collection:
 - Ray with 2 workers (``ray.init(num_cpus=2)``)
 
 Input: the first ``--documents`` folders of ``us-design-grants`` (their XML and TIFF sheets) and
-the EP document ``EP1667425A1`` (drawings with reference numerals); several sizes separated by
-commas are measured one after the other. The wall time of each build (ingest, signs and links,
+the EP document ``EP1667425A1`` (drawings with reference numerals); ``all``: the whole shared data
+that has drawings (every design grant, both EP documents, both US applications); several sizes
+separated by commas are measured one after the other. The wall time of each build (ingest, signs and links,
 embedding with the default encoders, indexes) is printed, with the ratios the targets are about:
 Ray 2 workers vs Ray 1 worker (target >= 1.7x), and Ray vs local at the same number of processes
-(target >= 0.9x). With Ray, the driver process still parses, links and writes, so "1 worker" is
+(target >= 0.9x), each with "met" or "MISSED", with and without Ray's start (the time the driver
+waited for the Ray instance it starts in the background). With Ray, the driver process still parses, links and writes, so "1 worker" is
 the driver plus one worker process. Each build's JSON line also has the driver's CPU seconds, the
 driver's waits for the workers (``driver_waits``) and each worker's seconds loading its models and
-in each kind of call (``worker_seconds``): where the time goes. The 1-minute load average is
+in each kind of call (``worker_seconds``), and how many drawings the workers read and encoded while
+ingesting and in the later stages: where the time goes; the report repeats them under the table. The 1-minute load average is
 printed before and after each build, because the machine may be shared; ``--rounds N`` runs the
 modes N times, interleaved, and reports each mode's median build.
 """
