@@ -110,7 +110,7 @@ def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool) -> dict:
                "--documents", str(documents)] + (["--skip-ocr"] if skip_ocr else [])
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"{mode} failed:\n{done.stderr[-3000:]}")
+        sys.exit(f"{mode} failed (exit status {done.returncode}):\n{done.stderr[-3000:]}\n{done.stdout[-2000:]}")
     shutil.rmtree(Path(scratch) / f"{mode}-{documents}", ignore_errors=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["load"] = (round(load_before, 2), round(os.getloadavg()[0], 2))

@@ -183,7 +183,7 @@ class RayCluster:
         self._ray_module = None
         self._pool: _Pool | None = None
         self._pool_started: Future | None = None  # the pool being started in the background
-        self._starter: ThreadPoolExecutor | None = None
+        self._starter: _Starter | None = None
         self._engine: str | None = None  # the OCR engine the workers load (None: none)
         self._specs: dict[str, str] = {}  # modality -> encoder spec the workers load
         self._last: str | None = None  # the build's last stage: the workers go after it
@@ -204,7 +204,7 @@ class RayCluster:
         if address in (None, "local") and not _ray_running():
             _require_ray()  # a missing Ray is said now, before any work
             _keep_sigterm_handler()
-            self._starter = ThreadPoolExecutor(1, thread_name_prefix="figsearch-ray-start")
+            self._starter = _Starter.get()
             self._connected: Future | None = self._starter.submit(self._connect, address, workers)
         else:
             self._connected = None
@@ -242,15 +242,11 @@ class RayCluster:
 
     def close(self) -> None:
         """Let the worker actors go (their CPUs return to the cluster)."""
-        try:
-            if self._pool_started is not None or self._connected is not None:
-                try:
-                    self._start_pool() if self._pool_started is not None else self._wait_connected()
-                except Exception:  # noqa: BLE001 - closing: the build reports the error it met
-                    pass
-        finally:
-            if self._starter is not None:
-                self._starter.shutdown(wait=False)
+        if self._pool_started is not None or self._connected is not None:
+            try:
+                self._start_pool() if self._pool_started is not None else self._wait_connected()
+            except Exception:  # noqa: BLE001 - closing: the build reports the error it met
+                pass
         if self._pool is not None:
             self.worker_timings = self._pool.stats()
             log.info("Ray workers' seconds: %s; driver's waits: %s", self.worker_timings, dict(self.timings))
@@ -650,6 +646,41 @@ def _store_files(root: Path, files: dict[str, bytes]) -> None:
             raise CollectionError(f"cannot write {relative} in collection {root}: {exc.strerror or exc}") from None
     # the runner commits these figures next: their files must survive a power cut that the commit survives
     fsync_directories({(root / relative).parent for relative in files})
+
+
+class _Starter:
+    """One thread per process that starts Ray (and the worker actors) in the background, and then
+    lives as long as the process: Ray ties the processes it starts (gcs_server, raylet) to the
+    *thread* that started them (``PR_SET_PDEATHSIG``), so that thread must not end before the
+    process does, as the threads of a ThreadPoolExecutor may."""
+
+    _instance: _Starter | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._calls: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, name="figsearch-ray-start", daemon=True).start()
+
+    @classmethod
+    def get(cls) -> _Starter:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _run(self) -> None:
+        while True:
+            future, call, args = self._calls.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call(*args))
+                except BaseException as exc:  # noqa: BLE001 - given to whoever waits for it
+                    future.set_exception(exc)
+
+    def submit(self, call, *args) -> Future:
+        future: Future = Future()
+        self._calls.put((future, call, args))
+        return future
 
 
 #: pools started in this process, so that a pool left behind by a build that stopped is let go
