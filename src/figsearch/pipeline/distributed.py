@@ -14,17 +14,21 @@ while it ingests, so no stage waits for processes to start and models to load; t
 for every worker's encoders to load before it writes the first document, so a worker without the
 model files is one error before anything is written.
 
-- ingest: one document (unit) at a time per worker, given to the first free one. The driver
-  reads the document's files anyway (it hashes them for skip-unchanged) and sends their bytes; the
-  worker unpacks them in a scratch folder, runs ``process_unit`` there and sends back the records
-  and the PNG bytes of the figures, which the driver stores. Workers need neither the input nor
+- ingest: one document (unit) at a time per worker, given to the first free one (the biggest
+  first within each run of ``REORDER_WINDOW``; the results are written in the plan's order). The
+  driver reads the document's files anyway (it hashes them for skip-unchanged) and sends their
+  bytes; the worker unpacks them in a scratch folder, runs ``process_unit`` there, reads the signs
+  of the drawings and encodes them (once its drawing encoder is loaded), and sends back the
+  records, the PNG bytes of the figures, the text boxes and the vectors; the driver stores the
+  files and keeps the rest for the later stages. Workers need neither the input nor
   the collection on their disks. A worker process that dies is restarted by Ray and the document
   retried; a document that kills every try is recorded as a failure of that document, as a local
   build records it.
-- reference signs: the workers' OCR engine reads the text boxes of the stored drawings (sent as
+- reference signs: the drawings not read during the ingest: the workers' OCR engine reads their text boxes (sent as
   PNG bytes); the driver parses, splits and links them (``process_figure``).
-- embedding: the workers that loaded the encoder encode batches cut so that each gets a share;
-  the driver stores the vectors in order and builds the indexes.
+- embedding: every worker loads both encoders; the drawings not encoded during the ingest and the
+  sentences are cut into batches of about the same cost, a few per worker; the driver stores the
+  vectors in the plan's order and builds the indexes.
 
 Nothing here is imported by a local build: ``import ray`` happens only in this module.
 """
@@ -110,16 +114,21 @@ def _ray_running() -> bool:
     return ray is not None and ray.is_initialized()
 
 
+class _QuietSigterm(logging.Filter):
+    """Ray's warning that it set no SIGTERM handler, when started in a thread (``_keep_sigterm_handler`` did)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def _keep_sigterm_handler() -> None:
     """Do in the main thread what ``ray.init`` does there and not in the thread that starts Ray:
     a SIGTERM ends the driver through ``sys.exit``, so that Ray's own exit handler stops the
     instance it started."""
 
-    class _Quiet(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return "SIGTERM handler is not set" not in record.getMessage()
-
-    logging.getLogger("ray._private.worker").addFilter(_Quiet())
+    ray_logger = logging.getLogger("ray._private.worker")
+    if not any(isinstance(f, _QuietSigterm) for f in ray_logger.filters):
+        ray_logger.addFilter(_QuietSigterm())
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(signum))
