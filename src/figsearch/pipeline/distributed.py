@@ -24,8 +24,9 @@ model files is one error before anything is written.
   the collection on their disks. A worker process that dies is restarted by Ray and the document
   retried; a document that kills every try is recorded as a failure of that document, as a local
   build records it.
-- reference signs: the drawings not read during the ingest: the workers' OCR engine reads their text boxes (sent as
-  PNG bytes); the driver parses, splits and links them (``process_figure``).
+- reference signs: for the drawings not read during the ingest, the workers' OCR engine reads
+  their text boxes (sent as PNG bytes); the driver parses, splits and links the signs of every
+  drawing (``process_figure``).
 - embedding: every worker loads both encoders; the drawings not encoded during the ingest and the
   sentences are cut into batches of about the same cost, a few per worker; the driver stores the
   vectors in the plan's order and builds the indexes.
