@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'figs
 
 import figsearch  # noqa: E402
 from figsearch.pipeline.building import build  # noqa: E402
-from figsearch.pipeline.distributed import CRASHED, RayCluster, build_on_ray  # noqa: E402
+from figsearch.pipeline.distributed import CRASHED, TEXT_COST, RayCluster, _by_cost, _pieces, build_on_ray  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 EP_DOCUMENT = DATA / "ep-documents" / "EP1667425A1"
@@ -48,11 +48,13 @@ def cluster(tmp_path_factory):
         ray.shutdown()
 
 
-def _ray_build(paths, collection, reads=None, **options):
+def _ray_build(paths, collection, reads=None, encoded=None, **options):
     with RayCluster("local", workers=2) as cluster:
         report = build(paths, collection, cluster=cluster, **options)
     if reads is not None:
         reads.update(cluster.reads)
+    if encoded is not None:
+        encoded.update(cluster.encoded)
     return report
 
 
@@ -67,10 +69,12 @@ def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
 def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     local, distributed = tmp_path / "local", tmp_path / "ray"
     expected = build([EP_DOCUMENT], local)
-    reads = {}
-    report = _ray_build([EP_DOCUMENT], distributed, reads=reads)
+    reads, encoded = {}, {}
+    report = _ray_build([EP_DOCUMENT], distributed, reads=reads, encoded=encoded)
     # the workers read the drawings' signs right after decoding them: the same signs, read earlier
     assert reads["while ingesting"] > 0
+    # and encode them then once their drawing encoder is loaded (the first document may come before)
+    assert encoded["while ingesting"] + encoded["in the embedding stage"] > 10
     assert report.ingest.as_dict() | {"seconds": 0} == expected.ingest.as_dict() | {"seconds": 0}
     assert report.signs is not None and report.signs.signs == expected.signs.signs > 0
     assert report.signs.links == expected.signs.links > 0
@@ -177,6 +181,33 @@ def test_a_worker_without_the_model_files_stops_the_build_before_anything_is_wri
     # the same input with the encoders there builds (the workers of the failed build were let go)
     report = _ray_build([inputs], tmp_path / "coll", skip_ocr=True, visual_model="hog", text_model="none")
     assert report.ingest.documents > 0 and report.index is not None
+
+
+def test_texts_are_cut_into_pieces_of_about_the_same_cost():
+    texts = [f"sentence {n} " + "word " * (n % 37) for n in range(500)] + ["a"]
+    pieces = _pieces(texts, 6, 256)
+    assert sorted(t for p in pieces for t in p) == sorted(texts)  # each text once
+    capped = _pieces(texts, 6, 64)  # at most 64 texts a piece, however few pieces were asked for
+    assert sorted(t for p in capped for t in p) == sorted(texts) and all(0 < len(p) <= 64 for p in capped)
+    costs = [sum(len(t) + TEXT_COST for t in p) for p in pieces]
+    longest = max(len(t) + TEXT_COST for t in texts)
+    target = sum(costs) / 6
+    assert all(c < target + longest for c in costs) and 6 <= len(pieces) <= 7
+    # texts of a length together: each piece's texts are longer than (or as long as) the next piece's
+    assert all(min(map(len, a)) >= max(map(len, b)) for a, b in zip(pieces, pieces[1:]))
+    assert _pieces([], 4, 64) == [] and _pieces(["x"], 4, 64) == [["x"]]
+
+
+def test_documents_are_sent_biggest_first_within_each_window(tmp_path):
+    from figsearch.ingest.base import Unit
+
+    units = []
+    for n, size in enumerate([5, 50, 10, 40, 30, 1, 20]):
+        path = tmp_path / f"doc{n}.xml"
+        path.write_bytes(b"x" * size)
+        units.append(Unit(source=str(path), reader="us-xml", path=path, files=[path]))
+    assert _by_cost(units, 4) == [1, 3, 2, 0, 4, 6, 5]
+    assert _by_cost(units, 100) == [1, 3, 4, 6, 2, 0, 5]
 
 
 def _free_port() -> int:

@@ -14,17 +14,22 @@ while it ingests, so no stage waits for processes to start and models to load; t
 for every worker's encoders to load before it writes the first document, so a worker without the
 model files is one error before anything is written.
 
-- ingest: one document (unit) at a time per worker, given to the first free one. The driver
-  reads the document's files anyway (it hashes them for skip-unchanged) and sends their bytes; the
-  worker unpacks them in a scratch folder, runs ``process_unit`` there and sends back the records
-  and the PNG bytes of the figures, which the driver stores. Workers need neither the input nor
+- ingest: one document (unit) at a time per worker, given to the first free one (the biggest
+  first within each run of ``REORDER_WINDOW``; the results are written in the plan's order). The
+  driver reads the document's files anyway (it hashes them for skip-unchanged) and sends their
+  bytes; the worker unpacks them in a scratch folder, runs ``process_unit`` there, reads the signs
+  of the drawings and encodes them (once its drawing encoder is loaded), and sends back the
+  records, the PNG bytes of the figures, the text boxes and the vectors; the driver stores the
+  files and keeps the rest for the later stages. Workers need neither the input nor
   the collection on their disks. A worker process that dies is restarted by Ray and the document
   retried; a document that kills every try is recorded as a failure of that document, as a local
   build records it.
-- reference signs: the workers' OCR engine reads the text boxes of the stored drawings (sent as
-  PNG bytes); the driver parses, splits and links them (``process_figure``).
-- embedding: the workers that loaded the encoder encode batches cut so that each gets a share;
-  the driver stores the vectors in order and builds the indexes.
+- reference signs: for the drawings not read during the ingest, the workers' OCR engine reads
+  their text boxes (sent as PNG bytes); the driver parses, splits and links the signs of every
+  drawing (``process_figure``).
+- embedding: every worker loads both encoders; the drawings not encoded during the ingest and the
+  sentences are cut into batches of about the same cost, a few per worker; the driver stores the
+  vectors in the plan's order and builds the indexes.
 
 Nothing here is imported by a local build: ``import ray`` happens only in this module.
 """
@@ -32,16 +37,18 @@ Nothing here is imported by a local build: ``import ray`` happens only in this m
 from __future__ import annotations
 
 import collections
-import io
+import importlib.util
 import logging
 import os
+import queue
+import signal
 import socket
-import tempfile
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +57,10 @@ from figsearch.embed.catalog import encoder_key
 from figsearch.errors import CollectionError, FigsearchError, InputError, MissingDependency, ModelUnavailable
 from figsearch.fsutil import atomic_write_bytes, fsync_directories
 from figsearch.index.settings import NO_TEXT
-from figsearch.ingest import process
 from figsearch.ingest.base import Unit
-from figsearch.ingest.plan import Namer
 from figsearch.ingest.process import UnitResult
-from figsearch.pipeline import embed as embed_stage
-from figsearch.pipeline import signs as signs_stage
 from figsearch.pipeline.embed import EmbedReport, text_row, texts_to_encode
+from figsearch.pipeline.ray_worker import _Worker
 from figsearch.records import Failure, Figure, FigureRole
 from figsearch.store import TMP_DIR, Collection
 
@@ -72,6 +76,16 @@ PREFETCH_LIMIT = 20_000
 #: drawings in flight per worker in the signs stage: the driver's parsing and linking of one
 #: drawing then overlaps the reading of the next ones
 READS_PER_WORKER = 3
+#: drawings the workers encode right after decoding them (the driver keeps their vectors until the
+#: embedding stage); beyond it, the embedding stage encodes them
+VECTORS_LIMIT = 100_000
+#: the ingest sends the biggest documents first within each run of this many (in the plan's order)
+REORDER_WINDOW = 64
+#: the embedding stage cuts its work into about this many batches per worker, so that a worker that
+#: is done early takes another batch instead of waiting for the slowest one
+BATCHES_PER_WORKER = 3
+#: a text's cost in characters on top of its length (the encoder's work per text, however short)
+TEXT_COST = 24
 #: the message of a document whose every try killed its worker (the local build's words)
 CRASHED = "reading it crashed the decoder (the worker process died); the file is probably damaged or hostile"
 
@@ -82,6 +96,38 @@ def _ray():
     except ImportError:
         raise MissingDependency("--ray needs Ray: pip install 'figsearch[ray]'") from None
     return ray
+
+
+def _require_ray() -> None:
+    """MissingDependency when Ray is not installed (without importing it: that takes seconds)."""
+    if importlib.util.find_spec("ray") is None:
+        raise MissingDependency("--ray needs Ray: pip install 'figsearch[ray]'")
+
+
+def _ray_running() -> bool:
+    """Whether this process has already joined or started a Ray instance."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+class _QuietSigterm(logging.Filter):
+    """Ray's warning that it set no SIGTERM handler, when started in a thread (``_keep_sigterm_handler`` did)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+def _keep_sigterm_handler() -> None:
+    """Do in the main thread what ``ray.init`` does there and not in the thread that starts Ray:
+    a SIGTERM ends the driver through ``sys.exit``, so that Ray's own exit handler stops the
+    instance it started."""
+
+    ray_logger = logging.getLogger("ray._private.worker")
+    if not any(isinstance(f, _QuietSigterm) for f in ray_logger.filters):
+        ray_logger.addFilter(_QuietSigterm())
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(signum))
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -104,7 +150,8 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
     """
     ray = _ray()
     if not ray.is_initialized():
-        options = {"include_dashboard": False, "logging_level": logging.WARNING}
+        # no dashboard, no copying of the workers' logs to this process, no runtime environment
+        options = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
         if address in (None, "local"):
             ray.init(num_cpus=workers, **options)
         else:
@@ -128,27 +175,69 @@ class RayCluster:
 
     Its worker actors (``_Worker``, one per worker CPU) are started once, when the build starts
     (``start``) or at the first stage that needs them, and serve every stage: they ingest
-    documents, read signs and encode, and load their OCR engine and encoders in the background
-    from the start, while they ingest. They are let go after the build's last stage (``close``).
+    documents, read signs, encode the drawings they decoded and, in the embedding stage, the
+    sentences; they load their OCR engine and encoders in the background from the start, while
+    they ingest. They are let go after the build's last stage (``close``).
+
+    ``address="local"`` starts the Ray instance in a background thread: the driver lists, plans
+    and hashes the input meanwhile, and waits for Ray only when it sends the first document.
     """
 
     def __init__(self, address: str | None = "auto", *, workers: int | None = None) -> None:
-        self.workers = connect(address, workers=workers)
-        self.ray = _ray()
+        self._requested = workers
+        self._ray_module = None
         self._pool: _Pool | None = None
+        self._pool_started: Future | None = None  # the pool being started in the background
+        self._starter: _Starter | None = None
         self._engine: str | None = None  # the OCR engine the workers load (None: none)
         self._specs: dict[str, str] = {}  # modality -> encoder spec the workers load
         self._last: str | None = None  # the build's last stage: the workers go after it
-        self._drawings = 0  # drawings known to the build so far (sizes the text encoders)
         #: figure id -> (image path, text boxes): the signs of drawings read by the workers right
         #: after ingesting them, for the signs stage (``_RayReadAhead``) to take instead of reading them again
         self._prefetched: dict[str, tuple[str, list]] = {}
+        #: figure id -> (encoder spec, image digest, vector): drawings the workers encoded right after
+        #: decoding them, for the embedding stage to store instead of encoding them again
+        self._vectors: dict[str, tuple[str, str, np.ndarray]] = {}
         #: seconds spent in each part on the driver (for the benchmark and the logs)
         self.timings: dict[str, float] = collections.defaultdict(float)
         #: drawings whose signs were read "while ingesting" and "in the signs stage"
         self.reads: dict[str, int] = collections.Counter()
+        #: drawings encoded "while ingesting" and "in the embedding stage"
+        self.encoded: dict[str, int] = collections.Counter()
         #: each worker's seconds loading models and in each kind of call, kept when they are let go
         self.worker_timings: list[dict[str, float]] = []
+        if address in (None, "local") and not _ray_running():
+            _require_ray()  # a missing Ray is said now, before any work
+            _keep_sigterm_handler()
+            self._starter = _Starter.get()
+            self._connected: Future | None = self._starter.submit(self._connect, address, workers)
+        else:
+            self._connected = None
+            self._connect(address, workers)
+
+    def _connect(self, address, workers) -> None:
+        started = time.perf_counter()
+        self._workers = connect(address, workers=workers)
+        self._ray_module = _ray()
+        self.timings["ray start (background)" if self._starter else "ray start"] += time.perf_counter() - started
+
+    def _wait_connected(self) -> None:
+        connected, self._connected = self._connected, None
+        if connected is not None:
+            started = time.perf_counter()
+            connected.result()
+            self.timings["wait for ray start"] += time.perf_counter() - started
+
+    @property
+    def ray(self):
+        self._wait_connected()
+        return self._ray_module
+
+    @property
+    def workers(self) -> int:
+        """The number of worker actors (the cluster's CPUs, at most ``workers``); waits for Ray to start."""
+        self._wait_connected()
+        return self._workers
 
     def __enter__(self) -> RayCluster:
         return self
@@ -158,6 +247,11 @@ class RayCluster:
 
     def close(self) -> None:
         """Let the worker actors go (their CPUs return to the cluster)."""
+        if self._pool_started is not None or self._connected is not None:
+            try:
+                self._start_pool() if self._pool_started is not None else self._wait_connected()
+            except Exception:  # noqa: BLE001 - closing: the build reports the error it met
+                pass
         if self._pool is not None:
             self.worker_timings = self._pool.stats()
             log.info("Ray workers' seconds: %s; driver's waits: %s", self.worker_timings, dict(self.timings))
@@ -168,24 +262,38 @@ class RayCluster:
 
     def start(self, root: str, *, ocr_engine: str | None = None, skip_ocr: bool = False, index: bool = True,
               visual_model: str | None = None, text_model: str | None = None) -> None:
-        """Called by ``build`` before any work: start the workers, which load the OCR engine and the
-        encoders this build will use while they ingest. A worker that cannot load an encoder stops
-        the build with that error before the first document is written (``_Pool.check``)."""
+        """Called by ``build`` before any work: start the workers (in the background while Ray
+        starts), which load the OCR engine and the encoders this build will use while they ingest.
+        A worker that cannot load an encoder stops the build with that error before the first
+        document is written (``_Pool.check``)."""
         self._engine = None if skip_ocr else (ocr_engine or _default_ocr_engine())
         self._specs = _encoder_specs(root, visual_model, text_model) if index else {}
         self._last = "index" if index else ("ingest" if skip_ocr else "signs")
-        self._drawings, self._prefetched = 0, {}
-        self._start_pool()
+        self._prefetched, self._vectors = {}, {}
+        if self._pool is None and self._starter is not None and self._pool_started is None:
+            self._pool_started = self._starter.submit(self._make_pool)
+        else:
+            self._start_pool()
+
+    def _make_pool(self) -> _Pool:
+        started = time.perf_counter()
+        # every worker loads every encoder: the embedding is shared by all of them
+        loads = {n: list(self._specs.items()) for n in range(self.workers)}
+        pool = _Pool(self, self._engine, loads)
+        self.timings["start workers"] += time.perf_counter() - started
+        return pool
 
     def _start_pool(self) -> _Pool:
         if self._pool is None:
-            started = time.perf_counter()
-            loads = {n: [] for n in range(self.workers)}
-            for modality, spec in self._specs.items():
-                for n in _encoder_workers(modality, self.workers, self._drawings):
-                    loads[n].append((modality, spec))
-            self._pool = _Pool(self, self._engine, loads)
-            self.timings["start workers"] += time.perf_counter() - started
+            starting, self._pool_started = self._pool_started, None
+            if starting is not None:
+                started = time.perf_counter()
+                try:
+                    self._pool = starting.result()
+                finally:
+                    self.timings["wait for ray start"] += time.perf_counter() - started
+            else:
+                self._pool = self._make_pool()
         return self._pool
 
     def _done(self, stage: str) -> None:
@@ -199,43 +307,106 @@ class RayCluster:
 
         One document at a time per worker, on whichever worker is free, so that a worker that dies
         is retried with the document it was reading only (a document that kills every try is that
-        document's failure, and no other's)."""
-        ray = self.ray
+        document's failure, and no other's). A thread of this process sends the documents (reading
+        their files) and collects the results, so that the workers are kept busy while this
+        thread stores files and commits. Within each run of ``REORDER_WINDOW`` documents the
+        biggest are sent first, so that no worker is left alone with a big one at the end; the
+        results are given back in the order of the plan. Until every worker has loaded its
+        encoders nothing is given back (so nothing is written), but the workers go on ingesting."""
+        if not units:
+            self._done("ingest")
+            return
         pool = self._start_pool()
-        # while the signs stage will take them, the workers read the signs of each document's drawings
-        # right after decoding it: that reading overlaps the ingest, and the workers' model loading
-        calls = ((unit, ("ingest", (*_payload(unit), self._engine if len(self._prefetched) < PREFETCH_LIMIT else None)))
-                 for unit in units)
-        checked = False
-        for unit, ref in pool.map(calls, per_worker=1, window=max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)):
+        ray = self.ray
+        visual = self._specs.get("visual")
+        order = _by_cost(units, REORDER_WINDOW)
+        window = max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)
+        arrived: queue.Queue = queue.Queue()
+        # results collected but not yet given back: enough for those that overtake the next one
+        room = threading.Semaphore(REORDER_WINDOW + window)
+        stop = threading.Event()
+
+        def calls():
+            for index in order:
+                if stop.is_set():
+                    return
+                unit = units[index]
+                engine = self._engine if len(self._prefetched) < PREFETCH_LIMIT else None
+                encode = visual if len(self._vectors) < VECTORS_LIMIT else None
+                yield index, ("ingest", (*_payload(unit), engine, encode))
+
+        def collect() -> None:
             try:
-                result, files, boxes = ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                    ray.exceptions.OutOfMemoryError):
-                log.warning("%s: its worker died on every one of %d tries", unit.source, MAX_RETRIES + 1)
-                result, files, boxes = UnitResult(unit, fatal=Failure(unit.source, CRASHED)), {}, {}
-            except ray.exceptions.RayTaskError as exc:
-                raise _cause(exc) from None
-            if not checked:  # nothing is written before every worker could load the encoders
+                for index, ref in pool.map(calls(), per_worker=1, window=window):
+                    unit = units[index]
+                    try:
+                        outcome = ray.get(ref)
+                    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                            ray.exceptions.OutOfMemoryError):
+                        if stop.is_set():  # the build stopped and let its workers go
+                            return
+                        log.warning("%s: its worker died on every one of %d tries", unit.source, MAX_RETRIES + 1)
+                        outcome = UnitResult(unit, fatal=Failure(unit.source, CRASHED)), {}, {}, {}
+                    except ray.exceptions.RayTaskError as exc:
+                        arrived.put(_cause(exc))
+                        return
+                    while not room.acquire(timeout=1):
+                        if stop.is_set():
+                            return
+                    arrived.put((index, outcome))
+            except BaseException as exc:  # noqa: BLE001 - raised by the writer, in its thread
+                arrived.put(exc)
+            finally:
+                arrived.put(None)
+
+        collector = threading.Thread(target=collect, name="figsearch-ray-ingest", daemon=True)
+        collector.start()
+        done: dict[int, tuple] = {}
+        following = 0  # the next unit (in the plan's order) to give back
+        checked = False
+        try:
+            while True:
+                try:
+                    item = arrived.get(timeout=None if checked else 0.5)
+                except queue.Empty:  # (the encoders may be loaded by now)
+                    item = ()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if item:
+                    index, outcome = item
+                    done[index] = outcome
+                if not checked:  # nothing is written before every worker could load the encoders
+                    checked = pool.check(wait=False)
+                while checked and following in done:
+                    room.release()
+                    yield self._take(root, units[following], done.pop(following))
+                    following += 1
+            if not checked:
                 pool.check()
-                checked = True
-            _store_files(Path(root), files)
-            self._prefetched.update(boxes)
-            result.unit = unit
-            self._drawings += sum(f.role == FigureRole.DRAWING for d in result.documents for f in d.figures)
-            yield result
+            while following < len(units):
+                room.release()
+                yield self._take(root, units[following], done.pop(following))
+                following += 1
+        finally:
+            stop.set()
         self._done("ingest")
+
+    def _take(self, root: str, unit: Unit, outcome: tuple) -> UnitResult:
+        result, files, boxes, vectors = outcome
+        _store_files(Path(root), files)
+        self._prefetched.update(boxes)
+        self._vectors.update(vectors)
+        result.unit = unit
+        return result
 
     # -- reference signs -------------------------------------------------------------------------
 
     def read_ahead(self, collection: Collection, drawings: list[Figure], engine, jobs: int) -> _RayReadAhead:
         """``figsearch.pipeline.signs._ReadAhead`` on Ray (``jobs`` is the local build's; the cluster's CPUs count here)."""
-        self._drawings = max(self._drawings, len(drawings))
         pool = self._start_pool()
         pool.check()
-        # the text encoder on more workers when there is much text (known now, loaded while they read)
-        for modality, spec in self._specs.items():
-            pool.load(modality, spec, _encoder_workers(modality, self.workers, self._drawings))
         prefetched, self._prefetched = self._prefetched, {}
         if engine is None or engine.name != self._engine:
             prefetched = {}
@@ -254,7 +425,7 @@ class RayCluster:
         if self._specs.get(modality) != spec:  # not foreseen at the start (the collection's languages changed)
             self._specs[modality] = spec
         started = time.perf_counter()
-        workers = pool.load(modality, spec, _encoder_workers(modality, self.workers, self._drawings))
+        workers = pool.load(modality, spec, list(range(self.workers)))
         identities = pool.identities(modality, spec, workers)
         self.timings[f"wait for {modality} encoders"] += time.perf_counter() - started
         if any(identity != identities[0] for identity in identities):
@@ -268,19 +439,32 @@ class RayCluster:
             self._done("index")
 
     def visual(self, collection: Collection, spec: str, encoder, todo, progress) -> EmbedReport:
-        """``embed_visual`` with the encoding on the cluster: same failures, same rows; the batches
-        are cut so that every worker that loaded the encoder gets a share."""
+        """``embed_visual`` with the encoding on the cluster: same failures, same rows, stored in the
+        same order. The drawings the workers encoded while ingesting are stored as they are; the
+        others are read here and encoded in batches cut so that every worker gets a share."""
         pool = self._start_pool()
         key = encoder_key(encoder)
         report = EmbedReport("visual", key)
+        ready, self._vectors = self._vectors, {}
+        rows: list = [None] * len(todo)  # (figure id, vector, digest), or False for a failure
+        missing = []
+        for position, (figure, digest) in enumerate(todo):
+            known = ready.get(figure.figure_id)
+            if known is not None and known[0] == spec and digest is not None and known[1] == digest:
+                rows[position] = (figure.figure_id, known[2], digest)
+            else:
+                missing.append(position)
+        self.encoded["while ingesting"] += len(todo) - len(missing)
+        self.encoded["in the embedding stage"] += len(missing)
         workers = pool.loaded("visual", spec)
-        batch_size = max(1, min(64, -(-len(todo) // max(1, len(workers)))))
-        batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+        batch_size = max(1, min(64, -(-len(missing) // (max(1, len(workers)) * BATCHES_PER_WORKER))))
+        batches = [missing[start:start + batch_size] for start in range(0, len(missing), batch_size)]
 
         def calls():
             for batch in batches:
                 blobs, unread = [], {}
-                for index, (figure, _) in enumerate(batch):
+                for index, position in enumerate(batch):
+                    figure = todo[position][0]
                     try:
                         blobs.append(collection.path(figure.image_path).read_bytes())
                     except OSError as exc:
@@ -288,26 +472,46 @@ class RayCluster:
                         unread[index] = str(exc)
                 yield (batch, unread), ("images", (spec, blobs))
 
-        for (batch, unread), ref in pool.map(calls(), workers=workers):
+        written = 0
+
+        def flush(upto: int) -> None:
+            """Store the rows before ``upto`` (all known by now) in the plan's order, 256 at a time."""
+            nonlocal written
+            while written < upto:
+                end = min(upto, written + 256)
+                good = [row for row in rows[written:end] if row]
+                if good:
+                    collection.vectors.save("visual", key, good)
+                    report.embedded += len(good)
+                if progress:
+                    progress(end - written)
+                written = end
+
+        results = pool.map(calls(), workers=workers)
+        for batch in batches:
+            flush(batch[0])  # what comes before this batch is known: stored while the workers encode
+            (_, unread), ref = next(results)
             vectors, errors = pool.get(ref)
             errors = {**errors, **unread}
-            good = [(f, d) for index, (f, d) in enumerate(batch) if index not in errors]
-            for index in sorted(errors):
-                figure = batch[index][0]
-                reason = f"cannot read stored image {figure.image_path}: {errors[index]}"
-                log.warning("figure %s: %s", figure.figure_id, reason)
-                report.failed.append((figure.figure_id, reason))
-            if good:
-                collection.vectors.save("visual", key, [(f.figure_id, v, d) for (f, d), v in zip(good, vectors)])
-                report.embedded += len(good)
-            if progress:
-                progress(len(batch))
+            encoded = iter(() if vectors is None else vectors)
+            for index, position in enumerate(batch):
+                figure, digest = todo[position]
+                if index in errors:
+                    reason = f"cannot read stored image {figure.image_path}: {errors[index]}"
+                    log.warning("figure %s: %s", figure.figure_id, reason)
+                    report.failed.append((figure.figure_id, reason))
+                    rows[position] = False
+                else:
+                    rows[position] = (figure.figure_id, next(encoded), digest)
+        flush(len(todo))
         self._last_embedding("visual")
         return report
 
     def text(self, collection: Collection, spec: str, encoder, plan, progress) -> EmbedReport:
         """``embed_text`` with the sentences (and drawing words) encoded on the cluster: a figure's vector
-        is ``text_vector`` of them, as locally; each distinct text encoded once per round."""
+        is ``text_vector`` of them, as locally; each distinct text encoded once per round. The texts
+        are sorted by length and cut into pieces of about the same cost (characters), a few per
+        worker, so that every worker gets a share and none waits for another at the end."""
         pool = self._start_pool()
         key = encoder_key(encoder)
         todo, drop, unchanged = plan
@@ -320,11 +524,10 @@ class RayCluster:
         for round_start in range(0, len(todo), round_size):
             figures = todo[round_start:round_start + round_size]
             sentences = list(dict.fromkeys(s for _, text, _ in figures for s in texts_to_encode(text)))
-            size = max(1, min(batch_size, -(-len(sentences) // max(1, len(workers)))))
-            pieces = [sentences[i:i + size] for i in range(0, len(sentences), size)]
+            pieces = _pieces(sentences, len(workers) * BATCHES_PER_WORKER, batch_size)
             vectors = [v for _, ref in pool.map(((None, ("texts", (spec, p))) for p in pieces), workers=workers)
                        for v in pool.get(ref)]
-            cache = dict(zip(sentences, vectors))
+            cache = dict(zip((s for p in pieces for s in p), vectors))
             for start in range(0, len(figures), batch_size):
                 batch = figures[start:start + batch_size]
                 # the same rows as a local build's embed_text
@@ -347,19 +550,44 @@ def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", w
 
 # -- helpers run on the driver -------------------------------------------------------------------
 
-#: text encoders: one worker per this many drawings (loading one costs as much as encoding the
-#: sentences of a few hundred figures, so a small build loads it on one worker only)
-DRAWINGS_PER_TEXT_ENCODER = 400
-#: drawing encoders: one worker per this many drawings (their model loads in a few seconds)
-DRAWINGS_PER_VISUAL_ENCODER = 16
+def _by_cost(units: list[Unit], window: int) -> list[int]:
+    """The units' indexes, each run of ``window`` sorted by size (bytes to read), biggest first."""
+    def size(unit: Unit) -> int:
+        if unit.byte_range is not None:
+            return unit.byte_range[1] - unit.byte_range[0]
+        total = 0
+        for path in unit.files or [unit.path]:
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass
+        return total
+
+    order: list[int] = []
+    for start in range(0, len(units), window):
+        indexes = range(start, min(start + window, len(units)))
+        order.extend(sorted(indexes, key=lambda n: -size(units[n])))
+    return order
 
 
-def _encoder_workers(modality: str, workers: int, drawings: int) -> list[int]:
-    """Which workers load the encoder of ``modality``: all of them when there is enough to encode,
-    else the first (drawings) or the last (text) few, so that both kinds load on different workers."""
-    per = DRAWINGS_PER_TEXT_ENCODER if modality == "text" else DRAWINGS_PER_VISUAL_ENCODER
-    count = max(1, min(workers, -(-drawings // per))) if drawings else (1 if modality == "text" else workers)
-    return list(range(workers - count, workers)) if modality == "text" else list(range(count))
+def _pieces(texts: list[str], count: int, most: int) -> list[list[str]]:
+    """``texts`` sorted by length (longest first) and cut into about ``count`` pieces of about the
+    same cost (characters plus ``TEXT_COST`` each), none longer than ``most``: texts of a length
+    together, so that the encoder pads little, and shares that take about as long."""
+    texts = sorted(texts, key=len, reverse=True)
+    target = sum(len(t) + TEXT_COST for t in texts) / max(1, count)
+    pieces: list[list[str]] = []
+    piece: list[str] = []
+    cost = 0
+    for text in texts:
+        piece.append(text)
+        cost += len(text) + TEXT_COST
+        if cost >= target or len(piece) >= most:
+            pieces.append(piece)
+            piece, cost = [], 0
+    if piece:
+        pieces.append(piece)
+    return pieces
 
 
 def _default_ocr_engine() -> str:
@@ -389,17 +617,6 @@ def _encoder_specs(root: str, visual_model: str | None, text_model: str | None) 
     if text != NO_TEXT:
         specs["text"] = text
     return specs
-
-
-def _window(calls: Iterator, size: int) -> Iterator:
-    """Submit lazily, at most ``size`` in flight, yield in submission order."""
-    pending: collections.deque = collections.deque()
-    for call in calls:
-        pending.append(call)
-        if len(pending) >= size:
-            yield pending.popleft()
-    while pending:
-        yield pending.popleft()
 
 
 def _cause(exc) -> BaseException:
@@ -436,6 +653,41 @@ def _store_files(root: Path, files: dict[str, bytes]) -> None:
     fsync_directories({(root / relative).parent for relative in files})
 
 
+class _Starter:
+    """One thread per process that starts Ray (and the worker actors) in the background, and then
+    lives as long as the process: Ray ties the processes it starts (gcs_server, raylet) to the
+    *thread* that started them (``PR_SET_PDEATHSIG``), so that thread must not end before the
+    process does, as the threads of a ThreadPoolExecutor may."""
+
+    _instance: _Starter | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._calls: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, name="figsearch-ray-start", daemon=True).start()
+
+    @classmethod
+    def get(cls) -> _Starter:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _run(self) -> None:
+        while True:
+            future, call, args = self._calls.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call(*args))
+                except BaseException as exc:  # noqa: BLE001 - given to whoever waits for it
+                    future.set_exception(exc)
+
+    def submit(self, call, *args) -> Future:
+        future: Future = Future()
+        self._calls.put((future, call, args))
+        return future
+
+
 #: pools started in this process, so that a pool left behind by a build that stopped is let go
 _POOLS: weakref.WeakSet = weakref.WeakSet()
 
@@ -460,14 +712,23 @@ class _Pool:
         self.probes = [actor.ready.options(concurrency_group="probe").remote() for actor in self.actors]
         _POOLS.add(self)
 
-    def check(self) -> None:
-        """Raise the first error a worker met loading its encoders (once, then no more)."""
+    def check(self, wait: bool = True) -> bool:
+        """Raise the first error a worker met loading its encoders (once, then no more); True when
+        every worker has loaded them. With ``wait=False`` it only looks: False while some load."""
+        if not self.probes:
+            return True
+        if not wait:
+            ready, _ = self.ray.wait(self.probes, num_returns=len(self.probes), timeout=0)
+            for probe in ready:
+                self.get(probe)  # an error is raised as soon as it is known
+            if len(ready) < len(self.probes):
+                return False
         probes, self.probes = self.probes, []
         started = time.perf_counter()
         for probe in probes:
             self.get(probe)
-        if probes:
-            self.timings["wait for the encoders check"] += time.perf_counter() - started
+        self.timings["wait for the encoders check"] += time.perf_counter() - started
+        return True
 
     def load(self, modality: str, spec: str, workers: list[int]) -> list[int]:
         """Have ``workers`` load that encoder too (in the background); returns all that load it."""
@@ -588,186 +849,9 @@ class _RayReadAhead:
         self.cluster._done("signs")
 
 
-# -- run on the workers --------------------------------------------------------------------------
-
-class _RebasedNamer:
-    """The unit's namer, for its files unpacked elsewhere: names stay those of the driver's paths."""
-
-    def __init__(self, namer, new_base: str, old_base: str) -> None:
-        self.namer, self.new_base, self.old_base = namer, new_base, old_base
-
-    def __call__(self, path: Path) -> str:
-        text = str(path)
-        if text == self.new_base or text.startswith(self.new_base + os.sep):
-            text = self.old_base + text[len(self.new_base):]
-        return self.namer(Path(text)) if self.namer else text
-
-
-def _rebase(value, old: str, new: str):
-    """``value`` (the unit's paths and options) with paths under ``old`` moved under ``new``."""
-    if isinstance(value, (str, Path)):
-        text = str(value)
-        if text == old or text.startswith(old + os.sep):
-            moved = new + text[len(old):]
-            return Path(moved) if isinstance(value, Path) else moved
-        return value
-    if isinstance(value, list):
-        return [_rebase(v, old, new) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_rebase(v, old, new) for v in value)
-    if isinstance(value, dict):
-        return {k: _rebase(v, old, new) for k, v in value.items()}
-    if isinstance(value, (Namer, _RebasedNamer)):
-        return _RebasedNamer(value, new, old)
-    return value
-
-
-def _ingest_unit(unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[UnitResult, dict[str, bytes]]:
-    """A Ray task: ``process_unit`` on the unit's files unpacked here; the records and PNG bytes back."""
-    with tempfile.TemporaryDirectory(prefix="figsearch-ray-") as scratch:
-        inputs, output = os.path.join(scratch, "in"), os.path.join(scratch, "out")
-        local = Unit(
-            source=unit.source, reader=unit.reader, path=_rebase(unit.path, base, inputs),
-            files=_rebase(unit.files, base, inputs), byte_range=None,
-            options={**_rebase({k: v for k, v in unit.options.items() if k != "namer"}, base, inputs),
-                     "namer": _RebasedNamer(unit.options.get("namer"), inputs, base)},
-        )
-        for path, data in zip(local.files, blobs):
-            if data is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-        result = process.process_unit(local, output)
-        files = {}
-        for ingested in result.documents:
-            for figure in ingested.figures:
-                for relative in (figure.image_path, figure.thumbnail_path):
-                    if relative:
-                        files[relative] = Path(output, relative).read_bytes()
-    result.unit = None  # the driver puts its own unit back
-    return result, files
-
-
 class _RemoteEncoder:
     """The driver's stand-in for an encoder loaded by the workers: what it records is the identity."""
 
     def __init__(self, identity: dict) -> None:
         self.identity = identity
         self.name, self.dim = identity.get("name", ""), identity.get("dim", 0)
-
-
-def _load(kind: str, spec: str, seconds: dict[str, float]):
-    """An OCR engine (kind "ocr") or an encoder (kind "visual"/"text"), on a worker, one thread each."""
-    started = time.perf_counter()
-    try:
-        return _create(kind, spec)
-    finally:
-        seconds[f"load {kind}"] += time.perf_counter() - started
-
-
-def _create(kind: str, spec: str):
-    if kind == "ocr":
-        from figsearch.ocr import create_engine
-
-        return create_engine(spec)
-    from figsearch.embed.catalog import create_text, create_visual
-
-    try:
-        import torch
-    except ImportError:
-        pass
-    else:
-        torch.set_num_threads(1)  # a worker is one CPU: its encoders compute on one thread
-    return (create_visual if kind == "visual" else create_text)(spec)
-
-
-class _Worker:
-    """A Ray actor, one per worker CPU for the whole build: ingests documents, reads the signs of
-    drawings and encodes them. Its OCR engine and encoders load one after the other in a background
-    thread from its start, while it ingests; a call that needs one waits for it."""
-
-    def __init__(self, engine: str | None, loads: list[tuple[str, str]]) -> None:
-        os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per worker CPU
-        self._loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-load")
-        self._loads: dict[tuple[str, str], Future] = {}
-        self._lock = threading.Lock()
-        #: seconds spent loading and in each kind of call (``stats``), for the benchmark and the logs
-        self.seconds: dict[str, float] = collections.defaultdict(float)
-        if engine:
-            self._start("ocr", engine)
-        for modality, spec in loads:
-            self._start(modality, spec)
-
-    def _start(self, kind: str, spec: str) -> Future:
-        with self._lock:
-            if (kind, spec) not in self._loads:
-                self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds)
-            return self._loads[kind, spec]
-
-    def ready(self) -> list[dict]:
-        """Wait for the encoders started so far; raise the first one's error (the OCR engine's is
-        left to the signs stage, which a local build skips when the engine is missing)."""
-        with self._lock:
-            loads = [(key, future) for key, future in self._loads.items() if key[0] != "ocr"]
-        return [future.result().identity for _, future in loads]
-
-    def load(self, modality: str, spec: str) -> None:
-        self._start(modality, spec)
-
-    def stats(self) -> dict[str, float]:
-        return dict(self.seconds)
-
-    def _timed(self, what: str, call, *args):
-        started = time.perf_counter()
-        try:
-            return call(*args)
-        finally:
-            self.seconds[what] += time.perf_counter() - started
-
-    def identity(self, modality: str, spec: str) -> dict:
-        return self._start(modality, spec).result().identity
-
-    def ingest(self, unit: Unit, base: str, blobs: list[bytes | None], engine: str | None):
-        """The unit's result and figure files (``_ingest_unit``), and with ``engine`` the text boxes
-        of its drawings (figure id -> (image path, boxes)), read from the very bytes the driver stores."""
-        result, files = self._timed("ingest", _ingest_unit, unit, base, blobs)
-        boxes: dict[str, tuple[str, list]] = {}
-        if engine:
-            try:
-                signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
-                for document in result.documents:
-                    for figure in document.figures:
-                        data = files.get(figure.image_path) if figure.role == FigureRole.DRAWING else None
-                        if data is not None:
-                            read = self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
-                            if read is not None:
-                                boxes[figure.figure_id] = (figure.image_path, read)
-            except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
-                log.warning("%s: signs not read while ingesting: %s", unit.source, exc)
-                boxes = {}
-        return result, files, boxes
-
-    def read(self, engine: str, data: bytes | None):
-        """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read."""
-        if data is None:
-            return None
-        signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
-        return self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
-
-    def images(self, spec: str, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
-        encoder = self._timed("wait for visual", self._start("visual", spec).result)
-        started = time.perf_counter()
-        images, errors = [], {}
-        for index, data in enumerate(blobs):
-            if data is None:
-                continue
-            try:
-                images.append(embed_stage.decode_stored(io.BytesIO(data)))
-            except Exception as exc:  # a corrupt stored image: reported like embed_visual reports it
-                errors[index] = str(exc)
-        vectors = encoder.encode(images) if images else None
-        self.seconds["encode images"] += time.perf_counter() - started
-        return vectors, errors
-
-    def texts(self, spec: str, sentences: list[str]) -> np.ndarray:
-        encoder = self._timed("wait for text", self._start("text", spec).result)
-        return self._timed("encode texts", encoder.encode, sentences)

@@ -1,0 +1,240 @@
+"""The Ray build's worker actor (``_Worker``) and what it runs: decoding a document in a scratch
+folder, reading its drawings' signs, loading and running the encoders.
+
+Imported by the Ray workers (through figsearch.pipeline.distributed, which creates the actors);
+nothing here imports Ray.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from figsearch.errors import InputError
+from figsearch.ingest import process
+from figsearch.ingest.base import Unit
+from figsearch.ingest.plan import Namer
+from figsearch.ingest.process import UnitResult
+from figsearch.pipeline import embed as embed_stage
+from figsearch.pipeline import signs as signs_stage
+from figsearch.records import FigureRole
+
+log = logging.getLogger(__name__)
+
+
+class _RebasedNamer:
+    """The unit's namer, for its files unpacked elsewhere: names stay those of the driver's paths."""
+
+    def __init__(self, namer, new_base: str, old_base: str) -> None:
+        self.namer, self.new_base, self.old_base = namer, new_base, old_base
+
+    def __call__(self, path: Path) -> str:
+        text = str(path)
+        if text == self.new_base or text.startswith(self.new_base + os.sep):
+            text = self.old_base + text[len(self.new_base):]
+        return self.namer(Path(text)) if self.namer else text
+
+
+def _rebase(value, old: str, new: str):
+    """``value`` (the unit's paths and options) with paths under ``old`` moved under ``new``."""
+    if isinstance(value, (str, Path)):
+        text = str(value)
+        if text == old or text.startswith(old + os.sep):
+            moved = new + text[len(old):]
+            return Path(moved) if isinstance(value, Path) else moved
+        return value
+    if isinstance(value, list):
+        return [_rebase(v, old, new) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_rebase(v, old, new) for v in value)
+    if isinstance(value, dict):
+        return {k: _rebase(v, old, new) for k, v in value.items()}
+    if isinstance(value, (Namer, _RebasedNamer)):
+        return _RebasedNamer(value, new, old)
+    return value
+
+
+def _ingest_unit(unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[UnitResult, dict[str, bytes]]:
+    """A Ray task: ``process_unit`` on the unit's files unpacked here; the records and PNG bytes back."""
+    with tempfile.TemporaryDirectory(prefix="figsearch-ray-") as scratch:
+        inputs, output = os.path.join(scratch, "in"), os.path.join(scratch, "out")
+        local = Unit(
+            source=unit.source, reader=unit.reader, path=_rebase(unit.path, base, inputs),
+            files=_rebase(unit.files, base, inputs), byte_range=None,
+            options={**_rebase({k: v for k, v in unit.options.items() if k != "namer"}, base, inputs),
+                     "namer": _RebasedNamer(unit.options.get("namer"), inputs, base)},
+        )
+        for path, data in zip(local.files, blobs):
+            if data is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        result = process.process_unit(local, output)
+        files = {}
+        for ingested in result.documents:
+            for figure in ingested.figures:
+                for relative in (figure.image_path, figure.thumbnail_path):
+                    if relative:
+                        files[relative] = Path(output, relative).read_bytes()
+    result.unit = None  # the driver puts its own unit back
+    return result, files
+
+
+def _load(kind: str, spec: str, seconds: dict[str, float]):
+    """An OCR engine (kind "ocr") or an encoder (kind "visual"/"text"), on a worker, one thread each."""
+    started = time.perf_counter()
+    try:
+        return _create(kind, spec)
+    finally:
+        seconds[f"load {kind}"] += time.perf_counter() - started
+
+
+def _create(kind: str, spec: str):
+    if kind == "ocr":
+        from figsearch.ocr import create_engine
+
+        return create_engine(spec)
+    from figsearch.embed.catalog import create_text, create_visual
+
+    if kind == "visual":
+        try:  # an encoder that takes a thread count (the ONNX backbone): one, a worker is one CPU
+            encoder = create_visual(spec, threads=1)
+        except InputError:  # this one does not take it
+            encoder = create_visual(spec)
+    else:
+        encoder = create_text(spec)
+    if "torch" in sys.modules:  # imported by the encoder (not by the ONNX one): one thread too
+        sys.modules["torch"].set_num_threads(1)
+    return encoder
+
+
+class _Worker:
+    """A Ray actor, one per worker CPU for the whole build: ingests documents, reads the signs of
+    drawings and encodes them. Its OCR engine and encoders load one after the other in a background
+    thread from its start, while it ingests; a call that needs one waits for it."""
+
+    def __init__(self, engine: str | None, loads: list[tuple[str, str]]) -> None:
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per worker CPU
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-load")
+        self._loads: dict[tuple[str, str], Future] = {}
+        self._lock = threading.Lock()
+        #: seconds spent loading and in each kind of call (``stats``), for the benchmark and the logs
+        self.seconds: dict[str, float] = collections.defaultdict(float)
+        if engine:
+            self._start("ocr", engine)
+        for modality, spec in loads:
+            self._start(modality, spec)
+
+    def _start(self, kind: str, spec: str) -> Future:
+        with self._lock:
+            if (kind, spec) not in self._loads:
+                self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds)
+            return self._loads[kind, spec]
+
+    def ready(self) -> list[dict]:
+        """Wait for the encoders started so far; raise the first one's error (the OCR engine's is
+        left to the signs stage, which a local build skips when the engine is missing)."""
+        with self._lock:
+            loads = [(key, future) for key, future in self._loads.items() if key[0] != "ocr"]
+        return [future.result().identity for _, future in loads]
+
+    def load(self, modality: str, spec: str) -> None:
+        self._start(modality, spec)
+
+    def stats(self) -> dict[str, float]:
+        return dict(self.seconds)
+
+    def _timed(self, what: str, call, *args):
+        started = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            self.seconds[what] += time.perf_counter() - started
+
+    def identity(self, modality: str, spec: str) -> dict:
+        return self._start(modality, spec).result().identity
+
+    def ingest(self, unit: Unit, base: str, blobs: list[bytes | None], engine: str | None,
+               visual: str | None = None):
+        """The unit's result and figure files (``_ingest_unit``); with ``engine`` the text boxes of
+        its drawings (figure id -> (image path, boxes)), read from the very bytes the driver stores;
+        with ``visual``, once that encoder is loaded, its drawings' vectors (figure id -> (spec,
+        image digest, vector)) from the same bytes (before it is loaded: none, the embedding stage
+        encodes them)."""
+        result, files = self._timed("ingest", _ingest_unit, unit, base, blobs)
+        boxes = self._read_signs(unit, result, files, engine) if engine else {}
+        vectors = self._encode_drawings(unit, result, files, visual) if visual else {}
+        return result, files, boxes, vectors
+
+    def _encode_drawings(self, unit: Unit, result: UnitResult, files: dict[str, bytes], spec: str) -> dict:
+        with self._lock:
+            loading = self._loads.get(("visual", spec))
+        if loading is None or not loading.done() or loading.exception() is not None:
+            return {}
+        started = time.perf_counter()
+        try:
+            figures, images = [], []
+            for document in result.documents:
+                for figure in document.figures:
+                    data = files.get(figure.image_path) if figure.role == FigureRole.DRAWING else None
+                    if data is not None and figure.image_sha256:
+                        figures.append(figure)
+                        images.append(embed_stage.decode_stored(io.BytesIO(data)))
+            vectors = loading.result().encode(images) if images else []
+            return {f.figure_id: (spec, f.image_sha256, v) for f, v in zip(figures, vectors)}
+        except Exception as exc:  # noqa: BLE001 - the embedding stage encodes them then, and says why
+            log.warning("%s: drawings not encoded while ingesting: %s", unit.source, exc)
+            return {}
+        finally:
+            self.seconds["encode images"] += time.perf_counter() - started
+
+    def _read_signs(self, unit: Unit, result: UnitResult, files: dict[str, bytes], engine: str) -> dict:
+        boxes: dict[str, tuple[str, list]] = {}
+        try:
+            signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
+            for document in result.documents:
+                for figure in document.figures:
+                    data = files.get(figure.image_path) if figure.role == FigureRole.DRAWING else None
+                    if data is not None:
+                        read = self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
+                        if read is not None:
+                            boxes[figure.figure_id] = (figure.image_path, read)
+        except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
+            log.warning("%s: signs not read while ingesting: %s", unit.source, exc)
+            return {}
+        return boxes
+
+    def read(self, engine: str, data: bytes | None):
+        """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read."""
+        if data is None:
+            return None
+        signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
+        return self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
+
+    def images(self, spec: str, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
+        encoder = self._timed("wait for visual", self._start("visual", spec).result)
+        started = time.perf_counter()
+        images, errors = [], {}
+        for index, data in enumerate(blobs):
+            if data is None:
+                continue
+            try:
+                images.append(embed_stage.decode_stored(io.BytesIO(data)))
+            except Exception as exc:  # a corrupt stored image: reported like embed_visual reports it
+                errors[index] = str(exc)
+        vectors = encoder.encode(images) if images else None
+        self.seconds["encode images"] += time.perf_counter() - started
+        return vectors, errors
+
+    def texts(self, spec: str, sentences: list[str]) -> np.ndarray:
+        encoder = self._timed("wait for text", self._start("text", spec).result)
+        return self._timed("encode texts", encoder.encode, sentences)
