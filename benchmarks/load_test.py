@@ -410,6 +410,24 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def per_call_cpu(summary: dict) -> None:
+    """CPU per call of each pool (ms), from the pools' named threads: what one upload, one search
+    costs, whatever share of the machine the server got (robust on a shared machine, unlike times)."""
+    cpu = summary.get("cpu") or {}
+    groups = cpu.get("server_cpu_by_thread")
+    if not groups:
+        return
+    kinds = summary["by_kind"]
+    calls = {"fs-uploads": sum(kinds.get(k, {}).get("answered", 0) for k in ("image", "truncated")),
+             "fs-searches": sum(kinds.get(k, {}).get("answered", 0) for k in ("figure", "text")),
+             "event loop": summary["answered"]}
+    cpu["cpu_ms_per_call"] = {group: round(1000 * groups[group] / n, 1)
+                              for group, n in calls.items() if group in groups and n}
+    # the most answers per second all of the machine's cores could give at this CPU per answer
+    per_answer = (cpu["server_cpu_s"] + cpu["client_cpu_s"]) / max(summary["answered"], 1)
+    cpu["cpu_bound_ceiling_rps"] = round((os.cpu_count() or 1) / per_answer, 1) if per_answer else None
+
+
 def print_phase(name: str, summary: dict) -> None:
     print(f"{name}: {summary['clients']} client(s), {summary['seconds']} s, load average {summary.get('load_average')}: "
           f"{summary['answered']} answered "
@@ -423,6 +441,12 @@ def print_phase(name: str, summary: dict) -> None:
         print(f"    CPU: server {cpu['server_cpu_s']} s ({cpu['server_cores']} cores; "
               f"{cpu['server_cpu_ms_per_answer']} ms per answer; by thread: {groups}; by worker "
               f"{cpu['server_cpu_by_worker']} s; threads per worker {cpu['server_threads']}); this client {cpu['client_cpu_s']} s ({cpu['client_cores']} cores)")
+        if cpu.get("cpu_ms_per_call"):
+            print("    CPU per call (ms): " + ", ".join(
+                f"{g} {v}" for g, v in cpu["cpu_ms_per_call"].items()) +
+                  " (fs-uploads: per upload and truncated upload; fs-searches: per search by figure or words; "
+                  f"event loop: per answer); at this CPU per answer, the machine's {os.cpu_count()} cores could "
+                  f"answer at most {cpu.get('cpu_bound_ceiling_rps')}/s")
     elif cpu:
         print(f"    CPU: this client {cpu['client_cpu_s']} s ({cpu['client_cores']} cores)")
     for kind, row in summary["by_kind"].items():
@@ -453,6 +477,7 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
                                                         args.seed - 1), 1))
         out["one_client"]["load_average"] = load_average()
         out["one_client"]["cpu"] = meter.stop(out["one_client"]["answered"])
+        per_call_cpu(out["one_client"])
         print_phase("one client alone", out["one_client"])
         t0 = time.time()
         meter = CpuMeter(args.server_pid)
@@ -461,6 +486,7 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
         out["clients"] = summarise(*_one(loaded, args.clients))
         out["clients"]["load_average"] = load_average()
         out["clients"]["cpu"] = meter.stop(out["clients"]["answered"])
+        per_call_cpu(out["clients"])
         print_phase(f"{args.clients} clients", out["clients"])
         if args.burst_duration > 0:
             meter = CpuMeter(args.server_pid)
@@ -469,6 +495,7 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
             out["burst"] = summarise(*_one(burst, args.burst_clients))
             out["burst"]["load_average"] = load_average()
             out["burst"]["cpu"] = meter.stop(out["burst"]["answered"])
+            per_call_cpu(out["burst"])
             print_phase(f"{args.burst_clients} clients", out["burst"])
         t2 = time.time()
     finally:
