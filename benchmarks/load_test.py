@@ -639,6 +639,9 @@ def main() -> int:
     print(f"ratios against one client: throughput {ratio:.2f}x, p50 latency "
           f"{out['clients']['p50_ms'] / max(out['one_client']['p50_ms'], 1e-9):.1f}x")
     rows = verdicts(out)
+    if process is not None:  # a server of our own: its workers' memory was read above
+        rows.append(("resident memory of each worker reported", bool(memory),
+                     ", ".join(f"{m['rss_mb']} MB" for m in memory) or "no worker found"))
     out["targets"] = [{"target": name, "met": met, "measured": measured} for name, met, measured in rows]
     print("targets:")
     for name, met, measured in rows:
