@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import random
 import re
+import resource
 import secrets
 import statistics
 import subprocess
@@ -40,6 +41,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from figsearch.cli.serve_cmd import is_loopback
+from light_http import Connection
 from figsearch.records import FigureRole
 from figsearch.store import Collection
 
@@ -114,25 +116,24 @@ def start_server(collection: Path, extra: list[str], token: str | None, log: lis
     raise SystemExit(f"figsearch serve exited ({process.wait()}) before it listened")
 
 
-async def one_request(http, base: str, kind: str, rng: random.Random, queries: dict):
+async def one_request(http: Connection, kind: str, rng: random.Random, queries: dict):
     if kind == "figure":
-        return await http.get(f"{base}api/search", params={"figure_id": rng.choice(queries["figure_ids"]), "k": "12"})
+        return await http.get("/api/search", {"figure_id": rng.choice(queries["figure_ids"]), "k": "12"})
     if kind == "text":
         words = queries["words"]
         text = " ".join(rng.sample(words, min(2, len(words))))
-        return await http.get(f"{base}api/search", params={"text": text, "k": "12", "mode": "text"})
+        return await http.get("/api/search", {"text": text, "k": "12", "mode": "text"})
     data = rng.choice(queries["images"]) if kind == "image" else queries["bad"][kind]
-    files = {"image": (f"{kind}.png", data, "image/png")}
     form = {"k": "12", "mode": "visual"}
     if kind == "image" and not queries.get("same_uploads"):
         # a drawing the server has not seen: its own margins cut off (up to 2 % a side, about 160,000
         # different crops of each file), so that its cache of recent uploads never answers for it
         form["crop"] = ",".join(f"{v:.4f}" for v in (rng.uniform(0, 0.02), rng.uniform(0, 0.02),
                                                         rng.uniform(0.98, 1), rng.uniform(0.98, 1)))
-    return await http.post(f"{base}api/search", files=files, data=form)
+    return await http.post_form("/api/search", form, "image", f"{kind}.png", data, "image/png")
 
 
-async def client(http, base: str, deadline: float, rng: random.Random, queries: dict, kinds: list[str],
+async def client(http: Connection, deadline: float, rng: random.Random, queries: dict, kinds: list[str],
                  results: list) -> None:
     for _ in range(MAX_REQUESTS_PER_CLIENT):
         if time.perf_counter() >= deadline:
@@ -141,7 +142,7 @@ async def client(http, base: str, deadline: float, rng: random.Random, queries: 
         start = time.perf_counter()
         retry_after = None
         try:
-            response = await one_request(http, base, kind, rng, queries)
+            response = await one_request(http, kind, rng, queries)
             status = response.status_code
             if status == 503:
                 retry_after = response.headers.get("retry-after")
@@ -177,21 +178,24 @@ def probe_health(base: str, interval: float, seconds: float, stop, out) -> None:
         samples.append((time.time(), (time.perf_counter() - start) * 1000, status))
         time.sleep(max(0.0, interval - (time.perf_counter() - start)))
     connection.close()
-    out.put(samples)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.put((samples, usage.ru_utime + usage.ru_stime))
 
 
 async def phase(base: str, headers: dict, queries: dict, kinds: list[str], clients: int, duration: float,
                 seed: int) -> tuple[list, float, list]:
-    import httpx
-
     results: list = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits, headers=headers) as http:
-        started = time.perf_counter()
-        deadline = started + duration
+    # one kept-alive connection per client, as a browser tab or an API client keeps one
+    connections = [Connection(base, headers, timeout=120) for _ in range(clients)]
+    started = time.perf_counter()
+    deadline = started + duration
+    try:
         await asyncio.gather(*[
-            client(http, base, deadline, random.Random(seed + i), queries, kinds, results) for i in range(clients)
+            client(connections[i], deadline, random.Random(seed + i), queries, kinds, results) for i in range(clients)
         ])
+    finally:
+        for connection in connections:
+            connection.close()
     # throughput counts what completed inside the window; requests still running at its end are
     # waited for (an error among them still counts) but not counted as throughput
     window = [r for r in results if r[5] <= deadline]
@@ -207,18 +211,19 @@ async def warm_up(base: str, headers: dict, queries: dict, connections: int) -> 
     rounds until the slowest search of a round is no longer much faster than the round before's
     (loading is done; what is left is the queueing of the warm-up's own concurrency), WARM_ROUNDS
     at most."""
-    import httpx
-
     rounds = []
     rng = random.Random(0)
     for _ in range(WARM_ROUNDS):
         timings: list[tuple[int, float]] = []
         # a client per request: each opens its own connection, which any worker may accept
         async def one(kind):
-            async with httpx.AsyncClient(timeout=300, headers=headers) as http:
+            http = Connection(base, headers, timeout=300)
+            try:
                 start = time.perf_counter()
-                response = await one_request(http, base, kind, rng, queries)
+                response = await one_request(http, kind, rng, queries)
                 timings.append((response.status_code, round(time.perf_counter() - start, 2)))
+            finally:
+                http.close()
 
         for kind in ("figure", "text", "image"):
             await asyncio.gather(*[one(kind) for _ in range(connections)])
@@ -293,6 +298,73 @@ def server_processes(pid: int) -> list[int]:
     return workers or [pid]
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def thread_cpu(pids: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system) the threads of ``pids`` have used so far, by group: the event
+    loop (each process's main thread), the server's named threads (``fs-upload``, ``fs-search``,
+    ... as the server names them natively; threads a library starts inherit their creator's name)
+    and whatever else, by its kernel name."""
+    groups: dict[str, float] = {}
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue  # the thread ended meanwhile
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            group = "event loop" if task.name == str(pid) else name
+            groups[group] = groups.get(group, 0.0) + seconds
+    return groups
+
+
+def threads_of(pid: int) -> int:
+    try:
+        return len(list(Path(f"/proc/{pid}/task").iterdir()))
+    except OSError:
+        return 0
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU used by the server's processes (by thread group) and by this client, over one phase."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.pids = server_processes(server_pid) if server_pid else []
+        self.start_server = thread_cpu(self.pids)
+        self.start_workers = [sum(thread_cpu([pid]).values()) for pid in self.pids]
+        self.start_client = own_cpu()
+        self.start_wall = time.perf_counter()
+
+    def stop(self, answered: int) -> dict:
+        wall = time.perf_counter() - self.start_wall
+        client = own_cpu() - self.start_client
+        out = {"client_cpu_s": round(client, 2), "client_cores": round(client / wall, 2)}
+        if self.pids:
+            end = thread_cpu(self.pids)
+            groups = {k: round(end.get(k, 0.0) - self.start_server.get(k, 0.0), 2) for k in end}
+            server = sum(groups.values())
+            out.update({
+                "server_cpu_s": round(server, 2),
+                "server_cores": round(server / wall, 2),
+                "server_cpu_ms_per_answer": round(1000 * server / max(answered, 1), 1),
+                "server_cpu_by_thread": {k: v for k, v in sorted(groups.items(), key=lambda kv: -kv[1]) if v > 0},
+                "server_threads": [threads_of(pid) for pid in self.pids],
+                # uneven shares mean the kernel handed one worker more of the clients' connections
+                "server_cpu_by_worker": [round(sum(thread_cpu([pid]).values()) - start, 2)
+                                         for pid, start in zip(self.pids, self.start_workers)],
+            })
+        return out
+
+
 def memory_of(pid: int, index_dir: Path) -> dict:
     """RSS and PSS of one process (kB), and how much of it is mapped from the index files."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -338,6 +410,24 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def per_call_cpu(summary: dict) -> None:
+    """CPU per call of each pool (ms), from the pools' named threads: what one upload, one search
+    costs, whatever share of the machine the server got (robust on a shared machine, unlike times)."""
+    cpu = summary.get("cpu") or {}
+    groups = cpu.get("server_cpu_by_thread")
+    if not groups:
+        return
+    kinds = summary["by_kind"]
+    calls = {"fs-uploads": sum(kinds.get(k, {}).get("answered", 0) for k in ("image", "truncated")),
+             "fs-searches": sum(kinds.get(k, {}).get("answered", 0) for k in ("figure", "text")),
+             "event loop": summary["answered"]}
+    cpu["cpu_ms_per_call"] = {group: round(1000 * groups[group] / n, 1)
+                              for group, n in calls.items() if group in groups and n}
+    # the most answers per second all of the machine's cores could give at this CPU per answer
+    per_answer = (cpu["server_cpu_s"] + cpu["client_cpu_s"]) / max(summary["answered"], 1)
+    cpu["cpu_bound_ceiling_rps"] = round((os.cpu_count() or 1) / per_answer, 1) if per_answer else None
+
+
 def print_phase(name: str, summary: dict) -> None:
     print(f"{name}: {summary['clients']} client(s), {summary['seconds']} s, load average {summary.get('load_average')}: "
           f"{summary['answered']} answered "
@@ -345,6 +435,20 @@ def print_phase(name: str, summary: dict) -> None:
           f"{summary['refused_503_with_retry_after']} refused (503 + Retry-After), {summary['errors']} errors "
           f"{summary['error_statuses'] or ''}; throughput {summary['throughput_rps']}/s; "
           f"p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms, max {summary['max_ms']} ms")
+    cpu = summary.get("cpu") or {}
+    if "server_cpu_s" in cpu:
+        groups = ", ".join(f"{k} {v}" for k, v in cpu["server_cpu_by_thread"].items())
+        print(f"    CPU: server {cpu['server_cpu_s']} s ({cpu['server_cores']} cores; "
+              f"{cpu['server_cpu_ms_per_answer']} ms per answer; by thread: {groups}; by worker "
+              f"{cpu['server_cpu_by_worker']} s; threads per worker {cpu['server_threads']}); this client {cpu['client_cpu_s']} s ({cpu['client_cores']} cores)")
+        if cpu.get("cpu_ms_per_call"):
+            print("    CPU per call (ms): " + ", ".join(
+                f"{g} {v}" for g, v in cpu["cpu_ms_per_call"].items()) +
+                  " (fs-uploads: per upload and truncated upload; fs-searches: per search by figure or words; "
+                  f"event loop: per answer); at this CPU per answer, the machine's {os.cpu_count()} cores could "
+                  f"answer at most {cpu.get('cpu_bound_ceiling_rps')}/s")
+    elif cpu:
+        print(f"    CPU: this client {cpu['client_cpu_s']} s ({cpu['client_cores']} cores)")
     for kind, row in summary["by_kind"].items():
         print(f"    {kind:9s} {row['answered']:6d} answered  {row['refused']:5d} refused  {row['errors']} errors  "
               f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean {row['mean_ms']} ms")
@@ -368,31 +472,41 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
     prober.start()
     try:
         tb = time.time()
+        meter = CpuMeter(args.server_pid)
         out["one_client"] = summarise(*_one(await phase(base, headers, queries, kinds, 1, args.baseline_duration,
                                                         args.seed - 1), 1))
         out["one_client"]["load_average"] = load_average()
+        out["one_client"]["cpu"] = meter.stop(out["one_client"]["answered"])
+        per_call_cpu(out["one_client"])
         print_phase("one client alone", out["one_client"])
         t0 = time.time()
+        meter = CpuMeter(args.server_pid)
         loaded = await phase(base, headers, queries, kinds, args.clients, args.duration, args.seed)
         t1 = time.time()
         out["clients"] = summarise(*_one(loaded, args.clients))
         out["clients"]["load_average"] = load_average()
+        out["clients"]["cpu"] = meter.stop(out["clients"]["answered"])
+        per_call_cpu(out["clients"])
         print_phase(f"{args.clients} clients", out["clients"])
         if args.burst_duration > 0:
+            meter = CpuMeter(args.server_pid)
             burst = await phase(base, headers, queries, kinds, args.burst_clients, args.burst_duration,
                                 args.seed + 1000)
             out["burst"] = summarise(*_one(burst, args.burst_clients))
             out["burst"]["load_average"] = load_average()
+            out["burst"]["cpu"] = meter.stop(out["burst"]["answered"])
+            per_call_cpu(out["burst"])
             print_phase(f"{args.burst_clients} clients", out["burst"])
         t2 = time.time()
     finally:
         stop.set()
-        health = samples.get(timeout=60)
+        health, out["health_probe_cpu_s"] = samples.get(timeout=60)
         prober.join(10)
     out["health_during_one_client"] = health_summary(health, tb, t0)
     out["health_during_clients"] = health_summary(health, t0, t1)
     if args.burst_duration > 0:
         out["health_during_burst"] = health_summary(health, t1, t2)
+    print(f"  the health probe (a process of its own) used {out['health_probe_cpu_s']:.2f} CPU s in all")
     for key in ("health_during_one_client", "health_during_clients", "health_during_burst"):
         if key in out:
             h = out[key]
@@ -525,6 +639,9 @@ def main() -> int:
     print(f"ratios against one client: throughput {ratio:.2f}x, p50 latency "
           f"{out['clients']['p50_ms'] / max(out['one_client']['p50_ms'], 1e-9):.1f}x")
     rows = verdicts(out)
+    if process is not None:  # a server of our own: its workers' memory was read above
+        rows.append(("resident memory of each worker reported", bool(memory),
+                     ", ".join(f"{m['rss_mb']} MB" for m in memory) or "no worker found"))
     out["targets"] = [{"target": name, "met": met, "measured": measured} for name, met, measured in rows]
     print("targets:")
     for name, met, measured in rows:

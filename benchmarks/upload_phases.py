@@ -12,10 +12,15 @@ a time on an otherwise idle service:
   mode), with the service's own per-phase timings (``SearchResult.timings``);
 - with ``--baseline-src DIR`` (e.g. main's ``src/`` from ``git archive``), the same script runs
   again under that checkout's figsearch, in a process of its own right after this one, and the
-  ratios of the whole-search medians are printed (same machine, same run).
+  ratios of the whole-search medians are printed (same machine, same run);
+- the CPU time of each whole search (this process's, so the words read in a thread count too);
+  ``--compute-threads N`` runs the service as the server does (``limit_threads(N)``: N intra-op
+  threads per encoder call), and ``--compare-threads`` runs the script twice more, in processes of
+  their own, with the libraries' default threads and with one, and prints both (same run).
 
     python benchmarks/upload_phases.py --collection /tmp/coll --images 12
     python benchmarks/upload_phases.py --collection /tmp/coll --baseline-src /tmp/main-src
+    python benchmarks/upload_phases.py --collection /tmp/coll --compare-threads
 
 Medians in milliseconds. Timings on a machine shared with other work are pessimistic: compare the
 ratios of the same run.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,7 +48,12 @@ def median(values) -> float:
     return round(statistics.median(values), 1) if values else float("nan")
 
 
-def measure(collection: Path, count: int) -> dict:
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(collection: Path, count: int, compute_threads: int | None = None) -> dict:
     from figsearch.records import FigureRole
     from figsearch.search.inputs import load_query_image
     from figsearch.search.query import Query
@@ -53,7 +64,10 @@ def measure(collection: Path, count: int) -> dict:
         figures = [f for f in store.figures(roles=(FigureRole.DRAWING,)) if f.image_path]
         files = [store.path(f.image_path).read_bytes() for f in figures[:count]]
     service = SearchService.open(collection)
-    out: dict = {"images": len(files), "phases_alone": {}, "search_first": {}, "search_again": {}, "service_phases": {}}
+    if compute_threads:
+        service.limit_threads(compute_threads)
+    out: dict = {"images": len(files), "phases_alone": {}, "search_first": {}, "search_again": {}, "service_phases": {},
+                 "cpu_first": {}, "compute_threads": compute_threads}
     try:
         # warm: models loaded, first-call costs paid, outside the clock
         service.search(Query(image=files[-1], mode="auto", k=12))
@@ -76,17 +90,20 @@ def measure(collection: Path, count: int) -> dict:
             cache = getattr(service, "_query_cache", None)
             if cache is not None:
                 cache._items.clear()  # every mode starts with nothing cached
-            first, again, phases = [], [], {}
+            first, again, phases, cpu = [], [], {}, []
             for data in files:
                 for store in (first, again):
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), cpu_seconds()
                     result = service.search(Query(image=data, mode=mode, k=12, text=TYPED.get(mode)))
                     store.append((time.perf_counter() - t) * 1000)
+                    if store is first:
+                        cpu.append((cpu_seconds() - c) * 1000)
                     if store is first:
                         for key, value in getattr(result, "timings", {}).items():
                             phases.setdefault(key, []).append(value)
             out["search_first"][mode] = median(first)
             out["search_again"][mode] = median(again)
+            out["cpu_first"][mode] = median(cpu)
             out["service_phases"][mode] = {k: median(v) for k, v in phases.items()}
     finally:
         service.close()
@@ -98,7 +115,8 @@ def report(label: str, out: dict) -> None:
     print(f"  phases alone, one after the other (ms): {out['phases_alone']}")
     for mode in MODES:
         phases = out["service_phases"].get(mode) or "(no per-phase timings in this version)"
-        print(f"  {mode:6s} whole search: first {out['search_first'][mode]} ms, sent again "
+        print(f"  {mode:6s} whole search: first {out['search_first'][mode]} ms (CPU "
+              f"{out.get('cpu_first', {}).get(mode, 'not measured')} ms), sent again "
               f"{out['search_again'][mode]} ms; phases {phases}")
 
 
@@ -107,13 +125,30 @@ def main() -> int:
     parser.add_argument("--collection", required=True, type=Path)
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--baseline-src", type=Path, help="another checkout's src/ to run the same measures with")
+    parser.add_argument("--compute-threads", type=int, help="threads per encoder call, as the server sets them "
+                        "(SearchService.limit_threads); default: the libraries' own")
+    parser.add_argument("--compare-threads", action="store_true", help="also run with the libraries' default threads "
+                        "and with one thread per call, each in a process of its own, and compare their CPU")
     parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    out = measure(args.collection, args.images)
+    out = measure(args.collection, args.images, args.compute_threads)
     if args.json_only:
         print(json.dumps(out))
         return 0
-    report("this checkout", out)
+    report("this checkout" + (f", {args.compute_threads} thread(s) per call" if args.compute_threads else ""), out)
+    if args.compare_threads:
+        runs = {}
+        for threads in (0, 1):
+            command = [sys.executable, __file__, "--collection", str(args.collection), "--images", str(args.images),
+                       "--json-only"] + (["--compute-threads", str(threads)] if threads else [])
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            runs[threads] = json.loads(done.stdout.strip().splitlines()[-1])
+            report("default threads" if not threads else "one thread per call", runs[threads])
+        for mode in MODES:
+            default, one = runs[0]["cpu_first"][mode], runs[1]["cpu_first"][mode]
+            print(f"  {mode:6s} CPU per first upload: default threads {default} ms, one thread {one} ms "
+                  f"({default / max(one, 1e-9):.2f}x); time {runs[0]['search_first'][mode]} -> "
+                  f"{runs[1]['search_first'][mode]} ms")
     if args.baseline_src:
         env = dict(os.environ, PYTHONPATH=str(args.baseline_src.resolve()))
         done = subprocess.run([sys.executable, __file__, "--collection", str(args.collection), "--images",

@@ -70,6 +70,9 @@ HEALTH_FIRST_READ_WAIT_S = 5.0
 SWITCH_INTERVAL_S = 0.001
 #: upload threads run this much nicer than the rest of the server
 UPLOAD_NICENESS = 5
+#: threads one backend call computes with (the encoders' intra-op threads): the server's concurrency
+#: comes from its calls and its worker processes, so each call gets one (see SearchService.limit_threads)
+COMPUTE_THREADS = 1
 
 
 def machine_cores() -> int:
@@ -165,7 +168,7 @@ class BoundedPool:
 
     def _new_executor(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(self.threads, thread_name_prefix=f"figsearch-{self.name}",
-                                  initializer=_lower_priority, initargs=(self.niceness,))
+                                  initializer=_init_thread, initargs=(f"fs-{self.name}", self.niceness))
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -174,6 +177,26 @@ class BoundedPool:
         """After shutdown, a fresh executor (an app's lifespan may run more than once, as in tests)."""
         if self._executor._shutdown:
             self._executor = self._new_executor()
+
+
+def _init_thread(name: str, niceness: int) -> None:
+    name_native_thread(name)
+    _lower_priority(niceness)
+
+
+def name_native_thread(name: str) -> None:
+    """Names the calling thread for the kernel (Linux, 15 bytes at most), so that ``top -H``,
+    ``py-spy`` and ``/proc/PID/task/*/comm`` tell the server's threads apart; threads a library
+    starts from it (onnxruntime's, OpenMP's) inherit the name. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, name.encode()[:15] + b"\0", 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
 
 
 def _lower_priority(niceness: int) -> None:
@@ -232,6 +255,7 @@ class HealthWatch:
         self._first_read.wait(HEALTH_FIRST_READ_WAIT_S)
 
     def _run(self) -> None:
+        name_native_thread("fs-health")
         self.check()
         self._first_read.set()
         while not self._stop.wait(self.interval):
@@ -268,6 +292,7 @@ class ServerState:
         *,
         threads: int | None = None,
         queue: int = DEFAULT_QUEUE,
+        compute_threads: int | None = COMPUTE_THREADS,
     ) -> None:
         self.backend = backend
         self.root = Path(collection_root)
@@ -278,6 +303,10 @@ class ServerState:
         # lookups are short reads: twice the threads, so a burst of thumbnails is not serialised
         self.lookups = BoundedPool("lookups", max(2, 2 * threads), 2 * queue)
         self.health_watch = HealthWatch(self.root)
+        # before any model is loaded (warm, or the first search): onnxruntime fixes its threads then
+        limit = getattr(backend, "limit_threads", None)
+        if callable(limit):
+            limit(compute_threads)
         self._switch_interval: float | None = None
         self._frozen = False
         self._closed = False
@@ -333,6 +362,7 @@ class ServerState:
         threading.Thread(target=self._warm, name="figsearch-warm", daemon=True).start()
 
     def _warm(self) -> None:
+        name_native_thread("fs-warm")
         warm = getattr(self.backend, "warm", None)
         try:
             if callable(warm):
