@@ -39,6 +39,9 @@ uncalibrated rule) and tries every pair of thresholds on the grid, choosing by t
 :func:`choose`: among the pairs with which ``auto`` is at least the best single channel on *every*
 set, the highest mean ``auto``; when no pair reaches that, the one whose worst shortfall is least.
 It prints the table and, with ``--write``, stores the entry.
+
+``--service-timing N`` (with a COLLECTION) times N searches through the search service with the
+re-ranking off and on, alternating, and prints both medians, their difference and the load average.
 """
 
 from __future__ import annotations
@@ -378,6 +381,41 @@ def rerank_settings(spec: str) -> dict:
     return {"method": "aqe", "query_neighbours": int(nq), "db_neighbours": int(nd), "alpha": float(alpha)}
 
 
+def service_timing(path: Path, n: int, mode: str, setting: str | None = None) -> int:
+    """Milliseconds per search through the search service with the re-ranking off and on, alternating
+    query by query (so the machine's load hits both alike), on ``n`` seeded query figures."""
+    import random
+    import statistics
+
+    from figsearch.evaluate.rules import load_pool
+    from figsearch.search.query import Query
+    from figsearch.search.service import SearchService
+
+    method = rerank.METHOD
+    if setting:  # the service calls rerank.rerank_visual with its defaults: bind this setting instead
+        import functools
+
+        chosen_setting = rerank_settings(setting)
+        method = setting
+        rerank.rerank_visual = functools.partial(rerank.rerank_visual, **chosen_setting)
+    with SearchService.open(path) as service:
+        figures = sorted(load_pool(service.collection).figures)
+        chosen = random.Random(0).sample(figures, min(n, len(figures)))
+        times: dict[bool, list[float]] = {False: [], True: []}
+        service.search(Query(figure_id=chosen[0], mode=mode, k=50, rerank=True))  # warm: vectors, index
+        for i, figure in enumerate(chosen):
+            for on in ((False, True) if i % 2 == 0 else (True, False)):
+                start = time.perf_counter()
+                service.search(Query(figure_id=figure, mode=mode, k=50, rerank=on))
+                times[on].append(1000 * (time.perf_counter() - start))
+    off, on = statistics.median(times[False]), statistics.median(times[True])
+    load = os.getloadavg()[0]
+    print(f"{path}: {len(chosen)} queries, mode {mode}, k 50, re-ranking {method}: median {off:.1f} ms off, "
+          f"{on:.1f} ms on, {on - off:+.1f} ms ({on / off:.2f}x); means {statistics.mean(times[False]):.1f} / "
+          f"{statistics.mean(times[True]):.1f} ms; load average {load:.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("collection", type=Path, nargs="?")
@@ -407,7 +445,13 @@ def main() -> int:
     parser.add_argument("--rerank", action="append", default=[], help="Q,D,ALPHA (alpha-query expansion + database augmentation) or diffusion,K,GAMMA,ALPHA (repeatable)")
     parser.add_argument("--calibration", action="append", default=[],
                         help="NEAR,FAR: also replay auto with these nearness thresholds ('-' for none; repeatable)")
+    parser.add_argument("--service-timing", type=int, default=0, metavar="N",
+                        help="only time N searches through the search service, re-ranking off and on, alternating")
+    parser.add_argument("--timing-mode", default="auto", help="the mode --service-timing searches in")
+    parser.add_argument("--timing-rerank", help="the re-ranking setting --service-timing times (as --rerank; default: the service's)")
     args = parser.parse_args()
+    if args.service_timing:
+        return service_timing(args.collection, args.service_timing, args.timing_mode, args.timing_rerank)
     if args.calibrate:
         return calibrate(args)
     if args.collection is None:

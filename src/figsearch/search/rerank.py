@@ -1,6 +1,7 @@
-"""Query-time re-ranking of the visual candidates: α-query expansion with database-side augmentation.
+"""Query-time re-ranking of the visual candidates: diffusion (the default ``METHOD``), or α-query expansion
+with database-side augmentation.
 
-Both are the training-free re-ranking of image retrieval (Radenović et al., "Fine-tuning CNN image
+The latter two are the training-free re-ranking of image retrieval (Radenović et al., "Fine-tuning CNN image
 retrieval with no human annotation", TPAMI 2019; Arandjelović & Zisserman 2012 for DBA):
 
 - *database-side augmentation* (DBA): each candidate x_i is replaced by the normalised sum of its
@@ -9,15 +10,17 @@ retrieval with no human annotation", TPAMI 2019; Arandjelović & Zisserman 2012 
 - *α-query expansion* (αQE): the query q becomes the normalised q + Σ max(0, s_j)^α x'_j over its
   ``query_neighbours`` best candidates — the query borrows the shared look of its best matches.
 
-A third, *diffusion* (``method="diffusion"``; Zhou et al. 2004, Iscen et al., "Efficient diffusion
+*Diffusion* (``method="diffusion"``, the default since it scored best on training-side data with the
+default visual model, docs/evaluation.md; Zhou et al. 2004, Iscen et al., "Efficient diffusion
 on region manifolds", CVPR 2017): the query and its candidates form a graph whose edges join each
 node to its ``graph_neighbours`` nearest (weights max(0, cos)^``gamma``, made symmetric), and a
 candidate's new score is how much of a random walk that restarts at the query (probability 1 −
 ``diffusion_alpha``) reaches it: f = (1 − α)(I − α S)⁻¹ e_query with S the symmetrically normalised
-graph, summed by ``ITERATIONS`` steps of the walk (one product with an n × n matrix each). Drawings reached through chains of near neighbours
-(other sheets of a design drawn from other sides) rise, isolated look-alikes fall. Scores are then
-f scaled to the plain cosines' range (so fusion sees cosine-like numbers): the best candidate keeps
-its cosine, the others f / f_max times it.
+graph, summed by ``ITERATIONS`` steps of the walk (one product with an n × n matrix each).
+Drawings reached through chains of near neighbours (other sheets of a design drawn from other
+sides) rise, isolated look-alikes fall. Scores are then
+f scaled to the plain cosines' range (so fusion sees cosine-like numbers): the highest f gets the best
+plain cosine of the candidates, the others f / f_max times it.
 
 Real DBA augments the whole database once; here it is done over the candidate set of the query
 (the union of the candidate lists, a few hundred drawings), which is where a neighbour can change
@@ -32,8 +35,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-#: defaults; their effect on training-side data (and of database augmentation alone) is in docs/evaluation.md
-METHOD = "aqe"
+#: defaults (chosen on training-side data with drawing-backbone2.onnx; docs/evaluation.md, "Re-ranking")
+METHOD = "diffusion"
 QUERY_NEIGHBOURS = 2
 DB_NEIGHBOURS = 2
 ALPHA = 3.0
