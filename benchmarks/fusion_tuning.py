@@ -255,8 +255,17 @@ def visual_identity(path: Path) -> dict:
     return settings.get("identity") or {}
 
 
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link (no space; a collection refuses images that resolve outside it, so no symlink), else a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
 def indexed_with(base: Path, target: Path, model: str, reuse: bool) -> Path:
-    """``target``: a copy of the collection ``base`` (database and index; images linked) indexed with ``model``."""
+    """``target``: a copy of the collection ``base`` indexed with ``model`` (database and index copied, the
+    image files hard-linked where the file system allows: ``base`` is only read)."""
     if reuse and (target / "figsearch.sqlite").exists():
         return target
     shutil.rmtree(target, ignore_errors=True)
@@ -264,8 +273,10 @@ def indexed_with(base: Path, target: Path, model: str, reuse: bool) -> Path:
     for item in base.iterdir():
         if item.name.startswith("figsearch.sqlite") or item.name == "index":
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, target / item.name)
+        elif item.is_dir():
+            shutil.copytree(item, target / item.name, copy_function=_link_or_copy)
         else:
-            (target / item.name).symlink_to(item.resolve())
+            shutil.copy2(item, target / item.name)
     figsearch(["index", "--collection", str(target), "--visual-model", model, "-q"])
     return target
 

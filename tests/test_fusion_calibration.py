@@ -48,6 +48,7 @@ def test_a_model_without_an_entry_falls_back_to_the_uncalibrated_rule_with_a_not
     note = fusion.calibration_note("enc", "fff000")
     assert "enc" in note and "fff000" in note and "--calibrate" in note
     assert fusion.calibration_note(None) is None  # no visual channel: nothing to calibrate
+    assert fusion.calibration_note("hog") is None  # no model file (hog, lines): the uncalibrated rule by design
     lists = {"visual": [("a", 0.99), ("b", 0.98), ("c", 0.1), ("d", 0.1)], "text": [("c", 0.5), ("a", 0.1), ("d", 0.0)]}
     uncalibrated = fusion.fuse(lists, {}, mode="auto")
     assert fusion.fuse(lists, {}, mode="auto", **fusion.near_thresholds("enc", "fff000")) == uncalibrated
@@ -79,11 +80,16 @@ def service(collection_dir):
         yield s
 
 
-def test_the_service_passes_the_encoders_thresholds_and_notes_a_missing_entry(service, calibration):
+def test_the_service_passes_the_encoders_thresholds_and_notes_a_missing_entry(service, calibration, monkeypatch):
     calibration({})
     query = Query(figure_id="US1-A", mode="auto", k=10)
     plain = service.search(query)
-    assert any("fake-angle has no fusion calibration" in n for n in plain.notes)
+    assert not any("calibration" in n for n in plain.notes)  # fake-angle has no model file: no note
+    # a visual model file without an entry (as a newly trained backbone would be): the uncalibrated rule, noted
+    monkeypatch.setattr(SearchService, "_visual_model", lambda self, indexes: ("fake-angle", "0123abcd"))
+    noted = service.search(query)
+    assert [h.figure_id for h in noted.hits] == [h.figure_id for h in plain.hits]
+    assert any("fake-angle (model 0123abcd) has no fusion calibration" in n for n in noted.notes)
     assert not any("calibration" in n for n in service.search(Query(figure_id="US1-A", mode="avg", k=10)).notes)
     calibration({"fake-angle": {"near": 0.0, "far": None}})  # every head is near: auto ranks as avg
     calibrated = service.search(query)

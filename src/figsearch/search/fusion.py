@@ -204,11 +204,11 @@ def near_thresholds(encoder: str | None, model_sha256: str | None = None) -> dic
 
     An entry ``NAME@DIGEST`` holds for that model file only (cosine scales differ between models of one
     encoder: the two shipped ``backbone`` models), before an entry for every model of ``NAME``. An encoder
-    without an entry falls back to the uncalibrated rule; :func:`calibration_note` says so, and the
-    fallback is logged once per model."""
+    without an entry falls back to the uncalibrated rule; for a model file :func:`calibration_note` says
+    so, and the fallback is logged once per model."""
     entry = calibration_entry(encoder, model_sha256)
     if entry is None:
-        if encoder:
+        if encoder and model_sha256:
             _log_uncalibrated(encoder, model_sha256)
         entry = {}
     return {"near": entry.get("near"), "far": entry.get("far")}
@@ -219,12 +219,13 @@ CALIBRATE_COMMAND = "python benchmarks/fusion_tuning.py --calibrate --visual-mod
 
 
 def calibration_note(encoder: str | None, model_sha256: str | None = None) -> str | None:
-    """A note for a search in mode ``auto`` whose visual encoder has no calibration entry (None when it has one)."""
-    if not encoder or calibration_entry(encoder, model_sha256) is not None:
+    """A note for a search in mode ``auto`` whose visual *model file* has no calibration entry (None when it
+    has one, and for encoders without a model file, ``hog`` or ``lines``, which use the uncalibrated rule
+    by design)."""
+    if not encoder or not model_sha256 or calibration_entry(encoder, model_sha256) is not None:
         return None
-    model = f" (model {model_sha256})" if model_sha256 else ""
-    return (f"auto: visual encoder {encoder}{model} has no fusion calibration, the uncalibrated rule is used; "
-            f"calibrate it on training-side data with `{CALIBRATE_COMMAND}`")
+    return (f"auto: visual encoder {encoder} (model {model_sha256}) has no fusion calibration, the uncalibrated "
+            f"rule is used; calibrate it on training-side data with `{CALIBRATE_COMMAND}`")
 
 
 @lru_cache(maxsize=64)
