@@ -17,13 +17,45 @@ restricted to queries that are not design grants (``--skip-source us-design-gran
 Usage::
 
     python benchmarks/fusion_tuning.py COLLECTION --rule same-class:USPC:1 \\
-        [--skip-source DIR ...] [-k 50] [--modes text,visual,avg,auto] [--calibration 0.55,0.4 ...]
+        [--skip-source DIR ...] [--only-source DIR ...] [--query-patents FILE] [-k 50] \\
+        [--modes text,visual,avg,auto] [--calibration 0.55,0.4 ...] [--rerank Q,D,ALPHA ...]
+
+Calibrating ``auto`` for a visual model (its ``near``/``far`` entry in
+``src/figsearch/search/fusion_calibration.json``, keyed ``NAME@SHA256[:16]`` of the model file)::
+
+    python benchmarks/fusion_tuning.py --calibrate --visual-model backbone:FILE.onnx \\
+        [--data ../shared/data] [--work /tmp/figsearch-calibrate] [--reuse] \\
+        [--held-out-2007 FILE] [--held-out FILE] [--set PATH,RULE[,source=DIR][,patents=FILE][,name=N] ...] [--write]
+
+builds (or with ``--reuse`` reuses) the training-side collections under WORK — the even-numbered
+2007 designs (class level, ``benchmarks/class_level_eval.py``'s collection) and the
+``us-design-pdfs`` ingested without OCR (same-patent) — indexes a copy of each with the model, adds
+every ``--set`` (an existing collection: re-indexed in a copy when its visual model differs;
+``source=`` keeps only the queries of patents read from that folder, ``patents=`` only those
+listed), and the held-out patents of the model's training (``--held-out-2007``: class-validation
+designs; ``--held-out``: held-out patents) as sets of their own. It then replays every set once
+(per query: the visual head's nearness and the AP@k of ``avg``, text-only z-scores and the
+uncalibrated rule) and tries every pair of thresholds on the grid, choosing by the rule in
+:func:`choose`: among the pairs with which ``auto`` is at least the best single channel on *every*
+set, the highest mean ``auto``; when no pair reaches that, the one whose worst shortfall is least.
+It prints the table and, with ``--write``, stores the entry.
+
+``--service-timing N`` (with a COLLECTION) times N searches through the search service with the
+re-ranking off and on, alternating, and prints both medians, their difference and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +78,17 @@ def load(collection: Collection, modality: str, allowed: set[str]):
     return ids, np.vstack(parts) if parts else np.zeros((0, 1), np.float32)
 
 
+def number(publication: str) -> str:
+    """A publication number without its kind code (``USD0534334S1`` -> ``USD0534334``), for matching lists."""
+    return re.sub(r"(?<=\d)[A-Z]\d?$", "", publication.strip())
+
+
+def read_patents(path: Path) -> set[str]:
+    """Publication numbers, one a line (``#`` comments), kind codes dropped."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return {number(line) for line in lines if line}
+
+
 def ap_at(ranked: list[str], relevant: set[str], k: int) -> float:
     if not relevant:
         return 0.0
@@ -60,13 +103,17 @@ def ap_at(ranked: list[str], relevant: set[str], k: int) -> float:
 class Replay:
     """Per query, the service's candidate lists and the exact scores of the union."""
 
-    def __init__(self, path: Path, rule: str, k: int, skip_sources: list[Path]) -> None:
+    def __init__(self, path: Path, rule: str, k: int, skip_sources: list[Path],
+                 only_sources: list[Path] | None = None, query_patents: set[str] | None = None) -> None:
         with Collection.open(path) as c:
             pool = load_pool(c)
             qrels = build_qrels(c, [parse_rule(rule)], pool=pool)
             skipped = set()
             for publication, source in c.patents.source_paths().items():
-                if source and any(Path(source).resolve().is_relative_to(s.resolve()) for s in skip_sources):
+                inside = lambda dirs: source and any(Path(source).resolve().is_relative_to(s.resolve()) for s in dirs)  # noqa: E731
+                if inside(skip_sources) or (only_sources and not inside(only_sources)):
+                    skipped.add(publication)
+                if query_patents is not None and number(publication) not in query_patents:
                     skipped.add(publication)
             allowed = set(pool.figures)
             self.vids, self.V = load(c, "visual", allowed)
@@ -110,31 +157,318 @@ class Replay:
         return np.stack([self.V[self.vrow[f]] for f in ids])
 
 
+#: seconds spent in rerank.rerank_visual by the last evaluate() (the re-ranking's own cost)
+RERANK_SECONDS = [0.0]
+
+
 def evaluate(replay: Replay, settings: list[tuple[str, dict]], rr: dict | None = None) -> dict[str, float]:
     totals = {name: 0.0 for name, _ in settings}
+    RERANK_SECONDS[0] = 0.0
     for q in replay.queries:
         lists, exact = replay.lists(q)
         if rr is not None and "visual" in lists:
             fetch = lambda ids: {f: replay.V[replay.vrow[f]] for f in ids if f in replay.vrow}  # noqa: E731
+            start = time.perf_counter()
             lists, exact = rerank.rerank_visual(lists, exact, replay.V[replay.vrow[q]][None, :], fetch, **rr)
+            RERANK_SECONDS[0] += time.perf_counter() - start
         for name, kwargs in settings:
             fused = fusion.fuse(lists, exact, **kwargs)
             totals[name] += ap_at([f.figure_id for f in fused], replay.qrels[q], replay.k)
     return {name: total / len(replay.queries) for name, total in totals.items()}
 
 
+#: the nearness thresholds tried by --calibrate (None: that switch off)
+NEAR_GRID = (None, *(round(0.30 + 0.05 * i, 2) for i in range(12)))  # 0.30 .. 0.85
+FAR_GRID = (None, *(round(0.15 + 0.05 * i, 2) for i in range(10)))  # 0.15 .. 0.60
+
+
+def per_query(replay: Replay, rr: dict | None = None) -> list[dict]:
+    """Per query: the visual head's nearness (None without both lists) and the AP@k of every rule auto can take."""
+    rows = []
+    for q in replay.queries:
+        lists, exact = replay.lists(q)
+        if rr is not None and "visual" in lists:
+            fetch = lambda ids: {f: replay.V[replay.vrow[f]] for f in ids if f in replay.vrow}  # noqa: E731
+            lists, exact = rerank.rerank_visual(lists, exact, replay.V[replay.vrow[q]][None, :], fetch, **rr)
+        both = bool(lists.get("visual")) and bool(lists.get("text"))
+        row = {"h": fusion.nearness(lists["visual"]) if both else None}
+        for name, mode in (("text", "text"), ("visual", "visual"), ("avg", "avg"), ("text-z", "text-z"), ("auto", "auto")):
+            if mode == "text-z" and not both:
+                continue
+            fused = fusion.fuse(lists, exact, mode=mode)
+            row[name] = ap_at([f.figure_id for f in fused], replay.qrels[q], replay.k)
+        rows.append(row)
+    return rows
+
+
+def auto_ap(rows: list[dict], near: float | None, far: float | None) -> float:
+    """Mean AP@k of ``auto`` with these thresholds, from :func:`per_query` rows (as fusion.fuse switches)."""
+    total = 0.0
+    for row in rows:
+        h = row["h"]
+        if h is not None and near is not None and h >= near:
+            total += row["avg"]
+        elif h is not None and far is not None and h < far:
+            total += row["text-z"]
+        else:
+            total += row["auto"]
+    return total / max(1, len(rows))
+
+
+def mean_of(rows: list[dict], key: str) -> float:
+    return sum(row.get(key, 0.0) for row in rows) / max(1, len(rows))
+
+
+def choose(sets: dict[str, list[dict]]) -> tuple[tuple[float | None, float | None], list[dict]]:
+    """The thresholds (near, far) chosen on the training-side sets, and every pair's scores.
+
+    Rule: ``auto`` must reach the best single channel (text or visual) on every set; among the pairs
+    that do, the highest mean of ``auto`` over the sets (each set counts once) wins. When none does,
+    the pair whose worst shortfall below the best single channel is least. Ties: the earlier pair
+    on the grid (no threshold first, then low to high)."""
+    best_single = {name: max(mean_of(rows, "text"), mean_of(rows, "visual")) for name, rows in sets.items()}
+    table = []
+    for near in NEAR_GRID:
+        for far in FAR_GRID:
+            if near is not None and far is not None and far >= near:
+                continue
+            scores = {name: auto_ap(rows, near, far) for name, rows in sets.items()}
+            margin = min(scores[name] - best_single[name] for name in sets)
+            table.append({"near": near, "far": far, "scores": scores, "margin": margin,
+                          "mean": sum(scores.values()) / len(scores)})
+    feasible = [t for t in table if t["margin"] >= 0]
+    pick = max(feasible, key=lambda t: t["mean"]) if feasible else max(table, key=lambda t: t["margin"])
+    return (pick["near"], pick["far"]), table
+
+
+def figsearch(cli: list[str]) -> None:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_THREAD_LIMIT="1")
+    print("figsearch " + shlex.join(cli), file=sys.stderr)
+    done = subprocess.run([sys.executable, "-m", "figsearch", *cli], env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"failed ({done.returncode}): figsearch {shlex.join(cli)}")
+
+
+def visual_identity(path: Path) -> dict:
+    with Collection.open(path) as c:
+        settings = encoder_settings(c, "visual") or {}
+    return settings.get("identity") or {}
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link (no space; a collection refuses images that resolve outside it, so no symlink), else a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def indexed_with(base: Path, target: Path, model: str, reuse: bool) -> Path:
+    """``target``: a copy of the collection ``base`` indexed with ``model`` (database and index copied, the
+    image files hard-linked where the file system allows: ``base`` is only read)."""
+    if reuse and (target / "figsearch.sqlite").exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for item in base.iterdir():
+        if item.name.startswith("figsearch.sqlite") or item.name == "index":
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, target / item.name)
+        elif item.is_dir():
+            shutil.copytree(item, target / item.name, copy_function=_link_or_copy)
+        else:
+            shutil.copy2(item, target / item.name)
+    figsearch(["index", "--collection", str(target), "--visual-model", model, "-q"])
+    return target
+
+
+def training_sets(args) -> list[tuple[str, Path, str, dict]]:
+    """(name, collection, rule, Replay options) of every training-side set, built or reused under --work."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import class_level_eval
+
+    work, data, model = args.work, args.data, args.visual_model
+    tag = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+    sets = []
+    if not args.no_default_sets:
+        even = work / "even-base"
+        if not (args.reuse and (even / "figsearch.sqlite").exists()):
+            class_level_eval.make_source(data, "even", work / "even-source")
+            shutil.rmtree(even, ignore_errors=True)
+            figsearch(["ingest", str(work / "even-source"), "--collection", str(even), "--skip-ocr", "-q"])
+        even_model = indexed_with(even, work / f"even-{tag}", model, args.reuse)
+        sets.append(("even 2007, class level", even_model, class_level_eval.RULE, {}))
+        if args.held_out_2007:
+            sets.append(("even 2007 held out, class level", even_model, class_level_eval.RULE,
+                         {"query_patents": read_patents(args.held_out_2007)}))
+        pdfs = work / "pdfs-base"
+        if not (args.reuse and (pdfs / "figsearch.sqlite").exists()):
+            shutil.rmtree(pdfs, ignore_errors=True)
+            figsearch(["ingest", str(data / "us-design-pdfs"), "--collection", str(pdfs), "--skip-ocr", "-q"])
+        pdfs_model = indexed_with(pdfs, work / f"pdfs-{tag}", model, args.reuse)
+        sets.append(("design PDFs without OCR, same-patent", pdfs_model, "same-patent", {}))
+        if args.held_out:
+            sets.append(("design PDFs held out, same-patent", pdfs_model, "same-patent",
+                         {"query_patents": read_patents(args.held_out)}))
+    for i, spec in enumerate(args.set):
+        path, rule, *rest = spec.split(",")
+        options = dict(item.split("=", 1) for item in rest)
+        name = options.pop("name", f"{Path(path).name} ({rule})")
+        replay = {}
+        if "source" in options:
+            replay["only_sources"] = [Path(options.pop("source"))]
+        if "patents" in options:
+            replay["query_patents"] = read_patents(Path(options.pop("patents")))
+        if options:
+            raise SystemExit(f"--set {spec}: unknown option(s) {sorted(options)}")
+        collection = Path(path)
+        if not matches(collection, model):  # re-indexed in a copy; the given collection is only read
+            collection = indexed_with(collection, work / f"set{i}-{collection.name}-{tag}", model, args.reuse)
+        sets.append((name, collection, rule, replay))
+    return sets
+
+
+def matches(collection: Path, model: str) -> bool:
+    """Whether the collection's visual index was built with this visual model spec (same name and file digest)."""
+    from figsearch.embed.catalog import create_visual
+
+    have, want = visual_identity(collection), create_visual(model).identity
+    return (have.get("name"), have.get("model_sha256")) == (want.get("name"), want.get("model_sha256"))
+
+
+def calibrate(args) -> int:
+    sets = training_sets(args)
+    rows, names, keys = {}, [], set()
+    for name, collection, rule, options in sets:
+        replay = Replay(collection, rule, args.k, [], **options)
+        keys.add((replay.visual_name, replay.visual_model))
+        rows[name] = per_query(replay)
+        names.append(f"{name}: {collection} ({rule}, {len(rows[name])} queries)")
+    if len(keys) != 1:
+        raise SystemExit(f"the sets were indexed with different visual models: {sorted(keys)}")
+    encoder, digest = keys.pop()
+    (near, far), table = choose(rows)
+    print(f"# auto calibration for visual encoder {encoder} (model {digest}), AP@{args.k}\n")
+    print("| training-side set | queries | text | visual | avg | text alone (z) | auto uncalibrated | auto chosen | h below far | h at/above near |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, data in rows.items():
+        hs = [r["h"] for r in data if r["h"] is not None]
+        below = sum(1 for h in hs if far is not None and h < far) / max(1, len(data))
+        above = sum(1 for h in hs if near is not None and h >= near) / max(1, len(data))
+        print(f"| {name} | {len(data)} | {mean_of(data, 'text'):.4f} | {mean_of(data, 'visual'):.4f} | {mean_of(data, 'avg'):.4f} "
+              f"| {mean_of(data, 'text-z'):.4f} | {mean_of(data, 'auto'):.4f} | {auto_ap(data, near, far):.4f} "
+              f"| {100 * below:.0f} % | {100 * above:.0f} % |")
+    print(f"\nchosen: near {near}, far {far}  (rule: auto >= the best single channel on every set, then the highest mean)")
+    print("\nbest pairs (mean auto, worst margin to the best single channel):")
+    for t in sorted(table, key=lambda t: (t["margin"] >= 0, t["mean"]), reverse=True)[:10]:
+        print(f"  near {t['near']}, far {t['far']}: mean {t['mean']:.4f}, margin {t['margin']:+.4f}  "
+              + "  ".join(f"{v:.4f}" for v in t["scores"].values()))
+    for name, data in rows.items():
+        hs = sorted(r["h"] for r in data if r["h"] is not None)
+        if hs:
+            print(f"nearness on {name}: 10/50/90 % {hs[len(hs) // 10]:.3f} / {hs[len(hs) // 2]:.3f} / {hs[9 * len(hs) // 10]:.3f}")
+    if args.write:
+        key = fusion.calibration_key(encoder, digest)
+        document = json.loads(fusion.CALIBRATION_FILE.read_text(encoding="utf-8"))
+        document.setdefault("encoders", {})[key] = {
+            "near": near, "far": far,
+            "chosen": {"date": datetime.date.today().isoformat(), "model": args.visual_model, "k": args.k,
+                       "rule": "auto >= best single channel on every set, then the highest mean auto",
+                       "sets": {name: round(auto_ap(data, near, far), 4) for name, data in rows.items()}},
+        }
+        text = json.dumps(document, indent=2, ensure_ascii=False)
+        fusion.CALIBRATION_FILE.write_text(text + "\n", encoding="utf-8")
+        print(f"\nwrote {key}: near {near}, far {far} to {fusion.CALIBRATION_FILE}")
+    print("\nsets:\n" + "\n".join(f"  {n}" for n in names))
+    return 0
+
+
+def rerank_settings(spec: str) -> dict:
+    """``Q,D,ALPHA`` (α-query expansion + database augmentation) or ``diffusion,K,GAMMA,ALPHA``."""
+    parts = spec.split(",")
+    if parts[0] == "diffusion":
+        k, gamma, alpha = parts[1:]
+        return {"method": "diffusion", "graph_neighbours": int(k), "gamma": float(gamma), "diffusion_alpha": float(alpha)}
+    nq, nd, alpha = parts
+    return {"method": "aqe", "query_neighbours": int(nq), "db_neighbours": int(nd), "alpha": float(alpha)}
+
+
+def service_timing(path: Path, n: int, mode: str, setting: str | None = None) -> int:
+    """Milliseconds per search through the search service with the re-ranking off and on, alternating
+    query by query (so the machine's load hits both alike), on ``n`` seeded query figures."""
+    import random
+    import statistics
+
+    from figsearch.evaluate.rules import load_pool
+    from figsearch.search.query import Query
+    from figsearch.search.service import SearchService
+
+    method = rerank.METHOD
+    if setting:  # the service calls rerank.rerank_visual with its defaults: bind this setting instead
+        import functools
+
+        chosen_setting = rerank_settings(setting)
+        method = setting
+        rerank.rerank_visual = functools.partial(rerank.rerank_visual, **chosen_setting)
+    with SearchService.open(path) as service:
+        figures = sorted(load_pool(service.collection).figures)
+        chosen = random.Random(0).sample(figures, min(n, len(figures)))
+        times: dict[bool, list[float]] = {False: [], True: []}
+        service.search(Query(figure_id=chosen[0], mode=mode, k=50, rerank=True))  # warm: vectors, index
+        for i, figure in enumerate(chosen):
+            for on in ((False, True) if i % 2 == 0 else (True, False)):
+                start = time.perf_counter()
+                service.search(Query(figure_id=figure, mode=mode, k=50, rerank=on))
+                times[on].append(1000 * (time.perf_counter() - start))
+    off, on = statistics.median(times[False]), statistics.median(times[True])
+    load = os.getloadavg()[0]
+    print(f"{path}: {len(chosen)} queries, mode {mode}, k 50, re-ranking {method}: median {off:.1f} ms off, "
+          f"{on:.1f} ms on, {on - off:+.1f} ms ({on / off:.2f}x); means {statistics.mean(times[False]):.1f} / "
+          f"{statistics.mean(times[True]):.1f} ms; load average {load:.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("collection", type=Path)
+    parser.add_argument("collection", type=Path, nargs="?")
     parser.add_argument("--rule", default="same-patent")
     parser.add_argument("--skip-source", type=Path, action="append", default=[])
+    parser.add_argument("--only-source", type=Path, action="append", default=[],
+                        help="queries only of patents read from this folder (repeatable)")
+    parser.add_argument("--query-patents", type=Path, help="queries only of the patents listed in this file")
+    calib = parser.add_argument_group("calibrating auto for a visual model (--calibrate)")
+    calib.add_argument("--calibrate", action="store_true", help="choose the model's near/far thresholds")
+    calib.add_argument("--visual-model", default="backbone:drawing-backbone2.onnx",
+                       help="the visual model spec, as figsearch index --visual-model takes it")
+    calib.add_argument("--data", type=Path,
+                       default=Path(os.environ.get("FIGSEARCH_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")))
+    calib.add_argument("--work", type=Path, default=Path("/tmp/figsearch-calibrate"))
+    calib.add_argument("--reuse", action="store_true", help="reuse collections already built under --work")
+    calib.add_argument("--no-default-sets", action="store_true", help="only the --set collections")
+    calib.add_argument("--held-out-2007", type=Path,
+                       help="even 2007 designs the model was not trained on (its --class-val file): a set of their own")
+    calib.add_argument("--held-out", type=Path,
+                       help="patents held out of the model's training (same-patent validation): a set of their own")
+    calib.add_argument("--set", action="append", default=[], metavar="PATH,RULE[,source=DIR][,patents=FILE][,name=N]",
+                       help="one more training-side collection (repeatable)")
+    calib.add_argument("--write", action="store_true", help="store the chosen entry in fusion_calibration.json")
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--modes", default=",".join(fusion.MODES))
-    parser.add_argument("--rerank", action="append", default=[], help="n_query,n_db,alpha (repeatable)")
+    parser.add_argument("--rerank", action="append", default=[], help="Q,D,ALPHA (alpha-query expansion + database augmentation) or diffusion,K,GAMMA,ALPHA (repeatable)")
     parser.add_argument("--calibration", action="append", default=[],
                         help="NEAR,FAR: also replay auto with these nearness thresholds ('-' for none; repeatable)")
+    parser.add_argument("--service-timing", type=int, default=0, metavar="N",
+                        help="only time N searches through the search service, re-ranking off and on, alternating")
+    parser.add_argument("--timing-mode", default="auto", help="the mode --service-timing searches in")
+    parser.add_argument("--timing-rerank", help="the re-ranking setting --service-timing times (as --rerank; default: the service's)")
     args = parser.parse_args()
-    replay = Replay(args.collection, args.rule, args.k, args.skip_source)
+    if args.service_timing:
+        return service_timing(args.collection, args.service_timing, args.timing_mode, args.timing_rerank)
+    if args.calibrate:
+        return calibrate(args)
+    if args.collection is None:
+        parser.error("a COLLECTION is needed (or --calibrate)")
+    replay = Replay(args.collection, args.rule, args.k, args.skip_source, args.only_source,
+                    read_patents(args.query_patents) if args.query_patents else None)
     calibration = fusion.near_thresholds(replay.visual_name, replay.visual_model)  # what the service passes for its encoder
     settings = [(m, {"mode": m, **(calibration if m == "auto" else {})}) for m in args.modes.split(",")]
     if "auto" in args.modes.split(",") and any(v is not None for v in calibration.values()):
@@ -143,13 +477,17 @@ def main() -> int:
     for spec in args.calibration:
         near, far = (None if v.strip() == "-" else float(v) for v in spec.split(","))
         settings.append((f"auto[{spec}]", {"mode": "auto", "near": near, "far": far}))
+    start = time.perf_counter()
     result = evaluate(replay, settings)
-    print("no rerank  " + "  ".join(f"{n} {v:.4f}" for n, v in result.items()))
+    print("no rerank  " + "  ".join(f"{n} {v:.4f}" for n, v in result.items())
+          + f"  ({1000 * (time.perf_counter() - start) / max(1, len(replay.queries)):.1f} ms per query, all included)")
     for spec in args.rerank:
-        nq, nd, alpha = spec.split(",")
-        rr = {"query_neighbours": int(nq), "db_neighbours": int(nd), "alpha": float(alpha)}
+        rr = rerank_settings(spec)
+        start = time.perf_counter()
         result = evaluate(replay, settings, rr)
-        print(f"rerank {spec}  " + "  ".join(f"{n} {v:.4f}" for n, v in result.items()))
+        print(f"rerank {spec}  " + "  ".join(f"{n} {v:.4f}" for n, v in result.items())
+              + f"  ({1000 * (time.perf_counter() - start) / max(1, len(replay.queries)):.1f} ms per query, all included; "
+              f"re-ranking alone {1000 * RERANK_SECONDS[0] / max(1, len(replay.queries)):.1f} ms)")
     return 0
 
 

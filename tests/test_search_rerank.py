@@ -18,28 +18,28 @@ def unit(v):
 
 
 def test_without_neighbours_the_scores_are_the_cosines():
-    assert rerank(Q, X, query_neighbours=0, db_neighbours=1, alpha=3) == pytest.approx([0.8, 0.96, 0.6], abs=1e-6)
+    assert rerank(Q, X, method="aqe", query_neighbours=0, db_neighbours=1, alpha=3) == pytest.approx([0.8, 0.96, 0.6], abs=1e-6)
 
 
 def test_query_expansion_adds_the_best_candidates_weighted_by_cosine_to_the_alpha():
     # best candidate x2 (cos .96), alpha 1: q' = unit(q + .96 x2)
     q1 = unit([0.8 + 0.96 * 0.6, 0.6 + 0.96 * 0.8])
-    assert rerank(Q, X, query_neighbours=1, db_neighbours=1, alpha=1) == pytest.approx(X @ q1, abs=1e-6)
+    assert rerank(Q, X, method="aqe", query_neighbours=1, db_neighbours=1, alpha=1) == pytest.approx(X @ q1, abs=1e-6)
     # two neighbours, alpha 2: q' = unit(q + .96^2 x2 + .8^2 x1)
     q2 = unit(np.array([0.8, 0.6]) + 0.96**2 * X[1] + 0.8**2 * X[0])
-    assert rerank(Q, X, query_neighbours=2, db_neighbours=1, alpha=2) == pytest.approx(X @ q2, abs=1e-6)
+    assert rerank(Q, X, method="aqe", query_neighbours=2, db_neighbours=1, alpha=2) == pytest.approx(X @ q2, abs=1e-6)
 
 
 def test_database_side_augmentation_adds_each_candidates_nearest_neighbour():
     # nearest other: x1 -> x2 (.6), x2 -> x3 (.8), x3 -> x2 (.8); alpha 1
     expected = np.stack([unit([1 + 0.6 * 0.6, 0.6 * 0.8]), unit([0.6, 0.8 + 0.8]), unit([0.8 * 0.6, 1 + 0.8 * 0.8])])
     assert augment(X, 2, 1.0) == pytest.approx(expected, abs=1e-6)
-    assert rerank(Q, X, query_neighbours=0, db_neighbours=2, alpha=1) == pytest.approx(expected @ np.array([0.8, 0.6]), abs=1e-6)
+    assert rerank(Q, X, method="aqe", query_neighbours=0, db_neighbours=2, alpha=1) == pytest.approx(expected @ np.array([0.8, 0.6]), abs=1e-6)
 
 
 def test_several_query_rows_score_their_best():
     rows = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    assert rerank(rows, X, query_neighbours=0, db_neighbours=1, alpha=1) == pytest.approx([1.0, 0.8, 1.0], abs=1e-6)
+    assert rerank(rows, X, method="aqe", query_neighbours=0, db_neighbours=1, alpha=1) == pytest.approx([1.0, 0.8, 1.0], abs=1e-6)
 
 
 def test_rerank_visual_rescores_the_visual_list_and_its_exact_scores_only():
@@ -52,7 +52,7 @@ def test_rerank_visual_rescores_the_visual_list_and_its_exact_scores_only():
         asked.append(list(ids))
         return {f: vectors[f] for f in ids}
 
-    new_lists, new_exact = rerank_visual(lists, exact, Q[None, :], fetch, query_neighbours=1, db_neighbours=1, alpha=1)
+    new_lists, new_exact = rerank_visual(lists, exact, Q[None, :], fetch, method="aqe", query_neighbours=1, db_neighbours=1, alpha=1)
     q1 = unit([0.8 + 0.96 * 0.6, 0.6 + 0.96 * 0.8])
     cos = dict(zip("abc", X @ q1))
     assert asked == [["b", "a", "c"]]

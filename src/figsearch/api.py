@@ -150,7 +150,7 @@ class SearchCollection:
         path, the bytes of a TIFF/PNG/JPEG/PDF, or a PIL image (not together with ``figure``);
         ``text``: words. ``mode``: one of figsearch.search.query.MODES (``visual``, ``text``,
         ``max``, ``avg``, ``rrf``, ``zavg``, ``auto``; default ``DEFAULT_MODE``). ``rerank``: re-rank
-        the visual candidates (query expansion; default: the service's). Filters: publication dates (``YYYY[-MM[-DD]]``),
+        the visual candidates (search/rerank.py; default: the service's). Filters: publication dates (``YYYY[-MM[-DD]]``),
         office, classification prefix, patents to leave out. Returns a
         :class:`~figsearch.search.api.SearchResult`: ``.hits`` (:class:`figsearch.records.Hit`:
         figure_id, patent, rank, score, per-modality ``scores``, label, title, sentences,

@@ -47,9 +47,12 @@ Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 RRF_K = 60
 SINGLE = ("visual", "text")
@@ -182,16 +185,52 @@ def _calibration() -> dict:
     return json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
 
 
+def calibration_key(encoder: str, model_sha256: str | None = None) -> str:
+    """The calibration file's key of a visual encoder: ``NAME@DIGEST`` for one model file, else ``NAME``."""
+    return f"{encoder}@{model_sha256}" if model_sha256 else encoder
+
+
+def calibration_entry(encoder: str | None, model_sha256: str | None = None) -> dict | None:
+    """The calibration file's entry of a visual encoder (its model file's first, then the name's), or None."""
+    encoders = _calibration().get("encoders", {})
+    entry = encoders.get(calibration_key(encoder, model_sha256)) if encoder and model_sha256 else None
+    if entry is None:
+        entry = encoders.get(encoder or "")
+    return entry
+
+
 def near_thresholds(encoder: str | None, model_sha256: str | None = None) -> dict[str, float | None]:
     """``{"near": h, "far": h}`` for a visual encoder (None each when it was not calibrated).
 
     An entry ``NAME@DIGEST`` holds for that model file only (cosine scales differ between models of one
-    encoder: the two shipped ``backbone`` models), before an entry for every model of ``NAME``."""
-    encoders = _calibration().get("encoders", {})
-    entry = encoders.get(f"{encoder}@{model_sha256}") if model_sha256 else None
+    encoder: the two shipped ``backbone`` models), before an entry for every model of ``NAME``. An encoder
+    without an entry falls back to the uncalibrated rule; for a model file :func:`calibration_note` says
+    so, and the fallback is logged once per model."""
+    entry = calibration_entry(encoder, model_sha256)
     if entry is None:
-        entry = encoders.get(encoder or "", {})
+        if encoder and model_sha256:
+            _log_uncalibrated(encoder, model_sha256)
+        entry = {}
     return {"near": entry.get("near"), "far": entry.get("far")}
+
+
+#: how to calibrate a model that has no entry (docs/evaluation.md, "Calibrating a new visual model")
+CALIBRATE_COMMAND = "python benchmarks/fusion_tuning.py --calibrate --visual-model SPEC --write"
+
+
+def calibration_note(encoder: str | None, model_sha256: str | None = None) -> str | None:
+    """A note for a search in mode ``auto`` whose visual *model file* has no calibration entry (None when it
+    has one, and for encoders without a model file, ``hog`` or ``lines``, which use the uncalibrated rule
+    by design)."""
+    if not encoder or not model_sha256 or calibration_entry(encoder, model_sha256) is not None:
+        return None
+    return (f"auto: visual encoder {encoder} (model {model_sha256}) has no fusion calibration, the uncalibrated "
+            f"rule is used; calibrate it on training-side data with `{CALIBRATE_COMMAND}`")
+
+
+@lru_cache(maxsize=64)
+def _log_uncalibrated(encoder: str, model_sha256: str | None) -> None:
+    log.info("%s", calibration_note(encoder, model_sha256))
 
 
 def standardiser(candidates: list[tuple[str, float]]) -> tuple[float, float, float]:

@@ -31,7 +31,7 @@ class Query:
     mode: str = DEFAULT_MODE
     #: 0..1; when set, fused score = (1-w)*visual + w*text instead of the mode's rule
     text_weight: float | None = None
-    #: re-rank the visual candidates (alpha-query expansion + database-side augmentation);
+    #: re-rank the visual candidates (figsearch.search.rerank: diffusion over their neighbour graph);
     #: None: DEFAULT_RERANK
     rerank: bool | None = None
     k: int = 10

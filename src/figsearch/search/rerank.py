@@ -1,6 +1,7 @@
-"""Query-time re-ranking of the visual candidates: α-query expansion with database-side augmentation.
+"""Query-time re-ranking of the visual candidates: diffusion (the default ``METHOD``), or α-query expansion
+with database-side augmentation.
 
-Both are the training-free re-ranking of image retrieval (Radenović et al., "Fine-tuning CNN image
+The latter two are the training-free re-ranking of image retrieval (Radenović et al., "Fine-tuning CNN image
 retrieval with no human annotation", TPAMI 2019; Arandjelović & Zisserman 2012 for DBA):
 
 - *database-side augmentation* (DBA): each candidate x_i is replaced by the normalised sum of its
@@ -8,6 +9,18 @@ retrieval with no human annotation", TPAMI 2019; Arandjelović & Zisserman 2012 
   drawing is described by what it resembles as much as by itself;
 - *α-query expansion* (αQE): the query q becomes the normalised q + Σ max(0, s_j)^α x'_j over its
   ``query_neighbours`` best candidates — the query borrows the shared look of its best matches.
+
+*Diffusion* (``method="diffusion"``, the default since it scored best on training-side data with the
+default visual model, docs/evaluation.md; Zhou et al. 2004, Iscen et al., "Efficient diffusion
+on region manifolds", CVPR 2017): the query and its candidates form a graph whose edges join each
+node to its ``graph_neighbours`` nearest (weights max(0, cos)^``gamma``, made symmetric), and a
+candidate's new score is how much of a random walk that restarts at the query (probability 1 −
+``diffusion_alpha``) reaches it: f = (1 − α)(I − α S)⁻¹ e_query with S the symmetrically normalised
+graph, summed by ``ITERATIONS`` steps of the walk (one product with an n × n matrix each).
+Drawings reached through chains of near neighbours (other sheets of a design drawn from other
+sides) rise, isolated look-alikes fall. Scores are then
+f scaled to the plain cosines' range (so fusion sees cosine-like numbers): the highest f gets the best
+plain cosine of the candidates, the others f / f_max times it.
 
 Real DBA augments the whole database once; here it is done over the candidate set of the query
 (the union of the candidate lists, a few hundred drawings), which is where a neighbour can change
@@ -22,10 +35,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-#: defaults; their effect on training-side data (and of database augmentation alone) is in docs/evaluation.md
+#: defaults (chosen on training-side data with drawing-backbone2.onnx; docs/evaluation.md, "Re-ranking")
+METHOD = "diffusion"
 QUERY_NEIGHBOURS = 2
 DB_NEIGHBOURS = 2
 ALPHA = 3.0
+#: diffusion: neighbours per node in the graph, affinity exponent, restart (1 - DIFFUSION_ALPHA)
+GRAPH_NEIGHBOURS = 10
+GAMMA = 3.0
+DIFFUSION_ALPHA = 0.9
+#: diffusion: iterations of the walk (the series is cut at DIFFUSION_ALPHA ** ITERATIONS)
+ITERATIONS = 40
+METHODS = ("aqe", "diffusion")
 
 
 def _normalised(rows: np.ndarray) -> np.ndarray:
@@ -50,22 +71,70 @@ def augment(vectors: np.ndarray, neighbours: int, alpha: float) -> np.ndarray:
     return _normalised(np.einsum("ij,ijd->id", weights, vectors[nearest]))
 
 
+def diffuse(
+    query: np.ndarray,
+    candidates: np.ndarray,
+    *,
+    graph_neighbours: int = GRAPH_NEIGHBOURS,
+    gamma: float = GAMMA,
+    diffusion_alpha: float = DIFFUSION_ALPHA,
+    iterations: int = ITERATIONS,
+) -> np.ndarray:
+    """Diffusion scores of the candidates for one query row, scaled so the best keeps its cosine."""
+    nodes = np.vstack([query[None, :], candidates]).astype(np.float32)
+    n = len(nodes)
+    similarities = nodes @ nodes.T
+    np.fill_diagonal(similarities, -np.inf)
+    k = min(graph_neighbours, n - 1)
+    nearest = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
+    affinity = np.zeros((n, n), dtype=np.float32)
+    rows = np.repeat(np.arange(n), k)
+    affinity[rows, nearest.ravel()] = np.maximum(np.take_along_axis(similarities, nearest, axis=1).ravel(), 0.0) ** gamma
+    affinity = np.maximum(affinity, affinity.T)  # an edge when either end has the other among its neighbours
+    degree = affinity.sum(1)
+    scale = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
+    normalised = affinity * scale[:, None] * scale[None, :]
+    start = np.zeros(n, dtype=np.float32)
+    start[0] = 1.0
+    f = start.copy()
+    for _ in range(iterations):  # f = (1 - α) Σ (α S)^i e_query, to α^iterations
+        f = diffusion_alpha * (normalised @ f) + start
+    f = (1 - diffusion_alpha) * f[1:]
+    cosines = candidates @ query
+    top = float(f.max()) if len(f) else 0.0
+    if top <= 0:
+        return cosines.astype(np.float32)
+    return (f / top * float(cosines.max())).astype(np.float32)
+
+
 def rerank(
     query: np.ndarray,
     candidates: np.ndarray,
     *,
+    method: str = METHOD,
     query_neighbours: int = QUERY_NEIGHBOURS,
     db_neighbours: int = DB_NEIGHBOURS,
     alpha: float = ALPHA,
+    graph_neighbours: int = GRAPH_NEIGHBOURS,
+    gamma: float = GAMMA,
+    diffusion_alpha: float = DIFFUSION_ALPHA,
+    iterations: int = ITERATIONS,
 ) -> np.ndarray:
     """New scores of the candidates (rows of ``candidates``) for the query rows ``query``.
 
-    With ``query_neighbours`` = 0 and ``db_neighbours`` <= 1 the scores are the plain cosines.
+    ``method`` ``aqe``: α-query expansion and database-side augmentation; with ``query_neighbours`` = 0
+    and ``db_neighbours`` <= 1 the scores are the plain cosines. ``diffusion``: :func:`diffuse`.
+    Several query rows (an uploaded drawing in several orientations): each candidate's best.
     """
     query = np.atleast_2d(np.asarray(query, dtype=np.float32))
     candidates = np.asarray(candidates, dtype=np.float32)
     if len(candidates) == 0:
         return np.zeros(0, dtype=np.float32)
+    if method not in METHODS:
+        raise ValueError(f"unknown re-ranking method {method!r}: choose one of {', '.join(METHODS)}")
+    if method == "diffusion":
+        return np.max([diffuse(row, candidates, graph_neighbours=graph_neighbours, gamma=gamma,
+                               diffusion_alpha=diffusion_alpha, iterations=iterations) for row in query], axis=0)
     augmented = augment(candidates, db_neighbours, alpha)
     best = np.full(len(candidates), -np.inf, dtype=np.float32)
     for row in query:

@@ -561,6 +561,8 @@ class SearchService:
         if query.text_weight is not None and weight is None:
             notes.append("text_weight ignored: only one modality takes part")
         calibration = fusion.near_thresholds(*self._visual_model(indexes)) if mode == "auto" else {}
+        if mode == "auto" and "visual" in indexes and (note := fusion.calibration_note(*self._visual_model(indexes))):
+            notes.append(note)  # the uncalibrated rule is used (docs/evaluation.md)
         fused = fuse(lists, exact, mode=mode, text_weight=weight, **calibration)
         page = fused[query.offset : query.offset + query.k]
         timings["search"] = _ms(searching)

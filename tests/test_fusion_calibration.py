@@ -1,0 +1,137 @@
+"""auto's calibration per visual model: lookup by the model file's digest, the fallback and its note,
+the service passing what the file says, and the calibration rule of benchmarks/fusion_tuning.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from _search_helpers import hand_collection
+
+from figsearch.pipeline.index import update_collection
+from figsearch.search import fusion
+from figsearch.search.query import Query
+from figsearch.search.service import SearchService
+from figsearch.store import Collection
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def calibration(monkeypatch, tmp_path):
+    """Point fusion at a calibration file written by the test; returns a function that writes it."""
+
+    def write(encoders: dict) -> None:
+        path = tmp_path / "calibration.json"
+        path.write_text(json.dumps({"encoders": encoders}), encoding="utf-8")
+        monkeypatch.setattr(fusion, "CALIBRATION_FILE", path)
+        fusion._calibration.cache_clear()
+
+    yield write
+    fusion._calibration.cache_clear()
+
+
+def test_an_entry_for_a_model_file_wins_over_the_encoder_name(calibration):
+    calibration({"enc": {"near": 0.5, "far": 0.3}, "enc@abc123": {"near": 0.7, "far": None}})
+    assert fusion.near_thresholds("enc", "abc123") == {"near": 0.7, "far": None}
+    assert fusion.near_thresholds("enc", "other-digest") == {"near": 0.5, "far": 0.3}
+    assert fusion.near_thresholds("enc") == {"near": 0.5, "far": 0.3}
+    assert fusion.calibration_key("enc", "abc123") == "enc@abc123" and fusion.calibration_key("enc") == "enc"
+    assert fusion.calibration_note("enc", "abc123") is None and fusion.calibration_note("enc") is None
+
+
+def test_a_model_without_an_entry_falls_back_to_the_uncalibrated_rule_with_a_note(calibration):
+    calibration({"enc@abc123": {"near": 0.7, "far": 0.2}})
+    assert fusion.near_thresholds("enc", "fff000") == {"near": None, "far": None}
+    note = fusion.calibration_note("enc", "fff000")
+    assert "enc" in note and "fff000" in note and "--calibrate" in note
+    assert fusion.calibration_note(None) is None  # no visual channel: nothing to calibrate
+    assert fusion.calibration_note("hog") is None  # no model file (hog, lines): the uncalibrated rule by design
+    lists = {"visual": [("a", 0.99), ("b", 0.98), ("c", 0.1), ("d", 0.1)], "text": [("c", 0.5), ("a", 0.1), ("d", 0.0)]}
+    uncalibrated = fusion.fuse(lists, {}, mode="auto")
+    assert fusion.fuse(lists, {}, mode="auto", **fusion.near_thresholds("enc", "fff000")) == uncalibrated
+    # the entry's model: its head is near (h = 0.94 >= 0.7), so auto ranks as avg
+    assert [f.figure_id for f in fusion.fuse(lists, {}, mode="auto", **fusion.near_thresholds("enc", "abc123"))] == \
+        [f.figure_id for f in fusion.fuse(lists, {}, mode="avg")]
+
+
+def test_the_shipped_file_has_an_entry_for_the_default_visual_model():
+    from importlib import resources
+
+    from figsearch.fsutil import sha256_file
+
+    shipped = Path(str(resources.files("figsearch") / "models" / "drawing-backbone2.onnx"))
+    if not shipped.is_file():
+        pytest.skip(f"{shipped} is not in this installation")
+    fusion._calibration.cache_clear()
+    entry = fusion.calibration_entry("backbone", sha256_file(shipped)[:16])
+    assert entry is not None and "chosen" in entry  # written by fusion_tuning.py --calibrate, with its provenance
+    assert fusion.calibration_note("backbone", sha256_file(shipped)[:16]) is None
+
+
+@pytest.fixture
+def service(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+    with SearchService.open(collection_dir) as s:
+        yield s
+
+
+def test_the_service_passes_the_encoders_thresholds_and_notes_a_missing_entry(service, calibration, monkeypatch):
+    calibration({})
+    query = Query(figure_id="US1-A", mode="auto", k=10)
+    plain = service.search(query)
+    assert not any("calibration" in n for n in plain.notes)  # fake-angle has no model file: no note
+    # a visual model file without an entry (as a newly trained backbone would be): the uncalibrated rule, noted
+    monkeypatch.setattr(SearchService, "_visual_model", lambda self, indexes: ("fake-angle", "0123abcd"))
+    noted = service.search(query)
+    assert [h.figure_id for h in noted.hits] == [h.figure_id for h in plain.hits]
+    assert any("fake-angle (model 0123abcd) has no fusion calibration" in n for n in noted.notes)
+    assert not any("calibration" in n for n in service.search(Query(figure_id="US1-A", mode="avg", k=10)).notes)
+    calibration({"fake-angle": {"near": 0.0, "far": None}})  # every head is near: auto ranks as avg
+    calibrated = service.search(query)
+    average = service.search(Query(figure_id="US1-A", mode="avg", k=10))
+    assert [h.figure_id for h in calibrated.hits] == [h.figure_id for h in average.hits]
+    assert not any("calibration" in n for n in calibrated.notes)
+    calibration({"fake-angle": {"near": None, "far": 2.0}})  # every head is far: auto ranks by the text alone
+    far = service.search(query)
+    text = service.search(Query(figure_id="US1-A", mode="text", k=10))
+    # the figures with a text cosine above 0 come first, in the text's order (the rest tie at its lowest z)
+    assert [h.figure_id for h in far.hits][:2] == [h.figure_id for h in text.hits][:2] == ["US2-D", "US2-C"]
+    assert [h.figure_id for h in plain.hits] != [h.figure_id for h in far.hits]  # the thresholds did change it
+
+
+def _tuning():
+    spec = importlib.util.spec_from_file_location("fusion_tuning", REPO / "benchmarks" / "fusion_tuning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_calibration_rule_keeps_auto_at_the_best_channel_on_every_set_then_takes_the_best_mean():
+    tuning = _tuning()
+    # class level: the visual head is far (h .2) and the text is the better channel; avg would lose there
+    cls = [{"h": 0.2, "text": 0.5, "visual": 0.0, "avg": 0.2, "text-z": 0.5, "auto": 0.45}] * 4
+    # same patent: near-copies (h .8), avg is far better than either channel or the uncalibrated rule
+    same = [{"h": 0.8, "text": 0.5, "visual": 0.6, "avg": 0.9, "text-z": 0.5, "auto": 0.6}] * 4
+    (near, far), table = tuning.choose({"class": cls, "same": same})
+    assert near is not None and 0.2 < near <= 0.8  # switches the near-copies to avg ...
+    assert far is not None and 0.2 < far <= 0.8  # ... and the far heads to the text
+    assert tuning.auto_ap(cls, near, far) == pytest.approx(0.5) and tuning.auto_ap(same, near, far) == pytest.approx(0.9)
+    assert tuning.auto_ap(cls, None, None) == pytest.approx(0.45)  # the uncalibrated rule
+    # no pair reaches the best channel everywhere: the least worst shortfall
+    bad = [{"h": 0.5, "text": 0.9, "visual": 0.0, "avg": 0.1, "text-z": 0.8, "auto": 0.2}]
+    (near, far), _ = tuning.choose({"bad": bad})
+    assert near is None and far is not None and far > 0.5  # text-z (0.8) is the least bad
+    assert any(t["margin"] >= 0 for t in table)
+
+
+def test_patent_lists_match_without_kind_codes(tmp_path):
+    tuning = _tuning()
+    listed = tmp_path / "patents.txt"
+    listed.write_text("USD0534334S1\n# a comment\nUS10011995B2  # trailing\n\n", encoding="utf-8")
+    assert tuning.read_patents(listed) == {"USD0534334", "US10011995"}
+    assert tuning.number("USD0534334") == "USD0534334" and tuning.number("EP1234567A1") == "EP1234567"

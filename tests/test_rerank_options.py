@@ -1,0 +1,80 @@
+"""Re-ranking options: off leaves every mode's results as they were; diffusion against a hand computation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from _search_helpers import hand_collection
+
+from figsearch.pipeline.index import update_collection
+from figsearch.search import rerank as rr
+from figsearch.search.fusion import MODES
+from figsearch.search.query import DEFAULT_RERANK, Query
+from figsearch.search.service import SearchService
+from figsearch.store import Collection
+
+
+@pytest.fixture
+def service(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+    with SearchService.open(collection_dir) as s:
+        yield s
+
+
+def hits(result):
+    return [(h.figure_id, round(h.score, 9), tuple(sorted(h.scores.items()))) for h in result.hits]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rerank_off_never_changes_results(service, mode):
+    plain = service.search(Query(figure_id="US1-A", mode=mode, k=10, rerank=False))
+    default = service.search(Query(figure_id="US1-A", mode=mode, k=10))
+    if not DEFAULT_RERANK:
+        assert hits(plain) == hits(default)
+    # the visual scores of a plain search are the cosines of the angles (fake-angle), unchanged
+    angles = {"US1-B": 30, "US2-C": 60, "US2-D": 90, "EP3-E": 10}
+    for h in plain.hits:
+        if "visual" in h.scores:
+            assert h.scores["visual"] == pytest.approx(math.cos(math.radians(angles[h.figure_id])), abs=1e-5)
+    on = service.search(Query(figure_id="US1-A", mode="visual", k=10, rerank=True))
+    assert [h.score for h in on.hits] != [h.score for h in service.search(Query(figure_id="US1-A", mode="visual", k=10, rerank=False)).hits]
+
+
+def test_diffusion_is_the_random_walk_with_restart_over_the_neighbour_graph():
+    angles = np.radians([0, 20, 40, 90])
+    candidates = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    query = np.array([np.cos(np.radians(10)), np.sin(np.radians(10))], np.float32)
+    got = rr.rerank(query, candidates, method="diffusion", graph_neighbours=2, gamma=1.0, diffusion_alpha=0.5,
+                    iterations=60)
+    # by hand: nodes q, c0..c3; each joins its 2 nearest (cos^1), made symmetric; S = D^-1/2 W D^-1/2
+    nodes = np.vstack([query, candidates]).astype(np.float64)
+    sim = nodes @ nodes.T
+    w = np.zeros((5, 5))
+    for i in range(5):
+        order = [j for j in np.argsort(-sim[i]) if j != i][:2]
+        w[i, order] = np.maximum(sim[i, order], 0)
+    w = np.maximum(w, w.T)
+    d = 1 / np.sqrt(w.sum(1))
+    f = 0.5 * np.linalg.inv(np.eye(5) - 0.5 * w * d[:, None] * d[None, :])[:, 0]
+    expected = f[1:] / f[1:].max() * float((candidates @ query).max())
+    assert got == pytest.approx(expected, abs=1e-5)
+    assert np.argmax(got) in (0, 1) and got[3] == pytest.approx(expected[3], abs=1e-6)  # the far one stays last
+    assert got[3] < got[2] < min(got[0], got[1])
+
+
+def test_diffusion_through_rerank_visual_and_an_unknown_method():
+    vectors = {"a": np.array([1.0, 0.0], np.float32), "b": np.array([0.6, 0.8], np.float32), "c": np.array([0.0, 1.0], np.float32)}
+    lists = {"visual": [("a", 0.8), ("b", 0.96)], "text": [("c", 0.7)]}
+    exact = {"visual": {"c": 0.6}}
+    query = np.array([[0.8, 0.6]], np.float32)
+    new_lists, new_exact = rr.rerank_visual(lists, exact, query, lambda ids: {f: vectors[f] for f in ids},
+                                            method="diffusion", graph_neighbours=2)
+    scores = rr.rerank(query, np.stack([vectors[f] for f in "abc"]), method="diffusion", graph_neighbours=2)
+    assert dict(new_lists["visual"]) == pytest.approx({"a": scores[0], "b": scores[1]}, abs=1e-6)
+    assert new_exact["visual"] == pytest.approx({"c": scores[2]}, abs=1e-6)
+    with pytest.raises(ValueError, match="unknown re-ranking method"):
+        rr.rerank(query, np.stack(list(vectors.values())), method="nope")
