@@ -37,7 +37,7 @@ class SearchParams(BaseModel):
         "per-query z-scores), auto (z-scores weighted per query by how informative each modality is)",
     )
     rerank: bool | None = Field(
-        None, description="re-rank the visual candidates (query expansion + database-side augmentation); "
+        None, description="re-rank the visual candidates (diffusion over their neighbour graph); "
         "default: the service's default"
     )
     text_weight: float | None = Field(
