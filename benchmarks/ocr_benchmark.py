@@ -187,26 +187,34 @@ def truth_halves(sheets: dict) -> dict[str, str]:
     return out
 
 
-def truth_sheets(holdout: bool = False) -> dict:
-    """The sheets of ocr_truth_sheets.json: the 40 of the truth set, or (``holdout``) the hold-out
-    sheets marked ``"holdout": true`` (never used to choose settings; see the file's ``_holdout_how``)."""
+#: the sheet sets of the hand-read truth files: ``truth`` (40 sheets, tuned on), ``dev1`` (hold-out 1, 13 sheets of
+#: ocr_truth_sheets.json marked ``"set": "dev1"``: a clean hold-out until measured once, tuned on since) and
+#: ``holdout2`` (ocr_holdout2_sheets.json, 19 sheets: the clean hold-out, never used to choose settings)
+SHEET_SETS = ("truth", "dev1", "holdout2")
+
+
+def truth_sheets(which: str = "truth") -> dict:
+    """The sheets of one set (``SHEET_SETS``; ``holdout`` is the old name of ``dev1``)."""
+    which = "dev1" if which == "holdout" else which
+    if which == "holdout2":
+        return json.loads((HERE / "ocr_holdout2_sheets.json").read_text())["sheets"]
     sheets = json.loads((HERE / "ocr_truth_sheets.json").read_text())["sheets"]
-    return {k: v for k, v in sheets.items() if bool(v.get("holdout")) == holdout}
+    return {k: v for k, v in sheets.items() if v.get("set", "truth") == which}
 
 
-def run_truth_set(engine, data: Path, verbose: bool, holdout: bool = False) -> dict:
+def run_truth_set(engine, data: Path, verbose: bool, which: str = "truth") -> dict:
     """Signs (all numerals read, and those the patent's description cites: what the pipeline links),
-    labels, splitting, words and time on ocr_truth_sheets.json (``holdout``: on its hold-out sheets
-    instead). us-design-grants XML cites no numeral, so nothing is linked there; sheets without XML
+    labels, splitting, words and time on one set of hand-read sheets (``which``: truth, dev1, holdout2;
+    only the truth set is split into dev/test halves). us-design-grants XML cites no numeral, so nothing is linked there; sheets without XML
     (us-utility-sheets, PDFs) keep all."""
     from figsearch.ocr.drawing import read_drawing
     from figsearch.ocr.split import split_sheet
 
-    sheets = truth_sheets(holdout)
+    sheets = truth_sheets(which)
     t = defaultdict(float)
     vocabularies: dict[Path, set[str] | None] = {}
     by_kind = defaultdict(lambda: defaultdict(float))
-    halves = {k: "hold" for k in sheets} if holdout else truth_halves(sheets)
+    halves = truth_halves(sheets) if which == "truth" else {k: "hold" for k in sheets}
     for sheet, truth in sheets.items():
         image = load_sheet(data, sheet)
         t_cpu, t_wall = time.process_time(), time.perf_counter()
@@ -368,8 +376,8 @@ def main() -> None:
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--design-sheets", type=int, default=200, help="design drawings sampled for false numerals")
     parser.add_argument("--only", default="legacy,truth,design,labels",
-                        help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), holdout (its "
-                             "hold-out sheets), design, labels, speed")
+                        help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), dev1 (its hold-out 1 "
+                             "sheets, tuned on since; old name: holdout), holdout2 (ocr_holdout2_sheets.json), design, labels, speed")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"shared data not found at {args.data} (use --data)")
@@ -387,9 +395,11 @@ def main() -> None:
         if "truth" in parts:
             print("-- truth set (ocr_truth_sheets.json): all numerals read, labels, splitting, words")
             print(json.dumps(run_truth_set(engine, args.data, args.verbose), indent=1))
-        if "holdout" in parts:
-            print("-- hold-out sheets (ocr_truth_sheets.json, \"holdout\": true; never used for tuning)")
-            print(json.dumps(run_truth_set(engine, args.data, args.verbose, holdout=True), indent=1))
+        for part, title in (("dev1", "dev1 (hold-out 1, tuned on since its first measurement; ocr_truth_sheets.json \"set\": \"dev1\")"),
+                            ("holdout2", "hold-out 2 (ocr_holdout2_sheets.json; never used to choose settings)")):
+            if part in parts or (part == "dev1" and "holdout" in parts):
+                print(f"-- {title}")
+                print(json.dumps(run_truth_set(engine, args.data, args.verbose, which=part), indent=1))
         if "design" in parts:
             print(f"-- design drawings ({args.design_sheets} sampled from us-design-grants)")
             print(json.dumps(run_design(engine, args.data, args.design_sheets, args.verbose), indent=1))

@@ -11,7 +11,7 @@ from figsearch.ocr.signs import normalise_label, normalise_numeral, parse_signs
 @pytest.mark.parametrize(
     "text, expected",
     [("12", "12"), ("14a", "14a"), ("14'", "14'"), ("14’", "14'"), ("102-1", "102-1"), ("(16)", "16"),
-     ("S06b", "506b"), ("1O2", "102"), ("0", None), ("12345", None), ("2/7", None), ("abc", None),
+     ("S06b", "506b"), ("1O2", "102"), ("‘16", "16"), ("'12", "12"), ("0", None), ("12345", None), ("2/7", None), ("abc", None),
      ("2.5", None), ("FIG", None), ("£200", "200"), ("<12", "12"), ("$5", None)],
 )
 def test_normalise_numeral(text, expected):
@@ -75,8 +75,38 @@ def test_label_lines_in_every_common_style(line, expected):
 
 
 def test_a_lone_digit_read_unsurely_is_no_numeral():
-    signs = parse_signs([word("7", 10, 1, conf=0.6), word("12", 200, 1, conf=0.6), word("4", 400, 2, conf=0.95)])
-    assert [s.text for s in signs] == ["12", "4"]
+    # (the sheet carries a numbering of its own, "10" and "14": see the sparse-sheet test below)
+    signs = parse_signs([word("7", 10, 1, conf=0.6), word("12", 200, 1, conf=0.6), word("4", 400, 2, conf=0.95),
+                         word("10", 10, 3), word("14", 200, 3)])
+    assert [s.text for s in signs] == ["12", "4", "10", "14"]
+
+
+def test_a_numeral_read_below_half_sure_is_dropped():
+    signs = parse_signs([word("13", 10, 1, conf=0.45), word("10", 10, 2), word("12", 200, 2), word("14", 400, 2)])
+    assert [s.text for s in signs] == ["10", "12", "14"]
+
+
+@pytest.mark.parametrize(
+    "read, expected",
+    [
+        # a design drawing: a dash read "1", a dot read "4": no numbering, no sign
+        ([("1", 0.97), ("4", 0.95)], []),
+        # a lone digit beside a surely read two-digit numeral: the digit goes, the numeral stays
+        ([("1", 0.97), ("21", 0.9)], ["21"]),
+        ([("11", 0.9), ("21", 0.9)], ["11", "21"]),
+        # a two-digit reading of dotted shading, read unsurely
+        ([("14", 0.6), ("9", 0.87)], []),
+        # three one-digit numerals are a numbering
+        ([("1", 0.95), ("2", 0.95), ("3", 0.95)], ["1", "2", "3"]),
+    ],
+)
+def test_a_sheet_without_a_numbering_keeps_only_sure_multi_digit_numerals(read, expected):
+    words = [word(text, 100 * i, i + 1, conf=conf) for i, (text, conf) in enumerate(read)]
+    words.append(word("FIG.", 0, 9))
+    words.append(word("2", 50, 9))
+    signs = parse_signs(words)
+    assert [s.text for s in signs if s.kind == "numeral"] == expected
+    assert [s.text for s in signs if s.kind == "figure_label"] == ["FIG. 2"]
 
 
 def test_axis_ticks_are_numbers_but_a_column_of_signs_is_not():

@@ -86,6 +86,8 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     # digits are at least a third of the largest glyph; smaller bits are dots and hatching
     digit_like = keep & (np.maximum(heights, widths) >= limit * 0.3)
     aspect = float(np.median(heights[digit_like] / widths[digit_like])) if digit_like.any() else 1.0
+    if text_height:  # after the orientation's glyphs: touching letters are wide whichever way up
+        keep |= touching_letters(labels, boxes, keep, text_height, limit)
     # the kept components renumbered 1..n in their order (a labelling of the layer alone numbers them
     # so too: removing whole components neither joins nor splits the others)
     kept_count = int(keep.sum())
@@ -94,6 +96,38 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     paint = np.concatenate([[np.uint8(255)], np.where(keep, np.uint8(0), np.uint8(255))])
     out = paint.take(labels)  # a table lookup: ~2× the speed of boolean fancy indexing
     return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (labels, lookup, kept_count, boxes[keep]), ink)
+
+
+def touching_letters(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_height: float,
+                     limit: float) -> np.ndarray:
+    """Components wider than the glyph limit that are letters printed touching ("RMA" of a bold
+    "INFORMATION", "RRI" of "HURRICANE"): as tall as the sheet's lettering (0.7-1.4 x), at most 8
+    times as wide as tall, not a stroke (elongation by second moments <= 5, ink >= 15 % of the box),
+    with a kept glyph of about their height (0.7-1.4 x) beside them on the same row, within 0.6 x
+    their height. Dropped, they cut a word in two ("INFO" + "TION"). A boolean mask over ``boxes``."""
+    heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+    out = np.zeros(len(boxes), dtype=bool)
+    wide = ~keep & (widths > limit) & (heights >= 0.7 * text_height) & (heights <= 1.4 * text_height) & (widths <= 8 * heights)
+    if not wide.any() or not keep.any():
+        return out
+    glyphs = boxes[keep]
+    gh = glyphs[:, 3] - glyphs[:, 1]
+    for i in np.flatnonzero(wide):
+        x0, y0, x1, y1 = boxes[i]
+        h = y1 - y0
+        overlap = np.minimum(glyphs[:, 3], y1) - np.maximum(glyphs[:, 1], y0)
+        gap = np.maximum(glyphs[:, 0] - x1, x0 - glyphs[:, 2])
+        if not ((overlap >= 0.5 * np.minimum(gh, h)) & (gap >= -1) & (gap <= 0.6 * h)
+                & (gh >= 0.7 * h) & (gh <= 1.4 * h)).any():
+            continue
+        ys, xs = np.nonzero(labels[y0:y1, x0:x1] == i + 1)
+        if len(ys) < 0.15 * h * (x1 - x0):
+            continue
+        cov = np.cov(np.stack([xs, ys]).astype(np.float64)) + np.eye(2) / 12
+        small, large = np.linalg.eigvalsh(cov)
+        if np.sqrt(large / max(small, 1 / 12)) <= 5.0:
+            out[i] = True
+    return out
 
 
 def _slice_boxes(slices) -> np.ndarray:

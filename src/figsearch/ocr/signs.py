@@ -36,7 +36,9 @@ _ARROW_READINGS = "£€$¥§«»<>^*#"
 
 def normalise_numeral(text: str) -> str | None:
     """The canonical form of a reference numeral read as ``text``, or None if it is not one."""
-    word = text.strip().strip(_STRIP)
+    # a leader line's end touching a numeral's left side is read as a quote mark ("‘16"); a prime
+    # follows its numeral, never stands before it
+    word = text.strip().strip(_STRIP).lstrip(_PRIMES + "‘").strip(_STRIP)
     # an arrowhead touching a numeral is read as a symbol before it ("£200", "<12")
     if len(word) >= 3 and word[0] in _ARROW_READINGS and word[1:2].isdigit():
         word = word[1:]
@@ -108,9 +110,17 @@ def _header_lines(words: list[TextBox]) -> set[int]:
 #: a one-digit numeral must be read this surely: dashes, dots and strokes of a drawing are read as
 #: "1", "4" or "7" at 0.4-0.8, printed single digits at 0.9 and more (benchmarks/ocr_benchmark.py)
 MIN_SINGLE_DIGIT_CONFIDENCE = 0.85
+#: any numeral must be read at least this surely (on the truth set and dev1 no printed numeral was
+#: read below 0.58; "13" and "14" read from a grey profile and from dotted shading at 0.46-0.47)
+MIN_NUMERAL_CONFIDENCE = 0.5
+#: a sheet on which at most this many distinct numerals are read has no numbering of its own (a
+#: design drawing, a chart): what is read there is mostly a dash, a dot or a stroke of the drawing
+SPARSE_NUMERALS = 2
+#: on such a sheet a numeral must have two digits or more and be read at least this surely
+SPARSE_MIN_CONFIDENCE = 0.7
 
 
-def parse_signs(words: list[TextBox], min_confidence: float = 0.4,
+def parse_signs(words: list[TextBox], min_confidence: float = MIN_NUMERAL_CONFIDENCE,
                 min_single_digit: float = MIN_SINGLE_DIGIT_CONFIDENCE) -> list[ReferenceSign]:
     """Reference numerals and figure labels among ``words``, each with its box, in reading order."""
     headers = _header_lines(words)
@@ -150,7 +160,20 @@ def parse_signs(words: list[TextBox], min_confidence: float = 0.4,
     numerals = sum(s.kind == NUMERAL for s in signs)
     if decimals >= 5 and decimals >= 0.3 * numerals:
         signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if s.kind == NUMERAL else s for s in signs]
-    return signs
+    return _sparse_sheet(signs)
+
+
+def _sparse_sheet(signs: list[ReferenceSign]) -> list[ReferenceSign]:
+    """Reference numerals come as a numbering (10, 12, 14 ...; 1, 2, 3 ...): on a sheet where at
+    most ``SPARSE_NUMERALS`` distinct numerals are read, a one-digit numeral, or one read less surely
+    than ``SPARSE_MIN_CONFIDENCE``, is dropped. On the truth set and dev1 every one-digit sign stood
+    on a sheet with 9 or more numerals, while the "1", "3", "4", "5", "9" read on design drawings
+    (dashes, dots of broken lines and shading) stood alone or in pairs."""
+    distinct = {s.text for s in signs if s.kind == NUMERAL}
+    if not distinct or len(distinct) > SPARSE_NUMERALS:
+        return signs
+    return [s for s in signs if s.kind != NUMERAL
+            or (s.text[1:2].isdigit() and s.confidence >= SPARSE_MIN_CONFIDENCE)]
 
 
 def _table_rows(signs: list[ReferenceSign], values: list) -> list[ReferenceSign]:

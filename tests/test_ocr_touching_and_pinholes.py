@@ -1,0 +1,66 @@
+"""Letters printed touching stay in the glyph layer; only pinholed (grey) words are read closed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from figsearch.ocr.preprocess import glyph_layer, touching_letters
+from figsearch.ocr.tesseract import _pinholes
+
+
+def _glyph(ink, x, y, w=11, h=20):
+    """An upright letter-like ring (a "0")."""
+    ink[y:y + h, x:x + w] = True
+    ink[y + 3:y + h - 3, x + 3:x + w - 3] = False
+
+
+def _sheet():
+    from PIL import Image
+
+    ink = np.zeros((300, 900), dtype=bool)
+    for i in range(10):  # a line of separate letters: the sheet's lettering is 20 px tall
+        _glyph(ink, 40 + 16 * i, 40)
+    # a word whose middle letters touch: three rings joined into one 60 px component (over the
+    # 45 px glyph limit), with separate letters on both sides
+    _glyph(ink, 40, 120)
+    for i in range(3):
+        _glyph(ink, 60 + 19 * i, 120, w=22)
+    ink[128:132, 60:117] = True
+    _glyph(ink, 122, 120)
+    # a slanting stroke as tall as the lettering, beside a letter: a leader line, not letters
+    for x in range(300, 420):
+        y = 220 + (x - 300) // 6
+        ink[y:y + 2, x] = True
+    _glyph(ink, 425, 225)
+    # a wide ring alone, far from any letter
+    _glyph(ink, 700, 200, w=70)
+    return Image.fromarray(np.where(ink, 0, 255).astype(np.uint8)), ink
+
+
+def test_touching_letters_beside_a_word_are_kept_strokes_and_lone_shapes_are_not():
+    from scipy import ndimage
+
+    image, ink = _sheet()
+    labels, count = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
+    boxes = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(labels)])
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    keep = (w <= 45) & (h <= 45)
+    found = touching_letters(labels, boxes, keep, text_height=20.0, limit=45.0)
+    merged = int(labels[130, 100]) - 1
+    assert found[merged]
+    assert not found[int(labels[221, 301]) - 1]  # the slanting stroke
+    assert not found[int(labels[201, 740]) - 1]  # the lone wide ring
+    assert found.sum() == 1
+    layer = np.asarray(glyph_layer(image).image) < 128
+    assert layer[130, 100] and not layer[221, 301] and not layer[201, 740]
+
+
+def test_pinholes_tell_grey_print_from_a_small_clean_digit():
+    clean = np.zeros((24, 16), dtype=bool)
+    _glyph(clean, 2, 2, w=11, h=20)  # a thin "0": its counter is a hole, but no pinhole
+    assert not _pinholes(clean)
+    grey = np.zeros((24, 16), dtype=bool)
+    grey[2:22, 3:12] = True
+    grey[4:20:3, 5:11:3] = False  # a solid stroke printed as a screen of dots: pinholes
+    assert _pinholes(grey)
+    assert not _pinholes(np.zeros((10, 10), dtype=bool))
