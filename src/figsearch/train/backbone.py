@@ -483,15 +483,7 @@ def map_at_50(vectors: np.ndarray, labels: Sequence[str]) -> float | None:
 
 def _query_map(queries: np.ndarray, vectors: np.ndarray, relevant: np.ndarray) -> float | None:
     """Mean AP@50 of query vectors against item vectors, ``relevant`` (Q, N) booleans."""
-    scores = queries @ vectors.T
-    aps = []
-    for q in range(len(queries)):
-        if not relevant[q].any():
-            continue
-        top = np.argsort(-scores[q], kind="stable")[:50]
-        hits = relevant[q][top]
-        aps.append(float((np.cumsum(hits) / np.arange(1, len(top) + 1) * hits).sum() / relevant[q].sum()))
-    return float(np.mean(aps)) if aps else None
+    return _ranked_map(queries @ vectors.T, relevant)
 
 
 def _ranked_map(scores: np.ndarray, relevant: np.ndarray) -> float | None:
