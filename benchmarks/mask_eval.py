@@ -164,20 +164,9 @@ def main() -> int:
 
 def per_query_ap(vectors: np.ndarray, labels) -> list:
     """AP@50 of each item against the others (None where nothing is relevant), as map_at_50 averages them."""
-    labels = np.asarray(labels)
-    scores = vectors @ vectors.T
-    np.fill_diagonal(scores, -np.inf)
-    aps = []
-    for q in range(len(labels)):
-        relevant = labels == labels[q]
-        relevant[q] = False
-        if not relevant.any():
-            aps.append(None)
-            continue
-        top = np.argsort(-scores[q], kind="stable")[:50]
-        hits = relevant[top]
-        aps.append(float((np.cumsum(hits) / np.arange(1, len(top) + 1) * hits).sum() / relevant.sum()))
-    return aps
+    from figsearch.train.backbone import per_query_ap as train_per_query_ap  # torch: only when measuring
+
+    return train_per_query_ap(vectors, labels)
 
 
 def speed(items, pdfs, args, encoder) -> int:

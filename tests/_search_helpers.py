@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image
@@ -101,3 +102,17 @@ def hand_collection(root) -> None:
         add_patent(c, "US2", [("C", 60, "rotor"), ("D", 90, "rotor blade hub")], date="2021-06-01",
                    classes=("F03D 7/00",))
         add_patent(c, "EP3", [("E", 10, None)], date="2022-03-01", office="EP", classes=("B64C 11/00",))
+
+
+
+@contextmanager
+def hand_service(root):
+    """A SearchService over ``hand_collection(root)``, indexed with the fake encoders."""
+    from figsearch.pipeline.index import update_collection
+    from figsearch.search.service import SearchService
+
+    hand_collection(root)
+    with Collection.open(root, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+    with SearchService.open(root) as s:
+        yield s

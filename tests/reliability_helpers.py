@@ -55,9 +55,14 @@ def committed_patents(collection: Path) -> int:
 
 def kill_when(process: subprocess.Popen, collection: Path, patents: int, timeout: float = 120) -> bool:
     """SIGKILL the run's group once ``patents`` are committed; False when it finished first."""
+    return kill_once(process, lambda: committed_patents(collection) >= patents, timeout)
+
+
+def kill_once(process: subprocess.Popen, ready, timeout: float = 120) -> bool:
+    """SIGKILL the run's group as soon as ``ready()`` holds; False when the run finished first."""
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
-        if committed_patents(collection) >= patents:
+        if ready():
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
             _reap_group(process.pid)

@@ -10,18 +10,16 @@ one-process build.
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from collection_check import check_consistent, compare, snapshot
-from kill_ingest import _env, _reap_group
+from kill_ingest import _env
+from reliability_helpers import kill_once
 from test_build_overlapped import _documents, _vectors
 
 pytest.importorskip("tesserocr")
@@ -52,16 +50,7 @@ def _count(collection, query: str) -> int:
 
 
 def _kill_when(process: subprocess.Popen, collection, query: str, at_least: int, timeout: float = 300) -> bool:
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
-        if _count(collection, query) >= at_least:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            _reap_group(process.pid)
-            return True
-        time.sleep(0.01)
-    process.communicate()
-    return False
+    return kill_once(process, lambda: _count(collection, query) >= at_least, timeout)
 
 
 @pytest.mark.slow  # each run loads the encoders in a fresh process

@@ -8,13 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from _search_helpers import hand_collection
+from _search_helpers import hand_service
 
-from figsearch.pipeline.index import update_collection
 from figsearch.search import fusion
 from figsearch.search.query import Query
 from figsearch.search.service import SearchService
-from figsearch.store import Collection
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,10 +71,7 @@ def test_the_shipped_file_has_an_entry_for_the_default_visual_model():
 
 @pytest.fixture
 def service(collection_dir):
-    hand_collection(collection_dir)
-    with Collection.open(collection_dir, write=True) as c:
-        update_collection(c, visual_model="fake-angle", text_model="fake-words")
-    with SearchService.open(collection_dir) as s:
+    with hand_service(collection_dir) as s:
         yield s
 
 

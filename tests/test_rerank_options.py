@@ -6,22 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from _search_helpers import hand_collection
+from _search_helpers import hand_service
 
-from figsearch.pipeline.index import update_collection
 from figsearch.search import rerank as rr
 from figsearch.search.fusion import MODES
 from figsearch.search.query import DEFAULT_RERANK, Query
-from figsearch.search.service import SearchService
-from figsearch.store import Collection
 
 
 @pytest.fixture
 def service(collection_dir):
-    hand_collection(collection_dir)
-    with Collection.open(collection_dir, write=True) as c:
-        update_collection(c, visual_model="fake-angle", text_model="fake-words")
-    with SearchService.open(collection_dir) as s:
+    with hand_service(collection_dir) as s:
         yield s
 
 

@@ -6,7 +6,7 @@ import io
 import math
 
 import pytest
-from _search_helpers import CALLS, angle_image, hand_collection
+from _search_helpers import CALLS, angle_image, hand_collection, hand_service
 
 from figsearch.errors import CorruptInput, EmptyCollection, InputError, NotFound, UnsupportedFormat
 from figsearch.pipeline.index import update_collection
@@ -21,10 +21,7 @@ T = {"US1-B": 0.0, "US2-C": 1 / math.sqrt(2), "US2-D": 2 / math.sqrt(6)}  # E ha
 
 @pytest.fixture
 def service(collection_dir):
-    hand_collection(collection_dir)
-    with Collection.open(collection_dir, write=True) as c:
-        update_collection(c, visual_model="fake-angle", text_model="fake-words")
-    with SearchService.open(collection_dir) as s:
+    with hand_service(collection_dir) as s:
         yield s
 
 

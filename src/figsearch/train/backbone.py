@@ -464,20 +464,28 @@ def relational_kl(z: torch.Tensor, teacher: torch.Tensor, temperature: float) ->
     return (target * (torch.log(target.clamp_min(1e-12)) - logp)).sum(1).mean()
 
 
-def map_at_50(vectors: np.ndarray, labels: Sequence[str]) -> float | None:
-    """Mean AP@50 (trec_eval's: divided by all relevant) of every item against the others; None if nothing to find."""
+def per_query_ap(vectors: np.ndarray, labels: Sequence[str]) -> list[float | None]:
+    """AP@50 (trec_eval's: divided by all relevant) of every item against the others, same label relevant;
+    None for an item with nothing to find."""
     labels = np.asarray(labels)
     scores = vectors @ vectors.T
     np.fill_diagonal(scores, -np.inf)
-    aps = []
+    aps: list[float | None] = []
     for q in range(len(labels)):
         relevant = labels == labels[q]
         relevant[q] = False
         if not relevant.any():
+            aps.append(None)
             continue
         top = np.argsort(-scores[q], kind="stable")[:50]
         hits = relevant[top]
         aps.append(float((np.cumsum(hits) / np.arange(1, len(top) + 1) * hits).sum() / relevant.sum()))
+    return aps
+
+
+def map_at_50(vectors: np.ndarray, labels: Sequence[str]) -> float | None:
+    """Mean AP@50 (trec_eval's: divided by all relevant) of every item against the others; None if nothing to find."""
+    aps = [ap for ap in per_query_ap(vectors, labels) if ap is not None]
     return float(np.mean(aps)) if aps else None
 
 
