@@ -16,7 +16,7 @@ def _patents(path) -> list[str]:
 def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_fraction, threads, keep_headers,
                    exclude_file, train_fraction, command: str, levels=None, whiten=None, class_val_file=None,
                    val_split=None, distill=None, distill_weight=None, distill_temperature=None,
-                   select_distractors=False) -> None:
+                   select_distractors=False, finetune=None, device=None, time_budget=None) -> None:
     from tqdm import tqdm
 
     from figsearch.train.backbone import BackboneSettings, run
@@ -43,6 +43,11 @@ def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_f
         extra["distill_temperature"] = distill_temperature
     if select_distractors:
         extra["select_distractors"] = True
+    extra.update(finetune or {})
+    if device:
+        extra["device"] = device
+    if time_budget:
+        extra["time_budget"] = time_budget
     settings = BackboneSettings(
         collections=[str(c) for c in collections], out=str(out), hidden=hidden or 0, epochs=epochs, seed=seed,
         batch_size=batch_size, lr=lr if lr is not None else 1e-3, val_fraction=val_fraction, threads=threads,
@@ -58,11 +63,15 @@ def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_f
     def on_epoch(stats: dict) -> None:
         if "prep" in bars:
             bars.pop("prep").close()
+        tuning = stats.get("phase") == "finetune"
         click.echo(
-            f"epoch {stats['epoch']:3d}/{epochs}  loss {stats['loss']:.4f}  val same-patent {stats['val_same_patent']}"
+            f"{'fine-tune ' if tuning else ''}epoch {stats['epoch']:3d}/{settings.finetune_epochs if tuning else epochs}  loss {stats['loss']:.4f}  val same-patent {stats['val_same_patent']}"
             f"  same-class {stats['val_same_class']}  words {stats['val_words']}"
             f"  same-patent among all {stats.get('val_same_patent_all')}{'  best' if stats.get('best') else ''}"
         )
 
-    result = run(settings, on_message=click.echo, on_prepare=on_prepare, on_epoch=on_epoch)
+    runner = run
+    if settings.finetune_epochs > 0 or settings.bundle:  # the drawings themselves are trained on
+        from figsearch.train.finetune import run_finetune as runner
+    result = runner(settings, on_message=click.echo, on_prepare=on_prepare, on_epoch=on_epoch)
     click.echo(f"wrote {result['out']} (best epoch {result['best_epoch']}: {result['best']}); record in {result['record_path']}")

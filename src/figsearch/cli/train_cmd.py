@@ -44,8 +44,8 @@ def _canonical_command(ctx: click.Context) -> str:
 
 @main.command("train-encoder")
 @click.option(
-    "--collection", "-c", "collections", multiple=True, required=True, type=click.Path(file_okay=False),
-    help="Collection to train on (repeatable); its drawings grouped by patent.",
+    "--collection", "-c", "collections", multiple=True, type=click.Path(file_okay=False),
+    help="Collection to train on (repeatable); its drawings grouped by patent. Required unless --bundle is given.",
 )
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt).")
 @click.option("--arch", type=click.Choice(sorted([*ARCHITECTURES.names(), "backbone"])), default="cnn", show_default=True,
@@ -94,10 +94,23 @@ def _canonical_command(ctx: click.Context) -> str:
               help="backbone: temperature of the distillation's similarity distributions [0.05].")
 @click.option("--select-distractors", is_flag=True,
               help="backbone: the best epoch also counts the held-out patents' same-patent score among all drawings.")
+@click.option("--finetune-epochs", type=int, default=None,
+              help="backbone: after the head, fine-tune the backbone's upper blocks with it on augmented drawings for "
+                   "this many epochs (GPU advised; docs/encoder.md) [0: backbone frozen].")
+@click.option("--finetune-from", type=int, default=None, help="backbone: first MobileNetV2 block fine-tuned (0-18) [12].")
+@click.option("--backbone-lr", type=float, default=None, help="backbone: peak learning rate of the fine-tuned blocks [1e-5].")
+@click.option("--finetune-lr", type=float, default=None, help="backbone: peak learning rate of the head while fine-tuning [1e-4].")
+@click.option("--anchor", type=float, default=None,
+              help="backbone: weight of the pull of fine-tuned weights back to the pretrained ones (L2-SP) [0].")
+@click.option("--augment/--no-augment", default=None, help="backbone: augment the drawings while fine-tuning [augment].")
+@click.option("--bundle", type=click.Path(dir_okay=False), default=None,
+              help="backbone: train from a bundle of prepared drawings, texts and labels (OUT.bundle.npz of an earlier "
+                   "fine-tuning run) instead of collections, e.g. on a GPU machine that holds no collection.")
 def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, epochs, time_budget, seed, image_size, input_scale, batch_size,
                   lr, val_fraction, patience, resume, device, threads, keep_headers, exclude_file, train_fraction,
                   levels, whiten, class_val_file, val_split, distill, distill_weight, distill_temperature,
-                  select_distractors) -> None:
+                  select_distractors, finetune_epochs, finetune_from, backbone_lr, finetune_lr, anchor, augment,
+                  bundle) -> None:
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
     Prints the validation mAP@50 of held-out patents after every epoch and keeps the best model
@@ -106,6 +119,11 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
     """
     from tqdm import tqdm
 
+    finetune = {k: v for k, v in {"finetune_epochs": finetune_epochs, "finetune_from": finetune_from,
+                                   "backbone_lr": backbone_lr, "finetune_lr": finetune_lr, "anchor": anchor,
+                                   "augment": augment, "bundle": bundle}.items() if v is not None}
+    if not collections and not (arch == "backbone" and bundle):
+        raise click.UsageError("give at least one --collection (or, with --arch backbone, a --bundle)")
     if arch == "backbone":
         from figsearch.cli.backbone_cmd import train_backbone
 
@@ -113,8 +131,11 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
                        exclude_file, train_fraction, _canonical_command(click.get_current_context()),
                        levels=levels, whiten=whiten, class_val_file=class_val_file, val_split=val_split,
                        distill=distill, distill_weight=distill_weight, distill_temperature=distill_temperature,
-                       select_distractors=select_distractors)
+                       select_distractors=select_distractors, finetune=finetune, device=device,
+                       time_budget=_seconds(time_budget))
         return
+    if finetune:
+        raise InputError("--finetune-*, --backbone-lr, --anchor, --augment and --bundle apply to --arch backbone only")
     if (exclude_file or train_fraction != 1.0 or levels or whiten is not None or class_val_file or val_split or distill
             or distill_weight is not None or distill_temperature is not None or select_distractors):
         raise InputError("--exclude, --train-fraction, --levels, --whiten, --class-val, --val-split, --distill* and "

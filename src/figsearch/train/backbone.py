@@ -96,6 +96,24 @@ class BackboneSettings:
     #: add the held-out patents' same-patent score among *all* drawings (training ones as distractors)
     #: to the best-epoch rule
     select_distractors: bool = False
+    #: epochs of fine-tuning the backbone's upper blocks with the head on augmented drawings, after the head has been
+    #: trained on the frozen features (0: the backbone stays frozen; ``train.finetune``)
+    finetune_epochs: int = 0
+    #: first MobileNetV2 block (0-18) trained when fine-tuning; the blocks below it stay frozen
+    finetune_from: int = 12
+    #: learning rates of the backbone's blocks and of the head while fine-tuning (cosine decay)
+    backbone_lr: float = 1e-5
+    finetune_lr: float = 1e-4
+    #: weight of the pull of the fine-tuned weights back to the pretrained ones (L2-SP; 0: none)
+    anchor: float = 0.0
+    #: random drawing-like distortions of every training drawing while fine-tuning (``train.augment``)
+    augment: bool = True
+    #: a training bundle (prepared drawings, texts, labels; ``train.finetune``) used instead of the collections
+    bundle: str = ""
+    #: torch device of the fine-tuning ("" : cuda when present, else cpu)
+    device: str = ""
+    #: seconds after the run's start at which fine-tuning stops (the best epoch so far is kept); None: no limit
+    time_budget: float | None = None
     command: str = ""
 
 
@@ -442,7 +460,7 @@ def graded_infonce(z: torch.Tensor, weights: torch.Tensor, temperature: float) -
     has = weights.sum(1) > 0
     if not bool(has.any()):
         return z.sum() * 0.0
-    logits = (z @ z.T / temperature).masked_fill(torch.eye(len(z), dtype=torch.bool), -1e9)
+    logits = (z @ z.T / temperature).masked_fill(torch.eye(len(z), dtype=torch.bool, device=z.device), -1e9)
     logp = torch.log_softmax(logits, dim=1)
     return -((weights * logp).sum(1)[has] / weights.sum(1)[has]).mean()
 
@@ -458,7 +476,7 @@ def text_infonce(z: torch.Tensor, t: torch.Tensor, same: torch.Tensor, temperatu
 def relational_kl(z: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     """KL(teacher || head) of each row's softmax over the batch's other items: the head learns the teacher's
     neighbourhoods (which drawings look alike to it), not its coordinates."""
-    eye = torch.eye(len(z), dtype=torch.bool)
+    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
     target = torch.softmax((teacher @ teacher.T / temperature).masked_fill(eye, -1e9), dim=1)
     logp = torch.log_softmax((z @ z.T / temperature).masked_fill(eye, -1e9), dim=1)
     return (target * (torch.log(target.clamp_min(1e-12)) - logp)).sum(1).mean()
@@ -512,20 +530,8 @@ def _split(patents: list[str], fraction: float, seed: int) -> set[str]:
     return {unique[i] for i in order[: int(round(fraction * len(unique)))]}
 
 
-def train_head(
-    features: np.ndarray,
-    patents: Sequence[str],
-    levels: list[tuple[str, ...]],
-    texts: np.ndarray | None,
-    has_text: np.ndarray | None,
-    settings: BackboneSettings,
-    on_epoch: Callable[[dict], None] | None = None,
-    teacher: np.ndarray | None = None,
-) -> dict:
-    """Train the head on cached features; returns the best head, the mean, the curve and the split sizes.
-    ``teacher``: (N, D) unit vectors of a teacher encoder for relational distillation (``settings.distill_weight``)."""
-    torch.manual_seed(settings.seed)
-    patents = np.asarray(patents)
+def split_masks(patents: np.ndarray, settings: BackboneSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, set[str]]:
+    """Boolean masks (train, same-patent validation, class-level validation) and the held-out patents."""
     if settings.val_split == "lines":
         from figsearch.train.parts import split_groups
 
@@ -543,6 +549,135 @@ def train_head(
         train &= np.array([p in keep for p in patents])
     if train.sum() < 2:
         raise InputError("too few training drawings after the validation split")
+    return train, val, class_val, val_patents
+
+
+def initial_projection(x_train: np.ndarray, dim: int, whiten: float) -> np.ndarray:
+    """(dim, D) start of the head: the PCA of the training features, divided by the eigenvalues to ``whiten``."""
+    centred = x_train - x_train.mean(0)
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    dim = min(dim, vt.shape[0])
+    start = vt[:dim]
+    if whiten:
+        eig = np.maximum(sv[:dim] ** 2 / max(len(x_train) - 1, 1), 1e-12)
+        start = start / np.power(eig, whiten)[:, None]
+        start = start / np.linalg.norm(start, axis=1).mean()  # scale-free for the optimiser
+    return start.astype(np.float32)
+
+
+class Validation:
+    """Validation mAP@50 of drawing vectors: same patent (held-out patents; class-validation drawings as
+    distractors), same class at depth 1 (class-validation drawings, else the held-out ones), words -> drawings
+    (each held-out patent's text queries the held-out drawings; its own drawings and those of equal texts are
+    relevant), and same patent among all drawings (the training ones as distractors too: a collection with
+    many drawings like those trained on)."""
+
+    def __init__(self, patents: np.ndarray, levels: Sequence[tuple[str, ...]], texts: np.ndarray | None,
+                 has_text: np.ndarray | None, val: np.ndarray, class_val: np.ndarray) -> None:
+        self.patents, self.texts, self.has_text = patents, texts, has_text
+        self.vi = np.flatnonzero(val)
+        self.ci = np.flatnonzero(class_val)
+        self.si = np.flatnonzero(val | class_val)
+        self.same_labels = [patents[i] if val[i] else f"\0c{i}" for i in self.si]
+        self.all_relevant = patents[self.vi][:, None] == patents[None, :]
+        self.all_relevant[np.arange(len(self.vi)), self.vi] = False
+        self.class_labels = [lv[0] if lv else f"\0{i}" for i, lv in enumerate(levels)]
+
+    def scores(self, every: np.ndarray, text_vectors: Callable[[np.ndarray], np.ndarray] | None = None
+               ) -> tuple[float | None, float | None, float | None, float | None]:
+        """(same patent, same class, words -> drawings, same patent among all) of the vectors of every drawing;
+        ``text_vectors`` maps rows of the text embeddings into the drawing space."""
+        vi, ci, si = self.vi, self.ci, self.si
+        if vi.size == 0:
+            return None, None, None, None
+        scores = every[vi] @ every.T
+        scores[np.arange(len(vi)), vi] = -np.inf
+        many = _ranked_map(scores, self.all_relevant)
+        sp = map_at_50(every[si], self.same_labels)
+        cl_index = ci if ci.size else vi
+        cl = map_at_50(every[cl_index], [self.class_labels[i] for i in cl_index])
+        words = None
+        texts, has_text, patents = self.texts, self.has_text, self.patents
+        if text_vectors is not None and texts is not None and has_text is not None and has_text[vi].any():
+            qi = vi[has_text[vi]]
+            q = text_vectors(texts[qi])
+            equal = (texts[qi] @ texts[vi].T) > 0.999
+            relevant = equal | (patents[qi][:, None] == patents[vi][None, :])
+            words = _query_map(q, every[vi], relevant)
+        return sp, cl, words, many
+
+
+def selection_score(settings: BackboneSettings, current: tuple, base: tuple, fallback: float) -> float:
+    """The best-epoch rule: visual scores relative to the untrained head (keep what the backbone knew),
+    plus words -> drawings; ``current`` and ``base`` are Validation.scores tuples."""
+    sp, cl, words, many = current
+    base_sp, base_cl, _, base_many = base
+    pairs = [(sp, base_sp), (cl, base_cl)] + ([(many, base_many)] if settings.select_distractors else [])
+    parts = [v / b for v, b in pairs if v is not None and b]
+    if words is not None and settings.text_weight > 0:
+        parts.append(words)
+    return float(np.sum(parts)) if parts else fallback
+
+
+def epoch_order(train_idx: np.ndarray, patents: np.ndarray, seed: int, epoch: int) -> list[int]:
+    """The training drawings of one epoch in batch order: a patent's sheets in chunks of 4 (so that a batch
+    holds positives), the chunks shuffled (seeded by epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    groups: dict[str, list[int]] = {}
+    for i in train_idx:
+        groups.setdefault(patents[i], []).append(int(i))
+    chunks = []
+    for ids in groups.values():
+        ids = list(rng.permutation(ids))
+        chunks += [ids[k : k + 4] for k in range(0, len(ids), 4)]
+    return [i for c in rng.permutation(len(chunks)) for i in chunks[c]]
+
+
+def batch_loss(z: torch.Tensor, head: "Head", idx: np.ndarray, patents: np.ndarray, levels: Sequence[tuple[str, ...]],
+               tt: torch.Tensor | None, has_text: np.ndarray | None, settings: BackboneSettings) -> torch.Tensor:
+    """Graded same-patent / same-class InfoNCE of the batch's vectors ``z``, plus the text alignment (``tt``: the
+    text embeddings of every drawing, on z's device)."""
+    device = z.device
+    weights = positive_weights(patents[idx], [levels[i] for i in idx], settings.class_weights).to(device)
+    loss = graded_infonce(z, weights, settings.temperature)
+    if tt is not None and has_text is not None and settings.text_weight > 0:
+        with_text = has_text[idx]
+        if with_text.sum() > 1:
+            p = patents[idx][with_text]
+            t = tt[torch.as_tensor(idx[with_text], device=tt.device)]
+            # texts of the same patent, and equal texts of other patents, are positives too
+            same_patent = torch.from_numpy((p[:, None] == p[None, :]).astype(np.float32)).to(device)
+            same = ((t @ t.T) > 0.999).float().clamp_min(same_patent)
+            mask = torch.from_numpy(with_text).to(device)
+            loss = loss + settings.text_weight * text_infonce(z[mask], head.text_vectors(t), same, settings.temperature)
+    return loss
+
+
+def epoch_stats(epoch: int, losses: Sequence[float], current: tuple) -> dict:
+    sp, cl, words, many = current
+    return {"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
+            "val_same_patent": None if sp is None else round(sp, 4), "val_same_class": None if cl is None else round(cl, 4),
+            "val_words": None if words is None else round(words, 4),
+            "val_same_patent_all": None if many is None else round(many, 4)}
+
+
+def train_head(
+    features: np.ndarray,
+    patents: Sequence[str],
+    levels: list[tuple[str, ...]],
+    texts: np.ndarray | None,
+    has_text: np.ndarray | None,
+    settings: BackboneSettings,
+    on_epoch: Callable[[dict], None] | None = None,
+    teacher: np.ndarray | None = None,
+    device: str = "cpu",
+) -> dict:
+    """Train the head on cached features; returns the best head, the mean, the curve and the split sizes.
+    ``teacher``: (N, D) unit vectors of a teacher encoder for relational distillation (``settings.distill_weight``).
+    ``device``: where the head trains (the returned head stays there)."""
+    torch.manual_seed(settings.seed)
+    patents = np.asarray(patents)
+    train, val, class_val, val_patents = split_masks(patents, settings)
     channels = level_channels(settings.backbone, settings.levels)
     if sum(channels) != features.shape[1]:
         raise InputError(f"features have {features.shape[1]} values, levels {settings.levels} give {sum(channels)}")
@@ -551,60 +686,28 @@ def train_head(
     x = level_norm_numpy(features, mean, channels, weights)
     text_dim = texts.shape[1] if texts is not None else 1
     head = Head(x.shape[1], settings.dim, settings.hidden, text_dim)
-    centred = x[train] - x[train].mean(0)
-    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
-    dim = min(settings.dim, vt.shape[0])
-    start = vt[:dim]
-    if settings.whiten:
-        eig = np.maximum(sv[:dim] ** 2 / max(int(train.sum()) - 1, 1), 1e-12)
-        start = start / np.power(eig, settings.whiten)[:, None]
-        start = start / np.linalg.norm(start, axis=1).mean()  # scale-free for the optimiser
+    start = initial_projection(x[train], settings.dim, settings.whiten)
     with torch.no_grad():
         head.proj.weight.zero_()
-        head.proj.weight[:dim].copy_(torch.from_numpy(start.astype(np.float32)))
-    xt = torch.from_numpy(x.astype(np.float32))
+        head.proj.weight[: len(start)].copy_(torch.from_numpy(start))
+    head = head.to(device)
+    xt = torch.from_numpy(x.astype(np.float32)).to(device)
     teacher_t = None
     if teacher is not None and settings.distill_weight > 0:
         if len(teacher) != len(x):
             raise InputError(f"teacher vectors for {len(teacher)} drawings, features for {len(x)}")
-        teacher_t = F.normalize(torch.from_numpy(np.asarray(teacher, np.float32)), dim=1)
-    tt = torch.from_numpy(texts.astype(np.float32)) if texts is not None else None
-    vi = np.flatnonzero(val)
-    ci = np.flatnonzero(class_val)
-    si = np.flatnonzero(val | class_val)
-    same_labels = [patents[i] if val[i] else f"\0c{i}" for i in si]
-    all_relevant = patents[vi][:, None] == patents[None, :]
-    all_relevant[np.arange(len(vi)), vi] = False
-    class_labels = [lv[0] if lv else f"\0{i}" for i, lv in enumerate(levels)]
+        teacher_t = F.normalize(torch.from_numpy(np.asarray(teacher, np.float32)), dim=1).to(device)
+    tt = torch.from_numpy(texts.astype(np.float32)).to(device) if texts is not None else None
+    validation = Validation(patents, levels, texts, has_text, val, class_val)
 
     def validate() -> tuple[float | None, float | None, float | None, float | None]:
-        """Validation mAP@50: same patent (held-out patents; class-validation drawings as distractors),
-        same class at depth 1 (class-validation drawings, else the held-out ones), words -> drawings
-        (each held-out patent's text queries the held-out drawings; its own drawings and those of equal
-        texts are relevant), and same patent among all drawings (the training ones as distractors too:
-        a collection with many drawings like those trained on)."""
-        if vi.size == 0:
-            return None, None, None, None
         head.eval()
         with torch.no_grad():
-            every = head(xt).numpy()
-            scores = every[vi] @ every.T
-            scores[np.arange(len(vi)), vi] = -np.inf
-            many = _ranked_map(scores, all_relevant)
-            v = every[vi]
-            sp = map_at_50(head(xt[si]).numpy(), same_labels)
-            cl_index = ci if ci.size else vi
-            cl = map_at_50(head(xt[cl_index]).numpy(), [class_labels[i] for i in cl_index])
-            words = None
-            if tt is not None and has_text is not None and has_text[vi].any():
-                qi = vi[has_text[vi]]
-                q = head.text_vectors(tt[qi]).numpy()
-                equal = (texts[qi] @ texts[vi].T) > 0.999
-                relevant = equal | (patents[qi][:, None] == patents[vi][None, :])
-                words = _query_map(q, v, relevant)
-        return sp, cl, words, many
+            return validation.scores(head(xt).cpu().numpy(),
+                                     lambda t: head.text_vectors(torch.from_numpy(t.astype(np.float32)).to(device)).cpu().numpy())
 
-    base_sp, base_cl, _, base_many = validate()
+    base = validate()
+    base_sp, base_cl, _, base_many = base
     optimiser = torch.optim.AdamW(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     train_idx = np.flatnonzero(train)
     per_epoch = int(np.ceil(len(train_idx) / settings.batch_size))
@@ -613,15 +716,7 @@ def train_head(
     curve = []
     for epoch in range(1, settings.epochs + 1):
         head.train()
-        rng = np.random.default_rng([settings.seed, epoch])
-        groups: dict[str, list[int]] = {}
-        for i in train_idx:
-            groups.setdefault(patents[i], []).append(int(i))
-        chunks = []
-        for ids in groups.values():
-            ids = list(rng.permutation(ids))
-            chunks += [ids[k : k + 4] for k in range(0, len(ids), 4)]
-        flat = [i for c in rng.permutation(len(chunks)) for i in chunks[c]]
+        flat = epoch_order(train_idx, patents, settings.seed, epoch)
         losses = []
         for start in range(0, len(flat), settings.batch_size):
             idx = np.array(flat[start : start + settings.batch_size])
@@ -629,33 +724,18 @@ def train_head(
             step += 1
             for group in optimiser.param_groups:
                 group["lr"] = lr
-            z = head(xt[idx])
-            loss = graded_infonce(z, positive_weights(patents[idx], [levels[i] for i in idx], settings.class_weights), settings.temperature)
-            if tt is not None and settings.text_weight > 0:
-                with_text = has_text[idx]
-                if with_text.sum() > 1:
-                    p = patents[idx][with_text]
-                    t = tt[idx][with_text]
-                    # texts of the same patent, and equal texts of other patents, are positives too
-                    same = ((t @ t.T) > 0.999).float().clamp_min(torch.from_numpy((p[:, None] == p[None, :]).astype(np.float32)))
-                    loss = loss + settings.text_weight * text_infonce(z[with_text], head.text_vectors(t), same, settings.temperature)
+            rows = torch.as_tensor(idx, device=xt.device)
+            z = head(xt[rows])
+            loss = batch_loss(z, head, idx, patents, levels, tt, has_text, settings)
             if teacher_t is not None:
-                loss = loss + settings.distill_weight * relational_kl(z, teacher_t[idx], settings.distill_temperature)
+                loss = loss + settings.distill_weight * relational_kl(z, teacher_t[rows], settings.distill_temperature)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             losses.append(float(loss.detach()))
-        sp, cl, words, many = validate()
-        # visual scores relative to the untrained head (keep what the backbone knew), plus words -> drawings
-        pairs = [(sp, base_sp), (cl, base_cl)] + ([(many, base_many)] if settings.select_distractors else [])
-        parts = [v / b for v, b in pairs if v is not None and b]
-        if words is not None and settings.text_weight > 0:
-            parts.append(words)
-        score = float(np.sum(parts)) if parts else -float(np.mean(losses))
-        stats = {"epoch": epoch, "loss": round(float(np.mean(losses)), 4),
-                 "val_same_patent": None if sp is None else round(sp, 4), "val_same_class": None if cl is None else round(cl, 4),
-                 "val_words": None if words is None else round(words, 4),
-                 "val_same_patent_all": None if many is None else round(many, 4)}
+        current = validate()
+        score = selection_score(settings, current, base, -float(np.mean(losses)))
+        stats = epoch_stats(epoch, losses, current)
         if score > best["score"]:
             best = {"score": score, "epoch": epoch, "state": {k: v.clone() for k, v in head.state_dict().items()}}
             stats["best"] = True
@@ -699,15 +779,16 @@ def run(
     on_prepare: Callable[[int], Callable[[int], None]] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
-    """The whole ``train-encoder --arch backbone`` run: items, cached features, text vectors, head, ONNX file, record."""
-    from figsearch import __version__
+    """The whole ``train-encoder --arch backbone`` run: items, cached features, text vectors, head, ONNX file, record.
+    Runs with ``finetune_epochs`` or a ``bundle`` go through ``train.finetune.run_finetune`` instead."""
     from figsearch.embed.catalog import create_text
-    from figsearch.fsutil import utcnow
 
     if settings.backbone not in BACKBONES:
         raise InputError(f"unknown backbone {settings.backbone!r}; choose one of: {', '.join(BACKBONES)}")
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if settings.finetune_epochs > 0 or settings.bundle:
+        raise InputError("fine-tuning and bundles are run by figsearch.train.finetune.run_finetune")
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -732,9 +813,28 @@ def run(
                          teacher=teacher)
     head: Head = trained["head"]
     pooled = Pooled(settings.backbone, build_backbone(settings.backbone), settings.levels)
+    return write_model(settings, items, trained, pooled, texts is not None, has_text, started, feature_seconds)
+
+
+def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict, pooled: Pooled, with_text: bool,
+                has_text: np.ndarray | None, started: float, feature_seconds: float, finetune: dict | None = None,
+                device: str = "cpu") -> dict:
+    """Export backbone + pooling + head as one ONNX file with its settings, text adapter and training record
+    (also written as the file's .json twin)."""
+    from figsearch import __version__
+    from figsearch.fsutil import utcnow
+
+    out = Path(settings.out)
+    head: Head = trained["head"]
+    pooled = pooled.cpu().eval()
+    head = head.cpu().eval()
     encoder_module = Encoder(pooled, LevelNorm(trained["mean"], trained["channels"], trained["weights"]), head)
     weights = weights_path(settings.backbone)
     package, _, licence, _ = BACKBONES[settings.backbone]
+    hardware = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        hardware["gpu"] = torch.cuda.get_device_name(torch.device(device))
     record = {
         "command": settings.command,
         "figsearch_version": __version__,
@@ -751,20 +851,21 @@ def run(
                  "train_patents": trained["train_patents"], "val_patents": trained["val_patents"]},
         "seed": settings.seed,
         "starting_weights": {"backbone": settings.backbone, "package": package, "file": weights.name,
-                             "sha256": file_digest(weights), "licence": licence, "frozen": True},
+                             "sha256": file_digest(weights), "licence": licence, "frozen": finetune is None},
         "untrained_validation": trained["untrained"],
         "validation_curve": trained["curve"],
         "best_epoch": trained["best_epoch"],
         "seconds": {"features": round(feature_seconds, 1), "total": round(time.time() - started, 1)},
-        "hardware": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                     "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": "cpu"},
+        "hardware": hardware,
         "date": utcnow(),
     }
+    if finetune is not None:
+        record["finetune"] = finetune
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "backbone", "backbone": settings.backbone,
         "image_size": settings.image_size, "dim": settings.dim, "levels": ordered_levels(settings.levels),
         "record": record,
-        "text_adapter": None if texts is None else {
+        "text_adapter": None if not with_text else {
             "text_model": settings.text_model,
             "weight": pack_array(head.text.weight.detach().numpy()),
             "bias": pack_array(head.text.bias.detach().numpy()),
@@ -775,6 +876,11 @@ def run(
     os.replace(tmp, out)
     record_path = out.with_suffix(".json")
     record_path.write_text(json.dumps(record, indent=2) + "\n")
-    best = trained["curve"][trained["best_epoch"] - 1] if trained["curve"] else {}
-    return {"out": str(out), "record_path": str(record_path), "best_epoch": trained["best_epoch"], "best": best,
+    if finetune:
+        best_epoch = finetune["best_epoch"]
+        best = finetune["curve"][best_epoch - 1] if best_epoch else finetune["start"]
+    else:
+        best_epoch = trained["best_epoch"]
+        best = trained["curve"][best_epoch - 1] if trained["curve"] and best_epoch else {}
+    return {"out": str(out), "record_path": str(record_path), "best_epoch": best_epoch, "best": best,
             "seconds": record["seconds"]}

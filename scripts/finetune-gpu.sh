@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Fine-tune the `backbone` drawing encoder on one GPU (issue 13, item 9): several settings at once, each a
+# `figsearch train-encoder --arch backbone --bundle BUNDLE --device cuda` run with the recipe of the shipped
+# drawing-backbone3 model for the head (17 levels, PCA^0.25 start, batches of 256, 20 head epochs) followed by
+# fine-tuning epochs; then a table of every run's validation numbers (training-side held-out sets only).
+#
+#   scripts/finetune-gpu.sh BUNDLE OUTDIR NAME="OPTIONS" ...
+#   e.g. scripts/finetune-gpu.sh runs/train.bundle.npz runs f12="--finetune-from 12 --backbone-lr 1e-4"
+#
+# BUNDLE is the OUT.bundle.npz that a fine-tuning run on the machine holding the collection wrote (docs/encoder.md:
+# "Fine-tuning on a GPU"). Runs share the GPU; each uses 2 CPU threads. Python: $PYTHON or python3; device: $DEVICE or cuda.
+set -u
+if [ $# -lt 3 ]; then
+    sed -n '2,12p' "$0"
+    exit 2
+fi
+bundle=$1
+outdir=$2
+shift 2
+python=${PYTHON:-python3}
+mkdir -p "$outdir"
+levels=f18,h2,h3,h4,h5,h6,h7,h8,h9,h10,h11,h12,h13,h14,h15,h16,h17
+here=$(cd "$(dirname "$0")/.." && pwd)
+pids=()
+for spec in "$@"; do
+    name=${spec%%=*}
+    options=${spec#*=}
+    # shellcheck disable=SC2086  # the options are meant to split into words
+    "$python" -m figsearch train-encoder --arch backbone --bundle "$bundle" --out "$outdir/$name.onnx" \
+        --class-val "$here/benchmarks/heldout/class-val-2007.txt" --val-split lines --val-fraction 0.2 \
+        --levels "$levels" --whiten 0.25 --epochs 20 --batch-size 256 --seed 0 --threads 2 --device "${DEVICE:-cuda}" \
+        $options >"$outdir/$name.log" 2>&1 &
+    pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || status=1
+done
+"$python" - "$outdir" <<'EOF'
+import json, pathlib, sys
+rows = []
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    record = json.loads(path.read_text())
+    tuning = record.get("finetune") or {}
+    best = (tuning["curve"][tuning["best_epoch"] - 1] if tuning.get("best_epoch") else tuning.get("start")) or {}
+    base = record["untrained_validation"]
+    parts = [best.get(k) / base[k] for k in ("val_same_patent", "val_same_class", "val_same_patent_all")
+             if best.get(k) is not None and base.get(k)]
+    score = sum(parts) + (best.get("val_words") or 0.0)
+    rows.append((score, path.stem, tuning.get("best_epoch"), best, tuning.get("seconds")))
+print("run  score  best-epoch  same-patent  same-class  among-all  words  fine-tune-seconds")
+for score, name, epoch, best, seconds in sorted(rows, key=lambda r: r[0], reverse=True):
+    print(name, round(score, 4), epoch, best.get("val_same_patent"), best.get("val_same_class"),
+          best.get("val_same_patent_all"), best.get("val_words"), seconds)
+EOF
+exit $status

