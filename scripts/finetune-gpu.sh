@@ -42,12 +42,15 @@ rows = []
 for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
     record = json.loads(path.read_text())
     tuning = record.get("finetune") or {}
-    best = (tuning["curve"][tuning["best_epoch"] - 1] if tuning.get("best_epoch") else tuning.get("start")) or {}
+    if tuning:  # epoch 0 is the head on the frozen backbone
+        best = tuning["curve"][tuning["best_epoch"] - 1] if tuning["best_epoch"] else tuning["start"]
+    else:  # no fine-tuning: the head's best epoch
+        best = record["validation_curve"][record["best_epoch"] - 1] if record["best_epoch"] else {}
     base = record["untrained_validation"]
     parts = [best.get(k) / base[k] for k in ("val_same_patent", "val_same_class", "val_same_patent_all")
              if best.get(k) is not None and base.get(k)]
     score = sum(parts) + (best.get("val_words") or 0.0)
-    rows.append((score, path.stem, tuning.get("best_epoch"), best, tuning.get("seconds")))
+    rows.append((score, path.stem, tuning.get("best_epoch", "-"), best, tuning.get("seconds")))
 print("run  score  best-epoch  same-patent  same-class  among-all  words  fine-tune-seconds")
 for score, name, epoch, best, seconds in sorted(rows, key=lambda r: r[0], reverse=True):
     print(name, round(score, 4), epoch, best.get("val_same_patent"), best.get("val_same_class"),

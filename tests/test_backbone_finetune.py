@@ -71,6 +71,10 @@ def test_bad_bundles_are_named(runs, tmp_path):
         assert result.exit_code != 0 and str(path) in result.output, result.output
     result = CliRunner().invoke(main, ["train-encoder", "--out", str(tmp_path / "m.onnx"), *BASE])
     assert result.exit_code != 0 and "--collection" in result.output
+    # a bundle prepared at another size than asked for is refused, not silently rescaled
+    result = CliRunner().invoke(main, ["train-encoder", "--bundle", str(runs["root"] / "tuned.onnx.bundle.npz"),
+                                       "--out", str(tmp_path / "m.onnx"), *BASE, "--image-size", "128"])
+    assert result.exit_code != 0 and "image_size=224" in result.output, result.output
 
 
 def test_a_missing_gpu_is_a_clear_error(runs, tmp_path):

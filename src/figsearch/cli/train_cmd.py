@@ -62,7 +62,8 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--time-budget", default=None, help="Stop after this much training time (e.g. 3600, 45m, 2h).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--image-size", type=int, default=64, show_default=True, help="Layout-branch input size in pixels.")
+@click.option("--image-size", type=int, default=64, show_default=True,
+              help="Layout-branch input size in pixels; with --arch backbone the drawing's size in pixels [224].")
 @click.option("--input-scale", type=int, default=4, show_default=True,
               help="Drawings are prepared at image-size × this, then max-pooled (keeps thin lines).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -125,7 +126,12 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
     if not collections and not (arch == "backbone" and bundle):
         raise click.UsageError("give at least one --collection (or, with --arch backbone, a --bundle)")
     if arch == "backbone":
+        from click.core import ParameterSource
+
         from figsearch.cli.backbone_cmd import train_backbone
+
+        if click.get_current_context().get_parameter_source("image_size") != ParameterSource.DEFAULT:
+            finetune["image_size"] = image_size  # the backbone's input size [224] (the option's default is the cnn's)
 
         train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_fraction, threads, keep_headers,
                        exclude_file, train_fraction, _canonical_command(click.get_current_context()),

@@ -256,6 +256,8 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
     from figsearch.embed.encoders.backbone_nets import build_backbone
 
     device = resolve_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
