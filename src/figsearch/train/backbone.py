@@ -1,7 +1,8 @@
 """Training of the ``backbone`` drawing encoder (``figsearch train-encoder --arch backbone``).
 
-The pretrained backbone stays frozen (fine-tuning it on a few thousand drawings trained the
-ImageNet semantics away, issue 13): its pooled features are computed once per drawing (cached
+The pretrained backbone stays frozen here (fine-tuning it on a few thousand drawings trained the
+ImageNet semantics away, issue 13; ``train.finetune`` can still train its upper blocks afterwards, which
+did not help on the GPU run of stop 15): its pooled features are computed once per drawing (cached
 beside the output), and only a head is trained on them, in seconds per epoch:
 
 - input: average-pooled last feature map, square roots, minus the training mean, L2-normalised; or
