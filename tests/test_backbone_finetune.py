@@ -86,3 +86,15 @@ def test_a_missing_gpu_is_a_clear_error(runs, tmp_path):
             *BASE[:-1], "cuda", "--finetune-epochs", "1"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and "no CUDA GPU" in result.output, result.output
+
+
+def test_a_time_budget_stops_fine_tuning_and_keeps_the_frozen_start(runs, tmp_path):
+    out = tmp_path / "budget.onnx"
+    _train(["--bundle", str(runs["root"] / "tuned.onnx.bundle.npz"), "--out", str(out), *BASE,
+            "--finetune-epochs", "5", "--time-budget", "0.001"])
+    tuning = json.loads(out.with_suffix(".json").read_text())["finetune"]
+    assert tuning["stopped_by_time_budget"] is True and tuning["curve"] == [] and tuning["best_epoch"] == 0
+    # epoch 0 is the head on the frozen backbone: the same vectors as the run without fine-tuning
+    images = [drawing("ring", 72), drawing("box", 73)]
+    assert np.allclose(BackboneEncoder(out, threads=1).encode(images),
+                       BackboneEncoder(runs["frozen"], threads=1).encode(images), atol=1e-4)
