@@ -314,6 +314,8 @@ class ServerState:
         #: set when the models were loaded at start (start_warming) and the heap frozen
         self.warmed = threading.Event()
         self._local = threading.local()
+        #: the worker's share of its siblings' connections (figsearch.server.balance), when it has siblings
+        self.balance = None
 
     async def search(self, fn: Callable[..., T], *args) -> T:
         """A search without an image to encode, in the search pool."""
