@@ -260,7 +260,11 @@ async def warm_up(base: str, headers: dict, queries: dict, connections: int) -> 
             http = Connection(base, headers, timeout=300)
             try:
                 start = time.perf_counter()
-                response = await one_request(http, kind, rng, queries)
+                for _ in range(10):  # a worker still loading its models may answer 503 + Retry-After: again
+                    response = await one_request(http, kind, rng, queries)
+                    if response.status_code != 503 or "retry-after" not in response.headers:
+                        break
+                    await asyncio.sleep(min(MAX_BACKOFF_S, float(response.headers["retry-after"] or 1)))
                 timings.append((response.status_code, round(time.perf_counter() - start, 2)))
             finally:
                 http.close()
@@ -489,6 +493,12 @@ def print_phase(name: str, summary: dict) -> None:
                   f"answer at most {cpu.get('cpu_bound_ceiling_rps')}/s")
     elif cpu:
         print(f"    CPU: this client {cpu['client_cpu_s']} s ({cpu['client_cores']} cores)")
+    upload = summary["by_kind"].get("image")
+    per_call = (cpu.get("cpu_ms_per_call") or {}).get("fs-uploads")
+    if upload and per_call and upload["answered"]:
+        print(f"    where an upload's time goes: p50 {upload['p50_ms']} ms, of which about {per_call} ms is its own CPU "
+              f"(fs-uploads per call); the other {max(0.0, upload['p50_ms'] - per_call):.0f} ms it waited "
+              f"(the upload queue, the cores' other work)")
     spread = summary.get("connections_per_worker")
     if spread:
         print(f"    connections per worker (mean of {spread['samples']} samples, every 2 s): {spread['mean']}; "
