@@ -177,8 +177,9 @@ class BoundedPool:
     def prestart(self, timeout: float = 10.0) -> int:
         """Starts all of the pool's threads now (at the app's start), so that no call starts one: an
         executor starts its threads on demand, in ``submit``, on the event loop, and ``Thread.start``
-        waits there until the new thread runs (about 100 ms of the loop each, sampled with py-spy on
-        the loaded machine). Returns the threads started (fewer if ``timeout`` passed)."""
+        waits there until the new thread runs (py-spy caught each worker's loop there for 75-100 ms
+        while it started two upload threads, on the loaded machine). Returns the threads started
+        (fewer if ``timeout`` passed)."""
         barrier = threading.Barrier(self.threads)
 
         def meet() -> None:
