@@ -9,7 +9,8 @@ The read path: a search only reads. It answers from the snapshot of indexes that
 vectors were stored since that run, the result's notes say how many figures it cannot find yet.
 A new snapshot is picked up whole on the next search. One service may be called from several
 threads at once: each thread reads the collection through its own read-only connection, a
-snapshot is never changed once opened, and each encoder runs one call at a time.
+snapshot is never changed once opened, and each encoder runs one call at a time (but for the
+``thread_safe`` encoding of an upload's turns, ``_encode_turns``).
 """
 
 from __future__ import annotations

@@ -193,7 +193,8 @@ def create_app(
     if token_digest is not None:
         hide_tokens_in_logs()
         app.add_middleware(TokenAuth, digest=token_digest)
-    # the host check is the outermost layer: a rebound foreign name learns nothing, not even a 401
+    # the host check is outside all but the connection balance: a rebound foreign name learns nothing,
+    # not even a 401
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=allowed_hosts)
     # outermost: every response counts, a refused one too, and any of them may close its connection
