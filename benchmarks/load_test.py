@@ -182,24 +182,64 @@ def probe_health(base: str, interval: float, seconds: float, stop, out) -> None:
     out.put((samples, usage.ru_utime + usage.ru_stime))
 
 
+def socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def connections_per_worker(pids: list[int], port: int) -> list[int]:
+    """Established connections to ``port`` that each worker holds (from /proc: its socket fds
+    matched with the kernel's TCP table), in the order of ``pids``."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                established.add(fields[9])
+    return [len(socket_inodes(pid) & established) for pid in pids]
+
+
+async def sample_connections(pids: list[int], port: int, deadline: float, every: float, out: list) -> None:
+    """Connections per worker every ``every`` seconds until ``deadline`` (the kernel may hand all of
+    the clients that connect at once to one worker)."""
+    while time.perf_counter() < deadline - every / 2:
+        await asyncio.sleep(every)
+        out.append(connections_per_worker(pids, port))
+
+
 async def phase(base: str, headers: dict, queries: dict, kinds: list[str], clients: int, duration: float,
-                seed: int) -> tuple[list, float, list]:
+                seed: int, pids: list[int] | None = None) -> tuple[list, float, list, list]:
     results: list = []
     # one kept-alive connection per client, as a browser tab or an API client keeps one
     connections = [Connection(base, headers, timeout=120) for _ in range(clients)]
     started = time.perf_counter()
     deadline = started + duration
+    samples: list = []
     try:
         await asyncio.gather(*[
             client(connections[i], deadline, random.Random(seed + i), queries, kinds, results) for i in range(clients)
-        ])
+        ], *([sample_connections(pids, urlparse(base).port, deadline, 2.0, samples)] if pids and len(pids) > 1 else []))
     finally:
         for connection in connections:
             connection.close()
     # throughput counts what completed inside the window; requests still running at its end are
     # waited for (an error among them still counts) but not counted as throughput
     window = [r for r in results if r[5] <= deadline]
-    return results, duration, window
+    return results, duration, window, samples
 
 
 WARM_ROUNDS = 4
@@ -220,7 +260,11 @@ async def warm_up(base: str, headers: dict, queries: dict, connections: int) -> 
             http = Connection(base, headers, timeout=300)
             try:
                 start = time.perf_counter()
-                response = await one_request(http, kind, rng, queries)
+                for _ in range(10):  # a worker still loading its models may answer 503 + Retry-After: again
+                    response = await one_request(http, kind, rng, queries)
+                    if response.status_code != 503 or "retry-after" not in response.headers:
+                        break
+                    await asyncio.sleep(min(MAX_BACKOFF_S, float(response.headers["retry-after"] or 1)))
                 timings.append((response.status_code, round(time.perf_counter() - start, 2)))
             finally:
                 http.close()
@@ -449,14 +493,33 @@ def print_phase(name: str, summary: dict) -> None:
                   f"answer at most {cpu.get('cpu_bound_ceiling_rps')}/s")
     elif cpu:
         print(f"    CPU: this client {cpu['client_cpu_s']} s ({cpu['client_cores']} cores)")
+    upload = summary["by_kind"].get("image")
+    per_call = (cpu.get("cpu_ms_per_call") or {}).get("fs-uploads")
+    if upload and per_call and upload["answered"]:
+        print(f"    where an upload's time goes: p50 {upload['p50_ms']} ms, of which about {per_call} ms is its own CPU "
+              f"(fs-uploads per call); the other {max(0.0, upload['p50_ms'] - per_call):.0f} ms it waited "
+              f"(the upload queue, the cores' other work)")
+    spread = summary.get("connections_per_worker")
+    if spread:
+        print(f"    connections per worker (mean of {spread['samples']} samples, every 2 s): {spread['mean']}; "
+              f"the busiest worker held {spread['busiest_share']:.0%} of them")
     for kind, row in summary["by_kind"].items():
         print(f"    {kind:9s} {row['answered']:6d} answered  {row['refused']:5d} refused  {row['errors']} errors  "
               f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean {row['mean_ms']} ms")
 
 
-def _one(measured: tuple[list, float, list], clients: int) -> tuple[list, int, float, list]:
-    results, duration, window = measured
-    return results, clients, duration, window
+def _one(measured: tuple[list, float, list, list], clients: int) -> dict:
+    results, duration, window, samples = measured
+    summary = summarise(results, clients, duration, window)
+    if samples:
+        workers = len(samples[0])
+        summary["connections_per_worker"] = {
+            "samples": len(samples),
+            "mean": [round(statistics.fmean(s[i] for s in samples), 1) for i in range(workers)],
+            # the busiest worker's share of the connections, on average (1/workers is even)
+            "busiest_share": round(statistics.fmean(max(s) / max(sum(s), 1) for s in samples), 2),
+        }
+    return summary
 
 
 async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -> dict:
@@ -473,17 +536,17 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
     try:
         tb = time.time()
         meter = CpuMeter(args.server_pid)
-        out["one_client"] = summarise(*_one(await phase(base, headers, queries, kinds, 1, args.baseline_duration,
-                                                        args.seed - 1), 1))
+        out["one_client"] = _one(await phase(base, headers, queries, kinds, 1, args.baseline_duration,
+                                             args.seed - 1), 1)
         out["one_client"]["load_average"] = load_average()
         out["one_client"]["cpu"] = meter.stop(out["one_client"]["answered"])
         per_call_cpu(out["one_client"])
         print_phase("one client alone", out["one_client"])
         t0 = time.time()
         meter = CpuMeter(args.server_pid)
-        loaded = await phase(base, headers, queries, kinds, args.clients, args.duration, args.seed)
+        loaded = await phase(base, headers, queries, kinds, args.clients, args.duration, args.seed, meter.pids)
         t1 = time.time()
-        out["clients"] = summarise(*_one(loaded, args.clients))
+        out["clients"] = _one(loaded, args.clients)
         out["clients"]["load_average"] = load_average()
         out["clients"]["cpu"] = meter.stop(out["clients"]["answered"])
         per_call_cpu(out["clients"])
@@ -491,8 +554,8 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
         if args.burst_duration > 0:
             meter = CpuMeter(args.server_pid)
             burst = await phase(base, headers, queries, kinds, args.burst_clients, args.burst_duration,
-                                args.seed + 1000)
-            out["burst"] = summarise(*_one(burst, args.burst_clients))
+                                args.seed + 1000, meter.pids)
+            out["burst"] = _one(burst, args.burst_clients)
             out["burst"]["load_average"] = load_average()
             out["burst"]["cpu"] = meter.stop(out["burst"]["answered"])
             per_call_cpu(out["burst"])

@@ -5,7 +5,9 @@ a time on an otherwise idle service:
 
 - the phases on their own, as the service before issue 15's upload work ran them one after
   the other: decode, the visual encoding of the four orientations (one batch), reading the
-  drawing's words (the default OCR engine);
+  drawing's words (the default OCR engine); and the CPU of the four orientations turned and
+  prepared one by one against the ``backbone`` encoder's ``encode_turns`` (the script stops if
+  their vectors differ);
 - a whole search (``SearchService.search``) per mode (visual, text with the typed words
   "ornamental design" beside the drawing's own, auto), each drawing first
   sent for the first time (nothing cached) and then sent again (the page's next page or another
@@ -37,6 +39,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 MODES = ("visual", "text", "auto")
 #: a text-mode upload needs words; design drawings seldom hold any, so typed ones join them
@@ -74,18 +78,32 @@ def measure(collection: Path, count: int, compute_threads: int | None = None) ->
         visual = service._encoder("visual")
         reader = service.reader
         alone: dict[str, list[float]] = {"decode": [], "visual": [], "words": []}
+        turns = getattr(visual, "encode_turns", None)
+        general_cpu, turns_cpu, turns_ms = [], [], []
         for data in files:
             t = time.perf_counter()
             image = load_query_image(data)
             alone["decode"].append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            visual.encode([image.rotate(a, expand=True, fillcolor=255) if a else image for a in QUERY_ROTATIONS])
+            t, c = time.perf_counter(), time.thread_time()
+            general = visual.encode([image.rotate(a, expand=True, fillcolor=255) if a else image for a in QUERY_ROTATIONS])
             alone["visual"].append((time.perf_counter() - t) * 1000)
+            general_cpu.append((time.thread_time() - c) * 1000)
+            if callable(turns):  # the backbone encoder's turns from one pass (the same vectors, checked here)
+                t, c = time.perf_counter(), time.thread_time()
+                turned = turns(image, QUERY_ROTATIONS)
+                turns_ms.append((time.perf_counter() - t) * 1000)
+                turns_cpu.append((time.thread_time() - c) * 1000)
+                if not np.array_equal(turned, general):
+                    raise SystemExit("encode_turns gave other vectors than the turned drawings' encode")
             t = time.perf_counter()
             reader.read(image)
             alone["words"].append((time.perf_counter() - t) * 1000)
         out["phases_alone"] = {k: median(v) for k, v in alone.items()}
         out["phases_alone"]["sum"] = round(sum(out["phases_alone"].values()), 1)
+        # the four orientations: turned and prepared one by one (general) against encode_turns, CPU of this thread
+        out["orientations_cpu_ms"] = {"general": median(general_cpu)}
+        if turns_cpu:
+            out["orientations_cpu_ms"].update({"encode_turns": median(turns_cpu), "encode_turns_wall": median(turns_ms)})
         for mode in MODES:
             cache = getattr(service, "_query_cache", None)
             if cache is not None:
@@ -113,6 +131,11 @@ def measure(collection: Path, count: int, compute_threads: int | None = None) ->
 def report(label: str, out: dict) -> None:
     print(f"{label}: {out['images']} drawings")
     print(f"  phases alone, one after the other (ms): {out['phases_alone']}")
+    if out.get("orientations_cpu_ms"):
+        cpu = out["orientations_cpu_ms"]
+        ratio = f" ({cpu['general'] / max(cpu['encode_turns'], 1e-9):.2f}x less)" if "encode_turns" in cpu else ""
+        print(f"  four orientations encoded, CPU ms (median): turned one by one {cpu['general']}, "
+              f"encode_turns {cpu.get('encode_turns', 'not in this version')}{ratio}; the same vectors")
     for mode in MODES:
         phases = out["service_phases"].get(mode) or "(no per-phase timings in this version)"
         print(f"  {mode:6s} whole search: first {out['search_first'][mode]} ms (CPU "

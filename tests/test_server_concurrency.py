@@ -203,6 +203,36 @@ def test_upload_threads_run_at_a_lower_priority():
     assert nicer == min(19, plain + 3)
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="thread priorities need os.setpriority")
+def test_every_backend_call_runs_nicer_than_the_event_loop_and_uploads_nicest(tmp_path):
+    import os
+
+    from figsearch.server.state import SEARCH_NICENESS, UPLOAD_NICENESS
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop = niceness()
+    root = build_collection(tmp_path / "collection", sheets_per_patent=1)
+    client, _ = make_client(root, FakeBackend(root))
+    with client:
+        state = client.app.state.figsearch
+        found = {pool.name: client.portal.call(pool.run, niceness) for pool in state.pools}
+    assert found == {"uploads": min(19, loop + UPLOAD_NICENESS), "searches": min(19, loop + SEARCH_NICENESS),
+                     "lookups": min(19, loop + SEARCH_NICENESS)}
+    assert 0 < SEARCH_NICENESS < UPLOAD_NICENESS
+
+
+def test_the_pools_threads_are_all_started_with_the_app(tmp_path):
+    """No call starts a thread on the event loop: every pool has all of its threads once the app runs."""
+    root = build_collection(tmp_path / "collection", sheets_per_patent=1)
+    client, _ = make_client(root, FakeBackend(root), threads=3)
+    with client:
+        state = client.app.state.figsearch
+        started = {pool.name: len(pool._executor._threads) for pool in state.pools}
+        assert started == {pool.name: pool.threads for pool in state.pools} == {"uploads": 3, "searches": 3, "lookups": 6}
+
+
 def test_a_call_that_would_wait_too_long_is_refused_at_once():
     import asyncio
 

@@ -9,7 +9,8 @@ The read path: a search only reads. It answers from the snapshot of indexes that
 vectors were stored since that run, the result's notes say how many figures it cannot find yet.
 A new snapshot is picked up whole on the next search. One service may be called from several
 threads at once: each thread reads the collection through its own read-only connection, a
-snapshot is never changed once opened, and each encoder runs one call at a time.
+snapshot is never changed once opened, and each encoder runs one call at a time (but for the
+``thread_safe`` encoding of an upload's turns, ``_encode_turns``).
 """
 
 from __future__ import annotations
@@ -395,8 +396,7 @@ class SearchService:
         reading = _WORDS_POOL.submit(self._read_words, image) if want_words and words is None else None
         if want_visual and rows is None:
             started = time.perf_counter()
-            turned = [image.rotate(a, expand=True, fillcolor=255) if a else image for a in self.query_rotations]
-            rows = self._encode("visual", turned)
+            rows = self._encode_turns(image)
             timings["visual"] = _ms(started)
             if visual_key is not None:
                 self._query_cache.put(visual_key, rows)
@@ -409,6 +409,21 @@ class SearchService:
         if (want_visual and "visual" not in timings) or (want_words and reading is None):
             timings["cached"] = 1.0
         return (None if rows is None else rows.copy()), (None if words is None else list(words))
+
+    def _encode_turns(self, image) -> np.ndarray:
+        """The drawing's vectors in each of ``query_rotations``, one batch. An encoder with
+        ``encode_turns`` (the ``backbone`` one) prepares the turns from one pass over the drawing's ink
+        (the same vectors, for less work); one that is ``thread_safe`` is not locked, so that two
+        uploads of one process encode side by side (onnxruntime runs concurrent calls of a session)."""
+        encoder = self._encoder("visual")
+        turns = getattr(encoder, "encode_turns", None)
+        if not callable(turns):
+            return self._encode("visual", [image.rotate(a, expand=True, fillcolor=255) if a else image
+                                           for a in self.query_rotations])
+        if getattr(encoder, "thread_safe", False):
+            return turns(image, self.query_rotations)
+        with self._encode_locks["visual"]:
+            return turns(image, self.query_rotations)
 
     def _read_words(self, image) -> tuple[list, float]:
         started = time.perf_counter()

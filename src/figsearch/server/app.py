@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from figsearch import __version__
 from figsearch.search.api import SearchBackend
 from figsearch.server.auth import TokenAuth, hide_tokens_in_logs
+from figsearch.server.balance import BalanceConnections, ConnectionBalance, supervised
 from figsearch.server.errors import error_body, install_error_handlers
 from figsearch.server.routes import router
 from figsearch.server.state import DEFAULT_QUEUE, ServerState
@@ -137,6 +138,8 @@ def create_app(
     queue: int = DEFAULT_QUEUE,
     allowed_hosts: list[str] | None = None,
     token_digest: bytes | None = None,
+    balance: bool | None = None,
+    balance_dir: Path | None = None,
 ) -> FastAPI:
     """The figsearch web application over ``backend``, serving the files of ``collection_root``.
 
@@ -146,14 +149,21 @@ def create_app(
     passes the loopback names when it listens on loopback).
     ``token_digest``: when given (figsearch.server.auth.token_digest of the access token), every
     route but /api/health and the page's own files needs the token.
+    ``balance``: spread kept-alive connections over the sibling worker processes
+    (figsearch.server.balance); default: when this process is a worker of ``serve --workers N``.
+    ``balance_dir``: where the siblings publish their counts (default: from the supervisor and port).
     """
     state = ServerState(backend, Path(collection_root), limits or Limits(), threads=threads, queue=queue)
+    balancer = ConnectionBalance() if (supervised() if balance is None else balance) else None
+    state.balance = balancer
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         state.open()
         state.start_warming()
         yield
+        if balancer is not None:
+            balancer.stop()
         state.close()
         close = getattr(backend, "close", None)
         if callable(close):
@@ -183,7 +193,11 @@ def create_app(
     if token_digest is not None:
         hide_tokens_in_logs()
         app.add_middleware(TokenAuth, digest=token_digest)
-    # the host check is the outermost layer: a rebound foreign name learns nothing, not even a 401
+    # the host check is outside all but the connection balance: a rebound foreign name learns nothing,
+    # not even a 401
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=allowed_hosts)
+    # outermost: every response counts, a refused one too, and any of them may close its connection
+    if balancer is not None:
+        app.add_middleware(BalanceConnections, balance=balancer, directory=balance_dir)
     return app

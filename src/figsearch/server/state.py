@@ -7,7 +7,8 @@ our own rather than in Starlette's shared one:
 * ``uploads``: what decodes and encodes an image (a search with an uploaded or cropped drawing,
   the preview of an upload), the slowest calls; ``threads`` at once, at a lower CPU priority
   (Linux niceness is per thread) so that the event loop and the quick searches get the cores
-  first when uploads saturate them.
+  first when uploads saturate them. The searches and lookups are niced too, less: the event
+  loop comes before every backend call.
 * ``searches``: searches by a figure of the collection or by words (stored vectors, the text
   encoder, FAISS): milliseconds each, so they get threads of their own rather than waiting in
   line behind uploads that take hundreds of milliseconds (head-of-line blocking).
@@ -70,6 +71,9 @@ HEALTH_FIRST_READ_WAIT_S = 5.0
 SWITCH_INTERVAL_S = 0.001
 #: upload threads run this much nicer than the rest of the server
 UPLOAD_NICENESS = 5
+#: search and lookup threads run this much nicer than the event loop (and less nice than uploads):
+#: the loop, which answers health and reads every request, gets a core before any backend call
+SEARCH_NICENESS = 2
 #: threads one backend call computes with (the encoders' intra-op threads): the server's concurrency
 #: comes from its calls and its worker processes, so each call gets one (see SearchService.limit_threads)
 COMPUTE_THREADS = 1
@@ -169,6 +173,26 @@ class BoundedPool:
     def _new_executor(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(self.threads, thread_name_prefix=f"figsearch-{self.name}",
                                   initializer=_init_thread, initargs=(f"fs-{self.name}", self.niceness))
+
+    def prestart(self, timeout: float = 10.0) -> int:
+        """Starts all of the pool's threads now (at the app's start), so that no call starts one: an
+        executor starts its threads on demand, in ``submit``, on the event loop, and ``Thread.start``
+        waits there until the new thread runs (py-spy caught each worker's loop there for 75-100 ms
+        while it started two upload threads, on the loaded machine). Returns the threads started
+        (fewer if ``timeout`` passed)."""
+        barrier = threading.Barrier(self.threads)
+
+        def meet() -> None:
+            try:
+                barrier.wait(timeout)
+            except threading.BrokenBarrierError:
+                pass
+
+        # each call waits for the others, so none ends before every thread runs one of them
+        futures = [self._executor.submit(meet) for _ in range(self.threads)]
+        for future in futures:
+            future.result(timeout + 1)
+        return len(self._executor._threads)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -299,9 +323,9 @@ class ServerState:
         self.limits = limits
         threads = threads or default_threads()
         self.uploads = BoundedPool("uploads", threads, queue, niceness=UPLOAD_NICENESS)
-        self.searches = BoundedPool("searches", threads, queue)
+        self.searches = BoundedPool("searches", threads, queue, niceness=SEARCH_NICENESS)
         # lookups are short reads: twice the threads, so a burst of thumbnails is not serialised
-        self.lookups = BoundedPool("lookups", max(2, 2 * threads), 2 * queue)
+        self.lookups = BoundedPool("lookups", max(2, 2 * threads), 2 * queue, niceness=SEARCH_NICENESS)
         self.health_watch = HealthWatch(self.root)
         # before any model is loaded (warm, or the first search): onnxruntime fixes its threads then
         limit = getattr(backend, "limit_threads", None)
@@ -314,6 +338,8 @@ class ServerState:
         #: set when the models were loaded at start (start_warming) and the heap frozen
         self.warmed = threading.Event()
         self._local = threading.local()
+        #: the worker's share of its siblings' connections (figsearch.server.balance), when it has siblings
+        self.balance = None
 
     async def search(self, fn: Callable[..., T], *args) -> T:
         """A search without an image to encode, in the search pool."""
@@ -345,6 +371,7 @@ class ServerState:
         self._closed = False
         for pool in self.pools:
             pool.reopen()
+            pool.prestart()
         self.health_watch.start()
         if self._switch_interval is None:
             self._switch_interval = sys.getswitchinterval()

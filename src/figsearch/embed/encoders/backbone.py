@@ -51,6 +51,54 @@ def prepare_grey(image, size: int) -> np.ndarray:
     return np.asarray(prepare_drawing(strip_running_header(image.convert("L")), size), dtype=np.uint8)
 
 
+#: Pillow's transposes for the quarter turns that ``Image.rotate(angle, expand=True)`` makes (counter-clockwise)
+_QUARTER_TURNS = {90: "ROTATE_90", 180: "ROTATE_180", 270: "ROTATE_270"}
+
+
+def _header_on_top(rows: np.ndarray) -> bool:
+    """Whether ``strip_running_header`` whitens a header in an image whose rows hold ink (< 128) where
+    ``rows`` is true: it looks at that profile and the height only, so a one-pixel-wide image of it
+    answers for the whole drawing (and the rule stays preprocess's own)."""
+    from PIL import Image
+
+    from figsearch.embed.preprocess import strip_running_header
+
+    column = Image.fromarray(np.where(rows, 0, 255).astype(np.uint8)[:, None])
+    return strip_running_header(column) is not column
+
+
+def prepare_turns(image, angles: Sequence[int], size: int) -> np.ndarray:
+    """``(len(angles), size, size)`` uint8: for each angle, ``prepare_grey(image.rotate(angle, expand=True,
+    fillcolor=255), size)``, pixel for pixel, for less work (an uploaded query is matched in four quarter
+    turns). The ink is found once, in the drawing's own orientation: the rows and columns that hold
+    ink give each turn's running-header test and its margins (a quarter turn only reorders them), and
+    only the trimmed drawing is turned, not the whole image; padding and resizing are
+    ``prepare_drawing``'s. A turn whose top carries a running header, and an angle that is no
+    quarter turn, take the general path. ``tests/test_server_upload_turns.py`` checks the identity."""
+    from PIL import Image
+
+    from figsearch.embed.preprocess import ink_box, pad_to_square
+
+    grey = image.convert("L")
+    dark = np.asarray(grey) < 128  # strip_running_header's ink
+    rows, cols = dark.any(axis=1), dark.any(axis=0)
+    box = ink_box(grey)  # trim_margins' box; a quarter turn turns it (its margins clamp alike on all sides)
+    trimmed = grey.crop(box) if box else grey
+    # the rows of the turned image, top first: 90 degrees counter-clockwise puts the last column on top
+    tops = {0: rows, 90: cols[::-1], 180: rows[::-1], 270: cols}
+    prepared = []
+    for angle in angles:
+        turn = angle % 360
+        if turn not in tops or _header_on_top(tops[turn]):
+            prepared.append(prepare_grey(image.rotate(angle, expand=True, fillcolor=255), size))
+            continue
+        turned = trimmed.transpose(getattr(Image.Transpose, _QUARTER_TURNS[turn])) if turn else trimmed
+        square = pad_to_square(turned)  # as prepare_drawing, from here on
+        resample = Image.Resampling.LANCZOS if square.width < size else Image.Resampling.BOX
+        prepared.append(np.asarray(square.resize((size, size), resample), dtype=np.uint8))
+    return np.stack(prepared)
+
+
 def pack_array(array: np.ndarray) -> dict:
     array = np.ascontiguousarray(array, dtype=np.float32)
     return {"shape": list(array.shape), "float32_b64": base64.b64encode(array.tobytes()).decode("ascii")}
@@ -159,6 +207,19 @@ class BackboneEncoder(VisualEncoder):
 
     def _encode_batch(self, images: Sequence) -> np.ndarray:
         return self.encode_prepared(np.stack([self.prepare(image) for image in images]))
+
+    #: ``encode_turns`` may be called from several threads at once: preparing is pure, and one
+    #: onnxruntime session runs concurrent ``run`` calls (a server's upload threads need no lock)
+    thread_safe = True
+
+    def encode_turns(self, image, angles: Sequence[int]) -> np.ndarray:
+        """One drawing in several turns (``Image.rotate(angle, expand=True)``), one batch: the same
+        vectors as ``encode([image.rotate(a, expand=True, fillcolor=255) for a in angles])``, for
+        less preparation (``prepare_turns``)."""
+        prepared = prepare_turns(image, angles, self.image_size)
+        # normalised once more, as VisualEncoder.encode does, so that the vectors are the same to the bit
+        return l2_normalise(np.concatenate([self.encode_prepared(prepared[i : i + self.batch_size])
+                                            for i in range(0, len(prepared), self.batch_size)]))
 
     # -- words -> drawings -----------------------------------------------------------------------
 

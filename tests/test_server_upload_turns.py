@@ -1,0 +1,154 @@
+"""An uploaded drawing is matched in four quarter turns. The ``backbone`` encoder prepares the turns
+from one pass over the drawing's ink (``prepare_turns``) instead of turning and preparing the whole
+image four times; these tests hold it to the general path pixel for pixel, vector for vector, and a
+search's hits and scores to what they were before."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from figsearch.embed.encoders.backbone import prepare_grey, prepare_turns
+from figsearch.search.query import Query
+from figsearch.search.service import QUERY_ROTATIONS
+
+ANGLES = (0, 90, 180, 270)
+
+
+def _general(image, angles, size):
+    """What the service did before: turn the whole image, prepare each turn."""
+    return np.stack([prepare_grey(image.rotate(a, expand=True, fillcolor=255) if a else image, size) for a in angles])
+
+
+def _drawing(width: int, height: int, seed: int, *, header: str | None = None, edge: bool = False,
+             mode: str = "L") -> Image.Image:
+    """Lines and boxes in a margin; ``header``: a thin band of 'text' along that side, a wide gap
+    from the drawing (a running header when it is on top); ``edge``: ink touching the border."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, x1 = sorted(rng.integers(width // 5, 4 * width // 5, 2))
+        y0, y1 = sorted(rng.integers(height // 4, 4 * height // 5, 2))
+        draw.rectangle((int(x0), int(y0), int(x1) + 2, int(y1) + 2), outline=int(rng.integers(0, 120)), width=2)
+        draw.line((int(x0), int(y1), int(x1), int(y0)), fill=int(rng.integers(150, 230)), width=1)
+    if header == "top":
+        draw.rectangle((width // 10, height // 50, width // 2, height // 50 + 2), fill=0)
+    elif header == "bottom":
+        draw.rectangle((width // 10, height - height // 50 - 3, width // 2, height - height // 50 - 1), fill=0)
+    elif header == "left":
+        draw.rectangle((width // 50, height // 10, width // 50 + 2, height // 2), fill=0)
+    elif header == "right":
+        draw.rectangle((width - width // 50 - 3, height // 10, width - width // 50 - 1, height // 2), fill=0)
+    if edge:
+        draw.line((0, height // 2, width - 1, height // 2), fill=0)
+        draw.line((width // 3, 0, width // 3, height - 1), fill=0)
+    return image.convert(mode)
+
+
+DRAWINGS = [
+    pytest.param(lambda: _drawing(301, 457, 1), id="portrait-odd"),
+    pytest.param(lambda: _drawing(640, 215, 2), id="landscape"),
+    pytest.param(lambda: _drawing(400, 400, 3), id="square"),
+    pytest.param(lambda: _drawing(120, 95, 4), id="smaller-than-the-model-input"),
+    pytest.param(lambda: _drawing(350, 520, 5, edge=True), id="ink-at-the-edges"),
+    pytest.param(lambda: _drawing(500, 700, 6, header="top"), id="header-on-top"),
+    pytest.param(lambda: _drawing(500, 700, 7, header="bottom"), id="header-below"),
+    pytest.param(lambda: _drawing(700, 500, 8, header="left"), id="header-left"),
+    pytest.param(lambda: _drawing(700, 500, 9, header="right"), id="header-right"),
+    pytest.param(lambda: Image.new("L", (90, 60), 255), id="blank"),
+    pytest.param(lambda: _drawing(333, 222, 10, mode="RGB"), id="rgb"),
+    pytest.param(lambda: _drawing(260, 380, 11, mode="1"), id="bilevel"),
+]
+
+
+@pytest.mark.parametrize("make", DRAWINGS)
+@pytest.mark.parametrize("size", [224, 64])
+def test_prepared_turns_are_the_general_path_pixel_for_pixel(make, size):
+    image = make()
+    assert np.array_equal(prepare_turns(image, ANGLES, size), _general(image, ANGLES, size))
+
+
+def test_a_header_is_whitened_in_the_turn_that_has_it_on_top_only():
+    """The fixture is what it claims: a band on the left is a header once the drawing is turned so
+    that the left side is on top (270 degrees, clockwise), and not in the other turns."""
+    image = _drawing(700, 500, 9, header="left")
+    plain = _drawing(700, 500, 9)
+    turns, without = prepare_turns(image, ANGLES, 224), prepare_turns(plain, ANGLES, 224)
+    assert [bool(np.array_equal(a, b)) for a, b in zip(turns, without)] == [False, False, False, True]
+
+
+def test_other_angles_and_repeated_ones_take_the_general_path():
+    image = _drawing(300, 410, 12)
+    angles = (0, 45, 90, 90, -90, 450)
+    assert np.array_equal(prepare_turns(image, angles, 224), _general(image, angles, 224))
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    pytest.importorskip("onnxruntime")
+    from figsearch.embed.catalog import create_visual
+
+    return create_visual("backbone:drawing-backbone2.onnx", threads=1)
+
+
+def test_encoded_turns_are_the_vectors_of_the_turned_drawings_to_the_bit(backbone):
+    for seed, header in ((13, None), (14, "right")):
+        image = _drawing(420, 610, seed, header=header)
+        turned = [image.rotate(a, expand=True, fillcolor=255) if a else image for a in QUERY_ROTATIONS]
+        assert np.array_equal(backbone.encode_turns(image, QUERY_ROTATIONS), backbone.encode(turned))
+
+
+def test_turns_encode_from_several_threads_at_once(backbone):
+    """``thread_safe``: the service calls it without a lock, so two uploads of one process run side
+    by side; each thread gets the vectors it gets alone."""
+    assert backbone.thread_safe
+    images = [_drawing(300 + 40 * i, 420, 20 + i) for i in range(4)]
+    alone = [backbone.encode_turns(image, ANGLES) for image in images]
+    together: dict[int, list] = {}
+    start = threading.Barrier(len(images))
+
+    def run(i):
+        start.wait(10)
+        together[i] = [backbone.encode_turns(images[i], ANGLES) for _ in range(3)]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for i, vectors in enumerate(alone):
+        assert all(np.array_equal(vectors, again) for again in together[i])
+
+
+def test_an_upload_finds_the_same_hits_with_the_same_scores_as_before(collection_dir, backbone, monkeypatch):
+    """A fixed drawing searched with the new turns and with the general path (the service as it was
+    before): the same hits, in the same order, with the same scores."""
+    from _search_helpers import hand_collection
+
+    from figsearch.embed.encoders.backbone import BackboneEncoder
+    from figsearch.pipeline.index import update_collection
+    from figsearch.search.service import SearchService
+    from figsearch.store import Collection
+
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="backbone:drawing-backbone2.onnx", text_model="fake-words")
+    query = _drawing(380, 520, 30, header="bottom")
+
+    def hits(service):
+        result = service.search(Query(image=query, mode="visual", k=20))
+        return [(h.figure_id, h.score) for h in result.hits]
+
+    with SearchService.open(collection_dir) as service:
+        service.limit_threads(1)
+        now = hits(service)
+    with monkeypatch.context() as patched:
+        patched.delattr(BackboneEncoder, "encode_turns")  # the service falls back to turning the image itself
+        with SearchService.open(collection_dir) as service:
+            service.limit_threads(1)
+            before = hits(service)
+    assert now and now == before
