@@ -80,7 +80,7 @@ def make_probe():
                         options = session.get_session_options()
                         settings[f"{kind} onnx intra-op threads"] = options.intra_op_num_threads
             return {"cpu": round(times.user + times.system, 2), "niceness": os.getpriority(os.PRIO_PROCESS, 0), "threads": _threads(), "settings": settings,
-                    "seconds": {k: round(v, 2) for k, v in self.seconds.items()}}
+                    "calls": {k: round(v, 2) for k, v in self.seconds.items()}}
 
     return Probe
 
@@ -118,8 +118,9 @@ def run_variant(variant: str, documents: int, text: bool) -> dict:
 
         def call(method, *args):
             return getattr(worker, method)(*args)
-    call("ready")
-    first = time.perf_counter()
+    if variant.endswith("bare"):
+        call("ready")  # the OCR engine: loaded before the clock starts
+    first = time.perf_counter()  # the build's loads go on in the background while it ingests, as in a build
     figures = 0
     for unit in units:
         result, files, boxes, vectors = call("ingest", *_payload(unit), engine, visual)
@@ -131,7 +132,7 @@ def run_variant(variant: str, documents: int, text: bool) -> dict:
     done = time.perf_counter()
     probe = call("report")
     return {"variant": variant, "documents": len(units), "drawings read": figures,
-            "seconds": round(done - first, 2), "start": round(first - ready, 2),
+            "seconds": round(done - first, 2), "actor start": round(first - ready, 2),
             "ray init": round(ready - started, 2), **probe}
 
 

@@ -206,6 +206,8 @@ class RayCluster:
         #: figure id -> (encoder spec, image digest, vector): drawings the workers encoded right after
         #: decoding them, for the embedding stage to store instead of encoding them again
         self._vectors: dict[str, tuple[str, str, np.ndarray]] = {}
+        #: figures cut from sheets by the signs stage whose vectors the workers computed then
+        self._cut_encoded: set[str] = set()
         #: (modality, spec) -> the identity the workers' encoder reported (all must report the same)
         self._identities: dict[tuple[str, str], dict] = {}
         #: seconds spent in each part on the driver (for the benchmark and the logs)
@@ -279,7 +281,7 @@ class RayCluster:
         self._engine = None if skip_ocr else (ocr_engine or _default_ocr_engine())
         self._specs = _encoder_specs(root, visual_model, text_model) if index else {}
         self._last = "index" if index else ("ingest" if skip_ocr else "signs")
-        self._prefetched, self._vectors, self._identities = {}, {}, {}
+        self._prefetched, self._vectors, self._identities, self._cut_encoded = {}, {}, {}, set()
         if self._pool is None and self._starter is not None and self._pool_started is None:
             self._pool_started = self._starter.submit(self._make_pool)
         else:
@@ -480,13 +482,17 @@ class RayCluster:
         ready, self._vectors = self._vectors, {}
         rows: list = [None] * len(todo)  # (figure id, vector, digest), or False for a failure
         missing = []
+        cut, self._cut_encoded = self._cut_encoded, set()
         for position, (figure, digest) in enumerate(todo):
             known = ready.get(figure.figure_id)
             if known is not None and known[0] == spec and digest is not None and known[1] == digest:
                 rows[position] = (figure.figure_id, known[2], digest)
             else:
                 missing.append(position)
-        self.encoded["while ingesting"] += len(todo) - len(missing)
+                cut.discard(figure.figure_id)
+        cut = len(cut & {figure.figure_id for figure, _ in todo})
+        self.encoded["while ingesting"] += len(todo) - len(missing) - cut
+        self.encoded["in the signs stage"] += cut
         self.encoded["in the embedding stage"] += len(missing)
         workers = self._usable(pool, "visual", spec)[0]
         batch_size = max(1, min(64, -(-len(missing) // (max(1, len(workers)) * BATCHES_PER_WORKER))))
@@ -864,6 +870,13 @@ class _RayReadAhead:
                  engine, prefetched: dict[str, tuple[str, list]]) -> None:
         self.cluster = cluster
         self.results = None
+        self.pool, self.collection = pool, collection
+        # the figures cut from a sheet are encoded by the workers as soon as the driver has cut and
+        # stored them (``cut``): the workers are idle meanwhile, the driver parsing and linking
+        spec = cluster._specs.get("visual")
+        self.spec = spec if spec and len(cluster._vectors) < VECTORS_LIMIT else None
+        self.encoding: list[tuple[list[Figure], object]] = []  # (figures, ref of their vectors)
+        self.turn = 0
         if engine is None or not drawings:
             return
         self.ids = iter([f.figure_id for f in drawings])
@@ -894,11 +907,47 @@ class _RayReadAhead:
             raise RuntimeError(f"read-ahead out of order: {expected} read, {figure.figure_id} written")
         return next(self.results)
 
+    def cut(self, children: list[tuple[Figure, list]]) -> None:
+        """Have a worker encode the figures just cut from a sheet (``process_figure``'s children),
+        from their stored PNG bytes, as the embedding stage would."""
+        if self.spec is None:
+            return
+        figures, blobs = [], []
+        for child, _ in children:
+            if child.image_path and child.image_sha256:
+                try:
+                    blobs.append(self.collection.path(child.image_path).read_bytes())
+                except OSError:
+                    continue  # the embedding stage finds it unreadable and says why
+                figures.append(child)
+        if figures:
+            workers = self.pool.loaded("visual", self.spec)
+            actor = self.pool.actors[workers[self.turn % len(workers)]]
+            self.turn += 1
+            self.encoding.append((figures, actor.images.remote(self.spec, blobs)))
+
+    def _collect(self) -> None:
+        """Keep the vectors of the cut figures for the embedding stage (those not encoded: it encodes them)."""
+        encoding, self.encoding = self.encoding, []
+        for figures, ref in encoding:
+            try:
+                vectors, errors = self.pool.get(ref)
+            except Exception as exc:  # noqa: BLE001 - a worker that died: the embedding stage encodes them
+                log.warning("figures cut from sheets not encoded in the signs stage: %s", exc)
+                continue
+            encoded = iter(() if vectors is None else vectors)
+            for index, figure in enumerate(figures):
+                if index not in errors:
+                    self.cluster._vectors[figure.figure_id] = (self.spec, figure.image_sha256, next(encoded))
+                    self.cluster._cut_encoded.add(figure.figure_id)
+
     def __enter__(self) -> _RayReadAhead:
         return self
 
     def __exit__(self, *exc) -> None:
         self.results = None
+        if exc[0] is None:
+            self._collect()
         self.cluster._done("signs")
 
 
