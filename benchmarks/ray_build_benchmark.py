@@ -1,6 +1,6 @@
 """The build on Ray against the local build, on a subset of the shared data, in one run.
 
-    PYTHONPATH=src python benchmarks/ray_build_benchmark.py [--documents 6[,20,all]] [--rounds 1] [--skip-ocr]
+    PYTHONPATH=src python benchmarks/ray_build_benchmark.py [--documents 20[,6,all]] [--rounds 1] [--skip-ocr]
 
 Four builds of the same input, each in a fresh process and a fresh collection:
 
@@ -19,7 +19,7 @@ Ray 2 workers vs Ray 1 worker (target >= 1.7x), and Ray vs local at the same num
 waited for the Ray instance it starts in the background). With Ray, the driver process still parses, links and writes, so "1 worker" is
 the driver plus one worker process. Each build's JSON line also has the driver's CPU seconds, the
 driver's waits for the workers (``driver_waits``) and each worker's seconds loading its models and
-in each kind of call (``worker_seconds``), and how many drawings the workers read and encoded while
+in each kind of call (``worker_seconds``, with each worker's niceness), and how many drawings the workers read and encoded while
 ingesting and in the later stages: where the time goes; the report repeats them under the table. The 1-minute load average is
 printed before and after each build, because the machine may be shared; ``--rounds N`` runs the
 modes N times, interleaved, and reports each mode's median build.
@@ -157,7 +157,7 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--documents", default="6",
+    parser.add_argument("--documents", default="20",
                         help="design grants to build (plus one EP document); several sizes: 6,20; 'all' (or 0): "
                              "the whole shared data with drawings (all design grants, EP documents, US applications)")
     parser.add_argument("--skip-ocr", action="store_true", help="leave out the reference signs")

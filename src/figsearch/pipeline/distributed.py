@@ -86,6 +86,10 @@ REORDER_WINDOW = 64
 BATCHES_PER_WORKER = 3
 #: a text's cost in characters on top of its length (the encoder's work per text, however short)
 TEXT_COST = 24
+#: encoders that only the first worker loads from the start, the others once the ingest is over
+LATER = ("text",)
+#: how much nicer than the driver the workers of a Ray instance started here run (Ray's default: 15)
+WORKER_NICENESS = 0
 #: the message of a document whose every try killed its worker (the local build's words)
 CRASHED = "reading it crashed the decoder (the worker process died); the file is probably damaged or hostile"
 
@@ -153,7 +157,11 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
         # no dashboard, no copying of the workers' logs to this process, no runtime environment
         options = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
         if address in (None, "local"):
-            ray.init(num_cpus=workers, **options)
+            # Ray makes its workers 15 nicer than the process that starts it (``worker_niceness``),
+            # so that they yield the CPU to everything else: to the driver, to Ray's own processes,
+            # to whatever else runs on the machine. A local build's processes run at its niceness;
+            # the workers here do the same, or they read signs at the speed of what others leave.
+            ray.init(num_cpus=workers, _system_config={"worker_niceness": WORKER_NICENESS}, **options)
         else:
             where = None if address == "auto" else _host_port(address)
             if where is not None:
@@ -198,6 +206,10 @@ class RayCluster:
         #: figure id -> (encoder spec, image digest, vector): drawings the workers encoded right after
         #: decoding them, for the embedding stage to store instead of encoding them again
         self._vectors: dict[str, tuple[str, str, np.ndarray]] = {}
+        #: figures cut from sheets by the signs stage whose vectors the workers computed then
+        self._cut_encoded: set[str] = set()
+        #: (modality, spec) -> the identity the workers' encoder reported (all must report the same)
+        self._identities: dict[tuple[str, str], dict] = {}
         #: seconds spent in each part on the driver (for the benchmark and the logs)
         self.timings: dict[str, float] = collections.defaultdict(float)
         #: drawings whose signs were read "while ingesting" and "in the signs stage"
@@ -269,7 +281,7 @@ class RayCluster:
         self._engine = None if skip_ocr else (ocr_engine or _default_ocr_engine())
         self._specs = _encoder_specs(root, visual_model, text_model) if index else {}
         self._last = "index" if index else ("ingest" if skip_ocr else "signs")
-        self._prefetched, self._vectors = {}, {}
+        self._prefetched, self._vectors, self._identities, self._cut_encoded = {}, {}, {}, set()
         if self._pool is None and self._starter is not None and self._pool_started is None:
             self._pool_started = self._starter.submit(self._make_pool)
         else:
@@ -277,8 +289,12 @@ class RayCluster:
 
     def _make_pool(self) -> _Pool:
         started = time.perf_counter()
-        # every worker loads every encoder: the embedding is shared by all of them
-        loads = {n: list(self._specs.items()) for n in range(self.workers)}
+        # the first worker loads every encoder from the start (so that missing model files stop the
+        # build before anything is written); the others load the text encoder only once their
+        # ingest is over (``_load_later``): importing torch and sentence-transformers takes seconds
+        # of CPU that their reading of signs needs more, and the text is encoded last
+        loads = {n: [(m, s) for m, s in self._specs.items() if m not in LATER or n == 0]
+                 for n in range(self.workers)}
         pool = _Pool(self, self._engine, loads)
         self.timings["start workers"] += time.perf_counter() - started
         return pool
@@ -295,6 +311,13 @@ class RayCluster:
             else:
                 self._pool = self._make_pool()
         return self._pool
+
+    def _load_later(self) -> None:
+        """Have every worker load the encoders left for later (``LATER``): once the ingest is over."""
+        if self._pool is not None:
+            for modality in LATER:
+                if modality in self._specs:
+                    self._pool.load(modality, self._specs[modality], list(range(len(self._pool.actors))))
 
     def _done(self, stage: str) -> None:
         if self._last == stage:
@@ -314,6 +337,7 @@ class RayCluster:
         results are given back in the order of the plan. Until every worker has loaded its
         encoders nothing is given back (so nothing is written), but the workers go on ingesting."""
         if not units:
+            self._load_later()
             self._done("ingest")
             return
         pool = self._start_pool()
@@ -334,6 +358,8 @@ class RayCluster:
                 engine = self._engine if len(self._prefetched) < PREFETCH_LIMIT else None
                 encode = visual if len(self._vectors) < VECTORS_LIMIT else None
                 yield index, ("ingest", (*_payload(unit), engine, encode))
+            # every document is sent: each worker loads the rest once it has ingested its last one
+            self._load_later()
 
         def collect() -> None:
             try:
@@ -425,14 +451,22 @@ class RayCluster:
         if self._specs.get(modality) != spec:  # not foreseen at the start (the collection's languages changed)
             self._specs[modality] = spec
         started = time.perf_counter()
-        workers = pool.load(modality, spec, list(range(self.workers)))
-        identities = pool.identities(modality, spec, workers)
+        pool.load(modality, spec, list(range(self.workers)))  # those that do not load it yet start now
+        identity = self._usable(pool, modality, spec)[1]
         self.timings[f"wait for {modality} encoders"] += time.perf_counter() - started
-        if any(identity != identities[0] for identity in identities):
+        return _RemoteEncoder(identity)
+
+    def _usable(self, pool: _Pool, modality: str, spec: str) -> tuple[list[int], dict]:
+        """The workers that have loaded that encoder by now (waiting for the first one when none has
+        yet), and its identity: every one of them must report the same (an error else)."""
+        workers = pool.ready(modality, spec) or pool.loaded(modality, spec)[:1]
+        identities = pool.identities(modality, spec, workers)
+        first = self._identities.setdefault((modality, spec), identities[0])
+        if any(identity != first for identity in identities):
             raise ModelUnavailable(f"the Ray workers load different {modality} encoders for {spec!r} "
-                                   f"({', '.join(sorted({encoder_key(i) for i in identities}))}): install the same "
-                                   "figsearch and model files on every node")
-        return _RemoteEncoder(identities[0])
+                                   f"({', '.join(sorted({encoder_key(i) for i in [first, *identities]}))}): "
+                                   "install the same figsearch and model files on every node")
+        return workers, first
 
     def _last_embedding(self, modality: str) -> None:
         if modality == "text" or self._specs.get("text") in (None, NO_TEXT):
@@ -448,15 +482,19 @@ class RayCluster:
         ready, self._vectors = self._vectors, {}
         rows: list = [None] * len(todo)  # (figure id, vector, digest), or False for a failure
         missing = []
+        cut, self._cut_encoded = self._cut_encoded, set()
         for position, (figure, digest) in enumerate(todo):
             known = ready.get(figure.figure_id)
             if known is not None and known[0] == spec and digest is not None and known[1] == digest:
                 rows[position] = (figure.figure_id, known[2], digest)
             else:
                 missing.append(position)
-        self.encoded["while ingesting"] += len(todo) - len(missing)
+                cut.discard(figure.figure_id)
+        cut = len(cut & {figure.figure_id for figure, _ in todo})
+        self.encoded["while ingesting"] += len(todo) - len(missing) - cut
+        self.encoded["in the signs stage"] += cut
         self.encoded["in the embedding stage"] += len(missing)
-        workers = pool.loaded("visual", spec)
+        workers = self._usable(pool, "visual", spec)[0]
         batch_size = max(1, min(64, -(-len(missing) // (max(1, len(workers)) * BATCHES_PER_WORKER))))
         batches = [missing[start:start + batch_size] for start in range(0, len(missing), batch_size)]
 
@@ -517,7 +555,8 @@ class RayCluster:
         todo, drop, unchanged = plan
         report = EmbedReport("text", key, unchanged=unchanged)
         report.removed = collection.vectors.delete("text", key, drop)
-        workers = pool.loaded("text", spec)
+        # the workers that loaded the text encoder after their ingest, if they have by now
+        workers = self._usable(pool, "text", spec)[0]
         batch_size = 256
         # a round is what all workers encode at once; its vectors are then written batch by batch
         round_size = batch_size * max(1, len(workers)) * IN_FLIGHT_PER_WORKER * 4
@@ -728,7 +767,20 @@ class _Pool:
         for probe in probes:
             self.get(probe)
         self.timings["wait for the encoders check"] += time.perf_counter() - started
+        self._check_niceness()
         return True
+
+    def _check_niceness(self) -> None:
+        """Warn when the workers run nicer than this driver (a cluster started without
+        ``RAY_worker_niceness=0``): they then get only the CPU that every other process leaves."""
+        try:
+            nicer = self.ray.get(self.actors[0].niceness.options(concurrency_group="probe").remote(),
+                                 timeout=10) - os.getpriority(os.PRIO_PROCESS, 0)
+        except Exception:  # noqa: BLE001 - a warning only
+            return
+        if nicer > 0:
+            log.warning("the Ray workers run %d nicer than this driver (Ray's worker_niceness): they yield the CPU "
+                        "to every other process; start the cluster's nodes with RAY_worker_niceness=0", nicer)
 
     def load(self, modality: str, spec: str, workers: list[int]) -> list[int]:
         """Have ``workers`` load that encoder too (in the background); returns all that load it."""
@@ -740,7 +792,14 @@ class _Pool:
         return sorted(self.loading[key])
 
     def loaded(self, modality: str, spec: str) -> list[int]:
+        """The workers that load (or have loaded) that encoder."""
         return sorted(self.loading.get((modality, spec)) or range(len(self.actors)))
+
+    def ready(self, modality: str, spec: str) -> list[int]:
+        """The workers that have loaded that encoder by now (or failed to): asked without waiting."""
+        workers = self.loaded(modality, spec)
+        refs = [self.actors[n].loaded.options(concurrency_group="probe").remote(modality, spec) for n in workers]
+        return [n for n, done in zip(workers, self.ray.get(refs)) if done]
 
     def identities(self, modality: str, spec: str, workers: list[int]) -> list[dict]:
         return [self.get(self.actors[n].identity.remote(modality, spec)) for n in workers]
@@ -811,6 +870,13 @@ class _RayReadAhead:
                  engine, prefetched: dict[str, tuple[str, list]]) -> None:
         self.cluster = cluster
         self.results = None
+        self.pool, self.collection = pool, collection
+        # the figures cut from a sheet are encoded by the workers as soon as the driver has cut and
+        # stored them (``cut``): the workers are idle meanwhile, the driver parsing and linking
+        spec = cluster._specs.get("visual")
+        self.spec = spec if spec and len(cluster._vectors) < VECTORS_LIMIT else None
+        self.encoding: list[tuple[list[Figure], object]] = []  # (figures, ref of their vectors)
+        self.turn = 0
         if engine is None or not drawings:
             return
         self.ids = iter([f.figure_id for f in drawings])
@@ -841,11 +907,47 @@ class _RayReadAhead:
             raise RuntimeError(f"read-ahead out of order: {expected} read, {figure.figure_id} written")
         return next(self.results)
 
+    def cut(self, children: list[tuple[Figure, list]]) -> None:
+        """Have a worker encode the figures just cut from a sheet (``process_figure``'s children),
+        from their stored PNG bytes, as the embedding stage would."""
+        if self.spec is None:
+            return
+        figures, blobs = [], []
+        for child, _ in children:
+            if child.image_path and child.image_sha256:
+                try:
+                    blobs.append(self.collection.path(child.image_path).read_bytes())
+                except OSError:
+                    continue  # the embedding stage finds it unreadable and says why
+                figures.append(child)
+        if figures:
+            workers = self.pool.loaded("visual", self.spec)
+            actor = self.pool.actors[workers[self.turn % len(workers)]]
+            self.turn += 1
+            self.encoding.append((figures, actor.images.remote(self.spec, blobs)))
+
+    def _collect(self) -> None:
+        """Keep the vectors of the cut figures for the embedding stage (those not encoded: it encodes them)."""
+        encoding, self.encoding = self.encoding, []
+        for figures, ref in encoding:
+            try:
+                vectors, errors = self.pool.get(ref)
+            except Exception as exc:  # noqa: BLE001 - a worker that died: the embedding stage encodes them
+                log.warning("figures cut from sheets not encoded in the signs stage: %s", exc)
+                continue
+            encoded = iter(() if vectors is None else vectors)
+            for index, figure in enumerate(figures):
+                if index not in errors:
+                    self.cluster._vectors[figure.figure_id] = (self.spec, figure.image_sha256, next(encoded))
+                    self.cluster._cut_encoded.add(figure.figure_id)
+
     def __enter__(self) -> _RayReadAhead:
         return self
 
     def __exit__(self, *exc) -> None:
         self.results = None
+        if exc[0] is None:
+            self._collect()
         self.cluster._done("signs")
 
 

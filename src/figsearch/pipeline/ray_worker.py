@@ -150,8 +150,19 @@ class _Worker:
     def load(self, modality: str, spec: str) -> None:
         self._start(modality, spec)
 
+    def loaded(self, modality: str, spec: str) -> bool:
+        """Whether that encoder is loaded (or failed to load: ``identity`` then raises why); never waits."""
+        with self._lock:
+            loading = self._loads.get((modality, spec))
+        return loading is not None and loading.done()
+
     def stats(self) -> dict[str, float]:
-        return dict(self.seconds)
+        """Seconds loading and in each kind of call, and this process's niceness (for the benchmark)."""
+        return {**self.seconds, "niceness": self.niceness()}
+
+    def niceness(self) -> int:
+        """This worker process's niceness (Ray makes workers nicer than the process that started it)."""
+        return os.getpriority(os.PRIO_PROCESS, 0)
 
     def _timed(self, what: str, call, *args):
         started = time.perf_counter()

@@ -247,7 +247,9 @@ def spot_and_link(
     with (read_ahead or _ReadAhead)(collection, drawings, ocr, jobs) as read_ahead:
         for done, figure in enumerate(todo, 1):
             text = _ensure_text(collection, figure.patent, texts, report)
-            process_figure(collection, figure, ocr, text, report, read_ahead.boxes(figure))
+            children = process_figure(collection, figure, ocr, text, report, read_ahead.boxes(figure))
+            if children and hasattr(read_ahead, "cut"):  # the Ray build encodes the figures cut from it now
+                read_ahead.cut(children)
             if progress:
                 progress(done, len(todo))
     return report

@@ -1,0 +1,161 @@
+"""Where a Ray worker's time goes, against the same worker code in a plain local process.
+
+    PYTHONPATH=src python benchmarks/ray_worker_profile.py [--documents 20] [--variants local-bare,ray-bare,local-build,ray-build]
+
+One worker (``figsearch.pipeline.ray_worker._Worker``) ingests the same documents one after the
+other, reads the signs of their drawings and (with the build's loads) encodes them, exactly as in a
+Ray build, in four settings, each in a fresh process:
+
+- ``local-bare``: the worker object in a plain Python process, loading only the OCR engine;
+- ``ray-bare``: the same as a Ray actor (``ray.init(num_cpus=1)``), with the workers' niceness
+  that ``--ray local`` gives them (``WORKER_NICENESS``: that of the driver);
+- ``ray15-bare``: the same with Ray's default, workers 15 nicer than the driver;
+- ``local-build`` / ``ray-build``: the worker loading what a Ray build has it load (the OCR engine,
+  the drawing encoder, and the text encoder when ``--text`` says so) and encoding the drawings
+  right after reading their signs;
+- ``ray-build-lazy``: as ``ray-build``, but the text encoder is loaded only after the last document
+  (the build's lazy loading: ``_Worker.load`` once the ingest is over).
+
+For each: the wall seconds of the whole run and of each kind of call (the worker's own accounting),
+the process's CPU seconds, the CPU seconds of each of its threads by name (from /proc), what the
+libraries' thread settings are inside it (``OMP_NUM_THREADS``, ``OMP_THREAD_LIMIT``, torch's intra-op
+threads, the ONNX session's), and the 1-minute load average before and after. Same-run ratios
+only: the development machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ray_build_benchmark import inputs  # noqa: E402
+
+VARIANTS = ("local-bare", "ray15-bare", "ray-bare", "local-build", "ray-build", "ray-build-lazy")
+
+
+def _threads() -> dict[str, float]:
+    """CPU seconds of each thread of this process, summed by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1: stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[name] = round(out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
+    return out
+
+
+def _settings() -> dict:
+    found = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OMP_THREAD_LIMIT", "MKL_NUM_THREADS",
+                                                      "OPENBLAS_NUM_THREADS")}
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        found["torch threads"] = torch.get_num_threads()
+        found["torch interop threads"] = torch.get_num_interop_threads()
+    found["threads now"] = len(list(Path("/proc/self/task").iterdir()))
+    return found
+
+
+def make_probe():
+    from figsearch.pipeline.ray_worker import _Worker
+
+    class Probe(_Worker):
+        def report(self) -> dict:
+            times = os.times()
+            settings = _settings()
+            for (kind, _spec), future in self._loads.items():
+                if future.done() and future.exception() is None:
+                    session = getattr(future.result(), "session", None)
+                    if session is not None:
+                        options = session.get_session_options()
+                        settings[f"{kind} onnx intra-op threads"] = options.intra_op_num_threads
+            return {"cpu": round(times.user + times.system, 2), "niceness": os.getpriority(os.PRIO_PROCESS, 0), "threads": _threads(), "settings": settings,
+                    "calls": {k: round(v, 2) for k, v in self.seconds.items()}}
+
+    return Probe
+
+
+def run_variant(variant: str, documents: int, text: bool) -> dict:
+    from figsearch.ingest.plan import plan_paths
+    from figsearch.pipeline.distributed import _default_ocr_engine, _encoder_specs, _payload
+
+    units = plan_paths([Path(p) for p in inputs(documents)]).units
+    engine = _default_ocr_engine()
+    specs = _encoder_specs("/nonexistent", None, None)
+    loads = [] if variant.endswith("bare") else [(k, v) for k, v in specs.items() if text or k != "text"]
+    lazy = variant.endswith("lazy")
+    if lazy:
+        loads = [(k, v) for k, v in loads if k != "text"]
+    visual = None if variant.endswith("bare") else specs["visual"]
+    Probe = make_probe()
+    started = time.perf_counter()
+    if variant.startswith("ray"):
+        import ray
+
+        from figsearch.pipeline.distributed import WORKER_NICENESS
+
+        niceness = 15 if variant.startswith("ray15") else WORKER_NICENESS
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+                 _system_config={"worker_niceness": niceness})
+        ready = time.perf_counter()
+        actor = ray.remote(num_cpus=1)(Probe).remote(engine, loads)
+
+        def call(method, *args):
+            return ray.get(getattr(actor, method).remote(*args))
+    else:
+        ready = time.perf_counter()
+        worker = Probe(engine, loads)
+
+        def call(method, *args):
+            return getattr(worker, method)(*args)
+    if variant.endswith("bare"):
+        call("ready")  # the OCR engine: loaded before the clock starts
+    first = time.perf_counter()  # the build's loads go on in the background while it ingests, as in a build
+    figures = 0
+    for unit in units:
+        result, files, boxes, vectors = call("ingest", *_payload(unit), engine, visual)
+        figures += len(boxes)
+    if lazy:
+        call("load", "text", specs["text"])
+    if text and not variant.endswith("bare"):
+        call("identity", "text", specs["text"])
+    done = time.perf_counter()
+    probe = call("report")
+    return {"variant": variant, "documents": len(units), "drawings read": figures,
+            "seconds": round(done - first, 2), "actor start": round(first - ready, 2),
+            "ray init": round(ready - started, 2), **probe}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=20)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--text", action="store_true", help="the build's loads include the text encoder")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_variant(args.one, args.documents, args.text)))
+        return
+    for variant in args.variants.split(","):
+        load = os.getloadavg()[0]
+        command = [sys.executable, __file__, "--one", variant, "--documents", str(args.documents)]
+        done = subprocess.run(command + (["--text"] if args.text else []), capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["load"] = (round(load, 2), round(os.getloadavg()[0], 2))
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
