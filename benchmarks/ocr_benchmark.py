@@ -188,23 +188,29 @@ def truth_halves(sheets: dict) -> dict[str, str]:
 
 
 #: the sheet sets of the hand-read truth files: ``truth`` (40 sheets, tuned on), ``dev1`` (hold-out 1, 13 sheets of
-#: ocr_truth_sheets.json marked ``"set": "dev1"``: a clean hold-out until measured once, tuned on since) and
-#: ``holdout2`` (ocr_holdout2_sheets.json, 19 sheets: the clean hold-out, never used to choose settings)
-SHEET_SETS = ("truth", "dev1", "holdout2")
+#: ocr_truth_sheets.json marked ``"set": "dev1"``: a clean hold-out until measured once, tuned on since), ``dev2``
+#: (hold-out 2, ocr_holdout2_sheets.json, 19 sheets: measured once in stop 14, tuned on since; old name ``holdout2``)
+#: and ``holdout3`` (ocr_holdout3_sheets.json, 18 sheets: the clean hold-out, never used to choose settings)
+SHEET_SETS = ("truth", "dev1", "dev2", "holdout3")
+_OLD_SET_NAMES = {"holdout": "dev1", "holdout2": "dev2"}
 
 
 def truth_sheets(which: str = "truth") -> dict:
-    """The sheets of one set (``SHEET_SETS``; ``holdout`` is the old name of ``dev1``)."""
-    which = "dev1" if which == "holdout" else which
-    if which == "holdout2":
+    """The sheets of one set (``SHEET_SETS``; ``holdout`` and ``holdout2`` are the old names of ``dev1``, ``dev2``)."""
+    which = _OLD_SET_NAMES.get(which, which)
+    if which == "dev2":
         return json.loads((HERE / "ocr_holdout2_sheets.json").read_text())["sheets"]
+    if which == "holdout3":
+        return json.loads((HERE / "ocr_holdout3_sheets.json").read_text())["sheets"]
+    if which not in SHEET_SETS:
+        raise ValueError(f"unknown sheet set {which!r}; expected one of {SHEET_SETS}")
     sheets = json.loads((HERE / "ocr_truth_sheets.json").read_text())["sheets"]
     return {k: v for k, v in sheets.items() if v.get("set", "truth") == which}
 
 
 def run_truth_set(engine, data: Path, verbose: bool, which: str = "truth") -> dict:
     """Signs (all numerals read, and those the patent's description cites: what the pipeline links),
-    labels, splitting, words and time on one set of hand-read sheets (``which``: truth, dev1, holdout2;
+    labels, splitting, words and time on one set of hand-read sheets (``which``: one of SHEET_SETS;
     only the truth set is split into dev/test halves). us-design-grants XML cites no numeral, so nothing is linked there; sheets without XML
     (us-utility-sheets, PDFs) keep all."""
     from figsearch.ocr.drawing import read_drawing
@@ -377,7 +383,8 @@ def main() -> None:
     parser.add_argument("--design-sheets", type=int, default=200, help="design drawings sampled for false numerals")
     parser.add_argument("--only", default="legacy,truth,design,labels",
                         help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), dev1 (its hold-out 1 "
-                             "sheets, tuned on since; old name: holdout), holdout2 (ocr_holdout2_sheets.json), design, labels, speed")
+                             "sheets, tuned on since; old name: holdout), dev2 (ocr_holdout2_sheets.json, tuned on since; old name: "
+                             "holdout2), holdout3 (ocr_holdout3_sheets.json, the clean hold-out), design, labels, speed")
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"shared data not found at {args.data} (use --data)")
@@ -396,8 +403,10 @@ def main() -> None:
             print("-- truth set (ocr_truth_sheets.json): all numerals read, labels, splitting, words")
             print(json.dumps(run_truth_set(engine, args.data, args.verbose), indent=1))
         for part, title in (("dev1", "dev1 (hold-out 1, tuned on since its first measurement; ocr_truth_sheets.json \"set\": \"dev1\")"),
-                            ("holdout2", "hold-out 2 (ocr_holdout2_sheets.json; never used to choose settings)")):
-            if part in parts or (part == "dev1" and "holdout" in parts):
+                            ("dev2", "dev2 (hold-out 2, tuned on since its first measurement; ocr_holdout2_sheets.json)"),
+                            ("holdout3", "hold-out 3 (ocr_holdout3_sheets.json; never used to choose settings)")):
+            old = [k for k, v in _OLD_SET_NAMES.items() if v == part]
+            if part in parts or any(o in parts for o in old):
                 print(f"-- {title}")
                 print(json.dumps(run_truth_set(engine, args.data, args.verbose, which=part), indent=1))
         if "design" in parts:

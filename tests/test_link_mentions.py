@@ -23,6 +23,9 @@ def signs(sentence: str) -> list[str]:
         ("The rollers 22, 24, and 26 or the guide 28 are driven.", ["22", "24", "26", "28"]),
         ("The blades 12-16 and the vanes 20 to 24 sit on the hub 10.", ["12..16", "20..24", "10"]),
         ("The sub-arms 14a-14d are joined.", ["14a..14d"]),
+        # an upper-case suffix after two digits or more, as drawings print it (figsearch.ocr.signs reads "114A")
+        ("The module 210A and the sensors 132B-132D feed the device 102.", ["210A", "132B..132D", "102"]),
+        ("A 3D printer 14 and a 5G modem 16 are joined by the cable 114AB.", ["14", "16"]),
         ("The hub 10 is 12 mm thick and turns at 300 rpm, i.e. 45 % or 30° faster.", ["10"]),
         ("The frame has 2 rotors, a width of about 5 and comprises 3 layers.", []),
         ("The device was developed in 2005 and filed on Jun. 14, 2005 or 2005-06-14.", []),

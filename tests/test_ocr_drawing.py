@@ -116,3 +116,34 @@ def test_the_engines_plain_read_leaves_the_header_out(engine):
     assert header is not None
     assert set(sign_texts(read_signs(engine, sheet))) == {"12", "14"}
     assert not any("Patent" in w.text or w.text.startswith("2020") for w in engine.read(sheet))
+
+
+def test_a_numeral_with_its_leader_at_the_top_is_no_page_number():
+    from figsearch.ocr.base import TextBox
+    from figsearch.ocr.sheet import page_numbers
+
+    image = Image.new("L", (1000, 1400), 255)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((100, 120, 900, 1200), outline=0, width=3)
+    # "400 ——╮" near the top centre: its leader runs from beside it down to the frame
+    draw.line((470, 40, 560, 40), fill=0, width=3)
+    draw.line((560, 40, 600, 120), fill=0, width=3)
+    # a lone "3" at the bottom centre: a page number
+    numeral, page = TextBox("400", (400, 25, 460, 55), 0.96, line=1), TextBox("3", (490, 1330, 510, 1360), 0.96, line=9)
+    assert page_numbers([numeral, page], image.size) == [numeral, page]  # by place alone, both looked like page numbers
+    assert page_numbers([numeral, page], image.size, image=image) == [page]
+
+
+def test_a_leader_numeral_at_the_top_of_a_block_diagram_is_read(engine):
+    image = Image.new("L", (1200, 1600), 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=40)
+    draw.rectangle((60, 150, 1140, 1500), outline=0, width=4)
+    draw.text((450, 40), "400", fill=0, font=font)
+    right = draw.textbbox((450, 40), "400", font=font)[2]
+    draw.line((right + 14, 62, right + 100, 62), fill=0, width=3)
+    draw.line((right + 100, 62, right + 150, 150), fill=0, width=3)
+    for y, text in ((400, "410"), (700, "420"), (1000, "430")):
+        draw.text((300, y), text, fill=0, font=font)
+    numerals = sign_texts(read_drawing(engine, image).signs)
+    assert numerals == ["400", "410", "420", "430"]

@@ -124,3 +124,30 @@ def test_table_values_and_the_range_beside_them_are_numbers():
              TextBox("14", (600, 100, 640, 130), 0.97, line=3), TextBox("12", (100, 400, 140, 430), 0.97, line=4)]
     kinds = {s.text: s.kind for s in parse_signs(words)}
     assert kinds == {"34": "number", "51": "number", "14": "numeral", "12": "numeral"}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("114A", "114A"), ("20C", "20C"), ("1O2A", "102A"), ("(132E)", "132E"), ("12a", "12a"), ("5'", "5'"),
+     # a look-alike letter alone is read as its digit, as before ("13B" is most often "138")
+     ("13B", "138"), ("10D", "100"),
+     # one digit, or a value's unit letter: no numeral
+     ("3A", None), ("5G", None), ("12V", None), ("10K", None), ("100W", None), ("114AB", None)],
+)
+def test_upper_case_suffixes(text, expected):
+    assert normalise_numeral(text) == expected
+
+
+def test_a_lookalike_suffix_is_a_letter_where_the_sheet_prints_a_family():
+    # "114A" beside "114B": the B is a suffix; "132B" alone on the sheet reads as the digit ("1328")
+    words = [word("114A", 0, 1), word("114B", 200, 1), word("132B", 0, 2), word("210", 200, 2)]
+    assert [s.text for s in parse_signs(words)] == ["114A", "114B", "1328", "210"]
+    # the family counts only the same number: "132A" makes "132B" a letter too
+    words.append(word("132A", 0, 3))
+    assert [s.text for s in parse_signs(words)] == ["114A", "114B", "132B", "210", "132A"]
+
+
+def test_a_label_number_with_an_upper_case_suffix_stays_a_label():
+    signs = parse_signs([word("FIG.", 0, 1), word("12A", 50, 1), word("12B", 0, 2), word("14", 200, 2), word("16", 300, 2)])
+    assert [(s.text, s.kind) for s in signs] == [("FIG. 12A", "figure_label"), ("128", "numeral"), ("14", "numeral"),
+                                                 ("16", "numeral")]

@@ -64,3 +64,52 @@ def test_pinholes_tell_grey_print_from_a_small_clean_digit():
     grey[4:20:3, 5:11:3] = False  # a solid stroke printed as a screen of dots: pinholes
     assert _pinholes(grey)
     assert not _pinholes(np.zeros((10, 10), dtype=bool))
+
+
+def test_underlined_digits_joined_to_their_bar_stay_glyphs_frames_and_hatching_do_not():
+    from PIL import Image
+
+    ink = np.zeros((300, 900), dtype=bool)
+    for i in range(10):  # the sheet's lettering: 20 px tall
+        _glyph(ink, 40 + 16 * i, 40)
+    # three letters standing on their underline: one 64 px component, over the 45 px glyph limit
+    for i in range(3):
+        _glyph(ink, 300 + 20 * i, 120)
+    ink[140:143, 296:360] = True
+    ink[139, 305] = ink[139, 325] = ink[139, 345] = True  # each letter touches the bar
+    # a small frame of the same size: its top is a full row too, so no letters on a bar
+    ink[200:222, 300:364] = True
+    ink[203:219, 303:361] = False
+    # a hatched strip on a base line: its slanting strokes are no letters (each row is filled far across)
+    for x in range(500, 580, 3):
+        for y in range(120, 140):
+            ink[y, min(899, x + (y - 120) // 2)] = True
+    ink[139:142, 500:590] = True
+    image = Image.fromarray(np.where(ink, 0, 255).astype(np.uint8))
+    layer = glyph_layer(image)
+    kept = np.asarray(layer.image) < 128
+    assert kept[125, 300] and kept[125, 340]  # the underlined letters
+    assert not kept[141, 330]  # their bar
+    assert not kept[201, 330] and not kept[140, 550]  # the frame and the hatched strip
+    assert layer.kept is None  # the layer's components are no longer the sheet's: word detection labels it
+
+
+def test_an_underlined_numeral_is_read():
+    from PIL import Image, ImageDraw, ImageFont
+
+    from figsearch.ocr import create_engine
+    from figsearch.ocr.drawing import read_drawing
+
+    # a block-diagram box "Processor 202" with "202" underlined, on a sheet large enough that the
+    # working scale (1800 px) closes the gap between the digits and the underline
+    image = Image.new("L", (1400, 2800), 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=46)
+    for y, name, number in ((400, "Processor", "202"), (700, "Memory", "204"), (1000, "Receiver", "206")):
+        draw.rectangle((300, y - 60, 1100, y + 110), outline=0, width=4)
+        draw.text((380, y), name, fill=0, font=font)
+        x0, _, x1, y1 = draw.textbbox((700, y), number, font=font)
+        draw.text((700, y), number, fill=0, font=font)
+        draw.rectangle((x0 - 6, y1 + 1, x1 + 6, y1 + 5), fill=0)
+    numerals = {s.text for s in read_drawing(create_engine("tesseract"), image).signs if s.kind == "numeral"}
+    assert numerals == {"202", "204", "206"}

@@ -20,7 +20,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-_NUM = r"[1-9]\d{0,3}(?:[a-z]|'{1,2}|′)?"
+#: a reference sign in the text: "14", "14a", "14'"; an upper-case suffix A-H after two digits or more
+#: ("114A", as figsearch.ocr.signs reads it in drawings; "3D" or "5G" are no signs)
+_NUM = r"(?:[1-9]\d{1,3}[A-H]|[1-9]\d{0,3}(?:[a-z]|'{1,2}|′)?)"
 
 #: things whose numbers are never reference signs; masked before numbers are read
 _KEYWORD_LISTS = re.compile(

@@ -161,7 +161,7 @@ class OcrEngine(abc.ABC):
         with one_sheet():
             words = self.read_words(image)
             header = find_header(image, words)
-        numbers = page_numbers(words, image.size, header)
+            numbers = page_numbers(words, image.size, header, image)
         if header is None and not numbers:
             return words, None
         drop = {id(w) for w in numbers}

@@ -83,7 +83,7 @@ def _read_drawing(engine, image: Image.Image, cited: set[str] | None) -> Drawing
     else:  # an engine of another kind: only ``read``
         words = engine.read(image)
         header = find_header(image, words)
-        numbers = page_numbers(words, image.size, header)
+        numbers = page_numbers(words, image.size, header, image)
         excluded = ([header] if header else []) + [w.box for w in numbers]
         kept = [w for w in words if not any(_inside(w.box, box) for box in excluded)]
     excluded = [header] if header else []

@@ -86,8 +86,10 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     # digits are at least a third of the largest glyph; smaller bits are dots and hatching
     digit_like = keep & (np.maximum(heights, widths) >= limit * 0.3)
     aspect = float(np.median(heights[digit_like] / widths[digit_like])) if digit_like.any() else 1.0
+    underlined: list = []
     if text_height:  # after the orientation's glyphs: touching letters are wide whichever way up
         keep |= touching_letters(labels, boxes, keep, text_height, limit)
+        underlined = underlined_glyphs(labels, boxes, keep, text_height, limit)
     # the kept components renumbered 1..n in their order (a labelling of the layer alone numbers them
     # so too: removing whole components neither joins nor splits the others)
     kept_count = int(keep.sum())
@@ -95,7 +97,54 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     lookup[1:][keep] = np.arange(1, kept_count + 1)
     paint = np.concatenate([[np.uint8(255)], np.where(keep, np.uint8(0), np.uint8(255))])
     out = paint.take(labels)  # a table lookup: ~2× the speed of boolean fancy indexing
+    if underlined:
+        # the glyphs of underlined numerals join the layer without their bar; the layer's components
+        # are then no longer whole components of the sheet, so word detection labels the layer itself
+        for x0, y0, glyphs in underlined:
+            out[y0:y0 + glyphs.shape[0], x0:x0 + glyphs.shape[1]][glyphs] = 0
+        return GlyphLayer(Image.fromarray(out), kept_count + len(underlined), aspect, boxes, None, ink)
     return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (labels, lookup, kept_count, boxes[keep]), ink)
+
+
+def underlined_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_height: float,
+                      limit: float) -> list[tuple[int, int, np.ndarray]]:
+    """Numerals printed underlined ("Processor 202" with "202" underlined) whose digits the working
+    scale joined to their underline: one component wider than the glyph limit, so dropped with the
+    drawing's lines. Such a component is a bar at its bottom (rows filled across >= 80 % of its width,
+    at most a quarter of its height thick) under ink as tall as the sheet's lettering (0.6-1.5 x) in
+    which no row is filled across more than 60 % (no frame, no hatching), broken into 1-6 pieces each
+    within the glyph limit. Returns (x0, y0, mask) of the ink above each bar, bar rows left out."""
+    ndimage = require("scipy.ndimage", "the drawing text filter")
+    heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+    candidates = (~keep & (widths > limit) & (widths <= 15 * heights) & (heights >= 0.8 * text_height)
+                  & (heights <= 2.0 * text_height))
+    out = []
+    for i in np.flatnonzero(candidates):
+        x0, y0, x1, y1 = (int(v) for v in boxes[i])
+        mask = labels[y0:y1, x0:x1] == i + 1
+        full = mask.sum(axis=1) >= 0.8 * (x1 - x0)
+        if not full[-3:].any():
+            continue
+        bottom = len(full) - 1 - int(np.argmax(full[::-1]))  # the bar's lowest full row
+        top = bottom
+        while top > 0 and full[top - 1]:
+            top -= 1
+        if bottom - top + 1 > 0.25 * (y1 - y0):
+            continue
+        above = mask[:top]
+        rows = np.flatnonzero(above.any(axis=1))
+        if rows.size == 0 or not 0.6 * text_height <= top - rows[0] <= 1.5 * text_height:
+            continue
+        if (above.sum(axis=1) > 0.6 * (x1 - x0)).any():
+            continue
+        pieces, n = ndimage.label(above, structure=np.ones((3, 3), dtype=bool))
+        if not 1 <= n <= 6:
+            continue
+        spans = ndimage.find_objects(pieces)
+        if any(sl[1].stop - sl[1].start > limit for sl in spans):
+            continue
+        out.append((x0, y0, above))
+    return out
 
 
 def touching_letters(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_height: float,

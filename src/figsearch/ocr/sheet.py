@@ -139,9 +139,12 @@ def find_header(image: Image.Image, words: list[TextBox] | None = None) -> tuple
     return band if strong >= 1 and tokens >= 3 else None
 
 
-def page_numbers(words: list[TextBox], size: tuple[int, int], header=None) -> list[TextBox]:
+def page_numbers(words: list[TextBox], size: tuple[int, int], header=None,
+                 image: Image.Image | None = None) -> list[TextBox]:
     """Words that are page numbers or sheet counters ("3", "2/7", "- 4 -"): alone in the top or bottom
-    6 % of the page, near its horizontal centre."""
+    6 % of the page, near its horizontal centre. With ``image``, alone means on white too: a number
+    with ink beside it in its row (within 1.5 of its heights: a leader line, "400 ——" at the top of a
+    block diagram) is a reference numeral, not a page number."""
     w, h = size
     out = []
     for word in words:
@@ -153,9 +156,20 @@ def page_numbers(words: list[TextBox], size: tuple[int, int], header=None) -> li
             continue
         if re.fullmatch(r"[-–(]?\s*\d{1,3}(\s*/\s*\d{1,3})?\s*[-–)]?", word.text.strip()):
             band = [o for o in words if abs((o.box[1] + o.box[3]) / 2 - cy) < (word.box[3] - word.box[1]) and o is not word]
-            if not band:
+            if not band and (image is None or not _ink_beside(image, word.box)):
                 out.append(word)
     return out
+
+
+def _ink_beside(image: Image.Image, box) -> bool:
+    """Whether there is ink left or right of ``box`` in its rows, within 1.5 of its heights."""
+    ink, back = _ink(image)
+    x0, y0, x1, y1 = (v / back for v in box)
+    reach = 1.5 * (y1 - y0)
+    rows = slice(max(0, int(y0)), int(np.ceil(y1)))
+    left = ink[rows, max(0, int(x0 - reach)): max(0, int(x0) - 1)]
+    right = ink[rows, int(np.ceil(x1)) + 1: int(np.ceil(x1 + reach))]
+    return bool(left.any() or right.any())
 
 
 def content_box(image: Image.Image, header=None, exclude=(), margin: float = 0.01) -> tuple[int, int, int, int] | None:

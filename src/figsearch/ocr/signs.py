@@ -1,7 +1,8 @@
 """From words read in a drawing to reference signs: numerals ("14a") and figure labels ("FIG. 3").
 
 Kept: numerals of 1–4 digits with an optional letter, prime or ``-n`` suffix (``12``,
-``14a``, ``14'``, ``102-1``) and figure labels (``FIG. 3``, ``Fig. 3A``, ``FIGURE 3``).
+``14a``, ``14'``, ``102-1``; an upper-case ``A``-``H`` after two digits or more: ``114A``, see
+``UPPER_SUFFIXES``) and figure labels (``FIG. 3``, ``Fig. 3A``, ``FIGURE 3``).
 Dropped: sheet counters ("2/7", "Sheet 2 of 7"), dates and years of a header, page
 headers ("Patent Application Publication"), decimals, and words that are not signs.
 """
@@ -17,7 +18,16 @@ NUMERAL = "numeral"
 FIGURE_LABEL = "figure_label"
 
 _PRIMES = "'′’`´"
+#: upper-case letters a numeral may end with: the letters patents use for variants of one part ("114A",
+#: "132D"); only after two digits or more, so that "3D", "5G" or a label's "1A" whose "FIG." was lost
+#: are no numerals, and not K, M, V, W (values: "10K", "12V")
+UPPER_SUFFIXES = "ABCDEFGH"
+#: upper-case suffixes that are also digit look-alikes ("13B" may be "138", "10D" "100"): kept as a
+#: letter only when the sheet prints the same number with another upper-case suffix ("114A" beside
+#: "114B"), else read as the digit, as before
+_LOOKALIKE_SUFFIXES = {"B": "8", "D": "0"}
 _NUMERAL = re.compile(r"^(?P<num>[1-9]\d{0,3})(?P<suffix>[a-z]|['′’`´]{1,2}|-[1-9]\d?)?$")
+_UPPER_NUMERAL = re.compile(rf"^(?P<num>[1-9]\d{{1,3}})(?P<suffix>[{UPPER_SUFFIXES}])$")
 _LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig|F[1l|]G)[.,]?$")
 _LABEL_MERGED = re.compile(
     r"^(?:FIG|FIGURE|Fig|Figure)[.,]?\s?(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$"
@@ -34,8 +44,37 @@ _STRIP = "()[]{}.,;:\"“”~_|-—–"
 _ARROW_READINGS = "£€$¥§«»<>^*#"
 
 
-def normalise_numeral(text: str) -> str | None:
-    """The canonical form of a reference numeral read as ``text``, or None if it is not one."""
+def normalise_numeral(text: str, lookalike_suffix: bool = False) -> str | None:
+    """The canonical form of a reference numeral read as ``text``, or None if it is not one.
+
+    An upper-case suffix (``UPPER_SUFFIXES``) is kept as printed ("114A"); one that is also a digit
+    look-alike ("B", "D") only with ``lookalike_suffix`` (``parse_signs`` sets it when the sheet
+    prints the same number with another upper-case suffix), else it is read as its digit ("13B" -> "138")."""
+    word = _numeral_word(text)
+    if word is None:
+        return None
+    upper = _UPPER_NUMERAL.match(word)
+    if upper is not None:
+        letter = upper.group("suffix")
+        if letter not in _LOOKALIKE_SUFFIXES or lookalike_suffix:
+            return word
+        word = upper.group("num") + _LOOKALIKE_SUFFIXES[letter]
+    match = _NUMERAL.match(word)
+    if match is None and any(c.isdigit() for c in word):
+        # fix look-alikes in the numeric head only, never in a trailing suffix letter
+        head = re.match(r"^[0-9OoDIlSBZ|]+", word)
+        if head and sum(c.isdigit() for c in head.group()) >= max(1, len(head.group()) - 1):
+            word = head.group().translate(_DIGIT_LOOKALIKES) + word[head.end():]
+            match = _NUMERAL.match(word) or _UPPER_NUMERAL.match(word)
+    if match is None:
+        return None
+    suffix = match.group("suffix") or ""
+    if suffix and suffix[0] in _PRIMES:
+        suffix = "'" * len(suffix)
+    return match.group("num") + suffix
+
+
+def _numeral_word(text: str) -> str | None:
     # a leader line's end touching a numeral's left side is read as a quote mark ("‘16"); a prime
     # follows its numeral, never stands before it
     word = text.strip().strip(_STRIP).lstrip(_PRIMES + "‘").strip(_STRIP)
@@ -44,19 +83,22 @@ def normalise_numeral(text: str) -> str | None:
         word = word[1:]
     if not word or len(word) > 8:
         return None
-    match = _NUMERAL.match(word)
-    if match is None and any(c.isdigit() for c in word):
-        # fix look-alikes in the numeric head only, never in a trailing suffix letter
-        head = re.match(r"^[0-9OoDIlSBZ|]+", word)
-        if head and sum(c.isdigit() for c in head.group()) >= max(1, len(head.group()) - 1):
-            word = head.group().translate(_DIGIT_LOOKALIKES) + word[head.end():]
-            match = _NUMERAL.match(word)
-    if match is None:
-        return None
-    suffix = match.group("suffix") or ""
-    if suffix and suffix[0] in _PRIMES:
-        suffix = "'" * len(suffix)
-    return match.group("num") + suffix
+    return word
+
+
+def _suffix_families(words: list[TextBox]) -> set[str]:
+    """Numbers printed with two or more different upper-case suffixes on one sheet ("114A", "114B"):
+    there a look-alike suffix ("114B") is a letter, not a misread digit."""
+    letters: dict[str, set[str]] = {}
+    for i, w in enumerate(words):
+        before = words[i - 1] if i else None
+        if before is not None and before.line == w.line and _LABEL_WORD.match(before.text.strip()):
+            continue  # the number of a label ("FIG. 12A") is no sign
+        word = _numeral_word(w.text)
+        match = _UPPER_NUMERAL.match(word) if word else None
+        if match is not None:
+            letters.setdefault(match.group("num"), set()).add(match.group("suffix"))
+    return {num for num, found in letters.items() if len(found) >= 2}
 
 
 #: a label line as the label pass reads it, italic and large lettering included: "FIG. 43", "Fig.5",
@@ -124,6 +166,7 @@ def parse_signs(words: list[TextBox], min_confidence: float = MIN_NUMERAL_CONFID
                 min_single_digit: float = MIN_SINGLE_DIGIT_CONFIDENCE) -> list[ReferenceSign]:
     """Reference numerals and figure labels among ``words``, each with its box, in reading order."""
     headers = _header_lines(words)
+    families = _suffix_families(words)
     signs: list[ReferenceSign] = []
     used: set[int] = set()
     for i, word in enumerate(words):
@@ -144,7 +187,7 @@ def parse_signs(words: list[TextBox], min_confidence: float = MIN_NUMERAL_CONFID
             continue
         if word.confidence < min_confidence or _COUNTER.match(text) or _DATE.match(text):
             continue
-        numeral = normalise_numeral(text)
+        numeral = normalise_numeral(text, lookalike_suffix=bool(families) and _head(text) in families)
         if numeral is not None and not numeral[1:2].isdigit() and word.confidence < min_single_digit:
             continue  # a lone digit read unsurely: most often a dash or a stroke of the drawing
         if numeral is not None:
@@ -161,6 +204,12 @@ def parse_signs(words: list[TextBox], min_confidence: float = MIN_NUMERAL_CONFID
     if decimals >= 5 and decimals >= 0.3 * numerals:
         signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if s.kind == NUMERAL else s for s in signs]
     return _sparse_sheet(signs)
+
+
+def _head(text: str) -> str | None:
+    word = _numeral_word(text)
+    match = _UPPER_NUMERAL.match(word) if word else None
+    return match.group("num") if match else None
 
 
 def _sparse_sheet(signs: list[ReferenceSign]) -> list[ReferenceSign]:
