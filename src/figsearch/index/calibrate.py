@@ -187,7 +187,7 @@ def calibrate(faiss, index, vectors: np.ndarray, nlist: int, search, default: in
             space.set_index_parameter(index, "nprobe", nprobe)
             options = {"candidates": level} if level else {}  # else what ``search`` fetches by itself
             recalls = _recalls(index, vectors, search, queries, sample, truth, k, **options)
-            margin = max(MIN_MARGIN, MARGIN_SE * float(recalls.std()) / np.sqrt(len(recalls)))
+            margin = max(MIN_MARGIN, MARGIN_SE * float(recalls.std()) / float(np.sqrt(len(recalls))))
             measured[nprobe, level] = (float(recalls.mean()), margin)
             log.info("nprobe %d of %d lists, %d candidates: recall@%d %.3f (bar %.3f)", nprobe, nlist,
                      level or default, k, recalls.mean(), RECALL_TARGET + margin)
