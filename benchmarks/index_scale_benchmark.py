@@ -2,8 +2,10 @@
 
     nice -n 10 timeout 3000 python benchmarks/index_scale_benchmark.py --n 1000000 --data clustered diffuse \\
         --workers 2 --appends 0.1 0.5 1.0
-    nice -n 15 timeout 5400 python benchmarks/index_scale_benchmark.py --n 10000000 --data clustered \
-        --workers 2 --queries 200 --workdir /tmp/idx18/big      # rerun the same line to resume
+    nice -n 15 timeout 6000 python benchmarks/index_scale_benchmark.py --n 10000000 --data clustered \\
+        --workers 2 --queries 400 --workdir /tmp/idx19/big      # rerun the same line to resume
+    nice -n 10 python benchmarks/index_scale_benchmark.py --n 100000 --data clustered diffuse --workers 1 \\
+        --queries 1000     # does the calibrated recall hold for fresh queries? (printed side by side)
 
 At 10^7 nothing holds the vectors as float32 either: they are generated 100,000 at a time (per
 chunk seeded, so the data do not depend on how many processes draw them; ``--gen-workers``
@@ -66,11 +68,11 @@ from pathlib import Path
 
 import numpy as np
 
-from figsearch.index import modality
+from figsearch.index import calibrate, modality
 from figsearch.index.calibrate import exact_neighbours
 from figsearch.index.files import update_entry
 from figsearch.index.modality import _faiss, append, build
-from figsearch.index.plan import choose_plan
+from figsearch.index.plan import _factory_nlist, choose_plan
 
 log = logging.getLogger("index_scale_benchmark")
 
@@ -339,6 +341,10 @@ def run(kind: str, n: int, dim: int, queries_n: int, workers: int, workdir: Path
             log.info("removed the index files under %s (results.json and truth.npy kept)", base)
 
 
+def _nlist(plan) -> int:
+    return _factory_nlist(plan.factory)
+
+
 def report(kind: str, n: int, dim: int, plan, entry: dict, results: Results, truth: np.ndarray, workers: int,
            directory: Path) -> None:
     child = results["child"]
@@ -366,17 +372,23 @@ def report(kind: str, n: int, dim: int, plan, entry: dict, results: Results, tru
                  f"times sum to {own:.0f} s ({own / add:.2f}x the phase), their CPU time to {cpu_s:.0f} s "
                  f"({cpu_s / add:.2f}x): one process with a core to itself would need about the CPU time; "
                  f"worker peak RSS {max(s['peak_rss_mib'] for s in shards)} MiB")
+    measured = recall(child["found"], truth)
+    margin = entry.get("calibration_margin")
+    promise = (f"calibrated recall {entry['calibrated_recall']:.3f} on {calibrate.CALIBRATION_QUERIES} held-out stored "
+               f"queries (bar {calibrate.RECALL_TARGET} + margin {margin:.3f}); fresh queries got {measured:.3f}, "
+               f"{measured - entry['calibrated_recall']:+.3f}" if margin is not None else
+               f"calibrated recall {entry['calibrated_recall']:.3f}")
     print(
         f"[{kind}] n={n:,} dim={dim}: {plan.factory} + {entry['vector_dtype']} re-ranking, nprobe {entry['nprobe']} "
-        f"(calibrated recall {entry['calibrated_recall']:.3f}), re-ranking candidates "
-        f"{entry.get('candidates') or 'default'}, build {build_s:.0f} s with {workers} worker(s) (phases: {lines})"
+        f"of {_nlist(plan)} lists, re-ranking candidates {entry.get('candidates') or 'default (400)'} ({promise}), "
+        f"build {build_s:.0f} s with {workers} worker(s) (phases: {lines})"
         f"{speed}\n"
         f"  RAM {in_ram / n:.1f} B/vector (anonymous RSS growth of the search process; serialized index "
         f"{child['serialized'] / n:.1f} B/vector); mapped files resident as page cache: index file "
         f"{mapped.get('.faiss', 0) / n:.1f}, ids {mapped.get('.ids', 0) / n:.1f}, re-ranking vectors "
         f"{mapped.get('.f16', mapped.get('.f32', 0)) / n:.1f} B/vector; on disk {disk:.0f} B/vector\n"
         f"  one thread, {len(child['times'])} queries: p50 {a50:.2f} ms, p95 {a95:.2f} ms{c50} "
-        f"(load average {child.get('load', ['?'])[0]}), recall@{K} {recall(child['found'], truth):.3f}\n"
+        f"(load average {child.get('load', ['?'])[0]}), recall@{K} {measured:.3f}\n"
         f"  baseline exact ({results['baseline']['what']}): p50 {f50:.1f} ms, p95 {f95:.1f} ms -> "
         f"p50 {f50 / a50:.1f}x faster, {4 * dim / (in_ram / n):.1f}x less RAM",
         flush=True,

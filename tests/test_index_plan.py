@@ -32,9 +32,11 @@ def test_factory_override():
     assert choose_plan(10**6, 64, factory="IVF256_HNSW32,PQ16").nprobe == 64
 
 
-def _clustered(n, dim, centers=40, seed=0):
+def _clustered(n, dim, centers=40, seed=0, points_seed=None):
     rng = np.random.default_rng(seed)
     middle = rng.standard_normal((centers, dim)).astype(np.float32)
+    if points_seed is not None:  # other points around the same centres: queries like the collection
+        rng = np.random.default_rng(points_seed)
     x = middle[rng.integers(0, centers, n)] + 0.35 * rng.standard_normal((n, dim)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -48,9 +50,11 @@ def test_ivfpq_with_exact_reranking_matches_flat(tmp_path):
     entry = build(tmp_path, "visual", key="k", identity={}, dim=dim, plan=plan, chunks=chunks, generation=1)
     approximate = ModalityIndex.open(tmp_path, "visual", entry)
     assert approximate.vectors is not None and approximate.count == n
-    # nprobe was calibrated on the stored vectors (with its safety doubling)
-    assert 8 <= entry["nprobe"] <= 32 and entry["calibrated_recall"] >= 0.95
-    queries = _clustered(30, dim, seed=1)
+    # nprobe was calibrated on the stored vectors, to recall@50 0.95 plus a margin
+    assert 8 <= entry["nprobe"] <= 32 and entry["calibrated_recall"] >= 0.95 + entry["calibration_margin"]
+    # new points of the collection's kinds: what the calibration promises recall for (queries of
+    # kinds the index has never seen are the appends' re-calibration's and retrain's business)
+    queries = _clustered(30, dim, points_seed=1)
     recall = []
     for q in queries:
         truth = {ids[i] for i in np.argsort(-(x @ q))[:20]}

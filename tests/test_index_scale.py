@@ -248,22 +248,6 @@ def test_more_reranking_candidates_where_the_nprobe_cap_misses_the_target(tmp_pa
     assert _recall(wide, x, queries, 50) >= _recall(narrow, x, queries, 50) + 0.02
 
 
-def test_with_wider_candidates_nprobe_steps_down_while_recall_keeps_its_margin(tmp_path):
-    """Few, well separated kinds (an easy partition) but coarse codes: the default candidates miss
-    neighbours at every nprobe; once wider ones reach the target, fewer lists suffice."""
-    from figsearch.index import calibrate
-
-    x = _clustered(12_000, 32, seed=7, centres=200, spread=0.6)
-    plan = choose_plan(len(x), 32, factory="IVF16,PQ4x4fs")
-    index = modality._new_index(plan, 32)
-    index.train(x)
-    index.add(x)
-    modality._set_nprobe(index, 16)
-    nprobe, candidates, recall = calibrate.calibrate_candidates(faiss, index, x, modality.reranked_positions, 400, 16)
-    assert candidates > 400 and recall >= calibrate.RECALL_TARGET + calibrate.STEP_DOWN_MARGIN
-    assert nprobe < 16
-
-
 def test_resumed_shards_are_kept_and_only_the_missing_ones_added(tmp_path, monkeypatch):
     """A build killed while adding keeps its finished shard files; the rerun adds only the others
     and merges to the index one sequential add gives."""
@@ -401,39 +385,6 @@ def test_merging_into_a_list_whose_size_is_a_multiple_of_the_block_bytes_is_safe
     np.testing.assert_array_equal(d1, d2)
 
 
-def test_wider_candidates_are_kept_at_a_calibrated_nprobe_only_when_they_gain(tmp_path):
-    """Coarse codes over tight groups: the lists are probed, but 400 candidates miss neighbours that
-    1,000 find; exact codes (IVF,Flat) gain nothing from more candidates, and keep the default."""
-    from figsearch.index import calibrate
-
-    x = _clustered(12_000, 32, seed=7, centres=200, spread=0.6)
-    for factory, wider in (("IVF16,PQ4x4fs", True), ("IVF16,Flat", False)):
-        index = modality._new_index(choose_plan(len(x), 32, factory=factory), 32)
-        index.train(x)
-        index.add(x)
-        modality._set_nprobe(index, 16)
-        cal = calibrate.calibration_set(faiss, x)
-        candidates, recall = calibrate.widen_candidates(faiss, index, x, modality.reranked_positions, 400,
-                                                        calibration=cal)
-        narrow = calibrate._measured_recall(index, x, modality.reranked_positions, *cal)
-        if wider:
-            assert candidates == 1000 and recall >= narrow + calibrate.CANDIDATE_GAIN
-        else:
-            assert candidates == 0 and recall == narrow
-
-
-def test_a_build_whose_nprobe_reaches_the_target_still_widens_candidates_that_gain(tmp_path, monkeypatch):
-    x = _clustered(12_000, 32, seed=7, centres=200, spread=0.6)
-    monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (16, 0.96))  # "reached the target"
-    plan = choose_plan(len(x), 32, factory="IVF16,PQ4x4fs")
-    entry = build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1)
-    assert entry["nprobe"] == 16 and entry["candidates"] == 1000
-    wide = ModalityIndex.open(tmp_path, "visual", entry)
-    narrow = ModalityIndex.open(tmp_path, "visual", dict(entry, candidates=0))
-    queries = _clustered(60, 32, seed=8, centres=200, spread=0.6)
-    assert _recall(wide, x, queries, 50) >= _recall(narrow, x, queries, 50) + 0.01
-
-
 def test_a_build_killed_after_calibrating_keeps_the_calibration(tmp_path, monkeypatch):
     monkeypatch.setattr(shards, "SHARD_MIN", 1000)
     x = _clustered(12_000, 32, seed=28)
@@ -451,7 +402,7 @@ def test_a_build_killed_after_calibrating_keeps_the_calibration(tmp_path, monkey
     assert sorted(p.name for p in (checkpoint / "shards").glob("shard-*.faiss")) == [
         "shard-0-6000.faiss", "shard-6000-12000.faiss"]
     monkeypatch.setattr(modality, "_write_faiss", real_write)
-    monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: pytest.fail("calibrated again"))
+    monkeypatch.setattr(modality, "calibrate", lambda *a, **k: pytest.fail("calibrated again"))
     phases = []
     entry = build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1,
                   workers=2, checkpoint=checkpoint, on_phase=lambda name, s: phases.append(name))

@@ -154,7 +154,7 @@ def test_a_search_never_builds_trains_or_writes(collection_dir, monkeypatch):
         raise AssertionError("a search reached index building")
 
     for module, name in ((sync, "sync_index"), (sync, "build"), (sync, "append"), (modality, "build"),
-                         (modality, "calibrate_nprobe")):
+                         (modality, "calibrate_nprobe"), (modality, "calibrate")):
         monkeypatch.setattr(module, name, refuse)
     before = {p.name: p.stat().st_mtime_ns for p in index_dir(collection_dir).iterdir()}
     temporary = set(__import__("os").listdir(tempfile.gettempdir()))

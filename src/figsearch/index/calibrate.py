@@ -1,23 +1,41 @@
-"""How many inverted lists an IVF index must probe: measured on the collection's own vectors.
+"""How many inverted lists an IVF index probes, and how many candidates it re-ranks: measured on
+the collection's own vectors, as new queries would see it.
 
 How much of an IVF index a query has to visit for a given recall depends on the data: on
-well-clustered embeddings a few lists suffice, on diffuse ones many more. Rather than guess,
-a build takes a sample of the stored vectors as queries, finds their exact neighbours by brute
-force, and picks the smallest ``nprobe`` (doubling from 8) whose re-ranked results reach
-``RECALL_TARGET`` at k = 50 — then doubles it once more, because stored vectors are kinder
-queries than new drawings (the lists were trained on them: on clustered test data held-out
-queries reached 0.93 where the stored ones reached 1.0 at the same nprobe). It is capped so
-that a query scans at most ``MAX_SCANNED_CODES`` codes and half of the lists (at 10^6 × 256,
-250,000 4-bit codes took p50 16 ms / p95 31 ms per query on this 2-core machine under a load of
-12-15, docs/index-scale.md; the cap was raised to 500,000 when diffuse data needed more than a
-quarter of the lists). Where the cap still misses the target, more re-ranking candidates are
-tried (``calibrate_candidates``). The recall reached and the candidates are kept in the
-manifest, so ``figsearch index`` and ``info`` can say it.
+well-clustered embeddings a few lists suffice, on diffuse ones many more; and where one kind of
+drawing is a group of thousands of near neighbours, the 4-bit codes cannot order the group and
+more candidates must be re-ranked with the exact vectors. Rather than guess, a build takes
+``CALIBRATION_QUERIES`` stored vectors as queries, finds their exact neighbours by brute force,
+and measures recall@50 of the re-ranked search on a ladder of settings (``calibrate``).
+
+The queries stand in for new drawings, so they are chosen to behave like them:
+
+- **held out of training**: only vectors outside the training sample of the coarse centroids and
+  codes are drawn (a training vector has a centroid fitted to it: at 10^5 clustered vectors, with
+  41 % of them in the sample, training vectors as queries promised 0.376 at nprobe 8 where
+  fresh queries got 0.343 and held-out ones 0.349);
+- **left out of their own results**: a query is in the index, so it asks for one more hit and
+  its own position is dropped from both the found and the true neighbours.
+
+A query drawn so is, for the index, a new draw from the collection's distribution (measured at
+10^5 clustered vectors, 1,000 queries each: held-out 0.970 / fresh 0.971 at nprobe 512, 0.931 /
+0.930 at 256 with 1,000 candidates; docs/index-scale.md). The promise is therefore made with a
+statistical margin, not a doubling: a setting is accepted when the calibration queries' mean
+recall reaches ``RECALL_TARGET`` plus ``MARGIN_SE`` standard errors of that mean (at least
+``MIN_MARGIN``). Of the settings that do, the cheapest is kept: ``nprobe`` times the vectors
+per list plus ``CANDIDATE_COST_CODES`` per re-ranked candidate (a candidate's float16 row read
+and scored costs about as much CPU as 64 scanned 4-bit codes). The ladder is capped so that a
+query scans at most ``MAX_SCANNED_CODES`` codes and half of the lists (at 10^6 × 256, 500,000
+codes took p50 16 ms / p95 31 ms on this 2-core machine under a load of 12-15), and at 5× the
+default candidates. Where no setting reaches the bar, the largest nprobe is kept with the
+candidates that gain ``CANDIDATE_GAIN`` or more. The recall reached, the margin and the
+candidates are kept in the manifest, so ``figsearch index`` and ``info`` can say them.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,15 +43,19 @@ log = logging.getLogger(__name__)
 
 RECALL_TARGET = 0.95
 CALIBRATION_K = 50
-CALIBRATION_QUERIES = 100
+#: 400 queries: the standard error of their mean recall@50 near 0.95 is ~0.004
+CALIBRATION_QUERIES = 400
+#: a setting is accepted when the queries' mean recall is this many standard errors above the target
+MARGIN_SE = 2.0
+MIN_MARGIN = 0.005
 #: brute-force neighbours are computed over this many stored vectors at a time
 EXACT_CHUNK = 100_000
 MAX_SCANNED_CODES = 500_000
-#: multiples of the default re-ranking candidates tried when the nprobe cap misses the recall target
+#: multiples of the default re-ranking candidates on the ladder
 WIDER_CANDIDATES = (2.5, 5)
-#: with wider candidates, nprobe steps down only while recall stays this far above the target
-STEP_DOWN_MARGIN = 0.01
-#: wider candidates are kept at a calibrated nprobe when they gain this much recall on the calibration queries
+#: one re-ranked candidate costs about as much CPU as this many scanned 4-bit codes (float16 row read, scored)
+CANDIDATE_COST_CODES = 64
+#: where no setting reaches the bar, wider candidates are kept when they gain this much recall
 CANDIDATE_GAIN = 0.01
 
 
@@ -52,13 +74,19 @@ def exact_neighbours(faiss, vectors: np.ndarray, queries: np.ndarray, k: int) ->
     return best_ids
 
 
-def calibration_set(faiss, vectors: np.ndarray, seed: int = 7, newest: int = 0):
+def calibration_set(faiss, vectors: np.ndarray, seed: int = 7, newest: int = 0, exclude: np.ndarray | None = None,
+                    size: int | None = None):
     """(queries, their own positions or -1, exact neighbours with one extra, k): computed once and
-    passed to both calibrations (the exact neighbours are a scan of all vectors)."""
+    passed to the calibration (the exact neighbours are a scan of all vectors).
+
+    ``exclude``: positions not to draw queries from — the training sample, whose vectors are kinder
+    queries than new ones (used when at least as many other positions remain).
+    ``newest``: the last ``newest`` vectors were appended after the lists were trained; half of the
+    queries come from them, and every query is moved off its vector (below)."""
     n = len(vectors)
     k = min(CALIBRATION_K, n - 1)
     rng = np.random.default_rng(seed)
-    size = min(CALIBRATION_QUERIES, n)
+    size = min(size or CALIBRATION_QUERIES, n)
     if 0 < newest < n:
         recent = min(size // 2, newest)
         sample = np.concatenate([
@@ -67,7 +95,12 @@ def calibration_set(faiss, vectors: np.ndarray, seed: int = 7, newest: int = 0):
         ])
         sample = np.sort(sample)
     else:
-        sample = np.sort(rng.choice(n, size=size, replace=False))
+        pool = np.arange(n)
+        if exclude is not None and len(exclude):
+            held_out = np.setdiff1d(pool, exclude, assume_unique=True)
+            if len(held_out) >= size:
+                pool = held_out
+        sample = np.sort(rng.choice(pool, size=size, replace=False))
     queries = np.ascontiguousarray(vectors[sample], dtype=np.float32)
     # each query is itself in the index: ask for one more and leave it out on both sides
     truth = exact_neighbours(faiss, vectors, queries, k + 1)
@@ -87,102 +120,121 @@ def calibration_set(faiss, vectors: np.ndarray, seed: int = 7, newest: int = 0):
     return queries, sample, truth, k
 
 
-def _measured_recall(index, vectors, search, queries, sample, truth, k: int, **options) -> float:
-    found = 0
-    for row, own, expected in zip(queries, sample, truth):
+def _recalls(index, vectors, search, queries, sample, truth, k: int, **options) -> np.ndarray:
+    """Recall@k of each query; a query's own position (``sample``) is left out of both sides, and a
+    query not in the index (-1) is compared with its k nearest, not the k + 1 computed."""
+    out = np.empty(len(sample))
+    for i, (row, own, expected) in enumerate(zip(queries, sample, truth)):
         got = [p for p in search(index, vectors, row, k + 1, **options) if p != own][:k]
-        found += len(set(got) & (set(expected.tolist()) - {own}))
-    return found / (k * len(sample))
+        wanted = [p for p in expected.tolist() if p != own][:k]
+        out[i] = len(set(got) & set(wanted)) / k
+    return out
+
+
+def _measured_recall(index, vectors, search, queries, sample, truth, k: int, **options) -> float:
+    return float(_recalls(index, vectors, search, queries, sample, truth, k, **options).mean())
+
+
+@dataclass(frozen=True)
+class Calibration:
+    nprobe: int
+    #: re-ranking candidates (0: the default ``max(8k, 200)``)
+    candidates: int
+    #: mean recall@50 of the calibration queries at these settings
+    recall: float
+    #: the bar's margin over ``RECALL_TARGET`` at these settings (``MARGIN_SE`` standard errors)
+    margin: float
+    #: whether recall reached ``RECALL_TARGET + margin``
+    reached: bool
+
+
+def nprobe_cap(n: int, nlist: int) -> int:
+    return max(min(nlist, 32), min(nlist // 2, MAX_SCANNED_CODES * nlist // max(n, 1)))
+
+
+def nprobe_ladder(cap: int) -> list[int]:
+    """8, 12, 16, 24, 32, 48, … (steps of ~1.4×) up to and including ``cap``."""
+    steps, base = [], 8
+    while base < cap:
+        steps += [base, base * 3 // 2]
+        base *= 2
+    return sorted({s for s in steps if s < cap} | {cap})
+
+
+def calibrate(faiss, index, vectors: np.ndarray, nlist: int, search, default: int, *, calibration,
+              levels: tuple[int, ...] | None = None) -> Calibration:
+    """The cheapest (nprobe, candidates) whose recall@50 on ``calibration`` reaches the bar, set on ``index``.
+
+    ``search(index, vectors, query, k, candidates=None)`` is the re-ranking search the service
+    uses, returning positions best first; ``default`` its default candidates for k = 50.
+    ``levels``: the candidate counts tried (0: the default); by default the default and
+    ``WIDER_CANDIDATES`` multiples of it. For each, the ladder is climbed to the first nprobe that
+    reaches the bar, or until a setting would cost more than one already accepted (not bisected:
+    with the default candidates, recall can fall as nprobe grows, the codes' ranking noise
+    outgrowing what more lists bring).
+    """
+    queries, sample, truth, k = calibration
+    n = len(vectors)
+    cap = nprobe_cap(n, nlist)
+    ladder = nprobe_ladder(cap)
+    per_list = n / max(nlist, 1)
+    levels = levels if levels is not None else (0, *(int(default * f) for f in WIDER_CANDIDATES))
+    space = faiss.ParameterSpace()
+    measured: dict[tuple[int, int], tuple[float, float]] = {}
+
+    def measure(nprobe: int, level: int) -> tuple[float, float]:
+        if (nprobe, level) not in measured:
+            space.set_index_parameter(index, "nprobe", nprobe)
+            options = {"candidates": level} if level else {}  # else what ``search`` fetches by itself
+            recalls = _recalls(index, vectors, search, queries, sample, truth, k, **options)
+            margin = max(MIN_MARGIN, MARGIN_SE * float(recalls.std()) / float(np.sqrt(len(recalls))))
+            measured[nprobe, level] = (float(recalls.mean()), margin)
+            log.info("nprobe %d of %d lists, %d candidates: recall@%d %.3f (bar %.3f)", nprobe, nlist,
+                     level or default, k, recalls.mean(), RECALL_TARGET + margin)
+        return measured[nprobe, level]
+
+    def cost(nprobe: int, level: int) -> float:
+        return nprobe * per_list + CANDIDATE_COST_CODES * (level or default)
+
+    best: tuple[int, int] | None = None
+    for level in levels:
+        for nprobe in ladder:
+            if best is not None and cost(nprobe, level) >= cost(*best):
+                break
+            recall, margin = measure(nprobe, level)
+            if recall >= RECALL_TARGET + margin:
+                best = (nprobe, level)
+                break
+    if best is not None:
+        nprobe, level = best
+        recall, margin = measured[best]
+        reached = True
+    else:
+        # nothing reaches the bar: the most lists allowed, and the candidates that gain enough
+        nprobe, level = cap, levels[0]
+        for wider in levels[1:]:
+            if measure(cap, wider)[0] >= measure(cap, level)[0] + CANDIDATE_GAIN:
+                level = wider
+        recall, margin = measure(cap, level)
+        reached = False
+        log.warning(
+            "the index reaches recall@%d %.3f at most (nprobe capped at %d of %d lists, %d candidates): these "
+            "vectors are hard to partition; an exact index (--index-factory Flat) is slower but exact",
+            k, recall, nprobe, nlist, level or default,
+        )
+    space.set_index_parameter(index, "nprobe", nprobe)
+    return Calibration(nprobe, level, recall, margin, reached)
 
 
 def calibrate_nprobe(faiss, index, vectors: np.ndarray, nlist: int, search, *, seed: int = 7,
                      newest: int = 0, calibration=None) -> tuple[int, float]:
-    """(nprobe, recall@50 it reached) for ``index``; ``search(index, vectors, query, k)`` is the
-    re-ranking search the service uses, returning positions best first.
+    """(nprobe, recall@50 it reached) for ``index`` with the candidates ``search`` already fetches
+    (what an append re-calibrates: the build chose the candidates).
 
     ``newest``: the last ``newest`` vectors were appended after the lists were trained; half of
     the queries come from them, because vectors unlike the training sample (a new kind of
     drawing) are where an old partition loses recall first.
     """
-    n = len(vectors)
-    queries, sample, truth, k = calibration or calibration_set(faiss, vectors, seed, newest)
-    cap = max(min(nlist, 32), min(nlist // 2, MAX_SCANNED_CODES * nlist // n))
-    nprobe, recall = 8, 0.0
-    space = faiss.ParameterSpace()
-    while True:
-        nprobe = min(nprobe, cap)
-        space.set_index_parameter(index, "nprobe", nprobe)
-        recall = _measured_recall(index, vectors, search, queries, sample, truth, k)
-        log.info("nprobe %d of %d lists: recall@%d %.3f", nprobe, nlist, k, recall)
-        if recall >= RECALL_TARGET or nprobe >= cap:
-            break
-        nprobe *= 2
-    if recall >= RECALL_TARGET:
-        nprobe = min(nprobe * 2, cap)  # the margin for queries from outside the collection
-    else:
-        log.warning(
-            "the index reaches recall@%d %.3f at most (nprobe capped at %d of %d lists): these vectors are "
-            "hard to partition; an exact index (--index-factory Flat) is slower but exact",
-            k, recall, nprobe, nlist,
-        )
-    return nprobe, recall
-
-
-def calibrate_candidates(faiss, index, vectors: np.ndarray, search, default: int, nprobe: int, *, seed: int = 7,
-                         newest: int = 0, calibration=None) -> tuple[int, int, float]:
-    """(nprobe, candidates, recall@50) for an index whose calibrated ``nprobe`` (set on it) is short
-    of ``RECALL_TARGET``.
-
-    When a query scans hundreds of thousands of 4-bit codes, the coarse codes' ranking noise
-    pushes true neighbours out of the default ``default`` candidates even though their lists were
-    probed (diffuse data at 300,000 vectors: recall@50 0.832 with 400 candidates, 0.872 with
-    1,000, at a quarter of the lists). Re-ranking more candidates from the exact vectors costs
-    about a microsecond each, far less than probing more lists; ``WIDER_CANDIDATES`` multiples of
-    the default are tried and the smallest reaching the target, else the best by 0.01 or more, is
-    kept (0: the default). Where the target is reached, nprobe then steps down (¾, ½) while recall
-    stays ``STEP_DOWN_MARGIN`` above the target: the margin stands in for the doubling
-    ``calibrate_nprobe`` adds for queries from outside the collection.
-    """
-    queries, sample, truth, k = calibration or calibration_set(faiss, vectors, seed, newest)
-    best, best_recall = 0, _measured_recall(index, vectors, search, queries, sample, truth, k)
-    for factor in WIDER_CANDIDATES:
-        wanted = int(default * factor)
-        recall = _measured_recall(index, vectors, search, queries, sample, truth, k, candidates=wanted)
-        log.info("%d re-ranking candidates: recall@%d %.3f", wanted, k, recall)
-        if recall >= best_recall + 0.01:
-            best, best_recall = wanted, recall
-        if recall >= RECALL_TARGET:
-            break
-    space = faiss.ParameterSpace()
-    if best and best_recall >= RECALL_TARGET + STEP_DOWN_MARGIN:
-        for trial in (nprobe * 3 // 4, nprobe // 2):
-            space.set_index_parameter(index, "nprobe", trial)
-            recall = _measured_recall(index, vectors, search, queries, sample, truth, k, candidates=best)
-            log.info("nprobe %d with %d candidates: recall@%d %.3f", trial, best, k, recall)
-            if recall < RECALL_TARGET + STEP_DOWN_MARGIN:
-                break
-            nprobe, best_recall = trial, recall
-    space.set_index_parameter(index, "nprobe", nprobe)
-    return nprobe, best, best_recall
-
-
-def widen_candidates(faiss, index, vectors: np.ndarray, search, default: int, *, calibration) -> tuple[int, float]:
-    """(candidates, recall@50) at the nprobe set on ``index``, for an index whose nprobe calibration
-    reached the target: ``WIDER_CANDIDATES[0]`` × the default candidates are kept when they gain
-    ``CANDIDATE_GAIN`` or more (0: the default).
-
-    Why even then: in big collections one kind of drawing is a group of thousands of near
-    neighbours, and the 4-bit codes cannot order them; the lists are probed but the true top 50
-    fall out of the default candidates. At 10^7 clustered vectors (groups of 1,000) stored
-    queries reached 0.951 at nprobe 16, fresh queries got 0.930 at the nprobe 32 kept, and 1,000
-    candidates instead of 400 gave them 0.949 — more lists gave +0.007 (docs/index-scale.md).
-    """
-    queries, sample, truth, k = calibration
-    base = _measured_recall(index, vectors, search, queries, sample, truth, k)
-    wanted = int(default * WIDER_CANDIDATES[0])
-    wider = _measured_recall(index, vectors, search, queries, sample, truth, k, candidates=wanted)
-    log.info("re-ranking candidates at the calibrated nprobe: %d -> recall@%d %.3f, %d -> %.3f", default, k, base,
-             wanted, wider)
-    if wider >= base + CANDIDATE_GAIN:
-        return wanted, wider
-    return 0, base
+    result = calibrate(faiss, index, vectors, nlist, search, 0,
+                       calibration=calibration or calibration_set(faiss, vectors, seed, newest), levels=(0,))
+    return result.nprobe, result.recall

@@ -16,14 +16,7 @@ import numpy as np
 
 from figsearch.errors import CollectionError
 from figsearch.extras import require
-from figsearch.index.calibrate import (
-    CALIBRATION_K,
-    RECALL_TARGET,
-    calibrate_candidates,
-    calibrate_nprobe,
-    calibration_set,
-    widen_candidates,
-)
+from figsearch.index.calibrate import CALIBRATION_K, RECALL_TARGET, calibrate, calibrate_nprobe, calibration_set
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import HNSW_NLIST_MIN, MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
 from figsearch.index.shards import MapShards, add_vectors
@@ -221,8 +214,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         if not index.is_trained:
             if n == 0:
                 raise CollectionError(f"cannot train a {plan.factory} index without vectors")
-            rng = np.random.default_rng(seed)
-            sample = np.sort(rng.choice(n, size=min(n, plan.train_size or n), replace=False))
+            sample = _training_positions(n, plan, seed)
             log.info("training %s on %d of %d %s vectors", plan.factory, len(sample), n, modality)
             _train(faiss, index, _training_sample(vectors, sample, state))
         if state:
@@ -232,26 +224,22 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
     add_vectors(faiss, index, vec_tmp, dtype, n, dim, workers=workers, map_shards=map_shards, scratch=directory,
                 resume=state.path("shards") if state else None)
     phase.done("add")
-    nprobe, recall, candidates = plan.nprobe, None, 0
+    nprobe, recall, candidates, margin = plan.nprobe, None, 0, None
     nlist = _nlist_of(index)
     calibrated = state.get("calibration") if state else None
     if calibrated:
         nprobe, recall, candidates = calibrated["nprobe"], calibrated["recall"], calibrated["candidates"]
+        margin = calibrated.get("margin")
         log.info("checkpoint: calibrated nprobe %d, recall %s, candidates %d", nprobe, recall, candidates)
         _set_nprobe(index, nprobe)
     elif nlist and plan.rerank and n > CALIBRATION_K:
-        sample_set = calibration_set(faiss, vectors)
-        nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, reranked_positions, calibration=sample_set)
-        _set_nprobe(index, nprobe)
-        if recall < RECALL_TARGET:
-            nprobe, candidates, recall = calibrate_candidates(faiss, index, vectors, reranked_positions,
-                                                              _default_candidates(CALIBRATION_K), nprobe,
-                                                              calibration=sample_set)
-        else:
-            candidates, recall = widen_candidates(faiss, index, vectors, reranked_positions,
-                                                  _default_candidates(CALIBRATION_K), calibration=sample_set)
+        # queries held out of the training sample stand in for new drawings (figsearch.index.calibrate)
+        held_out = calibration_set(faiss, vectors, exclude=_training_positions(n, plan, seed))
+        result = calibrate(faiss, index, vectors, nlist, reranked_positions, _default_candidates(CALIBRATION_K),
+                           calibration=held_out)
+        nprobe, recall, candidates, margin = result.nprobe, result.recall, result.candidates, result.margin
         if state:
-            state.put("calibration", {"nprobe": nprobe, "recall": recall, "candidates": candidates})
+            state.put("calibration", {"nprobe": nprobe, "recall": recall, "candidates": candidates, "margin": margin})
         phase.done("calibrate")
     index_name = f"{stem}.a0.faiss"
     _write_faiss(index, directory / index_name)
@@ -276,6 +264,7 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         "built_count": n,
         "nprobe": nprobe,
         "calibrated_recall": recall,
+        "calibration_margin": margin,
         "candidates": candidates,
         "calibrated_count": n,
         "built_nprobe": nprobe,
@@ -283,6 +272,12 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         "files": {"index": index_name, "ids": ids_path.name, "vectors": vec_path.name if plan.rerank else None},
         "built_at": utcnow(),
     }
+
+
+def _training_positions(n: int, plan: IndexPlan, seed: int) -> np.ndarray:
+    """The sorted positions of the training sample (the same on a resumed build: seeded)."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(n, plan.train_size or n), replace=False))
 
 
 def _write_vectors(chunks: Chunks, modality: str, dim: int, dtype: str, vec_out: Path,
