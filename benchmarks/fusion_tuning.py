@@ -437,7 +437,7 @@ def main() -> int:
     parser.add_argument("--query-patents", type=Path, help="queries only of the patents listed in this file")
     calib = parser.add_argument_group("calibrating auto for a visual model (--calibrate)")
     calib.add_argument("--calibrate", action="store_true", help="choose the model's near/far thresholds")
-    calib.add_argument("--visual-model", default="backbone:drawing-backbone2.onnx",
+    calib.add_argument("--visual-model", default="backbone:drawing-backbone3.onnx",
                        help="the visual model spec, as figsearch index --visual-model takes it")
     calib.add_argument("--data", type=Path,
                        default=Path(os.environ.get("FIGSEARCH_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")))

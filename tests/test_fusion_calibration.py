@@ -60,13 +60,17 @@ def test_the_shipped_file_has_an_entry_for_the_default_visual_model():
 
     from figsearch.fsutil import sha256_file
 
-    shipped = Path(str(resources.files("figsearch") / "models" / "drawing-backbone2.onnx"))
-    if not shipped.is_file():
-        pytest.skip(f"{shipped} is not in this installation")
-    fusion._calibration.cache_clear()
-    entry = fusion.calibration_entry("backbone", sha256_file(shipped)[:16])
-    assert entry is not None and "chosen" in entry  # written by fusion_tuning.py --calibrate, with its provenance
-    assert fusion.calibration_note("backbone", sha256_file(shipped)[:16]) is None
+    from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
+
+    # the default and the previous default each have an entry written by fusion_tuning.py --calibrate
+    for name in (DEFAULT_VISUAL_ENCODER.split(":", 1)[1], "drawing-backbone2.onnx"):
+        shipped = Path(str(resources.files("figsearch") / "models" / name))
+        if not shipped.is_file():
+            pytest.skip(f"{shipped} is not in this installation")
+        fusion._calibration.cache_clear()
+        entry = fusion.calibration_entry("backbone", sha256_file(shipped)[:16])
+        assert entry is not None and "chosen" in entry, name  # with its provenance
+        assert fusion.calibration_note("backbone", sha256_file(shipped)[:16]) is None
 
 
 @pytest.fixture
