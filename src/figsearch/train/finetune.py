@@ -31,7 +31,7 @@ import torch
 
 from figsearch.errors import InputError
 from figsearch.train.backbone import (
-    BackboneSettings, Item, Pooled, Validation, _excluded, _load_grey, batch_loss, collection_items, epoch_order,
+    BackboneSettings, Item, LevelNorm, Pooled, Validation, _excluded, _load_grey, batch_loss, collection_items, epoch_order,
     epoch_stats, level_channels, ordered_levels, selection_score, split_masks, train_head, write_model,
 )
 
@@ -104,8 +104,8 @@ def make_bundle(items: Sequence[Item], settings: BackboneSettings, progress: Cal
     images = np.zeros((len(items), settings.image_size, settings.image_size), np.uint8)
     for index, item in enumerate(items):
         images[index] = _load_grey(item.path, settings.image_size, settings.strip_headers)
-        if progress and index % 32 == 31:
-            progress(32)
+        if progress and (index % 32 == 31 or index == len(items) - 1):
+            progress(index % 32 + 1)
     has_text = np.array([bool(i.text) for i in items])
     texts = create_text(settings.text_model).encode([i.text or "" for i in items]).astype(np.float32)
     info = {"version": BUNDLE_VERSION, "key": bundle_key(items, settings), "image_size": settings.image_size,
@@ -154,7 +154,6 @@ def finetune(pooled: Pooled, trained: dict, images: torch.Tensor, patents: np.nd
     ``pooled`` and the head are left at the best epoch. Returns the fine-tuning record. With
     ``settings.time_budget`` it stops after the epoch that crosses that many seconds since ``run_started``."""
     from figsearch.train.augment import AugmentConfig, augment
-    from figsearch.train.backbone import LevelNorm
 
     started = time.time()
     torch.manual_seed(settings.seed)
@@ -192,8 +191,11 @@ def finetune(pooled: Pooled, trained: dict, images: torch.Tensor, patents: np.nd
     base = (untrained["val_same_patent"], untrained["val_same_class"], None, untrained["val_same_patent_all"])
     start = validate()
     start_stats = epoch_stats(0, [0.0], start)
-    snapshot = lambda: ({k: v.detach().clone() for k, v in pooled.state_dict().items()},  # noqa: E731
-                        {k: v.detach().clone() for k, v in head.state_dict().items()})
+
+    def snapshot() -> tuple[dict, dict]:
+        return ({k: v.detach().clone() for k, v in pooled.state_dict().items()},
+                {k: v.detach().clone() for k, v in head.state_dict().items()})
+
     # with nothing to validate on, the lowest-loss epoch wins over the frozen start
     best = {"score": selection_score(settings, start, base, -np.inf), "epoch": 0, "state": snapshot()}
     train_idx = np.flatnonzero(train)
