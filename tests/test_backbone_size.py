@@ -67,3 +67,20 @@ def test_a_sized_model_encodes_and_never_shares_an_index_key(sized):
     assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert small.identity["image_size"] == 96 and default.identity["image_size"] == 224
     assert encoder_key(small) != encoder_key(default)
+
+
+def test_shipped_288_model_loads_and_names_its_training():
+    from figsearch.embed.encoders.backbone import default_model_path
+
+    path = default_model_path().with_name("drawing-backbone4-288.onnx")
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this installation")
+    encoder = create_visual("backbone:drawing-backbone4-288.onnx", threads=1)  # a bare name: among the package's models
+    assert encoder.image_size == 288 and len(encoder.meta["levels"]) == 17
+    record = encoder.record
+    assert record["settings"]["image_size"] == 288 and record["starting_weights"]["frozen"] is True
+    assert "mobilenet_v2" in record["starting_weights"]["file"] and "BSD-3" in record["starting_weights"]["licence"]
+    assert "us-design-grants" not in record["data"]["source_folders"] and record["seed"] == 0
+    vectors = encoder.encode([_drawing("ring", 31), _drawing("box", 32)])
+    assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert encoder_key(encoder) != encoder_key(create_visual("backbone:drawing-backbone3.onnx", threads=1))
