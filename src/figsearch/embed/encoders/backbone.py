@@ -67,6 +67,36 @@ def _header_on_top(rows: np.ndarray) -> bool:
     return strip_running_header(column) is not column
 
 
+def _ink_box(ink_rows: np.ndarray, ink_cols: np.ndarray, margin: int = 2) -> tuple[int, int, int, int] | None:
+    """``preprocess.ink_box`` from which rows and columns hold ink (the same arithmetic)."""
+    rows, cols = np.flatnonzero(ink_rows), np.flatnonzero(ink_cols)
+    if rows.size == 0:
+        return None
+    h, w = ink_rows.size, ink_cols.size
+    return (max(int(cols[0]) - margin, 0), max(int(rows[0]) - margin, 0),
+            min(int(cols[-1]) + 1 + margin, w), min(int(rows[-1]) + 1 + margin, h))
+
+
+def _pad_to_square(image):
+    """``preprocess.pad_to_square`` of a grey image, pixel for pixel, without the copy that
+    ``ImageOps.pad`` makes by resizing the image to its own size: white square, the image pasted
+    where ``ImageOps.pad`` centres it. An image whose size ``ImageOps.contain`` would change takes
+    ``pad_to_square`` itself."""
+    from PIL import Image
+
+    from figsearch.embed.preprocess import pad_to_square
+
+    w, h = image.size
+    side = max(w, h)
+    if w == h:
+        return image
+    if image.mode != "L" or image.palette or (round(w / h * side) if w < h else round(h / w * side)) != min(w, h):
+        return pad_to_square(image)
+    out = Image.new("L", (side, side), 255)
+    out.paste(image, (round((side - w) * 0.5), 0) if w < side else (0, round((side - h) * 0.5)))
+    return out
+
+
 def prepare_turns(image, angles: Sequence[int], size: int) -> np.ndarray:
     """``(len(angles), size, size)`` uint8: for each angle, ``prepare_grey(image.rotate(angle, expand=True,
     fillcolor=255), size)``, pixel for pixel, for less work (an uploaded query is matched in four quarter
@@ -77,12 +107,16 @@ def prepare_turns(image, angles: Sequence[int], size: int) -> np.ndarray:
     quarter turn, take the general path. ``tests/test_server_upload_turns.py`` checks the identity."""
     from PIL import Image
 
-    from figsearch.embed.preprocess import ink_box, pad_to_square
+    from figsearch.embed.preprocess import PAPER_THRESHOLD
 
-    grey = image.convert("L")
-    dark = np.asarray(grey) < 128  # strip_running_header's ink
-    rows, cols = dark.any(axis=1), dark.any(axis=0)
-    box = ink_box(grey)  # trim_margins' box; a quarter turn turns it (its margins clamp alike on all sides)
+    grey = image if image.mode == "L" else image.convert("L")  # read only: no copy of a grey one
+    # the darkest pixel of each row and column, one pass each: it answers both strip_running_header's
+    # ink test (< 128) and trim_margins' (< PAPER_THRESHOLD), where each built a mask and reduced it
+    pixels = np.asarray(grey)
+    row_min, col_min = pixels.min(axis=1), pixels.min(axis=0)
+    rows, cols = row_min < 128, col_min < 128
+    box = _ink_box(row_min < PAPER_THRESHOLD, col_min < PAPER_THRESHOLD)  # trim_margins' box; a quarter
+    # turn turns it (its margins clamp alike on all sides)
     trimmed = grey.crop(box) if box else grey
     # the rows of the turned image, top first: 90 degrees counter-clockwise puts the last column on top
     tops = {0: rows, 90: cols[::-1], 180: rows[::-1], 270: cols}
@@ -93,7 +127,7 @@ def prepare_turns(image, angles: Sequence[int], size: int) -> np.ndarray:
             prepared.append(prepare_grey(image.rotate(angle, expand=True, fillcolor=255), size))
             continue
         turned = trimmed.transpose(getattr(Image.Transpose, _QUARTER_TURNS[turn])) if turn else trimmed
-        square = pad_to_square(turned)  # as prepare_drawing, from here on
+        square = _pad_to_square(turned)  # as prepare_drawing, from here on
         resample = Image.Resampling.LANCZOS if square.width < size else Image.Resampling.BOX
         prepared.append(np.asarray(square.resize((size, size), resample), dtype=np.uint8))
     return np.stack(prepared)
