@@ -133,6 +133,20 @@ async def one_request(http: Connection, kind: str, rng: random.Random, queries: 
     return await http.post_form("/api/search", form, "image", f"{kind}.png", data, "image/png")
 
 
+def parse_server_timing(value: str | None) -> dict[str, float] | None:
+    """``queue;dur=1.2, run;dur=80.0, cpu;dur=75.1`` (the server's pool call: waiting for a thread,
+    running, its thread's CPU; ms) as a dict; None when the answer has none."""
+    if not value:
+        return None
+    out = {}
+    for part in value.split(","):
+        name, _, rest = part.strip().partition(";")
+        match = re.search(r"dur=([0-9.]+)", rest)
+        if match:
+            out[name] = float(match.group(1))
+    return out or None
+
+
 async def client(http: Connection, deadline: float, rng: random.Random, queries: dict, kinds: list[str],
                  results: list) -> None:
     for _ in range(MAX_REQUESTS_PER_CLIENT):
@@ -141,6 +155,7 @@ async def client(http: Connection, deadline: float, rng: random.Random, queries:
         kind = rng.choice(kinds)
         start = time.perf_counter()
         retry_after = None
+        response = None
         try:
             response = await one_request(http, kind, rng, queries)
             status = response.status_code
@@ -149,7 +164,8 @@ async def client(http: Connection, deadline: float, rng: random.Random, queries:
             ok = status == EXPECTED[kind] and (status != 200 or "hits" in response.json())
         except Exception as exc:  # a refused or dropped connection is an error, not a crash of the test
             ok, status = False, type(exc).__name__
-        results.append((kind, time.perf_counter() - start, ok, status, retry_after, time.perf_counter()))
+        timing = parse_server_timing(response.headers.get("server-timing")) if ok else None
+        results.append((kind, time.perf_counter() - start, ok, status, retry_after, time.perf_counter(), timing))
         if retry_after is not None:
             await asyncio.sleep(min(MAX_BACKOFF_S, float(retry_after) if retry_after.isdigit() else MAX_BACKOFF_S))
 
@@ -306,6 +322,9 @@ def summarise(results: list, clients: int, elapsed: float, window: list) -> dict
         "max_ms": round(max(latencies, default=float("nan")), 1),
         "by_kind": {},
     }
+    if elapsed:
+        summary["clients_in_kind"] = {kind: round(sum(r[1] for r in results if r[0] == kind) / elapsed, 2)
+                                      for kind in EXPECTED if any(r[0] == kind for r in results)}
     for kind in EXPECTED:
         own = [r[1] * 1000 for r in answered if r[0] == kind]
         if not any(r[0] == kind for r in results):
@@ -318,6 +337,20 @@ def summarise(results: list, clients: int, elapsed: float, window: list) -> dict
             "p95_ms": round(percentile(own, 95), 1),
             "mean_ms": round(statistics.fmean(own), 1) if own else float("nan"),
         }
+        timed = [(r[1] * 1000, r[6]) for r in answered if r[0] == kind and len(r) > 6 and r[6]
+                 and {"queue", "run"} <= set(r[6])]
+        if timed:
+            # where the time went, from the server's Server-Timing: waiting for a pool thread, on the
+            # thread but off the cores (run - cpu: other threads, the GIL), computing (cpu), and the
+            # rest (event loop, HTTP, this client), each the mean over the kind's answers
+            parts = {
+                "queue": [t["queue"] for _, t in timed],
+                "off_core": [max(0.0, t["run"] - t.get("cpu", t["run"])) for _, t in timed],
+                "cpu": [t.get("cpu", float("nan")) for _, t in timed],
+                "outside": [max(0.0, total - t["queue"] - t["run"]) for total, t in timed],
+            }
+            summary["by_kind"][kind]["where_ms"] = {k: round(statistics.fmean(v), 1) for k, v in parts.items()}
+            summary["by_kind"][kind]["queue_p50_ms"] = round(percentile(parts["queue"], 50), 1)
     return summary
 
 
@@ -495,17 +528,32 @@ def print_phase(name: str, summary: dict) -> None:
         print(f"    CPU: this client {cpu['client_cpu_s']} s ({cpu['client_cores']} cores)")
     upload = summary["by_kind"].get("image")
     per_call = (cpu.get("cpu_ms_per_call") or {}).get("fs-uploads")
-    if upload and per_call and upload["answered"]:
+    if upload and upload.get("where_ms"):
+        where = upload["where_ms"]
+        print(f"    where an upload's time goes (mean of {upload['answered']}, from Server-Timing): {where['queue']} ms "
+              f"waiting for an upload thread, {where['off_core']} ms on its thread but off the cores (other threads, "
+              f"the GIL), {where['cpu']} ms computing, {where['outside']} ms outside the pool (event loop, HTTP, "
+              f"client); mean {upload['mean_ms']} ms, p50 {upload['p50_ms']} ms")
+    elif upload and per_call and upload["answered"]:
         print(f"    where an upload's time goes: p50 {upload['p50_ms']} ms, of which about {per_call} ms is its own CPU "
               f"(fs-uploads per call); the other {max(0.0, upload['p50_ms'] - per_call):.0f} ms it waited "
               f"(the upload queue, the cores' other work)")
+    if summary.get("clients_in_kind"):
+        # Little's law: the clients of a closed loop are always inside some request; the kinds whose
+        # answers take longest hold most of them (with the cores saturated, a faster kind hands its
+        # clients to the others' queues)
+        print("    where the clients were (mean number inside each kind of request): " + ", ".join(
+            f"{k} {v}" for k, v in summary["clients_in_kind"].items()))
     spread = summary.get("connections_per_worker")
     if spread:
         print(f"    connections per worker (mean of {spread['samples']} samples, every 2 s): {spread['mean']}; "
               f"the busiest worker held {spread['busiest_share']:.0%} of them")
     for kind, row in summary["by_kind"].items():
+        where = row.get("where_ms")
+        split = (f"  (mean: queue {where['queue']} + off-core {where['off_core']} + CPU {where['cpu']} + outside the "
+                 f"pool {where['outside']} ms; queue p50 {row['queue_p50_ms']} ms)") if where else ""
         print(f"    {kind:9s} {row['answered']:6d} answered  {row['refused']:5d} refused  {row['errors']} errors  "
-              f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean {row['mean_ms']} ms")
+              f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean {row['mean_ms']} ms{split}")
 
 
 def _one(measured: tuple[list, float, list, list], clients: int) -> dict:

@@ -80,6 +80,7 @@ def measure(collection: Path, count: int, compute_threads: int | None = None) ->
         alone: dict[str, list[float]] = {"decode": [], "visual": [], "words": []}
         turns = getattr(visual, "encode_turns", None)
         general_cpu, turns_cpu, turns_ms = [], [], []
+        split: dict[str, list[float]] = {"decode": [], "prepare": [], "onnx": []}
         for data in files:
             t = time.perf_counter()
             image = load_query_image(data)
@@ -95,6 +96,18 @@ def measure(collection: Path, count: int, compute_threads: int | None = None) ->
                 turns_cpu.append((time.thread_time() - c) * 1000)
                 if not np.array_equal(turned, general):
                     raise SystemExit("encode_turns gave other vectors than the turned drawings' encode")
+                # encode_turns' two parts apart: preparing the four turns (pure Python/Pillow/NumPy) and
+                # onnxruntime's run of them, CPU of this thread
+                from figsearch.embed.encoders.backbone import prepare_turns
+                c = time.thread_time()
+                prepared = prepare_turns(image, QUERY_ROTATIONS, visual.image_size)
+                split["prepare"].append((time.thread_time() - c) * 1000)
+                c = time.thread_time()
+                visual.encode_prepared(prepared)
+                split["onnx"].append((time.thread_time() - c) * 1000)
+                c = time.thread_time()
+                load_query_image(data)
+                split["decode"].append((time.thread_time() - c) * 1000)
             t = time.perf_counter()
             reader.read(image)
             alone["words"].append((time.perf_counter() - t) * 1000)
@@ -104,6 +117,7 @@ def measure(collection: Path, count: int, compute_threads: int | None = None) ->
         out["orientations_cpu_ms"] = {"general": median(general_cpu)}
         if turns_cpu:
             out["orientations_cpu_ms"].update({"encode_turns": median(turns_cpu), "encode_turns_wall": median(turns_ms)})
+            out["upload_cpu_ms"] = {k: median(v) for k, v in split.items()}
         for mode in MODES:
             cache = getattr(service, "_query_cache", None)
             if cache is not None:
@@ -136,6 +150,10 @@ def report(label: str, out: dict) -> None:
         ratio = f" ({cpu['general'] / max(cpu['encode_turns'], 1e-9):.2f}x less)" if "encode_turns" in cpu else ""
         print(f"  four orientations encoded, CPU ms (median): turned one by one {cpu['general']}, "
               f"encode_turns {cpu.get('encode_turns', 'not in this version')}{ratio}; the same vectors")
+    if out.get("upload_cpu_ms"):
+        cpu = out["upload_cpu_ms"]
+        print(f"  an upload's CPU by part, ms (median): decoding the file {cpu['decode']}, preparing the four turns "
+              f"{cpu['prepare']}, onnxruntime's run of them {cpu['onnx']}")
     for mode in MODES:
         phases = out["service_phases"].get(mode) or "(no per-phase timings in this version)"
         print(f"  {mode:6s} whole search: first {out['search_first'][mode]} ms (CPU "

@@ -259,3 +259,41 @@ def test_a_call_that_would_wait_too_long_is_refused_at_once():
             pool.shutdown()
 
     asyncio.run(scenario())
+
+
+def _server_timing(response) -> dict[str, float]:
+    parts = {}
+    for part in response.headers["server-timing"].split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        parts[name] = float(duration)
+    return parts
+
+
+def test_a_search_answers_with_its_pool_call_timing(root):
+    """Server-Timing says how long the call waited for a pool thread, ran, and computed on its
+    thread: what load_test.py splits an upload's time by. A call queued behind a running one
+    reports its wait (the first holds the only thread until the test releases it)."""
+    backend = Blocking(root, only="images")
+    client, _ = make_client(root, backend, threads=1, queue=2)
+    with client, ThreadPoolExecutor(2) as pool:
+        for params in ({"figure_id": "EP1000003A1-D00001"}, {"text": "rim"}):
+            timing = _server_timing(client.get("/api/search", params=params))
+            assert set(timing) == {"queue", "run", "cpu"} and min(timing.values()) >= 0
+        first = pool.submit(_upload, client)
+        _wait_started(backend, 1)
+        second = pool.submit(_upload, client)
+        state = client.app.state.figsearch
+        for _ in range(WAIT_S * 100):  # until the second upload waits in the queue
+            if state.uploads.admitted == 2:
+                break
+            threading.Event().wait(0.01)
+        assert state.uploads.admitted == 2
+        threading.Event().wait(0.05)
+        backend.release.set()
+        answers = [first.result(timeout=WAIT_S), second.result(timeout=WAIT_S)]
+        # a refused call never reached a thread: no timing to give
+        refused = client.post("/api/search", files={"image": ("q.png", b"GIF89a", "image/png")})
+        assert refused.status_code == 415 and "server-timing" not in refused.headers
+    assert [a.status_code for a in answers] == [200, 200]
+    queued = _server_timing(answers[1])
+    assert queued["queue"] >= 50 * 0.9, queued  # it waited at least the 50 ms the first one was held after it came

@@ -62,6 +62,13 @@ DRAWINGS = [
     pytest.param(lambda: Image.new("L", (90, 60), 255), id="blank"),
     pytest.param(lambda: _drawing(333, 222, 10, mode="RGB"), id="rgb"),
     pytest.param(lambda: _drawing(260, 380, 11, mode="1"), id="bilevel"),
+    # ink at the edges keeps the whole image, so these sides are the square's: the resize's scale is a
+    # whole number (448 / 224), a half (2352 / 224 = 10.5: pixel borders fall on box edges), or below one
+    # (upsampled, LANCZOS); the turns that are wider than high skip the white rows' first pass
+    pytest.param(lambda: _drawing(448, 150, 12, edge=True), id="landscape-whole-scale"),
+    pytest.param(lambda: _drawing(2352, 900, 13, edge=True), id="landscape-half-scale"),
+    pytest.param(lambda: _drawing(901, 2352, 14, edge=True), id="portrait-half-scale"),
+    pytest.param(lambda: _drawing(150, 61, 15, edge=True), id="landscape-upsampled"),
 ]
 
 

@@ -141,7 +141,15 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
     )
 
 
-async def _search(request: Request, params: SearchParams, upload: UploadFile | None) -> schemas.SearchOut:
+def server_timing(timing: dict) -> str:
+    """A ``Server-Timing`` header value (W3C) of a pool call's ``timing`` (BoundedPool.run): how
+    long the call waited for a thread, ran, and computed on its thread, in ms (``load_test.py``
+    reads it to say where a request's time went)."""
+    return ", ".join(f"{name};dur={timing[name]:.1f}" for name in ("queue", "run", "cpu") if name in timing)
+
+
+async def _search(request: Request, params: SearchParams, upload: UploadFile | None,
+                  response: Response | None = None) -> schemas.SearchOut:
     state = _state(request)
     data = None
     name = "uploaded image"
@@ -176,22 +184,28 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
 
     # an image to decode and encode (an upload, or a crop of a collection figure) is an upload's work
     heavy = data is not None or bool(params.crop and params.crop.strip())
-    return await (state.upload(run) if heavy else state.search(run))
+    timing: dict = {}
+    out = await (state.upload(run, timing=timing) if heavy else state.search(run, timing=timing))
+    if response is not None and timing:
+        response.headers["Server-Timing"] = server_timing(timing)
+    return out
 
 
 _SEARCH_ERRORS = error_responses(400, 401, 404, 409, 413, 415, 422, 501, 503)
 
 
 @router.get("/search", response_model=schemas.SearchOut, responses=_SEARCH_ERRORS, tags=["search"])
-async def search_get(request: Request, params: Annotated[SearchParams, Query()]) -> schemas.SearchOut:
+async def search_get(request: Request, params: Annotated[SearchParams, Query()],
+                     response: Response) -> schemas.SearchOut:
     """Search by a figure of the collection, by words, or both (no upload)."""
-    return await _search(request, params, None)
+    return await _search(request, params, None, response)
 
 
 @router.post("/search", response_model=schemas.SearchOut, responses=_SEARCH_ERRORS, tags=["search"])
-async def search_post(request: Request, form: Annotated[SearchForm, Form()]) -> schemas.SearchOut:
+async def search_post(request: Request, form: Annotated[SearchForm, Form()],
+                      response: Response) -> schemas.SearchOut:
     """Search by an uploaded drawing (multipart form), optionally with words, a crop and filters."""
-    return await _search(request, form, form.image)
+    return await _search(request, form, form.image, response)
 
 
 @router.post(

@@ -136,7 +136,12 @@ class BoundedPool:
         ahead = self._admitted - self.threads + 1
         return max(0, ahead) * self._mean_s / self.threads
 
-    async def run(self, fn: Callable[..., T], *args) -> T:
+    async def run(self, fn: Callable[..., T], *args, timing: dict | None = None) -> T:
+        """``fn(*args)`` on one of the pool's threads. ``timing``, when given, receives the call's
+        ``queue`` (ms from admission to a thread taking it up), ``run`` (ms the call took on its
+        thread) and ``cpu`` (ms of that thread's CPU during the call): ``run - cpu`` is time the call
+        spent ready but off the cores (other threads, the GIL)."""
+        admitted_at = time.perf_counter()
         with self._lock:
             if self._admitted >= self.capacity:
                 raise ServerBusy(
@@ -154,10 +159,14 @@ class BoundedPool:
 
         def call() -> T:
             started = time.perf_counter()
+            cpu = time.thread_time()
             try:
                 return fn(*args)
             finally:
                 took = time.perf_counter() - started
+                if timing is not None:
+                    timing.update(queue=(started - admitted_at) * 1000, run=took * 1000,
+                                  cpu=(time.thread_time() - cpu) * 1000)
                 with self._lock:
                     self._admitted -= 1
                     self._mean_s = 0.9 * self._mean_s + 0.1 * took
@@ -341,13 +350,13 @@ class ServerState:
         #: the worker's share of its siblings' connections (figsearch.server.balance), when it has siblings
         self.balance = None
 
-    async def search(self, fn: Callable[..., T], *args) -> T:
+    async def search(self, fn: Callable[..., T], *args, timing: dict | None = None) -> T:
         """A search without an image to encode, in the search pool."""
-        return await self.searches.run(fn, *args)
+        return await self.searches.run(fn, *args, timing=timing)
 
-    async def upload(self, fn: Callable[..., T], *args) -> T:
+    async def upload(self, fn: Callable[..., T], *args, timing: dict | None = None) -> T:
         """A call that decodes or encodes an image, in the upload pool."""
-        return await self.uploads.run(fn, *args)
+        return await self.uploads.run(fn, *args, timing=timing)
 
     async def lookup(self, fn: Callable[..., T], *args) -> T:
         """A short store read in the lookup pool."""
