@@ -149,3 +149,28 @@ def test_an_arrow_pointing_at_a_numeral_is_not_part_of_its_word():
     boxes = [w.box for w in detect_words(np.asarray(sheet) < 128)]
     assert any(b[0] >= x0 - 3 for b in boxes)  # the numeral's word starts at the numeral
     assert not any(b[0] < x0 - 20 and b[2] > x0 + 10 for b in boxes)  # no word spans shaft and numeral
+
+
+def test_a_box_label_longer_than_a_word_group_keeps_its_numeral():
+    import numpy as np
+    from PIL import ImageDraw, ImageFont
+
+    from figsearch.ocr.preprocess import detect_words
+
+    # one row of more than 40 glyphs (a long box label and its numeral): cut into its words, not dropped
+    text = "Graphic-Based Response Generating Module 210B"
+    sheet = Image.new("L", (1400, 200), 255)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=30)
+    draw.text((20, 80), text, fill=0, font=font)
+    x0 = draw.textbbox((20, 80), text[:-4], font=font)[2]
+    words = detect_words(np.asarray(sheet) < 128, max_members=40)
+    assert len(words) >= 4
+    assert any(w.box[0] >= x0 and w.glyphs == 4 for w in words)  # "210B" is a word of its own
+    # a field of stipple (many rows of dots) is no row of text: it stays one group, dropped
+    dots = Image.new("L", (600, 600), 255)
+    draw = ImageDraw.Draw(dots)
+    for y in range(100, 300, 9):
+        for x in range(100, 300, 9):
+            draw.rectangle((x, y, x + 3, y + 3), fill=0)
+    assert detect_words(np.asarray(dots) < 128, reject_phantoms=False, max_members=40) == []
