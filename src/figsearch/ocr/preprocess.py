@@ -90,6 +90,7 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     if text_height:  # after the orientation's glyphs: touching letters are wide whichever way up
         keep |= touching_letters(labels, boxes, keep, text_height, limit)
         underlined = underlined_glyphs(labels, boxes, keep, text_height, limit)
+        underlined += leader_glyphs(labels, boxes, keep, text_height, limit)
     # the kept components renumbered 1..n in their order (a labelling of the layer alone numbers them
     # so too: removing whole components neither joins nor splits the others)
     kept_count = int(keep.sum())
@@ -144,6 +145,52 @@ def underlined_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, t
         if any(sl[1].stop - sl[1].start > limit for sl in spans):
             continue
         out.append((x0, y0, above))
+    return out
+
+
+def leader_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_height: float,
+                  limit: float, most: int = 40) -> list[tuple[int, int, np.ndarray]]:
+    """Digits joined to a leader line: "50" whose "0" touches the curve that leaves it is a "5" (kept)
+    and a "0" that is part of the drawing's large component (dropped with the lines). Beside a kept
+    glyph of the sheet's lettering height (0.7-1.4 x), a slot as tall as it and 0.9 x as wide: when a
+    large component's ink there spans >= 75 % of the glyph's height, starts near the glyph, leaves the
+    slot only through its far side (a leader going away; a frame or hatching line would pass above or
+    below) and fills >= 12 % of it, that ink is a glyph. Returns (x0, y0, mask) as ``underlined_glyphs``."""
+    heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+    big = np.concatenate([[False], ~keep & ((heights > limit) | (widths > limit))])
+    glyph = keep & (heights >= 0.7 * text_height) & (heights <= 1.4 * text_height) & (widths <= heights)
+    rows, cols = labels.shape
+    out: list[tuple[int, int, np.ndarray]] = []
+    for i in np.flatnonzero(glyph).tolist():
+        x0, y0, x1, y1 = (int(v) for v in boxes[i])
+        h = y1 - y0
+        slot = max(3, round(0.9 * h))
+        margin = max(4, round(0.3 * h))
+        if y0 - margin < 0 or y1 + margin > rows:
+            continue
+        mid = labels[(y0 + y1) // 2]
+        for side in (1, -1):
+            sx0, sx1 = (x1, x1 + slot) if side == 1 else (x0 - slot, x0)
+            if sx0 < 0 or sx1 > cols or not big[mid[sx0:sx1]].any():
+                continue  # the cheap test first: no large component crosses the slot's middle row
+            window = labels[y0:y1, sx0:sx1]
+            found = window[big[window]]
+            if found.size < 0.12 * h * slot:
+                continue
+            other = int(np.bincount(found).argmax())
+            mask = window == other
+            filled = np.flatnonzero(mask.any(axis=1))
+            if filled[-1] - filled[0] + 1 < 0.75 * h:
+                continue
+            near, far = (mask[:, :max(1, round(0.4 * h))], mask[:, -1]) if side == 1 else (mask[:, -max(1, round(0.4 * h)):], mask[:, 0])
+            if not near.any() or not far.any() or mask.sum() < 0.12 * h * slot:
+                continue
+            tol = max(2, round(0.1 * h))  # a digit may stand a pixel or two taller than its neighbour
+            if (labels[y0 - margin:y0 - tol, sx0:sx1] == other).any() or (labels[y1 + tol:y1 + margin, sx0:sx1] == other).any():
+                continue  # the component goes on above or below: a line passing by, not a digit
+            out.append((sx0, y0, mask))
+            if len(out) >= most:
+                return out
     return out
 
 
