@@ -120,7 +120,8 @@ def test_axis_ticks_are_numbers_but_a_column_of_signs_is_not():
 def test_a_figures_own_numbering_stepping_by_five_is_no_axis():
     # a column of boxes numbered 2205, 2210, 2215, 2220 on FIG. 22: evenly spaced, a progression by 5,
     # yet the figure's own numbering (its label's number and two digits); without that label, an axis
-    column = [TextBox(str(v), (20, 200 + i * 300, 117, 233 + i * 300), 0.97, line=1 + i) for i, v in enumerate(range(2205, 2225, 5))]
+    column = [TextBox(str(v), (20, 200 + i * 300, 117, 233 + i * 300), 0.97, line=1 + i)
+              for i, v in enumerate(range(2205, 2225, 5))]
     label = [TextBox("FIG.", (1386, 1938, 1560, 2008), 0.92, line=9), TextBox("22", (1580, 1938, 1708, 2008), 0.92, line=9)]
     kinds = {s.text: s.kind for s in parse_signs(column + label)}
     assert kinds == {"2205": "numeral", "2210": "numeral", "2215": "numeral", "2220": "numeral", "FIG. 22": "figure_label"}

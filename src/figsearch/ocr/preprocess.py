@@ -182,7 +182,8 @@ def leader_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_
             filled = np.flatnonzero(mask.any(axis=1))
             if filled[-1] - filled[0] + 1 < 0.75 * h:
                 continue
-            near, far = (mask[:, :max(1, round(0.4 * h))], mask[:, -1]) if side == 1 else (mask[:, -max(1, round(0.4 * h)):], mask[:, 0])
+            reach = max(1, round(0.4 * h))
+            near, far = (mask[:, :reach], mask[:, -1]) if side == 1 else (mask[:, -reach:], mask[:, 0])
             if not near.any() or not far.any() or mask.sum() < 0.12 * h * slot:
                 continue
             tol = max(2, round(0.1 * h))  # a digit may stand a pixel or two taller than its neighbour

@@ -2,7 +2,8 @@
 
 Kept: numerals of 1–4 digits with an optional letter, prime or ``-n`` suffix (``12``,
 ``14a``, ``14'``, ``102-1``; an upper-case ``A``-``H`` after two digits or more: ``114A``, see
-``UPPER_SUFFIXES``; the last of a numbered series after two digits or more: ``104-N``, see ``DASH_LETTERS``) and figure labels (``FIG. 3``, ``Fig. 3A``, ``FIGURE 3``).
+``UPPER_SUFFIXES``; the last of a numbered series after two digits or more: ``104-N``, see
+``DASH_LETTERS``) and figure labels (``FIG. 3``, ``Fig. 3A``, ``FIGURE 3``).
 Dropped: sheet counters ("2/7", "Sheet 2 of 7"), dates and years of a header, page
 headers ("Patent Application Publication"), decimals, and words that are not signs.
 """
