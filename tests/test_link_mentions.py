@@ -18,6 +18,9 @@ def signs(sentence: str) -> list[str]:
     "sentence, expected",
     [
         ("The thermal head 14 presses the ribbon 18 onto the platen roller 16.", ["14", "18", "16"]),
+        # a numbered series, as drawings print it ("104-1" ... "104-N"; figsearch.ocr.signs reads both)
+        ("The user devices 104-1, 104-2, ..., 104-N reach the server 102.", ["104-1", "104-2", "104-N", "102"]),
+        ("The devices 104-1 through 104-n are shown; a 12-V battery 20 feeds them.", ["104-1", "104-n", "20"]),
         ("The arms 14a and 14b and the arm 14' carry the frame 102-1.", ["14a", "14b", "14'", "102-1"]),
         ("The rollers 22, 24 and 26 feed the body (12).", ["22", "24", "26", "12"]),
         ("The rollers 22, 24, and 26 or the guide 28 are driven.", ["22", "24", "26", "28"]),

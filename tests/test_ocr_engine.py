@@ -149,3 +149,60 @@ def test_an_arrow_pointing_at_a_numeral_is_not_part_of_its_word():
     boxes = [w.box for w in detect_words(np.asarray(sheet) < 128)]
     assert any(b[0] >= x0 - 3 for b in boxes)  # the numeral's word starts at the numeral
     assert not any(b[0] < x0 - 20 and b[2] > x0 + 10 for b in boxes)  # no word spans shaft and numeral
+
+
+def test_a_box_label_longer_than_a_word_group_keeps_its_numeral():
+    import numpy as np
+    from PIL import ImageDraw, ImageFont
+
+    from figsearch.ocr.preprocess import detect_words
+
+    # one row of more than 40 glyphs (a long box label and its numeral): cut into its words, not dropped
+    text = "Graphic-Based Response Generating Module 210B"
+    sheet = Image.new("L", (1400, 200), 255)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=30)
+    draw.text((20, 80), text, fill=0, font=font)
+    x0 = draw.textbbox((20, 80), text[:-4], font=font)[2]
+    words = detect_words(np.asarray(sheet) < 128, max_members=40)
+    assert len(words) >= 4
+    assert any(w.box[0] >= x0 and w.glyphs == 4 for w in words)  # "210B" is a word of its own
+    # a field of stipple (many rows of dots) is no row of text: it stays one group, dropped
+    dots = Image.new("L", (600, 600), 255)
+    draw = ImageDraw.Draw(dots)
+    for y in range(100, 300, 9):
+        for x in range(100, 300, 9):
+            draw.rectangle((x, y, x + 3, y + 3), fill=0)
+    assert detect_words(np.asarray(dots) < 128, reject_phantoms=False, max_members=40) == []
+
+
+def test_a_digit_joined_to_its_leader_joins_the_glyph_layer():
+    import numpy as np
+    from PIL import ImageDraw, ImageFont
+
+    from figsearch.ocr.preprocess import glyph_layer
+
+    def sheet(with_frame: bool):
+        image = Image.new("L", (1800, 1000), 255)
+        draw = ImageDraw.Draw(image)
+        font = ImageFont.load_default(size=40)
+        for i in range(12):  # the sheet's lettering: other numerals
+            draw.text((100 + i * 120, 800), str(10 + 2 * i), fill=0, font=font)
+        draw.text((300, 300), "50", fill=0, font=font)
+        ink = np.asarray(image)[250:400, 250:450] < 128
+        ys, xs = np.nonzero(ink)
+        x0, y0, x1, y1 = 250 + xs.min(), 250 + ys.min(), 250 + xs.max() + 1, 250 + ys.max() + 1
+        if with_frame:  # a frame line running past the numeral, touching its "0"
+            draw.line((x1, 100, x1, 600), fill=0, width=3)
+        else:  # a curved leader leaving the "0" to the drawing (a large component)
+            draw.line((x1 - 2, (y0 + y1) // 2, x1 + 150, y0 - 60, x1 + 300, y0 - 60), fill=0, width=3)
+            draw.rectangle((x1 + 300, y0 - 200, x1 + 700, y0 + 100), outline=0, width=4)
+        return np.asarray(image), (x0, y0, x1, y1)
+
+    pixels, (x0, y0, x1, y1) = sheet(False)
+    layer = np.asarray(glyph_layer(Image.fromarray(pixels)).image) < 128
+    right_half = layer[y0:y1, (x0 + x1) // 2:x1 - 3]
+    assert right_half.sum() > 0.5 * (pixels[y0:y1, (x0 + x1) // 2:x1 - 3] < 128).sum()  # the "0" is kept
+    pixels, (x0, y0, x1, y1) = sheet(True)
+    layer = np.asarray(glyph_layer(Image.fromarray(pixels)).image) < 128
+    assert not layer[y0:y1, x1 - 3:x1 + 3].any()  # the frame line is not taken for a glyph

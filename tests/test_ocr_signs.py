@@ -117,6 +117,21 @@ def test_axis_ticks_are_numbers_but_a_column_of_signs_is_not():
     assert {k for t, k in kinds if int(t) >= 300} == {"numeral"}
 
 
+def test_a_figures_own_numbering_stepping_by_five_is_no_axis():
+    # a column of boxes numbered 2205, 2210, 2215, 2220 on FIG. 22: evenly spaced, a progression by 5,
+    # yet the figure's own numbering (its label's number and two digits); without that label, an axis
+    column = [TextBox(str(v), (20, 200 + i * 300, 117, 233 + i * 300), 0.97, line=1 + i)
+              for i, v in enumerate(range(2205, 2225, 5))]
+    label = [TextBox("FIG.", (1386, 1938, 1560, 2008), 0.92, line=9), TextBox("22", (1580, 1938, 1708, 2008), 0.92, line=9)]
+    kinds = {s.text: s.kind for s in parse_signs(column + label)}
+    assert kinds == {"2205": "numeral", "2210": "numeral", "2215": "numeral", "2220": "numeral", "FIG. 22": "figure_label"}
+    assert {s.kind for s in parse_signs(column)} == {"number"}
+    # ticks 100, 200, 300, 400 on FIG. 1 are not FIG. 1's numbering (200 is no 1xx): still an axis
+    ticks = [TextBox(str(v), (100 + i * 160, 900, 160 + i * 160, 930), 0.96, line=1) for i, v in enumerate(range(100, 500, 100))]
+    label = [TextBox("FIG.", (100, 1500, 200, 1540), 0.95, line=2), TextBox("1", (210, 1500, 230, 1540), 0.95, line=2)]
+    assert {s.kind for s in parse_signs(ticks + label) if s.text.isdigit()} == {"number"}
+
+
 def test_table_values_and_the_range_beside_them_are_numbers():
     # "34 ~ 51" written beside a table: "51" touches it (marked as data by the engine), "34" is its row;
     # "14" stands too far along the row, "12" in another row
@@ -132,7 +147,9 @@ def test_table_values_and_the_range_beside_them_are_numbers():
      # a look-alike letter alone is read as its digit, as before ("13B" is most often "138")
      ("13B", "138"), ("10D", "100"),
      # one digit, or a value's unit letter: no numeral
-     ("3A", None), ("5G", None), ("12V", None), ("10K", None), ("100W", None), ("114AB", None)],
+     ("3A", None), ("5G", None), ("12V", None), ("10K", None), ("100W", None), ("114AB", None),
+     # the last of a numbered series "104-1, ..., 104-N" (two digits or more; not a digit look-alike)
+     ("104-N", "104-N"), ("104-n", "104-n"), ("(104-M)", "104-M"), ("104-1", "104-1"), ("3-N", None), ("12-V", None)],
 )
 def test_upper_case_suffixes(text, expected):
     assert normalise_numeral(text) == expected

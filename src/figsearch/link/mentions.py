@@ -22,7 +22,10 @@ from functools import lru_cache
 
 #: a reference sign in the text: "14", "14a", "14'"; an upper-case suffix A-H after two digits or more
 #: ("114A", as figsearch.ocr.signs reads it in drawings; "3D" or "5G" are no signs)
-_NUM = r"(?:[1-9]\d{1,3}[A-H]|[1-9]\d{0,3}(?:[a-z]|'{1,2}|′)?)"
+#: and "104-N", the last of a numbered series "104-1, 104-2, ..., 104-N" (figsearch.ocr.signs.DASH_LETTERS)
+_NUM = r"(?:[1-9]\d{1,3}-[NnMmKk](?!\w)|[1-9]\d{1,3}[A-H]|[1-9]\d{0,3}(?:[a-z]|'{1,2}|′)?)"
+#: what may stand between two signs of one numbered series ("104-1, 104-2, ..., 104-N", "104-1 to 104-N")
+_SERIES_GAP = re.compile(r"[,\s.…]*(?:(?:and|or|to|through|thru)[,\s.…]*)?")
 
 #: things whose numbers are never reference signs; masked before numbers are read
 _KEYWORD_LISTS = re.compile(
@@ -420,6 +423,7 @@ def find_mentions(sentence: str, lang: str | None = "en") -> list[Mention]:
     mentions: list[Mention] = []
     chain_term: str | None = None
     chain_end = -1
+    chain_sign = ""
     for match in rules.candidate.finditer(text):
         start, end = match.span()
         first, last = match.group("first"), match.group("last")
@@ -440,6 +444,8 @@ def find_mentions(sentence: str, lang: str | None = "en") -> list[Mention]:
         between = text[chain_end:start].strip(" (").lower() if chain_end >= 0 else None
         if between is not None and between in rules.connectors:
             term = chain_term  # "rollers 22, 24 and 26": a list goes on
+        elif between is not None and _same_series(chain_sign, first) and _SERIES_GAP.fullmatch(between):
+            term = chain_term  # "devices 104-1, 104-2, ..., 104-N", "104-1 through 104-N"
         elif len(previous) > 1 and rules.word.fullmatch(words[0]) and previous not in rules.function_words:
             # (a single letter before a number is a variable or an axis: "H 2", "X 1")
             term = _term(words, rules)
@@ -453,8 +459,15 @@ def find_mentions(sentence: str, lang: str | None = "en") -> list[Mention]:
         if rules is not _ENGLISH:
             first, last = first.replace(" ", ""), last.replace(" ", "") if last else last
         mentions.append(Mention(first, start, end, last, term))
-        chain_term, chain_end = term, end
+        chain_term, chain_end, chain_sign = term, end, first
     return mentions
+
+
+def _same_series(previous: str, sign: str) -> bool:
+    """Whether ``sign`` continues a numbered series that ``previous`` belongs to: both the same number
+    with a dash suffix ("104-2" after "104-1", "104-N" after "104-2")."""
+    (n1, s1), (n2, s2) = split_sign(previous), split_sign(sign)
+    return bool(previous) and n1 == n2 and s1.startswith("-") and s2.startswith("-")
 
 
 def mentioned_signs(sentences: list[str], lang: str | None = "en") -> set[str]:

@@ -90,6 +90,7 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     if text_height:  # after the orientation's glyphs: touching letters are wide whichever way up
         keep |= touching_letters(labels, boxes, keep, text_height, limit)
         underlined = underlined_glyphs(labels, boxes, keep, text_height, limit)
+        underlined += leader_glyphs(labels, boxes, keep, text_height, limit)
     # the kept components renumbered 1..n in their order (a labelling of the layer alone numbers them
     # so too: removing whole components neither joins nor splits the others)
     kept_count = int(keep.sum())
@@ -144,6 +145,53 @@ def underlined_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, t
         if any(sl[1].stop - sl[1].start > limit for sl in spans):
             continue
         out.append((x0, y0, above))
+    return out
+
+
+def leader_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_height: float,
+                  limit: float, most: int = 40) -> list[tuple[int, int, np.ndarray]]:
+    """Digits joined to a leader line: "50" whose "0" touches the curve that leaves it is a "5" (kept)
+    and a "0" that is part of the drawing's large component (dropped with the lines). Beside a kept
+    glyph of the sheet's lettering height (0.7-1.4 x), a slot as tall as it and 0.9 x as wide: when a
+    large component's ink there spans >= 75 % of the glyph's height, starts near the glyph, leaves the
+    slot only through its far side (a leader going away; a frame or hatching line would pass above or
+    below) and fills >= 12 % of it, that ink is a glyph. Returns (x0, y0, mask) as ``underlined_glyphs``."""
+    heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+    big = np.concatenate([[False], ~keep & ((heights > limit) | (widths > limit))])
+    glyph = keep & (heights >= 0.7 * text_height) & (heights <= 1.4 * text_height) & (widths <= heights)
+    rows, cols = labels.shape
+    out: list[tuple[int, int, np.ndarray]] = []
+    for i in np.flatnonzero(glyph).tolist():
+        x0, y0, x1, y1 = (int(v) for v in boxes[i])
+        h = y1 - y0
+        slot = max(3, round(0.9 * h))
+        margin = max(4, round(0.3 * h))
+        if y0 - margin < 0 or y1 + margin > rows:
+            continue
+        mid = labels[(y0 + y1) // 2]
+        for side in (1, -1):
+            sx0, sx1 = (x1, x1 + slot) if side == 1 else (x0 - slot, x0)
+            if sx0 < 0 or sx1 > cols or not big[mid[sx0:sx1]].any():
+                continue  # the cheap test first: no large component crosses the slot's middle row
+            window = labels[y0:y1, sx0:sx1]
+            found = window[big[window]]
+            if found.size < 0.12 * h * slot:
+                continue
+            other = int(np.bincount(found).argmax())
+            mask = window == other
+            filled = np.flatnonzero(mask.any(axis=1))
+            if filled[-1] - filled[0] + 1 < 0.75 * h:
+                continue
+            reach = max(1, round(0.4 * h))
+            near, far = (mask[:, :reach], mask[:, -1]) if side == 1 else (mask[:, -reach:], mask[:, 0])
+            if not near.any() or not far.any() or mask.sum() < 0.12 * h * slot:
+                continue
+            tol = max(2, round(0.1 * h))  # a digit may stand a pixel or two taller than its neighbour
+            if (labels[y0 - margin:y0 - tol, sx0:sx1] == other).any() or (labels[y1 + tol:y1 + margin, sx0:sx1] == other).any():
+                continue  # the component goes on above or below: a line passing by, not a digit
+            out.append((sx0, y0, mask))
+            if len(out) >= most:
+                return out
     return out
 
 
@@ -401,7 +449,7 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
         # a hatched or stippled sheet: keep the largest glyphs, which is where the digits are
         order = np.argsort(-(boxes[:, 3] - boxes[:, 1]))[:max_components]
         boxes, areas = boxes[order], areas[order]
-    groups = _group(boxes, gap=0.6)
+    groups = _split_long_rows(boxes, _group(boxes, gap=0.6), max_members)
     g = int(groups.max()) + 1
     gx0 = np.full(g, np.iinfo(np.int64).max); gy0 = gx0.copy()
     gx1 = np.zeros(g, dtype=np.int64); gy1 = gx1.copy()
@@ -424,6 +472,29 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
     lines = _group(word_boxes, gap=2.0)
     return [WordBox(tuple(box), line + 1, n)
             for box, line, n in zip(word_boxes.tolist(), lines.tolist(), members[chosen].tolist())]
+
+
+def _split_long_rows(boxes: np.ndarray, groups: np.ndarray, max_members: int) -> np.ndarray:
+    """Groups of more than ``max_members`` glyphs that are one row of text (the group at most twice as
+    tall as its median glyph) cut into their words (gaps over 0.3 x height): a box label of 43 glyphs,
+    "Graphic-Based Response Generating Module 210B", was dropped whole with its numeral. Groups of
+    other shapes (stipple, hatching: many rows) stay as they are, and are dropped as before."""
+    members = np.bincount(groups)
+    long = np.flatnonzero(members > max_members)
+    if long.size == 0:
+        return groups
+    groups = groups.copy()
+    top = int(groups.max()) + 1
+    for g in long.tolist():
+        sel = np.flatnonzero(groups == g)
+        part = boxes[sel]
+        median = float(np.median(part[:, 3] - part[:, 1]))
+        if part[:, 3].max() - part[:, 1].min() > 2.0 * median:
+            continue
+        words = _group(part, gap=0.3)
+        groups[sel] = top + words
+        top += int(words.max()) + 1
+    return np.unique(groups, return_inverse=True)[1].reshape(-1)
 
 
 def label_lines(binary: np.ndarray, max_lines: int = 20, boxes: np.ndarray | None = None) -> list[WordBox]:

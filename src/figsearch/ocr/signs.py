@@ -2,7 +2,8 @@
 
 Kept: numerals of 1–4 digits with an optional letter, prime or ``-n`` suffix (``12``,
 ``14a``, ``14'``, ``102-1``; an upper-case ``A``-``H`` after two digits or more: ``114A``, see
-``UPPER_SUFFIXES``) and figure labels (``FIG. 3``, ``Fig. 3A``, ``FIGURE 3``).
+``UPPER_SUFFIXES``; the last of a numbered series after two digits or more: ``104-N``, see
+``DASH_LETTERS``) and figure labels (``FIG. 3``, ``Fig. 3A``, ``FIGURE 3``).
 Dropped: sheet counters ("2/7", "Sheet 2 of 7"), dates and years of a header, page
 headers ("Patent Application Publication"), decimals, and words that are not signs.
 """
@@ -28,6 +29,10 @@ UPPER_SUFFIXES = "ABCDEFGH"
 _LOOKALIKE_SUFFIXES = {"B": "8", "D": "0"}
 _NUMERAL = re.compile(r"^(?P<num>[1-9]\d{0,3})(?P<suffix>[a-z]|['′’`´]{1,2}|-[1-9]\d?)?$")
 _UPPER_NUMERAL = re.compile(rf"^(?P<num>[1-9]\d{{1,3}})(?P<suffix>[{UPPER_SUFFIXES}])$")
+#: the letters that stand for "the last one" of a numbered series ("104-1, 104-2, ..., 104-N"); not the
+#: digit look-alikes (I, l, O, S, B, Z, D), which read as the digits of "104-1"
+DASH_LETTERS = "NnMmKk"
+_DASH_NUMERAL = re.compile(rf"^(?P<num>[1-9]\d{{1,3}})(?P<suffix>-[{DASH_LETTERS}])$")
 _LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig|F[1l|]G)[.,]?$")
 _LABEL_MERGED = re.compile(
     r"^(?:FIG|FIGURE|Fig|Figure)[.,]?\s?(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$"
@@ -53,6 +58,8 @@ def normalise_numeral(text: str, lookalike_suffix: bool = False) -> str | None:
     word = _numeral_word(text)
     if word is None:
         return None
+    if _DASH_NUMERAL.match(word):
+        return word  # "104-N": the last of a numbered series, after two digits or more
     upper = _UPPER_NUMERAL.match(word)
     if upper is not None:
         letter = upper.group("suffix")
@@ -195,7 +202,8 @@ def parse_signs(words: list[TextBox], min_confidence: float = MIN_NUMERAL_CONFID
     # a table's values and row headings ("0 ~ 33" beside a table) are numbers, not signs
     signs = _table_rows(signs, [w.box for w in words if w.data and any(c.isdigit() for c in w.text)])
     # axis ticks and table entries are numbers, not signs
-    data = _data_numerals([s for s in signs if s.kind == NUMERAL])
+    figures = {int(m.group(1)) for s in signs if s.kind == FIGURE_LABEL and (m := re.match(r"FIG\. (\d+)", s.text))}
+    data = _data_numerals([s for s in signs if s.kind == NUMERAL], figures)
     if data:
         signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if id(s) in data else s for s in signs]
     # a sheet full of decimals and percentages is a table or a chart: its integers are data, not signs
@@ -247,10 +255,13 @@ def _table_rows(signs: list[ReferenceSign], values: list) -> list[ReferenceSign]
     return out
 
 
-def _data_numerals(numerals: list[ReferenceSign]) -> set[int]:
+def _data_numerals(numerals: list[ReferenceSign], figures: frozenset[int] | set[int] = frozenset()) -> set[int]:
     """ids of numerals that are data: axis ticks (4 or more in a row or a column, evenly spaced, their
     values an arithmetic progression with a step other than 1 or 2, which reference numerals
-    use) and table entries (a numeral with two others in its row and two in its column close by)."""
+    use) and table entries (a numeral with two others in its row and two in its column close by).
+    ``figures``: the numbers of the sheet's figure labels. A run whose every value is one of them
+    followed by two digits ("2205, 2210, 2215, 2220" on FIG. 22, "705 ... 720" on FIG. 7) is the
+    figure's own numbering, stepping by 5 down a column of boxes, not an axis."""
     items = [(s, s.box) for s in numerals if s.box and s.text.isdigit()]
     if len(items) < 4:
         return set()
@@ -279,6 +290,8 @@ def _data_numerals(numerals: list[ReferenceSign]) -> set[int]:
                 steps = {b - a for a, b in zip(run, run[1:])}
                 gaps = [b - a for a, b in zip(pos[start:start + 4], pos[start + 1:start + 4])]
                 if len(steps) == 1 and abs(next(iter(steps))) > 2 and min(gaps) > 0 and max(gaps) <= 1.12 * min(gaps):
+                    if figures and all(v >= 100 and v // 100 in figures for v in run):
+                        continue  # the figure's own numbering (FIG. 22: 2205, 2210, ...)
                     out |= {id(s) for s, _ in members[start:start + 4]}
     # tables: two other numerals in the same row and two in the same column, close by
     for s, box in items:
