@@ -210,6 +210,12 @@ def test_documents_are_sent_biggest_first_within_each_window(tmp_path):
         units.append(Unit(source=str(path), reader="us-xml", path=path, files=[path]))
     assert _by_cost(units, 4) == [1, 3, 2, 0, 4, 6, 5]
     assert _by_cost(units, 100) == [1, 3, 4, 6, 2, 0, 5]
+    # a document of many small sheets (files) before one big file: each sheet is a drawing to read
+    sheets = [tmp_path / f"sheet{n}.tif" for n in range(3)]
+    for sheet in sheets:
+        sheet.write_bytes(b"x" * 2)
+    units.append(Unit(source=str(sheets[0]), reader="us-xml", path=sheets[0], files=sheets))
+    assert _by_cost(units, 100) == [7, 1, 3, 4, 6, 2, 0, 5]
 
 
 def _free_port() -> int:
