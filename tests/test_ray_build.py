@@ -276,3 +276,35 @@ def test_a_killed_ray_driver_resumes_on_rerun(tmp_path):
     assert done.returncode == 0, done.stderr
     difference = compare(snapshot(reference), snapshot(killed))
     assert difference.equal, str(difference)
+
+
+def test_a_worker_that_is_ready_late_joins_the_calls_in_flight(cluster):
+    """``_Pool.map(join=...)``: a worker named by ``join`` (one that has loaded its text encoder by
+    now) takes calls from then on; the results still come back in the order of the calls."""
+    from figsearch.pipeline.distributed import _Pool
+
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def __init__(self, n):
+            self.n = n
+
+        def texts(self, piece):
+            return self.n, piece
+
+    pool = object.__new__(_Pool)
+    pool.ray, pool.actors = ray, [Echo.remote(0), Echo.remote(1)]
+    out = []
+
+    def join():
+        return [0] if len(out) < 2 else [0, 1]  # worker 1 is ready once 2 results have come back
+
+    calls = ((n, ("texts", (n,))) for n in range(40))
+    for key, ref in pool.map(calls, workers=[0], per_worker=1, join=join):
+        out.append((key, ray.get(ref)))
+    assert [key for key, _ in out] == list(range(40)) and [piece for _, (_, piece) in out] == list(range(40))
+    by = {n for _, (n, _) in out}
+    assert by == {0, 1}  # worker 1 took calls once it was named
+    first = [n for _, (n, _) in out]
+    assert set(first[:2]) == {0}  # and not before
+    without = [ray.get(ref) for _, ref in pool.map(((n, ("texts", (n,))) for n in range(5)), workers=[0])]
+    assert {n for n, _ in without} == {0}

@@ -479,6 +479,21 @@ class RayCluster:
                                    "install the same figsearch and model files on every node")
         return workers, first
 
+    def _joined(self, pool: _Pool, modality: str, spec: str, known: list[int]) -> list[int]:
+        """The workers that have loaded that encoder by now; those not in ``known`` (which are
+        idle then) must report the identity the others did."""
+        ready = pool.ready(modality, spec)
+        first = self._identities.get((modality, spec))
+        new = [n for n in ready if n not in known]
+        if new and first is not None:
+            for identity in pool.identities(modality, spec, new):
+                if identity != first:
+                    raise ModelUnavailable(f"the Ray workers load different {modality} encoders for {spec!r} "
+                                           f"({', '.join(sorted({encoder_key(first), encoder_key(identity)}))}): "
+                                           "install the same figsearch and model files on every node")
+        known.extend(new)
+        return ready
+
     def _last_embedding(self, modality: str) -> None:
         if modality == "text" or self._specs.get("text") in (None, NO_TEXT):
             self._done("index")
@@ -568,18 +583,23 @@ class RayCluster:
         todo, drop, unchanged = plan
         report = EmbedReport("text", key, unchanged=unchanged)
         report.removed = collection.vectors.delete("text", key, drop)
-        # the workers that loaded the text encoder after their ingest, if they have by now
+        # the workers that loaded the text encoder after their ingest, if they have by now; the
+        # others take pieces as soon as they have loaded it (``join``)
         workers = self._usable(pool, "text", spec)[0]
+        loading = pool.loaded("text", spec)
+        known = list(workers)  # ready, grown by ``_joined``
+        join = (lambda: self._joined(pool, "text", spec, known)) if len(workers) < len(loading) else None
         batch_size = 256
         # a round is what all workers encode at once; its vectors are then written batch by batch
-        round_size = batch_size * max(1, len(workers)) * IN_FLIGHT_PER_WORKER * 4
+        round_size = batch_size * max(1, len(loading)) * IN_FLIGHT_PER_WORKER * 4
         for round_start in range(0, len(todo), round_size):
             figures = todo[round_start:round_start + round_size]
             sentences = list(dict.fromkeys(s for _, text, _ in figures for s in texts_to_encode(text)))
-            pieces = _pieces(sentences, len(workers) * BATCHES_PER_WORKER, batch_size)
+            pieces = _pieces(sentences, len(loading) * BATCHES_PER_WORKER, batch_size)
             waiting = time.time()
-            vectors = [v for _, ref in pool.map(((None, ("texts", (spec, p))) for p in pieces), workers=workers)
-                       for v in pool.get(ref)]
+            calls = ((None, ("texts", (spec, p))) for p in pieces)
+            late = join if len(known) < len(loading) else None
+            vectors = [v for _, ref in pool.map(calls, workers=known, join=late) for v in pool.get(ref)]
             self.events.append(("wait", waiting, time.time()))
             cache = dict(zip((s for p in pieces for s in p), vectors))
             for start in range(0, len(figures), batch_size):
@@ -832,19 +852,25 @@ class _Pool:
             raise
 
     def map(self, calls: Iterable, *, per_worker: int = IN_FLIGHT_PER_WORKER, window: int | None = None,
-            workers: list[int] | None = None) -> Iterator:
+            workers: list[int] | None = None, join=None) -> Iterator:
         """(key, ref) of each ``(key, (method, args))`` in ``calls``, in order; each call goes to a
-        worker of ``workers`` (default: all) with fewer than ``per_worker`` calls in flight."""
+        worker of ``workers`` (default: all) with fewer than ``per_worker`` calls in flight.
+        ``join()``, asked about twice a second while calls are in flight, names workers that may
+        take calls from then on (those that have loaded an encoder by now, say)."""
         ray = self.ray
-        workers = list(range(len(self.actors))) if workers is None else workers
+        workers = list(range(len(self.actors))) if workers is None else list(workers)
         free = collections.deque(n for _ in range(per_worker) for n in workers)
-        window = window or len(free)
         calls = iter(calls)
         pending: collections.deque = collections.deque()  # (key, ref) in submission order
         running: dict = {}  # ref -> worker, until it is done
         more = True
         while True:
-            while more and free and len(pending) < window:
+            if join is not None and more:
+                for n in join():
+                    if n not in workers:
+                        workers.append(n)
+                        free.extend([n] * per_worker)
+            while more and free and len(pending) < (window or per_worker * len(workers)):
                 try:
                     key, (method, args) = next(calls)
                 except StopIteration:
@@ -857,7 +883,7 @@ class _Pool:
             if not pending:
                 return
             if pending[0][1] in running:
-                done, _ = ray.wait(list(running), num_returns=1)
+                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5 if join and more else None)
                 for ref in done:
                     free.append(running.pop(ref))
             while pending and pending[0][1] not in running:
