@@ -19,8 +19,10 @@ Ray 2 workers vs Ray 1 worker (target >= 1.7x), and Ray vs local at the same num
 waited for the Ray instance it starts in the background). With Ray, the driver process still parses, links and writes, so "1 worker" is
 the driver plus one worker process. Each build's JSON line also has the driver's CPU seconds, the
 driver's waits for the workers (``driver_waits``) and each worker's seconds loading its models and
-in each kind of call (``worker_seconds``, with each worker's niceness), and how many drawings the workers read and encoded while
-ingesting and in the later stages: where the time goes; the report repeats them under the table. The 1-minute load average is
+in each kind of call (``worker_seconds``, with each worker's niceness and CPU seconds), how many drawings the workers read and encoded while
+ingesting and in the later stages, and a ``timeline``: per stage each worker's busy and idle seconds and the driver's
+working and waiting ones, when each worker ended its last ingest, and a one-line picture of each process over the
+build (``timeline``'s docstring says what its letters mean): where the time goes; the report repeats them under the table. The 1-minute load average is
 printed before and after each build, because the machine may be shared; ``--rounds N`` runs the
 modes N times, interleaved, and reports each mode's median build.
 """
@@ -28,6 +30,7 @@ modes N times, interleaved, and reports each mode's median build.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import resource
@@ -68,19 +71,20 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
     # Ray they run in the workers (one thread each, Ray's default) and the driver encodes nothing
     torch.set_num_threads(1 if mode.startswith("ray") else workers)
     before = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.perf_counter()
+    started, wall_start = time.perf_counter(), time.time()
     cluster = None
     if mode.startswith("ray"):
         from figsearch.pipeline.distributed import RayCluster
 
         cluster = RayCluster("local", workers=workers)
     ready = time.perf_counter()
-    stages, last = {}, [ready]
+    stages, last, ends = {}, [ready], {}
 
     def on_stage(name: str, _report) -> None:
         now = time.perf_counter()
         stages[name] = round(now - last[0], 2)
         last[0] = now
+        ends[name] = time.time()
 
     try:
         report = build(paths, collection, jobs=workers, skip_ocr=skip_ocr, cluster=cluster, on_stage=on_stage)
@@ -97,11 +101,97 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
     return {"mode": mode, "seconds": round(seconds, 2), "startup": round(startup, 2), "stages": stages,
             "driver_cpu": round(driver_cpu, 2), "driver_waits": waits,
             "worker_seconds": cluster.worker_timings if cluster else [],
+            "timeline": timeline(wall_start, ends, cluster) if cluster else {},
             "signs_read": dict(cluster.reads) if cluster else {},
             "drawings_encoded": dict(cluster.encoded) if cluster else {},
             "documents": report.ingest.documents, "figures": report.ingest.figures,
             "signs": report.signs.signs if report.signs else None,
             "vectors": sum(e.embedded for e in report.index.embedded)}
+
+
+#: one character per column of the timeline: what a worker did most of that column's time
+MARKS = {"decode": "D", "signs": "S", "encode": "E", "images": "E", "texts": "T", "read": "R"}
+
+
+def _union(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of [start, end] covered by ``intervals``."""
+    total, reach = 0.0, start
+    for a, b in sorted(intervals):
+        a, b = max(a, reach), min(b, end)
+        if b > a:
+            total += b - a
+            reach = b
+    return total
+
+
+def timeline(wall_start: float, ends: dict[str, float], cluster, columns: int = 100) -> dict:
+    """Where each worker and the driver spent each stage: busy and idle seconds per stage, when
+    each worker ended its last ingest, and a one-line-per-process picture of the build (one
+    column per ``total/columns`` seconds: D decode, S reading signs while ingesting, E encoding
+    drawings, R reading signs in the signs stage, T encoding texts, '.' idle, 'l' idle while
+    loading a model in the background; the driver: '#' working, '.' waiting for the workers)."""
+    bounds, previous = {}, wall_start
+    for name in ("ingest", "signs", "index"):
+        if name in ends:
+            bounds[name] = (previous, ends[name])
+            previous = ends[name]
+    total = previous - wall_start
+    step = total / columns if total > 0 else 1.0
+    out: dict = {"stage_ends": {name: round(b - wall_start, 1) for name, (_, b) in bounds.items()}, "workers": []}
+    lines = []
+    for n, (born, events) in enumerate(cluster.worker_timelines):
+        calls = [(w, a, b) for w, a, b in events if w in ("ingest", "read", "images", "texts")]
+        loads = [(a, b) for w, a, b in events if w.startswith("load")]
+        worker = {"started": round(born - wall_start, 1) if born else None,
+                  "ingests": sum(w == "ingest" for w, _, _ in calls)}
+        for name, (a, b) in bounds.items():
+            busy = _union([(x, y) for _, x, y in calls], a, b)
+            worker[name] = {"busy": round(busy, 1), "idle": round(b - a - busy, 1),
+                            "loading": round(_union(loads, a, b), 1)}
+        ingest_ends = [b for w, _, b in calls if w == "ingest"]
+        worker["last_ingest_end"] = round(max(ingest_ends) - wall_start, 1) if ingest_ends else None
+        first = [a for w, a, _ in calls if w == "ingest"]
+        worker["first_ingest_start"] = round(min(first) - wall_start, 1) if first else None
+        out["workers"].append(worker)
+        # the picture: inside an ingest, "decode" and "encode" events are marked, the rest is signs
+        detail = [(MARKS[w], a, b) for w, a, b in events if w in ("decode", "encode", "read", "images", "texts")]
+        detail += [("S", a, b) for w, a, b in events if w == "ingest"]
+        line = []
+        for column in range(columns):
+            a = wall_start + column * step
+            b = a + step
+            share = collections.Counter()
+            for mark, x, y in detail:
+                share[mark] += max(0.0, min(b, y) - max(a, x))
+            # an ingest's decode and encode parts are counted twice (also as "S"): take them out
+            share["S"] -= share["D"] + share["E"] - sum(max(0.0, min(b, y) - max(a, x))
+                                                         for w, x, y in events if w == "images")
+            busy = sum(v for v in share.values() if v > 0)
+            if busy < step / 2:
+                line.append("l" if _union(loads, a, b) >= step / 2 else ".")
+            else:
+                line.append(max(share, key=share.get))
+        lines.append(f"worker {n} " + "".join(line))
+    waits = [(a, b) for w, a, b in cluster.events if w == "wait"]
+    driver = {}
+    for name, (a, b) in bounds.items():
+        waited = _union(waits, a, b)
+        driver[name] = {"working": round(b - a - waited, 1), "waiting": round(waited, 1)}
+    arrived = [a for w, a, _ in cluster.events if w == "arrived"]
+    if arrived and "ingest" in bounds:
+        driver["last_result_arrived"] = round(max(arrived) - wall_start, 1)
+    out["driver"] = driver
+    picture = []
+    for column in range(columns):
+        a = wall_start + column * step
+        picture.append("." if _union(waits, a, a + step) >= step / 2 else "#")
+    marks = [" "] * columns
+    for name, (_, b) in bounds.items():
+        marks[min(columns - 1, int((b - wall_start) / step))] = "|"
+    lines.append("driver   " + "".join(picture))
+    lines.append("stages   " + "".join(marks) + f"  (one column: {step:.2f} s; | ends ingest, signs, index)")
+    out["picture"] = lines
+    return out
 
 
 def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool) -> dict:
@@ -153,6 +243,13 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
                   f"driver waits {result['driver_waits']}")
             for n, worker in enumerate(result["worker_seconds"]):
                 print(f"  worker {n}: {worker}")
+            line = result.get("timeline") or {}
+            for n, worker in enumerate(line.get("workers", [])):
+                print(f"  worker {n} timeline: {worker}")
+            if line:
+                print(f"  driver: {line['driver']}; stages end at {line['stage_ends']} s")
+                for row in line["picture"]:
+                    print("  " + row)
 
 
 def main() -> None:

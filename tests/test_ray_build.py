@@ -210,6 +210,12 @@ def test_documents_are_sent_biggest_first_within_each_window(tmp_path):
         units.append(Unit(source=str(path), reader="us-xml", path=path, files=[path]))
     assert _by_cost(units, 4) == [1, 3, 2, 0, 4, 6, 5]
     assert _by_cost(units, 100) == [1, 3, 4, 6, 2, 0, 5]
+    # a document of many small sheets (files) before one big file: each sheet is a drawing to read
+    sheets = [tmp_path / f"sheet{n}.tif" for n in range(3)]
+    for sheet in sheets:
+        sheet.write_bytes(b"x" * 2)
+    units.append(Unit(source=str(sheets[0]), reader="us-xml", path=sheets[0], files=sheets))
+    assert _by_cost(units, 100) == [7, 1, 3, 4, 6, 2, 0, 5]
 
 
 def _free_port() -> int:
@@ -270,3 +276,35 @@ def test_a_killed_ray_driver_resumes_on_rerun(tmp_path):
     assert done.returncode == 0, done.stderr
     difference = compare(snapshot(reference), snapshot(killed))
     assert difference.equal, str(difference)
+
+
+def test_a_worker_that_is_ready_late_joins_the_calls_in_flight(cluster):
+    """``_Pool.map(join=...)``: a worker named by ``join`` (one that has loaded its text encoder by
+    now) takes calls from then on; the results still come back in the order of the calls."""
+    from figsearch.pipeline.distributed import _Pool
+
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def __init__(self, n):
+            self.n = n
+
+        def texts(self, piece):
+            return self.n, piece
+
+    pool = object.__new__(_Pool)
+    pool.ray, pool.actors = ray, [Echo.remote(0), Echo.remote(1)]
+    out = []
+
+    def join():
+        return [0] if len(out) < 2 else [0, 1]  # worker 1 is ready once 2 results have come back
+
+    calls = ((n, ("texts", (n,))) for n in range(40))
+    for key, ref in pool.map(calls, workers=[0], per_worker=1, join=join):
+        out.append((key, ray.get(ref)))
+    assert [key for key, _ in out] == list(range(40)) and [piece for _, (_, piece) in out] == list(range(40))
+    by = {n for _, (n, _) in out}
+    assert by == {0, 1}  # worker 1 took calls once it was named
+    first = [n for _, (n, _) in out]
+    assert set(first[:2]) == {0}  # and not before
+    without = [ray.get(ref) for _, ref in pool.map(((n, ("texts", (n,))) for n in range(5)), workers=[0])]
+    assert {n for n, _ in without} == {0}

@@ -202,7 +202,7 @@ class RayCluster:
         self._last: str | None = None  # the build's last stage: the workers go after it
         #: figure id -> (image path, text boxes): the signs of drawings read by the workers right
         #: after ingesting them, for the signs stage (``_RayReadAhead``) to take instead of reading them again
-        self._prefetched: dict[str, tuple[str, list]] = {}
+        self._prefetched: dict[str, tuple] = {}
         #: figure id -> (encoder spec, image digest, vector): drawings the workers encoded right after
         #: decoding them, for the embedding stage to store instead of encoding them again
         self._vectors: dict[str, tuple[str, str, np.ndarray]] = {}
@@ -218,6 +218,10 @@ class RayCluster:
         self.encoded: dict[str, int] = collections.Counter()
         #: each worker's seconds loading models and in each kind of call, kept when they are let go
         self.worker_timings: list[dict[str, float]] = []
+        #: each worker's (start, [(call, wall start, wall end)]) and the driver's own such events,
+        #: for the benchmark's timeline
+        self.worker_timelines: list = []
+        self.events: list[tuple[str, float, float]] = []
         if address in (None, "local") and not _ray_running():
             _require_ray()  # a missing Ray is said now, before any work
             _keep_sigterm_handler()
@@ -236,9 +240,10 @@ class RayCluster:
     def _wait_connected(self) -> None:
         connected, self._connected = self._connected, None
         if connected is not None:
-            started = time.perf_counter()
+            started, wall = time.perf_counter(), time.time()
             connected.result()
             self.timings["wait for ray start"] += time.perf_counter() - started
+            self.events.append(("wait", wall, time.time()))
 
     @property
     def ray(self):
@@ -266,6 +271,7 @@ class RayCluster:
                 pass
         if self._pool is not None:
             self.worker_timings = self._pool.stats()
+            self.worker_timelines = self._pool.timelines()
             log.info("Ray workers' seconds: %s; driver's waits: %s", self.worker_timings, dict(self.timings))
             self._pool.close()
             self._pool = None
@@ -303,11 +309,12 @@ class RayCluster:
         if self._pool is None:
             starting, self._pool_started = self._pool_started, None
             if starting is not None:
-                started = time.perf_counter()
+                started, wall = time.perf_counter(), time.time()
                 try:
                     self._pool = starting.result()
                 finally:
                     self.timings["wait for ray start"] += time.perf_counter() - started
+                    self.events.append(("wait", wall, time.time()))
             else:
                 self._pool = self._make_pool()
         return self._pool
@@ -379,6 +386,8 @@ class RayCluster:
                     while not room.acquire(timeout=1):
                         if stop.is_set():
                             return
+                    now = time.time()
+                    self.events.append(("arrived", now, now))
                     arrived.put((index, outcome))
             except BaseException as exc:  # noqa: BLE001 - raised by the writer, in its thread
                 arrived.put(exc)
@@ -392,10 +401,12 @@ class RayCluster:
         checked = False
         try:
             while True:
+                waiting = time.time()
                 try:
                     item = arrived.get(timeout=None if checked else 0.5)
                 except queue.Empty:  # (the encoders may be loaded by now)
                     item = ()
+                self.events.append(("wait", waiting, time.time()))
                 if item is None:
                     break
                 if isinstance(item, BaseException):
@@ -468,6 +479,21 @@ class RayCluster:
                                    "install the same figsearch and model files on every node")
         return workers, first
 
+    def _joined(self, pool: _Pool, modality: str, spec: str, known: list[int]) -> list[int]:
+        """The workers that have loaded that encoder by now; those not in ``known`` (which are
+        idle then) must report the identity the others did."""
+        ready = pool.ready(modality, spec)
+        first = self._identities.get((modality, spec))
+        new = [n for n in ready if n not in known]
+        if new and first is not None:
+            for identity in pool.identities(modality, spec, new):
+                if identity != first:
+                    raise ModelUnavailable(f"the Ray workers load different {modality} encoders for {spec!r} "
+                                           f"({', '.join(sorted({encoder_key(first), encoder_key(identity)}))}): "
+                                           "install the same figsearch and model files on every node")
+        known.extend(new)
+        return ready
+
     def _last_embedding(self, modality: str) -> None:
         if modality == "text" or self._specs.get("text") in (None, NO_TEXT):
             self._done("index")
@@ -529,7 +555,9 @@ class RayCluster:
         for batch in batches:
             flush(batch[0])  # what comes before this batch is known: stored while the workers encode
             (_, unread), ref = next(results)
+            waiting = time.time()
             vectors, errors = pool.get(ref)
+            self.events.append(("wait", waiting, time.time()))
             errors = {**errors, **unread}
             encoded = iter(() if vectors is None else vectors)
             for index, position in enumerate(batch):
@@ -555,17 +583,24 @@ class RayCluster:
         todo, drop, unchanged = plan
         report = EmbedReport("text", key, unchanged=unchanged)
         report.removed = collection.vectors.delete("text", key, drop)
-        # the workers that loaded the text encoder after their ingest, if they have by now
+        # the workers that loaded the text encoder after their ingest, if they have by now; the
+        # others take pieces as soon as they have loaded it (``join``)
         workers = self._usable(pool, "text", spec)[0]
+        loading = pool.loaded("text", spec)
+        known = list(workers)  # ready, grown by ``_joined``
+        join = (lambda: self._joined(pool, "text", spec, known)) if len(workers) < len(loading) else None
         batch_size = 256
         # a round is what all workers encode at once; its vectors are then written batch by batch
-        round_size = batch_size * max(1, len(workers)) * IN_FLIGHT_PER_WORKER * 4
+        round_size = batch_size * max(1, len(loading)) * IN_FLIGHT_PER_WORKER * 4
         for round_start in range(0, len(todo), round_size):
             figures = todo[round_start:round_start + round_size]
             sentences = list(dict.fromkeys(s for _, text, _ in figures for s in texts_to_encode(text)))
-            pieces = _pieces(sentences, len(workers) * BATCHES_PER_WORKER, batch_size)
-            vectors = [v for _, ref in pool.map(((None, ("texts", (spec, p))) for p in pieces), workers=workers)
-                       for v in pool.get(ref)]
+            pieces = _pieces(sentences, len(loading) * BATCHES_PER_WORKER, batch_size)
+            waiting = time.time()
+            calls = ((None, ("texts", (spec, p))) for p in pieces)
+            late = join if len(known) < len(loading) else None
+            vectors = [v for _, ref in pool.map(calls, workers=known, join=late) for v in pool.get(ref)]
+            self.events.append(("wait", waiting, time.time()))
             cache = dict(zip((s for p in pieces for s in p), vectors))
             for start in range(0, len(figures), batch_size):
                 batch = figures[start:start + batch_size]
@@ -590,22 +625,23 @@ def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", w
 # -- helpers run on the driver -------------------------------------------------------------------
 
 def _by_cost(units: list[Unit], window: int) -> list[int]:
-    """The units' indexes, each run of ``window`` sorted by size (bytes to read), biggest first."""
-    def size(unit: Unit) -> int:
+    """The units' indexes, each run of ``window`` sorted by cost, biggest first: the number of files
+    (a grant's sheets are one TIFF each, and each is a drawing to read), then the bytes to read."""
+    def size(unit: Unit) -> tuple[int, int]:
         if unit.byte_range is not None:
-            return unit.byte_range[1] - unit.byte_range[0]
+            return 1, unit.byte_range[1] - unit.byte_range[0]
         total = 0
         for path in unit.files or [unit.path]:
             try:
                 total += path.stat().st_size
             except OSError:
                 pass
-        return total
+        return len(unit.files or [unit.path]), total
 
     order: list[int] = []
     for start in range(0, len(units), window):
         indexes = range(start, min(start + window, len(units)))
-        order.extend(sorted(indexes, key=lambda n: -size(units[n])))
+        order.extend(sorted(indexes, key=lambda n: tuple(-v for v in size(units[n]))))
     return order
 
 
@@ -740,6 +776,7 @@ class _Pool:
             other.close()
         self.ray = cluster.ray
         self.timings = cluster.timings
+        self.events = cluster.events
         worker = self.ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=MAX_RETRIES,
                                  concurrency_groups={"probe": 1})(_Worker)
         self.actors = [worker.remote(engine, loads[n]) for n in range(cluster.workers)]
@@ -763,10 +800,11 @@ class _Pool:
             if len(ready) < len(self.probes):
                 return False
         probes, self.probes = self.probes, []
-        started = time.perf_counter()
+        started, wall = time.perf_counter(), time.time()
         for probe in probes:
             self.get(probe)
         self.timings["wait for the encoders check"] += time.perf_counter() - started
+        self.events.append(("wait", wall, time.time()))
         self._check_niceness()
         return True
 
@@ -814,19 +852,25 @@ class _Pool:
             raise
 
     def map(self, calls: Iterable, *, per_worker: int = IN_FLIGHT_PER_WORKER, window: int | None = None,
-            workers: list[int] | None = None) -> Iterator:
+            workers: list[int] | None = None, join=None) -> Iterator:
         """(key, ref) of each ``(key, (method, args))`` in ``calls``, in order; each call goes to a
-        worker of ``workers`` (default: all) with fewer than ``per_worker`` calls in flight."""
+        worker of ``workers`` (default: all) with fewer than ``per_worker`` calls in flight.
+        ``join()``, asked about twice a second while calls are in flight, names workers that may
+        take calls from then on (those that have loaded an encoder by now, say)."""
         ray = self.ray
-        workers = list(range(len(self.actors))) if workers is None else workers
+        workers = list(range(len(self.actors))) if workers is None else list(workers)
         free = collections.deque(n for _ in range(per_worker) for n in workers)
-        window = window or len(free)
         calls = iter(calls)
         pending: collections.deque = collections.deque()  # (key, ref) in submission order
         running: dict = {}  # ref -> worker, until it is done
         more = True
         while True:
-            while more and free and len(pending) < window:
+            if join is not None and more:
+                for n in join():
+                    if n not in workers:
+                        workers.append(n)
+                        free.extend([n] * per_worker)
+            while more and free and len(pending) < (window or per_worker * len(workers)):
                 try:
                     key, (method, args) = next(calls)
                 except StopIteration:
@@ -839,7 +883,7 @@ class _Pool:
             if not pending:
                 return
             if pending[0][1] in running:
-                done, _ = ray.wait(list(running), num_returns=1)
+                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5 if join and more else None)
                 for ref in done:
                     free.append(running.pop(ref))
             while pending and pending[0][1] not in running:
@@ -856,6 +900,17 @@ class _Pool:
                 out.append({})
         return out
 
+    def timelines(self) -> list:
+        """Each worker's start and its calls' wall times (an empty one for a worker that does not answer)."""
+        refs = [actor.timeline.options(concurrency_group="probe").remote() for actor in self.actors]
+        out = []
+        for ref in refs:
+            try:
+                out.append(self.ray.get(ref, timeout=10))
+            except Exception:  # noqa: BLE001 - statistics only: a dead worker has none
+                out.append((0.0, []))
+        return out
+
     def close(self) -> None:
         for actor in self.actors:  # their CPUs go back to the cluster
             self.ray.kill(actor)
@@ -867,7 +922,7 @@ class _RayReadAhead:
     """The text boxes of each drawing, read by the workers ahead of the driver, in the order given."""
 
     def __init__(self, cluster: RayCluster, pool: _Pool, collection: Collection, drawings: list[Figure],
-                 engine, prefetched: dict[str, tuple[str, list]]) -> None:
+                 engine, prefetched: dict[str, tuple]) -> None:
         self.cluster = cluster
         self.results = None
         self.pool, self.collection = pool, collection
@@ -877,12 +932,15 @@ class _RayReadAhead:
         self.spec = spec if spec and len(cluster._vectors) < VECTORS_LIMIT else None
         self.encoding: list[tuple[list[Figure], object]] = []  # (figures, ref of their vectors)
         self.turn = 0
+        self.aheads: dict = {}
         if engine is None or not drawings:
             return
         self.ids = iter([f.figure_id for f in drawings])
         # drawings a worker read right after ingesting them (the same stored bytes): not read again
         done = {f.figure_id: prefetched[f.figure_id][1] for f in drawings
                 if f.figure_id in prefetched and prefetched[f.figure_id][0] == f.image_path}
+        #: the words and sheet parts the worker worked out from the same pixels (``signs.Ahead``)
+        self.aheads = {i: prefetched[i][2] for i in done if len(prefetched[i]) > 2}
         todo = [f for f in drawings if f.figure_id not in done]
         log.info("signs: %d drawings read while ingesting, %d to read", len(done), len(todo))
         cluster.reads["while ingesting"] += len(done)
@@ -905,7 +963,15 @@ class _RayReadAhead:
         expected = next(self.ids)
         if expected != figure.figure_id:
             raise RuntimeError(f"read-ahead out of order: {expected} read, {figure.figure_id} written")
-        return next(self.results)
+        waiting = time.time()
+        try:
+            return next(self.results)
+        finally:
+            self.cluster.events.append(("wait", waiting, time.time()))
+
+    def ahead(self, figure: Figure):
+        """What the worker worked out for the drawing ``boxes`` last gave (``signs.Ahead``), or None."""
+        return self.aheads.pop(figure.figure_id, None)
 
     def cut(self, children: list[tuple[Figure, list]]) -> None:
         """Have a worker encode the figures just cut from a sheet (``process_figure``'s children),

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from figsearch.errors import InputError
 from figsearch.ingest import process
@@ -89,13 +90,36 @@ def _ingest_unit(unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[Unit
     return result, files
 
 
-def _load(kind: str, spec: str, seconds: dict[str, float]):
+def _read_ahead(data: bytes, seconds: dict[str, float]):
+    """(text boxes, ``signs.Ahead`` or None) of one stored drawing (PNG bytes), or None when it
+    cannot be read: the signs stage's ``_read_in_worker``, and what its writer would work out from
+    the same pixels (the drawing's words, the parts it is cut into), so that the driver need not."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            read = signs_stage._worker_engine.read(image)
+            started = time.perf_counter()
+            try:
+                ahead = signs_stage.figure_ahead(image, read)
+            except Exception as exc:  # noqa: BLE001 - the driver works it out then, and says why
+                log.warning("drawing words not worked out on the worker: %s", exc)
+                ahead = None
+            seconds["words and parts"] += time.perf_counter() - started
+            return read, ahead
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
+        return None
+
+
+def _load(kind: str, spec: str, seconds: dict[str, float], events: list | None = None):
     """An OCR engine (kind "ocr") or an encoder (kind "visual"/"text"), on a worker, one thread each."""
-    started = time.perf_counter()
+    started, wall, cpu = time.perf_counter(), time.time(), time.thread_time()
     try:
         return _create(kind, spec)
     finally:
         seconds[f"load {kind}"] += time.perf_counter() - started
+        seconds[f"load {kind} cpu"] += time.thread_time() - cpu
+        if events is not None:
+            events.append((f"load {kind}", wall, time.time()))
 
 
 def _create(kind: str, spec: str):
@@ -129,6 +153,9 @@ class _Worker:
         self._lock = threading.Lock()
         #: seconds spent loading and in each kind of call (``stats``), for the benchmark and the logs
         self.seconds: dict[str, float] = collections.defaultdict(float)
+        #: (call, wall start, wall end) of each call and each load, for the benchmark's timeline
+        self.events: list[tuple[str, float, float]] = []
+        self._born, self._cpu = time.time(), time.process_time()
         if engine:
             self._start("ocr", engine)
         for modality, spec in loads:
@@ -137,7 +164,7 @@ class _Worker:
     def _start(self, kind: str, spec: str) -> Future:
         with self._lock:
             if (kind, spec) not in self._loads:
-                self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds)
+                self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds, self.events)
             return self._loads[kind, spec]
 
     def ready(self) -> list[dict]:
@@ -157,8 +184,14 @@ class _Worker:
         return loading is not None and loading.done()
 
     def stats(self) -> dict[str, float]:
-        """Seconds loading and in each kind of call, and this process's niceness (for the benchmark)."""
-        return {**self.seconds, "niceness": self.niceness()}
+        """Seconds loading and in each kind of call, this process's CPU seconds and seconds alive
+        since the actor started, and its niceness (for the benchmark)."""
+        return {**self.seconds, "cpu": time.process_time() - self._cpu, "alive": time.time() - self._born,
+                "niceness": self.niceness()}
+
+    def timeline(self) -> tuple[float, list[tuple[str, float, float]]]:
+        """When the actor started and the (call, wall start, wall end) of its calls and loads (for the benchmark)."""
+        return self._born, list(self.events)
 
     def niceness(self) -> int:
         """This worker process's niceness (Ray makes workers nicer than the process that started it)."""
@@ -181,10 +214,18 @@ class _Worker:
         with ``visual``, once that encoder is loaded, its drawings' vectors (figure id -> (spec,
         image digest, vector)) from the same bytes (before it is loaded: none, the embedding stage
         encodes them)."""
-        result, files = self._timed("ingest", _ingest_unit, unit, base, blobs)
-        boxes = self._read_signs(unit, result, files, engine) if engine else {}
-        vectors = self._encode_drawings(unit, result, files, visual) if visual else {}
-        return result, files, boxes, vectors
+        wall = time.time()
+        try:
+            result, files = self._timed("ingest", _ingest_unit, unit, base, blobs)
+            self.events.append(("decode", wall, time.time()))
+            boxes = self._read_signs(unit, result, files, engine) if engine else {}
+            read = time.time()
+            vectors = self._encode_drawings(unit, result, files, visual) if visual else {}
+            if vectors:
+                self.events.append(("encode", read, time.time()))
+            return result, files, boxes, vectors
+        finally:
+            self.events.append(("ingest", wall, time.time()))
 
     def _encode_drawings(self, unit: Unit, result: UnitResult, files: dict[str, bytes], spec: str) -> dict:
         with self._lock:
@@ -209,16 +250,16 @@ class _Worker:
             self.seconds["encode images"] += time.perf_counter() - started
 
     def _read_signs(self, unit: Unit, result: UnitResult, files: dict[str, bytes], engine: str) -> dict:
-        boxes: dict[str, tuple[str, list]] = {}
+        boxes: dict[str, tuple] = {}
         try:
             signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
             for document in result.documents:
                 for figure in document.figures:
                     data = files.get(figure.image_path) if figure.role == FigureRole.DRAWING else None
                     if data is not None:
-                        read = self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
+                        read = self._timed("read signs", _read_ahead, data, self.seconds)
                         if read is not None:
-                            boxes[figure.figure_id] = (figure.image_path, read)
+                            boxes[figure.figure_id] = (figure.image_path, *read)
         except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
             log.warning("%s: signs not read while ingesting: %s", unit.source, exc)
             return {}
@@ -228,10 +269,15 @@ class _Worker:
         """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read."""
         if data is None:
             return None
+        wall = time.time()
         signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
-        return self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
+        try:
+            return self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
+        finally:
+            self.events.append(("read", wall, time.time()))
 
     def images(self, spec: str, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
+        wall = time.time()
         encoder = self._timed("wait for visual", self._start("visual", spec).result)
         started = time.perf_counter()
         images, errors = [], {}
@@ -244,8 +290,13 @@ class _Worker:
                 errors[index] = str(exc)
         vectors = encoder.encode(images) if images else None
         self.seconds["encode images"] += time.perf_counter() - started
+        self.events.append(("images", wall, time.time()))
         return vectors, errors
 
     def texts(self, spec: str, sentences: list[str]) -> np.ndarray:
+        wall = time.time()
         encoder = self._timed("wait for text", self._start("text", spec).result)
-        return self._timed("encode texts", encoder.encode, sentences)
+        try:
+            return self._timed("encode texts", encoder.encode, sentences)
+        finally:
+            self.events.append(("texts", wall, time.time()))

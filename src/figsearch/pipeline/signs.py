@@ -97,6 +97,25 @@ def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, pa
     return out
 
 
+@dataclass
+class Ahead:
+    """What a Ray worker works out from a drawing's pixels and its text boxes (``figure_ahead``),
+    so that the writer need not decode the drawing unless it cuts it."""
+
+    words: list[DrawingWord]
+    parts: list  # split_sheet's (label, box) of each figure on the sheet; [] when it holds one
+
+
+def figure_ahead(image: Image.Image, read) -> Ahead:
+    """``process_figure``'s words and sheet parts of a drawing, from its pixels and ``read`` (text boxes)."""
+    from figsearch.ocr import parse_signs
+    from figsearch.ocr.split import split_sheet
+
+    signs = parse_signs(read)  # the labels are those of the linked signs (``classify`` changes numerals only)
+    labels = {s.text for s in signs if s.kind == "figure_label"}
+    return Ahead(drawing_words(image, read), split_sheet(image, signs) if len(labels) >= 2 else [])
+
+
 class _AlreadyRead:
     """An engine that answers with a reading done before (a worker's): ``read_drawing`` then sorts
     those words without reading the sheet again. ``read`` already left the header out."""
@@ -128,40 +147,45 @@ def _words_inside(words: list[DrawingWord], box) -> list[DrawingWord]:
 
 def process_figure(
     collection: Collection, figure: Figure, engine, text: PatentText, report: SpotLinkReport, boxes=None,
-    image: Image.Image | None = None,
+    image: Image.Image | None = None, ahead: Ahead | None = None,
 ) -> list[tuple[Figure, list[ReferenceSign]]]:
     """Read one figure, split it if it holds several labelled figures, link it; one transaction.
 
     ``boxes``: the figure's text already read by a worker (``_read_in_worker``), so only the
     writing happens here. ``image``: the stored drawing already decoded by the caller (the
-    overlapped build embeds it from the same pixels); else it is decoded here. Returns the figures
-    cut from the sheet (with their signs), in ``split_sheet``'s order; [] when it was not cut.
+    overlapped build embeds it from the same pixels); else it is decoded here. ``ahead`` (with
+    ``boxes``): what a Ray worker worked out from the same pixels (``read_ahead``); the image is
+    then decoded here only when the sheet is cut. Returns the figures cut from the sheet (with
+    their signs), in ``split_sheet``'s order; [] when it was not cut.
     """
     from figsearch.ocr import parse_signs
     from figsearch.ocr.split import split_sheet
 
     notes: list[str] = []
     signs: list[ReferenceSign] = []
+    ahead = ahead if boxes is not None and figure.role == FigureRole.DRAWING else None
     if figure.role != FigureRole.DRAWING:
         image = None
         notes.append(f"not read: a {figure.role.value.replace('_', ' ')} image")
     elif image is None:
         try:
-            image = _load(collection, figure)
+            image = _load(collection, figure) if ahead is None or ahead.parts else None
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
+            ahead = None
             notes.append(f"image unreadable ({figure.image_path}): {exc}")
             log.warning("figure %s: image unreadable: %s", figure.figure_id, exc)
     words: list[DrawingWord] = []
-    if image is not None:
+    if image is not None or ahead is not None:
         read = boxes if boxes is not None else engine.read(image)
         signs = text.classify(parse_signs(read))
-        words = drawing_words(image, read)
+        words = ahead.words if ahead is not None else drawing_words(image, read)
         if not signs:
             notes.append("no reference signs or labels found in the drawing")
     if not text.sentences:
         notes.append("patent has no description: no sentences to link")
     labels = list(dict.fromkeys(s.text for s in signs if s.kind == "figure_label"))
-    parts = split_sheet(image, signs) if image is not None and len(labels) >= 2 else []
+    parts = ((ahead.parts if ahead is not None else split_sheet(image, signs))
+             if (image is not None or ahead is not None) and len(labels) >= 2 else [])
     children = _child_figures(collection, figure, image, parts, signs, text) if parts else []
     words_repo = collection.words
     label, description, role = figure.label, figure.description, figure.role
@@ -247,7 +271,9 @@ def spot_and_link(
     with (read_ahead or _ReadAhead)(collection, drawings, ocr, jobs) as read_ahead:
         for done, figure in enumerate(todo, 1):
             text = _ensure_text(collection, figure.patent, texts, report)
-            children = process_figure(collection, figure, ocr, text, report, read_ahead.boxes(figure))
+            boxes = read_ahead.boxes(figure)
+            ahead = read_ahead.ahead(figure) if hasattr(read_ahead, "ahead") else None  # the Ray build's
+            children = process_figure(collection, figure, ocr, text, report, boxes, ahead=ahead)
             if children and hasattr(read_ahead, "cut"):  # the Ray build encodes the figures cut from it now
                 read_ahead.cut(children)
             if progress:
