@@ -144,3 +144,24 @@ def test_pool_threads_carry_their_pools_name_for_the_kernel():
             pool.shutdown()
 
     assert asyncio.run(scenario()) == "fs-searches"
+
+
+@pytest.mark.parametrize("spec, expected", [("minilm", {"threads": 1}), ("use-multilingual", {})])
+def test_one_thread_per_call_reaches_the_onnx_text_encoder(backbone_collection, monkeypatch, spec, expected):
+    """minilm runs through onnxruntime (whose idle intra-op threads spin): a server's limit must reach it
+    as it reaches the visual model; an encoder without a thread option gets none."""
+    import figsearch.search.service as service_module
+
+    seen = {}
+
+    def fake_create_text(spec, **options):
+        seen.update(spec=spec, options=options)
+        raise ModelUnavailable("not loaded in this test")
+
+    monkeypatch.setattr(service_module, "create_text", fake_create_text)
+    with SearchService.open(backbone_collection) as service:
+        monkeypatch.setattr(service, "_settings", lambda modality: {"spec": spec, "key": "x"})
+        service.limit_threads(1)
+        with pytest.raises(ModelUnavailable):
+            service._encoder("text")
+    assert seen == {"spec": spec, "options": expected}

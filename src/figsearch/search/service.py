@@ -63,6 +63,8 @@ QUERY_CACHE_SIZE = 32
 
 #: visual encoders whose factory takes ``threads`` (their intra-op threads: onnxruntime's, torch's)
 THREADED_VISUAL = frozenset({"backbone", "drawing"})
+#: text encoders that take a thread count (minilm runs through onnxruntime, whose idle threads spin)
+THREADED_TEXT = frozenset({"minilm"})
 
 #: reads an upload's words while its orientations are encoded: the two do not depend on each other,
 #: and the OCR engine (tesserocr) releases the GIL while it recognises, so they overlap on two cores
@@ -265,7 +267,10 @@ class SearchService:
                     options["threads"] = self.compute_threads
                 encoder = create_visual(settings["spec"], **options)
             else:
-                encoder = create_text(settings["spec"])
+                options = {}
+                if self.compute_threads and parse_spec(settings["spec"])[0] in THREADED_TEXT:
+                    options["threads"] = self.compute_threads
+                encoder = create_text(settings["spec"], **options)
             self._limit_torch_threads()  # a torch encoder sets its own threads when it loads
             if encoder_key(encoder) != settings["key"]:
                 raise CollectionError(
