@@ -80,3 +80,33 @@ def test_shipped_288_model_loads_and_names_its_training():
     vectors = encoder.encode([_drawing("ring", 31), _drawing("box", 32)])
     assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert encoder_key(encoder) != encoder_key(create_visual("backbone:drawing-backbone3.onnx", threads=1))
+
+
+def test_half_weights_keep_the_vectors_and_halve_the_file(sized, tmp_path):
+    from figsearch.train.backbone import store_weights_half
+
+    half = store_weights_half(sized["default"], tmp_path / "half.onnx")
+    assert half.stat().st_size < 0.6 * sized["default"].stat().st_size
+    full_encoder = create_visual(f"backbone:{sized['default']}", threads=1)
+    half_encoder = create_visual(f"backbone:{half}", threads=1)
+    drawings = [_drawing("ring", 41), _drawing("box", 42), _drawing("ring", 43)]
+    full, halved = full_encoder.encode(drawings), half_encoder.encode(drawings)
+    assert np.min(np.sum(full * halved, axis=1)) > 0.9999 and not np.array_equal(full, halved)
+    assert half_encoder.record["weights_stored_as"]["dtype"] == "float16"
+    assert encoder_key(half_encoder) != encoder_key(full_encoder)  # another file: never mixed in one index
+
+
+def test_shipped_lite0_model_loads_and_names_its_training():
+    from figsearch.embed.encoders.backbone import default_model_path
+
+    path = default_model_path().with_name("drawing-backbone4-lite0.onnx")
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this installation")
+    assert path.stat().st_size < 20e6
+    encoder = create_visual("backbone:drawing-backbone4-lite0.onnx", threads=1)
+    record = encoder.record
+    assert record["settings"]["backbone"] == "efficientnet-lite0" and record["weights_stored_as"]["dtype"] == "float16"
+    assert "Apache" in record["starting_weights"]["licence"] and record["starting_weights"]["frozen"] is True
+    assert "us-design-grants" not in record["data"]["source_folders"]
+    vectors = encoder.encode([_drawing("ring", 51), _drawing("box", 52)])
+    assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)

@@ -808,6 +808,46 @@ def _export(module: nn.Module, path: Path, size: int, metadata: dict) -> None:
         onnx.save(model, str(path))
 
 
+def store_weights_half(source: str | os.PathLike, target: str | os.PathLike, min_size: int = 1024) -> Path:
+    """Writes ``source``'s ONNX model to ``target`` with its large float32 weights stored as float16,
+    each cast back to float32 inside the graph (onnxruntime folds the casts when it opens the model,
+    so it computes in float32 as before): about half the file, vectors within ~1e-3 of the original
+    (an EfficientNet-Lite0 model: 24.6 MB -> 12.7 MB, cosine >= 0.99999 on 20 drawings). The
+    model's record notes it, with the source file's sha256."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    source, target = Path(source), Path(target)
+    model = onnx.load(str(source))
+    graph = model.graph
+    kept, casts = [], []
+    for tensor in graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        if array.dtype == np.float32 and array.size >= min_size:
+            half = numpy_helper.from_array(array.astype(np.float16), f"{tensor.name}__half")
+            kept.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [tensor.name], to=TensorProto.FLOAT, name=f"{tensor.name}__cast"))
+        else:
+            kept.append(tensor)
+    nodes = casts + list(graph.node)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            metadata = json.loads(entry.value)
+            record = metadata.setdefault("record", {})
+            record["weights_stored_as"] = {
+                "dtype": "float16", "by": "figsearch.train.backbone.store_weights_half", "min_size": min_size,
+                "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+            }
+            entry.value = json.dumps(metadata)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    return target
+
+
 def run(
     settings: BackboneSettings,
     on_message: Callable[[str], None] = lambda text: None,
