@@ -26,19 +26,23 @@ def drawing(kind: str, seed: int) -> Image.Image:
     return image
 
 
-def tiny_collection(root, per_kind: int = 6, sheets: int = 2):
+def tiny_collection(root, per_kind: int = 6, sheets: int = 2, *, first: int = 3000, draw=drawing,
+                    title_format: str | None = None):
+    """``per_kind`` patents of each kind, numbered from ``first`` + 1, each with ``sheets`` drawings made by
+    ``draw(kind, seed)``; titled by KINDS, or by ``title_format.format(kind=kind)`` when given."""
     with Collection.open(root, create=True) as c:
         n = 0
-        for kind, (title, code) in KINDS.items():
+        for kind, (kind_title, code) in KINDS.items():
+            title = kind_title if title_format is None else title_format.format(kind=kind)
             for p in range(per_kind):
                 n += 1
-                pub = f"US{3000 + n}S1"
+                pub = f"US{first + n}S1"
                 figures = []
                 for s in range(1, sheets + 1):
-                    rel, sha = c.save_png("images", pub, f"D{s:05d}", drawing(kind, 100 * n + s))
+                    rel, sha = c.save_png("images", pub, f"D{s:05d}", draw(kind, 100 * n + s))
                     figures.append(Figure(f"{pub}-D{s:05d}", pub, role=FigureRole.DRAWING, sequence=s, image_path=rel,
                                           image_sha256=sha))
-                patent = Patent(pub, "US", str(3000 + n), "S1", title=title,
+                patent = Patent(pub, "US", str(first + n), "S1", title=title,
                                 classifications=[Classification("USPC", code)])
                 c.upsert_patent(patent, figures)
     return root

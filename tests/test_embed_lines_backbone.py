@@ -17,9 +17,9 @@ from figsearch.embed.catalog import create_visual, encoder_key  # noqa: E402
 from figsearch.embed.encoders.drawing.lines_backbone import LinesBackboneModel, prepare_sheet  # noqa: E402
 from figsearch.embed.encoders.drawing.model import DRAWING_KINDS  # noqa: E402
 from figsearch.errors import FigsearchError, ModelUnavailable  # noqa: E402
-from figsearch.records import Classification, Figure, FigureRole, Patent  # noqa: E402
-from figsearch.store import Collection  # noqa: E402
 from figsearch.train.lines_backbone import fit_whitening, main  # noqa: E402
+
+from backbone_helpers import tiny_collection  # noqa: E402
 
 
 def _drawing(kind: str, seed: int, header: bool = False) -> Image.Image:
@@ -38,20 +38,7 @@ def _drawing(kind: str, seed: int, header: bool = False) -> Image.Image:
 
 
 def _collection(root, per_kind: int = 5, sheets: int = 2):
-    with Collection.open(root, create=True) as c:
-        n = 0
-        for kind, code in (("ring", "D11/1"), ("box", "D9/4")):
-            for p in range(per_kind):
-                n += 1
-                pub = f"US{5000 + n}S1"
-                figures = []
-                for s in range(1, sheets + 1):
-                    rel, sha = c.save_png("images", pub, f"D{s:05d}", _drawing(kind, 100 * n + s))
-                    figures.append(Figure(f"{pub}-D{s:05d}", pub, role=FigureRole.DRAWING, sequence=s, image_path=rel,
-                                          image_sha256=sha))
-                c.upsert_patent(Patent(pub, "US", str(5000 + n), "S1", title=f"{kind} design",
-                                       classifications=[Classification("USPC", code)]), figures)
-    return root
+    return tiny_collection(root, per_kind, sheets, first=5000, draw=_drawing, title_format="{kind} design")
 
 
 @pytest.fixture(scope="module")
