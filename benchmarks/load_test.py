@@ -182,16 +182,28 @@ def probe_health(base: str, interval: float, seconds: float, stop, out) -> None:
         if stop.is_set() or time.monotonic() > end:
             break
         start = time.perf_counter()
+        connect_ms = None  # a new connection (the first, or after the server closed the last): its connect
+        closed = False
+        lag = None  # the event loop's largest lag lately, as the server reports it (Server-Timing lag)
         try:
+            if connection.sock is None:
+                connection.connect()
+                connect_ms = (time.perf_counter() - start) * 1000
             connection.request("GET", "/api/health")
             response = connection.getresponse()
             response.read()
             status = response.status
+            closed = (response.getheader("connection") or "").lower() == "close"
+            timing = parse_server_timing(response.getheader("server-timing")) or {}
+            if "lag" in timing:
+                lag = (timing["lag"], timing.get("lag-busy"), timing.get("lag-runq"))
         except Exception as exc:  # noqa: BLE001 - a failure is a sample too
             status = type(exc).__name__
             connection.close()
             connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
-        samples.append((time.time(), (time.perf_counter() - start) * 1000, status))
+        # (when, ms, status, ms of it connecting or None on a kept-alive connection, closed by the server after,
+        #  the server's largest event-loop lag of the last 1-2 s and its split, ms: (lag, busy, runq), or None)
+        samples.append((time.time(), (time.perf_counter() - start) * 1000, status, connect_ms, closed, lag))
         time.sleep(max(0.0, interval - (time.perf_counter() - start)))
     connection.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -472,6 +484,10 @@ def memory_of(pid: int, index_dir: Path) -> dict:
 def health_summary(samples: list, start: float, end: float) -> dict:
     inside = [s for s in samples if start <= s[0] <= end]
     latencies = [s[1] for s in inside if s[2] == 200]
+    # where a probe waited: on a new connection (after the server closed the last one) its connect is
+    # apart; the rest is the request on the kept-alive connection (the worker's event loop and handler)
+    fresh = [s for s in inside if s[2] == 200 and len(s) > 3 and s[3] is not None]
+    kept = [s[1] for s in inside if s[2] == 200 and len(s) > 3 and s[3] is None]
     return {
         "samples": len(inside),
         "failures": sum(1 for s in inside if s[2] != 200),
@@ -479,6 +495,15 @@ def health_summary(samples: list, start: float, end: float) -> dict:
         "p99_ms": round(percentile(latencies, 99), 1),
         "max_ms": round(max(latencies, default=float("nan")), 1),
         "over_50ms": sum(1 for v in latencies if v > 50),
+        "closed_by_server": sum(1 for s in inside if len(s) > 4 and s[4]),
+        "new_connections": len(fresh),
+        "new_connection_max_ms": round(max((s[1] for s in fresh), default=float("nan")), 1),
+        "connect_max_ms": round(max((s[3] for s in fresh), default=float("nan")), 1),
+        "kept_alive_max_ms": round(max(kept, default=float("nan")), 1),
+        "slowest": [(round(s[1], 1), "new connection" if s[3] is not None else "kept alive",
+                     None if s[3] is None else round(s[3], 1), s[5] if len(s) > 5 else None)
+                    for s in sorted(inside, key=lambda s: -s[1])[:5] if s[2] == 200 and len(s) > 3],
+        "loop_lag_max_ms": max((s[5][0] for s in inside if len(s) > 5 and s[5] is not None), default=None),
     }
 
 
@@ -622,7 +647,12 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
         if key in out:
             h = out[key]
             print(f"/api/health {key[len('health_during_'):]}: {h['samples']} samples, {h['failures']} failures, "
-                  f"p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms, max {h['max_ms']} ms, {h['over_50ms']} over 50 ms")
+                  f"p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms, max {h['max_ms']} ms, {h['over_50ms']} over 50 ms; "
+                  f"{h['closed_by_server']} answers closed the connection, {h['new_connections']} probes on a new one "
+                  f"(max {h['new_connection_max_ms']} ms, of it connecting max {h['connect_max_ms']} ms), "
+                  f"on a kept-alive one max {h['kept_alive_max_ms']} ms; the servers' event-loop lag (Server-Timing) "
+                  f"max {h['loop_lag_max_ms']} ms; slowest (ms, connection, connect ms, the answering worker's largest "
+                  f"loop lag of the last 1-2 s split as (lag, its loop's own CPU, waiting for a core) ms): {h['slowest']}")
     return out
 
 

@@ -109,13 +109,18 @@ def test_the_app_closes_the_connections_over_its_share(tmp_path):
                                      base_url="http://127.0.0.1:8000") for i in range(4)]
         try:
             for client in clients:
-                assert (await client.get("/api/health")).status_code == 200
+                assert (await client.get("/")).status_code == 200
             peers.mkdir(exist_ok=True)
             (peers / "sibling").write_text("0")
             balance._count(time.monotonic())
             balance.publish()
             assert (balance.mine, balance.workers, balance.excess) == (4, 2, 2)
-            return [(await client.get("/api/health")).headers.get("connection") for client in clients]
+            # a health probe is answered before the balance: never closed, never counted
+            for client in clients:
+                answer = await client.get("/api/health")
+                assert answer.status_code == 200 and "connection" not in answer.headers
+            assert balance.excess == 2
+            return [(await client.get("/")).headers.get("connection") for client in clients]
         finally:
             for client in clients:
                 await client.aclose()

@@ -157,3 +157,90 @@ def test_the_first_finding_is_there_when_start_returns(root, pings):
         assert pings == ["figsearch-health"]
     finally:
         watch.stop()
+
+
+def _route_only_app(root):
+    """The same app's routes without its outer layers: what the health route itself answers."""
+    from fastapi import FastAPI
+
+    from figsearch.server.errors import install_error_handlers
+    from figsearch.server.routes import router
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router)
+    return app
+
+
+def test_health_is_answered_before_every_other_layer_as_the_route_answers(root, monkeypatch):
+    """FastHealth answers GET /api/health outside the balance, the token check and FastAPI: the
+    same status, body and error shape as the route (which stays for the OpenAPI schema)."""
+    from fastapi.testclient import TestClient
+
+    client, _ = make_client(root, FakeBackend(root), token_digest=b"x" * 32, allowed_hosts=["testserver"])
+    bare = _route_only_app(root)
+    with client:
+        state = client.app.state.figsearch
+        bare.state.figsearch = state
+        plain = TestClient(bare, raise_server_exceptions=False)
+        fast = client.get("/api/health")  # no token: health is public
+        slow = plain.get("/api/health")
+        assert fast.status_code == slow.status_code == 200
+        assert fast.content == slow.content and fast.json() == {"status": "ok", "collection": root.name}
+        assert fast.headers["content-type"] == slow.headers["content-type"]
+        # the header only FastHealth sets: the route's layers did not answer
+        assert "server-timing" not in slow.headers
+        timing = dict(part.strip().split(";dur=") for part in fast.headers["server-timing"].split(","))
+        assert set(timing) == {"lag", "lag-busy", "lag-runq"} and all(float(v) >= 0.0 for v in timing.values())
+        # a foreign Host goes on to the host check, which refuses it
+        assert_error(client.get("/api/health", headers={"host": "evil.example"}), 400, "bad_host")
+
+        def fails(self, busy_timeout_ms):
+            raise CollectionError(f"the collection's database at {root} does not answer: database is locked")
+
+        monkeypatch.setattr(Collection, "ping", fails)
+        state.health_watch.check()
+        fast, slow = client.get("/api/health"), plain.get("/api/health")
+        assert_error(fast, 503, "busy")
+        assert fast.content == slow.content and str(root) not in fast.text
+        assert fast.headers["retry-after"] == slow.headers["retry-after"]
+        monkeypatch.undo()
+        state.health_watch.check()
+
+
+def test_the_loop_lag_is_the_largest_of_the_last_two_windows():
+    from figsearch.server.state import LoopLag
+
+    lag = LoopLag(interval=0.02, window=1.0)
+    lag.record(0.005, 0.1)
+    lag.record(0.030, 0.5, busy=0.010, runq=0.015)
+    lag.record(0.010, 0.6)
+    assert lag.recent() == pytest.approx((30.0, 10.0, 15.0))  # the worst lag, with its own split
+    lag.record(0.001, 1.2)  # a new window: the previous one's 30 ms still counts
+    assert lag.recent_ms() == pytest.approx(30.0)
+    lag.record(0.002, 2.3)  # two windows on: forgotten
+    assert lag.recent_ms() == pytest.approx(2.0)
+    lag.record(0.0, 5.0)  # after a gap of more than a window, the old one does not count
+    assert lag.recent_ms() == pytest.approx(0.0)
+
+
+def test_the_loop_lag_task_runs_on_the_loop_and_splits_the_lag():
+    """On Linux the run-queue wait comes from the kernel; a blocking call on the loop shows as busy."""
+    import asyncio
+    import time
+
+    from figsearch.server.state import LoopLag
+
+    async def main():
+        lag = LoopLag(interval=0.01, window=5.0)
+        lag.start()
+        await asyncio.sleep(0.05)
+        end = time.thread_time() + 0.06
+        while time.thread_time() < end:  # 60 ms of the loop's own CPU: a callback that blocks it
+            pass
+        await asyncio.sleep(0.03)
+        lag.stop()
+        return lag.recent()
+
+    worst, busy, runq = asyncio.run(main())
+    assert worst >= 50.0 and busy >= 50.0 and runq >= 0.0

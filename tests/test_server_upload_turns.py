@@ -159,3 +159,37 @@ def test_an_upload_finds_the_same_hits_with_the_same_scores_as_before(collection
             service.limit_threads(1)
             before = hits(service)
     assert now and now == before
+
+
+def test_the_upright_first_option_keeps_every_turn_unless_the_upright_match_is_close(collection_dir, backbone):  # noqa: ARG001
+    """``SearchService(upright_confident=T)`` (off by default): a drawing whose upright match scores at
+    least T is searched with its upright vector alone; below T with every turn, the same hits and scores
+    as without the option (the other turns encoded apart give the same vectors to the bit)."""
+    from _search_helpers import hand_collection
+
+    from figsearch.pipeline.index import update_collection
+    from figsearch.search.service import UPRIGHT_CONFIDENT, SearchService
+    from figsearch.store import Collection
+
+    assert UPRIGHT_CONFIDENT is None  # every turn, by default
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="backbone:drawing-backbone2.onnx", text_model="fake-words")
+    query = _drawing(380, 520, 31)
+
+    def search(threshold):
+        with SearchService(Collection.open(collection_dir), owns=True, upright_confident=threshold) as service:
+            service.limit_threads(1)
+            result = service.search(Query(image=query, mode="visual", k=20))
+            again = service.search(Query(image=query, mode="visual", k=20))  # from the cache: the same
+            assert [(h.figure_id, h.score) for h in again.hits] == [(h.figure_id, h.score) for h in result.hits]
+            return result
+
+    default, never, always = search(None), search(2.0), search(-2.0)
+    assert default.timings["turns"] == never.timings["turns"] == len(QUERY_ROTATIONS)
+    assert [(h.figure_id, h.score) for h in never.hits] == [(h.figure_id, h.score) for h in default.hits]
+    assert always.timings["turns"] == 1 and -1.0 <= always.timings["upright_score"] <= 1.0
+    # with the upright vector alone, each figure scores its match with that vector (<= its best over the turns)
+    best = {h.figure_id: h.score for h in default.hits}
+    assert always.hits and all(h.score <= best.get(h.figure_id, h.score) + 1e-6 for h in always.hits)
+    assert always.timings["upright_score"] == pytest.approx(max(h.score for h in always.hits), abs=1e-4)

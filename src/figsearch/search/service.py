@@ -55,6 +55,13 @@ MIN_LIST = 100
 #: often drawn in landscape on a portrait page, and a scan may come in any quarter turn. On the
 #: design grants this costs no precision (mAP@50 0.530 -> 0.533 over all four).
 QUERY_ROTATIONS = (0, 90, 180, 270)
+#: an option (off by default): an uploaded drawing encoded upright alone first, its other orientations
+#: only when the upright drawing's best match in the visual index scores below this cosine (one
+#: orientation costs about a quarter of the four). Measured with benchmarks/upload_turns.py, it changed
+#: the top 10 of most uploads, even of drawings found as they are in the collection (the other turns find
+#: the other views), so every upload is encoded in all of them unless a service is built with it
+#: (``SearchService(upright_confident=...)``; docs/serving.md)
+UPRIGHT_CONFIDENT = None
 #: how long a modality's freshness (stored vectors vs the index) is trusted before it is counted again
 STATE_CHECK_SECONDS = 2.0
 #: uploaded drawings whose encodings are kept (the page sends the same file again for the next page,
@@ -111,11 +118,14 @@ def _ms(since: float) -> float:
 
 class SearchService:
     def __init__(self, collection: Collection, *, owns: bool = False, query_rotations=QUERY_ROTATIONS,
-                 reader: DrawingReader | None = None, query_cache: int = QUERY_CACHE_SIZE) -> None:
+                 reader: DrawingReader | None = None, query_cache: int = QUERY_CACHE_SIZE,
+                 upright_confident: float | None = UPRIGHT_CONFIDENT) -> None:
         self.collection = collection
         #: reads the words printed in an uploaded drawing (its text, when the mode uses text)
         self.reader = reader or DrawingReader()
         self.query_rotations = tuple(query_rotations) or (0,)
+        #: the upright match's score above which an upload's other orientations are not encoded (None: always)
+        self.upright_confident = upright_confident
         self._owns = owns
         #: guards the swap of the snapshot and the caches below (never held while searching)
         self._lock = threading.Lock()
@@ -320,8 +330,8 @@ class SearchService:
         """Whether an uploaded drawing's words are read: the mode uses text and the collection has it."""
         return query.read_words and query.mode != "visual" and self._settings("text") is not None
 
-    def _query_vectors(self, query: Query, notes: list[str],
-                       timings: dict[str, float]) -> tuple[dict[str, np.ndarray], str | None, list[str]]:
+    def _query_vectors(self, query: Query, notes: list[str], timings: dict[str, float],
+                       snapshot: IndexSnapshot | None = None) -> tuple[dict[str, np.ndarray], str | None, list[str]]:
         """Per modality, one or more query vectors (rows); a figure scores its best match among them.
         Also the words read in the query drawing (they make or join its text). What the query's mode
         does not score with is not computed (a text-mode upload is not encoded as a drawing)."""
@@ -351,7 +361,7 @@ class SearchService:
             name = getattr(query.image, "name", None) or "query image"
             image = load_query_image(query.image, name)
             timings["decode"] = _ms(started)
-            rows, words = self._encode_upload(image, query, timings)
+            rows, words = self._encode_upload(image, query, timings, snapshot)
             if rows is not None:
                 vectors["visual"] = rows
             if words is not None:
@@ -380,11 +390,12 @@ class SearchService:
                 timings["text"] = _ms(started)
         return vectors, patent, read
 
-    def _encode_upload(self, image, query: Query, timings: dict[str, float]):
+    def _encode_upload(self, image, query: Query, timings: dict[str, float], snapshot: IndexSnapshot | None = None):
         """(the visual rows of the drawing's orientations, or None in text mode, which does not use them;
         the words read in it, or None when the query reads none). Both from the cache when this drawing
         was encoded before; else the words are read in a thread of their own while the orientations
-        are encoded (one batch), since neither needs the other."""
+        are encoded (one batch), since neither needs the other. The drawing is encoded upright first,
+        and its other orientations only when the upright one is not confident (``_upright_suffices``)."""
         want_visual = query.mode != "text"
         want_words = self._reads_words(query)
         pixels = _QueryCache.key(image)
@@ -399,12 +410,26 @@ class SearchService:
             words_key = (*pixels, "words")  # one reader per service
             words = self._query_cache.get(words_key)
         reading = _WORDS_POOL.submit(self._read_words, image) if want_words and words is None else None
-        if want_visual and rows is None:
-            started = time.perf_counter()
-            rows = self._encode_turns(image)
-            timings["visual"] = _ms(started)
-            if visual_key is not None:
-                self._query_cache.put(visual_key, rows)
+        first_pass = (want_visual and visual_key is not None
+                      and self.upright_confident is not None and len(self.query_rotations) > 1
+                      and self.query_rotations[0] == 0)
+        if want_visual:
+            started = None
+            if rows is None:  # the upright drawing alone first, when the rule may spare the other turns
+                started = time.perf_counter()
+                rows = self._encode_turns(image, (0,) if first_pass else self.query_rotations)
+            upright = first_pass and self._upright_suffices(rows[0], snapshot, timings)
+            if not upright and len(rows) < len(self.query_rotations):
+                # the other turns, one batch: the same vectors, to the bit, as all of them in one batch
+                started = started or time.perf_counter()
+                rows = np.vstack([rows, self._encode_turns(image, self.query_rotations[len(rows):])])
+            if started is not None:
+                timings["visual"] = _ms(started)
+                if visual_key is not None:
+                    self._query_cache.put(visual_key, rows)
+            if upright:
+                rows = rows[:1]  # whatever the cache held: the rule's answer does not depend on it
+            timings["turns"] = float(len(rows))
         if reading is not None:
             started = time.perf_counter()
             words, timings["words"] = reading.result()
@@ -415,20 +440,31 @@ class SearchService:
             timings["cached"] = 1.0
         return (None if rows is None else rows.copy()), (None if words is None else list(words))
 
-    def _encode_turns(self, image) -> np.ndarray:
-        """The drawing's vectors in each of ``query_rotations``, one batch. An encoder with
+    def _upright_suffices(self, row: np.ndarray, snapshot: IndexSnapshot | None, timings: dict[str, float]) -> bool:
+        """Whether the upright drawing's best match in the visual index scores at least ``upright_confident``
+        (then its other turns are not encoded). No usable index: False (every turn, as before)."""
+        index = self._index(snapshot or self.snapshot(), "visual", [])
+        found = index.search(row, 1) if index is not None and index.count else []
+        if not found:
+            return False
+        timings["upright_score"] = round(float(found[0][1]), 4)
+        return found[0][1] >= self.upright_confident
+
+    def _encode_turns(self, image, angles=None) -> np.ndarray:
+        """The drawing's vectors in each of ``angles`` (default ``query_rotations``), one batch. An encoder with
         ``encode_turns`` (the ``backbone`` one) prepares the turns from one pass over the drawing's ink
         (the same vectors, for less work); one that is ``thread_safe`` is not locked, so that two
         uploads of one process encode side by side (onnxruntime runs concurrent calls of a session)."""
+        angles = tuple(self.query_rotations if angles is None else angles)
         encoder = self._encoder("visual")
         turns = getattr(encoder, "encode_turns", None)
         if not callable(turns):
             return self._encode("visual", [image.rotate(a, expand=True, fillcolor=255) if a else image
-                                           for a in self.query_rotations])
+                                           for a in angles])
         if getattr(encoder, "thread_safe", False):
-            return turns(image, self.query_rotations)
+            return turns(image, angles)
         with self._encode_locks["visual"]:
-            return turns(image, self.query_rotations)
+            return turns(image, angles)
 
     def _read_words(self, image) -> tuple[list, float]:
         started = time.perf_counter()
@@ -549,7 +585,7 @@ class SearchService:
         notes: list[str] = []
         snapshot = self.snapshot()  # one snapshot for the whole search, even if a newer one lands meanwhile
         timings: dict[str, float] = {}
-        vectors, query_patent, query_words = self._query_vectors(query, notes, timings)
+        vectors, query_patent, query_words = self._query_vectors(query, notes, timings, snapshot)
         searching = time.perf_counter()
         indexes = self._modalities(snapshot, query, vectors, notes)
         modalities = list(indexes)

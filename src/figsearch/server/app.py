@@ -22,7 +22,7 @@ from figsearch import __version__
 from figsearch.search.api import SearchBackend
 from figsearch.server.auth import TokenAuth, hide_tokens_in_logs
 from figsearch.server.balance import BalanceConnections, ConnectionBalance, supervised
-from figsearch.server.errors import error_body, install_error_handlers
+from figsearch.server.errors import ServerBusy, error_body, install_error_handlers, redact_paths
 from figsearch.server.routes import router
 from figsearch.server.state import DEFAULT_QUEUE, ServerState
 from figsearch.server.uploads import Limits
@@ -115,14 +115,62 @@ class HostCheck:
         self.app = app
         self.allowed = {h.lower().strip("[]") for h in allowed}
 
+    @staticmethod
+    def host_of(scope: Scope) -> str:
+        return dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
+
+    def allows(self, host: str) -> bool:
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return name.strip("[]") in self.allowed
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").lower()
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name.strip("[]") not in self.allowed:
+            host = self.host_of(scope)
+            if not self.allows(host):
                 await BodyLimit._refuse(send, 400, "bad_host", f"host {host!r} is not served here")
                 return
         await self.app(scope, receive, send)
+
+
+#: the health route, which FastHealth answers before every other layer
+HEALTH_PATH = "/api/health"
+
+
+class FastHealth:
+    """Answers ``GET /api/health`` itself, outside every other layer: no connection balance (a
+    probe's kept-alive connection is never closed to balance the workers, nor counted), no token
+    check (health is public), no routing, validation or serialisation by FastAPI. The answer is the
+    route's (``routes.health``, which stays for the OpenAPI schema and for apps without this layer),
+    byte for byte: 200 with the collection's name, or 503 with ``Retry-After`` when the health thread's
+    last reading of the database failed. A foreign Host header goes on to HostCheck, which refuses
+    it. The ``Server-Timing`` header says how late the event loop ran lately and why (``lag``,
+    ``lag-busy``, ``lag-runq``, ms: ``state.LoopLag``), so a slow probe can be told apart from a slow loop."""
+
+    def __init__(self, app: ASGIApp, state: ServerState, hosts: HostCheck | None = None) -> None:
+        self.app = app
+        self.state = state
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "GET"
+                or scope["path"] not in (HEALTH_PATH, scope.get("root_path", "") + HEALTH_PATH)
+                or (self.hosts is not None and not self.hosts.allows(HostCheck.host_of(scope)))):
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        headers = [(b"server-timing", state.loop_lag.server_timing().encode())]
+        try:
+            state.health()
+            status, body = 200, {"status": "ok", "collection": state.root.name}
+        except ServerBusy as exc:
+            status = 503
+            body = error_body(503, exc.code, redact_paths(str(exc), state.root))
+            headers.append((b"retry-after", str(exc.retry_after).encode()))
+        # as FastAPI's JSONResponse renders it
+        payload = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json"), *headers]})
+        await send({"type": "http.response.body", "body": payload})
 
 
 #: the names a loopback-bound server answers to
@@ -160,8 +208,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         state.open()
+        state.loop_lag.start()
         state.start_warming()
         yield
+        state.loop_lag.stop()
         if balancer is not None:
             balancer.stop()
         state.close()
@@ -197,7 +247,10 @@ def create_app(
     # not even a 401
     if allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=allowed_hosts)
-    # outermost: every response counts, a refused one too, and any of them may close its connection
+    # every response counts, a refused one too, and any of them may close its connection (but health's)
     if balancer is not None:
         app.add_middleware(BalanceConnections, balance=balancer, directory=balance_dir)
+    # outermost: health answers before any other layer does any work (the host check's names are its too)
+    app.add_middleware(FastHealth, state=state,
+                       hosts=HostCheck(app, allowed_hosts) if allowed_hosts is not None else None)
     return app

@@ -60,7 +60,6 @@ class SearchParams(BaseModel):
         True, description="read the words printed in the uploaded drawing and, when the mode uses text, search "
         "the text channel with them (beside `text`); the response's query.words lists them"
     )
-
     model_config = {"extra": "forbid"}
 
     @model_validator(mode="before")
