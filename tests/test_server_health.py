@@ -244,3 +244,23 @@ def test_the_loop_lag_task_runs_on_the_loop_and_splits_the_lag():
 
     worst, busy, runq = asyncio.run(main())
     assert worst >= 50.0 and busy >= 50.0 and runq >= 0.0
+
+
+def test_the_event_loop_thread_runs_less_nice_while_the_app_runs_where_allowed(root):
+    """The lifespan (on the loop's thread) raises that thread's priority when the system allows it and
+    restores it after; the pools' threads, started before, keep the process's niceness plus their own."""
+    import os
+    import threading
+
+    from figsearch.server.state import LOOP_PRIORITY_BOOST, raise_thread_priority, restore_thread_priority
+
+    before = raise_thread_priority(1)
+    if before is None:
+        pytest.skip("this process may not lower a thread's niceness (needs root or CAP_SYS_NICE)")
+    restore_thread_priority(before)
+    niceness = lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # noqa: E731
+    base = niceness()
+    client, _ = make_client(root, FakeBackend(root))
+    with client:
+        on_the_loop = client.portal.call(niceness)  # the lifespan ran on the portal's loop thread
+    assert on_the_loop == max(-20, base - LOOP_PRIORITY_BOOST)

@@ -24,7 +24,8 @@ from figsearch.server.auth import TokenAuth, hide_tokens_in_logs
 from figsearch.server.balance import BalanceConnections, ConnectionBalance, supervised
 from figsearch.server.errors import ServerBusy, error_body, install_error_handlers, redact_paths
 from figsearch.server.routes import router
-from figsearch.server.state import DEFAULT_QUEUE, ServerState
+from figsearch.server.state import (DEFAULT_QUEUE, LOOP_PRIORITY_BOOST, ServerState, raise_thread_priority,
+                                    restore_thread_priority)
 from figsearch.server.uploads import Limits
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,10 @@ def create_app(
         state.open()
         state.loop_lag.start()
         state.start_warming()
+        # last, so that the threads started above keep the process's priority (a thread inherits its creator's)
+        niceness_before = raise_thread_priority(LOOP_PRIORITY_BOOST)
         yield
+        restore_thread_priority(niceness_before)
         state.loop_lag.stop()
         if balancer is not None:
             balancer.stop()

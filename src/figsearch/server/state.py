@@ -74,6 +74,11 @@ UPLOAD_NICENESS = 5
 #: search and lookup threads run this much nicer than the event loop (and less nice than uploads):
 #: the loop, which answers health and reads every request, gets a core before any backend call
 SEARCH_NICENESS = 2
+#: the event loop's thread runs this much less nice than the process when the system allows it (Linux:
+#: root or CAP_SYS_NICE; elsewhere it keeps the process's priority): health and every request's
+#: reading wait for a core behind no thread of this machine's at the default priority. The loop uses
+#: a few ms of CPU per request, so it cannot starve them. Threads it starts later inherit it.
+LOOP_PRIORITY_BOOST = 5
 #: threads one backend call computes with (the encoders' intra-op threads): the server's concurrency
 #: comes from its calls and its worker processes, so each call gets one (see SearchService.limit_threads)
 COMPUTE_THREADS = 1
@@ -229,6 +234,29 @@ def name_native_thread(name: str) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(15, name.encode()[:15] + b"\0", 0, 0, 0)  # PR_SET_NAME
     except (OSError, AttributeError):
+        pass
+
+
+def raise_thread_priority(boost: int) -> int | None:
+    """Makes the calling thread ``boost`` less nice; returns its niceness before, or None when the
+    system does not allow it (an unprivileged process) or has no per-thread niceness."""
+    if boost <= 0 or not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return None
+    tid = threading.get_native_id()
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, max(-20, before - boost))
+    except OSError:
+        return None
+    return before
+
+
+def restore_thread_priority(before: int | None) -> None:
+    if before is None:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), before)
+    except OSError:
         pass
 
 
