@@ -1,6 +1,8 @@
 """The cost of an uploaded drawing: only what the mode scores with is computed, the words are read
 beside the visual encoding, and a drawing sent again (the page's next page, another mode) is not
-encoded again. Results are the same as without any of it (fake encoders, hand-made collection)."""
+encoded again. Results are the same as without any of it (fake encoders, hand-made collection). The
+services here encode every turn (``upright_confident=None``): the upright-first rule is
+tests/test_server_upload_turns.py's."""
 
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ def png(image) -> bytes:
 
 def test_a_drawing_sent_again_is_not_encoded_again(indexed):
     reader = ThreadReader(["hub"])
-    with SearchService(Collection.open(indexed), owns=True, reader=reader) as s:
+    with SearchService(Collection.open(indexed), owns=True, upright_confident=None, reader=reader) as s:
         calls = counting(s)
         first = s.search(Query(image=angle_image(58), mode="avg", k=5))
         assert calls == [("visual", 4), ("text", 1)] and reader.calls == 1
@@ -88,14 +90,14 @@ def test_a_drawing_sent_again_is_not_encoded_again(indexed):
 
 def test_the_cache_changes_no_result(indexed):
     queries = [Query(image=angle_image(a), mode=m, k=5) for a in (3, 58, 3) for m in ("visual", "avg", "text")]
-    with SearchService(Collection.open(indexed), owns=True, reader=ThreadReader(["hub"]), query_cache=0) as plain, \
-            SearchService(Collection.open(indexed), owns=True, reader=ThreadReader(["hub"])) as cached:
+    with SearchService(Collection.open(indexed), owns=True, upright_confident=None, reader=ThreadReader(["hub"]), query_cache=0) as plain, \
+            SearchService(Collection.open(indexed), owns=True, upright_confident=None, reader=ThreadReader(["hub"])) as cached:
         for query in queries:
             assert ranked(cached.search(query)) == ranked(plain.search(query)), query
 
 
 def test_the_cache_is_bounded(indexed):
-    with SearchService(Collection.open(indexed), owns=True, reader=ThreadReader([]), query_cache=1) as s:
+    with SearchService(Collection.open(indexed), owns=True, upright_confident=None, reader=ThreadReader([]), query_cache=1) as s:
         calls = counting(s)
         for angle in (3, 58, 3):
             s.search(Query(image=angle_image(angle), mode="visual", k=1))
@@ -106,7 +108,7 @@ def test_the_cache_is_bounded(indexed):
 
 def test_a_text_mode_upload_is_not_encoded_as_a_drawing(indexed):
     reader = ThreadReader(["hub"])
-    with SearchService(Collection.open(indexed), owns=True, reader=reader) as s:
+    with SearchService(Collection.open(indexed), owns=True, upright_confident=None, reader=reader) as s:
         calls = counting(s)
         result = s.search(Query(image=angle_image(3), mode="text", k=3))
         assert calls == [("text", 1)] and result.modalities == ["text"] and "visual" not in result.timings
@@ -121,7 +123,7 @@ def test_a_text_mode_upload_is_not_encoded_as_a_drawing(indexed):
 def test_the_words_are_read_while_the_drawing_is_encoded(indexed):
     started = threading.Event()
     reader = ThreadReader(["hub"], wait_for=started)
-    with SearchService(Collection.open(indexed), owns=True, reader=reader) as s:
+    with SearchService(Collection.open(indexed), owns=True, upright_confident=None, reader=reader) as s:
         encode = s._encode
 
         def visual_sets_the_event(modality, inputs):
@@ -140,6 +142,6 @@ def test_warm_loads_the_collections_encoders_and_the_words_reader(indexed):
         def warm(self):
             return True
 
-    with SearchService(Collection.open(indexed), owns=True, reader=WarmReader([])) as s:
+    with SearchService(Collection.open(indexed), owns=True, upright_confident=None, reader=WarmReader([])) as s:
         assert s.warm() == ["visual", "text", "words"]
         assert set(s._encoders) == {"visual", "text"}

@@ -162,32 +162,33 @@ def test_an_upload_finds_the_same_hits_with_the_same_scores_as_before(collection
 
 
 def test_the_upright_first_option_keeps_every_turn_unless_the_upright_match_is_close(collection_dir, backbone):  # noqa: ARG001
-    """``SearchService(upright_confident=T)`` (off by default): a drawing whose upright match scores at
-    least T is searched with its upright vector alone; below T with every turn, the same hits and scores
-    as without the option (the other turns encoded apart give the same vectors to the bit)."""
+    """``SearchService(upright_confident=T)``: a drawing whose upright match scores at least T is searched
+    with its upright vector alone; below T, or with ``Query.all_turns``, with every turn: the same hits
+    and scores as without the rule (the other turns encoded apart give the same vectors to the bit)."""
     from _search_helpers import hand_collection
 
     from figsearch.pipeline.index import update_collection
     from figsearch.search.service import UPRIGHT_CONFIDENT, SearchService
     from figsearch.store import Collection
 
-    assert UPRIGHT_CONFIDENT is None  # every turn, by default
+    assert UPRIGHT_CONFIDENT is not None
     hand_collection(collection_dir)
     with Collection.open(collection_dir, write=True) as c:
         update_collection(c, visual_model="backbone:drawing-backbone2.onnx", text_model="fake-words")
     query = _drawing(380, 520, 31)
 
-    def search(threshold):
+    def search(threshold, all_turns=False):
         with SearchService(Collection.open(collection_dir), owns=True, upright_confident=threshold) as service:
             service.limit_threads(1)
-            result = service.search(Query(image=query, mode="visual", k=20))
-            again = service.search(Query(image=query, mode="visual", k=20))  # from the cache: the same
+            result = service.search(Query(image=query, mode="visual", k=20, all_turns=all_turns))
+            again = service.search(Query(image=query, mode="visual", k=20, all_turns=all_turns))  # cached: the same
             assert [(h.figure_id, h.score) for h in again.hits] == [(h.figure_id, h.score) for h in result.hits]
             return result
 
-    default, never, always = search(None), search(2.0), search(-2.0)
-    assert default.timings["turns"] == never.timings["turns"] == len(QUERY_ROTATIONS)
+    default, never, always, opted_out = search(None), search(2.0), search(-2.0), search(-2.0, all_turns=True)
+    assert default.timings["turns"] == never.timings["turns"] == opted_out.timings["turns"] == len(QUERY_ROTATIONS)
     assert [(h.figure_id, h.score) for h in never.hits] == [(h.figure_id, h.score) for h in default.hits]
+    assert [(h.figure_id, h.score) for h in opted_out.hits] == [(h.figure_id, h.score) for h in default.hits]
     assert always.timings["turns"] == 1 and -1.0 <= always.timings["upright_score"] <= 1.0
     # with the upright vector alone, each figure scores its match with that vector (<= its best over the turns)
     best = {h.figure_id: h.score for h in default.hits}

@@ -40,4 +40,8 @@ class Query:
     #: read the words printed in the query image and search the text channel with them (when the
     #: mode uses text); they join ``text`` when both are given
     read_words: bool = True
+    #: encode an uploaded drawing in every orientation (figsearch.search.service.QUERY_ROTATIONS) even when
+    #: its upright form closely matches a figure of the collection (service.UPRIGHT_CONFIDENT), which by
+    #: default spares the other orientations
+    all_turns: bool = False
     filters: Filters = field(default_factory=Filters)

@@ -55,13 +55,15 @@ MIN_LIST = 100
 #: often drawn in landscape on a portrait page, and a scan may come in any quarter turn. On the
 #: design grants this costs no precision (mAP@50 0.530 -> 0.533 over all four).
 QUERY_ROTATIONS = (0, 90, 180, 270)
-#: an option (off by default): an uploaded drawing encoded upright alone first, its other orientations
-#: only when the upright drawing's best match in the visual index scores below this cosine (one
-#: orientation costs about a quarter of the four). Measured with benchmarks/upload_turns.py, it changed
-#: the top 10 of most uploads, even of drawings found as they are in the collection (the other turns find
-#: the other views), so every upload is encoded in all of them unless a service is built with it
-#: (``SearchService(upright_confident=...)``; docs/serving.md)
-UPRIGHT_CONFIDENT = None
+#: an uploaded drawing is encoded upright alone first; its other orientations are encoded (and searched
+#: with) only when the upright drawing's best match in the visual index scores below this cosine, i.e.
+#: unless the drawing is, as it stands, nearly one of the collection's (a copy or crop of a stored
+#: sheet: such a drawing is upright, and its other turns mostly add chance matches of other patents).
+#: One orientation costs about a third of the four. Set a priori at a near-duplicate's score; measured
+#: (benchmarks/upload_turns.py, docs/serving.md) it changes most such uploads' top 10 and leaves the
+#: others' unchanged, with as many or more hits of the drawing's own patent. ``Query.all_turns`` (the
+#: API's ``all_turns``) or ``SearchService(upright_confident=None)`` encodes every orientation always.
+UPRIGHT_CONFIDENT = 0.9
 #: how long a modality's freshness (stored vectors vs the index) is trusted before it is counted again
 STATE_CHECK_SECONDS = 2.0
 #: uploaded drawings whose encodings are kept (the page sends the same file again for the next page,
@@ -410,7 +412,7 @@ class SearchService:
             words_key = (*pixels, "words")  # one reader per service
             words = self._query_cache.get(words_key)
         reading = _WORDS_POOL.submit(self._read_words, image) if want_words and words is None else None
-        first_pass = (want_visual and visual_key is not None
+        first_pass = (want_visual and visual_key is not None and not query.all_turns
                       and self.upright_confident is not None and len(self.query_rotations) > 1
                       and self.query_rotations[0] == 0)
         if want_visual:

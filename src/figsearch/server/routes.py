@@ -60,6 +60,12 @@ class SearchParams(BaseModel):
         True, description="read the words printed in the uploaded drawing and, when the mode uses text, search "
         "the text channel with them (beside `text`); the response's query.words lists them"
     )
+    all_turns: bool = Field(
+        False, description="encode the uploaded drawing in all four quarter turns even when its upright form "
+        "closely matches a figure of the collection (by default its other turns are then left out: a "
+        "third of the upload's work; docs/serving.md)"
+    )
+
     model_config = {"extra": "forbid"}
 
     @model_validator(mode="before")
@@ -136,6 +142,7 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
         offset=params.offset,
         exclude_query_patent=exclude_query_patent,
         read_words=params.read_words,
+        all_turns=params.all_turns,
         filters=filters,
     )
 
