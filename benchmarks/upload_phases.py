@@ -24,6 +24,10 @@ a time on an otherwise idle service:
     python benchmarks/upload_phases.py --collection /tmp/coll --baseline-src /tmp/main-src
     python benchmarks/upload_phases.py --collection /tmp/coll --compare-threads
 
+The drawings are the collection's own, so the service's upright-first rule (``UPRIGHT_CONFIDENT``)
+finds each upright and encodes that orientation alone (``turns`` 1 in the phases); ``--all-turns``
+sends every upload with ``all_turns`` (every orientation, as a drawing new to the collection is).
+
 Medians in milliseconds. Timings on a machine shared with other work are pessimistic: compare the
 ratios of the same run.
 """
@@ -57,7 +61,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(collection: Path, count: int, compute_threads: int | None = None) -> dict:
+def measure(collection: Path, count: int, compute_threads: int | None = None, all_turns: bool = False) -> dict:
     from figsearch.records import FigureRole
     from figsearch.search.inputs import load_query_image
     from figsearch.search.query import Query
@@ -126,7 +130,9 @@ def measure(collection: Path, count: int, compute_threads: int | None = None) ->
             for data in files:
                 for store in (first, again):
                     t, c = time.perf_counter(), cpu_seconds()
-                    result = service.search(Query(image=data, mode=mode, k=12, text=TYPED.get(mode)))
+                    # all_turns only when asked: a baseline checkout's Query may not have it
+                    extra = {"all_turns": True} if all_turns else {}
+                    result = service.search(Query(image=data, mode=mode, k=12, text=TYPED.get(mode), **extra))
                     store.append((time.perf_counter() - t) * 1000)
                     if store is first:
                         cpu.append((cpu_seconds() - c) * 1000)
@@ -170,9 +176,11 @@ def main() -> int:
                         "(SearchService.limit_threads); default: the libraries' own")
     parser.add_argument("--compare-threads", action="store_true", help="also run with the libraries' default threads "
                         "and with one thread per call, each in a process of its own, and compare their CPU")
+    parser.add_argument("--all-turns", action="store_true", help="every upload in all of its orientations "
+                        "(Query.all_turns), not upright alone when it matches a figure of the collection")
     parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    out = measure(args.collection, args.images, args.compute_threads)
+    out = measure(args.collection, args.images, args.compute_threads, args.all_turns)
     if args.json_only:
         print(json.dumps(out))
         return 0
@@ -181,7 +189,8 @@ def main() -> int:
         runs = {}
         for threads in (0, 1):
             command = [sys.executable, __file__, "--collection", str(args.collection), "--images", str(args.images),
-                       "--json-only"] + (["--compute-threads", str(threads)] if threads else [])
+                       "--json-only"] + (["--compute-threads", str(threads)] if threads else []) \
+                + (["--all-turns"] if args.all_turns else [])
             done = subprocess.run(command, capture_output=True, text=True, check=True)
             runs[threads] = json.loads(done.stdout.strip().splitlines()[-1])
             report("default threads" if not threads else "one thread per call", runs[threads])
