@@ -125,6 +125,8 @@ async def one_request(http: Connection, kind: str, rng: random.Random, queries: 
         return await http.get("/api/search", {"text": text, "k": "12", "mode": "text"})
     data = rng.choice(queries["images"]) if kind == "image" else queries["bad"][kind]
     form = {"k": "12", "mode": "visual"}
+    if kind == "image" and queries.get("all_turns"):
+        form["all_turns"] = "true"  # every orientation, as for a drawing new to the collection
     if kind == "image" and not queries.get("same_uploads"):
         # a drawing the server has not seen: its own margins cut off (up to 2 % a side, about 160,000
         # different crops of each file), so that its cache of recent uploads never answers for it
@@ -707,6 +709,10 @@ def main() -> int:
     parser.add_argument("--same-uploads", action="store_true", help="send the drawings as they are, so the same "
                         "files come again (as the page's next page does) and the server's cache of recent uploads "
                         "answers; by default each upload is a crop the server has not seen")
+    parser.add_argument("--all-turns", action="store_true", help="uploads ask for all four orientations "
+                        "(all_turns): the cost of a drawing new to the collection; by default each upload, a crop of "
+                        "a collection drawing, is encoded upright alone by the upright-first rule (a server without "
+                        "the option answers 422)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
@@ -718,6 +724,7 @@ def main() -> int:
     kinds = [k for k, weight in mix.items() for _ in range(weight)]
     queries = load_queries(args.collection, 500, args.seed, args.max_upload_mb * 1024 * 1024)
     queries["same_uploads"] = args.same_uploads
+    queries["all_turns"] = args.all_turns
     if not queries["figure_ids"]:
         raise SystemExit(f"no drawings in {args.collection} to search with")
     if not queries["images"]:
@@ -740,7 +747,8 @@ def main() -> int:
         raise SystemExit(f"refusing to load {host}: this script only targets a server on this machine (loopback)")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     print(f"load test against {base} (mix {args.mix}; {len(queries['figure_ids'])} figure ids, "
-          f"{len(queries['images'])} images, {'sent as they are' if args.same_uploads else 'each upload a new crop'}, "
+          f"{len(queries['images'])} images, {'sent as they are' if args.same_uploads else 'each upload a new crop'}"
+          f"{', all_turns' if args.all_turns else ''}, "
           f"{len(queries['words'])} words; token: {'yes' if token else 'no'}; "
           f"load average {load_average()}; "
           f"{os.cpu_count()} CPUs on this machine, shared with whatever else runs on it)")
