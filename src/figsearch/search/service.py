@@ -58,8 +58,9 @@ QUERY_ROTATIONS = (0, 90, 180, 270)
 #: an uploaded drawing is encoded upright alone first; its other orientations are encoded (and searched
 #: with) only when the upright drawing's best match in the visual index scores below this cosine, i.e.
 #: unless the drawing is, as it stands, nearly one of the collection's (a copy or crop of a stored
-#: sheet: such a drawing is upright, and its other turns mostly add chance matches of other patents).
-#: One orientation costs about a third of the four. Set a priori at a near-duplicate's score; measured
+#: sheet: such a drawing is upright; its other turns add matches in other orientations, other views
+#: drawn turned and chance matches of other patents). A search with one orientation took about a third
+#: of the CPU of one with four. Set a priori at a near-duplicate's score; measured
 #: (benchmarks/upload_turns.py, docs/serving.md) it changes most such uploads' top 10 and leaves the
 #: others' unchanged, with as many or more hits of the drawing's own patent. ``Query.all_turns`` (the
 #: API's ``all_turns``) or ``SearchService(upright_confident=None)`` encodes every orientation always.
