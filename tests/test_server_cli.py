@@ -67,7 +67,7 @@ def test_binds_loopback_by_default_and_says_so(served):
     assert "token" not in result.output
     # the app it serves is figsearch's, with the default upload limit, in this process
     assert seen["app"].state.figsearch.limits.max_upload_bytes == 20 * 1024 * 1024
-    assert _middlewares(seen["app"]) == {"BodyLimit", "HostCheck"}
+    assert _middlewares(seen["app"]) == {"BodyLimit", "HostCheck", "FastHealth"}
     assert "1 worker process(es)" in result.output
 
 
@@ -82,7 +82,7 @@ def test_beyond_loopback_a_token_is_generated_printed_once_and_required(served):
     assert result.output.count(token) == 1
     app = seen["app"]
     assert app.state.figsearch.limits.max_upload_bytes == 5 * 1024 * 1024
-    assert _middlewares(app) == {"BodyLimit", "TokenAuth"}
+    assert _middlewares(app) == {"BodyLimit", "TokenAuth", "FastHealth"}
     with TestClient(app) as client:
         assert client.get("/api/info").status_code == 401
         assert client.get("/api/info", headers={"Authorization": f"Bearer {token}"}).status_code == 200
