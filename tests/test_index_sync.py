@@ -78,7 +78,8 @@ def test_changed_vectors_give_a_stale_note_until_the_index_run_rebuilds(collecti
     the next index run rebuilds from the stored vectors without running a model."""
     hand_collection(collection_dir)
     with Collection.open(collection_dir, write=True) as c:
-        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+        assert "visual model fake-angle: chosen (--visual-model)" in update_collection(
+            c, visual_model="fake-angle", text_model="fake-words").notes
         key = encoder_key(create_visual("fake-angle"))
         # the stored vectors change behind the index's back (e.g. another process embedded)
         # (with its image's digest, so that the index run takes it as up to date and does not embed again)
@@ -92,6 +93,8 @@ def test_changed_vectors_give_a_stale_note_until_the_index_run_rebuilds(collecti
         with Collection.open(collection_dir, write=True) as c:
             report = update_collection(c)
             assert report.indexes[0].action == "rebuilt" and "replaced or deleted" in report.indexes[0].reason
+            # `figsearch index` says which visual model it used, and why (here: the one the collection was built with)
+            assert "visual model fake-angle: the collection's own (it keeps the encoder it was built with)" in report.notes
         result = s.search(Query(figure_id="US1-A", mode="visual", k=1))  # the same service sees the new index
         assert result.hits[0].figure_id == "US2-D" and result.hits[0].score == pytest.approx(1.0)
         assert not any("stale" in n for n in result.notes)

@@ -24,7 +24,10 @@ from figsearch.embed.masked import MaskedEncoder, split_mask
 #: second (44-55/s vs 8/s, idle 2 cores); it also carries text (words -> drawings). Since stop 15 it is
 #: ``drawing-backbone3`` (the same graph and speed, its head trained with batches of 256): better on every
 #: training-side validation set (same-patent 0.677 vs 0.660, class 0.070 vs 0.065, among all drawings 0.491
-#: vs 0.468) and with a fusion calibration of its own. docs/encoder.md has the numbers and the caveats.
+#: vs 0.468) and with a fusion calibration of its own. ``drawing-backbone4-lite0`` (EfficientNet-Lite0 levels) was
+#: tried as the default in stop 17 and not kept: after its fusion calibration the default fused mode fell below the
+#: text at class level (odd 2007 designs: auto 0.231 vs text 0.249), which issue 13 item 4 forbids.
+#: docs/encoder.md has the numbers and the caveats.
 DEFAULT_VISUAL_ENCODER = "backbone:drawing-backbone3.onnx"
 DEFAULT_TEXT_ENCODER = "minilm"
 

@@ -64,6 +64,10 @@ def update_collection(
     stored_visual = collection.get_setting("visual_encoder")
     stored_text = collection.get_setting("text_encoder")  # {"spec": "none"} once text was left out
     visual_spec = visual_model or (stored_visual or {}).get("spec") or DEFAULT_VISUAL_ENCODER
+    report.notes.append(f"visual model {visual_spec}: " + (
+        "chosen (--visual-model)" if visual_model else
+        "the collection's own (it keeps the encoder it was built with)" if (stored_visual or {}).get("spec") else
+        "the default for a new collection"))
     # the default text model follows the collection's languages (minilm for English, else use-multilingual)
     text_choice = text_model_for(text_model, (stored_text or {}).get("spec"),
                                  collection_language_counts(collection).documents)
