@@ -26,10 +26,13 @@ recall reaches ``RECALL_TARGET`` plus ``MARGIN_SE`` standard errors of that mean
 per list plus ``CANDIDATE_COST_CODES`` per re-ranked candidate (a candidate's float16 row read
 and scored costs about as much CPU as 64 scanned 4-bit codes). The ladder is capped so that a
 query scans at most ``MAX_SCANNED_CODES`` codes and half of the lists (at 10^6 × 256, 500,000
-codes took p50 16 ms / p95 31 ms on this 2-core machine under a load of 12-15), and at 5× the
-default candidates. Where no setting reaches the bar, the largest nprobe is kept with the
-candidates that gain ``CANDIDATE_GAIN`` or more. The recall reached, the margin and the
-candidates are kept in the manifest, so ``figsearch index`` and ``info`` can say them.
+codes took p50 16 ms / p95 31 ms on this 2-core machine under a load of 12-15), and candidates
+go up to 50× the default (``WIDER_CANDIDATES``) as long as a setting costs at most
+``MAX_QUERY_COST``. Where no setting reaches the bar, the largest nprobe is kept with the
+default candidates, or a wider count (at the largest nprobe its cost allows) where that gains
+``CANDIDATE_GAIN`` or more. The recall reached, the margin and the candidates are kept in the
+manifest, so ``figsearch index`` and ``info`` can say them; searches fetch the calibrated
+candidates and re-score them from the memory-mapped float16 vectors (no more RAM).
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ MARGIN_SE = 2.0
 MIN_MARGIN = 0.005
 #: brute-force neighbours are computed over this many stored vectors at a time
 EXACT_CHUNK = 100_000
-MAX_SCANNED_CODES = 500_000
+#: the most codes a query scans (nprobe × vectors per list); 500,000 until stop 17, when the 10^7
+#: diffuse set, its HNSW lists found, needed about an eighth of its lists (docs/index-scale.md)
+MAX_SCANNED_CODES = 1_000_000
 #: multiples of the default re-ranking candidates on the ladder (400 for k = 50: 1,000 … 20,000).
 #: The wide ones are for data whose k nearest are a far tail (10^7 diffuse vectors: thousands of
 #: vectors within the 4-bit codes' error of the 50th neighbour), re-ranked from the memory-mapped file
@@ -70,6 +75,8 @@ CANDIDATE_GAIN = 0.01
 #: recall@50 at 0.37; 2 × nprobe finds 99.5-100 % for ~1 ms (docs/index-scale.md)
 HNSW_EF_FACTOR = 2
 HNSW_MIN_EF = 256
+#: ... and at most this many (at 4,096 lists, efSearch = nprobe already found 97-99 % of the lists)
+HNSW_MAX_EF = 2048
 
 
 def set_nprobe(faiss, index, nprobe: int) -> None:
@@ -80,7 +87,7 @@ def set_nprobe(faiss, index, nprobe: int) -> None:
     except (RuntimeError, AttributeError):
         return
     if isinstance(quantizer, faiss.IndexHNSW):
-        quantizer.hnsw.efSearch = max(HNSW_MIN_EF, HNSW_EF_FACTOR * nprobe)
+        quantizer.hnsw.efSearch = max(HNSW_MIN_EF, min(HNSW_MAX_EF, HNSW_EF_FACTOR * nprobe), nprobe)
 
 
 def exact_neighbours(faiss, vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
