@@ -237,11 +237,12 @@ def test_two_level_training_and_an_hnsw_quantizer_keep_recall(tmp_path, monkeypa
 def test_more_reranking_candidates_where_the_nprobe_cap_misses_the_target(tmp_path):
     """Coarse codes (4 bits × 4 for 32 dims) on diffuse data: even with every list probed (the cap
     for 16 lists) the default 400 candidates miss true neighbours; the build keeps a wider candidate
-    count in the manifest and searches use it."""
+    count in the manifest and searches use it. (Since the ladder goes to 5,000 and 10,000 candidates
+    here, a wide count reaches the bar before the cap: nprobe is whatever that costs least.)"""
     x = _clustered(12_000, 32, seed=5, centres=3000, spread=0.8)
     plan = choose_plan(len(x), 32, factory="IVF16,PQ4x4fs")
     entry = build(tmp_path, "visual", key="k", identity={}, dim=32, plan=plan, chunks=_chunks(x), generation=1)
-    assert entry["nprobe"] == 16 and entry["candidates"] > 400
+    assert entry["nprobe"] <= 16 and entry["candidates"] > 400
     wide = ModalityIndex.open(tmp_path, "visual", entry)
     narrow = ModalityIndex.open(tmp_path, "visual", dict(entry, candidates=0))
     queries = _clustered(60, 32, seed=6, centres=3000, spread=0.8)
