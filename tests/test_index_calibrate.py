@@ -97,7 +97,7 @@ def test_the_cheapest_setting_that_reaches_the_bar_is_kept(centres, spread, wide
     assert faiss.extract_index_ivf(index).nprobe == got.nprobe
     space, accepted = faiss.ParameterSpace(), []
     per_list = len(x) / 64
-    for level in (0, 1000, 2000):
+    for level in calibrate.candidate_levels(400, len(x), per_list):
         for nprobe in calibrate.nprobe_ladder(calibrate.nprobe_cap(len(x), 64)):
             space.set_index_parameter(index, "nprobe", nprobe)
             options = {"candidates": level} if level else {}

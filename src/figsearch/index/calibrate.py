@@ -26,10 +26,13 @@ recall reaches ``RECALL_TARGET`` plus ``MARGIN_SE`` standard errors of that mean
 per list plus ``CANDIDATE_COST_CODES`` per re-ranked candidate (a candidate's float16 row read
 and scored costs about as much CPU as 64 scanned 4-bit codes). The ladder is capped so that a
 query scans at most ``MAX_SCANNED_CODES`` codes and half of the lists (at 10^6 × 256, 500,000
-codes took p50 16 ms / p95 31 ms on this 2-core machine under a load of 12-15), and at 5× the
-default candidates. Where no setting reaches the bar, the largest nprobe is kept with the
-candidates that gain ``CANDIDATE_GAIN`` or more. The recall reached, the margin and the
-candidates are kept in the manifest, so ``figsearch index`` and ``info`` can say them.
+codes took p50 16 ms / p95 31 ms on this 2-core machine under a load of 12-15), and candidates
+go up to 50× the default (``WIDER_CANDIDATES``) as long as a setting costs at most
+``MAX_QUERY_COST``. Where no setting reaches the bar, the largest nprobe is kept with the
+default candidates, or a wider count (at the largest nprobe its cost allows) where that gains
+``CANDIDATE_GAIN`` or more. The recall reached, the margin and the candidates are kept in the
+manifest, so ``figsearch index`` and ``info`` can say them; searches fetch the calibrated
+candidates and re-score them from the memory-mapped float16 vectors (no more RAM).
 """
 
 from __future__ import annotations
@@ -50,22 +53,59 @@ MARGIN_SE = 2.0
 MIN_MARGIN = 0.005
 #: brute-force neighbours are computed over this many stored vectors at a time
 EXACT_CHUNK = 100_000
-MAX_SCANNED_CODES = 500_000
-#: multiples of the default re-ranking candidates on the ladder
-WIDER_CANDIDATES = (2.5, 5)
+#: the most codes a query scans (nprobe × vectors per list); 500,000 until stop 17, when the 10^7
+#: diffuse set, its HNSW lists found, needed about an eighth of its lists (docs/index-scale.md)
+MAX_SCANNED_CODES = 1_000_000
+#: multiples of the default re-ranking candidates on the ladder (400 for k = 50: 1,000 … 20,000).
+#: The wide ones are for data whose k nearest are a far tail (10^7 diffuse vectors: thousands of
+#: vectors within the 4-bit codes' error of the 50th neighbour), re-ranked from the memory-mapped file
+WIDER_CANDIDATES = (2.5, 5, 12.5, 25, 50)
+#: no setting costs more than this many code-equivalents a query (scanned codes plus
+#: ``CANDIDATE_COST_CODES`` per candidate): ~15 ms of one core of this machine
+MAX_QUERY_COST = 1_500_000
 #: one re-ranked candidate costs about as much CPU as this many scanned 4-bit codes (float16 row read, scored)
 CANDIDATE_COST_CODES = 64
 #: where no setting reaches the bar, wider candidates are kept when they gain this much recall
 CANDIDATE_GAIN = 0.01
 
 
+#: an HNSW coarse quantizer (``IVF…_HNSW32``) searches ``HNSW_EF_FACTOR`` × nprobe candidates (at least
+#: ``HNSW_MIN_EF``) for a query's lists. FAISS's default, 16 whatever nprobe, found 34-53 % of the true
+#: top-nprobe lists of 4,096 (diffuse vectors, nprobe 64-512) and capped the 10^7 diffuse index's
+#: recall@50 at 0.37; 2 × nprobe finds 99.5-100 % for ~1 ms (docs/index-scale.md)
+HNSW_EF_FACTOR = 2
+HNSW_MIN_EF = 256
+#: ... and at most this many (at 4,096 lists, efSearch = nprobe already found 97-99 % of the lists)
+HNSW_MAX_EF = 2048
+
+
+def set_nprobe(faiss, index, nprobe: int) -> None:
+    """Probe ``nprobe`` lists of an IVF index; with an HNSW coarse quantizer, search it wide enough to find them."""
+    faiss.ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
+    try:
+        quantizer = faiss.downcast_index(faiss.extract_index_ivf(index).quantizer)
+    except (RuntimeError, AttributeError):
+        return
+    if isinstance(quantizer, faiss.IndexHNSW):
+        quantizer.hnsw.efSearch = max(HNSW_MIN_EF, min(HNSW_MAX_EF, HNSW_EF_FACTOR * nprobe), nprobe)
+
+
 def exact_neighbours(faiss, vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the k best inner products, best first, streaming over the (memory-mapped) vectors."""
+    """Positions of the k best inner products, best first, streaming over the (memory-mapped) vectors.
+
+    Each chunk is scored with numpy's matrix product and its k best picked by ``argpartition``:
+    measured at 100,000 × 256 with 400 queries, 0.7 CPU s against 3.7 s for ``faiss.knn`` (the
+    FAISS wheel here is the generic build; numpy's BLAS has kernels for this CPU). At 10^7 vectors
+    that scan was most of the calibration's time."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
     best_scores = np.full((len(queries), 0), -np.inf, np.float32)
     best_ids = np.zeros((len(queries), 0), np.int64)
     for start in range(0, len(vectors), EXACT_CHUNK):
         chunk = np.ascontiguousarray(vectors[start : start + EXACT_CHUNK], dtype=np.float32)
-        scores, ids = faiss.knn(queries, chunk, min(k, len(chunk)), metric=faiss.METRIC_INNER_PRODUCT)
+        scores = queries @ chunk.T
+        take = min(k, len(chunk))
+        ids = np.argpartition(scores, len(chunk) - take, axis=1)[:, len(chunk) - take :]
+        scores = np.take_along_axis(scores, ids, axis=1)
         best_scores = np.hstack([best_scores, scores])
         best_ids = np.hstack([best_ids, ids + start])
         keep = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
@@ -152,6 +192,13 @@ def nprobe_cap(n: int, nlist: int) -> int:
     return max(min(nlist, 32), min(nlist // 2, MAX_SCANNED_CODES * nlist // max(n, 1)))
 
 
+def candidate_levels(default: int, n: int, per_list: float) -> tuple[int, ...]:
+    """The re-ranking candidates tried: the default (0) and the ``WIDER_CANDIDATES`` multiples that fit
+    ``MAX_QUERY_COST`` with 8 lists probed and are fewer than the vectors."""
+    wider = [int(default * f) for f in WIDER_CANDIDATES]
+    return (0, *(c for c in wider if c < n and CANDIDATE_COST_CODES * c + 8 * per_list <= MAX_QUERY_COST))
+
+
 def nprobe_ladder(cap: int) -> list[int]:
     """8, 12, 16, 24, 32, 48, … (steps of ~1.4×) up to and including ``cap``."""
     steps, base = [], 8
@@ -178,13 +225,12 @@ def calibrate(faiss, index, vectors: np.ndarray, nlist: int, search, default: in
     cap = nprobe_cap(n, nlist)
     ladder = nprobe_ladder(cap)
     per_list = n / max(nlist, 1)
-    levels = levels if levels is not None else (0, *(int(default * f) for f in WIDER_CANDIDATES))
-    space = faiss.ParameterSpace()
+    levels = levels if levels is not None else candidate_levels(default, n, per_list)
     measured: dict[tuple[int, int], tuple[float, float]] = {}
 
     def measure(nprobe: int, level: int) -> tuple[float, float]:
         if (nprobe, level) not in measured:
-            space.set_index_parameter(index, "nprobe", nprobe)
+            set_nprobe(faiss, index, nprobe)
             options = {"candidates": level} if level else {}  # else what ``search`` fetches by itself
             recalls = _recalls(index, vectors, search, queries, sample, truth, k, **options)
             margin = max(MIN_MARGIN, MARGIN_SE * float(recalls.std()) / float(np.sqrt(len(recalls))))
@@ -201,6 +247,8 @@ def calibrate(faiss, index, vectors: np.ndarray, nlist: int, search, default: in
         for nprobe in ladder:
             if best is not None and cost(nprobe, level) >= cost(*best):
                 break
+            if level and cost(nprobe, level) > MAX_QUERY_COST:
+                break
             recall, margin = measure(nprobe, level)
             if recall >= RECALL_TARGET + margin:
                 best = (nprobe, level)
@@ -213,16 +261,17 @@ def calibrate(faiss, index, vectors: np.ndarray, nlist: int, search, default: in
         # nothing reaches the bar: the most lists allowed, and the candidates that gain enough
         nprobe, level = cap, levels[0]
         for wider in levels[1:]:
-            if measure(cap, wider)[0] >= measure(cap, level)[0] + CANDIDATE_GAIN:
-                level = wider
-        recall, margin = measure(cap, level)
+            top = max([p for p in ladder if cost(p, wider) <= MAX_QUERY_COST], default=0)
+            if top and measure(top, wider)[0] >= measure(nprobe, level)[0] + CANDIDATE_GAIN:
+                nprobe, level = top, wider
+        recall, margin = measure(nprobe, level)
         reached = False
         log.warning(
             "the index reaches recall@%d %.3f at most (nprobe capped at %d of %d lists, %d candidates): these "
             "vectors are hard to partition; an exact index (--index-factory Flat) is slower but exact",
             k, recall, nprobe, nlist, level or default,
         )
-    space.set_index_parameter(index, "nprobe", nprobe)
+    set_nprobe(faiss, index, nprobe)
     return Calibration(nprobe, level, recall, margin, reached)
 
 

@@ -16,7 +16,14 @@ import numpy as np
 
 from figsearch.errors import CollectionError
 from figsearch.extras import require
-from figsearch.index.calibrate import CALIBRATION_K, RECALL_TARGET, calibrate, calibrate_nprobe, calibration_set
+from figsearch.index.calibrate import (
+    CALIBRATION_K,
+    RECALL_TARGET,
+    calibrate,
+    calibrate_nprobe,
+    calibration_set,
+    set_nprobe,
+)
 from figsearch.index.files import commit, temp_path
 from figsearch.index.plan import HNSW_NLIST_MIN, MIN_CANDIDATES, RERANK_FACTOR, IndexPlan
 from figsearch.index.shards import MapShards, add_vectors
@@ -96,7 +103,7 @@ def _train(faiss, index, sample: np.ndarray) -> None:
 def _set_nprobe(index, nprobe: int) -> None:
     if nprobe:
         try:
-            _faiss().ParameterSpace().set_index_parameter(index, "nprobe", nprobe)
+            set_nprobe(_faiss(), index, nprobe)
         except RuntimeError:
             log.debug("this index has no nprobe")
 
@@ -404,6 +411,7 @@ def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, ma
             handle.seek(0, os.SEEK_END)
             handle.write(vectors.tobytes())
             os.fsync(handle.fileno())
+    _assign_as_built(faiss, index)
     index.add(np.asarray(vectors, dtype=np.float32))
     total = n + len(ids)
     calibration = _recalibrate_after_append(directory, entry, index, total)
@@ -421,6 +429,22 @@ def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, ma
         updated_at=utcnow(),
         **(calibration or {}),
     )
+
+
+#: efSearch of an HNSW coarse quantizer when vectors are added (FAISS's default): a search sets its own
+#: (figsearch.index.calibrate.set_nprobe), which is written with the index
+ADD_EF = 16
+
+
+def _assign_as_built(faiss, index) -> None:
+    """Appended vectors are assigned to their lists as the build assigned its vectors (the search's
+    wider HNSW search, stored in the index file, would cost ~10× per vector)."""
+    try:
+        quantizer = faiss.downcast_index(faiss.extract_index_ivf(index).quantizer)
+    except (RuntimeError, AttributeError):
+        return
+    if isinstance(quantizer, faiss.IndexHNSW):
+        quantizer.hnsw.efSearch = ADD_EF
 
 
 def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -> dict | None | bool:
