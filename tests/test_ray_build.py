@@ -73,10 +73,13 @@ def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     report = _ray_build([EP_DOCUMENT], distributed, reads=reads, encoded=encoded)
     # the workers read the drawings' signs right after decoding them: the same signs, read earlier
     assert reads["while ingesting"] > 0
+    # and the driver parses, links and writes them as soon as their document is committed
+    assert 0 < reads["linked while ingesting"] <= reads["while ingesting"]
     # and encode them then once their drawing encoder is loaded (the first document may come before);
-    # the figures the signs stage cuts from sheets are encoded as soon as they are cut
-    assert encoded["in the signs stage"] > 0
-    assert encoded["while ingesting"] + encoded["in the signs stage"] + encoded["in the embedding stage"] > 10
+    # the figures the driver cuts from sheets (while ingesting, or in the signs stage) are encoded
+    # as soon as they are cut
+    assert encoded["cut from sheets"] > 0
+    assert encoded["while ingesting"] + encoded["cut from sheets"] + encoded["in the embedding stage"] > 10
     assert report.ingest.as_dict() | {"seconds": 0} == expected.ingest.as_dict() | {"seconds": 0}
     assert report.signs is not None and report.signs.signs == expected.signs.signs > 0
     assert report.signs.links == expected.signs.links > 0
