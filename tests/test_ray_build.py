@@ -26,7 +26,9 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'figs
 
 import figsearch  # noqa: E402
 from figsearch.pipeline.building import build  # noqa: E402
-from figsearch.pipeline.distributed import CRASHED, TEXT_COST, RayCluster, _by_cost, _pieces, build_on_ray  # noqa: E402
+from figsearch.pipeline.distributed import (  # noqa: E402
+    CRASHED, TEXT_COST, RayCluster, _by_cost, _pieces, build_on_ray, text_threads,
+)
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 EP_DOCUMENT = DATA / "ep-documents" / "EP1667425A1"
@@ -201,6 +203,16 @@ def test_texts_are_cut_into_pieces_of_about_the_same_cost():
     # texts of a length together: each piece's texts are longer than (or as long as) the next piece's
     assert all(min(map(len, a)) >= max(map(len, b)) for a, b in zip(pieces, pieces[1:]))
     assert _pieces([], 4, 64) == [] and _pieces(["x"], 4, 64) == [["x"]]
+
+
+def test_the_text_encoder_takes_the_workers_share_of_the_cores():
+    # 2 workers on a 2-core machine: one thread each, not the encoder's default 2 each (4 on 2 cores)
+    assert text_threads(True, 2, 2) == 1
+    # 1 worker on 2 cores: the 2 a local build's process runs; never more than 2, never fewer than 1
+    assert text_threads(True, 1, 2) == 2
+    assert text_threads(True, 1, 16) == 2 and text_threads(True, 4, 2) == 1
+    # a cluster's nodes: one thread per worker CPU
+    assert text_threads(False, 1, 16) == 1
 
 
 def test_documents_are_sent_biggest_first_within_each_window(tmp_path):

@@ -319,17 +319,12 @@ class RayCluster:
         return pool
 
     def _text_threads(self) -> int:
-        """The text encoder's intra-op threads on each worker: on a Ray instance started here, the
-        workers' share of this machine's cores, at most 2 (the local build's default), so that 2
-        workers on 2 cores run one thread each and 1 worker the 2 a local build's process runs;
-        on a cluster (whose nodes' cores are not known here) one per worker CPU."""
-        if not self._local:
-            return 1
+        """The text encoder's intra-op threads on each worker (``text_threads``)."""
         try:
             cpus = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             cpus = os.cpu_count() or 1
-        return max(1, min(2, cpus // max(1, self.workers)))
+        return text_threads(self._local, self.workers, cpus)
 
     def _start_pool(self) -> _Pool:
         if self._pool is None:
@@ -737,6 +732,15 @@ def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", w
 
 
 # -- helpers run on the driver -------------------------------------------------------------------
+
+def text_threads(local: bool, workers: int, cpus: int) -> int:
+    """The text encoder's intra-op threads on each worker: on a Ray instance started on this machine
+    (``local``), the workers' share of its ``cpus``, at most 2 (the local build's default), so that 2
+    workers on 2 cores run one thread each (not 2 spinning threads each) and 1 worker the 2 that a
+    local build's process runs in its embedding stage; on a cluster, whose nodes' cores are not
+    known here, one per worker CPU."""
+    return max(1, min(2, cpus // max(1, workers))) if local else 1
+
 
 def _by_cost(units: list[Unit], window: int) -> list[int]:
     """The units' indexes, each run of ``window`` sorted by cost, biggest first: the number of files
