@@ -215,22 +215,28 @@ def test_the_text_encoder_takes_the_workers_share_of_the_cores():
     assert text_threads(False, 1, 16) == 1
 
 
-def test_documents_are_sent_biggest_first_within_each_window(tmp_path):
+def test_big_documents_are_sent_first_and_the_rest_mostly_in_the_plans_order(tmp_path):
     from figsearch.ingest.base import Unit
 
     units = []
-    for n, size in enumerate([5, 50, 10, 40, 30, 1, 20]):
+    for n, size in enumerate([5, 50, 10, 40, 30, 1, 20, 2, 3, 4, 6, 7]):
         path = tmp_path / f"doc{n}.xml"
         path.write_bytes(b"x" * size)
         units.append(Unit(source=str(path), reader="us-xml", path=path, files=[path]))
-    assert _by_cost(units, 4) == [1, 3, 2, 0, 4, 6, 5]
-    assert _by_cost(units, 100) == [1, 3, 4, 6, 2, 0, 5]
-    # a document of many small sheets (files) before one big file: each sheet is a drawing to read
+    # 178 bytes, 2 workers: big is more than 178 / 16 bytes (50, 40, 30, 20), sent biggest first;
+    # then the plan's order, its last 4 biggest first (7, 6, 4, 3)
+    assert _by_cost(units, 100, 2) == [1, 3, 4, 6, 0, 2, 5, 7, 11, 10, 9, 8]
+    # window by window (the plan's first 6: 136 bytes, big is more than 8.5; then the other 6: 42
+    # bytes, big is more than 2.6: all but one)
+    assert _by_cost(units, 6, 2) == [1, 3, 4, 2, 0, 5, 6, 11, 10, 9, 8, 7]
+    # one worker: nothing is left for it alone at the end; the plan's order
+    assert _by_cost(units, 100, 1) == list(range(12))
+    # a document of many small sheets (files) is big too: each sheet is a drawing to read
     sheets = [tmp_path / f"sheet{n}.tif" for n in range(3)]
     for sheet in sheets:
         sheet.write_bytes(b"x" * 2)
     units.append(Unit(source=str(sheets[0]), reader="us-xml", path=sheets[0], files=sheets))
-    assert _by_cost(units, 100) == [7, 1, 3, 4, 6, 2, 0, 5]
+    assert _by_cost(units, 100, 2)[:5] == [12, 1, 3, 4, 6]
 
 
 def _free_port() -> int:

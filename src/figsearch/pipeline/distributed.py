@@ -79,8 +79,11 @@ READS_PER_WORKER = 3
 #: drawings the workers encode right after decoding them (the driver keeps their vectors until the
 #: embedding stage); beyond it, the embedding stage encodes them
 VECTORS_LIMIT = 100_000
-#: the ingest sends the biggest documents first within each run of this many (in the plan's order)
+#: the ingest sends the big documents first within each run of this many (in the plan's order)
 REORDER_WINDOW = 64
+#: a document is big (sent first) when it holds more than 1/BIG_SHARE of a worker's share of its
+#: window's files or bytes (``_by_cost``)
+BIG_SHARE = 8
 #: the embedding stage cuts its work into about this many batches per worker, so that a worker that
 #: is done early takes another batch instead of waiting for the slowest one
 BATCHES_PER_WORKER = 3
@@ -361,8 +364,8 @@ class RayCluster:
         document's failure, and no other's). A thread of this process sends the documents (reading
         their files) and collects the results, so that the workers are kept busy while this
         thread stores files and commits. Within each run of ``REORDER_WINDOW`` documents the
-        biggest are sent first, so that no worker is left alone with a big one at the end; the
-        results are given back in the order of the plan. Until every worker has loaded its
+        big ones are sent first (``_by_cost``), so that no worker is left alone with a big one at
+        the end; the results are given back in the order of the plan. Until every worker has loaded its
         encoders nothing is given back (so nothing is written), but the workers go on ingesting."""
         if not units:
             self._load_later()
@@ -371,7 +374,7 @@ class RayCluster:
         pool = self._start_pool()
         ray = self.ray
         visual = self._specs.get("visual")
-        order = _by_cost(units, REORDER_WINDOW)
+        order = _by_cost(units, REORDER_WINDOW, self.workers)
         window = max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)
         arrived: queue.Queue = queue.Queue()
         # results collected but not yet given back: enough for those that overtake the next one
@@ -742,9 +745,16 @@ def text_threads(local: bool, workers: int, cpus: int) -> int:
     return max(1, min(2, cpus // max(1, workers))) if local else 1
 
 
-def _by_cost(units: list[Unit], window: int) -> list[int]:
-    """The units' indexes, each run of ``window`` sorted by cost, biggest first: the number of files
-    (a grant's sheets are one TIFF each, and each is a drawing to read), then the bytes to read."""
+def _by_cost(units: list[Unit], window: int, workers: int = 2) -> list[int]:
+    """The order in which the units are sent, as indexes, window by window (each run of ``window``
+    units of the plan): with one worker the plan's order; with more, first the big units (more than
+    1/``BIG_SHARE`` of the window's files, when more than one, or bytes per worker), biggest first, then the others in
+    the plan's order, the last ``2 * workers`` of them biggest first. The cost of a unit is its
+    number of files (a grant's sheets are one TIFF each, and each is a drawing to read), then the
+    bytes to read. So no worker is left alone with a big unit at the end, and the results, which
+    the driver commits (and links the signs of) in the plan's order, come back mostly in that
+    order: sent all biggest first, the small units of the plan's start came last, and the driver
+    committed and linked most of the build after the last result."""
     def size(unit: Unit) -> tuple[int, int]:
         if unit.byte_range is not None:
             return 1, unit.byte_range[1] - unit.byte_range[0]
@@ -756,10 +766,22 @@ def _by_cost(units: list[Unit], window: int) -> list[int]:
                 pass
         return len(unit.files or [unit.path]), total
 
+    def biggest_first(indexes) -> list[int]:
+        return sorted(indexes, key=lambda n: tuple(-v for v in sizes[n]))
+
     order: list[int] = []
     for start in range(0, len(units), window):
-        indexes = range(start, min(start + window, len(units)))
-        order.extend(sorted(indexes, key=lambda n: tuple(-v for v in size(units[n]))))
+        indexes = list(range(start, min(start + window, len(units))))
+        if workers <= 1:
+            order.extend(indexes)
+            continue
+        sizes = {n: size(units[n]) for n in indexes}
+        files, data = sum(f for f, _ in sizes.values()), sum(b for _, b in sizes.values())
+        big = {n for n in indexes if (sizes[n][0] > 1 and sizes[n][0] * BIG_SHARE * workers > files)
+               or sizes[n][1] * BIG_SHARE * workers > data}
+        rest = [n for n in indexes if n not in big]
+        last = max(0, len(rest) - 2 * workers)
+        order.extend(biggest_first(big) + rest[:last] + biggest_first(rest[last:]))
     return order
 
 
