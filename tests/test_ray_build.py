@@ -85,6 +85,8 @@ def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     assert report.ingest.as_dict() | {"seconds": 0} == expected.ingest.as_dict() | {"seconds": 0}
     assert report.signs is not None and report.signs.signs == expected.signs.signs > 0
     assert report.signs.links == expected.signs.links > 0
+    # every count (figures, words, cut sheets...) and note, what the driver did while ingesting included
+    assert report.signs == expected.signs
     # same patents, figures, signs, links, sources, failures and image bytes; vectors compared below
     reference, other = snapshot(local), snapshot(distributed)
     vectors_local, vectors_ray = _embeddings(local), _embeddings(distributed)

@@ -14,8 +14,10 @@ while it ingests, so no stage waits for processes to start and models to load; t
 for every worker's encoders to load before it writes the first document, so a worker without the
 model files is one error before anything is written.
 
-- ingest: one document (unit) at a time per worker, given to the first free one (the biggest
-  first within each run of ``REORDER_WINDOW``; the results are written in the plan's order). The
+- ingest: one document (unit) at a time per worker, given to the first free one (the big ones
+  first within each run of ``REORDER_WINDOW``, ``_by_cost``; the results are written in the
+  plan's order, and the driver parses and links the signs of each document's drawings right
+  after committing it, ``ingest_progress``). The
   driver reads the document's files anyway (it hashes them for skip-unchanged) and sends their
   bytes; the worker unpacks them in a scratch folder, runs ``process_unit`` there, reads the signs
   of the drawings and encodes them (once its drawing encoder is loaded), and sends back the
@@ -24,9 +26,9 @@ model files is one error before anything is written.
   the collection on their disks. A worker process that dies is restarted by Ray and the document
   retried; a document that kills every try is recorded as a failure of that document, as a local
   build records it.
-- reference signs: for the drawings not read during the ingest, the workers' OCR engine reads
-  their text boxes (sent as PNG bytes); the driver parses, splits and links the signs of every
-  drawing (``process_figure``).
+- reference signs: what the ingest left: for the drawings not read during the ingest, the
+  workers' OCR engine reads their text boxes (sent as PNG bytes); the driver parses, splits and
+  links the signs of every drawing not done yet (``process_figure``).
 - embedding: every worker loads both encoders; the drawings not encoded during the ingest and the
   sentences are cut into batches of about the same cost, a few per worker; the driver stores the
   vectors in the plan's order and builds the indexes.
@@ -37,6 +39,7 @@ Nothing here is imported by a local build: ``import ray`` happens only in this m
 from __future__ import annotations
 
 import collections
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -476,9 +479,13 @@ class RayCluster:
         early, self._early_signs = self._early_signs, None
         if early is None or report is None:
             return report
-        from figsearch.pipeline.building import _merge_signs
-
-        return _merge_signs(early, report)
+        for field in dataclasses.fields(report):  # every count (figures, signs, links, words...) and the notes
+            mine, theirs = getattr(early, field.name), getattr(report, field.name)
+            if isinstance(mine, dict):
+                setattr(report, field.name, {**mine, **theirs})
+            else:
+                setattr(report, field.name, mine + theirs)
+        return report
 
     def _signs_while_ingesting(self, collection: Collection, numbers: Iterable[str]) -> None:
         """``spot_and_link``'s work for the drawings of ``numbers`` (patents just committed) that a
