@@ -217,8 +217,8 @@ class RayCluster:
         self._vectors: dict[str, tuple[str, str, np.ndarray]] = {}
         #: figures cut from sheets by the signs stage whose vectors the workers computed then
         self._cut_encoded: set[str] = set()
-        #: (figures cut from a sheet, ref of their vectors) sent to the workers, not collected yet
-        self._cutting: list[tuple[list[Figure], object]] = []
+        #: (figures cut from a sheet, encoder spec, ref of their vectors) sent to the workers, not collected yet
+        self._cutting: list[tuple[list[Figure], str, object]] = []
         self._cut_turn = 0
         #: what the driver did of the signs stage while the ingest ran (``ingest_progress``), and the
         #: OCR engine it writes the signs under (None: not created yet; False: it cannot run here)
