@@ -94,7 +94,7 @@ BATCHES_PER_WORKER = 3
 TEXT_COST = 24
 #: encoders that only the first worker loads from the start, the others once the ingest is over.
 #: None since minilm runs through onnxruntime: loading it takes a worker 0.3 to 0.5 CPU s (it was
-#: 7 to 12 s of importing torch and sentence-transformers), so every worker loads it from the
+#: 7 to 8 CPU s of importing torch and sentence-transformers), so every worker loads it from the
 #: start and is ready when the embedding stage begins
 LATER: tuple[str, ...] = ()
 #: how much nicer than the driver the workers of a Ray instance started here run (Ray's default: 15)
