@@ -17,8 +17,8 @@ embedding with the default encoders, indexes) is printed, with the ratios the ta
 Ray 2 workers vs Ray 1 worker (target >= 1.7x), and Ray vs local at the same number of processes
 (target >= 0.9x), each with "met" or "MISSED", with and without Ray's start (the time the driver
 waited for the Ray instance it starts in the background). With Ray, the driver process still parses, links and writes, so "1 worker" is
-the driver plus one worker process. Each build's JSON line also has the driver's CPU seconds, the
-driver's waits for the workers (``driver_waits``) and each worker's seconds loading its models and
+the driver plus one worker process. Each build's JSON line also has the driver's CPU seconds, the Ray workers' (their
+own count; not measured for the local build's worker processes), the driver's waits for the workers (``driver_waits``) and each worker's seconds loading its models and
 in each kind of call (``worker_seconds``, with each worker's niceness and CPU seconds), how many drawings the workers read and encoded while
 ingesting and in the later stages, and a ``timeline``: per stage each worker's busy and idle seconds and the driver's
 working and waiting ones, when each worker ended its last ingest, and a one-line picture of each process over the
@@ -94,12 +94,17 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     driver_cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    # Ray's workers report their own CPU seconds; the local build's OCR readers are children of a
+    # forkserver, so this process's RUSAGE_CHILDREN misses them (it counted 13.7 of a local
+    # 2-process build's CPU s): not reported
+    helpers_cpu = sum(w.get("cpu", 0.0) for w in cluster.worker_timings) if cluster is not None else None
     waits = {name: round(value, 2) for name, value in (cluster.timings if cluster else {}).items()}
     # Ray starts in the background while the driver plans the input: what counts as Ray's start is
     # the time the driver spent waiting for it (creating the cluster object, then waiting in the build)
     startup = (ready - started) + (cluster.timings.get("wait for ray start", 0.0) if cluster else 0.0)
     return {"mode": mode, "seconds": round(seconds, 2), "startup": round(startup, 2), "stages": stages,
-            "driver_cpu": round(driver_cpu, 2), "driver_waits": waits,
+            "driver_cpu": round(driver_cpu, 2), "workers_cpu": None if helpers_cpu is None else round(helpers_cpu, 2),
+            "driver_waits": waits,
             "worker_seconds": cluster.worker_timings if cluster else [],
             "timeline": timeline(wall_start, ends, cluster) if cluster else {},
             "signs_read": dict(cluster.reads) if cluster else {},
@@ -216,12 +221,18 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
           f"{len(next(iter(runs.values())))} round(s), median build per mode; "
           f"1-minute load average {min(r['load'][0] for r in results.values())} to "
           f"{max(r['load'][1] for r in results.values())}")
-    print("\n| build | seconds | of which Ray start | ingest, signs, embed+index | driver CPU s | load before, after |")
-    print("|---|---|---|---|---|---|")
+    print("\n| build | seconds | of which Ray start | ingest, signs, embed+index | driver CPU s | workers' CPU s "
+          "| CPU s per wall s | load before, after |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode, result in results.items():
         stages = ", ".join(f"{result['stages'].get(name, 0):.1f}" for name in ("ingest", "signs", "index"))
+        workers_cpu = result.get("workers_cpu")
+        # how many cores the build kept busy on average (Ray's own processes not counted)
+        busy = (f"{(result['driver_cpu'] + workers_cpu) / result['seconds']:.2f}"
+                if workers_cpu is not None and result["seconds"] else "n/a")
+        workers = "n/a" if workers_cpu is None else f"{workers_cpu:.1f}"
         print(f"| {mode} | {result['seconds']:.1f} | {result['startup']:.1f} | {stages} | {result['driver_cpu']:.1f} | "
-              f"{result['load'][0]}, {result['load'][1]} |")
+              f"{workers} | {busy} | {result['load'][0]}, {result['load'][1]} |")
     seconds = {mode: r["seconds"] for mode, r in results.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
     working = {mode: r["seconds"] - r["startup"] for mode, r in results.items()}

@@ -14,7 +14,7 @@ Ray build, in four settings, each in a fresh process:
   the drawing encoder, and the text encoder when ``--text`` says so) and encoding the drawings
   right after reading their signs;
 - ``ray-build-lazy``: as ``ray-build``, but the text encoder is loaded only after the last document
-  (the build's lazy loading: ``_Worker.load`` once the ingest is over).
+  (the lazy loading of the builds before stop 17: ``_Worker.load`` once the ingest is over).
 
 For each: the wall seconds of the whole run and of each kind of call (the worker's own accounting),
 the process's CPU seconds, the CPU seconds of each of its threads by name (from /proc), what the

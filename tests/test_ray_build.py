@@ -26,7 +26,9 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'figs
 
 import figsearch  # noqa: E402
 from figsearch.pipeline.building import build  # noqa: E402
-from figsearch.pipeline.distributed import CRASHED, TEXT_COST, RayCluster, _by_cost, _pieces, build_on_ray  # noqa: E402
+from figsearch.pipeline.distributed import (  # noqa: E402
+    CRASHED, TEXT_COST, RayCluster, _by_cost, _pieces, build_on_ray, text_threads,
+)
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 EP_DOCUMENT = DATA / "ep-documents" / "EP1667425A1"
@@ -73,13 +75,18 @@ def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     report = _ray_build([EP_DOCUMENT], distributed, reads=reads, encoded=encoded)
     # the workers read the drawings' signs right after decoding them: the same signs, read earlier
     assert reads["while ingesting"] > 0
+    # and the driver parses, links and writes them as soon as their document is committed
+    assert 0 < reads["linked while ingesting"] <= reads["while ingesting"]
     # and encode them then once their drawing encoder is loaded (the first document may come before);
-    # the figures the signs stage cuts from sheets are encoded as soon as they are cut
-    assert encoded["in the signs stage"] > 0
-    assert encoded["while ingesting"] + encoded["in the signs stage"] + encoded["in the embedding stage"] > 10
+    # the figures the driver cuts from sheets (while ingesting, or in the signs stage) are encoded
+    # as soon as they are cut
+    assert encoded["cut from sheets"] > 0
+    assert encoded["while ingesting"] + encoded["cut from sheets"] + encoded["in the embedding stage"] > 10
     assert report.ingest.as_dict() | {"seconds": 0} == expected.ingest.as_dict() | {"seconds": 0}
     assert report.signs is not None and report.signs.signs == expected.signs.signs > 0
     assert report.signs.links == expected.signs.links > 0
+    # every count (figures, words, cut sheets...) and note, what the driver did while ingesting included
+    assert report.signs == expected.signs
     # same patents, figures, signs, links, sources, failures and image bytes; vectors compared below
     reference, other = snapshot(local), snapshot(distributed)
     vectors_local, vectors_ray = _embeddings(local), _embeddings(distributed)
@@ -200,22 +207,38 @@ def test_texts_are_cut_into_pieces_of_about_the_same_cost():
     assert _pieces([], 4, 64) == [] and _pieces(["x"], 4, 64) == [["x"]]
 
 
-def test_documents_are_sent_biggest_first_within_each_window(tmp_path):
+def test_the_text_encoder_takes_the_workers_share_of_the_cores():
+    # 2 workers on a 2-core machine: one thread each, not the encoder's default 2 each (4 on 2 cores)
+    assert text_threads(True, 2, 2) == 1
+    # 1 worker on 2 cores: the 2 a local build's process runs; never more than 2, never fewer than 1
+    assert text_threads(True, 1, 2) == 2
+    assert text_threads(True, 1, 16) == 2 and text_threads(True, 4, 2) == 1
+    # a cluster's nodes: one thread per worker CPU
+    assert text_threads(False, 1, 16) == 1
+
+
+def test_big_documents_are_sent_first_and_the_rest_mostly_in_the_plans_order(tmp_path):
     from figsearch.ingest.base import Unit
 
     units = []
-    for n, size in enumerate([5, 50, 10, 40, 30, 1, 20]):
+    for n, size in enumerate([5, 50, 10, 40, 30, 1, 20, 2, 3, 4, 6, 7]):
         path = tmp_path / f"doc{n}.xml"
         path.write_bytes(b"x" * size)
         units.append(Unit(source=str(path), reader="us-xml", path=path, files=[path]))
-    assert _by_cost(units, 4) == [1, 3, 2, 0, 4, 6, 5]
-    assert _by_cost(units, 100) == [1, 3, 4, 6, 2, 0, 5]
-    # a document of many small sheets (files) before one big file: each sheet is a drawing to read
+    # 178 bytes, 2 workers: big is more than 178 / 16 bytes (50, 40, 30, 20), sent biggest first;
+    # then the plan's order, its last 4 biggest first (7, 6, 4, 3)
+    assert _by_cost(units, 100, 2) == [1, 3, 4, 6, 0, 2, 5, 7, 11, 10, 9, 8]
+    # window by window (the plan's first 6: 136 bytes, big is more than 8.5; then the other 6: 42
+    # bytes, big is more than 2.6: all but one)
+    assert _by_cost(units, 6, 2) == [1, 3, 4, 2, 0, 5, 6, 11, 10, 9, 8, 7]
+    # one worker: nothing is left for it alone at the end; the plan's order
+    assert _by_cost(units, 100, 1) == list(range(12))
+    # a document of many small sheets (files) is big too: each sheet is a drawing to read
     sheets = [tmp_path / f"sheet{n}.tif" for n in range(3)]
     for sheet in sheets:
         sheet.write_bytes(b"x" * 2)
     units.append(Unit(source=str(sheets[0]), reader="us-xml", path=sheets[0], files=sheets))
-    assert _by_cost(units, 100) == [7, 1, 3, 4, 6, 2, 0, 5]
+    assert _by_cost(units, 100, 2)[:5] == [12, 1, 3, 4, 6]
 
 
 def _free_port() -> int:

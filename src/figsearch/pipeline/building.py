@@ -98,7 +98,9 @@ def build(
         summary = streamed[0]
     else:
         with Collection.open(root, create=True) as store:
-            summary = ingest_paths(store, list(paths), ingest_progress, jobs=jobs, force=force,
+            # the Ray build writes the signs its workers read while the ingest goes on
+            summary = ingest_paths(store, list(paths), cluster.ingest_progress(store, ingest_progress) if cluster
+                                   else ingest_progress, jobs=jobs, force=force,
                                    run_units=cluster.run_units if cluster else None)
     report = BuildReport(collection=root, ingest=summary)
     if on_stage:
@@ -112,6 +114,8 @@ def build(
                                              read_ahead=cluster.read_ahead if cluster else None)
             if streamed is not None:  # the stream read most figures; spot_and_link did what it left
                 report.signs = _merge_signs(streamed[1].signs, report.signs)
+            if cluster is not None:  # and so did the Ray build's driver while ingesting
+                report.signs = cluster.signs_done(report.signs)
         except (MissingDependency, ModelUnavailable) as exc:
             report.signs_skipped = str(exc)
         if on_stage:

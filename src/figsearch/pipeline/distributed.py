@@ -14,8 +14,10 @@ while it ingests, so no stage waits for processes to start and models to load; t
 for every worker's encoders to load before it writes the first document, so a worker without the
 model files is one error before anything is written.
 
-- ingest: one document (unit) at a time per worker, given to the first free one (the biggest
-  first within each run of ``REORDER_WINDOW``; the results are written in the plan's order). The
+- ingest: one document (unit) at a time per worker, given to the first free one (the big ones
+  first within each run of ``REORDER_WINDOW``, ``_by_cost``; the results are written in the
+  plan's order, and the driver parses and links the signs of each document's drawings right
+  after committing it, ``ingest_progress``). The
   driver reads the document's files anyway (it hashes them for skip-unchanged) and sends their
   bytes; the worker unpacks them in a scratch folder, runs ``process_unit`` there, reads the signs
   of the drawings and encodes them (once its drawing encoder is loaded), and sends back the
@@ -24,9 +26,9 @@ model files is one error before anything is written.
   the collection on their disks. A worker process that dies is restarted by Ray and the document
   retried; a document that kills every try is recorded as a failure of that document, as a local
   build records it.
-- reference signs: for the drawings not read during the ingest, the workers' OCR engine reads
-  their text boxes (sent as PNG bytes); the driver parses, splits and links the signs of every
-  drawing (``process_figure``).
+- reference signs: what the ingest left: for the drawings not read during the ingest, the
+  workers' OCR engine reads their text boxes (sent as PNG bytes); the driver parses, splits and
+  links the signs of every drawing not done yet (``process_figure``).
 - embedding: every worker loads both encoders; the drawings not encoded during the ingest and the
   sentences are cut into batches of about the same cost, a few per worker; the driver stores the
   vectors in the plan's order and builds the indexes.
@@ -37,6 +39,7 @@ Nothing here is imported by a local build: ``import ray`` happens only in this m
 from __future__ import annotations
 
 import collections
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -79,15 +82,21 @@ READS_PER_WORKER = 3
 #: drawings the workers encode right after decoding them (the driver keeps their vectors until the
 #: embedding stage); beyond it, the embedding stage encodes them
 VECTORS_LIMIT = 100_000
-#: the ingest sends the biggest documents first within each run of this many (in the plan's order)
+#: the ingest sends the big documents first within each run of this many (in the plan's order)
 REORDER_WINDOW = 64
+#: a document is big (sent first) when it holds more than 1/BIG_SHARE of a worker's share of its
+#: window's files or bytes (``_by_cost``)
+BIG_SHARE = 8
 #: the embedding stage cuts its work into about this many batches per worker, so that a worker that
 #: is done early takes another batch instead of waiting for the slowest one
 BATCHES_PER_WORKER = 3
 #: a text's cost in characters on top of its length (the encoder's work per text, however short)
 TEXT_COST = 24
-#: encoders that only the first worker loads from the start, the others once the ingest is over
-LATER = ("text",)
+#: encoders that only the first worker loads from the start, the others once the ingest is over.
+#: None since minilm runs through onnxruntime: loading it takes a worker 0.3 to 0.5 CPU s (it was
+#: 7 to 8 CPU s of importing torch and sentence-transformers), so every worker loads it from the
+#: start and is ready when the embedding stage begins
+LATER: tuple[str, ...] = ()
 #: how much nicer than the driver the workers of a Ray instance started here run (Ray's default: 15)
 WORKER_NICENESS = 0
 #: the message of a document whose every try killed its worker (the local build's words)
@@ -208,13 +217,22 @@ class RayCluster:
         self._vectors: dict[str, tuple[str, str, np.ndarray]] = {}
         #: figures cut from sheets by the signs stage whose vectors the workers computed then
         self._cut_encoded: set[str] = set()
+        #: (figures cut from a sheet, encoder spec, ref of their vectors) sent to the workers, not collected yet
+        self._cutting: list[tuple[list[Figure], str, object]] = []
+        self._cut_turn = 0
+        #: what the driver did of the signs stage while the ingest ran (``ingest_progress``), and the
+        #: OCR engine it writes the signs under (None: not created yet; False: it cannot run here)
+        self._early_signs = None
+        self._early_engine = None
         #: (modality, spec) -> the identity the workers' encoder reported (all must report the same)
         self._identities: dict[tuple[str, str], dict] = {}
         #: seconds spent in each part on the driver (for the benchmark and the logs)
         self.timings: dict[str, float] = collections.defaultdict(float)
-        #: drawings whose signs were read "while ingesting" and "in the signs stage"
+        #: drawings whose signs were read "while ingesting" and "in the signs stage", and of the first
+        #: those the driver parsed, linked and wrote "linked while ingesting" (``ingest_progress``)
         self.reads: dict[str, int] = collections.Counter()
-        #: drawings encoded "while ingesting" and "in the embedding stage"
+        #: drawings encoded "while ingesting", "cut from sheets" (the figures the driver cut from a
+        #: sheet, encoded as soon as they were cut) and "in the embedding stage"
         self.encoded: dict[str, int] = collections.Counter()
         #: each worker's seconds loading models and in each kind of call, kept when they are let go
         self.worker_timings: list[dict[str, float]] = []
@@ -222,6 +240,7 @@ class RayCluster:
         #: for the benchmark's timeline
         self.worker_timelines: list = []
         self.events: list[tuple[str, float, float]] = []
+        self._local = address in (None, "local")
         if address in (None, "local") and not _ray_running():
             _require_ray()  # a missing Ray is said now, before any work
             _keep_sigterm_handler()
@@ -288,6 +307,7 @@ class RayCluster:
         self._specs = _encoder_specs(root, visual_model, text_model) if index else {}
         self._last = "index" if index else ("ingest" if skip_ocr else "signs")
         self._prefetched, self._vectors, self._identities, self._cut_encoded = {}, {}, {}, set()
+        self._cutting, self._early_signs, self._early_engine = [], None, None
         if self._pool is None and self._starter is not None and self._pool_started is None:
             self._pool_started = self._starter.submit(self._make_pool)
         else:
@@ -296,14 +316,21 @@ class RayCluster:
     def _make_pool(self) -> _Pool:
         started = time.perf_counter()
         # the first worker loads every encoder from the start (so that missing model files stop the
-        # build before anything is written); the others load the text encoder only once their
-        # ingest is over (``_load_later``): importing torch and sentence-transformers takes seconds
-        # of CPU that their reading of signs needs more, and the text is encoded last
+        # build before anything is written); the others too, except those in ``LATER``, which
+        # they load once their ingest is over (``_load_later``; none now)
         loads = {n: [(m, s) for m, s in self._specs.items() if m not in LATER or n == 0]
                  for n in range(self.workers)}
-        pool = _Pool(self, self._engine, loads)
+        pool = _Pool(self, self._engine, loads, self._text_threads())
         self.timings["start workers"] += time.perf_counter() - started
         return pool
+
+    def _text_threads(self) -> int:
+        """The text encoder's intra-op threads on each worker (``text_threads``)."""
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cpus = os.cpu_count() or 1
+        return text_threads(self._local, self.workers, cpus)
 
     def _start_pool(self) -> _Pool:
         if self._pool is None:
@@ -340,8 +367,8 @@ class RayCluster:
         document's failure, and no other's). A thread of this process sends the documents (reading
         their files) and collects the results, so that the workers are kept busy while this
         thread stores files and commits. Within each run of ``REORDER_WINDOW`` documents the
-        biggest are sent first, so that no worker is left alone with a big one at the end; the
-        results are given back in the order of the plan. Until every worker has loaded its
+        big ones are sent first (``_by_cost``), so that no worker is left alone with a big one at
+        the end; the results are given back in the order of the plan. Until every worker has loaded its
         encoders nothing is given back (so nothing is written), but the workers go on ingesting."""
         if not units:
             self._load_later()
@@ -350,7 +377,7 @@ class RayCluster:
         pool = self._start_pool()
         ray = self.ray
         visual = self._specs.get("visual")
-        order = _by_cost(units, REORDER_WINDOW)
+        order = _by_cost(units, REORDER_WINDOW, self.workers)
         window = max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)
         arrived: queue.Queue = queue.Queue()
         # results collected but not yet given back: enough for those that overtake the next one
@@ -438,6 +465,98 @@ class RayCluster:
         result.unit = unit
         return result
 
+    def ingest_progress(self, collection: Collection, inner=None):
+        """The ingest's progress for ``ingest_paths`` (a hook of ``build``): as soon as a document is
+        committed, the driver parses, links and commits the signs of its drawings that the worker
+        read (``_signs_while_ingesting``), while the workers ingest the next documents, instead of
+        after the ingest, when they would wait for it. ``inner``: the caller's progress."""
+        if self._engine is None or self._last == "ingest":
+            return inner
+        return _SignsWhileIngesting(self, collection, inner)
+
+    def signs_done(self, report):
+        """The signs stage's report with what was done while ingesting added (a hook of ``build``)."""
+        early, self._early_signs = self._early_signs, None
+        if early is None or report is None:
+            return report
+        for field in dataclasses.fields(report):  # every count (figures, signs, links, words...) and the notes
+            mine, theirs = getattr(early, field.name), getattr(report, field.name)
+            if isinstance(mine, dict):
+                setattr(report, field.name, {**mine, **theirs})
+            else:
+                setattr(report, field.name, mine + theirs)
+        return report
+
+    def _signs_while_ingesting(self, collection: Collection, numbers: Iterable[str]) -> None:
+        """``spot_and_link``'s work for the drawings of ``numbers`` (patents just committed) that a
+        worker read while ingesting: the same ``process_figure`` calls, one transaction per figure,
+        so a rerun after a kill finds them done; the signs stage does what is left (the drawings
+        not read ahead, the figures that are not drawings, the patents whose text changed)."""
+        from figsearch.pipeline import signs as signs_stage
+
+        if self._early_engine is None:
+            try:  # what spot_and_link does first: an engine that cannot run here leaves the signs out
+                from figsearch.ocr import create_engine
+
+                engine = create_engine(self._engine)
+                self._early_engine = engine if engine.name == self._engine else False
+            except FigsearchError as exc:
+                log.info("signs left to the signs stage: %s", exc)
+                self._early_engine = False
+        if self._early_engine is False:
+            return
+        if self._early_signs is None:
+            self._early_signs = signs_stage.SpotLinkReport()
+        report, spec = self._early_signs, self._specs.get("visual")
+        spec = spec if spec and len(self._vectors) < VECTORS_LIMIT else None
+        for number in numbers:
+            figures = [collection.figure(i) for i in collection.signs.pending(number)]
+            figures = [f for f in figures if f.role == FigureRole.DRAWING and f.figure_id in self._prefetched
+                       and self._prefetched[f.figure_id][0] == f.image_path]
+            if not figures:
+                continue
+            text = signs_stage._ensure_text(collection, number, {}, report)
+            for figure in figures:
+                _, boxes, *ahead = self._prefetched.pop(figure.figure_id)
+                children = signs_stage.process_figure(collection, figure, self._early_engine, text, report, boxes,
+                                                      ahead=ahead[0] if ahead else None)
+                self.reads["while ingesting"] += 1
+                self.reads["linked while ingesting"] += 1
+                if children and spec is not None:
+                    self._encode_cut(collection, children, spec)
+
+    def _encode_cut(self, collection: Collection, children: list[tuple[Figure, list]], spec: str) -> None:
+        """Have a worker encode the figures just cut from a sheet (``process_figure``'s children),
+        from their stored PNG bytes, as the embedding stage would (``_collect_cut`` keeps the vectors)."""
+        figures, blobs = [], []
+        for child, _ in children:
+            if child.image_path and child.image_sha256:
+                try:
+                    blobs.append(collection.path(child.image_path).read_bytes())
+                except OSError:
+                    continue  # the embedding stage finds it unreadable and says why
+                figures.append(child)
+        if figures and self._pool is not None:
+            workers = self._pool.loaded("visual", spec)
+            actor = self._pool.actors[workers[self._cut_turn % len(workers)]]
+            self._cut_turn += 1
+            self._cutting.append((figures, spec, actor.images.remote(spec, blobs)))
+
+    def _collect_cut(self) -> None:
+        """Keep the vectors of the cut figures for the embedding stage (those not encoded: it encodes them)."""
+        cutting, self._cutting = self._cutting, []
+        for figures, spec, ref in cutting:
+            try:
+                vectors, errors = self._pool.get(ref)
+            except Exception as exc:  # noqa: BLE001 - a worker that died: the embedding stage encodes them
+                log.warning("figures cut from sheets not encoded before the embedding stage: %s", exc)
+                continue
+            encoded = iter(() if vectors is None else vectors)
+            for index, figure in enumerate(figures):
+                if index not in errors:
+                    self._vectors[figure.figure_id] = (spec, figure.image_sha256, next(encoded))
+                    self._cut_encoded.add(figure.figure_id)
+
     # -- reference signs -------------------------------------------------------------------------
 
     def read_ahead(self, collection: Collection, drawings: list[Figure], engine, jobs: int) -> _RayReadAhead:
@@ -518,7 +637,7 @@ class RayCluster:
                 cut.discard(figure.figure_id)
         cut = len(cut & {figure.figure_id for figure, _ in todo})
         self.encoded["while ingesting"] += len(todo) - len(missing) - cut
-        self.encoded["in the signs stage"] += cut
+        self.encoded["cut from sheets"] += cut
         self.encoded["in the embedding stage"] += len(missing)
         workers = self._usable(pool, "visual", spec)[0]
         batch_size = max(1, min(64, -(-len(missing) // (max(1, len(workers)) * BATCHES_PER_WORKER))))
@@ -624,9 +743,25 @@ def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", w
 
 # -- helpers run on the driver -------------------------------------------------------------------
 
-def _by_cost(units: list[Unit], window: int) -> list[int]:
-    """The units' indexes, each run of ``window`` sorted by cost, biggest first: the number of files
-    (a grant's sheets are one TIFF each, and each is a drawing to read), then the bytes to read."""
+def text_threads(local: bool, workers: int, cpus: int) -> int:
+    """The text encoder's intra-op threads on each worker: on a Ray instance started on this machine
+    (``local``), the workers' share of its ``cpus``, at most 2 (the local build's default), so that 2
+    workers on 2 cores run one thread each (not 2 spinning threads each) and 1 worker the 2 that a
+    local build's process runs in its embedding stage; on a cluster, whose nodes' cores are not
+    known here, one per worker CPU."""
+    return max(1, min(2, cpus // max(1, workers))) if local else 1
+
+
+def _by_cost(units: list[Unit], window: int, workers: int = 2) -> list[int]:
+    """The order in which the units are sent, as indexes, window by window (each run of ``window``
+    units of the plan): with one worker the plan's order; with more, first the big units (more than
+    1/``BIG_SHARE`` of the window's files, when more than one, or bytes per worker), biggest first, then the others in
+    the plan's order, the last ``2 * workers`` of them biggest first. The cost of a unit is its
+    number of files (a grant's sheets are one TIFF each, and each is a drawing to read), then the
+    bytes to read. So no worker is left alone with a big unit at the end, and the results, which
+    the driver commits (and links the signs of) in the plan's order, come back mostly in that
+    order: sent all biggest first, the small units of the plan's start came last, and the driver
+    committed and linked most of the build after the last result."""
     def size(unit: Unit) -> tuple[int, int]:
         if unit.byte_range is not None:
             return 1, unit.byte_range[1] - unit.byte_range[0]
@@ -638,10 +773,22 @@ def _by_cost(units: list[Unit], window: int) -> list[int]:
                 pass
         return len(unit.files or [unit.path]), total
 
+    def biggest_first(indexes) -> list[int]:
+        return sorted(indexes, key=lambda n: tuple(-v for v in sizes[n]))
+
     order: list[int] = []
     for start in range(0, len(units), window):
-        indexes = range(start, min(start + window, len(units)))
-        order.extend(sorted(indexes, key=lambda n: tuple(-v for v in size(units[n]))))
+        indexes = list(range(start, min(start + window, len(units))))
+        if workers <= 1:
+            order.extend(indexes)
+            continue
+        sizes = {n: size(units[n]) for n in indexes}
+        files, data = sum(f for f, _ in sizes.values()), sum(b for _, b in sizes.values())
+        big = {n for n in indexes if (sizes[n][0] > 1 and sizes[n][0] * BIG_SHARE * workers > files)
+               or sizes[n][1] * BIG_SHARE * workers > data}
+        rest = [n for n in indexes if n not in big]
+        last = max(0, len(rest) - 2 * workers)
+        order.extend(biggest_first(big) + rest[:last] + biggest_first(rest[last:]))
     return order
 
 
@@ -771,7 +918,8 @@ class _Pool:
     """The build's worker actors, fed in order: ``map`` yields (key, result ref) in submission order,
     giving each call to a free worker."""
 
-    def __init__(self, cluster: RayCluster, engine: str | None, loads: dict[int, list[tuple[str, str]]]) -> None:
+    def __init__(self, cluster: RayCluster, engine: str | None, loads: dict[int, list[tuple[str, str]]],
+                 threads: int = 1) -> None:
         for other in list(_POOLS):  # one build at a time per driver: an earlier one's workers hold CPUs
             other.close()
         self.ray = cluster.ray
@@ -779,7 +927,7 @@ class _Pool:
         self.events = cluster.events
         worker = self.ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=MAX_RETRIES,
                                  concurrency_groups={"probe": 1})(_Worker)
-        self.actors = [worker.remote(engine, loads[n]) for n in range(cluster.workers)]
+        self.actors = [worker.remote(engine, loads[n], threads) for n in range(cluster.workers)]
         self.loading: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
         for n, specs in loads.items():
             for key in specs:
@@ -930,8 +1078,6 @@ class _RayReadAhead:
         # stored them (``cut``): the workers are idle meanwhile, the driver parsing and linking
         spec = cluster._specs.get("visual")
         self.spec = spec if spec and len(cluster._vectors) < VECTORS_LIMIT else None
-        self.encoding: list[tuple[list[Figure], object]] = []  # (figures, ref of their vectors)
-        self.turn = 0
         self.aheads: dict = {}
         if engine is None or not drawings:
             return
@@ -976,36 +1122,8 @@ class _RayReadAhead:
     def cut(self, children: list[tuple[Figure, list]]) -> None:
         """Have a worker encode the figures just cut from a sheet (``process_figure``'s children),
         from their stored PNG bytes, as the embedding stage would."""
-        if self.spec is None:
-            return
-        figures, blobs = [], []
-        for child, _ in children:
-            if child.image_path and child.image_sha256:
-                try:
-                    blobs.append(self.collection.path(child.image_path).read_bytes())
-                except OSError:
-                    continue  # the embedding stage finds it unreadable and says why
-                figures.append(child)
-        if figures:
-            workers = self.pool.loaded("visual", self.spec)
-            actor = self.pool.actors[workers[self.turn % len(workers)]]
-            self.turn += 1
-            self.encoding.append((figures, actor.images.remote(self.spec, blobs)))
-
-    def _collect(self) -> None:
-        """Keep the vectors of the cut figures for the embedding stage (those not encoded: it encodes them)."""
-        encoding, self.encoding = self.encoding, []
-        for figures, ref in encoding:
-            try:
-                vectors, errors = self.pool.get(ref)
-            except Exception as exc:  # noqa: BLE001 - a worker that died: the embedding stage encodes them
-                log.warning("figures cut from sheets not encoded in the signs stage: %s", exc)
-                continue
-            encoded = iter(() if vectors is None else vectors)
-            for index, figure in enumerate(figures):
-                if index not in errors:
-                    self.cluster._vectors[figure.figure_id] = (self.spec, figure.image_sha256, next(encoded))
-                    self.cluster._cut_encoded.add(figure.figure_id)
+        if self.spec is not None:
+            self.cluster._encode_cut(self.collection, children, self.spec)
 
     def __enter__(self) -> _RayReadAhead:
         return self
@@ -1013,8 +1131,31 @@ class _RayReadAhead:
     def __exit__(self, *exc) -> None:
         self.results = None
         if exc[0] is None:
-            self._collect()
+            self.cluster._collect_cut()
         self.cluster._done("signs")
+
+
+class _SignsWhileIngesting:
+    """The ingest's progress (``RayCluster.ingest_progress``): passes everything on to the caller's,
+    and once a document is committed has the driver write the signs of its drawings."""
+
+    def __init__(self, cluster: RayCluster, collection: Collection, inner) -> None:
+        self.cluster, self.collection, self.inner = cluster, collection, inner
+
+    def start(self, total: int) -> None:
+        if self.inner:
+            self.inner.start(total)
+
+    def failure(self, failure) -> None:
+        if self.inner:
+            self.inner.failure(failure)
+
+    def advance(self, unit, result) -> None:
+        if self.inner:
+            self.inner.advance(unit, result)
+        if result is not None and result.documents:
+            numbers = dict.fromkeys(d.patent.publication_number for d in result.documents)
+            self.cluster._signs_while_ingesting(self.collection, numbers)
 
 
 class _RemoteEncoder:

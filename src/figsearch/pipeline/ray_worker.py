@@ -110,11 +110,11 @@ def _read_ahead(data: bytes, seconds: dict[str, float]):
         return None
 
 
-def _load(kind: str, spec: str, seconds: dict[str, float], events: list | None = None):
+def _load(kind: str, spec: str, seconds: dict[str, float], events: list | None = None, threads: int = 1):
     """An OCR engine (kind "ocr") or an encoder (kind "visual"/"text"), on a worker, one thread each."""
     started, wall, cpu = time.perf_counter(), time.time(), time.thread_time()
     try:
-        return _create(kind, spec)
+        return _create(kind, spec, threads)
     finally:
         seconds[f"load {kind}"] += time.perf_counter() - started
         seconds[f"load {kind} cpu"] += time.thread_time() - cpu
@@ -122,7 +122,10 @@ def _load(kind: str, spec: str, seconds: dict[str, float], events: list | None =
             events.append((f"load {kind}", wall, time.time()))
 
 
-def _create(kind: str, spec: str):
+def _create(kind: str, spec: str, threads: int = 1):
+    """The OCR engine or encoder; the drawing encoder on one thread (it runs between the OCR of the
+    worker's drawings), the text encoder on ``threads`` (the embedding stage, when the worker does
+    nothing else: its share of the node's cores)."""
     if kind == "ocr":
         from figsearch.ocr import create_engine
 
@@ -135,7 +138,11 @@ def _create(kind: str, spec: str):
         except InputError:  # this one does not take it
             encoder = create_visual(spec)
     else:
-        encoder = create_text(spec)
+        try:  # minilm through onnxruntime takes a thread count; its default, 2, on every worker of a
+            # 2-core node made 4 spinning threads on 2 cores in the embedding stage
+            encoder = create_text(spec, threads=threads)
+        except (InputError, TypeError):  # one that does not (a bare sentence-transformers name: TypeError)
+            encoder = create_text(spec)
     if "torch" in sys.modules:  # imported by the encoder (not by the ONNX one): one thread too
         sys.modules["torch"].set_num_threads(1)
     return encoder
@@ -146,8 +153,10 @@ class _Worker:
     drawings and encodes them. Its OCR engine and encoders load one after the other in a background
     thread from its start, while it ingests; a call that needs one waits for it."""
 
-    def __init__(self, engine: str | None, loads: list[tuple[str, str]]) -> None:
+    def __init__(self, engine: str | None, loads: list[tuple[str, str]], threads: int = 1) -> None:
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per worker CPU
+        #: intra-op threads of the text encoder (``_create``)
+        self.threads = max(1, int(threads))
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-load")
         self._loads: dict[tuple[str, str], Future] = {}
         self._lock = threading.Lock()
@@ -164,7 +173,8 @@ class _Worker:
     def _start(self, kind: str, spec: str) -> Future:
         with self._lock:
             if (kind, spec) not in self._loads:
-                self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds, self.events)
+                self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds, self.events,
+                                                             self.threads if kind == "text" else 1)
             return self._loads[kind, spec]
 
     def ready(self) -> list[dict]:
