@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from figsearch.ocr.axes import tick_words, value_words
 from figsearch.ocr.base import TextBox
 from figsearch.records import ReferenceSign
 
@@ -204,6 +205,12 @@ def parse_signs(words: list[TextBox], min_confidence: float = MIN_NUMERAL_CONFID
     # axis ticks and table entries are numbers, not signs
     figures = {int(m.group(1)) for s in signs if s.kind == FIGURE_LABEL and (m := re.match(r"FIG\. (\d+)", s.text))}
     data = _data_numerals([s for s in signs if s.kind == NUMERAL], figures)
+    # a chart's tick labels found among all the number-like words read (a lost or misread tick leaves
+    # the numerals' own run too short), and values after "=" ("N0 = 400"): numbers, not signs
+    ticks = tick_words(words, figures) | value_words(words)
+    if ticks:
+        tick_boxes = {tuple(words[i].box) for i in ticks}
+        data |= {id(s) for s in signs if s.kind == NUMERAL and s.box in tick_boxes}
     if data:
         signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if id(s) in data else s for s in signs]
     # a sheet full of decimals and percentages is a table or a chart: its integers are data, not signs
