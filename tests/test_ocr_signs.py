@@ -217,3 +217,27 @@ def test_a_number_after_an_equals_sign_is_a_value():
              TextBox("14", (600, 300, 650, 340), 0.95, line=3), TextBox("16", (600, 500, 650, 540), 0.95, line=4)]
     kinds = {s.text: s.kind for s in parse_signs(words)}
     assert kinds == {"47": "number", "12": "numeral", "14": "numeral", "16": "numeral"}
+
+
+def test_a_numeral_lettered_far_smaller_than_the_sheets_numerals_is_dropped():
+    # four numerals 50 px high and a speck of stipple read "#45" 19 px high; the same on a sideways
+    # sheet, where the lettering's height is the box's width
+    for rotation in (0, 270):
+        def box(x, y, height, width):
+            return (x, y, x + width, y + height) if rotation == 0 else (x, y, x + height, y + width)
+        words = [TextBox(t, box(100, 200 * i, 50, 70), 0.97, line=i, rotation=rotation) for i, t in enumerate(("51", "52", "53", "54"))]
+        words.append(TextBox("#45", box(900, 900, 19, 31), 0.7, line=9, rotation=rotation))
+        words.append(TextBox("55", box(900, 1300, 40, 60), 0.97, line=10, rotation=rotation))  # 0.8 of the others: kept
+        assert [s.text for s in parse_signs(words) if s.kind == "numeral"] == ["51", "52", "53", "54", "55"]
+    # with fewer than four numerals on the sheet nothing is judged by size
+    words = [TextBox("51", (100, 100, 170, 150), 0.97, line=1), TextBox("52", (100, 400, 170, 450), 0.97, line=2),
+             TextBox("45", (900, 900, 931, 919), 0.9, line=3)]
+    assert [s.text for s in parse_signs(words) if s.kind == "numeral"] == ["51", "52", "45"]
+
+
+def test_a_lone_digit_on_a_sheet_numbered_in_hundreds_is_dropped():
+    hundreds = [word(t, 300 * i, i + 1) for i, t in enumerate(("700", "705", "710"))]
+    assert [s.text for s in parse_signs(hundreds + [word("9", 50, 9)]) if s.kind == "numeral"] == ["700", "705", "710"]
+    # beside two-digit signs a one-digit sign stays ("1", "10", "12", "100")
+    mixed = hundreds + [word("12", 1200, 5), word("1", 50, 9)]
+    assert sorted(s.text for s in parse_signs(mixed) if s.kind == "numeral") == ["1", "12", "700", "705", "710"]
