@@ -55,8 +55,9 @@ def test_an_upright_reading_with_a_numbering_keeps_its_sideways_label():
 
 
 def test_a_turned_reading_without_a_numbering_is_not_kept():
-    # a design drawing with a sideways label: turned, it reads a stray "4" and nothing else
-    engine = Scripted([LABEL_SIDEWAYS], [TextBox("4", (100, 100, 120, 140), 0.9, line=1)] + TURNED_LABEL)
+    # a design drawing with a sideways label: turned, its stipple reads sure "1", "3", "4" and one "14"
+    engine = Scripted([LABEL_SIDEWAYS], [TextBox(t, (100 + 100 * i, 100, 120 + 100 * i, 140), 0.9, line=1 + i) for i, t in enumerate(("1", "3", "4", "14"))]
+                      + TURNED_LABEL)
     result = read_drawing(engine, Image.new("L", SIZE, 255))
     assert sign_texts(result.signs) == []
     assert sign_texts(result.signs, "figure_label") == ["FIG. 36"]

@@ -69,23 +69,25 @@ def drawing_words(words: list[TextBox], signs_used: set[int], excluded: list) ->
     return out
 
 
-#: sure sign-like words a sheet's reading needs before a label read sideways is ignored; and that the
-#: reading of the turned sheet needs to replace it
+#: distinct numerals of two digits or more read surely (0.85) that a sheet's reading needs before a
+#: label read sideways is ignored; and that the reading of the turned sheet needs to replace it
 TURNED_MIN_SIGNS = 3
 
 
 def _sure_signs(words: list[TextBox]) -> int:
     from figsearch.ocr.signs import NUMERAL, parse_signs
 
-    return len({s.text for s in parse_signs(words) if s.kind == NUMERAL and s.confidence >= 0.85})
+    # two digits or more: the phantoms of dashes, dots and stipple are one-digit ("1", "3", "4")
+    return len({s.text for s in parse_signs(words) if s.kind == NUMERAL and s.confidence >= 0.85 and s.text[1:2].isdigit()})
 
 
 def _read_turned(engine, image: Image.Image, words: list[TextBox], header):
     """A sideways sheet that the general reading took for upright (background stipple makes the glyph
     shapes look upright: dev4's US-10011995-B2 fig28 read no numeral) while the label pass found its
     label only turned ("FIG. 36" read at 270°): the sheet is read again turned that way, and that
-    reading replaces the first when it holds ``TURNED_MIN_SIGNS`` sure numerals or more and more
-    than the first. A sheet whose upright reading already holds that many keeps it (an upright
+    reading replaces the first when it holds ``TURNED_MIN_SIGNS`` sure numerals of two digits or more,
+    and more than the first (one-digit ones do not count: a sideways design drawing's stipple, read
+    turned, gave sure "1", "3", "4"). A sheet whose upright reading already holds that many keeps it (an upright
     drawing with a sideways label); so does a design drawing with a sideways label, where the turned
     reading finds no numbering."""
     from figsearch.ocr.base import rotate_box
