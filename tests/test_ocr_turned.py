@@ -30,10 +30,12 @@ class Scripted:
 LABEL_SIDEWAYS = TextBox("FIG. 36", (20, 300, 60, 500), 0.95, line=-1, rotation=270)
 TURNED_NUMERALS = [TextBox(t, (100 + 150 * i, 100, 160 + 150 * i, 140), 0.97, line=1 + i) for i, t in enumerate(("160", "162", "164", "165"))]
 TURNED_LABEL = [TextBox("FIG.", (300, 540, 380, 580), 0.95, line=9), TextBox("36", (390, 540, 430, 580), 0.95, line=9)]
+#: what the general reading makes of background stipple: specks read as letters, unsurely
+SPECKS = [TextBox("e", (5 + 40 * i, 5, 9 + 40 * i, 9), 0.3, line=1) for i in range(12)]
 
 
 def test_a_sideways_sheet_taken_for_upright_is_read_again_turned():
-    engine = Scripted([TextBox("e", (5, 5, 9, 9), 0.3, line=1), LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    engine = Scripted(SPECKS + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
     result = read_drawing(engine, Image.new("L", SIZE, 255))
     assert sign_texts(result.signs) == ["160", "162", "164", "165"]
     assert sign_texts(result.signs, "figure_label") == ["FIG. 36"]
@@ -56,9 +58,17 @@ def test_an_upright_reading_with_a_numbering_keeps_its_sideways_label():
 
 def test_a_turned_reading_without_a_numbering_is_not_kept():
     # a design drawing with a sideways label: turned, its stipple reads sure "1", "3", "4" and one "14"
-    engine = Scripted([LABEL_SIDEWAYS], [TextBox(t, (100 + 100 * i, 100, 120 + 100 * i, 140), 0.9, line=1 + i) for i, t in enumerate(("1", "3", "4", "14"))]
+    engine = Scripted(SPECKS + [LABEL_SIDEWAYS], [TextBox(t, (100 + 100 * i, 100, 120 + 100 * i, 140), 0.9, line=1 + i) for i, t in enumerate(("1", "3", "4", "14"))]
                       + TURNED_LABEL)
     result = read_drawing(engine, Image.new("L", SIZE, 255))
     assert sign_texts(result.signs) == []
     assert sign_texts(result.signs, "figure_label") == ["FIG. 36"]
     assert len(engine.calls) == 2
+
+
+def test_a_sheet_with_almost_nothing_read_is_not_read_again():
+    # a design drawing whose only lettering is its sideways label: nothing to be misoriented
+    engine = Scripted(SPECKS[:3] + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    result = read_drawing(engine, Image.new("L", SIZE, 255))
+    assert sign_texts(result.signs) == []
+    assert len(engine.calls) == 1

@@ -72,6 +72,9 @@ def drawing_words(words: list[TextBox], signs_used: set[int], excluded: list) ->
 #: distinct numerals of two digits or more read surely (0.85) that a sheet's reading needs before a
 #: label read sideways is ignored; and that the reading of the turned sheet needs to replace it
 TURNED_MIN_SIGNS = 3
+#: words the general reading must hold for the re-read: a sheet where it found (almost) none has no
+#: lettering to be misoriented (design drawings, whose re-reading only cost time)
+TURNED_MIN_WORDS = 10
 
 
 def _sure_signs(words: list[TextBox]) -> int:
@@ -88,13 +91,16 @@ def _read_turned(engine, image: Image.Image, words: list[TextBox], header):
     reading replaces the first when it holds ``TURNED_MIN_SIGNS`` sure numerals of two digits or more,
     and more than the first (one-digit ones do not count: a sideways design drawing's stipple, read
     turned, gave sure "1", "3", "4"). A sheet whose upright reading already holds that many keeps it (an upright
-    drawing with a sideways label); so does a design drawing with a sideways label, where the turned
-    reading finds no numbering."""
+    drawing with a sideways label); so does a sheet where the general reading found fewer than
+    ``TURNED_MIN_WORDS`` words (nothing lettered to be misoriented: on the truth set, four design
+    drawings with a sideways label, whose re-reading only cost time), and one whose turned reading finds
+    no numbering."""
     from figsearch.ocr.base import rotate_box
 
     # the label pass's words (line -1) read in a turn that no word of the general reading has
-    turns = {w.rotation for w in words if w.line == -1} - {w.rotation for w in words if w.line != -1}
-    if len(turns) != 1:
+    general = [w for w in words if w.line != -1]
+    turns = {w.rotation for w in words if w.line == -1} - {w.rotation for w in general}
+    if len(turns) != 1 or len(general) < TURNED_MIN_WORDS:
         return words, header
     first = _sure_signs(words)
     if first >= TURNED_MIN_SIGNS:
