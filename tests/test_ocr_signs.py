@@ -168,3 +168,76 @@ def test_a_label_number_with_an_upper_case_suffix_stays_a_label():
     signs = parse_signs([word("FIG.", 0, 1), word("12A", 50, 1), word("12B", 0, 2), word("14", 200, 2), word("16", 300, 2)])
     assert [(s.text, s.kind) for s in signs] == [("FIG. 12A", "figure_label"), ("128", "numeral"), ("14", "numeral"),
                                                  ("16", "numeral")]
+
+
+def _graph_words():
+    """The words of a graph as read (after US-10006933-B2 fig3 of dev4): y ticks -160 ... -185 read
+    with a "~" for a minus, "-160" misread "-180", "-170" read unsurely; x ticks 0, 5, 10, 15 of which
+    "0" is no numeral and "5" is read below a numeral's confidence; curve values "N0 = 400" ..."""
+    y = [("-180", 0.52), ("~165", 0.81), ("~178", 0.36), ("-175", 0.84), ("~180", 0.9), ("~185", 0.91)]
+    words = [TextBox(text, (240, 306 + 209 * i, 358, 352 + 209 * i), conf, line=1 + i) for i, (text, conf) in enumerate(y)]
+    x = [("0", 0.74), ("5", 0.5), ("10", 0.72), ("15", 0.96)]
+    words += [TextBox(text, (387 + 467 * i, 1420, 430 + 467 * i, 1458), conf, line=10) for i, (text, conf) in enumerate(x)]
+    for i, value in enumerate(("400", "300", "200")):
+        top = 260 + 130 * i
+        words += [TextBox("N", (436, top, 470, top + 42), 0.92, line=20 + i), TextBox("=", (509, top, 535, top + 42), 0.94, line=20 + i),
+                  TextBox(value, (552, top, 643, top + 42), 0.9, line=20 + i)]
+    return words + [TextBox("FIG.", (106, 1651, 232, 1709), 0.94, line=30), TextBox("3", (271, 1650, 304, 1707), 0.97, line=30)]
+
+
+def test_a_graphs_ticks_with_lost_and_misread_ones_and_its_values_after_equals_are_numbers():
+    signs = parse_signs(_graph_words())
+    assert [s.text for s in signs if s.kind == "numeral"] == []
+    assert {s.text for s in signs if s.kind == "number"} == {"180", "165", "175", "185", "10", "15", "400", "300", "200"}
+    assert [s.text for s in signs if s.kind == "figure_label"] == ["FIG. 3"]
+
+
+def test_tick_words_need_even_slots_and_a_step_other_than_a_numbering():
+    from figsearch.ocr.axes import tick_words
+
+    def column(values, gaps):
+        tops = [100 + sum(gaps[:i]) for i in range(len(values))]
+        return [TextBox(v, (500, t, 560, t + 30), 0.95, line=i) for i, (v, t) in enumerate(zip(values, tops))]
+
+    # an axis with one tick lost (an empty slot): found
+    assert tick_words(column(["50", "100", "200", "250"], [200, 400, 200])) == {0, 1, 2, 3}
+    # reference numerals stepping by 2 down a column of boxes, one missing: a numbering, no axis
+    assert tick_words(column(["10", "12", "16", "18"], [200, 400, 200])) == set()
+    # a progression by 10 at uneven places: no axis
+    assert tick_words(column(["10", "20", "30", "40"], [200, 330, 120])) == set()
+    # decimals step by 0.5: an axis
+    assert tick_words(column(["0.5", "1.0", "1.5", "2.0"], [150, 150, 150])) == {0, 1, 2, 3}
+    # three ticks are not enough
+    assert tick_words(column(["5", "10", "15"], [150, 150])) == set()
+
+
+def test_a_number_after_an_equals_sign_is_a_value():
+    words = [TextBox("R", (100, 100, 130, 140), 0.95, line=1), TextBox("=", (140, 100, 160, 140), 0.95, line=1),
+             TextBox("47", (170, 100, 220, 140), 0.95, line=1), TextBox("12", (600, 100, 650, 140), 0.95, line=2),
+             TextBox("14", (600, 300, 650, 340), 0.95, line=3), TextBox("16", (600, 500, 650, 540), 0.95, line=4)]
+    kinds = {s.text: s.kind for s in parse_signs(words)}
+    assert kinds == {"47": "number", "12": "numeral", "14": "numeral", "16": "numeral"}
+
+
+def test_a_numeral_lettered_far_smaller_than_the_sheets_numerals_is_dropped():
+    # four numerals 50 px high and a speck of stipple read "#45" 19 px high; the same on a sideways
+    # sheet, where the lettering's height is the box's width
+    for rotation in (0, 270):
+        def box(x, y, height, width):
+            return (x, y, x + width, y + height) if rotation == 0 else (x, y, x + height, y + width)
+        words = [TextBox(t, box(100, 200 * i, 50, 70), 0.97, line=i, rotation=rotation) for i, t in enumerate(("51", "52", "53", "54"))]
+        words.append(TextBox("#45", box(900, 900, 19, 31), 0.7, line=9, rotation=rotation))
+        words.append(TextBox("55", box(900, 1300, 40, 60), 0.97, line=10, rotation=rotation))  # 0.8 of the others: kept
+        assert [s.text for s in parse_signs(words) if s.kind == "numeral"] == ["51", "52", "53", "54", "55"]
+    # with fewer than four numerals on the sheet nothing is judged by size
+    words = [TextBox("51", (100, 100, 170, 150), 0.97, line=1), TextBox("52", (100, 400, 170, 450), 0.97, line=2),
+             TextBox("45", (900, 900, 931, 919), 0.9, line=3)]
+    assert [s.text for s in parse_signs(words) if s.kind == "numeral"] == ["51", "52", "45"]
+
+
+def test_a_lone_digit_on_a_sheet_numbered_in_hundreds_is_dropped():
+    hundreds = [word(t, 300 * i, i + 1) for i, t in enumerate(("700", "705", "710"))]
+    assert [s.text for s in parse_signs(hundreds + [word("9", 50, 9)]) if s.kind == "numeral"] == ["700", "705", "710"]
+    # beside two-digit signs a one-digit sign stays ("1", "10", "12", "100")
+    mixed = hundreds + [word("12", 1200, 5), word("1", 50, 9)]
+    assert sorted(s.text for s in parse_signs(mixed) if s.kind == "numeral") == ["1", "12", "700", "705", "710"]

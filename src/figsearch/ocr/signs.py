@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from figsearch.ocr.axes import tick_words, value_words
 from figsearch.ocr.base import TextBox
 from figsearch.records import ReferenceSign
 
@@ -204,6 +205,12 @@ def parse_signs(words: list[TextBox], min_confidence: float = MIN_NUMERAL_CONFID
     # axis ticks and table entries are numbers, not signs
     figures = {int(m.group(1)) for s in signs if s.kind == FIGURE_LABEL and (m := re.match(r"FIG\. (\d+)", s.text))}
     data = _data_numerals([s for s in signs if s.kind == NUMERAL], figures)
+    # a chart's tick labels found among all the number-like words read (a lost or misread tick leaves
+    # the numerals' own run too short), and values after "=" ("N0 = 400"): numbers, not signs
+    ticks = tick_words(words, figures) | value_words(words)
+    if ticks:
+        tick_boxes = {tuple(words[i].box) for i in ticks}
+        data |= {id(s) for s in signs if s.kind == NUMERAL and s.box in tick_boxes}
     if data:
         signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if id(s) in data else s for s in signs]
     # a sheet full of decimals and percentages is a table or a chart: its integers are data, not signs
@@ -211,13 +218,54 @@ def parse_signs(words: list[TextBox], min_confidence: float = MIN_NUMERAL_CONFID
     numerals = sum(s.kind == NUMERAL for s in signs)
     if decimals >= 5 and decimals >= 0.3 * numerals:
         signs = [ReferenceSign(s.text, "number", s.box, s.confidence) if s.kind == NUMERAL else s for s in signs]
-    return _sparse_sheet(signs)
+    signs = _small_numerals(signs, {tuple(w.box): w.rotation for w in words})
+    return _sparse_sheet(_lone_digits(signs))
 
 
 def _head(text: str) -> str | None:
     word = _numeral_word(text)
     match = _UPPER_NUMERAL.match(word) if word else None
     return match.group("num") if match else None
+
+
+#: a numeral lettered smaller than this share of the height of the sheet's other numerals is none
+SMALL_NUMERAL = 0.6
+#: ... judged only where the sheet has at least this many numerals
+SMALL_NUMERAL_MIN_COUNT = 4
+
+
+def _glyph_height(box, rotation: int) -> int:
+    """The height of a word's lettering: its box's height, or its width when it was read sideways."""
+    return max(1, (box[2] - box[0]) if rotation % 180 == 90 else (box[3] - box[1]))
+
+
+def _small_numerals(signs: list[ReferenceSign], rotations: dict) -> list[ReferenceSign]:
+    """Reference numerals are lettered in one size on a sheet: a numeral less than ``SMALL_NUMERAL``
+    of the median height of the sheet's numerals is a speck of stipple or texture read as digits
+    ("#45" under a quarter of the numerals' height on dev4's US-10563407-B2 fig7, a "9" of half
+    their height on the truth set's US20250204297A1 D00001), an exponent or a subscript: dropped.
+    On the truth set and dev1-dev4 no printed numeral was below 0.74 of its sheet's median."""
+    numerals = [s for s in signs if s.kind == NUMERAL and s.box]
+    if len(numerals) < SMALL_NUMERAL_MIN_COUNT:
+        return signs
+    heights = {id(s): _glyph_height(s.box, rotations.get(tuple(s.box), 0)) for s in numerals}
+    median = sorted(heights.values())[len(heights) // 2]
+    return [s for s in signs if heights.get(id(s), median) >= SMALL_NUMERAL * median]
+
+
+#: a sheet numbered in hundreds: this many distinct numerals of three digits or more and none of two
+HUNDREDS_NUMBERING = 3
+
+
+def _lone_digits(signs: list[ReferenceSign]) -> list[ReferenceSign]:
+    """On a sheet whose numbering is in hundreds (``HUNDREDS_NUMBERING`` distinct numerals of three
+    digits or more, none of two digits), a one-digit numeral is dropped: dev4's sideways flowchart
+    (700 ... 745) read the "?" of its three decisions as "9". On the truth set and dev1-dev4 every
+    printed one-digit sign stands among two-digit signs."""
+    digits = {s.text: len(re.match(r"\d*", s.text).group()) for s in signs if s.kind == NUMERAL}
+    if sum(n >= 3 for n in digits.values()) < HUNDREDS_NUMBERING or any(n == 2 for n in digits.values()):
+        return signs
+    return [s for s in signs if not (s.kind == NUMERAL and digits[s.text] == 1)]
 
 
 def _sparse_sheet(signs: list[ReferenceSign]) -> list[ReferenceSign]:
