@@ -8,6 +8,7 @@ is asserted: a blocked fake backend makes "saturated" exact, and every wait is b
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -61,6 +62,13 @@ def _wait_started(backend: Blocking, n: int) -> None:
         assert backend.started.acquire(timeout=WAIT_S), "a search never reached the backend"
 
 
+def _wait_admitted(pool: BoundedPool, n: int) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while pool.admitted < n:
+        assert time.monotonic() < deadline, f"only {pool.admitted} of {n} searches reached the pool"
+        time.sleep(0.01)
+
+
 def test_searches_run_in_parallel_up_to_the_threads(root):
     parties = 3
     barrier = threading.Barrier(parties, timeout=WAIT_S)
@@ -83,6 +91,9 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(root):
     with client, ThreadPoolExecutor(3) as pool:
         admitted = [pool.submit(client.get, "/api/search", params={"text": "rim"}) for _ in range(3)]
         _wait_started(backend, 2)  # two run, one waits in the queue: the pool is full
+        # the third may still be on its way to the queue: a refusal sent before it arrives would take its
+        # place and block (a 500 when the backend gives up), so wait until the pool holds all three
+        _wait_admitted(client.app.state.figsearch.searches, 3)
         for _ in range(3):
             refused = client.get("/api/search", params={"text": "rim"})
             error = assert_error(refused, 503, "busy")
