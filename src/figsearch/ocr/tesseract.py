@@ -381,7 +381,6 @@ class TesseractEngine(OcrEngine):
         band = _scaled(band, scale) if band is not None else None
         for rotation in order:
             view_ink = np.rot90(ink, k=rotation // 90) if rotation else ink
-            view = Image.fromarray(np.where(view_ink, np.uint8(0), np.uint8(255)))
             candidates = label_lines(view_ink, boxes=None if boxes is None else rotate_boxes(boxes, rotation, ink.shape))
             if band is not None:  # the header line of a published sheet holds no label
                 candidates = [c for c in candidates if not _mostly_read(rotate_box(c.box, rotation, grey.size), [band])]
@@ -390,6 +389,8 @@ class TesseractEngine(OcrEngine):
                 candidates = [c for c in candidates
                               if not _mostly_read(rotate_box(c.box, rotation, grey.size), mapped)]
             found = []
+            # the turned sheet as an image only when there is a line to read in it
+            view = Image.fromarray(np.where(view_ink, np.uint8(0), np.uint8(255))) if candidates else None
             for tb in self._recognise(view, candidates) if candidates else []:
                 found.append(tb)
             labels = _labels_in(found)
