@@ -1,7 +1,7 @@
 """Build speed: the overlapped build against the stages in turn, in the same run.
 
     python benchmarks/build_speed.py ../shared/data/us-design-grants --jobs 2 [--limit N] [--rounds R]
-        [--serial] [--visual-model NAME]
+        [--serial] [--visual-model NAME] [--baseline OTHER_TREE]
 
 Each configuration builds a fresh collection in its own Python process (so no configuration
 starts with another's imports warm):
@@ -136,10 +136,15 @@ class TreeCPU(threading.Thread):
         return before[-1] if before else 0.0
 
 
-def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: str | None, keep: bool = False) -> dict:
+def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: str | None, keep: bool = False,
+        src: Path | None = None) -> dict:
+    """One build in a fresh process; ``src``: the source tree put first on its PYTHONPATH (``--baseline``)."""
     load_before = os.getloadavg()[0]
+    env = None
+    if src is not None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
     process = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps([paths, str(root), jobs, overlap, visual_model])],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     cpu = TreeCPU(process.pid)
     cpu.start()
     out, err = process.communicate()
@@ -216,6 +221,10 @@ def _warm_caches() -> None:
     print(f"text model: {type(encoder).__name__}" + (f" (ONNX graph cached at {graph})" if graph else ""), file=sys.stderr)
 
 
+#: the configuration ``--baseline`` adds: the other tree's overlapped build
+BASELINE = "overlapped (baseline tree)"
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -229,6 +238,9 @@ def main() -> None:
                         help="only the first N entries of each folder given (sorted): a quicker run")
     parser.add_argument("--rounds", type=int, default=1, help="run the configurations this many times, alternating")
     parser.add_argument("--visual-model", default=None, help="visual encoder of every build (default: the default)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another source tree (e.g. /work/main): its overlapped build also runs in each round, "
+                             "alternating with this tree's, and the two are compared (CPU s per drawing, drawings/s)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="figsearch-build-bench-"))
     _warm_caches()
@@ -241,15 +253,22 @@ def main() -> None:
             else:
                 paths.append(str(path.resolve()))
         names = ["overlapped", "stages in turn"] + (["one process"] if args.serial else [])
+        if args.baseline:
+            names.insert(0, BASELINE)  # beside this tree's overlapped build: even rounds first, odd rounds last
+        baseline_src = args.baseline.resolve() / "src" if args.baseline else None
         runs: list[tuple[int, str, dict]] = []
         kept = {}
         for round_ in range(args.rounds):
-            order = names if round_ % 2 == 0 else [names[1], names[0], *names[2:]]
+            if args.baseline:
+                order = names if round_ % 2 == 0 else names[::-1]
+            else:
+                order = names if round_ % 2 == 0 else [names[1], names[0], *names[2:]]
             for name in order:
                 root = scratch / f"{name.replace(' ', '-')}-{round_}"
                 jobs = 1 if name == "one process" else args.jobs
                 keep = round_ == 0  # the first round's collections are compared at the end
-                result = run(paths, root, jobs, name == "overlapped", args.visual_model, keep=keep)
+                result = run(paths, root, jobs, name in ("overlapped", BASELINE), args.visual_model, keep=keep,
+                             src=baseline_src if name == BASELINE else Path(__file__).resolve().parent.parent / "src")
                 if keep:
                     kept[name] = root
                 runs.append((round_, name, result))
@@ -317,6 +336,15 @@ def main() -> None:
         print(f"  <= 1.5x the slowest stage alone: {statistics.median(ratios):.2f} -> {_verdict(statistics.median(ratios) <= 1.5)}"
               f"  (by CPU s, its floor on idle cores: {statistics.median(floors):.2f} -> {_verdict(statistics.median(floors) <= 1.5)})")
         print(f"  same collection{' as one process and' if args.serial else ''} as the stages in turn: {_verdict(identical)}")
+        if args.baseline:
+            base = [r for _, name, r in runs if name == BASELINE]
+            base_rate = statistics.median(r["drawings"] / r["total"] for r in base)
+            base_cpu = statistics.median(r["cpu"] / max(r["drawings"], 1) for r in base)
+            print(f"this tree against {args.baseline} (overlapped builds, median of {args.rounds} round(s), alternating):"
+                  f" CPU s per drawing {statistics.median(cpu_per):.3f} vs {base_cpu:.3f}"
+                  f" ({statistics.median(cpu_per) / base_cpu:.3f}x); drawings/s {statistics.median(rates):.2f} vs {base_rate:.2f}"
+                  f" ({statistics.median(rates) / base_rate:.2f}x; wall time: meaningful on an idle machine only)")
+            print("  same collection as this tree's stages in turn:", same_collection(kept["stages in turn"], kept[BASELINE]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

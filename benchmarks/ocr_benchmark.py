@@ -13,6 +13,10 @@ Two precisions are printed:
 Time: CPU seconds of the process per sheet (all threads; robust on a shared machine) and wall seconds.
 
     OMP_THREAD_LIMIT=1 python benchmarks/ocr_benchmark.py --engines tesseract,craft
+
+``--dump FILE`` writes every sheet's reading (the engine's words with boxes, confidences, line numbers,
+rotations; the signs, drawing words, header and content box of ``read_drawing``; the parts cut) as
+JSON, so that two trees' readings can be compared exactly (``--compare A B``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,55 @@ from figsearch.ocr import create_engine, parse_signs
 from figsearch.ocr.signs import FIGURE_LABEL, NUMERAL, normalise_label
 
 HERE = Path(__file__).resolve().parent
+
+#: ``--dump``: per sheet ("set:sheet"), what was read (filled by the truth-set and design parts)
+DUMP: dict | None = None
+
+
+class Recorder:
+    """An engine that keeps what its last ``read_sheet`` returned (``--dump``), otherwise the engine."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.last = None
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def read_sheet(self, image):
+        self.last = self.engine.read_sheet(image)
+        return self.last
+
+
+def _record(key: str, engine, result, parts=None) -> None:
+    """Add one sheet's reading to ``DUMP`` (nothing without ``--dump``)."""
+    if DUMP is None:
+        return
+    words, header = getattr(engine, "last", None) or ([], None)
+    DUMP[key] = {
+        "engine_words": [[w.text, list(w.box), w.confidence, w.line, w.rotation, w.data] for w in words],
+        "engine_header": list(header) if header else None,
+        "signs": [[s.text, s.kind, list(s.box) if s.box else None, s.confidence] for s in result.signs],
+        "unlinked": [[s.text, s.kind, list(s.box) if s.box else None, s.confidence] for s in result.unlinked],
+        "words": [[w.text, list(w.box), w.confidence, w.line] for w in result.words],
+        "header": list(result.header) if result.header else None,
+        "content": list(result.content) if result.content else None,
+        "parts": [[label, list(box)] for label, box in parts] if parts is not None else None,
+    }
+
+
+def compare_dumps(a: Path, b: Path) -> int:
+    """Print the sheets whose readings differ between two ``--dump`` files; the count of them."""
+    left, right = json.loads(a.read_text()), json.loads(b.read_text())
+    differ = 0
+    for key in sorted(set(left) | set(right)):
+        if left.get(key) != right.get(key):
+            differ += 1
+            fields = sorted(f for f in set(left.get(key) or {}) | set(right.get(key) or {})
+                            if (left.get(key) or {}).get(f) != (right.get(key) or {}).get(f))
+            print(f"  differs: {key} ({', '.join(fields)})")
+    print(f"{len(set(left) | set(right))} sheets, {differ} differ, {len(set(left) ^ set(right))} in one file only")
+    return differ
 
 
 def description_text(xml: Path) -> str:
@@ -232,6 +285,7 @@ def run_truth_set(engine, data: Path, verbose: bool, which: str = "truth") -> di
         parts = split_sheet(image, result.signs)
         t["cpu"] += time.process_time() - t_cpu
         t["wall"] += time.perf_counter() - t_wall
+        _record(f"{which}:{sheet}", engine, result, parts)
         numerals = {s.text for s in result.signs if s.kind == NUMERAL}
         expected = set(truth["signs"])
         # what the pipeline links: numerals the patent's description cites (no XML: all, as read)
@@ -317,6 +371,7 @@ def run_design(engine, data: Path, count: int, verbose: bool) -> dict:
         # a design patent's description cites no numeral: the vocabulary is empty, not unknown
         result = read_drawing(engine, image, cited=set())
         cpu += time.process_time() - t_cpu
+        _record(f"design:{path.name}", engine, result)
         found = [s for s in result.signs if s.kind == NUMERAL]
         distinct = {s.text for s in found}
         # what the engine read before the patent's vocabulary was applied (unlinked numerals)
@@ -391,7 +446,15 @@ def main() -> None:
                              "holdout2), dev3 (ocr_holdout3_sheets.json, tuned on since; old name: holdout3), dev4 "
                              "(ocr_holdout4_sheets.json, tuned on since; old name: holdout4), holdout5 "
                              "(ocr_holdout5_sheets.json, the clean hold-out), design, labels, speed")
+    parser.add_argument("--dump", type=Path, default=None, help="write every sheet's reading to this JSON file")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"), default=None,
+                        help="compare two --dump files (nothing is read); exit status 1 when they differ")
     args = parser.parse_args()
+    if args.compare:
+        sys.exit(1 if compare_dumps(*args.compare) else 0)
+    global DUMP
+    if args.dump:
+        DUMP = {}
     if not args.data.is_dir():
         sys.exit(f"shared data not found at {args.data} (use --data)")
     parts = set(args.only.split(","))
@@ -405,6 +468,8 @@ def main() -> None:
             results.append(run(name, args.data, truth, vocab, labels, args.verbose))
             print(json.dumps(results[-1], indent=1))
         engine = create_engine(name)
+        if DUMP is not None:
+            engine = Recorder(engine)
         if "truth" in parts:
             print("-- truth set (ocr_truth_sheets.json): all numerals read, labels, splitting, words")
             print(json.dumps(run_truth_set(engine, args.data, args.verbose), indent=1))
@@ -426,6 +491,9 @@ def main() -> None:
         if "labels" in parts:
             print("-- figure-labels (the labels of its 15 design sheets)")
             print(json.dumps(run_figure_labels(engine, args.data, labels, args.verbose), indent=1))
+    if args.dump:
+        args.dump.write_text(json.dumps(DUMP, indent=0, sort_keys=True))
+        print(f"readings of {len(DUMP)} sheets written to {args.dump}")
     if not results:
         return
     baseline = results[0]

@@ -152,3 +152,85 @@ def test_solidify_closes_a_dithered_word_and_leaves_a_clean_one():
     assert np.array_equal(out[50:, 110:], pixels[50:, 110:])
     clean = [words[0]]
     assert solidify_dithered(image, clean) is image  # nothing dithered: the very same image
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 9), (64, 48), (91, 133)])
+def test_sparse_nonzero_equals_numpys_nonzero(shape):
+    """The 8-bytes-at-a-time scan gives numpy's arrays, same order, whatever the density and size."""
+    from figsearch.ocr.preprocess import sparse_nonzero
+
+    rng = np.random.default_rng(sum(shape))
+    for density in (0.0, 0.001, 0.05, 0.5, 1.0):
+        mask = rng.random(shape) < density
+        for m in (mask, mask[:, ::-1], mask.T):  # non-contiguous views too
+            ours, theirs = sparse_nonzero(m), np.nonzero(m)
+            assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+
+
+def _dithered_sheet() -> tuple[Image.Image, list]:
+    from figsearch.ocr.preprocess import WordBox
+
+    pixels = np.full((80, 400), 255, dtype=np.uint8)
+    checker = (np.add.outer(np.arange(20), np.arange(20)) % 2 == 0)
+    words = []
+    for i in range(10):  # alternately solid and dithered words, one row
+        x = 10 + 38 * i
+        if i % 2:
+            pixels[10:30, x:x + 20][checker] = 0
+        else:
+            pixels[10:30, x:x + 20] = 0
+        words.append(WordBox((x, 10, x + 20, 30), 1, 1))
+    return Image.fromarray(pixels), words
+
+
+def test_solidify_gives_the_same_pixels_from_the_whole_array_and_from_crops():
+    """Many words: the image is converted once and sliced; few: each crop alone. Same closing."""
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr import tesseract
+
+    image, words = _dithered_sheet()
+    assert len(words) >= tesseract._WHOLE_ARRAY
+    together = np.asarray(tesseract.solidify_dithered(image, words))
+    one_by_one = np.asarray(image).copy()
+    for word in words:  # each below _WHOLE_ARRAY: the crop path
+        out = np.asarray(tesseract.solidify_dithered(image, [word]))
+        x0, y0, x1, y1 = word.box
+        one_by_one[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = out[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2]
+    assert np.array_equal(together, one_by_one)
+    assert not np.array_equal(together, np.asarray(image))  # the dithered words were closed
+
+
+def test_reading_a_drawing_without_its_content_box_gives_the_same_words():
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr import create_engine
+    from figsearch.ocr.drawing import read_drawing
+
+    engine = create_engine("tesseract")
+    image = _working_sheet()
+    full, words_only = read_drawing(engine, image), read_drawing(engine, image, content=False)
+    assert full.content is not None and words_only.content is None
+    assert (words_only.signs, words_only.words, words_only.header) == (full.signs, full.words, full.header)
+
+
+def test_the_mosaic_is_handed_to_tesseract_as_raw_bytes_with_the_same_reading():
+    """``SetImageBytes`` (the mosaic's bytes) reads what ``SetImage`` (tesserocr's encoded copy) read."""
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr import create_engine
+
+    engine = create_engine("tesseract")
+    image = _working_sheet()
+    raw = [(w.text, w.box, w.confidence) for w in engine.read(image)]
+
+    class ThroughSetImage:
+        def __init__(self, api):
+            self.api = api
+
+        def __getattr__(self, name):
+            return getattr(self.api, name)
+
+        def SetImageBytes(self, data, width, height, bytes_per_pixel, bytes_per_line):
+            self.api.SetImage(Image.frombytes("L", (width, height), data))
+
+    engine._api = ThroughSetImage(engine._api)
+    assert [(w.text, w.box, w.confidence) for w in engine.read(image)] == raw
+    assert {w.text for w in engine.read(image)} >= {"12", "16", "102"}

@@ -118,13 +118,14 @@ def _read_turned(engine, image: Image.Image, words: list[TextBox], header):
     return back, (rotate_box(turned_header, turn, image.size) if turned_header else None)
 
 
-def read_drawing(engine, image: Image.Image, cited: set[str] | None = None) -> DrawingText:
-    """Read ``image`` with ``engine``: see the module docstring."""
+def read_drawing(engine, image: Image.Image, cited: set[str] | None = None, content: bool = True) -> DrawingText:
+    """Read ``image`` with ``engine``: see the module docstring. ``content=False``: no ``content`` box
+    (for callers that want the words only; the box costs a binarisation of the whole sheet)."""
     with one_sheet():  # the sheet's ink and header band are computed once for all the steps below
-        return _read_drawing(engine, image, cited)
+        return _read_drawing(engine, image, cited, content)
 
 
-def _read_drawing(engine, image: Image.Image, cited: set[str] | None) -> DrawingText:
+def _read_drawing(engine, image: Image.Image, cited: set[str] | None, want_content: bool = True) -> DrawingText:
     from figsearch.ocr.signs import NUMERAL, _LABEL_WORD, normalise_label, normalise_numeral, parse_signs
 
     if hasattr(engine, "read_sheet"):
@@ -148,5 +149,5 @@ def _read_drawing(engine, image: Image.Image, cited: set[str] | None) -> Drawing
     if cited is not None:
         unlinked = [s for s in signs if s.kind == NUMERAL and s.text not in cited]
         signs = [s for s in signs if not (s.kind == NUMERAL and s.text not in cited)]
-    content = content_box(image, header, [w.box for w in numbers])
+    content = content_box(image, header, [w.box for w in numbers]) if want_content else None
     return DrawingText(signs=signs, words=text_words, header=header, content=content, unlinked=unlinked)

@@ -430,7 +430,7 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
         if count == 0:
             return []
         boxes = _slice_boxes(ndimage.find_objects(labels))
-    ys, xs = np.nonzero(binary)
+    ys, xs = sparse_nonzero(binary)
     of_ink = labels[ys, xs] if lookup is None else lookup[labels[ys, xs]]
     areas = np.bincount(of_ink, minlength=count + 1)[1:].astype(np.float64)  # ink per component
     if reject_phantoms:
@@ -472,6 +472,24 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
     lines = _group(word_boxes, gap=2.0)
     return [WordBox(tuple(box), line + 1, n)
             for box, line, n in zip(word_boxes.tolist(), lines.tolist(), members[chosen].tolist())]
+
+
+def sparse_nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-d boolean mask with little ink, the same arrays in the same (row-major)
+    order, about twice as fast: the mask's bytes are scanned 8 at a time as 64-bit words, and only
+    the words that hold ink are looked into (numpy's ``nonzero`` tests every byte; on a sheet's
+    glyph layer it was a third of the word detection's time)."""
+    if mask.ndim != 2 or mask.dtype != np.bool_:
+        return np.nonzero(mask)
+    width = mask.shape[1]
+    flat = np.ascontiguousarray(mask).reshape(-1).view(np.uint8)
+    pad = (-flat.size) % 8
+    if pad:
+        flat = np.concatenate([flat, np.zeros(pad, dtype=np.uint8)])
+    words = np.flatnonzero(flat.view(np.uint64))
+    block, offset = np.nonzero(flat.reshape(-1, 8)[words])
+    position = words[block] * 8 + offset
+    return position // width, position % width
 
 
 def _split_long_rows(boxes: np.ndarray, groups: np.ndarray, max_members: int) -> np.ndarray:

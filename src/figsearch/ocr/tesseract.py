@@ -116,22 +116,30 @@ def solidify_dithered(image: Image.Image, words: list[WordBox]) -> Image.Image:
     """``image`` with the ink of each dithered word (``DITHERED``) closed by a 3 × 3 square, so that
     its strokes are solid again; clean words are left as they are (a closing would join their letters)."""
     width, height = image.size
+    # a sheet's worth of words: its pixels as one array (one copy), sliced per word; a few words (the
+    # label pass): each word's crop alone, cheaper than converting the whole sheet
+    pixels = np.asarray(image) if len(words) >= _WHOLE_ARRAY else None
     out = None
     for word in words:
         x0, y0, x1, y1 = word.box
         x0, y0, x1, y1 = max(0, x0 - 2), max(0, y0 - 2), min(width, x1 + 2), min(height, y1 + 2)
         if x1 <= x0 or y1 <= y0:
             continue
-        # only the word's pixels are made an array (the whole sheet's conversion cost more than the words)
-        crop = np.asarray(image.crop((x0, y0, x1, y1))) < 128
+        crop = (pixels[y0:y1, x0:x1] if pixels is not None else np.asarray(image.crop((x0, y0, x1, y1)))) < 128
         closed = _close3(crop)
-        if (closed & ~crop).sum() < DITHERED * max(1, crop.sum()) or not _pinholes(crop):
+        # a closing only adds ink: what it adds is the count of its ink less the word's
+        ink = np.count_nonzero(crop)
+        if np.count_nonzero(closed) - ink < DITHERED * max(1, ink) or not _pinholes(crop):
             continue
         if out is None:
-            out = np.array(image)
+            out = np.array(image) if pixels is None else pixels.copy()
         region = out[y0:y1, x0:x1]
         region[closed] = 0
     return image if out is None else Image.fromarray(out)
+
+
+#: from this many words on, ``solidify_dithered`` converts the whole image once rather than each crop
+_WHOLE_ARRAY = 8
 
 
 def _close3(ink: np.ndarray) -> np.ndarray:
@@ -289,7 +297,8 @@ class TesseractEngine(OcrEngine):
         read: list[tuple[tuple[int, int], TextBox]] = []
         with self._lock:
             api = self._api
-            api.SetImage(mosaic)
+            # the mosaic's bytes as they are: ``SetImage`` would write it as a BMP for leptonica to decode
+            api.SetImageBytes(mosaic.tobytes(), mosaic.width, mosaic.height, 1, mosaic.width)
             api.Recognize()
             for result in tesserocr.iterate_level(api.GetIterator(), level):
                 if result is None:  # nothing recognised at all
@@ -372,7 +381,6 @@ class TesseractEngine(OcrEngine):
         band = _scaled(band, scale) if band is not None else None
         for rotation in order:
             view_ink = np.rot90(ink, k=rotation // 90) if rotation else ink
-            view = Image.fromarray(np.where(view_ink, np.uint8(0), np.uint8(255)))
             candidates = label_lines(view_ink, boxes=None if boxes is None else rotate_boxes(boxes, rotation, ink.shape))
             if band is not None:  # the header line of a published sheet holds no label
                 candidates = [c for c in candidates if not _mostly_read(rotate_box(c.box, rotation, grey.size), [band])]
@@ -381,6 +389,8 @@ class TesseractEngine(OcrEngine):
                 candidates = [c for c in candidates
                               if not _mostly_read(rotate_box(c.box, rotation, grey.size), mapped)]
             found = []
+            # the turned sheet as an image only when there is a line to read in it
+            view = Image.fromarray(np.where(view_ink, np.uint8(0), np.uint8(255))) if candidates else None
             for tb in self._recognise(view, candidates) if candidates else []:
                 found.append(tb)
             labels = _labels_in(found)

@@ -132,7 +132,8 @@ def drawing_words(image: Image.Image, read) -> list[DrawingWord]:
     ``words``: read surely, mostly letters, not a sign, a label or the header)."""
     from figsearch.ocr import read_drawing
 
-    found = read_drawing(_AlreadyRead(read), image).words
+    # the words only: the content box (a binarisation of the whole sheet) is not wanted here
+    found = read_drawing(_AlreadyRead(read), image, content=False).words
     return [DrawingWord(w.text, tuple(int(v) for v in w.box), w.confidence, w.line) for w in found]
 
 
