@@ -57,6 +57,31 @@ class _Silent:
         pass
 
 
+class CommittedForwarder:
+    """A ``Progress`` that passes everything on to ``inner`` (if any) and, after each unit, hands the
+    publication numbers of the documents that unit committed (each once, in order; maybe none) to
+    ``committed``: how the overlapped and the Ray builds start work on a document as soon as it is in."""
+
+    def __init__(self, inner: Progress | None) -> None:
+        self.inner = inner
+
+    def start(self, total: int) -> None:
+        if self.inner:
+            self.inner.start(total)
+
+    def failure(self, failure: Failure) -> None:
+        if self.inner:
+            self.inner.failure(failure)
+
+    def advance(self, unit: Unit, result: UnitResult | None) -> None:
+        if self.inner:
+            self.inner.advance(unit, result)
+        self.committed(list(dict.fromkeys(d.patent.publication_number for d in (result.documents if result else []))))
+
+    def committed(self, numbers: list[str]) -> None:
+        pass
+
+
 @dataclass
 class IngestSummary:
     documents: int = 0

@@ -62,6 +62,7 @@ from figsearch.fsutil import atomic_write_bytes, fsync_directories
 from figsearch.index.settings import NO_TEXT
 from figsearch.ingest.base import Unit
 from figsearch.ingest.process import UnitResult
+from figsearch.ingest.runner import CommittedForwarder
 from figsearch.pipeline.embed import EmbedReport, text_row, texts_to_encode
 from figsearch.pipeline.ray_worker import _Worker
 from figsearch.records import Failure, Figure, FigureRole
@@ -1135,27 +1136,17 @@ class _RayReadAhead:
         self.cluster._done("signs")
 
 
-class _SignsWhileIngesting:
+class _SignsWhileIngesting(CommittedForwarder):
     """The ingest's progress (``RayCluster.ingest_progress``): passes everything on to the caller's,
     and once a document is committed has the driver write the signs of its drawings."""
 
     def __init__(self, cluster: RayCluster, collection: Collection, inner) -> None:
-        self.cluster, self.collection, self.inner = cluster, collection, inner
+        super().__init__(inner)
+        self.cluster, self.collection = cluster, collection
 
-    def start(self, total: int) -> None:
-        if self.inner:
-            self.inner.start(total)
-
-    def failure(self, failure) -> None:
-        if self.inner:
-            self.inner.failure(failure)
-
-    def advance(self, unit, result) -> None:
-        if self.inner:
-            self.inner.advance(unit, result)
-        if result is not None and result.documents:
-            numbers = dict.fromkeys(d.patent.publication_number for d in result.documents)
-            self.cluster._signs_while_ingesting(self.collection, numbers)
+    def committed(self, numbers: list[str]) -> None:
+        if numbers:
+            self.cluster._signs_while_ingesting(self.collection, dict.fromkeys(numbers))
 
 
 class _RemoteEncoder:

@@ -41,7 +41,7 @@ from PIL import Image, UnidentifiedImageError
 
 from figsearch.embed.catalog import DEFAULT_TEXT_ENCODER, DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
 from figsearch.index.settings import NO_TEXT
-from figsearch.ingest.runner import Progress
+from figsearch.ingest.runner import CommittedForwarder, Progress
 from figsearch.link.patent_text import PatentText
 from figsearch.link.text import figure_text
 from figsearch.pipeline.embed import text_inputs_digest, text_row, texts_to_encode
@@ -121,25 +121,16 @@ class _Readers:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _Feeder:
+class _Feeder(CommittedForwarder):
     """The ingest's progress, which also hands each committed document's drawings to the readers
     and writes what they have finished in between."""
 
     def __init__(self, inner: Progress | None, writer: _Writer) -> None:
-        self.inner, self.writer = inner, writer
+        super().__init__(inner)
+        self.writer = writer
 
-    def start(self, total: int) -> None:
-        if self.inner:
-            self.inner.start(total)
-
-    def failure(self, failure) -> None:
-        if self.inner:
-            self.inner.failure(failure)
-
-    def advance(self, unit, result) -> None:
-        if self.inner:
-            self.inner.advance(unit, result)
-        for number in dict.fromkeys(d.patent.publication_number for d in (result.documents if result else [])):
+    def committed(self, numbers: list[str]) -> None:
+        for number in numbers:
             self.writer.submit(number)
         self.writer.drain(block=False)
 
