@@ -100,7 +100,7 @@ def _read_turned(engine, image: Image.Image, words: list[TextBox], header):
     # the label pass's words (line -1) read in a turn that no word of the general reading has
     general = [w for w in words if w.line != -1]
     turns = {w.rotation for w in words if w.line == -1} - {w.rotation for w in general}
-    if len(turns) != 1 or len(general) < TURNED_MIN_WORDS:
+    if len(turns) != 1 or len(general) < TURNED_MIN_WORDS or not getattr(engine, "rereads", True):
         return words, header
     first = _sure_signs(words)
     if first >= TURNED_MIN_SIGNS:

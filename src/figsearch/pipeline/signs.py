@@ -120,6 +120,9 @@ class _AlreadyRead:
     """An engine that answers with a reading done before (a worker's): ``read_drawing`` then sorts
     those words without reading the sheet again. ``read`` already left the header out."""
 
+    #: it cannot read a turned sheet anew (``read_drawing``'s re-read of a sideways sheet would get these words back)
+    rereads = False
+
     def __init__(self, words) -> None:
         self.words = words
 
