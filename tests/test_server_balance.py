@@ -131,3 +131,132 @@ def test_the_app_closes_the_connections_over_its_share(tmp_path):
         balance.stop()
     assert headers == ["close", "close", None, None]
     assert balance.closed == 2
+
+
+def test_a_worker_publishes_its_count_from_its_start_before_any_request(tmp_path):
+    """A worker no client reached yet must still count for its siblings: else a sibling holding every
+    connection sees no sibling and closes none (the idle run where one worker kept all 20 clients)."""
+    from fastapi.testclient import TestClient
+
+    root = build_collection(tmp_path / "collection", sheets_per_patent=1)
+    peers = tmp_path / "peers"
+    app = create_app(FakeBackend(root), root, balance=True, balance_dir=peers)
+    balance = app.state.figsearch.balance
+    busy = _worker(peers, "busy", 20)
+    with TestClient(app):
+        # the lifespan has run, no request has: this worker's 0 is there for the busy sibling
+        assert (peers / balance.name).read_text() == "0"
+        busy.publish()
+        assert (busy.workers, busy.excess) == (2, 10)
+    assert not (peers / balance.name).exists()  # the stop removes it
+    busy.stop()
+
+
+def _served_workers(process) -> list[int]:
+    from pathlib import Path
+
+    children = []
+    for task in Path(f"/proc/{process.pid}/task").glob("*/children"):
+        children += [int(c) for c in task.read_text().split()]
+    workers = []
+    for child in children:
+        try:
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(child)
+        except OSError:
+            pass
+    return workers
+
+
+def _connections_of(pids: list[int], port: int) -> list[int]:
+    """Established connections to ``port`` held by each of ``pids`` (their socket fds in the TCP table)."""
+    from pathlib import Path
+
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                established.add(fields[9])
+    counts = []
+    for pid in pids:
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        counts.append(len(inodes & established))
+    return counts
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads which worker holds a connection from Linux's /proc")
+def test_two_workers_both_serve_a_burst_of_kept_alive_clients(tmp_path):
+    """``figsearch serve --workers 2`` for real: 20 clients connect at once and keep their connections;
+    whichever worker the kernel gave them to, the balance moves some to the other, and both serve."""
+    import http.client
+    import re
+    import subprocess
+    import sys
+
+    root = build_collection(tmp_path / "collection", sheets_per_patent=1)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    process = subprocess.Popen([sys.executable, "-m", "figsearch", "serve", "--collection", str(root), "--port", "0",
+                                "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    connections: list = []
+    try:
+        port = None
+        for line in process.stdout:  # the port is printed before the workers start
+            match = re.search(r"127\.0\.0\.1:(\d+)/", line)
+            if match:
+                port = int(match.group(1))
+            if "Ctrl+C" in line:
+                break
+        assert port, "the server printed no address"
+        deadline = time.monotonic() + 120
+        workers = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = _served_workers(process)
+            time.sleep(0.2)
+        assert len(workers) == 2
+        # both workers answer before the burst (each app has started, so each publishes its count)
+        answered = False
+        while not answered and time.monotonic() < deadline:
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                probe.request("GET", "/api/health")
+                answered = probe.getresponse().status == 200
+                probe.close()
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(2.0)  # both lifespans done: every worker's count is published
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(20)]
+        for connection in connections:
+            connection.connect()  # all at once: the kernel may hand every one of them to one worker
+        closed = 0
+        counts = [0, 0]
+        for _ in range(400):  # rounds of one request per client, every client active
+            for connection in connections:
+                if connection.sock is None:
+                    connection.connect()
+                connection.request("GET", "/")
+                response = connection.getresponse()
+                response.read()
+                assert response.status == 200
+                if (response.getheader("connection") or "").lower() == "close":
+                    closed += 1
+                    connection.close()
+            counts = _connections_of(workers, port)
+            if min(counts) >= 5 or time.monotonic() > deadline:
+                break
+        assert min(counts) >= 5, f"connections per worker {counts} ({closed} closed to balance)"
+    finally:
+        for connection in connections:
+            connection.close()
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from figsearch import __version__
 from figsearch.search.api import SearchBackend
 from figsearch.server.auth import TokenAuth, hide_tokens_in_logs
-from figsearch.server.balance import BalanceConnections, ConnectionBalance, supervised
+from figsearch.server.balance import BalanceConnections, ConnectionBalance, peers_dir, supervised
 from figsearch.server.errors import ServerBusy, error_body, install_error_handlers, redact_paths
 from figsearch.server.routes import router
 from figsearch.server.state import (DEFAULT_QUEUE, LOOP_PRIORITY_BOOST, ServerState, raise_thread_priority,
@@ -200,10 +200,11 @@ def create_app(
     route but /api/health and the page's own files needs the token.
     ``balance``: spread kept-alive connections over the sibling worker processes
     (figsearch.server.balance); default: when this process is a worker of ``serve --workers N``.
-    ``balance_dir``: where the siblings publish their counts (default: from the supervisor and port).
+    ``balance_dir``: where the siblings publish their counts (default: from the supervisor process).
     """
     state = ServerState(backend, Path(collection_root), limits or Limits(), threads=threads, queue=queue)
-    balancer = ConnectionBalance() if (supervised() if balance is None else balance) else None
+    balancer = (ConnectionBalance(balance_dir or peers_dir()) if (supervised() if balance is None else balance)
+                else None)
     state.balance = balancer
 
     @contextlib.asynccontextmanager
@@ -211,6 +212,8 @@ def create_app(
         state.open()
         state.loop_lag.start()
         state.start_warming()
+        if balancer is not None:
+            balancer.start()  # from the start, before any request: see figsearch.server.balance
         # last, so that the threads started above keep the process's priority (a thread inherits its creator's)
         niceness_before = raise_thread_priority(LOOP_PRIORITY_BOOST)
         yield
@@ -253,7 +256,7 @@ def create_app(
         app.add_middleware(HostCheck, allowed=allowed_hosts)
     # every response counts, a refused one too, and any of them may close its connection (but health's)
     if balancer is not None:
-        app.add_middleware(BalanceConnections, balance=balancer, directory=balance_dir)
+        app.add_middleware(BalanceConnections, balance=balancer)
     # outermost: health answers before any other layer does any work (the host check's names are its too)
     app.add_middleware(FastHealth, state=state,
                        hosts=HostCheck(app, allowed_hosts) if allowed_hosts is not None else None)

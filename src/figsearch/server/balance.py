@@ -8,8 +8,12 @@ other 0.1 s, so uploads queued in one process's pool while the other's threads w
 
 Each worker counts its active connections (a request in flight, or one within the last
 ``WINDOW_S`` seconds; a connection is the client's address and port) and publishes the count in a
-small file beside its siblings' (``peers_dir``: one folder per supervisor process and port, in the
-temporary directory). A thread of its own reads the siblings' counts every ``INTERVAL_S``. A worker
+small file beside its siblings' (``peers_dir``: one folder per supervisor process, in the
+temporary directory). A thread of its own reads the siblings' counts every ``INTERVAL_S``. It
+starts with the app (its lifespan), not at the worker's first request: a worker that no client
+reached yet must still publish its 0, or a sibling holding every connection sees no sibling and
+closes none (an idle run of the load test kept all 20 clients on one worker that way: 47.0 against
+0.6 CPU s). A worker
 that holds more than its share (the total over the workers, rounded up) answers that many
 responses with ``Connection: close``; the clients open new connections, which the listening socket
 hands to whichever worker accepts first, usually the less busy one. A response is never cut short:
@@ -46,11 +50,12 @@ def supervised() -> bool:
     return multiprocessing.parent_process() is not None
 
 
-def peers_dir(port: int) -> Path:
-    """The folder where the workers of one server (one supervisor, one port) publish their counts."""
+def peers_dir() -> Path:
+    """The folder where the workers of one server (one supervisor process, which serves one listening
+    socket) publish their counts. Known before the first request, so a worker publishes from its start."""
     parent = multiprocessing.parent_process()
     owner = parent.pid if parent is not None else os.getppid()
-    return Path(tempfile.gettempdir()) / f"figsearch-workers-{owner}-{port}"
+    return Path(tempfile.gettempdir()) / f"figsearch-workers-{owner}"
 
 
 class ConnectionBalance:
@@ -154,7 +159,14 @@ class ConnectionBalance:
             self.excess = max(0, mine - share) if self.workers > 1 else 0
 
     def start(self) -> None:
+        """Publishes this worker's count now (0 before any request: its siblings count it from the start)
+        and then every ``interval_s`` from a thread of its own."""
         if self._thread is not None or self.directory is None:
+            return
+        try:
+            self.publish()
+        except OSError as exc:
+            log.warning("worker balance not started: %s", exc)
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="figsearch-balance", daemon=True)
@@ -186,23 +198,18 @@ class ConnectionBalance:
 
 class BalanceConnections:
     """ASGI middleware: counts each HTTP request's connection in ``balance`` and adds
-    ``Connection: close`` to a response when the worker holds more than its share. The folder is
-    known at the first request (the port is the server's); ``directory`` overrides it (tests)."""
+    ``Connection: close`` to a response when the worker holds more than its share (the balance's
+    thread is started by the app's lifespan)."""
 
-    def __init__(self, app: ASGIApp, balance: ConnectionBalance, directory: Path | None = None) -> None:
+    def __init__(self, app: ASGIApp, balance: ConnectionBalance) -> None:
         self.app = app
         self.balance = balance
-        self.directory = directory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope.get("client"):
             await self.app(scope, receive, send)
             return
         balance = self.balance
-        if balance.directory is None:
-            server = scope.get("server") or (None, 0)
-            balance.directory = self.directory or peers_dir(int(server[1] or 0))
-            balance.start()
         connection = tuple(scope["client"])
         balance.seen(connection)
         ended = False
