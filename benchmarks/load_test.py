@@ -6,7 +6,19 @@
 
 Every client loops over the same mix: searches by figure id, by words, by an uploaded drawing, and
 bad uploads (over the byte limit, truncated, not an image) that must get their 4xx (413, 400,
-415) without stalling the others. During phases 2 and 3 a separate process asks /api/health every
+415) without stalling the others. Uploaded drawings are of two kinds, each its own row:
+
+* ``image``: a crop of one of the collection's own drawings (its margins cut by up to 2 %), which
+  the server's upright-first rule recognises as nearly a figure of the collection and searches in
+  one orientation;
+* ``new``: a drawing NEW to the collection, what an examiner uploads: by default a drawing sheet
+  of a design grant of ``../shared/data/us-design-grants`` whose patent is not in the collection
+  (``--new-images`` names other files or folders), each with the same kind of random crop, so the
+  cache of recent uploads never answers. Without the shared data, the collection's drawings turned
+  a quarter turn and mirrored stand in (the rule compares the upright drawing with the collection's
+  figures; whether it fired is counted per row from the server's ``Server-Timing`` ``turns``).
+
+The upload target (p50 <= 1 s) is judged on each kind. During phases 2 and 3 a separate process asks /api/health every
 100 ms on its own connection (so its latency is the server's, not this client's event loop's).
 At the end, the resident memory of each server worker (RSS, and PSS, which shares pages between
 processes; the part mapped from the collection's index files).
@@ -46,9 +58,15 @@ from figsearch.records import FigureRole
 from figsearch.store import Collection
 
 #: what each kind of request must answer; anything else is an error (a 503 is counted apart)
-EXPECTED = {"figure": 200, "text": 200, "image": 200, "oversized": 413, "truncated": 400, "nonimage": 415}
+EXPECTED = {"figure": 200, "text": 200, "image": 200, "new": 200, "oversized": 413, "truncated": 400,
+            "nonimage": 415}
 SEARCHES = ("figure", "text")
-UPLOADS = ("image",)
+#: crops of the collection's drawings, and drawings new to it (see the module's docstring)
+UPLOADS = ("image", "new")
+#: the default mix: 3 uploads in 18 requests, as before the new drawings came in, two of them new drawings
+DEFAULT_MIX = "figure=9,text=3,image=1,new=2,oversized=1,truncated=1,nonimage=1"
+#: how many new drawings (files) the clients choose from
+NEW_IMAGES = 20
 #: no client sends more than this many requests in a phase, whatever the duration
 MAX_REQUESTS_PER_CLIENT = 100_000
 #: a 503's Retry-After is honoured up to this many seconds
@@ -56,16 +74,78 @@ MAX_BACKOFF_S = 2.0
 TARGETS = {"search_p50_ms": 100.0, "upload_p50_ms": 1000.0, "throughput_ratio": 1.8, "health_max_ms": 50.0}
 
 
-def load_queries(collection: Path, limit: int, seed: int, max_upload: int) -> dict:
-    """Figure ids, image files and title words of the collection to search with, and the bad uploads."""
+def default_new_images() -> list[Path]:
+    """The design grants of the shared data (``$FIGSEARCH_SHARED_DATA`` or ``../shared/data`` beside the
+    checkout), or nothing when they are absent."""
+    here = Path(__file__).resolve().parents[1]
+    for data in (os.environ.get("FIGSEARCH_SHARED_DATA"), here.parent / "shared" / "data",
+                 here.parent.parent / "shared" / "data"):
+        if data and (Path(data) / "us-design-grants").is_dir():
+            return [Path(data) / "us-design-grants"]
+    return []
+
+
+def new_drawings(paths: list[Path], patents: list[str], count: int, seed: int, max_upload: int) -> tuple[list[bytes], str]:
+    """Up to ``count`` drawing files under ``paths`` (files, or folders searched for TIFF/PNG/JPEG) whose
+    patent is not one of the collection's ``patents`` (a file name starting with a publication number
+    the collection holds, e.g. USD0907292-20210105-D00001.TIF for USD0907292S1), front pages
+    (``-D00000``) left out; a seeded sample. Returns the files' bytes and where they came from."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".jpeg"))
+        elif path.is_file():
+            files.append(path)
+    held = {re.sub(r"[^A-Z0-9]", "", p.upper()) for p in patents}
+
+    def in_collection(file: Path) -> bool:
+        stem = re.split(r"[-_.]", file.name.upper())[0]
+        return any(number.startswith(stem) or stem.startswith(number) for number in held if stem)
+
+    files = [f for f in files if "-D00000" not in f.name.upper() and not in_collection(f)]
+    rng = random.Random(seed)
+    rng.shuffle(files)
+    out = []
+    for file in files:
+        data = file.read_bytes()
+        if len(data) < max_upload:
+            out.append(data)
+        if len(out) >= count:
+            break
+    return out, f"{len(out)} files of {', '.join(str(p) for p in paths)} whose patents are not in the collection"
+
+
+def transformed(images: list[bytes]) -> list[bytes]:
+    """The collection's drawings turned a quarter turn and mirrored: drawings the collection does not hold
+    as they stand (the stand-in for new drawings when no other files are at hand)."""
+    from PIL import Image, ImageOps
+
+    out = []
+    for data in images:
+        image = ImageOps.mirror(Image.open(io.BytesIO(data)).transpose(Image.Transpose.ROTATE_90))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        out.append(buffer.getvalue())
+    return out
+
+
+def load_queries(collection: Path, limit: int, seed: int, max_upload: int, new_paths: list[Path] | None = None) -> dict:
+    """Figure ids, image files and title words of the collection to search with, drawings new to it, and the
+    bad uploads."""
     with Collection.open(collection) as store:
         figures = store.figures(roles=(FigureRole.DRAWING,))
-        titles = [store.patent(p).title or "" for p in store.patent_numbers()]
+        patents = store.patent_numbers()
+        titles = [store.patent(p).title or "" for p in patents]
         rng = random.Random(seed)
         rng.shuffle(figures)
         figures = figures[:limit]
         images = [store.path(f.image_path).read_bytes() for f in figures[:20] if f.image_path]
     images = [i for i in images if len(i) < max_upload]
+    new, source = new_drawings(default_new_images() if new_paths is None else new_paths, patents, NEW_IMAGES, seed,
+                               max_upload)
+    if not new:
+        new = [i for i in transformed(images) if len(i) < max_upload]
+        source = f"{len(new)} of the collection's drawings turned a quarter turn and mirrored (no other drawings found)"
     words = sorted({w for t in titles for w in re.findall(r"[a-z]{4,}", t.lower())}) or ["drawing"]
     sample = images[0] if images else _png(64)
     bad = {
@@ -74,7 +154,8 @@ def load_queries(collection: Path, limit: int, seed: int, max_upload: int) -> di
         "truncated": sample[: max(16, len(sample) // 2)],
         "nonimage": b"%!PS-Adobe-3.0\n% not a drawing at all\n" * 20,
     }
-    return {"figure_ids": [f.figure_id for f in figures], "images": images, "words": words, "bad": bad}
+    return {"figure_ids": [f.figure_id for f in figures], "images": images, "new": new, "new_source": source,
+            "words": words, "bad": bad}
 
 
 def _png(side: int) -> bytes:
@@ -123,11 +204,12 @@ async def one_request(http: Connection, kind: str, rng: random.Random, queries: 
         words = queries["words"]
         text = " ".join(rng.sample(words, min(2, len(words))))
         return await http.get("/api/search", {"text": text, "k": "12", "mode": "text"})
-    data = rng.choice(queries["images"]) if kind == "image" else queries["bad"][kind]
+    data = rng.choice(queries["images"] if kind == "image" else queries["new"]) if kind in UPLOADS \
+        else queries["bad"][kind]
     form = {"k": "12", "mode": "visual"}
-    if kind == "image" and queries.get("all_turns"):
-        form["all_turns"] = "true"  # every orientation, as for a drawing new to the collection
-    if kind == "image" and not queries.get("same_uploads"):
+    if kind in UPLOADS and queries.get("all_turns"):
+        form["all_turns"] = "true"  # every orientation, whatever the upright-first rule would say
+    if kind in UPLOADS and not queries.get("same_uploads"):
         # a drawing the server has not seen: its own margins cut off (up to 2 % a side, about 160,000
         # different crops of each file), so that its cache of recent uploads never answers for it
         form["crop"] = ",".join(f"{v:.4f}" for v in (rng.uniform(0, 0.02), rng.uniform(0, 0.02),
@@ -136,14 +218,15 @@ async def one_request(http: Connection, kind: str, rng: random.Random, queries: 
 
 
 def parse_server_timing(value: str | None) -> dict[str, float] | None:
-    """``queue;dur=1.2, run;dur=80.0, cpu;dur=75.1`` (the server's pool call: waiting for a thread,
-    running, its thread's CPU; ms) as a dict; None when the answer has none."""
+    """``queue;dur=1.2, run;dur=80.0, cpu;dur=75.1, turns;desc=4`` (the server's pool call: waiting for a
+    thread, running, its thread's CPU, ms; an upload's orientations searched with) as a dict; None when
+    the answer has none."""
     if not value:
         return None
     out = {}
     for part in value.split(","):
         name, _, rest = part.strip().partition(";")
-        match = re.search(r"dur=([0-9.]+)", rest)
+        match = re.search(r"(?:dur|desc)=([0-9.]+)", rest)
         if match:
             out[name] = float(match.group(1))
     return out or None
@@ -365,6 +448,9 @@ def summarise(results: list, clients: int, elapsed: float, window: list) -> dict
             }
             summary["by_kind"][kind]["where_ms"] = {k: round(statistics.fmean(v), 1) for k, v in parts.items()}
             summary["by_kind"][kind]["queue_p50_ms"] = round(percentile(parts["queue"], 50), 1)
+            turns = [t["turns"] for _, t in timed if "turns" in t]
+            if turns:  # how often the upright-first rule fired (one orientation searched) on this kind
+                summary["by_kind"][kind]["turns"] = {"one": sum(1 for t in turns if t == 1), "all": len(turns)}
     return summary
 
 
@@ -522,7 +608,7 @@ def per_call_cpu(summary: dict) -> None:
     if not groups:
         return
     kinds = summary["by_kind"]
-    calls = {"fs-uploads": sum(kinds.get(k, {}).get("answered", 0) for k in ("image", "truncated")),
+    calls = {"fs-uploads": sum(kinds.get(k, {}).get("answered", 0) for k in (*UPLOADS, "truncated")),
              "fs-searches": sum(kinds.get(k, {}).get("answered", 0) for k in ("figure", "text")),
              "event loop": summary["answered"]}
     cpu["cpu_ms_per_call"] = {group: round(1000 * groups[group] / n, 1)
@@ -548,23 +634,26 @@ def print_phase(name: str, summary: dict) -> None:
         if cpu.get("cpu_ms_per_call"):
             print("    CPU per call (ms): " + ", ".join(
                 f"{g} {v}" for g, v in cpu["cpu_ms_per_call"].items()) +
-                  " (fs-uploads: per upload and truncated upload; fs-searches: per search by figure or words; "
+                  " (fs-uploads: per upload of either kind and truncated upload; fs-searches: per search by figure or words; "
                   f"event loop: per answer); at this CPU per answer, the machine's {os.cpu_count()} cores could "
                   f"answer at most {cpu.get('cpu_bound_ceiling_rps')}/s")
     elif cpu:
         print(f"    CPU: this client {cpu['client_cpu_s']} s ({cpu['client_cores']} cores)")
-    upload = summary["by_kind"].get("image")
     per_call = (cpu.get("cpu_ms_per_call") or {}).get("fs-uploads")
-    if upload and upload.get("where_ms"):
-        where = upload["where_ms"]
-        print(f"    where an upload's time goes (mean of {upload['answered']}, from Server-Timing): {where['queue']} ms "
-              f"waiting for an upload thread, {where['off_core']} ms on its thread but off the cores (other threads, "
-              f"the GIL), {where['cpu']} ms computing, {where['outside']} ms outside the pool (event loop, HTTP, "
-              f"client); mean {upload['mean_ms']} ms, p50 {upload['p50_ms']} ms")
-    elif upload and per_call and upload["answered"]:
-        print(f"    where an upload's time goes: p50 {upload['p50_ms']} ms, of which about {per_call} ms is its own CPU "
-              f"(fs-uploads per call); the other {max(0.0, upload['p50_ms'] - per_call):.0f} ms it waited "
-              f"(the upload queue, the cores' other work)")
+    for kind, what in (("image", "a crop of a collection drawing"), ("new", "a drawing new to the collection")):
+        upload = summary["by_kind"].get(kind)
+        if upload and upload.get("where_ms"):
+            where = upload["where_ms"]
+            turns = upload.get("turns")
+            fired = (f"; the upright-first rule searched {turns['one']} of {turns['all']} in one orientation"
+                     if turns else "")
+            print(f"    where an upload of {what} goes ({kind}, mean of {upload['answered']}, from Server-Timing): "
+                  f"{where['queue']} ms waiting for an upload thread, {where['off_core']} ms on its thread but off the "
+                  f"cores (other threads, the GIL), {where['cpu']} ms computing, {where['outside']} ms outside the pool "
+                  f"(event loop, HTTP, client); mean {upload['mean_ms']} ms, p50 {upload['p50_ms']} ms{fired}")
+        elif upload and per_call and upload["answered"]:
+            print(f"    where an upload of {what} goes ({kind}): p50 {upload['p50_ms']} ms; the upload pool's CPU per call "
+                  f"{per_call} ms (both kinds), the rest is waiting (the upload queue, the cores' other work)")
     if summary.get("clients_in_kind"):
         # Little's law: the clients of a closed loop are always inside some request; the kinds whose
         # answers take longest hold most of them (with the cores saturated, a faster kind hands its
@@ -662,13 +751,14 @@ def verdicts(out: dict) -> list[tuple[str, bool, str]]:
     clients, alone = out["clients"], out["one_client"]
     ratio = clients["throughput_rps"] / max(alone["throughput_rps"], 1e-9)
     search_p50 = _kinds_p50(clients, SEARCHES)
-    upload_p50 = _kinds_p50(clients, UPLOADS)
     rows = [
         (f"{clients['clients']} clients: 0 errors (503s included)",
          clients["errors"] == 0 and clients["refused_503_with_retry_after"] == 0,
          f"{clients['errors']} errors, {clients['refused_503_with_retry_after']} refused"),
         ("searches by figure id / text p50 <= 100 ms", search_p50 <= TARGETS["search_p50_ms"], f"{search_p50} ms"),
-        ("uploads p50 <= 1 s", upload_p50 <= TARGETS["upload_p50_ms"], f"{upload_p50} ms"),
+        *[(f"uploads of {what} p50 <= 1 s", p50 <= TARGETS["upload_p50_ms"], f"{p50} ms")
+          for kind, what in (("image", "crops of collection drawings"), ("new", "drawings new to the collection"))
+          if kind in clients["by_kind"] for p50 in [clients["by_kind"][kind]["p50_ms"]]],
         ("throughput >= 1.8x one client", ratio >= TARGETS["throughput_ratio"], f"{ratio:.2f}x"),
         ("bad uploads get their 4xx", all(clients["by_kind"].get(k, {}).get("errors", 0) == 0
                                           for k in ("oversized", "truncated", "nonimage")), ""),
@@ -696,7 +786,7 @@ def main() -> int:
     parser.add_argument("--burst-clients", type=int, default=100)
     parser.add_argument("--burst-duration", type=float, default=30.0, help="seconds with --burst-clients (0: skip)")
     parser.add_argument("--baseline-duration", type=float, default=10.0, help="seconds of the one-client baseline")
-    parser.add_argument("--mix", default="figure=9,text=3,image=3,oversized=1,truncated=1,nonimage=1",
+    parser.add_argument("--mix", default=DEFAULT_MIX,
                         help="relative weights of the request kinds: " + ", ".join(EXPECTED))
     parser.add_argument("--workers", type=int, help="serve --workers (a started server only)")
     parser.add_argument("--threads", type=int, help="serve --threads")
@@ -710,9 +800,10 @@ def main() -> int:
                         "files come again (as the page's next page does) and the server's cache of recent uploads "
                         "answers; by default each upload is a crop the server has not seen")
     parser.add_argument("--all-turns", action="store_true", help="uploads ask for all four orientations "
-                        "(all_turns): the cost of a drawing new to the collection; by default each upload, a crop of "
-                        "a collection drawing, is encoded upright alone by the upright-first rule (a server without "
-                        "the option answers 422)")
+                        "(all_turns) whatever the upright-first rule says (a server without the option answers 422)")
+    parser.add_argument("--new-images", type=Path, nargs="*", help="drawings new to the collection to upload (files, "
+                        "or folders searched for TIFF/PNG/JPEG; files of the collection's patents left out) [default: "
+                        "../shared/data/us-design-grants; without it, the collection's drawings turned and mirrored]")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
@@ -722,13 +813,15 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"unknown request kinds in --mix: {sorted(unknown)}; expected some of {list(EXPECTED)}")
     kinds = [k for k, weight in mix.items() for _ in range(weight)]
-    queries = load_queries(args.collection, 500, args.seed, args.max_upload_mb * 1024 * 1024)
+    queries = load_queries(args.collection, 500, args.seed, args.max_upload_mb * 1024 * 1024, args.new_images)
     queries["same_uploads"] = args.same_uploads
     queries["all_turns"] = args.all_turns
     if not queries["figure_ids"]:
         raise SystemExit(f"no drawings in {args.collection} to search with")
     if not queries["images"]:
         kinds = [k for k in kinds if k != "image"]
+    if not queries["new"]:
+        kinds = [k for k in kinds if k != "new"]
     token = secrets.token_urlsafe(32) if args.token else None
     process = None
     server_lines: list[str] = []
@@ -747,7 +840,8 @@ def main() -> int:
         raise SystemExit(f"refusing to load {host}: this script only targets a server on this machine (loopback)")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     print(f"load test against {base} (mix {args.mix}; {len(queries['figure_ids'])} figure ids, "
-          f"{len(queries['images'])} images, {'sent as they are' if args.same_uploads else 'each upload a new crop'}"
+          f"{len(queries['images'])} images, new drawings: {queries['new_source']}; "
+          f"{'sent as they are' if args.same_uploads else 'each upload a new crop'}"
           f"{', all_turns' if args.all_turns else ''}, "
           f"{len(queries['words'])} words; token: {'yes' if token else 'no'}; "
           f"load average {load_average()}; "

@@ -308,3 +308,22 @@ def test_a_search_answers_with_its_pool_call_timing(root):
     assert [a.status_code for a in answers] == [200, 200]
     queued = _server_timing(answers[1])
     assert queued["queue"] >= 50 * 0.9, queued  # it waited at least the 50 ms the first one was held after it came
+
+
+def test_an_upload_says_in_server_timing_how_many_orientations_it_searched_with(root):
+    """``turns;desc=N`` from the service's timings (1 when the upright-first rule spared the other turns):
+    load_test.py counts with it how often the rule fired on each kind of upload."""
+
+    class Turned(FakeBackend):
+        def search(self, query):
+            result = super().search(query)
+            if query.image is not None:
+                result.timings = {"turns": 1.0 if query.all_turns else 4.0}
+            return result
+
+    client, _ = make_client(root, Turned(root))
+    with client:
+        headers = [_upload(client, **fields).headers["server-timing"] for fields in ({}, {"all_turns": "true"})]
+        by_figure = client.get("/api/search", params={"figure_id": "EP1000003A1-D00001"}).headers["server-timing"]
+    assert [h.split(", ")[-1] for h in headers] == ["turns;desc=4", "turns;desc=1"]
+    assert "turns" not in by_figure

@@ -150,8 +150,12 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
 def server_timing(timing: dict) -> str:
     """A ``Server-Timing`` header value (W3C) of a pool call's ``timing`` (BoundedPool.run): how
     long the call waited for a thread, ran, and computed on its thread, in ms (``load_test.py``
-    reads it to say where a request's time went)."""
-    return ", ".join(f"{name};dur={timing[name]:.1f}" for name in ("queue", "run", "cpu") if name in timing)
+    reads it to say where a request's time went); for an upload also how many orientations of the
+    drawing were searched with (``turns;desc=1`` when the upright-first rule spared the others)."""
+    parts = [f"{name};dur={timing[name]:.1f}" for name in ("queue", "run", "cpu") if name in timing]
+    if "turns" in timing:
+        parts.append(f"turns;desc={int(timing['turns'])}")
+    return ", ".join(parts)
 
 
 async def _search(request: Request, params: SearchParams, upload: UploadFile | None,
@@ -166,6 +170,7 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
         _check_upload(data, state, name)
 
     prefix = _prefix(request)
+    timing: dict = {}
 
     def run() -> schemas.SearchOut:
         # decoding and searching are one call of the pool: admitted once, never 503 half-way
@@ -175,6 +180,9 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
         if not result.took_ms:
             # the service's own timing when it gives one; else the call as seen from here
             result.took_ms = (time.perf_counter() - started) * 1000
+        turns = (getattr(result, "timings", None) or {}).get("turns")
+        if turns:
+            timing["turns"] = turns
         # the answer is built here too, in the pool's thread: the hits' links and explanations took
         # about a fifth of the event loop's time per search (cProfile of the loop's thread)
         echo = schemas.QueryEcho(
@@ -190,7 +198,6 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
 
     # an image to decode and encode (an upload, or a crop of a collection figure) is an upload's work
     heavy = data is not None or bool(params.crop and params.crop.strip())
-    timing: dict = {}
     out = await (state.upload(run, timing=timing) if heavy else state.search(run, timing=timing))
     if response is not None and timing:
         response.headers["Server-Timing"] = server_timing(timing)
