@@ -69,6 +69,11 @@ DRAWINGS = [
     pytest.param(lambda: _drawing(2352, 900, 13, edge=True), id="landscape-half-scale"),
     pytest.param(lambda: _drawing(901, 2352, 14, edge=True), id="portrait-half-scale"),
     pytest.param(lambda: _drawing(150, 61, 15, edge=True), id="landscape-upsampled"),
+    # the quarter turns are resized in the drawing's own orientation and their small result turned
+    pytest.param(lambda: _drawing(61, 150, 16, edge=True), id="portrait-upsampled"),
+    pytest.param(lambda: _drawing(1037, 2401, 17, edge=True), id="portrait-odd-scale"),
+    pytest.param(lambda: _drawing(1680, 1680, 18, edge=True), id="square-whole-scale"),
+    pytest.param(lambda: _drawing(97, 97, 19, edge=True), id="square-upsampled"),
 ]
 
 
