@@ -448,6 +448,10 @@ def summarise(results: list, clients: int, elapsed: float, window: list) -> dict
             }
             summary["by_kind"][kind]["where_ms"] = {k: round(statistics.fmean(v), 1) for k, v in parts.items()}
             summary["by_kind"][kind]["queue_p50_ms"] = round(percentile(parts["queue"], 50), 1)
+            phases = {name: [t[name] for _, t in timed if name in t]
+                      for name in ("decode", "encode", "index", "explain", "answer")}
+            if any(phases.values()):  # an upload's phases on its thread (wall ms, the server's Server-Timing)
+                summary["by_kind"][kind]["phases_ms"] = {k: round(statistics.fmean(v), 1) for k, v in phases.items() if v}
             turns = [t["turns"] for _, t in timed if "turns" in t]
             if turns:  # how often the upright-first rule fired (one orientation searched) on this kind
                 summary["by_kind"][kind]["turns"] = {"one": sum(1 for t in turns if t == 1), "all": len(turns)}
@@ -651,6 +655,9 @@ def print_phase(name: str, summary: dict) -> None:
                   f"{where['queue']} ms waiting for an upload thread, {where['off_core']} ms on its thread but off the "
                   f"cores (other threads, the GIL), {where['cpu']} ms computing, {where['outside']} ms outside the pool "
                   f"(event loop, HTTP, client); mean {upload['mean_ms']} ms, p50 {upload['p50_ms']} ms{fired}")
+            if upload.get("phases_ms"):
+                print(f"      its phases on the thread (mean wall ms, off-core time included): " + ", ".join(
+                    f"{k} {v}" for k, v in upload["phases_ms"].items()))
         elif upload and per_call and upload["answered"]:
             print(f"    where an upload of {what} goes ({kind}): p50 {upload['p50_ms']} ms; the upload pool's CPU per call "
                   f"{per_call} ms (both kinds), the rest is waiting (the upload queue, the cores' other work)")

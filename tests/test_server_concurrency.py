@@ -326,4 +326,7 @@ def test_an_upload_says_in_server_timing_how_many_orientations_it_searched_with(
         headers = [_upload(client, **fields).headers["server-timing"] for fields in ({}, {"all_turns": "true"})]
         by_figure = client.get("/api/search", params={"figure_id": "EP1000003A1-D00001"}).headers["server-timing"]
     assert [h.split(", ")[-1] for h in headers] == ["turns;desc=4", "turns;desc=1"]
-    assert "turns" not in by_figure
+    # and its phases on the thread: decoding the file, building the answer (the fake service gives no others)
+    names = [part.split(";")[0] for part in headers[0].split(", ")]
+    assert names == ["queue", "run", "cpu", "decode", "answer", "turns"]
+    assert "turns" not in by_figure and "decode" not in by_figure

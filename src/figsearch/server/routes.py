@@ -147,12 +147,20 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
     )
 
 
+#: an upload's phases on its pool thread, in ms, as its Server-Timing gives them: decoding the file (and the
+#: crop), encoding the drawing's orientations (the service's ``visual``: preparing and onnxruntime's run), the
+#: index search and fusion (``index``, the service's ``search``), the hits' sentences and signs
+#: (``explain``) and building the answer (``answer``)
+UPLOAD_PHASES = ("decode", "encode", "index", "explain", "answer")
+
+
 def server_timing(timing: dict) -> str:
     """A ``Server-Timing`` header value (W3C) of a pool call's ``timing`` (BoundedPool.run): how
     long the call waited for a thread, ran, and computed on its thread, in ms (``load_test.py``
-    reads it to say where a request's time went); for an upload also how many orientations of the
-    drawing were searched with (``turns;desc=1`` when the upright-first rule spared the others)."""
-    parts = [f"{name};dur={timing[name]:.1f}" for name in ("queue", "run", "cpu") if name in timing]
+    reads it to say where a request's time went); for an upload also its phases on the thread (``UPLOAD_PHASES``,
+    ms) and how many orientations of the drawing were searched with (``turns;desc=1`` when the upright-first
+    rule spared the others)."""
+    parts = [f"{name};dur={timing[name]:.1f}" for name in ("queue", "run", "cpu", *UPLOAD_PHASES) if name in timing]
     if "turns" in timing:
         parts.append(f"turns;desc={int(timing['turns'])}")
     return ", ".join(parts)
@@ -174,15 +182,15 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
 
     def run() -> schemas.SearchOut:
         # decoding and searching are one call of the pool: admitted once, never 503 half-way
+        decoding = time.perf_counter()
         query = _build_query(state, params, data, name)
         started = time.perf_counter()
         result = state.backend.search(query)
+        answering = time.perf_counter()
         if not result.took_ms:
             # the service's own timing when it gives one; else the call as seen from here
             result.took_ms = (time.perf_counter() - started) * 1000
-        turns = (getattr(result, "timings", None) or {}).get("turns")
-        if turns:
-            timing["turns"] = turns
+        phases = getattr(result, "timings", None) or {}
         # the answer is built here too, in the pool's thread: the hits' links and explanations took
         # about a fifth of the event loop's time per search (cProfile of the loop's thread)
         echo = schemas.QueryEcho(
@@ -194,7 +202,13 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
             text_weight=params.text_weight,
             words=list(getattr(result, "query_words", [])),
         )
-        return schemas.search_out(result, k=params.k, offset=params.offset, query=echo, prefix=prefix)
+        out = schemas.search_out(result, k=params.k, offset=params.offset, query=echo, prefix=prefix)
+        if query.image is not None:  # where an upload's time on its thread went (load_test.py prints it)
+            timing.update(decode=(started - decoding) * 1000, answer=(time.perf_counter() - answering) * 1000)
+            for ours, theirs in (("encode", "visual"), ("index", "search"), ("explain", "explain"), ("turns", "turns")):
+                if phases.get(theirs) is not None:
+                    timing[ours] = phases[theirs]
+        return out
 
     # an image to decode and encode (an upload, or a crop of a collection figure) is an upload's work
     heavy = data is not None or bool(params.crop and params.crop.strip())
