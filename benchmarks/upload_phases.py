@@ -26,7 +26,12 @@ a time on an otherwise idle service:
 
 The drawings are the collection's own, so the service's upright-first rule (``UPRIGHT_CONFIDENT``)
 finds each upright and encodes that orientation alone (``turns`` 1 in the phases); ``--all-turns``
-sends every upload with ``all_turns`` (every orientation, as a drawing new to the collection is).
+sends every upload with ``all_turns`` (every orientation). ``--new-images PATH...`` uploads drawing
+files new to the collection instead (files, or folders searched for TIFF/PNG/JPEG, front pages
+``-D00000`` left out, the first ``--images`` of them in name order), e.g. sheets of design grants the
+collection does not hold, as an examiner's upload:
+
+    python benchmarks/upload_phases.py --collection /tmp/coll --new-images ../shared/data/us-design-grants/USD09[2-9]*
 
 Medians in milliseconds. Timings on a machine shared with other work are pessimistic: compare the
 ratios of the same run.
@@ -61,7 +66,19 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(collection: Path, count: int, compute_threads: int | None = None, all_turns: bool = False) -> dict:
+def new_files(paths: list[Path], count: int) -> list[bytes]:
+    """The first ``count`` drawing files under ``paths`` (front pages left out), in name order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".jpeg"))
+        else:
+            files.append(path)
+    return [f.read_bytes() for f in files if "-D00000" not in f.name.upper()][:count]
+
+
+def measure(collection: Path, count: int, compute_threads: int | None = None, all_turns: bool = False,
+            new_images: list[Path] | None = None) -> dict:
     from figsearch.records import FigureRole
     from figsearch.search.inputs import load_query_image
     from figsearch.search.query import Query
@@ -71,6 +88,10 @@ def measure(collection: Path, count: int, compute_threads: int | None = None, al
     with Collection.open(collection) as store:
         figures = [f for f in store.figures(roles=(FigureRole.DRAWING,)) if f.image_path]
         files = [store.path(f.image_path).read_bytes() for f in figures[:count]]
+    if new_images:
+        files = new_files(new_images, count)
+        if not files:
+            raise SystemExit(f"no drawing files under {', '.join(map(str, new_images))}")
     service = SearchService.open(collection)
     if compute_threads:
         service.limit_threads(compute_threads)
@@ -178,9 +199,12 @@ def main() -> int:
                         "and with one thread per call, each in a process of its own, and compare their CPU")
     parser.add_argument("--all-turns", action="store_true", help="every upload in all of its orientations "
                         "(Query.all_turns), not upright alone when it matches a figure of the collection")
+    parser.add_argument("--new-images", type=Path, nargs="*", help="upload these drawing files (or the files in "
+                        "these folders) new to the collection instead of the collection's own drawings")
     parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    out = measure(args.collection, args.images, args.compute_threads, args.all_turns)
+    out = measure(args.collection, args.images, args.compute_threads, args.all_turns, args.new_images)
+    new = ["--new-images", *map(str, args.new_images)] if args.new_images else []
     if args.json_only:
         print(json.dumps(out))
         return 0
@@ -190,7 +214,7 @@ def main() -> int:
         for threads in (0, 1):
             command = [sys.executable, __file__, "--collection", str(args.collection), "--images", str(args.images),
                        "--json-only"] + (["--compute-threads", str(threads)] if threads else []) \
-                + (["--all-turns"] if args.all_turns else [])
+                + (["--all-turns"] if args.all_turns else []) + new
             done = subprocess.run(command, capture_output=True, text=True, check=True)
             runs[threads] = json.loads(done.stdout.strip().splitlines()[-1])
             report("default threads" if not threads else "one thread per call", runs[threads])
@@ -202,7 +226,7 @@ def main() -> int:
     if args.baseline_src:
         env = dict(os.environ, PYTHONPATH=str(args.baseline_src.resolve()))
         done = subprocess.run([sys.executable, __file__, "--collection", str(args.collection), "--images",
-                               str(args.images), "--json-only"], env=env, capture_output=True, text=True, check=True)
+                               str(args.images), "--json-only", *new], env=env, capture_output=True, text=True, check=True)
         base = json.loads(done.stdout.strip().splitlines()[-1])
         report(f"baseline ({args.baseline_src})", base)
         for mode in MODES:
