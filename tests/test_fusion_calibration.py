@@ -62,8 +62,9 @@ def test_the_shipped_file_has_an_entry_for_the_default_visual_model():
 
     from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
 
-    # the default, the previous default and the Lite0 option each have an entry written by fusion_tuning.py --calibrate
-    for name in (DEFAULT_VISUAL_ENCODER.split(":", 1)[1], "drawing-backbone2.onnx", "drawing-backbone4-lite0.onnx"):
+    # the default, the previous default and the Lite0 options each have an entry written by fusion_tuning.py --calibrate
+    for name in (DEFAULT_VISUAL_ENCODER.split(":", 1)[1], "drawing-backbone2.onnx", "drawing-backbone4-lite0.onnx",
+                 "drawing-backbone5-lite0-288.onnx"):
         shipped = Path(str(resources.files("figsearch") / "models" / name))
         if not shipped.is_file():
             pytest.skip(f"{shipped} is not in this installation")
