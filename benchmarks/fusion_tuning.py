@@ -25,7 +25,8 @@ Calibrating ``auto`` for a visual model (its ``near``/``far`` entry in
 
     python benchmarks/fusion_tuning.py --calibrate --visual-model backbone:FILE.onnx \\
         [--data ../shared/data] [--work /tmp/figsearch-calibrate] [--reuse] \\
-        [--held-out-2007 FILE] [--held-out FILE] [--set PATH,RULE[,source=DIR][,patents=FILE][,name=N] ...] [--write]
+        --held-out-2007 FILE [--held-out FILE] [--set PATH,RULE[,source=DIR][,patents=FILE][,name=N][,held-out=yes] ...] \\
+        [--noise 0.001] [--write]
 
 builds (or with ``--reuse`` reuses) the training-side collections under WORK — the even-numbered
 2007 designs (class level, ``benchmarks/class_level_eval.py``'s collection) and the
@@ -36,9 +37,15 @@ listed), and the held-out patents of the model's training (``--held-out-2007``: 
 designs; ``--held-out``: held-out patents) as sets of their own. It then replays every set once
 (per query: the visual head's nearness and the AP@k of ``avg``, text-only z-scores and the
 uncalibrated rule) and tries every pair of thresholds on the grid, choosing by the rule in
-:func:`choose`: among the pairs with which ``auto`` is at least the best single channel on *every*
-set, the highest mean ``auto``; when no pair reaches that, the one whose worst shortfall is least.
-It prints the table and, with ``--write``, stores the entry.
+:func:`choose` (the lead's rule of 2026-11-29, stop 18): **only the held-out sets count** — the
+``--held-out-2007`` and ``--held-out`` sets and every ``--set`` marked ``held-out=yes`` (drawings the
+model was not trained on); the sets of trained-on drawings are printed, never counted. A pair is
+admissible when on every held-out set ``auto`` is at least the best single channel and at most
+``--noise`` (0.001) below the uncalibrated rule; among those, the highest mean ``auto`` over the
+held-out sets, unless it gains at most ``--noise`` over the uncalibrated rule (then no thresholds). When none is admissible it refuses (exit status 2, nothing written). A held-out
+class-level set (``--held-out-2007``, titles as text) is required, so ``auto`` >= text at class level
+is checked at calibration time; a set with design-grant or odd-numbered 2007 queries is refused.
+It prints per set ``auto`` against the best single channel and, with ``--write``, stores the entry.
 
 ``--service-timing N`` (with a COLLECTION) times N searches through the search service with the
 re-ranking off and on, alternating, and prints both medians, their difference and the load average.
@@ -109,7 +116,8 @@ class Replay:
             pool = load_pool(c)
             qrels = build_qrels(c, [parse_rule(rule)], pool=pool)
             skipped = set()
-            for publication, source in c.patents.source_paths().items():
+            self.sources = c.patents.source_paths()
+            for publication, source in self.sources.items():
                 inside = lambda dirs: source and any(Path(source).resolve().is_relative_to(s.resolve()) for s in dirs)  # noqa: E731
                 if inside(skip_sources) or (only_sources and not inside(only_sources)):
                     skipped.add(publication)
@@ -219,26 +227,66 @@ def mean_of(rows: list[dict], key: str) -> float:
     return sum(row.get(key, 0.0) for row in rows) / max(1, len(rows))
 
 
-def choose(sets: dict[str, list[dict]]) -> tuple[tuple[float | None, float | None], list[dict]]:
-    """The thresholds (near, far) chosen on the training-side sets, and every pair's scores.
+#: the largest drop of a held-out set's ``auto`` AP@k below the uncalibrated rule that still counts as
+#: noise (fixed by the lead's rule of 2026-11-29, before any model was calibrated with it: ten times the
+#: tables' rounding, well below the tie-order differences between two copies of one collection)
+NOISE = 0.001
 
-    Rule: ``auto`` must reach the best single channel (text or visual) on every set; among the pairs
-    that do, the highest mean of ``auto`` over the sets (each set counts once) wins. When none does,
-    the pair whose worst shortfall below the best single channel is least. Ties: the earlier pair
-    on the grid (no threshold first, then low to high)."""
-    best_single = {name: max(mean_of(rows, "text"), mean_of(rows, "visual")) for name, rows in sets.items()}
+
+def choose(sets: dict[str, list[dict]], held_out: set[str] | None = None,
+           noise: float = NOISE) -> tuple[tuple[float | None, float | None] | None, list[dict]]:
+    """The thresholds (near, far) chosen on the held-out training-side sets, and every pair's scores.
+
+    Rule (the lead's, 2026-11-29; docs/encoder.md "stop 18"): only the sets in ``held_out`` count —
+    drawings the model was NOT trained on (held-out patents of the training side); the others are shown,
+    never counted (``held_out=None``: every set counts, for the unit tests' small examples). A pair is
+    admissible when, on every counted set, ``auto`` is at least the best single channel (text or visual)
+    AND at most ``noise`` below the uncalibrated rule (no thresholds). Among the admissible pairs the
+    highest mean ``auto`` over the counted sets wins (each set once); ties: the earlier pair on the grid
+    (no threshold first, then low to high), and a mean gain of at most ``noise`` over the uncalibrated
+    rule is a tie too (no thresholds for noise). When no pair is admissible the choice is ``None``: the
+    caller refuses to write an entry."""
+    counted = [name for name in sets if held_out is None or name in held_out]
+    if not counted:
+        raise ValueError("no held-out set to calibrate on")
+    best_single = {name: max(mean_of(sets[name], "text"), mean_of(sets[name], "visual")) for name in counted}
+    uncalibrated = {name: auto_ap(sets[name], None, None) for name in counted}
     table = []
     for near in NEAR_GRID:
         for far in FAR_GRID:
             if near is not None and far is not None and far >= near:
                 continue
             scores = {name: auto_ap(rows, near, far) for name, rows in sets.items()}
-            margin = min(scores[name] - best_single[name] for name in sets)
-            table.append({"near": near, "far": far, "scores": scores, "margin": margin,
-                          "mean": sum(scores.values()) / len(scores)})
-    feasible = [t for t in table if t["margin"] >= 0]
-    pick = max(feasible, key=lambda t: t["mean"]) if feasible else max(table, key=lambda t: t["margin"])
+            margin = min(scores[name] - best_single[name] for name in counted)
+            drop = min(scores[name] - uncalibrated[name] for name in counted)
+            table.append({"near": near, "far": far, "scores": scores, "margin": margin, "drop": drop,
+                          "admissible": margin >= 0 and drop >= -noise,
+                          "mean": sum(scores[name] for name in counted) / len(counted)})
+    admissible = [t for t in table if t["admissible"]]
+    if not admissible:
+        return None, table
+    pick = max(admissible, key=lambda t: t["mean"])  # max keeps the first of equals: the earlier pair
+    plain = table[0]  # (None, None): the uncalibrated rule
+    if plain["admissible"] and pick["mean"] - plain["mean"] <= noise:
+        pick = plain  # a gain within noise is a tie, and ties go to no thresholds
     return (pick["near"], pick["far"]), table
+
+
+FORBIDDEN_SOURCE = "us-design-grants"
+ODD_SOURCE = "us-design-2007"
+
+
+def forbidden_queries(replay: Replay) -> list[str]:
+    """Queries a calibration may never use: design grants, odd-numbered 2007 designs (by source folder)."""
+    bad = []
+    for q in replay.queries:
+        patent = replay.pool.figures[q].patent
+        source = replay.sources.get(patent) or ""
+        parts = Path(source).parts
+        digits = re.sub(r"\D", "", number(patent))
+        if FORBIDDEN_SOURCE in parts or (ODD_SOURCE in parts and digits and int(digits[-1]) % 2 == 1):
+            bad.append(q)
+    return bad
 
 
 def figsearch(cli: list[str]) -> None:
@@ -281,8 +329,9 @@ def indexed_with(base: Path, target: Path, model: str, reuse: bool) -> Path:
     return target
 
 
-def training_sets(args) -> list[tuple[str, Path, str, dict]]:
-    """(name, collection, rule, Replay options) of every training-side set, built or reused under --work."""
+def training_sets(args) -> list[tuple[str, Path, str, dict, bool]]:
+    """(name, collection, rule, Replay options, held out) of every training-side set, built or reused under
+    --work; ``held out``: the set's queries are drawings the model was not trained on (only those count)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import class_level_eval
 
@@ -296,23 +345,24 @@ def training_sets(args) -> list[tuple[str, Path, str, dict]]:
             shutil.rmtree(even, ignore_errors=True)
             figsearch(["ingest", str(work / "even-source"), "--collection", str(even), "--skip-ocr", "-q"])
         even_model = indexed_with(even, work / f"even-{tag}", model, args.reuse)
-        sets.append(("even 2007, class level", even_model, class_level_eval.RULE, {}))
+        sets.append(("even 2007, class level", even_model, class_level_eval.RULE, {}, False))
         if args.held_out_2007:
             sets.append(("even 2007 held out, class level", even_model, class_level_eval.RULE,
-                         {"query_patents": read_patents(args.held_out_2007)}))
+                         {"query_patents": read_patents(args.held_out_2007)}, True))
         pdfs = work / "pdfs-base"
         if not (args.reuse and (pdfs / "figsearch.sqlite").exists()):
             shutil.rmtree(pdfs, ignore_errors=True)
             figsearch(["ingest", str(data / "us-design-pdfs"), "--collection", str(pdfs), "--skip-ocr", "-q"])
         pdfs_model = indexed_with(pdfs, work / f"pdfs-{tag}", model, args.reuse)
-        sets.append(("design PDFs without OCR, same-patent", pdfs_model, "same-patent", {}))
+        sets.append(("design PDFs without OCR, same-patent", pdfs_model, "same-patent", {}, False))
         if args.held_out:
             sets.append(("design PDFs held out, same-patent", pdfs_model, "same-patent",
-                         {"query_patents": read_patents(args.held_out)}))
+                         {"query_patents": read_patents(args.held_out)}, True))
     for i, spec in enumerate(args.set):
         path, rule, *rest = spec.split(",")
         options = dict(item.split("=", 1) for item in rest)
         name = options.pop("name", f"{Path(path).name} ({rule})")
+        held_out = options.pop("held-out", "no").lower() in ("1", "yes", "true")
         replay = {}
         if "source" in options:
             replay["only_sources"] = [Path(options.pop("source"))]
@@ -323,7 +373,7 @@ def training_sets(args) -> list[tuple[str, Path, str, dict]]:
         collection = Path(path)
         if not matches(collection, model):  # re-indexed in a copy; the given collection is only read
             collection = indexed_with(collection, work / f"set{i}-{collection.name}-{tag}", model, args.reuse)
-        sets.append((name, collection, rule, replay))
+        sets.append((name, collection, rule, replay, held_out))
     return sets
 
 
@@ -337,48 +387,82 @@ def matches(collection: Path, model: str) -> bool:
 
 def calibrate(args) -> int:
     sets = training_sets(args)
-    rows, names, keys = {}, [], set()
-    for name, collection, rule, options in sets:
+    rows, names, keys, held_out, rules = {}, [], set(), set(), {}
+    for name, collection, rule, options, is_held_out in sets:
         replay = Replay(collection, rule, args.k, [], **options)
+        bad = forbidden_queries(replay)
+        if bad:
+            raise SystemExit(f"{name}: {len(bad)} queries are design grants or odd-numbered 2007 designs "
+                             f"(e.g. {bad[0]}); a calibration never uses them")
         keys.add((replay.visual_name, replay.visual_model))
         rows[name] = per_query(replay)
-        names.append(f"{name}: {collection} ({rule}, {len(rows[name])} queries)")
+        rules[name] = rule
+        if is_held_out:
+            held_out.add(name)
+        names.append(f"{name}: {collection} ({rule}, {len(rows[name])} queries{', held out' if is_held_out else ''})")
     if len(keys) != 1:
         raise SystemExit(f"the sets were indexed with different visual models: {sorted(keys)}")
+    if not any(rules[name].startswith("same-class") for name in held_out):
+        raise SystemExit("no held-out class-level set: give --held-out-2007 (the model's --class-val designs); "
+                         "the rule checks auto >= text there at calibration time")
     encoder, digest = keys.pop()
-    (near, far), table = choose(rows)
+    chosen, table = choose(rows, held_out, args.noise)
+    near, far = chosen if chosen is not None else (None, None)
     print(f"# auto calibration for visual encoder {encoder} (model {digest}), AP@{args.k}\n")
-    print("| training-side set | queries | text | visual | avg | text alone (z) | auto uncalibrated | auto chosen | h below far | h at/above near |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("Counted: only the held-out sets (drawings the model was not trained on); the others are shown, not counted.\n")
+    print("| training-side set | counted | queries | text | visual | best channel | avg | text alone (z) "
+          "| auto uncalibrated | auto chosen | chosen − best channel | chosen − uncalibrated | h below far | h at/above near |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, data in rows.items():
         hs = [r["h"] for r in data if r["h"] is not None]
         below = sum(1 for h in hs if far is not None and h < far) / max(1, len(data))
         above = sum(1 for h in hs if near is not None and h >= near) / max(1, len(data))
-        print(f"| {name} | {len(data)} | {mean_of(data, 'text'):.4f} | {mean_of(data, 'visual'):.4f} | {mean_of(data, 'avg'):.4f} "
-              f"| {mean_of(data, 'text-z'):.4f} | {mean_of(data, 'auto'):.4f} | {auto_ap(data, near, far):.4f} "
+        best = max(mean_of(data, "text"), mean_of(data, "visual"))
+        plain, picked = auto_ap(data, None, None), auto_ap(data, near, far)
+        print(f"| {name} | {'yes' if name in held_out else 'no (trained on)'} | {len(data)} | {mean_of(data, 'text'):.4f} "
+              f"| {mean_of(data, 'visual'):.4f} | {best:.4f} | {mean_of(data, 'avg'):.4f} | {mean_of(data, 'text-z'):.4f} "
+              f"| {plain:.4f} | {picked:.4f} | {picked - best:+.4f} | {picked - plain:+.4f} "
               f"| {100 * below:.0f} % | {100 * above:.0f} % |")
-    print(f"\nchosen: near {near}, far {far}  (rule: auto >= the best single channel on every set, then the highest mean)")
-    print("\nbest pairs (mean auto, worst margin to the best single channel):")
-    for t in sorted(table, key=lambda t: (t["margin"] >= 0, t["mean"]), reverse=True)[:10]:
-        print(f"  near {t['near']}, far {t['far']}: mean {t['mean']:.4f}, margin {t['margin']:+.4f}  "
+    rule = (f"only the held-out sets count; auto >= the best single channel on each and at most {args.noise} below "
+            f"the uncalibrated rule on each, then the highest mean auto over them (a gain of at most {args.noise} "
+            "over the uncalibrated rule keeps no thresholds)")
+    print("\nbest pairs (mean auto over the held-out sets, worst margin to the best channel, worst change from "
+          "the uncalibrated rule; every set's auto):")
+    for t in sorted(table, key=lambda t: (t["admissible"], t["mean"]), reverse=True)[:10]:
+        print(f"  near {t['near']}, far {t['far']}: mean {t['mean']:.4f}, margin {t['margin']:+.4f}, "
+              f"change {t['drop']:+.4f}{'' if t['admissible'] else ' (refused)'}  "
               + "  ".join(f"{v:.4f}" for v in t["scores"].values()))
     for name, data in rows.items():
         hs = sorted(r["h"] for r in data if r["h"] is not None)
         if hs:
             print(f"nearness on {name}: 10/50/90 % {hs[len(hs) // 10]:.3f} / {hs[len(hs) // 2]:.3f} / {hs[9 * len(hs) // 10]:.3f}")
+    print("\nsets:\n" + "\n".join(f"  {n}" for n in names))
+    if chosen is None:
+        losing = [f"{name} (auto {auto_ap(rows[name], None, None):.4f} < "
+                  f"{max(mean_of(rows[name], 'text'), mean_of(rows[name], 'visual')):.4f})" for name in held_out
+                  if auto_ap(rows[name], None, None) < max(mean_of(rows[name], "text"), mean_of(rows[name], "visual"))]
+        print(f"\nREFUSED: no thresholds keep auto at the best single channel on every held-out set; "
+              f"uncalibrated, auto loses on: {', '.join(losing) or 'none'}. Nothing written.")
+        return 2
+    print(f"\nchosen: near {near}, far {far}  (rule: {rule})")
     if args.write:
         key = fusion.calibration_key(encoder, digest)
         document = json.loads(fusion.CALIBRATION_FILE.read_text(encoding="utf-8"))
+        counted = [name for name in rows if name in held_out]
         document.setdefault("encoders", {})[key] = {
             "near": near, "far": far,
             "chosen": {"date": datetime.date.today().isoformat(), "model": args.visual_model, "k": args.k,
-                       "rule": "auto >= best single channel on every set, then the highest mean auto",
-                       "sets": {name: round(auto_ap(data, near, far), 4) for name, data in rows.items()}},
+                       "rule": rule, "noise": args.noise,
+                       "sets": {name: round(auto_ap(rows[name], near, far), 4) for name in counted},
+                       "uncalibrated": {name: round(auto_ap(rows[name], None, None), 4) for name in counted},
+                       "best_channel": {name: round(max(mean_of(rows[name], "text"), mean_of(rows[name], "visual")), 4)
+                                        for name in counted},
+                       "shown_not_counted": {name: round(auto_ap(data, near, far), 4) for name, data in rows.items()
+                                             if name not in held_out}},
         }
         text = json.dumps(document, indent=2, ensure_ascii=False)
         fusion.CALIBRATION_FILE.write_text(text + "\n", encoding="utf-8")
         print(f"\nwrote {key}: near {near}, far {far} to {fusion.CALIBRATION_FILE}")
-    print("\nsets:\n" + "\n".join(f"  {n}" for n in names))
     return 0
 
 
@@ -448,8 +532,12 @@ def main() -> int:
                        help="even 2007 designs the model was not trained on (its --class-val file): a set of their own")
     calib.add_argument("--held-out", type=Path,
                        help="patents held out of the model's training (same-patent validation): a set of their own")
-    calib.add_argument("--set", action="append", default=[], metavar="PATH,RULE[,source=DIR][,patents=FILE][,name=N]",
-                       help="one more training-side collection (repeatable)")
+    calib.add_argument("--set", action="append", default=[],
+                       metavar="PATH,RULE[,source=DIR][,patents=FILE][,name=N][,held-out=yes]",
+                       help="one more training-side collection (repeatable); held-out=yes: its queries are drawings "
+                            "the model was not trained on, so it counts (only held-out sets count)")
+    calib.add_argument("--noise", type=float, default=NOISE,
+                       help="the largest drop below the uncalibrated rule on a held-out set that counts as noise")
     calib.add_argument("--write", action="store_true", help="store the chosen entry in fusion_calibration.json")
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--modes", default=",".join(fusion.MODES))

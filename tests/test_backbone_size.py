@@ -110,3 +110,21 @@ def test_shipped_lite0_model_loads_and_names_its_training():
     assert "us-design-grants" not in record["data"]["source_folders"]
     vectors = encoder.encode([_drawing("ring", 51), _drawing("box", 52)])
     assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def test_shipped_lite0_288_model_loads_at_its_size_and_names_its_training():
+    """Stop 18's candidate: Lite0 at 288 px, float16 weights; its index key differs from the 224 px model's."""
+    from figsearch.embed.encoders.backbone import default_model_path
+
+    path = default_model_path().with_name("drawing-backbone5-lite0-288.onnx")
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this installation")
+    assert path.stat().st_size < 20e6
+    encoder = create_visual("backbone:drawing-backbone5-lite0-288.onnx", threads=1)
+    record = encoder.record
+    assert record["settings"]["backbone"] == "efficientnet-lite0" and record["settings"]["image_size"] == 288
+    assert encoder.identity["image_size"] == 288 and record["weights_stored_as"]["dtype"] == "float16"
+    assert "us-design-grants" not in record["data"]["source_folders"] and record["starting_weights"]["frozen"] is True
+    vectors = encoder.encode([_drawing("ring", 53), _drawing("box", 54)])
+    assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert encoder_key(encoder) != encoder_key(create_visual("backbone:drawing-backbone4-lite0.onnx", threads=1))

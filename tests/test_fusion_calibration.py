@@ -62,8 +62,9 @@ def test_the_shipped_file_has_an_entry_for_the_default_visual_model():
 
     from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
 
-    # the default, the previous default and the Lite0 option each have an entry written by fusion_tuning.py --calibrate
-    for name in (DEFAULT_VISUAL_ENCODER.split(":", 1)[1], "drawing-backbone2.onnx", "drawing-backbone4-lite0.onnx"):
+    # the default, the previous default and the Lite0 options each have an entry written by fusion_tuning.py --calibrate
+    for name in (DEFAULT_VISUAL_ENCODER.split(":", 1)[1], "drawing-backbone2.onnx", "drawing-backbone4-lite0.onnx",
+                 "drawing-backbone5-lite0-288.onnx"):
         shipped = Path(str(resources.files("figsearch") / "models" / name))
         if not shipped.is_file():
             pytest.skip(f"{shipped} is not in this installation")
@@ -121,11 +122,45 @@ def test_the_calibration_rule_keeps_auto_at_the_best_channel_on_every_set_then_t
     assert far is not None and 0.2 < far <= 0.8  # ... and the far heads to the text
     assert tuning.auto_ap(cls, near, far) == pytest.approx(0.5) and tuning.auto_ap(same, near, far) == pytest.approx(0.9)
     assert tuning.auto_ap(cls, None, None) == pytest.approx(0.45)  # the uncalibrated rule
-    # no pair reaches the best channel everywhere: the least worst shortfall
-    bad = [{"h": 0.5, "text": 0.9, "visual": 0.0, "avg": 0.1, "text-z": 0.8, "auto": 0.2}]
-    (near, far), _ = tuning.choose({"bad": bad})
-    assert near is None and far is not None and far > 0.5  # text-z (0.8) is the least bad
     assert any(t["margin"] >= 0 for t in table)
+    # no pair reaches the best channel everywhere: refused (stop 18; before, the least worst shortfall was taken)
+    bad = [{"h": 0.5, "text": 0.9, "visual": 0.0, "avg": 0.1, "text-z": 0.8, "auto": 0.2}]
+    chosen, table = tuning.choose({"bad": bad})
+    assert chosen is None and not any(t["admissible"] for t in table)
+
+
+def test_only_held_out_sets_count_and_no_held_out_set_may_fall_below_the_uncalibrated_rule_beyond_noise():
+    """The lead's rule of stop 18: a set the model was trained on never decides; on every held-out set auto
+    stays at the best channel and within noise of the uncalibrated rule (the Lite0 case of stop 17)."""
+    tuning = _tuning()
+    # trained on (class level, with its classes): near heads gain a lot from avg
+    trained = [{"h": 0.6, "text": 0.3, "visual": 0.3, "avg": 0.6, "text-z": 0.3, "auto": 0.35}] * 10
+    # held out, class level: half the heads are near (h .6); avg costs 0.01 per such query there
+    held = ([{"h": 0.6, "text": 0.30, "visual": 0.05, "avg": 0.30, "text-z": 0.30, "auto": 0.31}] * 5
+            + [{"h": 0.2, "text": 0.30, "visual": 0.05, "avg": 0.20, "text-z": 0.30, "auto": 0.31}] * 5)
+    sets = {"trained": trained, "held": held}
+    # counted alike (stop 17's rule), the trained-on set's gain would outweigh the held-out set's loss
+    assert tuning.auto_ap(trained, 0.5, None) - tuning.auto_ap(trained, None, None) > \
+        tuning.auto_ap(held, None, None) - tuning.auto_ap(held, 0.5, None) > 0
+    chosen, table = tuning.choose(sets, held_out={"held"})
+    assert chosen is not None and (chosen[0] is None or chosen[0] > 0.6)  # held out: near would cost 0.005 > noise
+    assert tuning.auto_ap(held, *chosen) == pytest.approx(0.31)
+    near_pairs = [t for t in table if t["near"] is not None and t["near"] <= 0.6]
+    assert near_pairs and not any(t["admissible"] for t in near_pairs)
+    assert all(t["mean"] == pytest.approx(tuning.auto_ap(held, t["near"], t["far"])) for t in table)  # held alone
+    # the same loss within noise is allowed (noise 0.01 > 0.005), and then the higher mean may win
+    held_small = [dict(r, avg=0.3095) if r["h"] == 0.6 else r for r in held]
+    picked, _ = tuning.choose({"trained": trained, "held": held_small}, held_out={"held"}, noise=0.01)
+    assert picked == (None, None)  # no gain on the held-out set: the earlier pair on the grid, no thresholds
+    # a gain within noise is a tie with the uncalibrated rule, and ties keep no thresholds
+    held_tiny = [dict(r, auto=0.3) if r["h"] == 0.2 else r for r in held]  # text-z beats auto by 0.0 ... 0.005
+    tiny = [dict(r, **{"text-z": 0.3004}) for r in held_tiny]  # far heads: text-z 0.0004 over auto (mean +0.0002)
+    for r in tiny:
+        r["text"] = 0.3
+    assert tuning.choose({"held": tiny})[0] == (None, None)
+    assert tuning.choose({"held": tiny}, noise=0.0)[0][1] is not None  # without the noise allowance: a far threshold
+    with pytest.raises(ValueError):
+        tuning.choose(sets, held_out=set())
 
 
 def test_patent_lists_match_without_kind_codes(tmp_path):
