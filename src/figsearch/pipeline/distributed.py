@@ -246,6 +246,7 @@ class RayCluster:
         #: documents committed and linked during the ingest, ``_TextsAhead``) and "in the embedding stage"
         self.texts: dict[str, int] = collections.Counter()
         self._ahead = _TextsAhead()
+        self._ingest_left = 0  # ingest results not given back yet
         #: each worker's seconds loading models and in each kind of call, kept when they are let go
         self.worker_timings: list[dict[str, float]] = []
         #: each worker's (start, [(call, wall start, wall end)]) and the driver's own such events,
@@ -397,6 +398,7 @@ class RayCluster:
         ray = self.ray
         visual = self._specs.get("visual")
         order = _by_cost(units, REORDER_WINDOW, self.workers)
+        self._ingest_left = len(units)
         window = max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)
         arrived: queue.Queue = queue.Queue()
         # results collected but not yet given back: enough for those that overtake the next one
@@ -478,13 +480,11 @@ class RayCluster:
                 following += 1
         finally:
             stop.set()
-        # the texts of the documents committed last: encoded while the driver finishes the signs
-        # and stores the drawings' vectors, before the embedding stage asks for them
-        self._ahead.flush(pool)
         self._done("ingest")
 
     def _take(self, root: str, unit: Unit, outcome: tuple) -> UnitResult:
         result, files, boxes, vectors = outcome
+        self._ingest_left -= 1
         _store_files(Path(root), files)
         self._prefetched.update(boxes)
         self._vectors.update(vectors)
@@ -547,6 +547,11 @@ class RayCluster:
                 self._ahead.add(s for f in collection.figures(patent=number, roles=(FigureRole.DRAWING,))
                                 for s in texts_to_encode(figure_text(collection, f)))
 
+    def _flush_texts(self) -> None:
+        """Send the workers every text of ``_TextsAhead`` not sent yet (none: nothing is done)."""
+        if self._pool is not None:
+            self._ahead.flush(self._pool)
+
     def _driver_engine(self):
         """The OCR engine the driver writes the signs under during the ingest (created once; it never
         reads: the workers do), or False when it cannot run here (the signs stage then says why)."""
@@ -601,6 +606,7 @@ class RayCluster:
         """``figsearch.pipeline.signs._ReadAhead`` on Ray (``jobs`` is the local build's; the cluster's CPUs count here)."""
         pool = self._start_pool()
         pool.check()
+        self._flush_texts()  # (the last document's commit did, unless the ingest stopped short)
         prefetched, self._prefetched = self._prefetched, {}
         if engine is None or engine.name != self._engine:
             prefetched = {}
@@ -616,6 +622,7 @@ class RayCluster:
         """The identity of the workers' encoders for ``modality``; they must all be the same encoder."""
         pool = self._start_pool()
         pool.check()
+        self._flush_texts()
         if self._specs.get(modality) != spec:  # not foreseen at the start (the collection's languages changed)
             self._specs[modality] = spec
         started = time.perf_counter()
@@ -1269,6 +1276,10 @@ class _SignsWhileIngesting(CommittedForwarder):
     def committed(self, numbers: list[str]) -> None:
         if numbers:
             self.cluster._signs_while_ingesting(self.collection, dict.fromkeys(numbers))
+        if self.cluster._ingest_left == 0:
+            # the ingest's last document is in and linked: the texts not sent yet go to the workers
+            # now, to be encoded while the driver finishes the signs and stores the drawings' vectors
+            self.cluster._flush_texts()
 
 
 class _RemoteEncoder:
