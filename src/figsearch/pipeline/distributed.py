@@ -1041,7 +1041,10 @@ class _Pool:
         return [n for n, done in zip(workers, self.ray.get(refs)) if done]
 
     def identities(self, modality: str, spec: str, workers: list[int]) -> list[dict]:
-        return [self.get(self.actors[n].identity.remote(modality, spec)) for n in workers]
+        """What each worker's encoder reports, asked beside the calls in flight (not behind the texts
+        they encode ahead, say): once the encoder is loaded the answer does not wait for them."""
+        refs = [self.actors[n].identity.options(concurrency_group="probe").remote(modality, spec) for n in workers]
+        return [self.get(ref) for ref in refs]
 
     def get(self, ref):
         try:
