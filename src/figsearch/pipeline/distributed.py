@@ -243,7 +243,8 @@ class RayCluster:
         #: sheet, encoded as soon as they were cut) and "in the embedding stage"
         self.encoded: dict[str, int] = collections.Counter()
         #: distinct texts (sentences, drawing words) encoded "before the embedding stage" (those of
-        #: documents committed and linked during the ingest, ``_TextsAhead``) and "in the embedding stage"
+        #: documents committed and linked during the ingest, ``_TextsAhead``) and "in the embedding
+        #: stage"; of the first, those "given to a free worker during the ingest" (``spare``)
         self.texts: dict[str, int] = collections.Counter()
         self._ahead = _TextsAhead()
         self._ingest_left = 0  # ingest results not given back yet
@@ -418,7 +419,9 @@ class RayCluster:
 
         def spare(n: int):
             """A call for worker ``n``, which has no document left to ingest: texts to encode."""
-            return self._ahead.send(pool.actors[n], self._ahead.take(SPARE_TEXTS))
+            texts = self._ahead.take(SPARE_TEXTS)
+            self.texts["given to a free worker during the ingest"] += len(texts)
+            return self._ahead.send(pool.actors[n], texts)
 
         def collect() -> None:
             try:
