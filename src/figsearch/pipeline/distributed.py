@@ -1224,6 +1224,7 @@ class _TextsAhead:
     def add(self, texts: Iterable[str]) -> None:
         if self.spec is None:
             return
+        texts = list(texts)  # (read from the collection before the lock: ``spare`` takes it in another thread)
         with self._lock:
             for text in texts:
                 if text not in self._known and len(self._known) < TEXTS_LIMIT:
