@@ -20,7 +20,8 @@ waited for the Ray instance it starts in the background). With Ray, the driver p
 the driver plus one worker process. Each build's JSON line also has the driver's CPU seconds, the Ray workers' (their
 own count; not measured for the local build's worker processes), the driver's waits for the workers (``driver_waits``) and each worker's seconds loading its models and
 in each kind of call (``worker_seconds``, with each worker's niceness and CPU seconds), how many drawings the workers read and encoded while
-ingesting and in the later stages, and a ``timeline``: per stage each worker's busy and idle seconds and the driver's
+ingesting and in the later stages, how many texts they encoded before the embedding stage and in it
+(``texts_encoded``), the driver's CPU seconds by thread (``driver_threads_cpu``), and a ``timeline``: per stage each worker's busy and idle seconds and the driver's
 working and waiting ones, when each worker ended its last ingest, and a one-line picture of each process over the
 build (``timeline``'s docstring says what its letters mean): where the time goes; the report repeats them under the table. The 1-minute load average is
 printed before and after each build, because the machine may be shared; ``--rounds N`` runs the

@@ -29,9 +29,11 @@ model files is one error before anything is written.
 - reference signs: what the ingest left: for the drawings not read during the ingest, the
   workers' OCR engine reads their text boxes (sent as PNG bytes); the driver parses, splits and
   links the signs of every drawing not done yet (``process_figure``).
-- embedding: every worker loads both encoders; the drawings not encoded during the ingest and the
-  sentences are cut into batches of about the same cost, a few per worker; the driver stores the
-  vectors in the plan's order and builds the indexes.
+- embedding: every worker loads both encoders; the texts of the documents linked during the
+  ingest are encoded before the stage (``_TextsAhead``: by a worker with no document left to
+  ingest, then, once the last document is in, by all); the drawings not encoded during the ingest
+  and the texts not encoded ahead are cut into batches of about the same cost, a few per worker;
+  the driver stores the vectors in the plan's order and builds the indexes.
 
 Nothing here is imported by a local build: ``import ray`` happens only in this module.
 """
