@@ -20,7 +20,8 @@ waited for the Ray instance it starts in the background). With Ray, the driver p
 the driver plus one worker process. Each build's JSON line also has the driver's CPU seconds, the Ray workers' (their
 own count; not measured for the local build's worker processes), the driver's waits for the workers (``driver_waits``) and each worker's seconds loading its models and
 in each kind of call (``worker_seconds``, with each worker's niceness and CPU seconds), how many drawings the workers read and encoded while
-ingesting and in the later stages, and a ``timeline``: per stage each worker's busy and idle seconds and the driver's
+ingesting and in the later stages, how many texts they encoded before the embedding stage and in it
+(``texts_encoded``), the driver's CPU seconds by thread (``driver_threads_cpu``), and a ``timeline``: per stage each worker's busy and idle seconds and the driver's
 working and waiting ones, when each worker ended its last ingest, and a one-line picture of each process over the
 build (``timeline``'s docstring says what its letters mean): where the time goes; the report repeats them under the table. The 1-minute load average is
 printed before and after each build, because the machine may be shared; ``--rounds N`` runs the
@@ -109,9 +110,27 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
             "timeline": timeline(wall_start, ends, cluster) if cluster else {},
             "signs_read": dict(cluster.reads) if cluster else {},
             "drawings_encoded": dict(cluster.encoded) if cluster else {},
+            "texts_encoded": dict(cluster.texts) if cluster else {},
+            "driver_threads_cpu": threads_cpu(),
             "documents": report.ingest.documents, "figures": report.ingest.figures,
             "signs": report.signs.signs if report.signs else None,
             "vectors": sum(e.embedded for e in report.index.embedded)}
+
+
+def threads_cpu() -> dict[str, float]:
+    """This process's CPU seconds by thread name (Linux ``/proc``; the names are the kernel's: Python's
+    own threads are all "python" there, Ray's threads carry their names), the largest first."""
+    out: collections.Counter = collections.Counter()
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[name] += (int(fields[11]) + int(fields[12])) / tick
+    return {name: round(value, 2) for name, value in out.most_common() if value >= 0.05}
 
 
 #: one character per column of the timeline: what a worker did most of that column's time
@@ -251,7 +270,8 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     for mode, result in results.items():
         if mode.startswith("ray"):
             print(f"{mode}: signs read {result['signs_read']}, drawings encoded {result['drawings_encoded']}, "
-                  f"driver waits {result['driver_waits']}")
+                  f"texts encoded {result.get('texts_encoded')}, driver waits {result['driver_waits']}, "
+                  f"driver's CPU s by thread {result.get('driver_threads_cpu')}")
             for n, worker in enumerate(result["worker_seconds"]):
                 print(f"  worker {n}: {worker}")
             line = result.get("timeline") or {}

@@ -50,13 +50,15 @@ def cluster(tmp_path_factory):
         ray.shutdown()
 
 
-def _ray_build(paths, collection, reads=None, encoded=None, **options):
+def _ray_build(paths, collection, reads=None, encoded=None, texts=None, **options):
     with RayCluster("local", workers=2) as cluster:
         report = build(paths, collection, cluster=cluster, **options)
     if reads is not None:
         reads.update(cluster.reads)
     if encoded is not None:
         encoded.update(cluster.encoded)
+    if texts is not None:
+        texts.update(cluster.texts)
     return report
 
 
@@ -71,8 +73,8 @@ def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
 def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     local, distributed = tmp_path / "local", tmp_path / "ray"
     expected = build([EP_DOCUMENT], local)
-    reads, encoded = {}, {}
-    report = _ray_build([EP_DOCUMENT], distributed, reads=reads, encoded=encoded)
+    reads, encoded, texts = {}, {}, {}
+    report = _ray_build([EP_DOCUMENT], distributed, reads=reads, encoded=encoded, texts=texts)
     # the workers read the drawings' signs right after decoding them: the same signs, read earlier
     assert reads["while ingesting"] > 0
     # and the driver parses, links and writes them as soon as their document is committed
@@ -82,6 +84,9 @@ def test_a_ray_build_equals_the_local_build(cluster, tmp_path):
     # as soon as they are cut
     assert encoded["cut from sheets"] > 0
     assert encoded["while ingesting"] + encoded["cut from sheets"] + encoded["in the embedding stage"] > 10
+    # the texts of the document the driver linked during the ingest were encoded before the embedding
+    # stage asked for them (the same vectors within float tolerance: checked below)
+    assert texts["before the embedding stage"] > 10
     assert report.ingest.as_dict() | {"seconds": 0} == expected.ingest.as_dict() | {"seconds": 0}
     assert report.signs is not None and report.signs.signs == expected.signs.signs > 0
     assert report.signs.links == expected.signs.links > 0
@@ -331,3 +336,42 @@ def test_a_worker_that_is_ready_late_joins_the_calls_in_flight(cluster):
     assert set(first[:2]) == {0}  # and not before
     without = [ray.get(ref) for _, ref in pool.map(((n, ("texts", (n,))) for n in range(5)), workers=[0])]
     assert {n for n, _ in without} == {0}
+
+
+def test_a_worker_with_nothing_left_to_do_takes_spare_work(cluster):
+    """``_Pool.map(spare=...)``: once every call is sent, a free worker is given spare work (the
+    texts of committed documents, in the build); its results are not among those given back, and
+    no worker is given any while calls are left to send."""
+    from figsearch.pipeline.distributed import _Pool
+
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def __init__(self, n):
+            self.n = n
+
+        def work(self, seconds, key):
+            import time
+
+            time.sleep(seconds)
+            return self.n, key
+
+    pool = object.__new__(_Pool)
+    pool.ray, pool.actors = ray, [Echo.remote(0), Echo.remote(1)]
+    sent, asked = [], []
+
+    def calls():
+        for n in range(4):  # the last call is long: the other worker has nothing left to do meanwhile
+            sent.append(n)
+            yield n, ("work", (2.0 if n == 3 else 0.0, n))
+
+    def spare(n):
+        asked.append((n, len(sent)))
+        if len(asked) > 2:
+            return None
+        return pool.actors[n].work.remote(0.0, f"spare {n}")
+
+    out = [(key, ray.get(ref)) for key, ref in pool.map(calls(), per_worker=1, spare=spare)]
+    assert [key for key, _ in out] == [0, 1, 2, 3] and [k for _, (_, k) in out] == [0, 1, 2, 3]
+    assert asked and all(count == 4 for _, count in asked)  # only once every call was sent
+    long = next(n for key, (n, _) in out if key == 3)
+    assert {n for n, _ in asked} == {1 - long}  # and only to the worker that was free

@@ -29,9 +29,11 @@ model files is one error before anything is written.
 - reference signs: what the ingest left: for the drawings not read during the ingest, the
   workers' OCR engine reads their text boxes (sent as PNG bytes); the driver parses, splits and
   links the signs of every drawing not done yet (``process_figure``).
-- embedding: every worker loads both encoders; the drawings not encoded during the ingest and the
-  sentences are cut into batches of about the same cost, a few per worker; the driver stores the
-  vectors in the plan's order and builds the indexes.
+- embedding: every worker loads both encoders; the texts of the documents linked during the
+  ingest are encoded before the stage (``_TextsAhead``: by a worker with no document left to
+  ingest, then, once the last document is in, by all); the drawings not encoded during the ingest
+  and the texts not encoded ahead are cut into batches of about the same cost, a few per worker;
+  the driver stores the vectors in the plan's order and builds the indexes.
 
 Nothing here is imported by a local build: ``import ray`` happens only in this module.
 """
@@ -41,6 +43,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import importlib.util
+import itertools
 import logging
 import os
 import queue
@@ -63,6 +66,7 @@ from figsearch.index.settings import NO_TEXT
 from figsearch.ingest.base import Unit
 from figsearch.ingest.process import UnitResult
 from figsearch.ingest.runner import CommittedForwarder
+from figsearch.link.text import figure_text
 from figsearch.pipeline.embed import EmbedReport, text_row, texts_to_encode
 from figsearch.pipeline.ray_worker import _Worker
 from figsearch.records import Failure, Figure, FigureRole
@@ -93,6 +97,11 @@ BIG_SHARE = 8
 BATCHES_PER_WORKER = 3
 #: a text's cost in characters on top of its length (the encoder's work per text, however short)
 TEXT_COST = 24
+#: texts (sentences, drawing words) of committed documents that the workers encode before the
+#: embedding stage (the driver keeps their vectors until then); beyond it, the embedding stage does
+TEXTS_LIMIT = 200_000
+#: texts per call when a worker with no document left to ingest encodes texts at the ingest's end
+SPARE_TEXTS = 128
 #: encoders that only the first worker loads from the start, the others once the ingest is over.
 #: None since minilm runs through onnxruntime: loading it takes a worker 0.3 to 0.5 CPU s (it was
 #: 7 to 8 CPU s of importing torch and sentence-transformers), so every worker loads it from the
@@ -235,6 +244,12 @@ class RayCluster:
         #: drawings encoded "while ingesting", "cut from sheets" (the figures the driver cut from a
         #: sheet, encoded as soon as they were cut) and "in the embedding stage"
         self.encoded: dict[str, int] = collections.Counter()
+        #: distinct texts (sentences, drawing words) encoded "before the embedding stage" (those of
+        #: documents committed and linked during the ingest, ``_TextsAhead``) and "in the embedding
+        #: stage"; of the first, those "given to a free worker during the ingest" (``spare``)
+        self.texts: dict[str, int] = collections.Counter()
+        self._ahead = _TextsAhead()
+        self._ingest_left = 0  # ingest results not given back yet
         #: each worker's seconds loading models and in each kind of call, kept when they are let go
         self.worker_timings: list[dict[str, float]] = []
         #: each worker's (start, [(call, wall start, wall end)]) and the driver's own such events,
@@ -252,10 +267,11 @@ class RayCluster:
             self._connect(address, workers)
 
     def _connect(self, address, workers) -> None:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         self._workers = connect(address, workers=workers)
         self._ray_module = _ray()
         self.timings["ray start (background)" if self._starter else "ray start"] += time.perf_counter() - started
+        self.timings["ray start, this thread's CPU"] += time.thread_time() - cpu
 
     def _wait_connected(self) -> None:
         connected, self._connected = self._connected, None
@@ -309,6 +325,7 @@ class RayCluster:
         self._last = "index" if index else ("ingest" if skip_ocr else "signs")
         self._prefetched, self._vectors, self._identities, self._cut_encoded = {}, {}, {}, set()
         self._cutting, self._early_signs, self._early_engine = [], None, None
+        self._ahead = _TextsAhead(self._specs.get("text"))
         if self._pool is None and self._starter is not None and self._pool_started is None:
             self._pool_started = self._starter.submit(self._make_pool)
         else:
@@ -375,10 +392,16 @@ class RayCluster:
             self._load_later()
             self._done("ingest")
             return
+        starting = self._pool_started
+        if starting is not None and not starting.done() and self._engine is not None and self._last != "ingest":
+            # while Ray starts (the driver would only wait): the OCR engine the driver writes the
+            # signs under, which it would otherwise create at its first commit, beside the workers
+            self._driver_engine()
         pool = self._start_pool()
         ray = self.ray
         visual = self._specs.get("visual")
         order = _by_cost(units, REORDER_WINDOW, self.workers)
+        self._ingest_left = len(units)
         window = max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)
         arrived: queue.Queue = queue.Queue()
         # results collected but not yet given back: enough for those that overtake the next one
@@ -396,9 +419,15 @@ class RayCluster:
             # every document is sent: each worker loads the rest once it has ingested its last one
             self._load_later()
 
+        def spare(n: int):
+            """A call for worker ``n``, which has no document left to ingest: texts to encode."""
+            texts = self._ahead.take(SPARE_TEXTS)
+            self.texts["given to a free worker during the ingest"] += len(texts)
+            return self._ahead.send(pool.actors[n], texts)
+
         def collect() -> None:
             try:
-                for index, ref in pool.map(calls(), per_worker=1, window=window):
+                for index, ref in pool.map(calls(), per_worker=1, window=window, spare=spare):
                     unit = units[index]
                     try:
                         outcome = ray.get(ref)
@@ -460,6 +489,7 @@ class RayCluster:
 
     def _take(self, root: str, unit: Unit, outcome: tuple) -> UnitResult:
         result, files, boxes, vectors = outcome
+        self._ingest_left -= 1
         _store_files(Path(root), files)
         self._prefetched.update(boxes)
         self._vectors.update(vectors)
@@ -495,16 +525,7 @@ class RayCluster:
         not read ahead, the figures that are not drawings, the patents whose text changed)."""
         from figsearch.pipeline import signs as signs_stage
 
-        if self._early_engine is None:
-            try:  # what spot_and_link does first: an engine that cannot run here leaves the signs out
-                from figsearch.ocr import create_engine
-
-                engine = create_engine(self._engine)
-                self._early_engine = engine if engine.name == self._engine else False
-            except FigsearchError as exc:
-                log.info("signs left to the signs stage: %s", exc)
-                self._early_engine = False
-        if self._early_engine is False:
+        if self._driver_engine() is False:
             return
         if self._early_signs is None:
             self._early_signs = signs_stage.SpotLinkReport()
@@ -525,6 +546,32 @@ class RayCluster:
                 self.reads["linked while ingesting"] += 1
                 if children and spec is not None:
                     self._encode_cut(collection, children, spec)
+            if self._ahead.spec is not None:
+                # what the embedding stage will encode of this patent's drawings (their sentences
+                # and words, as ``plan_text`` reads them), for the workers to encode before it
+                self._ahead.add(s for f in collection.figures(patent=number, roles=(FigureRole.DRAWING,))
+                                for s in texts_to_encode(figure_text(collection, f)))
+
+    def _flush_texts(self) -> None:
+        """Send the workers every text of ``_TextsAhead`` not sent yet (none: nothing is done)."""
+        if self._pool is not None:
+            self._ahead.flush(self._pool)
+
+    def _driver_engine(self):
+        """The OCR engine the driver writes the signs under during the ingest (created once; it never
+        reads: the workers do), or False when it cannot run here (the signs stage then says why)."""
+        if self._early_engine is None:
+            started = time.perf_counter()
+            try:  # what spot_and_link does first: an engine that cannot run here leaves the signs out
+                from figsearch.ocr import create_engine
+
+                engine = create_engine(self._engine)
+                self._early_engine = engine if engine.name == self._engine else False
+            except FigsearchError as exc:
+                log.info("signs left to the signs stage: %s", exc)
+                self._early_engine = False
+            self.timings["driver's OCR engine"] += time.perf_counter() - started
+        return self._early_engine
 
     def _encode_cut(self, collection: Collection, children: list[tuple[Figure, list]], spec: str) -> None:
         """Have a worker encode the figures just cut from a sheet (``process_figure``'s children),
@@ -564,6 +611,7 @@ class RayCluster:
         """``figsearch.pipeline.signs._ReadAhead`` on Ray (``jobs`` is the local build's; the cluster's CPUs count here)."""
         pool = self._start_pool()
         pool.check()
+        self._flush_texts()  # (the last document's commit did, unless the ingest stopped short)
         prefetched, self._prefetched = self._prefetched, {}
         if engine is None or engine.name != self._engine:
             prefetched = {}
@@ -579,6 +627,7 @@ class RayCluster:
         """The identity of the workers' encoders for ``modality``; they must all be the same encoder."""
         pool = self._start_pool()
         pool.check()
+        self._flush_texts()
         if self._specs.get(modality) != spec:  # not foreseen at the start (the collection's languages changed)
             self._specs[modality] = spec
         started = time.perf_counter()
@@ -710,18 +759,26 @@ class RayCluster:
         known = list(workers)  # ready, grown by ``_joined``
         join = (lambda: self._joined(pool, "text", spec, known)) if len(workers) < len(loading) else None
         batch_size = 256
+        # the texts of the documents committed during the ingest, encoded by the workers since
+        waiting = time.time()
+        ahead = self._ahead.collect(pool, spec)
+        self.events.append(("wait", waiting, time.time()))
         # a round is what all workers encode at once; its vectors are then written batch by batch
         round_size = batch_size * max(1, len(loading)) * IN_FLIGHT_PER_WORKER * 4
         for round_start in range(0, len(todo), round_size):
             figures = todo[round_start:round_start + round_size]
             sentences = list(dict.fromkeys(s for _, text, _ in figures for s in texts_to_encode(text)))
-            pieces = _pieces(sentences, len(loading) * BATCHES_PER_WORKER, batch_size)
+            cache = {s: ahead[s] for s in sentences if s in ahead}
+            missing = [s for s in sentences if s not in cache]
+            self.texts["before the embedding stage"] += len(cache)
+            self.texts["in the embedding stage"] += len(missing)
+            pieces = _pieces(missing, len(loading) * BATCHES_PER_WORKER, batch_size)
             waiting = time.time()
             calls = ((None, ("texts", (spec, p))) for p in pieces)
             late = join if len(known) < len(loading) else None
             vectors = [v for _, ref in pool.map(calls, workers=known, join=late) for v in pool.get(ref)]
             self.events.append(("wait", waiting, time.time()))
-            cache = dict(zip((s for p in pieces for s in p), vectors))
+            cache.update(zip((s for p in pieces for s in p), vectors))
             for start in range(0, len(figures), batch_size):
                 batch = figures[start:start + batch_size]
                 # the same rows as a local build's embed_text
@@ -989,7 +1046,10 @@ class _Pool:
         return [n for n, done in zip(workers, self.ray.get(refs)) if done]
 
     def identities(self, modality: str, spec: str, workers: list[int]) -> list[dict]:
-        return [self.get(self.actors[n].identity.remote(modality, spec)) for n in workers]
+        """What each worker's encoder reports, asked beside the calls in flight (not behind the texts
+        they encode ahead, say): once the encoder is loaded the answer does not wait for them."""
+        refs = [self.actors[n].identity.options(concurrency_group="probe").remote(modality, spec) for n in workers]
+        return [self.get(ref) for ref in refs]
 
     def get(self, ref):
         try:
@@ -1001,11 +1061,13 @@ class _Pool:
             raise
 
     def map(self, calls: Iterable, *, per_worker: int = IN_FLIGHT_PER_WORKER, window: int | None = None,
-            workers: list[int] | None = None, join=None) -> Iterator:
+            workers: list[int] | None = None, join=None, spare=None) -> Iterator:
         """(key, ref) of each ``(key, (method, args))`` in ``calls``, in order; each call goes to a
         worker of ``workers`` (default: all) with fewer than ``per_worker`` calls in flight.
         ``join()``, asked about twice a second while calls are in flight, names workers that may
-        take calls from then on (those that have loaded an encoder by now, say)."""
+        take calls from then on (those that have loaded an encoder by now, say). ``spare(n)``,
+        once every call is sent, is asked (about twice a second) for other work for a free worker
+        ``n``: a ref, whose result is not given back here, or None."""
         ray = self.ray
         workers = list(range(len(self.actors))) if workers is None else list(workers)
         free = collections.deque(n for _ in range(per_worker) for n in workers)
@@ -1031,8 +1093,15 @@ class _Pool:
                 pending.append((key, ref))
             if not pending:
                 return
+            if spare is not None and not more:
+                for n in list(free):
+                    ref = spare(n)
+                    if ref is not None:
+                        free.remove(n)
+                        running[ref] = n
             if pending[0][1] in running:
-                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5 if join and more else None)
+                idle = (join and more) or (spare is not None and not more and free)
+                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5 if idle else None)
                 for ref in done:
                     free.append(running.pop(ref))
             while pending and pending[0][1] not in running:
@@ -1136,6 +1205,75 @@ class _RayReadAhead:
         self.cluster._done("signs")
 
 
+class _TextsAhead:
+    """The texts (sentences, drawing words) of the documents that the driver committed and linked
+    during the ingest (``_signs_while_ingesting``), encoded by the workers before the embedding
+    stage asks for them: by a worker that has no document left to ingest while the others finish
+    theirs (``spare`` of ``_Pool.map``), then, once the ingest is over, all that are left, spread
+    over the workers, while the driver finishes the signs and stores the drawings' vectors
+    (``flush``). The embedding stage takes their vectors (``collect``) and encodes only the texts
+    not among them, with the same encoder; a text's vector does not depend on the texts it is
+    encoded with beyond float rounding, as with the embedding stage's own pieces."""
+
+    def __init__(self, spec: str | None = None) -> None:
+        #: the text encoder the workers load (None: no text, nothing is encoded ahead)
+        self.spec = spec if spec not in (None, NO_TEXT) else None
+        self._lock = threading.Lock()
+        self._known: set[str] = set()  # every text added (sent or not)
+        self._todo: dict[str, None] = {}  # texts not sent yet, in the order they came
+        self._calls: list[tuple[list[str], object]] = []  # (texts, ref of their vectors)
+
+    def add(self, texts: Iterable[str]) -> None:
+        if self.spec is None:
+            return
+        texts = list(texts)  # (read from the collection before the lock: ``spare`` takes it in another thread)
+        with self._lock:
+            for text in texts:
+                if text not in self._known and len(self._known) < TEXTS_LIMIT:
+                    self._known.add(text)
+                    self._todo[text] = None
+
+    def take(self, most: int | None = None) -> list[str]:
+        """Up to ``most`` texts not sent yet (all of them with None), in the order they came."""
+        with self._lock:
+            texts = list(itertools.islice(self._todo, most))
+            for text in texts:
+                del self._todo[text]
+        return texts
+
+    def send(self, actor, texts: list[str]):
+        """Have ``actor`` encode ``texts``; the ref of their vectors (None when there are none)."""
+        if not texts:
+            return None
+        ref = actor.texts.remote(self.spec, texts)
+        with self._lock:
+            self._calls.append((texts, ref))
+        return ref
+
+    def flush(self, pool: _Pool) -> None:
+        """Send every text not sent yet, in pieces of about the same cost, a few per worker."""
+        texts = self.take()
+        if texts and pool.actors:
+            for n, piece in enumerate(_pieces(texts, len(pool.actors) * BATCHES_PER_WORKER, 256)):
+                self.send(pool.actors[n % len(pool.actors)], piece)
+
+    def collect(self, pool: _Pool, spec: str) -> dict[str, np.ndarray]:
+        """text -> vector of what was sent, encoded with ``spec`` (nothing for another encoder, chosen
+        when the ingest changed the collection's languages); what a worker failed on is left out."""
+        with self._lock:
+            calls, self._calls = self._calls, []
+        out: dict[str, np.ndarray] = {}
+        for texts, ref in calls:
+            try:
+                vectors = pool.get(ref)
+            except Exception as exc:  # noqa: BLE001 - the embedding stage encodes them, and says why it fails
+                log.warning("texts not encoded before the embedding stage: %s", exc)
+                continue
+            if spec == self.spec:
+                out.update(zip(texts, vectors))
+        return out
+
+
 class _SignsWhileIngesting(CommittedForwarder):
     """The ingest's progress (``RayCluster.ingest_progress``): passes everything on to the caller's,
     and once a document is committed has the driver write the signs of its drawings."""
@@ -1147,6 +1285,10 @@ class _SignsWhileIngesting(CommittedForwarder):
     def committed(self, numbers: list[str]) -> None:
         if numbers:
             self.cluster._signs_while_ingesting(self.collection, dict.fromkeys(numbers))
+        if self.cluster._ingest_left == 0:
+            # the ingest's last document is in and linked: the texts not sent yet go to the workers
+            # now, to be encoded while the driver finishes the signs and stores the drawings' vectors
+            self.cluster._flush_texts()
 
 
 class _RemoteEncoder:
