@@ -245,17 +245,18 @@ def truth_halves(sheets: dict) -> dict[str, str]:
 #: (hold-out 2, ocr_holdout2_sheets.json, 19 sheets: measured once in stop 14, tuned on since; old name ``holdout2``)
 #: ``dev3`` (hold-out 3, ocr_holdout3_sheets.json, 18 sheets: measured once in stop 15, tuned on since; old name
 #: ``holdout3``), ``dev4`` (hold-out 4, ocr_holdout4_sheets.json, 18 sheets: measured once in stop 16, tuned on since;
-#: old name ``holdout4``) and ``holdout5`` (ocr_holdout5_sheets.json, 17 sheets: the clean hold-out, never used to
+#: old name ``holdout4``), ``dev5`` (hold-out 5, ocr_holdout5_sheets.json, 17 sheets: measured once in stop 17, tuned on
+#: since; old name ``holdout5``) and ``holdout6`` (ocr_holdout6_sheets.json, 17 sheets: the clean hold-out, never used to
 #: choose settings)
-SHEET_SETS = ("truth", "dev1", "dev2", "dev3", "dev4", "holdout5")
-_OLD_SET_NAMES = {"holdout": "dev1", "holdout2": "dev2", "holdout3": "dev3", "holdout4": "dev4"}
+SHEET_SETS = ("truth", "dev1", "dev2", "dev3", "dev4", "dev5", "holdout6")
+_OLD_SET_NAMES = {"holdout": "dev1", "holdout2": "dev2", "holdout3": "dev3", "holdout4": "dev4", "holdout5": "dev5"}
 _SET_FILES = {"dev2": "ocr_holdout2_sheets.json", "dev3": "ocr_holdout3_sheets.json", "dev4": "ocr_holdout4_sheets.json",
-              "holdout5": "ocr_holdout5_sheets.json"}
+              "dev5": "ocr_holdout5_sheets.json", "holdout6": "ocr_holdout6_sheets.json"}
 
 
 def truth_sheets(which: str = "truth") -> dict:
-    """The sheets of one set (``SHEET_SETS``; ``holdout``, ``holdout2``, ``holdout3``, ``holdout4`` are the old names
-    of ``dev1``, ``dev2``, ``dev3``, ``dev4``)."""
+    """The sheets of one set (``SHEET_SETS``; ``holdout``, ``holdout2`` … ``holdout5`` are the old names of ``dev1``,
+    ``dev2`` … ``dev5``)."""
     which = _OLD_SET_NAMES.get(which, which)
     if which in _SET_FILES:
         return json.loads((HERE / _SET_FILES[which]).read_text())["sheets"]
@@ -444,8 +445,9 @@ def main() -> None:
                         help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), dev1 (its hold-out 1 "
                              "sheets, tuned on since; old name: holdout), dev2 (ocr_holdout2_sheets.json, tuned on since; old name: "
                              "holdout2), dev3 (ocr_holdout3_sheets.json, tuned on since; old name: holdout3), dev4 "
-                             "(ocr_holdout4_sheets.json, tuned on since; old name: holdout4), holdout5 "
-                             "(ocr_holdout5_sheets.json, the clean hold-out), design, labels, speed")
+                             "(ocr_holdout4_sheets.json, tuned on since; old name: holdout4), dev5 (ocr_holdout5_sheets.json, tuned on "
+                             "since; old name: holdout5), holdout6 (ocr_holdout6_sheets.json, the clean hold-out), design, "
+                             "labels, speed")
     parser.add_argument("--dump", type=Path, default=None, help="write every sheet's reading to this JSON file")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"), default=None,
                         help="compare two --dump files (nothing is read); exit status 1 when they differ")
@@ -477,7 +479,8 @@ def main() -> None:
                             ("dev2", "dev2 (hold-out 2, tuned on since its first measurement; ocr_holdout2_sheets.json)"),
                             ("dev3", "dev3 (hold-out 3, tuned on since its first measurement; ocr_holdout3_sheets.json)"),
                             ("dev4", "dev4 (hold-out 4, tuned on since its first measurement; ocr_holdout4_sheets.json)"),
-                            ("holdout5", "hold-out 5 (ocr_holdout5_sheets.json; never used to choose settings)")):
+                            ("dev5", "dev5 (hold-out 5, tuned on since its first measurement; ocr_holdout5_sheets.json)"),
+                            ("holdout6", "hold-out 6 (ocr_holdout6_sheets.json; never used to choose settings)")):
             old = [k for k, v in _OLD_SET_NAMES.items() if v == part]
             if part in parts or any(o in parts for o in old):
                 print(f"-- {title}")
