@@ -53,6 +53,8 @@ class Recorder:
         self.last = None
 
     def __getattr__(self, name):
+        if name == "engine":  # not set yet (a copy being built): no endless lookup
+            raise AttributeError(name)
         return getattr(self.engine, name)
 
     def read_sheet(self, image):
@@ -434,6 +436,14 @@ def run_figure_labels(engine, data: Path, labels, verbose: bool) -> dict:
             "label_wrong_rate": round(wrong / max(1, pred), 3), "labels": rel}
 
 
+def _print_second_looks() -> None:
+    """How often the engine took each second look (``figsearch.ocr.reread.TAKEN``) since the last call."""
+    from figsearch.ocr import reread
+
+    print(f"   second looks: {dict(sorted(reread.TAKEN.items())) or 'none'}")
+    reread.TAKEN.clear()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="tesseract", help="comma-separated engine names")
@@ -475,6 +485,7 @@ def main() -> None:
         if "truth" in parts:
             print("-- truth set (ocr_truth_sheets.json): all numerals read, labels, splitting, words")
             print(json.dumps(run_truth_set(engine, args.data, args.verbose), indent=1))
+            _print_second_looks()
         for part, title in (("dev1", "dev1 (hold-out 1, tuned on since its first measurement; ocr_truth_sheets.json \"set\": \"dev1\")"),
                             ("dev2", "dev2 (hold-out 2, tuned on since its first measurement; ocr_holdout2_sheets.json)"),
                             ("dev3", "dev3 (hold-out 3, tuned on since its first measurement; ocr_holdout3_sheets.json)"),
@@ -485,9 +496,11 @@ def main() -> None:
             if part in parts or any(o in parts for o in old):
                 print(f"-- {title}")
                 print(json.dumps(run_truth_set(engine, args.data, args.verbose, which=part), indent=1))
+                _print_second_looks()
         if "design" in parts:
             print(f"-- design drawings ({args.design_sheets} sampled from us-design-grants)")
             print(json.dumps(run_design(engine, args.data, args.design_sheets, args.verbose), indent=1))
+            _print_second_looks()
         if "speed" in parts and name == "tesseract":
             print("-- speed: default engine vs. the same engine without issue 14's additions")
             print(json.dumps(run_speed(args.data, truth), indent=1))

@@ -22,6 +22,7 @@ from figsearch.extras import require
 from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox, rotate_box
 from figsearch.ocr.preprocess import (WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotate_boxes,
                                       rotations_for)
+from figsearch.ocr.reread import second_look
 from figsearch.ocr.signs import match_label_line, parse_signs
 
 log = logging.getLogger(__name__)
@@ -323,6 +324,16 @@ class TesseractEngine(OcrEngine):
             api.Clear()
         # reading order (line, then left to right) so that "FIG." and "3" follow each other
         return [box for _, box in sorted(read, key=lambda item: item[0])]
+
+    #: take a second look at a sheet whose first reading went wrong (``ocr.reread``: a sideways sheet
+    #: taken for upright, a sheet dithered all over); the copy that re-reads has it off
+    second_look = True
+
+    def read_sheet(self, image: Image.Image) -> tuple[list[TextBox], tuple[int, int, int, int] | None]:
+        """``OcrEngine.read_sheet``, then ``reread.second_look``: every caller (``read_drawing``, the
+        build's ``read``, its workers) gets the same words."""
+        words, header = super().read_sheet(image)
+        return second_look(self, image, words, header)
 
     def read_words(self, image: Image.Image) -> list[TextBox]:
         """The general reading, then a figure-label pass (``read_labels``) whose labels join the
