@@ -50,7 +50,7 @@ TURNED_LABEL = [TextBox("FIG.", (300, 540, 380, 580), 0.95, line=9), TextBox("36
 #: what the general reading makes of background stipple: specks read as letters, unsurely
 SPECKS = [TextBox("e", (5 + 40 * i, 5, 9 + 40 * i, 9), 0.3, line=1) for i in range(12)]
 #: what it makes of a sheet dithered all over: hundreds of specks read as letters and digits, unsurely
-DITHER_NOISE = [TextBox("y" if i % 3 else "45", (5 + 3 * i, 5, 8 + 3 * i, 9), 0.2 if i % 3 else 0.7, line=1 + i // 10)
+DITHER_NOISE = [TextBox("y" if i % 4 else "45", (5 + 3 * i, 5, 8 + 3 * i, 9), 0.2 if i % 4 else 0.7, line=1 + i // 10)
                 for i in range(NOISY_MIN_WORDS + 20)]
 
 
@@ -172,3 +172,12 @@ def test_the_build_reads_a_sideways_sheet_as_read_drawing_does(tmp_path):
     assert [w.text for w in stage.drawing_words(image, read)] == drawing.word_texts == ["PUMP"]
     # the sheet was read twice in each path (as stored, then turned), never three times
     assert engine.calls == [SIZE, (800, 600), SIZE, (800, 600)]
+
+
+def test_a_noisy_sheet_is_not_read_again_turned_as_it_stands():
+    # a dithered sheet whose label the label pass found sideways: turned as it stands it reads the same
+    # specks, so only the undithered readings are taken (none of which reads a numbering here)
+    engine = Scripted(DITHER_NOISE + [LABEL_SIDEWAYS], SPECKS)
+    words, _ = engine.look()
+    assert words == DITHER_NOISE + [LABEL_SIDEWAYS]
+    assert len(engine.calls) == 4  # the first reading, then 270, 90 and 0 undithered (no turned re-read)
