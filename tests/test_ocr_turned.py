@@ -181,3 +181,17 @@ def test_a_noisy_sheet_is_not_read_again_turned_as_it_stands():
     words, _ = engine.look()
     assert words == DITHER_NOISE + [LABEL_SIDEWAYS]
     assert len(engine.calls) == 4  # the first reading, then 270, 90 and 0 undithered (no turned re-read)
+
+
+def test_a_sheet_whose_label_turn_shows_no_numeral_is_not_read_again():
+    # the label pass read the lines of the label's turn and found no numeral there: a design drawing
+    # with a sideways label, whose re-reading only cost time
+    engine = Scripted(SPECKS + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    engine._label_turn_numerals = 0
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == []
+    assert len(engine.calls) == 1
+    engine = Scripted(SPECKS + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    engine._label_turn_numerals = 2
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == ["160", "162", "164", "165"]

@@ -23,7 +23,7 @@ from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox, rotate_box
 from figsearch.ocr.preprocess import (WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotate_boxes,
                                       rotations_for)
 from figsearch.ocr.reread import second_look
-from figsearch.ocr.signs import match_label_line, parse_signs
+from figsearch.ocr.signs import match_label_line, normalise_numeral, parse_signs
 
 log = logging.getLogger(__name__)
 
@@ -338,6 +338,7 @@ class TesseractEngine(OcrEngine):
     def read_words(self, image: Image.Image) -> list[TextBox]:
         """The general reading, then a figure-label pass (``read_labels``) whose labels join the
         words where the general reading has no label of that number and none at that place."""
+        self._label_turn_numerals = None
         try:
             words = super().read_words(image)
             if not self.label_pass:
@@ -406,6 +407,10 @@ class TesseractEngine(OcrEngine):
                 found.append(tb)
             labels = _labels_in(found)
             if labels:
+                # numerals read surely among the lines of that turn: a numbering printed that way too
+                # (``reread.read_turned`` re-reads a sheet turned only when its label turn shows one)
+                self._label_turn_numerals = sum(
+                    1 for tb in found if tb.confidence >= 0.85 and (n := normalise_numeral(tb.text)) and n[1:2].isdigit())
                 inverse = 1.0 / scale
                 out = []
                 for text, box, conf in labels:
