@@ -53,6 +53,8 @@ class Recorder:
         self.last = None
 
     def __getattr__(self, name):
+        if name == "engine":  # not set yet (a copy being built): no endless lookup
+            raise AttributeError(name)
         return getattr(self.engine, name)
 
     def read_sheet(self, image):
@@ -245,17 +247,18 @@ def truth_halves(sheets: dict) -> dict[str, str]:
 #: (hold-out 2, ocr_holdout2_sheets.json, 19 sheets: measured once in stop 14, tuned on since; old name ``holdout2``)
 #: ``dev3`` (hold-out 3, ocr_holdout3_sheets.json, 18 sheets: measured once in stop 15, tuned on since; old name
 #: ``holdout3``), ``dev4`` (hold-out 4, ocr_holdout4_sheets.json, 18 sheets: measured once in stop 16, tuned on since;
-#: old name ``holdout4``) and ``holdout5`` (ocr_holdout5_sheets.json, 17 sheets: the clean hold-out, never used to
+#: old name ``holdout4``), ``dev5`` (hold-out 5, ocr_holdout5_sheets.json, 17 sheets: measured once in stop 17, tuned on
+#: since; old name ``holdout5``) and ``holdout6`` (ocr_holdout6_sheets.json, 17 sheets: the clean hold-out, never used to
 #: choose settings)
-SHEET_SETS = ("truth", "dev1", "dev2", "dev3", "dev4", "holdout5")
-_OLD_SET_NAMES = {"holdout": "dev1", "holdout2": "dev2", "holdout3": "dev3", "holdout4": "dev4"}
+SHEET_SETS = ("truth", "dev1", "dev2", "dev3", "dev4", "dev5", "holdout6")
+_OLD_SET_NAMES = {"holdout": "dev1", "holdout2": "dev2", "holdout3": "dev3", "holdout4": "dev4", "holdout5": "dev5"}
 _SET_FILES = {"dev2": "ocr_holdout2_sheets.json", "dev3": "ocr_holdout3_sheets.json", "dev4": "ocr_holdout4_sheets.json",
-              "holdout5": "ocr_holdout5_sheets.json"}
+              "dev5": "ocr_holdout5_sheets.json", "holdout6": "ocr_holdout6_sheets.json"}
 
 
 def truth_sheets(which: str = "truth") -> dict:
-    """The sheets of one set (``SHEET_SETS``; ``holdout``, ``holdout2``, ``holdout3``, ``holdout4`` are the old names
-    of ``dev1``, ``dev2``, ``dev3``, ``dev4``)."""
+    """The sheets of one set (``SHEET_SETS``; ``holdout``, ``holdout2`` … ``holdout5`` are the old names of ``dev1``,
+    ``dev2`` … ``dev5``)."""
     which = _OLD_SET_NAMES.get(which, which)
     if which in _SET_FILES:
         return json.loads((HERE / _SET_FILES[which]).read_text())["sheets"]
@@ -388,6 +391,21 @@ def run_design(engine, data: Path, count: int, verbose: bool) -> dict:
             "cpu_s_per_sheet": round(cpu / n, 3)}
 
 
+def run_build(engine, data: Path, count: int) -> dict:
+    """CPU seconds per drawing of what the build's sign stage calls, ``engine.read`` (its worker
+    processes, the Ray readers), on the first ``count`` drawings of the design sample: the build's OCR
+    cost, to compare two trees (``ocr_speed_compare.py --part build``)."""
+    cpu = 0.0
+    sheets = design_sample(data, count)
+    for path in sheets:
+        image = Image.open(path)
+        image.load()
+        t_cpu = time.process_time()
+        engine.read(image)
+        cpu += time.process_time() - t_cpu
+    return {"build_drawings": len(sheets), "cpu_s_per_sheet": round(cpu / max(1, len(sheets)), 3)}
+
+
 def run_speed(data: Path, truth: dict, rounds: int = 2) -> dict:
     """CPU seconds per sheet of the default engine against the same engine with issue 14's additions
     switched off (no label pass, no phantom rejection, words of at most 10 glyphs, no closing of
@@ -433,6 +451,16 @@ def run_figure_labels(engine, data: Path, labels, verbose: bool) -> dict:
             "label_wrong_rate": round(wrong / max(1, pred), 3), "labels": rel}
 
 
+def _print_second_looks() -> None:
+    """How often the engine took each second look (``figsearch.ocr.reread.TAKEN``) since the last call."""
+    try:
+        from figsearch.ocr import reread
+    except ImportError:  # another tree's code (``ocr_speed_compare.py --baseline``), before the second looks
+        return
+    print(f"   second looks: {dict(sorted(reread.TAKEN.items())) or 'none'}")
+    reread.TAKEN.clear()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="tesseract", help="comma-separated engine names")
@@ -440,12 +468,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=default_data, help="../shared/data or $FIGSEARCH_SHARED_DATA")
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.add_argument("--design-sheets", type=int, default=200, help="design drawings sampled for false numerals")
+    parser.add_argument("--build-sheets", type=int, default=60, help="design drawings read by the build part")
     parser.add_argument("--only", default="legacy,truth,design,labels",
                         help="parts to run: legacy (ocr_ground_truth.json), truth (ocr_truth_sheets.json), dev1 (its hold-out 1 "
                              "sheets, tuned on since; old name: holdout), dev2 (ocr_holdout2_sheets.json, tuned on since; old name: "
                              "holdout2), dev3 (ocr_holdout3_sheets.json, tuned on since; old name: holdout3), dev4 "
-                             "(ocr_holdout4_sheets.json, tuned on since; old name: holdout4), holdout5 "
-                             "(ocr_holdout5_sheets.json, the clean hold-out), design, labels, speed")
+                             "(ocr_holdout4_sheets.json, tuned on since; old name: holdout4), dev5 (ocr_holdout5_sheets.json, tuned on "
+                             "since; old name: holdout5), holdout6 (ocr_holdout6_sheets.json, the clean hold-out), design, "
+                             "build (engine.read on design drawings: the build's OCR cost), labels, speed")
     parser.add_argument("--dump", type=Path, default=None, help="write every sheet's reading to this JSON file")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"), default=None,
                         help="compare two --dump files (nothing is read); exit status 1 when they differ")
@@ -458,7 +488,8 @@ def main() -> None:
     if not args.data.is_dir():
         sys.exit(f"shared data not found at {args.data} (use --data)")
     parts = set(args.only.split(","))
-    truth, vocab = load_truth(args.data)
+    # the 30-sheet ground truth and its descriptions' vocabularies (slow to build) only for the parts that use them
+    truth, vocab = load_truth(args.data) if parts & {"legacy", "speed"} else ({}, {})
     labels = label_truth(args.data)
     results = []
     for name in args.engines.split(","):
@@ -473,18 +504,26 @@ def main() -> None:
         if "truth" in parts:
             print("-- truth set (ocr_truth_sheets.json): all numerals read, labels, splitting, words")
             print(json.dumps(run_truth_set(engine, args.data, args.verbose), indent=1))
+            _print_second_looks()
         for part, title in (("dev1", "dev1 (hold-out 1, tuned on since its first measurement; ocr_truth_sheets.json \"set\": \"dev1\")"),
                             ("dev2", "dev2 (hold-out 2, tuned on since its first measurement; ocr_holdout2_sheets.json)"),
                             ("dev3", "dev3 (hold-out 3, tuned on since its first measurement; ocr_holdout3_sheets.json)"),
                             ("dev4", "dev4 (hold-out 4, tuned on since its first measurement; ocr_holdout4_sheets.json)"),
-                            ("holdout5", "hold-out 5 (ocr_holdout5_sheets.json; never used to choose settings)")):
+                            ("dev5", "dev5 (hold-out 5, tuned on since its first measurement; ocr_holdout5_sheets.json)"),
+                            ("holdout6", "hold-out 6 (ocr_holdout6_sheets.json; never used to choose settings)")):
             old = [k for k, v in _OLD_SET_NAMES.items() if v == part]
             if part in parts or any(o in parts for o in old):
                 print(f"-- {title}")
                 print(json.dumps(run_truth_set(engine, args.data, args.verbose, which=part), indent=1))
+                _print_second_looks()
         if "design" in parts:
             print(f"-- design drawings ({args.design_sheets} sampled from us-design-grants)")
             print(json.dumps(run_design(engine, args.data, args.design_sheets, args.verbose), indent=1))
+            _print_second_looks()
+        if "build" in parts:
+            print(f"-- build: engine.read, as the build's sign stage calls it ({min(args.build_sheets, args.design_sheets)} design drawings of the sample)")
+            print(json.dumps(run_build(engine, args.data, min(args.build_sheets, args.design_sheets)), indent=1))
+            _print_second_looks()
         if "speed" in parts and name == "tesseract":
             print("-- speed: default engine vs. the same engine without issue 14's additions")
             print(json.dumps(run_speed(args.data, truth), indent=1))

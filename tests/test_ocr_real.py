@@ -42,3 +42,19 @@ def test_craft_engine_reads_a_line_of_signs():
     ImageDraw.Draw(image).text((20, 60), "FIG. 3   14a   102", fill=0, font=ImageFont.load_default(size=48))
     signs = read_signs(create_engine("craft"), image)
     assert {(s.text, s.kind) for s in signs} == {("FIG. 3", "figure_label"), ("14a", "numeral"), ("102", "numeral")}
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_a_sideways_sheet_dithered_all_over_is_read_by_the_builds_call(shared_data):
+    """dev5's US-12243080-B2 fig2 (every stroke an edge-enhanced halftone, printed sideways) read no
+    numeral of its twelve before the engine's undithered second look; ``read`` is what the build calls."""
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr import create_engine, read_signs, sign_texts
+
+    sheet = Image.open(shared_data / "us-utility-sheets/US-12243080-B2/fig2.png")
+    signs = read_signs(create_engine("tesseract"), sheet)
+    found = set(sign_texts(signs))
+    printed = {"100", "104", "106", "110", "112", "120", "121", "122", "124", "126", "128", "130"}
+    assert len(found & printed) >= 9 and len(found - printed) <= 2
+    assert sign_texts(signs, "figure_label") == ["FIG. 2"]

@@ -21,7 +21,8 @@ def test_normalise_numeral(text, expected):
 @pytest.mark.parametrize(
     "text, expected",
     [("FIG. 3", "FIG. 3"), ("Fig.3a", "FIG. 3A"), ("FIGURE 12", "FIG. 12"), ("Figure 7", "FIG. 7"),
-     ("FIG, 2", "FIG. 2"), ("FIGS", None), ("Fig", None)],
+     ("FIG, 2", "FIG. 2"), ("FIGS", None), ("Fig", None), ("FIG-1", "FIG. 1"), ("FIG_1", "FIG. 1"), ("Fig.-4", "FIG. 4"),
+     ("FIG-", None), ("FIG--1", None)],
 )
 def test_normalise_label(text, expected):
     assert normalise_label(text) == expected
@@ -46,6 +47,12 @@ def test_labels_numerals_and_what_is_dropped():
     assert label.box == (0, 100, 90, 130)  # the union of "FIG." and "5"
 
 
+def test_a_label_printed_with_a_hyphen_is_a_label():
+    # "FIG-1" of a design sheet (dev5's 17.pdf), read as one word or as "FIG-" and "1"
+    assert [(s.text, s.kind) for s in parse_signs([word("FIG-1", 0, 1), word("12", 0, 2), word("14", 100, 2)])][0] == ("FIG. 1", "figure_label")
+    assert [(s.text, s.kind) for s in parse_signs([word("FIG-", 0, 1), word("1", 50, 1)])] == [("FIG. 1", "figure_label")]
+
+
 def test_a_sheet_of_decimals_is_a_table_not_signs():
     words = [word(t, i * 50, 1) for i, t in enumerate(["12", "0,98", "7,1", "83,5", "2,25", "45%", "30"])]
     assert {s.kind for s in parse_signs(words)} == {"number"}
@@ -66,7 +73,7 @@ def test_plausible_signs_keeps_cited_numerals_and_unlinks_the_rest():
     "line, expected",
     [("FIG. 43", "FIG. 43"), ("Fig.5", "FIG. 5"), ("ig. 2", "FIG. 2"), ("F1G 3A", "FIG. 3A"), ("Figure 12", "FIG. 12"),
      ("FIG. 3 (Prior Art)", "FIG. 3"), ("FlG.7", "FIG. 7"), ("102", None), ("FIGS", None), ("FIG. 2 of", None),
-     ("Fuel System", None)],
+     ("Fuel System", None), ("FIG-1", "FIG. 1"), ("FIG_12", "FIG. 12"), ("Figure-3", "FIG. 3")],
 )
 def test_label_lines_in_every_common_style(line, expected):
     from figsearch.ocr.signs import match_label_line

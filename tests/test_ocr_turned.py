@@ -1,13 +1,25 @@
-"""read_drawing reads a sheet again turned when only its label was found sideways (a sideways sheet
-taken for upright), and keeps the first reading otherwise. A scripted engine stands in for tesseract."""
+"""The engine's second looks (``ocr.reread``): a sheet read again turned when only its label was found
+sideways (a sideways sheet taken for upright), or read again undithered when its reading is mostly noise
+(a sheet printed in dithered grey); the first reading kept otherwise. They run inside the engine's
+``read_sheet``, so the build's ``read`` and ``read_drawing`` get the same words. Scripted engines stand
+in for tesseract's reading.
+
+(Rewritten in stop 18: these tests called ``read_drawing`` with a scripted ``read_sheet``, when the
+turned re-read lived in ``read_drawing`` only; they now call ``reread.second_look`` the same way, and
+the new tests below check that the build's path reads what ``read_drawing`` reads.)
+"""
 
 from __future__ import annotations
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageDraw
 
+from figsearch.ocr import parse_signs
 from figsearch.ocr.base import TextBox, rotate_box
 from figsearch.ocr.drawing import read_drawing
+from figsearch.ocr.reread import NOISY_MIN_WORDS, noisy_reading, second_look, undither
 from figsearch.ocr.signs import sign_texts
+from figsearch.ocr.tesseract import TesseractEngine
 
 SIZE = (600, 800)  # the sheet as stored (w, h); turned by 270 it is 800 wide, 600 high
 
@@ -26,24 +38,33 @@ class Scripted:
         self.calls.append((image.size, self.rotations))
         return (list(self.first) if image.size == SIZE else list(self.turned)), None
 
+    def look(self, image=None):
+        """``second_look`` on the first reading, as the engine's ``read_sheet`` takes it."""
+        image = image or Image.new("L", SIZE, 255)
+        return second_look(self, image, *self.read_sheet(image))
+
 
 LABEL_SIDEWAYS = TextBox("FIG. 36", (20, 300, 60, 500), 0.95, line=-1, rotation=270)
 TURNED_NUMERALS = [TextBox(t, (100 + 150 * i, 100, 160 + 150 * i, 140), 0.97, line=1 + i) for i, t in enumerate(("160", "162", "164", "165"))]
 TURNED_LABEL = [TextBox("FIG.", (300, 540, 380, 580), 0.95, line=9), TextBox("36", (390, 540, 430, 580), 0.95, line=9)]
 #: what the general reading makes of background stipple: specks read as letters, unsurely
 SPECKS = [TextBox("e", (5 + 40 * i, 5, 9 + 40 * i, 9), 0.3, line=1) for i in range(12)]
+#: what it makes of a sheet dithered all over: hundreds of specks read as letters and digits, unsurely
+DITHER_NOISE = [TextBox("y" if i % 4 else "45", (5 + 3 * i, 5, 8 + 3 * i, 9), 0.2 if i % 4 else 0.7, line=1 + i // 10)
+                for i in range(NOISY_MIN_WORDS + 20)]
 
 
 def test_a_sideways_sheet_taken_for_upright_is_read_again_turned():
     engine = Scripted(SPECKS + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
-    result = read_drawing(engine, Image.new("L", SIZE, 255))
-    assert sign_texts(result.signs) == ["160", "162", "164", "165"]
-    assert sign_texts(result.signs, "figure_label") == ["FIG. 36"]
+    words, _ = engine.look()
+    signs = parse_signs(words)
+    assert sign_texts(signs) == ["160", "162", "164", "165"]
+    assert sign_texts(signs, "figure_label") == ["FIG. 36"]
     # the turned sheet was read as it stands, by a copy: the engine's own rotations are unchanged
     assert engine.calls == [(SIZE, (0, 270, 90)), ((800, 600), (0,))]
     assert engine.rotations == (0, 270, 90)
     # boxes come back in the stored sheet's pixels
-    box = next(s.box for s in result.signs if s.text == "160")
+    box = next(s.box for s in signs if s.text == "160")
     assert box == rotate_box((100, 100, 160, 140), 270, SIZE)
     assert box[2] - box[0] < box[3] - box[1]  # a sideways word: taller than wide as stored
 
@@ -51,8 +72,8 @@ def test_a_sideways_sheet_taken_for_upright_is_read_again_turned():
 def test_an_upright_reading_with_a_numbering_keeps_its_sideways_label():
     upright = [TextBox(t, (100, 100 + 100 * i, 150, 130 + 100 * i), 0.97, line=1 + i) for i, t in enumerate(("10", "12", "14"))]
     engine = Scripted(upright + [LABEL_SIDEWAYS], TURNED_NUMERALS)
-    result = read_drawing(engine, Image.new("L", SIZE, 255))
-    assert sign_texts(result.signs) == ["10", "12", "14"]
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == ["10", "12", "14"]
     assert len(engine.calls) == 1
 
 
@@ -60,15 +81,117 @@ def test_a_turned_reading_without_a_numbering_is_not_kept():
     # a design drawing with a sideways label: turned, its stipple reads sure "1", "3", "4" and one "14"
     engine = Scripted(SPECKS + [LABEL_SIDEWAYS], [TextBox(t, (100 + 100 * i, 100, 120 + 100 * i, 140), 0.9, line=1 + i) for i, t in enumerate(("1", "3", "4", "14"))]
                       + TURNED_LABEL)
-    result = read_drawing(engine, Image.new("L", SIZE, 255))
-    assert sign_texts(result.signs) == []
-    assert sign_texts(result.signs, "figure_label") == ["FIG. 36"]
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == []
+    assert sign_texts(parse_signs(words), "figure_label") == ["FIG. 36"]
     assert len(engine.calls) == 2
 
 
 def test_a_sheet_with_almost_nothing_read_is_not_read_again():
     # a design drawing whose only lettering is its sideways label: nothing to be misoriented
     engine = Scripted(SPECKS[:3] + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
-    result = read_drawing(engine, Image.new("L", SIZE, 255))
-    assert sign_texts(result.signs) == []
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == []
     assert len(engine.calls) == 1
+
+
+def test_a_reading_that_is_mostly_noise_is_noisy():
+    assert noisy_reading(DITHER_NOISE)
+    assert not noisy_reading(DITHER_NOISE[: NOISY_MIN_WORDS - 1])  # too few words to say
+    sure = [TextBox("MODULE", w.box, 0.95, w.line) for w in DITHER_NOISE]
+    assert not noisy_reading(sure)  # a dense sheet read surely
+
+
+def test_a_noisy_sheet_is_read_again_undithered_turn_by_turn():
+    engine = Scripted(DITHER_NOISE, TURNED_NUMERALS + TURNED_LABEL)
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == ["160", "162", "164", "165"]
+    # 270 first (the commoner turn), and it read clearly: no other turn tried; a copy read it as it stands
+    assert engine.calls == [(SIZE, (0, 270, 90)), ((800, 600), (0,))]
+    box = next(s.box for s in parse_signs(words) if s.text == "160")
+    assert box == rotate_box((100, 100, 160, 140), 270, SIZE)
+
+
+def test_an_undithered_reading_without_a_numbering_is_not_kept():
+    # a stippled design drawing read as noise: undithered, no turn reads a numbering
+    engine = Scripted(DITHER_NOISE, SPECKS)
+    words, _ = engine.look()
+    assert words == DITHER_NOISE
+    assert [size for size, _ in engine.calls] == [SIZE, (800, 600), (800, 600), SIZE]  # 270, 90, then 0
+
+
+def test_undither_makes_a_band_of_specks_one_solid_stroke():
+    from scipy import ndimage
+
+    image = Image.new("L", (200, 80), 255)
+    ImageDraw.Draw(image).rectangle((20, 30, 180, 42), fill=0)  # a stroke 13 px thick
+    pixels = np.array(image)
+    yy, xx = np.mgrid[0:80, 0:200]
+    pixels[((xx + yy) % 5 == 0) & (pixels == 0)] = 255  # cut into diagonal specks, as an edge-enhanced halftone
+    dithered = Image.fromarray(pixels)
+    assert ndimage.label(np.asarray(dithered) < 128)[1] > 20
+    clean = np.asarray(undither(dithered)) < 128
+    assert ndimage.label(clean)[1] == 1
+    assert clean[36, 100] and not clean[10, 100]
+
+
+class ScriptedTesseract(TesseractEngine):
+    """Tesseract's ``read_sheet`` (and so its second looks) over a scripted general reading: no
+    tesseract needed."""
+
+    def __init__(self, first, turned):  # noqa: D107 - tesseract itself is not started
+        self.first, self.turned = first, turned
+        self.calls: list[tuple[int, int]] = []
+
+    def read_words(self, image):
+        self.calls.append(image.size)
+        return list(self.first) if image.size == SIZE else list(self.turned)
+
+
+def test_the_build_reads_a_sideways_sheet_as_read_drawing_does(tmp_path):
+    """``read_drawing`` (the benchmark, an upload) and the build's sign stage (``engine.read`` in its
+    worker processes, then ``parse_signs`` and ``drawing_words`` in the parent) agree."""
+    from figsearch.pipeline import signs as stage
+
+    words = [TextBox(f"w{i}x", (5 + 40 * i, 5, 30 + 40 * i, 20), 0.3, line=1) for i in range(12)]
+    engine = ScriptedTesseract(words + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL
+                               + [TextBox("PUMP", (100, 300, 200, 340), 0.96, line=20)])
+    image = Image.new("L", SIZE, 255)
+    drawing = read_drawing(engine, image)
+    path = tmp_path / "sheet.png"
+    image.save(path)
+    stage._worker_engine = engine
+    try:
+        read = stage._read_in_worker(str(path))
+    finally:
+        stage._worker_engine = None
+    built = parse_signs(read)
+    assert sign_texts(built) == sign_texts(drawing.signs) == ["160", "162", "164", "165"]
+    assert sign_texts(built, "figure_label") == sign_texts(drawing.signs, "figure_label") == ["FIG. 36"]
+    assert [s.box for s in built] == [s.box for s in drawing.signs]
+    assert [w.text for w in stage.drawing_words(image, read)] == drawing.word_texts == ["PUMP"]
+    # the sheet was read twice in each path (as stored, then turned), never three times
+    assert engine.calls == [SIZE, (800, 600), SIZE, (800, 600)]
+
+
+def test_a_noisy_sheet_is_not_read_again_turned_as_it_stands():
+    # a dithered sheet whose label the label pass found sideways: turned as it stands it reads the same
+    # specks, so only the undithered readings are taken (none of which reads a numbering here)
+    engine = Scripted(DITHER_NOISE + [LABEL_SIDEWAYS], SPECKS)
+    words, _ = engine.look()
+    assert words == DITHER_NOISE + [LABEL_SIDEWAYS]
+    assert len(engine.calls) == 4  # the first reading, then 270, 90 and 0 undithered (no turned re-read)
+
+
+def test_a_sheet_whose_label_turn_shows_no_numeral_is_not_read_again():
+    # the label pass read the lines of the label's turn and found no numeral there: a design drawing
+    # with a sideways label, whose re-reading only cost time
+    engine = Scripted(SPECKS + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    engine._label_turn_numerals = 0
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == []
+    assert len(engine.calls) == 1
+    engine = Scripted(SPECKS + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    engine._label_turn_numerals = 2
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == ["160", "162", "164", "165"]

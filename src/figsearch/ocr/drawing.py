@@ -19,7 +19,6 @@ design drawings print none. ``cited=None`` (an uploaded drawing, no text) keeps 
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 
@@ -69,55 +68,6 @@ def drawing_words(words: list[TextBox], signs_used: set[int], excluded: list) ->
     return out
 
 
-#: distinct numerals of two digits or more read surely (0.85) that a sheet's reading needs before a
-#: label read sideways is ignored; and that the reading of the turned sheet needs to replace it
-TURNED_MIN_SIGNS = 3
-#: words the general reading must hold for the re-read: a sheet where it found (almost) none has no
-#: lettering to be misoriented (design drawings, whose re-reading only cost time)
-TURNED_MIN_WORDS = 10
-
-
-def _sure_signs(words: list[TextBox]) -> int:
-    from figsearch.ocr.signs import NUMERAL, parse_signs
-
-    # two digits or more: the phantoms of dashes, dots and stipple are one-digit ("1", "3", "4")
-    return len({s.text for s in parse_signs(words) if s.kind == NUMERAL and s.confidence >= 0.85 and s.text[1:2].isdigit()})
-
-
-def _read_turned(engine, image: Image.Image, words: list[TextBox], header):
-    """A sideways sheet that the general reading took for upright (background stipple makes the glyph
-    shapes look upright: dev4's US-10011995-B2 fig28 read no numeral) while the label pass found its
-    label only turned ("FIG. 36" read at 270°): the sheet is read again turned that way, and that
-    reading replaces the first when it holds ``TURNED_MIN_SIGNS`` sure numerals of two digits or more,
-    and more than the first (one-digit ones do not count: a sideways design drawing's stipple, read
-    turned, gave sure "1", "3", "4"). A sheet whose upright reading already holds that many keeps it (an upright
-    drawing with a sideways label); so does a sheet where the general reading found fewer than
-    ``TURNED_MIN_WORDS`` words (nothing lettered to be misoriented: on the truth set, four design
-    drawings with a sideways label, whose re-reading only cost time), and one whose turned reading finds
-    no numbering."""
-    from figsearch.ocr.base import rotate_box
-
-    # the label pass's words (line -1) read in a turn that no word of the general reading has
-    general = [w for w in words if w.line != -1]
-    turns = {w.rotation for w in words if w.line == -1} - {w.rotation for w in general}
-    if len(turns) != 1 or len(general) < TURNED_MIN_WORDS or not getattr(engine, "rereads", True):
-        return words, header
-    first = _sure_signs(words)
-    if first >= TURNED_MIN_SIGNS:
-        return words, header
-    turn = turns.pop()
-    # read the turned sheet as it stands: its glyph shapes misled the first orientation search, and
-    # would again (a copy of the engine, sharing its reader, so that the engine itself is not changed)
-    upright = copy.copy(engine)
-    upright.rotations = (0,)
-    turned, turned_header = upright.read_sheet(image.rotate(turn, expand=True))
-    back = [TextBox(w.text, rotate_box(w.box, turn, image.size), w.confidence, w.line, (w.rotation + turn) % 360, w.data)
-            for w in turned]
-    if _sure_signs(back) < max(TURNED_MIN_SIGNS, first + 1):
-        return words, header
-    return back, (rotate_box(turned_header, turn, image.size) if turned_header else None)
-
-
 def read_drawing(engine, image: Image.Image, cited: set[str] | None = None, content: bool = True) -> DrawingText:
     """Read ``image`` with ``engine``: see the module docstring. ``content=False``: no ``content`` box
     (for callers that want the words only; the box costs a binarisation of the whole sheet)."""
@@ -129,8 +79,8 @@ def _read_drawing(engine, image: Image.Image, cited: set[str] | None, want_conte
     from figsearch.ocr.signs import NUMERAL, _LABEL_WORD, normalise_label, normalise_numeral, parse_signs
 
     if hasattr(engine, "read_sheet"):
+        # (the engine's own second looks, ``ocr.reread``, are in its ``read_sheet``: the build's ``read`` gets them too)
         kept, header = engine.read_sheet(image)
-        kept, header = _read_turned(engine, image, kept, header)
         numbers: list[TextBox] = []
     else:  # an engine of another kind: only ``read``
         words = engine.read(image)

@@ -34,9 +34,11 @@ _UPPER_NUMERAL = re.compile(rf"^(?P<num>[1-9]\d{{1,3}})(?P<suffix>[{UPPER_SUFFIX
 #: digit look-alikes (I, l, O, S, B, Z, D), which read as the digits of "104-1"
 DASH_LETTERS = "NnMmKk"
 _DASH_NUMERAL = re.compile(rf"^(?P<num>[1-9]\d{{1,3}})(?P<suffix>-[{DASH_LETTERS}])$")
-_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig|F[1l|]G)[.,]?$")
+#: a label's word and number may be joined by a hyphen or an underscore, as some design sheets print
+#: them ("FIG-1", "FIG_1"; dev5's 17.pdf)
+_LABEL_WORD = re.compile(r"^(FIG|FIGS|FIGURE|FIGURES|Fig|Figs|Figure|Figures|fig|F[1l|]G)[.,_-]?$")
 _LABEL_MERGED = re.compile(
-    r"^(?:FIG|FIGURE|Fig|Figure)[.,]?\s?(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$"
+    r"^(?:FIG|FIGURE|Fig|Figure)(?:[.,]|[.,]?[_-])?\s?(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$"
 )
 _LABEL_NUMBER = re.compile(r"^(?P<num>[1-9]\d{0,2})(?P<suffix>[A-Za-z]|['′’]|-\d{1,2})?\.?$")
 _DECIMAL = re.compile(r"^[-+]?\d+[.,]\d+%?$|^[-+]?\d+%$")
@@ -112,7 +114,7 @@ def _suffix_families(words: list[TextBox]) -> set[str]:
 #: a label line as the label pass reads it, italic and large lettering included: "FIG. 43", "Fig.5",
 #: "ig. 2" (an italic F lost), "F1G 3A", "Figure 12", "FIG. 3 (Prior Art)"
 _LABEL_LINE = re.compile(
-    r"^[^\w]*(?:[FEP]\s?)?[Il1|!i]\s?[Gg]\s?(?:ure|URE)?\s?[.,:;·'`]*\s*(?P<num>[1-9]\d{0,2})\s?(?P<suffix>[A-Za-z](?![A-Za-z]))?"
+    r"^[^\w]*(?:[FEP]\s?)?[Il1|!i]\s?[Gg]\s?(?:ure|URE)?\s?[.,:;·'`_-]*\s*(?P<num>[1-9]\d{0,2})\s?(?P<suffix>[A-Za-z](?![A-Za-z]))?"
     r"\s*[.,]?\s*(?:\(?\s*prior\s+art\s*\)?)?[^\w]*$",
     re.IGNORECASE,
 )

@@ -21,6 +21,8 @@ from figsearch.records import ReferenceSign
 MIN_GUTTER = 0.006
 #: each part must hold this share of the sheet's ink outside the label boxes
 MIN_INK_SHARE = 0.08
+#: a component of at most this many pixels of the ~700 px view is a speck of stipple, no figure's ink
+SPECK_PIXELS = 3
 
 
 def _gutters(profile: np.ndarray, start: int, min_gap: int) -> list[tuple[int, int]]:
@@ -88,6 +90,8 @@ def split_sheet(image: Image.Image, signs: list[ReferenceSign]) -> list[tuple[st
     from figsearch.ocr.sheet import header_band
 
     band = header_band(image)
+    if band is not None and _drawing_above_label(ink, band, labels):
+        band = None
     if band is not None:  # a published sheet's header line belongs to no figure
         ink = ink.copy()
         ink[band[1]:band[3], band[0]:band[2]] = False
@@ -114,6 +118,20 @@ def split_sheet(image: Image.Image, signs: list[ReferenceSign]) -> list[tuple[st
     return out
 
 
+def _drawing_above_label(ink: np.ndarray, band, labels) -> bool:
+    """Whether the row taken for a header line (``header_band``: geometry alone) is the drawing of a
+    figure whose label stands right below it, nothing but white between them: a flat view drawn in
+    dash-dot line at the top of a design sheet (the truth set's USD0915081 D00003: its "FIG. 3" strip was
+    blanked as a header, and FIG. 3's part held only its label)."""
+    for s in labels:
+        if s.box[1] < band[3]:
+            continue
+        gap = ink[band[3]:s.box[1], :]
+        if not gap.any():
+            return True
+    return False
+
+
 def inside(box, part, slack: int = 2) -> bool:
     """Whether the centre of ``box`` lies in ``part``."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -127,6 +145,14 @@ def _by_regions(ink: np.ndarray, labels: list[ReferenceSign], total: float) -> l
     h, w = ink.shape
     step = max(1, int(max(h, w) / 700))  # work on a ~700 px view
     small = ink[::step, ::step]
+    # specks (background stipple, a few pixels of the view each) would join every figure they lie
+    # between into one region (dev5's US-10011995-B2 fig17): they join none
+    specks, count = ndimage.label(small, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(specks.ravel(), minlength=count + 1)
+    if count:
+        solid = sizes > SPECK_PIXELS
+        solid[0] = False
+        small = solid[specks]
     reach = max(2, int(0.012 * max(small.shape)))  # gaps inside one figure (broken lines, leaders)
     joined = ndimage.binary_dilation(small, iterations=reach)
     regions, count = ndimage.label(joined)
@@ -140,8 +166,11 @@ def _by_regions(ink: np.ndarray, labels: list[ReferenceSign], total: float) -> l
         if weight[r] < 0.002 * small.sum():
             continue  # specks
         box = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
-        if any(_covers(lb, box) for lb in label_boxes):
-            continue  # the label itself
+        # the label itself: its region is its lettering widened by the dilation (``reach`` on each side),
+        # which a fixed slack did not allow for (dev5's US-10011995-B2 fig17: "FIG. 24", printed far from
+        # its drawing, owned only its own lettering, and the sheet was cut into that and the rest)
+        if any(_covers(lb, box, slack=reach + 8) for lb in label_boxes):
+            continue
         nearest = min(range(len(labels)), key=lambda i: _gap(label_boxes[i], box))
         owned[nearest].append(r)
     out = []

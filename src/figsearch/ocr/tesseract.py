@@ -22,7 +22,8 @@ from figsearch.extras import require
 from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox, rotate_box
 from figsearch.ocr.preprocess import (WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotate_boxes,
                                       rotations_for)
-from figsearch.ocr.signs import match_label_line, parse_signs
+from figsearch.ocr.reread import second_look
+from figsearch.ocr.signs import match_label_line, normalise_numeral, parse_signs
 
 log = logging.getLogger(__name__)
 
@@ -324,9 +325,20 @@ class TesseractEngine(OcrEngine):
         # reading order (line, then left to right) so that "FIG." and "3" follow each other
         return [box for _, box in sorted(read, key=lambda item: item[0])]
 
+    #: take a second look at a sheet whose first reading went wrong (``ocr.reread``: a sideways sheet
+    #: taken for upright, a sheet dithered all over); the copy that re-reads has it off
+    second_look = True
+
+    def read_sheet(self, image: Image.Image) -> tuple[list[TextBox], tuple[int, int, int, int] | None]:
+        """``OcrEngine.read_sheet``, then ``reread.second_look``: every caller (``read_drawing``, the
+        build's ``read``, its workers) gets the same words."""
+        words, header = super().read_sheet(image)
+        return second_look(self, image, words, header)
+
     def read_words(self, image: Image.Image) -> list[TextBox]:
         """The general reading, then a figure-label pass (``read_labels``) whose labels join the
         words where the general reading has no label of that number and none at that place."""
+        self._label_turn_numerals = None
         try:
             words = super().read_words(image)
             if not self.label_pass:
@@ -395,6 +407,10 @@ class TesseractEngine(OcrEngine):
                 found.append(tb)
             labels = _labels_in(found)
             if labels:
+                # numerals read surely among the lines of that turn: a numbering printed that way too
+                # (``reread.read_turned`` re-reads a sheet turned only when its label turn shows one)
+                self._label_turn_numerals = sum(
+                    1 for tb in found if tb.confidence >= 0.85 and (n := normalise_numeral(tb.text)) and n[1:2].isdigit())
                 inverse = 1.0 / scale
                 out = []
                 for text, box, conf in labels:

@@ -118,10 +118,9 @@ def figure_ahead(image: Image.Image, read) -> Ahead:
 
 class _AlreadyRead:
     """An engine that answers with a reading done before (a worker's): ``read_drawing`` then sorts
-    those words without reading the sheet again. ``read`` already left the header out."""
-
-    #: it cannot read a turned sheet anew (``read_drawing``'s re-read of a sideways sheet would get these words back)
-    rereads = False
+    those words without reading the sheet again. ``read`` already left the header out, and took the
+    engine's second looks (``figsearch.ocr.reread``: a sideways sheet, a dithered one), which live in the
+    engine's ``read_sheet``: these words are what ``read_drawing`` with the engine itself would sort."""
 
     def __init__(self, words) -> None:
         self.words = words
