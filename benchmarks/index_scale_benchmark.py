@@ -24,6 +24,18 @@ so a run cut by ``timeout`` goes on where it stopped (the time of a killed phase
 counted); ``--clean`` removes the big files once a data set is measured. Each phase and each
 shard is logged with a timestamp as it finishes.
 
+``--readd-from DIR`` (with ``--workdir``, one ``--n`` and ``--data``): instead of drawing and training,
+take the published index in ``DIR`` (a run's ``index/`` directory: manifest, index file, float16
+vectors, ids), copy its vectors and ids into this run's checkpoint and empty its index (``reset``
+keeps the coarse centroids, their HNSW graph and the codes' training;
+``figsearch.index.modality.seed_readd``), then add every vector again by the current assignment
+rule (stop 18: each to its nearest list), calibrate and measure as any run. ``DIR`` is not
+changed. The ground truth of ``DIR/../truth.npy`` is reused when ``DIR/../queries.npy`` holds the
+same queries (the vectors are the same). Resumable like any ``--workdir`` run:
+
+    nice -n 0 timeout 7000 python benchmarks/index_scale_benchmark.py --n 10000000 --data diffuse \\
+        --workers 2 --queries 400 --workdir /tmp/idx22/big --readd-from /tmp/idx21/big/diffuse-10000000/index
+
 For each data set, ``n`` synthetic 256-d unit vectors are generated in chunks and streamed into
 ``figsearch.index.modality.build`` exactly as ``figsearch index`` builds (automatic plan: IVF-PQ
 4-bit fast scan, float16 re-ranking vectors on disk from 10^6 on, nprobe calibrated), with the
@@ -72,7 +84,7 @@ from figsearch.index import calibrate, modality
 from figsearch.index.calibrate import exact_neighbours
 from figsearch.index.files import update_entry
 from figsearch.index.modality import _faiss, append, build
-from figsearch.index.plan import _factory_nlist, choose_plan
+from figsearch.index.plan import IndexPlan, _factory_nlist, choose_plan
 
 log = logging.getLogger("index_scale_benchmark")
 
@@ -284,8 +296,27 @@ class _ShardLog(logging.Handler):
                                 "cpu_seconds": round(cpu, 1), "pid": pid, "peak_rss_mib": round(rss)})
 
 
+def seed_from(source: Path, base: Path, results: Results, kind: str, n: int, dim: int, queries_n: int) -> IndexPlan:
+    """--readd-from: the published index in ``source`` becomes this run's checkpoint (vectors, ids, emptied index)."""
+    manifest = json.loads((source / "manifest.json").read_text())
+    old = manifest["modalities"]["visual"]
+    if old["count"] != n or old["dim"] != dim:
+        raise SystemExit(f"{source} holds {old['count']}x{old['dim']} vectors, this run is for {n}x{dim}")
+    start = time.perf_counter()
+    modality.seed_readd(base / "checkpoint", source, old, modality="visual")
+    queries = np.concatenate(list(stream(kind, queries_n, dim, seed=2)))
+    their_queries, their_truth = source.parent / "queries.npy", source.parent / "truth.npy"
+    if not (base / "truth.npy").exists() and their_truth.exists() and their_queries.exists() \
+            and np.array_equal(np.load(their_queries), queries):
+        shutil.copyfile(their_truth, base / "truth.npy")
+        log.info("ground truth of the same queries over the same vectors copied from %s", their_truth)
+    if not any(p["phase"] == "re-add: seed the checkpoint" for p in results.data.get("phases", [])):
+        results.phase("re-add: seed the checkpoint", time.perf_counter() - start, source=str(source))
+    return IndexPlan.from_dict(old["plan"])
+
+
 def run(kind: str, n: int, dim: int, queries_n: int, workers: int, workdir: Path, flat_max_gib: float,
-        appends: list[float], keep: bool, clean: bool, gen_workers: int) -> None:
+        appends: list[float], keep: bool, clean: bool, gen_workers: int, readd_from: Path | None = None) -> None:
     faiss = _faiss()
     base = workdir / f"{kind}-{n}" if keep else Path(tempfile.mkdtemp(prefix=f"scale-{kind}-", dir=workdir))
     directory = base / "index"
@@ -293,6 +324,8 @@ def run(kind: str, n: int, dim: int, queries_n: int, workers: int, workdir: Path
     results = Results(base / "results.json" if keep else None)
     try:
         plan = choose_plan(n, dim)
+        if readd_from is not None and "entry" not in results:
+            plan = seed_from(readd_from, base, results, kind, n, dim, queries_n)
         if "entry" in results:
             entry = results["entry"]
             log.info("[%s] index built by an earlier run: %s", kind, entry["files"])
@@ -466,7 +499,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gen-workers", type=int, default=2, help="processes that draw the synthetic vectors")
     parser.add_argument("--flat-max-gib", type=float, default=1.5, help="largest exact baseline held in memory")
     parser.add_argument("--appends", type=float, nargs="*", default=[])
+    parser.add_argument("--readd-from", type=Path, default=None,
+                        help="re-add the vectors of the published index in DIR (its trained index emptied) instead "
+                             "of drawing and training; needs --workdir, one --n and one --data")
     args = parser.parse_args(argv)
+    if args.readd_from and (args.workdir is None or len(args.n) != 1 or len(args.data) != 1):
+        parser.error("--readd-from needs --workdir, one --n and one --data")
     global _workers
     _workers = args.workers
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -479,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in args.data:
             run(kind, n, args.dim, args.queries, args.workers, args.workdir or Path(tempfile.gettempdir()),
                 args.flat_max_gib, args.appends, keep=args.workdir is not None, clean=args.clean,
-                gen_workers=args.gen_workers)
+                gen_workers=args.gen_workers, readd_from=args.readd_from)
     load = os.getloadavg()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"total {time.perf_counter() - start:.0f} s, driver peak RSS {peak:.0f} MiB, "

@@ -442,3 +442,140 @@ def test_an_hnsw_quantizer_is_searched_wide_enough_to_find_the_probed_lists(tmp_
     assert wide >= 0.98 and narrow < wide - 0.05, (wide, narrow)
     set_nprobe(faiss, index.index, 128)
     assert quantizer.hnsw.efSearch == 256 and faiss.extract_index_ivf(index.index).nprobe == 128
+
+
+def _hnsw_index(x: np.ndarray, nlist: int = 256):
+    index = faiss.index_factory(x.shape[1], f"IVF{nlist}_HNSW32,PQ16x4fs", faiss.METRIC_INNER_PRODUCT)
+    index.train(x[:5000])
+    return index
+
+
+def _lists_of(index, n: int) -> np.ndarray:
+    ivf = faiss.extract_index_ivf(index)
+    lists = faiss.downcast_InvertedLists(ivf.invlists)
+    where = np.full(n, -1, np.int64)
+    for number in range(ivf.nlist):
+        size = lists.list_size(number)
+        if size:
+            where[faiss.rev_swig_ptr(lists.get_ids(number), size).astype(np.int64)] = number
+    return where
+
+
+def test_vectors_are_added_to_their_nearest_list_and_the_graph_is_kept(tmp_path):
+    """An HNSW quantizer searched with FAISS's default efSearch (16) puts many vectors in a list that
+    is not their nearest (at 10^7 diffuse vectors: 55 %); the exact rule puts every one in its
+    nearest centroid's list, and the index keeps its graph for searching."""
+    x = np.random.default_rng(21).standard_normal((12_000, 128)).astype(np.float32)  # no structure: the
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # graph search misses more (1.6 % here at efSearch 16)
+    index = _hnsw_index(x, nlist=512)
+    quantizer = faiss.downcast_index(faiss.extract_index_ivf(index).quantizer)
+    centroids = quantizer.reconstruct_n(0, quantizer.ntotal)
+    nearest = np.argmax(x @ centroids.T, axis=1)
+    path = tmp_path / "v.f32"
+    x.tofile(path)
+    exact, narrow = faiss.clone_index(index), faiss.clone_index(index)
+    shards.add_vectors(faiss, exact, path, "<f4", len(x), 128, workers=1)  # the default rule
+    shards.add_vectors(faiss, narrow, path, "<f4", len(x), 128, workers=1, assignment="hnsw-ef16")
+    assert np.array_equal(_lists_of(exact, len(x)), nearest)
+    assert np.mean(_lists_of(narrow, len(x)) == nearest) < 0.995
+    kept = faiss.downcast_index(faiss.extract_index_ivf(exact).quantizer)
+    assert isinstance(kept, faiss.IndexHNSW) and kept.ntotal == quantizer.ntotal
+    with pytest.raises(Exception, match="unknown assignment"):
+        with shards.assigning(faiss, exact, "nearest-ish"):
+            pass
+
+
+def test_sharded_workers_assign_by_the_same_rule(tmp_path, monkeypatch):
+    monkeypatch.setattr(shards, "SHARD_MIN", 1000)
+    monkeypatch.setattr(shards, "SHARD_MAX", 4000)
+    x = np.random.default_rng(22).standard_normal((12_000, 128)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    path = tmp_path / "v.f32"
+    x.tofile(path)
+    empty = faiss.serialize_index(_hnsw_index(x, nlist=512))
+    lists = {}
+    for rule in (shards.EXACT, "hnsw-ef16"):
+        one, sharded = faiss.deserialize_index(empty), faiss.deserialize_index(empty)
+        shards.add_vectors(faiss, one, path, "<f4", len(x), 128, workers=1, assignment=rule)
+        seen = []
+
+        def in_process_map(fn, tasks):
+            tasks = list(tasks)
+            seen.extend(tasks)
+            return map(fn, tasks)
+
+        shards.add_vectors(faiss, sharded, path, "<f4", len(x), 128, workers=2, map_shards=in_process_map,
+                           assignment=rule)
+        assert len(seen) == 3 and {t.assignment for t in seen} == {rule}
+        lists[rule] = _lists_of(one, len(x))
+        assert np.array_equal(lists[rule], _lists_of(sharded, len(x))), rule
+    assert not np.array_equal(lists[shards.EXACT], lists["hnsw-ef16"])
+
+
+def test_reset_and_re_adding_by_the_same_rule_gives_the_same_index():
+    """What the 10^7 re-add relies on: ``reset`` empties the lists and keeps the quantizer and the
+    codes' training, so adding again gives the index the first add gave, byte for byte."""
+    x = _clustered(8_000, 64, seed=23, centres=2000, spread=0.9)
+    index = _hnsw_index(x, nlist=128)
+    for rule in ("hnsw-ef16", shards.EXACT):
+        with shards.assigning(faiss, index, rule):
+            index.add(x)
+        first = faiss.serialize_index(index)
+        index.reset()
+        assert index.ntotal == 0 and index.is_trained
+        with shards.assigning(faiss, index, rule):
+            index.add(x)
+        assert np.array_equal(faiss.serialize_index(index), first), rule
+        index.reset()
+
+
+def test_appends_assign_by_the_rule_their_build_recorded(tmp_path, monkeypatch):
+    x = _clustered(12_000, 64, seed=24, centres=3000, spread=0.9)
+    plan = choose_plan(len(x), 64, factory="IVF256_HNSW32,PQ16x4fs")
+    entry = build(tmp_path, "visual", key="k", identity={}, dim=64, plan=plan, chunks=_chunks(x[:10_000]),
+                  generation=1)
+    assert entry["assignment"] == "exact"
+    rules = []
+    real = modality.assigning
+
+    def spy(faiss_, index, rule):
+        rules.append(rule)
+        return real(faiss_, index, rule)
+
+    monkeypatch.setattr(modality, "assigning", spy)
+    monkeypatch.setattr(modality, "RECALIBRATE_GROWTH_PERCENT", 10**6)
+    grown = append(tmp_path, entry, _ids(10_000, 11_000), x[10_000:11_000], 11_000)
+    assert grown["assignment"] == "exact"
+    old = dict(grown)
+    del old["assignment"]  # an entry written before the rule was recorded: its lists were filled so
+    append(tmp_path, old, _ids(11_000, 12_000), x[11_000:12_000], 12_000)
+    assert rules == ["exact", "hnsw-ef16"]
+
+
+def test_a_published_index_is_re_added_from_its_own_files(tmp_path, monkeypatch):
+    """``seed_readd``: the published generation's vectors, ids and emptied index become a build's
+    checkpoint; the build only adds (by the current rule) and calibrates, and the source is untouched."""
+    x = _clustered(12_000, 64, seed=25, centres=3000, spread=0.9)
+    plan = choose_plan(len(x), 64, factory="IVF256_HNSW32,PQ16x4fs")
+    monkeypatch.setattr(shards, "SHARD_MIN", 1000)
+    monkeypatch.setattr(shards, "SHARD_MAX", 5000)
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    old_dir.mkdir()
+    new_dir.mkdir()
+    monkeypatch.setattr(modality, "ADD_ASSIGNMENT", "hnsw-ef16")  # as built before stop 18
+    old = build(old_dir, "visual", key="k", identity={}, dim=64, plan=plan, chunks=_chunks(x), generation=1)
+    monkeypatch.setattr(modality, "ADD_ASSIGNMENT", "exact")
+    before = {p.name: p.read_bytes() for p in old_dir.iterdir()}
+    modality.seed_readd(tmp_path / "ck", old_dir, old, modality="visual")
+    modality.seed_readd(tmp_path / "ck", old_dir, old, modality="visual")  # a rerun keeps what is there
+    phases = []
+    entry = build(new_dir, "visual", key="k", identity={}, dim=64, plan=plan,
+                  chunks=iter(()), generation=1, workers=1, checkpoint=tmp_path / "ck",
+                  on_phase=lambda name, s: phases.append(name))
+    assert phases == ["add", "calibrate"] and entry["assignment"] == "exact" and entry["count"] == len(x)
+    assert {p.name: p.read_bytes() for p in old_dir.iterdir()} == before
+    index = faiss.read_index(str(new_dir / entry["files"]["index"]))
+    quantizer = faiss.downcast_index(faiss.extract_index_ivf(index).quantizer)
+    centroids = quantizer.reconstruct_n(0, quantizer.ntotal)
+    assert np.array_equal(_lists_of(index, len(x)), np.argmax(x @ centroids.T, axis=1))
+    assert ModalityIndex.open(new_dir, "visual", entry).search(x[7], 1)[0][0] == "P0000007-f1"

@@ -12,9 +12,10 @@
 
 From ``HNSW_NLIST_MIN`` lists on (about 3·10^6 vectors), the coarse quantizer is an HNSW graph over
 the centroids (``IVF{nlist}_HNSW32,...``) and the centroids are trained by two-level k-means
-(figsearch.index.modality): with a flat quantizer every added vector is compared with every one
-of the 16,384 centroids a 10^7 index has, and k-means on its 655,360-vector sample costs
-sample × lists × iterations — the two dominated a 10^7 build on this machine.
+(figsearch.index.modality): k-means on a 10^7 index's 655,360-vector sample costs sample × lists ×
+iterations, which dominated its build on this machine, and the graph finds a query's lists without
+scanning all 16,384 centroids. Added vectors still go to their nearest centroid by a flat scan
+(figsearch.index.shards.assigning; batched, it costs about what FAISS's narrow graph search did).
 
 Any FAISS index-factory string overrides the choice; non-flat ones are re-ranked the same way.
 

@@ -29,8 +29,9 @@ import math
 import os
 import resource
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -51,6 +52,55 @@ SHARD_MAX = 2_000_000
 
 MapShards = Callable[[Callable, Iterable], Iterable]
 
+#: how added vectors find their list (recorded in the manifest entry as ``assignment``): the nearest
+#: centroid by a flat scan of all of them. With an HNSW coarse quantizer FAISS would search its graph
+#: with ``efSearch`` 16 (its default), which at 10^7 diffuse vectors (16,384 lists) put 55 % of the
+#: sampled neighbours in their nearest list (efSearch 64: 86 %, 128: 95 %, 256: 99 %) and left the
+#: index 0.017 short of its partition recall; the flat scan costs about as much CPU as efSearch 16
+#: there (144 against 128 µs a vector, FAISS's matrix product) and 2.4-9× less than 64-256
+#: (docs/index-scale.md, stop 18). A flat quantizer always assigns so.
+EXACT = "exact"
+#: what indexes built before the rule was recorded did (FAISS's default graph search)
+LEGACY_ASSIGNMENT = "hnsw-ef16"
+
+
+@contextmanager
+def assigning(faiss, index, rule: str = EXACT) -> Iterator[None]:
+    """Within the block, ``index.add`` puts each vector in a list by ``rule``: ``"exact"`` (nearest
+    centroid, a flat scan) or ``"hnsw-ef{N}"`` (an HNSW quantizer's graph searched with efSearch N).
+
+    Only an HNSW coarse quantizer is affected: for the exact rule a flat index of its centroids
+    stands in for it while adding, and the graph is put back afterwards (what the index file keeps
+    and searches use)."""
+    try:
+        ivf = faiss.extract_index_ivf(index)
+        quantizer = faiss.downcast_index(ivf.quantizer)
+    except (RuntimeError, AttributeError):
+        yield
+        return
+    if not isinstance(quantizer, faiss.IndexHNSW):
+        yield
+        return
+    if rule == EXACT:
+        graph = ivf.quantizer
+        flat = faiss.IndexFlat(quantizer.d, quantizer.metric_type)
+        flat.add(quantizer.reconstruct_n(0, quantizer.ntotal))
+        ivf.quantizer = flat
+        try:
+            yield
+        finally:
+            ivf.quantizer = graph
+            del flat
+        return
+    if not rule.startswith("hnsw-ef"):
+        raise CollectionError(f"unknown assignment rule {rule!r}")
+    before = quantizer.hnsw.efSearch
+    quantizer.hnsw.efSearch = int(rule[len("hnsw-ef"):])
+    try:
+        yield
+    finally:
+        quantizer.hnsw.efSearch = before
+
 
 @dataclass(frozen=True)
 class ShardTask:
@@ -64,6 +114,8 @@ class ShardTask:
     start: int
     stop: int
     out: str
+    #: how the vectors find their lists (``assigning``)
+    assignment: str = EXACT
 
 
 def index_workers() -> int:
@@ -108,7 +160,8 @@ def encode_shard(task: ShardTask) -> ShardDone:
     faiss.omp_set_num_threads(1)  # one process per core does the parallel work
     index = faiss.read_index(task.trained)
     vectors = np.memmap(task.vectors, dtype=task.dtype, mode="r", shape=(task.count, task.dim))
-    _add_range(index, vectors, task.start, task.stop, with_ids=True)
+    with assigning(faiss, index, task.assignment):
+        _add_range(index, vectors, task.start, task.stop, with_ids=True)
     tmp = f"{task.out}.{os.getpid()}.tmp"
     faiss.write_index(index, tmp)
     os.replace(tmp, task.out)
@@ -123,20 +176,23 @@ def _process_map(workers: int) -> tuple[MapShards, Callable[[], None]]:
 
 
 def add_vectors(faiss, index, vectors_path: Path, dtype: str, n: int, dim: int, *, workers: int | None = None,
-                map_shards: MapShards | None = None, scratch: Path | None = None, resume: Path | None = None) -> None:
+                map_shards: MapShards | None = None, scratch: Path | None = None, resume: Path | None = None,
+                assignment: str = EXACT) -> None:
     """Add the ``n`` vectors of ``vectors_path`` to the trained ``index``, position i as id i.
 
     In shards when the index is an IVF index, there are enough vectors, and more than one worker
     (or a ``map_shards``, or a ``resume`` directory) is given; otherwise in this process, chunk by
     chunk. With ``resume`` the shard files stay there after the merge (the caller removes the
     directory once the index is published), and shards found there are not added again: the
-    caller guarantees they were cut from the same trained index and vectors file.
+    caller guarantees they were cut from the same trained index and vectors file (and rule).
+    ``assignment``: how the vectors find their lists (``assigning``), in this process or the workers.
     """
     workers = index_workers() if workers is None else max(1, workers)
     vectors = np.memmap(vectors_path, dtype=dtype, mode="r", shape=(n, dim)) if n else np.zeros((0, dim), dtype)
     shardable = isinstance(index, faiss.IndexIVF) and index.ntotal == 0 and n >= SHARD_MIN
     if not shardable or (workers == 1 and map_shards is None and resume is None):
-        _add_range(index, vectors, 0, n, with_ids=False)
+        with assigning(faiss, index, assignment):
+            _add_range(index, vectors, 0, n, with_ids=False)
         return
     if resume is not None:
         scratch, prefix = Path(resume), "shard-"
@@ -149,8 +205,8 @@ def add_vectors(faiss, index, vectors_path: Path, dtype: str, n: int, dim: int, 
         trained = scratch / f"{prefix}trained.faiss"
         faiss.write_index(index, str(trained))
     ranges = shard_ranges(n, max(workers, math.ceil(n / SHARD_MAX)))
-    tasks = [ShardTask(str(trained), str(vectors_path), dtype, n, dim, a, b, str(scratch / f"{prefix}{a}-{b}.faiss"))
-             for a, b in ranges]
+    tasks = [ShardTask(str(trained), str(vectors_path), dtype, n, dim, a, b, str(scratch / f"{prefix}{a}-{b}.faiss"),
+                       assignment) for a, b in ranges]
     kept = sum(Path(t.out).exists() for t in tasks)
     log.info("adding %d vectors in %d shards with %s%s", n, len(tasks),
              f"{workers} worker process(es)" if map_shards is None else "the given executor",
