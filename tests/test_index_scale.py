@@ -579,3 +579,33 @@ def test_a_published_index_is_re_added_from_its_own_files(tmp_path, monkeypatch)
     centroids = quantizer.reconstruct_n(0, quantizer.ntotal)
     assert np.array_equal(_lists_of(index, len(x)), np.argmax(x @ centroids.T, axis=1))
     assert ModalityIndex.open(new_dir, "visual", entry).search(x[7], 1)[0][0] == "P0000007-f1"
+
+
+def test_an_hnsw_quantizer_searched_wider_than_a_scan_finds_its_lists_by_scanning_the_centroids():
+    """Where the graph search the nprobe needs costs more than scanning every centroid, searches take
+    the exact nearest lists from the scan (stop 18); a narrow graph search is left as it was."""
+    faiss = pytest.importorskip("faiss")
+    from figsearch.index.calibrate import set_nprobe
+    from figsearch.index.modality import search_index
+
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((6000, 32)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = faiss.index_factory(32, "IVF256_HNSW32,PQ8x4fs", faiss.METRIC_INNER_PRODUCT)
+    index.train(data)
+    index.add(data)
+    queries = data[:20] + 0.05 * rng.standard_normal((20, 32)).astype(np.float32)
+    centroids = faiss.downcast_index(index.quantizer).storage.reconstruct_n(0, 256)
+
+    set_nprobe(faiss, index, 64)
+    # efSearch 8 × M 32 ≥ 256 lists: the scan; the graph itself, this narrow, finds ~95 % of the lists
+    faiss.downcast_index(index.quantizer).hnsw.efSearch = 8
+    nearest = np.argsort(-(queries @ centroids.T), axis=1)[:, :64]
+    expected = index.search_preassigned(queries, 10, nearest.astype(np.int64),
+                                        np.take_along_axis(queries @ centroids.T, nearest, axis=1))
+    scores, found = search_index(index, queries, 10)
+    assert np.array_equal(found, expected[1]) and np.allclose(scores, expected[0], atol=1e-5)
+    assert not np.array_equal(index.search(queries, 10)[1], found)  # what the graph alone returns
+
+    faiss.downcast_index(index.quantizer).hnsw.efSearch = 4  # 4 × 32 < 256: the graph, as before
+    assert np.array_equal(search_index(index, queries, 10)[1], index.search(queries, 10)[1])
