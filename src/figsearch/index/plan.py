@@ -13,8 +13,9 @@
 From ``HNSW_NLIST_MIN`` lists on (about 3·10^6 vectors), the coarse quantizer is an HNSW graph over
 the centroids (``IVF{nlist}_HNSW32,...``) and the centroids are trained by two-level k-means
 (figsearch.index.modality): k-means on a 10^7 index's 655,360-vector sample costs sample × lists ×
-iterations, which dominated its build on this machine, and the graph finds a query's lists without
-scanning all 16,384 centroids. Added vectors still go to their nearest centroid by a flat scan
+iterations, which dominated its build on this machine. A query's lists come from the graph where its
+search is cheaper than scanning all the centroids, else from that scan
+(figsearch.index.modality.search_index; the wide searches the 10^7 calibration needs scan). Added vectors still go to their nearest centroid by a flat scan
 (figsearch.index.shards.assigning; batched, it costs about what FAISS's narrow graph search did).
 
 Any FAISS index-factory string overrides the choice; non-flat ones are re-ranked the same way.
@@ -40,7 +41,7 @@ RERANK_FACTOR = 8
 MIN_CANDIDATES = 200
 #: from this many vectors on, the re-ranking vectors are kept as float16 on disk
 HALF_PRECISION_MIN = 1_000_000
-#: from this many inverted lists on, an HNSW graph finds a vector's lists, and k-means trains in two levels
+#: from this many inverted lists on, the coarse quantizer is an HNSW graph, and k-means trains in two levels
 HNSW_NLIST_MIN = 8192
 _PQ_SIZES = (256, 192, 128, 96, 64, 48, 32, 24, 16, 8, 4)
 
