@@ -195,3 +195,22 @@ def test_a_sheet_whose_label_turn_shows_no_numeral_is_not_read_again():
     engine._label_turn_numerals = 2
     words, _ = engine.look()
     assert sign_texts(parse_signs(words)) == ["160", "162", "164", "165"]
+
+
+def test_what_the_label_pass_found_is_kept_per_thread():
+    """A server's threads share one engine: one upload's label-turn count must not decide another's
+    second look (it was a plain attribute until stop 18's last read)."""
+    import threading
+
+    import pytest
+
+    try:
+        engine = TesseractEngine()
+    except Exception as exc:  # no tesseract here: nothing to share
+        pytest.skip(f"tesseract is not available: {exc}")
+    engine._label_turn_numerals = 0
+    seen = []
+    other = threading.Thread(target=lambda: seen.append(engine._label_turn_numerals))
+    other.start()
+    other.join()
+    assert seen == [None] and engine._label_turn_numerals == 0

@@ -244,6 +244,8 @@ class TesseractEngine(OcrEngine):
             # on black): never the case in a drawing, and ~12 % of its time on the mosaics
             self._api.SetVariable("tessedit_do_invert", "0")
         self._lock = threading.Lock()
+        # what one reading found, per thread: a server's threads share one engine
+        self._per_thread = threading.local()
         self.lang = lang
         self.label_pass = label_pass
         self.reject_phantoms = reject_phantoms
@@ -334,6 +336,16 @@ class TesseractEngine(OcrEngine):
         build's ``read``, its workers) gets the same words."""
         words, header = super().read_sheet(image)
         return second_look(self, image, words, header)
+
+    @property
+    def _label_turn_numerals(self) -> int | None:
+        """Sure numerals the label pass of this thread's latest reading found among the lines of its
+        label's turn (None: no label found that way); ``reread.read_turned`` asks."""
+        return getattr(self._per_thread, "label_turn_numerals", None)
+
+    @_label_turn_numerals.setter
+    def _label_turn_numerals(self, value: int | None) -> None:
+        self._per_thread.label_turn_numerals = value
 
     def read_words(self, image: Image.Image) -> list[TextBox]:
         """The general reading, then a figure-label pass (``read_labels``) whose labels join the
