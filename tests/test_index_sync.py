@@ -214,3 +214,45 @@ def test_one_index_run_publishes_both_indexes_in_one_manifest_write(collection_d
         assert len(writes) == 2
         assert [r.action for r in update_collection(c).indexes] == ["unchanged", "unchanged"]
         assert len(writes) == 2  # nothing changed, nothing written
+
+
+def test_an_embedders_shard_executor_reaches_the_index_build(collection_dir, monkeypatch):
+    """``update_collection(embedder=...)`` hands the embedder's ``index_shards`` (the Ray build's:
+    its vectors added by Ray tasks) to every rebuild's ``modality.build``; without one, the build
+    uses its own default (``FIGSEARCH_INDEX_WORKERS`` processes)."""
+    import figsearch.index.sync as sync
+    from figsearch.embed.catalog import create_text
+    from figsearch.index.shards import ShardExecutor
+    from figsearch.pipeline.embed import embed_text, embed_visual
+
+    seen = []
+    real_build = sync.build
+
+    def recording_build(*args, **kwargs):
+        seen.append((args[1], kwargs.get("workers"), kwargs.get("map_shards")))
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(sync, "build", recording_build)
+
+    def ray_like_map(fn, tasks):
+        return map(fn, tasks)
+
+    class Embedder:  # encodes here, as the Ray build's workers would
+        index_shards = ShardExecutor(3, ray_like_map)
+
+        def encoder(self, modality, spec):
+            return (create_visual if modality == "visual" else create_text)(spec)
+
+        def visual(self, collection, spec, encoder, todo, progress):
+            return embed_visual(collection, encoder, todo, progress=progress)
+
+        def text(self, collection, spec, encoder, plan, progress):
+            return embed_text(collection, encoder, plan, progress=progress)
+
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words", embedder=Embedder())
+        assert seen == [("visual", 3, ray_like_map), ("text", 3, ray_like_map)]
+        seen.clear()
+        update_collection(c, rebuild=True)
+        assert seen == [("visual", None, None), ("text", None, None)]

@@ -375,3 +375,54 @@ def test_a_worker_with_nothing_left_to_do_takes_spare_work(cluster):
     assert asked and all(count == 4 for _, count in asked)  # only once every call was sent
     long = next(n for key, (n, _) in out if key == 3)
     assert {n for n, _ in asked} == {1 - long}  # and only to the worker that was free
+
+
+def test_an_index_is_added_in_shards_by_ray_tasks_as_one_process_adds_it(cluster, tmp_path, monkeypatch):
+    """The Ray build's shard executor (``RayCluster.index_shards``: ``pipeline.ray_shards``): each
+    shard filled by a Ray task from the trained index and vectors sent through the object store,
+    written back by the driver and merged in order, gives the index one sequential add gives; a
+    shard file kept by an interrupted build is not sent again."""
+    pytest.importorskip("faiss")
+    from figsearch.index import modality, shards
+    from figsearch.pipeline.ray_shards import shards_on_ray
+
+    faiss = modality._faiss()  # with its thread count set: unset, OpenMP spins beside Ray's processes
+    monkeypatch.setattr(shards, "SHARD_MIN", 1000)
+    monkeypatch.setattr(shards, "SHARD_MAX", 6000)  # 20,000 vectors: 4 shards
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((60, 32))[rng.integers(0, 60, 20_000)] + 0.35 * rng.standard_normal((20_000, 32))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+    path = tmp_path / "v.f16"
+    x.tofile(path)
+    empty = faiss.index_factory(32, "IVF64,PQ16x4fs", faiss.METRIC_INNER_PRODUCT)
+    empty.train(x[:5000].astype(np.float32))
+    trained = faiss.serialize_index(empty)
+    one, on_ray, resumed = (faiss.deserialize_index(trained) for _ in range(3))
+    shards.add_vectors(faiss, one, path, "<f2", len(x), 32, workers=1)
+    sent = []
+
+    def ray_map(fn, tasks):
+        tasks = list(tasks)
+        sent.extend(t for t in tasks if not Path(t.out).exists())
+        return shards_on_ray(ray, tasks, in_flight=2)
+
+    shards.add_vectors(faiss, on_ray, path, "<f2", len(x), 32, workers=2, map_shards=ray_map)
+    assert [(t.start, t.stop) for t in sent] == [(0, 5000), (5000, 10000), (10000, 15000), (15000, 20000)]
+    queries = x[:40].astype(np.float32)
+    for index in (one, on_ray, resumed):
+        index.nprobe = 16
+    expected = one.search(queries, 50)
+    got = on_ray.search(queries, 50)
+    np.testing.assert_array_equal(expected[1], got[1])
+    np.testing.assert_array_equal(expected[0], got[0])
+    # an interrupted build's shard files are kept in its resume directory: only the missing ones are sent
+    resume = tmp_path / "resume"
+    resume.mkdir()
+    first = faiss.deserialize_index(trained)
+    first.add_with_ids(x[:5000].astype(np.float32), np.arange(5000, dtype=np.int64))
+    faiss.write_index(first, str(resume / "shard-0-5000.faiss"))
+    sent.clear()
+    shards.add_vectors(faiss, resumed, path, "<f2", len(x), 32, workers=2, map_shards=ray_map, resume=resume)
+    assert [(t.start, t.stop) for t in sent] == [(5000, 10000), (10000, 15000), (15000, 20000)]
+    np.testing.assert_array_equal(expected[1], resumed.search(queries, 50)[1])
+

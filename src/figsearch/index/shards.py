@@ -12,9 +12,11 @@ Every inverted list then holds the same entries in the same order as after one s
 (``IndexPlan.train_size``): k-means needs the whole sample at once, and its cost is bounded by
 the sample, not by ``n``.
 
-``map_shards`` is ``map``'s signature, so another executor (a cluster's, with the index
-directory on a shared file system) can run the same tasks; the default is a process pool of
-``FIGSEARCH_INDEX_WORKERS`` processes (default 1: no pool, one sequential add, as before).
+``map_shards`` is ``map``'s signature, so another executor can run the same tasks; the default is
+a process pool of ``FIGSEARCH_INDEX_WORKERS`` processes (default 1: no pool, one sequential add, as
+before). A ``ShardExecutor`` names one with its worker count: the Ray build's runs each shard on one
+of the build's workers, sending the trained index and the shard's vectors through Ray's object store
+(``fill_shard``), so a cluster's workers need not see the collection's directory.
 
 ``resume``: a directory where finished shard files are kept (``shard-{start}-{stop}.faiss``,
 each written under a temporary name and renamed); a rerun with the same trained index and
@@ -118,6 +120,15 @@ class ShardTask:
     assignment: str = EXACT
 
 
+@dataclass(frozen=True)
+class ShardExecutor:
+    """Where a build adds its shards: ``map`` (``map``'s signature, results in task order) with
+    ``workers`` running at once; the build cuts at least that many shards."""
+
+    workers: int
+    map: MapShards
+
+
 def index_workers() -> int:
     return max(1, int(os.environ.get("FIGSEARCH_INDEX_WORKERS", "1")))
 
@@ -129,12 +140,13 @@ def shard_ranges(n: int, shards: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def _add_range(index, vectors: np.ndarray, start: int, stop: int, with_ids: bool) -> None:
+def _add_range(index, vectors: np.ndarray, start: int, stop: int, with_ids: bool, first_id: int = 0) -> None:
+    """Add rows ``start:stop`` of ``vectors``; with ids, row i gets id ``first_id + i``."""
     for begin in range(start, stop, ADD_CHUNK):
         end = min(begin + ADD_CHUNK, stop)
         chunk = np.ascontiguousarray(vectors[begin:end], dtype=np.float32)
         if with_ids:
-            index.add_with_ids(chunk, np.arange(begin, end, dtype=np.int64))
+            index.add_with_ids(chunk, np.arange(first_id + begin, first_id + end, dtype=np.int64))
         else:
             index.add(chunk)
 
@@ -167,6 +179,21 @@ def encode_shard(task: ShardTask) -> ShardDone:
     os.replace(tmp, task.out)
     return ShardDone(task.out, time.perf_counter() - start, time.process_time() - cpu,
                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, os.getpid())
+
+
+def fill_shard(trained: bytes, vectors: np.ndarray, start: int, assignment: str = EXACT) -> tuple[bytes, ShardDone]:
+    """``encode_shard`` without files, for workers that do not see the index directory (a cluster's):
+    the trained index serialized, the shard's vectors in memory (the vectors at positions ``start``
+    on); returns the filled shard index serialized and what adding it cost (``ShardDone.out`` empty)."""
+    begin, cpu = time.perf_counter(), time.process_time()
+    faiss = require("faiss", "vector indexes")
+    faiss.omp_set_num_threads(1)  # one worker per core does the parallel work
+    index = faiss.deserialize_index(np.frombuffer(trained, dtype=np.uint8))
+    with assigning(faiss, index, assignment):
+        _add_range(index, vectors, 0, len(vectors), with_ids=True, first_id=start)
+    payload = faiss.serialize_index(index).tobytes()
+    return payload, ShardDone("", time.perf_counter() - begin, time.process_time() - cpu,
+                              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, os.getpid())
 
 
 def _process_map(workers: int) -> tuple[MapShards, Callable[[], None]]:

@@ -22,6 +22,7 @@ import numpy as np
 from figsearch.index.files import index_dir, index_lock, read_manifest, remove_files, write_manifest
 from figsearch.index.modality import append, build
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR, IndexPlan, choose_plan
+from figsearch.index.shards import ShardExecutor
 from figsearch.store import Collection
 
 log = logging.getLogger(__name__)
@@ -110,12 +111,15 @@ def sync_indexes(
     directory: Path | None = None,
     force: bool = False,
     wait: bool = True,
+    shards: ShardExecutor | None = None,
 ) -> list[IndexReport]:
     """Bring several modalities' indexes up to date and publish them together.
 
     Every new file is written first and the manifest once, at the end, so a search (which opens
     what one manifest names) sees the indexes of the last run or of this one, never this run's
     visual index beside the last run's text index. Files no entry names any more go afterwards.
+    ``shards``: where a rebuild adds its vectors in shards (the Ray build's workers); default the
+    process pool of ``FIGSEARCH_INDEX_WORKERS`` (figsearch.index.shards).
     """
     directory = directory or index_dir(collection.root)
     with index_lock(directory, wait=wait):
@@ -123,7 +127,7 @@ def sync_indexes(
         reports, changes = [], {}
         for request in requests:
             report, entry = _sync_one(collection, directory, manifest["modalities"].get(request.modality), request,
-                                      bytes_per_vector=bytes_per_vector, force=force)
+                                      bytes_per_vector=bytes_per_vector, force=force, shards=shards)
             reports.append(report)
             if entry is not _KEEP:
                 changes[request.modality] = entry
@@ -147,7 +151,7 @@ def _publish(directory: Path, changes: dict[str, dict | None]) -> list[str]:
 
 
 def _sync_one(collection: Collection, directory: Path, entry: dict | None, request: IndexRequest, *,
-              bytes_per_vector: float, force: bool):
+              bytes_per_vector: float, force: bool, shards: ShardExecutor | None = None):
     """Write what one modality's index needs (an append or a new generation); returns its report and
     the manifest entry to publish (None: drop it; _KEEP: leave it)."""
     start = time.perf_counter()
@@ -180,7 +184,8 @@ def _sync_one(collection: Collection, directory: Path, entry: dict | None, reque
     log.info("%s index: rebuilding from stored vectors (%s)", modality, reason)
     generation = (entry or {}).get("generation", 0) + 1
     new_entry = build(directory, modality, key=key, identity=identity, dim=dim, plan=plan,
-                      chunks=collection.vectors.iterate(modality, key), generation=generation)
+                      chunks=collection.vectors.iterate(modality, key), generation=generation,
+                      workers=shards.workers if shards else None, map_shards=shards.map if shards else None)
     new_entry["db_state"] = state
     return IndexReport(modality, key, "rebuilt", new_entry["count"], added=new_entry["count"], factory=plan.factory,
                        reason=reason, seconds=time.perf_counter() - start, nprobe=new_entry.get("nprobe") or None,

@@ -63,11 +63,13 @@ from figsearch.embed.catalog import encoder_key
 from figsearch.errors import CollectionError, FigsearchError, InputError, MissingDependency, ModelUnavailable
 from figsearch.fsutil import atomic_write_bytes, fsync_directories
 from figsearch.index.settings import NO_TEXT
+from figsearch.index.shards import ShardExecutor
 from figsearch.ingest.base import Unit
 from figsearch.ingest.process import UnitResult
 from figsearch.ingest.runner import CommittedForwarder
 from figsearch.link.text import figure_text
 from figsearch.pipeline.embed import EmbedReport, text_row, texts_to_encode
+from figsearch.pipeline.ray_shards import shards_on_ray
 from figsearch.pipeline.ray_worker import _Worker
 from figsearch.records import Failure, Figure, FigureRole
 from figsearch.store import TMP_DIR, Collection
@@ -622,6 +624,17 @@ class RayCluster:
     @property
     def embedder(self) -> RayCluster:
         return self
+
+    @property
+    def index_shards(self) -> ShardExecutor:
+        """Where an index big enough to be sharded (``figsearch.index.shards``) adds its vectors: Ray
+        tasks of one CPU each, ``workers`` at a time, once the worker actors are let go (the embedding
+        is over by then, and their CPUs are what the tasks run on; ``figsearch.pipeline.ray_shards``)."""
+        def map_shards(fn, tasks):  # fn is shards.encode_shard: the tasks run its in-memory twin
+            self.close()
+            return shards_on_ray(self.ray, tasks, in_flight=self.workers, retries=MAX_RETRIES)
+
+        return ShardExecutor(self.workers, map_shards)
 
     def encoder(self, modality: str, spec: str) -> _RemoteEncoder:
         """The identity of the workers' encoders for ``modality``; they must all be the same encoder."""

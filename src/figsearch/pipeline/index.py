@@ -58,7 +58,9 @@ def update_collection(
     applies to both modalities and is remembered. ``embedder`` (the Ray build's) computes the
     vectors elsewhere: ``embedder.encoder(modality, spec)`` stands for the encoder (its identity),
     ``embedder.visual(collection, spec, encoder, todo, progress)`` and
-    ``embedder.text(collection, spec, encoder, plan, progress)`` return what embed_visual/embed_text do.
+    ``embedder.text(collection, spec, encoder, plan, progress)`` return what embed_visual/embed_text do;
+    its ``index_shards`` (a ``figsearch.index.shards.ShardExecutor``, or None) adds the vectors of an
+    index big enough to be sharded on its workers.
     """
     report = UpdateReport()
     stored_visual = collection.get_setting("visual_encoder")
@@ -103,5 +105,6 @@ def update_collection(
         _remember(collection, modality, spec, encoder)
         requests.append(IndexRequest(modality, encoder_key(encoder), encoder.identity, factory_setting(collection, modality)))
     # both indexes are published by one manifest write: a search sees this run's pair or the last one's
-    report.indexes = sync_indexes(collection, requests, bytes_per_vector=bytes_per_vector, force=rebuild)
+    report.indexes = sync_indexes(collection, requests, bytes_per_vector=bytes_per_vector, force=rebuild,
+                                  shards=getattr(embedder, "index_shards", None))
     return report
