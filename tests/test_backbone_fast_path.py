@@ -101,3 +101,14 @@ def test_chunks_on_worker_threads_give_the_single_runs_vectors(shipped):
     one = BackboneEncoder("drawing-backbone3.onnx", threads=1)
     assert one.workers == 1 and one.session.get_session_options().intra_op_num_threads == 1
     assert np.allclose(one.encode(images), a, atol=1e-5)
+
+
+def test_prepare_gives_prepare_greys_pixels(shipped):
+    from PIL import ImageDraw
+
+    from figsearch.embed.encoders.backbone import prepare_grey
+
+    sheet = drawing("box", 7).resize((300, 700))
+    ImageDraw.Draw(sheet).text((10, 5), "U.S. Patent  Jan. 5, 2021  Sheet 1 of 3  US D900,000 S", fill=0)
+    for image in (drawing("ring", 3), drawing("box", 4).rotate(30, expand=True, fillcolor=255), sheet, sheet.convert("RGB")):
+        assert np.array_equal(shipped.prepare(image), prepare_grey(image, shipped.image_size))

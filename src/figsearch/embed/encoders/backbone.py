@@ -391,7 +391,8 @@ class BackboneEncoder(VisualEncoder):
         return self.meta.get("record", {})
 
     def prepare(self, image) -> np.ndarray:
-        return prepare_grey(image, self.image_size)
+        # prepare_grey's pixels, by prepare_turns' shorter path (a 1600 px grant sheet: 3.8 instead of 5.1 CPU ms)
+        return prepare_turns(image, (0,), self.image_size)[0]
 
     def _run(self, grey: np.ndarray) -> np.ndarray:
         """(B, S, S) uint8 prepared drawings -> (B, dim) vectors, not normalised: one network run."""
