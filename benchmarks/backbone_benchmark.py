@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -158,29 +159,38 @@ def speed_of(encoders: dict, sheets, rounds: int = 1, baselines=("hog", "lines")
     encoders = {**encoders, **{b: create_visual(b) for b in baselines if b and b not in encoders}}
     rates: dict[str, list[float]] = {name: [] for name in encoders}
     singles: dict[str, list[float]] = {name: [] for name in encoders}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in encoders}
     for encoder in encoders.values():
         encoder.encode(sheets[:8])
     names = list(encoders)
     for round_ in range(max(1, rounds)):
         for name in names if round_ % 2 == 0 else names[::-1]:
             encoder = encoders[name]
-            start = time.perf_counter()
+            cpu, start = _cpu_seconds(), time.perf_counter()
             encoder.encode(sheets)
             rates[name].append(len(sheets) / (time.perf_counter() - start))
+            cpu_ms[name].append(1000 * (_cpu_seconds() - cpu) / len(sheets))
             for image in sheets[:10]:
                 begin = time.perf_counter()
                 encoder.encode([image])
                 singles[name].append(time.perf_counter() - begin)
-            print(f"speed {name}: {rates[name][-1]:.1f} drawings/s (round {round_ + 1}; load average {os.getloadavg()[0]:.1f})",
-                  flush=True)
+            print(f"speed {name}: {rates[name][-1]:.1f} drawings/s, {cpu_ms[name][-1]:.1f} CPU ms per drawing "
+                  f"(round {round_ + 1}; load average {os.getloadavg()[0]:.1f})", flush=True)
     rate = {name: float(np.median(r)) for name, r in rates.items()}
     for name in names:
         parts = [f"{rate[name] / rate[b]:.2f}x {b}" for b in baselines if b in rate]
         if reference and reference != name:
             per_round = [a / b for a, b in zip(rates[name], rates[reference])]
             parts.append(f"{rate[name] / rate[reference]:.2f}x {reference} (rounds {min(per_round):.2f}-{max(per_round):.2f})")
-        print(f"speed {name}: median {rate[name]:.1f} drawings/s over {len(rates[name])} round(s), one query image median "
+        print(f"speed {name}: median {rate[name]:.1f} drawings/s over {len(rates[name])} round(s), "
+              f"{np.median(cpu_ms[name]):.1f} CPU ms per drawing (all threads of the process; onnxruntime's waiting threads "
+              f"spin, so a multi-threaded run counts its waits too), one query image median "
               f"{1000 * np.median(singles[name]):.0f} ms; " + ", ".join(parts), flush=True)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def speed(args, sheets=None, backbone=None, hog=None) -> None:

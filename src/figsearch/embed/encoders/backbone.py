@@ -45,7 +45,7 @@ DEFAULT_MODEL = "drawing-backbone.onnx"
 FORMAT = "figsearch-backbone-encoder"
 FORMAT_VERSION = 1
 METADATA_KEY = "figsearch"
-#: drawings per network run: the maps of a few drawings stay in the cache (batches of 32 took about 1.3x
+#: drawings per network run: the maps of a few drawings stay in the cache (batches of 32 took 1.3-1.6x
 #: the CPU time per drawing of batches of 2-8 on the 2-core machine, docs/encoder.md "Stop 19")
 CHUNK = 4
 
