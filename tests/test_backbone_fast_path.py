@@ -112,3 +112,22 @@ def test_prepare_gives_prepare_greys_pixels(shipped):
     ImageDraw.Draw(sheet).text((10, 5), "U.S. Patent  Jan. 5, 2021  Sheet 1 of 3  US D900,000 S", fill=0)
     for image in (drawing("ring", 3), drawing("box", 4).rotate(30, expand=True, fillcolor=255), sheet, sheet.convert("RGB")):
         assert np.array_equal(shipped.prepare(image), prepare_grey(image, shipped.image_size))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_encodes_with_workers_of_its_own(shipped):
+    import multiprocessing
+
+    images = [drawing("ring" if i % 2 else "box", 70 + i) for i in range(9)]
+    expected = shipped.encode(images)  # the parent's pool now exists
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=lambda: results.put(shipped.encode(images)))  # forked: nothing pickled but the result
+    child.start()
+    try:
+        got = results.get(timeout=120)  # with the parent's pool the child's map would wait forever
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    assert np.allclose(got, expected, atol=1e-6)

@@ -404,11 +404,12 @@ class BackboneEncoder(VisualEncoder):
         size = self.chunk or len(items)
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         if self.workers > 1 and len(chunks) > 1:
-            if self._pool is None:
+            if self._pool is None or self._pool[0] != os.getpid():
+                # a new pool in a forked child: the parent's worker threads do not exist there
                 from concurrent.futures import ThreadPoolExecutor
 
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="backbone")
-            return np.concatenate(list(self._pool.map(work, chunks)))
+                self._pool = (os.getpid(), ThreadPoolExecutor(self.workers, thread_name_prefix="backbone"))
+            return np.concatenate(list(self._pool[1].map(work, chunks)))
         return np.concatenate([work(chunk) for chunk in chunks])
 
     def encode_prepared(self, grey: np.ndarray) -> np.ndarray:
