@@ -15,7 +15,18 @@
 - ``--speed``: drawings/s of every encoder of the run on the grants (end to end: decoding
   excluded, preprocessing included), with its ratio to ``lines`` and to ``hog`` measured in the same
   run, and the median time of one query image; the 1-minute load average is printed beside them
-  because the machine is shared.
+  because the machine is shared. ``--as-written SPEC`` adds a ``backbone:`` encoder run the way every
+  backbone model ran before stop 19 (the file's graph as written, batches of 32 on one multi-threaded
+  run: ``BackboneEncoder(chunk=None, rewrite_pooling=False)``), the control for the faster path;
+  ``--rounds N`` repeats the timing in alternating order and prints the median of each encoder's
+  rounds and its ratio to the first ``--encoder``/``--as-written`` encoder of the command line.
+
+Stop 19's speed command (docs/encoder.md):
+
+    FIGSEARCH_SHARED_DATA=../shared/data PYTHONPATH=src python benchmarks/backbone_benchmark.py --no-quality \
+        --speed --speed-sheets 96 --rounds 4 --baselines hog --as-written backbone:drawing-backbone3.onnx \
+        --encoder backbone:drawing-backbone3.onnx --as-written backbone:drawing-backbone5-lite0-288.onnx \
+        --encoder backbone:drawing-backbone5-lite0-288.onnx
 
 AP@50 as trec_eval defines it (divided by all relevant items).
 """
@@ -24,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -77,6 +89,10 @@ def main() -> None:
     parser.add_argument("--speed-only", action="store_true", help="only the timings (no retrieval quality)")
     parser.add_argument("--speed-sheets", type=int, default=0, help="time on the first N grant sheets only (0: all)")
     parser.add_argument("--no-quality", action="store_true", help="with --speed and --encoder: the timings of those encoders only")
+    parser.add_argument("--as-written", action="append", default=[], metavar="SPEC",
+                        help="a backbone:MODEL encoder run as before stop 19 (graph as written, one run per batch of 32)")
+    parser.add_argument("--rounds", type=int, default=1, help="timing rounds, in alternating order (median reported)")
+    parser.add_argument("--baselines", default="hog,lines", help="baseline encoders of the speed ratios (comma-separated)")
     args = parser.parse_args()
     if args.speed_only:
         if not args.model:
@@ -86,7 +102,7 @@ def main() -> None:
 
     sheets, patents = load_sheets(SHARED / "us-design-grants", 1600)
     if args.no_quality:
-        speed_of({spec: create_visual(spec) for spec in ["hog", *args.encoder]}, sheets[: args.speed_sheets or None])
+        speed_of(speed_encoders(args), sheets[: args.speed_sheets or None], args.rounds, args.baselines.split(","))
         return
     images, classes, titles = odd_2007(SHARED / "us-design-2007")
     print(f"design grants: {len(sheets)} sheets; odd 2007: {len(images)} drawings; load average {os.getloadavg()[0]:.1f}")
@@ -111,28 +127,70 @@ def main() -> None:
         print(f"words -> drawings (odd 2007 titles): own drawing median rank {words['median_rank']:.0f} of "
               f"{words['drawings']}, recall@10 {words['recall@10']:.3f}, same-class mAP@50 {words['class_map50']:.4f}")
     if args.speed:
-        speed_of(encoders if hog_row is not None else {"hog": create_visual("hog"), **encoders}, sheets[: args.speed_sheets or None])
+        speed_of(encoders if hog_row is not None else {"hog": create_visual("hog"), **encoders}, sheets[: args.speed_sheets or None],
+                 args.rounds, args.baselines.split(","))
 
 
-def speed_of(encoders: dict, sheets) -> None:
-    """drawings/s of each encoder on the grant sheets, as a ratio to lines and hog of the same run; one query image."""
-    if "lines" not in encoders:
-        encoders = {**encoders, "lines": create_visual("lines")}
-    rates = {}
-    for name, encoder in encoders.items():
+def speed_encoders(args) -> dict:
+    """The encoders of a --no-quality speed run, in command-line order (--encoder and --as-written interleaved)."""
+    from figsearch.embed.encoders.backbone import BackboneEncoder
+
+    order, written, plain = [], list(args.as_written), list(args.encoder)
+    for token in sys.argv[1:]:  # keep the command line's order: the first is the ratios' reference
+        if token in ("--as-written", "--encoder"):
+            order.append(token)
+    encoders = {}
+    for token in order:
+        if token == "--as-written":
+            spec = written.pop(0)
+            if not spec.startswith("backbone:"):
+                raise SystemExit(f"--as-written takes a backbone:MODEL spec, not {spec}")
+            encoders[f"{spec} (as written)"] = BackboneEncoder(spec.split(":", 1)[1], chunk=None, rewrite_pooling=False)
+        else:
+            spec = plain.pop(0)
+            encoders[spec] = create_visual(spec)
+    return encoders
+
+
+def speed_of(encoders: dict, sheets, rounds: int = 1, baselines=("hog", "lines")) -> None:
+    """drawings/s of each encoder on the grant sheets, as a ratio to the baselines (hog, lines) and to the first
+    encoder of the same run; one query image. ``rounds`` > 1: alternating order, medians."""
+    reference = next(iter(encoders), None)
+    encoders = {**encoders, **{b: create_visual(b) for b in baselines if b and b not in encoders}}
+    rates: dict[str, list[float]] = {name: [] for name in encoders}
+    singles: dict[str, list[float]] = {name: [] for name in encoders}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in encoders}
+    for encoder in encoders.values():
         encoder.encode(sheets[:8])
-        start = time.perf_counter()
-        encoder.encode(sheets)
-        rates[name] = len(sheets) / (time.perf_counter() - start)
-        times = []
-        for image in sheets[:10]:
-            begin = time.perf_counter()
-            encoder.encode([image])
-            times.append(time.perf_counter() - begin)
-        print(f"speed {name}: {rates[name]:.1f} drawings/s, one query image median {1000 * np.median(times):.0f} ms"
-              f" (load average {os.getloadavg()[0]:.1f})", flush=True)
-    for name, rate in rates.items():
-        print(f"speed ratio {name}: {rate / rates['lines']:.2f}x lines, {rate / rates['hog']:.2f}x hog")
+    names = list(encoders)
+    for round_ in range(max(1, rounds)):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            encoder = encoders[name]
+            cpu, start = _cpu_seconds(), time.perf_counter()
+            encoder.encode(sheets)
+            rates[name].append(len(sheets) / (time.perf_counter() - start))
+            cpu_ms[name].append(1000 * (_cpu_seconds() - cpu) / len(sheets))
+            for image in sheets[:10]:
+                begin = time.perf_counter()
+                encoder.encode([image])
+                singles[name].append(time.perf_counter() - begin)
+            print(f"speed {name}: {rates[name][-1]:.1f} drawings/s, {cpu_ms[name][-1]:.1f} CPU ms per drawing "
+                  f"(round {round_ + 1}; load average {os.getloadavg()[0]:.1f})", flush=True)
+    rate = {name: float(np.median(r)) for name, r in rates.items()}
+    for name in names:
+        parts = [f"{rate[name] / rate[b]:.2f}x {b}" for b in baselines if b in rate]
+        if reference and reference != name:
+            per_round = [a / b for a, b in zip(rates[name], rates[reference])]
+            parts.append(f"{rate[name] / rate[reference]:.2f}x {reference} (rounds {min(per_round):.2f}-{max(per_round):.2f})")
+        print(f"speed {name}: median {rate[name]:.1f} drawings/s over {len(rates[name])} round(s), "
+              f"{np.median(cpu_ms[name]):.1f} CPU ms per drawing (all threads of the process; onnxruntime's waiting threads "
+              f"spin, so a multi-threaded run counts its waits too), one query image median "
+              f"{1000 * np.median(singles[name]):.0f} ms; " + ", ".join(parts), flush=True)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def speed(args, sheets=None, backbone=None, hog=None) -> None:
