@@ -207,39 +207,3 @@ def test_a_digit_joined_to_its_leader_joins_the_glyph_layer():
     layer = np.asarray(glyph_layer(Image.fromarray(pixels)).image) < 128
     assert not layer[y0:y1, x1 - 3:x1 + 3].any()  # the frame line is not taken for a glyph
 
-
-def test_a_digit_whose_leader_leaves_its_foot_joins_the_glyph_layer():
-    """Stop 19: "54" of dev6's sideways US-10563407-B2 fig9, whose leader leaves the foot of its "5" (the
-    "5" then belongs to the drawing's large component and the numeral read "4"). A leader leaving a digit
-    narrowly above or below (not both) is a leader; a line running along under the digit is not."""
-    import numpy as np
-    from PIL import ImageDraw, ImageFont
-
-    from figsearch.ocr.preprocess import glyph_layer
-
-    def sheet(leader: str):
-        image = Image.new("L", (1800, 1000), 255)
-        draw = ImageDraw.Draw(image)
-        font = ImageFont.load_default(size=40)
-        for i in range(12):  # the sheet's lettering: other numerals
-            draw.text((100 + i * 120, 800), str(10 + 2 * i), fill=0, font=font)
-        draw.text((300, 300), "54", fill=0, font=font)
-        ink = np.asarray(image)[250:400, 250:450] < 128
-        ys, xs = np.nonzero(ink)
-        x0, y0, x1, y1 = 250 + xs.min(), 250 + ys.min(), 250 + xs.max() + 1, 250 + ys.max() + 1
-        mid = (x0 + x1) // 2
-        if leader == "foot":  # from the foot of the "5" down, then away to the drawing
-            foot = x0 + (mid - x0) // 2
-            draw.line((foot, y1 - 2, foot, y1 + 60, foot + 400, y1 + 120), fill=0, width=3)
-        else:  # a line along the digit's foot, across its whole width, to the drawing
-            draw.line((x0 - 40, y1, x1 + 400, y1), fill=0, width=3)
-        draw.rectangle((x1 + 400, y1 + 50, x1 + 800, y1 + 300), outline=0, width=4)
-        return np.asarray(image), (x0, y0, x1, y1, mid)
-
-    pixels, (x0, y0, x1, y1, mid) = sheet("foot")
-    layer = np.asarray(glyph_layer(Image.fromarray(pixels)).image) < 128
-    left_half = layer[y0:y1 - 3, x0:mid - 2]
-    assert left_half.sum() > 0.5 * (pixels[y0:y1 - 3, x0:mid - 2] < 128).sum()  # the "5" is kept
-    pixels, (x0, y0, x1, y1, mid) = sheet("along")
-    layer = np.asarray(glyph_layer(Image.fromarray(pixels)).image) < 128
-    assert not layer[y0:y1 - 3, x0:mid - 2].any()  # a line running along the digits' foot: no glyph

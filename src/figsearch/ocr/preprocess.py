@@ -148,26 +148,17 @@ def underlined_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, t
     return out
 
 
-#: ``leader_glyphs``: the component may go on above or below the slot (not both) in columns covering at most
-#: this share of the slot's width: a leader leaving a digit's foot or head ("54" whose leader starts at the foot of
-#: its "5", sideways on dev6's US-10563407-B2 fig9: read "4"); a frame or hatching line passing by spans the slot
-LEADER_FOOT = 0.35
-
-
 def leader_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_height: float,
                   limit: float, most: int = 40) -> list[tuple[int, int, np.ndarray]]:
     """Digits joined to a leader line: "50" whose "0" touches the curve that leaves it is a "5" (kept)
     and a "0" that is part of the drawing's large component (dropped with the lines). Beside a kept
-    glyph of the sheet's lettering height (0.7-2 x), a slot as tall as it and 0.9 x as wide: when a
+    glyph of the sheet's lettering height (0.7-1.4 x), a slot as tall as it and 0.9 x as wide: when a
     large component's ink there spans >= 75 % of the glyph's height, starts near the glyph, leaves the
-    slot through its far side (a leader going away; a frame or hatching line would pass above or
-    below) or (stop 19) through a narrow foot or head above or below, never both (``LEADER_FOOT``: a
-    leader leaving the digit's foot), and fills >= 12 % of it, that ink is a glyph. Returns (x0, y0, mask)
-    as ``underlined_glyphs``. (The height range was 0.7-1.4 x until stop 19: on dev6's fig9 thin shading
-    strokes made the sheet's lettering height 18 px against its numerals' 32.)"""
+    slot only through its far side (a leader going away; a frame or hatching line would pass above or
+    below) and fills >= 12 % of it, that ink is a glyph. Returns (x0, y0, mask) as ``underlined_glyphs``."""
     heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
     big = np.concatenate([[False], ~keep & ((heights > limit) | (widths > limit))])
-    glyph = keep & (heights >= 0.7 * text_height) & (heights <= 2.0 * text_height) & (widths <= heights)
+    glyph = keep & (heights >= 0.7 * text_height) & (heights <= 1.4 * text_height) & (widths <= heights)
     rows, cols = labels.shape
     out: list[tuple[int, int, np.ndarray]] = []
     for i in np.flatnonzero(glyph).tolist():
@@ -193,18 +184,11 @@ def leader_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_
                 continue
             reach = max(1, round(0.4 * h))
             near, far = (mask[:, :reach], mask[:, -1]) if side == 1 else (mask[:, -reach:], mask[:, 0])
-            if not near.any() or mask.sum() < 0.12 * h * slot:
+            if not near.any() or not far.any() or mask.sum() < 0.12 * h * slot:
                 continue
             tol = max(2, round(0.1 * h))  # a digit may stand a pixel or two taller than its neighbour
-            above = (labels[y0 - margin:y0 - tol, sx0:sx1] == other).any(axis=0)
-            below = (labels[y1 + tol:y1 + margin, sx0:sx1] == other).any(axis=0)
-            if above.any() and below.any():
-                continue  # the component goes on above and below: a line passing by, not a digit
-            if above.any() or below.any():
-                if np.count_nonzero(above | below) > LEADER_FOOT * slot:
-                    continue  # it goes on above or below across the slot: a frame or hatching line
-            elif not far.any():
-                continue  # it leaves the slot nowhere: no leader
+            if (labels[y0 - margin:y0 - tol, sx0:sx1] == other).any() or (labels[y1 + tol:y1 + margin, sx0:sx1] == other).any():
+                continue  # the component goes on above or below: a line passing by, not a digit
             out.append((sx0, y0, mask))
             if len(out) >= most:
                 return out
