@@ -248,17 +248,19 @@ def truth_halves(sheets: dict) -> dict[str, str]:
 #: ``dev3`` (hold-out 3, ocr_holdout3_sheets.json, 18 sheets: measured once in stop 15, tuned on since; old name
 #: ``holdout3``), ``dev4`` (hold-out 4, ocr_holdout4_sheets.json, 18 sheets: measured once in stop 16, tuned on since;
 #: old name ``holdout4``), ``dev5`` (hold-out 5, ocr_holdout5_sheets.json, 17 sheets: measured once in stop 17, tuned on
-#: since; old name ``holdout5``) and ``holdout6`` (ocr_holdout6_sheets.json, 17 sheets: the clean hold-out, never used to
+#: since; old name ``holdout5``), ``dev6`` (hold-out 6, ocr_holdout6_sheets.json, 17 sheets: measured in stop 18, tuned on
+#: since; old name ``holdout6``) and ``holdout7`` (ocr_holdout7_sheets.json, 16 sheets: the clean hold-out, never used to
 #: choose settings)
-SHEET_SETS = ("truth", "dev1", "dev2", "dev3", "dev4", "dev5", "holdout6")
-_OLD_SET_NAMES = {"holdout": "dev1", "holdout2": "dev2", "holdout3": "dev3", "holdout4": "dev4", "holdout5": "dev5"}
+SHEET_SETS = ("truth", "dev1", "dev2", "dev3", "dev4", "dev5", "dev6", "holdout7")
+_OLD_SET_NAMES = {"holdout": "dev1", "holdout2": "dev2", "holdout3": "dev3", "holdout4": "dev4", "holdout5": "dev5",
+                  "holdout6": "dev6"}
 _SET_FILES = {"dev2": "ocr_holdout2_sheets.json", "dev3": "ocr_holdout3_sheets.json", "dev4": "ocr_holdout4_sheets.json",
-              "dev5": "ocr_holdout5_sheets.json", "holdout6": "ocr_holdout6_sheets.json"}
+              "dev5": "ocr_holdout5_sheets.json", "dev6": "ocr_holdout6_sheets.json", "holdout7": "ocr_holdout7_sheets.json"}
 
 
 def truth_sheets(which: str = "truth") -> dict:
-    """The sheets of one set (``SHEET_SETS``; ``holdout``, ``holdout2`` … ``holdout5`` are the old names of ``dev1``,
-    ``dev2`` … ``dev5``)."""
+    """The sheets of one set (``SHEET_SETS``; ``holdout``, ``holdout2`` … ``holdout6`` are the old names of ``dev1``,
+    ``dev2`` … ``dev6``)."""
     which = _OLD_SET_NAMES.get(which, which)
     if which in _SET_FILES:
         return json.loads((HERE / _SET_FILES[which]).read_text())["sheets"]
@@ -474,7 +476,8 @@ def main() -> None:
                              "sheets, tuned on since; old name: holdout), dev2 (ocr_holdout2_sheets.json, tuned on since; old name: "
                              "holdout2), dev3 (ocr_holdout3_sheets.json, tuned on since; old name: holdout3), dev4 "
                              "(ocr_holdout4_sheets.json, tuned on since; old name: holdout4), dev5 (ocr_holdout5_sheets.json, tuned on "
-                             "since; old name: holdout5), holdout6 (ocr_holdout6_sheets.json, the clean hold-out), design, "
+                             "since; old name: holdout5), dev6 (ocr_holdout6_sheets.json, tuned on since; old name: holdout6), holdout7 "
+                             "(ocr_holdout7_sheets.json, the clean hold-out), design, "
                              "build (engine.read on design drawings: the build's OCR cost), labels, speed")
     parser.add_argument("--dump", type=Path, default=None, help="write every sheet's reading to this JSON file")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"), default=None,
@@ -510,7 +513,8 @@ def main() -> None:
                             ("dev3", "dev3 (hold-out 3, tuned on since its first measurement; ocr_holdout3_sheets.json)"),
                             ("dev4", "dev4 (hold-out 4, tuned on since its first measurement; ocr_holdout4_sheets.json)"),
                             ("dev5", "dev5 (hold-out 5, tuned on since its first measurement; ocr_holdout5_sheets.json)"),
-                            ("holdout6", "hold-out 6 (ocr_holdout6_sheets.json; never used to choose settings)")):
+                            ("dev6", "dev6 (hold-out 6, tuned on since its second measurement; ocr_holdout6_sheets.json)"),
+                            ("holdout7", "hold-out 7 (ocr_holdout7_sheets.json; never used to choose settings)")):
             old = [k for k, v in _OLD_SET_NAMES.items() if v == part]
             if part in parts or any(o in parts for o in old):
                 print(f"-- {title}")

@@ -62,7 +62,8 @@ STEPS = [
     ("figsearch.ocr.tesseract", "may_hold_more_figures", "may_hold_more_figures"),
     ("figsearch.ocr.tesseract", "parse_signs", "parse_signs (engine)"),
     ("figsearch.ocr.base", "mark_table_words", "mark_table_words"),
-    ("figsearch.ocr.base", "to_grey", "to_grey"),
+    ("figsearch.ocr.sheet", "_compute_scaled", "scaled_grey (grey, scaled to 1800 px once per sheet)"),
+    ("figsearch.ocr.sheet", "_compute_ink", "_ink (ink views at 1000 / 400 px)"),
 ]
 
 

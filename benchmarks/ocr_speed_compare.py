@@ -39,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", type=Path, required=True, help="the other tree (its src/ is used)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--part", default="truth", help="the ocr_benchmark.py part timed (truth, dev1 … dev5, holdout6, design or build)")
+    parser.add_argument("--part", default="truth", help="the ocr_benchmark.py part timed (truth, dev1 … dev6, holdout7, design or build)")
     parser.add_argument("--data", default=None, help="passed on to ocr_benchmark.py")
     args = parser.parse_args()
     trees = {"baseline": args.baseline.resolve() / "src", "this": HERE.parent / "src"}

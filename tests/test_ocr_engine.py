@@ -206,3 +206,4 @@ def test_a_digit_joined_to_its_leader_joins_the_glyph_layer():
     pixels, (x0, y0, x1, y1) = sheet(True)
     layer = np.asarray(glyph_layer(Image.fromarray(pixels)).image) < 128
     assert not layer[y0:y1, x1 - 3:x1 + 3].any()  # the frame line is not taken for a glyph
+

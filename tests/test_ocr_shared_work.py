@@ -234,3 +234,48 @@ def test_the_mosaic_is_handed_to_tesseract_as_raw_bytes_with_the_same_reading():
     engine._api = ThroughSetImage(engine._api)
     assert [(w.text, w.box, w.confidence) for w in engine.read(image)] == raw
     assert {w.text for w in engine.read(image)} >= {"12", "16", "102"}
+
+
+def test_the_smaller_ink_views_come_from_the_working_sheet_whoever_asks_first():
+    """Stop 19: ``_ink``'s views (header band at 1000 px, gutters at 400 px) are scaled from the sheet
+    scaled once to 1800 px (``scaled_grey``, the engine's working sheet), not from the sheet as stored
+    again: the same masks inside ``one_sheet`` and outside it, in any order of asking."""
+    image = Image.new("L", (2560, 3300), 255)
+    draw = ImageDraw.Draw(image)
+    draw.text((300, 200), "U.S. Patent   Nov. 17, 2020   Sheet 4 of 8   US D901,984 S", fill=0)
+    draw.rectangle((600, 1100, 1900, 2500), outline=0, width=5)
+    alone = {side: sheet._ink(image, side)[0].copy() for side in (1000, 400)}
+    with sheet.one_sheet():
+        first = sheet._ink(image, 400)[0]
+        grey = sheet.scaled_grey(image)
+        assert max(grey.size) == 1800 and sheet.scaled_grey(image) is grey  # computed once
+        assert np.array_equal(first, alone[400]) and np.array_equal(sheet._ink(image, 1000)[0], alone[1000])
+        assert sheet._ink(image, 1000)[1] == 3300 / 1000  # the scale back to the stored sheet's pixels
+
+
+def test_a_surely_read_label_ends_the_orientation_search():
+    """Stop 19: an orientation whose reading holds a figure label read at 0.75 or more is the sheet's
+    way up; the other orientations are not read (each would cost tesseract a mosaic)."""
+    from figsearch.ocr.base import OcrEngine, TextBox
+    from figsearch.ocr.tesseract import SETTLED_LABEL, TesseractEngine
+
+    class Two(OcrEngine):
+        name = "two"
+
+        def __init__(self, first):
+            self.first, self.read_in = first, []
+
+        def _read(self, image):
+            self.read_in.append(image.size)
+            return list(self.first) if len(self.read_in) == 1 else [TextBox("12", (1, 1, 9, 9), 0.6)]
+
+        settled = TesseractEngine.settled
+
+    label = [TextBox("FIG.", (10, 10, 40, 30), SETTLED_LABEL + 0.05, line=1), TextBox("3", (45, 10, 55, 30), 0.9, line=1)]
+    engine = Two(label)
+    engine._read_oriented(Image.new("L", (60, 40), 255), (0, 270, 90))
+    assert engine.read_in == [(60, 40)]
+    unsure = [TextBox("FIG.", (10, 10, 40, 30), 0.5, line=1), TextBox("3", (45, 10, 55, 30), 0.5, line=1)]
+    engine = Two(unsure)
+    engine._read_oriented(Image.new("L", (60, 40), 255), (0, 270, 90))
+    assert engine.read_in == [(60, 40), (40, 60), (40, 60)]

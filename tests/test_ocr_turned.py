@@ -214,3 +214,19 @@ def test_what_the_label_pass_found_is_kept_per_thread():
     other.start()
     other.join()
     assert seen == [None] and engine._label_turn_numerals == 0
+
+
+def test_a_sheet_with_almost_nothing_read_but_a_numbering_in_its_label_turn_is_read_again():
+    """dev6's US-10563407-B2 fig9: thin shading strokes made a sideways sheet's glyphs look upright, the
+    general reading found 5 specks, the label pass read its label and 3 sure numerals at 270°."""
+    engine = Scripted(SPECKS[:3] + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    engine._label_turn_numerals = 3
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == ["160", "162", "164", "165"]
+    assert len(engine.calls) == 2
+    # one sure numeral in the label's turn is not enough on a sheet where almost nothing was read
+    engine = Scripted(SPECKS[:3] + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    engine._label_turn_numerals = 1
+    words, _ = engine.look()
+    assert sign_texts(parse_signs(words)) == []
+    assert len(engine.calls) == 1

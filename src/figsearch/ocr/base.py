@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from figsearch.imaging import to_grey
 from figsearch.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -118,6 +117,11 @@ class OcrEngine(abc.ABC):
         """Rotations worth trying for this sheet (default: all of ``rotations``)."""
         return self.rotations
 
+    def settled(self, words: list[TextBox]) -> bool:
+        """Whether a reading in one orientation settles the orientation search without the others
+        (default: never; the search then stops only on clearly read signs)."""
+        return False
+
     def working_ink(self, grey: Image.Image):
         """``grey``'s ink mask at ``ink_threshold`` if ``prepare`` kept it (default: None)."""
         return None
@@ -146,6 +150,8 @@ class OcrEngine(abc.ABC):
             signs = [w for w in words if _SIGN_LIKE.match(w.text.strip())]
             if len(signs) >= 3 and score >= self.confident * len(signs):
                 break  # the right way up reads clearly; the wrong ones would read noise
+            if self.settled(words):
+                break  # a figure label read surely: the sheet's lettering stands this way up
         return best
 
     def read(self, image: Image.Image) -> list[TextBox]:
@@ -172,11 +178,11 @@ class OcrEngine(abc.ABC):
 
     def read_words(self, image: Image.Image) -> list[TextBox]:
         """Every word read in ``image``, header and page numbers included; boxes in ``image``'s pixels."""
-        grey = to_grey(image)
-        scale = min(1.0, self.working_side / max(grey.size)) if max(grey.size) else 1.0
-        if scale < 1.0:
-            size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
-            grey = grey.resize(size, Image.Resampling.BOX)
+        from figsearch.ocr.sheet import scaled_grey
+
+        # computed once per sheet inside ``one_sheet``; the sheet's smaller ink views are scaled from it
+        grey = scaled_grey(image, self.working_side)
+        scale = min(1.0, self.working_side / max(image.size)) if max(image.size) else 1.0
         self._working = (image, grey)  # the scaled sheet, for a second pass over the same image
         prepared = self.prepare(grey)
         best = self._read_oriented(prepared, self.candidate_rotations(prepared))

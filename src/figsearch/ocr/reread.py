@@ -36,6 +36,12 @@ TURNED_MIN_SIGNS = 3
 #: words the general reading must hold for the turned re-read: a sheet where it found (almost) none has
 #: no lettering to be misoriented (design drawings, whose re-reading only cost time)
 TURNED_MIN_WORDS = 10
+#: ... unless the label pass, reading the lines of the label's turn, found at least this many sure numerals of
+#: two digits or more among them: a numbering printed that way, on a sheet whose general reading found
+#: almost nothing (dev6's US-10563407-B2 fig9: thin shading strokes made the glyphs look upright, 5 words
+#: read, the label pass read "FIG. 11" and 3 of its 4 numerals at 270°). On the sheets of the truth set and
+#: dev1-dev6 with fewer than 10 words and a label found in another turn, that count is 0 or 1 on every other one
+TURNED_FEW_WORDS_NUMERALS = 2
 #: a reading is noise when it holds at least this many words ...
 NOISY_MIN_WORDS = 150
 #: ... and at least this share of them is read below ``NOISY_CONFIDENCE`` (the dithered sheets of
@@ -99,13 +105,18 @@ def read_turned(engine, image: Image.Image, words: list[TextBox], header):
     digits or more, and more than the first (one-digit ones do not count: a sideways design drawing's
     stipple, read turned, gave sure "1", "3", "4"). A sheet where the general reading found fewer than
     ``TURNED_MIN_WORDS`` words keeps its reading (nothing lettered to be misoriented: on the truth set,
-    four design drawings with a sideways label, whose re-reading only cost time), and so does a sheet on
-    which the label pass, reading the lines of that turn, found no sure numeral of two digits or more
-    among them (``TesseractEngine._label_turn_numerals``; an engine that does not say is re-read)."""
+    four design drawings with a sideways label, whose re-reading only cost time) unless the label pass
+    found ``TURNED_FEW_WORDS_NUMERALS`` sure numerals among the lines of that turn (a sideways numbering
+    that the general reading missed altogether), and a sheet on which the label pass, reading the lines of
+    that turn, found no sure numeral of two digits or more among them keeps it too
+    (``TesseractEngine._label_turn_numerals``; an engine that does not say is re-read, but only when its
+    general reading holds ``TURNED_MIN_WORDS`` words)."""
     # the label pass's words (line -1) read in a turn that no word of the general reading has
     general = [w for w in words if w.line != -1]
     turns = {w.rotation for w in words if w.line == -1} - {w.rotation for w in general}
-    if len(turns) != 1 or len(general) < TURNED_MIN_WORDS:
+    if len(turns) != 1:
+        return words, header
+    if len(general) < TURNED_MIN_WORDS and (getattr(engine, "_label_turn_numerals", None) or 0) < TURNED_FEW_WORDS_NUMERALS:
         return words, header
     first = sure_signs(words)
     if first >= TURNED_MIN_SIGNS:

@@ -70,14 +70,37 @@ def _ink(image: Image.Image, side: int = 1000) -> tuple[np.ndarray, float]:
     return _cached("ink", image, side, lambda: _compute_ink(image, side))
 
 
-def _compute_ink(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
+#: the long side of the grey sheet that ``_ink``'s smaller views are scaled from (the engines' working side)
+SCALED_SIDE = 1800
+
+
+def scaled_grey(image: Image.Image, side: int = SCALED_SIDE) -> Image.Image:
+    """``image`` in grey, scaled down (BOX) to at most ``side`` px; computed once per sheet inside
+    ``one_sheet``. The engine reads this very sheet (``OcrEngine.read_words``), and ``_ink`` scales its
+    smaller views from it (stop 19): scaling the sheet as stored again for each view (a PDF page is
+    2560 x 3300 px) cost more than the steps that use them."""
+    return _cached("grey", image, side, lambda: _compute_scaled(image, side))
+
+
+def _compute_scaled(image: Image.Image, side: int) -> Image.Image:
     from figsearch.imaging import to_grey
-    from figsearch.ocr.preprocess import ink_threshold
 
     grey = to_grey(image)
     scale = min(1.0, side / max(grey.size)) if max(grey.size) else 1.0
     if scale < 1.0:
         grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))), Image.Resampling.BOX)
+    return grey
+
+
+def _compute_ink(image: Image.Image, side: int) -> tuple[np.ndarray, float]:
+    from figsearch.ocr.preprocess import ink_threshold
+
+    width, height = image.size
+    scale = min(1.0, side / max(width, height)) if max(width, height) else 1.0
+    # from the working sheet (the same for every caller: it depends on the image alone)
+    grey = scaled_grey(image, max(side, SCALED_SIDE))
+    if scale < 1.0:
+        grey = grey.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
     pixels = np.asarray(grey)
     ink = pixels < ink_threshold(pixels)
     ink.setflags(write=False)  # shared by the callers of one sheet

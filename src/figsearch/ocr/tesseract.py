@@ -221,6 +221,11 @@ def _overlaps(a, b) -> bool:
     return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
 
+#: a figure label read at least this surely in one orientation ends the orientation search (``settled``; no
+#: search of the truth set and dev1-dev6 read a label in an orientation that lost, at any confidence)
+SETTLED_LABEL = 0.75
+
+
 class TesseractEngine(OcrEngine):
     """Tesseract LSTM on the glyph layer (lines and frames removed), with an orientation search."""
 
@@ -269,6 +274,14 @@ class TesseractEngine(OcrEngine):
     def working_ink(self, grey: Image.Image) -> np.ndarray | None:
         layer = getattr(self, "_layer", None)
         return layer[1].ink if layer is not None and layer[0] is grey else None
+
+    def settled(self, words: list[TextBox]) -> bool:
+        """A figure label read at ``SETTLED_LABEL`` or more ends the orientation search (stop 19): on the
+        truth set and dev1-dev6, every search that read a label in one orientation chose that orientation
+        (7 of the 31 searches that read more than one orientation read one at 0.75 or more; 293 of the
+        1,217 words those 31 read in losing orientations are then not read), while each other
+        orientation costs a mosaic."""
+        return any(s.kind == "figure_label" and s.confidence >= SETTLED_LABEL for s in parse_signs(words))
 
     def candidate_rotations(self, prepared: Image.Image) -> tuple[int, ...]:
         if self._glyphs == 0:
