@@ -462,6 +462,8 @@ class ServerState:
         self._local = threading.local()
         #: the worker's share of its siblings' connections (figsearch.server.balance), when it has siblings
         self.balance = None
+        #: what /api/health answers (figsearch.server.app.HealthAnswer), set by create_app
+        self.health_answer = None
 
     async def search(self, fn: Callable[..., T], *args, timing: dict | None = None) -> T:
         """A search without an image to encode, in the search pool."""
