@@ -446,6 +446,11 @@ def summarise(results: list, clients: int, elapsed: float, window: list) -> dict
                 "cpu": [t.get("cpu", float("nan")) for _, t in timed],
                 "outside": [max(0.0, total - t["queue"] - t["run"]) for total, t in timed],
             }
+            if all("runq" in t for _, t in timed):
+                # off the cores, split: ready and waiting for a core (the kernel's run queue), and the rest
+                # (waiting for the GIL, or blocked in a system call)
+                parts["runq"] = [t["runq"] for _, t in timed]
+                parts["gil_or_blocked"] = [max(0.0, t["run"] - t.get("cpu", t["run"]) - t["runq"]) for _, t in timed]
             summary["by_kind"][kind]["where_ms"] = {k: round(statistics.fmean(v), 1) for k, v in parts.items()}
             summary["by_kind"][kind]["queue_p50_ms"] = round(percentile(parts["queue"], 50), 1)
             phases = {name: [t[name] for _, t in timed if name in t]
@@ -651,9 +656,11 @@ def print_phase(name: str, summary: dict) -> None:
             turns = upload.get("turns")
             fired = (f"; the upright-first rule searched {turns['one']} of {turns['all']} in one orientation"
                      if turns else "")
+            off = (f" ({where['runq']} ms waiting for a core, {where['gil_or_blocked']} ms for the GIL or in a system call)"
+                   if "runq" in where else " (other threads, the GIL)")
             print(f"    where an upload of {what} goes ({kind}, mean of {upload['answered']}, from Server-Timing): "
                   f"{where['queue']} ms waiting for an upload thread, {where['off_core']} ms on its thread but off the "
-                  f"cores (other threads, the GIL), {where['cpu']} ms computing, {where['outside']} ms outside the pool "
+                  f"cores{off}, {where['cpu']} ms computing, {where['outside']} ms outside the pool "
                   f"(event loop, HTTP, client); mean {upload['mean_ms']} ms, p50 {upload['p50_ms']} ms{fired}")
             if upload.get("phases_ms"):
                 print(f"      its phases on the thread (mean wall ms, off-core time included): " + ", ".join(
@@ -673,7 +680,9 @@ def print_phase(name: str, summary: dict) -> None:
               f"the busiest worker held {spread['busiest_share']:.0%} of them")
     for kind, row in summary["by_kind"].items():
         where = row.get("where_ms")
-        split = (f"  (mean: queue {where['queue']} + off-core {where['off_core']} + CPU {where['cpu']} + outside the "
+        runq = (f" [runq {where['runq']}, GIL or blocked {where['gil_or_blocked']}]" if where and "runq" in where
+                else "")
+        split = (f"  (mean: queue {where['queue']} + off-core {where['off_core']}{runq} + CPU {where['cpu']} + outside the "
                  f"pool {where['outside']} ms; queue p50 {row['queue_p50_ms']} ms)") if where else ""
         print(f"    {kind:9s} {row['answered']:6d} answered  {row['refused']:5d} refused  {row['errors']} errors  "
               f"p50 {row['p50_ms']} ms  p95 {row['p95_ms']} ms  mean {row['mean_ms']} ms{split}")
@@ -752,6 +761,27 @@ async def run(args, base: str, headers: dict, queries: dict, kinds: list[str]) -
                   f"max {h['loop_lag_max_ms']} ms; slowest (ms, connection, connect ms, the answering worker's largest "
                   f"loop lag of the last 1-2 s split as (lag, its loop's own CPU, waiting for a core) ms): {h['slowest']}")
     return out
+
+
+def throughput_split(alone: dict, loaded: dict) -> dict | None:
+    """The loaded phase's throughput over one client's, as (cores used, server and client) x (answers per CPU
+    second): what a closed loop of clients can gain is more cores; what it loses is CPU per answer grown with
+    the concurrency (each kind's CPU per call is given, alone and loaded). None without the server's CPU."""
+    a, b = alone.get("cpu") or {}, loaded.get("cpu") or {}
+    if "server_cpu_s" not in a or "server_cpu_s" not in b or not alone["answered"] or not loaded["answered"]:
+        return None
+    used = lambda c: c["server_cpu_s"] + c["client_cpu_s"]  # noqa: E731
+    cores, cores_loaded = used(a) / alone["seconds"], used(b) / loaded["seconds"]
+    per, per_loaded = 1000 * used(a) / alone["answered"], 1000 * used(b) / loaded["answered"]
+    calls_a, calls_b = a.get("cpu_ms_per_call") or {}, b.get("cpu_ms_per_call") or {}
+    return {
+        "cores": round(cores, 2), "cores_loaded": round(cores_loaded, 2), "cores_ratio": round(cores_loaded / cores, 2),
+        "cpu_ms_per_answer": round(per, 1), "cpu_ms_per_answer_loaded": round(per_loaded, 1),
+        "cpu_ratio": round(per / per_loaded, 2),
+        "product": round(cores_loaded / cores * per / per_loaded, 2),
+        "per_call_ms": {group: (calls_a[group], calls_b[group]) for group in calls_a if group in calls_b},
+        "client_share": b["client_cpu_s"] / max(used(b), 1e-9),
+    }
 
 
 def verdicts(out: dict) -> list[tuple[str, bool, str]]:
@@ -888,6 +918,15 @@ def main() -> int:
     ratio = out["clients"]["throughput_rps"] / max(out["one_client"]["throughput_rps"], 1e-9)
     print(f"ratios against one client: throughput {ratio:.2f}x, p50 latency "
           f"{out['clients']['p50_ms'] / max(out['one_client']['p50_ms'], 1e-9):.1f}x")
+    split = throughput_split(out["one_client"], out["clients"])
+    if split:
+        out["throughput_split"] = split
+        print(f"where the throughput goes against one client: the cores used (server and this client) {split['cores']} "
+              f"-> {split['cores_loaded']} ({split['cores_ratio']}x), CPU per answer {split['cpu_ms_per_answer']} -> "
+              f"{split['cpu_ms_per_answer_loaded']} ms ({split['cpu_ratio']}x fewer answers per CPU second); their "
+              f"product {split['product']}x; CPU per call alone -> loaded (ms): " + ", ".join(
+                  f"{group} {a} -> {b}" for group, (a, b) in split["per_call_ms"].items()) +
+              f"; this client's share of the cores when loaded {split['client_share']:.0%}")
     rows = verdicts(out)
     if process is not None:  # a server of our own: its workers' memory was read above
         rows.append(("resident memory of each worker reported", bool(memory),

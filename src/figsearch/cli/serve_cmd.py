@@ -153,6 +153,7 @@ def serve(collection: str, host: str, port: int, max_upload_mb: int, workers: in
     from figsearch.server.app import LOOPBACK_HOSTS
     from figsearch.server.auth import token_digest
     from figsearch.server.state import DEFAULT_QUEUE, default_threads
+    from figsearch.server.protocol import http_protocol
     from figsearch.store import Collection
 
     root = Path(collection).absolute()
@@ -191,7 +192,7 @@ def serve(collection: str, host: str, port: int, max_upload_mb: int, workers: in
     # a worker busy with searches on a loaded machine may take seconds to answer the supervisor's
     # ping; uvicorn's 5 s default then kills it as hung, dropping its connections
     log_options = dict(log_level="info" if verbose else "warning", access_log=verbose, timeout_graceful_shutdown=5,
-                       timeout_worker_healthcheck=60)
+                       timeout_worker_healthcheck=60, http=http_protocol())
     try:
         if workers == 1:
             uvicorn.Server(uvicorn.Config(app, **log_options)).run(sockets=[sock])

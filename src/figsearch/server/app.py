@@ -137,27 +137,30 @@ class HostCheck:
 HEALTH_PATH = "/api/health"
 
 
-class FastHealth:
-    """Answers ``GET /api/health`` itself, outside every other layer: no connection balance (a
-    probe's kept-alive connection is never closed to balance the workers, nor counted), no token
-    check (health is public), no routing, validation or serialisation by FastAPI. The answer is the
-    route's (``routes.health``, which stays for the OpenAPI schema and for apps without this layer),
-    byte for byte: 200 with the collection's name, or 503 with ``Retry-After`` when the health thread's
-    last reading of the database failed. A foreign Host header goes on to HostCheck, which refuses
-    it. The ``Server-Timing`` header says how late the event loop ran lately and why (``lag``,
-    ``lag-busy``, ``lag-runq``, ms: ``state.LoopLag``), so a slow probe can be told apart from a slow loop."""
+class HealthAnswer:
+    """What ``GET /api/health`` answers, outside every other layer: no connection balance (a probe's
+    kept-alive connection is never closed to balance the workers, nor counted), no token check (health
+    is public), no routing, validation or serialisation by FastAPI. The answer is the route's
+    (``routes.health``, which stays for the OpenAPI schema and for apps without this layer), byte for
+    byte: 200 with the collection's name, or 503 with ``Retry-After`` when the health thread's last
+    reading of the database failed. A foreign Host header is not wanted here: it goes on to HostCheck,
+    which refuses it. The ``Server-Timing`` header says how late the event loop ran lately and why
+    (``lag``, ``lag-busy``, ``lag-runq``, ms: ``state.LoopLag``), so a slow probe can be told apart from a
+    slow loop. Used by ``FastHealth`` (the outermost ASGI layer) and by ``figsearch.server.protocol``,
+    which answers a probe in its connection's read callback, before any queued request's task."""
 
-    def __init__(self, app: ASGIApp, state: ServerState, hosts: HostCheck | None = None) -> None:
-        self.app = app
+    def __init__(self, state: ServerState, hosts: HostCheck | None = None) -> None:
         self.state = state
         self.hosts = hosts
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "GET"
-                or scope["path"] not in (HEALTH_PATH, scope.get("root_path", "") + HEALTH_PATH)
-                or (self.hosts is not None and not self.hosts.allows(HostCheck.host_of(scope)))):
-            await self.app(scope, receive, send)
-            return
+    def wanted(self, scope: Scope) -> bool:
+        """Whether ``scope`` is a health probe this layer answers."""
+        return (scope["type"] == "http" and scope["method"] == "GET"
+                and scope["path"] in (HEALTH_PATH, scope.get("root_path", "") + HEALTH_PATH)
+                and (self.hosts is None or self.hosts.allows(HostCheck.host_of(scope))))
+
+    def messages(self) -> tuple[Message, Message]:
+        """The answer's ASGI messages (``http.response.start`` and ``http.response.body``)."""
         state = self.state
         headers = [(b"server-timing", state.loop_lag.server_timing().encode())]
         try:
@@ -169,9 +172,26 @@ class FastHealth:
             headers.append((b"retry-after", str(exc.retry_after).encode()))
         # as FastAPI's JSONResponse renders it
         payload = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json"), *headers]})
-        await send({"type": "http.response.body", "body": payload})
+        return ({"type": "http.response.start", "status": status, "headers": [
+                    (b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json"),
+                    *headers]},
+                {"type": "http.response.body", "body": payload})
+
+
+class FastHealth:
+    """ASGI middleware: answers ``GET /api/health`` itself (``HealthAnswer``), before every other layer."""
+
+    def __init__(self, app: ASGIApp, answer: HealthAnswer) -> None:
+        self.app = app
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.answer.wanted(scope):
+            await self.app(scope, receive, send)
+            return
+        start, body = self.answer.messages()
+        await send(start)
+        await send(body)
 
 
 #: the names a loopback-bound server answers to
@@ -258,6 +278,6 @@ def create_app(
     if balancer is not None:
         app.add_middleware(BalanceConnections, balance=balancer)
     # outermost: health answers before any other layer does any work (the host check's names are its too)
-    app.add_middleware(FastHealth, state=state,
-                       hosts=HostCheck(app, allowed_hosts) if allowed_hosts is not None else None)
+    state.health_answer = HealthAnswer(state, HostCheck(app, allowed_hosts) if allowed_hosts is not None else None)
+    app.add_middleware(FastHealth, answer=state.health_answer)
     return app

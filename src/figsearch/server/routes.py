@@ -156,11 +156,13 @@ UPLOAD_PHASES = ("decode", "encode", "index", "explain", "answer")
 
 def server_timing(timing: dict) -> str:
     """A ``Server-Timing`` header value (W3C) of a pool call's ``timing`` (BoundedPool.run): how
-    long the call waited for a thread, ran, and computed on its thread, in ms (``load_test.py``
+    long the call waited for a thread, ran, computed on its thread and waited for a core (``runq``, Linux),
+    in ms (``load_test.py``
     reads it to say where a request's time went); for an upload also its phases on the thread (``UPLOAD_PHASES``,
     ms) and how many orientations of the drawing were searched with (``turns;desc=1`` when the upright-first
     rule spared the others)."""
-    parts = [f"{name};dur={timing[name]:.1f}" for name in ("queue", "run", "cpu", *UPLOAD_PHASES) if name in timing]
+    parts = [f"{name};dur={timing[name]:.1f}" for name in ("queue", "run", "cpu", "runq", *UPLOAD_PHASES)
+             if name in timing]
     if "turns" in timing:
         parts.append(f"turns;desc={int(timing['turns'])}")
     return ", ".join(parts)
