@@ -93,6 +93,9 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
         if cluster is not None:
             cluster.close()
     seconds = time.perf_counter() - started
+    # Ray's own processes (gcs_server, raylet, its Python helpers, idle prestarted workers) are this
+    # process's descendants while the instance it started lives: their CPU over the build
+    ray_processes = descendants_cpu() if cluster is not None else {}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     driver_cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
     # Ray's workers report their own CPU seconds; the local build's OCR readers are children of a
@@ -112,6 +115,7 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
             "drawings_encoded": dict(cluster.encoded) if cluster else {},
             "texts_encoded": dict(cluster.texts) if cluster else {},
             "driver_threads_cpu": threads_cpu(),
+            "ray_processes_cpu": ray_processes,
             "documents": report.ingest.documents, "figures": report.ingest.figures,
             "signs": report.signs.signs if report.signs else None,
             "vectors": sum(e.embedded for e in report.index.embedded)}
@@ -130,6 +134,46 @@ def threads_cpu() -> dict[str, float]:
             continue
         fields = stat.rsplit(")", 1)[1].split()
         out[name] += (int(fields[11]) + int(fields[12])) / tick
+    return {name: round(value, 2) for name, value in out.most_common() if value >= 0.05}
+
+
+def descendants_cpu() -> dict[str, float]:
+    """CPU seconds of this process's living descendants by command name (Linux ``/proc``; their own,
+    not what they reaped: the raylet reaps the killed actors), the largest first; Ray's Python
+    helpers by their script's name, the processes it names itself by their name (``ray::IDLE``: an
+    idle worker process; ``ray::DashboardAgent``...; the build's actors are gone by then)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    parents, info = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        parents[int(entry.name)] = int(fields[1])
+        words = [w.decode(errors="replace") for w in cmdline if w]
+        # Ray's Python helpers are all "python" to the kernel: name them by their script
+        script = next((Path(w).stem for w in words[1:3] if w.endswith(".py")), None)
+        if words and words[0].startswith("ray::"):
+            name = words[0].split()[0]  # ray::IDLE (a worker process), ray::DashboardAgent...
+        elif script:
+            name = script
+        info[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    mine, out = {os.getpid()}, collections.Counter()
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                changed = True
+    for pid in mine - {os.getpid()}:
+        if pid in info:
+            out[info[pid][0]] += info[pid][1]
     return {name: round(value, 2) for name, value in out.most_common() if value >= 0.05}
 
 
@@ -271,7 +315,8 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         if mode.startswith("ray"):
             print(f"{mode}: signs read {result['signs_read']}, drawings encoded {result['drawings_encoded']}, "
                   f"texts encoded {result.get('texts_encoded')}, driver waits {result['driver_waits']}, "
-                  f"driver's CPU s by thread {result.get('driver_threads_cpu')}")
+                  f"driver's CPU s by thread {result.get('driver_threads_cpu')}, Ray's own processes' CPU s "
+                  f"{result.get('ray_processes_cpu')} (all {sum((result.get('ray_processes_cpu') or {}).values()):.1f})")
             for n, worker in enumerate(result["worker_seconds"]):
                 print(f"  worker {n}: {worker}")
             line = result.get("timeline") or {}
