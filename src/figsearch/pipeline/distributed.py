@@ -379,17 +379,17 @@ class RayCluster:
         # they load once their ingest is over (``_load_later``; none now)
         loads = {n: [(m, s) for m, s in self._specs.items() if m not in LATER or n == 0]
                  for n in range(self.workers)}
-        pool = _Pool(self, self._engine, loads, self._text_threads())
+        pool = _Pool(self, self._engine, loads, self._encoder_threads())
         self.timings["start workers"] += time.perf_counter() - started
         return pool
 
-    def _text_threads(self) -> int:
-        """The text encoder's intra-op threads on each worker (``text_threads``)."""
+    def _encoder_threads(self) -> int:
+        """The encoders' intra-op threads on each worker (``encoder_threads``)."""
         try:
             cpus = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             cpus = os.cpu_count() or 1
-        return text_threads(self._local, self.workers, cpus)
+        return encoder_threads(self._local, self.workers, cpus)
 
     def _start_pool(self) -> _Pool:
         if self._pool is None:
@@ -842,12 +842,13 @@ def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", w
 
 # -- helpers run on the driver -------------------------------------------------------------------
 
-def text_threads(local: bool, workers: int, cpus: int) -> int:
-    """The text encoder's intra-op threads on each worker: on a Ray instance started on this machine
-    (``local``), the workers' share of its ``cpus``, at most 2 (the local build's default), so that 2
+def encoder_threads(local: bool, workers: int, cpus: int) -> int:
+    """The encoders' intra-op threads on each worker (the text encoder's and, since stop 19, the
+    drawing encoder's): on a Ray instance started on this machine (``local``), the workers' share of
+    its ``cpus``, at most 2 (the encoders' default, that of a local build's process), so that 2
     workers on 2 cores run one thread each (not 2 spinning threads each) and 1 worker the 2 that a
-    local build's process runs in its embedding stage; on a cluster, whose nodes' cores are not
-    known here, one per worker CPU."""
+    local build's process runs; on a cluster, whose nodes' cores are not known here, one per
+    worker CPU."""
     return max(1, min(2, cpus // max(1, workers))) if local else 1
 
 
