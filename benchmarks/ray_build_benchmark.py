@@ -141,7 +141,8 @@ def descendants_cpu() -> dict[str, float]:
     """CPU seconds of this process's living descendants by command name (Linux ``/proc``; their own,
     not what they reaped: the raylet reaps the killed actors), the largest first; Ray's Python
     helpers by their script's name, the processes it names itself by their name (``ray::IDLE``: an
-    idle worker process; ``ray::DashboardAgent``...; the build's actors are gone by then)."""
+    idle worker process; ``ray::DashboardAgent``...; ``ray::_Worker``: a build's actor whose
+    process has not exited yet, counted by itself in ``workers_cpu``)."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     parents, info = {}, {}
     for entry in Path("/proc").iterdir():
@@ -275,6 +276,11 @@ def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool) -> dict:
     return result
 
 
+def ray_own_cpu(result: dict) -> float:
+    """CPU seconds of Ray's own processes in a build (those it started, less the build's actors)."""
+    return sum(v for k, v in (result.get("ray_processes_cpu") or {}).items() if k != "ray::_Worker")
+
+
 def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     """The table and the ratios of one input size; with several rounds, each mode's median build."""
     results = {mode: sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2] for mode, rs in runs.items()}
@@ -285,8 +291,8 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
           f"1-minute load average {min(r['load'][0] for r in results.values())} to "
           f"{max(r['load'][1] for r in results.values())}")
     print("\n| build | seconds | of which Ray start | ingest, signs, embed+index | driver CPU s | workers' CPU s "
-          "| CPU s per wall s | load before, after |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| CPU s per wall s | Ray's own processes' CPU s | load before, after |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for mode, result in results.items():
         stages = ", ".join(f"{result['stages'].get(name, 0):.1f}" for name in ("ingest", "signs", "index"))
         workers_cpu = result.get("workers_cpu")
@@ -294,8 +300,9 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         busy = (f"{(result['driver_cpu'] + workers_cpu) / result['seconds']:.2f}"
                 if workers_cpu is not None and result["seconds"] else "n/a")
         workers = "n/a" if workers_cpu is None else f"{workers_cpu:.1f}"
+        ray_own = f"{ray_own_cpu(result):.1f}"
         print(f"| {mode} | {result['seconds']:.1f} | {result['startup']:.1f} | {stages} | {result['driver_cpu']:.1f} | "
-              f"{workers} | {busy} | {result['load'][0]}, {result['load'][1]} |")
+              f"{workers} | {busy} | {ray_own if mode.startswith('ray') else 'n/a'} | {result['load'][0]}, {result['load'][1]} |")
     seconds = {mode: r["seconds"] for mode, r in results.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
     working = {mode: r["seconds"] - r["startup"] for mode, r in results.items()}
@@ -316,7 +323,8 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
             print(f"{mode}: signs read {result['signs_read']}, drawings encoded {result['drawings_encoded']}, "
                   f"texts encoded {result.get('texts_encoded')}, driver waits {result['driver_waits']}, "
                   f"driver's CPU s by thread {result.get('driver_threads_cpu')}, Ray's own processes' CPU s "
-                  f"{result.get('ray_processes_cpu')} (all {sum((result.get('ray_processes_cpu') or {}).values()):.1f})")
+                  f"{result.get('ray_processes_cpu')} (all but the build's actors "
+                  f"{ray_own_cpu(result):.1f})")
             for n, worker in enumerate(result["worker_seconds"]):
                 print(f"  worker {n}: {worker}")
             line = result.get("timeline") or {}
