@@ -384,7 +384,7 @@ class RayCluster:
         return pool
 
     def _encoder_threads(self) -> int:
-        """The encoders' intra-op threads on each worker (``encoder_threads``)."""
+        """The text encoder's intra-op threads on each worker (``encoder_threads``)."""
         try:
             cpus = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
@@ -843,8 +843,8 @@ def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", w
 # -- helpers run on the driver -------------------------------------------------------------------
 
 def encoder_threads(local: bool, workers: int, cpus: int) -> int:
-    """The encoders' intra-op threads on each worker (the text encoder's and, since stop 19, the
-    drawing encoder's): on a Ray instance started on this machine (``local``), the workers' share of
+    """The text encoder's intra-op threads on each worker (the drawing encoder runs on one: it runs
+    between the worker's OCR calls, see ``ray_worker._create``): on a Ray instance started on this machine (``local``), the workers' share of
     its ``cpus``, at most 2 (the encoders' default, that of a local build's process), so that 2
     workers on 2 cores run one thread each (not 2 spinning threads each) and 1 worker the 2 that a
     local build's process runs; on a cluster, whose nodes' cores are not known here, one per

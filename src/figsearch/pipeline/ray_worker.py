@@ -123,8 +123,9 @@ def _load(kind: str, spec: str, seconds: dict[str, float], events: list | None =
 
 
 def _create(kind: str, spec: str, threads: int = 1):
-    """The OCR engine or encoder; the encoders on ``threads``: the worker's share of the node's
-    cores (``encoder_threads``), as a local build's process runs its encoders on its share."""
+    """The OCR engine or encoder; the drawing encoder on one thread (it runs between the OCR of the
+    worker's drawings), the text encoder on ``threads`` (the embedding stage, when the worker does
+    nothing else: its share of the node's cores, ``encoder_threads``)."""
     if kind == "ocr":
         from figsearch.ocr import create_engine
 
@@ -132,10 +133,11 @@ def _create(kind: str, spec: str, threads: int = 1):
     from figsearch.embed.catalog import create_text, create_visual
 
     if kind == "visual":
-        try:  # an encoder that takes a thread count (the ONNX backbone): the worker's share. Until
-            # stop 19 one, always: 1 worker on 2 cores then encoded its drawings on one core with
-            # the other idle but for the driver, where a local build's process runs 2 threads
-            encoder = create_visual(spec, threads=threads)
+        try:  # an encoder that takes a thread count (the ONNX backbone): one. With the worker's
+            # share instead (2 threads for 1 worker on 2 cores, tried at stop 19), the 1-worker
+            # build's worker spent 8 CPU s more and encoded its drawings no faster on the loaded
+            # machine (docs/cluster.md, "Stop 19")
+            encoder = create_visual(spec, threads=1)
         except InputError:  # this one does not take it
             encoder = create_visual(spec)
     else:
@@ -156,7 +158,7 @@ class _Worker:
 
     def __init__(self, engine: str | None, loads: list[tuple[str, str]], threads: int = 1) -> None:
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per worker CPU
-        #: intra-op threads of the encoders (``_create``): the worker's share of the node's cores
+        #: intra-op threads of the text encoder (``_create``): the worker's share of the node's cores
         self.threads = max(1, int(threads))
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-load")
         self._loads: dict[tuple[str, str], Future] = {}
@@ -175,7 +177,7 @@ class _Worker:
         with self._lock:
             if (kind, spec) not in self._loads:
                 self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds, self.events,
-                                                             self.threads if kind != "ocr" else 1)
+                                                             self.threads if kind == "text" else 1)
             return self._loads[kind, spec]
 
     def ready(self) -> list[dict]:
