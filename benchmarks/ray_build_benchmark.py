@@ -93,6 +93,9 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
         if cluster is not None:
             cluster.close()
     seconds = time.perf_counter() - started
+    # Ray's own processes (gcs_server, raylet, its Python helpers, idle prestarted workers) are this
+    # process's descendants while the instance it started lives: their CPU over the build
+    ray_processes = descendants_cpu() if cluster is not None else {}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     driver_cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
     # Ray's workers report their own CPU seconds; the local build's OCR readers are children of a
@@ -112,6 +115,7 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
             "drawings_encoded": dict(cluster.encoded) if cluster else {},
             "texts_encoded": dict(cluster.texts) if cluster else {},
             "driver_threads_cpu": threads_cpu(),
+            "ray_processes_cpu": ray_processes,
             "documents": report.ingest.documents, "figures": report.ingest.figures,
             "signs": report.signs.signs if report.signs else None,
             "vectors": sum(e.embedded for e in report.index.embedded)}
@@ -130,6 +134,47 @@ def threads_cpu() -> dict[str, float]:
             continue
         fields = stat.rsplit(")", 1)[1].split()
         out[name] += (int(fields[11]) + int(fields[12])) / tick
+    return {name: round(value, 2) for name, value in out.most_common() if value >= 0.05}
+
+
+def descendants_cpu() -> dict[str, float]:
+    """CPU seconds of this process's living descendants by command name (Linux ``/proc``; their own,
+    not what they reaped: the raylet reaps the killed actors), the largest first; Ray's Python
+    helpers by their script's name, the processes it names itself by their name (``ray::IDLE``: an
+    idle worker process; ``ray::DashboardAgent``...; ``ray::_Worker``: a build's actor whose
+    process has not exited yet, counted by itself in ``workers_cpu``)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    parents, info = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        parents[int(entry.name)] = int(fields[1])
+        words = [w.decode(errors="replace") for w in cmdline if w]
+        # Ray's Python helpers are all "python" to the kernel: name them by their script
+        script = next((Path(w).stem for w in words[1:3] if w.endswith(".py")), None)
+        if words and words[0].startswith("ray::"):
+            name = words[0].split()[0]  # ray::IDLE (a worker process), ray::DashboardAgent...
+        elif script:
+            name = script
+        info[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    mine, out = {os.getpid()}, collections.Counter()
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                changed = True
+    for pid in mine - {os.getpid()}:
+        if pid in info:
+            out[info[pid][0]] += info[pid][1]
     return {name: round(value, 2) for name, value in out.most_common() if value >= 0.05}
 
 
@@ -231,6 +276,11 @@ def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool) -> dict:
     return result
 
 
+def ray_own_cpu(result: dict) -> float:
+    """CPU seconds of Ray's own processes in a build (those it started, less the build's actors)."""
+    return sum(v for k, v in (result.get("ray_processes_cpu") or {}).items() if k != "ray::_Worker")
+
+
 def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     """The table and the ratios of one input size; with several rounds, each mode's median build."""
     results = {mode: sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2] for mode, rs in runs.items()}
@@ -241,8 +291,8 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
           f"1-minute load average {min(r['load'][0] for r in results.values())} to "
           f"{max(r['load'][1] for r in results.values())}")
     print("\n| build | seconds | of which Ray start | ingest, signs, embed+index | driver CPU s | workers' CPU s "
-          "| CPU s per wall s | load before, after |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| CPU s per wall s | Ray's own processes' CPU s | load before, after |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for mode, result in results.items():
         stages = ", ".join(f"{result['stages'].get(name, 0):.1f}" for name in ("ingest", "signs", "index"))
         workers_cpu = result.get("workers_cpu")
@@ -250,8 +300,9 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         busy = (f"{(result['driver_cpu'] + workers_cpu) / result['seconds']:.2f}"
                 if workers_cpu is not None and result["seconds"] else "n/a")
         workers = "n/a" if workers_cpu is None else f"{workers_cpu:.1f}"
+        ray_own = f"{ray_own_cpu(result):.1f}"
         print(f"| {mode} | {result['seconds']:.1f} | {result['startup']:.1f} | {stages} | {result['driver_cpu']:.1f} | "
-              f"{workers} | {busy} | {result['load'][0]}, {result['load'][1]} |")
+              f"{workers} | {busy} | {ray_own if mode.startswith('ray') else 'n/a'} | {result['load'][0]}, {result['load'][1]} |")
     seconds = {mode: r["seconds"] for mode, r in results.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
     working = {mode: r["seconds"] - r["startup"] for mode, r in results.items()}
@@ -271,7 +322,9 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         if mode.startswith("ray"):
             print(f"{mode}: signs read {result['signs_read']}, drawings encoded {result['drawings_encoded']}, "
                   f"texts encoded {result.get('texts_encoded')}, driver waits {result['driver_waits']}, "
-                  f"driver's CPU s by thread {result.get('driver_threads_cpu')}")
+                  f"driver's CPU s by thread {result.get('driver_threads_cpu')}, Ray's own processes' CPU s "
+                  f"{result.get('ray_processes_cpu')} (all but the build's actors "
+                  f"{ray_own_cpu(result):.1f})")
             for n, worker in enumerate(result["worker_seconds"]):
                 print(f"  worker {n}: {worker}")
             line = result.get("timeline") or {}

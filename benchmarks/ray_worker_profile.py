@@ -16,6 +16,13 @@ Ray build, in four settings, each in a fresh process:
 - ``ray-build-lazy``: as ``ray-build``, but the text encoder is loaded only after the last document
   (the lazy loading of the builds before stop 17: ``_Worker.load`` once the ingest is over).
 
+- ``start-default`` / ``start-lean`` (``--workers N``, default 2): no document; only Ray's start
+  as ``--ray local`` did before stop 19 (``ray.init`` with Ray's helper processes) and as it does
+  now (``connect("local")``: without the autoscaler monitor, the log monitor and the API server,
+  no metrics, no task events), then ``N`` actors that import the worker's module and answer a
+  call; prints the seconds to import Ray, to start it and until the actors answer, and the CPU
+  seconds of every process Ray started, by name (``descendants_cpu`` of ray_build_benchmark).
+
 For each: the wall seconds of the whole run and of each kind of call (the worker's own accounting),
 the process's CPU seconds, the CPU seconds of each of its threads by name (from /proc), what the
 libraries' thread settings are inside it (``OMP_NUM_THREADS``, ``OMP_THREAD_LIMIT``, torch's intra-op
@@ -35,9 +42,46 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ray_build_benchmark import inputs  # noqa: E402
+from ray_build_benchmark import descendants_cpu, inputs  # noqa: E402
 
 VARIANTS = ("local-bare", "ray15-bare", "ray-bare", "local-build", "ray-build", "ray-build-lazy")
+
+
+def run_start(variant: str, workers: int) -> dict:
+    """Ray's start alone (``start-default``: ``ray.init`` as before stop 19; ``start-lean``: ``connect``)."""
+    import logging
+
+    started, cpu = time.perf_counter(), time.process_time()
+    import ray
+
+    from figsearch.pipeline.distributed import WORKER_NICENESS, connect
+
+    imported = time.perf_counter()
+    if variant == "start-lean":
+        connect("local", workers=workers)
+    else:
+        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
+                 _system_config={"worker_niceness": WORKER_NICENESS})
+    up = time.perf_counter()
+
+    class Ping:
+        def __init__(self) -> None:
+            import figsearch.pipeline.ray_worker  # noqa: F401 - what a build's worker imports first
+
+        def ping(self) -> int:
+            return os.getpid()
+
+    actors = [ray.remote(num_cpus=1)(Ping).remote() for _ in range(workers)]
+    ray.get([actor.ping.remote() for actor in actors])
+    ready = time.perf_counter()
+    time.sleep(1.0)  # what the helpers do right after the start counts too
+    processes = descendants_cpu()
+    return {"variant": variant, "workers": workers, "import ray": round(imported - started, 2),
+            "ray init": round(up - imported, 2), "until the actors answer": round(ready - started, 2),
+            "driver cpu": round(time.process_time() - cpu, 2),
+            "ray's processes cpu": round(sum(v for k, v in processes.items() if not k.startswith("ray::Ping")), 2),
+            "actors' processes cpu": round(sum(v for k, v in processes.items() if k.startswith("ray::Ping")), 2),
+            "processes": processes}
 
 
 def _threads() -> dict[str, float]:
@@ -141,14 +185,17 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=20)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--text", action="store_true", help="the build's loads include the text encoder")
+    parser.add_argument("--workers", type=int, default=2, help="actors of the start-* variants")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_variant(args.one, args.documents, args.text)))
+        print(json.dumps(run_start(args.one, args.workers) if args.one.startswith("start-")
+                         else run_variant(args.one, args.documents, args.text)))
         return
     for variant in args.variants.split(","):
         load = os.getloadavg()[0]
-        command = [sys.executable, __file__, "--one", variant, "--documents", str(args.documents)]
+        command = [sys.executable, __file__, "--one", variant, "--documents", str(args.documents),
+                   "--workers", str(args.workers)]
         done = subprocess.run(command + (["--text"] if args.text else []), capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")

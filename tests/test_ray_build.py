@@ -27,7 +27,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'figs
 import figsearch  # noqa: E402
 from figsearch.pipeline.building import build  # noqa: E402
 from figsearch.pipeline.distributed import (  # noqa: E402
-    CRASHED, TEXT_COST, RayCluster, _by_cost, _pieces, build_on_ray, text_threads,
+    CRASHED, TEXT_COST, RayCluster, _by_cost, _pieces, build_on_ray, encoder_threads,
 )
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -212,14 +212,26 @@ def test_texts_are_cut_into_pieces_of_about_the_same_cost():
     assert _pieces([], 4, 64) == [] and _pieces(["x"], 4, 64) == [["x"]]
 
 
-def test_the_text_encoder_takes_the_workers_share_of_the_cores():
+def test_the_text_encoder_takes_the_workers_share_of_the_cores(monkeypatch):
     # 2 workers on a 2-core machine: one thread each, not the encoder's default 2 each (4 on 2 cores)
-    assert text_threads(True, 2, 2) == 1
+    assert encoder_threads(True, 2, 2) == 1
     # 1 worker on 2 cores: the 2 a local build's process runs; never more than 2, never fewer than 1
-    assert text_threads(True, 1, 2) == 2
-    assert text_threads(True, 1, 16) == 2 and text_threads(True, 4, 2) == 1
+    assert encoder_threads(True, 1, 2) == 2
+    assert encoder_threads(True, 1, 16) == 2 and encoder_threads(True, 4, 2) == 1
     # a cluster's nodes: one thread per worker CPU
-    assert text_threads(False, 1, 16) == 1
+    assert encoder_threads(False, 1, 16) == 1
+    # the text encoder gets that share; the drawing encoder one thread (it runs between OCR calls;
+    # the share was tried at stop 19: more CPU, no faster)
+    from figsearch.embed import catalog
+    from figsearch.pipeline import ray_worker
+
+    asked = {}
+    monkeypatch.setattr(catalog, "create_visual", lambda spec, threads=None: asked.setdefault("visual", threads))
+    monkeypatch.setattr(catalog, "create_text", lambda spec, threads=None: asked.setdefault("text", threads))
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # (the test process's torch keeps its threads)
+    ray_worker._create("visual", "drawing", 2)
+    ray_worker._create("text", "minilm", 2)
+    assert asked == {"visual": 1, "text": 2}
 
 
 def test_big_documents_are_sent_first_and_the_rest_mostly_in_the_plans_order(tmp_path):
@@ -277,6 +289,22 @@ def test_a_local_build_does_not_import_ray(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_ray_instance_started_here_runs_without_the_helpers_a_build_does_not_use():
+    # --ray local's instance: no autoscaler monitor, no log monitor, no API server (each a Python
+    # process importing Ray, seconds of CPU at the build's start on a small machine), and its
+    # workers still run calls (the processes that are left are those of Ray's own bookkeeping)
+    code = ("import ray; from figsearch.pipeline.distributed import connect; print(connect('local', workers=1)); "
+            "from ray._private import worker; print(sorted(worker._global_node.all_processes)); "
+            "print(ray.get(ray.remote(lambda: 6 * 7).remote()))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    workers, processes, answer = done.stdout.strip().splitlines()[-3:]
+    assert workers == "1" and answer == "42"
+    assert "raylet" in processes and "gcs_server" in processes
+    assert not {"monitor", "log_monitor", "dashboard"} & set(eval(processes)), processes  # noqa: S307 - our own print
 
 
 def _build_command(paths, collection: Path, *extra: str) -> list[str]:

@@ -18,14 +18,33 @@ never do (they read what the last run wrote, see figsearch.search.service).
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from figsearch.ingest.runner import IngestSummary, Progress, ingest_paths
-from figsearch.pipeline.building import BuildReport, build, check_ocr_engine
-from figsearch.pipeline.index import UpdateReport, update_collection
-from figsearch.pipeline.signs import SpotLinkReport, spot_and_link
-from figsearch.store import Collection
+if TYPE_CHECKING:
+    from figsearch.ingest.runner import IngestSummary, Progress
+    from figsearch.store import Collection
+
+#: what this package gives, and the module each comes from: imported when first asked for
+#: (PEP 562), so that importing one stage's module (a Ray worker imports figsearch.pipeline's
+#: ray_worker, which needs only the ingest, the signs and the embedding) does not import the
+#: whole write path with it
+_NAMES = {
+    "IngestSummary": ("figsearch.ingest.runner", "IngestSummary"),
+    "BuildReport": ("figsearch.pipeline.building", "BuildReport"),
+    "build": ("figsearch.pipeline.building", "build"),
+    "check_ocr_engine": ("figsearch.pipeline.building", "check_ocr_engine"),
+    "UpdateReport": ("figsearch.pipeline.index", "UpdateReport"),
+    "update_collection": ("figsearch.pipeline.index", "update_collection"),
+    #: the embed-and-index stage under its pipeline name
+    "embed_and_index": ("figsearch.pipeline.index", "update_collection"),
+    "SpotLinkReport": ("figsearch.pipeline.signs", "SpotLinkReport"),
+    "spot_and_link": ("figsearch.pipeline.signs", "spot_and_link"),
+    #: the OCR-and-link stage under its pipeline name
+    "read_signs": ("figsearch.pipeline.signs", "spot_and_link"),
+}
 
 
 def ingest(
@@ -37,13 +56,23 @@ def ingest(
     force: bool = False,
 ) -> IngestSummary:
     """Read files, folders and archives into ``collection``; unchanged sources are skipped."""
+    from figsearch.ingest.runner import ingest_paths
+
     return ingest_paths(collection, paths, progress, jobs=jobs, force=force)
 
 
-#: the OCR-and-link stage under its pipeline name
-read_signs = spot_and_link
-#: the embed-and-index stage under its pipeline name
-embed_and_index = update_collection
+def __getattr__(name: str):
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _NAMES[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_NAMES])
+
 
 __all__ = [
     "BuildReport", "IngestSummary", "SpotLinkReport", "build", "UpdateReport", "check_ocr_engine", "embed_and_index", "ingest",

@@ -41,6 +41,7 @@ Nothing here is imported by a local build: ``import ray`` happens only in this m
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import importlib.util
 import itertools
@@ -111,6 +112,11 @@ SPARE_TEXTS = 128
 LATER: tuple[str, ...] = ()
 #: how much nicer than the driver the workers of a Ray instance started here run (Ray's default: 15)
 WORKER_NICENESS = 0
+#: Ray's settings for an instance started here (``--ray local``) beside ``worker_niceness``: no
+#: metrics collection (``RAY_enable_metrics_collection``) and no task events for Ray's state API
+#: and dashboard (``RAY_task_events_report_interval_ms=0``): Ray's own observability, which
+#: nothing reads on an instance that lives as long as one build
+LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0}
 #: the message of a document whose every try killed its worker (the local build's words)
 CRASHED = "reading it crashed the decoder (the worker process died); the file is probably damaged or hostile"
 
@@ -182,7 +188,9 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
             # so that they yield the CPU to everything else: to the driver, to Ray's own processes,
             # to whatever else runs on the machine. A local build's processes run at its niceness;
             # the workers here do the same, or they read signs at the speed of what others leave.
-            ray.init(num_cpus=workers, _system_config={"worker_niceness": WORKER_NICENESS}, **options)
+            with _lean_local_instance():
+                ray.init(num_cpus=workers, _system_config={"worker_niceness": WORKER_NICENESS, **LOCAL_SYSTEM_CONFIG},
+                         **options)
         else:
             where = None if address == "auto" else _host_port(address)
             if where is not None:
@@ -197,6 +205,39 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
                 raise InputError(f"cannot join the Ray cluster at {address}: {exc}") from None
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return max(1, min(cpus, workers) if workers else cpus)
+
+
+@contextlib.contextmanager
+def _lean_local_instance():
+    """``ray.init`` starting a Ray instance here without the helper processes that an instance
+    living for one build does not use: the autoscaler's monitor (``ray start --no-monitor``: this
+    instance has its CPUs fixed), the log monitor (``ray start --include-log-monitor=False``: it
+    copies the workers' logs to drivers, and this one asks for none, ``log_to_driver=False``) and
+    the API server that ``include_dashboard=False`` still starts (the state and job APIs: nothing
+    here asks them). Each of them is a Python process that imports Ray: 0.6 to 1.1 CPU s each to
+    start, taken on a small machine from the build's own start, and the log monitor reads the
+    logs all the build long. ``ray.init`` has no arguments for them (they are fields of Ray's
+    internal ``RayParams``), so they are set on the node it creates, for this call only; with a
+    Ray whose internals differ, the instance starts with them, as before."""
+    try:
+        from ray._private import node as ray_node
+
+        init, api = ray_node.Node.__init__, ray_node.Node.start_api_server
+    except (ImportError, AttributeError):  # another Ray: its defaults
+        yield
+        return
+
+    def lean_init(node, ray_params, *args, **kwargs):
+        if hasattr(ray_params, "no_monitor") and hasattr(ray_params, "include_log_monitor"):
+            ray_params.no_monitor, ray_params.include_log_monitor = True, False
+        init(node, ray_params, *args, **kwargs)
+
+    ray_node.Node.__init__ = lean_init
+    ray_node.Node.start_api_server = lambda node, **_: None
+    try:
+        yield
+    finally:
+        ray_node.Node.__init__, ray_node.Node.start_api_server = init, api
 
 
 class RayCluster:
@@ -340,17 +381,17 @@ class RayCluster:
         # they load once their ingest is over (``_load_later``; none now)
         loads = {n: [(m, s) for m, s in self._specs.items() if m not in LATER or n == 0]
                  for n in range(self.workers)}
-        pool = _Pool(self, self._engine, loads, self._text_threads())
+        pool = _Pool(self, self._engine, loads, self._encoder_threads())
         self.timings["start workers"] += time.perf_counter() - started
         return pool
 
-    def _text_threads(self) -> int:
-        """The text encoder's intra-op threads on each worker (``text_threads``)."""
+    def _encoder_threads(self) -> int:
+        """The text encoder's intra-op threads on each worker (``encoder_threads``)."""
         try:
             cpus = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             cpus = os.cpu_count() or 1
-        return text_threads(self._local, self.workers, cpus)
+        return encoder_threads(self._local, self.workers, cpus)
 
     def _start_pool(self) -> _Pool:
         if self._pool is None:
@@ -814,12 +855,13 @@ def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", w
 
 # -- helpers run on the driver -------------------------------------------------------------------
 
-def text_threads(local: bool, workers: int, cpus: int) -> int:
-    """The text encoder's intra-op threads on each worker: on a Ray instance started on this machine
-    (``local``), the workers' share of its ``cpus``, at most 2 (the local build's default), so that 2
+def encoder_threads(local: bool, workers: int, cpus: int) -> int:
+    """The text encoder's intra-op threads on each worker (the drawing encoder runs on one: it runs
+    between the worker's OCR calls, see ``ray_worker._create``): on a Ray instance started on this machine (``local``), the workers' share of
+    its ``cpus``, at most 2 (the encoders' default, that of a local build's process), so that 2
     workers on 2 cores run one thread each (not 2 spinning threads each) and 1 worker the 2 that a
-    local build's process runs in its embedding stage; on a cluster, whose nodes' cores are not
-    known here, one per worker CPU."""
+    local build's process runs; on a cluster, whose nodes' cores are not known here, one per
+    worker CPU."""
     return max(1, min(2, cpus // max(1, workers))) if local else 1
 
 

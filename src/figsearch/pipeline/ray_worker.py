@@ -125,7 +125,7 @@ def _load(kind: str, spec: str, seconds: dict[str, float], events: list | None =
 def _create(kind: str, spec: str, threads: int = 1):
     """The OCR engine or encoder; the drawing encoder on one thread (it runs between the OCR of the
     worker's drawings), the text encoder on ``threads`` (the embedding stage, when the worker does
-    nothing else: its share of the node's cores)."""
+    nothing else: its share of the node's cores, ``encoder_threads``)."""
     if kind == "ocr":
         from figsearch.ocr import create_engine
 
@@ -133,7 +133,10 @@ def _create(kind: str, spec: str, threads: int = 1):
     from figsearch.embed.catalog import create_text, create_visual
 
     if kind == "visual":
-        try:  # an encoder that takes a thread count (the ONNX backbone): one, a worker is one CPU
+        try:  # an encoder that takes a thread count (the ONNX backbone): one. With the worker's
+            # share instead (2 threads for 1 worker on 2 cores, tried at stop 19), the 1-worker
+            # build's worker spent 8 CPU s more and encoded its drawings no faster on the loaded
+            # machine (docs/cluster.md, "Stop 19")
             encoder = create_visual(spec, threads=1)
         except InputError:  # this one does not take it
             encoder = create_visual(spec)
@@ -155,7 +158,7 @@ class _Worker:
 
     def __init__(self, engine: str | None, loads: list[tuple[str, str]], threads: int = 1) -> None:
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per worker CPU
-        #: intra-op threads of the text encoder (``_create``)
+        #: intra-op threads of the text encoder (``_create``): the worker's share of the node's cores
         self.threads = max(1, int(threads))
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-load")
         self._loads: dict[tuple[str, str], Future] = {}
