@@ -192,6 +192,30 @@ def _connections_of(pids: list[int], port: int) -> list[int]:
     return counts
 
 
+def _listeners_of(pids: list[int], port: int) -> list[set[str]]:
+    """The listening sockets on ``port`` each of ``pids`` holds (socket inodes)."""
+    from pathlib import Path
+
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                listening.add(fields[9])
+    held = []
+    for pid in pids:
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in listening:
+                inodes.add(target[8:-1])
+        held.append(inodes)
+    return held
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads which worker holds a connection from Linux's /proc")
 def test_two_workers_both_serve_a_burst_of_kept_alive_clients(tmp_path):
     """``figsearch serve --workers 2`` for real: 20 clients connect at once and keep their connections;
@@ -221,6 +245,9 @@ def test_two_workers_both_serve_a_burst_of_kept_alive_clients(tmp_path):
             workers = _served_workers(process)
             time.sleep(0.2)
         assert len(workers) == 2
+        # each worker listens on a socket of its own (SO_REUSEPORT): the kernel spreads the connections
+        own = _listeners_of(workers, port)
+        assert all(len(inodes) == 1 for inodes in own) and own[0] != own[1], own
         # both workers answer before the burst (each app has started, so each publishes its count)
         answered = False
         while not answered and time.monotonic() < deadline:

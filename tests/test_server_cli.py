@@ -10,12 +10,13 @@ from click.testing import CliRunner
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
-supervisors = pytest.importorskip("uvicorn.supervisors")
+pytest.importorskip("uvicorn.supervisors")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from server_fake import FakeBackend, build_collection  # noqa: E402
 
 from figsearch.cli import main, serve_cmd  # noqa: E402
+from figsearch.server import supervisor  # noqa: E402
 
 
 @pytest.fixture
@@ -34,16 +35,17 @@ def served(tmp_path, monkeypatch):
         seen["app"] = self.config.app
 
     class FakeMultiprocess:
-        def __init__(self, config, sockets):
+        def __init__(self, config, listeners):
             seen["config"] = config
-            seen["address"] = sockets[0].getsockname()
+            seen["address"] = listeners[0].getsockname()
+            seen["listeners"] = [(id(s), s.getsockname()) for s in listeners]
 
         def run(self):
             # what a spawned worker would build, from the environment it inherits
             seen["app"] = serve_cmd.worker_app()
 
     monkeypatch.setattr(uvicorn.Server, "run", fake_run)
-    monkeypatch.setattr(supervisors, "Multiprocess", FakeMultiprocess)
+    monkeypatch.setattr(supervisor, "ListenerPerWorker", FakeMultiprocess)
 
     def invoke(*args):
         seen.clear()
@@ -128,6 +130,10 @@ def test_several_workers_run_the_app_factory_with_the_same_settings(served):
     assert result.exit_code == 0, result.output
     config = seen["config"]
     assert config.workers == 3 and config.factory and config.app == "figsearch.cli.serve_cmd:worker_app"
+    # a listener per worker, all on the one port printed (own sockets where the kernel spreads connections)
+    listeners = seen["listeners"]
+    assert len(listeners) == 3 and len({address for _, address in listeners}) == 1
+    assert len({sock for sock, _ in listeners}) == (3 if serve_cmd.kernel_spreads_connections() else 1)
     assert "3 worker process(es), 5 search thread(s) each, 7 waiting at most" in result.output
     token = re.search(r"\?token=(\S+)", result.output).group(1)
     # the token reaches the workers only as its digest

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 
 import click
@@ -25,11 +26,13 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to any interface
 
 
-def open_listener(host: str, port: int) -> socket.socket:
+def open_listener(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     """Bind before starting the server, so the message can name the real port (``--port 0``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
@@ -38,6 +41,36 @@ def open_listener(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
+
+
+def kernel_spreads_connections() -> bool:
+    """Whether listeners sharing a port with ``SO_REUSEPORT`` get their connections spread by the
+    kernel (by a hash of the client's address and port): Linux does; elsewhere the option exists
+    with other meanings, so the workers share one listener there."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def open_listeners(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket per worker process, all on the same address.
+
+    With one shared listener, the worker whose loop wakes first accepts every connection waiting at
+    that moment, so clients that connect together can all land on one worker (seen in a load test: 20
+    clients on one worker for the whole run, docs/serving.md). With a listener each, bound with
+    ``SO_REUSEPORT``, the kernel hands each new connection to one listener by its addresses: no race.
+    Where the kernel does not spread them, one shared listener (``count`` copies of it)."""
+    if count == 1 or not kernel_spreads_connections():
+        sock = open_listener(host, port)
+        return [sock] * count
+    listeners = [open_listener(host, port, reuse_port=True)]
+    bound_port = listeners[0].getsockname()[1]  # --port 0: the others join the port the first one got
+    try:
+        for _ in range(count - 1):
+            listeners.append(open_listener(host, bound_port, reuse_port=True))
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
 
 
 def load_backend(collection: Path):
@@ -170,8 +203,8 @@ def serve(collection: str, host: str, port: int, max_upload_mb: int, workers: in
         "token_sha256": token_digest(token).hex() if token else None,
     }
     app = build_app(settings) if workers == 1 else None
-    sock = open_listener(host, port)
-    bound_port = sock.getsockname()[1]
+    listeners = open_listeners(host, port, workers)
+    bound_port = listeners[0].getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound_port}/"
     # like Jupyter: a generated token is shown once, in the URL to open; one the user chose is not
@@ -195,13 +228,14 @@ def serve(collection: str, host: str, port: int, max_upload_mb: int, workers: in
                        timeout_worker_healthcheck=60, http=http_protocol())
     try:
         if workers == 1:
-            uvicorn.Server(uvicorn.Config(app, **log_options)).run(sockets=[sock])
+            uvicorn.Server(uvicorn.Config(app, **log_options)).run(sockets=listeners)
         else:
-            from uvicorn.supervisors import Multiprocess
+            from figsearch.server.supervisor import ListenerPerWorker
 
             # spawned workers inherit the environment: the settings travel there (the token only as a digest)
             os.environ[WORKER_SETTINGS_ENV] = json.dumps(settings)
             config = uvicorn.Config(f"{__name__}:worker_app", factory=True, workers=workers, **log_options)
-            Multiprocess(config, sockets=[sock]).run()
+            ListenerPerWorker(config, listeners).run()
     finally:
-        sock.close()
+        for sock in set(listeners):
+            sock.close()

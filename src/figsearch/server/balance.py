@@ -1,10 +1,14 @@
 """Spreading kept-alive connections evenly over the worker processes of one server.
 
-With ``serve --workers N`` the workers accept connections from one listening socket, and the worker
-that wakes first accepts every connection waiting at that moment (uvloop and asyncio accept in a
-loop). Clients that connect together therefore land on one worker, and keep-alive keeps them there:
-in a load test of 20 clients that all connected at once, one worker used 13.9 CPU s in 30 s and the
-other 0.1 s, so uploads queued in one process's pool while the other's threads were idle.
+With ``serve --workers N`` each worker accepts connections on a listener of its own, all bound to one
+port with ``SO_REUSEPORT`` (Linux; ``figsearch.cli.serve_cmd.open_listeners``): the kernel hands each
+new connection to one listener by a hash of the client's address and port. Before, the workers shared
+one listening socket, and the worker that woke first accepted every connection waiting at that moment
+(uvloop and asyncio accept in a loop): clients that connected together landed on one worker, and
+keep-alive kept them there (in a load test of 20 clients, one worker used 13.9 CPU s in 30 s and the
+other 0.1 s). A hash still gives uneven shares by chance (20 clients over 2 workers: 13 / 7 or worse
+about one time in four), and where the kernel does not spread connections the workers still share one
+listener, so the counts below still even them out.
 
 Each worker counts its active connections (a request in flight, or one within the last
 ``WINDOW_S`` seconds; a connection is the client's address and port) and publishes the count in a
@@ -15,8 +19,8 @@ reached yet must still publish its 0, or a sibling holding every connection sees
 closes none (an idle run of the load test kept all 20 clients on one worker that way: 47.0 against
 0.6 CPU s). A worker
 that holds more than its share (the total over the workers, rounded up) answers that many
-responses with ``Connection: close``; the clients open new connections, which the listening socket
-hands to whichever worker accepts first, usually the less busy one. A response is never cut short:
+responses with ``Connection: close``; the clients open new connections, which the kernel hands to a
+listener again (with a new client port, so by a new hash). A response is never cut short:
 the connection closes after it. One worker alone (``serve --workers 1``, the tests' apps) has no
 siblings and never closes a connection.
 """

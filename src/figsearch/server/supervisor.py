@@ -1,0 +1,50 @@
+"""The supervisor of ``figsearch serve --workers N``: uvicorn's, with each worker on its own listener.
+
+uvicorn's ``Multiprocess`` hands every worker the same list of sockets. figsearch opens one listener
+per worker (``SO_REUSEPORT`` on Linux, see ``figsearch.cli.serve_cmd.open_listeners``), so worker
+``i`` must get listener ``i`` — when it starts, when it is replaced after dying or hanging, and on a
+restart (SIGHUP). Rather than copying uvicorn's supervision loops, each is run for one worker at a
+time with that worker's listener: the loops themselves stay uvicorn's.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from uvicorn.config import Config
+from uvicorn.supervisors import Multiprocess
+
+
+class ListenerPerWorker(Multiprocess):
+    """``Multiprocess`` whose worker ``i`` serves ``listeners[i]`` (one entry per worker; entries may
+    be the same socket, which is uvicorn's own behaviour)."""
+
+    def __init__(self, config: Config, listeners: list[socket.socket]) -> None:
+        super().__init__(config, sockets=[])
+        if len(listeners) != self.processes_num:
+            raise ValueError(f"{self.processes_num} workers need as many listeners, got {len(listeners)}")
+        self.listeners = listeners
+
+    def _each_worker(self, step) -> None:
+        everyone, count = self.processes, self.processes_num
+        try:
+            for index, listener in enumerate(self.listeners):
+                self.sockets = [listener]
+                self.processes = everyone[index:index + 1]
+                self.processes_num = 1
+                step()
+                if index < len(everyone):
+                    everyone[index:index + 1] = self.processes  # a replacement takes the worker's place
+                else:
+                    everyone.extend(self.processes)
+        finally:
+            self.processes, self.processes_num, self.sockets = everyone, count, []
+
+    def init_processes(self) -> None:
+        self._each_worker(super().init_processes)
+
+    def keep_subprocess_alive(self) -> None:
+        self._each_worker(super().keep_subprocess_alive)
+
+    def restart_all(self) -> None:
+        self._each_worker(super().restart_all)
