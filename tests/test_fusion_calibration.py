@@ -32,17 +32,18 @@ def calibration(monkeypatch, tmp_path):
 
 
 def test_an_entry_for_a_model_file_wins_over_the_encoder_name(calibration):
-    calibration({"enc": {"near": 0.5, "far": 0.3}, "enc@abc123": {"near": 0.7, "far": None}})
-    assert fusion.near_thresholds("enc", "abc123") == {"near": 0.7, "far": None}
-    assert fusion.near_thresholds("enc", "other-digest") == {"near": 0.5, "far": 0.3}
-    assert fusion.near_thresholds("enc") == {"near": 0.5, "far": 0.3}
+    calibration({"enc": {"near": 0.5, "far": 0.3}, "enc@abc123": {"near": 0.7, "far": None, "near_agree": 0.3}})
+    assert fusion.near_thresholds("enc", "abc123") == {"near": 0.7, "far": None, "near_agree": 0.3}
+    # an entry without near_agree (written before stop 20) switches on the nearness alone, as it did
+    assert fusion.near_thresholds("enc", "other-digest") == {"near": 0.5, "far": 0.3, "near_agree": 0.0}
+    assert fusion.near_thresholds("enc") == {"near": 0.5, "far": 0.3, "near_agree": 0.0}
     assert fusion.calibration_key("enc", "abc123") == "enc@abc123" and fusion.calibration_key("enc") == "enc"
     assert fusion.calibration_note("enc", "abc123") is None and fusion.calibration_note("enc") is None
 
 
 def test_a_model_without_an_entry_falls_back_to_the_uncalibrated_rule_with_a_note(calibration):
     calibration({"enc@abc123": {"near": 0.7, "far": 0.2}})
-    assert fusion.near_thresholds("enc", "fff000") == {"near": None, "far": None}
+    assert fusion.near_thresholds("enc", "fff000") == {"near": None, "far": None, "near_agree": 0.0}
     note = fusion.calibration_note("enc", "fff000")
     assert "enc" in note and "fff000" in note and "--calibrate" in note
     assert fusion.calibration_note(None) is None  # no visual channel: nothing to calibrate
@@ -117,7 +118,8 @@ def test_the_calibration_rule_keeps_auto_at_the_best_channel_on_every_set_then_t
     cls = [{"h": 0.2, "text": 0.5, "visual": 0.0, "avg": 0.2, "text-z": 0.5, "auto": 0.45}] * 4
     # same patent: near-copies (h .8), avg is far better than either channel or the uncalibrated rule
     same = [{"h": 0.8, "text": 0.5, "visual": 0.6, "avg": 0.9, "text-z": 0.5, "auto": 0.6}] * 4
-    (near, far), table = tuning.choose({"class": cls, "same": same})
+    (near, far, agree), table = tuning.choose({"class": cls, "same": same})
+    assert agree == 0.0  # rows without an agreement agree: requiring one gains nothing, and ties keep 0
     assert near is not None and 0.2 < near <= 0.8  # switches the near-copies to avg ...
     assert far is not None and 0.2 < far <= 0.8  # ... and the far heads to the text
     assert tuning.auto_ap(cls, near, far) == pytest.approx(0.5) and tuning.auto_ap(same, near, far) == pytest.approx(0.9)
@@ -147,17 +149,17 @@ def test_only_held_out_sets_count_and_no_held_out_set_may_fall_below_the_uncalib
     assert tuning.auto_ap(held, *chosen) == pytest.approx(0.31)
     near_pairs = [t for t in table if t["near"] is not None and t["near"] <= 0.6]
     assert near_pairs and not any(t["admissible"] for t in near_pairs)
-    assert all(t["mean"] == pytest.approx(tuning.auto_ap(held, t["near"], t["far"])) for t in table)  # held alone
+    assert all(t["mean"] == pytest.approx(tuning.auto_ap(held, t["near"], t["far"], t["near_agree"])) for t in table)  # held alone
     # the same loss within noise is allowed (noise 0.01 > 0.005), and then the higher mean may win
     held_small = [dict(r, avg=0.3095) if r["h"] == 0.6 else r for r in held]
     picked, _ = tuning.choose({"trained": trained, "held": held_small}, held_out={"held"}, noise=0.01)
-    assert picked == (None, None)  # no gain on the held-out set: the earlier pair on the grid, no thresholds
+    assert picked == (None, None, 0.0)  # no gain on the held-out set: the earlier pair on the grid, no thresholds
     # a gain within noise is a tie with the uncalibrated rule, and ties keep no thresholds
     held_tiny = [dict(r, auto=0.3) if r["h"] == 0.2 else r for r in held]  # text-z beats auto by 0.0 ... 0.005
     tiny = [dict(r, **{"text-z": 0.3004}) for r in held_tiny]  # far heads: text-z 0.0004 over auto (mean +0.0002)
     for r in tiny:
         r["text"] = 0.3
-    assert tuning.choose({"held": tiny})[0] == (None, None)
+    assert tuning.choose({"held": tiny})[0] == (None, None, 0.0)
     assert tuning.choose({"held": tiny}, noise=0.0)[0][1] is not None  # without the noise allowance: a far threshold
     with pytest.raises(ValueError):
         tuning.choose(sets, held_out=set())
