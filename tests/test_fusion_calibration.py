@@ -165,9 +165,39 @@ def test_only_held_out_sets_count_and_no_held_out_set_may_fall_below_the_uncalib
         tuning.choose(sets, held_out=set())
 
 
+def test_the_calibration_requires_agreement_for_the_switch_to_avg_when_uncorroborated_near_heads_lose():
+    """Stop 20: near heads of two kinds, near-copies the text agrees with (avg gains) and lookalikes it does
+    not (avg loses to the text); the chosen entry switches the first kind only."""
+    tuning = _tuning()
+    copies = [{"h": 0.6, "agreement": 0.5, "text": 0.3, "visual": 0.2, "avg": 0.5, "text-z": 0.3, "auto": 0.35}] * 5
+    lookalikes = [{"h": 0.6, "agreement": 0.0, "text": 0.3, "visual": 0.05, "avg": 0.2, "text-z": 0.3, "auto": 0.3}] * 5
+    held = copies + lookalikes
+    assert tuning.auto_ap(held, 0.55, None, 0.0) == pytest.approx(0.35)  # the switch on the nearness alone
+    chosen, table = tuning.choose({"held": held})
+    near, far, agree = chosen
+    assert near is not None and near <= 0.6 and 0.0 < agree <= 0.5
+    assert tuning.auto_ap(held, *chosen) == pytest.approx(0.4)  # avg for the copies, the rule for the lookalikes
+    assert {t["near_agree"] for t in table if t["near"] is None} == {0.0}  # no near threshold: nothing to require
+
+
 def test_patent_lists_match_without_kind_codes(tmp_path):
     tuning = _tuning()
     listed = tmp_path / "patents.txt"
     listed.write_text("USD0534334S1\n# a comment\nUS10011995B2  # trailing\n\n", encoding="utf-8")
     assert tuning.read_patents(listed) == {"USD0534334", "US10011995"}
     assert tuning.number("USD0534334") == "USD0534334" and tuning.number("EP1234567A1") == "EP1234567"
+
+
+def test_a_replay_can_search_among_listed_patents_only(collection_dir):
+    """The held-out designs searched among themselves (stop 20): every candidate and relevant figure is of a
+    listed patent, as if the rest of the collection were not there."""
+    tuning = _tuning()
+    with hand_service(collection_dir):
+        pass
+    full = tuning.Replay(collection_dir, "same-patent", 10, [])
+    only = tuning.Replay(collection_dir, "same-patent", 10, [], candidate_patents={"US1", "EP3"})
+    assert set(full.vids) == {"US1-A", "US1-B", "US2-C", "US2-D", "EP3-E"}
+    assert set(only.vids) == {"US1-A", "US1-B", "EP3-E"}
+    assert only.queries == ["US1-A", "US1-B"] and only.qrels["US1-A"] == {"US1-B"}
+    lists, _ = only.lists("US1-A")
+    assert {f for candidates in lists.values() for f, _ in candidates} <= {"US1-B", "EP3-E"}
