@@ -34,9 +34,12 @@ builds (or with ``--reuse`` reuses) the training-side collections under WORK —
 every ``--set`` (an existing collection: re-indexed in a copy when its visual model differs;
 ``source=`` keeps only the queries of patents read from that folder, ``patents=`` only those
 listed), and the held-out patents of the model's training (``--held-out-2007``: class-validation
-designs; ``--held-out``: held-out patents) as sets of their own. It then replays every set once
-(per query: the visual head's nearness and the AP@k of ``avg``, text-only z-scores and the
-uncalibrated rule) and tries every pair of thresholds on the grid, choosing by the rule in
+designs, twice — among all even designs, and among themselves only, so that no drawing in the lists
+was trained on, as on the odd evaluation designs (stop 20); ``--held-out``: held-out patents) as sets
+of their own. It then replays every set once (per query: the visual head's nearness, the two lists'
+agreement and the AP@k of ``avg``, text-only z-scores and the uncalibrated rule) and tries every
+triple on the grid — ``near``, ``far``, and ``near_agree``, the agreement the switch to ``avg`` also
+needs (stop 20) — choosing by the rule in
 :func:`choose` (the lead's rule of 2026-11-29, stop 18): **only the held-out sets count** — the
 ``--held-out-2007`` and ``--held-out`` sets and every ``--set`` marked ``held-out=yes`` (drawings the
 model was not trained on); the sets of trained-on drawings are printed, never counted. A pair is
