@@ -80,7 +80,7 @@ NEAR_TOP = 3
 #: ``auto``: a near visual head switches to ``avg`` only when the lists' agreement (first AGREE_TOP) is at
 #: least the encoder's ``near_agree`` (calibrated; this default for entries without one keeps the switch on h alone)
 NEAR_AGREE = 0.0
-#: per visual encoder name, the nearness thresholds {"near": h, "far": h} (docs/evaluation.md)
+#: per visual encoder name, the nearness thresholds {"near": h, "far": h, "near_agree": a} (docs/evaluation.md)
 CALIBRATION_FILE = Path(__file__).with_name("fusion_calibration.json")
 
 
