@@ -34,9 +34,12 @@ builds (or with ``--reuse`` reuses) the training-side collections under WORK —
 every ``--set`` (an existing collection: re-indexed in a copy when its visual model differs;
 ``source=`` keeps only the queries of patents read from that folder, ``patents=`` only those
 listed), and the held-out patents of the model's training (``--held-out-2007``: class-validation
-designs; ``--held-out``: held-out patents) as sets of their own. It then replays every set once
-(per query: the visual head's nearness and the AP@k of ``avg``, text-only z-scores and the
-uncalibrated rule) and tries every pair of thresholds on the grid, choosing by the rule in
+designs, twice — among all even designs, and among themselves only, so that no drawing in the lists
+was trained on, as on the odd evaluation designs (stop 20); ``--held-out``: held-out patents) as sets
+of their own. It then replays every set once (per query: the visual head's nearness, the two lists'
+agreement and the AP@k of ``avg``, text-only z-scores and the uncalibrated rule) and tries every
+triple on the grid — ``near``, ``far``, and ``near_agree``, the agreement the switch to ``avg`` also
+needs (stop 20) — choosing by the rule in
 :func:`choose` (the lead's rule of 2026-11-29, stop 18): **only the held-out sets count** — the
 ``--held-out-2007`` and ``--held-out`` sets and every ``--set`` marked ``held-out=yes`` (drawings the
 model was not trained on); the sets of trained-on drawings are printed, never counted. A pair is
@@ -111,7 +114,10 @@ class Replay:
     """Per query, the service's candidate lists and the exact scores of the union."""
 
     def __init__(self, path: Path, rule: str, k: int, skip_sources: list[Path],
-                 only_sources: list[Path] | None = None, query_patents: set[str] | None = None) -> None:
+                 only_sources: list[Path] | None = None, query_patents: set[str] | None = None,
+                 candidate_patents: set[str] | None = None) -> None:
+        """``candidate_patents``: search among the figures of these patents only (queries and relevant ones
+        included), e.g. a model's held-out designs among themselves: no drawing of the set was trained on."""
         with Collection.open(path) as c:
             pool = load_pool(c)
             qrels = build_qrels(c, [parse_rule(rule)], pool=pool)
@@ -123,7 +129,8 @@ class Replay:
                     skipped.add(publication)
                 if query_patents is not None and number(publication) not in query_patents:
                     skipped.add(publication)
-            allowed = set(pool.figures)
+            allowed = {f for f, figure in pool.figures.items()
+                       if candidate_patents is None or number(figure.patent) in candidate_patents}
             self.vids, self.V = load(c, "visual", allowed)
             visual = encoder_settings(c, "visual") or {}
             self.visual_name = (visual.get("identity") or {}).get("name") or visual.get("spec")
@@ -131,8 +138,8 @@ class Replay:
             self.tids, self.T = load(c, "text", allowed)
         self.k = k
         self.pool = pool
-        self.qrels = {q: {d for d, g in r.items() if g >= 1} for q, r in qrels.items()
-                      if pool.figures[q].patent not in skipped}
+        self.qrels = {q: {d for d, g in r.items() if g >= 1 and d in allowed} for q, r in qrels.items()
+                      if pool.figures[q].patent not in skipped and q in allowed}
         self.queries = sorted(q for q in self.qrels if self.qrels[q])
         self.vrow = {f: i for i, f in enumerate(self.vids)}
         self.trow = {f: i for i, f in enumerate(self.tids)}
@@ -188,6 +195,8 @@ def evaluate(replay: Replay, settings: list[tuple[str, dict]], rr: dict | None =
 #: the nearness thresholds tried by --calibrate (None: that switch off)
 NEAR_GRID = (None, *(round(0.30 + 0.05 * i, 2) for i in range(12)))  # 0.30 .. 0.85
 FAR_GRID = (None, *(round(0.15 + 0.05 * i, 2) for i in range(10)))  # 0.15 .. 0.60
+#: the agreement the switch to avg also needs (fusion's ``near_agree``; 0: the nearness alone, as before stop 20)
+NEAR_AGREE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def per_query(replay: Replay, rr: dict | None = None) -> list[dict]:
@@ -199,7 +208,8 @@ def per_query(replay: Replay, rr: dict | None = None) -> list[dict]:
             fetch = lambda ids: {f: replay.V[replay.vrow[f]] for f in ids if f in replay.vrow}  # noqa: E731
             lists, exact = rerank.rerank_visual(lists, exact, replay.V[replay.vrow[q]][None, :], fetch, **rr)
         both = bool(lists.get("visual")) and bool(lists.get("text"))
-        row = {"h": fusion.nearness(lists["visual"]) if both else None}
+        row = {"h": fusion.nearness(lists["visual"]) if both else None,
+               "agreement": fusion.agreement(lists, fusion.AGREE_TOP) if both else None}
         for name, mode in (("text", "text"), ("visual", "visual"), ("avg", "avg"), ("text-z", "text-z"), ("auto", "auto")):
             if mode == "text-z" and not both:
                 continue
@@ -209,12 +219,14 @@ def per_query(replay: Replay, rr: dict | None = None) -> list[dict]:
     return rows
 
 
-def auto_ap(rows: list[dict], near: float | None, far: float | None) -> float:
-    """Mean AP@k of ``auto`` with these thresholds, from :func:`per_query` rows (as fusion.fuse switches)."""
+def auto_ap(rows: list[dict], near: float | None, far: float | None,
+            near_agree: float = fusion.NEAR_AGREE) -> float:
+    """Mean AP@k of ``auto`` with these thresholds, from :func:`per_query` rows (as fusion.fuse switches:
+    to ``avg`` only when the lists' agreement is at least ``near_agree`` too; a row without one agrees)."""
     total = 0.0
     for row in rows:
         h = row["h"]
-        if h is not None and near is not None and h >= near:
+        if h is not None and near is not None and h >= near and row.get("agreement", 1.0) >= near_agree:
             total += row["avg"]
         elif h is not None and far is not None and h < far:
             total += row["text-z"]
@@ -234,8 +246,8 @@ NOISE = 0.001
 
 
 def choose(sets: dict[str, list[dict]], held_out: set[str] | None = None,
-           noise: float = NOISE) -> tuple[tuple[float | None, float | None] | None, list[dict]]:
-    """The thresholds (near, far) chosen on the held-out training-side sets, and every pair's scores.
+           noise: float = NOISE) -> tuple[tuple[float | None, float | None, float] | None, list[dict]]:
+    """The thresholds (near, far, near_agree) chosen on the held-out training-side sets, and every triple's scores.
 
     Rule (the lead's, 2026-11-29; docs/encoder.md "stop 18"): only the sets in ``held_out`` count —
     drawings the model was NOT trained on (held-out patents of the training side); the others are shown,
@@ -245,23 +257,26 @@ def choose(sets: dict[str, list[dict]], held_out: set[str] | None = None,
     highest mean ``auto`` over the counted sets wins (each set once); ties: the earlier pair on the grid
     (no threshold first, then low to high), and a mean gain of at most ``noise`` over the uncalibrated
     rule is a tie too (no thresholds for noise). When no pair is admissible the choice is ``None``: the
-    caller refuses to write an entry."""
+    caller refuses to write an entry. Since stop 20 each ``near`` is tried with every ``near_agree`` of
+    NEAR_AGREE_GRID (the agreement the switch to ``avg`` also needs; 0 first, so ties keep the switch on
+    the nearness alone), and "pair" above means the triple."""
     counted = [name for name in sets if held_out is None or name in held_out]
     if not counted:
         raise ValueError("no held-out set to calibrate on")
     best_single = {name: max(mean_of(sets[name], "text"), mean_of(sets[name], "visual")) for name in counted}
     uncalibrated = {name: auto_ap(sets[name], None, None) for name in counted}
     table = []
-    for near in NEAR_GRID:
-        for far in FAR_GRID:
-            if near is not None and far is not None and far >= near:
-                continue
-            scores = {name: auto_ap(rows, near, far) for name, rows in sets.items()}
-            margin = min(scores[name] - best_single[name] for name in counted)
-            drop = min(scores[name] - uncalibrated[name] for name in counted)
-            table.append({"near": near, "far": far, "scores": scores, "margin": margin, "drop": drop,
-                          "admissible": margin >= 0 and drop >= -noise,
-                          "mean": sum(scores[name] for name in counted) / len(counted)})
+    grid = [(near, far, agree) for near in NEAR_GRID for far in FAR_GRID
+            for agree in (NEAR_AGREE_GRID if near is not None else NEAR_AGREE_GRID[:1])]
+    for near, far, agree in grid:
+        if near is not None and far is not None and far >= near:
+            continue
+        scores = {name: auto_ap(rows, near, far, agree) for name, rows in sets.items()}
+        margin = min(scores[name] - best_single[name] for name in counted)
+        drop = min(scores[name] - uncalibrated[name] for name in counted)
+        table.append({"near": near, "far": far, "near_agree": agree, "scores": scores, "margin": margin,
+                      "drop": drop, "admissible": margin >= 0 and drop >= -noise,
+                      "mean": sum(scores[name] for name in counted) / len(counted)})
     admissible = [t for t in table if t["admissible"]]
     if not admissible:
         return None, table
@@ -269,7 +284,7 @@ def choose(sets: dict[str, list[dict]], held_out: set[str] | None = None,
     plain = table[0]  # (None, None): the uncalibrated rule
     if plain["admissible"] and pick["mean"] - plain["mean"] <= noise:
         pick = plain  # a gain within noise is a tie, and ties go to no thresholds
-    return (pick["near"], pick["far"]), table
+    return (pick["near"], pick["far"], pick["near_agree"]), table
 
 
 FORBIDDEN_SOURCE = "us-design-grants"
@@ -347,8 +362,13 @@ def training_sets(args) -> list[tuple[str, Path, str, dict, bool]]:
         even_model = indexed_with(even, work / f"even-{tag}", model, args.reuse)
         sets.append(("even 2007, class level", even_model, class_level_eval.RULE, {}, False))
         if args.held_out_2007:
+            held_out_2007 = read_patents(args.held_out_2007)
             sets.append(("even 2007 held out, class level", even_model, class_level_eval.RULE,
-                         {"query_patents": read_patents(args.held_out_2007)}, True))
+                         {"query_patents": held_out_2007}, True))
+            # the same queries searching only among each other: no drawing in the lists was trained on, as
+            # on the odd-numbered evaluation designs (the set above ranks them among trained-on designs)
+            sets.append(("even 2007 held out among themselves, class level", even_model, class_level_eval.RULE,
+                         {"query_patents": held_out_2007, "candidate_patents": held_out_2007}, True))
         pdfs = work / "pdfs-base"
         if not (args.reuse and (pdfs / "figsearch.sqlite").exists()):
             shutil.rmtree(pdfs, ignore_errors=True)
@@ -407,7 +427,7 @@ def calibrate(args) -> int:
                          "the rule checks auto >= text there at calibration time")
     encoder, digest = keys.pop()
     chosen, table = choose(rows, held_out, args.noise)
-    near, far = chosen if chosen is not None else (None, None)
+    near, far, agree = chosen if chosen is not None else (None, None, fusion.NEAR_AGREE)
     print(f"# auto calibration for visual encoder {encoder} (model {digest}), AP@{args.k}\n")
     print("Counted: only the held-out sets (drawings the model was not trained on); the others are shown, not counted.\n")
     print("| training-side set | counted | queries | text | visual | best channel | avg | text alone (z) "
@@ -418,7 +438,7 @@ def calibrate(args) -> int:
         below = sum(1 for h in hs if far is not None and h < far) / max(1, len(data))
         above = sum(1 for h in hs if near is not None and h >= near) / max(1, len(data))
         best = max(mean_of(data, "text"), mean_of(data, "visual"))
-        plain, picked = auto_ap(data, None, None), auto_ap(data, near, far)
+        plain, picked = auto_ap(data, None, None), auto_ap(data, near, far, agree)
         print(f"| {name} | {'yes' if name in held_out else 'no (trained on)'} | {len(data)} | {mean_of(data, 'text'):.4f} "
               f"| {mean_of(data, 'visual'):.4f} | {best:.4f} | {mean_of(data, 'avg'):.4f} | {mean_of(data, 'text-z'):.4f} "
               f"| {plain:.4f} | {picked:.4f} | {picked - best:+.4f} | {picked - plain:+.4f} "
@@ -429,7 +449,7 @@ def calibrate(args) -> int:
     print("\nbest pairs (mean auto over the held-out sets, worst margin to the best channel, worst change from "
           "the uncalibrated rule; every set's auto):")
     for t in sorted(table, key=lambda t: (t["admissible"], t["mean"]), reverse=True)[:10]:
-        print(f"  near {t['near']}, far {t['far']}: mean {t['mean']:.4f}, margin {t['margin']:+.4f}, "
+        print(f"  near {t['near']}, far {t['far']}, near_agree {t['near_agree']}: mean {t['mean']:.4f}, margin {t['margin']:+.4f}, "
               f"change {t['drop']:+.4f}{'' if t['admissible'] else ' (refused)'}  "
               + "  ".join(f"{v:.4f}" for v in t["scores"].values()))
     for name, data in rows.items():
@@ -444,25 +464,25 @@ def calibrate(args) -> int:
         print(f"\nREFUSED: no thresholds keep auto at the best single channel on every held-out set; "
               f"uncalibrated, auto loses on: {', '.join(losing) or 'none'}. Nothing written.")
         return 2
-    print(f"\nchosen: near {near}, far {far}  (rule: {rule})")
+    print(f"\nchosen: near {near}, far {far}, near_agree {agree}  (rule: {rule})")
     if args.write:
         key = fusion.calibration_key(encoder, digest)
         document = json.loads(fusion.CALIBRATION_FILE.read_text(encoding="utf-8"))
         counted = [name for name in rows if name in held_out]
         document.setdefault("encoders", {})[key] = {
-            "near": near, "far": far,
+            "near": near, "far": far, "near_agree": agree,
             "chosen": {"date": datetime.date.today().isoformat(), "model": args.visual_model, "k": args.k,
                        "rule": rule, "noise": args.noise,
-                       "sets": {name: round(auto_ap(rows[name], near, far), 4) for name in counted},
+                       "sets": {name: round(auto_ap(rows[name], near, far, agree), 4) for name in counted},
                        "uncalibrated": {name: round(auto_ap(rows[name], None, None), 4) for name in counted},
                        "best_channel": {name: round(max(mean_of(rows[name], "text"), mean_of(rows[name], "visual")), 4)
                                         for name in counted},
-                       "shown_not_counted": {name: round(auto_ap(data, near, far), 4) for name, data in rows.items()
+                       "shown_not_counted": {name: round(auto_ap(data, near, far, agree), 4) for name, data in rows.items()
                                              if name not in held_out}},
         }
         text = json.dumps(document, indent=2, ensure_ascii=False)
         fusion.CALIBRATION_FILE.write_text(text + "\n", encoding="utf-8")
-        print(f"\nwrote {key}: near {near}, far {far} to {fusion.CALIBRATION_FILE}")
+        print(f"\nwrote {key}: near {near}, far {far}, near_agree {agree} to {fusion.CALIBRATION_FILE}")
     return 0
 
 
@@ -543,7 +563,8 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(fusion.MODES))
     parser.add_argument("--rerank", action="append", default=[], help="Q,D,ALPHA (alpha-query expansion + database augmentation) or diffusion,K,GAMMA,ALPHA (repeatable)")
     parser.add_argument("--calibration", action="append", default=[],
-                        help="NEAR,FAR: also replay auto with these nearness thresholds ('-' for none; repeatable)")
+                        help="NEAR,FAR[,AGREE]: also replay auto with these nearness thresholds ('-' for none) and the "
+                             "agreement the switch to avg needs (near_agree; repeatable)")
     parser.add_argument("--service-timing", type=int, default=0, metavar="N",
                         help="only time N searches through the search service, re-ranking off and on, alternating")
     parser.add_argument("--timing-mode", default="auto", help="the mode --service-timing searches in")
@@ -563,8 +584,9 @@ def main() -> int:
         settings.append(("auto-uncalibrated", {"mode": "auto"}))  # the rule before the nearness thresholds
     print(f"visual encoder {replay.visual_name}: auto calibration {calibration}", file=sys.stderr)
     for spec in args.calibration:
-        near, far = (None if v.strip() == "-" else float(v) for v in spec.split(","))
-        settings.append((f"auto[{spec}]", {"mode": "auto", "near": near, "far": far}))
+        near, far, *agree = (None if v.strip() == "-" else float(v) for v in spec.split(","))
+        settings.append((f"auto[{spec}]", {"mode": "auto", "near": near, "far": far,
+                                           "near_agree": agree[0] if agree and agree[0] is not None else fusion.NEAR_AGREE}))
     start = time.perf_counter()
     result = evaluate(replay, settings)
     print("no rerank  " + "  ".join(f"{n} {v:.4f}" for n, v in result.items())

@@ -13,7 +13,7 @@ from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_visual, encod
 from figsearch.embed.encoders.backbone import default_model_path  # noqa: E402
 from figsearch.errors import ModelUnavailable  # noqa: E402
 
-SHIPPED = default_model_path().with_name("drawing-backbone3.onnx")
+SHIPPED = default_model_path().with_name("drawing-backbone5-lite0-288.onnx")
 needs_shipped = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"{SHIPPED} is not in this installation")
 
 
@@ -29,7 +29,7 @@ def _box(seed: int) -> Image.Image:
 @needs_shipped
 def test_default_is_the_packaged_multi_level_backbone():
     encoder = create_visual(threads=1)
-    assert DEFAULT_VISUAL_ENCODER == "backbone:drawing-backbone3.onnx"
+    assert DEFAULT_VISUAL_ENCODER == "backbone:drawing-backbone5-lite0-288.onnx"  # since stop 20
     assert encoder.path.resolve() == SHIPPED.resolve()
     assert len(encoder.meta["levels"]) == 17
     # the bare file name and the full path are the same encoder: same index key, same vectors
@@ -37,9 +37,10 @@ def test_default_is_the_packaged_multi_level_backbone():
     assert encoder_key(encoder) == encoder_key(by_path)
     images = [_box(1), _box(2)]
     assert np.allclose(encoder.encode(images), by_path.encode(images), atol=1e-6)
-    # and not the first backbone model or the previous default, whose indexes must not be mixed with this one
+    # and not the first backbone model or the previous defaults, whose indexes must not be mixed with this one
     assert encoder_key(encoder) != encoder_key(create_visual("backbone", threads=1))
     assert encoder_key(encoder) != encoder_key(create_visual("backbone:drawing-backbone2.onnx", threads=1))
+    assert encoder_key(encoder) != encoder_key(create_visual("backbone:drawing-backbone3.onnx", threads=1))
 
 
 def test_an_unknown_packaged_name_is_a_clear_error():

@@ -32,17 +32,18 @@ def calibration(monkeypatch, tmp_path):
 
 
 def test_an_entry_for_a_model_file_wins_over_the_encoder_name(calibration):
-    calibration({"enc": {"near": 0.5, "far": 0.3}, "enc@abc123": {"near": 0.7, "far": None}})
-    assert fusion.near_thresholds("enc", "abc123") == {"near": 0.7, "far": None}
-    assert fusion.near_thresholds("enc", "other-digest") == {"near": 0.5, "far": 0.3}
-    assert fusion.near_thresholds("enc") == {"near": 0.5, "far": 0.3}
+    calibration({"enc": {"near": 0.5, "far": 0.3}, "enc@abc123": {"near": 0.7, "far": None, "near_agree": 0.3}})
+    assert fusion.near_thresholds("enc", "abc123") == {"near": 0.7, "far": None, "near_agree": 0.3}
+    # an entry without near_agree (written before stop 20) switches on the nearness alone, as it did
+    assert fusion.near_thresholds("enc", "other-digest") == {"near": 0.5, "far": 0.3, "near_agree": 0.0}
+    assert fusion.near_thresholds("enc") == {"near": 0.5, "far": 0.3, "near_agree": 0.0}
     assert fusion.calibration_key("enc", "abc123") == "enc@abc123" and fusion.calibration_key("enc") == "enc"
     assert fusion.calibration_note("enc", "abc123") is None and fusion.calibration_note("enc") is None
 
 
 def test_a_model_without_an_entry_falls_back_to_the_uncalibrated_rule_with_a_note(calibration):
     calibration({"enc@abc123": {"near": 0.7, "far": 0.2}})
-    assert fusion.near_thresholds("enc", "fff000") == {"near": None, "far": None}
+    assert fusion.near_thresholds("enc", "fff000") == {"near": None, "far": None, "near_agree": 0.0}
     note = fusion.calibration_note("enc", "fff000")
     assert "enc" in note and "fff000" in note and "--calibrate" in note
     assert fusion.calibration_note(None) is None  # no visual channel: nothing to calibrate
@@ -117,7 +118,8 @@ def test_the_calibration_rule_keeps_auto_at_the_best_channel_on_every_set_then_t
     cls = [{"h": 0.2, "text": 0.5, "visual": 0.0, "avg": 0.2, "text-z": 0.5, "auto": 0.45}] * 4
     # same patent: near-copies (h .8), avg is far better than either channel or the uncalibrated rule
     same = [{"h": 0.8, "text": 0.5, "visual": 0.6, "avg": 0.9, "text-z": 0.5, "auto": 0.6}] * 4
-    (near, far), table = tuning.choose({"class": cls, "same": same})
+    (near, far, agree), table = tuning.choose({"class": cls, "same": same})
+    assert agree == 0.0  # rows without an agreement agree: requiring one gains nothing, and ties keep 0
     assert near is not None and 0.2 < near <= 0.8  # switches the near-copies to avg ...
     assert far is not None and 0.2 < far <= 0.8  # ... and the far heads to the text
     assert tuning.auto_ap(cls, near, far) == pytest.approx(0.5) and tuning.auto_ap(same, near, far) == pytest.approx(0.9)
@@ -147,20 +149,35 @@ def test_only_held_out_sets_count_and_no_held_out_set_may_fall_below_the_uncalib
     assert tuning.auto_ap(held, *chosen) == pytest.approx(0.31)
     near_pairs = [t for t in table if t["near"] is not None and t["near"] <= 0.6]
     assert near_pairs and not any(t["admissible"] for t in near_pairs)
-    assert all(t["mean"] == pytest.approx(tuning.auto_ap(held, t["near"], t["far"])) for t in table)  # held alone
+    assert all(t["mean"] == pytest.approx(tuning.auto_ap(held, t["near"], t["far"], t["near_agree"])) for t in table)  # held alone
     # the same loss within noise is allowed (noise 0.01 > 0.005), and then the higher mean may win
     held_small = [dict(r, avg=0.3095) if r["h"] == 0.6 else r for r in held]
     picked, _ = tuning.choose({"trained": trained, "held": held_small}, held_out={"held"}, noise=0.01)
-    assert picked == (None, None)  # no gain on the held-out set: the earlier pair on the grid, no thresholds
+    assert picked == (None, None, 0.0)  # no gain on the held-out set: the earlier pair on the grid, no thresholds
     # a gain within noise is a tie with the uncalibrated rule, and ties keep no thresholds
     held_tiny = [dict(r, auto=0.3) if r["h"] == 0.2 else r for r in held]  # text-z beats auto by 0.0 ... 0.005
     tiny = [dict(r, **{"text-z": 0.3004}) for r in held_tiny]  # far heads: text-z 0.0004 over auto (mean +0.0002)
     for r in tiny:
         r["text"] = 0.3
-    assert tuning.choose({"held": tiny})[0] == (None, None)
+    assert tuning.choose({"held": tiny})[0] == (None, None, 0.0)
     assert tuning.choose({"held": tiny}, noise=0.0)[0][1] is not None  # without the noise allowance: a far threshold
     with pytest.raises(ValueError):
         tuning.choose(sets, held_out=set())
+
+
+def test_the_calibration_requires_agreement_for_the_switch_to_avg_when_uncorroborated_near_heads_lose():
+    """Stop 20: near heads of two kinds, near-copies the text agrees with (avg gains) and lookalikes it does
+    not (avg loses to the text); the chosen entry switches the first kind only."""
+    tuning = _tuning()
+    copies = [{"h": 0.6, "agreement": 0.5, "text": 0.3, "visual": 0.2, "avg": 0.5, "text-z": 0.3, "auto": 0.35}] * 5
+    lookalikes = [{"h": 0.6, "agreement": 0.0, "text": 0.3, "visual": 0.05, "avg": 0.2, "text-z": 0.3, "auto": 0.3}] * 5
+    held = copies + lookalikes
+    assert tuning.auto_ap(held, 0.55, None, 0.0) == pytest.approx(0.35)  # the switch on the nearness alone
+    chosen, table = tuning.choose({"held": held})
+    near, far, agree = chosen
+    assert near is not None and near <= 0.6 and 0.0 < agree <= 0.5
+    assert tuning.auto_ap(held, *chosen) == pytest.approx(0.4)  # avg for the copies, the rule for the lookalikes
+    assert {t["near_agree"] for t in table if t["near"] is None} == {0.0}  # no near threshold: nothing to require
 
 
 def test_patent_lists_match_without_kind_codes(tmp_path):
@@ -169,3 +186,18 @@ def test_patent_lists_match_without_kind_codes(tmp_path):
     listed.write_text("USD0534334S1\n# a comment\nUS10011995B2  # trailing\n\n", encoding="utf-8")
     assert tuning.read_patents(listed) == {"USD0534334", "US10011995"}
     assert tuning.number("USD0534334") == "USD0534334" and tuning.number("EP1234567A1") == "EP1234567"
+
+
+def test_a_replay_can_search_among_listed_patents_only(collection_dir):
+    """The held-out designs searched among themselves (stop 20): every candidate and relevant figure is of a
+    listed patent, as if the rest of the collection were not there."""
+    tuning = _tuning()
+    with hand_service(collection_dir):
+        pass
+    full = tuning.Replay(collection_dir, "same-patent", 10, [])
+    only = tuning.Replay(collection_dir, "same-patent", 10, [], candidate_patents={"US1", "EP3"})
+    assert set(full.vids) == {"US1-A", "US1-B", "US2-C", "US2-D", "EP3-E"}
+    assert set(only.vids) == {"US1-A", "US1-B", "EP3-E"}
+    assert only.queries == ["US1-A", "US1-B"] and only.qrels["US1-A"] == {"US1-B"}
+    lists, _ = only.lists("US1-A")
+    assert {f for candidates in lists.values() for f, _ in candidates} <= {"US1-B", "EP3-E"}

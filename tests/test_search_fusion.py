@@ -136,11 +136,12 @@ def test_calibration_file_names_the_shipped_encoders_and_unknown_ones_get_none()
     # the backbone entry holds for the first shipped backbone model only (its file's digest), not for
     # the default multi-level model, whose cosines are on another scale
     assert near_thresholds("backbone", "3f317a65a0a53a48")["near"] is not None
-    assert near_thresholds("backbone") == {"near": None, "far": None}
-    assert near_thresholds("backbone", "7376fce99f7f5721") == {"near": None, "far": None}
+    none = {"near": None, "far": None, "near_agree": 0.0}
+    assert near_thresholds("backbone") == none
+    assert near_thresholds("backbone", "7376fce99f7f5721") == none
     assert near_thresholds("drawing", "any-model-digest") == drawing
-    assert near_thresholds("no-such-encoder") == {"near": None, "far": None}
-    assert near_thresholds(None) == {"near": None, "far": None}
+    assert near_thresholds("no-such-encoder") == none
+    assert near_thresholds(None) == none
 
 
 def _ap(ranked, relevant, k=50):
@@ -214,3 +215,50 @@ def test_the_backbone_calibration_names_the_shipped_first_backbone_file():
     if not shipped.is_file():
         pytest.skip(f"{shipped} is not in this installation")
     assert near_thresholds("backbone", sha256_file(shipped)[:16])["near"] is not None
+
+
+def _lookalike_case(queries: int = 30) -> dict[str, float]:
+    """Summed AP@50 per rule where the visual head holds near drawings that are NOT relevant (drawings of the
+    same kind of product, unseen in training, stop 20) and the text finds the relevant figures."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    entry = {"near": 0.5, "far": 0.25}
+    rules = {"text": {"mode": "text"}, "visual": {"mode": "visual"},
+             "switch on nearness alone": {"mode": "auto", **entry, "near_agree": 0.0},
+             "switch needs agreement": {"mode": "auto", **entry, "near_agree": 0.3}}
+    totals = {name: 0.0 for name in rules}
+    for q in range(queries):
+        ids = [f"q{q}-{i:03d}" for i in range(200)]
+        relevant = set(ids[:4])
+        visual = _channel(rng, ids, relevant, False, 0.2, 0.08)
+        lookalikes = {f: 0.9 + 0.02 * rng.standard_normal() for f in ids[10:13]}  # near, not relevant
+        visual = sorted([(f, lookalikes.get(f, s)) for f, s in visual], key=lambda kv: (-kv[1], kv[0]))
+        lists = {"visual": visual, "text": _channel(rng, ids, relevant, True, 0.3, 0.08)}
+        for name, kwargs in rules.items():
+            totals[name] += _ap([f.figure_id for f in fuse(lists, {}, **kwargs)], relevant)
+    return totals
+
+
+def test_a_near_visual_head_the_text_does_not_corroborate_does_not_pull_auto_below_the_text():
+    from figsearch.search.fusion import nearness
+
+    totals = _lookalike_case()
+    assert totals["text"] > 5 * totals["visual"]  # the visual channel carries no signal here ...
+    visual = [("a", 0.92), ("b", 0.9), ("c", 0.88)] + [(f"n{i}", 0.2) for i in range(197)]
+    assert nearness(visual) > 0.5  # ... though its head is near: the switch's nearness alone would fire
+    # the rule before stop 20 ranked such queries as avg and fell below the text; with the agreement required
+    # the lookalikes are outvoted and auto keeps the text's hits on top
+    assert totals["switch on nearness alone"] < 0.9 * totals["text"]
+    assert totals["switch needs agreement"] >= totals["text"]
+
+
+def test_near_copies_the_text_agrees_with_still_switch_auto_to_avg():
+    lists = {"visual": [("a", 0.97), ("b", 0.95), ("c", 0.93), ("d", 0.2), ("e", 0.2), ("f", 0.1)],
+             "text": [("b", 0.6), ("a", 0.55), ("c", 0.5), ("e", 0.45), ("d", 0.3), ("f", 0.2)]}
+    avg = [f.figure_id for f in fuse(lists, {}, mode="avg")]
+    auto = fuse(lists, {}, mode="auto", near=0.5, far=0.25, near_agree=0.3, agree_top=3)
+    assert [f.figure_id for f in auto] == avg  # the first 3 of both lists agree: near-copies, ranked as avg
+    lists["text"] = [("e", 0.6), ("d", 0.55), ("f", 0.5), ("a", 0.1), ("b", 0.1), ("c", 0.1)]
+    auto = fuse(lists, {}, mode="auto", near=0.5, far=0.25, near_agree=0.3, agree_top=3)
+    assert [f.figure_id for f in auto] != [f.figure_id for f in fuse(lists, {}, mode="avg")]  # no agreement: no switch

@@ -27,8 +27,12 @@ from figsearch.embed.masked import MaskedEncoder, split_mask
 #: vs 0.468) and with a fusion calibration of its own. ``drawing-backbone4-lite0`` (EfficientNet-Lite0 levels) was
 #: tried as the default in stop 17 and not kept: after its fusion calibration the default fused mode fell below the
 #: text at class level (odd 2007 designs: auto 0.231 vs text 0.249), which issue 13 item 4 forbids.
+#: Since stop 20 it is ``drawing-backbone5-lite0-288`` (EfficientNet-Lite0 levels at 288 px): the best visual
+#: channel measured on every benchmark, and with its stop-20 fusion calibration (the near switch needs the text's
+#: agreement) the default fused mode is at least the best single channel on every one, class level included
+#: (auto 0.2491 vs text 0.2486) and above drawing-backbone3's auto on each (docs/evaluation.md, stop 20).
 #: docs/encoder.md has the numbers and the caveats.
-DEFAULT_VISUAL_ENCODER = "backbone:drawing-backbone3.onnx"
+DEFAULT_VISUAL_ENCODER = "backbone:drawing-backbone5-lite0-288.onnx"
 DEFAULT_TEXT_ENCODER = "minilm"
 
 # Built-in backends register on import, exactly like plugins; "drawing" lives in its own

@@ -38,7 +38,12 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   ``avg``, both channels on their own cosine scales, which the z-scores flatten; h < ``far`` (no
   nearer than that encoder's neighbours of merely the same kind of product, where it measured near
   chance) and ``auto`` ranks by the text's z-score alone; in between, the rule above. An encoder
-  without an entry (or a threshold of None) keeps the rule above for that side.
+  without an entry (or a threshold of None) keeps the rule above for that side. Since stop 20 an entry
+  may also require corroboration for the switch to ``avg`` (``near_agree`` a): a near visual head counts
+  as near-copies only when the two lists' agreement (their first AGREE_TOP) is at least a. The other
+  sheets of the query's design share its title and are found by the text too; a drawing that is merely
+  of the same kind of product, and unseen in the encoder's training, can look as near without the text
+  agreeing, and ``avg`` then lets it outrank the text's hits (measured at class level, stop 20).
 - ``text_weight`` w, when given, replaces the mode's rule by (1 − w)·v + w·t, missing = 0 as avg.
 
 Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
@@ -72,7 +77,10 @@ PRIMARY = "text"
 MIN_STD = 1e-6
 #: ``auto``: the visual head's nearness is measured over its first NEAR_TOP candidates
 NEAR_TOP = 3
-#: per visual encoder name, the nearness thresholds {"near": h, "far": h} (docs/evaluation.md)
+#: ``auto``: a near visual head switches to ``avg`` only when the lists' agreement (first AGREE_TOP) is at
+#: least the encoder's ``near_agree`` (calibrated; this default for entries without one keeps the switch on h alone)
+NEAR_AGREE = 0.0
+#: per visual encoder name, the nearness thresholds {"near": h, "far": h, "near_agree": a} (docs/evaluation.md)
 CALIBRATION_FILE = Path(__file__).with_name("fusion_calibration.json")
 
 
@@ -98,10 +106,12 @@ def fuse(
     near: float | None = None,
     far: float | None = None,
     near_top: int = NEAR_TOP,
+    near_agree: float = NEAR_AGREE,
 ) -> list[Fused]:
     """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list.
 
-    ``near``/``far`` (mode ``auto``): the visual encoder's nearness thresholds (:func:`near_thresholds`).
+    ``near``/``far`` (mode ``auto``): the visual encoder's nearness thresholds (:func:`near_thresholds`);
+    ``near_agree``: the agreement of the two lists that the switch to ``avg`` also needs.
     """
     exact = exact or {}
     order: list[str] = []
@@ -126,7 +136,7 @@ def fuse(
     ranks = {m: {f: r for r, (f, _) in enumerate(c, start=1)} for m, c in lists.items()}
     if mode == "auto" and text_weight is None and lists.get("visual") and lists.get("text"):
         h = nearness(lists["visual"], near_top)
-        if near is not None and h >= near:
+        if near is not None and h >= near and agreement(lists, agree_top) >= near_agree:
             mode = "avg"
         elif far is not None and h < far:
             mode = "text-z"
@@ -200,7 +210,8 @@ def calibration_entry(encoder: str | None, model_sha256: str | None = None) -> d
 
 
 def near_thresholds(encoder: str | None, model_sha256: str | None = None) -> dict[str, float | None]:
-    """``{"near": h, "far": h}`` for a visual encoder (None each when it was not calibrated).
+    """``{"near": h, "far": h, "near_agree": a}`` for a visual encoder (None each, and a = NEAR_AGREE, when it
+    was not calibrated; a = NEAR_AGREE too for an entry written before stop 20, which had no ``near_agree``).
 
     An entry ``NAME@DIGEST`` holds for that model file only (cosine scales differ between models of one
     encoder: the two shipped ``backbone`` models), before an entry for every model of ``NAME``. An encoder
@@ -211,7 +222,7 @@ def near_thresholds(encoder: str | None, model_sha256: str | None = None) -> dic
         if encoder and model_sha256:
             _log_uncalibrated(encoder, model_sha256)
         entry = {}
-    return {"near": entry.get("near"), "far": entry.get("far")}
+    return {"near": entry.get("near"), "far": entry.get("far"), "near_agree": entry.get("near_agree", NEAR_AGREE)}
 
 
 #: how to calibrate a model that has no entry (docs/evaluation.md, "Calibrating a new visual model")
