@@ -112,8 +112,6 @@ class Ahead:
 
     words: list[DrawingWord]
     parts: list  # split_sheet's (label, box) of each figure on the sheet; [] when it holds one
-    #: ``parse_signs`` of the boxes (before ``PatentText.classify``), so that the writer need not parse them again
-    signs: list[ReferenceSign] | None = None
 
 
 def figure_ahead(image: Image.Image, read) -> Ahead:
@@ -123,7 +121,7 @@ def figure_ahead(image: Image.Image, read) -> Ahead:
 
     signs = parse_signs(read)  # the labels are those of the linked signs (``classify`` changes numerals only)
     labels = {s.text for s in signs if s.kind == "figure_label"}
-    return Ahead(drawing_words(image, read), split_sheet(image, signs) if len(labels) >= 2 else [], signs)
+    return Ahead(drawing_words(image, read), split_sheet(image, signs) if len(labels) >= 2 else [])
 
 
 class _AlreadyRead:
@@ -195,7 +193,7 @@ def process_figure(
             with reading_numerals(numerals_wanted(text)):  # as the readers read it (_read_ahead_in_worker)
                 boxes = engine.read(image)
         read = boxes
-        signs = text.classify(ahead.signs if ahead is not None and ahead.signs is not None else parse_signs(read))
+        signs = text.classify(parse_signs(read))
         words = ahead.words if ahead is not None else drawing_words(image, read)
         if not signs:
             notes.append("no reference signs or labels found in the drawing")
