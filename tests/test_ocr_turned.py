@@ -230,3 +230,46 @@ def test_a_sheet_with_almost_nothing_read_but_a_numbering_in_its_label_turn_is_r
     words, _ = engine.look()
     assert sign_texts(parse_signs(words)) == []
     assert len(engine.calls) == 1
+
+
+def test_no_second_look_where_no_numeral_can_be_cited(tmp_path):
+    """A patent whose description cites no numeral (a design patent's) keeps every first reading: each
+    second look is kept only for the numerals it reads, which such a patent drops as unlinked."""
+    from types import SimpleNamespace
+
+    from figsearch.ocr.reread import numerals_wanted
+    from figsearch.pipeline import signs as stage
+
+    engine = Scripted(SPECKS + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    with numerals_wanted(False):
+        words, _ = engine.look()
+    assert words == SPECKS + [LABEL_SIDEWAYS] and len(engine.calls) == 1
+    words, _ = engine.look()  # the context closed: the sideways sheet is read again turned
+    assert sign_texts(parse_signs(words)) == ["160", "162", "164", "165"]
+    noisy = Scripted(DITHER_NOISE, SPECKS)
+    with numerals_wanted(False):
+        assert noisy.look()[0] == DITHER_NOISE and len(noisy.calls) == 1  # not read undithered either
+
+    # read_drawing with an empty vocabulary, and the build's readers for such a patent, read once
+    image = Image.new("L", SIZE, 255)
+    engine = ScriptedTesseract(SPECKS + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    drawing = read_drawing(engine, image, cited=set())
+    assert sign_texts(drawing.signs, "figure_label") == ["FIG. 36"] and drawing.unlinked == []
+    assert engine.calls == [SIZE]
+    assert sign_texts(read_drawing(engine, image).signs) == ["160", "162", "164", "165"]
+    path = tmp_path / "sheet.png"
+    image.save(path)
+    stage._worker_engine = engine
+    try:
+        engine.calls.clear()
+        read, ahead = stage._read_ahead_in_worker(str(path), False)
+        assert engine.calls == [SIZE] and read == SPECKS + [LABEL_SIDEWAYS]
+        assert ahead.words == stage.drawing_words(image, read) and ahead.parts == []
+        read, _ = stage._read_ahead_in_worker(str(path), True)
+        assert engine.calls == [SIZE, SIZE, (800, 600)]
+    finally:
+        stage._worker_engine = None
+    cites = SimpleNamespace(sentences=["The pump 12 ..."], vocabulary={"12"})
+    design = SimpleNamespace(sentences=["FIG. 1 is a front view of a lamp."], vocabulary=set())
+    no_text = SimpleNamespace(sentences=[], vocabulary=set())
+    assert [stage.numerals_wanted(t) for t in (cites, design, no_text)] == [True, False, True]

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from figsearch.ocr.base import TextBox
+from figsearch.ocr.reread import numerals_wanted
 from figsearch.ocr.sheet import _inside, content_box, find_header, one_sheet, page_numbers
 from figsearch.records import ReferenceSign
 
@@ -79,8 +80,10 @@ def _read_drawing(engine, image: Image.Image, cited: set[str] | None, want_conte
     from figsearch.ocr.signs import NUMERAL, _LABEL_WORD, normalise_label, normalise_numeral, parse_signs
 
     if hasattr(engine, "read_sheet"):
-        # (the engine's own second looks, ``ocr.reread``, are in its ``read_sheet``: the build's ``read`` gets them too)
-        kept, header = engine.read_sheet(image)
+        # (the engine's own second looks, ``ocr.reread``, are in its ``read_sheet``: the build's ``read`` gets them
+        # too; none when no numeral can be cited, ``cited=set()``: they are taken for numerals)
+        with numerals_wanted(cited is None or bool(cited)):
+            kept, header = engine.read_sheet(image)
         numbers: list[TextBox] = []
     else:  # an engine of another kind: only ``read``
         words = engine.read(image)

@@ -45,7 +45,8 @@ from figsearch.ingest.runner import CommittedForwarder, Progress
 from figsearch.link.patent_text import PatentText
 from figsearch.link.text import figure_text
 from figsearch.pipeline.embed import text_inputs_digest, text_row, texts_to_encode
-from figsearch.pipeline.signs import SpotLinkReport, _ensure_text, _load, _read_in_worker, _start_worker, process_figure
+from figsearch.pipeline.signs import (SpotLinkReport, _ensure_text, _load, _read_ahead_in_worker, _start_worker,
+                                      numerals_wanted, process_figure, reader_context)
 from figsearch.records import Figure, FigureRole
 from figsearch.store import Collection
 
@@ -97,18 +98,19 @@ class _Readers:
     at a time; results are taken in the order submitted."""
 
     def __init__(self, engine_name: str, jobs: int, window: int) -> None:
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(engine_name,))
+        self.pool = ProcessPoolExecutor(jobs, mp_context=reader_context(), initializer=_start_worker,
+                                        initargs=(engine_name,))
         self.window = window
-        #: (patent text, figure, future of its boxes, whether it is its patent's last drawing)
+        #: (patent text, figure, future of its (boxes, Ahead) reading, whether it is its patent's last drawing)
         self.in_flight: collections.deque = collections.deque()
 
     def submit(self, text: PatentText, figures: list[Figure], paths: list[str]) -> None:
+        numerals = numerals_wanted(text)
         for i, (figure, path) in enumerate(zip(figures, paths), 1):
-            self.in_flight.append((text, figure, self.pool.submit(_read_in_worker, path), i == len(figures)))
+            self.in_flight.append((text, figure, self.pool.submit(_read_ahead_in_worker, path, numerals),
+                                   i == len(figures)))
 
     def ready(self, block: bool):
         """The drawings read at the head of the queue (all of them when ``block``); at most ``window``
@@ -164,8 +166,8 @@ class _Writer:
         self.submitted += len(figures)
 
     def drain(self, block: bool) -> None:
-        for text, figure, boxes, last in self.readers.ready(block):
-            self._write(figure, text, boxes)
+        for text, figure, reading, last in self.readers.ready(block):
+            self._write(figure, text, reading)
             if last:
                 self.read_patents.append(figure.patent)
         if block:
@@ -220,12 +222,14 @@ class _Writer:
         self.collection.vectors.save("text", self.report.text_key, rows)
         self.report.texts += len(rows)
 
-    def _write(self, figure: Figure, text: PatentText, boxes) -> None:
+    def _write(self, figure: Figure, text: PatentText, reading) -> None:
+        boxes, ahead = reading if reading is not None else (None, None)
         try:
             image = _load(self.collection, figure)
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
             image = None  # process_figure tries again and notes why it cannot
-        children = process_figure(self.collection, figure, self.engine, text, self.report.signs, boxes, image=image)
+        children = process_figure(self.collection, figure, self.engine, text, self.report.signs, boxes, image=image,
+                                  ahead=ahead)
         if image is not None:
             self.to_embed += embedding_inputs(figure, image, children)
             if len(self.to_embed) >= VISUAL_BATCH:

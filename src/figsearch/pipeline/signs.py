@@ -11,6 +11,7 @@ cut figures); what the signs mean for the text is figsearch.link's.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -59,6 +60,13 @@ def _ensure_text(collection: Collection, patent_number: str, cache: dict, report
         if done:
             report.relinked_patents += 1
     return text
+
+
+def numerals_wanted(text: PatentText) -> bool:
+    """Whether a numeral read in this patent's drawings can be one of its signs: not when its
+    description cites none (a design patent's; ``PatentText.classify`` then makes every numeral an
+    unlinked number). The readers then take no second look (``figsearch.ocr.reread.numerals_wanted``)."""
+    return not text.sentences or bool(text.vocabulary)
 
 
 def _load(collection: Collection, figure: Figure) -> Image.Image:
@@ -179,7 +187,12 @@ def process_figure(
             log.warning("figure %s: image unreadable: %s", figure.figure_id, exc)
     words: list[DrawingWord] = []
     if image is not None or ahead is not None:
-        read = boxes if boxes is not None else engine.read(image)
+        if boxes is None:
+            from figsearch.ocr.reread import numerals_wanted as reading_numerals
+
+            with reading_numerals(numerals_wanted(text)):  # as the readers read it (_read_ahead_in_worker)
+                boxes = engine.read(image)
+        read = boxes
         signs = text.classify(parse_signs(read))
         words = ahead.words if ahead is not None else drawing_words(image, read)
         if not signs:
@@ -271,7 +284,11 @@ def spot_and_link(
     ocr = create_engine(engine) if drawings else None
     jobs = min(jobs or default_jobs(), max(len(drawings) // _MIN_PER_WORKER, 1))
     # read_ahead(collection, drawings, engine, jobs): the Ray build's readers instead of local processes
-    with (read_ahead or _ReadAhead)(collection, drawings, ocr, jobs) as read_ahead:
+    if read_ahead is None:
+        numerals = {n: numerals_wanted(_ensure_text(collection, n, texts, report))
+                    for n in dict.fromkeys(f.patent for f in drawings)}
+        read_ahead = functools.partial(_ReadAhead, numerals=numerals)
+    with read_ahead(collection, drawings, ocr, jobs) as read_ahead:
         for done, figure in enumerate(todo, 1):
             text = _ensure_text(collection, figure.patent, texts, report)
             boxes = read_ahead.boxes(figure)
@@ -299,6 +316,25 @@ def default_jobs() -> int:
 
 _worker_engine = None
 
+#: what a reader imports for its engine and its first sheet, imported once in the forkserver
+#: (``reader_context``) instead of once in each reader forked from it: about 0.8 CPU s per reader
+#: (scipy's modules most of it). ``__main__`` first: the forkserver's own default.
+READER_PRELOAD = ("__main__", "figsearch.pipeline.signs", "figsearch.ocr", "figsearch.ocr.tesseract",
+                  "figsearch.ocr.drawing", "figsearch.ocr.split", "scipy.ndimage", "scipy.sparse.csgraph",
+                  "scipy.spatial", "tesserocr")
+
+
+def reader_context():
+    """The multiprocessing context of the OCR readers: forkserver (POSIX), whose server imports
+    ``READER_PRELOAD`` once when it starts (a server already running keeps what it has); spawn elsewhere."""
+    import multiprocessing
+
+    if os.name != "posix":
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(READER_PRELOAD))  # a module that fails to import is skipped
+    return context
+
 
 def _start_worker(engine_name: str) -> None:
     global _worker_engine
@@ -317,6 +353,32 @@ def _read_in_worker(path: str):
         return None
 
 
+def _read_ahead_in_worker(path: str, numerals: bool = True):
+    """(text boxes, ``Ahead`` or None) of one stored drawing, or None when it cannot be read.
+    ``numerals``: ``numerals_wanted`` of its patent's text.
+
+    The drawing's words and parts are worked out here, inside the reading's ``one_sheet``, so that
+    the sheet's header band and ink masks, computed for the reading, serve them too (the writer
+    computed them again from its own decoding of the sheet)."""
+    from figsearch.ocr.reread import numerals_wanted as reading_numerals
+    from figsearch.ocr.sheet import one_sheet
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            with one_sheet():
+                with reading_numerals(numerals):
+                    read = _worker_engine.read(image)
+                try:
+                    ahead = figure_ahead(image, read)
+                except Exception as exc:  # noqa: BLE001 - the writer works them out then, and says why
+                    log.warning("drawing words not worked out in the reader (%s): %s", path, exc)
+                    ahead = None
+            return read, ahead
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
+        return None
+
+
 class _ReadAhead:
     """Reads drawings in worker processes ahead of the parent, which alone writes the collection.
 
@@ -324,28 +386,39 @@ class _ReadAhead:
     in order, so the parent's writes (and the collection) are the same as a sequential run's.
     """
 
-    def __init__(self, collection: Collection, drawings: list[Figure], engine, jobs: int) -> None:
+    def __init__(self, collection: Collection, drawings: list[Figure], engine, jobs: int,
+                 numerals: dict[str, bool] | None = None) -> None:
+        """``numerals``: patent number -> ``numerals_wanted`` of its text (absent: True)."""
         self.results = None
         self.pool = None
         if jobs <= 1 or engine is None:
             return
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         paths = [str(collection.path(f.image_path)) if f.image_path else "" for f in drawings]
+        wanted = [numerals.get(f.patent, True) for f in drawings] if numerals else [True] * len(drawings)
         self.ids = iter([f.figure_id for f in drawings])
-        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+        self.pool = ProcessPoolExecutor(jobs, mp_context=reader_context(), initializer=_start_worker,
                                         initargs=(engine.name,))
-        self.results = self.pool.map(_read_in_worker, paths, chunksize=2)
+        self.results = self.pool.map(_read_ahead_in_worker, paths, wanted, chunksize=2)
+        self._ahead: Ahead | None = None
 
     def boxes(self, figure: Figure):
+        self._ahead = None
         if self.results is None or figure.role != FigureRole.DRAWING:
             return None
         expected = next(self.ids)
         if expected != figure.figure_id:  # the order of reads and writes is this module's own invariant
             raise RuntimeError(f"read-ahead out of order: {expected} read, {figure.figure_id} written")
-        return next(self.results)
+        result = next(self.results)
+        if result is None:
+            return None
+        read, self._ahead = result
+        return read
+
+    def ahead(self, figure: Figure) -> Ahead | None:
+        """The words and parts the worker worked out with ``figure``'s boxes (the last ``boxes`` asked)."""
+        return self._ahead
 
     def __enter__(self) -> _ReadAhead:
         return self
