@@ -19,7 +19,11 @@
   backbone model ran before stop 19 (the file's graph as written, batches of 32 on one multi-threaded
   run: ``BackboneEncoder(chunk=None, rewrite_pooling=False)``), the control for the faster path;
   ``--rounds N`` repeats the timing in alternating order and prints the median of each encoder's
-  rounds and its ratio to the first ``--encoder``/``--as-written`` encoder of the command line.
+  rounds and its ratio to the first ``--encoder``/``--as-written`` encoder of the command line;
+- ``--rerank SPEC`` (repeatable; ``Q,D,ALPHA`` or ``diffusion,K,GAMMA,ALPHA``, as ``search.rerank.settings_from_spec``
+  reads them): every encoder's two quality numbers once more with its visual ranking re-ranked as a visual search
+  with ``--rerank`` does it (each query's best ``--rerank-candidates`` drawings, 200 = the service's list for
+  k = 50, re-scored by ``search.rerank.rerank``), and the milliseconds the re-ranking took per query.
 
 Stop 19's speed command (docs/encoder.md):
 
@@ -92,6 +96,10 @@ def main() -> None:
     parser.add_argument("--as-written", action="append", default=[], metavar="SPEC",
                         help="a backbone:MODEL encoder run as before stop 19 (graph as written, one run per batch of 32)")
     parser.add_argument("--rounds", type=int, default=1, help="timing rounds, in alternating order (median reported)")
+    parser.add_argument("--rerank", action="append", default=[], metavar="SPEC",
+                        help="also score each encoder with its visual ranking re-ranked (Q,D,ALPHA or diffusion,K,GAMMA,ALPHA)")
+    parser.add_argument("--rerank-candidates", type=int, default=200,
+                        help="candidates re-ranked per query (the service's visual list for k = 50: 200)")
     parser.add_argument("--baselines", default="hog,lines", help="baseline encoders of the speed ratios (comma-separated)")
     args = parser.parse_args()
     if args.speed_only:
@@ -116,12 +124,15 @@ def main() -> None:
     print(f"{'encoder':10s} {'grants same-patent':>20s} {'odd-2007 same-class':>20s}")
     odd_vectors, scores = {}, {}
     for name, encoder in encoders.items():
-        grants = mean_ap(encoder.encode(sheets), patents)[0]
+        sheet_vectors = encoder.encode(sheets)
+        grants = mean_ap(sheet_vectors, patents)[0]
         odd_vectors[name] = encoder.encode(images)
         klass = mean_ap(odd_vectors[name], classes)[0]
         scores[name] = (grants, klass)
         ratio = f"  ({grants / scores['hog'][0]:.2f}x / {klass / scores['hog'][1]:.2f}x hog)" if "hog" in scores else ""
         print(f"{name:10s} {grants:20.4f} {klass:20.4f}{ratio}", flush=True)
+        if args.rerank and name != "hog":
+            reranked_rows(name, sheet_vectors, patents, odd_vectors[name], classes, args, scores.get("hog"))
     if backbone is not None:
         words = words_to_drawings(backbone, titles, odd_vectors["backbone"], classes)
         print(f"words -> drawings (odd 2007 titles): own drawing median rank {words['median_rank']:.0f} of "
@@ -129,6 +140,23 @@ def main() -> None:
     if args.speed:
         speed_of(encoders if hog_row is not None else {"hog": create_visual("hog"), **encoders}, sheets[: args.speed_sheets or None],
                  args.rounds, args.baselines.split(","))
+
+
+def reranked_rows(name: str, sheet_vectors, patents, odd_vectors, classes, args, hog=None) -> None:
+    """The encoder's grants and class-level mAP@50 with its visual ranking re-ranked by each ``--rerank`` spec."""
+    from figsearch.search.rerank import reranked_similarities, settings_from_spec
+    from figsearch.train.metric import same_group_aps
+
+    for spec in args.rerank:
+        settings = settings_from_spec(spec)
+        values, started = [], time.perf_counter()
+        for vectors, labels in ((sheet_vectors, patents), (odd_vectors, classes)):
+            similarities = reranked_similarities(vectors, args.rerank_candidates, **settings)
+            values.append(float(np.mean(list(same_group_aps(vectors, labels, 50, similarities).values()))))
+        ms = 1000 * (time.perf_counter() - started) / (len(sheet_vectors) + len(odd_vectors))
+        ratio = f"  ({values[0] / hog[0]:.2f}x / {values[1] / hog[1]:.2f}x hog)" if hog else ""
+        print(f"{name} +rerank {spec}: {values[0]:.4f} {values[1]:.4f}{ratio}; re-ranking {ms:.1f} ms per query "
+              f"({args.rerank_candidates} candidates; load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def speed_encoders(args) -> dict:

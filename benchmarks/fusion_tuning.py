@@ -488,12 +488,7 @@ def calibrate(args) -> int:
 
 def rerank_settings(spec: str) -> dict:
     """``Q,D,ALPHA`` (α-query expansion + database augmentation) or ``diffusion,K,GAMMA,ALPHA``."""
-    parts = spec.split(",")
-    if parts[0] == "diffusion":
-        k, gamma, alpha = parts[1:]
-        return {"method": "diffusion", "graph_neighbours": int(k), "gamma": float(gamma), "diffusion_alpha": float(alpha)}
-    nq, nd, alpha = parts
-    return {"method": "aqe", "query_neighbours": int(nq), "db_neighbours": int(nd), "alpha": float(alpha)}
+    return rerank.settings_from_spec(spec)
 
 
 def service_timing(path: Path, n: int, mode: str, setting: str | None = None) -> int:

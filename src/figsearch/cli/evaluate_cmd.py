@@ -74,7 +74,7 @@ def _modes(values: tuple[str, ...]) -> list[str]:
               help="A second collection (other documents or other model settings) evaluated side by side.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and randomisation tests.")
 @click.option("--rerank/--no-rerank", "rerank", default=None,
-              help="Re-rank the visual candidates (diffusion over their neighbour graph, search/rerank.py) in "
+              help="Re-rank the visual candidates (alpha-query expansion with database-side augmentation, search/rerank.py) in "
                    "every search, or not [default: the search service's default].")
 @json_option
 def evaluate_command(

@@ -39,7 +39,7 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--text", default=None, metavar="T", help="Query text (alone or with a drawing).")
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True, help="How visual and text scores combine.")
 @click.option("--rerank/--no-rerank", "rerank", default=None,
-              help="Re-rank the visual candidates (diffusion over their neighbour graph, search/rerank.py) "
+              help="Re-rank the visual candidates (alpha-query expansion with database-side augmentation, search/rerank.py) "
                    "[default: the service's default].")
 @click.option("--read-words/--no-read-words", "read_words", default=True, show_default=True,
               help="Read the words printed in the --image drawing and search the text channel with them "

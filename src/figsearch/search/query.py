@@ -31,7 +31,7 @@ class Query:
     mode: str = DEFAULT_MODE
     #: 0..1; when set, fused score = (1-w)*visual + w*text instead of the mode's rule
     text_weight: float | None = None
-    #: re-rank the visual candidates (figsearch.search.rerank: diffusion over their neighbour graph);
+    #: re-rank the visual candidates (figsearch.search.rerank: alpha-query expansion with database-side augmentation);
     #: None: DEFAULT_RERANK
     rerank: bool | None = None
     k: int = 10

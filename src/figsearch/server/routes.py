@@ -36,7 +36,7 @@ class SearchParams(BaseModel):
         "per-query z-scores), auto (z-scores weighted per query by how informative each modality is)",
     )
     rerank: bool | None = Field(
-        None, description="re-rank the visual candidates (diffusion over their neighbour graph); "
+        None, description="re-rank the visual candidates (alpha-query expansion with database-side augmentation); "
         "default: the service's default"
     )
     text_weight: float | None = Field(

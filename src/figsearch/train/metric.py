@@ -13,8 +13,12 @@ import numpy as np
 from figsearch.extras import require
 
 
-def same_group_aps(vectors: np.ndarray, groups: Sequence, k: int = 50) -> dict[int, float]:
+def same_group_aps(vectors: np.ndarray, groups: Sequence, k: int = 50,
+                   similarities: np.ndarray | None = None) -> dict[int, float]:
     """AP@k of every item that has another item of its group, by item index.
+
+    ``similarities``: an (N, N) score matrix to rank by instead of the vectors' inner products (e.g. the
+    re-ranked scores of ``search.rerank.reranked_similarities``; its diagonal is ignored).
 
     Hits are ranked by cosine (inner product), equal scores in index order; the run hands
     ir_measures the rank, not the raw score, so that its tie rule (doc id descending) cannot
@@ -34,7 +38,7 @@ def same_group_aps(vectors: np.ndarray, groups: Sequence, k: int = 50) -> dict[i
     }
     if not qrels:
         return {}
-    sims = vectors @ vectors.T
+    sims = vectors @ vectors.T if similarities is None else np.array(similarities, dtype=np.float64)
     np.fill_diagonal(sims, -np.inf)
     top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     run = {q: {str(d): float(k - r) for r, d in enumerate(top[int(q)].tolist())} for q in qrels}
