@@ -10,7 +10,7 @@ from _search_helpers import hand_service
 
 from figsearch.search import rerank as rr
 from figsearch.search.fusion import MODES
-from figsearch.search.query import DEFAULT_RERANK, Query
+from figsearch.search.query import Query, rerank_by_default
 
 
 @pytest.fixture
@@ -27,8 +27,10 @@ def hits(result):
 def test_rerank_off_never_changes_results(service, mode):
     plain = service.search(Query(figure_id="US1-A", mode=mode, k=10, rerank=False))
     default = service.search(Query(figure_id="US1-A", mode=mode, k=10))
-    if not DEFAULT_RERANK:
-        assert hits(plain) == hits(default)
+    forced = service.search(Query(figure_id="US1-A", mode=mode, k=10, rerank=True))
+    # a query that does not say gets its mode's default: re-ranked in the visual mode only
+    assert hits(default) == hits(forced if rerank_by_default(mode) else plain)
+    assert rerank_by_default(mode) == (mode == "visual")
     # the visual scores of a plain search are the cosines of the angles (fake-angle), unchanged
     angles = {"US1-B": 30, "US2-C": 60, "US2-D": 90, "EP3-E": 10}
     for h in plain.hits:

@@ -185,8 +185,9 @@ def test_the_upright_first_option_keeps_every_turn_unless_the_upright_match_is_c
     def search(threshold, all_turns=False):
         with SearchService(Collection.open(collection_dir), owns=True, upright_confident=threshold) as service:
             service.limit_threads(1)
-            result = service.search(Query(image=query, mode="visual", k=20, all_turns=all_turns))
-            again = service.search(Query(image=query, mode="visual", k=20, all_turns=all_turns))  # cached: the same
+            # plain cosines (no re-ranking), so that a hit's score is its match with the query's vectors
+            result = service.search(Query(image=query, mode="visual", k=20, all_turns=all_turns, rerank=False))
+            again = service.search(Query(image=query, mode="visual", k=20, all_turns=all_turns, rerank=False))  # cached
             assert [(h.figure_id, h.score) for h in again.hits] == [(h.figure_id, h.score) for h in result.hits]
             return result
 

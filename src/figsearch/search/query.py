@@ -8,8 +8,16 @@ from dataclasses import dataclass, field
 MODES = ("visual", "text", "avg", "max", "rrf", "zavg", "auto")
 #: the mode a search uses when it names none
 DEFAULT_MODE = "auto"
-#: whether the visual candidates are re-ranked (figsearch.search.rerank) when a query does not say
-DEFAULT_RERANK = False
+#: the modes whose visual candidates are re-ranked (figsearch.search.rerank) when a query does not say.
+#: Stop 20: the visual mode gained on every benchmark measured (design grants, the full collection, the odd
+#: 2007 designs' class level, held-out training-side sets, words -> drawings); the fused modes did not (at
+#: class level re-ranking lowered avg, and auto with drawing-backbone5-lite0-288): docs/encoder.md, "Stop 20".
+RERANKED_BY_DEFAULT = frozenset({"visual"})
+
+
+def rerank_by_default(mode: str) -> bool:
+    """Whether a search in ``mode`` re-ranks its visual candidates when the query does not say."""
+    return mode in RERANKED_BY_DEFAULT
 
 
 @dataclass
@@ -32,7 +40,7 @@ class Query:
     #: 0..1; when set, fused score = (1-w)*visual + w*text instead of the mode's rule
     text_weight: float | None = None
     #: re-rank the visual candidates (figsearch.search.rerank: alpha-query expansion with database-side augmentation);
-    #: None: DEFAULT_RERANK
+    #: None: as the mode's default (rerank_by_default)
     rerank: bool | None = None
     k: int = 10
     offset: int = 0

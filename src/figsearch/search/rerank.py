@@ -38,8 +38,9 @@ import numpy as np
 #: defaults. Stop 20 (docs/encoder.md, "Stop 20"): α-QE with 2 query neighbours and database-side augmentation
 #: over 5, weights cos^3, chosen on the training side's held-out patents with drawing-backbone3 and
 #: drawing-backbone5-lite0-288 (visual channel: same-patent +0.03-0.04, class level +0.002-0.004; fused auto on the
-#: held-out design PDFs +0.007-0.008, where diffusion lost 0.002-0.010). Off by default (DEFAULT_RERANK): at class
-#: level it lowers the fused avg and, with drawing-backbone5-lite0-288's calibration, auto. Diffusion is kept.
+#: held-out design PDFs +0.007-0.008, where diffusion lost 0.002-0.010). On by default in the visual mode only
+#: (query.rerank_by_default): at class level it lowers the fused avg and, with drawing-backbone5-lite0-288's
+#: calibration, auto. Diffusion is kept.
 METHOD = "aqe"
 QUERY_NEIGHBOURS = 2
 DB_NEIGHBOURS = 5

@@ -40,7 +40,7 @@ from figsearch.search.filters import check_filters, passing
 from figsearch.search import fusion
 from figsearch.search.fusion import Fused, fuse
 from figsearch.search.inputs import load_query_image
-from figsearch.search.query import DEFAULT_RERANK, MODES, Query
+from figsearch.search.query import MODES, Query, rerank_by_default
 from figsearch.search.words import DrawingReader
 from figsearch.store import MODALITIES, Collection
 
@@ -610,12 +610,12 @@ class SearchService:
                 missing = union - {f for f, _ in lists[modality]}
                 stored = self.collection.vectors.fetch(modality, indexes[modality].encoder, missing)
                 exact[modality] = {f: float(np.max(vectors[modality] @ v)) for f, v in stored.items()}
-        if "visual" in lists and (DEFAULT_RERANK if query.rerank is None else query.rerank):
+        mode = query.mode if len(modalities) == 2 or query.mode in ("visual", "text") else modalities[0]
+        if "visual" in lists and (rerank_by_default(mode) if query.rerank is None else query.rerank):
             key = indexes["visual"].encoder
             lists, exact = rerank.rerank_visual(
                 lists, exact, vectors["visual"], lambda ids: self.collection.vectors.fetch("visual", key, ids)
             )
-        mode = query.mode if len(modalities) == 2 or query.mode in ("visual", "text") else modalities[0]
         weight = query.text_weight if len(modalities) == 2 else None
         if query.text_weight is not None and weight is None:
             notes.append("text_weight ignored: only one modality takes part")
