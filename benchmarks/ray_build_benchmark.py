@@ -9,6 +9,9 @@ Four builds of the same input, each in a fresh process and a fresh collection:
 - local, 2 processes (``--jobs 2``: decoding and OCR in 2 worker processes, torch on 2 threads)
 - Ray with 1 worker (a local Ray instance, ``ray.init(num_cpus=1)``)
 - Ray with 2 workers (``ray.init(num_cpus=2)``)
+- ``rayown1`` / ``rayown2`` (not in the default modes): as ``ray1`` / ``ray2``, with the driver
+  ingesting documents itself while Ray starts (``distributed.DRIVER_INGEST``, off by default), for a
+  same-run comparison with ``ray1`` / ``ray2``
 - ``running1`` / ``running2`` (not in the default modes): Ray as on a cluster, an instance started
   before the build (``ray start --head --block --num-cpus N`` with ``RAY_worker_niceness=0``, as
   docs/cluster.md says to start a node) and joined by the build (``--ray ADDRESS``); the seconds of
@@ -90,8 +93,7 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool, address: s
         from figsearch.pipeline import distributed
         from figsearch.pipeline.distributed import RayCluster
 
-        if os.environ.get("FIGSEARCH_BENCH_NO_DRIVER_INGEST"):
-            distributed.DRIVER_INGEST = False
+        distributed.DRIVER_INGEST = mode.startswith("rayown")
 
         cluster = RayCluster(address or "local", workers=workers)
     ready = time.perf_counter()
@@ -362,7 +364,9 @@ class RunningRay:
                    f"--temp-dir={self.temp_dir}"]
         started = time.perf_counter()
         with open(output, "w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            # in this process's session, as the builds' processes: with Linux's autogroup scheduling a
+            # session of its own would give the instance its own share of a loaded machine's CPU
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             env={**os.environ, "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "token"})
         while True:
             text = output.read_text(errors="replace")
@@ -472,6 +476,9 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     ratio("local1", "ray1", "Ray 1 worker vs local 1 process (speed ratio)", 0.9)
     ratio("local2", "ray2", "Ray 2 workers vs local 2 processes (speed ratio)", 0.9)
     ratio("local1", "local2", "local 2 processes vs 1 (for reference)", None)
+    # the driver's own ingest while Ray starts, against the same build without it
+    ratio("ray1", "rayown1", "1 worker, the driver ingesting while Ray starts vs not", None)
+    ratio("ray2", "rayown2", "2 workers, the driver ingesting while Ray starts vs not", None)
     # Ray as on a cluster: an instance running before the build (its start not counted)
     ratio("running1", "running2", "running Ray, 2 workers vs 1", 1.7)
     ratio("local1", "running1", "running Ray, 1 worker vs local 1 process (speed ratio)", 0.9)
@@ -515,11 +522,7 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--collection", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
-    parser.add_argument("--no-driver-ingest", action="store_true",
-                        help="the driver does not ingest documents itself while Ray starts (as before stop 20)")
     args = parser.parse_args()
-    if args.no_driver_ingest:
-        os.environ["FIGSEARCH_BENCH_NO_DRIVER_INGEST"] = "1"  # for the builds' processes
     sizes = [0 if n == "all" else int(n) for n in args.documents.split(",")]
     if args.one:
         print(json.dumps(one(args.one, inputs(sizes[0]), args.collection, args.skip_ocr, args.address)))

@@ -459,13 +459,14 @@ def test_an_index_is_added_in_shards_by_ray_tasks_as_one_process_adds_it(cluster
 
 @pytest.mark.slow
 def test_what_the_driver_ingests_while_ray_starts_is_the_local_builds(tmp_path):
-    """``--ray local``: while Ray starts, the driver ingests documents itself and reads their signs
-    (``_DriverIngest``); the collection is still the local build's. In a fresh process, so that the
+    """``--ray local`` with ``DRIVER_INGEST`` (off by default): while Ray starts, the driver ingests
+    documents itself and reads their signs (``_DriverIngest``); the collection is the local build's. In a fresh process, so that the
     build starts its own Ray instance (the module's fixture has one already)."""
     inputs = make_inputs(tmp_path / "in", documents=3)
     options = "skip_ocr=False, visual_model='hog', text_model='none'"
     code = ("import json; from figsearch.pipeline.building import build; "
-            "from figsearch.pipeline.distributed import RayCluster; "
+            "from figsearch.pipeline import distributed; from figsearch.pipeline.distributed import RayCluster; "
+            "distributed.DRIVER_INGEST = True; "
             f"build([{str(inputs)!r}], {str(tmp_path / 'local')!r}, {options}); "
             "cluster = RayCluster('local', workers=1); "
             f"build([{str(inputs)!r}], {str(tmp_path / 'ray')!r}, cluster=cluster, {options}); "

@@ -119,8 +119,11 @@ WORKER_NICENESS = 0
 #: and dashboard (``RAY_task_events_report_interval_ms=0``): Ray's own observability, which
 #: nothing reads on an instance that lives as long as one build
 LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0}
-#: whether the driver ingests documents itself while Ray starts (``--ray local``: ``_DriverIngest``)
-DRIVER_INGEST = True
+#: whether the driver ingests documents itself while Ray starts (``--ray local``: ``_DriverIngest``).
+#: Off: on the loaded development machine two same-run pairs of 20-document builds were 2 and 4 %
+#: slower with it (within that machine's noise; docs/cluster.md, "Stop 20"); what it does on an
+#: idle machine was not measured (benchmarks/ray_build_benchmark.py's ``rayown`` modes)
+DRIVER_INGEST = False
 #: how much nicer than the driver's other threads the thread of its own ingest runs (Linux): Ray's
 #: processes starting meanwhile (its agents, the workers' processes) come first, the ingest takes
 #: what they leave, and still a share of the CPU once the workers run (about a quarter against one)
@@ -321,7 +324,8 @@ class RayCluster:
         self.events: list[tuple[str, float, float]] = []
         #: wall times of the build's first steps on Ray (``_mark``): "start" (this object made), "ray
         #: imported", "ray up" (joined or started), "workers created" (the actors asked for), "first
-        #: document sent", "first result arrived": the timeline of Ray's start, for the benchmark
+        #: document sent", "first result arrived" (the first the sending thread takes, in the sending
+        #: order): the timeline of Ray's start, for the benchmark
         self.marks: dict[str, float] = {}
         self._imported = threading.Event()  # set once Ray is imported (``_DriverIngest`` waits for it)
         self._mark("start")
