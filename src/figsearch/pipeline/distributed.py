@@ -70,8 +70,8 @@ from figsearch.ingest.base import Unit
 from figsearch.ingest.process import UnitResult
 from figsearch.ingest.runner import CommittedForwarder
 from figsearch.link.text import figure_text
-from figsearch.pipeline.embed import EmbedReport, text_row, texts_to_encode
 from figsearch.pipeline import ray_worker
+from figsearch.pipeline.embed import EmbedReport, text_row, texts_to_encode
 from figsearch.pipeline.ray_shards import shards_on_ray
 from figsearch.pipeline.ray_worker import _Worker
 from figsearch.records import Failure, Figure, FigureRole
@@ -120,9 +120,10 @@ WORKER_NICENESS = 0
 #: nothing reads on an instance that lives as long as one build
 LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0}
 #: whether the driver ingests documents itself while Ray starts (``--ray local``: ``_DriverIngest``).
-#: Off: on the loaded development machine two same-run pairs of 20-document builds were 2 and 4 %
-#: slower with it (within that machine's noise; docs/cluster.md, "Stop 20"); what it does on an
-#: idle machine was not measured (benchmarks/ray_build_benchmark.py's ``rayown`` modes)
+#: Off: on the development machine (2 cores) 20-document builds with 1 worker were 2 to 15 % faster
+#: with it, those with 2 workers 5 to 12 % slower (Ray's start later: the driver's thread takes CPU
+#: from Ray's processes), which takes Ray 2 vs 1 further from its target (docs/cluster.md, "Stop
+#: 20"; benchmarks/ray_build_benchmark.py's ``rayown`` modes)
 DRIVER_INGEST = False
 #: how much nicer than the driver's other threads the thread of its own ingest runs (Linux): Ray's
 #: processes starting meanwhile (its agents, the workers' processes) come first, the ingest takes
