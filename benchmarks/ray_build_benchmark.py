@@ -1,6 +1,7 @@
 """The build on Ray against the local build, on a subset of the shared data, in one run.
 
     PYTHONPATH=src python benchmarks/ray_build_benchmark.py [--documents 20[,6,all]] [--rounds 1] [--skip-ocr]
+        [--modes local1,local2,ray1,ray2,running1,running2]
 
 Four builds of the same input, each in a fresh process and a fresh collection:
 
@@ -8,6 +9,15 @@ Four builds of the same input, each in a fresh process and a fresh collection:
 - local, 2 processes (``--jobs 2``: decoding and OCR in 2 worker processes, torch on 2 threads)
 - Ray with 1 worker (a local Ray instance, ``ray.init(num_cpus=1)``)
 - Ray with 2 workers (``ray.init(num_cpus=2)``)
+- ``rayown1`` / ``rayown2`` (not in the default modes): as ``ray1`` / ``ray2``, with the driver
+  ingesting documents itself while Ray starts (``distributed.DRIVER_INGEST``, off by default), for a
+  same-run comparison with ``ray1`` / ``ray2``
+- ``running1`` / ``running2`` (not in the default modes): Ray as on a cluster, an instance started
+  before the build (``ray start --head --block --num-cpus N`` with ``RAY_worker_niceness=0``, as
+  docs/cluster.md says to start a node) and joined by the build (``--ray ADDRESS``); the seconds of
+  that ``ray start`` are printed (``ray_start_seconds``) but not counted in the build, whose clock
+  starts when it joins; ``ray_processes_cpu`` is then the CPU seconds of the instance's processes
+  during the build (read from ``/proc`` before and after it); the instance is stopped after the build
 
 Input: the first ``--documents`` folders of ``us-design-grants`` (their XML and TIFF sheets) and
 the EP document ``EP1667425A1`` (drawings with reference numerals); ``all``: the whole shared data
@@ -16,14 +26,18 @@ separated by commas are measured one after the other. The wall time of each buil
 embedding with the default encoders, indexes) is printed, with the ratios the targets are about:
 Ray 2 workers vs Ray 1 worker (target >= 1.7x), and Ray vs local at the same number of processes
 (target >= 0.9x), each with "met" or "MISSED", with and without Ray's start (the time the driver
-waited for the Ray instance it starts in the background). With Ray, the driver process still parses, links and writes, so "1 worker" is
+waited for the Ray instance it starts in the background, or joined). With Ray, the driver process still parses, links and writes, so "1 worker" is
 the driver plus one worker process. Each build's JSON line also has the driver's CPU seconds, the Ray workers' (their
 own count; not measured for the local build's worker processes), the driver's waits for the workers (``driver_waits``) and each worker's seconds loading its models and
 in each kind of call (``worker_seconds``, with each worker's niceness and CPU seconds), how many drawings the workers read and encoded while
 ingesting and in the later stages, how many texts they encoded before the embedding stage and in it
 (``texts_encoded``), the driver's CPU seconds by thread (``driver_threads_cpu``), and a ``timeline``: per stage each worker's busy and idle seconds and the driver's
 working and waiting ones, when each worker ended its last ingest, and a one-line picture of each process over the
-build (``timeline``'s docstring says what its letters mean): where the time goes; the report repeats them under the table. The 1-minute load average is
+build (``timeline``'s docstring says what its letters mean): where the time goes; the report repeats them under the table.
+Each Ray build's ``start`` is the timeline of its first seconds (``start_timeline``): when the driver
+had imported Ray, when Ray was up, when the worker actors were asked for, the first document sent and
+the first result back, and for each worker when its process started, when it imported the worker's
+module (the actor's creation), when the actor was made and when its first ingest began. The 1-minute load average is
 printed before and after each build, because the machine may be shared; ``--rounds N`` runs the
 modes N times, interleaved, and reports each mode's median build.
 """
@@ -61,8 +75,9 @@ def describe(documents: int) -> str:
             else f"{documents} design grants + EP1667425A1")
 
 
-def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
-    """One build in this process; returns its seconds and counts."""
+def one(mode: str, paths: list[str], collection: str, skip_ocr: bool, address: str | None = None) -> dict:
+    """One build in this process; returns its seconds and counts. ``address``: the Ray instance a
+    ``running`` mode joins (started by ``run_mode``)."""
     import torch
 
     from figsearch.pipeline.building import build
@@ -70,14 +85,17 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
     workers = int(mode[-1])
     # the encoders of a local build run in its own process with one thread per process allowed; on
     # Ray they run in the workers (one thread each, Ray's default) and the driver encodes nothing
-    torch.set_num_threads(1 if mode.startswith("ray") else workers)
+    torch.set_num_threads(1 if mode.startswith(RAY_MODES) else workers)
     before = resource.getrusage(resource.RUSAGE_SELF)
     started, wall_start = time.perf_counter(), time.time()
     cluster = None
-    if mode.startswith("ray"):
+    if mode.startswith(RAY_MODES):
+        from figsearch.pipeline import distributed
         from figsearch.pipeline.distributed import RayCluster
 
-        cluster = RayCluster("local", workers=workers)
+        distributed.DRIVER_INGEST = mode.startswith("rayown")
+
+        cluster = RayCluster(address or "local", workers=workers)
     ready = time.perf_counter()
     stages, last, ends = {}, [ready], {}
 
@@ -95,7 +113,7 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
     seconds = time.perf_counter() - started
     # Ray's own processes (gcs_server, raylet, its Python helpers, idle prestarted workers) are this
     # process's descendants while the instance it started lives: their CPU over the build
-    ray_processes = descendants_cpu() if cluster is not None else {}
+    ray_processes = descendants_cpu() if cluster is not None and not address else {}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     driver_cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
     # Ray's workers report their own CPU seconds; the local build's OCR readers are children of a
@@ -111,14 +129,44 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool) -> dict:
             "driver_waits": waits,
             "worker_seconds": cluster.worker_timings if cluster else [],
             "timeline": timeline(wall_start, ends, cluster) if cluster else {},
+            "start_timeline": start_timeline(wall_start, cluster) if cluster else {},
             "signs_read": dict(cluster.reads) if cluster else {},
             "drawings_encoded": dict(cluster.encoded) if cluster else {},
             "texts_encoded": dict(cluster.texts) if cluster else {},
+            "driver_ingested": {k: round(v, 2) for k, v in getattr(cluster, "own_ingest", {}).items()},
             "driver_threads_cpu": threads_cpu(),
             "ray_processes_cpu": ray_processes,
             "documents": report.ingest.documents, "figures": report.ingest.figures,
             "signs": report.signs.signs if report.signs else None,
             "vectors": sum(e.embedded for e in report.index.embedded)}
+
+
+#: the modes that build on Ray: an instance started by the build, or one running before it
+RAY_MODES = ("ray", "running")
+
+
+def start_timeline(wall_start: float, cluster) -> dict:
+    """Seconds from the build's start to each of the driver's first steps on Ray (``RayCluster.marks``)
+    and, per worker, to the start of its process, the import of the worker's module (the actor's
+    creation: "import worker module", start and end), the actor's start and its first ingest."""
+    out: dict = {"driver": {step: round(t - wall_start, 2) for step, t in getattr(cluster, "marks", {}).items()},
+                 "workers": []}
+    own = [(round(a - wall_start, 2), round(b - wall_start, 2)) for w, a, b in cluster.events if w == "driver ingest"]
+    if own:
+        out["driver"]["ingested itself"] = own
+    for born, events in cluster.worker_timelines:
+        worker = {}
+        for name, a, b in events:
+            if name == "process":
+                worker["process started"] = round(a - wall_start, 2)
+            elif name == "import worker module":
+                worker["import worker module"] = (round(a - wall_start, 2), round(b - wall_start, 2))
+            elif name == "ingest" and "first ingest" not in worker:
+                worker["first ingest"] = round(a - wall_start, 2)
+        if born:
+            worker["actor started"] = round(born - wall_start, 2)
+        out["workers"].append(worker)
+    return out
 
 
 def threads_cpu() -> dict[str, float]:
@@ -137,8 +185,8 @@ def threads_cpu() -> dict[str, float]:
     return {name: round(value, 2) for name, value in out.most_common() if value >= 0.05}
 
 
-def descendants_cpu() -> dict[str, float]:
-    """CPU seconds of this process's living descendants by command name (Linux ``/proc``; their own,
+def descendants_cpu(root: int | None = None) -> dict[str, float]:
+    """CPU seconds of this process's (or ``root``'s) living descendants by command name (Linux ``/proc``; their own,
     not what they reaped: the raylet reaps the killed actors), the largest first; Ray's Python
     helpers by their script's name, the processes it names itself by their name (``ray::IDLE``: an
     idle worker process; ``ray::DashboardAgent``...; ``ray::_Worker``: a build's actor whose
@@ -164,7 +212,8 @@ def descendants_cpu() -> dict[str, float]:
         elif script:
             name = script
         info[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
-    mine, out = {os.getpid()}, collections.Counter()
+    top = root or os.getpid()
+    mine, out = {top}, collections.Counter()
     changed = True
     while changed:
         changed = False
@@ -172,7 +221,7 @@ def descendants_cpu() -> dict[str, float]:
             if parent in mine and pid not in mine:
                 mine.add(pid)
                 changed = True
-    for pid in mine - {os.getpid()}:
+    for pid in mine - {top}:
         if pid in info:
             out[info[pid][0]] += info[pid][1]
     return {name: round(value, 2) for name, value in out.most_common() if value >= 0.05}
@@ -264,16 +313,124 @@ def timeline(wall_start: float, ends: dict[str, float], cluster, columns: int = 
 
 
 def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool) -> dict:
+    head = RunningRay(int(mode[-1]), Path(scratch) / "ray") if mode.startswith("running") else None
     load_before = os.getloadavg()[0]
     command = [sys.executable, __file__, "--one", mode, "--collection", str(Path(scratch) / f"{mode}-{documents}"),
                "--documents", str(documents)] + (["--skip-ocr"] if skip_ocr else [])
-    done = subprocess.run(command, capture_output=True, text=True)
+    try:
+        if head is not None:
+            command += ["--address", head.start()]
+            load_before, before = os.getloadavg()[0], head.cpu()
+        # a driver joins an instance with Ray's token authentication (the default of 'ray start')
+        # only with RAY_AUTH_MODE=token (Ray 2.60); the instance was started with it too
+        env = {**os.environ, "RAY_AUTH_MODE": "token"} if head is not None else None
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        during = head.cpu() if head is not None else {}
+    finally:
+        if head is not None:
+            head.stop()
     if done.returncode != 0:
         sys.exit(f"{mode} failed (exit status {done.returncode}):\n{done.stderr[-3000:]}\n{done.stdout[-2000:]}")
     shutil.rmtree(Path(scratch) / f"{mode}-{documents}", ignore_errors=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["load"] = (round(load_before, 2), round(os.getloadavg()[0], 2))
+    if head is not None:
+        # the instance's processes' CPU during the build (the workers it started for the build
+        # exited with it, before this count: theirs is in workers_cpu)
+        result["ray_processes_cpu"] = {name: round(seconds - before.get(name, 0.0), 2) for name, seconds in
+                                       during.items() if seconds - before.get(name, 0.0) >= 0.05}
+        result["ray_start_seconds"] = head.seconds
     return result
+
+
+class RunningRay:
+    """A Ray instance started before a build, as on a cluster (``ray start --head --block``, with
+    the workers' niceness that docs/cluster.md asks for), in its own temporary folder, and stopped
+    after it: the ``ray start`` process is ended, then whatever it started that is still alive
+    (by process id: nothing else of Ray on the machine is touched)."""
+
+    def __init__(self, cpus: int, temp_dir: Path) -> None:
+        self.cpus, self.temp_dir = cpus, temp_dir
+        self.process: subprocess.Popen | None = None
+        self.seconds = 0.0
+
+    def start(self) -> str:
+        """Start the instance; returns its address once it answers."""
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        output = self.temp_dir / "ray-start.log"
+        ray = Path(sys.executable).with_name("ray")
+        command = [str(ray) if ray.exists() else "ray", "start", "--head", "--block", "--port=0",
+                   f"--num-cpus={self.cpus}", "--include-dashboard=false", "--disable-usage-stats",
+                   f"--temp-dir={self.temp_dir}"]
+        started = time.perf_counter()
+        with open(output, "w") as log:
+            # in this process's session, as the builds' processes: with Linux's autogroup scheduling a
+            # session of its own would give the instance its own share of a loaded machine's CPU
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "token"})
+        while True:
+            text = output.read_text(errors="replace")
+            found = [line.split("--address=", 1)[1].strip().strip("'\"") for line in text.splitlines()
+                     if "ray start --address=" in line]
+            if found and "will now block" in text:
+                self.seconds = round(time.perf_counter() - started, 2)
+                return found[0]
+            if self.process.poll() is not None or time.perf_counter() - started > 300:
+                self.stop()
+                sys.exit(f"ray start did not start an instance:\n{text[-3000:]}")
+            time.sleep(0.2)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds of the instance's living processes by name (``descendants_cpu``)."""
+        return descendants_cpu(self.process.pid) if self.process is not None else {}
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        started = _descendants(self.process.pid)
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        deadline = time.time() + 30
+        for pid in started:  # Ray's processes die with the process that started them; any left are ended
+            while _alive(pid) and time.time() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+        self.process = None
+
+
+def _descendants(root: int) -> list[int]:
+    """The ids of ``root``'s living descendants (Linux ``/proc``)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    mine, changed = {root}, True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                changed = True
+    return sorted(mine - {root})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def ray_own_cpu(result: dict) -> float:
@@ -302,7 +459,8 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         workers = "n/a" if workers_cpu is None else f"{workers_cpu:.1f}"
         ray_own = f"{ray_own_cpu(result):.1f}"
         print(f"| {mode} | {result['seconds']:.1f} | {result['startup']:.1f} | {stages} | {result['driver_cpu']:.1f} | "
-              f"{workers} | {busy} | {ray_own if mode.startswith('ray') else 'n/a'} | {result['load'][0]}, {result['load'][1]} |")
+              f"{workers} | {busy} | {ray_own if mode.startswith(RAY_MODES) else 'n/a'} | {result['load'][0]}, "
+              f"{result['load'][1]} |")
     seconds = {mode: r["seconds"] for mode, r in results.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
     working = {mode: r["seconds"] - r["startup"] for mode, r in results.items()}
@@ -318,10 +476,21 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     ratio("local1", "ray1", "Ray 1 worker vs local 1 process (speed ratio)", 0.9)
     ratio("local2", "ray2", "Ray 2 workers vs local 2 processes (speed ratio)", 0.9)
     ratio("local1", "local2", "local 2 processes vs 1 (for reference)", None)
+    # the driver's own ingest while Ray starts, against the same build without it
+    ratio("ray1", "rayown1", "1 worker, the driver ingesting while Ray starts vs not", None)
+    ratio("ray2", "rayown2", "2 workers, the driver ingesting while Ray starts vs not", None)
+    # Ray as on a cluster: an instance running before the build (its start not counted)
+    ratio("running1", "running2", "running Ray, 2 workers vs 1", 1.7)
+    ratio("local1", "running1", "running Ray, 1 worker vs local 1 process (speed ratio)", 0.9)
+    ratio("local2", "running2", "running Ray, 2 workers vs local 2 processes (speed ratio)", 0.9)
     for mode, result in results.items():
-        if mode.startswith("ray"):
+        if mode.startswith("running"):
+            print(f"{mode}: 'ray start' took {result.get('ray_start_seconds')} s before the build (not counted)")
+    for mode, result in results.items():
+        if mode.startswith(RAY_MODES):
             print(f"{mode}: signs read {result['signs_read']}, drawings encoded {result['drawings_encoded']}, "
-                  f"texts encoded {result.get('texts_encoded')}, driver waits {result['driver_waits']}, "
+                  f"texts encoded {result.get('texts_encoded')}, ingested by the driver while Ray started "
+                  f"{result.get('driver_ingested')}, driver waits {result['driver_waits']}, "
                   f"driver's CPU s by thread {result.get('driver_threads_cpu')}, Ray's own processes' CPU s "
                   f"{result.get('ray_processes_cpu')} (all but the build's actors "
                   f"{ray_own_cpu(result):.1f})")
@@ -334,6 +503,11 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
                 print(f"  driver: {line['driver']}; stages end at {line['stage_ends']} s")
                 for row in line["picture"]:
                     print("  " + row)
+            start = result.get("start_timeline") or {}
+            if start:
+                print(f"  start (s from the build's start): driver {start['driver']}")
+                for n, worker in enumerate(start["workers"]):
+                    print(f"  start, worker {n}: {worker}")
 
 
 def main() -> None:
@@ -347,10 +521,11 @@ def main() -> None:
                         help="run the modes this many times, interleaved; each mode's median build is reported")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--collection", help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = [0 if n == "all" else int(n) for n in args.documents.split(",")]
     if args.one:
-        print(json.dumps(one(args.one, inputs(sizes[0]), args.collection, args.skip_ocr)))
+        print(json.dumps(one(args.one, inputs(sizes[0]), args.collection, args.skip_ocr, args.address)))
         return
     if not (SHARED / "us-design-grants").is_dir():
         sys.exit(f"{SHARED} is absent: the benchmark needs ../shared/data")

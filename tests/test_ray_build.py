@@ -8,6 +8,7 @@ a zip, a broken TIFF) without OCR and indexes. Skipped when Ray is not installed
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -454,3 +455,27 @@ def test_an_index_is_added_in_shards_by_ray_tasks_as_one_process_adds_it(cluster
     assert [(t.start, t.stop) for t in sent] == [(5000, 10000), (10000, 15000), (15000, 20000)]
     np.testing.assert_array_equal(expected[1], resumed.search(queries, 50)[1])
 
+
+
+@pytest.mark.slow
+def test_what_the_driver_ingests_while_ray_starts_is_the_local_builds(tmp_path):
+    """``--ray local`` with ``DRIVER_INGEST`` (off by default): while Ray starts, the driver ingests
+    documents itself and reads their signs (``_DriverIngest``); the collection is the local build's. In a fresh process, so that the
+    build starts its own Ray instance (the module's fixture has one already)."""
+    inputs = make_inputs(tmp_path / "in", documents=3)
+    options = "skip_ocr=False, visual_model='hog', text_model='none'"
+    code = ("import json; from figsearch.pipeline.building import build; "
+            "from figsearch.pipeline import distributed; from figsearch.pipeline.distributed import RayCluster; "
+            "distributed.DRIVER_INGEST = True; "
+            f"build([{str(inputs)!r}], {str(tmp_path / 'local')!r}, {options}); "
+            "cluster = RayCluster('local', workers=1); "
+            f"build([{str(inputs)!r}], {str(tmp_path / 'ray')!r}, cluster=cluster, {options}); "
+            "cluster.close(); print(json.dumps(dict(cluster.own_ingest)))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    own = json.loads(done.stdout.strip().splitlines()[-1])
+    assert own["documents"] >= 1  # Ray takes seconds to start; a synthetic document, a fraction of one
+    difference = compare(snapshot(tmp_path / "local"), snapshot(tmp_path / "ray"))
+    assert difference.equal, str(difference)
+    assert not (tmp_path / "ray" / ".ray-driver-ingest.json").exists()  # only after a stop mid-document

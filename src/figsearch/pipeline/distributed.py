@@ -45,6 +45,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import itertools
+import json
 import logging
 import os
 import queue
@@ -69,6 +70,7 @@ from figsearch.ingest.base import Unit
 from figsearch.ingest.process import UnitResult
 from figsearch.ingest.runner import CommittedForwarder
 from figsearch.link.text import figure_text
+from figsearch.pipeline import ray_worker
 from figsearch.pipeline.embed import EmbedReport, text_row, texts_to_encode
 from figsearch.pipeline.ray_shards import shards_on_ray
 from figsearch.pipeline.ray_worker import _Worker
@@ -117,6 +119,20 @@ WORKER_NICENESS = 0
 #: and dashboard (``RAY_task_events_report_interval_ms=0``): Ray's own observability, which
 #: nothing reads on an instance that lives as long as one build
 LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0}
+#: whether the driver ingests documents itself while Ray starts (``--ray local``: ``_DriverIngest``).
+#: Off: on the development machine (2 cores) 20-document builds with 1 worker were 2 to 15 % faster
+#: with it, those with 2 workers 5 to 12 % slower (Ray's start later: the driver's thread takes CPU
+#: from Ray's processes), which takes Ray 2 vs 1 further from its target (docs/cluster.md, "Stop
+#: 20"; benchmarks/ray_build_benchmark.py's ``rayown`` modes)
+DRIVER_INGEST = False
+#: how much nicer than the driver's other threads the thread of its own ingest runs (Linux): Ray's
+#: processes starting meanwhile (its agents, the workers' processes) come first, the ingest takes
+#: what they leave, and still a share of the CPU once the workers run (about a quarter against one)
+DRIVER_INGEST_NICENESS = 5
+#: the file, in the collection, naming the document the driver is ingesting itself and those it was
+#: ingesting when a build stopped (a decoder that crashed the driver, say): it leaves those to the
+#: workers from then on. There only during the driver's own ingest, or after such a stop.
+DRIVER_INGEST_FILE = ".ray-driver-ingest.json"
 #: the message of a document whose every try killed its worker (the local build's words)
 CRASHED = "reading it crashed the decoder (the worker process died); the file is probably damaged or hostile"
 
@@ -202,7 +218,12 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
             try:
                 ray.init(address=address, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise InputError(f"cannot join the Ray cluster at {address}: {exc}") from None
+                # Ray (2.60) joins a cluster that uses its token authentication, the default of
+                # 'ray start', only with RAY_AUTH_MODE=token set here: the error does not say so
+                hint = ("; if the cluster uses Ray's token authentication (the default of 'ray start' in recent "
+                        "Ray), set RAY_AUTH_MODE=token (and the cluster's token, see Ray's token-auth documentation)"
+                        if isinstance(exc, ConnectionError) and "RAY_AUTH_MODE" not in os.environ else "")
+                raise InputError(f"cannot join the Ray cluster at {address}: {exc}{hint}") from None
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return max(1, min(cpus, workers) if workers else cpus)
 
@@ -292,6 +313,9 @@ class RayCluster:
         #: stage"; of the first, those "given to a free worker during the ingest" (``spare``)
         self.texts: dict[str, int] = collections.Counter()
         self._ahead = _TextsAhead()
+        #: what the driver ingested itself while Ray started (``_DriverIngest``): "documents", their
+        #: "drawings read" and the "seconds" it spent on them
+        self.own_ingest: dict[str, float] = collections.Counter()
         self._ingest_left = 0  # ingest results not given back yet
         #: each worker's seconds loading models and in each kind of call, kept when they are let go
         self.worker_timings: list[dict[str, float]] = []
@@ -299,6 +323,13 @@ class RayCluster:
         #: for the benchmark's timeline
         self.worker_timelines: list = []
         self.events: list[tuple[str, float, float]] = []
+        #: wall times of the build's first steps on Ray (``_mark``): "start" (this object made), "ray
+        #: imported", "ray up" (joined or started), "workers created" (the actors asked for), "first
+        #: document sent", "first result arrived" (the first the sending thread takes, in the sending
+        #: order): the timeline of Ray's start, for the benchmark
+        self.marks: dict[str, float] = {}
+        self._imported = threading.Event()  # set once Ray is imported (``_DriverIngest`` waits for it)
+        self._mark("start")
         self._local = address in (None, "local")
         if address in (None, "local") and not _ray_running():
             _require_ray()  # a missing Ray is said now, before any work
@@ -309,10 +340,16 @@ class RayCluster:
             self._connected = None
             self._connect(address, workers)
 
+    def _mark(self, step: str) -> None:
+        self.marks.setdefault(step, time.time())
+
     def _connect(self, address, workers) -> None:
         started, cpu = time.perf_counter(), time.thread_time()
-        self._workers = connect(address, workers=workers)
         self._ray_module = _ray()
+        self._mark("ray imported")
+        self._imported.set()
+        self._workers = connect(address, workers=workers)
+        self._mark("ray up")
         self.timings["ray start (background)" if self._starter else "ray start"] += time.perf_counter() - started
         self.timings["ray start, this thread's CPU"] += time.thread_time() - cpu
 
@@ -382,6 +419,7 @@ class RayCluster:
         loads = {n: [(m, s) for m, s in self._specs.items() if m not in LATER or n == 0]
                  for n in range(self.workers)}
         pool = _Pool(self, self._engine, loads, self._encoder_threads())
+        self._mark("workers created")
         self.timings["start workers"] += time.perf_counter() - started
         return pool
 
@@ -436,29 +474,40 @@ class RayCluster:
             self._done("ingest")
             return
         starting = self._pool_started
-        if starting is not None and not starting.done() and self._engine is not None and self._last != "ingest":
+        starting = starting if starting is not None and not starting.done() else None
+        # the workers Ray will have: known once it is up; while it starts, those asked for
+        workers = self.workers if starting is None else (self._requested or _cpus())
+        order = _by_cost(units, REORDER_WINDOW, workers)
+        self._ingest_left = len(units)
+        window = max(16, workers * IN_FLIGHT_PER_WORKER * 2)
+        arrived: queue.Queue = queue.Queue()
+        # results collected but not yet given back: enough for those that overtake the next one
+        room = threading.Semaphore(REORDER_WINDOW + window)
+        stop = threading.Event()
+        own = None
+        if starting is not None and DRIVER_INGEST:
+            # while Ray starts, this process would only wait: it ingests documents itself meanwhile
+            own = _DriverIngest(self, units, order, root, starting, arrived, room, stop)
+        if starting is not None and self._engine is not None and self._last != "ingest":
             # while Ray starts (the driver would only wait): the OCR engine the driver writes the
             # signs under, which it would otherwise create at its first commit, beside the workers
             self._driver_engine()
         pool = self._start_pool()
         ray = self.ray
         visual = self._specs.get("visual")
-        order = _by_cost(units, REORDER_WINDOW, self.workers)
-        self._ingest_left = len(units)
-        window = max(16, self.workers * IN_FLIGHT_PER_WORKER * 2)
-        arrived: queue.Queue = queue.Queue()
-        # results collected but not yet given back: enough for those that overtake the next one
-        room = threading.Semaphore(REORDER_WINDOW + window)
-        stop = threading.Event()
 
         def calls():
             for index in order:
                 if stop.is_set():
                     return
+                if own is not None and not own.claim(index):
+                    continue  # ingested by the driver itself
                 unit = units[index]
                 engine = self._engine if len(self._prefetched) < PREFETCH_LIMIT else None
                 encode = visual if len(self._vectors) < VECTORS_LIMIT else None
-                yield index, ("ingest", (*_payload(unit), engine, encode))
+                payload = _payload(unit)
+                self._mark("first document sent")
+                yield index, ("ingest", (*payload, engine, encode))
             # every document is sent: each worker loads the rest once it has ingested its last one
             self._load_later()
 
@@ -487,6 +536,7 @@ class RayCluster:
                         if stop.is_set():
                             return
                     now = time.time()
+                    self._mark("first result arrived")
                     self.events.append(("arrived", now, now))
                     arrived.put((index, outcome))
             except BaseException as exc:  # noqa: BLE001 - raised by the writer, in its thread
@@ -496,6 +546,7 @@ class RayCluster:
 
         collector = threading.Thread(target=collect, name="figsearch-ray-ingest", daemon=True)
         collector.start()
+        producers = 1 if own is None else 2  # each puts None in ``arrived`` when it is done
         done: dict[int, tuple] = {}
         following = 0  # the next unit (in the plan's order) to give back
         checked = False
@@ -508,7 +559,10 @@ class RayCluster:
                     item = ()
                 self.events.append(("wait", waiting, time.time()))
                 if item is None:
-                    break
+                    producers -= 1
+                    if producers == 0:
+                        break
+                    continue
                 if isinstance(item, BaseException):
                     raise item
                 if item:
@@ -986,6 +1040,124 @@ def _store_files(root: Path, files: dict[str, bytes]) -> None:
             raise CollectionError(f"cannot write {relative} in collection {root}: {exc.strerror or exc}") from None
     # the runner commits these figures next: their files must survive a power cut that the commit survives
     fsync_directories({(root / relative).parent for relative in files})
+
+
+def _cpus() -> int:
+    """This machine's CPUs that this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _DriverIngest:
+    """The driver's own ingest while Ray starts (``--ray local``), when it would only wait: a thread
+    ingests documents here, the last ones of the sending order first (those the workers would take
+    last), as a local build does (``process_unit``, the PNGs written into the collection), reads the
+    signs of their drawings with an OCR engine of its own (``ray_worker.read_signs``, what a worker
+    does) and puts the results beside the workers' (the drawings are encoded in the embedding
+    stage). It begins once Ray is imported (importing it holds the interpreter; ``ray.init`` then
+    mostly waits for Ray's processes), runs ``DRIVER_INGEST_NICENESS`` nicer than the driver, and
+    takes no new document once Ray is up and the workers are asked for.
+
+    A document that crashes the decoder would end the driver, not a worker: the document in hand
+    is named in ``DRIVER_INGEST_FILE`` while it is ingested here, and a build that finds it named
+    there (the last one stopped meanwhile) leaves it to the workers, where a crash is that
+    document's failure, as in a local build."""
+
+    def __init__(self, cluster: RayCluster, units: list[Unit], order: list[int], root: str, starting: Future,
+                 arrived: queue.Queue, room: threading.Semaphore, stop: threading.Event) -> None:
+        self.cluster, self.units, self.root, self.starting = cluster, units, root, starting
+        self.arrived, self.room, self.stop = arrived, room, stop
+        self.file = Path(root) / DRIVER_INGEST_FILE
+        self.avoid = self._avoided()
+        self.lock = threading.Lock()
+        self.claimed: set[int] = set()
+        self.mine = [i for i in reversed(order) if units[i].source not in self.avoid]
+        self.seconds: dict[str, float] = collections.defaultdict(float)
+        threading.Thread(target=self._run, name="figsearch-driver-ingest", daemon=True).start()
+
+    def _avoided(self) -> list[str]:
+        """The documents a stopped build was ingesting here (``DRIVER_INGEST_FILE``)."""
+        try:
+            state = json.loads(self.file.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            return []
+        avoid = list(state.get("avoid") or [])
+        if state.get("ingesting"):
+            log.warning("%s: the last build stopped while the driver ingested it; the Ray workers ingest it",
+                        state["ingesting"])
+            avoid.append(state["ingesting"])
+        return avoid
+
+    def _note(self, ingesting: str | None) -> None:
+        if ingesting is None and not self.avoid:
+            self.file.unlink(missing_ok=True)
+        else:
+            self.file.write_text(json.dumps({"ingesting": ingesting, "avoid": self.avoid}))
+
+    def claim(self, index: int) -> bool:
+        """Whether ``index`` is the caller's to send (False: the driver took it)."""
+        with self.lock:
+            if index in self.claimed:
+                return False
+            self.claimed.add(index)
+            return True
+
+    def _next(self) -> int | None:
+        with self.lock:
+            while self.mine and not self.starting.done() and not self.stop.is_set():
+                index = self.mine.pop(0)
+                if index not in self.claimed:
+                    self.claimed.add(index)
+                    return index
+            return None
+
+    def _run(self) -> None:
+        from figsearch.ingest.process import process_unit
+
+        engine = None
+        try:
+            with contextlib.suppress(AttributeError, OSError):  # (Linux: a thread's own niceness)
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                               os.getpriority(os.PRIO_PROCESS, 0) + DRIVER_INGEST_NICENESS)
+            while not self.cluster._imported.wait(0.1):
+                if self.starting.done() or self.stop.is_set():
+                    return
+            if self.cluster._engine is not None:
+                from figsearch.ocr import create_engine
+
+                engine = create_engine(self.cluster._engine)
+            while (index := self._next()) is not None:
+                unit = self.units[index]
+                self._note(unit.source)
+                started = time.time()
+                result = process_unit(unit, self.root)
+                boxes = {} if engine is None else ray_worker.read_signs(
+                    unit, result, self._stored, engine, self.seconds)
+                self._note(None)
+                ended = time.time()
+                self.cluster.events.append(("driver ingest", started, ended))
+                self.cluster.own_ingest["documents"] += 1
+                self.cluster.own_ingest["drawings read"] += len(boxes)
+                self.cluster.own_ingest["seconds"] += ended - started
+                result.unit = None  # as from a worker: ``_take`` puts the unit back
+                while not self.room.acquire(timeout=1):
+                    if self.stop.is_set():
+                        return
+                self.arrived.put((index, (result, {}, boxes, {})))
+        except BaseException as exc:  # noqa: BLE001 - raised by the writer, in its thread
+            self.arrived.put(exc)
+        finally:
+            self.arrived.put(None)
+
+    def _stored(self, relative: str | None) -> bytes | None:
+        try:
+            return (Path(self.root) / relative).read_bytes() if relative else None
+        except OSError:
+            return None
 
 
 class _Starter:

@@ -7,28 +7,36 @@ nothing here imports Ray.
 
 from __future__ import annotations
 
-import collections
-import io
-import logging
-import os
-import sys
-import tempfile
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+
+#: when this module began to import (in a worker: the start of the actor's creation), for the
+#: benchmark's timeline of Ray's start
+_MODULE_STARTED = time.time()
+
+import collections  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+import numpy as np  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
 
-from figsearch.errors import InputError
-from figsearch.ingest import process
-from figsearch.ingest.base import Unit
-from figsearch.ingest.plan import Namer
-from figsearch.ingest.process import UnitResult
-from figsearch.pipeline import embed as embed_stage
-from figsearch.pipeline import signs as signs_stage
-from figsearch.records import FigureRole
+from figsearch.errors import InputError  # noqa: E402
+from figsearch.ingest import process  # noqa: E402
+from figsearch.ingest.base import Unit  # noqa: E402
+from figsearch.ingest.plan import Namer  # noqa: E402
+from figsearch.ingest.process import UnitResult  # noqa: E402
+from figsearch.pipeline import embed as embed_stage  # noqa: E402
+from figsearch.pipeline import signs as signs_stage  # noqa: E402
+from figsearch.records import FigureRole  # noqa: E402
+
+#: when this module was imported
+_MODULE_IMPORTED = time.time()
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +98,15 @@ def _ingest_unit(unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[Unit
     return result, files
 
 
-def _read_ahead(data: bytes, seconds: dict[str, float]):
+def _read_ahead(data: bytes, seconds: dict[str, float], engine=None):
     """(text boxes, ``signs.Ahead`` or None) of one stored drawing (PNG bytes), or None when it
     cannot be read: the signs stage's ``_read_in_worker``, and what its writer would work out from
-    the same pixels (the drawing's words, the parts it is cut into), so that the driver need not."""
+    the same pixels (the drawing's words, the parts it is cut into), so that the driver need not.
+    ``engine``: the OCR engine (default: this worker's, ``signs._worker_engine``)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            read = signs_stage._worker_engine.read(image)
+            read = (engine or signs_stage._worker_engine).read(image)
             started = time.perf_counter()
             try:
                 ahead = signs_stage.figure_ahead(image, read)
@@ -149,6 +158,38 @@ def _create(kind: str, spec: str, threads: int = 1):
     if "torch" in sys.modules:  # imported by the encoder (not by the ONNX one): one thread too
         sys.modules["torch"].set_num_threads(1)
     return encoder
+
+
+def read_signs(unit: Unit, result: UnitResult, image_bytes, engine, seconds: dict[str, float]) -> dict:
+    """The text boxes (and ``signs.Ahead``) of the drawings of an ingested unit, by figure id:
+    (image path, boxes, ahead); ``image_bytes(path)`` gives a figure's stored PNG bytes (None: not
+    there). Empty when they cannot be read (the signs stage then reads them, and says why)."""
+    boxes: dict[str, tuple] = {}
+    try:
+        for document in result.documents:
+            for figure in document.figures:
+                data = image_bytes(figure.image_path) if figure.role == FigureRole.DRAWING else None
+                if data is not None:
+                    started = time.perf_counter()
+                    read = _read_ahead(data, seconds, engine)
+                    seconds["read signs"] += time.perf_counter() - started
+                    if read is not None:
+                        boxes[figure.figure_id] = (figure.image_path, *read)
+    except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
+        log.warning("%s: signs not read while ingesting: %s", unit.source, exc)
+        return {}
+    return boxes
+
+
+def _process_started() -> float | None:
+    """When this process started (wall time, from Linux's /proc; None elsewhere)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 class _Worker:
@@ -203,8 +244,11 @@ class _Worker:
                 "niceness": self.niceness()}
 
     def timeline(self) -> tuple[float, list[tuple[str, float, float]]]:
-        """When the actor started and the (call, wall start, wall end) of its calls and loads (for the benchmark)."""
-        return self._born, list(self.events)
+        """When the actor started and the (call, wall start, wall end) of its calls and loads (for the
+        benchmark), with the start of this worker process ("process") and the import of this module
+        ("import worker module", from the actor's creation on)."""
+        start = [("process", _process_started(), _process_started())] if _process_started() else []
+        return self._born, start + [("import worker module", _MODULE_STARTED, _MODULE_IMPORTED)] + list(self.events)
 
     def niceness(self) -> int:
         """This worker process's niceness (Ray makes workers nicer than the process that started it)."""
@@ -263,20 +307,12 @@ class _Worker:
             self.seconds["encode images"] += time.perf_counter() - started
 
     def _read_signs(self, unit: Unit, result: UnitResult, files: dict[str, bytes], engine: str) -> dict:
-        boxes: dict[str, tuple] = {}
         try:
             signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
-            for document in result.documents:
-                for figure in document.figures:
-                    data = files.get(figure.image_path) if figure.role == FigureRole.DRAWING else None
-                    if data is not None:
-                        read = self._timed("read signs", _read_ahead, data, self.seconds)
-                        if read is not None:
-                            boxes[figure.figure_id] = (figure.image_path, *read)
         except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
             log.warning("%s: signs not read while ingesting: %s", unit.source, exc)
             return {}
-        return boxes
+        return read_signs(unit, result, files.get, signs_stage._worker_engine, self.seconds)
 
     def read(self, engine: str, data: bytes | None):
         """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read."""
