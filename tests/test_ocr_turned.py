@@ -11,7 +11,11 @@ the new tests below check that the build's path reads what ``read_drawing`` read
 
 from __future__ import annotations
 
+import collections
+import io
+
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from figsearch.ocr import parse_signs
@@ -273,3 +277,39 @@ def test_no_second_look_where_no_numeral_can_be_cited(tmp_path):
     design = SimpleNamespace(sentences=["FIG. 1 is a front view of a lamp."], vocabulary=set())
     no_text = SimpleNamespace(sentences=[], vocabulary=set())
     assert [stage.numerals_wanted(t) for t in (cites, design, no_text)] == [True, False, True]
+
+
+def test_a_ray_worker_takes_no_second_look_where_no_numeral_can_be_cited():
+    """The Ray build's workers apply the local readers' rule: they read a design patent's drawings once,
+    while ingesting (the patent's text parsed on the worker) and in the signs stage (the driver's flag)."""
+    from types import SimpleNamespace
+
+    pytest.importorskip("ray")
+    from figsearch.pipeline import ray_worker
+    from figsearch.records import Figure, FigureRole, Paragraph, Patent
+
+    image = Image.new("L", SIZE, 255)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    data = buffer.getvalue()
+    engine = ScriptedTesseract(SPECKS + [LABEL_SIDEWAYS], TURNED_NUMERALS + TURNED_LABEL)
+    seconds = collections.defaultdict(float)
+
+    read, ahead = ray_worker._read_ahead(data, seconds, engine, False)
+    assert engine.calls == [SIZE] and read == SPECKS + [LABEL_SIDEWAYS] and ahead is not None
+    engine.calls.clear()
+    ray_worker._read_ahead(data, seconds, engine, True)
+    assert engine.calls[0] == SIZE and (800, 600) in engine.calls  # read again turned
+
+    def unit_of(description):
+        patent = Patent("USD0000001", "US", "D0000001", "S1", title="Lamp", paragraphs=[Paragraph(description)])
+        figure = Figure("USD0000001-D00001", "USD0000001", role=FigureRole.DRAWING, image_path="d1.png")
+        return SimpleNamespace(documents=[SimpleNamespace(patent=patent, figures=[figure])])
+
+    for description, turned in (("FIG. 1 is a front view of a lamp.", False),
+                                ("The lamp 12 has a shade 14. FIG. 1 shows the lamp 12.", True)):
+        engine.calls.clear()
+        boxes = ray_worker.read_signs(SimpleNamespace(source="u"), unit_of(description), {"d1.png": data}.get,
+                                      engine, seconds)
+        assert list(boxes) == ["USD0000001-D00001"], description
+        assert ((800, 600) in engine.calls) == turned and (engine.calls == [SIZE]) != turned, description

@@ -704,15 +704,17 @@ class RayCluster:
 
     # -- reference signs -------------------------------------------------------------------------
 
-    def read_ahead(self, collection: Collection, drawings: list[Figure], engine, jobs: int) -> _RayReadAhead:
-        """``figsearch.pipeline.signs._ReadAhead`` on Ray (``jobs`` is the local build's; the cluster's CPUs count here)."""
+    def read_ahead(self, collection: Collection, drawings: list[Figure], engine, jobs: int,
+                   numerals: dict[str, bool] | None = None) -> _RayReadAhead:
+        """``figsearch.pipeline.signs._ReadAhead`` on Ray (``jobs`` is the local build's; the cluster's CPUs
+        count here). ``numerals``: patent number -> ``signs.numerals_wanted`` of its text (absent: True)."""
         pool = self._start_pool()
         pool.check()
         self._flush_texts()  # (the last document's commit did, unless the ingest stopped short)
         prefetched, self._prefetched = self._prefetched, {}
         if engine is None or engine.name != self._engine:
             prefetched = {}
-        return _RayReadAhead(self, pool, collection, drawings, engine, prefetched)
+        return _RayReadAhead(self, pool, collection, drawings, engine, prefetched, numerals or {})
 
     # -- embedding -------------------------------------------------------------------------------
 
@@ -1367,7 +1369,7 @@ class _RayReadAhead:
     """The text boxes of each drawing, read by the workers ahead of the driver, in the order given."""
 
     def __init__(self, cluster: RayCluster, pool: _Pool, collection: Collection, drawings: list[Figure],
-                 engine, prefetched: dict[str, tuple]) -> None:
+                 engine, prefetched: dict[str, tuple], numerals: dict[str, bool] | None = None) -> None:
         self.cluster = cluster
         self.results = None
         self.pool, self.collection = pool, collection
@@ -1395,7 +1397,7 @@ class _RayReadAhead:
                     data = collection.path(figure.image_path).read_bytes() if figure.image_path else None
                 except OSError:
                     data = None  # the driver finds it unreadable too and says why
-                yield None, ("read", (engine.name, data))
+                yield None, ("read", (engine.name, data, (numerals or {}).get(figure.patent, True)))
 
         read = (pool.get(ref) for _, ref in pool.map(calls(), per_worker=READS_PER_WORKER))
         self.results = (done[f.figure_id] if f.figure_id in done else next(read) for f in drawings)

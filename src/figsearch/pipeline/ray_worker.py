@@ -98,25 +98,30 @@ def _ingest_unit(unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[Unit
     return result, files
 
 
-def _read_ahead(data: bytes, seconds: dict[str, float], engine=None):
+def _read_ahead(data: bytes, seconds: dict[str, float], engine=None, numerals: bool = True):
     """(text boxes, ``signs.Ahead`` or None) of one stored drawing (PNG bytes), or None when it
-    cannot be read: the signs stage's ``_read_in_worker``, and what its writer would work out from
-    the same pixels (the drawing's words, the parts it is cut into), so that the driver need not.
-    ``engine``: the OCR engine (default: this worker's, ``signs._worker_engine``)."""
+    cannot be read: what a local build's reader hands its writer (``signs.read_drawing_ahead``: the
+    drawing's words and parts worked out from the same pixels, so that the driver need not).
+    ``engine``: the OCR engine (default: this worker's, ``signs._worker_engine``); ``numerals``:
+    ``signs.numerals_wanted`` of its patent's text (False: no second look, as in a local build)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            read = (engine or signs_stage._worker_engine).read(image)
-            started = time.perf_counter()
-            try:
-                ahead = signs_stage.figure_ahead(image, read)
-            except Exception as exc:  # noqa: BLE001 - the driver works it out then, and says why
-                log.warning("drawing words not worked out on the worker: %s", exc)
-                ahead = None
-            seconds["words and parts"] += time.perf_counter() - started
-            return read, ahead
+            return signs_stage.read_drawing_ahead(image, engine or signs_stage._worker_engine, numerals,
+                                                  seconds=seconds)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
+
+
+def _numerals_wanted(document) -> bool:
+    """``signs.numerals_wanted`` of an ingested document's patent text (True when it cannot be told)."""
+    from figsearch.link.patent_text import PatentText
+
+    try:
+        return signs_stage.numerals_wanted(PatentText.of(document.patent))
+    except Exception as exc:  # noqa: BLE001 - read as if numerals were cited: the second looks are kept
+        log.warning("%s: its text not parsed on the worker: %s", document.patent.publication_number, exc)
+        return True
 
 
 def _load(kind: str, spec: str, seconds: dict[str, float], events: list | None = None, threads: int = 1):
@@ -167,11 +172,13 @@ def read_signs(unit: Unit, result: UnitResult, image_bytes, engine, seconds: dic
     boxes: dict[str, tuple] = {}
     try:
         for document in result.documents:
+            numerals = None
             for figure in document.figures:
                 data = image_bytes(figure.image_path) if figure.role == FigureRole.DRAWING else None
                 if data is not None:
                     started = time.perf_counter()
-                    read = _read_ahead(data, seconds, engine)
+                    numerals = _numerals_wanted(document) if numerals is None else numerals
+                    read = _read_ahead(data, seconds, engine, numerals)
                     seconds["read signs"] += time.perf_counter() - started
                     if read is not None:
                         boxes[figure.figure_id] = (figure.image_path, *read)
@@ -314,16 +321,24 @@ class _Worker:
             return {}
         return read_signs(unit, result, files.get, signs_stage._worker_engine, self.seconds)
 
-    def read(self, engine: str, data: bytes | None):
-        """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read."""
+    def read(self, engine: str, data: bytes | None, numerals: bool = True):
+        """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read.
+        ``numerals``: ``signs.numerals_wanted`` of its patent's text (False: no second look)."""
         if data is None:
             return None
         wall = time.time()
         signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
         try:
-            return self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data))
+            return self._timed("read signs", self._read_plain, data, numerals)
         finally:
             self.events.append(("read", wall, time.time()))
+
+    @staticmethod
+    def _read_plain(data: bytes, numerals: bool):
+        from figsearch.ocr.reread import numerals_wanted as reading_numerals
+
+        with reading_numerals(numerals):
+            return signs_stage._read_in_worker(io.BytesIO(data))
 
     def images(self, spec: str, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
         wall = time.time()

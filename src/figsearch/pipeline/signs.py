@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -283,11 +284,10 @@ def spot_and_link(
     drawings = [f for f in todo if f.role == FigureRole.DRAWING]
     ocr = create_engine(engine) if drawings else None
     jobs = min(jobs or default_jobs(), max(len(drawings) // _MIN_PER_WORKER, 1))
-    # read_ahead(collection, drawings, engine, jobs): the Ray build's readers instead of local processes
-    if read_ahead is None:
-        numerals = {n: numerals_wanted(_ensure_text(collection, n, texts, report))
-                    for n in dict.fromkeys(f.patent for f in drawings)}
-        read_ahead = functools.partial(_ReadAhead, numerals=numerals)
+    # read_ahead(collection, drawings, engine, jobs, numerals=...): the Ray build's readers instead of local processes
+    numerals = {n: numerals_wanted(_ensure_text(collection, n, texts, report))
+                for n in dict.fromkeys(f.patent for f in drawings)}
+    read_ahead = functools.partial(read_ahead or _ReadAhead, numerals=numerals)
     with read_ahead(collection, drawings, ocr, jobs) as read_ahead:
         for done, figure in enumerate(todo, 1):
             text = _ensure_text(collection, figure.patent, texts, report)
@@ -353,9 +353,11 @@ def _read_in_worker(path: str):
         return None
 
 
-def _read_ahead_in_worker(path: str, numerals: bool = True):
-    """(text boxes, ``Ahead`` or None) of one stored drawing, or None when it cannot be read.
-    ``numerals``: ``numerals_wanted`` of its patent's text.
+def read_drawing_ahead(image: Image.Image, engine, numerals: bool = True, source: str = "", seconds: dict | None = None):
+    """(text boxes, ``Ahead`` or None) of one loaded drawing, read by ``engine``: what a reader hands
+    the writer, in a local build's reader processes and on a Ray build's workers alike.
+    ``numerals``: ``numerals_wanted`` of its patent's text (False: no second look). ``seconds``:
+    adds the time of the words and parts under "words and parts".
 
     The drawing's words and parts are worked out here, inside the reading's ``one_sheet``, so that
     the sheet's header band and ink masks, computed for the reading, serve them too (the writer
@@ -363,18 +365,26 @@ def _read_ahead_in_worker(path: str, numerals: bool = True):
     from figsearch.ocr.reread import numerals_wanted as reading_numerals
     from figsearch.ocr.sheet import one_sheet
 
+    with one_sheet():
+        with reading_numerals(numerals):
+            read = engine.read(image)
+        started = time.perf_counter()
+        try:
+            ahead = figure_ahead(image, read)
+        except Exception as exc:  # noqa: BLE001 - the writer works them out then, and says why
+            log.warning("drawing words not worked out in the reader (%s): %s", source or "a drawing", exc)
+            ahead = None
+        if seconds is not None:
+            seconds["words and parts"] += time.perf_counter() - started
+    return read, ahead
+
+
+def _read_ahead_in_worker(path: str, numerals: bool = True):
+    """``read_drawing_ahead`` of one stored drawing in a reader process, or None when it cannot be read."""
     try:
         with Image.open(path) as image:
             image.load()
-            with one_sheet():
-                with reading_numerals(numerals):
-                    read = _worker_engine.read(image)
-                try:
-                    ahead = figure_ahead(image, read)
-                except Exception as exc:  # noqa: BLE001 - the writer works them out then, and says why
-                    log.warning("drawing words not worked out in the reader (%s): %s", path, exc)
-                    ahead = None
-            return read, ahead
+            return read_drawing_ahead(image, _worker_engine, numerals, source=path)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
 
