@@ -54,7 +54,7 @@ def test_new_figures_are_appended_changed_ones_rebuild(collection_dir):
         assert "replaced or deleted" in report.indexes[0].reason
     assert _index_files(collection_dir)[1:3] == ["text.g2.a0.faiss", "text.g2.ids"]
     with SearchService.open(collection_dir) as s:
-        hit = s.search(Query(image=__import__("_search_helpers").angle_image(50), mode="visual", k=1)).hits[0]
+        hit = s.search(Query(image=__import__("_search_helpers").angle_image(50), mode="visual", rerank=False, k=1)).hits[0]
         assert hit.figure_id == "US4-G" and hit.scores["visual"] == pytest.approx(1.0)
 
 
@@ -86,7 +86,7 @@ def test_changed_vectors_give_a_stale_note_until_the_index_run_rebuilds(collecti
         c.vectors.save("visual", key, [("US2-D", np.array([1.0, 0.0], np.float32), c.figure("US2-D").image_sha256)])
     calls = dict(CALLS)
     with SearchService.open(collection_dir) as s:
-        result = s.search(Query(figure_id="US1-A", mode="visual", k=1))
+        result = s.search(Query(figure_id="US1-A", mode="visual", rerank=False, k=1))
         assert result.hits[0].figure_id == "EP3-E"  # the index still holds D's old vector
         assert result.notes == ["the visual index is stale: stored vectors of 1 figure(s) changed since the last "
                                 "`figsearch index` (they are found by their old ones); run it to update them"]
@@ -95,7 +95,7 @@ def test_changed_vectors_give_a_stale_note_until_the_index_run_rebuilds(collecti
             assert report.indexes[0].action == "rebuilt" and "replaced or deleted" in report.indexes[0].reason
             # `figsearch index` says which visual model it used, and why (here: the one the collection was built with)
             assert "visual model fake-angle: the collection's own (it keeps the encoder it was built with)" in report.notes
-        result = s.search(Query(figure_id="US1-A", mode="visual", k=1))  # the same service sees the new index
+        result = s.search(Query(figure_id="US1-A", mode="visual", rerank=False, k=1))  # the same service sees the new index
         assert result.hits[0].figure_id == "US2-D" and result.hits[0].score == pytest.approx(1.0)
         assert not any("stale" in n for n in result.notes)
     assert CALLS == calls

@@ -151,7 +151,7 @@ def test_ingest_and_query_paths_give_the_same_vector(collection_dir):
         stored = c.vectors.fetch("visual", key, ["US1-D0"])["US1-D0"]
     with SearchService.open(collection_dir) as service:
         assert service._encoder("visual").identity["mask"] == ["labels"]
-        hits = service.search(Query(image=_png(sheet("FIG. 7")), mode="visual", k=2)).hits
+        hits = service.search(Query(image=_png(sheet("FIG. 7")), mode="visual", rerank=False, k=2)).hits
         assert hits[0].figure_id == "US1-D0" and hits[0].score == pytest.approx(1.0, abs=1e-5)
         query = service._encode("visual", [sheet("FIG. 7")])[0]
     np.testing.assert_allclose(query, stored, atol=1e-6)
