@@ -94,6 +94,19 @@ def test_limit_threads_sets_torchs_threads_when_torch_is_loaded(backbone_collect
         torch.set_num_threads(before)
 
 
+def test_limit_threads_limits_numpys_blas_too(backbone_collection):
+    """The visual mode's re-ranking multiplies matrices with numpy: OpenBLAS's own threads would spin beside
+    the server's calls, so one thread per call covers BLAS too (where threadpoolctl is installed)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("numpy here has no BLAS that threadpoolctl can see")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):  # put back as it was afterwards
+        with SearchService.open(backbone_collection) as service:
+            service.limit_threads(1)
+        assert {p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"} == {1}
+
+
 def test_limit_threads_refuses_nonsense(backbone_collection):
     with SearchService.open(backbone_collection) as service, pytest.raises(ValueError, match="threads"):
         service.limit_threads(0)

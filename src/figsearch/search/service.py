@@ -159,11 +159,23 @@ class SearchService:
         and an encoder that spreads one call over every core makes the calls fight for them
         (onnxruntime's threads spin while they wait for work: a visual upload used twice the CPU on
         two threads that it used on one). Call it before the encoders are loaded (``warm``):
-        onnxruntime fixes its threads when a model is opened. torch's setting is the process's."""
+        onnxruntime fixes its threads when a model is opened. torch's setting is the process's.
+
+        numpy's BLAS (OpenBLAS) is limited too, process-wide, through threadpoolctl where it is
+        installed: the visual mode's re-ranking multiplies candidate matrices, and OpenBLAS's own
+        threads spin while they wait, which in the load test of stop 20 took 6-19 CPU s in 30 s
+        from the searches of both workers (docs/serving.md)."""
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None, not {threads}")
         self.compute_threads = threads
         self._limit_torch_threads()
+        if threads is not None:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:
+                log.info("threadpoolctl is not installed: numpy's BLAS keeps its own thread count")
+            else:
+                threadpool_limits(threads, user_api="blas")
 
     def _limit_torch_threads(self) -> None:
         torch = sys.modules.get("torch")  # only when an encoder brought it in: never imported for this
