@@ -213,14 +213,7 @@ def descendants_cpu(root: int | None = None) -> dict[str, float]:
             name = script
         info[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
     top = root or os.getpid()
-    mine, out = {top}, collections.Counter()
-    changed = True
-    while changed:
-        changed = False
-        for pid, parent in parents.items():
-            if parent in mine and pid not in mine:
-                mine.add(pid)
-                changed = True
+    mine, out = _under(parents, top), collections.Counter()
     for pid in mine - {top}:
         if pid in info:
             out[info[pid][0]] += info[pid][1]
@@ -415,6 +408,11 @@ def _descendants(root: int) -> list[int]:
                 parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
+    return sorted(_under(parents, root) - {root})
+
+
+def _under(parents: dict[int, int], root: int) -> set[int]:
+    """``root`` and every process below it, from a map of process id -> parent id."""
     mine, changed = {root}, True
     while changed:
         changed = False
@@ -422,7 +420,7 @@ def _descendants(root: int) -> list[int]:
             if parent in mine and pid not in mine:
                 mine.add(pid)
                 changed = True
-    return sorted(mine - {root})
+    return mine
 
 
 def _alive(pid: int) -> bool:

@@ -168,17 +168,18 @@ def _served_workers(process) -> list[int]:
     return workers
 
 
-def _connections_of(pids: list[int], port: int) -> list[int]:
-    """Established connections to ``port`` held by each of ``pids`` (their socket fds in the TCP table)."""
+def _sockets_of(pids: list[int], port: int, state: str) -> list[set[str]]:
+    """The sockets on local ``port`` in TCP ``state`` ("01" established, "0A" listening) that each of
+    ``pids`` holds: socket inodes of the kernel's TCP tables found among the process's fds."""
     from pathlib import Path
 
-    established = set()
+    wanted = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                established.add(fields[9])
-    counts = []
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                wanted.add(fields[9])
+    held = []
     for pid in pids:
         inodes = set()
         for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -188,32 +189,18 @@ def _connections_of(pids: list[int], port: int) -> list[int]:
                 continue
             if target.startswith("socket:["):
                 inodes.add(target[8:-1])
-        counts.append(len(inodes & established))
-    return counts
+        held.append(inodes & wanted)
+    return held
+
+
+def _connections_of(pids: list[int], port: int) -> list[int]:
+    """Established connections to ``port`` held by each of ``pids``."""
+    return [len(inodes) for inodes in _sockets_of(pids, port, "01")]
 
 
 def _listeners_of(pids: list[int], port: int) -> list[set[str]]:
     """The listening sockets on ``port`` each of ``pids`` holds (socket inodes)."""
-    from pathlib import Path
-
-    listening = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                listening.add(fields[9])
-    held = []
-    for pid in pids:
-        inodes = set()
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in listening:
-                inodes.add(target[8:-1])
-        held.append(inodes)
-    return held
+    return _sockets_of(pids, port, "0A")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads which worker holds a connection from Linux's /proc")
