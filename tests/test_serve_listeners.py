@@ -126,3 +126,17 @@ def test_a_listener_count_that_does_not_match_the_workers_is_refused():
 
     with pytest.raises(ValueError, match="3 workers need as many listeners"):
         ListenerPerWorker(uvicorn.Config(lambda: None, workers=3), [object()])
+
+
+@linux_only
+def test_a_port_another_server_shares_with_so_reuseport_is_refused():
+    """A second ``serve --workers 2`` on the port of a running one must fail, not share its connections."""
+    from figsearch.errors import InputError
+
+    first = open_listeners("127.0.0.1", 0, 2)
+    try:
+        with pytest.raises(InputError, match="cannot listen on 127.0.0.1"):
+            open_listeners("127.0.0.1", first[0].getsockname()[1], 2)
+    finally:
+        for s in first:
+            s.close()

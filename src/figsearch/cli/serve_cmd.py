@@ -61,10 +61,14 @@ def open_listeners(host: str, port: int, count: int) -> list[socket.socket]:
     if count == 1 or not kernel_spreads_connections():
         sock = open_listener(host, port)
         return [sock] * count
-    listeners = [open_listener(host, port, reuse_port=True)]
-    bound_port = listeners[0].getsockname()[1]  # --port 0: the others join the port the first one got
+    # first a plain listener: a port another server holds, even one listening with SO_REUSEPORT itself
+    # (a second `figsearch serve` on the same port), is refused, instead of the two sharing its connections
+    probe = open_listener(host, port)
+    bound_port = probe.getsockname()[1]  # --port 0: the listeners take the port the probe got
+    probe.close()
+    listeners = []
     try:
-        for _ in range(count - 1):
+        for _ in range(count):
             listeners.append(open_listener(host, bound_port, reuse_port=True))
     except BaseException:
         for sock in listeners:
