@@ -196,3 +196,6 @@ def test_a_readable_reference_names_a_design_patent_figure(tmp_path):
         collection.upsert_patent(Patent("USD0907292S1", "US", "D0907292", "S1"), figures)
         assert resolve_figure(collection, "USD0907292S1 FIG. 2").figure_id == "USD0907292S1-D00002"
         assert resolve_figure(collection, "usd0907292s1, Fig. 1").figure_id == "USD0907292S1-D00001"
+        # the patent alone is not read as 'USD0907292S' FIG. 1: the error says what to give instead
+        with pytest.raises(NotFound, match=r"USD0907292S1 is a patent, not a figure: .*'USD0907292S1 FIG. 1'"):
+            resolve_figure(collection, "USD0907292S1")

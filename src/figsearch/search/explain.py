@@ -65,6 +65,13 @@ def resolve_figure(collection: Collection, reference: str) -> Figure:
         return collection.figure(reference)
     except NotFound as exc:
         unknown = exc
+    number = reference.strip().upper()
+    own = collection.figures(patent=number) if re.fullmatch(r"[A-Z]{2}\w+", number) else []
+    if own:  # a patent alone (a design number's last digit would otherwise be read as its figure label)
+        shown = [f for f in own if f.role == FigureRole.DRAWING] or own
+        examples = " or ".join(f"'{number} {f.label}'" for f in shown[:2] if f.label) or shown[0].figure_id
+        raise NotFound(f"{number} is a patent, not a figure: name one of its {len(own)} figures, "
+                       f"e.g. {examples} (or a figure id such as {shown[0].figure_id})")
     # office, an optional series (US design "D", reissue "RE", plant "PP"), number, kind code
     match = re.match(r"\s*([A-Za-z]{2}(?:D|RE|PP|[A-Z]{0,2})\d+[A-Za-z]\d?)\s*[,:]?\s*(.+)$", reference, re.IGNORECASE)
     if match is None:
