@@ -329,16 +329,9 @@ class _Worker:
         wall = time.time()
         signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
         try:
-            return self._timed("read signs", self._read_plain, data, numerals)
+            return self._timed("read signs", signs_stage._read_in_worker, io.BytesIO(data), numerals)
         finally:
             self.events.append(("read", wall, time.time()))
-
-    @staticmethod
-    def _read_plain(data: bytes, numerals: bool):
-        from figsearch.ocr.reread import numerals_wanted as reading_numerals
-
-        with reading_numerals(numerals):
-            return signs_stage._read_in_worker(io.BytesIO(data))
 
     def images(self, spec: str, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
         wall = time.time()

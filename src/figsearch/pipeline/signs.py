@@ -343,12 +343,16 @@ def _start_worker(engine_name: str) -> None:
     _worker_engine = create_engine(engine_name)
 
 
-def _read_in_worker(path: str):
-    """The text boxes of one stored drawing, or None when it cannot be read (the parent says why)."""
+def _read_in_worker(path, numerals: bool = True):
+    """The text boxes of one stored drawing (a path or a file object), or None when it cannot be read
+    (the parent says why). ``numerals``: ``numerals_wanted`` of its patent's text (False: no second look)."""
+    from figsearch.ocr.reread import numerals_wanted as reading_numerals
+
     try:
         with Image.open(path) as image:
             image.load()
-            return _worker_engine.read(image)
+            with reading_numerals(numerals):
+                return _worker_engine.read(image)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
 
