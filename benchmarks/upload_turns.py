@@ -1,14 +1,14 @@
-"""How an upright-first rule for uploads (``SearchService(upright_confident=T)``, off by default)
-would change the answers, and what it would save.
+"""What the other quarter turns of an uploaded drawing change in its answers, and what they cost.
 
-With the rule, an uploaded drawing is encoded upright first; its three other quarter turns are
-encoded (and searched with) only when the upright drawing's best match in the visual index scores
-below T.
+The service searches an upload upright alone by default (``SearchService(upright_confident=-1.0)``,
+stop 21), every turn with ``Query.all_turns``; ``upright_confident=T`` is the upright-first rule of
+stop 17: the three other quarter turns are encoded (and searched with) only when the upright
+drawing's best match in the visual index scores below T.
 For each query image this script runs the visual search twice on one collection, without the
 service's cache of recent uploads:
 
-- with every turn (the service's default), and
-- with the upright drawing alone (what the rule does when it fires),
+- with every turn (``all_turns``), and
+- with the upright drawing alone (the default; what the rule does when it fires),
 
 and for each threshold asked (``--thresholds``) counts the queries on which the rule fires and the
 ones whose top ``--k`` would differ (the same figures in the same order with the same scores, or
