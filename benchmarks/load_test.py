@@ -8,15 +8,16 @@ Every client loops over the same mix: searches by figure id, by words, by an upl
 bad uploads (over the byte limit, truncated, not an image) that must get their 4xx (413, 400,
 415) without stalling the others. Uploaded drawings are of two kinds, each its own row:
 
-* ``image``: a crop of one of the collection's own drawings (its margins cut by up to 2 %), which
-  the server's upright-first rule recognises as nearly a figure of the collection and searches in
-  one orientation;
+* ``image``: a crop of one of the collection's own drawings (its margins cut by up to 2 %), searched
+  in one orientation (the upright drawing alone: the server's default since stop 21; before, the
+  upright-first rule recognised it as nearly a figure of the collection);
 * ``new``: a drawing NEW to the collection, what an examiner uploads: by default a drawing sheet
   of a design grant of ``../shared/data/us-design-grants`` whose patent is not in the collection
   (``--new-images`` names other files or folders), each with the same kind of random crop, so the
   cache of recent uploads never answers. Without the shared data, the collection's drawings turned
-  a quarter turn and mirrored stand in (the rule compares the upright drawing with the collection's
-  figures; whether it fired is counted per row from the server's ``Server-Timing`` ``turns``).
+  a quarter turn and mirrored stand in. Since stop 21 it is searched upright alone too (before, in all
+  four turns unless the upright-first rule fired); the orientations each upload was searched in are
+  counted per row from the server's ``Server-Timing`` ``turns`` (``--all-turns`` asks for all four).
 
 The upload target (p50 <= 1 s) is judged on each kind. During phases 2 and 3 a separate process asks /api/health every
 100 ms on its own connection (so its latency is the server's, not this client's event loop's).
@@ -208,7 +209,7 @@ async def one_request(http: Connection, kind: str, rng: random.Random, queries: 
         else queries["bad"][kind]
     form = {"k": "12", "mode": "visual"}
     if kind in UPLOADS and queries.get("all_turns"):
-        form["all_turns"] = "true"  # every orientation, whatever the upright-first rule would say
+        form["all_turns"] = "true"  # every orientation (by default the server searches the upright one alone)
     if kind in UPLOADS and not queries.get("same_uploads"):
         # a drawing the server has not seen: its own margins cut off (up to 2 % a side, about 160,000
         # different crops of each file), so that its cache of recent uploads never answers for it
@@ -458,7 +459,7 @@ def summarise(results: list, clients: int, elapsed: float, window: list) -> dict
             if any(phases.values()):  # an upload's phases on its thread (wall ms, the server's Server-Timing)
                 summary["by_kind"][kind]["phases_ms"] = {k: round(statistics.fmean(v), 1) for k, v in phases.items() if v}
             turns = [t["turns"] for _, t in timed if "turns" in t]
-            if turns:  # how often the upright-first rule fired (one orientation searched) on this kind
+            if turns:  # how often one orientation was searched on this kind (the default since stop 21)
                 summary["by_kind"][kind]["turns"] = {"one": sum(1 for t in turns if t == 1), "all": len(turns)}
     return summary
 
@@ -654,7 +655,7 @@ def print_phase(name: str, summary: dict) -> None:
         if upload and upload.get("where_ms"):
             where = upload["where_ms"]
             turns = upload.get("turns")
-            fired = (f"; the upright-first rule searched {turns['one']} of {turns['all']} in one orientation"
+            fired = (f"; {turns['one']} of {turns['all']} searched in one orientation (upright)"
                      if turns else "")
             off = (f" ({where['runq']} ms waiting for a core, {where['gil_or_blocked']} ms for the GIL or in a system call)"
                    if "runq" in where else " (other threads, the GIL)")
@@ -837,7 +838,8 @@ def main() -> int:
                         "files come again (as the page's next page does) and the server's cache of recent uploads "
                         "answers; by default each upload is a crop the server has not seen")
     parser.add_argument("--all-turns", action="store_true", help="uploads ask for all four orientations "
-                        "(all_turns) whatever the upright-first rule says (a server without the option answers 422)")
+                        "(all_turns); by default the server searches the upright one alone (stop 21; before, unless its "
+                        "upright-first rule fired); a server without the option answers 422")
     parser.add_argument("--new-images", type=Path, nargs="*", help="drawings new to the collection to upload (files, "
                         "or folders searched for TIFF/PNG/JPEG; files of the collection's patents left out) [default: "
                         "../shared/data/us-design-grants; without it, the collection's drawings turned and mirrored]")

@@ -12,7 +12,10 @@ to one thread. On an idle machine, CPU per upload that grows with the threads on
 hardware's (shared caches and memory bandwidth), not the server's queueing; on a loaded machine the
 other work's share moves the numbers more than this does (compare rounds).
 
-    python benchmarks/upload_concurrency.py --collection C
+    python benchmarks/upload_concurrency.py --collection C [--all-turns]
+
+Since stop 21 an upload is searched upright alone; ``--all-turns`` measures uploads in all four quarter
+turns, as every new drawing was before.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--seconds", type=float, default=10.0, help="per thread count and round")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--all-turns", action="store_true", help="each upload asks for all four quarter turns "
+                        "(by default, since stop 21, an upload is searched upright alone)")
     args = parser.parse_args()
 
     from figsearch.search.query import Query
@@ -57,7 +62,8 @@ def main() -> int:
 
     def upload(data: bytes, rng: random.Random) -> None:
         crop = (rng.uniform(0, 0.02), rng.uniform(0, 0.02), rng.uniform(0.98, 1), rng.uniform(0.98, 1))
-        service.search(Query(image=apply_crop(decode_upload(data, Limits()), crop), mode="visual", k=12))
+        service.search(Query(image=apply_crop(decode_upload(data, Limits()), crop), mode="visual", k=12,
+                             **({"all_turns": True} if args.all_turns else {})))
 
     for data in files[:4]:  # first-call costs outside the clock
         upload(data, random.Random(0))

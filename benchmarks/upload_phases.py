@@ -24,9 +24,9 @@ a time on an otherwise idle service:
     python benchmarks/upload_phases.py --collection /tmp/coll --baseline-src /tmp/main-src
     python benchmarks/upload_phases.py --collection /tmp/coll --compare-threads
 
-The drawings are the collection's own, so the service's upright-first rule (``UPRIGHT_CONFIDENT``)
-finds each upright and encodes that orientation alone (``turns`` 1 in the phases); ``--all-turns``
-sends every upload with ``all_turns`` (every orientation). ``--new-images PATH...`` uploads drawing
+The drawings are the collection's own. The service searches every upload upright alone by default
+(``UPRIGHT_CONFIDENT``, stop 21; ``turns`` 1 in the phases; before, its upright-first rule did so for
+these near-copies only); ``--all-turns`` sends every upload with ``all_turns`` (every orientation). ``--new-images PATH...`` uploads drawing
 files new to the collection instead (files, or folders searched for TIFF/PNG/JPEG, front pages
 ``-D00000`` left out, the first ``--images`` of them in name order), e.g. sheets of design grants the
 collection does not hold, as an examiner's upload:

@@ -107,6 +107,8 @@ def test_rotated_or_cropped_copy_finds_its_original(collection_dir, tmp_path, en
         for name, image in (("rotated", rotated), ("cropped", cropped)):
             path = tmp_path / f"{name}{kind}.jpg"
             image.save(path, quality=85)
-            code, out = run("search", "-c", collection_dir, "--image", path, "--mode", "visual", "-k", "3", "--json")
+            # an upload is searched upright alone unless asked: the turned copy asks for every turn
+            turns = ["--all-turns"] if name == "rotated" else []
+            code, out = run("search", "-c", collection_dir, "--image", path, "--mode", "visual", "-k", "3", "--json", *turns)
             assert code == 0, out
             assert json.loads(out)["hits"][0]["figure_id"] == f"US{kind}-D1", (name, kind, out)

@@ -137,8 +137,8 @@ def test_turns_encode_from_several_threads_at_once(backbone):
 
 
 def test_an_upload_finds_the_same_hits_with_the_same_scores_as_before(collection_dir, backbone, monkeypatch):
-    """A fixed drawing searched with the new turns and with the general path (the service as it was
-    before): the same hits, in the same order, with the same scores."""
+    """A fixed drawing searched in every turn with the new turns and with the general path (the service as
+    it was before): the same hits, in the same order, with the same scores."""
     from _search_helpers import hand_collection
 
     from figsearch.embed.encoders.backbone import BackboneEncoder
@@ -155,12 +155,15 @@ def test_an_upload_finds_the_same_hits_with_the_same_scores_as_before(collection
         result = service.search(Query(image=query, mode="visual", k=20))
         return [(h.figure_id, h.score) for h in result.hits]
 
-    with SearchService.open(collection_dir) as service:
+    def every_turn():  # all four turns (by default an upload is searched upright alone)
+        return SearchService(Collection.open(collection_dir), owns=True, upright_confident=None)
+
+    with every_turn() as service:
         service.limit_threads(1)
         now = hits(service)
     with monkeypatch.context() as patched:
         patched.delattr(BackboneEncoder, "encode_turns")  # the service falls back to turning the image itself
-        with SearchService.open(collection_dir) as service:
+        with every_turn() as service:
             service.limit_threads(1)
             before = hits(service)
     assert now and now == before
@@ -200,3 +203,36 @@ def test_the_upright_first_option_keeps_every_turn_unless_the_upright_match_is_c
     best = {h.figure_id: h.score for h in default.hits}
     assert always.hits and all(h.score <= best.get(h.figure_id, h.score) + 1e-6 for h in always.hits)
     assert always.timings["upright_score"] == pytest.approx(max(h.score for h in always.hits), abs=1e-4)
+
+
+def test_an_upload_new_to_the_collection_is_searched_upright_alone_unless_it_asks_for_every_turn(
+        collection_dir, backbone):  # noqa: ARG001
+    """Stop 21: by default an uploaded drawing is searched in its upright orientation alone, however weakly
+    it matches (a drawing new to the collection: before, every turn); ``Query.all_turns`` searches every
+    turn, with the hits and scores of a service that always does."""
+    from _search_helpers import hand_collection
+
+    from figsearch.pipeline.index import update_collection
+    from figsearch.search.service import SearchService
+    from figsearch.store import Collection
+
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="backbone:drawing-backbone2.onnx", text_model="fake-words")
+    query = _drawing(380, 520, 32)
+
+    def search(service, **options):
+        service.limit_threads(1)
+        result = service.search(Query(image=query, mode="visual", k=20, rerank=False, **options))
+        return result, [(h.figure_id, h.score) for h in result.hits]
+
+    with SearchService.open(collection_dir) as service:
+        plain, plain_hits = search(service)
+        asked, asked_hits = search(service, all_turns=True)
+    with SearchService(Collection.open(collection_dir), owns=True, query_rotations=(0,)) as service:
+        _, upright_hits = search(service)
+    with SearchService(Collection.open(collection_dir), owns=True, upright_confident=None) as service:
+        _, every_hits = search(service)
+    assert plain.timings["upright_score"] < 0.9  # not nearly a figure of the collection: stop 17's rule kept every turn
+    assert plain.timings["turns"] == 1 and plain_hits == upright_hits
+    assert asked.timings["turns"] == len(QUERY_ROTATIONS) and asked_hits == every_hits

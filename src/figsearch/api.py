@@ -143,6 +143,7 @@ class SearchCollection:
         classification: str | None = None,
         exclude_patents: Sequence[str] = (),
         read_words: bool = True,
+        all_turns: bool = False,
     ) -> SearchResult:
         """The figures most similar to a figure of the collection, a drawing and/or a text.
 
@@ -156,7 +157,9 @@ class SearchCollection:
         figure_id, patent, rank, score, per-modality ``scores``, label, title, sentences,
         reference_signs), ``.total``, ``.modalities``, ``.notes`` (e.g. a stale index),
         ``.query_words`` (the words read in ``image``: with ``read_words`` and a mode that uses text,
-        they make the query's text, or join ``text``).
+        they make the query's text, or join ``text``). ``all_turns``: match ``image`` in all four quarter
+        turns, for a drawing that may be turned against how it was published (by default it is searched
+        upright alone).
         """
         figure_id = self._service.resolve_figure(figure) if figure else None
         if isinstance(image, os.PathLike):
@@ -164,7 +167,7 @@ class SearchCollection:
         query = Query(
             figure_id=figure_id, image=image, text=text, mode=mode or DEFAULT_MODE, k=k, offset=offset,
             text_weight=text_weight, rerank=rerank, exclude_query_patent=exclude_own_patent, read_words=read_words,
-            filters=Filters(date_from=date_from, date_to=date_to, office=office, classification_prefix=classification,
+            all_turns=all_turns, filters=Filters(date_from=date_from, date_to=date_to, office=office, classification_prefix=classification,
                             exclude_patents=tuple(exclude_patents)),
         )
         return self._service.search(query)

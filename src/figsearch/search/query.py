@@ -48,8 +48,9 @@ class Query:
     #: read the words printed in the query image and search the text channel with them (when the
     #: mode uses text); they join ``text`` when both are given
     read_words: bool = True
-    #: encode an uploaded drawing in every orientation (figsearch.search.service.QUERY_ROTATIONS) even when
-    #: its upright form closely matches a figure of the collection (service.UPRIGHT_CONFIDENT), which by
-    #: default spares the other orientations
+    #: match an uploaded drawing in every quarter turn (figsearch.search.service.QUERY_ROTATIONS), for a
+    #: drawing that may be turned against how it was published (a sheet scanned sideways); by default it is
+    #: searched upright alone (service.UPRIGHT_CONFIDENT), which answers a drawing as published as well or
+    #: better for a third of the work
     all_turns: bool = False
     filters: Filters = field(default_factory=Filters)

@@ -51,20 +51,21 @@ MAX_OFFSET = 10_000
 #: each modality's candidate list holds this many times the hits asked for (at least MIN_LIST)
 LIST_FACTOR = 4
 MIN_LIST = 100
-#: an uploaded drawing is matched in these orientations too (its best one counts): sheets are
-#: often drawn in landscape on a portrait page, and a scan may come in any quarter turn. On the
-#: design grants this costs no precision (mAP@50 0.530 -> 0.533 over all four).
+#: the orientations an uploaded drawing can be matched in (its best one counts): a sheet scanned or
+#: photographed turned a quarter turn. Searched with all of them only when the query asks
+#: (``Query.all_turns``) or the upright match is below ``upright_confident`` (below).
 QUERY_ROTATIONS = (0, 90, 180, 270)
-#: an uploaded drawing is encoded upright alone first; its other orientations are encoded (and searched
-#: with) only when the upright drawing's best match in the visual index scores below this cosine, i.e.
-#: unless the drawing is, as it stands, nearly one of the collection's (a copy or crop of a stored
-#: sheet: such a drawing is upright; its other turns add matches in other orientations, other views
-#: drawn turned and chance matches of other patents). A search with one orientation took about a third
-#: of the CPU of one with four. Set a priori at a near-duplicate's score; measured
-#: (benchmarks/upload_turns.py, docs/serving.md) it changes most such uploads' top 10 and leaves the
-#: others' unchanged, with as many or more hits of the drawing's own patent. ``Query.all_turns`` (the
-#: API's ``all_turns``) or ``SearchService(upright_confident=None)`` encodes every orientation always.
-UPRIGHT_CONFIDENT = 0.9
+#: an uploaded drawing is encoded upright first; its other orientations are encoded (and searched with)
+#: only when the upright drawing's best match in the visual index scores below this cosine. -1.0, the
+#: default since stop 21: never (no cosine is lower), so the upright drawing alone is searched unless the
+#: query asks for every turn. Measured on the training side (benchmarks/upload_turns.py, docs/serving.md
+#: "Stop 21"): a drawing in the orientation it was published in, new to the collection, found its
+#: patent's other sheets as well or better upright alone (design PDFs, AP@10 0.916 -> 0.927) and drawings
+#: of its class better (2007 designs whose patent the collection lacks, AP@10 0.058 -> 0.072): the other
+#: turns add chance matches; only a drawing turned against its publication needs them (all_turns). At a
+#: third of the CPU. 0.9 is stop 17's rule (every turn unless the drawing nearly is one of the
+#: collection's); ``SearchService(upright_confident=None)`` encodes every orientation always.
+UPRIGHT_CONFIDENT = -1.0
 #: how long a modality's freshness (stored vectors vs the index) is trusted before it is counted again
 STATE_CHECK_SECONDS = 2.0
 #: uploaded drawings whose encodings are kept (the page sends the same file again for the next page,
@@ -127,7 +128,8 @@ class SearchService:
         #: reads the words printed in an uploaded drawing (its text, when the mode uses text)
         self.reader = reader or DrawingReader()
         self.query_rotations = tuple(query_rotations) or (0,)
-        #: the upright match's score above which an upload's other orientations are not encoded (None: always)
+        #: the upright match's score from which an upload's other orientations are not encoded (-1: never
+        #: encoded unless the query asks; None: always)
         self.upright_confident = upright_confident
         self._owns = owns
         #: guards the swap of the snapshot and the caches below (never held while searching)
@@ -457,7 +459,9 @@ class SearchService:
 
     def _upright_suffices(self, row: np.ndarray, snapshot: IndexSnapshot | None, timings: dict[str, float]) -> bool:
         """Whether the upright drawing's best match in the visual index scores at least ``upright_confident``
-        (then its other turns are not encoded). No usable index: False (every turn, as before)."""
+        (then its other turns are not encoded; at -1, the default, any match does). The match is looked up
+        even then (one nearest neighbour, no measurable CPU): the result's timings report its score. No
+        usable index: False (every turn, as before)."""
         index = self._index(snapshot or self.snapshot(), "visual", [])
         found = index.search(row, 1) if index is not None and index.count else []
         if not found:

@@ -61,9 +61,9 @@ class SearchParams(BaseModel):
         "the text channel with them (beside `text`); the response's query.words lists them"
     )
     all_turns: bool = Field(
-        False, description="encode the uploaded drawing in all four quarter turns even when its upright form "
-        "closely matches a figure of the collection (by default its other turns are then left out: a "
-        "third of the upload's work; docs/serving.md)"
+        False, description="match the uploaded drawing in all four quarter turns, for a drawing that may be "
+        "turned against how it was published (a sheet scanned sideways); by default it is searched upright "
+        "alone, a third of the upload's work (docs/serving.md, Stop 21)"
     )
 
     model_config = {"extra": "forbid"}
@@ -159,8 +159,8 @@ def server_timing(timing: dict) -> str:
     long the call waited for a thread, ran, computed on its thread and waited for a core (``runq``, Linux),
     in ms (``load_test.py``
     reads it to say where a request's time went); for an upload also its phases on the thread (``UPLOAD_PHASES``,
-    ms) and how many orientations of the drawing were searched with (``turns;desc=1`` when the upright-first
-    rule spared the others)."""
+    ms) and how many orientations of the drawing were searched with (``turns;desc=1`` upright alone, the
+    default; 4 with ``all_turns``)."""
     parts = [f"{name};dur={timing[name]:.1f}" for name in ("queue", "run", "cpu", "runq", *UPLOAD_PHASES)
              if name in timing]
     if "turns" in timing:

@@ -340,6 +340,7 @@ function buildForm(offset) {
   put("office", "office");
   put("classification", "classification");
   if ($("exclude-own").checked) form.append("exclude_query_patent", "true");
+  if (state.file && $("all-turns").checked) form.append("all_turns", "true");
   return { form, text, mode };
 }
 
