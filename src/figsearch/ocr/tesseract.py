@@ -21,7 +21,7 @@ from figsearch.errors import ModelUnavailable
 from figsearch.extras import require
 from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox, rotate_box
 from figsearch.ocr.preprocess import (WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotate_boxes,
-                                      rotations_for)
+                                      rotations_for, turned_components)
 from figsearch.ocr.reread import second_look
 from figsearch.ocr.signs import match_label_line, normalise_numeral, parse_signs
 
@@ -288,18 +288,27 @@ class TesseractEngine(OcrEngine):
             return (0,)
         return rotations_for(self._aspect, self.rotations)
 
-    def _read(self, image: Image.Image) -> list[TextBox]:
+    def _read_turned(self, prepared: Image.Image, rotation: int) -> list[TextBox]:
+        """``OcrEngine._read_turned``; a turned view of this reading's glyph layer is read with the
+        layer's components turned (``turned_components``): no second labelling of the sheet."""
+        layer = getattr(self, "_layer", None)
+        if not rotation or layer is None or layer[1].image is not prepared or layer[1].kept is None:
+            return super()._read_turned(prepared, rotation)
+        return self._read(prepared.rotate(rotation, expand=True), turned_components(layer[1].kept, rotation))
+
+    def _read(self, image: Image.Image, turned: tuple | None = None) -> list[TextBox]:
         """Detect word boxes in the glyph layer, then recognise them all in one tesseract call.
 
         Tesseract's own layout analysis drops isolated single digits as noise, which is what most
         reference numerals are; so every detected word is cut out, scaled to one text height and
         stacked in a column ("mosaic"), which tesseract reads as a block of short lines.
+        ``turned``: ``image`` is the glyph layer turned, and these its components (``turned_components``).
         """
         layer = getattr(self, "_layer", None)
-        labelled = layer[1].kept if layer is not None and layer[1].image is image else None
+        labelled = turned or (layer[1].kept if layer is not None and layer[1].image is image else None)
         words = detect_words(np.asarray(image) < 128, reject_phantoms=self.reject_phantoms,
                              max_members=self.max_word_glyphs, max_aspect=30.0 if self.max_word_glyphs > 10 else 8.0,
-                             labelled=labelled)
+                             labelled=labelled, renumber=turned is not None)
         return self._recognise(image, words)
 
     def _recognise(self, image: Image.Image, words: list[WordBox]) -> list[TextBox]:
