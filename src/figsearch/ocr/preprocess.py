@@ -62,6 +62,10 @@ class GlyphLayer:
     kept: tuple[np.ndarray, np.ndarray, int, np.ndarray] | None = None
     #: the sheet's ink (True) at ``ink_threshold``: what the label pass and the table finder look at
     ink: np.ndarray | None = None
+    #: (rows, columns) of the layer's black pixels in row-major order, with ``kept``: what
+    #: ``detect_words`` would find in it (``pixels``), for the upright layer and, through
+    #: ``turned_pixels``, for the turned ones
+    pixels: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
@@ -108,7 +112,8 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
         for x0, y0, glyphs in underlined:
             out[y0:y0 + glyphs.shape[0], x0:x0 + glyphs.shape[1]][glyphs] = 0
         return GlyphLayer(Image.fromarray(out), kept_count + len(underlined), aspect, boxes, None, ink)
-    return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (labels, lookup, kept_count, boxes[keep]), ink)
+    return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (labels, lookup, kept_count, boxes[keep]), ink,
+                      (ys[inked], xs[inked]))
 
 
 def underlined_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_height: float,
@@ -430,16 +435,18 @@ def phantom_components(boxes: np.ndarray, length: np.ndarray, elongation: np.nda
 def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms: bool = True,
                  max_members: int = 40, max_aspect: float = 30.0,
                  labelled: tuple[np.ndarray, np.ndarray, int, np.ndarray] | None = None,
-                 renumber: bool = False) -> list[WordBox]:
+                 renumber: bool = False, pixels: tuple[np.ndarray, np.ndarray] | None = None) -> list[WordBox]:
     """Word boxes in a glyph layer (True = ink), for upright text, with text-line numbers.
     ``labelled``: the layer's components already labelled (``GlyphLayer.kept``, or ``turned_components``
     of it for a turned view), to skip doing it again; ``renumber``: they are numbered otherwise than a
-    labelling of ``binary`` would number them (a turned view), so number them as it would."""
+    labelling of ``binary`` would number them (a turned view), so number them as it would; ``pixels``
+    (with ``labelled``): ``sparse_nonzero(binary)`` when known (``GlyphLayer.pixels``, ``turned_pixels``),
+    and ``binary`` is not looked at (None will do)."""
     if labelled is not None:
         labels, lookup, count, boxes = labelled
         if count == 0:
             return []
-        ys, xs = sparse_nonzero(binary)
+        ys, xs = pixels if pixels is not None else sparse_nonzero(binary)
         of_ink = lookup[labels[ys, xs]]
         if renumber:
             of_ink, boxes = _raster_numbered(of_ink, count, boxes)
@@ -502,6 +509,28 @@ def turned_components(kept: tuple[np.ndarray, np.ndarray, int, np.ndarray], rota
     labels, lookup, count, boxes = kept
     k = (rotation // 90) % 4
     return (np.rot90(labels, k) if k else labels), lookup, count, rotate_boxes(boxes, rotation, labels.shape)
+
+
+def turned_pixels(pixels: tuple[np.ndarray, np.ndarray], rotation: int, shape: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``sparse_nonzero`` of ``np.rot90(mask, rotation // 90)``, from ``pixels`` = ``sparse_nonzero(mask)``
+    (``mask`` of ``shape`` (h, w)), without turning the mask: the same pixels in the turned view's
+    row-major order (a stable sort on one coordinate, a radix sort for sheet-sized images)."""
+    ys, xs = pixels
+    h, w = shape
+    k = (rotation // 90) % 4
+    if k == 0:
+        return ys, xs
+    if k == 2:  # (h-1-y, w-1-x): the row-major order reversed
+        return h - 1 - ys[::-1], w - 1 - xs[::-1]
+    key_type = np.uint16 if max(h, w) <= np.iinfo(np.uint16).max else np.int64
+    if k == 1:  # (w-1-x, y): by column from the right, each column top to bottom as listed
+        order = np.argsort((w - 1 - xs).astype(key_type), kind="stable")
+        return w - 1 - xs[order], ys[order]
+    # k == 3: (x, h-1-y): by column from the left, each column bottom to top (the list reversed)
+    ys, xs = ys[::-1], xs[::-1]
+    order = np.argsort(xs.astype(key_type), kind="stable")
+    return xs[order], h - 1 - ys[order]
 
 
 def _raster_numbered(of_pixel: np.ndarray, count: int, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ from figsearch.errors import ModelUnavailable
 from figsearch.extras import require
 from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox, rotate_box
 from figsearch.ocr.preprocess import (WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotate_boxes,
-                                      rotations_for, turned_components)
+                                      rotations_for, turned_components, turned_pixels)
 from figsearch.ocr.reread import second_look
 from figsearch.ocr.signs import match_label_line, normalise_numeral, parse_signs
 
@@ -133,7 +133,7 @@ def solidify_dithered(image: Image.Image, words: list[WordBox]) -> Image.Image:
         if np.count_nonzero(closed) - ink < DITHERED * max(1, ink) or not _pinholes(crop):
             continue
         if out is None:
-            out = np.array(image) if pixels is None else pixels.copy()
+            out = np.array(image, order="C") if pixels is None else pixels.copy()
         region = out[y0:y1, x0:x1]
         region[closed] = 0
     return image if out is None else Image.fromarray(out)
@@ -221,6 +221,29 @@ def _overlaps(a, b) -> bool:
     return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
 
+class _TurnedView:
+    """A grey image turned by ``rotation`` (PIL's ``rotate(rotation, expand=True)``) as ``_recognise``
+    reads it, its words' crops (``crop``) and its pixels (``np.asarray``), without turning the whole
+    image: a sheet's glyph layer turned cost more than the crops of the words read in it."""
+
+    def __init__(self, image: Image.Image, rotation: int) -> None:
+        self._pixels = np.rot90(np.asarray(image), (rotation // 90) % 4)  # a view: nothing copied
+        self.height, self.width = self._pixels.shape
+        self.size = (self.width, self.height)
+
+    def __array__(self, dtype=None, copy=None):
+        return self._pixels if dtype is None else self._pixels.astype(dtype)
+
+    def crop(self, box) -> Image.Image:
+        """As ``Image.crop``: what lies outside the image is 0."""
+        x0, y0, x1, y1 = box
+        out = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), dtype=np.uint8)
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, self.width), min(y1, self.height)
+        if ix1 > ix0 and iy1 > iy0:
+            out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = self._pixels[iy0:iy1, ix0:ix1]
+        return Image.fromarray(out, "L")
+
+
 #: a figure label read at least this surely in one orientation ends the orientation search (``settled``; no
 #: search of the truth set and dev1-dev6 read a label in an orientation that lost, at any confidence)
 SETTLED_LABEL = 0.75
@@ -289,26 +312,37 @@ class TesseractEngine(OcrEngine):
         return rotations_for(self._aspect, self.rotations)
 
     def _read_turned(self, prepared: Image.Image, rotation: int) -> list[TextBox]:
-        """``OcrEngine._read_turned``; a turned view of this reading's glyph layer is read with the
-        layer's components turned (``turned_components``): no second labelling of the sheet."""
+        """``OcrEngine._read_turned``; this reading's glyph layer, upright or turned, is read from what
+        ``glyph_layer`` found in it: its components (``turned_components``: no second labelling of the
+        sheet) and its black pixels (``turned_pixels``), and a turned one is not turned as a whole
+        (``_TurnedView``: only the crops of its words are)."""
         layer = getattr(self, "_layer", None)
-        if not rotation or layer is None or layer[1].image is not prepared or layer[1].kept is None:
+        glyphs = layer[1] if layer is not None and layer[1].image is prepared else None
+        if glyphs is None or glyphs.kept is None or glyphs.pixels is None:
             return super()._read_turned(prepared, rotation)
-        return self._read(prepared.rotate(rotation, expand=True), turned_components(layer[1].kept, rotation))
+        if not rotation:
+            return self._read(prepared, glyphs.kept, glyphs.pixels)
+        shape = (prepared.height, prepared.width)
+        return self._read(_TurnedView(prepared, rotation), turned_components(glyphs.kept, rotation),
+                          turned_pixels(glyphs.pixels, rotation, shape), renumber=True)
 
-    def _read(self, image: Image.Image, turned: tuple | None = None) -> list[TextBox]:
+    def _read(self, image: Image.Image, labelled: tuple | None = None, pixels: tuple | None = None,
+              renumber: bool = False) -> list[TextBox]:
         """Detect word boxes in the glyph layer, then recognise them all in one tesseract call.
 
         Tesseract's own layout analysis drops isolated single digits as noise, which is what most
         reference numerals are; so every detected word is cut out, scaled to one text height and
         stacked in a column ("mosaic"), which tesseract reads as a block of short lines.
-        ``turned``: ``image`` is the glyph layer turned, and these its components (``turned_components``).
+        ``labelled``, ``pixels``, ``renumber``: what ``detect_words`` takes, when the layer's
+        components and black pixels are known (``_read_turned``).
         """
-        layer = getattr(self, "_layer", None)
-        labelled = turned or (layer[1].kept if layer is not None and layer[1].image is image else None)
-        words = detect_words(np.asarray(image) < 128, reject_phantoms=self.reject_phantoms,
+        if labelled is None:
+            layer = getattr(self, "_layer", None)
+            labelled = layer[1].kept if layer is not None and layer[1].image is image else None
+        binary = None if pixels is not None else np.asarray(image) < 128
+        words = detect_words(binary, reject_phantoms=self.reject_phantoms,
                              max_members=self.max_word_glyphs, max_aspect=30.0 if self.max_word_glyphs > 10 else 8.0,
-                             labelled=labelled, renumber=turned is not None)
+                             labelled=labelled, renumber=renumber, pixels=pixels)
         return self._recognise(image, words)
 
     def _recognise(self, image: Image.Image, words: list[WordBox]) -> list[TextBox]:
