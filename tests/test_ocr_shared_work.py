@@ -350,7 +350,7 @@ def test_a_turned_view_gives_the_pixels_and_crops_of_the_turned_image(rotation):
 
     rng = np.random.default_rng(rotation)
     image = Image.fromarray((rng.random((37, 53)) * 255).astype(np.uint8))
-    turned, view = image.rotate(rotation, expand=True), _TurnedView(image, rotation)
+    turned, view = image.rotate(rotation, expand=True), _TurnedView(np.asarray(image), rotation)
     assert view.size == turned.size
     assert np.array_equal(np.asarray(view), np.asarray(turned))
     for box in [(0, 0, 5, 5), (-4, -3, 10, 12), (turned.width - 3, turned.height - 2, turned.width + 6, turned.height + 4),
@@ -375,3 +375,17 @@ def test_the_engine_reads_turned_views_as_it_reads_the_turned_images(monkeypatch
     plain = [engine.read_words(s) for s in sheets]
     assert {w.rotation for w in taken[0]} - {0}  # the sideways sheet was read turned
     assert taken == plain
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 270])
+def test_a_turned_ink_mask_gives_the_pixels_and_crops_of_its_image(rotation):
+    """The label pass reads the lines of the sheet's ink mask as an image (ink black on white)."""
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr.tesseract import _TurnedView
+
+    mask = np.random.default_rng(rotation).random((41, 29)) < 0.3
+    image = Image.fromarray(np.where(np.rot90(mask, k=rotation // 90), np.uint8(0), np.uint8(255)))
+    view = _TurnedView(mask, rotation)
+    assert view.size == image.size and np.array_equal(np.asarray(view), np.asarray(image))
+    for box in [(0, 0, 7, 7), (-2, 5, 9, 50), (3, 3, 3, 8)]:
+        assert view.crop(box).tobytes() == image.crop(box).tobytes() and view.crop(box).size == image.crop(box).size

@@ -223,16 +223,23 @@ def _overlaps(a, b) -> bool:
 
 class _TurnedView:
     """A grey image turned by ``rotation`` (PIL's ``rotate(rotation, expand=True)``) as ``_recognise``
-    reads it, its words' crops (``crop``) and its pixels (``np.asarray``), without turning the whole
-    image: a sheet's glyph layer turned cost more than the crops of the words read in it."""
+    reads it, its words' crops (``crop``) and its pixels (``np.asarray``), without making the whole
+    turned image: a sheet's glyph layer turned, or its ink mask made an image, cost more than the crops
+    of the few words read in it. ``pixels``: the image's grey pixels, or an ink mask (True: ink),
+    which stands for the image with the ink black (0) on white (255)."""
 
-    def __init__(self, image: Image.Image, rotation: int) -> None:
-        self._pixels = np.rot90(np.asarray(image), (rotation // 90) % 4)  # a view: nothing copied
+    def __init__(self, pixels: np.ndarray, rotation: int = 0) -> None:
+        self._pixels = np.rot90(pixels, (rotation // 90) % 4)  # a view: nothing copied
+        self._mask = pixels.dtype == np.bool_
         self.height, self.width = self._pixels.shape
         self.size = (self.width, self.height)
 
+    def _grey(self, part: np.ndarray) -> np.ndarray:
+        return np.where(part, np.uint8(0), np.uint8(255)) if self._mask else part
+
     def __array__(self, dtype=None, copy=None):
-        return self._pixels if dtype is None else self._pixels.astype(dtype)
+        whole = self._grey(self._pixels)
+        return whole if dtype is None else whole.astype(dtype)
 
     def crop(self, box) -> Image.Image:
         """As ``Image.crop``: what lies outside the image is 0."""
@@ -240,7 +247,7 @@ class _TurnedView:
         out = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), dtype=np.uint8)
         ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, self.width), min(y1, self.height)
         if ix1 > ix0 and iy1 > iy0:
-            out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = self._pixels[iy0:iy1, ix0:ix1]
+            out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = self._grey(self._pixels[iy0:iy1, ix0:ix1])
         return Image.fromarray(out, "L")
 
 
@@ -323,7 +330,7 @@ class TesseractEngine(OcrEngine):
         if not rotation:
             return self._read(prepared, glyphs.kept, glyphs.pixels)
         shape = (prepared.height, prepared.width)
-        return self._read(_TurnedView(prepared, rotation), turned_components(glyphs.kept, rotation),
+        return self._read(_TurnedView(np.asarray(prepared), rotation), turned_components(glyphs.kept, rotation),
                           turned_pixels(glyphs.pixels, rotation, shape), renumber=True)
 
     def _read(self, image: Image.Image, labelled: tuple | None = None, pixels: tuple | None = None,
@@ -469,8 +476,8 @@ class TesseractEngine(OcrEngine):
                 candidates = [c for c in candidates
                               if not _mostly_read(rotate_box(c.box, rotation, grey.size), mapped)]
             found = []
-            # the turned sheet as an image only when there is a line to read in it
-            view = Image.fromarray(np.where(view_ink, np.uint8(0), np.uint8(255))) if candidates else None
+            # the turned sheet's ink as an image, of which only the crops of the lines read are made
+            view = _TurnedView(ink, rotation) if candidates else None
             for tb in self._recognise(view, candidates) if candidates else []:
                 found.append(tb)
             labels = _labels_in(found)
