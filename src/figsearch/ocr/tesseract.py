@@ -96,6 +96,10 @@ DITHERED = 0.12
 PINHOLE = 4
 
 
+#: ``ndimage.label``'s default structure (4-connected), made once rather than at each call
+_FOUR_NEIGHBOURS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+
+
 def _pinholes(crop: np.ndarray) -> bool:
     """Whether the ink of ``crop`` (True = ink) has a pinhole: a white region of at most ``PINHOLE``
     pixels enclosed by ink. Strokes printed as a checkered grey have many; the thin, clean digits of
@@ -103,7 +107,7 @@ def _pinholes(crop: np.ndarray) -> bool:
     abstract figure: "10", "36", "18" read as "D", "BH", "8" once closed)."""
     from scipy import ndimage
 
-    holes, count = ndimage.label(~crop)
+    holes, count = ndimage.label(~crop, structure=_FOUR_NEIGHBOURS)
     if count < 2:
         return False
     sizes = np.bincount(holes.ravel(), minlength=count + 1)
