@@ -353,6 +353,9 @@ def test_a_turned_view_gives_the_pixels_and_crops_of_the_turned_image(rotation):
     turned, view = image.rotate(rotation, expand=True), _TurnedView(np.asarray(image), rotation)
     assert view.size == turned.size
     assert np.array_equal(np.asarray(view), np.asarray(turned))
+    pixels = np.asarray(image)
+    for k in (rotation, 0):  # a copy asked for is a copy, whatever the turn (the closing writes into it)
+        assert not np.shares_memory(np.array(_TurnedView(pixels, k)), pixels)
     for box in [(0, 0, 5, 5), (-4, -3, 10, 12), (turned.width - 3, turned.height - 2, turned.width + 6, turned.height + 4),
                 (2, 3, 2, 9), (10, 10, 60, 60)]:  # inside, across each border, empty, larger than the image
         ours, theirs = view.crop(box), turned.crop(box)

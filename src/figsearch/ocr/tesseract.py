@@ -243,7 +243,10 @@ class _TurnedView:
 
     def __array__(self, dtype=None, copy=None):
         whole = self._grey(self._pixels)
-        return whole if dtype is None else whole.astype(dtype)
+        if dtype is not None:
+            return whole.astype(dtype)
+        # ``np.array(view)`` asks for a copy and takes what comes back as one: never hand out the source
+        return whole.copy() if copy and whole is self._pixels else whole
 
     def crop(self, box) -> Image.Image:
         """As ``Image.crop``: what lies outside the image is 0."""
