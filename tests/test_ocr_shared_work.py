@@ -279,3 +279,116 @@ def test_a_surely_read_label_ends_the_orientation_search():
     engine = Two(unsure)
     engine._read_oriented(Image.new("L", (60, 40), 255), (0, 270, 90))
     assert engine.read_in == [(60, 40), (40, 60), (40, 60)]
+
+
+# ---- stop 21: component boxes without find_objects; turned views without turning the layer ---------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_component_boxes_equal_find_objects(seed):
+    from scipy import ndimage
+
+    from figsearch.ocr.preprocess import component_boxes, sparse_nonzero
+
+    rng = np.random.default_rng(seed)
+    ink = rng.random((97, 131)) < (0.05, 0.3, 0.6)[seed]
+    labels, count = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
+    ys, xs = sparse_nonzero(ink)
+    expected = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(labels)])
+    assert count > 10
+    assert np.array_equal(component_boxes(labels[ys, xs], count, ys, xs), expected)
+
+
+def test_the_glyph_layer_is_the_kept_components_painted_black():
+    layer = glyph_layer(_working_sheet())
+    labels, lookup, count, _ = layer.kept
+    assert count > 0
+    assert np.array_equal(np.asarray(layer.image), np.where(lookup[labels] > 0, 0, 255).astype(np.uint8))
+    ys, xs = layer.pixels
+    assert all(np.array_equal(a, b) for a, b in zip((ys, xs), np.nonzero(np.asarray(layer.image) < 128)))
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (64, 48), (91, 133)])
+def test_turned_pixels_are_the_pixels_of_the_turned_mask(rotation, shape):
+    from figsearch.ocr.preprocess import sparse_nonzero, turned_pixels
+
+    rng = np.random.default_rng(rotation + sum(shape))
+    for density in (0.0, 0.05, 0.5, 1.0):
+        mask = rng.random(shape) < density
+        ours = turned_pixels(sparse_nonzero(mask), rotation, mask.shape)
+        theirs = np.nonzero(np.rot90(mask, k=rotation // 90))
+        assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+
+
+def _sideways_sheet() -> Image.Image:
+    """Numerals and a label printed sideways (the sheet turned a quarter), as the orientation search meets them."""
+    return _working_sheet().rotate(90, expand=True)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+@pytest.mark.parametrize("sheet_of", [_working_sheet, _sideways_sheet])
+def test_words_of_a_turned_layer_from_its_upright_components_equal_labelling_it(rotation, sheet_of):
+    """The turned layer's words from the upright labelling (turned, renumbered as a labelling of the
+    turned layer numbers them) and its pixels (turned), without the turned image: the same words."""
+    from figsearch.ocr.preprocess import turned_components, turned_pixels
+
+    layer = glyph_layer(sheet_of())
+    assert layer.kept is not None
+    binary = np.asarray(layer.image.rotate(rotation, expand=True)) < 128
+    expected = detect_words(binary)
+    assert expected or rotation == 180
+    shape = (layer.image.height, layer.image.width)
+    pixels = turned_pixels(layer.pixels, rotation, shape)
+    assert detect_words(None, labelled=turned_components(layer.kept, rotation), renumber=True, pixels=pixels) == expected
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_turned_view_gives_the_pixels_and_crops_of_the_turned_image(rotation):
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr.tesseract import _TurnedView
+
+    rng = np.random.default_rng(rotation)
+    image = Image.fromarray((rng.random((37, 53)) * 255).astype(np.uint8))
+    turned, view = image.rotate(rotation, expand=True), _TurnedView(np.asarray(image), rotation)
+    assert view.size == turned.size
+    assert np.array_equal(np.asarray(view), np.asarray(turned))
+    pixels = np.asarray(image)
+    for k in (rotation, 0):  # a copy asked for is a copy, whatever the turn (the closing writes into it)
+        assert not np.shares_memory(np.array(_TurnedView(pixels, k)), pixels)
+    for box in [(0, 0, 5, 5), (-4, -3, 10, 12), (turned.width - 3, turned.height - 2, turned.width + 6, turned.height + 4),
+                (2, 3, 2, 9), (10, 10, 60, 60)]:  # inside, across each border, empty, larger than the image
+        ours, theirs = view.crop(box), turned.crop(box)
+        assert ours.size == theirs.size and ours.mode == theirs.mode == "L"
+        assert ours.tobytes() == theirs.tobytes()
+
+
+def test_the_engine_reads_turned_views_as_it_reads_the_turned_images(monkeypatch):
+    """The engine's shortcut for turned views (``TesseractEngine._read_turned``) against the plain
+    ``OcrEngine._read_turned`` (turn the layer, label it again): the same words in every rotation tried."""
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr import create_engine
+    from figsearch.ocr.base import OcrEngine
+    from figsearch.ocr.tesseract import TesseractEngine
+
+    engine = create_engine("tesseract")
+    sheets = [_sideways_sheet(), _working_sheet()]
+    taken = [engine.read_words(s) for s in sheets]
+    monkeypatch.setattr(TesseractEngine, "_read_turned", OcrEngine._read_turned)
+    plain = [engine.read_words(s) for s in sheets]
+    assert {w.rotation for w in taken[0]} - {0}  # the sideways sheet was read turned
+    assert taken == plain
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 270])
+def test_a_turned_ink_mask_gives_the_pixels_and_crops_of_its_image(rotation):
+    """The label pass reads the lines of the sheet's ink mask as an image (ink black on white)."""
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr.tesseract import _TurnedView
+
+    mask = np.random.default_rng(rotation).random((41, 29)) < 0.3
+    image = Image.fromarray(np.where(np.rot90(mask, k=rotation // 90), np.uint8(0), np.uint8(255)))
+    view = _TurnedView(mask, rotation)
+    assert view.size == image.size and np.array_equal(np.asarray(view), np.asarray(image))
+    for box in [(0, 0, 7, 7), (-2, 5, 9, 50), (3, 3, 3, 8)]:
+        assert view.crop(box).tobytes() == image.crop(box).tobytes() and view.crop(box).size == image.crop(box).size

@@ -130,6 +130,11 @@ class OcrEngine(abc.ABC):
     def identity(self) -> dict:
         return {"name": self.name, "working_side": self.working_side}
 
+    def _read_turned(self, prepared: Image.Image, rotation: int) -> list[TextBox]:
+        """``_read`` of ``prepared`` turned by ``rotation`` (degrees counter-clockwise, PIL's
+        ``rotate(expand=True)``); boxes in the turned view's pixels."""
+        return self._read(prepared.rotate(rotation, expand=True) if rotation else prepared)
+
     def _read_oriented(self, prepared: Image.Image, rotations: tuple[int, ...]) -> list[TextBox]:
         """Read ``prepared`` under each rotation; keep the one whose words look most like signs.
 
@@ -138,8 +143,7 @@ class OcrEngine(abc.ABC):
         best: list[TextBox] = []
         best_score = -1.0
         for rotation in rotations:
-            view = prepared.rotate(rotation, expand=True) if rotation else prepared
-            words = self._read(view)
+            words = self._read_turned(prepared, rotation)
             score = sign_score(words)
             log.debug("%s: rotation %d scores %.1f (%d words)", self.name, rotation, score, len(words))
             if score > best_score:

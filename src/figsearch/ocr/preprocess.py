@@ -62,6 +62,10 @@ class GlyphLayer:
     kept: tuple[np.ndarray, np.ndarray, int, np.ndarray] | None = None
     #: the sheet's ink (True) at ``ink_threshold``: what the label pass and the table finder look at
     ink: np.ndarray | None = None
+    #: (rows, columns) of the layer's black pixels in row-major order, with ``kept``: what
+    #: ``detect_words`` would find in it (``pixels``), for the upright layer and, through
+    #: ``turned_pixels``, for the turned ones
+    pixels: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
@@ -72,8 +76,9 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     labels, count = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
     if count == 0:
         return GlyphLayer(Image.new("L", grey.size, 255), 0, 1.0)
-    slices = ndimage.find_objects(labels)
-    boxes = _slice_boxes(slices)
+    ys, xs = sparse_nonzero(ink)
+    of_ink = labels[ys, xs]
+    boxes = component_boxes(of_ink, count, ys, xs)
     heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
     # relative to the sheet, but never below what it is on a full-size sheet at working scale:
     # a small image (a cropped figure, a test drawing) has relatively larger text
@@ -96,15 +101,19 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
     kept_count = int(keep.sum())
     lookup = np.zeros(count + 1, dtype=np.int64)
     lookup[1:][keep] = np.arange(1, kept_count + 1)
-    paint = np.concatenate([[np.uint8(255)], np.where(keep, np.uint8(0), np.uint8(255))])
-    out = paint.take(labels)  # a table lookup: ~2× the speed of boolean fancy indexing
+    # the layer: white, with the kept components' ink pixels black (set through the ink's pixels, a few
+    # per cent of the sheet, rather than looked up for every pixel)
+    out = np.full(ink.shape, 255, dtype=np.uint8)
+    inked = lookup[of_ink] > 0
+    out.reshape(-1)[ys[inked] * ink.shape[1] + xs[inked]] = 0
     if underlined:
         # the glyphs of underlined numerals join the layer without their bar; the layer's components
         # are then no longer whole components of the sheet, so word detection labels the layer itself
         for x0, y0, glyphs in underlined:
             out[y0:y0 + glyphs.shape[0], x0:x0 + glyphs.shape[1]][glyphs] = 0
         return GlyphLayer(Image.fromarray(out), kept_count + len(underlined), aspect, boxes, None, ink)
-    return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (labels, lookup, kept_count, boxes[keep]), ink)
+    return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (labels, lookup, kept_count, boxes[keep]), ink,
+                      (ys[inked], xs[inked]))
 
 
 def underlined_glyphs(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, text_height: float,
@@ -227,11 +236,20 @@ def touching_letters(labels: np.ndarray, boxes: np.ndarray, keep: np.ndarray, te
     return out
 
 
-def _slice_boxes(slices) -> np.ndarray:
-    """(x0, y0, x1, y1) rows of ``ndimage.find_objects`` slices."""
-    if not slices:
-        return np.zeros((0, 4), dtype=np.int64)
-    return np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in slices], dtype=np.int64)
+def component_boxes(of_pixel: np.ndarray, count: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """(x0, y0, x1, y1) of components 1..``count``, from their pixels: row ``ys``, column ``xs`` and the
+    component ``of_pixel`` of each (every component has one at least). The same boxes as
+    ``ndimage.find_objects`` (stop 21): that scans every pixel of the label array and makes two slice
+    objects per component, four times the cost on a sheet's ink (thousands of components)."""
+    x0 = np.full(count + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    y0 = x0.copy()
+    x1 = np.zeros(count + 1, dtype=np.int64)
+    y1 = x1.copy()
+    np.minimum.at(x0, of_pixel, xs)
+    np.minimum.at(y0, of_pixel, ys)
+    np.maximum.at(x1, of_pixel, xs)
+    np.maximum.at(y1, of_pixel, ys)
+    return np.stack([x0[1:], y0[1:], x1[1:] + 1, y1[1:] + 1], axis=1)
 
 
 def rotate_boxes(boxes: np.ndarray, rotation: int, shape: tuple[int, int]) -> np.ndarray:
@@ -416,22 +434,30 @@ def phantom_components(boxes: np.ndarray, length: np.ndarray, elongation: np.nda
 
 def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms: bool = True,
                  max_members: int = 40, max_aspect: float = 30.0,
-                 labelled: tuple[np.ndarray, np.ndarray, int, np.ndarray] | None = None) -> list[WordBox]:
+                 labelled: tuple[np.ndarray, np.ndarray, int, np.ndarray] | None = None,
+                 renumber: bool = False, pixels: tuple[np.ndarray, np.ndarray] | None = None) -> list[WordBox]:
     """Word boxes in a glyph layer (True = ink), for upright text, with text-line numbers.
-    ``labelled``: the layer's components already labelled (``GlyphLayer.kept``), to skip doing it again."""
-    lookup = None
+    ``labelled``: the layer's components already labelled (``GlyphLayer.kept``, or ``turned_components``
+    of it for a turned view), to skip doing it again; ``renumber``: they are numbered otherwise than a
+    labelling of ``binary`` would number them (a turned view), so number them as it would; ``pixels``
+    (with ``labelled``): ``sparse_nonzero(binary)`` when known (``GlyphLayer.pixels``, ``turned_pixels``),
+    and ``binary`` is not looked at (None will do)."""
     if labelled is not None:
         labels, lookup, count, boxes = labelled
         if count == 0:
             return []
+        ys, xs = pixels if pixels is not None else sparse_nonzero(binary)
+        of_ink = lookup[labels[ys, xs]]
+        if renumber:
+            of_ink, boxes = _raster_numbered(of_ink, count, boxes)
     else:
         ndimage = require("scipy.ndimage", "the drawing text filter")
         labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
         if count == 0:
             return []
-        boxes = _slice_boxes(ndimage.find_objects(labels))
-    ys, xs = sparse_nonzero(binary)
-    of_ink = labels[ys, xs] if lookup is None else lookup[labels[ys, xs]]
+        ys, xs = sparse_nonzero(binary)
+        of_ink = labels[ys, xs]
+        boxes = component_boxes(of_ink, count, ys, xs)
     areas = np.bincount(of_ink, minlength=count + 1)[1:].astype(np.float64)  # ink per component
     if reject_phantoms:
         heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
@@ -472,6 +498,51 @@ def detect_words(binary: np.ndarray, max_components: int = 4000, reject_phantoms
     lines = _group(word_boxes, gap=2.0)
     return [WordBox(tuple(box), line + 1, n)
             for box, line, n in zip(word_boxes.tolist(), lines.tolist(), members[chosen].tolist())]
+
+
+def turned_components(kept: tuple[np.ndarray, np.ndarray, int, np.ndarray], rotation: int
+                      ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """``GlyphLayer.kept`` of a layer as seen turned by ``rotation`` (``np.rot90``, PIL's
+    ``rotate(rotation, expand=True)``): the labels turned (a view), the boxes turned, the numbering
+    the upright one (``detect_words(..., renumber=True)`` numbers them as a labelling of the turned
+    layer would). Turning keeps every component whole, so the turned layer need not be labelled again."""
+    labels, lookup, count, boxes = kept
+    k = (rotation // 90) % 4
+    return (np.rot90(labels, k) if k else labels), lookup, count, rotate_boxes(boxes, rotation, labels.shape)
+
+
+def turned_pixels(pixels: tuple[np.ndarray, np.ndarray], rotation: int, shape: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``sparse_nonzero`` of ``np.rot90(mask, rotation // 90)``, from ``pixels`` = ``sparse_nonzero(mask)``
+    (``mask`` of ``shape`` (h, w)), without turning the mask: the same pixels in the turned view's
+    row-major order (a stable sort on one coordinate, a radix sort for sheet-sized images)."""
+    ys, xs = pixels
+    h, w = shape
+    k = (rotation // 90) % 4
+    if k == 0:
+        return ys, xs
+    if k == 2:  # (h-1-y, w-1-x): the row-major order reversed
+        return h - 1 - ys[::-1], w - 1 - xs[::-1]
+    key_type = np.uint16 if max(h, w) <= np.iinfo(np.uint16).max else np.int64
+    if k == 1:  # (w-1-x, y): by column from the right, each column top to bottom as listed
+        order = np.argsort((w - 1 - xs).astype(key_type), kind="stable")
+        return w - 1 - xs[order], ys[order]
+    # k == 3: (x, h-1-y): by column from the left, each column bottom to top (the list reversed)
+    ys, xs = ys[::-1], xs[::-1]
+    order = np.argsort(xs.astype(key_type), kind="stable")
+    return xs[order], h - 1 - ys[order]
+
+
+def _raster_numbered(of_pixel: np.ndarray, count: int, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Components 1..``count`` numbered in the order of their first pixel in ``of_pixel`` (the component
+    of each ink pixel in row-major order), as ``ndimage.label`` numbers them, and their boxes in that
+    order. Every component must have a pixel."""
+    first = np.full(count + 1, of_pixel.size, dtype=np.int64)
+    np.minimum.at(first, of_pixel, np.arange(of_pixel.size, dtype=np.int64))
+    order = np.argsort(first[1:], kind="stable")
+    number = np.zeros(count + 1, dtype=np.int64)
+    number[1 + order] = np.arange(1, count + 1)
+    return number[of_pixel], boxes[order]
 
 
 def sparse_nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -530,7 +601,8 @@ def label_lines(binary: np.ndarray, max_lines: int = 20, boxes: np.ndarray | Non
         labels, count = ndimage.label(binary, structure=np.ones((3, 3), dtype=bool))
         if count == 0:
             return []
-        boxes = _slice_boxes(ndimage.find_objects(labels))
+        ys, xs = sparse_nonzero(binary)
+        boxes = component_boxes(labels[ys, xs], count, ys, xs)
     if len(boxes) == 0:
         return []
     heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]

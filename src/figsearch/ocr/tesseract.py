@@ -21,7 +21,7 @@ from figsearch.errors import ModelUnavailable
 from figsearch.extras import require
 from figsearch.ocr.base import OCR_ENGINES, OcrEngine, TextBox, rotate_box
 from figsearch.ocr.preprocess import (WordBox, detect_words, glyph_layer, ink_threshold, label_lines, rotate_boxes,
-                                      rotations_for)
+                                      rotations_for, turned_components, turned_pixels)
 from figsearch.ocr.reread import second_look
 from figsearch.ocr.signs import match_label_line, normalise_numeral, parse_signs
 
@@ -96,6 +96,10 @@ DITHERED = 0.12
 PINHOLE = 4
 
 
+#: ``ndimage.label``'s default structure (4-connected), made once rather than at each call
+_FOUR_NEIGHBOURS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+
+
 def _pinholes(crop: np.ndarray) -> bool:
     """Whether the ink of ``crop`` (True = ink) has a pinhole: a white region of at most ``PINHOLE``
     pixels enclosed by ink. Strokes printed as a checkered grey have many; the thin, clean digits of
@@ -103,7 +107,7 @@ def _pinholes(crop: np.ndarray) -> bool:
     abstract figure: "10", "36", "18" read as "D", "BH", "8" once closed)."""
     from scipy import ndimage
 
-    holes, count = ndimage.label(~crop)
+    holes, count = ndimage.label(~crop, structure=_FOUR_NEIGHBOURS)
     if count < 2:
         return False
     sizes = np.bincount(holes.ravel(), minlength=count + 1)
@@ -133,7 +137,7 @@ def solidify_dithered(image: Image.Image, words: list[WordBox]) -> Image.Image:
         if np.count_nonzero(closed) - ink < DITHERED * max(1, ink) or not _pinholes(crop):
             continue
         if out is None:
-            out = np.array(image) if pixels is None else pixels.copy()
+            out = np.array(image, order="C") if pixels is None else pixels.copy()
         region = out[y0:y1, x0:x1]
         region[closed] = 0
     return image if out is None else Image.fromarray(out)
@@ -221,6 +225,39 @@ def _overlaps(a, b) -> bool:
     return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
 
+class _TurnedView:
+    """A grey image turned by ``rotation`` (PIL's ``rotate(rotation, expand=True)``) as ``_recognise``
+    reads it, its words' crops (``crop``) and its pixels (``np.asarray``), without making the whole
+    turned image: a sheet's glyph layer turned, or its ink mask made an image, cost more than the crops
+    of the few words read in it. ``pixels``: the image's grey pixels, or an ink mask (True: ink),
+    which stands for the image with the ink black (0) on white (255)."""
+
+    def __init__(self, pixels: np.ndarray, rotation: int = 0) -> None:
+        self._pixels = np.rot90(pixels, (rotation // 90) % 4)  # a view: nothing copied
+        self._mask = pixels.dtype == np.bool_
+        self.height, self.width = self._pixels.shape
+        self.size = (self.width, self.height)
+
+    def _grey(self, part: np.ndarray) -> np.ndarray:
+        return np.where(part, np.uint8(0), np.uint8(255)) if self._mask else part
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self._grey(self._pixels)
+        if dtype is not None:
+            return whole.astype(dtype)
+        # ``np.array(view)`` asks for a copy and takes what comes back as one: never hand out the source
+        return whole.copy() if copy and whole is self._pixels else whole
+
+    def crop(self, box) -> Image.Image:
+        """As ``Image.crop``: what lies outside the image is 0."""
+        x0, y0, x1, y1 = box
+        out = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), dtype=np.uint8)
+        ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, self.width), min(y1, self.height)
+        if ix1 > ix0 and iy1 > iy0:
+            out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = self._grey(self._pixels[iy0:iy1, ix0:ix1])
+        return Image.fromarray(out, "L")
+
+
 #: a figure label read at least this surely in one orientation ends the orientation search (``settled``; no
 #: search of the truth set and dev1-dev6 read a label in an orientation that lost, at any confidence)
 SETTLED_LABEL = 0.75
@@ -288,18 +325,38 @@ class TesseractEngine(OcrEngine):
             return (0,)
         return rotations_for(self._aspect, self.rotations)
 
-    def _read(self, image: Image.Image) -> list[TextBox]:
+    def _read_turned(self, prepared: Image.Image, rotation: int) -> list[TextBox]:
+        """``OcrEngine._read_turned``; this reading's glyph layer, upright or turned, is read from what
+        ``glyph_layer`` found in it: its components (``turned_components``: no second labelling of the
+        sheet) and its black pixels (``turned_pixels``), and a turned one is not turned as a whole
+        (``_TurnedView``: only the crops of its words are)."""
+        layer = getattr(self, "_layer", None)
+        glyphs = layer[1] if layer is not None and layer[1].image is prepared else None
+        if glyphs is None or glyphs.kept is None or glyphs.pixels is None:
+            return super()._read_turned(prepared, rotation)
+        if not rotation:
+            return self._read(prepared, glyphs.kept, glyphs.pixels)
+        shape = (prepared.height, prepared.width)
+        return self._read(_TurnedView(np.asarray(prepared), rotation), turned_components(glyphs.kept, rotation),
+                          turned_pixels(glyphs.pixels, rotation, shape), renumber=True)
+
+    def _read(self, image: Image.Image, labelled: tuple | None = None, pixels: tuple | None = None,
+              renumber: bool = False) -> list[TextBox]:
         """Detect word boxes in the glyph layer, then recognise them all in one tesseract call.
 
         Tesseract's own layout analysis drops isolated single digits as noise, which is what most
         reference numerals are; so every detected word is cut out, scaled to one text height and
         stacked in a column ("mosaic"), which tesseract reads as a block of short lines.
+        ``labelled``, ``pixels``, ``renumber``: what ``detect_words`` takes, when the layer's
+        components and black pixels are known (``_read_turned``).
         """
-        layer = getattr(self, "_layer", None)
-        labelled = layer[1].kept if layer is not None and layer[1].image is image else None
-        words = detect_words(np.asarray(image) < 128, reject_phantoms=self.reject_phantoms,
+        if labelled is None:
+            layer = getattr(self, "_layer", None)
+            labelled = layer[1].kept if layer is not None and layer[1].image is image else None
+        binary = None if pixels is not None else np.asarray(image) < 128
+        words = detect_words(binary, reject_phantoms=self.reject_phantoms,
                              max_members=self.max_word_glyphs, max_aspect=30.0 if self.max_word_glyphs > 10 else 8.0,
-                             labelled=labelled)
+                             labelled=labelled, renumber=renumber, pixels=pixels)
         return self._recognise(image, words)
 
     def _recognise(self, image: Image.Image, words: list[WordBox]) -> list[TextBox]:
@@ -426,8 +483,8 @@ class TesseractEngine(OcrEngine):
                 candidates = [c for c in candidates
                               if not _mostly_read(rotate_box(c.box, rotation, grey.size), mapped)]
             found = []
-            # the turned sheet as an image only when there is a line to read in it
-            view = Image.fromarray(np.where(view_ink, np.uint8(0), np.uint8(255))) if candidates else None
+            # the turned sheet's ink as an image, of which only the crops of the lines read are made
+            view = _TurnedView(ink, rotation) if candidates else None
             for tb in self._recognise(view, candidates) if candidates else []:
                 found.append(tb)
             labels = _labels_in(found)

@@ -81,7 +81,8 @@ def decode_stored(source) -> Image.Image:
     """A stored figure image (a path or a file object) as the encoders take it."""
     with Image.open(source) as image:
         image.load()
-        return image.convert("L") if image.mode not in ("L", "RGB") else image.copy()
+        # loaded: leaving the block closes the file only, the pixels stay (no copy needed)
+        return image.convert("L") if image.mode not in ("L", "RGB") else image
 
 
 def _prefetch(collection: Collection, items: Sequence, batch_size: int) -> Iterator[list]:

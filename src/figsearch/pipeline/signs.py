@@ -75,8 +75,8 @@ def _load(collection: Collection, figure: Figure) -> Image.Image:
         raise OSError("no stored image")
     path = collection.path(figure.image_path)
     with Image.open(path) as image:
-        image.load()
-        return image.copy()
+        image.load()  # the pixels are in memory: leaving the block closes the file only (no copy needed)
+        return image
 
 
 def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, parts, signs, text: PatentText):
