@@ -1304,22 +1304,34 @@ class _Pool:
         pending: collections.deque = collections.deque()  # (key, ref) in submission order
         running: dict = {}  # ref -> worker, until it is done
         more = True
+
+        def send() -> None:
+            """A call to each free worker, while the window has room."""
+            nonlocal more
+            while more and free and len(pending) < (window or per_worker * len(workers)):
+                try:
+                    key, (method, args) = next(calls)
+                except StopIteration:
+                    more = False
+                    return
+                n = free.popleft()
+                ref = getattr(self.actors[n], method).remote(*args)
+                running[ref] = n
+                pending.append((key, ref))
+
         while True:
             if join is not None and more:
                 for n in join():
                     if n not in workers:
                         workers.append(n)
                         free.extend([n] * per_worker)
-            while more and free and len(pending) < (window or per_worker * len(workers)):
-                try:
-                    key, (method, args) = next(calls)
-                except StopIteration:
-                    more = False
-                    break
-                n = free.popleft()
-                ref = getattr(self.actors[n], method).remote(*args)
-                running[ref] = n
-                pending.append((key, ref))
+            # the free workers get their next call before the calls done are given back: the caller
+            # takes each result (``ray.get``: its bytes copied and unpickled) before asking for more,
+            # and a worker would wait that long between two documents
+            send()
+            while pending and pending[0][1] not in running:
+                yield pending.popleft()
+            send()  # in the room that the calls given back left
             if not pending:
                 return
             if spare is not None and not more:
@@ -1333,8 +1345,6 @@ class _Pool:
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5 if idle else None)
                 for ref in done:
                     free.append(running.pop(ref))
-            while pending and pending[0][1] not in running:
-                yield pending.popleft()
 
     def stats(self) -> list[dict[str, float]]:
         """Each worker's seconds loading and in each kind of call (an empty dict for one that does not answer)."""
