@@ -1,7 +1,11 @@
 """The build on Ray against the local build, on a subset of the shared data, in one run.
 
     PYTHONPATH=src python benchmarks/ray_build_benchmark.py [--documents 20[,6,all]] [--rounds 1] [--skip-ocr]
-        [--modes local1,local2,ray1,ray2,running1,running2]
+        [--modes local1,local2,ray1,ray2,running1,running2] [--baseline DIR]
+
+The lead's re-run on the idle machine (about 14 minutes: 4 rounds of the 4 builds the targets name):
+
+    PYTHONPATH=src python benchmarks/ray_build_benchmark.py --documents 20 --modes local1,local2,ray1,ray2 --rounds 4
 
 Four builds of the same input, each in a fresh process and a fresh collection:
 
@@ -13,9 +17,9 @@ Four builds of the same input, each in a fresh process and a fresh collection:
   ingesting documents itself while Ray starts (``distributed.DRIVER_INGEST``, off by default), for a
   same-run comparison with ``ray1`` / ``ray2``
 - ``running1`` / ``running2`` (not in the default modes): Ray as on a cluster, an instance started
-  before the build (``ray start --head --block --num-cpus N`` with ``RAY_worker_niceness=0``, as
-  docs/cluster.md says to start a node) and joined by the build (``--ray ADDRESS``); the seconds of
-  that ``ray start`` are printed (``ray_start_seconds``) but not counted in the build, whose clock
+  before the build (``ray start --head --block --num-cpus N`` with ``RAY_worker_niceness=0`` and
+  ``RAY_preload_python_modules=figsearch.pipeline.ray_worker``, as docs/cluster.md says to start a
+  node) and joined by the build (``--ray ADDRESS``); the seconds of that ``ray start`` are printed (``ray_start_seconds``) but not counted in the build, whose clock
   starts when it joins; ``ray_processes_cpu`` is then the CPU seconds of the instance's processes
   during the build (read from ``/proc`` before and after it); the instance is stopped after the build
 
@@ -38,8 +42,22 @@ Each Ray build's ``start`` is the timeline of its first seconds (``start_timelin
 had imported Ray, when Ray was up, when the worker actors were asked for, the first document sent and
 the first result back, and for each worker when its process started, when it imported the worker's
 module (the actor's creation), when the actor was made and when its first ingest began. The 1-minute load average is
-printed before and after each build, because the machine may be shared; ``--rounds N`` runs the
-modes N times, interleaved, and reports each mode's median build.
+printed before and after each build, because the machine may be shared.
+
+The same build's wall time moves by 10 to 26 % from one run to the next on the development machine
+(2 cores, shared): each verdict therefore comes from ``--rounds N``: the modes run N times, interleaved,
+in alternating order (forward, then backward, ...), and every ratio is that of the modes' median seconds,
+printed with the same ratio within each round (two builds minutes apart) and how many rounds met the
+target. While each build runs, this process reads /proc (``TreeCPU``) for the CPU seconds of the build's
+processes by role (the driver; its workers: Ray's actors or the local build's worker processes; Ray's
+own processes), their start and imports included, and of every other process of the machine: the
+load the build shared the 2 cores with, measured ("others' CPU s per build s": 0 on an idle machine;
+the 1-minute load average counts the build's own processes). ``--baseline DIR`` also runs every mode on
+the code in ``DIR/src`` (``MODE@pre``, beside the same mode on this tree in every round; or only the
+modes that ``--modes`` names ``MODE@pre``) and prints
+each mode's speed ratio of this tree against it. Each worker's ``between_ingests`` is its idle time
+between the end of one document and the start of the next (a result's way to the driver and the next
+document's way to the worker).
 """
 
 from __future__ import annotations
@@ -50,6 +68,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -358,6 +377,11 @@ def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool, baseline: 
     return result
 
 
+#: the environment docs/cluster.md gives ``ray start`` on every node: the workers at the driver's
+#: niceness, and the worker's module imported by each worker process as soon as it has started
+NODE_ENVIRONMENT = {"RAY_worker_niceness": "0", "RAY_preload_python_modules": "figsearch.pipeline.ray_worker"}
+
+
 class RunningRay:
     """A Ray instance started before a build, as on a cluster (``ray start --head --block``, with
     the workers' niceness that docs/cluster.md asks for), in its own temporary folder, and stopped
@@ -382,7 +406,7 @@ class RunningRay:
             # in this process's session, as the builds' processes: with Linux's autogroup scheduling a
             # session of its own would give the instance its own share of a loaded machine's CPU
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "token"})
+                                            env={**os.environ, **NODE_ENVIRONMENT, "RAY_AUTH_MODE": "token"})
         while True:
             text = output.read_text(errors="replace")
             found = [line.split("--address=", 1)[1].strip().strip("'\"") for line in text.splitlines()
@@ -559,17 +583,20 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
           f"{max(r['load'][1] for r in everything)}")
     # the load each build shared the machine with, measured (not the load average, which counts the
     # build's own processes): other processes' CPU seconds per second of the build
-    print("\n| build | median s | each round's s | CPU s: driver, workers, Ray's own | others' CPU s per build s "
-          "(each round) |")
+    # CPU seconds (medians over the rounds) of the build's whole processes, their start and imports included
+    print("\n| build | median s | each round's s | CPU s: driver, workers, Ray's own (all) | others' CPU s per "
+          "build s (each round) |")
     print("|---|---|---|---|---|")
     for mode, rs in runs.items():
         trees = [r.get("tree_cpu") or {} for r in rs]
-        median = results[mode].get("tree_cpu") or {}
-        roles = ", ".join(f"{median.get(role, 0.0):.1f}" for role in ("driver", "workers", "ray"))
+        roles = ", ".join(f"{statistics.median(t.get(role, 0.0) for t in trees):.1f}"
+                          for role in ("driver", "workers", "ray"))
+        roles += f" ({statistics.median(sum(t.get(k, 0.0) for k in ('driver', 'workers', 'ray')) for t in trees):.1f})"
         others = ", ".join(f"{t.get('others', 0.0) / t['seconds']:.2f}" for t in trees if t.get("seconds"))
         each = ", ".join(f"{r['seconds']:.1f}" for r in rs)
-        print(f"| {mode} | {results[mode]['seconds']:.1f} | {each} | {roles} "
+        print(f"| {mode} | {statistics.median(r['seconds'] for r in rs):.1f} | {each} | {roles} "
               f"| {others} |")
+    print("\nthe median build of each mode (with an even number of rounds, the slower of the middle two):")
     print("\n| build | seconds | of which Ray start | ingest, signs, embed+index | driver CPU s | workers' CPU s "
           "| CPU s per wall s | Ray's own processes' CPU s | load before, after |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -584,9 +611,16 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         print(f"| {mode} | {result['seconds']:.1f} | {result['startup']:.1f} | {stages} | {result['driver_cpu']:.1f} | "
               f"{workers} | {busy} | {ray_own if mode.startswith(RAY_MODES) else 'n/a'} | {result['load'][0]}, "
               f"{result['load'][1]} |")
-    seconds = {mode: r["seconds"] for mode, r in results.items()}
+    # each mode's median over the rounds (with an even number of rounds, the mean of the middle two)
+    seconds = {mode: statistics.median(r["seconds"] for r in rs) for mode, rs in runs.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
-    working = {mode: r["seconds"] - r["startup"] for mode, r in results.items()}
+    working = {mode: statistics.median(r["seconds"] - r["startup"] for r in rs) for mode, rs in runs.items()}
+    others = [r["tree_cpu"]["others"] / r["tree_cpu"]["seconds"] for r in everything
+              if (r.get("tree_cpu") or {}).get("seconds")]
+    if others:
+        print(f"\nthe machine's other processes kept {statistics.median(others):.2f} cores busy during the median "
+              f"build ({min(others):.2f} to {max(others):.2f}; 0 on an idle machine): with more than about 0.1 "
+              "the wall times carry that load, and only ratios within a round say much")
 
     def ratio(slow: str, fast: str, what: str, target: float | None) -> None:
         if slow in seconds and fast in seconds:
@@ -658,7 +692,8 @@ def main() -> None:
                         help="run the modes this many times, interleaved; each mode's median build is reported")
     parser.add_argument("--baseline", metavar="DIR",
                         help="a copy of the project (DIR/src) to build with too: each mode also runs as MODE@pre "
-                             "on that code, beside this tree's, in every round")
+                             "on that code, beside this tree's, in every round (or only the modes named MODE@pre "
+                             "in --modes)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--collection", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
@@ -673,7 +708,10 @@ def main() -> None:
     if args.baseline:
         if not Path(args.baseline, "src", "figsearch").is_dir():
             sys.exit(f"--baseline {args.baseline}: no src/figsearch there")
-        modes = [m for mode in modes for m in (mode + BASELINE, mode)]
+        if not any(mode.endswith(BASELINE) for mode in modes):  # none named: every mode on both
+            modes = [m for mode in modes for m in (mode + BASELINE, mode)]
+    elif any(mode.endswith(BASELINE) for mode in modes):
+        sys.exit(f"a mode ending in {BASELINE} needs --baseline DIR")
     all_runs = {}
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as scratch:
         for documents in sizes:
