@@ -41,7 +41,7 @@ build (``timeline``'s docstring says what its letters mean): where the time goes
 Each Ray build's ``start`` is the timeline of its first seconds (``start_timeline``): when the driver
 had imported Ray, when Ray was up, when the worker actors were asked for, the first document sent and
 the first result back, and for each worker when its process started, when it imported the worker's
-module (the actor's creation), when the actor was made and when its first ingest began. The 1-minute load average is
+module (preloaded after its process registered, or at the actor's creation), when the actor was made and when its first ingest began. The 1-minute load average is
 printed before and after each build, because the machine may be shared.
 
 The same build's wall time moves by 10 to 26 % from one run to the next on the development machine
@@ -166,8 +166,9 @@ RAY_MODES = ("ray", "running")
 
 def start_timeline(wall_start: float, cluster) -> dict:
     """Seconds from the build's start to each of the driver's first steps on Ray (``RayCluster.marks``)
-    and, per worker, to the start of its process, the import of the worker's module (the actor's
-    creation: "import worker module", start and end), the actor's start and its first ingest."""
+    and, per worker, to the start of its process, the import of the worker's module ("import worker
+    module", start and end: preloaded once the process registered, or at the actor's creation), the
+    actor's start and its first ingest."""
     out: dict = {"driver": {step: round(t - wall_start, 2) for step, t in getattr(cluster, "marks", {}).items()},
                  "workers": []}
     own = [(round(a - wall_start, 2), round(b - wall_start, 2)) for w, a, b in cluster.events if w == "driver ingest"]
