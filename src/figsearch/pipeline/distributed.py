@@ -121,7 +121,8 @@ WORKER_NICENESS = 0
 #: by the worker processes that the raylet prestarts, as soon as they have registered
 #: (``preload_python_modules``), instead of when the actor is created: the import (0.4 to 1 s on the
 #: development machine) then runs while the driver finishes ``ray.init`` and asks for the actors
-#: (the actors answered 0.4 to 1 s sooner, docs/cluster.md, "Stop 21")
+#: (in start-only runs 2 actors answered 0.1 to 1 s sooner, 1 actor under 0.2 s later: docs/cluster.md,
+#: "Stop 21")
 LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0,
                        "preload_python_modules": [ray_worker.__name__]}
 #: whether the driver ingests documents itself while Ray starts (``--ray local``: ``_DriverIngest``).
