@@ -1,7 +1,11 @@
 """The build on Ray against the local build, on a subset of the shared data, in one run.
 
     PYTHONPATH=src python benchmarks/ray_build_benchmark.py [--documents 20[,6,all]] [--rounds 1] [--skip-ocr]
-        [--modes local1,local2,ray1,ray2,running1,running2]
+        [--modes local1,local2,ray1,ray2,running1,running2] [--baseline DIR]
+
+The lead's re-run on the idle machine (about 14 minutes: 4 rounds of the 4 builds the targets name):
+
+    PYTHONPATH=src python benchmarks/ray_build_benchmark.py --documents 20 --modes local1,local2,ray1,ray2 --rounds 4
 
 Four builds of the same input, each in a fresh process and a fresh collection:
 
@@ -13,9 +17,9 @@ Four builds of the same input, each in a fresh process and a fresh collection:
   ingesting documents itself while Ray starts (``distributed.DRIVER_INGEST``, off by default), for a
   same-run comparison with ``ray1`` / ``ray2``
 - ``running1`` / ``running2`` (not in the default modes): Ray as on a cluster, an instance started
-  before the build (``ray start --head --block --num-cpus N`` with ``RAY_worker_niceness=0``, as
-  docs/cluster.md says to start a node) and joined by the build (``--ray ADDRESS``); the seconds of
-  that ``ray start`` are printed (``ray_start_seconds``) but not counted in the build, whose clock
+  before the build (``ray start --head --block --num-cpus N`` with ``RAY_worker_niceness=0`` and
+  ``RAY_preload_python_modules=figsearch.pipeline.ray_worker``, as docs/cluster.md says to start a
+  node) and joined by the build (``--ray ADDRESS``); the seconds of that ``ray start`` are printed (``ray_start_seconds``) but not counted in the build, whose clock
   starts when it joins; ``ray_processes_cpu`` is then the CPU seconds of the instance's processes
   during the build (read from ``/proc`` before and after it); the instance is stopped after the build
 
@@ -37,9 +41,23 @@ build (``timeline``'s docstring says what its letters mean): where the time goes
 Each Ray build's ``start`` is the timeline of its first seconds (``start_timeline``): when the driver
 had imported Ray, when Ray was up, when the worker actors were asked for, the first document sent and
 the first result back, and for each worker when its process started, when it imported the worker's
-module (the actor's creation), when the actor was made and when its first ingest began. The 1-minute load average is
-printed before and after each build, because the machine may be shared; ``--rounds N`` runs the
-modes N times, interleaved, and reports each mode's median build.
+module (preloaded after its process registered, or at the actor's creation), when the actor was made and when its first ingest began. The 1-minute load average is
+printed before and after each build, because the machine may be shared.
+
+The same build's wall time moves by 10 to 26 % from one run to the next on the development machine
+(2 cores, shared): each verdict therefore comes from ``--rounds N``: the modes run N times, interleaved,
+in alternating order (forward, then backward, ...), and every ratio is that of the modes' median seconds,
+printed with the same ratio within each round (two builds minutes apart) and how many rounds met the
+target. While each build runs, this process reads /proc (``TreeCPU``) for the CPU seconds of the build's
+processes by role (the driver; its workers: Ray's actors or the local build's worker processes; Ray's
+own processes), their start and imports included, and of every other process of the machine: the
+load the build shared the 2 cores with, measured ("others' CPU s per build s": 0 on an idle machine;
+the 1-minute load average counts the build's own processes). ``--baseline DIR`` also runs every mode on
+the code in ``DIR/src`` (``MODE@pre``, beside the same mode on this tree in every round; or only the
+modes that ``--modes`` names ``MODE@pre``) and prints
+each mode's speed ratio of this tree against it. Each worker's ``between_ingests`` is its idle time
+between the end of one document and the start of the next (a result's way to the driver and the next
+document's way to the worker).
 """
 
 from __future__ import annotations
@@ -50,6 +68,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,8 +166,9 @@ RAY_MODES = ("ray", "running")
 
 def start_timeline(wall_start: float, cluster) -> dict:
     """Seconds from the build's start to each of the driver's first steps on Ray (``RayCluster.marks``)
-    and, per worker, to the start of its process, the import of the worker's module (the actor's
-    creation: "import worker module", start and end), the actor's start and its first ingest."""
+    and, per worker, to the start of its process, the import of the worker's module ("import worker
+    module", start and end: preloaded once the process registered, or at the actor's creation), the
+    actor's start and its first ingest."""
     out: dict = {"driver": {step: round(t - wall_start, 2) for step, t in getattr(cluster, "marks", {}).items()},
                  "workers": []}
     own = [(round(a - wall_start, 2), round(b - wall_start, 2)) for w, a, b in cluster.events if w == "driver ingest"]
@@ -263,6 +283,11 @@ def timeline(wall_start: float, ends: dict[str, float], cluster, columns: int = 
         worker["last_ingest_end"] = round(max(ingest_ends) - wall_start, 1) if ingest_ends else None
         first = [a for w, a, _ in calls if w == "ingest"]
         worker["first_ingest_start"] = round(min(first) - wall_start, 1) if first else None
+        # idle between one document's end and the next one's start on this worker: the round trip of
+        # a result to the driver and of the next document to the worker (the per-document overhead)
+        spans = sorted((a, b) for w, a, b in calls if w == "ingest")
+        gaps = [max(0.0, later[0] - earlier[1]) for earlier, later in zip(spans, spans[1:])]
+        worker["between_ingests"] = round(sum(gaps), 2)
         out["workers"].append(worker)
         # the picture: inside an ingest, "decode" and "encode" events are marked, the rest is signs
         detail = [(MARKS[w], a, b) for w, a, b in events if w in ("decode", "encode", "read", "images", "texts")]
@@ -305,28 +330,45 @@ def timeline(wall_start: float, ends: dict[str, float], cluster, columns: int = 
     return out
 
 
-def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool) -> dict:
-    head = RunningRay(int(mode[-1]), Path(scratch) / "ray") if mode.startswith("running") else None
+#: the suffix of a mode run on the baseline's code (``--baseline``)
+BASELINE = "@pre"
+
+
+def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool, baseline: str | None = None) -> dict:
+    """One build in a fresh process; ``MODE@pre`` builds with ``baseline``'s ``src`` first on the path."""
+    build = mode.removesuffix(BASELINE)
+    head = RunningRay(int(build[-1]), Path(scratch) / "ray") if build.startswith("running") else None
     load_before = os.getloadavg()[0]
-    command = [sys.executable, __file__, "--one", mode, "--collection", str(Path(scratch) / f"{mode}-{documents}"),
+    command = [sys.executable, __file__, "--one", build, "--collection", str(Path(scratch) / f"{build}-{documents}"),
                "--documents", str(documents)] + (["--skip-ocr"] if skip_ocr else [])
+    env = dict(os.environ)
+    if mode.endswith(BASELINE):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(baseline, "src")), env.get("PYTHONPATH")) if p)
     try:
         if head is not None:
             command += ["--address", head.start()]
             load_before, before = os.getloadavg()[0], head.cpu()
-        # a driver joins an instance with Ray's token authentication (the default of 'ray start')
-        # only with RAY_AUTH_MODE=token (Ray 2.60); the instance was started with it too
-        env = {**os.environ, "RAY_AUTH_MODE": "token"} if head is not None else None
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
+            # a driver joins an instance with Ray's token authentication (the default of 'ray start')
+            # only with RAY_AUTH_MODE=token (Ray 2.60); the instance was started with it too
+            env["RAY_AUTH_MODE"] = "token"
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        sampler = TreeCPU(process.pid, head.process.pid if head is not None else None)
+        try:
+            stdout, stderr = process.communicate()
+        finally:
+            tree = sampler.stop()
+        done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
         during = head.cpu() if head is not None else {}
     finally:
         if head is not None:
             head.stop()
     if done.returncode != 0:
         sys.exit(f"{mode} failed (exit status {done.returncode}):\n{done.stderr[-3000:]}\n{done.stdout[-2000:]}")
-    shutil.rmtree(Path(scratch) / f"{mode}-{documents}", ignore_errors=True)
+    shutil.rmtree(Path(scratch) / f"{build}-{documents}", ignore_errors=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["mode"] = mode
     result["load"] = (round(load_before, 2), round(os.getloadavg()[0], 2))
+    result["tree_cpu"] = tree
     if head is not None:
         # the instance's processes' CPU during the build (the workers it started for the build
         # exited with it, before this count: theirs is in workers_cpu)
@@ -334,6 +376,11 @@ def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool) -> dict:
                                        during.items() if seconds - before.get(name, 0.0) >= 0.05}
         result["ray_start_seconds"] = head.seconds
     return result
+
+
+#: the environment docs/cluster.md gives ``ray start`` on every node: the workers at the driver's
+#: niceness, and the worker's module imported by each worker process as soon as it has started
+NODE_ENVIRONMENT = {"RAY_worker_niceness": "0", "RAY_preload_python_modules": "figsearch.pipeline.ray_worker"}
 
 
 class RunningRay:
@@ -360,7 +407,7 @@ class RunningRay:
             # in this process's session, as the builds' processes: with Linux's autogroup scheduling a
             # session of its own would give the instance its own share of a loaded machine's CPU
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "token"})
+                                            env={**os.environ, **NODE_ENVIRONMENT, "RAY_AUTH_MODE": "token"})
         while True:
             text = output.read_text(errors="replace")
             found = [line.split("--address=", 1)[1].strip().strip("'\"") for line in text.splitlines()
@@ -397,6 +444,95 @@ class RunningRay:
                 except OSError:
                     pass
         self.process = None
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(CPU seconds the whole machine has been busy, seconds stolen by the hypervisor) since boot,
+    from /proc/stat (user, nice, system, irq, softirq; steal apart)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / tick, fields[7] / tick
+
+
+def _role(pid: int, root: int) -> str:
+    """Which part of a build a process of its tree is: the build's process ("driver"), one of its
+    workers ("workers": a Ray actor, ``ray::_Worker``, or a local build's ingest or OCR process, which
+    multiprocessing starts), or Ray's own (its GCS, raylet, agents, idle worker processes)."""
+    if pid == root:
+        return "driver"
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "ray"
+    first = words[0].decode(errors="replace")
+    if first.startswith("ray::_Worker"):
+        return "workers"
+    if first.startswith("ray::") or any(b"ray" in w and w.endswith(b".py") for w in words[:3]):
+        return "ray"
+    if any(b"multiprocessing" in w for w in words):
+        return "workers"
+    return "ray" if any(b"ray" in w for w in words[:1]) else "other children"
+
+
+class TreeCPU:
+    """CPU seconds of a build's processes by role (``_role``), and of every other process of the machine
+    over the build: the load the build shared the cores with, the quantity that makes one build's wall
+    time differ from the next one's. Reads /proc every ``every`` seconds in a thread of this process:
+    a process that ends between two reads loses at most that much CPU from its count. ``head``: a
+    running Ray instance's process, whose tree counts as the build's (from the build's start on)."""
+
+    def __init__(self, root: int, head: int | None = None, every: float = 0.3) -> None:
+        import threading
+
+        self.root, self.head, self.every = root, head, every
+        self.seen: dict[int, list] = {}  # pid -> [role, cpu at first sight (preexisting), last cpu]
+        self.started, self.busy0, self.steal0 = time.time(), *_machine_busy()
+        self.self0 = time.process_time()
+        self._sample(first=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self, first: bool = False) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        parents, cpu = {}, {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                parents[int(entry.name)] = int(fields[1])
+                cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+        mine = _under(parents, self.root) | (_under(parents, self.head) if self.head else set())
+        for pid in mine:
+            if pid in cpu:
+                known = self.seen.get(pid)
+                if known is None:
+                    # a running instance's processes count from the build's start; the rest from 0
+                    self.seen[pid] = known = [None, cpu[pid] if first and pid != self.root else 0.0, 0.0]
+                known[0] = _role(pid, self.root) if known[0] in (None, "ray") else known[0]
+                known[2] = cpu[pid]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def stop(self) -> dict:
+        """Stop reading; the CPU seconds by role, ``others`` (every other process of the machine,
+        this benchmark's own process left out), ``stolen`` (by the hypervisor) and the seconds."""
+        self._stop.set()
+        self._thread.join()
+        busy, steal = _machine_busy()
+        out: collections.Counter = collections.Counter()
+        for role, base, last in self.seen.values():
+            out[role] += max(0.0, last - base)
+        build = sum(out.values())
+        mine = time.process_time() - self.self0
+        out["others"] = max(0.0, busy - self.busy0 - build - mine)
+        out["stolen"] = steal - self.steal0
+        out["seconds"] = time.time() - self.started
+        return {k: round(v, 2) for k, v in out.items()}
 
 
 def _descendants(root: int) -> list[int]:
@@ -440,11 +576,28 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     """The table and the ratios of one input size; with several rounds, each mode's median build."""
     results = {mode: sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2] for mode, rs in runs.items()}
     first = next(iter(results.values()))
+    everything = [r for rs in runs.values() for r in rs]
     print(f"\ninput: {describe(documents)} ({first['documents']} documents, {first['figures']} "
           f"figures, {first['vectors']} vectors), OCR {'off' if skip_ocr else 'on'}, "
           f"{len(next(iter(runs.values())))} round(s), median build per mode; "
-          f"1-minute load average {min(r['load'][0] for r in results.values())} to "
-          f"{max(r['load'][1] for r in results.values())}")
+          f"1-minute load average {min(r['load'][0] for r in everything)} to "
+          f"{max(r['load'][1] for r in everything)}")
+    # the load each build shared the machine with, measured (not the load average, which counts the
+    # build's own processes): other processes' CPU seconds per second of the build
+    # CPU seconds (medians over the rounds) of the build's whole processes, their start and imports included
+    print("\n| build | median s | each round's s | CPU s: driver, workers, Ray's own (all) | others' CPU s per "
+          "build s (each round) |")
+    print("|---|---|---|---|---|")
+    for mode, rs in runs.items():
+        trees = [r.get("tree_cpu") or {} for r in rs]
+        roles = ", ".join(f"{statistics.median(t.get(role, 0.0) for t in trees):.1f}"
+                          for role in ("driver", "workers", "ray"))
+        roles += f" ({statistics.median(sum(t.get(k, 0.0) for k in ('driver', 'workers', 'ray')) for t in trees):.1f})"
+        others = ", ".join(f"{t.get('others', 0.0) / t['seconds']:.2f}" for t in trees if t.get("seconds"))
+        each = ", ".join(f"{r['seconds']:.1f}" for r in rs)
+        print(f"| {mode} | {statistics.median(r['seconds'] for r in rs):.1f} | {each} | {roles} "
+              f"| {others} |")
+    print("\nthe median build of each mode (with an even number of rounds, the slower of the middle two):")
     print("\n| build | seconds | of which Ray start | ingest, signs, embed+index | driver CPU s | workers' CPU s "
           "| CPU s per wall s | Ray's own processes' CPU s | load before, after |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -459,33 +612,54 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         print(f"| {mode} | {result['seconds']:.1f} | {result['startup']:.1f} | {stages} | {result['driver_cpu']:.1f} | "
               f"{workers} | {busy} | {ray_own if mode.startswith(RAY_MODES) else 'n/a'} | {result['load'][0]}, "
               f"{result['load'][1]} |")
-    seconds = {mode: r["seconds"] for mode, r in results.items()}
+    # each mode's median over the rounds (with an even number of rounds, the mean of the middle two)
+    seconds = {mode: statistics.median(r["seconds"] for r in rs) for mode, rs in runs.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
-    working = {mode: r["seconds"] - r["startup"] for mode, r in results.items()}
+    working = {mode: statistics.median(r["seconds"] - r["startup"] for r in rs) for mode, rs in runs.items()}
+    others = [r["tree_cpu"]["others"] / r["tree_cpu"]["seconds"] for r in everything
+              if (r.get("tree_cpu") or {}).get("seconds")]
+    if others:
+        print(f"\nthe machine's other processes kept {statistics.median(others):.2f} cores busy during the median "
+              f"build ({min(others):.2f} to {max(others):.2f}; 0 on an idle machine): with more than about 0.1 "
+              "the wall times carry that load, and only ratios within a round say much")
 
     def ratio(slow: str, fast: str, what: str, target: float | None) -> None:
         if slow in seconds and fast in seconds:
             value, without = seconds[slow] / seconds[fast], working[slow] / working[fast]
             goal = (f" (target >= {target}x: {'met' if value >= target else 'MISSED'}; without the start "
                     f"{'met' if without >= target else 'MISSED'})") if target else ""
-            print(f"{what}: {value:.2f}x, without starting Ray {without:.2f}x{goal}")
+            # the same ratio within each round (the two builds minutes apart, in alternating order):
+            # how much of it is the machine
+            paired = [a["seconds"] / b["seconds"] for a, b in zip(runs[slow], runs[fast])]
+            rounds = ""
+            if len(paired) > 1:
+                held = f", {sum(p >= target for p in paired)} of {len(paired)} met" if target else ""
+                rounds = f"; round by round {', '.join(f'{p:.2f}' for p in paired)}{held}"
+            print(f"{what}: {value:.2f}x, without starting Ray {without:.2f}x{goal}{rounds}")
 
-    ratio("ray1", "ray2", "Ray 2 workers vs 1", 1.7)
-    ratio("local1", "ray1", "Ray 1 worker vs local 1 process (speed ratio)", 0.9)
-    ratio("local2", "ray2", "Ray 2 workers vs local 2 processes (speed ratio)", 0.9)
-    ratio("local1", "local2", "local 2 processes vs 1 (for reference)", None)
-    # the driver's own ingest while Ray starts, against the same build without it
-    ratio("ray1", "rayown1", "1 worker, the driver ingesting while Ray starts vs not", None)
-    ratio("ray2", "rayown2", "2 workers, the driver ingesting while Ray starts vs not", None)
-    # Ray as on a cluster: an instance running before the build (its start not counted)
-    ratio("running1", "running2", "running Ray, 2 workers vs 1", 1.7)
-    ratio("local1", "running1", "running Ray, 1 worker vs local 1 process (speed ratio)", 0.9)
-    ratio("local2", "running2", "running Ray, 2 workers vs local 2 processes (speed ratio)", 0.9)
+    for tree, label in (("", ""), (BASELINE, "baseline: ")):
+        if not any(mode.endswith(BASELINE) for mode in results) and tree:
+            continue
+        ratio("ray1" + tree, "ray2" + tree, f"{label}Ray 2 workers vs 1", 1.7)
+        ratio("local1" + tree, "ray1" + tree, f"{label}Ray 1 worker vs local 1 process (speed ratio)", 0.9)
+        ratio("local2" + tree, "ray2" + tree, f"{label}Ray 2 workers vs local 2 processes (speed ratio)", 0.9)
+        ratio("local1" + tree, "local2" + tree, f"{label}local 2 processes vs 1 (for reference)", None)
+        # the driver's own ingest while Ray starts, against the same build without it
+        ratio("ray1" + tree, "rayown1" + tree, f"{label}1 worker, the driver ingesting while Ray starts vs not", None)
+        ratio("ray2" + tree, "rayown2" + tree, f"{label}2 workers, the driver ingesting while Ray starts vs not", None)
+        # Ray as on a cluster: an instance running before the build (its start not counted)
+        ratio("running1" + tree, "running2" + tree, f"{label}running Ray, 2 workers vs 1", 1.7)
+        ratio("local1" + tree, "running1" + tree, f"{label}running Ray, 1 worker vs local 1 process (speed ratio)", 0.9)
+        ratio("local2" + tree, "running2" + tree, f"{label}running Ray, 2 workers vs local 2 processes (speed ratio)",
+              0.9)
+    for mode in results:  # this tree against the baseline, the same build (above 1.00x: this tree faster)
+        if not mode.endswith(BASELINE) and mode + BASELINE in results:
+            ratio(mode + BASELINE, mode, f"{mode}: this tree vs the baseline (speed ratio)", None)
     for mode, result in results.items():
         if mode.startswith("running"):
             print(f"{mode}: 'ray start' took {result.get('ray_start_seconds')} s before the build (not counted)")
     for mode, result in results.items():
-        if mode.startswith(RAY_MODES):
+        if mode.startswith(RAY_MODES):  # (a baseline's build too: MODE@pre)
             print(f"{mode}: signs read {result['signs_read']}, drawings encoded {result['drawings_encoded']}, "
                   f"texts encoded {result.get('texts_encoded')}, ingested by the driver while Ray started "
                   f"{result.get('driver_ingested')}, driver waits {result['driver_waits']}, "
@@ -517,6 +691,10 @@ def main() -> None:
     parser.add_argument("--modes", default="local1,local2,ray1,ray2")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the modes this many times, interleaved; each mode's median build is reported")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="a copy of the project (DIR/src) to build with too: each mode also runs as MODE@pre "
+                             "on that code, beside this tree's, in every round (or only the modes named MODE@pre "
+                             "in --modes)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--collection", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
@@ -528,13 +706,22 @@ def main() -> None:
     if not (SHARED / "us-design-grants").is_dir():
         sys.exit(f"{SHARED} is absent: the benchmark needs ../shared/data")
     modes = args.modes.split(",")
+    if args.baseline:
+        if not Path(args.baseline, "src", "figsearch").is_dir():
+            sys.exit(f"--baseline {args.baseline}: no src/figsearch there")
+        if not any(mode.endswith(BASELINE) for mode in modes):  # none named: every mode on both
+            modes = [m for mode in modes for m in (mode + BASELINE, mode)]
+    elif any(mode.endswith(BASELINE) for mode in modes):
+        sys.exit(f"a mode ending in {BASELINE} needs --baseline DIR")
     all_runs = {}
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as scratch:
         for documents in sizes:
             runs: dict[str, list[dict]] = {mode: [] for mode in modes}
-            for _ in range(args.rounds):
-                for mode in modes:
-                    result = run_mode(mode, documents, scratch, args.skip_ocr)
+            for round_ in range(args.rounds):
+                # alternating order: a machine that gets busier or quieter during the run weighs on
+                # the first and the last modes alike
+                for mode in modes if round_ % 2 == 0 else modes[::-1]:
+                    result = run_mode(mode, documents, scratch, args.skip_ocr, args.baseline)
                     runs[mode].append(result)
                     print(json.dumps({"grants": documents, **result}), flush=True)
             all_runs[documents] = runs

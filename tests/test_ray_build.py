@@ -367,6 +367,33 @@ def test_a_worker_that_is_ready_late_joins_the_calls_in_flight(cluster):
     assert {n for n, _ in without} == {0}
 
 
+def test_a_free_worker_gets_its_next_call_before_the_last_result_is_given_back(cluster):
+    """``_Pool.map``: when a call is done, its worker is given the next call before that result is
+    given back (the build's caller copies and unpickles each result before asking for more, and the
+    worker would wait that long between two documents); the results still come in the calls' order."""
+    from figsearch.pipeline.distributed import _Pool
+
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def work(self, key):
+            return key
+
+    pool = object.__new__(_Pool)
+    pool.ray, pool.actors = ray, [Echo.remote()]
+    sent, seen = [], []
+
+    def calls():
+        for n in range(6):
+            sent.append(n)
+            yield n, ("work", (n,))
+
+    for key, ref in pool.map(calls(), per_worker=1, window=16):
+        seen.append((key, ray.get(ref), len(sent)))
+    assert [(key, value) for key, value, _ in seen] == [(n, n) for n in range(6)]
+    # when result n came back, call n + 1 was already on its way to the (only) worker
+    assert [count for _, _, count in seen] == [min(n + 2, 6) for n in range(6)]
+
+
 def test_a_worker_with_nothing_left_to_do_takes_spare_work(cluster):
     """``_Pool.map(spare=...)``: once every call is sent, a free worker is given spare work (the
     texts of committed documents, in the build); its results are not among those given back, and

@@ -117,8 +117,14 @@ WORKER_NICENESS = 0
 #: Ray's settings for an instance started here (``--ray local``) beside ``worker_niceness``: no
 #: metrics collection (``RAY_enable_metrics_collection``) and no task events for Ray's state API
 #: and dashboard (``RAY_task_events_report_interval_ms=0``): Ray's own observability, which
-#: nothing reads on an instance that lives as long as one build
-LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0}
+#: nothing reads on an instance that lives as long as one build; and the worker's module imported
+#: by the worker processes that the raylet prestarts, as soon as they have registered
+#: (``preload_python_modules``), instead of when the actor is created: the import (0.4 to 1 s on the
+#: development machine) then runs while the driver finishes ``ray.init`` and asks for the actors
+#: (in start-only runs 2 actors answered 0.1 to 1 s sooner, 1 actor under 0.2 s later: docs/cluster.md,
+#: "Stop 21")
+LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0,
+                       "preload_python_modules": [ray_worker.__name__]}
 #: whether the driver ingests documents itself while Ray starts (``--ray local``: ``_DriverIngest``).
 #: Off: on the development machine (2 cores) 20-document builds with 1 worker were 2 to 15 % faster
 #: with it, those with 2 workers 5 to 12 % slower (Ray's start later: the driver's thread takes CPU
@@ -1304,22 +1310,34 @@ class _Pool:
         pending: collections.deque = collections.deque()  # (key, ref) in submission order
         running: dict = {}  # ref -> worker, until it is done
         more = True
+
+        def send() -> None:
+            """A call to each free worker, while the window has room."""
+            nonlocal more
+            while more and free and len(pending) < (window or per_worker * len(workers)):
+                try:
+                    key, (method, args) = next(calls)
+                except StopIteration:
+                    more = False
+                    return
+                n = free.popleft()
+                ref = getattr(self.actors[n], method).remote(*args)
+                running[ref] = n
+                pending.append((key, ref))
+
         while True:
             if join is not None and more:
                 for n in join():
                     if n not in workers:
                         workers.append(n)
                         free.extend([n] * per_worker)
-            while more and free and len(pending) < (window or per_worker * len(workers)):
-                try:
-                    key, (method, args) = next(calls)
-                except StopIteration:
-                    more = False
-                    break
-                n = free.popleft()
-                ref = getattr(self.actors[n], method).remote(*args)
-                running[ref] = n
-                pending.append((key, ref))
+            # the free workers get their next call before the calls done are given back: the caller
+            # takes each result (``ray.get``: its bytes copied and unpickled) before asking for more,
+            # and a worker would wait that long between two documents
+            send()
+            while pending and pending[0][1] not in running:
+                yield pending.popleft()
+            send()  # in the room that the calls given back left
             if not pending:
                 return
             if spare is not None and not more:
@@ -1333,8 +1351,6 @@ class _Pool:
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5 if idle else None)
                 for ref in done:
                     free.append(running.pop(ref))
-            while pending and pending[0][1] not in running:
-                yield pending.popleft()
 
     def stats(self) -> list[dict[str, float]]:
         """Each worker's seconds loading and in each kind of call (an empty dict for one that does not answer)."""

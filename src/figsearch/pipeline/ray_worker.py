@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 
-#: when this module began to import (in a worker: the start of the actor's creation), for the
-#: benchmark's timeline of Ray's start
+#: when this module began to import (in a worker: right after its process registered with Ray when
+#: the instance preloads it, ``preload_python_modules``; otherwise at the start of the actor's
+#: creation), for the benchmark's timeline of Ray's start
 _MODULE_STARTED = time.time()
 
 import collections  # noqa: E402
@@ -253,7 +254,7 @@ class _Worker:
     def timeline(self) -> tuple[float, list[tuple[str, float, float]]]:
         """When the actor started and the (call, wall start, wall end) of its calls and loads (for the
         benchmark), with the start of this worker process ("process") and the import of this module
-        ("import worker module", from the actor's creation on)."""
+        ("import worker module": preloaded, or from the actor's creation on)."""
         start = [("process", _process_started(), _process_started())] if _process_started() else []
         return self._born, start + [("import worker module", _MODULE_STARTED, _MODULE_IMPORTED)] + list(self.events)
 
