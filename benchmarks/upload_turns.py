@@ -217,6 +217,9 @@ def main() -> int:
                         help="same-patent (the DeepPatent relevance), or a rule of figsearch.evaluate such as "
                              "same-class:USPC:1 (judged on --collection; for crops and held-out drawings)")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--mode", default="visual",
+                        help="search mode of every query (visual, or a fused one such as auto: the upload's words, "
+                             "read from it, search the text channel beside its turns)")
     parser.add_argument("--thresholds", default="0.8,0.85,0.9,0.95",
                         help="upright-match scores at or above which the rule skips the other turns")
     parser.add_argument("--seed", type=int, default=7)
@@ -285,7 +288,7 @@ def main() -> int:
             results = {}
             for label, service in services.items():
                 started = time.thread_time()
-                results[label] = service.search(Query(image=image, mode="visual", k=args.k))
+                results[label] = service.search(Query(image=image, mode=args.mode, k=args.k))
                 cpu[label].append((time.thread_time() - started) * 1000)
             a, b = results["every turn"], results["upright alone"]
             assert a.timings.get("turns") == len(QUERY_ROTATIONS) and b.timings.get("turns") == 1.0, (a.timings, b.timings)
@@ -316,7 +319,7 @@ def main() -> int:
         for service in services.values():
             service.close()
 
-    print(f"{len(rows)} queries ({sum(r['held_out'] for r in rows)} held out of their collection), visual mode, "
+    print(f"{len(rows)} queries ({sum(r['held_out'] for r in rows)} held out of their collection), {args.mode} mode, "
           f"top {args.k}; CPU per search (this thread, median): "
           + ", ".join(f"{n} {statistics.median(cpu[n]):.1f} ms" for n in names))
     print(f"upright-alone top {args.k} equal to every turn's (figures, order and scores) on {sum(r['same'] for r in rows)} "
