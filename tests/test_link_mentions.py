@@ -119,3 +119,30 @@ def test_brief_clause_cuts_a_sentence_that_describes_every_figure():
     assert brief_clause(text, "1") == "FIG. 1 is a side view of a printer."
     assert brief_clause(text, "3B") == "FIGS. 3A and 3B show the head."
     assert brief_clause("FIG. 4 is a section along IV-IV of FIG. 1.", "4") == "FIG. 4 is a section along IV-IV of FIG. 1."
+
+
+def test_links_check_each_numeral_only_where_it_can_be_covered_with_the_same_result():
+    """``PatentText.links`` looks a numeral up in an index of the mentions' numbers (and ranges)
+    instead of trying it against every sentence: the links, and their order (sentences, then
+    numerals sorted), must be those of trying every mention of every sentence."""
+    from figsearch.link.patent_text import PatentText
+    from figsearch.records import Paragraph, Patent, ReferenceSign, SentenceLink
+
+    paragraphs = [
+        "FIG. 1 shows a printer 10 with a thermal head 14 and a platen roller 16.",
+        "The arms 14a and 14b hold the frame 102; the rollers 12-16 turn. The guides 20a-20c are fixed.",
+        "The head 14' is cooled by a fan 30 and the spring 7. Nothing is numbered here.",
+        "The levers 40 to 44 and the arm 14c move; the rollers 16-12 are a typo.",
+    ]
+    patent = Patent("EP1000001A1", "EP", "1000001", "A1", title="Printer",
+                    paragraphs=[Paragraph(text=t, number=f"{i:04d}") for i, t in enumerate(paragraphs)])
+    text = PatentText.of(patent)
+    read = ["14", "14a", "14b", "16", "13", "20", "20b", "20d", "102", "7", "42", "99", "30", "14'", "0"]
+    signs = [ReferenceSign(s, "numeral", None, 90) for s in read] + [ReferenceSign("FIG. 1", "figure_label", None, 90)]
+    numerals = sorted(read)
+    every = [SentenceLink(sentence.index, "sign", sign) for sentence, mentions in zip(text.sentences, text.mentions)
+             for sign in numerals if any(m.covers(sign) for m in mentions)]
+    got = text.links(None, signs)
+    assert [link for link in got if link.reason == "sign"] == every
+    assert {link.sign for link in every} >= {"14", "14a", "13", "20b", "102", "42"}  # ranges and sub-letters among them
+    assert not any(link.sign in ("20d", "99", "0") for link in every)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 from figsearch.fsutil import sha256_bytes
 from figsearch.ingest.language import description_language, linking_language, normalise_code
 from figsearch.link.glossary import brief_descriptions, label_keys, label_mentions
-from figsearch.link.mentions import Mention, find_mentions
+from figsearch.link.mentions import Mention, find_mentions, split_sign
 from figsearch.link.sentences import description_sentences
 from figsearch.records import Patent, ReferenceSign, Section, Sentence
 from figsearch.records import SentenceLink
@@ -80,11 +81,37 @@ class PatentText:
             if key in self.brief:
                 out.append(SentenceLink(self.brief[key], "brief_description"))
             out += [SentenceLink(i, "label") for i in self.label_refs.get(key, []) if i != self.brief.get(key)]
-        for sentence, mentions in zip(self.sentences, self.mentions):
-            for sign in numerals:
-                if any(m.covers(sign) for m in mentions):
-                    out.append(SentenceLink(sentence.index, "sign", sign))
+        # each numeral checked only against the sentences whose mentions can cover it (those that
+        # name its number, and ranges), not against every sentence: long descriptions have hundreds
+        found: dict[int, list[str]] = {}
+        for sign in numerals:
+            for position in self._candidates(split_sign(sign)[0]):
+                if any(m.covers(sign) for m in self.mentions[position]):
+                    found.setdefault(position, []).append(sign)
+        for position in sorted(found):  # sentence order, then the numerals' order, as before
+            out += [SentenceLink(self.sentences[position].index, "sign", sign) for sign in found[position]]
         return out
+
+    def _candidates(self, number: int) -> list[int]:
+        """Positions of the sentences with a mention that may cover a sign of this number."""
+        by_number, ranges = self._mention_index
+        return sorted(set(by_number.get(number, ())).union(p for first, last, p in ranges if first <= number <= last))
+
+    @cached_property
+    def _mention_index(self) -> tuple[dict[int, list[int]], list[tuple[int, int, int]]]:
+        """(number -> sentences naming a sign of that number (one sign, or a range within it: "14a-14d"),
+        the ranges across numbers as (first number, last number, sentence))."""
+        by_number: dict[int, list[int]] = {}
+        ranges: list[tuple[int, int, int]] = []
+        for position, mentions in enumerate(self.mentions):
+            for m in mentions:
+                first = split_sign(m.sign)[0]
+                last = first if m.last is None else split_sign(m.last)[0]
+                if first == last:
+                    by_number.setdefault(first, []).append(position)
+                else:
+                    ranges.append((first, last, position))
+        return by_number, ranges
 
 
 def text_digest(paragraphs: list[tuple]) -> str:
