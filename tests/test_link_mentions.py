@@ -146,3 +146,14 @@ def test_links_check_each_numeral_only_where_it_can_be_covered_with_the_same_res
     assert [link for link in got if link.reason == "sign"] == every
     assert {link.sign for link in every} >= {"14", "14a", "13", "20b", "102", "42"}  # ranges and sub-letters among them
     assert not any(link.sign in ("20d", "99", "0") for link in every)
+
+
+def test_glossary_takes_the_mentions_found_already_and_names_the_same_signs():
+    from figsearch.link.glossary import glossary
+
+    sentences = [Sentence("EP1", i, t) for i, t in enumerate(split_sentences(
+        "A thermal printer 10 has a thermal head 14. The head 14 presses the roller 16. The thermal head 14 is hot."))]
+    found = [find_mentions(s.text) for s in sentences]
+    assert glossary("EP1", sentences, "en", found) == glossary("EP1", sentences) != []
+    with pytest.raises(ValueError, match="2 mention lists for 3 sentences"):
+        glossary("EP1", sentences, "en", found[:2])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 
-from figsearch.link.mentions import find_mentions, split_sign
+from figsearch.link.mentions import Mention, find_mentions, split_sign
 from figsearch.records import GlossaryEntry, Sentence
 
 _LABEL_IN_TEXT = re.compile(
@@ -54,17 +54,23 @@ def _anywhere(lang: str) -> re.Pattern:
     return _ML_LABEL_ANYWHERE if lang in _ML_LABEL_IN_TEXT else _LABEL_ANYWHERE
 
 
-def glossary(patent: str, sentences: list[Sentence], lang: str = "en") -> list[GlossaryEntry]:
+def glossary(patent: str, sentences: list[Sentence], lang: str = "en",
+             mentions: list[list[Mention]] | None = None) -> list[GlossaryEntry]:
     """Each sign's name: the phrase most often printed before it (ties: the earliest).
 
     The phrase is the noun phrase before the numeral in the text's language ("thermal head
-    14", "der Thermokopf 14", "la tête thermique 14").
+    14", "der Thermokopf 14", "la tête thermique 14"). ``mentions``: each sentence's
+    ``find_mentions(sentence.text, lang)`` where the caller has them already (``PatentText``).
     """
+    if mentions is None:
+        mentions = [find_mentions(sentence.text, lang) for sentence in sentences]
+    elif len(mentions) != len(sentences):
+        raise ValueError(f"glossary of {patent}: {len(mentions)} mention lists for {len(sentences)} sentences")
     counts: dict[str, Counter] = defaultdict(Counter)
     first_seen: dict[tuple[str, str], int] = {}
     spelled: dict[tuple[str, str], str] = {}
-    for sentence in sentences:
-        for mention in find_mentions(sentence.text, lang):
+    for sentence, found in zip(sentences, mentions):
+        for mention in found:
             if mention.term is None or mention.last is not None:
                 continue
             key = mention.term.lower()

@@ -234,12 +234,13 @@ class MiniLMOnnxEncoder(TextEncoder):
         ``inference_batch`` texts, its padding at most ``padding`` of its tokens."""
         passes: list[list[int]] = []
         for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):  # stable: equal lengths keep their order
-            current = passes[-1] if passes else None
-            if (current is None or len(current) >= self.inference_batch
-                    or lengths[current[0]] * (len(current) + 1) > (1 + self.padding) * (sum(lengths[j] for j in current) + lengths[i])):
-                passes.append([i])
-            else:
+            current = passes[-1] if passes else []
+            tokens = sum(lengths[j] for j in current) + lengths[i]
+            if current and len(current) < self.inference_batch and \
+                    lengths[current[0]] * (len(current) + 1) <= (1 + self.padding) * tokens:
                 current.append(i)
+            else:
+                passes.append([i])
         return passes
 
 
