@@ -51,8 +51,8 @@ def _ensure_text(collection: Collection, patent_number: str, cache: dict, report
     cache[patent_number] = text
     if collection.links.text_sha(patent_number) != text.text_sha256:
         with collection.transaction():
-            collection.links.write_patent_text(patent_number, text.sentences,
-                                               glossary(patent_number, text.sentences, text.lang, text.mentions), text.text_sha256)
+            names = glossary(patent_number, text.sentences, text.lang, text.mentions)  # mentions found once
+            collection.links.write_patent_text(patent_number, text.sentences, names, text.text_sha256)
             done = collection.signs.read_figures(patent_number)
             for figure_id, label in done:  # the text changed under figures already read: relink them from their signs
                 signs = text.classify(as_numerals(collection.signs.of(figure_id)))
