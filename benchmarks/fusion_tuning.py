@@ -181,13 +181,15 @@ def evaluate(replay: Replay, settings: list[tuple[str, dict]], rr: dict | None =
     RERANK_SECONDS[0] = 0.0
     for q in replay.queries:
         lists, exact = replay.lists(q)
+        head = None
         if rr is not None and "visual" in lists:
+            head = fusion.switch_head(lists) if len(lists) == 2 else None  # as the service: auto's switch, plain
             fetch = lambda ids: {f: replay.V[replay.vrow[f]] for f in ids if f in replay.vrow}  # noqa: E731
             start = time.perf_counter()
             lists, exact = rerank.rerank_visual(lists, exact, replay.V[replay.vrow[q]][None, :], fetch, **rr)
             RERANK_SECONDS[0] += time.perf_counter() - start
         for name, kwargs in settings:
-            fused = fusion.fuse(lists, exact, **kwargs)
+            fused = fusion.fuse(lists, exact, head=head, **kwargs)
             totals[name] += ap_at([f.figure_id for f in fused], replay.qrels[q], replay.k)
     return {name: total / len(replay.queries) for name, total in totals.items()}
 
@@ -204,16 +206,17 @@ def per_query(replay: Replay, rr: dict | None = None) -> list[dict]:
     rows = []
     for q in replay.queries:
         lists, exact = replay.lists(q)
+        both = bool(lists.get("visual")) and bool(lists.get("text"))
+        # auto's switch reads the visual head before any re-ranking, as the service does (fusion.switch_head)
+        h, agreed = fusion.switch_head(lists) if both else (None, None)
+        row = {"h": h, "agreement": agreed}
         if rr is not None and "visual" in lists:
             fetch = lambda ids: {f: replay.V[replay.vrow[f]] for f in ids if f in replay.vrow}  # noqa: E731
             lists, exact = rerank.rerank_visual(lists, exact, replay.V[replay.vrow[q]][None, :], fetch, **rr)
-        both = bool(lists.get("visual")) and bool(lists.get("text"))
-        row = {"h": fusion.nearness(lists["visual"]) if both else None,
-               "agreement": fusion.agreement(lists, fusion.AGREE_TOP) if both else None}
         for name, mode in (("text", "text"), ("visual", "visual"), ("avg", "avg"), ("text-z", "text-z"), ("auto", "auto")):
             if mode == "text-z" and not both:
                 continue
-            fused = fusion.fuse(lists, exact, mode=mode)
+            fused = fusion.fuse(lists, exact, mode=mode, head=(h, agreed) if both else None)
             row[name] = ap_at([f.figure_id for f in fused], replay.qrels[q], replay.k)
         rows.append(row)
     return rows

@@ -74,3 +74,26 @@ def test_diffusion_through_rerank_visual_and_an_unknown_method():
     assert new_exact["visual"] == pytest.approx({"c": scores[2]}, abs=1e-6)
     with pytest.raises(ValueError, match="unknown re-ranking method"):
         rr.rerank(query, np.stack(list(vectors.values())), method="nope")
+
+
+def test_auto_reranked_switches_on_the_head_before_reranking(service, monkeypatch):
+    from figsearch.search import fusion
+
+    seen = {}
+    real_fuse, real_rerank = fusion.fuse, rr.rerank_visual
+
+    def fuse(lists, exact=None, **kwargs):
+        seen["head"], seen["lists"] = kwargs.get("head"), lists
+        return real_fuse(lists, exact, **kwargs)
+
+    def rerank_visual(lists, exact, *args, **kwargs):
+        seen["plain"] = fusion.switch_head(lists)
+        return real_rerank(lists, exact, *args, **kwargs)
+
+    monkeypatch.setattr("figsearch.search.service.fuse", fuse)
+    monkeypatch.setattr(rr, "rerank_visual", rerank_visual)
+    service.search(Query(figure_id="US1-A", mode="auto", k=10, rerank=True))
+    assert seen["head"] == seen["plain"]  # measured on the lists before re-ranking
+    assert seen["head"] != fusion.switch_head(seen["lists"])  # which differ from the re-ranked ones here
+    service.search(Query(figure_id="US1-A", mode="auto", k=10, rerank=False))
+    assert seen["head"] is None  # not re-ranked: fuse measures the lists it gets

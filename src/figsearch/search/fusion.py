@@ -107,11 +107,14 @@ def fuse(
     far: float | None = None,
     near_top: int = NEAR_TOP,
     near_agree: float = NEAR_AGREE,
+    head: tuple[float, float] | None = None,
 ) -> list[Fused]:
     """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list.
 
     ``near``/``far`` (mode ``auto``): the visual encoder's nearness thresholds (:func:`near_thresholds`);
-    ``near_agree``: the agreement of the two lists that the switch to ``avg`` also needs.
+    ``near_agree``: the agreement of the two lists that the switch to ``avg`` also needs. ``head``: the
+    (nearness, agreement) that switch is decided on, when the lists were re-ranked (:func:`switch_head` of
+    the lists before: the thresholds were chosen on plain cosines); None: measured on ``lists``.
     """
     exact = exact or {}
     order: list[str] = []
@@ -135,8 +138,8 @@ def fuse(
 
     ranks = {m: {f: r for r, (f, _) in enumerate(c, start=1)} for m, c in lists.items()}
     if mode == "auto" and text_weight is None and lists.get("visual") and lists.get("text"):
-        h = nearness(lists["visual"], near_top)
-        if near is not None and h >= near and agreement(lists, agree_top) >= near_agree:
+        h, agreed = head if head is not None else switch_head(lists, near_top, agree_top)
+        if near is not None and h >= near and agreed >= near_agree:
             mode = "avg"
         elif far is not None and h < far:
             mode = "text-z"
@@ -177,6 +180,17 @@ def fuse(
     fused.sort(key=lambda f: (-round(f.score, 9), f.figure_id))
     return fused
 
+
+
+def switch_head(lists: dict[str, list[tuple[str, float]]], near_top: int = NEAR_TOP,
+                agree_top: int = AGREE_TOP) -> tuple[float, float]:
+    """(nearness of the visual head, agreement of the two lists): what ``auto``'s calibrated switch reads.
+
+    A search that re-ranks its visual list measures these *before* re-ranking and passes them to :func:`fuse`
+    (``head``): the thresholds were chosen on plain cosines, and α-QE raises a query's nearest scores, so the
+    re-ranked head would look nearer than it is (stop 20: class-level ``auto`` fell below the text; stop 22:
+    decided on the plain head, ``auto`` re-ranked gains on every held-out set, docs/encoder.md)."""
+    return nearness(lists.get("visual", []), near_top), agreement(lists, agree_top)
 
 
 def nearness(candidates: list[tuple[str, float]], top: int = NEAR_TOP) -> float:
