@@ -26,7 +26,7 @@ Calibrating ``auto`` for a visual model (its ``near``/``far`` entry in
     python benchmarks/fusion_tuning.py --calibrate --visual-model backbone:FILE.onnx \\
         [--data ../shared/data] [--work /tmp/figsearch-calibrate] [--reuse] \\
         --held-out-2007 FILE [--held-out FILE] [--set PATH,RULE[,source=DIR][,patents=FILE][,name=N][,held-out=yes] ...] \\
-        [--noise 0.001] [--write]
+        [--noise 0.001] [--calibrate-rerank default|off|SPEC] [--write]
 
 builds (or with ``--reuse`` reuses) the training-side collections under WORK — the even-numbered
 2007 designs (class level, ``benchmarks/class_level_eval.py``'s collection) and the
@@ -49,6 +49,9 @@ held-out sets, unless it gains at most ``--noise`` over the uncalibrated rule (t
 class-level set (``--held-out-2007``, titles as text) is required, so ``auto`` >= text at class level
 is checked at calibration time; a set with design-grant or odd-numbered 2007 queries is refused.
 It prints per set ``auto`` against the best single channel and, with ``--write``, stores the entry.
+The replay ranks ``auto`` as the service does by default: since stop 22 its visual list re-ranked
+(``query.rerank_by_default("auto")``), the switch reading the visual head before re-ranking
+(``fusion.switch_head``); ``--calibrate-rerank off`` (or a spec) replays it otherwise.
 
 ``--service-timing N`` (with a COLLECTION) times N searches through the search service with the
 re-ranking off and on, alternating, and prints both medians, their difference and the load average.
@@ -408,8 +411,22 @@ def matches(collection: Path, model: str) -> bool:
     return (have.get("name"), have.get("model_sha256")) == (want.get("name"), want.get("model_sha256"))
 
 
+def calibration_rerank(args) -> dict | None:
+    """The re-ranking the calibration replays ``auto`` with: the service's default for mode ``auto``
+    (``query.rerank_by_default``, with ``rerank``'s default settings) unless ``--calibrate-rerank`` says."""
+    from figsearch.search.query import rerank_by_default
+
+    choice = args.calibrate_rerank
+    if choice == "default":
+        return {} if rerank_by_default("auto") else None
+    return None if choice == "off" else rerank_settings(choice)
+
+
 def calibrate(args) -> int:
     sets = training_sets(args)
+    rr = calibration_rerank(args)
+    rr_label = ("off" if rr is None else ",".join(f"{k}={v}" for k, v in rr.items())
+                or f"the service's default: {rerank.METHOD} {rerank.QUERY_NEIGHBOURS},{rerank.DB_NEIGHBOURS},{rerank.ALPHA:g}")
     rows, names, keys, held_out, rules = {}, [], set(), set(), {}
     for name, collection, rule, options, is_held_out in sets:
         replay = Replay(collection, rule, args.k, [], **options)
@@ -418,7 +435,7 @@ def calibrate(args) -> int:
             raise SystemExit(f"{name}: {len(bad)} queries are design grants or odd-numbered 2007 designs "
                              f"(e.g. {bad[0]}); a calibration never uses them")
         keys.add((replay.visual_name, replay.visual_model))
-        rows[name] = per_query(replay)
+        rows[name] = per_query(replay, rr)
         rules[name] = rule
         if is_held_out:
             held_out.add(name)
@@ -431,7 +448,8 @@ def calibrate(args) -> int:
     encoder, digest = keys.pop()
     chosen, table = choose(rows, held_out, args.noise)
     near, far, agree = chosen if chosen is not None else (None, None, fusion.NEAR_AGREE)
-    print(f"# auto calibration for visual encoder {encoder} (model {digest}), AP@{args.k}\n")
+    print(f"# auto calibration for visual encoder {encoder} (model {digest}), AP@{args.k}; visual list re-ranked: "
+          f"{rr_label} (the switch reads the head before re-ranking)\n")
     print("Counted: only the held-out sets (drawings the model was not trained on); the others are shown, not counted.\n")
     print("| training-side set | counted | queries | text | visual | best channel | avg | text alone (z) "
           "| auto uncalibrated | auto chosen | chosen − best channel | chosen − uncalibrated | h below far | h at/above near |")
@@ -475,7 +493,7 @@ def calibrate(args) -> int:
         document.setdefault("encoders", {})[key] = {
             "near": near, "far": far, "near_agree": agree,
             "chosen": {"date": datetime.date.today().isoformat(), "model": args.visual_model, "k": args.k,
-                       "rule": rule, "noise": args.noise,
+                       "rule": rule, "noise": args.noise, "rerank": rr_label,
                        "sets": {name: round(auto_ap(rows[name], near, far, agree), 4) for name in counted},
                        "uncalibrated": {name: round(auto_ap(rows[name], None, None), 4) for name in counted},
                        "best_channel": {name: round(max(mean_of(rows[name], "text"), mean_of(rows[name], "visual")), 4)
@@ -557,6 +575,9 @@ def main() -> int:
     calib.add_argument("--noise", type=float, default=NOISE,
                        help="the largest drop below the uncalibrated rule on a held-out set that counts as noise")
     calib.add_argument("--write", action="store_true", help="store the chosen entry in fusion_calibration.json")
+    calib.add_argument("--calibrate-rerank", default="default", metavar="default|off|SPEC",
+                       help="the re-ranking of the visual list the calibration replays auto with; default: as the service "
+                            "ranks auto by default (query.rerank_by_default)")
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--modes", default=",".join(fusion.MODES))
     parser.add_argument("--rerank", action="append", default=[], help="Q,D,ALPHA (alpha-query expansion + database augmentation) or diffusion,K,GAMMA,ALPHA (repeatable)")

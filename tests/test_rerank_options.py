@@ -28,9 +28,9 @@ def test_rerank_off_never_changes_results(service, mode):
     plain = service.search(Query(figure_id="US1-A", mode=mode, k=10, rerank=False))
     default = service.search(Query(figure_id="US1-A", mode=mode, k=10))
     forced = service.search(Query(figure_id="US1-A", mode=mode, k=10, rerank=True))
-    # a query that does not say gets its mode's default: re-ranked in the visual mode only
+    # a query that does not say gets its mode's default: re-ranked in the visual mode and auto (stop 22)
     assert hits(default) == hits(forced if rerank_by_default(mode) else plain)
-    assert rerank_by_default(mode) == (mode == "visual")
+    assert rerank_by_default(mode) == (mode in ("visual", "auto"))
     # the visual scores of a plain search are the cosines of the angles (fake-angle), unchanged
     angles = {"US1-B": 30, "US2-C": 60, "US2-D": 90, "EP3-E": 10}
     for h in plain.hits:
