@@ -43,7 +43,10 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   as near-copies only when the two lists' agreement (their first AGREE_TOP) is at least a. The other
   sheets of the query's design share its title and are found by the text too; a drawing that is merely
   of the same kind of product, and unseen in the encoder's training, can look as near without the text
-  agreeing, and ``avg`` then lets it outrank the text's hits (measured at class level, stop 20).
+  agreeing, and ``avg`` then lets it outrank the text's hits (measured at class level, stop 20). When the
+  visual list was re-ranked (``auto`` re-ranks by default since stop 22), the switch reads the head and the
+  agreement of the lists *before* re-ranking (``switch_head``, passed as ``head``): α-query expansion raises
+  the head's scores, and the thresholds are nearness of plain cosines (the calibration replays it so).
 - ``text_weight`` w, when given, replaces the mode's rule by (1 − w)·v + w·t, missing = 0 as avg.
 
 Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
@@ -114,7 +117,7 @@ def fuse(
     ``near``/``far`` (mode ``auto``): the visual encoder's nearness thresholds (:func:`near_thresholds`);
     ``near_agree``: the agreement of the two lists that the switch to ``avg`` also needs. ``head``: the
     (nearness, agreement) that switch is decided on, when the lists were re-ranked (:func:`switch_head` of
-    the lists before: the thresholds were chosen on plain cosines); None: measured on ``lists``.
+    the lists before re-ranking); None: measured on ``lists``.
     """
     exact = exact or {}
     order: list[str] = []
@@ -187,9 +190,9 @@ def switch_head(lists: dict[str, list[tuple[str, float]]], near_top: int = NEAR_
     """(nearness of the visual head, agreement of the two lists): what ``auto``'s calibrated switch reads.
 
     A search that re-ranks its visual list measures these *before* re-ranking and passes them to :func:`fuse`
-    (``head``): the thresholds were chosen on plain cosines, and α-QE raises a query's nearest scores, so the
-    re-ranked head would look nearer than it is (stop 20: class-level ``auto`` fell below the text; stop 22:
-    decided on the plain head, ``auto`` re-ranked gains on every held-out set, docs/encoder.md)."""
+    (``head``): α-QE raises a query's nearest scores, so the re-ranked head would look nearer than it is (stop 20:
+    class-level ``auto`` fell below the text); the thresholds are nearness of plain cosines, and the calibration
+    (benchmarks/fusion_tuning.py) replays the switch the same way (stop 22, docs/encoder.md)."""
     return nearness(lists.get("visual", []), near_top), agreement(lists, agree_top)
 
 

@@ -1,5 +1,5 @@
 """Query-time re-ranking of the visual candidates: α-query expansion with database-side augmentation (the
-default ``METHOD`` since stop 20), or diffusion.
+default ``METHOD`` since stop 20), diffusion, or k-reciprocal re-ranking (:func:`k_reciprocal`, stop 22).
 
 α-QE and DBA are the training-free re-ranking of image retrieval (Radenović et al., "Fine-tuning CNN image
 retrieval with no human annotation", TPAMI 2019; Arandjelović & Zisserman 2012 for DBA):
@@ -38,9 +38,10 @@ import numpy as np
 #: defaults. Stop 20 (docs/encoder.md, "Stop 20"): α-QE with 2 query neighbours and database-side augmentation
 #: over 5, weights cos^3, chosen on the training side's held-out patents with drawing-backbone3 and
 #: drawing-backbone5-lite0-288 (visual channel: same-patent +0.03-0.04, class level +0.002-0.004; fused auto on the
-#: held-out design PDFs +0.007-0.008, where diffusion lost 0.002-0.010). On by default in the visual mode only
-#: (query.rerank_by_default): at class level it lowers the fused avg and, with drawing-backbone5-lite0-288's
-#: calibration, auto. Diffusion is kept.
+#: held-out design PDFs +0.007-0.008, where diffusion lost 0.002-0.010). On by default in the visual mode and,
+#: since stop 22, in auto (query.rerank_by_default; auto's switch reads the head before re-ranking): at class
+#: level it lowers the fused avg. Diffusion and k-reciprocal re-ranking (stop 22: better same-patent, but below
+#: alpha-QE at class level with drawing-backbone3) are kept as options.
 METHOD = "aqe"
 QUERY_NEIGHBOURS = 2
 DB_NEIGHBOURS = 5
