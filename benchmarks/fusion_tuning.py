@@ -425,8 +425,9 @@ def calibration_rerank(args) -> dict | None:
 def calibrate(args) -> int:
     sets = training_sets(args)
     rr = calibration_rerank(args)
+    defaults = f"{rerank.METHOD} {rerank.QUERY_NEIGHBOURS},{rerank.DB_NEIGHBOURS},{rerank.ALPHA:g}"
     rr_label = ("off" if rr is None else ",".join(f"{k}={v}" for k, v in rr.items())
-                or f"the service's default: {rerank.METHOD} {rerank.QUERY_NEIGHBOURS},{rerank.DB_NEIGHBOURS},{rerank.ALPHA:g}")
+                or f"the service's default: {defaults}")
     rows, names, keys, held_out, rules = {}, [], set(), set(), {}
     for name, collection, rule, options, is_held_out in sets:
         replay = Replay(collection, rule, args.k, [], **options)
@@ -508,7 +509,8 @@ def calibrate(args) -> int:
 
 
 def rerank_settings(spec: str) -> dict:
-    """``Q,D,ALPHA`` (α-query expansion + database augmentation) or ``diffusion,K,GAMMA,ALPHA``."""
+    """``Q,D,ALPHA`` (α-query expansion + database augmentation), ``diffusion,K,GAMMA,ALPHA`` or
+    ``kreciprocal,K1,K2,LAMBDA`` (k-reciprocal re-ranking)."""
     return rerank.settings_from_spec(spec)
 
 
@@ -580,7 +582,9 @@ def main() -> int:
                             "ranks auto by default (query.rerank_by_default)")
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--modes", default=",".join(fusion.MODES))
-    parser.add_argument("--rerank", action="append", default=[], help="Q,D,ALPHA (alpha-query expansion + database augmentation) or diffusion,K,GAMMA,ALPHA (repeatable)")
+    parser.add_argument("--rerank", action="append", default=[],
+                        help="Q,D,ALPHA (alpha-query expansion + database augmentation), diffusion,K,GAMMA,ALPHA or "
+                             "kreciprocal,K1,K2,LAMBDA (repeatable)")
     parser.add_argument("--calibration", action="append", default=[],
                         help="NEAR,FAR[,AGREE]: also replay auto with these nearness thresholds ('-' for none) and the "
                              "agreement the switch to avg needs (near_agree; repeatable)")

@@ -219,7 +219,8 @@ def settings_from_spec(spec: str) -> dict:
                     "alpha": float(parts[2])}
     except ValueError:
         pass
-    raise ValueError(f"re-ranking spec {spec!r}: expected Q,D,ALPHA, diffusion,K,GAMMA,ALPHA or kreciprocal,K1,K2,LAMBDA")
+    raise ValueError(
+        f"re-ranking spec {spec!r}: expected Q,D,ALPHA, diffusion,K,GAMMA,ALPHA or kreciprocal,K1,K2,LAMBDA")
 
 
 def reranked_similarities(vectors: np.ndarray, candidates: int = 200, **settings) -> np.ndarray:
