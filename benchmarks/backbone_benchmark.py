@@ -22,8 +22,9 @@
   rounds and its ratio to the first ``--encoder``/``--as-written`` encoder of the command line;
 - ``--rerank SPEC`` (repeatable; ``Q,D,ALPHA``, ``diffusion,K,GAMMA,ALPHA`` or ``kreciprocal,K1,K2,LAMBDA``, as
   ``search.rerank.settings_from_spec`` reads them): every encoder's two quality numbers once more with its visual
-  ranking re-ranked as a visual search with ``--rerank`` does it (each query's best ``--rerank-candidates`` drawings, 200 = the service's list for
-  k = 50, re-scored by ``search.rerank.rerank``), and the milliseconds the re-ranking took per query.
+  ranking re-ranked as a visual search with ``--rerank`` does it (each query's best ``--rerank-candidates``
+  drawings, 200 = the service's list for k = 50, re-scored by ``search.rerank.rerank``), and the milliseconds the
+  re-ranking took per query.
 
 Stop 19's speed command (docs/encoder.md):
 
