@@ -20,10 +20,11 @@
   run: ``BackboneEncoder(chunk=None, rewrite_pooling=False)``), the control for the faster path;
   ``--rounds N`` repeats the timing in alternating order and prints the median of each encoder's
   rounds and its ratio to the first ``--encoder``/``--as-written`` encoder of the command line;
-- ``--rerank SPEC`` (repeatable; ``Q,D,ALPHA`` or ``diffusion,K,GAMMA,ALPHA``, as ``search.rerank.settings_from_spec``
-  reads them): every encoder's two quality numbers once more with its visual ranking re-ranked as a visual search
-  with ``--rerank`` does it (each query's best ``--rerank-candidates`` drawings, 200 = the service's list for
-  k = 50, re-scored by ``search.rerank.rerank``), and the milliseconds the re-ranking took per query.
+- ``--rerank SPEC`` (repeatable; ``Q,D,ALPHA``, ``diffusion,K,GAMMA,ALPHA`` or ``kreciprocal,K1,K2,LAMBDA``, as
+  ``search.rerank.settings_from_spec`` reads them): every encoder's two quality numbers once more with its visual
+  ranking re-ranked as a visual search with ``--rerank`` does it (each query's best ``--rerank-candidates``
+  drawings, 200 = the service's list for k = 50, re-scored by ``search.rerank.rerank``), and the milliseconds the
+  re-ranking took per query.
 
 Stop 19's speed command (docs/encoder.md):
 
@@ -97,7 +98,8 @@ def main() -> None:
                         help="a backbone:MODEL encoder run as before stop 19 (graph as written, one run per batch of 32)")
     parser.add_argument("--rounds", type=int, default=1, help="timing rounds, in alternating order (median reported)")
     parser.add_argument("--rerank", action="append", default=[], metavar="SPEC",
-                        help="also score each encoder with its visual ranking re-ranked (Q,D,ALPHA or diffusion,K,GAMMA,ALPHA)")
+                        help="also score each encoder with its visual ranking re-ranked "
+                             "(Q,D,ALPHA, diffusion,K,GAMMA,ALPHA or kreciprocal,K1,K2,LAMBDA)")
     parser.add_argument("--rerank-candidates", type=int, default=200,
                         help="candidates re-ranked per query (the service's visual list for k = 50: 200)")
     parser.add_argument("--baselines", default="hog,lines", help="baseline encoders of the speed ratios (comma-separated)")

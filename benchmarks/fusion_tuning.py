@@ -26,7 +26,7 @@ Calibrating ``auto`` for a visual model (its ``near``/``far`` entry in
     python benchmarks/fusion_tuning.py --calibrate --visual-model backbone:FILE.onnx \\
         [--data ../shared/data] [--work /tmp/figsearch-calibrate] [--reuse] \\
         --held-out-2007 FILE [--held-out FILE] [--set PATH,RULE[,source=DIR][,patents=FILE][,name=N][,held-out=yes] ...] \\
-        [--noise 0.001] [--write]
+        [--noise 0.001] [--calibrate-rerank default|off|SPEC] [--write]
 
 builds (or with ``--reuse`` reuses) the training-side collections under WORK — the even-numbered
 2007 designs (class level, ``benchmarks/class_level_eval.py``'s collection) and the
@@ -49,6 +49,9 @@ held-out sets, unless it gains at most ``--noise`` over the uncalibrated rule (t
 class-level set (``--held-out-2007``, titles as text) is required, so ``auto`` >= text at class level
 is checked at calibration time; a set with design-grant or odd-numbered 2007 queries is refused.
 It prints per set ``auto`` against the best single channel and, with ``--write``, stores the entry.
+The replay ranks ``auto`` as the service does by default: since stop 22 its visual list re-ranked
+(``query.rerank_by_default("auto")``), the switch reading the visual head before re-ranking
+(``fusion.switch_head``); ``--calibrate-rerank off`` (or a spec) replays it otherwise.
 
 ``--service-timing N`` (with a COLLECTION) times N searches through the search service with the
 re-ranking off and on, alternating, and prints both medians, their difference and the load average.
@@ -181,13 +184,15 @@ def evaluate(replay: Replay, settings: list[tuple[str, dict]], rr: dict | None =
     RERANK_SECONDS[0] = 0.0
     for q in replay.queries:
         lists, exact = replay.lists(q)
+        head = None
         if rr is not None and "visual" in lists:
+            head = fusion.switch_head(lists) if len(lists) == 2 else None  # as the service: auto's switch, plain
             fetch = lambda ids: {f: replay.V[replay.vrow[f]] for f in ids if f in replay.vrow}  # noqa: E731
             start = time.perf_counter()
             lists, exact = rerank.rerank_visual(lists, exact, replay.V[replay.vrow[q]][None, :], fetch, **rr)
             RERANK_SECONDS[0] += time.perf_counter() - start
         for name, kwargs in settings:
-            fused = fusion.fuse(lists, exact, **kwargs)
+            fused = fusion.fuse(lists, exact, head=head, **kwargs)
             totals[name] += ap_at([f.figure_id for f in fused], replay.qrels[q], replay.k)
     return {name: total / len(replay.queries) for name, total in totals.items()}
 
@@ -204,16 +209,17 @@ def per_query(replay: Replay, rr: dict | None = None) -> list[dict]:
     rows = []
     for q in replay.queries:
         lists, exact = replay.lists(q)
+        both = bool(lists.get("visual")) and bool(lists.get("text"))
+        # auto's switch reads the visual head before any re-ranking, as the service does (fusion.switch_head)
+        h, agreed = fusion.switch_head(lists) if both else (None, None)
+        row = {"h": h, "agreement": agreed}
         if rr is not None and "visual" in lists:
             fetch = lambda ids: {f: replay.V[replay.vrow[f]] for f in ids if f in replay.vrow}  # noqa: E731
             lists, exact = rerank.rerank_visual(lists, exact, replay.V[replay.vrow[q]][None, :], fetch, **rr)
-        both = bool(lists.get("visual")) and bool(lists.get("text"))
-        row = {"h": fusion.nearness(lists["visual"]) if both else None,
-               "agreement": fusion.agreement(lists, fusion.AGREE_TOP) if both else None}
         for name, mode in (("text", "text"), ("visual", "visual"), ("avg", "avg"), ("text-z", "text-z"), ("auto", "auto")):
             if mode == "text-z" and not both:
                 continue
-            fused = fusion.fuse(lists, exact, mode=mode)
+            fused = fusion.fuse(lists, exact, mode=mode, head=(h, agreed) if both else None)
             row[name] = ap_at([f.figure_id for f in fused], replay.qrels[q], replay.k)
         rows.append(row)
     return rows
@@ -405,8 +411,23 @@ def matches(collection: Path, model: str) -> bool:
     return (have.get("name"), have.get("model_sha256")) == (want.get("name"), want.get("model_sha256"))
 
 
+def calibration_rerank(args) -> dict | None:
+    """The re-ranking the calibration replays ``auto`` with: the service's default for mode ``auto``
+    (``query.rerank_by_default``, with ``rerank``'s default settings) unless ``--calibrate-rerank`` says."""
+    from figsearch.search.query import rerank_by_default
+
+    choice = args.calibrate_rerank
+    if choice == "default":
+        return {} if rerank_by_default("auto") else None
+    return None if choice == "off" else rerank_settings(choice)
+
+
 def calibrate(args) -> int:
     sets = training_sets(args)
+    rr = calibration_rerank(args)
+    defaults = f"{rerank.METHOD} {rerank.QUERY_NEIGHBOURS},{rerank.DB_NEIGHBOURS},{rerank.ALPHA:g}"
+    rr_label = ("off" if rr is None else ",".join(f"{k}={v}" for k, v in rr.items())
+                or f"the service's default: {defaults}")
     rows, names, keys, held_out, rules = {}, [], set(), set(), {}
     for name, collection, rule, options, is_held_out in sets:
         replay = Replay(collection, rule, args.k, [], **options)
@@ -415,7 +436,7 @@ def calibrate(args) -> int:
             raise SystemExit(f"{name}: {len(bad)} queries are design grants or odd-numbered 2007 designs "
                              f"(e.g. {bad[0]}); a calibration never uses them")
         keys.add((replay.visual_name, replay.visual_model))
-        rows[name] = per_query(replay)
+        rows[name] = per_query(replay, rr)
         rules[name] = rule
         if is_held_out:
             held_out.add(name)
@@ -428,7 +449,8 @@ def calibrate(args) -> int:
     encoder, digest = keys.pop()
     chosen, table = choose(rows, held_out, args.noise)
     near, far, agree = chosen if chosen is not None else (None, None, fusion.NEAR_AGREE)
-    print(f"# auto calibration for visual encoder {encoder} (model {digest}), AP@{args.k}\n")
+    print(f"# auto calibration for visual encoder {encoder} (model {digest}), AP@{args.k}; visual list re-ranked: "
+          f"{rr_label} (the switch reads the head before re-ranking)\n")
     print("Counted: only the held-out sets (drawings the model was not trained on); the others are shown, not counted.\n")
     print("| training-side set | counted | queries | text | visual | best channel | avg | text alone (z) "
           "| auto uncalibrated | auto chosen | chosen − best channel | chosen − uncalibrated | h below far | h at/above near |")
@@ -472,7 +494,7 @@ def calibrate(args) -> int:
         document.setdefault("encoders", {})[key] = {
             "near": near, "far": far, "near_agree": agree,
             "chosen": {"date": datetime.date.today().isoformat(), "model": args.visual_model, "k": args.k,
-                       "rule": rule, "noise": args.noise,
+                       "rule": rule, "noise": args.noise, "rerank": rr_label,
                        "sets": {name: round(auto_ap(rows[name], near, far, agree), 4) for name in counted},
                        "uncalibrated": {name: round(auto_ap(rows[name], None, None), 4) for name in counted},
                        "best_channel": {name: round(max(mean_of(rows[name], "text"), mean_of(rows[name], "visual")), 4)
@@ -487,7 +509,8 @@ def calibrate(args) -> int:
 
 
 def rerank_settings(spec: str) -> dict:
-    """``Q,D,ALPHA`` (α-query expansion + database augmentation) or ``diffusion,K,GAMMA,ALPHA``."""
+    """``Q,D,ALPHA`` (α-query expansion + database augmentation), ``diffusion,K,GAMMA,ALPHA`` or
+    ``kreciprocal,K1,K2,LAMBDA`` (k-reciprocal re-ranking)."""
     return rerank.settings_from_spec(spec)
 
 
@@ -554,9 +577,14 @@ def main() -> int:
     calib.add_argument("--noise", type=float, default=NOISE,
                        help="the largest drop below the uncalibrated rule on a held-out set that counts as noise")
     calib.add_argument("--write", action="store_true", help="store the chosen entry in fusion_calibration.json")
+    calib.add_argument("--calibrate-rerank", default="default", metavar="default|off|SPEC",
+                       help="the re-ranking of the visual list the calibration replays auto with; default: as the service "
+                            "ranks auto by default (query.rerank_by_default)")
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--modes", default=",".join(fusion.MODES))
-    parser.add_argument("--rerank", action="append", default=[], help="Q,D,ALPHA (alpha-query expansion + database augmentation) or diffusion,K,GAMMA,ALPHA (repeatable)")
+    parser.add_argument("--rerank", action="append", default=[],
+                        help="Q,D,ALPHA (alpha-query expansion + database augmentation), diffusion,K,GAMMA,ALPHA or "
+                             "kreciprocal,K1,K2,LAMBDA (repeatable)")
     parser.add_argument("--calibration", action="append", default=[],
                         help="NEAR,FAR[,AGREE]: also replay auto with these nearness thresholds ('-' for none) and the "
                              "agreement the switch to avg needs (near_agree; repeatable)")

@@ -11,7 +11,7 @@ import pytest
 from _search_helpers import hand_service
 
 from figsearch.search import fusion
-from figsearch.search.query import Query
+from figsearch.search.query import Query, rerank_by_default
 from figsearch.search.service import SearchService
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,7 +94,8 @@ def test_the_service_passes_the_encoders_thresholds_and_notes_a_missing_entry(se
     assert not any("calibration" in n for n in service.search(Query(figure_id="US1-A", mode="avg", k=10)).notes)
     calibration({"fake-angle": {"near": 0.0, "far": None}})  # every head is near: auto ranks as avg
     calibrated = service.search(query)
-    average = service.search(Query(figure_id="US1-A", mode="avg", k=10))
+    # auto ranks as avg over the lists it fuses: re-ranked when auto re-ranks by default (stop 22)
+    average = service.search(Query(figure_id="US1-A", mode="avg", k=10, rerank=rerank_by_default("auto")))
     assert [h.figure_id for h in calibrated.hits] == [h.figure_id for h in average.hits]
     assert not any("calibration" in n for n in calibrated.notes)
     calibration({"fake-angle": {"near": None, "far": 2.0}})  # every head is far: auto ranks by the text alone
@@ -201,3 +202,14 @@ def test_a_replay_can_search_among_listed_patents_only(collection_dir):
     assert only.queries == ["US1-A", "US1-B"] and only.qrels["US1-A"] == {"US1-B"}
     lists, _ = only.lists("US1-A")
     assert {f for candidates in lists.values() for f, _ in candidates} <= {"US1-B", "EP3-E"}
+
+
+def test_the_calibration_replays_auto_re_ranked_as_the_service_ranks_it_by_default():
+    from types import SimpleNamespace
+
+    tuning = _tuning()
+    default = tuning.calibration_rerank(SimpleNamespace(calibrate_rerank="default"))
+    assert default == ({} if rerank_by_default("auto") else None)  # {}: rerank's own default settings
+    assert tuning.calibration_rerank(SimpleNamespace(calibrate_rerank="off")) is None
+    assert tuning.calibration_rerank(SimpleNamespace(calibrate_rerank="2,4,3")) == {
+        "method": "aqe", "query_neighbours": 2, "db_neighbours": 4, "alpha": 3.0}

@@ -28,9 +28,9 @@ def test_rerank_off_never_changes_results(service, mode):
     plain = service.search(Query(figure_id="US1-A", mode=mode, k=10, rerank=False))
     default = service.search(Query(figure_id="US1-A", mode=mode, k=10))
     forced = service.search(Query(figure_id="US1-A", mode=mode, k=10, rerank=True))
-    # a query that does not say gets its mode's default: re-ranked in the visual mode only
+    # a query that does not say gets its mode's default: re-ranked in the visual mode and auto (stop 22)
     assert hits(default) == hits(forced if rerank_by_default(mode) else plain)
-    assert rerank_by_default(mode) == (mode == "visual")
+    assert rerank_by_default(mode) == (mode in ("visual", "auto"))
     # the visual scores of a plain search are the cosines of the angles (fake-angle), unchanged
     angles = {"US1-B": 30, "US2-C": 60, "US2-D": 90, "EP3-E": 10}
     for h in plain.hits:
@@ -74,3 +74,26 @@ def test_diffusion_through_rerank_visual_and_an_unknown_method():
     assert new_exact["visual"] == pytest.approx({"c": scores[2]}, abs=1e-6)
     with pytest.raises(ValueError, match="unknown re-ranking method"):
         rr.rerank(query, np.stack(list(vectors.values())), method="nope")
+
+
+def test_auto_reranked_switches_on_the_head_before_reranking(service, monkeypatch):
+    from figsearch.search import fusion
+
+    seen = {}
+    real_fuse, real_rerank = fusion.fuse, rr.rerank_visual
+
+    def fuse(lists, exact=None, **kwargs):
+        seen["head"], seen["lists"] = kwargs.get("head"), lists
+        return real_fuse(lists, exact, **kwargs)
+
+    def rerank_visual(lists, exact, *args, **kwargs):
+        seen["plain"] = fusion.switch_head(lists)
+        return real_rerank(lists, exact, *args, **kwargs)
+
+    monkeypatch.setattr("figsearch.search.service.fuse", fuse)
+    monkeypatch.setattr(rr, "rerank_visual", rerank_visual)
+    service.search(Query(figure_id="US1-A", mode="auto", k=10, rerank=True))
+    assert seen["head"] == seen["plain"]  # measured on the lists before re-ranking
+    assert seen["head"] != fusion.switch_head(seen["lists"])  # which differ from the re-ranked ones here
+    service.search(Query(figure_id="US1-A", mode="auto", k=10, rerank=False))
+    assert seen["head"] is None  # not re-ranked: fuse measures the lists it gets

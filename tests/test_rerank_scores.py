@@ -20,6 +20,7 @@ def _vectors(n: int = 24, d: int = 8, seed: int = 0) -> tuple[np.ndarray, list[i
 
 def test_specs_are_read_and_a_bad_one_is_named():
     assert settings_from_spec("2,4,3") == {"method": "aqe", "query_neighbours": 2, "db_neighbours": 4, "alpha": 3.0}
+    assert settings_from_spec("kreciprocal,10,3,0.6") == {"method": "kreciprocal", "k1": 10, "k2": 3, "lam": 0.6}
     assert settings_from_spec("diffusion,10,3,0.9") == {"method": "diffusion", "graph_neighbours": 10, "gamma": 3.0,
                                                         "diffusion_alpha": 0.9}
     for bad in ("2,4", "diffusion,10,3", "a,b,c", ""):

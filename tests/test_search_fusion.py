@@ -262,3 +262,22 @@ def test_near_copies_the_text_agrees_with_still_switch_auto_to_avg():
     lists["text"] = [("e", 0.6), ("d", 0.55), ("f", 0.5), ("a", 0.1), ("b", 0.1), ("c", 0.1)]
     auto = fuse(lists, {}, mode="auto", near=0.5, far=0.25, near_agree=0.3, agree_top=3)
     assert [f.figure_id for f in auto] != [f.figure_id for f in fuse(lists, {}, mode="avg")]  # no agreement: no switch
+
+
+def test_auto_decides_its_switch_on_the_head_it_is_given():
+    from figsearch.search.fusion import switch_head
+
+    # the plain lists: a far visual head (h 0 over the first 3) and no agreement of the first 3
+    plain = {"visual": [("a", 0.5), ("b", 0.5), ("c", 0.5), ("d", 0.5)], "text": [("d", 0.9), ("e", 0.8), ("f", 0.7)]}
+    assert switch_head(plain, near_top=3, agree_top=3) == (0.0, 0.0)
+    # the same visual list re-ranked: its head now looks near (the scores α-QE raised)
+    reranked = {**plain, "visual": [("a", 0.99), ("b", 0.98), ("c", 0.97), ("d", 0.1)]}
+    avg = [f.figure_id for f in fuse(reranked, {}, mode="avg")]
+    measured = fuse(reranked, {}, mode="auto", near=0.5, agree_top=3)
+    given = fuse(reranked, {}, mode="auto", near=0.5, agree_top=3, head=switch_head(plain, agree_top=3))
+    assert [f.figure_id for f in measured] == avg  # measured on the re-ranked head it switches to avg ...
+    assert [f.figure_id for f in given] != avg  # ... decided on the plain head it does not
+    assert given == fuse(reranked, {}, mode="auto", agree_top=3)  # the rule without thresholds instead
+    # a given head above the threshold switches, whatever the lists look like
+    assert [f.figure_id for f in fuse(plain, {}, mode="auto", near=0.5, head=(0.6, 1.0))] == \
+        [f.figure_id for f in fuse(plain, {}, mode="avg")]

@@ -61,3 +61,42 @@ def test_rerank_visual_rescores_the_visual_list_and_its_exact_scores_only():
     assert new_exact["visual"] == pytest.approx({"c": cos["c"]}, abs=1e-6)
     assert new_exact["text"] == exact["text"]
     assert math.isclose(sum(v * v for v in q1), 1.0)
+
+
+def test_k_reciprocal_scores_by_shared_mutual_neighbours_against_a_hand_computation():
+    from figsearch.search.rerank import k_reciprocal
+
+    # angles 0 (query), 10, 25, 30 degrees; k1 = 1: each node's set is itself and its nearest, if mutual:
+    # q <-> a (10 deg), b <-> c (5 deg); a's nearest is q (10 < 15 deg). So q and a share {q, a}; b, c share nothing
+    angles = np.radians([10, 25, 30])
+    candidates = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    d = 1 - np.cos(angles)
+    e = math.exp(-d[0])
+    common = 2 * e / (1 + e)  # q's weights (1, e) / (1 + e) and a's (e, 1) / (1 + e): sum of the minima
+    jaccard = np.array([1 - common / (2 - common), 1.0, 1.0])
+    for lam in (0.0, 0.5):
+        expected = 1 - ((1 - lam) * jaccard + lam * d)
+        assert k_reciprocal(query, candidates, k1=1, k2=1, lam=lam) == pytest.approx(expected, abs=1e-6)
+    # lam = 1: the plain cosines; and through rerank(), as its spec names it
+    assert k_reciprocal(query, candidates, k1=1, k2=1, lam=1.0) == pytest.approx(np.cos(angles), abs=1e-6)
+    assert rerank(query, candidates, method="kreciprocal", k1=1, k2=1, lam=0.5) == pytest.approx(
+        k_reciprocal(query, candidates, k1=1, k2=1, lam=0.5))
+
+
+def test_k_reciprocal_lifts_a_candidate_that_shares_the_querys_neighbours():
+    from figsearch.search.rerank import k_reciprocal
+
+    # in the x-y plane the query (0 deg) and its group a (4 deg), b (9 deg); in the x-z plane a lone look-alike
+    # L (7 deg from the query) whose own nearest are two drawings of its kind (9.5, 10.5 deg), not the query
+    def at(deg, plane):
+        r = math.radians(deg)
+        return [math.cos(r), math.sin(r), 0.0] if plane == "xy" else [math.cos(r), 0.0, math.sin(r)]
+
+    query = np.array(at(0, "xy"), dtype=np.float32)
+    candidates = np.array([at(4, "xy"), at(9, "xy"), at(7, "xz"), at(9.5, "xz"), at(10.5, "xz")], dtype=np.float32)
+    plain = candidates @ query
+    assert plain[2] > plain[1]  # by cosine the look-alike L is above b ...
+    scores = k_reciprocal(query, candidates, k1=2, k2=1, lam=0.3)
+    assert scores[1] > scores[2]  # ... b shares the query's mutual neighbour a, L shares nothing: b comes first
+    assert scores[0] == scores.max()

@@ -43,7 +43,10 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   as near-copies only when the two lists' agreement (their first AGREE_TOP) is at least a. The other
   sheets of the query's design share its title and are found by the text too; a drawing that is merely
   of the same kind of product, and unseen in the encoder's training, can look as near without the text
-  agreeing, and ``avg`` then lets it outrank the text's hits (measured at class level, stop 20).
+  agreeing, and ``avg`` then lets it outrank the text's hits (measured at class level, stop 20). When the
+  visual list was re-ranked (``auto`` re-ranks by default since stop 22), the switch reads the head and the
+  agreement of the lists *before* re-ranking (``switch_head``, passed as ``head``): α-query expansion raises
+  the head's scores, and the thresholds are nearness of plain cosines (the calibration replays it so).
 - ``text_weight`` w, when given, replaces the mode's rule by (1 − w)·v + w·t, missing = 0 as avg.
 
 Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
@@ -107,11 +110,14 @@ def fuse(
     far: float | None = None,
     near_top: int = NEAR_TOP,
     near_agree: float = NEAR_AGREE,
+    head: tuple[float, float] | None = None,
 ) -> list[Fused]:
     """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list.
 
     ``near``/``far`` (mode ``auto``): the visual encoder's nearness thresholds (:func:`near_thresholds`);
-    ``near_agree``: the agreement of the two lists that the switch to ``avg`` also needs.
+    ``near_agree``: the agreement of the two lists that the switch to ``avg`` also needs. ``head``: the
+    (nearness, agreement) that switch is decided on, when the lists were re-ranked (:func:`switch_head` of
+    the lists before re-ranking); None: measured on ``lists``.
     """
     exact = exact or {}
     order: list[str] = []
@@ -135,8 +141,8 @@ def fuse(
 
     ranks = {m: {f: r for r, (f, _) in enumerate(c, start=1)} for m, c in lists.items()}
     if mode == "auto" and text_weight is None and lists.get("visual") and lists.get("text"):
-        h = nearness(lists["visual"], near_top)
-        if near is not None and h >= near and agreement(lists, agree_top) >= near_agree:
+        h, agreed = head if head is not None else switch_head(lists, near_top, agree_top)
+        if near is not None and h >= near and agreed >= near_agree:
             mode = "avg"
         elif far is not None and h < far:
             mode = "text-z"
@@ -177,6 +183,17 @@ def fuse(
     fused.sort(key=lambda f: (-round(f.score, 9), f.figure_id))
     return fused
 
+
+
+def switch_head(lists: dict[str, list[tuple[str, float]]], near_top: int = NEAR_TOP,
+                agree_top: int = AGREE_TOP) -> tuple[float, float]:
+    """(nearness of the visual head, agreement of the two lists): what ``auto``'s calibrated switch reads.
+
+    A search that re-ranks its visual list measures these *before* re-ranking and passes them to :func:`fuse`
+    (``head``): α-QE raises a query's nearest scores, so the re-ranked head would look nearer than it is (stop 20:
+    class-level ``auto`` fell below the text); the thresholds are nearness of plain cosines, and the calibration
+    (benchmarks/fusion_tuning.py) replays the switch the same way (stop 22, docs/encoder.md)."""
+    return nearness(lists.get("visual", []), near_top), agreement(lists, agree_top)
 
 
 def nearness(candidates: list[tuple[str, float]], top: int = NEAR_TOP) -> float:

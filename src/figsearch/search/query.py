@@ -12,7 +12,10 @@ DEFAULT_MODE = "auto"
 #: Stop 20: the visual mode gained on every benchmark measured (design grants, the full collection, the odd
 #: 2007 designs' class level, held-out training-side sets, words -> drawings); the fused modes did not (at
 #: class level re-ranking lowered avg, and auto with drawing-backbone5-lite0-288): docs/encoder.md, "Stop 20".
-RERANKED_BY_DEFAULT = frozenset({"visual"})
+#: Stop 22: auto too, now that its calibrated switch reads the visual head before re-ranking
+#: (fusion.switch_head): with drawing-backbone5-lite0-288 it gained on every held-out training-side set
+#: (docs/encoder.md, "Stop 22"). avg, max, rrf and zavg stay plain.
+RERANKED_BY_DEFAULT = frozenset({"visual", "auto"})
 
 
 def rerank_by_default(mode: str) -> bool:

@@ -1,5 +1,5 @@
 """Query-time re-ranking of the visual candidates: α-query expansion with database-side augmentation (the
-default ``METHOD`` since stop 20), or diffusion.
+default ``METHOD`` since stop 20), diffusion, or k-reciprocal re-ranking (:func:`k_reciprocal`, stop 22).
 
 α-QE and DBA are the training-free re-ranking of image retrieval (Radenović et al., "Fine-tuning CNN image
 retrieval with no human annotation", TPAMI 2019; Arandjelović & Zisserman 2012 for DBA):
@@ -38,9 +38,10 @@ import numpy as np
 #: defaults. Stop 20 (docs/encoder.md, "Stop 20"): α-QE with 2 query neighbours and database-side augmentation
 #: over 5, weights cos^3, chosen on the training side's held-out patents with drawing-backbone3 and
 #: drawing-backbone5-lite0-288 (visual channel: same-patent +0.03-0.04, class level +0.002-0.004; fused auto on the
-#: held-out design PDFs +0.007-0.008, where diffusion lost 0.002-0.010). On by default in the visual mode only
-#: (query.rerank_by_default): at class level it lowers the fused avg and, with drawing-backbone5-lite0-288's
-#: calibration, auto. Diffusion is kept.
+#: held-out design PDFs +0.007-0.008, where diffusion lost 0.002-0.010). On by default in the visual mode and,
+#: since stop 22, in auto (query.rerank_by_default; auto's switch reads the head before re-ranking): at class
+#: level it lowers the fused avg. Diffusion and k-reciprocal re-ranking (stop 22: better same-patent, but below
+#: alpha-QE at class level with drawing-backbone3) are kept as options.
 METHOD = "aqe"
 QUERY_NEIGHBOURS = 2
 DB_NEIGHBOURS = 5
@@ -51,7 +52,11 @@ GAMMA = 3.0
 DIFFUSION_ALPHA = 0.9
 #: diffusion: iterations of the walk (the series is cut at DIFFUSION_ALPHA ** ITERATIONS)
 ITERATIONS = 40
-METHODS = ("aqe", "diffusion")
+#: k-reciprocal: neighbours of the reciprocal sets, of the local query expansion, and the plain distance's share
+K1 = 10
+K2 = 3
+LAMBDA = 0.6
+METHODS = ("aqe", "diffusion", "kreciprocal")
 
 
 def _normalised(rows: np.ndarray) -> np.ndarray:
@@ -112,6 +117,45 @@ def diffuse(
     return (f / top * float(cosines.max())).astype(np.float32)
 
 
+def k_reciprocal(
+    query: np.ndarray, candidates: np.ndarray, *, k1: int = K1, k2: int = K2, lam: float = LAMBDA
+) -> np.ndarray:
+    """k-reciprocal re-ranking (Zhong et al., "Re-ranking person re-identification with k-reciprocal encoding",
+    CVPR 2017) within the graph of one query row and its candidates, as scores (higher is better).
+
+    Distances d = 1 − cos. R(i, k) = the nodes among i's k nearest (itself included) that have i among theirs;
+    i's set is R(i, k1) grown by every R(c, k1/2) of its members c that shares more than 2/3 of its nodes with
+    R(i, k1). Each node's set becomes a vector of weights exp(−d) (summing to 1), averaged over the node's k2
+    nearest (local query expansion); d_J is the Jaccard distance of the query's vector and a candidate's
+    (1 − Σ min / Σ max). Score = 1 − ((1 − lam) · d_J + lam · d): a candidate is near when it and the query
+    share their mutual neighbours, not only when it is near the query."""
+    nodes = np.vstack([query[None, :], candidates]).astype(np.float32)
+    n = len(nodes)
+    distance = np.clip(1.0 - nodes @ nodes.T, 0.0, None)
+    order = np.argsort(distance, axis=1, kind="stable")
+    order[:, 0] = np.arange(n)  # each node its own first neighbour, whatever ties
+
+    def reciprocal(k: int) -> np.ndarray:
+        k = min(k + 1, n)
+        near = np.zeros((n, n), dtype=bool)
+        near[np.repeat(np.arange(n), k), order[:, :k].ravel()] = True
+        return near & near.T
+
+    full, half = reciprocal(k1), reciprocal(max(1, round(k1 / 2)))
+    rows, members_of = np.nonzero(full)  # the pairs (i, c ∈ R(i, k1)): a few per node, so no n × n products
+    shared = (full[rows] & half[members_of]).sum(1)  # |R(i, k1) ∩ R(c, k1/2)|
+    grows = shared > (2.0 / 3.0) * half.sum(1)[members_of]
+    members = full.copy()
+    np.logical_or.at(members, rows[grows], half[members_of[grows]])
+    weights = np.where(members, np.exp(-distance), 0.0).astype(np.float32)
+    weights /= weights.sum(1, keepdims=True)
+    if k2 > 1:
+        weights = weights[order[:, : min(k2, n)]].mean(axis=1)
+    common = np.minimum(weights[0][None, :], weights[1:]).sum(axis=1)
+    jaccard = 1.0 - common / (2.0 - common)  # rows sum to 1, so Σ max = 2 − Σ min
+    return (1.0 - ((1.0 - lam) * jaccard + lam * distance[0, 1:])).astype(np.float32)
+
+
 def rerank(
     query: np.ndarray,
     candidates: np.ndarray,
@@ -124,11 +168,15 @@ def rerank(
     gamma: float = GAMMA,
     diffusion_alpha: float = DIFFUSION_ALPHA,
     iterations: int = ITERATIONS,
+    k1: int = K1,
+    k2: int = K2,
+    lam: float = LAMBDA,
 ) -> np.ndarray:
     """New scores of the candidates (rows of ``candidates``) for the query rows ``query``.
 
     ``method`` ``aqe``: α-query expansion and database-side augmentation; with ``query_neighbours`` = 0
     and ``db_neighbours`` <= 1 the scores are the plain cosines. ``diffusion``: :func:`diffuse`.
+    ``kreciprocal``: :func:`k_reciprocal`.
     Several query rows (an uploaded drawing in several orientations): each candidate's best.
     """
     query = np.atleast_2d(np.asarray(query, dtype=np.float32))
@@ -140,6 +188,8 @@ def rerank(
     if method == "diffusion":
         return np.max([diffuse(row, candidates, graph_neighbours=graph_neighbours, gamma=gamma,
                                diffusion_alpha=diffusion_alpha, iterations=iterations) for row in query], axis=0)
+    if method == "kreciprocal":
+        return np.max([k_reciprocal(row, candidates, k1=k1, k2=k2, lam=lam) for row in query], axis=0)
     augmented = augment(candidates, db_neighbours, alpha)
     best = np.full(len(candidates), -np.inf, dtype=np.float32)
     for row in query:
@@ -155,9 +205,12 @@ def rerank(
 
 def settings_from_spec(spec: str) -> dict:
     """Keyword settings of :func:`rerank` from a short spec: ``Q,D,ALPHA`` (α-query expansion with ``Q`` query
-    neighbours and database-side augmentation over ``D``, weights cos^ALPHA) or ``diffusion,K,GAMMA,ALPHA``."""
+    neighbours and database-side augmentation over ``D``, weights cos^ALPHA), ``diffusion,K,GAMMA,ALPHA`` or
+    ``kreciprocal,K1,K2,LAMBDA``."""
     parts = [part.strip() for part in spec.split(",")]
     try:
+        if parts[0] == "kreciprocal" and len(parts) == 4:
+            return {"method": "kreciprocal", "k1": int(parts[1]), "k2": int(parts[2]), "lam": float(parts[3])}
         if parts[0] == "diffusion" and len(parts) == 4:
             return {"method": "diffusion", "graph_neighbours": int(parts[1]), "gamma": float(parts[2]),
                     "diffusion_alpha": float(parts[3])}
@@ -166,7 +219,8 @@ def settings_from_spec(spec: str) -> dict:
                     "alpha": float(parts[2])}
     except ValueError:
         pass
-    raise ValueError(f"re-ranking spec {spec!r}: expected Q,D,ALPHA or diffusion,K,GAMMA,ALPHA")
+    raise ValueError(
+        f"re-ranking spec {spec!r}: expected Q,D,ALPHA, diffusion,K,GAMMA,ALPHA or kreciprocal,K1,K2,LAMBDA")
 
 
 def reranked_similarities(vectors: np.ndarray, candidates: int = 200, **settings) -> np.ndarray:
