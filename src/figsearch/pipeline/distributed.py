@@ -14,18 +14,20 @@ while it ingests, so no stage waits for processes to start and models to load; t
 for every worker's encoders to load before it writes the first document, so a worker without the
 model files is one error before anything is written.
 
-- ingest: one document (unit) at a time per worker, given to the first free one (the big ones
-  first within each run of ``REORDER_WINDOW``, ``_by_cost``; the results are written in the
-  plan's order, and the driver parses and links the signs of each document's drawings right
-  after committing it, ``ingest_progress``). The
+- ingest: each document (unit) given to the first worker with a free place: two per worker,
+  the next one waiting on the worker while it reads the current one (``INGESTS_PER_WORKER``; the
+  last few only to a worker with none), the big ones first within each run of
+  ``REORDER_WINDOW`` (``_by_cost``); the results are written in the plan's order, and the
+  driver parses and links the signs of each document's drawings right after committing it
+  (``ingest_progress``). The
   driver reads the document's files anyway (it hashes them for skip-unchanged) and sends their
   bytes; the worker unpacks them in a scratch folder, runs ``process_unit`` there, reads the signs
   of the drawings and encodes them (once its drawing encoder is loaded), and sends back the
   records, the PNG bytes of the figures, the text boxes and the vectors; the driver stores the
   files and keeps the rest for the later stages. Workers need neither the input nor
-  the collection on their disks. A worker process that dies is restarted by Ray and the document
-  retried; a document that kills every try is recorded as a failure of that document, as a local
-  build records it.
+  the collection on their disks. A worker process that dies is restarted by Ray and its
+  documents sent again by the driver; a document that kills every try is recorded as a failure
+  of that document, as a local build records it, and costs the documents queued behind it no try.
 - reference signs: what the ingest left: for the drawings not read during the ingest, the
   workers' OCR engine reads their text boxes (sent as PNG bytes); the driver parses, splits and
   links the signs of every drawing not done yet (``process_figure``).
@@ -83,6 +85,12 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 3
 #: calls in flight per worker: enough to keep every worker busy while the driver writes
 IN_FLIGHT_PER_WORKER = 2
+#: documents in flight per worker in the ingest: the next one waits on the worker, its bytes there,
+#: while it works on the current one, so that it does not idle between two documents while its
+#: result goes to the driver and the next document comes (the last ``2 * workers`` documents go
+#: only to a worker with nothing in flight; a worker that dies with two costs neither a try:
+#: ``_Pool.map``'s ``tries``)
+INGESTS_PER_WORKER = 2
 #: drawings whose signs the workers read while ingesting (the driver keeps their text boxes until
 #: the signs stage); beyond it, the signs stage reads them
 PREFETCH_LIMIT = 20_000
@@ -467,9 +475,10 @@ class RayCluster:
     def run_units(self, units: list[Unit], root: str, jobs: int) -> Iterator[UnitResult]:
         """``figsearch.ingest.workers.run_units`` on Ray: each unit's result, in the order given.
 
-        One document at a time per worker, on whichever worker is free, so that a worker that dies
-        is retried with the document it was reading only (a document that kills every try is that
-        document's failure, and no other's). A thread of this process sends the documents (reading
+        Two documents in flight per worker (``INGESTS_PER_WORKER``): the next one waits on the
+        worker while it reads the current one; a worker that dies with both costs neither a try,
+        they are sent again one at a time, so a document that kills every try is that document's
+        failure, and no other's (``_Pool.map``'s ``tries``). A thread of this process sends the documents (reading
         their files) and collects the results, so that the workers are kept busy while this
         thread stores files and commits. Within each run of ``REORDER_WINDOW`` documents the
         big ones are sent first (``_by_cost``), so that no worker is left alone with a big one at
@@ -525,7 +534,8 @@ class RayCluster:
 
         def collect() -> None:
             try:
-                for index, ref in pool.map(calls(), per_worker=1, window=window, spare=spare):
+                for index, ref in pool.map(calls(), per_worker=INGESTS_PER_WORKER, window=window, spare=spare,
+                                           tries=MAX_RETRIES + 1, total=len(order)):
                     unit = units[index]
                     try:
                         outcome = ray.get(ref)
@@ -1207,6 +1217,18 @@ class _Starter:
 _POOLS: weakref.WeakSet = weakref.WeakSet()
 
 
+class _Sent:
+    """A call of ``_Pool.map``: its key, method and arguments, the ref of its result (None until it
+    is sent), the worker it went to, how many tries it has ``left``, whether it was sent ``alone``
+    (its worker given nothing else while it runs: sent again after a death) and whether it is ``done``."""
+
+    __slots__ = ("key", "method", "args", "left", "ref", "worker", "alone", "done")
+
+    def __init__(self, key, method: str, args: tuple, tries: int) -> None:
+        self.key, self.method, self.args, self.left = key, method, args, tries
+        self.ref, self.worker, self.alone, self.done = None, None, False, False
+
+
 class _Pool:
     """The build's worker actors, fed in order: ``map`` yields (key, result ref) in submission order,
     giving each call to a free worker."""
@@ -1296,34 +1318,96 @@ class _Pool:
             raise
 
     def map(self, calls: Iterable, *, per_worker: int = IN_FLIGHT_PER_WORKER, window: int | None = None,
-            workers: list[int] | None = None, join=None, spare=None) -> Iterator:
+            workers: list[int] | None = None, join=None, spare=None, tries: int | None = None,
+            total: int | None = None) -> Iterator:
         """(key, ref) of each ``(key, (method, args))`` in ``calls``, in order; each call goes to a
         worker of ``workers`` (default: all) with fewer than ``per_worker`` calls in flight.
         ``join()``, asked about twice a second while calls are in flight, names workers that may
         take calls from then on (those that have loaded an encoder by now, say). ``spare(n)``,
-        once every call is sent, is asked (about twice a second) for other work for a free worker
-        ``n``: a ref, whose result is not given back here, or None."""
+        once every call is sent, is asked (about twice a second) for other work for a worker ``n``
+        with nothing in flight: a ref, whose result is not given back here, or None.
+
+        ``tries``: the driver, not Ray, runs a call again whose worker died, at most ``tries`` times
+        in all (the ref given back then raises Ray's error). A worker that dies takes every call
+        queued on it with it, and the one it was running cannot be told from the others (nor one
+        that was done and whose answer was lost with the process): so a death counts as a try only
+        for a call that was alone on its worker; the calls of a death with more than one in flight
+        are sent again, to the same worker once it is restarted, one at a time (``_Sent.alone``),
+        and a worker gets no other call meanwhile. So a call that kills every try fails alone and
+        the calls queued behind it lose none of their tries. ``total``: the number of calls, when
+        known: the last ``2 * len(workers)`` of them go only to a worker with nothing in flight
+        (none queued behind a call that may run long while another worker has nothing left)."""
         ray = self.ray
         workers = list(range(len(self.actors))) if workers is None else list(workers)
         free = collections.deque(n for _ in range(per_worker) for n in workers)
         calls = iter(calls)
-        pending: collections.deque = collections.deque()  # (key, ref) in submission order
-        running: dict = {}  # ref -> worker, until it is done
+        pending: collections.deque = collections.deque()  # _Sent of each call, in submission order
+        running: dict = {}  # ref waited for -> worker, until it is done
+        sent: dict = {}  # ref waited for -> its _Sent (spare work has none)
+        resend: dict[int, collections.deque] = collections.defaultdict(collections.deque)  # worker -> its _Sent
+        count = 0  # calls taken from ``calls``
         more = True
 
+        def submit(call: _Sent, n: int) -> None:
+            free.remove(n)
+            call.worker = n
+            if tries is None:
+                waited = call.ref = getattr(self.actors[n], call.method).remote(*call.args)
+            else:  # two objects: the small first one tells how the call came back without fetching the second
+                waited, call.ref = self.actors[n].acked.options(num_returns=2, max_task_retries=0).remote(
+                    call.method, *call.args)
+            running[waited] = n
+            sent[waited] = call
+
+        def takes_another(n: int) -> bool:
+            """Whether worker ``n`` may take a new call now (it has a free slot: ``free``)."""
+            if resend.get(n) or any(c.alone and c.worker == n for c in sent.values()):
+                return False  # sending its calls again, one at a time
+            if n not in running.values():
+                return True
+            return total is None or total - count > 2 * len(workers)
+
         def send() -> None:
-            """A call to each free worker, while the window has room."""
-            nonlocal more
-            while more and free and len(pending) < (window or per_worker * len(workers)):
+            """A call to each free worker, while the window has room; first the calls to send again."""
+            nonlocal more, count
+            for n, calls_again in resend.items():
+                if calls_again and n not in running.values() and n in free:
+                    call = calls_again.popleft()
+                    call.alone = True
+                    submit(call, n)
+            while more and len(pending) < (window or per_worker * len(workers)):
+                n = next((n for n in free if takes_another(n)), None)
+                if n is None:
+                    return
                 try:
                     key, (method, args) = next(calls)
                 except StopIteration:
                     more = False
                     return
-                n = free.popleft()
-                ref = getattr(self.actors[n], method).remote(*args)
-                running[ref] = n
-                pending.append((key, ref))
+                count += 1
+                call = _Sent(key, method, args, tries or 1)
+                submit(call, n)
+                pending.append(call)
+
+        def came_back(ref) -> None:
+            """A call is done: was it (``tries``) a death to count or to send again?"""
+            n = running.pop(ref)
+            free.append(n)
+            call = sent.pop(ref, None)
+            if call is None:  # spare work
+                return
+            if tries is not None:
+                try:
+                    ray.get(ref)
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                        ray.exceptions.OutOfMemoryError):  # the worker died (Ray restarts it)
+                    call.left -= call.alone
+                    if call.left > 0:
+                        resend[n].append(call)
+                        return
+                except Exception:  # noqa: BLE001 - another error: the call's ref raises it to the caller
+                    pass
+            call.done = True
 
         while True:
             if join is not None and more:
@@ -1335,22 +1419,24 @@ class _Pool:
             # takes each result (``ray.get``: its bytes copied and unpickled) before asking for more,
             # and a worker would wait that long between two documents
             send()
-            while pending and pending[0][1] not in running:
-                yield pending.popleft()
+            while pending and pending[0].done:
+                call = pending.popleft()
+                yield call.key, call.ref
             send()  # in the room that the calls given back left
             if not pending:
                 return
             if spare is not None and not more:
                 for n in list(free):
-                    ref = spare(n)
-                    if ref is not None:
-                        free.remove(n)
-                        running[ref] = n
-            if pending[0][1] in running:
+                    if n in free and n not in running.values() and not resend.get(n):
+                        ref = spare(n)
+                        if ref is not None:
+                            free.remove(n)
+                            running[ref] = n
+            if not pending[0].done:
                 idle = (join and more) or (spare is not None and not more and free)
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5 if idle else None)
                 for ref in done:
-                    free.append(running.pop(ref))
+                    came_back(ref)
 
     def stats(self) -> list[dict[str, float]]:
         """Each worker's seconds loading and in each kind of call (an empty dict for one that does not answer)."""
