@@ -449,7 +449,7 @@ def test_a_worker_finds_its_next_call_waiting_when_it_ends_one(cluster):
 
         def work(self, key):
             started = time.time()
-            time.sleep(0.2)
+            time.sleep(0.4)  # the driver has this long to send the next call while this one runs
             return key, started, time.time()
 
     pool = object.__new__(_Pool)
