@@ -506,6 +506,36 @@ def test_a_worker_killed_with_two_calls_costs_only_the_killers_tries(cluster, tm
     assert len(list(tmp_path.iterdir())) == 3
 
 
+def test_the_texts_left_at_the_ingests_end_go_to_a_worker_once_it_is_free(cluster):
+    """``_TextsAhead.flush``: each piece goes to a worker once it has encoded its last one (here
+    worker 0 still encodes a chunk given during the ingest, ``spare``), not in turn."""
+    import collections
+    import time
+
+    from figsearch.pipeline.distributed import _Pool, _TextsAhead
+
+    @ray.remote(num_cpus=0)
+    class Encoder:
+        def __init__(self, n):
+            self.n = n
+
+        def texts(self, spec, texts):
+            time.sleep(2.0 if texts[0] == "slow" else 0.0)
+            return [self.n] * len(texts)
+
+    pool = object.__new__(_Pool)
+    pool.ray, pool.actors = ray, [Encoder.remote(0), Encoder.remote(1)]
+    ahead = _TextsAhead("spec")
+    ahead.add(["slow"] + [f"spare {i:03d}" for i in range(127)])
+    ahead.send(pool, 0, ahead.take(128))  # worker 0 still encodes these when the ingest ends
+    ahead.add([f"text {i:03d}" for i in range(120)])
+    ahead.flush(pool)
+    out = ahead.collect(pool, "spec")
+    assert len(out) == 248 and {out[f"spare {i:03d}"] for i in range(127)} == {0}
+    by = collections.Counter(out[f"text {i:03d}"] for i in range(120))
+    assert by[1] > 2 * by[0], by  # in turn: 60 each
+
+
 def test_an_index_is_added_in_shards_by_ray_tasks_as_one_process_adds_it(cluster, tmp_path, monkeypatch):
     """The Ray build's shard executor (``RayCluster.index_shards``: ``pipeline.ray_shards``): each
     shard filled by a Ray task from the trained index and vectors sent through the object store,
