@@ -33,7 +33,8 @@ model files is one error before anything is written.
   links the signs of every drawing not done yet (``process_figure``).
 - embedding: every worker loads both encoders; the texts of the documents linked during the
   ingest are encoded before the stage (``_TextsAhead``: by a worker with no document left to
-  ingest, then, once the last document is in, by all); the drawings not encoded during the ingest
+  ingest, then, once the last document is in, by all, each piece to a worker once it is free);
+  the drawings not encoded during the ingest
   and the texts not encoded ahead are cut into batches of about the same cost, a few per worker;
   the driver stores the vectors in the plan's order and builds the indexes.
 
