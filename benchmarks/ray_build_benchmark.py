@@ -55,9 +55,11 @@ load the build shared the 2 cores with, measured ("others' CPU s per build s": 0
 the 1-minute load average counts the build's own processes). ``--baseline DIR`` also runs every mode on
 the code in ``DIR/src`` (``MODE@pre``, beside the same mode on this tree in every round; or only the
 modes that ``--modes`` names ``MODE@pre``) and prints
-each mode's speed ratio of this tree against it. Each worker's ``between_ingests`` is its idle time
-between the end of one document and the start of the next (a result's way to the driver and the next
-document's way to the worker).
+each mode's speed ratio of this tree against it. Each worker's ``between_ingests`` is its time
+between the end of one document and the start of the next, and ``idle_between_ingests`` the part of
+that time in no call: the result's way to the driver and the next document's way to the worker. The
+rest is work: the worker encodes there the figures the driver cut from sheets ("images" calls) and
+texts ahead ("texts").
 """
 
 from __future__ import annotations
@@ -283,11 +285,14 @@ def timeline(wall_start: float, ends: dict[str, float], cluster, columns: int = 
         worker["last_ingest_end"] = round(max(ingest_ends) - wall_start, 1) if ingest_ends else None
         first = [a for w, a, _ in calls if w == "ingest"]
         worker["first_ingest_start"] = round(min(first) - wall_start, 1) if first else None
-        # idle between one document's end and the next one's start on this worker: the round trip of
-        # a result to the driver and of the next document to the worker (the per-document overhead)
+        # between one document's end and the next one's start on this worker: the time between the
+        # two calls (``between_ingests``), and of it the time in no call (``idle_between_ingests``): the
+        # worker also encodes there the figures the driver cut from sheets ("images") and texts ahead
         spans = sorted((a, b) for w, a, b in calls if w == "ingest")
-        gaps = [max(0.0, later[0] - earlier[1]) for earlier, later in zip(spans, spans[1:])]
-        worker["between_ingests"] = round(sum(gaps), 2)
+        gaps = [(earlier[1], later[0]) for earlier, later in zip(spans, spans[1:]) if later[0] > earlier[1]]
+        others = [(x, y) for w, x, y in calls if w != "ingest"]
+        worker["between_ingests"] = round(sum(b - a for a, b in gaps), 2)
+        worker["idle_between_ingests"] = round(sum(b - a - _union(others, a, b) for a, b in gaps), 2)
         out["workers"].append(worker)
         # the picture: inside an ingest, "decode" and "encode" events are marked, the rest is signs
         detail = [(MARKS[w], a, b) for w, a, b in events if w in ("decode", "encode", "read", "images", "texts")]

@@ -433,6 +433,109 @@ def test_a_worker_with_nothing_left_to_do_takes_spare_work(cluster):
     assert {n for n, _ in asked} == {1 - long}  # and only to the worker that was free
 
 
+def test_a_worker_finds_its_next_call_waiting_when_it_ends_one(cluster):
+    """``_Pool.map(per_worker=2, tries=...)`` as the ingest calls it: the call after the one a worker
+    runs is already sent to it (it waits on the worker with its arguments), so the worker does not
+    idle between two calls while a result goes back and the next call comes; the last ``2 * workers``
+    calls (``total``) go only to a worker with nothing in flight. The results come in the calls' order."""
+    import time
+
+    from figsearch.pipeline.distributed import _Pool
+
+    @ray.remote(num_cpus=0)
+    class Timed:
+        def acked(self, method, *args):
+            return True, getattr(self, method)(*args)
+
+        def work(self, key):
+            started = time.time()
+            time.sleep(0.4)  # the driver has this long to send the next call while this one runs
+            return key, started, time.time()
+
+    pool = object.__new__(_Pool)
+    pool.ray, pool.actors = ray, [Timed.remote()]
+    ray.get(pool.actors[0].work.remote(-1))  # started
+    sent: dict[int, float] = {}
+
+    def calls():
+        for n in range(8):
+            sent[n] = time.time()
+            yield n, ("work", (n,))
+
+    out = [ray.get(ref) for _, ref in pool.map(calls(), per_worker=2, window=16, tries=4, total=8)]
+    assert [key for key, _, _ in out] == list(range(8))
+    ends = {key: end for key, _, end in out}
+    # calls 1 to 5 were sent while the one before them still ran (with one call per worker, or sent
+    # only once a result is back, each is sent after the one before has ended)
+    assert all(sent[n] < ends[n - 1] for n in range(1, 6)), (sent, ends)
+    # the last 2: only once the worker had nothing in flight
+    assert all(sent[n] >= ends[n - 1] for n in (6, 7)), (sent, ends)
+
+
+def test_a_worker_killed_with_two_calls_costs_only_the_killers_tries(cluster, tmp_path):
+    """``_Pool.map(tries=...)``: a call that kills its worker on every try fails alone after its
+    tries, each counted only while it ran alone on the restarted worker; the calls queued behind
+    it (and one whose answer the death may have lost) are sent again and come back, none of their
+    tries spent; every result once, in the calls' order."""
+    import os
+
+    from figsearch.pipeline.distributed import _Pool
+
+    @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=3)
+    class Fragile:
+        def acked(self, method, *args):
+            return True, getattr(self, method)(*args)
+
+        def work(self, key):
+            if key == "kill":
+                (tmp_path / f"try-{len(list(tmp_path.iterdir()))}").touch()
+                os._exit(1)
+            return key, os.getpid()
+
+    pool = object.__new__(_Pool)
+    pool.ray, pool.actors = ray, [Fragile.remote()]
+    keys = ["a", "kill", "b", "c"]
+    out = []
+    for key, ref in pool.map(((k, ("work", (k,))) for k in keys), per_worker=2, window=16, tries=2):
+        try:
+            out.append((key, ray.get(ref)[0]))
+        except ray.exceptions.RayActorError:
+            out.append((key, "died"))
+    assert out == [("a", "a"), ("kill", "died"), ("b", "b"), ("c", "c")]
+    # its first death had "b" queued behind it (counted for neither), then 2 tries alone
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_the_texts_left_at_the_ingests_end_go_to_a_worker_once_it_is_free(cluster):
+    """``_TextsAhead.flush``: each piece goes to a worker once it has encoded its last one (here
+    worker 0 still encodes a chunk given during the ingest, ``spare``), not in turn."""
+    import collections
+    import time
+
+    from figsearch.pipeline.distributed import _Pool, _TextsAhead
+
+    @ray.remote(num_cpus=0)
+    class Encoder:
+        def __init__(self, n):
+            self.n = n
+
+        def texts(self, spec, texts):
+            time.sleep(2.0 if texts[0] == "slow" else 0.0)
+            return [self.n] * len(texts)
+
+    pool = object.__new__(_Pool)
+    pool.ray, pool.actors = ray, [Encoder.remote(0), Encoder.remote(1)]
+    ahead = _TextsAhead("spec")
+    ahead.add(["slow"] + [f"spare {i:03d}" for i in range(127)])
+    ahead.send(pool, 0, ahead.take(128))  # worker 0 still encodes these when the ingest ends
+    ahead.add([f"text {i:03d}" for i in range(120)])
+    ahead.flush(pool)
+    out = ahead.collect(pool, "spec")
+    assert len(out) == 248 and {out[f"spare {i:03d}"] for i in range(127)} == {0}
+    by = collections.Counter(out[f"text {i:03d}"] for i in range(120))
+    assert by[1] > 2 * by[0], by  # in turn: 60 each
+
+
 def test_an_index_is_added_in_shards_by_ray_tasks_as_one_process_adds_it(cluster, tmp_path, monkeypatch):
     """The Ray build's shard executor (``RayCluster.index_shards``: ``pipeline.ray_shards``): each
     shard filled by a Ray task from the trained index and vectors sent through the object store,

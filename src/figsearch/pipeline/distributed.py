@@ -14,24 +14,27 @@ while it ingests, so no stage waits for processes to start and models to load; t
 for every worker's encoders to load before it writes the first document, so a worker without the
 model files is one error before anything is written.
 
-- ingest: one document (unit) at a time per worker, given to the first free one (the big ones
-  first within each run of ``REORDER_WINDOW``, ``_by_cost``; the results are written in the
-  plan's order, and the driver parses and links the signs of each document's drawings right
-  after committing it, ``ingest_progress``). The
+- ingest: each document (unit) given to the first worker with a free place: two per worker,
+  the next one waiting on the worker while it reads the current one (``INGESTS_PER_WORKER``; the
+  last few only to a worker with none), the big ones first within each run of
+  ``REORDER_WINDOW`` (``_by_cost``); the results are written in the plan's order, and the
+  driver parses and links the signs of each document's drawings right after committing it
+  (``ingest_progress``). The
   driver reads the document's files anyway (it hashes them for skip-unchanged) and sends their
   bytes; the worker unpacks them in a scratch folder, runs ``process_unit`` there, reads the signs
   of the drawings and encodes them (once its drawing encoder is loaded), and sends back the
   records, the PNG bytes of the figures, the text boxes and the vectors; the driver stores the
   files and keeps the rest for the later stages. Workers need neither the input nor
-  the collection on their disks. A worker process that dies is restarted by Ray and the document
-  retried; a document that kills every try is recorded as a failure of that document, as a local
-  build records it.
+  the collection on their disks. A worker process that dies is restarted by Ray and its
+  documents sent again by the driver; a document that kills every try is recorded as a failure
+  of that document, as a local build records it, and costs the documents queued behind it no try.
 - reference signs: what the ingest left: for the drawings not read during the ingest, the
   workers' OCR engine reads their text boxes (sent as PNG bytes); the driver parses, splits and
   links the signs of every drawing not done yet (``process_figure``).
 - embedding: every worker loads both encoders; the texts of the documents linked during the
   ingest are encoded before the stage (``_TextsAhead``: by a worker with no document left to
-  ingest, then, once the last document is in, by all); the drawings not encoded during the ingest
+  ingest, then, once the last document is in, by all, each piece to a worker once it is free);
+  the drawings not encoded during the ingest
   and the texts not encoded ahead are cut into batches of about the same cost, a few per worker;
   the driver stores the vectors in the plan's order and builds the indexes.
 
@@ -83,6 +86,12 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 3
 #: calls in flight per worker: enough to keep every worker busy while the driver writes
 IN_FLIGHT_PER_WORKER = 2
+#: documents in flight per worker in the ingest: the next one waits on the worker, its bytes there,
+#: while it works on the current one, so that it does not idle between two documents while its
+#: result goes to the driver and the next document comes (the last ``2 * workers`` documents go
+#: only to a worker with nothing in flight; a worker that dies with two costs neither a try:
+#: ``_Pool.map``'s ``tries``)
+INGESTS_PER_WORKER = 2
 #: drawings whose signs the workers read while ingesting (the driver keeps their text boxes until
 #: the signs stage); beyond it, the signs stage reads them
 PREFETCH_LIMIT = 20_000
@@ -467,9 +476,10 @@ class RayCluster:
     def run_units(self, units: list[Unit], root: str, jobs: int) -> Iterator[UnitResult]:
         """``figsearch.ingest.workers.run_units`` on Ray: each unit's result, in the order given.
 
-        One document at a time per worker, on whichever worker is free, so that a worker that dies
-        is retried with the document it was reading only (a document that kills every try is that
-        document's failure, and no other's). A thread of this process sends the documents (reading
+        Two documents in flight per worker (``INGESTS_PER_WORKER``): the next one waits on the
+        worker while it reads the current one; a worker that dies with both costs neither a try,
+        they are sent again one at a time, so a document that kills every try is that document's
+        failure, and no other's (``_Pool.map``'s ``tries``). A thread of this process sends the documents (reading
         their files) and collects the results, so that the workers are kept busy while this
         thread stores files and commits. Within each run of ``REORDER_WINDOW`` documents the
         big ones are sent first (``_by_cost``), so that no worker is left alone with a big one at
@@ -521,11 +531,12 @@ class RayCluster:
             """A call for worker ``n``, which has no document left to ingest: texts to encode."""
             texts = self._ahead.take(SPARE_TEXTS)
             self.texts["given to a free worker during the ingest"] += len(texts)
-            return self._ahead.send(pool.actors[n], texts)
+            return self._ahead.send(pool, n, texts)
 
         def collect() -> None:
             try:
-                for index, ref in pool.map(calls(), per_worker=1, window=window, spare=spare):
+                for index, ref in pool.map(calls(), per_worker=INGESTS_PER_WORKER, window=window, spare=spare,
+                                           tries=MAX_RETRIES + 1, total=len(order)):
                     unit = units[index]
                     try:
                         outcome = ray.get(ref)
@@ -1207,6 +1218,18 @@ class _Starter:
 _POOLS: weakref.WeakSet = weakref.WeakSet()
 
 
+class _Sent:
+    """A call of ``_Pool.map``: its key, method and arguments, the ref of its result (None until it
+    is sent), the worker it went to, how many tries it has ``left``, whether it was sent ``alone``
+    (its worker given nothing else while it runs: sent again after a death) and whether it is ``done``."""
+
+    __slots__ = ("key", "method", "args", "left", "ref", "worker", "alone", "done")
+
+    def __init__(self, key, method: str, args: tuple, tries: int) -> None:
+        self.key, self.method, self.args, self.left = key, method, args, tries
+        self.ref, self.worker, self.alone, self.done = None, None, False, False
+
+
 class _Pool:
     """The build's worker actors, fed in order: ``map`` yields (key, result ref) in submission order,
     giving each call to a free worker."""
@@ -1296,34 +1319,96 @@ class _Pool:
             raise
 
     def map(self, calls: Iterable, *, per_worker: int = IN_FLIGHT_PER_WORKER, window: int | None = None,
-            workers: list[int] | None = None, join=None, spare=None) -> Iterator:
+            workers: list[int] | None = None, join=None, spare=None, tries: int | None = None,
+            total: int | None = None) -> Iterator:
         """(key, ref) of each ``(key, (method, args))`` in ``calls``, in order; each call goes to a
         worker of ``workers`` (default: all) with fewer than ``per_worker`` calls in flight.
         ``join()``, asked about twice a second while calls are in flight, names workers that may
         take calls from then on (those that have loaded an encoder by now, say). ``spare(n)``,
-        once every call is sent, is asked (about twice a second) for other work for a free worker
-        ``n``: a ref, whose result is not given back here, or None."""
+        once every call is sent, is asked (about twice a second) for other work for a worker ``n``
+        with nothing in flight: a ref, whose result is not given back here, or None.
+
+        ``tries``: the driver, not Ray, runs a call again whose worker died, at most ``tries`` times
+        in all (the ref given back then raises Ray's error). A worker that dies takes every call
+        queued on it with it, and the one it was running cannot be told from the others (nor one
+        that was done and whose answer was lost with the process): so a death counts as a try only
+        for a call that was alone on its worker; the calls of a death with more than one in flight
+        are sent again, to the same worker once it is restarted, one at a time (``_Sent.alone``),
+        and a worker gets no other call meanwhile. So a call that kills every try fails alone and
+        the calls queued behind it lose none of their tries. ``total``: the number of calls, when
+        known: the last ``2 * len(workers)`` of them go only to a worker with nothing in flight
+        (none queued behind a call that may run long while another worker has nothing left)."""
         ray = self.ray
         workers = list(range(len(self.actors))) if workers is None else list(workers)
         free = collections.deque(n for _ in range(per_worker) for n in workers)
         calls = iter(calls)
-        pending: collections.deque = collections.deque()  # (key, ref) in submission order
-        running: dict = {}  # ref -> worker, until it is done
+        pending: collections.deque = collections.deque()  # _Sent of each call, in submission order
+        running: dict = {}  # ref waited for -> worker, until it is done
+        sent: dict = {}  # ref waited for -> its _Sent (spare work has none)
+        resend: dict[int, collections.deque] = collections.defaultdict(collections.deque)  # worker -> its _Sent
+        count = 0  # calls taken from ``calls``
         more = True
 
+        def submit(call: _Sent, n: int) -> None:
+            free.remove(n)
+            call.worker = n
+            if tries is None:
+                waited = call.ref = getattr(self.actors[n], call.method).remote(*call.args)
+            else:  # two objects: the small first one tells how the call came back without fetching the second
+                waited, call.ref = self.actors[n].acked.options(num_returns=2, max_task_retries=0).remote(
+                    call.method, *call.args)
+            running[waited] = n
+            sent[waited] = call
+
+        def takes_another(n: int) -> bool:
+            """Whether worker ``n`` may take a new call now (it has a free slot: ``free``)."""
+            if resend.get(n) or any(c.alone and c.worker == n for c in sent.values()):
+                return False  # sending its calls again, one at a time
+            if n not in running.values():
+                return True
+            return total is None or total - count > 2 * len(workers)
+
         def send() -> None:
-            """A call to each free worker, while the window has room."""
-            nonlocal more
-            while more and free and len(pending) < (window or per_worker * len(workers)):
+            """A call to each free worker, while the window has room; first the calls to send again."""
+            nonlocal more, count
+            for n, calls_again in resend.items():
+                if calls_again and n not in running.values() and n in free:
+                    call = calls_again.popleft()
+                    call.alone = True
+                    submit(call, n)
+            while more and len(pending) < (window or per_worker * len(workers)):
+                n = next((n for n in free if takes_another(n)), None)
+                if n is None:
+                    return
                 try:
                     key, (method, args) = next(calls)
                 except StopIteration:
                     more = False
                     return
-                n = free.popleft()
-                ref = getattr(self.actors[n], method).remote(*args)
-                running[ref] = n
-                pending.append((key, ref))
+                count += 1
+                call = _Sent(key, method, args, tries or 1)
+                submit(call, n)
+                pending.append(call)
+
+        def came_back(ref) -> None:
+            """A call is done: was it (``tries``) a death to count or to send again?"""
+            n = running.pop(ref)
+            free.append(n)
+            call = sent.pop(ref, None)
+            if call is None:  # spare work
+                return
+            if tries is not None:
+                try:
+                    ray.get(ref)
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                        ray.exceptions.OutOfMemoryError):  # the worker died (Ray restarts it)
+                    call.left -= call.alone
+                    if call.left > 0:
+                        resend[n].append(call)
+                        return
+                except Exception:  # noqa: BLE001 - another error: the call's ref raises it to the caller
+                    pass
+            call.done = True
 
         while True:
             if join is not None and more:
@@ -1335,22 +1420,24 @@ class _Pool:
             # takes each result (``ray.get``: its bytes copied and unpickled) before asking for more,
             # and a worker would wait that long between two documents
             send()
-            while pending and pending[0][1] not in running:
-                yield pending.popleft()
+            while pending and pending[0].done:
+                call = pending.popleft()
+                yield call.key, call.ref
             send()  # in the room that the calls given back left
             if not pending:
                 return
             if spare is not None and not more:
                 for n in list(free):
-                    ref = spare(n)
-                    if ref is not None:
-                        free.remove(n)
-                        running[ref] = n
-            if pending[0][1] in running:
+                    if n in free and n not in running.values() and not resend.get(n):
+                        ref = spare(n)
+                        if ref is not None:
+                            free.remove(n)
+                            running[ref] = n
+            if not pending[0].done:
                 idle = (join and more) or (spare is not None and not more and free)
                 done, _ = ray.wait(list(running), num_returns=1, timeout=0.5 if idle else None)
                 for ref in done:
-                    free.append(running.pop(ref))
+                    came_back(ref)
 
     def stats(self) -> list[dict[str, float]]:
         """Each worker's seconds loading and in each kind of call (an empty dict for one that does not answer)."""
@@ -1467,6 +1554,7 @@ class _TextsAhead:
         self._known: set[str] = set()  # every text added (sent or not)
         self._todo: dict[str, None] = {}  # texts not sent yet, in the order they came
         self._calls: list[tuple[list[str], object]] = []  # (texts, ref of their vectors)
+        self._flushing: list[threading.Thread] = []  # the threads handing out ``flush``'s pieces
 
     def add(self, texts: Iterable[str]) -> None:
         if self.spec is None:
@@ -1486,25 +1574,49 @@ class _TextsAhead:
                 del self._todo[text]
         return texts
 
-    def send(self, actor, texts: list[str]):
-        """Have ``actor`` encode ``texts``; the ref of their vectors (None when there are none)."""
+    def send(self, pool: _Pool, n: int, texts: list[str]):
+        """Have worker ``n`` encode ``texts``; the ref of their vectors (None when there are none)."""
         if not texts:
             return None
-        ref = actor.texts.remote(self.spec, texts)
+        ref = pool.actors[n].texts.remote(self.spec, texts)
         with self._lock:
             self._calls.append((texts, ref))
         return ref
 
     def flush(self, pool: _Pool) -> None:
-        """Send every text not sent yet, in pieces of about the same cost, a few per worker."""
+        """Send every text not sent yet, in pieces of about the same cost, a few per worker, from a
+        thread of this process: each piece to a worker once it has encoded its last one (``_Pool.map``),
+        not in turn: given in turn, the two workers of 2-worker builds ended their pieces 1.0 to 1.2 s
+        apart (four builds on the loaded development machine), one idle meanwhile; handed out so, 0.0
+        and 0.3 s apart (two). ``collect`` waits for the thread."""
         texts = self.take()
-        if texts and pool.actors:
-            for n, piece in enumerate(_pieces(texts, len(pool.actors) * BATCHES_PER_WORKER, 256)):
-                self.send(pool.actors[n % len(pool.actors)], piece)
+        if not texts or not pool.actors:
+            return
+        pieces = _pieces(texts, len(pool.actors) * BATCHES_PER_WORKER, 256)
+
+        def hand_out() -> None:
+            try:
+                calls = ((p, ("texts", (self.spec, p))) for p in pieces)
+                for piece, ref in pool.map(calls, per_worker=1, window=len(pieces)):  # (not held up by the first)
+                    with self._lock:
+                        self._calls.append((piece, ref))
+            except Exception as exc:  # noqa: BLE001 - the embedding stage encodes what is missing, and says why
+                log.warning("texts not encoded before the embedding stage: %s", exc)
+
+        thread = threading.Thread(target=hand_out, name="figsearch-ray-texts", daemon=True)
+        self._flushing.append(thread)
+        thread.start()
+
+    def wait(self) -> None:
+        """Wait for the pieces of every ``flush`` to be handed out and encoded."""
+        flushing, self._flushing = self._flushing, []
+        for thread in flushing:
+            thread.join()
 
     def collect(self, pool: _Pool, spec: str) -> dict[str, np.ndarray]:
         """text -> vector of what was sent, encoded with ``spec`` (nothing for another encoder, chosen
         when the ingest changed the collection's languages); what a worker failed on is left out."""
+        self.wait()
         with self._lock:
             calls, self._calls = self._calls, []
         out: dict[str, np.ndarray] = {}

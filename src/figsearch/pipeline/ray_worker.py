@@ -269,6 +269,12 @@ class _Worker:
         finally:
             self.seconds[what] += time.perf_counter() - started
 
+    def acked(self, method: str, *args):
+        """(True, ``method(*args)``), called with ``num_returns=2`` (``_Pool.map`` with ``tries``):
+        the small first object tells the driver that the call came back (or how the worker died)
+        without fetching the second, the result."""
+        return True, getattr(self, method)(*args)
+
     def identity(self, modality: str, spec: str) -> dict:
         return self._start(modality, spec).result().identity
 
