@@ -46,7 +46,7 @@ from figsearch.link.patent_text import PatentText
 from figsearch.link.text import figure_text
 from figsearch.pipeline.embed import text_inputs_digest, text_row, texts_to_encode
 from figsearch.pipeline.signs import (SpotLinkReport, _ensure_text, _load, _read_ahead_in_worker, _start_worker,
-                                      numerals_wanted, process_figure, reader_context)
+                                      _started, numerals_wanted, process_figure, reader_context)
 from figsearch.records import Figure, FigureRole
 from figsearch.store import Collection
 
@@ -57,6 +57,10 @@ StreamProgress = Callable[[int, int], None]
 
 #: drawings embedded together (the ONNX encoders run faster in batches; the default one does not care)
 VISUAL_BATCH = 16
+#: added to the OCR readers' niceness: when this process has readings to write and embed it runs
+#: first, and the readers take what is left of the cores, so that when they finish little writing is
+#: left for one core alone (the readers are the larger part of the work, and never wait for the writer)
+READER_NICENESS = 5
 
 
 @dataclass
@@ -98,13 +102,25 @@ class _Readers:
     at a time; results are taken in the order submitted."""
 
     def __init__(self, engine_name: str, jobs: int, window: int) -> None:
+        import threading
         from concurrent.futures import ProcessPoolExecutor
 
         self.pool = ProcessPoolExecutor(jobs, mp_context=reader_context(), initializer=_start_worker,
-                                        initargs=(engine_name,))
+                                        initargs=(engine_name, READER_NICENESS))
         self.window = window
         #: (patent text, figure, future of its (boxes, Ahead) reading, whether it is its patent's last drawing)
         self.in_flight: collections.deque = collections.deque()
+        # the readers start now, beside the ingest, not at the first drawing committed: the forkserver's
+        # imports (about 1 CPU s) and the readers' engines are then ready when the first drawings are.
+        # In a thread, because starting them waits for those imports.
+        self._starting = threading.Thread(target=self._start, name="figsearch-readers-start", daemon=True)
+        self._starting.start()
+
+    def _start(self) -> None:
+        try:
+            self.pool.submit(_started)
+        except RuntimeError:  # closed already (the ingest failed at once)
+            pass
 
     def submit(self, text: PatentText, figures: list[Figure], paths: list[str]) -> None:
         numerals = numerals_wanted(text)
@@ -120,6 +136,7 @@ class _Readers:
             yield text, figure, future.result(), last
 
     def close(self) -> None:
+        self._starting.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
