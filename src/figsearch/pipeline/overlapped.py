@@ -57,6 +57,8 @@ StreamProgress = Callable[[int, int], None]
 
 #: drawings embedded together (the ONNX encoders run faster in batches; the default one does not care)
 VISUAL_BATCH = 16
+#: drawings embedded while waiting for the readers: the default encoder runs them 4 at a time
+IDLE_BATCH = 4
 #: added to the OCR readers' niceness: when this process has readings to write and embed it runs
 #: first, and the readers take what is left of the cores, so that when they finish little writing is
 #: left for one core alone (the readers are the larger part of the work, and never wait for the writer)
@@ -128,10 +130,13 @@ class _Readers:
             self.in_flight.append((text, figure, self.pool.submit(_read_ahead_in_worker, path, numerals),
                                    i == len(figures)))
 
-    def ready(self, block: bool):
+    def ready(self, block: bool, idle: Callable[[], None] | None = None):
         """The drawings read at the head of the queue (all of them when ``block``); at most ``window``
-        drawings wait, so that the ingest does not run far ahead of the readers."""
+        drawings wait, so that the ingest does not run far ahead of the readers. ``idle`` is called
+        before waiting for a reading that is not done."""
         while self.in_flight and (block or len(self.in_flight) > self.window or self.in_flight[0][2].done()):
+            if idle is not None and not self.in_flight[0][2].done():
+                idle()
             text, figure, future, last = self.in_flight.popleft()
             yield text, figure, future.result(), last
 
@@ -183,14 +188,22 @@ class _Writer:
         self.submitted += len(figures)
 
     def drain(self, block: bool) -> None:
-        for text, figure, reading, last in self.readers.ready(block):
+        # once the ingest is over (block), what is written is embedded whenever the next reading is
+        # not back yet: this process would only wait then, and when the readers finish little is left
+        # for one core alone (before, the texts of every patent read after the ingest waited for the end)
+        for text, figure, reading, last in self.readers.ready(block, idle=self._catch_up if block else None):
             self._write(figure, text, reading)
             if last:
                 self.read_patents.append(figure.patent)
-        if block:
-            self.flush()
-        if self.text_encoder is not None and self.read_patents:
+        if block or (self.text_encoder is not None and self.read_patents):
+            self._catch_up(at_least=1)
+
+    def _catch_up(self, at_least: int = IDLE_BATCH) -> None:
+        """Embed the drawings written (when there are ``at_least``), then the texts of the patents whose
+        drawings are all written."""
+        if len(self.to_embed) >= at_least or (self.text_encoder is not None and self.read_patents):
             self.flush()  # a patent's text vectors after its visual ones, as the index stage stores them
+        if self.text_encoder is not None:
             while self.read_patents:
                 self._embed_texts(self.read_patents.popleft())
 
