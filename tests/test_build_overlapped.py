@@ -57,11 +57,16 @@ def both(tmp_path_factory):
     base = tmp_path_factory.mktemp("overlap")
     docs = _documents(base / "docs")
     one = building.build([docs], base / "one", jobs=1)
-    streamed = []
+    streamed, loads = [], []
     real = building._stream
+    from figsearch.pipeline import index
+
     with pytest.MonkeyPatch.context() as patch:  # see that the stream did the reading and the visual embedding
         patch.setattr(building, "_stream", lambda *a, **k: streamed.append(real(*a, **k)) or streamed[-1])
+        for name in ("create_visual", "create_text"):  # and that the index stage after it loads no model again
+            patch.setattr(index, name, lambda spec, _name=name, _real=getattr(index, name): loads.append(_name) or _real(spec))
         two = building.build([docs], base / "two", jobs=2, overlap=True)
+    assert loads == []
     assert streamed and streamed[0][1].signs.figures == two.signs.figures > 0
     assert streamed[0][1].embedded == {e.modality: e for e in two.index.embedded}["visual"].embedded
     assert streamed[0][1].texts == {e.modality: e for e in two.index.embedded}["text"].embedded > 0

@@ -74,6 +74,8 @@ class StreamReport:
     #: figures whose text vector was stored by the stream, under ``text_key``
     texts: int = 0
     text_key: str | None = None
+    #: the encoders the stream loaded, by (modality, spec): the index stage after it uses them
+    encoders: dict = field(default_factory=dict, repr=False)
 
 
 def visual_spec(collection: Collection, visual_model: str | None) -> str:
@@ -164,7 +166,7 @@ class _Writer:
     embeds what it wrote."""
 
     def __init__(self, collection: Collection, engine, readers: _Readers, progress: StreamProgress | None,
-                 visual, limit_threads: ExitStack) -> None:
+                 visual, visual_spec: str, limit_threads: ExitStack) -> None:
         self.collection, self.engine, self.readers, self.progress = collection, engine, readers, progress
         self.report = StreamReport()
         self.texts: dict[str, PatentText] = {}
@@ -173,6 +175,7 @@ class _Writer:
         self.seen: set[str] = set()
         self.read_patents: collections.deque = collections.deque()
         self._visual_future, self._visual, self._limit_threads = visual, None, limit_threads
+        self._visual_spec = visual_spec
         self.to_embed: list[tuple[str, str, Image.Image]] = []
         self.text_encoder = None
         self.encoded: dict = {}
@@ -207,10 +210,11 @@ class _Writer:
             while self.read_patents:
                 self._embed_texts(self.read_patents.popleft())
 
-    def start_texts(self, encoder) -> None:
+    def start_texts(self, encoder, spec: str) -> None:
         """From now on, embed the texts of the patents read (those read so far first)."""
         self.text_encoder = encoder
         self.report.text_key = encoder_key(encoder)
+        self.report.encoders[("text", spec)] = encoder
 
     def visual(self):
         """The visual encoder, once loaded (None when it cannot be: the index stage then says why);
@@ -219,6 +223,7 @@ class _Writer:
             future, self._visual_future = self._visual_future, None
             try:
                 self._visual = future.result()
+                self.report.encoders[("visual", self._visual_spec)] = self._visual
             except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
                 log.warning("visual encoder not available for the stream: %s", exc)
             self._limit_threads.enter_context(_one_thread_here())
@@ -301,13 +306,13 @@ def stream(
     guess = text_model or (collection.get_setting("text_encoder") or {}).get("spec") or DEFAULT_TEXT_ENCODER
     likely = loader.submit(_one_thread_encoder, create_text, guess) if guess != NO_TEXT else None
     one_thread = ExitStack()
-    writer = _Writer(collection, engine, readers, progress, visual, one_thread)
+    writer = _Writer(collection, engine, readers, progress, visual, spec, one_thread)
     try:
         summary = ingest_paths(collection, paths, _Feeder(ingest_progress, writer), jobs=jobs, force=force)
-        text_encoder = _text_encoder(collection, text_model, guess, likely)
+        text_spec, text_encoder = _text_encoder(collection, text_model, guess, likely)
         writer.visual()  # loaded (or failed) by now; this process on one thread from here on
         if text_encoder is not None:
-            writer.start_texts(text_encoder)
+            writer.start_texts(text_encoder, text_spec)
         # drawings left pending by an earlier, interrupted run: read them here too
         for number in dict.fromkeys(collection.figure(i).patent for i in collection.signs.pending()):
             writer.submit(number)
@@ -334,20 +339,20 @@ def _one_thread_encoder(create, spec: str):
 
 
 def _text_encoder(collection: Collection, text_model: str | None, guess: str, likely):
-    """The text encoder the index stage will choose (figsearch.pipeline.index), or None when there
-    is none or it cannot be loaded (the index stage then says why)."""
+    """(spec, encoder) of the text encoder the index stage will choose (figsearch.pipeline.index); the
+    encoder None when there is none or it cannot be loaded (the index stage then says why)."""
     from figsearch.embed.encoders.multilingual import text_model_for
     from figsearch.ingest.language import collection_language_counts
 
     stored = (collection.get_setting("text_encoder") or {}).get("spec")
     spec = text_model_for(text_model, stored, collection_language_counts(collection).documents).spec
     if spec == NO_TEXT:
-        return None
+        return spec, None
     try:
-        return likely.result() if likely is not None and spec == guess else _one_thread_encoder(create_text, spec)
+        return spec, (likely.result() if likely is not None and spec == guess else _one_thread_encoder(create_text, spec))
     except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
         log.info("text encoder %s not loaded for the stream: %s", spec, exc)
-        return None
+        return spec, None
 
 
 @contextmanager
