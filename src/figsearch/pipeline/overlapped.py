@@ -117,14 +117,16 @@ class _Readers:
         # the readers start now, beside the ingest, not at the first drawing committed: the forkserver's
         # imports (about 1 CPU s) and the readers' engines are then ready when the first drawings are.
         # In a thread, because starting them waits for those imports.
-        self._starting = threading.Thread(target=self._start, name="figsearch-readers-start", daemon=True)
+        self._starting = threading.Thread(target=self._start, args=(jobs,), name="figsearch-readers-start", daemon=True)
         self._starting.start()
 
-    def _start(self) -> None:
+    def _start(self, jobs: int) -> None:
         try:
-            self.pool.submit(_started)
-        except RuntimeError:  # closed already (the ingest failed at once)
-            pass
+            for _ in range(jobs):  # the pool starts one reader per task submitted while none is idle
+                self.pool.submit(_started)
+        except Exception as exc:  # noqa: BLE001 - closed already (the ingest failed at once), or the
+            # readers cannot start: the first drawing submitted then raises it where it is handled
+            log.debug("OCR readers not started ahead: %s", exc)
 
     def submit(self, text: PatentText, figures: list[Figure], paths: list[str]) -> None:
         numerals = numerals_wanted(text)
