@@ -167,7 +167,12 @@ def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: st
     return result
 
 
-def same_collection(reference: Path, other: Path) -> str:
+def same_collection(reference: Path, other: Path, pixels: bool = False) -> str:
+    """Whether two collections hold the same tables, files and vectors (within float noise), in words.
+
+    ``pixels``: stored images compare by their decoded pixels, and the figures' ``image_sha256`` (the
+    digest of the file's bytes) is left out: for a baseline tree that encodes PNGs differently (the
+    trees before stop 22 let Pillow choose row filters; see docs/performance.md, "Stop 22")."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     import sqlite3
 
@@ -184,12 +189,39 @@ def same_collection(reference: Path, other: Path) -> str:
 
     ref, got = snapshot(reference), snapshot(other)
     ref.tables.pop("embeddings", None), got.tables.pop("embeddings", None)
+    if pixels:
+        for root, snap in ((reference, ref), (other, got)):
+            _by_pixels(root, snap)
     difference = compare(ref, got)
     a, b = vectors(reference), vectors(other)
     if a.keys() != b.keys():
         return f"different vectors stored ({len(a)} vs {len(b)})"
     worst = max((float(np.abs(a[k] - b[k]).max()) for k in a), default=0.0)
     return f"tables and files: {difference}; {len(a)} vectors, largest difference {worst:.1e}"
+
+
+def _by_pixels(root: Path, snap) -> None:
+    """``snap`` with each stored PNG's digest that of its decoded pixels, and without the figures'
+    ``image_sha256`` column."""
+    import hashlib
+    import sqlite3
+
+    from PIL import Image
+
+    for relative in snap.files:
+        with Image.open(root / relative) as image:
+            image.load()
+            snap.files[relative] = hashlib.sha256(f"{image.mode} {image.size}".encode() + image.tobytes()).hexdigest()
+    db = sqlite3.connect(f"file:{root / 'figsearch.sqlite'}?mode=ro", uri=True)
+    try:
+        from collection_check import _TIMES  # the columns that snapshot() leaves out
+
+        columns = [row[1] for row in db.execute("PRAGMA table_info(figures)") if row[1] not in _TIMES]
+    finally:
+        db.close()
+    if "image_sha256" in columns and "figures" in snap.tables:
+        at = columns.index("image_sha256")
+        snap.tables["figures"] = {key: row[:at] + row[at + 1:] for key, row in snap.tables["figures"].items()}
 
 
 def _largest(comparison: str) -> float:
@@ -345,6 +377,8 @@ def main() -> None:
                   f" ({statistics.median(cpu_per) / base_cpu:.3f}x); drawings/s {statistics.median(rates):.2f} vs {base_rate:.2f}"
                   f" ({statistics.median(rates) / base_rate:.2f}x; wall time: meaningful on an idle machine only)")
             print("  same collection as this tree's stages in turn:", same_collection(kept["stages in turn"], kept[BASELINE]))
+            print("  ... comparing the stored images' pixels instead of their bytes, and without the figures' digests:",
+                  same_collection(kept["stages in turn"], kept[BASELINE], pixels=True))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -57,11 +57,16 @@ def both(tmp_path_factory):
     base = tmp_path_factory.mktemp("overlap")
     docs = _documents(base / "docs")
     one = building.build([docs], base / "one", jobs=1)
-    streamed = []
+    streamed, loads = [], []
     real = building._stream
+    from figsearch.pipeline import index
+
     with pytest.MonkeyPatch.context() as patch:  # see that the stream did the reading and the visual embedding
         patch.setattr(building, "_stream", lambda *a, **k: streamed.append(real(*a, **k)) or streamed[-1])
+        for name in ("create_visual", "create_text"):  # and that the index stage after it loads no model again
+            patch.setattr(index, name, lambda spec, _name=name, _real=getattr(index, name): loads.append(_name) or _real(spec))
         two = building.build([docs], base / "two", jobs=2, overlap=True)
+    assert loads == []
     assert streamed and streamed[0][1].signs.figures == two.signs.figures > 0
     assert streamed[0][1].embedded == {e.modality: e for e in two.index.embedded}["visual"].embedded
     assert streamed[0][1].texts == {e.modality: e for e in two.index.embedded}["text"].embedded > 0
@@ -157,3 +162,34 @@ def test_figsearch_build_overlaps_the_stages_unless_told_not_to(tmp_path, monkey
         return [line.replace(str(root), "") for line in output.splitlines()[1:] if " index: " not in line]
 
     assert summary(turn.output, tmp_path / "a") == summary(over.output, tmp_path / "b")
+
+
+def test_the_readers_start_before_any_drawing_and_yield_to_the_writer():
+    """The overlapped build's readers start with the ingest (their imports and engines ready when the first
+    drawings are) and run at READER_NICENESS, so that the writer keeps up with them."""
+    import os
+    import time
+    from pathlib import Path
+
+    from figsearch.ocr import create_engine
+    from figsearch.pipeline.overlapped import READER_NICENESS, _Readers
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("reads the readers' niceness from /proc")
+
+    def niceness(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+    readers = _Readers(create_engine(None).name, 2, 8)
+    try:
+        wanted = min(19, os.nice(0) + READER_NICENESS)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = list(readers.pool._processes or {})
+            if len(pids) == 2 and all(niceness(pid) == wanted for pid in pids):
+                break
+            time.sleep(0.2)
+        assert len(pids) == 2 and [niceness(pid) for pid in pids] == [wanted, wanted]
+        assert not readers.in_flight  # no drawing was submitted
+    finally:
+        readers.close()

@@ -102,3 +102,29 @@ def test_text_vector_mixes_normalised_parts():
     np.testing.assert_allclose(text_vector(sentences, words, 0.5), mixed / np.linalg.norm(mixed), atol=1e-6)
     np.testing.assert_allclose(text_vector(sentences, None, 0.5), mean, atol=1e-6)
     np.testing.assert_allclose(text_vector(None, words, 0.5), [0, 1, 0, 0], atol=1e-6)
+
+
+def test_update_collection_uses_encoders_already_loaded_for_a_small_remainder(collection_dir, monkeypatch):
+    """The overlapped build hands its encoders to the index stage, which then loads no model again;
+    a remainder larger than ``LOADED_ENCODER_WORK`` gets a fresh encoder (on every thread)."""
+    from figsearch.pipeline import index
+
+    hand_collection(collection_dir)
+    created = []
+    for name in ("create_visual", "create_text"):
+        real = getattr(index, name)
+        monkeypatch.setattr(index, name, lambda spec, _real=real, _name=name: created.append(_name) or _real(spec))
+    loaded = {("visual", "fake-angle"): create_visual("fake-angle"), ("text", "fake-words"): create_text("fake-words")}
+    with Collection.open(collection_dir, write=True) as c:
+        monkeypatch.setattr(index, "LOADED_ENCODER_WORK", 3)  # 5 drawings, 4 of them with text
+        report = index.update_collection(c, visual_model="fake-angle", text_model="fake-words", loaded=loaded)
+        assert {e.modality: e.embedded for e in report.embedded} == {"visual": 5, "text": 4}
+        assert created == ["create_visual", "create_text"]  # more than 3 each: fresh ones
+        created.clear()
+        add_patent(c, "US2", [("C", 61, "rotor"), ("D", 90, "rotor blade hub")])  # one drawing changed
+        report = index.update_collection(c, visual_model="fake-angle", text_model="fake-words", loaded=loaded)
+        assert {e.modality: e.embedded for e in report.embedded}["visual"] == 1
+        assert created == []  # the loaded ones
+        assert index.update_collection(c, visual_model="fake-angle", text_model="fake-words",
+                                       loaded={("visual", "other-spec"): loaded[("visual", "fake-angle")]}).embedded
+        assert created == ["create_visual", "create_text"]  # another spec: loaded as before

@@ -303,14 +303,14 @@ def test_collection_inside_the_input_is_not_ingested_again(tmp_path):
 
 def test_unwritable_collection_stops_the_run_with_a_clear_error(tmp_path, collection_dir, monkeypatch):
     from figsearch.errors import CollectionError
-    from figsearch.ingest import process
+    from figsearch.store import files  # where ingest's workers write the stored images
 
     write_us_document(tmp_path / "doc", sheets=1)
 
     def disk_full(path, data, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(process, "atomic_write_bytes", disk_full)
+    monkeypatch.setattr(files, "atomic_write_bytes", disk_full)
     with pytest.raises(CollectionError, match="No space left on device"):
         run(collection_dir, tmp_path / "doc")
     with Collection.open(collection_dir) as collection:  # still opens, nothing half-written

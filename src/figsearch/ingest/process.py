@@ -8,7 +8,6 @@ record is never committed is harmless and overwritten by the next run.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,14 +17,11 @@ from figsearch.errors import CollectionError, FigsearchError
 from figsearch import imaging
 from figsearch.ingest.base import Unit, is_file, readers
 from figsearch.records import Document, Failure, Figure, Patent, SourceImage
-from figsearch.store import TMP_DIR, png_relpath
-from figsearch.fsutil import atomic_write_bytes, fsync_directories, sha256_bytes
+from figsearch.store import png_relpath
+from figsearch.store.files import THUMB_PNG_LEVEL, write_png
+from figsearch.fsutil import fsync_directories
 
 log = logging.getLogger(__name__)
-
-#: zlib level for stored images: level 1 is twice as fast as the default and ~1.6× larger
-PNG_LEVEL = 1
-
 
 @dataclass
 class Ingested:
@@ -121,8 +117,8 @@ def _store_image(source_image: SourceImage, pub: str, name: str, source_file: st
         multi = count > 1
         key = f"{source_image.key}-p{page:03d}" if multi else source_image.key
         normalised = imaging.normalise(image)
-        image_rel, image_sha = _save(root, "images", pub, key, normalised.image, PNG_LEVEL)
-        thumb_rel, _ = _save(root, "thumbs", pub, key, normalised.thumbnail, 6)
+        image_rel, image_sha = _save(root, "images", pub, key, normalised.image)
+        thumb_rel, _ = _save(root, "thumbs", pub, key, normalised.thumbnail)
         out.append(Figure(
             figure_id=f"{pub}-{key}",
             patent=pub,
@@ -141,13 +137,14 @@ def _store_image(source_image: SourceImage, pub: str, name: str, source_file: st
     return out
 
 
-def _save(root: Path, folder: str, pub: str, key: str, image, level: int) -> tuple[str, str]:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=level)
-    data = buffer.getvalue()
+def _save(root: Path, folder: str, pub: str, key: str, image) -> tuple[str, str]:
+    """(relative path, sha256) of ``image`` stored under ``folder`` (store.files.write_png: a drawing
+    stored before with the same pixels keeps its file and digest, so its signs and vectors stay)."""
     relative = png_relpath(folder, pub, key)
+    drawing = folder == "images"
     try:
-        atomic_write_bytes(root / relative, data, tmp_dir=root / TMP_DIR)
+        sha = write_png(root, relative, image, level=imaging.PNG_LEVEL if drawing else THUMB_PNG_LEVEL,
+                        keep_same=drawing)
     except OSError as exc:
         raise CollectionError(f"cannot write {relative} in collection {root}: {exc.strerror or exc}") from None
-    return relative, sha256_bytes(data)
+    return relative, sha

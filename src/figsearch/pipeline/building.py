@@ -126,6 +126,7 @@ def build(
                 store, visual_model=visual_model, text_model=text_model, index_factory=index_factory,
                 bytes_per_vector=bytes_per_vector, progress=index_progress,
                 embedder=cluster.embedder if cluster else None,
+                loaded=streamed[1].encoders if streamed is not None else None,
             )
         if streamed is not None:
             _count_streamed(report.index, streamed[1])

@@ -41,6 +41,12 @@ def _remember(collection: Collection, modality: str, spec: str, encoder) -> None
     collection.register_model(key, modality, {"spec": spec, **encoder.identity})
 
 
+#: figures left to embed up to which an encoder ``update_collection`` is given is used as it is
+#: (loading the default models again costs about 0.5 CPU s; one that runs on one thread is slower
+#: on a large remainder than a fresh one on all cores)
+LOADED_ENCODER_WORK = 64
+
+
 def update_collection(
     collection: Collection,
     *,
@@ -51,6 +57,7 @@ def update_collection(
     progress: ProgressFactory | None = None,
     rebuild: bool = False,
     embedder=None,
+    loaded: dict | None = None,
 ) -> UpdateReport:
     """Embed new/changed drawings with the chosen (or stored, or default) encoders and sync the indexes.
 
@@ -60,7 +67,9 @@ def update_collection(
     ``embedder.visual(collection, spec, encoder, todo, progress)`` and
     ``embedder.text(collection, spec, encoder, plan, progress)`` return what embed_visual/embed_text do;
     its ``index_shards`` (a ``figsearch.index.shards.ShardExecutor``, or None) adds the vectors of an
-    index big enough to be sharded on its workers.
+    index big enough to be sharded on its workers. ``loaded``: encoders loaded already, by
+    (modality, spec) (the overlapped build's, on one thread): used when they have at most
+    ``LOADED_ENCODER_WORK`` figures left to embed, instead of loading the model again.
     """
     report = UpdateReport()
     stored_visual = collection.get_setting("visual_encoder")
@@ -89,15 +98,20 @@ def update_collection(
     requests = []
     for modality, spec, create in jobs:
         # on Ray the encoder is loaded by the workers only; the driver gets what it records (its identity)
-        encoder = create(spec) if embedder is None else embedder.encoder(modality, spec)
+        reuse = (loaded or {}).get((modality, spec)) if embedder is None else None
+        encoder = reuse or (create(spec) if embedder is None else embedder.encoder(modality, spec))
         if modality == "visual":
             todo, unchanged = plan_visual(collection, encoder)
+            if reuse is not None and len(todo) > LOADED_ENCODER_WORK:
+                encoder = create(spec)  # the same vectors, on the threads this stage has to itself
             advance = progress(f"embedding drawings ({spec})", len(todo)) if progress else None
             embedded = (embed_visual(collection, encoder, todo, progress=advance) if embedder is None
                         else embedder.visual(collection, spec, encoder, todo, advance))
             embedded.unchanged = unchanged
         else:
             plan = plan_text(collection, encoder)
+            if reuse is not None and len(plan[0]) > LOADED_ENCODER_WORK:
+                encoder = create(spec)
             advance = progress(f"embedding figure texts ({spec})", len(plan[0])) if progress else None
             embedded = (embed_text(collection, encoder, plan, progress=advance) if embedder is None
                         else embedder.text(collection, spec, encoder, plan, advance))

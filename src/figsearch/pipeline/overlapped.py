@@ -46,7 +46,7 @@ from figsearch.link.patent_text import PatentText
 from figsearch.link.text import figure_text
 from figsearch.pipeline.embed import text_inputs_digest, text_row, texts_to_encode
 from figsearch.pipeline.signs import (SpotLinkReport, _ensure_text, _load, _read_ahead_in_worker, _start_worker,
-                                      numerals_wanted, process_figure, reader_context)
+                                      _started, numerals_wanted, process_figure, reader_context)
 from figsearch.records import Figure, FigureRole
 from figsearch.store import Collection
 
@@ -57,6 +57,12 @@ StreamProgress = Callable[[int, int], None]
 
 #: drawings embedded together (the ONNX encoders run faster in batches; the default one does not care)
 VISUAL_BATCH = 16
+#: drawings embedded while waiting for the readers: the default encoder runs them 4 at a time
+IDLE_BATCH = 4
+#: added to the OCR readers' niceness: when this process has readings to write and embed it runs
+#: first, and the readers take what is left of the cores, so that when they finish little writing is
+#: left for one core alone (the readers are the larger part of the work, and never wait for the writer)
+READER_NICENESS = 5
 
 
 @dataclass
@@ -68,6 +74,8 @@ class StreamReport:
     #: figures whose text vector was stored by the stream, under ``text_key``
     texts: int = 0
     text_key: str | None = None
+    #: the encoders the stream loaded, by (modality, spec): the index stage after it uses them
+    encoders: dict = field(default_factory=dict, repr=False)
 
 
 def visual_spec(collection: Collection, visual_model: str | None) -> str:
@@ -98,13 +106,27 @@ class _Readers:
     at a time; results are taken in the order submitted."""
 
     def __init__(self, engine_name: str, jobs: int, window: int) -> None:
+        import threading
         from concurrent.futures import ProcessPoolExecutor
 
         self.pool = ProcessPoolExecutor(jobs, mp_context=reader_context(), initializer=_start_worker,
-                                        initargs=(engine_name,))
+                                        initargs=(engine_name, READER_NICENESS))
         self.window = window
         #: (patent text, figure, future of its (boxes, Ahead) reading, whether it is its patent's last drawing)
         self.in_flight: collections.deque = collections.deque()
+        # the readers start now, beside the ingest, not at the first drawing committed: the forkserver's
+        # imports (about 1 CPU s) and the readers' engines are then ready when the first drawings are.
+        # In a thread, because starting them waits for those imports.
+        self._starting = threading.Thread(target=self._start, args=(jobs,), name="figsearch-readers-start", daemon=True)
+        self._starting.start()
+
+    def _start(self, jobs: int) -> None:
+        try:
+            for _ in range(jobs):  # the pool starts one reader per task submitted while none is idle
+                self.pool.submit(_started)
+        except Exception as exc:  # noqa: BLE001 - closed already (the ingest failed at once), or the
+            # readers cannot start: the first drawing submitted then raises it where it is handled
+            log.debug("OCR readers not started ahead: %s", exc)
 
     def submit(self, text: PatentText, figures: list[Figure], paths: list[str]) -> None:
         numerals = numerals_wanted(text)
@@ -112,14 +134,18 @@ class _Readers:
             self.in_flight.append((text, figure, self.pool.submit(_read_ahead_in_worker, path, numerals),
                                    i == len(figures)))
 
-    def ready(self, block: bool):
+    def ready(self, block: bool, idle: Callable[[], None] | None = None):
         """The drawings read at the head of the queue (all of them when ``block``); at most ``window``
-        drawings wait, so that the ingest does not run far ahead of the readers."""
+        drawings wait, so that the ingest does not run far ahead of the readers. ``idle`` is called
+        before waiting for a reading that is not done."""
         while self.in_flight and (block or len(self.in_flight) > self.window or self.in_flight[0][2].done()):
+            if idle is not None and not self.in_flight[0][2].done():
+                idle()
             text, figure, future, last = self.in_flight.popleft()
             yield text, figure, future.result(), last
 
     def close(self) -> None:
+        self._starting.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -142,7 +168,7 @@ class _Writer:
     embeds what it wrote."""
 
     def __init__(self, collection: Collection, engine, readers: _Readers, progress: StreamProgress | None,
-                 visual, limit_threads: ExitStack) -> None:
+                 visual, visual_spec: str, limit_threads: ExitStack) -> None:
         self.collection, self.engine, self.readers, self.progress = collection, engine, readers, progress
         self.report = StreamReport()
         self.texts: dict[str, PatentText] = {}
@@ -151,6 +177,7 @@ class _Writer:
         self.seen: set[str] = set()
         self.read_patents: collections.deque = collections.deque()
         self._visual_future, self._visual, self._limit_threads = visual, None, limit_threads
+        self._visual_spec = visual_spec
         self.to_embed: list[tuple[str, str, Image.Image]] = []
         self.text_encoder = None
         self.encoded: dict = {}
@@ -166,21 +193,30 @@ class _Writer:
         self.submitted += len(figures)
 
     def drain(self, block: bool) -> None:
-        for text, figure, reading, last in self.readers.ready(block):
+        # once the ingest is over (block), what is written is embedded whenever the next reading is
+        # not back yet: this process would only wait then, and when the readers finish little is left
+        # for one core alone (before, the texts of every patent read after the ingest waited for the end)
+        for text, figure, reading, last in self.readers.ready(block, idle=self._catch_up if block else None):
             self._write(figure, text, reading)
             if last:
                 self.read_patents.append(figure.patent)
-        if block:
-            self.flush()
-        if self.text_encoder is not None and self.read_patents:
+        if block or (self.text_encoder is not None and self.read_patents):
+            self._catch_up(at_least=1)
+
+    def _catch_up(self, at_least: int = IDLE_BATCH) -> None:
+        """Embed the drawings written (when there are ``at_least``), then the texts of the patents whose
+        drawings are all written."""
+        if len(self.to_embed) >= at_least or (self.text_encoder is not None and self.read_patents):
             self.flush()  # a patent's text vectors after its visual ones, as the index stage stores them
+        if self.text_encoder is not None:
             while self.read_patents:
                 self._embed_texts(self.read_patents.popleft())
 
-    def start_texts(self, encoder) -> None:
+    def start_texts(self, encoder, spec: str) -> None:
         """From now on, embed the texts of the patents read (those read so far first)."""
         self.text_encoder = encoder
         self.report.text_key = encoder_key(encoder)
+        self.report.encoders[("text", spec)] = encoder
 
     def visual(self):
         """The visual encoder, once loaded (None when it cannot be: the index stage then says why);
@@ -189,6 +225,7 @@ class _Writer:
             future, self._visual_future = self._visual_future, None
             try:
                 self._visual = future.result()
+                self.report.encoders[("visual", self._visual_spec)] = self._visual
             except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
                 log.warning("visual encoder not available for the stream: %s", exc)
             self._limit_threads.enter_context(_one_thread_here())
@@ -271,13 +308,13 @@ def stream(
     guess = text_model or (collection.get_setting("text_encoder") or {}).get("spec") or DEFAULT_TEXT_ENCODER
     likely = loader.submit(_one_thread_encoder, create_text, guess) if guess != NO_TEXT else None
     one_thread = ExitStack()
-    writer = _Writer(collection, engine, readers, progress, visual, one_thread)
+    writer = _Writer(collection, engine, readers, progress, visual, spec, one_thread)
     try:
         summary = ingest_paths(collection, paths, _Feeder(ingest_progress, writer), jobs=jobs, force=force)
-        text_encoder = _text_encoder(collection, text_model, guess, likely)
+        text_spec, text_encoder = _text_encoder(collection, text_model, guess, likely)
         writer.visual()  # loaded (or failed) by now; this process on one thread from here on
         if text_encoder is not None:
-            writer.start_texts(text_encoder)
+            writer.start_texts(text_encoder, text_spec)
         # drawings left pending by an earlier, interrupted run: read them here too
         for number in dict.fromkeys(collection.figure(i).patent for i in collection.signs.pending()):
             writer.submit(number)
@@ -304,20 +341,20 @@ def _one_thread_encoder(create, spec: str):
 
 
 def _text_encoder(collection: Collection, text_model: str | None, guess: str, likely):
-    """The text encoder the index stage will choose (figsearch.pipeline.index), or None when there
-    is none or it cannot be loaded (the index stage then says why)."""
+    """(spec, encoder) of the text encoder the index stage will choose (figsearch.pipeline.index); the
+    encoder None when there is none or it cannot be loaded (the index stage then says why)."""
     from figsearch.embed.encoders.multilingual import text_model_for
     from figsearch.ingest.language import collection_language_counts
 
     stored = (collection.get_setting("text_encoder") or {}).get("spec")
     spec = text_model_for(text_model, stored, collection_language_counts(collection).documents).spec
     if spec == NO_TEXT:
-        return None
+        return spec, None
     try:
-        return likely.result() if likely is not None and spec == guess else _one_thread_encoder(create_text, spec)
+        return spec, (likely.result() if likely is not None and spec == guess else _one_thread_encoder(create_text, spec))
     except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
         log.info("text encoder %s not loaded for the stream: %s", spec, exc)
-        return None
+        return spec, None
 
 
 @contextmanager

@@ -336,11 +336,22 @@ def reader_context():
     return context
 
 
-def _start_worker(engine_name: str) -> None:
+def _start_worker(engine_name: str, niceness: int = 0) -> None:
+    """A reader's start: its engine, and ``niceness`` added to its scheduling priority (the
+    overlapped build's readers yield to the process that writes what they read)."""
     global _worker_engine
     from figsearch.ocr import create_engine
 
+    if niceness:
+        try:
+            os.nice(niceness)
+        except (AttributeError, OSError):  # not POSIX, or not allowed: the readers run as they are
+            pass
     _worker_engine = create_engine(engine_name)
+
+
+def _started() -> None:
+    """A task that does nothing: submitted first, it makes a pool start its readers."""
 
 
 def _read_in_worker(path, numerals: bool = True):

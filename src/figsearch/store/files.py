@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from figsearch.errors import NotFound
 from figsearch.fsutil import atomic_write_bytes, sha256_bytes
+from figsearch.imaging import PNG_LEVEL, encode_png, stored_pixels_equal
+
+#: zlib level of thumbnails: small files, served often
+THUMB_PNG_LEVEL = 6
 
 #: scratch space of the writer; only the lock holder uses it, so it empties it on opening
 TMP_DIR = ".tmp"
@@ -24,13 +27,14 @@ class FileStore:
         return resolved
 
     def save_png(self, folder: str, patent: str, key: str, image) -> tuple[str, str]:
-        """Store a PIL image as PNG under ``folder/PATENT/KEY.png``; returns (relative path, sha256)."""
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=False)
-        data = buffer.getvalue()
+        """Store a PIL image as PNG under ``folder/PATENT/KEY.png``; returns (relative path, sha256).
+
+        A drawing (``images/``) already stored there with the same pixels keeps its file and digest
+        (``write_png``)."""
         relative = png_relpath(folder, patent, key)
-        atomic_write_bytes(self.root / relative, data, tmp_dir=self.root / TMP_DIR)
-        return relative, sha256_bytes(data)
+        drawing = folder == "images"
+        sha = write_png(self.root, relative, image, level=PNG_LEVEL if drawing else THUMB_PNG_LEVEL, keep_same=drawing)
+        return relative, sha
 
     def save_figure_images(self, patent: str, key: str, image, thumb_size: int = 256) -> tuple[str, str, str]:
         """The drawing under ``images/`` and its thumbnail under ``thumbs/``: (image path, thumb path, sha256)."""
@@ -39,6 +43,28 @@ class FileStore:
         thumb.thumbnail((thumb_size, thumb_size))
         thumb_path, _ = self.save_png("thumbs", patent, key, thumb)
         return image_path, thumb_path, sha
+
+
+def write_png(root: Path, relative: str, image, *, level: int = PNG_LEVEL, keep_same: bool = True) -> str:
+    """Store ``image`` at ``root/relative`` as PNG (``figsearch.imaging.encode_png``), atomically; returns
+    the sha256 of the stored bytes, which is the figure's ``image_sha256``. Raises OSError.
+
+    ``keep_same``: a file already there that decodes to exactly these pixels is left as it is, and its
+    digest returned. So a drawing ingested again (``--force``, a changed source file) or cut again
+    keeps its digest, and with it its signs and vectors, even when an earlier version of figsearch
+    encoded it differently: the digest names the stored file, but only the pixels matter.
+    """
+    path = root / relative
+    if keep_same:
+        try:
+            old = path.read_bytes()
+        except OSError:
+            old = None
+        if old is not None and stored_pixels_equal(old, image):
+            return sha256_bytes(old)
+    data = encode_png(image, level)
+    atomic_write_bytes(path, data, tmp_dir=root / TMP_DIR)
+    return sha256_bytes(data)
 
 
 def png_relpath(folder: str, patent: str, key: str) -> str:
