@@ -69,9 +69,9 @@ def test_no_temporary_name_outside_the_scratch_folder(tmp_path, monkeypatch):
         seen.append(tmp_dir)
         atomic_write_bytes(path, data, tmp_dir=tmp_dir)
 
-    from figsearch.ingest import process
+    from figsearch.store import files  # where ingest writes its images since stop 22
 
-    monkeypatch.setattr(process, "atomic_write_bytes", spy)
+    monkeypatch.setattr(files, "atomic_write_bytes", spy)
     write_us_document(tmp_path / "doc", sheets=1)
     with Collection.open(tmp_path / "c", create=True) as collection:
         ingest_paths(collection, [tmp_path / "doc"], jobs=1)
