@@ -254,11 +254,14 @@ def _lean_local_instance():
     start, taken on a small machine from the build's own start, and the log monitor reads the
     logs all the build long. ``ray.init`` has no arguments for them (they are fields of Ray's
     internal ``RayParams``), so they are set on the node it creates, for this call only; with a
-    Ray whose internals differ, the instance starts with them, as before."""
+    Ray whose internals differ, the instance starts with them, as before. And ``ray.init`` waits
+    for the new node's raylet to register less long (``_get_node_once_registered``)."""
     try:
         from ray._private import node as ray_node
+        from ray._private import services as ray_services
 
         init, api = ray_node.Node.__init__, ray_node.Node.start_api_server
+        get_node = ray_services.get_node
     except (ImportError, AttributeError):  # another Ray: its defaults
         yield
         return
@@ -270,10 +273,43 @@ def _lean_local_instance():
 
     ray_node.Node.__init__ = lean_init
     ray_node.Node.start_api_server = lambda node, **_: None
+    ray_services.get_node = _get_node_once_registered(get_node)
     try:
         yield
     finally:
         ray_node.Node.__init__, ray_node.Node.start_api_server = init, api
+        ray_services.get_node = get_node
+
+
+#: how often ``_get_node_once_registered`` asks whether the new raylet has registered
+REGISTRATION_POLL_S = 0.02
+
+
+def _get_node_once_registered(get_node):
+    """Ray's ``services.get_node(gcs_address, node_id)``, which ``ray.init`` calls to wait for the
+    raylet it has just started, asked only once the GCS lists that node. Ray's own call answers on
+    whole seconds only when the node has not registered yet (on the development machine it took
+    1.0 or 2.0 s, and after the raylet had registered 0.003 s), while the raylet registers 0.5 to
+    1 s after it starts: so the start waited up to a second, sometimes two, for nothing (in
+    start-only runs ``ray.init`` took 1.76-1.85 s with Ray's wait, 1.47-1.50 s with this one).
+    Asking the GCS's node list every ``REGISTRATION_POLL_S`` costs next to nothing; with a Ray
+    whose client differs, Ray's own wait."""
+
+    def get_node_once_registered(gcs_address, node_id):
+        try:
+            from ray._raylet import GcsClient
+
+            client = GcsClient(address=gcs_address)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if any(info.node_id.hex() == node_id for info in client.get_all_node_info(timeout=2).values()):
+                    break
+                time.sleep(REGISTRATION_POLL_S)
+        except Exception as exc:  # noqa: BLE001 - another Ray's client: Ray's own wait below
+            log.debug("waiting for the raylet as Ray does: %s", exc)
+        return get_node(gcs_address, node_id)
+
+    return get_node_once_registered
 
 
 class RayCluster:
