@@ -19,7 +19,7 @@ bad uploads (over the byte limit, truncated, not an image) that must get their 4
   four turns unless the upright-first rule fired); the orientations each upload was searched in are
   counted per row from the server's ``Server-Timing`` ``turns`` (``--all-turns`` asks for all four).
 
-The upload target (p50 <= 1 s) is judged on each kind. During phases 2 and 3 a separate process asks /api/health every
+The upload target (p50 <= 1 s) is judged on each kind. Through all three phases a separate process asks /api/health every
 100 ms on its own connection (so its latency is the server's, not this client's event loop's).
 At the end, the resident memory of each server worker (RSS, and PSS, which shares pages between
 processes; the part mapped from the collection's index files).

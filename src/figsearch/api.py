@@ -54,9 +54,11 @@ def build(
 
     ``paths``: files, folders (walked recursively) and .zip/.tar archives of EP/US XML, PDFs
     and drawings. Runs ingest → reference signs (OCR, unless ``skip_ocr``) → embed → index,
-    as ``figsearch build`` does; a rerun only does what is new. ``visual_model`` and
-    ``text_model`` choose the encoders (default: the collection's, else ``drawing`` and
-    ``minilm``; ``text_model="none"`` leaves text out). ``on_stage(name, report)`` is called
+    the stages of ``figsearch build`` one after the other (the command overlaps them); a rerun
+    only does what is new. ``visual_model`` and ``text_model`` choose the encoders (default: the
+    collection's, else figsearch.embed.catalog's defaults, today
+    ``backbone:drawing-backbone5-lite0-288.onnx`` and ``minilm``; ``text_model="none"`` leaves
+    text out). ``on_stage(name, report)`` is called
     after each stage ("ingest", "signs", "index") with the report so far. Returns a :class:`~figsearch.pipeline.building.BuildReport` (``.ingest``,
     ``.signs``, ``.signs_skipped``, ``.index``).
     """
