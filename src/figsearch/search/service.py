@@ -662,7 +662,6 @@ class SearchService:
                 stored = self.collection.vectors.fetch(modality, indexes[modality].encoder, missing)
                 exact[modality] = {f: float(np.max(vectors[modality] @ v)) for f, v in stored.items()}
         mode = query.mode if len(modalities) == 2 or query.mode in ("visual", "text") else modalities[0]
-        rule = {"mode": "avg", "text_weight": neighbour_text.WEIGHT} if lent else {}
         head = None
         if "visual" in lists and (rerank_by_default(mode) if query.rerank is None else query.rerank):
             if mode == "auto" and len(lists) == 2:  # auto's switch reads the head before re-ranking (fusion.fuse)
@@ -678,7 +677,10 @@ class SearchService:
         calibration = fusion.near_thresholds(*self._visual_model(indexes)) if mode == "auto" else {}
         if mode == "auto" and "visual" in indexes and (note := fusion.calibration_note(*self._visual_model(indexes))):
             notes.append(note)  # the uncalibrated rule is used (docs/evaluation.md)
-        fused = fuse(lists, exact, **{"mode": mode, "text_weight": weight, **rule}, head=head, **calibration)
+        if lent:  # neighbour_text: (1 - WEIGHT) * visual + WEIGHT * text, a figure without text scoring 0 for it
+            fused = fuse(lists, exact, mode="avg", text_weight=neighbour_text.WEIGHT)
+        else:
+            fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, **calibration)
         page = fused[query.offset : query.offset + query.k]
         timings["search"] = _ms(searching)
         explaining = time.perf_counter()
