@@ -6,8 +6,8 @@ the normalised sum of the stored text vectors of the visual list's first ``NEIGH
 each weighted max(0, cos)^``ALPHA`` by its visual cosine (the weights of α-query expansion, search/rerank.py).
 That vector searches the text index, and the two lists are fused as ``(1 - WEIGHT) * visual + WEIGHT * text``
 (fusion's ``text_weight`` rule: a figure without text scores 0 for it), the visual list re-ranked as the visual
-mode re-ranks it. It is pseudo-relevance feedback across the two channels: nothing but the query's image is
-used, and the texts are the collection's.
+mode re-ranks it. It is pseudo-relevance feedback across the two channels: of a drawing query nothing but its
+image is used, and the texts are the collection's.
 
 Chosen on the training side's held-out validation sets (docs/encoder.md, "Stop 23"), where it beat the visual
 channel alone on same-patent, among all and class level. The text adapter's direct cross score

@@ -57,7 +57,7 @@ class Query:
     #: better for a third of the work
     all_turns: bool = False
     #: mode ``visual`` only: also search the text channel with the texts of the drawing's nearest visual
-    #: neighbours (the collection's texts; the query's own words are not used) and fuse the two
+    #: neighbours (the collection's texts; the query's own words never search the text channel) and fuse the two
     #: (figsearch.search.neighbour_text, docs/encoder.md "Stop 23")
     neighbour_text: bool = False
     filters: Filters = field(default_factory=Filters)
