@@ -25,7 +25,8 @@ class SearchResult:
     query_words: list[str] = field(default_factory=list)
     #: milliseconds per phase of the search: decode, visual (the orientations of an uploaded drawing),
     #: words (reading them, beside the visual encoding; words_wait: what the search waited for them
-    #: after it), text, search (indexes and fusion), explain (the hits' sentences and signs);
+    #: after it), text, neighbour_text (a ``Query.neighbour_text`` search's text list), search (indexes and
+    #: fusion), explain (the hits' sentences and signs);
     #: cached = 1 when an upload's encodings came from the cache
     timings: dict[str, float] = field(default_factory=dict)
 

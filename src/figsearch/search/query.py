@@ -56,4 +56,8 @@ class Query:
     #: searched upright alone (service.UPRIGHT_CONFIDENT), which answers a drawing as published as well or
     #: better for a third of the work
     all_turns: bool = False
+    #: mode ``visual`` only: also search the text channel with the texts of the drawing's nearest visual
+    #: neighbours (the collection's texts; the query's own words never search the text channel) and fuse the two
+    #: (figsearch.search.neighbour_text, docs/encoder.md "Stop 23")
+    neighbour_text: bool = False
     filters: Filters = field(default_factory=Filters)

@@ -34,7 +34,7 @@ from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
 from figsearch.link.text import words_text
 from figsearch.records import Hit
-from figsearch.search import explain, rerank
+from figsearch.search import explain, neighbour_text, rerank
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
 from figsearch.search.filters import check_filters, passing
 from figsearch.search import fusion
@@ -339,6 +339,9 @@ class SearchService:
             raise InputError(f"text_weight={query.text_weight} must lie between 0 and 1")
         if query.figure_id and query.image is not None:
             raise InputError("give a figure id or an image as the query drawing, not both")
+        if query.neighbour_text and query.mode != "visual":
+            raise InputError(f"neighbour_text is an option of mode 'visual' (a drawing searched without words), "
+                             f"not of mode {query.mode!r}")
         if not (query.figure_id or query.image is not None or (query.text and query.text.strip())):
             raise InputError("a query needs at least one of: a figure id, an image, a text")
         check_filters(query.filters)
@@ -586,6 +589,31 @@ class SearchService:
                 return candidates[:length]
             depth *= 4  # filters took too many: look deeper
 
+    def _lend_texts(self, snapshot: IndexSnapshot, query: Query, lists: dict, vectors: dict, indexes: dict,
+                    notes: list[str], length: int, exclude_patents: set[str], exclude_figures: set[str]) -> bool:
+        """``Query.neighbour_text``: the text list searched with the texts of the visual list's nearest figures
+        (search/neighbour_text.py); adds it to ``lists``, ``vectors`` and ``indexes``. False (and a note) when the
+        collection has no text index or none of those figures has text: the search stays visual alone."""
+        reasons: list[str] = []
+        index = self._index(snapshot, "text", reasons)
+        if index is None:
+            notes.extend(reasons)
+            notes.append("neighbour_text: the collection has no text index, the drawing is searched alone")
+            return False
+        head = lists["visual"][: neighbour_text.LOOK]
+        texts = self.collection.vectors.fetch("text", index.encoder, [f for f, _ in head])
+        vector, lenders = neighbour_text.text_vector(head, texts)
+        if vector is None:
+            notes.append(f"neighbour_text: none of the drawing's {len(head)} nearest figures has text, "
+                         "the drawing is searched alone")
+            return False
+        vectors["text"] = vector[None, :]
+        indexes["text"] = index
+        lists["text"] = self._candidates(index, vectors["text"], length, query, exclude_patents, exclude_figures)
+        notes.append(f"neighbour_text: the text channel searched with the texts of {', '.join(lenders)} "
+                     "(the drawing's nearest figures with text)")
+        return True
+
     @staticmethod
     def _search_rows(index, rows: np.ndarray, depth: int) -> list[tuple[str, float]]:
         """Nearest figures to any of the query rows, each with its best score."""
@@ -619,6 +647,13 @@ class SearchService:
         lists = {
             m: self._candidates(indexes[m], vectors[m], length, query, exclude_patents, exclude_figures) for m in modalities
         }
+        lent = False
+        if query.neighbour_text and "visual" in lists:
+            lending = time.perf_counter()
+            lent = self._lend_texts(snapshot, query, lists, vectors, indexes, notes, length, exclude_patents,
+                                    exclude_figures)
+            modalities = list(indexes)
+            timings["neighbour_text"] = _ms(lending)
         exact: dict[str, dict[str, float]] = {}
         if len(modalities) == 2:
             union = {f for candidates in lists.values() for f, _ in candidates}
@@ -635,13 +670,17 @@ class SearchService:
             lists, exact = rerank.rerank_visual(
                 lists, exact, vectors["visual"], lambda ids: self.collection.vectors.fetch("visual", key, ids)
             )
-        weight = query.text_weight if len(modalities) == 2 else None
+        weight = query.text_weight if len(modalities) == 2 and not lent else None
         if query.text_weight is not None and weight is None:
-            notes.append("text_weight ignored: only one modality takes part")
+            notes.append("text_weight ignored: only one modality takes part" if not lent else
+                         "text_weight ignored: neighbour_text fuses with its own weight")
         calibration = fusion.near_thresholds(*self._visual_model(indexes)) if mode == "auto" else {}
         if mode == "auto" and "visual" in indexes and (note := fusion.calibration_note(*self._visual_model(indexes))):
             notes.append(note)  # the uncalibrated rule is used (docs/evaluation.md)
-        fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, **calibration)
+        if lent:  # neighbour_text: (1 - WEIGHT) * visual + WEIGHT * text, a figure without text scoring 0 for it
+            fused = fuse(lists, exact, mode="avg", text_weight=neighbour_text.WEIGHT)
+        else:
+            fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, **calibration)
         page = fused[query.offset : query.offset + query.k]
         timings["search"] = _ms(searching)
         explaining = time.perf_counter()
