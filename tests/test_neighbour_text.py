@@ -61,8 +61,8 @@ def test_an_uploaded_drawing_borrows_texts_too(service):
         "visual", "text"]
 
 
-def test_neighbour_text_is_an_option_of_the_visual_mode_only(service):
-    with pytest.raises(InputError, match="option of mode 'visual'"):
+def test_neighbour_text_is_an_option_of_the_visual_and_auto_modes_only(service):
+    with pytest.raises(InputError, match="option of the modes .visual. and .auto."):
         service.search(Query(figure_id="US1-A", mode="avg", neighbour_text=True))
 
 
@@ -84,3 +84,30 @@ def test_text_vector_weights_and_empty_cases():
     assert lenders == ["a", "b"] and vector == pytest.approx(np.array([2.0, 1.0]) / math.sqrt(5))
     assert neighbour_text.text_vector([("x", 0.9)], texts) == (None, [])  # no neighbour has text
     assert neighbour_text.text_vector([("a", -0.3)], texts) == (None, [])  # every weight 0
+
+
+def test_auto_lends_only_to_a_drawing_without_text_of_its_own(service):
+    # EP3-E has no text vector: asked to, in auto it borrows its neighbours' texts as the visual mode does
+    lent = service.search(Query(figure_id="EP3-E", mode="auto", neighbour_text=True, k=10))
+    assert lent.mode == "auto" and lent.modalities == ["visual", "text"]
+    assert any(note.startswith("neighbour_text:") for note in lent.notes)
+    same = service.search(Query(figure_id="EP3-E", mode="visual", neighbour_text=True, k=10))
+    assert [(h.figure_id, round(h.score, 6)) for h in lent.hits] == [(h.figure_id, round(h.score, 6)) for h in same.hits]
+    # by default (off), auto ranks it by the visual channel alone, as the visual mode does
+    alone = service.search(Query(figure_id="EP3-E", mode="auto", k=10))
+    visual = service.search(Query(figure_id="EP3-E", mode="visual", k=10))
+    assert alone.modalities == ["visual"] and [h.figure_id for h in alone.hits] == [h.figure_id for h in visual.hits]
+    # US1-A has text of its own: auto fuses it as before, nothing is lent
+    own = service.search(Query(figure_id="US1-A", mode="auto", neighbour_text=True, k=10))
+    assert not any(note.startswith("neighbour_text:") for note in own.notes)
+    assert own.modalities == ["visual", "text"] and "neighbour_text" not in own.timings
+    # the visual mode stays the visual channel alone unless asked
+    assert service.search(Query(figure_id="EP3-E", mode="visual", k=10)).modalities == ["visual"]
+
+
+def test_evaluation_sets_the_option_only_where_a_mode_takes_it(service):
+    from figsearch.evaluate.experiment import QueryOptions
+
+    backend = QueryOptions(service, neighbour_text=True)
+    assert backend.search(Query(figure_id="EP3-E", mode="avg", k=10)).modalities == ["visual"]
+    assert backend.search(Query(figure_id="EP3-E", mode="visual", k=10)).modalities == ["visual", "text"]

@@ -112,3 +112,13 @@ def test_rotated_or_cropped_copy_finds_its_original(collection_dir, tmp_path, en
             code, out = run("search", "-c", collection_dir, "--image", path, "--mode", "visual", "-k", "3", "--json", *turns)
             assert code == 0, out
             assert json.loads(out)["hits"][0]["figure_id"] == f"US{kind}-D1", (name, kind, out)
+
+
+def test_neighbour_text_option(indexed):
+    # EP3-E has no text: asked to, it borrows its nearest drawings' texts; by default it is searched alone
+    code, out = run("search", "-c", indexed, "--figure", "EP3-E", "--mode", "auto", "--neighbour-text", "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["modalities"] == ["visual", "text"] and any(n.startswith("neighbour_text:") for n in data["notes"])
+    code, out = run("search", "-c", indexed, "--figure", "EP3-E", "--mode", "auto", "--json")
+    assert code == 0 and json.loads(out)["modalities"] == ["visual"]

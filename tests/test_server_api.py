@@ -199,6 +199,13 @@ def test_text_search_with_fusion_options_and_filters(client, backend):
     assert body["hits"][0]["patent"] == "USD0900001S"
 
 
+def test_neighbour_text_reaches_the_service_and_is_off_unless_asked(client, backend):
+    client.get("/api/search", params={"text": "rim", "mode": "auto"})
+    assert backend.calls[-1].neighbour_text is None  # the service's default
+    client.get("/api/search", params={"text": "rim", "mode": "auto", "neighbour_text": "true"})
+    assert backend.calls[-1].neighbour_text is True
+
+
 def test_image_and_text_together_in_one_form(client, backend, root):
     data = encoded(sheet(root), "PNG")
     body = client.post("/api/search", files={"image": ("s.png", data, "image/png")},

@@ -146,6 +146,7 @@ class SearchCollection:
         exclude_patents: Sequence[str] = (),
         read_words: bool = True,
         all_turns: bool = False,
+        neighbour_text: bool | None = None,
     ) -> SearchResult:
         """The figures most similar to a figure of the collection, a drawing and/or a text.
 
@@ -161,7 +162,9 @@ class SearchCollection:
         ``.query_words`` (the words read in ``image``: with ``read_words`` and a mode that uses text,
         they make the query's text, or join ``text``). ``all_turns``: match ``image`` in all four quarter
         turns, for a drawing that may be turned against how it was published (by default it is searched
-        upright alone).
+        upright alone). ``neighbour_text`` (modes ``visual`` and ``auto``): a drawing without words borrows the
+        texts of its nearest drawings for the text channel (search/neighbour_text.py); in ``auto`` only a drawing
+        without text of its own borrows; off unless asked (a figure without text scores 0 for the lent text).
         """
         figure_id = self._service.resolve_figure(figure) if figure else None
         if isinstance(image, os.PathLike):
@@ -169,7 +172,7 @@ class SearchCollection:
         query = Query(
             figure_id=figure_id, image=image, text=text, mode=mode or DEFAULT_MODE, k=k, offset=offset,
             text_weight=text_weight, rerank=rerank, exclude_query_patent=exclude_own_patent, read_words=read_words,
-            all_turns=all_turns, filters=Filters(date_from=date_from, date_to=date_to, office=office, classification_prefix=classification,
+            all_turns=all_turns, neighbour_text=neighbour_text, filters=Filters(date_from=date_from, date_to=date_to, office=office, classification_prefix=classification,
                             exclude_patents=tuple(exclude_patents)),
         )
         return self._service.search(query)

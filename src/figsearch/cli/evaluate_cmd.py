@@ -76,9 +76,13 @@ def _modes(values: tuple[str, ...]) -> list[str]:
 @click.option("--rerank/--no-rerank", "rerank", default=None,
               help="Re-rank the visual candidates (alpha-query expansion with database-side augmentation, search/rerank.py) in "
                    "every search, or not [default: the search service's default].")
+@click.option("--neighbour-text/--no-neighbour-text", "neighbour_text", default=None,
+              help="Modes visual and auto: a query drawing without words borrows the texts of its nearest drawings "
+                   "(search/neighbour_text.py), or not [default: the search service's default, off].")
 @json_option
 def evaluate_command(
-    collection, qrels_file, rules, combine, queries, k, modes, measures, out, compare_dir, seed, rerank, as_json
+    collection, qrels_file, rules, combine, queries, k, modes, measures, out, compare_dir, seed, rerank,
+    neighbour_text, as_json
 ):
     """Measure retrieval quality per mode (text, visual, max, avg, rrf, zavg, auto) against judgments.
 
@@ -97,8 +101,8 @@ def evaluate_command(
         measures=[m.strip() for m in measures.split(",") if m.strip()] if measures else None,
         seed=seed,
     )
-    if rerank is not None:
-        options["backend_factory"] = experiment.reranking_factory(rerank)
+    if rerank is not None or neighbour_text is not None:
+        options["backend_factory"] = experiment.query_options_factory(rerank=rerank, neighbour_text=neighbour_text)
     progress = _Progress(enabled=not as_json)
     try:
         if compare_dir:

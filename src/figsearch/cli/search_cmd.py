@@ -47,6 +47,9 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--all-turns", is_flag=True,
               help="Match the --image drawing in all four quarter turns, for a drawing that may be turned against how it "
                    "was published (a sheet scanned sideways); by default it is searched upright alone.")
+@click.option("--neighbour-text/--no-neighbour-text", "neighbour_text", default=None,
+              help="Modes visual and auto: a drawing without words borrows the texts of its nearest drawings for the "
+                   "text channel (in auto only a drawing without text of its own) [default: off].")
 @click.option("-k", "k", default=10, show_default=True, help="Number of hits.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")
@@ -56,7 +59,7 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--office", default=None, help="Only patents of this office (US, EP, ...).")
 @click.option("--classification", default=None, metavar="PREFIX", help="Only patents with a classification code starting so.")
 @json_option
-def search_command(collection, figure_id, image, text, mode, rerank, read_words, all_turns, k, offset, text_weight, exclude_own_patent,
+def search_command(collection, figure_id, image, text, mode, rerank, read_words, all_turns, neighbour_text, k, offset, text_weight, exclude_own_patent,
                    date_from, date_to, office, classification, as_json):
     """Find the figures most similar to a figure, a drawing file and/or a text.
 
@@ -72,7 +75,7 @@ def search_command(collection, figure_id, image, text, mode, rerank, read_words,
             figure=figure_id, image=str(image) if image is not None else None, text=text, mode=mode, k=k,
             offset=offset, text_weight=text_weight, rerank=rerank, exclude_own_patent=exclude_own_patent,
             date_from=date_from, date_to=date_to, office=office, classification=classification,
-            read_words=read_words, all_turns=all_turns,
+            read_words=read_words, all_turns=all_turns, neighbour_text=neighbour_text,
         )
     if as_json:
         click.echo(json.dumps({

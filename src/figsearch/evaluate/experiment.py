@@ -91,24 +91,38 @@ def open_backend(path: str | os.PathLike):
     return SearchService.open(path)
 
 
-class Reranking:
-    """A backend whose every search re-ranks the visual candidates (``rerank=True``) or does not."""
+class QueryOptions:
+    """A backend whose every search sets the given Query fields (e.g. ``rerank=True``, ``neighbour_text=False``)."""
 
-    def __init__(self, backend, rerank: bool) -> None:
+    def __init__(self, backend, **options) -> None:
         self.backend = backend
-        self.rerank = rerank
+        self.options = options
 
     def search(self, query):
-        query.rerank = self.rerank
+        from figsearch.search.query import NEIGHBOUR_TEXT_MODES
+
+        for name, value in self.options.items():
+            if name == "neighbour_text" and query.mode not in NEIGHBOUR_TEXT_MODES:
+                continue  # an option of two modes only: the others are evaluated as they are
+            setattr(query, name, value)
         return self.backend.search(query)
 
     def __getattr__(self, name):
         return getattr(self.backend, name)
 
 
+def query_options_factory(factory: Callable | None = None, **options) -> Callable:
+    """A backend factory like ``factory`` (default: :func:`open_backend`) whose searches set ``options``; the
+    options given as None are left to the service's defaults."""
+    options = {name: value for name, value in options.items() if value is not None}
+    if not options:
+        return factory or open_backend
+    return lambda path: QueryOptions((factory or open_backend)(path), **options)
+
+
 def reranking_factory(rerank: bool, factory: Callable | None = None) -> Callable:
     """A backend factory like ``factory`` (default: :func:`open_backend`) with re-ranking set on or off."""
-    return lambda path: Reranking((factory or open_backend)(path), rerank)
+    return query_options_factory(factory, rerank=rerank)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from figsearch.search.filters import check_filters, passing
 from figsearch.search import fusion
 from figsearch.search.fusion import Fused, fuse
 from figsearch.search.inputs import load_query_image
-from figsearch.search.query import MODES, Query, rerank_by_default
+from figsearch.search.query import MODES, NEIGHBOUR_TEXT_MODES, Query, neighbour_text_by_default, rerank_by_default
 from figsearch.search.words import DrawingReader
 from figsearch.store import MODALITIES, Collection
 
@@ -339,9 +339,9 @@ class SearchService:
             raise InputError(f"text_weight={query.text_weight} must lie between 0 and 1")
         if query.figure_id and query.image is not None:
             raise InputError("give a figure id or an image as the query drawing, not both")
-        if query.neighbour_text and query.mode != "visual":
-            raise InputError(f"neighbour_text is an option of mode 'visual' (a drawing searched without words), "
-                             f"not of mode {query.mode!r}")
+        if query.neighbour_text and query.mode not in NEIGHBOUR_TEXT_MODES:
+            raise InputError(f"neighbour_text is an option of the modes 'visual' and 'auto' (a drawing searched "
+                             f"without words), not of mode {query.mode!r}")
         if not (query.figure_id or query.image is not None or (query.text and query.text.strip())):
             raise InputError("a query needs at least one of: a figure id, an image, a text")
         check_filters(query.filters)
@@ -648,7 +648,9 @@ class SearchService:
             m: self._candidates(indexes[m], vectors[m], length, query, exclude_patents, exclude_figures) for m in modalities
         }
         lent = False
-        if query.neighbour_text and "visual" in lists:
+        lend = neighbour_text_by_default(query.mode) if query.neighbour_text is None else query.neighbour_text
+        # in auto only a drawing without text of its own borrows (the visual mode never searches with its own)
+        if lend and "visual" in lists and (query.mode == "visual" or "text" not in lists):
             lending = time.perf_counter()
             lent = self._lend_texts(snapshot, query, lists, vectors, indexes, notes, length, exclude_patents,
                                     exclude_figures)
@@ -674,8 +676,8 @@ class SearchService:
         if query.text_weight is not None and weight is None:
             notes.append("text_weight ignored: only one modality takes part" if not lent else
                          "text_weight ignored: neighbour_text fuses with its own weight")
-        calibration = fusion.near_thresholds(*self._visual_model(indexes)) if mode == "auto" else {}
-        if mode == "auto" and "visual" in indexes and (note := fusion.calibration_note(*self._visual_model(indexes))):
+        calibration = fusion.near_thresholds(*self._visual_model(indexes)) if mode == "auto" and not lent else {}
+        if mode == "auto" and not lent and "visual" in indexes and (note := fusion.calibration_note(*self._visual_model(indexes))):
             notes.append(note)  # the uncalibrated rule is used (docs/evaluation.md)
         if lent:  # neighbour_text: (1 - WEIGHT) * visual + WEIGHT * text, a figure without text scoring 0 for it
             fused = fuse(lists, exact, mode="avg", text_weight=neighbour_text.WEIGHT)

@@ -39,6 +39,10 @@ class SearchParams(BaseModel):
         None, description="re-rank the visual candidates (alpha-query expansion with database-side augmentation); "
         "default: the service's default"
     )
+    neighbour_text: bool | None = Field(
+        None, description="modes visual and auto: a drawing without words borrows the texts of its nearest drawings "
+        "for the text channel (in auto only a drawing without text of its own); default off"
+    )
     text_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="0..1; when given, score = (1-w)*visual + w*text instead of the mode's rule"
     )
@@ -143,6 +147,7 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
         exclude_query_patent=exclude_query_patent,
         read_words=params.read_words,
         all_turns=params.all_turns,
+        neighbour_text=params.neighbour_text,
         filters=filters,
     )
 
