@@ -66,3 +66,56 @@ def test_the_lean_start_patches_rays_wait_for_the_call_only():
         assert services.get_node is not before
         assert services.get_node.__name__ == "get_node_once_registered"
     assert services.get_node is before
+
+
+def test_the_wait_tells_when_the_node_has_registered(monkeypatch):
+    import ray._raylet
+
+    looks: list[int] = []
+
+    class FakeGcsClient:
+        def __init__(self, address: str) -> None:
+            pass
+
+        def get_all_node_info(self, timeout=None):
+            looks.append(1)
+            return {"abc": _NodeInfo("abc")} if len(looks) >= 3 else {}
+
+    marked: list[tuple[str, int]] = []
+    monkeypatch.setattr(ray._raylet, "GcsClient", FakeGcsClient)
+    monkeypatch.setattr(distributed, "REGISTRATION_POLL_S", 0.001)
+    distributed._get_node_once_registered(lambda a, n: n, lambda step: marked.append((step, len(looks))))("gcs:1", "abc")
+    assert marked == [("node registered", 3)]  # once, when the list first had it
+
+
+def test_a_client_that_fails_marks_nothing(monkeypatch):
+    import ray._raylet
+
+    class BrokenGcsClient:
+        def __init__(self, address: str) -> None:
+            raise TypeError("another Ray")
+
+    marked: list[str] = []
+    monkeypatch.setattr(ray._raylet, "GcsClient", BrokenGcsClient)
+    distributed._get_node_once_registered(lambda a, n: n, marked.append)("gcs:1", "abc")
+    assert marked == []
+
+
+def test_a_worker_process_knows_when_it_started_to_the_hundredth():
+    # the timeline's "process started" of each Ray worker: from /proc/uptime, not /proc/stat's
+    # btime, which is whole seconds (every process up to a second early)
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    if not Path("/proc/uptime").exists():
+        pytest.skip("no /proc")
+    src = Path(distributed.__file__).resolve().parents[2]
+    code = "from figsearch.pipeline.ray_worker import _process_started; print(_process_started())"
+    before = time.time()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    started = float(done.stdout.strip())
+    assert before - 0.05 <= started <= before + 1.0, (before, started)

@@ -204,9 +204,11 @@ def _host_port(address: str) -> tuple[str, int] | None:
         raise InputError(f"--ray {address!r}: expected HOST:PORT, 'auto' or 'local'") from None
 
 
-def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
+def connect(address: str | None = "auto", *, workers: int | None = None, mark=None) -> int:
     """Join the Ray cluster at ``address`` ('auto': the one this machine belongs to; 'local': start
     one here with ``workers`` CPUs); returns the number of worker CPUs. Already joined: kept as is.
+    ``mark(step)``: told "node registered" when the raylet of an instance started here has
+    registered with its GCS (for the benchmark's timeline of Ray's start).
 
     An address that does not answer raises one InputError, before any work is done.
     """
@@ -219,7 +221,7 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
             # so that they yield the CPU to everything else: to the driver, to Ray's own processes,
             # to whatever else runs on the machine. A local build's processes run at its niceness;
             # the workers here do the same, or they read signs at the speed of what others leave.
-            with _lean_local_instance():
+            with _lean_local_instance(mark):
                 ray.init(num_cpus=workers, _system_config={"worker_niceness": WORKER_NICENESS, **LOCAL_SYSTEM_CONFIG},
                          **options)
         else:
@@ -244,7 +246,7 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _lean_local_instance():
+def _lean_local_instance(mark=None):
     """``ray.init`` starting a Ray instance here without the helper processes that an instance
     living for one build does not use: the autoscaler's monitor (``ray start --no-monitor``: this
     instance has its CPUs fixed), the log monitor (``ray start --include-log-monitor=False``: it
@@ -255,7 +257,8 @@ def _lean_local_instance():
     logs all the build long. ``ray.init`` has no arguments for them (they are fields of Ray's
     internal ``RayParams``), so they are set on the node it creates, for this call only; with a
     Ray whose internals differ, the instance starts with them, as before. And ``ray.init`` waits
-    for the new node's raylet to register less long (``_get_node_once_registered``)."""
+    for the new node's raylet to register less long (``_get_node_once_registered``; ``mark`` is
+    told when it has)."""
     try:
         from ray._private import node as ray_node
         from ray._private import services as ray_services
@@ -273,7 +276,7 @@ def _lean_local_instance():
 
     ray_node.Node.__init__ = lean_init
     ray_node.Node.start_api_server = lambda node, **_: None
-    ray_services.get_node = _get_node_once_registered(get_node)
+    ray_services.get_node = _get_node_once_registered(get_node, mark)
     try:
         yield
     finally:
@@ -285,7 +288,7 @@ def _lean_local_instance():
 REGISTRATION_POLL_S = 0.02
 
 
-def _get_node_once_registered(get_node):
+def _get_node_once_registered(get_node, mark=None):
     """Ray's ``services.get_node(gcs_address, node_id)``, which ``ray.init`` calls to wait for the
     raylet it has just started, asked only once the GCS lists that node. Ray's own call answers on
     whole seconds only when the node has not registered yet (on the development machine it took
@@ -293,7 +296,9 @@ def _get_node_once_registered(get_node):
     1 s after it starts: so the start waited up to a second, sometimes two, for nothing (in
     start-only runs ``ray.init`` took 1.76-1.85 s with Ray's wait, 1.47-1.50 s with this one).
     Asking the GCS's node list every ``REGISTRATION_POLL_S`` costs next to nothing; with a Ray
-    whose client differs, Ray's own wait."""
+    whose client differs, Ray's own wait. ``mark("node registered")`` once the GCS lists the node:
+    the rest of ``ray.init`` is mostly Ray's wait for the worker processes it starts then, one per
+    CPU, to import Ray and register (Ray's ``prestart_worker_first_driver``)."""
 
     def get_node_once_registered(gcs_address, node_id):
         try:
@@ -303,6 +308,8 @@ def _get_node_once_registered(get_node):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 if any(info.node_id.hex() == node_id for info in client.get_all_node_info(timeout=2).values()):
+                    if mark is not None:
+                        mark("node registered")
                     break
                 time.sleep(REGISTRATION_POLL_S)
         except Exception as exc:  # noqa: BLE001 - another Ray's client: Ray's own wait below
@@ -375,9 +382,11 @@ class RayCluster:
         self.worker_timelines: list = []
         self.events: list[tuple[str, float, float]] = []
         #: wall times of the build's first steps on Ray (``_mark``): "start" (this object made), "ray
-        #: imported", "ray up" (joined or started), "workers created" (the actors asked for), "first
-        #: document sent", "first result arrived" (the first the sending thread takes, in the sending
-        #: order): the timeline of Ray's start, for the benchmark
+        #: imported", "node registered" (an instance started here: its raylet registered with its GCS;
+        #: from then on ``ray.init`` waits for the worker processes to register), "ray up" (joined or
+        #: started), "workers created" (the actors asked for), "first document sent", "first result
+        #: arrived" (the first the sending thread takes, in the sending order): the timeline of Ray's
+        #: start, for the benchmark
         self.marks: dict[str, float] = {}
         self._imported = threading.Event()  # set once Ray is imported (``_DriverIngest`` waits for it)
         self._mark("start")
@@ -399,7 +408,7 @@ class RayCluster:
         self._ray_module = _ray()
         self._mark("ray imported")
         self._imported.set()
-        self._workers = connect(address, workers=workers)
+        self._workers = connect(address, workers=workers, mark=self._mark)
         self._mark("ray up")
         self.timings["ray start (background)" if self._starter else "ray start"] += time.perf_counter() - started
         self.timings["ray start, this thread's CPU"] += time.thread_time() - cpu
