@@ -59,13 +59,25 @@ def test_a_client_that_fails_leaves_the_wait_to_ray(monkeypatch):
 
 
 def test_the_lean_start_patches_rays_wait_for_the_call_only():
-    from ray._private import services
+    from ray._private import node, services
 
-    before = services.get_node
+    before = services.get_node, node.Node.start_head_processes, node.Node.start_ray_processes
     with distributed._lean_local_instance():
-        assert services.get_node is not before
+        assert services.get_node is not before[0]
         assert services.get_node.__name__ == "get_node_once_registered"
-    assert services.get_node is before
+    assert (services.get_node, node.Node.start_head_processes, node.Node.start_ray_processes) == before
+
+
+def test_a_step_of_rays_start_is_marked_once_it_is_done():
+    steps: list[str] = []
+
+    def step(value):
+        steps.append("ran")
+        return value * 2
+
+    assert distributed._marked(step, steps.append, "gcs up")(21) == 42
+    assert steps == ["ran", "gcs up"]
+    assert distributed._marked(step, None, "gcs up")(1) == 2  # without a mark: the step alone
 
 
 def test_the_wait_tells_when_the_node_has_registered(monkeypatch):

@@ -207,8 +207,8 @@ def _host_port(address: str) -> tuple[str, int] | None:
 def connect(address: str | None = "auto", *, workers: int | None = None, mark=None) -> int:
     """Join the Ray cluster at ``address`` ('auto': the one this machine belongs to; 'local': start
     one here with ``workers`` CPUs); returns the number of worker CPUs. Already joined: kept as is.
-    ``mark(step)``: told "node registered" when the raylet of an instance started here has
-    registered with its GCS (for the benchmark's timeline of Ray's start).
+    ``mark(step)``: told the steps of starting an instance here ("gcs up", "raylet started", "node
+    registered": ``_lean_local_instance``), for the benchmark's timeline of Ray's start.
 
     An address that does not answer raises one InputError, before any work is done.
     """
@@ -257,13 +257,15 @@ def _lean_local_instance(mark=None):
     logs all the build long. ``ray.init`` has no arguments for them (they are fields of Ray's
     internal ``RayParams``), so they are set on the node it creates, for this call only; with a
     Ray whose internals differ, the instance starts with them, as before. And ``ray.init`` waits
-    for the new node's raylet to register less long (``_get_node_once_registered``; ``mark`` is
-    told when it has)."""
+    for the new node's raylet to register less long (``_get_node_once_registered``). ``mark(step)``
+    is told when the GCS is up ("gcs up"), when the raylet has been started ("raylet started") and
+    when it has registered ("node registered")."""
     try:
         from ray._private import node as ray_node
         from ray._private import services as ray_services
 
         init, api = ray_node.Node.__init__, ray_node.Node.start_api_server
+        heads, processes = ray_node.Node.start_head_processes, ray_node.Node.start_ray_processes
         get_node = ray_services.get_node
     except (ImportError, AttributeError):  # another Ray: its defaults
         yield
@@ -276,12 +278,29 @@ def _lean_local_instance(mark=None):
 
     ray_node.Node.__init__ = lean_init
     ray_node.Node.start_api_server = lambda node, **_: None
+    # when the GCS is up and when the raylet has been started (it registers once its agents are up)
+    ray_node.Node.start_head_processes = _marked(heads, mark, "gcs up")
+    ray_node.Node.start_ray_processes = _marked(processes, mark, "raylet started")
     ray_services.get_node = _get_node_once_registered(get_node, mark)
     try:
         yield
     finally:
         ray_node.Node.__init__, ray_node.Node.start_api_server = init, api
+        ray_node.Node.start_head_processes, ray_node.Node.start_ray_processes = heads, processes
         ray_services.get_node = get_node
+
+
+def _marked(method, mark, step: str):
+    """``method`` followed by ``mark(step)`` (none without ``mark``): a step of Ray's start, for the
+    benchmark's timeline."""
+
+    def marked(*args, **kwargs):
+        result = method(*args, **kwargs)
+        if mark is not None:
+            mark(step)
+        return result
+
+    return marked
 
 
 #: how often ``_get_node_once_registered`` asks whether the new raylet has registered
@@ -382,8 +401,9 @@ class RayCluster:
         self.worker_timelines: list = []
         self.events: list[tuple[str, float, float]] = []
         #: wall times of the build's first steps on Ray (``_mark``): "start" (this object made), "ray
-        #: imported", "node registered" (an instance started here: its raylet registered with its GCS;
-        #: from then on ``ray.init`` waits for the worker processes to register), "ray up" (joined or
+        #: imported", for an instance started here "gcs up", "raylet started" and "node registered" (its
+        #: raylet registered with the GCS once its two agents were up; from then on ``ray.init`` waits
+        #: for the worker processes it prestarts to register), "ray up" (joined or
         #: started), "workers created" (the actors asked for), "first document sent", "first result
         #: arrived" (the first the sending thread takes, in the sending order): the timeline of Ray's
         #: start, for the benchmark
