@@ -96,7 +96,8 @@ def test_the_wait_tells_when_the_node_has_registered(monkeypatch):
     marked: list[tuple[str, int]] = []
     monkeypatch.setattr(ray._raylet, "GcsClient", FakeGcsClient)
     monkeypatch.setattr(distributed, "REGISTRATION_POLL_S", 0.001)
-    distributed._get_node_once_registered(lambda a, n: n, lambda step: marked.append((step, len(looks))))("gcs:1", "abc")
+    wait = distributed._get_node_once_registered(lambda a, n: n, lambda step: marked.append((step, len(looks))))
+    wait("gcs:1", "abc")
     assert marked == [("node registered", 3)]  # once, when the list first had it
 
 
