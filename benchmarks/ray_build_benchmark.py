@@ -39,8 +39,10 @@ ingesting and in the later stages, how many texts they encoded before the embedd
 working and waiting ones, when each worker ended its last ingest, and a one-line picture of each process over the
 build (``timeline``'s docstring says what its letters mean): where the time goes; the report repeats them under the table.
 Each Ray build's ``start`` is the timeline of its first seconds (``start_timeline``): when the driver
-had imported Ray, when Ray was up, when the worker actors were asked for, the first document sent and
-the first result back, and for each worker when its process started, when it imported the worker's
+had imported Ray, for an instance the build starts when its GCS was up, its raylet started and registered
+(once its two agents were up; from then on ``ray.init`` waits for the worker processes it prestarts), when
+Ray was up, when the worker actors were asked for, the first document sent and
+the first result back, and for each worker when its process started (to 0.01 s), when it imported the worker's
 module (preloaded after its process registered, or at the actor's creation), when the actor was made and when its first ingest began. The 1-minute load average is
 printed before and after each build, because the machine may be shared.
 

@@ -22,6 +22,12 @@ Ray build, in four settings, each in a fresh process:
   no metrics, no task events), then ``N`` actors that import the worker's module and answer a
   call; prints the seconds to import Ray, to start it and until the actors answer, and the CPU
   seconds of every process Ray started, by name (``descendants_cpu`` of ray_build_benchmark).
+  ``start-lean`` also prints when the GCS was up, the raylet started and registered (``steps``,
+  seconds from the start) and the seconds from the registration until the actors answer.
+- ``start-lean-nowait``: as ``start-lean`` with Ray's ``prestart_worker_first_driver`` off:
+  ``ray.init`` returns as soon as the raylet has registered instead of waiting for the worker
+  processes it prestarts, and the actors' processes start when they are asked for (tried at stop
+  23, not kept: docs/cluster.md).
 
 For each: the wall seconds of the whole run and of each kind of call (the worker's own accounting),
 the process's CPU seconds, the CPU seconds of each of its threads by name (from /proc), what the
@@ -54,11 +60,15 @@ def run_start(variant: str, workers: int) -> dict:
     started, cpu = time.perf_counter(), time.process_time()
     import ray
 
+    from figsearch.pipeline import distributed
     from figsearch.pipeline.distributed import WORKER_NICENESS, connect
 
     imported = time.perf_counter()
-    if variant == "start-lean":
-        connect("local", workers=workers)
+    steps: dict[str, float] = {}
+    if variant.startswith("start-lean"):
+        if variant == "start-lean-nowait":
+            distributed.LOCAL_SYSTEM_CONFIG = {**distributed.LOCAL_SYSTEM_CONFIG, "prestart_worker_first_driver": False}
+        connect("local", workers=workers, mark=lambda step: steps.setdefault(step, time.perf_counter()))
     else:
         ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  _system_config={"worker_niceness": WORKER_NICENESS})
@@ -76,8 +86,11 @@ def run_start(variant: str, workers: int) -> dict:
     ready = time.perf_counter()
     time.sleep(1.0)  # what the helpers do right after the start counts too
     processes = descendants_cpu()
+    registered = steps.get("node registered")
     return {"variant": variant, "workers": workers, "import ray": round(imported - started, 2),
             "ray init": round(up - imported, 2), "until the actors answer": round(ready - started, 2),
+            "steps": {step: round(t - started, 2) for step, t in steps.items()},
+            "from the registration until the actors answer": round(ready - registered, 2) if registered else None,
             "driver cpu": round(time.process_time() - cpu, 2),
             "ray's processes cpu": round(sum(v for k, v in processes.items() if not k.startswith("ray::Ping")), 2),
             "actors' processes cpu": round(sum(v for k, v in processes.items() if k.startswith("ray::Ping")), 2),

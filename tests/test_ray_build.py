@@ -296,14 +296,17 @@ def test_a_ray_instance_started_here_runs_without_the_helpers_a_build_does_not_u
     # --ray local's instance: no autoscaler monitor, no log monitor, no API server (each a Python
     # process importing Ray, seconds of CPU at the build's start on a small machine), and its
     # workers still run calls (the processes that are left are those of Ray's own bookkeeping)
-    code = ("import ray; from figsearch.pipeline.distributed import connect; print(connect('local', workers=1)); "
+    code = ("import ray; from figsearch.pipeline.distributed import connect; steps = []; "
+            "print(connect('local', workers=1, mark=steps.append)); "
             "from ray._private import worker; print(sorted(worker._global_node.all_processes)); "
-            "print(ray.get(ray.remote(lambda: 6 * 7).remote()))")
+            "print(ray.get(ray.remote(lambda: 6 * 7).remote())); print(steps)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    workers, processes, answer = done.stdout.strip().splitlines()[-3:]
+    workers, processes, answer, steps = done.stdout.strip().splitlines()[-4:]
     assert workers == "1" and answer == "42"
+    # the benchmark's timeline of the start: each step once, in order
+    assert steps == "['gcs up', 'raylet started', 'node registered']", steps
     assert "raylet" in processes and "gcs_server" in processes
     assert not {"monitor", "log_monitor", "dashboard"} & set(eval(processes)), processes  # noqa: S307 - our own print
 

@@ -204,9 +204,11 @@ def _host_port(address: str) -> tuple[str, int] | None:
         raise InputError(f"--ray {address!r}: expected HOST:PORT, 'auto' or 'local'") from None
 
 
-def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
+def connect(address: str | None = "auto", *, workers: int | None = None, mark=None) -> int:
     """Join the Ray cluster at ``address`` ('auto': the one this machine belongs to; 'local': start
     one here with ``workers`` CPUs); returns the number of worker CPUs. Already joined: kept as is.
+    ``mark(step)``: told the steps of starting an instance here ("gcs up", "raylet started", "node
+    registered": ``_lean_local_instance``), for the benchmark's timeline of Ray's start.
 
     An address that does not answer raises one InputError, before any work is done.
     """
@@ -219,7 +221,7 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
             # so that they yield the CPU to everything else: to the driver, to Ray's own processes,
             # to whatever else runs on the machine. A local build's processes run at its niceness;
             # the workers here do the same, or they read signs at the speed of what others leave.
-            with _lean_local_instance():
+            with _lean_local_instance(mark):
                 ray.init(num_cpus=workers, _system_config={"worker_niceness": WORKER_NICENESS, **LOCAL_SYSTEM_CONFIG},
                          **options)
         else:
@@ -244,7 +246,7 @@ def connect(address: str | None = "auto", *, workers: int | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _lean_local_instance():
+def _lean_local_instance(mark=None):
     """``ray.init`` starting a Ray instance here without the helper processes that an instance
     living for one build does not use: the autoscaler's monitor (``ray start --no-monitor``: this
     instance has its CPUs fixed), the log monitor (``ray start --include-log-monitor=False``: it
@@ -255,12 +257,15 @@ def _lean_local_instance():
     logs all the build long. ``ray.init`` has no arguments for them (they are fields of Ray's
     internal ``RayParams``), so they are set on the node it creates, for this call only; with a
     Ray whose internals differ, the instance starts with them, as before. And ``ray.init`` waits
-    for the new node's raylet to register less long (``_get_node_once_registered``)."""
+    for the new node's raylet to register less long (``_get_node_once_registered``). ``mark(step)``
+    is told when the GCS is up ("gcs up"), when the raylet has been started ("raylet started") and
+    when it has registered ("node registered")."""
     try:
         from ray._private import node as ray_node
         from ray._private import services as ray_services
 
         init, api = ray_node.Node.__init__, ray_node.Node.start_api_server
+        heads, processes = ray_node.Node.start_head_processes, ray_node.Node.start_ray_processes
         get_node = ray_services.get_node
     except (ImportError, AttributeError):  # another Ray: its defaults
         yield
@@ -273,19 +278,36 @@ def _lean_local_instance():
 
     ray_node.Node.__init__ = lean_init
     ray_node.Node.start_api_server = lambda node, **_: None
-    ray_services.get_node = _get_node_once_registered(get_node)
+    # when the GCS is up and when the raylet has been started (it registers once its agents are up)
+    ray_node.Node.start_head_processes = _marked(heads, mark, "gcs up")
+    ray_node.Node.start_ray_processes = _marked(processes, mark, "raylet started")
+    ray_services.get_node = _get_node_once_registered(get_node, mark)
     try:
         yield
     finally:
         ray_node.Node.__init__, ray_node.Node.start_api_server = init, api
+        ray_node.Node.start_head_processes, ray_node.Node.start_ray_processes = heads, processes
         ray_services.get_node = get_node
+
+
+def _marked(method, mark, step: str):
+    """``method`` followed by ``mark(step)`` (none without ``mark``): a step of Ray's start, for the
+    benchmark's timeline."""
+
+    def marked(*args, **kwargs):
+        result = method(*args, **kwargs)
+        if mark is not None:
+            mark(step)
+        return result
+
+    return marked
 
 
 #: how often ``_get_node_once_registered`` asks whether the new raylet has registered
 REGISTRATION_POLL_S = 0.02
 
 
-def _get_node_once_registered(get_node):
+def _get_node_once_registered(get_node, mark=None):
     """Ray's ``services.get_node(gcs_address, node_id)``, which ``ray.init`` calls to wait for the
     raylet it has just started, asked only once the GCS lists that node. Ray's own call answers on
     whole seconds only when the node has not registered yet (on the development machine it took
@@ -293,7 +315,9 @@ def _get_node_once_registered(get_node):
     1 s after it starts: so the start waited up to a second, sometimes two, for nothing (in
     start-only runs ``ray.init`` took 1.76-1.85 s with Ray's wait, 1.47-1.50 s with this one).
     Asking the GCS's node list every ``REGISTRATION_POLL_S`` costs next to nothing; with a Ray
-    whose client differs, Ray's own wait."""
+    whose client differs, Ray's own wait. ``mark("node registered")`` once the GCS lists the node:
+    the rest of ``ray.init`` is mostly Ray's wait for the worker processes it starts then, one per
+    CPU, to import Ray and register (Ray's ``prestart_worker_first_driver``)."""
 
     def get_node_once_registered(gcs_address, node_id):
         try:
@@ -303,6 +327,8 @@ def _get_node_once_registered(get_node):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 if any(info.node_id.hex() == node_id for info in client.get_all_node_info(timeout=2).values()):
+                    if mark is not None:
+                        mark("node registered")
                     break
                 time.sleep(REGISTRATION_POLL_S)
         except Exception as exc:  # noqa: BLE001 - another Ray's client: Ray's own wait below
@@ -375,9 +401,12 @@ class RayCluster:
         self.worker_timelines: list = []
         self.events: list[tuple[str, float, float]] = []
         #: wall times of the build's first steps on Ray (``_mark``): "start" (this object made), "ray
-        #: imported", "ray up" (joined or started), "workers created" (the actors asked for), "first
-        #: document sent", "first result arrived" (the first the sending thread takes, in the sending
-        #: order): the timeline of Ray's start, for the benchmark
+        #: imported", for an instance started here "gcs up", "raylet started" and "node registered" (its
+        #: raylet registered with the GCS once its two agents were up; from then on ``ray.init`` waits
+        #: for the worker processes it prestarts to register), "ray up" (joined or
+        #: started), "workers created" (the actors asked for), "first document sent", "first result
+        #: arrived" (the first the sending thread takes, in the sending order): the timeline of Ray's
+        #: start, for the benchmark
         self.marks: dict[str, float] = {}
         self._imported = threading.Event()  # set once Ray is imported (``_DriverIngest`` waits for it)
         self._mark("start")
@@ -399,7 +428,7 @@ class RayCluster:
         self._ray_module = _ray()
         self._mark("ray imported")
         self._imported.set()
-        self._workers = connect(address, workers=workers)
+        self._workers = connect(address, workers=workers, mark=self._mark)
         self._mark("ray up")
         self.timings["ray start (background)" if self._starter else "ray start"] += time.perf_counter() - started
         self.timings["ray start, this thread's CPU"] += time.thread_time() - cpu
