@@ -10,7 +10,10 @@ The lead's re-run on the idle machine (about 14 minutes: 4 rounds of the 4 build
 Four builds of the same input, each in a fresh process and a fresh collection:
 
 - local, 1 process (``--jobs 1``: decoding and OCR in the build's process, torch on one thread)
-- local, 2 processes (``--jobs 2``: decoding and OCR in 2 worker processes, torch on 2 threads)
+- local, 2 processes (``--jobs 2``: decoding and OCR in 2 worker processes, torch on 2 threads), the stages one
+  after the other (``pipeline.building.build``'s default and ``figsearch build --no-overlap``)
+- ``overlap2`` (not in the default modes): local, 2 processes, the stages overlapped, as ``figsearch build --jobs 2``
+  runs by default (``overlap=True``)
 - Ray with 1 worker (a local Ray instance, ``ray.init(num_cpus=1)``)
 - Ray with 2 workers (``ray.init(num_cpus=2)``)
 - ``rayown1`` / ``rayown2`` (not in the default modes): as ``ray1`` / ``ray2``, with the driver
@@ -129,7 +132,10 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool, address: s
         ends[name] = time.time()
 
     try:
-        report = build(paths, collection, jobs=workers, skip_ocr=skip_ocr, cluster=cluster, on_stage=on_stage)
+        # overlapN: the local build as `figsearch build --jobs N` runs it by default (overlapped stages); localN
+        # runs the stages one after the other (`--no-overlap`, and the Python API's build)
+        report = build(paths, collection, jobs=workers, skip_ocr=skip_ocr, cluster=cluster, on_stage=on_stage,
+                       overlap=mode.startswith("overlap"))
     finally:
         if cluster is not None:
             cluster.close()
@@ -651,6 +657,10 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         ratio("local1" + tree, "ray1" + tree, f"{label}Ray 1 worker vs local 1 process (speed ratio)", 0.9)
         ratio("local2" + tree, "ray2" + tree, f"{label}Ray 2 workers vs local 2 processes (speed ratio)", 0.9)
         ratio("local1" + tree, "local2" + tree, f"{label}local 2 processes vs 1 (for reference)", None)
+        # the local 2-process build as `figsearch build --jobs 2` runs it by default (stages overlapped)
+        ratio("overlap2" + tree, "ray2" + tree,
+              f"{label}Ray 2 workers vs local 2 processes overlapped, figsearch build's default (speed ratio)", 0.9)
+        ratio("local2" + tree, "overlap2" + tree, f"{label}local 2 processes: overlapped vs stages in turn", None)
         # the driver's own ingest while Ray starts, against the same build without it
         ratio("ray1" + tree, "rayown1" + tree, f"{label}1 worker, the driver ingesting while Ray starts vs not", None)
         ratio("ray2" + tree, "rayown2" + tree, f"{label}2 workers, the driver ingesting while Ray starts vs not", None)
