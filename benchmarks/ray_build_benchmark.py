@@ -28,7 +28,8 @@ Four builds of the same input, each in a fresh process and a fresh collection:
 
 Input: the first ``--documents`` folders of ``us-design-grants`` (their XML and TIFF sheets) and
 the EP document ``EP1667425A1`` (drawings with reference numerals); ``all``: the whole shared data
-that has drawings (every design grant, both EP documents, both US applications); several sizes
+with drawings of those kinds (every design grant, both EP documents, both US applications; the other folders with
+drawings are left out); several sizes
 separated by commas are measured one after the other. The wall time of each build (ingest, signs and links,
 embedding with the default encoders, indexes) is printed, with the ratios the targets are about:
 Ray 2 workers vs Ray 1 worker (target >= 1.7x), and Ray vs local at the same number of processes
@@ -87,7 +88,7 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 def inputs(documents: int) -> list[str]:
     """The first ``documents`` design grants and EP1667425A1; ``documents=0``: the whole shared data
-    that has drawings (every design grant, both EP documents, both US applications)."""
+    with drawings of those kinds (every design grant, both EP documents, both US applications; not the other folders)."""
     grants = sorted(p for p in (SHARED / "us-design-grants").iterdir() if p.is_dir())
     if documents == 0:
         more = [p for folder in ("ep-documents", "us-applications") for p in sorted((SHARED / folder).iterdir())
@@ -703,7 +704,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--documents", default="20",
                         help="design grants to build (plus one EP document); several sizes: 6,20; 'all' (or 0): "
-                             "the whole shared data with drawings (all design grants, EP documents, US applications)")
+                             "all design grants, EP documents and US applications of the shared data")
     parser.add_argument("--skip-ocr", action="store_true", help="leave out the reference signs")
     parser.add_argument("--modes", default="local1,local2,ray1,ray2")
     parser.add_argument("--rounds", type=int, default=1,
