@@ -10,8 +10,9 @@ each round, and measures its own CPU time (``time.process_time``):
 - ``preload``: importing the OCR readers' forkserver modules (that tree's ``READER_PRELOAD`` of
   ``figsearch.pipeline.signs``), once per overlapped build;
 - ``engine``: ``create_engine("tesseract")`` in a process that has them imported, as the build process
-  makes one (it never reads with it: its readers read);
-- ``reader``: ``create_engine("tesseract")`` and its first reading of a drawing sheet (``EP1667425A1``'s
+  makes one (it never reads with it: its readers read; the build process has most of them imported);
+- ``reader``: in a process with them imported (as a reader forked from the forkserver),
+  ``create_engine("tesseract")`` and its first reading of a drawing sheet (``EP1667425A1``'s
   first sheet, normalised as ingest stores it), as each reader process starts (tesseract's language
   model loads in one or the other);
 - ``text model``: ``minilm(threads=1)`` after its imports, as the build process loads it once;
@@ -45,7 +46,11 @@ if part == "preload":
             importlib.import_module(name)
     spent = time.process_time() - start
 elif part in ("engine", "reader"):
-    import figsearch.pipeline.signs, figsearch.ocr.tesseract, figsearch.ocr.drawing, figsearch.ocr.split
+    import importlib
+    import figsearch.pipeline.signs as signs
+    for name in signs.READER_PRELOAD:  # what a reader forked from the forkserver starts with
+        if name != "__main__":
+            importlib.import_module(name)
     from figsearch.ocr import create_engine
     start = time.process_time()
     engine = create_engine("tesseract")
