@@ -224,3 +224,18 @@ def test_the_tesseract_api_is_made_at_the_first_reading_and_reads_the_same():
     assert lazy._made is not None and lazy._api is lazy._made  # made once, then kept
     lazy.close()
     eager.close()
+
+
+def test_a_language_file_that_does_not_load_says_so_when_the_engine_loads(tmp_path):
+    from figsearch.errors import ModelUnavailable
+    from figsearch.ocr.tesseract import TesseractEngine
+
+    (tmp_path / "eng.traineddata").write_bytes(b"not a model")
+    engine = TesseractEngine(tessdata=str(tmp_path))  # the file is there: made, not loaded
+    with pytest.raises(ModelUnavailable, match="cannot load .*eng.traineddata"):
+        engine.load()
+    with pytest.raises(ModelUnavailable):
+        engine.read(drawing(NUMERALS))  # a reading says the same
+    ready = create_engine("tesseract")
+    ready.load()
+    assert ready._made is not None

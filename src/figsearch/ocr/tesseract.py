@@ -302,7 +302,11 @@ class TesseractEngine(OcrEngine):
             with self._making:
                 if self._made is None:
                     tesserocr = self._tesserocr
-                    api = tesserocr.PyTessBaseAPI(path=self._path, lang=self.lang, psm=tesserocr.PSM.SINGLE_BLOCK)
+                    try:
+                        api = tesserocr.PyTessBaseAPI(path=self._path, lang=self.lang, psm=tesserocr.PSM.SINGLE_BLOCK)
+                    except RuntimeError as exc:  # the file is there (``find_tessdata``) but does not load
+                        raise ModelUnavailable(f"tesseract cannot load {Path(self._path) / self.lang}.traineddata: "
+                                               f"{exc}") from None
                     if not self._invert:
                         # by default tesseract reads every line of low confidence a second time, inverted
                         # (white on black): never the case in a drawing, and ~12 % of its time on the mosaics
@@ -313,6 +317,11 @@ class TesseractEngine(OcrEngine):
     @_api.setter
     def _api(self, api) -> None:  # a test's stand-in
         self._made = api
+
+    def load(self) -> None:
+        """Load the language model now rather than at the first reading (a server warming up, a reader
+        process starting ahead of its drawings)."""
+        self._api  # noqa: B018 - made on access
 
     @property
     def identity(self) -> dict:
