@@ -10,6 +10,8 @@ process (``PYTHONPATH`` = its ``src``), alternating which goes first in each rou
 own CPU time (``resource.getrusage``, one thread: ``threads=1``, as the overlapped build's writer runs
 it) for:
 
+- ``text``: ``PatentText.of`` of each patent (its description split into sentences, their mentions of
+  reference signs, the brief descriptions and label references), as the writer makes it per patent;
 - ``minilm``: the sentences of each patent in one ``encode`` call, as the build's writer encodes a
   patent's linked sentences (``figsearch.pipeline.overlapped``);
 - ``links``: ``PatentText.links`` for 20 seeded sets of numerals per patent (signs the description
@@ -17,7 +19,8 @@ it) for:
 - ``glossary``: the patent's glossary, as the writer stores it with the sentences.
 
 Then it says whether the two trees gave the same vectors (bit for bit, and the largest difference),
-the same links and the same glossaries.
+the same links, the same glossaries and the same sentences, mentions, brief descriptions and label
+references.
 """
 
 from __future__ import annotations
@@ -48,13 +51,16 @@ def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 texts, groups = [], []
+text_cpu = 0.0
 for path in map(Path, files):
     try:
         root = xmlsafe.parse(path.read_bytes(), str(path))
         patent = (ep if root.tag == "ep-patent-document" else us)(root, str(path), path.parent).patent
     except Exception:
         continue
+    start = cpu()
     text = PatentText.of(patent)
+    text_cpu += cpu() - start
     texts.append((patent.publication_number, text))
     group = list(dict.fromkeys(s.text.strip() for s in text.sentences if s.text.strip()))[:limit]
     groups.append(group + [patent.title or "untitled"])
@@ -81,8 +87,9 @@ glossaries = [glossary(number, text.sentences, text.lang, *([text.mentions] if t
 glossary_cpu = cpu() - start
 np.save(out + ".npy", vectors)
 with open(out + ".pkl", "wb") as f:
-    pickle.dump((links, glossaries), f)
-print(json.dumps({"patents": len(groups), "sentences": len(vectors), "minilm": encode_cpu, "links": links_cpu,
+    pickle.dump((links, glossaries, [([s.text for s in text.sentences], text.mentions, text.brief, text.label_refs)
+                                     for _, text in texts]), f)
+print(json.dumps({"patents": len(groups), "sentences": len(vectors), "text": text_cpu, "minilm": encode_cpu, "links": links_cpu,
                   "glossary": glossary_cpu, "link_lists": len(links), "linked": sum(map(len, links))}))
 """
 
@@ -128,10 +135,10 @@ def main() -> None:
             result["load"] = (load, os.getloadavg()[0])
             results[name].append(result)
             print(f"round {round_ + 1} {name}: {result['patents']} patents, {result['sentences']} sentences: CPU s "
-                  f"minilm {result['minilm']:.2f}, links {result['links']:.3f} ({result['link_lists']} sign sets, "
+                  f"sentences and mentions {result['text']:.3f}, minilm {result['minilm']:.2f}, links {result['links']:.3f} ({result['link_lists']} sign sets, "
                   f"{result['linked']} links), glossary {result['glossary']:.3f}; load {load:.1f} → {result['load'][1]:.1f}",
                   flush=True)
-    for part in ("minilm", "links", "glossary"):
+    for part in ("text", "minilm", "links", "glossary"):
         mine = statistics.median(r[part] for r in results["this tree"])
         base = statistics.median(r[part] for r in results["baseline"])
         print(f"{part}, median of {args.rounds}: this tree {mine:.3f} CPU s, baseline {base:.3f} "
@@ -140,11 +147,13 @@ def main() -> None:
     print(f"vectors: {int((a == b).all(axis=1).sum())} of {len(a)} identical bit for bit, largest difference "
           f"{float(np.abs(a - b).max()):.1e}")
     with open(f"{scratch}/this-tree.pkl", "rb") as f:
-        mine_links, mine_glossaries = pickle.load(f)
+        mine_links, mine_glossaries, mine_texts = pickle.load(f)
     with open(f"{scratch}/baseline.pkl", "rb") as f:
-        base_links, base_glossaries = pickle.load(f)
+        base_links, base_glossaries, base_texts = pickle.load(f)
     print(f"links: {'identical' if mine_links == base_links else 'DIFFERENT'}; "
-          f"glossaries: {'identical' if mine_glossaries == base_glossaries else 'DIFFERENT'}")
+          f"glossaries: {'identical' if mine_glossaries == base_glossaries else 'DIFFERENT'}; "
+          f"sentences, mentions, brief descriptions, label references: "
+          f"{'identical' if mine_texts == base_texts else 'DIFFERENT'}")
 
 
 if __name__ == "__main__":

@@ -128,3 +128,30 @@ def test_minilm_through_onnx_imports_no_torch(tmp_path):
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)  # exports, with torch
     again = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
     assert again.stdout.strip() == "[]"
+
+
+def test_minilm_weights_digest_is_kept_by_the_files_identity(tmp_path, monkeypatch):
+    """The digest that names the exported graph is hashed once per set of files, then read back in
+    this process and in the next ones; a rewritten file is hashed again."""
+    from figsearch.embed.encoders import text
+
+    monkeypatch.setenv("FIGSEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(text, "_digests", {})
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (model / name).write_bytes(name.encode() * 100)
+    hashed = []
+    real = text._hash_weights
+    monkeypatch.setattr(text, "_hash_weights", lambda d: hashed.append(d) or real(d))
+    first = text._weights_digest(model)
+    assert first == real(model) and len(hashed) == 1
+    assert text._weights_digest(model) == first and len(hashed) == 1  # this process: kept
+    monkeypatch.setattr(text, "_digests", {})
+    assert text._weights_digest(model) == first and len(hashed) == 1  # a new process: from the cache folder
+    (model / "model.safetensors").write_bytes(b"other weights")
+    second = text._weights_digest(model)
+    assert second == real(model) != first and len(hashed) == 2
+    (tmp_path / "cache" / text._DIGESTS_FILE).write_text("not json")  # a damaged cache: hashed again
+    monkeypatch.setattr(text, "_digests", {})
+    assert text._weights_digest(model) == second and len(hashed) == 3

@@ -88,6 +88,62 @@ def test_sentence_splitter_knows_patent_abbreviations():
     assert split_sentences("") == [] and split_sentences("   ") == []
 
 
+def test_the_word_before_a_period_is_found_in_its_own_token_as_in_the_whole_text():
+    """``_is_boundary`` looks for the word before a period from the last space before it (long
+    paragraphs were quadratic); each search finds what the search over all the text before the
+    period found."""
+    from figsearch.link import sentences
+
+    real = sentences._WORD_BEFORE
+    searched = []
+
+    class Both:
+        def search(self, text, pos, endpos):
+            whole = real.search(text[:endpos])  # as it was: text[:end] without its closing quotes
+            token = real.search(text, pos, endpos)
+            searched.append((whole and whole.group(1), token and token.group(1)))
+            return token
+
+    texts = [
+        "See U.S. Pat. No. 5,123,456. Then \"Fig. 3.\" Next (approx. 5 mm.) The part A. The J. Smith e.g. Z.",
+        "Der Hebel 4 ist am 1. Januar 1998 bewegt. Das Teil ca. 3 mm. Dann usw. Ende z.B. Hier.",
+        "La tige (réf. 12.) Puis etc. Fin... Encore Mme. Dupont. 3.5. Fin. x.y.z. Ça.",
+    ]
+    sentences._WORD_BEFORE = Both()
+    try:
+        for text, lang in zip(texts, ("en", "de", "fr")):
+            sentences.split_sentences(text, lang)
+    finally:
+        sentences._WORD_BEFORE = real
+    assert len(searched) >= 15
+    assert all(whole == token for whole, token in searched)
+
+
+def test_a_sentence_without_a_digit_names_no_sign_in_any_language():
+    """``find_mentions`` answers [] at once for a sentence without a digit: the full rules agree."""
+    from figsearch.link import mentions
+
+    plain = [
+        "The housing is closed by a lid, see the figures.",
+        "Das Gehäuse ist durch einen Deckel verschlossen, und der Hebel greift ein.",
+        "Le boîtier est fermé par un couvercle, et le levier (voir figure) tourne.",
+        "The unit A, B and C; the axis X-Y, the part II.",
+    ]
+    for lang in ("en", "de", "fr", None):
+        for sentence in plain:
+            assert find_mentions(sentence, lang) == []
+    always = mentions._ANY_DIGIT
+    try:
+        mentions._ANY_DIGIT = __import__("re").compile("")  # no shortcut: the whole rules run
+        for lang in ("en", "de", "fr", None):
+            for sentence in plain:
+                assert find_mentions(sentence, lang) == []
+        assert signs("the roller ٣ turns") == []  # an Arabic-Indic digit is no sign either way
+    finally:
+        mentions._ANY_DIGIT = always
+    assert signs("the roller ٣ turns") == []
+
+
 def test_glossary_takes_the_most_frequent_name():
     texts = [
         "The thermal head 14 is arranged opposite to a platen roller 16.",

@@ -207,3 +207,35 @@ def test_a_digit_joined_to_its_leader_joins_the_glyph_layer():
     layer = np.asarray(glyph_layer(Image.fromarray(pixels)).image) < 128
     assert not layer[y0:y1, x1 - 3:x1 + 3].any()  # the frame line is not taken for a glyph
 
+
+
+def test_the_tesseract_api_is_made_at_the_first_reading_and_reads_the_same():
+    """A process that holds an engine and never reads with it (an overlapped build's writer) does not
+    load tesseract's language model; the first reading makes it, and reads as an engine made before."""
+    lazy = create_engine("tesseract")
+    assert lazy._made is None
+    lazy.close()  # nothing made, nothing to end
+    lazy = create_engine("tesseract")
+    sheet = drawing(NUMERALS, "FIG. 3")
+    eager = create_engine("tesseract")
+    eager._api  # made before any reading
+    assert eager._made is not None
+    assert lazy.read(sheet) == eager.read(sheet)
+    assert lazy._made is not None and lazy._api is lazy._made  # made once, then kept
+    lazy.close()
+    eager.close()
+
+
+def test_a_language_file_that_does_not_load_says_so_when_the_engine_loads(tmp_path):
+    from figsearch.errors import ModelUnavailable
+    from figsearch.ocr.tesseract import TesseractEngine
+
+    (tmp_path / "eng.traineddata").write_bytes(b"not a model")
+    engine = TesseractEngine(tessdata=str(tmp_path))  # the file is there: made, not loaded
+    with pytest.raises(ModelUnavailable, match="cannot load .*eng.traineddata"):
+        engine.load()
+    with pytest.raises(ModelUnavailable):
+        engine.read(drawing(NUMERALS))  # a reading says the same
+    ready = create_engine("tesseract")
+    ready.load()
+    assert ready._made is not None

@@ -410,12 +410,18 @@ def _mark_bare_comma_lists(sentence: str, rules: _Rules) -> str:
     return _BARE_COMMA_LIST.sub(mark, sentence)
 
 
+#: any digit, as ``\d`` reads one (every Unicode digit): a superset of the signs' first characters
+_ANY_DIGIT = re.compile(r"\d")
+
+
 def find_mentions(sentence: str, lang: str | None = "en") -> list[Mention]:
     """The reference signs named in ``sentence``, in order.
 
     ``lang``: the sentence's language; "de" and "fr" have rules of their own, every other
     language (and None) is read with the English ones.
     """
+    if not _ANY_DIGIT.search(sentence):
+        return []  # every sign begins with a digit (``_NUM``, ``_NUM_DE``): 4 in 10 description sentences have none
     rules = rules_for(lang)
     if rules is not _ENGLISH:
         sentence = _mark_bare_comma_lists(sentence, rules)

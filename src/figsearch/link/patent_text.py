@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from figsearch.fsutil import sha256_bytes
-from figsearch.ingest.language import description_language, linking_language, normalise_code
 from figsearch.link.glossary import brief_descriptions, label_keys, label_mentions
 from figsearch.link.mentions import Mention, find_mentions, split_sign
 from figsearch.link.sentences import description_sentences
@@ -47,6 +46,10 @@ class PatentText:
 
     @classmethod
     def of(cls, patent: Patent) -> PatentText:
+        # imported here: ``figsearch.ingest`` imports every document reader, which the OCR readers'
+        # forkserver, importing this module with ``figsearch.pipeline.signs``, does not need
+        from figsearch.ingest.language import description_language, linking_language, normalise_code
+
         description = [p for p in patent.paragraphs if p.section == Section.DESCRIPTION]
         lang = linking_language(description_language(description, normalise_code(patent.lang or patent.language)))
         # the language is part of the digest (German text is relinked by German rules), except

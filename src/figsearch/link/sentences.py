@@ -59,7 +59,13 @@ def _is_boundary(text: str, end: int, next_start: int, lang: str = "en") -> bool
         return False  # "e.g. the roller", "approx. 5 mm" continue the sentence
     if text[end - 1] != ".":
         return True
-    match = _WORD_BEFORE.search(text[:end].rstrip("\"'”’)]"))
+    stop = end
+    while stop > 0 and text[stop - 1] in "\"'”’)]":
+        stop -= 1
+    # the word before the period holds no space: searching from the last space before it finds what
+    # a search of the whole text up to it finds, without scanning (and copying) that text at every
+    # period, which made long paragraphs quadratic
+    match = _WORD_BEFORE.search(text, text.rfind(" ", 0, stop) + 1, stop)
     if match is None:
         return True
     word = match.group(1).lower()

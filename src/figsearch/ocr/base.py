@@ -122,6 +122,9 @@ class OcrEngine(abc.ABC):
         (default: never; the search then stops only on clearly read signs)."""
         return False
 
+    def load(self) -> None:
+        """Load what the engine reads with now rather than at its first reading (default: nothing to load)."""
+
     def working_ink(self, grey: Image.Image):
         """``grey``'s ink mask at ``ink_threshold`` if ``prepare`` kept it (default: None)."""
         return None

@@ -279,13 +279,10 @@ class TesseractEngine(OcrEngine):
         tesserocr = require("tesserocr", "the tesseract OCR engine")
         self._tesserocr = tesserocr
         self._path = tessdata or find_tessdata(lang)
-        # one API per engine; tesserocr's API is not safe to share between threads
-        self._api = tesserocr.PyTessBaseAPI(path=self._path, lang=lang, psm=tesserocr.PSM.SINGLE_BLOCK)
-        if not invert:
-            # by default tesseract reads every line of low confidence a second time, inverted (white
-            # on black): never the case in a drawing, and ~12 % of its time on the mosaics
-            self._api.SetVariable("tessedit_do_invert", "0")
+        self._invert = invert
+        self._made: object | None = None  # tesseract's API, made at its first use (``_api``)
         self._lock = threading.Lock()
+        self._making = threading.Lock()
         # what one reading found, per thread: a server's threads share one engine
         self._per_thread = threading.local()
         self.lang = lang
@@ -294,6 +291,37 @@ class TesseractEngine(OcrEngine):
         self.max_word_glyphs = max_word_glyphs
         self.solidify = solidify
         self.find_tables = tables
+
+    @property
+    def _api(self):
+        """Tesseract's API, one per engine (tesserocr's API is not safe to share between threads), made
+        when first used: loading the language model costs about 0.15 CPU s, which a process that holds
+        the engine and never reads with it does not pay (an overlapped build's writer, whose readers
+        read every drawing)."""
+        if self._made is None:
+            with self._making:
+                if self._made is None:
+                    tesserocr = self._tesserocr
+                    try:
+                        api = tesserocr.PyTessBaseAPI(path=self._path, lang=self.lang, psm=tesserocr.PSM.SINGLE_BLOCK)
+                    except RuntimeError as exc:  # the file is there (``find_tessdata``) but does not load
+                        raise ModelUnavailable(f"tesseract cannot load {Path(self._path) / self.lang}.traineddata: "
+                                               f"{exc}") from None
+                    if not self._invert:
+                        # by default tesseract reads every line of low confidence a second time, inverted
+                        # (white on black): never the case in a drawing, and ~12 % of its time on the mosaics
+                        api.SetVariable("tessedit_do_invert", "0")
+                    self._made = api
+        return self._made
+
+    @_api.setter
+    def _api(self, api) -> None:  # a test's stand-in
+        self._made = api
+
+    def load(self) -> None:
+        """Load the language model now rather than at the first reading (a server warming up, a reader
+        process starting ahead of its drawings)."""
+        self._api  # noqa: B018 - made on access
 
     @property
     def identity(self) -> dict:
@@ -503,7 +531,8 @@ class TesseractEngine(OcrEngine):
         return []
 
     def close(self) -> None:
-        self._api.End()
+        if self._made is not None:
+            self._made.End()
 
 
 @OCR_ENGINES.register("tesseract", "Tesseract LSTM on the glyph layer of the sheet (fast; default)")

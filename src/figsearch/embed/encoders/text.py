@@ -105,15 +105,81 @@ def cache_dir() -> Path:
     return Path(base) / "figsearch"
 
 
+#: the files whose bytes name the exported graph (``_weights_digest``)
+_DIGESTED = ("config.json", "model.safetensors", "tokenizer.json")
+#: digests already worked out, by the files' identity (``_file_identity``): in this process, and in
+#: ``cache_dir() / _DIGESTS_FILE`` for the next ones
+_digests: dict[str, str] = {}
+_DIGESTS_FILE = "weights-digests.json"
+_DIGESTS_KEPT = 32
+
+
+def _file_identity(model_dir: Path) -> str:
+    """What says that the digested files are those hashed before: each one's path, size, change time
+    (ns) and inode, as a file's tools (make, rsync) judge it; a rewritten file changes its times."""
+    import json
+
+    parts = [f"onnx-export-{_ONNX_EXPORT_VERSION}"]
+    for name in _DIGESTED:
+        path = (Path(model_dir) / name).resolve()
+        st = path.stat()
+        parts.append([str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
+    return json.dumps(parts)
+
+
 def _weights_digest(model_dir: Path) -> str:
+    """A short digest of the model's weights, config and tokenizer (the exported graph's name).
+
+    Hashing the 90 MB of weights costs about 0.075 CPU s, on every load of the model (once per
+    build): the digest is kept by the files' identity, in this process and in the cache folder, and
+    hashed again only when a file's path, size, times or inode change."""
+    try:
+        identity = _file_identity(model_dir)
+    except OSError:
+        return _hash_weights(model_dir)  # opening them below says what is wrong
+    if identity in _digests:
+        return _digests[identity]
+    stored = _stored_digests()
+    digest = stored.get(identity) or _hash_weights(model_dir)
+    _digests[identity] = digest
+    if stored.get(identity) != digest:
+        _store_digest(stored, identity, digest)
+    return digest
+
+
+def _hash_weights(model_dir: Path) -> str:
     import hashlib
 
     digest = hashlib.sha256(f"onnx-export-{_ONNX_EXPORT_VERSION}".encode())
-    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+    for name in _DIGESTED:
         with open(model_dir / name, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+def _stored_digests() -> dict[str, str]:
+    import json
+
+    try:
+        stored = json.loads((cache_dir() / _DIGESTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: hashed again and written anew
+    return {k: v for k, v in stored.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(stored, dict) else {}
+
+
+def _store_digest(stored: dict[str, str], identity: str, digest: str) -> None:
+    import json
+
+    from figsearch.fsutil import atomic_write_bytes
+
+    stored = {k: v for k, v in stored.items() if k != identity}
+    stored[identity] = digest
+    kept = dict(list(stored.items())[-_DIGESTS_KEPT:])
+    try:
+        atomic_write_bytes(cache_dir() / _DIGESTS_FILE, json.dumps(kept).encode())
+    except OSError as exc:  # a read-only cache folder: the digest is hashed on every load, as before
+        log.debug("cannot keep the text model's digest in %s: %s", cache_dir(), exc)
 
 
 def export_onnx(model_dir: Path, out: Path) -> Path:
