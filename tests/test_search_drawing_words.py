@@ -174,3 +174,27 @@ def test_the_lines_of_one_lettered_box_make_one_phrase():
              DrawingWord("CONTROL", (90, 128, 180, 148), 0.9, 3), DrawingWord("UNIT", (185, 128, 230, 148), 0.9, 3),
              DrawingWord("MEMORY", (100, 400, 200, 420), 0.9, 4)]
     assert words_text(words) == "recording control unit; printer; memory"
+
+
+def test_warm_loads_the_engine_model_and_a_model_that_fails_means_no_words(monkeypatch):
+    from figsearch.errors import ModelUnavailable
+    from figsearch.search import words
+
+    loaded = []
+
+    class Engine:
+        def load(self):
+            loaded.append(True)
+
+    reader = words.DrawingReader()
+    monkeypatch.setattr(reader, "_get", lambda: Engine())
+    assert reader.warm() is True and loaded == [True]
+
+    class Broken:
+        def load(self):
+            raise ModelUnavailable("eng.traineddata: cannot be loaded")
+
+    broken = words.DrawingReader()
+    broken._engine = Broken()
+    assert broken.warm() is False
+    assert "eng.traineddata" in broken.unavailable and broken._engine is None

@@ -44,8 +44,18 @@ class DrawingReader:
             return self._engine
 
     def warm(self) -> bool:
-        """Makes the engine now rather than on the first read; whether there is one."""
-        return self._get() is not None
+        """Makes the engine and loads its model now rather than on the first read; whether there is one."""
+        engine = self._get()
+        if engine is None:
+            return False
+        try:
+            engine.load()  # tesseract loads its language model at the first reading otherwise (~0.1 s)
+        except (FigsearchError, OSError, RuntimeError) as exc:
+            with self._lock:
+                self._engine, self._failed = None, str(exc)
+            log.warning("drawing words of query images will not be read: %s", exc)
+            return False
+        return True
 
     @property
     def unavailable(self) -> str | None:
