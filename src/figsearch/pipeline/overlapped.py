@@ -5,9 +5,11 @@ worker processes), then embeds and indexes (this process alone, on one core). He
 the ingest has committed a document, its drawings go to the OCR worker processes (one task per
 drawing, so one patent's sheets are spread over all of them), and this process writes each
 reading as it comes back, in order, then embeds the drawing (or the figures cut from it) with
-the visual encoder from the pixels it has just decoded to write it. Once the ingest is over (the
-collection's languages, which choose the text encoder, are known), it also embeds the text of
-each patent whose drawings are all written. The encoders load in a thread from the start.
+the visual encoder from the same pixels: a sheet that is cut, decoded here to cut it; one that is
+not, prepared for the (backbone) encoder by the worker that read it, from the pixels it decoded to
+read it (``_Writer._reader_prepare``). Once the ingest is over (the collection's languages, which
+choose the text encoder, are known), it also embeds the texts of the patents whose drawings are
+all written. The encoders load in a thread from the start.
 
 Why the OCR workers do not embed too (as an earlier version of this module had them do): every
 process that embeds must import torch and load the model (about 2.2 CPU s each here), and this
