@@ -193,3 +193,25 @@ def test_the_readers_start_before_any_drawing_and_yield_to_the_writer():
         assert not readers.in_flight  # no drawing was submitted
     finally:
         readers.close()
+
+
+def test_the_readers_prepare_the_visual_encoders_input_as_the_encoder_does():
+    """The overlapped build's readers prepare the backbone encoder's input (``signs.backbone_input``) so
+    that the writer need not decode the sheet: the same pixels as the encoder's own ``prepare``, and the
+    same vectors to the bit as ``encode`` of the images (``_Writer.flush``)."""
+    from PIL import Image
+
+    from figsearch.embed.base import l2_normalise
+    from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_visual
+    from figsearch.pipeline.overlapped import encoder_input
+    from figsearch.pipeline.signs import backbone_input
+
+    encoder = create_visual(DEFAULT_VISUAL_ENCODER, threads=1)
+    sheets = [drawing(["10", "12"], "FIG. 1"), two_figures(["12", "38"], ["14a", "102"]).convert("1"),
+              block_diagram(["PUMP"], ("10",), "FIG. 3").convert("RGB"),
+              drawing(["14"], "FIG. 2").transpose(Image.Transpose.ROTATE_90)]
+    prepared = [backbone_input(encoder.image_size, sheet) for sheet in sheets]
+    for sheet, mine in zip(sheets, prepared):
+        assert np.array_equal(mine, encoder.prepare(encoder_input(sheet)))
+    expected = encoder.encode([encoder_input(sheet) for sheet in sheets])
+    assert np.array_equal(l2_normalise(encoder.encode_prepared(np.stack(prepared))), expected)

@@ -140,6 +140,19 @@ def test_png_is_grey_and_bounded():
     assert small.size == (300, 200)  # never enlarged
 
 
+@pytest.mark.parametrize("size", [(1700, 2200), (2200, 1700), (257, 3000), (3001, 2999), (200, 100)])
+@pytest.mark.parametrize("side, resample", [(256, Image.Resampling.BOX), (2400, Image.Resampling.BOX), (256, None)])
+def test_thumbnail_of_is_thumbnail_on_a_copy(size, side, resample):
+    """The stored thumbnails and bounded sheets keep Pillow's pixels, and the image they come from is untouched."""
+    sheet = drawing(size, "FIG. 1", mode="L")
+    before = sheet.tobytes()
+    expected = sheet.copy()
+    expected.thumbnail((side, side), *([resample] if resample is not None else []), reducing_gap=2.0)
+    got = imaging.thumbnail_of(sheet, side, resample)
+    assert (got.mode, got.size) == (expected.mode, expected.size) and got.tobytes() == expected.tobytes()
+    assert sheet.tobytes() == before and sheet.size == size and got.im is not sheet.im  # never shares the pixels
+
+
 def test_transparency_becomes_paper_and_16_bit_is_scaled():
     rgba = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
     assert imaging.to_grey(rgba).getextrema() == (255, 255)

@@ -5,9 +5,11 @@ worker processes), then embeds and indexes (this process alone, on one core). He
 the ingest has committed a document, its drawings go to the OCR worker processes (one task per
 drawing, so one patent's sheets are spread over all of them), and this process writes each
 reading as it comes back, in order, then embeds the drawing (or the figures cut from it) with
-the visual encoder from the pixels it has just decoded to write it. Once the ingest is over (the
-collection's languages, which choose the text encoder, are known), it also embeds the text of
-each patent whose drawings are all written. The encoders load in a thread from the start.
+the visual encoder from the same pixels: a sheet that is cut, decoded here to cut it; one that is
+not, prepared for the (backbone) encoder by the worker that read it, from the pixels it decoded to
+read it (``_Writer._reader_prepare``). Once the ingest is over (the collection's languages, which
+choose the text encoder, are known), it also embeds the texts of the patents whose drawings are
+all written. The encoders load in a thread from the start.
 
 Why the OCR workers do not embed too (as an earlier version of this module had them do): every
 process that embeds must import torch and load the model (about 2.2 CPU s each here), and this
@@ -30,6 +32,7 @@ which then find the streamed work done and skip it.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -37,8 +40,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from figsearch.embed.base import l2_normalise
 from figsearch.embed.catalog import DEFAULT_TEXT_ENCODER, DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
 from figsearch.index.settings import NO_TEXT
 from figsearch.ingest.runner import CommittedForwarder, Progress
@@ -46,7 +51,7 @@ from figsearch.link.patent_text import PatentText
 from figsearch.link.text import figure_text
 from figsearch.pipeline.embed import text_inputs_digest, text_row, texts_to_encode
 from figsearch.pipeline.signs import (SpotLinkReport, _ensure_text, _load, _read_ahead_in_worker, _start_worker,
-                                      _started, numerals_wanted, process_figure, reader_context)
+                                      _started, backbone_input, numerals_wanted, process_figure, reader_context)
 from figsearch.records import Figure, FigureRole
 from figsearch.store import Collection
 
@@ -74,6 +79,8 @@ class StreamReport:
     #: figures whose text vector was stored by the stream, under ``text_key``
     texts: int = 0
     text_key: str | None = None
+    #: drawings whose visual encoder input a reader prepared (the writer did not decode them)
+    prepared_by_readers: int = 0
     #: the encoders the stream loaded, by (modality, spec): the index stage after it uses them
     encoders: dict = field(default_factory=dict, repr=False)
 
@@ -128,10 +135,11 @@ class _Readers:
             # readers cannot start: the first drawing submitted then raises it where it is handled
             log.debug("OCR readers not started ahead: %s", exc)
 
-    def submit(self, text: PatentText, figures: list[Figure], paths: list[str]) -> None:
+    def submit(self, text: PatentText, figures: list[Figure], paths: list[str], prepare=None) -> None:
+        """``prepare``: see ``_read_ahead_in_worker`` (None: the readers read only)."""
         numerals = numerals_wanted(text)
         for i, (figure, path) in enumerate(zip(figures, paths), 1):
-            self.in_flight.append((text, figure, self.pool.submit(_read_ahead_in_worker, path, numerals),
+            self.in_flight.append((text, figure, self.pool.submit(_read_ahead_in_worker, path, numerals, prepare),
                                    i == len(figures)))
 
     def ready(self, block: bool, idle: Callable[[], None] | None = None):
@@ -189,8 +197,25 @@ class _Writer:
             return
         self.seen.update(f.figure_id for f in figures)
         text = _ensure_text(self.collection, number, self.texts, self.report.signs)
-        self.readers.submit(text, figures, [str(self.collection.path(f.image_path)) for f in figures])
+        self.readers.submit(text, figures, [str(self.collection.path(f.image_path)) for f in figures],
+                            self._reader_prepare())
         self.submitted += len(figures)
+
+    def _reader_prepare(self):
+        """What the readers prepare for the visual encoder with each reading (``_read_ahead_in_worker``):
+        the backbone encoder's input, once that encoder is loaded (drawings submitted before that are
+        decoded and prepared here, as are the sheets that are cut). The reader has decoded the sheet to
+        read it, so this process then need not decode it again (about 3 CPU ms a design sheet), and
+        holds 83 kB of it instead of 2 MB until the batch is embedded. Other encoders: None."""
+        from figsearch.embed.encoders.backbone import BackboneEncoder
+
+        future = self._visual_future
+        if future is not None and (not future.done() or future.exception() is not None):
+            return None
+        encoder = future.result() if future is not None else self._visual
+        if type(encoder) is not BackboneEncoder:  # a subclass or a wrapper (a mask) may prepare otherwise
+            return None
+        return functools.partial(backbone_input, encoder.image_size)
 
     def drain(self, block: bool) -> None:
         # once the ingest is over (block), what is written is embedded whenever the next reading is
@@ -208,9 +233,10 @@ class _Writer:
         drawings are all written."""
         if len(self.to_embed) >= at_least or (self.text_encoder is not None and self.read_patents):
             self.flush()  # a patent's text vectors after its visual ones, as the index stage stores them
-        if self.text_encoder is not None:
-            while self.read_patents:
-                self._embed_texts(self.read_patents.popleft())
+        if self.text_encoder is not None and self.read_patents:
+            numbers = list(self.read_patents)
+            self.read_patents.clear()
+            self._embed_texts(numbers)
 
     def start_texts(self, encoder, spec: str) -> None:
         """From now on, embed the texts of the patents read (those read so far first)."""
@@ -238,35 +264,63 @@ class _Writer:
         if encoder is None:
             return
         key = encoder_key(encoder)
-        vectors = encoder.encode([image for _, _, image in batch])
+        ready = [i for i, (_, _, image) in enumerate(batch) if isinstance(image, np.ndarray)]  # the readers' inputs
+        if not ready:
+            vectors = encoder.encode([image for _, _, image in batch])
+        else:
+            images = [i for i, (_, _, image) in enumerate(batch) if not isinstance(image, np.ndarray)]
+            # normalised twice, as VisualEncoder.encode does, so that the vectors are the same to the bit
+            done = l2_normalise(encoder.encode_prepared(np.stack([batch[i][2] for i in ready])))
+            vectors = np.empty((len(batch), done.shape[1]), np.float32)
+            vectors[ready] = done
+            if images:
+                vectors[images] = encoder.encode([batch[i][2] for i in images])
         self.collection.vectors.save("visual", key, [(i, v, sha) for (i, sha, _), v in zip(batch, vectors)])
         self.report.embedded += len(batch)
         self.report.key = key
 
-    def _embed_texts(self, number: str) -> None:
-        """Text vectors of one patent's drawings, as figsearch.pipeline.embed.embed_text makes them."""
-        texts = [(figure, figure_text(self.collection, figure))
-                 for figure in self.collection.figures(patent=number, roles=(FigureRole.DRAWING,))]
-        texts = [(figure, text) for figure, text in texts if text]  # no text, no vector (the index stage drops a stale one)
-        # the patent's new texts in one call, which the text encoder sorts by length before batching
-        # (one call per figure padded each figure's short sentences to its longest)
-        new = list(dict.fromkeys(s for _, text in texts for s in texts_to_encode(text) if s not in self.encoded))
+    def _embed_texts(self, numbers: list[str]) -> None:
+        """Text vectors of these patents' drawings, as figsearch.pipeline.embed.embed_text makes them,
+        stored patent by patent."""
+        by_patent = []
+        for number in numbers:
+            texts = [(figure, figure_text(self.collection, figure))
+                     for figure in self.collection.figures(patent=number, roles=(FigureRole.DRAWING,))]
+            by_patent.append([(figure, text) for figure, text in texts if text])  # no text, no vector (the
+            # index stage drops a stale one)
+        # the new texts of all these patents in one call, which the text encoder sorts by tokens before
+        # batching: its passes fill better than one call per patent (a design patent has a dozen short
+        # sentences), for the same vectors: 0.9x the text model's CPU on the 50 design grants, all of
+        # whose patents are usually waiting here once the ingest is over (docs/performance.md, "Stop 23")
+        new = list(dict.fromkeys(s for texts in by_patent for _, text in texts for s in texts_to_encode(text)
+                                 if s not in self.encoded))
         if new:
             self.encoded.update(zip(new, self.text_encoder.encode(new)))
-        rows = [text_row(figure, text, text_inputs_digest(text), self.encoded) for figure, text in texts]
+        for texts in by_patent:
+            rows = [text_row(figure, text, text_inputs_digest(text), self.encoded) for figure, text in texts]
+            self.collection.vectors.save("text", self.report.text_key, rows)
+            self.report.texts += len(rows)
         if len(self.encoded) > 200_000:  # bound memory on huge collections; only reuse is lost
             self.encoded.clear()
-        self.collection.vectors.save("text", self.report.text_key, rows)
-        self.report.texts += len(rows)
 
     def _write(self, figure: Figure, text: PatentText, reading) -> None:
-        boxes, ahead = reading if reading is not None else (None, None)
-        try:
-            image = _load(self.collection, figure)
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
-            image = None  # process_figure tries again and notes why it cannot
+        boxes, ahead, prepared = (*reading, None)[:3] if reading is not None else (None, None, None)
+        image = None
+        if prepared is None:
+            try:
+                image = _load(self.collection, figure)
+            except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
+                image = None  # process_figure tries again and notes why it cannot
+        # with the reader's prepared input the sheet is not cut (``_read_ahead_in_worker``), and
+        # process_figure, given ``ahead``, does not decode it
         children = process_figure(self.collection, figure, self.engine, text, self.report.signs, boxes, image=image,
                                   ahead=ahead)
+        if prepared is not None and not children:
+            if figure.image_sha256:  # no digest to store with a vector: none (as embedding_inputs)
+                self.to_embed.append((figure.figure_id, figure.image_sha256, prepared))
+                self.report.prepared_by_readers += 1
+        elif prepared is not None:  # cut after all (not while ``ahead.parts`` decides the cut): as before
+            image = _load(self.collection, figure)
         if image is not None:
             self.to_embed += embedding_inputs(figure, image, children)
             if len(self.to_embed) >= VISUAL_BATCH:

@@ -394,12 +394,35 @@ def read_drawing_ahead(image: Image.Image, engine, numerals: bool = True, source
     return read, ahead
 
 
-def _read_ahead_in_worker(path: str, numerals: bool = True):
-    """``read_drawing_ahead`` of one stored drawing in a reader process, or None when it cannot be read."""
+def backbone_input(size: int, image: Image.Image):
+    """The backbone visual encoder's input for a decoded stored drawing: ``BackboneEncoder.prepare`` of it
+    as the index stage hands it over (``overlapped.encoder_input``), for an encoder of ``size`` px, without
+    the encoder (a reader has no model). ``tests/test_build_overlapped.py`` holds the two equal."""
+    from figsearch.embed.encoders.backbone import prepare_turns
+
+    return prepare_turns(image.convert("L") if image.mode not in ("L", "RGB") else image, (0,), size)[0]
+
+
+def _read_ahead_in_worker(path: str, numerals: bool = True, prepare: Callable | None = None):
+    """``read_drawing_ahead`` of one stored drawing in a reader process, or None when it cannot be read.
+
+    ``prepare`` (the overlapped build's): a picklable function of the decoded drawing that gives the
+    visual encoder's input (``BackboneEncoder.prepare``'s pixels); the answer is then (text boxes, Ahead,
+    that input), the input None when the sheet is cut (the writer decodes it to cut it) or when it
+    fails. It runs after the reading, on the same pixels, so the writer need not decode the sheet."""
     try:
         with Image.open(path) as image:
             image.load()
-            return read_drawing_ahead(image, _worker_engine, numerals, source=path)
+            read, ahead = read_drawing_ahead(image, _worker_engine, numerals, source=path)
+            if prepare is None:
+                return read, ahead
+            prepared = None
+            if ahead is not None and not ahead.parts:
+                try:
+                    prepared = prepare(image)
+                except Exception as exc:  # noqa: BLE001 - the writer decodes and prepares it then
+                    log.warning("drawing not prepared for the visual encoder in the reader (%s): %s", path, exc)
+            return read, ahead, prepared
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
 

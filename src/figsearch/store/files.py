@@ -6,7 +6,7 @@ from pathlib import Path
 
 from figsearch.errors import NotFound
 from figsearch.fsutil import atomic_write_bytes, sha256_bytes
-from figsearch.imaging import PNG_LEVEL, encode_png, stored_pixels_equal
+from figsearch.imaging import PNG_LEVEL, encode_png, stored_pixels_equal, thumbnail_of
 
 #: zlib level of thumbnails: small files, served often
 THUMB_PNG_LEVEL = 6
@@ -39,9 +39,7 @@ class FileStore:
     def save_figure_images(self, patent: str, key: str, image, thumb_size: int = 256) -> tuple[str, str, str]:
         """The drawing under ``images/`` and its thumbnail under ``thumbs/``: (image path, thumb path, sha256)."""
         image_path, sha = self.save_png("images", patent, key, image)
-        thumb = image.copy()
-        thumb.thumbnail((thumb_size, thumb_size))
-        thumb_path, _ = self.save_png("thumbs", patent, key, thumb)
+        thumb_path, _ = self.save_png("thumbs", patent, key, thumbnail_of(image, thumb_size))
         return image_path, thumb_path, sha
 
 
