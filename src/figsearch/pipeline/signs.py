@@ -348,6 +348,8 @@ def _start_worker(engine_name: str, niceness: int = 0) -> None:
         except (AttributeError, OSError):  # not POSIX, or not allowed: the readers run as they are
             pass
     _worker_engine = create_engine(engine_name)
+    # its model now, while the ingest still runs, not at the first drawing (as before tesseract loaded it lazily)
+    _worker_engine.load()
 
 
 def _started() -> None:
