@@ -144,7 +144,9 @@ def _create(kind: str, spec: str, threads: int = 1):
     if kind == "ocr":
         from figsearch.ocr import create_engine
 
-        return create_engine(spec)
+        engine = create_engine(spec)
+        engine.load()  # its model at the worker's start: a file that will not load fails before any work
+        return engine
     from figsearch.embed.catalog import create_text, create_visual
 
     if kind == "visual":
