@@ -203,7 +203,7 @@ def test_the_readers_prepare_the_visual_encoders_input_as_the_encoder_does():
 
     from figsearch.embed.base import l2_normalise
     from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_visual
-    from figsearch.pipeline.overlapped import encoder_input
+    from figsearch.pipeline.embed import encoder_input
     from figsearch.pipeline.signs import backbone_input
 
     encoder = create_visual(DEFAULT_VISUAL_ENCODER, threads=1)

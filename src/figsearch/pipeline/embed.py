@@ -77,12 +77,17 @@ def _load(collection: Collection, figure: Figure) -> Image.Image:
     return decode_stored(collection.path(figure.image_path))
 
 
+def encoder_input(image: Image.Image) -> Image.Image:
+    """A decoded stored image as the visual stage hands it to an encoder: grey or RGB as stored, else grey."""
+    return image.convert("L") if image.mode not in ("L", "RGB") else image
+
+
 def decode_stored(source) -> Image.Image:
     """A stored figure image (a path or a file object) as the encoders take it."""
     with Image.open(source) as image:
         image.load()
         # loaded: leaving the block closes the file only, the pixels stay (no copy needed)
-        return image.convert("L") if image.mode not in ("L", "RGB") else image
+        return encoder_input(image)
 
 
 def _prefetch(collection: Collection, items: Sequence, batch_size: int) -> Iterator[list]:

@@ -49,7 +49,7 @@ from figsearch.index.settings import NO_TEXT
 from figsearch.ingest.runner import CommittedForwarder, Progress
 from figsearch.link.patent_text import PatentText
 from figsearch.link.text import figure_text
-from figsearch.pipeline.embed import text_inputs_digest, text_row, texts_to_encode
+from figsearch.pipeline.embed import encoder_input, text_inputs_digest, text_row, texts_to_encode
 from figsearch.pipeline.signs import (SpotLinkReport, _ensure_text, _load, _read_ahead_in_worker, _start_worker,
                                       _started, backbone_input, numerals_wanted, process_figure, reader_context)
 from figsearch.records import Figure, FigureRole
@@ -89,11 +89,6 @@ def visual_spec(collection: Collection, visual_model: str | None) -> str:
     """The visual encoder the index stage will use: the one asked for, else the collection's, else the default."""
     stored = collection.get_setting("visual_encoder") or {}
     return visual_model or stored.get("spec") or DEFAULT_VISUAL_ENCODER
-
-
-def encoder_input(image: Image.Image) -> Image.Image:
-    """A decoded stored image as the visual stage hands it to an encoder (figsearch.pipeline.embed.decode_stored)."""
-    return image.convert("L") if image.mode not in ("L", "RGB") else image
 
 
 def embedding_inputs(figure: Figure, image: Image.Image, children) -> list[tuple[str, str, Image.Image]]:

@@ -398,11 +398,12 @@ def read_drawing_ahead(image: Image.Image, engine, numerals: bool = True, source
 
 def backbone_input(size: int, image: Image.Image):
     """The backbone visual encoder's input for a decoded stored drawing: ``BackboneEncoder.prepare`` of it
-    as the index stage hands it over (``overlapped.encoder_input``), for an encoder of ``size`` px, without
+    as the index stage hands it over (``pipeline.embed.encoder_input``), for an encoder of ``size`` px, without
     the encoder (a reader has no model). ``tests/test_build_overlapped.py`` holds the two equal."""
     from figsearch.embed.encoders.backbone import prepare_turns
+    from figsearch.pipeline.embed import encoder_input
 
-    return prepare_turns(image.convert("L") if image.mode not in ("L", "RGB") else image, (0,), size)[0]
+    return prepare_turns(encoder_input(image), (0,), size)[0]
 
 
 def _read_ahead_in_worker(path: str, numerals: bool = True, prepare: Callable | None = None):
