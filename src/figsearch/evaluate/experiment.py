@@ -19,6 +19,7 @@ from figsearch.evaluate.qrels import Qrels, check_ids, read_qrels, without_self
 from figsearch.evaluate.rules import Pool, build_qrels, load_pool, parse_rule
 from figsearch.evaluate.runs import RunSet, choose_queries, run_modes
 from figsearch.evaluate.scoring import PairedTest, Scores, paired_tests, score_runs
+from figsearch.search.query import NEIGHBOUR_TEXT_MODES
 from figsearch.store import Collection
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,6 @@ class QueryOptions:
         self.options = options
 
     def search(self, query):
-        from figsearch.search.query import NEIGHBOUR_TEXT_MODES
-
         for name, value in self.options.items():
             if name == "neighbour_text" and query.mode not in NEIGHBOUR_TEXT_MODES:
                 continue  # an option of two modes only: the others are evaluated as they are
