@@ -586,6 +586,39 @@ def ray_own_cpu(result: dict) -> float:
     return sum(v for k, v in (result.get("ray_processes_cpu") or {}).items() if k != "ray::_Worker")
 
 
+#: the workers' kinds of work whose CPU seconds they count (``_Worker._timed`` and the like, stop 24)
+CALLS = ("ingest", "read signs", "encode images", "encode texts")
+
+
+def calls_cpu(result: dict) -> dict[str, float]:
+    """The CPU seconds of a Ray build's workers by kind of work, summed over its workers (their
+    execution threads only), with "rest": the rest of their processes' CPU seconds (loads, Ray's
+    threads, the calls' serialisation); empty for a build whose workers do not count them (a baseline's)."""
+    workers = result.get("worker_seconds") or []
+    if not workers or not any(f"{call} cpu" in w for w in workers for call in CALLS):
+        return {}
+    out = {call: sum(w.get(f"{call} cpu", 0.0) for w in workers) for call in CALLS}
+    out["rest"] = sum(w.get("cpu", 0.0) for w in workers) - sum(out.values())
+    return out
+
+
+def calls_cpu_table(runs: dict[str, list[dict]]) -> None:
+    """Where the Ray builds' workers' CPU seconds go (medians over the rounds): the same work in 1
+    and 2 workers, so that a kind of work whose CPU grows with 2 workers shows which (stop 24)."""
+    rows = {mode: [c for c in map(calls_cpu, rs) if c] for mode, rs in runs.items()}
+    rows = {mode: cs for mode, cs in rows.items() if cs}
+    if not rows:
+        return
+    kinds = CALLS + ("rest",)
+    print("\nthe workers' CPU s by kind of work, all workers together (median over the rounds; each round's total):")
+    print(f"\n| build | {' | '.join(kinds)} | total (each round) |")
+    print("|---|" + "---|" * (len(kinds) + 1))
+    for mode, cs in rows.items():
+        cells = " | ".join(f"{statistics.median(c[k] for c in cs):.1f}" for k in kinds)
+        totals = ", ".join(f"{sum(c.values()):.1f}" for c in cs)
+        print(f"| {mode} | {cells} | {totals} |")
+
+
 def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     """The table and the ratios of one input size; with several rounds, each mode's median build."""
     results = {mode: sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2] for mode, rs in runs.items()}
@@ -626,6 +659,7 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         print(f"| {mode} | {result['seconds']:.1f} | {result['startup']:.1f} | {stages} | {result['driver_cpu']:.1f} | "
               f"{workers} | {busy} | {ray_own if mode.startswith(RAY_MODES) else 'n/a'} | {result['load'][0]}, "
               f"{result['load'][1]} |")
+    calls_cpu_table(runs)
     # each mode's median over the rounds (with an even number of rounds, the mean of the middle two)
     seconds = {mode: statistics.median(r["seconds"] for r in rs) for mode, rs in runs.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
