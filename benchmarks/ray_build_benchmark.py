@@ -66,6 +66,14 @@ between the end of one document and the start of the next, and ``idle_between_in
 that time in no call: the result's way to the driver and the next document's way to the worker. The
 rest is work: the worker encodes there the figures the driver cut from sheets ("images" calls) and
 texts ahead ("texts").
+
+Stop 24: the workers count their CPU seconds by kind of work (``ingest``, ``read signs``, ``encode images``,
+``encode texts``, their execution thread's; "rest": the rest of their processes'), printed per Ray mode
+under the tables: the same work in 1 and 2 workers, so that a 2-worker build whose workers cost more CPU
+shows where. ``--probe`` runs, before each round, a fixed cache-resident Python loop alone and then two
+copies at once (``ray_worker_profile.py --variants calibrate,calibrate*2``) and prints how much more
+CPU the same loop cost with both cores busy: the machine's own price of a second busy core at that time
+(a 2-worker build pays it, a 1-worker build on an otherwise idle machine does not).
 """
 
 from __future__ import annotations
@@ -346,6 +354,20 @@ def timeline(wall_start: float, ends: dict[str, float], cluster, columns: int = 
 
 #: the suffix of a mode run on the baseline's code (``--baseline``)
 BASELINE = "@pre"
+
+
+def probe() -> dict:
+    """The CPU seconds of a fixed loop alone and of each of two copies run at once, with the others' cores
+    meanwhile (``ray_worker_profile.py``'s ``calibrate``): ``both busy / alone`` above 1 is what the
+    machine charges the same work for a second busy core at this time."""
+    script = Path(__file__).resolve().parent / "ray_worker_profile.py"
+    done = subprocess.run([sys.executable, str(script), "--variants", "calibrate,calibrate*2"], capture_output=True,
+                          text=True, check=True)
+    alone, pair = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
+    both = statistics.mean(pair["cpu per copy"])
+    return {"alone cpu": alone["cpu per copy"][0], "both busy cpu": round(both, 2),
+            "both busy / alone": round(both / alone["cpu per copy"][0], 3),
+            "others' cores": (alone["others' cores"], pair["others' cores"])}
 
 
 def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool, baseline: str | None = None) -> dict:
@@ -747,6 +769,8 @@ def main() -> None:
                         help="a copy of the project (DIR/src) to build with too: each mode also runs as MODE@pre "
                              "on that code, beside this tree's, in every round (or only the modes named MODE@pre "
                              "in --modes)")
+    parser.add_argument("--probe", action="store_true",
+                        help="before each round, the CPU price of a second busy core (a fixed loop alone and two at once)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--collection", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
@@ -769,16 +793,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as scratch:
         for documents in sizes:
             runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+            probes = []
             for round_ in range(args.rounds):
+                if args.probe:
+                    probes.append(probe())
+                    print(json.dumps({"probe": round_ + 1, **probes[-1]}), flush=True)
                 # alternating order: a machine that gets busier or quieter during the run weighs on
                 # the first and the last modes alike
                 for mode in modes if round_ % 2 == 0 else modes[::-1]:
                     result = run_mode(mode, documents, scratch, args.skip_ocr, args.baseline)
                     runs[mode].append(result)
                     print(json.dumps({"grants": documents, **result}), flush=True)
-            all_runs[documents] = runs
-    for documents, runs in all_runs.items():
+            all_runs[documents] = runs, probes
+    for documents, (runs, probes) in all_runs.items():
         report(documents, args.skip_ocr, runs)
+        if probes:
+            print("the same loop's CPU with both cores busy against alone, before each round: "
+                  + ", ".join(f"{p['both busy / alone']:.2f}x" for p in probes)
+                  + " (1.00x: a second busy core costs the work nothing; others' cores alone, both: "
+                  + "; ".join("{}, {}".format(*p["others' cores"]) for p in probes) + ")")
 
 
 if __name__ == "__main__":
