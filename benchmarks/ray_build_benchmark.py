@@ -66,6 +66,14 @@ between the end of one document and the start of the next, and ``idle_between_in
 that time in no call: the result's way to the driver and the next document's way to the worker. The
 rest is work: the worker encodes there the figures the driver cut from sheets ("images" calls) and
 texts ahead ("texts").
+
+Stop 24: the workers count their CPU seconds by kind of work (``ingest``, ``read signs``, ``encode images``,
+``encode texts``, their execution thread's; "rest": the rest of their processes'), printed per Ray mode
+under the tables: the same work in 1 and 2 workers, so that a 2-worker build whose workers cost more CPU
+shows where. ``--probe`` runs, before each round, a fixed cache-resident Python loop alone and then two
+copies at once (``ray_worker_profile.py --variants calibrate,calibrate*2``) and prints how much more
+CPU the same loop cost with both cores busy: the machine's own price of a second busy core at that time
+(a 2-worker build pays it, a 1-worker build on an otherwise idle machine does not).
 """
 
 from __future__ import annotations
@@ -348,6 +356,20 @@ def timeline(wall_start: float, ends: dict[str, float], cluster, columns: int = 
 BASELINE = "@pre"
 
 
+def probe() -> dict:
+    """The CPU seconds of a fixed loop alone and of each of two copies run at once, with the others' cores
+    meanwhile (``ray_worker_profile.py``'s ``calibrate``): ``both busy / alone`` above 1 is what the
+    machine charges the same work for a second busy core at this time."""
+    script = Path(__file__).resolve().parent / "ray_worker_profile.py"
+    done = subprocess.run([sys.executable, str(script), "--variants", "calibrate,calibrate*2"], capture_output=True,
+                          text=True, check=True)
+    alone, pair = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
+    both = statistics.mean(pair["cpu per copy"])
+    return {"alone cpu": alone["cpu per copy"][0], "both busy cpu": round(both, 2),
+            "both busy / alone": round(both / alone["cpu per copy"][0], 3),
+            "others' cores": (alone["others' cores"], pair["others' cores"])}
+
+
 def run_mode(mode: str, documents: int, scratch: str, skip_ocr: bool, baseline: str | None = None) -> dict:
     """One build in a fresh process; ``MODE@pre`` builds with ``baseline``'s ``src`` first on the path."""
     build = mode.removesuffix(BASELINE)
@@ -586,6 +608,39 @@ def ray_own_cpu(result: dict) -> float:
     return sum(v for k, v in (result.get("ray_processes_cpu") or {}).items() if k != "ray::_Worker")
 
 
+#: the workers' kinds of work whose CPU seconds they count (``_Worker._timed`` and the like, stop 24)
+CALLS = ("ingest", "read signs", "encode images", "encode texts")
+
+
+def calls_cpu(result: dict) -> dict[str, float]:
+    """The CPU seconds of a Ray build's workers by kind of work, summed over its workers (their
+    execution threads only), with "rest": the rest of their processes' CPU seconds (loads, Ray's
+    threads, the calls' serialisation); empty for a build whose workers do not count them (a baseline's)."""
+    workers = result.get("worker_seconds") or []
+    if not workers or not any(f"{call} cpu" in w for w in workers for call in CALLS):
+        return {}
+    out = {call: sum(w.get(f"{call} cpu", 0.0) for w in workers) for call in CALLS}
+    out["rest"] = sum(w.get("cpu", 0.0) for w in workers) - sum(out.values())
+    return out
+
+
+def calls_cpu_table(runs: dict[str, list[dict]]) -> None:
+    """Where the Ray builds' workers' CPU seconds go (medians over the rounds): the same work in 1
+    and 2 workers, so that a kind of work whose CPU grows with 2 workers shows which (stop 24)."""
+    rows = {mode: [c for c in map(calls_cpu, rs) if c] for mode, rs in runs.items()}
+    rows = {mode: cs for mode, cs in rows.items() if cs}
+    if not rows:
+        return
+    kinds = CALLS + ("rest",)
+    print("\nthe workers' CPU s by kind of work, all workers together (median over the rounds; each round's total):")
+    print(f"\n| build | {' | '.join(kinds)} | total (each round) |")
+    print("|---|" + "---|" * (len(kinds) + 1))
+    for mode, cs in rows.items():
+        cells = " | ".join(f"{statistics.median(c[k] for c in cs):.1f}" for k in kinds)
+        totals = ", ".join(f"{sum(c.values()):.1f}" for c in cs)
+        print(f"| {mode} | {cells} | {totals} |")
+
+
 def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     """The table and the ratios of one input size; with several rounds, each mode's median build."""
     results = {mode: sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2] for mode, rs in runs.items()}
@@ -626,6 +681,7 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         print(f"| {mode} | {result['seconds']:.1f} | {result['startup']:.1f} | {stages} | {result['driver_cpu']:.1f} | "
               f"{workers} | {busy} | {ray_own if mode.startswith(RAY_MODES) else 'n/a'} | {result['load'][0]}, "
               f"{result['load'][1]} |")
+    calls_cpu_table(runs)
     # each mode's median over the rounds (with an even number of rounds, the mean of the middle two)
     seconds = {mode: statistics.median(r["seconds"] for r in rs) for mode, rs in runs.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
@@ -713,6 +769,8 @@ def main() -> None:
                         help="a copy of the project (DIR/src) to build with too: each mode also runs as MODE@pre "
                              "on that code, beside this tree's, in every round (or only the modes named MODE@pre "
                              "in --modes)")
+    parser.add_argument("--probe", action="store_true",
+                        help="before each round, the CPU price of a second busy core (a fixed loop alone and two at once)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--collection", help=argparse.SUPPRESS)
     parser.add_argument("--address", help=argparse.SUPPRESS)
@@ -735,16 +793,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ray-bench-") as scratch:
         for documents in sizes:
             runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+            probes = []
             for round_ in range(args.rounds):
+                if args.probe:
+                    probes.append(probe())
+                    print(json.dumps({"probe": round_ + 1, **probes[-1]}), flush=True)
                 # alternating order: a machine that gets busier or quieter during the run weighs on
                 # the first and the last modes alike
                 for mode in modes if round_ % 2 == 0 else modes[::-1]:
                     result = run_mode(mode, documents, scratch, args.skip_ocr, args.baseline)
                     runs[mode].append(result)
                     print(json.dumps({"grants": documents, **result}), flush=True)
-            all_runs[documents] = runs
-    for documents, runs in all_runs.items():
+            all_runs[documents] = runs, probes
+    for documents, (runs, probes) in all_runs.items():
         report(documents, args.skip_ocr, runs)
+        if probes:
+            print("the same loop's CPU with both cores busy against alone, before each round: "
+                  + ", ".join(f"{p['both busy / alone']:.2f}x" for p in probes)
+                  + " (1.00x: a second busy core costs the work nothing; others' cores alone, both: "
+                  + "; ".join("{}, {}".format(*p["others' cores"]) for p in probes) + ")")
 
 
 if __name__ == "__main__":

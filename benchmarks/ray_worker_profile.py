@@ -24,6 +24,13 @@ Ray build, in four settings, each in a fresh process:
   seconds of every process Ray started, by name (``descendants_cpu`` of ray_build_benchmark).
   ``start-lean`` also prints when the GCS was up, the raylet started and registered (``steps``,
   seconds from the start) and the seconds from the registration until the actors answer.
+- ``VARIANT*2`` (e.g. ``local-build*2``, stop 24): two copies of the variant at once, each in its own
+  process, each doing the whole work: against the variant alone it shows what the same work costs when
+  both of a 2-core machine's cores are busy (shared cache, memory bandwidth, the host), which is what a
+  2-worker build's workers pay and a 1-worker build's worker does not; ``others' cores`` is the CPU of
+  the machine's other processes during the run, per wall second (from ``/proc/stat``).
+- ``calibrate``: no figsearch code: a fixed pure-Python loop that stays in the core's own cache, the
+  control for ``*2`` (``calibrate*2``).
 - ``start-lean-nowait``: as ``start-lean`` with Ray's ``prestart_worker_first_driver`` off:
   ``ray.init`` returns as soon as the raylet has registered instead of waiting for the worker
   processes it prestarts, and the actors' processes start when they are asked for (tried at stop
@@ -142,6 +149,46 @@ def make_probe():
     return Probe
 
 
+def run_calibrate() -> dict:
+    """A fixed loop of Python arithmetic over a small list: CPU work with next to no memory traffic."""
+    started, cpu = time.perf_counter(), time.process_time()
+    values, total = list(range(1000)), 0
+    for _ in range(40000):
+        for v in values:
+            total = (total + v * v) % 1000003
+    return {"variant": "calibrate", "seconds": round(time.perf_counter() - started, 2),
+            "cpu": round(time.process_time() - cpu, 2), "result": total}
+
+
+def _machine_cpu() -> float:
+    """CPU seconds the whole machine has used since boot (all cores; /proc/stat's first line)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    busy = sum(int(f) for i, f in enumerate(fields) if i not in (3, 4))  # not idle, not iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def run_copies(variant: str, copies: int, extra: list[str]) -> dict:
+    """``copies`` processes of ``variant`` at once; each one's result, and the CPU of the machine's other
+    processes per wall second meanwhile."""
+    command = [sys.executable, __file__, "--one", variant] + extra
+    load, machine, started = os.getloadavg()[0], _machine_cpu(), time.perf_counter()
+    running = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(copies)]
+    results = []
+    for process in running:
+        out, err = process.communicate()
+        if process.returncode != 0:
+            sys.exit(f"{variant} failed:\n{err[-3000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    wall = time.perf_counter() - started
+    own = sum(r["cpu"] for r in results)  # a copy's own CPU (process times), its start not included
+    others = max(0.0, _machine_cpu() - machine - own - 0.5 * copies)  # about 0.5 s each: Python's start
+    return {"variant": f"{variant}*{copies}" if copies > 1 else variant, "copies": copies,
+            "cpu per copy": [r["cpu"] for r in results], "seconds per copy": [r["seconds"] for r in results],
+            "others' cores": round(others / wall, 2), "load": (round(load, 2), round(os.getloadavg()[0], 2)),
+            "results": results}
+
+
 def run_variant(variant: str, documents: int, text: bool) -> dict:
     from figsearch.ingest.plan import plan_paths
     from figsearch.pipeline.distributed import _default_ocr_engine, _encoder_specs, _payload
@@ -202,10 +249,19 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_start(args.one, args.workers) if args.one.startswith("start-")
+        print(json.dumps(run_calibrate() if args.one == "calibrate" else
+                         run_start(args.one, args.workers) if args.one.startswith("start-")
                          else run_variant(args.one, args.documents, args.text)))
         return
     for variant in args.variants.split(","):
+        if variant == "calibrate" or "*" in variant:  # alone or several copies at once (stop 24)
+            name, _, copies = variant.partition("*")
+            extra = ["--documents", str(args.documents)] + (["--text"] if args.text else [])
+            result = run_copies(name, int(copies or 1), extra)
+            brief = {k: v for k, v in result.items() if k != "results"}
+            brief["calls per copy"] = [r.get("calls") for r in result["results"]]
+            print(json.dumps(brief), flush=True)
+            continue
         load = os.getloadavg()[0]
         command = [sys.executable, __file__, "--one", variant, "--documents", str(args.documents),
                    "--workers", str(args.workers)]

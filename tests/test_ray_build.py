@@ -213,6 +213,27 @@ def test_texts_are_cut_into_pieces_of_about_the_same_cost():
     assert _pieces([], 4, 64) == [] and _pieces(["x"], 4, 64) == [["x"]]
 
 
+def test_a_workers_calls_count_their_cpu_seconds_beside_their_wall_seconds():
+    # the benchmark compares the same work's CPU in 1 and 2 workers (stop 24): a call that waits
+    # costs wall seconds and next to no CPU, one that computes costs CPU, each under its own key
+    import time
+
+    from figsearch.pipeline.ray_worker import _Worker
+
+    worker = _Worker(None, [])
+
+    def busy():
+        until = time.thread_time() + 0.2
+        while time.thread_time() < until:
+            pass
+
+    worker._timed("waiting", time.sleep, 0.3)
+    worker._timed("computing", busy)
+    stats = worker.stats()
+    assert stats["waiting"] >= 0.3 and stats["waiting cpu"] < 0.1
+    assert stats["computing cpu"] >= 0.2 and stats["computing"] >= stats["computing cpu"] - 0.01
+
+
 def test_the_text_encoder_takes_the_workers_share_of_the_cores(monkeypatch):
     # 2 workers on a 2-core machine: one thread each, not the encoder's default 2 each (4 on 2 cores)
     assert encoder_threads(True, 2, 2) == 1

@@ -179,10 +179,11 @@ def read_signs(unit: Unit, result: UnitResult, image_bytes, engine, seconds: dic
             for figure in document.figures:
                 data = image_bytes(figure.image_path) if figure.role == FigureRole.DRAWING else None
                 if data is not None:
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.thread_time()
                     numerals = _numerals_wanted(document) if numerals is None else numerals
                     read = _read_ahead(data, seconds, engine, numerals)
                     seconds["read signs"] += time.perf_counter() - started
+                    seconds["read signs cpu"] += time.thread_time() - cpu
                     if read is not None:
                         boxes[figure.figure_id] = (figure.image_path, *read)
     except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
@@ -266,11 +267,15 @@ class _Worker:
         return os.getpriority(os.PRIO_PROCESS, 0)
 
     def _timed(self, what: str, call, *args):
-        started = time.perf_counter()
+        """``call(*args)``, its wall seconds added to ``seconds[what]`` and its CPU seconds (this thread's:
+        the work's own, not what the process's other threads do meanwhile) to ``seconds[what + " cpu"]``:
+        the same work costs more CPU when both cores of a 2-core node are busy (docs/cluster.md, stop 24)."""
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             return call(*args)
         finally:
             self.seconds[what] += time.perf_counter() - started
+            self.seconds[f"{what} cpu"] += time.thread_time() - cpu
 
     def acked(self, method: str, *args):
         """(True, ``method(*args)``), called with ``num_returns=2`` (``_Pool.map`` with ``tries``):
@@ -306,7 +311,7 @@ class _Worker:
             loading = self._loads.get(("visual", spec))
         if loading is None or not loading.done() or loading.exception() is not None:
             return {}
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             figures, images = [], []
             for document in result.documents:
@@ -322,6 +327,7 @@ class _Worker:
             return {}
         finally:
             self.seconds["encode images"] += time.perf_counter() - started
+            self.seconds["encode images cpu"] += time.thread_time() - cpu
 
     def _read_signs(self, unit: Unit, result: UnitResult, files: dict[str, bytes], engine: str) -> dict:
         try:
@@ -346,7 +352,7 @@ class _Worker:
     def images(self, spec: str, blobs: list[bytes | None]) -> tuple[np.ndarray | None, dict[int, str]]:
         wall = time.time()
         encoder = self._timed("wait for visual", self._start("visual", spec).result)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         images, errors = [], {}
         for index, data in enumerate(blobs):
             if data is None:
@@ -357,6 +363,7 @@ class _Worker:
                 errors[index] = str(exc)
         vectors = encoder.encode(images) if images else None
         self.seconds["encode images"] += time.perf_counter() - started
+        self.seconds["encode images cpu"] += time.thread_time() - cpu
         self.events.append(("images", wall, time.time()))
         return vectors, errors
 
