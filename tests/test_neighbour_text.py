@@ -100,8 +100,10 @@ def test_auto_lends_only_to_a_drawing_without_text_of_its_own(service):
     assert any(note.startswith("neighbour_text:") for note in lent.notes)
     same = service.search(Query(figure_id="EP3-E", mode="visual", neighbour_text=True, k=10))
     assert [(h.figure_id, round(h.score, 6)) for h in lent.hits] == [(h.figure_id, round(h.score, 6)) for h in same.hits]
-    # by default (off), auto ranks it by the visual channel alone, as the visual mode does
-    alone = service.search(Query(figure_id="EP3-E", mode="auto", k=10))
+    # by default (stop 24) auto lends too; asked not to, it ranks it by the visual channel alone, as visual does
+    default = service.search(Query(figure_id="EP3-E", mode="auto", k=10))
+    assert [(h.figure_id, h.score) for h in default.hits] == [(h.figure_id, h.score) for h in lent.hits]
+    alone = service.search(Query(figure_id="EP3-E", mode="auto", neighbour_text=False, k=10))
     visual = service.search(Query(figure_id="EP3-E", mode="visual", k=10))
     assert alone.modalities == ["visual"] and [h.figure_id for h in alone.hits] == [h.figure_id for h in visual.hits]
     # US1-A has text of its own: auto fuses it as before, nothing is lent
