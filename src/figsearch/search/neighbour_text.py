@@ -1,4 +1,4 @@
-"""The collection's texts for a drawing query without words (``Query.neighbour_text``, mode ``visual``; stop 23).
+"""The collection's texts for a drawing query without words (``Query.neighbour_text``, modes ``visual`` and ``auto``).
 
 A drawing searched alone finds drawings that *look* alike. The collection's texts say what its drawings *are*
 (titles, figure descriptions), so the drawing's nearest visual neighbours lend theirs: the text query vector is
