@@ -5,7 +5,8 @@
 
 Every query figure is searched in mode ``visual`` twice, as a drawing without words (a figure-id query in mode
 ``visual`` uses the figure's stored drawing vector only): plainly, and with ``neighbour_text`` (the text channel
-searched with the texts of the drawing's nearest figures). Both re-rank the visual list as the visual mode does by
+searched with the texts of the drawing's nearest figures; a drawing whose nearest figure has no text is searched
+alone either way, stop 24). Both re-rank the visual list as the visual mode does by
 default. Prints AP@k of each, their difference with a paired sign-flip test (10,000 flips, seed 0) on the
 per-query AP@k, and with ``--timing N`` the median milliseconds per search of N seeded queries, off and on
 alternating, with the load average (the machine may be shared).

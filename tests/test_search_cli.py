@@ -115,10 +115,15 @@ def test_rotated_or_cropped_copy_finds_its_original(collection_dir, tmp_path, en
 
 
 def test_neighbour_text_option(indexed):
-    # EP3-E has no text: asked to, it borrows its nearest drawings' texts; by default it is searched alone
-    code, out = run("search", "-c", indexed, "--figure", "EP3-E", "--mode", "auto", "--neighbour-text", "--json")
-    assert code == 0, out
-    data = json.loads(out)
-    assert data["modalities"] == ["visual", "text"] and any(n.startswith("neighbour_text:") for n in data["notes"])
-    code, out = run("search", "-c", indexed, "--figure", "EP3-E", "--mode", "auto", "--json")
+    # EP3-E has no text: in auto it borrows its nearest drawings' texts by default (stop 24) or asked to; asked not
+    # to, it is searched alone
+    for asked in (["--neighbour-text"], []):
+        code, out = run("search", "-c", indexed, "--figure", "EP3-E", "--mode", "auto", *asked, "--json")
+        assert code == 0, out
+        data = json.loads(out)
+        assert data["modalities"] == ["visual", "text"] and any(n.startswith("neighbour_text:") for n in data["notes"])
+    code, out = run("search", "-c", indexed, "--figure", "EP3-E", "--mode", "auto", "--no-neighbour-text", "--json")
+    assert code == 0 and json.loads(out)["modalities"] == ["visual"]
+    # the visual mode stays the visual channel alone unless asked
+    code, out = run("search", "-c", indexed, "--figure", "EP3-E", "--mode", "visual", "--json")
     assert code == 0 and json.loads(out)["modalities"] == ["visual"]

@@ -164,7 +164,8 @@ class SearchCollection:
         turns, for a drawing that may be turned against how it was published (by default it is searched
         upright alone). ``neighbour_text`` (modes ``visual`` and ``auto``): a drawing without words borrows the
         texts of its nearest drawings for the text channel (search/neighbour_text.py); in ``auto`` only a drawing
-        without text of its own borrows; off unless asked (a figure without text scores 0 for the lent text).
+        without text of its own borrows, and only a drawing whose nearest figure has text. None: the default,
+        on in ``auto`` and off in ``visual`` (search/query.py, ``LENT_TEXTS_BY_DEFAULT``).
         """
         figure_id = self._service.resolve_figure(figure) if figure else None
         if isinstance(image, os.PathLike):

@@ -78,7 +78,7 @@ def _modes(values: tuple[str, ...]) -> list[str]:
                    "every search, or not [default: the search service's default].")
 @click.option("--neighbour-text/--no-neighbour-text", "neighbour_text", default=None,
               help="Modes visual and auto: a query drawing without words borrows the texts of its nearest drawings "
-                   "(search/neighbour_text.py), or not [default: the search service's default, off].")
+                   "(search/neighbour_text.py), or not [default: the search service's default, on in auto, off in visual].")
 @json_option
 def evaluate_command(
     collection, qrels_file, rules, combine, queries, k, modes, measures, out, compare_dir, seed, rerank,

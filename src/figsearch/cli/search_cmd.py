@@ -49,7 +49,7 @@ def _clip(text: str | None, width: int) -> str:
                    "was published (a sheet scanned sideways); by default it is searched upright alone.")
 @click.option("--neighbour-text/--no-neighbour-text", "neighbour_text", default=None,
               help="Modes visual and auto: a drawing without words borrows the texts of its nearest drawings for the "
-                   "text channel (in auto only a drawing without text of its own) [default: off].")
+                   "text channel (in auto only a drawing without text of its own) [default: on in auto, off in visual].")
 @click.option("-k", "k", default=10, show_default=True, help="Number of hits.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")

@@ -602,6 +602,12 @@ class SearchService:
             return False
         head = lists["visual"][: neighbour_text.LOOK]
         texts = self.collection.vectors.fetch("text", index.encoder, [f for f, _ in head])
+        if not neighbour_text.lends(head, texts):
+            notes.append("neighbour_text: the drawing's nearest figure has no text (its own patent may have none), "
+                         "the drawing is searched alone" if neighbour_text.GATE == 1 else
+                         f"neighbour_text: not all the drawing's {neighbour_text.GATE} nearest figures have text, "
+                         "the drawing is searched alone")
+            return False
         vector, lenders = neighbour_text.text_vector(head, texts)
         if vector is None:
             notes.append(f"neighbour_text: none of the drawing's {len(head)} nearest figures has text, "
@@ -679,8 +685,8 @@ class SearchService:
         calibration = fusion.near_thresholds(*self._visual_model(indexes)) if mode == "auto" and not lent else {}
         if mode == "auto" and not lent and "visual" in indexes and (note := fusion.calibration_note(*self._visual_model(indexes))):
             notes.append(note)  # the uncalibrated rule is used (docs/evaluation.md)
-        if lent:  # neighbour_text: (1 - WEIGHT) * visual + WEIGHT * text, a figure without text scoring 0 for it
-            fused = fuse(lists, exact, mode="avg", text_weight=neighbour_text.WEIGHT)
+        if lent:  # neighbour_text: (1 - WEIGHT) * visual + WEIGHT * text, a figure without text its visual score
+            fused = neighbour_text.fuse(lists, exact)
         else:
             fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, **calibration)
         page = fused[query.offset : query.offset + query.k]

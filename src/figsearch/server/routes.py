@@ -41,7 +41,7 @@ class SearchParams(BaseModel):
     )
     neighbour_text: bool | None = Field(
         None, description="modes visual and auto: a drawing without words borrows the texts of its nearest drawings "
-        "for the text channel (in auto only a drawing without text of its own); default off"
+        "for the text channel (in auto only a drawing without text of its own); default on in auto, off in visual"
     )
     text_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="0..1; when given, score = (1-w)*visual + w*text instead of the mode's rule"
