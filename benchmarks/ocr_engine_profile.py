@@ -64,6 +64,7 @@ STEPS = [
     ("figsearch.ocr.tesseract", "solidify_dithered", "solidify_dithered"),
     ("figsearch.ocr.tesseract", "_mosaic", "_mosaic (crop, scale, paste)"),
     ("figsearch.ocr.tesseract", "label_lines", "label_lines (label pass candidates)"),
+    ("figsearch.ocr.preprocess", "_group", "_group (boxes into words and lines)"),
     ("figsearch.ocr.tesseract", "may_hold_more_figures", "may_hold_more_figures"),
     ("figsearch.ocr.tesseract", "parse_signs", "parse_signs (engine)"),
     ("figsearch.ocr.base", "mark_table_words", "mark_table_words"),
@@ -117,9 +118,9 @@ def install() -> None:
     Image.Image.rotate = _timed("PIL rotate (orientation views)", rotate)
     read = TesseractEngine._read
 
-    def counted_read(self, image):
+    def counted_read(self, image, *args, **kwargs):
         COUNT["rotations read (general)"] += 1
-        return read(self, image)
+        return read(self, image, *args, **kwargs)
 
     TesseractEngine._read = counted_read
     mosaic = importlib.import_module("figsearch.ocr.tesseract")._mosaic

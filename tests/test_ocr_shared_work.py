@@ -429,3 +429,24 @@ def test_grouping_by_overlapping_rows_equals_grouping_every_pair(seed, gap, monk
     assert np.array_equal(preprocess._group(boxes, gap), expected)
     monkeypatch.setattr(preprocess, "_MAX_ROW_PAIRS", 0)
     assert np.array_equal(preprocess._group(boxes, gap), expected)
+
+
+@pytest.mark.parametrize("rotation", [0, 180])
+def test_solidify_on_a_turned_ink_mask_equals_solidify_on_its_image(rotation):
+    """The label pass's ``_TurnedView`` of the ink mask is not converted whole for many words (its crops
+    are taken instead): the same closed pixels as from the turned mask made an image."""
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr import tesseract
+
+    sheet, words = _dithered_sheet()
+    mask = np.asarray(sheet) < 128
+    if rotation == 180:  # the words where the turned view shows them
+        from figsearch.ocr.preprocess import WordBox
+
+        words = [WordBox((400 - w.box[2], 80 - w.box[3], 400 - w.box[0], 80 - w.box[1]), w.line, w.glyphs) for w in words]
+    view = tesseract._TurnedView(mask, rotation)
+    assert not view.whole_array_is_cheap and len(words) >= tesseract._WHOLE_ARRAY
+    image = Image.fromarray(np.where(np.rot90(mask, k=rotation // 90), np.uint8(0), np.uint8(255)))
+    from_view = np.asarray(tesseract.solidify_dithered(view, words))
+    assert np.array_equal(from_view, np.asarray(tesseract.solidify_dithered(image, words)))
+    assert not np.array_equal(from_view, np.asarray(image))  # dithered words were closed
