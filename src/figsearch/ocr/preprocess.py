@@ -58,7 +58,9 @@ class GlyphLayer:
     boxes: np.ndarray | None = None
     #: the kept components as ``detect_words`` takes them (``labelled``): the sheet's labels, a
     #: lookup from them to 1..count (0: not kept), count, and the kept components' boxes, numbered
-    #: in the order a labelling of ``image`` itself gives; the upright word detection starts from them
+    #: in the order a labelling of ``image`` itself gives; the upright word detection starts from them.
+    #: Where underlined glyphs were added (whose components are no whole components of the sheet): the
+    #: layer's own labelling, the lookup the identity
     kept: tuple[np.ndarray, np.ndarray, int, np.ndarray] | None = None
     #: the sheet's ink (True) at ``ink_threshold``: what the label pass and the table finder look at
     ink: np.ndarray | None = None
@@ -111,7 +113,14 @@ def glyph_layer(grey: Image.Image, max_glyph: float = MAX_GLYPH) -> GlyphLayer:
         # are then no longer whole components of the sheet, so word detection labels the layer itself
         for x0, y0, glyphs in underlined:
             out[y0:y0 + glyphs.shape[0], x0:x0 + glyphs.shape[1]][glyphs] = 0
-        return GlyphLayer(Image.fromarray(out), kept_count + len(underlined), aspect, boxes, None, ink)
+        # labelled here once, as word detection would label it, for the upright reading and every turn
+        # (each turn used to turn the layer as an image and label it again)
+        layer_ink = out == 0
+        layer_labels, layer_count = ndimage.label(layer_ink, structure=np.ones((3, 3), dtype=bool))
+        lys, lxs = sparse_nonzero(layer_ink)
+        layer_boxes = component_boxes(layer_labels[lys, lxs], layer_count, lys, lxs)
+        return GlyphLayer(Image.fromarray(out), kept_count + len(underlined), aspect, boxes,
+                          (layer_labels, np.arange(layer_count + 1), layer_count, layer_boxes), ink, (lys, lxs))
     return GlyphLayer(Image.fromarray(out), kept_count, aspect, boxes, (labels, lookup, kept_count, boxes[keep]), ink,
                       (ys[inked], xs[inked]))
 
