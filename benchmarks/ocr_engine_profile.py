@@ -7,6 +7,11 @@ Sheets: the hand-read sets of ocr_benchmark.py (truth, dev1, dev2, dev3, holdout
 of design drawings, each read with ``read_drawing`` as the build's workers and the benchmark do.
 
     OMP_THREAD_LIMIT=1 python benchmarks/ocr_engine_profile.py [--sets truth,dev1,dev2,dev3,holdout4] [--design 40]
+
+``--stored COLLECTION``: instead, every drawing a build stored in that collection (not the figures cut
+from sheets), read as an overlapped build's reader reads it (``pipeline.signs._read_ahead_in_worker``: the
+stored PNG decoded, ``read_drawing_ahead`` with its patent's ``numerals_wanted``, then the visual encoder's
+input when the sheet is not cut), with the decoding and that preparation timed as steps too.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ STEPS = [
     ("figsearch.ocr.tesseract", "solidify_dithered", "solidify_dithered"),
     ("figsearch.ocr.tesseract", "_mosaic", "_mosaic (crop, scale, paste)"),
     ("figsearch.ocr.tesseract", "label_lines", "label_lines (label pass candidates)"),
+    ("figsearch.ocr.preprocess", "_group", "_group (boxes into words and lines)"),
     ("figsearch.ocr.tesseract", "may_hold_more_figures", "may_hold_more_figures"),
     ("figsearch.ocr.tesseract", "parse_signs", "parse_signs (engine)"),
     ("figsearch.ocr.base", "mark_table_words", "mark_table_words"),
@@ -112,9 +118,9 @@ def install() -> None:
     Image.Image.rotate = _timed("PIL rotate (orientation views)", rotate)
     read = TesseractEngine._read
 
-    def counted_read(self, image):
+    def counted_read(self, image, *args, **kwargs):
         COUNT["rotations read (general)"] += 1
-        return read(self, image)
+        return read(self, image, *args, **kwargs)
 
     TesseractEngine._read = counted_read
     mosaic = importlib.import_module("figsearch.ocr.tesseract")._mosaic
@@ -130,13 +136,64 @@ def install() -> None:
 _PASS: list[bool] = []
 
 
+def report(n: int, total: float, what: str) -> None:
+    print(f"{n} {what}, {total / n:.4f} CPU s per sheet in all, OMP_THREAD_LIMIT={os.environ.get('OMP_THREAD_LIMIT')}")
+    print(f"{'step':62s} {'CPU s/sheet':>11s} {'share':>6s} {'calls/sheet':>11s}")
+    for name, cpu in sorted(CPU.items(), key=lambda kv: -kv[1]):
+        print(f"{name:62s} {cpu / n:11.4f} {cpu / total:6.1%} {CALLS[name] / n:11.2f}")
+    other = total - sum(CPU.values())
+    print(f"{'(outside the steps)':62s} {other / n:11.4f} {other / total:6.1%}")
+    print(json.dumps({k: round(v / n, 2) for k, v in sorted(COUNT.items())}, indent=1))
+
+
+def stored(root: Path, limit: int) -> None:
+    """The build's readers' work on ``root``'s stored drawings (``--stored``)."""
+    from PIL import Image
+
+    from figsearch.ocr import create_engine
+    from figsearch.pipeline import signs
+    from figsearch.records import FigureRole
+    from figsearch.store.collection import Collection
+    from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_visual
+    from figsearch.link.patent_text import PatentText
+
+    with Collection.open(root) as collection:
+        drawings = [f for f in collection.figures(roles=(FigureRole.DRAWING,)) if f.parent_id is None and f.image_path]
+        wanted = {n: signs.numerals_wanted(PatentText.of(collection.patent(n))) for n in {f.patent for f in drawings}}
+        todo = [(str(collection.path(f.image_path)), wanted[f.patent]) for f in drawings]
+    todo = todo[:limit] if limit else todo
+    engine = create_engine("tesseract")
+    engine.read(Image.new("L", (200, 100), 255))
+    signs._worker_engine = engine
+    # the default visual encoder's input size, as the overlapped build's writer hands it to its readers
+    prepare = functools.partial(signs.backbone_input, create_visual(DEFAULT_VISUAL_ENCODER, threads=1).image_size)
+    install()
+    signs.read_drawing_ahead = _timed("read_drawing_ahead (rest)", signs.read_drawing_ahead)
+    signs.figure_ahead = _timed("figure_ahead (the drawing's words and parts)", signs.figure_ahead)
+    prepare = _timed("backbone_input (the visual encoder's input)", prepare)
+    load = Image.Image.load
+    Image.Image.load = _timed("PIL load (decoding the stored PNG)", load)
+    total = time.process_time()
+    for path, numerals in todo:
+        signs._read_ahead_in_worker(path, numerals, prepare)
+    total = time.process_time() - total
+    Image.Image.load = load
+    print(f"{root}: {sum(not w for _, w in todo)} of {len(todo)} drawings of patents that cite no numeral")
+    report(len(todo), total, "stored drawings read as the build's readers read them")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_data = Path(os.environ.get("FIGSEARCH_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
     parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--sets", default="truth,dev1,dev2,dev3,holdout4")
     parser.add_argument("--design", type=int, default=40, help="design drawings sampled (seeded)")
+    parser.add_argument("--stored", type=Path, default=None,
+                        help="a built collection: profile its stored drawings as the build's readers read them")
+    parser.add_argument("--limit", type=int, default=0, help="with --stored: at most this many drawings")
     args = parser.parse_args()
+    if args.stored is not None:
+        return stored(args.stored, args.limit)
     from figsearch.ocr import create_engine
     from figsearch.ocr.drawing import read_drawing
 

@@ -392,3 +392,61 @@ def test_a_turned_ink_mask_gives_the_pixels_and_crops_of_its_image(rotation):
     assert view.size == image.size and np.array_equal(np.asarray(view), np.asarray(image))
     for box in [(0, 0, 7, 7), (-2, 5, 9, 50), (3, 3, 3, 8)]:
         assert view.crop(box).tobytes() == image.crop(box).tobytes() and view.crop(box).size == image.crop(box).size
+
+
+def _group_from_every_pair(boxes: np.ndarray, gap: float) -> np.ndarray:
+    """``preprocess._group``'s rule applied to all n × n pairs: the reference its pair searches must equal."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    x0, y0, x1, y1 = boxes.T.astype(np.float64)
+    h = y1 - y0
+    a, b = np.triu_indices(len(boxes), 1)
+    overlap = np.minimum(y1[a], y1[b]) - np.maximum(y0[a], y0[b])
+    hgap = np.maximum(x0[a], x0[b]) - np.minimum(x1[a], x1[b])
+    keep = (overlap >= 0.5 * np.minimum(h[a], h[b])) & (hgap <= gap * np.maximum(h[a], h[b]))
+    n = len(boxes)
+    graph = coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("gap", [0.3, 0.6, 0.9, 1.1, 2.0])
+def test_grouping_by_overlapping_rows_equals_grouping_every_pair(seed, gap, monkeypatch):
+    """The groups (and their numbers) from the pairs of overlapping rows, and from the k-d tree's pairs
+    (taken when there would be too many of those), equal the groups from every pair: boxes of many
+    sizes, some sharing a top or a bottom, on rows and scattered."""
+    from figsearch.ocr import preprocess
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    x0 = rng.integers(0, 1500, n)
+    y0 = np.where(rng.random(n) < 0.5, rng.choice([100, 400, 401, 900], n), rng.integers(0, 1800, n))
+    heights = np.where(rng.random(n) < 0.9, rng.integers(1, 40, n), rng.integers(40, 150, n))
+    widths = rng.integers(1, 60, n)
+    boxes = np.stack([x0, y0, x0 + widths, y0 + heights], axis=1)
+    expected = _group_from_every_pair(boxes, gap)
+    assert np.array_equal(preprocess._group(boxes, gap), expected)
+    monkeypatch.setattr(preprocess, "_MAX_ROW_PAIRS", 0)
+    assert np.array_equal(preprocess._group(boxes, gap), expected)
+
+
+@pytest.mark.parametrize("rotation", [0, 180])
+def test_solidify_on_a_turned_ink_mask_equals_solidify_on_its_image(rotation):
+    """The label pass's ``_TurnedView`` of the ink mask is not converted whole for many words (its crops
+    are taken instead): the same closed pixels as from the turned mask made an image."""
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr import tesseract
+
+    sheet, words = _dithered_sheet()
+    mask = np.asarray(sheet) < 128
+    if rotation == 180:  # the words where the turned view shows them
+        from figsearch.ocr.preprocess import WordBox
+
+        words = [WordBox((400 - w.box[2], 80 - w.box[3], 400 - w.box[0], 80 - w.box[1]), w.line, w.glyphs) for w in words]
+    view = tesseract._TurnedView(mask, rotation)
+    assert not view.whole_array_is_cheap and len(words) >= tesseract._WHOLE_ARRAY
+    image = Image.fromarray(np.where(np.rot90(mask, k=rotation // 90), np.uint8(0), np.uint8(255)))
+    from_view = np.asarray(tesseract.solidify_dithered(view, words))
+    assert np.array_equal(from_view, np.asarray(tesseract.solidify_dithered(image, words)))
+    assert not np.array_equal(from_view, np.asarray(image))  # dithered words were closed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from figsearch.ocr.preprocess import glyph_layer, touching_letters
 from figsearch.ocr.tesseract import _pinholes
@@ -66,7 +67,7 @@ def test_pinholes_tell_grey_print_from_a_small_clean_digit():
     assert not _pinholes(np.zeros((10, 10), dtype=bool))
 
 
-def test_underlined_digits_joined_to_their_bar_stay_glyphs_frames_and_hatching_do_not():
+def _underlined_sheet():
     from PIL import Image
 
     ink = np.zeros((300, 900), dtype=bool)
@@ -85,13 +86,34 @@ def test_underlined_digits_joined_to_their_bar_stay_glyphs_frames_and_hatching_d
         for y in range(120, 140):
             ink[y, min(899, x + (y - 120) // 2)] = True
     ink[139:142, 500:590] = True
-    image = Image.fromarray(np.where(ink, 0, 255).astype(np.uint8))
-    layer = glyph_layer(image)
+    return Image.fromarray(np.where(ink, 0, 255).astype(np.uint8))
+
+
+def test_underlined_digits_joined_to_their_bar_stay_glyphs_frames_and_hatching_do_not():
+    layer = glyph_layer(_underlined_sheet())
     kept = np.asarray(layer.image) < 128
     assert kept[125, 300] and kept[125, 340]  # the underlined letters
     assert not kept[141, 330]  # their bar
     assert not kept[201, 330] and not kept[140, 550]  # the frame and the hatched strip
-    assert layer.kept is None  # the layer's components are no longer the sheet's: word detection labels it
+    # the layer's components are no longer the sheet's: ``kept`` is the layer's own labelling
+    labels, lookup, count, _ = layer.kept
+    assert np.array_equal(lookup, np.arange(count + 1)) and count > 10
+    assert np.array_equal(labels > 0, kept)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_words_of_an_underlined_layer_in_every_turn_equal_labelling_the_turned_layer(rotation):
+    """The underlined glyphs' layer is labelled once (``GlyphLayer.kept``); each turn's words from it
+    (turned, renumbered) equal those of the turned layer labelled again, as word detection did before."""
+    from figsearch.ocr.preprocess import detect_words, turned_components, turned_pixels
+
+    layer = glyph_layer(_underlined_sheet())
+    expected = detect_words(np.asarray(layer.image.rotate(rotation, expand=True)) < 128)
+    assert expected or rotation in (90, 270)  # sideways, its lettering makes no words
+    shape = (layer.image.height, layer.image.width)
+    words = detect_words(None, labelled=turned_components(layer.kept, rotation), renumber=bool(rotation),
+                         pixels=turned_pixels(layer.pixels, rotation, shape))
+    assert words == expected
 
 
 def test_an_underlined_numeral_is_read():

@@ -123,7 +123,9 @@ def solidify_dithered(image: Image.Image, words: list[WordBox]) -> Image.Image:
     width, height = image.size
     # a sheet's worth of words: its pixels as one array (one copy), sliced per word; a few words (the
     # label pass): each word's crop alone, cheaper than converting the whole sheet
-    pixels = np.asarray(image) if len(words) >= _WHOLE_ARRAY else None
+    # (an ink mask seen as a grey image, ``_TurnedView``, would be converted whole: its crops cost less)
+    whole = len(words) >= _WHOLE_ARRAY and getattr(image, "whole_array_is_cheap", True)
+    pixels = np.asarray(image) if whole else None
     out = None
     for word in words:
         x0, y0, x1, y1 = word.box
@@ -235,6 +237,8 @@ class _TurnedView:
     def __init__(self, pixels: np.ndarray, rotation: int = 0) -> None:
         self._pixels = np.rot90(pixels, (rotation // 90) % 4)  # a view: nothing copied
         self._mask = pixels.dtype == np.bool_
+        #: ``np.asarray`` of a grey view is a view; of a mask, a grey copy of the whole turned sheet
+        self.whole_array_is_cheap = not self._mask
         self.height, self.width = self._pixels.shape
         self.size = (self.width, self.height)
 
