@@ -77,4 +77,7 @@ class Query:
     #: "Stop 23"). In ``visual`` the query's own words never search the text channel; in ``auto`` only a drawing
     #: without text of its own borrows. None: as the mode's default (neighbour_text_by_default: off in both)
     neighbour_text: bool | None = None
+    #: a typed text also searches the figures' words by BM25 (figsearch.search.lexical, docs/lexical.md), fused
+    #: into the text channel; None: as ``lexical.LEXICAL_BY_DEFAULT``
+    lexical: bool | None = None
     filters: Filters = field(default_factory=Filters)
