@@ -1,7 +1,7 @@
 """Dense-only vs lexical-only (BM25) vs fused text channel for word queries, on training-side sets.
 
     PYTHONPATH=src python benchmarks/lexical_eval.py -c COLLECTION --set upair|designs-even|glossary \
-        [--weights 0.2,0.35,0.5,0.65,0.8] [--depth 200] [--service 0.5]
+        [--weights 0.2,0.35,0.5,0.65,0.8] [--depth 200] [--service-modes text,auto] [--no-pairs]
 
 COLLECTION must have text vectors and the lexical table (``figsearch index`` fills it; a copy of an older
 collection gets it from ``--build-lexical``, which writes). Word queries, and their truth:
@@ -22,8 +22,9 @@ collection gets it from ``--build-lexical``, which writes). Word queries, and th
 The dense list is the cosine of the query's text vector (the collection's text encoder) with every ranked
 figure's stored text vector, its first ``--depth``; the lexical list is FTS5's BM25 of
 ``lexical.match_expression``, its first ``--depth``; fused = ``lexical.fuse_text`` at each weight, and RRF
-(k=60) of the two lists. ``--service W`` also runs every query through ``SearchService.search`` (mode text,
-lexical on) to check that the service ranks as the simulation does at its weight. Prints AP@50 / P@10 / MRR
+(k=60) of the two lists. ``--service-modes text,auto`` also runs every query through ``SearchService.search``
+in those modes with ``lexical`` off and on (the shipped path: candidate lists of 4 x k = 4,000, k = 1,000; the
+ranked figures kept), each "lexical" row tested against its mode's "dense" row. Prints AP@50 / P@10 / MRR
 (trec_eval's definitions, figsearch.evaluate.metrics) and paired sign-flip p-values (10,000 flips, seed 0)
 of each variant against dense-only on AP@50.
 """
@@ -145,7 +146,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--weights", default="0.2,0.35,0.5,0.65,0.8")
     parser.add_argument("--depth", type=int, default=200)
-    parser.add_argument("--service", type=float, default=None, metavar="W")
+    parser.add_argument("--service-modes", default="", metavar="MODES",
+                        help="also run every query through SearchService.search in these modes (e.g. text,auto), "
+                             "lexical off and on (at lexical.LEXICAL_WEIGHT)")
     parser.add_argument("--no-pairs", action="store_true", help="BM25 of the single words only (no adjacent pairs)")
     parser.add_argument("--build-lexical", action="store_true", help="fill the lexical table first (writes)")
     args = parser.parse_args()
@@ -188,27 +191,30 @@ def main() -> None:
         for w in weights:
             fused, _ = lexical.fuse_text(dense, bm, all_cos, w)
             runs.setdefault(f"fused w={w:g}", {})[qid] = fused[:50]
-    if args.service is not None:
+    if args.service_modes:
         from figsearch.search.query import Filters, Query
 
-        lexical.LEXICAL_WEIGHT = args.service
-        for qid, text in queries.items():
-            result = service.search(Query(text=text, mode="text", k=1000, lexical=True,
-                                          filters=Filters(exclude_patents=tuple(leave_out.get(qid, ())))))
-            hits = [(h.figure_id, h.score) for h in result.hits if h.figure_id in ranked]
-            runs.setdefault(f"service w={args.service:g}", {})[qid] = hits[:50]
+        for mode in args.service_modes.split(","):
+            for on in (False, True):
+                name = f"service {mode} " + ("lexical" if on else "dense")
+                for qid, text in queries.items():
+                    result = service.search(Query(text=text, mode=mode, k=1000, lexical=on,
+                                                  filters=Filters(exclude_patents=tuple(leave_out.get(qid, ())))))
+                    hits = [(h.figure_id, h.score) for h in result.hits if h.figure_id in ranked]
+                    runs.setdefault(name, {})[qid] = hits[:50]
     qids = sorted(queries)
     relevant = np.mean([len(qrels[q]) for q in qids])
     print(f"set {args.set}: {len(qids)} queries, {relevant:.1f} relevant on average, {len(ranked)} figures ranked "
           f"({len(ids)} with a text vector)")
-    base = per_query(qrels, {q: runs["dense"][q] for q in qids}, MEASURES, qids)
     for name, run in runs.items():
+        base = per_query(qrels, runs[name.replace("lexical", "dense") if name.startswith("service") else "dense"],
+                         MEASURES, qids)
         values = per_query(qrels, {q: [(f, float(s)) for f, s in run[q]] for q in qids}, MEASURES, qids)
         means = {m: np.mean([values[m][q] for q in qids]) for m in values}
-        p = sign_flip([base["AP@50"][q] for q in qids], [values["AP@50"][q] for q in qids]) if name != "dense" else 1.0
+        p = sign_flip([base["AP@50"][q] for q in qids], [values["AP@50"][q] for q in qids]) if not name.endswith("dense") else 1.0
         print(f"{name:>16}: AP@50 {means['AP@50']:.4f}  P@10 {means['P@10']:.4f}  MRR {means['RR']:.4f}"
               + (f"  (AP@50 vs dense {means['AP@50'] - np.mean([base['AP@50'][q] for q in qids]):+.4f}, p={p:.4f})"
-                 if name != "dense" else ""))
+                 if not name.endswith("dense") else ""))
     service.close()
 
 
