@@ -122,3 +122,12 @@ def test_neighbour_text_option(indexed):
     assert data["modalities"] == ["visual", "text"] and any(n.startswith("neighbour_text:") for n in data["notes"])
     code, out = run("search", "-c", indexed, "--figure", "EP3-E", "--mode", "auto", "--json")
     assert code == 0 and json.loads(out)["modalities"] == ["visual"]
+
+
+def test_lexical_option(indexed):
+    # US1-A is the figure whose text says "rotor blade"; the hits name the query words their text contains
+    code, out = run("search", "-c", indexed, "--text", "rotor blade", "--mode", "text", "--lexical", "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert any(n.startswith("lexical:") for n in data["notes"])
+    assert data["hits"][0]["matched_words"] == ["rotor", "blade"]
