@@ -19,6 +19,12 @@ collection gets it from ``--build-lexical``, which writes). Word queries, and th
   linking itself (a figure's linked sentences are the ones that say its numerals), so BM25 is favoured by
   construction. Design grants and odd-numbered 2007 designs are left out of the ranking.
 
+Evaluation side (never used to choose anything; measured once, after the weight was chosen):
+
+- ``designs-odd``: as ``designs-even`` on the odd-numbered 2007 designs.
+- ``grants``: each design grant's title is a query; relevant = that patent's drawings (same patent); every
+  drawing of the collection is ranked.
+
 The dense list is the cosine of the query's text vector (the collection's text encoder) with every ranked
 figure's stored text vector, its first ``--depth``; the lexical list is FTS5's BM25 of
 ``lexical.match_expression``, its first ``--depth``; fused = ``lexical.fuse_text`` at each weight, and RRF
@@ -126,6 +132,32 @@ def build_set(name: str, collection, data: Path):
             qid = f"{patent}:{sign}"
             queries[qid] = term
             qrels.setdefault(qid, {})[figure_id] = 1
+    elif name == "designs-odd":  # EVALUATION side: measured once, after choosing
+        meta = {p: v for p, v in design_2007(data).items() if int(re.sub(r"\D", "", p[:-2])) % 2 == 1}
+        by_patent = {}
+        for f in figures:
+            if f.patent in meta and f.role.value == "drawing":
+                by_patent.setdefault(f.patent, []).append(f.figure_id)
+        ranked = {fid for ids in by_patent.values() for fid in ids}
+        by_class = {}
+        for patent in by_patent:
+            by_class.setdefault(meta[patent][0], set()).add(patent)
+        for patent in sorted(by_patent):
+            cls, title = meta[patent]
+            relevant = {fid for other in by_class[cls] - {patent} for fid in by_patent[other]}
+            if relevant and title:
+                queries[patent] = title
+                qrels[patent] = dict.fromkeys(relevant, 1)
+                leave_out[patent] = {patent}
+    elif name == "grants":  # EVALUATION side: measured once, after choosing
+        grants = evaluation_patents(data) - set(design_2007(data))
+        ranked = {f.figure_id for f in figures if f.role.value == "drawing"}
+        for patent in sorted(grants):
+            own = [f.figure_id for f in figures if f.patent == patent and f.role.value == "drawing"]
+            title = collection.patents.title(patent) if own else None
+            if own and title:
+                queries[patent] = title
+                qrels[patent] = dict.fromkeys(own, 1)
     else:
         raise SystemExit(f"unknown set {name!r}")
     return queries, qrels, ranked, leave_out
@@ -142,7 +174,7 @@ def rrf(lists, k: int = 60):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--collection", required=True)
-    parser.add_argument("--set", required=True, choices=["upair", "designs-even", "glossary"])
+    parser.add_argument("--set", required=True, choices=["upair", "designs-even", "glossary", "designs-odd", "grants"])
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--weights", default="0.2,0.35,0.5,0.65,0.8")
     parser.add_argument("--depth", type=int, default=200)
