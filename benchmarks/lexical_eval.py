@@ -182,6 +182,9 @@ def main() -> None:
                         help="also run every query through SearchService.search in these modes (e.g. text,auto), "
                              "lexical off and on (at lexical.LEXICAL_WEIGHT)")
     parser.add_argument("--no-pairs", action="store_true", help="BM25 of the single words only (no adjacent pairs)")
+    parser.add_argument("--timing", type=int, default=0, metavar="N",
+                        help="also time N of the set's queries through the service (mode text, k=10), lexical off "
+                             "and on alternating: median ms of each and their ratio, with the load average")
     parser.add_argument("--build-lexical", action="store_true", help="fill the lexical table first (writes)")
     args = parser.parse_args()
 
@@ -252,7 +255,28 @@ def main() -> None:
         print(f"{name:>16}: AP@50 {means['AP@50']:.4f}  P@10 {means['P@10']:.4f}  MRR {means['RR']:.4f}"
               + (f"  (AP@50 vs dense {means['AP@50'] - np.mean([base['AP@50'][q] for q in qids]):+.4f}, p={p:.4f})"
                  if not name.endswith("dense") else ""))
+    if args.timing:
+        timing(service, [queries[q] for q in qids][: args.timing])
     service.close()
+
+
+def timing(service, texts: list[str]) -> None:
+    import os
+    import statistics
+    import time
+
+    from figsearch.search.query import Query
+
+    service.search(Query(text=texts[0], mode="text", k=10, lexical=True))  # loads the encoder
+    took = {False: [], True: []}
+    for i, text in enumerate(texts):
+        for on in ((False, True) if i % 2 == 0 else (True, False)):
+            start = time.perf_counter()
+            service.search(Query(text=text, mode="text", k=10, lexical=on))
+            took[on].append((time.perf_counter() - start) * 1000)
+    off, on = statistics.median(took[False]), statistics.median(took[True])
+    print(f"timing: {len(texts)} queries, mode text, k=10: dense {off:.1f} ms, lexical {on:.1f} ms (median), "
+          f"ratio {on / off:.2f}; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
