@@ -127,3 +127,12 @@ def test_neighbour_text_option(indexed):
     # the visual mode stays the visual channel alone unless asked
     code, out = run("search", "-c", indexed, "--figure", "EP3-E", "--mode", "visual", "--json")
     assert code == 0 and json.loads(out)["modalities"] == ["visual"]
+
+
+def test_lexical_option(indexed):
+    # US1-A is the figure whose text says "rotor blade"; the hits name the query words their text contains
+    code, out = run("search", "-c", indexed, "--text", "rotor blade", "--mode", "text", "--lexical", "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert any(n.startswith("lexical:") for n in data["notes"])
+    assert data["hits"][0]["matched_words"] == ["rotor", "blade"]

@@ -206,6 +206,14 @@ def test_neighbour_text_reaches_the_service_and_is_off_unless_asked(client, back
     assert backend.calls[-1].neighbour_text is True
 
 
+def test_lexical_reaches_the_service(client, backend):
+    client.get("/api/search", params={"text": "rim", "mode": "text"})
+    assert backend.calls[-1].lexical is None  # the service's default
+    body = client.get("/api/search", params={"text": "rim", "mode": "text", "lexical": "true"}).json()
+    assert backend.calls[-1].lexical is True
+    assert all(hit["matched_words"] == [] for hit in body["hits"])  # the fake backend matches no words
+
+
 def test_image_and_text_together_in_one_form(client, backend, root):
     data = encoded(sheet(root), "PNG")
     body = client.post("/api/search", files={"image": ("s.png", data, "image/png")},

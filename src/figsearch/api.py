@@ -147,6 +147,7 @@ class SearchCollection:
         read_words: bool = True,
         all_turns: bool = False,
         neighbour_text: bool | None = None,
+        lexical: bool | None = None,
     ) -> SearchResult:
         """The figures most similar to a figure of the collection, a drawing and/or a text.
 
@@ -166,6 +167,9 @@ class SearchCollection:
         texts of its nearest drawings for the text channel (search/neighbour_text.py); in ``auto`` only a drawing
         without text of its own borrows, and only a drawing whose nearest figure has text. None: the default,
         on in ``auto`` and off in ``visual`` (search/query.py, ``LENT_TEXTS_BY_DEFAULT``).
+        ``lexical``: the words of ``text`` also search the figures' texts by BM25 (search/lexical.py), fused into
+        the text channel; each hit's ``matched_words`` says which of them its text contains (default:
+        ``figsearch.search.lexical.LEXICAL_BY_DEFAULT``; docs/lexical.md).
         """
         figure_id = self._service.resolve_figure(figure) if figure else None
         if isinstance(image, os.PathLike):
@@ -173,7 +177,7 @@ class SearchCollection:
         query = Query(
             figure_id=figure_id, image=image, text=text, mode=mode or DEFAULT_MODE, k=k, offset=offset,
             text_weight=text_weight, rerank=rerank, exclude_query_patent=exclude_own_patent, read_words=read_words,
-            all_turns=all_turns, neighbour_text=neighbour_text, filters=Filters(date_from=date_from, date_to=date_to, office=office, classification_prefix=classification,
+            all_turns=all_turns, neighbour_text=neighbour_text, lexical=lexical, filters=Filters(date_from=date_from, date_to=date_to, office=office, classification_prefix=classification,
                             exclude_patents=tuple(exclude_patents)),
         )
         return self._service.search(query)

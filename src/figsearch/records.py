@@ -216,3 +216,5 @@ class Hit:
     reference_signs: list[str] = field(default_factory=list)
     title: str | None = None
     thumbnail_path: str | None = None
+    #: the query's words that the figure's text contains, when the lexical part scored it (search.lexical)
+    matched_words: list[str] = field(default_factory=list)

@@ -23,6 +23,7 @@ def _hit_json(hit) -> dict:
         "sentences": hit.sentences,
         "reference_signs": hit.reference_signs,
         "thumbnail_path": hit.thumbnail_path,
+        "matched_words": hit.matched_words,
     }
 
 
@@ -50,6 +51,9 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--neighbour-text/--no-neighbour-text", "neighbour_text", default=None,
               help="Modes visual and auto: a drawing without words borrows the texts of its nearest drawings for the "
                    "text channel (in auto only a drawing without text of its own) [default: on in auto, off in visual].")
+@click.option("--lexical/--no-lexical", "lexical", default=None,
+              help="The words of --text also search the figures' texts by BM25 (SQLite FTS5), fused into the text "
+                   "channel (search/lexical.py, docs/lexical.md) [default: the service's default].")
 @click.option("-k", "k", default=10, show_default=True, help="Number of hits.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")
@@ -59,7 +63,7 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--office", default=None, help="Only patents of this office (US, EP, ...).")
 @click.option("--classification", default=None, metavar="PREFIX", help="Only patents with a classification code starting so.")
 @json_option
-def search_command(collection, figure_id, image, text, mode, rerank, read_words, all_turns, neighbour_text, k, offset, text_weight, exclude_own_patent,
+def search_command(collection, figure_id, image, text, mode, rerank, read_words, all_turns, neighbour_text, lexical, k, offset, text_weight, exclude_own_patent,
                    date_from, date_to, office, classification, as_json):
     """Find the figures most similar to a figure, a drawing file and/or a text.
 
@@ -75,7 +79,7 @@ def search_command(collection, figure_id, image, text, mode, rerank, read_words,
             figure=figure_id, image=str(image) if image is not None else None, text=text, mode=mode, k=k,
             offset=offset, text_weight=text_weight, rerank=rerank, exclude_own_patent=exclude_own_patent,
             date_from=date_from, date_to=date_to, office=office, classification=classification,
-            read_words=read_words, all_turns=all_turns, neighbour_text=neighbour_text,
+            read_words=read_words, all_turns=all_turns, neighbour_text=neighbour_text, lexical=lexical,
         )
     if as_json:
         click.echo(json.dumps({
@@ -99,5 +103,7 @@ def search_command(collection, figure_id, image, text, mode, rerank, read_words,
         why = hit.sentences[0] if hit.sentences else (hit.title or "")
         if hit.reference_signs:
             why = f"[{' '.join(hit.reference_signs[:6])}] " + why
+        if hit.matched_words:
+            why = f"words: {' '.join(hit.matched_words)} | " + why
         click.echo(f"{hit.rank:>3} {hit.score:7.3f} {per}{_clip(hit.figure_id, 34):<34} {_clip(hit.label, 9):<9} {_clip(why, 70)}")
     click.echo(f"{len(result.hits)} of {result.total} candidates, mode {result.mode}, {result.took_ms:.0f} ms")

@@ -118,6 +118,10 @@ def update_collection(
         report.embedded.append(embedded)
         _remember(collection, modality, spec, encoder)
         requests.append(IndexRequest(modality, encoder_key(encoder), encoder.identity, factory_setting(collection, modality)))
+    if text_spec != NO_TEXT:  # the words of the same texts, for the text channel's BM25 part (search/lexical.py)
+        from figsearch.search import lexical
+
+        report.notes.append(lexical.sync(collection).summary())
     # both indexes are published by one manifest write: a search sees this run's pair or the last one's
     report.indexes = sync_indexes(collection, requests, bytes_per_vector=bytes_per_vector, force=rebuild,
                                   shards=getattr(embedder, "index_shards", None))

@@ -80,4 +80,7 @@ class Query:
     #: without text of its own borrows. None: the mode's default (neighbour_text_by_default: on in auto, off in
     #: visual)
     neighbour_text: bool | None = None
+    #: a typed text also searches the figures' words by BM25 (figsearch.search.lexical, docs/lexical.md), fused
+    #: into the text channel; None: as ``lexical.LEXICAL_BY_DEFAULT``
+    lexical: bool | None = None
     filters: Filters = field(default_factory=Filters)

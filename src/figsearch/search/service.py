@@ -34,7 +34,7 @@ from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
 from figsearch.link.text import words_text
 from figsearch.records import Hit
-from figsearch.search import explain, neighbour_text, rerank
+from figsearch.search import explain, lexical, neighbour_text, rerank
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
 from figsearch.search.filters import check_filters, passing
 from figsearch.search import fusion
@@ -620,6 +620,49 @@ class SearchService:
                      "(the drawing's nearest figures with text)")
         return True
 
+    # -- the lexical part of the text channel (figsearch.search.lexical) ------------------------------
+
+    def _lexical_wanted(self, query: Query, notes: list[str]) -> bool:
+        """Whether this search adds BM25 to its text channel: typed words, and ``Query.lexical`` (None: as
+        ``lexical.LEXICAL_BY_DEFAULT``); False with a note when the collection has no lexical table yet."""
+        wanted = lexical.LEXICAL_BY_DEFAULT if query.lexical is None else query.lexical
+        if not wanted or not (query.text and lexical.match_expression(query.text)):
+            return False
+        if not self.collection.lexical.present():
+            notes.append(f"lexical: the collection has no lexical (BM25) table yet, the text channel is dense only; "
+                         f"build it with: figsearch index --collection {self.collection.root}")
+            return False
+        return True
+
+    def _add_lexical(self, query: Query, lists: dict, vectors: dict, index, notes: list[str], length: int,
+                     exclude_patents: set[str], exclude_figures: set[str]) -> dict[str, float]:
+        """Replaces ``lists["text"]`` by the dense list fused with the BM25 list of the query's words
+        (``lexical.fuse_text``); returns each BM25 candidate's normalised score."""
+        match = lexical.match_expression(query.text)
+        depth = length + len(exclude_figures)
+        while True:
+            found = self.collection.lexical.search(match, depth)
+            allowed = passing(self.collection, [f for f, _ in found], query.filters, exclude_patents, exclude_figures)
+            candidates = [(f, s) for f, s in found if f in allowed]
+            if len(candidates) >= length or len(found) < depth:
+                break
+            depth *= 4  # filters took too many: look deeper
+        candidates = candidates[:length]
+        dense = lists["text"]
+        listed = {f for f, _ in dense}
+        stored = self.collection.vectors.fetch("text", index.encoder, [f for f, _ in candidates if f not in listed])
+        cosine = {f: float(np.max(vectors["text"] @ v)) for f, v in stored.items()}
+        lists["text"], bm25 = lexical.fuse_text(dense, candidates, cosine)
+        notes.append(f"lexical: {len(candidates)} figure(s) contain the query's words; the text channel is "
+                     f"{1 - lexical.LEXICAL_WEIGHT:g} x cosine + {lexical.LEXICAL_WEIGHT:g} x BM25 (normalised)")
+        return bm25
+
+    def _explain_lexical(self, hits: list[Hit], text: str) -> None:
+        """Each hit's BM25 share and the query words its text contains."""
+        documents = self.collection.lexical.texts([h.figure_id for h in hits])
+        for hit in hits:
+            hit.matched_words = lexical.matched_words(text, documents.get(hit.figure_id, ""))
+
     @staticmethod
     def _search_rows(index, rows: np.ndarray, depth: int) -> list[tuple[str, float]]:
         """Nearest figures to any of the query rows, each with its best score."""
@@ -662,6 +705,12 @@ class SearchService:
                                     exclude_figures)
             modalities = list(indexes)
             timings["neighbour_text"] = _ms(lending)
+        bm25 = None
+        if not lent and "text" in lists and self._lexical_wanted(query, notes):
+            lexing = time.perf_counter()
+            bm25 = self._add_lexical(query, lists, vectors, indexes["text"], notes, length, exclude_patents,
+                                     exclude_figures)
+            timings["lexical"] = _ms(lexing)
         exact: dict[str, dict[str, float]] = {}
         if len(modalities) == 2:
             union = {f for candidates in lists.values() for f, _ in candidates}
@@ -669,6 +718,9 @@ class SearchService:
                 missing = union - {f for f, _ in lists[modality]}
                 stored = self.collection.vectors.fetch(modality, indexes[modality].encoder, missing)
                 exact[modality] = {f: float(np.max(vectors[modality] @ v)) for f, v in stored.items()}
+            if bm25 is not None:  # the text channel's scores are the fused ones (lexical.fuse_text) everywhere
+                exact["text"] = {f: (1.0 - lexical.LEXICAL_WEIGHT) * c + lexical.LEXICAL_WEIGHT * bm25.get(f, 0.0)
+                                 for f, c in exact["text"].items()}
         mode = query.mode if len(modalities) == 2 or query.mode in ("visual", "text") else modalities[0]
         head = None
         if "visual" in lists and (rerank_by_default(mode) if query.rerank is None else query.rerank):
@@ -693,6 +745,8 @@ class SearchService:
         timings["search"] = _ms(searching)
         explaining = time.perf_counter()
         hits = self._hits(page, query.offset)
+        if bm25 is not None:
+            self._explain_lexical(hits, query.text)
         timings["explain"] = _ms(explaining)
         return SearchResult(
             hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,

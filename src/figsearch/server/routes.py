@@ -43,6 +43,10 @@ class SearchParams(BaseModel):
         None, description="modes visual and auto: a drawing without words borrows the texts of its nearest drawings "
         "for the text channel (in auto only a drawing without text of its own); default on in auto, off in visual"
     )
+    lexical: bool | None = Field(
+        None, description="the words of `text` also search the figures' texts by BM25 (SQLite FTS5), fused into the "
+        "text channel; each hit's matched_words lists the query words its text contains; default: the service's"
+    )
     text_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="0..1; when given, score = (1-w)*visual + w*text instead of the mode's rule"
     )
@@ -148,6 +152,7 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
         read_words=params.read_words,
         all_turns=params.all_turns,
         neighbour_text=params.neighbour_text,
+        lexical=params.lexical,
         filters=filters,
     )
 

@@ -47,6 +47,8 @@ class HitOut(BaseModel):
     title: str | None = None
     sentences: list[str] = Field(default_factory=list)
     reference_signs: list[str] = Field(default_factory=list)
+    matched_words: list[str] = Field(default_factory=list, description="the query's words the figure's text contains "
+                                     "(when the lexical part of the text channel scored it)")
     image_url: str
     thumbnail_url: str
     links: Links
@@ -199,6 +201,7 @@ def hit_out(hit: Hit, prefix: str) -> HitOut:
         title=hit.title,
         sentences=list(hit.sentences),
         reference_signs=list(hit.reference_signs),
+        matched_words=list(hit.matched_words),
         image_url=image_url,
         thumbnail_url=thumbnail_url,
         links=register_links(hit.patent),

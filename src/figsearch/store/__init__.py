@@ -16,7 +16,8 @@ Modules: ``connection`` (SQLite and the writer lock), ``schema`` (versions and m
 ``files`` (PNG storage), and one repository per table group: ``patents`` (patents,
 classifications, paragraphs, figures), ``ledger`` (sources and failures), ``settings``
 (settings and the model registry), ``signs`` (what OCR read), ``links`` (sentences, glossary,
-figure links), ``vectors`` (stored embeddings), ``words`` (the words printed in drawings). No other package writes SQL.
+figure links), ``vectors`` (stored embeddings), ``words`` (the words printed in drawings),
+``lexical`` (each figure's text as an FTS5 table, for BM25). No other package writes SQL.
 """
 
 from figsearch.store.collection import DB_NAME, Collection

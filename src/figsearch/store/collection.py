@@ -2,7 +2,7 @@
 
 ``Collection`` holds the connection(s), the lock and the transaction; the tables are reached
 through one repository per table group (``patents``, ``ledger``, ``settings``, ``models``,
-``signs``, ``links``, ``vectors``, ``words``) and the files through ``files``. A reader opens one
+``signs``, ``links``, ``vectors``, ``words``, ``lexical``) and the files through ``files``. A reader opens one
 read-only SQLite connection per thread, so one open collection can serve several searches at
 once; a writer has one connection (the writer lock makes it the only one).
 """
@@ -23,6 +23,7 @@ from figsearch.records import Failure, Figure, FigureRole, Patent
 from figsearch.store.connection import WriterLock, connect
 from figsearch.store.files import TMP_DIR, FileStore
 from figsearch.store.ledger import Ledger
+from figsearch.store.lexical import LexicalRepository
 from figsearch.store.links import LinkRepository
 from figsearch.store.patents import PatentRepository
 from figsearch.store.schema import check_version, migrate
@@ -58,6 +59,7 @@ class Collection:
         self.links = LinkRepository(self)
         self.vectors = VectorRepository(self)
         self.words = WordRepository(self)
+        self.lexical = LexicalRepository(self)
 
     # -- opening ---------------------------------------------------------------------------
 
