@@ -658,7 +658,7 @@ class SearchService:
         return bm25
 
     def _explain_lexical(self, hits: list[Hit], text: str) -> None:
-        """Each hit's BM25 share and the query words its text contains."""
+        """Each hit's ``matched_words``: the query words its lexical text contains."""
         documents = self.collection.lexical.texts([h.figure_id for h in hits])
         for hit in hits:
             hit.matched_words = lexical.matched_words(text, documents.get(hit.figure_id, ""))
