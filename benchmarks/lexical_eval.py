@@ -30,7 +30,9 @@ figure's stored text vector, its first ``--depth``; the lexical list is FTS5's B
 ``lexical.match_expression``, its first ``--depth``; fused = ``lexical.fuse_text`` at each weight, and RRF
 (k=60) of the two lists. ``--service-modes text,auto`` also runs every query through ``SearchService.search``
 in those modes with ``lexical`` off and on (the shipped path: candidate lists of 4 x k = 4,000, k = 1,000; the
-ranked figures kept), each "lexical" row tested against its mode's "dense" row. Prints AP@50 / P@10 / MRR
+ranked figures kept; the BM25 share per query, ``lexical.query_weight``), each "lexical" row tested against its
+mode's "dense" row. "fused per-query" is ``fuse_text`` at ``lexical.query_weight`` of the dense list's best cosine
+(over the ranked figures; the service takes it over the whole collection). Prints AP@50 / P@10 / MRR
 (trec_eval's definitions, figsearch.evaluate.metrics) and paired sign-flip p-values (10,000 flips, seed 0)
 of each variant against dense-only on AP@50.
 """
@@ -180,7 +182,7 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=200)
     parser.add_argument("--service-modes", default="", metavar="MODES",
                         help="also run every query through SearchService.search in these modes (e.g. text,auto), "
-                             "lexical off and on (at lexical.LEXICAL_WEIGHT)")
+                             "lexical off and on (at lexical.query_weight's share)")
     parser.add_argument("--no-pairs", action="store_true", help="BM25 of the single words only (no adjacent pairs)")
     parser.add_argument("--timing", type=int, default=0, metavar="N",
                         help="also time N of the set's queries through the service (mode text, k=10), lexical off "
@@ -226,6 +228,9 @@ def main() -> None:
         for w in weights:
             fused, _ = lexical.fuse_text(dense, bm, all_cos, w)
             runs.setdefault(f"fused w={w:g}", {})[qid] = fused[:50]
+        # the shipped per-query share; here from the ranked figures' best cosine (the service: the whole collection's)
+        fused, _ = lexical.fuse_text(dense, bm, all_cos, lexical.query_weight(dense[0][1] if dense else None))
+        runs.setdefault("fused per-query", {})[qid] = fused[:50]
     if args.service_modes:
         from figsearch.records import Hit
         from figsearch.search.query import Filters, Query

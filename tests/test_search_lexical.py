@@ -27,7 +27,11 @@ def build(root) -> None:
 
 
 @pytest.fixture
-def root(collection_dir):
+def root(collection_dir, monkeypatch):
+    # the fake encoder's cosine is 1.0 with any figure that has its one known word ("hub"), which the per-query
+    # share (lexical.query_weight) reads as a near paraphrase: these tests take the full share; the share's own
+    # tests below use the real threshold
+    monkeypatch.setattr(lexical, "DENSE_CONFIDENT", 1.5)
     build(collection_dir)
     return collection_dir
 
@@ -124,3 +128,34 @@ def test_match_expression_quotes_words_and_adds_adjacent_pairs():
     assert lexical.match_expression('Thermal head "14"') == '"thermal" OR "head" OR "14" OR "thermal head" OR "head 14"'
     assert lexical.match_expression("thermal head", pairs=False) == '"thermal" OR "head"'
     assert lexical.match_expression(" ;-) ") is None
+
+
+def test_the_bm25_share_is_zero_when_the_best_figure_text_is_a_near_paraphrase():
+    assert lexical.query_weight(1.0) == 0.0
+    assert lexical.query_weight(lexical.DENSE_CONFIDENT) == 0.0
+    # a loose best match (a part name against diluted texts), or no dense list at all: the full share
+    assert lexical.query_weight(lexical.DENSE_CONFIDENT - 0.01) == lexical.LEXICAL_WEIGHT
+    assert lexical.query_weight(0.5) == lexical.LEXICAL_WEIGHT
+    assert lexical.query_weight(None) == lexical.LEXICAL_WEIGHT
+
+
+def test_a_sure_dense_match_keeps_the_dense_order_and_a_loose_one_is_fused(root, monkeypatch):
+    monkeypatch.setattr(lexical, "DENSE_CONFIDENT", 0.75)
+    with SearchService.open(root) as s:
+        dense = s.search(Query(text="gearbox hub", mode="text", k=3, lexical=False))
+        sure = s.search(Query(text="gearbox hub", mode="text", k=3, lexical=True))
+        loose_dense = s.search(Query(text="blade blade blade hub gearbox", mode="text", k=5, lexical=False))
+        loose = s.search(Query(text="blade blade blade hub gearbox", mode="text", k=5, lexical=True))
+    # "gearbox hub": the fake encoder sees "hub", cosine 1.0 with B: share 0, the cosine order and scores stay
+    assert ids(sure) == ids(dense) == ["US1-B", "US2-D", "US1-A"]
+    assert [h.score for h in sure.hits] == pytest.approx([h.score for h in dense.hits])
+    assert any("BM25 share 0" in n and "cosine 1.00" in n for n in sure.notes)
+    assert sure.hits[0].matched_words == ["hub"]  # the words that matched are still shown
+    # (0, 3, 1) against D (1, 1, 1): cosine 4 / (sqrt 10 sqrt 3) = 0.73 < 0.75: the full share. D has the highest
+    # BM25 (blade, hub, "blade hub"), so 0.5 x 0.73 + 0.5 x 1; G (gearbox, cosine 0) rises from 0 to 0.5 x its BM25
+    cosine = {h.figure_id: h.score for h in loose_dense.hits}
+    fused = {h.figure_id: h.score for h in loose.hits}
+    assert cosine["US2-D"] == pytest.approx(4 / (10 ** 0.5 * 3 ** 0.5), abs=1e-6)
+    assert fused["US2-D"] == pytest.approx(0.5 * cosine["US2-D"] + 0.5, abs=1e-6)
+    assert cosine[GEARBOX] == 0.0 and fused[GEARBOX] > 0.0
+    assert any(f"{lexical.LEXICAL_WEIGHT:g} x BM25" in n for n in loose.notes)

@@ -10,8 +10,9 @@ name of a part ("thermal head") expects the figures whose text says it. BM25 fin
   the table on a collection indexed before stop 24); rewrites only figures whose text changed.
 - ``fuse_text``: the text channel's list for a word query: candidates from the dense list and the BM25
   list, each scored ``(1 - w) * cosine + w * bm25 / max bm25`` (max over this query's BM25 list), so the
-  channel keeps the cosine's scale for the fusion with the drawings. ``w`` = ``LEXICAL_WEIGHT``, chosen on
-  training-side data only (docs/lexical.md).
+  channel keeps the cosine's scale for the fusion with the drawings. ``w`` = ``query_weight``: ``LEXICAL_WEIGHT``,
+  or 0 when the dense list's best figure text is already a near paraphrase of the query (``DENSE_CONFIDENT``);
+  both chosen on training-side data only (docs/lexical.md).
 """
 
 from __future__ import annotations
@@ -31,9 +32,14 @@ log = logging.getLogger(__name__)
 
 #: the BM25 share of a figure's fused text score (docs/lexical.md, "Stop 24")
 LEXICAL_WEIGHT = 0.5
-#: whether word queries use the lexical part when the query does not say. Off: on the training side's class-level
-#: title queries (even 2007 designs) it was 0.003 below dense-only through the service (n.s.), and the rule was
-#: "the default only if at least dense-only on every set"; part names gain a lot (docs/lexical.md, "Stop 24")
+#: a word query whose best dense match has at least this text cosine gets no BM25 share (``query_weight``). Some
+#: figure's text then says nearly what the query says (a design title typed as a query meets the same or a near
+#: title: cosine 0.75-1.0 with use-multilingual); the dense list is sure, and word overlap only reorders it by
+#: surface (the even 2007 design titles lost with BM25 exactly there). A part name ("thermal head") meets diluted
+#: linked texts and loose titles (best cosine about 0.5-0.65): there the words decide. Chosen on the training side
+#: for the text model use-multilingual (docs/lexical.md, "Stop 24, second part"); another model's cosines differ.
+DENSE_CONFIDENT = 0.75
+#: whether word queries use the lexical part when the query does not say (docs/lexical.md, "Stop 24, second part")
 LEXICAL_BY_DEFAULT = False
 #: at most this many query words are searched (a pasted paragraph stays a bounded FTS query)
 MAX_TERMS = 64
@@ -131,6 +137,15 @@ def matched_words(query: str, document: str) -> list[str]:
     """The query's words that ``document`` contains (folded), in the query's order."""
     folded = fold(document)  # one search per query word: tokenising long linked texts cost more
     return [w for w in dict.fromkeys(tokens(query)) if re.search(rf"\b{re.escape(w)}\b", folded)]
+
+
+def query_weight(top_cosine: float | None) -> float:
+    """The BM25 share of one word query's text channel: 0 when the dense list's best figure has a text cosine of
+    at least ``DENSE_CONFIDENT`` (a near paraphrase of the query is already first), else ``LEXICAL_WEIGHT``;
+    ``top_cosine`` None (an empty dense list) counts as not confident."""
+    if top_cosine is not None and top_cosine >= DENSE_CONFIDENT:
+        return 0.0
+    return LEXICAL_WEIGHT
 
 
 def fuse_text(dense: list[tuple[str, float]], lexical: list[tuple[str, float]], cosine: dict[str, float],

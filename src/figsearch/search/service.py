@@ -635,9 +635,10 @@ class SearchService:
         return True
 
     def _add_lexical(self, query: Query, lists: dict, vectors: dict, index, notes: list[str], length: int,
-                     exclude_patents: set[str], exclude_figures: set[str]) -> dict[str, float]:
+                     exclude_patents: set[str], exclude_figures: set[str]) -> tuple[dict[str, float], float]:
         """Replaces ``lists["text"]`` by the dense list fused with the BM25 list of the query's words
-        (``lexical.fuse_text``); returns each BM25 candidate's normalised score."""
+        (``lexical.fuse_text``) at this query's BM25 share (``lexical.query_weight`` of the dense list's best
+        cosine); returns (each BM25 candidate's normalised score, the share)."""
         match = lexical.match_expression(query.text)
         depth = length + len(exclude_figures)
         while True:
@@ -652,10 +653,16 @@ class SearchService:
         listed = {f for f, _ in dense}
         stored = self.collection.vectors.fetch("text", index.encoder, [f for f, _ in candidates if f not in listed])
         cosine = {f: float(np.max(vectors["text"] @ v)) for f, v in stored.items()}
-        lists["text"], bm25 = lexical.fuse_text(dense, candidates, cosine)
-        notes.append(f"lexical: {len(candidates)} figure(s) contain the query's words; the text channel is "
-                     f"{1 - lexical.LEXICAL_WEIGHT:g} x cosine + {lexical.LEXICAL_WEIGHT:g} x BM25 (normalised)")
-        return bm25
+        weight = lexical.query_weight(dense[0][1] if dense else None)
+        lists["text"], bm25 = lexical.fuse_text(dense, candidates, cosine, weight)
+        if weight > 0:
+            notes.append(f"lexical: {len(candidates)} figure(s) contain the query's words; the text channel is "
+                         f"{1 - weight:g} x cosine + {weight:g} x BM25 (normalised)")
+        else:
+            notes.append(f"lexical: {len(candidates)} figure(s) contain the query's words; BM25 share 0: the best "
+                         f"figure text is a near paraphrase of the query (cosine {dense[0][1]:.2f} >= "
+                         f"{lexical.DENSE_CONFIDENT:g}), the text channel is the cosine")
+        return bm25, weight
 
     def _explain_lexical(self, hits: list[Hit], text: str) -> None:
         """Each hit's ``matched_words``: the query words its lexical text contains."""
@@ -708,8 +715,8 @@ class SearchService:
         bm25 = None
         if not lent and "text" in lists and self._lexical_wanted(query, notes):
             lexing = time.perf_counter()
-            bm25 = self._add_lexical(query, lists, vectors, indexes["text"], notes, length, exclude_patents,
-                                     exclude_figures)
+            bm25, bm25_weight = self._add_lexical(query, lists, vectors, indexes["text"], notes, length,
+                                                  exclude_patents, exclude_figures)
             timings["lexical"] = _ms(lexing)
         exact: dict[str, dict[str, float]] = {}
         if len(modalities) == 2:
@@ -719,7 +726,7 @@ class SearchService:
                 stored = self.collection.vectors.fetch(modality, indexes[modality].encoder, missing)
                 exact[modality] = {f: float(np.max(vectors[modality] @ v)) for f, v in stored.items()}
             if bm25 is not None:  # the text channel's scores are the fused ones (lexical.fuse_text) everywhere
-                exact["text"] = {f: (1.0 - lexical.LEXICAL_WEIGHT) * c + lexical.LEXICAL_WEIGHT * bm25.get(f, 0.0)
+                exact["text"] = {f: (1.0 - bm25_weight) * c + bm25_weight * bm25.get(f, 0.0)
                                  for f, c in exact["text"].items()}
         mode = query.mode if len(modalities) == 2 or query.mode in ("visual", "text") else modalities[0]
         head = None
