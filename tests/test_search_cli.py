@@ -44,7 +44,9 @@ def test_search_table_and_image_query(indexed, tmp_path):
     angle_image(31).save(path)
     code, out = run("search", "-c", indexed, "--image", path, "--text", "hub", "-k", "3")
     assert code == 0, out
-    lines = out.strip().splitlines()
+    notes = [line for line in out.strip().splitlines() if line.startswith("note:")]
+    assert any(n.startswith("note: lexical:") for n in notes)  # word queries use it by default, and say so
+    lines = [line for line in out.strip().splitlines() if not line.startswith("note:")]
     assert lines[0].split()[:4] == ["#", "score", "visual", "text"]
     assert lines[1].split()[4] == "US1-B" and "hub" in lines[1]
     assert lines[-1].startswith("3 of ")

@@ -159,3 +159,12 @@ def test_a_sure_dense_match_keeps_the_dense_order_and_a_loose_one_is_fused(root,
     assert fused["US2-D"] == pytest.approx(0.5 * cosine["US2-D"] + 0.5, abs=1e-6)
     assert cosine[GEARBOX] == 0.0 and fused[GEARBOX] > 0.0
     assert any(f"{lexical.LEXICAL_WEIGHT:g} x BM25" in n for n in loose.notes)
+
+
+def test_word_queries_use_it_unless_told_not_to(root):
+    assert lexical.LEXICAL_BY_DEFAULT is True
+    with SearchService.open(root) as s:
+        default = s.search(Query(text="gearbox hub", mode="text", k=2))
+        off = s.search(Query(text="gearbox hub", mode="text", k=2, lexical=False))
+    assert ids(default) == ["US1-B", GEARBOX] and any(n.startswith("lexical:") for n in default.notes)
+    assert ids(off) == ["US1-B", "US2-D"] and not any(n.startswith("lexical:") for n in off.notes)
