@@ -161,10 +161,12 @@ def test_a_sure_dense_match_keeps_the_dense_order_and_a_loose_one_is_fused(root,
     assert any(f"{lexical.LEXICAL_WEIGHT:g} x BM25" in n for n in loose.notes)
 
 
-def test_word_queries_use_it_unless_told_not_to(root):
-    assert lexical.LEXICAL_BY_DEFAULT is True
+def test_word_queries_use_it_when_asked_and_not_by_default(root):
+    assert lexical.LEXICAL_BY_DEFAULT is False
     with SearchService.open(root) as s:
         default = s.search(Query(text="gearbox hub", mode="text", k=2))
+        on = s.search(Query(text="gearbox hub", mode="text", k=2, lexical=True))
         off = s.search(Query(text="gearbox hub", mode="text", k=2, lexical=False))
-    assert ids(default) == ["US1-B", GEARBOX] and any(n.startswith("lexical:") for n in default.notes)
-    assert ids(off) == ["US1-B", "US2-D"] and not any(n.startswith("lexical:") for n in off.notes)
+    assert ids(on) == ["US1-B", GEARBOX] and any(n.startswith("lexical:") for n in on.notes)
+    for result in (default, off):
+        assert ids(result) == ["US1-B", "US2-D"] and not any(n.startswith("lexical:") for n in result.notes)

@@ -170,7 +170,7 @@ class SearchCollection:
         ``lexical``: the words of ``text`` also search the figures' texts by BM25 (search/lexical.py), fused into
         the text channel, at no share when the best figure text is already a near paraphrase of them
         (``lexical.query_weight``); each hit's ``matched_words`` says which of them its text contains (None: the
-        default, on: ``figsearch.search.lexical.LEXICAL_BY_DEFAULT``; docs/lexical.md).
+        default, off: ``figsearch.search.lexical.LEXICAL_BY_DEFAULT``; docs/lexical.md).
         """
         figure_id = self._service.resolve_figure(figure) if figure else None
         if isinstance(image, os.PathLike):

@@ -54,7 +54,7 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--lexical/--no-lexical", "lexical", default=None,
               help="The words of --text also search the figures' texts by BM25 (SQLite FTS5), fused into the text "
                    "channel, unless the best figure text is already a near paraphrase of them (search/lexical.py, "
-                   "docs/lexical.md) [default: on].")
+                   "docs/lexical.md) [default: off].")
 @click.option("-k", "k", default=10, show_default=True, help="Number of hits.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")

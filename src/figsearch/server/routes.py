@@ -46,7 +46,7 @@ class SearchParams(BaseModel):
     lexical: bool | None = Field(
         None, description="the words of `text` also search the figures' texts by BM25 (SQLite FTS5), fused into the "
         "text channel (BM25 share 0 when the best figure text is already a near paraphrase of them); each hit's "
-        "matched_words lists the query words its text contains; default on"
+        "matched_words lists the query words its text contains; default off"
     )
     text_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="0..1; when given, score = (1-w)*visual + w*text instead of the mode's rule"

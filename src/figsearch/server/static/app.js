@@ -341,7 +341,7 @@ function buildForm(offset) {
   put("classification", "classification");
   if ($("exclude-own").checked) form.append("exclude_query_patent", "true");
   if (state.file && $("all-turns").checked) form.append("all_turns", "true");
-  if (text) form.append("lexical", $("lexical").checked ? "true" : "false");  // on by default: unchecked says so
+  if (text) form.append("lexical", $("lexical").checked ? "true" : "false");  // the box says it either way
   return { form, text, mode };
 }
 
