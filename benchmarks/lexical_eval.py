@@ -81,6 +81,27 @@ def evaluation_patents(data: Path) -> set[str]:
     return grants | odd
 
 
+def _design_titles(data, figures, parity: int, queries: dict, qrels: dict, leave_out: dict) -> set[str]:
+    """The 2007 designs whose number has ``parity`` (0: even, the training side; 1: odd, evaluation only): each
+    title a query, the other designs of its USPC class relevant, its own patent left out; returns the ranked figures."""
+    meta = {p: v for p, v in design_2007(data).items() if int(re.sub(r"\D", "", p[:-2])) % 2 == parity}
+    by_patent: dict[str, list[str]] = {}
+    for f in figures:
+        if f.patent in meta and f.role.value == "drawing":
+            by_patent.setdefault(f.patent, []).append(f.figure_id)
+    by_class: dict[str, set[str]] = {}
+    for patent in by_patent:
+        by_class.setdefault(meta[patent][0], set()).add(patent)
+    for patent in sorted(by_patent):
+        cls, title = meta[patent]
+        relevant = {fid for other in by_class[cls] - {patent} for fid in by_patent[other]}
+        if relevant and title:
+            queries[patent] = title
+            qrels[patent] = dict.fromkeys(relevant, 1)
+            leave_out[patent] = {patent}
+    return {fid for ids in by_patent.values() for fid in ids}
+
+
 def build_set(name: str, collection, data: Path):
     """(queries {qid: text}, qrels {qid: {figure: 1}}, ranked figure ids, {qid: patents left out})."""
     figures = collection.figures()
@@ -103,22 +124,7 @@ def build_set(name: str, collection, data: Path):
                 queries[f"u{i}"] = label
                 qrels[f"u{i}"] = dict.fromkeys(carrying, 1)
     elif name == "designs-even":
-        meta = {p: v for p, v in design_2007(data).items() if int(re.sub(r"\D", "", p[:-2])) % 2 == 0}
-        by_patent: dict[str, list[str]] = {}
-        for f in figures:
-            if f.patent in meta and f.role.value == "drawing":
-                by_patent.setdefault(f.patent, []).append(f.figure_id)
-        ranked = {fid for ids in by_patent.values() for fid in ids}
-        by_class: dict[str, set[str]] = {}
-        for patent in by_patent:
-            by_class.setdefault(meta[patent][0], set()).add(patent)
-        for patent in sorted(by_patent):
-            cls, title = meta[patent]
-            relevant = {fid for other in by_class[cls] - {patent} for fid in by_patent[other]}
-            if relevant and title:
-                queries[patent] = title
-                qrels[patent] = dict.fromkeys(relevant, 1)
-                leave_out[patent] = {patent}
+        ranked = _design_titles(data, figures, 0, queries, qrels, leave_out)
     elif name == "glossary":
         excluded = evaluation_patents(data)
         ranked = {f.figure_id for f in figures if f.patent not in excluded and f.role.value == "drawing"}
@@ -135,22 +141,7 @@ def build_set(name: str, collection, data: Path):
             queries[qid] = term
             qrels.setdefault(qid, {})[figure_id] = 1
     elif name == "designs-odd":  # EVALUATION side: measured once, after choosing
-        meta = {p: v for p, v in design_2007(data).items() if int(re.sub(r"\D", "", p[:-2])) % 2 == 1}
-        by_patent = {}
-        for f in figures:
-            if f.patent in meta and f.role.value == "drawing":
-                by_patent.setdefault(f.patent, []).append(f.figure_id)
-        ranked = {fid for ids in by_patent.values() for fid in ids}
-        by_class = {}
-        for patent in by_patent:
-            by_class.setdefault(meta[patent][0], set()).add(patent)
-        for patent in sorted(by_patent):
-            cls, title = meta[patent]
-            relevant = {fid for other in by_class[cls] - {patent} for fid in by_patent[other]}
-            if relevant and title:
-                queries[patent] = title
-                qrels[patent] = dict.fromkeys(relevant, 1)
-                leave_out[patent] = {patent}
+        ranked = _design_titles(data, figures, 1, queries, qrels, leave_out)
     elif name == "grants":  # EVALUATION side: measured once, after choosing
         grants = evaluation_patents(data) - set(design_2007(data))
         ranked = {f.figure_id for f in figures if f.role.value == "drawing"}
