@@ -136,13 +136,14 @@ def install() -> None:
 _PASS: list[bool] = []
 
 
-def report(n: int, total: float, what: str) -> None:
+def report(n: int, total: float, what: str, outside: str = "(outside the steps)") -> None:
+    """The step table: ``n`` sheets described by ``what``, ``total`` CPU s in all."""
     print(f"{n} {what}, {total / n:.4f} CPU s per sheet in all, OMP_THREAD_LIMIT={os.environ.get('OMP_THREAD_LIMIT')}")
     print(f"{'step':62s} {'CPU s/sheet':>11s} {'share':>6s} {'calls/sheet':>11s}")
     for name, cpu in sorted(CPU.items(), key=lambda kv: -kv[1]):
         print(f"{name:62s} {cpu / n:11.4f} {cpu / total:6.1%} {CALLS[name] / n:11.2f}")
     other = total - sum(CPU.values())
-    print(f"{'(outside the steps)':62s} {other / n:11.4f} {other / total:6.1%}")
+    print(f"{outside:62s} {other / n:11.4f} {other / total:6.1%}")
     print(json.dumps({k: round(v / n, 2) for k, v in sorted(COUNT.items())}, indent=1))
 
 
@@ -214,14 +215,8 @@ def main() -> None:
         read_drawing(engine, image)
     total = time.process_time() - total
     n = len(images)
-    print(f"{n} sheets, mean size {sum(i.width for i in images) / n:.0f} x {sum(i.height for i in images) / n:.0f} px,"
-          f" {total / n:.4f} CPU s per sheet in all, OMP_THREAD_LIMIT={os.environ.get('OMP_THREAD_LIMIT')}")
-    print(f"{'step':62s} {'CPU s/sheet':>11s} {'share':>6s} {'calls/sheet':>11s}")
-    for name, cpu in sorted(CPU.items(), key=lambda kv: -kv[1]):
-        print(f"{name:62s} {cpu / n:11.4f} {cpu / total:6.1%} {CALLS[name] / n:11.2f}")
-    other = total - sum(CPU.values())
-    print(f"{'(outside the steps: read_drawing, parse_signs, ...)':62s} {other / n:11.4f} {other / total:6.1%}")
-    print(json.dumps({k: round(v / n, 2) for k, v in sorted(COUNT.items())}, indent=1))
+    report(n, total, f"sheets, mean size {sum(i.width for i in images) / n:.0f} x {sum(i.height for i in images) / n:.0f} px",
+           "(outside the steps: read_drawing, parse_signs, ...)")
 
 
 if __name__ == "__main__":
