@@ -56,8 +56,9 @@ def build(
     and drawings. Runs ingest → reference signs (OCR, unless ``skip_ocr``) → embed → index,
     the stages of ``figsearch build`` one after the other (the command overlaps them); a rerun
     only does what is new. ``visual_model`` and ``text_model`` choose the encoders (default: the
-    collection's, else figsearch.embed.catalog's defaults, today
-    ``backbone:drawing-backbone5-lite0-288.onnx`` and ``minilm``; ``text_model="none"`` leaves
+    collection's, else the defaults: ``backbone:drawing-backbone5-lite0-288.onnx``, and ``minilm``
+    when every document is in English, ``use-multilingual`` when some are in other languages
+    (figsearch.embed.encoders.multilingual.choose_text_model); ``text_model="none"`` leaves
     text out). ``on_stage(name, report)`` is called
     after each stage ("ingest", "signs", "index") with the report so far. Returns a :class:`~figsearch.pipeline.building.BuildReport` (``.ingest``,
     ``.signs``, ``.signs_skipped``, ``.index``).

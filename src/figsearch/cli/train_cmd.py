@@ -47,7 +47,7 @@ def _canonical_command(ctx: click.Context) -> str:
     "--collection", "-c", "collections", multiple=True, type=click.Path(file_okay=False),
     help="Collection to train on (repeatable); its drawings grouped by patent. Required unless --bundle is given.",
 )
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt).")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (.pt; .onnx with --arch backbone).")
 @click.option("--arch", type=click.Choice(sorted([*ARCHITECTURES.names(), "backbone"])), default="cnn", show_default=True,
               help="Compact CNN trained from scratch, a CLIP vision tower fine-tuned, a metric head on the "
                    "lines descriptor (started as the lines encoder), or a head on a frozen pretrained ImageNet "
@@ -67,7 +67,7 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--input-scale", type=int, default=4, show_default=True,
               help="Drawings are prepared at image-size × this, then max-pooled (keeps thin lines).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=None, help="Peak learning rate [cnn 2e-3, clip 1e-5, lines-head 1e-5].")
+@click.option("--lr", type=float, default=None, help="Peak learning rate [cnn 2e-3, clip 1e-5, lines-head 1e-5, backbone 1e-3].")
 @click.option("--val-fraction", type=float, default=0.2, show_default=True,
               help="Share of multi-drawing patents held out for validation.")
 @click.option("--patience", type=int, default=10, show_default=True, help="Epochs without a better validation mAP.")
@@ -118,8 +118,8 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
     Prints the validation mAP@50 of held-out patents after every epoch and keeps the best model
-    in OUT, with its training record in OUT's .json twin; use it with the `drawing` visual
-    encoder (model=OUT).
+    in OUT, with its training record in OUT's .json twin; use it as the visual encoder `drawing:OUT`
+    (an --arch backbone model: `backbone:OUT`).
     """
     from tqdm import tqdm
 
