@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from figsearch.embed.base import l2_normalise
-from figsearch.embed.catalog import create_text, create_visual, encoder_key, parse_spec
+from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key, parse_spec
 from figsearch.errors import CollectionError, EmptyCollection, FigsearchError, InputError, ModelUnavailable
 from figsearch.index.files import index_dir, read_manifest
 from figsearch.index.settings import encoder_settings
@@ -512,7 +512,8 @@ class SearchService:
         root = self.collection.root
         refusal = (f"the visual encoder {settings['spec']!r} of collection {root} cannot search drawings by words: "
                    f"mode 'visual' with a text query needs a visual encoder with a text adapter, such as "
-                   f"'backbone' (figsearch index --collection {root} --visual-model backbone)")
+                   f"the default {DEFAULT_VISUAL_ENCODER!r} (figsearch index --collection {root} "
+                   f"--visual-model {DEFAULT_VISUAL_ENCODER})")
         if not callable(getattr(encoder, "encode_text_query", None)):
             if required:
                 raise InputError(refusal)
