@@ -665,9 +665,12 @@ class SearchService:
         listed = {f for f, _ in dense}
         stored = self.collection.vectors.fetch("text", index.encoder, [f for f, _ in candidates if f not in listed])
         cosine = {f: float(np.max(vectors["text"] @ v)) for f, v in stored.items()}
-        weight = lexical.query_weight(dense[0][1] if dense else None)
+        weight = lexical.query_weight(dense[0][1] if dense else None) if candidates else 0.0
         lists["text"], bm25 = lexical.fuse_text(dense, candidates, cosine, weight, others)
-        if weight > 0:
+        if not candidates:  # share 0, not 0.5 x every cosine: auto mode fuses the text channel on its own scale
+            notes.append("lexical: no figure" + (f" in the query's language ({language})" if others else "")
+                         + " contains the query's words, BM25 share 0: the text channel is the cosine")
+        elif weight > 0:
             notes.append(f"lexical: {len(candidates)} figure(s) contain the query's words; the text channel is "
                          f"{1 - weight:g} x cosine + {weight:g} x BM25 (normalised)")
         else:
