@@ -223,6 +223,24 @@ def other_language(figure_language: str | None, language: str | None) -> bool:
     return bool(figure_language and language and figure_language != language)
 
 
+def collection_languages(collection: Collection) -> list[str]:
+    """The known languages of the drawings that have a lexical row, most drawings first (``["en", "de"]``)."""
+    counts: Counter[str] = Counter()
+    for lang, n in collection.lexical.language_counts().items():
+        if normalise_code(lang):
+            counts[normalise_code(lang)] += n
+    return [lang for lang, _ in counts.most_common()]
+
+
+def on_by_default(languages: list[str]) -> bool:
+    """Whether a word query that does not say uses the lexical part, in a collection whose drawings with text are
+    in ``languages`` (``collection_languages``): ``LEXICAL_BY_DEFAULT``, but not where they are in two or more
+    languages. Words are matched in one language only: an English query's BM25 list holds English figures, and
+    one word they share with it ("housing") lifts them over the German figure that the multilingual text model
+    ranks first. Asked for (``lexical=True``), it runs there too, figures in other languages keeping their cosine."""
+    return LEXICAL_BY_DEFAULT and len(languages) <= 1
+
+
 def figure_languages(collection: Collection, figure_ids) -> dict[str, str | None]:
     """figure id -> its patent's language code ("de"), None where unknown."""
     return {f: normalise_code(lang) for f, lang in collection.lexical.languages(figure_ids).items()}

@@ -139,6 +139,8 @@ class SearchService:
         self._encoder_lock = threading.Lock()
         self._encoders: dict = {}
         self._encode_locks: dict[str, threading.Lock] = {m: threading.Lock() for m in MODALITIES}
+        #: (snapshot token, the known languages of the drawings with a lexical row): lexical.on_by_default
+        self._lexical_languages: tuple[str, list[str]] | None = None
         #: modality -> (snapshot token, encoder key, checked at, Freshness)
         self._freshness: dict[str, tuple] = {}
         #: uploaded drawings' orientation vectors and words, by pixels and encoder
@@ -622,12 +624,30 @@ class SearchService:
 
     # -- the lexical part of the text channel (figsearch.search.lexical) ------------------------------
 
-    def _lexical_wanted(self, query: Query, notes: list[str]) -> bool:
+    def _drawing_languages(self, snapshot: IndexSnapshot) -> list[str]:
+        """The known languages of the collection's drawings with text (``lexical.collection_languages``), read once
+        per index snapshot (an index run fills the lexical table before it writes the indexes)."""
+        cached = self._lexical_languages
+        if cached is None or cached[0] != snapshot.token:
+            cached = (snapshot.token, lexical.collection_languages(self.collection))
+            self._lexical_languages = cached
+        return cached[1]
+
+    def _lexical_wanted(self, query: Query, notes: list[str], snapshot: IndexSnapshot) -> bool:
         """Whether this search adds BM25 to its text channel: typed words, and ``Query.lexical`` (None: as
-        ``lexical.LEXICAL_BY_DEFAULT``); False with a note when the collection has no lexical table yet."""
-        wanted = lexical.LEXICAL_BY_DEFAULT if query.lexical is None else query.lexical
-        if not wanted or not (query.text and lexical.tokens(query.text)):
+        ``lexical.on_by_default`` for the collection's languages, with a note when a collection in several languages
+        keeps it off); False with a note when the collection has no lexical table yet."""
+        if not (query.text and lexical.tokens(query.text)) or query.lexical is False:
             return False
+        if query.lexical is None:
+            if not lexical.LEXICAL_BY_DEFAULT:
+                return False
+            languages = self._drawing_languages(snapshot)
+            if not lexical.on_by_default(languages):
+                notes.append(f"lexical: off by default in this collection, its drawings' texts are in "
+                             f"{len(languages)} languages ({', '.join(languages)}) and typed words are matched in "
+                             "one language only (docs/lexical.md); ask for it with --lexical or lexical=true")
+                return False
         if not self.collection.lexical.present():
             notes.append(f"lexical: the collection has no lexical (BM25) table yet, the text channel is dense only; "
                          f"build it with: figsearch index --collection {self.collection.root}")
@@ -740,7 +760,7 @@ class SearchService:
             modalities = list(indexes)
             timings["neighbour_text"] = _ms(lending)
         bm25 = None
-        if not lent and "text" in lists and self._lexical_wanted(query, notes):
+        if not lent and "text" in lists and self._lexical_wanted(query, notes, snapshot):
             lexing = time.perf_counter()
             bm25, bm25_weight, bm25_language = self._add_lexical(query, lists, vectors, indexes["text"], notes,
                                                                  length, exclude_patents, exclude_figures)

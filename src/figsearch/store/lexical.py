@@ -113,6 +113,17 @@ class LexicalRepository(Repository):
                     WHERE f.figure_id IN ({placeholders(chunk)})""", chunk))
         return found
 
+    def language_counts(self) -> dict[str | None, int]:
+        """language -> how many figures with a row are in it (their patents' languages as ``languages`` reads
+        them; None: unknown). Empty without the table."""
+        if not self.present():
+            return {}
+        has_lang = any(r[1] == "lang" for r in self.db.execute("PRAGMA table_info(patents)"))
+        column = "COALESCE(p.lang, p.language)" if has_lang else "p.language"
+        return {r[0]: r[1] for r in self.db.execute(
+            f"""SELECT {column}, COUNT(*) FROM {MAP_TABLE} m JOIN figures f ON f.figure_id = m.figure_id
+                JOIN patents p ON p.publication_number = f.publication_number GROUP BY 1""")}
+
     def sign_names(self, figure_id: str) -> list[str]:
         """The glossary names of the reference signs the figure's sentences are linked by ("thermal head")."""
         rows = self.db.execute(
