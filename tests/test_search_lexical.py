@@ -230,6 +230,9 @@ def test_figures_in_another_language_than_the_query_keep_their_cosine(root):
     assert scores["US2-D"] == pytest.approx(cosine["US2-D"]) == pytest.approx(3 ** -0.5, abs=1e-6)
     assert any("query is in en (of its words' figures)" in n and "in other languages keep their cosine" in n
                for n in fused.notes), fused.notes
+    with SearchService.open(root) as s:  # figures of the other modality's list outside the text list: the same rule
+        exact = s._lexical_exact({"US2-D": 0.6, "US1-B": 0.4, GEARBOX: 0.0}, {"US1-B": 1.0, GEARBOX: 0.5}, 0.5, "en")
+    assert exact == pytest.approx({"US2-D": 0.6, "US1-B": 0.7, GEARBOX: 0.25})
     _set_languages(root, {"US2": "en"})  # all English: D is fused like the others and falls below G
     with SearchService.open(root) as s:
         assert ids(s.search(Query(text="gearbox hub", mode="text", k=3, lexical=True))) == ["US1-B", GEARBOX, "US2-D"]
