@@ -161,15 +161,13 @@ def test_a_sure_dense_match_keeps_the_dense_order_and_a_loose_one_is_fused(root,
     assert any(f"{lexical.LEXICAL_WEIGHT:g} x BM25" in n for n in loose.notes)
 
 
-def test_word_queries_use_it_when_asked_and_not_by_default(root):
-    assert lexical.LEXICAL_BY_DEFAULT is False
+def test_word_queries_use_it_unless_told_not_to(root):
+    assert lexical.LEXICAL_BY_DEFAULT is True  # stop 25 (docs/lexical.md); the collection's drawings: one language
     with SearchService.open(root) as s:
         default = s.search(Query(text="gearbox hub", mode="text", k=2))
-        on = s.search(Query(text="gearbox hub", mode="text", k=2, lexical=True))
         off = s.search(Query(text="gearbox hub", mode="text", k=2, lexical=False))
-    assert ids(on) == ["US1-B", GEARBOX] and any(n.startswith("lexical:") for n in on.notes)
-    for result in (default, off):
-        assert ids(result) == ["US1-B", "US2-D"] and not any(n.startswith("lexical:") for n in result.notes)
+    assert ids(default) == ["US1-B", GEARBOX] and any(n.startswith("lexical:") for n in default.notes)
+    assert ids(off) == ["US1-B", "US2-D"] and not any(n.startswith("lexical:") for n in off.notes)
 
 
 # -- stop 25: function words, and collections in several languages ------------------------------------------
@@ -253,8 +251,7 @@ def test_the_query_language_decides_which_figures_bm25_judges(root):
     assert lexical.matched_language(["en", "de"]) is None and lexical.matched_language([None]) is None
 
 
-def test_the_default_is_off_in_a_collection_whose_drawings_are_in_several_languages(root, monkeypatch):
-    monkeypatch.setattr(lexical, "LEXICAL_BY_DEFAULT", True)
+def test_the_default_is_off_in_a_collection_whose_drawings_are_in_several_languages(root):
     _set_languages(root, {"US1": "en", "US2": "en", "US4": "en"})
     with SearchService.open(root) as s:
         assert lexical.collection_languages(s.collection) == ["en"]
