@@ -18,6 +18,9 @@ name of a part ("thermal head") expects the figures whose text says it. BM25 fin
   them with the query must not lift them (docs/lexical.md, "Stop 25").
 - ``query_language`` / ``other_language``: BM25 can only meet a figure's words in the query's language; a figure
   whose patent is in another language keeps its cosine (BM25 share 0 for it) in a collection of several languages.
+- ``on_by_default``: word queries use the lexical part unless told not to, except in a collection whose drawings are
+  in several languages (there the typed language's figures would be favoured over those the multilingual text
+  model finds in the others).
 """
 
 from __future__ import annotations
