@@ -211,7 +211,8 @@ def main() -> None:
         order = np.argsort(-cosines, kind="stable")
         dense = [(ids[i], float(cosines[i])) for i in order if allowed(ids[i])][: args.depth]
         all_cos = dict(zip(ids, cosines.tolist()))
-        found = collection.lexical.search(lexical.match_expression(text), 5 * args.depth + 500)
+        match = lexical.match_expression(text)  # None: function words only, nothing for BM25
+        found = collection.lexical.search(match, 5 * args.depth + 500) if match else []
         bm = [(f, s) for f, s in found if allowed(f)][: args.depth]
         runs.setdefault("dense", {})[qid] = dense[:50]
         runs.setdefault("lexical", {})[qid] = bm[:50]

@@ -137,3 +137,18 @@ def test_index_picks_the_multilingual_model_and_english_queries_find_german_figu
                                 ("Überdruck in der Verkleidung durch die Lüftung", "US3-f1")):
             hits = service.search(Query(text=query, mode="text", k=3)).hits
             assert hits[0].figure_id == expected, (query, [h.figure_id for h in hits])
+            # asked for, the lexical part changes nothing here: the English figure shares only function words
+            # ("the", "a") with the first query, which BM25 leaves out; the German query is German by its function
+            # words, and no German figure holds its content words (stop 25, docs/lexical.md)
+            asked = service.search(Query(text=query, mode="text", k=3, lexical=True))
+            assert [h.figure_id for h in asked.hits] == [h.figure_id for h in hits], query
+            assert any("BM25 share 0" in n for n in asked.notes), asked.notes
+        # with a content word the English figure holds ("housing"), asked-for BM25 would lift it over the German
+        # figure; in a collection whose drawings are in three languages the default leaves the lexical part off
+        from figsearch.search import lexical
+
+        assert sorted(lexical.collection_languages(service.collection)) == ["de", "en", "fr"]
+        assert not lexical.on_by_default(lexical.collection_languages(service.collection))
+        housing = service.search(Query(text="thermal head pressed against the platen roller inside the housing",
+                                       mode="text", k=3))
+        assert housing.hits[0].figure_id == "EP1-f1", [h.figure_id for h in housing.hits]

@@ -45,7 +45,7 @@ def test_search_table_and_image_query(indexed, tmp_path):
     code, out = run("search", "-c", indexed, "--image", path, "--text", "hub", "-k", "3")
     assert code == 0, out
     notes = [line for line in out.strip().splitlines() if line.startswith("note:")]
-    assert not any(n.startswith("note: lexical:") for n in notes)  # off unless asked (--lexical)
+    assert any(n.startswith("note: lexical:") for n in notes)  # word queries use it by default, and say so
     lines = [line for line in out.strip().splitlines() if not line.startswith("note:")]
     assert lines[0].split()[:4] == ["#", "score", "visual", "text"]
     assert lines[1].split()[4] == "US1-B" and "hub" in lines[1]

@@ -161,12 +161,108 @@ def test_a_sure_dense_match_keeps_the_dense_order_and_a_loose_one_is_fused(root,
     assert any(f"{lexical.LEXICAL_WEIGHT:g} x BM25" in n for n in loose.notes)
 
 
-def test_word_queries_use_it_when_asked_and_not_by_default(root):
-    assert lexical.LEXICAL_BY_DEFAULT is False
+def test_word_queries_use_it_unless_told_not_to(root):
+    assert lexical.LEXICAL_BY_DEFAULT is True  # stop 25 (docs/lexical.md); the collection's drawings: one language
     with SearchService.open(root) as s:
         default = s.search(Query(text="gearbox hub", mode="text", k=2))
-        on = s.search(Query(text="gearbox hub", mode="text", k=2, lexical=True))
         off = s.search(Query(text="gearbox hub", mode="text", k=2, lexical=False))
-    assert ids(on) == ["US1-B", GEARBOX] and any(n.startswith("lexical:") for n in on.notes)
-    for result in (default, off):
-        assert ids(result) == ["US1-B", "US2-D"] and not any(n.startswith("lexical:") for n in result.notes)
+    assert ids(default) == ["US1-B", GEARBOX] and any(n.startswith("lexical:") for n in default.notes)
+    assert ids(off) == ["US1-B", "US2-D"] and not any(n.startswith("lexical:") for n in off.notes)
+
+
+# -- stop 25: function words, and collections in several languages ------------------------------------------
+
+
+def test_function_words_are_left_out_of_the_terms():
+    words, pairs = lexical.query_terms("thermal head pressed against the platen roller by a spring")
+    assert words == ["thermal", "head", "pressed", "platen", "roller", "spring"]
+    assert pairs == ["thermal head", "head pressed", "platen roller"]  # "roller by a spring" gives no pair
+    assert lexical.match_expression("the a by") is None and lexical.match_expression("der die das und") is None
+    assert lexical.query_terms("l'arbre de la machine")[0] == ["arbre", "machine"]  # French elisions too
+    assert lexical.query_terms("Überdruck in der Verkleidung")[0] == ["uberdruck", "verkleidung"]
+    # "die" is a German article and an English part: kept unless the query is German by its function words
+    assert lexical.query_terms("die casting mold")[0] == ["die", "casting", "mold"]
+    assert lexical.query_language("die Feder drückt den Kopf gegen die Walze") == "de"
+    assert lexical.query_terms("die Feder drückt den Kopf gegen die Walze")[0] == ["feder", "druckt", "kopf", "walze"]
+    assert lexical.matched_words("the hub of a rotor", "a hub on the rotor") == ["hub", "rotor"]
+
+
+def _add_figure(root, publication: str, text: str, angle: int = 70) -> None:
+    with Collection.open(root, write=True) as c:
+        add_patent(c, publication, [("L", angle, text)])
+        update_collection(c)
+
+
+def test_a_query_that_shares_only_function_words_with_a_figure_gets_bm25_share_0(root):
+    _add_figure(root, "US6", "a lid on the housing")  # shares "the", "a", "on" with the queries below only
+    with SearchService.open(root) as s:
+        for text in ("the spring on a roller", "the a on"):
+            dense = s.search(Query(text=text, mode="text", k=6, lexical=False))
+            fused = s.search(Query(text=text, mode="text", k=6, lexical=True))
+            # before stop 25 "the" and "a" gave US6-L the whole BM25 share (0.5) above every cosine-0 figure
+            assert [(h.figure_id, round(h.score, 9)) for h in fused.hits] == \
+                [(h.figure_id, round(h.score, 9)) for h in dense.hits], text
+            assert all(not h.matched_words for h in fused.hits)
+            assert any("BM25 share 0" in n for n in fused.notes), fused.notes
+        assert any("all function words" in n for n in fused.notes)
+
+
+def _set_languages(root, languages: dict[str, str]) -> None:
+    with Collection.open(root, write=True) as c, c.transaction() as db:
+        for publication, lang in languages.items():
+            db.execute("UPDATE patents SET language = ?, lang = ? WHERE publication_number = ?",
+                       (lang, lang, publication))
+
+
+def test_figures_in_another_language_than_the_query_keep_their_cosine(root):
+    # US2 (C "rotor", D "rotor blade hub") is German here: an English query's words say nothing about it
+    _set_languages(root, {"US1": "en", "US2": "de", "US4": "en"})
+    with SearchService.open(root) as s:
+        dense = s.search(Query(text="gearbox hub", mode="text", k=3, lexical=False))
+        fused = s.search(Query(text="gearbox hub", mode="text", k=3, lexical=True))
+    cosine = {h.figure_id: h.score for h in dense.hits}
+    scores = {h.figure_id: h.score for h in fused.hits}
+    # "gearbox" and "hub" are found in English figures (B, G) and D: the query counts as English. D keeps its cosine
+    # (1 / sqrt 3, above G's 0.5 x BM25) instead of 0.5 x cosine + 0.5 x its BM25, which put G above it before
+    assert ids(fused) == ["US1-B", "US2-D", GEARBOX]
+    assert scores["US2-D"] == pytest.approx(cosine["US2-D"]) == pytest.approx(3 ** -0.5, abs=1e-6)
+    assert any("query is in en (of its words' figures)" in n and "in other languages keep their cosine" in n
+               for n in fused.notes), fused.notes
+    with SearchService.open(root) as s:  # figures of the other modality's list outside the text list: the same rule
+        exact = s._lexical_exact({"US2-D": 0.6, "US1-B": 0.4, GEARBOX: 0.0}, {"US1-B": 1.0, GEARBOX: 0.5}, 0.5, "en")
+    assert exact == pytest.approx({"US2-D": 0.6, "US1-B": 0.7, GEARBOX: 0.25})
+    _set_languages(root, {"US2": "en"})  # all English: D is fused like the others and falls below G
+    with SearchService.open(root) as s:
+        assert ids(s.search(Query(text="gearbox hub", mode="text", k=3, lexical=True))) == ["US1-B", GEARBOX, "US2-D"]
+
+
+def test_the_query_language_decides_which_figures_bm25_judges(root):
+    _set_languages(root, {"US1": "en", "US2": "en", "US4": "de"})
+    with SearchService.open(root) as s:
+        # three German function words: the query is German; only the German G is fused (cosine 0, BM25 1: 0.5), the
+        # English figures keep their cosines (B: 1.0, D: 1 / sqrt 3), not halved
+        found = s.search(Query(text="die Nabe mit dem gearbox hub", mode="text", k=3, lexical=True))
+    assert [(h.figure_id, round(h.score, 6)) for h in found.hits] == \
+        [("US1-B", 1.0), ("US2-D", round(3 ** -0.5, 6)), (GEARBOX, 0.5)]
+    assert any("query is in de (detected)" in n for n in found.notes), found.notes
+    assert lexical.other_language("de", "en") and not lexical.other_language(None, "en")
+    assert not lexical.other_language("de", None) and not lexical.other_language("en", "en")
+    assert lexical.matched_language(["en", "de", "en", None]) == "en"
+    assert lexical.matched_language(["en", "de"]) is None and lexical.matched_language([None]) is None
+
+
+def test_the_default_is_off_in_a_collection_whose_drawings_are_in_several_languages(root):
+    _set_languages(root, {"US1": "en", "US2": "en", "US4": "en"})
+    with SearchService.open(root) as s:
+        assert lexical.collection_languages(s.collection) == ["en"]
+        one = s.search(Query(text="gearbox hub", mode="text", k=2))
+    assert ids(one) == ["US1-B", GEARBOX]  # one language: on by default
+    _set_languages(root, {"US4": "de"})
+    with SearchService.open(root) as s:
+        assert lexical.collection_languages(s.collection) == ["en", "de"]
+        several = s.search(Query(text="gearbox hub", mode="text", k=2))
+        asked = s.search(Query(text="gearbox hub", mode="text", k=2, lexical=True))
+    assert ids(several) == ["US1-B", "US2-D"]
+    assert any("off by default in this collection" in n and "2 languages (en, de)" in n for n in several.notes)
+    assert any(n.startswith("lexical: ") and "BM25" in n for n in asked.notes)  # asked for, it runs
+    assert lexical.on_by_default([]) and lexical.on_by_default(["en"]) and not lexical.on_by_default(["en", "fr"])

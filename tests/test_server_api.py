@@ -75,8 +75,8 @@ def test_page_and_its_files_are_served(client):
         assert response.status_code == 200 and kind in response.headers["content-type"]
     # an upload is searched upright alone by default: the page offers the API's every-turn option
     assert 'id="all-turns"' in page.text and 'form.append("all_turns", "true")' in client.get("/static/app.js").text
-    # and the lexical part of word queries (off by default) as a box, not ticked, that sends the API's field either way
-    assert 'id="lexical">' in page.text
+    # and the lexical part of word queries (on by default) as a box, ticked, that sends the API's field either way
+    assert 'id="lexical" checked' in page.text
     assert 'form.append("lexical", $("lexical").checked ? "true" : "false")' in client.get("/static/app.js").text
 
 

@@ -168,10 +168,12 @@ class SearchCollection:
         texts of its nearest drawings for the text channel (search/neighbour_text.py); in ``auto`` only a drawing
         without text of its own borrows, and only a drawing whose nearest figure has text. None: the default,
         on in ``auto`` and off in ``visual`` (search/query.py, ``LENT_TEXTS_BY_DEFAULT``).
-        ``lexical``: the words of ``text`` also search the figures' texts by BM25 (search/lexical.py), fused into
-        the text channel, at no share when the best figure text is already a near paraphrase of them
-        (``lexical.query_weight``); each hit's ``matched_words`` says which of them its text contains (None: the
-        default, off: ``figsearch.search.lexical.LEXICAL_BY_DEFAULT``; docs/lexical.md).
+        ``lexical``: the words of ``text`` (English, German and French function words left out) also search the
+        figures' texts by BM25 (search/lexical.py), fused into the text channel, at no share when the best figure
+        text is already a near paraphrase of them (``lexical.query_weight``); figures in another language than the
+        words keep their text score; each hit's ``matched_words`` says which of them its text contains (None: the
+        default, on except in a collection whose drawings are in several languages:
+        ``figsearch.search.lexical.on_by_default``; docs/lexical.md).
         """
         figure_id = self._service.resolve_figure(figure) if figure else None
         if isinstance(image, os.PathLike):

@@ -52,9 +52,11 @@ def _clip(text: str | None, width: int) -> str:
               help="Modes visual and auto: a drawing without words borrows the texts of its nearest drawings for the "
                    "text channel (in auto only a drawing without text of its own) [default: on in auto, off in visual].")
 @click.option("--lexical/--no-lexical", "lexical", default=None,
-              help="The words of --text also search the figures' texts by BM25 (SQLite FTS5), fused into the text "
-                   "channel, unless the best figure text is already a near paraphrase of them (search/lexical.py, "
-                   "docs/lexical.md) [default: off].")
+              help="The words of --text also search the figures' texts by BM25 (SQLite FTS5; English, German and French "
+                   "function words left out), fused into the text channel, unless the best figure text is already a "
+                   "near paraphrase of them; figures in another language than the words keep their text score "
+                   "(search/lexical.py, docs/lexical.md) [default: on, except in a collection whose drawings are in "
+                   "several languages].")
 @click.option("-k", "k", default=10, show_default=True, help="Number of hits.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")

@@ -139,6 +139,8 @@ class SearchService:
         self._encoder_lock = threading.Lock()
         self._encoders: dict = {}
         self._encode_locks: dict[str, threading.Lock] = {m: threading.Lock() for m in MODALITIES}
+        #: (snapshot token, the known languages of the drawings with a lexical row): lexical.on_by_default
+        self._lexical_languages: tuple[str, list[str]] | None = None
         #: modality -> (snapshot token, encoder key, checked at, Freshness)
         self._freshness: dict[str, tuple] = {}
         #: uploaded drawings' orientation vectors and words, by pixels and encoder
@@ -623,12 +625,30 @@ class SearchService:
 
     # -- the lexical part of the text channel (figsearch.search.lexical) ------------------------------
 
-    def _lexical_wanted(self, query: Query, notes: list[str]) -> bool:
+    def _drawing_languages(self, snapshot: IndexSnapshot) -> list[str]:
+        """The known languages of the collection's drawings with text (``lexical.collection_languages``), read once
+        per index snapshot (an index run fills the lexical table before it writes the indexes)."""
+        cached = self._lexical_languages
+        if cached is None or cached[0] != snapshot.token:
+            cached = (snapshot.token, lexical.collection_languages(self.collection))
+            self._lexical_languages = cached
+        return cached[1]
+
+    def _lexical_wanted(self, query: Query, notes: list[str], snapshot: IndexSnapshot) -> bool:
         """Whether this search adds BM25 to its text channel: typed words, and ``Query.lexical`` (None: as
-        ``lexical.LEXICAL_BY_DEFAULT``); False with a note when the collection has no lexical table yet."""
-        wanted = lexical.LEXICAL_BY_DEFAULT if query.lexical is None else query.lexical
-        if not wanted or not (query.text and lexical.match_expression(query.text)):
+        ``lexical.on_by_default`` for the collection's languages, with a note when a collection in several languages
+        keeps it off); False with a note when the collection has no lexical table yet."""
+        if not (query.text and lexical.tokens(query.text)) or query.lexical is False:
             return False
+        if query.lexical is None:
+            if not lexical.LEXICAL_BY_DEFAULT:
+                return False
+            languages = self._drawing_languages(snapshot)
+            if not lexical.on_by_default(languages):
+                notes.append(f"lexical: off by default in this collection, its drawings' texts are in "
+                             f"{len(languages)} languages ({', '.join(languages)}) and typed words are matched in "
+                             "one language only (docs/lexical.md); ask for it with --lexical or lexical=true")
+                return False
         if not self.collection.lexical.present():
             notes.append(f"lexical: the collection has no lexical (BM25) table yet, the text channel is dense only; "
                          f"build it with: figsearch index --collection {self.collection.root}")
@@ -636,11 +656,17 @@ class SearchService:
         return True
 
     def _add_lexical(self, query: Query, lists: dict, vectors: dict, index, notes: list[str], length: int,
-                     exclude_patents: set[str], exclude_figures: set[str]) -> tuple[dict[str, float], float]:
-        """Replaces ``lists["text"]`` by the dense list fused with the BM25 list of the query's words
+                     exclude_patents: set[str], exclude_figures: set[str]) -> tuple[dict[str, float], float, str | None]:
+        """Replaces ``lists["text"]`` by the dense list fused with the BM25 list of the query's content words
         (``lexical.fuse_text``) at this query's BM25 share (``lexical.query_weight`` of the dense list's best
-        cosine); returns (each BM25 candidate's normalised score, the share)."""
+        cosine); figures whose patent is in another language than the query keep their cosine. Returns (each BM25
+        candidate's normalised score, the share, the query's language or None)."""
+        language = lexical.query_language(query.text)
         match = lexical.match_expression(query.text)
+        if match is None:  # function words only ("the a by"): nothing for BM25 to weigh
+            notes.append("lexical: the query's words are all function words (the, a, der, le, ...), BM25 share 0: "
+                         "the text channel is the cosine")
+            return {}, 0.0, language
         depth = length + len(exclude_figures)
         while True:
             found = self.collection.lexical.search(match, depth)
@@ -651,19 +677,40 @@ class SearchService:
             depth *= 4  # filters took too many: look deeper
         candidates = candidates[:length]
         dense = lists["text"]
+        languages = lexical.figure_languages(self.collection, {f for f, _ in dense} | {f for f, _ in candidates})
+        how = "detected"
+        if language is None:
+            language, how = lexical.matched_language([languages.get(f) for f, _ in candidates]), "of its words' figures"
+        others = {f for f, lang in languages.items() if lexical.other_language(lang, language)}
+        candidates = [(f, s) for f, s in candidates if f not in others]  # BM25 cannot judge them: no candidates
         listed = {f for f, _ in dense}
         stored = self.collection.vectors.fetch("text", index.encoder, [f for f, _ in candidates if f not in listed])
         cosine = {f: float(np.max(vectors["text"] @ v)) for f, v in stored.items()}
-        weight = lexical.query_weight(dense[0][1] if dense else None)
-        lists["text"], bm25 = lexical.fuse_text(dense, candidates, cosine, weight)
-        if weight > 0:
+        weight = lexical.query_weight(dense[0][1] if dense else None) if candidates else 0.0
+        lists["text"], bm25 = lexical.fuse_text(dense, candidates, cosine, weight, others)
+        if not candidates:  # share 0, not 0.5 x every cosine: auto mode fuses the text channel on its own scale
+            notes.append("lexical: no figure" + (f" in the query's language ({language})" if others else "")
+                         + " contains the query's words, BM25 share 0: the text channel is the cosine")
+        elif weight > 0:
             notes.append(f"lexical: {len(candidates)} figure(s) contain the query's words; the text channel is "
                          f"{1 - weight:g} x cosine + {weight:g} x BM25 (normalised)")
         else:
             notes.append(f"lexical: {len(candidates)} figure(s) contain the query's words; BM25 share 0: the best "
                          f"figure text is a near paraphrase of the query (cosine {dense[0][1]:.2f} >= "
                          f"{lexical.DENSE_CONFIDENT:g}), the text channel is the cosine")
-        return bm25, weight
+        if others and weight > 0:
+            notes.append(f"lexical: the query is in {language} ({how}); {len(others)} figure(s) in other languages "
+                         "keep their cosine (BM25 compares the words of one language)")
+        return bm25, weight, language
+
+    def _lexical_exact(self, scores: dict[str, float], bm25: dict[str, float], weight: float,
+                       language: str | None) -> dict[str, float]:
+        """The fused text score of figures outside the text list (``exact``): as ``lexical.fuse_text`` scores."""
+        if weight == 0:
+            return scores
+        languages = lexical.figure_languages(self.collection, scores) if language else {}
+        return {f: c if lexical.other_language(languages.get(f), language)
+                else lexical.fused_score(c, bm25.get(f, 0.0), weight) for f, c in scores.items()}
 
     def _explain_lexical(self, hits: list[Hit], text: str) -> None:
         """Each hit's ``matched_words``: the query words its lexical text contains."""
@@ -714,10 +761,10 @@ class SearchService:
             modalities = list(indexes)
             timings["neighbour_text"] = _ms(lending)
         bm25 = None
-        if not lent and "text" in lists and self._lexical_wanted(query, notes):
+        if not lent and "text" in lists and self._lexical_wanted(query, notes, snapshot):
             lexing = time.perf_counter()
-            bm25, bm25_weight = self._add_lexical(query, lists, vectors, indexes["text"], notes, length,
-                                                  exclude_patents, exclude_figures)
+            bm25, bm25_weight, bm25_language = self._add_lexical(query, lists, vectors, indexes["text"], notes,
+                                                                 length, exclude_patents, exclude_figures)
             timings["lexical"] = _ms(lexing)
         exact: dict[str, dict[str, float]] = {}
         if len(modalities) == 2:
@@ -727,8 +774,7 @@ class SearchService:
                 stored = self.collection.vectors.fetch(modality, indexes[modality].encoder, missing)
                 exact[modality] = {f: float(np.max(vectors[modality] @ v)) for f, v in stored.items()}
             if bm25 is not None:  # the text channel's scores are the fused ones (lexical.fuse_text) everywhere
-                exact["text"] = {f: (1.0 - bm25_weight) * c + bm25_weight * bm25.get(f, 0.0)
-                                 for f, c in exact["text"].items()}
+                exact["text"] = self._lexical_exact(exact["text"], bm25, bm25_weight, bm25_language)
         mode = query.mode if len(modalities) == 2 or query.mode in ("visual", "text") else modalities[0]
         head = None
         if "visual" in lists and (rerank_by_default(mode) if query.rerank is None else query.rerank):

@@ -44,9 +44,11 @@ class SearchParams(BaseModel):
         "for the text channel (in auto only a drawing without text of its own); default on in auto, off in visual"
     )
     lexical: bool | None = Field(
-        None, description="the words of `text` also search the figures' texts by BM25 (SQLite FTS5), fused into the "
-        "text channel (BM25 share 0 when the best figure text is already a near paraphrase of them); each hit's "
-        "matched_words lists the query words its text contains; default off"
+        None, description="the words of `text` also search the figures' texts by BM25 (SQLite FTS5; English, German "
+        "and French function words left out), fused into the text channel (BM25 share 0 when the best figure text is "
+        "already a near paraphrase of them; figures in another language than the words keep their text score); each "
+        "hit's matched_words lists the query words its text contains; default on, except in a collection whose "
+        "drawings are in several languages (a note says so)"
     )
     text_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="0..1; when given, score = (1-w)*visual + w*text instead of the mode's rule"

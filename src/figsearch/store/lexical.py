@@ -98,6 +98,32 @@ class LexicalRepository(Repository):
                     WHERE m.figure_id IN ({placeholders(chunk)})""", chunk))
         return found
 
+    def languages(self, figure_ids) -> dict[str, str | None]:
+        """figure id -> its patent's language as stored (``lang`` where known, else the reader's ``language``;
+        None when neither says), for the figures that exist."""
+        figure_ids = list(figure_ids)
+        has_lang = any(r[1] == "lang" for r in self.db.execute("PRAGMA table_info(patents)"))
+        column = "COALESCE(p.lang, p.language)" if has_lang else "p.language"
+        found: dict[str, str | None] = {}
+        for start in range(0, len(figure_ids), 500):
+            chunk = figure_ids[start:start + 500]
+            found.update((r[0], r[1]) for r in self.db.execute(
+                f"""SELECT f.figure_id, {column} FROM figures f JOIN patents p
+                    ON p.publication_number = f.publication_number
+                    WHERE f.figure_id IN ({placeholders(chunk)})""", chunk))
+        return found
+
+    def language_counts(self) -> dict[str | None, int]:
+        """language -> how many figures with a row are in it (their patents' languages as ``languages`` reads
+        them; None: unknown). Empty without the table."""
+        if not self.present():
+            return {}
+        has_lang = any(r[1] == "lang" for r in self.db.execute("PRAGMA table_info(patents)"))
+        column = "COALESCE(p.lang, p.language)" if has_lang else "p.language"
+        return {r[0]: r[1] for r in self.db.execute(
+            f"""SELECT {column}, COUNT(*) FROM {MAP_TABLE} m JOIN figures f ON f.figure_id = m.figure_id
+                JOIN patents p ON p.publication_number = f.publication_number GROUP BY 1""")}
+
     def sign_names(self, figure_id: str) -> list[str]:
         """The glossary names of the reference signs the figure's sentences are linked by ("thermal head")."""
         rows = self.db.execute(
