@@ -8,9 +8,9 @@ collection gets it from ``--build-lexical``, which writes). Word queries, and th
 
 - ``upair``: each distinct component label of the ``upair-queries`` figures (lower-cased, at least 3
   characters and one letter) that at least two of those figures carry is a query; relevant = the upair
-  figures that carry it. Only upair figures are ranked (the others are left out of the ranking). The labels
-  are not in the collection's texts (upair figures have a title and a figure description only), so the
-  truth is independent of what either channel indexes.
+  figures that carry it. Only upair figures are ranked (the others are left out of the ranking). The label
+  lists are not indexed, but 45 of the 187 labels also occur in the title or figure description of a figure
+  that carries them (both indexed), so the truth is not independent of either channel.
 - ``designs-even``: each even-numbered 2007 design's title is a query; relevant = the other even-numbered
   2007 designs of the same USPC class (metadata_2007.txt); the query's own patent is left out; only
   even-numbered 2007 designs are ranked. Class-level text retrieval.
