@@ -81,6 +81,6 @@ class Query:
     #: visual)
     neighbour_text: bool | None = None
     #: a typed text also searches the figures' words by BM25 (figsearch.search.lexical, docs/lexical.md), fused
-    #: into the text channel; None: as ``lexical.LEXICAL_BY_DEFAULT``
+    #: into the text channel; None: as ``lexical.on_by_default`` (on, but off in a collection whose drawings are in several languages)
     lexical: bool | None = None
     filters: Filters = field(default_factory=Filters)
