@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from figsearch.errors import NotFound
-from figsearch.link.glossary import label_keys
+from figsearch.link.glossary import brief_clause, label_keys, label_mentions
 from figsearch.link.text import figure_sentences
 from figsearch.ingest.language import detect, normalise_code
-from figsearch.records import Figure, FigureRole, GlossaryEntry, ReferenceSign
+from figsearch.records import Figure, FigureRole, GlossaryEntry, ReferenceSign, Sentence
 from figsearch.search.api import LinkedSentence
 from figsearch.store import Collection
 
@@ -25,24 +25,69 @@ def numerals(collection: Collection, figure_id: str) -> list[str]:
     return list(dict.fromkeys(s.text for s in reference_signs(collection, figure_id) if s.kind == "numeral"))
 
 
+class _Shown:
+    """How a figure's sentences are shown to a reader: what this figure is first, then what names it.
+
+    The stored order is the description's order, where a sentence about another figure ("In FIG. 1, a
+    thermal printer 10 includes ...", linked by a sign both drawings show) or the list of every figure
+    ("FIG. 1 is ...; FIG. 2 is ...; FIG. 8 is ...") comes before "FIG. 8 is a block diagram ...": the
+    first sentences of a hit were about FIG. 1 on every figure of EP1667425A1 (stop 25)."""
+
+    def __init__(self, figure: Figure) -> None:
+        self.keys = label_keys(figure.label)
+        self.description = _same(figure.description)
+
+    def text(self, text: str) -> str:
+        """The clause about this figure of a sentence that lists several figures; else the sentence.
+        English clauses first, then German and French ones ("...; und Fig. 3 ..."): no need to ask the
+        store for the patent's language (a query per hit)."""
+        if ";" not in text:
+            return text
+        for key in self.keys:
+            for lang in ("en", "de"):
+                clause = brief_clause(text, key, lang)
+                if clause != text:
+                    return clause
+        return text
+
+    def rank(self, text: str) -> int:
+        """0 its brief description, 1 a sentence naming this figure (in English, German or French: "de"
+        reads all three), 2 any other (the patent's title, last of the stored ones, stays last)."""
+        if self.description and _same(text) == self.description:
+            return 0
+        if any(key in text for key in self.keys) and set(self.keys) & set(label_mentions([Sentence("", 0, text)], "de")):
+            return 1
+        return 2
+
+
+def _same(text: str | None) -> str:
+    return (text or "").strip().rstrip(".;").strip()
+
+
 def hit_sentences(collection: Collection, figure: Figure, limit: int = HIT_SENTENCES) -> list[str]:
-    return figure_sentences(collection, figure)[:limit]
+    """The sentences shown with a hit: what this figure is first (``_Shown``), at most ``limit``."""
+    shown = _Shown(figure)
+    texts = list(dict.fromkeys(shown.text(t) for t in figure_sentences(collection, figure)))
+    return sorted(texts, key=shown.rank)[:limit]
 
 
 def linked_sentences(collection: Collection, figure: Figure) -> list[LinkedSentence]:
-    """The figure's linked sentences with the reasons and signs that link them; its brief
-    description first when the text has one."""
-    by_index: dict[int, LinkedSentence] = {}
+    """The figure's linked sentences with the reasons and signs that link them: its brief description
+    first, then the sentences that name the figure, then the rest (``_Shown``), each in text order.
+    A sentence listing several figures is shown by its clause about this one."""
+    shown = _Shown(figure)
+    by_text: dict[str, LinkedSentence] = {}
     for link, text in collection.links.links_of(figure.figure_id):
-        index = link.sentence_index
-        linked = by_index.setdefault(index, LinkedSentence(index=index, text=text, reason=link.reason))
+        text = shown.text(text)
+        linked = by_text.setdefault(_same(text), LinkedSentence(index=link.sentence_index, text=text, reason=link.reason))
         if link.sign and link.sign not in linked.signs:
             linked.signs.append(link.sign)
         if link.reason == "sign":  # the strongest reason wins the label
             linked.reason = "sign"
-    result = list(by_index.values())
-    if figure.description and all(s.text != figure.description for s in result):
+    result = list(by_text.values())
+    if figure.description and _same(figure.description) not in by_text:
         result.insert(0, LinkedSentence(index=-1, text=figure.description, reason="brief_description"))
+    result.sort(key=lambda s: shown.rank(s.text))
     if result:
         patent_lang = normalise_code(collection.patents.language(figure.patent))
         for sentence in result:

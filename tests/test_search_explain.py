@@ -1,0 +1,63 @@
+"""What a hit and a figure's details page say first: the figure's own description, not its neighbours'."""
+
+from __future__ import annotations
+
+from figsearch.records import Figure, Patent, Sentence, SentenceLink
+from figsearch.search import explain
+from figsearch.store import Collection
+
+# EP1667425A1's layout: one sentence lists every figure, a sentence about FIG. 1 shares sign 10 with FIG. 2
+SENTENCES = [
+    "FIG. 1 is a block diagram of a thermal printer; FIG. 2 is a block diagram of an image forming apparatus; "
+    "and FIG. 3 is a diagram of patterns A and B.",
+    "In FIG. 1, a thermal printer 10 includes a thermal head 14.",
+    "The thermal printer 10 records each color in turn.",
+    "As shown in FIG. 2, an image forming apparatus 46 includes an image processing unit 48.",
+]
+TITLE = "Image forming method and image forming apparatus"
+
+
+def _collection(tmp_path, description: str | None) -> Collection:
+    collection = Collection.open(tmp_path / "c", create=True)
+    figure = Figure("EP1-f2", "EP1", label="FIG. 2", sequence=2, description=description)
+    collection.upsert_patent(Patent("EP1", "EP", "1", "A1", title=TITLE, language="en"), [figure])
+    collection.links.write_patent_text("EP1", [Sentence("EP1", i, t) for i, t in enumerate(SENTENCES)], [], "sha")
+    collection.links.write_links("EP1-f2", "EP1", [
+        SentenceLink(0, "label"), SentenceLink(1, "sign", "10"), SentenceLink(2, "sign", "10"),
+        SentenceLink(3, "label"), SentenceLink(3, "sign", "48"),
+    ])
+    return collection
+
+
+def test_a_hit_says_what_its_own_figure_is_first(tmp_path):
+    with _collection(tmp_path, "FIG. 2 is a block diagram of an image forming apparatus.") as collection:
+        figure = collection.figure("EP1-f2")
+        assert explain.hit_sentences(collection, figure) == [
+            "FIG. 2 is a block diagram of an image forming apparatus.",  # the list of figures, cut to its clause
+            "As shown in FIG. 2, an image forming apparatus 46 includes an image processing unit 48.",
+            "In FIG. 1, a thermal printer 10 includes a thermal head 14.",
+        ]
+        # every sentence, the title last: the text the figure is searched by keeps them all
+        assert explain.hit_sentences(collection, figure, limit=10)[3:] == [SENTENCES[2], TITLE]
+
+
+def test_the_details_page_lists_the_same_order_with_reasons_and_signs(tmp_path):
+    with _collection(tmp_path, None) as collection:
+        details = explain.linked_sentences(collection, collection.figure("EP1-f2"))
+        assert [(s.index, s.reason, s.signs) for s in details] == [(0, "label", []), (3, "sign", ["48"]),
+                                                                 (1, "sign", ["10"]), (2, "sign", ["10"])]
+        assert details[0].text == "FIG. 2 is a block diagram of an image forming apparatus."
+        assert details[0].lang == "en"
+
+
+def test_a_german_list_of_figures_is_cut_at_und(tmp_path):
+    collection = Collection.open(tmp_path / "c", create=True)
+    with collection:
+        figure = Figure("DE1-f3", "DE1", label="Fig. 3", sequence=3)
+        collection.upsert_patent(Patent("DE1", "DE", "1", "A1", language="de"), [figure])
+        text = "Fig. 1 eine Ansicht des Lagers; Fig. 2 einen Schnitt entlang II-II; und Fig. 3 ein Detail der Welle 12."
+        collection.links.write_patent_text("DE1", [Sentence("DE1", 0, "Die Welle 12 dreht sich."),
+                                                   Sentence("DE1", 1, text)], [], "sha")
+        collection.links.write_links("DE1-f3", "DE1", [SentenceLink(0, "sign", "12"), SentenceLink(1, "label")])
+        assert explain.hit_sentences(collection, collection.figure("DE1-f3")) == [
+            "Fig. 3 ein Detail der Welle 12.", "Die Welle 12 dreht sich."]
