@@ -111,6 +111,19 @@ def test_search_by_figure_id_finds_the_other_sheets_of_its_patent_first(client, 
     assert query.figure_id == EP_SHEET2 and query.image is None and query.mode == "visual" and query.k == 3
 
 
+def test_a_readable_figure_reference_works_as_in_the_cli(client, backend):
+    """'EP1000003A1 FIG. 2' names a figure in the API as in `figsearch search --figure` and figsearch.open()."""
+    body = client.get("/api/search", params={"figure_id": f"{EP} FIG. 2", "mode": "visual", "k": 3}).json()
+    assert backend.calls[-1].figure_id == EP_SHEET2 and body["query"]["figure_id"] == EP_SHEET2
+    assert body["hits"][0]["figure_id"] == EP_SHEET2
+    assert client.get(f"/api/figures/{EP} fig. 2").json()["figure"]["figure_id"] == EP_SHEET2
+    # a patent alone: the answer says how to name one of its figures, not just "unknown figure id"
+    answer = client.get("/api/search", params={"figure_id": EP, "mode": "visual"})
+    assert answer.status_code == 404
+    assert f"{EP} is a patent, not a figure" in answer.json()["error"]["message"]
+    assert f"'{EP} FIG. 1'" in answer.json()["error"]["message"]
+
+
 def test_paging_walks_the_whole_ranking_once(client):
     seen, offset = [], 0
     while offset is not None:
