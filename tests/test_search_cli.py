@@ -138,3 +138,22 @@ def test_lexical_option(indexed):
     data = json.loads(out)
     assert any(n.startswith("lexical:") for n in data["notes"])
     assert data["hits"][0]["matched_words"] == ["rotor", "blade"]
+
+
+def test_help_says_the_defaults_as_they_are(monkeypatch):
+    """--help names the figure references --figure takes and the real defaults (stop 25: 'the service's default'
+    told a user nothing; build said 'default: minilm' of a collection that got use-multilingual)."""
+    from figsearch.search import query
+
+    code, out = run("search", "--help")
+    assert code == 0 and '"EP1667425A1 FIG. 1"' in " ".join(out.split())
+    assert "[default: on in visual and auto, off in the other modes]" in " ".join(out.split())
+    assert "the service's default" not in out
+    assert "[default: on in visual and auto, off in the other modes]" in " ".join(run("evaluate", "--help")[1].split())
+    # written from the rule itself, so that the help follows when the rule changes
+    from figsearch.cli.base import rerank_default_text
+
+    monkeypatch.setattr(query, "RERANKED_BY_DEFAULT", frozenset({"visual"}))
+    assert rerank_default_text() == "on in visual, off in the other modes"
+    code, out = run("build", "--help")
+    assert "use-multilingual when other languages are present" in " ".join(out.split())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from figsearch.cli.base import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main, rerank_default_text
 from figsearch.search.query import DEFAULT_MODE, MODES
 
 
@@ -34,14 +34,15 @@ def _clip(text: str | None, width: int) -> str:
 
 @main.command("search")
 @collection_option
-@click.option("--figure", "figure_id", default=None, metavar="ID", help="Query by a figure of the collection.")
+@click.option("--figure", "figure_id", default=None, metavar="ID", help="Query by a figure of the collection: its id (EP1667425A1-f0001) or a readable reference "
+                   "(\"EP1667425A1 FIG. 1\").")
 @click.option("--image", "image", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Query by a drawing file (TIFF, PNG, JPEG, or the first page of a PDF).")
 @click.option("--text", default=None, metavar="T", help="Query text (alone or with a drawing).")
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True, help="How visual and text scores combine.")
 @click.option("--rerank/--no-rerank", "rerank", default=None,
               help="Re-rank the visual candidates (alpha-query expansion with database-side augmentation, search/rerank.py) "
-                   "[default: the service's default].")
+                   f"[default: {rerank_default_text()}].")
 @click.option("--read-words/--no-read-words", "read_words", default=True, show_default=True,
               help="Read the words printed in the --image drawing and search the text channel with them "
                    "(with --text too) when the mode uses text.")
