@@ -156,4 +156,5 @@ def test_help_says_the_defaults_as_they_are(monkeypatch):
     monkeypatch.setattr(query, "RERANKED_BY_DEFAULT", frozenset({"visual"}))
     assert rerank_default_text() == "on in visual, off in the other modes"
     code, out = run("build", "--help")
-    assert "use-multilingual when other languages are present" in " ".join(out.split())
+    assert "minilm when its documents are all English" in " ".join(out.split())
+    assert "multilingual when other languages are present" in " ".join(out.split())
