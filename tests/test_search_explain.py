@@ -39,6 +39,9 @@ def test_a_hit_says_what_its_own_figure_is_first(tmp_path):
         ]
         # every sentence, the title last: the text the figure is searched by keeps them all
         assert explain.hit_sentences(collection, figure, limit=10)[3:] == [SENTENCES[2], TITLE]
+        # the details page: the list's clause is this figure's brief description, and says so
+        first = explain.linked_sentences(collection, figure)[0]
+        assert (first.index, first.reason, first.text) == (0, "brief_description", explain.hit_sentences(collection, figure)[0])
 
 
 def test_the_details_page_lists_the_same_order_with_reasons_and_signs(tmp_path):

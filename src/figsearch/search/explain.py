@@ -88,6 +88,8 @@ def linked_sentences(collection: Collection, figure: Figure) -> list[LinkedSente
     if figure.description and _same(figure.description) not in by_text:
         result.insert(0, LinkedSentence(index=-1, text=figure.description, reason="brief_description"))
     result.sort(key=lambda s: shown.rank(s.text))
+    if result and result[0].reason == "label" and shown.rank(result[0].text) == 0:
+        result[0].reason = "brief_description"  # the clause of the list of figures that is this one's
     if result:
         patent_lang = normalise_code(collection.patents.language(figure.patent))
         for sentence in result:

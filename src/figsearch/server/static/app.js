@@ -553,7 +553,8 @@ function renderFigure(d) {
   const list = $("fd-sentences");
   list.replaceChildren();
   $("fd-sentence-count").textContent = d.sentences.length ? `(${d.sentences.length})` : "";
-  const reasons = { sign: "mentions a sign in the drawing", brief_description: "brief description of the drawings", title: "patent title" };
+  const reasons = { sign: "mentions a sign in the drawing", label: "names this figure",
+    brief_description: "brief description of the drawings", title: "patent title" };
   for (const s of d.sentences) {
     const li = h("li", { dataset: { signs: (s.signs || []).join(" ") },
       onmouseenter: () => s.signs.forEach((x) => highlight(x, true)), onmouseleave: () => s.signs.forEach((x) => highlight(x, false)) },
