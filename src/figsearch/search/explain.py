@@ -127,9 +127,31 @@ def resolve_figure(collection: Collection, reference: str) -> Figure:
     wanted = label_keys(label) or label_keys(f"FIG. {label}")
     if not wanted:
         raise NotFound(f"cannot read a figure label in {label!r} (expected e.g. 'FIG. 3')")
-    candidates = [f for f in collection.figures(patent=patent) if wanted[0] in label_keys(f.label)]
+    figures = collection.figures(patent=patent)
+    candidates = [f for f in figures if wanted[0] in label_keys(f.label)]
     if not candidates:
         raise NotFound(f"patent {patent} has no figure labelled FIG. {wanted[0]} in collection {collection.root}")
-    # a figure cut from a sheet names it more precisely than the sheet itself
-    candidates.sort(key=lambda f: (f.role == FigureRole.SPLIT_SHEET, len(label_keys(f.label)), f.figure_id))
+    # a figure cut from a sheet names it more precisely than the sheet itself; of two drawings that OCR gave
+    # the same label, the one whose place among the sheets fits the numbering (EP1667425A1: the "Fig.5"
+    # printed on sheet 4 read as "FIG. 8", the real FIG. 8 on sheet 6, after FIG. 7)
+    candidates.sort(key=lambda f: (f.role == FigureRole.SPLIT_SHEET, len(label_keys(f.label)),
+                                   _out_of_order(f, wanted[0], figures), f.figure_id))
     return candidates[0]
+
+
+def _out_of_order(candidate: Figure, key: str, figures: list[Figure]) -> int:
+    """How many drawings of the patent contradict ``candidate`` being FIG. ``key``: a lower number on a later
+    sheet, or a higher one on an earlier sheet (only plain numbers compare; 0 when ``key`` is not one)."""
+    if not key.isdigit():
+        return 0
+    number, place = int(key), (candidate.sequence, candidate.figure_id)
+    contradictions = 0
+    for other in figures:
+        if other.role != FigureRole.DRAWING or other.figure_id == candidate.figure_id:
+            continue
+        numbers = [int(k) for k in label_keys(other.label) if k.isdigit()]
+        if not numbers:
+            continue
+        later = (other.sequence, other.figure_id) > place
+        contradictions += (later and max(numbers) < number) or (not later and min(numbers) > number)
+    return contradictions
