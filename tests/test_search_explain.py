@@ -67,12 +67,12 @@ def test_a_german_list_of_figures_is_cut_at_und(tmp_path):
 
 
 def test_of_two_figures_read_as_the_same_label_the_one_in_numbering_order_is_named(tmp_path):
-    """EP1667425A1: OCR read the "Fig.5" of sheet 4 as "FIG. 8"; 'EP1 FIG. 8' names the FIG. 8 of sheet 6, after FIG. 7."""
+    """EP1667425A1: OCR read the "Fig.5" of sheet 4 as "FIG. 8"; 'EP1000001A1 FIG. 8' names the FIG. 8 of sheet 6, after FIG. 7."""
     labels = [("s1", 1, "FIG. 1"), ("s4a", 4, "FIG. 6"), ("s4b", 4, "FIG. 8"), ("s5", 5, "FIG. 7"), ("s6", 6, "FIG. 8"),
               ("s7", 7, "FIG. 9")]
     with Collection.open(tmp_path / "c", create=True) as collection:
-        collection.upsert_patent(Patent("EP1", "EP", "1", "A1"),
-                                 [Figure(f"EP1-{key}", "EP1", label=label, sequence=seq) for key, seq, label in labels])
-        assert explain.resolve_figure(collection, "EP1 FIG. 8").figure_id == "EP1-s6"
-        assert explain.resolve_figure(collection, "EP1 FIG. 6").figure_id == "EP1-s4a"
-        assert explain.resolve_figure(collection, "EP1-s4b").figure_id == "EP1-s4b"  # an id is taken as it is
+        collection.upsert_patent(Patent("EP1000001A1", "EP", "1000001", "A1"),
+                                 [Figure(f"EP1000001A1-{key}", "EP1000001A1", label=label, sequence=seq) for key, seq, label in labels])
+        assert explain.resolve_figure(collection, "EP1000001A1 FIG. 8").figure_id == "EP1000001A1-s6"
+        assert explain.resolve_figure(collection, "EP1000001A1 FIG. 6").figure_id == "EP1000001A1-s4a"
+        assert explain.resolve_figure(collection, "EP1000001A1-s4b").figure_id == "EP1000001A1-s4b"  # an id is taken as it is
