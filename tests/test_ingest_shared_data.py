@@ -103,7 +103,7 @@ def test_a_two_column_front_page_is_read_column_by_column(shared_data, monkeypat
     path = shared_data / "us-design-pdfs" / "114-USD778788.pdf"
     [document] = reader.read(Unit(str(path), "pdf", path, [path]))
     front = document.patent.paragraphs[0].text
-    assert "DESCRIPTION FIG. 1 is a perspective view of a bicycle rack; FIG. 2 is a front view thereof;" in front
+    assert "DESCRIPTION. FIG. 1 is a perspective view of a bicycle rack; FIG. 2 is a front view thereof;" in front
     assert "References Cited U.S. PATENT DOCUMENTS D201,143 S" in front  # the left column's list, whole too
     path = shared_data / "us-design-pdfs" / "105-USD910780.pdf"
     [document] = reader.read(Unit(str(path), "pdf", path, [path]))

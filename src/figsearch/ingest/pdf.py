@@ -236,7 +236,9 @@ def _middle(run: list[int]) -> float:
 
 def _clean(text: str) -> str:
     """One line, single spaces; punctuation put back against its word where the text layer (OCR) spaced it
-    off ("FIG . 2 is a front view thereof ;", "( 57 ) CLAIM"), so that "FIG. 2" is found in the sentences."""
+    off ("FIG . 2 is a front view thereof ;", "( 57 ) CLAIM"), so that "FIG. 2" is found in the sentences; a
+    heading on a line of its own ("DESCRIPTION") ends with a full stop, not run into the sentence after it."""
+    text = re.sub(r"(?m)^[ \t]*([A-Z][A-Z ]{3,40}?)[ \t]*\r?$", r"\1.", text)
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\( (?=\S)", "(", re.sub(r"(?<=\S) ([.,;:)])(?=\s|$)", r"\1", text))
 
