@@ -66,6 +66,14 @@ def test_health_and_info(client):
     assert info["encoders"]["visual"] == "fake-pixels-24"
 
 
+def test_info_names_the_collection_not_its_path(root, backend, client, monkeypatch):
+    """As error messages do (docs/serving.md): SearchService.info gives the collection's path, for the CLI."""
+    monkeypatch.setattr(backend, "info", lambda: {"collection": str(root.resolve()), "notes": [f"built in {root}/index"]},
+                        raising=False)
+    info = client.get("/api/info").json()
+    assert info["collection"] == "collection" and info["notes"] == ["built in collection/index"]
+
+
 def test_page_and_its_files_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

@@ -16,7 +16,7 @@ from figsearch.errors import InputError
 from figsearch.search.query import DEFAULT_MODE, MODES, Filters
 from figsearch.search.query import Query as SearchQuery
 from figsearch.server import schemas
-from figsearch.server.errors import error_responses
+from figsearch.server.errors import error_responses, redact_paths
 from figsearch.server.state import ServerState
 from figsearch.server.uploads import (
     apply_crop, decode_upload, decode_upload_page, parse_crop, sniff, too_large,
@@ -339,7 +339,9 @@ async def patent(request: Request, publication_number: str) -> schemas.PatentDet
 async def info(request: Request) -> dict:
     """The collection: counts, encoders and index types in use, and this server's limits and modes."""
     state = _state(request)
-    data = schemas.jsonable(await state.lookup(state.backend.info))
+    # the backend's info names the collection by its path, as the CLI's does: here, as in error messages,
+    # its name ("collection": "/srv/data/coll" told any client where the server keeps its files)
+    data = _without_paths(schemas.jsonable(await state.lookup(state.backend.info)), state.root)
     data.setdefault("modes", list(MODES))
     data["limits"] = {
         "max_upload_bytes": state.limits.max_upload_bytes,
@@ -347,6 +349,17 @@ async def info(request: Request) -> dict:
         "formats": ["png", "jpeg", "tiff", "pdf"],
     }
     return data
+
+
+def _without_paths(value, root):
+    """``value`` (JSON data) with every string's server directories replaced as in error messages."""
+    if isinstance(value, str):
+        return redact_paths(value, root)
+    if isinstance(value, dict):
+        return {key: _without_paths(item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(item, root) for item in value]
+    return value
 
 
 @router.get("/health", response_model=schemas.HealthOut, responses=error_responses(409, 503), tags=["collection"])
