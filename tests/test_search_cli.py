@@ -158,3 +158,17 @@ def test_help_says_the_defaults_as_they_are(monkeypatch):
     code, out = run("build", "--help")
     assert "minilm when its documents are all English" in " ".join(out.split())
     assert "multilingual when other languages are present" in " ".join(out.split())
+
+
+def test_a_date_or_office_that_cannot_match_is_refused_not_searched(indexed):
+    """'2021-13' and 'EPO' found nothing, silently (the HTTP API refused both with 422)."""
+    for option, value, problem in (("--date-from", "2021-13", "month must be in 1..12"),
+                                   ("--date-to", "2021-02-30", "day is out of range for month"),
+                                   ("--date-from", "21-01", "expected YYYY, YYYY-MM or YYYY-MM-DD"),
+                                   ("--office", "EPO", "not a two-letter office code")):
+        code, out = run("search", "-c", indexed, "--text", "rotor", option, value)
+        assert code == 2 and problem in out and f"'{value}'" in out, out
+    code, out = run("search", "-c", indexed, "--text", "rotor blade", "--mode", "text", "--office", "us",
+                    "--date-from", "2021-6", "--json")
+    assert code == 0, out
+    assert [h["figure_id"] for h in json.loads(out)["hits"]] == ["US2-D", "US2-C"]  # US2 is of 2021-06-01

@@ -27,6 +27,33 @@ def _hit_json(hit) -> dict:
     }
 
 
+def _date(ctx, param, value: str | None) -> str | None:
+    """YYYY, YYYY-MM or YYYY-MM-DD, a real date (as the HTTP API checks it): '2021-13' found nothing, silently."""
+    if value is None:
+        return None
+    import datetime as dt
+    import re
+
+    match = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?", value.strip())
+    try:
+        if match is None:
+            raise ValueError("expected YYYY, YYYY-MM or YYYY-MM-DD")
+        year, month, day = match.group(1), match.group(2), match.group(3)
+        dt.date(int(year), int(month or 1), int(day or 1))  # the month and day exist
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date: {exc}") from None
+    return "-".join([year] + [f"{int(part):02d}" for part in (month, day) if part])
+
+
+def _office(ctx, param, value: str | None) -> str | None:
+    """A two-letter office code, upper case (as the HTTP API checks it): 'EPO' found nothing, silently."""
+    if value is None:
+        return None
+    if not (len(value.strip()) == 2 and value.strip().isalpha()):
+        raise click.BadParameter(f"{value!r} is not a two-letter office code (US, EP, WO, ...)")
+    return value.strip().upper()
+
+
 def _clip(text: str | None, width: int) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -60,9 +87,9 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")
 @click.option("--exclude-own-patent", is_flag=True, help="Leave out the figures of the query figure's patent.")
-@click.option("--date-from", default=None, metavar="DATE", help="Publication date from (YYYY[-MM[-DD]]).")
-@click.option("--date-to", default=None, metavar="DATE", help="Publication date up to (YYYY[-MM[-DD]]).")
-@click.option("--office", default=None, help="Only patents of this office (US, EP, ...).")
+@click.option("--date-from", default=None, metavar="DATE", callback=_date, help="Publication date from (YYYY[-MM[-DD]]).")
+@click.option("--date-to", default=None, metavar="DATE", callback=_date, help="Publication date up to (YYYY[-MM[-DD]]).")
+@click.option("--office", default=None, callback=_office, help="Only patents of this office (US, EP, ...).")
 @click.option("--classification", default=None, metavar="PREFIX", help="Only patents with a classification code starting so.")
 @json_option
 def search_command(collection, figure_id, image, text, mode, rerank, read_words, all_turns, neighbour_text, lexical, k, offset, text_weight, exclude_own_patent,
