@@ -8,7 +8,7 @@ even-numbered us-design-2007 patents (the training side of the data's protocol: 
 data), this searches in mode ``visual`` (k=10) with
 
 - ``clean``: the stored drawing itself, as a file (PNG bytes);
-- ``grey paper``: the same pixels mapped to paper 226 and ink 60 (v -> 60 + 0.65 v), nothing else;
+- ``grey paper``: the same pixels mapped to paper 225 and ink 60 (v -> 60 + 0.65 v), nothing else;
 - ``photo``: grey paper, turned 5 degrees, 0.7 of the size, Gaussian blur 1 px, JPEG quality 60;
 - ``photo, stretched``: the photo after PIL's ``ImageOps.autocontrast(cutoff=(1, 5))`` (paper back to
   white, ink to black) before it is searched: what a tone normalisation of query images would give.
