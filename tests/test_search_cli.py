@@ -172,3 +172,19 @@ def test_a_date_or_office_that_cannot_match_is_refused_not_searched(indexed):
                     "--date-from", "2021-6", "--json")
     assert code == 0, out
     assert [h["figure_id"] for h in json.loads(out)["hits"]] == ["US2-D", "US2-C"]  # US2 is of 2021-06-01
+
+
+def test_page_picks_the_page_of_a_multipage_file(indexed, tmp_path):
+    """The CLI searched the first page of a PDF or TIFF alone (the API and the web page have a page field)."""
+    path = tmp_path / "two.tif"
+    angle_image(0).save(path, save_all=True, append_images=[angle_image(90)])
+    searched = {}
+    for page in ("1", "2"):
+        code, out = run("search", "-c", indexed, "--image", path, "--page", page, "--mode", "visual", "-k", "1", "--json")
+        assert code == 0, out
+        searched[page] = json.loads(out)["hits"][0]["figure_id"]
+    assert searched == {"1": "US1-A", "2": "US2-D"}  # 0° is A's angle, 90° D's
+    code, out = run("search", "-c", indexed, "--image", path, "--page", "3")
+    assert code == 2 and "page 3" in out, out
+    code, out = run("search", "-c", indexed, "--text", "rotor", "--page", "2")
+    assert code == 2 and "--page picks a page of the --image file" in out, out

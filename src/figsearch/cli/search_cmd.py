@@ -64,7 +64,9 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--figure", "figure_id", default=None, metavar="ID", help="Query by a figure of the collection: its id (EP1667425A1-f0001) or a readable reference "
                    "(\"EP1667425A1 FIG. 1\").")
 @click.option("--image", "image", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Query by a drawing file (TIFF, PNG, JPEG, or the first page of a PDF).")
+              help="Query by a drawing file (TIFF, PNG, JPEG or PDF; --page picks the page of a PDF or multi-page TIFF).")
+@click.option("--page", type=click.IntRange(1, 10_000), default=1, show_default=True,
+              help="Page of the --image file to search with (1-based), as the web page's page field.")
 @click.option("--text", default=None, metavar="T", help="Query text (alone or with a drawing).")
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True, help="How visual and text scores combine.")
 @click.option("--rerank/--no-rerank", "rerank", default=None,
@@ -92,7 +94,7 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--office", default=None, callback=_office, help="Only patents of this office (US, EP, ...).")
 @click.option("--classification", default=None, metavar="PREFIX", help="Only patents with a classification code starting so.")
 @json_option
-def search_command(collection, figure_id, image, text, mode, rerank, read_words, all_turns, neighbour_text, lexical, k, offset, text_weight, exclude_own_patent,
+def search_command(collection, figure_id, image, page, text, mode, rerank, read_words, all_turns, neighbour_text, lexical, k, offset, text_weight, exclude_own_patent,
                    date_from, date_to, office, classification, as_json):
     """Find the figures most similar to a figure, a drawing file and/or a text.
 
@@ -103,9 +105,17 @@ def search_command(collection, figure_id, image, text, mode, rerank, read_words,
 
     if not (figure_id or image or text):
         raise InputError("give at least one of --figure, --image, --text")
+    if page != 1 and image is None:
+        raise InputError("--page picks a page of the --image file: give --image")
+    query_image = str(image) if image is not None else None
+    if image is not None and page != 1:
+        from figsearch.search.inputs import load_query_image
+
+        # the page decoded as the search decodes a file (figsearch.open().search takes the first page of a path)
+        query_image = load_query_image(str(image), page=page)
     with open_collection(collection) as coll:
         result = coll.search(
-            figure=figure_id, image=str(image) if image is not None else None, text=text, mode=mode, k=k,
+            figure=figure_id, image=query_image, text=text, mode=mode, k=k,
             offset=offset, text_weight=text_weight, rerank=rerank, exclude_own_patent=exclude_own_patent,
             date_from=date_from, date_to=date_to, office=office, classification=classification,
             read_words=read_words, all_turns=all_turns, neighbour_text=neighbour_text, lexical=lexical,
