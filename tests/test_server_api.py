@@ -66,6 +66,20 @@ def test_health_and_info(client):
     assert info["encoders"]["visual"] == "fake-pixels-24"
 
 
+def test_search_notes_name_the_collection_not_its_path(root, backend, client, monkeypatch):
+    """The service's notes tell the CLI what to run ("figsearch index --collection /srv/coll"): not a client."""
+    search = backend.search
+
+    def noted(query):
+        result = search(query)
+        result.notes.append(f"lexical: no BM25 table yet; build it with: figsearch index --collection {root.resolve()}")
+        return result
+
+    monkeypatch.setattr(backend, "search", noted)
+    body = client.get("/api/search", params={"figure_id": EP_SHEET2, "mode": "visual", "k": 1}).json()
+    assert body["notes"] == ["lexical: no BM25 table yet; build it with: figsearch index --collection collection"]
+
+
 def test_info_names_the_collection_not_its_path(root, backend, client, monkeypatch):
     """As error messages do (docs/serving.md): SearchService.info gives the collection's path, for the CLI."""
     monkeypatch.setattr(backend, "info", lambda: {"collection": str(root.resolve()), "notes": [f"built in {root}/index"]},

@@ -226,6 +226,9 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
             words=list(getattr(result, "query_words", [])),
         )
         out = schemas.search_out(result, k=params.k, offset=params.offset, query=echo, prefix=prefix)
+        # notes are written for the CLI too ("build it with: figsearch index --collection /srv/coll"): here, as
+        # in error messages, the collection goes by its name
+        out.notes = [redact_paths(note, state.root) for note in out.notes]
         if query.image is not None:  # where an upload's time on its thread went (load_test.py prints it)
             timing.update(decode=(started - decoding) * 1000, answer=(time.perf_counter() - answering) * 1000)
             for ours, theirs in (("encode", "visual"), ("index", "search"), ("explain", "explain"), ("turns", "turns")):
