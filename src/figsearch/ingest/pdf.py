@@ -154,7 +154,10 @@ def _page_text(pdf, index: int, columns: bool = False) -> str:
         try:
             text = textpage.get_text_range() or ""
             if columns and text.strip():
-                text = _by_columns(textpage, page.get_width()) or text
+                try:
+                    text = _by_columns(textpage, page.get_width()) or text
+                except Exception as exc:  # boxes pdfium cannot give: the text in the layer's order, not none
+                    log.debug("page %d: text layer kept in its own order (%s)", index + 1, exc)
             return text
         finally:
             textpage.close()
