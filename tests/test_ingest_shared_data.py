@@ -118,6 +118,13 @@ def test_a_two_column_front_page_is_read_column_by_column(shared_data, monkeypat
     [document] = reader.read(Unit(str(path), "pdf", path, [path]))
     assert document.patent.title == "Ice chest with wheels"
 
+    def broken(textpage, width):
+        raise ValueError("no boxes")
+
+    monkeypatch.setattr(pdf_module, "_by_columns", broken)  # the page keeps its text, in the layer's order
+    [document] = reader.read(Unit(str(path), "pdf", path, [path]))
+    assert "ice chest with wheels" in document.patent.paragraphs[0].text
+
 
 @pytest.mark.slow
 def test_design_grants_sheets_and_view_descriptions(shared_data, collection_dir):
