@@ -44,6 +44,17 @@ def test_a_hit_says_what_its_own_figure_is_first(tmp_path):
         assert (first.index, first.reason, first.text) == (0, "brief_description", explain.hit_sentences(collection, figure)[0])
 
 
+def test_a_sentence_is_shown_once_whatever_its_closing_mark(tmp_path):
+    """USD0907292S1 FIG. 4: its description "... thereof." and its linked sentence "... thereof;" were two hit lines."""
+    with Collection.open(tmp_path / "c", create=True) as collection:
+        figure = Figure("US1-D4", "US1", label="FIG. 4", sequence=4, description="FIG. 4 is a left side view thereof.")
+        collection.upsert_patent(Patent("US1", "US", "1", "S1", title="Shaving blade cartridge"), [figure])
+        collection.links.write_patent_text("US1", [Sentence("US1", 0, "FIG. 4 is a left side view thereof;")], [], "sha")
+        collection.links.write_links("US1-D4", "US1", [SentenceLink(0, "brief_description")])
+        assert explain.hit_sentences(collection, collection.figure("US1-D4")) == [
+            "FIG. 4 is a left side view thereof.", "Shaving blade cartridge"]
+
+
 def test_the_details_page_lists_the_same_order_with_reasons_and_signs(tmp_path):
     with _collection(tmp_path, None) as collection:
         details = explain.linked_sentences(collection, collection.figure("EP1-f2"))

@@ -67,7 +67,14 @@ def _same(text: str | None) -> str:
 def hit_sentences(collection: Collection, figure: Figure, limit: int = HIT_SENTENCES) -> list[str]:
     """The sentences shown with a hit: what this figure is first (``_Shown``), at most ``limit``."""
     shown = _Shown(figure)
-    texts = list(dict.fromkeys(shown.text(t) for t in figure_sentences(collection, figure)))
+    # one of each, whatever its closing mark ("FIG. 4 is a left side view thereof." stored as the description,
+    # "... thereof;" as the linked sentence, were two of a design's three)
+    seen: set[str] = set()
+    texts = []
+    for text in (shown.text(t) for t in figure_sentences(collection, figure)):
+        if _same(text) not in seen:
+            seen.add(_same(text))
+            texts.append(text)
     return sorted(texts, key=shown.rank)[:limit]
 
 
