@@ -55,9 +55,14 @@ class _Shown:
         reads all three), 2 any other (the patent's title, last of the stored ones, stays last)."""
         if self.description and _same(text) == self.description:
             return 0
-        if any(key in text for key in self.keys) and set(self.keys) & set(label_mentions([Sentence("", 0, text)], "de")):
+        if (any(key in text for key in self.keys) and _LABEL_WORD.search(text)
+                and set(self.keys) & set(label_mentions([Sentence("", 0, text)], "de"))):
             return 1
         return 2
+
+
+#: a label word of any language label_mentions reads ("FIG.", "Figur", "Abb."): a cheap test before it
+_LABEL_WORD = re.compile(r"fig|abb", re.IGNORECASE)
 
 
 def _same(text: str | None) -> str:
@@ -75,7 +80,7 @@ def hit_sentences(collection: Collection, figure: Figure, limit: int = HIT_SENTE
         if _same(text) not in seen:
             seen.add(_same(text))
             texts.append(text)
-    return sorted(texts, key=shown.rank)[:limit]
+    return (sorted(texts, key=shown.rank) if len(texts) > 1 else texts)[:limit]
 
 
 def linked_sentences(collection: Collection, figure: Figure) -> list[LinkedSentence]:
