@@ -257,6 +257,12 @@ class FakeBackend:
             out.append((fid, score, s))
         return out
 
+    def resolve_figure(self, reference: str) -> str:
+        """As SearchService.resolve_figure: an id, or a readable reference ("EP1000003A1 FIG. 2")."""
+        from figsearch.search.explain import resolve_figure
+
+        return resolve_figure(self.collection, reference).figure_id
+
     def figure_details(self, figure_id: str) -> FigureDetails:
         figure = self.collection.figure(figure_id)
         db = self.collection.db

@@ -72,7 +72,7 @@ def test_every_design_pdf_has_a_number_and_drawing_pages(shared_data, monkeypatc
 
     monkeypatch.setattr(pdf_module.imaging, "render_pdf_page", lambda pdf, index, source: None)
     reader = pdf_module.PdfReader()
-    numbers, drawings = set(), 0
+    numbers, drawings, described = set(), 0, 0
     paths = sorted((shared_data / "us-design-pdfs").glob("*.pdf"))
     assert len(paths) == 104
     for path in paths:
@@ -86,8 +86,44 @@ def test_every_design_pdf_has_a_number_and_drawing_pages(shared_data, monkeypatc
         assert document.patent.publication_number.startswith("USD")
         numbers.add(document.patent.publication_number)
         drawings += roles[FigureRole.DRAWING]
+        described += sum(bool(image.description) for image in document.images)
     assert len(numbers) == 104
     assert drawings >= 700
+    # the front pages' two columns read one after the other (stop 25: 387 of 709; 32 before, some shifted by one)
+    assert described >= 380
+
+
+def test_a_two_column_front_page_is_read_column_by_column(shared_data, monkeypatch):
+    """USPTO's text layer runs each printed row across both columns; read by columns, the brief description
+    is whole again and each sheet gets its figure's sentence (here 9 figures on 9 sheets)."""
+    import figsearch.ingest.pdf as pdf_module
+
+    monkeypatch.setattr(pdf_module.imaging, "render_pdf_page", lambda pdf, index, source: None)
+    reader = pdf_module.PdfReader()
+    path = shared_data / "us-design-pdfs" / "114-USD778788.pdf"
+    [document] = reader.read(Unit(str(path), "pdf", path, [path]))
+    front = document.patent.paragraphs[0].text
+    assert "DESCRIPTION. FIG. 1 is a perspective view of a bicycle rack; FIG. 2 is a front view thereof;" in front
+    assert "References Cited U.S. PATENT DOCUMENTS D201,143 S" in front  # the left column's list, whole too
+    path = shared_data / "us-design-pdfs" / "105-USD910780.pdf"
+    [document] = reader.read(Unit(str(path), "pdf", path, [path]))
+    sheets = [(image.key, image.label, image.description) for image in document.images if image.role == FigureRole.DRAWING]
+    assert [(key, label) for key, label, _ in sheets] == [(f"p{n + 1:03d}", f"FIG. {n}") for n in range(1, 10)]
+    assert sheets[1][2] == "FIG. 2 is a rear and bottom perspective view thereof."
+    # a title that the right column's citations ran into ("Stripping tool for leafy veg CPC ........ A47J ...")
+    path = shared_data / "us-design-pdfs" / "87-USD785767.pdf"
+    [document] = reader.read(Unit(str(path), "pdf", path, [path]))
+    assert document.patent.title == "Tub drain hair collector"
+    path = shared_data / "us-design-pdfs" / "103-USD528368.pdf"  # "an “ice chest with wheels, as shown ..."
+    [document] = reader.read(Unit(str(path), "pdf", path, [path]))
+    assert document.patent.title == "Ice chest with wheels"
+
+    def broken(textpage, width):
+        raise ValueError("no boxes")
+
+    monkeypatch.setattr(pdf_module, "_by_columns", broken)  # the page keeps its text, in the layer's order
+    [document] = reader.read(Unit(str(path), "pdf", path, [path]))
+    assert "ice chest with wheels" in document.patent.paragraphs[0].text
 
 
 @pytest.mark.slow

@@ -78,6 +78,19 @@ def test_figure_sentences_split_and_clean():
     assert found[2].sentence == "FIG. 3 is a bottom plan view thereof."
 
 
+def test_figure_sentences_of_a_us_front_page_text_layer():
+    """As the PDF reader gets it: the heading run into the first sentence, OCR's spacing, a lost semicolon."""
+    text = ("The ornamental design for a toy scale, as shown and described. DESCRIPTION FIG. 1 is a front view "
+            "of a toy scale; FIG. 2 is a left view thereof FIG. 3 is a top view thereof ;and , FIG. 4 is a "
+            "bottom view thereof. The broken lines form no part of the claimed design.")
+    found = sentences_of(text)
+    assert [f.label for f in found] == ["FIG. 1", "FIG. 2", "FIG. 3", "FIG. 4"]
+    assert [f.sentence for f in found[:2]] == ["FIG. 1 is a front view of a toy scale.", "FIG. 2 is a left view thereof."]
+    assert found[3].sentence == "FIG. 4 is a bottom view thereof."
+    # "description" in running text is no heading
+    assert sentences_of("As the description FIG. 1 is cited in explains") == []
+
+
 @pytest.mark.parametrize(
     "text, labels",
     [

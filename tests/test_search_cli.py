@@ -138,3 +138,53 @@ def test_lexical_option(indexed):
     data = json.loads(out)
     assert any(n.startswith("lexical:") for n in data["notes"])
     assert data["hits"][0]["matched_words"] == ["rotor", "blade"]
+
+
+def test_help_says_the_defaults_as_they_are(monkeypatch):
+    """--help names the figure references --figure takes and the real defaults (stop 25: 'the service's default'
+    told a user nothing; build said 'default: minilm' of a collection that got use-multilingual)."""
+    from figsearch.search import query
+
+    code, out = run("search", "--help")
+    assert code == 0 and '"EP1667425A1 FIG. 1"' in " ".join(out.split())
+    assert "[default: on in visual and auto, off in the other modes]" in " ".join(out.split())
+    assert "the service's default" not in out
+    assert "[default: on in visual and auto, off in the other modes]" in " ".join(run("evaluate", "--help")[1].split())
+    # written from the rule itself, so that the help follows when the rule changes
+    from figsearch.cli.base import rerank_default_text
+
+    monkeypatch.setattr(query, "RERANKED_BY_DEFAULT", frozenset({"visual"}))
+    assert rerank_default_text() == "on in visual, off in the other modes"
+    code, out = run("build", "--help")
+    assert "minilm when every document is in English" in " ".join(out.split())  # main's wording (audit31)
+    assert "multilingual when some are in other languages" in " ".join(out.split())
+
+
+def test_a_date_or_office_that_cannot_match_is_refused_not_searched(indexed):
+    """'2021-13' and 'EPO' found nothing, silently (the HTTP API refused both with 422)."""
+    for option, value, problem in (("--date-from", "2021-13", "month must be in 1..12"),
+                                   ("--date-to", "2021-02-30", "day is out of range for month"),
+                                   ("--date-from", "21-01", "expected YYYY, YYYY-MM or YYYY-MM-DD"),
+                                   ("--office", "EPO", "not a two-letter office code")):
+        code, out = run("search", "-c", indexed, "--text", "rotor", option, value)
+        assert code == 2 and problem in out and f"'{value}'" in out, out
+    code, out = run("search", "-c", indexed, "--text", "rotor blade", "--mode", "text", "--office", "us",
+                    "--date-from", "2021-6", "--json")
+    assert code == 0, out
+    assert [h["figure_id"] for h in json.loads(out)["hits"]] == ["US2-D", "US2-C"]  # US2 is of 2021-06-01
+
+
+def test_page_picks_the_page_of_a_multipage_file(indexed, tmp_path):
+    """The CLI searched the first page of a PDF or TIFF alone (the API and the web page have a page field)."""
+    path = tmp_path / "two.tif"
+    angle_image(0).save(path, save_all=True, append_images=[angle_image(90)])
+    searched = {}
+    for page in ("1", "2"):
+        code, out = run("search", "-c", indexed, "--image", path, "--page", page, "--mode", "visual", "-k", "1", "--json")
+        assert code == 0, out
+        searched[page] = json.loads(out)["hits"][0]["figure_id"]
+    assert searched == {"1": "US1-A", "2": "US2-D"}  # 0° is A's angle, 90° D's
+    code, out = run("search", "-c", indexed, "--image", path, "--page", "3")
+    assert code == 2 and "page 3" in out, out
+    code, out = run("search", "-c", indexed, "--text", "rotor", "--page", "2")
+    assert code == 2 and "--page picks a page of the --image file" in out, out

@@ -66,6 +66,28 @@ def test_health_and_info(client):
     assert info["encoders"]["visual"] == "fake-pixels-24"
 
 
+def test_search_notes_name_the_collection_not_its_path(root, backend, client, monkeypatch):
+    """The service's notes tell the CLI what to run ("figsearch index --collection /srv/coll"): not a client."""
+    search = backend.search
+
+    def noted(query):
+        result = search(query)
+        result.notes.append(f"lexical: no BM25 table yet; build it with: figsearch index --collection {root.resolve()}")
+        return result
+
+    monkeypatch.setattr(backend, "search", noted)
+    body = client.get("/api/search", params={"figure_id": EP_SHEET2, "mode": "visual", "k": 1}).json()
+    assert body["notes"] == ["lexical: no BM25 table yet; build it with: figsearch index --collection collection"]
+
+
+def test_info_names_the_collection_not_its_path(root, backend, client, monkeypatch):
+    """As error messages do (docs/serving.md): SearchService.info gives the collection's path, for the CLI."""
+    monkeypatch.setattr(backend, "info", lambda: {"collection": str(root.resolve()), "notes": [f"built in {root}/index"]},
+                        raising=False)
+    info = client.get("/api/info").json()
+    assert info["collection"] == "collection" and info["notes"] == ["built in collection/index"]
+
+
 def test_page_and_its_files_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -109,6 +131,19 @@ def test_search_by_figure_id_finds_the_other_sheets_of_its_patent_first(client, 
     assert body["total"] == 12 and body["k"] == 3 and body["offset"] == 0 and body["next_offset"] == 3
     query = backend.calls[-1]
     assert query.figure_id == EP_SHEET2 and query.image is None and query.mode == "visual" and query.k == 3
+
+
+def test_a_readable_figure_reference_works_as_in_the_cli(client, backend):
+    """'EP1000003A1 FIG. 2' names a figure in the API as in `figsearch search --figure` and figsearch.open()."""
+    body = client.get("/api/search", params={"figure_id": f"{EP} FIG. 2", "mode": "visual", "k": 3}).json()
+    assert backend.calls[-1].figure_id == EP_SHEET2 and body["query"]["figure_id"] == EP_SHEET2
+    assert body["hits"][0]["figure_id"] == EP_SHEET2
+    assert client.get(f"/api/figures/{EP} fig. 2").json()["figure"]["figure_id"] == EP_SHEET2
+    # a patent alone: the answer says how to name one of its figures, not just "unknown figure id"
+    answer = client.get("/api/search", params={"figure_id": EP, "mode": "visual"})
+    assert answer.status_code == 404
+    assert f"{EP} is a patent, not a figure" in answer.json()["error"]["message"]
+    assert f"'{EP} FIG. 1'" in answer.json()["error"]["message"]
 
 
 def test_paging_walks_the_whole_ranking_once(client):

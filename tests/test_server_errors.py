@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 
@@ -217,11 +218,17 @@ def test_upload_over_the_byte_limit_is_413(strict):
     assert 40_000 < len(data) < 40_000 + 64 * 1024  # passes the body check, caught by the file check
     error = assert_error(upload(strict, data), 413, "too_large")
     assert "40000" in error["message"]
+    # the size and the limit as a reader takes them in, and the option that sets the limit
+    assert error["message"] == ("uploaded file 'query.png' is over the upload limit of 39.1 KiB (40000 bytes) "
+                                "(figsearch serve --max-upload-mb)")
 
 
 def test_body_over_the_limit_is_refused_before_parsing(strict):
     data = b"\x89PNG\r\n\x1a\n" + bytes(200_000)
-    assert_error(upload(strict, data), 413, "too_large")
+    error = assert_error(upload(strict, data), 413, "too_large")
+    # the upload limit is named, not the body's (which leaves 64 KiB for the form's other fields)
+    assert re.match(r"the request body is 195\.\d KiB \(2001\d\d bytes\), over", error["message"])
+    assert error["message"].endswith("over the upload limit of 39.1 KiB (40000 bytes) (figsearch serve --max-upload-mb)")
 
 
 def test_chunked_body_over_the_limit_is_413(strict):

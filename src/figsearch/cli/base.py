@@ -49,3 +49,12 @@ collection_option = click.option(
     help="Collection directory.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+
+
+def rerank_default_text() -> str:
+    """Which modes re-rank their visual candidates when not told, for --help: from the rule itself
+    (``figsearch.search.query.RERANKED_BY_DEFAULT``), so that the help stays true when it changes."""
+    from figsearch.search.query import MODES, RERANKED_BY_DEFAULT
+
+    on = [m for m in MODES if m in RERANKED_BY_DEFAULT]
+    return f"on in {' and '.join(on)}, off in the other modes" if on else "off"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from figsearch.cli.base import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main, rerank_default_text
 from figsearch.search.query import MODES
 
 _MODE_HELP = ", ".join(MODES)
@@ -75,7 +75,7 @@ def _modes(values: tuple[str, ...]) -> list[str]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and randomisation tests.")
 @click.option("--rerank/--no-rerank", "rerank", default=None,
               help="Re-rank the visual candidates (alpha-query expansion with database-side augmentation, search/rerank.py) in "
-                   "every search, or not [default: the search service's default].")
+                   f"every search, or not [default: {rerank_default_text()}].")
 @click.option("--neighbour-text/--no-neighbour-text", "neighbour_text", default=None,
               help="Modes visual and auto: a query drawing without words borrows the texts of its nearest drawings "
                    "(search/neighbour_text.py), or not [default: the search service's default, on in auto, off in visual].")

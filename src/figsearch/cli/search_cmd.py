@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from figsearch.cli.base import collection_option, json_option, main
+from figsearch.cli.base import collection_option, json_option, main, rerank_default_text
 from figsearch.search.query import DEFAULT_MODE, MODES
 
 
@@ -27,6 +27,33 @@ def _hit_json(hit) -> dict:
     }
 
 
+def _date(ctx, param, value: str | None) -> str | None:
+    """YYYY, YYYY-MM or YYYY-MM-DD, a real date (as the HTTP API checks it): '2021-13' found nothing, silently."""
+    if value is None:
+        return None
+    import datetime as dt
+    import re
+
+    match = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?", value.strip())
+    try:
+        if match is None:
+            raise ValueError("expected YYYY, YYYY-MM or YYYY-MM-DD")
+        year, month, day = match.group(1), match.group(2), match.group(3)
+        dt.date(int(year), int(month or 1), int(day or 1))  # the month and day exist
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date: {exc}") from None
+    return "-".join([year] + [f"{int(part):02d}" for part in (month, day) if part])
+
+
+def _office(ctx, param, value: str | None) -> str | None:
+    """A two-letter office code, upper case (as the HTTP API checks it): 'EPO' found nothing, silently."""
+    if value is None:
+        return None
+    if not (len(value.strip()) == 2 and value.strip().isalpha()):
+        raise click.BadParameter(f"{value!r} is not a two-letter office code (US, EP, WO, ...)")
+    return value.strip().upper()
+
+
 def _clip(text: str | None, width: int) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -34,14 +61,17 @@ def _clip(text: str | None, width: int) -> str:
 
 @main.command("search")
 @collection_option
-@click.option("--figure", "figure_id", default=None, metavar="ID", help="Query by a figure of the collection.")
+@click.option("--figure", "figure_id", default=None, metavar="ID", help="Query by a figure of the collection: its id (EP1667425A1-f0001) or a readable reference "
+                   "(\"EP1667425A1 FIG. 1\").")
 @click.option("--image", "image", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Query by a drawing file (TIFF, PNG, JPEG, or the first page of a PDF).")
+              help="Query by a drawing file (TIFF, PNG, JPEG or PDF; --page picks the page of a PDF or multi-page TIFF).")
+@click.option("--page", type=click.IntRange(1, 10_000), default=1, show_default=True,
+              help="Page of the --image file to search with (1-based), as the web page's page field.")
 @click.option("--text", default=None, metavar="T", help="Query text (alone or with a drawing).")
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True, help="How visual and text scores combine.")
 @click.option("--rerank/--no-rerank", "rerank", default=None,
               help="Re-rank the visual candidates (alpha-query expansion with database-side augmentation, search/rerank.py) "
-                   "[default: the service's default].")
+                   f"[default: {rerank_default_text()}].")
 @click.option("--read-words/--no-read-words", "read_words", default=True, show_default=True,
               help="Read the words printed in the --image drawing and search the text channel with them "
                    "(with --text too) when the mode uses text.")
@@ -61,12 +91,12 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")
 @click.option("--exclude-own-patent", is_flag=True, help="Leave out the figures of the query figure's patent.")
-@click.option("--date-from", default=None, metavar="DATE", help="Publication date from (YYYY[-MM[-DD]]).")
-@click.option("--date-to", default=None, metavar="DATE", help="Publication date up to (YYYY[-MM[-DD]]).")
-@click.option("--office", default=None, help="Only patents of this office (US, EP, ...).")
+@click.option("--date-from", default=None, metavar="DATE", callback=_date, help="Publication date from (YYYY[-MM[-DD]]).")
+@click.option("--date-to", default=None, metavar="DATE", callback=_date, help="Publication date up to (YYYY[-MM[-DD]]).")
+@click.option("--office", default=None, callback=_office, help="Only patents of this office (US, EP, ...).")
 @click.option("--classification", default=None, metavar="PREFIX", help="Only patents with a classification code starting so.")
 @json_option
-def search_command(collection, figure_id, image, text, mode, rerank, read_words, all_turns, neighbour_text, lexical, k, offset, text_weight, exclude_own_patent,
+def search_command(collection, figure_id, image, page, text, mode, rerank, read_words, all_turns, neighbour_text, lexical, k, offset, text_weight, exclude_own_patent,
                    date_from, date_to, office, classification, as_json):
     """Find the figures most similar to a figure, a drawing file and/or a text.
 
@@ -77,9 +107,17 @@ def search_command(collection, figure_id, image, text, mode, rerank, read_words,
 
     if not (figure_id or image or text):
         raise InputError("give at least one of --figure, --image, --text")
+    if page != 1 and image is None:
+        raise InputError("--page picks a page of the --image file: give --image")
+    query_image = str(image) if image is not None else None
+    if image is not None and page != 1:
+        from figsearch.search.inputs import load_query_image
+
+        # the page decoded as the search decodes a file (figsearch.open().search takes the first page of a path)
+        query_image = load_query_image(str(image), page=page)
     with open_collection(collection) as coll:
         result = coll.search(
-            figure=figure_id, image=str(image) if image is not None else None, text=text, mode=mode, k=k,
+            figure=figure_id, image=query_image, text=text, mode=mode, k=k,
             offset=offset, text_weight=text_weight, rerank=rerank, exclude_own_patent=exclude_own_patent,
             date_from=date_from, date_to=date_to, office=office, classification=classification,
             read_words=read_words, all_turns=all_turns, neighbour_text=neighbour_text, lexical=lexical,

@@ -34,8 +34,15 @@ _VERB = re.compile(
 )
 # Hague-system designs number "reproductions" instead: "1.1 : Perspective", "reproduction 1.2 is a front view"
 _HAGUE = re.compile(r"^\s*(?:reproductions?\s+)?(?P<num>\d{1,2}\.\d{1,3})\s*(?::\s*\S|\s+(?:is|are|shows?)\b)", re.I)
-# where one figure's sentence ends and the next begins inside a paragraph
-_SPLIT = re.compile(r"(?:;|\.)\s+(?:and,?\s+)?(?=(?:the\s+)?FIG(?:URE)?S?\b|reproductions?\s+\d)", re.I)
+# where one figure's sentence ends and the next begins inside a paragraph; US front pages (PDF text
+# layers) also run the heading into the first one ("... described. DESCRIPTION FIG. 1 is ..."), space
+# their punctuation as OCR read it ("view thereof ;and , FIG . 9 is ...") or lose it ("a left view
+# thereof FIG. 5 is ...")
+_SPLIT = re.compile(
+    r"(?:;\s*|\.\s+|(?-i:\bDESCRIPTION)\s+|(?<=\bthereof)\s+)(?:and\s*,?\s+)?"
+    r"(?=(?:the\s+)?FIG(?:URE)?S?\b|reproductions?\s+\d)",
+    re.I,
+)
 # the end of the first sentence (not the dot of "FIG." or "No.")
 _SENTENCE_END = re.compile(r"(?<!\bFIG)(?<!\bFIGS)(?<!\bNo)(?<!\bNos)(?<!\be\.g)(?<!\bi\.e)\.\s+(?=[A-Z(\[])")
 _TRAILER = re.compile(r"(?:[\s;,.]|\band\b|\bor\b)+$", re.I)

@@ -73,13 +73,15 @@ class PdfReader(Reader):
             raise CorruptInput(f"{unit.source}: PDF has {pages} pages; refused (limit {MAX_PAGES})")
         texts = [_page_text(pdf, i) for i in range(pages)]
         front = texts[0]
+        # the front page's columns one after the other: its sentences, its title and the claim that names the article
+        front_read = _page_text(pdf, 0, columns=True) if front.strip() else front
         pub = self._number(pdf, unit, front)
         patent = Patent(
             publication_number=pub.publication_number,
             office=pub.office,
             number=pub.number,
             kind=pub.kind,
-            title=_title(front),
+            title=_title(front_read),
             publication_date=_date(front) or _metadata_date(pdf),
             language="en",
             source_path=unit.source,
@@ -93,11 +95,11 @@ class PdfReader(Reader):
             is_prose = (not _SHEET.search(text) and len(text.strip()) > 50) if marked else len(text.strip()) > 400
             if index and is_prose:
                 if text.strip():
-                    patent.paragraphs.append(Paragraph(text=_clean(text), section=Section.DESCRIPTION,
-                                                       heading=f"PDF page {index + 1}"))
+                    patent.paragraphs.append(Paragraph(text=_clean(_page_text(pdf, index, columns=True)),
+                                                       section=Section.DESCRIPTION, heading=f"PDF page {index + 1}"))
                 continue
             if index == 0 and text.strip():
-                patent.paragraphs.append(Paragraph(text=_clean(text), section=Section.DESCRIPTION,
+                patent.paragraphs.append(Paragraph(text=_clean(front_read), section=Section.DESCRIPTION,
                                                    heading="FRONT PAGE"))
             role = FigureRole.FRONT_PAGE if index == 0 else FigureRole.DRAWING
             images.append(SourceImage(key=f"p{index + 1:03d}", page=index + 1, role=role,
@@ -143,12 +145,20 @@ def _open_error(path: Path, exc) -> str:
     return imaging.pdf_open_error(exc)
 
 
-def _page_text(pdf, index: int) -> str:
+def _page_text(pdf, index: int, columns: bool = False) -> str:
+    """The page's text layer in the layer's own order; with ``columns``, a two-column page (a US front
+    page, a page of the description) read left column first, then the right one (``_by_columns``)."""
     page = pdf[index]
     try:
         textpage = page.get_textpage()
         try:
-            return textpage.get_text_range() or ""
+            text = textpage.get_text_range() or ""
+            if columns and text.strip():
+                try:
+                    text = _by_columns(textpage, page.get_width()) or text
+                except Exception as exc:  # boxes pdfium cannot give: the text in the layer's order, not none
+                    log.debug("page %d: text layer kept in its own order (%s)", index + 1, exc)
+            return text
         finally:
             textpage.close()
     except Exception:  # a page without a usable text layer is just an image
@@ -157,14 +167,89 @@ def _page_text(pdf, index: int) -> str:
         page.close()
 
 
+#: the gutter between two columns: a vertical band at least this wide (pt) that almost no character crosses
+_GUTTER_WIDTH = 4
+#: where the gutter may be, as fractions of the page's width
+_GUTTER_BAND = (0.35, 0.65)
+
+
+def _by_columns(textpage, width: float) -> str | None:
+    """The text of a two-column page, left column then right; None where the page is not two columns.
+
+    USPTO's text layers (OCR of the scanned page) run each printed row across both columns: the front
+    page's brief description came out as "DESCRIPTION (56) References Cited FIG. 1 is a perspective view
+    of a bicycle rack; U.S. PATENT DOCUMENTS FIG. 2 is a front view thereof; D201,143 S * 5/1965 ...",
+    so the figures' sentences were not found (32 of 709 drawings of us-design-pdfs had one). A word goes
+    to the column its first character stands in; a line break ends the line in both columns."""
+    count = textpage.count_chars()
+    text = textpage.get_text_range(0, count)
+    if count < 40 or len(text) != count:  # a character of more than one UTF-16 unit: keep the layer's order
+        return None
+    boxes = [textpage.get_charbox(i) for i in range(count)]
+    low, high = int(width * _GUTTER_BAND[0]), int(width * _GUTTER_BAND[1])
+    covered = [0] * (high - low + 1)
+    inked = 0
+    for char, (left, _, right, _) in zip(text, boxes):
+        if char.isspace():
+            continue
+        inked += 1
+        for x in range(max(low, int(left)), min(high, int(right)) + 1):
+            covered[x - low] += 1
+    lines = text.count("\n") + 1
+    limit = max(1, lines // 20)  # a title row or two across both columns, no more
+    gutter, run = None, []
+    for offset, n in enumerate(covered + [limit + 1]):
+        if n <= limit:
+            run.append(offset)
+            continue
+        if len(run) >= _GUTTER_WIDTH and (gutter is None or abs(_middle(run) - (high - low) / 2)
+                                          < abs(_middle(gutter) - (high - low) / 2)):
+            gutter = run
+        run = []
+    if gutter is None:
+        return None
+    split = low + _middle(gutter)
+    columns: tuple[list[str], list[str]] = ([], [])
+    side, word_start = 0, True
+    for char, (left, _, right, _) in zip(text, boxes):
+        if char in "\r\n":
+            for column in columns:
+                if column and column[-1] != "\n":
+                    column.append("\n")
+            word_start = True
+            continue
+        if char.isspace():
+            columns[side].append(char)
+            word_start = True
+            continue
+        if word_start:
+            side = 0 if (left + right) / 2 < split else 1
+            word_start = False
+        columns[side].append(char)
+    left_text, right_text = "".join(columns[0]), "".join(columns[1])
+    # both columns must hold text: a page with one narrow column (a short title, a page number) is one column
+    if min(len(left_text.strip()), len(right_text.strip())) < 0.15 * inked:
+        return None
+    return left_text.rstrip() + "\n" + right_text.rstrip() + "\n"
+
+
+def _middle(run: list[int]) -> float:
+    return (run[0] + run[-1]) / 2
+
+
 def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+    """One line, single spaces; punctuation put back against its word where the text layer (OCR) spaced it
+    off ("FIG . 2 is a front view thereof ;", "( 57 ) CLAIM"), so that "FIG. 2" is found in the sentences; a
+    heading on a line of its own ("DESCRIPTION") ends with a full stop, not run into the sentence after it."""
+    text = re.sub(r"(?m)^[ \t]*([A-Z][A-Z ]{3,40}?)[ \t]*\r?$", r"\1.", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r"\( (?=\S)", "(", re.sub(r"(?<=\S) ([.,;:)])(?=\s|$)", r"\1", text))
 
 
 def _title(front: str) -> str | None:
     claim = _DESIGN_CLAIM.search(_clean(front))
     if claim and len(claim.group(1)) < 200:
-        article = claim.group(1).strip()
+        article = claim.group(1).strip(" \"'“”‘’„")  # "an “ice chest with wheels, as shown" (USD528368)
         return article[:1].upper() + article[1:]
     match = _TITLE.search(front)
     if not match:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from figsearch.errors import NotFound
-from figsearch.link.glossary import label_keys
+from figsearch.link.glossary import brief_clause, label_keys, label_mentions
 from figsearch.link.text import figure_sentences
 from figsearch.ingest.language import detect, normalise_code
-from figsearch.records import Figure, FigureRole, GlossaryEntry, ReferenceSign
+from figsearch.records import Figure, FigureRole, GlossaryEntry, ReferenceSign, Sentence
 from figsearch.search.api import LinkedSentence
 from figsearch.store import Collection
 
@@ -25,24 +25,83 @@ def numerals(collection: Collection, figure_id: str) -> list[str]:
     return list(dict.fromkeys(s.text for s in reference_signs(collection, figure_id) if s.kind == "numeral"))
 
 
+class _Shown:
+    """How a figure's sentences are shown to a reader: what this figure is first, then what names it.
+
+    The stored order is the description's order, where a sentence about another figure ("In FIG. 1, a
+    thermal printer 10 includes ...", linked by a sign both drawings show) or the list of every figure
+    ("FIG. 1 is ...; FIG. 2 is ...; FIG. 8 is ...") comes before "FIG. 8 is a block diagram ...": the
+    first sentences of a hit were about FIG. 1 on every figure of EP1667425A1 (stop 25)."""
+
+    def __init__(self, figure: Figure) -> None:
+        self.keys = label_keys(figure.label)
+        self.description = _same(figure.description)
+
+    def text(self, text: str) -> str:
+        """The clause about this figure of a sentence that lists several figures; else the sentence.
+        English clauses first, then German and French ones ("...; und Fig. 3 ..."): no need to ask the
+        store for the patent's language (a query per hit)."""
+        if ";" not in text:
+            return text
+        for key in self.keys:
+            for lang in ("en", "de"):
+                clause = brief_clause(text, key, lang)
+                if clause != text:
+                    return clause
+        return text
+
+    def rank(self, text: str) -> int:
+        """0 its brief description, 1 a sentence naming this figure (in English, German or French: "de"
+        reads all three), 2 any other (the patent's title, last of the stored ones, stays last)."""
+        if self.description and _same(text) == self.description:
+            return 0
+        if (any(key in text for key in self.keys) and _LABEL_WORD.search(text)
+                and set(self.keys) & set(label_mentions([Sentence("", 0, text)], "de"))):
+            return 1
+        return 2
+
+
+#: a label word of any language label_mentions reads ("FIG.", "Figur", "Abb."): a cheap test before it
+_LABEL_WORD = re.compile(r"fig|abb", re.IGNORECASE)
+
+
+def _same(text: str | None) -> str:
+    return (text or "").strip().rstrip(".;").strip()
+
+
 def hit_sentences(collection: Collection, figure: Figure, limit: int = HIT_SENTENCES) -> list[str]:
-    return figure_sentences(collection, figure)[:limit]
+    """The sentences shown with a hit: what this figure is first (``_Shown``), at most ``limit``."""
+    shown = _Shown(figure)
+    # one of each, whatever its closing mark ("FIG. 4 is a left side view thereof." stored as the description,
+    # "... thereof;" as the linked sentence, were two of a design's three)
+    seen: set[str] = set()
+    texts = []
+    for text in (shown.text(t) for t in figure_sentences(collection, figure)):
+        if _same(text) not in seen:
+            seen.add(_same(text))
+            texts.append(text)
+    return (sorted(texts, key=shown.rank) if len(texts) > 1 else texts)[:limit]
 
 
 def linked_sentences(collection: Collection, figure: Figure) -> list[LinkedSentence]:
-    """The figure's linked sentences with the reasons and signs that link them; its brief
-    description first when the text has one."""
-    by_index: dict[int, LinkedSentence] = {}
+    """The figure's linked sentences with the reasons and signs that link them: its brief description
+    first, then the sentences that name the figure, then the rest (``_Shown``), each in text order.
+    A sentence listing several figures is shown by its clause about this one."""
+    shown = _Shown(figure)
+    by_text: dict[str, LinkedSentence] = {}
     for link, text in collection.links.links_of(figure.figure_id):
-        index = link.sentence_index
-        linked = by_index.setdefault(index, LinkedSentence(index=index, text=text, reason=link.reason))
+        text = shown.text(text)
+        linked = by_text.setdefault(_same(text), LinkedSentence(index=link.sentence_index, text=text, reason=link.reason))
         if link.sign and link.sign not in linked.signs:
             linked.signs.append(link.sign)
         if link.reason == "sign":  # the strongest reason wins the label
             linked.reason = "sign"
-    result = list(by_index.values())
-    if figure.description and all(s.text != figure.description for s in result):
+    result = list(by_text.values())
+    if figure.description and _same(figure.description) not in by_text:
         result.insert(0, LinkedSentence(index=-1, text=figure.description, reason="brief_description"))
+    result.sort(key=lambda s: shown.rank(s.text))
+    if result and result[0].reason == "label" and shown.rank(result[0].text) == 0:
+        result[0].reason = "brief_description"  # the clause of the list of figures that is this one's
     if result:
         patent_lang = normalise_code(collection.patents.language(figure.patent))
         for sentence in result:
@@ -80,9 +139,31 @@ def resolve_figure(collection: Collection, reference: str) -> Figure:
     wanted = label_keys(label) or label_keys(f"FIG. {label}")
     if not wanted:
         raise NotFound(f"cannot read a figure label in {label!r} (expected e.g. 'FIG. 3')")
-    candidates = [f for f in collection.figures(patent=patent) if wanted[0] in label_keys(f.label)]
+    figures = collection.figures(patent=patent)
+    candidates = [f for f in figures if wanted[0] in label_keys(f.label)]
     if not candidates:
         raise NotFound(f"patent {patent} has no figure labelled FIG. {wanted[0]} in collection {collection.root}")
-    # a figure cut from a sheet names it more precisely than the sheet itself
-    candidates.sort(key=lambda f: (f.role == FigureRole.SPLIT_SHEET, len(label_keys(f.label)), f.figure_id))
+    # a figure cut from a sheet names it more precisely than the sheet itself; of two drawings that OCR gave
+    # the same label, the one whose place among the sheets fits the numbering (EP1667425A1: the "Fig.5"
+    # printed on sheet 4 read as "FIG. 8", the real FIG. 8 on sheet 6, after FIG. 7)
+    candidates.sort(key=lambda f: (f.role == FigureRole.SPLIT_SHEET, len(label_keys(f.label)),
+                                   _out_of_order(f, wanted[0], figures), f.figure_id))
     return candidates[0]
+
+
+def _out_of_order(candidate: Figure, key: str, figures: list[Figure]) -> int:
+    """How many drawings of the patent contradict ``candidate`` being FIG. ``key``: a lower number on a later
+    sheet, or a higher one on an earlier sheet (only plain numbers compare; 0 when ``key`` is not one)."""
+    if not key.isdigit():
+        return 0
+    number, place = int(key), (candidate.sequence, candidate.figure_id)
+    contradictions = 0
+    for other in figures:
+        if other.role != FigureRole.DRAWING or other.figure_id == candidate.figure_id:
+            continue
+        numbers = [int(k) for k in label_keys(other.label) if k.isdigit()]
+        if not numbers:
+            continue
+        later = (other.sequence, other.figure_id) > place
+        contradictions += (later and max(numbers) < number) or (not later and min(numbers) > number)
+    return contradictions

@@ -26,7 +26,7 @@ from figsearch.server.errors import ServerBusy, error_body, install_error_handle
 from figsearch.server.routes import router
 from figsearch.server.state import (DEFAULT_QUEUE, LOOP_PRIORITY_BOOST, ServerState, raise_thread_priority,
                                     restore_thread_priority)
-from figsearch.server.uploads import Limits
+from figsearch.server.uploads import Limits, size_text, too_large
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,11 @@ class BodyLimit:
     replayed (so memory per request stays under the limit).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, limits: Limits | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        #: the upload limit the refusal names (the body may be a little larger: the form's other fields)
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -57,7 +59,7 @@ class BodyLimit:
                 await self._refuse(send, 400, "bad_request", "Content-Length is not a number")
                 return
             if size > self.max_bytes:
-                await self._too_large(send, f"{size} bytes")
+                await self._too_large(send, size_text(size))
                 return
             await self.app(scope, receive, send)
             return
@@ -70,7 +72,7 @@ class BodyLimit:
             body = message.get("body", b"")
             total += len(body)
             if total > self.max_bytes:
-                await self._too_large(send, f"more than {self.max_bytes} bytes")
+                await self._too_large(send, f"more than {size_text(self.max_bytes)}")
                 return
             chunks.append(body)
             if not message.get("more_body", False):
@@ -83,9 +85,11 @@ class BodyLimit:
         await self.app(scope, replayed, send)
 
     async def _too_large(self, send: Send, what: str) -> None:
-        await self._refuse(
-            send, 413, "too_large", f"request body is {what}; the limit is {self.max_bytes} bytes"
-        )
+        if self.limits is not None:
+            message = str(too_large("the request body", what, self.limits))
+        else:
+            message = f"the request body is {what}; the limit is {size_text(self.max_bytes)}"
+        await self._refuse(send, 413, "too_large", message)
 
     @staticmethod
     async def _refuse(send: Send, status: int, code: str, message: str) -> None:
@@ -266,7 +270,7 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     # the body limit sits outside everything, so an oversized upload is refused before it is parsed
-    app.add_middleware(BodyLimit, max_bytes=state.limits.max_upload_bytes + 64 * 1024)
+    app.add_middleware(BodyLimit, max_bytes=state.limits.max_upload_bytes + 64 * 1024, limits=state.limits)
     if token_digest is not None:
         hide_tokens_in_logs()
         app.add_middleware(TokenAuth, digest=token_digest)

@@ -16,9 +16,11 @@ from figsearch.errors import InputError
 from figsearch.search.query import DEFAULT_MODE, MODES, Filters
 from figsearch.search.query import Query as SearchQuery
 from figsearch.server import schemas
-from figsearch.server.errors import PayloadTooLarge, error_responses
+from figsearch.server.errors import error_responses, redact_paths
 from figsearch.server.state import ServerState
-from figsearch.server.uploads import apply_crop, decode_upload, decode_upload_page, parse_crop, sniff
+from figsearch.server.uploads import (
+    apply_crop, decode_upload, decode_upload_page, parse_crop, sniff, too_large,
+)
 
 router = APIRouter(prefix="/api", responses=error_responses(500))
 
@@ -106,14 +108,22 @@ def _check_upload(data: bytes, state: ServerState, name: str) -> None:
     """What can be refused without decoding, refused on the spot (413, 415, 400) rather than after
     waiting in the upload queue: the size, and a format from the first bytes."""
     if len(data) > state.limits.max_upload_bytes:
-        raise PayloadTooLarge(f"{name} is {len(data)} bytes; the limit is {state.limits.max_upload_bytes}")
+        raise too_large(name, None, state.limits)  # read to one byte past the limit: its size is unknown
     sniff(data)
+
+
+def _resolve_figure(state: ServerState, reference: str) -> str:
+    """The id of the figure ``reference`` names: an id, or a readable reference such as
+    ``EP1667425A1 FIG. 1``, as ``figsearch search --figure`` and the Python API take it (a backend
+    without ``resolve_figure`` takes ids alone)."""
+    resolve = getattr(state.backend, "resolve_figure", None)
+    return resolve(reference) if resolve is not None else reference
 
 
 def _build_query(state: ServerState, params: SearchParams, upload: bytes | None, upload_name: str) -> SearchQuery:
     crop = parse_crop(params.crop)
     exclude = [p.strip() for p in (params.exclude_patents or "").split(",") if p.strip()]
-    figure_id = params.figure_id
+    figure_id = _resolve_figure(state, params.figure_id.strip()) if params.figure_id and params.figure_id.strip() else None
     exclude_query_patent = params.exclude_query_patent
     image = None
     if upload is not None:
@@ -209,7 +219,7 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
         # the answer is built here too, in the pool's thread: the hits' links and explanations took
         # about a fifth of the event loop's time per search (cProfile of the loop's thread)
         echo = schemas.QueryEcho(
-            figure_id=params.figure_id,
+            figure_id=query.figure_id or params.figure_id,  # the id a readable reference named
             text=query.text,
             image=data is not None,
             crop=list(parse_crop(params.crop) or []) or None,
@@ -218,6 +228,9 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
             words=list(getattr(result, "query_words", [])),
         )
         out = schemas.search_out(result, k=params.k, offset=params.offset, query=echo, prefix=prefix)
+        # notes are written for the CLI too ("build it with: figsearch index --collection /srv/coll"): here, as
+        # in error messages, the collection goes by its name
+        out.notes = [redact_paths(note, state.root) for note in out.notes]
         if query.image is not None:  # where an upload's time on its thread went (load_test.py prints it)
             timing.update(decode=(started - decoding) * 1000, answer=(time.perf_counter() - answering) * 1000)
             for ours, theirs in (("encode", "visual"), ("index", "search"), ("explain", "explain"), ("turns", "turns")):
@@ -289,7 +302,7 @@ async def preview(
 async def figure(request: Request, figure_id: str) -> schemas.FigureDetailsOut:
     """A figure: its metadata, the reference signs read in it (with boxes) and the sentences linked to it."""
     state = _state(request)
-    details = await state.lookup(state.backend.figure_details, figure_id)
+    details = await state.lookup(lambda: state.backend.figure_details(_resolve_figure(state, figure_id)))
     return schemas.figure_details_out(details, _prefix(request))
 
 
@@ -331,7 +344,9 @@ async def patent(request: Request, publication_number: str) -> schemas.PatentDet
 async def info(request: Request) -> dict:
     """The collection: counts, encoders and index types in use, and this server's limits and modes."""
     state = _state(request)
-    data = schemas.jsonable(await state.lookup(state.backend.info))
+    # the backend's info names the collection by its path, as the CLI's does: here, as in error messages,
+    # its name ("collection": "/srv/data/coll" told any client where the server keeps its files)
+    data = _without_paths(schemas.jsonable(await state.lookup(state.backend.info)), state.root)
     data.setdefault("modes", list(MODES))
     data["limits"] = {
         "max_upload_bytes": state.limits.max_upload_bytes,
@@ -339,6 +354,17 @@ async def info(request: Request) -> dict:
         "formats": ["png", "jpeg", "tiff", "pdf"],
     }
     return data
+
+
+def _without_paths(value, root):
+    """``value`` (JSON data) with every string's server directories replaced as in error messages."""
+    if isinstance(value, str):
+        return redact_paths(value, root)
+    if isinstance(value, dict):
+        return {key: _without_paths(item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(item, root) for item in value]
+    return value
 
 
 @router.get("/health", response_model=schemas.HealthOut, responses=error_responses(409, 503), tags=["collection"])

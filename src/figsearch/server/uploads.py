@@ -57,6 +57,20 @@ def sniff(data: bytes) -> str:
     raise UnsupportedMediaType("uploaded file is not a PNG, JPEG, TIFF or PDF (its first bytes match none of them)")
 
 
+def size_text(n: int) -> str:
+    """A byte count as a reader takes it in: "50.0 MiB (52428800 bytes)" ("21037056 bytes" alone was not)."""
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.1f} MiB ({n} bytes)"
+    return f"{n / 1024:.1f} KiB ({n} bytes)" if n >= 1024 else f"{n} bytes"
+
+
+def too_large(what: str, size: str | None, limits: Limits) -> PayloadTooLarge:
+    """The 413 of an upload over the limit: its size where known (a file is read to one byte past the
+    limit, so its size is not), the limit, and the option that sets it."""
+    limit = f"the upload limit of {size_text(limits.max_upload_bytes)} (figsearch serve --max-upload-mb)"
+    return PayloadTooLarge(f"{what} is {size}, over {limit}" if size else f"{what} is over {limit}")
+
+
 def decode_upload(data: bytes, limits: Limits, *, page: int = 1, name: str = "upload") -> Image.Image:
     """The ``page``-th image (1-based) of an uploaded PNG, JPEG, TIFF or PDF, as ingest would store it."""
     return decode_upload_page(data, limits, page=page, name=name)[0]
@@ -65,7 +79,7 @@ def decode_upload(data: bytes, limits: Limits, *, page: int = 1, name: str = "up
 def decode_upload_page(data: bytes, limits: Limits, *, page: int = 1, name: str = "upload") -> tuple[Image.Image, int]:
     """Like decode_upload, and how many pages the file has."""
     if len(data) > limits.max_upload_bytes:
-        raise PayloadTooLarge(f"{name} is {len(data)} bytes; the limit is {limits.max_upload_bytes}")
+        raise too_large(name, size_text(len(data)), limits)
     sniff(data)
     try:
         return imaging.load_drawing(data, page=page, name=name, max_pixels=limits.max_pixels)

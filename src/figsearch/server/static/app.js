@@ -438,9 +438,17 @@ function renderResults(result) {
   }
 }
 
-// "USD0907293S1-D00002" -> "D00002": the image's own key when the sheet has no printed label
+// what to call a figure whose sheet has no label read: where it is, in words ("p004" and "D00002" said
+// nothing to a reader): "USD0907293S1-D00002" -> "sheet 2", "USD0910780S1-p004" -> "PDF page 4",
+// "USD0534748S1-USD0534748" (a design's one drawing) -> "drawing"; else the image's own key
 function figureKey(figureId, patent) {
-  return figureId.startsWith(`${patent}-`) ? figureId.slice(patent.length + 1) : figureId;
+  const key = figureId.startsWith(`${patent}-`) ? figureId.slice(patent.length + 1) : figureId;
+  let m = /^D(\d{5})$/.exec(key);
+  if (m) return Number(m[1]) ? `sheet ${Number(m[1])}` : "front page";
+  m = /^p(\d{3,4})$/.exec(key);
+  if (m) return `PDF page ${Number(m[1])}`;
+  if (patent.startsWith(key)) return "drawing";
+  return key;
 }
 
 function fmtScore(v) { return Number(v).toFixed(3); }
@@ -553,7 +561,8 @@ function renderFigure(d) {
   const list = $("fd-sentences");
   list.replaceChildren();
   $("fd-sentence-count").textContent = d.sentences.length ? `(${d.sentences.length})` : "";
-  const reasons = { sign: "mentions a sign in the drawing", brief_description: "brief description of the drawings", title: "patent title" };
+  const reasons = { sign: "mentions a sign in the drawing", label: "names this figure",
+    brief_description: "brief description of the drawings", title: "patent title" };
   for (const s of d.sentences) {
     const li = h("li", { dataset: { signs: (s.signs || []).join(" ") },
       onmouseenter: () => s.signs.forEach((x) => highlight(x, true)), onmouseleave: () => s.signs.forEach((x) => highlight(x, false)) },
