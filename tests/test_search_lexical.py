@@ -256,12 +256,14 @@ def test_the_default_is_off_in_a_collection_whose_drawings_are_in_several_langua
     with SearchService.open(root) as s:
         assert lexical.collection_languages(s.collection) == ["en"]
         one = s.search(Query(text="gearbox hub", mode="text", k=2))
+        assert s.info()["lexical"] == {"by_default": True, "languages": ["en"], "present": True}
     assert ids(one) == ["US1-B", GEARBOX]  # one language: on by default
     _set_languages(root, {"US4": "de"})
     with SearchService.open(root) as s:
         assert lexical.collection_languages(s.collection) == ["en", "de"]
         several = s.search(Query(text="gearbox hub", mode="text", k=2))
         asked = s.search(Query(text="gearbox hub", mode="text", k=2, lexical=True))
+        assert s.info()["lexical"]["by_default"] is False  # the web page's box starts unticked here
     assert ids(several) == ["US1-B", "US2-D"]
     assert any("off by default in this collection" in n and "2 languages (en, de)" in n for n in several.notes)
     assert any(n.startswith("lexical: ") and "BM25" in n for n in asked.notes)  # asked for, it runs

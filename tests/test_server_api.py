@@ -64,6 +64,8 @@ def test_health_and_info(client):
     assert info["modes"] == ["visual", "text", "avg", "max", "rrf", "zavg", "auto"]
     assert info["limits"]["formats"] == ["png", "jpeg", "tiff", "pdf"]
     assert info["encoders"]["visual"] == "fake-pixels-24"
+    # the page's lexical box starts from SearchService.info's "lexical" (test_search_lexical.py), when there
+    assert "if (info.lexical)" in client.get("/static/app.js").text
 
 
 def test_search_notes_name_the_collection_not_its_path(root, backend, client, monkeypatch):

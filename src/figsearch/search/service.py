@@ -876,9 +876,14 @@ class SearchService:
                 "calibrated_recall": entry.get("calibrated_recall") if entry else None,
                 "built_at": entry.get("built_at") if entry else None,
             }
+        languages = lexical.collection_languages(self.collection)
         return {
             **self.collection.counts(),
             "encoders": encoders,
             "indexes": indexes,
             "modes": list(MODES),
+            # what a word query does when it does not say (the web page's box starts so): off in a collection in
+            # several languages; present: whether the collection has its BM25 table at all
+            "lexical": {"by_default": lexical.on_by_default(languages), "languages": languages,
+                        "present": self.collection.lexical.present()},
         }

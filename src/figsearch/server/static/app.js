@@ -118,6 +118,8 @@ async function loadInfo() {
     const add = (n, what) => n !== undefined && target.append(h("span", {}, h("b", {}, Number(n).toLocaleString()), ` ${what}`));
     add(info.patents, "patents");
     add(info.figures, "figures");
+    // the lexical box starts as a word query without it would run: off in a collection in several languages
+    if (info.lexical) $("lexical").checked = Boolean(info.lexical.by_default && info.lexical.present);
     if (info.limits) {
       state.maxUpload = info.limits.max_upload_bytes;
       $("format-hint").textContent = `PNG, JPEG, TIFF or PDF · up to ${Math.round(state.maxUpload / 1048576)} MB`;
