@@ -98,6 +98,8 @@ def test_auto_lends_only_to_a_drawing_without_text_of_its_own(service):
     lent = service.search(Query(figure_id="EP3-E", mode="auto", neighbour_text=True, k=10))
     assert lent.mode == "auto" and lent.modalities == ["visual", "text"]
     assert any(note.startswith("neighbour_text:") for note in lent.notes)
+    # and no note says the mode had only the visual channel (it had, until the texts were lent)
+    assert not any("has only the" in note for note in lent.notes), lent.notes
     same = service.search(Query(figure_id="EP3-E", mode="visual", neighbour_text=True, k=10))
     assert [(h.figure_id, round(h.score, 6)) for h in lent.hits] == [(h.figure_id, round(h.score, 6)) for h in same.hits]
     # by default (stop 24) auto lends too; asked not to, it ranks it by the visual channel alone, as visual does

@@ -619,6 +619,8 @@ class SearchService:
         vectors["text"] = vector[None, :]
         indexes["text"] = index
         lists["text"] = self._candidates(index, vectors["text"], length, query, exclude_patents, exclude_figures)
+        # the mode now has a text channel after all: "has only the visual modality" would contradict the next note
+        notes[:] = [n for n in notes if not n.startswith(f"mode {query.mode!r} has only the ")]
         notes.append(f"neighbour_text: the text channel searched with the texts of {', '.join(lenders)} "
                      "(the drawing's nearest figures with text)")
         return True

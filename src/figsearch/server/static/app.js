@@ -429,6 +429,9 @@ function renderResults(result) {
   meta.replaceChildren(`Showing ${from}–${to} · ${describeQuery(result)} · ${result.query.text_weight !== null && result.query.text_weight !== undefined ? `text weight ${result.query.text_weight}` : result.mode} · ${Math.round(result.took_ms)} ms`);
   if (result.query.crop) meta.append(h("span", { class: "chip-inline" }, "cropped"));
   if ((result.query.words || []).length) meta.append(" · words read in the drawing: ", h("span", { class: "chip-inline" }, result.query.words.join(" ")));
+  // cosines and fused means lie in [0, 1]; auto's weighted z-scores do not ("chair" 0.85, a rarer word 5.68): the
+  // bars are relative to the page's best score where that is above 1, so they still tell the hits apart
+  state.scoreScale = Math.max(1, ...result.hits.map((hit) => Number(hit.score) || 0));
   result.hits.forEach((hit, i) => grid.append(hitCard(hit, i)));
   const pager = $("pager");
   pager.hidden = result.total <= result.k;
@@ -458,7 +461,7 @@ function fmtScore(v) { return Number(v).toFixed(3); }
 function hitCard(hit, index) {
   const own = state.lastQueryPatent && hit.patent === state.lastQueryPatent;
   const detail = Object.entries(hit.scores || {}).map(([k, v]) => `${k} ${fmtScore(v)}`).join(" · ");
-  const width = Math.max(2, Math.min(100, hit.score * 100));
+  const width = Math.max(2, Math.min(100, (hit.score / (state.scoreScale || 1)) * 100));
   return h("article", { class: `hit${own ? " same-patent" : ""}`, dataset: { figureId: hit.figure_id, patent: hit.patent } },
     h("button", { type: "button", class: "hit-thumb", title: "Open figure", onclick: () => openFigure(index) },
       h("img", { src: hit.thumbnail_url, alt: `${hit.patent} ${hit.label || ""}`, loading: "lazy" }),
