@@ -633,3 +633,58 @@ def test_what_the_driver_ingests_while_ray_starts_is_the_local_builds(tmp_path):
     difference = compare(snapshot(tmp_path / "local"), snapshot(tmp_path / "ray"))
     assert difference.equal, str(difference)
     assert not (tmp_path / "ray" / ".ray-driver-ingest.json").exists()  # only after a stop mid-document
+
+
+def test_a_drawing_read_on_a_worker_is_encoded_from_the_pixels_decoded_to_read_it(monkeypatch):
+    # stop 25: a worker decoded each drawing's PNG twice, to read its signs and to encode it; the
+    # encoder's input is now prepared from the pixels decoded for the reading, the same input
+    import collections
+    import io
+    from types import SimpleNamespace
+
+    from PIL import Image, ImageDraw
+
+    from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
+    from figsearch.pipeline import embed as embed_stage
+    from figsearch.pipeline import ray_worker
+    from figsearch.records import FigureRole
+
+    worker = ray_worker._Worker(None, [("visual", DEFAULT_VISUAL_ENCODER)])
+    worker.ready()
+    encoder = worker._visual_loaded(DEFAULT_VISUAL_ENCODER)
+
+    def drawing(n: int) -> bytes:
+        image = Image.new("L", (500 + 40 * n, 700), 255)
+        ImageDraw.Draw(image).rectangle((60 + 10 * n, 80, 300, 400 + 30 * n), outline=0, width=3)
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        return out.getvalue()
+
+    class NoWords:  # an OCR engine that finds nothing: the reading is not what is tested here
+        def read(self, image):
+            return []
+
+    files = {f"d{n}.png": drawing(n) for n in range(3)}
+    prepare = ray_worker._backbone_prepare(encoder)
+    assert prepare is not None
+    seconds = collections.defaultdict(float)
+    *_, ready = ray_worker._read_ahead(files["d0.png"], seconds, NoWords(), False, prepare)
+    assert np.array_equal(ready, encoder.prepare(embed_stage.decode_stored(io.BytesIO(files["d0.png"]))))
+    assert seconds["encode images cpu"] > 0  # the preparing is counted as encoding, as it was
+    assert ray_worker._backbone_prepare(object()) is None  # another encoder: from the bytes, as before
+
+    figures = [SimpleNamespace(figure_id=f"f{n}", image_path=f"d{n}.png", image_sha256=f"s{n}", role=FigureRole.DRAWING)
+               for n in range(3)]
+    result = SimpleNamespace(documents=[SimpleNamespace(figures=figures)])
+    decoded = []
+    decode = embed_stage.decode_stored
+    monkeypatch.setattr(embed_stage, "decode_stored", lambda source: decoded.append(1) or decode(source))
+    vectors = worker._encode_drawings(None, result, files, DEFAULT_VISUAL_ENCODER, {"f0": ready, "f2": prepare(
+        Image.open(io.BytesIO(files["d2.png"])))})
+    assert len(decoded) == 1  # only the drawing not prepared (f1) is decoded again
+    expected = encoder.encode([decode(io.BytesIO(files[f"d{n}.png"])) for n in range(3)])
+    assert sorted(vectors) == ["f0", "f1", "f2"]
+    for n in range(3):
+        spec, digest, vector = vectors[f"f{n}"]
+        assert (spec, digest) == (DEFAULT_VISUAL_ENCODER, f"s{n}")
+        np.testing.assert_allclose(vector, expected[n], atol=1e-6)
