@@ -317,15 +317,34 @@ def test_a_ray_instance_started_here_runs_without_the_helpers_a_build_does_not_u
     # --ray local's instance: no autoscaler monitor, no log monitor, no API server (each a Python
     # process importing Ray, seconds of CPU at the build's start on a small machine), and its
     # workers still run calls (the processes that are left are those of Ray's own bookkeeping)
-    code = ("import ray; from figsearch.pipeline.distributed import connect; steps = []; "
-            "print(connect('local', workers=1, mark=steps.append)); "
-            "from ray._private import worker; print(sorted(worker._global_node.all_processes)); "
-            "print(ray.get(ray.remote(lambda: 6 * 7).remote())); print(steps)")
+    # stop 25: nor the raylet's two agents, each a Python process importing Ray before the node can
+    # register: stand-ins (``ray_agent_standin``) write the ports the raylet waits for
+    code = """
+import pathlib, ray
+from figsearch.pipeline.distributed import connect
+from ray._private import worker
+steps = []
+print(connect('local', workers=1, mark=steps.append))
+print(sorted(worker._global_node.all_processes))
+print(ray.get(ray.remote(lambda: 6 * 7).remote()))
+print(steps)
+raylet, agents = str(worker._global_node.all_processes['raylet'][0].process.pid), []
+for entry in pathlib.Path('/proc').iterdir():
+    try:
+        if entry.name.isdigit() and entry.joinpath('stat').read_text().rsplit(')', 1)[1].split()[1] == raylet:
+            words = entry.joinpath('cmdline').read_bytes().decode(errors='replace').split(chr(0))
+            agents.append(next((w for w in words if w.endswith('.py') and 'worker' not in w), ''))
+    except (OSError, IndexError):
+        pass
+print(sorted(pathlib.Path(a).name for a in agents if a))
+"""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    workers, processes, answer, steps = done.stdout.strip().splitlines()[-4:]
+    workers, processes, answer, steps, agents = done.stdout.strip().splitlines()[-5:]
     assert workers == "1" and answer == "42"
+    # the raylet's Python children but its workers: the two stand-ins, not Ray's agents
+    assert agents == "['ray_agent_standin.py', 'ray_agent_standin.py']", agents
     # the benchmark's timeline of the start: each step once, in order
     assert steps == "['gcs up', 'raylet started', 'node registered']", steps
     assert "raylet" in processes and "gcs_server" in processes
