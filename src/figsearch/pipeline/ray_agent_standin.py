@@ -3,8 +3,8 @@
     python -S ray_agent_standin.py dashboard|runtime_env --node-id=... --session-dir=... [Ray's other options]
 
 The raylet starts a dashboard agent and a runtime-environment agent, each a Python process that
-imports Ray (0.6 to 0.7 CPU s each to start on the development machine, and about as much again
-over a 20-document build), and registers its node only once both have written their ports into the
+imports Ray (0.6 to 0.7 CPU s each on the development machine, nearly all of it at the start, when
+the build waits for Ray), and registers its node only once both have written their ports into the
 session folder. An instance that lives for one build uses neither: Ray's dashboard is off, metrics
 are off (``LOCAL_SYSTEM_CONFIG``), and no call of the build has a runtime environment. This script
 writes the ports the real agents of a minimal Ray (``pip install ray``, no dashboard) write, -1 for
