@@ -185,7 +185,8 @@ def test_the_stand_in_writes_the_ports_refuses_requests_and_ends_with_its_parent
         values = {name: int(path.read_text()) for name, path in ports.items()}
         # a minimal Ray's dashboard agent serves none of its ports (-1); the runtime-environment
         # agent's port answers, with an error saying why, so that a request does not hang
-        assert [values[n] for n in ("metrics_agent_port", "metrics_export_port", "dashboard_agent_listen_port")] == [-1] * 3
+        dashboard = ("metrics_agent_port", "metrics_export_port", "dashboard_agent_listen_port")
+        assert [values[n] for n in dashboard] == [-1] * 3
         with socket.create_connection(("127.0.0.1", values["runtime_env_agent_port"]), timeout=5) as connection:
             connection.sendall(b"POST /get_or_create_runtime_env HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
             answer = connection.recv(4096)
