@@ -35,6 +35,11 @@ Ray build, in four settings, each in a fresh process:
   ``ray.init`` returns as soon as the raylet has registered instead of waiting for the worker
   processes it prestarts, and the actors' processes start when they are asked for (tried at stop
   23, not kept: docs/cluster.md).
+- ``start-lean-agents`` (stop 25): as ``start-lean`` with the raylet's own dashboard agent and
+  runtime-environment agent (``distributed.AGENT_STANDINS`` off: the start before stop 25), against
+  ``start-lean``, whose raylet runs ``ray_agent_standin`` instead: "node registered" comes once the
+  agents have written their ports, and their CPU is in "ray's processes cpu" (``ray::DashboardAgent``,
+  ``ray::RuntimeEnvAgent``).
 
 For each: the wall seconds of the whole run and of each kind of call (the worker's own accounting),
 the process's CPU seconds, the CPU seconds of each of its threads by name (from /proc), what the
@@ -75,6 +80,7 @@ def run_start(variant: str, workers: int) -> dict:
     if variant.startswith("start-lean"):
         if variant == "start-lean-nowait":
             distributed.LOCAL_SYSTEM_CONFIG = {**distributed.LOCAL_SYSTEM_CONFIG, "prestart_worker_first_driver": False}
+        distributed.AGENT_STANDINS = variant != "start-lean-agents"
         connect("local", workers=workers, mark=lambda step: steps.setdefault(step, time.perf_counter()))
     else:
         ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,

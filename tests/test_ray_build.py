@@ -317,15 +317,34 @@ def test_a_ray_instance_started_here_runs_without_the_helpers_a_build_does_not_u
     # --ray local's instance: no autoscaler monitor, no log monitor, no API server (each a Python
     # process importing Ray, seconds of CPU at the build's start on a small machine), and its
     # workers still run calls (the processes that are left are those of Ray's own bookkeeping)
-    code = ("import ray; from figsearch.pipeline.distributed import connect; steps = []; "
-            "print(connect('local', workers=1, mark=steps.append)); "
-            "from ray._private import worker; print(sorted(worker._global_node.all_processes)); "
-            "print(ray.get(ray.remote(lambda: 6 * 7).remote())); print(steps)")
+    # stop 25: nor the raylet's two agents, each a Python process importing Ray before the node can
+    # register: stand-ins (``ray_agent_standin``) write the ports the raylet waits for
+    code = """
+import pathlib, ray
+from figsearch.pipeline.distributed import connect
+from ray._private import worker
+steps = []
+print(connect('local', workers=1, mark=steps.append))
+print(sorted(worker._global_node.all_processes))
+print(ray.get(ray.remote(lambda: 6 * 7).remote()))
+print(steps)
+raylet, agents = str(worker._global_node.all_processes['raylet'][0].process.pid), []
+for entry in pathlib.Path('/proc').iterdir():
+    try:
+        if entry.name.isdigit() and entry.joinpath('stat').read_text().rsplit(')', 1)[1].split()[1] == raylet:
+            words = entry.joinpath('cmdline').read_bytes().decode(errors='replace').split(chr(0))
+            agents.append(next((w for w in words if w.endswith('.py') and 'worker' not in w), ''))
+    except (OSError, IndexError):
+        pass
+print(sorted(pathlib.Path(a).name for a in agents if a))
+"""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    workers, processes, answer, steps = done.stdout.strip().splitlines()[-4:]
+    workers, processes, answer, steps, agents = done.stdout.strip().splitlines()[-5:]
     assert workers == "1" and answer == "42"
+    # the raylet's Python children but its workers: the two stand-ins, not Ray's agents
+    assert agents == "['ray_agent_standin.py', 'ray_agent_standin.py']", agents
     # the benchmark's timeline of the start: each step once, in order
     assert steps == "['gcs up', 'raylet started', 'node registered']", steps
     assert "raylet" in processes and "gcs_server" in processes
@@ -633,3 +652,58 @@ def test_what_the_driver_ingests_while_ray_starts_is_the_local_builds(tmp_path):
     difference = compare(snapshot(tmp_path / "local"), snapshot(tmp_path / "ray"))
     assert difference.equal, str(difference)
     assert not (tmp_path / "ray" / ".ray-driver-ingest.json").exists()  # only after a stop mid-document
+
+
+def test_a_drawing_read_on_a_worker_is_encoded_from_the_pixels_decoded_to_read_it(monkeypatch):
+    # stop 25: a worker decoded each drawing's PNG twice, to read its signs and to encode it; the
+    # encoder's input is now prepared from the pixels decoded for the reading, the same input
+    import collections
+    import io
+    from types import SimpleNamespace
+
+    from PIL import Image, ImageDraw
+
+    from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
+    from figsearch.pipeline import embed as embed_stage
+    from figsearch.pipeline import ray_worker
+    from figsearch.records import FigureRole
+
+    worker = ray_worker._Worker(None, [("visual", DEFAULT_VISUAL_ENCODER)])
+    worker.ready()
+    encoder = worker._visual_loaded(DEFAULT_VISUAL_ENCODER)
+
+    def drawing(n: int) -> bytes:
+        image = Image.new("L", (500 + 40 * n, 700), 255)
+        ImageDraw.Draw(image).rectangle((60 + 10 * n, 80, 300, 400 + 30 * n), outline=0, width=3)
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        return out.getvalue()
+
+    class NoWords:  # an OCR engine that finds nothing: the reading is not what is tested here
+        def read(self, image):
+            return []
+
+    files = {f"d{n}.png": drawing(n) for n in range(3)}
+    prepare = ray_worker._backbone_prepare(encoder)
+    assert prepare is not None
+    seconds = collections.defaultdict(float)
+    *_, ready = ray_worker._read_ahead(files["d0.png"], seconds, NoWords(), False, prepare)
+    assert np.array_equal(ready, encoder.prepare(embed_stage.decode_stored(io.BytesIO(files["d0.png"]))))
+    assert seconds["encode images cpu"] > 0  # the preparing is counted as encoding, as it was
+    assert ray_worker._backbone_prepare(object()) is None  # another encoder: from the bytes, as before
+
+    figures = [SimpleNamespace(figure_id=f"f{n}", image_path=f"d{n}.png", image_sha256=f"s{n}", role=FigureRole.DRAWING)
+               for n in range(3)]
+    result = SimpleNamespace(documents=[SimpleNamespace(figures=figures)])
+    decoded = []
+    decode = embed_stage.decode_stored
+    monkeypatch.setattr(embed_stage, "decode_stored", lambda source: decoded.append(1) or decode(source))
+    vectors = worker._encode_drawings(None, result, files, DEFAULT_VISUAL_ENCODER, {"f0": ready, "f2": prepare(
+        Image.open(io.BytesIO(files["d2.png"])))})
+    assert len(decoded) == 1  # only the drawing not prepared (f1) is decoded again
+    expected = encoder.encode([decode(io.BytesIO(files[f"d{n}.png"])) for n in range(3)])
+    assert sorted(vectors) == ["f0", "f1", "f2"]
+    for n in range(3):
+        spec, digest, vector = vectors[f"f{n}"]
+        assert (spec, digest) == (DEFAULT_VISUAL_ENCODER, f"s{n}")
+        np.testing.assert_allclose(vector, expected[n], atol=1e-6)

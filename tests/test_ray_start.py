@@ -132,3 +132,77 @@ def test_a_worker_process_knows_when_it_started_to_the_hundredth():
     assert done.returncode == 0, done.stderr
     started = float(done.stdout.strip())
     assert before - 0.05 <= started <= before + 1.0, (before, started)
+
+
+def test_the_raylets_agents_are_replaced_by_the_stand_in_with_their_options():
+    # stop 25: the raylet's command line names each agent's command; the stand-in gets the same
+    # options (the node id and the session folder it writes the ports into) and its role
+    import shlex
+    import subprocess
+    import sys
+
+    dashboard = [sys.executable, "-u", "/ray/dashboard/agent.py", "--node-id=abc", "--session-dir=/s",
+                 "--listen-port=52365", "--logging-format=%(asctime)s %(message)s"]
+    runtime_env = [sys.executable, "-u", "/ray/_private/runtime_env/agent/main.py", "--node-id=abc",
+                   "--session-dir=/s", "--runtime-env-agent-port=0"]
+    other = [sys.executable, "/elsewhere/their_agent_runner.py", "--node-id=abc"]
+    command = ["/ray/raylet", "--node_id=abc",
+               "--dashboard_agent_command=" + subprocess.list2cmdline(dashboard),
+               "--runtime_env_agent_command=" + subprocess.list2cmdline(runtime_env)]
+    out = distributed._with_agent_standins(command)
+    assert out[:2] == command[:2]
+    script = str(distributed.Path(distributed.__file__).with_name("ray_agent_standin.py"))
+    assert shlex.split(out[2].split("=", 1)[1]) == [sys.executable, "-S", script, "dashboard", *dashboard[3:]]
+    assert shlex.split(out[3].split("=", 1)[1]) == [sys.executable, "-S", script, "runtime_env", *runtime_env[3:]]
+    # a command that does not run Ray's agent scripts (another Ray) is left as it is
+    unknown = "--dashboard_agent_command=" + subprocess.list2cmdline(other)
+    assert distributed._with_agent_standins([unknown]) == [unknown]
+
+
+def test_the_stand_in_writes_the_ports_refuses_requests_and_ends_with_its_parent(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = Path(distributed.__file__).with_name("ray_agent_standin.py")
+    # a parent that starts both stand-ins as the raylet does, prints their ids and stays until killed
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        f"common = ['--node-id=abc', '--session-dir={tmp_path}', '--node-ip-address=127.0.0.1']\n"
+        f"kids = [subprocess.Popen([sys.executable, '-S', {str(script)!r}, role, *common]) "
+        "for role in ('dashboard', 'runtime_env')]\n"
+        "print(*[k.pid for k in kids], flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        kids = [int(pid) for pid in parent.stdout.readline().split()]
+        ports = {name: tmp_path / f"{name}_abc" for name in (
+            "metrics_agent_port", "metrics_export_port", "dashboard_agent_listen_port", "runtime_env_agent_port")}
+        deadline = time.monotonic() + 20
+        while not all(p.exists() for p in ports.values()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        values = {name: int(path.read_text()) for name, path in ports.items()}
+        # a minimal Ray's dashboard agent serves none of its ports (-1); the runtime-environment
+        # agent's port answers, with an error saying why, so that a request does not hang
+        dashboard = ("metrics_agent_port", "metrics_export_port", "dashboard_agent_listen_port")
+        assert [values[n] for n in dashboard] == [-1] * 3
+        with socket.create_connection(("127.0.0.1", values["runtime_env_agent_port"]), timeout=5) as connection:
+            connection.sendall(b"POST /get_or_create_runtime_env HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            answer = connection.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503") and b"runtime-environment agent" in answer
+        assert not list(tmp_path.glob("*.tmp"))
+    finally:
+        parent.kill()
+        parent.wait()
+    # the raylet killed outright: its stand-ins notice and end
+    def alive(pid: int) -> bool:
+        try:  # a zombie (ended, not reaped yet by whoever adopted it) counts as ended
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in kids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in kids)

@@ -134,6 +134,11 @@ WORKER_NICENESS = 0
 #: "Stop 21")
 LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0,
                        "preload_python_modules": [ray_worker.__name__]}
+#: whether an instance started here (``--ray local``) runs ``ray_agent_standin`` instead of the
+#: raylet's dashboard agent and runtime-environment agent (``_with_agent_standins``): nothing of a
+#: build asks either, and each imports Ray, on the node's cores, before the node can register
+#: (docs/cluster.md, "Stop 25")
+AGENT_STANDINS = True
 #: whether the driver ingests documents itself while Ray starts (``--ray local``: ``_DriverIngest``).
 #: Off: on the development machine (2 cores) 20-document builds with 1 worker were 2 to 15 % faster
 #: with it, those with 2 workers 5 to 12 % slower (Ray's start later: the driver's thread takes CPU
@@ -257,16 +262,17 @@ def _lean_local_instance(mark=None):
     logs all the build long. ``ray.init`` has no arguments for them (they are fields of Ray's
     internal ``RayParams``), so they are set on the node it creates, for this call only; with a
     Ray whose internals differ, the instance starts with them, as before. And ``ray.init`` waits
-    for the new node's raylet to register less long (``_get_node_once_registered``). ``mark(step)``
-    is told when the GCS is up ("gcs up"), when the raylet has been started ("raylet started") and
-    when it has registered ("node registered")."""
+    for the new node's raylet to register less long (``_get_node_once_registered``). The raylet's
+    two agents are replaced by ``ray_agent_standin`` (``_with_agent_standins``, with
+    ``AGENT_STANDINS``). ``mark(step)`` is told when the GCS is up ("gcs up"), when the raylet has
+    been started ("raylet started") and when it has registered ("node registered")."""
     try:
         from ray._private import node as ray_node
         from ray._private import services as ray_services
 
         init, api = ray_node.Node.__init__, ray_node.Node.start_api_server
         heads, processes = ray_node.Node.start_head_processes, ray_node.Node.start_ray_processes
-        get_node = ray_services.get_node
+        get_node, start_process = ray_services.get_node, ray_services.start_ray_process
     except (ImportError, AttributeError):  # another Ray: its defaults
         yield
         return
@@ -282,12 +288,54 @@ def _lean_local_instance(mark=None):
     ray_node.Node.start_head_processes = _marked(heads, mark, "gcs up")
     ray_node.Node.start_ray_processes = _marked(processes, mark, "raylet started")
     ray_services.get_node = _get_node_once_registered(get_node, mark)
+    if AGENT_STANDINS:
+        ray_services.start_ray_process = _starting_raylet_with_agent_standins(start_process)
     try:
         yield
     finally:
         ray_node.Node.__init__, ray_node.Node.start_api_server = init, api
         ray_node.Node.start_head_processes, ray_node.Node.start_ray_processes = heads, processes
-        ray_services.get_node = get_node
+        ray_services.get_node, ray_services.start_ray_process = get_node, start_process
+
+
+#: the raylet's command-line options that hold its agents' command lines (Ray 2.60), and which
+#: stand-in each gets (``ray_agent_standin``'s first argument)
+AGENT_OPTIONS = {"--dashboard_agent_command=": "dashboard", "--runtime_env_agent_command=": "runtime_env"}
+
+
+def _with_agent_standins(command: list[str]) -> list[str]:
+    """The raylet's ``command`` with its two agents' command lines replaced by ``ray_agent_standin``
+    with the same options (it needs the node id and the session folder): the stand-ins write the
+    ports the raylet waits for before it registers its node, in a few hundredths of a second, where
+    each agent imports Ray first (0.6 to 0.7 CPU s each, nearly all of what it spends over a build;
+    the node registered 0.7 to 0.85 s after the raylet started on the idle development machine, 1.4
+    to 2.9 s when it was loaded; with the stand-ins 0.1 to 0.2 s). An option whose command does not
+    name Ray's agent script (another Ray) is left as it is."""
+    import shlex
+    import subprocess
+
+    script = str(Path(__file__).with_name("ray_agent_standin.py"))
+    out = []
+    for argument in command:
+        for option, role in AGENT_OPTIONS.items():
+            if argument.startswith(option):
+                words = shlex.split(argument[len(option):])
+                if any(w.endswith(("agent.py", "main.py")) for w in words):
+                    options = [w for w in words if w.startswith("--")]
+                    argument = option + subprocess.list2cmdline([sys.executable, "-S", script, role, *options])
+        out.append(argument)
+    return out
+
+
+def _starting_raylet_with_agent_standins(start_ray_process):
+    """Ray's ``services.start_ray_process``, which starts the raylet with ``_with_agent_standins``."""
+
+    def start(command, process_type, *args, **kwargs):
+        if process_type == "raylet":
+            command = _with_agent_standins(list(command))
+        return start_ray_process(command, process_type, *args, **kwargs)
+
+    return start
 
 
 def _marked(method, mark, step: str):

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
+from figsearch.embed.base import l2_normalise  # noqa: E402
 from figsearch.errors import InputError  # noqa: E402
 from figsearch.ingest import process  # noqa: E402
 from figsearch.ingest.base import Unit  # noqa: E402
@@ -99,19 +100,47 @@ def _ingest_unit(unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[Unit
     return result, files
 
 
-def _read_ahead(data: bytes, seconds: dict[str, float], engine=None, numerals: bool = True):
+def _read_ahead(data: bytes, seconds: dict[str, float], engine=None, numerals: bool = True, prepare=None):
     """(text boxes, ``signs.Ahead`` or None) of one stored drawing (PNG bytes), or None when it
     cannot be read: what a local build's reader hands its writer (``signs.read_drawing_ahead``: the
     drawing's words and parts worked out from the same pixels, so that the driver need not).
     ``engine``: the OCR engine (default: this worker's, ``signs._worker_engine``); ``numerals``:
-    ``signs.numerals_wanted`` of its patent's text (False: no second look, as in a local build)."""
+    ``signs.numerals_wanted`` of its patent's text (False: no second look, as in a local build).
+    ``prepare`` (``_backbone_prepare``): a third item, the visual encoder's input prepared from the
+    same decoded pixels (None when it fails), so that encoding the drawing need not decode it again;
+    its seconds go to "encode images" (they were spent there before)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            return signs_stage.read_drawing_ahead(image, engine or signs_stage._worker_engine, numerals,
+            read = signs_stage.read_drawing_ahead(image, engine or signs_stage._worker_engine, numerals,
                                                   seconds=seconds)
+            if prepare is None:
+                return read
+            started, cpu = time.perf_counter(), time.thread_time()
+            try:
+                prepared = prepare(image)
+            except Exception as exc:  # noqa: BLE001 - encoded from the PNG bytes then, as before
+                log.warning("drawing not prepared for the visual encoder while read: %s", exc)
+                prepared = None
+            seconds["encode images"] += time.perf_counter() - started
+            seconds["encode images cpu"] += time.thread_time() - cpu
+            return (*read, prepared)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
+
+
+def _backbone_prepare(encoder):
+    """What ``_read_ahead`` prepares for ``encoder`` from the pixels it has decoded to read a drawing:
+    the backbone encoder's input (``signs.backbone_input``, held equal to ``BackboneEncoder.prepare``
+    by tests/test_build_overlapped.py); None for other encoders (a subclass or a wrapper, a mask, may
+    prepare otherwise), which encode from the PNG bytes."""
+    import functools
+
+    from figsearch.embed.encoders.backbone import BackboneEncoder
+
+    if type(encoder) is not BackboneEncoder:
+        return None
+    return functools.partial(signs_stage.backbone_input, encoder.image_size)
 
 
 def _numerals_wanted(document) -> bool:
@@ -168,10 +197,13 @@ def _create(kind: str, spec: str, threads: int = 1):
     return encoder
 
 
-def read_signs(unit: Unit, result: UnitResult, image_bytes, engine, seconds: dict[str, float]) -> dict:
+def read_signs(unit: Unit, result: UnitResult, image_bytes, engine, seconds: dict[str, float],
+               prepare=None, prepared: dict | None = None) -> dict:
     """The text boxes (and ``signs.Ahead``) of the drawings of an ingested unit, by figure id:
     (image path, boxes, ahead); ``image_bytes(path)`` gives a figure's stored PNG bytes (None: not
-    there). Empty when they cannot be read (the signs stage then reads them, and says why)."""
+    there). Empty when they cannot be read (the signs stage then reads them, and says why). With
+    ``prepare`` (``_read_ahead``), each drawing's visual encoder input goes into ``prepared`` by
+    figure id."""
     boxes: dict[str, tuple] = {}
     try:
         for document in result.documents:
@@ -181,10 +213,16 @@ def read_signs(unit: Unit, result: UnitResult, image_bytes, engine, seconds: dic
                 if data is not None:
                     started, cpu = time.perf_counter(), time.thread_time()
                     numerals = _numerals_wanted(document) if numerals is None else numerals
-                    read = _read_ahead(data, seconds, engine, numerals)
-                    seconds["read signs"] += time.perf_counter() - started
-                    seconds["read signs cpu"] += time.thread_time() - cpu
+                    before = seconds["encode images"], seconds["encode images cpu"]
+                    read = _read_ahead(data, seconds, engine, numerals, prepare)
+                    # the preparing for the encoder is counted under "encode images", not here
+                    seconds["read signs"] += time.perf_counter() - started - (seconds["encode images"] - before[0])
+                    seconds["read signs cpu"] += time.thread_time() - cpu - (seconds["encode images cpu"] - before[1])
                     if read is not None:
+                        if prepare is not None:
+                            *read, ready = read
+                            if ready is not None and prepared is not None:
+                                prepared[figure.figure_id] = ready
                         boxes[figure.figure_id] = (figure.image_path, *read)
     except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
         log.warning("%s: signs not read while ingesting: %s", unit.source, exc)
@@ -297,31 +335,53 @@ class _Worker:
         try:
             result, files = self._timed("ingest", _ingest_unit, unit, base, blobs)
             self.events.append(("decode", wall, time.time()))
-            boxes = self._read_signs(unit, result, files, engine) if engine else {}
+            # the drawing encoder's input prepared from the pixels decoded to read the signs, once
+            # that encoder is loaded (before: none, its drawings are decoded again to be encoded)
+            encoder = self._visual_loaded(visual) if visual else None
+            prepare = _backbone_prepare(encoder) if encoder is not None else None
+            prepared: dict[str, np.ndarray] = {}
+            boxes = self._read_signs(unit, result, files, engine, prepare, prepared) if engine else {}
             read = time.time()
-            vectors = self._encode_drawings(unit, result, files, visual) if visual else {}
+            vectors = self._encode_drawings(unit, result, files, visual, prepared) if visual else {}
             if vectors:
                 self.events.append(("encode", read, time.time()))
             return result, files, boxes, vectors
         finally:
             self.events.append(("ingest", wall, time.time()))
 
-    def _encode_drawings(self, unit: Unit, result: UnitResult, files: dict[str, bytes], spec: str) -> dict:
+    def _visual_loaded(self, spec: str):
+        """The drawing encoder of ``spec`` when it has loaded (None while it loads, or when it failed)."""
         with self._lock:
             loading = self._loads.get(("visual", spec))
         if loading is None or not loading.done() or loading.exception() is not None:
+            return None
+        return loading.result()
+
+    def _encode_drawings(self, unit: Unit, result: UnitResult, files: dict[str, bytes], spec: str,
+                         prepared: dict[str, np.ndarray] | None = None) -> dict:
+        """The unit's drawings' vectors (``ingest``); those in ``prepared`` (figure id -> the encoder's
+        input, prepared while their signs were read) from it, the others decoded from their bytes."""
+        encoder = self._visual_loaded(spec)
+        if encoder is None:
             return {}
+        prepared = prepared or {}
         started, cpu = time.perf_counter(), time.thread_time()
         try:
-            figures, images = [], []
+            figures, images, ready = [], [], []
             for document in result.documents:
                 for figure in document.figures:
                     data = files.get(figure.image_path) if figure.role == FigureRole.DRAWING else None
                     if data is not None and figure.image_sha256:
-                        figures.append(figure)
-                        images.append(embed_stage.decode_stored(io.BytesIO(data)))
-            vectors = loading.result().encode(images) if images else []
-            return {f.figure_id: (spec, f.image_sha256, v) for f, v in zip(figures, vectors)}
+                        if figure.figure_id in prepared:
+                            ready.append(figure)
+                        else:
+                            figures.append(figure)
+                            images.append(embed_stage.decode_stored(io.BytesIO(data)))
+            vectors = list(encoder.encode(images)) if images else []
+            if ready:
+                # normalised twice, as VisualEncoder.encode does, so that the vectors are the same to the bit
+                vectors += list(l2_normalise(encoder.encode_prepared(np.stack([prepared[f.figure_id] for f in ready]))))
+            return {f.figure_id: (spec, f.image_sha256, v) for f, v in zip(figures + ready, vectors)}
         except Exception as exc:  # noqa: BLE001 - the embedding stage encodes them then, and says why
             log.warning("%s: drawings not encoded while ingesting: %s", unit.source, exc)
             return {}
@@ -329,13 +389,14 @@ class _Worker:
             self.seconds["encode images"] += time.perf_counter() - started
             self.seconds["encode images cpu"] += time.thread_time() - cpu
 
-    def _read_signs(self, unit: Unit, result: UnitResult, files: dict[str, bytes], engine: str) -> dict:
+    def _read_signs(self, unit: Unit, result: UnitResult, files: dict[str, bytes], engine: str, prepare=None,
+                    prepared: dict | None = None) -> dict:
         try:
             signs_stage._worker_engine = self._timed("wait for ocr", self._start("ocr", engine).result)
         except Exception as exc:  # noqa: BLE001 - the signs stage reads them then, and says why
             log.warning("%s: signs not read while ingesting: %s", unit.source, exc)
             return {}
-        return read_signs(unit, result, files.get, signs_stage._worker_engine, self.seconds)
+        return read_signs(unit, result, files.get, signs_stage._worker_engine, self.seconds, prepare, prepared)
 
     def read(self, engine: str, data: bytes | None, numerals: bool = True):
         """The text boxes of one stored drawing (PNG bytes), or None when it cannot be read.
