@@ -106,7 +106,3 @@ def strip_codes(text: str, front_page: bool = False) -> str:
             lambda run: _drop(_CODE_AND_SPACE, run.group(), lambda c: _number(c.group("code")) not in CODES), text)
     return text
 
-
-def codes_in(text: str, front_page: bool = False) -> int:
-    """How many INID codes ``strip_codes`` takes out of ``text`` (for reports and benchmarks)."""
-    return len(_ANY_CODE.findall(text)) - len(_ANY_CODE.findall(strip_codes(text, front_page)))
