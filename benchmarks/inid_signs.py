@@ -5,6 +5,10 @@
     PYTHONPATH=/tmp/pre/src python benchmarks/inid_signs.py --collection COLL --json /tmp/before.json
     # the differences:
     python benchmarks/inid_signs.py --compare /tmp/before.json /tmp/after.json
+    # end to end, OCR included: two fresh collections, one per tree, then their differences
+    PYTHONPATH=/tmp/pre/src python -m figsearch ingest ../shared/data/us-design-pdfs -c /tmp/coll-before -j 2 -q
+    PYTHONPATH=src python -m figsearch ingest ../shared/data/us-design-pdfs -c /tmp/coll-after -j 2 -q
+    python benchmarks/inid_signs.py --compare-collections /tmp/coll-before /tmp/coll-after
 
 Reads every PDF of ``us-design-pdfs`` with ``figsearch.ingest.pdf.PdfReader`` (pages not rendered: only the
 text layer matters), builds what linking builds from its text (``PatentText.of``: sentences, the sign
@@ -138,13 +142,54 @@ def compare(before: dict, after: dict) -> None:
                     print(f"  {kind} {where} {'INID ' if inid else 'other'} {number} {entry}")
 
 
+def compare_collections(before: Path, after: Path) -> None:
+    """Two collections built from the same PDFs by two trees (``figsearch ingest``, OCR included): their
+    glossaries, stored signs, figure-sentence links (by the sentence's text as ``_bare`` leaves it) and
+    figures (label, role, description, title)."""
+    import sqlite3
+
+    def load(root: Path) -> dict:
+        db = sqlite3.connect(f"file:{root / 'figsearch.sqlite'}?mode=ro", uri=True)
+        try:
+            return {
+                "glossary": {(p, s, t): text or "" for p, s, t, text in db.execute(
+                    "SELECT g.publication_number, g.sign, g.term, s.text FROM glossary g LEFT JOIN sentences s "
+                    "ON s.publication_number = g.publication_number AND s.idx = g.sentence_idx")},
+                "signs": set(db.execute("SELECT figure_id, text, kind, x0, y0, x1, y1 FROM reference_signs")),
+                "links": {(f, r, s, _bare(t)) for f, r, s, t in db.execute(
+                    "SELECT fs.figure_id, fs.reason, fs.sign, s.text FROM figure_sentences fs JOIN sentences s "
+                    "ON s.publication_number = fs.publication_number AND s.idx = fs.sentence_idx")},
+                "figures": set(db.execute("SELECT f.figure_id, f.label, f.role, f.description, p.title "
+                                          "FROM figures f JOIN patents p USING (publication_number)")),
+            }
+        finally:
+            db.close()
+
+    b, a = load(before), load(after)
+    for kind in ("glossary", "signs", "links", "figures"):
+        removed, added = sorted(set(b[kind]) - set(a[kind])), sorted(set(a[kind]) - set(b[kind]))
+        inid = sum(_inid(k[1], b[kind][k]) for k in removed) if kind == "glossary" else 0
+        print(f"{kind}: {len(b[kind])} before, {len(a[kind])} after; removed {len(removed)}"
+              + (f" ({inid} INID)" if kind == "glossary" else "") + f", added {len(added)}")
+        for entry in removed:
+            if kind != "glossary" or not _inid(entry[1], b[kind][entry]):
+                print(f"  {kind} removed {entry}")
+        for entry in added:
+            print(f"  {kind} added {entry}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--collection", type=Path, default=None, help="a collection built from the same PDFs")
     parser.add_argument("--json", type=Path, default=None, help="write what each PDF gave here")
-    parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"), help="two --json outputs")
+    parser.add_argument("--compare-collections", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
+                        help="two collections ingested from us-design-pdfs by the two trees")
     args = parser.parse_args()
+    if args.compare_collections:
+        compare_collections(*args.compare_collections)
+        return
     if args.compare:
         compare(*(json.loads(p.read_text()) for p in args.compare))
         return
