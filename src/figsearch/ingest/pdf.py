@@ -20,7 +20,7 @@ from pathlib import Path
 from figsearch import imaging
 from figsearch.errors import CorruptInput, MissingDependency
 from figsearch.extras import require
-from figsearch.ingest import figtext, language
+from figsearch.ingest import figtext, inid, language
 from figsearch.ingest.base import Reader, Unit, readers
 from figsearch.ingest.numbers import PubNumber, find_in_text, from_file_stem, normalise
 from figsearch.records import Document, FigureRole, Paragraph, Patent, Section, SourceImage
@@ -95,11 +95,15 @@ class PdfReader(Reader):
             is_prose = (not _SHEET.search(text) and len(text.strip()) > 50) if marked else len(text.strip()) > 400
             if index and is_prose:
                 if text.strip():
-                    patent.paragraphs.append(Paragraph(text=_clean(_page_text(pdf, index, columns=True)),
+                    # a page of references continued from the front page: its "(56) References Cited" is no sign
+                    page_text = inid.strip_codes(_page_text(pdf, index, columns=True))
+                    patent.paragraphs.append(Paragraph(text=_clean(page_text),
                                                        section=Section.DESCRIPTION, heading=f"PDF page {index + 1}"))
                 continue
             if index == 0 and text.strip():
-                patent.paragraphs.append(Paragraph(text=_clean(front_read), section=Section.DESCRIPTION,
+                # without its INID codes ("(10) Patent No."), which linking would read as reference signs
+                patent.paragraphs.append(Paragraph(text=_clean(inid.strip_codes(front_read, front_page=True)),
+                                                   section=Section.DESCRIPTION,
                                                    heading="FRONT PAGE"))
             role = FigureRole.FRONT_PAGE if index == 0 else FigureRole.DRAWING
             images.append(SourceImage(key=f"p{index + 1:03d}", page=index + 1, role=role,
@@ -260,7 +264,7 @@ def _title(front: str) -> str | None:
         if not (word.isupper() or not word.isalpha()) or word in ("FOREIGN", "U.S.", "OTHER", "PATENT"):
             break
         words.append(word)
-    title = " ".join(words).strip(" ,;")
+    title = " ".join(words).strip(" ,;.")  # a title on a line of its own ends with _clean's full stop
     return title.capitalize()[:300] if title else None
 
 
