@@ -21,6 +21,7 @@ evaluation set: measure it once, after choosing).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -95,7 +96,8 @@ def compare(name: str, images, default, labels_only) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, help="../shared/data or $FIGSEARCH_SHARED_DATA",
+                        default=Path(os.environ.get("FIGSEARCH_SHARED_DATA", HERE.parent.parent / "shared" / "data")))
     parser.add_argument("--pages", type=int, default=60, help="drawing pages of us-design-pdfs (seeded sample)")
     parser.add_argument("--line-gap", type=float, default=2.5, help="the labels-only reading's line gap (heights)")
     parser.add_argument("--stored", type=Path, default=None, help="a built collection: its stored drawings too")
