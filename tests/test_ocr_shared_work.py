@@ -154,6 +154,38 @@ def test_solidify_closes_a_dithered_word_and_leaves_a_clean_one():
     assert solidify_dithered(image, clean) is image  # nothing dithered: the very same image
 
 
+def test_the_crops_closed_together_are_each_crop_closed_alone():
+    """``_dithered_closings`` lays the crops out on one canvas: per crop, the same closing (``_close3``)
+    and the same pinhole test (``_pinholes``) as the crop alone, so the same crops are dithered. Masks
+    of every density, crops of one pixel, crops all ink, one hole walled in, crops of odd shapes."""
+    pytest.importorskip("tesserocr")
+    from figsearch.ocr import tesseract
+
+    rng = np.random.default_rng(11)
+    walled = np.ones((3, 3), dtype=bool)
+    walled[1, 1] = False  # closed, it gains an eighth of its ink; its one white region is no pinhole (``_pinholes``)
+    fixed = [np.zeros((1, 1), dtype=bool), np.ones((1, 1), dtype=bool), np.ones((6, 4), dtype=bool), walled,
+             (np.add.outer(np.arange(20), np.arange(30)) % 2 == 0)]
+    checked = dithered = 0
+    for trial in range(60):
+        crops = list(fixed) if trial == 0 else []
+        for _ in range(int(rng.integers(1, 40))):
+            shape = (int(rng.integers(1, 70)), int(rng.integers(1, 200 if rng.random() < 0.1 else 60)))
+            crops.append(rng.random(shape) < rng.choice([0.05, 0.3, 0.5, 0.7, 0.95]))
+        expected = []
+        for k, crop in enumerate(crops):
+            closed = tesseract._close3(crop)
+            ink = np.count_nonzero(crop)
+            if np.count_nonzero(closed) - ink >= tesseract.DITHERED * max(1, ink) and tesseract._pinholes(crop):
+                expected.append((k, closed))
+        got = list(tesseract._dithered_closings(crops))
+        assert [k for k, _ in got] == [k for k, _ in expected]
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, expected))
+        checked += len(crops)
+        dithered += len(expected)
+    assert dithered > 50 and checked - dithered > 50  # both kinds were met
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 9), (64, 48), (91, 133)])
 def test_sparse_nonzero_equals_numpys_nonzero(shape):
     """The 8-bytes-at-a-time scan gives numpy's arrays, same order, whatever the density and size."""
@@ -433,8 +465,8 @@ def test_grouping_by_overlapping_rows_equals_grouping_every_pair(seed, gap, monk
 
 @pytest.mark.parametrize("rotation", [0, 180])
 def test_solidify_on_a_turned_ink_mask_equals_solidify_on_its_image(rotation):
-    """The label pass's ``_TurnedView`` of the ink mask is not converted whole for many words (its crops
-    are taken instead): the same closed pixels as from the turned mask made an image."""
+    """The label pass's ``_TurnedView`` of the ink mask is not converted whole for many words (its crops'
+    ink is taken instead, ``ink_crop``): the same closed pixels as from the turned mask made an image."""
     pytest.importorskip("tesserocr")
     from figsearch.ocr import tesseract
 
@@ -445,7 +477,7 @@ def test_solidify_on_a_turned_ink_mask_equals_solidify_on_its_image(rotation):
 
         words = [WordBox((400 - w.box[2], 80 - w.box[3], 400 - w.box[0], 80 - w.box[1]), w.line, w.glyphs) for w in words]
     view = tesseract._TurnedView(mask, rotation)
-    assert not view.whole_array_is_cheap and len(words) >= tesseract._WHOLE_ARRAY
+    assert len(words) >= tesseract._WHOLE_ARRAY
     image = Image.fromarray(np.where(np.rot90(mask, k=rotation // 90), np.uint8(0), np.uint8(255)))
     from_view = np.asarray(tesseract.solidify_dithered(view, words))
     assert np.array_equal(from_view, np.asarray(tesseract.solidify_dithered(image, words)))
