@@ -1,0 +1,99 @@
+"""Tone normalisation of drawings: paper to white, ink to black (stop 25, a photographed drawing).
+
+A photo of a drawing has grey paper and dark-grey ink, often lit unevenly; the encoders were trained
+on white paper and black ink, and grey paper alone took EP1667425A1 FIG. 1 from 0.99 to 0.57 against
+itself. So an image whose paper is not white is normalised in two steps:
+
+1. the paper's light, estimated per region (the brightest level around each cell of a coarse grid,
+   ``LIGHT_CELLS``/``LIGHT_WINDOW``, smoothed), divides the image: the paper becomes 255 wherever the
+   light falls, and a light that fades across the sheet no longer fades into the drawing;
+2. a linear stretch from the histogram's levels: the ink level to 0, the paper level to 255.
+
+An image whose paper is already white (a scan, a PDF rendering, every stored drawing of the stop-24
+collection: docs/encoder.md, "Stop 25") is returned as it is, the same object, pixel for pixel, so that
+no stored vector changes. Only the paper decides: light or anti-aliased ink on white paper is left alone.
+
+Levels come from the grey histogram (one C pass over the pixels, then 256 bins):
+
+- paper: the level below which all but ``PAPER_SHARE`` of the pixels lie (the bright end of the
+  sheet; a drawing is mostly paper);
+- ink: among the pixels clearly darker than the paper (``INK_GAP``), the level below which
+  ``INK_SHARE`` of them lie (the cores of the strokes, whatever share of the sheet they cover).
+
+The settings were chosen on drawings of even-numbered us-design-2007 patents (the training side) with
+``benchmarks/photo_copies.py`` and its variants (docs/encoder.md, "Stop 25").
+"""
+
+from __future__ import annotations
+
+#: paper at or above this level is white already: the image is left exactly as it is
+PAPER_WHITE = 250
+#: share of the pixels brighter than the paper level (specks, glare, the very white)
+PAPER_SHARE = 0.05
+#: share of the ink pixels darker than the ink level
+INK_SHARE = 0.10
+#: a pixel darker than the paper by this much counts as ink when the ink level is looked for
+INK_GAP = 32
+#: paper and ink closer than this: nothing to stretch (a blank sheet; its noise would become ink)
+MIN_RANGE = 48
+#: ink pixels needed before an ink level is trusted (fewer: a blank sheet with specks)
+MIN_INK = 64
+#: the paper's light is estimated on a grid of about this many cells along the longer side
+LIGHT_CELLS = 32
+#: each cell's light is the brightest in a window of this many cells (wider than any stroke)
+LIGHT_WINDOW = 3
+#: the light is never taken below this share of the paper level (a large dark area is not paper)
+LIGHT_FLOOR = 0.7
+
+
+def tone_levels(histogram) -> tuple[int, int] | None:
+    """(paper, ink) levels of a 256-bin grey histogram; None for an empty one."""
+    import numpy as np
+
+    counts = np.asarray(histogram, dtype=np.int64)[:256]
+    total = int(counts.sum())
+    if total == 0:
+        return None
+    cumulative = np.cumsum(counts)
+    paper = int(np.searchsorted(cumulative, (1.0 - PAPER_SHARE) * total))
+    darker = max(paper - INK_GAP, 0)
+    ink_total = int(cumulative[darker - 1]) if darker > 0 else 0
+    if ink_total < MIN_INK:
+        return paper, paper
+    ink = int(np.searchsorted(cumulative, INK_SHARE * ink_total))
+    return paper, ink
+
+
+def normalise_tone(image):
+    """``image`` (8-bit grey, PIL) with paper white and ink black; the same object when its paper is
+    already white, or when paper and ink are too close to tell apart (``MIN_RANGE``)."""
+    if image.mode != "L":
+        raise ValueError(f"normalise_tone takes an 8-bit grey image (mode L), not mode {image.mode}")
+    levels = tone_levels(image.histogram())
+    if levels is None:
+        return image
+    paper, ink = levels
+    if paper >= PAPER_WHITE or paper - ink < MIN_RANGE:
+        return image
+    # the light first, per region (a photo's light falls off across the sheet), then the ink
+    image = _flat_field(image, paper)
+    paper, ink = tone_levels(image.histogram())
+    if paper - ink < MIN_RANGE:
+        return image
+    scale = 255.0 / (paper - ink)
+    table = [min(255, max(0, round((v - ink) * scale))) for v in range(256)]
+    return image.point(table)
+
+
+def _flat_field(image, paper: int):
+    """``image`` divided by its paper's light, estimated per region: paper 255 wherever the light falls."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    width, height = image.size
+    cell = max(1, max(width, height) // LIGHT_CELLS)
+    small = image.reduce(cell) if cell > 1 else image
+    light = small.filter(ImageFilter.MaxFilter(LIGHT_WINDOW)).filter(ImageFilter.BoxBlur(1))
+    light = np.maximum(np.asarray(light.resize((width, height), Image.Resampling.BILINEAR), np.float32), LIGHT_FLOOR * paper)
+    flat = np.asarray(image, np.float32) * (255.0 / light)
+    return Image.fromarray(np.clip(flat + 0.5, 0, 255).astype(np.uint8))
