@@ -2,11 +2,14 @@
 the tone normalisation of query images, ``figsearch.tone``)
 
     PYTHONPATH=src python benchmarks/photo_copies.py -c COLLECTION [--figures 40] [--seed 0] [--check-stored]
+        [--drawings design-2007|utility]
 
 An examiner photographs a drawing: the paper is grey, not white, the ink dark grey, the sheet a little
 turned, smaller, soft and JPEG-compressed. For N drawings of the collection, drawn seeded from the
 even-numbered us-design-2007 patents (the training side of the data's protocol: nothing here is evaluation
-data), this searches in mode ``visual`` (k=10) with
+data; ``--drawings utility``: the drawings of every patent that is not a US design, i.e. us-utility-sheets,
+upair-queries, us-applications and EP documents where the collection holds them, none of them evaluation
+data either), this searches in mode ``visual`` (k=10) with
 
 - ``clean``: the stored drawing itself, as a file (PNG bytes);
 - ``grey paper``: the same pixels mapped to paper 225 and ink 60 (v -> 60 + 0.65 v), nothing else;
@@ -95,6 +98,7 @@ def main() -> None:
     parser.add_argument("--figures", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check-stored", action="store_true")
+    parser.add_argument("--drawings", choices=("design-2007", "utility"), default="design-2007")
     args = parser.parse_args()
     from PIL import Image
 
@@ -102,8 +106,12 @@ def main() -> None:
     with figsearch.open(args.collection) as coll:
         if args.check_stored:
             check_stored(coll)
-        figures = [f for f in coll.service.collection.figures()
-                   if f.patent.startswith("USD05") and f.role.value == "drawing" and int(f.patent[3:10]) % 2 == 0]
+        if args.drawings == "utility":
+            figures = [f for f in coll.service.collection.figures()
+                       if not f.patent.startswith("USD") and f.role.value == "drawing"]
+        else:
+            figures = [f for f in coll.service.collection.figures() if f.patent.startswith("USD05")
+                       and f.role.value == "drawing" and int(f.patent[3:10]) % 2 == 0]
         random.Random(args.seed).shuffle(figures)
 
         def search(picture, figure, normalised: bool):
@@ -133,7 +141,8 @@ def main() -> None:
                 started = time.perf_counter()
                 normalise(picture)
                 costs.setdefault(name, []).append((time.perf_counter() - started) * 1000)
-    print(f"{counted} drawings of even-numbered us-design-2007 patents that find themselves (seed {args.seed}); "
+    what = "utility patents" if args.drawings == "utility" else "even-numbered us-design-2007 patents"
+    print(f"{counted} drawings of {what} that find themselves (seed {args.seed}); "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'variant':<20} {'tone':<4} {'hit 1':>6} {'top 10':>7} {'cosine (in the top 10)':>23} {'normalise ms':>13}")
     for (name, state), values in tallies.items():
