@@ -93,7 +93,13 @@ def _flat_field(image, paper: int):
     width, height = image.size
     cell = max(1, max(width, height) // LIGHT_CELLS)
     small = image.reduce(cell) if cell > 1 else image
-    light = small.filter(ImageFilter.MaxFilter(LIGHT_WINDOW)).filter(ImageFilter.BoxBlur(1))
-    light = np.maximum(np.asarray(light.resize((width, height), Image.Resampling.BILINEAR), np.float32), LIGHT_FLOOR * paper)
-    flat = np.asarray(image, np.float32) * (255.0 / light)
-    return Image.fromarray(np.clip(flat + 0.5, 0, 255).astype(np.uint8))
+    light = np.asarray(small.filter(ImageFilter.MaxFilter(LIGHT_WINDOW)).filter(ImageFilter.BoxBlur(1)))
+    # the floor on the coarse grid: the light, resized between values at or above it, stays above it
+    light = Image.fromarray(np.maximum(light, np.uint8(min(255, int(np.ceil(LIGHT_FLOOR * paper))))))
+    # one float image, divided in place: the sheet's pixels are the cost here, not the grid's
+    flat = np.asarray(light.resize((width, height), Image.Resampling.BILINEAR), np.float32)
+    np.divide(np.float32(255.0), flat, out=flat)
+    flat *= np.asarray(image)
+    flat += np.float32(0.5)
+    np.minimum(flat, np.float32(255.0), out=flat)
+    return Image.fromarray(flat.astype(np.uint8))
