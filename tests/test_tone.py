@@ -131,3 +131,19 @@ def test_real_drawings_pass_through(shared_data):
     for path in paths:
         image, _ = imaging.load_drawing(path)
         assert tone.normalise_tone(image) is image, path
+
+
+def test_the_search_service_searches_a_grey_paper_upload_as_its_clean_drawing(collection_dir):
+    """The service's uploads go through the normalisation: a grey-paper copy and the clean drawing give
+    the same hits and scores (the fake encoder's vector is the angle of pixel (0, 0), here paper: 225 on
+    the grey copy, which would score differently if it were searched as it is)."""
+    from _search_helpers import hand_service
+
+    from figsearch.search.query import Query
+
+    clean = drawing()
+    with hand_service(collection_dir) as service:
+        results = [service.search(Query(image=png(picture), mode="visual", k=10, rerank=False))
+                   for picture in (clean, grey_paper(clean))]
+    scores = [[(h.figure_id, round(h.score, 6)) for h in result.hits] for result in results]
+    assert scores[0] and scores[0] == scores[1]
