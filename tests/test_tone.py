@@ -147,3 +147,12 @@ def test_the_search_service_searches_a_grey_paper_upload_as_its_clean_drawing(co
                    for picture in (clean, grey_paper(clean))]
     scores = [[(h.figure_id, round(h.score, 6)) for h in result.hits] for result in results]
     assert scores[0] and scores[0] == scores[1]
+
+
+def test_a_clean_crop_that_is_mostly_ink_passes_through():
+    """A crop of a clean drawing into a dark area: 3% of it white paper is enough to count as clean."""
+    pixels = np.zeros((200, 200), np.uint8)
+    pixels[:6] = 255  # 3 % of the crop
+    pixels[50:150:4] = 128  # and grey hatching
+    crop = Image.fromarray(pixels)
+    assert tone.normalise_tone(crop) is crop

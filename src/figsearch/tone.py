@@ -9,14 +9,15 @@ itself. So an image whose paper is not white is normalised in two steps:
    light falls, and a light that fades across the sheet no longer fades into the drawing;
 2. a linear stretch from the histogram's levels: the ink level to 0, the paper level to 255.
 
-An image whose paper is already white (a scan, a PDF rendering, every stored drawing of the stop-24
-collection: docs/encoder.md, "Stop 25") is returned as it is, the same object, pixel for pixel, so that
-no stored vector changes. Only the paper decides: light or anti-aliased ink on white paper is left alone.
+An image whose paper is already white (``WHITE_SHARE`` of its pixels at ``PAPER_WHITE`` or above: a
+scan, a PDF rendering, every stored drawing of the stop-24 collection: docs/encoder.md, "Stop 25") is
+returned as it is, the same object, pixel for pixel, so that no stored vector changes. Only the paper
+decides: light or anti-aliased ink on white paper is left alone, and so is a crop that is mostly ink.
 
 Levels come from the grey histogram (one C pass over the pixels, then 256 bins):
 
-- paper: the level below which all but ``PAPER_SHARE`` of the pixels lie (the bright end of the
-  sheet; a drawing is mostly paper);
+- paper (of a sheet that is not white): the level below which all but ``PAPER_SHARE`` of the pixels
+  lie (the bright end of the sheet; a drawing is mostly paper);
 - ink: among the pixels clearly darker than the paper (``INK_GAP``), the level below which
   ``INK_SHARE`` of them lie (the cores of the strokes, whatever share of the sheet they cover).
 
@@ -26,8 +27,11 @@ The settings were chosen on drawings of even-numbered us-design-2007 patents (th
 
 from __future__ import annotations
 
-#: paper at or above this level is white already: the image is left exactly as it is
+#: levels at or above this are white paper
 PAPER_WHITE = 250
+#: an image with at least this share of its pixels white has white paper: it is left exactly as it is
+#: (a small share, so that a clean crop that is mostly ink, or a dark drawing, still counts as clean)
+WHITE_SHARE = 0.02
 #: share of the pixels brighter than the paper level (specks, glare, the very white)
 PAPER_SHARE = 0.05
 #: share of the ink pixels darker than the ink level
@@ -66,14 +70,16 @@ def tone_levels(histogram) -> tuple[int, int] | None:
 
 def normalise_tone(image):
     """``image`` (8-bit grey, PIL) with paper white and ink black; the same object when its paper is
-    already white, or when paper and ink are too close to tell apart (``MIN_RANGE``)."""
+    already white (``WHITE_SHARE`` of its pixels at ``PAPER_WHITE`` or above), or when paper and ink are
+    too close to tell apart (``MIN_RANGE``)."""
     if image.mode != "L":
         raise ValueError(f"normalise_tone takes an 8-bit grey image (mode L), not mode {image.mode}")
-    levels = tone_levels(image.histogram())
-    if levels is None:
+    histogram = image.histogram()
+    total = image.width * image.height
+    if total == 0 or sum(histogram[PAPER_WHITE:]) >= WHITE_SHARE * total:
         return image
-    paper, ink = levels
-    if paper >= PAPER_WHITE or paper - ink < MIN_RANGE:
+    paper, ink = tone_levels(histogram)
+    if paper - ink < MIN_RANGE:
         return image
     # the light first, per region (a photo's light falls off across the sheet), then the ink
     image = _flat_field(image, paper)
