@@ -15,6 +15,8 @@ data either), this searches in mode ``visual`` (k=10) with
 - ``grey paper``: the same pixels mapped to paper 225 and ink 60 (v -> 60 + 0.65 v), nothing else;
 - ``photo``: grey paper, turned 5 degrees, 0.7 of the size, Gaussian blur 1 px, JPEG quality 60;
 - ``photo, uneven light``: the photo with its paper lit from 235 at the left to 185 at the right (ink 60);
+- ``photo on a table``: the photo in the middle of a dark surround (level 90, 15 % wider and higher), JPEG
+  again: a photo that shows the table around the sheet;
 - ``photo, autocontrast``: the photo after PIL's ``ImageOps.autocontrast(cutoff=(1, 5))`` (the user
   session's stand-in for a tone normalisation), searched as it is;
 
@@ -66,15 +68,17 @@ def _lit(grey, left: int, right: int, ink: int = 60):
 
 
 def variants(image):
-    from PIL import ImageFilter, ImageOps
+    from PIL import Image, ImageFilter, ImageOps
 
     grey = image.convert("L")
     paper = grey.point(lambda v: int(60 + 0.65 * v))
     turned = grey.rotate(5, expand=True, fillcolor=255).resize((int(grey.width * 0.7), int(grey.height * 0.7)))
     photo = _jpeg(turned.point(lambda v: int(60 + 0.65 * v)).filter(ImageFilter.GaussianBlur(1)))
     uneven = _jpeg(_lit(turned, 235, 185).filter(ImageFilter.GaussianBlur(1)))
+    table = Image.new("L", (int(photo.width * 1.15), int(photo.height * 1.15)), 90)
+    table.paste(photo, ((table.width - photo.width) // 2, (table.height - photo.height) // 2))
     return {"clean": grey, "grey paper": paper, "photo": photo, "photo, uneven light": uneven,
-            "photo, autocontrast": ImageOps.autocontrast(photo, cutoff=(1, 5))}
+            "photo on a table": _jpeg(table), "photo, autocontrast": ImageOps.autocontrast(photo, cutoff=(1, 5))}
 
 
 def check_stored(coll) -> None:
