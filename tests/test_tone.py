@@ -98,14 +98,40 @@ def test_a_blank_grey_sheet_is_not_made_into_ink():
 
 
 def test_a_large_dark_area_is_not_taken_for_paper():
-    """A drawing with a solid black half, on grey paper: the black stays dark, not paper (the light estimate
-    has a floor, ``LIGHT_FLOOR``)."""
-    image = drawing()
-    pixels = np.array(image)
-    pixels[:, : pixels.shape[1] // 2] = 0
+    """A drawing with a solid black block, on grey paper: the black stays dark, not paper (the light
+    estimate has a floor, ``LIGHT_FLOOR``)."""
+    pixels = np.array(drawing())
+    h, w = pixels.shape
+    pixels[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 0
     out = np.asarray(tone.normalise_tone(grey_paper(Image.fromarray(pixels))))
-    assert out[:, : out.shape[1] // 2].max() <= 40
-    assert np.median(out[:, -out.shape[1] // 8 :]) >= 250
+    assert out[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].max() <= 40
+    assert np.median(out[:, -w // 8 :]) >= 250
+
+
+def test_a_dark_part_cut_by_one_edge_stays_dark():
+    """A black part of the drawing that a tight crop cut at the left edge is not a table around the sheet
+    (it holds less than ``SURROUND_EDGE`` of the edge)."""
+    pixels = np.array(drawing())
+    pixels[:, : pixels.shape[1] // 4] = 0
+    out = np.asarray(tone.normalise_tone(grey_paper(Image.fromarray(pixels))))
+    assert out[:, : pixels.shape[1] // 4].max() <= 40
+
+
+@pytest.mark.parametrize("where", ["around", "corner"])
+def test_a_table_around_the_sheet_becomes_paper(where):
+    """A photo that shows the (dark) table around the sheet, or on two sides of it: the table is whitened,
+    the strokes stay."""
+    sheet = grey_paper(drawing())
+    table = Image.new("L", (int(sheet.width * 1.2), int(sheet.height * 1.2)), 90)
+    x, y = ((table.width - sheet.width) // 2, (table.height - sheet.height) // 2) if where == "around" else (
+        table.width - sheet.width, table.height - sheet.height)
+    table.paste(sheet, (x, y))
+    out = np.asarray(tone.normalise_tone(table))
+    outside = np.ones(out.shape, bool)
+    outside[y : y + sheet.height, x : x + sheet.width] = False
+    assert out[outside].min() >= 250
+    ink = np.asarray(drawing()) == 0
+    assert out[y : y + sheet.height, x : x + sheet.width][ink].max() <= 10
 
 
 def test_it_takes_grey_images_only():

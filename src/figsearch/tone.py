@@ -6,7 +6,9 @@ itself. So an image whose paper is not white is normalised in two steps:
 
 1. the paper's light, estimated per region (the brightest level around each cell of a coarse grid,
    ``LIGHT_CELLS``/``LIGHT_WINDOW``, smoothed), divides the image: the paper becomes 255 wherever the
-   light falls, and a light that fades across the sheet no longer fades into the drawing;
+   light falls, and a light that fades across the sheet no longer fades into the drawing; what lies around
+   the sheet (a table: cells with no paper near them, joined to the image's edge, holding at least half of
+   its edge cells) is whitened, so that it is trimmed as a margin rather than drawn as a frame;
 2. a linear stretch from the histogram's levels: the ink level to 0, the paper level to 255.
 
 An image whose paper is already white (``WHITE_SHARE`` of its pixels at ``PAPER_WHITE`` or above: a
@@ -48,6 +50,14 @@ LIGHT_CELLS = 32
 LIGHT_WINDOW = 3
 #: the light is never taken below this share of the paper level (a large dark area is not paper)
 LIGHT_FLOOR = 0.7
+#: whiten what lies around the sheet (a table): cells with no paper near them, reached from the image's
+#: edge, and this many cells beyond them (the strip of table in the cells along the sheet's edge)
+SURROUND_REACH = 2
+#: ... when they hold at least this share of the grid's edge cells: a table around the sheet does, a dark
+#: part of a drawing that a tight crop cut at one edge does not
+SURROUND_EDGE = 0.5
+#: off: the surroundings stay as the division leaves them
+WHITEN_SURROUND = True
 
 
 def tone_levels(histogram) -> tuple[int, int] | None:
@@ -100,12 +110,47 @@ def _flat_field(image, paper: int):
     cell = max(1, max(width, height) // LIGHT_CELLS)
     small = image.reduce(cell) if cell > 1 else image
     light = np.asarray(small.filter(ImageFilter.MaxFilter(LIGHT_WINDOW)).filter(ImageFilter.BoxBlur(1)))
+    floor = np.uint8(min(255, int(np.ceil(LIGHT_FLOOR * paper))))
+    surround = _surround(light < floor) if WHITEN_SURROUND else None
     # the floor on the coarse grid: the light, resized between values at or above it, stays above it
-    light = Image.fromarray(np.maximum(light, np.uint8(min(255, int(np.ceil(LIGHT_FLOOR * paper))))))
+    light = Image.fromarray(np.maximum(light, floor))
     # one float image, divided in place: the sheet's pixels are the cost here, not the grid's
     flat = np.asarray(light.resize((width, height), Image.Resampling.BILINEAR), np.float32)
     np.divide(np.float32(255.0), flat, out=flat)
     flat *= np.asarray(image)
     flat += np.float32(0.5)
     np.minimum(flat, np.float32(255.0), out=flat)
-    return Image.fromarray(flat.astype(np.uint8))
+    out = flat.astype(np.uint8)
+    if surround is not None and surround.any():
+        mask = Image.fromarray(surround.astype(np.uint8) * 255).resize((width, height), Image.Resampling.NEAREST)
+        out[np.asarray(mask) > 0] = 255
+    return Image.fromarray(out)
+
+
+def _surround(dark):
+    """The cells of the coarse grid around the sheet: those without paper near them (``dark``) that are
+    joined to the grid's edge through such cells (a large dark area inside the drawing is not), grown by
+    ``SURROUND_REACH`` cells."""
+    import numpy as np
+
+    def grown(mask):
+        out = mask.copy()
+        out[1:] |= mask[:-1]
+        out[:-1] |= mask[1:]
+        out[:, 1:] |= mask[:, :-1]
+        out[:, :-1] |= mask[:, 1:]
+        return out
+
+    reached = np.zeros_like(dark)
+    reached[0], reached[-1], reached[:, 0], reached[:, -1] = dark[0], dark[-1], dark[:, 0], dark[:, -1]
+    while True:  # a flood fill on a grid of about LIGHT_CELLS² cells: at most a few dozen steps
+        step = grown(reached) & dark
+        if (step == reached).all():
+            break
+        reached = step
+    edge = np.concatenate([reached[0], reached[-1], reached[1:-1, 0], reached[1:-1, -1]])
+    if edge.mean() < SURROUND_EDGE:
+        return np.zeros_like(dark)
+    for _ in range(SURROUND_REACH):
+        reached = grown(reached)
+    return reached
