@@ -143,7 +143,7 @@ def _surround(dark):
 
     reached = np.zeros_like(dark)
     reached[0], reached[-1], reached[:, 0], reached[:, -1] = dark[0], dark[-1], dark[:, 0], dark[:, -1]
-    while True:  # a flood fill on a grid of about LIGHT_CELLS² cells: at most a few dozen steps
+    while True:  # a flood fill, one ring of cells a step, on a grid of about LIGHT_CELLS² cells: cheap
         step = grown(reached) & dark
         if (step == reached).all():
             break
