@@ -26,6 +26,7 @@ ROOMS = [
     ("fsutil", "extras", "registry"),
     ("records",),
     ("figsearch",),  # the package's own __init__: its version, and figsearch.api's names loaded lazily
+    ("tone",),  # paper to white, ink to black: below imaging, which may call it for what ingest stores
     ("imaging",),
     ("store",),
     ("ingest",),

@@ -1,7 +1,9 @@
 """Query images: a PIL image, a path, or the bytes of a TIFF, PNG, JPEG or PDF (first page), any size.
 
 Decoded and normalised by ``figsearch.imaging`` exactly as ingest stores a figure, so that a file
-searched with and the same file ingested give the same pixels, hence the same vector.
+searched with and the same file ingested give the same pixels, hence the same vector. Then the tone is
+normalised (``figsearch.tone``): a photographed drawing's grey paper and grey ink become white and black;
+an image whose paper is white already (any scan, PDF page or stored drawing) is left exactly as it is.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from figsearch import imaging
+from figsearch import imaging, tone
 from figsearch.errors import InputError, NotFound
 
 #: a drawing smaller than this (either side) holds too little to search with
@@ -18,7 +20,8 @@ MIN_SIDE = 8
 
 
 def load_query_image(image: object, name: str = "query image", *, page: int = 1) -> Image.Image:
-    """The grey, bounded image ingest would store for ``image`` (page ``page`` of a TIFF or PDF).
+    """The grey, bounded image ingest would store for ``image`` (page ``page`` of a TIFF or PDF), its
+    tone normalised (``tone.normalise_tone``: unchanged unless its paper is grey).
 
     NotFound for a missing path; CorruptInput/UnsupportedFormat/InputError for what cannot be used.
     """
@@ -33,4 +36,4 @@ def load_query_image(image: object, name: str = "query image", *, page: int = 1)
     if picture.width < MIN_SIDE or picture.height < MIN_SIDE:
         raise InputError(f"{name} is {picture.width}×{picture.height} pixels; a drawing needs at least "
                          f"{MIN_SIDE}×{MIN_SIDE}")
-    return picture
+    return tone.normalise_tone(picture)
