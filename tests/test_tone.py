@@ -182,3 +182,13 @@ def test_a_clean_crop_that_is_mostly_ink_passes_through():
     pixels[50:150:4] = 128  # and grey hatching
     crop = Image.fromarray(pixels)
     assert tone.normalise_tone(crop) is crop
+
+
+def test_ingest_stores_a_photographed_drawing_normalised_and_a_clean_one_as_it_is():
+    """One preprocessing for ingest and queries: the same grey-paper file ingested or searched gives the same pixels."""
+    clean = drawing()
+    assert imaging.normalise(clean).image.tobytes() == clean.tobytes()
+    stored = imaging.normalise(grey_paper(clean)).image
+    ink = np.asarray(clean) == 0
+    assert np.asarray(stored)[~ink].min() >= 250 and np.asarray(stored)[ink].max() <= 10
+    assert stored.tobytes() == load_query_image(png(grey_paper(clean))).tobytes()

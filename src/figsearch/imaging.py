@@ -388,9 +388,13 @@ def thumbnail_of(image, side: int, resample=None, reducing_gap: float | None = 2
 
 
 def normalise(image, *, max_side: int = MAX_SIDE, thumb_side: int = THUMB_SIDE) -> Normalised:
-    """Grey, longest side at most ``max_side``, and a thumbnail of ``thumb_side``."""
+    """Grey, longest side at most ``max_side``, its tone normalised (``figsearch.tone``: a photographed
+    drawing's grey paper to white; an image whose paper is white, every scan here, stays the same object),
+    and a thumbnail of ``thumb_side``. Query images get the same (``search.inputs.load_query_image``)."""
+    from figsearch.tone import normalise_tone
+
     original = image.size
-    grey = bound(to_grey(image), max_side)
+    grey = normalise_tone(bound(to_grey(image), max_side))
     return Normalised(grey, thumbnail_of(grey, thumb_side, _DOWN), original)
 
 

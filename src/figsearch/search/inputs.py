@@ -36,4 +36,4 @@ def load_query_image(image: object, name: str = "query image", *, page: int = 1)
     if picture.width < MIN_SIDE or picture.height < MIN_SIDE:
         raise InputError(f"{name} is {picture.width}×{picture.height} pixels; a drawing needs at least "
                          f"{MIN_SIDE}×{MIN_SIDE}")
-    return tone.normalise_tone(picture)
+    return tone.normalise_tone(picture)  # load_drawing bounds without imaging.normalise: the same tone step here
