@@ -12,7 +12,8 @@ choose the text encoder, are known), it also embeds the texts of the patents who
 all written. The encoders load in a thread from the start.
 
 Why the OCR workers do not embed too (as an earlier version of this module had them do): every
-process that embeds must import torch and load the model (about 2.2 CPU s each here), and this
+process that embeds must load the models (about 2.2 CPU s each here, when they ran on torch; onnxruntime
+since stop 16, still a load per process), and this
 process loads them anyway for the text; on a machine shared with other work, where the build's
 processes together get a fixed share of the CPU, the wall time follows the total CPU time, so
 the earlier version, with two more model loads, was slower than the stages in turn

@@ -35,7 +35,8 @@ class SearchParams(BaseModel):
     mode: Mode = Field(
         DEFAULT_MODE,
         description="visual or text alone, or how both are fused: avg, max, rrf (rank fusion), zavg (mean of "
-        "per-query z-scores), auto (z-scores weighted per query by how informative each modality is)",
+        "per-query z-scores), auto (z-scores weighted per query by how informative each modality is; per visual encoder, a "
+        "near-copy visual head that the text agrees with switches it to avg, a far one to the text alone)",
     )
     rerank: bool | None = Field(
         None, description="re-rank the visual candidates (alpha-query expansion with database-side augmentation); "
