@@ -41,13 +41,11 @@ ST9 = set([*range(10, 20), *range(21, 29), *range(30, 35), *range(40, 49), *rang
 
 
 def read_all(folder: Path, collection: Path | None) -> dict:
-    import figsearch.ingest.pdf as pdf_module
-    from figsearch.ingest.base import Unit
+    from pdf_front_pages import text_layer_documents
+
     from figsearch.link.glossary import glossary
     from figsearch.link.patent_text import PatentText, as_numerals
 
-    pdf_module.imaging.render_pdf_page = lambda pdf, index, source: None  # the text layer alone
-    reader = pdf_module.PdfReader()
     coll = None
     if collection is not None:
         from figsearch.store import Collection
@@ -55,11 +53,9 @@ def read_all(folder: Path, collection: Path | None) -> dict:
         coll = Collection.open(collection)
     out = {}
     try:
-        for path in sorted(folder.glob("*.pdf")):
-            try:
-                [document] = reader.read(Unit(str(path), "pdf", path, [path]))
-            except Exception as exc:  # noqa: BLE001 - reported, as ingest would
-                out[path.name] = {"error": str(exc)[:200]}
+        for path, document, error in text_layer_documents(folder):
+            if document is None:
+                out[path.name] = {"error": error}
                 continue
             patent = document.patent
             text = PatentText.of(patent)

@@ -20,19 +20,30 @@ import time
 from pathlib import Path
 
 
-def read_all(folder: Path) -> dict:
+def text_layer_documents(folder: Path):
+    """(path, the document PdfReader reads from its text layer, or the error's first 200 characters) for every
+    PDF of ``folder``, in name order; pages are not rendered (also used by benchmarks/inid_signs.py)."""
     import figsearch.ingest.pdf as pdf_module
     from figsearch.ingest.base import Unit
-    from figsearch.records import FigureRole
 
     pdf_module.imaging.render_pdf_page = lambda pdf, index, source: None  # the text layer alone
     reader = pdf_module.PdfReader()
-    out = {}
     for path in sorted(folder.glob("*.pdf")):
         try:
             [document] = reader.read(Unit(str(path), "pdf", path, [path]))
         except Exception as exc:  # noqa: BLE001 - reported, as ingest would
-            out[path.name] = {"error": str(exc)[:200]}
+            yield path, None, str(exc)[:200]
+            continue
+        yield path, document, None
+
+
+def read_all(folder: Path) -> dict:
+    from figsearch.records import FigureRole
+
+    out = {}
+    for path, document, error in text_layer_documents(folder):
+        if document is None:
+            out[path.name] = {"error": error}
             continue
         drawings = [image for image in document.images if image.role == FigureRole.DRAWING]
         out[path.name] = {
