@@ -12,7 +12,9 @@ drawing words the default reading stored and the labels-only one does not.
 
     OMP_THREAD_LIMIT=1 python benchmarks/labels_only_reading.py [--pages 60] [--line-gap 2.5] [--stored COLLECTION --limit 112]
 
-Sheets: ``figure-labels`` (15 design sheets with their labels read by hand: label recall), a seeded sample of the
+Sheets: ``figure-labels`` (15 design sheets; their label truth is taken by ``ocr_benchmark.label_truth`` from the
+data's JSON, an OCR system's text lines that the data's source calls ground truth, not read by eye by this project:
+docs/ocr.md; label recall), a seeded sample of the
 drawing pages of ``us-design-pdfs`` (``--pages``; no truth: what changes), and with ``--stored`` every fourth
 image a build stored in COLLECTION (sheets and figures cut from them; ``--limit`` of them; a build of ``us-design-grants`` there is the
 evaluation set: measure it once, after choosing).

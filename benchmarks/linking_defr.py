@@ -1,4 +1,4 @@
-"""Sign -> sentence links in German and French, against the hand-checked sentences of linking_truth_defr.json.
+"""Sign -> sentence links in German and French, against the sentences of linking_truth_defr.json (read by a developer session, an AI model: its header).
 
 For every sentence the truth lists the reference signs it names; figsearch's ``find_mentions`` with
 the sentence's language gives its own list (ranges written out). A link is a (sentence, sign)
@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     data = json.loads(TRUTH.read_text(encoding="utf-8"))
     items = data["sentences"]
-    print(f"{len(items)} hand-checked sentences, {sum(len(i['signs']) for i in items)} sign mentions "
+    print(f"{len(items)} truth sentences, {sum(len(i['signs']) for i in items)} sign mentions "
           f"({data['header']['how'][:60]}...)")
     for split in ("held-out", "development", None):
         chosen = [i for i in items if split is None or i.get("split") == split]

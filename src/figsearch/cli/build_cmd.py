@@ -23,7 +23,7 @@ from figsearch.cli.base import collection_option, main
                    "either way; overlapped is faster on idle cores (docs/performance.md).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS|auto|local]",
               help="Decode, read signs and embed on a Ray cluster (HOST:PORT; 'auto', the default: the cluster this "
-                   "machine joined with 'ray start'; 'local': start one here with --jobs CPUs). This process writes "
+                   "machine joined with 'ray start'; 'local': start one here with --jobs CPUs, all of this machine's without it). This process writes "
                    "the collection, the same as a local build. See docs/cluster.md.")
 def build_command(paths, collection, jobs, skip_ocr, ocr_engine, visual_model, text_model, quiet, overlap, ray_address):
     """Build or update a searchable collection from patent documents: ingest, read the reference
