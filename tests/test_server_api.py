@@ -102,6 +102,8 @@ def test_page_and_its_files_are_served(client):
     # and the lexical part of word queries (on by default) as a box, ticked, that sends the API's field either way
     assert 'id="lexical" checked' in page.text
     assert 'form.append("lexical", $("lexical").checked ? "true" : "false")' in client.get("/static/app.js").text
+    # the API's exclude_patents has a field (stop 26), sent and kept in the address like the other filters
+    assert 'id="exclude-patents"' in page.text and 'put("exclude_patents", "exclude-patents")' in client.get("/static/app.js").text
 
 
 def test_openapi_schema_lists_every_endpoint_with_the_error_shape(client):
