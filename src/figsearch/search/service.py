@@ -39,7 +39,7 @@ from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
 from figsearch.search.filters import check_filters, passing
 from figsearch.search import fusion
 from figsearch.search.fusion import Fused, fuse
-from figsearch.search.inputs import load_query_image
+from figsearch.search.inputs import load_query_image, load_query_page, page_note
 from figsearch.search.query import MODES, NEIGHBOUR_TEXT_MODES, Query, neighbour_text_by_default, rerank_by_default
 from figsearch.search.words import DrawingReader
 from figsearch.store import MODALITIES, Collection
@@ -367,6 +367,10 @@ class SearchService:
             raise InputError(f"text_weight={query.text_weight} must lie between 0 and 1")
         if query.figure_id and query.image is not None:
             raise InputError("give a figure id or an image as the query drawing, not both")
+        if query.page < 1:
+            raise InputError(f"page={query.page}: pages are numbered from 1")
+        if query.page != 1 and query.image is None:
+            raise InputError("page picks a page of the query image file: give an image")
         if query.neighbour_text and query.mode not in NEIGHBOUR_TEXT_MODES:
             raise InputError(f"neighbour_text is an option of the modes 'visual' and 'auto' (a drawing searched "
                              f"without words), not of mode {query.mode!r}")
@@ -408,8 +412,10 @@ class SearchService:
         if query.image is not None:
             started = time.perf_counter()
             name = getattr(query.image, "name", None) or "query image"
-            image = load_query_image(query.image, name)
+            image, pages = load_query_page(query.image, name, page=query.page)
             timings["decode"] = _ms(started)
+            if note := page_note(query.page, pages, "Query(page=N)"):
+                notes.append(note)
             rows, words = self._encode_upload(image, query, timings, snapshot)
             if rows is not None:
                 vectors["visual"] = rows
