@@ -90,7 +90,7 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("-k", "k", default=10, show_default=True, help="Number of hits.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")
-@click.option("--exclude-own-patent", is_flag=True, help="Leave out the figures of the query figure's patent.")
+@click.option("--exclude-own-patent", is_flag=True, help="Leave out the figures of the query figure's patent; with --image, of the patent whose drawing the file is a copy of (the notes say which).")
 @click.option("--date-from", default=None, metavar="DATE", callback=_date, help="Publication date from (YYYY[-MM[-DD]]).")
 @click.option("--date-to", default=None, metavar="DATE", callback=_date, help="Publication date up to (YYYY[-MM[-DD]]).")
 @click.option("--office", default=None, callback=_office, help="Only patents of this office (US, EP, ...).")
