@@ -13,6 +13,8 @@ us-design-pdfs that the collection holds (never us-design-grants, never an odd-n
   cosine and whether that match is the drawing itself or another sheet of its patent. The same for a
   photo-like copy of the stored drawing (``photo_copies.variants``'s ``photo``: grey paper, turned 5
   degrees, smaller, soft, JPEG).
+- **cost**: the milliseconds of ``service.near_copy`` per upload (the upload already encoded: what exclude_query_patent
+  adds to a search).
 - **other patents**: for every one of those drawings (stored vectors), its best cosine to a drawing of
   another patent among the same training-side drawings: what a drawing new to the collection, that
   resembles one of it, would score (a false match when it passes).
@@ -27,6 +29,7 @@ import argparse
 import os
 import random
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
@@ -86,6 +89,7 @@ def main() -> None:
         #: what service.near_copy answers for each upload: its own patent (and how), another patent, nothing
         recognised: dict[str, int] = {}
         whole: list[float] = []  # the best cosine of each upload of a drawing stored whole
+        costs: dict[str, list[float]] = {}  # ms of service.near_copy (the upload already encoded), by kind
         for figure in drawn[: args.uploads]:
             path = local_source(figure.source_file, args.data)
             image = load_query_image(path.read_bytes(), str(path), page=figure.page or 1)
@@ -94,7 +98,10 @@ def main() -> None:
             copies.append((score, collection.figure(best).patent == figure.patent))
             if not figure.parent_id:
                 whole.append(score)
+            started = time.perf_counter()
             copy = service.near_copy(image, row)
+            costs.setdefault("split sheet" if figure.parent_id else "whole drawing", []).append(
+                (time.perf_counter() - started) * 1000)
             kind = "split sheet" if figure.parent_id else "whole drawing"
             outcome = ("none" if copy is None else "another patent" if copy[0].patent != figure.patent
                        else "own patent, by " + ("cosine" if copy[1].startswith("visual") else "pixels"))
@@ -117,6 +124,9 @@ def main() -> None:
     print("service.near_copy on the uploads (a figure cut from a sheet is uploaded as its whole sheet):")
     for outcome, count in sorted(recognised.items()):
         print(f"  {outcome}: {count}")
+    for kind, values in costs.items():
+        print(f"  near_copy ms ({kind}, encoding not counted): median {float(np.median(values)):.1f}, "
+              f"max {max(values):.1f}")
     print(f"{'threshold':>9} {'copies pass (own)':>18} {'photos pass (own)':>18} {'other patents pass':>19}")
     for threshold in THRESHOLDS:
         passed = [same for s, same in copies if s >= threshold]
