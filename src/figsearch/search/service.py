@@ -499,13 +499,15 @@ class SearchService:
         """(the collection's figure that the uploaded ``image`` is a copy of, how it was recognised) or None:
         the upload's best visual match when it scores at least ``NEAR_COPY``, else one of its best
         ``NEAR_COPY_PIXELS`` matches (or the sheet such a figure was cut from) whose stored image has the
-        upload's very pixels. ``rows``: the upload's visual vectors when the search encoded them (its upright
-        one first); a text-mode search did not, and the upright drawing is encoded here."""
+        upload's very pixels. ``rows``: the upload's visual vectors when the search encoded them (each orientation
+        searched with, a figure scoring its best); a text-mode search did not, and the upright drawing is encoded
+        here."""
         index = self._index(snapshot or self.snapshot(), "visual", [])
         if index is None or not index.count:
             return None
-        row = rows[0] if rows is not None and len(rows) else self._encode_turns(image, (0,))[0]
-        found = index.search(row, NEAR_COPY_PIXELS)
+        if rows is None or not len(rows):
+            rows = self._encode_turns(image, (0,))
+        found = self._search_rows(index, rows, NEAR_COPY_PIXELS)  # every turn searched with (all_turns): its best
         if not found:
             return None
         best, score = found[0]
