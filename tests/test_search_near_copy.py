@@ -61,7 +61,8 @@ def test_an_upload_of_a_collection_drawing_leaves_its_patent_out(service):
 def test_the_threshold_decides_and_a_far_upload_excludes_nothing(service, monkeypatch):
     far = search(service, angle_image(120))  # nearest: 90 and 150 degrees, cosine 0.87
     assert "US2" in {h.patent for h in far.hits}
-    assert any("the upload matches no drawing of the collection closely (visual cosine below 0.95" in n
+    assert any("the upload matches no drawing of the collection closely (visual cosine below 0.95, no stored image with "
+               "its pixels) (a sheet turned sideways is matched with all_turns), nothing to exclude" in n
                for n in far.notes)
     near = search(service, angle_image(80))  # US2-D at 90 degrees: cosine 0.985, a different drawing
     assert "US2" not in {h.patent for h in near.hits}

@@ -814,8 +814,9 @@ class SearchService:
             elif upload is not None:
                 copy = self.near_copy(upload, vectors.get("visual"), snapshot)
                 if copy is None:
+                    turned = "" if query.all_turns else " (a sheet turned sideways is matched with all_turns)"
                     notes.append("exclude_query_patent: the upload matches no drawing of the collection closely "
-                                 f"(visual cosine below {NEAR_COPY:g}, no stored image with its pixels), "
+                                 f"(visual cosine below {NEAR_COPY:g}, no stored image with its pixels){turned}, "
                                  "nothing to exclude; exclude_patents leaves out patents by number")
                 else:
                     figure, how = copy
