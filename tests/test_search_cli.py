@@ -183,8 +183,14 @@ def test_page_picks_the_page_of_a_multipage_file(indexed, tmp_path):
         code, out = run("search", "-c", indexed, "--image", path, "--page", page, "--mode", "visual", "-k", "1", "--json")
         assert code == 0, out
         searched[page] = json.loads(out)["hits"][0]["figure_id"]
+        # stop 26: the user is told which page of how many was searched, the first one too
+        assert json.loads(out)["notes"][0] == f"the file has 2 pages: page {page} was searched (--page N picks another)"
     assert searched == {"1": "US1-A", "2": "US2-D"}  # 0° is A's angle, 90° D's
     code, out = run("search", "-c", indexed, "--image", path, "--page", "3")
-    assert code == 2 and "page 3" in out, out
+    assert code == 2 and "has 2 page(s); page 3 was asked for" in out, out
+    single = tmp_path / "one.png"
+    angle_image(0).save(single)
+    code, out = run("search", "-c", indexed, "--image", single, "--mode", "visual", "-k", "1", "--json")
+    assert code == 0 and not any("pages" in n for n in json.loads(out)["notes"]), out
     code, out = run("search", "-c", indexed, "--text", "rotor", "--page", "2")
     assert code == 2 and "--page picks a page of the --image file" in out, out

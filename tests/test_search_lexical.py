@@ -187,6 +187,29 @@ def test_function_words_are_left_out_of_the_terms():
     assert lexical.matched_words("the hub of a rotor", "a hub on the rotor") == ["hub", "rotor"]
 
 
+def test_a_word_written_in_capitals_is_an_acronym_not_a_function_word():
+    # stop 26: "CAN", "DAS", "ART" in capitals were folded into the English/German words and left out
+    assert lexical.query_terms("CAN bus controller") == (["can", "bus", "controller"], ["can bus", "bus controller"])
+    assert lexical.query_terms("the can of the lid")[0] == ["lid"]  # in lower case still a function word
+    assert lexical.query_terms("ART module and the A frame")[0] == ["art", "module", "frame"]  # one letter: no acronym
+    # the capitals decide per occurrence: the article "das" beside the acronym "DAS" is left out, and makes no pair
+    assert lexical.query_terms("DAS Steuergerät für das Fahrzeug") == (["das", "steuergerat", "fahrzeug"],
+                                                                       ["das steuergerat"])
+    # a query all in capitals says nothing by its case
+    assert lexical.query_terms("THE LID OF A BOX")[0] == ["lid", "box"]
+    assert lexical.match_expression("CAN") is None
+    assert lexical.matched_words("CAN bus", "a CAN bus and a can") == ["can", "bus"]
+
+
+def test_a_capitalised_acronym_finds_the_figure_that_names_it(root):
+    _add_figure(root, "US7", "CAN transceiver board")
+    with SearchService.open(root) as s:
+        found = s.search(Query(text="CAN interface", mode="text", k=3, lexical=True))
+        lower = s.search(Query(text="can interface", mode="text", k=3, lexical=True))
+    assert ids(found)[0] == "US7-L" and found.hits[0].matched_words == ["can"]
+    assert "US7-L" not in ids(lower)[:1] and all(not h.matched_words for h in lower.hits)
+
+
 def _add_figure(root, publication: str, text: str, angle: int = 70) -> None:
     with Collection.open(root, write=True) as c:
         add_patent(c, publication, [("L", angle, text)])

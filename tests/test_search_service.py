@@ -200,3 +200,16 @@ def test_a_readable_reference_names_a_design_patent_figure(tmp_path):
         # the patent alone is not read as 'USD0907292S' FIG. 1: the error says what to give instead
         with pytest.raises(NotFound, match=r"USD0907292S1 is a patent, not a figure: .*'USD0907292S1 FIG. 1'"):
             resolve_figure(collection, "USD0907292S1")
+
+
+def test_a_file_of_several_pages_is_searched_by_the_query_page_and_the_notes_say_which(service):
+    data = io.BytesIO()
+    angle_image(0).save(data, format="TIFF", save_all=True, append_images=[angle_image(90)])
+    first = service.search(Query(image=data.getvalue(), mode="visual", k=1))
+    second = service.search(Query(image=data.getvalue(), page=2, mode="visual", k=1))
+    assert first.hits[0].figure_id == "US1-A" and second.hits[0].figure_id == "US2-D"
+    assert "the file has 2 pages: page 2 was searched (Query(page=N) picks another)" in second.notes
+    with pytest.raises(InputError, match=r"has 2 page\(s\); page 3 was asked for"):
+        service.search(Query(image=data.getvalue(), page=3, mode="visual"))
+    with pytest.raises(InputError, match="page picks a page of the query image file"):
+        service.search(Query(text="rotor", page=2))

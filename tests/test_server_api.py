@@ -102,6 +102,8 @@ def test_page_and_its_files_are_served(client):
     # and the lexical part of word queries (on by default) as a box, ticked, that sends the API's field either way
     assert 'id="lexical" checked' in page.text
     assert 'form.append("lexical", $("lexical").checked ? "true" : "false")' in client.get("/static/app.js").text
+    # the API's exclude_patents has a field (stop 26), sent and kept in the address like the other filters
+    assert 'id="exclude-patents"' in page.text and 'put("exclude_patents", "exclude-patents")' in client.get("/static/app.js").text
 
 
 def test_openapi_schema_lists_every_endpoint_with_the_error_shape(client):
@@ -200,6 +202,14 @@ def test_page_of_a_multipage_tiff(client, backend, root):
     files = {"image": ("two.tif", buffer.getvalue(), "image/tiff")}
     body = client.post("/api/search", files=files, data={"mode": "visual", "page": "2"}).json()
     assert body["hits"][0]["figure_id"] == EP_SHEET2
+    # stop 26: the answer says which page of how many was searched (the first one too), and a page too far is refused
+    assert body["notes"][0] == "the file has 2 pages: page 2 was searched (the page field picks another)"
+    first_page = client.post("/api/search", files=files, data={"mode": "visual"}).json()
+    assert first_page["notes"][0] == "the file has 2 pages: page 1 was searched (the page field picks another)"
+    too_far = client.post("/api/search", files=files, data={"mode": "visual", "page": "3"})
+    assert too_far.status_code == 400 and "has 2 page(s); page 3 was asked for" in too_far.json()["error"]["message"]
+    no_file = client.get("/api/search", params={"text": "rotor", "page": "2"})
+    assert no_file.status_code == 400 and "page=2 picks a page of an uploaded PDF" in no_file.json()["error"]["message"]
 
 
 def test_crop_of_an_upload_reaches_the_backend_cut(client, backend, root):

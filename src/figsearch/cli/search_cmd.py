@@ -90,7 +90,7 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("-k", "k", default=10, show_default=True, help="Number of hits.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many hits (paging).")
 @click.option("--text-weight", type=float, default=None, help="0..1: fused score = (1-w)·visual + w·text.")
-@click.option("--exclude-own-patent", is_flag=True, help="Leave out the figures of the query figure's patent.")
+@click.option("--exclude-own-patent", is_flag=True, help="Leave out the figures of the query figure's patent; with --image, of the patent whose drawing the file is a copy of (the notes say which).")
 @click.option("--date-from", default=None, metavar="DATE", callback=_date, help="Publication date from (YYYY[-MM[-DD]]).")
 @click.option("--date-to", default=None, metavar="DATE", callback=_date, help="Publication date up to (YYYY[-MM[-DD]]).")
 @click.option("--office", default=None, callback=_office, help="Only patents of this office (US, EP, ...).")
@@ -109,12 +109,14 @@ def search_command(collection, figure_id, image, page, text, mode, rerank, read_
         raise InputError("give at least one of --figure, --image, --text")
     if page != 1 and image is None:
         raise InputError("--page picks a page of the --image file: give --image")
-    query_image = str(image) if image is not None else None
-    if image is not None and page != 1:
-        from figsearch.search.inputs import load_query_image
+    query_image, page_notes = None, []
+    if image is not None:
+        from figsearch.search.inputs import load_query_page, page_note
 
-        # the page decoded as the search decodes a file (figsearch.open().search takes the first page of a path)
-        query_image = load_query_image(str(image), page=page)
+        # the page decoded as the search decodes a file (figsearch.open().search takes the first page of a path),
+        # and the user told which page of how many was searched
+        query_image, pages = load_query_page(str(image), page=page)
+        page_notes = [n for n in [page_note(page, pages, "--page N")] if n]
     with open_collection(collection) as coll:
         result = coll.search(
             figure=figure_id, image=query_image, text=text, mode=mode, k=k,
@@ -122,6 +124,7 @@ def search_command(collection, figure_id, image, page, text, mode, rerank, read_
             date_from=date_from, date_to=date_to, office=office, classification=classification,
             read_words=read_words, all_turns=all_turns, neighbour_text=neighbour_text, lexical=lexical,
         )
+    result.notes[:0] = page_notes
     if as_json:
         click.echo(json.dumps({
             "hits": [_hit_json(h) for h in result.hits], "total": result.total, "mode": result.mode,

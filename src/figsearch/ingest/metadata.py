@@ -205,8 +205,42 @@ def read_table(path: Path, data: bytes) -> dict[str, MetaRecord] | None:
     return out or None
 
 
-def read_json_metadata(data) -> dict[str, MetaRecord] | None:
-    """Records of a metadata JSON (a list of patent objects, or an object keyed by numbers)."""
+#: a title that starts in lower case, or holds a bare number between its words ("adjusting audio parameters for a 12
+#: user Head target for martial arts"): a fragment of a listing whose title and sheet-count columns ran together
+_RUN_IN_TITLE = re.compile(r"^[a-z]|(?:^|\s)\d{1,3}(?=\s|$)")
+#: a file whose titles are this share or more of run-in fragments (and at least RUN_IN_MIN of them) has its titles left
+#: out: us-utility-sheets/all-patents.json is all of them (255 of 255), a clean listing none or one
+RUN_IN_SHARE = 0.5
+RUN_IN_MIN = 5
+
+
+def drop_run_in_titles(records: dict[str, MetaRecord], source: str) -> int:
+    """Leaves out every title of ``records`` when most of them are fragments of a listing whose columns ran together
+    (``_RUN_IN_TITLE``): such a file pairs each patent with pieces of its neighbours' titles (stop 26:
+    us-utility-sheets/all-patents.json titles US12108227B2, a hearing test, "adjusting audio parameters for a 12
+    user Head target for martial arts", the sheet count 12 and the next entry's title run in). A title is then
+    none rather than wrong; the abstracts, which are each patent's own, stay. Returns how many were left out."""
+    titled = [r for r in records.values() if r.title]
+    run_in = [r for r in titled if _RUN_IN_TITLE.search(r.title)]
+    if len(run_in) < RUN_IN_MIN or len(run_in) < RUN_IN_SHARE * len(titled):
+        return 0
+    log.warning("%s: %d of %d titles look like a listing's title and sheet-count columns run together (e.g. %r): "
+                "its titles are left out, its abstracts kept", source, len(run_in), len(titled), run_in[0].title)
+    for record in titled:
+        record.title = None
+    return len(titled)
+
+
+def read_json_metadata(data, source: str = "metadata JSON") -> dict[str, MetaRecord] | None:
+    """Records of a metadata JSON (a list of patent objects, or an object keyed by numbers); titles left out where
+    the file's titles are run-in fragments (``drop_run_in_titles``)."""
+    records = _json_records(data)
+    if records:
+        drop_run_in_titles(records, source)
+    return records
+
+
+def _json_records(data) -> dict[str, MetaRecord] | None:
     candidates: list = []
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list) and v and all(isinstance(i, dict) for i in v)]

@@ -223,7 +223,7 @@ def _metadata(path: Path, kind: Kind, plan: Plan, namer: Namer) -> dict[str, Met
     data = path.read_bytes()
     try:
         if kind.name == "json":
-            return read_json_metadata(load_json(data, namer(path)))
+            return read_json_metadata(load_json(data, namer(path)), namer(path))
         return read_table(path, data)
     except InputError as exc:
         plan.failures.append(Failure(namer(path), str(exc)))

@@ -118,6 +118,12 @@ def children(collection: Collection, figure: Figure) -> list[str]:
     return [f.figure_id for f in collection.figures(patent=figure.patent) if f.parent_id == figure.figure_id]
 
 
+def figure_name(figure: Figure) -> str:
+    """How a note names a figure: "EP1667425A1 FIG. 1" when its label was read (the reference that
+    ``resolve_figure`` takes back), else its id."""
+    return f"{figure.patent} {figure.label}" if figure.label else figure.figure_id
+
+
 def resolve_figure(collection: Collection, reference: str) -> Figure:
     """A figure id, or a readable reference such as ``EP1667425A1 FIG. 1``."""
     try:

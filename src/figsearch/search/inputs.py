@@ -23,8 +23,14 @@ def load_query_image(image: object, name: str = "query image", *, page: int = 1)
     """The grey, bounded image ingest would store for ``image`` (page ``page`` of a TIFF or PDF), its
     tone normalised (``tone.normalise_tone``: unchanged unless its paper is grey).
 
-    NotFound for a missing path; CorruptInput/UnsupportedFormat/InputError for what cannot be used.
+    NotFound for a missing path; CorruptInput/UnsupportedFormat/InputError for what cannot be used
+    (InputError for a page the file does not have, naming how many it has).
     """
+    return load_query_page(image, name, page=page)[0]
+
+
+def load_query_page(image: object, name: str = "query image", *, page: int = 1) -> tuple[Image.Image, int]:
+    """``load_query_image``, and how many pages the file has (1 for a PIL image)."""
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
@@ -32,8 +38,17 @@ def load_query_image(image: object, name: str = "query image", *, page: int = 1)
         name, image = str(path), path.read_bytes()
     if not isinstance(image, (Image.Image, bytes, bytearray, memoryview)):
         raise InputError(f"{name} must be an image or the bytes of an image file, not {type(image).__name__}")
-    picture, _ = imaging.load_drawing(image, page=page, name=name)
+    picture, pages = imaging.load_drawing(image, page=page, name=name)
     if picture.width < MIN_SIDE or picture.height < MIN_SIDE:
         raise InputError(f"{name} is {picture.width}×{picture.height} pixels; a drawing needs at least "
                          f"{MIN_SIDE}×{MIN_SIDE}")
-    return tone.normalise_tone(picture)  # load_drawing bounds without imaging.normalise: the same tone step here
+    # load_drawing bounds without imaging.normalise: the same tone step here
+    return tone.normalise_tone(picture), pages
+
+
+def page_note(page: int, pages: int, choose: str) -> str | None:
+    """What a search tells of the page it used from a file of several pages (None for a file of one):
+    "the file has 7 pages: page 1 was searched (``choose`` picks another)"."""
+    if pages <= 1:
+        return None
+    return f"the file has {pages} pages: page {page} was searched ({choose} picks another)"

@@ -15,7 +15,8 @@ name of a part ("thermal head") expects the figures whose text says it. BM25 fin
   both chosen on training-side data only (docs/lexical.md).
 - ``query_terms``: the query's words without the function words of English, German and French
   (``FUNCTION_WORDS``): "the" and "a" say nothing about a figure, and a BM25 list of figures that share only
-  them with the query must not lift them (docs/lexical.md, "Stop 25").
+  them with the query must not lift them (docs/lexical.md, "Stop 25"); a word written in capitals in a query
+  that is not all capitals ("CAN bus") is an acronym and stays (docs/lexical.md, "Stop 26").
 - ``query_language`` / ``other_language``: BM25 can only meet a figure's words in the query's language; a figure
   whose patent is in another language keeps its cosine (BM25 share 0 for it) in a collection of several languages.
 - ``on_by_default``: word queries use the lexical part unless told not to, except in a collection whose drawings are
@@ -135,16 +136,33 @@ def function_words(language: str | None) -> frozenset[str]:
     return _ANY_LANGUAGE | _FOLDED.get(language or "", frozenset())
 
 
+def query_words(text: str) -> list[tuple[str, bool]]:
+    """The words of ``text`` as ``tokens`` gives them, each with whether the user wrote it in capitals, two letters
+    or more ("CAN", "DAS", "ART"): an acronym, not the function word it also spells. No word counts as written in
+    capitals when every word with letters is (a query typed with caps lock on, "THE LID OF A BOX", says nothing by
+    its case)."""
+    raw = _WORD.findall(text)
+    cased = [w for w in raw if w.lower() != w.upper()]  # words with letters
+    caps_lock = bool(cased) and all(w == w.upper() for w in cased)
+    out = []
+    for word in raw:
+        capital = (not caps_lock and word.lower() != word.upper() and word == word.upper()
+                   and sum(c.isalpha() for c in word) >= 2)
+        out.extend((token, capital) for token in tokens(word))
+    return out
+
+
 def query_terms(text: str, language: str | None = None) -> tuple[list[str], list[str]]:
     """(the query's content words, distinct, in order; the adjacent pairs of them, "thermal head").
 
-    Function words (``function_words`` of ``language``, detected from ``text`` when not given) are left out;
-    a pair is two words adjacent in the query, neither of them a function word ("pressed against the platen
+    Function words (``function_words`` of ``language``, detected from ``text`` when not given) are left out,
+    but not one the user wrote in capitals (``query_words``: "CAN bus controller", "ART module"); a pair is two words adjacent in the query, neither of them a function word ("pressed against the platen
     roller" gives "platen roller" only)."""
-    words = tokens(text)[:MAX_TERMS]
     dropped = function_words(language if language is not None else query_language(text))
-    kept = [w for w in words if w not in dropped]
-    pairs = [f"{a} {b}" for a, b in zip(words, words[1:]) if a != b and a not in dropped and b not in dropped]
+    words = [(w, capital or w not in dropped) for w, capital in query_words(text)[:MAX_TERMS]]
+    kept = [w for w, content in words if content]
+    pairs = [f"{a} {b}" for (a, a_content), (b, b_content) in zip(words, words[1:])
+             if a != b and a_content and b_content]
     return list(dict.fromkeys(kept)), list(dict.fromkeys(pairs))
 
 

@@ -56,6 +56,8 @@ class Query:
 
     figure_id: str | None = None
     image: object | None = None
+    #: the page of ``image`` searched with when it is a file of several (a PDF, a multi-page TIFF), 1-based
+    page: int = 1
     text: str | None = None
     mode: str = DEFAULT_MODE
     #: 0..1; when set, fused score = (1-w)*visual + w*text instead of the mode's rule

@@ -39,7 +39,7 @@ from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
 from figsearch.search.filters import check_filters, passing
 from figsearch.search import fusion
 from figsearch.search.fusion import Fused, fuse
-from figsearch.search.inputs import load_query_image
+from figsearch.search.inputs import load_query_image, load_query_page, page_note
 from figsearch.search.query import MODES, NEIGHBOUR_TEXT_MODES, Query, neighbour_text_by_default, rerank_by_default
 from figsearch.search.words import DrawingReader
 from figsearch.store import MODALITIES, Collection
@@ -66,6 +66,17 @@ QUERY_ROTATIONS = (0, 90, 180, 270)
 #: third of the CPU. 0.9 is stop 17's rule (every turn unless the drawing nearly is one of the
 #: collection's); ``SearchService(upright_confident=None)`` encodes every orientation always.
 UPRIGHT_CONFIDENT = -1.0
+#: an uploaded drawing whose best match in the visual index scores at least this cosine IS that drawing of the
+#: collection (a sheet of a patent the examiner holds): ``exclude_query_patent`` leaves its patent out. Chosen on
+#: the training side alone (benchmarks/near_copy_threshold.py, docs/serving.md "Stop 26"): the source files of
+#: even-numbered 2007 designs and design PDFs, uploaded, found themselves at cosine 1.000 (173 of 173 drawings
+#: stored whole; split sheets: below); the best match of a drawing of another patent among those 1,346 drawings
+#: scored at most 0.921. A photo-like copy (grey paper, turned, soft, JPEG) scores 0.42-0.9 and is not taken.
+NEAR_COPY = 0.95
+#: how many of the upload's best matches are compared pixel for pixel with their stored images (and with the
+#: sheet a matched figure was cut from): a whole sheet uploaded whose figures the collection holds cut apart
+#: scores only 0.5-0.9 against each of them, yet its pixels are the stored sheet's
+NEAR_COPY_PIXELS = 10
 #: how long a modality's freshness (stored vectors vs the index) is trusted before it is counted again
 STATE_CHECK_SECONDS = 2.0
 #: uploaded drawings whose encodings are kept (the page sends the same file again for the next page,
@@ -114,6 +125,21 @@ class _QueryCache:
             self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+
+def _same_pixels(path: Path, pixels: np.ndarray) -> bool:
+    """Whether the stored drawing at ``path`` has exactly ``pixels`` (a grey image's array)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as stored:
+            stored.load()
+            if stored.mode != "L":
+                stored = stored.convert("L")
+            return np.array_equal(np.asarray(stored), pixels)
+    except OSError as error:  # a stored file gone or damaged: not a match, the search goes on
+        log.warning("stored drawing %s cannot be read: %s", path, error)
+        return False
 
 
 def _ms(since: float) -> float:
@@ -341,6 +367,10 @@ class SearchService:
             raise InputError(f"text_weight={query.text_weight} must lie between 0 and 1")
         if query.figure_id and query.image is not None:
             raise InputError("give a figure id or an image as the query drawing, not both")
+        if query.page < 1:
+            raise InputError(f"page={query.page}: pages are numbered from 1")
+        if query.page != 1 and query.image is None:
+            raise InputError("page picks a page of the query image file: give an image")
         if query.neighbour_text and query.mode not in NEIGHBOUR_TEXT_MODES:
             raise InputError(f"neighbour_text is an option of the modes 'visual' and 'auto' (a drawing searched "
                              f"without words), not of mode {query.mode!r}")
@@ -353,12 +383,13 @@ class SearchService:
         return query.read_words and query.mode != "visual" and self._settings("text") is not None
 
     def _query_vectors(self, query: Query, notes: list[str], timings: dict[str, float],
-                       snapshot: IndexSnapshot | None = None) -> tuple[dict[str, np.ndarray], str | None, list[str]]:
+                       snapshot: IndexSnapshot | None = None) -> tuple[dict[str, np.ndarray], str | None, list[str], object]:
         """Per modality, one or more query vectors (rows); a figure scores its best match among them.
-        Also the words read in the query drawing (they make or join its text). What the query's mode
-        does not score with is not computed (a text-mode upload is not encoded as a drawing)."""
+        Also the query figure's patent, the words read in the query drawing (they make or join its text)
+        and the decoded upload (None without one). What the query's mode does not score with is not
+        computed (a text-mode upload is not encoded as a drawing)."""
         vectors: dict[str, np.ndarray] = {}
-        patent = None
+        patent = image = None
         texts: list[str] = [query.text.strip()] if query.text and query.text.strip() else []
         read: list[str] = []
         used = (query.mode,) if query.mode in ("visual", "text") else MODALITIES
@@ -381,8 +412,10 @@ class SearchService:
         if query.image is not None:
             started = time.perf_counter()
             name = getattr(query.image, "name", None) or "query image"
-            image = load_query_image(query.image, name)
+            image, pages = load_query_page(query.image, name, page=query.page)
             timings["decode"] = _ms(started)
+            if note := page_note(query.page, pages, "Query(page=N)"):
+                notes.append(note)
             rows, words = self._encode_upload(image, query, timings, snapshot)
             if rows is not None:
                 vectors["visual"] = rows
@@ -410,7 +443,7 @@ class SearchService:
                 encoded = l2_normalise(self._encode("text", texts))
                 vectors["text"] = l2_normalise(encoded.mean(axis=0, keepdims=True))
                 timings["text"] = _ms(started)
-        return vectors, patent, read
+        return vectors, patent, read, image
 
     def _encode_upload(self, image, query: Query, timings: dict[str, float], snapshot: IndexSnapshot | None = None):
         """(the visual rows of the drawing's orientations, or None in text mode, which does not use them;
@@ -461,6 +494,38 @@ class SearchService:
         if (want_visual and "visual" not in timings) or (want_words and reading is None):
             timings["cached"] = 1.0
         return (None if rows is None else rows.copy()), (None if words is None else list(words))
+
+    def near_copy(self, image, rows: np.ndarray | None = None, snapshot: IndexSnapshot | None = None):
+        """(the collection's figure that the uploaded ``image`` is a copy of, how it was recognised) or None:
+        the upload's best visual match when it scores at least ``NEAR_COPY``, else one of its best
+        ``NEAR_COPY_PIXELS`` matches (or the sheet such a figure was cut from) whose stored image has the
+        upload's very pixels. ``rows``: the upload's visual vectors when the search encoded them (each orientation
+        searched with, a figure scoring its best); a text-mode search did not, and the upright drawing is encoded
+        here."""
+        index = self._index(snapshot or self.snapshot(), "visual", [])
+        if index is None or not index.count:
+            return None
+        if rows is None or not len(rows):
+            rows = self._encode_turns(image, (0,))
+        found = self._search_rows(index, rows, NEAR_COPY_PIXELS)  # every turn searched with (all_turns): its best
+        if not found:
+            return None
+        best, score = found[0]
+        if score >= NEAR_COPY:
+            return self.collection.figure(best), f"visual cosine {score:.3f}"
+        pixels = np.asarray(image)
+        seen: set[str] = set()
+        for figure_id, _ in found:
+            figure = self.collection.figure(figure_id)
+            for candidate in (figure, self.collection.figure(figure.parent_id) if figure.parent_id else None):
+                if candidate is None or candidate.figure_id in seen or not candidate.image_path:
+                    continue
+                seen.add(candidate.figure_id)
+                if (candidate.width, candidate.height) != image.size:  # the stored size: no file read
+                    continue
+                if _same_pixels(self.collection.path(candidate.image_path), pixels):
+                    return candidate, "the same pixels"
+        return None
 
     def _upright_suffices(self, row: np.ndarray, snapshot: IndexSnapshot | None, timings: dict[str, float]) -> bool:
         """Whether the upright drawing's best match in the visual index scores at least ``upright_confident``
@@ -738,7 +803,7 @@ class SearchService:
         notes: list[str] = []
         snapshot = self.snapshot()  # one snapshot for the whole search, even if a newer one lands meanwhile
         timings: dict[str, float] = {}
-        vectors, query_patent, query_words = self._query_vectors(query, notes, timings, snapshot)
+        vectors, query_patent, query_words, upload = self._query_vectors(query, notes, timings, snapshot)
         searching = time.perf_counter()
         indexes = self._modalities(snapshot, query, vectors, notes)
         modalities = list(indexes)
@@ -746,6 +811,18 @@ class SearchService:
         if query.exclude_query_patent:
             if query_patent:
                 exclude_patents.add(query_patent)
+            elif upload is not None:
+                copy = self.near_copy(upload, vectors.get("visual"), snapshot)
+                if copy is None:
+                    turned = "" if query.all_turns else " (a sheet turned sideways is matched with all_turns)"
+                    notes.append("exclude_query_patent: the upload matches no drawing of the collection closely "
+                                 f"(visual cosine below {NEAR_COPY:g}, no stored image with its pixels){turned}, "
+                                 "nothing to exclude; exclude_patents leaves out patents by number")
+                else:
+                    figure, how = copy
+                    exclude_patents.add(figure.patent)
+                    notes.append(f"exclude_query_patent: the upload matches {explain.figure_name(figure)} ({how}): "
+                                 f"its patent {figure.patent} is left out")
             else:
                 notes.append("exclude_query_patent: the query is not a figure of the collection, nothing to exclude")
         exclude_figures = {query.figure_id} if query.figure_id else set()

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, model_validator
 
 from figsearch.errors import InputError
+from figsearch.search.inputs import page_note
 from figsearch.search.query import DEFAULT_MODE, MODES, Filters
 from figsearch.search.query import Query as SearchQuery
 from figsearch.server import schemas
@@ -64,7 +65,7 @@ class SearchParams(BaseModel):
     classification: str | None = Field(
         None, max_length=40, description="classification prefix (IPC, CPC, Locarno or USPC), e.g. D14 or G06F"
     )
-    exclude_query_patent: bool = Field(False, description="leave out the figures of the query figure's patent")
+    exclude_query_patent: bool = Field(False, description="leave out the figures of the query figure's patent; with an upload, of the patent whose drawing it is a copy of (visual cosine >= 0.95 or the same pixels; the notes say which)")
     exclude_patents: str | None = Field(None, max_length=2000, description="comma-separated publication numbers to leave out")
     crop: str | None = Field(
         None, description="x0,y0,x1,y1 as fractions (0..1) of the image: search with that part only"
@@ -121,14 +122,23 @@ def _resolve_figure(state: ServerState, reference: str) -> str:
     return resolve(reference) if resolve is not None else reference
 
 
-def _build_query(state: ServerState, params: SearchParams, upload: bytes | None, upload_name: str) -> SearchQuery:
+def _build_query(state: ServerState, params: SearchParams, upload: bytes | None, upload_name: str,
+                 notes: list[str] | None = None) -> SearchQuery:
+    """The service's query for these parameters; ``notes`` gets what the answer should tell of the upload (the page
+    searched of a file of several)."""
     crop = parse_crop(params.crop)
     exclude = [p.strip() for p in (params.exclude_patents or "").split(",") if p.strip()]
     figure_id = _resolve_figure(state, params.figure_id.strip()) if params.figure_id and params.figure_id.strip() else None
     exclude_query_patent = params.exclude_query_patent
     image = None
     if upload is not None:
-        image = apply_crop(decode_upload(upload, state.limits, page=params.page, name=upload_name), crop)
+        decoded, pages = decode_upload_page(upload, state.limits, page=params.page, name=upload_name)
+        image = apply_crop(decoded, crop)
+        if notes is not None and (note := page_note(params.page, pages, "the page field")):
+            notes.append(note)
+    elif params.page != 1:
+        raise InputError(f"page={params.page} picks a page of an uploaded PDF or multi-page TIFF: upload one "
+                         "(offset pages through the results)")
     elif crop is not None:
         if not figure_id:
             raise InputError("crop needs an image to cut from: upload one or give figure_id")
@@ -209,7 +219,8 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
     def run() -> schemas.SearchOut:
         # decoding and searching are one call of the pool: admitted once, never 503 half-way
         decoding = time.perf_counter()
-        query = _build_query(state, params, data, name)
+        upload_notes: list[str] = []
+        query = _build_query(state, params, data, name, upload_notes)
         started = time.perf_counter()
         result = state.backend.search(query)
         answering = time.perf_counter()
@@ -231,7 +242,7 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
         out = schemas.search_out(result, k=params.k, offset=params.offset, query=echo, prefix=prefix)
         # notes are written for the CLI too ("build it with: figsearch index --collection /srv/coll"): here, as
         # in error messages, the collection goes by its name
-        out.notes = [redact_paths(note, state.root) for note in out.notes]
+        out.notes = upload_notes + [redact_paths(note, state.root) for note in out.notes]
         if query.image is not None:  # where an upload's time on its thread went (load_test.py prints it)
             timing.update(decode=(started - decoding) * 1000, answer=(time.perf_counter() - answering) * 1000)
             for ours, theirs in (("encode", "visual"), ("index", "search"), ("explain", "explain"), ("turns", "turns")):

@@ -310,11 +310,11 @@ function initControls() {
   useWeight.addEventListener("change", sync);
   sync();
   const countFilters = () => {
-    const n = ["date-from", "date-to", "office", "classification"].filter((id) => $(id).value.trim()).length + ($("exclude-own").checked ? 1 : 0);
+    const n = ["date-from", "date-to", "office", "classification", "exclude-patents"].filter((id) => $(id).value.trim()).length + ($("exclude-own").checked ? 1 : 0);
     $("filter-count").hidden = n === 0;
     $("filter-count").textContent = n;
   };
-  for (const id of ["date-from", "date-to", "office", "classification", "exclude-own"]) $(id).addEventListener("change", countFilters);
+  for (const id of ["date-from", "date-to", "office", "classification", "exclude-patents", "exclude-own"]) $(id).addEventListener("change", countFilters);
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); runSearch(0); });
   $("per-page").addEventListener("change", () => { if (state.hits.length) runSearch(0); });
   $("prev-page").addEventListener("click", () => runSearch(Math.max(0, state.offset - perPage())));
@@ -341,6 +341,7 @@ function buildForm(offset) {
   put("date_to", "date-to");
   put("office", "office");
   put("classification", "classification");
+  put("exclude_patents", "exclude-patents");
   if ($("exclude-own").checked) form.append("exclude_query_patent", "true");
   if (state.file && $("all-turns").checked) form.append("all_turns", "true");
   if (text) form.append("lexical", $("lexical").checked ? "true" : "false");  // the box says it either way
@@ -395,6 +396,7 @@ async function restoreFromUrl() {
   set("date-to", "date_to");
   set("office", "office");
   set("classification", "classification");
+  set("exclude-patents", "exclude_patents");
   const mode = document.querySelector(`input[name=mode][value="${CSS.escape(params.get("mode") || "auto")}"]`);
   if (mode) mode.checked = true;
   if (params.has("text_weight")) { $("use-weight").checked = true; $("text-weight").value = params.get("text_weight"); $("use-weight").dispatchEvent(new Event("change")); }
