@@ -8,7 +8,7 @@ import io
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, model_validator
 
@@ -31,7 +31,10 @@ Mode = Literal["visual", "text", "avg", "max", "rrf", "zavg", "auto"]
 class SearchParams(BaseModel):
     """The fields of a search, as query parameters (GET) or form fields (POST, beside an image)."""
 
-    figure_id: str | None = Field(None, max_length=300, description="search with this figure of the collection")
+    figure_id: str | None = Field(
+        None, max_length=300, description="search with this figure of the collection: its id "
+        "(EP1667425A1-f0001) or a readable reference (EP1667425A1 FIG. 1)"
+    )
     text: str | None = Field(None, max_length=2000, description="words, alone or beside an image")
     mode: Mode = Field(
         DEFAULT_MODE,
@@ -41,7 +44,7 @@ class SearchParams(BaseModel):
     )
     rerank: bool | None = Field(
         None, description="re-rank the visual candidates (alpha-query expansion with database-side augmentation); "
-        "default: the service's default"
+        "default: on in the visual and auto modes, off in the others"
     )
     neighbour_text: bool | None = Field(
         None, description="modes visual and auto: a drawing without words borrows the texts of its nearest drawings "
@@ -311,7 +314,11 @@ async def preview(
     responses=error_responses(401, 404, 422, 503),
     tags=["figures"],
 )
-async def figure(request: Request, figure_id: str) -> schemas.FigureDetailsOut:
+async def figure(
+    request: Request,
+    figure_id: Annotated[str, Path(description="the figure's id (EP1667425A1-f0001) or a readable reference "
+                                   "(EP1667425A1 FIG. 1)")],
+) -> schemas.FigureDetailsOut:
     """A figure: its metadata, the reference signs read in it (with boxes) and the sentences linked to it."""
     state = _state(request)
     details = await state.lookup(lambda: state.backend.figure_details(_resolve_figure(state, figure_id)))
