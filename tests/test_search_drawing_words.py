@@ -85,7 +85,7 @@ def test_words_are_not_read_when_no_text_is_used(indexed):
 
 def test_a_drawing_without_words_in_text_mode_says_so(indexed):
     with service(indexed, []) as s:
-        with pytest.raises(InputError, match="none were read in this one"):
+        with pytest.raises(InputError, match="none that could be searched with were read in this one"):
             s.search(Query(image=angle_image(3), mode="text"))
         result = s.search(Query(image=angle_image(58), mode="avg", k=1))  # visual alone, as before
         assert result.modalities == ["visual"] and result.query_words == []
@@ -198,3 +198,16 @@ def test_warm_loads_the_engine_model_and_a_model_that_fails_means_no_words(monke
     broken._engine = Broken()
     assert broken.warm() is False
     assert "eng.traineddata" in broken.unavailable and broken._engine is None
+
+
+def test_words_too_short_to_mean_anything_are_not_searched_with(indexed):
+    # "FI" is what OCR leaves of a label cut at the sheet's edge; "if" a stray reading: neither is the drawing's text
+    with service(indexed, ["FI", "if"]) as s:
+        result = s.search(Query(image=angle_image(58), mode="avg", k=1))
+        assert result.modalities == ["visual"] and result.query_words == ["FI", "if"]
+        assert any("too short to search with" in note for note in result.notes)
+        with pytest.raises(InputError, match="none that could be searched with"):
+            s.search(Query(image=angle_image(3), mode="text"))
+    with service(indexed, ["hub", "A"]) as s:  # one word long enough: all of them count, as before
+        result = s.search(Query(image=angle_image(3), mode="text", k=1))
+        assert result.modalities == ["text"] and not any("too short" in n for n in result.notes)

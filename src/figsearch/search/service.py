@@ -92,6 +92,13 @@ THREADED_TEXT = frozenset({"minilm"})
 #: and the OCR engine (tesserocr) releases the GIL while it recognises, so they overlap on two cores
 _WORDS_POOL = ThreadPoolExecutor(2, thread_name_prefix="figsearch-words")
 
+#: an uploaded drawing's words search the text channel only when one of them has at least this many letters
+UPLOAD_WORD_LETTERS = 3
+
+
+def _letters(text: str) -> int:
+    return sum(c.isalpha() for c in text)
+
 
 class _QueryCache:
     """A small LRU of what an uploaded drawing costs to encode, keyed by its pixels (not its file:
@@ -421,6 +428,12 @@ class SearchService:
                 vectors["visual"] = rows
             if words is not None:
                 read = [w.text for w in words]
+                if words and not any(_letters(w.text) >= UPLOAD_WORD_LETTERS for w in words):
+                    # a drawing whose only words are one or two letters long ("FI", the cut end of "FIG. 3"; a stray
+                    # "if") has nothing to say to the text channel, yet `auto` would weigh that text as a query's
+                    notes.append(f"the words read in the drawing ({', '.join(read)}) are too short to search with: "
+                                 f"none has {UPLOAD_WORD_LETTERS} letters")
+                    words = []
                 if words:
                     texts.append(words_text(words))
                 elif self.reader.unavailable:
@@ -619,7 +632,7 @@ class SearchService:
             if query.mode not in vectors:
                 need = ("an image, a figure id, or a text with a visual encoder that reads words" if query.mode == "visual"
                         else "a text, a figure that has text, or a drawing with words printed in it "
-                             "(none were read in this one)" if query.image is not None
+                             "(none that could be searched with were read in this one)" if query.image is not None
                         else "a text, or a figure that has text")
                 raise InputError(f"mode {query.mode!r} needs {need}")
         else:
