@@ -12,6 +12,15 @@ memory-mapped for re-ranking) and searched one query at a time through ``Modalit
 (which includes re-ranking and id decoding), next to FAISS's exact ``IndexFlatIP`` over the
 same vectors. Targets at 1M: p50 <= 10 ms at k=50, recall@50 >= 0.95, <= 150 bytes in memory
 per vector. Threads: FIGSEARCH_FAISS_THREADS (default 1).
+
+``--appends 0.1 0.5 1.0``: after the build, appends 10 %, 50 %, 100 % more vectors (cumulative;
+half around as many new cluster centres, kinds the index was not trained on) and takes each step as
+``figsearch index`` does (``figsearch.index.sync.append_or_rebuild``: append, re-calibrate, or
+rebuild with retrained lists), then measures recall@50 of the queries (half of them of the new
+kinds; printed per half), the calibration's promise, nprobe, latency and memory, beside the recall
+of the same index appended to without re-calibration and the time of a full rebuild of the same
+vectors (the step's own rebuild when it rebuilt). ``--compare-ladder`` also times the
+re-calibration as it was before stop 26 on each appended index.
 """
 
 from __future__ import annotations

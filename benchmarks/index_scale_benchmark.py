@@ -58,8 +58,15 @@ the memory-mapped files (index file, ids, re-ranking vectors; /proc/self/smaps) 
 shared and reclaimable, and reported apart. Baseline, same run: exact search
 (``IndexFlatIP`` over the same vectors in memory, when they fit in ``--flat-max-gib``; else scaled
 from the first vectors that fit, as above). Appends: ``--appends`` fractions of n (cumulative, half
-around cluster centres the index was not trained on) are appended; recall@50 is measured with the
-build's nprobe, then after figsearch's re-calibration, or after the rebuild it asks for.
+around cluster centres the index was not trained on) are appended to a copy of the built index
+(``DIR/appends``), each step as ``figsearch index`` takes it (``append_step``:
+``figsearch.index.sync.append_or_rebuild`` — append, re-calibrate once grown by 10 %, or rebuild with
+retrained lists; only, a rebuild reads the vectors from the index's own files, not from SQLite).
+After each step the query process measures recall@50 of fresh queries (half of the new kinds;
+printed per half), one-thread p50/p95 and RAM, beside the calibration's promise, the step's times
+(appending, re-calibrating, rebuilding) and, in the same run, the recall of the index appended to
+without re-calibration and the time of a full rebuild of the same vectors (the step's own rebuild
+when it rebuilt; ``--rebuild-baseline``: one more build after a step that appended).
 """
 
 from __future__ import annotations
