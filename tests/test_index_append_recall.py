@@ -46,13 +46,13 @@ def test_a_small_append_keeps_the_calibration(built):
 def test_growth_past_the_threshold_recalibrates_on_the_new_vectors(built, monkeypatch):
     directory, entry, _ = built
     seen = {}
-    real = modality.calibrate_nprobe
+    real = modality.calibration_set
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(modality, "calibrate_nprobe", spy)
+    monkeypatch.setattr(modality, "calibration_set", spy)
     extra = _vectors(1000, seed=3, centres=80)  # 25 % more, partly of other clusters
     updated = append(directory, entry, _ids(4000, 5000), extra, 5000)
     assert isinstance(updated, dict)
@@ -118,7 +118,8 @@ def test_a_refused_append_rebuilds_with_lists_that_serve_the_new_kinds(built, mo
     assert action == "rebuilt" and "retrained" in reason and added == 6000
     assert new_entry["generation"] == 2 and new_entry["count"] == 6000 and new_entry["appends"] == 0
     assert new_entry["calibrated_count"] == 6000 and new_entry["calibrated_recall"] >= 0.9
-    # the new lists were calibrated with half of the queries from the 2,000 appended vectors
+    # the new lists were calibrated with half of the queries from the 2,000 appended vectors: the very
+    # queries the refusal drew (one scan of every vector for their neighbours, not two)
     assert [k.get("newest") for k in drawn] == [2000]
     index = ModalityIndex.open(directory, "visual", new_entry)
     queries = _vectors(30, seed=10, kinds=99)

@@ -193,10 +193,10 @@ def append_or_rebuild(directory: Path, modality: str, entry: dict | None, *, key
     append is refused — the lists no longer serve the vectors, or an id does not fit — a new
     generation is built from ``everything()`` (every vector, in order), its lists retrained; after a
     refusal for recall, its calibration draws half of its queries from the vectors appended since
-    the last build (``build(newest=...)``).
+    the last build (``build(newest=...)``), the very queries and exact neighbours the refusal measured.
     benchmarks/index_scale_benchmark.py --appends takes this same step.
     """
-    newest = 0
+    newest, calibration = 0, None
     if not reason:
         parts = list(new())
         ids = [i for part in parts for i in part[0]]
@@ -209,11 +209,13 @@ def append_or_rebuild(directory: Path, modality: str, entry: dict | None, *, key
             reason = updated.reason
             if updated.retrain:  # calibrate the new lists on the appended vectors too, as the append did
                 newest = entry["count"] + len(ids) - entry.get("built_count", entry["count"])
+                if plan.vector_dtype == (entry.get("vector_dtype") or "<f4"):  # the same vectors: same neighbours
+                    calibration = updated.calibration
         else:
             reason = "no new vectors to append"
     log.info("%s index: rebuilding from stored vectors (%s)", modality, reason)
     generation = (entry or {}).get("generation", 0) + 1
     new_entry = build(directory, modality, key=key, identity=identity, dim=dim, plan=plan, chunks=everything(),
                       generation=generation, workers=shards.workers if shards else None,
-                      map_shards=shards.map if shards else None, newest=newest)
+                      map_shards=shards.map if shards else None, newest=newest, calibration=calibration)
     return new_entry, "rebuilt", reason, new_entry["count"]
