@@ -498,6 +498,7 @@ def append_step(directory: Path, entry: dict, ids: list[str], vectors: np.ndarra
         start = time.perf_counter()
         new_entry, action, reason, _ = sync.append_or_rebuild(
             directory, "visual", entry, key="bench", identity={}, dim=dim, plan=plan, reason=reason,
+            newest=total - entry.get("built_count", entry["count"]),  # as figsearch.index.sync counts them
             new=lambda: [(ids, vectors, max_rowid)], everything=lambda: _file_chunks(directory, entry, ids, vectors))
         seconds = time.perf_counter() - start
     named = {name for name in new_entry["files"].values() if name}

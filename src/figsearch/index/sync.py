@@ -170,10 +170,16 @@ def _sync_one(collection: Collection, directory: Path, entry: dict | None, reque
         report = IndexReport(modality, key, "unchanged", entry["count"], factory=plan.factory,
                              seconds=time.perf_counter() - start)
         return report, _KEEP
-    if not reason and collection.vectors.count_up_to(modality, key, entry["max_rowid"]) != entry["count"]:
-        reason = "stored vectors were replaced or deleted since the last build"
+    same_vectors = bool(entry) and entry.get("encoder") == key and entry.get("dim") == dim
+    if same_vectors and collection.vectors.count_up_to(modality, key, entry["max_rowid"]) != entry["count"]:
+        same_vectors = False
+        reason = reason or "stored vectors were replaced or deleted since the last build"
+    # the index holds the first of the vectors; those appended since its lists were trained, and the
+    # new ones, come last: a rebuild draws half of its calibration queries from them
+    since_build = (entry["count"] - entry.get("built_count", entry["count"])
+                   + collection.vectors.count_after(modality, key, entry["max_rowid"])) if same_vectors else 0
     new_entry, action, reason, added = append_or_rebuild(
-        directory, modality, entry, key=key, identity=identity, dim=dim, plan=plan, reason=reason,
+        directory, modality, entry, key=key, identity=identity, dim=dim, plan=plan, reason=reason, newest=since_build,
         new=lambda: collection.vectors.iterate(modality, key, after_rowid=entry["max_rowid"]),
         everything=lambda: collection.vectors.iterate(modality, key), shards=shards)
     new_entry["db_state"] = state
@@ -184,19 +190,19 @@ def _sync_one(collection: Collection, directory: Path, entry: dict | None, reque
 
 def append_or_rebuild(directory: Path, modality: str, entry: dict | None, *, key: str, identity: dict, dim: int,
                       plan: IndexPlan, reason: str, new: Callable[[], Chunks], everything: Callable[[], Chunks],
-                      shards: ShardExecutor | None = None) -> tuple[dict, str, str, int]:
+                      newest: int = 0, shards: ShardExecutor | None = None) -> tuple[dict, str, str, int]:
     """The step ``figsearch index`` takes for an index that is not current: (new entry, "appended" or
-    "rebuilt", why it was rebuilt, vectors added).
+    "rebuilt", why it was rebuilt, vectors added). benchmarks/index_scale_benchmark.py --appends takes it too.
 
     ``reason``: a rebuild the caller already knows is needed ("" if none). Else the vectors ``new()``
-    yields are appended (which re-calibrates nprobe once the index has grown by 10 %); where the
-    append is refused — the lists no longer serve the vectors, or an id does not fit — a new
-    generation is built from ``everything()`` (every vector, in order), its lists retrained; after a
-    refusal for recall, its calibration draws half of its queries from the vectors appended since
-    the last build (``build(newest=...)``), the very queries and exact neighbours the refusal measured.
-    benchmarks/index_scale_benchmark.py --appends takes this same step.
+    yields are appended (re-calibrated once the index has grown by 10 %); where the append is refused
+    (the lists no longer serve the vectors, or an id does not fit), a new generation is built from
+    ``everything()``, every vector in order, its lists retrained. ``newest``: how many of the last
+    vectors of ``everything()`` came after ``entry``'s lists were trained (0: unknown, or other
+    vectors); a rebuild draws half of its calibration queries from them (``build(newest=...)``), and
+    after a refusal for recall it reuses the refusal's queries and their exact neighbours.
     """
-    newest, calibration = 0, None
+    calibration = None
     if not reason:
         parts = list(new())
         ids = [i for part in parts for i in part[0]]
