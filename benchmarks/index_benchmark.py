@@ -177,7 +177,7 @@ def measure_appends(directory: Path, entry: dict, n: int, dim: int, k: int, base
         p50, p95 = percentiles(times)
         in_memory = _faiss().serialize_index(index.index).nbytes / len(base)
         full, what = (step["rebuild"], "its own rebuild") if step["action"] == "rebuilt" else (None, "")
-        if full is None and rebuild_baseline:
+        if rebuild_baseline:  # from scratch: a step's own rebuild may reuse its refusal's calibration queries
             scratch = Path(tempfile.mkdtemp(dir=directory.parent))
             every_id = [f"US{i:09d}-D00001" for i in range(len(base))]
             chunks = ((every_id[s : s + 100_000], base[s : s + 100_000], s + 100_000)

@@ -560,7 +560,7 @@ def measure_appends(faiss, kind: str, directory: Path, entry: dict, n: int, dim:
         ram = (child["after"]["RssAnon"] - child["before"]["RssAnon"]) / count
         disk = sum(p.stat().st_size for p in directory.iterdir() if p.name.startswith("visual.g")) / count
         full = step["rebuild"] if step["action"] == "rebuilt" else None
-        what = "its own rebuild"
+        what = "its own rebuild (with the calibration queries of the refusal, if it refused)"
         if full is None and rebuild_baseline:
             scratch = workdir / "baseline-rebuild"
             shutil.rmtree(scratch, ignore_errors=True)
