@@ -121,7 +121,8 @@ def run(n: int, dim: int, k: int, queries: int, factory: str | None, workdir: Pa
     directory.rmdir()
 
 
-def _recall(index: ModalityIndex, data: np.ndarray, queries: np.ndarray, k: int) -> tuple[float, list[float], list[float]]:
+def _recall(index: ModalityIndex, data: np.ndarray, queries: np.ndarray,
+            k: int) -> tuple[float, list[float], list[float]]:
     """Recall@k of ``queries`` against exact search over ``data``, each query's seconds (one at a time) and recall."""
     faiss = _faiss()
     flat = faiss.IndexFlatIP(data.shape[1])
