@@ -536,9 +536,9 @@ def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -
     vectors = np.memmap(directory / files["vectors"], dtype=_vector_dtype(entry), mode="r", shape=(total, entry["dim"]))
     search = functools.partial(reranked_positions, candidates=entry.get("candidates") or None)
     # Recall bought with many more lists is paid by every query (at 10^6 × 256, +10 % of new kinds
-    # took nprobe from 64 to 930 for recall 0.945: docs/index-scale.md); lists retrained on the
-    # data as it now is need about as few as the build did. So the ladder stops at that many lists:
-    # climbing past it only to refuse cost most of the re-calibration (docs/index-scale.md, stop 26).
+    # took nprobe from 64 to 930 for recall 0.945); lists retrained on the data as it now is need
+    # fewer (384 for 0.959 at stop 26, though 8× the build's 48: docs/index-scale.md). The ladder
+    # stops at RETRAIN_NPROBE_FACTOR × the build's: climbing past it only to refuse was wasted.
     built = entry.get("built_nprobe") or entry.get("nprobe") or 0
     most = RETRAIN_NPROBE_FACTOR * built if built else None
     faiss = _faiss()
