@@ -58,8 +58,15 @@ the memory-mapped files (index file, ids, re-ranking vectors; /proc/self/smaps) 
 shared and reclaimable, and reported apart. Baseline, same run: exact search
 (``IndexFlatIP`` over the same vectors in memory, when they fit in ``--flat-max-gib``; else scaled
 from the first vectors that fit, as above). Appends: ``--appends`` fractions of n (cumulative, half
-around cluster centres the index was not trained on) are appended; recall@50 is measured with the
-build's nprobe, then after figsearch's re-calibration, or after the rebuild it asks for.
+around cluster centres the index was not trained on) are appended to a copy of the built index
+(``DIR/appends``), each step as ``figsearch index`` takes it (``append_step``:
+``figsearch.index.sync.append_or_rebuild`` — append, re-calibrate once grown by 10 %, or rebuild with
+retrained lists; only, a rebuild reads the vectors from the index's own files, not from SQLite).
+After each step the query process measures recall@50 of fresh queries (half of the new kinds;
+printed per half), one-thread p50/p95 and RAM, beside the calibration's promise, the step's times
+(appending, re-calibrating, rebuilding) and, in the same run, the recall of the index appended to
+without re-calibration and the time of a full rebuild of the same vectors (the step's own rebuild
+when it rebuilt; ``--rebuild-baseline``: one more build after a step that appended).
 """
 
 from __future__ import annotations
@@ -80,7 +87,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figsearch.index import calibrate, modality
+from figsearch.index import calibrate, modality, sync
 from figsearch.index.calibrate import exact_neighbours
 from figsearch.index.files import update_entry
 from figsearch.index.modality import _faiss, append, build
@@ -316,7 +323,8 @@ def seed_from(source: Path, base: Path, results: Results, kind: str, n: int, dim
 
 
 def run(kind: str, n: int, dim: int, queries_n: int, workers: int, workdir: Path, flat_max_gib: float,
-        appends: list[float], keep: bool, clean: bool, gen_workers: int, readd_from: Path | None = None) -> None:
+        appends: list[float], keep: bool, clean: bool, gen_workers: int, readd_from: Path | None = None,
+        rebuild_baseline: bool = False) -> None:
     faiss = _faiss()
     base = workdir / f"{kind}-{n}" if keep else Path(tempfile.mkdtemp(prefix=f"scale-{kind}-", dir=workdir))
     directory = base / "index"
@@ -364,7 +372,7 @@ def run(kind: str, n: int, dim: int, queries_n: int, workers: int, workdir: Path
         del vectors
         report(kind, n, dim, plan, entry, results, truth, workers, directory)
         if appends:
-            measure_appends(faiss, kind, directory, entry, n, dim, queries_n, appends)
+            measure_appends(faiss, kind, directory, entry, n, dim, queries_n, appends, base, rebuild_baseline)
     finally:
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -435,52 +443,151 @@ def _recall_in_process(directory: Path, entry: dict, queries: np.ndarray) -> flo
     return recall([[int(f[1:]) for f, _ in index.search(q, K)] for q in queries], truth)
 
 
+class _Stopwatch:
+    """Seconds spent in some module functions while installed: the parts of one append step."""
+
+    def __init__(self, **targets):  # label -> (module, function name)
+        self.targets, self.seconds, self._saved = targets, dict.fromkeys(targets, 0.0), {}
+
+    def __enter__(self):
+        for label, (module, name) in self.targets.items():
+            real = self._saved[label] = getattr(module, name)
+
+            def timed(*args, _real=real, _label=label, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return _real(*args, **kwargs)
+                finally:
+                    self.seconds[_label] += time.perf_counter() - start
+
+            setattr(module, name, timed)
+        return self
+
+    def __exit__(self, *exc):
+        for label, (module, name) in self.targets.items():
+            setattr(module, name, self._saved[label])
+
+
+def _file_chunks(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray):
+    """Every vector as the collection's table would yield them for a rebuild: the index's own first
+    ``entry["count"]`` vectors and ids (float16 from 10^6 on, as the index keeps them), then the new ones."""
+    n = entry["count"]
+    stored = np.memmap(directory / entry["files"]["vectors"], dtype=entry["vector_dtype"] or "<f4", mode="r",
+                       shape=(n, entry["dim"]))
+    names = np.memmap(directory / entry["files"]["ids"], dtype=f"S{entry['id_width']}", mode="r", shape=(n,))
+    for s in range(0, n, CHUNK):
+        stop = min(s + CHUNK, n)
+        yield [bytes(x).decode() for x in names[s:stop]], np.asarray(stored[s:stop], np.float32), stop
+    for s in range(0, len(ids), CHUNK):
+        stop = min(s + CHUNK, len(ids))
+        yield ids[s:stop], vectors[s:stop], n + stop
+
+
+def append_step(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, dim: int) -> dict:
+    """Append ``vectors`` the way ``figsearch index`` does (figsearch.index.sync.append_or_rebuild: an append,
+    re-calibrated once the index has grown by 10 %, or a new generation with retrained lists), timed in parts.
+
+    Only the source of the vectors differs: a rebuild reads them from the index's own files here, not
+    from the collection's SQLite table. Files no entry names any more are removed, as ``figsearch
+    index`` does after publishing."""
+    total = entry["count"] + len(ids)
+    plan = choose_plan(total, dim)
+    reason = sync.rebuild_reason(directory, entry, "bench", dim, plan)
+    max_rowid = entry["max_rowid"] + len(ids)
+    with _Stopwatch(recalibrate=(modality, "_recalibrate_after_append"), rebuild=(sync, "build")) as clock:
+        start = time.perf_counter()
+        new_entry, action, reason, _ = sync.append_or_rebuild(
+            directory, "visual", entry, key="bench", identity={}, dim=dim, plan=plan, reason=reason,
+            newest=total - entry.get("built_count", entry["count"]),  # as figsearch.index.sync counts them
+            new=lambda: [(ids, vectors, max_rowid)], everything=lambda: _file_chunks(directory, entry, ids, vectors))
+        seconds = time.perf_counter() - start
+    named = {name for name in new_entry["files"].values() if name}
+    for path in directory.iterdir():
+        if path.name.startswith("visual.g") and path.name not in named:
+            path.unlink()
+    return {"entry": new_entry, "action": action, "reason": reason, "seconds": seconds,
+            "recalibrate": clock.seconds["recalibrate"], "rebuild": clock.seconds["rebuild"],
+            "append": seconds - clock.seconds["recalibrate"] - clock.seconds["rebuild"]}
+
+
+def _interleave(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.empty((len(a) + len(b), a.shape[1]), a.dtype)
+    out[0::2], out[1::2] = a, b
+    return out
+
+
 def measure_appends(faiss, kind: str, directory: Path, entry: dict, n: int, dim: int, queries_n: int,
-                    fractions: list[float]) -> None:
-    queries = np.concatenate([
-        np.concatenate(list(stream(kind, queries_n // 4, dim, seed=2))),
-        np.concatenate(list(stream(kind, queries_n // 4, dim, seed=4, new_kinds=True))),
-    ])
-    growth, done, generation = modality.RECALIBRATE_GROWTH_PERCENT, 0, 1
+                    fractions: list[float], workdir: Path, rebuild_baseline: bool) -> None:
+    """Append ``fractions`` of n (cumulative; half of the vectors around centres the index was not
+    trained on) to a copy of the built index, each step as ``figsearch index`` takes it (append_step),
+    and measure what a user then gets: recall@50 of fresh queries (half of the new kinds) against
+    exact search, the calibration's promise, nprobe, one-thread latency and memory in a separate
+    process. Same-run baselines: the recall of the index appended to without re-calibration (the
+    build's nprobe), and the time of a full rebuild of the same vectors (the step's own rebuild
+    when it rebuilt; with ``rebuild_baseline`` one more build when it appended)."""
+    work = workdir / "appends"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(directory, work)  # the built index stays as it was: a rerun starts from it again
+    directory = work
+    queries = _interleave(np.concatenate(list(stream(kind, queries_n // 2, dim, seed=2))),
+                          np.concatenate(list(stream(kind, queries_n // 2, dim, seed=4, new_kinds=True))))
+    timed = queries[len(queries) // 4 :]
+    growth, done = modality.RECALIBRATE_GROWTH_PERCENT, 0
     for fraction in fractions:
         target = int(n * fraction)
         extra = np.concatenate(list(stream(kind, target - done, dim, seed=3 + target, new_kinds=True)))
         ids = figure_ids(n + done, n + target)
-        modality.RECALIBRATE_GROWTH_PERCENT = 10**9  # first with the nprobe calibrated before
+        done = target
+        # the baseline: the same vectors appended without re-calibration (the nprobe of the last calibration)
+        modality.RECALIBRATE_GROWTH_PERCENT = 10**9
         try:
-            start = time.perf_counter()
-            stale = append(directory, entry, ids, extra, n + target)
-            append_s = time.perf_counter() - start
+            stale = append(directory, entry, ids, extra, entry["max_rowid"] + len(ids))
         finally:
             modality.RECALIBRATE_GROWTH_PERCENT = growth
+        stale_recall = _recall_in_process(directory, stale, timed) if isinstance(stale, dict) else None
+        step = append_step(directory, entry, ids, extra, dim)
+        entry = step["entry"]
         del extra
-        done = target
-        stale_recall = _recall_in_process(directory, stale, queries)
-        index = faiss.read_index(str(directory / stale["files"]["index"]))
-        start = time.perf_counter()
-        fresh = modality._recalibrate_after_append(directory, dict(stale, count=n), index, stale["count"])
-        if fresh is False:
-            generation += 1
-            vectors = mapped_vectors(directory, stale)
-            chunks = ((figure_ids(s, min(s + CHUNK, len(vectors))), np.asarray(vectors[s : s + CHUNK], np.float32),
-                       min(s + CHUNK, len(vectors))) for s in range(0, len(vectors), CHUNK))
-            entry = build(directory, "visual", key="bench", identity={}, dim=dim,
-                          plan=choose_plan(len(vectors), dim), chunks=chunks, generation=generation,
-                          workers=modality_workers())
-            action = f"rebuilt (lists retrained) in {time.perf_counter() - start:.0f} s, nprobe {entry['nprobe']}"
-        else:
-            entry = dict(stale, **(fresh or {}))
-            action = f"re-calibrated in {time.perf_counter() - start:.0f} s: nprobe {entry['nprobe']}"
-        after = _recall_in_process(directory, entry, queries)
-        print(f"  +{fraction:.0%} appended ({stale['count']:,} vectors, append {append_s:.0f} s): recall@{K} with "
-              f"nprobe {stale['nprobe']} {stale_recall:.3f}; {action}: recall@{K} {after:.3f}", flush=True)
-
-
-_workers = 1
-
-
-def modality_workers() -> int:
-    return _workers
+        load_after_step = os.getloadavg()[0]
+        child = measure_queries(directory, entry, queries, workdir)
+        truth = exact_neighbours(faiss, mapped_vectors(directory, entry), timed, K)
+        got = recall(child["found"], truth)
+        first = (len(queries) // 4) % 2  # timed rows alternate; those at even positions of ``queries`` are old kinds
+        old_kinds = recall(child["found"][first::2], truth[first::2])
+        new_kinds = recall(child["found"][1 - first::2], truth[1 - first::2])
+        a50, a95 = pct(child["times"])
+        count = entry["count"]
+        ram = (child["after"]["RssAnon"] - child["before"]["RssAnon"]) / count
+        disk = sum(p.stat().st_size for p in directory.iterdir() if p.name.startswith("visual.g")) / count
+        full = step["rebuild"] if step["action"] == "rebuilt" else None
+        what = "its own rebuild (with the calibration queries of the refusal, if it refused)"
+        if full is None and rebuild_baseline:
+            scratch = workdir / "baseline-rebuild"
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir()
+            start = time.perf_counter()
+            build(scratch, "visual", key="bench", identity={}, dim=dim, plan=choose_plan(count, dim),
+                  chunks=_file_chunks(directory, dict(entry, count=count), [], np.zeros((0, dim), np.float32)),
+                  generation=1)
+            full, what = time.perf_counter() - start, "a rebuild of the same vectors, this run"
+            shutil.rmtree(scratch, ignore_errors=True)
+        ratio = f"{step['seconds'] / full:.2f}x the time of {what} ({full:.0f} s)" if full else "no rebuild timed"
+        stale_text = (f"{stale_recall:.3f} with the un-recalibrated index (nprobe {stale['nprobe']})"
+                      if stale_recall is not None else f"no append without it ({stale.reason})")
+        promise = (f"calibrated recall {entry['calibrated_recall']:.3f}" if entry.get("calibrated_recall") is not None
+                   else "no calibration")
+        print(
+            f"  +{fraction:.0%} appended ({count:,} vectors, {entry['plan']['factory']}): figsearch index "
+            f"{step['action']} in "
+            f"{step['seconds']:.1f} s (append {step['append']:.1f} s, re-calibrate {step['recalibrate']:.1f} s, "
+            f"rebuild {step['rebuild']:.1f} s; load {load_after_step:.1f}) = {ratio}\n"
+            f"      nprobe {entry['nprobe']} ({promise}); recall@{K} of fresh queries (half of new kinds) {got:.3f} "
+            f"(old kinds {old_kinds:.3f}, new kinds {new_kinds:.3f}) against {stale_text}, "
+            f"{got - (stale_recall or 0):+.3f}\n"
+            f"      one thread, {len(child['times'])} queries: p50 {a50:.2f} ms, p95 {a95:.2f} ms (load "
+            f"{child['load'][0]}); RAM {ram:.1f} B/vector (serialized index {child['serialized'] / count:.1f}); "
+            f"on disk {disk:.0f} B/vector" + (f"\n      rebuilt because {step['reason']}" if step["reason"] else ""),
+            flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,15 +605,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean", action="store_true", help="with --workdir: remove the index files once measured")
     parser.add_argument("--gen-workers", type=int, default=2, help="processes that draw the synthetic vectors")
     parser.add_argument("--flat-max-gib", type=float, default=1.5, help="largest exact baseline held in memory")
-    parser.add_argument("--appends", type=float, nargs="*", default=[])
+    parser.add_argument("--appends", type=float, nargs="*", default=[],
+                        help="after the build, append these fractions of n (cumulative, half of new kinds) as "
+                             "figsearch index does and measure each step, e.g. 0.1 0.5 1.0")
+    parser.add_argument("--rebuild-baseline", action="store_true",
+                        help="with --appends: after a step that appended, time a full rebuild of the same vectors "
+                             "(a step that rebuilt is its own)")
     parser.add_argument("--readd-from", type=Path, default=None,
                         help="re-add the vectors of the published index in DIR (its trained index emptied) instead "
                              "of drawing and training; needs --workdir, one --n and one --data")
     args = parser.parse_args(argv)
     if args.readd_from and (args.workdir is None or len(args.n) != 1 or len(args.data) != 1):
         parser.error("--readd-from needs --workdir, one --n and one --data")
-    global _workers
-    _workers = args.workers
+    # the rebuilds that appends lead to add their vectors in as many shard processes as the build
+    os.environ["FIGSEARCH_INDEX_WORKERS"] = str(args.workers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     load = os.getloadavg()
     print(f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores; "
@@ -517,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in args.data:
             run(kind, n, args.dim, args.queries, args.workers, args.workdir or Path(tempfile.gettempdir()),
                 args.flat_max_gib, args.appends, keep=args.workdir is not None, clean=args.clean,
-                gen_workers=args.gen_workers, readd_from=args.readd_from)
+                gen_workers=args.gen_workers, readd_from=args.readd_from, rebuild_baseline=args.rebuild_baseline)
     load = os.getloadavg()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"total {time.perf_counter() - start:.0f} s, driver peak RSS {peak:.0f} MiB, "

@@ -154,7 +154,7 @@ def test_a_float16_index_grows_by_appends_and_opens_through_a_snapshot(tmp_path)
     directory, entry = _build_pair(tmp_path, x)["<f2"]
     extra = _clustered(2000, 64, seed=8, centres=30, kinds_seed=9)  # 25 % more, of other kinds
     updated = append(directory, entry, _ids(8000, 10_000), extra, 10_000)
-    assert updated is not None and updated["calibrated_count"] == 10_000
+    assert isinstance(updated, dict) and updated["calibrated_count"] == 10_000
     assert (directory / "visual.g1.f16").stat().st_size == 10_000 * 64 * 2
     update_entry(directory, "visual", updated)
     # the read path opens it as it opens any index: nothing there builds or converts
@@ -193,7 +193,7 @@ def test_recall_holds_through_appends_of_10_50_and_100_percent(tmp_path):
         ids = _ids(n + done, n + target)
         data = np.concatenate([data, extra])
         updated = append(tmp_path, entry, ids, extra, n + target)
-        if updated is None:  # what figsearch index then does: a new generation, lists retrained
+        if isinstance(updated, modality.Refused):  # what figsearch index then does: a new generation, lists retrained
             generation += 1
             updated = build(tmp_path, "visual", key="k", identity={}, dim=dim, plan=plan,
                             chunks=_chunks(data), generation=generation)
@@ -210,9 +210,10 @@ def test_appends_that_need_many_more_lists_ask_for_a_retrain(tmp_path, monkeypat
     extra = _clustered(1000, 64, seed=17)
     monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (entry["nprobe"] * 4, 0.99))
     kept = append(directory, entry, _ids(8000, 9000), extra, 9000)
-    assert kept is not None and kept["nprobe"] == entry["nprobe"] * 4
+    assert isinstance(kept, dict) and kept["nprobe"] == entry["nprobe"] * 4
     monkeypatch.setattr(modality, "calibrate_nprobe", lambda *a, **k: (entry["nprobe"] * 4 + 1, 0.99))
-    assert append(directory, kept, _ids(9000, 10_000), _clustered(1000, 64, seed=18), 10_000) is None
+    assert isinstance(append(directory, kept, _ids(9000, 10_000), _clustered(1000, 64, seed=18), 10_000),
+                      modality.Refused)
 
 
 def test_two_level_training_and_an_hnsw_quantizer_keep_recall(tmp_path, monkeypatch):

@@ -209,13 +209,14 @@ def nprobe_ladder(cap: int) -> list[int]:
 
 
 def calibrate(faiss, index, vectors: np.ndarray, nlist: int, search, default: int, *, calibration,
-              levels: tuple[int, ...] | None = None) -> Calibration:
+              levels: tuple[int, ...] | None = None, max_nprobe: int | None = None) -> Calibration:
     """The cheapest (nprobe, candidates) whose recall@50 on ``calibration`` reaches the bar, set on ``index``.
 
     ``search(index, vectors, query, k, candidates=None)`` is the re-ranking search the service
     uses, returning positions best first; ``default`` its default candidates for k = 50.
     ``levels``: the candidate counts tried (0: the default); by default the default and
-    ``WIDER_CANDIDATES`` multiples of it. For each, the ladder is climbed to the first nprobe that
+    ``WIDER_CANDIDATES`` multiples of it. ``max_nprobe``: the ladder stops there even below its cap
+    (an append's re-calibration, which would retrain rather than probe more). For each, the ladder is climbed to the first nprobe that
     reaches the bar, or until a setting would cost more than one already accepted (not bisected:
     with the default candidates, recall can fall as nprobe grows, the codes' ranking noise
     outgrowing what more lists bring).
@@ -223,6 +224,8 @@ def calibrate(faiss, index, vectors: np.ndarray, nlist: int, search, default: in
     queries, sample, truth, k = calibration
     n = len(vectors)
     cap = nprobe_cap(n, nlist)
+    if max_nprobe:
+        cap = max(1, min(cap, max_nprobe))
     ladder = nprobe_ladder(cap)
     per_list = n / max(nlist, 1)
     levels = levels if levels is not None else candidate_levels(default, n, per_list)
@@ -266,7 +269,7 @@ def calibrate(faiss, index, vectors: np.ndarray, nlist: int, search, default: in
                 nprobe, level = top, wider
         recall, margin = measure(nprobe, level)
         reached = False
-        log.warning(
+        (log.info if max_nprobe else log.warning)(  # an append's caller retrains rather than warns
             "the index reaches recall@%d %.3f at most (nprobe capped at %d of %d lists, %d candidates): these "
             "vectors are hard to partition; an exact index (--index-factory Flat) is slower but exact",
             k, recall, nprobe, nlist, level or default,
@@ -276,14 +279,15 @@ def calibrate(faiss, index, vectors: np.ndarray, nlist: int, search, default: in
 
 
 def calibrate_nprobe(faiss, index, vectors: np.ndarray, nlist: int, search, *, seed: int = 7,
-                     newest: int = 0, calibration=None) -> tuple[int, float]:
+                     newest: int = 0, calibration=None, max_nprobe: int | None = None) -> tuple[int, float]:
     """(nprobe, recall@50 it reached) for ``index`` with the candidates ``search`` already fetches
     (what an append re-calibrates: the build chose the candidates).
 
     ``newest``: the last ``newest`` vectors were appended after the lists were trained; half of
     the queries come from them, because vectors unlike the training sample (a new kind of
-    drawing) are where an old partition loses recall first.
+    drawing) are where an old partition loses recall first. ``max_nprobe``: as for ``calibrate``.
     """
     result = calibrate(faiss, index, vectors, nlist, search, 0,
-                       calibration=calibration or calibration_set(faiss, vectors, seed, newest), levels=(0,))
+                       calibration=calibration or calibration_set(faiss, vectors, seed, newest), levels=(0,),
+                       max_nprobe=max_nprobe)
     return result.nprobe, result.recall

@@ -9,7 +9,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +203,7 @@ def _vector_dtype(entry: dict) -> str:
 def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int, plan: IndexPlan,
           chunks: Chunks, generation: int, seed: int = 1234, workers: int | None = None,
           map_shards: MapShards | None = None, checkpoint: Path | None = None,
-          on_phase: Callable[[str, float], None] | None = None) -> dict:
+          on_phase: Callable[[str, float], None] | None = None, newest: int = 0, calibration=None) -> dict:
     """Write a new generation of ``modality``'s index from (ids, vectors, max rowid) chunks; returns its manifest entry.
 
     ``workers`` / ``map_shards``: add the vectors in parallel shards (figsearch.index.shards).
@@ -213,7 +213,13 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
     arguments skips what was finished (``chunks`` is not even read once the vectors are written).
     The caller names one directory per build (another plan or modality there starts afresh);
     it is removed once the index is published. ``on_phase(name, seconds)`` is called after each
-    phase this call ran (``vectors``, ``train``, ``add``, ``calibrate``).
+    phase this call ran (``vectors``, ``train``, ``add``, ``calibrate``). ``newest``: the last
+    ``newest`` vectors were appended since the lists were last trained (a retrain after appends):
+    half of the calibration queries come from them, moved off their vectors, as an append's
+    re-calibration draws them — queries of new kinds are where lists lose recall, and a uniform
+    draw holds few of them (docs/index-scale.md, stop 26). ``calibration``: those queries with their
+    exact neighbours, already computed over these very vectors in this order (the refused append's
+    re-calibration drew them: ``Refused.calibration``), so that the scan of every vector is not run twice.
     """
     faiss = _faiss()
     stem = f"{modality}.g{generation}"
@@ -263,7 +269,12 @@ def build(directory: Path, modality: str, *, key: str, identity: dict, dim: int,
         _set_nprobe(index, nprobe)
     elif nlist and plan.rerank and n > CALIBRATION_K:
         # queries held out of the training sample stand in for new drawings (figsearch.index.calibrate)
-        held_out = calibration_set(faiss, vectors, exclude=_training_positions(n, plan, seed))
+        if calibration is not None:
+            held_out = calibration
+        elif 0 < newest < n:
+            held_out = calibration_set(faiss, vectors, newest=newest)
+        else:
+            held_out = calibration_set(faiss, vectors, exclude=_training_positions(n, plan, seed))
         result = calibrate(faiss, index, vectors, nlist, reranked_positions, _default_candidates(CALIBRATION_K),
                            calibration=held_out)
         nprobe, recall, candidates, margin = result.nprobe, result.recall, result.candidates, result.margin
@@ -451,16 +462,28 @@ class _Checkpoint:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, max_rowid: int) -> dict | None:
-    """Add vectors to an existing generation; None when it cannot (an id too long): rebuild instead."""
+@dataclass(frozen=True)
+class Refused:
+    """An append that could not be done: the caller rebuilds (a new generation) instead, for ``reason``."""
+
+    reason: str
+    #: the appended vectors' lists no longer serve them (the rebuild retrains the lists)
+    retrain: bool = False
+    #: the re-calibration's queries and their exact neighbours over every vector (a retrain's
+    #: rebuild of the same vectors calibrates with them: ``build(calibration=...)``)
+    calibration: tuple | None = field(default=None, repr=False, compare=False)
+
+
+def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, max_rowid: int) -> dict | Refused:
+    """Add vectors to an existing generation: its new manifest entry, or ``Refused`` (rebuild instead)."""
     if any(len(i.encode("utf-8")) > entry["id_width"] for i in ids):
-        return None
+        return Refused("the new figure ids do not fit the id file")
     faiss = _faiss()
     files = entry["files"]
     index = faiss.read_index(str(directory / files["index"]))
     n, dim, width = entry["count"], entry["dim"], entry["id_width"]
     if index.ntotal != n:
-        return None
+        return Refused(f"the index file holds {index.ntotal} vectors where the manifest says {n}")
     dtype = _vector_dtype(entry)
     vectors = np.ascontiguousarray(vectors, dtype=dtype)
     # cut what a crashed append may have left beyond the valid count, then grow the files
@@ -479,8 +502,8 @@ def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, ma
         index.add(np.asarray(vectors, dtype=np.float32))
     total = n + len(ids)
     calibration = _recalibrate_after_append(directory, entry, index, total)
-    if calibration is False:
-        return None  # the trained lists no longer fit the data: rebuild (retrain) instead
+    if isinstance(calibration, Refused):
+        return calibration  # the trained lists no longer fit the data
     appends = entry.get("appends", 0) + 1
     index_name = f"{files['index'].split('.a')[0]}.a{appends}.faiss"
     _write_faiss(index, directory / index_name)
@@ -495,13 +518,13 @@ def append(directory: Path, entry: dict, ids: list[str], vectors: np.ndarray, ma
     )
 
 
-def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -> dict | None | bool:
+def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -> dict | Refused | None:
     """New nprobe fields for an IVF index that appends have grown by RECALIBRATE_GROWTH_PERCENT or more.
 
     Appended vectors go to lists trained without them; where they are unlike the training sample,
     the calibrated nprobe no longer reaches the recall target (measured: benchmarks/index_benchmark.py
-    --appends). None: nothing to change; False: even the largest nprobe allowed misses the target,
-    so the lists must be retrained (the caller rebuilds).
+    --appends). None: nothing to change; ``Refused``: the lists must be retrained (the caller
+    rebuilds) — no nprobe up to ``RETRAIN_NPROBE_FACTOR`` × the build's reaches the bar.
     """
     nlist = _nlist_of(index)
     files = entry["files"]
@@ -512,21 +535,22 @@ def _recalibrate_after_append(directory: Path, entry: dict, index, total: int) -
         return None
     vectors = np.memmap(directory / files["vectors"], dtype=_vector_dtype(entry), mode="r", shape=(total, entry["dim"]))
     search = functools.partial(reranked_positions, candidates=entry.get("candidates") or None)
-    nprobe, recall = calibrate_nprobe(_faiss(), index, vectors, nlist, search,
-                                      newest=total - entry.get("built_count", entry["count"]))
+    # Recall bought with many more lists is paid by every query (at 10^6 × 256, +10 % of new kinds
+    # took nprobe from 64 to 930 for recall 0.945); lists retrained on the data as it now is need
+    # fewer (384 for 0.959 at stop 26, though 8× the build's 48: docs/index-scale.md). The ladder
+    # stops at RETRAIN_NPROBE_FACTOR × the build's: climbing past it only to refuse was wasted.
+    built = entry.get("built_nprobe") or entry.get("nprobe") or 0
+    most = RETRAIN_NPROBE_FACTOR * built if built else None
+    faiss = _faiss()
+    queries = calibration_set(faiss, vectors, newest=total - entry.get("built_count", entry["count"]))
+    nprobe, recall = calibrate_nprobe(faiss, index, vectors, nlist, search, max_nprobe=most, calibration=queries)
     # the build's own recall is the bar where the data never reached the target (hard to partition)
     bar = min(RECALL_TARGET, (entry.get("calibrated_recall") or RECALL_TARGET) - 0.01)
-    if recall < bar:
-        log.info("after appends the index reaches recall %.3f at most (bar %.3f): retraining its lists", recall, bar)
-        return False
-    # Recall bought with many more lists is paid by every query (at 10^6 × 256, +10 % of new kinds
-    # took nprobe from 64 to 930 for recall 0.945: docs/index-scale.md); lists retrained on the
-    # data as it now is need about as few as the build did.
-    built = entry.get("built_nprobe") or entry.get("nprobe") or 0
-    if built and nprobe > RETRAIN_NPROBE_FACTOR * built:
-        log.info("after appends the index needs nprobe %d where its build needed %d: retraining its lists",
-                 nprobe, built)
-        return False
+    if recall < bar or (most and nprobe > most):
+        reason = (f"after appends the lists reach recall@{CALIBRATION_K} {recall:.3f} at nprobe {nprobe} "
+                  f"(bar {bar:.3f}; the build needed nprobe {built}): the lists are retrained")
+        log.info("%s", reason)
+        return Refused(reason, retrain=True, calibration=queries)
     _set_nprobe(index, nprobe)
     return {"nprobe": nprobe, "calibrated_recall": recall, "calibrated_count": total}
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from figsearch.index.files import index_dir, index_lock, read_manifest, remove_files, write_manifest
-from figsearch.index.modality import append, build
+from figsearch.index.modality import Chunks, Refused, append, build
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR, IndexPlan, choose_plan
 from figsearch.index.shards import ShardExecutor
 from figsearch.store import Collection
@@ -54,7 +55,8 @@ def is_current(directory: Path, entry: dict | None, state: dict, key: str) -> bo
     )
 
 
-def _rebuild_reason(collection: Collection, directory: Path, entry: dict | None, key: str, dim: int, plan: IndexPlan) -> str:
+def rebuild_reason(directory: Path, entry: dict | None, key: str, dim: int, plan: IndexPlan) -> str:
+    """Why ``entry`` cannot be appended to whatever the new vectors ("" if it can)."""
     if not entry:
         return "no index yet"
     if entry.get("encoder") != key:
@@ -163,30 +165,63 @@ def _sync_one(collection: Collection, directory: Path, entry: dict | None, reque
             None if entry is not None else _KEEP)
     dim = collection.vectors.dim(modality, key)
     plan = choose_plan(state["count"], dim, bytes_per_vector, request.factory)
-    reason = "rebuild asked for" if force else _rebuild_reason(collection, directory, entry, key, dim, plan)
+    reason = "rebuild asked for" if force else rebuild_reason(directory, entry, key, dim, plan)
     if not reason and is_current(directory, entry, state, key):
         report = IndexReport(modality, key, "unchanged", entry["count"], factory=plan.factory,
                              seconds=time.perf_counter() - start)
         return report, _KEEP
-    if not reason and collection.vectors.count_up_to(modality, key, entry["max_rowid"]) != entry["count"]:
-        reason = "stored vectors were replaced or deleted since the last build"
+    same_vectors = bool(entry) and entry.get("encoder") == key and entry.get("dim") == dim
+    if same_vectors and collection.vectors.count_up_to(modality, key, entry["max_rowid"]) != entry["count"]:
+        same_vectors = False
+        reason = reason or "stored vectors were replaced or deleted since the last build"
+    # the index holds the first of the vectors; those appended since its lists were trained, and the
+    # new ones, come last: a rebuild draws half of its calibration queries from them
+    since_build = (entry["count"] - entry.get("built_count", entry["count"])
+                   + collection.vectors.count_after(modality, key, entry["max_rowid"])) if same_vectors else 0
+    new_entry, action, reason, added = append_or_rebuild(
+        directory, modality, entry, key=key, identity=identity, dim=dim, plan=plan, reason=reason, newest=since_build,
+        new=lambda: collection.vectors.iterate(modality, key, after_rowid=entry["max_rowid"]),
+        everything=lambda: collection.vectors.iterate(modality, key), shards=shards)
+    new_entry["db_state"] = state
+    return IndexReport(modality, key, action, new_entry["count"], added=added, factory=plan.factory, reason=reason,
+                       seconds=time.perf_counter() - start, nprobe=new_entry.get("nprobe") or None,
+                       calibrated_recall=new_entry.get("calibrated_recall")), new_entry
+
+
+def append_or_rebuild(directory: Path, modality: str, entry: dict | None, *, key: str, identity: dict, dim: int,
+                      plan: IndexPlan, reason: str, new: Callable[[], Chunks], everything: Callable[[], Chunks],
+                      newest: int = 0, shards: ShardExecutor | None = None) -> tuple[dict, str, str, int]:
+    """The step ``figsearch index`` takes for an index that is not current: (new entry, "appended" or
+    "rebuilt", why it was rebuilt, vectors added). benchmarks/index_scale_benchmark.py --appends takes it too.
+
+    ``reason``: a rebuild the caller already knows is needed ("" if none). Else the vectors ``new()``
+    yields are appended (re-calibrated once the index has grown by 10 %); where the append is refused
+    (the lists no longer serve the vectors, or an id does not fit), a new generation is built from
+    ``everything()``, every vector in order, its lists retrained. ``newest``: how many of the last
+    vectors of ``everything()`` came after ``entry``'s lists were trained (0: unknown, or other
+    vectors); a rebuild draws half of its calibration queries from them (``build(newest=...)``), and
+    after a refusal for recall it reuses the refusal's queries and their exact neighbours.
+    """
+    calibration = None
     if not reason:
-        new = list(collection.vectors.iterate(modality, key, after_rowid=entry["max_rowid"]))
-        ids = [i for part in new for i in part[0]]
-        vectors = np.concatenate([part[1] for part in new]) if new else np.zeros((0, dim), np.float32)
-        updated = append(directory, entry, ids, vectors, max(part[2] for part in new)) if ids else None
-        if updated is not None:
-            updated["db_state"] = state
-            log.info("%s index: appended %d vectors (%d in all)", modality, len(ids), updated["count"])
-            return IndexReport(modality, key, "appended", updated["count"], added=len(ids), factory=plan.factory,
-                               seconds=time.perf_counter() - start), updated
-        reason = "the new figure ids do not fit the id file"
+        parts = list(new())
+        ids = [i for part in parts for i in part[0]]
+        if ids:
+            vectors = np.concatenate([part[1] for part in parts])
+            updated = append(directory, entry, ids, vectors, max(part[2] for part in parts))
+            if not isinstance(updated, Refused):
+                log.info("%s index: appended %d vectors (%d in all)", modality, len(ids), updated["count"])
+                return updated, "appended", "", len(ids)
+            reason = updated.reason
+            if updated.retrain:  # calibrate the new lists on the appended vectors too, as the append did
+                newest = entry["count"] + len(ids) - entry.get("built_count", entry["count"])
+                if plan.vector_dtype == (entry.get("vector_dtype") or "<f4"):  # the same vectors: same neighbours
+                    calibration = updated.calibration
+        else:
+            reason = "no new vectors to append"
     log.info("%s index: rebuilding from stored vectors (%s)", modality, reason)
     generation = (entry or {}).get("generation", 0) + 1
-    new_entry = build(directory, modality, key=key, identity=identity, dim=dim, plan=plan,
-                      chunks=collection.vectors.iterate(modality, key), generation=generation,
-                      workers=shards.workers if shards else None, map_shards=shards.map if shards else None)
-    new_entry["db_state"] = state
-    return IndexReport(modality, key, "rebuilt", new_entry["count"], added=new_entry["count"], factory=plan.factory,
-                       reason=reason, seconds=time.perf_counter() - start, nprobe=new_entry.get("nprobe") or None,
-                       calibrated_recall=new_entry.get("calibrated_recall")), new_entry
+    new_entry = build(directory, modality, key=key, identity=identity, dim=dim, plan=plan, chunks=everything(),
+                      generation=generation, workers=shards.workers if shards else None,
+                      map_shards=shards.map if shards else None, newest=newest, calibration=calibration)
+    return new_entry, "rebuilt", reason, new_entry["count"]
