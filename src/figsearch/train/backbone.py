@@ -73,8 +73,10 @@ class BackboneSettings:
     #: ``seed``'s, so heads of several head seeds are validated on the same held-out patents
     head_seed: int | None = None
     #: heads trained with head seeds head_seed, head_seed + 1, ... on the same features and split, merged into one
-    #: linear head of the same size by averaging their weights (``average_heads``); 1: one head
+    #: linear head of the same size (``merge_heads``); 1: one head
     heads: int = 1
+    #: how several heads become one (``merge_heads``): ``pca`` or ``average``
+    head_merge: str = "pca"
     threads: int | None = None
     strip_headers: bool = True
     #: patents (publication numbers, or numbers) left out entirely, e.g. an evaluation set
@@ -793,31 +795,41 @@ def train_head(
             "train_patents": int(len(set(patents[train]))), "val_patents": int(len(val_patents))}
 
 
-def average_heads(heads: Sequence[Head], x_train: np.ndarray, texts_train: np.ndarray | None) -> Head:
-    """One linear head of the same shape as each of ``heads``: the mean of their linear maps, the visual one and the
-    text adapter, each map first divided by the mean length of its outputs on the training drawings (texts), so
-    that every head counts alike. The heads share their start (the PCA of the training features) and differ by
-    their random start and batch order, so their weights can be averaged (a "model soup"); the result costs what
-    one head costs."""
+def merge_heads(heads: Sequence[Head], x_train: np.ndarray, texts_train: np.ndarray | None, how: str = "pca") -> Head:
+    """One linear head of the same shape as each of ``heads``, made of their linear maps (the visual one and the text
+    adapter), each map first divided by the mean length of its outputs on the training drawings (texts) so that
+    every head counts alike. ``average``: the mean of the maps (a "model soup"; the heads share their start, the PCA
+    of the training features, and differ by their random start and batch order). ``pca``: the maps stacked (the
+    heads' outputs concatenated) and projected onto the top principal axes (uncentred) of the training drawings'
+    concatenated outputs, back to one head's dimensions. Either way the result costs what one head costs."""
     if not heads:
-        raise InputError("no heads to average")
+        raise InputError("no heads to merge")
+    if how not in ("pca", "average"):
+        raise InputError(f"unknown way to merge heads {how!r}: choose pca or average")
     if any(h.mlp is not None for h in heads):
-        raise InputError("heads with a hidden layer (--hidden) cannot be averaged into one linear head")
+        raise InputError("heads with a hidden layer (--hidden) cannot be merged into one linear head")
     first = heads[0]
-    merged = Head(first.proj.in_features, first.proj.out_features, 0, first.text.in_features)
+    dim = first.proj.out_features
+    merged = Head(first.proj.in_features, dim, 0, first.text.in_features)
     x = torch.from_numpy(np.asarray(x_train, np.float32))
     t = None if texts_train is None or len(texts_train) == 0 else torch.from_numpy(np.asarray(texts_train, np.float32))
-    proj = torch.zeros_like(merged.proj.weight)
-    text_weight, text_bias = torch.zeros_like(merged.text.weight), torch.zeros_like(merged.text.bias)
     with torch.no_grad():
+        maps, text_maps, text_biases = [], [], []
         for head in heads:
-            proj += head.proj.weight / head.proj(x).norm(dim=1).mean().clamp_min(1e-12)
+            maps.append(head.proj.weight / head.proj(x).norm(dim=1).mean().clamp_min(1e-12))
             scale = head.text(t).norm(dim=1).mean().clamp_min(1e-12) if t is not None else torch.tensor(1.0)
-            text_weight += head.text.weight / scale
-            text_bias += head.text.bias / scale
-        merged.proj.weight.copy_(proj / len(heads))
-        merged.text.weight.copy_(text_weight / len(heads))
-        merged.text.bias.copy_(text_bias / len(heads))
+            text_maps.append(head.text.weight / scale)
+            text_biases.append(head.text.bias / scale)
+        if how == "average":
+            axes = torch.cat([torch.eye(dim)] * len(heads), dim=1) / len(heads)
+        else:
+            outputs = x @ torch.cat(maps).T
+            found = torch.linalg.svd(outputs.double(), full_matrices=False)[2][:dim].float()
+            axes = torch.zeros(dim, outputs.shape[1])
+            axes[: len(found)] = found  # fewer training drawings than dimensions: zero rows, as initial_projection
+        merged.proj.weight.copy_(axes @ torch.cat(maps))
+        merged.text.weight.copy_(axes @ torch.cat(text_maps))
+        merged.text.bias.copy_(axes @ torch.cat(text_biases))
     return merged.eval()
 
 
@@ -826,10 +838,12 @@ def train_heads(features: np.ndarray, patents: Sequence[str], levels: list[tuple
                 on_epoch: Callable[[dict], None] | None = None, teacher: np.ndarray | None = None,
                 on_message: Callable[[str], None] = lambda text: None) -> dict:
     """``train_head`` once (``settings.heads`` 1), or ``settings.heads`` times with consecutive head seeds on the same
-    split, the heads averaged (``average_heads``): the result then holds the averaged head, its validation scores
+    split, the heads merged (``merge_heads``): the result then holds the merged head, its validation scores
     (``merged``), and each head's seed, best epoch and scores (``heads``)."""
     if settings.heads < 1:
         raise InputError(f"--heads must be at least 1 (not {settings.heads})")
+    if settings.head_merge not in ("pca", "average"):
+        raise InputError(f"unknown way to merge heads {settings.head_merge!r}: choose pca or average")
     if settings.heads == 1:
         return train_head(features, patents, levels, texts, has_text, settings, on_epoch, teacher=teacher)
     first_seed = settings.seed if settings.head_seed is None else settings.head_seed
@@ -843,8 +857,8 @@ def train_heads(features: np.ndarray, patents: Sequence[str], levels: list[tuple
     first = results[0]
     x = level_norm_numpy(features, first["mean"], first["channels"], first["weights"])
     with_text = train & has_text if texts is not None and has_text is not None else None
-    head = average_heads([r["head"] for r in results], x[train],
-                         texts[with_text] if with_text is not None else None)
+    head = merge_heads([r["head"] for r in results], x[train], texts[with_text] if with_text is not None else None,
+                       settings.head_merge)
     validation = Validation(patents, levels, texts, has_text, val, class_val)
     with torch.no_grad():
         merged = validation.scores(head(torch.from_numpy(x.astype(np.float32))).numpy(),
@@ -1008,7 +1022,7 @@ def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict
     if finetune is not None:
         record["finetune"] = finetune
     if trained.get("heads"):
-        record["heads"] = {"merge": "weights averaged (train.backbone.average_heads)", "heads": trained["heads"],
+        record["heads"] = {"merge": f"{settings.head_merge} (train.backbone.merge_heads)", "heads": trained["heads"],
                            "merged_validation": trained["merged"]}
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "backbone", "backbone": settings.backbone,
