@@ -1042,8 +1042,8 @@ def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict
     if finetune:
         best_epoch = finetune["best_epoch"]
         best = finetune["curve"][best_epoch - 1] if best_epoch else finetune["start"]
-    elif trained.get("heads"):
-        best_epoch, best = "per head", trained["merged"]
+    elif trained.get("heads"):  # each head's best epoch, and the merged head's validation scores
+        best_epoch, best = [h["best_epoch"] for h in trained["heads"]], trained["merged"]
     else:
         best_epoch = trained["best_epoch"]
         best = trained["curve"][best_epoch - 1] if trained["curve"] and best_epoch else {}
