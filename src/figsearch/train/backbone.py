@@ -34,7 +34,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,14 @@ class BackboneSettings:
     #: share of the training patents used (learning curves)
     train_fraction: float = 1.0
     seed: int = 0
+    #: seed of the head's random start and of the batch order (None: ``seed``); the validation split stays
+    #: ``seed``'s, so heads of several head seeds are validated on the same held-out patents
+    head_seed: int | None = None
+    #: heads trained with head seeds head_seed, head_seed + 1, ... on the same features and split, merged into one
+    #: linear head of the same size (``merge_heads``); 1: one head
+    heads: int = 1
+    #: how several heads become one (``merge_heads``): ``pca`` or ``average``
+    head_merge: str = "pca"
     threads: int | None = None
     strip_headers: bool = True
     #: patents (publication numbers, or numbers) left out entirely, e.g. an evaluation set
@@ -710,7 +718,8 @@ def train_head(
     """Train the head on cached features; returns the best head, the mean, the curve and the split sizes.
     ``teacher``: (N, D) unit vectors of a teacher encoder for relational distillation (``settings.distill_weight``).
     ``device``: where the head trains (the returned head stays there)."""
-    torch.manual_seed(settings.seed)
+    head_seed = settings.seed if settings.head_seed is None else settings.head_seed
+    torch.manual_seed(head_seed)
     patents = np.asarray(patents)
     train, val, class_val, val_patents = split_masks(patents, settings)
     channels = level_channels(settings.backbone, settings.levels)
@@ -751,7 +760,7 @@ def train_head(
     curve = []
     for epoch in range(1, settings.epochs + 1):
         head.train()
-        flat = epoch_order(train_idx, patents, settings.seed, epoch)
+        flat = epoch_order(train_idx, patents, head_seed, epoch)
         losses = []
         for start in range(0, len(flat), settings.batch_size):
             idx = np.array(flat[start : start + settings.batch_size])
@@ -784,6 +793,82 @@ def train_head(
             "untrained": {"val_same_patent": base_sp, "val_same_class": base_cl, "val_same_patent_all": base_many},
             "n_train": int(train.sum()), "n_val": int(val.sum()), "n_class_val": int(class_val.sum()),
             "train_patents": int(len(set(patents[train]))), "val_patents": int(len(val_patents))}
+
+
+def merge_heads(heads: Sequence[Head], x_train: np.ndarray, texts_train: np.ndarray | None, how: str = "pca") -> Head:
+    """One linear head of the same shape as each of ``heads``, made of their linear maps (the visual one and the text
+    adapter), each map first divided by the mean length of its outputs on the training drawings (texts) so that
+    every head counts alike. ``average``: the mean of the maps (a "model soup"; the heads share their start, the PCA
+    of the training features, and differ by their random start and batch order). ``pca``: the maps stacked (the
+    heads' outputs concatenated) and projected onto the top principal axes (uncentred) of the training drawings'
+    concatenated outputs, back to one head's dimensions. Either way the result costs what one head costs."""
+    if not heads:
+        raise InputError("no heads to merge")
+    if how not in ("pca", "average"):
+        raise InputError(f"unknown way to merge heads {how!r}: choose pca or average")
+    if any(h.mlp is not None for h in heads):
+        raise InputError("heads with a hidden layer (--hidden) cannot be merged into one linear head")
+    first = heads[0]
+    dim = first.proj.out_features
+    merged = Head(first.proj.in_features, dim, 0, first.text.in_features)
+    x = torch.from_numpy(np.asarray(x_train, np.float32))
+    t = None if texts_train is None or len(texts_train) == 0 else torch.from_numpy(np.asarray(texts_train, np.float32))
+    with torch.no_grad():
+        maps, text_maps, text_biases = [], [], []
+        for head in heads:
+            maps.append(head.proj.weight / head.proj(x).norm(dim=1).mean().clamp_min(1e-12))
+            scale = head.text(t).norm(dim=1).mean().clamp_min(1e-12) if t is not None else torch.tensor(1.0)
+            text_maps.append(head.text.weight / scale)
+            text_biases.append(head.text.bias / scale)
+        if how == "average":
+            axes = torch.cat([torch.eye(dim)] * len(heads), dim=1) / len(heads)
+        else:
+            outputs = x @ torch.cat(maps).T
+            found = torch.linalg.svd(outputs.double(), full_matrices=False)[2][:dim].float()
+            axes = torch.zeros(dim, outputs.shape[1])
+            axes[: len(found)] = found  # fewer training drawings than dimensions: zero rows, as initial_projection
+        merged.proj.weight.copy_(axes @ torch.cat(maps))
+        merged.text.weight.copy_(axes @ torch.cat(text_maps))
+        merged.text.bias.copy_(axes @ torch.cat(text_biases))
+    return merged.eval()
+
+
+def train_heads(features: np.ndarray, patents: Sequence[str], levels: list[tuple[str, ...]], texts: np.ndarray | None,
+                has_text: np.ndarray | None, settings: BackboneSettings,
+                on_epoch: Callable[[dict], None] | None = None, teacher: np.ndarray | None = None,
+                on_message: Callable[[str], None] = lambda text: None) -> dict:
+    """``train_head`` once (``settings.heads`` 1), or ``settings.heads`` times with consecutive head seeds on the same
+    split, the heads merged (``merge_heads``): the result then holds the merged head, its validation scores
+    (``merged``), and each head's seed, best epoch and scores (``heads``)."""
+    if settings.heads < 1:
+        raise InputError(f"--heads must be at least 1 (not {settings.heads})")
+    if settings.head_merge not in ("pca", "average"):
+        raise InputError(f"unknown way to merge heads {settings.head_merge!r}: choose pca or average")
+    if settings.heads == 1:
+        return train_head(features, patents, levels, texts, has_text, settings, on_epoch, teacher=teacher)
+    first_seed = settings.seed if settings.head_seed is None else settings.head_seed
+    results = []
+    for k in range(settings.heads):
+        on_message(f"head {k + 1}/{settings.heads} (head seed {first_seed + k})")
+        results.append(train_head(features, patents, levels, texts, has_text,
+                                  replace(settings, head_seed=first_seed + k), on_epoch, teacher=teacher))
+    patents = np.asarray(patents)
+    train, val, class_val, _ = split_masks(patents, settings)
+    first = results[0]
+    x = level_norm_numpy(features, first["mean"], first["channels"], first["weights"])
+    with_text = train & has_text if texts is not None and has_text is not None else None
+    head = merge_heads([r["head"] for r in results], x[train], texts[with_text] if with_text is not None else None,
+                       settings.head_merge)
+    validation = Validation(patents, levels, texts, has_text, val, class_val)
+    with torch.no_grad():
+        merged = validation.scores(head(torch.from_numpy(x.astype(np.float32))).numpy(),
+                                   lambda t: head.text_vectors(torch.from_numpy(t.astype(np.float32))).numpy())
+    summary = [{"head_seed": first_seed + k, "best_epoch": r["best_epoch"],
+                **({k2: v for k2, v in r["curve"][r["best_epoch"] - 1].items() if k2.startswith("val_")}
+                   if r["best_epoch"] else {})} for k, r in enumerate(results)]
+    stats = epoch_stats(0, [0.0], merged)
+    return {**first, "head": head, "curve": first["curve"], "best_epoch": first["best_epoch"],
+            "heads": summary, "merged": {k: v for k, v in stats.items() if k.startswith("val_")}}
 
 
 # -- export ----------------------------------------------------------------------------------
@@ -884,8 +969,8 @@ def run(
         on_message(f"distillation teacher {settings.distill}")
         teacher = teacher_vectors(items, settings.distill, out.with_name(out.name + ".teacher.npz"),
                                   on_prepare(len(items)) if on_prepare else None)
-    trained = train_head(features, [i.patent for i in items], [i.levels for i in items], texts, has_text, settings, on_epoch,
-                         teacher=teacher)
+    trained = train_heads(features, [i.patent for i in items], [i.levels for i in items], texts, has_text, settings,
+                          on_epoch, teacher=teacher, on_message=on_message)
     head: Head = trained["head"]
     pooled = Pooled(settings.backbone, build_backbone(settings.backbone), settings.levels)
     return write_model(settings, items, trained, pooled, texts is not None, has_text, started, feature_seconds)
@@ -936,6 +1021,9 @@ def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict
     }
     if finetune is not None:
         record["finetune"] = finetune
+    if trained.get("heads"):
+        record["heads"] = {"merge": f"{settings.head_merge} (train.backbone.merge_heads)", "heads": trained["heads"],
+                           "merged_validation": trained["merged"]}
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": "backbone", "backbone": settings.backbone,
         "image_size": settings.image_size, "dim": settings.dim, "levels": ordered_levels(settings.levels, settings.backbone),
@@ -954,6 +1042,8 @@ def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict
     if finetune:
         best_epoch = finetune["best_epoch"]
         best = finetune["curve"][best_epoch - 1] if best_epoch else finetune["start"]
+    elif trained.get("heads"):  # each head's best epoch, and the merged head's validation scores
+        best_epoch, best = [h["best_epoch"] for h in trained["heads"]], trained["merged"]
     else:
         best_epoch = trained["best_epoch"]
         best = trained["curve"][best_epoch - 1] if trained["curve"] and best_epoch else {}

@@ -257,6 +257,9 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
     the frozen features, then ``finetune_epochs`` of fine-tuning, then the ONNX file and its record."""
     from figsearch.embed.encoders.backbone_nets import build_backbone
 
+    if settings.heads > 1:
+        raise InputError("--heads averages heads trained on frozen features: it does not combine with fine-tuning or "
+                         "--bundle")
     if settings.finetune_epochs > 0 and settings.backbone != "mobilenetv2":
         raise InputError(f"fine-tuning trains MobileNetV2's blocks: --finetune-epochs needs the mobilenetv2 backbone "
                          f"(not {settings.backbone})")
