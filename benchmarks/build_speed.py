@@ -211,6 +211,8 @@ def _by_pixels(root: Path, snap) -> None:
     for relative in snap.files:
         with Image.open(root / relative) as image:
             image.load()
+            # a 1-bit file (a bilevel drawing since stop 26) is its "L" pixels, as imaging.load_stored hands it on
+            image = image.convert("L") if image.mode == "1" else image
             snap.files[relative] = hashlib.sha256(f"{image.mode} {image.size}".encode() + image.tobytes()).hexdigest()
     db = sqlite3.connect(f"file:{root / 'figsearch.sqlite'}?mode=ro", uri=True)
     try:

@@ -206,7 +206,8 @@ def main() -> None:
     for path in design_sample(args.data, args.design):
         with Image.open(path) as image:
             image.load()
-            images.append(image.copy())
+            # a 1-bit stored file (a bilevel drawing since stop 26) as the readers see it: "L" (imaging.load_stored)
+            images.append(image.convert("L") if image.mode == "1" else image.copy())
     engine = create_engine("tesseract")
     engine.read(Image.new("L", (200, 100), 255))
     install()

@@ -305,9 +305,8 @@ def ingested(tmp_path_factory) -> dict[str, tuple[bytes, Image.Image]]:
         out = {}
         for case, (name, _, page) in CASES.items():
             figure = figures.get(f"{name}#{page}") or figures[f"{name}#1"]
-            with Image.open(collection.path(figure.image_path)) as stored:
-                stored.load()
-                out[case] = (files[case], stored.copy())
+            # as every reader of the collection decodes it (a bilevel drawing's 1-bit file as its "L" pixels)
+            out[case] = (files[case], imaging.load_stored(collection.path(figure.image_path)))
     return out
 
 

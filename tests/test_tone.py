@@ -192,3 +192,25 @@ def test_ingest_stores_a_photographed_drawing_normalised_and_a_clean_one_as_it_i
     ink = np.asarray(clean) == 0
     assert np.asarray(stored)[~ink].min() >= 250 and np.asarray(stored)[ink].max() <= 10
     assert stored.tobytes() == load_query_image(png(grey_paper(clean))).tobytes()
+
+
+@pytest.mark.parametrize("where", ["top", "bottom", "scattered", "too few at the top"])
+def test_white_paper_is_told_the_same_by_the_top_bands_and_by_the_whole_image(where):
+    """The quick look at the top rows (``_white_at_the_top``) only ever says yes where the whole image's
+    histogram does; where it says nothing, the whole image decides as before."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(60, 200, (400, 300), dtype=np.uint8)  # grey: no white paper
+    white = int(tone.WHITE_SHARE * pixels.size)
+    if where == "top":
+        pixels[:40] = 255
+    elif where == "bottom":
+        pixels[-40:] = 255
+    elif where == "scattered":
+        pixels.flat[rng.choice(pixels.size, white + 1, replace=False)] = 252
+    else:
+        pixels.flat[:white - 1] = 255  # one pixel short of the share, all in the first rows
+    image = Image.fromarray(pixels, "L")
+    whole = sum(image.histogram()[tone.PAPER_WHITE:]) >= tone.WHITE_SHARE * pixels.size
+    top = tone._white_at_the_top(image, tone.WHITE_SHARE * pixels.size)
+    assert whole == (where != "too few at the top") and top <= whole and top == (where == "top")
+    assert (tone.normalise_tone(image) is image) == whole

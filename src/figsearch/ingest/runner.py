@@ -254,7 +254,10 @@ def _storable(text: str) -> str:
 
 def _fail(collection: Collection, summary: IngestSummary, progress: Progress, failure: Failure) -> None:
     failure = _clean_failure(failure)
-    collection.record_failure(failure)
+    try:
+        collection.record_failure(failure)
+    except sqlite3.OperationalError as exc:  # a full disk: one clear error, as for a unit's commit (_commit)
+        raise CollectionError(f"cannot write to collection {collection.root}: {exc}") from None
     _report(summary, progress, failure)
 
 

@@ -84,10 +84,9 @@ def encoder_input(image: Image.Image) -> Image.Image:
 
 def decode_stored(source) -> Image.Image:
     """A stored figure image (a path or a file object) as the encoders take it."""
-    with Image.open(source) as image:
-        image.load()
-        # loaded: leaving the block closes the file only, the pixels stay (no copy needed)
-        return encoder_input(image)
+    from figsearch.imaging import load_stored
+
+    return encoder_input(load_stored(source))
 
 
 def _prefetch(collection: Collection, items: Sequence, batch_size: int) -> Iterator[list]:

@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from figsearch.embed.base import l2_normalise  # noqa: E402
 from figsearch.errors import InputError  # noqa: E402
+from figsearch.imaging import load_stored  # noqa: E402
 from figsearch.ingest import process  # noqa: E402
 from figsearch.ingest.base import Unit  # noqa: E402
 from figsearch.ingest.plan import Namer  # noqa: E402
@@ -110,21 +111,20 @@ def _read_ahead(data: bytes, seconds: dict[str, float], engine=None, numerals: b
     same decoded pixels (None when it fails), so that encoding the drawing need not decode it again;
     its seconds go to "encode images" (they were spent there before)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            read = signs_stage.read_drawing_ahead(image, engine or signs_stage._worker_engine, numerals,
-                                                  seconds=seconds)
-            if prepare is None:
-                return read
-            started, cpu = time.perf_counter(), time.thread_time()
-            try:
-                prepared = prepare(image)
-            except Exception as exc:  # noqa: BLE001 - encoded from the PNG bytes then, as before
-                log.warning("drawing not prepared for the visual encoder while read: %s", exc)
-                prepared = None
-            seconds["encode images"] += time.perf_counter() - started
-            seconds["encode images cpu"] += time.thread_time() - cpu
-            return (*read, prepared)
+        image = load_stored(io.BytesIO(data))  # a bilevel drawing's 1-bit file as its "L" pixels
+        read = signs_stage.read_drawing_ahead(image, engine or signs_stage._worker_engine, numerals,
+                                              seconds=seconds)
+        if prepare is None:
+            return read
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            prepared = prepare(image)
+        except Exception as exc:  # noqa: BLE001 - encoded from the PNG bytes then, as before
+            log.warning("drawing not prepared for the visual encoder while read: %s", exc)
+            prepared = None
+        seconds["encode images"] += time.perf_counter() - started
+        seconds["encode images cpu"] += time.thread_time() - cpu
+        return (*read, prepared)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
 

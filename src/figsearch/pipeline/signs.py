@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image, UnidentifiedImageError
 
+from figsearch.imaging import load_stored
 from figsearch.link.glossary import brief_clause, glossary, label_keys
 from figsearch.link.patent_text import PatentText, as_numerals, text_digest
 from figsearch.records import DrawingWord, Figure, FigureRole, ReferenceSign, Section
@@ -73,10 +74,7 @@ def numerals_wanted(text: PatentText) -> bool:
 def _load(collection: Collection, figure: Figure) -> Image.Image:
     if not figure.image_path:
         raise OSError("no stored image")
-    path = collection.path(figure.image_path)
-    with Image.open(path) as image:
-        image.load()  # the pixels are in memory: leaving the block closes the file only (no copy needed)
-        return image
+    return load_stored(collection.path(figure.image_path))
 
 
 def _child_figures(collection: Collection, sheet: Figure, image: Image.Image, parts, signs, text: PatentText):
@@ -362,10 +360,9 @@ def _read_in_worker(path, numerals: bool = True):
     from figsearch.ocr.reread import numerals_wanted as reading_numerals
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            with reading_numerals(numerals):
-                return _worker_engine.read(image)
+        image = load_stored(path)
+        with reading_numerals(numerals):
+            return _worker_engine.read(image)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
 
@@ -414,18 +411,17 @@ def _read_ahead_in_worker(path: str, numerals: bool = True, prepare: Callable | 
     that input), the input None when the sheet is cut (the writer decodes it to cut it) or when it
     fails. It runs after the reading, on the same pixels, so the writer need not decode the sheet."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            read, ahead = read_drawing_ahead(image, _worker_engine, numerals, source=path)
-            if prepare is None:
-                return read, ahead
-            prepared = None
-            if ahead is not None and not ahead.parts:
-                try:
-                    prepared = prepare(image)
-                except Exception as exc:  # noqa: BLE001 - the writer decodes and prepares it then
-                    log.warning("drawing not prepared for the visual encoder in the reader (%s): %s", path, exc)
-            return read, ahead, prepared
+        image = load_stored(path)
+        read, ahead = read_drawing_ahead(image, _worker_engine, numerals, source=path)
+        if prepare is None:
+            return read, ahead
+        prepared = None
+        if ahead is not None and not ahead.parts:
+            try:
+                prepared = prepare(image)
+            except Exception as exc:  # noqa: BLE001 - the writer decodes and prepares it then
+                log.warning("drawing not prepared for the visual encoder in the reader (%s): %s", path, exc)
+        return read, ahead, prepared
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
 

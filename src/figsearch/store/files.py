@@ -8,8 +8,9 @@ from figsearch.errors import NotFound
 from figsearch.fsutil import atomic_write_bytes, sha256_bytes
 from figsearch.imaging import PNG_LEVEL, encode_png, stored_pixels_equal, thumbnail_of
 
-#: zlib level of thumbnails: small files, served often
-THUMB_PNG_LEVEL = 6
+#: zlib level of thumbnails, as of the drawings: a design grant's 256 px thumbnail deflated in 0.35 instead
+#: of 1.0 CPU ms at level 6, for 8.6 instead of 7.7 kB (docs/performance.md, "Stop 26"); the pixels are the same
+THUMB_PNG_LEVEL = 1
 
 #: scratch space of the writer; only the lock holder uses it, so it empties it on opening
 TMP_DIR = ".tmp"
