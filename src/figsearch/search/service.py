@@ -136,14 +136,13 @@ class _QueryCache:
 
 def _same_pixels(path: Path, pixels: np.ndarray) -> bool:
     """Whether the stored drawing at ``path`` has exactly ``pixels`` (a grey image's array)."""
-    from PIL import Image
+    from figsearch.imaging import load_stored
 
     try:
-        with Image.open(path) as stored:
-            stored.load()
-            if stored.mode != "L":
-                stored = stored.convert("L")
-            return np.array_equal(np.asarray(stored), pixels)
+        stored = load_stored(path)  # a bilevel drawing's 1-bit file as its "L" pixels, as every reader sees it
+        if stored.mode != "L":
+            stored = stored.convert("L")
+        return np.array_equal(np.asarray(stored), pixels)
     except OSError as error:  # a stored file gone or damaged: not a match, the search goes on
         log.warning("stored drawing %s cannot be read: %s", path, error)
         return False
