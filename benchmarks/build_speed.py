@@ -19,7 +19,10 @@ odd rounds, the stages in turn first in even ones), so that a machine whose load
 neither. For each run it prints the wall time, drawings/s end to end (drawings = the figures
 indexed, sheets cut into their figures), the **CPU seconds of the whole process tree** (the build
 and every worker, sampled from /proc every 0.2 s; Linux only) and the build's mean share of the
-CPUs (CPU seconds / wall seconds), with the load average (``os.getloadavg``) before and after.
+CPUs (CPU seconds / wall seconds), with the load average (``os.getloadavg``) before and after;
+by kind of process (the build process, the ingest workers, the OCR readers), its CPU seconds per
+drawing and when it last used the CPU (seconds from the build's start): in the overlapped build,
+what the build process does alone after the readers are done.
 On a machine shared with other work the CPU seconds are the steadier number: where the kernel
 shares the CPUs between sessions (``/proc/sys/kernel/sched_autogroup_enabled``), a build gets
 about the same share however many processes it runs, and its wall time follows its CPU time.
@@ -70,6 +73,9 @@ class TreeCPU(threading.Thread):
         self.cpu: dict[int, float] = {}
         self.kind: dict[int, str] = {}
         self.samples: list[tuple[float, float]] = []
+        #: kind of process (``_kind``) -> time.time() of the last sample in which its CPU seconds grew
+        self.last_busy: dict[str, float] = {}
+        self._last_cpu: dict[str, float] = {}
         self.halt = threading.Event()
         self.tick = os.sysconf("SC_CLK_TCK")
 
@@ -105,7 +111,11 @@ class TreeCPU(threading.Thread):
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), used[pid])
             if pid not in self.kind:
                 self.kind[pid] = self._kind(pid)
-        self.samples.append((time.time(), sum(self.cpu.values())))
+        now = time.time()
+        self.samples.append((now, sum(self.cpu.values())))
+        for kind, cpu in self.by_kind().items():  # when each kind of process last used the CPU
+            if cpu > self._last_cpu.get(kind, 0.0):
+                self.last_busy[kind], self._last_cpu[kind] = now, cpu
 
     def _kind(self, pid: int) -> str:
         """Which of the build's processes ``pid`` is: the build itself, an ingest worker (spawned),
@@ -156,6 +166,7 @@ def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: st
     result["total"] = result["end"] - result["start"]
     result["cpu"] = cpu.samples[-1][1]
     result["processes"] = cpu.by_kind()
+    result["busy_until"] = {kind: at - result["start"] for kind, at in cpu.last_busy.items()}
     result["load"] = (load_before, os.getloadavg()[0])
     stages, previous = {}, result["start"]
     for name, at in result["marks"]:
@@ -320,11 +331,13 @@ def main() -> None:
             print(f"| {round_ + 1} | {name} (-j {jobs}) | {r['total']:.1f} | {r['drawings'] / r['total']:.2f} | "
                   f"{r['cpu']:.1f} | {r['cpu'] / max(r['drawings'], 1):.3f} | {r['cpu'] / r['total']:.2f} | "
                   f"{r['load'][0]:.1f} → {r['load'][1]:.1f} |")
-        print("| round | build | CPU s per drawing, by process |")
-        print("|---|---|---|")
+        print("| round | build | CPU s per drawing, by process | busy until (s from the build's start; the sampling's 0.2 s) |")
+        print("|---|---|---|---|")
         for round_, name, r in runs:
             parts = ", ".join(f"{kind} {cpu / max(r['drawings'], 1):.3f}" for kind, cpu in sorted(r["processes"].items()))
-            print(f"| {round_ + 1} | {name} | {parts} |")
+            until = ", ".join(f"{kind} {at:.1f}" for kind, at in sorted(r.get("busy_until", {}).items(), key=lambda x: x[1])
+                              if kind != "other")
+            print(f"| {round_ + 1} | {name} | {parts} | {until} (end {r['total']:.1f}) |")
         # 10 drawings/s on these cores leaves this many CPU seconds per drawing for everything
         print(f"CPU s per drawing that 10 drawings/s allows on {os.cpu_count()} cores: {os.cpu_count() / 10:.2f}")
         print("| round | stage alone (stages in turn) | wall s | drawings/s | CPU s |")
