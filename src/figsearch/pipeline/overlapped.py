@@ -184,6 +184,8 @@ class _Writer:
         self._visual_spec = visual_spec
         self.to_embed: list[tuple[str, str, Image.Image]] = []
         self.text_encoder = None
+        #: the same text encoder on both cores' threads, for when the readers are done (None: none such)
+        self.text_encoder_alone = None
         self.encoded: dict = {}
 
     def submit(self, number: str) -> None:
@@ -234,9 +236,10 @@ class _Writer:
             self.read_patents.clear()
             self._embed_texts(numbers)
 
-    def start_texts(self, encoder, spec: str) -> None:
-        """From now on, embed the texts of the patents read (those read so far first)."""
-        self.text_encoder = encoder
+    def start_texts(self, encoder, spec: str, alone=None) -> None:
+        """From now on, embed the texts of the patents read (those read so far first); ``alone``: the
+        same encoder on more threads, used once every drawing is read (the readers leave their cores)."""
+        self.text_encoder, self.text_encoder_alone = encoder, alone
         self.report.text_key = encoder_key(encoder)
         self.report.encoders[("text", spec)] = encoder
 
@@ -291,7 +294,9 @@ class _Writer:
         new = list(dict.fromkeys(s for texts in by_patent for _, text in texts for s in texts_to_encode(text)
                                  if s not in self.encoded))
         if new:
-            self.encoded.update(zip(new, self.text_encoder.encode(new)))
+            # once every drawing submitted is read, this process is alone: the encoder on both cores
+            alone = self.text_encoder_alone is not None and not self.readers.in_flight
+            self.encoded.update(zip(new, (self.text_encoder_alone if alone else self.text_encoder).encode(new)))
         for texts in by_patent:
             rows = [text_row(figure, text, text_inputs_digest(text), self.encoded) for figure, text in texts]
             self.collection.vectors.save("text", self.report.text_key, rows)
@@ -356,15 +361,17 @@ def stream(
     loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-encoders")
     visual = loader.submit(_one_thread_encoder, create_visual, spec)
     guess = text_model or (collection.get_setting("text_encoder") or {}).get("spec") or DEFAULT_TEXT_ENCODER
-    likely = loader.submit(_stream_text_encoder, guess) if guess != NO_TEXT else None
+    likely = loader.submit(_one_thread_encoder, create_text, guess) if guess != NO_TEXT else None
+    likely_alone = loader.submit(_text_encoder_alone, guess, likely) if guess != NO_TEXT else None
     one_thread = ExitStack()
     writer = _Writer(collection, engine, readers, progress, visual, spec, one_thread)
     try:
         summary = ingest_paths(collection, paths, _Feeder(ingest_progress, writer), jobs=jobs, force=force)
         text_spec, text_encoder = _text_encoder(collection, text_model, guess, likely)
+        alone = likely_alone.result() if likely_alone is not None and text_spec == guess else None
         writer.visual()  # loaded (or failed) by now; this process on one thread from here on
         if text_encoder is not None:
-            writer.start_texts(text_encoder, text_spec)
+            writer.start_texts(text_encoder, text_spec, alone)
         # drawings left pending by an earlier, interrupted run: read them here too
         for number in dict.fromkeys(collection.figure(i).patent for i in collection.signs.pending()):
             writer.submit(number)
@@ -390,19 +397,23 @@ def _one_thread_encoder(create, spec: str):
         return create(spec)
 
 
-def _stream_text_encoder(spec: str):
-    """The text encoder of the stream: the ONNX one (minilm) on its usual threads (both cores here)
-    with onnxruntime's spinning off, so that its second thread sleeps while the readers hold the
-    cores instead of spinning for one (why the visual encoder runs on one thread), and takes the
-    core the readers leave once they are done: the long texts of utility documents are embedded
-    after most drawings are read (docs/performance.md, "Stop 26 (util34)"). Other encoders: on one
-    thread, as the visual one."""
-    from figsearch.errors import InputError
+def _text_encoder_alone(spec: str, one_thread):
+    """The text encoder for when this process is alone (every drawing read): the ONNX one (minilm)
+    on both cores' threads, with onnxruntime's spinning off so that its second thread sleeps rather
+    than spins for a core that other work holds. None for an encoder without onnxruntime's threads
+    (use-multilingual, sbert:..., minilm through sentence-transformers), judged by ``one_thread`` (the
+    future of the one-thread encoder), and for one that cannot load: the one-thread encoder then does all.
+    The long texts of utility documents are mostly embedded after the readers are done, on one
+    core while the other idled (docs/performance.md, "Stop 26 (util34)")."""
+    from figsearch.embed.encoders.text import MiniLMOnnxEncoder
 
     try:
+        if not isinstance(one_thread.result(), MiniLMOnnxEncoder):
+            return None
         return create_text(spec, spinning=False)
-    except (InputError, TypeError):  # an encoder without onnxruntime's threads (use-multilingual, sbert:...)
-        return _one_thread_encoder(create_text, spec)
+    except Exception as exc:  # noqa: BLE001 - the one-thread encoder says why, if it cannot load either
+        log.debug("text encoder %s not loaded on two threads: %s", spec, exc)
+        return None
 
 
 def _text_encoder(collection: Collection, text_model: str | None, guess: str, likely):
@@ -416,7 +427,7 @@ def _text_encoder(collection: Collection, text_model: str | None, guess: str, li
     if spec == NO_TEXT:
         return spec, None
     try:
-        return spec, (likely.result() if likely is not None and spec == guess else _stream_text_encoder(spec))
+        return spec, (likely.result() if likely is not None and spec == guess else _one_thread_encoder(create_text, spec))
     except Exception as exc:  # noqa: BLE001 - the index stage raises it with its own message
         log.info("text encoder %s not loaded for the stream: %s", spec, exc)
         return spec, None
