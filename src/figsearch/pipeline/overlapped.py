@@ -9,7 +9,9 @@ the visual encoder from the same pixels: a sheet that is cut, decoded here to cu
 not, prepared for the (backbone) encoder by the worker that read it, from the pixels it decoded to
 read it (``_Writer._reader_prepare``). Once the ingest is over (the collection's languages, which
 choose the text encoder, are known), it also embeds the texts of the patents whose drawings are
-all written. The encoders load in a thread from the start.
+all written. The encoders load in a thread from the start; they run on one thread (the readers
+fill the cores), but for a second session of the text encoder on both cores' threads, which embeds
+the texts left once every drawing is read (``_text_encoder_alone``).
 
 Why the OCR workers do not embed too (as an earlier version of this module had them do): every
 process that embeds must load the models (about 2.2 CPU s each here, when they ran on torch; onnxruntime
