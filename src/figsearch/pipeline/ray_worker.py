@@ -76,9 +76,51 @@ def _rebase(value, old: str, new: str):
     return value
 
 
+#: a worker's scratch folders are named ``figsearch-ray-<pid>-...`` so that the folders of a worker
+#: killed mid-document (Ray kills its actors when a build stops or fails) can be told and removed
+SCRATCH_PREFIX = "figsearch-ray-"
+_stale_scratch_removed = False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_scratch(root: str | None = None) -> int:
+    """Remove the scratch folders that killed workers left in ``root`` (the temporary folder):
+    those whose worker process no longer runs. Returns how many were removed."""
+    import shutil
+
+    root = root or tempfile.gettempdir()
+    removed = 0
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return 0
+    for name in names:
+        if not name.startswith(SCRATCH_PREFIX):
+            continue
+        pid_text = name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        removed += not os.path.exists(os.path.join(root, name))
+    return removed
+
+
 def _ingest_unit(unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[UnitResult, dict[str, bytes]]:
     """A Ray task: ``process_unit`` on the unit's files unpacked here; the records and PNG bytes back."""
-    with tempfile.TemporaryDirectory(prefix="figsearch-ray-") as scratch:
+    global _stale_scratch_removed
+    if not _stale_scratch_removed:  # once per worker process
+        _stale_scratch_removed = True
+        remove_stale_scratch()
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
         inputs, output = os.path.join(scratch, "in"), os.path.join(scratch, "out")
         local = Unit(
             source=unit.source, reader=unit.reader, path=_rebase(unit.path, base, inputs),
