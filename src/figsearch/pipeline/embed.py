@@ -96,7 +96,8 @@ def _sheet_digests(collection: Collection) -> dict[str, str | None]:
     return {f.figure_id: _image_digest(collection, f) for f in collection.figures(roles=(FigureRole.SPLIT_SHEET,))}
 
 
-def _copy_plain_vectors(collection: Collection, encoder, key: str, todo: list[tuple[Figure, str]]) -> list[tuple[Figure, str]]:
+def _copy_plain_vectors(collection: Collection, encoder, key: str,
+                        todo: list[tuple[Figure, str]]) -> list[tuple[Figure, str]]:
     """Store, under ``key``, the vectors the encoder without its sheet context stored for the same pixels
     (a collection switched to ``@sheet=``: only its sheets are encoded); returns what is left to encode."""
     identity = dict(encoder.identity)
