@@ -56,7 +56,7 @@ def build(
     and drawings. Runs ingest → reference signs (OCR, unless ``skip_ocr``) → embed → index,
     the stages of ``figsearch build`` one after the other (the command overlaps them); a rerun
     only does what is new. ``visual_model`` and ``text_model`` choose the encoders (default: the
-    collection's, else the defaults: ``backbone:drawing-backbone5-lite0-288.onnx``, and ``minilm``
+    collection's, else the defaults: ``backbone:drawing-backbone5-lite0-288.onnx@sheet=1``, and ``minilm``
     when every document is in English, ``use-multilingual`` when some are in other languages
     (figsearch.embed.encoders.multilingual.choose_text_model); ``text_model="none"`` leaves
     text out). ``on_stage(name, report)`` is called

@@ -40,6 +40,10 @@ class _Encoder(abc.ABC):
 class VisualEncoder(_Encoder):
     """Batch of PIL images (normalised drawings) in, (n, dim) float32 L2-normalised out."""
 
+    #: the sheet's weight in the stored vector of a figure cut from it (``embed.sheet_context``; set from the
+    #: spec's ``@sheet=``); 0: none. Encoders that support it record it in their identity.
+    sheet_context: float = 0.0
+
     @abc.abstractmethod
     def _encode_batch(self, images: Sequence) -> np.ndarray: ...
 

@@ -15,6 +15,7 @@ import json
 from figsearch.errors import InputError
 from figsearch.embed.base import TEXT_ENCODERS, VISUAL_ENCODERS, TextEncoder, VisualEncoder, _Encoder
 from figsearch.embed.masked import MaskedEncoder, split_mask
+from figsearch.embed.sheet_context import SHEET_MARK, split_sheet_context
 
 #: The visual encoder a new collection is indexed with. It must work offline. Since stop 13 it is the
 #: shipped multi-level ``backbone`` model (frozen ImageNet MobileNetV2, 17 pooled feature maps, a head
@@ -32,7 +33,10 @@ from figsearch.embed.masked import MaskedEncoder, split_mask
 #: agreement) the default fused mode is at least the best single channel on every one, class level included
 #: (auto 0.2491 vs text 0.2486) and above drawing-backbone3's auto on each (docs/evaluation.md, stop 20).
 #: docs/encoder.md has the numbers and the caveats.
-DEFAULT_VISUAL_ENCODER = "backbone:drawing-backbone5-lite0-288.onnx"
+#: Since stop 27 with a sheet context (``@sheet=1``, ``embed.sheet_context``): a figure cut from a sheet is stored
+#: as normalise(v_figure + v_sheet), chosen on the training side's held-out patents (visual same-patent AP@50 of
+#: a build with OCR 0.543 -> 0.596; docs/encoder.md, "Stop 27"). The same network and vectors for everything else.
+DEFAULT_VISUAL_ENCODER = "backbone:drawing-backbone5-lite0-288.onnx@sheet=1"
 DEFAULT_TEXT_ENCODER = "minilm"
 
 # Built-in backends register on import, exactly like plugins; "drawing" lives in its own
@@ -79,11 +83,18 @@ def _create(registry, name: str, spec: str, options: dict):
 
 def create_visual(spec: str | None = None, **options) -> VisualEncoder:
     load_builtins()
-    spec, mask = split_mask(spec or DEFAULT_VISUAL_ENCODER)  # "SPEC@mask=labels": cleaned before encoding
+    given = spec or DEFAULT_VISUAL_ENCODER
+    spec, sheet = split_sheet_context(given)  # "SPEC@sheet=1": cut figures stored mixed with their sheet
+    spec, mask = split_mask(spec)  # "SPEC@mask=labels": cleaned before encoding
     name, argument = parse_spec(spec)
     if argument is not None:
         options["model"] = argument
     encoder = _create(VISUAL_ENCODERS, name, spec, options)
+    if sheet:
+        encoder.sheet_context = sheet
+        if encoder.identity.get("sheet_context") != sheet:
+            raise InputError(f"visual encoder {given!r}: {name} cannot take {SHEET_MARK}; its identity does not "
+                             "record the sheet context (the backbone encoders' does)")
     return MaskedEncoder(encoder, mask) if mask else encoder
 
 

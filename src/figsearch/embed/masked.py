@@ -52,6 +52,10 @@ class MaskedEncoder(VisualEncoder):
     def identity(self) -> dict:
         return {**self.inner.identity, "mask": list(self.parts)}
 
+    @property
+    def sheet_context(self) -> float:  # the inner encoder's, which records it in the identity above
+        return self.inner.sheet_context
+
     def clean(self, image):
         return mask_drawing(image, self.parts)
 

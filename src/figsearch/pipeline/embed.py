@@ -19,6 +19,7 @@ from PIL import Image
 
 from figsearch.embed.base import TextEncoder, VisualEncoder, l2_normalise
 from figsearch.embed.catalog import encoder_key
+from figsearch.embed.sheet_context import context_digest, mix, sheet_context_of
 from figsearch.fsutil import sha256_file
 from figsearch.link.text import WORDS_SHARE, FigureText, figure_text
 from figsearch.records import Figure, FigureRole
@@ -37,6 +38,8 @@ class EmbedReport:
     unchanged: int = 0
     #: figures whose text vector was dropped because they have no text any more
     removed: int = 0
+    #: figures cut from a sheet whose stored vector was mixed with their sheet's (``mix_sheet_context``)
+    mixed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -59,18 +62,115 @@ def _image_digest(collection: Collection, figure: Figure) -> str | None:
 
 
 def plan_visual(collection: Collection, encoder: VisualEncoder) -> tuple[list[tuple[Figure, str]], int]:
-    """(figures to embed with their image digests, number already up to date)."""
-    stored = collection.vectors.inputs("visual", encoder_key(encoder))
+    """(figures to embed with their image digests, number already up to date).
+
+    With a sheet context (``embed.sheet_context``) a cut figure is up to date with its plain vector
+    (``mix_sheet_context`` mixes it next) or its mixed one; a drawing whose vector the same encoder without
+    the sheet context stored for the same pixels gets that vector copied, not encoded again (uncut drawings'
+    vectors are the same either way; the cut figures' are mixed next)."""
+    key = encoder_key(encoder)
+    stored = collection.vectors.inputs("visual", key)
+    beta = sheet_context_of(encoder)
+    sheets = _sheet_digests(collection) if beta else {}
     todo, unchanged = [], 0
     for figure in drawings(collection):
         if not figure.image_path:
             continue
         digest = _image_digest(collection, figure)
-        if digest is not None and stored.get(figure.figure_id) == digest:
+        have = stored.get(figure.figure_id)
+        if digest is not None and (have == digest or (
+                have is not None and sheets.get(figure.parent_id) is not None
+                and have == context_digest(digest, sheets[figure.parent_id], beta))):
             unchanged += 1
         else:
             todo.append((figure, digest))
+    if beta and todo:
+        left = _copy_plain_vectors(collection, encoder, key, todo)
+        unchanged += len(todo) - len(left)
+        todo = left
     return todo, unchanged
+
+
+def _sheet_digests(collection: Collection) -> dict[str, str | None]:
+    """Image digest of every sheet that was cut into figures, by its id."""
+    return {f.figure_id: _image_digest(collection, f) for f in collection.figures(roles=(FigureRole.SPLIT_SHEET,))}
+
+
+def _copy_plain_vectors(collection: Collection, encoder, key: str,
+                        todo: list[tuple[Figure, str]]) -> list[tuple[Figure, str]]:
+    """Store, under ``key``, the vectors the encoder without its sheet context stored for the same pixels
+    (a collection switched to ``@sheet=``: only its sheets are encoded); returns what is left to encode."""
+    identity = dict(encoder.identity)
+    identity.pop("sheet_context", None)
+    plain_key = encoder_key(identity)
+    plain = collection.vectors.inputs("visual", plain_key)
+    same = [(f, d) for f, d in todo if d is not None and plain.get(f.figure_id) == d]
+    if not same:
+        return todo
+    vectors = collection.vectors.fetch("visual", plain_key, [f.figure_id for f, _ in same])
+    rows = [(f.figure_id, vectors[f.figure_id], d) for f, d in same if f.figure_id in vectors]
+    collection.vectors.save("visual", key, rows)
+    copied = {fid for fid, _, _ in rows}
+    return [(f, d) for f, d in todo if f.figure_id not in copied]
+
+
+def mix_sheet_context(collection: Collection, encoder, load_encoder: Callable[[], VisualEncoder] | None = None,
+                      *, batch_size: int = 16) -> int:
+    """Mix the stored plain vector of every figure cut from a sheet with its sheet's vector
+    (``embed.sheet_context.mix``), when ``encoder`` asks for a sheet context; returns how many were mixed.
+
+    Runs after the drawings are embedded, whichever path embedded them (this module, the overlapped build's
+    stream, a Ray build's workers): each stores a cut figure's plain vector under its image digest, and this
+    step replaces it by the mixed one under ``context_digest``. The sheets (not indexed, their vectors not
+    stored) are encoded here, each once. ``load_encoder`` gives an encoder that can encode when ``encoder``
+    is a Ray build's stand-in."""
+    beta = sheet_context_of(encoder)
+    if not beta:
+        return 0
+    key = encoder_key(encoder)
+    stored = collection.vectors.inputs("visual", key)
+    sheets = {f.figure_id: f for f in collection.figures(roles=(FigureRole.SPLIT_SHEET,))}
+    by_sheet: dict[str, list[tuple[Figure, str]]] = {}
+    for figure in drawings(collection):
+        sheet = sheets.get(figure.parent_id) if figure.parent_id else None
+        if sheet is None or not sheet.image_path or stored.get(figure.figure_id) is None:
+            continue
+        digest = _image_digest(collection, figure)
+        if digest is not None and stored[figure.figure_id] == digest:  # a plain vector: not mixed yet
+            by_sheet.setdefault(sheet.figure_id, []).append((figure, digest))
+    if not by_sheet:
+        return 0
+    if not hasattr(encoder, "encode"):
+        encoder = load_encoder()
+    mixed = 0
+    order = list(by_sheet)
+    for start in range(0, len(order), batch_size):
+        batch, images = [], []
+        for sheet_id in order[start : start + batch_size]:
+            sheet = sheets[sheet_id]
+            try:
+                images.append(_load(collection, sheet))
+                batch.append(sheet_id)
+            except Exception as exc:  # its figures keep their plain vectors (and are tried again next time)
+                log.warning("sheet %s: cannot read stored image %s: %s; its cut figures stay unmixed",
+                            sheet_id, sheet.image_path, exc)
+        if not batch:
+            continue
+        sheet_vectors = dict(zip(batch, encoder.encode(images)))
+        rows = []
+        for sheet_id in batch:
+            sheet_digest = _image_digest(collection, sheets[sheet_id])
+            figures = by_sheet[sheet_id]
+            plain = collection.vectors.fetch("visual", key, [f.figure_id for f, _ in figures])
+            figures = [(f, d) for f, d in figures if f.figure_id in plain]
+            if not figures or sheet_digest is None:
+                continue
+            vectors = mix(np.stack([plain[f.figure_id] for f, _ in figures]),
+                          np.repeat(sheet_vectors[sheet_id][None, :], len(figures), axis=0), beta)
+            rows += [(f.figure_id, v, context_digest(d, sheet_digest, beta)) for (f, d), v in zip(figures, vectors)]
+        collection.vectors.save("visual", key, rows)
+        mixed += len(rows)
+    return mixed
 
 
 def _load(collection: Collection, figure: Figure) -> Image.Image:

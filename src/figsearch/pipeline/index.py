@@ -17,7 +17,7 @@ from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_text, create_
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR
 from figsearch.index.settings import NO_TEXT, factory_setting
 from figsearch.index.sync import IndexReport, IndexRequest, sync_indexes
-from figsearch.pipeline.embed import EmbedReport, embed_text, embed_visual, plan_text, plan_visual
+from figsearch.pipeline.embed import EmbedReport, embed_text, embed_visual, mix_sheet_context, plan_text, plan_visual
 from figsearch.embed.encoders.multilingual import text_model_for
 from figsearch.ingest.language import collection_language_counts
 from figsearch.store import Collection
@@ -108,6 +108,8 @@ def update_collection(
             embedded = (embed_visual(collection, encoder, todo, progress=advance) if embedder is None
                         else embedder.visual(collection, spec, encoder, todo, advance))
             embedded.unchanged = unchanged
+            # a sheet context (SPEC@sheet=BETA): the cut figures' stored vectors mixed with their sheets'
+            embedded.mixed = mix_sheet_context(collection, encoder, lambda: create(spec))
         else:
             plan = plan_text(collection, encoder)
             if reuse is not None and len(plan[0]) > LOADED_ENCODER_WORK:

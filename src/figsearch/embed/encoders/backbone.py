@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from figsearch.embed.base import VISUAL_ENCODERS, VisualEncoder, l2_normalise
+from figsearch.embed.sheet_context import with_sheet_context
 from figsearch.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -384,7 +385,7 @@ class BackboneEncoder(VisualEncoder):
         }
         if self.meta.get("levels", ["f18"]) != ["f18"]:  # multi-level pooling (the first model has none)
             identity["levels"] = list(self.meta["levels"])
-        return identity
+        return with_sheet_context(identity, self.sheet_context)
 
     @property
     def record(self) -> dict:
