@@ -14,7 +14,7 @@ from figsearch.cli.base import collection_option, main
               help="Worker processes for decoding and OCR (default: CPUs, at most 4).")
 @click.option("--skip-ocr", is_flag=True, help="Leave out reference-sign spotting (text then comes from captions and titles).")
 @click.option("--ocr-engine", default=None, help="OCR engine (default: tesseract).")
-@click.option("--visual-model", default=None, metavar="NAME", help="Visual encoder (default for a new collection: the shipped 'backbone:drawing-backbone5-lite0-288.onnx'; 'drawing', 'lines', 'hog', 'clip', ...).")
+@click.option("--visual-model", default=None, metavar="NAME", help="Visual encoder (default for a new collection: the shipped 'backbone:drawing-backbone5-lite0-288.onnx@sheet=1', whose figures cut from a sheet are stored mixed with their sheet's vector; 'drawing', 'lines', 'hog', 'clip', ...).")
 @click.option("--text-model", default=None, metavar="NAME", help="Text encoder (default: the collection's, else minilm when every document is in English, use-multilingual when some are in other languages; 'none' leaves text out).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no failure lines (summaries stay).")
 @click.option("--overlap/--no-overlap", default=True, show_default=True,
