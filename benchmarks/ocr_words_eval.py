@@ -177,12 +177,107 @@ def report(truth: dict, readings: dict) -> None:
               f"          | {p(a)} / {r(a)} ({a['output']:4d}, {a['phantom_sheets']:3d})")
 
 
+def design_outputs(collection: Path) -> None:
+    """Precision over every word a collection stores for the training-side design drawings (every even
+    us-design-2007 drawing, every us-design-pdfs page after the front page), before and after
+    ``clean_words``, judged by ``ocr_words_design_outputs.json`` (each output looked at)."""
+    import sqlite3
+    from types import SimpleNamespace
+
+    from figsearch.ocr.words import clean_words
+
+    judged = json.loads((HERE / "ocr_words_design_outputs.json").read_text())["sheets"]
+    db = sqlite3.connect(f"file:{collection / 'figsearch.sqlite'}?mode=ro", uri=True)
+    sheets = db.execute("SELECT figure_id, source_file, page FROM figures WHERE parent_id IS NULL AND role != 'front_page' "
+                        "AND (source_file LIKE '%us-design-pdfs/%' OR source_file LIKE '%us-design-2007/%')").fetchall()
+    acc = defaultdict(Counter)
+    for figure, source, page in sheets:
+        key = source[source.index("us-design-"):] + (f"#page={page}" if page else "")
+        if not training_side(key):
+            continue
+        words = [SimpleNamespace(text=r[0]) for r in
+                 db.execute("SELECT text FROM figure_words WHERE figure_id=? ORDER BY seq", (figure,))]
+        for group in ("all", half(key), key.split("/")[0]):
+            acc[group]["sheets"] += 1
+        if not words:
+            continue
+        if key not in judged or tokens(w.text for w in words) - tokens(judged[key]["output"]):
+            raise SystemExit(f"{key}: words {[w.text for w in words]} not judged in ocr_words_design_outputs.json")
+        right = tokens(judged[key]["right"])
+        for name, out in (("before", tokens(w.text for w in words)), ("after", tokens(w.text for w in clean_words(words)))):
+            for group in ("all", half(key), key.split("/")[0]):
+                acc[group][f"{name} output"] += len(out)
+                acc[group][f"{name} right"] += len(out & right)
+                acc[group][f"{name} sheets"] += bool(out)
+                acc[group][f"{name} phantom-only sheets"] += bool(out) and not (out & right)
+    print(f"training-side design drawings of {collection}: distinct tokens per sheet, right when printed there")
+    for group, a in sorted(acc.items(), key=lambda kv: kv[0] != "all"):
+        line = f"  {group:16s} {a['sheets']:5d} sheets"
+        for name in ("before", "after"):
+            n = a[f"{name} output"]
+            line += (f" | {name}: {n:3d} tokens on {a[f'{name} sheets']:3d} sheets, precision "
+                     f"{a[f'{name} right'] / n if n else float('nan'):.3f}, sheets with phantoms only {a[f'{name} phantom-only sheets']:3d}")
+        print(line)
+
+
+def reclean(collection: Path) -> tuple[int, int, int]:
+    """Sort the words stored in ``collection`` again through ``clean_words``, as reading its drawings
+    again would (``figsearch ocr -c DIR --redo``; the reader is deterministic, and ``clean_words`` sees only
+    the words ``drawing_words`` kept): a sheet's words are cleaned as one list, and a figure cut from a
+    sheet keeps what survives of its sheet's. Returns (figures whose words changed, words before, after).
+    For ``--retrieval``: a copy of a collection built before stop 27, then ``figsearch index``."""
+    import sqlite3
+    from types import SimpleNamespace
+
+    from figsearch.ocr.words import clean_words
+
+    db = sqlite3.connect(collection / "figsearch.sqlite")
+    rows = db.execute("SELECT w.figure_id, w.seq, w.text, f.parent_id FROM figure_words w JOIN figures f USING (figure_id) "
+                      "ORDER BY w.figure_id, w.seq").fetchall()
+    by_figure: dict[str, list] = defaultdict(list)
+    parent_of: dict[str, str | None] = {}
+    for figure, seq, text, parent in rows:
+        by_figure[figure].append((seq, text))
+        parent_of[figure] = parent
+    survivors: dict[str, set[str]] = {}  # per sheet: the texts its cleaned words keep
+
+    def kept_texts(sheet: str) -> set[str]:
+        if sheet not in survivors:
+            words = [SimpleNamespace(text=t) for _, t in by_figure.get(sheet, [])]
+            survivors[sheet] = {w.text for w in clean_words(words)}
+        return survivors[sheet]
+
+    changed, before, after = 0, 0, 0
+    with db:
+        for figure, words in by_figure.items():
+            keep = kept_texts(parent_of[figure] or figure)
+            drop = [seq for seq, text in words if text not in keep]
+            before += len(words)
+            after += len(words) - len(drop)
+            if drop:
+                changed += 1
+                db.executemany("DELETE FROM figure_words WHERE figure_id=? AND seq=?", [(figure, seq) for seq in drop])
+    db.close()
+    return changed, before, after
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--cache", type=Path, help="the readings, kept between runs (read again when absent)")
     parser.add_argument("-v", "--verbose", action="store_true", help="the wrong and missed tokens of each sheet")
+    parser.add_argument("--reclean", type=Path, metavar="COLLECTION",
+                        help="rewrite the words stored in COLLECTION (a copy!) as stop 27 reads them, and stop")
+    parser.add_argument("--design-outputs", type=Path, metavar="COLLECTION",
+                        help="precision over every word COLLECTION stores for the training-side design drawings, and stop")
     args = parser.parse_args(argv)
+    if args.design_outputs:
+        design_outputs(args.design_outputs)
+        return 0
+    if args.reclean:
+        changed, before, after = reclean(args.reclean)
+        print(f"{args.reclean}: words of {changed} figures changed, {before} words stored before, {after} after")
+        return 0
     data = args.data if args.data.exists() else Path("../shared/data")
     truth = load_truth()
     started = time.process_time()
