@@ -5,7 +5,8 @@
 - ``signs``: reference numerals and figure labels (``parse_signs``), without the sheet header and
   page numbers (and, by the engine, without the phantom numerals that dashes, dots and stipple make);
 - ``words``: the other text printed in the drawing (box labels such as "IMAGE PROCESSING UNIT",
-  flowchart steps, axis titles), each a ``TextBox`` with its box: the figure's own text;
+  flowchart steps, axis titles), each a ``TextBox`` with its box: the figure's own text, without the
+  phantoms that hatching, shading and broken labels make (``figsearch.ocr.words.clean_words``);
 - ``header``: the box of a published sheet's header line ("U.S. Patent  Dec. 29, 2020  Sheet 1 of 7
   US D906,013 S"), or None; ``content``: the sheet's drawing without header, page number and white
   margins (``content_box``), which is what an image encoder should see.
