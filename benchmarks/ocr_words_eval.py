@@ -17,7 +17,14 @@ sheets, recall = right / printed.
 Split: by patent, ``dev`` (rules were chosen looking at it) when the first hex digit of the sha1 of the
 patent's folder/file stem is even, ``held-out`` otherwise (fixed before any rule was written).
 
-    PYTHONPATH=src:tests python benchmarks/ocr_words_eval.py --cache /tmp/words35/read.json -v
+    PYTHONPATH=src:tests python benchmarks/ocr_words_eval.py --cache /tmp/words35/read_stored.json -v
+
+``--design-outputs COLLECTION``: precision over every word COLLECTION stores for the 1,253 training-side
+design drawings (judged in ``ocr_words_design_outputs.json``), before and after ``clean_words``.
+``--reclean COPY``: sort the words stored in a copy of a collection read before stop 27 through
+``clean_words`` (what ``figsearch ocr -c COPY --redo`` stores, without reading again); then
+``figsearch index -c COPY`` and ``figsearch evaluate -c ORIGINAL --compare COPY --rule same-patent``
+(docs/ocr.md, "Stop 27").
 """
 
 from __future__ import annotations
