@@ -4,8 +4,9 @@ Truth: the ``words`` of the hand-read sheet files (``ocr_truth_sheets.json``, ``
 and of ``ocr_words_sheets.json`` (stop 27: design drawings added, most with no word at all), TRAINING SIDE
 ONLY: sheets of ``us-design-grants`` and odd-numbered ``us-design-2007`` patents are left out.
 
-Each sheet is read once by the default engine as the build reads it (its stored pixels, ``stored_sheet``) (a design drawing, whose patent text
-cites no numeral, with ``numerals_wanted(False)``; the others with numerals wanted); the reading is cached
+Each sheet is read once by the default engine as the build reads it (its stored pixels, ``stored_sheet``) (a design PDF
+page, whose patent text cites no numeral, with ``numerals_wanted(False)``; the others, a 2007 drawing without
+text included, with numerals wanted: ``pipeline.signs.numerals_wanted``); the reading is cached
 (``--cache``), and the words are sorted from it twice in the same run: ``before`` (``drawing_words`` only,
 the reader before stop 27) and ``after`` (with ``figsearch.ocr.words.clean_words``).
 
@@ -109,7 +110,7 @@ def read_all(sheets, data: Path, cache: Path | None) -> dict:
             continue
         image = stored_sheet(data, sheet)
         started = time.process_time()
-        with one_sheet(), numerals_wanted(sheet.split("/")[0] not in DESIGN_KINDS):
+        with one_sheet(), numerals_wanted(sheet.split("/")[0] != "us-design-pdfs"):
             kept, header = engine.read_sheet(image)
         done[sheet] = {"size": list(image.size), "header": list(header) if header else None,
                        "cpu": time.process_time() - started,
