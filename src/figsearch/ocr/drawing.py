@@ -5,7 +5,8 @@
 - ``signs``: reference numerals and figure labels (``parse_signs``), without the sheet header and
   page numbers (and, by the engine, without the phantom numerals that dashes, dots and stipple make);
 - ``words``: the other text printed in the drawing (box labels such as "IMAGE PROCESSING UNIT",
-  flowchart steps, axis titles), each a ``TextBox`` with its box: the figure's own text;
+  flowchart steps, axis titles), each a ``TextBox`` with its box: the figure's own text, without the
+  phantoms that hatching, shading and broken labels make (``figsearch.ocr.words.clean_words``);
 - ``header``: the box of a published sheet's header line ("U.S. Patent  Dec. 29, 2020  Sheet 1 of 7
   US D906,013 S"), or None; ``content``: the sheet's drawing without header, page number and white
   margins (``content_box``), which is what an image encoder should see.
@@ -69,6 +70,20 @@ def drawing_words(words: list[TextBox], signs_used: set[int], excluded: list) ->
     return out
 
 
+def sheet_words(kept: list[TextBox], header, clean: bool = True) -> list[TextBox]:
+    """The drawing words among the words ``kept`` of a sheet whose header box is ``header``:
+    ``drawing_words``, then (``clean``) ``clean_words`` drops the phantoms that shading makes."""
+    from figsearch.ocr.signs import _LABEL_WORD, normalise_label, normalise_numeral
+    from figsearch.ocr.words import clean_words
+
+    # words that made a sign (numerals, "FIG." and its number) are not drawing words
+    used = {i for i, w in enumerate(kept)
+            if normalise_numeral(w.text) or normalise_label(w.text) or _LABEL_WORD.match(w.text.strip())
+            or re.fullmatch(r"[\d.,:/()'-]+", w.text.strip())}
+    words = drawing_words(kept, used, [header] if header else [])
+    return clean_words(words) if clean else words
+
+
 def read_drawing(engine, image: Image.Image, cited: set[str] | None = None, content: bool = True) -> DrawingText:
     """Read ``image`` with ``engine``: see the module docstring. ``content=False``: no ``content`` box
     (for callers that want the words only; the box costs a binarisation of the whole sheet)."""
@@ -77,7 +92,7 @@ def read_drawing(engine, image: Image.Image, cited: set[str] | None = None, cont
 
 
 def _read_drawing(engine, image: Image.Image, cited: set[str] | None, want_content: bool = True) -> DrawingText:
-    from figsearch.ocr.signs import NUMERAL, _LABEL_WORD, normalise_label, normalise_numeral, parse_signs
+    from figsearch.ocr.signs import NUMERAL, parse_signs
 
     if hasattr(engine, "read_sheet"):
         # (the engine's own second looks, ``ocr.reread``, are in its ``read_sheet``: the build's ``read`` gets them
@@ -91,13 +106,8 @@ def _read_drawing(engine, image: Image.Image, cited: set[str] | None, want_conte
         numbers = page_numbers(words, image.size, header, image)
         excluded = ([header] if header else []) + [w.box for w in numbers]
         kept = [w for w in words if not any(_inside(w.box, box) for box in excluded)]
-    excluded = [header] if header else []
     signs = parse_signs(kept)
-    # words that made a sign (numerals, "FIG." and its number) are not drawing words
-    used = {i for i, w in enumerate(kept)
-            if normalise_numeral(w.text) or normalise_label(w.text) or _LABEL_WORD.match(w.text.strip())
-            or re.fullmatch(r"[\d.,:/()'-]+", w.text.strip())}
-    text_words = drawing_words(kept, used, excluded)
+    text_words = sheet_words(kept, header)
     unlinked: list[ReferenceSign] = []
     if cited is not None:
         unlinked = [s for s in signs if s.kind == NUMERAL and s.text not in cited]
