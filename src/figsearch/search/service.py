@@ -33,7 +33,7 @@ from figsearch.index.files import index_dir, read_manifest
 from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
 from figsearch.link.text import words_text
-from figsearch.records import Hit
+from figsearch.records import FigureRole, Hit
 from figsearch.search import explain, lexical, neighbour_text, rerank
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
 from figsearch.search.filters import check_filters, passing
@@ -511,33 +511,43 @@ class SearchService:
         """(the collection's figure that the uploaded ``image`` is a copy of, how it was recognised) or None:
         the upload's best visual match when it scores at least ``NEAR_COPY``, else one of its best
         ``NEAR_COPY_PIXELS`` matches (or the sheet such a figure was cut from) whose stored image has the
-        upload's very pixels. ``rows``: the upload's visual vectors when the search encoded them (each orientation
-        searched with, a figure scoring its best); a text-mode search did not, and the upright drawing is encoded
-        here."""
+        upload's very pixels, else a figure whose stored PNG is the upload's as ingest would store it (its
+        digest, ``figures.image_sha256``): a front page, which the visual index does not hold. ``rows``: the
+        upload's visual vectors when the search encoded them (each orientation searched with, a figure scoring its
+        best); a text-mode search did not, and the upright drawing is encoded here."""
         index = self._index(snapshot or self.snapshot(), "visual", [])
-        if index is None or not index.count:
+        if index is not None and index.count:
+            if rows is None or not len(rows):
+                rows = self._encode_turns(image, (0,))
+            found = self._search_rows(index, rows, NEAR_COPY_PIXELS)  # every turn searched with (all_turns): its best
+            if found and found[0][1] >= NEAR_COPY:
+                return self.collection.figure(found[0][0]), f"visual cosine {found[0][1]:.3f}"
+            pixels = np.asarray(image)
+            seen: set[str] = set()
+            for figure_id, _ in found:
+                figure = self.collection.figure(figure_id)
+                for candidate in (figure, self.collection.figure(figure.parent_id) if figure.parent_id else None):
+                    if candidate is None or candidate.figure_id in seen or not candidate.image_path:
+                        continue
+                    seen.add(candidate.figure_id)
+                    if (candidate.width, candidate.height) != image.size:  # the stored size: no file read
+                        continue
+                    if _same_pixels(self.collection.path(candidate.image_path), pixels):
+                        return candidate, "the same pixels"
+        return self._stored_copy(image)
+
+    def _stored_copy(self, image):
+        """(a figure whose stored PNG is ``image`` encoded as ingest stores it, "the same stored image") or None.
+        The digest names the stored bytes: a collection whose PNGs an earlier figsearch encoded otherwise is not
+        matched so (its drawings still are, by the pixel comparison above). A few ms for a full sheet's PNG."""
+        from figsearch.fsutil import sha256_bytes
+        from figsearch.imaging import encode_png
+
+        stored = self.collection.patents.figures_with_image(sha256_bytes(encode_png(image)))
+        if not stored:
             return None
-        if rows is None or not len(rows):
-            rows = self._encode_turns(image, (0,))
-        found = self._search_rows(index, rows, NEAR_COPY_PIXELS)  # every turn searched with (all_turns): its best
-        if not found:
-            return None
-        best, score = found[0]
-        if score >= NEAR_COPY:
-            return self.collection.figure(best), f"visual cosine {score:.3f}"
-        pixels = np.asarray(image)
-        seen: set[str] = set()
-        for figure_id, _ in found:
-            figure = self.collection.figure(figure_id)
-            for candidate in (figure, self.collection.figure(figure.parent_id) if figure.parent_id else None):
-                if candidate is None or candidate.figure_id in seen or not candidate.image_path:
-                    continue
-                seen.add(candidate.figure_id)
-                if (candidate.width, candidate.height) != image.size:  # the stored size: no file read
-                    continue
-                if _same_pixels(self.collection.path(candidate.image_path), pixels):
-                    return candidate, "the same pixels"
-        return None
+        figure = stored[0]
+        return figure, "the same stored image" + (", its front page" if figure.role == FigureRole.FRONT_PAGE else "")
 
     def _upright_suffices(self, row: np.ndarray, snapshot: IndexSnapshot | None, timings: dict[str, float]) -> bool:
         """Whether the upright drawing's best match in the visual index scores at least ``upright_confident``

@@ -68,7 +68,7 @@ class SearchParams(BaseModel):
     classification: str | None = Field(
         None, max_length=40, description="classification prefix (IPC, CPC, Locarno or USPC), e.g. D14 or G06F"
     )
-    exclude_query_patent: bool = Field(False, description="leave out the figures of the query figure's patent; with an upload, of the patent whose drawing it is a copy of (visual cosine >= 0.95 or the same pixels; the notes say which)")
+    exclude_query_patent: bool = Field(False, description="leave out the figures of the query figure's patent; with an upload, of the patent whose drawing it is a copy of (visual cosine >= 0.95, or the pixels of a stored image, a front page's too; the notes say which)")
     exclude_patents: str | None = Field(None, max_length=2000, description="comma-separated publication numbers to leave out")
     crop: str | None = Field(
         None, description="x0,y0,x1,y1 as fractions (0..1) of the image: search with that part only"
