@@ -194,3 +194,33 @@ def test_page_picks_the_page_of_a_multipage_file(indexed, tmp_path):
     assert code == 0 and not any("pages" in n for n in json.loads(out)["notes"]), out
     code, out = run("search", "-c", indexed, "--text", "rotor", "--page", "2")
     assert code == 2 and "--page picks a page of the --image file" in out, out
+
+
+def test_csv_for_a_report_and_the_next_page_named(indexed):
+    """An examiner's report needs the hits out (stop 27): --csv, the same columns as the API's format=csv."""
+    import csv
+    import io
+
+    code, out = run("search", "-c", indexed, "--text", "rotor blade", "--mode", "text", "-k", "2", "--json")
+    hits = json.loads(out)["hits"]
+    result = CliRunner().invoke(main, ["search", "-c", str(indexed), "--text", "rotor blade", "--mode", "text", "-k", "2",
+                                       "--csv"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))  # the notes go to stderr
+    assert [(r["rank"], r["figure_id"], r["patent"]) for r in rows] == [(str(h["rank"]), h["figure_id"], h["patent"])
+                                                                      for h in hits]
+    assert float(rows[0]["text_score"]) == pytest.approx(hits[0]["scores"]["text"], abs=1e-6) and rows[0]["visual_score"] == ""
+    code, out = run("search", "-c", indexed, "--text", "rotor", "--json", "--csv")
+    assert code == 2 and "--json and --csv each print the hits: give one of them" in out
+    # the table says how to get the next page, and which hits a later page holds
+    code, out = run("search", "-c", indexed, "--figure", "US1-A", "--mode", "visual", "-k", "2")
+    assert "2 of 4 candidates (the next 2: --offset 2), mode visual" in out, out
+    code, out = run("search", "-c", indexed, "--figure", "US1-A", "--mode", "visual", "-k", "2", "--offset", "2")
+    assert "3-4 of 4 candidates, mode visual" in out, out
+
+
+def test_exclude_patents_as_the_api_and_the_page_have_it(indexed):
+    code, out = run("search", "-c", indexed, "--figure", "US1-A", "--mode", "visual", "-k", "10", "--json",
+                    "--exclude-patents", "us2, EP3", "--exclude-patents", "")
+    assert code == 0, out
+    assert {h["patent"] for h in json.loads(out)["hits"]} == {"US1"}

@@ -319,6 +319,7 @@ function initControls() {
   $("per-page").addEventListener("change", () => { if (state.hits.length) runSearch(0); });
   $("prev-page").addEventListener("click", () => runSearch(Math.max(0, state.offset - perPage())));
   $("next-page").addEventListener("click", () => runSearch(state.offset + perPage()));
+  $("download-csv").addEventListener("click", downloadCsv);
 }
 
 const perPage = () => Number($("per-page").value) || 24;
@@ -369,12 +370,35 @@ async function runSearch(offset) {
     state.lastQueryPatent = state.figure ? state.figure.patent : null;
     renderResults(result);
     rememberInUrl(offset);
+    // one column on a narrow window: the results start below the whole query panel, out of sight
+    if (window.matchMedia("(max-width: 980px)").matches) $("results-title").scrollIntoView({ block: "start" });
     $("results-notes").textContent = (result.notes || []).join(" · ");
     $("results-notes").hidden = !(result.notes && result.notes.length);
   } catch (err) {
     if (seq === searchSeq) showNotice(err.message);
   } finally {
     setBusy(false);
+  }
+}
+
+// the page of results shown, as the server writes it for a report (format=csv: search/export.py), saved as a file
+async function downloadCsv() {
+  const { form } = buildForm(state.offset);
+  form.append("format", "csv");
+  const button = $("download-csv");
+  button.disabled = true;
+  try {
+    const { body, headers } = await api("search", { method: "POST", body: form }, true);
+    const name = /filename="([^"]+)"/.exec(headers.get("content-disposition") || "");
+    const link = h("a", { href: URL.createObjectURL(body), download: name ? name[1] : "figsearch.csv" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  } catch (err) {
+    showNotice(err.message);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -435,6 +459,7 @@ function renderResults(result) {
   // bars are relative to the page's best score where that is above 1, so they still tell the hits apart
   state.scoreScale = Math.max(1, ...result.hits.map((hit) => Number(hit.score) || 0));
   result.hits.forEach((hit, i) => grid.append(hitCard(hit, i)));
+  $("download-csv").hidden = !result.hits.length;
   const pager = $("pager");
   pager.hidden = result.total <= result.k;
   $("prev-page").disabled = result.offset === 0;
@@ -619,6 +644,8 @@ async function loadFilmstrip(figure, seq) {
     const row = (k, v) => v && $("fd-meta").append(h("dt", {}, k), h("dd", {}, v));
     row("Published", p.patent.publication_date);
     row("Classes", p.patent.classifications.map((c) => `${c.scheme} ${c.code}`).join(", "));
+    row("Abstract", p.patent.abstract);
+    if (p.figures.length > 1) row("Figures", `${p.figures.length} (below the drawing)`);
     if (p.figures.length < 2) return;
     for (const other of p.figures) {
       strip.append(h("button", { type: "button", class: other.figure_id === figure.figure_id ? "current" : "", title: other.label || other.figure_id,
