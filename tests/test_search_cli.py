@@ -224,3 +224,21 @@ def test_exclude_patents_as_the_api_and_the_page_have_it(indexed):
                     "--exclude-patents", "us2, EP3", "--exclude-patents", "")
     assert code == 0, out
     assert {h["patent"] for h in json.loads(out)["hits"]} == {"US1"}
+
+
+def test_show_takes_a_publication_number_for_the_patent(indexed):
+    """From a hit to its patent (stop 27): `show` refused a publication number ("is a patent, not a figure")."""
+    code, out = run("show", "-c", indexed, "us1")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "US1  (no title)" and "published 2021-01-05" in lines[1] and "classes: CPC F03D 1/06" in out
+    assert "figures (3):" in out and any(line.split()[:2] == ["US1-A", "FIG."] for line in lines)
+    assert "[front_page]" in out
+    code, out = run("show", "-c", indexed, "US1", "--json")
+    data = json.loads(out)
+    assert [f["figure_id"] for f in data["figures"]] == ["US1-F0", "US1-A", "US1-B"]
+    assert data["classifications"] == ["CPC F03D 1/06"] and data["publication_date"] == "2021-01-05"
+    code, out = run("show", "-c", indexed, "US1-A")  # a figure as before
+    assert code == 0 and out.startswith("US1-A  (US1, FIG. 1, drawing)"), out
+    code, out = run("show", "-c", indexed, "US9A1")
+    assert code != 0 and "no patent or figure US9A1 in collection" in out, out

@@ -200,6 +200,11 @@ def test_a_readable_reference_names_a_design_patent_figure(tmp_path):
         # the patent alone is not read as 'USD0907292S' FIG. 1: the error says what to give instead
         with pytest.raises(NotFound, match=r"USD0907292S1 is a patent, not a figure: .*'USD0907292S1 FIG. 1'"):
             resolve_figure(collection, "USD0907292S1")
+        # a patent the collection lacks: said so (it read "patent USD0907293S has no figure labelled FIG. 1")
+        with pytest.raises(NotFound, match=r"no patent or figure USD0907293S1 in collection "):
+            resolve_figure(collection, "usd0907293s1")
+        with pytest.raises(NotFound, match=r"no patent USD0907293S1 in collection .*\(asked for 'USD0907293S1 FIG. 2'\)"):
+            resolve_figure(collection, "USD0907293S1 FIG. 2")
 
 
 def test_a_file_of_several_pages_is_searched_by_the_query_page_and_the_notes_say_which(service):
