@@ -60,6 +60,9 @@ function setBusy(on) {
   state.busy += on ? 1 : -1;
   $("spinner").hidden = state.busy <= 0;
   $("search-btn").disabled = state.busy > 0;
+  // the results shown are the last search's until the new one answers: dimmed meanwhile, and said so to a reader
+  $("grid").classList.toggle("busy", state.busy > 0);
+  $("grid").setAttribute("aria-busy", state.busy > 0 ? "true" : "false");
 }
 
 function showNotice(message, kind = "error") {
@@ -145,6 +148,19 @@ function setQueryFile(file, name) {
   $("page-field").hidden = true;
   showPreview();
   runSearch(0);
+}
+
+async function useFigureReference() {
+  const reference = $("figure-ref").value.trim();
+  if (!reference) return;
+  try {
+    const d = await api(`figures/${encodeURIComponent(reference)}`);
+    $("figure-ref").value = "";
+    setQueryFigure({ id: d.figure.figure_id, patent: d.figure.patent, label: d.figure.label });
+    runSearch(0);
+  } catch (err) {
+    showNotice(err.message);  // "EP1667425A1 is a patent, not a figure: name one of its 17 figures, e.g. ..."
+  }
 }
 
 function setQueryFigure(figure) {
@@ -315,7 +331,8 @@ function initControls() {
     $("filter-count").textContent = n;
   };
   for (const id of ["date-from", "date-to", "office", "classification", "exclude-patents", "exclude-own"]) $(id).addEventListener("change", countFilters);
-  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); runSearch(0); });
+  // a typed figure reference is looked up first (the same names figsearch search --figure takes), then searched with
+  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); $("figure-ref").value.trim() ? useFigureReference() : runSearch(0); });
   $("per-page").addEventListener("change", () => { if (state.hits.length) runSearch(0); });
   $("prev-page").addEventListener("click", () => runSearch(Math.max(0, state.offset - perPage())));
   $("next-page").addEventListener("click", () => runSearch(state.offset + perPage()));
