@@ -849,6 +849,9 @@ class SearchService:
                 notes.append("exclude_query_patent: the query is not a figure of the collection, nothing to exclude")
         exclude_figures = {query.figure_id} if query.figure_id else set()
         length = max(LIST_FACTOR * (query.k + query.offset), MIN_LIST)
+        # what fusion measures on the lists is measured as deep as the first page of this page size reaches: a later
+        # page's longer lists then score every figure as the first page did (pages neither repeat nor skip hits)
+        measure_depth = max(LIST_FACTOR * query.k, MIN_LIST)
         lists = {
             m: self._candidates(indexes[m], vectors[m], length, query, exclude_patents, exclude_figures) for m in modalities
         }
@@ -880,7 +883,7 @@ class SearchService:
         head = None
         if "visual" in lists and (rerank_by_default(mode) if query.rerank is None else query.rerank):
             if mode == "auto" and len(lists) == 2:  # auto's switch reads the head before re-ranking (fusion.fuse)
-                head = fusion.switch_head(lists)
+                head = fusion.switch_head({m: c[:measure_depth] for m, c in lists.items()})
             key = indexes["visual"].encoder
             lists, exact = rerank.rerank_visual(
                 lists, exact, vectors["visual"], lambda ids: self.collection.vectors.fetch("visual", key, ids)
@@ -895,7 +898,8 @@ class SearchService:
         if lent:  # neighbour_text: (1 - WEIGHT) * visual + WEIGHT * text, a figure without text its visual score
             fused = neighbour_text.fuse(lists, exact)
         else:
-            fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, **calibration)
+            fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, measure_depth=measure_depth,
+                         **calibration)
         page = fused[query.offset : query.offset + query.k]
         timings["search"] = _ms(searching)
         explaining = time.perf_counter()
