@@ -481,7 +481,8 @@ function renderResults(result) {
   pager.hidden = result.total <= result.k;
   $("prev-page").disabled = result.offset === 0;
   $("next-page").disabled = result.next_offset === null || result.next_offset === undefined;
-  $("page-info").textContent = `Page ${Math.floor(result.offset / result.k) + 1} of ${Math.max(1, Math.ceil(result.total / result.k))}`;
+  // no "of N": total counts the candidates the page's lists held, and a later page searches longer lists
+  $("page-info").textContent = `Page ${Math.floor(result.offset / result.k) + 1}`;
   if (!result.hits.length) {
     grid.append(h("p", { class: "empty-note" }, "Nothing passed the filters. Loosen them, or try another mode."));
   }
