@@ -442,6 +442,7 @@ async function restoreFromUrl() {
   if (mode) mode.checked = true;
   if (params.has("text_weight")) { $("use-weight").checked = true; $("text-weight").value = params.get("text_weight"); $("use-weight").dispatchEvent(new Event("change")); }
   $("exclude-own").checked = params.get("exclude_query_patent") === "true";
+  $("exclude-own").dispatchEvent(new Event("change"));  // the Filters badge counts what the address restored
   if (params.has("figure_id")) {
     const id = params.get("figure_id");
     try {
