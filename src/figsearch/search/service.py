@@ -885,9 +885,8 @@ class SearchService:
             if mode == "auto" and len(lists) == 2:  # auto's switch reads the head before re-ranking (fusion.fuse)
                 head = fusion.switch_head({m: c[:measure_depth] for m, c in lists.items()})
             key = indexes["visual"].encoder
-            lists, exact = rerank.rerank_visual(
-                lists, exact, vectors["visual"], lambda ids: self.collection.vectors.fetch("visual", key, ids)
-            )
+            lists, exact = self._rerank_visual(lists, exact, vectors["visual"], measure_depth if length > measure_depth
+                                               else None, lambda ids: self.collection.vectors.fetch("visual", key, ids))
         weight = query.text_weight if len(modalities) == 2 and not lent else None
         if query.text_weight is not None and weight is None:
             notes.append("text_weight ignored: only one modality takes part" if not lent else
@@ -911,6 +910,27 @@ class SearchService:
             hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,
             took_ms=_ms(start), query_words=query_words, timings=timings,
         )
+
+    @staticmethod
+    def _rerank_visual(lists: dict, exact: dict, query: np.ndarray, measure_depth: int | None,
+                       fetch) -> tuple[dict, dict]:
+        """``rerank.rerank_visual`` of the lists; for a later page (``measure_depth``: the first page's depth, None on
+        the first page) the first page's candidates keep the scores the first page gave them. Database-side augmentation averages each
+        candidate with its neighbours among the candidates, so a longer list moved them, and the pages repeated and
+        skipped hits (benchmarks/paging_consistency.py, docs/serving.md "Stop 27")."""
+        reranked, rescored = rerank.rerank_visual(lists, exact, query, fetch)
+        if measure_depth is None:
+            return reranked, rescored
+        first_lists = {m: c[:measure_depth] for m, c in lists.items()}
+        first_union = {f for c in first_lists.values() for f, _ in c}
+        first_exact = {m: {f: s for f, s in e.items() if f in first_union} for m, e in exact.items()}
+        head, head_exact = rerank.rerank_visual(first_lists, first_exact, query, fetch)
+        first = {**head_exact.get("visual", {}), **dict(head["visual"])}
+        visual = [(f, first.get(f, s)) for f, s in reranked["visual"]]
+        visual.sort(key=lambda item: (-round(item[1], 9), item[0]))
+        if "visual" in rescored:
+            rescored = {**rescored, "visual": {f: first.get(f, s) for f, s in rescored["visual"].items()}}
+        return {**reranked, "visual": visual}, rescored
 
     def _hits(self, page: list[Fused], offset: int) -> list[Hit]:
         titles: dict[str, str | None] = {}
