@@ -41,12 +41,13 @@ def run(root: str, k: int, pages: int, queries: list[dict]) -> list[dict]:
     out = []
     with SearchService.open(root) as service:
         for spec in queries:
-            shown, totals = [], []
+            shown, totals, took = [], [], []
             for page in range(pages):
                 result = service.search(Query(k=k, offset=page * k, **spec))
                 shown.append([h.figure_id for h in result.hits])
                 totals.append(result.total)
-            out.append({"query": spec, "pages": shown, "totals": totals})
+                took.append(result.took_ms)
+            out.append({"query": spec, "pages": shown, "totals": totals, "took_ms": took})
     return out
 
 
@@ -77,8 +78,11 @@ def main() -> None:
         repeated = sum(len(f) - len(set(f)) for f in ([x for p in r["pages"] for x in p] for r in results))
         with_repeats = sum(1 for r in results if len({x for p in r["pages"] for x in p}) < sum(map(len, r["pages"])))
         moving = sum(1 for r in results if len(set(r["totals"])) > 1)
+        first = sorted(r["took_ms"][0] for r in results)
+        later = sorted(t for r in results for t in r["took_ms"][1:])
         print(f"{name:>9}: hits shown twice {repeated} (in {with_repeats} of {len(results)} queries); "
-              f"total changes from page to page in {moving} queries")
+              f"total changes from page to page in {moving} queries; ms per search: first page median "
+              f"{first[len(first) // 2]:.0f}, later pages median {later[len(later) // 2]:.0f} max {later[-1]:.0f}")
     if args.baseline:
         same = sum(1 for a, b in zip(runs["baseline"], runs["this tree"]) if a["pages"][0] == b["pages"][0])
         print(f"first pages identical to the baseline's: {same} of {len(queries)}")

@@ -852,6 +852,41 @@ class SearchService:
         # what fusion measures on the lists is measured as deep as the first page of this page size reaches: a later
         # page's longer lists then score every figure as the first page did (pages neither repeat nor skip hits)
         measure_depth = max(LIST_FACTOR * query.k, MIN_LIST)
+        # a page is cut from one ranking, the same for every page of its size: the first page's (lists measure_depth
+        # long), followed by what lists twice, four times ... as long rank beyond it, as deep as the page needs. Pages
+        # neither repeat nor skip hits (they did: each page searched lists of its own length), and a page within the
+        # first page's ranking (its lists' union, at least 100 figures) costs what the first page costs
+        fused, mode, modalities, bm25 = self._rank(snapshot, query, dict(vectors), dict(indexes), notes, timings,
+                                                   measure_depth, measure_depth, exclude_patents, exclude_figures)
+        depth, reached = measure_depth, len(fused)
+        while len(fused) < query.offset + query.k and depth < length:
+            depth *= 2
+            more = self._rank(snapshot, query, dict(vectors), dict(indexes), [], {}, depth, measure_depth,
+                              exclude_patents, exclude_figures)[0]
+            if len(more) <= reached:  # longer lists found no more candidates: the collection has no more that pass
+                break
+            reached = len(more)
+            ranked = {f.figure_id for f in fused}
+            fused += [f for f in more if f.figure_id not in ranked]
+        page = fused[query.offset : query.offset + query.k]
+        timings["search"] = _ms(searching)
+        explaining = time.perf_counter()
+        hits = self._hits(page, query.offset)
+        if bm25 is not None:
+            self._explain_lexical(hits, query.text)
+        timings["explain"] = _ms(explaining)
+        return SearchResult(
+            hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,
+            took_ms=_ms(start), query_words=query_words, timings=timings,
+        )
+
+    def _rank(self, snapshot, query: Query, vectors: dict, indexes: dict, notes: list[str], timings: dict,
+              length: int, measure_depth: int, exclude_patents: set[str], exclude_figures: set[str]):
+        """(the fused ranking of candidate lists ``length`` long, the mode used, the modalities, the BM25 scores or
+        None). ``measure_depth``: where fusion and re-ranking measure what they measure (``fusion.fuse``,
+        ``_rerank_visual``); ``vectors`` and ``indexes`` are the query's, changed here (neighbour_text adds the text
+        channel): a copy for each call."""
+        modalities = list(indexes)
         lists = {
             m: self._candidates(indexes[m], vectors[m], length, query, exclude_patents, exclude_figures) for m in modalities
         }
@@ -899,17 +934,7 @@ class SearchService:
         else:
             fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, measure_depth=measure_depth,
                          **calibration)
-        page = fused[query.offset : query.offset + query.k]
-        timings["search"] = _ms(searching)
-        explaining = time.perf_counter()
-        hits = self._hits(page, query.offset)
-        if bm25 is not None:
-            self._explain_lexical(hits, query.text)
-        timings["explain"] = _ms(explaining)
-        return SearchResult(
-            hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,
-            took_ms=_ms(start), query_words=query_words, timings=timings,
-        )
+        return fused, mode, modalities, bm25
 
     @staticmethod
     def _rerank_visual(lists: dict, exact: dict, query: np.ndarray, measure_depth: int | None,
