@@ -242,3 +242,16 @@ def test_show_takes_a_publication_number_for_the_patent(indexed):
     assert code == 0 and out.startswith("US1-A  (US1, FIG. 1, drawing)"), out
     code, out = run("show", "-c", indexed, "US9A1")
     assert code != 0 and "no patent or figure US9A1 in collection" in out, out
+
+
+def test_info_says_what_is_searchable(collection_dir):
+    """Stop 27: `figsearch info` counted what a collection holds, not what is indexed (the API's info did)."""
+    hand_collection(collection_dir)
+    code, out = run("info", "-c", collection_dir)
+    assert code == 0 and "indexes     none yet: nothing is searchable (figsearch index)" in out, out
+    run("index", "-c", collection_dir, "--visual-model", "fake-angle", "--text-model", "fake-words")
+    code, out = run("info", "-c", collection_dir)
+    assert "visual      5 of 5 vectors indexed (fake-angle; Flat, built " in out, out
+    assert "text        4 of 4 vectors indexed (fake-words; Flat, built " in out, out  # EP3-E has no text
+    data = json.loads(run("info", "-c", collection_dir, "--json")[1])
+    assert data["indexes"]["visual"]["indexed"] == 5 and data["encoders"]["text"]["spec"] == "fake-words"
