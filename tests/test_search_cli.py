@@ -194,3 +194,64 @@ def test_page_picks_the_page_of_a_multipage_file(indexed, tmp_path):
     assert code == 0 and not any("pages" in n for n in json.loads(out)["notes"]), out
     code, out = run("search", "-c", indexed, "--text", "rotor", "--page", "2")
     assert code == 2 and "--page picks a page of the --image file" in out, out
+
+
+def test_csv_for_a_report_and_the_next_page_named(indexed):
+    """An examiner's report needs the hits out (stop 27): --csv, the same columns as the API's format=csv."""
+    import csv
+    import io
+
+    code, out = run("search", "-c", indexed, "--text", "rotor blade", "--mode", "text", "-k", "2", "--json")
+    hits = json.loads(out)["hits"]
+    result = CliRunner().invoke(main, ["search", "-c", str(indexed), "--text", "rotor blade", "--mode", "text", "-k", "2",
+                                       "--csv"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))  # the notes go to stderr
+    assert [(r["rank"], r["figure_id"], r["patent"]) for r in rows] == [(str(h["rank"]), h["figure_id"], h["patent"])
+                                                                      for h in hits]
+    assert float(rows[0]["text_score"]) == pytest.approx(hits[0]["scores"]["text"], abs=1e-6) and rows[0]["visual_score"] == ""
+    code, out = run("search", "-c", indexed, "--text", "rotor", "--json", "--csv")
+    assert code == 2 and "--json and --csv each print the hits: give one of them" in out
+    # the table says how to get the next page, and which hits a later page holds
+    code, out = run("search", "-c", indexed, "--figure", "US1-A", "--mode", "visual", "-k", "2")
+    assert "2 of 4 candidates (the next 2: --offset 2), mode visual" in out, out
+    code, out = run("search", "-c", indexed, "--figure", "US1-A", "--mode", "visual", "-k", "2", "--offset", "2")
+    assert "3-4 of 4 candidates, mode visual" in out, out
+
+
+def test_exclude_patents_as_the_api_and_the_page_have_it(indexed):
+    code, out = run("search", "-c", indexed, "--figure", "US1-A", "--mode", "visual", "-k", "10", "--json",
+                    "--exclude-patents", "us2, EP3", "--exclude-patents", "")
+    assert code == 0, out
+    assert {h["patent"] for h in json.loads(out)["hits"]} == {"US1"}
+
+
+def test_show_takes_a_publication_number_for_the_patent(indexed):
+    """From a hit to its patent (stop 27): `show` refused a publication number ("is a patent, not a figure")."""
+    code, out = run("show", "-c", indexed, "us1")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "US1  (no title)" and "published 2021-01-05" in lines[1] and "classes: CPC F03D 1/06" in out
+    assert "figures (3):" in out and any(line.split()[:2] == ["US1-A", "FIG."] for line in lines)
+    assert "[front_page]" in out
+    code, out = run("show", "-c", indexed, "US1", "--json")
+    data = json.loads(out)
+    assert [f["figure_id"] for f in data["figures"]] == ["US1-F0", "US1-A", "US1-B"]
+    assert data["classifications"] == ["CPC F03D 1/06"] and data["publication_date"] == "2021-01-05"
+    code, out = run("show", "-c", indexed, "US1-A")  # a figure as before
+    assert code == 0 and out.startswith("US1-A  (US1, FIG. 1, drawing)"), out
+    code, out = run("show", "-c", indexed, "US9A1")
+    assert code != 0 and "no patent or figure US9A1 in collection" in out, out
+
+
+def test_info_says_what_is_searchable(collection_dir):
+    """Stop 27: `figsearch info` counted what a collection holds, not what is indexed (the API's info did)."""
+    hand_collection(collection_dir)
+    code, out = run("info", "-c", collection_dir)
+    assert code == 0 and "indexes     none yet: nothing is searchable (figsearch index)" in out, out
+    run("index", "-c", collection_dir, "--visual-model", "fake-angle", "--text-model", "fake-words")
+    code, out = run("info", "-c", collection_dir)
+    assert "visual      5 of 5 vectors indexed (fake-angle; Flat, built " in out, out
+    assert "text        4 of 4 vectors indexed (fake-words; Flat, built " in out, out  # EP3-E has no text
+    data = json.loads(run("info", "-c", collection_dir, "--json")[1])
+    assert data["indexes"]["visual"]["indexed"] == 5 and data["encoders"]["text"]["spec"] == "fake-words"

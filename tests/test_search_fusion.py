@@ -281,3 +281,47 @@ def test_auto_decides_its_switch_on_the_head_it_is_given():
     # a given head above the threshold switches, whatever the lists look like
     assert [f.figure_id for f in fuse(plain, {}, mode="auto", near=0.5, head=(0.6, 1.0))] == \
         [f.figure_id for f in fuse(plain, {}, mode="avg")]
+
+
+@pytest.mark.parametrize("mode", ["zavg", "auto"])
+def test_a_longer_list_for_the_next_page_scores_each_figure_as_the_first_page_did(mode):
+    """Stop 27: page 2 searches longer lists; measured on the whole list, z-scores and auto's weights moved, and
+    the pages repeated and skipped hits. Measured on the first page's depth, every figure keeps its score."""
+    import random
+
+    rng = random.Random(7)
+    visual = sorted(((f"f{i}", rng.uniform(0.2, 0.9)) for i in range(40)), key=lambda x: -x[1])
+    text = sorted(((f"f{i}", rng.uniform(0.1, 0.8)) for i in range(20, 60)), key=lambda x: -x[1])
+    short = {"visual": visual[:12], "text": text[:12]}
+    long = {"visual": visual, "text": text}
+    exact = {m: {f: s for f, s in (visual if m == "visual" else text)} for m in ("visual", "text")}
+    first = {f.figure_id: f.score for f in fuse(short, exact, mode=mode)}
+    deeper = {f.figure_id: f.score for f in fuse(long, exact, mode=mode, measure_depth=12)}
+    assert all(deeper[f] == pytest.approx(score) for f, score in first.items())
+    unmeasured = {f.figure_id: f.score for f in fuse(long, exact, mode=mode)}
+    assert any(unmeasured[f] != pytest.approx(score) for f, score in first.items())  # what the pages met before
+
+
+def test_a_later_page_keeps_the_re_ranked_scores_the_first_page_gave():
+    """Stop 27: database-side augmentation averages each candidate with its neighbours among the candidates; a later
+    page's longer list moved the first page's candidates. They keep the first page's scores now."""
+    import numpy as np
+
+    from figsearch.search import rerank
+    from figsearch.search.service import SearchService
+
+    rng = np.random.default_rng(3)
+    vectors = {f"f{i}": v / np.linalg.norm(v) for i, v in enumerate(rng.normal(size=(60, 8)).astype(np.float32))}
+    query = rng.normal(size=8).astype(np.float32)
+    query /= np.linalg.norm(query)
+    visual = sorted(((f, float(v @ query)) for f, v in vectors.items()), key=lambda x: -x[1])
+    fetch = lambda ids: {f: vectors[f] for f in ids}  # noqa: E731
+    first, _ = rerank.rerank_visual({"visual": visual[:20]}, {}, query, fetch)
+    later, _ = SearchService._rerank_visual({"visual": visual}, {}, query, 20, fetch)
+    scores = dict(later["visual"])
+    assert all(scores[f] == pytest.approx(s) for f, s in first["visual"])
+    plain, _ = rerank.rerank_visual({"visual": visual}, {}, query, fetch)  # what a later page gave before
+    assert any(dict(plain["visual"])[f] != pytest.approx(s) for f, s in first["visual"])
+    # the first page itself is re-ranked as before
+    same, _ = SearchService._rerank_visual({"visual": visual[:20]}, {}, query, None, fetch)
+    assert same["visual"] == first["visual"]

@@ -19,7 +19,8 @@ from figsearch.store import Collection
 @pytest.fixture
 def service(tmp_path):
     """The hand collection (US1 at 0/30 degrees, US2 at 60/90, EP3 at 10) and EP4: a sheet (200 degrees) that
-    was cut into one figure (150 degrees); the sheet itself is not indexed, as a split sheet never is."""
+    was cut into one figure (150 degrees); the sheet itself is not indexed, as a split sheet never is. EP5 at 160;
+    EP6 at 255 with a front page at 220 (not indexed, as front pages never are)."""
     root = tmp_path / "coll"
     hand_collection(root)
     with Collection.open(root, write=True) as c:
@@ -32,6 +33,7 @@ def service(tmp_path):
                    image_sha256=cut_sha, width=16, height=16),
         ])
         add_patent(c, "EP5", [("G", 160, None)])
+        add_patent(c, "EP6", [("H", 255, None)], front_page_angle=220)  # a front page: stored, never indexed
         update_collection(c, visual_model="fake-angle", text_model="fake-words")
     with SearchService.open(root) as s:
         yield s
@@ -86,3 +88,26 @@ def test_a_figure_query_still_excludes_its_own_patent(service):
     assert "US2" not in {h.patent for h in result.hits}
     text = service.search(Query(text="rotor", mode="text", k=20, exclude_query_patent=True))
     assert any("the query is not a figure of the collection, nothing to exclude" in n for n in text.notes)
+
+
+def test_an_uploaded_front_page_is_found_by_its_stored_digest(service):
+    # the front page (220 degrees) is not in the visual index: its nearest drawing is EP6-H at cos(35) = 0.82, and
+    # no candidate has its pixels; the digest of its PNG as ingest stores it is figures.image_sha256
+    plain = service.search(Query(image=png(angle_image(220)), mode="visual", k=3))
+    assert plain.hits[0].patent == "EP6"
+    result = search(service, angle_image(220))
+    assert "EP6" not in {h.patent for h in result.hits}
+    assert any("the upload matches EP6 FIG. 0 (the same stored image, its front page): its patent EP6 is left out" in n
+               for n in result.notes)
+    # a pixel off is another image: nothing is excluded, and the note says so
+    other = angle_image(220)
+    other.putpixel((9, 9), 0)
+    missed = search(service, other)
+    assert "EP6" in {h.patent for h in missed.hits}
+    assert any("matches no drawing of the collection closely" in n for n in missed.notes)
+
+
+def test_a_text_mode_search_recognises_a_front_page_too(service):
+    result = service.search(Query(image=png(angle_image(220)), text="rotor", mode="text", k=20,
+                                  exclude_query_patent=True))
+    assert any("EP6 FIG. 0 (the same stored image, its front page)" in n for n in result.notes)

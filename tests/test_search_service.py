@@ -200,6 +200,11 @@ def test_a_readable_reference_names_a_design_patent_figure(tmp_path):
         # the patent alone is not read as 'USD0907292S' FIG. 1: the error says what to give instead
         with pytest.raises(NotFound, match=r"USD0907292S1 is a patent, not a figure: .*'USD0907292S1 FIG. 1'"):
             resolve_figure(collection, "USD0907292S1")
+        # a patent the collection lacks: said so (it read "patent USD0907293S has no figure labelled FIG. 1")
+        with pytest.raises(NotFound, match=r"no patent or figure USD0907293S1 in collection "):
+            resolve_figure(collection, "usd0907293s1")
+        with pytest.raises(NotFound, match=r"no patent USD0907293S1 in collection .*\(asked for 'USD0907293S1 FIG. 2'\)"):
+            resolve_figure(collection, "USD0907293S1 FIG. 2")
 
 
 def test_a_file_of_several_pages_is_searched_by_the_query_page_and_the_notes_say_which(service):
@@ -213,3 +218,36 @@ def test_a_file_of_several_pages_is_searched_by_the_query_page_and_the_notes_say
         service.search(Query(image=data.getvalue(), page=3, mode="visual"))
     with pytest.raises(InputError, match="page picks a page of the query image file"):
         service.search(Query(text="rotor", page=2))
+
+
+def test_pages_are_cut_from_one_ranking_and_neither_repeat_nor_skip(tmp_path, monkeypatch):
+    """Stop 27: each page searched candidate lists of its own length, so z-scores, auto's weights and re-ranking
+    moved from page to page and pages repeated hits. Lists of 2 (MIN_LIST) over 24 drawings make it show here."""
+    import random
+
+    from _search_helpers import add_patent
+
+    from figsearch.pipeline.index import update_collection
+    from figsearch.search import service as service_module
+    from figsearch.store import Collection
+
+    rng = random.Random(5)
+    root = tmp_path / "c"
+    with Collection.open(root, create=True) as c:
+        for p in range(8):
+            words = ["rotor", "blade", "hub", "rotor blade", "blade hub", None]
+            add_patent(c, f"US{p + 10}", [(k, rng.randrange(0, 250), rng.choice(words)) for k in "ABC"])
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+    monkeypatch.setattr(service_module, "MIN_LIST", 2)
+    monkeypatch.setattr(service_module, "LIST_FACTOR", 1)
+    with SearchService.open(root) as s:
+        for mode in ("zavg", "auto", "rrf"):
+            shown, totals = [], []
+            for offset in range(0, 30, 3):
+                result = s.search(Query(figure_id="US10-A", mode=mode, k=3, offset=offset))
+                shown += [h.figure_id for h in result.hits]
+                totals.append(result.total)
+            assert len(shown) == len(set(shown)), (mode, shown)  # no hit on two pages
+            assert len(shown) == 23 and "US10-A" not in shown, (mode, shown)  # every other drawing, once
+            first = s.search(Query(figure_id="US10-A", mode=mode, k=3))
+            assert [h.figure_id for h in first.hits] == shown[:3]

@@ -376,3 +376,43 @@ def test_backend_is_closed_when_the_app_stops(root):
     with client:
         client.get("/api/health")
     assert backend.closed
+
+
+# -- getting the results out (stop 27) -----------------------------------------------------------
+
+
+def test_format_csv_gives_the_page_of_hits_as_a_file(client, backend, root):
+    import csv
+
+    params = {"text": "rim", "mode": "avg", "k": "2", "offset": "1"}
+    body = client.get("/api/search", params=params).json()
+    response = client.get("/api/search", params={**params, "format": "csv"})
+    assert response.status_code == 200 and response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == 'attachment; filename="figsearch-rim-2-3.csv"'
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["figure_id"] for r in rows] == [h["figure_id"] for h in body["hits"]]
+    assert [int(r["rank"]) for r in rows] == [2, 3]
+    first, hit = rows[0], body["hits"][0]
+    assert first["patent"] == hit["patent"] and first["title"] == (hit["title"] or "")
+    assert float(first["score"]) == pytest.approx(hit["score"], abs=1e-6)
+    # a column for each modality always (the same columns for every search of a report), empty where it saw nothing
+    assert {m: float(first[f"{m}_score"]) for m in ("visual", "text") if first[f"{m}_score"]} == pytest.approx(hit["scores"], abs=1e-6)
+    assert first["espacenet"] == hit["links"]["espacenet"] and first["sentences"].startswith(hit["sentences"][0])
+    # an upload the same way (the page's Download CSV posts its form again)
+    data = encoded(sheet(root), "PNG")
+    upload = client.post("/api/search", files={"image": ("s.png", data, "image/png")},
+                         data={"mode": "visual", "format": "csv", "k": "3"})
+    assert upload.status_code == 200 and upload.headers["content-disposition"].endswith('-drawing-1-3.csv"')
+    assert len(list(csv.DictReader(io.StringIO(upload.text)))) == 3
+    assert client.get("/api/search", params={**params, "format": "xml"}).status_code == 422
+
+
+def test_dates_take_a_year_or_a_month_as_the_cli_does(client, backend):
+    """date_from=2017 answered 422 "Datetimes provided to dates should have zero time" (the CLI took it)."""
+    response = client.get("/api/search", params={"text": "rim", "date_from": "2020", "date_to": "2021-6"})
+    assert response.status_code == 200, response.text
+    assert (backend.calls[-1].filters.date_from, backend.calls[-1].filters.date_to) == ("2020", "2021-06")
+    body = client.get("/api/search", params={"text": "rim", "date_from": "2021-13"}).json()
+    assert body["error"]["status"] == 422 and "date_from='2021-13' is not a date: month must be in 1..12" in body["error"]["message"]
+    error = client.post("/api/search", data={"text": "rim", "date_from": "2022", "date_to": "2021-12"}).json()["error"]
+    assert error["status"] == 400 and "date_from 2022 is after date_to 2021-12" in error["message"]

@@ -274,3 +274,26 @@ def test_drawing_words_arrive_with_the_upgrade_and_are_replaced_not_doubled(tmp_
             db.execute("DELETE FROM figures WHERE figure_id='EP1A1-f1'")
         assert c.words.count() == 0
     assert _columns(root, "figure_words") == ["figure_id", "seq", "text", "line", "x0", "y0", "x1", "y1", "confidence"]
+
+
+def _indexes(root, table: str) -> list[str]:
+    db = sqlite3.connect(root / DB_NAME)
+    try:
+        return [r[1] for r in db.execute(f"PRAGMA index_list({table})")]
+    finally:
+        db.close()
+
+
+def test_the_figures_are_indexed_by_their_image_digest_after_the_upgrade(tmp_path):
+    root = tmp_path / "c"
+    _release_1_collection(root)
+    assert "figures_by_image" not in _indexes(root, "figures")
+    with Collection.open(root) as reader:  # a reader of the old version finds by digest without the index
+        assert [f.figure_id for f in reader.patents.figures_with_image("abc")] == ["EP1A1-f1"]
+    with Collection.open(root, write=True) as c:
+        assert c.schema_version >= 4
+        assert [f.figure_id for f in c.patents.figures_with_image("abc")] == ["EP1A1-f1"]
+        assert c.patents.figures_with_image("abd") == []
+    assert "figures_by_image" in _indexes(root, "figures")
+    Collection.open(tmp_path / "new", create=True).close()
+    assert "figures_by_image" in _indexes(tmp_path / "new", "figures")

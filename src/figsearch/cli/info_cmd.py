@@ -1,4 +1,5 @@
-"""``figsearch info``: what a collection holds (patents, figures, formats, failures)."""
+"""``figsearch info``: what a collection holds (patents, figures, formats, failures) and what is searchable
+(each modality's encoder and index, as ``figsearch.open(DIR).info()`` and ``/api/info`` give them)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from figsearch.cli.base import collection_option, json_option, main
 @click.option("--failures", "show_failures", type=int, default=20, show_default=True,
               help="How many failures to list in the table view (all in --json).")
 def info_command(collection, as_json, show_failures):
-    """Counts of what a collection holds: patents, figures, formats, failures."""
+    """Counts of what a collection holds: patents, figures, formats, failures; and what is searchable: each
+    modality's encoder and how many of its vectors are indexed."""
     from figsearch.ingest.report import collection_info
     from figsearch.store import Collection
 
     with Collection.open(collection) as store:
         info = collection_info(store)
+    info.update(_searchable(collection))
     if as_json:
         click.echo(json.dumps(info, sort_keys=True))
         return
@@ -32,11 +35,31 @@ def info_command(collection, as_json, show_failures):
     click.echo(f"languages   {info['languages_text']}")
     click.echo(f"formats     {_pairs(info['formats'])}")
     click.echo(f"classes     {_pairs(info['classifications'])}")
+    for modality, index in info.get("indexes", {}).items():
+        spec = info["encoders"][modality]["spec"]
+        built = f", built {index['built_at'][:16].replace('T', ' ')}" if index.get("built_at") else ""
+        click.echo(f"{modality:<11} {index['indexed']} of {index['vectors']} vectors indexed "
+                   f"({spec}; {index['factory'] or 'no index'}{built})")
+    if not info.get("indexes"):
+        click.echo("indexes     none yet: nothing is searchable (figsearch index)")
     click.echo(f"failures    {info['failures']}")
     for item in info["failed"][:show_failures]:
         click.echo(f"  {item['source']}: {item['reason']}")
     if info["failures"] > show_failures:
         click.echo(f"  ... and {info['failures'] - show_failures} more (figsearch info --json lists all)")
+
+
+def _searchable(collection) -> dict:
+    """The encoders and indexes of the collection's modalities (none before ``figsearch index``)."""
+    from figsearch.api import open as open_collection
+    from figsearch.errors import FigsearchError
+
+    try:
+        with open_collection(collection) as coll:
+            found = coll.info()
+    except FigsearchError:  # a collection without indexes yet: counts alone
+        return {}
+    return {"encoders": found.get("encoders", {}), "indexes": found.get("indexes", {})}
 
 
 def _pairs(mapping: dict) -> str:

@@ -31,18 +31,13 @@ def _date(ctx, param, value: str | None) -> str | None:
     """YYYY, YYYY-MM or YYYY-MM-DD, a real date (as the HTTP API checks it): '2021-13' found nothing, silently."""
     if value is None:
         return None
-    import datetime as dt
-    import re
+    from figsearch.errors import InputError
+    from figsearch.search.filters import normalise_date
 
-    match = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?", value.strip())
     try:
-        if match is None:
-            raise ValueError("expected YYYY, YYYY-MM or YYYY-MM-DD")
-        year, month, day = match.group(1), match.group(2), match.group(3)
-        dt.date(int(year), int(month or 1), int(day or 1))  # the month and day exist
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not a date: {exc}") from None
-    return "-".join([year] + [f"{int(part):02d}" for part in (month, day) if part])
+        return normalise_date(value, "")
+    except InputError as exc:
+        raise click.BadParameter(str(exc).lstrip("=")) from None
 
 
 def _office(ctx, param, value: str | None) -> str | None:
@@ -95,9 +90,15 @@ def _clip(text: str | None, width: int) -> str:
 @click.option("--date-to", default=None, metavar="DATE", callback=_date, help="Publication date up to (YYYY[-MM[-DD]]).")
 @click.option("--office", default=None, callback=_office, help="Only patents of this office (US, EP, ...).")
 @click.option("--classification", default=None, metavar="PREFIX", help="Only patents with a classification code starting so.")
+@click.option("--exclude-patents", "exclude_patents", multiple=True, metavar="PN[,PN...]",
+              help="Leave out these patents' figures (publication numbers, commas between them; the option may be "
+                   "repeated), as the API's exclude_patents and the page's \"Leave out patents\".")
 @json_option
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print the hits as CSV (rank, patent, figure, title, scores, matched words, reference signs, "
+                   "sentences), as the API's format=csv and the page's \"Download CSV\"; notes go to stderr.")
 def search_command(collection, figure_id, image, page, text, mode, rerank, read_words, all_turns, neighbour_text, lexical, k, offset, text_weight, exclude_own_patent,
-                   date_from, date_to, office, classification, as_json):
+                   date_from, date_to, office, classification, exclude_patents, as_json, as_csv):
     """Find the figures most similar to a figure, a drawing file and/or a text.
 
     The same search as the Python API's ``figsearch.open(DIR).search(...)``.
@@ -107,6 +108,9 @@ def search_command(collection, figure_id, image, page, text, mode, rerank, read_
 
     if not (figure_id or image or text):
         raise InputError("give at least one of --figure, --image, --text")
+    if as_json and as_csv:
+        raise InputError("--json and --csv each print the hits: give one of them")
+    excluded = [p.strip().upper() for value in exclude_patents for p in value.split(",") if p.strip()]
     if page != 1 and image is None:
         raise InputError("--page picks a page of the --image file: give --image")
     query_image, page_notes = None, []
@@ -122,7 +126,7 @@ def search_command(collection, figure_id, image, page, text, mode, rerank, read_
             figure=figure_id, image=query_image, text=text, mode=mode, k=k,
             offset=offset, text_weight=text_weight, rerank=rerank, exclude_own_patent=exclude_own_patent,
             date_from=date_from, date_to=date_to, office=office, classification=classification,
-            read_words=read_words, all_turns=all_turns, neighbour_text=neighbour_text, lexical=lexical,
+            exclude_patents=excluded, read_words=read_words, all_turns=all_turns, neighbour_text=neighbour_text, lexical=lexical,
         )
     result.notes[:0] = page_notes
     if as_json:
@@ -134,6 +138,11 @@ def search_command(collection, figure_id, image, page, text, mode, rerank, read_
         return
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    if as_csv:
+        from figsearch.search.export import hits_csv
+
+        click.echo(hits_csv(result.hits), nl=False)
+        return
     if result.query_words:
         click.echo(f"words read in the drawing: {_clip(' '.join(result.query_words), 100)}")
     if not result.hits:
@@ -150,4 +159,6 @@ def search_command(collection, figure_id, image, page, text, mode, rerank, read_
         if hit.matched_words:
             why = f"words: {' '.join(hit.matched_words)} | " + why
         click.echo(f"{hit.rank:>3} {hit.score:7.3f} {per}{_clip(hit.figure_id, 34):<34} {_clip(hit.label, 9):<9} {_clip(why, 70)}")
-    click.echo(f"{len(result.hits)} of {result.total} candidates, mode {result.mode}, {result.took_ms:.0f} ms")
+    shown = f"{offset + 1}-{offset + len(result.hits)}" if offset else str(len(result.hits))
+    more = f" (the next {k}: --offset {offset + k})" if offset + len(result.hits) < result.total else ""
+    click.echo(f"{shown} of {result.total} candidates{more}, mode {result.mode}, {result.took_ms:.0f} ms")

@@ -150,6 +150,9 @@ def worker_app():
     raw = os.environ.get(WORKER_SETTINGS_ENV)
     if not raw:
         raise FigsearchError(f"${WORKER_SETTINGS_ENV} is not set: worker_app is started by figsearch serve --workers")
+    from figsearch.server.supervisor import watch_parent
+
+    watch_parent()  # a supervisor killed outright takes its workers with it, the port too
     return build_app(json.loads(raw))
 
 

@@ -1,7 +1,9 @@
-"""``figsearch show``: a figure's details (reference signs, glossary, linked sentences).
+"""``figsearch show``: a figure's details (reference signs, glossary, linked sentences), or a patent's
+(its bibliographic data, abstract and every figure) when given a publication number.
 
-Printed from the search service's ``figure_details``, the same record ``/api/figures/ID`` and
-the Python API's ``figsearch.open(DIR).figure(ID)`` return.
+Printed from the search service's ``figure_details`` and ``patent_details``, the same records
+``/api/figures/ID`` and ``/api/patents/PN`` and the Python API's ``figsearch.open(DIR).figure(ID)`` and
+``.patent(PN)`` return.
 """
 
 from __future__ import annotations
@@ -39,19 +41,68 @@ def details_json(details) -> dict:
     }
 
 
+def patent_json(details) -> dict:
+    """``show PN --json``'s object for a PatentDetails: the patent's record and its figures."""
+    patent = details.patent
+    return {
+        "publication_number": patent.publication_number, "office": patent.office, "kind": patent.kind,
+        "title": patent.title, "publication_date": patent.publication_date, "filing_date": patent.filing_date,
+        "language": patent.lang or patent.language,
+        "classifications": [f"{c.scheme} {c.code}" for c in patent.classifications],
+        "abstract": patent.abstract, "claims": len(patent.claims), "paragraphs": len(patent.paragraphs),
+        "figures": [{"figure_id": f.figure_id, "label": f.label, "role": f.role.value, "description": f.description,
+                     "parent_id": f.parent_id} for f in details.figures],
+        "glossary": {entry.sign: entry.term for entry in details.glossary},
+    }
+
+
+def _show_patent(data: dict) -> None:
+    click.echo(f"{data['publication_number']}  {data['title'] or '(no title)'}")
+    dates = ", ".join(f"{name} {data[key]}" for name, key in (("published", "publication_date"), ("filed", "filing_date"))
+                      if data[key])
+    click.echo(f"  {data['office']} {data['kind'] or ''}{', ' + dates if dates else ''}"
+               f"{', ' + data['language'] if data['language'] else ''}")
+    if data["classifications"]:
+        click.echo(f"  classes: {', '.join(data['classifications'])}")
+    click.echo(f"  text: {data['paragraphs']} paragraphs, {data['claims']} claims, "
+               f"{len(data['glossary'])} reference signs named")
+    if data["abstract"]:
+        click.echo(f"abstract: {data['abstract']}")
+    click.echo(f"figures ({len(data['figures'])}):")
+    for figure in data["figures"]:
+        role = "" if figure["role"] == "drawing" else f" [{figure['role']}]"
+        what = figure["description"] or ""
+        click.echo(f"  {figure['figure_id']:<34} {figure['label'] or '-':<9}{role} {what}".rstrip())
+    click.echo("(figsearch show -c DIR FIGURE for a figure's signs and sentences)")
+
+
 @main.command("show")
 @collection_option
 @click.argument("figure")
 @json_option
 def show_command(collection: str, figure: str, as_json: bool) -> None:
-    """Print a figure's reference signs, glossary entries and linked sentences.
+    """Print a figure's reference signs, glossary entries and linked sentences, or a patent's
+    bibliographic data, abstract and figures.
 
-    FIGURE is a figure id (EP1667425A1-f0001) or a readable reference ("EP1667425A1 FIG. 1").
+    FIGURE is a figure id (EP1667425A1-f0001), a readable reference ("EP1667425A1 FIG. 1"), or a
+    publication number (EP1667425A1) for the patent.
     """
     from figsearch.api import open as open_collection
+    from figsearch.errors import NotFound
 
     with open_collection(collection) as coll:
-        data = details_json(coll.figure(figure))
+        try:
+            data = details_json(coll.figure(figure))
+        except NotFound as not_a_figure:
+            try:  # a publication number: the patent, as /api/patents/PN gives it
+                patent = patent_json(coll.patent(figure.strip().upper()))
+            except NotFound:
+                raise not_a_figure from None
+            if as_json:
+                click.echo(json.dumps(patent, indent=2, ensure_ascii=False))
+            else:
+                _show_patent(patent)
+            return
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return

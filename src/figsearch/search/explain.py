@@ -138,7 +138,10 @@ def resolve_figure(collection: Collection, reference: str) -> Figure:
         raise NotFound(f"{number} is a patent, not a figure: name one of its {len(own)} figures, "
                        f"e.g. {examples} (or a figure id such as {shown[0].figure_id})")
     # office, an optional series (US design "D", reissue "RE", plant "PP"), number, kind code
-    match = re.match(r"\s*([A-Za-z]{2}(?:D|RE|PP|[A-Z]{0,2})\d+[A-Za-z]\d?)\s*[,:]?\s*(.+)$", reference, re.IGNORECASE)
+    publication = r"[A-Za-z]{2}(?:D|RE|PP|[A-Z]{0,2})\d+[A-Za-z]\d?"
+    if re.fullmatch(publication, number):  # "EP9999999A1" was read as patent EP9999999A, FIG. 1
+        raise NotFound(f"no patent or figure {number} in collection {collection.root}")
+    match = re.match(rf"\s*({publication})\s*[,:]?\s*(.+)$", reference, re.IGNORECASE)
     if match is None:
         raise NotFound(f"{unknown}; give a figure id or a reference such as 'EP1667425A1 FIG. 1'") from None
     patent, label = match.group(1).upper(), match.group(2)
@@ -146,6 +149,8 @@ def resolve_figure(collection: Collection, reference: str) -> Figure:
     if not wanted:
         raise NotFound(f"cannot read a figure label in {label!r} (expected e.g. 'FIG. 3')")
     figures = collection.figures(patent=patent)
+    if not figures:
+        raise NotFound(f"no patent {patent} in collection {collection.root} (asked for {reference.strip()!r})")
     candidates = [f for f in figures if wanted[0] in label_keys(f.label)]
     if not candidates:
         raise NotFound(f"patent {patent} has no figure labelled FIG. {wanted[0]} in collection {collection.root}")

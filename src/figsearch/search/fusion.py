@@ -111,13 +111,17 @@ def fuse(
     near_top: int = NEAR_TOP,
     near_agree: float = NEAR_AGREE,
     head: tuple[float, float] | None = None,
+    measure_depth: int | None = None,
 ) -> list[Fused]:
     """Fuse per-modality candidate lists; ``exact[modality][figure]`` fills scores missing from a list.
 
     ``near``/``far`` (mode ``auto``): the visual encoder's nearness thresholds (:func:`near_thresholds`);
     ``near_agree``: the agreement of the two lists that the switch to ``avg`` also needs. ``head``: the
     (nearness, agreement) that switch is decided on, when the lists were re-ranked (:func:`switch_head` of
-    the lists before re-ranking); None: measured on ``lists``.
+    the lists before re-ranking); None: measured on ``lists``. ``measure_depth``: what the query-dependent rules
+    read (z-scores' mean and spread, auto's gaps, agreement and nearness) is measured on each list's first
+    ``measure_depth`` candidates (None: the whole list), so that a search's next page, which needs longer lists,
+    scores every figure as its first page did (the page after next no longer repeated or skipped hits).
     """
     exact = exact or {}
     order: list[str] = []
@@ -140,16 +144,17 @@ def fuse(
         return found
 
     ranks = {m: {f: r for r, (f, _) in enumerate(c, start=1)} for m, c in lists.items()}
+    measured = {m: c[:measure_depth] for m, c in lists.items()} if measure_depth else lists
     if mode == "auto" and text_weight is None and lists.get("visual") and lists.get("text"):
-        h, agreed = head if head is not None else switch_head(lists, near_top, agree_top)
+        h, agreed = head if head is not None else switch_head(measured, near_top, agree_top)
         if near is not None and h >= near and agreed >= near_agree:
             mode = "avg"
         elif far is not None and h < far:
             mode = "text-z"
     if mode in ("zavg", "auto", "text-z") and text_weight is None:
-        stats = {m: standardiser(c) for m, c in lists.items() if c}
+        stats = {m: standardiser(c) for m, c in measured.items() if c}
         if mode == "auto":
-            weights = auto_weights(lists, stats, gap_top, gap_power, agree_top, agree_power, primary)
+            weights = auto_weights(measured, stats, gap_top, gap_power, agree_top, agree_power, primary)
         elif mode == "text-z":
             weights = {m: float(m == "text") for m in stats}
         else:

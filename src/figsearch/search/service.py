@@ -33,7 +33,7 @@ from figsearch.index.files import index_dir, read_manifest
 from figsearch.index.settings import encoder_settings
 from figsearch.index.snapshot import Freshness, IndexSnapshot, manifest_token
 from figsearch.link.text import words_text
-from figsearch.records import Hit
+from figsearch.records import FigureRole, Hit
 from figsearch.search import explain, lexical, neighbour_text, rerank
 from figsearch.search.api import FigureDetails, PatentDetails, SearchResult
 from figsearch.search.filters import check_filters, passing
@@ -511,33 +511,43 @@ class SearchService:
         """(the collection's figure that the uploaded ``image`` is a copy of, how it was recognised) or None:
         the upload's best visual match when it scores at least ``NEAR_COPY``, else one of its best
         ``NEAR_COPY_PIXELS`` matches (or the sheet such a figure was cut from) whose stored image has the
-        upload's very pixels. ``rows``: the upload's visual vectors when the search encoded them (each orientation
-        searched with, a figure scoring its best); a text-mode search did not, and the upright drawing is encoded
-        here."""
+        upload's very pixels, else a figure whose stored PNG is the upload's as ingest would store it (its
+        digest, ``figures.image_sha256``): a front page, which the visual index does not hold. ``rows``: the
+        upload's visual vectors when the search encoded them (each orientation searched with, a figure scoring its
+        best); a text-mode search did not, and the upright drawing is encoded here."""
         index = self._index(snapshot or self.snapshot(), "visual", [])
-        if index is None or not index.count:
+        if index is not None and index.count:
+            if rows is None or not len(rows):
+                rows = self._encode_turns(image, (0,))
+            found = self._search_rows(index, rows, NEAR_COPY_PIXELS)  # every turn searched with (all_turns): its best
+            if found and found[0][1] >= NEAR_COPY:
+                return self.collection.figure(found[0][0]), f"visual cosine {found[0][1]:.3f}"
+            pixels = np.asarray(image)
+            seen: set[str] = set()
+            for figure_id, _ in found:
+                figure = self.collection.figure(figure_id)
+                for candidate in (figure, self.collection.figure(figure.parent_id) if figure.parent_id else None):
+                    if candidate is None or candidate.figure_id in seen or not candidate.image_path:
+                        continue
+                    seen.add(candidate.figure_id)
+                    if (candidate.width, candidate.height) != image.size:  # the stored size: no file read
+                        continue
+                    if _same_pixels(self.collection.path(candidate.image_path), pixels):
+                        return candidate, "the same pixels"
+        return self._stored_copy(image)
+
+    def _stored_copy(self, image):
+        """(a figure whose stored PNG is ``image`` encoded as ingest stores it, "the same stored image") or None.
+        The digest names the stored bytes: a collection whose PNGs an earlier figsearch encoded otherwise is not
+        matched so (its drawings still are, by the pixel comparison above). A few ms for a full sheet's PNG."""
+        from figsearch.fsutil import sha256_bytes
+        from figsearch.imaging import encode_png
+
+        stored = self.collection.patents.figures_with_image(sha256_bytes(encode_png(image)))
+        if not stored:
             return None
-        if rows is None or not len(rows):
-            rows = self._encode_turns(image, (0,))
-        found = self._search_rows(index, rows, NEAR_COPY_PIXELS)  # every turn searched with (all_turns): its best
-        if not found:
-            return None
-        best, score = found[0]
-        if score >= NEAR_COPY:
-            return self.collection.figure(best), f"visual cosine {score:.3f}"
-        pixels = np.asarray(image)
-        seen: set[str] = set()
-        for figure_id, _ in found:
-            figure = self.collection.figure(figure_id)
-            for candidate in (figure, self.collection.figure(figure.parent_id) if figure.parent_id else None):
-                if candidate is None or candidate.figure_id in seen or not candidate.image_path:
-                    continue
-                seen.add(candidate.figure_id)
-                if (candidate.width, candidate.height) != image.size:  # the stored size: no file read
-                    continue
-                if _same_pixels(self.collection.path(candidate.image_path), pixels):
-                    return candidate, "the same pixels"
-        return None
+        figure = stored[0]
+        return figure, "the same stored image" + (", its front page" if figure.role == FigureRole.FRONT_PAGE else "")
 
     def _upright_suffices(self, row: np.ndarray, snapshot: IndexSnapshot | None, timings: dict[str, float]) -> bool:
         """Whether the upright drawing's best match in the visual index scores at least ``upright_confident``
@@ -839,6 +849,44 @@ class SearchService:
                 notes.append("exclude_query_patent: the query is not a figure of the collection, nothing to exclude")
         exclude_figures = {query.figure_id} if query.figure_id else set()
         length = max(LIST_FACTOR * (query.k + query.offset), MIN_LIST)
+        # what fusion measures on the lists is measured as deep as the first page of this page size reaches: a later
+        # page's longer lists then score every figure as the first page did (pages neither repeat nor skip hits)
+        measure_depth = max(LIST_FACTOR * query.k, MIN_LIST)
+        # a page is cut from one ranking, the same for every page of its size: the first page's (lists measure_depth
+        # long), followed by what lists twice, four times ... as long rank beyond it, as deep as the page needs. Pages
+        # neither repeat nor skip hits (they did: each page searched lists of its own length), and a page within the
+        # first page's ranking (its lists' union, at least 100 figures) costs what the first page costs
+        fused, mode, modalities, bm25 = self._rank(snapshot, query, dict(vectors), dict(indexes), notes, timings,
+                                                   measure_depth, measure_depth, exclude_patents, exclude_figures)
+        depth, reached = measure_depth, len(fused)
+        while len(fused) < query.offset + query.k and depth < length:
+            depth *= 2
+            more = self._rank(snapshot, query, dict(vectors), dict(indexes), [], {}, depth, measure_depth,
+                              exclude_patents, exclude_figures)[0]
+            if len(more) <= reached:  # longer lists found no more candidates: the collection has no more that pass
+                break
+            reached = len(more)
+            ranked = {f.figure_id for f in fused}
+            fused += [f for f in more if f.figure_id not in ranked]
+        page = fused[query.offset : query.offset + query.k]
+        timings["search"] = _ms(searching)
+        explaining = time.perf_counter()
+        hits = self._hits(page, query.offset)
+        if bm25 is not None:
+            self._explain_lexical(hits, query.text)
+        timings["explain"] = _ms(explaining)
+        return SearchResult(
+            hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,
+            took_ms=_ms(start), query_words=query_words, timings=timings,
+        )
+
+    def _rank(self, snapshot, query: Query, vectors: dict, indexes: dict, notes: list[str], timings: dict,
+              length: int, measure_depth: int, exclude_patents: set[str], exclude_figures: set[str]):
+        """(the fused ranking of candidate lists ``length`` long, the mode used, the modalities, the BM25 scores or
+        None). ``measure_depth``: where fusion and re-ranking measure what they measure (``fusion.fuse``,
+        ``_rerank_visual``); ``vectors`` and ``indexes`` are the query's, changed here (neighbour_text adds the text
+        channel): a copy for each call."""
+        modalities = list(indexes)
         lists = {
             m: self._candidates(indexes[m], vectors[m], length, query, exclude_patents, exclude_figures) for m in modalities
         }
@@ -870,11 +918,10 @@ class SearchService:
         head = None
         if "visual" in lists and (rerank_by_default(mode) if query.rerank is None else query.rerank):
             if mode == "auto" and len(lists) == 2:  # auto's switch reads the head before re-ranking (fusion.fuse)
-                head = fusion.switch_head(lists)
+                head = fusion.switch_head({m: c[:measure_depth] for m, c in lists.items()})
             key = indexes["visual"].encoder
-            lists, exact = rerank.rerank_visual(
-                lists, exact, vectors["visual"], lambda ids: self.collection.vectors.fetch("visual", key, ids)
-            )
+            lists, exact = self._rerank_visual(lists, exact, vectors["visual"], measure_depth if length > measure_depth
+                                               else None, lambda ids: self.collection.vectors.fetch("visual", key, ids))
         weight = query.text_weight if len(modalities) == 2 and not lent else None
         if query.text_weight is not None and weight is None:
             notes.append("text_weight ignored: only one modality takes part" if not lent else
@@ -885,18 +932,30 @@ class SearchService:
         if lent:  # neighbour_text: (1 - WEIGHT) * visual + WEIGHT * text, a figure without text its visual score
             fused = neighbour_text.fuse(lists, exact)
         else:
-            fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, **calibration)
-        page = fused[query.offset : query.offset + query.k]
-        timings["search"] = _ms(searching)
-        explaining = time.perf_counter()
-        hits = self._hits(page, query.offset)
-        if bm25 is not None:
-            self._explain_lexical(hits, query.text)
-        timings["explain"] = _ms(explaining)
-        return SearchResult(
-            hits=hits, total=len(fused), mode=mode, modalities=modalities, notes=notes,
-            took_ms=_ms(start), query_words=query_words, timings=timings,
-        )
+            fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, measure_depth=measure_depth,
+                         **calibration)
+        return fused, mode, modalities, bm25
+
+    @staticmethod
+    def _rerank_visual(lists: dict, exact: dict, query: np.ndarray, measure_depth: int | None,
+                       fetch) -> tuple[dict, dict]:
+        """``rerank.rerank_visual`` of the lists; for a later page (``measure_depth``: the first page's depth, None on
+        the first page) the first page's candidates keep the scores the first page gave them. Database-side augmentation averages each
+        candidate with its neighbours among the candidates, so a longer list moved them, and the pages repeated and
+        skipped hits (benchmarks/paging_consistency.py, docs/serving.md "Stop 27")."""
+        reranked, rescored = rerank.rerank_visual(lists, exact, query, fetch)
+        if measure_depth is None:
+            return reranked, rescored
+        first_lists = {m: c[:measure_depth] for m, c in lists.items()}
+        first_union = {f for c in first_lists.values() for f, _ in c}
+        first_exact = {m: {f: s for f, s in e.items() if f in first_union} for m, e in exact.items()}
+        head, head_exact = rerank.rerank_visual(first_lists, first_exact, query, fetch)
+        first = {**head_exact.get("visual", {}), **dict(head["visual"])}
+        visual = [(f, first.get(f, s)) for f, s in reranked["visual"]]
+        visual.sort(key=lambda item: (-round(item[1], 9), item[0]))
+        if "visual" in rescored:
+            rescored = {**rescored, "visual": {f: first.get(f, s) for f, s in rescored["visual"].items()}}
+        return {**reranked, "visual": visual}, rescored
 
     def _hits(self, page: list[Fused], offset: int) -> list[Hit]:
         titles: dict[str, str | None] = {}

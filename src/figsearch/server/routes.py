@@ -3,16 +3,17 @@ what a search means lives in the backend, not here."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from figsearch.errors import InputError
+from figsearch.search.export import hits_csv
+from figsearch.search.filters import normalise_date
 from figsearch.search.inputs import page_note
 from figsearch.search.query import DEFAULT_MODE, MODES, Filters
 from figsearch.search.query import Query as SearchQuery
@@ -62,13 +63,15 @@ class SearchParams(BaseModel):
     )
     k: int = Field(12, ge=1, le=100, description="hits per page")
     offset: int = Field(0, ge=0, le=10_000, description="hits to skip (paging)")
-    date_from: _dt.date | None = Field(None, description="publication date from (inclusive)")
-    date_to: _dt.date | None = Field(None, description="publication date to (inclusive)")
+    date_from: str | None = Field(None, max_length=10, description="publication date from (inclusive): YYYY-MM-DD, "
+                                  "or YYYY-MM or YYYY for the month's or year's first day, as `figsearch search` takes it")
+    date_to: str | None = Field(None, max_length=10, description="publication date to (inclusive): YYYY-MM-DD, or "
+                                "YYYY-MM or YYYY for the whole month or year")
     office: str | None = Field(None, pattern=r"^[A-Za-z]{2}$", description="publishing office, e.g. US, EP")
     classification: str | None = Field(
         None, max_length=40, description="classification prefix (IPC, CPC, Locarno or USPC), e.g. D14 or G06F"
     )
-    exclude_query_patent: bool = Field(False, description="leave out the figures of the query figure's patent; with an upload, of the patent whose drawing it is a copy of (visual cosine >= 0.95 or the same pixels; the notes say which)")
+    exclude_query_patent: bool = Field(False, description="leave out the figures of the query figure's patent; with an upload, of the patent whose drawing it is a copy of (visual cosine >= 0.95, or the pixels of a stored image, a front page's too; the notes say which)")
     exclude_patents: str | None = Field(None, max_length=2000, description="comma-separated publication numbers to leave out")
     crop: str | None = Field(
         None, description="x0,y0,x1,y1 as fractions (0..1) of the image: search with that part only"
@@ -84,7 +87,24 @@ class SearchParams(BaseModel):
         "alone, a third of the upload's work (docs/serving.md, Stop 21)"
     )
 
+    format: Literal["json", "csv"] = Field(
+        "json", description="json: the answer below; csv: the page of hits as a CSV file for a report (rank, patent, "
+        "figure, title, scores, matched words, reference signs, sentences, links; search/export.py), the notes in "
+        "its X-Figsearch-Notes header"
+    )
+
     model_config = {"extra": "forbid"}
+
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _a_date(cls, value: str | None, info):
+        # YYYY, YYYY-MM or YYYY-MM-DD of a real date, as the CLI takes them; a 422 naming the field otherwise
+        if value is None:
+            return None
+        try:
+            return normalise_date(value, info.field_name)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -157,11 +177,12 @@ def _build_query(state: ServerState, params: SearchParams, upload: bytes | None,
     text = params.text.strip() if params.text else None
     if figure_id is None and image is None and not text:
         raise InputError("nothing to search with: give an image, a figure_id or a text")
-    if params.date_from and params.date_to and params.date_from > params.date_to:
-        raise InputError(f"date_from {params.date_from} is after date_to {params.date_to}")
+    date_from, date_to = params.date_from, params.date_to  # normalised by SearchParams
+    if date_from and date_to and date_from[: len(date_to)] > date_to:
+        raise InputError(f"date_from {date_from} is after date_to {date_to}")
     filters = Filters(
-        date_from=params.date_from.isoformat() if params.date_from else None,
-        date_to=params.date_to.isoformat() if params.date_to else None,
+        date_from=date_from,
+        date_to=date_to,
         office=params.office.upper() if params.office else None,
         classification_prefix=params.classification.strip() if params.classification else None,
         exclude_patents=tuple(dict.fromkeys(exclude)),
@@ -264,18 +285,43 @@ async def _search(request: Request, params: SearchParams, upload: UploadFile | N
 _SEARCH_ERRORS = error_responses(400, 401, 404, 409, 413, 415, 422, 501, 503)
 
 
-@router.get("/search", response_model=schemas.SearchOut, responses=_SEARCH_ERRORS, tags=["search"])
+_SEARCH_RESPONSES = _SEARCH_ERRORS | {200: {"content": {"text/csv": {}}, "description": "the search's answer; with "
+                                             "format=csv, its hits as a CSV file"}}
+
+
+def _csv_response(out: schemas.SearchOut, response: Response) -> Response:
+    """``out``'s hits as a CSV download (search/export.py, the columns of ``figsearch search --csv`` and each hit's
+    links), named after the query; the notes travel in a header, since a CSV file has no place for them."""
+    import re
+    from urllib.parse import quote
+
+    body = hits_csv(out.hits, extra={"espacenet": lambda hit: hit.links.espacenet,
+                           "google_patents": lambda hit: hit.links.google_patents})
+    named = "-".join(part for part in (out.query.figure_id, out.query.text, "drawing" if out.query.image else None) if part)
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", named).strip("-")[:60] or "search"
+    first = out.offset + 1
+    headers = dict(response.headers)
+    headers.pop("content-length", None)
+    headers["Content-Disposition"] = (f'attachment; filename="figsearch-{stem}-{first}-{out.offset + len(out.hits)}.csv"')
+    if out.notes:  # header values are Latin-1: the notes percent-encoded (UTF-8), as a URL's query is
+        headers["X-Figsearch-Notes"] = quote(" · ".join(out.notes), safe=" ,;:()'=-./")
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/search", response_model=schemas.SearchOut, responses=_SEARCH_RESPONSES, tags=["search"])
 async def search_get(request: Request, params: Annotated[SearchParams, Query()],
                      response: Response) -> schemas.SearchOut:
     """Search by a figure of the collection, by words, or both (no upload)."""
-    return await _search(request, params, None, response)
+    out = await _search(request, params, None, response)
+    return _csv_response(out, response) if params.format == "csv" else out
 
 
-@router.post("/search", response_model=schemas.SearchOut, responses=_SEARCH_ERRORS, tags=["search"])
+@router.post("/search", response_model=schemas.SearchOut, responses=_SEARCH_RESPONSES, tags=["search"])
 async def search_post(request: Request, form: Annotated[SearchForm, Form()],
                       response: Response) -> schemas.SearchOut:
     """Search by an uploaded drawing (multipart form), optionally with words, a crop and filters."""
-    return await _search(request, form, form.image, response)
+    out = await _search(request, form, form.image, response)
+    return _csv_response(out, response) if form.format == "csv" else out
 
 
 @router.post(

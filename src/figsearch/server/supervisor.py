@@ -9,7 +9,12 @@ time with that worker's listener: the loops themselves stay uvicorn's.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import socket
+import threading
+import time
 
 from uvicorn.config import Config
 from uvicorn.supervisors import Multiprocess
@@ -48,3 +53,27 @@ class ListenerPerWorker(Multiprocess):
 
     def restart_all(self) -> None:
         self._each_worker(super().restart_all)
+
+
+log = logging.getLogger(__name__)
+
+#: how often a worker looks whether its supervisor is still there
+PARENT_CHECK_SECONDS = 1.0
+
+
+def watch_parent(interval: float = PARENT_CHECK_SECONDS) -> threading.Thread:
+    """In a worker process: end it (SIGTERM to itself, so uvicorn shuts it down gracefully) once its parent, the
+    supervisor, is gone. A supervisor killed outright (``kill -9``, the OOM killer) never stops its workers: they
+    went on serving the port, orphaned, and the next ``figsearch serve`` on it failed with "Address already in
+    use". The parent's end shows as a new parent process id (the process is handed to init or a subreaper)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.warning("figsearch serve's supervisor (pid %d) is gone: worker %d stops", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="figsearch-parent-watch", daemon=True)
+    thread.start()
+    return thread

@@ -175,6 +175,13 @@ class PatentRepository(Repository):
             raise NotFound(f"unknown figure id {figure_id!r} in collection {self._collection.root}")
         return figure_from_row(row)
 
+    def figures_with_image(self, image_sha256: str) -> list[Figure]:
+        """The figures whose stored PNG has this digest (``figures_by_image``; a collection a reader found at an
+        older schema version has no index yet and is scanned), in collection order."""
+        rows = self.db.execute("SELECT * FROM figures WHERE image_sha256=? ORDER BY publication_number, sequence, "
+                               "figure_id", (image_sha256,))
+        return [figure_from_row(r) for r in rows]
+
     def figures(self, *, patent: str | None = None, roles: tuple[FigureRole, ...] | None = None) -> list[Figure]:
         sql = "SELECT * FROM figures"
         clauses, args = [], []

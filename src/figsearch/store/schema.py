@@ -169,6 +169,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (figure_id, seq)
         )""",
     ),
+    # the figures by their stored PNG's digest: an upload that is a stored image (a front page, which the visual
+    # index does not hold) is found by it (search.service.near_copy) without reading the whole table
+    4: (
+        "CREATE INDEX IF NOT EXISTS figures_by_image ON figures (image_sha256)",
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS, default=1)

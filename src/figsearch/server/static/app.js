@@ -60,6 +60,9 @@ function setBusy(on) {
   state.busy += on ? 1 : -1;
   $("spinner").hidden = state.busy <= 0;
   $("search-btn").disabled = state.busy > 0;
+  // the results shown are the last search's until the new one answers: dimmed meanwhile, and said so to a reader
+  $("grid").classList.toggle("busy", state.busy > 0);
+  $("grid").setAttribute("aria-busy", state.busy > 0 ? "true" : "false");
 }
 
 function showNotice(message, kind = "error") {
@@ -145,6 +148,19 @@ function setQueryFile(file, name) {
   $("page-field").hidden = true;
   showPreview();
   runSearch(0);
+}
+
+async function useFigureReference() {
+  const reference = $("figure-ref").value.trim();
+  if (!reference) return;
+  try {
+    const d = await api(`figures/${encodeURIComponent(reference)}`);
+    $("figure-ref").value = "";
+    setQueryFigure({ id: d.figure.figure_id, patent: d.figure.patent, label: d.figure.label });
+    runSearch(0);
+  } catch (err) {
+    showNotice(err.message);  // "EP1667425A1 is a patent, not a figure: name one of its 17 figures, e.g. ..."
+  }
 }
 
 function setQueryFigure(figure) {
@@ -315,10 +331,12 @@ function initControls() {
     $("filter-count").textContent = n;
   };
   for (const id of ["date-from", "date-to", "office", "classification", "exclude-patents", "exclude-own"]) $(id).addEventListener("change", countFilters);
-  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); runSearch(0); });
+  // a typed figure reference is looked up first (the same names figsearch search --figure takes), then searched with
+  $("search-form").addEventListener("submit", (e) => { e.preventDefault(); $("figure-ref").value.trim() ? useFigureReference() : runSearch(0); });
   $("per-page").addEventListener("change", () => { if (state.hits.length) runSearch(0); });
   $("prev-page").addEventListener("click", () => runSearch(Math.max(0, state.offset - perPage())));
   $("next-page").addEventListener("click", () => runSearch(state.offset + perPage()));
+  $("download-csv").addEventListener("click", downloadCsv);
 }
 
 const perPage = () => Number($("per-page").value) || 24;
@@ -369,12 +387,35 @@ async function runSearch(offset) {
     state.lastQueryPatent = state.figure ? state.figure.patent : null;
     renderResults(result);
     rememberInUrl(offset);
+    // one column on a narrow window: the results start below the whole query panel, out of sight
+    if (window.matchMedia("(max-width: 980px)").matches) $("results-title").scrollIntoView({ block: "start" });
     $("results-notes").textContent = (result.notes || []).join(" · ");
     $("results-notes").hidden = !(result.notes && result.notes.length);
   } catch (err) {
     if (seq === searchSeq) showNotice(err.message);
   } finally {
     setBusy(false);
+  }
+}
+
+// the page of results shown, as the server writes it for a report (format=csv: search/export.py), saved as a file
+async function downloadCsv() {
+  const { form } = buildForm(state.offset);
+  form.append("format", "csv");
+  const button = $("download-csv");
+  button.disabled = true;
+  try {
+    const { body, headers } = await api("search", { method: "POST", body: form }, true);
+    const name = /filename="([^"]+)"/.exec(headers.get("content-disposition") || "");
+    const link = h("a", { href: URL.createObjectURL(body), download: name ? name[1] : "figsearch.csv" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  } catch (err) {
+    showNotice(err.message);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -401,6 +442,7 @@ async function restoreFromUrl() {
   if (mode) mode.checked = true;
   if (params.has("text_weight")) { $("use-weight").checked = true; $("text-weight").value = params.get("text_weight"); $("use-weight").dispatchEvent(new Event("change")); }
   $("exclude-own").checked = params.get("exclude_query_patent") === "true";
+  $("exclude-own").dispatchEvent(new Event("change"));  // the Filters badge counts what the address restored
   if (params.has("figure_id")) {
     const id = params.get("figure_id");
     try {
@@ -435,11 +477,13 @@ function renderResults(result) {
   // bars are relative to the page's best score where that is above 1, so they still tell the hits apart
   state.scoreScale = Math.max(1, ...result.hits.map((hit) => Number(hit.score) || 0));
   result.hits.forEach((hit, i) => grid.append(hitCard(hit, i)));
+  $("download-csv").hidden = !result.hits.length;
   const pager = $("pager");
   pager.hidden = result.total <= result.k;
   $("prev-page").disabled = result.offset === 0;
   $("next-page").disabled = result.next_offset === null || result.next_offset === undefined;
-  $("page-info").textContent = `Page ${Math.floor(result.offset / result.k) + 1} of ${Math.max(1, Math.ceil(result.total / result.k))}`;
+  // no "of N": total counts the candidates the page's lists held, and a later page searches longer lists
+  $("page-info").textContent = `Page ${Math.floor(result.offset / result.k) + 1}`;
   if (!result.hits.length) {
     grid.append(h("p", { class: "empty-note" }, "Nothing passed the filters. Loosen them, or try another mode."));
   }
@@ -619,6 +663,8 @@ async function loadFilmstrip(figure, seq) {
     const row = (k, v) => v && $("fd-meta").append(h("dt", {}, k), h("dd", {}, v));
     row("Published", p.patent.publication_date);
     row("Classes", p.patent.classifications.map((c) => `${c.scheme} ${c.code}`).join(", "));
+    row("Abstract", p.patent.abstract);
+    if (p.figures.length > 1) row("Figures", `${p.figures.length} (below the drawing)`);
     if (p.figures.length < 2) return;
     for (const other of p.figures) {
       strip.append(h("button", { type: "button", class: other.figure_id === figure.figure_id ? "current" : "", title: other.label || other.figure_id,
