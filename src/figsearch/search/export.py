@@ -31,17 +31,26 @@ def hits_csv(hits: Iterable, modalities: Sequence[str] = ("visual", "text"),
     for hit in hits:
         scores = hit.scores or {}
         writer.writerow([
-            hit.rank, hit.patent, hit.figure_id, hit.label or "", _one_line(hit.title), _score(hit.score),
-            *(_score(scores[m]) if m in scores else "" for m in modalities),
-            " ".join(hit.matched_words or []), " ".join(hit.reference_signs or []),
-            JOIN.join(_one_line(s) for s in hit.sentences or []),
-            *(value(hit) for value in extra.values()),
+            hit.rank, _cell(hit.patent), _cell(hit.figure_id), _cell(hit.label or ""), _cell(_one_line(hit.title)),
+            _score(hit.score), *(_score(scores[m]) if m in scores else "" for m in modalities),
+            _cell(" ".join(hit.matched_words or [])), _cell(" ".join(hit.reference_signs or [])),
+            _cell(JOIN.join(_one_line(s) for s in hit.sentences or [])),
+            *(_cell(value(hit)) for value in extra.values()),
         ])
     return out.getvalue()
 
 
 def _score(value: float) -> str:
     return str(round(float(value), 6))  # as `figsearch search --json` rounds
+
+
+#: a cell that starts with one of these is a formula to a spreadsheet (CSV injection): the texts come
+#: from patent documents and from the query, so such a cell is written with a leading apostrophe
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _one_line(text: str | None) -> str:

@@ -74,7 +74,7 @@ class Collection:
         if not db_path.exists():
             if not create:
                 raise NotFound(
-                    f"no collection at {root} (no {DB_NAME}); build one with: figsearch ingest PATH --collection {root}"
+                    f"no collection at {root} (no {DB_NAME}); build one with: figsearch build PATH --collection {root}"
                 )
             try:
                 root.mkdir(parents=True, exist_ok=True)
