@@ -14,7 +14,7 @@ from figsearch.cli.base import collection_option, json_option, main
 @main.command("index")
 @collection_option
 @click.option("--visual-model", default=None, metavar="NAME",
-              help="Visual encoder: backbone:drawing-backbone5-lite0-288.onnx (default for a new collection: shipped, offline, ONNX; backbone:drawing-backbone3.onnx the previous one), backbone:MODEL_FILE, drawing (the default until stop 12), lines, hog, clip, clip:MODEL_OR_PATH, drawing:MODEL_FILE")
+              help="Visual encoder: backbone:drawing-backbone5-lite0-288.onnx@sheet=1 (default for a new collection: shipped, offline, ONNX; a figure cut from a sheet stored mixed with its sheet; without @sheet=1 the plain vectors; backbone:drawing-backbone3.onnx the previous one), backbone:MODEL_FILE, drawing (the default until stop 12), lines, hog, clip, clip:MODEL_OR_PATH, drawing:MODEL_FILE")
 @click.option("--text-model", default=None, metavar="NAME",
               help="Text encoder: minilm (offline; the default for English collections), use-multilingual (offline; the default when documents in other languages are present), stsb-roberta-base, sbert:MODEL_OR_PATH; 'none' leaves text out.")
 @click.option("--index-factory", default=None, metavar="STR",
