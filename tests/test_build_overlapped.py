@@ -239,3 +239,64 @@ def test_the_readers_prepare_the_visual_encoders_input_as_the_encoder_does():
         assert np.array_equal(mine, encoder.prepare(encoder_input(sheet)))
     expected = encoder.encode([encoder_input(sheet) for sheet in sheets])
     assert np.array_equal(l2_normalise(encoder.encode_prepared(np.stack(prepared))), expected)
+
+
+def test_pinned_readers_each_keep_to_a_cpu_of_their_own(monkeypatch):
+    """With FIGSEARCH_PIN_READERS=1 and as many readers as CPUs, each reader keeps to one CPU, a
+    different one each (``signs.pin_to_one_cpu``); without it, or with more readers than CPUs, they
+    are left to the scheduler."""
+    import os
+    import time
+
+    from figsearch.ocr import create_engine
+    from figsearch.pipeline import overlapped
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("CPU affinity is Linux's")
+    cpus = len(os.sched_getaffinity(0))
+    monkeypatch.delenv(overlapped.PIN_READERS_VARIABLE, raising=False)
+    assert not overlapped.pin_readers(cpus)
+    monkeypatch.setenv(overlapped.PIN_READERS_VARIABLE, "0")
+    assert not overlapped.pin_readers(cpus)
+    monkeypatch.setenv(overlapped.PIN_READERS_VARIABLE, "1")
+    assert overlapped.pin_readers(cpus) and not overlapped.pin_readers(cpus + 1)
+    if cpus < 2:
+        pytest.skip("needs two CPUs for two readers")
+    real = os.sched_getaffinity
+    # on a machine of more CPUs, this process sees two: the readers (forked from the forkserver, not
+    # patched) pin themselves to the first two of their own list, which is the same
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(sorted(real(pid))[:2]))
+    readers = overlapped._Readers(create_engine(None).name, 2, 8)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = list(readers.pool._processes or {})
+            if len(pids) == 2 and all(len(real(pid)) == 1 for pid in pids):
+                break
+            time.sleep(0.2)
+        assert len(pids) == 2
+        assert sorted(min(real(pid)) for pid in pids) == sorted(real(0))[:2]
+    finally:
+        readers.close()
+
+
+def test_pin_to_one_cpu_takes_the_cpus_in_turn():
+    import multiprocessing
+    import os
+
+    from figsearch.pipeline.signs import pin_to_one_cpu
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("CPU affinity is Linux's")
+    before = os.sched_getaffinity(0)
+    cpus = sorted(before)
+    slots = multiprocessing.get_context("spawn").Value("i", 0)
+    try:
+        taken = []
+        for _ in range(len(cpus) + 1):  # as each reader process calls it once, with all the CPUs its own
+            os.sched_setaffinity(0, before)
+            taken.append(pin_to_one_cpu(slots))
+            assert os.sched_getaffinity(0) == {taken[-1]}
+        assert taken == cpus + cpus[:1] and slots.value == len(cpus) + 1  # round the list
+    finally:
+        os.sched_setaffinity(0, before)
