@@ -18,11 +18,16 @@ starts with another's imports warm):
 odd rounds, the stages in turn first in even ones), so that a machine whose load changes favours
 neither. For each run it prints the wall time, drawings/s end to end (drawings = the figures
 indexed, sheets cut into their figures), the **CPU seconds of the whole process tree** (the build
-and every worker, sampled from /proc every 0.2 s; Linux only) and the build's mean share of the
+and every worker, sampled from /proc every 0.1 s; Linux only) and the build's mean share of the
 CPUs (CPU seconds / wall seconds), with the load average (``os.getloadavg``) before and after;
 by kind of process (the build process, the ingest workers, the OCR readers), its CPU seconds per
 drawing and when it last used the CPU (seconds from the build's start): in the overlapped build,
-what the build process does alone after the readers are done.
+what the build process does alone after the readers are done; by kind of process, its migrations
+between CPUs and its voluntary and involuntary context switches per drawing (all threads); and the
+CPU seconds the build left unasked for (at each sample, the CPUs beyond its runnable threads) before
+its readers first ran, while they ran and after they were done: where an idle machine's cores idle.
+``--env NAME=VALUE`` adds this tree's overlapped build with that variable set (e.g.
+``FIGSEARCH_PIN_READERS=1``), alternating with the others like ``--baseline``.
 On a machine shared with other work the CPU seconds are the steadier number: where the kernel
 shares the CPUs between sessions (``/proc/sys/kernel/sched_autogroup_enabled``), a build gets
 about the same share however many processes it runs, and its wall time follows its CPU time.
@@ -76,6 +81,11 @@ class TreeCPU(threading.Thread):
         #: scheduler's counts in /proc/PID/task/TID/sched, their largest sample)
         self.switches: dict[tuple[int, int], list[int]] = {}
         self.samples: list[tuple[float, float]] = []
+        #: (time.time(), how many of the tree's threads were running or waiting for a CPU: state R) for each sample
+        self.runnable: list[tuple[float, int]] = []
+        self._running = 0
+        #: kind of process -> time.time() of the first sample in which it had used CPU
+        self.first_busy: dict[str, float] = {}
         #: kind of process (``_kind``) -> time.time() of the last sample in which its CPU seconds grew
         self.last_busy: dict[str, float] = {}
         self._last_cpu: dict[str, float] = {}
@@ -110,6 +120,7 @@ class TreeCPU(threading.Thread):
                 continue
             tree.add(pid)
             frontier += children.get(pid, [])
+        self._running = 0
         for pid in tree & used.keys():
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), used[pid])
             if pid not in self.kind:
@@ -117,9 +128,11 @@ class TreeCPU(threading.Thread):
             self._count_switches(pid)
         now = time.time()
         self.samples.append((now, sum(self.cpu.values())))
-        for kind, cpu in self.by_kind().items():  # when each kind of process last used the CPU
+        self.runnable.append((now, self._running))
+        for kind, cpu in self.by_kind().items():  # when each kind of process first and last used the CPU
             if cpu > self._last_cpu.get(kind, 0.0):
                 self.last_busy[kind], self._last_cpu[kind] = now, cpu
+                self.first_busy.setdefault(kind, now)
 
     _SCHED = {"se.nr_migrations": 0, "nr_voluntary_switches": 1, "nr_involuntary_switches": 2}
 
@@ -132,7 +145,9 @@ class TreeCPU(threading.Thread):
             try:
                 with open(f"/proc/{pid}/task/{tid}/sched") as f:
                     lines = f.read().splitlines()
-            except OSError:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    self._running += f.read().rsplit(")", 1)[1].split()[0] == "R"
+            except (OSError, IndexError):
                 continue
             counts = self.switches.setdefault((pid, int(tid)), [0, 0, 0])
             for line in lines:
@@ -173,6 +188,18 @@ class TreeCPU(threading.Thread):
             out[kind] = out.get(kind, 0.0) + cpu
         return out
 
+    def short(self, cpus: int, start: float, end: float) -> float:
+        """CPU seconds the tree left unasked for between ``start`` and ``end``: at each sample, the CPUs
+        beyond its runnable threads (state R: running, or ready and waiting for a CPU), times the time
+        to the next sample. On an idle machine that is how long cores idled; on a loaded one it still
+        says where the build itself had too little to run (its waits for a core count as runnable)."""
+        total = 0.0
+        for (when, running), (after, _) in zip(self.runnable, self.runnable[1:]):
+            low, high = max(when, start), min(after, end)
+            if high > low:
+                total += max(0, cpus - running) * (high - low)
+        return total
+
     def at(self, moment: float) -> float:
         """CPU seconds used by the tree up to ``moment`` (the last sample before it)."""
         before = [cpu for when, cpu in self.samples if when <= moment]
@@ -191,7 +218,7 @@ def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: st
         env = {**(env or os.environ), **extra_env}
     process = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps([paths, str(root), jobs, overlap, visual_model])],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    cpu = TreeCPU(process.pid)
+    cpu = TreeCPU(process.pid, interval=0.1)
     cpu.start()
     out, err = process.communicate()
     cpu.halt.set()
@@ -204,6 +231,11 @@ def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: st
     result["processes"] = cpu.by_kind()
     result["switches"] = cpu.switches_by_kind()
     result["busy_until"] = {kind: at - result["start"] for kind, at in cpu.last_busy.items()}
+    # where the build left CPUs unasked for: before its readers first used the CPU, while they did, after
+    cpus = os.cpu_count() or 1
+    readers = (cpu.first_busy.get("OCR readers", result["start"]), cpu.last_busy.get("OCR readers", result["start"]))
+    result["short"] = (cpu.short(cpus, result["start"], readers[0]), cpu.short(cpus, readers[0], readers[1]),
+                       cpu.short(cpus, readers[1], result["end"]))
     result["load"] = (load_before, os.getloadavg()[0])
     stages, previous = {}, result["start"]
     for name, at in result["marks"]:
@@ -376,7 +408,7 @@ def main() -> None:
             print(f"| {round_ + 1} | {name} (-j {jobs}) | {r['total']:.1f} | {r['drawings'] / r['total']:.2f} | "
                   f"{r['cpu']:.1f} | {r['cpu'] / max(r['drawings'], 1):.3f} | {r['cpu'] / r['total']:.2f} | "
                   f"{r['load'][0]:.1f} → {r['load'][1]:.1f} |")
-        print("| round | build | CPU s per drawing, by process | busy until (s from the build's start; the sampling's 0.2 s) |")
+        print("| round | build | CPU s per drawing, by process | busy until (s from the build's start; the sampling's 0.1 s) |")
         print("|---|---|---|---|")
         for round_, name, r in runs:
             parts = ", ".join(f"{kind} {cpu / max(r['drawings'], 1):.3f}" for kind, cpu in sorted(r["processes"].items()))
@@ -391,6 +423,10 @@ def main() -> None:
             parts = ", ".join(kind + " " + " / ".join(f"{n / drawings:.1f}" for n in counts)
                               for kind, counts in sorted(r.get("switches", {}).items()) if kind != "other")
             print(f"| {round_ + 1} | {name} | {parts} |")
+        print(f"CPU s the build left unasked for on {os.cpu_count()} CPUs (fewer threads runnable than CPUs, sampled every "
+              "0.1 s): before the OCR readers first ran / while they ran / after they were done")
+        for round_, name, r in runs:
+            print(f"  round {round_ + 1} {name}: " + " / ".join(f"{v:.1f}" for v in r["short"]))
         # 10 drawings/s on these cores leaves this many CPU seconds per drawing for everything
         print(f"CPU s per drawing that 10 drawings/s allows on {os.cpu_count()} cores: {os.cpu_count() / 10:.2f}")
         print("| round | stage alone (stages in turn) | wall s | drawings/s | CPU s |")
