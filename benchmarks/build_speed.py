@@ -18,7 +18,7 @@ starts with another's imports warm):
 odd rounds, the stages in turn first in even ones), so that a machine whose load changes favours
 neither. For each run it prints the wall time, drawings/s end to end (drawings = the figures
 indexed, sheets cut into their figures), the **CPU seconds of the whole process tree** (the build
-and every worker, sampled from /proc every 0.1 s; Linux only) and the build's mean share of the
+and every worker, sampled from /proc every 0.2 s; Linux only) and the build's mean share of the
 CPUs (CPU seconds / wall seconds), with the load average (``os.getloadavg``) before and after;
 by kind of process (the build process, the ingest workers, the OCR readers), its CPU seconds per
 drawing and when it last used the CPU (seconds from the build's start): in the overlapped build,
@@ -135,6 +135,9 @@ class TreeCPU(threading.Thread):
                 self.first_busy.setdefault(kind, now)
 
     _SCHED = {"se.nr_migrations": 0, "nr_voluntary_switches": 1, "nr_involuntary_switches": 2}
+    #: the scheduler's counts are read at every this many samples (and the last): a process's last second
+    #: of switches may be missed, not its CPU seconds
+    SCHED_EVERY = 5
 
     def _count_switches(self, pid: int) -> None:
         try:
@@ -143,10 +146,12 @@ class TreeCPU(threading.Thread):
             return
         for tid in threads:
             try:
-                with open(f"/proc/{pid}/task/{tid}/sched") as f:
-                    lines = f.read().splitlines()
                 with open(f"/proc/{pid}/task/{tid}/stat") as f:
                     self._running += f.read().rsplit(")", 1)[1].split()[0] == "R"
+                if len(self.samples) % self.SCHED_EVERY and not self.halt.is_set():
+                    continue  # the scheduler's counts only now and then: each read costs the cores the build runs on
+                with open(f"/proc/{pid}/task/{tid}/sched") as f:
+                    lines = f.read().splitlines()
             except (OSError, IndexError):
                 continue
             counts = self.switches.setdefault((pid, int(tid)), [0, 0, 0])
@@ -218,7 +223,7 @@ def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: st
         env = {**(env or os.environ), **extra_env}
     process = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps([paths, str(root), jobs, overlap, visual_model])],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    cpu = TreeCPU(process.pid, interval=0.1)
+    cpu = TreeCPU(process.pid)
     cpu.start()
     out, err = process.communicate()
     cpu.halt.set()
@@ -408,7 +413,7 @@ def main() -> None:
             print(f"| {round_ + 1} | {name} (-j {jobs}) | {r['total']:.1f} | {r['drawings'] / r['total']:.2f} | "
                   f"{r['cpu']:.1f} | {r['cpu'] / max(r['drawings'], 1):.3f} | {r['cpu'] / r['total']:.2f} | "
                   f"{r['load'][0]:.1f} → {r['load'][1]:.1f} |")
-        print("| round | build | CPU s per drawing, by process | busy until (s from the build's start; the sampling's 0.1 s) |")
+        print("| round | build | CPU s per drawing, by process | busy until (s from the build's start; the sampling's 0.2 s) |")
         print("|---|---|---|---|")
         for round_, name, r in runs:
             parts = ", ".join(f"{kind} {cpu / max(r['drawings'], 1):.3f}" for kind, cpu in sorted(r["processes"].items()))
@@ -424,7 +429,7 @@ def main() -> None:
                               for kind, counts in sorted(r.get("switches", {}).items()) if kind != "other")
             print(f"| {round_ + 1} | {name} | {parts} |")
         print(f"CPU s the build left unasked for on {os.cpu_count()} CPUs (fewer threads runnable than CPUs, sampled every "
-              "0.1 s): before the OCR readers first ran / while they ran / after they were done")
+              "0.2 s): before the OCR readers first ran / while they ran / after they were done")
         for round_, name, r in runs:
             print(f"  round {round_ + 1} {name}: " + " / ".join(f"{v:.1f}" for v in r["short"]))
         # 10 drawings/s on these cores leaves this many CPU seconds per drawing for everything

@@ -34,6 +34,7 @@ def test_a_sampled_tree_shows_its_cpu_its_runnable_threads_and_its_switches():
             "for _ in range(40): time.sleep(0.01)\n")
     child = subprocess.Popen([sys.executable, "-c", code])
     sampler = build_speed.TreeCPU(child.pid, interval=0.05)
+    sampler.SCHED_EVERY = 1  # the scheduler's counts at every sample: the child ends soon after its naps
     sampler.start()
     child.wait()
     time.sleep(0.1)
