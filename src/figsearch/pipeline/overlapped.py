@@ -370,8 +370,8 @@ def stream(
     progress: StreamProgress | None = None,
     window: int | None = None,
 ):
-    """Ingest ``paths`` into ``collection`` while ``jobs`` OCR worker processes read the drawings of
-    each committed document and this process writes and embeds them. Returns (the ingest summary,
+    """Ingest ``paths`` into ``collection`` (in ``INGEST_PROCESSES`` worker processes) while ``jobs`` OCR
+    worker processes read the drawings of each committed document and this process writes and embeds them. Returns (the ingest summary,
     the StreamReport).
 
     Raises MissingDependency/ModelUnavailable before any work when the OCR engine cannot run.
