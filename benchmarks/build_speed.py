@@ -27,7 +27,7 @@ between CPUs and its voluntary and involuntary context switches per drawing (all
 CPU seconds the build left unasked for (at each sample, the CPUs beyond its runnable threads) before
 its readers first ran, while they ran and after they were done: where an idle machine's cores idle.
 ``--env NAME=VALUE`` adds this tree's overlapped build with that variable set (e.g.
-``FIGSEARCH_PIN_READERS=1``), alternating with the others like ``--baseline``.
+``FIGSEARCH_MINILM_ONNX=0``), alternating with the others like ``--baseline``.
 On a machine shared with other work the CPU seconds are the steadier number: where the kernel
 shares the CPUs between sessions (``/proc/sys/kernel/sched_autogroup_enabled``), a build gets
 about the same share however many processes it runs, and its wall time follows its CPU time.
@@ -362,7 +362,7 @@ def main() -> None:
                              "alternating with this tree's, and the two are compared (CPU s per drawing, drawings/s)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="also this tree's overlapped build with these environment variables set (e.g. "
-                             "FIGSEARCH_PIN_READERS=1), in each round beside the others, compared like --baseline")
+                             "FIGSEARCH_MINILM_ONNX=0), in each round beside the others, compared like --baseline")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.env)
     with_env = f"overlapped ({' '.join(args.env)})" if extra_env else None

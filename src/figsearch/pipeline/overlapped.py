@@ -111,23 +111,6 @@ def embedding_inputs(figure: Figure, image: Image.Image, children) -> list[tuple
 
 # ---- the OCR worker processes -----------------------------------------------------------------
 
-#: set to 1 to keep each OCR reader of the overlapped build on a CPU of its own (``pin_readers``)
-PIN_READERS_VARIABLE = "FIGSEARCH_PIN_READERS"
-
-
-def pin_readers(jobs: int) -> bool:
-    """Whether the overlapped build's readers each keep to one CPU: asked for (``FIGSEARCH_PIN_READERS=1``),
-    and as many readers as CPUs this process may use, so that each has its own. Off by default: an
-    experiment for an idle machine, where a reader moved between the cores by the writer and the ingest
-    workers would start on a cold cache (docs/performance.md, "Stop 27")."""
-    if os.environ.get(PIN_READERS_VARIABLE, "0") in ("", "0", "false", "no"):
-        return False
-    try:
-        return len(os.sched_getaffinity(0)) == jobs
-    except AttributeError:  # not Linux
-        return False
-
-
 class _Readers:
     """OCR worker processes (those of the stages in turn: figsearch.pipeline.signs) fed one drawing
     at a time; results are taken in the order submitted."""
@@ -136,10 +119,8 @@ class _Readers:
         import threading
         from concurrent.futures import ProcessPoolExecutor
 
-        context = reader_context()
-        slots = context.Value("i", 0) if pin_readers(jobs) else None
-        self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                        initargs=(engine_name, READER_NICENESS, slots))
+        self.pool = ProcessPoolExecutor(jobs, mp_context=reader_context(), initializer=_start_worker,
+                                        initargs=(engine_name, READER_NICENESS))
         self.window = window
         #: (patent text, figure, future of its (boxes, Ahead) reading, whether it is its patent's last drawing)
         self.in_flight: collections.deque = collections.deque()

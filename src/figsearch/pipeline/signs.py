@@ -334,11 +334,9 @@ def reader_context():
     return context
 
 
-def _start_worker(engine_name: str, niceness: int = 0, cpu_slots=None) -> None:
+def _start_worker(engine_name: str, niceness: int = 0) -> None:
     """A reader's start: its engine, and ``niceness`` added to its scheduling priority (the
-    overlapped build's readers yield to the process that writes what they read). ``cpu_slots``: a
-    shared counter (``multiprocessing.Value``) when each reader is to keep to one CPU of its own
-    (``pin_to_one_cpu``); None: the scheduler moves them."""
+    overlapped build's readers yield to the process that writes what they read)."""
     global _worker_engine
     from figsearch.ocr import create_engine
 
@@ -347,27 +345,9 @@ def _start_worker(engine_name: str, niceness: int = 0, cpu_slots=None) -> None:
             os.nice(niceness)
         except (AttributeError, OSError):  # not POSIX, or not allowed: the readers run as they are
             pass
-    if cpu_slots is not None:
-        pin_to_one_cpu(cpu_slots)
     _worker_engine = create_engine(engine_name)
     # its model now, while the ingest still runs, not at the first drawing (as before tesseract loaded it lazily)
     _worker_engine.load()
-
-
-def pin_to_one_cpu(slots) -> int | None:
-    """Keep this process to one of the CPUs it may use: the next one by ``slots`` (a shared counter,
-    ``multiprocessing.Value``; each process that calls this takes the next CPU, round the list). Returns
-    that CPU, or None where affinity cannot be set (not Linux, not allowed): the process then runs as before."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-        with slots.get_lock():
-            index = slots.value
-            slots.value = index + 1
-        cpu = cpus[index % len(cpus)]
-        os.sched_setaffinity(0, {cpu})
-        return cpu
-    except (AttributeError, OSError):
-        return None
 
 
 def _started() -> None:
