@@ -1,7 +1,7 @@
 """Build speed: the overlapped build against the stages in turn, in the same run.
 
     python benchmarks/build_speed.py ../shared/data/us-design-grants --jobs 2 [--limit N] [--rounds R]
-        [--serial] [--visual-model NAME] [--baseline OTHER_TREE]
+        [--serial] [--visual-model NAME] [--baseline OTHER_TREE] [--env NAME=VALUE]
 
 Each configuration builds a fresh collection in its own Python process (so no configuration
 starts with another's imports warm):
@@ -22,7 +22,12 @@ and every worker, sampled from /proc every 0.2 s; Linux only) and the build's me
 CPUs (CPU seconds / wall seconds), with the load average (``os.getloadavg``) before and after;
 by kind of process (the build process, the ingest workers, the OCR readers), its CPU seconds per
 drawing and when it last used the CPU (seconds from the build's start): in the overlapped build,
-what the build process does alone after the readers are done.
+what the build process does alone after the readers are done; by kind of process, its migrations
+between CPUs and its voluntary and involuntary context switches per drawing (all threads); and the
+CPU seconds the build left unasked for (at each sample, the CPUs beyond its runnable threads) before
+its readers first ran, while they ran and after they were done: where an idle machine's cores idle.
+``--env NAME=VALUE`` adds this tree's overlapped build with that variable set (e.g.
+``FIGSEARCH_MINILM_ONNX=0``), alternating with the others like ``--baseline``.
 On a machine shared with other work the CPU seconds are the steadier number: where the kernel
 shares the CPUs between sessions (``/proc/sys/kernel/sched_autogroup_enabled``), a build gets
 about the same share however many processes it runs, and its wall time follows its CPU time.
@@ -72,7 +77,15 @@ class TreeCPU(threading.Thread):
         self.root, self.interval = root, interval
         self.cpu: dict[int, float] = {}
         self.kind: dict[int, str] = {}
+        #: (pid, thread id) -> [migrations between CPUs, voluntary switches, involuntary switches] (the
+        #: scheduler's counts in /proc/PID/task/TID/sched, their largest sample)
+        self.switches: dict[tuple[int, int], list[int]] = {}
         self.samples: list[tuple[float, float]] = []
+        #: (time.time(), how many of the tree's threads were running or waiting for a CPU: state R) for each sample
+        self.runnable: list[tuple[float, int]] = []
+        self._running = 0
+        #: kind of process -> time.time() of the first sample in which it had used CPU
+        self.first_busy: dict[str, float] = {}
         #: kind of process (``_kind``) -> time.time() of the last sample in which its CPU seconds grew
         self.last_busy: dict[str, float] = {}
         self._last_cpu: dict[str, float] = {}
@@ -107,15 +120,55 @@ class TreeCPU(threading.Thread):
                 continue
             tree.add(pid)
             frontier += children.get(pid, [])
+        self._running = 0
         for pid in tree & used.keys():
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), used[pid])
             if pid not in self.kind:
                 self.kind[pid] = self._kind(pid)
+            self._count_switches(pid)
         now = time.time()
         self.samples.append((now, sum(self.cpu.values())))
-        for kind, cpu in self.by_kind().items():  # when each kind of process last used the CPU
+        self.runnable.append((now, self._running))
+        for kind, cpu in self.by_kind().items():  # when each kind of process first and last used the CPU
             if cpu > self._last_cpu.get(kind, 0.0):
                 self.last_busy[kind], self._last_cpu[kind] = now, cpu
+                self.first_busy.setdefault(kind, now)
+
+    _SCHED = {"se.nr_migrations": 0, "nr_voluntary_switches": 1, "nr_involuntary_switches": 2}
+    #: the scheduler's counts are read at every this many samples (and the last): a process's last second
+    #: of switches may be missed, not its CPU seconds
+    SCHED_EVERY = 5
+
+    def _count_switches(self, pid: int) -> None:
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return
+        for tid in threads:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    self._running += f.read().rsplit(")", 1)[1].split()[0] == "R"
+                if len(self.samples) % self.SCHED_EVERY and not self.halt.is_set():
+                    continue  # the scheduler's counts only now and then: each read costs the cores the build runs on
+                with open(f"/proc/{pid}/task/{tid}/sched") as f:
+                    lines = f.read().splitlines()
+            except (OSError, IndexError):
+                continue
+            counts = self.switches.setdefault((pid, int(tid)), [0, 0, 0])
+            for line in lines:
+                name, _, value = line.partition(":")
+                at = self._SCHED.get(name.strip())
+                if at is not None:
+                    counts[at] = max(counts[at], int(float(value)))
+
+    def switches_by_kind(self) -> dict[str, list[int]]:
+        """kind -> [migrations, voluntary switches, involuntary switches] of all its threads."""
+        out: dict[str, list[int]] = {}
+        for (pid, _), counts in self.switches.items():
+            total = out.setdefault(self.kind.get(pid, "other"), [0, 0, 0])
+            for i, n in enumerate(counts):
+                total[i] += n
+        return out
 
     def _kind(self, pid: int) -> str:
         """Which of the build's processes ``pid`` is: the build itself, an ingest worker (spawned),
@@ -140,6 +193,18 @@ class TreeCPU(threading.Thread):
             out[kind] = out.get(kind, 0.0) + cpu
         return out
 
+    def short(self, cpus: int, start: float, end: float) -> float:
+        """CPU seconds the tree left unasked for between ``start`` and ``end``: at each sample, the CPUs
+        beyond its runnable threads (state R: running, or ready and waiting for a CPU), times the time
+        to the next sample. On an idle machine that is how long cores idled; on a loaded one it still
+        says where the build itself had too little to run (its waits for a core count as runnable)."""
+        total = 0.0
+        for (when, running), (after, _) in zip(self.runnable, self.runnable[1:]):
+            low, high = max(when, start), min(after, end)
+            if high > low:
+                total += max(0, cpus - running) * (high - low)
+        return total
+
     def at(self, moment: float) -> float:
         """CPU seconds used by the tree up to ``moment`` (the last sample before it)."""
         before = [cpu for when, cpu in self.samples if when <= moment]
@@ -147,12 +212,15 @@ class TreeCPU(threading.Thread):
 
 
 def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: str | None, keep: bool = False,
-        src: Path | None = None) -> dict:
-    """One build in a fresh process; ``src``: the source tree put first on its PYTHONPATH (``--baseline``)."""
+        src: Path | None = None, extra_env: dict | None = None) -> dict:
+    """One build in a fresh process; ``src``: the source tree put first on its PYTHONPATH (``--baseline``);
+    ``extra_env``: variables set for it (``--env``)."""
     load_before = os.getloadavg()[0]
     env = None
     if src is not None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    if extra_env:
+        env = {**(env or os.environ), **extra_env}
     process = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps([paths, str(root), jobs, overlap, visual_model])],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     cpu = TreeCPU(process.pid)
@@ -166,7 +234,13 @@ def run(paths: list[str], root: Path, jobs: int, overlap: bool, visual_model: st
     result["total"] = result["end"] - result["start"]
     result["cpu"] = cpu.samples[-1][1]
     result["processes"] = cpu.by_kind()
+    result["switches"] = cpu.switches_by_kind()
     result["busy_until"] = {kind: at - result["start"] for kind, at in cpu.last_busy.items()}
+    # where the build left CPUs unasked for: before its readers first used the CPU, while they did, after
+    cpus = os.cpu_count() or 1
+    readers = (cpu.first_busy.get("OCR readers", result["start"]), cpu.last_busy.get("OCR readers", result["start"]))
+    result["short"] = (cpu.short(cpus, result["start"], readers[0]), cpu.short(cpus, readers[0], readers[1]),
+                       cpu.short(cpus, readers[1], result["end"]))
     result["load"] = (load_before, os.getloadavg()[0])
     stages, previous = {}, result["start"]
     for name, at in result["marks"]:
@@ -286,7 +360,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="another source tree (e.g. /work/main): its overlapped build also runs in each round, "
                              "alternating with this tree's, and the two are compared (CPU s per drawing, drawings/s)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="also this tree's overlapped build with these environment variables set (e.g. "
+                             "FIGSEARCH_MINILM_ONNX=0), in each round beside the others, compared like --baseline")
     args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    with_env = f"overlapped ({' '.join(args.env)})" if extra_env else None
     scratch = Path(tempfile.mkdtemp(prefix="figsearch-build-bench-"))
     _warm_caches()
     try:
@@ -298,13 +377,15 @@ def main() -> None:
             else:
                 paths.append(str(path.resolve()))
         names = ["overlapped", "stages in turn"] + (["one process"] if args.serial else [])
+        if with_env:
+            names.insert(0, with_env)
         if args.baseline:
             names.insert(0, BASELINE)  # beside this tree's overlapped build: even rounds first, odd rounds last
         baseline_src = args.baseline.resolve() / "src" if args.baseline else None
         runs: list[tuple[int, str, dict]] = []
         kept = {}
         for round_ in range(args.rounds):
-            if args.baseline:
+            if args.baseline or with_env:
                 order = names if round_ % 2 == 0 else names[::-1]
             else:
                 order = names if round_ % 2 == 0 else [names[1], names[0], *names[2:]]
@@ -312,8 +393,9 @@ def main() -> None:
                 root = scratch / f"{name.replace(' ', '-')}-{round_}"
                 jobs = 1 if name == "one process" else args.jobs
                 keep = round_ == 0  # the first round's collections are compared at the end
-                result = run(paths, root, jobs, name in ("overlapped", BASELINE), args.visual_model, keep=keep,
-                             src=baseline_src if name == BASELINE else Path(__file__).resolve().parent.parent / "src")
+                result = run(paths, root, jobs, name in ("overlapped", BASELINE, with_env), args.visual_model, keep=keep,
+                             src=baseline_src if name == BASELINE else Path(__file__).resolve().parent.parent / "src",
+                             extra_env=extra_env if name == with_env else None)
                 if keep:
                     kept[name] = root
                 runs.append((round_, name, result))
@@ -338,6 +420,18 @@ def main() -> None:
             until = ", ".join(f"{kind} {at:.1f}" for kind, at in sorted(r.get("busy_until", {}).items(), key=lambda x: x[1])
                               if kind != "other")
             print(f"| {round_ + 1} | {name} | {parts} | {until} (end {r['total']:.1f}) |")
+        print("| round | build | per drawing, by process: migrations between CPUs / voluntary / involuntary context switches "
+              "(all threads; /proc/PID/task/TID/sched) |")
+        print("|---|---|---|")
+        for round_, name, r in runs:
+            drawings = max(r["drawings"], 1)
+            parts = ", ".join(kind + " " + " / ".join(f"{n / drawings:.1f}" for n in counts)
+                              for kind, counts in sorted(r.get("switches", {}).items()) if kind != "other")
+            print(f"| {round_ + 1} | {name} | {parts} |")
+        print(f"CPU s the build left unasked for on {os.cpu_count()} CPUs (fewer threads runnable than CPUs, sampled every "
+              "0.2 s): before the OCR readers first ran / while they ran / after they were done")
+        for round_, name, r in runs:
+            print(f"  round {round_ + 1} {name}: " + " / ".join(f"{v:.1f}" for v in r["short"]))
         # 10 drawings/s on these cores leaves this many CPU seconds per drawing for everything
         print(f"CPU s per drawing that 10 drawings/s allows on {os.cpu_count()} cores: {os.cpu_count() / 10:.2f}")
         print("| round | stage alone (stages in turn) | wall s | drawings/s | CPU s |")
@@ -383,6 +477,21 @@ def main() -> None:
         print(f"  <= 1.5x the slowest stage alone: {statistics.median(ratios):.2f} -> {_verdict(statistics.median(ratios) <= 1.5)}"
               f"  (by CPU s, its floor on idle cores: {statistics.median(floors):.2f} -> {_verdict(statistics.median(floors) <= 1.5)})")
         print(f"  same collection{' as one process and' if args.serial else ''} as the stages in turn: {_verdict(identical)}")
+        if with_env:
+            other = [r for _, name, r in runs if name == with_env]
+            print(f"this tree with {' '.join(args.env)} against without (overlapped builds, median of {args.rounds} "
+                  f"round(s), alternating): CPU s per drawing "
+                  f"{statistics.median(r['cpu'] / max(r['drawings'], 1) for r in other):.3f} vs {statistics.median(cpu_per):.3f}; "
+                  f"drawings/s {statistics.median(r['drawings'] / r['total'] for r in other):.2f} vs {statistics.median(rates):.2f}"
+                  f" (wall time: meaningful on an idle machine only)")
+            for round_ in range(args.rounds):
+                by_name = {name: r for k, name, r in runs if k == round_}
+                turn = by_name["stages in turn"]
+                slowest = max(turn["stages"], key=lambda stage: turn["stages"][stage][0])
+                print(f"  round {round_ + 1}: with {' '.join(args.env)}, overlapped / slowest stage alone ({slowest}) "
+                      f"{by_name[with_env]['total'] / turn['stages'][slowest][0]:.2f}, its floor by CPU s "
+                      f"{by_name[with_env]['cpu'] / turn['stages'][slowest][1]:.2f}")
+            print("  same collection as this tree's stages in turn:", same_collection(kept["stages in turn"], kept[with_env]))
         if args.baseline:
             base = [r for _, name, r in runs if name == BASELINE]
             base_rate = statistics.median(r["drawings"] / r["total"] for r in base)

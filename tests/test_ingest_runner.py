@@ -135,6 +135,25 @@ def test_parallel_run_matches_serial(mixed, tmp_path):
     assert serial_failures == parallel_failures
 
 
+def test_one_worker_process_when_asked_keeps_a_crash_to_its_document(tmp_path, collection_dir, monkeypatch):
+    """``run_units(..., processes=1)`` (the overlapped build's ingest) runs the units in one worker
+    process even for one job: a unit that kills its process fails alone, the others go in (in this
+    process, as one job runs them otherwise, the crash would end the run)."""
+    import functools
+
+    from figsearch.ingest import workers
+
+    for i in range(3):
+        png(tmp_path / "in" / f"USD053433{i}.png")
+    png(tmp_path / "in" / "poison" / "USD0534339.png")
+    monkeypatch.setattr(workers, "process_unit", crash_on_poison)
+    _, counts, failures = run(collection_dir, tmp_path / "in", jobs=1,
+                              run_units=functools.partial(workers.run_units, processes=1))
+    assert counts["patents"] == 3
+    [(source, reason)] = failures.items()
+    assert "poison" in source and "crashed" in reason
+
+
 def test_weekly_bulk_file_is_one_unit_per_document(tmp_path, collection_dir):
     bulk = tmp_path / "ipa250626.xml"
     docs = [us_xml(number=f"2025000000{i}") for i in range(1, 4)]

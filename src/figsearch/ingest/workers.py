@@ -21,14 +21,17 @@ from figsearch.records import Failure
 log = logging.getLogger(__name__)
 
 
-def run_units(units: list[Unit], root: str, jobs: int) -> Iterator[UnitResult]:
-    """Results of ``process_unit`` for each unit, in the order given."""
-    if jobs <= 1 or len(units) < 2:
+def run_units(units: list[Unit], root: str, jobs: int, *, processes: int | None = None) -> Iterator[UnitResult]:
+    """Results of ``process_unit`` for each unit, in the order given. ``processes``: how many worker
+    processes (default ``jobs``; with one job, or a single unit, the units run in this process unless
+    ``processes`` asks for one)."""
+    if (processes is None and jobs <= 1) or len(units) < 2:
         for unit in units:  # in this process: fastest to start, but a native crash ends the run
             yield process_unit(unit, root)
         return
     from concurrent.futures.process import BrokenProcessPool
 
+    jobs = max(1, processes if processes is not None else jobs)
     window = jobs * 2
     queue = collections.deque(units)
     pool = _pool(jobs)

@@ -67,6 +67,11 @@ StreamProgress = Callable[[int, int], None]
 VISUAL_BATCH = 16
 #: drawings embedded while waiting for the readers: the default encoder runs them 4 at a time
 IDLE_BATCH = 4
+#: ingest worker processes of the overlapped build, whatever the jobs: the readers are the bound (one
+#: worker ingests a design grant's sheet in about 0.02 CPU s, the readers read it in 0.11), the window
+#: holds the ingest back to their pace, and each worker is a Python process that starts and imports
+#: (about 0.3 CPU s) and one more process to share the cores with (docs/performance.md, "Stop 27")
+INGEST_PROCESSES = 1
 #: added to the OCR readers' niceness: when this process has readings to write and embed it runs
 #: first, and the readers take what is left of the cores, so that when they finish little writing is
 #: left for one core alone (the readers are the larger part of the work, and never wait for the writer)
@@ -346,13 +351,14 @@ def stream(
     progress: StreamProgress | None = None,
     window: int | None = None,
 ):
-    """Ingest ``paths`` into ``collection`` while ``jobs`` OCR worker processes read the drawings of
-    each committed document and this process writes and embeds them. Returns (the ingest summary,
+    """Ingest ``paths`` into ``collection`` (in ``INGEST_PROCESSES`` worker processes) while ``jobs`` OCR
+    worker processes read the drawings of each committed document and this process writes and embeds them. Returns (the ingest summary,
     the StreamReport).
 
     Raises MissingDependency/ModelUnavailable before any work when the OCR engine cannot run.
     """
     from figsearch.ingest.runner import ingest_paths
+    from figsearch.ingest.workers import run_units
     from figsearch.ocr import create_engine
 
     engine = create_engine(ocr_engine)  # raises here, before the ingest, when tesseract is missing
@@ -368,7 +374,8 @@ def stream(
     one_thread = ExitStack()
     writer = _Writer(collection, engine, readers, progress, visual, spec, one_thread)
     try:
-        summary = ingest_paths(collection, paths, _Feeder(ingest_progress, writer), jobs=jobs, force=force)
+        summary = ingest_paths(collection, paths, _Feeder(ingest_progress, writer), jobs=jobs, force=force,
+                               run_units=functools.partial(run_units, processes=INGEST_PROCESSES))
         text_spec, text_encoder = _text_encoder(collection, text_model, guess, likely)
         alone = likely_alone.result() if likely_alone is not None and text_spec == guess else None
         writer.visual()  # loaded (or failed) by now; this process on one thread from here on
