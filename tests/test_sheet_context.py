@@ -137,3 +137,25 @@ def test_plain_vectors_stored_by_another_path_are_mixed_afterwards(collection_di
             identity = encoder.identity
 
         assert mix_sheet_context(c, StandIn(), lambda: create_visual("fake-angle-sheet@sheet=0.5")) == 1
+
+
+def test_after_an_overlapped_build_many_sheets_are_encoded_by_a_fresh_encoder(collection_dir):
+    # the stream's encoder runs on one thread; past ``fresh_encoder_above`` sheets the step loads one with the
+    # stage's threads, and below it keeps the one it was given (loading costs more than a few sheets)
+    _cut_sheet(collection_dir)
+    given = create_visual("fake-angle-sheet@sheet=0.5")
+    loads = []
+
+    def load():
+        loads.append(1)
+        return create_visual("fake-angle-sheet@sheet=0.5")
+
+    with Collection.open(collection_dir, write=True) as c:
+        embed_visual(c, given)
+        assert mix_sheet_context(c, given, load, fresh_encoder_above=1) == 2  # one sheet: the given encoder
+        assert loads == []
+        key = encoder_key(given)
+        c.vectors.save("visual", key, [(f"US1-B-{k}", _unit(a), c.figure(f"US1-B-{k}").image_sha256)
+                                       for k, a in (("fig1", 40), ("fig2", 80))])
+        assert mix_sheet_context(c, given, load, fresh_encoder_above=0) == 2  # more sheets than 0: a fresh one
+        assert loads == [1]

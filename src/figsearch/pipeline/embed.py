@@ -115,7 +115,7 @@ def _copy_plain_vectors(collection: Collection, encoder, key: str,
 
 
 def mix_sheet_context(collection: Collection, encoder, load_encoder: Callable[[], VisualEncoder] | None = None,
-                      *, batch_size: int = 16) -> int:
+                      *, batch_size: int = 16, fresh_encoder_above: int | None = None) -> int:
     """Mix the stored plain vector of every figure cut from a sheet with its sheet's vector
     (``embed.sheet_context.mix``), when ``encoder`` asks for a sheet context; returns how many were mixed.
 
@@ -123,7 +123,8 @@ def mix_sheet_context(collection: Collection, encoder, load_encoder: Callable[[]
     stream, a Ray build's workers): each stores a cut figure's plain vector under its image digest, and this
     step replaces it by the mixed one under ``context_digest``. The sheets (not indexed, their vectors not
     stored) are encoded here, each once. ``load_encoder`` gives an encoder that can encode when ``encoder``
-    is a Ray build's stand-in."""
+    is a Ray build's stand-in, or, with ``fresh_encoder_above``, when more sheets than that are to be encoded
+    (``encoder`` is then the overlapped build's one-thread encoder, and this step has the cores to itself)."""
     beta = sheet_context_of(encoder)
     if not beta:
         return 0
@@ -140,7 +141,8 @@ def mix_sheet_context(collection: Collection, encoder, load_encoder: Callable[[]
             by_sheet.setdefault(sheet.figure_id, []).append((figure, digest))
     if not by_sheet:
         return 0
-    if not hasattr(encoder, "encode"):
+    if not hasattr(encoder, "encode") or (fresh_encoder_above is not None and load_encoder is not None
+                                          and len(by_sheet) > fresh_encoder_above):
         encoder = load_encoder()
     mixed = 0
     order = list(by_sheet)

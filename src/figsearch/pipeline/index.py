@@ -45,6 +45,9 @@ def _remember(collection: Collection, modality: str, spec: str, encoder) -> None
 #: (loading the default models again costs about 0.5 CPU s; one that runs on one thread is slower
 #: on a large remainder than a fresh one on all cores)
 LOADED_ENCODER_WORK = 64
+#: the sheets a sheet context (``@sheet=``) encodes after an overlapped build on the stream's one-thread encoder;
+#: more are encoded by a fresh one on the stage's threads (loading it costs about 0.3 CPU s, a few sheets' work)
+MIXING_ON_LOADED_ENCODER = 8
 
 
 def update_collection(
@@ -109,7 +112,10 @@ def update_collection(
                         else embedder.visual(collection, spec, encoder, todo, advance))
             embedded.unchanged = unchanged
             # a sheet context (SPEC@sheet=BETA): the cut figures' stored vectors mixed with their sheets'
-            embedded.mixed = mix_sheet_context(collection, encoder, lambda: create(spec))
+            # after an overlapped build's stream, on a fresh encoder with this stage's threads when there is more
+            # than a little to encode: the stream's own encoder runs on one thread, and here the cores are free
+            embedded.mixed = mix_sheet_context(collection, encoder, lambda: create(spec),
+                                               fresh_encoder_above=MIXING_ON_LOADED_ENCODER if encoder is reuse else None)
         else:
             plan = plan_text(collection, encoder)
             if reuse is not None and len(plan[0]) > LOADED_ENCODER_WORK:
