@@ -128,9 +128,11 @@ def mix_sheet_context(collection: Collection, encoder, load_encoder: Callable[[]
     beta = sheet_context_of(encoder)
     if not beta:
         return 0
+    sheets = {f.figure_id: f for f in collection.figures(roles=(FigureRole.SPLIT_SHEET,))}
+    if not sheets:  # nothing was cut: no need to read every stored vector's digest
+        return 0
     key = encoder_key(encoder)
     stored = collection.vectors.inputs("visual", key)
-    sheets = {f.figure_id: f for f in collection.figures(roles=(FigureRole.SPLIT_SHEET,))}
     by_sheet: dict[str, list[tuple[Figure, str]]] = {}
     for figure in drawings(collection):
         sheet = sheets.get(figure.parent_id) if figure.parent_id else None

@@ -19,6 +19,8 @@ import time
 from uvicorn.config import Config
 from uvicorn.supervisors import Multiprocess
 
+log = logging.getLogger(__name__)
+
 
 class ListenerPerWorker(Multiprocess):
     """``Multiprocess`` whose worker ``i`` serves ``listeners[i]`` (one entry per worker; entries may
@@ -54,8 +56,6 @@ class ListenerPerWorker(Multiprocess):
     def restart_all(self) -> None:
         self._each_worker(super().restart_all)
 
-
-log = logging.getLogger(__name__)
 
 #: how often a worker looks whether its supervisor is still there
 PARENT_CHECK_SECONDS = 1.0
