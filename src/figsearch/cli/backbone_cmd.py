@@ -71,7 +71,7 @@ def train_backbone(collections, out, hidden, epochs, seed, batch_size, lr, val_f
         )
 
     runner = run
-    if settings.finetune_epochs > 0 or settings.bundle:  # the drawings themselves are trained on
+    if settings.finetune_epochs > 0 or settings.bundle or settings.adapt_bn:  # the drawings themselves are passed
         from figsearch.train.finetune import run_finetune as runner
     result = runner(settings, on_message=click.echo, on_prepare=on_prepare, on_epoch=on_epoch)
     click.echo(f"wrote {result['out']} (best epoch {result['best_epoch']}: {result['best']}); record in {result['record_path']}")

@@ -98,7 +98,14 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--finetune-epochs", type=int, default=None,
               help="backbone: after the head, fine-tune the backbone's upper blocks with it on augmented drawings for "
                    "this many epochs (GPU advised; docs/encoder.md) [0: backbone frozen].")
-@click.option("--finetune-from", type=int, default=None, help="backbone: first MobileNetV2 block fine-tuned (0-18) [12].")
+@click.option("--finetune-from", type=int, default=None,
+              help="backbone: first layer fine-tuned: MobileNetV2 0-18; EfficientNet-Lite 0 the stem, N+1 block N, the "
+                   "last the head convolution (Lite0: 0-17) [12].")
+@click.option("--adapt-bn", is_flag=True, default=None,
+              help="backbone: re-estimate the backbone's BatchNorm statistics on the training drawings first (AdaBN).")
+@click.option("--from-checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="backbone: write the ONNX model (--out) of a checkpoint OUT.ckpt.pt that a fine-tuning run wrote, "
+                   "e.g. on a GPU machine whose torch could not export it; nothing is trained.")
 @click.option("--backbone-lr", type=float, default=None, help="backbone: peak learning rate of the fine-tuned blocks [1e-5].")
 @click.option("--finetune-lr", type=float, default=None, help="backbone: peak learning rate of the head while fine-tuning [1e-4].")
 @click.option("--anchor", type=float, default=None,
@@ -119,8 +126,8 @@ def _canonical_command(ctx: click.Context) -> str:
 def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, epochs, time_budget, seed, image_size, input_scale, batch_size,
                   lr, val_fraction, patience, resume, device, threads, keep_headers, exclude_file, train_fraction,
                   levels, whiten, class_val_file, val_split, distill, distill_weight, distill_temperature,
-                  select_distractors, finetune_epochs, finetune_from, backbone_lr, finetune_lr, anchor, augment,
-                  bundle, heads, head_merge, backbone_name) -> None:
+                  select_distractors, finetune_epochs, finetune_from, adapt_bn, from_checkpoint, backbone_lr, finetune_lr,
+                  anchor, augment, bundle, heads, head_merge, backbone_name) -> None:
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
     Prints the validation mAP@50 of held-out patents after every epoch and keeps the best model
@@ -129,8 +136,17 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
     """
     from tqdm import tqdm
 
+    if from_checkpoint:
+        from figsearch.train.finetune import export_checkpoint
+
+        if arch != "backbone" or not str(out).endswith(".onnx"):
+            raise click.UsageError("--from-checkpoint writes an --arch backbone model: give --out a name ending in .onnx")
+        result = export_checkpoint(from_checkpoint, out)
+        click.echo(f"wrote {result['out']} (best epoch {result['best_epoch']}: {result['best']}); record in "
+                   f"{result['record_path']}")
+        return
     finetune = {k: v for k, v in {"finetune_epochs": finetune_epochs, "finetune_from": finetune_from,
-                                   "backbone_lr": backbone_lr, "finetune_lr": finetune_lr, "anchor": anchor,
+                                   "adapt_bn": adapt_bn, "backbone_lr": backbone_lr, "finetune_lr": finetune_lr, "anchor": anchor,
                                    "augment": augment, "bundle": bundle, "heads": heads, "head_merge": head_merge,
                                    "backbone": backbone_name}.items()
                 if v is not None}
@@ -152,7 +168,7 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
                        time_budget=_seconds(time_budget))
         return
     if finetune:
-        raise InputError("--finetune-*, --backbone, --backbone-lr, --anchor, --augment, --bundle and --heads/--head-merge apply to "
+        raise InputError("--finetune-*, --adapt-bn, --backbone, --backbone-lr, --anchor, --augment, --bundle and --heads/--head-merge apply to "
                          "--arch backbone only")
     if (exclude_file or train_fraction != 1.0 or levels or whiten is not None or class_val_file or val_split or distill
             or distill_weight is not None or distill_temperature is not None or select_distractors):

@@ -108,8 +108,13 @@ class BackboneSettings:
     #: epochs of fine-tuning the backbone's upper blocks with the head on augmented drawings, after the head has been
     #: trained on the frozen features (0: the backbone stays frozen; ``train.finetune``)
     finetune_epochs: int = 0
-    #: first MobileNetV2 block (0-18) trained when fine-tuning; the blocks below it stay frozen
+    #: first layer trained when fine-tuning, the layers below it stay frozen: MobileNetV2's ``features`` 0-18;
+    #: EfficientNet-Lite 0 the stem, N + 1 block N (level hN), the last index the head convolution
+    #: (``train.finetune.finetune_layers``)
     finetune_from: int = 12
+    #: re-estimate the backbone's BatchNorm statistics on the training drawings before anything else (AdaBN:
+    #: the ImageNet statistics describe photographs, not line drawings); the weights stay as they are
+    adapt_bn: bool = False
     #: learning rates of the backbone's blocks and of the head while fine-tuning (cosine decay)
     backbone_lr: float = 1e-5
     finetune_lr: float = 1e-4
@@ -976,9 +981,18 @@ def run(
     return write_model(settings, items, trained, pooled, texts is not None, has_text, started, feature_seconds)
 
 
+def training_hardware(device: str) -> dict:
+    """The machine a model is trained on, for its record."""
+    hardware = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        hardware["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return hardware
+
+
 def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict, pooled: Pooled, with_text: bool,
                 has_text: np.ndarray | None, started: float, feature_seconds: float, finetune: dict | None = None,
-                device: str = "cpu") -> dict:
+                device: str = "cpu", hardware: dict | None = None, adapted_bn: dict | None = None) -> dict:
     """Export backbone + pooling + head as one ONNX file with its settings, text adapter and training record
     (also written as the file's .json twin)."""
     from figsearch import __version__
@@ -991,10 +1005,8 @@ def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict
     encoder_module = Encoder(pooled, LevelNorm(trained["mean"], trained["channels"], trained["weights"]), head)
     weights = weights_path(settings.backbone)
     package, _, licence, _ = BACKBONES[settings.backbone]
-    hardware = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device}
-    if device.startswith("cuda") and torch.cuda.is_available():
-        hardware["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    if hardware is None:  # given when a checkpoint trained elsewhere is exported (train.finetune.export_checkpoint)
+        hardware = training_hardware(device)
     record = {
         "command": settings.command,
         "figsearch_version": __version__,
@@ -1011,7 +1023,8 @@ def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict
                  "train_patents": trained["train_patents"], "val_patents": trained["val_patents"]},
         "seed": settings.seed,
         "starting_weights": {"backbone": settings.backbone, "package": package, "file": weights.name,
-                             "sha256": file_digest(weights), "licence": licence, "frozen": finetune is None},
+                             "sha256": file_digest(weights), "licence": licence,
+                             "frozen": finetune is None and adapted_bn is None},
         "untrained_validation": trained["untrained"],
         "validation_curve": trained["curve"],
         "best_epoch": trained["best_epoch"],
@@ -1019,6 +1032,8 @@ def write_model(settings: BackboneSettings, items: Sequence[Item], trained: dict
         "hardware": hardware,
         "date": utcnow(),
     }
+    if adapted_bn is not None:
+        record["adapted_batchnorm"] = adapted_bn
     if finetune is not None:
         record["finetune"] = finetune
     if trained.get("heads"):

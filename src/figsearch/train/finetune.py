@@ -31,8 +31,9 @@ import torch
 
 from figsearch.errors import InputError
 from figsearch.train.backbone import (
-    BackboneSettings, Item, LevelNorm, Pooled, Validation, _excluded, _load_grey, batch_loss, collection_items, epoch_order,
-    epoch_stats, level_channels, ordered_levels, selection_score, split_masks, train_head, write_model,
+    LITE_BLOCKS, BackboneSettings, Head, Item, LevelNorm, Pooled, Validation, _excluded, _load_grey, batch_loss,
+    collection_items, epoch_order, epoch_stats, level_channels, ordered_levels, selection_score, split_masks,
+    training_hardware, train_head, write_model,
 )
 
 BUNDLE_VERSION = 1
@@ -147,6 +148,35 @@ def _vectors(module: Callable[[torch.Tensor], torch.Tensor], images: torch.Tenso
     return np.concatenate(parts)
 
 
+def finetune_layers(pooled: Pooled) -> list[torch.nn.Module]:
+    """The backbone's layers in network order, as ``--finetune-from`` counts them: MobileNetV2's ``features`` 0-18;
+    EfficientNet-Lite 0 the stem, N + 1 its block N (level ``hN``), the last index the head convolution."""
+    if pooled.name in LITE_BLOCKS:
+        net = pooled.backbone.net
+        return [torch.nn.ModuleList([net._conv_stem, net._bn0]), *net._blocks,
+                torch.nn.ModuleList([net._conv_head, net._bn1])]
+    return list(pooled.backbone.features)
+
+
+def adapt_batchnorm(pooled: Pooled, images: torch.Tensor, chunk: int = 64) -> dict:
+    """AdaBN: every BatchNorm's running mean and variance re-estimated as the average over one pass of ``images``
+    (grey drawings, (N, S, S)); no weight changes. ImageNet's statistics describe photographs: on line drawings
+    (mostly white paper) many channels sit far from them. Returns what the record keeps."""
+    norms = [m for m in pooled.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the pass
+        m.train()
+    with torch.no_grad():
+        for start in range(0, len(images), chunk):
+            pooled(images[start : start + chunk, None].float())
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    pooled.eval()
+    return {"layers": len(norms), "drawings": int(len(images)), "by": "train.finetune.adapt_batchnorm"}
+
+
 def finetune(pooled: Pooled, trained: dict, images: torch.Tensor, patents: np.ndarray, levels: Sequence[tuple[str, ...]],
              texts: np.ndarray | None, has_text: np.ndarray | None, settings: BackboneSettings, device: str,
              on_epoch: Callable[[dict], None] | None = None, run_started: float | None = None) -> dict:
@@ -163,9 +193,9 @@ def finetune(pooled: Pooled, trained: dict, images: torch.Tensor, patents: np.nd
     train, val, class_val, _ = split_masks(patents, settings)
     validation = Validation(patents, levels, texts, has_text, val, class_val)
     tt = torch.from_numpy(texts.astype(np.float32)).to(device) if texts is not None and settings.text_weight > 0 else None
-    layers = list(pooled.backbone.features)
+    layers = finetune_layers(pooled)
     if not 0 <= settings.finetune_from < len(layers):
-        raise InputError(f"--finetune-from must be a block between 0 and {len(layers) - 1}")
+        raise InputError(f"--finetune-from must be a layer between 0 and {len(layers) - 1} of {settings.backbone}")
     for index, layer in enumerate(layers):
         for parameter in layer.parameters():
             parameter.requires_grad_(index >= settings.finetune_from)
@@ -260,9 +290,6 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
     if settings.heads > 1:
         raise InputError("--heads averages heads trained on frozen features: it does not combine with fine-tuning or "
                          "--bundle")
-    if settings.finetune_epochs > 0 and settings.backbone != "mobilenetv2":
-        raise InputError(f"fine-tuning trains MobileNetV2's blocks: --finetune-epochs needs the mobilenetv2 backbone "
-                         f"(not {settings.backbone})")
     device = resolve_device(settings.device)
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -292,6 +319,12 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
     levels = ordered_levels(settings.levels, settings.backbone)
     level_channels(settings.backbone, levels)
     pooled = Pooled(settings.backbone, build_backbone(settings.backbone), levels).to(device)
+    adapted = None
+    if settings.adapt_bn:  # on the training drawings only: the held-out ones stay unseen
+        patents = np.array([i.patent for i in items])
+        train_mask = split_masks(patents, settings)[0]
+        adapted = adapt_batchnorm(pooled, images[torch.as_tensor(np.flatnonzero(train_mask), device=images.device)])
+        on_message(f"BatchNorm statistics of {adapted['layers']} layers re-estimated on {adapted['drawings']} drawings")
     features = _vectors(pooled, images)
     feature_seconds = time.time() - started
     texts = bundle.texts if settings.text_weight > 0 else None
@@ -305,9 +338,71 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
         record = finetune(pooled, trained, images, patents, item_levels, texts, has_text, settings, device, on_epoch,
                           run_started=started)
         record["bundle"] = {k: bundle.info.get(k) for k in ("key", "collections", "excluded_patents")}
-        # the fine-tuned weights also as a torch checkpoint, in case the ONNX export fails on the training machine
-        torch.save({"pooled": pooled.state_dict(), "head": trained["head"].state_dict(), "mean": trained["mean"],
-                     "channels": trained["channels"], "weights": trained["weights"], "finetune": record},
-                   out.with_name(out.name + ".finetuned.pt"))
+    # everything the model file is made of, in case the ONNX export fails on the training machine (another torch):
+    # `figsearch train-encoder --from-checkpoint` writes the model from it elsewhere
+    save_checkpoint(checkpoint_path(out), settings, items, trained, pooled, texts is not None, has_text,
+                    time.time() - started, feature_seconds, record, adapted, device)
     return write_model(settings, items, trained, pooled, texts is not None, has_text, started, feature_seconds,
-                       finetune=record, device=device)
+                       finetune=record, device=device, adapted_bn=adapted)
+
+
+CHECKPOINT_VERSION = 1
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".ckpt.pt")
+
+
+def save_checkpoint(path: Path, settings: BackboneSettings, items: Sequence[Item], trained: dict, pooled: Pooled,
+                    with_text: bool, has_text: np.ndarray | None, seconds: float, feature_seconds: float,
+                    finetune_record: dict | None, adapted: dict | None, device: str) -> None:
+    """A trained model as one torch file (tensors of 1,024 values or more in float16, as the shipped ONNX files store
+    them; about half the float32 size, so that it travels back from a GPU machine)."""
+    from dataclasses import asdict
+
+    def half(state: dict) -> dict:
+        return {k: v.detach().cpu().half() if v.is_floating_point() and v.numel() >= 1024 else v.detach().cpu()
+                for k, v in state.items()}
+
+    head: Head = trained["head"]
+    shape = (head.proj.in_features, head.proj.out_features, head.mlp[0].out_features if head.mlp is not None else 0,
+             head.text.in_features)
+    torch.save({"version": CHECKPOINT_VERSION, "settings": asdict(settings), "items": [asdict(i) for i in items],
+                "with_text": with_text, "has_text": has_text, "pooled": half(pooled.state_dict()),
+                "head": half(head.state_dict()), "head_shape": shape,
+                "trained": {k: v for k, v in trained.items() if k != "head"}, "finetune": finetune_record,
+                "adapted_bn": adapted, "seconds": seconds, "feature_seconds": feature_seconds,
+                "hardware": training_hardware(device), "device": device}, path)
+
+
+def export_checkpoint(path: str | Path, out: str | Path) -> dict:
+    """``figsearch train-encoder --from-checkpoint CKPT --out MODEL.onnx``: the ONNX model and record of a checkpoint
+    written by a run on another machine (its record keeps that machine's hardware and times)."""
+    from dataclasses import fields
+
+    from figsearch.embed.encoders.backbone_nets import build_backbone
+
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"not a version-{CHECKPOINT_VERSION} checkpoint")
+    except FileNotFoundError:
+        raise InputError(f"checkpoint {path} does not exist") from None
+    except Exception as exc:  # a damaged or foreign file
+        raise InputError(f"{path} is not a figsearch training checkpoint ({exc})") from None
+    names = {f.name for f in fields(BackboneSettings)}
+    settings = BackboneSettings(**{k: v for k, v in ckpt["settings"].items() if k in names})
+    settings.out = str(out)
+    pooled = Pooled(settings.backbone, build_backbone(settings.backbone, pretrained=False),
+                    ordered_levels(settings.levels, settings.backbone))
+    pooled.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["pooled"].items()})
+    head = Head(*ckpt["head_shape"])
+    head.load_state_dict({k: v.float() for k, v in ckpt["head"].items()})
+    trained = {**ckpt["trained"], "head": head}
+    items = [Item(**i) for i in ckpt["items"]]
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return write_model(settings, items, trained, pooled, ckpt["with_text"], ckpt["has_text"], time.time() - ckpt["seconds"],
+                       ckpt["feature_seconds"], finetune=ckpt["finetune"], device=ckpt["device"],
+                       hardware=ckpt["hardware"], adapted_bn=ckpt["adapted_bn"])
