@@ -80,6 +80,27 @@ class PatentRepository(Repository):
                     _figure_values(figure),
                 )
 
+    def remove(self, publication_numbers: list[str]) -> list[str]:
+        """Delete patents with everything stored of them, in one transaction; returns the relative paths of
+        their image and thumbnail files, which the caller deletes after the commit (so that a kill between
+        leaves unused files, never rows that name missing ones).
+
+        The figures' rows take their signs, links, words, notes and vectors with them (ON DELETE CASCADE);
+        their BM25 rows are dropped here, as the full-text table cannot cascade. The ``sources`` rows stay:
+        a rerun over the same unchanged files does not bring a removed patent back.
+        """
+        files: list[str] = []
+        with self.transaction() as db:
+            for start in range(0, len(publication_numbers), _BATCH):
+                part = publication_numbers[start : start + _BATCH]
+                rows = db.execute(
+                    f"SELECT figure_id, image_path, thumbnail_path FROM figures "
+                    f"WHERE publication_number IN ({placeholders(part)})", part).fetchall()
+                files.extend(p for r in rows for p in (r["image_path"], r["thumbnail_path"]) if p)
+                self._collection.lexical.delete([r["figure_id"] for r in rows])
+                db.execute(f"DELETE FROM patents WHERE publication_number IN ({placeholders(part)})", part)
+        return files
+
     # -- patents -------------------------------------------------------------------------------
 
     def get(self, publication_number: str) -> Patent:

@@ -1,0 +1,138 @@
+"""Removing patents from a collection (``figsearch remove``, ``figsearch.pipeline.remove``): rows, files,
+BM25 rows and indexes forget them; a search served meanwhile never shows them; a rerun does not bring them back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from _search_helpers import CALLS, add_patent, hand_collection
+from figsearch.cli import main
+from figsearch.errors import NotFound
+from figsearch.pipeline.index import update_collection
+from figsearch.pipeline.remove import remove_patents
+from figsearch.search.query import Query
+from figsearch.search.service import SearchService
+from figsearch.store import Collection
+
+
+@pytest.fixture
+def indexed(collection_dir):
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+    return collection_dir
+
+
+def _tables(c: Collection) -> dict[str, int]:
+    return {t: c.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("patents", "figures", "embeddings", "classifications", "figure_lexical", "figure_fts")}
+
+
+def _hits(service: SearchService, **query) -> list[str]:
+    return [h.figure_id for h in service.search(Query(k=10, **query)).hits]
+
+
+def test_remove_forgets_rows_files_and_index_entries(indexed):
+    with Collection.open(indexed) as c:
+        before = _tables(c)
+        images = [c.path(f.image_path) for f in c.figures(patent="US2")]
+    assert all(p.exists() for p in images)
+    calls = dict(CALLS)
+    with Collection.open(indexed, write=True) as c:
+        report = remove_patents(c, ["US2"])
+        after = _tables(c)
+    assert report.patents == ["US2"] and report.figures == 2 and report.files == 2
+    assert CALLS == calls  # the indexes were rebuilt from the stored vectors: no model ran
+    assert {i.modality: (i.action, i.count) for i in report.indexes} == {"visual": ("rebuilt", 3),
+                                                                       "text": ("rebuilt", 2)}
+    assert after["patents"] == before["patents"] - 1
+    assert after["figures"] == before["figures"] - 2
+    assert after["classifications"] == before["classifications"] - 1
+    assert after["embeddings"] < before["embeddings"]
+    assert after["figure_fts"] == after["figure_lexical"] == before["figure_lexical"] - 2
+    assert not any(p.exists() for p in images) and not images[0].parent.exists()
+    with SearchService.open(indexed) as s:
+        assert not {"US2-C", "US2-D"} & set(_hits(s, text="rotor blade hub", mode="text"))
+        assert not {"US2-C", "US2-D"} & set(_hits(s, figure_id="US1-A", mode="visual"))
+        with pytest.raises(NotFound, match="unknown figure id 'US2-C'"):
+            s.figure_details("US2-C")
+
+
+def test_a_running_search_service_never_shows_a_removed_patent(indexed):
+    """The server's service keeps its snapshot open: between the removal's commit and its index publication the
+    removed figures are dropped as candidates, and afterwards the new indexes are searched."""
+    with SearchService.open(indexed) as s:
+        assert "US2-D" in _hits(s, figure_id="US1-A", mode="visual")
+        with Collection.open(indexed, write=True) as c:
+            remove_patents(c, ["US2"], reindex=False)
+        assert not {"US2-C", "US2-D"} & set(_hits(s, figure_id="US1-A", mode="visual"))
+        with Collection.open(indexed, write=True) as c:
+            remove_patents(c, [], missing_ok=True)
+            from figsearch.pipeline.remove import sync_stored_indexes
+
+            sync_stored_indexes(c, [])
+        assert s.info()["indexes"]["visual"]["indexed"] == 3
+        assert not {"US2-C", "US2-D"} & set(_hits(s, figure_id="US1-A", mode="visual"))
+
+
+def test_unknown_numbers_are_refused_before_anything_is_removed(indexed):
+    with Collection.open(indexed, write=True) as c:
+        with pytest.raises(NotFound, match="EP9"):
+            remove_patents(c, ["US2", "EP9"])
+        assert "US2" in c.patent_numbers()
+        report = remove_patents(c, ["US2", "EP9"], missing_ok=True)
+    assert report.patents == ["US2"] and any("EP9" in n for n in report.notes)
+
+
+def test_the_cli_removes_and_a_rerun_of_the_same_source_does_not_bring_it_back(tmp_path, collection_dir):
+    """End to end through ingest: an image folder ingested by mistake is removed, then the weekly rerun over
+    the same folder skips it; --force brings it back."""
+    from PIL import Image
+
+    folder = tmp_path / "week" / "USD0900001"
+    folder.mkdir(parents=True)
+    Image.new("L", (64, 48), 255).save(folder / "USD0900001-D00001.png")
+    runner = CliRunner()
+    ingest = ["ingest", str(tmp_path / "week"), "-c", str(collection_dir), "--skip-ocr", "-q", "-j", "1"]
+    assert runner.invoke(main, ingest).exit_code == 0
+    with Collection.open(collection_dir) as c:
+        (number,) = c.patent_numbers()
+    out = runner.invoke(main, ["remove", "-c", str(collection_dir), number, "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["removed"] == [number]
+    assert not list((collection_dir / "images").rglob("*.png"))
+    assert runner.invoke(main, ingest).exit_code == 0
+    with Collection.open(collection_dir) as c:
+        assert c.patent_numbers() == []
+    assert runner.invoke(main, ingest + ["--force"]).exit_code == 0
+    with Collection.open(collection_dir) as c:
+        assert c.patent_numbers() == [number]
+    missing = runner.invoke(main, ["remove", "-c", str(collection_dir), "EP9999999A1"])
+    assert missing.exit_code == 2 and "not in collection" in missing.output
+
+
+def test_removing_a_sheet_changed_on_reingest_drops_its_bm25_row(collection_dir):
+    """A figure deleted by SQL (its image changed on re-ingest) loses its FTS5 row at the next sync, which
+    cannot cascade into the full-text table."""
+    from figsearch.search import lexical
+
+    with Collection.open(collection_dir, create=True) as c:
+        add_patent(c, "US7", [("A", 10, "rotor blade"), ("B", 20, "hub")])
+        lexical.sync(c)
+        add_patent(c, "US7", [("A", 10, "rotor blade")])  # B gone from the corrected document
+        report = lexical.sync(c)
+        assert report.removed == 1
+        assert _tables(c)["figure_fts"] == _tables(c)["figure_lexical"] == 1
+
+
+def test_figsearch_remove_is_the_public_call(indexed):
+    import figsearch
+
+    report = figsearch.remove(indexed, "EP3")
+    assert report.patents == ["EP3"] and report.figures == 1
+    with figsearch.open(indexed) as coll:
+        assert coll.info()["patents"] == 2
+        assert coll.info()["indexes"]["visual"]["indexed"] == 4
