@@ -108,3 +108,39 @@ def test_a_search_served_while_the_visual_encoder_is_switched_keeps_answering(co
     assert after.hits
     with Collection.open(collection_dir) as c:
         assert c.get_setting("visual_encoder")["spec"] == "fake-angle:2"
+
+
+def test_backup_is_a_collection_of_its_own_with_the_same_answers(collection_dir, tmp_path):
+    from figsearch.store.backup import backup_collection
+
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+    with SearchService.open(collection_dir) as s:  # served meanwhile: a reader holds the database open
+        expected = [(h.figure_id, round(h.score, 6)) for h in s.search(Query(figure_id="US1-A", k=5)).hits]
+        copy = backup_collection(collection_dir, tmp_path / "backup", link=True)
+    assert copy.linked == 6  # the 5 drawings and 1 front page (the test helper stores no thumbnails)
+    assert not (tmp_path / "backup" / ".writer.lock").exists()
+    assert not (tmp_path / "backup" / f"{DB_NAME}-wal").exists()
+    with SearchService.open(tmp_path / "backup") as s:
+        assert [(h.figure_id, round(h.score, 6)) for h in s.search(Query(figure_id="US1-A", k=5)).hits] == expected
+
+
+def test_backup_waits_for_no_writer_and_refuses_a_used_destination(collection_dir, tmp_path):
+    from figsearch.errors import CollectionLocked, InputError
+    from figsearch.store.backup import backup_collection
+
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True):  # a build running
+        with pytest.raises(CollectionLocked, match="is being written by"):
+            backup_collection(collection_dir, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("x")
+    with pytest.raises(InputError, match="not an empty folder"):
+        backup_collection(collection_dir, tmp_path / "used")
+    with pytest.raises(InputError, match="inside the collection"):
+        backup_collection(collection_dir, collection_dir / "b")
+    out = CliRunner().invoke(main, ["backup", "-c", str(collection_dir), str(tmp_path / "b"), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["files"] > 6
