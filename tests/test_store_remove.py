@@ -136,3 +136,29 @@ def test_figsearch_remove_is_the_public_call(indexed):
     with figsearch.open(indexed) as coll:
         assert coll.info()["patents"] == 2
         assert coll.info()["indexes"]["visual"]["indexed"] == 4
+
+
+def test_a_corrected_document_read_again_drops_the_files_of_the_figures_it_no_longer_has(tmp_path, collection_dir):
+    """The XML fixed in place (one figure fewer, a new title): the patent is replaced, and the dropped figure's
+    image and thumbnail go with its rows (they stayed on disk, unused, before)."""
+    from ingest_helpers import write_ep_document
+
+    folder = tmp_path / "data" / "EP1234567A1"
+    write_ep_document(folder, figures=3)
+    runner = CliRunner()
+    ingest = ["ingest", str(tmp_path / "data"), "-c", str(collection_dir), "--skip-ocr", "-q", "-j", "1", "--json"]
+    assert runner.invoke(main, ingest).exit_code == 0
+    with Collection.open(collection_dir) as c:
+        third = c.figure("EP1234567A1-f0003")
+        files = [c.path(third.image_path), c.path(third.thumbnail_path)]
+    assert all(p.exists() for p in files)
+    write_ep_document(folder, figures=2, title="Widget holder, corrected")
+    out = runner.invoke(main, ingest)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output.strip().splitlines()[-1])["removed_files"] == 2
+    with Collection.open(collection_dir) as c:
+        assert c.patent("EP1234567A1").title == "Widget holder, corrected"
+        assert [f.figure_id for f in c.figures(patent="EP1234567A1") if f.figure_id.startswith("EP1234567A1-f")] == [
+            "EP1234567A1-f0001", "EP1234567A1-f0002"]
+        assert all(c.path(f.image_path).exists() for f in c.figures(patent="EP1234567A1"))
+    assert not any(p.exists() for p in files)

@@ -144,3 +144,21 @@ def test_backup_waits_for_no_writer_and_refuses_a_used_destination(collection_di
     out = CliRunner().invoke(main, ["backup", "-c", str(collection_dir), str(tmp_path / "b"), "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["files"] > 6
+
+
+def test_info_says_when_the_index_was_last_added_to(collection_dir):
+    """A weekly build appends to the index it has: ``info`` showed only when it was first built."""
+    from _search_helpers import add_patent
+
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+    first = json.loads(CliRunner().invoke(main, ["info", "-c", str(collection_dir), "--json"]).output)
+    assert first["indexes"]["visual"]["updated_at"] is None
+    with Collection.open(collection_dir, write=True) as c:
+        add_patent(c, "US9", [("Z", 45, "rotor")])
+        report = update_collection(c)
+    assert {i.modality: i.action for i in report.indexes}["visual"] == "appended"
+    after = json.loads(CliRunner().invoke(main, ["info", "-c", str(collection_dir), "--json"]).output)
+    assert after["indexes"]["visual"]["updated_at"] and after["indexes"]["visual"]["indexed"] == 6
+    assert ", added to 20" in CliRunner().invoke(main, ["info", "-c", str(collection_dir)]).output

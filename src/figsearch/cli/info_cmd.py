@@ -44,6 +44,8 @@ def info_command(collection, as_json, show_failures):
     for modality, index in info.get("indexes", {}).items():
         spec = info["encoders"][modality]["spec"]
         built = f", built {index['built_at'][:16].replace('T', ' ')}" if index.get("built_at") else ""
+        if index.get("updated_at"):
+            built += f", added to {index['updated_at'][:16].replace('T', ' ')}"
         click.echo(f"{modality:<11} {index['indexed']} of {index['vectors']} vectors indexed "
                    f"({spec}; {index['factory'] or 'no index'}{built})")
     if not info.get("indexes"):

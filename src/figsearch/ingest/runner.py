@@ -96,6 +96,11 @@ class IngestSummary:
     missing_images: int = 0
     unreferenced_images: int = 0
     seconds: float = 0.0
+    #: stored files of figures that re-read documents no longer have; deleted at the end of the run where no
+    #: figure names them (then, a unit decoded ahead that writes the same name has committed its row)
+    dropped_files: list[str] = field(default_factory=list, repr=False)
+    #: how many of them were deleted
+    removed_files: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -109,6 +114,7 @@ class IngestSummary:
             "metadata_files": self.metadata_files,
             "missing_images": self.missing_images,
             "unreferenced_images": self.unreferenced_images,
+            "removed_files": self.removed_files,
             "seconds": round(self.seconds, 2),
         }
 
@@ -164,6 +170,8 @@ def ingest_paths(
         # every unit of these archives is committed: next time, an unchanged archive is not even unpacked
         for name, digest in opened:
             collection.mark_source_done(name, digest, [])
+        if summary.dropped_files:
+            summary.removed_files = collection.files.remove(collection.patents.unreferenced(summary.dropped_files))
     summary.seconds = time.perf_counter() - started
     log.info("ingest: %s", summary.as_dict())
     return summary
@@ -274,7 +282,7 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
         log.info("%s: %d referenced image(s) not present beside it", unit.source, len(result.missing_images))
     failures = [_clean_failure(f) for f in ([result.fatal] if result.fatal else []) + result.failures]
     try:
-        _write(collection, unit, digest, result, failures)
+        summary.dropped_files += _write(collection, unit, digest, result, failures)
     except sqlite3.OperationalError as exc:
         raise CollectionError(f"cannot write to collection {collection.root}: {exc}") from None
     except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError) as exc:
@@ -289,17 +297,20 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
         _report(summary, progress, failure)
 
 
-def _write(collection: Collection, unit: Unit, digest: str, result: UnitResult, failures: list[Failure]) -> None:
+def _write(collection: Collection, unit: Unit, digest: str, result: UnitResult, failures: list[Failure]) -> list[str]:
+    """One unit's records in one transaction; returns the stored files of the figures it dropped."""
+    dropped: list[str] = []
     with collection.transaction():
         # failures of an earlier try of this unit are replaced by this try's outcome
         collection.ledger.clear_failures(unit.source, members_of=unit.source + "#", names=sorted(_file_names(unit)))
         for ingested in result.documents:
             patent, figures = _merge_existing(collection, ingested, unit)
-            collection.upsert_patent(patent, figures)
+            dropped += collection.upsert_patent(patent, figures)
         if result.fatal is None:
             collection.mark_source_done(unit.source, digest, [d.patent.publication_number for d in result.documents])
         for failure in failures:  # after the done-mark, which clears the unit's own failure row
             collection.record_failure(failure)
+    return dropped
 
 
 def _file_names(unit: Unit) -> set[str]:

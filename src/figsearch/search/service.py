@@ -1025,6 +1025,8 @@ class SearchService:
                 "nprobe": entry.get("nprobe") if entry else None,
                 "calibrated_recall": entry.get("calibrated_recall") if entry else None,
                 "built_at": entry.get("built_at") if entry else None,
+                # the last append (a weekly build adds to the index it has): None when none since the build
+                "updated_at": entry.get("updated_at") if entry else None,
             }
         # a GROUP BY over every figure with text: read once per index run, not at every page load
         languages = self._drawing_languages(manifest_token(index_dir(self.collection.root)))

@@ -15,11 +15,13 @@ _BATCH = 500
 
 
 class PatentRepository(Repository):
-    def upsert(self, patent: Patent, figures: list[Figure]) -> None:
+    def upsert(self, patent: Patent, figures: list[Figure]) -> list[str]:
         """Insert or replace a patent with its text and figures, in one transaction.
 
         Figures whose stored image is unchanged keep their derived data (signs, vectors);
-        figures no longer present are deleted with everything derived from them.
+        figures no longer present are deleted with everything derived from them. Returns the stored files
+        (images, thumbnails) of the deleted figures: the caller deletes, after its commit, those no figure
+        names any more (``unreferenced``; a changed sheet's new image has the same name as its old one).
         """
         pub = patent.publication_number
         with self.transaction() as db:
@@ -58,8 +60,12 @@ class PatentRepository(Repository):
             new_ids = {f.figure_id for f in figures}
             stale = set(old) - new_ids
             stale |= {f.figure_id for f in figures if f.figure_id in old and old[f.figure_id] != f.image_sha256}
+            files: list[str] = []
             for sheet in stale:
                 # the image changed or vanished: what was derived from it (cut figures included) is stale
+                files.extend(p for r in db.execute("SELECT image_path, thumbnail_path FROM figures WHERE "
+                                                   "figure_id=? OR parent_id=?", (sheet, sheet))
+                             for p in (r[0], r[1]) if p)
                 db.execute("DELETE FROM figures WHERE parent_id=?", (sheet,))
                 db.execute("DELETE FROM figures WHERE figure_id=?", (sheet,))
             for figure in figures:
@@ -79,6 +85,13 @@ class PatentRepository(Repository):
                            box_json=excluded.box_json""",
                     _figure_values(figure),
                 )
+        return files
+
+    def unreferenced(self, paths: list[str]) -> list[str]:
+        """Those of ``paths`` that no figure names as its image or thumbnail."""
+        db = self.db
+        return [p for p in dict.fromkeys(paths) if not db.execute(
+            "SELECT 1 FROM figures WHERE image_path=? OR thumbnail_path=? LIMIT 1", (p, p)).fetchone()]
 
     def remove(self, publication_numbers: list[str]) -> list[str]:
         """Delete patents with everything stored of them, in one transaction; returns the relative paths of
