@@ -162,3 +162,34 @@ def test_a_corrected_document_read_again_drops_the_files_of_the_figures_it_no_lo
             "EP1234567A1-f0001", "EP1234567A1-f0002"]
         assert all(c.path(f.image_path).exists() for f in c.figures(patent="EP1234567A1"))
     assert not any(p.exists() for p in files)
+
+
+def test_a_corrected_document_in_another_folder_replaces_the_stored_one(tmp_path, collection_dir):
+    """The fixed XML arrives in the week's folder, not where the first one was: it is a new version of the same
+    document (the same reader's format), not a second source such as a PDF of it: the figure it no longer has
+    goes, with its files; figures read from a PDF of the patent stay."""
+    from ingest_helpers import write_ep_document, write_pdf
+
+    write_ep_document(tmp_path / "week1" / "EP1234567A1", figures=3)
+    (tmp_path / "pdfs").mkdir()
+    write_pdf(tmp_path / "pdfs" / "EP1234567A1.pdf", pages=2)
+    runner = CliRunner()
+
+    def ingest(folder: str) -> dict:
+        out = runner.invoke(main, ["ingest", str(tmp_path / folder), "-c", str(collection_dir), "--skip-ocr", "-q",
+                                   "-j", "1", "--json"])
+        assert out.exit_code == 0, out.output
+        return json.loads(out.output.strip().splitlines()[-1])
+
+    ingest("week1")
+    ingest("pdfs")
+    with Collection.open(collection_dir) as c:
+        before = {f.figure_id for f in c.figures(patent="EP1234567A1")}
+    assert {"EP1234567A1-f0003", "EP1234567A1-p001"} <= before
+    write_ep_document(tmp_path / "week9" / "EP1234567A1", figures=2, title="Widget holder, corrected")
+    assert ingest("week9")["removed_files"] == 2
+    with Collection.open(collection_dir) as c:
+        after = {f.figure_id for f in c.figures(patent="EP1234567A1")}
+        patent = c.patent("EP1234567A1")
+    assert after == before - {"EP1234567A1-f0003"}
+    assert patent.title == "Widget holder, corrected" and patent.source_path.startswith(str(tmp_path / "week9"))

@@ -318,16 +318,33 @@ def _file_names(unit: Unit) -> set[str]:
     return {namer(path) if namer else str(path) for path in unit.files}
 
 
+#: readers whose document holds the whole patent (text and drawings): a second one of the same kind is a new version
+WHOLE_DOCUMENT_FORMATS = ("ep-xml", "us-xml", "us-xml-old")
+
+
 def _merge_existing(collection: Collection, ingested: Ingested, unit: Unit) -> tuple[Patent, list[Figure]]:
     """A patent already read from another source (its XML and a PDF of it): keep both sets of figures.
 
-    Text and bibliographic fields missing from the new source are kept from the stored one.
+    Text and bibliographic fields missing from the new source are kept from the stored one. A patent
+    document of the same format as the stored one (a corrected XML in the week's folder) is a new version
+    of it instead: it replaces the stored one, whose drawings (the images beside it) go with it; figures
+    read from other sources (a PDF of it) stay.
     """
     patent, figures = ingested.patent, list(ingested.figures)
     stored_before, stored_source = collection.patents.stored_source(patent.publication_number)
     if not stored_before or stored_source == patent.source_path:
         return patent, figures
     stored = collection.patent(patent.publication_number)
+    if patent.source_format == stored.source_format and patent.source_format in WHOLE_DOCUMENT_FORMATS:
+        replaced = str(Path(stored_source or "").parent)
+        kept = [f for f in collection.figures(patent=patent.publication_number)
+                if f.parent_id is None and f.figure_id not in {g.figure_id for g in figures}
+                and not _beside(f.source_file, replaced)]
+        for offset, figure in enumerate(kept):
+            figure.sequence = len(figures) + offset
+        log.info("%s: a new version of %s read from %s replaces it", patent.publication_number, stored_source,
+                 patent.source_path)
+        return patent, figures + kept
     for name in ("title", "publication_date", "filing_date", "language", "abstract", "kind"):
         if not getattr(patent, name) and getattr(stored, name):
             setattr(patent, name, getattr(stored, name))
@@ -346,6 +363,14 @@ def _merge_existing(collection: Collection, ingested: Ingested, unit: Unit) -> t
         figure.sequence = len(figures) + offset
     log.info("%s: also read from %s; figures of both kept", patent.publication_number, stored.source_path)
     return patent, figures + kept
+
+
+def _beside(source_file: str | None, folder: str) -> bool:
+    """Whether a figure was read from an image in ``folder`` (the drawings of the patent document there), not
+    from a document of its own (a PDF)."""
+    if not source_file or source_file.lower().endswith(".pdf"):
+        return False
+    return str(Path(source_file).parent) == folder
 
 
 def _richness(patent: Patent) -> int:
