@@ -162,3 +162,27 @@ def test_info_says_when_the_index_was_last_added_to(collection_dir):
     after = json.loads(CliRunner().invoke(main, ["info", "-c", str(collection_dir), "--json"]).output)
     assert after["indexes"]["visual"]["updated_at"] and after["indexes"]["visual"]["indexed"] == 6
     assert ", added to 20" in CliRunner().invoke(main, ["info", "-c", str(collection_dir)]).output
+
+
+def test_leaving_out_the_querys_patent_leaves_out_its_other_publications(collection_dir):
+    """An EP A1 and its B1 (the same number, the same drawings): searching by the A1's figure and leaving out its
+    patent showed the B1's copy of it first (cosine 0.998 on the shared data's EP1667425A1)."""
+    from _search_helpers import add_patent, angle_image
+    from figsearch.records import Figure, FigureRole, Patent
+
+    with Collection.open(collection_dir, create=True) as c:
+        for kind in ("A1", "B1"):
+            pub = f"EP5{kind}"
+            path, digest = c.save_png("images", pub, "f1", angle_image(20))
+            c.upsert_patent(Patent(pub, "EP", "5", kind, title="Widget", publication_date="2021-01-01"),
+                            [Figure(f"{pub}-f1", pub, label="FIG. 1", role=FigureRole.DRAWING, image_path=path,
+                                    image_sha256=digest, width=16, height=16)])
+        add_patent(c, "US7", [("A", 40, None)])
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+        assert c.patents.other_kinds("EP5A1") == ["EP5B1"] and c.patents.other_kinds("US7") == []
+    with SearchService.open(collection_dir) as s:
+        kept = s.search(Query(figure_id="EP5A1-f1", mode="visual", k=5))
+        assert kept.hits[0].figure_id == "EP5B1-f1"
+        left_out = s.search(Query(figure_id="EP5A1-f1", mode="visual", k=5, exclude_query_patent=True))
+    assert [h.patent for h in left_out.hits] == ["US7"]
+    assert any("EP5B1, another publication of EP5A1's number, is left out too" in n for n in left_out.notes)

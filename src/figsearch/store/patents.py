@@ -175,6 +175,17 @@ class PatentRepository(Repository):
         """publication number -> the source it was read from, for every patent."""
         return {r[0]: r[1] for r in self.db.execute("SELECT publication_number, source_path FROM patents")}
 
+    def other_kinds(self, publication_number: str) -> list[str]:
+        """The collection's other publications of the same office and number (EP1667425A1's B1: the same
+        application, published again as granted), in order; empty for an unknown patent."""
+        row = self.db.execute("SELECT office, number FROM patents WHERE publication_number=?",
+                              (publication_number,)).fetchone()
+        if row is None:
+            return []
+        return [r[0] for r in self.db.execute(
+            "SELECT publication_number FROM patents WHERE office=? AND number=? AND publication_number != ? "
+            "ORDER BY publication_number", (row[0], row[1], publication_number))]
+
     def numbers(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT publication_number FROM patents ORDER BY publication_number")]
 
