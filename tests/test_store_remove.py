@@ -193,3 +193,27 @@ def test_a_corrected_document_in_another_folder_replaces_the_stored_one(tmp_path
         patent = c.patent("EP1234567A1")
     assert after == before - {"EP1234567A1-f0003"}
     assert patent.title == "Widget holder, corrected" and patent.source_path.startswith(str(tmp_path / "week9"))
+
+
+def test_a_moved_input_folder_is_not_read_again(tmp_path, collection_dir):
+    """Sources are named by their absolute path: the input folder moved (a new disk, a new share) made the next
+    build decode every document again. The same files (names and bytes) are now known by their digest."""
+    from ingest_helpers import write_ep_document
+
+    write_ep_document(tmp_path / "old" / "EP1234567A1", figures=2)
+    runner = CliRunner()
+
+    def ingest(folder: str, *extra: str) -> dict:
+        out = runner.invoke(main, ["ingest", str(tmp_path / folder), "-c", str(collection_dir), "--skip-ocr", "-q",
+                                   "-j", "1", "--json", *extra])
+        assert out.exit_code == 0, out.output
+        return json.loads(out.output.strip().splitlines()[-1])
+
+    assert ingest("old")["documents"] == 1
+    (tmp_path / "old").rename(tmp_path / "new")
+    moved = ingest("new")
+    assert (moved["documents"], moved["skipped_unchanged"], moved["skipped_moved"]) == (0, 1, 1)
+    assert ingest("new")["skipped_moved"] == 0  # known by its new name now
+    assert ingest("new", "--force")["documents"] == 1
+    write_ep_document(tmp_path / "other" / "EP1234567A1", figures=2, title="Widget holder, corrected")
+    assert ingest("other")["documents"] == 1  # other bytes: read

@@ -88,6 +88,8 @@ class IngestSummary:
     figures: int = 0
     failures: list[Failure] = field(default_factory=list)
     skipped_unchanged: int = 0
+    #: of those, read before under another name (the input folder moved, a copy elsewhere): same bytes, same names
+    skipped_moved: int = 0
     #: archives whose bytes are unchanged since a completed run: not even unpacked
     skipped_archives: int = 0
     units: int = 0
@@ -108,6 +110,7 @@ class IngestSummary:
             "figures": self.figures,
             "failures": len(self.failures),
             "skipped_unchanged": self.skipped_unchanged,
+            "skipped_moved": self.skipped_moved,
             "skipped_archives": self.skipped_archives,
             "units": self.units,
             "ignored_files": self.ignored_files,
@@ -157,11 +160,19 @@ def ingest_paths(
             _fail(collection, summary, progress, failure)
         todo: list[tuple[Unit, str]] = []
         summary.units = len(plan.units)
+        known: dict[str, list[str]] | None = None  # every digest read before, under any name: loaded when needed
         for unit in plan.units:
             digest = unit_digest(unit)
             if not force and collection.source_sha256(unit.source) == digest:
                 summary.skipped_unchanged += 1
                 continue
+            if not force:
+                known = collection.ledger.publications_by_digest() if known is None else known
+                if digest in known:  # the same files (names and bytes) read before from another folder
+                    collection.mark_source_done(unit.source, digest, known[digest])
+                    summary.skipped_unchanged += 1
+                    summary.skipped_moved += 1
+                    continue
             todo.append((unit, digest))
         progress.start(len(todo))
         for (unit, digest), result in zip(todo, _run(todo, collection, jobs, run_units)):
