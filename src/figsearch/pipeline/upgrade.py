@@ -43,10 +43,13 @@ def upgrade_advice(collection: Collection) -> list[Advice]:
     # sheets read (OCR) before the schema had a table for their printed words hold none: those read before the
     # collection's upgrade from a version below 3, or every one while a reader still finds it below 3
     upgraded = first_upgrade(db)
-    read_before = (upgraded[1] if upgraded and upgraded[0] < 3 else None) if version >= 3 else "9999"
-    unread = read_before and db.execute("SELECT COUNT(*) FROM figures WHERE ocr_done_at IS NOT NULL AND "
-                                        "ocr_done_at < ? AND parent_id IS NULL AND role IN ('drawing', 'split_sheet')",
-                                        (read_before,)).fetchone()[0]
+    sheets_read = ("SELECT COUNT(*) FROM figures WHERE ocr_done_at IS NOT NULL AND parent_id IS NULL "
+                   "AND role IN ('drawing', 'split_sheet')")
+    unread = 0
+    if version < 3:
+        unread = db.execute(sheets_read).fetchone()[0]
+    elif upgraded and upgraded[0] < 3:
+        unread = db.execute(sheets_read + " AND ocr_done_at < ?", (upgraded[1],)).fetchone()[0]
     if unread:
         advice.append(Advice(f"{unread} sheets were read before figsearch stored the words printed in drawings: "
                              "word queries and the figures' texts miss their words",
