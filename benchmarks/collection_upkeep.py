@@ -39,6 +39,14 @@ def figsearch(*args: str) -> tuple[float, str]:
     return seconds, done.stdout
 
 
+def stored_patents(coll: Path) -> set[str]:
+    db = sqlite3.connect(coll / "figsearch.sqlite")
+    try:
+        return {r[0] for r in db.execute("SELECT publication_number FROM patents")}
+    finally:
+        db.close()
+
+
 class Poller(threading.Thread):
     """Searches by words and reads /api/info every ``interval`` s; keeps the status codes and the last info."""
 
@@ -96,7 +104,7 @@ def main() -> None:
         poller.start()
         while not poller.info:
             time.sleep(0.1)
-        before = {r[0] for r in sqlite3.connect(coll / "figsearch.sqlite").execute("SELECT publication_number FROM patents")}
+        before = stored_patents(coll)
 
         seconds, _ = figsearch("index", "-c", str(coll), "--rebuild", "-q")
         baseline = seconds
@@ -109,8 +117,7 @@ def main() -> None:
                 raise SystemExit("the server did not show the added documents within 120 s")
             time.sleep(0.05)
         seen = time.perf_counter() - ended
-        added = sorted({r[0] for r in sqlite3.connect(coll / "figsearch.sqlite").execute(
-            "SELECT publication_number FROM patents")} - before)
+        added = sorted(stored_patents(coll) - before)
         actions = [line.split(",")[0] for line in out.splitlines() if " index: " in line]
         print(f"add       build: {len(added)} documents in {seconds:.1f} s ({'; '.join(actions)}); "
               f"the server counted them all indexed {seen:.1f} s after the command ended (0.0: before it exited; "
@@ -126,8 +133,8 @@ def main() -> None:
         for name, extra in (("backup", ()), ("backup-link", ("--link",))):
             seconds, out = figsearch("backup", "-c", str(coll), str(work / name), "--json", *extra)
             copied = json.loads(out)
-            print(f"{name:<11} {copied['files']} files ({copied['linked']} linked, {copied['bytes'] / 1e6:.1f} MB copied) "
-                  f"in {seconds:.1f} s = {seconds / baseline:.2f}x the baseline")
+            print(f"{name:<11} {copied['files']} files ({copied['linked']} linked, "
+                  f"{copied['bytes'] / 1e6:.1f} MB copied) in {seconds:.1f} s = {seconds / baseline:.2f}x the baseline")
         time.sleep(1.0)
         poller.stopped.set()
         poller.join()

@@ -51,7 +51,7 @@ def main(verbose: int) -> None:
 
 
 def _out_of_space(exc: BaseException) -> str | None:
-    """The one line for an error that means the disk (or the user's quota, or the file-size limit) is full, else None."""
+    """The one line for an error that means the disk (or the quota, or the file-size limit) is full, else None."""
     if isinstance(exc, sqlite3.OperationalError):
         return f"cannot write to the collection: {exc}" if "full" in str(exc) else None
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

@@ -3,9 +3,9 @@
 Their rows go in one transaction (figures, signs, links, words, vectors, BM25 rows: ``PatentRepository.remove``),
 then their image files, then the indexes are brought in line with the stored vectors as ``figsearch index``
 does, from the stored vectors alone (no model is loaded): the index is rebuilt (0.2 s for the 505 vectors of
-docs/serving.md's "Stop 28" collection; an IVF index is retrained). A search served meanwhile never shows a removed figure: it keeps only hits
-that are still drawings of the collection (``PatentRepository.drawings_passing``), and it opens the new
-indexes on its next search after they are published.
+docs/serving.md's "Stop 28" collection; an IVF index is retrained). A search served meanwhile never shows a
+removed figure: it keeps only hits that are still drawings of the collection
+(``PatentRepository.drawings_passing``), and it opens the new indexes on its next search after they are published.
 
 The files the patents were read from stay recorded as read, so a rerun over the same, unchanged files does
 not bring them back; ``figsearch ingest --force FILE`` (or a changed file) does.

@@ -77,8 +77,8 @@ def upgrade_advice(collection: Collection) -> list[Advice]:
                 f'figsearch index -c DIR --visual-model "{DEFAULT_VISUAL_ENCODER}"'))
     if text.get("spec") and text["spec"] != NO_TEXT:
         if not collection.lexical.present():
-            advice.append(Advice("no BM25 table of the figures' words (an older figsearch's index run wrote none): word queries use "
-                                 "the dense text channel alone", "figsearch index -c DIR"))
+            advice.append(Advice("no BM25 table of the figures' words (an older figsearch's index run wrote none): "
+                                 "word queries use the dense text channel alone", "figsearch index -c DIR"))
         choice = choose_text_model(collection_language_counts(collection).documents)
         if text["spec"] in (ENGLISH_MODEL, MULTILINGUAL_MODEL) and text["spec"] != choice.spec:
             advice.append(Advice(f"text encoder {text['spec']}: the default for its languages is {choice.spec} "
