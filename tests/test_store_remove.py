@@ -217,3 +217,22 @@ def test_a_moved_input_folder_is_not_read_again(tmp_path, collection_dir):
     assert ingest("new", "--force")["documents"] == 1
     write_ep_document(tmp_path / "other" / "EP1234567A1", figures=2, title="Widget holder, corrected")
     assert ingest("other")["documents"] == 1  # other bytes: read
+
+
+def test_two_patents_folders_with_the_same_image_are_both_read(tmp_path, collection_dir):
+    """The digest of an image folder's unit does not hold its patent number (the folder's name does): the same
+    blank sheet under two patents' folders is two patents, not one moved."""
+    from PIL import Image
+
+    for number in ("USD0900001", "USD0900002"):
+        folder = tmp_path / "week" / number
+        folder.mkdir(parents=True)
+        Image.new("L", (64, 48), 255).save(folder / "D00001.png")
+    done = CliRunner().invoke(main, ["ingest", str(tmp_path / "week" / "USD0900001"), "-c", str(collection_dir),
+                                     "--skip-ocr", "-q", "-j", "1"])
+    assert done.exit_code == 0, done.output
+    done = CliRunner().invoke(main, ["ingest", str(tmp_path / "week" / "USD0900002"), "-c", str(collection_dir),
+                                     "--skip-ocr", "-q", "-j", "1", "--json"])
+    assert json.loads(done.output.strip().splitlines()[-1])["documents"] == 1
+    with Collection.open(collection_dir) as c:
+        assert len(c.patent_numbers()) == 2

@@ -168,7 +168,11 @@ def ingest_paths(
                 continue
             if not force:
                 known = collection.ledger.publications_by_digest() if known is None else known
-                if digest in known:  # the same files (names and bytes) read before from another folder
+                # the same files (names and bytes) read before from another folder; a unit whose patent is named by
+                # its folder (an image folder) must also have been read as that patent: two folders may hold the
+                # same blank "D00001.png"
+                named = unit.options.get("publication")
+                if digest in known and (named is None or known[digest] == [named]):
                     collection.mark_source_done(unit.source, digest, known[digest])
                     summary.skipped_unchanged += 1
                     summary.skipped_moved += 1
