@@ -186,3 +186,21 @@ def test_leaving_out_the_querys_patent_leaves_out_its_other_publications(collect
         left_out = s.search(Query(figure_id="EP5A1-f1", mode="visual", k=5, exclude_query_patent=True))
     assert [h.patent for h in left_out.hits] == ["US7"]
     assert any("EP5B1, another publication of EP5A1's number, is left out too" in n for n in left_out.notes)
+
+
+def test_an_ivf_index_built_before_exact_assignment_is_advised_a_rebuild(collection_dir):
+    from figsearch.index.files import index_dir, read_manifest, write_manifest
+
+    hand_collection(collection_dir)
+    with Collection.open(collection_dir, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+        assert not [a for a in upgrade_advice(c) if "--rebuild" in a.command]  # Flat: assigns exactly
+    directory = index_dir(collection_dir)
+    manifest = read_manifest(directory)
+    entry = manifest["modalities"]["visual"]
+    entry["plan"]["factory"] = "IVF4096_HNSW32,PQ64x4fs"
+    entry.pop("assignment", None)  # as an index built before stop 18 records it
+    write_manifest(directory, manifest)
+    with Collection.open(collection_dir) as c:
+        advice = [a for a in upgrade_advice(c) if "--rebuild" in a.command]
+    assert len(advice) == 1 and "the visual index (IVF4096_HNSW32,PQ64x4fs" in advice[0].what

@@ -75,6 +75,16 @@ def upgrade_advice(collection: Collection) -> list[Advice]:
                 f"visual encoder {spec} is not today's default {DEFAULT_VISUAL_ENCODER} (switching embeds its "
                 f"{drawings} drawings again; the old vectors are kept, so switching back costs nothing)",
                 f'figsearch index -c DIR --visual-model "{DEFAULT_VISUAL_ENCODER}"'))
+    # IVF indexes built before stop 18 filed appended and built vectors in the list an HNSW search with efSearch 16
+    # found (55 % in their nearest list at 10^7); a rebuild files each in its nearest (docs/index-scale.md)
+    from figsearch.index.files import index_dir, read_manifest
+
+    for modality, entry in sorted(read_manifest(index_dir(collection.root))["modalities"].items()):
+        factory = (entry.get("plan") or {}).get("factory") or ""
+        if "HNSW" in factory and not entry.get("assignment"):
+            advice.append(Advice(f"the {modality} index ({factory}, {entry.get('count')} vectors) files vectors by "
+                                 "an HNSW search with efSearch 16, missing their nearest list for many; since "
+                                 "stop 18 a build files each in its nearest", "figsearch index -c DIR --rebuild"))
     if text.get("spec") and text["spec"] != NO_TEXT:
         if not collection.lexical.present():
             advice.append(Advice("no BM25 table of the figures' words (an older figsearch's index run wrote none): "
