@@ -236,3 +236,29 @@ def test_two_patents_folders_with_the_same_image_are_both_read(tmp_path, collect
     assert json.loads(done.output.strip().splitlines()[-1])["documents"] == 1
     with Collection.open(collection_dir) as c:
         assert len(c.patent_numbers()) == 2
+
+
+def test_remove_what_was_read_from_a_folder(tmp_path, collection_dir):
+    """The week's folder ingested by mistake: --read-from takes its patents out, not those of a folder whose name
+    merely starts the same, nor of another case; a folder moved since is known by its new name too."""
+    from ingest_helpers import write_ep_document
+
+    write_ep_document(tmp_path / "week" / "EP1000001A1", figures=1, number="1000001")
+    write_ep_document(tmp_path / "week-2" / "EP1000002A1", figures=1, number="1000002")
+    write_ep_document(tmp_path / "Week" / "EP1000003A1", figures=1, number="1000003")
+    runner = CliRunner()
+    for folder in ("week", "week-2", "Week"):
+        done = runner.invoke(main, ["ingest", str(tmp_path / folder), "-c", str(collection_dir), "--skip-ocr", "-q",
+                                    "-j", "1"])
+        assert done.exit_code == 0, done.output
+    (tmp_path / "week-2").rename(tmp_path / "moved")
+    assert runner.invoke(main, ["ingest", str(tmp_path / "moved"), "-c", str(collection_dir), "--skip-ocr", "-q",
+                                "-j", "1"]).exit_code == 0
+    out = runner.invoke(main, ["remove", "-c", str(collection_dir), "--read-from", str(tmp_path / "week") + "/",
+                               "--read-from", str(tmp_path / "moved"), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["removed"] == ["EP1000001A1", "EP1000002A1"]
+    with Collection.open(collection_dir) as c:
+        assert c.patent_numbers() == ["EP1000003A1"]
+    nothing = runner.invoke(main, ["remove", "-c", str(collection_dir), "--read-from", str(tmp_path / "week")])
+    assert nothing.exit_code == 2 and "no patent of collection" in nothing.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -14,9 +15,12 @@ from figsearch.cli.base import collection_option, json_option, main
 @collection_option
 @click.option("--list", "list_file", type=click.File("r"), default=None,
               help="A file of publication numbers to remove, one per line ('-': standard input).")
+@click.option("--read-from", "read_from", multiple=True, type=click.Path(), metavar="PATH",
+              help="Also remove every patent read from PATH: a file, or any file under a folder or in an archive "
+                   "(the week's folder ingested by mistake). Repeatable.")
 @click.option("--missing-ok", is_flag=True, help="Numbers the collection does not hold are noted, not an error.")
 @json_option
-def remove_command(publication_numbers, collection, list_file, missing_ok, as_json):
+def remove_command(publication_numbers, collection, list_file, read_from, missing_ok, as_json):
     """Remove patents (PUBLICATION_NUMBERS as stored, e.g. EP1667425A1) with their figures, texts, signs,
     vectors and image files, then update the indexes from the stored vectors. A running server stops showing
     them at once and searches the new indexes from its next search. The files they were read from stay
@@ -30,9 +34,15 @@ def remove_command(publication_numbers, collection, list_file, missing_ok, as_js
     if list_file is not None:
         numbers += [line.split("#", 1)[0].strip() for line in list_file]
     numbers = [n for n in numbers if n]
-    if not numbers:
-        raise InputError("name the patents to remove (e.g. figsearch remove -c DIR EP1667425A1), or --list FILE")
+    if not numbers and not read_from:
+        raise InputError("name the patents to remove (e.g. figsearch remove -c DIR EP1667425A1), or --list FILE, "
+                         "or --read-from PATH")
     with Collection.open(collection, write=True) as store:
+        for path in read_from:
+            found = store.patents.read_from(os.path.abspath(path))
+            if not found:
+                raise InputError(f"no patent of collection {collection} was read from {path}")
+            numbers += found
         report = remove_patents(store, numbers, missing_ok=missing_ok)
     if as_json:
         click.echo(json.dumps({"removed": report.patents, "figures": report.figures, "files": report.files,

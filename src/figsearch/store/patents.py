@@ -186,6 +186,20 @@ class PatentRepository(Repository):
             "SELECT publication_number FROM patents WHERE office=? AND number=? AND publication_number != ? "
             "ORDER BY publication_number", (row[0], row[1], publication_number))]
 
+    def read_from(self, path: str) -> list[str]:
+        """The stored patents read from ``path``, from a file under it (a folder) or in it (an archive's members):
+        by the sources recorded as read (a folder moved since is known by its new name too) and by the patents'
+        own source; compared exactly (LIKE would fold case)."""
+        path = path.rstrip("/") or "/"
+        where = "{0} = ? OR substr({0}, 1, ?) IN (?, ?)"
+        args = (path, len(path) + 1, path + "/", path + "!")
+        found = {n for r in self.db.execute(f"SELECT publications_json FROM sources WHERE {where.format('source')}",
+                                            args) for n in json.loads(r[0])}
+        found |= {r[0] for r in self.db.execute(
+            f"SELECT publication_number FROM patents WHERE {where.format('source_path')}", args)}
+        stored = set(self.numbers()) if found else set()
+        return sorted(found & stored)
+
     def numbers(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT publication_number FROM patents ORDER BY publication_number")]
 
