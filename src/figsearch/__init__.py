@@ -18,12 +18,12 @@ __version__ = "0.1.0"
 #: the names figsearch.api exports here, loaded when first used (PEP 562)
 _API = (
     "BuildReport", "EvaluationResult", "FigureDetails", "Hit", "PatentDetails", "SearchCollection", "SearchResult",
-    "build", "open",
+    "build", "open", "remove",
 )
 
 if TYPE_CHECKING:
     from figsearch.api import (  # noqa: F401
-        EvaluationResult, FigureDetails, Hit, PatentDetails, SearchCollection, SearchResult, build, open,
+        EvaluationResult, FigureDetails, Hit, PatentDetails, SearchCollection, SearchResult, build, open, remove,
     )
     from figsearch.pipeline.building import BuildReport  # noqa: F401
 

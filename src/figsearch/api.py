@@ -34,6 +34,7 @@ from figsearch.search.query import DEFAULT_MODE, MODES, Filters, Query
 if TYPE_CHECKING:
     from figsearch.evaluate.experiment import Evaluation
     from figsearch.pipeline.building import BuildReport
+    from figsearch.pipeline.remove import RemoveReport
     from figsearch.search.service import SearchService
 
 
@@ -71,6 +72,21 @@ def build(
         list(paths), collection, jobs=jobs, force=force, skip_ocr=skip_ocr, ocr_engine=ocr_engine,
         visual_model=visual_model, text_model=text_model, index_factory=index_factory, on_stage=on_stage,
     )
+
+
+def remove(collection: str | os.PathLike, publication_numbers: str | Iterable[str], *,
+           missing_ok: bool = False) -> RemoveReport:
+    """Remove patents from the collection directory ``collection``, as ``figsearch remove`` does: their rows,
+    vectors and image files, then the indexes are updated from the stored vectors (no model runs). Unknown
+    numbers raise NotFound (before anything is removed) unless ``missing_ok``. A rerun of ``build`` over the same
+    unchanged files does not bring them back (``force=True`` does). Returns a
+    :class:`~figsearch.pipeline.remove.RemoveReport` (``.patents``, ``.figures``, ``.files``, ``.indexes``)."""
+    from figsearch.pipeline.remove import remove_patents
+    from figsearch.store import Collection
+
+    numbers = [publication_numbers] if isinstance(publication_numbers, str) else list(publication_numbers)
+    with Collection.open(collection, write=True) as store:
+        return remove_patents(store, numbers, missing_ok=missing_ok)
 
 
 def open(path: str | os.PathLike) -> SearchCollection:  # noqa: A001 - figsearch.open, as io.open

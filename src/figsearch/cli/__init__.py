@@ -9,5 +9,6 @@ from figsearch.cli.base import EXIT_ERROR, collection_option, json_option, main 
 
 # Commands register themselves on ``main`` when their module is imported.
 from figsearch.cli import (  # noqa: E402,F401
-    build_cmd, evaluate_cmd, index_cmd, info_cmd, ingest_cmd, ocr_cmd, search_cmd, serve_cmd, show_cmd, train_cmd,
+    backup_cmd, build_cmd, evaluate_cmd, index_cmd, info_cmd, ingest_cmd, ocr_cmd, remove_cmd, search_cmd, serve_cmd,
+    show_cmd, train_cmd,
 )

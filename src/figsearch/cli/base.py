@@ -6,7 +6,9 @@ imports every command module to register it, and the commands do not import each
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 import sys
 
 import click
@@ -26,6 +28,14 @@ class _Group(click.Group):
         except FigsearchError as exc:
             click.echo(f"figsearch: error: {exc}", err=True)
             sys.exit(EXIT_ERROR)
+        except (OSError, sqlite3.OperationalError) as exc:
+            # a full disk (or quota) met in a stage that does not turn it into a CollectionError itself (the build's
+            # reading of signs, its embedding): one line, as the ingest gives; every commit before it is kept
+            line = _out_of_space(exc)
+            if line is None:
+                raise
+            click.echo(f"figsearch: error: {line}; what was committed is kept: free some space and rerun", err=True)
+            sys.exit(EXIT_ERROR)
         except KeyboardInterrupt:
             click.echo("figsearch: interrupted; what was committed is kept, rerun to continue", err=True)
             sys.exit(130)
@@ -38,6 +48,16 @@ def main(verbose: int) -> None:
     """figsearch: find similar patent figures by drawing, by text, or both."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _out_of_space(exc: BaseException) -> str | None:
+    """The one line for an error that means the disk (or the quota, or the file-size limit) is full, else None."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return f"cannot write to the collection: {exc}" if "full" in str(exc) else None
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot write{where}: {exc.strerror}"
+    return None
 
 
 collection_option = click.option(

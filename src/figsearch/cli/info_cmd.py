@@ -17,12 +17,18 @@ from figsearch.cli.base import collection_option, json_option, main
               help="How many failures to list in the table view (all in --json).")
 def info_command(collection, as_json, show_failures):
     """Counts of what a collection holds: patents, figures, formats, failures; and what is searchable: each
-    modality's encoder and how many of its vectors are indexed."""
+    modality's encoder and how many of its vectors are indexed; for a collection built by an older figsearch,
+    what it lacks against today's defaults and the command that brings it ("upgrade" lines)."""
     from figsearch.ingest.report import collection_info
     from figsearch.store import Collection
 
+    from figsearch.pipeline.upgrade import upgrade_advice
+
     with Collection.open(collection) as store:
         info = collection_info(store)
+        info["schema_version"] = store.schema_version
+        advice = upgrade_advice(store)
+    info["upgrades"] = [a.as_dict() for a in advice]
     info.update(_searchable(collection))
     if as_json:
         click.echo(json.dumps(info, sort_keys=True))
@@ -38,10 +44,14 @@ def info_command(collection, as_json, show_failures):
     for modality, index in info.get("indexes", {}).items():
         spec = info["encoders"][modality]["spec"]
         built = f", built {index['built_at'][:16].replace('T', ' ')}" if index.get("built_at") else ""
+        if index.get("updated_at"):
+            built += f", added to {index['updated_at'][:16].replace('T', ' ')}"
         click.echo(f"{modality:<11} {index['indexed']} of {index['vectors']} vectors indexed "
                    f"({spec}; {index['factory'] or 'no index'}{built})")
     if not info.get("indexes"):
         click.echo("indexes     none yet: nothing is searchable (figsearch index)")
+    for item in advice:
+        click.echo(f"upgrade     {item.what}: {for_shell(item.command, collection)}")
     click.echo(f"failures    {info['failures']}")
     for item in info["failed"][:show_failures]:
         click.echo(f"  {item['source']}: {item['reason']}")
@@ -60,6 +70,13 @@ def _searchable(collection) -> dict:
     except FigsearchError:  # a collection without indexes yet: counts alone
         return {}
     return {"encoders": found.get("encoders", {}), "indexes": found.get("indexes", {})}
+
+
+def for_shell(command: str, collection) -> str:
+    """An advice's command with DIR replaced by the collection's path, quoted for a shell where it needs it."""
+    import shlex
+
+    return command.replace(" DIR", " " + shlex.quote(str(collection)))
 
 
 def _pairs(mapping: dict) -> str:

@@ -140,7 +140,10 @@ def signs_summary(report) -> dict:
 def echo_ingest_summary(result: dict, ocr: dict | None) -> None:
     click.echo(
         f"ingested {result['documents']} documents with {result['figures']} figures in {result['seconds']:.1f} s; "
-        f"{result['skipped_unchanged']} unchanged skipped; {result['failures']} failed"
+        f"{result['skipped_unchanged']} unchanged skipped"
+        + (f" ({result['skipped_moved']} of them read before from another folder)"
+           if result.get("skipped_moved") else "")
+        + f"; {result['failures']} failed"
         + (f"; {result['ignored_files']} ignored (README/licence)" if result["ignored_files"] else "")
         + (f"; {result['metadata_files']} metadata files" if result["metadata_files"] else "")
         + (f"; {result['missing_images']} referenced images not present" if result["missing_images"] else "")

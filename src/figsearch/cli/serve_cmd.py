@@ -196,8 +196,12 @@ def serve(collection: str, host: str, port: int, max_upload_mb: int, workers: in
     from figsearch.server.protocol import http_protocol
     from figsearch.store import Collection
 
+    from figsearch.cli.info_cmd import for_shell
+    from figsearch.pipeline.upgrade import upgrade_advice
+
     root = Path(collection).absolute()
-    Collection.open(root).close()  # a missing or foreign collection fails here, with its own message
+    with Collection.open(root) as store:  # a missing or foreign collection fails here, with its own message
+        advice = upgrade_advice(store)
     token, token_source = resolve_token(host, require_token, token_file)
     workers = workers or default_workers()
     settings = {
@@ -228,6 +232,11 @@ def serve(collection: str, host: str, port: int, max_upload_mb: int, workers: in
     click.echo(f"figsearch: {workers} worker process(es), {settings['threads']} search thread(s) each, "
                f"{settings['queue']} waiting at most")
     click.echo(f"figsearch: API reference at {url}docs; press Ctrl+C to stop")
+    for item in advice:  # an older collection: what it lacks against today's defaults (also in /api/info)
+        click.echo(f"figsearch: upgrade: {item.what}: {for_shell(item.command, collection)}", err=True)
+    if advice:
+        click.echo("figsearch: (these commands may run while this server serves: searches go on, and pick up the "
+                   "new indexes by themselves)", err=True)
     verbose = logging.getLogger().level <= logging.INFO
     # a worker busy with searches on a loaded machine may take seconds to answer the supervisor's
     # ping; uvicorn's 5 s default then kills it as hung, dropping its connections

@@ -88,6 +88,8 @@ class IngestSummary:
     figures: int = 0
     failures: list[Failure] = field(default_factory=list)
     skipped_unchanged: int = 0
+    #: of those, read before under another name (the input folder moved, a copy elsewhere): same bytes, same names
+    skipped_moved: int = 0
     #: archives whose bytes are unchanged since a completed run: not even unpacked
     skipped_archives: int = 0
     units: int = 0
@@ -96,6 +98,11 @@ class IngestSummary:
     missing_images: int = 0
     unreferenced_images: int = 0
     seconds: float = 0.0
+    #: stored files of figures that re-read documents no longer have; deleted at the end of the run where no
+    #: figure names them (then, a unit decoded ahead that writes the same name has committed its row)
+    dropped_files: list[str] = field(default_factory=list, repr=False)
+    #: how many of them were deleted
+    removed_files: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -103,12 +110,14 @@ class IngestSummary:
             "figures": self.figures,
             "failures": len(self.failures),
             "skipped_unchanged": self.skipped_unchanged,
+            "skipped_moved": self.skipped_moved,
             "skipped_archives": self.skipped_archives,
             "units": self.units,
             "ignored_files": self.ignored_files,
             "metadata_files": self.metadata_files,
             "missing_images": self.missing_images,
             "unreferenced_images": self.unreferenced_images,
+            "removed_files": self.removed_files,
             "seconds": round(self.seconds, 2),
         }
 
@@ -151,11 +160,23 @@ def ingest_paths(
             _fail(collection, summary, progress, failure)
         todo: list[tuple[Unit, str]] = []
         summary.units = len(plan.units)
+        known: dict[str, list[str]] | None = None  # every digest read before, under any name: loaded when needed
         for unit in plan.units:
             digest = unit_digest(unit)
             if not force and collection.source_sha256(unit.source) == digest:
                 summary.skipped_unchanged += 1
                 continue
+            if not force:
+                known = collection.ledger.publications_by_digest() if known is None else known
+                # the same files (names and bytes) read before from another folder; a unit whose patent is named by
+                # its folder (an image folder) must also have been read as that patent: two folders may hold the
+                # same blank "D00001.png"
+                named = unit.options.get("publication")
+                if digest in known and (named is None or known[digest] == [named]):
+                    collection.mark_source_done(unit.source, digest, known[digest])
+                    summary.skipped_unchanged += 1
+                    summary.skipped_moved += 1
+                    continue
             todo.append((unit, digest))
         progress.start(len(todo))
         for (unit, digest), result in zip(todo, _run(todo, collection, jobs, run_units)):
@@ -164,6 +185,8 @@ def ingest_paths(
         # every unit of these archives is committed: next time, an unchanged archive is not even unpacked
         for name, digest in opened:
             collection.mark_source_done(name, digest, [])
+        if summary.dropped_files:
+            summary.removed_files = collection.files.remove(collection.patents.unreferenced(summary.dropped_files))
     summary.seconds = time.perf_counter() - started
     log.info("ingest: %s", summary.as_dict())
     return summary
@@ -274,7 +297,7 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
         log.info("%s: %d referenced image(s) not present beside it", unit.source, len(result.missing_images))
     failures = [_clean_failure(f) for f in ([result.fatal] if result.fatal else []) + result.failures]
     try:
-        _write(collection, unit, digest, result, failures)
+        summary.dropped_files += _write(collection, unit, digest, result, failures)
     except sqlite3.OperationalError as exc:
         raise CollectionError(f"cannot write to collection {collection.root}: {exc}") from None
     except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError) as exc:
@@ -289,17 +312,20 @@ def _commit(collection: Collection, unit: Unit, digest: str, result: UnitResult,
         _report(summary, progress, failure)
 
 
-def _write(collection: Collection, unit: Unit, digest: str, result: UnitResult, failures: list[Failure]) -> None:
+def _write(collection: Collection, unit: Unit, digest: str, result: UnitResult, failures: list[Failure]) -> list[str]:
+    """One unit's records in one transaction; returns the stored files of the figures it dropped."""
+    dropped: list[str] = []
     with collection.transaction():
         # failures of an earlier try of this unit are replaced by this try's outcome
         collection.ledger.clear_failures(unit.source, members_of=unit.source + "#", names=sorted(_file_names(unit)))
         for ingested in result.documents:
             patent, figures = _merge_existing(collection, ingested, unit)
-            collection.upsert_patent(patent, figures)
+            dropped += collection.upsert_patent(patent, figures)
         if result.fatal is None:
             collection.mark_source_done(unit.source, digest, [d.patent.publication_number for d in result.documents])
         for failure in failures:  # after the done-mark, which clears the unit's own failure row
             collection.record_failure(failure)
+    return dropped
 
 
 def _file_names(unit: Unit) -> set[str]:
@@ -307,16 +333,33 @@ def _file_names(unit: Unit) -> set[str]:
     return {namer(path) if namer else str(path) for path in unit.files}
 
 
+#: readers whose document holds the whole patent (text and drawings): a second one of the same kind is a new version
+WHOLE_DOCUMENT_FORMATS = ("ep-xml", "us-xml", "us-xml-old")
+
+
 def _merge_existing(collection: Collection, ingested: Ingested, unit: Unit) -> tuple[Patent, list[Figure]]:
     """A patent already read from another source (its XML and a PDF of it): keep both sets of figures.
 
-    Text and bibliographic fields missing from the new source are kept from the stored one.
+    Text and bibliographic fields missing from the new source are kept from the stored one. A patent
+    document of the same format as the stored one (a corrected XML in the week's folder) is a new version
+    of it instead: it replaces the stored one, whose drawings (the images beside it) go with it; figures
+    read from other sources (a PDF of it) stay.
     """
     patent, figures = ingested.patent, list(ingested.figures)
     stored_before, stored_source = collection.patents.stored_source(patent.publication_number)
     if not stored_before or stored_source == patent.source_path:
         return patent, figures
     stored = collection.patent(patent.publication_number)
+    if patent.source_format == stored.source_format and patent.source_format in WHOLE_DOCUMENT_FORMATS:
+        replaced = str(Path(stored_source or "").parent)
+        kept = [f for f in collection.figures(patent=patent.publication_number)
+                if f.parent_id is None and f.figure_id not in {g.figure_id for g in figures}
+                and not _beside(f.source_file, replaced)]
+        for offset, figure in enumerate(kept):
+            figure.sequence = len(figures) + offset
+        log.info("%s: a new version of %s read from %s replaces it", patent.publication_number, stored_source,
+                 patent.source_path)
+        return patent, figures + kept
     for name in ("title", "publication_date", "filing_date", "language", "abstract", "kind"):
         if not getattr(patent, name) and getattr(stored, name):
             setattr(patent, name, getattr(stored, name))
@@ -335,6 +378,14 @@ def _merge_existing(collection: Collection, ingested: Ingested, unit: Unit) -> t
         figure.sequence = len(figures) + offset
     log.info("%s: also read from %s; figures of both kept", patent.publication_number, stored.source_path)
     return patent, figures + kept
+
+
+def _beside(source_file: str | None, folder: str) -> bool:
+    """Whether a figure was read from an image in ``folder`` (the drawings of the patent document there), not
+    from a document of its own (a PDF)."""
+    if not source_file or source_file.lower().endswith(".pdf"):
+        return False
+    return str(Path(source_file).parent) == folder
 
 
 def _richness(patent: Patent) -> int:

@@ -12,6 +12,8 @@ never do (they read what the last run wrote, see figsearch.search.service).
   (figsearch.pipeline.signs)
 - ``embed_and_index(collection)``: embed new or changed drawings and texts, then append to or
   rebuild each modality's index (figsearch.pipeline.embed, figsearch.pipeline.index)
+- ``remove_patents(collection, numbers)``: take patents out, then update the indexes from the stored
+  vectors (figsearch.pipeline.remove; ``figsearch remove`` and ``figsearch.remove`` call it)
 - ``build(paths, collection_dir)``: all of them in turn, returning a ``BuildReport``
   (figsearch.pipeline.building; the public ``figsearch.build`` and ``figsearch build`` call it)
 """
@@ -40,6 +42,8 @@ _NAMES = {
     "update_collection": ("figsearch.pipeline.index", "update_collection"),
     #: the embed-and-index stage under its pipeline name
     "embed_and_index": ("figsearch.pipeline.index", "update_collection"),
+    "RemoveReport": ("figsearch.pipeline.remove", "RemoveReport"),
+    "remove_patents": ("figsearch.pipeline.remove", "remove_patents"),
     "SpotLinkReport": ("figsearch.pipeline.signs", "SpotLinkReport"),
     "spot_and_link": ("figsearch.pipeline.signs", "spot_and_link"),
     #: the OCR-and-link stage under its pipeline name
@@ -76,5 +80,5 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BuildReport", "IngestSummary", "SpotLinkReport", "build", "UpdateReport", "check_ocr_engine", "embed_and_index", "ingest",
-    "read_signs", "spot_and_link", "update_collection",
+    "read_signs", "RemoveReport", "remove_patents", "spot_and_link", "update_collection",
 ]

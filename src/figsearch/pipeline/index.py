@@ -98,7 +98,7 @@ def update_collection(
     else:
         collection.set_setting("text_encoder", {"spec": NO_TEXT})
         report.notes.append("text left out (--text-model none): searches use the drawings only")
-    requests = []
+    requests, chosen = [], []
     for modality, spec, create in jobs:
         # on Ray the encoder is loaded by the workers only; the driver gets what it records (its identity)
         reuse = (loaded or {}).get((modality, spec)) if embedder is None else None
@@ -124,7 +124,7 @@ def update_collection(
             embedded = (embed_text(collection, encoder, plan, progress=advance) if embedder is None
                         else embedder.text(collection, spec, encoder, plan, advance))
         report.embedded.append(embedded)
-        _remember(collection, modality, spec, encoder)
+        chosen.append((modality, spec, encoder))
         requests.append(IndexRequest(modality, encoder_key(encoder), encoder.identity, factory_setting(collection, modality)))
     if text_spec != NO_TEXT:  # the words of the same texts, for the text channel's BM25 part (search/lexical.py)
         from figsearch.search import lexical
@@ -133,4 +133,9 @@ def update_collection(
     # both indexes are published by one manifest write: a search sees this run's pair or the last one's
     report.indexes = sync_indexes(collection, requests, bytes_per_vector=bytes_per_vector, force=rebuild,
                                   shards=getattr(embedder, "index_shards", None))
+    # the encoders are recorded once their indexes are published: a server searching meanwhile encodes its
+    # queries with the encoder of the indexes it has (recorded first, a switch of encoder failed every search
+    # for as long as the new index took to build)
+    for modality, spec, encoder in chosen:
+        _remember(collection, modality, spec, encoder)
     return report

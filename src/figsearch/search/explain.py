@@ -147,6 +147,8 @@ def resolve_figure(collection: Collection, reference: str) -> Figure:
     patent, label = match.group(1).upper(), match.group(2)
     wanted = label_keys(label) or label_keys(f"FIG. {label}")
     if not wanted:
+        if not re.search(r"\s", reference.strip()):  # an id ("USD0907292S1-D00003") of a figure not there (removed)
+            raise NotFound(f"{unknown}") from None
         raise NotFound(f"cannot read a figure label in {label!r} (expected e.g. 'FIG. 3')")
     figures = collection.figures(patent=patent)
     if not figures:

@@ -219,6 +219,7 @@ def sync(collection: Collection, progress: Callable[[int], None] | None = None, 
     collection.lexical.write(rows)
     report.written += len(rows)
     report.removed = collection.lexical.delete([f for f in stored if f not in seen])
+    report.removed += collection.lexical.drop_orphans()  # rows of figures deleted by SQL, which FTS5 cannot cascade
     return report
 
 

@@ -847,6 +847,13 @@ class SearchService:
                                  f"its patent {figure.patent} is left out")
             else:
                 notes.append("exclude_query_patent: the query is not a figure of the collection, nothing to exclude")
+            # its other publications (an A1's B1, the same drawings granted) are the same patent to whoever asks
+            for own in sorted(exclude_patents - set(query.filters.exclude_patents)):
+                kinds = self.collection.patents.other_kinds(own)
+                if kinds:
+                    exclude_patents.update(kinds)
+                    notes.append(f"exclude_query_patent: {', '.join(kinds)}, another publication of {own}'s number, "
+                                 "is left out too")
         exclude_figures = {query.figure_id} if query.figure_id else set()
         length = max(LIST_FACTOR * (query.k + query.offset), MIN_LIST)
         # what fusion measures on the lists is measured as deep as the first page of this page size reaches: a later
@@ -1025,6 +1032,8 @@ class SearchService:
                 "nprobe": entry.get("nprobe") if entry else None,
                 "calibrated_recall": entry.get("calibrated_recall") if entry else None,
                 "built_at": entry.get("built_at") if entry else None,
+                # the last append (a weekly build adds to the index it has): None when none since the build
+                "updated_at": entry.get("updated_at") if entry else None,
             }
         # a GROUP BY over every figure with text: read once per index run, not at every page load
         languages = self._drawing_languages(manifest_token(index_dir(self.collection.root)))

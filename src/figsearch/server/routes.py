@@ -413,12 +413,29 @@ async def info(request: Request) -> dict:
     # its name ("collection": "/srv/data/coll" told any client where the server keeps its files)
     data = _without_paths(schemas.jsonable(await state.lookup(state.backend.info)), state.root)
     data.setdefault("modes", list(MODES))
+    # a collection built by an older figsearch: what it lacks, with the command (DIR: the collection)
+    data["upgrades"] = await state.lookup(_upgrades, state)
     data["limits"] = {
         "max_upload_bytes": state.limits.max_upload_bytes,
         "max_pixels": state.limits.max_pixels,
         "formats": ["png", "jpeg", "tiff", "pdf"],
     }
     return data
+
+
+#: seconds /api/info reuses its upgrade advice (the page asks for info at every load; the advice counts the
+#: collection's languages, and changes only when a writer upgrades or re-indexes the collection)
+UPGRADES_TTL_S = 60.0
+
+
+def _upgrades(state) -> list[dict]:
+    from figsearch.pipeline.upgrade import upgrade_advice
+
+    cached = getattr(state, "_upgrades_cache", None)
+    if cached is None or time.monotonic() - cached[0] > UPGRADES_TTL_S:
+        cached = (time.monotonic(), [a.as_dict() for a in upgrade_advice(state.collection())])
+        state._upgrades_cache = cached
+    return cached[1]
 
 
 def _without_paths(value, root):

@@ -203,8 +203,8 @@ class Collection:
     def failures(self) -> list[Failure]:
         return self.ledger.failures()
 
-    def upsert_patent(self, patent: Patent, figures: list[Figure]) -> None:
-        self.patents.upsert(patent, figures)
+    def upsert_patent(self, patent: Patent, figures: list[Figure]) -> list[str]:
+        return self.patents.upsert(patent, figures)
 
     def patent(self, publication_number: str) -> Patent:
         return self.patents.get(publication_number)

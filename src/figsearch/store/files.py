@@ -43,6 +43,25 @@ class FileStore:
         thumb_path, _ = self.save_png("thumbs", patent, key, thumbnail_of(image, thumb_size))
         return image_path, thumb_path, sha
 
+    def remove(self, relatives: list[str]) -> int:
+        """Delete stored files (a removed patent's drawings and thumbnails) and the folders they leave empty;
+        returns how many files were there. A file already gone is no error (a rerun after a kill)."""
+        removed, folders = 0, set()
+        for relative in relatives:
+            path = self.path(relative)
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+            folders.add(path.parent)
+        for folder in folders:
+            try:
+                folder.rmdir()  # only when empty: another figure may still live there
+            except OSError:
+                pass
+        return removed
+
 
 def write_png(root: Path, relative: str, image, *, level: int = PNG_LEVEL, keep_same: bool = True) -> str:
     """Store ``image`` at ``root/relative`` as PNG (``figsearch.imaging.encode_png``), atomically; returns

@@ -18,6 +18,11 @@ class Ledger(Repository):
         row = self.db.execute("SELECT sha256 FROM sources WHERE source=?", (source,)).fetchone()
         return row[0] if row else None
 
+    def publications_by_digest(self) -> dict[str, list[str]]:
+        """sha256 -> the publications read from a source with that digest, for every source done (a file moved or
+        copied elsewhere has the same digest under another name)."""
+        return {r[0]: json.loads(r[1]) for r in self.db.execute("SELECT sha256, publications_json FROM sources")}
+
     def mark_source_done(self, source: str, sha256: str, publications: list[str]) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?)",

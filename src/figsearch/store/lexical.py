@@ -60,10 +60,19 @@ class LexicalRepository(Repository):
                            (figure_id, row, digest))
 
     def delete(self, figure_ids: list[str]) -> int:
-        if not figure_ids:
+        if not figure_ids or not self.present():
             return 0
         with self.transaction() as db:
             return self._drop(db, figure_ids)
+
+    def drop_orphans(self) -> int:
+        """Delete the full-text rows no figure maps to any more: a figure deleted by SQL (a sheet whose image
+        changed on re-ingest, cut figures dropped by a new reading) loses its ``figure_lexical`` row by
+        cascade, but the FTS5 table cannot cascade, and its row would still count in BM25's statistics."""
+        if not self.present():
+            return 0
+        with self.transaction() as db:
+            return db.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid NOT IN (SELECT fts_row FROM {MAP_TABLE})").rowcount
 
     def _drop(self, db, figure_ids: list[str]) -> int:
         dropped = 0

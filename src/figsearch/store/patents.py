@@ -15,11 +15,13 @@ _BATCH = 500
 
 
 class PatentRepository(Repository):
-    def upsert(self, patent: Patent, figures: list[Figure]) -> None:
+    def upsert(self, patent: Patent, figures: list[Figure]) -> list[str]:
         """Insert or replace a patent with its text and figures, in one transaction.
 
         Figures whose stored image is unchanged keep their derived data (signs, vectors);
-        figures no longer present are deleted with everything derived from them.
+        figures no longer present are deleted with everything derived from them. Returns the stored files
+        (images, thumbnails) of the deleted figures: the caller deletes, after its commit, those no figure
+        names any more (``unreferenced``; a changed sheet's new image has the same name as its old one).
         """
         pub = patent.publication_number
         with self.transaction() as db:
@@ -58,8 +60,12 @@ class PatentRepository(Repository):
             new_ids = {f.figure_id for f in figures}
             stale = set(old) - new_ids
             stale |= {f.figure_id for f in figures if f.figure_id in old and old[f.figure_id] != f.image_sha256}
+            files: list[str] = []
             for sheet in stale:
                 # the image changed or vanished: what was derived from it (cut figures included) is stale
+                files.extend(p for r in db.execute("SELECT image_path, thumbnail_path FROM figures WHERE "
+                                                   "figure_id=? OR parent_id=?", (sheet, sheet))
+                             for p in (r[0], r[1]) if p)
                 db.execute("DELETE FROM figures WHERE parent_id=?", (sheet,))
                 db.execute("DELETE FROM figures WHERE figure_id=?", (sheet,))
             for figure in figures:
@@ -79,6 +85,34 @@ class PatentRepository(Repository):
                            box_json=excluded.box_json""",
                     _figure_values(figure),
                 )
+        return files
+
+    def unreferenced(self, paths: list[str]) -> list[str]:
+        """Those of ``paths`` that no figure names as its image or thumbnail."""
+        db = self.db
+        return [p for p in dict.fromkeys(paths) if not db.execute(
+            "SELECT 1 FROM figures WHERE image_path=? OR thumbnail_path=? LIMIT 1", (p, p)).fetchone()]
+
+    def remove(self, publication_numbers: list[str]) -> list[str]:
+        """Delete patents with everything stored of them, in one transaction; returns the relative paths of
+        their image and thumbnail files, which the caller deletes after the commit (so that a kill between
+        leaves unused files, never rows that name missing ones).
+
+        The figures' rows take their signs, links, words, notes and vectors with them (ON DELETE CASCADE);
+        their BM25 rows are dropped here, as the full-text table cannot cascade. The ``sources`` rows stay:
+        a rerun over the same unchanged files does not bring a removed patent back.
+        """
+        files: list[str] = []
+        with self.transaction() as db:
+            for start in range(0, len(publication_numbers), _BATCH):
+                part = publication_numbers[start : start + _BATCH]
+                rows = db.execute(
+                    f"SELECT figure_id, image_path, thumbnail_path FROM figures "
+                    f"WHERE publication_number IN ({placeholders(part)})", part).fetchall()
+                files.extend(p for r in rows for p in (r["image_path"], r["thumbnail_path"]) if p)
+                self._collection.lexical.delete([r["figure_id"] for r in rows])
+                db.execute(f"DELETE FROM patents WHERE publication_number IN ({placeholders(part)})", part)
+        return files
 
     # -- patents -------------------------------------------------------------------------------
 
@@ -140,6 +174,31 @@ class PatentRepository(Repository):
     def source_paths(self) -> dict[str, str | None]:
         """publication number -> the source it was read from, for every patent."""
         return {r[0]: r[1] for r in self.db.execute("SELECT publication_number, source_path FROM patents")}
+
+    def other_kinds(self, publication_number: str) -> list[str]:
+        """The collection's other publications of the same office and number (EP1667425A1's B1: the same
+        application, published again as granted), in order; empty for an unknown patent."""
+        row = self.db.execute("SELECT office, number FROM patents WHERE publication_number=?",
+                              (publication_number,)).fetchone()
+        if row is None:
+            return []
+        return [r[0] for r in self.db.execute(
+            "SELECT publication_number FROM patents WHERE office=? AND number=? AND publication_number != ? "
+            "ORDER BY publication_number", (row[0], row[1], publication_number))]
+
+    def read_from(self, path: str) -> list[str]:
+        """The stored patents read from ``path``, from a file under it (a folder) or in it (an archive's members):
+        by the sources recorded as read (a folder moved since is known by its new name too) and by the patents'
+        own source; compared exactly (LIKE would fold case)."""
+        path = path.rstrip("/") or "/"
+        where = "{0} = ? OR substr({0}, 1, ?) IN (?, ?)"
+        args = (path, len(path) + 1, path + "/", path + "!")
+        found = {n for r in self.db.execute(f"SELECT publications_json FROM sources WHERE {where.format('source')}",
+                                            args) for n in json.loads(r[0])}
+        found |= {r[0] for r in self.db.execute(
+            f"SELECT publication_number FROM patents WHERE {where.format('source_path')}", args)}
+        stored = set(self.numbers()) if found else set()
+        return sorted(found & stored)
 
     def numbers(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT publication_number FROM patents ORDER BY publication_number")]

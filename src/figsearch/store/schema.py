@@ -178,6 +178,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
 
+#: version -> what its step brings, in a user's words (``figsearch info`` names what an older collection lacks)
+STEP_SUMMARY: dict[int, str] = {
+    2: "the language of each document and paragraph",
+    3: "the words printed in drawings",
+    4: "uploaded front pages found by their stored image",
+}
+#: ``meta`` keys: the version a collection had when a writer first upgraded it, and when (absent for one made at
+#: the current version, or upgraded before stop 28): what it was made without stays known after the upgrade
+UPGRADED_FROM = "upgraded_from"
+UPGRADED_AT = "upgraded_at"
+
 
 def _statements(script: str) -> list[str]:
     """The statements of a DDL script (none of ours has a ';' inside a string or comment)."""
@@ -220,6 +231,9 @@ def migrate(db: sqlite3.Connection, root: Path) -> tuple[int | None, int]:
                     db.execute(statement)
                 version = step
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version),))
+            if found is not None and found < version:
+                if db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (UPGRADED_FROM, str(found))).rowcount:
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (UPGRADED_AT, utcnow()))
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -230,6 +244,14 @@ def migrate(db: sqlite3.Connection, root: Path) -> tuple[int | None, int]:
     if found is not None and found < SCHEMA_VERSION:
         log.info("collection %s upgraded from schema version %d to %d", root, found, SCHEMA_VERSION)
     return found, version
+
+
+def first_upgrade(db: sqlite3.Connection) -> tuple[int, str] | None:
+    """(the version, when) of the collection's first upgrade by a writer that records it; None if not known."""
+    rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN (?, ?)", (UPGRADED_FROM, UPGRADED_AT)).fetchall())
+    if UPGRADED_FROM not in rows or UPGRADED_AT not in rows:
+        return None
+    return int(rows[UPGRADED_FROM]), rows[UPGRADED_AT]
 
 
 def check_version(db: sqlite3.Connection, root: Path, db_name: str) -> int:
