@@ -21,7 +21,10 @@ Usage::
         [--modes text,visual,avg,auto] [--calibration 0.55,0.4 ...] [--rerank Q,D,ALPHA ...]
 
 Calibrating ``auto`` for a visual model (its ``near``/``far`` entry in
-``src/figsearch/search/fusion_calibration.json``, keyed ``NAME@SHA256[:16]`` of the model file)::
+``src/figsearch/search/fusion_calibration.json``, keyed ``NAME@SHA256[:16]`` of the model file; for a spec
+with a sheet context, ``SPEC@sheet=BETA``, the key ``NAME@SHA256[:16]@sheet=BETA``, written only when the model
+file's entry, which such an index uses otherwise, fails the rule on these sets or the chosen triple gains more
+than ``--noise`` over it: :func:`inherited_holds`, stop 28)::
 
     python benchmarks/fusion_tuning.py --calibrate --visual-model backbone:FILE.onnx \\
         [--data ../shared/data] [--work /tmp/figsearch-calibrate] [--reuse] \\
