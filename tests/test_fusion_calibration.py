@@ -270,3 +270,28 @@ def test_the_service_looks_up_the_entry_of_an_index_mixed_with_its_sheets(servic
     own = service.search(query)  # its own entry: every head is near, auto ranks as avg
     average = service.search(Query(figure_id="US1-A", mode="avg", k=10, rerank=rerank_by_default("auto")))
     assert [h.figure_id for h in own.hits] == [h.figure_id for h in average.hits] != [h.figure_id for h in inherited.hits]
+
+
+def test_a_set_option_that_is_not_key_value_is_refused_by_name(tmp_path):
+    from types import SimpleNamespace
+
+    tuning = _tuning()
+    args = SimpleNamespace(work=tmp_path, data=tmp_path, visual_model="hog", no_default_sets=True, reuse=False,
+                           set=[f"{tmp_path},same-patent,name=OCR build, all"])
+    with pytest.raises(SystemExit, match="' all' is not KEY=VALUE"):
+        tuning.training_sets(args)
+
+
+def test_a_collection_indexed_without_the_sheet_context_does_not_match_a_spec_with_it(tmp_path, monkeypatch):
+    """Before stop 28 only the name and the model digest were compared, so a plain index passed for ``@sheet=1``
+    and the calibration would have replayed plain vectors under the mixed spec's key."""
+    from types import SimpleNamespace
+
+    from figsearch.embed import catalog
+
+    tuning = _tuning()
+    plain = {"name": "backbone", "model_sha256": "d338"}
+    wanted = {"plain": plain, "mixed": {**plain, "sheet_context": 1.0}}
+    monkeypatch.setattr(catalog, "create_visual", lambda spec: SimpleNamespace(identity=wanted[spec]))
+    monkeypatch.setattr(tuning, "visual_identity", lambda path: plain)
+    assert tuning.matches(tmp_path, "plain") and not tuning.matches(tmp_path, "mixed")
