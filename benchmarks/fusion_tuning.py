@@ -21,7 +21,10 @@ Usage::
         [--modes text,visual,avg,auto] [--calibration 0.55,0.4 ...] [--rerank Q,D,ALPHA ...]
 
 Calibrating ``auto`` for a visual model (its ``near``/``far`` entry in
-``src/figsearch/search/fusion_calibration.json``, keyed ``NAME@SHA256[:16]`` of the model file)::
+``src/figsearch/search/fusion_calibration.json``, keyed ``NAME@SHA256[:16]`` of the model file; for a spec
+with a sheet context, ``SPEC@sheet=BETA``, the key ``NAME@SHA256[:16]@sheet=BETA``, written only when the model
+file's entry, which such an index uses otherwise, fails the rule on these sets or the chosen triple gains more
+than ``--noise`` over it: :func:`inherited_holds`, stop 28)::
 
     python benchmarks/fusion_tuning.py --calibrate --visual-model backbone:FILE.onnx \\
         [--data ../shared/data] [--work /tmp/figsearch-calibrate] [--reuse] \\
@@ -138,6 +141,8 @@ class Replay:
             visual = encoder_settings(c, "visual") or {}
             self.visual_name = (visual.get("identity") or {}).get("name") or visual.get("spec")
             self.visual_model = (visual.get("identity") or {}).get("model_sha256")
+            # an index of cut figures mixed with their sheets (``@sheet=BETA``, stop 27) has a calibration key of its own
+            self.visual_sheet = float((visual.get("identity") or {}).get("sheet_context") or 0.0)
             self.tids, self.T = load(c, "text", allowed)
         self.k = k
         self.pool = pool
@@ -293,6 +298,28 @@ def choose(sets: dict[str, list[dict]], held_out: set[str] | None = None,
     return (pick["near"], pick["far"], pick["near_agree"]), table
 
 
+def inherited_holds(sets: dict[str, list[dict]], held_out: set[str] | None, chosen: tuple | None,
+                    inherited: tuple, noise: float = NOISE) -> tuple[bool, dict[str, float]]:
+    """Whether an index that would inherit another entry's thresholds (an ``@sheet=`` index without an entry of its own
+    uses its model file's) needs no entry of its own, and the inherited triple's ``auto`` per set.
+
+    The rule of :func:`choose` for an entry's own thresholds, applied to the key: the inherited triple must be
+    admissible on these sets (on every counted set ``auto`` at least the best single channel and at most ``noise``
+    below the uncalibrated rule), and the chosen triple must gain more than ``noise`` over it on the counted sets'
+    mean for an entry of its own to be written (a gain within noise is a tie; ties keep the inherited entry)."""
+    counted = [name for name in sets if held_out is None or name in held_out]
+    near, far, agree = inherited
+    scores = {name: auto_ap(rows, near, far, agree) for name, rows in sets.items()}
+    admissible = all(scores[name] >= max(mean_of(sets[name], "text"), mean_of(sets[name], "visual"))
+                     and scores[name] >= auto_ap(sets[name], None, None) - noise for name in counted)
+    if not admissible:
+        return False, scores
+    if chosen is None:
+        return True, scores
+    mean = lambda triple: sum(auto_ap(sets[name], *triple) for name in counted) / len(counted)  # noqa: E731
+    return mean(chosen) - mean(inherited) <= noise, scores
+
+
 FORBIDDEN_SOURCE = "us-design-grants"
 ODD_SOURCE = "us-design-2007"
 
@@ -386,6 +413,10 @@ def training_sets(args) -> list[tuple[str, Path, str, dict, bool]]:
                          {"query_patents": read_patents(args.held_out)}, True))
     for i, spec in enumerate(args.set):
         path, rule, *rest = spec.split(",")
+        loose = [item for item in rest if "=" not in item]
+        if loose:  # e.g. a comma inside name=...: the spec is split at every comma
+            raise SystemExit(f"--set {spec}: {loose[0]!r} is not KEY=VALUE (options are separated by commas; "
+                             "a name may not contain one)")
         options = dict(item.split("=", 1) for item in rest)
         name = options.pop("name", f"{Path(path).name} ({rule})")
         held_out = options.pop("held-out", "no").lower() in ("1", "yes", "true")
@@ -404,11 +435,13 @@ def training_sets(args) -> list[tuple[str, Path, str, dict, bool]]:
 
 
 def matches(collection: Path, model: str) -> bool:
-    """Whether the collection's visual index was built with this visual model spec (same name and file digest)."""
+    """Whether the collection's visual index was built with this visual model spec (same name, file digest and
+    sheet context: ``@sheet=1`` stores cut figures mixed with their sheets, other vectors than the plain model's)."""
     from figsearch.embed.catalog import create_visual
 
     have, want = visual_identity(collection), create_visual(model).identity
-    return (have.get("name"), have.get("model_sha256")) == (want.get("name"), want.get("model_sha256"))
+    fields = ("name", "model_sha256", "sheet_context")
+    return tuple(have.get(f) for f in fields) == tuple(want.get(f) for f in fields)
 
 
 def calibration_rerank(args) -> dict | None:
@@ -435,7 +468,7 @@ def calibrate(args) -> int:
         if bad:
             raise SystemExit(f"{name}: {len(bad)} queries are design grants or odd-numbered 2007 designs "
                              f"(e.g. {bad[0]}); a calibration never uses them")
-        keys.add((replay.visual_name, replay.visual_model))
+        keys.add((replay.visual_name, replay.visual_model, replay.visual_sheet))
         rows[name] = per_query(replay, rr)
         rules[name] = rule
         if is_held_out:
@@ -446,7 +479,7 @@ def calibrate(args) -> int:
     if not any(rules[name].startswith("same-class") for name in held_out):
         raise SystemExit("no held-out class-level set: give --held-out-2007 (the model's --class-val designs); "
                          "the rule checks auto >= text there at calibration time")
-    encoder, digest = keys.pop()
+    encoder, digest, sheet = keys.pop()
     chosen, table = choose(rows, held_out, args.noise)
     near, far, agree = chosen if chosen is not None else (None, None, fusion.NEAR_AGREE)
     print(f"# auto calibration for visual encoder {encoder} (model {digest}), AP@{args.k}; visual list re-ranked: "
@@ -487,8 +520,21 @@ def calibrate(args) -> int:
               f"uncalibrated, auto loses on: {', '.join(losing) or 'none'}. Nothing written.")
         return 2
     print(f"\nchosen: near {near}, far {far}, near_agree {agree}  (rule: {rule})")
+    inherited = fusion.calibration_entry(encoder, digest) if sheet else None
+    if inherited is not None:  # an @sheet= index without an entry of its own uses its model file's (fusion.calibration_entry)
+        triple = (inherited.get("near"), inherited.get("far"), inherited.get("near_agree", fusion.NEAR_AGREE))
+        holds, scores = inherited_holds(rows, held_out, chosen, triple, args.noise)
+        print(f"\nthe model file's entry {fusion.calibration_key(encoder, digest)} (near {triple[0]}, far {triple[1]}, "
+              f"near_agree {triple[2]}), which this index (@sheet={sheet:g}) uses without an entry of its own: "
+              + "  ".join(f"{name} {scores[name]:.4f}" for name in rows))
+        if holds:
+            print("it holds (admissible, and the chosen triple gains at most the noise over it): no entry of its own, "
+                  "nothing written")
+            return 0
+        print("it does not hold (not admissible here, or the chosen triple gains more than the noise over it): "
+              "an entry of its own" + (" is written" if args.write else " would be written with --write"))
     if args.write:
-        key = fusion.calibration_key(encoder, digest)
+        key = fusion.calibration_key(encoder, digest, sheet)
         document = json.loads(fusion.CALIBRATION_FILE.read_text(encoding="utf-8"))
         counted = [name for name in rows if name in held_out]
         document.setdefault("encoders", {})[key] = {
@@ -601,7 +647,7 @@ def main() -> int:
         parser.error("a COLLECTION is needed (or --calibrate)")
     replay = Replay(args.collection, args.rule, args.k, args.skip_source, args.only_source,
                     read_patents(args.query_patents) if args.query_patents else None)
-    calibration = fusion.near_thresholds(replay.visual_name, replay.visual_model)  # what the service passes for its encoder
+    calibration = fusion.near_thresholds(replay.visual_name, replay.visual_model, replay.visual_sheet)  # as the service
     settings = [(m, {"mode": m, **(calibration if m == "auto" else {})}) for m in args.modes.split(",")]
     if "auto" in args.modes.split(",") and any(v is not None for v in calibration.values()):
         settings.append(("auto-uncalibrated", {"mode": "auto"}))  # the rule before the nearness thresholds

@@ -214,3 +214,84 @@ def test_the_calibration_replays_auto_re_ranked_as_the_service_ranks_it_by_defau
     assert tuning.calibration_rerank(SimpleNamespace(calibrate_rerank="off")) is None
     assert tuning.calibration_rerank(SimpleNamespace(calibrate_rerank="2,4,3")) == {
         "method": "aqe", "query_neighbours": 2, "db_neighbours": 4, "alpha": 3.0}
+
+
+def test_an_index_mixed_with_its_sheets_has_a_key_of_its_own_and_falls_back_to_its_model_files_entry(calibration):
+    """Stop 28: ``@sheet=1`` stores cut figures mixed with their sheets (other vectors, the same model file); an entry
+    ``NAME@DIGEST@sheet=1`` holds for such an index only, and without one it uses the model file's entry, as before."""
+    assert fusion.calibration_key("enc", "abc123", 1.0) == "enc@abc123@sheet=1"
+    assert fusion.calibration_key("enc", "abc123", 0.5) == "enc@abc123@sheet=0.5"
+    assert fusion.calibration_key("enc", "abc123", 0.0) == "enc@abc123" and fusion.calibration_key("enc", None, 1.0) == "enc"
+    calibration({"enc@abc123": {"near": 0.3, "far": 0.25, "near_agree": 0.3}})
+    inherited = {"near": 0.3, "far": 0.25, "near_agree": 0.3}
+    assert fusion.near_thresholds("enc", "abc123", 1.0) == inherited == fusion.near_thresholds("enc", "abc123")
+    assert fusion.calibration_note("enc", "abc123", 1.0) is None  # the model file has an entry: no note
+    calibration({"enc@abc123": {"near": 0.3, "far": 0.25, "near_agree": 0.3},
+                 "enc@abc123@sheet=1": {"near": None, "far": 0.2, "near_agree": 0.0}})
+    assert fusion.near_thresholds("enc", "abc123", 1.0) == {"near": None, "far": 0.2, "near_agree": 0.0}
+    assert fusion.near_thresholds("enc", "abc123") == inherited  # the plain index keeps the model file's entry
+    assert fusion.near_thresholds("enc", "abc123", 2.0) == inherited  # another weight: no entry of its own
+
+
+def test_a_mixed_index_writes_an_entry_of_its_own_only_when_the_inherited_one_fails_the_rule_or_loses_beyond_noise():
+    tuning = _tuning()
+    held = ([{"h": 0.6, "agreement": 0.5, "text": 0.3, "visual": 0.2, "avg": 0.5, "text-z": 0.3, "auto": 0.35}] * 5
+            + [{"h": 0.2, "agreement": 0.0, "text": 0.3, "visual": 0.05, "avg": 0.2, "text-z": 0.3, "auto": 0.3}] * 5)
+    chosen, _ = tuning.choose({"held": held})
+    assert tuning.auto_ap(held, *chosen) == pytest.approx(0.4)
+    # an inherited triple that scores as the chosen one: it holds
+    holds, scores = tuning.inherited_holds({"held": held}, None, chosen, (0.55, 0.25, 0.3))
+    assert holds and scores["held"] == pytest.approx(0.4)
+    # no thresholds inherited: admissible (0.325 >= 0.3, the uncalibrated rule) but 0.075 below the chosen: an own entry
+    holds, scores = tuning.inherited_holds({"held": held}, None, chosen, (None, None, 0.0))
+    assert not holds and scores["held"] == pytest.approx(0.325)
+    # within the noise of the chosen: a tie, the inherited entry stays
+    assert tuning.inherited_holds({"held": held}, None, chosen, (None, None, 0.0), noise=0.1)[0]
+    # an inherited triple below the best channel on a counted set is not admissible, whatever was chosen
+    lookalike = [dict(r, avg=0.1) for r in held]  # avg now costs there: switching the near heads loses to the text
+    assert not tuning.inherited_holds({"held": lookalike}, None, None, (0.55, None, 0.0))[0]
+    # a set that is not counted never decides
+    assert tuning.inherited_holds({"held": held, "trained": lookalike}, {"held"}, chosen, (0.55, 0.25, 0.3))[0]
+
+
+def test_the_service_looks_up_the_entry_of_an_index_mixed_with_its_sheets(service, calibration, monkeypatch):
+    """The service passes the index's sheet context (its identity's ``sheet_context``) with the model file's digest."""
+    settings = SearchService._settings
+    identity = {"name": "fake-angle", "model_sha256": "0123abcd", "sheet_context": 1.0}
+    monkeypatch.setattr(SearchService, "_settings", lambda self, modality: {**settings(self, modality), "identity": identity}
+                        if modality == "visual" else settings(self, modality))
+    assert service._visual_model({"visual": None}) == ("fake-angle", "0123abcd", 1.0)
+    assert service._visual_model({}) == (None, None, 0.0)
+    query = Query(figure_id="US1-A", mode="auto", k=10)
+    calibration({"fake-angle@0123abcd": {"near": None, "far": None}})
+    inherited = service.search(query)  # no entry of its own: the model file's (no thresholds), no note
+    assert not any("calibration" in n for n in inherited.notes)
+    calibration({"fake-angle@0123abcd": {"near": None, "far": None}, "fake-angle@0123abcd@sheet=1": {"near": 0.0, "far": None}})
+    own = service.search(query)  # its own entry: every head is near, auto ranks as avg
+    average = service.search(Query(figure_id="US1-A", mode="avg", k=10, rerank=rerank_by_default("auto")))
+    assert [h.figure_id for h in own.hits] == [h.figure_id for h in average.hits] != [h.figure_id for h in inherited.hits]
+
+
+def test_a_set_option_that_is_not_key_value_is_refused_by_name(tmp_path):
+    from types import SimpleNamespace
+
+    tuning = _tuning()
+    args = SimpleNamespace(work=tmp_path, data=tmp_path, visual_model="hog", no_default_sets=True, reuse=False,
+                           set=[f"{tmp_path},same-patent,name=OCR build, all"])
+    with pytest.raises(SystemExit, match="' all' is not KEY=VALUE"):
+        tuning.training_sets(args)
+
+
+def test_a_collection_indexed_without_the_sheet_context_does_not_match_a_spec_with_it(tmp_path, monkeypatch):
+    """Before stop 28 only the name and the model digest were compared, so a plain index passed for ``@sheet=1``
+    and the calibration would have replayed plain vectors under the mixed spec's key."""
+    from types import SimpleNamespace
+
+    from figsearch.embed import catalog
+
+    tuning = _tuning()
+    plain = {"name": "backbone", "model_sha256": "d338"}
+    wanted = {"plain": plain, "mixed": {**plain, "sheet_context": 1.0}}
+    monkeypatch.setattr(catalog, "create_visual", lambda spec: SimpleNamespace(identity=wanted[spec]))
+    monkeypatch.setattr(tuning, "visual_identity", lambda path: plain)
+    assert tuning.matches(tmp_path, "plain") and not tuning.matches(tmp_path, "mixed")

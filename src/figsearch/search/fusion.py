@@ -217,29 +217,39 @@ def _calibration() -> dict:
     return json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
 
 
-def calibration_key(encoder: str, model_sha256: str | None = None) -> str:
-    """The calibration file's key of a visual encoder: ``NAME@DIGEST`` for one model file, else ``NAME``."""
-    return f"{encoder}@{model_sha256}" if model_sha256 else encoder
+def calibration_key(encoder: str, model_sha256: str | None = None, sheet_context: float = 0.0) -> str:
+    """The calibration file's key of a visual encoder: ``NAME@DIGEST`` for one model file, else ``NAME``;
+    ``NAME@DIGEST@sheet=BETA`` for that model's index of cut figures mixed with their sheets (stop 28)."""
+    key = f"{encoder}@{model_sha256}" if model_sha256 else encoder
+    return f"{key}@sheet={float(sheet_context):g}" if model_sha256 and sheet_context else key
 
 
-def calibration_entry(encoder: str | None, model_sha256: str | None = None) -> dict | None:
-    """The calibration file's entry of a visual encoder (its model file's first, then the name's), or None."""
+def calibration_entry(encoder: str | None, model_sha256: str | None = None, sheet_context: float = 0.0) -> dict | None:
+    """The calibration file's entry of a visual encoder: its model file's with this sheet context first (an index
+    whose cut figures are mixed with their sheets, ``@sheet=BETA``), then the model file's, then the name's; or None."""
     encoders = _calibration().get("encoders", {})
-    entry = encoders.get(calibration_key(encoder, model_sha256)) if encoder and model_sha256 else None
+    entry = None
+    if encoder and model_sha256 and sheet_context:
+        entry = encoders.get(calibration_key(encoder, model_sha256, sheet_context))
+    if entry is None and encoder and model_sha256:
+        entry = encoders.get(calibration_key(encoder, model_sha256))
     if entry is None:
         entry = encoders.get(encoder or "")
     return entry
 
 
-def near_thresholds(encoder: str | None, model_sha256: str | None = None) -> dict[str, float | None]:
+def near_thresholds(encoder: str | None, model_sha256: str | None = None,
+                    sheet_context: float = 0.0) -> dict[str, float | None]:
     """``{"near": h, "far": h, "near_agree": a}`` for a visual encoder (None each, and a = NEAR_AGREE, when it
     was not calibrated; a = NEAR_AGREE too for an entry written before stop 20, which had no ``near_agree``).
 
     An entry ``NAME@DIGEST`` holds for that model file only (cosine scales differ between models of one
     encoder: the two shipped ``backbone`` models), before an entry for every model of ``NAME``. An encoder
     without an entry falls back to the uncalibrated rule; for a model file :func:`calibration_note` says
-    so, and the fallback is logged once per model."""
-    entry = calibration_entry(encoder, model_sha256)
+    so, and the fallback is logged once per model. ``sheet_context``: the index's ``@sheet=`` weight (its
+    identity's ``sheet_context``); an entry ``NAME@DIGEST@sheet=BETA`` holds for such an index only, and one
+    without an entry of its own uses the model file's."""
+    entry = calibration_entry(encoder, model_sha256, sheet_context)
     if entry is None:
         if encoder and model_sha256:
             _log_uncalibrated(encoder, model_sha256)
@@ -251,11 +261,11 @@ def near_thresholds(encoder: str | None, model_sha256: str | None = None) -> dic
 CALIBRATE_COMMAND = "python benchmarks/fusion_tuning.py --calibrate --visual-model SPEC --write"
 
 
-def calibration_note(encoder: str | None, model_sha256: str | None = None) -> str | None:
+def calibration_note(encoder: str | None, model_sha256: str | None = None, sheet_context: float = 0.0) -> str | None:
     """A note for a search in mode ``auto`` whose visual *model file* has no calibration entry (None when it
     has one, and for encoders without a model file, ``hog`` or ``lines``, which use the uncalibrated rule
     by design)."""
-    if not encoder or not model_sha256 or calibration_entry(encoder, model_sha256) is not None:
+    if not encoder or not model_sha256 or calibration_entry(encoder, model_sha256, sheet_context) is not None:
         return None
     return (f"auto: visual encoder {encoder} (model {model_sha256}) has no fusion calibration, the uncalibrated "
             f"rule is used; calibrate it on training-side data with `{CALIBRATE_COMMAND}`")

@@ -236,12 +236,13 @@ class SearchService:
         settings = self._settings("visual") or {}
         return (settings.get("identity") or {}).get("name") or settings.get("spec")
 
-    def _visual_model(self, indexes) -> tuple[str | None, str | None]:
-        """(encoder name, model file digest) of the visual index taking part, for fusion's calibration."""
+    def _visual_model(self, indexes) -> tuple[str | None, str | None, float]:
+        """(encoder name, model file digest, sheet context) of the visual index taking part, for fusion's calibration
+        (an ``@sheet=`` index may have an entry of its own: ``fusion.calibration_entry``)."""
         if "visual" not in indexes:
-            return None, None
+            return None, None, 0.0
         identity = (self._settings("visual") or {}).get("identity") or {}
-        return self._visual_name(indexes), identity.get("model_sha256")
+        return self._visual_name(indexes), identity.get("model_sha256"), float(identity.get("sheet_context") or 0.0)
 
     def snapshot(self) -> IndexSnapshot:
         """The indexes the last index run wrote; a newer run's are opened whole and swapped in."""

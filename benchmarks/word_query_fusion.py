@@ -1,0 +1,73 @@
+"""Word queries in mode ``auto`` with and without the visual encoder's calibrated switch (stop 28, issue 13 item 4).
+
+    PYTHONPATH=src python benchmarks/word_query_fusion.py -c COLLECTION [--set upair --set glossary --set designs-even]
+
+For a word query (no drawing, no figure) ``auto``'s visual list is the words mapped into the drawing space by the
+visual encoder's text adapter, and the service ranks it with the switch and thresholds calibrated on drawing queries
+(``fusion.near_thresholds``). Per word set of ``benchmarks/lexical_eval.py`` (its queries, truth and ranked figures;
+training side: upair, glossary, designs-even; evaluation side, once: designs-odd, grants), every query goes through
+``SearchService.search`` as in ``lexical_eval.py --service-modes`` (lexical on, the default; k = 1,000; the set's
+ranked figures kept, the first 50 scored) in mode ``text``, in ``auto`` as shipped, and in ``auto`` with the
+calibration left out (the service told the visual index has no model, so ``near_thresholds`` gives none). Prints
+AP@50 per variant and paired sign-flip p-values (10,000 flips, seed 0). COLLECTION is only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lexical_eval  # noqa: E402
+
+from figsearch.evaluate.metrics import per_query  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-c", "--collection", type=Path, required=True)
+    parser.add_argument("--set", action="append", dest="sets", help="a lexical_eval.py word set (repeatable)")
+    parser.add_argument("--data", type=Path, default=lexical_eval.DATA)
+    args = parser.parse_args()
+    from figsearch.records import Hit
+    from figsearch.search.query import Filters, Query
+    from figsearch.search.service import SearchService
+
+    service = SearchService.open(args.collection)
+    # ids and scores only: 1,000 hits' sentences and signs would cost most of the time (as lexical_eval.py)
+    service._hits = lambda page, offset: [Hit(item.figure_id, "", item.score, offset + rank, scores=item.scores)
+                                          for rank, item in enumerate(page, start=1)]
+    model = SearchService._visual_model
+    for name in args.sets or ["upair", "glossary", "designs-even"]:
+        queries, qrels, ranked, leave_out = lexical_eval.build_set(name, service.collection, args.data)
+        runs: dict[str, dict] = {}
+        for variant, mode, uncalibrated in (("text", "text", False), ("auto", "auto", False),
+                                            ("auto, switch left out", "auto", True)):
+            SearchService._visual_model = (lambda self, indexes: (None, None, 0.0)) if uncalibrated else model
+            try:
+                for qid, text in queries.items():
+                    result = service.search(Query(text=text, mode=mode, k=1000, lexical=True,
+                                                  filters=Filters(exclude_patents=tuple(leave_out.get(qid, ())))))
+                    runs.setdefault(variant, {})[qid] = [(h.figure_id, float(h.score)) for h in result.hits
+                                                         if h.figure_id in ranked][:50]
+            finally:
+                SearchService._visual_model = model
+        qids = sorted(queries)
+        ap = {v: per_query(qrels, run, ["AP@50"], qids)["AP@50"] for v, run in runs.items()}
+        mean = {v: float(np.mean([ap[v][q] for q in qids])) for v in ap}
+        p = lambda a, b: lexical_eval.sign_flip([ap[a][q] for q in qids], [ap[b][q] for q in qids])  # noqa: E731
+        left = "auto, switch left out"
+        print(f"{name}: {len(qids)} queries  text {mean['text']:.4f}  auto {mean['auto']:.4f}  {left} {mean[left]:.4f}"
+              f"  | auto - text {mean['auto'] - mean['text']:+.4f} (p={p('text', 'auto'):.3f})"
+              f"  left out - text {mean[left] - mean['text']:+.4f} (p={p('text', left):.3f})"
+              f"  left out - auto {mean[left] - mean['auto']:+.4f} (p={p('auto', left):.3f})  {time.strftime('%H:%M:%S')}",
+              flush=True)
+    service.close()
+
+
+if __name__ == "__main__":
+    main()
