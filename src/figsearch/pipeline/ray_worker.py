@@ -272,8 +272,8 @@ def _create(kind: str, spec: str, threads: int = 1):
 
     if kind == "visual":
         try:  # an encoder that takes a thread count (the ONNX backbone): the worker's share. Its
-            # threads are ``threads`` one-thread sessions runs on chunks of 4 drawings (since stop 19),
-            # not one session's intra-op pool, whose threads spun at stop 19 (docs/cluster.md, stop 28)
+            # threads are ``threads`` one-thread session runs on chunks of 4 drawings at once, not one
+            # session's intra-op pool (which stop 19's try of 2 threads had: 8 CPU s more, docs/cluster.md)
             encoder = create_visual(spec, threads=threads)
         except InputError:  # this one does not take it
             encoder = create_visual(spec)
