@@ -234,7 +234,7 @@ def test_a_workers_calls_count_their_cpu_seconds_beside_their_wall_seconds():
     assert stats["computing cpu"] >= 0.2 and stats["computing"] >= stats["computing cpu"] - 0.01
 
 
-def test_the_text_encoder_takes_the_workers_share_of_the_cores(monkeypatch):
+def test_the_encoders_take_the_workers_share_of_the_cores(monkeypatch):
     # 2 workers on a 2-core machine: one thread each, not the encoder's default 2 each (4 on 2 cores)
     assert encoder_threads(True, 2, 2) == 1
     # 1 worker on 2 cores: the 2 a local build's process runs; never more than 2, never fewer than 1
@@ -242,8 +242,7 @@ def test_the_text_encoder_takes_the_workers_share_of_the_cores(monkeypatch):
     assert encoder_threads(True, 1, 16) == 2 and encoder_threads(True, 4, 2) == 1
     # a cluster's nodes: one thread per worker CPU
     assert encoder_threads(False, 1, 16) == 1
-    # the text encoder gets that share; the drawing encoder one thread (it runs between OCR calls;
-    # the share was tried at stop 19: more CPU, no faster)
+    # both encoders get that share (stop 28: the drawing encoder too, as in a local build's process)
     from figsearch.embed import catalog
     from figsearch.pipeline import ray_worker
 
@@ -253,7 +252,11 @@ def test_the_text_encoder_takes_the_workers_share_of_the_cores(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch", raising=False)  # (the test process's torch keeps its threads)
     ray_worker._create("visual", "drawing", 2)
     ray_worker._create("text", "minilm", 2)
-    assert asked == {"visual": 1, "text": 2}
+    assert asked == {"visual": 2, "text": 2}
+    asked.clear()
+    ray_worker._create("visual", "drawing", 1)
+    ray_worker._create("text", "minilm", 1)
+    assert asked == {"visual": 1, "text": 1}
 
 
 def test_big_documents_are_sent_first_and_the_rest_mostly_in_the_plans_order(tmp_path):
@@ -707,3 +710,66 @@ def test_a_drawing_read_on_a_worker_is_encoded_from_the_pixels_decoded_to_read_i
         spec, digest, vector = vectors[f"f{n}"]
         assert (spec, digest) == (DEFAULT_VISUAL_ENCODER, f"s{n}")
         np.testing.assert_allclose(vector, expected[n], atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_worker_with_two_cores_encodes_its_drawings_beside_the_reading(threads, monkeypatch):
+    # stop 28: 1 worker on a 2-core node encodes each chunk of prepared drawings in a thread of its
+    # own while the next drawings are read (a local build's process encodes on 2 threads); a worker
+    # with one core (2 workers on 2 cores) encodes after the reading, in the calling thread
+    import collections
+    import io
+    import threading
+    from types import SimpleNamespace
+
+    from PIL import Image, ImageDraw
+
+    from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
+    from figsearch.pipeline import embed as embed_stage
+    from figsearch.pipeline import ray_worker
+    from figsearch.records import FigureRole
+
+    worker = ray_worker._Worker(None, [("visual", DEFAULT_VISUAL_ENCODER)], threads)
+    worker.ready()
+    encoder = worker._visual_loaded(DEFAULT_VISUAL_ENCODER)
+    assert encoder.threads == threads  # the worker's share (``encoder_threads``)
+
+    def drawing(n: int) -> bytes:
+        image = Image.new("L", (500 + 40 * n, 700), 255)
+        ImageDraw.Draw(image).rectangle((60 + 10 * n, 80, 300, 400 + 30 * n), outline=0, width=3)
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        return out.getvalue()
+
+    where = []
+    run = encoder._run
+    encoder._run = lambda grey: where.append(threading.current_thread().name) or run(grey)
+
+    class NoWords:  # an OCR engine that finds nothing: the reading is not what is tested here
+        def read(self, image):
+            return []
+
+    files = {f"d{n}.png": drawing(n) for n in range(9)}
+    figures = [SimpleNamespace(figure_id=f"f{n}", image_path=f"d{n}.png", image_sha256=f"s{n}", role=FigureRole.DRAWING)
+               for n in range(9)]
+    result = SimpleNamespace(documents=[SimpleNamespace(figures=figures, patent=None)])
+    monkeypatch.setattr(ray_worker, "_numerals_wanted", lambda document: False)  # no patent text here
+    prepare = ray_worker._backbone_prepare(encoder)
+    prepared = ray_worker._EncodeBehind(encoder, worker._encoding()) if threads > 1 else {}
+    boxes = ray_worker.read_signs(SimpleNamespace(source="test"), result, files.get, NoWords(), worker.seconds, prepare,
+                                  prepared)
+    assert sorted(boxes) == [f"f{n}" for n in range(9)]
+    if threads > 1:  # the first two chunks of 4 were handed to the encoding thread during the reading
+        assert len(prepared._running) == 2 and len(prepared._waiting) == 1
+    vectors = worker._encode_drawings(None, result, files, DEFAULT_VISUAL_ENCODER, prepared)
+    expected = encoder.encode([embed_stage.decode_stored(io.BytesIO(files[f"d{n}.png"])) for n in range(9)])
+    for n in range(9):
+        spec, digest, vector = vectors[f"f{n}"]
+        assert (spec, digest) == (DEFAULT_VISUAL_ENCODER, f"s{n}")
+        np.testing.assert_allclose(vector, expected[n], atol=1e-6)
+    caller = threading.current_thread().name
+    if threads > 1:  # 3 chunks (4, 4, 1), all in the encoding thread
+        assert where[:3] == ["figsearch-encode_0"] * 3
+        assert worker.seconds["encode images behind"] > 0 and worker.seconds["encode images cpu"] > 0
+    else:
+        assert set(where[:3]) == {caller} and worker._encoder_thread is None

@@ -552,7 +552,7 @@ class RayCluster:
         return pool
 
     def _encoder_threads(self) -> int:
-        """The text encoder's intra-op threads on each worker (``encoder_threads``)."""
+        """The encoders' threads on each worker (``encoder_threads``)."""
         try:
             cpus = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
@@ -1042,12 +1042,12 @@ def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", w
 # -- helpers run on the driver -------------------------------------------------------------------
 
 def encoder_threads(local: bool, workers: int, cpus: int) -> int:
-    """The text encoder's intra-op threads on each worker (the drawing encoder runs on one: it runs
-    between the worker's OCR calls, see ``ray_worker._create``): on a Ray instance started on this machine (``local``), the workers' share of
-    its ``cpus``, at most 2 (the encoders' default, that of a local build's process), so that 2
-    workers on 2 cores run one thread each (not 2 spinning threads each) and 1 worker the 2 that a
-    local build's process runs; on a cluster, whose nodes' cores are not known here, one per
-    worker CPU."""
+    """The encoders' threads on each worker (the text encoder's intra-op threads, the drawing encoder's
+    one-thread runs at once; a worker with 2 encodes its drawings beside its reading, ``ray_worker._EncodeBehind``):
+    on a Ray instance started on this machine (``local``), the workers' share of its ``cpus``, at most 2
+    (the encoders' default, that of a local build's process), so that 2 workers on 2 cores run one
+    thread each (not 2 spinning threads each) and 1 worker the 2 that a local build's process runs;
+    on a cluster, whose nodes' cores are not known here, the one CPU Ray gives each worker."""
     return max(1, min(2, cpus // max(1, workers))) if local else 1
 
 

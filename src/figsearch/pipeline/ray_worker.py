@@ -185,6 +185,56 @@ def _backbone_prepare(encoder):
     return functools.partial(signs_stage.backbone_input, encoder.image_size)
 
 
+class _EncodeBehind:
+    """The drawings of a document prepared for the drawing encoder while their signs are read
+    (``read_signs`` sets them here as in a dict, figure id -> input), encoded chunk by chunk in a
+    thread of their own while the reading goes on: a worker whose share of the cores is 2 (1 worker
+    on a 2-core node) encodes on its second core beside the OCR, as a local build's process runs its
+    drawing encoder on 2 threads; a worker with one core encodes after the reading, as before."""
+
+    def __init__(self, encoder, pool: ThreadPoolExecutor) -> None:
+        self.encoder, self.pool = encoder, pool
+        self.chunk = int(getattr(encoder, "chunk", None) or 4)  # the backbone's runs of 4 drawings
+        self._waiting: list[tuple[str, np.ndarray]] = []
+        self._running: list[tuple[list[str], Future]] = []
+
+    def __setitem__(self, figure_id: str, prepared: np.ndarray) -> None:
+        self._waiting.append((figure_id, prepared))
+        if len(self._waiting) >= self.chunk:
+            self._submit()
+
+    def __contains__(self, figure_id: str) -> bool:
+        return any(figure_id == f for f, _ in self._waiting) or any(figure_id in ids for ids, _ in self._running)
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting or self._running)
+
+    def _submit(self) -> None:
+        ids, batch = [f for f, _ in self._waiting], np.stack([p for _, p in self._waiting])
+        self._waiting = []
+        self._running.append((ids, self.pool.submit(self._encode, batch)))
+
+    def _encode(self, batch: np.ndarray):
+        started, cpu = time.perf_counter(), time.thread_time()
+        # normalised twice, as VisualEncoder.encode does, so that the vectors are encode's to the bit
+        vectors = l2_normalise(self.encoder.encode_prepared(batch))
+        return vectors, time.thread_time() - cpu, time.perf_counter() - started
+
+    def vectors(self, seconds: dict[str, float]) -> dict[str, np.ndarray]:
+        """Figure id -> vector of every drawing set here, once the last chunk is encoded (raises the
+        first chunk's error). Their encoding's CPU goes to "encode images cpu", its wall seconds
+        beside the reading to "encode images behind"."""
+        if self._waiting:
+            self._submit()
+        out: dict[str, np.ndarray] = {}
+        for ids, future in self._running:
+            vectors, cpu, wall = future.result()
+            seconds["encode images cpu"] += cpu
+            seconds["encode images behind"] += wall
+            out.update(zip(ids, vectors))
+        return out
+
+
 def _numerals_wanted(document) -> bool:
     """``signs.numerals_wanted`` of an ingested document's patent text (True when it cannot be told)."""
     from figsearch.link.patent_text import PatentText
@@ -209,9 +259,9 @@ def _load(kind: str, spec: str, seconds: dict[str, float], events: list | None =
 
 
 def _create(kind: str, spec: str, threads: int = 1):
-    """The OCR engine or encoder; the drawing encoder on one thread (it runs between the OCR of the
-    worker's drawings), the text encoder on ``threads`` (the embedding stage, when the worker does
-    nothing else: its share of the node's cores, ``encoder_threads``)."""
+    """The OCR engine or encoder; the encoders on ``threads``: the worker's share of the node's cores
+    (``distributed.encoder_threads``), the rule a local build's process follows (its encoders run on
+    2 threads of a 2-core machine): 1 for each of 2 workers on 2 cores, 2 for 1 worker."""
     if kind == "ocr":
         from figsearch.ocr import create_engine
 
@@ -221,11 +271,10 @@ def _create(kind: str, spec: str, threads: int = 1):
     from figsearch.embed.catalog import create_text, create_visual
 
     if kind == "visual":
-        try:  # an encoder that takes a thread count (the ONNX backbone): one. With the worker's
-            # share instead (2 threads for 1 worker on 2 cores, tried at stop 19), the 1-worker
-            # build's worker spent 8 CPU s more and encoded its drawings no faster on the loaded
-            # machine (docs/cluster.md, "Stop 19")
-            encoder = create_visual(spec, threads=1)
+        try:  # an encoder that takes a thread count (the ONNX backbone): the worker's share. Its
+            # threads are ``threads`` one-thread session runs on chunks of 4 drawings at once, not one
+            # session's intra-op pool (which stop 19's try of 2 threads had: 8 CPU s more, docs/cluster.md)
+            encoder = create_visual(spec, threads=threads)
         except InputError:  # this one does not take it
             encoder = create_visual(spec)
     else:
@@ -291,9 +340,10 @@ class _Worker:
 
     def __init__(self, engine: str | None, loads: list[tuple[str, str]], threads: int = 1) -> None:
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract: one thread per worker CPU
-        #: intra-op threads of the text encoder (``_create``): the worker's share of the node's cores
+        #: the encoders' threads (``_create``): the worker's share of the node's cores
         self.threads = max(1, int(threads))
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-load")
+        self._encoder_thread: ThreadPoolExecutor | None = None  # ``_encoding``
         self._loads: dict[tuple[str, str], Future] = {}
         self._lock = threading.Lock()
         #: seconds spent loading and in each kind of call (``stats``), for the benchmark and the logs
@@ -310,7 +360,7 @@ class _Worker:
         with self._lock:
             if (kind, spec) not in self._loads:
                 self._loads[kind, spec] = self._loader.submit(_load, kind, spec, self.seconds, self.events,
-                                                             self.threads if kind == "text" else 1)
+                                                             self.threads)
             return self._loads[kind, spec]
 
     def ready(self) -> list[dict]:
@@ -381,7 +431,9 @@ class _Worker:
             # that encoder is loaded (before: none, its drawings are decoded again to be encoded)
             encoder = self._visual_loaded(visual) if visual else None
             prepare = _backbone_prepare(encoder) if encoder is not None else None
-            prepared: dict[str, np.ndarray] = {}
+            # with a second core of its own (``threads``), the drawings are encoded beside the reading
+            prepared = (_EncodeBehind(encoder, self._encoding()) if prepare is not None and self.threads > 1
+                        else {})
             boxes = self._read_signs(unit, result, files, engine, prepare, prepared) if engine else {}
             read = time.time()
             vectors = self._encode_drawings(unit, result, files, visual, prepared) if visual else {}
@@ -390,6 +442,13 @@ class _Worker:
             return result, files, boxes, vectors
         finally:
             self.events.append(("ingest", wall, time.time()))
+
+    def _encoding(self) -> ThreadPoolExecutor:
+        """The thread that encodes a document's drawings beside its reading (``_EncodeBehind``)."""
+        with self._lock:
+            if self._encoder_thread is None:
+                self._encoder_thread = ThreadPoolExecutor(1, thread_name_prefix="figsearch-encode")
+            return self._encoder_thread
 
     def _visual_loaded(self, spec: str):
         """The drawing encoder of ``spec`` when it has loaded (None while it loads, or when it failed)."""
@@ -400,15 +459,17 @@ class _Worker:
         return loading.result()
 
     def _encode_drawings(self, unit: Unit, result: UnitResult, files: dict[str, bytes], spec: str,
-                         prepared: dict[str, np.ndarray] | None = None) -> dict:
+                         prepared: dict[str, np.ndarray] | _EncodeBehind | None = None) -> dict:
         """The unit's drawings' vectors (``ingest``); those in ``prepared`` (figure id -> the encoder's
-        input, prepared while their signs were read) from it, the others decoded from their bytes."""
+        input, prepared while their signs were read) from it, or taken from ``_EncodeBehind``, which
+        encoded them while they were read; the others decoded from their bytes."""
         encoder = self._visual_loaded(spec)
         if encoder is None:
             return {}
         prepared = prepared or {}
         started, cpu = time.perf_counter(), time.thread_time()
         try:
+            behind = prepared.vectors(self.seconds) if isinstance(prepared, _EncodeBehind) else None
             figures, images, ready = [], [], []
             for document in result.documents:
                 for figure in document.figures:
@@ -420,7 +481,9 @@ class _Worker:
                             figures.append(figure)
                             images.append(embed_stage.decode_stored(io.BytesIO(data)))
             vectors = list(encoder.encode(images)) if images else []
-            if ready:
+            if behind is not None:
+                vectors += [behind[f.figure_id] for f in ready]
+            elif ready:
                 # normalised twice, as VisualEncoder.encode does, so that the vectors are the same to the bit
                 vectors += list(l2_normalise(encoder.encode_prepared(np.stack([prepared[f.figure_id] for f in ready]))))
             return {f.figure_id: (spec, f.image_sha256, v) for f, v in zip(figures + ready, vectors)}
