@@ -65,10 +65,10 @@ def test_train_encoder_with_a_lite_backbone_writes_a_working_model(tmp_path):
     assert vectors.shape == (3, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert float(vectors[0] @ vectors[2]) > float(vectors[0] @ vectors[1])
     assert encoder_key(encoder) != encoder_key(create_visual("backbone:drawing-backbone3.onnx", threads=1))
-    # fine-tuning trains MobileNetV2's blocks only: refused with a clear message
-    args += ["--finetune-epochs", "1"]
+    # since stop 28 fine-tuning reaches Lite's layers too; a layer beyond its last is refused by name
+    args += ["--finetune-epochs", "1", "--finetune-from", "18"]
     result = CliRunner().invoke(main, [*args[:4], str(tmp_path / "ft.onnx"), *args[5:]])
-    assert result.exit_code != 0 and "mobilenetv2" in result.output
+    assert result.exit_code != 0 and "between 0 and 17 of efficientnet-lite0" in result.output, result.output
 
 
 def test_lite1_levels_are_its_21_blocks_and_the_last_map():
