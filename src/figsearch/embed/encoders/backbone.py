@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from importlib import resources
@@ -142,9 +143,20 @@ def _turned_prepared(pixels: np.ndarray, quarter_turns: int, size: int) -> np.nd
         return resized(across, (size, size))
     if w == h:
         return resized(turned, (size, size))
-    if w < side:  # white columns left and right: every row of the square is resized across
+    if w < side:  # white columns left and right
         x = round((side - w) * 0.5)
-        square = np.empty((side, side), dtype=np.uint8)
+        trim = _white_from(side, size, x + w, resample)
+        if trim is not None:  # the first pass only as far as the drawing reaches: the rest of it is white
+            outputs, width = trim
+            part = np.empty((side, width), dtype=np.uint8)
+            part[:, :x] = 255
+            part[:, x + w :] = 255
+            part[:, x : x + w] = turned
+            across = np.full((side, size), 255, dtype=np.uint8)
+            across[:, :outputs] = np.asarray(Image.fromarray(part).resize(
+                (outputs, side), resample, box=(0, 0, outputs * side / size, side)), dtype=np.uint8)
+            return resized(across, (size, size))  # the second pass alone (the width is already the size)
+        square = np.empty((side, side), dtype=np.uint8)  # every row of the square is resized across
         square[:, :x] = 255
         square[:, x + w :] = 255
         square[:, x : x + w] = turned
@@ -153,6 +165,38 @@ def _turned_prepared(pixels: np.ndarray, quarter_turns: int, size: int) -> np.nd
     across = np.full((side, size), 255, dtype=np.uint8)
     across[y : y + h] = resized(turned, (size, h))  # the first pass alone (the height is kept)
     return resized(across, (size, size))  # the second alone (the width is already the size)
+
+
+#: the support of Pillow's resampling filters (``Resample.c``), in input pixels at scale 1
+_FILTER_SUPPORT = {"BOX": 0.5, "LANCZOS": 3.0}
+
+
+def _white_from(side: int, size: int, edge: int, resample) -> tuple[int, int] | None:
+    """For the first (across) pass of resizing a ``side``-wide square to ``size`` whose columns from ``edge``
+    on are white: (n, width) such that Pillow's pass over only the first ``width`` columns, to ``n`` outputs
+    with ``box=(0, 0, n * side / size, ...)``, gives the square's first ``n`` outputs to the bit, and every
+    output from ``n`` on is white (255). None when no such n saves anything.
+
+    Why it is the same: Pillow computes each output's window and weights from ``in0 + (i + 0.5) * scale``,
+    the scale being ``(in1 - in0) / outputs`` with ``in0`` and ``in1`` single-precision floats
+    (``Resample.c``, ``precompute_coeffs``). With ``in0 = 0`` and ``in1 = n * side / size`` held exactly
+    by a float, that scale is the square's ``side / size`` to the bit (both the same real number, each
+    rounded once), so the first n windows and weights are the square's; ``width`` covers every one of them
+    (the clamp to the image's width leaves them as they were). An output whose window starts at ``edge``
+    or beyond sees white only, and stays white (its weights sum to one in fixed point)."""
+    from fractions import Fraction
+
+    scale = side / size
+    support = _FILTER_SUPPORT[resample.name] * max(scale, 1.0)
+    first_white = next((i for i in range(size) if int((i + 0.5) * scale - support + 0.5) >= edge), size)
+    for outputs in range(max(first_white, 1), size):
+        in1 = Fraction(outputs * side, size)
+        if in1.denominator & (in1.denominator - 1) == 0 and float(np.float32(float(in1))) == in1:
+            break
+    else:
+        return None
+    width = min(side, max(int((outputs - 0.5) * scale + support + 0.5), math.ceil(in1)))
+    return outputs, width
 
 
 def prepare_turns(image, angles: Sequence[int], size: int) -> np.ndarray:
