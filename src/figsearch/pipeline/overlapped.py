@@ -10,9 +10,10 @@ not, prepared for the (backbone) encoder by the worker that read it, from the pi
 read it (``_Writer._reader_prepare``); with a sheet context (``SPEC@sheet=BETA``) a cut sheet is
 encoded here too, and its figures' vectors are stored mixed with its own (``_Writer._mixed_rows``).
 Once the ingest is over (the collection's languages, which choose the text encoder, are known), it
-also embeds the texts of the patents whose drawings are all written. The encoders load in a thread from the start; they run on one thread (the readers
-fill the cores), but for a second session of the text encoder on both cores' threads, which embeds
-the texts left once every drawing is read (``_text_encoder_alone``).
+also embeds the texts of the patents whose drawings are all written. The encoders load in a thread
+from the start; they run on one thread (the readers fill the cores), but for a second session of
+the text encoder on both cores' threads, which embeds the texts left once every drawing is read
+(``_text_encoder_alone``).
 
 Why the OCR workers do not embed too (as an earlier version of this module had them do): every
 process that embeds must load the models (about 2.2 CPU s each here, when they ran on torch; onnxruntime
@@ -302,8 +303,8 @@ class _Writer:
         """``rows`` (figure id, plain vector, image digest) with each cut figure's vector mixed with its sheet's
         and stored under ``context_digest``, as ``pipeline.embed.mix_sheet_context`` stores it after the stream:
         the sheet is encoded here, from the pixels this process decoded to cut it, while the readers still
-        read (that step decoded and encoded every cut sheet again after the stream, on one core, and now
-        finds these vectors mixed already)."""
+        read (that step decoded and encoded every cut sheet again once the readers were done, and now finds
+        these vectors mixed already)."""
         beta = sheet_context_of(encoder)
         sheet_vectors = encoder.encode([image for _, _, image, _ in sheets])
         position = {figure_id: n for n, (figure_id, _, _) in enumerate(rows)}
