@@ -11,7 +11,9 @@ Asked for by the encoder specification, as masking is (``embed.masked``): ``SPEC
 (``backbone:drawing-backbone5-lite0-288.onnx@sheet=1``). The encoder's identity gains
 ``"sheet_context": BETA``, so its key changes and an index of plain vectors is never mixed with
 mixed ones. The mixing itself is a step of the visual embedding (``pipeline.embed.mix_sheet_context``)
-after the figures are encoded, whichever path encoded them.
+after the figures are encoded, whichever path encoded them; the overlapped build's stream mixes as it
+stores, from the sheet it decoded to cut it (``pipeline.overlapped._Writer._mixed_rows``), and leaves
+that step nothing to do.
 """
 
 from __future__ import annotations

@@ -164,3 +164,5 @@ def _count_streamed(index_report: UpdateReport, streamed) -> None:
             moved = min(count, embedded.unchanged)
             embedded.embedded += moved
             embedded.unchanged -= moved
+            if embedded.modality == "visual":  # cut figures the stream stored mixed with their sheet's
+                embedded.mixed += streamed.mixed

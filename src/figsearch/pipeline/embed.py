@@ -119,10 +119,12 @@ def mix_sheet_context(collection: Collection, encoder, load_encoder: Callable[[]
     """Mix the stored plain vector of every figure cut from a sheet with its sheet's vector
     (``embed.sheet_context.mix``), when ``encoder`` asks for a sheet context; returns how many were mixed.
 
-    Runs after the drawings are embedded, whichever path embedded them (this module, the overlapped build's
-    stream, a Ray build's workers): each stores a cut figure's plain vector under its image digest, and this
-    step replaces it by the mixed one under ``context_digest``. The sheets (not indexed, their vectors not
-    stored) are encoded here, each once. ``load_encoder`` gives an encoder that can encode when ``encoder``
+    Runs after the drawings are embedded, whichever path embedded them (this module, a Ray build's workers):
+    each stores a cut figure's plain vector under its image digest, and this step replaces it by the mixed one
+    under ``context_digest``. The sheets (not indexed, their vectors not stored) are encoded here, each once.
+    The overlapped build's stream stores the mixed vectors itself (``overlapped._Writer._mixed_rows``, from
+    the sheet it decoded to cut it), so after it this step finds only what the stream left (an interrupted
+    build's figures, a sheet that failed there). ``load_encoder`` gives an encoder that can encode when ``encoder``
     is a Ray build's stand-in, or, with ``fresh_encoder_above``, when more sheets than that are to be encoded
     (``encoder`` is then the overlapped build's one-thread encoder, and this step has the cores to itself)."""
     beta = sheet_context_of(encoder)

@@ -7,11 +7,13 @@ drawing, so one patent's sheets are spread over all of them), and this process w
 reading as it comes back, in order, then embeds the drawing (or the figures cut from it) with
 the visual encoder from the same pixels: a sheet that is cut, decoded here to cut it; one that is
 not, prepared for the (backbone) encoder by the worker that read it, from the pixels it decoded to
-read it (``_Writer._reader_prepare``). Once the ingest is over (the collection's languages, which
-choose the text encoder, are known), it also embeds the texts of the patents whose drawings are
-all written. The encoders load in a thread from the start; they run on one thread (the readers
-fill the cores), but for a second session of the text encoder on both cores' threads, which embeds
-the texts left once every drawing is read (``_text_encoder_alone``).
+read it (``_Writer._reader_prepare``); with a sheet context (``SPEC@sheet=BETA``) a cut sheet is
+encoded here too, and its figures' vectors are stored mixed with its own (``_Writer._mixed_rows``).
+Once the ingest is over (the collection's languages, which choose the text encoder, are known), it
+also embeds the texts of the patents whose drawings are all written. The encoders load in a thread
+from the start; they run on one thread (the readers fill the cores), but for a second session of
+the text encoder on both cores' threads, which embeds the texts left once every drawing is read
+(``_text_encoder_alone``).
 
 Why the OCR workers do not embed too (as an earlier version of this module had them do): every
 process that embeds must load the models (about 2.2 CPU s each here, when they ran on torch; onnxruntime
@@ -48,6 +50,7 @@ from PIL import Image, UnidentifiedImageError
 
 from figsearch.embed.base import l2_normalise
 from figsearch.embed.catalog import DEFAULT_TEXT_ENCODER, DEFAULT_VISUAL_ENCODER, create_text, create_visual, encoder_key
+from figsearch.embed.sheet_context import context_digest, mix, sheet_context_of, split_sheet_context
 from figsearch.index.settings import NO_TEXT
 from figsearch.ingest.runner import CommittedForwarder, Progress
 from figsearch.link.patent_text import PatentText
@@ -89,6 +92,8 @@ class StreamReport:
     text_key: str | None = None
     #: drawings whose visual encoder input a reader prepared (the writer did not decode them)
     prepared_by_readers: int = 0
+    #: cut figures whose vector the stream stored mixed with their sheet's (a sheet context, ``SPEC@sheet=BETA``)
+    mixed: int = 0
     #: the encoders the stream loaded, by (modality, spec): the index stage after it uses them
     encoders: dict = field(default_factory=dict, repr=False)
 
@@ -190,6 +195,10 @@ class _Writer:
         self._visual_future, self._visual, self._limit_threads = visual, None, limit_threads
         self._visual_spec = visual_spec
         self.to_embed: list[tuple[str, str, Image.Image]] = []
+        #: the sheets cut since the last flush, when the encoder asks for a sheet context: (sheet id, its image
+        #: digest, its encoder input, the ids of its cut figures in ``to_embed``)
+        self.sheets_to_mix: list[tuple[str, str, Image.Image, list[str]]] = []
+        self._sheet_context = split_sheet_context(visual_spec)[1] > 0
         self.text_encoder = None
         #: the same text encoder on both cores' threads, for when the readers are done (None: none such)
         self.text_encoder_alone = None
@@ -264,8 +273,10 @@ class _Writer:
         return self._visual
 
     def flush(self) -> None:
-        """Embed the drawings written so far and store their vectors."""
+        """Embed the drawings written so far and store their vectors (a cut figure's mixed with its sheet's,
+        when the encoder asks for a sheet context: ``_mixed_rows``)."""
         batch, self.to_embed = self.to_embed, []
+        sheets, self.sheets_to_mix = self.sheets_to_mix, []
         encoder = self.visual() if batch else None
         if encoder is None:
             return
@@ -281,9 +292,32 @@ class _Writer:
             vectors[ready] = done
             if images:
                 vectors[images] = encoder.encode([batch[i][2] for i in images])
-        self.collection.vectors.save("visual", key, [(i, v, sha) for (i, sha, _), v in zip(batch, vectors)])
+        rows = [(i, v, sha) for (i, sha, _), v in zip(batch, vectors)]
+        if sheets and sheet_context_of(encoder):
+            rows = self._mixed_rows(encoder, rows, sheets)
+        self.collection.vectors.save("visual", key, rows)
         self.report.embedded += len(batch)
         self.report.key = key
+
+    def _mixed_rows(self, encoder, rows: list, sheets: list) -> list:
+        """``rows`` (figure id, plain vector, image digest) with each cut figure's vector mixed with its sheet's
+        and stored under ``context_digest``, as ``pipeline.embed.mix_sheet_context`` stores it after the stream:
+        the sheet is encoded here, from the pixels this process decoded to cut it, while the readers still
+        read (that step decoded and encoded every cut sheet again once the readers were done, and now finds
+        these vectors mixed already)."""
+        beta = sheet_context_of(encoder)
+        sheet_vectors = encoder.encode([image for _, _, image, _ in sheets])
+        position = {figure_id: n for n, (figure_id, _, _) in enumerate(rows)}
+        for (_, sheet_digest, _, cut), sheet_vector in zip(sheets, sheet_vectors):
+            at = [position[figure_id] for figure_id in cut if figure_id in position]
+            if not at:
+                continue
+            mixed = mix(np.stack([rows[n][1] for n in at]), np.repeat(sheet_vector[None, :], len(at), axis=0), beta)
+            for n, vector in zip(at, mixed):
+                figure_id, _, digest = rows[n]
+                rows[n] = (figure_id, vector, context_digest(digest, sheet_digest, beta))
+            self.report.mixed += len(at)
+        return rows
 
     def _embed_texts(self, numbers: list[str]) -> None:
         """Text vectors of these patents' drawings, as figsearch.pipeline.embed.embed_text makes them,
@@ -330,7 +364,12 @@ class _Writer:
         elif prepared is not None:  # cut after all (not while ``ahead.parts`` decides the cut): as before
             image = _load(self.collection, figure)
         if image is not None:
-            self.to_embed += embedding_inputs(figure, image, children)
+            inputs = embedding_inputs(figure, image, children)
+            self.to_embed += inputs
+            if children and inputs and figure.image_sha256 and self._sheet_context:
+                # flushed with its cut figures (they are in the same batch): see ``_mixed_rows``
+                self.sheets_to_mix.append((figure.figure_id, figure.image_sha256, encoder_input(image),
+                                           [figure_id for figure_id, _, _ in inputs]))
             if len(self.to_embed) >= VISUAL_BATCH:
                 self.flush()
         self.done += 1

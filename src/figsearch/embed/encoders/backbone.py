@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from importlib import resources
@@ -142,9 +143,20 @@ def _turned_prepared(pixels: np.ndarray, quarter_turns: int, size: int) -> np.nd
         return resized(across, (size, size))
     if w == h:
         return resized(turned, (size, size))
-    if w < side:  # white columns left and right: every row of the square is resized across
+    if w < side:  # white columns left and right
         x = round((side - w) * 0.5)
-        square = np.empty((side, side), dtype=np.uint8)
+        drawn = _drawn_outputs(side, size, x, x + w, resample)
+        if drawn is not None:  # the first pass only where the drawing is: the rest of it is white
+            first, end, width = drawn
+            part = np.empty((side, width), dtype=np.uint8)
+            part[:, :x] = 255
+            part[:, x + w :] = 255
+            part[:, x : x + w] = turned
+            across = np.full((side, size), 255, dtype=np.uint8)
+            across[:, first:end] = np.asarray(Image.fromarray(part).resize(
+                (end - first, side), resample, box=(first * side / size, 0, end * side / size, side)), dtype=np.uint8)
+            return resized(across, (size, size))  # the second pass alone (the width is already the size)
+        square = np.empty((side, side), dtype=np.uint8)  # every row of the square is resized across
         square[:, :x] = 255
         square[:, x + w :] = 255
         square[:, x : x + w] = turned
@@ -153,6 +165,75 @@ def _turned_prepared(pixels: np.ndarray, quarter_turns: int, size: int) -> np.nd
     across = np.full((side, size), 255, dtype=np.uint8)
     across[y : y + h] = resized(turned, (size, h))  # the first pass alone (the height is kept)
     return resized(across, (size, size))  # the second alone (the width is already the size)
+
+
+#: the support of Pillow's resampling filters (``Resample.c``), in input pixels at scale 1
+_FILTER_SUPPORT = {"BOX": 0.5, "LANCZOS": 3.0}
+
+
+def _float_held(value) -> bool:
+    """Whether a single-precision float holds the fraction ``value`` exactly (Pillow's resize box is one)."""
+    return value.denominator & (value.denominator - 1) == 0 and float(np.float32(float(value))) == value
+
+
+def _box_windows(in0: float, in1: float, outputs: int, in_size: int):
+    """(first column, fixed-point weights) of each output of Pillow's BOX pass over ``in_size`` columns with the
+    box ``in0``..``in1`` (single-precision floats): ``precompute_coeffs`` and ``normalize_coeffs_8bpc`` of
+    Pillow's ``Resample.c``, step by step in doubles (NumPy's are the same IEEE operations)."""
+    scale = float(np.float32(in1) - np.float32(in0)) / outputs  # the box's difference is taken in single precision
+    filterscale = max(scale, 1.0)
+    support, ss = 0.5 * filterscale, 1.0 / filterscale
+    centers = float(np.float32(in0)) + (np.arange(outputs) + 0.5) * scale
+    xmin = np.maximum(np.trunc(centers - support + 0.5), 0.0)
+    xmax = np.minimum(np.trunc(centers + support + 0.5), in_size) - xmin
+    x = np.arange(math.ceil(support) * 2 + 1)
+    where = ((x[None, :] + xmin[:, None]) - centers[:, None] + 0.5) * ss
+    weights = ((where > -0.5) & (where <= 0.5) & (x[None, :] < xmax[:, None])).astype(np.float64)
+    total = weights.sum(axis=1, keepdims=True)
+    return xmin, np.trunc(0.5 + np.divide(weights, total, out=weights.copy(), where=total != 0) * (1 << 22))
+
+
+def _drawn_outputs(side: int, size: int, left: int, right: int, resample) -> tuple[int, int, int] | None:
+    """For the first (across) pass of resizing a ``side``-wide square to ``size`` that is white but for its
+    columns ``left``..``right``: (first, end, width) such that Pillow's pass over only the first ``width``
+    columns, to outputs ``first``..``end`` with ``box=(first * side / size, 0, end * side / size, side)``,
+    gives the square's outputs ``first``..``end`` to the bit, and every other output is white (255). None
+    when nothing is saved.
+
+    Why the same: Pillow computes each output's window and weights from ``in0 + (i + 0.5) * scale``, the
+    scale being ``(in1 - in0) / outputs`` with ``in0`` and ``in1`` single-precision floats (``Resample.c``,
+    ``precompute_coeffs``). With both held exactly by a float, the scale is the square's ``side / size`` to
+    the bit (the same real number, rounded once), so with ``in0 = 0`` every window and weight is the
+    square's; ``width`` covers every one of them (the clamp to the image's width leaves them as they were).
+    With ``in0 > 0`` (BOX only) the centres may differ from the square's in their last bit, so the windows
+    and weights themselves are compared (``_box_windows``), and ``first`` is 0 when they differ. An output
+    whose window holds white only stays white (its weights sum to one in fixed point)."""
+    from fractions import Fraction
+
+    scale = side / size
+    support = _FILTER_SUPPORT[resample.name] * max(scale, 1.0)
+    starts = [int((i + 0.5) * scale - support + 0.5) for i in range(size)]  # each window's first column
+    end = next((i for i in range(size) if starts[i] >= right), size)  # from here on white only
+    while end < size and not _float_held(Fraction(end * side, size)):
+        end += 1
+    # before ``first``, each window ends before the drawing's first column
+    first = next((i for i in range(size) if int((i + 0.5) * scale + support + 0.5) > left), 0)
+    while first > 0 and not _float_held(Fraction(first * side, size)):
+        first -= 1
+    if first >= end:
+        first = 0
+    if end == 0 or (end == size and first == 0):
+        return None
+    in1 = Fraction(end * side, size)
+    width = min(side, max(int((end - 0.5) * scale + support + 0.5), math.ceil(in1)))
+    if first:
+        whole = _box_windows(0.0, float(side), size, side)
+        part = _box_windows(first * side / size, float(in1), end - first, width)
+        if resample.name != "BOX" or not all(np.array_equal(a[first:end], b) for a, b in zip(whole, part)):
+            first = 0
+    if end == size and first == 0:
+        return None
+    return first, end, width
 
 
 def prepare_turns(image, angles: Sequence[int], size: int) -> np.ndarray:
