@@ -45,8 +45,9 @@ def _remember(collection: Collection, modality: str, spec: str, encoder) -> None
 #: (loading the default models again costs about 0.5 CPU s; one that runs on one thread is slower
 #: on a large remainder than a fresh one on all cores)
 LOADED_ENCODER_WORK = 64
-#: the sheets a sheet context (``@sheet=``) encodes after an overlapped build on the stream's one-thread encoder;
-#: more are encoded by a fresh one on the stage's threads (loading it costs about 0.3 CPU s, a few sheets' work)
+#: the sheets a sheet context (``@sheet=``) encodes after an overlapped build on the stream's one-thread encoder
+#: (only what the stream left unmixed since stop 28: an interrupted build's sheets, say); more are encoded by a fresh
+#: one on the stage's threads (loading it costs about 0.3 CPU s, a few sheets' work)
 MIXING_ON_LOADED_ENCODER = 8
 
 
