@@ -116,3 +116,13 @@ def hand_service(root):
         update_collection(c, visual_model="fake-angle", text_model="fake-words")
     with SearchService.open(root) as s:
         yield s
+
+
+def indexed_hand_collection(root):
+    """``hand_collection`` indexed with the fake encoders (``fake-angle``, ``fake-words``); returns ``root``."""
+    from figsearch.pipeline.index import update_collection
+
+    hand_collection(root)
+    with Collection.open(root, write=True) as c:
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+    return root

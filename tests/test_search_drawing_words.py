@@ -7,12 +7,11 @@ import json
 import math
 
 import pytest
-from _search_helpers import angle_image, hand_collection
+from _search_helpers import angle_image, indexed_hand_collection
 from click.testing import CliRunner
 
 from figsearch.errors import InputError
 from figsearch.link.text import words_text
-from figsearch.pipeline.index import update_collection
 from figsearch.records import DrawingWord
 from figsearch.search.query import Query
 from figsearch.search.service import SearchService
@@ -36,10 +35,7 @@ class FakeReader:
 
 @pytest.fixture
 def indexed(collection_dir):
-    hand_collection(collection_dir)
-    with Collection.open(collection_dir, write=True) as c:
-        update_collection(c, visual_model="fake-angle", text_model="fake-words")
-    return collection_dir
+    return indexed_hand_collection(collection_dir)
 
 
 def service(root, words):

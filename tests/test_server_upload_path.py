@@ -10,9 +10,8 @@ import io
 import threading
 
 import pytest
-from _search_helpers import angle_image, hand_collection
+from _search_helpers import angle_image, indexed_hand_collection
 
-from figsearch.pipeline.index import update_collection
 from figsearch.records import DrawingWord
 from figsearch.search.query import Query
 from figsearch.search.service import SearchService
@@ -41,10 +40,7 @@ class ThreadReader:
 
 @pytest.fixture
 def indexed(collection_dir):
-    hand_collection(collection_dir)
-    with Collection.open(collection_dir, write=True) as c:
-        update_collection(c, visual_model="fake-angle", text_model="fake-words")
-    return collection_dir
+    return indexed_hand_collection(collection_dir)
 
 
 def counting(service: SearchService) -> list[tuple[str, int]]:

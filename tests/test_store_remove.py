@@ -8,10 +8,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from _search_helpers import CALLS, add_patent, hand_collection
+from _search_helpers import CALLS, add_patent, indexed_hand_collection
 from figsearch.cli import main
 from figsearch.errors import NotFound
-from figsearch.pipeline.index import update_collection
 from figsearch.pipeline.remove import remove_patents
 from figsearch.search.query import Query
 from figsearch.search.service import SearchService
@@ -20,10 +19,7 @@ from figsearch.store import Collection
 
 @pytest.fixture
 def indexed(collection_dir):
-    hand_collection(collection_dir)
-    with Collection.open(collection_dir, write=True) as c:
-        update_collection(c, visual_model="fake-angle", text_model="fake-words")
-    return collection_dir
+    return indexed_hand_collection(collection_dir)
 
 
 def _tables(c: Collection) -> dict[str, int]:
