@@ -319,9 +319,9 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
     levels = ordered_levels(settings.levels, settings.backbone)
     level_channels(settings.backbone, levels)
     pooled = Pooled(settings.backbone, build_backbone(settings.backbone), levels).to(device)
+    patents = np.array([i.patent for i in items])
     adapted = None
     if settings.adapt_bn:  # on the training drawings only: the held-out ones stay unseen
-        patents = np.array([i.patent for i in items])
         train_mask = split_masks(patents, settings)[0]
         adapted = adapt_batchnorm(pooled, images[torch.as_tensor(np.flatnonzero(train_mask), device=images.device)])
         on_message(f"BatchNorm statistics of {adapted['layers']} layers re-estimated on {adapted['drawings']} drawings")
@@ -329,7 +329,6 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
     feature_seconds = time.time() - started
     texts = bundle.texts if settings.text_weight > 0 else None
     has_text = bundle.has_text if texts is not None else None
-    patents = np.array([i.patent for i in items])
     item_levels = [i.levels for i in items]
     trained = train_head(features, patents, item_levels, texts, has_text, settings,
                          (lambda stats: on_epoch({**stats, "phase": "head"})) if on_epoch else None, device=device)
