@@ -70,6 +70,29 @@ def test_an_older_collection_is_told_what_it_lacks_and_what_to_run(collection_di
         assert "sheets were read before" not in _whats(upgrade_advice(c))
 
 
+def test_the_sheet_context_advice_says_whether_any_vector_changes(collection_dir):
+    """A collection on the default's network without its sheet context is told to switch; with no sheet cut the
+    line says the switch changes no vector (it said "encodes only the 0 cut sheets"); with one, how many."""
+    from figsearch.embed.sheet_context import split_sheet_context
+
+    _make_version_2(collection_dir)
+    plain, _ = split_sheet_context(DEFAULT_VISUAL_ENCODER)
+    db = sqlite3.connect(collection_dir / DB_NAME)
+    db.execute("UPDATE meta SET value=? WHERE key='setting:visual_encoder'",
+               (json.dumps({"spec": plain, "key": "plain:1", "identity": {}}),))
+    db.commit()
+    with Collection.open(collection_dir) as c:
+        line = [a.what for a in upgrade_advice(c) if a.what.startswith(f"visual encoder {plain}:")]
+    assert len(line) == 1 and "no sheet here is cut, so no vector changes" in line[0]
+    db.execute("INSERT INTO figures (figure_id, publication_number, role, parent_id) "
+               "VALUES ('US1-D1-1', 'US1', 'drawing', 'US1-D1')")
+    db.commit()
+    db.close()
+    with Collection.open(collection_dir) as c:
+        line = [a.what for a in upgrade_advice(c) if a.what.startswith(f"visual encoder {plain}:")]
+    assert len(line) == 1 and "encodes only the 1 cut sheets" in line[0]
+
+
 def test_a_current_collection_gets_no_advice_and_info_prints_the_command(collection_dir):
     hand_collection(collection_dir)
     with Collection.open(collection_dir, write=True) as c:

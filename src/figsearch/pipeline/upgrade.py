@@ -66,9 +66,12 @@ def upgrade_advice(collection: Collection) -> list[Advice]:
         default_base, default_sheet = split_sheet_context(DEFAULT_VISUAL_ENCODER)
         if base == default_base and sheet != default_sheet:
             cut = db.execute("SELECT COUNT(DISTINCT parent_id) FROM figures WHERE parent_id IS NOT NULL").fetchone()[0]
+            # with no sheet cut yet the switch changes no vector: it only makes later additions' cut figures mixed
+            effect = (f"encodes only the {cut} cut sheets" if cut else
+                      "no sheet here is cut, so no vector changes: later additions' cut figures are stored mixed")
             advice.append(Advice(
                 f"visual encoder {spec}: today's default {DEFAULT_VISUAL_ENCODER} stores a figure cut from a sheet "
-                f"mixed with its sheet (encodes only the {cut} cut sheets)",
+                f"mixed with its sheet ({effect})",
                 f'figsearch index -c DIR --visual-model "{DEFAULT_VISUAL_ENCODER}"'))
         else:
             advice.append(Advice(
