@@ -42,7 +42,7 @@ def ep_xml(number="1234567", kind="A1", figures=2, brief=True, title="Widget hol
 <ep-patent-document id="EP{number}{kind}" lang="en" country="EP" doc-number="{number}" kind="{kind}"
  date-publ="20200115" dtd-version="ep-patent-document-v1-5">
 <SDOBI lang="en"><B100><B110>{number}</B110><B130>{kind}</B130><B140><date>20200115</date></B140></B100>
-<B200><B220><date>20180301</date></B220></B200>
+<B200><B210>18161234.5</B210><B220><date>20180301</date></B220></B200>
 <B500><B510EP><classification-ipcr sequence="1"><text>B65D  43/02        20060101AFI20200101BHEP</text>
 </classification-ipcr></B510EP><B540><B541>de</B541><B542>Widgethalter</B542><B541>en</B541>
 <B542>{title}</B542></B540></B500></SDOBI>

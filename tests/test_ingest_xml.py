@@ -30,6 +30,7 @@ def test_ep_document(tmp_path):
     assert (patent.office, patent.number, patent.kind) == ("EP", "1234567", "A1")
     assert patent.title == "Widget holder"  # English among the B541/B542 pairs
     assert patent.publication_date == "2020-01-15" and patent.filing_date == "2018-03-01"
+    assert patent.application_number == "EP18161234"  # B210 "18161234.5" without the check digit
     assert [c.code for c in patent.classifications] == ["B65D 43/02"]
     assert patent.abstract == "A holder (10) for widgets."
     assert patent.claims == ["A holder (10)."]
@@ -48,6 +49,7 @@ def test_ep_document(tmp_path):
 def test_us_application_and_design_grant(tmp_path):
     [doc] = read(tmp_path, us_xml(sheets=2))
     assert doc.patent.publication_number == "US20250204297A1"
+    assert doc.patent.application_number == "US18976479"
     assert doc.patent.title == "Seeding machine"
     assert [c.code for c in doc.patent.classifications] == ["A01B 63/32"]
     assert [(i.key, i.role, i.label) for i in doc.images] == [
@@ -70,6 +72,7 @@ PATDOC = """<?xml version="1.0" encoding="UTF-8"?>
 ]>
 <PATDOC DTD="2.4"><SDOBI><B100><B110><DNUM><PDAT>D0435854</PDAT></DNUM></B110><B130><PDAT>S</PDAT></B130>
 <B140><DATE><PDAT>20010102</PDAT></DATE></B140><B190><PDAT>US</PDAT></B190></B100>
+<B200><B210><DNUM><PDAT>29112233</PDAT></DNUM></B210></B200>
 <B500><B510><B511><PDAT>1402</PDAT></B511></B510><B520><B521><PDAT>D14480</PDAT></B521></B520>
 <B540><STEXT><PDAT>Disc cartridge</PDAT></STEXT></B540></B500></SDOBI>
 <SDODE><DRWDESC><BTEXT><PARA ID="P-00001" LVL="7"><PTEXT><PDAT>FIG. 1 is a perspective view of a disc
@@ -82,7 +85,8 @@ cartridge.</PDAT></PTEXT></PARA></BTEXT></DRWDESC></SDODE>
 PAP = """<?xml version="1.0" encoding="UTF-8"?>
 <patent-application-publication><subdoc-bibliographic-information>
 <document-id><doc-number>20010000044</doc-number><kind-code>A1</kind-code><document-date>20010315</document-date>
-</document-id><domestic-filing-data><filing-date>19990629</filing-date></domestic-filing-data>
+</document-id><domestic-filing-data><application-number><doc-number>09342986</doc-number></application-number>
+<filing-date>19990629</filing-date></domestic-filing-data>
 <technical-information><classification-ipc><classification-ipc-primary><ipc>G06F017/60</ipc>
 </classification-ipc-primary></classification-ipc><classification-us><classification-us-primary><uspc>
 <class>705</class><subclass>026000</subclass></uspc></classification-us-primary></classification-us>
@@ -104,6 +108,7 @@ def test_patdoc_grant(tmp_path):
     patent = doc.patent
     assert patent.publication_number == "USD0435854S1"
     assert patent.title == "Disc cartridge" and patent.publication_date == "2001-01-02"
+    assert patent.application_number == "US29112233"
     assert {(c.scheme, c.code) for c in patent.classifications} == {("Locarno", "14-02"), ("USPC", "D14/480")}
     assert patent.claims == ["The ornamental design for a disc cartridge."]
     assert [(i.key, i.label) for i in doc.images] == [("D00001", "FIG. 1")]
@@ -113,6 +118,7 @@ def test_pap_application(tmp_path):
     [doc] = read(tmp_path, PAP)
     patent = doc.patent
     assert patent.publication_number == "US20010000044A1"
+    assert patent.application_number == "US09342986" and patent.filing_date == "1999-06-29"
     assert {(c.scheme, c.code) for c in patent.classifications} == {("IPC", "G06F 17/60"), ("USPC", "705/26")}
     [paragraph] = patent.paragraphs
     assert paragraph.number == "14" and paragraph.section == Section.DESCRIPTION
@@ -233,3 +239,11 @@ def test_drawing_reference_cannot_leave_the_folder(tmp_path):
     [doc] = read(inner, text)
     assert all(image.path.parent == inner for image in doc.images)
     assert "f0001" not in {image.key for image in doc.images}
+
+
+def test_application_numbers_in_one_form():
+    from figsearch.ingest.numbers import application_number
+
+    assert application_number("US", "29/740,061") == application_number("us", "29740061") == "US29740061"
+    assert application_number("EP", "05255002.7") == application_number("EP", "05255002") == "EP05255002"
+    assert application_number("US", "") is None and application_number(None, "123") is None

@@ -208,7 +208,40 @@ def test_leaving_out_the_querys_patent_leaves_out_its_other_publications(collect
         assert kept.hits[0].figure_id == "EP5B1-f1"
         left_out = s.search(Query(figure_id="EP5A1-f1", mode="visual", k=5, exclude_query_patent=True))
     assert [h.patent for h in left_out.hits] == ["US7"]
-    assert any("EP5B1, another publication of EP5A1's number, is left out too" in n for n in left_out.notes)
+    assert any("EP5B1, another publication of EP5A1's application, is left out too" in n for n in left_out.notes)
+
+
+def test_leaving_out_the_querys_patent_leaves_out_its_application_under_another_number(collection_dir):
+    """A US application and its grant: other numbers (US2021...A1, US11...B2), the same application number and the
+    same drawings. Leaving out the application's patent leaves out the grant too; a patent of another application
+    stays. A collection of schema 4 (no application column) is read as it is, pairing by number only."""
+    from _search_helpers import add_patent, angle_image
+    from figsearch.records import Figure, FigureRole, Patent
+
+    with Collection.open(collection_dir, create=True) as c:
+        for pub, number, kind in (("US20210012345A1", "20210012345", "A1"), ("US11222333B2", "11222333", "B2")):
+            path, digest = c.save_png("images", pub, "D1", angle_image(20))
+            c.upsert_patent(Patent(pub, "US", number, kind, title="Widget", application_number="US16123456"),
+                            [Figure(f"{pub}-D1", pub, label="FIG. 1", role=FigureRole.DRAWING, image_path=path,
+                                    image_sha256=digest, width=16, height=16)])
+        add_patent(c, "US7", [("A", 40, None)])
+        update_collection(c, visual_model="fake-angle", text_model="fake-words")
+        assert c.patents.other_kinds("US20210012345A1") == ["US11222333B2"] and c.patents.other_kinds("US7") == []
+        assert c.patent("US11222333B2").application_number == "US16123456"
+    with SearchService.open(collection_dir) as s:
+        left_out = s.search(Query(figure_id="US20210012345A1-D1", mode="visual", k=5, exclude_query_patent=True))
+    assert [h.patent for h in left_out.hits] == ["US7"]
+    assert any("US11222333B2, another publication of US20210012345A1's application" in n for n in left_out.notes)
+
+    db = sqlite3.connect(collection_dir / DB_NAME)  # as a schema-4 collection: no column, no pairing, no error
+    db.execute("DROP INDEX patents_by_application")
+    db.execute("ALTER TABLE patents DROP COLUMN application_number")
+    db.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    with Collection.open(collection_dir) as c:
+        assert c.patents.other_kinds("US20210012345A1") == []
+        assert c.patent("US11222333B2").application_number is None
 
 
 def test_an_ivf_index_built_before_exact_assignment_is_advised_a_rebuild(collection_dir):

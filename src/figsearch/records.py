@@ -109,6 +109,9 @@ class Patent:
     source_format: str | None = None
     #: the language of the patent's text (ISO 639-1), when known
     lang: str | None = None
+    #: the application it was published from, office + digits (``ingest.numbers.application_number``:
+    #: "US29740061", "EP05255002"): an application and its grant differ in publication number, not in this
+    application_number: str | None = None
 
 
 @dataclass

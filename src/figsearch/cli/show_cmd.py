@@ -47,7 +47,7 @@ def patent_json(details) -> dict:
     return {
         "publication_number": patent.publication_number, "office": patent.office, "kind": patent.kind,
         "title": patent.title, "publication_date": patent.publication_date, "filing_date": patent.filing_date,
-        "language": patent.lang or patent.language,
+        "application_number": patent.application_number, "language": patent.lang or patent.language,
         "classifications": [f"{c.scheme} {c.code}" for c in patent.classifications],
         "abstract": patent.abstract, "claims": len(patent.claims), "paragraphs": len(patent.paragraphs),
         "figures": [{"figure_id": f.figure_id, "label": f.label, "role": f.role.value, "description": f.description,
@@ -58,8 +58,8 @@ def patent_json(details) -> dict:
 
 def _show_patent(data: dict) -> None:
     click.echo(f"{data['publication_number']}  {data['title'] or '(no title)'}")
-    dates = ", ".join(f"{name} {data[key]}" for name, key in (("published", "publication_date"), ("filed", "filing_date"))
-                      if data[key])
+    dates = ", ".join(f"{name} {data[key]}" for name, key in (("published", "publication_date"), ("filed", "filing_date"),
+                                                              ("application", "application_number")) if data[key])
     click.echo(f"  {data['office']} {data['kind'] or ''}{', ' + dates if dates else ''}"
                f"{', ' + data['language'] if data['language'] else ''}")
     if data["classifications"]:

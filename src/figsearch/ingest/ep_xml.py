@@ -22,7 +22,7 @@ from pathlib import Path
 from figsearch.errors import CorruptInput
 from figsearch.ingest import figtext, language as languages, xmlsafe
 from figsearch.ingest.base import Reader, Unit, readers, reference, xml_file_references
-from figsearch.ingest.numbers import normalise
+from figsearch.ingest.numbers import application_number, normalise
 from figsearch.records import Classification, Document, FigureRole, Paragraph, Patent, Section, SourceImage
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def parse_document(root, source: str, folder: Path) -> Document:
         title=_title(root, language),
         publication_date=xmlsafe.iso_date(root.get("date-publ") or xmlsafe.first_text(root, ".//B140/date")),
         filing_date=xmlsafe.iso_date(xmlsafe.first_text(root, ".//B220/date")),
+        application_number=application_number("EP", xmlsafe.first_text(root, ".//B210")),
         language=language,
         classifications=_classifications(root),
         source_path=source,

@@ -106,3 +106,12 @@ def from_file_stem(stem: str) -> tuple[PubNumber, str | None] | None:
             return pub, uspto.group("key")
     pub = find_in_text(stem)
     return (pub, None) if pub else None
+
+
+def application_number(office: str | None, number: str | None) -> str | None:
+    """An application number in one form whatever the source prints: office + its digits, without separators or
+    the EPO's check digit ("29/740,061" -> "US29740061", "05255002.7" -> "EP05255002"); None when there is none.
+    An application and its grant carry it alike, so it pairs publications whose numbers differ."""
+    digits = re.sub(r"\D", "", (number or "").split(".")[0])
+    office = (office or "").strip().upper()
+    return f"{office}{digits}" if digits and office else None

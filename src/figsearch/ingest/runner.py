@@ -360,7 +360,7 @@ def _merge_existing(collection: Collection, ingested: Ingested, unit: Unit) -> t
         log.info("%s: a new version of %s read from %s replaces it", patent.publication_number, stored_source,
                  patent.source_path)
         return patent, figures + kept
-    for name in ("title", "publication_date", "filing_date", "language", "abstract", "kind"):
+    for name in ("title", "publication_date", "filing_date", "language", "abstract", "kind", "application_number"):
         if not getattr(patent, name) and getattr(stored, name):
             setattr(patent, name, getattr(stored, name))
     if len(stored.paragraphs) > len(patent.paragraphs):

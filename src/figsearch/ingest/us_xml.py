@@ -18,7 +18,7 @@ from pathlib import Path
 from figsearch.errors import CorruptInput
 from figsearch.ingest import figtext, language, xmlsafe
 from figsearch.ingest.base import Reader, Unit, readers, reference, xml_file_references
-from figsearch.ingest.numbers import normalise
+from figsearch.ingest.numbers import application_number, normalise
 from figsearch.records import Classification, Document, FigureRole, Paragraph, Patent, Section, SourceImage
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ def parse_document(root, source: str, folder: Path) -> Document:
         title=xmlsafe.first_text(biblio, "invention-title"),
         publication_date=xmlsafe.iso_date(xmlsafe.first_text(doc_id, "date")),
         filing_date=xmlsafe.iso_date(xmlsafe.first_text(biblio, "application-reference/document-id/date")),
+        application_number=application_number(
+            xmlsafe.first_text(biblio, "application-reference/document-id/country") or "US",
+            xmlsafe.first_text(biblio, "application-reference/document-id/doc-number")),
         language=(root.get("lang") or "en").lower(),
         classifications=classifications(biblio),
         source_path=source,

@@ -16,7 +16,7 @@ from pathlib import Path
 from figsearch.errors import CorruptInput
 from figsearch.ingest import figtext, language, xmlsafe
 from figsearch.ingest.base import Reader, Unit, readers, reference, xml_file_references
-from figsearch.ingest.numbers import normalise
+from figsearch.ingest.numbers import application_number, normalise
 from figsearch.ingest.us_xml import image_key, ipc_from_text, locarno, uspc
 from figsearch.records import Classification, Document, FigureRole, Paragraph, Patent, Section, SourceImage
 
@@ -70,6 +70,7 @@ def _patdoc(root, source: str, folder: Path) -> Document:
         title=_pdat(b500, "B540") if b500 is not None else None,
         publication_date=xmlsafe.iso_date(_pdat(b100, "B140/DATE")),
         filing_date=xmlsafe.iso_date(_pdat(root, "SDOBI/B200/B220/DATE")),
+        application_number=application_number("US", _pdat(root, "SDOBI/B200/B210/DNUM")),
         language="en",
         classifications=_patdoc_classes(b500, design=pub.number.startswith("D")),
         source_path=source,
@@ -153,6 +154,7 @@ def _pap(root, source: str, folder: Path) -> Document:
         title=_pdat(tech, "title-of-invention") if tech is not None else None,
         publication_date=xmlsafe.iso_date(_pdat(biblio, "document-id/document-date")),
         filing_date=xmlsafe.iso_date(_pdat(biblio, "domestic-filing-data/filing-date")),
+        application_number=application_number("US", _pdat(biblio, "domestic-filing-data/application-number/doc-number")),
         language="en",
         classifications=_pap_classes(tech),
         source_path=source,

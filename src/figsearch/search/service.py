@@ -848,13 +848,15 @@ class SearchService:
                                  f"its patent {figure.patent} is left out")
             else:
                 notes.append("exclude_query_patent: the query is not a figure of the collection, nothing to exclude")
-            # its other publications (an A1's B1, the same drawings granted) are the same patent to whoever asks
+            # its other publications (an A1's B1, an application's grant: the same drawings granted) are the same
+            # patent to whoever asks
             for own in sorted(exclude_patents - set(query.filters.exclude_patents)):
                 kinds = self.collection.patents.other_kinds(own)
                 if kinds:
                     exclude_patents.update(kinds)
-                    notes.append(f"exclude_query_patent: {', '.join(kinds)}, another publication of {own}'s number, "
-                                 "is left out too")
+                    which = "another publication" if len(kinds) == 1 else "other publications"
+                    notes.append(f"exclude_query_patent: {', '.join(kinds)}, {which} of {own}'s application, "
+                                 f"{'is' if len(kinds) == 1 else 'are'} left out too")
         exclude_figures = {query.figure_id} if query.figure_id else set()
         length = max(LIST_FACTOR * (query.k + query.offset), MIN_LIST)
         # what fusion measures on the lists is measured as deep as the first page of this page size reaches: a later

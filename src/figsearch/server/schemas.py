@@ -133,6 +133,8 @@ class PatentOut(BaseModel):
     title: str | None = None
     publication_date: str | None = None
     filing_date: str | None = None
+    application_number: str | None = Field(None, description="the application, office + digits; shared by an "
+                                           "application's publications (A1 and its grant)")
     language: str | None = None
     classifications: list[ClassificationOut] = Field(default_factory=list)
     abstract: str | None = None
@@ -268,6 +270,7 @@ def patent_out(patent: Patent) -> PatentOut:
         title=patent.title,
         publication_date=patent.publication_date,
         filing_date=patent.filing_date,
+        application_number=patent.application_number,
         language=patent.language,
         classifications=[ClassificationOut(scheme=c.scheme, code=c.code) for c in patent.classifications],
         abstract=patent.abstract,

@@ -32,18 +32,20 @@ class PatentRepository(Repository):
             old = {r["figure_id"]: r["image_sha256"] for r in rows if r["parent_id"] is None}
             db.execute(
                 """INSERT INTO patents (publication_number, office, number, kind, title, publication_date,
-                       filing_date, language, abstract, claims_json, source_path, source_format, ingested_at, lang)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       filing_date, language, abstract, claims_json, source_path, source_format, ingested_at, lang,
+                       application_number)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(publication_number) DO UPDATE SET
                        office=excluded.office, number=excluded.number, kind=excluded.kind, title=excluded.title,
                        publication_date=excluded.publication_date, filing_date=excluded.filing_date,
                        language=excluded.language, abstract=excluded.abstract, claims_json=excluded.claims_json,
                        source_path=excluded.source_path, source_format=excluded.source_format,
-                       ingested_at=excluded.ingested_at, lang=excluded.lang""",
+                       ingested_at=excluded.ingested_at, lang=excluded.lang,
+                       application_number=excluded.application_number""",
                 (
                     pub, patent.office, patent.number, patent.kind, patent.title, patent.publication_date,
                     patent.filing_date, patent.language, patent.abstract, json.dumps(patent.claims),
-                    patent.source_path, patent.source_format, utcnow(), patent.lang,
+                    patent.source_path, patent.source_format, utcnow(), patent.lang, patent.application_number,
                 ),
             )
             db.execute("DELETE FROM classifications WHERE publication_number=?", (pub,))
@@ -147,6 +149,7 @@ class PatentRepository(Repository):
                 for r in db.execute("SELECT * FROM paragraphs WHERE publication_number=? ORDER BY seq", (pub,))
             ],
             lang=column(row, "lang"),
+            application_number=column(row, "application_number"),
         )
 
     def title(self, publication_number: str) -> str | None:
@@ -156,7 +159,10 @@ class PatentRepository(Repository):
     def _has_lang(self, table: str) -> bool:
         """Whether ``table`` has the ``lang`` column (schema v2); a reader of a collection not yet
         upgraded reads it as it is."""
-        return any(row[1] == "lang" for row in self.db.execute(f"PRAGMA table_info({table})"))
+        return self._has_column(table, "lang")
+
+    def _has_column(self, table: str, name: str) -> bool:
+        return any(row[1] == name for row in self.db.execute(f"PRAGMA table_info({table})"))
 
     def language(self, publication_number: str) -> str | None:
         """The patent's language: ``lang`` where known, else the one its reader recorded."""
@@ -176,15 +182,23 @@ class PatentRepository(Repository):
         return {r[0]: r[1] for r in self.db.execute("SELECT publication_number, source_path FROM patents")}
 
     def other_kinds(self, publication_number: str) -> list[str]:
-        """The collection's other publications of the same office and number (EP1667425A1's B1: the same
-        application, published again as granted), in order; empty for an unknown patent."""
-        row = self.db.execute("SELECT office, number FROM patents WHERE publication_number=?",
-                              (publication_number,)).fetchone()
+        """The collection's other publications of the same application: those of the same office and number
+        (EP1667425A1's B1, the application published again as granted) and, where the collection knows
+        applications (schema 5), those of the same application under another number (a US application's grant),
+        in order; empty for an unknown patent."""
+        with_application = self._has_column("patents", "application_number")
+        row = self.db.execute(
+            f"SELECT office, number, {'application_number' if with_application else 'NULL'} FROM patents "
+            "WHERE publication_number=?", (publication_number,)).fetchone()
         if row is None:
             return []
+        same = "office=? AND number=?"
+        args: tuple = (row[0], row[1])
+        if row[2]:
+            same, args = f"({same}) OR application_number=?", args + (row[2],)
         return [r[0] for r in self.db.execute(
-            "SELECT publication_number FROM patents WHERE office=? AND number=? AND publication_number != ? "
-            "ORDER BY publication_number", (row[0], row[1], publication_number))]
+            f"SELECT publication_number FROM patents WHERE ({same}) AND publication_number != ? "
+            "ORDER BY publication_number", (*args, publication_number))]
 
     def read_from(self, path: str) -> list[str]:
         """The stored patents read from ``path``, from a file under it (a folder) or in it (an archive's members):

@@ -174,6 +174,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: (
         "CREATE INDEX IF NOT EXISTS figures_by_image ON figures (image_sha256)",
     ),
+    # the application a publication belongs to: leaving out the query's patent leaves out the same application's
+    # other publications too (a US application and its grant have different numbers)
+    5: (
+        "ALTER TABLE patents ADD COLUMN application_number TEXT",
+        "CREATE INDEX IF NOT EXISTS patents_by_application ON patents (application_number)",
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS, default=1)
@@ -183,6 +189,8 @@ STEP_SUMMARY: dict[int, str] = {
     2: "the language of each document and paragraph",
     3: "the words printed in drawings",
     4: "uploaded front pages found by their stored image",
+    5: "the application of each publication, so that leaving out the query's patent leaves out its application's "
+       "other publications (documents read before keep none until they are read again)",
 }
 #: ``meta`` keys: the version a collection had when a writer first upgraded it, and when (absent for one made at
 #: the current version, or upgraded before stop 28): what it was made without stays known after the upgrade
