@@ -438,6 +438,9 @@ class RayCluster:
         #: documents committed and linked during the ingest, ``_TextsAhead``) and "in the embedding
         #: stage"; of the first, those "given to a free worker during the ingest" (``spare``)
         self.texts: dict[str, int] = collections.Counter()
+        #: cut figures the driver stored mixed with the vector a worker made of their sheet while
+        #: ingesting (a sheet context, ``_mixed_with_sheets``); ``mix_sheet_context`` mixes the others
+        self.mixed_as_stored = 0
         self._ahead = _TextsAhead()
         #: what the driver ingested itself while Ray started (``_DriverIngest``): "documents", their
         #: "drawings read" and the "seconds" it spent on them
@@ -961,7 +964,9 @@ class RayCluster:
                 end = min(upto, written + 256)
                 good = [row for row in rows[written:end] if row]
                 if sheet_of:
+                    before = report.mixed
                     good = _mixed_with_sheets(good, sheet_of, beta, report)
+                    self.mixed_as_stored += report.mixed - before
                 if good:
                     collection.vectors.save("visual", key, good)
                     report.embedded += len(good)
