@@ -1047,9 +1047,9 @@ class RayCluster:
 def _encoded_sheets(collection: Collection, spec: str, todo, ready: dict) -> dict[str, tuple[np.ndarray, str]]:
     """Figure id -> (its sheet's vector, the sheet's image digest) of each figure of ``todo`` (figure, image
     digest) cut from a sheet whose vector ``ready`` holds (figure id -> (spec, image digest, vector): what
-    the workers encoded while ingesting) for ``spec`` and the sheet's stored pixels. A sheet cut only in the
-    signs stage, or read before the drawing encoder had loaded, is not there: ``mix_sheet_context`` mixes
-    its figures after the embedding, as before."""
+    the workers encoded while ingesting) for ``spec`` and the sheet's stored pixels. A sheet the workers did
+    not encode then (ingested before the drawing encoder had loaded, or by an earlier build) is not there:
+    ``mix_sheet_context`` mixes its figures after the embedding, as before."""
     parents = {figure.parent_id for figure, digest in todo if figure.parent_id and digest is not None}
     if not parents:
         return {}
