@@ -773,3 +773,50 @@ def test_a_worker_with_two_cores_encodes_its_drawings_beside_the_reading(threads
         assert worker.seconds["encode images behind"] > 0 and worker.seconds["encode images cpu"] > 0
     else:
         assert set(where[:3]) == {caller} and worker._encoder_thread is None
+
+
+def test_cut_figures_are_mixed_with_the_sheet_vectors_the_workers_made_as_the_mixing_step_mixes_them(tmp_path):
+    # a Ray build's driver mixes each cut figure's vector, as it stores it, with the vector a worker made of its
+    # sheet while ingesting (a drawing then): the same vectors and digests as ``mix_sheet_context`` stores, which
+    # then finds nothing to mix (and encodes nothing); a sheet vector of other pixels or another spec is not used
+    from _search_helpers import CALLS
+    from test_sheet_context import _cut_sheet
+
+    from figsearch.embed.catalog import create_visual, encoder_key
+    from figsearch.pipeline import embed as embed_stage
+    from figsearch.pipeline.distributed import _encoded_sheets, _mixed_with_sheets
+    from figsearch.pipeline.embed import EmbedReport
+    from figsearch.pipeline.index import update_collection
+    from figsearch.store import Collection
+
+    spec = "fake-angle-sheet@sheet=0.5"
+    expected_dir, ray_dir = tmp_path / "expected", tmp_path / "ray"
+    _cut_sheet(expected_dir)
+    _cut_sheet(ray_dir)
+    encoder = create_visual(spec)
+    key = encoder_key(encoder)
+    with Collection.open(expected_dir, write=True) as c:
+        update_collection(c, visual_model=spec, text_model="none")
+        want_vectors, want_inputs = c.vectors.fetch("visual", key, [f.figure_id for f in c.figures()]), \
+            c.vectors.inputs("visual", key)
+    with Collection.open(ray_dir, write=True) as c:
+        todo, _ = embed_stage.plan_visual(c, encoder)
+        sheet = c.figure("US1-B")
+        sheet_vector = encoder.encode([embed_stage.decode_stored(c.path(sheet.image_path))])[0]
+        for stale in ({"US1-B": ("other-spec", sheet.image_sha256, sheet_vector)},
+                      {"US1-B": (spec, "other pixels", sheet_vector)}, {}):
+            assert _encoded_sheets(c, spec, todo, stale) == {}
+        ready = {"US1-B": (spec, sheet.image_sha256, sheet_vector)}
+        sheet_of = _encoded_sheets(c, spec, todo, ready)
+        assert sorted(sheet_of) == ["US1-B-fig1", "US1-B-fig2"]
+        rows = [(f.figure_id, v, digest) for (f, digest), v in
+                zip(todo, encoder.encode([embed_stage.decode_stored(c.path(f.image_path)) for f, _ in todo]))]
+        report = EmbedReport("visual", key)
+        c.vectors.save("visual", key, _mixed_with_sheets(rows, sheet_of, 0.5, report))
+        assert report.mixed == 2
+        calls = CALLS["visual"]
+        assert embed_stage.mix_sheet_context(c, encoder) == 0 and CALLS["visual"] == calls
+        got_vectors, got_inputs = c.vectors.fetch("visual", key, list(want_vectors)), c.vectors.inputs("visual", key)
+    assert got_inputs == want_inputs and sorted(got_vectors) == sorted(want_vectors)
+    for figure_id, vector in want_vectors.items():
+        np.testing.assert_allclose(got_vectors[figure_id], vector, atol=1e-6, err_msg=figure_id)

@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 
 from figsearch.embed.catalog import encoder_key
+from figsearch.embed.sheet_context import context_digest, mix, sheet_context_of
 from figsearch.errors import CollectionError, FigsearchError, InputError, MissingDependency, ModelUnavailable
 from figsearch.fsutil import atomic_write_bytes, fsync_directories
 from figsearch.index.settings import NO_TEXT
@@ -437,6 +438,9 @@ class RayCluster:
         #: documents committed and linked during the ingest, ``_TextsAhead``) and "in the embedding
         #: stage"; of the first, those "given to a free worker during the ingest" (``spare``)
         self.texts: dict[str, int] = collections.Counter()
+        #: cut figures the driver stored mixed with the vector a worker made of their sheet while
+        #: ingesting (a sheet context, ``_mixed_with_sheets``); ``mix_sheet_context`` mixes the others
+        self.mixed_as_stored = 0
         self._ahead = _TextsAhead()
         #: what the driver ingested itself while Ray started (``_DriverIngest``): "documents", their
         #: "drawings read" and the "seconds" it spent on them
@@ -926,6 +930,12 @@ class RayCluster:
                 missing.append(position)
                 cut.discard(figure.figure_id)
         cut = len(cut & {figure.figure_id for figure, _ in todo})
+        # a sheet context: the cut figures' vectors mixed as they are stored, with the vectors the workers
+        # made of their sheets while ingesting (the sheets were drawings then), as the overlapped build's
+        # stream mixes them: ``mix_sheet_context`` then finds them mixed, and the driver neither loads an
+        # encoder nor decodes and encodes the cut sheets again after the workers are done
+        beta = sheet_context_of(encoder)
+        sheet_of = _encoded_sheets(collection, spec, todo, ready) if beta else {}
         self.encoded["while ingesting"] += len(todo) - len(missing) - cut
         self.encoded["cut from sheets"] += cut
         self.encoded["in the embedding stage"] += len(missing)
@@ -953,6 +963,10 @@ class RayCluster:
             while written < upto:
                 end = min(upto, written + 256)
                 good = [row for row in rows[written:end] if row]
+                if sheet_of:
+                    before = report.mixed
+                    good = _mixed_with_sheets(good, sheet_of, beta, report)
+                    self.mixed_as_stored += report.mixed - before
                 if good:
                     collection.vectors.save("visual", key, good)
                     report.embedded += len(good)
@@ -1028,6 +1042,39 @@ class RayCluster:
                     progress(len(batch))
         self._last_embedding("text")
         return report
+
+
+def _encoded_sheets(collection: Collection, spec: str, todo, ready: dict) -> dict[str, tuple[np.ndarray, str]]:
+    """Figure id -> (its sheet's vector, the sheet's image digest) of each figure of ``todo`` (figure, image
+    digest) cut from a sheet whose vector ``ready`` holds (figure id -> (spec, image digest, vector): what
+    the workers encoded while ingesting) for ``spec`` and the sheet's stored pixels. A sheet the workers did
+    not encode then (ingested before the drawing encoder had loaded, or by an earlier build) is not there:
+    ``mix_sheet_context`` mixes its figures after the embedding, as before."""
+    parents = {figure.parent_id for figure, digest in todo if figure.parent_id and digest is not None}
+    if not parents:
+        return {}
+    sheets = {}
+    for sheet in collection.figures(roles=(FigureRole.SPLIT_SHEET,)):
+        known = ready.get(sheet.figure_id) if sheet.figure_id in parents else None
+        if known is not None and known[0] == spec and sheet.image_sha256 and known[1] == sheet.image_sha256:
+            sheets[sheet.figure_id] = (known[2], sheet.image_sha256)
+    return {figure.figure_id: sheets[figure.parent_id] for figure, digest in todo
+            if digest is not None and figure.parent_id in sheets}
+
+
+def _mixed_with_sheets(rows: list, sheet_of: dict, beta: float, report: EmbedReport) -> list:
+    """``rows`` (figure id, plain vector, image digest) with each cut figure's vector mixed with its sheet's
+    (``sheet_of``: ``_encoded_sheets``) and stored under ``context_digest``, as ``mix_sheet_context`` stores it."""
+    at = [n for n, (figure_id, _, _) in enumerate(rows) if figure_id in sheet_of]
+    if not at:
+        return rows
+    mixed = mix(np.stack([rows[n][1] for n in at]), np.stack([sheet_of[rows[n][0]][0] for n in at]), beta)
+    rows = list(rows)
+    for n, vector in zip(at, mixed):
+        figure_id, _, digest = rows[n]
+        rows[n] = (figure_id, vector, context_digest(digest, sheet_of[figure_id][1], beta))
+    report.mixed += len(at)
+    return rows
 
 
 def build_on_ray(paths: Iterable, collection, *, address: str | None = "auto", workers: int | None = None,

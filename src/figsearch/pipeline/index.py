@@ -115,7 +115,7 @@ def update_collection(
             # a sheet context (SPEC@sheet=BETA): the cut figures' stored vectors mixed with their sheets'
             # after an overlapped build's stream, on a fresh encoder with this stage's threads when there is more
             # than a little to encode: the stream's own encoder runs on one thread, and here the cores are free
-            embedded.mixed = mix_sheet_context(collection, encoder, lambda: create(spec),
+            embedded.mixed += mix_sheet_context(collection, encoder, lambda: create(spec),
                                                fresh_encoder_above=MIXING_ON_LOADED_ENCODER if encoder is reuse else None)
         else:
             plan = plan_text(collection, encoder)
