@@ -49,7 +49,7 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   the head's scores, and the thresholds are nearness of plain cosines (the calibration replays it so).
   **A query by words alone** (no drawing, no figure) has a visual list too: its words mapped into the drawing space
   by the visual encoder's text adapter. Its nearness and its agreement with the text mean something else than a
-  drawing's, and the encoder's thresholds, chosen on drawing queries, cost it up to 0.006 below the text (stop 28).
+  drawing's: the encoder's thresholds, chosen on drawing queries, put it below the text (stop 28: the glossary names).
   Since stop 29 such a query is ranked with WORDS_THRESHOLDS instead (the search service passes them): no switch to
   ``avg``; the text alone (its z-score) when the words' head is not near (h < ``far``, 0.45); otherwise the rule
   above with the visual weight multiplied by the agreement squared (``agree_power`` 2), so that a words' list the
