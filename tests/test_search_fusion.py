@@ -325,3 +325,16 @@ def test_a_later_page_keeps_the_re_ranked_scores_the_first_page_gave():
     # the first page itself is re-ranked as before
     same, _ = SearchService._rerank_visual({"visual": visual[:20]}, {}, query, None, fetch)
     assert same["visual"] == first["visual"]
+
+
+def test_the_word_query_thresholds_rank_by_the_text_below_far_and_square_the_agreement_above():
+    from figsearch.search.fusion import WORDS_THRESHOLDS, agreement
+
+    assert WORDS_THRESHOLDS["near"] is None  # a word query never switches to avg, however near its head
+    far = WORDS_THRESHOLDS["far"]
+    # the head (nearness, agreement) the service measured before re-ranking decides
+    assert scores("auto", head=(far - 0.01, 1.0), **WORDS_THRESHOLDS) == rounded(ZT)
+    near = scores("auto", head=(0.99, 1.0), **WORDS_THRESHOLDS)
+    assert near != scores("avg") and near == scores("auto", agree_power=2.0)
+    # agreement squared: the visual weight falls faster with the lists' disagreement than agreement ** 1
+    assert agreement(LISTS, 20) == 0.5 and scores("auto", agree_power=2.0) != scores("auto")

@@ -109,3 +109,26 @@ def test_a_fused_text_query_does_not_fail_when_the_visual_model_cannot_be_loaded
         assert result.modalities == ["text"] and ids(result) == ["US3-D"]
         with pytest.raises(ModelUnavailable, match="/nowhere/model.onnx"):
             service.search(Query(text="hub", mode="visual"))
+
+
+def test_auto_ranks_a_query_by_words_alone_with_the_word_thresholds_and_drawing_queries_as_before(tmp_path, monkeypatch):
+    from figsearch.search import fusion, service as service_module
+
+    build(tmp_path / "c", "fake-angle-words", "fake-words")
+    given = []
+    monkeypatch.setattr(service_module, "fuse", lambda lists, exact, **kwargs: given.append(kwargs) or
+                        fusion.fuse(lists, exact, **kwargs))
+    with SearchService.open(tmp_path / "c") as service:
+        words = service.search(Query(text="rotor hub", mode="auto", k=4))
+        assert words.modalities == ["visual", "text"]
+        assert {k: given[-1][k] for k in fusion.WORDS_THRESHOLDS} == fusion.WORDS_THRESHOLDS
+        # a drawing query, with or without words typed beside it, keeps the visual encoder's entry unchanged
+        for query in (Query(figure_id="US3-D", mode="auto", k=4), Query(figure_id="US1-A", text="rotor", mode="auto", k=4)):
+            given.clear()
+            assert service.search(query).modalities == ["visual", "text"]
+            assert len(given) == 1 and "agree_power" not in given[0]  # the fake encoder has no entry: no thresholds
+            assert given[0]["far"] is None and given[0]["near"] is None
+        # other modes never get them
+        given.clear()
+        service.search(Query(text="rotor hub", mode="avg", k=4))
+        assert len(given) == 1 and "agree_power" not in given[0] and "far" not in given[0]

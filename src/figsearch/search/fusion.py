@@ -47,6 +47,13 @@ just outside one list changes nothing). Rules, with v and t a figure's visual an
   visual list was re-ranked (``auto`` re-ranks by default since stop 22), the switch reads the head and the
   agreement of the lists *before* re-ranking (``switch_head``, passed as ``head``): α-query expansion raises
   the head's scores, and the thresholds are nearness of plain cosines (the calibration replays it so).
+  **A query by words alone** (no drawing, no figure) has a visual list too: its words mapped into the drawing space
+  by the visual encoder's text adapter. Its nearness and its agreement with the text mean something else than a
+  drawing's: the encoder's thresholds, chosen on drawing queries, put it below the text (stop 28: the glossary names).
+  Since stop 29 such a query is ranked with WORDS_THRESHOLDS instead (the search service passes them): no switch to
+  ``avg``; the text alone (its z-score) when the words' head is not near (h < ``far``, 0.45); otherwise the rule
+  above with the visual weight multiplied by the agreement squared (``agree_power`` 2), so that a words' list the
+  text hardly corroborates counts less. Chosen on training-side word sets (docs/evaluation.md, "Stop 29").
 - ``text_weight`` w, when given, replaces the mode's rule by (1 − w)·v + w·t, missing = 0 as avg.
 
 Ties (equal to 1e-9) are broken by figure id, so rankings are deterministic.
@@ -83,6 +90,9 @@ NEAR_TOP = 3
 #: ``auto``: a near visual head switches to ``avg`` only when the lists' agreement (first AGREE_TOP) is at
 #: least the encoder's ``near_agree`` (calibrated; this default for entries without one keeps the switch on h alone)
 NEAR_AGREE = 0.0
+#: ``auto`` for a query by words alone (its visual list: the words in the drawing space), in place of the visual
+#: encoder's entry: chosen on training-side word sets for the shipped text adapter (stop 29, docs/evaluation.md)
+WORDS_THRESHOLDS = {"near": None, "far": 0.45, "agree_power": 2.0}
 #: per visual encoder name, the nearness thresholds {"near": h, "far": h, "near_agree": a} (docs/evaluation.md)
 CALIBRATION_FILE = Path(__file__).with_name("fusion_calibration.json")
 

@@ -937,7 +937,11 @@ class SearchService:
             notes.append("text_weight ignored: only one modality takes part" if not lent else
                          "text_weight ignored: neighbour_text fuses with its own weight")
         calibration = fusion.near_thresholds(*self._visual_model(indexes)) if mode == "auto" and not lent else {}
-        if mode == "auto" and not lent and "visual" in indexes and (note := fusion.calibration_note(*self._visual_model(indexes))):
+        words = mode == "auto" and not lent and self._by_words_alone(query)
+        if words:  # the visual list is the words mapped into the drawing space: the drawing queries' thresholds do not hold
+            calibration = {**calibration, **fusion.WORDS_THRESHOLDS}
+        if mode == "auto" and not lent and not words and "visual" in indexes and (
+                note := fusion.calibration_note(*self._visual_model(indexes))):
             notes.append(note)  # the uncalibrated rule is used (docs/evaluation.md)
         if lent:  # neighbour_text: (1 - WEIGHT) * visual + WEIGHT * text, a figure without text its visual score
             fused = neighbour_text.fuse(lists, exact)
@@ -945,6 +949,12 @@ class SearchService:
             fused = fuse(lists, exact, mode=mode, text_weight=weight, head=head, measure_depth=measure_depth,
                          **calibration)
         return fused, mode, modalities, bm25
+
+    @staticmethod
+    def _by_words_alone(query: Query) -> bool:
+        """Whether a query's visual channel, if any, can only be its words mapped into the drawing space (no upload,
+        no figure: ``_query_vectors``)."""
+        return query.image is None and not query.figure_id and bool(query.text and query.text.strip())
 
     @staticmethod
     def _rerank_visual(lists: dict, exact: dict, query: np.ndarray, measure_depth: int | None,
