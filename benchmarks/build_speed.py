@@ -1,7 +1,7 @@
 """Build speed: the overlapped build against the stages in turn, in the same run.
 
     python benchmarks/build_speed.py ../shared/data/us-design-grants --jobs 2 [--limit N] [--rounds R]
-        [--serial] [--visual-model NAME] [--baseline OTHER_TREE] [--env NAME=VALUE]
+        [--serial] [--visual-model NAME] [--baseline OTHER_TREE] [--env NAME=VALUE[,NAME=VALUE...]]...
 
 Each configuration builds a fresh collection in its own Python process (so no configuration
 starts with another's imports warm):
@@ -26,8 +26,9 @@ what the build process does alone after the readers are done; by kind of process
 between CPUs and its voluntary and involuntary context switches per drawing (all threads); and the
 CPU seconds the build left unasked for (at each sample, the CPUs beyond its runnable threads) before
 its readers first ran, while they ran and after they were done: where an idle machine's cores idle.
-``--env NAME=VALUE`` adds this tree's overlapped build with that variable set (e.g.
-``FIGSEARCH_MINILM_ONNX=0``), alternating with the others like ``--baseline``.
+``--env NAME=VALUE[,NAME=VALUE...]`` adds this tree's overlapped build with those variables set (e.g.
+``FIGSEARCH_MINILM_ONNX=0``), alternating with the others like ``--baseline``; each ``--env`` given is one
+more such build (stop 29: several scheduling settings side by side in one run).
 On a machine shared with other work the CPU seconds are the steadier number: where the kernel
 shares the CPUs between sessions (``/proc/sys/kernel/sched_autogroup_enabled``), a build gets
 about the same share however many processes it runs, and its wall time follows its CPU time.
@@ -340,6 +341,17 @@ def _warm_caches() -> None:
     print(f"text model: {type(encoder).__name__}" + (f" (ONNX graph cached at {graph})" if graph else ""), file=sys.stderr)
 
 
+def env_builds(items: list[str]) -> dict[str, dict[str, str]]:
+    """The builds that ``--env`` adds, one per item: its name -> the variables it sets ("A=1,B=x")."""
+    builds = {}
+    for item in items:
+        pairs = [pair.split("=", 1) for pair in item.split(",")]
+        if any(len(pair) != 2 or not pair[0] for pair in pairs):
+            sys.exit(f"--env {item!r}: give NAME=VALUE, several separated by commas")
+        builds[f"overlapped ({item.replace(',', ' ')})"] = dict(pairs)
+    return builds
+
+
 #: the configuration ``--baseline`` adds: the other tree's overlapped build
 BASELINE = "overlapped (baseline tree)"
 
@@ -365,9 +377,7 @@ def main() -> None:
                              "FIGSEARCH_MINILM_ONNX=0), in each round beside the others, compared like --baseline; "
                              "each --env is one more build (its variables separated by commas)")
     args = parser.parse_args()
-    #: configuration name -> the variables it sets (one per --env)
-    env_configs = {f"overlapped ({item.replace(',', ' ')})": dict(v.split("=", 1) for v in item.split(","))
-                   for item in args.env}
+    env_configs = env_builds(args.env)
     scratch = Path(tempfile.mkdtemp(prefix="figsearch-build-bench-"))
     _warm_caches()
     try:
