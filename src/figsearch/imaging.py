@@ -404,7 +404,7 @@ def normalise(image, *, max_side: int = MAX_SIDE, thumb_side: int = THUMB_SIDE) 
 def grey_pixels(image):
     """The pixels of an 8-bit grey image ("L") as a read-only (height, width) uint8 NumPy array, equal to
     ``np.asarray(image)``, without its copy where Pillow hands them out: ``np.asarray`` goes through
-    ``Image.tobytes``, which copies the whole image (about 0.6-1.9 CPU ms for a 4-Mpx sheet here), while
+    ``Image.tobytes``, which copies the whole image (0.6-2 CPU ms a stored grant sheet on the 2-core machine), while
     Pillow 11.2 and later export an image's pixels without a copy through the Arrow C data interface
     (``Image.__arrow_c_array__``); the array then shares the image's memory, which that export keeps alive
     as long as the array lives. Any other mode, an older Pillow, or an export that is not one plain
