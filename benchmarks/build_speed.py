@@ -1,7 +1,7 @@
 """Build speed: the overlapped build against the stages in turn, in the same run.
 
     python benchmarks/build_speed.py ../shared/data/us-design-grants --jobs 2 [--limit N] [--rounds R]
-        [--serial] [--visual-model NAME] [--baseline OTHER_TREE] [--env NAME=VALUE]
+        [--serial] [--visual-model NAME] [--baseline OTHER_TREE] [--env NAME=VALUE[,NAME=VALUE...]]...
 
 Each configuration builds a fresh collection in its own Python process (so no configuration
 starts with another's imports warm):
@@ -26,8 +26,9 @@ what the build process does alone after the readers are done; by kind of process
 between CPUs and its voluntary and involuntary context switches per drawing (all threads); and the
 CPU seconds the build left unasked for (at each sample, the CPUs beyond its runnable threads) before
 its readers first ran, while they ran and after they were done: where an idle machine's cores idle.
-``--env NAME=VALUE`` adds this tree's overlapped build with that variable set (e.g.
-``FIGSEARCH_MINILM_ONNX=0``), alternating with the others like ``--baseline``.
+``--env NAME=VALUE[,NAME=VALUE...]`` adds this tree's overlapped build with those variables set (e.g.
+``FIGSEARCH_MINILM_ONNX=0``), alternating with the others like ``--baseline``; each ``--env`` given is one
+more such build (stop 29: several scheduling settings side by side in one run).
 On a machine shared with other work the CPU seconds are the steadier number: where the kernel
 shares the CPUs between sessions (``/proc/sys/kernel/sched_autogroup_enabled``), a build gets
 about the same share however many processes it runs, and its wall time follows its CPU time.
@@ -340,6 +341,17 @@ def _warm_caches() -> None:
     print(f"text model: {type(encoder).__name__}" + (f" (ONNX graph cached at {graph})" if graph else ""), file=sys.stderr)
 
 
+def env_builds(items: list[str]) -> dict[str, dict[str, str]]:
+    """The builds that ``--env`` adds, one per item: its name -> the variables it sets ("A=1,B=x")."""
+    builds = {}
+    for item in items:
+        pairs = [pair.split("=", 1) for pair in item.split(",")]
+        if any(len(pair) != 2 or not pair[0] for pair in pairs):
+            sys.exit(f"--env {item!r}: give NAME=VALUE, several separated by commas")
+        builds[f"overlapped ({item.replace(',', ' ')})"] = dict(pairs)
+    return builds
+
+
 #: the configuration ``--baseline`` adds: the other tree's overlapped build
 BASELINE = "overlapped (baseline tree)"
 
@@ -360,12 +372,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="another source tree (e.g. /work/main): its overlapped build also runs in each round, "
                              "alternating with this tree's, and the two are compared (CPU s per drawing, drawings/s)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE...]",
                         help="also this tree's overlapped build with these environment variables set (e.g. "
-                             "FIGSEARCH_MINILM_ONNX=0), in each round beside the others, compared like --baseline")
+                             "FIGSEARCH_MINILM_ONNX=0), in each round beside the others, compared like --baseline; "
+                             "each --env is one more build (its variables separated by commas)")
     args = parser.parse_args()
-    extra_env = dict(item.split("=", 1) for item in args.env)
-    with_env = f"overlapped ({' '.join(args.env)})" if extra_env else None
+    env_configs = env_builds(args.env)
     scratch = Path(tempfile.mkdtemp(prefix="figsearch-build-bench-"))
     _warm_caches()
     try:
@@ -377,15 +389,14 @@ def main() -> None:
             else:
                 paths.append(str(path.resolve()))
         names = ["overlapped", "stages in turn"] + (["one process"] if args.serial else [])
-        if with_env:
-            names.insert(0, with_env)
+        names[:0] = list(env_configs)
         if args.baseline:
             names.insert(0, BASELINE)  # beside this tree's overlapped build: even rounds first, odd rounds last
         baseline_src = args.baseline.resolve() / "src" if args.baseline else None
         runs: list[tuple[int, str, dict]] = []
         kept = {}
         for round_ in range(args.rounds):
-            if args.baseline or with_env:
+            if args.baseline or env_configs:
                 order = names if round_ % 2 == 0 else names[::-1]
             else:
                 order = names if round_ % 2 == 0 else [names[1], names[0], *names[2:]]
@@ -393,9 +404,10 @@ def main() -> None:
                 root = scratch / f"{name.replace(' ', '-')}-{round_}"
                 jobs = 1 if name == "one process" else args.jobs
                 keep = round_ == 0  # the first round's collections are compared at the end
-                result = run(paths, root, jobs, name in ("overlapped", BASELINE, with_env), args.visual_model, keep=keep,
+                result = run(paths, root, jobs, name in ("overlapped", BASELINE, *env_configs), args.visual_model,
+                             keep=keep,
                              src=baseline_src if name == BASELINE else Path(__file__).resolve().parent.parent / "src",
-                             extra_env=extra_env if name == with_env else None)
+                             extra_env=env_configs.get(name))
                 if keep:
                     kept[name] = root
                 runs.append((round_, name, result))
@@ -477,9 +489,9 @@ def main() -> None:
         print(f"  <= 1.5x the slowest stage alone: {statistics.median(ratios):.2f} -> {_verdict(statistics.median(ratios) <= 1.5)}"
               f"  (by CPU s, its floor on idle cores: {statistics.median(floors):.2f} -> {_verdict(statistics.median(floors) <= 1.5)})")
         print(f"  same collection{' as one process and' if args.serial else ''} as the stages in turn: {_verdict(identical)}")
-        if with_env:
+        for with_env in env_configs:
             other = [r for _, name, r in runs if name == with_env]
-            print(f"this tree with {' '.join(args.env)} against without (overlapped builds, median of {args.rounds} "
+            print(f"this tree {with_env} against without (overlapped builds, median of {args.rounds} "
                   f"round(s), alternating): CPU s per drawing "
                   f"{statistics.median(r['cpu'] / max(r['drawings'], 1) for r in other):.3f} vs {statistics.median(cpu_per):.3f}; "
                   f"drawings/s {statistics.median(r['drawings'] / r['total'] for r in other):.2f} vs {statistics.median(rates):.2f}"
@@ -488,7 +500,7 @@ def main() -> None:
                 by_name = {name: r for k, name, r in runs if k == round_}
                 turn = by_name["stages in turn"]
                 slowest = max(turn["stages"], key=lambda stage: turn["stages"][stage][0])
-                print(f"  round {round_ + 1}: with {' '.join(args.env)}, overlapped / slowest stage alone ({slowest}) "
+                print(f"  round {round_ + 1}: {with_env}, overlapped / slowest stage alone ({slowest}) "
                       f"{by_name[with_env]['total'] / turn['stages'][slowest][0]:.2f}, its floor by CPU s "
                       f"{by_name[with_env]['cpu'] / turn['stages'][slowest][1]:.2f}")
             print("  same collection as this tree's stages in turn:", same_collection(kept["stages in turn"], kept[with_env]))

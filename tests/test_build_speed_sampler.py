@@ -46,3 +46,12 @@ def test_a_sampled_tree_shows_its_cpu_its_runnable_threads_and_its_switches():
     assert voluntary >= 20 and migrations >= 0 and involuntary >= 0
     start, end = sampler.runnable[0][0], sampler.runnable[-1][0]
     assert 0.0 < sampler.short(1, start, end) < end - start  # idle part of the time, busy the rest
+
+
+def test_each_env_option_is_one_more_build_with_its_variables():
+    builds = build_speed.env_builds(["FIGSEARCH_A=1", "FIGSEARCH_B=batch,FIGSEARCH_C=x=y"])
+    assert builds == {"overlapped (FIGSEARCH_A=1)": {"FIGSEARCH_A": "1"},
+                      "overlapped (FIGSEARCH_B=batch FIGSEARCH_C=x=y)": {"FIGSEARCH_B": "batch", "FIGSEARCH_C": "x=y"}}
+    assert build_speed.env_builds([]) == {}
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        build_speed.env_builds(["FIGSEARCH_A"])

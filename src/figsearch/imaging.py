@@ -398,6 +398,69 @@ def normalise(image, *, max_side: int = MAX_SIDE, thumb_side: int = THUMB_SIDE) 
     return Normalised(grey, thumbnail_of(grey, thumb_side, _DOWN), original)
 
 
+# -- pixels as an array ---------------------------------------------------------------------------------
+
+
+def grey_pixels(image):
+    """The pixels of an 8-bit grey image ("L") as a read-only (height, width) uint8 NumPy array, equal to
+    ``np.asarray(image)``, without its copy where Pillow hands them out: ``np.asarray`` goes through
+    ``Image.tobytes``, which copies the whole image (0.6-2 CPU ms a stored grant sheet on the 2-core machine), while
+    Pillow 11.2 and later export an image's pixels without a copy through the Arrow C data interface
+    (``Image.__arrow_c_array__``); the array then shares the image's memory, which that export keeps alive
+    as long as the array lives. Any other mode, an older Pillow, or an export that is not one plain
+    buffer of width × height bytes: ``np.asarray``'s copy (docs/performance.md, "Stop 29")."""
+    import numpy as np
+
+    if image.mode == "L":
+        try:
+            shared = _arrow_view(image)
+        except Exception:  # noqa: BLE001 - no export of this image (an older Pillow, pixels in several blocks)
+            shared = None
+        if shared is not None:
+            return shared
+    pixels = np.asarray(image)
+    pixels.flags.writeable = False  # the same promise either way: callers read, never write
+    return pixels
+
+
+class _ArrowArray:  # the Arrow C data interface's ArrowArray struct (a stable ABI), built on first use
+    struct = None
+
+
+def _arrow_view(image):
+    """``image``'s pixels through ``__arrow_c_array__`` (see ``grey_pixels``), or None when the export is not
+    a single uint8 buffer of width × height values without nulls."""
+    import ctypes
+
+    import numpy as np
+
+    export = getattr(image, "__arrow_c_array__", None)
+    if export is None:
+        return None
+    if _ArrowArray.struct is None:
+        class Struct(ctypes.Structure):
+            _fields_ = [("length", ctypes.c_int64), ("null_count", ctypes.c_int64), ("offset", ctypes.c_int64),
+                        ("n_buffers", ctypes.c_int64), ("n_children", ctypes.c_int64),
+                        ("buffers", ctypes.POINTER(ctypes.c_void_p)), ("children", ctypes.c_void_p),
+                        ("dictionary", ctypes.c_void_p), ("release", ctypes.c_void_p), ("private_data", ctypes.c_void_p)]
+
+        _ArrowArray.struct = Struct
+    schema, array = export()
+    pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    fmt = ctypes.c_char_p.from_address(pointer(schema, b"arrow_schema")).value  # the schema's first field: format
+    exported = _ArrowArray.struct.from_address(pointer(array, b"arrow_array"))
+    width, height = image.size
+    if (fmt != b"C" or exported.length != width * height or exported.null_count != 0 or exported.n_buffers != 2
+            or exported.n_children != 0 or exported.buffers[0] or not exported.buffers[1]):
+        return None
+    buffer = (ctypes.c_uint8 * (width * height)).from_address(exported.buffers[1] + exported.offset)
+    buffer.export = array  # the capsule releases the export (and Pillow's hold on the pixels) when the array goes
+    pixels = np.frombuffer(buffer, np.uint8).reshape(height, width)
+    pixels.flags.writeable = False
+    return pixels
+
+
 # -- stored PNGs ------------------------------------------------------------------------------------
 
 #: zlib level of the stored drawings: level 1 is twice as fast as the default and barely larger here
@@ -427,7 +490,7 @@ def encode_png(image, level: int = PNG_LEVEL) -> bytes:
     import numpy as np
 
     width, height = image.size
-    pixels = np.asarray(image)
+    pixels = grey_pixels(image)
     if _bilevel(pixels):
         packed = np.packbits(pixels, axis=1)  # 255 -> bit 1 (white), 0 -> bit 0, leftmost pixel first
         depth = 1

@@ -246,11 +246,12 @@ def prepare_turns(image, angles: Sequence[int], size: int) -> np.ndarray:
     an angle that is no quarter turn, take the general path. ``tests/test_server_upload_turns.py``
     checks the identity."""
     from figsearch.embed.preprocess import PAPER_THRESHOLD
+    from figsearch.imaging import grey_pixels
 
     grey = image if image.mode == "L" else image.convert("L")  # read only: no copy of a grey one
     # the darkest pixel of each row and column, one pass each: it answers both strip_running_header's
     # ink test (< 128) and trim_margins' (< PAPER_THRESHOLD), where each built a mask and reduced it
-    pixels = np.asarray(grey)
+    pixels = grey_pixels(grey)  # read only, and without np.asarray's copy of the whole image
     row_min, col_min = pixels.min(axis=1), pixels.min(axis=0)
     rows, cols = row_min < 128, col_min < 128
     box = _ink_box(row_min < PAPER_THRESHOLD, col_min < PAPER_THRESHOLD)  # trim_margins' box; a quarter
