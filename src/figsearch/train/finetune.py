@@ -317,8 +317,6 @@ def build_activation_cache(pooled: Pooled, images: torch.Tensor, train_idx: np.n
         return {"acts": acts, "low": low, "features": feats}
 
     config = AugmentConfig()
-    stored, from_disk = _stored(folder, f"{base}-L{layer}-plain.pt", plain, on_message)
-    acts, low = stored["acts"], stored["low"]
     views, views_low, disk_views = [], [], 0
     if settings.augment:
         train_key = _digest(base, settings.seed, config.to_dict(), train_idx.tolist())
@@ -330,6 +328,9 @@ def build_activation_cache(pooled: Pooled, images: torch.Tensor, train_idx: np.n
             views.append(one["acts"])
             views_low.append(one["low"])
             disk_views += read
+    # the views first: a run started beside one computing the same plain pass finds it in the folder afterwards
+    stored, from_disk = _stored(folder, f"{base}-L{layer}-plain.pt", plain, on_message)
+    acts, low = stored["acts"], stored["low"]
     if layer < settings.finetune_from:  # the frozen layers between the cache's layer and the first trained one
         acts, low = _advance(pooled, acts, low, layer, settings.finetune_from)
         moved = [_advance(pooled, a, lo, layer, settings.finetune_from) for a, lo in zip(views, views_low)]
