@@ -345,7 +345,8 @@ def build_activation_cache(pooled: Pooled, images: torch.Tensor, train_idx: np.n
                     "activation_shape": list(acts.shape[1:]), "views": len(views), "megabytes": round(size / 2**20, 1),
                     "plain_from_disk": from_disk, "views_from_disk": disk_views, "folder": folder or None,
                     "seconds": round(time.time() - started, 1)}
-    on_message(f"cached activations at layer {layer}: {tuple(acts.shape[1:])} x {len(acts)} drawings"
+    moved = f", moved up to layer {settings.finetune_from}" if layer < settings.finetune_from else ""
+    on_message(f"cached activations at layer {layer}{moved}: {tuple(acts.shape[1:])} x {len(acts)} drawings"
                f"{f' + {len(views)} augmented views of {len(train_idx)}' if views else ''}, {cache.record['megabytes']} MB, "
                f"{cache.record['seconds']} s")
     return cache
