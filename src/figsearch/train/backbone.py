@@ -122,6 +122,18 @@ class BackboneSettings:
     anchor: float = 0.0
     #: random drawing-like distortions of every training drawing while fine-tuning (``train.augment``)
     augment: bool = True
+    #: fine-tune on cached activations (``train.finetune.ActivationCache``): the frozen layers below ``finetune_from``
+    #: run once per drawing and per augmented view, not in every epoch; None: on the CPU (where that is the cost),
+    #: not on a GPU (which affords a fresh augmented view of every drawing in every epoch)
+    cached_activations: bool | None = None
+    #: augmented views of every training drawing in the cache (each epoch draws one of them per drawing)
+    augment_views: int = 3
+    #: a folder where cached activations are kept and found again by later runs from the same bundle and weights
+    #: ("": in memory only)
+    activation_cache: str = ""
+    #: cache the activations at this layer (at most ``finetune_from``; None: ``finetune_from``) so that runs from
+    #: several layers share one cache folder; the layers between run once, frozen, at the start of a run
+    cache_layer: int | None = None
     #: a training bundle (prepared drawings, texts, labels; ``train.finetune``) used instead of the collections
     bundle: str = ""
     #: torch device of the fine-tuning ("" : cuda when present, else cpu)
@@ -273,10 +285,22 @@ class Pooled(nn.Module):
         x = normalise(self.name, grey)
         if self.levels == ("f18",):
             return torch.sqrt(self.backbone(x).mean(dim=(2, 3)).clamp_min(0) + 1e-12)
+        return pooled_features(self.run_layers(x, 0, self.layer_count())[1])
+
+    def layer_count(self) -> int:
+        """Layers as ``--finetune-from`` counts them (``train.finetune.finetune_layers``): MobileNetV2's ``features``
+        0-18; EfficientNet-Lite 0 the stem, N + 1 its block N, the last the head convolution."""
+        return LITE_BLOCKS[self.name] + 2 if self.name in LITE_BLOCKS else len(self.backbone.features)
+
+    def run_layers(self, x: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Layers ``start`` to ``stop - 1`` from ``x``, the input of layer ``start`` (for 0 the normalised drawing):
+        the activation after them and the pooled levels they produce, in network order, before the square root
+        (``pooled_features``). ``forward`` is every layer; fine-tuning on cached activations splits it in two."""
         if self.name in LITE_BLOCKS:
-            return self._lite(x)
-        outs = []
-        for index, layer in enumerate(self.backbone.features):
+            return self._lite(x, start, stop)
+        outs, last = [], len(self.backbone.features) - 1
+        for index in range(start, stop):
+            layer = self.backbone.features[index]
             if f"h{index}" in self.levels:
                 split = 2 if len(layer.conv) == 4 else 1
                 hidden = layer.conv[:split](x)
@@ -285,26 +309,36 @@ class Pooled(nn.Module):
                 x = x + y if layer.use_res else y
             else:
                 x = layer(x)
-        if "f18" in self.levels:
-            outs.append(x.mean(dim=(2, 3)))
-        return torch.sqrt(torch.cat(outs, dim=1).clamp_min(0) + 1e-12)
+            if index == last and "f18" in self.levels:
+                outs.append(x.mean(dim=(2, 3)))
+        return x, outs
 
-    def _lite(self, x: torch.Tensor) -> torch.Tensor:
+    def _lite(self, x: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """EfficientNet-Lite levels: block N's expanded activation after its depthwise convolution, BN and ReLU6
         (GeM p = 3), the last map averaged; the package's own ``extract_features`` computation otherwise."""
-        net, outs = self.backbone.net, []
-        x = net._swish(net._bn0(net._conv_stem(x)))
-        for index, block in enumerate(net._blocks):
-            args = block._block_args
-            hidden = block._swish(block._bn0(block._expand_conv(x))) if args.expand_ratio != 1 else x
-            hidden = block._swish(block._bn1(block._depthwise_conv(hidden)))
-            if f"h{index}" in self.levels:
-                outs.append(hidden.clamp_min(0).pow(3).mean(dim=(2, 3)).add(1e-12).pow(1.0 / 3.0))
-            y = block._bn2(block._project_conv(hidden))  # Lite blocks have no squeeze-excitation
-            x = y + x if args.id_skip and args.stride == 1 and args.input_filters == args.output_filters else y
-        if "f18" in self.levels:
-            outs.append(net._swish(net._bn1(net._conv_head(x))).mean(dim=(2, 3)))
-        return torch.sqrt(torch.cat(outs, dim=1).clamp_min(0) + 1e-12)
+        net, outs, blocks = self.backbone.net, [], len(self.backbone.net._blocks)
+        for layer in range(start, stop):
+            if layer == 0:
+                x = net._swish(net._bn0(net._conv_stem(x)))
+            elif layer <= blocks:
+                index = layer - 1
+                block = net._blocks[index]
+                args = block._block_args
+                hidden = block._swish(block._bn0(block._expand_conv(x))) if args.expand_ratio != 1 else x
+                hidden = block._swish(block._bn1(block._depthwise_conv(hidden)))
+                if f"h{index}" in self.levels:
+                    outs.append(hidden.clamp_min(0).pow(3).mean(dim=(2, 3)).add(1e-12).pow(1.0 / 3.0))
+                y = block._bn2(block._project_conv(hidden))  # Lite blocks have no squeeze-excitation
+                x = y + x if args.id_skip and args.stride == 1 and args.input_filters == args.output_filters else y
+            elif "f18" in self.levels:  # the head convolution: only the last map's level needs it
+                x = net._swish(net._bn1(net._conv_head(x)))
+                outs.append(x.mean(dim=(2, 3)))
+        return x, outs
+
+
+def pooled_features(outs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``Pooled``'s output from the pooled levels of ``Pooled.run_layers`` (network order)."""
+    return torch.sqrt(torch.cat(list(outs), dim=1).clamp_min(0) + 1e-12)
 
 
 class LevelNorm(nn.Module):

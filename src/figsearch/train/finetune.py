@@ -32,8 +32,8 @@ import torch
 from figsearch.errors import InputError
 from figsearch.train.backbone import (
     LITE_BLOCKS, BackboneSettings, Head, Item, LevelNorm, Pooled, Validation, _excluded, _load_grey, batch_loss,
-    collection_items, epoch_order, epoch_stats, level_channels, ordered_levels, selection_score, split_masks,
-    training_hardware, train_head, write_model,
+    collection_items, epoch_order, epoch_stats, level_channels, ordered_levels, pooled_features, selection_score,
+    split_masks, training_hardware, train_head, write_model,
 )
 
 BUNDLE_VERSION = 1
@@ -177,12 +177,204 @@ def adapt_batchnorm(pooled: Pooled, images: torch.Tensor, chunk: int = 64) -> di
     return {"layers": len(norms), "drawings": int(len(images)), "by": "train.finetune.adapt_batchnorm"}
 
 
+
+# -- cached activations (fine-tuning on the CPU) ---------------------------------------------------------------------
+
+CACHE_VERSION = 1
+#: the cached activations' type: float16 halves the memory (Lite0 at 288 px, layer 9: 52 KB a view); tests set float32
+CACHE_DTYPE = torch.float16
+
+
+@dataclass
+class ActivationCache:
+    """The frozen lower layers' work, done once: with BatchNorm in eval mode (as ``finetune`` keeps it) the layers
+    below ``--finetune-from`` are a fixed function of the drawing, so each drawing (and each of ``K`` augmented views of
+    every training drawing) goes through them once; training runs the layers from ``layer`` up on these activations.
+    Activations in float16 (Lite0 at 288 px: 9 x 9 x 192 at layer 13, 18 x 18 x 80 at layer 9), the pooled lower
+    levels in float32 (before ``pooled_features``' square root)."""
+
+    layer: int
+    plain: torch.Tensor  # (N, C, H, W) every drawing as it is
+    plain_low: torch.Tensor  # (N, P)
+    features: np.ndarray  # (N, D) exact float32 features of every drawing (the whole network, no float16 step)
+    rows: np.ndarray  # (N,) each drawing's row in ``views`` (-1: not a training drawing)
+    views: torch.Tensor | None  # (K, T, C, H, W) augmented views of the T training drawings
+    views_low: torch.Tensor | None  # (K, T, P)
+    record: dict = field(default_factory=dict)
+
+    def batch(self, idx: np.ndarray, view: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Activations and lower levels of drawings ``idx``: view ``view[i]`` of each, or as they are (None)."""
+        if view is None:
+            index = torch.as_tensor(idx)
+            return self.plain[index].float(), self.plain_low[index]
+        rows = self.rows[idx]
+        if (rows < 0).any():
+            raise ValueError("augmented views exist for the training drawings only")
+        which, rows = torch.as_tensor(view), torch.as_tensor(rows)
+        return self.views[which, rows].float(), self.views_low[which, rows]
+
+
+def upper_features(pooled: Pooled, activations: torch.Tensor, low: torch.Tensor, layer: int) -> torch.Tensor:
+    """``pooled``'s features from the activations at ``layer`` and the pooled levels below it."""
+    _, outs = pooled.run_layers(activations, layer, pooled.layer_count())
+    return pooled_features([low, *outs])
+
+
+def _lower_pass(pooled: Pooled, batches, layer: int, exact_features: bool) -> tuple:
+    """Layers below ``layer`` for every batch of grey drawings: (activations float16, lower levels float32, the
+    whole network's features from the float32 activations when ``exact_features``)."""
+    from figsearch.embed.encoders.backbone_nets import normalise
+
+    acts, lows, feats = [], [], []
+    with torch.no_grad():
+        for grey in batches:
+            x, low = pooled.run_layers(normalise(pooled.name, grey), 0, layer)
+            low = torch.cat(low, dim=1) if low else grey.new_zeros((len(grey), 0))
+            acts.append(x.to(CACHE_DTYPE).cpu())
+            lows.append(low.float().cpu())
+            if exact_features:
+                feats.append(upper_features(pooled, x, low, layer).float().cpu().numpy())
+    return torch.cat(acts), torch.cat(lows), (np.concatenate(feats) if exact_features else None)
+
+
+def _advance(pooled: Pooled, acts: torch.Tensor, low: torch.Tensor, start: int, stop: int, chunk: int = 128) -> tuple:
+    """Cached activations at ``start`` moved up to ``stop`` through frozen layers."""
+    moved, lows = [], []
+    with torch.no_grad():
+        for first in range(0, len(acts), chunk):
+            x, outs = pooled.run_layers(acts[first : first + chunk].float(), start, stop)
+            moved.append(x.to(CACHE_DTYPE))
+            lows.append(torch.cat([low[first : first + chunk], *outs], dim=1))
+    return torch.cat(moved), torch.cat(lows)
+
+
+def _digest(*parts) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def _stored(folder: str, name: str, compute: Callable[[], dict], on_message: Callable[[str], None]) -> tuple[dict, bool]:
+    """``compute()``'s tensors, kept in ``folder``/``name`` when a folder is given (found there again next time)."""
+    if not folder:
+        return compute(), False
+    path = Path(folder) / name
+    if path.is_file():
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=False)
+            if stored.get("version") == CACHE_VERSION:
+                on_message(f"cached activations read from {path}")
+                return stored, True
+        except Exception as exc:  # a damaged file is computed again
+            on_message(f"cached activations in {path} unreadable ({exc}): computing them again")
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({**result, "version": CACHE_VERSION}, tmp)
+    tmp.replace(path)
+    return result, False
+
+
+def cache_support(pooled: Pooled, settings: BackboneSettings) -> str | None:
+    """Why the activations cannot be cached for this run (None: they can)."""
+    if pooled.levels == ("f18",):
+        return "--levels f18 alone runs the backbone as one module (cache needs pooled levels, e.g. h2,...,f18)"
+    if settings.finetune_from < 1:
+        return "--finetune-from 0 trains every layer: nothing below it to cache"
+    return None
+
+
+def build_activation_cache(pooled: Pooled, images: torch.Tensor, train_idx: np.ndarray, settings: BackboneSettings,
+                           on_message: Callable[[str], None] = lambda text: None, chunk: int = 32) -> ActivationCache:
+    """The frozen layers below ``settings.finetune_from`` run once: on every drawing as it is, and (with
+    ``settings.augment``) on ``settings.augment_views`` augmented views of every training drawing (view k seeded by
+    the run's seed and k, so runs with the same seed share views)."""
+    from figsearch.train.augment import AugmentConfig, augment
+
+    started = time.time()
+    layer = settings.finetune_from if settings.cache_layer is None else settings.cache_layer
+    if not 1 <= layer <= settings.finetune_from:
+        raise InputError(f"--cache-layer {layer}: must be between 1 and --finetune-from ({settings.finetune_from})")
+    if settings.augment and settings.augment_views < 1:
+        raise InputError(f"--augment-views {settings.augment_views}: at least 1 view is needed to augment (or --no-augment)")
+    pooled.eval()
+    weights = [(k, v.detach().cpu().float().numpy().tobytes()) for k, v in sorted(pooled.state_dict().items())]
+    base = _digest(CACHE_VERSION, pooled.name, pooled.levels, list(images.shape),
+                   images.cpu().numpy().tobytes(), *[part for pair in weights for part in (pair[0], pair[1])])
+    folder = settings.activation_cache
+
+    def grey_batches(idx: np.ndarray, view: int | None):
+        generator = None if view is None else torch.Generator(device=images.device).manual_seed(settings.seed * 1009 + view)
+        for first in range(0, len(idx), chunk):
+            grey = images[torch.as_tensor(idx[first : first + chunk], device=images.device)].float()[:, None]
+            if view is not None:  # augment works on ink maps (1 = ink)
+                grey = 255.0 * (1.0 - augment(1.0 - grey / 255.0, config, generator))
+            yield grey
+
+    def plain() -> dict:
+        acts, low, feats = _lower_pass(pooled, grey_batches(np.arange(len(images)), None), layer, True)
+        return {"acts": acts, "low": low, "features": feats}
+
+    config = AugmentConfig()
+    views, views_low, disk_views = [], [], 0
+    if settings.augment:
+        train_key = _digest(base, settings.seed, config.to_dict(), train_idx.tolist())
+        for view in range(1, settings.augment_views + 1):
+            on_message(f"augmented view {view} of {len(train_idx)} training drawings")
+            one, read = _stored(folder, f"{train_key}-L{layer}-view{view}.pt",
+                                lambda: dict(zip(("acts", "low"), _lower_pass(pooled, grey_batches(train_idx, view),
+                                                                               layer, False)[:2])), on_message)
+            views.append(one["acts"])
+            views_low.append(one["low"])
+            disk_views += read
+    # the views first: a run started beside one computing the same plain pass finds it in the folder afterwards
+    stored, from_disk = _stored(folder, f"{base}-L{layer}-plain.pt", plain, on_message)
+    acts, low = stored["acts"], stored["low"]
+    if layer < settings.finetune_from:  # the frozen layers between the cache's layer and the first trained one
+        acts, low = _advance(pooled, acts, low, layer, settings.finetune_from)
+        moved = [_advance(pooled, a, lo, layer, settings.finetune_from) for a, lo in zip(views, views_low)]
+        views, views_low = [m[0] for m in moved], [m[1] for m in moved]
+    rows = np.full(len(images), -1)
+    rows[train_idx] = np.arange(len(train_idx))
+    cache = ActivationCache(settings.finetune_from, acts, low, stored["features"], rows,
+                            torch.stack(views) if views else None, torch.stack(views_low) if views else None)
+    size = acts.numel() * acts.element_size() + (cache.views.numel() * cache.views.element_size() if views else 0)
+    cache.record = {"cached": True, "layer": layer, "first_trained": settings.finetune_from,
+                    "dtype": str(acts.dtype).removeprefix("torch."),
+                    "activation_shape": list(acts.shape[1:]), "views": len(views), "megabytes": round(size / 2**20, 1),
+                    "plain_from_disk": from_disk, "views_from_disk": disk_views, "folder": folder or None,
+                    "seconds": round(time.time() - started, 1)}
+    moved = f", moved up to layer {settings.finetune_from}" if layer < settings.finetune_from else ""
+    on_message(f"cached activations at layer {layer}{moved}: {tuple(acts.shape[1:])} x {len(acts)} drawings"
+               f"{f' + {len(views)} augmented views of {len(train_idx)}' if views else ''}, {cache.record['megabytes']} MB, "
+               f"{cache.record['seconds']} s")
+    return cache
+
+
+def use_cache(pooled: Pooled, settings: BackboneSettings, device: str) -> bool:
+    """Whether this run fine-tunes on cached activations: ``--cached-activations`` (an error when it cannot), else
+    on the CPU whenever it can."""
+    if settings.finetune_epochs <= 0:
+        return False
+    why = cache_support(pooled, settings)
+    if settings.cached_activations:
+        if why:
+            raise InputError(f"--cached-activations: {why}")
+        return True
+    return settings.cached_activations is None and device == "cpu" and why is None
+
+
 def finetune(pooled: Pooled, trained: dict, images: torch.Tensor, patents: np.ndarray, levels: Sequence[tuple[str, ...]],
              texts: np.ndarray | None, has_text: np.ndarray | None, settings: BackboneSettings, device: str,
-             on_epoch: Callable[[dict], None] | None = None, run_started: float | None = None) -> dict:
+             on_epoch: Callable[[dict], None] | None = None, run_started: float | None = None,
+             cache: ActivationCache | None = None) -> dict:
     """Train the backbone's upper blocks with the head (``trained`` by ``train_head``) on augmented drawings;
     ``pooled`` and the head are left at the best epoch. Returns the fine-tuning record. With
-    ``settings.time_budget`` it stops after the epoch that crosses that many seconds since ``run_started``."""
+    ``settings.time_budget`` it stops after the epoch that crosses that many seconds since ``run_started``.
+    With ``cache`` (``build_activation_cache``, same ``finetune_from``) the layers below ``finetune_from`` are not run:
+    each epoch draws one of the cached augmented views of every training drawing (the drawing as it is without
+    ``settings.augment``), and validation reads the drawings' cached activations."""
     from figsearch.train.augment import AugmentConfig, augment
 
     started = time.time()
@@ -211,9 +403,21 @@ def finetune(pooled: Pooled, trained: dict, images: torch.Tensor, patents: np.nd
     def encode(grey: torch.Tensor) -> torch.Tensor:
         return head(norm(pooled(grey)))
 
+    def encode_cached(idx: np.ndarray, view: np.ndarray | None) -> torch.Tensor:
+        activations, low = cache.batch(idx, view)
+        return head(norm(upper_features(pooled, activations.to(device), low.to(device), cache.layer)))
+
+    if cache is not None and cache.layer != settings.finetune_from:
+        raise ValueError(f"activations cached at layer {cache.layer}, fine-tuning from {settings.finetune_from}")
+
     def validate() -> tuple:
         head.eval()
-        every = _vectors(encode, images)
+        if cache is None:
+            every = _vectors(encode, images)
+        else:
+            with torch.no_grad():
+                every = np.concatenate([encode_cached(np.arange(first, min(first + 256, len(images))), None).cpu().numpy()
+                                        for first in range(0, len(images), 256)])
         with torch.no_grad():
             return validation.scores(every, lambda t: head.text_vectors(torch.from_numpy(t.astype(np.float32)).to(device)).cpu().numpy())
 
@@ -241,6 +445,9 @@ def finetune(pooled: Pooled, trained: dict, images: torch.Tensor, patents: np.nd
             break
         head.train()
         flat = epoch_order(train_idx, patents, settings.seed, 1000 + epoch)
+        views = None  # with a cache: the view each training drawing is seen in this epoch
+        if cache is not None and settings.augment:
+            views = np.random.default_rng([settings.seed, 2000 + epoch]).integers(len(cache.views), size=len(images))
         losses = []
         for first in range(0, len(flat), settings.batch_size):
             idx = np.array(flat[first : first + settings.batch_size])
@@ -248,10 +455,13 @@ def finetune(pooled: Pooled, trained: dict, images: torch.Tensor, patents: np.nd
             step += 1
             for group in optimiser.param_groups:
                 group["lr"] = group["peak"] * factor
-            grey = images[torch.as_tensor(idx, device=images.device)].float()[:, None]
-            if settings.augment:  # augment works on ink maps (1 = ink)
-                grey = 255.0 * (1.0 - augment(1.0 - grey / 255.0, config, generator))
-            z = encode(grey)
+            if cache is not None:
+                z = encode_cached(idx, views[idx] if views is not None else None)
+            else:
+                grey = images[torch.as_tensor(idx, device=images.device)].float()[:, None]
+                if settings.augment:  # augment works on ink maps (1 = ink)
+                    grey = 255.0 * (1.0 - augment(1.0 - grey / 255.0, config, generator))
+                z = encode(grey)
             loss = batch_loss(z, head, idx, patents, levels, tt, has_text, settings)
             if settings.anchor > 0:
                 loss = loss + settings.anchor * sum(((p - a) ** 2).sum() for p, a in zip(backbone_params, anchors))
@@ -277,7 +487,8 @@ def finetune(pooled: Pooled, trained: dict, images: torch.Tensor, patents: np.nd
         parameter.requires_grad_(False)
     return {"epochs": settings.finetune_epochs, "from_block": settings.finetune_from, "backbone_lr": settings.backbone_lr,
             "head_lr": settings.finetune_lr, "anchor": settings.anchor, "augment": settings.augment,
-            "augment_config": config.to_dict() if settings.augment else None, "start": start_stats, "curve": curve,
+            "augment_config": config.to_dict() if settings.augment else None,
+            "activations": cache.record if cache is not None else {"cached": False}, "start": start_stats, "curve": curve,
             "best_epoch": best["epoch"], "stopped_by_time_budget": stopped, "seconds": round(time.time() - started, 1)}
 
 
@@ -325,7 +536,13 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
         train_mask = split_masks(patents, settings)[0]
         adapted = adapt_batchnorm(pooled, images[torch.as_tensor(np.flatnonzero(train_mask), device=images.device)])
         on_message(f"BatchNorm statistics of {adapted['layers']} layers re-estimated on {adapted['drawings']} drawings")
-    features = _vectors(pooled, images)
+    cache = None
+    if use_cache(pooled, settings, device):
+        cache = build_activation_cache(pooled, images, np.flatnonzero(split_masks(patents, settings)[0]), settings,
+                                       on_message)
+        features = cache.features  # the whole network's, computed with the lower pass
+    else:
+        features = _vectors(pooled, images)
     feature_seconds = time.time() - started
     texts = bundle.texts if settings.text_weight > 0 else None
     has_text = bundle.has_text if texts is not None else None
@@ -335,7 +552,7 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
     record = None
     if settings.finetune_epochs > 0:
         record = finetune(pooled, trained, images, patents, item_levels, texts, has_text, settings, device, on_epoch,
-                          run_started=started)
+                          run_started=started, cache=cache)
         record["bundle"] = {k: bundle.info.get(k) for k in ("key", "collections", "excluded_patents")}
     # everything the model file is made of, in case the ONNX export fails on the training machine (another torch):
     # `figsearch train-encoder --from-checkpoint` writes the model from it elsewhere
