@@ -22,6 +22,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
+def stored_drawings(root: Path) -> list:
+    """The collection's stored drawings (not the figures cut from sheets), decoded as the build hands them on."""
+    from figsearch.imaging import load_stored
+    from figsearch.records import FigureRole
+    from figsearch.store import Collection
+
+    with Collection.open(root) as collection:
+        paths = [collection.path(f.image_path) for f in collection.figures(roles=(FigureRole.DRAWING,))
+                 if f.image_path and not f.parent_id]
+    return [load_stored(path) for path in paths]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("collection", type=Path)
@@ -32,18 +44,12 @@ def main() -> int:
 
     from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_visual
     from figsearch.embed.encoders import backbone
-    from figsearch.imaging import load_stored
     from figsearch.pipeline.signs import backbone_input
-    from figsearch.records import FigureRole
-    from figsearch.store import Collection
 
-    with Collection.open(args.collection) as collection:
-        paths = [collection.path(f.image_path) for f in collection.figures(roles=(FigureRole.DRAWING,))
-                 if f.image_path and not f.parent_id]
-    if not paths:
+    images = stored_drawings(args.collection)
+    if not images:
         print(f"{args.collection}: no stored drawings", file=sys.stderr)
         return 2
-    images = [load_stored(path) for path in paths]
     tall = [i for i, image in enumerate(images) if image.height > image.width]
     size = create_visual(DEFAULT_VISUAL_ENCODER, threads=1).image_size  # the default encoder's input side
     drawn_outputs = backbone._drawn_outputs

@@ -32,19 +32,15 @@ def main() -> int:
 
     import numpy as np
 
+    from backbone_input_speed import stored_drawings  # the sibling benchmark's reading of a collection
     from figsearch import imaging
     from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER, create_visual
     from figsearch.pipeline.signs import backbone_input
-    from figsearch.records import FigureRole
-    from figsearch.store import Collection
 
-    with Collection.open(args.collection) as collection:
-        paths = [collection.path(f.image_path) for f in collection.figures(roles=(FigureRole.DRAWING,))
-                 if f.image_path and not f.parent_id]
-    if not paths:
+    images = stored_drawings(args.collection)
+    if not images:
         print(f"{args.collection}: no stored drawings", file=sys.stderr)
         return 2
-    images = [imaging.load_stored(path) for path in paths]
     size = create_visual(DEFAULT_VISUAL_ENCODER, threads=1).image_size  # the default encoder's input side
     shared = imaging.grey_pixels
 
