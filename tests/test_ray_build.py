@@ -63,6 +63,19 @@ def _ray_build(paths, collection, reads=None, encoded=None, texts=None, **option
     return report
 
 
+def _boxed_drawing_png(n: int) -> bytes:
+    """A PNG drawing of a box, its size and place varying with ``n`` (the Ray worker's encoding tests)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (500 + 40 * n, 700), 255)
+    ImageDraw.Draw(image).rectangle((60 + 10 * n, 80, 300, 400 + 30 * n), outline=0, width=3)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
 def _embeddings(root: Path) -> dict[tuple, np.ndarray]:
     with sqlite3.connect(f"file:{root / 'figsearch.sqlite'}?mode=ro", uri=True) as db:
         return {(f, m, e): np.frombuffer(v, dtype=np.float32)
@@ -664,7 +677,7 @@ def test_a_drawing_read_on_a_worker_is_encoded_from_the_pixels_decoded_to_read_i
     import io
     from types import SimpleNamespace
 
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
     from figsearch.pipeline import embed as embed_stage
@@ -675,18 +688,11 @@ def test_a_drawing_read_on_a_worker_is_encoded_from_the_pixels_decoded_to_read_i
     worker.ready()
     encoder = worker._visual_loaded(DEFAULT_VISUAL_ENCODER)
 
-    def drawing(n: int) -> bytes:
-        image = Image.new("L", (500 + 40 * n, 700), 255)
-        ImageDraw.Draw(image).rectangle((60 + 10 * n, 80, 300, 400 + 30 * n), outline=0, width=3)
-        out = io.BytesIO()
-        image.save(out, "PNG")
-        return out.getvalue()
-
     class NoWords:  # an OCR engine that finds nothing: the reading is not what is tested here
         def read(self, image):
             return []
 
-    files = {f"d{n}.png": drawing(n) for n in range(3)}
+    files = {f"d{n}.png": _boxed_drawing_png(n) for n in range(3)}
     prepare = ray_worker._backbone_prepare(encoder)
     assert prepare is not None
     seconds = collections.defaultdict(float)
@@ -722,8 +728,6 @@ def test_a_worker_with_two_cores_encodes_its_drawings_beside_the_reading(threads
     import threading
     from types import SimpleNamespace
 
-    from PIL import Image, ImageDraw
-
     from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
     from figsearch.pipeline import embed as embed_stage
     from figsearch.pipeline import ray_worker
@@ -734,13 +738,6 @@ def test_a_worker_with_two_cores_encodes_its_drawings_beside_the_reading(threads
     encoder = worker._visual_loaded(DEFAULT_VISUAL_ENCODER)
     assert encoder.threads == threads  # the worker's share (``encoder_threads``)
 
-    def drawing(n: int) -> bytes:
-        image = Image.new("L", (500 + 40 * n, 700), 255)
-        ImageDraw.Draw(image).rectangle((60 + 10 * n, 80, 300, 400 + 30 * n), outline=0, width=3)
-        out = io.BytesIO()
-        image.save(out, "PNG")
-        return out.getvalue()
-
     where = []
     run = encoder._run
     encoder._run = lambda grey: where.append(threading.current_thread().name) or run(grey)
@@ -749,7 +746,7 @@ def test_a_worker_with_two_cores_encodes_its_drawings_beside_the_reading(threads
         def read(self, image):
             return []
 
-    files = {f"d{n}.png": drawing(n) for n in range(9)}
+    files = {f"d{n}.png": _boxed_drawing_png(n) for n in range(9)}
     figures = [SimpleNamespace(figure_id=f"f{n}", image_path=f"d{n}.png", image_sha256=f"s{n}", role=FigureRole.DRAWING)
                for n in range(9)]
     result = SimpleNamespace(documents=[SimpleNamespace(figures=figures, patent=None)])
