@@ -124,7 +124,7 @@ class TreeCPU(threading.Thread):
         self._running = 0
         for pid in tree & used.keys():
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), used[pid])
-            if pid not in self.kind:
+            if self.kind.get(pid, "OCR readers") == "OCR readers":  # a forked ingest worker names itself after its fork
                 self.kind[pid] = self._kind(pid)
             self._count_switches(pid)
         now = time.time()
@@ -172,15 +172,20 @@ class TreeCPU(threading.Thread):
         return out
 
     def _kind(self, pid: int) -> str:
-        """Which of the build's processes ``pid`` is: the build itself, an ingest worker (spawned),
-        an OCR reader (forked by the forkserver), or a helper (the forkserver, resource tracker)."""
+        """Which of the build's processes ``pid`` is: the build itself, an ingest worker (spawned, or forked
+        by the forkserver and named ``fs-ingest`` since stop 30), an OCR reader (forked by the
+        forkserver), or a helper (the forkserver, resource tracker)."""
         if pid == self.root:
             return "build process"
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 command = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                name = f.read().strip().decode(errors="replace")
         except OSError:
             return "other"
+        if name == "fs-ingest":  # named by its pool's initializer (``ingest.workers.WORKER_NAME``)
+            return "ingest workers"
         if "multiprocessing.spawn" in command:
             return "ingest workers"
         if "multiprocessing.forkserver" in command:  # the server itself is at most a few tenths

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -152,6 +153,41 @@ def test_one_worker_process_when_asked_keeps_a_crash_to_its_document(tmp_path, c
     assert counts["patents"] == 3
     [(source, reason)] = failures.items()
     assert "poison" in source and "crashed" in reason
+
+
+def test_workers_forked_by_the_readers_forkserver_are_named_and_live_on(tmp_path, monkeypatch):
+    """The overlapped build's ingest worker is forked by the readers' forkserver (``run_units(...,
+    context=...)``): its parent process is the server, not the build, so its orphan watch must watch the
+    server (watching the build, it took itself for an orphan and left at once, every unit "crashed"), and it
+    names itself for the kernel (its command line is the server's). The same worker runs every unit."""
+    import os
+    import sys
+
+    from figsearch.ingest import workers
+    from figsearch.pipeline.overlapped import INGEST_PRELOAD
+    from figsearch.pipeline.signs import reader_context
+
+    if os.name != "posix" or not sys.platform.startswith("linux"):
+        pytest.skip("a forkserver and /proc/self/comm are Linux's")
+    monkeypatch.setattr(workers, "process_unit", where_it_ran)
+    context = reader_context(also=INGEST_PRELOAD)
+    ran = list(workers.run_units(["a", "b", "c"], str(tmp_path), jobs=1, processes=1, context=context))
+    assert [unit for unit, *_ in ran] == ["a", "b", "c"]
+    assert {(pid, parent, name) for _, pid, parent, name in ran} == {(ran[0][1], ran[0][2], workers.WORKER_NAME)}
+    assert ran[0][2] != os.getpid()  # the forkserver's child
+    time.sleep(1.2)  # more than two of the orphan watch's looks: the worker is still there
+    ran = list(workers.run_units(["d", "e"], str(tmp_path), jobs=1, processes=1, context=context))
+    assert [unit for unit, *_ in ran] == ["d", "e"]
+
+
+def where_it_ran(unit, root):
+    """A process_unit that says which process ran it: (unit, pid, parent pid, the kernel's name of it)."""
+    import os
+    import time
+
+    time.sleep(0.6)  # longer than one look of the orphan watch
+    with open("/proc/self/comm") as comm:
+        return unit, os.getpid(), os.getppid(), comm.read().strip()
 
 
 def test_weekly_bulk_file_is_one_unit_per_document(tmp_path, collection_dir):
