@@ -124,8 +124,10 @@ class TreeCPU(threading.Thread):
         self._running = 0
         for pid in tree & used.keys():
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), used[pid])
-            if self.kind.get(pid, "OCR readers") == "OCR readers":  # a forked ingest worker names itself after its fork
+            if pid not in self.kind:
                 self.kind[pid] = self._kind(pid)
+            elif self.kind[pid] == "OCR readers" and self._named_ingest_worker(pid):  # named after its fork
+                self.kind[pid] = "ingest workers"
             self._count_switches(pid)
         now = time.time()
         self.samples.append((now, sum(self.cpu.values())))
@@ -180,17 +182,24 @@ class TreeCPU(threading.Thread):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 command = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/comm", "rb") as f:
-                name = f.read().strip().decode(errors="replace")
         except OSError:
             return "other"
-        if name == "fs-ingest":  # named by its pool's initializer (``ingest.workers.WORKER_NAME``)
+        if self._named_ingest_worker(pid):
             return "ingest workers"
         if "multiprocessing.spawn" in command:
             return "ingest workers"
         if "multiprocessing.forkserver" in command:  # the server itself is at most a few tenths
             return "OCR readers"
         return "other"
+
+    @staticmethod
+    def _named_ingest_worker(pid: int) -> bool:
+        """Whether ``pid`` is named as the ingest workers name themselves (``ingest.workers.WORKER_NAME``)."""
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                return f.read().strip() == b"fs-ingest"
+        except OSError:
+            return False
 
     def by_kind(self) -> dict[str, float]:
         out: dict[str, float] = {}
