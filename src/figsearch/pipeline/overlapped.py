@@ -72,13 +72,14 @@ VISUAL_BATCH = 16
 IDLE_BATCH = 4
 #: ingest worker processes of the overlapped build, whatever the jobs: the readers are the bound (one
 #: worker ingests a design grant's sheet in about 0.02 CPU s, the readers read it in 0.11), the window
-#: holds the ingest back to their pace, and each worker is a Python process that starts and imports
-#: (about 0.3 CPU s) and one more process to share the cores with (docs/performance.md, "Stop 27")
+#: holds the ingest back to their pace, and each worker is a process that starts (spawned, it imported for
+#: about 0.3 CPU s; forked since stop 30, 0.14 less) and one more to share the cores with (docs/performance.md,
+#: "Stop 27")
 INGEST_PROCESSES = 1
 #: what the ingest worker imports before its first document, imported by the readers' forkserver, which
 #: forks the ingest worker too: the worker then starts with the interpreter, numpy, Pillow and figsearch's
-#: modules that the readers import anyway, instead of a spawned process importing them again (about 0.2
-#: CPU s a build; docs/performance.md, "Stop 30 (build38)")
+#: modules that the readers import anyway, instead of a spawned process importing them again (0.14 CPU s
+#: a build of the design grants: docs/performance.md, "Stop 30 (build38)")
 INGEST_PRELOAD = ("figsearch.ingest.workers",)
 #: added to the OCR readers' niceness: when this process has readings to write and embed it runs
 #: first, and the readers take what is left of the cores, so that when they finish little writing is
