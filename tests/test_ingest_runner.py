@@ -136,20 +136,28 @@ def test_parallel_run_matches_serial(mixed, tmp_path):
     assert serial_failures == parallel_failures
 
 
-def test_one_worker_process_when_asked_keeps_a_crash_to_its_document(tmp_path, collection_dir, monkeypatch):
+@pytest.mark.parametrize("forked", [False, True], ids=["spawned", "forked by the readers' forkserver"])
+def test_one_worker_process_when_asked_keeps_a_crash_to_its_document(tmp_path, collection_dir, monkeypatch, forked):
     """``run_units(..., processes=1)`` (the overlapped build's ingest) runs the units in one worker
     process even for one job: a unit that kills its process fails alone, the others go in (in this
-    process, as one job runs them otherwise, the crash would end the run)."""
+    process, as one job runs them otherwise, the crash would end the run). So too with the worker forked
+    by the readers' forkserver, as the overlapped build has it since stop 30."""
     import functools
+    import os
 
     from figsearch.ingest import workers
+    from figsearch.pipeline.overlapped import INGEST_PRELOAD
+    from figsearch.pipeline.signs import reader_context
 
+    if forked and os.name != "posix":
+        pytest.skip("a forkserver is POSIX's")
     for i in range(3):
         png(tmp_path / "in" / f"USD053433{i}.png")
     png(tmp_path / "in" / "poison" / "USD0534339.png")
     monkeypatch.setattr(workers, "process_unit", crash_on_poison)
+    context = reader_context(also=INGEST_PRELOAD) if forked else None
     _, counts, failures = run(collection_dir, tmp_path / "in", jobs=1,
-                              run_units=functools.partial(workers.run_units, processes=1))
+                              run_units=functools.partial(workers.run_units, processes=1, context=context))
     assert counts["patents"] == 3
     [(source, reason)] = failures.items()
     assert "poison" in source and "crashed" in reason
