@@ -126,6 +126,8 @@ class TreeCPU(threading.Thread):
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), used[pid])
             if pid not in self.kind:
                 self.kind[pid] = self._kind(pid)
+            elif self.kind[pid] == "OCR readers" and self._named_ingest_worker(pid):  # named after its fork
+                self.kind[pid] = "ingest workers"
             self._count_switches(pid)
         now = time.time()
         self.samples.append((now, sum(self.cpu.values())))
@@ -172,8 +174,9 @@ class TreeCPU(threading.Thread):
         return out
 
     def _kind(self, pid: int) -> str:
-        """Which of the build's processes ``pid`` is: the build itself, an ingest worker (spawned),
-        an OCR reader (forked by the forkserver), or a helper (the forkserver, resource tracker)."""
+        """Which of the build's processes ``pid`` is: the build itself, an ingest worker (spawned, or forked
+        by the forkserver and named ``fs-ingest`` since stop 30), an OCR reader (forked by the
+        forkserver), or a helper (the forkserver, resource tracker)."""
         if pid == self.root:
             return "build process"
         try:
@@ -181,11 +184,22 @@ class TreeCPU(threading.Thread):
                 command = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             return "other"
+        if self._named_ingest_worker(pid):
+            return "ingest workers"
         if "multiprocessing.spawn" in command:
             return "ingest workers"
         if "multiprocessing.forkserver" in command:  # the server itself is at most a few tenths
             return "OCR readers"
         return "other"
+
+    @staticmethod
+    def _named_ingest_worker(pid: int) -> bool:
+        """Whether ``pid`` is named as the ingest workers name themselves (``ingest.workers.WORKER_NAME``)."""
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                return f.read().strip() == b"fs-ingest"
+        except OSError:
+            return False
 
     def by_kind(self) -> dict[str, float]:
         out: dict[str, float] = {}

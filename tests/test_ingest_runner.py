@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -135,23 +136,66 @@ def test_parallel_run_matches_serial(mixed, tmp_path):
     assert serial_failures == parallel_failures
 
 
-def test_one_worker_process_when_asked_keeps_a_crash_to_its_document(tmp_path, collection_dir, monkeypatch):
+@pytest.mark.parametrize("forked", [False, True], ids=["spawned", "forked by the readers' forkserver"])
+def test_one_worker_process_when_asked_keeps_a_crash_to_its_document(tmp_path, collection_dir, monkeypatch, forked):
     """``run_units(..., processes=1)`` (the overlapped build's ingest) runs the units in one worker
     process even for one job: a unit that kills its process fails alone, the others go in (in this
-    process, as one job runs them otherwise, the crash would end the run)."""
+    process, as one job runs them otherwise, the crash would end the run). So too with the worker forked
+    by the readers' forkserver, as the overlapped build has it since stop 30."""
     import functools
+    import os
 
     from figsearch.ingest import workers
+    from figsearch.pipeline.overlapped import INGEST_PRELOAD
+    from figsearch.pipeline.signs import reader_context
 
+    if forked and os.name != "posix":
+        pytest.skip("a forkserver is POSIX's")
     for i in range(3):
         png(tmp_path / "in" / f"USD053433{i}.png")
     png(tmp_path / "in" / "poison" / "USD0534339.png")
     monkeypatch.setattr(workers, "process_unit", crash_on_poison)
+    context = reader_context(also=INGEST_PRELOAD) if forked else None
     _, counts, failures = run(collection_dir, tmp_path / "in", jobs=1,
-                              run_units=functools.partial(workers.run_units, processes=1))
+                              run_units=functools.partial(workers.run_units, processes=1, context=context))
     assert counts["patents"] == 3
     [(source, reason)] = failures.items()
     assert "poison" in source and "crashed" in reason
+
+
+def test_workers_forked_by_the_readers_forkserver_are_named_and_live_on(tmp_path, monkeypatch):
+    """The overlapped build's ingest worker is forked by the readers' forkserver (``run_units(...,
+    context=...)``): its parent process is the server, not the build, so its orphan watch must watch the
+    server (watching the build, it took itself for an orphan and left at once, every unit "crashed"), and it
+    names itself for the kernel (its command line is the server's). The same worker runs every unit."""
+    import os
+    import sys
+
+    from figsearch.ingest import workers
+    from figsearch.pipeline.overlapped import INGEST_PRELOAD
+    from figsearch.pipeline.signs import reader_context
+
+    if os.name != "posix" or not sys.platform.startswith("linux"):
+        pytest.skip("a forkserver and /proc/self/comm are Linux's")
+    monkeypatch.setattr(workers, "process_unit", where_it_ran)
+    context = reader_context(also=INGEST_PRELOAD)
+    ran = list(workers.run_units(["a", "b", "c"], str(tmp_path), jobs=1, processes=1, context=context))
+    assert [unit for unit, *_ in ran] == ["a", "b", "c"]
+    assert {(pid, parent, name) for _, pid, parent, name in ran} == {(ran[0][1], ran[0][2], workers.WORKER_NAME)}
+    assert ran[0][2] != os.getpid()  # the forkserver's child
+    time.sleep(1.2)  # more than two of the orphan watch's looks: the worker is still there
+    ran = list(workers.run_units(["d", "e"], str(tmp_path), jobs=1, processes=1, context=context))
+    assert [unit for unit, *_ in ran] == ["d", "e"]
+
+
+def where_it_ran(unit, root):
+    """A process_unit that says which process ran it: (unit, pid, parent pid, the kernel's name of it)."""
+    import os
+    import time
+
+    time.sleep(0.6)  # longer than one look of the orphan watch
+    with open("/proc/self/comm") as comm:
+        return unit, os.getpid(), os.getppid(), comm.read().strip()
 
 
 def test_weekly_bulk_file_is_one_unit_per_document(tmp_path, collection_dir):

@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -77,6 +78,33 @@ def test_no_temporary_name_outside_the_scratch_folder(tmp_path, monkeypatch):
         ingest_paths(collection, [tmp_path / "doc"], jobs=1)
     assert seen and all(t == tmp_path / "c" / TMP_DIR for t in seen)
     assert leftovers(tmp_path / "c") == []
+
+
+@pytest.mark.slow
+def test_the_overlapped_builds_workers_die_with_a_build_killed_alone(tmp_path):
+    """`kill -9 PID` of `figsearch build` (overlapped): its ingest worker, forked by the readers' forkserver
+    since stop 30, and the readers must not live on (before stop 30 the readers, and with them the
+    forkserver and the resource tracker, did: the server is their parent, and lives while they do)."""
+    pytest.importorskip("tesserocr")
+    data = make_inputs(tmp_path / "data", documents=4)
+    collection = tmp_path / "c"
+    command = [sys.executable, "-m", "figsearch", "build", str(data), "-c", str(collection), "-j", "2", "-q"]
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        wait_until = time.monotonic() + 120
+        while committed_patents(collection) < 1 and process.poll() is None and time.monotonic() < wait_until:
+            time.sleep(0.01)
+        assert process.poll() is None, "the build ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 15
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(process.pid), "worker processes outlived their killed build"
+    finally:
+        if _group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -1,4 +1,4 @@
-"""Small file and time helpers that every stage uses (no figsearch imports: a leaf module)."""
+"""Small file, time and process helpers that every stage uses (no figsearch imports: a leaf module)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 
@@ -56,3 +57,38 @@ def fsync_directories(paths) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def name_native_thread(name: str) -> None:
+    """Names the calling thread for the kernel (Linux, 15 bytes at most), so that ``top -H``,
+    ``py-spy`` and ``/proc/PID/task/*/comm`` tell the server's threads (and a build's worker processes)
+    apart; threads a library starts from it (onnxruntime's, OpenMP's) inherit the name. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, name.encode()[:15] + b"\0", 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
+def exit_with_parent() -> None:
+    """In a multiprocessing worker: a daemon thread that ends the process when its parent is gone (killed
+    alone, its pool's workers would wait on their task queue forever). It notices by the end of the pipe the
+    parent started the worker through (multiprocessing's parent sentinel, spawned or forked by a
+    forkserver), not by being re-parented: a forkserver's child is the server's, and the server lives as
+    long as any of its children does (each holds the server's "alive" pipe). Elsewhere a no-op."""
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns once the parent's end of that pipe is closed: it has exited
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()

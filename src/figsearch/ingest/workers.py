@@ -10,8 +10,6 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import threading
-import time
 from collections.abc import Iterator
 
 from figsearch.ingest.base import Unit
@@ -21,10 +19,12 @@ from figsearch.records import Failure
 log = logging.getLogger(__name__)
 
 
-def run_units(units: list[Unit], root: str, jobs: int, *, processes: int | None = None) -> Iterator[UnitResult]:
+def run_units(units: list[Unit], root: str, jobs: int, *, processes: int | None = None,
+              context=None) -> Iterator[UnitResult]:
     """Results of ``process_unit`` for each unit, in the order given. ``processes``: how many worker
     processes (default ``jobs``; with one job, or a single unit, the units run in this process unless
-    ``processes`` asks for one)."""
+    ``processes`` asks for one). ``context``: their multiprocessing context (default spawn; the
+    overlapped build passes its readers' forkserver, whose server has imported this module)."""
     if (processes is None and jobs <= 1) or len(units) < 2:
         for unit in units:  # in this process: fastest to start, but a native crash ends the run
             yield process_unit(unit, root)
@@ -34,7 +34,7 @@ def run_units(units: list[Unit], root: str, jobs: int, *, processes: int | None 
     jobs = max(1, processes if processes is not None else jobs)
     window = jobs * 2
     queue = collections.deque(units)
-    pool = _pool(jobs)
+    pool = _pool(jobs, context)
     in_flight: collections.deque = collections.deque()
     try:
         while queue or in_flight:
@@ -49,8 +49,8 @@ def run_units(units: list[Unit], root: str, jobs: int, *, processes: int | None 
                 suspects = [u for u, _ in in_flight]
                 in_flight.clear()
                 log.warning("a worker process died; retrying %d document(s) one at a time", len(suspects))
-                yield from _isolate(suspects, root)
-                pool = _pool(jobs)
+                yield from _isolate(suspects, root, context)
+                pool = _pool(jobs, context)
                 continue
             in_flight.popleft()
             yield result
@@ -58,11 +58,11 @@ def run_units(units: list[Unit], root: str, jobs: int, *, processes: int | None 
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _isolate(units: list[Unit], root: str) -> Iterator[UnitResult]:
+def _isolate(units: list[Unit], root: str, context) -> Iterator[UnitResult]:
     from concurrent.futures.process import BrokenProcessPool
 
     for unit in units:
-        pool = _pool(1)
+        pool = _pool(1, context)
         try:
             yield pool.submit(process_unit, unit, root).result()
         except BrokenProcessPool:
@@ -74,26 +74,27 @@ def _isolate(units: list[Unit], root: str) -> Iterator[UnitResult]:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _pool(jobs: int):
+def _pool(jobs: int, context=None):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn, not fork: the parent holds an SQLite connection and maybe a progress thread
-    context = multiprocessing.get_context("spawn")
+    # spawn (or a forkserver), not fork: the parent holds an SQLite connection and maybe a progress thread
+    context = context or multiprocessing.get_context("spawn")
     level = logging.getLogger().getEffectiveLevel()
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                               initargs=(level, os.getpid()))
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(level,))
 
 
-def _init_worker(level: int, parent: int) -> None:
-    """Workers log like the parent (the CLI's -v), so their warnings look the same, and die with it."""
+#: the kernel's name of an ingest worker process (``/proc/PID/comm``): forked by a forkserver, its command
+#: line is the server's, so this is what tells it from the OCR readers (``benchmarks/build_speed.py``)
+WORKER_NAME = "fs-ingest"
+
+
+def _init_worker(level: int) -> None:
+    """Workers log like the parent (the CLI's -v), so their warnings look the same, and die with it: a
+    parent killed alone (kill -9 PID, an OOM kill) would leave them waiting on the task queue forever,
+    writing into the collection the next run uses."""
+    from figsearch.fsutil import exit_with_parent, name_native_thread
+
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()
-
-
-def _exit_when_orphaned(parent: int, interval: float = 0.5) -> None:
-    # a parent killed alone (kill -9 PID, an OOM kill) leaves its workers waiting on the task queue
-    # forever, writing into the collection the next run uses; they notice by being re-parented
-    while os.getppid() == parent:
-        time.sleep(interval)
-    os._exit(1)
+    name_native_thread(WORKER_NAME)
+    exit_with_parent()

@@ -72,9 +72,15 @@ VISUAL_BATCH = 16
 IDLE_BATCH = 4
 #: ingest worker processes of the overlapped build, whatever the jobs: the readers are the bound (one
 #: worker ingests a design grant's sheet in about 0.02 CPU s, the readers read it in 0.11), the window
-#: holds the ingest back to their pace, and each worker is a Python process that starts and imports
-#: (about 0.3 CPU s) and one more process to share the cores with (docs/performance.md, "Stop 27")
+#: holds the ingest back to their pace, and each worker is a process that starts (spawned, it imported for
+#: about 0.3 CPU s; forked since stop 30, 0.14 less) and one more to share the cores with (docs/performance.md,
+#: "Stop 27")
 INGEST_PROCESSES = 1
+#: what the ingest worker imports before its first document, imported by the readers' forkserver, which
+#: forks the ingest worker too: the worker then starts with the interpreter, numpy, Pillow and figsearch's
+#: modules that the readers import anyway, instead of a spawned process importing them again (0.14 CPU s
+#: a build of the design grants: docs/performance.md, "Stop 30 (build38)")
+INGEST_PRELOAD = ("figsearch.ingest.workers",)
 #: added to the OCR readers' niceness: when this process has readings to write and embed it runs
 #: first, and the readers take what is left of the cores, so that when they finish little writing is
 #: left for one core alone (the readers are the larger part of the work, and never wait for the writer)
@@ -120,11 +126,12 @@ class _Readers:
     """OCR worker processes (those of the stages in turn: figsearch.pipeline.signs) fed one drawing
     at a time; results are taken in the order submitted."""
 
-    def __init__(self, engine_name: str, jobs: int, window: int) -> None:
+    def __init__(self, engine_name: str, jobs: int, window: int, context=None) -> None:
+        """``context``: the multiprocessing context (default ``signs.reader_context()``)."""
         import threading
         from concurrent.futures import ProcessPoolExecutor
 
-        self.pool = ProcessPoolExecutor(jobs, mp_context=reader_context(), initializer=_start_worker,
+        self.pool = ProcessPoolExecutor(jobs, mp_context=context or reader_context(), initializer=_start_worker,
                                         initargs=(engine_name, READER_NICENESS))
         self.window = window
         #: (patent text, figure, future of its (boxes, Ahead) reading, whether it is its patent's last drawing)
@@ -402,7 +409,8 @@ def stream(
 
     engine = create_engine(ocr_engine)  # raises here, before the ingest, when tesseract is missing
     spec = visual_spec(collection, visual_model)
-    readers = _Readers(engine.name, jobs, window or 16 * jobs)
+    context = reader_context(also=INGEST_PRELOAD)  # the readers' and the ingest worker's
+    readers = _Readers(engine.name, jobs, window or 16 * jobs, context)
     # the encoders load in a thread while the ingest runs: the visual one first (the first drawings
     # read need it), then the likely text one (the one to use is known after the ingest)
     loader = ThreadPoolExecutor(1, thread_name_prefix="figsearch-encoders")
@@ -414,7 +422,7 @@ def stream(
     writer = _Writer(collection, engine, readers, progress, visual, spec, one_thread)
     try:
         summary = ingest_paths(collection, paths, _Feeder(ingest_progress, writer), jobs=jobs, force=force,
-                               run_units=functools.partial(run_units, processes=INGEST_PROCESSES))
+                               run_units=functools.partial(run_units, processes=INGEST_PROCESSES, context=context))
         text_spec, text_encoder = _text_encoder(collection, text_model, guess, likely)
         alone = likely_alone.result() if likely_alone is not None and text_spec == guess else None
         writer.visual()  # loaded (or failed) by now; this process on one thread from here on

@@ -322,23 +322,28 @@ READER_PRELOAD = ("__main__", "figsearch.pipeline.signs", "figsearch.ocr", "figs
                   "scipy.spatial", "tesserocr")
 
 
-def reader_context():
+def reader_context(also: tuple[str, ...] = ()):
     """The multiprocessing context of the OCR readers: forkserver (POSIX), whose server imports
-    ``READER_PRELOAD`` once when it starts (a server already running keeps what it has); spawn elsewhere."""
+    ``READER_PRELOAD`` and the modules ``also`` once when it starts (a server already running keeps what
+    it has); spawn elsewhere."""
     import multiprocessing
 
     if os.name != "posix":
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(READER_PRELOAD))  # a module that fails to import is skipped
+    context.set_forkserver_preload([*READER_PRELOAD, *also])  # a module that fails to import is skipped
     return context
 
 
 def _start_worker(engine_name: str, niceness: int = 0) -> None:
     """A reader's start: its engine, and ``niceness`` added to its scheduling priority (the
-    overlapped build's readers yield to the process that writes what they read)."""
+    overlapped build's readers yield to the process that writes what they read); it ends with its parent
+    (before stop 30 the readers of a build killed alone lived on, and the forkserver with them)."""
     global _worker_engine
+    from figsearch.fsutil import exit_with_parent
     from figsearch.ocr import create_engine
+
+    exit_with_parent()
 
     if niceness:
         try:

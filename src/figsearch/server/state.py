@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from figsearch.errors import CollectionError, NotFound
+from figsearch.fsutil import name_native_thread
 from figsearch.records import Figure
 from figsearch.search.api import SearchBackend
 from figsearch.server.errors import ServerBusy
@@ -241,21 +242,6 @@ def thread_run_delay() -> float | None:
 def _init_thread(name: str, niceness: int) -> None:
     name_native_thread(name)
     _lower_priority(niceness)
-
-
-def name_native_thread(name: str) -> None:
-    """Names the calling thread for the kernel (Linux, 15 bytes at most), so that ``top -H``,
-    ``py-spy`` and ``/proc/PID/task/*/comm`` tell the server's threads apart; threads a library
-    starts from it (onnxruntime's, OpenMP's) inherit the name. Elsewhere a no-op."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(15, name.encode()[:15] + b"\0", 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
 
 
 def raise_thread_priority(boost: int) -> int | None:
