@@ -163,7 +163,10 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool, address: s
     # the time the driver spent waiting for it (creating the cluster object, then waiting in the build)
     startup = (ready - started) + (cluster.timings.get("wait for ray start", 0.0) if cluster else 0.0)
     return {"mode": mode, "seconds": round(seconds, 2), "startup": round(startup, 2), "stages": stages,
-            "driver_cpu": round(driver_cpu, 2), "workers_cpu": None if helpers_cpu is None else round(helpers_cpu, 2),
+            "driver_cpu": round(driver_cpu, 2),
+            # the driver's CPU before the build's clock (its imports; nothing else of the build has
+            # started then): taken out of the tree's CPU for the cores the build kept busy (``cores_used``)
+            "driver_cpu_before_clock": round(before.ru_utime + before.ru_stime, 2), "workers_cpu": None if helpers_cpu is None else round(helpers_cpu, 2),
             "driver_waits": waits,
             "worker_seconds": cluster.worker_timings if cluster else [],
             "timeline": timeline(wall_start, ends, cluster) if cluster else {},
@@ -482,6 +485,14 @@ class RunningRay:
         self.process = None
 
 
+def _cpus() -> int:
+    """The cores this process may run on (Linux: its affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def _machine_busy() -> tuple[float, float]:
     """(CPU seconds the whole machine has been busy, seconds stolen by the hypervisor) since boot,
     from /proc/stat (user, nice, system, irq, softirq; steal apart)."""
@@ -641,6 +652,54 @@ def calls_cpu_table(runs: dict[str, list[dict]]) -> None:
         print(f"| {mode} | {cells} | {totals} |")
 
 
+#: the roles of a build's processes whose CPU ``TreeCPU`` counts (``_role``)
+ROLES = ("driver", "workers", "ray", "other children")
+
+
+def cores_used(result: dict) -> tuple[float, float, float] | None:
+    """(CPU s, wall s, cores used) of one build: the CPU seconds of all its processes (the driver, its
+    workers, Ray's own; ``TreeCPU``) less the driver's before the build's clock (its imports), over the
+    build's wall seconds: how many cores it kept busy on average. None without the tree's CPU."""
+    tree = result.get("tree_cpu") or {}
+    if not tree or not result.get("seconds"):
+        return None
+    cpu = sum(tree.get(role, 0.0) for role in ROLES) - result.get("driver_cpu_before_clock", 0.0)
+    return cpu, result["seconds"], cpu / result["seconds"]
+
+
+def speedup_bounds(one: tuple[float, float, float], two: tuple[float, float, float], cores: int) -> tuple[float, float]:
+    """The largest speed-up of a build on ``cores`` cores over ``one`` (its (CPU s, wall s, cores used)):
+    with the same total CPU as ``one``, ``cores / one's cores used`` (a build cannot keep more than
+    ``cores`` busy); with ``two``'s own CPU, ``one's wall / (two's CPU / cores)``. A 1-worker build that
+    already keeps more than one core busy leaves less than 2x to a 2-worker build on 2 cores."""
+    return cores / one[2], one[1] / (two[0] / cores)
+
+
+def cores_table(runs: dict[str, list[dict]], cores: int) -> None:
+    """Per mode its CPU s (every process of the build, after the clock started), wall s and cores used
+    (medians over the rounds), and for the 2-process builds the largest speed-up over their 1-process
+    build that ``cores`` cores allow (``speedup_bounds``), beside the measured one."""
+    used = {mode: [c for c in map(cores_used, rs) if c] for mode, rs in runs.items()}
+    used = {mode: cs for mode, cs in used.items() if cs}
+    if not used:
+        return
+    medians = {mode: tuple(statistics.median(c[i] for c in cs) for i in range(3)) for mode, cs in used.items()}
+    print(f"\nCPU s of every process of each build (driver, workers, Ray's own; the driver's imports before the "
+          f"clock left out), wall s and cores used = CPU / wall (medians over the rounds; {cores} cores here):")
+    for mode, (cpu, wall, busy) in medians.items():
+        each = ", ".join(f"{c[2]:.2f}" for c in used[mode])
+        print(f"  {mode}: CPU {cpu:.1f} s, wall {wall:.1f} s, cores used {busy:.2f} (each round {each})")
+    for tree in ("", BASELINE):
+        for single, double in (("ray1", "ray2"), ("local1", "local2"), ("local1", "overlap2"), ("running1", "running2")):
+            single, double = single + tree, double + tree
+            if single in medians and double in medians:
+                same, own = speedup_bounds(medians[single], medians[double], cores)
+                print(f"  {double} vs {single} on {cores} cores: at most {same:.2f}x with {single}'s CPU "
+                      f"({cores} / {medians[single][2]:.2f} cores used), at most {own:.2f}x with {double}'s own CPU "
+                      f"({medians[single][1]:.1f} s / ({medians[double][0]:.1f} CPU s / {cores})); measured "
+                      f"{medians[single][1] / medians[double][1]:.2f}x")
+
+
 def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     """The table and the ratios of one input size; with several rounds, each mode's median build."""
     results = {mode: sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2] for mode, rs in runs.items()}
@@ -682,6 +741,7 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
               f"{workers} | {busy} | {ray_own if mode.startswith(RAY_MODES) else 'n/a'} | {result['load'][0]}, "
               f"{result['load'][1]} |")
     calls_cpu_table(runs)
+    cores_table(runs, _cpus())
     # each mode's median over the rounds (with an even number of rounds, the mean of the middle two)
     seconds = {mode: statistics.median(r["seconds"] for r in rs) for mode, rs in runs.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
