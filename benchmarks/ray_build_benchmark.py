@@ -74,6 +74,12 @@ shows where. ``--probe`` runs, before each round, a fixed cache-resident Python 
 copies at once (``ray_worker_profile.py --variants calibrate,calibrate*2``) and prints how much more
 CPU the same loop cost with both cores busy: the machine's own price of a second busy core at that time
 (a 2-worker build pays it, a 1-worker build on an otherwise idle machine does not).
+
+Stop 30: each build's CPU seconds (every process: the driver, its workers, Ray's own; the driver's imports before
+the build's clock left out), its wall seconds and the cores it kept busy (CPU / wall), per mode, and for each
+2-process build the largest speed-up over its 1-process build that the machine's cores allow: ``cores / (the
+1-process build's cores used)`` with the same total CPU, and ``the 1-process build's wall / (the 2-process build's
+CPU / cores)`` with its own; a 1-worker build that already keeps more than one core busy leaves less than 2x.
 """
 
 from __future__ import annotations
