@@ -19,6 +19,9 @@ Four builds of the same input, each in a fresh process and a fresh collection:
 - ``rayown1`` / ``rayown2`` (not in the default modes): as ``ray1`` / ``ray2``, with the driver
   ingesting documents itself while Ray starts (``distributed.DRIVER_INGEST``, off by default), for a
   same-run comparison with ``ray1`` / ``ray2``
+- ``raycore1`` (not in the default modes, stop 30): as ``ray1``, with the worker's encoders on one thread (as
+  before stop 28, when the 1-worker build left the second core to the driver): a 1-worker build kept to about
+  one core, the baseline against which 2 workers on 2 cores can approach 2x
 - ``running1`` / ``running2`` (not in the default modes): Ray as on a cluster, an instance started
   before the build (``ray start --head --block --num-cpus N`` with ``RAY_worker_niceness=0`` and
   ``RAY_preload_python_modules=figsearch.pipeline.ray_worker``, as docs/cluster.md says to start a
@@ -135,6 +138,8 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool, address: s
         from figsearch.pipeline.distributed import RayCluster
 
         distributed.DRIVER_INGEST = mode.startswith("rayown")
+        if mode.startswith("raycore"):  # one core per worker: its encoders on one thread (before stop 28)
+            distributed.encoder_threads = lambda local, workers, cpus: 1
 
         cluster = RayCluster(address or "local", workers=workers)
     ready = time.perf_counter()
@@ -694,9 +699,14 @@ def cores_table(runs: dict[str, list[dict]], cores: int) -> None:
           f"clock left out), wall s and cores used = CPU / wall (medians over the rounds; {cores} cores here):")
     for mode, (cpu, wall, busy) in medians.items():
         each = ", ".join(f"{c[2]:.2f}" for c in used[mode])
-        print(f"  {mode}: CPU {cpu:.1f} s, wall {wall:.1f} s, cores used {busy:.2f} (each round {each})")
+        # on a shared machine the cores left to the build are fewer: the others' share, measured
+        others = statistics.median(r["tree_cpu"].get("others", 0.0) / r["tree_cpu"]["seconds"] for r in runs[mode]
+                                   if (r.get("tree_cpu") or {}).get("seconds"))
+        print(f"  {mode}: CPU {cpu:.1f} s, wall {wall:.1f} s, cores used {busy:.2f} (each round {each}; "
+              f"other processes {others:.2f} cores)")
     for tree in ("", BASELINE):
-        for single, double in (("ray1", "ray2"), ("local1", "local2"), ("local1", "overlap2"), ("running1", "running2")):
+        for single, double in (("ray1", "ray2"), ("raycore1", "ray2"), ("local1", "local2"), ("local1", "overlap2"),
+                               ("running1", "running2")):
             single, double = single + tree, double + tree
             if single in medians and double in medians:
                 same, own = speedup_bounds(medians[single], medians[double], cores)
@@ -784,6 +794,9 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         ratio("overlap2" + tree, "ray2" + tree,
               f"{label}Ray 2 workers vs local 2 processes overlapped, figsearch build's default (speed ratio)", 0.9)
         ratio("local2" + tree, "overlap2" + tree, f"{label}local 2 processes: overlapped vs stages in turn", None)
+        # against a 1-worker build kept to one core (its encoders on one thread): what 2 workers give over 1 core
+        ratio("raycore1" + tree, "ray2" + tree, f"{label}Ray 2 workers vs 1 worker on one core (for reference)", None)
+        ratio("raycore1" + tree, "ray1" + tree, f"{label}Ray 1 worker: encoders on 2 threads vs on 1", None)
         # the driver's own ingest while Ray starts, against the same build without it
         ratio("ray1" + tree, "rayown1" + tree, f"{label}1 worker, the driver ingesting while Ray starts vs not", None)
         ratio("ray2" + tree, "rayown2" + tree, f"{label}2 workers, the driver ingesting while Ray starts vs not", None)

@@ -38,7 +38,8 @@ def test_a_1_worker_build_that_keeps_more_than_a_core_busy_leaves_less_than_2x_t
 def test_the_summary_prints_each_modes_cores_and_the_bound_beside_the_measured_ratio(capsys):
     runs = {"ray1": [_build(40.0, 2.0, driver=6.0, workers=50.0, ray=1.0)] * 3,
             "ray2": [_build(31.0, 2.0, driver=6.0, workers=54.0, ray=2.0)] * 3,
-            "overlap2": [_build(25.0, 2.0, driver=10.0, workers=40.0)] * 3}
+            "overlap2": [_build(25.0, 2.0, driver=10.0, workers=40.0)] * 3,
+            "raycore1": [_build(55.0, 2.0, driver=6.0, workers=50.0, ray=1.0)] * 3}  # one core: 1.0 used
     bench.cores_table(runs, 2)
     out = capsys.readouterr().out
     assert "ray1: CPU 55.0 s, wall 40.0 s, cores used 1.38" in out
@@ -46,4 +47,5 @@ def test_the_summary_prints_each_modes_cores_and_the_bound_beside_the_measured_r
     assert "overlap2: CPU 48.0 s, wall 25.0 s, cores used 1.92" in out
     assert "ray2 vs ray1 on 2 cores: at most 1.45x with ray1's CPU" in out
     assert "at most 1.33x with ray2's own CPU" in out and "measured 1.29x" in out
+    assert "ray2 vs raycore1 on 2 cores: at most 2.00x with raycore1's CPU" in out and "measured 1.77x" in out
     assert "vs local1" not in out  # no local 1-process build in these runs
