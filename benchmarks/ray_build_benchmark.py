@@ -497,7 +497,8 @@ class RunningRay:
 
 
 def _cpus() -> int:
-    """The cores this process may run on (Linux: its affinity)."""
+    """The cores this process may run on (Linux: its affinity): ``distributed._cpus``, without importing the
+    pipeline into the process that only runs and reads the builds."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
