@@ -19,6 +19,9 @@ Four builds of the same input, each in a fresh process and a fresh collection:
 - ``rayown1`` / ``rayown2`` (not in the default modes): as ``ray1`` / ``ray2``, with the driver
   ingesting documents itself while Ray starts (``distributed.DRIVER_INGEST``, off by default), for a
   same-run comparison with ``ray1`` / ``ray2``
+- ``raycore1`` (not in the default modes, stop 30): as ``ray1``, with the worker's encoders on one thread (as
+  before stop 28, when the 1-worker build left the second core to the driver): a 1-worker build kept to about
+  one core, the baseline against which 2 workers on 2 cores can approach 2x
 - ``running1`` / ``running2`` (not in the default modes): Ray as on a cluster, an instance started
   before the build (``ray start --head --block --num-cpus N`` with ``RAY_worker_niceness=0`` and
   ``RAY_preload_python_modules=figsearch.pipeline.ray_worker``, as docs/cluster.md says to start a
@@ -74,6 +77,12 @@ shows where. ``--probe`` runs, before each round, a fixed cache-resident Python 
 copies at once (``ray_worker_profile.py --variants calibrate,calibrate*2``) and prints how much more
 CPU the same loop cost with both cores busy: the machine's own price of a second busy core at that time
 (a 2-worker build pays it, a 1-worker build on an otherwise idle machine does not).
+
+Stop 30: each build's CPU seconds (every process: the driver, its workers, Ray's own; the driver's imports before
+the build's clock left out), its wall seconds and the cores it kept busy (CPU / wall), per mode, and for each
+2-process build the largest speed-up over its 1-process build that the machine's cores allow: ``cores / (the
+1-process build's cores used)`` with the same total CPU, and ``the 1-process build's wall / (the 2-process build's
+CPU / cores)`` with its own; a 1-worker build that already keeps more than one core busy leaves less than 2x.
 """
 
 from __future__ import annotations
@@ -129,6 +138,8 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool, address: s
         from figsearch.pipeline.distributed import RayCluster
 
         distributed.DRIVER_INGEST = mode.startswith("rayown")
+        if mode.startswith("raycore"):  # one core per worker: its encoders on one thread (before stop 28)
+            distributed.encoder_threads = lambda local, workers, cpus: 1
 
         cluster = RayCluster(address or "local", workers=workers)
     ready = time.perf_counter()
@@ -163,7 +174,10 @@ def one(mode: str, paths: list[str], collection: str, skip_ocr: bool, address: s
     # the time the driver spent waiting for it (creating the cluster object, then waiting in the build)
     startup = (ready - started) + (cluster.timings.get("wait for ray start", 0.0) if cluster else 0.0)
     return {"mode": mode, "seconds": round(seconds, 2), "startup": round(startup, 2), "stages": stages,
-            "driver_cpu": round(driver_cpu, 2), "workers_cpu": None if helpers_cpu is None else round(helpers_cpu, 2),
+            "driver_cpu": round(driver_cpu, 2),
+            # the driver's CPU before the build's clock (its imports; nothing else of the build has
+            # started then): taken out of the tree's CPU for the cores the build kept busy (``cores_used``)
+            "driver_cpu_before_clock": round(before.ru_utime + before.ru_stime, 2), "workers_cpu": None if helpers_cpu is None else round(helpers_cpu, 2),
             "driver_waits": waits,
             "worker_seconds": cluster.worker_timings if cluster else [],
             "timeline": timeline(wall_start, ends, cluster) if cluster else {},
@@ -482,6 +496,15 @@ class RunningRay:
         self.process = None
 
 
+def _cpus() -> int:
+    """The cores this process may run on (Linux: its affinity): ``distributed._cpus``, without importing the
+    pipeline into the process that only runs and reads the builds."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def _machine_busy() -> tuple[float, float]:
     """(CPU seconds the whole machine has been busy, seconds stolen by the hypervisor) since boot,
     from /proc/stat (user, nice, system, irq, softirq; steal apart)."""
@@ -641,6 +664,59 @@ def calls_cpu_table(runs: dict[str, list[dict]]) -> None:
         print(f"| {mode} | {cells} | {totals} |")
 
 
+#: the roles of a build's processes whose CPU ``TreeCPU`` counts (``_role``)
+ROLES = ("driver", "workers", "ray", "other children")
+
+
+def cores_used(result: dict) -> tuple[float, float, float] | None:
+    """(CPU s, wall s, cores used) of one build: the CPU seconds of all its processes (the driver, its
+    workers, Ray's own; ``TreeCPU``) less the driver's before the build's clock (its imports), over the
+    build's wall seconds: how many cores it kept busy on average. None without the tree's CPU."""
+    tree = result.get("tree_cpu") or {}
+    if not tree or not result.get("seconds"):
+        return None
+    cpu = sum(tree.get(role, 0.0) for role in ROLES) - result.get("driver_cpu_before_clock", 0.0)
+    return cpu, result["seconds"], cpu / result["seconds"]
+
+
+def speedup_bounds(one: tuple[float, float, float], two: tuple[float, float, float], cores: int) -> tuple[float, float]:
+    """The largest speed-up of a build on ``cores`` cores over ``one`` (its (CPU s, wall s, cores used)):
+    with the same total CPU as ``one``, ``cores / one's cores used`` (a build cannot keep more than
+    ``cores`` busy); with ``two``'s own CPU, ``one's wall / (two's CPU / cores)``. A 1-worker build that
+    already keeps more than one core busy leaves less than 2x to a 2-worker build on 2 cores."""
+    return cores / one[2], one[1] / (two[0] / cores)
+
+
+def cores_table(runs: dict[str, list[dict]], cores: int) -> None:
+    """Per mode its CPU s (every process of the build, after the clock started), wall s and cores used
+    (medians over the rounds), and for the 2-process builds the largest speed-up over their 1-process
+    build that ``cores`` cores allow (``speedup_bounds``), beside the measured one."""
+    used = {mode: [c for c in map(cores_used, rs) if c] for mode, rs in runs.items()}
+    used = {mode: cs for mode, cs in used.items() if cs}
+    if not used:
+        return
+    medians = {mode: tuple(statistics.median(c[i] for c in cs) for i in range(3)) for mode, cs in used.items()}
+    print(f"\nCPU s of every process of each build (driver, workers, Ray's own; the driver's imports before the "
+          f"clock left out), wall s and cores used = CPU / wall (medians over the rounds; {cores} cores here):")
+    for mode, (cpu, wall, busy) in medians.items():
+        each = ", ".join(f"{c[2]:.2f}" for c in used[mode])
+        # on a shared machine the cores left to the build are fewer: the others' share, measured
+        others = statistics.median(r["tree_cpu"].get("others", 0.0) / r["tree_cpu"]["seconds"] for r in runs[mode]
+                                   if (r.get("tree_cpu") or {}).get("seconds"))
+        print(f"  {mode}: CPU {cpu:.1f} s, wall {wall:.1f} s, cores used {busy:.2f} (each round {each}; "
+              f"other processes {others:.2f} cores)")
+    for tree in ("", BASELINE):
+        for single, double in (("ray1", "ray2"), ("raycore1", "ray2"), ("local1", "local2"), ("local1", "overlap2"),
+                               ("running1", "running2")):
+            single, double = single + tree, double + tree
+            if single in medians and double in medians:
+                same, own = speedup_bounds(medians[single], medians[double], cores)
+                print(f"  {double} vs {single} on {cores} cores: at most {same:.2f}x with {single}'s CPU "
+                      f"({cores} / {medians[single][2]:.2f} cores used), at most {own:.2f}x with {double}'s own CPU "
+                      f"({medians[single][1]:.1f} s / ({medians[double][0]:.1f} CPU s / {cores})); measured "
+                      f"{medians[single][1] / medians[double][1]:.2f}x")
+
+
 def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
     """The table and the ratios of one input size; with several rounds, each mode's median build."""
     results = {mode: sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2] for mode, rs in runs.items()}
@@ -682,6 +758,7 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
               f"{workers} | {busy} | {ray_own if mode.startswith(RAY_MODES) else 'n/a'} | {result['load'][0]}, "
               f"{result['load'][1]} |")
     calls_cpu_table(runs)
+    cores_table(runs, _cpus())
     # each mode's median over the rounds (with an even number of rounds, the mean of the middle two)
     seconds = {mode: statistics.median(r["seconds"] for r in rs) for mode, rs in runs.items()}
     # a cluster is started once and serves many builds: the ratios also without its start
@@ -718,6 +795,9 @@ def report(documents: int, skip_ocr: bool, runs: dict[str, list[dict]]) -> None:
         ratio("overlap2" + tree, "ray2" + tree,
               f"{label}Ray 2 workers vs local 2 processes overlapped, figsearch build's default (speed ratio)", 0.9)
         ratio("local2" + tree, "overlap2" + tree, f"{label}local 2 processes: overlapped vs stages in turn", None)
+        # against a 1-worker build kept to one core (its encoders on one thread): what 2 workers give over 1 core
+        ratio("raycore1" + tree, "ray2" + tree, f"{label}Ray 2 workers vs 1 worker on one core (for reference)", None)
+        ratio("raycore1" + tree, "ray1" + tree, f"{label}Ray 1 worker: encoders on 2 threads vs on 1", None)
         # the driver's own ingest while Ray starts, against the same build without it
         ratio("ray1" + tree, "rayown1" + tree, f"{label}1 worker, the driver ingesting while Ray starts vs not", None)
         ratio("ray2" + tree, "rayown2" + tree, f"{label}2 workers, the driver ingesting while Ray starts vs not", None)

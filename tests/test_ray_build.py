@@ -353,12 +353,19 @@ for entry in pathlib.Path('/proc').iterdir():
     except (OSError, IndexError):
         pass
 print(sorted(pathlib.Path(a).name for a in agents if a))
+# stop 30: the tries to connect to a local socket (the raylet's to the object store it has just started) every
+# 20 ms, not every second; what a worker of the instance runs with, as the raylet
+print(ray.get(ray.remote(lambda: [getattr(__import__('ray._raylet', fromlist=['Config']).Config, name)() for name in
+                                  ('raylet_client_connect_timeout_milliseconds', 'raylet_client_num_connect_attempts')])
+              .remote()))
 """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    workers, processes, answer, steps, agents = done.stdout.strip().splitlines()[-5:]
+    workers, processes, answer, steps, agents, connecting = done.stdout.strip().splitlines()[-6:]
     assert workers == "1" and answer == "42"
+    wait, tries = eval(connecting)  # noqa: S307 - our own print
+    assert wait <= 50 and wait * tries >= 10_000, connecting  # Ray's default: 1000 ms, 10 tries
     # the raylet's Python children but its workers: the two stand-ins, not Ray's agents
     assert agents == "['ray_agent_standin.py', 'ray_agent_standin.py']", agents
     # the benchmark's timeline of the start: each step once, in order

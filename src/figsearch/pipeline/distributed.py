@@ -133,8 +133,14 @@ WORKER_NICENESS = 0
 #: development machine) then runs while the driver finishes ``ray.init`` and asks for the actors
 #: (in start-only runs 2 actors answered 0.1 to 1 s sooner, 1 actor under 0.2 s later: docs/cluster.md,
 #: "Stop 21")
+#: And the wait between two tries to connect to a local socket (``raylet_client_connect_timeout_milliseconds``,
+#: Ray's default 1000 ms, 10 tries): the raylet connects to the object store it has just started in a thread of
+#: its own, and when the store's socket is not there yet at the first try, it waited a whole second: 11 of 47
+#: instances started on the development machine lost exactly 1.0 s there (docs/cluster.md, "Stop 30"). Tries
+#: every 20 ms, 500 of them: the same 10 s before Ray gives up.
 LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0,
-                       "preload_python_modules": [ray_worker.__name__]}
+                       "preload_python_modules": [ray_worker.__name__],
+                       "raylet_client_connect_timeout_milliseconds": 20, "raylet_client_num_connect_attempts": 500}
 #: whether an instance started here (``--ray local``) runs ``ray_agent_standin`` instead of the
 #: raylet's dashboard agent and runtime-environment agent (``_with_agent_standins``): nothing of a
 #: build asks either, and each imports Ray, on the node's cores, before the node can register

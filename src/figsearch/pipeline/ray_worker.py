@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from figsearch.embed.base import l2_normalise  # noqa: E402
 from figsearch.errors import InputError  # noqa: E402
+from figsearch.fsutil import scratch_writes  # noqa: E402
 from figsearch.imaging import load_stored  # noqa: E402
 from figsearch.ingest import process  # noqa: E402
 from figsearch.ingest.base import Unit  # noqa: E402
@@ -132,7 +133,9 @@ def _ingest_unit(unit: Unit, base: str, blobs: list[bytes | None]) -> tuple[Unit
             if data is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
-        result = process.process_unit(local, output)
+        # the scratch copy is read back and deleted below; the driver stores the same bytes durably
+        with scratch_writes():
+            result = process.process_unit(local, output)
         files = {}
         for ingested in result.documents:
             for figure in ingested.figures:
