@@ -174,7 +174,9 @@ def test_a_failing_call_frees_its_slot(root):
 def test_pool_bounds_are_checked():
     with pytest.raises(ValueError, match="threads must be >= 1"):
         BoundedPool("x", 0, 1)
-    assert machine_cores() >= 1 and default_threads() >= 2 and default_threads(workers=64) >= 2
+    assert machine_cores() >= 1 and default_threads() == machine_cores() and default_threads(workers=64) == 1
+    # the cores shared out: as many threads per pool in all the workers together as there are cores
+    assert default_threads(workers=machine_cores()) == 1
 
 
 def test_bad_uploads_are_refused_at_once_even_when_the_upload_queue_is_full(root):

@@ -94,9 +94,13 @@ def machine_cores() -> int:
 
 
 def default_threads(workers: int = 1) -> int:
-    """Search threads per worker process: the cores shared out between the workers, at least 2
-    (a search waits on SQLite and file reads part of the time)."""
-    return max(2, machine_cores() // max(1, workers))
+    """Threads per pool and worker process: the cores shared out between the workers, at least 1. Each
+    process has three pools (uploads, searches, lookups), so even one thread each lets a call that
+    waits on SQLite or a file overlap another; two each (the rule before stop 30) put up to six
+    computing threads per process on a 2-core machine's two workers, which cost 10-15 % more CPU per
+    answer under load and doubled the searches' p50 (docs/serving.md, "The lead's load tests after the
+    stop-30 merge")."""
+    return max(1, machine_cores() // max(1, workers))
 
 
 class BoundedPool:
