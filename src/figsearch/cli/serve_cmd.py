@@ -169,7 +169,7 @@ def worker_app():
               help="Server processes, each with the collection open read-only and its own encoders "
                    "[default: the machine's cores, at most 4]. 1 serves in this process.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
-              help="Searches run at once in each process [default: cores / workers, at least 2].")
+              help="Backend calls run at once in each process, per pool [default: cores / workers, at least 1].")
 @click.option("--queue", type=click.IntRange(0, 100_000), default=None,
               help="Searches that may wait in each process beyond the running ones; past that the server "
                    "answers 503 with Retry-After [default: 32].")
