@@ -89,19 +89,25 @@ def test_the_overlapped_builds_workers_die_with_a_build_killed_alone(tmp_path):
     data = make_inputs(tmp_path / "data", documents=4)
     collection = tmp_path / "c"
     command = [sys.executable, "-m", "figsearch", "build", str(data), "-c", str(collection), "-j", "2", "-q"]
+    assert not _group_left_after_killing_alone(command, collection), "worker processes outlived their killed build"
+
+
+def _group_left_after_killing_alone(command: list[str], collection, *, grace_s: float = 15) -> bool:
+    """Runs ``command`` in a process group of its own, kills its first process alone (``kill -9 PID``)
+    once a patent is committed, and tells whether any process of the group is still there ``grace_s`` later."""
     process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
         wait_until = time.monotonic() + 120
         while committed_patents(collection) < 1 and process.poll() is None and time.monotonic() < wait_until:
             time.sleep(0.01)
-        assert process.poll() is None, "the build ended before it could be killed"
+        assert process.poll() is None, "the command ended before it could be killed"
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + grace_s
         while _group_alive(process.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _group_alive(process.pid), "worker processes outlived their killed build"
+        return _group_alive(process.pid)
     finally:
         if _group_alive(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
@@ -120,18 +126,5 @@ def test_workers_die_with_a_parent_killed_alone(tmp_path):
     """`kill -9 PID` hits the CLI only: its decoding workers must not live on, writing into the collection."""
     data = make_inputs(tmp_path / "data", documents=4)
     collection = tmp_path / "c"
-    process = subprocess.Popen(ingest_command([data], collection, 2), env=_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_until = time.monotonic() + 120
-        while committed_patents(collection) < 1 and process.poll() is None and time.monotonic() < wait_until:
-            time.sleep(0.01)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        deadline = time.monotonic() + 15
-        while _group_alive(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _group_alive(process.pid), "worker processes outlived their killed parent"
-    finally:
-        if _group_alive(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
+    assert not _group_left_after_killing_alone(ingest_command([data], collection, 2), collection), \
+        "worker processes outlived their killed parent"
