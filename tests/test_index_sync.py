@@ -195,17 +195,17 @@ def test_vector_state_tracks_changes(collection_dir):
 
 def test_one_index_run_publishes_both_indexes_in_one_manifest_write(collection_dir, monkeypatch):
     """A search opens what one manifest names: the run's visual and text indexes appear together."""
-    import figsearch.index.sync as sync
+    import figsearch.index.files as files
 
     hand_collection(collection_dir)
     writes = []
-    original = sync.write_manifest
+    original = files.write_manifest
 
     def counting(directory, manifest):
         writes.append(sorted(manifest["modalities"]))
         return original(directory, manifest)
 
-    monkeypatch.setattr(sync, "write_manifest", counting)
+    monkeypatch.setattr(files, "write_manifest", counting)
     with Collection.open(collection_dir, write=True) as c:
         report = update_collection(c, visual_model="fake-angle", text_model="fake-words")
         assert [r.action for r in report.indexes] == ["rebuilt", "rebuilt"] and writes == [["text", "visual"]]

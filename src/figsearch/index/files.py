@@ -59,16 +59,24 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     atomic_write_bytes(directory / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
-def update_entry(directory: Path, modality: str, entry: dict | None) -> list[str]:
-    """Set (or with None drop) one modality's entry; returns the file names no entry points to any more."""
+def update_entries(directory: Path, changes: dict[str, dict | None]) -> list[str]:
+    """Write the manifest with the changed modalities' entries (None drops one), in one write so that a reader sees
+    all of them or none; returns the changed modalities' files that no entry points to any more."""
     manifest = read_manifest(directory)
-    if entry is None:
-        manifest["modalities"].pop(modality, None)
-    else:
-        manifest["modalities"][modality] = entry
+    for modality, entry in changes.items():
+        if entry is None:
+            manifest["modalities"].pop(modality, None)
+        else:
+            manifest["modalities"][modality] = entry
     write_manifest(directory, manifest)
     referenced = {name for e in manifest["modalities"].values() for name in e.get("files", {}).values() if name}
-    return [p.name for p in directory.iterdir() if p.name.startswith(f"{modality}.g") and p.name not in referenced]
+    return [p.name for p in directory.iterdir()
+            if any(p.name.startswith(f"{m}.g") for m in changes) and p.name not in referenced]
+
+
+def update_entry(directory: Path, modality: str, entry: dict | None) -> list[str]:
+    """Set (or with None drop) one modality's entry; returns the file names no entry points to any more."""
+    return update_entries(directory, {modality: entry})
 
 
 def remove_files(directory: Path, names: list[str]) -> None:

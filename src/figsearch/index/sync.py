@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figsearch.index.files import index_dir, index_lock, read_manifest, remove_files, write_manifest
+from figsearch.index.files import index_dir, index_lock, read_manifest, remove_files, update_entries
 from figsearch.index.modality import Chunks, Refused, append, build
 from figsearch.index.plan import DEFAULT_BYTES_PER_VECTOR, IndexPlan, choose_plan
 from figsearch.index.shards import ShardExecutor
@@ -134,22 +134,8 @@ def sync_indexes(
             if entry is not _KEEP:
                 changes[request.modality] = entry
         if changes:
-            remove_files(directory, _publish(directory, changes))
+            remove_files(directory, update_entries(directory, changes))
     return reports
-
-
-def _publish(directory: Path, changes: dict[str, dict | None]) -> list[str]:
-    """Write the manifest with the changed entries (None drops one); returns the files nothing names any more."""
-    manifest = read_manifest(directory)
-    for modality, entry in changes.items():
-        if entry is None:
-            manifest["modalities"].pop(modality, None)
-        else:
-            manifest["modalities"][modality] = entry
-    write_manifest(directory, manifest)
-    referenced = {name for e in manifest["modalities"].values() for name in e.get("files", {}).values() if name}
-    return [p.name for p in directory.iterdir()
-            if any(p.name.startswith(f"{m}.g") for m in changes) and p.name not in referenced]
 
 
 def _sync_one(collection: Collection, directory: Path, entry: dict | None, request: IndexRequest, *,
