@@ -31,6 +31,7 @@ rule they were judged by and every candidate's numbers.
       normalised mean of its figure description and its title (as ``figure_sentences`` orders them for such
       a figure; without the OCR words a build adds); relevant = the figures carrying it. Dense only.
    Never run on ``us-design-grants`` or the odd-numbered 2007 designs (evaluation sets).
+3. Each candidate judged by stop 31's adoption rule (``rule_failures``).
 """
 
 from __future__ import annotations
@@ -274,6 +275,25 @@ def _quantise_static(source: Path, out: Path, options: dict, data: Path) -> Path
     return out
 
 
+def rule_failures(cpu_ratio: float, cosine_p5: float, ap_deltas: dict[str, tuple[float, float, float]],
+                  pass_difference: float) -> list[str]:
+    """What stop 31's adoption rule (docs/performance.md) finds wrong with a candidate, empty when it passes: 1. the
+    cosines' 5th percentile under 0.99; 2. on a set, ΔAP@50 (mean, interval low, high) below −0.001 or its interval
+    without 0; 3. over 0.85x the float model's CPU; and (added after the first results) a text's vector that depends
+    on its pass (``pass_difference``: the largest difference, in one call against one by one, over 1e-6)."""
+    failures = []
+    if cosine_p5 < 0.99:
+        failures.append(f"1 (cosine 5th percentile {cosine_p5:.4f} < 0.99)")
+    for name, (delta, low, high) in ap_deltas.items():
+        if delta < -0.001 or not low <= 0 <= high:
+            failures.append(f"2 on {name} (ΔAP@50 {delta:+.4f}, {low:+.4f} .. {high:+.4f})")
+    if cpu_ratio > 0.85:
+        failures.append(f"3 ({cpu_ratio:.3f}x the float CPU > 0.85)")
+    if pass_difference > 1e-6:
+        failures.append(f"a vector depends on its pass (largest difference {pass_difference:.1e})")
+    return failures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -307,7 +327,7 @@ def main() -> None:
     sentences = build_sentences(args.data)
     tokens = sum(len(e.ids) for e in float_model.tokenizer.encode_batch(sentences))
     print(f"1. {len(sentences)} distinct sentences and titles of the 4 US-application / EP documents, {tokens} tokens")
-    vectors, cpu = {}, {name: [] for name in models}
+    vectors, cpu, judged = {}, {name: [] for name in models}, {}
     order = list(models)
     for r in range(args.rounds):
         turned = order[r % len(order):] + order[: r % len(order)]
@@ -320,6 +340,7 @@ def main() -> None:
         line = f"   {name}: {np.median(cpu[name]):.2f} CPU s (rounds {', '.join(f'{c:.2f}' for c in cpu[name])})"
         if name != "float":
             cos = np.sum(vectors["float"] * vectors[name], axis=1)
+            judged[name] = {"cpu": float(np.median(ratios)), "p5": float(np.percentile(cos, 5)), "ap": {}}
             line += (f", {np.median(ratios):.3f}x float; cosine with float: mean {cos.mean():.4f}, "
                      f"5th percentile {np.percentile(cos, 5):.4f}, lowest {cos.min():.4f}")
         print(line, flush=True)
@@ -327,18 +348,20 @@ def main() -> None:
     print(f"   does a text's vector depend on its pass? the first {len(sample)} sentences in one call against one by one:")
     for name, model in models.items():
         together, alone = model.encode(sample), np.vstack([model.encode([text]) for text in sample])
+        if name != "float":
+            judged[name]["pass"] = float(np.abs(together - alone).max())
         print(f"      {name}: largest difference {np.abs(together - alone).max():.1e}, lowest cosine "
               f"{np.sum(together * alone, axis=1).min():.4f}", flush=True)
 
     titles, classes = even_designs(args.data)
     labels, figures, relevant = upair_set(args.data)
     sets = {
-        f"2a. designs-even ({len(titles)} titles, {len(set(classes))} classes; relevant = same USPC class)":
-            {name: retrieval(model.encode(titles), classes) for name, model in models.items()},
-        f"2b. upair ({len(labels)} labels -> {len(figures)} figures' texts; relevant = the figures carrying it)":
-            {name: upair_retrieval(model, labels, figures, relevant) for name, model in models.items()},
+        "designs-even": (f"2a. designs-even ({len(titles)} titles, {len(set(classes))} classes; relevant = same USPC "
+                         "class)", {name: retrieval(model.encode(titles), classes) for name, model in models.items()}),
+        "upair": (f"2b. upair ({len(labels)} labels -> {len(figures)} figures' texts; relevant = the figures carrying "
+                  "it)", {name: upair_retrieval(model, labels, figures, relevant) for name, model in models.items()}),
     }
-    for title, results in sets.items():
+    for set_name, (title, results) in sets.items():
         print(title)
         for measure in ("AP@50", "P@10", "RR"):
             a = results["float"][measure]
@@ -346,7 +369,13 @@ def main() -> None:
             for name in names:
                 b = results[name][measure]
                 low, high = bootstrap(b - a)
+                if measure == "AP@50":
+                    judged[name]["ap"][set_name] = (float(b.mean() - a.mean()), low, high)
                 print(f"      {name}: {b.mean():.4f}, {b.mean() - a.mean():+.4f} (95 % CI {low:+.4f} .. {high:+.4f})")
+    print("3. stop 31's adoption rule (docs/performance.md):")
+    for name in names:
+        failures = rule_failures(judged[name]["cpu"], judged[name]["p5"], judged[name]["ap"], judged[name]["pass"])
+        print(f"   {name}: " + ("passes" if not failures else "fails " + "; ".join(failures)))
 
 
 if __name__ == "__main__":

@@ -72,3 +72,14 @@ def test_partial_quantisations_name_the_weight_matmuls_of_minilms_export():
     assert matmuls == {name for i in range(6) for name in bench._weights(i)}
     for name, (_, options) in bench.CANDIDATES.items():
         assert set((options or {}).get("nodes_to_quantize", [])) <= matmuls, name
+
+
+def test_the_rule_names_each_failure_and_passes_a_candidate_within_every_bound():
+    fine = {"designs-even": (+0.0011, -0.0003, +0.0025), "upair": (-0.0008, -0.0030, +0.0040)}
+    assert bench.rule_failures(0.68, 0.9933, fine, 0.0) == []
+    failures = bench.rule_failures(0.90, 0.9899, {"designs-even": (+0.0002, +0.0001, +0.0015),
+                                                  "upair": (-0.0012, -0.0059, +0.0034)}, 3.5e-2)
+    assert [f.split(" (")[0] for f in failures] == [
+        "1", "2 on designs-even", "2 on upair", "3", "a vector depends on its pass"]
+    # the bounds themselves pass
+    assert bench.rule_failures(0.85, 0.99, {"s": (-0.001, -0.01, 0.0)}, 1e-6) == []
