@@ -5,6 +5,9 @@ missing GPU give one clear error."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -194,3 +197,23 @@ def test_cached_activations_train_the_same_model_as_full_passes(runs, tmp_path, 
     result = CliRunner().invoke(main, ["train-encoder", "--bundle", bundle, "--out", str(tmp_path / "x.onnx"), *lite,
                                        "--cached-activations", "--cache-layer", "14"])
     assert result.exit_code != 0 and "--cache-layer 14" in result.output, result.output
+
+
+def test_threads_above_omp_thread_limit_are_capped_so_the_backward_pass_finishes(runs, tmp_path):
+    """torch accepts --threads 2 under OMP_THREAD_LIMIT=1, and the weight gradient of a 1x1 convolution then waits in
+    oneDNN's barrier for a thread OpenMP never starts, forever (torch 2.13): the training runs set at most the limit."""
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    hang = ("import torch; from figsearch.train.backbone import set_torch_threads; "
+            "print(set_torch_threads(2), torch.get_num_threads(), flush=True); "
+            "conv = torch.nn.Conv2d(16, 16, 1, bias=False); conv(torch.rand(256, 16, 2, 2)).sum().backward(); print('done')")
+    result = subprocess.run([sys.executable, "-c", hang], env=env, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["1", "1", "done"], result.stderr
+    out = tmp_path / "capped.onnx"
+    args = ["--bundle", str(runs["root"] / "tuned.onnx.bundle.npz"), "--out", str(out), *BASE, "--finetune-epochs", "1",
+            "--finetune-from", "16", "--backbone-lr", "1e-3"]
+    args[args.index("--threads") + 1] = "2"
+    result = subprocess.run([sys.executable, "-m", "figsearch", "train-encoder", *args], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["settings"]["threads"] == 2 and record["hardware"]["torch_threads"] == 1

@@ -985,7 +985,7 @@ def run(
     if settings.backbone not in BACKBONES:
         raise InputError(f"unknown backbone {settings.backbone!r}; choose one of: {', '.join(BACKBONES)}")
     if settings.threads:
-        torch.set_num_threads(settings.threads)
+        set_torch_threads(settings.threads)
     if settings.finetune_epochs > 0 or settings.bundle:
         raise InputError("fine-tuning and bundles are run by figsearch.train.finetune.run_finetune")
     out = Path(settings.out)
@@ -1013,6 +1013,19 @@ def run(
     head: Head = trained["head"]
     pooled = Pooled(settings.backbone, build_backbone(settings.backbone), settings.levels)
     return write_model(settings, items, trained, pooled, texts is not None, has_text, started, feature_seconds)
+
+
+def set_torch_threads(threads: int) -> int:
+    """torch's intra-op threads for a training run: ``threads``, but at most ``OMP_THREAD_LIMIT`` where that is set;
+    returns the number set. torch accepts more than the limit, OpenMP then starts fewer threads than oneDNN divides a
+    convolution's work among, and the backward pass of a 1x1 convolution waits in oneDNN's barrier for the missing
+    threads forever (torch 2.13 on the CPU: ``--threads 2`` under ``OMP_THREAD_LIMIT=1`` hung the first fine-tuning
+    batch; docs/encoder.md, stop 31)."""
+    limit = os.environ.get("OMP_THREAD_LIMIT", "").strip()
+    if limit.isdigit() and int(limit) > 0:
+        threads = min(threads, int(limit))
+    torch.set_num_threads(threads)
+    return threads
 
 
 def training_hardware(device: str) -> dict:

@@ -33,7 +33,7 @@ from figsearch.errors import InputError
 from figsearch.train.backbone import (
     LITE_BLOCKS, BackboneSettings, Head, Item, LevelNorm, Pooled, Validation, _excluded, _load_grey, batch_loss,
     collection_items, epoch_order, epoch_stats, level_channels, ordered_levels, pooled_features, selection_score,
-    split_masks, training_hardware, train_head, write_model,
+    set_torch_threads, split_masks, training_hardware, train_head, write_model,
 )
 
 BUNDLE_VERSION = 1
@@ -503,7 +503,7 @@ def run_finetune(settings: BackboneSettings, on_message: Callable[[str], None] =
                          "--bundle")
     device = resolve_device(settings.device)
     if settings.threads:
-        torch.set_num_threads(settings.threads)
+        set_torch_threads(settings.threads)
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()

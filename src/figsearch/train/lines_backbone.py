@@ -217,11 +217,11 @@ def train_lines_head(features: np.ndarray, groups: list[str], ids: list[str], se
 
 def run(settings: LinesBackboneSettings, on_message=log.info) -> dict:
     from figsearch import __version__
-    from figsearch.train.backbone import collection_items, source_folders
+    from figsearch.train.backbone import collection_items, set_torch_threads, source_folders
     from figsearch.train.metric import same_group_map
 
     if settings.threads:
-        torch.set_num_threads(settings.threads)
+        set_torch_threads(settings.threads)
     started = time.monotonic()
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,9 @@ def run_training(
     from figsearch.train.trainset import collection_items, source_folders
 
     if settings.threads:
-        torch.set_num_threads(settings.threads)
+        from figsearch.train.backbone import set_torch_threads
+
+        set_torch_threads(settings.threads)
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     items = collection_items(settings.collections, strip_header=settings.strip_headers)
