@@ -9,7 +9,8 @@
 #
 # Each run writes RUNS/NAME.onnx, its record RUNS/NAME.json (the fine-tuning curve, the cache's size and seconds) and
 # RUNS/NAME.log (with the load average before and after); then the table of scripts/finetune-gpu.sh's kind.
-# $THREADS: torch threads per run [2]; $CACHE: the activation folder [RUNS/activations]; $PYTHON [python3].
+# $THREADS: torch threads per run [2], at most $OMP_THREAD_LIMIT where it is set; $CACHE: the activation folder
+# [RUNS/activations]; $PYTHON [python3]. MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ set beforehand win.
 set -u
 if [ $# -lt 3 ]; then
     sed -n '2,13p' "$0"
@@ -18,6 +19,10 @@ fi
 bundle=$1; runs=$2; shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH=$here/src${PYTHONPATH:+:$PYTHONPATH}
+# Freed memory stays in glibc's heap: with the defaults every large short-lived tensor of the 288 px batches is a fresh
+# mmap faulted in again, and the kernel's time rivals the work's (benchmarks/finetune_allocator.py: system CPU about
+# 11x lower, user the same; the price is memory not handed back, 7-8 GB resident with views, 15 GB with a layer-9 cache).
+export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-17179869184} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:-17179869184}
 python=${PYTHON:-python3}
 mkdir -p "$runs"
 status=0
