@@ -128,3 +128,29 @@ def test_shipped_lite0_288_model_loads_at_its_size_and_names_its_training():
     vectors = encoder.encode([_drawing("ring", 53), _drawing("box", 54)])
     assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert encoder_key(encoder) != encoder_key(create_visual("backbone:drawing-backbone4-lite0.onnx", threads=1))
+
+
+def test_shipped_finetuned_lite0_model_loads_by_name_and_names_its_training():
+    """Stop 31's fine-tuned Lite0 (ft39's run H, blocks from 16 trained at 3e-4), shipped as an option with float16
+    weights: it loads by name, encodes, names its starting weights, fine-tuning and data, and keys apart from bb5."""
+    from figsearch.embed.encoders.backbone import default_model_path
+
+    path = default_model_path().with_name("drawing-backbone6-lite0-288-ft.onnx")
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this installation")
+    assert path.stat().st_size < 20e6
+    encoder = create_visual("backbone:drawing-backbone6-lite0-288-ft.onnx", threads=1)
+    record = encoder.record
+    assert record == json.loads(path.with_suffix(".json").read_text())  # the sidecar is the file's own record
+    assert record["settings"]["backbone"] == "efficientnet-lite0" and encoder.identity["image_size"] == 288
+    assert record["weights_stored_as"]["dtype"] == "float16"
+    assert "Apache" in record["starting_weights"]["licence"] and record["starting_weights"]["frozen"] is False
+    finetune = record["finetune"]
+    assert finetune["from_block"] == 16 and finetune["backbone_lr"] == 3e-4 and finetune["augment"] is False
+    assert len(finetune["curve"]) == finetune["epochs"] == 20
+    assert "us-design-grants" not in record["data"]["source_folders"] and record["data"]["class_val_drawings"] > 0
+    vectors = encoder.encode([_drawing("ring", 55), _drawing("box", 56)])
+    assert vectors.shape == (2, 256) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    bb5 = create_visual("backbone:drawing-backbone5-lite0-288.onnx", threads=1)
+    assert encoder_key(encoder) != encoder_key(bb5)
+    assert not np.allclose(vectors, bb5.encode([_drawing("ring", 55), _drawing("box", 56)]), atol=1e-3)

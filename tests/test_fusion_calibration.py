@@ -64,9 +64,9 @@ def test_the_shipped_file_has_an_entry_for_the_default_visual_model():
     from figsearch.embed.catalog import DEFAULT_VISUAL_ENCODER
     from figsearch.embed.sheet_context import split_sheet_context
 
-    # the default, the previous default and the Lite0 options each have an entry written by fusion_tuning.py --calibrate
+    # the default, the previous default, the Lite0 options and the fine-tuned Lite0 each have an entry written by fusion_tuning.py --calibrate
     for name in (split_sheet_context(DEFAULT_VISUAL_ENCODER)[0].split(":", 1)[1], "drawing-backbone2.onnx", "drawing-backbone4-lite0.onnx",
-                 "drawing-backbone5-lite0-288.onnx"):
+                 "drawing-backbone5-lite0-288.onnx", "drawing-backbone6-lite0-288-ft.onnx"):
         shipped = Path(str(resources.files("figsearch") / "models" / name))
         if not shipped.is_file():
             pytest.skip(f"{shipped} is not in this installation")
