@@ -65,13 +65,20 @@ def test_a_sized_model_encodes_and_never_shares_an_index_key(sized):
     assert encoder_key(small) != encoder_key(default)
 
 
-def test_shipped_288_model_loads_and_names_its_training():
+def _shipped_encoder(name: str):
+    """A model the package ships, by its bare name, with its path; the test skips where this installation lacks it.
+    Every shipped model stays under the issue's 20 MB."""
     from figsearch.embed.encoders.backbone import default_model_path
 
-    path = default_model_path().with_name("drawing-backbone4-288.onnx")
+    path = default_model_path().with_name(name)
     if not path.is_file():
         pytest.skip(f"{path} is not in this installation")
-    encoder = create_visual("backbone:drawing-backbone4-288.onnx", threads=1)  # a bare name: among the package's models
+    assert path.stat().st_size < 20e6
+    return create_visual(f"backbone:{name}", threads=1), path
+
+
+def test_shipped_288_model_loads_and_names_its_training():
+    encoder, _ = _shipped_encoder("drawing-backbone4-288.onnx")  # a bare name: among the package's models
     assert encoder.image_size == 288 and len(encoder.meta["levels"]) == 17
     record = encoder.record
     assert record["settings"]["image_size"] == 288 and record["starting_weights"]["frozen"] is True
@@ -97,13 +104,7 @@ def test_half_weights_keep_the_vectors_and_halve_the_file(sized, tmp_path):
 
 
 def test_shipped_lite0_model_loads_and_names_its_training():
-    from figsearch.embed.encoders.backbone import default_model_path
-
-    path = default_model_path().with_name("drawing-backbone4-lite0.onnx")
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this installation")
-    assert path.stat().st_size < 20e6
-    encoder = create_visual("backbone:drawing-backbone4-lite0.onnx", threads=1)
+    encoder, _ = _shipped_encoder("drawing-backbone4-lite0.onnx")
     record = encoder.record
     assert record["settings"]["backbone"] == "efficientnet-lite0" and record["weights_stored_as"]["dtype"] == "float16"
     assert "Apache" in record["starting_weights"]["licence"] and record["starting_weights"]["frozen"] is True
@@ -114,13 +115,7 @@ def test_shipped_lite0_model_loads_and_names_its_training():
 
 def test_shipped_lite0_288_model_loads_at_its_size_and_names_its_training():
     """Stop 18's candidate: Lite0 at 288 px, float16 weights; its index key differs from the 224 px model's."""
-    from figsearch.embed.encoders.backbone import default_model_path
-
-    path = default_model_path().with_name("drawing-backbone5-lite0-288.onnx")
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this installation")
-    assert path.stat().st_size < 20e6
-    encoder = create_visual("backbone:drawing-backbone5-lite0-288.onnx", threads=1)
+    encoder, _ = _shipped_encoder("drawing-backbone5-lite0-288.onnx")
     record = encoder.record
     assert record["settings"]["backbone"] == "efficientnet-lite0" and record["settings"]["image_size"] == 288
     assert encoder.identity["image_size"] == 288 and record["weights_stored_as"]["dtype"] == "float16"
@@ -133,13 +128,7 @@ def test_shipped_lite0_288_model_loads_at_its_size_and_names_its_training():
 def test_shipped_finetuned_lite0_model_loads_by_name_and_names_its_training():
     """Stop 31's fine-tuned Lite0 (ft39's run H, blocks from 16 trained at 3e-4), shipped as an option with float16
     weights: it loads by name, encodes, names its starting weights, fine-tuning and data, and keys apart from bb5."""
-    from figsearch.embed.encoders.backbone import default_model_path
-
-    path = default_model_path().with_name("drawing-backbone6-lite0-288-ft.onnx")
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this installation")
-    assert path.stat().st_size < 20e6
-    encoder = create_visual("backbone:drawing-backbone6-lite0-288-ft.onnx", threads=1)
+    encoder, path = _shipped_encoder("drawing-backbone6-lite0-288-ft.onnx")
     record = encoder.record
     assert record == json.loads(path.with_suffix(".json").read_text())  # the sidecar is the file's own record
     assert record["settings"]["backbone"] == "efficientnet-lite0" and encoder.identity["image_size"] == 288
