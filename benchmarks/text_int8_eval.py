@@ -51,19 +51,24 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def build_sentences(data: Path) -> list[str]:
+def _patent_sentences(path: Path):
+    """An EP or US XML document's patent and its description sentences, as the build splits them."""
     from figsearch.ingest import xmlsafe
     from figsearch.ingest.ep_xml import parse_document as ep
     from figsearch.ingest.us_xml import parse_document as us
     from figsearch.link.patent_text import PatentText
 
+    root = xmlsafe.parse(path.read_bytes(), str(path))
+    patent = (ep if root.tag == "ep-patent-document" else us)(root, str(path), path.parent).patent
+    return patent, [s.text.strip() for s in PatentText.of(patent).sentences if s.text.strip()]
+
+
+def build_sentences(data: Path) -> list[str]:
     files = sorted((data / "us-applications").glob("*/*.XML")) + sorted((data / "ep-documents").glob("*/*.xml"))
     out: list[str] = []
     for path in files:
-        root = xmlsafe.parse(path.read_bytes(), str(path))
-        patent = (ep if root.tag == "ep-patent-document" else us)(root, str(path), path.parent).patent
-        text = PatentText.of(patent)
-        out += [s.text.strip() for s in text.sentences if s.text.strip()] + [patent.title or "untitled"]
+        patent, sentences = _patent_sentences(path)
+        out += sentences + [patent.title or "untitled"]
     return list(dict.fromkeys(out))
 
 
@@ -233,19 +238,13 @@ def calibration_sentences(data: Path, limit: int = 400) -> list[str]:
     """Description sentences of the ``xml-text-only`` documents, spread over them (at most ``limit``): static
     quantisation's calibration. Neither an evaluation set nor a set measured here."""
     from figsearch.errors import FigsearchError
-    from figsearch.ingest import xmlsafe
-    from figsearch.ingest.ep_xml import parse_document as ep
-    from figsearch.ingest.us_xml import parse_document as us
-    from figsearch.link.patent_text import PatentText
 
     sentences: list[str] = []
     for path in sorted((data / "xml-text-only").glob("*/*.xml")):
         try:
-            root = xmlsafe.parse(path.read_bytes(), str(path))
-            patent = (ep if root.tag == "ep-patent-document" else us)(root, str(path), path.parent).patent
+            sentences += _patent_sentences(path)[1]
         except (FigsearchError, ValueError, KeyError):  # the CPC scheme file, formats a reader refuses
             continue
-        sentences += [s.text.strip() for s in PatentText.of(patent).sentences if s.text.strip()]
     sentences = list(dict.fromkeys(sentences))
     return sentences[:: max(1, len(sentences) // limit)][:limit]
 
